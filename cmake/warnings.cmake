@@ -1,0 +1,15 @@
+# Warning flags for every target of this project; SHK_WERROR turns them into errors.
+function(shmkit_warnings target)
+  if(CMAKE_C_COMPILER_ID MATCHES "GNU|Clang")
+    target_compile_options(${target} PRIVATE -Wall -Wextra -Wshadow -Wstrict-prototypes
+      -Wmissing-prototypes -Wno-unused-parameter)
+    if(SHK_WERROR)
+      target_compile_options(${target} PRIVATE -Werror)
+    endif()
+  elseif(MSVC)
+    target_compile_options(${target} PRIVATE /W4 /wd4100)
+    if(SHK_WERROR)
+      target_compile_options(${target} PRIVATE /WX)
+    endif()
+  endif()
+endfunction()

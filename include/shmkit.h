@@ -1,0 +1,36 @@
+/* shmkit: shared memory, chunk tasks, buffers, a write watcher and a profiling protocol.
+ * This umbrella header is what programs include. */
+#ifndef SHMKIT_H
+#define SHMKIT_H
+
+#define SHK_VERSION_MAJOR 0
+#define SHK_VERSION_MINOR 1
+#define SHK_VERSION_PATCH 0
+/* One number that grows with every release: major * 10000 + minor * 100 + patch. */
+#define SHK_VERSION_NUMBER (SHK_VERSION_MAJOR * 10000 + SHK_VERSION_MINOR * 100 + SHK_VERSION_PATCH)
+#define SHK_VERSION_STRING "0.1.0"
+
+#include "shmkit/export.h"
+#include "shmkit/error.h"
+#include "shmkit/shm.h"
+#include "shmkit/task.h"
+#include "shmkit/buf.h"
+#include "shmkit/watch.h"
+#include "shmkit/lens.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The version of the library that is linked, as SHK_VERSION_NUMBER; compare it with the header's
+ * to detect a mismatched DLL or .so. */
+SHK_API int shk_version(void);
+
+/* The same as a string, "major.minor.patch" (static). */
+SHK_API const char *shk_version_string(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

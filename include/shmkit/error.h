@@ -1,0 +1,63 @@
+/* Error codes of shmkit: fixed negative numbers, the same on every OS. */
+#ifndef SHMKIT_ERROR_H
+#define SHMKIT_ERROR_H
+
+#include "shmkit/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The one list of codes: X(NAME, value, description). It generates the enum below and, inside
+ * the library, shk_strerror() and shk_error_name(). Codes are never renumbered; new codes are
+ * appended with the next free value. */
+#define SHK_ERROR_LIST(X)                                                                  \
+  X(SHK_OK, 0, "success")                                                                  \
+  X(SHK_EINVAL, -1, "invalid argument")                                                    \
+  X(SHK_ENOMEM, -2, "out of memory")                                                       \
+  X(SHK_ENAME, -3, "invalid name (empty, too long, or a character outside [A-Za-z0-9._-])") \
+  X(SHK_EEXIST, -4, "already exists")                                                      \
+  X(SHK_ENOENT, -5, "does not exist")                                                      \
+  X(SHK_EACCES, -6, "permission denied")                                                   \
+  X(SHK_ESIZE, -7, "size is zero or too large to map")                                     \
+  X(SHK_ETIMEDOUT, -8, "timed out")                                                        \
+  X(SHK_ECANCELED, -9, "cancelled")                                                        \
+  X(SHK_EOS, -10, "operating system error (see shk_last_os_error)")                        \
+  X(SHK_EOVERFLOW, -11, "arithmetic overflow in a size or count")                          \
+  X(SHK_EOVERLAP, -12, "memory range overlaps a live range")                               \
+  X(SHK_ENODEV, -13, "no device available")                                                \
+  X(SHK_EUNSUPPORTED, -14, "not supported on this system or build")                        \
+  X(SHK_EBUSY, -15, "resource busy")                                                       \
+  X(SHK_ELIMIT, -16, "a system or configured limit was reached")                           \
+  X(SHK_EVERSION, -17, "incompatible version")                                             \
+  X(SHK_EFORMAT, -18, "malformed data")                                                    \
+  X(SHK_ECRASHED, -19, "a worker crashed")                                                 \
+  X(SHK_ESTATE, -20, "object is in the wrong state for this call")                         \
+  X(SHK_ENOHOOK, -21, "shk_worker_main() was not called at the top of main()")             \
+  X(SHK_ERANGE, -22, "index or range out of bounds")                                       \
+  X(SHK_EFAULT, -23, "bad address")
+
+typedef enum shk_error {
+#define SHK_ERROR_ENUM_(name, value, text) name = value,
+  SHK_ERROR_LIST(SHK_ERROR_ENUM_)
+#undef SHK_ERROR_ENUM_
+} shk_error;
+
+/* A sentence describing `code` (a static string, never NULL; "unknown error" for codes not in
+ * the list). Thread-safe. */
+SHK_API const char *shk_strerror(int code);
+
+/* The symbolic name of `code`, such as "SHK_ENOENT" (static, never NULL; "SHK_UNKNOWN" for codes
+ * not in the list). Thread-safe. */
+SHK_API const char *shk_error_name(int code);
+
+/* The raw OS error (errno on POSIX, GetLastError() or an NTSTATUS on Windows) behind the last
+ * SHK_E* code that this thread got from a call that touched the OS; 0 when there was none.
+ * For diagnostics only: the value differs between systems. */
+SHK_API int shk_last_os_error(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

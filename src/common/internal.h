@@ -1,0 +1,37 @@
+/* What the files of src/common/ share: small helpers, the run-once primitive, error recording. */
+#ifndef SHMKIT_INTERNAL_H
+#define SHMKIT_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shmkit.h"
+#include "os.h"
+
+#define SHK__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define SHK__MIN(a, b) ((a) < (b) ? (a) : (b))
+#define SHK__MAX(a, b) ((a) > (b) ? (a) : (b))
+
+/* Records the raw OS error behind the SHK_E* code about to be returned (thread-local), and
+ * returns that code, so a backend can write `return shk__error_record_os(code, errno)`. */
+int shk__error_record_os(int code, int raw);
+
+/* Runs init() exactly once across all threads; later callers wait until it has finished.
+ * A zero-initialised shk__once is ready to use (static storage needs no set-up). */
+typedef struct shk__once {
+  atomic_int state; /* 0 not started, 1 running, 2 done */
+} shk__once;
+void shk__once_run(shk__once *once, void (*init)(void));
+
+/* Rounds n up to a multiple of `unit` (a power of two). Returns 0 on overflow. */
+size_t shk__round_up(size_t n, size_t unit);
+
+/* a * b into *out; false on overflow. */
+static inline int shk__mul_overflows(size_t a, size_t b, size_t *out) {
+  if (a != 0 && b > SIZE_MAX / a) return 1;
+  *out = a * b;
+  return 0;
+}
+
+#endif

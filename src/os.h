@@ -1,0 +1,165 @@
+/* The internal OS interface: the only door from src/common/ to the operating system.
+ *
+ * Contract. Every function here is implemented once in src/posix/ and once in src/win32/, by area
+ * (segment, proc, thread, clock, memory, fault, ...). Fallible functions return SHK_OK or a
+ * negative SHK_E* code, never -1 with errno; each backend translates errno / GetLastError() at its
+ * edge, in one function per backend (posix_error / win32_error), and records the raw number with
+ * shk__error_record_os() (src/common/internal.h) so shk_last_os_error() can show it. Nothing here prints, aborts or
+ * allocates unless its comment says so. Types are plain C: OS handles travel as intptr_t.
+ * Features that may be missing at run time are fields of shk__os_caps, filled once; common code
+ * branches on those fields, never on #ifdef.
+ */
+#ifndef SHMKIT_OS_H
+#define SHMKIT_OS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shmkit/error.h"
+
+/* ---- capabilities ---------------------------------------------------------------------- */
+
+typedef struct shk__os_caps {
+  size_t page_size;          /* the unit of protection */
+  size_t alloc_granularity;  /* the unit of address-space reservation (64 KiB on Windows) */
+  unsigned cpu_count;        /* online CPUs, at least 1 */
+  bool has_fork;             /* workers can be forked (POSIX) */
+  bool has_memfd;            /* anonymous segments use memfd_create */
+  bool has_write_watch;      /* GetWriteWatch on MEM_WRITE_WATCH memory (Windows) */
+  bool has_userfaultfd_wp;   /* userfaultfd write-protect (Linux) */
+  bool has_uffd_wp_async;    /* ... in async mode, with PAGEMAP_SCAN */
+} shk__os_caps;
+
+/* The capabilities of this system, filled on first call (thread-safe), never NULL. */
+const shk__os_caps *shk__os_caps_get(void);
+
+
+/* ---- segments (segment.c) ---------------------------------------------------------------- */
+
+typedef struct shk__os_segment {
+  void *addr;      /* mapping */
+  size_t size;     /* mapped size, a whole number of pages */
+  intptr_t handle; /* fd (POSIX) or HANDLE (Windows) of the segment object */
+  bool writable;
+} shk__os_segment;
+
+/* Longest OS name that shk__os_segment_name() writes, with its terminator. */
+#define SHK__OS_SEGMENT_NAME_SIZE 64
+
+/* Turns a checked portable name into the OS name ("/name" or "Local\name"). */
+void shk__os_segment_name(const char *portable, char os_name[SHK__OS_SEGMENT_NAME_SIZE]);
+
+/* Creates (exclusively) and maps a zero-filled read-write segment of `size` bytes, a whole number
+ * of pages, owner-only. os_name NULL: anonymous. SHK_EEXIST, SHK_ESIZE, SHK_EACCES, SHK_ENOMEM,
+ * SHK_EOS. Leaves nothing behind on failure. */
+int shk__os_segment_create(const char *os_name, size_t size, shk__os_segment *seg);
+
+/* Opens and maps an existing named segment, its whole size. SHK_ENOENT, SHK_EACCES, SHK_EOS. */
+int shk__os_segment_open(const char *os_name, bool writable, shk__os_segment *seg);
+
+/* Unmaps and closes. Accepts a zeroed segment. */
+void shk__os_segment_close(shk__os_segment *seg);
+
+/* Removes the name. SHK_ENOENT when there is none. */
+int shk__os_segment_unlink(const char *os_name);
+
+/* ---- processes (proc.c) ------------------------------------------------------------------ */
+
+typedef struct shk__os_proc {
+  intptr_t handle; /* pid (POSIX) or process HANDLE (Windows); 0 when none */
+  int pid;
+} shk__os_proc;
+
+typedef enum shk__os_exit_kind {
+  SHK__OS_EXITED = 1,   /* code = exit status */
+  SHK__OS_SIGNALED = 2  /* code = signal number (POSIX) or exception code (Windows) */
+} shk__os_exit_kind;
+
+typedef struct shk__os_exit {
+  shk__os_exit_kind kind;
+  int code;
+} shk__os_exit;
+
+/* Starts this same executable again with argv[1..argc] = args. The child inherits stdout and
+ * stderr. SHK_ENOMEM, SHK_EOS. */
+int shk__os_proc_spawn_self(const char *const *args, int argc, shk__os_proc *proc);
+
+/* Waits up to timeout_ms (negative: forever) for the process to end and reaps it; fills *how.
+ * SHK_ETIMEDOUT leaves it running and waitable. */
+int shk__os_proc_wait(shk__os_proc *proc, int64_t timeout_ms, shk__os_exit *how);
+
+/* Kills the process at once (SIGKILL / TerminateProcess); it must still be waited for. */
+int shk__os_proc_kill(shk__os_proc *proc);
+
+/* This process's id. */
+int shk__os_pid(void);
+
+/* Whether a process with this id exists now (a zombie counts as gone). */
+bool shk__os_pid_alive(int pid);
+
+/* The path of the running executable, written into buf (NUL-terminated). SHK_ERANGE if short. */
+int shk__os_self_path(char *buf, size_t size);
+
+/* ---- threads and locks (thread.c) -------------------------------------------------------- */
+
+typedef struct shk__os_thread shk__os_thread;
+typedef void (*shk__os_thread_fn)(void *arg);
+
+/* Starts a thread running fn(arg); allocates the handle. SHK_ENOMEM, SHK_EOS. */
+int shk__os_thread_start(shk__os_thread **thread, shk__os_thread_fn fn, void *arg);
+
+/* Waits for the thread to end and frees the handle. */
+void shk__os_thread_join(shk__os_thread *thread);
+
+/* A non-recursive mutex and a condition variable, stored inline; room for the largest OS type. */
+typedef struct shk__os_mutex {
+  _Alignas(8) unsigned char opaque[64];
+} shk__os_mutex;
+
+typedef struct shk__os_cond {
+  _Alignas(8) unsigned char opaque[64];
+} shk__os_cond;
+
+void shk__os_mutex_init(shk__os_mutex *m);
+void shk__os_mutex_destroy(shk__os_mutex *m);
+void shk__os_mutex_lock(shk__os_mutex *m);
+void shk__os_mutex_unlock(shk__os_mutex *m);
+
+void shk__os_cond_init(shk__os_cond *c);
+void shk__os_cond_destroy(shk__os_cond *c);
+void shk__os_cond_wait(shk__os_cond *c, shk__os_mutex *m);
+/* Waits at most timeout_ns (monotonic). Returns SHK_OK when woken, SHK_ETIMEDOUT otherwise. */
+int shk__os_cond_timedwait(shk__os_cond *c, shk__os_mutex *m, uint64_t timeout_ns);
+void shk__os_cond_signal(shk__os_cond *c);
+void shk__os_cond_broadcast(shk__os_cond *c);
+
+/* An id of the calling thread, unique among the live threads of the system (gettid / GetCurrentThreadId). */
+uint64_t shk__os_thread_id(void);
+
+/* ---- time (clock.c) ---------------------------------------------------------------------- */
+
+/* Monotonic time in nanoseconds since an arbitrary start. Async-signal-safe. */
+uint64_t shk__os_now_ns(void);
+void shk__os_sleep_ns(uint64_t ns);
+/* Gives the CPU to another ready thread. */
+void shk__os_yield(void);
+
+/* ---- memory (memory.c) ------------------------------------------------------------------- */
+
+typedef enum shk__os_prot {
+  SHK__OS_PROT_NONE = 0,
+  SHK__OS_PROT_READ = 1,
+  SHK__OS_PROT_READ_WRITE = 3
+} shk__os_prot;
+
+/* Allocates whole, zeroed pages (mmap / VirtualAlloc). write_watch asks Windows to track writes
+ * (MEM_WRITE_WATCH); ignored where caps->has_write_watch is false. SHK_ENOMEM, SHK_ESIZE. */
+int shk__os_pages_alloc(size_t size, bool write_watch, void **out);
+void shk__os_pages_free(void *addr, size_t size);
+
+/* Changes the protection of whole pages. Async-signal-safe on POSIX. SHK_ENOMEM when the kernel
+ * cannot split more memory areas, SHK_EINVAL, SHK_EOS. */
+int shk__os_protect(void *addr, size_t size, shk__os_prot prot);
+
+#endif

@@ -1,0 +1,13 @@
+/* What the files of the POSIX backend share. */
+#ifndef SHMKIT_POSIX_H
+#define SHMKIT_POSIX_H
+
+#include <errno.h>
+
+#include "common/internal.h"
+
+/* Translates an errno value into its SHK_E* code and records the raw value: the one place where
+ * errno becomes a shmkit error. */
+int posix_error(int err);
+
+#endif

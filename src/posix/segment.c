@@ -1,0 +1,100 @@
+/* POSIX segments: shm_open + ftruncate + mmap for named ones, memfd_create for anonymous ones. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "posix.h"
+
+void shk__os_segment_name(const char *portable, char os_name[SHK__OS_SEGMENT_NAME_SIZE]) {
+  snprintf(os_name, SHK__OS_SEGMENT_NAME_SIZE, "/%s", portable);
+}
+
+static int open_anonymous_fd(void) {
+#ifdef SYS_memfd_create
+  if (shk__os_caps_get()->has_memfd) {
+    int fd = (int)syscall(SYS_memfd_create, "shmkit", 1 /* MFD_CLOEXEC */);
+    if (fd >= 0) return fd;
+  }
+#endif
+  /* No memfd: a private random name, removed at once so it can never be left behind. */
+  for (int attempt = 0; attempt < 16; attempt++) {
+    char name[64];
+    snprintf(name, sizeof name, "/shk-anon-%d-%llx-%d", (int)getpid(),
+             (unsigned long long)shk__os_now_ns(), attempt);
+    int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      shm_unlink(name);
+      return fd;
+    }
+    if (errno != EEXIST) return -1;
+  }
+  return -1;
+}
+
+static int map_fd(int fd, size_t size, bool writable, shk__os_segment *seg) {
+  int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+  void *addr = mmap(NULL, size, prot, MAP_SHARED, fd, 0);
+  if (addr == MAP_FAILED) return -1;
+  seg->addr = addr;
+  seg->size = size;
+  seg->handle = fd;
+  seg->writable = writable;
+  return 0;
+}
+
+/* ftruncate or mmap refusing a size means the size cannot be had, whatever errno says. */
+static int size_error(int err) {
+  int code = posix_error(err);
+  return code == SHK_ENOMEM || code == SHK_EINVAL || code == SHK_EOS ? SHK_ESIZE : code;
+}
+
+int shk__os_segment_create(const char *os_name, size_t size, shk__os_segment *seg) {
+  memset(seg, 0, sizeof *seg);
+  if (size > (size_t)INT64_MAX) return SHK_ESIZE;
+  int fd = os_name ? shm_open(os_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)
+                   : open_anonymous_fd();
+  if (fd < 0) return posix_error(errno);
+  int err = 0;
+  if (ftruncate(fd, (off_t)size) != 0 || map_fd(fd, size, true, seg) != 0) err = errno;
+  if (err == 0) return SHK_OK;
+  close(fd);
+  if (os_name) shm_unlink(os_name);
+  return size_error(err);
+}
+
+int shk__os_segment_open(const char *os_name, bool writable, shk__os_segment *seg) {
+  memset(seg, 0, sizeof *seg);
+  int fd = shm_open(os_name, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
+  if (fd < 0) return posix_error(errno);
+  struct stat st;
+  int err = 0;
+  if (fstat(fd, &st) != 0) {
+    err = errno;
+  } else if (st.st_size <= 0) {
+    /* A name whose creator has not sized it yet, or that someone else made empty. */
+    close(fd);
+    return SHK_ESIZE;
+  } else if (map_fd(fd, (size_t)st.st_size, writable, seg) != 0) {
+    err = errno;
+  }
+  if (err == 0) return SHK_OK;
+  close(fd);
+  return posix_error(err);
+}
+
+void shk__os_segment_close(shk__os_segment *seg) {
+  if (seg->addr) {
+    munmap(seg->addr, seg->size);
+    close((int)seg->handle);
+  }
+  memset(seg, 0, sizeof *seg);
+}
+
+int shk__os_segment_unlink(const char *os_name) {
+  if (shm_unlink(os_name) != 0) return posix_error(errno);
+  return SHK_OK;
+}

@@ -1,0 +1,95 @@
+/* POSIX threads, mutexes and condition variables (the condition waits on the monotonic clock). */
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/syscall.h>
+#endif
+
+#include "posix.h"
+
+_Static_assert(sizeof(pthread_mutex_t) <= sizeof(shk__os_mutex), "shk__os_mutex too small");
+_Static_assert(sizeof(pthread_cond_t) <= sizeof(shk__os_cond), "shk__os_cond too small");
+
+struct shk__os_thread {
+  pthread_t id;
+  shk__os_thread_fn fn;
+  void *arg;
+};
+
+static void *thread_trampoline(void *p) {
+  shk__os_thread *t = p;
+  t->fn(t->arg);
+  return NULL;
+}
+
+int shk__os_thread_start(shk__os_thread **thread, shk__os_thread_fn fn, void *arg) {
+  shk__os_thread *t = malloc(sizeof *t);
+  if (!t) return SHK_ENOMEM;
+  t->fn = fn;
+  t->arg = arg;
+  int err = pthread_create(&t->id, NULL, thread_trampoline, t);
+  if (err != 0) {
+    free(t);
+    return posix_error(err);
+  }
+  *thread = t;
+  return SHK_OK;
+}
+
+void shk__os_thread_join(shk__os_thread *thread) {
+  if (!thread) return;
+  pthread_join(thread->id, NULL);
+  free(thread);
+}
+
+#define MUTEX(m) ((pthread_mutex_t *)(void *)(m)->opaque)
+#define COND(c) ((pthread_cond_t *)(void *)(c)->opaque)
+
+void shk__os_mutex_init(shk__os_mutex *m) { pthread_mutex_init(MUTEX(m), NULL); }
+void shk__os_mutex_destroy(shk__os_mutex *m) { pthread_mutex_destroy(MUTEX(m)); }
+void shk__os_mutex_lock(shk__os_mutex *m) { pthread_mutex_lock(MUTEX(m)); }
+void shk__os_mutex_unlock(shk__os_mutex *m) { pthread_mutex_unlock(MUTEX(m)); }
+
+void shk__os_cond_init(shk__os_cond *c) {
+  pthread_condattr_t attr;
+  pthread_condattr_init(&attr);
+#ifndef __APPLE__
+  pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+#endif
+  pthread_cond_init(COND(c), &attr);
+  pthread_condattr_destroy(&attr);
+}
+
+void shk__os_cond_destroy(shk__os_cond *c) { pthread_cond_destroy(COND(c)); }
+void shk__os_cond_wait(shk__os_cond *c, shk__os_mutex *m) { pthread_cond_wait(COND(c), MUTEX(m)); }
+void shk__os_cond_signal(shk__os_cond *c) { pthread_cond_signal(COND(c)); }
+void shk__os_cond_broadcast(shk__os_cond *c) { pthread_cond_broadcast(COND(c)); }
+
+int shk__os_cond_timedwait(shk__os_cond *c, shk__os_mutex *m, uint64_t timeout_ns) {
+  struct timespec ts;
+#ifdef __APPLE__
+  ts.tv_sec = (time_t)(timeout_ns / 1000000000u);
+  ts.tv_nsec = (long)(timeout_ns % 1000000000u);
+  int err = pthread_cond_timedwait_relative_np(COND(c), MUTEX(m), &ts);
+#else
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t nsec = (uint64_t)ts.tv_nsec + timeout_ns % 1000000000u;
+  ts.tv_sec += (time_t)(timeout_ns / 1000000000u + nsec / 1000000000u);
+  ts.tv_nsec = (long)(nsec % 1000000000u);
+  int err = pthread_cond_timedwait(COND(c), MUTEX(m), &ts);
+#endif
+  return err == ETIMEDOUT ? SHK_ETIMEDOUT : SHK_OK;
+}
+
+uint64_t shk__os_thread_id(void) {
+#ifdef __linux__
+  return (uint64_t)syscall(SYS_gettid);
+#else
+  uint64_t id = 0;
+  pthread_threadid_np(NULL, &id);
+  return id;
+#endif
+}

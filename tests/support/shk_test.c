@@ -1,0 +1,136 @@
+/* The test harness: child routines, spawning the test binary again, waiting with a timeout. */
+#include "shk_test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+extern char **environ;
+#endif
+
+static const char *self_path;
+
+#ifdef _WIN32
+int shk_test_spawn(const char *name, int argc, const char *const *argv, shk_test_proc *proc) {
+  char cmd[4096];
+  int n = snprintf(cmd, sizeof cmd, "\"%s\" --shk-test-child %s", self_path, name);
+  for (int i = 0; i < argc && n > 0 && (size_t)n < sizeof cmd; i++)
+    n += snprintf(cmd + n, sizeof cmd - (size_t)n, " \"%s\"", argv[i]);
+  STARTUPINFOA si;
+  PROCESS_INFORMATION pi;
+  memset(&si, 0, sizeof si);
+  si.cb = sizeof si;
+  if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi)) return -1;
+  CloseHandle(pi.hThread);
+  proc->handle = (intptr_t)pi.hProcess;
+  proc->pid = (int)pi.dwProcessId;
+  return 0;
+}
+
+shk_test_exit shk_test_wait(shk_test_proc *proc, int timeout_ms) {
+  shk_test_exit how = {0, 0, 0};
+  HANDLE h = (HANDLE)proc->handle;
+  if (WaitForSingleObject(h, (DWORD)timeout_ms) != WAIT_OBJECT_0) {
+    how.timed_out = 1;
+    TerminateProcess(h, 255);
+    WaitForSingleObject(h, INFINITE);
+  }
+  DWORD code = 0;
+  GetExitCodeProcess(h, &code);
+  CloseHandle(h);
+  /* An unhandled exception ends a process with the exception code as its exit code. */
+  how.killed = (code & 0xC0000000u) == 0xC0000000u;
+  how.code = (int)code;
+  return how;
+}
+
+int shk_test_access_violation_code(void) { return (int)0xC0000005u; }
+#else
+int shk_test_spawn(const char *name, int argc, const char *const *argv, shk_test_proc *proc) {
+  const char *args[12];
+  int n = 0;
+  args[n++] = self_path;
+  args[n++] = "--shk-test-child";
+  args[n++] = name;
+  for (int i = 0; i < argc && i < 8; i++) args[n++] = argv[i];
+  args[n] = NULL;
+  pid_t pid;
+  if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, (char *const *)args, environ) != 0) return -1;
+  proc->handle = pid;
+  proc->pid = (int)pid;
+  return 0;
+}
+
+shk_test_exit shk_test_wait(shk_test_proc *proc, int timeout_ms) {
+  shk_test_exit how = {0, 0, 0};
+  int status = 0;
+  for (int waited_ms = 0;; waited_ms++) {
+    pid_t r = waitpid((pid_t)proc->pid, &status, WNOHANG);
+    if (r == (pid_t)proc->pid) break;
+    if (waited_ms >= timeout_ms) {
+      how.timed_out = 1;
+      kill((pid_t)proc->pid, SIGKILL);
+      waitpid((pid_t)proc->pid, &status, 0);
+      break;
+    }
+    struct timespec ms = {0, 1000000};
+    nanosleep(&ms, NULL);
+  }
+  how.killed = WIFSIGNALED(status);
+  how.code = how.killed ? WTERMSIG(status) : WEXITSTATUS(status);
+  return how;
+}
+
+int shk_test_access_violation_code(void) { return SIGSEGV; }
+#endif
+
+void shk_test_run_child_ok(const char *name, int argc, const char *const *argv, int timeout_ms) {
+  shk_test_proc proc;
+  assert_int_equal(shk_test_spawn(name, argc, argv, &proc), 0);
+  shk_test_exit how = shk_test_wait(&proc, timeout_ms);
+  assert_int_equal(how.timed_out, 0);
+  assert_int_equal(how.killed, 0);
+  assert_int_equal(how.code, 0);
+}
+
+const char *shk_test_unique_name(char *buf, size_t size, const char *tag) {
+  static int counter;
+#ifdef _WIN32
+  int pid = (int)GetCurrentProcessId();
+#else
+  int pid = (int)getpid();
+#endif
+  snprintf(buf, size, "shkt-%d-%d-%s", pid, ++counter, tag);
+  return buf;
+}
+
+int shk_test_main(int argc, char **argv, const char *group, const struct CMUnitTest *tests,
+                  size_t count, const shk_test_child *children, size_t child_count) {
+  self_path = argv[0];
+#ifdef _WIN32
+  static char path[MAX_PATH];
+  if (GetModuleFileNameA(NULL, path, MAX_PATH) > 0) self_path = path;
+  /* No error dialogs: a crashing child must just end with its exception code. */
+  SetErrorMode(SEM_FAILCRITICALERRORS | SEM_NOGPFAULTERRORBOX);
+#endif
+  if (argc >= 3 && strcmp(argv[1], "--shk-test-child") == 0) {
+    for (size_t i = 0; i < child_count; i++) {
+      if (children[i].name && strcmp(children[i].name, argv[2]) == 0)
+        return children[i].run(argc - 3, argv + 3);
+    }
+    fprintf(stderr, "unknown child routine %s\n", argv[2]);
+    return 127;
+  }
+  const char *slash = strrchr(group, '/');
+  const char *bslash = strrchr(group, '\\');
+  if (bslash > slash) slash = bslash;
+  return _cmocka_run_group_tests(slash ? slash + 1 : group, tests, count, NULL, NULL);
+}

@@ -1,0 +1,60 @@
+/* The test harness shared by every tests/test_*.c: CMocka includes, a main() that can also run a
+ * named child routine (the test binary started again with a marker argument, which works the same
+ * on Windows), and helpers to start and reap such children with a timeout. */
+#ifndef SHMKIT_SHK_TEST_H
+#define SHMKIT_SHK_TEST_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+/* A routine the test binary runs when started as a child: its return value is the exit code. */
+typedef struct shk_test_child {
+  const char *name;
+  int (*run)(int argc, char **argv); /* argv[0] is the first argument after the child's name */
+} shk_test_child;
+
+/* A child process started by shk_test_spawn(). */
+typedef struct shk_test_proc {
+  intptr_t handle;
+  int pid;
+} shk_test_proc;
+
+/* How a child ended: exited with `code`, or was killed by signal / exception `code`. */
+typedef struct shk_test_exit {
+  int killed;   /* 1 when a signal (POSIX) or an unhandled exception (Windows) ended it */
+  int code;
+  int timed_out; /* 1 when it did not end in time; it was then killed */
+} shk_test_exit;
+
+/* Starts this test binary again running child routine `name` with up to 8 extra arguments.
+ * Returns 0 or -1. */
+int shk_test_spawn(const char *name, int argc, const char *const *argv, shk_test_proc *proc);
+
+/* Waits up to timeout_ms; kills the child when it runs longer. Always reaps it. */
+shk_test_exit shk_test_wait(shk_test_proc *proc, int timeout_ms);
+
+/* spawn + wait, asserting that the child exited with code 0 within timeout_ms. */
+void shk_test_run_child_ok(const char *name, int argc, const char *const *argv, int timeout_ms);
+
+/* A name for segments that is unique to this process and call, "shkt-<pid>-<n>-<tag>". */
+const char *shk_test_unique_name(char *buf, size_t size, const char *tag);
+
+/* The signal a null-pointer write kills a process with: SIGSEGV, or on Windows the exception
+ * code of an access violation. */
+int shk_test_access_violation_code(void);
+
+/* The entry point: runs the child routine named after "--shk-test-child", or else the group. */
+int shk_test_main(int argc, char **argv, const char *group, const struct CMUnitTest *tests,
+                  size_t count, const shk_test_child *children, size_t child_count);
+
+#define SHK_TEST_MAIN(tests, children)                                                      \
+  int main(int argc, char **argv) {                                                         \
+    return shk_test_main(argc, argv, __FILE__, tests, sizeof(tests) / sizeof((tests)[0]),   \
+                         children, sizeof(children) / sizeof((children)[0]));              \
+  }
+
+#endif
