@@ -68,7 +68,11 @@ static void create_refuses_bad_arguments_and_leaves_nothing(void **state) {
   assert_null(shm);
   /* None of the failures may have left the name behind. */
   assert_int_equal(shk_shm_open(name, SHK_SHM_READ_ONLY, &shm), SHK_ENOENT);
+#ifdef _WIN32
+  assert_int_equal(shk_shm_unlink(name), SHK_OK); /* Windows names cannot be removed: a no-op */
+#else
   assert_int_equal(shk_shm_unlink(name), SHK_ENOENT);
+#endif
 }
 
 static void create_is_exclusive(void **state) {

@@ -71,9 +71,11 @@ SHK_API int shk_shm_find(const void *ptr, size_t len, shk_shm **out, size_t *off
 /* Unmaps and closes the handle. Accepts NULL. Does not remove the name (see shk_shm_unlink). */
 SHK_API void shk_shm_close(shk_shm *shm);
 
-/* Removes a name from the system; mappings that are open stay valid. Returns SHK_OK, SHK_ENAME,
- * SHK_ENOENT or SHK_EOS. On Windows a name vanishes with its last handle, so this returns SHK_OK
- * when the segment exists and SHK_ENOENT otherwise. */
+/* Removes a name from the system; mappings that are open stay valid. Returns SHK_OK, SHK_EINVAL
+ * (NULL), SHK_ENAME, SHK_ENOENT (POSIX: no such name) or SHK_EOS.
+ * On Windows a name vanishes by itself with its last handle and cannot be removed earlier: this
+ * call only checks the name and returns SHK_OK. Portable programs therefore call it once they
+ * are done with a segment they created, and do not rely on a closed segment's name surviving. */
 SHK_API int shk_shm_unlink(const char *name);
 
 #ifdef __cplusplus

@@ -1,0 +1,66 @@
+/* Win32 threads (through the CRT's _beginthreadex), SRW locks and condition variables. */
+#include <process.h>
+#include <stdlib.h>
+
+#include "win32.h"
+
+_Static_assert(sizeof(SRWLOCK) <= sizeof(shk__os_mutex), "shk__os_mutex too small");
+_Static_assert(sizeof(CONDITION_VARIABLE) <= sizeof(shk__os_cond), "shk__os_cond too small");
+
+struct shk__os_thread {
+  HANDLE handle;
+  shk__os_thread_fn fn;
+  void *arg;
+};
+
+static unsigned __stdcall thread_trampoline(void *p) {
+  shk__os_thread *t = p;
+  t->fn(t->arg);
+  return 0;
+}
+
+int shk__os_thread_start(shk__os_thread **thread, shk__os_thread_fn fn, void *arg) {
+  shk__os_thread *t = malloc(sizeof *t);
+  if (!t) return SHK_ENOMEM;
+  t->fn = fn;
+  t->arg = arg;
+  uintptr_t h = _beginthreadex(NULL, 0, thread_trampoline, t, 0, NULL);
+  if (h == 0) {
+    int rc = win32_error(GetLastError());
+    free(t);
+    return rc == SHK_OK ? SHK_EOS : rc;
+  }
+  t->handle = (HANDLE)h;
+  *thread = t;
+  return SHK_OK;
+}
+
+void shk__os_thread_join(shk__os_thread *thread) {
+  if (!thread) return;
+  WaitForSingleObject(thread->handle, INFINITE);
+  CloseHandle(thread->handle);
+  free(thread);
+}
+
+#define SRW(m) ((SRWLOCK *)(void *)(m)->opaque)
+#define CV(c) ((CONDITION_VARIABLE *)(void *)(c)->opaque)
+
+void shk__os_mutex_init(shk__os_mutex *m) { InitializeSRWLock(SRW(m)); }
+void shk__os_mutex_destroy(shk__os_mutex *m) { (void)m; }
+void shk__os_mutex_lock(shk__os_mutex *m) { AcquireSRWLockExclusive(SRW(m)); }
+void shk__os_mutex_unlock(shk__os_mutex *m) { ReleaseSRWLockExclusive(SRW(m)); }
+
+void shk__os_cond_init(shk__os_cond *c) { InitializeConditionVariable(CV(c)); }
+void shk__os_cond_destroy(shk__os_cond *c) { (void)c; }
+void shk__os_cond_wait(shk__os_cond *c, shk__os_mutex *m) { SleepConditionVariableSRW(CV(c), SRW(m), INFINITE, 0); }
+void shk__os_cond_signal(shk__os_cond *c) { WakeConditionVariable(CV(c)); }
+void shk__os_cond_broadcast(shk__os_cond *c) { WakeAllConditionVariable(CV(c)); }
+
+int shk__os_cond_timedwait(shk__os_cond *c, shk__os_mutex *m, uint64_t timeout_ns) {
+  uint64_t ms = (timeout_ns + 999999u) / 1000000u;
+  DWORD wait = ms >= INFINITE ? INFINITE - 1 : (DWORD)ms;
+  if (SleepConditionVariableSRW(CV(c), SRW(m), wait, 0)) return SHK_OK;
+  return GetLastError() == ERROR_TIMEOUT ? SHK_ETIMEDOUT : SHK_OK;
+}
+
+uint64_t shk__os_thread_id(void) { return GetCurrentThreadId(); }

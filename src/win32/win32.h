@@ -1,0 +1,17 @@
+/* What the files of the Win32 backend share. */
+#ifndef SHMKIT_WIN32_H
+#define SHMKIT_WIN32_H
+
+#include <windows.h>
+
+#include "common/internal.h"
+
+/* Translates a GetLastError() value into its SHK_E* code and records the raw value: the one
+ * place where a Windows error becomes a shmkit error. */
+int win32_error(DWORD err);
+
+/* UTF-8 <-> UTF-16 for names and paths; false when the text does not fit. */
+bool win32_to_wide(const char *utf8, wchar_t *out, int out_chars);
+bool win32_from_wide(const wchar_t *wide, char *out, int out_bytes);
+
+#endif
