@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Builds shmkit (installing what is missing on Debian 12) and runs the examples.
+# Usage: ci/demo.sh            (Linux)      SHK_DEMO_WINDOWS=1 ci/demo.sh   (also under wine)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$SHK_ROOT"
+shk_install_packages cmake ninja-build gcc libc6-dev
+build=${SHK_DEMO_BUILD:-$SHK_ROOT/build/demo}
+cmake -S "$SHK_ROOT" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSHK_BUILD_TESTS=OFF >/dev/null
+cmake --build "$build" -j "$SHK_JOBS" >/dev/null
+bin="$build/bin"
+
+shk_say "shm_hello: a child process fills a named segment, the parent reads it"
+"$bin/shm_hello"
+
+# ---- later parts add their demos below this line, one block each ----

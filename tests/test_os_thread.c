@@ -1,0 +1,102 @@
+/* The OS layer's threads, locks, condition variables and clock, on every backend. */
+/* ctest: labels=unit;tsan timeout=60 */
+#include "shk_test.h"
+#include "os.h"
+
+typedef struct counter_state {
+  shk__os_mutex lock;
+  shk__os_cond changed;
+  long value;
+  int finished;
+} counter_state;
+
+enum { THREADS = 4, INCREMENTS = 20000 };
+
+static void add_many(void *arg) {
+  counter_state *s = arg;
+  for (int i = 0; i < INCREMENTS; i++) {
+    shk__os_mutex_lock(&s->lock);
+    s->value++;
+    shk__os_mutex_unlock(&s->lock);
+  }
+  shk__os_mutex_lock(&s->lock);
+  s->finished++;
+  shk__os_cond_broadcast(&s->changed);
+  shk__os_mutex_unlock(&s->lock);
+}
+
+static void threads_under_a_mutex_lose_no_increment(void **state) {
+  (void)state;
+  counter_state s = {0};
+  shk__os_mutex_init(&s.lock);
+  shk__os_cond_init(&s.changed);
+  shk__os_thread *threads[THREADS];
+  for (int i = 0; i < THREADS; i++) assert_int_equal(shk__os_thread_start(&threads[i], add_many, &s), SHK_OK);
+  shk__os_mutex_lock(&s.lock);
+  while (s.finished < THREADS) shk__os_cond_wait(&s.changed, &s.lock);
+  shk__os_mutex_unlock(&s.lock);
+  for (int i = 0; i < THREADS; i++) shk__os_thread_join(threads[i]);
+  assert_int_equal(s.value, (long)THREADS * INCREMENTS);
+  shk__os_cond_destroy(&s.changed);
+  shk__os_mutex_destroy(&s.lock);
+}
+
+static void a_timed_wait_with_no_signal_times_out(void **state) {
+  (void)state;
+  shk__os_mutex m;
+  shk__os_cond c;
+  shk__os_mutex_init(&m);
+  shk__os_cond_init(&c);
+  uint64_t t0 = shk__os_now_ns();
+  shk__os_mutex_lock(&m);
+  int rc = shk__os_cond_timedwait(&c, &m, 20 * 1000000u);
+  shk__os_mutex_unlock(&m);
+  assert_int_equal(rc, SHK_ETIMEDOUT);
+  assert_true(shk__os_now_ns() - t0 >= 15 * 1000000u); /* it waited, within clock granularity */
+  shk__os_cond_destroy(&c);
+  shk__os_mutex_destroy(&m);
+}
+
+static void record_thread_id(void *arg) { *(uint64_t *)arg = shk__os_thread_id(); }
+
+static void each_thread_has_its_own_id(void **state) {
+  (void)state;
+  uint64_t other = 0;
+  shk__os_thread *t;
+  assert_int_equal(shk__os_thread_start(&t, record_thread_id, &other), SHK_OK);
+  shk__os_thread_join(t);
+  assert_true(other != 0);
+  assert_true(other != shk__os_thread_id());
+  shk__os_thread_join(NULL); /* accepted */
+}
+
+static void the_clock_is_monotonic_and_sleep_sleeps(void **state) {
+  (void)state;
+  uint64_t a = shk__os_now_ns();
+  shk__os_sleep_ns(2 * 1000000u);
+  uint64_t b = shk__os_now_ns();
+  assert_true(b >= a + 1500000u);
+  shk__os_yield();
+  assert_true(shk__os_now_ns() >= b);
+}
+
+static void capabilities_are_sane(void **state) {
+  (void)state;
+  const shk__os_caps *caps = shk__os_caps_get();
+  assert_non_null(caps);
+  assert_ptr_equal(caps, shk__os_caps_get());
+  assert_true(caps->page_size >= 4096);
+  assert_int_equal(caps->page_size & (caps->page_size - 1), 0);
+  assert_true(caps->alloc_granularity >= caps->page_size);
+  assert_true(caps->cpu_count >= 1);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(threads_under_a_mutex_lose_no_increment),
+    cmocka_unit_test(a_timed_wait_with_no_signal_times_out),
+    cmocka_unit_test(each_thread_has_its_own_id),
+    cmocka_unit_test(the_clock_is_monotonic_and_sleep_sleeps),
+    cmocka_unit_test(capabilities_are_sane),
+};
+static const shk_test_child children[] = {{NULL, NULL}};
+SHK_TEST_MAIN(tests, children)
