@@ -35,7 +35,8 @@ extern "C" {
   X(SHK_ESTATE, -20, "object is in the wrong state for this call")                         \
   X(SHK_ENOHOOK, -21, "shk_worker_main() was not called at the top of main()")             \
   X(SHK_ERANGE, -22, "index or range out of bounds")                                       \
-  X(SHK_EFAULT, -23, "bad address")
+  X(SHK_EFAULT, -23, "bad address")                                                 \
+  X(SHK_ECHUNK, -24, "a chunk function returned an error")
 
 typedef enum shk_error {
 #define SHK_ERROR_ENUM_(name, value, text) name = value,
