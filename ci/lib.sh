@@ -44,10 +44,12 @@ shk_mingw_cmocka() {
   : > "$apt_dir/empty.list"
   sed 's/^Types: deb$/Types: deb deb-src/' /etc/apt/sources.list.d/debian.sources > "$apt_dir/parts/debian.sources"
   local opts=(-o "Dir::Etc::SourceList=$apt_dir/empty.list" -o "Dir::Etc::SourceParts=$apt_dir/parts"
-              -o "Dir::State::Lists=$apt_dir/lists")
+              -o "Dir::State::Lists=$apt_dir/lists" -o "APT::Sandbox::User=root")
   apt-get -qq "${opts[@]}" update >&2
   (cd "$work" && apt-get -qq "${opts[@]}" source --download-only cmocka >&2 2>/dev/null) || return 1
-  tar -C "$work" -xf "$work"/cmocka_*.orig.tar.* >&2 || return 1
+  local tarball
+  tarball=$(find "$work" -maxdepth 1 -name 'cmocka_*.orig.tar.*' ! -name '*.asc' | head -n 1)
+  tar -C "$work" -xf "$tarball" >&2 || return 1
   local src
   src=$(find "$work" -maxdepth 1 -type d -name 'cmocka-*' | head -n 1)
   cmake -S "$src" -B "$work/build" -G Ninja -DCMAKE_TOOLCHAIN_FILE="$SHK_ROOT/ci/mingw-w64.cmake" \
