@@ -51,7 +51,7 @@ shk_mingw_cmocka() {
   tarball=$(find "$work" -maxdepth 1 -name 'cmocka_*.orig.tar.*' ! -name '*.asc' | head -n 1)
   tar -C "$work" -xf "$tarball" >&2 || return 1
   local src
-  src=$(find "$work" -maxdepth 1 -type d -name 'cmocka-*' | head -n 1)
+  src=$(find "$work" -mindepth 1 -maxdepth 1 -type d -name 'cmocka-*' | head -n 1)
   cmake -S "$src" -B "$work/build" -G Ninja -DCMAKE_TOOLCHAIN_FILE="$SHK_ROOT/ci/mingw-w64.cmake" \
     -DWITH_STATIC_LIB=ON -DWITH_EXAMPLES=OFF -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_INSTALL_PREFIX="$prefix" >&2 &&

@@ -8,7 +8,10 @@
 #define SHK_VERSION_PATCH 0
 /* One number that grows with every release: major * 10000 + minor * 100 + patch. */
 #define SHK_VERSION_NUMBER (SHK_VERSION_MAJOR * 10000 + SHK_VERSION_MINOR * 100 + SHK_VERSION_PATCH)
-#define SHK_VERSION_STRING "0.1.0"
+#define SHK_STRINGIFY2_(x) #x
+#define SHK_STRINGIFY_(x) SHK_STRINGIFY2_(x)
+/* "major.minor.patch" */
+#define SHK_VERSION_STRING SHK_STRINGIFY_(SHK_VERSION_MAJOR) "." SHK_STRINGIFY_(SHK_VERSION_MINOR) "." SHK_STRINGIFY_(SHK_VERSION_PATCH)
 
 #include "shmkit/export.h"
 #include "shmkit/error.h"
