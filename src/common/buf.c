@@ -1,0 +1,223 @@
+/* Buffers: creation by a named allocator, wrapping external memory, reference counting,
+ * destruction (callback exactly once), accessors and the heap-event hook. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf_internal.h"
+
+static atomic_uint_fast64_t next_id;
+
+/* ---- heap hook ---- */
+
+static shk__once hook_once;
+static shk__os_mutex hook_lock;
+static atomic_bool hook_set; /* fast check so buffers pay nothing without a hook */
+static shk_buf_heap_fn hook_fn;   /* guarded by hook_lock */
+static void *hook_user;           /* guarded by hook_lock */
+
+static void hook_init(void) { shk__os_mutex_init(&hook_lock); }
+
+int shk_buf_set_heap_hook(shk_buf_heap_fn fn, void *user) {
+  shk__once_run(&hook_once, hook_init);
+  shk__os_mutex_lock(&hook_lock);
+  hook_fn = fn;
+  hook_user = user;
+  atomic_store(&hook_set, fn != NULL);
+  shk__os_mutex_unlock(&hook_lock);
+  return SHK_OK;
+}
+
+static void fill_info(const shk_buf *buf, shk_buf_info *info) {
+  info->data = buf->data;
+  info->address = shk_buf_address(buf);
+  info->size = buf->size;
+  info->item_size = buf->item_size;
+  info->count = buf->count;
+  info->id = buf->id;
+  info->allocator = buf->allocator->name;
+}
+
+static void report_heap(const shk_buf *buf, bool allocated) {
+  if (!atomic_load_explicit(&hook_set, memory_order_relaxed)) return;
+  shk__once_run(&hook_once, hook_init);
+  shk__os_mutex_lock(&hook_lock);
+  shk_buf_heap_fn fn = hook_fn;
+  void *user = hook_user;
+  shk__os_mutex_unlock(&hook_lock);
+  if (!fn) return;
+  shk_buf_info info;
+  fill_info(buf, &info);
+  fn(allocated, &info, user);
+}
+
+/* ---- creation ---- */
+
+static const shk_buf_options default_options;
+
+/* Checks the shape and makes the object with its allocator; memory comes later. */
+static int buf_new(size_t count, size_t item_size, const shk_buf_options *opts, shk_buf **out) {
+  if (count == 0 || item_size == 0) return SHK_ESIZE;
+  size_t size;
+  if (shk__mul_overflows(count, item_size, &size)) return SHK_EOVERFLOW;
+  shk_buf *buf = calloc(1, sizeof *buf);
+  if (!buf) return SHK_ENOMEM;
+  int rc = shk__buf_allocator_acquire(opts->allocator, &buf->allocator);
+  if (rc != SHK_OK) {
+    free(buf);
+    return rc;
+  }
+  atomic_init(&buf->refs, 1);
+  buf->size = size;
+  buf->count = count;
+  buf->item_size = item_size;
+  buf->delayed = opts->delayed_free;
+  buf->on_destroy = opts->on_destroy;
+  buf->on_destroy_user = opts->on_destroy_user;
+  *out = buf;
+  return SHK_OK;
+}
+
+/* Ends creation: the range enters the index, the id is given, the hook hears of it. On failure
+ * the memory is handed back (when owned) and the object freed. */
+static int buf_publish(shk_buf *buf, shk_buf **out) {
+  buf->data = buf->block.ptr;
+  buf->range.start = (uintptr_t)buf->data;
+  buf->range.end = buf->range.start + buf->size;
+  int rc = shk__buf_ranges_insert(&buf->range);
+  if (rc != SHK_OK) {
+    const shk_buf_allocator *t = &buf->allocator->table;
+    /* Refused external memory stays the caller's, even when ownership was offered. */
+    if (!buf->consumed) t->free(t->user, &buf->block, buf->size);
+    shk__buf_allocator_drop(buf->allocator);
+    free(buf);
+    return rc;
+  }
+  buf->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed) + 1;
+  report_heap(buf, true);
+  *out = buf;
+  return SHK_OK;
+}
+
+int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *opts, shk_buf **out) {
+  if (!out) return SHK_EINVAL;
+  *out = NULL;
+  if (!opts) opts = &default_options;
+  if (opts->init != SHK_BUF_INIT_NONE && opts->init != SHK_BUF_INIT_ZERO &&
+      opts->init != SHK_BUF_INIT_BYTE)
+    return SHK_EINVAL;
+  if (opts->alignment & (opts->alignment - 1)) return SHK_EINVAL;
+  shk_buf *buf = NULL;
+  int rc = buf_new(count, item_size, opts, &buf);
+  if (rc != SHK_OK) return rc;
+  shk_buf_alloc_request req = {buf->size, count, item_size, opts->alignment, opts->name,
+                               opts->init == SHK_BUF_INIT_ZERO};
+  const shk_buf_allocator *t = &buf->allocator->table;
+  rc = t->alloc(t->user, &req, &buf->block);
+  if (rc == SHK_OK && !buf->block.ptr) rc = SHK_ENOMEM; /* a user allocator that said yes to nothing */
+  if (rc != SHK_OK) {
+    shk__buf_allocator_drop(buf->allocator);
+    free(buf);
+    return rc;
+  }
+  buf->owned = true;
+  /* Zero means zero: the Perl original's C allocator skipped this and returned garbage. */
+  if (opts->init == SHK_BUF_INIT_ZERO && !buf->block.zeroed) memset(buf->block.ptr, 0, buf->size);
+  if (opts->init == SHK_BUF_INIT_BYTE) memset(buf->block.ptr, opts->init_byte, buf->size);
+  return buf_publish(buf, out);
+}
+
+int shk_buf_consume(void *ptr, size_t count, size_t item_size, const shk_buf_options *opts,
+                    shk_buf **out) {
+  if (!out) return SHK_EINVAL;
+  *out = NULL;
+  if (!ptr) return SHK_EINVAL;
+  if (!opts) opts = &default_options;
+  if (opts->init != SHK_BUF_INIT_NONE) return SHK_EINVAL;
+  shk_buf *buf = NULL;
+  int rc = buf_new(count, item_size, opts, &buf);
+  if (rc != SHK_OK) return rc;
+  if (buf->size > UINTPTR_MAX - (uintptr_t)ptr) {
+    rc = SHK_EOVERFLOW;
+  } else if (buf->allocator->table.consume) {
+    const shk_buf_allocator *t = &buf->allocator->table;
+    rc = t->consume(t->user, ptr, buf->size, opts->take_ownership, &buf->block);
+  }
+  if (rc != SHK_OK) {
+    shk__buf_allocator_drop(buf->allocator);
+    free(buf);
+    return rc;
+  }
+  buf->block.ptr = ptr;
+  buf->consumed = true;
+  buf->owned = opts->take_ownership;
+  return buf_publish(buf, out);
+}
+
+/* ---- lifetime ---- */
+
+int shk_buf_retain(shk_buf *buf) {
+  if (!buf) return SHK_EINVAL;
+  atomic_fetch_add_explicit(&buf->refs, 1, memory_order_relaxed);
+  return SHK_OK;
+}
+
+void shk_buf_release(shk_buf *buf) {
+  if (!buf) return;
+  if (atomic_fetch_sub_explicit(&buf->refs, 1, memory_order_acq_rel) != 1) return;
+  if (buf->delayed)
+    shk__buf_pending_add(buf);
+  else
+    shk__buf_destroy(buf);
+}
+
+void shk__buf_destroy(shk_buf *buf) {
+  if (buf->on_destroy) {
+    shk_buf_info info;
+    fill_info(buf, &info);
+    buf->on_destroy(&info, buf->on_destroy_user);
+  }
+  shk__buf_device_drop(buf);
+  report_heap(buf, false);
+  /* Out of the index before the memory goes back, so a new buffer there is never refused. */
+  shk__buf_ranges_remove(&buf->range);
+  const shk_buf_allocator *t = &buf->allocator->table;
+  if (buf->owned) t->free(t->user, &buf->block, buf->size);
+  shk__buf_allocator_drop(buf->allocator);
+  free(buf);
+}
+
+int shk_buf_assign(shk_buf **slot, shk_buf *buf) {
+  if (!slot) return SHK_EINVAL;
+  shk_buf *old = *slot;
+  *slot = buf;
+  if (old != buf) shk_buf_release(old);
+  return SHK_OK;
+}
+
+/* ---- accessors ---- */
+
+void *shk_buf_data(const shk_buf *buf) { return buf ? buf->data : NULL; }
+
+uintptr_t shk_buf_address(const shk_buf *buf) {
+  if (!buf) return 0;
+  const shk_buf_allocator *t = &buf->allocator->table;
+  return t->address ? t->address(t->user, &buf->block) : (uintptr_t)buf->data;
+}
+
+size_t shk_buf_size(const shk_buf *buf) { return buf ? buf->size : 0; }
+size_t shk_buf_item_size(const shk_buf *buf) { return buf ? buf->item_size : 0; }
+size_t shk_buf_count(const shk_buf *buf) { return buf ? buf->count : 0; }
+uint64_t shk_buf_id(const shk_buf *buf) { return buf ? buf->id : 0; }
+const char *shk_buf_allocator_name(const shk_buf *buf) { return buf ? buf->allocator->name : NULL; }
+bool shk_buf_consumed(const shk_buf *buf) { return buf && buf->consumed; }
+
+size_t shk_buf_refcount(const shk_buf *buf) {
+  return buf ? atomic_load_explicit(&((shk_buf *)buf)->refs, memory_order_relaxed) : 0;
+}
+
+const char *shk_buf_segment_name(const shk_buf *buf) {
+  if (!buf || buf->allocator->table.alloc != shk__buf_shm_allocator.alloc) return NULL;
+  return shk__buf_shm_block_name(&buf->block);
+}
+
+size_t shk_buf_live_count(void) { return shk__buf_ranges_count(); }

@@ -1,0 +1,110 @@
+/* The allocator registry: named, versioned allocator tables, the four built-ins registered on
+ * first use, user allocators added and removed at run time. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf_internal.h"
+
+static shk__once registry_once;
+static shk__os_mutex registry_lock;
+static shk__buf_allocator *registry;    /* guarded by registry_lock */
+static shk__buf_allocator builtins[4];  /* static: never freed, never unregistered */
+
+static void builtin_add(shk__buf_allocator *a, const char *name, const shk_buf_allocator *table) {
+  strcpy(a->name, name);
+  a->table = *table;
+  atomic_init(&a->users, 0);
+  a->builtin = true;
+  a->next = registry;
+  registry = a;
+}
+
+static void registry_init(void) {
+  shk__os_mutex_init(&registry_lock);
+  builtin_add(&builtins[0], "shm", &shk__buf_shm_allocator);
+  builtin_add(&builtins[1], "pages", &shk__buf_pages_allocator);
+  builtin_add(&builtins[2], "aligned", &shk__buf_aligned_allocator);
+  builtin_add(&builtins[3], "heap", &shk__buf_heap_allocator);
+}
+
+/* Caller holds registry_lock. */
+static shk__buf_allocator **find_slot(const char *name) {
+  shk__buf_allocator **p = &registry;
+  while (*p && strcmp((*p)->name, name) != 0) p = &(*p)->next;
+  return p;
+}
+
+int shk__buf_allocator_acquire(const char *name, shk__buf_allocator **out) {
+  shk__once_run(&registry_once, registry_init);
+  if (!name) {
+    /* The default needs no lookup: it is built in and can never be unregistered. */
+    atomic_fetch_add_explicit(&builtins[3].users, 1, memory_order_relaxed);
+    *out = &builtins[3];
+    return SHK_OK;
+  }
+  shk__os_mutex_lock(&registry_lock);
+  shk__buf_allocator *a = *find_slot(name);
+  /* Counted under the lock so that unregister cannot free it between lookup and count. */
+  if (a) atomic_fetch_add_explicit(&a->users, 1, memory_order_relaxed);
+  shk__os_mutex_unlock(&registry_lock);
+  *out = a;
+  return a ? SHK_OK : SHK_ENOENT;
+}
+
+void shk__buf_allocator_drop(shk__buf_allocator *a) {
+  if (a) atomic_fetch_sub_explicit(&a->users, 1, memory_order_release);
+}
+
+int shk_buf_allocator_register(const char *name, const shk_buf_allocator *table) {
+  if (!table || !name) return SHK_EINVAL;
+  int rc = shk_shm_name_check(name);
+  if (rc != SHK_OK) return rc;
+  if (table->version != SHK_BUF_ALLOCATOR_VERSION) return SHK_EVERSION;
+  if (!table->alloc || !table->free) return SHK_EINVAL;
+  shk__buf_allocator *a = calloc(1, sizeof *a);
+  if (!a) return SHK_ENOMEM;
+  strcpy(a->name, name);
+  a->table = *table;
+  atomic_init(&a->users, 0);
+  shk__once_run(&registry_once, registry_init);
+  shk__os_mutex_lock(&registry_lock);
+  if (*find_slot(name)) {
+    rc = SHK_EEXIST;
+  } else {
+    a->next = registry;
+    registry = a;
+  }
+  shk__os_mutex_unlock(&registry_lock);
+  if (rc != SHK_OK) free(a);
+  return rc;
+}
+
+int shk_buf_allocator_unregister(const char *name) {
+  if (!name) return SHK_EINVAL;
+  shk__once_run(&registry_once, registry_init);
+  shk__os_mutex_lock(&registry_lock);
+  shk__buf_allocator **slot = find_slot(name);
+  shk__buf_allocator *a = *slot;
+  int rc = SHK_OK;
+  if (!a) {
+    rc = SHK_ENOENT;
+  } else if (a->builtin) {
+    rc = SHK_EACCES;
+  } else if (atomic_load_explicit(&a->users, memory_order_acquire) > 0) {
+    rc = SHK_EBUSY;
+  } else {
+    *slot = a->next;
+  }
+  shk__os_mutex_unlock(&registry_lock);
+  if (rc == SHK_OK) free(a);
+  return rc;
+}
+
+bool shk_buf_allocator_exists(const char *name) {
+  if (!name) return false;
+  shk__once_run(&registry_once, registry_init);
+  shk__os_mutex_lock(&registry_lock);
+  bool found = *find_slot(name) != NULL;
+  shk__os_mutex_unlock(&registry_lock);
+  return found;
+}

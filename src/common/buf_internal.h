@@ -1,0 +1,105 @@
+/* What the buf_*.c files share: the buffer object, the allocator registry entry, the live-range
+ * index, the pending list and the device backend table. */
+#ifndef SHMKIT_BUF_INTERNAL_H
+#define SHMKIT_BUF_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "internal.h"
+
+/* ---- allocator registry (buf_alloc.c, built-ins in buf_alloc_builtin.c) ---- */
+
+typedef struct shk__buf_allocator {
+  char name[SHK_BUF_ALLOCATOR_NAME_MAX + 1];
+  shk_buf_allocator table;
+  atomic_size_t users;  /* live buffers using it: unregister refuses while > 0 */
+  bool builtin;
+  struct shk__buf_allocator *next;
+} shk__buf_allocator;
+
+/* Finds an allocator by name (NULL: "heap") and counts one more user. SHK_ENOENT. */
+int shk__buf_allocator_acquire(const char *name, shk__buf_allocator **out);
+void shk__buf_allocator_drop(shk__buf_allocator *a);
+
+/* The built-in tables (buf_alloc_builtin.c). */
+extern const shk_buf_allocator shk__buf_heap_allocator;
+extern const shk_buf_allocator shk__buf_aligned_allocator;
+extern const shk_buf_allocator shk__buf_pages_allocator;
+extern const shk_buf_allocator shk__buf_shm_allocator;
+/* The segment name of a block made or adopted by the shm allocator. */
+const char *shk__buf_shm_block_name(const shk_buf_block *block);
+
+/* ---- live-range index (buf_ranges.c): an intrusive treap keyed by start ---- */
+
+typedef struct shk__buf_range {
+  uintptr_t start, end; /* [start, end) */
+  uint32_t priority;
+  struct shk__buf_range *left, *right;
+} shk__buf_range;
+
+/* Inserts [start, end) unless it overlaps a live range (SHK_EOVERLAP, nothing changes).
+ * O(log n) expected. Thread-safe. */
+int shk__buf_ranges_insert(shk__buf_range *node);
+void shk__buf_ranges_remove(shk__buf_range *node);
+size_t shk__buf_ranges_count(void);
+
+/* ---- device mapping (buf_device.c over a backend in src/device/) ---- */
+
+typedef struct shk__device_ops {
+  /* Usable devices; SHK_ENODEV when there are none. */
+  int (*count)(int *count);
+  int (*alloc)(int device, size_t size, void **dev);
+  void (*free)(int device, void *dev);
+  int (*to_device)(int device, void *dev, const void *host, size_t size);
+  int (*from_device)(int device, void *host, const void *dev, size_t size);
+  /* Registers host memory as pinned and gives its device address. */
+  int (*pin)(int device, void *host, size_t size, void **dev);
+  void (*unpin)(int device, void *host);
+} shk__device_ops;
+
+/* The backend compiled in (src/device/cuda.c or none.c). */
+const shk__device_ops *shk__device_backend(void);
+/* Replaces the backend (tests inject a fake device); NULL restores the compiled one. */
+void shk__device_set_ops(const shk__device_ops *ops);
+
+typedef struct shk__buf_device {
+  int mode; /* 0 = not mapped, else shk_buf_device_mode */
+  int device;
+  void *ptr;
+  const shk__device_ops *ops; /* the backend that mapped it, so a swap cannot mismatch unmap */
+} shk__buf_device;
+
+/* Unmaps if mapped (destruction). */
+void shk__buf_device_drop(shk_buf *buf);
+
+/* ---- buffers (buf.c) ---- */
+
+struct shk_buf {
+  atomic_size_t refs;
+  uint64_t id;
+  void *data;
+  size_t size, count, item_size;
+  shk__buf_allocator *allocator;
+  shk_buf_block block;
+  bool owned;   /* destruction frees the memory */
+  bool consumed;
+  bool delayed;
+  shk_buf_destroy_fn on_destroy;
+  void *on_destroy_user;
+  shk__buf_range range;
+  struct shk_buf *pending_prev, *pending_next; /* buf_pending.c */
+  shk__buf_device device;                      /* buf_device.c */
+};
+
+/* Runs the destroy callback, unmaps, frees and removes the range: the end of a buffer. */
+void shk__buf_destroy(shk_buf *buf);
+
+/* ---- pending list (buf_pending.c) ---- */
+
+/* Moves a buffer whose last reference went to the pending list. */
+void shk__buf_pending_add(shk_buf *buf);
+
+#endif
