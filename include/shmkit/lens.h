@@ -1,7 +1,442 @@
-/* shmkit lens: (being written; see the issue for this part). */
+/* shmkit lens: a shared-memory profiling protocol (temporal-lens 0.1.5 with a fixed layout), its
+ * producer (an instrumented program) and its reader (a recorder). Wire layout: docs/lens-protocol.md. */
 #ifndef SHMKIT_LENS_H
 #define SHMKIT_LENS_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 #include "shmkit/export.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- protocol constants ---------------------------------------------------------------- */
+
+#define SHK_LENS_MAGIC 0x1DC45EF1u
+/* major << 16 | minor << 8 | patch: 1.0.5. A reader accepts any segment whose major matches. */
+#define SHK_LENS_PROTOCOL_VERSION 0x00010005u
+#define SHK_LENS_NUM_ENTRIES 32u
+#define SHK_LENS_LOG_DATA_SIZE 8192u
+#define SHK_LENS_SHARED_STRING_MAX_SIZE 128u
+/* Marks the extension block that follows the 0.1.5 structure (counters, pids, time origin). */
+#define SHK_LENS_EXT_MAGIC 0x584E4C53u /* "SLNX" in little-endian bytes */
+
+/* ---- wire layout: every field fixed, checked below, written down in docs/lens-protocol.md ---- */
+
+/* A spin lock owned by a process: owner is the holder's process id, 0 when free. A waiter that
+ * finds the owner's process gone takes the lock over and counts it in `recoveries`. */
+typedef struct shk_lens_lock {
+  uint32_t owner;
+  uint32_t recoveries;
+} shk_lens_lock;
+
+/* A string that travels by key: contents are sent the first time a key appears, then only the key. */
+typedef struct shk_lens_shared_string {
+  uint64_t key;          /* pointer-sized in 0.1.5; always 64 bits here */
+  uint8_t size;          /* bytes of contents, <= 128 */
+  uint8_t has_contents;  /* 0 or 1 */
+  uint8_t contents[SHK_LENS_SHARED_STRING_MAX_SIZE]; /* not NUL-terminated */
+  uint8_t reserved[6];
+} shk_lens_shared_string;
+
+typedef struct shk_lens_frame_data {
+  uint64_t number;
+  double end;        /* Time: seconds since the segment's time origin */
+  uint64_t duration; /* Duration: nanoseconds */
+} shk_lens_frame_data;
+
+typedef struct shk_lens_zone_data {
+  uint64_t uid;
+  uint32_t color; /* 0x00RRGGBB */
+  uint32_t reserved0;
+  double end;
+  uint64_t duration;
+  uint32_t depth;
+  uint32_t reserved1;
+  shk_lens_shared_string name;
+  shk_lens_shared_string thread;
+} shk_lens_zone_data;
+
+typedef struct shk_lens_plot_data {
+  double time;
+  uint32_t color;
+  uint32_t reserved;
+  double value;
+  shk_lens_shared_string name; /* also the plot's identity */
+} shk_lens_plot_data;
+
+typedef struct shk_lens_heap_data {
+  double time;
+  uint64_t addr;
+  uint64_t size;
+  uint8_t is_free; /* 0 allocation, 1 free */
+  uint8_t reserved[7];
+} shk_lens_heap_data;
+
+/* Packed in the log area: entries follow each other with no alignment; copy them out with memcpy.
+ * `length` message bytes (not NUL-terminated) follow each header. */
+typedef struct shk_lens_log_header {
+  double time;
+  uint32_t color;
+  uint32_t length;
+} shk_lens_log_header;
+
+#define SHK_LENS_PAYLOAD_(T)                                                                   \
+  struct {                                                                                     \
+    shk_lens_lock lock;                                                                        \
+    uint32_t size; /* valid entries, <= 32 */                                                  \
+    uint32_t reserved;                                                                         \
+    T data[SHK_LENS_NUM_ENTRIES];                                                              \
+  }
+typedef SHK_LENS_PAYLOAD_(shk_lens_frame_data) shk_lens_frame_payload;
+typedef SHK_LENS_PAYLOAD_(shk_lens_zone_data) shk_lens_zone_payload;
+typedef SHK_LENS_PAYLOAD_(shk_lens_heap_data) shk_lens_heap_payload;
+typedef SHK_LENS_PAYLOAD_(shk_lens_plot_data) shk_lens_plot_payload;
+
+/* Event kinds, also the index of the counters below. */
+typedef enum shk_lens_kind {
+  SHK_LENS_FRAME = 0,
+  SHK_LENS_ZONE = 1,
+  SHK_LENS_HEAP = 2,
+  SHK_LENS_PLOT = 3,
+  SHK_LENS_LOG = 4,
+  SHK_LENS_KIND_COUNT = 5
+} shk_lens_kind;
+
+/* Exact accounting, per kind: every event a producer tries to send is written or dropped;
+ * the reader adds what it took out to drained. */
+typedef struct shk_lens_counters {
+  uint64_t written;
+  uint64_t dropped;
+  uint64_t drained;
+} shk_lens_counters;
+
+/* The extension block (not in 0.1.5): right after the log area. */
+typedef struct shk_lens_ext {
+  uint32_t magic;             /* SHK_LENS_EXT_MAGIC */
+  uint32_t size;              /* sizeof(shk_lens_ext) */
+  uint32_t producer_pid;      /* the last producer that opened the segment */
+  uint32_t producers;         /* open producer handles */
+  uint32_t reader_pid;        /* the attached reader, 0 when none */
+  uint32_t reader_generation; /* +1 per reader attach: producers send string contents again */
+  uint64_t origin_ns;         /* the monotonic clock (ns) at Time 0 */
+  shk_lens_counters counters[SHK_LENS_KIND_COUNT];
+} shk_lens_ext;
+
+/* SharedMemoryData: the whole segment, starting at the first byte of the mapping. */
+typedef struct shk_lens_segment {
+  uint32_t magic;            /* SHK_LENS_MAGIC, written last by the creator */
+  uint32_t protocol_version; /* SHK_LENS_PROTOCOL_VERSION */
+  uint32_t sizeof_usize;     /* the producer's pointer size: 4 or 8 */
+  uint32_t reserved;
+  shk_lens_frame_payload frame;
+  shk_lens_zone_payload zone;
+  shk_lens_heap_payload heap;
+  shk_lens_plot_payload plot;
+  shk_lens_lock log_data_lock;
+  uint32_t log_data_count; /* bytes of log_data in use */
+  uint32_t log_reserved;
+  uint8_t log_data[SHK_LENS_LOG_DATA_SIZE];
+  shk_lens_ext ext;
+} shk_lens_segment;
+
+#ifdef __cplusplus
+#define SHK_LENS_ASSERT_(cond, msg) static_assert(cond, msg)
+#else
+#define SHK_LENS_ASSERT_(cond, msg) _Static_assert(cond, msg)
+#endif
+#define SHK_LENS_AT_(T, f, off) SHK_LENS_ASSERT_(offsetof(T, f) == (off), #T "." #f " offset")
+#define SHK_LENS_SIZE_(T, n) SHK_LENS_ASSERT_(sizeof(T) == (n), #T " size")
+
+SHK_LENS_SIZE_(double, 8);
+SHK_LENS_SIZE_(shk_lens_lock, 8);
+SHK_LENS_AT_(shk_lens_lock, owner, 0);
+SHK_LENS_AT_(shk_lens_lock, recoveries, 4);
+SHK_LENS_SIZE_(shk_lens_shared_string, 144);
+SHK_LENS_AT_(shk_lens_shared_string, key, 0);
+SHK_LENS_AT_(shk_lens_shared_string, size, 8);
+SHK_LENS_AT_(shk_lens_shared_string, has_contents, 9);
+SHK_LENS_AT_(shk_lens_shared_string, contents, 10);
+SHK_LENS_AT_(shk_lens_shared_string, reserved, 138);
+SHK_LENS_SIZE_(shk_lens_frame_data, 24);
+SHK_LENS_AT_(shk_lens_frame_data, number, 0);
+SHK_LENS_AT_(shk_lens_frame_data, end, 8);
+SHK_LENS_AT_(shk_lens_frame_data, duration, 16);
+SHK_LENS_SIZE_(shk_lens_zone_data, 328);
+SHK_LENS_AT_(shk_lens_zone_data, uid, 0);
+SHK_LENS_AT_(shk_lens_zone_data, color, 8);
+SHK_LENS_AT_(shk_lens_zone_data, reserved0, 12);
+SHK_LENS_AT_(shk_lens_zone_data, end, 16);
+SHK_LENS_AT_(shk_lens_zone_data, duration, 24);
+SHK_LENS_AT_(shk_lens_zone_data, depth, 32);
+SHK_LENS_AT_(shk_lens_zone_data, reserved1, 36);
+SHK_LENS_AT_(shk_lens_zone_data, name, 40);
+SHK_LENS_AT_(shk_lens_zone_data, thread, 184);
+SHK_LENS_SIZE_(shk_lens_plot_data, 168);
+SHK_LENS_AT_(shk_lens_plot_data, time, 0);
+SHK_LENS_AT_(shk_lens_plot_data, color, 8);
+SHK_LENS_AT_(shk_lens_plot_data, reserved, 12);
+SHK_LENS_AT_(shk_lens_plot_data, value, 16);
+SHK_LENS_AT_(shk_lens_plot_data, name, 24);
+SHK_LENS_SIZE_(shk_lens_heap_data, 32);
+SHK_LENS_AT_(shk_lens_heap_data, time, 0);
+SHK_LENS_AT_(shk_lens_heap_data, addr, 8);
+SHK_LENS_AT_(shk_lens_heap_data, size, 16);
+SHK_LENS_AT_(shk_lens_heap_data, is_free, 24);
+SHK_LENS_AT_(shk_lens_heap_data, reserved, 25);
+SHK_LENS_SIZE_(shk_lens_log_header, 16);
+SHK_LENS_AT_(shk_lens_log_header, time, 0);
+SHK_LENS_AT_(shk_lens_log_header, color, 8);
+SHK_LENS_AT_(shk_lens_log_header, length, 12);
+SHK_LENS_SIZE_(shk_lens_frame_payload, 16 + 32 * 24);
+SHK_LENS_AT_(shk_lens_frame_payload, lock, 0);
+SHK_LENS_AT_(shk_lens_frame_payload, size, 8);
+SHK_LENS_AT_(shk_lens_frame_payload, reserved, 12);
+SHK_LENS_AT_(shk_lens_frame_payload, data, 16);
+SHK_LENS_SIZE_(shk_lens_zone_payload, 16 + 32 * 328);
+SHK_LENS_AT_(shk_lens_zone_payload, size, 8);
+SHK_LENS_AT_(shk_lens_zone_payload, data, 16);
+SHK_LENS_SIZE_(shk_lens_heap_payload, 16 + 32 * 32);
+SHK_LENS_AT_(shk_lens_heap_payload, size, 8);
+SHK_LENS_AT_(shk_lens_heap_payload, data, 16);
+SHK_LENS_SIZE_(shk_lens_plot_payload, 16 + 32 * 168);
+SHK_LENS_AT_(shk_lens_plot_payload, size, 8);
+SHK_LENS_AT_(shk_lens_plot_payload, data, 16);
+SHK_LENS_SIZE_(shk_lens_counters, 24);
+SHK_LENS_AT_(shk_lens_counters, written, 0);
+SHK_LENS_AT_(shk_lens_counters, dropped, 8);
+SHK_LENS_AT_(shk_lens_counters, drained, 16);
+SHK_LENS_SIZE_(shk_lens_ext, 152);
+SHK_LENS_AT_(shk_lens_ext, magic, 0);
+SHK_LENS_AT_(shk_lens_ext, size, 4);
+SHK_LENS_AT_(shk_lens_ext, producer_pid, 8);
+SHK_LENS_AT_(shk_lens_ext, producers, 12);
+SHK_LENS_AT_(shk_lens_ext, reader_pid, 16);
+SHK_LENS_AT_(shk_lens_ext, reader_generation, 20);
+SHK_LENS_AT_(shk_lens_ext, origin_ns, 24);
+SHK_LENS_AT_(shk_lens_ext, counters, 32);
+SHK_LENS_SIZE_(shk_lens_segment, 26104);
+SHK_LENS_AT_(shk_lens_segment, magic, 0);
+SHK_LENS_AT_(shk_lens_segment, protocol_version, 4);
+SHK_LENS_AT_(shk_lens_segment, sizeof_usize, 8);
+SHK_LENS_AT_(shk_lens_segment, reserved, 12);
+SHK_LENS_AT_(shk_lens_segment, frame, 16);
+SHK_LENS_AT_(shk_lens_segment, zone, 800);
+SHK_LENS_AT_(shk_lens_segment, heap, 11312);
+SHK_LENS_AT_(shk_lens_segment, plot, 12352);
+SHK_LENS_AT_(shk_lens_segment, log_data_lock, 17744);
+SHK_LENS_AT_(shk_lens_segment, log_data_count, 17752);
+SHK_LENS_AT_(shk_lens_segment, log_reserved, 17756);
+SHK_LENS_AT_(shk_lens_segment, log_data, 17760);
+SHK_LENS_AT_(shk_lens_segment, ext, 25952);
+
+/* ---- counters as a program sees them -------------------------------------------------- */
+
+/* Statistics of a producer or a reader handle, per kind (index: shk_lens_kind). */
+typedef struct shk_lens_stats {
+  uint64_t sent[SHK_LENS_KIND_COUNT];      /* producer: events this handle tried to send */
+  uint64_t received[SHK_LENS_KIND_COUNT];  /* reader: valid events delivered to the program */
+  uint64_t malformed[SHK_LENS_KIND_COUNT]; /* reader: entries (or payloads) found invalid and skipped */
+  shk_lens_counters segment[SHK_LENS_KIND_COUNT]; /* the segment's counters (all producers) */
+  uint64_t strings;         /* reader: distinct string keys with contents */
+  uint64_t unknown_strings; /* reader: keys seen without contents (shown as a placeholder) */
+  uint64_t lock_recoveries; /* locks taken over from a dead process, seen in the segment */
+} shk_lens_stats;
+
+/* What shk_lens_probe() learns about a segment. */
+typedef struct shk_lens_info {
+  uint32_t magic;
+  uint32_t protocol_version;
+  uint32_t sizeof_usize;
+  size_t segment_size;
+  int producer_pid; /* 0 when unknown */
+  bool producer_alive;
+  uint32_t producers; /* open producer handles */
+  int reader_pid;
+  bool reader_alive;
+  shk_lens_counters counters[SHK_LENS_KIND_COUNT];
+} shk_lens_info;
+
+/* Opens segment `name` read-only and reads its header and counters into *info (zeroed first).
+ * Returns SHK_OK for a valid lens segment; SHK_EFORMAT (bad magic, sizeof_usize or size; info
+ * holds what was read), SHK_EBUSY (magic still 0: being created), SHK_EVERSION (another major
+ * version), SHK_EINVAL, SHK_ENAME, SHK_ENOENT, SHK_EACCES or SHK_EOS. Thread-safe. */
+SHK_API int shk_lens_probe(const char *name, shk_lens_info *info);
+
+/* ---- producer --------------------------------------------------------------------------- */
+
+/* A producer handle. Thread-safe: any thread may send through it. */
+typedef struct shk_lens shk_lens;
+
+/* Do not remove the segment's name when the last producer handle closes. */
+#define SHK_LENS_KEEP_NAME 1u
+
+typedef struct shk_lens_options {
+  uint32_t struct_size;     /* sizeof(shk_lens_options) */
+  uint32_t flags;           /* SHK_LENS_KEEP_NAME */
+  uint64_t full_wait_ns;    /* how long a send waits for an attached reader when a payload is
+                               full; 0 drops at once. Default 2 ms. */
+  uint64_t lock_timeout_ns; /* longest wait for a lock held by a live process; default 100 ms */
+} shk_lens_options;
+
+/* Fills *options with the defaults. */
+SHK_API void shk_lens_options_init(shk_lens_options *options);
+
+/* Opens the lens segment `name` (a portable shm name), creating it when it does not exist.
+ * options may be NULL (defaults). An existing segment is validated as a reader would.
+ * Returns SHK_OK, SHK_EINVAL, SHK_ENAME, SHK_EFORMAT, SHK_EVERSION, SHK_EBUSY (a creator never
+ * finished), SHK_EACCES, SHK_ENOMEM or SHK_EOS. Free with shk_lens_close(). */
+SHK_API int shk_lens_open(const char *name, const shk_lens_options *options, shk_lens **out);
+
+/* Closes the handle. When it was the last producer handle on the segment, the name is removed
+ * (unless SHK_LENS_KEEP_NAME); an attached reader keeps its mapping and drains what is left.
+ * Accepts NULL. No other thread may use the handle during or after the call. */
+SHK_API void shk_lens_close(shk_lens *lens);
+
+/* Waits until a reader is attached, at most timeout_ns. Returns SHK_OK, SHK_ETIMEDOUT or
+ * SHK_EINVAL. Lets a program send nothing before its recorder is there. */
+SHK_API int shk_lens_wait_reader(shk_lens *lens, uint64_t timeout_ns);
+
+/* Names the calling thread (its zones carry the name). At most 128 bytes are kept; the name is
+ * copied. Returns SHK_OK or SHK_EINVAL. Without a call, a thread is "thread <id>". */
+SHK_API int shk_lens_thread_name(shk_lens *lens, const char *name);
+
+/* Marks the end of a frame: frames are numbered from 1 and last from the previous mark (or the
+ * open). Every send returns SHK_OK (written), SHK_EBUSY (dropped and counted: payload full after
+ * the wait, or a lock held past the timeout) or SHK_EINVAL. */
+SHK_API int shk_lens_frame(shk_lens *lens);
+
+/* An open zone. Lives on the caller's stack between begin and end; fields are the library's. */
+typedef struct shk_lens_zone {
+  shk_lens *lens; /* NULL when begin failed: end is then a no-op */
+  const char *name;
+  uint64_t start_ns;
+  uint32_t color;
+  uint32_t depth;
+} shk_lens_zone;
+
+/* Opens a zone on the calling thread; depth is counted per thread. `name` is sent by address:
+ * it must stay valid and unchanged while the lens is open (a string literal is ideal).
+ * color is 0x00RRGGBB. Returns SHK_OK or SHK_EINVAL (then zone->lens is NULL). */
+SHK_API int shk_lens_zone_begin(shk_lens *lens, shk_lens_zone *zone, const char *name,
+                                uint32_t color);
+
+/* Closes the zone and sends it. Returns as shk_lens_frame(); SHK_OK for a failed begin. */
+SHK_API int shk_lens_zone_end(shk_lens_zone *zone);
+
+/* shk_lens_zone_end() without a result, for the scope macro. */
+SHK_API void shk_lens_zone_cleanup(shk_lens_zone *zone);
+
+#if defined(__GNUC__) || defined(__clang__)
+#define SHK_LENS_CAT2_(a, b) a##b
+#define SHK_LENS_CAT_(a, b) SHK_LENS_CAT2_(a, b)
+/* A zone that ends when the enclosing block ends (compilers with the cleanup attribute). */
+#define SHK_LENS_ZONE(lens, name, color)                                                       \
+  shk_lens_zone SHK_LENS_CAT_(shk_lens_scope_, __LINE__)                                       \
+      __attribute__((cleanup(shk_lens_zone_cleanup)));                                         \
+  shk_lens_zone_begin((lens), &SHK_LENS_CAT_(shk_lens_scope_, __LINE__), (name), (color))
+#endif
+
+/* Sends a plot point. `name` identifies the plot and is sent by address (as zone names).
+ * Returns as shk_lens_frame(). */
+SHK_API int shk_lens_plot(shk_lens *lens, const char *name, double value, uint32_t color);
+
+/* Sends a heap event: `size` bytes at `addr` allocated (is_free false) or freed.
+ * Returns as shk_lens_frame(). */
+SHK_API int shk_lens_heap(shk_lens *lens, uint64_t addr, uint64_t size, bool is_free);
+
+/* Sends a log message formatted printf-style; longer than 8176 bytes is cut.
+ * Returns as shk_lens_frame(). */
+SHK_API int shk_lens_log(shk_lens *lens, uint32_t color, const char *format, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Counters of this handle and of the segment. Returns SHK_OK or SHK_EINVAL. Thread-safe. */
+SHK_API int shk_lens_stats_get(const shk_lens *lens, shk_lens_stats *out);
+
+/* ---- reader ----------------------------------------------------------------------------- */
+
+/* A reader handle: one thread at a time. */
+typedef struct shk_lens_reader shk_lens_reader;
+
+typedef struct shk_lens_reader_options {
+  uint32_t struct_size;     /* sizeof(shk_lens_reader_options) */
+  uint32_t max_strings;     /* distinct string keys kept; default 65536 */
+  uint64_t lock_timeout_ns; /* longest wait for a lock held by a live process; default 100 ms */
+  uint64_t idle_spin_ns;    /* poll: keep polling without sleeping this long after the last
+                               event (the producer then rarely meets a full payload); 10 ms */
+  uint64_t idle_sleep_ns;   /* poll: then sleep this long between looks; default 1 ms */
+} shk_lens_reader_options;
+
+/* Fills *options with the defaults. */
+SHK_API void shk_lens_reader_options_init(shk_lens_reader_options *options);
+
+/* One event, strings resolved. Pointers stay valid until the reader is closed. */
+typedef struct shk_lens_event {
+  shk_lens_kind kind;
+  uint32_t color;
+  double time;          /* frame and zone: end; the others: when */
+  uint64_t duration_ns; /* frame, zone */
+  uint64_t number;      /* frame */
+  uint64_t uid;         /* zone */
+  uint32_t depth;       /* zone */
+  const char *name;     /* zone, plot ("<unknown string>" when never sent with contents) */
+  const char *thread;   /* zone */
+  uint64_t name_key;
+  uint64_t thread_key;
+  double value;         /* plot */
+  uint64_t addr;        /* heap */
+  uint64_t size;        /* heap */
+  bool is_free;         /* heap */
+  const char *message;  /* log: NUL-terminated copy; may also hold NULs inside */
+  uint32_t length;      /* log: message bytes */
+} shk_lens_event;
+
+typedef void (*shk_lens_event_fn)(const shk_lens_event *event, void *user);
+
+/* Attaches to the lens segment `name` and validates it: magic, major version, sizeof_usize,
+ * segment size, extension block. Only one reader may be attached at a time.
+ * Returns SHK_OK, SHK_EINVAL, SHK_ENAME, SHK_ENOENT, SHK_EFORMAT, SHK_EVERSION, SHK_EBUSY
+ * (another live reader, or a creator that never finished), SHK_EACCES, SHK_ENOMEM, SHK_EOS. */
+SHK_API int shk_lens_reader_open(const char *name, const shk_lens_reader_options *options,
+                                 shk_lens_reader **out);
+
+/* Detaches and frees. Accepts NULL. */
+SHK_API void shk_lens_reader_close(shk_lens_reader *reader);
+
+/* Takes everything out of every payload (each under its lock), validates it and calls
+ * fn(event, user) for each valid event, in payload order (frames, zones, heap, plots, logs).
+ * *count (may be NULL) gets the number delivered. Invalid entries are counted and skipped.
+ * Returns SHK_OK or SHK_EINVAL. fn may be NULL: events then wait for shk_lens_reader_next(). */
+SHK_API int shk_lens_reader_drain(shk_lens_reader *reader, shk_lens_event_fn fn, void *user,
+                                  size_t *count);
+
+/* Drains; when nothing came, keeps looking per the idle policy until events come or timeout_ns
+ * passes. Returns SHK_OK (events delivered, *count > 0), SHK_ETIMEDOUT or SHK_EINVAL. */
+SHK_API int shk_lens_reader_poll(shk_lens_reader *reader, uint64_t timeout_ns,
+                                 shk_lens_event_fn fn, void *user, size_t *count);
+
+/* Iterator form: the next pending event, draining the segment when none is pending.
+ * Returns SHK_OK, SHK_ENOENT (nothing now) or SHK_EINVAL. */
+SHK_API int shk_lens_reader_next(shk_lens_reader *reader, shk_lens_event *event);
+
+/* Whether the producers are gone (none open, or the last one's process ended) and every payload
+ * is empty: nothing more will come. */
+SHK_API bool shk_lens_reader_finished(shk_lens_reader *reader);
+
+/* Counters of this reader and of the segment. Returns SHK_OK or SHK_EINVAL. */
+SHK_API int shk_lens_reader_stats(const shk_lens_reader *reader, shk_lens_stats *out);
+
+/* The name of a kind ("frame", "zone", "heap", "plot", "log"; "?" otherwise). Static. */
+SHK_API const char *shk_lens_kind_name(int kind);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

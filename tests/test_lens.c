@@ -1,0 +1,622 @@
+/* lens producer and reader: every public function, strings by key, late readers, and exact
+ * accounting between a producer process and a reader process. */
+/* ctest: labels=unit;multiprocess timeout=180 */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shk_test.h"
+#include "shmkit.h"
+
+#define CHILD_TIMEOUT_MS 60000
+#define SECOND 1000000000ull
+#define PER_KIND 3000
+
+/* A raw view of a lens segment, to look at what travels or to corrupt it. */
+static shk_lens_segment *raw_open(const char *name, shk_shm **shm) {
+  assert_int_equal(shk_shm_open(name, SHK_SHM_READ_WRITE, shm), SHK_OK);
+  return shk_shm_data(*shm);
+}
+
+static shk_lens *open_keep(const char *name, uint64_t full_wait_ns) {
+  shk_lens_options o;
+  shk_lens_options_init(&o);
+  o.full_wait_ns = full_wait_ns;
+  shk_lens *lens = NULL;
+  assert_int_equal(shk_lens_open(name, &o, &lens), SHK_OK);
+  return lens;
+}
+
+/* Collects events into a list for checking. */
+typedef struct collected {
+  shk_lens_event ev[4096];
+  char text[4096][160];
+  size_t n;
+} collected;
+
+static void collect_fn(const shk_lens_event *e, void *user) {
+  collected *c = user;
+  if (c->n >= 4096) return;
+  c->ev[c->n] = *e;
+  if (e->kind == SHK_LENS_LOG) {
+    snprintf(c->text[c->n], sizeof c->text[0], "%s", e->message);
+    c->ev[c->n].message = c->text[c->n];
+  }
+  c->n++;
+}
+
+static size_t count_kind(const collected *c, shk_lens_kind kind) {
+  size_t n = 0;
+  for (size_t i = 0; i < c->n; i++) n += c->ev[i].kind == kind;
+  return n;
+}
+
+static const shk_lens_event *find_zone(const collected *c, const char *name) {
+  for (size_t i = 0; i < c->n; i++)
+    if (c->ev[i].kind == SHK_LENS_ZONE && strcmp(c->ev[i].name, name) == 0) return &c->ev[i];
+  return NULL;
+}
+
+/* ---- opening, probing, closing ---- */
+
+static void open_refuses_bad_arguments(void **state) {
+  (void)state;
+  shk_lens *lens = (shk_lens *)1;
+  assert_int_equal(shk_lens_open("x", NULL, NULL), SHK_EINVAL);
+  assert_int_equal(shk_lens_open(NULL, NULL, &lens), SHK_EINVAL);
+  assert_null(lens);
+  assert_int_equal(shk_lens_open("bad/name", NULL, &lens), SHK_ENAME);
+  shk_lens_options o;
+  shk_lens_options_init(&o);
+  o.struct_size = sizeof o + 8;
+  char name[64];
+  assert_int_equal(shk_lens_open(shk_test_unique_name(name, sizeof name, "lo"), &o, &lens),
+                   SHK_EINVAL);
+  shk_lens_reader *r = (shk_lens_reader *)1;
+  assert_int_equal(shk_lens_reader_open(name, NULL, NULL), SHK_EINVAL);
+  assert_int_equal(shk_lens_reader_open(name, NULL, &r), SHK_ENOENT);
+  assert_null(r);
+  assert_int_equal(shk_lens_probe(name, NULL), SHK_EINVAL);
+  shk_lens_info info;
+  assert_int_equal(shk_lens_probe(name, &info), SHK_ENOENT);
+  shk_lens_close(NULL);
+  shk_lens_reader_close(NULL);
+  assert_int_equal(shk_lens_frame(NULL), SHK_EINVAL);
+  assert_int_equal(shk_lens_plot(NULL, "p", 1.0, 0), SHK_EINVAL);
+  assert_int_equal(shk_lens_heap(NULL, 1, 1, false), SHK_EINVAL);
+  assert_int_equal(shk_lens_log(NULL, 0, "x"), SHK_EINVAL);
+  assert_int_equal(shk_lens_thread_name(NULL, "t"), SHK_EINVAL);
+  assert_int_equal(shk_lens_wait_reader(NULL, 0), SHK_EINVAL);
+  assert_int_equal(shk_lens_stats_get(NULL, NULL), SHK_EINVAL);
+  assert_int_equal(shk_lens_reader_stats(NULL, NULL), SHK_EINVAL);
+  assert_int_equal(shk_lens_reader_drain(NULL, NULL, NULL, NULL), SHK_EINVAL);
+  assert_int_equal(shk_lens_reader_poll(NULL, 0, NULL, NULL, NULL), SHK_EINVAL);
+  assert_int_equal(shk_lens_reader_next(NULL, NULL), SHK_EINVAL);
+  assert_int_equal(shk_lens_zone_end(NULL), SHK_EINVAL);
+  shk_lens_zone z;
+  assert_int_equal(shk_lens_zone_begin(NULL, &z, "z", 0), SHK_EINVAL);
+  assert_null(z.lens);
+  assert_int_equal(shk_lens_zone_end(&z), SHK_OK); /* a failed begin ends as a no-op */
+  assert_string_equal(shk_lens_kind_name(SHK_LENS_ZONE), "zone");
+  assert_string_equal(shk_lens_kind_name(99), "?");
+}
+
+static void open_creates_a_valid_segment_that_close_removes(void **state) {
+  (void)state;
+  char name[64];
+  shk_lens *lens = NULL;
+  assert_int_equal(shk_lens_open(shk_test_unique_name(name, sizeof name, "oc"), NULL, &lens), SHK_OK);
+  shk_lens_info info;
+  assert_int_equal(shk_lens_probe(name, &info), SHK_OK);
+  assert_int_equal(info.magic, SHK_LENS_MAGIC);
+  assert_int_equal(info.protocol_version, SHK_LENS_PROTOCOL_VERSION);
+  assert_int_equal(info.sizeof_usize, sizeof(void *));
+  assert_true(info.segment_size >= sizeof(shk_lens_segment));
+  assert_int_equal(info.producers, 1);
+  assert_true(info.producer_alive);
+  assert_int_equal(info.reader_pid, 0);
+  /* A second producer handle shares the segment; the name goes with the last one. */
+  shk_lens *second = NULL;
+  assert_int_equal(shk_lens_open(name, NULL, &second), SHK_OK);
+  assert_int_equal(shk_lens_probe(name, &info), SHK_OK);
+  assert_int_equal(info.producers, 2);
+  shk_lens_close(lens);
+  assert_int_equal(shk_lens_probe(name, &info), SHK_OK);
+  shk_lens_close(second);
+  assert_int_equal(shk_lens_probe(name, &info), SHK_ENOENT);
+}
+
+static void keep_name_leaves_the_segment_for_a_late_reader(void **state) {
+  (void)state;
+  char name[64];
+  shk_lens_options o;
+  shk_lens_options_init(&o);
+  o.flags = SHK_LENS_KEEP_NAME;
+  shk_lens *lens = NULL;
+  assert_int_equal(shk_lens_open(shk_test_unique_name(name, sizeof name, "kn"), &o, &lens), SHK_OK);
+  assert_int_equal(shk_lens_frame(lens), SHK_OK);
+  shk_lens_close(lens);
+  shk_lens_reader *r = NULL;
+  assert_int_equal(shk_lens_reader_open(name, NULL, &r), SHK_OK);
+  shk_lens_event e;
+  assert_int_equal(shk_lens_reader_next(r, &e), SHK_OK);
+  assert_int_equal(e.kind, SHK_LENS_FRAME);
+  assert_int_equal(e.number, 1);
+  assert_int_equal(shk_lens_reader_next(r, &e), SHK_ENOENT);
+  assert_true(shk_lens_reader_finished(r));
+  shk_lens_reader_close(r);
+  assert_int_equal(shk_shm_unlink(name), SHK_OK);
+}
+
+/* ---- what travels ---- */
+
+static void events_of_every_kind_arrive_intact(void **state) {
+  (void)state;
+  char name[64];
+  shk_lens *lens = open_keep(shk_test_unique_name(name, sizeof name, "ev"), 0);
+  shk_lens_reader *r = NULL;
+  assert_int_equal(shk_lens_reader_open(name, NULL, &r), SHK_OK);
+  assert_int_equal(shk_lens_wait_reader(lens, SECOND), SHK_OK);
+  assert_int_equal(shk_lens_thread_name(lens, "main thread"), SHK_OK);
+  shk_lens_zone outer, inner;
+  assert_int_equal(shk_lens_zone_begin(lens, &outer, "outer", 0x112233), SHK_OK);
+  assert_int_equal(shk_lens_zone_begin(lens, &inner, "inner", 0xFF000000u | 0x445566), SHK_OK);
+  assert_int_equal(shk_lens_zone_end(&inner), SHK_OK);
+  assert_int_equal(shk_lens_zone_end(&outer), SHK_OK);
+  assert_int_equal(shk_lens_frame(lens), SHK_OK);
+  assert_int_equal(shk_lens_plot(lens, "fps", 59.5, 0x00FF00), SHK_OK);
+  assert_int_equal(shk_lens_plot(lens, "nan", 0.0 / 0.0, 0), SHK_EINVAL);
+  assert_int_equal(shk_lens_heap(lens, 0x1000, 64, false), SHK_OK);
+  assert_int_equal(shk_lens_heap(lens, 0x1000, 64, true), SHK_OK);
+  assert_int_equal(shk_lens_log(lens, 0xABCDEF, "hello %d", 42), SHK_OK);
+
+  static collected c;
+  memset(&c, 0, sizeof c);
+  size_t n = 0;
+  assert_int_equal(shk_lens_reader_drain(r, collect_fn, &c, &n), SHK_OK);
+  assert_int_equal(n, 7);
+  assert_int_equal(c.n, 7);
+  const shk_lens_event *in = find_zone(&c, "inner"), *out = find_zone(&c, "outer");
+  assert_non_null(in);
+  assert_non_null(out);
+  assert_int_equal(out->depth, 0);
+  assert_int_equal(in->depth, 1);
+  assert_int_equal(out->color, 0x112233);
+  assert_int_equal(in->color, 0x445566); /* the unused top byte is cleared */
+  assert_string_equal(in->thread, "main thread");
+  assert_int_equal(in->thread_key, out->thread_key);
+  assert_true(out->duration_ns >= in->duration_ns);
+  assert_true(out->time >= in->time);
+  /* Nesting: the inner zone starts no earlier and ends no later than the outer one. */
+  assert_true(out->time - out->duration_ns / 1e9 <= in->time - in->duration_ns / 1e9 + 1e-9);
+  assert_int_equal(count_kind(&c, SHK_LENS_FRAME), 1);
+  assert_int_equal(count_kind(&c, SHK_LENS_HEAP), 2);
+  for (size_t i = 0; i < c.n; i++) {
+    const shk_lens_event *e = &c.ev[i];
+    if (e->kind == SHK_LENS_PLOT) {
+      assert_string_equal(e->name, "fps");
+      assert_true(e->value == 59.5);
+      assert_int_equal(e->color, 0x00FF00);
+    } else if (e->kind == SHK_LENS_LOG) {
+      assert_string_equal(e->message, "hello 42");
+      assert_int_equal(e->length, 8);
+      assert_int_equal(e->color, 0xABCDEF);
+    } else if (e->kind == SHK_LENS_HEAP) {
+      assert_int_equal(e->addr, 0x1000);
+      assert_int_equal(e->size, 64);
+    } else if (e->kind == SHK_LENS_FRAME) {
+      assert_int_equal(e->number, 1);
+    }
+  }
+  shk_lens_stats st;
+  assert_int_equal(shk_lens_reader_stats(r, &st), SHK_OK);
+  assert_int_equal(st.received[SHK_LENS_ZONE], 2);
+  assert_int_equal(st.segment[SHK_LENS_ZONE].written, 2);
+  assert_int_equal(st.segment[SHK_LENS_ZONE].drained, 2);
+  assert_int_equal(st.strings, 4); /* outer, inner, the thread name, fps */
+  assert_int_equal(shk_lens_stats_get(lens, &st), SHK_OK);
+  assert_int_equal(st.sent[SHK_LENS_HEAP], 2);
+  assert_int_equal(st.segment[SHK_LENS_LOG].written, 1);
+  assert_false(shk_lens_reader_finished(r)); /* a producer is still open */
+  shk_lens_close(lens);
+  assert_true(shk_lens_reader_finished(r));
+  shk_lens_reader_close(r);
+}
+
+static void scope_macro_ends_the_zone_with_the_block(void **state) {
+  (void)state;
+#if defined(__GNUC__) || defined(__clang__)
+  char name[64];
+  shk_lens *lens = open_keep(shk_test_unique_name(name, sizeof name, "sc"), 0);
+  {
+    SHK_LENS_ZONE(lens, "scoped", 0x123456);
+    shk_lens_stats st;
+    assert_int_equal(shk_lens_stats_get(lens, &st), SHK_OK);
+    assert_int_equal(st.sent[SHK_LENS_ZONE], 0);
+  }
+  shk_lens_stats st;
+  assert_int_equal(shk_lens_stats_get(lens, &st), SHK_OK);
+  assert_int_equal(st.sent[SHK_LENS_ZONE], 1);
+  shk_lens_close(lens);
+#else
+  skip();
+#endif
+}
+
+static void strings_are_sent_once_then_by_key(void **state) {
+  (void)state;
+  char name[64];
+  shk_lens *lens = open_keep(shk_test_unique_name(name, sizeof name, "sk"), 0);
+  static const char zone_name[] = "repeated";
+  for (int i = 0; i < 3; i++) {
+    shk_lens_zone z;
+    assert_int_equal(shk_lens_zone_begin(lens, &z, zone_name, 0), SHK_OK);
+    assert_int_equal(shk_lens_zone_end(&z), SHK_OK);
+  }
+  shk_shm *shm;
+  shk_lens_segment *seg = raw_open(name, &shm);
+  assert_int_equal(seg->zone.size, 3);
+  assert_int_equal(seg->zone.data[0].name.has_contents, 1);
+  assert_int_equal(seg->zone.data[0].name.size, strlen(zone_name));
+  assert_memory_equal(seg->zone.data[0].name.contents, zone_name, strlen(zone_name));
+  assert_int_equal(seg->zone.data[0].thread.has_contents, 1);
+  for (int i = 1; i < 3; i++) {
+    assert_int_equal(seg->zone.data[i].name.has_contents, 0);
+    assert_int_equal(seg->zone.data[i].thread.has_contents, 0);
+    assert_true(seg->zone.data[i].name.key == seg->zone.data[0].name.key);
+  }
+  shk_lens_reader *r = NULL;
+  assert_int_equal(shk_lens_reader_open(name, NULL, &r), SHK_OK);
+  static collected c;
+  memset(&c, 0, sizeof c);
+  assert_int_equal(shk_lens_reader_drain(r, collect_fn, &c, NULL), SHK_OK);
+  assert_int_equal(c.n, 3);
+  for (size_t i = 0; i < 3; i++) assert_string_equal(c.ev[i].name, "repeated");
+  shk_lens_reader_close(r);
+
+  /* A new reader never saw the contents: the producer sends them again. */
+  assert_int_equal(shk_lens_reader_open(name, NULL, &r), SHK_OK);
+  shk_lens_zone z;
+  assert_int_equal(shk_lens_zone_begin(lens, &z, zone_name, 0), SHK_OK);
+  assert_int_equal(shk_lens_zone_end(&z), SHK_OK);
+  assert_int_equal(seg->zone.data[0].name.has_contents, 1);
+  shk_lens_event e;
+  assert_int_equal(shk_lens_reader_next(r, &e), SHK_OK);
+  assert_string_equal(e.name, "repeated");
+  shk_lens_stats st;
+  assert_int_equal(shk_lens_reader_stats(r, &st), SHK_OK);
+  assert_int_equal(st.unknown_strings, 0);
+  shk_lens_reader_close(r);
+  shk_shm_close(shm);
+  shk_lens_close(lens);
+}
+
+static void a_key_never_sent_becomes_a_placeholder(void **state) {
+  (void)state;
+  char name[64];
+  shk_lens *lens = open_keep(shk_test_unique_name(name, sizeof name, "ph"), 0);
+  shk_lens_zone z;
+  assert_int_equal(shk_lens_zone_begin(lens, &z, "named", 0), SHK_OK);
+  assert_int_equal(shk_lens_zone_end(&z), SHK_OK);
+  shk_shm *shm;
+  shk_lens_segment *seg = raw_open(name, &shm);
+  seg->zone.data[0].name.has_contents = 0; /* as if the first entry had been lost */
+  shk_lens_reader *r = NULL;
+  assert_int_equal(shk_lens_reader_open(name, NULL, &r), SHK_OK);
+  shk_lens_event e;
+  assert_int_equal(shk_lens_reader_next(r, &e), SHK_OK);
+  assert_non_null(strstr(e.name, "<unknown string"));
+  shk_lens_stats st;
+  assert_int_equal(shk_lens_reader_stats(r, &st), SHK_OK);
+  assert_int_equal(st.unknown_strings, 1);
+  assert_int_equal(st.malformed[SHK_LENS_ZONE], 0);
+  shk_lens_reader_close(r);
+  shk_shm_close(shm);
+  shk_lens_close(lens);
+}
+
+static void a_full_payload_drops_at_once_when_the_wait_is_zero(void **state) {
+  (void)state;
+  char name[64];
+  shk_lens *lens = open_keep(shk_test_unique_name(name, sizeof name, "fu"), 0);
+  int dropped = 0;
+  for (int i = 0; i < 40; i++) {
+    int rc = shk_lens_frame(lens);
+    assert_true(rc == SHK_OK || rc == SHK_EBUSY);
+    dropped += rc == SHK_EBUSY;
+  }
+  assert_int_equal(dropped, 8);
+  /* The log area holds bytes, not entries: 16-byte headers plus messages until 8 KiB is used. */
+  int logs = 0;
+  while (shk_lens_log(lens, 0, "%0100d", 7) == SHK_OK) logs++;
+  assert_int_equal(logs, 8192 / 116);
+  shk_lens_stats st;
+  assert_int_equal(shk_lens_stats_get(lens, &st), SHK_OK);
+  assert_int_equal(st.sent[SHK_LENS_FRAME], 40);
+  assert_int_equal(st.segment[SHK_LENS_FRAME].written, 32);
+  assert_int_equal(st.segment[SHK_LENS_FRAME].dropped, 8);
+  assert_int_equal(st.segment[SHK_LENS_LOG].dropped, 1);
+  shk_lens_close(lens);
+}
+
+static void a_long_log_message_is_cut_to_the_area(void **state) {
+  (void)state;
+  char name[64];
+  shk_lens *lens = open_keep(shk_test_unique_name(name, sizeof name, "ll"), 0);
+  char *big = malloc(20000);
+  memset(big, 'x', 19999);
+  big[19999] = '\0';
+  assert_int_equal(shk_lens_log(lens, 0, "%s", big), SHK_OK);
+  free(big);
+  shk_lens_reader *r = NULL;
+  assert_int_equal(shk_lens_reader_open(name, NULL, &r), SHK_OK);
+  shk_lens_event e;
+  assert_int_equal(shk_lens_reader_next(r, &e), SHK_OK);
+  assert_int_equal(e.kind, SHK_LENS_LOG);
+  assert_int_equal(e.length, 8192 - 16);
+  assert_int_equal(strlen(e.message), 8192 - 16);
+  shk_lens_reader_close(r);
+  shk_lens_close(lens);
+}
+
+static void a_second_live_reader_is_refused(void **state) {
+  (void)state;
+  char name[64];
+  shk_lens *lens = open_keep(shk_test_unique_name(name, sizeof name, "2r"), 0);
+  shk_lens_reader *a = NULL, *b = (shk_lens_reader *)1;
+  assert_int_equal(shk_lens_reader_open(name, NULL, &a), SHK_OK);
+  assert_int_equal(shk_lens_reader_open(name, NULL, &b), SHK_EBUSY);
+  assert_null(b);
+  shk_lens_info info;
+  assert_int_equal(shk_lens_probe(name, &info), SHK_OK);
+  assert_true(info.reader_alive);
+  shk_lens_reader_close(a);
+  assert_int_equal(shk_lens_probe(name, &info), SHK_OK);
+  assert_int_equal(info.reader_pid, 0);
+  assert_int_equal(shk_lens_reader_open(name, NULL, &b), SHK_OK);
+  shk_lens_reader_close(b);
+  shk_lens_close(lens);
+}
+
+static int child_second_reader(int argc, char **argv) {
+  if (argc < 1) return 2;
+  shk_lens_reader *r = NULL;
+  int rc = shk_lens_reader_open(argv[0], NULL, &r);
+  shk_lens_reader_close(r);
+  return rc == SHK_EBUSY ? 0 : 1;
+}
+
+static void a_reader_in_another_process_is_refused_while_one_is_attached(void **state) {
+  (void)state;
+  char name[64];
+  shk_lens *lens = open_keep(shk_test_unique_name(name, sizeof name, "rx"), 0);
+  shk_lens_reader *r = NULL;
+  assert_int_equal(shk_lens_reader_open(name, NULL, &r), SHK_OK);
+  const char *args[] = {name};
+  shk_test_run_child_ok("second_reader", 1, args, CHILD_TIMEOUT_MS);
+  shk_lens_reader_close(r);
+  shk_lens_close(lens);
+}
+
+static void poll_times_out_when_nothing_comes(void **state) {
+  (void)state;
+  char name[64];
+  shk_lens *lens = open_keep(shk_test_unique_name(name, sizeof name, "po"), 0);
+  shk_lens_reader_options o;
+  shk_lens_reader_options_init(&o);
+  o.idle_spin_ns = 0;
+  o.idle_sleep_ns = 1000000;
+  shk_lens_reader *r = NULL;
+  assert_int_equal(shk_lens_reader_open(name, &o, &r), SHK_OK);
+  size_t n = 1;
+  assert_int_equal(shk_lens_reader_poll(r, 5000000, NULL, NULL, &n), SHK_ETIMEDOUT);
+  assert_int_equal(n, 0);
+  assert_int_equal(shk_lens_heap(lens, 1, 2, false), SHK_OK);
+  assert_int_equal(shk_lens_reader_poll(r, SECOND, NULL, NULL, &n), SHK_OK);
+  assert_int_equal(n, 1);
+  /* drain without a callback leaves the pending event for the iterator. */
+  assert_int_equal(shk_lens_reader_drain(r, NULL, NULL, &n), SHK_OK);
+  assert_int_equal(n, 1);
+  shk_lens_event e;
+  assert_int_equal(shk_lens_reader_next(r, &e), SHK_OK);
+  assert_int_equal(e.kind, SHK_LENS_HEAP);
+  assert_int_equal(shk_lens_reader_next(r, &e), SHK_ENOENT);
+  shk_lens_reader_close(r);
+  shk_lens_close(lens);
+}
+
+/* ---- threads ---- */
+
+static void thread_names_and_depths_are_per_thread(void **state) {
+  (void)state;
+  char name[64];
+  shk_lens *lens = open_keep(shk_test_unique_name(name, sizeof name, "th"), 0);
+  shk_lens_reader *r = NULL;
+  assert_int_equal(shk_lens_reader_open(name, NULL, &r), SHK_OK);
+  assert_int_equal(shk_lens_thread_name(lens, "first name"), SHK_OK);
+  shk_lens_zone a;
+  assert_int_equal(shk_lens_zone_begin(lens, &a, "a", 0), SHK_OK);
+  assert_int_equal(shk_lens_zone_end(&a), SHK_OK);
+  assert_int_equal(shk_lens_thread_name(lens, "second name"), SHK_OK);
+  assert_int_equal(shk_lens_zone_begin(lens, &a, "b", 0), SHK_OK);
+  assert_int_equal(shk_lens_zone_end(&a), SHK_OK);
+  static collected c;
+  memset(&c, 0, sizeof c);
+  assert_int_equal(shk_lens_reader_drain(r, collect_fn, &c, NULL), SHK_OK);
+  assert_string_equal(find_zone(&c, "a")->thread, "first name");
+  assert_string_equal(find_zone(&c, "b")->thread, "second name");
+  assert_int_equal(find_zone(&c, "b")->depth, 0);
+  shk_lens_reader_close(r);
+  shk_lens_close(lens);
+}
+
+/* ---- two processes ---- */
+
+/* Sends PER_KIND events of every kind as fast as it can, with the given full wait (ns). */
+static int child_fast_producer(int argc, char **argv) {
+  if (argc < 2) return 2;
+  shk_lens_options o;
+  shk_lens_options_init(&o);
+  o.full_wait_ns = strtoull(argv[1], NULL, 10);
+  shk_lens *lens = NULL;
+  if (shk_lens_open(argv[0], &o, &lens) != SHK_OK) return 3;
+  shk_lens_thread_name(lens, "fast producer");
+  for (int i = 0; i < PER_KIND; i++) {
+    shk_lens_zone z;
+    shk_lens_zone_begin(lens, &z, (i & 1) ? "odd" : "even", 0);
+    shk_lens_zone_end(&z);
+    shk_lens_frame(lens);
+    shk_lens_plot(lens, "i", (double)i, 0);
+    shk_lens_heap(lens, (uint64_t)i * 16, 16, (i & 1) != 0);
+    shk_lens_log(lens, 0, "message %d", i);
+  }
+  shk_lens_stats st;
+  shk_lens_stats_get(lens, &st);
+  int bad = 0;
+  for (int k = 0; k < SHK_LENS_KIND_COUNT; k++) bad |= st.sent[k] != PER_KIND;
+  shk_lens_close(lens);
+  return bad ? 4 : 0;
+}
+
+static void check_exact_accounting(const char *full_wait) {
+  char name[64];
+  /* The parent's own handle keeps the segment alive until the reader has seen everything. */
+  shk_lens *holder = open_keep(shk_test_unique_name(name, sizeof name, "xa"), 0);
+  shk_lens_reader *r = NULL;
+  assert_int_equal(shk_lens_reader_open(name, NULL, &r), SHK_OK);
+  const char *args[] = {name, full_wait};
+  shk_test_proc proc;
+  assert_int_equal(shk_test_spawn("fast_producer", 2, args, &proc), 0);
+  static collected c;
+  memset(&c, 0, sizeof c);
+  uint64_t received[SHK_LENS_KIND_COUNT] = {0};
+  shk_lens_info info;
+  bool child_done = false;
+  for (;;) {
+    shk_lens_event e;
+    while (shk_lens_reader_next(r, &e) == SHK_OK) {
+      received[e.kind]++;
+      if (e.kind == SHK_LENS_ZONE) {
+        assert_true(strcmp(e.name, "odd") == 0 || strcmp(e.name, "even") == 0);
+        assert_string_equal(e.thread, "fast producer");
+      }
+    }
+    if (child_done) break;
+    assert_int_equal(shk_lens_probe(name, &info), SHK_OK);
+    /* The child's close drops the count back to our holder alone; one more drain empties it. */
+    if (info.producers == 1 && !info.producer_alive) child_done = true;
+    if (info.producers == 1 && info.producer_pid == proc.pid) child_done = true;
+  }
+  shk_test_exit how = shk_test_wait(&proc, CHILD_TIMEOUT_MS);
+  assert_int_equal(how.timed_out, 0);
+  assert_int_equal(how.code, 0);
+  shk_lens_event e;
+  while (shk_lens_reader_next(r, &e) == SHK_OK) received[e.kind]++;
+  shk_lens_stats st;
+  assert_int_equal(shk_lens_reader_stats(r, &st), SHK_OK);
+  for (int k = 0; k < SHK_LENS_KIND_COUNT; k++) {
+    print_message("%s: sent %d received %llu dropped %llu\n", shk_lens_kind_name(k), PER_KIND,
+                  (unsigned long long)received[k], (unsigned long long)st.segment[k].dropped);
+    assert_int_equal(received[k] + st.segment[k].dropped, PER_KIND);
+    assert_int_equal(st.segment[k].written, received[k]);
+    assert_int_equal(st.segment[k].drained, received[k]);
+    assert_int_equal(st.received[k], received[k]);
+    assert_int_equal(st.malformed[k], 0);
+  }
+  assert_int_equal(st.unknown_strings, 0);
+  shk_lens_reader_close(r);
+  shk_lens_close(holder);
+}
+
+static void a_producer_process_and_a_reader_process_account_for_every_event(void **state) {
+  (void)state;
+  check_exact_accounting("1000000"); /* waits up to 1 ms when full */
+}
+
+static void accounting_is_exact_when_the_producer_never_waits(void **state) {
+  (void)state;
+  check_exact_accounting("0");
+}
+
+/* Sends 10 zones with no reader attached, then waits for a reader, then 10 more. */
+static int child_early_producer(int argc, char **argv) {
+  if (argc < 1) return 2;
+  shk_lens *lens = NULL;
+  if (shk_lens_open(argv[0], NULL, &lens) != SHK_OK) return 3;
+  for (int i = 0; i < 10; i++) {
+    shk_lens_zone z;
+    shk_lens_zone_begin(lens, &z, "early", 0);
+    shk_lens_zone_end(&z);
+  }
+  /* Tell the parent by a heap event that the first part is done, then wait for its reader. */
+  shk_lens_heap(lens, 0xD0E, 0, false);
+  if (shk_lens_wait_reader(lens, 30 * SECOND) != SHK_OK) return 4;
+  for (int i = 0; i < 10; i++) {
+    shk_lens_zone z;
+    shk_lens_zone_begin(lens, &z, "late", 0);
+    shk_lens_zone_end(&z);
+  }
+  shk_lens_heap(lens, 0xD0E, 1, false);
+  /* Closing removes the name, but the attached reader keeps its mapping and drains the rest. */
+  shk_lens_close(lens);
+  return 0;
+}
+
+static void a_late_reader_gets_what_waited_and_resolves_every_name(void **state) {
+  (void)state;
+  char name[64];
+  shk_test_unique_name(name, sizeof name, "lr");
+  const char *args[] = {name};
+  shk_test_proc proc;
+  assert_int_equal(shk_test_spawn("early_producer", 1, args, &proc), 0);
+  /* Wait until the producer has sent its first part into nobody's hands. */
+  shk_lens_info info;
+  for (;;) {
+    if (shk_lens_probe(name, &info) == SHK_OK && info.counters[SHK_LENS_HEAP].written == 1) break;
+  }
+  shk_lens_reader *r = NULL;
+  assert_int_equal(shk_lens_reader_open(name, NULL, &r), SHK_OK);
+  size_t early = 0, late = 0, marks = 0;
+  while (marks < 2) {
+    shk_lens_event e;
+    if (shk_lens_reader_next(r, &e) != SHK_OK) continue;
+    if (e.kind == SHK_LENS_HEAP) marks++;
+    if (e.kind != SHK_LENS_ZONE) continue;
+    if (strcmp(e.name, "early") == 0) early++;
+    else if (strcmp(e.name, "late") == 0) late++;
+    else fail_msg("unexpected name %s", e.name);
+  }
+  assert_int_equal(early, 10);
+  assert_int_equal(late, 10);
+  shk_lens_reader_close(r);
+  shk_test_exit how = shk_test_wait(&proc, CHILD_TIMEOUT_MS);
+  assert_int_equal(how.timed_out, 0);
+  assert_int_equal(how.code, 0);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(open_refuses_bad_arguments),
+    cmocka_unit_test(open_creates_a_valid_segment_that_close_removes),
+    cmocka_unit_test(keep_name_leaves_the_segment_for_a_late_reader),
+    cmocka_unit_test(events_of_every_kind_arrive_intact),
+    cmocka_unit_test(scope_macro_ends_the_zone_with_the_block),
+    cmocka_unit_test(strings_are_sent_once_then_by_key),
+    cmocka_unit_test(a_key_never_sent_becomes_a_placeholder),
+    cmocka_unit_test(a_full_payload_drops_at_once_when_the_wait_is_zero),
+    cmocka_unit_test(a_long_log_message_is_cut_to_the_area),
+    cmocka_unit_test(a_second_live_reader_is_refused),
+    cmocka_unit_test(a_reader_in_another_process_is_refused_while_one_is_attached),
+    cmocka_unit_test(poll_times_out_when_nothing_comes),
+    cmocka_unit_test(thread_names_and_depths_are_per_thread),
+    cmocka_unit_test(a_producer_process_and_a_reader_process_account_for_every_event),
+    cmocka_unit_test(accounting_is_exact_when_the_producer_never_waits),
+    cmocka_unit_test(a_late_reader_gets_what_waited_and_resolves_every_name),
+};
+
+static const shk_test_child children[] = {
+    {"second_reader", child_second_reader},
+    {"fast_producer", child_fast_producer},
+    {"early_producer", child_early_producer},
+};
+
+SHK_TEST_MAIN(tests, children)
