@@ -4,7 +4,7 @@ set(CMAKE_SYSTEM_PROCESSOR x86_64)
 set(CMAKE_C_COMPILER x86_64-w64-mingw32-gcc)
 set(CMAKE_CXX_COMPILER x86_64-w64-mingw32-g++)
 set(CMAKE_RC_COMPILER x86_64-w64-mingw32-windres)
-set(CMAKE_FIND_ROOT_PATH /usr/x86_64-w64-mingw32)
+list(APPEND CMAKE_FIND_ROOT_PATH /usr/x86_64-w64-mingw32) # keeps roots given with -D
 # Cross-built dependencies (CMocka for mingw, built by ci/test.sh) are found through this list.
 if(DEFINED ENV{SHK_MINGW_PREFIX})
   list(APPEND CMAKE_FIND_ROOT_PATH $ENV{SHK_MINGW_PREFIX})
