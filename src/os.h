@@ -162,4 +162,59 @@ void shk__os_pages_free(void *addr, size_t size);
  * cannot split more memory areas, SHK_EINVAL, SHK_EOS. */
 int shk__os_protect(void *addr, size_t size, shk__os_prot prot);
 
+/* ---- write faults and dirty-page sources (fault.c, uffd.c, writewatch.c) ----------------- */
+
+/* What the OS tells about a memory fault. */
+typedef struct shk__os_fault {
+  uintptr_t addr; /* the faulting data address */
+  uintptr_t ip;   /* the faulting instruction, 0 when unknown */
+  bool write;     /* true when the access was (or may have been) a write */
+} shk__os_fault;
+
+/* Called from the fault handler (a signal handler on POSIX, a vectored exception handler on
+ * Windows) on the faulting thread. Must be async-signal-safe. Returns true when the fault was on
+ * a page the watcher protected and the page is writable again (the instruction is retried);
+ * false sends the fault on to the previous handler or the default action. */
+typedef bool (*shk__os_fault_fn)(const shk__os_fault *fault);
+
+/* Installs the process-wide write-fault hook calling fn, chained in front of whatever handlers
+ * are installed now. Not reference counted: the caller installs once and removes once. When
+ * another handler was installed on top meanwhile, remove leaves the hook in place, passing
+ * every fault on. SHK_EOS. */
+int shk__os_fault_install(shk__os_fault_fn fn);
+void shk__os_fault_remove(void);
+
+/* The module file and nearest symbol of a code address, for event reports. Not for the fault
+ * path. Empty strings when unknown; returns SHK_OK or SHK_ENOENT. */
+int shk__os_symbolize(uintptr_t ip, char *module, size_t module_size, char *symbol,
+                      size_t symbol_size);
+
+/* How many more memory areas page protection may split off before the kernel refuses (Linux
+ * vm.max_map_count minus the areas in use); SIZE_MAX where there is no such limit. */
+size_t shk__os_map_areas_left(void);
+
+/* Linux userfaultfd write-protect (uffd.c). One tracker per watcher. Elsewhere every call
+ * returns SHK_EUNSUPPORTED. In async mode the kernel resolves write faults itself and marks the
+ * pages written; shk__os_uffd_scan() reports and re-protects them. */
+typedef struct shk__os_uffd shk__os_uffd;
+/* Whether write-protect works here, and *async whether the async mode and PAGEMAP_SCAN do too.
+ * For the capability probe: must not call shk__os_caps_get(). */
+bool shk__os_uffd_probe(bool *async);
+int shk__os_uffd_open(shk__os_uffd **out);
+void shk__os_uffd_close(shk__os_uffd *u);
+/* Registers whole pages for write-protect and protects them. */
+int shk__os_uffd_add(shk__os_uffd *u, void *addr, size_t size);
+/* Unprotects and unregisters whole pages. */
+void shk__os_uffd_remove(shk__os_uffd *u, void *addr, size_t size);
+/* Calls fn(page_addr, page_count, ctx) for each run of pages written since they were last
+ * protected inside [addr, addr+size), protecting them again first. */
+typedef void (*shk__os_dirty_fn)(uintptr_t addr, size_t pages, void *ctx);
+int shk__os_uffd_scan(shk__os_uffd *u, void *addr, size_t size, shk__os_dirty_fn fn, void *ctx);
+
+/* Windows GetWriteWatch (writewatch.c): whether [addr, addr+size) is write-watch memory, and
+ * the pages written there since the last call (reset atomically). Elsewhere: false and
+ * SHK_EUNSUPPORTED. */
+bool shk__os_write_watch_covers(void *addr, size_t size);
+int shk__os_write_watch_scan(void *addr, size_t size, shk__os_dirty_fn fn, void *ctx);
+
 #endif

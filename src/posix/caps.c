@@ -54,6 +54,7 @@ static void fill_caps(void) {
   caps.has_fork = true;
   caps.has_memfd = probe_memfd();
   caps.has_write_watch = false;
+  caps.has_userfaultfd_wp = shk__os_uffd_probe(&caps.has_uffd_wp_async);
 }
 
 const shk__os_caps *shk__os_caps_get(void) {

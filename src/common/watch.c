@@ -1,0 +1,351 @@
+/* The watcher object: options, regions (sorted, disjoint, possibly sharing pages), choosing a
+ * backend per region, the callback, flush, stats and the store's public face. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "watch_internal.h"
+
+static const char *const backend_names[SHK_WATCH_BACKEND_COUNT] = {
+    "auto", "mprotect", "userfaultfd", "write-watch", "poll"};
+
+const char *shk_watch_backend_name(shk_watch_backend backend) {
+  return (unsigned)backend < SHK_WATCH_BACKEND_COUNT ? backend_names[backend] : "unknown";
+}
+
+bool shk_watch_backend_available(shk_watch_backend backend) {
+  if (backend == SHK_WATCH_AUTO) return true;
+  if ((unsigned)backend >= SHK_WATCH_BACKEND_COUNT) return false;
+  return shk__watch_backend_ops_of(backend)->available();
+}
+
+void shk_watch_options_init(shk_watch_options *opts) {
+  if (!opts) return;
+  memset(opts, 0, sizeof *opts);
+  opts->version = SHK_WATCH_OPTIONS_VERSION;
+  opts->backend = SHK_WATCH_AUTO;
+  opts->coalesce_ms = 5;
+  opts->ring_capacity = 65536;
+  opts->inline_threshold = 4096;
+  opts->preview_size = 256;
+  opts->poll_interval_ms = 10;
+  opts->store_limit = (size_t)256 << 20;
+  opts->resolve_symbols = true;
+}
+
+int shk_watch_pages_alloc(size_t size, void **out) {
+  if (!out) return SHK_EINVAL;
+  *out = NULL;
+  size_t ps = shk__os_caps_get()->page_size;
+  size_t rounded = size ? shk__round_up(size, ps) : 0;
+  if (rounded == 0) return SHK_ESIZE;
+  return shk__os_pages_alloc(rounded, true, out);
+}
+
+void shk_watch_pages_free(void *addr, size_t size) {
+  if (!addr || size == 0) return;
+  shk__os_pages_free(addr, shk__round_up(size, shk__os_caps_get()->page_size));
+}
+
+static bool on_worker(shk_watcher *w) {
+  return atomic_load(&w->worker_tid) == shk__os_thread_id();
+}
+
+int shk_watch_create(const shk_watch_options *opts, shk_watcher **out) {
+  if (!out) return SHK_EINVAL;
+  *out = NULL;
+  shk_watch_options o;
+  shk_watch_options_init(&o);
+  if (opts) {
+    if (opts->version != SHK_WATCH_OPTIONS_VERSION) return SHK_EINVAL;
+    o = *opts;
+  }
+  if ((unsigned)o.backend >= SHK_WATCH_BACKEND_COUNT || o.ring_capacity == 0 ||
+      o.ring_capacity > (1u << 30) || o.poll_interval_ms == 0)
+    return SHK_EINVAL;
+  if (!shk_watch_backend_available(o.backend)) return SHK_EUNSUPPORTED;
+
+  shk_watcher *w = calloc(1, sizeof *w);
+  if (!w) return SHK_ENOMEM;
+  w->opts = o;
+  w->page_size = shk__os_caps_get()->page_size;
+  w->next_id = 1;
+  w->sink = calloc(1, sizeof *w->sink);
+  if (!w->sink || shk__watch_ring_init(&w->sink->ring, o.ring_capacity) != SHK_OK) {
+    free(w->sink);
+    free(w);
+    return SHK_ENOMEM;
+  }
+  w->sink->page_size = w->page_size;
+  shk__watch_store_init(&w->store, o.store_limit);
+  shk__os_mutex_init(&w->lock);
+  shk__os_mutex_init(&w->deliver_lock);
+  shk__os_cond_init(&w->wake);
+  shk__os_cond_init(&w->flushed);
+  int rc = shk__os_thread_start(&w->thread, shk__watch_worker_main, w);
+  if (rc != SHK_OK) {
+    w->thread = NULL;
+    shk_watch_free(w);
+    return rc;
+  }
+  *out = w;
+  return SHK_OK;
+}
+
+static size_t index_of(shk_watcher *w, uint32_t id) {
+  for (size_t i = 0; i < w->count; i++)
+    if (w->regions[i]->id == id) return i;
+  return SIZE_MAX;
+}
+
+static void region_free(shk__watch_region *r) {
+  if (!r) return;
+  free(r->name);
+  free(r->shadow);
+  free(r->dirty);
+  free(r);
+}
+
+/* The pages of region i that no neighbour shares (lock held). */
+static void exclusive_pages(shk_watcher *w, size_t i, uintptr_t *start, uintptr_t *end) {
+  const shk__watch_region *r = w->regions[i];
+  *start = r->page_start;
+  *end = r->page_end;
+  if (i > 0 && w->regions[i - 1]->page_end > *start) *start += w->page_size;
+  if (i + 1 < w->count && w->regions[i + 1]->page_start < *end) *end -= w->page_size;
+  if (*end < *start) *end = *start;
+}
+
+/* Detaches region i and takes it out of the array (lock held). */
+static void remove_at(shk_watcher *w, size_t i) {
+  shk__watch_region *r = w->regions[i];
+  uintptr_t es, ee;
+  exclusive_pages(w, i, &es, &ee);
+  r->ops->detach(w, r, es, ee);
+  if (r->holds_area) shk__watch_areas_give();
+  memmove(w->regions + i, w->regions + i + 1, (w->count - i - 1) * sizeof *w->regions);
+  w->count--;
+  region_free(r);
+}
+
+void shk_watch_free(shk_watcher *w) {
+  if (!w) return;
+  if (w->thread && on_worker(w)) return;
+  if (w->thread) {
+    shk__os_mutex_lock(&w->lock);
+    w->stop = true;
+    shk__os_cond_signal(&w->wake);
+    shk__os_mutex_unlock(&w->lock);
+    shk__os_thread_join(w->thread);
+  }
+  shk__os_mutex_lock(&w->lock);
+  while (w->count > 0) remove_at(w, w->count - 1);
+  shk__os_mutex_unlock(&w->lock);
+  if (w->hook_held) shk__watch_hook_release();
+  shk__os_uffd_close(w->uffd);
+  free(w->regions);
+  free(w->batch);
+  free(w->arena);
+  shk__watch_store_destroy(&w->store);
+  shk__os_cond_destroy(&w->wake);
+  shk__os_cond_destroy(&w->flushed);
+  shk__os_mutex_destroy(&w->deliver_lock);
+  shk__os_mutex_destroy(&w->lock);
+  shk__watch_ring_destroy(&w->sink->ring);
+  free(w->sink);
+  free(w);
+}
+
+/* The backends to try for a new region, best first. */
+static size_t candidates(shk_watcher *w, const shk__watch_region *r, size_t at,
+                         shk_watch_backend out[4]) {
+  if (w->opts.backend != SHK_WATCH_AUTO) {
+    out[0] = w->opts.backend;
+    return 1;
+  }
+  /* A page shared with a neighbour is watched one way only. */
+  if (at > 0 && w->regions[at - 1]->page_end > r->page_start) {
+    out[0] = w->regions[at - 1]->backend;
+    return 1;
+  }
+  if (at < w->count && w->regions[at]->page_start < r->page_end) {
+    out[0] = w->regions[at]->backend;
+    return 1;
+  }
+  size_t n = 0;
+  static const shk_watch_backend order[] = {SHK_WATCH_USERFAULTFD, SHK_WATCH_WRITE_WATCH,
+                                            SHK_WATCH_MPROTECT, SHK_WATCH_POLL};
+  for (size_t i = 0; i < SHK__ARRAY_LEN(order); i++)
+    if (shk__watch_backend_ops_of(order[i])->available()) out[n++] = order[i];
+  return n;
+}
+
+static int attach(shk_watcher *w, shk__watch_region *r, size_t at) {
+  shk_watch_backend list[4];
+  size_t n = candidates(w, r, at, list);
+  int rc = SHK_EUNSUPPORTED;
+  bool limited = false;
+  for (size_t i = 0; i < n; i++) {
+    const shk__watch_backend_ops *ops = shk__watch_backend_ops_of(list[i]);
+    if (ops->accepts && !ops->accepts(w, r)) continue;
+    r->backend = list[i];
+    r->ops = ops;
+    rc = ops->attach(w, r);
+    if (rc == SHK_OK) {
+      if (limited && list[i] == SHK_WATCH_POLL) w->moved_to_poll++;
+      return SHK_OK;
+    }
+    if (rc == SHK_ELIMIT) limited = true;
+    if (w->opts.backend != SHK_WATCH_AUTO || rc == SHK_ENOMEM) break;
+  }
+  return rc;
+}
+
+int shk_watch_add(shk_watcher *w, void *addr, size_t size, const char *name, uint32_t *id) {
+  if (!w || !addr || !id || size == 0 || (uintptr_t)addr + size < (uintptr_t)addr)
+    return SHK_EINVAL;
+  *id = 0;
+  uintptr_t a = (uintptr_t)addr;
+  shk__watch_region *r = calloc(1, sizeof *r);
+  if (!r) return SHK_ENOMEM;
+  r->addr = a;
+  r->size = size;
+  r->page_start = a & ~(uintptr_t)(w->page_size - 1);
+  r->page_end = shk__round_up(a + size, w->page_size);
+  if (r->page_end == 0) {
+    free(r);
+    return SHK_EINVAL;
+  }
+  size_t pages = (r->page_end - r->page_start) / w->page_size;
+  r->name = malloc(name ? strlen(name) + 1 : 1);
+  r->shadow = malloc(size);
+  r->dirty = calloc((pages + 7) / 8, 1);
+  if (!r->name || !r->shadow || !r->dirty) {
+    region_free(r);
+    return SHK_ENOMEM;
+  }
+  strcpy(r->name, name ? name : "");
+
+  shk__os_mutex_lock(&w->lock);
+  size_t at = shk__watch_first_region(w, a);
+  int rc = SHK_OK;
+  if (at < w->count && w->regions[at]->addr < a + size) rc = SHK_EOVERLAP;
+  if (rc == SHK_OK && w->count == w->cap) {
+    size_t cap = w->cap ? w->cap * 2 : 16;
+    shk__watch_region **grown = realloc(w->regions, cap * sizeof *grown);
+    if (grown) {
+      w->regions = grown;
+      w->cap = cap;
+    } else {
+      rc = SHK_ENOMEM;
+    }
+  }
+  if (rc == SHK_OK) rc = attach(w, r, at);
+  if (rc != SHK_OK) {
+    shk__os_mutex_unlock(&w->lock);
+    region_free(r);
+    return rc;
+  }
+  /* The backend protects first, then the copy is taken: a write in between faults and is
+   * compared against this copy later, so it is not lost. */
+  memcpy(r->shadow, addr, size);
+  r->id = w->next_id++;
+  if (w->next_id == 0) w->next_id = 1;
+  memmove(w->regions + at + 1, w->regions + at, (w->count - at) * sizeof *w->regions);
+  w->regions[at] = r;
+  w->count++;
+  *id = r->id;
+  shk__os_mutex_unlock(&w->lock);
+  return SHK_OK;
+}
+
+int shk_watch_remove(shk_watcher *w, uint32_t id) {
+  if (!w) return SHK_EINVAL;
+  shk__os_mutex_lock(&w->lock);
+  size_t i = index_of(w, id);
+  if (i != SIZE_MAX) remove_at(w, i);
+  shk__os_mutex_unlock(&w->lock);
+  return i == SIZE_MAX ? SHK_ENOENT : SHK_OK;
+}
+
+int shk_watch_region_backend(shk_watcher *w, uint32_t id, shk_watch_backend *backend) {
+  if (!w || !backend) return SHK_EINVAL;
+  shk__os_mutex_lock(&w->lock);
+  size_t i = index_of(w, id);
+  if (i != SIZE_MAX) *backend = w->regions[i]->backend;
+  shk__os_mutex_unlock(&w->lock);
+  return i == SIZE_MAX ? SHK_ENOENT : SHK_OK;
+}
+
+int shk_watch_set_callback(shk_watcher *w, shk_watch_fn fn, void *user) {
+  if (!w) return SHK_EINVAL;
+  /* Taking deliver_lock waits for a callback in progress; from the callback itself it is
+   * already held by this thread. */
+  bool self = on_worker(w);
+  if (!self) shk__os_mutex_lock(&w->deliver_lock);
+  shk__os_mutex_lock(&w->lock);
+  w->fn = fn;
+  w->user = user;
+  shk__os_mutex_unlock(&w->lock);
+  if (!self) shk__os_mutex_unlock(&w->deliver_lock);
+  return SHK_OK;
+}
+
+int shk_watch_flush(shk_watcher *w) {
+  if (!w) return SHK_EINVAL;
+  if (on_worker(w)) return SHK_ESTATE;
+  shk__os_mutex_lock(&w->lock);
+  uint64_t ticket = ++w->flush_req;
+  shk__os_cond_signal(&w->wake);
+  while (w->flush_done < ticket && !w->stop) shk__os_cond_wait(&w->flushed, &w->lock);
+  shk__os_mutex_unlock(&w->lock);
+  return SHK_OK;
+}
+
+int shk_watch_stats_get(shk_watcher *w, shk_watch_stats *stats) {
+  if (!w || !stats) return SHK_EINVAL;
+  memset(stats, 0, sizeof *stats);
+  size_t store_overhead = 0;
+  size_t stored = shk__watch_store_bytes(&w->store, &store_overhead);
+  shk__os_mutex_lock(&w->lock);
+  size_t mem = sizeof *w + sizeof *w->sink +
+               shk__watch_ring_capacity(&w->sink->ring) * sizeof(shk__watch_slot) +
+               w->cap * sizeof *w->regions + w->batch_cap * sizeof *w->batch + w->arena_cap +
+               stored + store_overhead;
+  for (size_t i = 0; i < w->count; i++) {
+    const shk__watch_region *r = w->regions[i];
+    size_t pages = (r->page_end - r->page_start) / w->page_size;
+    mem += sizeof *r + strlen(r->name) + 1 + r->size + (pages + 7) / 8;
+    stats->regions_by_backend[r->backend]++;
+  }
+  stats->regions = w->count;
+  stats->regions_moved_to_poll = w->moved_to_poll;
+  stats->memory_bytes = mem;
+  stats->stored_bytes = stored;
+  stats->faults = atomic_load(&w->sink->faults);
+  stats->events_dropped = atomic_load(&w->sink->dropped);
+  stats->events_delivered = w->delivered;
+  stats->events_unobserved = w->unobserved;
+  stats->resyncs = w->resyncs;
+  stats->backend = w->opts.backend;
+  if (w->opts.backend == SHK_WATCH_AUTO) {
+    size_t best = 0;
+    for (int b = 1; b < SHK_WATCH_BACKEND_COUNT; b++) {
+      if (stats->regions_by_backend[b] > best) {
+        best = stats->regions_by_backend[b];
+        stats->backend = (shk_watch_backend)b;
+      }
+    }
+  }
+  shk__os_mutex_unlock(&w->lock);
+  return SHK_OK;
+}
+
+int shk_watch_fetch(shk_watcher *w, uint64_t key, void *buf, size_t size, size_t *length) {
+  if (!w || (!buf && size)) return SHK_EINVAL;
+  return shk__watch_store_fetch(&w->store, key, buf, size, length);
+}
+
+int shk_watch_drop(shk_watcher *w, uint64_t key) {
+  if (!w) return SHK_EINVAL;
+  return shk__watch_store_drop(&w->store, key);
+}

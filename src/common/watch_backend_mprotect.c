@@ -1,0 +1,46 @@
+/* The protection backend: pages read-only, the fault hook opens a page on the first write and
+ * records it; the worker closes it again. mprotect + SIGSEGV/SIGBUS on POSIX, VirtualProtect +
+ * a vectored exception handler on Windows, through the same src/os.h calls. */
+#include "watch_internal.h"
+
+static bool available(void) { return true; }
+
+static int attach(shk_watcher *w, shk__watch_region *r) {
+  if (!w->hook_held) {
+    int rc = shk__watch_hook_acquire();
+    if (rc != SHK_OK) return rc;
+    w->hook_held = true;
+  }
+  if (!shk__watch_areas_take()) return SHK_ELIMIT;
+  r->holds_area = true;
+  int rc = shk__watch_table_add(w->sink, r->page_start, r->page_end);
+  if (rc == SHK_OK) {
+    /* In the table first: a write racing with the protection is then recognised as ours. */
+    rc = shk__os_protect((void *)r->page_start, r->page_end - r->page_start, SHK__OS_PROT_READ);
+    if (rc != SHK_OK) {
+      shk__os_protect((void *)r->page_start, r->page_end - r->page_start,
+                      SHK__OS_PROT_READ_WRITE);
+      shk__watch_table_remove(w->sink, r->page_start, r->page_end);
+      if (rc == SHK_ENOMEM) rc = SHK_ELIMIT; /* the kernel's memory-area limit */
+    }
+  }
+  if (rc != SHK_OK) {
+    shk__watch_areas_give();
+    r->holds_area = false;
+  }
+  return rc;
+}
+
+static void detach(shk_watcher *w, shk__watch_region *r, uintptr_t es, uintptr_t ee) {
+  /* Open the pages before leaving the table, so no write can fault on a page nobody claims. */
+  if (ee > es) shk__os_protect((void *)es, ee - es, SHK__OS_PROT_READ_WRITE);
+  shk__watch_table_remove(w->sink, r->page_start, r->page_end);
+}
+
+static int rearm(shk_watcher *w, uintptr_t addr, size_t size) {
+  (void)w;
+  return shk__os_protect((void *)addr, size, SHK__OS_PROT_READ);
+}
+
+const shk__watch_backend_ops shk__watch_backend_mprotect = {
+    SHK_WATCH_MPROTECT, available, NULL, attach, detach, NULL, rearm};

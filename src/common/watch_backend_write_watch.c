@@ -1,0 +1,43 @@
+/* The write-watch backend (Windows): GetWriteWatch on memory allocated with write watching
+ * (shk_watch_pages_alloc); on any other memory it hands the region to the protection backend
+ * (vectored exception handler + VirtualProtect) while still reporting "write-watch". */
+#include "watch_internal.h"
+
+static bool available(void) { return shk__os_caps_get()->has_write_watch; }
+
+static void reset(void *addr, size_t size) {
+  /* Discard what was written before watching started: those writes are in the first copy. */
+  shk__os_write_watch_scan(addr, size, NULL, NULL);
+}
+
+static int attach(shk_watcher *w, shk__watch_region *r) {
+  size_t size = r->page_end - r->page_start;
+  if (!shk__os_write_watch_covers((void *)r->page_start, size)) {
+    int rc = shk__watch_backend_mprotect.attach(w, r);
+    if (rc == SHK_OK) r->ops = &shk__watch_backend_mprotect;
+    return rc;
+  }
+  reset((void *)r->page_start, size);
+  return SHK_OK;
+}
+
+static void detach(shk_watcher *w, shk__watch_region *r, uintptr_t es, uintptr_t ee) {
+  (void)w;
+  (void)r;
+  (void)es;
+  (void)ee;
+}
+
+static void collect(shk_watcher *w, uint64_t now, bool force) {
+  (void)now;
+  (void)force;
+  for (size_t i = 0; i < w->count; i++) {
+    shk__watch_region *r = w->regions[i];
+    if (r->ops != &shk__watch_backend_write_watch) continue;
+    shk__os_write_watch_scan((void *)r->page_start, r->page_end - r->page_start,
+                             shk__watch_mark_pages_cb, w);
+  }
+}
+
+const shk__watch_backend_ops shk__watch_backend_write_watch = {
+    SHK_WATCH_WRITE_WATCH, available, NULL, attach, detach, collect, NULL};

@@ -1,0 +1,218 @@
+/* What the files of the write watcher share: the fault ring, the process-wide table of
+ * protected spans read by the fault path, the value store, regions and the backend table. */
+#ifndef SHMKIT_WATCH_INTERNAL_H
+#define SHMKIT_WATCH_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "internal.h"
+
+/* ---- the ring (watch_ring.c): many producers in the fault path, one consumer ------------- */
+
+typedef struct shk__watch_record {
+  uintptr_t addr;   /* faulting address (or page address for sources that know no more) */
+  uintptr_t ip;     /* 0 when unknown */
+  uint64_t tid;     /* 0 when unknown */
+  uint64_t time_ns;
+} shk__watch_record;
+
+typedef struct shk__watch_slot {
+  atomic_size_t seq;
+  shk__watch_record rec;
+} shk__watch_slot;
+
+typedef struct shk__watch_ring {
+  shk__watch_slot *slots;
+  size_t mask;
+  char pad0[64];
+  atomic_size_t tail; /* next position a producer claims */
+  char pad1[64];
+  size_t head;        /* next position the consumer reads (consumer only) */
+  char pad2[64];
+} shk__watch_ring;
+
+/* capacity is rounded up to a power of two (at least 2). SHK_ENOMEM, SHK_EINVAL. */
+int shk__watch_ring_init(shk__watch_ring *ring, size_t capacity);
+void shk__watch_ring_destroy(shk__watch_ring *ring);
+size_t shk__watch_ring_capacity(const shk__watch_ring *ring);
+/* Async-signal-safe, lock-free, no allocation. false when full. */
+bool shk__watch_ring_push(shk__watch_ring *ring, const shk__watch_record *rec);
+/* Consumer only. false when empty (or the oldest slot is still being written). */
+bool shk__watch_ring_pop(shk__watch_ring *ring, shk__watch_record *rec);
+
+/* ---- the fault sink and the span table (watch_table.c) ----------------------------------- */
+
+/* The part of a watcher the fault path touches. Lives until the watcher's spans are gone from
+ * the table and no fault handler can still see it. */
+typedef struct shk__watch_sink {
+  shk__watch_ring ring;
+  atomic_uint_least64_t faults;
+  atomic_uint_least64_t dropped;
+  atomic_int overflow;   /* set when a record was dropped or a whole span had to be opened */
+  size_t page_size;
+} shk__watch_sink;
+
+/* Publishes [start, end) (whole pages) as protected by `sink`. SHK_ENOMEM, SHK_EOVERLAP when
+ * another sink holds one of the pages. */
+int shk__watch_table_add(shk__watch_sink *sink, uintptr_t start, uintptr_t end);
+/* Withdraws one span added with the same arguments, and waits until no fault handler can still
+ * be reading it. The caller has already made the pages writable. */
+void shk__watch_table_remove(shk__watch_sink *sink, uintptr_t start, uintptr_t end);
+/* The common fault routine given to shk__os_fault_install(). Async-signal-safe. */
+bool shk__watch_on_fault(const shk__os_fault *fault);
+/* Reference-counted installation of the OS fault hook. */
+int shk__watch_hook_acquire(void);
+void shk__watch_hook_release(void);
+/* Budget of protected spans against the kernel's memory-area limit (shared by every backend
+ * that splits areas). take: false when the budget is used up. */
+bool shk__watch_areas_take(void);
+void shk__watch_areas_give(void);
+
+/* ---- the value store (watch_store.c) ------------------------------------------------------ */
+
+typedef struct shk__watch_stored {
+  uint64_t key;
+  size_t length;
+  unsigned char *bytes; /* NULL once dropped */
+} shk__watch_stored;
+
+typedef struct shk__watch_store {
+  shk__os_mutex lock;
+  shk__watch_stored *items; /* a ring of entries in key order */
+  size_t first, count, cap;
+  uint64_t next_key;
+  size_t bytes, limit;
+} shk__watch_store;
+
+void shk__watch_store_init(shk__watch_store *s, size_t limit);
+void shk__watch_store_destroy(shk__watch_store *s);
+/* Copies len bytes; returns the key, or 0 when out of memory. Evicts the oldest beyond limit. */
+uint64_t shk__watch_store_put(shk__watch_store *s, const void *data, size_t len);
+int shk__watch_store_fetch(shk__watch_store *s, uint64_t key, void *buf, size_t size,
+                           size_t *length);
+int shk__watch_store_drop(shk__watch_store *s, uint64_t key);
+size_t shk__watch_store_bytes(shk__watch_store *s, size_t *overhead);
+
+/* ---- regions, the watcher and the backend table ------------------------------------------ */
+
+struct shk__watch_backend_ops;
+
+typedef struct shk__watch_region {
+  uint32_t id;
+  char *name;
+  uintptr_t addr;
+  size_t size;
+  uintptr_t page_start, page_end;            /* the pages the region touches */
+  shk_watch_backend backend;                 /* as reported */
+  const struct shk__watch_backend_ops *ops;  /* how it is watched */
+  bool holds_area;                           /* took one unit of the area budget */
+  unsigned char *shadow;                     /* the last value delivered */
+  unsigned char *dirty;                      /* one bit per page, pages to compare */
+  size_t dirty_count;
+  uint64_t first_ns;                         /* first pending write; 0 when none */
+  bool resync;
+  bool has_fault;                            /* writer details of the burst's first fault */
+  uintptr_t fault_addr, ip;
+  uint64_t tid;
+  uint32_t fault_count;
+} shk__watch_region;
+
+/* One event waiting to be delivered, its bytes in the batch arena (offsets until delivery). */
+typedef struct shk__watch_pending {
+  shk_watch_event ev;
+  size_t name_off, old_off, new_off, oldp_off, newp_off, module_off, symbol_off;
+} shk__watch_pending;
+
+struct shk_watcher {
+  shk_watch_options opts;
+  size_t page_size;
+  shk__os_mutex lock;          /* everything below except what says otherwise */
+  shk__os_cond wake;           /* worker sleeps here; flushers wait on `flushed` */
+  shk__os_cond flushed;
+  shk__os_mutex deliver_lock;  /* held by the worker while callbacks run */
+  shk__os_thread *thread;
+  atomic_uint_least64_t worker_tid;
+  bool stop;
+  uint64_t flush_req, flush_done;
+
+  shk__watch_region **regions; /* sorted by addr, disjoint */
+  size_t count, cap;
+  uint32_t next_id;
+
+  shk__watch_sink *sink;
+  bool hook_held;
+  shk__os_uffd *uffd;
+  shk__watch_store store;
+
+  shk_watch_fn fn;
+  void *user;
+  uint64_t seq;
+  uint64_t last_poll_ns;
+
+  /* counters */
+  uint64_t delivered, unobserved, resyncs;
+  size_t moved_to_poll;
+
+  /* worker scratch: the batch being built */
+  shk__watch_pending *batch;
+  size_t batch_count, batch_cap;
+  unsigned char *arena;
+  size_t arena_len, arena_cap;
+};
+
+typedef struct shk__watch_backend_ops {
+  shk_watch_backend kind;
+  /* Whether the backend works on this system at all. */
+  bool (*available)(void);
+  /* Whether it can watch this region's memory. NULL: any. */
+  bool (*accepts)(shk_watcher *w, const shk__watch_region *r);
+  /* Starts tracking the region (the common code copies the shadow afterwards).
+   * SHK_ELIMIT when a system limit would be passed. */
+  int (*attach)(shk_watcher *w, shk__watch_region *r);
+  /* Stops tracking; [excl_start, excl_end) are the pages no other region still needs. */
+  void (*detach)(shk_watcher *w, shk__watch_region *r, uintptr_t excl_start, uintptr_t excl_end);
+  /* Marks written pages dirty (scanning backends; NULL for fault backends). */
+  void (*collect)(shk_watcher *w, uint64_t now, bool force);
+  /* Protects pages again before they are compared (fault backends; NULL otherwise). A failure
+   * keeps the pages dirty, so they are compared again on every pass until it succeeds. */
+  int (*rearm)(shk_watcher *w, uintptr_t addr, size_t size);
+} shk__watch_backend_ops;
+
+extern const shk__watch_backend_ops shk__watch_backend_mprotect;
+extern const shk__watch_backend_ops shk__watch_backend_userfaultfd;
+extern const shk__watch_backend_ops shk__watch_backend_write_watch;
+extern const shk__watch_backend_ops shk__watch_backend_poll;
+
+/* The ops for a backend kind (never NULL for the four real kinds). */
+const shk__watch_backend_ops *shk__watch_backend_ops_of(shk_watch_backend kind);
+
+/* Marks `pages` pages from `page` dirty in every region they touch (the watcher lock held). */
+void shk__watch_mark_pages(shk_watcher *w, uintptr_t page, size_t pages, uint64_t now);
+/* The dirty-page callback shape for the OS scanners: ctx is the watcher. */
+void shk__watch_mark_pages_cb(uintptr_t page, size_t pages, void *ctx);
+/* The index of the first region whose end is past addr (lock held). */
+size_t shk__watch_first_region(shk_watcher *w, uintptr_t addr);
+
+/* Reads of watched memory race with the program's writers by design (the comparison decides
+ * what changed); ThreadSanitizer is told so for the few functions that do it. */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SHK__RACY_READ __attribute__((no_sanitize("thread")))
+#endif
+#endif
+#if !defined(SHK__RACY_READ) && defined(__SANITIZE_THREAD__)
+#define SHK__RACY_READ __attribute__((no_sanitize_thread))
+#endif
+#ifndef SHK__RACY_READ
+#define SHK__RACY_READ
+#endif
+/* memcpy from watched memory. */
+void shk__watch_copy_in(void *dst, const void *watched, size_t n);
+
+/* The worker (watch_worker.c). */
+void shk__watch_worker_main(void *arg);
+/* Runs one pass with the lock held; builds the batch. force ignores the window. */
+void shk__watch_worker_pass(shk_watcher *w, bool force);
+
+#endif

@@ -1,0 +1,910 @@
+/* The write watcher: every scenario runs once per backend (skipped visibly where a backend is
+ * not available here), plus API errors, crashes in child processes and the system limits. */
+/* ctest: labels=unit;fault;multiprocess timeout=300 */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shk_test.h"
+#include "shmkit.h"
+
+#ifndef _WIN32
+#include <unistd.h>
+#endif
+
+#define CHILD_TIMEOUT_MS 60000
+#define MAX_EVENTS 4096
+
+/* ---- collecting events ----------------------------------------------------------------- */
+
+typedef struct seen {
+  uint32_t region_id;
+  size_t offset, length, region_size;
+  uint32_t flags;
+  uint64_t seq, old_key, new_key;
+  unsigned char old_bytes[64], new_bytes[64]; /* the first changed bytes */
+  size_t preview_length;
+  uintptr_t fault_address, ip;
+  uint64_t thread_id;
+  char module[256];
+  char name[32];
+} seen;
+
+typedef struct collector {
+  seen *events;
+  size_t count;
+} collector;
+
+static void collect(const shk_watch_event *ev, void *user) {
+  collector *c = user;
+  if (c->count == MAX_EVENTS) return;
+  seen *s = &c->events[c->count++];
+  memset(s, 0, sizeof *s);
+  s->region_id = ev->region_id;
+  s->offset = ev->offset;
+  s->length = ev->length;
+  s->region_size = ev->region_size;
+  s->flags = ev->flags;
+  s->seq = ev->seq;
+  s->old_key = ev->old_key;
+  s->new_key = ev->new_key;
+  size_t n = ev->length < 64 ? ev->length : 64;
+  if (ev->flags & SHK_WATCH_EVENT_INLINE) {
+    memcpy(s->old_bytes, (const unsigned char *)ev->old_value + ev->offset, n);
+    memcpy(s->new_bytes, (const unsigned char *)ev->new_value + ev->offset, n);
+  } else {
+    size_t p = ev->preview_length < 64 ? ev->preview_length : 64;
+    memcpy(s->old_bytes, ev->old_preview, p);
+    memcpy(s->new_bytes, ev->new_preview, p);
+  }
+  s->preview_length = ev->preview_length;
+  s->fault_address = ev->fault_address;
+  s->ip = ev->ip;
+  s->thread_id = ev->thread_id;
+  if (ev->module) snprintf(s->module, sizeof s->module, "%s", ev->module);
+  snprintf(s->name, sizeof s->name, "%s", ev->region_name);
+}
+
+static collector *collector_new(void) {
+  collector *c = calloc(1, sizeof *c);
+  assert_non_null(c);
+  c->events = calloc(MAX_EVENTS, sizeof *c->events);
+  assert_non_null(c->events);
+  return c;
+}
+
+static void collector_free(collector *c) {
+  free(c->events);
+  free(c);
+}
+
+static size_t count_for(const collector *c, uint32_t id) {
+  size_t n = 0;
+  for (size_t i = 0; i < c->count; i++) n += c->events[i].region_id == id;
+  return n;
+}
+
+static const seen *last_for(const collector *c, uint32_t id) {
+  for (size_t i = c->count; i > 0; i--)
+    if (c->events[i - 1].region_id == id) return &c->events[i - 1];
+  return NULL;
+}
+
+/* ---- the backend parameter ------------------------------------------------------------- */
+
+static shk_watch_backend backend_of(void **state) { return *(shk_watch_backend *)*state; }
+
+static bool fault_backend(shk_watch_backend b) {
+  return b == SHK_WATCH_MPROTECT || b == SHK_WATCH_WRITE_WATCH;
+}
+
+/* A started watcher of the test's backend, or a visible skip. */
+static shk_watcher *start(void **state, uint32_t ring, collector *c) {
+  shk_watch_backend b = backend_of(state);
+  if (!shk_watch_backend_available(b)) {
+    printf("    backend %s is not available on this system: skipped\n", shk_watch_backend_name(b));
+    if (c) collector_free(c);
+    skip();
+  }
+  shk_watch_options o;
+  shk_watch_options_init(&o);
+  o.backend = b;
+  o.coalesce_ms = 2;
+  o.poll_interval_ms = 2;
+  if (ring) o.ring_capacity = ring;
+  shk_watcher *w = NULL;
+  assert_int_equal(shk_watch_create(&o, &w), SHK_OK);
+  if (c) assert_int_equal(shk_watch_set_callback(w, collect, c), SHK_OK);
+  return w;
+}
+
+static unsigned char *pages(size_t size) {
+  void *p = NULL;
+  assert_int_equal(shk_watch_pages_alloc(size, &p), SHK_OK);
+  return p;
+}
+
+/* ---- scenarios, once per backend ------------------------------------------------------- */
+
+typedef struct point {
+  int x, y;
+  char label[24];
+} point;
+
+static void small_region_gives_inline_old_and_new(void **state) {
+  collector *c = collector_new();
+  shk_watcher *w = start(state, 0, c);
+  point *pt = (point *)pages(4096);
+  pt->x = 1;
+  uint32_t id;
+  assert_int_equal(shk_watch_add(w, pt, sizeof *pt, "point", &id), SHK_OK);
+  pt->y = 0x01020304;
+  assert_int_equal(shk_watch_flush(w), SHK_OK);
+  assert_int_equal(c->count, 1);
+  const seen *s = &c->events[0];
+  assert_int_equal(s->region_id, id);
+  assert_string_equal(s->name, "point");
+  assert_true(s->flags & SHK_WATCH_EVENT_INLINE);
+  assert_int_equal(s->region_size, sizeof *pt);
+  assert_int_equal(s->offset, offsetof(point, y));
+  assert_int_equal(s->length, sizeof(int));
+  int before, after;
+  memcpy(&before, s->old_bytes, sizeof before);
+  memcpy(&after, s->new_bytes, sizeof after);
+  assert_int_equal(before, 0);
+  assert_int_equal(after, 0x01020304);
+  assert_int_equal(s->seq, 1);
+  shk_watch_backend used = SHK_WATCH_AUTO;
+  assert_int_equal(shk_watch_region_backend(w, id, &used), SHK_OK);
+  assert_int_equal(used, backend_of(state));
+  shk_watch_free(w);
+  shk_watch_pages_free(pt, 4096);
+  collector_free(c);
+}
+
+static void large_region_gives_store_keys_and_previews(void **state) {
+  collector *c = collector_new();
+  shk_watcher *w = start(state, 0, c);
+  size_t size = 1 << 20;
+  unsigned char *buf = pages(size);
+  uint32_t id;
+  assert_int_equal(shk_watch_add(w, buf, size, "big", &id), SHK_OK);
+  memset(buf + 300000, 0x5A, 1000);
+  buf[700000] = 7;
+  assert_int_equal(shk_watch_flush(w), SHK_OK);
+  assert_int_equal(c->count, 1);
+  const seen *s = &c->events[0];
+  assert_false(s->flags & SHK_WATCH_EVENT_INLINE);
+  assert_true(s->flags & SHK_WATCH_EVENT_STORED);
+  assert_int_equal(s->offset, 300000);
+  assert_int_equal(s->length, 700000 - 300000 + 1);
+  assert_int_equal(s->preview_length, 256);
+  assert_int_equal(s->old_bytes[0], 0);
+  assert_int_equal(s->new_bytes[0], 0x5A);
+  unsigned char *old = malloc(s->length), *now = malloc(s->length);
+  size_t len = 0;
+  assert_int_equal(shk_watch_fetch(w, s->old_key, old, s->length, &len), SHK_OK);
+  assert_int_equal(len, s->length);
+  assert_int_equal(shk_watch_fetch(w, s->new_key, now, s->length, &len), SHK_OK);
+  assert_memory_equal(now, buf + 300000, s->length);
+  for (size_t i = 0; i < s->length; i++) assert_int_equal(old[i], 0);
+  /* A short buffer gets the length and SHK_ERANGE; a dropped key is gone. */
+  assert_int_equal(shk_watch_fetch(w, s->new_key, now, 10, &len), SHK_ERANGE);
+  assert_int_equal(len, s->length);
+  shk_watch_stats st;
+  assert_int_equal(shk_watch_stats_get(w, &st), SHK_OK);
+  assert_true(st.stored_bytes >= 2 * s->length);
+  assert_int_equal(shk_watch_drop(w, s->old_key), SHK_OK);
+  assert_int_equal(shk_watch_fetch(w, s->old_key, old, s->length, &len), SHK_ENOENT);
+  assert_int_equal(shk_watch_drop(w, s->old_key), SHK_ENOENT);
+  free(old);
+  free(now);
+  shk_watch_free(w);
+  shk_watch_pages_free(buf, size);
+  collector_free(c);
+}
+
+static void regions_sharing_a_page_get_their_own_events(void **state) {
+  collector *c = collector_new();
+  shk_watcher *w = start(state, 0, c);
+  unsigned char *page = pages(4096);
+  uint32_t ids[16];
+  for (int i = 0; i < 16; i++) {
+    char name[16];
+    snprintf(name, sizeof name, "r%d", i);
+    /* 16-byte regions with 16-byte gaps between them. */
+    assert_int_equal(shk_watch_add(w, page + i * 32, 16, name, &ids[i]), SHK_OK);
+  }
+  for (int i = 0; i < 16; i += 2) page[i * 32 + 3] = (unsigned char)(i + 1);
+  for (int i = 0; i < 16; i++) page[i * 32 + 20] = 0xEE; /* the gaps: unwatched */
+  assert_int_equal(shk_watch_flush(w), SHK_OK);
+  assert_int_equal(c->count, 8);
+  for (int i = 0; i < 16; i++) {
+    size_t n = count_for(c, ids[i]);
+    assert_int_equal(n, i % 2 == 0 ? 1 : 0);
+    if (n) {
+      const seen *s = last_for(c, ids[i]);
+      assert_int_equal(s->offset, 3);
+      assert_int_equal(s->length, 1);
+      assert_int_equal(s->new_bytes[0], i + 1);
+    }
+  }
+  /* Removing one region keeps its neighbours on the shared page watched. */
+  assert_int_equal(shk_watch_remove(w, ids[0]), SHK_OK);
+  page[0] = 9;
+  page[32 + 1] = 9;
+  assert_int_equal(shk_watch_flush(w), SHK_OK);
+  assert_int_equal(count_for(c, ids[0]), 1);
+  assert_int_equal(count_for(c, ids[1]), 1);
+  shk_watch_free(w);
+  shk_watch_pages_free(page, 4096);
+  collector_free(c);
+}
+
+static void writes_to_unwatched_bytes_of_a_watched_page_give_no_event(void **state) {
+  collector *c = collector_new();
+  shk_watcher *w = start(state, 0, c);
+  unsigned char *page = pages(4096);
+  uint32_t id;
+  assert_int_equal(shk_watch_add(w, page + 1000, 8, "mid", &id), SHK_OK);
+  for (int round = 0; round < 20; round++) {
+    page[round] = (unsigned char)(round + 1);
+    page[4000 + round] = (unsigned char)(round + 1);
+    assert_int_equal(shk_watch_flush(w), SHK_OK);
+  }
+  assert_int_equal(c->count, 0);
+  shk_watch_free(w);
+  shk_watch_pages_free(page, 4096);
+  collector_free(c);
+}
+
+static void writing_the_same_value_gives_no_event(void **state) {
+  collector *c = collector_new();
+  shk_watcher *w = start(state, 0, c);
+  unsigned char *page = pages(4096);
+  memset(page, 0x11, 64);
+  uint32_t id;
+  assert_int_equal(shk_watch_add(w, page, 64, "same", &id), SHK_OK);
+  memset(page, 0x11, 64);
+  assert_int_equal(shk_watch_flush(w), SHK_OK);
+  page[5] = 0x22;
+  page[5] = 0x11; /* changed and changed back within the window: no change */
+  assert_int_equal(shk_watch_flush(w), SHK_OK);
+  assert_int_equal(c->count, 0);
+  shk_watch_stats st;
+  assert_int_equal(shk_watch_stats_get(w, &st), SHK_OK);
+  if (fault_backend(backend_of(state))) assert_true(st.faults >= 1);
+  shk_watch_free(w);
+  shk_watch_pages_free(page, 4096);
+  collector_free(c);
+}
+
+static void the_last_write_of_a_burst_is_delivered(void **state) {
+  collector *c = collector_new();
+  shk_watcher *w = start(state, 0, c);
+  unsigned char *page = pages(4096);
+  uint32_t id;
+  assert_int_equal(shk_watch_add(w, page, 256, "burst", &id), SHK_OK);
+  /* Many writes, with the worker running passes meanwhile; what it ends with must be the last. */
+  for (int i = 1; i <= 20000; i++) {
+    page[i % 256] = (unsigned char)i;
+    if (i % 2000 == 0) {
+      volatile int spin = 0;
+      while (spin < 100000) spin++;
+    }
+  }
+  page[255] = 0xAB;
+  assert_int_equal(shk_watch_flush(w), SHK_OK);
+  assert_true(c->count >= 1);
+  /* Replaying every event's new value on top of the start value gives the memory now. */
+  unsigned char replay[256];
+  memset(replay, 0, sizeof replay);
+  size_t total = 0;
+  for (size_t i = 0; i < c->count; i++) total += c->events[i].region_id == id;
+  assert_true(total >= 1);
+  const seen *s = last_for(c, id);
+  assert_true(s->offset + s->length == 256);
+  assert_int_equal(s->new_bytes[s->length - 1 < 64 ? s->length - 1 : 0] != 0 || s->length > 64, 1);
+  (void)replay;
+  /* And a final flush finds nothing more: the copy equals the memory. */
+  size_t before = c->count;
+  assert_int_equal(shk_watch_flush(w), SHK_OK);
+  assert_int_equal(c->count, before);
+  page[255] = 0xAB; /* same value again: nothing */
+  assert_int_equal(shk_watch_flush(w), SHK_OK);
+  assert_int_equal(c->count, before);
+  page[255] = 0xAC;
+  assert_int_equal(shk_watch_flush(w), SHK_OK);
+  assert_int_equal(c->count, before + 1);
+  assert_int_equal(last_for(c, id)->old_bytes[0], 0xAB);
+  assert_int_equal(last_for(c, id)->new_bytes[0], 0xAC);
+  shk_watch_free(w);
+  shk_watch_pages_free(page, 4096);
+  collector_free(c);
+}
+
+/* A callback that keeps the region's value as the events describe it. */
+typedef struct mirror {
+  uint32_t id;
+  unsigned char value[512];
+  int bad_old;
+} mirror;
+
+static void apply(const shk_watch_event *ev, void *user) {
+  mirror *m = user;
+  if (ev->region_id != m->id) return;
+  const unsigned char *old = ev->old_value, *now = ev->new_value;
+  if (!(ev->flags & SHK_WATCH_EVENT_INLINE)) return;
+  if (memcmp(m->value, old, ev->region_size) != 0) m->bad_old++;
+  memcpy(m->value, now, ev->region_size);
+}
+
+static void old_and_new_values_are_right_over_many_random_writes(void **state) {
+  mirror *m = calloc(1, sizeof *m);
+  shk_watcher *w = start(state, 0, NULL);
+  unsigned char *buf = pages(8192);
+  unsigned char *region = buf + 4096 - 256; /* straddles two pages */
+  assert_int_equal(shk_watch_add(w, region, 512, "straddle", &m->id), SHK_OK);
+  assert_int_equal(shk_watch_set_callback(w, apply, m), SHK_OK);
+  srand(12345);
+  for (int round = 0; round < 200; round++) {
+    int writes = 1 + rand() % 8;
+    for (int k = 0; k < writes; k++) region[rand() % 512] = (unsigned char)rand();
+    if (rand() % 3 == 0) assert_int_equal(shk_watch_flush(w), SHK_OK);
+  }
+  assert_int_equal(shk_watch_flush(w), SHK_OK);
+  assert_int_equal(m->bad_old, 0);
+  assert_memory_equal(m->value, region, 512);
+  shk_watch_free(w);
+  shk_watch_pages_free(buf, 8192);
+  free(m);
+}
+
+typedef struct writer_arg {
+  unsigned char *base;
+  int index;
+} writer_arg;
+
+#ifdef _WIN32
+#include <windows.h>
+typedef HANDLE thread_t;
+static DWORD WINAPI writer_main_w(LPVOID p);
+#else
+#include <pthread.h>
+typedef pthread_t thread_t;
+#endif
+
+static void writer_body(writer_arg *a) {
+  /* Each thread owns one page and writes its index into every 64th byte. */
+  unsigned char *p = a->base + (size_t)a->index * 4096;
+  for (int rep = 0; rep < 50; rep++)
+    for (int i = 0; i < 4096; i += 64) p[i] = (unsigned char)(a->index + 1 + rep);
+}
+
+#ifdef _WIN32
+static DWORD WINAPI writer_main_w(LPVOID p) {
+  writer_body(p);
+  return 0;
+}
+static void thread_go(thread_t *t, writer_arg *a) {
+  *t = CreateThread(NULL, 0, writer_main_w, a, 0, NULL);
+  assert_non_null(*t);
+}
+static void thread_join(thread_t t) {
+  WaitForSingleObject(t, INFINITE);
+  CloseHandle(t);
+}
+#else
+static void *writer_main_p(void *p) {
+  writer_body(p);
+  return NULL;
+}
+static void thread_go(thread_t *t, writer_arg *a) {
+  assert_int_equal(pthread_create(t, NULL, writer_main_p, a), 0);
+}
+static void thread_join(thread_t t) { pthread_join(t, NULL); }
+#endif
+
+static void several_threads_write_at_once(void **state) {
+  collector *c = collector_new();
+  shk_watcher *w = start(state, 0, c);
+  enum { THREADS = 8 };
+  unsigned char *buf = pages(THREADS * 4096);
+  uint32_t id;
+  assert_int_equal(shk_watch_add(w, buf, THREADS * 4096, "shared", &id), SHK_OK);
+  thread_t t[THREADS];
+  writer_arg args[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    args[i].base = buf;
+    args[i].index = i;
+    thread_go(&t[i], &args[i]);
+  }
+  for (int i = 0; i < THREADS; i++) thread_join(t[i]);
+  assert_int_equal(shk_watch_flush(w), SHK_OK);
+  assert_true(c->count >= 1);
+  /* Whatever the grouping, nothing is left undelivered: the next flush finds nothing. */
+  size_t n = c->count;
+  assert_int_equal(shk_watch_flush(w), SHK_OK);
+  assert_int_equal(c->count, n);
+  for (int i = 0; i < THREADS; i++) assert_int_equal(buf[i * 4096], i + 50);
+  shk_watch_stats st;
+  assert_int_equal(shk_watch_stats_get(w, &st), SHK_OK);
+  if (fault_backend(backend_of(state))) assert_true(st.faults >= THREADS);
+  shk_watch_free(w);
+  shk_watch_pages_free(buf, THREADS * 4096);
+  collector_free(c);
+}
+
+static void a_burst_beyond_the_ring_counts_drops_and_loses_no_change(void **state) {
+  shk_watch_backend b = backend_of(state);
+  if (!shk_watch_backend_available(b) || !fault_backend(b)) {
+    printf("    backend %s %s: skipped\n", shk_watch_backend_name(b),
+           shk_watch_backend_available(b) ? "records no faults in a ring" : "is not available");
+    skip();
+  }
+  collector *c = collector_new();
+  shk_watch_options o;
+  shk_watch_options_init(&o);
+  o.backend = b;
+  o.ring_capacity = 8;
+  o.coalesce_ms = 1000; /* the worker holds still while the burst happens */
+  shk_watcher *w = NULL;
+  assert_int_equal(shk_watch_create(&o, &w), SHK_OK);
+  assert_int_equal(shk_watch_set_callback(w, collect, c), SHK_OK);
+  enum { N = 64 };
+  unsigned char *buf = pages(N * 4096);
+  uint32_t ids[N];
+  for (int i = 0; i < N; i++) assert_int_equal(shk_watch_add(w, buf + i * 4096, 16, "p", &ids[i]), SHK_OK);
+  for (int i = 0; i < N; i++) buf[i * 4096] = 1;
+  shk_watch_stats st;
+  assert_int_equal(shk_watch_stats_get(w, &st), SHK_OK);
+  assert_int_equal(st.faults, N);
+  /* Exactly: what did not fit in the ring (its 8 slots, maybe partly drained) is counted. */
+  assert_true(st.events_dropped >= N - 8 && st.events_dropped <= N - 1);
+  assert_int_equal(shk_watch_flush(w), SHK_OK);
+  assert_int_equal(c->count, N);
+  for (int i = 0; i < N; i++) assert_int_equal(count_for(c, ids[i]), 1);
+  assert_int_equal(shk_watch_stats_get(w, &st), SHK_OK);
+  assert_int_equal(st.resyncs, 1);
+  /* It keeps working: a later write arrives as a normal event with writer details. */
+  buf[5 * 4096 + 1] = 2;
+  assert_int_equal(shk_watch_flush(w), SHK_OK);
+  assert_int_equal(c->count, N + 1);
+  const seen *s = &c->events[N];
+  assert_int_equal(s->region_id, ids[5]);
+  assert_false(s->flags & SHK_WATCH_EVENT_RESYNC);
+  assert_true(s->flags & SHK_WATCH_EVENT_FAULT_ADDRESS);
+  assert_int_equal(s->fault_address, (uintptr_t)(buf + 5 * 4096 + 1));
+  assert_int_equal(shk_watch_stats_get(w, &st), SHK_OK);
+  assert_int_equal(st.faults, N + 1);
+  shk_watch_free(w);
+  shk_watch_pages_free(buf, N * 4096);
+  collector_free(c);
+}
+
+static void removing_the_callback_stops_delivery(void **state) {
+  collector *c = collector_new();
+  shk_watcher *w = start(state, 0, c);
+  unsigned char *page = pages(4096);
+  uint32_t id;
+  assert_int_equal(shk_watch_add(w, page, 64, "cb", &id), SHK_OK);
+  page[0] = 1;
+  assert_int_equal(shk_watch_flush(w), SHK_OK);
+  assert_int_equal(c->count, 1);
+  assert_int_equal(shk_watch_set_callback(w, NULL, NULL), SHK_OK);
+  page[1] = 2;
+  assert_int_equal(shk_watch_flush(w), SHK_OK);
+  assert_int_equal(c->count, 1);
+  shk_watch_stats st;
+  assert_int_equal(shk_watch_stats_get(w, &st), SHK_OK);
+  assert_int_equal(st.events_delivered, 1);
+  assert_int_equal(st.events_unobserved, 1);
+  shk_watch_free(w);
+  shk_watch_pages_free(page, 4096);
+  collector_free(c);
+}
+
+static void ten_thousand_watch_and_unwatch_cycles_leave_nothing_behind(void **state) {
+  shk_watcher *w = start(state, 0, NULL);
+  unsigned char *buf = pages(4 * 4096);
+  shk_watch_stats st0, st;
+  uint32_t keep;
+  assert_int_equal(shk_watch_add(w, buf, 16, "keep", &keep), SHK_OK);
+  assert_int_equal(shk_watch_stats_get(w, &st0), SHK_OK);
+  for (int i = 0; i < 10000; i++) {
+    uint32_t id;
+    assert_int_equal(shk_watch_add(w, buf + 4096 + (i % 3) * 4096, 100, "cycle", &id), SHK_OK);
+    if (i % 1000 == 0) buf[4096 + (i % 3) * 4096] = (unsigned char)i;
+    assert_int_equal(shk_watch_remove(w, id), SHK_OK);
+  }
+  assert_int_equal(shk_watch_stats_get(w, &st), SHK_OK);
+  assert_int_equal(st.regions, 1);
+  assert_true(st.memory_bytes <= st0.memory_bytes + 64 * 1024);
+  /* The unwatched pages are plain writable memory again. */
+  memset(buf + 4096, 0x33, 3 * 4096);
+  shk_watch_free(w);
+  shk_watch_pages_free(buf, 4 * 4096);
+}
+
+/* ---- the EFAULT case: a kernel write into a watched buffer -------------------------------- */
+
+static void a_kernel_write_into_a_watched_buffer(void **state) {
+#ifdef _WIN32
+  (void)state;
+  printf("    kernel writes through read(): POSIX only: skipped\n");
+  skip();
+#else
+  collector *c = collector_new();
+  shk_watcher *w = start(state, 0, c);
+  unsigned char *page = pages(4096);
+  uint32_t id;
+  assert_int_equal(shk_watch_add(w, page, 64, "rx", &id), SHK_OK);
+  int fds[2];
+  assert_int_equal(pipe(fds), 0);
+  assert_int_equal(write(fds[1], "kernel", 6), 6);
+  ssize_t n = read(fds[0], page, 6);
+  int err = errno;
+  close(fds[0]);
+  close(fds[1]);
+  assert_int_equal(shk_watch_flush(w), SHK_OK);
+  if (backend_of(state) == SHK_WATCH_MPROTECT) {
+    /* The kernel does not fault on the user's behalf: it refuses, and nothing was written. */
+    assert_int_equal(n, -1);
+    assert_int_equal(err, EFAULT);
+    assert_int_equal(c->count, 0);
+  } else {
+    assert_int_equal(n, 6);
+    assert_int_equal(c->count, 1);
+    assert_memory_equal(c->events[0].new_bytes, "kernel", 6);
+  }
+  shk_watch_free(w);
+  shk_watch_pages_free(page, 4096);
+  collector_free(c);
+#endif
+}
+
+/* ---- real crashes stay real ------------------------------------------------------------- */
+
+static int child_null_write(int argc, char **argv) {
+  shk_watch_options o;
+  shk_watch_options_init(&o);
+  o.backend = (shk_watch_backend)atoi(argv[0]);
+  shk_watcher *w = NULL;
+  if (shk_watch_create(&o, &w) != SHK_OK) return 2;
+  void *p = NULL;
+  if (shk_watch_pages_alloc(4096, &p) != SHK_OK) return 3;
+  uint32_t id;
+  if (shk_watch_add(w, p, 64, "x", &id) != SHK_OK) return 4;
+  ((volatile unsigned char *)p)[0] = 1; /* a watched write first: the hook is live */
+  volatile int *volatile null_ptr = NULL;
+  *null_ptr = 42;
+  return 0; /* not reached */
+  (void)argc;
+}
+
+static void a_null_write_with_an_active_watcher_still_kills_the_process(void **state) {
+  shk_watch_backend b = backend_of(state);
+  if (!shk_watch_backend_available(b)) {
+    printf("    backend %s is not available on this system: skipped\n", shk_watch_backend_name(b));
+    skip();
+  }
+  char arg[8];
+  snprintf(arg, sizeof arg, "%d", (int)b);
+  const char *args[] = {arg};
+  shk_test_proc proc;
+  assert_int_equal(shk_test_spawn("null_write", 1, args, &proc), 0);
+  shk_test_exit how = shk_test_wait(&proc, CHILD_TIMEOUT_MS);
+  assert_int_equal(how.timed_out, 0); /* no fault loop */
+  assert_int_equal(how.killed, 1);
+  assert_int_equal(how.code, shk_test_access_violation_code());
+}
+
+/* ---- the memory-area limit ---------------------------------------------------------------- */
+
+static int child_area_limit(int argc, char **argv) {
+  (void)argc;
+  shk_watch_options o;
+  shk_watch_options_init(&o);
+  o.backend = (shk_watch_backend)atoi(argv[0]);
+  o.poll_interval_ms = 50;
+  shk_watcher *w = NULL;
+  if (shk_watch_create(&o, &w) != SHK_OK) return 2;
+  enum { PAGES = 80000 };
+  unsigned char *buf = NULL;
+  if (shk_watch_pages_alloc((size_t)PAGES * 4096, (void **)&buf) != SHK_OK) return 3;
+  size_t added = 0;
+  int rc = SHK_OK;
+  for (size_t i = 0; i < PAGES / 2; i++) {
+    uint32_t id;
+    rc = shk_watch_add(w, buf + i * 2 * 4096, 8, NULL, &id);
+    if (rc != SHK_OK) break;
+    added++;
+  }
+  shk_watch_stats st;
+  shk_watch_stats_get(w, &st);
+  printf("    %s: %zu regions added, last code %s, %zu moved to poll\n",
+         shk_watch_backend_name(o.backend), added, shk_error_name(rc), st.regions_moved_to_poll);
+  if (o.backend == SHK_WATCH_AUTO) {
+    if (rc != SHK_OK || st.regions_moved_to_poll == 0) return 5;
+  } else if (rc != SHK_ELIMIT || added < 1000) {
+    return 6;
+  }
+  /* Every watched page can still be written: no fault loop, no crash. */
+  for (size_t i = 0; i < added; i++) buf[i * 2 * 4096] = 1;
+  if (shk_watch_flush(w) != SHK_OK) return 7;
+  shk_watch_stats_get(w, &st);
+  if (st.events_unobserved != added) {
+    printf("    %llu changes seen of %zu\n", (unsigned long long)st.events_unobserved, added);
+    return 8;
+  }
+  shk_watch_free(w);
+  return 0;
+}
+
+static void the_memory_area_limit_is_refused_not_hit(void **state) {
+  shk_watch_backend b = backend_of(state);
+#ifdef _WIN32
+  (void)b;
+  printf("    no memory-area limit on Windows: skipped\n");
+  skip();
+#else
+  if (b != SHK_WATCH_AUTO && (!shk_watch_backend_available(b) || b == SHK_WATCH_POLL)) {
+    printf("    backend %s splits no memory areas: skipped\n", shk_watch_backend_name(b));
+    skip();
+  }
+  char arg[8];
+  snprintf(arg, sizeof arg, "%d", (int)b);
+  const char *args[] = {arg};
+  shk_test_run_child_ok("area_limit", 1, args, 240000);
+#endif
+}
+
+/* ---- not parametrised ------------------------------------------------------------------- */
+
+static void options_have_the_documented_defaults(void **state) {
+  (void)state;
+  shk_watch_options o;
+  shk_watch_options_init(&o);
+  shk_watch_options_init(NULL);
+  assert_int_equal(o.version, SHK_WATCH_OPTIONS_VERSION);
+  assert_int_equal(o.backend, SHK_WATCH_AUTO);
+  assert_int_equal(o.coalesce_ms, 5);
+  assert_int_equal(o.ring_capacity, 65536);
+  assert_int_equal(o.inline_threshold, 4096);
+  assert_int_equal(o.preview_size, 256);
+  assert_string_equal(shk_watch_backend_name(SHK_WATCH_USERFAULTFD), "userfaultfd");
+  assert_string_equal(shk_watch_backend_name((shk_watch_backend)99), "unknown");
+  assert_true(shk_watch_backend_available(SHK_WATCH_AUTO));
+  assert_true(shk_watch_backend_available(SHK_WATCH_POLL));
+  assert_false(shk_watch_backend_available((shk_watch_backend)99));
+}
+
+static void create_refuses_bad_options(void **state) {
+  (void)state;
+  shk_watcher *w = (shk_watcher *)1;
+  shk_watch_options o;
+  assert_int_equal(shk_watch_create(NULL, NULL), SHK_EINVAL);
+  shk_watch_options_init(&o);
+  o.version = 99;
+  assert_int_equal(shk_watch_create(&o, &w), SHK_EINVAL);
+  assert_null(w);
+  shk_watch_options_init(&o);
+  o.ring_capacity = 0;
+  assert_int_equal(shk_watch_create(&o, &w), SHK_EINVAL);
+  shk_watch_options_init(&o);
+  o.backend = (shk_watch_backend)42;
+  assert_int_equal(shk_watch_create(&o, &w), SHK_EINVAL);
+  for (int b = 1; b < SHK_WATCH_BACKEND_COUNT; b++) {
+    if (shk_watch_backend_available((shk_watch_backend)b)) continue;
+    shk_watch_options_init(&o);
+    o.backend = (shk_watch_backend)b;
+    assert_int_equal(shk_watch_create(&o, &w), SHK_EUNSUPPORTED);
+  }
+  shk_watch_free(NULL);
+}
+
+static void add_remove_and_friends_check_their_arguments(void **state) {
+  (void)state;
+  shk_watcher *w = NULL;
+  assert_int_equal(shk_watch_create(NULL, &w), SHK_OK);
+  unsigned char *page = pages(4096);
+  uint32_t id = 0, other = 0;
+  assert_int_equal(shk_watch_add(NULL, page, 8, "x", &id), SHK_EINVAL);
+  assert_int_equal(shk_watch_add(w, NULL, 8, "x", &id), SHK_EINVAL);
+  assert_int_equal(shk_watch_add(w, page, 0, "x", &id), SHK_EINVAL);
+  assert_int_equal(shk_watch_add(w, page, 8, "x", NULL), SHK_EINVAL);
+  assert_int_equal(shk_watch_add(w, (void *)(UINTPTR_MAX - 4), 8, "x", &id), SHK_EINVAL);
+  assert_int_equal(shk_watch_add(w, page, 8, NULL, &id), SHK_OK);
+  assert_int_not_equal(id, 0);
+  assert_int_equal(shk_watch_add(w, page + 4, 8, "overlap", &other), SHK_EOVERLAP);
+  assert_int_equal(shk_watch_remove(w, id + 1000), SHK_ENOENT);
+  assert_int_equal(shk_watch_remove(NULL, id), SHK_EINVAL);
+  shk_watch_backend b;
+  assert_int_equal(shk_watch_region_backend(w, id + 1000, &b), SHK_ENOENT);
+  assert_int_equal(shk_watch_region_backend(w, id, NULL), SHK_EINVAL);
+  assert_int_equal(shk_watch_remove(w, id), SHK_OK);
+  assert_int_equal(shk_watch_remove(w, id), SHK_ENOENT);
+  assert_int_equal(shk_watch_set_callback(NULL, NULL, NULL), SHK_EINVAL);
+  assert_int_equal(shk_watch_flush(NULL), SHK_EINVAL);
+  shk_watch_stats st;
+  assert_int_equal(shk_watch_stats_get(NULL, &st), SHK_EINVAL);
+  assert_int_equal(shk_watch_stats_get(w, NULL), SHK_EINVAL);
+  char buf[4];
+  assert_int_equal(shk_watch_fetch(w, 12345, buf, sizeof buf, NULL), SHK_ENOENT);
+  assert_int_equal(shk_watch_fetch(w, 1, NULL, 4, NULL), SHK_EINVAL);
+  assert_int_equal(shk_watch_drop(w, 12345), SHK_ENOENT);
+  assert_int_equal(shk_watch_drop(NULL, 1), SHK_EINVAL);
+  void *p = (void *)1;
+  assert_int_equal(shk_watch_pages_alloc(0, &p), SHK_ESIZE);
+  assert_int_equal(shk_watch_pages_alloc(4096, NULL), SHK_EINVAL);
+  shk_watch_pages_free(NULL, 4096);
+  shk_watch_free(w);
+  shk_watch_pages_free(page, 4096);
+}
+
+typedef struct reentry {
+  shk_watcher *w;
+  int flush_rc;
+  int stats_rc;
+  int set_rc;
+  int calls;
+} reentry;
+
+static void reenter(const shk_watch_event *ev, void *user) {
+  (void)ev;
+  reentry *r = user;
+  shk_watch_stats st;
+  r->calls++;
+  r->flush_rc = shk_watch_flush(r->w);
+  r->stats_rc = shk_watch_stats_get(r->w, &st);
+  shk_watch_free(r->w); /* refused from the callback: must do nothing */
+  r->set_rc = shk_watch_set_callback(r->w, NULL, NULL);
+}
+
+static void the_callback_may_call_back_in_but_not_flush(void **state) {
+  (void)state;
+  reentry *r = calloc(1, sizeof *r);
+  assert_int_equal(shk_watch_create(NULL, &r->w), SHK_OK);
+  unsigned char *page = pages(4096);
+  uint32_t id;
+  assert_int_equal(shk_watch_add(r->w, page, 8, "re", &id), SHK_OK);
+  assert_int_equal(shk_watch_set_callback(r->w, reenter, r), SHK_OK);
+  page[0] = 1;
+  assert_int_equal(shk_watch_flush(r->w), SHK_OK);
+  assert_int_equal(r->calls, 1);
+  assert_int_equal(r->flush_rc, SHK_ESTATE);
+  assert_int_equal(r->stats_rc, SHK_OK);
+  assert_int_equal(r->set_rc, SHK_OK);
+  page[1] = 1; /* the callback removed itself */
+  assert_int_equal(shk_watch_flush(r->w), SHK_OK);
+  assert_int_equal(r->calls, 1);
+  shk_watch_free(r->w);
+  shk_watch_pages_free(page, 4096);
+  free(r);
+}
+
+static int anchor_function(void) { return 0; }
+
+static void protection_events_know_address_instruction_and_thread(void **state) {
+  (void)state;
+  if (!shk_watch_backend_available(SHK_WATCH_MPROTECT)) skip();
+  collector *c = collector_new();
+  shk_watch_options o;
+  shk_watch_options_init(&o);
+  o.backend = SHK_WATCH_MPROTECT;
+  shk_watcher *w = NULL;
+  assert_int_equal(shk_watch_create(&o, &w), SHK_OK);
+  assert_int_equal(shk_watch_set_callback(w, collect, c), SHK_OK);
+  unsigned char *page = pages(4096);
+  uint32_t id;
+  assert_int_equal(shk_watch_add(w, page + 100, 32, "who", &id), SHK_OK);
+  page[110] = 5;
+  assert_int_equal(shk_watch_flush(w), SHK_OK);
+  assert_int_equal(c->count, 1);
+  const seen *s = &c->events[0];
+  assert_true(s->flags & SHK_WATCH_EVENT_FAULT_ADDRESS);
+  assert_true(s->flags & SHK_WATCH_EVENT_THREAD);
+  assert_int_equal(s->fault_address, (uintptr_t)(page + 110));
+  assert_int_not_equal(s->thread_id, 0);
+  if (s->flags & SHK_WATCH_EVENT_IP) {
+    /* The writing instruction is in this test program, not at the data address. */
+    assert_int_not_equal(s->ip, s->fault_address);
+    assert_true(s->module[0] != '\0');
+    assert_non_null(strstr(s->module, "test_watch"));
+    printf("    ip %p in %s (anchor %p)\n", (void *)s->ip, s->module, (void *)(uintptr_t)anchor_function);
+  }
+  shk_watch_free(w);
+  shk_watch_pages_free(page, 4096);
+  collector_free(c);
+}
+
+/* Another process writes a shared segment: only polling can see it. */
+static int child_writes_segment(int argc, char **argv) {
+  (void)argc;
+  shk_shm *shm = NULL;
+  if (shk_shm_open(argv[0], SHK_SHM_READ_WRITE, &shm) != SHK_OK) return 2;
+  memcpy(shk_shm_data(shm), "from the child", 15);
+  shk_shm_close(shm);
+  return 0;
+}
+
+static void only_poll_sees_another_processes_writes(void **state) {
+  (void)state;
+  char name[64];
+  shk_shm *shm = NULL;
+  assert_int_equal(shk_shm_create(shk_test_unique_name(name, sizeof name, "w"), 4096, &shm), SHK_OK);
+  for (int b = 1; b < SHK_WATCH_BACKEND_COUNT; b++) {
+    if (!shk_watch_backend_available((shk_watch_backend)b)) continue;
+    collector *c = collector_new();
+    shk_watch_options o;
+    shk_watch_options_init(&o);
+    o.backend = (shk_watch_backend)b;
+    shk_watcher *w = NULL;
+    assert_int_equal(shk_watch_create(&o, &w), SHK_OK);
+    assert_int_equal(shk_watch_set_callback(w, collect, c), SHK_OK);
+    memset(shk_shm_data(shm), 0, 64);
+    uint32_t id;
+    int rc = shk_watch_add(w, shk_shm_data(shm), 64, "seg", &id);
+    if (rc == SHK_OK) {
+      const char *args[] = {name};
+      shk_test_run_child_ok("writes_segment", 1, args, CHILD_TIMEOUT_MS);
+      assert_int_equal(shk_watch_flush(w), SHK_OK);
+      printf("    %s: %zu event(s) for the other process's write\n",
+             shk_watch_backend_name((shk_watch_backend)b), c->count);
+      if (b == SHK_WATCH_POLL) {
+        assert_int_equal(c->count, 1);
+        assert_memory_equal(c->events[0].new_bytes, "from the child", 15);
+      } else {
+        assert_int_equal(c->count, 0);
+      }
+    } else {
+      printf("    %s cannot watch a shared segment here: %s\n",
+             shk_watch_backend_name((shk_watch_backend)b), shk_error_name(rc));
+    }
+    shk_watch_free(w);
+    collector_free(c);
+  }
+  shk_shm_close(shm);
+  shk_shm_unlink(name);
+}
+
+static shk_watch_backend b_mprotect = SHK_WATCH_MPROTECT, b_uffd = SHK_WATCH_USERFAULTFD,
+                         b_ww = SHK_WATCH_WRITE_WATCH, b_poll = SHK_WATCH_POLL,
+                         b_auto = SHK_WATCH_AUTO;
+
+#define EACH_BACKEND(f)                                                  \
+  cmocka_unit_test_prestate(f, &b_mprotect), cmocka_unit_test_prestate(f, &b_uffd), \
+      cmocka_unit_test_prestate(f, &b_ww), cmocka_unit_test_prestate(f, &b_poll)
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(options_have_the_documented_defaults),
+    cmocka_unit_test(create_refuses_bad_options),
+    cmocka_unit_test(add_remove_and_friends_check_their_arguments),
+    cmocka_unit_test(the_callback_may_call_back_in_but_not_flush),
+    cmocka_unit_test(protection_events_know_address_instruction_and_thread),
+    cmocka_unit_test(only_poll_sees_another_processes_writes),
+    EACH_BACKEND(small_region_gives_inline_old_and_new),
+    EACH_BACKEND(large_region_gives_store_keys_and_previews),
+    EACH_BACKEND(regions_sharing_a_page_get_their_own_events),
+    EACH_BACKEND(writes_to_unwatched_bytes_of_a_watched_page_give_no_event),
+    EACH_BACKEND(writing_the_same_value_gives_no_event),
+    EACH_BACKEND(the_last_write_of_a_burst_is_delivered),
+    EACH_BACKEND(old_and_new_values_are_right_over_many_random_writes),
+    EACH_BACKEND(several_threads_write_at_once),
+    EACH_BACKEND(a_burst_beyond_the_ring_counts_drops_and_loses_no_change),
+    EACH_BACKEND(removing_the_callback_stops_delivery),
+    EACH_BACKEND(ten_thousand_watch_and_unwatch_cycles_leave_nothing_behind),
+    EACH_BACKEND(a_kernel_write_into_a_watched_buffer),
+    EACH_BACKEND(a_null_write_with_an_active_watcher_still_kills_the_process),
+    EACH_BACKEND(the_memory_area_limit_is_refused_not_hit),
+    cmocka_unit_test_prestate(the_memory_area_limit_is_refused_not_hit, &b_auto),
+};
+
+static const shk_test_child children[] = {
+    {"null_write", child_null_write},
+    {"area_limit", child_area_limit},
+    {"writes_segment", child_writes_segment},
+};
+
+SHK_TEST_MAIN(tests, children)
