@@ -158,7 +158,7 @@ typedef enum shk__os_prot {
 int shk__os_pages_alloc(size_t size, bool write_watch, void **out);
 void shk__os_pages_free(void *addr, size_t size);
 
-/* Changes the protection of whole pages. Async-signal-safe on POSIX. SHK_ENOMEM when the kernel
+/* Changes the protection of whole pages; addr must be page-aligned. Async-signal-safe on POSIX. SHK_ENOMEM when the kernel
  * cannot split more memory areas, SHK_EINVAL, SHK_EOS. */
 int shk__os_protect(void *addr, size_t size, shk__os_prot prot);
 

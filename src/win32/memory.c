@@ -21,6 +21,8 @@ int shk__os_protect(void *addr, size_t size, shk__os_prot prot) {
   DWORD p = prot == SHK__OS_PROT_NONE ? PAGE_NOACCESS
             : prot == SHK__OS_PROT_READ ? PAGE_READONLY
                                         : PAGE_READWRITE;
+  /* VirtualProtect rounds an unaligned address down; mprotect refuses it. Refuse it on both. */
+  if ((uintptr_t)addr % shk__os_caps_get()->page_size != 0) return SHK_EINVAL;
   DWORD old;
   if (!VirtualProtect(addr, size, p, &old)) {
     DWORD err = GetLastError();
