@@ -54,18 +54,32 @@ static void report_heap(const shk_buf *buf, bool allocated) {
 
 static const shk_buf_options default_options;
 
-/* Checks the shape and makes the object with its allocator; memory comes later. */
-static int buf_new(size_t count, size_t item_size, const shk_buf_options *opts, shk_buf **out) {
+/* The object header rounded so inline data after it is aligned like malloc's. */
+#define HEADER_SIZE ((sizeof(shk_buf) + _Alignof(max_align_t) - 1) / _Alignof(max_align_t) * \
+                     _Alignof(max_align_t))
+
+/* Checks the shape and makes the object with its allocator. Buffers of the built-in heap
+ * allocator get their bytes in the same malloc block (inline), which halves the malloc calls;
+ * other memory comes later from the allocator. */
+static int buf_new(size_t count, size_t item_size, const shk_buf_options *opts, bool may_inline,
+                   shk_buf **out) {
   if (count == 0 || item_size == 0) return SHK_ESIZE;
   size_t size;
   if (shk__mul_overflows(count, item_size, &size)) return SHK_EOVERFLOW;
-  shk_buf *buf = calloc(1, sizeof *buf);
-  if (!buf) return SHK_ENOMEM;
-  int rc = shk__buf_allocator_acquire(opts->allocator, &buf->allocator);
-  if (rc != SHK_OK) {
-    free(buf);
-    return rc;
+  shk__buf_allocator *allocator = NULL;
+  int rc = shk__buf_allocator_acquire(opts->allocator, &allocator);
+  if (rc != SHK_OK) return rc;
+  bool inline_data = may_inline && allocator->builtin &&
+                     allocator->table.alloc == shk__buf_heap_allocator.alloc &&
+                     size <= SIZE_MAX - HEADER_SIZE;
+  shk_buf *buf = malloc(inline_data ? HEADER_SIZE + size : sizeof *buf);
+  if (!buf) {
+    shk__buf_allocator_drop(allocator);
+    return SHK_ENOMEM;
   }
+  memset(buf, 0, sizeof *buf);
+  buf->allocator = allocator;
+  if (inline_data) buf->block.ptr = (unsigned char *)buf + HEADER_SIZE;
   atomic_init(&buf->refs, 1);
   buf->size = size;
   buf->count = count;
@@ -87,7 +101,7 @@ static int buf_publish(shk_buf *buf, shk_buf **out) {
   if (rc != SHK_OK) {
     const shk_buf_allocator *t = &buf->allocator->table;
     /* Refused external memory stays the caller's, even when ownership was offered. */
-    if (!buf->consumed) t->free(t->user, &buf->block, buf->size);
+    if (buf->owned && !buf->consumed) t->free(t->user, &buf->block, buf->size);
     shk__buf_allocator_drop(buf->allocator);
     free(buf);
     return rc;
@@ -107,19 +121,21 @@ int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *opts, 
     return SHK_EINVAL;
   if (opts->alignment & (opts->alignment - 1)) return SHK_EINVAL;
   shk_buf *buf = NULL;
-  int rc = buf_new(count, item_size, opts, &buf);
+  int rc = buf_new(count, item_size, opts, true, &buf);
   if (rc != SHK_OK) return rc;
-  shk_buf_alloc_request req = {buf->size, count, item_size, opts->alignment, opts->name,
-                               opts->init == SHK_BUF_INIT_ZERO};
-  const shk_buf_allocator *t = &buf->allocator->table;
-  rc = t->alloc(t->user, &req, &buf->block);
-  if (rc == SHK_OK && !buf->block.ptr) rc = SHK_ENOMEM; /* a user allocator that said yes to nothing */
-  if (rc != SHK_OK) {
-    shk__buf_allocator_drop(buf->allocator);
-    free(buf);
-    return rc;
+  if (!buf->block.ptr) { /* not inline: the allocator's memory, given back to it at the end */
+    shk_buf_alloc_request req = {buf->size, count, item_size, opts->alignment, opts->name,
+                                 opts->init == SHK_BUF_INIT_ZERO};
+    const shk_buf_allocator *t = &buf->allocator->table;
+    rc = t->alloc(t->user, &req, &buf->block);
+    if (rc == SHK_OK && !buf->block.ptr) rc = SHK_ENOMEM; /* an allocator that said yes to nothing */
+    if (rc != SHK_OK) {
+      shk__buf_allocator_drop(buf->allocator);
+      free(buf);
+      return rc;
+    }
+    buf->owned = true;
   }
-  buf->owned = true;
   /* Zero means zero: the Perl original's C allocator skipped this and returned garbage. */
   if (opts->init == SHK_BUF_INIT_ZERO && !buf->block.zeroed) memset(buf->block.ptr, 0, buf->size);
   if (opts->init == SHK_BUF_INIT_BYTE) memset(buf->block.ptr, opts->init_byte, buf->size);
@@ -134,7 +150,7 @@ int shk_buf_consume(void *ptr, size_t count, size_t item_size, const shk_buf_opt
   if (!opts) opts = &default_options;
   if (opts->init != SHK_BUF_INIT_NONE) return SHK_EINVAL;
   shk_buf *buf = NULL;
-  int rc = buf_new(count, item_size, opts, &buf);
+  int rc = buf_new(count, item_size, opts, false, &buf);
   if (rc != SHK_OK) return rc;
   if (buf->size > UINTPTR_MAX - (uintptr_t)ptr) {
     rc = SHK_EOVERFLOW;

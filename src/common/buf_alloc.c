@@ -37,22 +37,21 @@ static shk__buf_allocator **find_slot(const char *name) {
 int shk__buf_allocator_acquire(const char *name, shk__buf_allocator **out) {
   shk__once_run(&registry_once, registry_init);
   if (!name) {
-    /* The default needs no lookup: it is built in and can never be unregistered. */
-    atomic_fetch_add_explicit(&builtins[3].users, 1, memory_order_relaxed);
+    /* The default needs no lookup and no count: built-ins can never be unregistered. */
     *out = &builtins[3];
     return SHK_OK;
   }
   shk__os_mutex_lock(&registry_lock);
   shk__buf_allocator *a = *find_slot(name);
   /* Counted under the lock so that unregister cannot free it between lookup and count. */
-  if (a) atomic_fetch_add_explicit(&a->users, 1, memory_order_relaxed);
+  if (a && !a->builtin) atomic_fetch_add_explicit(&a->users, 1, memory_order_relaxed);
   shk__os_mutex_unlock(&registry_lock);
   *out = a;
   return a ? SHK_OK : SHK_ENOENT;
 }
 
 void shk__buf_allocator_drop(shk__buf_allocator *a) {
-  if (a) atomic_fetch_sub_explicit(&a->users, 1, memory_order_release);
+  if (a && !a->builtin) atomic_fetch_sub_explicit(&a->users, 1, memory_order_release);
 }
 
 int shk_buf_allocator_register(const char *name, const shk_buf_allocator *table) {

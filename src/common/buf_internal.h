@@ -32,16 +32,14 @@ extern const shk_buf_allocator shk__buf_shm_allocator;
 /* The segment name of a block made or adopted by the shm allocator. */
 const char *shk__buf_shm_block_name(const shk_buf_block *block);
 
-/* ---- live-range index (buf_ranges.c): an intrusive treap keyed by start ---- */
+/* ---- live-range index (buf_ranges.c): sorted chunks, see there ---- */
 
 typedef struct shk__buf_range {
-  uintptr_t start, end; /* [start, end) */
-  uint32_t priority;
-  struct shk__buf_range *left, *right;
+  uintptr_t start, end; /* [start, end), never empty */
 } shk__buf_range;
 
-/* Inserts [start, end) unless it overlaps a live range (SHK_EOVERLAP, nothing changes).
- * O(log n) expected. Thread-safe. */
+/* Inserts [start, end) unless it overlaps a live range (SHK_EOVERLAP, nothing changes);
+ * SHK_ENOMEM when the index cannot grow. O(log n) search. Thread-safe. */
 int shk__buf_ranges_insert(shk__buf_range *node);
 void shk__buf_ranges_remove(shk__buf_range *node);
 size_t shk__buf_ranges_count(void);

@@ -1,109 +1,177 @@
-/* The index of live buffer ranges: a treap keyed by start address, nodes embedded in buffers.
- * Live ranges never overlap, so [s, e) overlaps one iff the range with the largest start below e
- * ends after s: one O(log n) descent, containment included. */
+/* The index of live buffer ranges: sorted chunks of starts and ends (a two-level B+-tree), so a
+ * lookup is two binary searches over contiguous memory. Live ranges never overlap, so [s, e)
+ * overlaps one iff the range with the largest start below e ends after s: containment included,
+ * O(log n). Inserts and removes add a bounded memmove (one chunk, and rarely the chunk table). */
+#include <stdlib.h>
+#include <string.h>
+
 #include "buf_internal.h"
+
+#define CHUNK_MAX 128
+
+typedef struct chunk {
+  size_t n;
+  uintptr_t start[CHUNK_MAX]; /* sorted */
+  uintptr_t end[CHUNK_MAX];
+} chunk;
 
 static shk__once ranges_once;
 static shk__os_mutex ranges_lock;
-static shk__buf_range *root;  /* guarded by ranges_lock */
-static size_t range_count;    /* guarded by ranges_lock */
-static uint32_t prio_state = 0x9e3779b9u;
+/* All guarded by ranges_lock. firsts[i] == chunks[i]->start[0], kept apart so that the table
+ * search touches one small array rather than every chunk. */
+static chunk **chunks;
+static uintptr_t *firsts;
+static size_t chunk_count, chunk_capacity;
+static size_t range_count;
 
 static void ranges_init(void) { shk__os_mutex_init(&ranges_lock); }
 
-/* xorshift32: random heap priorities keep the expected depth logarithmic. */
-static uint32_t next_priority(void) {
-  uint32_t x = prio_state;
-  x ^= x << 13;
-  x ^= x >> 17;
-  x ^= x << 5;
-  prio_state = x;
-  return x;
+/* How many of the sorted a[0..n) are <= key. Branch-free halving: random keys cost no
+ * mispredictions. */
+static size_t count_le(const uintptr_t *a, size_t n, uintptr_t key) {
+  if (n == 0) return 0;
+  const uintptr_t *base = a;
+  while (n > 1) {
+    size_t half = n / 2;
+    base = base[half] <= key ? base + half : base;
+    n -= half;
+  }
+  return (size_t)(base - a) + (*base <= key);
 }
 
-/* The node with the largest start < end, or NULL. */
-static shk__buf_range *predecessor_of(uintptr_t end) {
-  shk__buf_range *best = NULL;
-  for (shk__buf_range *n = root; n;) {
-    if (n->start < end) {
-      best = n;
-      n = n->right;
-    } else {
-      n = n->left;
-    }
-  }
-  return best;
+/* The chunk that holds (or would hold) start s: the last whose first start <= s, else 0. */
+static size_t chunk_for(uintptr_t s) {
+  size_t c = count_le(firsts, chunk_count, s);
+  return c > 0 ? c - 1 : 0;
 }
 
-/* Splits t into keys < key (*l) and keys >= key (*r). */
-static void split(shk__buf_range *t, uintptr_t key, shk__buf_range **l, shk__buf_range **r) {
-  while (t) {
-    if (t->start < key) {
-      *l = t;
-      l = &t->right;
-      t = t->right;
-    } else {
-      *r = t;
-      r = &t->left;
-      t = t->left;
-    }
-  }
-  *l = NULL;
-  *r = NULL;
+static bool overlaps_locked(uintptr_t s, uintptr_t e) {
+  /* The range with the largest start < e, i.e. start <= e - 1 (e > s >= 0, so e >= 1). */
+  size_t c = count_le(firsts, chunk_count, e - 1);
+  if (c == 0) return false;
+  const chunk *ch = chunks[c - 1];
+  size_t i = count_le(ch->start, ch->n, e - 1);
+  return i > 0 && ch->end[i - 1] > s;
 }
 
-/* Joins two treaps whose keys are all ordered (every key of a < every key of b). */
-static shk__buf_range *merge(shk__buf_range *a, shk__buf_range *b) {
-  shk__buf_range *result = NULL;
-  shk__buf_range **out = &result;
-  while (a && b) {
-    if (a->priority > b->priority) {
-      *out = a;
-      out = &a->right;
-      a = a->right;
-    } else {
-      *out = b;
-      out = &b->left;
-      b = b->left;
-    }
+/* Makes room for a chunk at table index at. SHK_ENOMEM. */
+static int table_insert(size_t at, chunk *ch) {
+  if (chunk_count == chunk_capacity) {
+    size_t cap = chunk_capacity ? chunk_capacity * 2 : 16;
+    chunk **nc = realloc(chunks, cap * sizeof *nc);
+    if (!nc) return SHK_ENOMEM;
+    chunks = nc;
+    uintptr_t *nf = realloc(firsts, cap * sizeof *nf);
+    if (!nf) return SHK_ENOMEM;
+    firsts = nf;
+    chunk_capacity = cap;
   }
-  *out = a ? a : b;
-  return result;
+  memmove(chunks + at + 1, chunks + at, (chunk_count - at) * sizeof *chunks);
+  memmove(firsts + at + 1, firsts + at, (chunk_count - at) * sizeof *firsts);
+  chunks[at] = ch;
+  firsts[at] = ch->start[0];
+  chunk_count++;
+  return SHK_OK;
+}
+
+static void table_remove(size_t at) {
+  free(chunks[at]);
+  memmove(chunks + at, chunks + at + 1, (chunk_count - at - 1) * sizeof *chunks);
+  memmove(firsts + at, firsts + at + 1, (chunk_count - at - 1) * sizeof *firsts);
+  chunk_count--;
+}
+
+/* Splits a full chunk in two halves. SHK_ENOMEM. */
+static int split_chunk(size_t c) {
+  chunk *ch = chunks[c];
+  chunk *right = malloc(sizeof *right);
+  if (!right) return SHK_ENOMEM;
+  size_t keep = ch->n / 2;
+  right->n = ch->n - keep;
+  memcpy(right->start, ch->start + keep, right->n * sizeof(uintptr_t));
+  memcpy(right->end, ch->end + keep, right->n * sizeof(uintptr_t));
+  ch->n = keep;
+  int rc = table_insert(c + 1, right);
+  if (rc != SHK_OK) {
+    ch->n += right->n; /* the halves are still in place: undo by length */
+    free(right);
+  }
+  return rc;
+}
+
+static int insert_locked(uintptr_t s, uintptr_t e) {
+  if (chunk_count == 0) {
+    chunk *ch = malloc(sizeof *ch);
+    if (!ch) return SHK_ENOMEM;
+    ch->n = 1;
+    ch->start[0] = s;
+    ch->end[0] = e;
+    int rc = table_insert(0, ch);
+    if (rc != SHK_OK) free(ch);
+    return rc;
+  }
+  size_t c = chunk_for(s);
+  if (chunks[c]->n == CHUNK_MAX) {
+    int rc = split_chunk(c);
+    if (rc != SHK_OK) return rc;
+    if (s >= firsts[c + 1]) c++;
+  }
+  chunk *ch = chunks[c];
+  size_t i = count_le(ch->start, ch->n, s);
+  memmove(ch->start + i + 1, ch->start + i, (ch->n - i) * sizeof(uintptr_t));
+  memmove(ch->end + i + 1, ch->end + i, (ch->n - i) * sizeof(uintptr_t));
+  ch->start[i] = s;
+  ch->end[i] = e;
+  ch->n++;
+  firsts[c] = ch->start[0];
+  return SHK_OK;
+}
+
+static void remove_locked(uintptr_t s) {
+  if (chunk_count == 0) return;
+  size_t c = chunk_for(s);
+  chunk *ch = chunks[c];
+  size_t i = count_le(ch->start, ch->n, s);
+  if (i == 0 || ch->start[i - 1] != s) return;
+  i--;
+  memmove(ch->start + i, ch->start + i + 1, (ch->n - i - 1) * sizeof(uintptr_t));
+  memmove(ch->end + i, ch->end + i + 1, (ch->n - i - 1) * sizeof(uintptr_t));
+  ch->n--;
+  range_count--;
+  if (ch->n == 0) {
+    /* The last chunk stays, empty, so that one buffer created and released in a loop does not
+     * allocate a chunk each time. Its stale firsts[] entry is harmless: it has no ranges. */
+    if (chunk_count > 1) table_remove(c);
+    return;
+  }
+  firsts[c] = ch->start[0];
+  /* Merge thin neighbours so the table does not fill with nearly empty chunks. */
+  if (c + 1 < chunk_count && ch->n + chunks[c + 1]->n <= CHUNK_MAX / 2) {
+    chunk *next = chunks[c + 1];
+    memcpy(ch->start + ch->n, next->start, next->n * sizeof(uintptr_t));
+    memcpy(ch->end + ch->n, next->end, next->n * sizeof(uintptr_t));
+    ch->n += next->n;
+    table_remove(c + 1);
+  }
 }
 
 int shk__buf_ranges_insert(shk__buf_range *node) {
   shk__once_run(&ranges_once, ranges_init);
   shk__os_mutex_lock(&ranges_lock);
-  shk__buf_range *pred = predecessor_of(node->end);
-  if (pred && pred->end > node->start) {
-    shk__os_mutex_unlock(&ranges_lock);
-    return SHK_EOVERLAP;
+  int rc = SHK_EOVERLAP;
+  if (!overlaps_locked(node->start, node->end)) {
+    rc = insert_locked(node->start, node->end);
+    if (rc == SHK_OK) range_count++;
   }
-  node->priority = next_priority();
-  node->left = node->right = NULL;
-  /* Descend while the existing nodes outrank the new one, then split the rest under it. */
-  shk__buf_range **slot = &root;
-  while (*slot && (*slot)->priority >= node->priority)
-    slot = node->start < (*slot)->start ? &(*slot)->left : &(*slot)->right;
-  split(*slot, node->start, &node->left, &node->right);
-  *slot = node;
-  range_count++;
   shk__os_mutex_unlock(&ranges_lock);
-  return SHK_OK;
+  return rc;
 }
 
 void shk__buf_ranges_remove(shk__buf_range *node) {
   shk__once_run(&ranges_once, ranges_init);
   shk__os_mutex_lock(&ranges_lock);
-  shk__buf_range **slot = &root;
-  while (*slot && *slot != node)
-    slot = node->start < (*slot)->start ? &(*slot)->left : &(*slot)->right;
-  if (*slot) {
-    *slot = merge(node->left, node->right);
-    range_count--;
-  }
+  remove_locked(node->start);
   shk__os_mutex_unlock(&ranges_lock);
-  node->left = node->right = NULL;
 }
 
 size_t shk__buf_ranges_count(void) {

@@ -1,0 +1,130 @@
+/* Buffer costs beside the raw mechanism in the same run: create+release vs malloc+free (64 B and
+ * 1 MiB; target <= 1.5x), and consume+release with 1 000 vs 100 000 live ranges (target: the
+ * 100k case within 2x of the 1k case). */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shmkit.h"
+
+#ifdef _WIN32
+#include <windows.h>
+static double now_ns(void) {
+  static LARGE_INTEGER freq;
+  LARGE_INTEGER t;
+  if (!freq.QuadPart) QueryPerformanceFrequency(&freq);
+  QueryPerformanceCounter(&t);
+  return (double)t.QuadPart * 1e9 / (double)freq.QuadPart;
+}
+#else
+#include <time.h>
+static double now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+#endif
+
+static volatile unsigned sink; /* keeps the loops from being optimised away */
+
+static double bench_malloc(size_t size, int n) {
+  double t0 = now_ns();
+  for (int i = 0; i < n; i++) {
+    unsigned char *p = malloc(size);
+    if (!p) abort();
+    p[0] = (unsigned char)i;
+    sink += p[0];
+    free(p);
+  }
+  return (now_ns() - t0) / n;
+}
+
+static double bench_create(size_t size, int n, const shk_buf_options *opts) {
+  double t0 = now_ns();
+  for (int i = 0; i < n; i++) {
+    shk_buf *buf = NULL;
+    if (shk_buf_create(size, 1, opts, &buf) != SHK_OK) abort();
+    unsigned char *p = shk_buf_data(buf);
+    p[0] = (unsigned char)i;
+    sink += p[0];
+    shk_buf_release(buf);
+  }
+  return (now_ns() - t0) / n;
+}
+
+/* Best of a few runs: the least disturbed by the other processes on the machine. */
+static double best(double (*f)(size_t, int), size_t size, int n) {
+  double b = 1e300;
+  for (int r = 0; r < 5; r++) {
+    double t = f(size, n);
+    if (t < b) b = t;
+  }
+  return b;
+}
+
+static double create_heap(size_t size, int n) { return bench_create(size, n, NULL); }
+
+static void compare_create(const char *label, size_t size, int n) {
+  double raw = best(bench_malloc, size, n);
+  double ours = best(create_heap, size, n);
+  printf("%-34s %9.1f ns   malloc+free %9.1f ns   ratio %.2fx (target <= 1.5x)\n", label, ours, raw,
+         ours / raw);
+}
+
+/* Consume+release of a free gap while `live` other ranges are in the index. */
+static double bench_consume(size_t live, int n) {
+  const size_t slot = 64, width = 32; /* each live range [k*64, k*64+32); the gaps are free */
+  unsigned char *arena = malloc(live * slot);
+  shk_buf **held = malloc(live * sizeof *held);
+  if (!arena || !held) abort();
+  for (size_t k = 0; k < live; k++)
+    if (shk_buf_consume(arena + k * slot, width, 1, NULL, &held[k]) != SHK_OK) abort();
+  uint32_t x = 12345;
+  double t0 = now_ns();
+  for (int i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    size_t k = x % live;
+    shk_buf *buf = NULL;
+    if (shk_buf_consume(arena + k * slot + width, width, 1, NULL, &buf) != SHK_OK) abort();
+    shk_buf_release(buf);
+  }
+  double per = (now_ns() - t0) / n;
+  for (size_t k = 0; k < live; k++) shk_buf_release(held[k]);
+  free(held);
+  free(arena);
+  return per;
+}
+
+int main(int argc, char **argv) {
+  /* --quick: a smoke run for the test command, seconds not minutes. */
+  int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+  int scale = quick ? 20 : 1;
+  printf("bench_buf (shmkit %s)%s\n", shk_version_string(), quick ? " --quick" : "");
+  compare_create("create+release 64 B (heap)", 64, 1000000 / scale);
+  compare_create("create+release 1 MiB (heap)", 1 << 20, 20000 / scale);
+  shk_buf_options aligned = {.allocator = "aligned"};
+  double raw = best(bench_malloc, 64, 1000000 / scale);
+  double t = 1e300;
+  for (int r = 0; r < 5; r++) {
+    double v = bench_create(64, 1000000 / scale, &aligned);
+    if (v < t) t = v;
+  }
+  printf("%-34s %9.1f ns   malloc+free %9.1f ns   ratio %.2fx\n", "create+release 64 B (aligned)",
+         t, raw, t / raw);
+
+  int n = 200000 / scale;
+  double c1k = 1e300, c100k = 1e300;
+  for (int r = 0; r < 5; r++) {
+    double a = bench_consume(1000, n), b = bench_consume(100000, n);
+    if (a < c1k) c1k = a;
+    if (b < c100k) c100k = b;
+  }
+  printf("%-34s %9.1f ns   malloc+free %9.1f ns   ratio %.2fx\n", "consume+release, 1 000 live", c1k,
+         raw, c1k / raw);
+  printf("%-34s %9.1f ns   1 000 live  %9.1f ns   ratio %.2fx (target <= 2x)\n",
+         "consume+release, 100 000 live", c100k, c1k, c100k / c1k);
+  return 0;
+}

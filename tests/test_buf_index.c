@@ -1,0 +1,108 @@
+/* The live-range index against a brute-force model: thousands of random inserts and removes
+ * (chunk splits, merges, an emptied index) must give the same overlap answers. */
+/* ctest: labels=unit;internal timeout=120 */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shk_test.h"
+#include "common/buf_internal.h"
+
+#define SLOTS 6000
+#define BASE ((uintptr_t)1 << 40) /* far from any real buffer of this process */
+
+typedef struct model {
+  shk__buf_range node;
+  bool live;
+} model;
+
+static model ranges[SLOTS];
+static uint32_t rng = 2463534242u;
+
+static uint32_t next_random(void) {
+  rng ^= rng << 13;
+  rng ^= rng >> 17;
+  rng ^= rng << 5;
+  return rng;
+}
+
+static bool model_overlaps(uintptr_t s, uintptr_t e) {
+  for (size_t i = 0; i < SLOTS; i++)
+    if (ranges[i].live && ranges[i].node.start < e && s < ranges[i].node.end) return true;
+  return false;
+}
+
+static void random_ranges_agree_with_the_model(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  size_t live = 0;
+  for (int step = 0; step < 40000; step++) {
+    uint32_t r = next_random();
+    size_t i = r % SLOTS;
+    if (ranges[i].live && (r & 0x30000) != 0) {
+      shk__buf_ranges_remove(&ranges[i].node);
+      ranges[i].live = false;
+      live--;
+    } else if (!ranges[i].live) {
+      /* Random start and length on a grid small enough to collide often. */
+      uintptr_t s = BASE + (uintptr_t)(next_random() % (SLOTS * 8)) * 16;
+      uintptr_t e = s + 1 + next_random() % 200;
+      shk__buf_range probe = {s, e};
+      bool expected = model_overlaps(s, e);
+      int rc = shk__buf_ranges_insert(&probe);
+      assert_int_equal(rc, expected ? SHK_EOVERLAP : SHK_OK);
+      if (rc == SHK_OK) {
+        ranges[i].node = probe;
+        ranges[i].live = true;
+        live++;
+      }
+    }
+    if (step % 4000 == 0) assert_int_equal(shk__buf_ranges_count(), base_count + live);
+  }
+  assert_true(live > 500); /* the index really held many ranges at once */
+  for (size_t i = 0; i < SLOTS; i++) {
+    if (!ranges[i].live) continue;
+    shk__buf_range inside = {ranges[i].node.start, ranges[i].node.start + 1};
+    assert_int_equal(shk__buf_ranges_insert(&inside), SHK_EOVERLAP);
+    shk__buf_ranges_remove(&ranges[i].node);
+    ranges[i].live = false;
+  }
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  /* Empty again: anything goes in, once. */
+  shk__buf_range all = {BASE, BASE + (uintptr_t)SLOTS * 8 * 16 + 256};
+  assert_int_equal(shk__buf_ranges_insert(&all), SHK_OK);
+  assert_int_equal(shk__buf_ranges_insert(&all), SHK_EOVERLAP);
+  shk__buf_ranges_remove(&all);
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+}
+
+static void ascending_and_descending_fills_split_and_merge_cleanly(void **state) {
+  (void)state;
+  static shk__buf_range seq[3000];
+  for (size_t i = 0; i < 3000; i++) {
+    seq[i].start = BASE + i * 10;
+    seq[i].end = seq[i].start + 10; /* touching neighbours */
+    assert_int_equal(shk__buf_ranges_insert(&seq[i]), SHK_OK);
+  }
+  for (size_t i = 0; i < 3000; i += 7) {
+    shk__buf_range mid = {seq[i].start + 5, seq[i].start + 6};
+    assert_int_equal(shk__buf_ranges_insert(&mid), SHK_EOVERLAP);
+  }
+  for (size_t i = 3000; i-- > 0;) shk__buf_ranges_remove(&seq[i]);
+  for (size_t i = 3000; i-- > 0;) assert_int_equal(shk__buf_ranges_insert(&seq[i]), SHK_OK);
+  for (size_t i = 0; i < 3000; i += 2) shk__buf_ranges_remove(&seq[i]);
+  for (size_t i = 0; i < 3000; i += 2) assert_int_equal(shk__buf_ranges_insert(&seq[i]), SHK_OK);
+  for (size_t i = 0; i < 3000; i++) shk__buf_ranges_remove(&seq[i]);
+  shk__buf_range all = {BASE, BASE + 30000};
+  assert_int_equal(shk__buf_ranges_insert(&all), SHK_OK);
+  shk__buf_ranges_remove(&all);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(random_ranges_agree_with_the_model),
+    cmocka_unit_test(ascending_and_descending_fills_split_and_merge_cleanly),
+};
+
+static const shk_test_child children[] = {{NULL, NULL}};
+
+SHK_TEST_MAIN(tests, children)
