@@ -1,0 +1,34 @@
+# vcpkg overlay port of shmkit: builds this checkout (two folders up), one variant per triplet.
+set(SOURCE_PATH "${CMAKE_CURRENT_LIST_DIR}/../..")
+
+vcpkg_check_features(OUT_FEATURE_OPTIONS FEATURE_OPTIONS
+  FEATURES
+    cuda  SHK_WITH_CUDA
+    tools SHK_BUILD_TOOLS
+)
+
+# vcpkg sets BUILD_SHARED_LIBS from the triplet's library linkage; shmkit records the choice in
+# the installed shmkit/config.h, so MSBuild consumers with no compile definitions link right.
+vcpkg_cmake_configure(
+  SOURCE_PATH "${SOURCE_PATH}"
+  OPTIONS
+    ${FEATURE_OPTIONS}
+    -DSHK_BUILD_TESTS=OFF
+    -DSHK_BUILD_EXAMPLES=OFF
+    -DSHK_BUILD_BENCH=OFF
+)
+vcpkg_cmake_install()
+vcpkg_cmake_config_fixup(CONFIG_PATH lib/cmake/shmkit)
+vcpkg_fixup_pkgconfig()
+
+if("tools" IN_LIST FEATURES)
+  vcpkg_copy_tools(TOOL_NAMES shmkit AUTO_CLEAN)
+endif()
+
+file(REMOVE_RECURSE "${CURRENT_PACKAGES_DIR}/debug/include" "${CURRENT_PACKAGES_DIR}/debug/share")
+if(VCPKG_LIBRARY_LINKAGE STREQUAL "static")
+  file(REMOVE_RECURSE "${CURRENT_PACKAGES_DIR}/bin" "${CURRENT_PACKAGES_DIR}/debug/bin")
+endif()
+
+file(INSTALL "${CMAKE_CURRENT_LIST_DIR}/usage" DESTINATION "${CURRENT_PACKAGES_DIR}/share/${PORT}")
+vcpkg_install_copyright(FILE_LIST "${SOURCE_PATH}/LICENSE")
