@@ -14,3 +14,6 @@ shk_say "shm_hello: a child process fills a named segment, the parent reads it"
 "$bin/shm_hello"
 
 # ---- later parts add their demos below this line, one block each ----
+
+shk_say "buf_tour: allocators, a view that keeps its buffer alive, consume with overlap refusal, delayed free"
+"$bin/buf_tour"
