@@ -217,4 +217,108 @@ int shk__os_uffd_scan(shk__os_uffd *u, void *addr, size_t size, shk__os_dirty_fn
 bool shk__os_write_watch_covers(void *addr, size_t size);
 int shk__os_write_watch_scan(void *addr, size_t size, shk__os_dirty_fn fn, void *ctx);
 
+/* ---- workers of chunk tasks (worker.c) --------------------------------------------------- */
+
+/* One end of the channel between a pool and one of its workers. POSIX: a unix stream socket
+ * (a = the socket) that carries wake-ups both ways and segment descriptors to the worker.
+ * Windows: a = the event this end sets to wake the other side, b = the event it waits on. */
+typedef struct shk__os_link {
+  intptr_t a;
+  intptr_t b;
+} shk__os_link;
+
+/* The pool's record of one worker. proc/pid are 0 for a thread worker or a worker not running. */
+typedef struct shk__os_worker {
+  shk__os_link parent_end; /* kept by the pool */
+  shk__os_link worker_end; /* given to the worker; the pool closes its copy once a process has it */
+  intptr_t proc;           /* pid (POSIX) or process HANDLE (Windows) */
+  int pid;
+} shk__os_worker;
+
+/* What a worker serves with, built in the worker (by the backend for a process, by common code
+ * for a thread). ctl and out are mapped in the worker's address space. */
+typedef struct shk__os_worker_boot {
+  shk__os_segment ctl; /* the pool's control segment */
+  shk__os_segment out; /* this worker's output segment (reserved, see shk__os_segment_reserve) */
+  unsigned index;
+  shk__os_link link;   /* the worker's end */
+  bool same_space;     /* a thread of the pool's process (false in every worker process) */
+} shk__os_worker_boot;
+
+/* The worker's loop, in src/common/task_pool.c: the backend calls it in a worker process. It
+ * returns when the pool tells it to quit or the pool is gone. */
+void shk__task_worker_serve(const shk__os_worker_boot *boot);
+
+/* Creates both ends of w's link. SHK_ELIMIT, SHK_ENOMEM, SHK_EOS. */
+int shk__os_worker_link_open(shk__os_worker *w);
+
+/* Closes whatever of both ends is still open (never the process). */
+void shk__os_worker_link_close(shk__os_worker *w);
+
+/* Starts a worker process for w (whose link is open) serving control segment ctl with output
+ * segment out as worker `index`. POSIX: fork; the child dies with the parent (PR_SET_PDEATHSIG
+ * on Linux, end of file on the link elsewhere), closes the pool ends of `all` (count workers),
+ * and calls shk__task_worker_serve(). Windows: this executable again with a marker argument, in
+ * a kill-on-close job object; the child maps the segments in shk_worker_main(). On success the
+ * pool's copy of w->worker_end is closed. SHK_ENOHOOK (Windows: the hook was not called in this
+ * process, or this process is itself a worker), SHK_ENOMEM, SHK_ELIMIT, SHK_EOS. */
+int shk__os_worker_spawn(shk__os_worker *w, unsigned index, const shk__os_segment *ctl,
+                         const shk__os_segment *out, const shk__os_worker *all, unsigned count);
+
+/* Wakes the other side of `end`. Never blocks; a wake-up already pending is enough. */
+void shk__os_link_notify(const shk__os_link *end);
+
+/* Worker side: blocks until the pool wakes this end, at most timeout_ns (UINT64_MAX: forever).
+ * SHK_OK, SHK_ETIMEDOUT, or SHK_ENOENT when the pool is gone. */
+int shk__os_link_wait(const shk__os_link *end, uint64_t timeout_ns);
+
+/* Pool side: waits at most timeout_ns for a wake-up from any of the n workers or the end of any
+ * worker process, and consumes the wake-ups. Sets ended[i] for each worker process that ended
+ * (to be reaped with shk__os_worker_reap). SHK_OK or SHK_ETIMEDOUT. */
+int shk__os_workers_wait(const shk__os_worker *ws, unsigned n, uint64_t timeout_ns, bool *ended);
+
+/* Kills the worker process when `kill`, waits for it to end (at most timeout_ms when not
+ * killed; then it is killed anyway), reaps it, fills *how, closes its process handle and link.
+ * Always leaves nothing behind. */
+void shk__os_worker_reap(shk__os_worker *w, bool kill, int64_t timeout_ms, shk__os_exit *how);
+
+/* Gives worker w (a process) access to segment seg, read-only, under pool-wide id `id`; writes
+ * what the worker passes to shk__os_worker_take_segment() to *token. POSIX: the descriptor goes
+ * over the link; Windows: the handle is duplicated into the worker. SHK_EOS. */
+int shk__os_worker_give_segment(shk__os_worker *w, const shk__os_segment *seg, uint64_t id,
+                                uint64_t *token);
+
+/* Worker side: maps, read-only, the segment given as (id, token), `size` bytes. Close it with
+ * shk__os_segment_close(). Segments given with a smaller id and never taken are dropped, except
+ * `keep` (the pool's staging segment, which the worker may still need). SHK_ENOENT, SHK_EOS. */
+int shk__os_worker_take_segment(const shk__os_link *end, uint64_t id, uint64_t token, size_t size,
+                                uint64_t keep, shk__os_segment *seg);
+
+/* Creates an anonymous segment of `size` bytes that uses memory only for the part made usable
+ * with shk__os_segment_commit() (Linux: untouched pages cost nothing, commit is free; Windows:
+ * SEC_RESERVE). Processes inheriting it commit in their own mapping. SHK_ESIZE, SHK_EOS. */
+int shk__os_segment_reserve(size_t size, shk__os_segment *seg);
+int shk__os_segment_commit(shk__os_segment *seg, size_t offset, size_t size);
+
+/* A function's identity that another process running the same executable can resolve: its
+ * module's path and load address, and its offset inside the module. */
+typedef struct shk__os_fn_id {
+  uint64_t base;
+  uint64_t offset;
+  char module[1024];
+} shk__os_fn_id;
+
+typedef void (*shk__os_any_fn)(void);
+
+/* Finds the module that holds fn. SHK_ENOENT when fn is in no module. */
+int shk__os_fn_locate(shk__os_any_fn fn, shk__os_fn_id *id);
+
+/* Finds the function in this process (loading the module when it is not loaded yet).
+ * SHK_ENOENT. */
+int shk__os_fn_resolve(const shk__os_fn_id *id, shk__os_any_fn *fn);
+
+/* The backend of shk_worker_main(): POSIX returns SHK_OK; Windows serves and exits when argv
+ * carries the worker marker, and otherwise records that the hook ran and returns SHK_OK. */
+int shk__os_worker_main(int argc, char **argv);
+
 #endif

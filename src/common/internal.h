@@ -24,6 +24,9 @@ typedef struct shk__once {
 } shk__once;
 void shk__once_run(shk__once *once, void (*init)(void));
 
+/* The OS segment behind a handle (shm.c), for chunk tasks that hand segments to workers. */
+const shk__os_segment *shk__shm_os_segment(const shk_shm *shm);
+
 /* Rounds n up to a multiple of `unit` (a power of two). Returns 0 on overflow. */
 size_t shk__round_up(size_t n, size_t unit);
 

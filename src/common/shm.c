@@ -119,6 +119,8 @@ const char *shk_shm_name(const shk_shm *shm) { return shm && shm->name[0] ? shm-
 
 bool shk_shm_writable(const shk_shm *shm) { return shm && shm->seg.writable; }
 
+const shk__os_segment *shk__shm_os_segment(const shk_shm *shm) { return &shm->seg; }
+
 int shk_shm_find(const void *ptr, size_t len, shk_shm **out, size_t *offset) {
   if (!ptr || !out || !offset) return SHK_EINVAL;
   uintptr_t start = (uintptr_t)ptr;

@@ -1,0 +1,161 @@
+/* What the chunk-task files share: the control segment's layout (read by workers in other
+ * processes, so every field a worker or the pool reads from it is checked before use), the pool,
+ * the output writer, and the chunk splitter. */
+#ifndef SHMKIT_TASK_INTERNAL_H
+#define SHMKIT_TASK_INTERNAL_H
+
+#include <stdatomic.h>
+
+#include "internal.h"
+
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "chunk states need lock-free 64-bit atomics");
+
+#define SHK__TASK_MAGIC 0x544b4853u /* "SHKT" */
+#define SHK__TASK_VERSION 1u
+
+/* Chunk states: the low 32 bits of a chunk's state word; the high 32 bits are the job sequence
+ * number, so a late worker's compare-and-swap on an older job's chunk always fails. */
+enum {
+  SHK__CHUNK_PENDING = 0,
+  SHK__CHUNK_DONE = 1,      /* code / out_off / out_len are valid */
+  SHK__CHUNK_CRASHED = 2,   /* code = signal / exception / exit status */
+  SHK__CHUNK_TIMED_OUT = 3,
+  SHK__CHUNK_CANCELLED = 4,
+  SHK__CHUNK_RUNNING = 0x100 /* + worker index */
+};
+
+#define SHK__STATE(seq, low) (((uint64_t)(seq) << 32) | (uint32_t)(low))
+#define SHK__STATE_SEQ(s) ((uint32_t)((s) >> 32))
+#define SHK__STATE_LOW(s) ((uint32_t)(s))
+
+/* Where a job's input is. */
+enum {
+  SHK__INPUT_ADDRESS = 1, /* at input_addr in the worker's own address space (threads, inline,
+                             or a worker forked after the input existed) */
+  SHK__INPUT_SEGMENT = 2  /* in the segment given to each worker (slot in_id / in_token) */
+};
+
+typedef struct shk__task_job {
+  uint32_t input_kind;
+  uint32_t borrowed;     /* the segment is the caller's: workers unmap it when the job ends */
+  uint64_t input_addr;
+  uint64_t input_offset; /* of the input inside its segment */
+  uint64_t input_size;
+  uint64_t chunk_count;
+  uint64_t arg_size;
+  shk_task_fn fn_ptr;    /* the function, for workers in the caller's address space */
+  shk__os_fn_id fn;      /* the function, for worker processes */
+} shk__task_job;
+
+/* One worker's slot; written by the pool between jobs except the atomics. */
+typedef struct shk__task_slot {
+  _Alignas(64) atomic_uint sleeping; /* the worker is (about to be) blocked on its link */
+  atomic_uint ready;                 /* the worker has started serving */
+  _Atomic uint64_t out_used;         /* bytes of its output segment used in this job */
+  _Atomic uint64_t in_id;            /* the input segment of the current job, 0 none */
+  _Atomic uint64_t in_token;
+  _Atomic uint64_t in_size;
+  _Atomic uint64_t keep_id;          /* the staging segment's id: never drop it unmapped */
+} shk__task_slot;
+
+typedef struct shk__task_chunk_rec {
+  _Alignas(64) _Atomic uint64_t state;
+  uint64_t offset;
+  uint64_t size;
+  uint64_t readable;
+  uint64_t out_off;
+  uint64_t out_len;
+  int32_t code;
+  uint32_t worker;
+} shk__task_chunk_rec;
+
+typedef struct shk__task_ctl {
+  uint32_t magic;
+  uint32_t version;
+  uint32_t workers;
+  atomic_uint job_seq;         /* bumped by the pool to publish a job */
+  atomic_uint quit;
+  atomic_uint stop;            /* workers claim no more chunks of the current job */
+  atomic_uint parent_sleeping; /* the pool is (about to be) blocked: wake it after a chunk */
+  _Atomic uint64_t finished;   /* chunks of the current job in a final state */
+  _Atomic uint64_t hint;       /* the lowest chunk that may still be pending */
+  shk__task_job job;
+} shk__task_ctl;
+
+/* The control segment: header, worker slots, chunk table, argument bytes. */
+#define SHK__CTL_SLOTS_OFF ((size_t)4096 * 2)
+#define SHK__CTL_TABLE_OFF (SHK__CTL_SLOTS_OFF + (size_t)SHK_TASK_WORKERS_MAX * sizeof(shk__task_slot))
+#define SHK__CTL_ARG_OFF (SHK__CTL_TABLE_OFF + SHK_TASK_CHUNKS_MAX * sizeof(shk__task_chunk_rec))
+#define SHK__CTL_SIZE (SHK__CTL_ARG_OFF + SHK_TASK_ARG_MAX)
+
+_Static_assert(sizeof(shk__task_ctl) <= SHK__CTL_SLOTS_OFF, "control header too large");
+_Static_assert(sizeof(shk__task_chunk_rec) == 64, "chunk record is one cache line");
+
+static inline shk__task_slot *shk__ctl_slot(shk__task_ctl *ctl, unsigned i) {
+  return (shk__task_slot *)(void *)((unsigned char *)ctl + SHK__CTL_SLOTS_OFF) + i;
+}
+static inline shk__task_chunk_rec *shk__ctl_chunk(shk__task_ctl *ctl, uint64_t i) {
+  return (shk__task_chunk_rec *)(void *)((unsigned char *)ctl + SHK__CTL_TABLE_OFF) + i;
+}
+static inline unsigned char *shk__ctl_arg(shk__task_ctl *ctl) {
+  return (unsigned char *)ctl + SHK__CTL_ARG_OFF;
+}
+
+/* The output writer a chunk function gets. */
+struct shk_task_out {
+  shk__os_segment *seg; /* the worker's output segment */
+  size_t used;          /* bytes used so far in this job */
+  size_t committed;     /* bytes made usable (Windows commits in steps) */
+};
+
+/* One chunk's bounds, computed once by the pool (task_chunks.c). */
+typedef struct shk__task_bounds {
+  size_t offset;
+  size_t size;
+  size_t readable;
+} shk__task_bounds;
+
+/* Checks size against item_size and returns the bounds of chunk i of count. */
+int shk__task_check_split(size_t size, size_t item_size, size_t count);
+shk__task_bounds shk__task_chunk_bounds(size_t size, size_t item_size, size_t halo, size_t count,
+                                        size_t i);
+
+/* Runs chunk i of the current job (claimed by the caller) and records how it ended. Used by
+ * workers and by inline mode alike (task_pool.c). */
+void shk__task_run_chunk(shk__task_ctl *ctl, unsigned worker, uint32_t seq, uint64_t i,
+                         const unsigned char *input, shk_task_fn fn, shk_task_out *out);
+
+/* Builds the results object from a finished job's chunk table and the workers' outputs
+ * (task.c). outs[w] is worker w's output segment as the pool maps it. */
+int shk__task_collect(shk__task_ctl *ctl, uint32_t seq, uint64_t count,
+                      const shk__os_segment *outs, unsigned nouts, shk_task_results **results);
+
+/* The options with defaults applied, shared by the one-call form and the pool. */
+typedef struct shk__task_call {
+  const unsigned char *data;
+  size_t size;
+  shk_task_fn fn;
+  size_t chunks;
+  size_t halo;
+  size_t item_size;
+  const void *arg;
+  size_t arg_size;
+  uint32_t timeout_ms;
+  shk_task_progress_fn progress;
+  void *progress_user;
+} shk__task_call;
+
+/* Fills call from the arguments; SHK_EINVAL, SHK_ERANGE. */
+int shk__task_call_init(shk__task_call *call, const void *data, size_t size, shk_task_fn fn,
+                        const shk_task_options *opts, unsigned default_chunks);
+
+/* Creates a pool; inherit_input: the workers are forked after the input exists and may read it
+ * at its address (the one-call form). */
+int shk__task_pool_create(unsigned workers, shk_task_mode mode, bool inherit_input,
+                          shk_task_pool **out);
+int shk__task_pool_run(shk_task_pool *pool, const shk__task_call *call, shk_task_results **results);
+
+/* The default worker count: the number of CPUs, at most SHK_TASK_WORKERS_MAX. */
+unsigned shk__task_default_workers(void);
+
+#endif

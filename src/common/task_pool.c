@@ -1,0 +1,500 @@
+/* The pool side of chunk tasks: start workers once, publish a job through the control segment,
+ * wait (spin, then sleep) while watching deadlines, progress and worker deaths, replace dead
+ * workers, and hand the finished chunk table to the collector. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "task_internal.h"
+
+/* The pool polls this long for the last chunks before it sleeps (see WORKER_SPIN_NS). */
+#define POOL_SPIN_NS 30000u
+/* Longest sleep between checks of deadlines and worker ends. */
+#define POOL_SLICE_NS 50000000u
+/* How long a new worker process may take to reach its serving loop. On Windows a worker that
+ * never gets there did not call shk_worker_main(). */
+#define START_TIMEOUT_NS 20000000000ull
+
+struct shk_task_pool {
+  shk_task_mode mode;
+  unsigned workers; /* slots; 1 in inline mode */
+  bool inherit_input;
+  atomic_flag busy;
+  uint32_t seq;
+  shk__os_segment ctl_seg;
+  shk__task_ctl *ctl;
+  size_t table_committed; /* bytes of the chunk table made usable */
+  size_t arg_committed;
+  shk__os_segment outs[SHK_TASK_WORKERS_MAX];
+  shk__os_worker ws[SHK_TASK_WORKERS_MAX];
+  shk__os_worker_boot boots[SHK_TASK_WORKERS_MAX]; /* thread workers read theirs while running */
+  shk__os_thread *threads[SHK_TASK_WORKERS_MAX];
+  bool alive[SHK_TASK_WORKERS_MAX];
+  uint64_t given[SHK_TASK_WORKERS_MAX]; /* the staging segment id each worker was given */
+  uint64_t given_token[SHK_TASK_WORKERS_MAX];
+  shk__os_segment staging;              /* the pool's copy of inputs, kept warm and grown */
+  uint64_t staging_id;
+  uint64_t next_id;
+};
+
+unsigned shk__task_default_workers(void) {
+  unsigned n = shk__os_caps_get()->cpu_count;
+  return n < 1 ? 1 : n > SHK_TASK_WORKERS_MAX ? SHK_TASK_WORKERS_MAX : n;
+}
+
+static void thread_worker(void *arg) { shk__task_worker_serve(arg); }
+
+static int start_worker(shk_task_pool *pool, unsigned i) {
+  shk__os_worker *w = &pool->ws[i];
+  shk__task_slot *slot = shk__ctl_slot(pool->ctl, i);
+  atomic_store(&slot->ready, 0);
+  atomic_store(&slot->sleeping, 0);
+  atomic_store(&slot->in_id, 0);
+  pool->given[i] = 0;
+  int rc = shk__os_worker_link_open(w);
+  if (rc != SHK_OK) return rc;
+  if (pool->mode == SHK_TASK_PROCESSES) {
+    rc = shk__os_worker_spawn(w, i, &pool->ctl_seg, &pool->outs[i], pool->ws, pool->workers);
+  } else {
+    shk__os_worker_boot *b = &pool->boots[i];
+    b->ctl = pool->ctl_seg;
+    b->out = pool->outs[i];
+    b->index = i;
+    b->link = w->worker_end;
+    b->same_space = true;
+    rc = shk__os_thread_start(&pool->threads[i], thread_worker, b);
+  }
+  if (rc != SHK_OK) {
+    shk__os_worker_link_close(w);
+    return rc;
+  }
+  pool->alive[i] = true;
+  return SHK_OK;
+}
+
+static void stop_worker(shk_task_pool *pool, unsigned i, bool kill, shk__os_exit *how) {
+  if (!pool->alive[i]) return;
+  pool->alive[i] = false;
+  if (pool->mode == SHK_TASK_PROCESSES) {
+    shk__os_worker_reap(&pool->ws[i], kill, 2000, how);
+  } else {
+    shk__os_thread_join(pool->threads[i]);
+    pool->threads[i] = NULL;
+    shk__os_worker_link_close(&pool->ws[i]);
+  }
+}
+
+static bool any_alive(const shk_task_pool *pool) {
+  for (unsigned i = 0; i < pool->workers; i++)
+    if (pool->alive[i]) return true;
+  return false;
+}
+
+/* Waits until every live worker has reached its loop; a worker process that ends or never gets
+ * there fails the start. */
+static int await_ready(shk_task_pool *pool) {
+  uint64_t deadline = shk__os_now_ns() + START_TIMEOUT_NS;
+  for (;;) {
+    bool all = true;
+    for (unsigned i = 0; i < pool->workers; i++)
+      if (pool->alive[i] && !atomic_load(&shk__ctl_slot(pool->ctl, i)->ready)) all = false;
+    if (all) return SHK_OK;
+    if (shk__os_now_ns() >= deadline) return SHK_ENOHOOK;
+    bool ended[SHK_TASK_WORKERS_MAX] = {false};
+    atomic_store(&pool->ctl->parent_sleeping, 1);
+    shk__os_workers_wait(pool->ws, pool->workers, 1000000u, ended);
+    atomic_store(&pool->ctl->parent_sleeping, 0);
+    for (unsigned i = 0; i < pool->workers; i++) {
+      if (ended[i] && !atomic_load(&shk__ctl_slot(pool->ctl, i)->ready)) {
+        shk__os_exit how;
+        stop_worker(pool, i, false, &how);
+        return shk__os_caps_get()->has_fork ? SHK_ECRASHED : SHK_ENOHOOK;
+      }
+    }
+  }
+}
+
+static int commit_ctl(shk_task_pool *pool, size_t offset, size_t size, size_t *committed) {
+  if (size <= *committed) return SHK_OK;
+  int rc = shk__os_segment_commit(&pool->ctl_seg, offset, size);
+  if (rc == SHK_OK) *committed = size;
+  return rc;
+}
+
+void shk_task_pool_free(shk_task_pool *pool) {
+  if (!pool) return;
+  if (pool->ctl) {
+    atomic_store(&pool->ctl->quit, 1);
+    for (unsigned i = 0; i < pool->workers; i++)
+      if (pool->alive[i]) shk__os_link_notify(&pool->ws[i].parent_end);
+    for (unsigned i = 0; i < pool->workers; i++) {
+      shk__os_exit how;
+      stop_worker(pool, i, false, &how);
+    }
+  }
+  for (unsigned i = 0; i < pool->workers; i++) shk__os_segment_close(&pool->outs[i]);
+  shk__os_segment_close(&pool->staging);
+  shk__os_segment_close(&pool->ctl_seg);
+  free(pool);
+}
+
+int shk__task_pool_create(unsigned workers, shk_task_mode mode, bool inherit_input,
+                          shk_task_pool **out) {
+  if (!out) return SHK_EINVAL;
+  *out = NULL;
+  if (mode != SHK_TASK_PROCESSES && mode != SHK_TASK_THREADS && mode != SHK_TASK_INLINE)
+    return SHK_EINVAL;
+  if (workers == 0) workers = shk__task_default_workers();
+  if (workers > SHK_TASK_WORKERS_MAX) return SHK_ERANGE;
+  if (mode == SHK_TASK_INLINE) workers = 1;
+  shk_task_pool *pool = calloc(1, sizeof *pool);
+  if (!pool) return SHK_ENOMEM;
+  pool->mode = mode;
+  pool->workers = workers;
+  pool->inherit_input = inherit_input && mode == SHK_TASK_PROCESSES && shk__os_caps_get()->has_fork;
+  atomic_flag_clear(&pool->busy);
+  int rc = shk__os_segment_reserve(SHK__CTL_SIZE, &pool->ctl_seg);
+  if (rc == SHK_OK) rc = shk__os_segment_commit(&pool->ctl_seg, 0, SHK__CTL_TABLE_OFF);
+  if (rc != SHK_OK) {
+    shk_task_pool_free(pool);
+    return rc;
+  }
+  pool->ctl = pool->ctl_seg.addr;
+  pool->ctl->magic = SHK__TASK_MAGIC;
+  pool->ctl->version = SHK__TASK_VERSION;
+  pool->ctl->workers = workers;
+  for (unsigned i = 0; i < workers && rc == SHK_OK; i++)
+    rc = shk__os_segment_reserve(SHK_TASK_OUT_MAX, &pool->outs[i]);
+  if (mode != SHK_TASK_INLINE) {
+    for (unsigned i = 0; i < workers && rc == SHK_OK; i++) rc = start_worker(pool, i);
+    if (rc == SHK_OK) rc = await_ready(pool);
+  }
+  if (rc != SHK_OK) {
+    shk_task_pool_free(pool);
+    return rc;
+  }
+  *out = pool;
+  return SHK_OK;
+}
+
+int shk_task_pool_create(unsigned workers, shk_task_mode mode, shk_task_pool **out) {
+  return shk__task_pool_create(workers, mode, false, out);
+}
+
+unsigned shk_task_pool_workers(const shk_task_pool *pool) {
+  return pool ? (pool->mode == SHK_TASK_INLINE ? 1 : pool->workers) : 0;
+}
+
+/* ---- the input ------------------------------------------------------------------------- */
+
+/* Gives worker i the input segment (id, seg) unless it has it, and names it in its slot. */
+static int give_input(shk_task_pool *pool, unsigned i, const shk__os_segment *seg, uint64_t id,
+                      bool staging) {
+  shk__task_slot *slot = shk__ctl_slot(pool->ctl, i);
+  uint64_t token = pool->given_token[i];
+  if (!staging || pool->given[i] != id) {
+    int rc = shk__os_worker_give_segment(&pool->ws[i], seg, id, &token);
+    if (rc != SHK_OK) return rc;
+  }
+  atomic_store(&slot->in_token, token);
+  atomic_store(&slot->in_size, seg->size);
+  atomic_store(&slot->in_id, id);
+  if (staging) {
+    pool->given[i] = id;
+    pool->given_token[i] = token;
+  }
+  atomic_store(&slot->keep_id, pool->staging_id);
+  return SHK_OK;
+}
+
+static int give_input_all(shk_task_pool *pool, const shk__os_segment *seg, uint64_t id,
+                          bool staging) {
+  for (unsigned i = 0; i < pool->workers; i++) {
+    if (!pool->alive[i]) continue;
+    int rc = give_input(pool, i, seg, id, staging);
+    if (rc != SHK_OK) return rc;
+  }
+  return SHK_OK;
+}
+
+/* Grows the staging segment to hold size bytes: a new segment (the old one's pages were
+ * touched, but a bigger one must be made anyway), rounded up to a power of two. */
+static int grow_staging(shk_task_pool *pool, size_t size) {
+  if (pool->staging.addr && pool->staging.size >= size) return SHK_OK;
+  size_t want = 1u << 16;
+  while (want < size && want <= SIZE_MAX / 2) want *= 2;
+  if (want < size) want = size;
+  shk__os_segment seg;
+  int rc = shk__os_segment_create(NULL, shk__round_up(want, shk__os_caps_get()->page_size), &seg);
+  if (rc != SHK_OK) return rc;
+  shk__os_segment_close(&pool->staging);
+  pool->staging = seg;
+  pool->staging_id = ++pool->next_id;
+  return SHK_OK;
+}
+
+/* Describes where the workers find the input: in place, in the caller's segment, or copied once
+ * into the staging segment. */
+static int place_input(shk_task_pool *pool, const shk__task_call *call, shk__task_job *job) {
+  job->input_size = call->size;
+  job->borrowed = 0;
+  job->input_offset = 0;
+  if (call->size == 0 || pool->mode != SHK_TASK_PROCESSES || pool->inherit_input) {
+    job->input_kind = SHK__INPUT_ADDRESS;
+    job->input_addr = (uint64_t)(uintptr_t)call->data;
+    return SHK_OK;
+  }
+  job->input_kind = SHK__INPUT_SEGMENT;
+  shk_shm *shm;
+  size_t offset;
+  if (shk_shm_find(call->data, call->size, &shm, &offset) == SHK_OK) {
+    job->borrowed = 1;
+    job->input_offset = offset;
+    return give_input_all(pool, shk__shm_os_segment(shm), ++pool->next_id, false);
+  }
+  int rc = grow_staging(pool, call->size);
+  if (rc != SHK_OK) return rc;
+  memcpy(pool->staging.addr, call->data, call->size);
+  return give_input_all(pool, &pool->staging, pool->staging_id, true);
+}
+
+/* ---- the job --------------------------------------------------------------------------- */
+
+static int write_job(shk_task_pool *pool, const shk__task_call *call, uint32_t seq) {
+  shk__task_ctl *ctl = pool->ctl;
+  size_t count = call->chunks;
+  int rc = commit_ctl(pool, SHK__CTL_TABLE_OFF, count * sizeof(shk__task_chunk_rec),
+                      &pool->table_committed);
+  if (rc == SHK_OK && call->arg_size > 0)
+    rc = commit_ctl(pool, SHK__CTL_ARG_OFF, call->arg_size, &pool->arg_committed);
+  if (rc != SHK_OK) return rc;
+  shk__task_job *job = &ctl->job;
+  memset(job, 0, sizeof *job);
+  rc = place_input(pool, call, job);
+  if (rc != SHK_OK) return rc;
+  job->chunk_count = count;
+  job->arg_size = call->arg_size;
+  if (call->arg_size > 0) memcpy(shk__ctl_arg(ctl), call->arg, call->arg_size);
+  job->fn_ptr = call->fn;
+  if (pool->mode == SHK_TASK_PROCESSES) {
+    rc = shk__os_fn_locate((shk__os_any_fn)call->fn, &job->fn);
+    if (rc != SHK_OK) return rc;
+  }
+  for (size_t i = 0; i < count; i++) {
+    shk__task_chunk_rec *rec = shk__ctl_chunk(ctl, i);
+    shk__task_bounds b = shk__task_chunk_bounds(call->size, call->item_size, call->halo, count, i);
+    rec->offset = b.offset;
+    rec->size = b.size;
+    rec->readable = b.readable;
+    rec->out_off = rec->out_len = 0;
+    rec->code = 0;
+    rec->worker = 0;
+    atomic_store(&rec->state, SHK__STATE(seq, SHK__CHUNK_PENDING));
+  }
+  for (unsigned i = 0; i < pool->workers; i++) atomic_store(&shk__ctl_slot(ctl, i)->out_used, 0);
+  atomic_store(&ctl->finished, 0);
+  atomic_store(&ctl->hint, 0);
+  atomic_store(&ctl->stop, 0);
+  return SHK_OK;
+}
+
+static void publish(shk_task_pool *pool, uint32_t seq) {
+  atomic_store(&pool->ctl->job_seq, seq);
+  for (unsigned i = 0; i < pool->workers; i++)
+    if (pool->alive[i] && atomic_load(&shk__ctl_slot(pool->ctl, i)->sleeping))
+      shk__os_link_notify(&pool->ws[i].parent_end);
+}
+
+/* Moves chunk i from a state `match` accepts to `final`. Returns the state it found. */
+static uint64_t finish_chunk(shk__task_ctl *ctl, uint32_t seq, uint64_t i, uint32_t final,
+                             bool take_running, int code) {
+  shk__task_chunk_rec *rec = shk__ctl_chunk(ctl, i);
+  uint64_t s = atomic_load(&rec->state);
+  for (;;) {
+    uint32_t low = SHK__STATE_LOW(s);
+    bool pending = low == SHK__CHUNK_PENDING;
+    bool running = low >= SHK__CHUNK_RUNNING;
+    if (SHK__STATE_SEQ(s) != seq || !(pending || (running && take_running))) return s;
+    if (atomic_compare_exchange_strong(&rec->state, &s, SHK__STATE(seq, final))) {
+      rec->code = code;
+      atomic_fetch_add(&ctl->finished, 1);
+      return s;
+    }
+  }
+}
+
+/* Stops handing out chunks and ends every pending one as `final`. */
+static void stop_pending(shk_task_pool *pool, uint32_t seq, uint64_t count, uint32_t final) {
+  atomic_store(&pool->ctl->stop, 1);
+  for (uint64_t i = 0; i < count; i++) finish_chunk(pool->ctl, seq, i, final, false, 0);
+}
+
+/* The deadline: pending chunks time out; in process mode so do running ones, whose workers are
+ * killed (and replaced at the next call). Threads cannot be stopped: their chunks run on. */
+static void expire(shk_task_pool *pool, uint32_t seq, uint64_t count) {
+  atomic_store(&pool->ctl->stop, 1);
+  bool kill[SHK_TASK_WORKERS_MAX] = {false};
+  bool procs = pool->mode == SHK_TASK_PROCESSES;
+  for (uint64_t i = 0; i < count; i++) {
+    uint64_t s = finish_chunk(pool->ctl, seq, i, SHK__CHUNK_TIMED_OUT, procs, 0);
+    uint32_t low = SHK__STATE_LOW(s);
+    if (procs && low >= SHK__CHUNK_RUNNING && low - SHK__CHUNK_RUNNING < pool->workers)
+      kill[low - SHK__CHUNK_RUNNING] = true;
+  }
+  for (unsigned k = 0; k < pool->workers; k++) {
+    shk__os_exit how;
+    if (kill[k]) stop_worker(pool, k, true, &how);
+  }
+}
+
+/* A worker process ended during the job: its running chunk crashed; it is replaced while chunks
+ * are still waiting. */
+static void worker_ended(shk_task_pool *pool, unsigned k, uint32_t seq, uint64_t count,
+                         const shk__task_call *call) {
+  shk__os_exit how = {SHK__OS_EXITED, 0};
+  stop_worker(pool, k, false, &how);
+  for (uint64_t i = 0; i < count; i++) {
+    uint64_t s = atomic_load(&shk__ctl_chunk(pool->ctl, i)->state);
+    if (s == SHK__STATE(seq, SHK__CHUNK_RUNNING + k))
+      finish_chunk(pool->ctl, seq, i, SHK__CHUNK_CRASHED, true, how.code);
+  }
+  if (atomic_load(&pool->ctl->stop) || atomic_load(&pool->ctl->finished) >= count) return;
+  if (start_worker(pool, k) != SHK_OK) return;
+  shk__task_job *job = &pool->ctl->job;
+  if (job->input_kind == SHK__INPUT_SEGMENT) {
+    shk_shm *shm;
+    size_t offset;
+    int rc;
+    if (job->borrowed && shk_shm_find(call->data, call->size, &shm, &offset) == SHK_OK)
+      rc = give_input(pool, k, shk__shm_os_segment(shm), pool->next_id, false);
+    else
+      rc = give_input(pool, k, &pool->staging, pool->staging_id, true);
+    if (rc != SHK_OK) {
+      shk__os_exit ignored;
+      stop_worker(pool, k, true, &ignored);
+    }
+  }
+}
+
+/* Spins until *word changes from seen, at most ns. */
+static bool spin_changed(_Atomic uint64_t *word, uint64_t seen, uint64_t ns) {
+  uint64_t start = shk__os_now_ns();
+  for (unsigned n = 0;; n++) {
+    if (atomic_load(word) != seen) return true;
+    if ((n & 63) == 63 && shk__os_now_ns() - start > ns) return false;
+  }
+}
+
+static void await_job(shk_task_pool *pool, const shk__task_call *call, uint32_t seq) {
+  shk__task_ctl *ctl = pool->ctl;
+  uint64_t count = call->chunks;
+  uint64_t deadline = call->timeout_ms ? shk__os_now_ns() + (uint64_t)call->timeout_ms * 1000000u
+                                       : UINT64_MAX;
+  uint64_t reported = 0;
+  bool cancelled = false;
+  for (;;) {
+    uint64_t fin = atomic_load(&ctl->finished);
+    if (call->progress && fin != reported) {
+      reported = fin;
+      if (!cancelled && !call->progress((size_t)fin, (size_t)count, call->progress_user)) {
+        cancelled = true;
+        stop_pending(pool, seq, count, SHK__CHUNK_CANCELLED);
+        continue;
+      }
+    }
+    if (fin >= count) return;
+    uint64_t now = shk__os_now_ns();
+    if (now >= deadline) {
+      expire(pool, seq, count);
+      deadline = UINT64_MAX;
+      continue;
+    }
+    if (!any_alive(pool)) {
+      stop_pending(pool, seq, count, SHK__CHUNK_CRASHED);
+      continue;
+    }
+    if (spin_changed(&ctl->finished, fin, POOL_SPIN_NS)) continue;
+    bool ended[SHK_TASK_WORKERS_MAX] = {false};
+    atomic_store(&ctl->parent_sleeping, 1);
+    if (atomic_load(&ctl->finished) == fin) {
+      uint64_t slice = deadline - now < POOL_SLICE_NS ? deadline - now : POOL_SLICE_NS;
+      shk__os_workers_wait(pool->ws, pool->workers, slice, ended);
+    }
+    atomic_store(&ctl->parent_sleeping, 0);
+    for (unsigned k = 0; k < pool->workers; k++)
+      if (ended[k] && pool->alive[k]) worker_ended(pool, k, seq, count, call);
+  }
+}
+
+/* Inline mode: the caller is the only worker. */
+static void run_inline(shk_task_pool *pool, const shk__task_call *call, uint32_t seq) {
+  shk__task_ctl *ctl = pool->ctl;
+  uint64_t count = call->chunks;
+  uint64_t deadline = call->timeout_ms ? shk__os_now_ns() + (uint64_t)call->timeout_ms * 1000000u
+                                       : UINT64_MAX;
+  shk_task_out out = {&pool->outs[0], 0, 0};
+  for (uint64_t i = 0; i < count; i++) {
+    shk__task_chunk_rec *rec = shk__ctl_chunk(ctl, i);
+    if (atomic_load(&ctl->stop)) break;
+    if (shk__os_now_ns() >= deadline) {
+      stop_pending(pool, seq, count, SHK__CHUNK_TIMED_OUT);
+      break;
+    }
+    uint64_t expected = SHK__STATE(seq, SHK__CHUNK_PENDING);
+    if (!atomic_compare_exchange_strong(&rec->state, &expected,
+                                        SHK__STATE(seq, SHK__CHUNK_RUNNING)))
+      continue;
+    shk__task_run_chunk(ctl, 0, seq, i, call->data, call->fn, &out);
+    if (call->progress && !call->progress((size_t)(i + 1), (size_t)count, call->progress_user))
+      stop_pending(pool, seq, count, SHK__CHUNK_CANCELLED);
+  }
+}
+
+static int replace_dead_workers(shk_task_pool *pool) {
+  if (pool->mode == SHK_TASK_INLINE) return SHK_OK;
+  int rc = SHK_OK;
+  bool started = false;
+  for (unsigned i = 0; i < pool->workers; i++) {
+    if (pool->alive[i]) continue;
+    int r = start_worker(pool, i);
+    if (r == SHK_OK) started = true;
+    else rc = r;
+  }
+  if (started) {
+    int r = await_ready(pool);
+    if (r != SHK_OK) rc = r;
+  }
+  return any_alive(pool) ? SHK_OK : rc;
+}
+
+int shk__task_pool_run(shk_task_pool *pool, const shk__task_call *call, shk_task_results **results) {
+  if (atomic_flag_test_and_set(&pool->busy)) return SHK_EBUSY;
+  int rc = replace_dead_workers(pool);
+  uint32_t seq = 0;
+  if (rc == SHK_OK) {
+    seq = ++pool->seq;
+    if (seq == 0) seq = ++pool->seq; /* 0 means "no job yet" to a new worker */
+    rc = write_job(pool, call, seq);
+  }
+  if (rc == SHK_OK) {
+    if (pool->mode == SHK_TASK_INLINE) {
+      atomic_store(&pool->ctl->job_seq, seq);
+      run_inline(pool, call, seq);
+    } else {
+      publish(pool, seq);
+      await_job(pool, call, seq);
+    }
+    rc = shk__task_collect(pool->ctl, seq, call->chunks, pool->outs, pool->workers, results);
+  }
+  atomic_flag_clear(&pool->busy);
+  return rc;
+}
+
+int shk_task_pool_run(shk_task_pool *pool, const void *data, size_t size, shk_task_fn fn,
+                      const shk_task_options *opts, shk_task_results **results) {
+  if (results) *results = NULL;
+  if (!pool) return SHK_EINVAL;
+  shk__task_call call;
+  int rc = shk__task_call_init(&call, data, size, fn, opts, shk_task_pool_workers(pool));
+  if (rc != SHK_OK || !results) return rc == SHK_OK ? SHK_EINVAL : rc;
+  return shk__task_pool_run(pool, &call, results);
+}

@@ -1,0 +1,207 @@
+/* The worker side of chunk tasks: wait for a job, claim chunks one by one, run them, record how
+ * they ended. The same loop serves worker processes and worker threads; inline mode reuses
+ * shk__task_run_chunk(). Everything read from the control segment is checked before use. */
+#include <string.h>
+
+#include "task_internal.h"
+
+/* How long an idle worker polls for the next job before it sleeps: a call that follows within
+ * this time is dispatched in well under a microsecond instead of a ~30 us cross-CPU wake-up. */
+#define WORKER_SPIN_NS 60000u
+
+typedef struct mapped_input {
+  uint64_t id; /* 0: none */
+  shk__os_segment seg;
+} mapped_input;
+
+typedef struct worker_state {
+  shk__task_ctl *ctl;
+  shk__task_slot *slot;
+  unsigned index;
+  const shk__os_link *link;
+  shk__os_segment out_seg;
+  shk_task_out out;
+  mapped_input kept;     /* the pool's staging segment, kept from call to call */
+  mapped_input borrowed; /* the caller's segment, for one job */
+  bool same_space;
+  shk__os_fn_id fn_id;
+  shk_task_fn fn;
+} worker_state;
+
+static void notify_parent(shk__task_ctl *ctl, const shk__os_link *link) {
+  if (link && atomic_load(&ctl->parent_sleeping)) shk__os_link_notify(link);
+}
+
+void shk__task_run_chunk(shk__task_ctl *ctl, unsigned worker, uint32_t seq, uint64_t i,
+                         const unsigned char *input, shk_task_fn fn, shk_task_out *out) {
+  shk__task_chunk_rec *rec = shk__ctl_chunk(ctl, i);
+  shk__task_slot *slot = shk__ctl_slot(ctl, worker);
+  uint64_t total = ctl->job.input_size, arg_size = ctl->job.arg_size;
+  uint64_t off = rec->offset, size = rec->size, readable = rec->readable;
+  int rc;
+  out->used = (size_t)atomic_load(&slot->out_used);
+  size_t start = out->used;
+  if (off > total || readable > total - off || size > readable || arg_size > SHK_TASK_ARG_MAX ||
+      (input == NULL && readable > 0)) {
+    rc = SHK_EFORMAT; /* a corrupt table: refuse rather than read out of bounds */
+  } else {
+    shk_task_chunk c;
+    c.data = readable > 0 ? input + off : NULL;
+    c.size = (size_t)size;
+    c.readable = (size_t)readable;
+    c.index = (size_t)i;
+    c.count = (size_t)ctl->job.chunk_count;
+    c.offset = (size_t)off;
+    c.total = (size_t)total;
+    c.arg = arg_size > 0 ? shk__ctl_arg(ctl) : NULL;
+    c.arg_size = (size_t)arg_size;
+    rc = fn(&c, out);
+  }
+  rec->code = rc;
+  rec->worker = worker;
+  rec->out_off = start;
+  rec->out_len = out->used - start;
+  atomic_store(&slot->out_used, out->used);
+  uint64_t expected = SHK__STATE(seq, SHK__CHUNK_RUNNING + worker);
+  /* Fails only when the pool gave up on this chunk (deadline): the result is then discarded. */
+  if (atomic_compare_exchange_strong(&rec->state, &expected, SHK__STATE(seq, SHK__CHUNK_DONE)))
+    atomic_fetch_add(&ctl->finished, 1);
+}
+
+/* Claims the next pending chunk of job seq; -1 when there is none (or the job is over). */
+static int64_t claim_chunk(shk__task_ctl *ctl, unsigned worker, uint32_t seq, uint64_t count) {
+  uint64_t i = atomic_load(&ctl->hint);
+  for (; i < count; i++) {
+    if (atomic_load(&ctl->stop)) return -1;
+    shk__task_chunk_rec *rec = shk__ctl_chunk(ctl, i);
+    uint64_t expected = SHK__STATE(seq, SHK__CHUNK_PENDING);
+    if (atomic_compare_exchange_strong(&rec->state, &expected,
+                                       SHK__STATE(seq, SHK__CHUNK_RUNNING + worker))) {
+      uint64_t h = atomic_load(&ctl->hint);
+      while (h < i + 1 && !atomic_compare_exchange_weak(&ctl->hint, &h, i + 1)) {
+      }
+      return (int64_t)i;
+    }
+    if (SHK__STATE_SEQ(expected) != seq) return -1; /* the table belongs to another job now */
+  }
+  return -1;
+}
+
+static void drop_input(mapped_input *m) {
+  if (m->id != 0) shk__os_segment_close(&m->seg);
+  m->id = 0;
+}
+
+/* Maps the segment the slot names, when it is not the one mapped already. */
+static mapped_input *map_input(worker_state *w) {
+  mapped_input *m = w->ctl->job.borrowed ? &w->borrowed : &w->kept;
+  uint64_t id = atomic_load(&w->slot->in_id);
+  if (id == m->id) return m;
+  drop_input(m);
+  uint64_t token = atomic_load(&w->slot->in_token), size = atomic_load(&w->slot->in_size);
+  if (id == 0 || size == 0 || size > (uint64_t)PTRDIFF_MAX) return m;
+  uint64_t keep = atomic_load(&w->slot->keep_id);
+  if (shk__os_worker_take_segment(w->link, id, token, (size_t)size, keep, &m->seg) == SHK_OK)
+    m->id = id;
+  return m;
+}
+
+static const unsigned char *job_input(worker_state *w) {
+  const shk__task_job *job = &w->ctl->job;
+  if (job->input_kind == SHK__INPUT_ADDRESS) return (const unsigned char *)(uintptr_t)job->input_addr;
+  if (job->input_kind != SHK__INPUT_SEGMENT) return NULL;
+  mapped_input *m = map_input(w);
+  if (m->id == 0) return NULL;
+  if (job->input_offset > m->seg.size || job->input_size > m->seg.size - job->input_offset)
+    return NULL;
+  return (const unsigned char *)m->seg.addr + job->input_offset;
+}
+
+static shk_task_fn job_fn(worker_state *w) {
+  if (w->same_space) return w->ctl->job.fn_ptr;
+  const shk__os_fn_id *id = &w->ctl->job.fn;
+  if (w->fn && w->fn_id.base == id->base && w->fn_id.offset == id->offset &&
+      strncmp(w->fn_id.module, id->module, sizeof id->module) == 0)
+    return w->fn;
+  memcpy(&w->fn_id, id, sizeof *id);
+  w->fn_id.module[sizeof w->fn_id.module - 1] = '\0';
+  shk__os_any_fn any = NULL;
+  w->fn = shk__os_fn_resolve(&w->fn_id, &any) == SHK_OK ? (shk_task_fn)any : NULL;
+  return w->fn;
+}
+
+/* A stand-in for a function the worker cannot find: the chunk fails with SHK_ENOENT. */
+static int missing_fn(const shk_task_chunk *chunk, shk_task_out *out) {
+  (void)chunk;
+  (void)out;
+  return SHK_ENOENT;
+}
+
+static void serve_job(worker_state *w, uint32_t seq) {
+  shk__task_ctl *ctl = w->ctl;
+  if (ctl->job.input_kind == SHK__INPUT_SEGMENT) map_input(w);
+  for (;;) {
+    uint64_t count = ctl->job.chunk_count;
+    if (count > SHK_TASK_CHUNKS_MAX) break;
+    int64_t i = claim_chunk(ctl, w->index, seq, count);
+    if (i < 0) break;
+    /* The claim succeeded, so the job's fields are stable until this chunk ends. */
+    const unsigned char *input = job_input(w);
+    shk_task_fn fn = job_fn(w);
+    if (!fn) fn = missing_fn;
+    if (!input && ctl->job.input_size > 0) fn = missing_fn;
+    shk__task_run_chunk(ctl, w->index, seq, (uint64_t)i, input, fn, &w->out);
+    notify_parent(ctl, w->link);
+  }
+  if (ctl->job.borrowed) drop_input(&w->borrowed);
+}
+
+/* Waits for a job newer than `seen`: spins first, then sleeps on the link. */
+static bool wait_for_job(worker_state *w, uint32_t seen, uint32_t *seq) {
+  shk__task_ctl *ctl = w->ctl;
+  uint64_t start = shk__os_now_ns();
+  for (unsigned n = 0;; n++) {
+    if (atomic_load(&ctl->quit)) return false;
+    *seq = atomic_load(&ctl->job_seq);
+    if (*seq != seen) return true;
+    if ((n & 63) == 63 && shk__os_now_ns() - start > WORKER_SPIN_NS) break;
+  }
+  for (;;) {
+    atomic_store(&w->slot->sleeping, 1);
+    *seq = atomic_load(&ctl->job_seq);
+    bool quit = atomic_load(&ctl->quit);
+    if (*seq != seen || quit) {
+      atomic_store(&w->slot->sleeping, 0);
+      return !quit;
+    }
+    int rc = shk__os_link_wait(w->link, UINT64_MAX);
+    atomic_store(&w->slot->sleeping, 0);
+    if (rc == SHK_ENOENT) return false; /* the pool is gone */
+  }
+}
+
+void shk__task_worker_serve(const shk__os_worker_boot *boot) {
+  shk__task_ctl *ctl = boot->ctl.addr;
+  if (!ctl || boot->ctl.size < SHK__CTL_TABLE_OFF || ctl->magic != SHK__TASK_MAGIC ||
+      ctl->version != SHK__TASK_VERSION || boot->index >= ctl->workers ||
+      boot->index >= SHK_TASK_WORKERS_MAX)
+    return;
+  worker_state w;
+  memset(&w, 0, sizeof w);
+  w.ctl = ctl;
+  w.index = boot->index;
+  w.slot = shk__ctl_slot(ctl, boot->index);
+  w.link = &boot->link;
+  w.same_space = boot->same_space;
+  w.out_seg = boot->out;
+  w.out.seg = &w.out_seg;
+  atomic_store(&w.slot->ready, 1);
+  notify_parent(ctl, w.link);
+  uint32_t seen = 0, seq;
+  while (wait_for_job(&w, seen, &seq)) {
+    seen = seq;
+    serve_job(&w, seq);
+  }
+  drop_input(&w.kept);
+  drop_input(&w.borrowed);
+}

@@ -1,0 +1,359 @@
+/* POSIX workers of chunk tasks: processes forked once per pool, a unix socket per worker for
+ * wake-ups and for passing segment descriptors (SCM_RIGHTS), and function identity by module. */
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
+
+#include "posix.h"
+
+/* Records keep their boundaries where the system offers sequenced packets; elsewhere a stream
+ * carries fixed-size records. */
+#ifdef SOCK_SEQPACKET
+#define POSIX_LINK_TYPE SOCK_SEQPACKET
+#else
+#define POSIX_LINK_TYPE SOCK_STREAM
+#endif
+
+#ifndef MSG_CMSG_CLOEXEC
+#define MSG_CMSG_CLOEXEC 0
+#endif
+
+enum { RECORD_WAKE = 1, RECORD_SEGMENT = 2 };
+
+typedef struct posix_record {
+  uint32_t type;
+  uint32_t reserved;
+  uint64_t id;
+} posix_record;
+
+/* Descriptors that arrived in a worker before it needed them. A worker process is single-
+ * threaded, and thread workers never receive segments. */
+#define STASH_SIZE 8
+static struct {
+  uint64_t id;
+  int fd;
+} stash[STASH_SIZE];
+
+static int posix_cloexec(int fd) {
+  if (fd >= 0) fcntl(fd, F_SETFD, FD_CLOEXEC);
+  return fd;
+}
+
+/* Moves a descriptor away from 0..2 so that "0 = closed" holds for link ends. */
+static int posix_above_stdio(int fd) {
+  if (fd > 2) return fd;
+  int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  close(fd);
+  return moved;
+}
+
+int shk__os_worker_link_open(shk__os_worker *w) {
+  memset(w, 0, sizeof *w);
+  int sv[2];
+  if (socketpair(AF_UNIX, POSIX_LINK_TYPE, 0, sv) != 0) return posix_error(errno);
+  sv[0] = posix_above_stdio(posix_cloexec(sv[0]));
+  sv[1] = posix_above_stdio(posix_cloexec(sv[1]));
+  if (sv[0] < 0 || sv[1] < 0) {
+    int err = errno;
+    if (sv[0] >= 0) close(sv[0]);
+    if (sv[1] >= 0) close(sv[1]);
+    return posix_error(err);
+  }
+  w->parent_end.a = sv[0];
+  w->worker_end.a = sv[1];
+  return SHK_OK;
+}
+
+static void close_end(shk__os_link *end) {
+  if (end->a > 0) close((int)end->a);
+  end->a = 0;
+}
+
+void shk__os_worker_link_close(shk__os_worker *w) {
+  close_end(&w->parent_end);
+  close_end(&w->worker_end);
+}
+
+/* The forked child: die with the parent, take the default action on faults (a test harness or
+ * the program may have handlers that would resume the parent's code), and serve. */
+static void posix_worker_child(shk__os_worker *w, pid_t parent, unsigned index,
+                               const shk__os_segment *ctl, const shk__os_segment *out,
+                               const shk__os_worker *all, unsigned count) {
+#ifdef __linux__
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+  if (getppid() != parent) _exit(0);
+  static const int faults[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT, SIGTRAP, SIGSYS};
+  for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) signal(faults[i], SIG_DFL);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL);
+  for (unsigned i = 0; i < count; i++)
+    if (all[i].parent_end.a > 0) close((int)all[i].parent_end.a);
+  shk__os_worker_boot boot;
+  memset(&boot, 0, sizeof boot);
+  boot.ctl = *ctl;
+  boot.out = *out;
+  boot.index = index;
+  boot.link = w->worker_end;
+  boot.same_space = false;
+  shk__task_worker_serve(&boot);
+  fflush(NULL);
+  _exit(0);
+}
+
+int shk__os_worker_spawn(shk__os_worker *w, unsigned index, const shk__os_segment *ctl,
+                         const shk__os_segment *out, const shk__os_worker *all, unsigned count) {
+  /* Unflushed output would otherwise be written twice, once by each process. */
+  fflush(NULL);
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) return posix_error(errno);
+  if (pid == 0) posix_worker_child(w, parent, index, ctl, out, all, count);
+  close_end(&w->worker_end);
+  w->proc = pid;
+  w->pid = (int)pid;
+  return SHK_OK;
+}
+
+void shk__os_link_notify(const shk__os_link *end) {
+  posix_record r = {RECORD_WAKE, 0, 0};
+  if (end->a > 0) (void)send((int)end->a, &r, sizeof r, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+static void stash_put(uint64_t id, int fd) {
+  size_t slot = 0;
+  for (size_t i = 0; i < STASH_SIZE; i++) {
+    if (stash[i].fd <= 0) {
+      slot = i;
+      break;
+    }
+    if (stash[i].id < stash[slot].id) slot = i; /* full: the oldest gives way */
+  }
+  if (stash[slot].fd > 0) close(stash[slot].fd);
+  stash[slot].id = id;
+  stash[slot].fd = fd;
+}
+
+/* Receives one record; a segment's descriptor goes to the stash. 1 record, 0 end of file,
+ * -1 error. */
+static int receive_record(int sock, posix_record *r) {
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } control;
+  struct iovec iov = {r, sizeof *r};
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof control.buf;
+  ssize_t n;
+  do {
+    n = recvmsg(sock, &msg, MSG_WAITALL | MSG_CMSG_CLOEXEC);
+  } while (n < 0 && errno == EINTR);
+  if (n <= 0) return n == 0 ? 0 : -1;
+  int fd = -1;
+  for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c))
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  if ((size_t)n != sizeof *r) {
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  if (r->type == RECORD_SEGMENT && fd > 0) stash_put(r->id, fd);
+  else if (fd >= 0) close(fd);
+  return 1;
+}
+
+static int poll_in(int fd, uint64_t timeout_ns) {
+  struct pollfd p = {fd, POLLIN, 0};
+  int ms = timeout_ns == UINT64_MAX ? -1 : (int)SHK__MIN(timeout_ns / 1000000u + 1, 86400000u);
+  int r;
+  do {
+    r = poll(&p, 1, ms);
+  } while (r < 0 && errno == EINTR);
+  return r;
+}
+
+int shk__os_link_wait(const shk__os_link *end, uint64_t timeout_ns) {
+  int sock = (int)end->a;
+  for (;;) {
+    int r = poll_in(sock, timeout_ns);
+    if (r == 0) return SHK_ETIMEDOUT;
+    if (r < 0) return posix_error(errno);
+    posix_record rec;
+    r = receive_record(sock, &rec);
+    if (r <= 0) return SHK_ENOENT;
+    if (rec.type == RECORD_WAKE) return SHK_OK;
+  }
+}
+
+int shk__os_workers_wait(const shk__os_worker *ws, unsigned n, uint64_t timeout_ns, bool *ended) {
+  struct pollfd p[SHK_TASK_WORKERS_MAX];
+  unsigned who[SHK_TASK_WORKERS_MAX], m = 0;
+  for (unsigned i = 0; i < n && m < SHK_TASK_WORKERS_MAX; i++) {
+    if (ws[i].parent_end.a <= 0) continue;
+    p[m].fd = (int)ws[i].parent_end.a;
+    p[m].events = POLLIN;
+    p[m].revents = 0;
+    who[m++] = i;
+  }
+  int ms = (int)SHK__MIN(timeout_ns / 1000000u, 86400000u);
+  if (ms == 0 && timeout_ns > 0) ms = 1;
+  int r;
+  do {
+    r = poll(p, m, ms);
+  } while (r < 0 && errno == EINTR);
+  if (r <= 0) return SHK_ETIMEDOUT;
+  for (unsigned j = 0; j < m; j++) {
+    if (!p[j].revents) continue;
+    bool gone = (p[j].revents & (POLLHUP | POLLERR | POLLNVAL)) != 0;
+    char drain[256];
+    for (;;) {
+      ssize_t got = recv(p[j].fd, drain, sizeof drain, MSG_DONTWAIT);
+      if (got > 0) continue;
+      if (got == 0) gone = true;
+      break;
+    }
+    if (gone && ws[who[j]].pid > 0) ended[who[j]] = true;
+  }
+  return SHK_OK;
+}
+
+void shk__os_worker_reap(shk__os_worker *w, bool kill, int64_t timeout_ms, shk__os_exit *how) {
+  how->kind = SHK__OS_EXITED;
+  how->code = 0;
+  if (w->pid > 0) {
+    shk__os_proc proc = {w->proc, w->pid};
+    if (kill) shk__os_proc_kill(&proc);
+    if (shk__os_proc_wait(&proc, kill ? -1 : timeout_ms, how) == SHK_ETIMEDOUT) {
+      shk__os_proc_kill(&proc);
+      shk__os_proc_wait(&proc, -1, how);
+    }
+  }
+  w->proc = 0;
+  w->pid = 0;
+  shk__os_worker_link_close(w);
+}
+
+int shk__os_worker_give_segment(shk__os_worker *w, const shk__os_segment *seg, uint64_t id,
+                                uint64_t *token) {
+  posix_record r = {RECORD_SEGMENT, 0, id};
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE(sizeof(int))];
+  } control;
+  memset(&control, 0, sizeof control);
+  struct iovec iov = {&r, sizeof r};
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control.buf;
+  msg.msg_controllen = sizeof control.buf;
+  struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  int fd = (int)seg->handle;
+  memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  ssize_t n;
+  do {
+    n = sendmsg((int)w->parent_end.a, &msg, MSG_NOSIGNAL);
+  } while (n < 0 && errno == EINTR);
+  if (n != (ssize_t)sizeof r) return n < 0 ? posix_error(errno) : SHK_EOS;
+  *token = id;
+  return SHK_OK;
+}
+
+int shk__os_worker_take_segment(const shk__os_link *end, uint64_t id, uint64_t token, size_t size,
+                                uint64_t keep, shk__os_segment *seg) {
+  (void)token;
+  memset(seg, 0, sizeof *seg);
+  int fd = -1;
+  uint64_t deadline = shk__os_now_ns() + 5000000000u;
+  while (fd < 0) {
+    for (size_t i = 0; i < STASH_SIZE; i++) {
+      if (stash[i].fd > 0 && stash[i].id == id) {
+        fd = stash[i].fd;
+        stash[i].fd = 0;
+      } else if (stash[i].fd > 0 && stash[i].id < id && stash[i].id != keep) {
+        close(stash[i].fd); /* older, and never to be needed */
+        stash[i].fd = 0;
+      }
+    }
+    if (fd >= 0) break;
+    /* The pool sends the descriptor before it publishes the job, so it is here, perhaps behind
+     * stale wake-ups; the deadline only guards against a confused pool. */
+    posix_record rec;
+    uint64_t now = shk__os_now_ns();
+    if (now >= deadline || poll_in((int)end->a, deadline - now) <= 0 ||
+        receive_record((int)end->a, &rec) <= 0)
+      return SHK_ENOENT;
+  }
+  void *addr = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+  if (addr == MAP_FAILED) {
+    int err = errno;
+    close(fd);
+    return posix_error(err);
+  }
+  seg->addr = addr;
+  seg->size = size;
+  seg->handle = fd;
+  seg->writable = false;
+  return SHK_OK;
+}
+
+int shk__os_segment_reserve(size_t size, shk__os_segment *seg) {
+  /* A memfd's pages exist only once touched: the whole size is a reservation already. */
+  return shk__os_segment_create(NULL, size, seg);
+}
+
+int shk__os_segment_commit(shk__os_segment *seg, size_t offset, size_t size) {
+  (void)seg;
+  (void)offset;
+  (void)size;
+  return SHK_OK;
+}
+
+int shk__os_fn_locate(shk__os_any_fn fn, shk__os_fn_id *id) {
+  memset(id, 0, sizeof *id);
+  void *addr;
+  _Static_assert(sizeof addr == sizeof fn, "function and data pointers differ in size");
+  memcpy(&addr, &fn, sizeof addr);
+  Dl_info info;
+  if (!fn || dladdr(addr, &info) == 0 || !info.dli_fbase) return SHK_ENOENT;
+  id->base = (uint64_t)(uintptr_t)info.dli_fbase;
+  id->offset = (uint64_t)((uintptr_t)addr - (uintptr_t)info.dli_fbase);
+  if (info.dli_fname) snprintf(id->module, sizeof id->module, "%s", info.dli_fname);
+  return SHK_OK;
+}
+
+int shk__os_fn_resolve(const shk__os_fn_id *id, shk__os_any_fn *fn) {
+  /* Workers are forks of the pool's process: the module sits at the same address. Check that
+   * the address is still inside the module the pool named. */
+  uintptr_t addr = (uintptr_t)id->base + (uintptr_t)id->offset;
+  void *p = (void *)addr;
+  Dl_info info;
+  if (id->base == 0 || dladdr(p, &info) == 0 || (uintptr_t)info.dli_fbase != (uintptr_t)id->base)
+    return SHK_ENOENT;
+  memcpy(fn, &p, sizeof p);
+  return SHK_OK;
+}
+
+int shk__os_worker_main(int argc, char **argv) {
+  (void)argc;
+  (void)argv;
+  return SHK_OK;
+}
