@@ -17,3 +17,11 @@ shk_say "shm_hello: a child process fills a named segment, the parent reads it"
 
 shk_say "buf_tour: allocators, a view that keeps its buffer alive, consume with overlap refusal, delayed free"
 "$bin/buf_tour"
+
+shk_say "lens_demo: an instrumented program streams zones, frames, plots, heap events and logs; shmkit lens record writes a trace"
+lens_trace="$build/lens_demo.json"
+"$bin/shmkit" lens record lens-demo -o "$lens_trace" --wait 30 &
+lens_recorder=$!
+"$bin/lens_demo" lens-demo --frames 120 --wait-reader 30
+wait "$lens_recorder"
+echo "trace file: $lens_trace (open it at https://ui.perfetto.dev or chrome://tracing)"

@@ -6,7 +6,9 @@
 #include <string.h>
 
 #define PID 1
-#define FRAMES_TID 1 /* frames and logs get a track of their own; threads start at 2 */
+#define FRAMES_TID 1 /* frames and logs get tracks of their own; threads start at 3 */
+#define LOG_TID 2
+#define FIRST_THREAD_TID 3
 
 typedef struct thread_track {
   uint64_t key;
@@ -92,11 +94,11 @@ static void begin_event(trace_json *t) {
 /* The track of a thread, by its key; a thread's name is its first name seen. */
 static int thread_tid(trace_json *t, uint64_t key, const char *name) {
   for (size_t i = 0; i < t->thread_count; i++)
-    if (t->threads[i].key == key) return (int)i + FRAMES_TID + 1;
+    if (t->threads[i].key == key) return (int)i + FIRST_THREAD_TID;
   if (t->thread_count == t->thread_cap) {
     size_t cap = t->thread_cap ? t->thread_cap * 2 : 8;
     thread_track *list = realloc(t->threads, cap * sizeof *list);
-    if (!list) return FRAMES_TID + 1;
+    if (!list) return FIRST_THREAD_TID;
     t->threads = list;
     t->thread_cap = cap;
   }
@@ -105,41 +107,60 @@ static int thread_tid(trace_json *t, uint64_t key, const char *name) {
   tr->name = malloc(strlen(name) + 1);
   if (tr->name) strcpy(tr->name, name);
   t->thread_count++;
-  return (int)t->thread_count + FRAMES_TID;
+  return (int)t->thread_count - 1 + FIRST_THREAD_TID;
 }
 
 size_t trace_json_threads(const trace_json *t) { return t->thread_count; }
 
-/* Microseconds with nanosecond digits; JSON has no NaN or infinity. */
-static double us(double seconds) { return isfinite(seconds) ? seconds * 1e6 : 0.0; }
+/* Times are kept in whole nanoseconds and printed as microseconds with three decimals, so that a
+ * frame that starts where the previous one ended touches it exactly instead of overlapping by a
+ * rounding error (importers would nest them). JSON has no NaN or infinity: those become 0. */
+static int64_t ns_of(double seconds) {
+  if (!isfinite(seconds) || seconds <= 0) return 0;
+  if (seconds > 9e9) return INT64_C(9000000000000000000);
+  return llround(seconds * 1e9);
+}
+
+static void put_us(FILE *f, const char *key, int64_t ns) {
+  if (ns < 0) ns = 0;
+  fprintf(f, ",\"%s\":%lld.%03lld", key, (long long)(ns / 1000), (long long)(ns % 1000));
+}
+
+/* A complete event's times: start = end - duration, clamped at 0. `gap_ns` is taken off the
+ * shown duration: frames touch end to start, and an importer that adds ts + dur in floating point
+ * would otherwise find some of them overlapping and nest one frame inside the previous one. */
+static void put_span(FILE *f, double end, uint64_t duration_ns, int64_t gap_ns) {
+  int64_t end_ns = ns_of(end);
+  int64_t dur = duration_ns > (uint64_t)end_ns ? end_ns : (int64_t)duration_ns;
+  put_us(f, "ts", end_ns - dur);
+  put_us(f, "dur", dur > gap_ns ? dur - gap_ns : dur);
+}
 
 static void zone_event(trace_json *t, const shk_lens_event *e) {
   int tid = thread_tid(t, e->thread_key, e->thread);
-  double dur = (double)e->duration_ns / 1e3;
-  double start = us(e->time) - dur;
   begin_event(t);
   fputs("{\"ph\":\"X\",\"cat\":\"zone\",\"name\":", t->f);
   put_cstring(t->f, e->name);
-  fprintf(t->f, ",\"pid\":%d,\"tid\":%d,\"ts\":%.3f,\"dur\":%.3f,\"args\":{\"depth\":%u,"
-                "\"color\":\"#%06x\"}}",
-          PID, tid, start < 0 ? 0.0 : start, dur, e->depth, e->color);
+  fprintf(t->f, ",\"pid\":%d,\"tid\":%d", PID, tid);
+  put_span(t->f, e->time, e->duration_ns, 0);
+  fprintf(t->f, ",\"args\":{\"depth\":%u,\"color\":\"#%06x\"}}", e->depth, e->color);
 }
 
 static void frame_event(trace_json *t, const shk_lens_event *e) {
-  double dur = (double)e->duration_ns / 1e3;
-  double start = us(e->time) - dur;
   begin_event(t);
-  fprintf(t->f, "{\"ph\":\"X\",\"cat\":\"frame\",\"name\":\"frame %llu\",\"pid\":%d,\"tid\":%d,"
-                "\"ts\":%.3f,\"dur\":%.3f}",
-          (unsigned long long)e->number, PID, FRAMES_TID, start < 0 ? 0.0 : start, dur);
+  fprintf(t->f, "{\"ph\":\"X\",\"cat\":\"frame\",\"name\":\"frame %llu\",\"pid\":%d,\"tid\":%d",
+          (unsigned long long)e->number, PID, FRAMES_TID);
+  put_span(t->f, e->time, e->duration_ns, 1);
+  fputs("}", t->f);
 }
 
 static void plot_event(trace_json *t, const shk_lens_event *e) {
   begin_event(t);
   fputs("{\"ph\":\"C\",\"cat\":\"plot\",\"name\":", t->f);
   put_cstring(t->f, e->name);
-  fprintf(t->f, ",\"pid\":%d,\"ts\":%.3f,\"args\":{\"value\":%.17g}}", PID, us(e->time),
-          isfinite(e->value) ? e->value : 0.0);
+  fprintf(t->f, ",\"pid\":%d", PID);
+  put_us(t->f, "ts", ns_of(e->time));
+  fprintf(t->f, ",\"args\":{\"value\":%.17g}}", isfinite(e->value) ? e->value : 0.0);
 }
 
 static void heap_event(trace_json *t, const shk_lens_event *e) {
@@ -148,17 +169,18 @@ static void heap_event(trace_json *t, const shk_lens_event *e) {
   t->live_heap += e->is_free ? -size : size;
   if (t->live_heap < 0) t->live_heap = 0;
   begin_event(t);
-  fprintf(t->f, "{\"ph\":\"C\",\"cat\":\"heap\",\"name\":\"heap\",\"pid\":%d,\"ts\":%.3f,"
-                "\"args\":{\"live bytes\":%lld}}",
-          PID, us(e->time), (long long)t->live_heap);
+  fprintf(t->f, "{\"ph\":\"C\",\"cat\":\"heap\",\"name\":\"heap\",\"pid\":%d", PID);
+  put_us(t->f, "ts", ns_of(e->time));
+  fprintf(t->f, ",\"args\":{\"live bytes\":%lld}}", (long long)t->live_heap);
 }
 
 static void log_event(trace_json *t, const shk_lens_event *e) {
   begin_event(t);
   fputs("{\"ph\":\"i\",\"s\":\"p\",\"cat\":\"log\",\"name\":", t->f);
   trace_json_string(t->f, e->message, e->length);
-  fprintf(t->f, ",\"pid\":%d,\"tid\":%d,\"ts\":%.3f,\"args\":{\"color\":\"#%06x\"}}", PID,
-          FRAMES_TID, us(e->time), e->color);
+  fprintf(t->f, ",\"pid\":%d,\"tid\":%d", PID, LOG_TID);
+  put_us(t->f, "ts", ns_of(e->time));
+  fprintf(t->f, ",\"args\":{\"color\":\"#%06x\"}}", e->color);
 }
 
 void trace_json_event(trace_json *t, const shk_lens_event *e) {
@@ -184,8 +206,9 @@ int trace_json_close(trace_json *t) {
   if (!t) return 0;
   name_event(t, "process_name", 0, t->process_name);
   name_event(t, "thread_name", FRAMES_TID, "Frames");
+  name_event(t, "thread_name", LOG_TID, "Log");
   for (size_t i = 0; i < t->thread_count; i++) {
-    name_event(t, "thread_name", (int)i + FRAMES_TID + 1,
+    name_event(t, "thread_name", (int)i + FIRST_THREAD_TID,
                t->threads[i].name ? t->threads[i].name : "?");
     free(t->threads[i].name);
   }
