@@ -77,16 +77,29 @@ static int buf_new(size_t count, size_t item_size, const shk_buf_options *opts, 
     shk__buf_allocator_drop(allocator);
     return SHK_ENOMEM;
   }
-  memset(buf, 0, sizeof *buf);
-  buf->allocator = allocator;
-  if (inline_data) buf->block.ptr = (unsigned char *)buf + HEADER_SIZE;
+  /* Field by field rather than memset: a small memset compiles to `rep stos`, which was half of
+   * the cost of creating a buffer. */
   atomic_init(&buf->refs, 1);
+  buf->id = 0;
+  buf->data = NULL;
   buf->size = size;
   buf->count = count;
   buf->item_size = item_size;
+  buf->allocator = allocator;
+  buf->block.ptr = inline_data ? (unsigned char *)buf + HEADER_SIZE : NULL;
+  buf->block.state = NULL;
+  buf->block.zeroed = false;
+  buf->owned = false;
+  buf->consumed = false;
   buf->delayed = opts->delayed_free;
   buf->on_destroy = opts->on_destroy;
   buf->on_destroy_user = opts->on_destroy_user;
+  buf->range.start = buf->range.end = 0;
+  buf->pending_prev = buf->pending_next = NULL;
+  buf->device.mode = 0;
+  buf->device.device = 0;
+  buf->device.ptr = NULL;
+  buf->device.ops = NULL;
   *out = buf;
   return SHK_OK;
 }
