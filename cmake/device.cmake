@@ -15,7 +15,9 @@ if(SHK_WITH_CUDA)
     find_package(CUDAToolkit REQUIRED)
   endif()
   list(APPEND SHK_SOURCES ${PROJECT_SOURCE_DIR}/src/device/cuda.c)
-  list(APPEND SHK_PLATFORM_LIBRARIES CUDA::cudart)
+  # The static runtime: libshmkit needs no libcudart.so at run time, and the runtime itself loads
+  # the driver (libcuda) only when a device call is made, so machines without CUDA still load it.
+  list(APPEND SHK_PLATFORM_LIBRARIES CUDA::cudart_static)
   message(STATUS "Device mapping: CUDA ${CUDAToolkit_VERSION}")
 else()
   list(APPEND SHK_SOURCES ${PROJECT_SOURCE_DIR}/src/device/none.c)
