@@ -10,6 +10,13 @@
 
 #ifdef _WIN32
 #include <windows.h>
+static void *os_pages(size_t size) {
+  return VirtualAlloc(NULL, size, MEM_RESERVE | MEM_COMMIT | MEM_WRITE_WATCH, PAGE_READWRITE);
+}
+static void os_pages_free(void *p, size_t size) {
+  (void)size;
+  VirtualFree(p, 0, MEM_RELEASE);
+}
 static double now_ns(void) {
   static LARGE_INTEGER freq;
   LARGE_INTEGER t;
@@ -18,7 +25,13 @@ static double now_ns(void) {
   return (double)t.QuadPart * 1e9 / (double)freq.QuadPart;
 }
 #else
+#include <sys/mman.h>
 #include <time.h>
+static void *os_pages(size_t size) {
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+static void os_pages_free(void *p, size_t size) { munmap(p, size); }
 static double now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -72,6 +85,54 @@ static void compare_create(const char *label, size_t size, int n) {
          ours / raw);
 }
 
+/* The raw mechanism of the "pages" allocator: the same OS call, first byte touched. */
+static double bench_os_pages(size_t size, int n) {
+  double t0 = now_ns();
+  for (int i = 0; i < n; i++) {
+    unsigned char *p = os_pages(size);
+    if (!p) abort();
+    p[0] = (unsigned char)i;
+    sink += p[0];
+    os_pages_free(p, size);
+  }
+  return (now_ns() - t0) / n;
+}
+
+static double create_pages(size_t size, int n) {
+  shk_buf_options o = {.allocator = "pages"};
+  return bench_create(size, n, &o);
+}
+
+/* The raw mechanism of the "shm" allocator: a named segment created, touched, closed, unlinked. */
+static double bench_os_shm(size_t size, int n) {
+  double t0 = now_ns();
+  for (int i = 0; i < n; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "shkbench-%d", i);
+    shk_shm *shm = NULL;
+    if (shk_shm_create(name, size, &shm) != SHK_OK) abort();
+    unsigned char *p = shk_shm_data(shm);
+    p[0] = (unsigned char)i;
+    sink += p[0];
+    shk_shm_close(shm);
+    shk_shm_unlink(name);
+  }
+  return (now_ns() - t0) / n;
+}
+
+static double create_shm(size_t size, int n) {
+  shk_buf_options o = {.allocator = "shm"};
+  return bench_create(size, n, &o);
+}
+
+static void compare(const char *label, const char *raw_label, double (*ours_f)(size_t, int),
+                    double (*raw_f)(size_t, int), size_t size, int n) {
+  double raw = best(raw_f, size, n);
+  double ours = best(ours_f, size, n);
+  printf("%-34s %9.1f ns   %-11s %9.1f ns   ratio %.2fx\n", label, ours, raw_label, raw,
+         ours / raw);
+}
+
 /* Consume+release of a free gap while `live` other ranges are in the index. */
 static double bench_consume(size_t live, int n) {
   const size_t slot = 64, width = 32; /* each live range [k*64, k*64+32); the gaps are free */
@@ -114,6 +175,10 @@ int main(int argc, char **argv) {
   }
   printf("%-34s %9.1f ns   malloc+free %9.1f ns   ratio %.2fx\n", "create+release 64 B (aligned)",
          t, raw, t / raw);
+
+  compare("create+release 64 KiB (pages)", "os pages", create_pages, bench_os_pages, 65536,
+          20000 / scale);
+  compare("create+release 64 KiB (shm)", "shk_shm", create_shm, bench_os_shm, 65536, 2000 / scale);
 
   int n = 200000 / scale;
   double c1k = 1e300, c100k = 1e300;
