@@ -1,0 +1,28 @@
+/* Windows has no userfaultfd: the calls of src/os.h say so. */
+#include "win32.h"
+
+bool shk__os_uffd_probe(bool *async) {
+  *async = false;
+  return false;
+}
+
+int shk__os_uffd_open(shk__os_uffd **out) {
+  *out = NULL;
+  return SHK_EUNSUPPORTED;
+}
+
+void shk__os_uffd_close(shk__os_uffd *u) { (void)u; }
+
+int shk__os_uffd_add(shk__os_uffd *u, void *addr, size_t size) {
+  (void)u, (void)addr, (void)size;
+  return SHK_EUNSUPPORTED;
+}
+
+void shk__os_uffd_remove(shk__os_uffd *u, void *addr, size_t size) {
+  (void)u, (void)addr, (void)size;
+}
+
+int shk__os_uffd_scan(shk__os_uffd *u, void *addr, size_t size, shk__os_dirty_fn fn, void *ctx) {
+  (void)u, (void)addr, (void)size, (void)fn, (void)ctx;
+  return SHK_EUNSUPPORTED;
+}
