@@ -294,6 +294,11 @@ int shk__os_worker_give_segment(shk__os_worker *w, const shk__os_segment *seg, u
 int shk__os_worker_take_segment(const shk__os_link *end, uint64_t id, uint64_t token, size_t size,
                                 uint64_t keep, shk__os_segment *seg);
 
+/* What tells a segment object apart from every other one that exists while a mapping of it is
+ * held (POSIX: device and inode), so workers may keep a caller's segment mapped from call to
+ * call. SHK_EUNSUPPORTED where objects cannot be told apart safely (Windows): map per call. */
+int shk__os_segment_identity(const shk__os_segment *seg, uint64_t identity[2]);
+
 /* Creates an anonymous segment of `size` bytes that uses memory only for the part made usable
  * with shk__os_segment_commit() (Linux: untouched pages cost nothing, commit is free; Windows:
  * SEC_RESERVE). Processes inheriting it commit in their own mapping. SHK_ESIZE, SHK_EOS. */

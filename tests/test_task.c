@@ -410,6 +410,8 @@ CHILD_TEST(a_crashing_chunk_is_reported_and_its_worker_replaced) {
         CHECK(res->code == shk_test_access_violation_code());
         CHECK(res->size == 0);
       } else {
+        if (res->status != SHK_TASK_OK)
+          fprintf(stderr, "round %d chunk %zu: %s %d\n", round, i, shk_task_status_name(res->status), res->code);
         CHECK(res->status == SHK_TASK_OK && res->size == 8);
       }
     }

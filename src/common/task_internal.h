@@ -37,7 +37,9 @@ enum {
 
 typedef struct shk__task_job {
   uint32_t input_kind;
-  uint32_t borrowed;     /* the segment is the caller's: workers unmap it when the job ends */
+  uint32_t borrowed;     /* the segment is the caller's (not the pool's staging segment) */
+  uint32_t release;      /* workers unmap the caller's segment when the job ends */
+  uint32_t reserved;
   uint64_t input_addr;
   uint64_t input_offset; /* of the input inside its segment */
   uint64_t input_size;
@@ -51,11 +53,13 @@ typedef struct shk__task_job {
 typedef struct shk__task_slot {
   _Alignas(64) atomic_uint sleeping; /* the worker is (about to be) blocked on its link */
   atomic_uint ready;                 /* the worker has started serving */
+  atomic_uint armed;                 /* the pool has given it what the current job needs */
   _Atomic uint64_t out_used;         /* bytes of its output segment used in this job */
   _Atomic uint64_t in_id;            /* the input segment of the current job, 0 none */
   _Atomic uint64_t in_token;
   _Atomic uint64_t in_size;
   _Atomic uint64_t keep_id;          /* the staging segment's id: never drop it unmapped */
+  _Atomic uint64_t have_borrowed;    /* written by the worker: the caller's segment it holds */
 } shk__task_slot;
 
 typedef struct shk__task_chunk_rec {
@@ -75,6 +79,7 @@ typedef struct shk__task_ctl {
   uint32_t workers;
   atomic_uint job_seq;         /* bumped by the pool to publish a job */
   atomic_uint quit;
+  atomic_uint quit_after_job;  /* workers leave once the current job has nothing left for them */
   atomic_uint stop;            /* workers claim no more chunks of the current job */
   atomic_uint parent_sleeping; /* the pool is (about to be) blocked: wake it after a chunk */
   _Atomic uint64_t finished;   /* chunks of the current job in a final state */
@@ -149,9 +154,9 @@ typedef struct shk__task_call {
 int shk__task_call_init(shk__task_call *call, const void *data, size_t size, shk_task_fn fn,
                         const shk_task_options *opts, unsigned default_chunks);
 
-/* Creates a pool; inherit_input: the workers are forked after the input exists and may read it
- * at its address (the one-call form). */
-int shk__task_pool_create(unsigned workers, shk_task_mode mode, bool inherit_input,
+/* Creates a pool; one_shot: for a single call (the one-call form): forked workers read the
+ * input at its address (they were forked after it existed) and leave after the job. */
+int shk__task_pool_create(unsigned workers, shk_task_mode mode, bool one_shot,
                           shk_task_pool **out);
 int shk__task_pool_run(shk_task_pool *pool, const shk__task_call *call, shk_task_results **results);
 

@@ -31,6 +31,10 @@ struct shk_task_pool {
   bool alive[SHK_TASK_WORKERS_MAX];
   uint64_t given[SHK_TASK_WORKERS_MAX]; /* the staging segment id each worker was given */
   uint64_t given_token[SHK_TASK_WORKERS_MAX];
+  uint64_t borrow_id;       /* the caller's segment workers may hold mapped, 0 none */
+  uint64_t borrow_ident[2];
+  size_t borrow_size;
+  uint64_t job_in_id;       /* the caller's segment of the current job */
   shk__os_segment staging;              /* the pool's copy of inputs, kept warm and grown */
   uint64_t staging_id;
   uint64_t next_id;
@@ -47,8 +51,10 @@ static int start_worker(shk_task_pool *pool, unsigned i) {
   shk__os_worker *w = &pool->ws[i];
   shk__task_slot *slot = shk__ctl_slot(pool->ctl, i);
   atomic_store(&slot->ready, 0);
+  atomic_store(&slot->armed, 0);
   atomic_store(&slot->sleeping, 0);
   atomic_store(&slot->in_id, 0);
+  atomic_store(&slot->have_borrowed, 0);
   pool->given[i] = 0;
   int rc = shk__os_worker_link_open(w);
   if (rc != SHK_OK) return rc;
@@ -113,6 +119,12 @@ static int await_ready(shk_task_pool *pool) {
   }
 }
 
+/* Only a started executable can fail to reach the worker loop (a program without the hook); a
+ * forked worker or a thread calls it directly and picks up jobs whenever it gets there. */
+static bool needs_handshake(const shk_task_pool *pool) {
+  return pool->mode == SHK_TASK_PROCESSES && !shk__os_caps_get()->has_fork;
+}
+
 static int commit_ctl(shk_task_pool *pool, size_t offset, size_t size, size_t *committed) {
   if (size <= *committed) return SHK_OK;
   int rc = shk__os_segment_commit(&pool->ctl_seg, offset, size);
@@ -137,7 +149,7 @@ void shk_task_pool_free(shk_task_pool *pool) {
   free(pool);
 }
 
-int shk__task_pool_create(unsigned workers, shk_task_mode mode, bool inherit_input,
+int shk__task_pool_create(unsigned workers, shk_task_mode mode, bool one_shot,
                           shk_task_pool **out) {
   if (!out) return SHK_EINVAL;
   *out = NULL;
@@ -150,7 +162,7 @@ int shk__task_pool_create(unsigned workers, shk_task_mode mode, bool inherit_inp
   if (!pool) return SHK_ENOMEM;
   pool->mode = mode;
   pool->workers = workers;
-  pool->inherit_input = inherit_input && mode == SHK_TASK_PROCESSES && shk__os_caps_get()->has_fork;
+  pool->inherit_input = one_shot && mode == SHK_TASK_PROCESSES && shk__os_caps_get()->has_fork;
   atomic_flag_clear(&pool->busy);
   int rc = shk__os_segment_reserve(SHK__CTL_SIZE, &pool->ctl_seg);
   if (rc == SHK_OK) rc = shk__os_segment_commit(&pool->ctl_seg, 0, SHK__CTL_TABLE_OFF);
@@ -162,11 +174,14 @@ int shk__task_pool_create(unsigned workers, shk_task_mode mode, bool inherit_inp
   pool->ctl->magic = SHK__TASK_MAGIC;
   pool->ctl->version = SHK__TASK_VERSION;
   pool->ctl->workers = workers;
+  /* Workers of a one-call run leave as soon as the job has no more chunks for them, so their
+   * exits overlap with the collection of the results. */
+  pool->ctl->quit_after_job = one_shot;
   for (unsigned i = 0; i < workers && rc == SHK_OK; i++)
     rc = shk__os_segment_reserve(SHK_TASK_OUT_MAX, &pool->outs[i]);
   if (mode != SHK_TASK_INLINE) {
     for (unsigned i = 0; i < workers && rc == SHK_OK; i++) rc = start_worker(pool, i);
-    if (rc == SHK_OK) rc = await_ready(pool);
+    if (rc == SHK_OK && needs_handshake(pool)) rc = await_ready(pool);
   }
   if (rc != SHK_OK) {
     shk_task_pool_free(pool);
@@ -186,22 +201,26 @@ unsigned shk_task_pool_workers(const shk_task_pool *pool) {
 
 /* ---- the input ------------------------------------------------------------------------- */
 
-/* Gives worker i the input segment (id, seg) unless it has it, and names it in its slot. */
+/* Gives worker i the input segment (id, seg) unless it has it, and names it in its slot. The
+ * staging segment is given once (the worker keeps it); a caller's segment until the worker
+ * reports it mapped (a worker that skipped a job never took it). */
 static int give_input(shk_task_pool *pool, unsigned i, const shk__os_segment *seg, uint64_t id,
                       bool staging) {
   shk__task_slot *slot = shk__ctl_slot(pool->ctl, i);
-  uint64_t token = pool->given_token[i];
-  if (!staging || pool->given[i] != id) {
+  uint64_t token = staging ? pool->given_token[i] : 0;
+  bool has = staging ? pool->given[i] == id
+                     : !pool->ctl->job.release && atomic_load(&slot->have_borrowed) == id;
+  if (!has) {
     int rc = shk__os_worker_give_segment(&pool->ws[i], seg, id, &token);
     if (rc != SHK_OK) return rc;
   }
-  atomic_store(&slot->in_token, token);
-  atomic_store(&slot->in_size, seg->size);
-  atomic_store(&slot->in_id, id);
   if (staging) {
     pool->given[i] = id;
     pool->given_token[i] = token;
   }
+  atomic_store(&slot->in_token, token);
+  atomic_store(&slot->in_size, seg->size);
+  atomic_store(&slot->in_id, id);
   atomic_store(&slot->keep_id, pool->staging_id);
   return SHK_OK;
 }
@@ -214,6 +233,26 @@ static int give_input_all(shk_task_pool *pool, const shk__os_segment *seg, uint6
     if (rc != SHK_OK) return rc;
   }
   return SHK_OK;
+}
+
+/* The id under which workers know the caller's segment: the same as last time when the system
+ * can tell it is the same object (workers then keep it mapped: no new page faults), otherwise a
+ * new one, and the workers unmap it after the job. */
+static uint64_t borrow_id(shk_task_pool *pool, const shk__os_segment *seg, uint32_t *release) {
+  uint64_t ident[2];
+  if (shk__os_segment_identity(seg, ident) != SHK_OK) {
+    *release = 1;
+    return ++pool->next_id;
+  }
+  *release = 0;
+  if (pool->borrow_id == 0 || pool->borrow_ident[0] != ident[0] ||
+      pool->borrow_ident[1] != ident[1] || pool->borrow_size != seg->size) {
+    pool->borrow_id = ++pool->next_id;
+    pool->borrow_ident[0] = ident[0];
+    pool->borrow_ident[1] = ident[1];
+    pool->borrow_size = seg->size;
+  }
+  return pool->borrow_id;
 }
 
 /* Grows the staging segment to hold size bytes: a new segment (the old one's pages were
@@ -237,6 +276,7 @@ static int grow_staging(shk_task_pool *pool, size_t size) {
 static int place_input(shk_task_pool *pool, const shk__task_call *call, shk__task_job *job) {
   job->input_size = call->size;
   job->borrowed = 0;
+  job->release = 0;
   job->input_offset = 0;
   if (call->size == 0 || pool->mode != SHK_TASK_PROCESSES || pool->inherit_input) {
     job->input_kind = SHK__INPUT_ADDRESS;
@@ -247,9 +287,12 @@ static int place_input(shk_task_pool *pool, const shk__task_call *call, shk__tas
   shk_shm *shm;
   size_t offset;
   if (shk_shm_find(call->data, call->size, &shm, &offset) == SHK_OK) {
+    const shk__os_segment *seg = shk__shm_os_segment(shm);
     job->borrowed = 1;
     job->input_offset = offset;
-    return give_input_all(pool, shk__shm_os_segment(shm), ++pool->next_id, false);
+    uint64_t id = borrow_id(pool, seg, &job->release);
+    pool->job_in_id = id;
+    return give_input_all(pool, seg, id, false);
   }
   int rc = grow_staging(pool, call->size);
   if (rc != SHK_OK) return rc;
@@ -290,7 +333,10 @@ static int write_job(shk_task_pool *pool, const shk__task_call *call, uint32_t s
     rec->worker = 0;
     atomic_store(&rec->state, SHK__STATE(seq, SHK__CHUNK_PENDING));
   }
-  for (unsigned i = 0; i < pool->workers; i++) atomic_store(&shk__ctl_slot(ctl, i)->out_used, 0);
+  for (unsigned i = 0; i < pool->workers; i++) {
+    atomic_store(&shk__ctl_slot(ctl, i)->out_used, 0);
+    atomic_store(&shk__ctl_slot(ctl, i)->armed, 1);
+  }
   atomic_store(&ctl->finished, 0);
   atomic_store(&ctl->hint, 0);
   atomic_store(&ctl->stop, 0);
@@ -346,6 +392,13 @@ static void expire(shk_task_pool *pool, uint32_t seq, uint64_t count) {
   }
 }
 
+static bool any_pending(shk__task_ctl *ctl, uint32_t seq, uint64_t count) {
+  for (uint64_t i = atomic_load(&ctl->hint); i < count; i++)
+    if (atomic_load(&shk__ctl_chunk(ctl, i)->state) == SHK__STATE(seq, SHK__CHUNK_PENDING))
+      return true;
+  return false;
+}
+
 /* A worker process ended during the job: its running chunk crashed; it is replaced while chunks
  * are still waiting. */
 static void worker_ended(shk_task_pool *pool, unsigned k, uint32_t seq, uint64_t count,
@@ -357,7 +410,7 @@ static void worker_ended(shk_task_pool *pool, unsigned k, uint32_t seq, uint64_t
     if (s == SHK__STATE(seq, SHK__CHUNK_RUNNING + k))
       finish_chunk(pool->ctl, seq, i, SHK__CHUNK_CRASHED, true, how.code);
   }
-  if (atomic_load(&pool->ctl->stop) || atomic_load(&pool->ctl->finished) >= count) return;
+  if (atomic_load(&pool->ctl->stop) || !any_pending(pool->ctl, seq, count)) return;
   if (start_worker(pool, k) != SHK_OK) return;
   shk__task_job *job = &pool->ctl->job;
   if (job->input_kind == SHK__INPUT_SEGMENT) {
@@ -365,14 +418,18 @@ static void worker_ended(shk_task_pool *pool, unsigned k, uint32_t seq, uint64_t
     size_t offset;
     int rc;
     if (job->borrowed && shk_shm_find(call->data, call->size, &shm, &offset) == SHK_OK)
-      rc = give_input(pool, k, shk__shm_os_segment(shm), pool->next_id, false);
+      rc = give_input(pool, k, shk__shm_os_segment(shm), pool->job_in_id, false);
     else
       rc = give_input(pool, k, &pool->staging, pool->staging_id, true);
     if (rc != SHK_OK) {
       shk__os_exit ignored;
       stop_worker(pool, k, true, &ignored);
+      return;
     }
   }
+  shk__task_slot *slot = shk__ctl_slot(pool->ctl, k);
+  atomic_store(&slot->armed, 1);
+  if (atomic_load(&slot->sleeping)) shk__os_link_notify(&pool->ws[k].parent_end);
 }
 
 /* Spins until *word changes from seen, at most ns. */
@@ -380,7 +437,10 @@ static bool spin_changed(_Atomic uint64_t *word, uint64_t seen, uint64_t ns) {
   uint64_t start = shk__os_now_ns();
   for (unsigned n = 0;; n++) {
     if (atomic_load(word) != seen) return true;
-    if ((n & 63) == 63 && shk__os_now_ns() - start > ns) return false;
+    if ((n & 15) == 15) {
+      shk__os_yield();
+      if (shk__os_now_ns() - start > ns) return false;
+    }
   }
 }
 
@@ -459,7 +519,7 @@ static int replace_dead_workers(shk_task_pool *pool) {
     if (r == SHK_OK) started = true;
     else rc = r;
   }
-  if (started) {
+  if (started && needs_handshake(pool)) {
     int r = await_ready(pool);
     if (r != SHK_OK) rc = r;
   }

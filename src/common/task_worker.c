@@ -22,7 +22,7 @@ typedef struct worker_state {
   shk__os_segment out_seg;
   shk_task_out out;
   mapped_input kept;     /* the pool's staging segment, kept from call to call */
-  mapped_input borrowed; /* the caller's segment, for one job */
+  mapped_input borrowed; /* the caller's segment (kept while the same one comes back) */
   bool same_space;
   shk__os_fn_id fn_id;
   shk_task_fn fn;
@@ -87,9 +87,10 @@ static int64_t claim_chunk(shk__task_ctl *ctl, unsigned worker, uint32_t seq, ui
   return -1;
 }
 
-static void drop_input(mapped_input *m) {
+static void drop_input(worker_state *w, mapped_input *m) {
   if (m->id != 0) shk__os_segment_close(&m->seg);
   m->id = 0;
+  if (m == &w->borrowed) atomic_store(&w->slot->have_borrowed, 0);
 }
 
 /* Maps the segment the slot names, when it is not the one mapped already. */
@@ -97,12 +98,14 @@ static mapped_input *map_input(worker_state *w) {
   mapped_input *m = w->ctl->job.borrowed ? &w->borrowed : &w->kept;
   uint64_t id = atomic_load(&w->slot->in_id);
   if (id == m->id) return m;
-  drop_input(m);
+  drop_input(w, m);
   uint64_t token = atomic_load(&w->slot->in_token), size = atomic_load(&w->slot->in_size);
   if (id == 0 || size == 0 || size > (uint64_t)PTRDIFF_MAX) return m;
   uint64_t keep = atomic_load(&w->slot->keep_id);
-  if (shk__os_worker_take_segment(w->link, id, token, (size_t)size, keep, &m->seg) == SHK_OK)
+  if (shk__os_worker_take_segment(w->link, id, token, (size_t)size, keep, &m->seg) == SHK_OK) {
     m->id = id;
+    if (m == &w->borrowed) atomic_store(&w->slot->have_borrowed, id);
+  }
   return m;
 }
 
@@ -153,7 +156,14 @@ static void serve_job(worker_state *w, uint32_t seq) {
     shk__task_run_chunk(ctl, w->index, seq, (uint64_t)i, input, fn, &w->out);
     notify_parent(ctl, w->link);
   }
-  if (ctl->job.borrowed) drop_input(&w->borrowed);
+  if (ctl->job.release) drop_input(w, &w->borrowed);
+}
+
+/* Whether there is a job newer than `seen` that this worker has been armed for (a worker started
+ * during a job waits until the pool has given it the job's input). */
+static bool job_ready(worker_state *w, uint32_t seen, uint32_t *seq) {
+  *seq = atomic_load(&w->ctl->job_seq);
+  return *seq != seen && atomic_load(&w->slot->armed);
 }
 
 /* Waits for a job newer than `seen`: spins first, then sleeps on the link. */
@@ -162,15 +172,18 @@ static bool wait_for_job(worker_state *w, uint32_t seen, uint32_t *seq) {
   uint64_t start = shk__os_now_ns();
   for (unsigned n = 0;; n++) {
     if (atomic_load(&ctl->quit)) return false;
-    *seq = atomic_load(&ctl->job_seq);
-    if (*seq != seen) return true;
-    if ((n & 63) == 63 && shk__os_now_ns() - start > WORKER_SPIN_NS) break;
+    if (job_ready(w, seen, seq)) return true;
+    /* Yielding keeps a polling worker from taking the CPU the pool needs on a busy machine. */
+    if ((n & 15) == 15) {
+      shk__os_yield();
+      if (shk__os_now_ns() - start > WORKER_SPIN_NS) break;
+    }
   }
   for (;;) {
     atomic_store(&w->slot->sleeping, 1);
-    *seq = atomic_load(&ctl->job_seq);
+    bool ready = job_ready(w, seen, seq);
     bool quit = atomic_load(&ctl->quit);
-    if (*seq != seen || quit) {
+    if (ready || quit) {
       atomic_store(&w->slot->sleeping, 0);
       return !quit;
     }
@@ -201,7 +214,8 @@ void shk__task_worker_serve(const shk__os_worker_boot *boot) {
   while (wait_for_job(&w, seen, &seq)) {
     seen = seq;
     serve_job(&w, seq);
+    if (atomic_load(&ctl->quit_after_job)) break;
   }
-  drop_input(&w.kept);
-  drop_input(&w.borrowed);
+  drop_input(&w, &w.kept);
+  drop_input(&w, &w.borrowed);
 }

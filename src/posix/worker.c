@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #ifdef __linux__
@@ -237,6 +238,21 @@ void shk__os_worker_reap(shk__os_worker *w, bool kill, int64_t timeout_ms, shk__
   if (w->pid > 0) {
     shk__os_proc proc = {w->proc, w->pid};
     if (kill) shk__os_proc_kill(&proc);
+    /* The link ends when the worker's descriptors close at its exit: waiting for that is
+     * prompter than polling waitpid, after which the blocking wait is short. */
+    if (!kill && w->parent_end.a > 0) {
+      struct pollfd p = {(int)w->parent_end.a, POLLIN, 0};
+      uint64_t deadline = shk__os_now_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000u;
+      char drain[256];
+      for (;;) {
+        uint64_t now = shk__os_now_ns();
+        if (now >= deadline || poll(&p, 1, (int)((deadline - now) / 1000000u) + 1) <= 0) break;
+        if (recv(p.fd, drain, sizeof drain, MSG_DONTWAIT) <= 0 && errno != EAGAIN &&
+            errno != EINTR)
+          break;
+        if (p.revents & (POLLHUP | POLLERR)) break;
+      }
+    }
     if (shk__os_proc_wait(&proc, kill ? -1 : timeout_ms, how) == SHK_ETIMEDOUT) {
       shk__os_proc_kill(&proc);
       shk__os_proc_wait(&proc, -1, how);
@@ -312,6 +328,14 @@ int shk__os_worker_take_segment(const shk__os_link *end, uint64_t id, uint64_t t
   seg->size = size;
   seg->handle = fd;
   seg->writable = false;
+  return SHK_OK;
+}
+
+int shk__os_segment_identity(const shk__os_segment *seg, uint64_t identity[2]) {
+  struct stat st;
+  if (fstat((int)seg->handle, &st) != 0) return posix_error(errno);
+  identity[0] = (uint64_t)st.st_dev;
+  identity[1] = (uint64_t)st.st_ino;
   return SHK_OK;
 }
 
