@@ -629,6 +629,63 @@ static void a_null_write_with_an_active_watcher_still_kills_the_process(void **s
   if (plain.killed) assert_int_equal(watched.code, shk_test_access_violation_code());
 }
 
+/* A handler the program installed before shmkit keeps getting the faults that are not shmkit's,
+ * while a watcher runs and after it is gone. */
+#ifdef _WIN32
+static LONG CALLBACK program_handler(EXCEPTION_POINTERS *ep) {
+  if (ep->ExceptionRecord->ExceptionCode == EXCEPTION_ACCESS_VIOLATION) ExitProcess(42);
+  return EXCEPTION_CONTINUE_SEARCH;
+}
+static void install_program_handler(void) { AddVectoredExceptionHandler(0, program_handler); }
+#else
+#include <signal.h>
+static void program_handler(int sig) {
+  (void)sig;
+  _exit(42);
+}
+static void install_program_handler(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = program_handler;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGSEGV, &sa, NULL);
+}
+#endif
+
+static int child_chains(int argc, char **argv) {
+  (void)argc;
+  int free_first = atoi(argv[0]);
+  install_program_handler();
+  shk_watch_options o;
+  shk_watch_options_init(&o);
+  o.backend = SHK_WATCH_MPROTECT;
+  shk_watcher *w = NULL;
+  if (shk_watch_create(&o, &w) != SHK_OK) return 2;
+  void *p = NULL;
+  if (shk_watch_pages_alloc(4096, &p) != SHK_OK) return 3;
+  uint32_t id;
+  if (shk_watch_add(w, p, 64, "x", &id) != SHK_OK) return 4;
+  ((volatile unsigned char *)p)[0] = 1; /* shmkit's fault: handled, never reaches the program */
+  if (shk_watch_flush(w) != SHK_OK) return 5;
+  if (free_first) shk_watch_free(w);
+  volatile int *volatile null_ptr = NULL;
+  *null_ptr = 42;
+  return 0;
+}
+
+static void a_handler_installed_before_gets_the_faults_that_are_not_ours(void **state) {
+  (void)state;
+  const char *during[] = {"0"}, *after[] = {"1"};
+  for (int i = 0; i < 2; i++) {
+    shk_test_proc proc;
+    assert_int_equal(shk_test_spawn("chains", 1, i == 0 ? during : after, &proc), 0);
+    shk_test_exit how = shk_test_wait(&proc, CHILD_TIMEOUT_MS);
+    assert_int_equal(how.timed_out, 0);
+    assert_int_equal(how.killed, 0);
+    assert_int_equal(how.code, 42);
+  }
+}
+
 /* ---- the memory-area limit ---------------------------------------------------------------- */
 
 static int child_area_limit(int argc, char **argv) {
@@ -913,6 +970,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(the_callback_may_call_back_in_but_not_flush),
     cmocka_unit_test(protection_events_know_address_instruction_and_thread),
     cmocka_unit_test(only_poll_sees_another_processes_writes),
+    cmocka_unit_test(a_handler_installed_before_gets_the_faults_that_are_not_ours),
     EACH_BACKEND(small_region_gives_inline_old_and_new),
     EACH_BACKEND(large_region_gives_store_keys_and_previews),
     EACH_BACKEND(regions_sharing_a_page_get_their_own_events),
@@ -934,6 +992,7 @@ static const shk_test_child children[] = {
     {"null_write", child_null_write},
     {"area_limit", child_area_limit},
     {"writes_segment", child_writes_segment},
+    {"chains", child_chains},
 };
 
 SHK_TEST_MAIN(tests, children)

@@ -124,9 +124,16 @@ int shk__os_symbolize(uintptr_t ip, char *module, size_t module_size, char *symb
   Dl_info info;
   if (!ip || dladdr((void *)ip, &info) == 0) return SHK_ENOENT;
   if (info.dli_fname && module_size) snprintf(module, module_size, "%s", info.dli_fname);
-  if (info.dli_sname && symbol_size) {
+  if (!symbol_size) return SHK_OK;
+  if (info.dli_sname && info.dli_saddr) {
     snprintf(symbol, symbol_size, "%s+0x%lx", info.dli_sname,
              (unsigned long)(ip - (uintptr_t)info.dli_saddr));
+  } else if (info.dli_fname && info.dli_fbase) {
+    /* Not exported (static functions, executables without -rdynamic): module + offset, which
+     * addr2line -e <module> turns into a line. */
+    const char *base = strrchr(info.dli_fname, '/');
+    snprintf(symbol, symbol_size, "%s+0x%lx", base ? base + 1 : info.dli_fname,
+             (unsigned long)(ip - (uintptr_t)info.dli_fbase));
   }
   return SHK_OK;
 }
