@@ -25,3 +25,8 @@ lens_recorder=$!
 "$bin/lens_demo" lens-demo --frames 120 --wait-reader 30
 wait "$lens_recorder"
 echo "trace file: $lens_trace (open it at https://ui.perfetto.dev or chrome://tracing)"
+
+shk_say "watch_demo: a struct and a 1 MiB pages buffer changed from two threads; change events with old -> new, store keys, previews, stats"
+"$bin/watch_demo"
+shk_say "watch_demo mprotect: the same through page protection, which also names the writing thread and instruction"
+"$bin/watch_demo" mprotect
