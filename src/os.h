@@ -195,12 +195,14 @@ size_t shk__os_map_areas_left(void);
 
 /* Linux userfaultfd write-protect (uffd.c). One tracker per watcher. Elsewhere every call
  * returns SHK_EUNSUPPORTED. In async mode the kernel resolves write faults itself and marks the
- * pages written; shk__os_uffd_scan() reports and re-protects them. */
+ * pages written; shk__os_uffd_scan() reports and re-protects them. In sync mode a writer waits
+ * in the kernel until a reader takes the fault (shk__os_uffd_next) and resolves it
+ * (shk__os_uffd_protect off). */
 typedef struct shk__os_uffd shk__os_uffd;
 /* Whether write-protect works here, and *async whether the async mode and PAGEMAP_SCAN do too.
  * For the capability probe: must not call shk__os_caps_get(). */
 bool shk__os_uffd_probe(bool *async);
-int shk__os_uffd_open(shk__os_uffd **out);
+int shk__os_uffd_open(bool sync, shk__os_uffd **out);
 void shk__os_uffd_close(shk__os_uffd *u);
 /* Registers whole pages for write-protect and protects them. */
 int shk__os_uffd_add(shk__os_uffd *u, void *addr, size_t size);
@@ -210,6 +212,11 @@ void shk__os_uffd_remove(shk__os_uffd *u, void *addr, size_t size);
  * protected inside [addr, addr+size), protecting them again first. */
 typedef void (*shk__os_dirty_fn)(uintptr_t addr, size_t pages, void *ctx);
 int shk__os_uffd_scan(shk__os_uffd *u, void *addr, size_t size, shk__os_dirty_fn fn, void *ctx);
+/* Sync mode: waits up to timeout_ms for a write fault. SHK_OK with its address and the writing
+ * thread (0 when the kernel does not say), SHK_ETIMEDOUT, or an error. */
+int shk__os_uffd_next(shk__os_uffd *u, int timeout_ms, uintptr_t *addr, uint64_t *tid);
+/* Write-protects (on) or opens (off, waking writers waiting there) whole registered pages. */
+int shk__os_uffd_protect(shk__os_uffd *u, void *addr, size_t size, bool on);
 
 /* Windows GetWriteWatch (writewatch.c): whether [addr, addr+size) is write-watch memory, and
  * the pages written there since the last call (reset atomically). Elsewhere: false and
@@ -233,6 +240,7 @@ typedef struct shk__os_worker {
   shk__os_link worker_end; /* given to the worker; the pool closes its copy once a process has it */
   intptr_t proc;           /* pid (POSIX) or process HANDLE (Windows) */
   int pid;
+  intptr_t job;            /* Windows: the worker's kill-on-close job object */
 } shk__os_worker;
 
 /* What a worker serves with, built in the worker (by the backend for a process, by common code

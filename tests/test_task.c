@@ -48,14 +48,14 @@ static void nap_ms(unsigned ms) {
 
 /* ---- chunk functions ------------------------------------------------------------------- */
 
-static const unsigned char PATTERN[4] = {0x55, 0x48, 0x89, 0xE5};
+static const unsigned char PROLOGUE[4] = {0x55, 0x48, 0x89, 0xE5};
 
 /* Reports every match that starts inside its own chunk, reading into the halo to see matches
  * that cross the end: each match is found exactly once. */
 static int scan_fn(const shk_task_chunk *c, shk_task_out *out) {
   const unsigned char *d = c->data;
   for (size_t i = 0; i < c->size; i++) {
-    if (i + sizeof PATTERN <= c->readable && memcmp(d + i, PATTERN, sizeof PATTERN) == 0) {
+    if (i + sizeof PROLOGUE <= c->readable && memcmp(d + i, PROLOGUE, sizeof PROLOGUE) == 0) {
       uint64_t at = (uint64_t)(c->offset + i);
       int rc = shk_task_out_write(out, &at, sizeof at);
       if (rc != SHK_OK) return rc;
@@ -66,8 +66,8 @@ static int scan_fn(const shk_task_chunk *c, shk_task_out *out) {
 
 static size_t serial_scan(const unsigned char *d, size_t size, uint64_t *found, size_t cap) {
   size_t n = 0;
-  for (size_t i = 0; i + sizeof PATTERN <= size; i++)
-    if (memcmp(d + i, PATTERN, sizeof PATTERN) == 0 && n < cap) found[n++] = i;
+  for (size_t i = 0; i + sizeof PROLOGUE <= size; i++)
+    if (memcmp(d + i, PROLOGUE, sizeof PROLOGUE) == 0 && n < cap) found[n++] = i;
   return n;
 }
 
@@ -233,16 +233,16 @@ static int boundaries_in(shk_task_mode mode, bool pooled) {
   for (int delta = -3; delta <= 1; delta++) {
     fill_random(d, size, (uint32_t)(delta + 10));
     for (size_t k = 1; k < chunks; k++)
-      memcpy(d + (size_t)((ptrdiff_t)chunk_start(size, chunks, k) + delta), PATTERN, 4);
-    memcpy(d, PATTERN, 4);
-    memcpy(d + size - 4, PATTERN, 4);
+      memcpy(d + (size_t)((ptrdiff_t)chunk_start(size, chunks, k) + delta), PROLOGUE, 4);
+    memcpy(d, PROLOGUE, 4);
+    memcpy(d + size - 4, PROLOGUE, 4);
     size_t nwant = serial_scan(d, size, want, 4096);
     CHECK(nwant >= chunks + 1);
     shk_task_options o = {0};
     o.chunks = chunks;
     o.workers = 2;
     o.mode = mode;
-    o.halo = sizeof PATTERN - 1;
+    o.halo = sizeof PROLOGUE - 1;
     shk_task_results *r = NULL;
     int rc = pooled ? shk_task_pool_run(pool, d, size, scan_fn, &o, &r)
                     : shk_task_run(d, size, scan_fn, &o, &r);
@@ -289,7 +289,7 @@ CHILD_TEST(input_inside_a_segment_gives_the_same_matches) {
   CHECK(shk_shm_create_anonymous(size + 8192, &shm) == SHK_OK);
   unsigned char *d = (unsigned char *)shk_shm_data(shm) + 4096; /* not at the segment's start */
   fill_random(d, size, 99);
-  for (size_t i = 1000; i + 4 < size; i += 7919) memcpy(d + i, PATTERN, 4);
+  for (size_t i = 1000; i + 4 < size; i += 7919) memcpy(d + i, PROLOGUE, 4);
   uint64_t *want = malloc(1024 * sizeof *want), *got = malloc(1024 * sizeof *got);
   size_t nwant = serial_scan(d, size, want, 1024);
   shk_task_pool *pool;

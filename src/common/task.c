@@ -106,9 +106,9 @@ static bool chunk_bytes(const shk__task_chunk_rec *rec, const shk__os_segment *o
   return true;
 }
 
-int shk__task_collect(shk__task_ctl *ctl, uint32_t seq, uint64_t count,
-                      const shk__os_segment *outs, unsigned nouts, shk_task_results **results) {
-  size_t bytes = 0;
+int shk__task_collect(shk__task_ctl *ctl, uint32_t seq, uint64_t count, shk__os_segment *outs,
+                      unsigned nouts, shk_task_results **results) {
+  size_t bytes = 0, used[SHK_TASK_WORKERS_MAX] = {0};
   for (uint64_t i = 0; i < count; i++) {
     const shk__task_chunk_rec *rec = shk__ctl_chunk(ctl, i);
     const unsigned char *d;
@@ -117,7 +117,13 @@ int shk__task_collect(shk__task_ctl *ctl, uint32_t seq, uint64_t count,
         chunk_bytes(rec, outs, nouts, &d, &len)) {
       if (len > SIZE_MAX - bytes) return SHK_EOVERFLOW;
       bytes += len;
+      used[rec->worker] = SHK__MAX(used[rec->worker], (size_t)(rec->out_off + len));
     }
+  }
+  /* Pages a worker committed in its own mapping are made usable in this one too (Windows). */
+  for (unsigned w = 0; w < nouts && w < SHK_TASK_WORKERS_MAX; w++) {
+    int rc = shk__os_segment_commit(&outs[w], 0, used[w]);
+    if (rc != SHK_OK) return rc;
   }
   size_t head = sizeof(shk_task_results) + (size_t)count * sizeof(shk_task_result);
   if (bytes > SIZE_MAX - head) return SHK_EOVERFLOW;

@@ -35,6 +35,12 @@ enum {
   SHK__INPUT_SEGMENT = 2  /* in the segment given to each worker (slot in_id / in_token) */
 };
 
+/* What a worker does with the input segment its slot names. */
+enum {
+  SHK__IN_BORROWED = 1, /* the caller's segment, not the pool's staging segment */
+  SHK__IN_RELEASE = 2   /* unmap it when the job ends */
+};
+
 typedef struct shk__task_job {
   uint32_t input_kind;
   uint32_t borrowed;     /* the segment is the caller's (not the pool's staging segment) */
@@ -55,7 +61,10 @@ typedef struct shk__task_slot {
   atomic_uint ready;                 /* the worker has started serving */
   atomic_uint armed;                 /* the pool has given it what the current job needs */
   _Atomic uint64_t out_used;         /* bytes of its output segment used in this job */
+  atomic_uint in_version;            /* odd while the pool rewrites in_id / in_token / in_size */
   _Atomic uint64_t in_id;            /* the input segment of the current job, 0 none */
+  atomic_uint in_flags;              /* SHK__IN_* */
+  atomic_uint in_seq;                /* the job it was given for */
   _Atomic uint64_t in_token;
   _Atomic uint64_t in_size;
   _Atomic uint64_t keep_id;          /* the staging segment's id: never drop it unmapped */
@@ -132,8 +141,8 @@ void shk__task_run_chunk(shk__task_ctl *ctl, unsigned worker, uint32_t seq, uint
 
 /* Builds the results object from a finished job's chunk table and the workers' outputs
  * (task.c). outs[w] is worker w's output segment as the pool maps it. */
-int shk__task_collect(shk__task_ctl *ctl, uint32_t seq, uint64_t count,
-                      const shk__os_segment *outs, unsigned nouts, shk_task_results **results);
+int shk__task_collect(shk__task_ctl *ctl, uint32_t seq, uint64_t count, shk__os_segment *outs,
+                      unsigned nouts, shk_task_results **results);
 
 /* The options with defaults applied, shared by the one-call form and the pool. */
 typedef struct shk__task_call {

@@ -53,7 +53,9 @@ static int start_worker(shk_task_pool *pool, unsigned i) {
   atomic_store(&slot->ready, 0);
   atomic_store(&slot->armed, 0);
   atomic_store(&slot->sleeping, 0);
+  atomic_fetch_add(&slot->in_version, 1);
   atomic_store(&slot->in_id, 0);
+  atomic_fetch_add(&slot->in_version, 1);
   atomic_store(&slot->have_borrowed, 0);
   pool->given[i] = 0;
   int rc = shk__os_worker_link_open(w);
@@ -218,9 +220,15 @@ static int give_input(shk_task_pool *pool, unsigned i, const shk__os_segment *se
     pool->given[i] = id;
     pool->given_token[i] = token;
   }
+  /* A sequence lock: a worker that reads while this writes sees an odd or changed version. */
+  atomic_fetch_add(&slot->in_version, 1);
   atomic_store(&slot->in_token, token);
   atomic_store(&slot->in_size, seg->size);
   atomic_store(&slot->in_id, id);
+  atomic_store(&slot->in_seq, pool->seq);
+  atomic_store(&slot->in_flags, staging ? 0u
+                                        : SHK__IN_BORROWED | (pool->ctl->job.release ? SHK__IN_RELEASE : 0u));
+  atomic_fetch_add(&slot->in_version, 1);
   atomic_store(&slot->keep_id, pool->staging_id);
   return SHK_OK;
 }

@@ -10,7 +10,9 @@
 #define WORKER_SPIN_NS 60000u
 
 typedef struct mapped_input {
-  uint64_t id; /* 0: none */
+  uint64_t id;  /* 0: none */
+  bool release; /* unmap when the job ends */
+  uint32_t seq; /* ... that job */
   shk__os_segment seg;
 } mapped_input;
 
@@ -93,13 +95,34 @@ static void drop_input(worker_state *w, mapped_input *m) {
   if (m == &w->borrowed) atomic_store(&w->slot->have_borrowed, 0);
 }
 
+/* Reads the input the slot names, consistently (see the sequence lock in give_input). */
+static void read_input_slot(shk__task_slot *slot, uint64_t *id, uint64_t *token, uint64_t *size,
+                            uint32_t *flags, uint32_t *seq) {
+  for (;;) {
+    uint32_t v = atomic_load(&slot->in_version);
+    if (v & 1) {
+      shk__os_yield();
+      continue;
+    }
+    *id = atomic_load(&slot->in_id);
+    *token = atomic_load(&slot->in_token);
+    *size = atomic_load(&slot->in_size);
+    *flags = atomic_load(&slot->in_flags);
+    *seq = atomic_load(&slot->in_seq);
+    if (atomic_load(&slot->in_version) == v) return;
+  }
+}
+
 /* Maps the segment the slot names, when it is not the one mapped already. */
 static mapped_input *map_input(worker_state *w) {
-  mapped_input *m = w->ctl->job.borrowed ? &w->borrowed : &w->kept;
-  uint64_t id = atomic_load(&w->slot->in_id);
+  uint64_t id, token, size;
+  uint32_t flags, seq;
+  read_input_slot(w->slot, &id, &token, &size, &flags, &seq);
+  mapped_input *m = (flags & SHK__IN_BORROWED) ? &w->borrowed : &w->kept;
   if (id == m->id) return m;
   drop_input(w, m);
-  uint64_t token = atomic_load(&w->slot->in_token), size = atomic_load(&w->slot->in_size);
+  m->release = (flags & SHK__IN_RELEASE) != 0;
+  m->seq = seq;
   if (id == 0 || size == 0 || size > (uint64_t)PTRDIFF_MAX) return m;
   uint64_t keep = atomic_load(&w->slot->keep_id);
   if (shk__os_worker_take_segment(w->link, id, token, (size_t)size, keep, &m->seg) == SHK_OK) {
@@ -156,7 +179,8 @@ static void serve_job(worker_state *w, uint32_t seq) {
     shk__task_run_chunk(ctl, w->index, seq, (uint64_t)i, input, fn, &w->out);
     notify_parent(ctl, w->link);
   }
-  if (ctl->job.release) drop_input(w, &w->borrowed);
+  /* Not a segment given for a later job, which the slot may already name. */
+  if (w->borrowed.release && w->borrowed.seq == seq) drop_input(w, &w->borrowed);
 }
 
 /* Whether there is a job newer than `seen` that this worker has been armed for (a worker started
