@@ -30,3 +30,6 @@ shk_say "watch_demo: a struct and a 1 MiB pages buffer changed from two threads;
 "$bin/watch_demo"
 shk_say "watch_demo mprotect: the same through page protection, which also names the writing thread and instruction"
 "$bin/watch_demo" mprotect
+
+shk_say "find_prologues: shmkit's own library scanned for 55 48 89 E5 in 16 chunks on worker processes, checked against one thread"
+"$bin/find_prologues"
