@@ -263,15 +263,17 @@ int shk__os_worker_link_open(shk__os_worker *w);
 /* Closes whatever of both ends is still open (never the process). */
 void shk__os_worker_link_close(shk__os_worker *w);
 
-/* Starts a worker process for w (whose link is open) serving control segment ctl with output
- * segment out as worker `index`. POSIX: fork; the child dies with the parent (PR_SET_PDEATHSIG
+/* Starts a worker process for w (whose link is open) as worker `index`, serving the pool's
+ * arena: the control part is [0, ctl_size), the worker's output [out_offset, +out_size) (both
+ * offsets multiples of 64 KiB). POSIX: fork; the child dies with the parent (PR_SET_PDEATHSIG
  * on Linux, end of file on the link elsewhere), closes the pool ends of `all` (count workers),
  * and calls shk__task_worker_serve(). Windows: this executable again with a marker argument, in
- * a kill-on-close job object; the child maps the segments in shk_worker_main(). On success the
+ * a kill-on-close job object; the child maps both views in shk_worker_main(). On success the
  * pool's copy of w->worker_end is closed. SHK_ENOHOOK (Windows: the hook was not called in this
- * process, or this process is itself a worker), SHK_ENOMEM, SHK_ELIMIT, SHK_EOS. */
-int shk__os_worker_spawn(shk__os_worker *w, unsigned index, const shk__os_segment *ctl,
-                         const shk__os_segment *out, const shk__os_worker *all, unsigned count);
+ * process), SHK_ENOMEM, SHK_ELIMIT, SHK_EOS. */
+int shk__os_worker_spawn(shk__os_worker *w, unsigned index, const shk__os_segment *arena,
+                         size_t ctl_size, size_t out_offset, size_t out_size,
+                         const shk__os_worker *all, unsigned count);
 
 /* Wakes the other side of `end`. Never blocks; a wake-up already pending is enough. */
 void shk__os_link_notify(const shk__os_link *end);

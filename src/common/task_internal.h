@@ -101,6 +101,8 @@ typedef struct shk__task_ctl {
 #define SHK__CTL_TABLE_OFF (SHK__CTL_SLOTS_OFF + (size_t)SHK_TASK_WORKERS_MAX * sizeof(shk__task_slot))
 #define SHK__CTL_ARG_OFF (SHK__CTL_TABLE_OFF + SHK_TASK_CHUNKS_MAX * sizeof(shk__task_chunk_rec))
 #define SHK__CTL_SIZE (SHK__CTL_ARG_OFF + SHK_TASK_ARG_MAX)
+/* Views into a segment start at multiples of this (Windows maps views at 64 KiB boundaries). */
+#define SHK__TASK_VIEW_ALIGN ((size_t)1 << 16)
 
 _Static_assert(sizeof(shk__task_ctl) <= SHK__CTL_SLOTS_OFF, "control header too large");
 _Static_assert(sizeof(shk__task_chunk_rec) == 64, "chunk record is one cache line");

@@ -88,8 +88,8 @@ void shk__os_worker_link_close(shk__os_worker *w) {
 /* The forked child: die with the parent, take the default action on faults (a test harness or
  * the program may have handlers that would resume the parent's code), and serve. */
 static void posix_worker_child(shk__os_worker *w, pid_t parent, unsigned index,
-                               const shk__os_segment *ctl, const shk__os_segment *out,
-                               const shk__os_worker *all, unsigned count) {
+                               const shk__os_segment *arena, size_t ctl_size, size_t out_offset,
+                               size_t out_size, const shk__os_worker *all, unsigned count) {
 #ifdef __linux__
   prctl(PR_SET_PDEATHSIG, SIGKILL);
 #endif
@@ -103,8 +103,12 @@ static void posix_worker_child(shk__os_worker *w, pid_t parent, unsigned index,
     if (all[i].parent_end.a > 0) close((int)all[i].parent_end.a);
   shk__os_worker_boot boot;
   memset(&boot, 0, sizeof boot);
-  boot.ctl = *ctl;
-  boot.out = *out;
+  /* The arena is mapped at the same address in this fork. */
+  boot.ctl = *arena;
+  boot.ctl.size = ctl_size;
+  boot.out = *arena;
+  boot.out.addr = (unsigned char *)arena->addr + out_offset;
+  boot.out.size = out_size;
   boot.index = index;
   boot.link = w->worker_end;
   boot.same_space = false;
@@ -113,14 +117,16 @@ static void posix_worker_child(shk__os_worker *w, pid_t parent, unsigned index,
   _exit(0);
 }
 
-int shk__os_worker_spawn(shk__os_worker *w, unsigned index, const shk__os_segment *ctl,
-                         const shk__os_segment *out, const shk__os_worker *all, unsigned count) {
+int shk__os_worker_spawn(shk__os_worker *w, unsigned index, const shk__os_segment *arena,
+                         size_t ctl_size, size_t out_offset, size_t out_size,
+                         const shk__os_worker *all, unsigned count) {
   /* Unflushed output would otherwise be written twice, once by each process. */
   fflush(NULL);
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) return posix_error(errno);
-  if (pid == 0) posix_worker_child(w, parent, index, ctl, out, all, count);
+  if (pid == 0)
+    posix_worker_child(w, parent, index, arena, ctl_size, out_offset, out_size, all, count);
   close_end(&w->worker_end);
   w->proc = pid;
   w->pid = (int)pid;

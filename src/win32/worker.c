@@ -69,24 +69,25 @@ static HANDLE kill_on_close_job(void) {
   return job;
 }
 
-/* Starts "<exe> --shk-worker index ctl ctl_size out out_size wake_parent wake_worker parent_pid"
- * suspended, with exactly the four handles inherited, puts it in its job, and lets it run. */
-static int start_process(shk__os_worker *w, unsigned index, const shk__os_segment *ctl,
-                         const shk__os_segment *out, PROCESS_INFORMATION *pi) {
-  HANDLE h[4] = {inheritable(ctl->handle), inheritable(out->handle),
-                 inheritable(w->worker_end.a), inheritable(w->worker_end.b)};
+/* Starts "<exe> --shk-worker index arena ctl_size out_offset out_size wake_parent wake_worker
+ * parent_pid" suspended, with exactly its three handles inherited, and lets it run in its job. */
+static int start_process(shk__os_worker *w, unsigned index, const shk__os_segment *arena,
+                         size_t ctl_size, size_t out_offset, size_t out_size,
+                         PROCESS_INFORMATION *pi) {
+  HANDLE h[3] = {inheritable(arena->handle), inheritable(w->worker_end.a),
+                 inheritable(w->worker_end.b)};
   int rc = SHK_OK;
   LPPROC_THREAD_ATTRIBUTE_LIST attrs = NULL;
   wchar_t path[MAX_PATH * 2], cmd[MAX_PATH * 2 + 256];
-  for (int i = 0; i < 4; i++)
+  for (int i = 0; i < 3; i++)
     if (!h[i]) rc = win32_error(GetLastError());
   DWORD n = GetModuleFileNameW(NULL, path, (DWORD)(sizeof path / sizeof path[0]));
   if (rc == SHK_OK && (n == 0 || n >= sizeof path / sizeof path[0])) rc = SHK_ERANGE;
   if (rc == SHK_OK) {
     swprintf(cmd, sizeof cmd / sizeof cmd[0], L"\"%ls\" " WORKER_MARKER " %u %llx %llx %llx %llx %llx %llx %lu",
-             path, index, (unsigned long long)(uintptr_t)h[0], (unsigned long long)ctl->size,
-             (unsigned long long)(uintptr_t)h[1], (unsigned long long)out->size,
-             (unsigned long long)(uintptr_t)h[2], (unsigned long long)(uintptr_t)h[3],
+             path, index, (unsigned long long)(uintptr_t)h[0], (unsigned long long)ctl_size,
+             (unsigned long long)out_offset, (unsigned long long)out_size,
+             (unsigned long long)(uintptr_t)h[1], (unsigned long long)(uintptr_t)h[2],
              (unsigned long)GetCurrentProcessId());
     /* Only these handles are inherited, even if another thread makes inheritable ones now. */
     SIZE_T size = 0;
@@ -110,18 +111,19 @@ static int start_process(shk__os_worker *w, unsigned index, const shk__os_segmen
     DeleteProcThreadAttributeList(attrs);
     free(attrs);
   }
-  for (int i = 0; i < 4; i++)
+  for (int i = 0; i < 3; i++)
     if (h[i]) CloseHandle(h[i]);
   return rc;
 }
 
-int shk__os_worker_spawn(shk__os_worker *w, unsigned index, const shk__os_segment *ctl,
-                         const shk__os_segment *out, const shk__os_worker *all, unsigned count) {
+int shk__os_worker_spawn(shk__os_worker *w, unsigned index, const shk__os_segment *arena,
+                         size_t ctl_size, size_t out_offset, size_t out_size,
+                         const shk__os_worker *all, unsigned count) {
   (void)all;
   (void)count;
   if (!InterlockedCompareExchange(&hook_called, 0, 0)) return SHK_ENOHOOK;
   PROCESS_INFORMATION pi;
-  int rc = start_process(w, index, ctl, out, &pi);
+  int rc = start_process(w, index, arena, ctl_size, out_offset, out_size, &pi);
   if (rc != SHK_OK) return rc;
   HANDLE job = kill_on_close_job();
   /* Without a job (a parent job that forbids nesting) the worker still leaves when it sees the
@@ -315,17 +317,18 @@ static void serve_from_command_line(int argc, char **argv) {
   shk__os_worker_boot boot;
   memset(&boot, 0, sizeof boot);
   boot.index = (unsigned)index;
-  HANDLE ctl = (HANDLE)(uintptr_t)v[0], out = (HANDLE)(uintptr_t)v[2];
-  void *ctl_addr = MapViewOfFile(ctl, FILE_MAP_ALL_ACCESS, 0, 0, (SIZE_T)v[1]);
-  void *out_addr = MapViewOfFile(out, FILE_MAP_ALL_ACCESS, 0, 0, (SIZE_T)v[3]);
+  HANDLE arena = (HANDLE)(uintptr_t)v[0];
+  void *ctl_addr = MapViewOfFile(arena, FILE_MAP_ALL_ACCESS, 0, 0, (SIZE_T)v[1]);
+  void *out_addr = MapViewOfFile(arena, FILE_MAP_ALL_ACCESS, (DWORD)(v[2] >> 32), (DWORD)v[2],
+                                 (SIZE_T)v[3]);
   if (!ctl_addr || !out_addr) return;
   boot.ctl.addr = ctl_addr;
   boot.ctl.size = (size_t)v[1];
-  boot.ctl.handle = (intptr_t)ctl;
+  boot.ctl.handle = (intptr_t)arena;
   boot.ctl.writable = true;
   boot.out.addr = out_addr;
   boot.out.size = (size_t)v[3];
-  boot.out.handle = (intptr_t)out;
+  boot.out.handle = (intptr_t)arena;
   boot.out.writable = true;
   boot.link.a = (intptr_t)v[4];
   boot.link.b = (intptr_t)v[5];
