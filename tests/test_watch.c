@@ -93,11 +93,22 @@ static const seen *last_for(const collector *c, uint32_t id) {
 
 /* ---- the backend parameter ------------------------------------------------------------- */
 
-static shk_watch_backend backend_of(void **state) { return *(shk_watch_backend *)*state; }
+/* A backend and, for userfaultfd, whether its synchronous mode is forced. */
+typedef struct param {
+  shk_watch_backend backend;
+  bool sync;
+} param;
 
-/* Backends that take a fault per first write on the memory of pages(): write-watch scans
- * GetWriteWatch there instead (and takes faults only on other memory). */
-static bool fault_backend(shk_watch_backend b) { return b == SHK_WATCH_MPROTECT; }
+static shk_watch_backend backend_of(void **state) { return ((const param *)*state)->backend; }
+static bool sync_of(void **state) { return ((const param *)*state)->sync; }
+
+/* Whether the test's backend records a fault per first write on the memory of pages():
+ * write-watch scans GetWriteWatch there instead (and takes faults only on other memory), and
+ * userfaultfd does so only in its sync mode. */
+static bool records_faults(void **state) {
+  return backend_of(state) == SHK_WATCH_MPROTECT ||
+         (backend_of(state) == SHK_WATCH_USERFAULTFD && sync_of(state));
+}
 
 /* A started watcher of the test's backend, or a visible skip. Its worker finds changes on
  * shk_watch_flush() only (a long window and poll interval), which keeps event counts exact
@@ -109,9 +120,11 @@ static shk_watcher *start_with(void **state, uint32_t ring, collector *c, bool b
     if (c) collector_free(c);
     skip();
   }
+  printf("    backend %s%s\n", shk_watch_backend_name(b), sync_of(state) ? " (sync mode)" : "");
   shk_watch_options o;
   shk_watch_options_init(&o);
   o.backend = b;
+  o.userfaultfd_sync = sync_of(state);
   o.coalesce_ms = busy ? 1 : 10000;
   o.poll_interval_ms = busy ? 1 : 10000;
   if (ring) o.ring_capacity = ring;
@@ -280,7 +293,7 @@ static void writing_the_same_value_gives_no_event(void **state) {
   assert_int_equal(c->count, 0);
   shk_watch_stats st;
   assert_int_equal(shk_watch_stats_get(w, &st), SHK_OK);
-  if (fault_backend(backend_of(state))) assert_true(st.faults >= 1);
+  if (records_faults(state)) assert_true(st.faults >= 1);
   shk_watch_free(w);
   shk_watch_pages_free(page, 4096);
   collector_free(c);
@@ -436,7 +449,7 @@ static void several_threads_write_at_once(void **state) {
   for (int i = 0; i < THREADS; i++) assert_int_equal(buf[i * 4096], i + 50);
   shk_watch_stats st;
   assert_int_equal(shk_watch_stats_get(w, &st), SHK_OK);
-  if (fault_backend(backend_of(state))) assert_true(st.faults >= THREADS);
+  if (records_faults(state)) assert_true(st.faults >= THREADS);
   shk_watch_free(w);
   shk_watch_pages_free(buf, THREADS * 4096);
   collector_free(c);
@@ -444,7 +457,7 @@ static void several_threads_write_at_once(void **state) {
 
 static void a_burst_beyond_the_ring_counts_drops_and_loses_no_change(void **state) {
   shk_watch_backend b = backend_of(state);
-  if (!shk_watch_backend_available(b) || (!fault_backend(b) && b != SHK_WATCH_WRITE_WATCH)) {
+  if (!shk_watch_backend_available(b) || (!records_faults(state) && b != SHK_WATCH_WRITE_WATCH)) {
     printf("    backend %s %s: skipped\n", shk_watch_backend_name(b),
            shk_watch_backend_available(b) ? "records no faults in a ring" : "is not available");
     skip();
@@ -453,6 +466,7 @@ static void a_burst_beyond_the_ring_counts_drops_and_loses_no_change(void **stat
   shk_watch_options o;
   shk_watch_options_init(&o);
   o.backend = b;
+  o.userfaultfd_sync = sync_of(state);
   o.ring_capacity = 8;
   o.coalesce_ms = 10000; /* the worker holds still while the burst happens */
   o.poll_interval_ms = 10000;
@@ -591,6 +605,7 @@ static int child_null_write(int argc, char **argv) {
     shk_watch_options o;
     shk_watch_options_init(&o);
     o.backend = (shk_watch_backend)b;
+    o.userfaultfd_sync = strchr(argv[0], 's') != NULL;
     shk_watcher *w = NULL;
     if (shk_watch_create(&o, &w) != SHK_OK) return 2;
     void *p = NULL;
@@ -618,7 +633,7 @@ static void a_null_write_with_an_active_watcher_still_kills_the_process(void **s
     skip();
   }
   char arg[8];
-  snprintf(arg, sizeof arg, "%d", (int)b);
+  snprintf(arg, sizeof arg, "%d%s", (int)b, sync_of(state) ? "s" : "");
   /* The same crash without any watcher is the reference: under a sanitizer that catches
    * SIGSEGV itself the process exits with its report instead of dying of the signal. */
   shk_test_exit plain = run_null_write("-1");
@@ -693,6 +708,7 @@ static int child_area_limit(int argc, char **argv) {
   shk_watch_options o;
   shk_watch_options_init(&o);
   o.backend = (shk_watch_backend)atoi(argv[0]);
+  o.userfaultfd_sync = strchr(argv[0], 's') != NULL;
   o.poll_interval_ms = 50;
   shk_watcher *w = NULL;
   if (shk_watch_create(&o, &w) != SHK_OK) return 2;
@@ -740,7 +756,7 @@ static void the_memory_area_limit_is_refused_not_hit(void **state) {
     skip();
   }
   char arg[8];
-  snprintf(arg, sizeof arg, "%d", (int)b);
+  snprintf(arg, sizeof arg, "%d%s", (int)b, sync_of(state) ? "s" : "");
   const char *args[] = {arg};
   shk_test_run_child_ok("area_limit", 1, args, 240000);
 #endif
@@ -955,13 +971,16 @@ static void only_poll_sees_another_processes_writes(void **state) {
   shk_shm_unlink(name);
 }
 
-static shk_watch_backend b_mprotect = SHK_WATCH_MPROTECT, b_uffd = SHK_WATCH_USERFAULTFD,
-                         b_ww = SHK_WATCH_WRITE_WATCH, b_poll = SHK_WATCH_POLL,
-                         b_auto = SHK_WATCH_AUTO;
+static param b_mprotect = {SHK_WATCH_MPROTECT, false}, b_uffd = {SHK_WATCH_USERFAULTFD, false},
+             b_uffd_sync = {SHK_WATCH_USERFAULTFD, true}, b_ww = {SHK_WATCH_WRITE_WATCH, false},
+             b_poll = {SHK_WATCH_POLL, false}, b_auto = {SHK_WATCH_AUTO, false};
 
-#define EACH_BACKEND(f)                                                  \
-  cmocka_unit_test_prestate(f, &b_mprotect), cmocka_unit_test_prestate(f, &b_uffd), \
-      cmocka_unit_test_prestate(f, &b_ww), cmocka_unit_test_prestate(f, &b_poll)
+/* Each scenario once per backend; the cmocka name is the same, the first output line of a run
+ * says which backend it is. */
+#define EACH_BACKEND(f)                                                                     \
+  cmocka_unit_test_prestate(f, &b_mprotect), cmocka_unit_test_prestate(f, &b_uffd),         \
+      cmocka_unit_test_prestate(f, &b_uffd_sync), cmocka_unit_test_prestate(f, &b_ww),      \
+      cmocka_unit_test_prestate(f, &b_poll)
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(options_have_the_documented_defaults),

@@ -27,14 +27,16 @@ typedef struct shk_watcher shk_watcher;
  *    fail with EFAULT on POSIX.
  *  - SHK_WATCH_USERFAULTFD: Linux userfaultfd write-protect, asynchronous mode with the
  *    PAGEMAP_SCAN ioctl: no signal, about 1 us per first write; knows neither address, nor
- *    instruction, nor thread. Kernel writes succeed and are seen.
+ *    instruction, nor thread. Kernel writes succeed and are seen. Without the async mode (or
+ *    with options.userfaultfd_sync) the synchronous mode: a handler thread resolves each first
+ *    write and records its address and thread.
  *  - SHK_WATCH_WRITE_WATCH: Windows GetWriteWatch on memory allocated with write watching
  *    (shk_watch_pages_alloc); on other memory, the same protection path as SHK_WATCH_MPROTECT.
  *  - SHK_WATCH_POLL: the worker compares the whole region against its copy every poll
  *    interval. Any memory, any OS, and the only backend that sees writes made by other
  *    processes to a shared segment. Knows nothing about the writer.
- *  - SHK_WATCH_AUTO: per region, the best that works: userfaultfd, then write-watch (for write
- *    watch memory), then protection, then poll when a system limit is reached. */
+ *  - SHK_WATCH_AUTO: per region, the best that works: userfaultfd (async mode only), then
+ *    write-watch, then protection, then poll when a system limit is reached. */
 typedef enum shk_watch_backend {
   SHK_WATCH_AUTO = 0,
   SHK_WATCH_MPROTECT = 1,
@@ -67,6 +69,10 @@ typedef struct shk_watch_options {
   size_t store_limit;         /* bytes kept for stored values before the oldest are evicted;
                                  default 256 MiB */
   bool resolve_symbols;       /* fill module/symbol of the writing instruction; default true */
+  bool userfaultfd_sync;      /* userfaultfd in its synchronous mode even where the async mode
+                                 exists: a handler thread takes each first write (slower, about
+                                 10-90 us, but knows the address and the thread). Used anyway
+                                 when the kernel has no async mode. Default false */
 } shk_watch_options;
 
 /* Fills *opts with the defaults above. Accepts NULL (does nothing). */
@@ -136,7 +142,8 @@ SHK_API void shk_watch_free(shk_watcher *w);
  * a region of this watcher, or its pages are watched by protection in another watcher),
  * SHK_ELIMIT (the protection backend would exceed the kernel's memory-area limit; with
  * SHK_WATCH_AUTO the region goes to the poll backend instead and stats say so),
- * SHK_EUNSUPPORTED (the backend cannot watch this memory), SHK_ENOMEM or SHK_EOS. */
+ * SHK_EUNSUPPORTED (the backend cannot watch this memory), SHK_EBUSY (userfaultfd: the pages
+ * are registered by another watcher), SHK_ENOMEM or SHK_EOS. */
 SHK_API int shk_watch_add(shk_watcher *w, void *addr, size_t size, const char *name, uint32_t *id);
 
 /* Stops watching a region; pages no other region of the watcher needs get their protection

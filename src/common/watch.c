@@ -141,7 +141,7 @@ void shk_watch_free(shk_watcher *w) {
   while (w->count > 0) remove_at(w, w->count - 1);
   shk__os_mutex_unlock(&w->lock);
   if (w->hook_held) shk__watch_hook_release();
-  shk__os_uffd_close(w->uffd);
+  shk__watch_uffd_shutdown(w);
   free(w->regions);
   free(w->batch);
   free(w->arena);
@@ -174,8 +174,11 @@ static size_t candidates(shk_watcher *w, const shk__watch_region *r, size_t at,
   size_t n = 0;
   static const shk_watch_backend order[] = {SHK_WATCH_USERFAULTFD, SHK_WATCH_WRITE_WATCH,
                                             SHK_WATCH_MPROTECT, SHK_WATCH_POLL};
-  for (size_t i = 0; i < SHK__ARRAY_LEN(order); i++)
+  for (size_t i = 0; i < SHK__ARRAY_LEN(order); i++) {
+    /* The sync mode of userfaultfd is slower than protection: auto takes only the async one. */
+    if (order[i] == SHK_WATCH_USERFAULTFD && !shk__os_caps_get()->has_uffd_wp_async) continue;
     if (shk__watch_backend_ops_of(order[i])->available()) out[n++] = order[i];
+  }
   return n;
 }
 

@@ -1,13 +1,61 @@
-/* The userfaultfd backend (Linux): pages write-protected in async mode; the kernel resolves
- * write faults itself and marks pages written; each pass the worker collects and re-protects
- * them in one PAGEMAP_SCAN per run of adjacent regions, then compares. */
+/* The userfaultfd backend (Linux). Async mode: pages write-protected, the kernel resolves write
+ * faults itself and marks pages written; each pass the worker collects and re-protects them in
+ * one PAGEMAP_SCAN per run of adjacent regions, then compares. Sync mode (no async mode in the
+ * kernel, or asked for): a reader thread takes each first write, records it in the fault ring
+ * and opens the page; the worker protects it again after the window, like mprotect. */
 #include "watch_internal.h"
 
-static bool available(void) { return shk__os_caps_get()->has_uffd_wp_async; }
+static bool available(void) { return shk__os_caps_get()->has_userfaultfd_wp; }
+
+static void reader_main(void *arg) {
+  shk_watcher *w = arg;
+  shk__watch_sink *sink = w->sink;
+  while (!atomic_load(&w->uffd_stop)) {
+    uintptr_t addr = 0;
+    uint64_t tid = 0;
+    if (shk__os_uffd_next(w->uffd, 50, &addr, &tid) != SHK_OK) continue;
+    shk__watch_record rec = {addr, 0, tid, shk__os_now_ns()};
+    atomic_fetch_add_explicit(&sink->faults, 1, memory_order_relaxed);
+    if (!shk__watch_ring_push(&sink->ring, &rec)) {
+      atomic_fetch_add_explicit(&sink->dropped, 1, memory_order_relaxed);
+      atomic_store(&sink->overflow, 1);
+    }
+    /* Recorded first, then the writer is let go: the worker cannot miss its write. */
+    uintptr_t page = addr & ~(uintptr_t)(w->page_size - 1);
+    shk__os_uffd_protect(w->uffd, (void *)page, w->page_size, false);
+  }
+}
+
+static int open_uffd(shk_watcher *w) {
+  bool sync = w->opts.userfaultfd_sync || !shk__os_caps_get()->has_uffd_wp_async;
+  int rc = shk__os_uffd_open(sync, &w->uffd);
+  if (rc != SHK_OK) return rc;
+  w->uffd_sync = sync;
+  if (sync) {
+    atomic_store(&w->uffd_stop, false);
+    rc = shk__os_thread_start(&w->uffd_reader, reader_main, w);
+    if (rc != SHK_OK) {
+      shk__os_uffd_close(w->uffd);
+      w->uffd = NULL;
+      w->uffd_reader = NULL;
+    }
+  }
+  return rc;
+}
+
+void shk__watch_uffd_shutdown(shk_watcher *w) {
+  if (w->uffd_reader) {
+    atomic_store(&w->uffd_stop, true);
+    shk__os_thread_join(w->uffd_reader);
+    w->uffd_reader = NULL;
+  }
+  shk__os_uffd_close(w->uffd);
+  w->uffd = NULL;
+}
 
 static int attach(shk_watcher *w, shk__watch_region *r) {
   if (!w->uffd) {
-    int rc = shk__os_uffd_open(&w->uffd);
+    int rc = open_uffd(w);
     if (rc != SHK_OK) return rc;
   }
   if (!shk__watch_areas_take()) return SHK_ELIMIT;
@@ -17,11 +65,13 @@ static int attach(shk_watcher *w, shk__watch_region *r) {
     return rc == SHK_ENOMEM ? SHK_ELIMIT : rc;
   }
   r->holds_area = true;
+  if (w->uffd_sync) r->ops = &shk__watch_backend_userfaultfd_sync;
   return SHK_OK;
 }
 
 static void detach(shk_watcher *w, shk__watch_region *r, uintptr_t es, uintptr_t ee) {
   (void)r;
+  /* Unprotecting also wakes a writer the reader thread has not reached yet. */
   if (ee > es) shk__os_uffd_remove(w->uffd, (void *)es, ee - es);
 }
 
@@ -45,5 +95,12 @@ static void collect(shk_watcher *w, uint64_t now, bool force) {
   }
 }
 
+static int rearm(shk_watcher *w, uintptr_t addr, size_t size) {
+  return shk__os_uffd_protect(w->uffd, (void *)addr, size, true);
+}
+
 const shk__watch_backend_ops shk__watch_backend_userfaultfd = {
     SHK_WATCH_USERFAULTFD, available, NULL, attach, detach, collect, NULL};
+
+const shk__watch_backend_ops shk__watch_backend_userfaultfd_sync = {
+    SHK_WATCH_USERFAULTFD, available, NULL, attach, detach, NULL, rearm};

@@ -143,6 +143,9 @@ struct shk_watcher {
   shk__watch_sink *sink;
   bool hook_held;
   shk__os_uffd *uffd;
+  bool uffd_sync;              /* uffd opened in sync mode, with a reader thread */
+  shk__os_thread *uffd_reader;
+  atomic_bool uffd_stop;
   shk__watch_store store;
 
   shk_watch_fn fn;
@@ -181,6 +184,9 @@ typedef struct shk__watch_backend_ops {
 
 extern const shk__watch_backend_ops shk__watch_backend_mprotect;
 extern const shk__watch_backend_ops shk__watch_backend_userfaultfd;
+extern const shk__watch_backend_ops shk__watch_backend_userfaultfd_sync;
+/* Stops the sync-mode reader thread and closes the descriptor (after the regions are gone). */
+void shk__watch_uffd_shutdown(shk_watcher *w);
 extern const shk__watch_backend_ops shk__watch_backend_write_watch;
 extern const shk__watch_backend_ops shk__watch_backend_poll;
 

@@ -10,6 +10,7 @@
 #if defined(__linux__) && __has_include(<linux/userfaultfd.h>)
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <poll.h>
 #include <linux/userfaultfd.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
@@ -27,6 +28,12 @@
 #endif
 #ifndef UFFD_FEATURE_WP_ASYNC
 #define UFFD_FEATURE_WP_ASYNC (1 << 15)
+#endif
+#ifndef UFFD_FEATURE_THREAD_ID
+#define UFFD_FEATURE_THREAD_ID (1 << 8)
+#endif
+#ifndef UFFD_FEATURE_EXACT_ADDRESS
+#define UFFD_FEATURE_EXACT_ADDRESS (1 << 11)
 #endif
 
 #ifndef PAGEMAP_SCAN
@@ -58,7 +65,9 @@ struct pm_scan_arg {
 
 struct shk__os_uffd {
   int fd;
-  int pagemap;
+  int pagemap;     /* async mode only */
+  bool sync;
+  bool thread_id;  /* sync messages carry the writer's thread id */
   bool unpopulated; /* the kernel protects pages never touched; else they are touched first */
   size_t page_size;
 };
@@ -116,35 +125,49 @@ bool shk__os_uffd_probe(bool *async) {
   return ok;
 }
 
-int shk__os_uffd_open(shk__os_uffd **out) {
+/* Opens a descriptor and performs the handshake with `want`, plus WP_UNPOPULATED, and for sync
+ * mode THREAD_ID and EXACT_ADDRESS, when the kernel has them (a refused handshake leaves a descriptor unusable, so each try
+ * starts over). */
+static int open_with(shk__os_uffd *u, __u64 want) {
+  int fd = uffd_fd();
+  if (fd < 0) return posix_error(errno);
+  __u64 have = 0;
+  bool ok = handshake(fd, 0, &have);
+  close(fd);
+  if (!ok || (have & want) != want) return shk__error_record_os(SHK_EUNSUPPORTED, ENOTSUP);
+  __u64 extra = have & (UFFD_FEATURE_WP_UNPOPULATED |
+                        (u->sync ? UFFD_FEATURE_THREAD_ID | UFFD_FEATURE_EXACT_ADDRESS : 0));
+  u->fd = uffd_fd();
+  if (u->fd < 0) return posix_error(errno);
+  if (!handshake(u->fd, want | extra, NULL)) {
+    close(u->fd);
+    u->fd = -1;
+    return shk__error_record_os(SHK_EUNSUPPORTED, ENOTSUP);
+  }
+  u->unpopulated = (extra & UFFD_FEATURE_WP_UNPOPULATED) != 0;
+  u->thread_id = (extra & UFFD_FEATURE_THREAD_ID) != 0;
+  return SHK_OK;
+}
+
+int shk__os_uffd_open(bool sync, shk__os_uffd **out) {
   *out = NULL;
   shk__os_uffd *u = calloc(1, sizeof *u);
   if (!u) return SHK_ENOMEM;
   u->page_size = (size_t)sysconf(_SC_PAGESIZE);
-  u->fd = uffd_fd();
-  if (u->fd < 0) {
-    int err = errno;
-    free(u);
-    return posix_error(err);
-  }
-  __u64 want = UFFD_FEATURE_PAGEFAULT_FLAG_WP | UFFD_FEATURE_WP_ASYNC;
-  u->unpopulated = handshake(u->fd, want | UFFD_FEATURE_WP_UNPOPULATED, NULL);
-  if (!u->unpopulated) {
-    /* A refused handshake leaves the descriptor unusable: start over with fewer features. */
-    close(u->fd);
-    u->fd = uffd_fd();
-    if (u->fd < 0 || !handshake(u->fd, want, NULL)) {
-      if (u->fd >= 0) close(u->fd);
-      free(u);
-      return shk__error_record_os(SHK_EUNSUPPORTED, ENOTSUP);
+  u->sync = sync;
+  u->pagemap = -1;
+  __u64 want = UFFD_FEATURE_PAGEFAULT_FLAG_WP | (sync ? 0 : UFFD_FEATURE_WP_ASYNC);
+  int rc = open_with(u, want);
+  if (rc == SHK_OK && !sync) {
+    u->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
+    if (u->pagemap < 0) {
+      rc = posix_error(errno);
+      close(u->fd);
     }
   }
-  u->pagemap = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC);
-  if (u->pagemap < 0) {
-    int err = errno;
-    close(u->fd);
+  if (rc != SHK_OK) {
     free(u);
-    return posix_error(err);
+    return rc;
   }
   *out = u;
   return SHK_OK;
@@ -152,12 +175,12 @@ int shk__os_uffd_open(shk__os_uffd **out) {
 
 void shk__os_uffd_close(shk__os_uffd *u) {
   if (!u) return;
-  close(u->pagemap);
+  if (u->pagemap >= 0) close(u->pagemap);
   close(u->fd);
   free(u);
 }
 
-static int write_protect(shk__os_uffd *u, void *addr, size_t size, bool on) {
+int shk__os_uffd_protect(shk__os_uffd *u, void *addr, size_t size, bool on) {
   struct uffdio_writeprotect wp;
   memset(&wp, 0, sizeof wp);
   wp.range.start = (uintptr_t)addr;
@@ -177,7 +200,7 @@ int shk__os_uffd_add(shk__os_uffd *u, void *addr, size_t size) {
     /* Without WP_UNPOPULATED a page with no entry yet cannot be protected: read it in. */
     for (size_t off = 0; off < size; off += u->page_size) (void)((volatile char *)addr)[off];
   }
-  int rc = write_protect(u, addr, size, true);
+  int rc = shk__os_uffd_protect(u, addr, size, true);
   if (rc != SHK_OK) {
     struct uffdio_range range = {(uintptr_t)addr, size};
     ioctl(u->fd, UFFDIO_UNREGISTER, &range);
@@ -186,7 +209,7 @@ int shk__os_uffd_add(shk__os_uffd *u, void *addr, size_t size) {
 }
 
 void shk__os_uffd_remove(shk__os_uffd *u, void *addr, size_t size) {
-  write_protect(u, addr, size, false);
+  shk__os_uffd_protect(u, addr, size, false);
   struct uffdio_range range = {(uintptr_t)addr, size};
   ioctl(u->fd, UFFDIO_UNREGISTER, &range);
 }
@@ -214,13 +237,37 @@ int shk__os_uffd_scan(shk__os_uffd *u, void *addr, size_t size, shk__os_dirty_fn
   return SHK_OK;
 }
 
+int shk__os_uffd_next(shk__os_uffd *u, int timeout_ms, uintptr_t *addr, uint64_t *tid) {
+  struct pollfd pfd = {u->fd, POLLIN, 0};
+  int n = poll(&pfd, 1, timeout_ms);
+  if (n < 0) return errno == EINTR ? SHK_ETIMEDOUT : posix_error(errno);
+  if (n == 0) return SHK_ETIMEDOUT;
+  struct uffd_msg msg;
+  ssize_t got = read(u->fd, &msg, sizeof msg);
+  if (got < 0) return errno == EAGAIN || errno == EINTR ? SHK_ETIMEDOUT : posix_error(errno);
+  if (got != (ssize_t)sizeof msg || msg.event != UFFD_EVENT_PAGEFAULT) return SHK_ETIMEDOUT;
+  *addr = (uintptr_t)msg.arg.pagefault.address;
+  *tid = u->thread_id ? (uint64_t)msg.arg.pagefault.feat.ptid : 0;
+  return SHK_OK;
+}
+
 #else
+
+int shk__os_uffd_next(shk__os_uffd *u, int timeout_ms, uintptr_t *addr, uint64_t *tid) {
+  (void)u, (void)timeout_ms, (void)addr, (void)tid;
+  return SHK_EUNSUPPORTED;
+}
+int shk__os_uffd_protect(shk__os_uffd *u, void *addr, size_t size, bool on) {
+  (void)u, (void)addr, (void)size, (void)on;
+  return SHK_EUNSUPPORTED;
+}
 
 bool shk__os_uffd_probe(bool *async) {
   *async = false;
   return false;
 }
-int shk__os_uffd_open(shk__os_uffd **out) {
+int shk__os_uffd_open(bool sync, shk__os_uffd **out) {
+  (void)sync;
   *out = NULL;
   return SHK_EUNSUPPORTED;
 }
