@@ -162,14 +162,17 @@ static size_t candidates(shk_watcher *w, const shk__watch_region *r, size_t at,
     out[0] = w->opts.backend;
     return 1;
   }
-  /* A page shared with a neighbour is watched one way only. */
+  /* A page shared with a neighbour is protected one way only; polling, which touches no
+   * protection, can still join it when a limit is reached. */
   if (at > 0 && w->regions[at - 1]->page_end > r->page_start) {
     out[0] = w->regions[at - 1]->backend;
-    return 1;
+    out[1] = SHK_WATCH_POLL;
+    return out[0] == SHK_WATCH_POLL ? 1 : 2;
   }
   if (at < w->count && w->regions[at]->page_start < r->page_end) {
     out[0] = w->regions[at]->backend;
-    return 1;
+    out[1] = SHK_WATCH_POLL;
+    return out[0] == SHK_WATCH_POLL ? 1 : 2;
   }
   size_t n = 0;
   static const shk_watch_backend order[] = {SHK_WATCH_USERFAULTFD, SHK_WATCH_WRITE_WATCH,
