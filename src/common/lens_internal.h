@@ -29,6 +29,20 @@ static inline void shk__lens_add64(uint64_t *p, uint64_t v) {
   atomic_fetch_add_explicit(SHK__A64(p), v, memory_order_relaxed);
 }
 
+/* A pause inside a spin loop: lets the sibling hyperthread run and saves power. */
+#if defined(_MSC_VER) && (defined(_M_X64) || defined(_M_IX86))
+#include <intrin.h>
+static inline void shk__lens_cpu_relax(void) { _mm_pause(); }
+#elif (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+static inline void shk__lens_cpu_relax(void) { __builtin_ia32_pause(); }
+#else
+static inline void shk__lens_cpu_relax(void) {}
+#endif
+
+/* How long a waiter spins on shared memory before it yields the CPU: the other side, when it runs
+ * on another CPU, answers within a few microseconds, while a yield can cost a whole time slice. */
+#define SHK__LENS_SPIN_NS 20000u
+
 /* ---- the owner lock (lens_lock.c) ---- */
 
 /* Result of a lock attempt. */
@@ -45,6 +59,13 @@ typedef enum shk__lens_lock_result {
 shk__lens_lock_result shk__lens_lock(shk_lens_lock *lock, uint32_t me, uint64_t timeout_ns);
 /* Releases a lock taken by this process. */
 void shk__lens_unlock(shk_lens_lock *lock);
+
+/* ---- the producer's clock (lens_clock.c) ---- */
+
+/* Calibrates once per process (about 10 ms, the first time); later calls return at once. */
+void shk__lens_clock_init(void);
+/* Nanoseconds on the OS monotonic clock's scale (shk__os_now_ns), read cheaply. */
+uint64_t shk__lens_now_ns(void);
 
 /* ---- header (lens_layout.c) ---- */
 

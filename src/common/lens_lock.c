@@ -2,15 +2,6 @@
  * and take the lock over within a second instead of freezing (the flaw of the 0.1.5 flag). */
 #include "lens_internal.h"
 
-#if defined(_MSC_VER)
-#include <intrin.h>
-#define LENS_CPU_RELAX() _mm_pause()
-#elif (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-#define LENS_CPU_RELAX() __builtin_ia32_pause()
-#else
-#define LENS_CPU_RELAX() ((void)0)
-#endif
-
 /* Spinning pays while the holder is on another CPU and holds the lock for tens of nanoseconds;
  * after that, yielding lets a holder that shares our CPU finish. */
 enum { LENS_SPINS = 128 };
@@ -26,7 +17,7 @@ shk__lens_lock_result shk__lens_lock(shk_lens_lock *lock, uint32_t me, uint64_t 
   _Atomic uint32_t *owner = SHK__A32(&lock->owner);
   if (try_take(owner, 0, me)) return SHK__LENS_LOCKED;
   for (int i = 0; i < LENS_SPINS; i++) {
-    LENS_CPU_RELAX();
+    shk__lens_cpu_relax();
     if (atomic_load_explicit(owner, memory_order_relaxed) == 0 && try_take(owner, 0, me))
       return SHK__LENS_LOCKED;
   }

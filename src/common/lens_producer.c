@@ -42,7 +42,12 @@ typedef struct lens_thread {
   char name[SHK_LENS_SHARED_STRING_MAX_SIZE];
 } lens_thread;
 
+/* Initial-exec TLS where the format has it: no __tls_get_addr call on every zone. */
+#if defined(__ELF__) && (defined(__GNUC__) || defined(__clang__))
+static _Thread_local lens_thread this_thread __attribute__((tls_model("initial-exec")));
+#else
 static _Thread_local lens_thread this_thread;
+#endif
 static _Atomic uint64_t next_generated_key;
 static _Atomic uint32_t next_thread_serial;
 
@@ -130,7 +135,8 @@ int shk_lens_open(const char *name, const shk_lens_options *options, shk_lens **
   lens->seg = shk_shm_data(lens->shm);
   lens->pid = (uint32_t)shk__os_pid();
   lens->origin_ns = shk__lens_load64(&lens->seg->ext.origin_ns);
-  atomic_store(&lens->last_frame_ns, shk__os_now_ns());
+  shk__lens_clock_init();
+  atomic_store(&lens->last_frame_ns, shk__lens_now_ns());
   atomic_fetch_add(SHK__A32(&lens->seg->ext.producers), 1);
   shk__lens_store32(&lens->seg->ext.producer_pid, lens->pid);
   *out = lens;
@@ -199,11 +205,15 @@ static int drop(shk_lens *lens, int kind) {
 
 /* Waits, without the lock, until the reader has made room or the deadline passes. */
 static bool wait_for_room(const payload_ref *p, uint32_t needed, uint64_t deadline) {
-  for (unsigned i = 0;; i++) {
+  uint64_t spin_until = shk__os_now_ns() + SHK__LENS_SPIN_NS;
+  for (unsigned i = 1;; i++) {
     uint32_t fill = shk__lens_load32(p->fill);
     if (fill <= p->capacity && needed <= p->capacity - fill) return true;
-    if (shk__os_now_ns() >= deadline) return false;
-    if (i >= 64) shk__os_yield();
+    shk__lens_cpu_relax();
+    if (i % 64 != 0) continue; /* the clock costs more than a look at the fill */
+    uint64_t now = shk__os_now_ns();
+    if (now >= deadline) return false;
+    if (now >= spin_until) shk__os_yield();
   }
 }
 
@@ -290,7 +300,7 @@ static uint32_t color_of(uint32_t color) { return color & 0xFFFFFFu; }
 
 int shk_lens_frame(shk_lens *lens) {
   if (!lens) return SHK_EINVAL;
-  uint64_t now = shk__os_now_ns();
+  uint64_t now = shk__lens_now_ns();
   uint64_t previous = atomic_exchange(&lens->last_frame_ns, now);
   uint64_t number = atomic_fetch_add(&lens->frame_number, 1) + 1;
   payload_ref p = payload_of(lens, SHK_LENS_FRAME);
@@ -318,7 +328,7 @@ int shk_lens_zone_begin(shk_lens *lens, shk_lens_zone *zone, const char *name, u
   zone->name = name;
   zone->color = color;
   zone->depth = t->depth++;
-  zone->start_ns = shk__os_now_ns();
+  zone->start_ns = shk__lens_now_ns();
   zone->lens = lens;
   return SHK_OK;
 }
@@ -327,7 +337,7 @@ int shk_lens_zone_end(shk_lens_zone *zone) {
   if (!zone) return SHK_EINVAL;
   shk_lens *lens = zone->lens;
   if (!lens) return SHK_OK;
-  uint64_t now = shk__os_now_ns();
+  uint64_t now = shk__lens_now_ns();
   zone->lens = NULL;
   lens_thread *t = current_thread();
   if (t->depth > 0) t->depth--;
@@ -351,7 +361,7 @@ void shk_lens_zone_cleanup(shk_lens_zone *zone) { (void)shk_lens_zone_end(zone);
 
 int shk_lens_plot(shk_lens *lens, const char *name, double value, uint32_t color) {
   if (!lens || !name || !isfinite(value)) return SHK_EINVAL;
-  uint64_t now = shk__os_now_ns();
+  uint64_t now = shk__lens_now_ns();
   payload_ref p = payload_of(lens, SHK_LENS_PLOT);
   uint32_t at;
   int rc = reserve(lens, &p, 1, &at);
@@ -367,7 +377,7 @@ int shk_lens_plot(shk_lens *lens, const char *name, double value, uint32_t color
 
 int shk_lens_heap(shk_lens *lens, uint64_t addr, uint64_t size, bool is_free) {
   if (!lens) return SHK_EINVAL;
-  uint64_t now = shk__os_now_ns();
+  uint64_t now = shk__lens_now_ns();
   payload_ref p = payload_of(lens, SHK_LENS_HEAP);
   uint32_t at;
   int rc = reserve(lens, &p, 1, &at);
@@ -382,7 +392,7 @@ int shk_lens_heap(shk_lens *lens, uint64_t addr, uint64_t size, bool is_free) {
 
 int shk_lens_log(shk_lens *lens, uint32_t color, const char *format, ...) {
   if (!lens || !format) return SHK_EINVAL;
-  uint64_t now = shk__os_now_ns();
+  uint64_t now = shk__lens_now_ns();
   char message[LOG_MESSAGE_MAX + 1];
   va_list ap;
   va_start(ap, format);

@@ -22,6 +22,8 @@ struct shk_lens_reader {
   uint64_t received[SHK_LENS_KIND_COUNT];
   uint64_t malformed[SHK_LENS_KIND_COUNT];
   uint64_t last_event_ns;
+  bool batching;                              /* inside poll: apply batch_ns */
+  uint64_t pending_since[SHK_LENS_KIND_COUNT]; /* when a partly filled payload was first seen */
   /* Events of the last drain not yet handed out (iterator form). */
   shk_lens_event events[MAX_EVENTS];
   size_t event_count, event_next;
@@ -42,6 +44,7 @@ void shk_lens_reader_options_init(shk_lens_reader_options *options) {
   options->lock_timeout_ns = 100000000u;
   options->idle_spin_ns = 10000000u;
   options->idle_sleep_ns = 1000000u;
+  options->batch_ns = 1000000u;
 }
 
 static int make_reader(const shk_lens_reader_options *options, shk_lens_reader **out) {
@@ -126,11 +129,27 @@ void shk_lens_reader_close(shk_lens_reader *r) {
 
 /* ---- taking payloads out ---- */
 
+/* Whether to take a payload now: always for an explicit drain; inside poll, once it is half full
+ * or has waited batch_ns. Taking every entry as it comes would hand the lock's cache line back
+ * and forth with the producer for each entry. */
+static bool worth_taking(shk_lens_reader *r, int kind, uint32_t fill, uint32_t capacity) {
+  if (fill == 0) {
+    r->pending_since[kind] = 0;
+    return false;
+  }
+  if (!r->batching || r->options.batch_ns == 0 || fill >= capacity / 2) return true;
+  uint64_t now = shk__os_now_ns();
+  if (r->pending_since[kind] == 0) r->pending_since[kind] = now;
+  return now - r->pending_since[kind] >= r->options.batch_ns;
+}
+
 /* Copies the first `fill` entries of a fixed payload out under its lock and empties it. Returns
  * the entries copied; a fill above 32 is counted as one malformed payload and thrown away. */
 static uint32_t take_entries(shk_lens_reader *r, int kind, shk_lens_lock *lock, uint32_t *fill,
                              const void *data, size_t entry_size, void *copy) {
-  if (shk__lens_load32(fill) == 0) return 0; /* a look without the lock keeps the line shared */
+  /* A look without the lock keeps the line shared. */
+  if (!worth_taking(r, kind, shk__lens_load32(fill), SHK_LENS_NUM_ENTRIES)) return 0;
+  r->pending_since[kind] = 0;
   if (shk__lens_lock(lock, r->pid, r->options.lock_timeout_ns) == SHK__LENS_TIMEOUT) return 0;
   uint32_t n = shk__lens_load32(fill);
   if (n > SHK_LENS_NUM_ENTRIES) {
@@ -147,7 +166,9 @@ static uint32_t take_entries(shk_lens_reader *r, int kind, shk_lens_lock *lock, 
 
 static uint32_t take_log(shk_lens_reader *r) {
   shk_lens_segment *s = r->seg;
-  if (shk__lens_load32(&s->log_data_count) == 0) return 0;
+  if (!worth_taking(r, SHK_LENS_LOG, shk__lens_load32(&s->log_data_count), SHK_LENS_LOG_DATA_SIZE))
+    return 0;
+  r->pending_since[SHK_LENS_LOG] = 0;
   if (shk__lens_lock(&s->log_data_lock, r->pid, r->options.lock_timeout_ns) == SHK__LENS_TIMEOUT)
     return 0;
   uint32_t n = shk__lens_load32(&s->log_data_count);
@@ -331,6 +352,21 @@ int shk_lens_reader_drain(shk_lens_reader *r, shk_lens_event_fn fn, void *user, 
   return SHK_OK;
 }
 
+/* Spins on the fill counts (plain loads: the lines stay shared with the producer) until one is
+ * non-zero or `until` passes, then yields once. */
+static void spin_for_data(shk_lens_reader *r, uint64_t until) {
+  const shk_lens_segment *s = r->seg;
+  for (unsigned i = 1;; i++) {
+    if (shk__lens_load32(&s->frame.size) | shk__lens_load32(&s->zone.size) |
+        shk__lens_load32(&s->heap.size) | shk__lens_load32(&s->plot.size) |
+        shk__lens_load32(&s->log_data_count))
+      return;
+    shk__lens_cpu_relax();
+    if (i % 64 == 0 && shk__os_now_ns() >= until) break;
+  }
+  shk__os_yield();
+}
+
 int shk_lens_reader_poll(shk_lens_reader *r, uint64_t timeout_ns, shk_lens_event_fn fn,
                          void *user, size_t *count) {
   if (count) *count = 0;
@@ -338,7 +374,9 @@ int shk_lens_reader_poll(shk_lens_reader *r, uint64_t timeout_ns, shk_lens_event
   uint64_t start = shk__os_now_ns();
   for (;;) {
     size_t n = 0;
+    r->batching = true;
     shk_lens_reader_drain(r, fn, user, &n);
+    r->batching = false;
     if (n > 0) {
       if (count) *count = n;
       return SHK_OK;
@@ -348,7 +386,7 @@ int shk_lens_reader_poll(shk_lens_reader *r, uint64_t timeout_ns, shk_lens_event
     /* Right after events, look again at once: a producer that fills a payload waits for us.
      * After a quiet spell, sleep so that an idle recorder costs nothing. */
     if (now - r->last_event_ns < r->options.idle_spin_ns) {
-      shk__os_yield();
+      spin_for_data(r, now + SHK__LENS_SPIN_NS);
     } else {
       uint64_t left = timeout_ns - (now - start);
       shk__os_sleep_ns(SHK__MIN(r->options.idle_sleep_ns, left));
