@@ -89,6 +89,8 @@ typedef struct shk__task_ctl {
   atomic_uint job_seq;         /* bumped by the pool to publish a job */
   atomic_uint quit;
   atomic_uint quit_after_job;  /* workers leave once the current job has nothing left for them */
+  atomic_uint handshake;       /* the pool waits for new workers to report ready */
+  atomic_uint job_quiet;       /* ... and need not wake the pool after each chunk (no progress) */
   atomic_uint stop;            /* workers claim no more chunks of the current job */
   atomic_uint parent_sleeping; /* the pool is (about to be) blocked: wake it after a chunk */
   _Atomic uint64_t finished;   /* chunks of the current job in a final state */

@@ -18,6 +18,8 @@ struct shk_task_pool {
   shk_task_mode mode;
   unsigned workers; /* slots; 1 in inline mode */
   bool inherit_input;
+  bool one_shot;
+  bool started;    /* a one-shot pool's workers, started by its only call */
   atomic_flag busy;
   uint32_t seq;
   shk__os_segment arena;   /* one reserved segment: the control part, then one output per worker
@@ -168,6 +170,7 @@ int shk__task_pool_create(unsigned workers, shk_task_mode mode, bool one_shot,
   if (!pool) return SHK_ENOMEM;
   pool->mode = mode;
   pool->workers = workers;
+  pool->one_shot = one_shot;
   pool->inherit_input = one_shot && mode == SHK_TASK_PROCESSES && shk__os_caps_get()->has_fork;
   atomic_flag_clear(&pool->busy);
   size_t ctl_size = shk__round_up(SHK__CTL_SIZE, SHK__TASK_VIEW_ALIGN);
@@ -195,7 +198,8 @@ int shk__task_pool_create(unsigned workers, shk_task_mode mode, bool one_shot,
   /* Workers of a one-call run leave as soon as the job has no more chunks for them, so their
    * exits overlap with the collection of the results. */
   pool->ctl->quit_after_job = one_shot;
-  if (mode != SHK_TASK_INLINE) {
+  pool->ctl->handshake = needs_handshake(pool);
+  if (mode != SHK_TASK_INLINE && !one_shot) {
     for (unsigned i = 0; i < workers && rc == SHK_OK; i++) rc = start_worker(pool, i);
     if (rc == SHK_OK && needs_handshake(pool)) rc = await_ready(pool);
   }
@@ -362,6 +366,7 @@ static int write_job(shk_task_pool *pool, const shk__task_call *call, uint32_t s
   atomic_store(&ctl->finished, 0);
   atomic_store(&ctl->hint, 0);
   atomic_store(&ctl->stop, 0);
+  atomic_store(&ctl->job_quiet, pool->one_shot && pool->mode == SHK_TASK_PROCESSES && !call->progress);
   return SHK_OK;
 }
 
@@ -414,6 +419,30 @@ static void expire(shk_task_pool *pool, uint32_t seq, uint64_t count) {
   }
 }
 
+/* Starts worker k for the job already published: gives it the job's input, then arms it. */
+static int join_worker(shk_task_pool *pool, unsigned k, const shk__task_call *call) {
+  int rc = start_worker(pool, k);
+  if (rc != SHK_OK) return rc;
+  shk__task_job *job = &pool->ctl->job;
+  if (job->input_kind == SHK__INPUT_SEGMENT) {
+    shk_shm *shm;
+    size_t offset;
+    if (job->borrowed && shk_shm_find(call->data, call->size, &shm, &offset) == SHK_OK)
+      rc = give_input(pool, k, shk__shm_os_segment(shm), pool->job_in_id, false);
+    else
+      rc = give_input(pool, k, &pool->staging, pool->staging_id, true);
+    if (rc != SHK_OK) {
+      shk__os_exit ignored;
+      stop_worker(pool, k, true, &ignored);
+      return rc;
+    }
+  }
+  shk__task_slot *slot = shk__ctl_slot(pool->ctl, k);
+  atomic_store(&slot->armed, 1);
+  if (atomic_load(&slot->sleeping)) shk__os_link_notify(&pool->ws[k].parent_end);
+  return SHK_OK;
+}
+
 static bool any_pending(shk__task_ctl *ctl, uint32_t seq, uint64_t count) {
   for (uint64_t i = atomic_load(&ctl->hint); i < count; i++)
     if (atomic_load(&shk__ctl_chunk(ctl, i)->state) == SHK__STATE(seq, SHK__CHUNK_PENDING))
@@ -433,25 +462,7 @@ static void worker_ended(shk_task_pool *pool, unsigned k, uint32_t seq, uint64_t
       finish_chunk(pool->ctl, seq, i, SHK__CHUNK_CRASHED, true, how.code);
   }
   if (atomic_load(&pool->ctl->stop) || !any_pending(pool->ctl, seq, count)) return;
-  if (start_worker(pool, k) != SHK_OK) return;
-  shk__task_job *job = &pool->ctl->job;
-  if (job->input_kind == SHK__INPUT_SEGMENT) {
-    shk_shm *shm;
-    size_t offset;
-    int rc;
-    if (job->borrowed && shk_shm_find(call->data, call->size, &shm, &offset) == SHK_OK)
-      rc = give_input(pool, k, shk__shm_os_segment(shm), pool->job_in_id, false);
-    else
-      rc = give_input(pool, k, &pool->staging, pool->staging_id, true);
-    if (rc != SHK_OK) {
-      shk__os_exit ignored;
-      stop_worker(pool, k, true, &ignored);
-      return;
-    }
-  }
-  shk__task_slot *slot = shk__ctl_slot(pool->ctl, k);
-  atomic_store(&slot->armed, 1);
-  if (atomic_load(&slot->sleeping)) shk__os_link_notify(&pool->ws[k].parent_end);
+  join_worker(pool, k, call);
 }
 
 /* Spins until *word changes from seen, at most ns. */
@@ -494,7 +505,8 @@ static void await_job(shk_task_pool *pool, const shk__task_call *call, uint32_t 
       stop_pending(pool, seq, count, SHK__CHUNK_CRASHED);
       continue;
     }
-    if (spin_changed(&ctl->finished, fin, POOL_SPIN_NS)) continue;
+    /* Freshly started workers need the CPU more than a polling pool does. */
+    if (!pool->one_shot && spin_changed(&ctl->finished, fin, POOL_SPIN_NS)) continue;
     bool ended[SHK_TASK_WORKERS_MAX] = {false};
     atomic_store(&ctl->parent_sleeping, 1);
     if (atomic_load(&ctl->finished) == fin) {
@@ -548,25 +560,45 @@ static int replace_dead_workers(shk_task_pool *pool) {
   return any_alive(pool) ? SHK_OK : rc;
 }
 
+/* The one-call form's workers start after the job is published, so that the first one works
+ * while the next one is being started. */
+static int start_for_job(shk_task_pool *pool, const shk__task_call *call, uint32_t seq) {
+  int rc = SHK_OK;
+  for (unsigned i = 0; i < pool->workers && rc == SHK_OK; i++) rc = join_worker(pool, i, call);
+  if (rc == SHK_OK && needs_handshake(pool)) rc = await_ready(pool);
+  if (rc != SHK_OK) {
+    stop_pending(pool, seq, call->chunks, SHK__CHUNK_CANCELLED);
+    for (unsigned i = 0; i < pool->workers; i++) {
+      shk__os_exit how;
+      stop_worker(pool, i, true, &how);
+    }
+  }
+  return rc;
+}
+
 int shk__task_pool_run(shk_task_pool *pool, const shk__task_call *call, shk_task_results **results) {
   if (atomic_flag_test_and_set(&pool->busy)) return SHK_EBUSY;
-  int rc = replace_dead_workers(pool);
+  bool deferred = pool->one_shot && pool->mode != SHK_TASK_INLINE && !pool->started;
+  int rc = deferred ? SHK_OK : replace_dead_workers(pool);
   uint32_t seq = 0;
   if (rc == SHK_OK) {
     seq = ++pool->seq;
     if (seq == 0) seq = ++pool->seq; /* 0 means "no job yet" to a new worker */
     rc = write_job(pool, call, seq);
   }
-  if (rc == SHK_OK) {
-    if (pool->mode == SHK_TASK_INLINE) {
-      atomic_store(&pool->ctl->job_seq, seq);
-      run_inline(pool, call, seq);
-    } else {
-      publish(pool, seq);
-      await_job(pool, call, seq);
+  if (rc == SHK_OK && pool->mode == SHK_TASK_INLINE) {
+    atomic_store(&pool->ctl->job_seq, seq);
+    run_inline(pool, call, seq);
+  } else if (rc == SHK_OK) {
+    publish(pool, seq);
+    if (deferred) {
+      pool->started = true;
+      rc = start_for_job(pool, call, seq);
     }
-    rc = shk__task_collect(pool->ctl, seq, call->chunks, pool->outs, pool->workers, results);
+    if (rc == SHK_OK) await_job(pool, call, seq);
   }
+  if (rc == SHK_OK)
+    rc = shk__task_collect(pool->ctl, seq, call->chunks, pool->outs, pool->workers, results);
   atomic_flag_clear(&pool->busy);
   return rc;
 }

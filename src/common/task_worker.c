@@ -177,7 +177,8 @@ static void serve_job(worker_state *w, uint32_t seq) {
     if (!fn) fn = missing_fn;
     if (!input && ctl->job.input_size > 0) fn = missing_fn;
     shk__task_run_chunk(ctl, w->index, seq, (uint64_t)i, input, fn, &w->out);
-    notify_parent(ctl, w->link);
+    /* A quiet job's workers leave when it ends: their exits wake the pool, once. */
+    if (!atomic_load(&ctl->job_quiet)) notify_parent(ctl, w->link);
   }
   /* Not a segment given for a later job, which the slot may already name. */
   if (w->borrowed.release && w->borrowed.seq == seq) drop_input(w, &w->borrowed);
@@ -233,7 +234,7 @@ void shk__task_worker_serve(const shk__os_worker_boot *boot) {
   w.out_seg = boot->out;
   w.out.seg = &w.out_seg;
   atomic_store(&w.slot->ready, 1);
-  notify_parent(ctl, w.link);
+  if (atomic_load(&ctl->handshake)) notify_parent(ctl, w.link);
   uint32_t seen = 0, seq;
   while (wait_for_job(&w, seen, &seq)) {
     seen = seq;

@@ -1,6 +1,7 @@
 /* POSIX workers of chunk tasks: processes forked once per pool, a unix socket per worker for
  * wake-ups and for passing segment descriptors (SCM_RIGHTS), and function identity by module. */
 #include <dlfcn.h>
+#include <link.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -357,27 +358,64 @@ int shk__os_segment_commit(shk__os_segment *seg, size_t offset, size_t size) {
   return SHK_OK;
 }
 
+/* The loaded module whose segments hold an address: its load address (the lowest segment) and
+ * name. dl_iterate_phdr reads only the loader's list, unlike dladdr, which also searches symbol
+ * tables: in a freshly forked worker every page it reads is a page fault. */
+typedef struct posix_module_query {
+  uintptr_t addr;
+  uintptr_t base;
+  const char *name;
+  bool found;
+} posix_module_query;
+
+static int posix_module_of(struct dl_phdr_info *info, size_t size, void *p) {
+  (void)size;
+  posix_module_query *q = p;
+  uintptr_t lowest = UINTPTR_MAX;
+  bool inside = false;
+  for (size_t i = 0; i < info->dlpi_phnum; i++) {
+    const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+    if (ph->p_type != PT_LOAD) continue;
+    uintptr_t start = (uintptr_t)info->dlpi_addr + (uintptr_t)ph->p_vaddr;
+    if (start < lowest) lowest = start;
+    if (q->addr >= start && q->addr - start < (uintptr_t)ph->p_memsz) inside = true;
+  }
+  if (!inside) return 0;
+  q->base = lowest;
+  q->name = info->dlpi_name;
+  q->found = true;
+  return 1;
+}
+
+static bool posix_find_module(uintptr_t addr, posix_module_query *q) {
+  memset(q, 0, sizeof *q);
+  q->addr = addr;
+  dl_iterate_phdr(posix_module_of, q);
+  return q->found;
+}
+
 int shk__os_fn_locate(shk__os_any_fn fn, shk__os_fn_id *id) {
   memset(id, 0, sizeof *id);
   void *addr;
   _Static_assert(sizeof addr == sizeof fn, "function and data pointers differ in size");
   memcpy(&addr, &fn, sizeof addr);
-  Dl_info info;
-  if (!fn || dladdr(addr, &info) == 0 || !info.dli_fbase) return SHK_ENOENT;
-  id->base = (uint64_t)(uintptr_t)info.dli_fbase;
-  id->offset = (uint64_t)((uintptr_t)addr - (uintptr_t)info.dli_fbase);
-  if (info.dli_fname) snprintf(id->module, sizeof id->module, "%s", info.dli_fname);
+  posix_module_query q;
+  if (!fn || !posix_find_module((uintptr_t)addr, &q)) return SHK_ENOENT;
+  id->base = (uint64_t)q.base;
+  id->offset = (uint64_t)((uintptr_t)addr - q.base);
+  /* The main program's name is "" in the loader's list. */
+  snprintf(id->module, sizeof id->module, "%s", q.name && q.name[0] ? q.name : "/proc/self/exe");
   return SHK_OK;
 }
 
 int shk__os_fn_resolve(const shk__os_fn_id *id, shk__os_any_fn *fn) {
   /* Workers are forks of the pool's process: the module sits at the same address. Check that
-   * the address is still inside the module the pool named. */
+   * the address still lies in a module loaded there (one loaded after the fork would not). */
   uintptr_t addr = (uintptr_t)id->base + (uintptr_t)id->offset;
-  void *p = (void *)addr;
-  Dl_info info;
-  if (id->base == 0 || dladdr(p, &info) == 0 || (uintptr_t)info.dli_fbase != (uintptr_t)id->base)
+  posix_module_query q;
+  if (id->base == 0 || !posix_find_module(addr, &q) || q.base != (uintptr_t)id->base)
     return SHK_ENOENT;
+  void *p = (void *)addr;
   memcpy(fn, &p, sizeof p);
   return SHK_OK;
 }
