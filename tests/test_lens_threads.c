@@ -1,0 +1,143 @@
+/* lens from several threads at once: producers on four threads and a reader on a fifth, in one
+ * process, so that ThreadSanitizer can watch the locks, the payloads and the counters. */
+/* ctest: labels=unit;tsan timeout=180 */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "shk_test.h"
+#include "shmkit.h"
+
+#ifdef _WIN32
+#include <windows.h>
+typedef HANDLE thread_t;
+static DWORD WINAPI producer_entry(LPVOID arg);
+static DWORD WINAPI reader_entry(LPVOID arg);
+static void start(thread_t *t, int reader, void *arg) {
+  *t = CreateThread(NULL, 0, reader ? reader_entry : producer_entry, arg, 0, NULL);
+  assert_non_null(*t);
+}
+static void join(thread_t t) {
+  WaitForSingleObject(t, INFINITE);
+  CloseHandle(t);
+}
+#else
+#include <pthread.h>
+typedef pthread_t thread_t;
+static void *producer_entry(void *arg);
+static void *reader_entry(void *arg);
+static void start(thread_t *t, int reader, void *arg) {
+  assert_int_equal(pthread_create(t, NULL, reader ? reader_entry : producer_entry, arg), 0);
+}
+static void join(thread_t t) { pthread_join(t, NULL); }
+#endif
+
+#define PRODUCERS 4
+#define ZONES_EACH 5000
+
+typedef struct shared {
+  shk_lens *lens;
+  shk_lens_reader *reader;
+  atomic_int producers_left;
+  uint64_t zones, frames, per_thread[PRODUCERS];
+  const char *names[PRODUCERS];
+  int bad_names;
+} shared;
+
+typedef struct producer_arg {
+  shared *s;
+  int index;
+} producer_arg;
+
+static void produce(producer_arg *a) {
+  static const char *const thread_names[PRODUCERS] = {"t0", "t1", "t2", "t3"};
+  shk_lens_thread_name(a->s->lens, thread_names[a->index]);
+  for (int i = 0; i < ZONES_EACH; i++) {
+    shk_lens_zone outer, inner;
+    shk_lens_zone_begin(a->s->lens, &outer, "outer", 0);
+    shk_lens_zone_begin(a->s->lens, &inner, "inner", 0);
+    shk_lens_zone_end(&inner);
+    shk_lens_zone_end(&outer);
+    if (i % 100 == 0) shk_lens_frame(a->s->lens);
+  }
+  atomic_fetch_sub(&a->s->producers_left, 1);
+}
+
+static void on_event(const shk_lens_event *e, void *user) {
+  shared *s = user;
+  if (e->kind == SHK_LENS_FRAME) s->frames++;
+  if (e->kind != SHK_LENS_ZONE) return;
+  s->zones++;
+  if (e->thread[0] == 't' && e->thread[1] >= '0' && e->thread[1] < '0' + PRODUCERS)
+    s->per_thread[e->thread[1] - '0']++;
+  else
+    s->bad_names++;
+  if (strcmp(e->name, "outer") != 0 && strcmp(e->name, "inner") != 0) s->bad_names++;
+}
+
+static void read_all(shared *s) {
+  while (atomic_load(&s->producers_left) > 0)
+    shk_lens_reader_poll(s->reader, 10000000u, on_event, s, NULL);
+  shk_lens_reader_drain(s->reader, on_event, s, NULL);
+}
+
+#ifdef _WIN32
+static DWORD WINAPI producer_entry(LPVOID arg) {
+  produce(arg);
+  return 0;
+}
+static DWORD WINAPI reader_entry(LPVOID arg) {
+  read_all(arg);
+  return 0;
+}
+#else
+static void *producer_entry(void *arg) {
+  produce(arg);
+  return NULL;
+}
+static void *reader_entry(void *arg) {
+  read_all(arg);
+  return NULL;
+}
+#endif
+
+static void threads_share_one_lens_and_every_zone_is_accounted_for(void **state) {
+  (void)state;
+  static shared s;
+  memset(&s, 0, sizeof s);
+  char name[64];
+  shk_lens_options o;
+  shk_lens_options_init(&o);
+  o.full_wait_ns = 50000000u;
+  assert_int_equal(shk_lens_open(shk_test_unique_name(name, sizeof name, "mt"), &o, &s.lens), SHK_OK);
+  assert_int_equal(shk_lens_reader_open(name, NULL, &s.reader), SHK_OK);
+  atomic_store(&s.producers_left, PRODUCERS);
+  thread_t reader, producers[PRODUCERS];
+  producer_arg args[PRODUCERS];
+  start(&reader, 1, &s);
+  for (int i = 0; i < PRODUCERS; i++) {
+    args[i].s = &s;
+    args[i].index = i;
+    start(&producers[i], 0, &args[i]);
+  }
+  for (int i = 0; i < PRODUCERS; i++) join(producers[i]);
+  join(reader);
+  shk_lens_stats st;
+  assert_int_equal(shk_lens_stats_get(s.lens, &st), SHK_OK);
+  uint64_t sent = 2ull * PRODUCERS * ZONES_EACH;
+  assert_int_equal(st.sent[SHK_LENS_ZONE], sent);
+  assert_int_equal(s.zones + st.segment[SHK_LENS_ZONE].dropped, sent);
+  assert_int_equal(s.frames + st.segment[SHK_LENS_FRAME].dropped, PRODUCERS * (ZONES_EACH / 100));
+  assert_int_equal(s.bad_names, 0);
+  assert_int_equal(st.segment[SHK_LENS_ZONE].written, st.segment[SHK_LENS_ZONE].drained);
+  shk_lens_reader_close(s.reader);
+  shk_lens_close(s.lens);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(threads_share_one_lens_and_every_zone_is_accounted_for),
+};
+
+static const shk_test_child children[] = {{NULL, NULL}};
+
+SHK_TEST_MAIN(tests, children)
