@@ -297,8 +297,11 @@ int main(int argc, char **argv) {
     if (paced.dropped != 0 || !kept_up) break;
     best = rate;
   }
-  printf("%-58s %8.2f M zones/s\n", "highest paced zone rate with zero drops (reader polling)",
+  printf("%-58s %8.2f M zones/s\n", "highest paced zone rate with zero drops, no waiting",
          best / 1e6);
+  printf("%-58s %8.2f M zones/s  (%llu dropped)\n",
+         "zone rate sustained with zero drops, waiting allowed", 1e3 / busy.ns_per_zone,
+         (unsigned long long)busy.dropped);
   printf("\ntarget: <= 50 ns per zone with the reader polling; this run: %.1f ns (%s)\n",
          busy.ns_per_zone, busy.ns_per_zone <= 50 ? "met" : "NOT met");
   return 0;
