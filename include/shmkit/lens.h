@@ -379,7 +379,9 @@ typedef struct shk_lens_reader_options {
 /* Fills *options with the defaults. */
 SHK_API void shk_lens_reader_options_init(shk_lens_reader_options *options);
 
-/* One event, strings resolved. Pointers stay valid until the reader is closed. */
+/* One event, strings resolved. name and thread stay valid until the reader is closed; message
+ * until the reader next takes payloads out (the next drain, poll, or next() that finds nothing
+ * pending). */
 typedef struct shk_lens_event {
   shk_lens_kind kind;
   uint32_t color;
