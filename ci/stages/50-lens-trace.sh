@@ -86,12 +86,18 @@ check "help" bash -c "'$bin/shmkit' --help && '$bin/shmkit' lens record --help &
 fuzz_build=$work/fuzz
 build_fuzzer() {
   command -v clang >/dev/null || return 1
+  # A tree configured from another checkout cannot be reused.
+  if [ -f "$fuzz_build/CMakeCache.txt" ] &&
+     ! grep -q "^CMAKE_HOME_DIRECTORY:INTERNAL=$SHK_ROOT\$" "$fuzz_build/CMakeCache.txt"; then
+    rm -rf "$fuzz_build"
+  fi
   cmake -S "$SHK_ROOT" -B "$fuzz_build" -G Ninja -DCMAKE_C_COMPILER=clang -DSHK_BUILD_FUZZ=ON \
     -DSHK_BUILD_TESTS=OFF -DSHK_BUILD_EXAMPLES=OFF -DSHK_BUILD_BENCH=OFF &&
     cmake --build "$fuzz_build" -j "$SHK_JOBS" --target fuzz_lens_reader
 }
 check "build the lens reader fuzzer (clang)" build_fuzzer
 run_fuzzer() {
+  [ -x "$fuzz_build/bin/fuzz_lens_reader" ] || return 1
   mkdir -p "$SHK_CACHE_DIR/lens-fuzz-corpus"
   "$fuzz_build/bin/fuzz_lens_reader" -max_total_time=20 -max_len=26200 -timeout=10 \
     "$SHK_CACHE_DIR/lens-fuzz-corpus"

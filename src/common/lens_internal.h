@@ -69,8 +69,9 @@ uint64_t shk__lens_now_ns(void);
 
 /* ---- header (lens_layout.c) ---- */
 
-/* Writes a fresh header, extension and time origin into a zero-filled segment; magic last. */
-void shk__lens_layout_init(shk_lens_segment *seg);
+/* Writes a fresh header, extension and time origin into a zero-filled segment, with creator_pid
+ * (0: none) already counted as its one producer; magic last. */
+void shk__lens_layout_init(shk_lens_segment *seg, uint32_t creator_pid);
 /* Checks the fixed header of `size` readable bytes at `mem`: magic (0 -> SHK_EBUSY), major
  * version, sizeof_usize, size, extension block. Reads every field once, through atomics. */
 int shk__lens_layout_check(const void *mem, size_t size);

@@ -12,12 +12,16 @@ bool shk__lens_pid_alive(uint32_t pid) {
   return shk__os_pid_alive((int)pid);
 }
 
-void shk__lens_layout_init(shk_lens_segment *seg) {
+void shk__lens_layout_init(shk_lens_segment *seg, uint32_t creator_pid) {
   seg->protocol_version = SHK_LENS_PROTOCOL_VERSION;
   seg->sizeof_usize = (uint32_t)sizeof(void *);
   seg->ext.magic = SHK_LENS_EXT_MAGIC;
   seg->ext.size = (uint32_t)sizeof(shk_lens_ext);
   seg->ext.origin_ns = shk__os_now_ns();
+  /* The creator counts as a producer before anyone can see the segment: a reader that attaches
+   * right after the magic appears must not take it for a segment whose producers have gone. */
+  seg->ext.producers = creator_pid != 0 ? 1 : 0;
+  seg->ext.producer_pid = creator_pid;
   /* Magic last, with release order: whoever sees it sees a complete header. */
   shk__lens_store32(&seg->magic, SHK_LENS_MAGIC);
 }

@@ -97,13 +97,14 @@ static int attach_existing(const char *name, shk_shm **shm) {
   return rc;
 }
 
-static int open_or_create(const char *name, shk_shm **shm) {
+static int open_or_create(const char *name, uint32_t pid, shk_shm **shm, bool *created) {
   /* Another producer may create or remove the name between our two calls: try a few times. */
   int rc = SHK_ENOENT;
   for (int attempt = 0; attempt < 8 && rc == SHK_ENOENT; attempt++) {
     rc = shk_shm_create(name, sizeof(shk_lens_segment), shm);
     if (rc == SHK_OK) {
-      shk__lens_layout_init(shk_shm_data(*shm));
+      shk__lens_layout_init(shk_shm_data(*shm), pid);
+      *created = true;
       return SHK_OK;
     }
     if (rc == SHK_EEXIST) rc = attach_existing(name, shm);
@@ -126,19 +127,22 @@ int shk_lens_open(const char *name, const shk_lens_options *options, shk_lens **
     }
     memcpy(&lens->options, options, options->struct_size);
   }
-  rc = open_or_create(name, &lens->shm);
+  lens->pid = (uint32_t)shk__os_pid();
+  bool created = false;
+  rc = open_or_create(name, lens->pid, &lens->shm, &created);
   if (rc != SHK_OK) {
     free(lens);
     return rc;
   }
   strcpy(lens->name, name);
   lens->seg = shk_shm_data(lens->shm);
-  lens->pid = (uint32_t)shk__os_pid();
   lens->origin_ns = shk__lens_load64(&lens->seg->ext.origin_ns);
   shk__lens_clock_init();
   atomic_store(&lens->last_frame_ns, shk__lens_now_ns());
-  atomic_fetch_add(SHK__A32(&lens->seg->ext.producers), 1);
-  shk__lens_store32(&lens->seg->ext.producer_pid, lens->pid);
+  if (!created) {
+    atomic_fetch_add(SHK__A32(&lens->seg->ext.producers), 1);
+    shk__lens_store32(&lens->seg->ext.producer_pid, lens->pid);
+  }
   *out = lens;
   return SHK_OK;
 }

@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   unsigned char *mem = calloc(1, sizeof(shk_lens_segment));
   if (!mem) return 0;
   shk_lens_segment *seg = (shk_lens_segment *)(void *)mem;
-  if (offset != 0) shk__lens_layout_init(seg);
+  if (offset != 0) shk__lens_layout_init(seg, 0);
   size_t n = SHK__MIN(size, sizeof(shk_lens_segment) - offset);
   memcpy(mem + offset, data, n);
   if (offset != 0) {
