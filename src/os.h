@@ -310,8 +310,10 @@ int shk__os_worker_take_segment(const shk__os_link *end, uint64_t id, uint64_t t
 int shk__os_segment_identity(const shk__os_segment *seg, uint64_t identity[2]);
 
 /* Creates an anonymous segment of `size` bytes that uses memory only for the part made usable
- * with shk__os_segment_commit() (Linux: untouched pages cost nothing, commit is free; Windows:
- * SEC_RESERVE). Processes inheriting it commit in their own mapping. SHK_ESIZE, SHK_EOS. */
+ * with shk__os_segment_commit() (POSIX: untouched pages cost nothing, commit is free; Windows:
+ * SEC_RESERVE). It reaches worker processes started after it: on POSIX only forked ones (it has
+ * no descriptor, handle -1); on Windows through its handle, and a worker commits in its own
+ * mapping. Close with shk__os_segment_close(). SHK_ESIZE. */
 int shk__os_segment_reserve(size_t size, shk__os_segment *seg);
 int shk__os_segment_commit(shk__os_segment *seg, size_t offset, size_t size);
 

@@ -239,29 +239,58 @@ int shk__os_workers_wait(const shk__os_worker *ws, unsigned n, uint64_t timeout_
   return SHK_OK;
 }
 
+/* Waits until the worker's link ends (its descriptors close as it exits) or the deadline. */
+static bool posix_link_ended(int fd, uint64_t deadline) {
+  struct pollfd p = {fd, POLLIN, 0};
+  char drain[256];
+  for (;;) {
+    uint64_t now = shk__os_now_ns();
+    if (now >= deadline) return false;
+    int r = poll(&p, 1, (int)((deadline - now) / 1000000u) + 1);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return false;
+    if (p.revents & (POLLHUP | POLLERR | POLLNVAL)) return true;
+    ssize_t got = recv(fd, drain, sizeof drain, MSG_DONTWAIT);
+    if (got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR)) return true;
+  }
+}
+
+/* Reaps a process that is exiting: it becomes waitable microseconds after its descriptors
+ * close, so poll waitpid while yielding (a sleep would round up to the timer slack, ~60 us),
+ * for at most `ms`. */
+static bool posix_reap_soon(shk__os_proc *proc, int64_t ms, shk__os_exit *how) {
+  uint64_t deadline = shk__os_now_ns() + (uint64_t)ms * 1000000u;
+  for (;;) {
+    int status;
+    pid_t r = waitpid((pid_t)proc->pid, &status, WNOHANG);
+    if (r == (pid_t)proc->pid) {
+      if (WIFSIGNALED(status)) {
+        how->kind = SHK__OS_SIGNALED;
+        how->code = WTERMSIG(status);
+      } else {
+        how->kind = SHK__OS_EXITED;
+        how->code = WEXITSTATUS(status);
+      }
+      proc->pid = 0;
+      return true;
+    }
+    if (r < 0 && errno != EINTR) return false;
+    if (shk__os_now_ns() >= deadline) return false;
+    shk__os_yield();
+  }
+}
+
 void shk__os_worker_reap(shk__os_worker *w, bool kill, int64_t timeout_ms, shk__os_exit *how) {
   how->kind = SHK__OS_EXITED;
   how->code = 0;
   if (w->pid > 0) {
     shk__os_proc proc = {w->proc, w->pid};
-    if (kill) shk__os_proc_kill(&proc);
-    /* The link ends when the worker's descriptors close at its exit: waiting for that is
-     * prompter than polling waitpid, after which the blocking wait is short. */
-    if (!kill && w->parent_end.a > 0) {
-      struct pollfd p = {(int)w->parent_end.a, POLLIN, 0};
-      uint64_t deadline = shk__os_now_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000u;
-      char drain[256];
-      for (;;) {
-        uint64_t now = shk__os_now_ns();
-        if (now >= deadline || poll(&p, 1, (int)((deadline - now) / 1000000u) + 1) <= 0) break;
-        if (recv(p.fd, drain, sizeof drain, MSG_DONTWAIT) <= 0 && errno != EAGAIN &&
-            errno != EINTR)
-          break;
-        if (p.revents & (POLLHUP | POLLERR)) break;
-      }
-    }
-    if (shk__os_proc_wait(&proc, kill ? -1 : timeout_ms, how) == SHK_ETIMEDOUT) {
+    uint64_t deadline = shk__os_now_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000u;
+    /* A worker that does not end in time is killed; either way it is reaped. */
+    if (kill || w->parent_end.a <= 0 || !posix_link_ended((int)w->parent_end.a, deadline))
       shk__os_proc_kill(&proc);
+    if (!posix_reap_soon(&proc, 100, how)) {
+      shk__os_proc_kill(&proc); /* it closed its link but lives on: no waiting forever */
       shk__os_proc_wait(&proc, -1, how);
     }
   }
@@ -347,8 +376,18 @@ int shk__os_segment_identity(const shk__os_segment *seg, uint64_t identity[2]) {
 }
 
 int shk__os_segment_reserve(size_t size, shk__os_segment *seg) {
-  /* A memfd's pages exist only once touched: the whole size is a reservation already. */
-  return shk__os_segment_create(NULL, size, seg);
+  /* Workers are forked after the pool made this, so a shared anonymous mapping reaches them
+   * without a descriptor; it is sparse (pages exist once touched) and, with MAP_NORESERVE, not
+   * charged against the commit limit. Cheaper than a memfd: no inode, descriptor or truncate. */
+  memset(seg, 0, sizeof *seg);
+  void *addr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE,
+                    -1, 0);
+  if (addr == MAP_FAILED) return shk__error_record_os(SHK_ESIZE, errno);
+  seg->addr = addr;
+  seg->size = size;
+  seg->handle = -1; /* none: shk__os_segment_close() then only unmaps */
+  seg->writable = true;
+  return SHK_OK;
 }
 
 int shk__os_segment_commit(shk__os_segment *seg, size_t offset, size_t size) {
