@@ -118,7 +118,7 @@ size_t trace_json_threads(const trace_json *t) { return t->thread_count; }
 static int64_t ns_of(double seconds) {
   if (!isfinite(seconds) || seconds <= 0) return 0;
   if (seconds > 9e9) return INT64_C(9000000000000000000);
-  return llround(seconds * 1e9);
+  return (int64_t)(seconds * 1e9 + 0.5); /* positive here: rounds to nearest */
 }
 
 static void put_us(FILE *f, const char *key, int64_t ns) {

@@ -1,0 +1,99 @@
+/* The recorder's Chrome Trace JSON writer (tools/trace_json.c, compiled in here): escaping, bytes
+ * that are not UTF-8, numbers JSON cannot hold, thread tracks and names. */
+/* ctest: labels=unit timeout=60 */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shk_test.h"
+#include "../tools/trace_json.c"
+
+static char *write_and_read(const shk_lens_event *events, size_t n) {
+  char path[128];
+  shk_test_unique_name(path, sizeof path, "trace.json");
+  trace_json *t = NULL;
+  assert_int_equal(trace_json_open(path, "lens \"x\"", &t), 0);
+  for (size_t i = 0; i < n; i++) trace_json_event(t, &events[i]);
+  assert_int_equal(trace_json_threads(t), 2);
+  assert_int_equal(trace_json_close(t), 0);
+  FILE *f = fopen(path, "rb");
+  assert_non_null(f);
+  static char text[65536];
+  size_t len = fread(text, 1, sizeof text - 1, f);
+  fclose(f);
+  remove(path);
+  text[len] = '\0';
+  return text;
+}
+
+static void strings_are_escaped_and_bad_bytes_replaced(void **state) {
+  (void)state;
+  shk_lens_event e[4];
+  memset(e, 0, sizeof e);
+  e[0].kind = SHK_LENS_ZONE;
+  e[0].name = "quote\" back\\ tab\t caf\xc3\xa9 bad\xff\xc3 end";
+  e[0].thread = "main";
+  e[0].thread_key = 1;
+  e[0].time = 0.002;
+  e[0].duration_ns = 1500;
+  e[1] = e[0];
+  e[1].name = "other";
+  e[1].thread = "worker \xe2\x82\xac";
+  e[1].thread_key = 2;
+  e[2].kind = SHK_LENS_LOG;
+  e[2].message = "line\nbreak\0hidden";
+  e[2].length = 17;
+  e[2].time = 0.001;
+  e[3].kind = SHK_LENS_PLOT;
+  e[3].name = "p";
+  e[3].value = 0.0 / 0.0;
+  e[3].time = 1.0 / 0.0;
+  const char *text = write_and_read(e, 4);
+  assert_non_null(strstr(text, "\"quote\\\" back\\\\ tab\\u0009 caf\xc3\xa9 bad\\ufffd\\ufffd end\""));
+  assert_non_null(strstr(text, "\"line\\u000abreak\\u0000hidden\""));
+  /* start = end - duration, in microseconds with nanosecond digits */
+  assert_non_null(strstr(text, "\"ts\":1998.500,\"dur\":1.500"));
+  /* NaN and infinity are not JSON: they become 0 */
+  assert_non_null(strstr(text, "\"value\":0}"));
+  assert_null(strstr(text, "nan"));
+  assert_null(strstr(text, "inf"));
+  assert_non_null(strstr(text, "\"name\":\"thread_name\",\"pid\":1,\"tid\":3,\"args\":{\"name\":\"main\"}"));
+  assert_non_null(strstr(text, "\"args\":{\"name\":\"worker \xe2\x82\xac\"}"));
+  assert_non_null(strstr(text, "\"args\":{\"name\":\"lens \\\"x\\\"\"}"));
+}
+
+static void frames_touching_end_to_start_never_overlap(void **state) {
+  (void)state;
+  shk_lens_event e[3];
+  memset(e, 0, sizeof e);
+  for (int i = 0; i < 2; i++) {
+    e[i].kind = SHK_LENS_FRAME;
+    e[i].number = (uint64_t)i + 1;
+    e[i].time = 0.001 * (i + 1);
+    e[i].duration_ns = 1000000;
+  }
+  e[2].kind = SHK_LENS_ZONE;
+  e[2].name = "z";
+  e[2].thread = "t";
+  e[2].thread_key = 9;
+  e[2].time = 0.0;
+  e[2].duration_ns = 5; /* longer than the time since the origin: clamped at 0 */
+  shk_lens_event f = e[2];
+  f.thread = "u";
+  f.thread_key = 10;
+  shk_lens_event all[4] = {e[0], e[1], e[2], f};
+  const char *text = write_and_read(all, 4);
+  /* frame 1 covers [0, 999.999], frame 2 starts at 1000.000 */
+  assert_non_null(strstr(text, "\"name\":\"frame 1\",\"pid\":1,\"tid\":1,\"ts\":0.000,\"dur\":999.999"));
+  assert_non_null(strstr(text, "\"name\":\"frame 2\",\"pid\":1,\"tid\":1,\"ts\":1000.000,\"dur\":999.999"));
+  assert_non_null(strstr(text, "\"ts\":0.000,\"dur\":0.000"));
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(strings_are_escaped_and_bad_bytes_replaced),
+    cmocka_unit_test(frames_touching_end_to_start_never_overlap),
+};
+
+static const shk_test_child children[] = {{NULL, NULL}};
+
+SHK_TEST_MAIN(tests, children)
