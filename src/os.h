@@ -304,10 +304,18 @@ int shk__os_worker_give_segment(shk__os_worker *w, const shk__os_segment *seg, u
 int shk__os_worker_take_segment(const shk__os_link *end, uint64_t id, uint64_t token, size_t size,
                                 uint64_t keep, shk__os_segment *seg);
 
-/* What tells a segment object apart from every other one that exists while a mapping of it is
- * held (POSIX: device and inode), so workers may keep a caller's segment mapped from call to
- * call. SHK_EUNSUPPORTED where objects cannot be told apart safely (Windows): map per call. */
-int shk__os_segment_identity(const shk__os_segment *seg, uint64_t identity[2]);
+/* A reference to a caller's segment object that lets a pool tell, on a later call, whether a
+ * segment is that same object, so its workers may keep it mapped from call to call. POSIX: the
+ * device and inode (the workers' mappings keep the object, hence its inode, alive); Windows: a
+ * duplicated handle compared with CompareObjectHandles (Windows 10 and later). take returns
+ * SHK_EUNSUPPORTED where objects cannot be told apart: the workers then map per call. */
+typedef struct shk__os_segment_ref {
+  uint64_t a;
+  uint64_t b;
+} shk__os_segment_ref;
+int shk__os_segment_ref_take(const shk__os_segment *seg, shk__os_segment_ref *ref);
+bool shk__os_segment_ref_same(const shk__os_segment_ref *ref, const shk__os_segment *seg);
+void shk__os_segment_ref_drop(shk__os_segment_ref *ref);
 
 /* Creates an anonymous segment of `size` bytes that uses memory only for the part made usable
  * with shk__os_segment_commit() (POSIX: untouched pages cost nothing, commit is free; Windows:

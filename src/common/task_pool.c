@@ -36,7 +36,7 @@ struct shk_task_pool {
   uint64_t given[SHK_TASK_WORKERS_MAX]; /* the staging segment id each worker was given */
   uint64_t given_token[SHK_TASK_WORKERS_MAX];
   uint64_t borrow_id;       /* the caller's segment workers may hold mapped, 0 none */
-  uint64_t borrow_ident[2];
+  shk__os_segment_ref borrow_ref;
   size_t borrow_size;
   uint64_t job_in_id;       /* the caller's segment of the current job */
   shk__os_segment staging;              /* the pool's copy of inputs, kept warm and grown */
@@ -152,6 +152,7 @@ void shk_task_pool_free(shk_task_pool *pool) {
       stop_worker(pool, i, false, &how);
     }
   }
+  shk__os_segment_ref_drop(&pool->borrow_ref);
   shk__os_segment_close(&pool->staging);
   shk__os_segment_close(&pool->arena);
   free(pool);
@@ -261,23 +262,22 @@ static int give_input_all(shk_task_pool *pool, const shk__os_segment *seg, uint6
   return SHK_OK;
 }
 
-/* The id under which workers know the caller's segment: the same as last time when the system
- * can tell it is the same object (workers then keep it mapped: no new page faults), otherwise a
- * new one, and the workers unmap it after the job. */
+/* The id under which workers know the caller's segment: the same as last time when it is the
+ * same object (workers then keep it mapped: no new page faults), otherwise a new one; where the
+ * system cannot tell, a new one each time, and the workers unmap it after the job. */
 static uint64_t borrow_id(shk_task_pool *pool, const shk__os_segment *seg, uint32_t *release) {
-  uint64_t ident[2];
-  if (shk__os_segment_identity(seg, ident) != SHK_OK) {
+  *release = 0;
+  if (pool->borrow_id != 0 && pool->borrow_size == seg->size &&
+      shk__os_segment_ref_same(&pool->borrow_ref, seg))
+    return pool->borrow_id;
+  shk__os_segment_ref_drop(&pool->borrow_ref);
+  pool->borrow_id = 0;
+  if (shk__os_segment_ref_take(seg, &pool->borrow_ref) != SHK_OK) {
     *release = 1;
     return ++pool->next_id;
   }
-  *release = 0;
-  if (pool->borrow_id == 0 || pool->borrow_ident[0] != ident[0] ||
-      pool->borrow_ident[1] != ident[1] || pool->borrow_size != seg->size) {
-    pool->borrow_id = ++pool->next_id;
-    pool->borrow_ident[0] = ident[0];
-    pool->borrow_ident[1] = ident[1];
-    pool->borrow_size = seg->size;
-  }
+  pool->borrow_id = ++pool->next_id;
+  pool->borrow_size = seg->size;
   return pool->borrow_id;
 }
 

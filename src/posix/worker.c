@@ -367,13 +367,21 @@ int shk__os_worker_take_segment(const shk__os_link *end, uint64_t id, uint64_t t
   return SHK_OK;
 }
 
-int shk__os_segment_identity(const shk__os_segment *seg, uint64_t identity[2]) {
+int shk__os_segment_ref_take(const shk__os_segment *seg, shk__os_segment_ref *ref) {
   struct stat st;
   if (fstat((int)seg->handle, &st) != 0) return posix_error(errno);
-  identity[0] = (uint64_t)st.st_dev;
-  identity[1] = (uint64_t)st.st_ino;
+  ref->a = (uint64_t)st.st_dev;
+  ref->b = (uint64_t)st.st_ino;
   return SHK_OK;
 }
+
+bool shk__os_segment_ref_same(const shk__os_segment_ref *ref, const shk__os_segment *seg) {
+  struct stat st;
+  return fstat((int)seg->handle, &st) == 0 && ref->a == (uint64_t)st.st_dev &&
+         ref->b == (uint64_t)st.st_ino;
+}
+
+void shk__os_segment_ref_drop(shk__os_segment_ref *ref) { ref->a = ref->b = 0; }
 
 int shk__os_segment_reserve(size_t size, shk__os_segment *seg) {
   /* Workers are forked after the pool made this, so a shared anonymous mapping reaches them

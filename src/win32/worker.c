@@ -222,10 +222,41 @@ int shk__os_worker_take_segment(const shk__os_link *end, uint64_t id, uint64_t t
   return SHK_OK;
 }
 
-int shk__os_segment_identity(const shk__os_segment *seg, uint64_t identity[2]) {
-  (void)seg;
-  (void)identity;
-  return SHK_EUNSUPPORTED; /* handle values and addresses are reused: map per call */
+typedef BOOL(WINAPI *win32_compare_fn)(HANDLE, HANDLE);
+
+/* CompareObjectHandles exists from Windows 10 on (and in wine); looked up once. */
+static win32_compare_fn win32_compare_handles(void) {
+  static win32_compare_fn fn;
+  static volatile LONG looked;
+  if (!InterlockedCompareExchange(&looked, 0, 0)) {
+    HMODULE k = GetModuleHandleW(L"kernelbase.dll");
+    FARPROC p = k ? GetProcAddress(k, "CompareObjectHandles") : NULL;
+    memcpy(&fn, &p, sizeof fn);
+    InterlockedExchange(&looked, 1);
+  }
+  return fn;
+}
+
+int shk__os_segment_ref_take(const shk__os_segment *seg, shk__os_segment_ref *ref) {
+  memset(ref, 0, sizeof *ref);
+  if (!win32_compare_handles()) return SHK_EUNSUPPORTED;
+  /* Holding the object keeps it from vanishing, so no other segment can ever be "the same". */
+  HANDLE dup = NULL;
+  if (!DuplicateHandle(GetCurrentProcess(), (HANDLE)seg->handle, GetCurrentProcess(), &dup, 0,
+                       FALSE, DUPLICATE_SAME_ACCESS))
+    return win32_error(GetLastError());
+  ref->a = (uint64_t)(uintptr_t)dup;
+  return SHK_OK;
+}
+
+bool shk__os_segment_ref_same(const shk__os_segment_ref *ref, const shk__os_segment *seg) {
+  win32_compare_fn same = win32_compare_handles();
+  return ref->a && same && same((HANDLE)(uintptr_t)ref->a, (HANDLE)seg->handle);
+}
+
+void shk__os_segment_ref_drop(shk__os_segment_ref *ref) {
+  if (ref->a) CloseHandle((HANDLE)(uintptr_t)ref->a);
+  ref->a = ref->b = 0;
 }
 
 int shk__os_segment_reserve(size_t size, shk__os_segment *seg) {
