@@ -140,9 +140,9 @@ SHK_API int shk_task_pool_create(unsigned workers, shk_task_mode mode, shk_task_
 
 /* As shk_task_run(), on the pool's workers (opts->workers and opts->mode are ignored). In
  * process mode the input is copied once into a segment the pool keeps and grows, unless it lies
- * inside a shmkit segment of this process (shk_shm_find), which workers then read in place; on
- * POSIX they keep that segment mapped while the next calls use the same one (it is released when
- * another segment is used or the pool is freed). A worker that crashed or was killed at a
+ * inside a shmkit segment of this process (shk_shm_find), which workers then read in place; they
+ * keep that segment mapped while the next calls use the same one (POSIX, Windows 10+), and the
+ * pool holds it until another segment is used or the pool is freed. A worker that crashed or was killed at a
  * deadline is replaced. One call at a time per pool: a concurrent call gets SHK_EBUSY. */
 SHK_API int shk_task_pool_run(shk_task_pool *pool, const void *data, size_t size, shk_task_fn fn,
                               const shk_task_options *opts, shk_task_results **results);
