@@ -95,6 +95,7 @@ typedef struct shk__task_ctl {
   atomic_uint parent_sleeping; /* the pool is (about to be) blocked: wake it after a chunk */
   _Atomic uint64_t finished;   /* chunks of the current job in a final state */
   _Atomic uint64_t hint;       /* the lowest chunk that may still be pending */
+  _Atomic uint64_t chunk_count; /* of the current job (also in job, read after a claim) */
   shk__task_job job;
 } shk__task_ctl;
 

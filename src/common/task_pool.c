@@ -341,6 +341,7 @@ static int write_job(shk_task_pool *pool, const shk__task_call *call, uint32_t s
   rc = place_input(pool, call, job);
   if (rc != SHK_OK) return rc;
   job->chunk_count = count;
+  atomic_store(&ctl->chunk_count, count);
   job->arg_size = call->arg_size;
   if (call->arg_size > 0) memcpy(shk__ctl_arg(ctl), call->arg, call->arg_size);
   job->fn_ptr = call->fn;

@@ -165,9 +165,11 @@ static int missing_fn(const shk_task_chunk *chunk, shk_task_out *out) {
 
 static void serve_job(worker_state *w, uint32_t seq) {
   shk__task_ctl *ctl = w->ctl;
-  if (ctl->job.input_kind == SHK__INPUT_SEGMENT) map_input(w);
+  /* Until a claim succeeds the job may already be the next one, being written: read only the
+   * atomics (the slot's input, the chunk count), never the job's plain fields. */
+  map_input(w);
   for (;;) {
-    uint64_t count = ctl->job.chunk_count;
+    uint64_t count = atomic_load(&ctl->chunk_count);
     if (count > SHK_TASK_CHUNKS_MAX) break;
     int64_t i = claim_chunk(ctl, w->index, seq, count);
     if (i < 0) break;
