@@ -1,6 +1,6 @@
 /* Chunk tasks: results against a serial scan in every mode, every chunk status, limits, the pool
  * reused many times with nothing left behind, and the Windows worker hook. */
-/* ctest: labels=unit;multiprocess timeout=300 */
+/* ctest: labels=unit;multiprocess;tsan timeout=300 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
