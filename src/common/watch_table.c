@@ -13,7 +13,7 @@ typedef struct span {
 } span;
 
 typedef struct table {
-  size_t count;
+  size_t count, cap;
   span spans[]; /* sorted by (start, end) */
 } table;
 
@@ -30,6 +30,7 @@ typedef struct grace {
 static shk__once table_once;
 static shk__os_mutex table_lock; /* writers only */
 static _Atomic(table *) current;
+static table *spare; /* the table replaced last, kept for reuse (writers only) */
 static atomic_uint readers;
 static grace graces[GRACE_SLOTS];
 static unsigned grace_next;
@@ -64,11 +65,41 @@ static bool before(const span *a, uintptr_t start, uintptr_t end) {
   return a->start < start || (a->start == start && a->end < end);
 }
 
-/* Replaces the table and frees the old one once no fault handler is inside it. */
+/* Replaces the table; once no fault handler is inside the old one, keeps it for reuse, so that
+ * adding thousands of regions does not map and fault in a fresh array each time. */
 static void publish(table *next) {
   table *old = atomic_exchange(&current, next);
   while (atomic_load(&readers) != 0) shk__os_yield();
-  free(old);
+  if (old && (!spare || old->cap > spare->cap)) {
+    free(spare);
+    spare = old;
+  } else {
+    free(old);
+  }
+}
+
+/* A table with room for n spans, the spare when it fits (lock held). */
+static table *table_for(size_t n) {
+  if (spare && spare->cap >= n) {
+    table *t = spare;
+    spare = NULL;
+    return t;
+  }
+  size_t cap = n < 16 ? 16 : n + n / 2;
+  table *t = malloc(sizeof *t + cap * sizeof(span));
+  if (t) t->cap = cap;
+  return t;
+}
+
+/* The index of the first span not before (start, end). */
+static size_t position(const table *t, uintptr_t start, uintptr_t end) {
+  size_t lo = 0, hi = t ? t->count : 0;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (before(&t->spans[mid], start, end)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 int shk__watch_table_add(shk__watch_sink *sink, uintptr_t start, uintptr_t end) {
@@ -77,18 +108,18 @@ int shk__watch_table_add(shk__watch_sink *sink, uintptr_t start, uintptr_t end) 
   size_t n = t ? t->count : 0;
   for (size_t i = 0; i < n; i++) {
     const span *s = &t->spans[i];
-    if (s->sink != sink && s->start < end && start < s->end) {
+    if (s->start >= end) break; /* sorted by start: nothing later can overlap */
+    if (s->sink != sink && start < s->end) {
       unlock();
       return SHK_EOVERLAP;
     }
   }
-  table *next = malloc(sizeof *next + (n + 1) * sizeof(span));
+  table *next = table_for(n + 1);
   if (!next) {
     unlock();
     return SHK_ENOMEM;
   }
-  size_t at = 0;
-  while (at < n && before(&t->spans[at], start, end)) at++;
+  size_t at = position(t, start, end);
   if (at) memcpy(next->spans, t->spans, at * sizeof(span));
   next->spans[at] = (span){start, end, sink};
   if (n > at) memcpy(next->spans + at + 1, t->spans + at, (n - at) * sizeof(span));
@@ -102,8 +133,9 @@ void shk__watch_table_remove(shk__watch_sink *sink, uintptr_t start, uintptr_t e
   lock();
   table *t = atomic_load(&current);
   size_t n = t ? t->count : 0, at = n;
-  for (size_t i = 0; i < n; i++) {
-    if (t->spans[i].sink == sink && t->spans[i].start == start && t->spans[i].end == end) {
+  for (size_t i = position(t, start, end); i < n; i++) {
+    if (t->spans[i].start != start || t->spans[i].end != end) break;
+    if (t->spans[i].sink == sink) {
       at = i;
       break;
     }
@@ -114,20 +146,21 @@ void shk__watch_table_remove(shk__watch_sink *sink, uintptr_t start, uintptr_t e
     atomic_store(&g->start, start);
     atomic_store(&g->end, end);
     atomic_store(&g->time_ns, shk__os_now_ns());
-    table *next = NULL;
-    if (n > 1) {
-      next = malloc(sizeof *next + (n - 1) * sizeof(span));
-      if (next) {
-        memcpy(next->spans, t->spans, at * sizeof(span));
-        memcpy(next->spans + at, t->spans + at + 1, (n - at - 1) * sizeof(span));
-        next->count = n - 1;
-      } else {
-        /* No memory for a smaller copy: neutralise the entry in place. Handlers read either
-         * the old sink or an empty span; both are safe because the sink outlives this call. */
-        t->spans[at].end = t->spans[at].start;
-      }
+    table *next = n > 1 ? table_for(n - 1) : NULL;
+    if (next) {
+      memcpy(next->spans, t->spans, at * sizeof(span));
+      memcpy(next->spans + at, t->spans + at + 1, (n - at - 1) * sizeof(span));
+      next->count = n - 1;
+    } else if (n > 1) {
+      /* No memory for a smaller copy: neutralise the entry in place. Handlers read either
+       * the old sink or an empty span; both are safe because the sink outlives this call. */
+      t->spans[at].end = t->spans[at].start;
     }
     if (n == 1 || next) publish(next);
+    if (n == 1) {
+      free(spare); /* the last span is gone: give the memory back */
+      spare = NULL;
+    }
   }
   unlock();
 }
