@@ -168,6 +168,48 @@ typedef struct shk__task_call {
 int shk__task_call_init(shk__task_call *call, const void *data, size_t size, shk_task_fn fn,
                         const shk_task_options *opts, unsigned default_chunks);
 
+/* A pool: its control arena, workers, and input state. Shared by task_pool.c (workers and
+ * dispatch) and task_input.c (where the input lives). */
+struct shk_task_pool {
+  shk_task_mode mode;
+  unsigned workers; /* slots; 1 in inline mode */
+  bool inherit_input;
+  bool one_shot;
+  bool started;    /* a one-shot pool's workers, started by its only call */
+  atomic_flag busy;
+  uint32_t seq;
+  shk__os_segment arena;   /* one reserved segment: the control part, then one output per worker
+                              (one segment instead of 1 + workers: each costs ~45 us to make) */
+  shk__os_segment ctl_seg; /* views into the arena, never closed on their own */
+  shk__task_ctl *ctl;
+  size_t table_committed; /* bytes of the chunk table made usable */
+  size_t arg_committed;
+  shk__os_segment outs[SHK_TASK_WORKERS_MAX];
+  shk__os_worker ws[SHK_TASK_WORKERS_MAX];
+  shk__os_worker_boot boots[SHK_TASK_WORKERS_MAX]; /* thread workers read theirs while running */
+  shk__os_thread *threads[SHK_TASK_WORKERS_MAX];
+  bool alive[SHK_TASK_WORKERS_MAX];
+  uint64_t given[SHK_TASK_WORKERS_MAX]; /* the staging segment id each worker was given */
+  uint64_t given_token[SHK_TASK_WORKERS_MAX];
+  uint64_t borrow_id;       /* the caller's segment workers may hold mapped, 0 none */
+  shk__os_segment_ref borrow_ref;
+  size_t borrow_size;
+  uint64_t job_in_id;       /* the caller's segment of the current job */
+  shk__os_segment staging;              /* the pool's copy of inputs, kept warm and grown */
+  uint64_t staging_id;
+  uint64_t next_id;
+};
+
+/* Describes in job where the workers find the call's input, copying or giving it as needed
+ * (task_input.c). SHK_ENOMEM, SHK_ESIZE, SHK_EOS. */
+int shk__task_place_input(shk_task_pool *pool, const shk__task_call *call, shk__task_job *job);
+
+/* Gives worker k, started during the job, the job's input. */
+int shk__task_give_job_input(shk_task_pool *pool, unsigned k, const shk__task_call *call);
+
+/* Releases the staging segment and the caller's segment the pool holds. */
+void shk__task_input_release(shk_task_pool *pool);
+
 /* Creates a pool; one_shot: for a single call (the one-call form): forked workers read the
  * input at its address (they were forked after it existed) and leave after the job. */
 int shk__task_pool_create(unsigned workers, shk_task_mode mode, bool one_shot,

@@ -14,35 +14,6 @@
  * never gets there did not call shk_worker_main(). */
 #define START_TIMEOUT_NS 20000000000ull
 
-struct shk_task_pool {
-  shk_task_mode mode;
-  unsigned workers; /* slots; 1 in inline mode */
-  bool inherit_input;
-  bool one_shot;
-  bool started;    /* a one-shot pool's workers, started by its only call */
-  atomic_flag busy;
-  uint32_t seq;
-  shk__os_segment arena;   /* one reserved segment: the control part, then one output per worker
-                              (one segment instead of 1 + workers: each costs ~45 us to make) */
-  shk__os_segment ctl_seg; /* views into the arena, never closed on their own */
-  shk__task_ctl *ctl;
-  size_t table_committed; /* bytes of the chunk table made usable */
-  size_t arg_committed;
-  shk__os_segment outs[SHK_TASK_WORKERS_MAX];
-  shk__os_worker ws[SHK_TASK_WORKERS_MAX];
-  shk__os_worker_boot boots[SHK_TASK_WORKERS_MAX]; /* thread workers read theirs while running */
-  shk__os_thread *threads[SHK_TASK_WORKERS_MAX];
-  bool alive[SHK_TASK_WORKERS_MAX];
-  uint64_t given[SHK_TASK_WORKERS_MAX]; /* the staging segment id each worker was given */
-  uint64_t given_token[SHK_TASK_WORKERS_MAX];
-  uint64_t borrow_id;       /* the caller's segment workers may hold mapped, 0 none */
-  shk__os_segment_ref borrow_ref;
-  size_t borrow_size;
-  uint64_t job_in_id;       /* the caller's segment of the current job */
-  shk__os_segment staging;              /* the pool's copy of inputs, kept warm and grown */
-  uint64_t staging_id;
-  uint64_t next_id;
-};
 
 unsigned shk__task_default_workers(void) {
   unsigned n = shk__os_caps_get()->cpu_count;
@@ -152,8 +123,7 @@ void shk_task_pool_free(shk_task_pool *pool) {
       stop_worker(pool, i, false, &how);
     }
   }
-  shk__os_segment_ref_drop(&pool->borrow_ref);
-  shk__os_segment_close(&pool->staging);
+  shk__task_input_release(pool);
   shk__os_segment_close(&pool->arena);
   free(pool);
 }
@@ -220,112 +190,6 @@ unsigned shk_task_pool_workers(const shk_task_pool *pool) {
   return pool ? (pool->mode == SHK_TASK_INLINE ? 1 : pool->workers) : 0;
 }
 
-/* ---- the input ------------------------------------------------------------------------- */
-
-/* Gives worker i the input segment (id, seg) unless it has it, and names it in its slot. The
- * staging segment is given once (the worker keeps it); a caller's segment until the worker
- * reports it mapped (a worker that skipped a job never took it). */
-static int give_input(shk_task_pool *pool, unsigned i, const shk__os_segment *seg, uint64_t id,
-                      bool staging) {
-  shk__task_slot *slot = shk__ctl_slot(pool->ctl, i);
-  uint64_t token = staging ? pool->given_token[i] : 0;
-  bool has = staging ? pool->given[i] == id
-                     : !pool->ctl->job.release && atomic_load(&slot->have_borrowed) == id;
-  if (!has) {
-    int rc = shk__os_worker_give_segment(&pool->ws[i], seg, id, &token);
-    if (rc != SHK_OK) return rc;
-  }
-  if (staging) {
-    pool->given[i] = id;
-    pool->given_token[i] = token;
-  }
-  /* A sequence lock: a worker that reads while this writes sees an odd or changed version. */
-  atomic_fetch_add(&slot->in_version, 1);
-  atomic_store(&slot->in_token, token);
-  atomic_store(&slot->in_size, seg->size);
-  atomic_store(&slot->in_id, id);
-  atomic_store(&slot->in_seq, pool->seq);
-  atomic_store(&slot->in_flags, staging ? 0u
-                                        : SHK__IN_BORROWED | (pool->ctl->job.release ? SHK__IN_RELEASE : 0u));
-  atomic_fetch_add(&slot->in_version, 1);
-  atomic_store(&slot->keep_id, pool->staging_id);
-  return SHK_OK;
-}
-
-static int give_input_all(shk_task_pool *pool, const shk__os_segment *seg, uint64_t id,
-                          bool staging) {
-  for (unsigned i = 0; i < pool->workers; i++) {
-    if (!pool->alive[i]) continue;
-    int rc = give_input(pool, i, seg, id, staging);
-    if (rc != SHK_OK) return rc;
-  }
-  return SHK_OK;
-}
-
-/* The id under which workers know the caller's segment: the same as last time when it is the
- * same object (workers then keep it mapped: no new page faults), otherwise a new one; where the
- * system cannot tell, a new one each time, and the workers unmap it after the job. */
-static uint64_t borrow_id(shk_task_pool *pool, const shk__os_segment *seg, uint32_t *release) {
-  *release = 0;
-  if (pool->borrow_id != 0 && pool->borrow_size == seg->size &&
-      shk__os_segment_ref_same(&pool->borrow_ref, seg))
-    return pool->borrow_id;
-  shk__os_segment_ref_drop(&pool->borrow_ref);
-  pool->borrow_id = 0;
-  if (shk__os_segment_ref_take(seg, &pool->borrow_ref) != SHK_OK) {
-    *release = 1;
-    return ++pool->next_id;
-  }
-  pool->borrow_id = ++pool->next_id;
-  pool->borrow_size = seg->size;
-  return pool->borrow_id;
-}
-
-/* Grows the staging segment to hold size bytes: a new segment (the old one's pages were
- * touched, but a bigger one must be made anyway), rounded up to a power of two. */
-static int grow_staging(shk_task_pool *pool, size_t size) {
-  if (pool->staging.addr && pool->staging.size >= size) return SHK_OK;
-  size_t want = 1u << 16;
-  while (want < size && want <= SIZE_MAX / 2) want *= 2;
-  if (want < size) want = size;
-  shk__os_segment seg;
-  int rc = shk__os_segment_create(NULL, shk__round_up(want, shk__os_caps_get()->page_size), &seg);
-  if (rc != SHK_OK) return rc;
-  shk__os_segment_close(&pool->staging);
-  pool->staging = seg;
-  pool->staging_id = ++pool->next_id;
-  return SHK_OK;
-}
-
-/* Describes where the workers find the input: in place, in the caller's segment, or copied once
- * into the staging segment. */
-static int place_input(shk_task_pool *pool, const shk__task_call *call, shk__task_job *job) {
-  job->input_size = call->size;
-  job->borrowed = 0;
-  job->release = 0;
-  job->input_offset = 0;
-  if (call->size == 0 || pool->mode != SHK_TASK_PROCESSES || pool->inherit_input) {
-    job->input_kind = SHK__INPUT_ADDRESS;
-    job->input_addr = (uint64_t)(uintptr_t)call->data;
-    return SHK_OK;
-  }
-  job->input_kind = SHK__INPUT_SEGMENT;
-  shk_shm *shm;
-  size_t offset;
-  if (shk_shm_find(call->data, call->size, &shm, &offset) == SHK_OK) {
-    const shk__os_segment *seg = shk__shm_os_segment(shm);
-    job->borrowed = 1;
-    job->input_offset = offset;
-    uint64_t id = borrow_id(pool, seg, &job->release);
-    pool->job_in_id = id;
-    return give_input_all(pool, seg, id, false);
-  }
-  int rc = grow_staging(pool, call->size);
-  if (rc != SHK_OK) return rc;
-  memcpy(pool->staging.addr, call->data, call->size);
-  return give_input_all(pool, &pool->staging, pool->staging_id, true);
-}
-
 /* ---- the job --------------------------------------------------------------------------- */
 
 static int write_job(shk_task_pool *pool, const shk__task_call *call, uint32_t seq) {
@@ -338,7 +202,7 @@ static int write_job(shk_task_pool *pool, const shk__task_call *call, uint32_t s
   if (rc != SHK_OK) return rc;
   shk__task_job *job = &ctl->job;
   memset(job, 0, sizeof *job);
-  rc = place_input(pool, call, job);
+  rc = shk__task_place_input(pool, call, job);
   if (rc != SHK_OK) return rc;
   job->chunk_count = count;
   atomic_store(&ctl->chunk_count, count);
@@ -424,19 +288,11 @@ static void expire(shk_task_pool *pool, uint32_t seq, uint64_t count) {
 static int join_worker(shk_task_pool *pool, unsigned k, const shk__task_call *call) {
   int rc = start_worker(pool, k);
   if (rc != SHK_OK) return rc;
-  shk__task_job *job = &pool->ctl->job;
-  if (job->input_kind == SHK__INPUT_SEGMENT) {
-    shk_shm *shm;
-    size_t offset;
-    if (job->borrowed && shk_shm_find(call->data, call->size, &shm, &offset) == SHK_OK)
-      rc = give_input(pool, k, shk__shm_os_segment(shm), pool->job_in_id, false);
-    else
-      rc = give_input(pool, k, &pool->staging, pool->staging_id, true);
-    if (rc != SHK_OK) {
-      shk__os_exit ignored;
-      stop_worker(pool, k, true, &ignored);
-      return rc;
-    }
+  rc = shk__task_give_job_input(pool, k, call);
+  if (rc != SHK_OK) {
+    shk__os_exit ignored;
+    stop_worker(pool, k, true, &ignored);
+    return rc;
   }
   shk__task_slot *slot = shk__ctl_slot(pool->ctl, k);
   atomic_store(&slot->armed, 1);
