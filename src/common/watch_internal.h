@@ -112,6 +112,7 @@ typedef struct shk__watch_region {
   size_t dirty_count;
   uint64_t first_ns;                         /* first pending write; 0 when none */
   bool resync;
+  bool due;                                  /* compared in the current pass */
   bool has_fault;                            /* writer details of the burst's first fault */
   uintptr_t fault_addr, ip;
   uint64_t tid;

@@ -142,9 +142,33 @@ static bool each_run(shk_watcher *w, shk__watch_region *r, run_fn fn, void *ctx)
   return true;
 }
 
+/* Pages to protect again, merged across regions so that a pass over many small neighbouring
+ * regions makes one protection call per run of pages, not one per region: each call costs a
+ * TLB shootdown on the writers' CPUs. */
+typedef struct rearm_batch {
+  const shk__watch_backend_ops *ops;
+  uintptr_t start, end;
+  bool failed;
+} rearm_batch;
+
+static void rearm_flush(shk_watcher *w, rearm_batch *b) {
+  if (b->end > b->start && b->ops->rearm(w, b->start, b->end - b->start) != SHK_OK) b->failed = true;
+  b->start = b->end = 0;
+}
+
 static bool rearm_run(shk_watcher *w, shk__watch_region *r, uintptr_t page, size_t pages,
                       void *ctx) {
-  if (r->ops->rearm(w, page, pages * w->page_size) != SHK_OK) *(bool *)ctx = false;
+  rearm_batch *b = ctx;
+  uintptr_t end = page + pages * w->page_size;
+  if (b->end > b->start && b->ops == r->ops && page <= b->end && end >= b->start) {
+    b->start = SHK__MIN(b->start, page);
+    b->end = SHK__MAX(b->end, end);
+  } else {
+    rearm_flush(w, b);
+    b->ops = r->ops;
+    b->start = page;
+    b->end = end;
+  }
   return true;
 }
 
@@ -225,10 +249,9 @@ static void emit(shk_watcher *w, shk__watch_region *r, size_t lo, size_t hi, uin
   }
 }
 
-static void process(shk_watcher *w, shk__watch_region *r, uint64_t now) {
+/* Compares a due region (already protected again) and emits its event. */
+static void process(shk_watcher *w, shk__watch_region *r, uint64_t now, bool armed) {
   uint64_t first_ns = r->first_ns;
-  bool armed = true;
-  if (r->ops->rearm) each_run(w, r, rearm_run, &armed);
   span_diff d = {false, 0, 0};
   each_run(w, r, diff_run, &d);
   if (d.any) emit(w, r, d.lo, d.hi, first_ns);
@@ -249,14 +272,26 @@ void shk__watch_worker_pass(shk_watcher *w, bool force) {
     const shk__watch_backend_ops *ops = shk__watch_backend_ops_of(scanners[i]);
     if (ops->collect) ops->collect(w, now, force);
   }
+  /* Which regions are due; their pages are protected again (all of them, merged) before any
+   * of them is compared, so a write racing with the comparison faults and is not lost. */
+  rearm_batch batch = {NULL, 0, 0, false};
+  bool any = false;
   for (size_t i = 0; i < w->count; i++) {
     shk__watch_region *r = w->regions[i];
-    if (r->dirty_count == 0) continue;
     /* Fault backends wait for the window so a burst becomes one event; scanning backends are
      * already paced by their scans. */
-    bool due = force || r->resync || !r->ops->rearm ||
-               (now > r->first_ns && now - r->first_ns >= window);
-    if (due) process(w, r, now);
+    r->due = r->dirty_count > 0 && (force || r->resync || !r->ops->rearm ||
+                                    (now > r->first_ns && now - r->first_ns >= window));
+    if (!r->due) continue;
+    any = true;
+    if (r->ops->rearm) each_run(w, r, rearm_run, &batch);
+  }
+  if (!any) return;
+  rearm_flush(w, &batch);
+  for (size_t i = 0; i < w->count; i++) {
+    shk__watch_region *r = w->regions[i];
+    if (r->due) process(w, r, now, !(batch.failed && r->ops->rearm));
+    r->due = false;
   }
 }
 
