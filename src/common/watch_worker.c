@@ -278,10 +278,10 @@ void shk__watch_worker_pass(shk_watcher *w, bool force) {
   bool any = false;
   for (size_t i = 0; i < w->count; i++) {
     shk__watch_region *r = w->regions[i];
-    /* Fault backends wait for the window so a burst becomes one event; scanning backends are
-     * already paced by their scans. */
-    r->due = r->dirty_count > 0 && (force || r->resync || !r->ops->rearm ||
-                                    (now > r->first_ns && now - r->first_ns >= window));
+    /* Every backend waits for the window after the first write it noticed, so a burst becomes
+     * one event (scanning backends notice at their scan, fault backends at the fault). */
+    r->due = r->dirty_count > 0 &&
+             (force || r->resync || (now >= r->first_ns && now - r->first_ns >= window));
     if (!r->due) continue;
     any = true;
     if (r->ops->rearm) each_run(w, r, rearm_run, &batch);
