@@ -45,7 +45,7 @@ typedef struct shk__task_job {
   uint32_t input_kind;
   uint32_t borrowed;     /* the segment is the caller's (not the pool's staging segment) */
   uint32_t release;      /* workers unmap the caller's segment when the job ends */
-  uint32_t reserved;
+  uint32_t fn_inherited; /* every worker was forked after fn was located: fn_ptr is valid */
   uint64_t input_addr;
   uint64_t input_offset; /* of the input inside its segment */
   uint64_t input_size;

@@ -209,6 +209,8 @@ static int write_job(shk_task_pool *pool, const shk__task_call *call, uint32_t s
   job->arg_size = call->arg_size;
   if (call->arg_size > 0) memcpy(shk__ctl_arg(ctl), call->arg, call->arg_size);
   job->fn_ptr = call->fn;
+  /* The one-call form forks its workers after this point (and so does a replacement). */
+  job->fn_inherited = pool->inherit_input;
   if (pool->mode == SHK_TASK_PROCESSES) {
     rc = shk__os_fn_locate((shk__os_any_fn)call->fn, &job->fn);
     if (rc != SHK_OK) return rc;

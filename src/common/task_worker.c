@@ -144,7 +144,9 @@ static const unsigned char *job_input(worker_state *w) {
 }
 
 static shk_task_fn job_fn(worker_state *w) {
-  if (w->same_space) return w->ctl->job.fn_ptr;
+  /* A thread, or a process forked after the pool located the function, has it at this address;
+   * any other worker resolves it by module and offset. */
+  if (w->same_space || w->ctl->job.fn_inherited) return w->ctl->job.fn_ptr;
   const shk__os_fn_id *id = &w->ctl->job.fn;
   if (w->fn && w->fn_id.base == id->base && w->fn_id.offset == id->offset &&
       strncmp(w->fn_id.module, id->module, sizeof id->module) == 0)

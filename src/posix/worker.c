@@ -94,7 +94,7 @@ void shk__os_worker_link_close(shk__os_worker *w) {
  * modules' tables, faulting them in: measured at about a third of a one-call run's extra cost).
  * So the pool's process calls, once and harmlessly, what a worker calls first; _exit, which
  * cannot be called ahead, is reached through a pointer the loader fills at start-up. */
-static void (*const posix_exit_now)(int) = _exit;
+static void (*volatile posix_exit_now)(int) = _exit;
 static shk__once posix_bind_once;
 
 static void posix_bind_worker_calls(void) {
@@ -142,7 +142,9 @@ static void posix_worker_child(shk__os_worker *w, pid_t parent, unsigned index,
   boot.link = w->worker_end;
   boot.same_space = false;
   shk__task_worker_serve(&boot);
-  fflush(NULL);
+  /* What a chunk function printed (stderr is unbuffered); other streams are the function's to
+   * flush: walking every stream would cost a fresh worker several page faults. */
+  fflush(stdout);
   posix_exit_now(0);
 }
 
@@ -150,8 +152,8 @@ int shk__os_worker_spawn(shk__os_worker *w, unsigned index, const shk__os_segmen
                          size_t ctl_size, size_t out_offset, size_t out_size,
                          const shk__os_worker *all, unsigned count) {
   shk__once_run(&posix_bind_once, posix_bind_worker_calls);
-  /* Unflushed output would otherwise be written twice, once by each process. */
-  fflush(NULL);
+  /* Unflushed output would otherwise be written twice: the worker flushes stdout as it ends. */
+  fflush(stdout);
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) return posix_error(errno);
