@@ -47,11 +47,6 @@ static struct {
   int fd;
 } stash[STASH_SIZE];
 
-static int posix_cloexec(int fd) {
-  if (fd >= 0) fcntl(fd, F_SETFD, FD_CLOEXEC);
-  return fd;
-}
-
 /* Moves a descriptor away from 0..2 so that "0 = closed" holds for link ends. */
 static int posix_above_stdio(int fd) {
   if (fd > 2) return fd;
@@ -63,9 +58,15 @@ static int posix_above_stdio(int fd) {
 int shk__os_worker_link_open(shk__os_worker *w) {
   memset(w, 0, sizeof *w);
   int sv[2];
+#ifdef SOCK_CLOEXEC
+  if (socketpair(AF_UNIX, POSIX_LINK_TYPE | SOCK_CLOEXEC, 0, sv) != 0) return posix_error(errno);
+#else
   if (socketpair(AF_UNIX, POSIX_LINK_TYPE, 0, sv) != 0) return posix_error(errno);
-  sv[0] = posix_above_stdio(posix_cloexec(sv[0]));
-  sv[1] = posix_above_stdio(posix_cloexec(sv[1]));
+  fcntl(sv[0], F_SETFD, FD_CLOEXEC);
+  fcntl(sv[1], F_SETFD, FD_CLOEXEC);
+#endif
+  sv[0] = posix_above_stdio(sv[0]);
+  sv[1] = posix_above_stdio(sv[1]);
   if (sv[0] < 0 || sv[1] < 0) {
     int err = errno;
     if (sv[0] >= 0) close(sv[0]);
