@@ -2,6 +2,7 @@
  * not available here), plus API errors, crashes in child processes and the system limits. */
 /* ctest: labels=unit;fault;multiprocess;tsan timeout=600 */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@ typedef struct seen {
   uint64_t thread_id;
   char module[256];
   char name[32];
+  bool aligned; /* inline values may be read through the region's own type */
 } seen;
 
 typedef struct collector {
@@ -51,6 +53,8 @@ static void collect(const shk_watch_event *ev, void *user) {
   s->new_key = ev->new_key;
   size_t n = ev->length < 64 ? ev->length : 64;
   if (ev->flags & SHK_WATCH_EVENT_INLINE) {
+    s->aligned = (uintptr_t)ev->old_value % _Alignof(max_align_t) == 0 &&
+                 (uintptr_t)ev->new_value % _Alignof(max_align_t) == 0;
     memcpy(s->old_bytes, (const unsigned char *)ev->old_value + ev->offset, n);
     memcpy(s->new_bytes, (const unsigned char *)ev->new_value + ev->offset, n);
   } else {
@@ -165,6 +169,7 @@ static void small_region_gives_inline_old_and_new(void **state) {
   assert_int_equal(s->region_id, id);
   assert_string_equal(s->name, "point");
   assert_true(s->flags & SHK_WATCH_EVENT_INLINE);
+  assert_true(s->aligned);
   assert_int_equal(s->region_size, sizeof *pt);
   assert_int_equal(s->offset, offsetof(point, y));
   assert_int_equal(s->length, sizeof(int));

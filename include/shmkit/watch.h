@@ -98,7 +98,8 @@ typedef struct shk_watch_event {
   size_t region_size;
   size_t offset;             /* first changed byte, from the region's start */
   size_t length;             /* bytes from the first to the last changed byte, inclusive */
-  const void *old_value;     /* region_size bytes before / after, when SHK_WATCH_EVENT_INLINE */
+  const void *old_value;     /* region_size bytes before / after, when SHK_WATCH_EVENT_INLINE;
+                                aligned for any type, so they may be read as the region's type */
   const void *new_value;
   uint64_t old_key;          /* store keys of the changed bytes before / after, when
                                 SHK_WATCH_EVENT_STORED; see shk_watch_fetch() */

@@ -2,6 +2,7 @@
  * pages, and after the coalescing window protects the pages again, then compares them with the
  * region's copy (in that order, so a write that lands during the compare faults again and is
  * not lost), builds the events and calls the callback outside the watcher lock. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -94,19 +95,26 @@ static void resync(shk_watcher *w, uint64_t now) {
   }
 }
 
-/* Appends bytes to the batch arena; returns the offset, or SIZE_MAX without memory. */
+/* Appends bytes to the batch arena, aligned like malloc memory so a callback may read an
+ * old/new value through a pointer to its own struct type; returns the offset, or SIZE_MAX
+ * without memory. (The arena itself comes from realloc, hence malloc alignment.) */
 static size_t arena_put(shk_watcher *w, const void *data, size_t n) {
-  if (w->arena_cap - w->arena_len < n) {
+  size_t align = _Alignof(max_align_t);
+  size_t off = (w->arena_len + align - 1) & ~(align - 1);
+  if (off > SIZE_MAX - n) return SIZE_MAX;
+  if (off + n > w->arena_cap) {
     size_t cap = w->arena_cap ? w->arena_cap : 4096;
-    while (cap - w->arena_len < n) cap *= 2;
+    while (cap < off + n) {
+      if (cap > SIZE_MAX / 2) return SIZE_MAX;
+      cap *= 2;
+    }
     unsigned char *grown = realloc(w->arena, cap);
     if (!grown) return SIZE_MAX;
     w->arena = grown;
     w->arena_cap = cap;
   }
-  size_t off = w->arena_len;
   memcpy(w->arena + off, data, n);
-  w->arena_len += n;
+  w->arena_len = off + n;
   return off;
 }
 
