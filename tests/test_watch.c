@@ -254,6 +254,15 @@ static void regions_sharing_a_page_get_their_own_events(void **state) {
       assert_int_equal(s->new_bytes[0], i + 1);
     }
   }
+  /* An odd address and length compare as well as aligned ones. */
+  uint32_t odd;
+  assert_int_equal(shk_watch_add(w, page + 1027, 61, "odd", &odd), SHK_OK);
+  page[1027 + 40] = 0x77;
+  page[1027 + 60] = 0x78;
+  assert_int_equal(shk_watch_flush(w), SHK_OK);
+  assert_int_equal(count_for(c, odd), 1);
+  assert_int_equal(last_for(c, odd)->offset, 40);
+  assert_int_equal(last_for(c, odd)->length, 21);
   /* Removing one region keeps its neighbours on the shared page watched. */
   assert_int_equal(shk_watch_remove(w, ids[0]), SHK_OK);
   page[0] = 9;

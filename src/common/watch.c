@@ -100,7 +100,7 @@ static size_t index_of(shk_watcher *w, uint32_t id) {
 static void region_free(shk__watch_region *r) {
   if (!r) return;
   free(r->name);
-  free(r->shadow);
+  free(r->shadow_block);
   free(r->dirty);
   free(r);
 }
@@ -223,7 +223,8 @@ int shk_watch_add(shk_watcher *w, void *addr, size_t size, const char *name, uin
   }
   size_t pages = (r->page_end - r->page_start) / w->page_size;
   r->name = malloc(name ? strlen(name) + 1 : 1);
-  r->shadow = malloc(size);
+  r->shadow_block = size <= SIZE_MAX - 8 ? malloc(size + 8) : NULL;
+  r->shadow = r->shadow_block ? r->shadow_block + (a & 7) : NULL;
   r->dirty = calloc((pages + 7) / 8, 1);
   if (!r->name || !r->shadow || !r->dirty) {
     region_free(r);

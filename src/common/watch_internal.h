@@ -107,7 +107,9 @@ typedef struct shk__watch_region {
   shk_watch_backend backend;                 /* as reported */
   const struct shk__watch_backend_ops *ops;  /* how it is watched */
   bool holds_area;                           /* took one unit of the area budget */
-  unsigned char *shadow;                     /* the last value delivered */
+  unsigned char *shadow;                     /* the last value delivered, aligned like addr
+                                                modulo 8 (inside shadow_block) */
+  unsigned char *shadow_block;
   unsigned char *dirty;                      /* one bit per page, pages to compare */
   size_t dirty_count;
   uint64_t first_ns;                         /* first pending write; 0 when none */

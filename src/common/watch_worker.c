@@ -26,24 +26,28 @@ SHK__RACY_READ void shk__watch_copy_in(void *dst, const void *watched, size_t n)
 }
 
 /* First and last differing byte of watched memory against the copy; false when equal. Compares
- * word by word where it can: a region of a few MiB is compared in well under a millisecond. */
+ * word by word where it can (a region of a few MiB in well under a millisecond): the copy is
+ * allocated with the same alignment modulo 8 as the region, so both sides align together. */
+#define WORD(p) (*(const volatile uint64_t *)(const volatile void *)(p))
 SHK__RACY_READ static bool diff(const unsigned char *mem, const unsigned char *copy, size_t n,
                                size_t *first, size_t *last) {
+  const volatile unsigned char *m = mem;
   size_t i = 0;
-  while (i + 8 <= n && *(const volatile uint64_t *)(const void *)(mem + i) ==
-                           *(const uint64_t *)(const void *)(copy + i))
-    i += 8;
-  while (i < n && ((const volatile unsigned char *)mem)[i] == copy[i]) i++;
+  while (i < n && ((uintptr_t)(mem + i) & 7) != 0 && m[i] == copy[i]) i++;
+  if (((uintptr_t)(mem + i) & 7) == 0)
+    while (i + 8 <= n && WORD(mem + i) == WORD(copy + i)) i += 8;
+  while (i < n && m[i] == copy[i]) i++;
   if (i == n) return false;
   *first = i;
   size_t j = n;
-  while (j >= i + 8 && *(const volatile uint64_t *)(const void *)(mem + j - 8) ==
-                           *(const uint64_t *)(const void *)(copy + j - 8))
-    j -= 8;
-  while (j > i && ((const volatile unsigned char *)mem)[j - 1] == copy[j - 1]) j--;
+  while (j > i && ((uintptr_t)(mem + j) & 7) != 0 && m[j - 1] == copy[j - 1]) j--;
+  if (((uintptr_t)(mem + j) & 7) == 0)
+    while (j >= i + 8 && WORD(mem + j - 8) == WORD(copy + j - 8)) j -= 8;
+  while (j > i && m[j - 1] == copy[j - 1]) j--;
   *last = j - 1;
   return true;
 }
+#undef WORD
 
 static void set_dirty(shk__watch_region *r, size_t page_index, uint64_t t) {
   unsigned char bit = (unsigned char)(1u << (page_index & 7));
