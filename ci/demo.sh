@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds shmkit (installing what is missing on Debian 12) and runs the examples.
-# Usage: ci/demo.sh            (Linux)      SHK_DEMO_WINDOWS=1 ci/demo.sh   (also under wine)
+# Usage: ci/demo.sh   (the Windows builds of the same examples run under wine in ci/test.sh)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$SHK_ROOT"
