@@ -5,8 +5,6 @@
 
 #include "buf_internal.h"
 
-static atomic_uint_fast64_t next_id;
-
 /* ---- heap hook ---- */
 
 static shk__once hook_once;
@@ -110,7 +108,7 @@ static int buf_publish(shk_buf *buf, shk_buf **out) {
   buf->data = buf->block.ptr;
   buf->range.start = (uintptr_t)buf->data;
   buf->range.end = buf->range.start + buf->size;
-  int rc = shk__buf_ranges_insert(&buf->range);
+  int rc = shk__buf_ranges_publish(&buf->range, &buf->id);
   if (rc != SHK_OK) {
     const shk_buf_allocator *t = &buf->allocator->table;
     /* Refused external memory stays the caller's, even when ownership was offered. */
@@ -119,7 +117,6 @@ static int buf_publish(shk_buf *buf, shk_buf **out) {
     free(buf);
     return rc;
   }
-  buf->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed) + 1;
   report_heap(buf, true);
   *out = buf;
   return SHK_OK;

@@ -41,6 +41,9 @@ typedef struct shk__buf_range {
 /* Inserts [start, end) unless it overlaps a live range (SHK_EOVERLAP, nothing changes);
  * SHK_ENOMEM when the index cannot grow. O(log n) search. Thread-safe. */
 int shk__buf_ranges_insert(shk__buf_range *node);
+/* The same, and on success gives the next buffer id (1, 2, ...) in the same critical section,
+ * so ids follow the order in which buffers became live and cost no atomic of their own. */
+int shk__buf_ranges_publish(shk__buf_range *node, uint64_t *id);
 void shk__buf_ranges_remove(shk__buf_range *node);
 size_t shk__buf_ranges_count(void);
 
