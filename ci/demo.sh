@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds shmkit (installing what is missing on Debian 12) and runs the examples.
-# Usage: ci/demo.sh   (the Windows builds of the same examples run under wine in ci/test.sh)
+# Usage: ci/demo.sh   (ci/test.sh also runs the examples as tests, natively and under wine)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$SHK_ROOT"
