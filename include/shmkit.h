@@ -1,16 +1,17 @@
-/* shmkit: shared memory, chunk tasks, buffers, a write watcher and a profiling protocol.
+/** @file
+ * shmkit: shared memory, chunk tasks, buffers, a write watcher and a profiling protocol.
  * This umbrella header is what programs include. */
 #ifndef SHMKIT_H
 #define SHMKIT_H
 
-#define SHK_VERSION_MAJOR 0
-#define SHK_VERSION_MINOR 1
-#define SHK_VERSION_PATCH 0
-/* One number that grows with every release: major * 10000 + minor * 100 + patch. */
+#define SHK_VERSION_MAJOR 0 /**< major version of these headers: changes break compatibility */
+#define SHK_VERSION_MINOR 1 /**< minor version of these headers: compatible additions */
+#define SHK_VERSION_PATCH 0 /**< patch version of these headers: fixes only */
+/** One number that grows with every release: major * 10000 + minor * 100 + patch. */
 #define SHK_VERSION_NUMBER (SHK_VERSION_MAJOR * 10000 + SHK_VERSION_MINOR * 100 + SHK_VERSION_PATCH)
 #define SHK_STRINGIFY2_(x) #x
 #define SHK_STRINGIFY_(x) SHK_STRINGIFY2_(x)
-/* "major.minor.patch" */
+/** "major.minor.patch" */
 #define SHK_VERSION_STRING SHK_STRINGIFY_(SHK_VERSION_MAJOR) "." SHK_STRINGIFY_(SHK_VERSION_MINOR) "." SHK_STRINGIFY_(SHK_VERSION_PATCH)
 
 #include "shmkit/export.h"
@@ -25,11 +26,11 @@
 extern "C" {
 #endif
 
-/* The version of the library that is linked, as SHK_VERSION_NUMBER; compare it with the header's
+/** The version of the library that is linked, as SHK_VERSION_NUMBER; compare it with the header's
  * to detect a mismatched DLL or .so. */
 SHK_API int shk_version(void);
 
-/* The same as a string, "major.minor.patch" (static). */
+/** The same as a string, "major.minor.patch" (static). */
 SHK_API const char *shk_version_string(void);
 
 #ifdef __cplusplus
