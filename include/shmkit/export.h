@@ -1,4 +1,5 @@
-/* SHK_API: marks every public declaration. dllexport while building the DLL, dllimport for its
+/** @file
+ * SHK_API: marks every public declaration. dllexport while building the DLL, dllimport for its
  * users, nothing for a static library; default visibility elsewhere (the rest is hidden). */
 #ifndef SHMKIT_EXPORT_H
 #define SHMKIT_EXPORT_H
