@@ -1,4 +1,5 @@
-/* Error codes of shmkit: fixed negative numbers, the same on every OS. */
+/** @file
+ * Error codes of shmkit: fixed negative numbers, the same on every OS. */
 #ifndef SHMKIT_ERROR_H
 #define SHMKIT_ERROR_H
 
@@ -8,7 +9,7 @@
 extern "C" {
 #endif
 
-/* The one list of codes: X(NAME, value, description). It generates the enum below and, inside
+/** The one list of codes: X(NAME, value, description). It generates the enum below and, inside
  * the library, shk_strerror() and shk_error_name(). Codes are never renumbered; new codes are
  * appended with the next free value. */
 #define SHK_ERROR_LIST(X)                                                                  \
@@ -38,21 +39,23 @@ extern "C" {
   X(SHK_EFAULT, -23, "bad address")                                                 \
   X(SHK_ECHUNK, -24, "a chunk function returned an error")
 
+/** The codes of SHK_ERROR_LIST as an enum: SHK_OK (0) and the negative SHK_E* values, each
+ * described in the list above. Functions return them as int. */
 typedef enum shk_error {
 #define SHK_ERROR_ENUM_(name, value, text) name = value,
   SHK_ERROR_LIST(SHK_ERROR_ENUM_)
 #undef SHK_ERROR_ENUM_
 } shk_error;
 
-/* A sentence describing `code` (a static string, never NULL; "unknown error" for codes not in
+/** A sentence describing `code` (a static string, never NULL; "unknown error" for codes not in
  * the list). Thread-safe. */
 SHK_API const char *shk_strerror(int code);
 
-/* The symbolic name of `code`, such as "SHK_ENOENT" (static, never NULL; "SHK_UNKNOWN" for codes
+/** The symbolic name of `code`, such as "SHK_ENOENT" (static, never NULL; "SHK_UNKNOWN" for codes
  * not in the list). Thread-safe. */
 SHK_API const char *shk_error_name(int code);
 
-/* The raw OS error (errno on POSIX, GetLastError() or an NTSTATUS on Windows) behind the last
+/** The raw OS error (errno on POSIX, GetLastError() or an NTSTATUS on Windows) behind the last
  * SHK_E* code that this thread got from a call that touched the OS; 0 when there was none.
  * For diagnostics only: the value differs between systems. */
 SHK_API int shk_last_os_error(void);
