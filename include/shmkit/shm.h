@@ -1,4 +1,5 @@
-/* Shared-memory segments: named (other processes open them by name) or anonymous (shared with
+/** @file
+ * Shared-memory segments: named (other processes open them by name) or anonymous (shared with
  * worker processes that shmkit starts). */
 #ifndef SHMKIT_SHM_H
 #define SHMKIT_SHM_H
@@ -12,26 +13,26 @@
 extern "C" {
 #endif
 
-/* An open, mapped segment. Created by shk_shm_create*() or shk_shm_open(), freed by
+/** An open, mapped segment. Created by shk_shm_create*() or shk_shm_open(), freed by
  * shk_shm_close(). One handle may be used from several threads for reading its properties;
  * closing it while another thread uses it is the caller's race. */
 typedef struct shk_shm shk_shm;
 
-/* The longest portable segment name, in characters. A portable name has 1 to SHK_SHM_NAME_MAX
+/** The longest portable segment name, in characters. A portable name has 1 to SHK_SHM_NAME_MAX
  * characters from [A-Za-z0-9._-] and does not start with '.'. It becomes "/name" on POSIX and
  * "Local\name" on Windows; 30 characters keeps it inside macOS's 31-byte limit. */
 #define SHK_SHM_NAME_MAX 30
 
-/* How shk_shm_open() maps a segment. */
+/** How shk_shm_open() maps a segment. */
 typedef enum shk_shm_access {
   SHK_SHM_READ_ONLY = 1,
   SHK_SHM_READ_WRITE = 2
 } shk_shm_access;
 
-/* Checks a portable name. Returns SHK_OK, SHK_EINVAL for NULL or SHK_ENAME. */
+/** Checks a portable name. Returns SHK_OK, SHK_EINVAL for NULL or SHK_ENAME. */
 SHK_API int shk_shm_name_check(const char *name);
 
-/* Creates a named segment of at least `size` bytes, zero-filled, readable and writable, owner-only
+/** Creates a named segment of at least `size` bytes, zero-filled, readable and writable, owner-only
  * (mode 0600 on POSIX; a DACL granting only the current user on Windows), and maps it. The size
  * is rounded up to a whole number of pages; shk_shm_size() tells the rounded size.
  * The name is exclusive: SHK_EEXIST when a segment of that name exists. The name stays in the
@@ -40,38 +41,38 @@ SHK_API int shk_shm_name_check(const char *name);
  * map), SHK_EEXIST, SHK_EACCES, SHK_ENOMEM or SHK_EOS. On failure nothing is left behind. */
 SHK_API int shk_shm_create(const char *name, size_t size, shk_shm **out);
 
-/* Creates a segment with no name, zero-filled, of at least `size` bytes (rounded up to pages).
+/** Creates a segment with no name, zero-filled, of at least `size` bytes (rounded up to pages).
  * Only this process and the worker processes that shmkit starts can reach it; it disappears when
  * the last of them closes it. Returns as shk_shm_create() without the name errors. */
 SHK_API int shk_shm_create_anonymous(size_t size, shk_shm **out);
 
-/* Opens and maps an existing named segment. `access` is SHK_SHM_READ_ONLY or SHK_SHM_READ_WRITE;
+/** Opens and maps an existing named segment. `access` is SHK_SHM_READ_ONLY or SHK_SHM_READ_WRITE;
  * a read-only mapping faults on write. Returns SHK_OK, SHK_EINVAL (NULL out or a bad access
  * value), SHK_ENAME, SHK_ENOENT (no such segment), SHK_EACCES (the segment's permissions deny
  * this access), SHK_ENOMEM or SHK_EOS. */
 SHK_API int shk_shm_open(const char *name, shk_shm_access access, shk_shm **out);
 
-/* The first byte of the mapping (page-aligned); NULL for a NULL handle. */
+/** The first byte of the mapping (page-aligned); NULL for a NULL handle. */
 SHK_API void *shk_shm_data(const shk_shm *shm);
 
-/* The mapped size in bytes, a whole number of pages; 0 for a NULL handle. */
+/** The mapped size in bytes, a whole number of pages; 0 for a NULL handle. */
 SHK_API size_t shk_shm_size(const shk_shm *shm);
 
-/* The portable name, or NULL for an anonymous segment or a NULL handle. Owned by the handle. */
+/** The portable name, or NULL for an anonymous segment or a NULL handle. Owned by the handle. */
 SHK_API const char *shk_shm_name(const shk_shm *shm);
 
-/* Whether the mapping may be written. */
+/** Whether the mapping may be written. */
 SHK_API bool shk_shm_writable(const shk_shm *shm);
 
-/* Finds the open segment of this process whose mapping contains [ptr, ptr+len). On success
+/** Finds the open segment of this process whose mapping contains [ptr, ptr+len). On success
  * writes the segment to *out (still owned by whoever opened it) and the offset of ptr inside it
  * to *offset. Returns SHK_OK, SHK_EINVAL or SHK_ENOENT. Thread-safe. */
 SHK_API int shk_shm_find(const void *ptr, size_t len, shk_shm **out, size_t *offset);
 
-/* Unmaps and closes the handle. Accepts NULL. Does not remove the name (see shk_shm_unlink). */
+/** Unmaps and closes the handle. Accepts NULL. Does not remove the name (see shk_shm_unlink). */
 SHK_API void shk_shm_close(shk_shm *shm);
 
-/* Removes a name from the system; mappings that are open stay valid. Returns SHK_OK, SHK_EINVAL
+/** Removes a name from the system; mappings that are open stay valid. Returns SHK_OK, SHK_EINVAL
  * (NULL), SHK_ENAME, SHK_ENOENT (POSIX: no such name) or SHK_EOS.
  * On Windows a name vanishes by itself with its last handle and cannot be removed earlier: this
  * call only checks the name and returns SHK_OK. Portable programs therefore call it once they
