@@ -1,4 +1,5 @@
-/* Chunk tasks: split a buffer into N chunks, run one function on every chunk in parallel worker
+/** @file
+ * Chunk tasks: split a buffer into N chunks, run one function on every chunk in parallel worker
  * processes (or threads, or inline), and collect per-chunk results; plus a reusable worker pool. */
 #ifndef SHMKIT_TASK_H
 #define SHMKIT_TASK_H
@@ -13,93 +14,93 @@
 extern "C" {
 #endif
 
-/* Where a chunk function writes its result bytes (owned by shmkit, valid during the call). */
+/** Where a chunk function writes its result bytes (owned by shmkit, valid during the call). */
 typedef struct shk_task_out shk_task_out;
 
-/* A set of workers started once and reused by many calls. */
+/** A set of workers started once and reused by many calls. */
 typedef struct shk_task_pool shk_task_pool;
 
-/* The per-chunk results of one call, in chunk order (allocated by shmkit). */
+/** The per-chunk results of one call, in chunk order (allocated by shmkit). */
 typedef struct shk_task_results shk_task_results;
 
-/* What a chunk function is told about its chunk. All pointers are valid only during the call. */
+/** What a chunk function is told about its chunk. All pointers are valid only during the call. */
 typedef struct shk_task_chunk {
-  const void *data;  /* the chunk's first byte, read-only (NULL when size and readable are 0) */
-  size_t size;       /* the chunk's own bytes: [data, data + size) */
-  size_t readable;   /* bytes that may be read from data: size + halo, clipped at the input end */
-  size_t index;      /* 0 .. count-1 */
-  size_t count;      /* the number of chunks of this call */
-  size_t offset;     /* the absolute offset of data in the whole input */
-  size_t total;      /* the size of the whole input */
-  const void *arg;   /* a copy of the argument bytes (NULL when arg_size is 0) */
-  size_t arg_size;
+  const void *data;  /**< the chunk's first byte, read-only (NULL when size and readable are 0) */
+  size_t size;       /**< the chunk's own bytes: [data, data + size) */
+  size_t readable;   /**< bytes that may be read from data: size + halo, clipped at the input end */
+  size_t index;      /**< 0 .. count-1 */
+  size_t count;      /**< the number of chunks of this call */
+  size_t offset;     /**< the absolute offset of data in the whole input */
+  size_t total;      /**< the size of the whole input */
+  const void *arg;   /**< a copy of the argument bytes (NULL when arg_size is 0) */
+  size_t arg_size;   /**< the number of argument bytes at arg */
 } shk_task_chunk;
 
-/* A chunk function: reads its chunk, appends result bytes to `out` with shk_task_out_write(),
+/** A chunk function: reads its chunk, appends result bytes to `out` with shk_task_out_write(),
  * returns 0 or an error code of its own (any non-zero int, reported as SHK_TASK_FAILED).
  * In process mode it runs in another process: it must not rely on pointers into the caller's
  * memory (pass data through the input and the argument bytes). */
 typedef int (*shk_task_fn)(const shk_task_chunk *chunk, shk_task_out *out);
 
-/* Called in the caller's thread when the number of finished chunks changes: `done` of `total`.
+/** Called in the caller's thread when the number of finished chunks changes: `done` of `total`.
  * Return false to cancel: chunks not yet started end SHK_TASK_CANCELLED; chunks already running
  * finish and keep their results. */
 typedef bool (*shk_task_progress_fn)(size_t done, size_t total, void *user);
 
-/* Where chunks run. All modes give identical results for a well-behaved chunk function. */
+/** Where chunks run. All modes give identical results for a well-behaved chunk function. */
 typedef enum shk_task_mode {
-  SHK_TASK_PROCESSES = 0, /* worker processes (default): a crashing chunk does not kill the caller */
-  SHK_TASK_THREADS = 1,   /* threads of the caller's process */
-  SHK_TASK_INLINE = 2     /* one after the other in the caller's thread (for debugging) */
+  SHK_TASK_PROCESSES = 0, /**< worker processes (default): a crashing chunk does not kill the caller */
+  SHK_TASK_THREADS = 1,   /**< threads of the caller's process */
+  SHK_TASK_INLINE = 2     /**< one after the other in the caller's thread (for debugging) */
 } shk_task_mode;
 
-/* Options of one call. Zero-initialise (`shk_task_options o = {0};`) for the defaults; a NULL
+/** Options of one call. Zero-initialise (`shk_task_options o = {0};`) for the defaults; a NULL
  * options pointer means all defaults. */
 typedef struct shk_task_options {
-  size_t chunks;       /* number of chunks; 0: the number of workers */
-  unsigned workers;    /* shk_task_run only: workers to start; 0: the number of CPUs */
-  shk_task_mode mode;  /* shk_task_run only (a pool has its own mode) */
-  size_t halo;         /* bytes each chunk may read past its end (see shk_task_chunk.readable) */
-  size_t item_size;    /* chunk boundaries fall on multiples of this; 0 or 1: any byte.
+  size_t chunks;       /**< number of chunks; 0: the number of workers */
+  unsigned workers;    /**< shk_task_run only: workers to start; 0: the number of CPUs */
+  shk_task_mode mode;  /**< shk_task_run only (a pool has its own mode) */
+  size_t halo;         /**< bytes each chunk may read past its end (see shk_task_chunk.readable) */
+  size_t item_size;    /**< chunk boundaries fall on multiples of this; 0 or 1: any byte.
                           The input size must be a multiple of it. */
-  const void *arg;     /* argument bytes, copied to every worker; never passed as a pointer */
-  size_t arg_size;     /* at most SHK_TASK_ARG_MAX */
-  uint32_t timeout_ms; /* the whole call's deadline; 0: none. Process mode kills the workers of
+  const void *arg;     /**< argument bytes, copied to every worker; never passed as a pointer */
+  size_t arg_size;     /**< at most SHK_TASK_ARG_MAX */
+  uint32_t timeout_ms; /**< the whole call's deadline; 0: none. Process mode kills the workers of
                           chunks still running at the deadline; threads and inline modes cannot
                           stop a running chunk and only stop starting new ones. */
-  shk_task_progress_fn progress; /* may be NULL */
-  void *progress_user;
+  shk_task_progress_fn progress; /**< may be NULL */
+  void *progress_user;           /**< passed to progress as `user` */
 } shk_task_options;
 
-/* The largest argument, in bytes. */
+/** The largest argument, in bytes. */
 #define SHK_TASK_ARG_MAX ((size_t)16 << 20)
-/* The largest number of chunks of one call. */
+/** The largest number of chunks of one call. */
 #define SHK_TASK_CHUNKS_MAX ((size_t)1 << 20)
-/* The most workers of one pool. */
+/** The most workers of one pool. */
 #define SHK_TASK_WORKERS_MAX 64u
 
-/* How a chunk ended. */
+/** How a chunk ended. */
 typedef enum shk_task_status {
-  SHK_TASK_OK = 0,        /* the function returned 0 */
-  SHK_TASK_FAILED = 1,    /* the function returned `code` (non-zero) */
-  SHK_TASK_CRASHED = 2,   /* its worker died: `code` is the signal number (POSIX), the exception
+  SHK_TASK_OK = 0,        /**< the function returned 0 */
+  SHK_TASK_FAILED = 1,    /**< the function returned `code` (non-zero) */
+  SHK_TASK_CRASHED = 2,   /**< its worker died: `code` is the signal number (POSIX), the exception
                              code (Windows), or the exit status if the function called exit() */
-  SHK_TASK_TIMED_OUT = 3, /* it had not finished at the deadline */
-  SHK_TASK_CANCELLED = 4  /* it was not started because the progress callback cancelled */
+  SHK_TASK_TIMED_OUT = 3, /**< it had not finished at the deadline */
+  SHK_TASK_CANCELLED = 4  /**< it was not started because the progress callback cancelled */
 } shk_task_status;
 
-/* One chunk's result. `data` points into the results object; bytes written by a chunk that did
+/** One chunk's result. `data` points into the results object; bytes written by a chunk that did
  * not end SHK_TASK_OK or SHK_TASK_FAILED are discarded (size 0). */
 typedef struct shk_task_result {
-  shk_task_status status;
-  int code;          /* see shk_task_status; 0 for SHK_TASK_OK */
-  const void *data;  /* the bytes the chunk wrote (NULL when size is 0) */
-  size_t size;
-  size_t offset;     /* the chunk's place in the input */
-  size_t length;
+  shk_task_status status; /**< how the chunk ended */
+  int code;          /**< see shk_task_status; 0 for SHK_TASK_OK */
+  const void *data;  /**< the bytes the chunk wrote (NULL when size is 0) */
+  size_t size;       /**< the number of bytes at data */
+  size_t offset;     /**< the chunk's place in the input: its first byte's offset */
+  size_t length;     /**< the chunk's size in the input, in bytes */
 } shk_task_result;
 
-/* The worker hook. Call it first thing in main(), before anything else, in every program that
+/** The worker hook. Call it first thing in main(), before anything else, in every program that
  * runs chunk tasks in process mode: `int main(int argc, char **argv) { shk_worker_main(argc,
  * argv); ... }`. In a normal run it returns SHK_OK at once. On Windows, where workers are this
  * same executable started again with a marker argument, a worker run never returns: it serves
@@ -108,15 +109,15 @@ typedef struct shk_task_result {
  * spawns a chain of workers. Call it from the main thread, once. */
 SHK_API int shk_worker_main(int argc, char **argv);
 
-/* Appends `size` bytes to the chunk's result. Only from inside a chunk function, with the `out`
+/** Appends `size` bytes to the chunk's result. Only from inside a chunk function, with the `out`
  * it was given. Returns SHK_OK, SHK_EINVAL (NULL out, or NULL bytes with size > 0) or
  * SHK_ELIMIT (the worker's output for this call would exceed SHK_TASK_OUT_MAX). */
 SHK_API int shk_task_out_write(shk_task_out *out, const void *bytes, size_t size);
 
-/* The most bytes one worker may write during one call (the sum over the chunks it runs). */
+/** The most bytes one worker may write during one call (the sum over the chunks it runs). */
 #define SHK_TASK_OUT_MAX ((size_t)1 << 30)
 
-/* Runs `fn` over `size` bytes at `data`, split into chunks, and writes the per-chunk results to
+/** Runs `fn` over `size` bytes at `data`, split into chunks, and writes the per-chunk results to
  * *results. The chunks are: `chunks` pieces (always exactly that many, in order) whose sizes
  * differ by at most one item; when the input has fewer items than chunks, some chunks are empty;
  * an empty input (size 0, data may be NULL) gives only empty chunks. The function is called for
@@ -133,12 +134,12 @@ SHK_API int shk_task_out_write(shk_task_out *out, const void *bytes, size_t size
 SHK_API int shk_task_run(const void *data, size_t size, shk_task_fn fn,
                          const shk_task_options *opts, shk_task_results **results);
 
-/* Creates a pool of `workers` workers (0: the number of CPUs; at most SHK_TASK_WORKERS_MAX) in
+/** Creates a pool of `workers` workers (0: the number of CPUs; at most SHK_TASK_WORKERS_MAX) in
  * `mode`, started once. Returns SHK_OK, SHK_EINVAL (NULL out, bad mode), SHK_ERANGE,
  * SHK_ENOHOOK, SHK_ENOMEM, SHK_ELIMIT or SHK_EOS. Free with shk_task_pool_free(). */
 SHK_API int shk_task_pool_create(unsigned workers, shk_task_mode mode, shk_task_pool **out);
 
-/* As shk_task_run(), on the pool's workers (opts->workers and opts->mode are ignored). In
+/** As shk_task_run(), on the pool's workers (opts->workers and opts->mode are ignored). In
  * process mode the input is copied once into a segment the pool keeps and grows, unless it lies
  * inside a shmkit segment of this process (shk_shm_find), which workers then read in place; they
  * keep that segment mapped while the next calls use the same one (POSIX, Windows 10+), and the
@@ -147,22 +148,22 @@ SHK_API int shk_task_pool_create(unsigned workers, shk_task_mode mode, shk_task_
 SHK_API int shk_task_pool_run(shk_task_pool *pool, const void *data, size_t size, shk_task_fn fn,
                               const shk_task_options *opts, shk_task_results **results);
 
-/* The number of workers of the pool (0 for NULL). */
+/** The number of workers of the pool (0 for NULL). */
 SHK_API unsigned shk_task_pool_workers(const shk_task_pool *pool);
 
-/* Stops the workers, waits for them and frees everything. Accepts NULL. Not while a call runs. */
+/** Stops the workers, waits for them and frees everything. Accepts NULL. Not while a call runs. */
 SHK_API void shk_task_pool_free(shk_task_pool *pool);
 
-/* The number of chunks (0 for NULL). */
+/** The number of chunks (0 for NULL). */
 SHK_API size_t shk_task_results_count(const shk_task_results *results);
 
-/* The result of chunk `index`, owned by `results`; NULL when out of range or NULL results. */
+/** The result of chunk `index`, owned by `results`; NULL when out of range or NULL results. */
 SHK_API const shk_task_result *shk_task_results_get(const shk_task_results *results, size_t index);
 
-/* Frees results. Accepts NULL. */
+/** Frees results. Accepts NULL. */
 SHK_API void shk_task_results_free(shk_task_results *results);
 
-/* "ok", "failed", "crashed", "timed out", "cancelled" (static; "unknown" otherwise). */
+/** "ok", "failed", "crashed", "timed out", "cancelled" (static; "unknown" otherwise). */
 SHK_API const char *shk_task_status_name(shk_task_status status);
 
 #ifdef __cplusplus
