@@ -1,4 +1,5 @@
-/* The write watcher: watch memory regions for writes and receive change events (old and new
+/** @file
+ * The write watcher: watch memory regions for writes and receive change events (old and new
  * bytes, where, when, which thread and instruction) from the watcher's own worker thread. */
 #ifndef SHMKIT_WATCH_H
 #define SHMKIT_WATCH_H
@@ -13,12 +14,12 @@
 extern "C" {
 #endif
 
-/* A watcher: a set of regions, one worker thread, one callback. Created by shk_watch_create(),
+/** A watcher: a set of regions, one worker thread, one callback. Created by shk_watch_create(),
  * freed by shk_watch_free(). Every function may be called from any thread unless it says
  * otherwise; the callback runs on the worker thread. */
 typedef struct shk_watcher shk_watcher;
 
-/* How writes are noticed. Every backend gives the same events; they differ in cost, in which
+/** How writes are noticed. Every backend gives the same events; they differ in cost, in which
  * memory they can watch and in what they know about the writer (see docs/watch.md).
  *  - SHK_WATCH_MPROTECT: pages made read-only; the first write to a page faults (SIGSEGV/SIGBUS
  *    on POSIX, an access violation caught by a vectored handler on Windows), the page is opened
@@ -45,85 +46,87 @@ typedef enum shk_watch_backend {
   SHK_WATCH_POLL = 4
 } shk_watch_backend;
 
+/** The number of shk_watch_backend values (the length of shk_watch_stats.regions_by_backend). */
 #define SHK_WATCH_BACKEND_COUNT 5
 
-/* The name of a backend ("auto", "mprotect", "userfaultfd", "write-watch", "poll"), static;
+/** The name of a backend ("auto", "mprotect", "userfaultfd", "write-watch", "poll"), static;
  * "unknown" for other values. */
 SHK_API const char *shk_watch_backend_name(shk_watch_backend backend);
 
-/* Whether `backend` can be used on this system now (auto and poll always can). */
+/** Whether `backend` can be used on this system now (auto and poll always can). */
 SHK_API bool shk_watch_backend_available(shk_watch_backend backend);
 
+/** The version of shk_watch_options that this header describes (its `version` field). */
 #define SHK_WATCH_OPTIONS_VERSION 1
 
-/* Options of a watcher. Fill with shk_watch_options_init() first, then change fields. */
+/** Options of a watcher. Fill with shk_watch_options_init() first, then change fields. */
 typedef struct shk_watch_options {
-  uint32_t version;           /* SHK_WATCH_OPTIONS_VERSION */
-  shk_watch_backend backend;  /* default SHK_WATCH_AUTO */
-  uint32_t coalesce_ms;       /* writes to a region within this window give one event; default 5 */
-  uint32_t ring_capacity;     /* fault records held between worker passes; rounded up to a
+  uint32_t version;           /**< SHK_WATCH_OPTIONS_VERSION */
+  shk_watch_backend backend;  /**< default SHK_WATCH_AUTO */
+  uint32_t coalesce_ms;       /**< writes to a region within this window give one event; default 5 */
+  uint32_t ring_capacity;     /**< fault records held between worker passes; rounded up to a
                                  power of two; default 65536 */
-  size_t inline_threshold;    /* regions up to this size get old/new inline; default 4096 */
-  size_t preview_size;        /* bytes of old/new previews for larger regions; default 256 */
-  uint32_t poll_interval_ms;  /* how often the poll backend compares; default 10 */
-  size_t store_limit;         /* bytes kept for stored values before the oldest are evicted;
+  size_t inline_threshold;    /**< regions up to this size get old/new inline; default 4096 */
+  size_t preview_size;        /**< bytes of old/new previews for larger regions; default 256 */
+  uint32_t poll_interval_ms;  /**< how often the poll backend compares; default 10 */
+  size_t store_limit;         /**< bytes kept for stored values before the oldest are evicted;
                                  default 256 MiB */
-  bool resolve_symbols;       /* fill module/symbol of the writing instruction; default true */
-  bool userfaultfd_sync;      /* userfaultfd in its synchronous mode even where the async mode
+  bool resolve_symbols;       /**< fill module/symbol of the writing instruction; default true */
+  bool userfaultfd_sync;      /**< userfaultfd in its synchronous mode even where the async mode
                                  exists: a handler thread takes each first write (slower, about
                                  10-90 us, but knows the address and the thread). Used anyway
                                  when the kernel has no async mode. Default false */
 } shk_watch_options;
 
-/* Fills *opts with the defaults above. Accepts NULL (does nothing). */
+/** Fills *opts with the defaults above. Accepts NULL (does nothing). */
 SHK_API void shk_watch_options_init(shk_watch_options *opts);
 
-/* What an event knows; bits of shk_watch_event.flags. */
-#define SHK_WATCH_EVENT_INLINE 0x1u        /* old_value / new_value hold the whole region */
-#define SHK_WATCH_EVENT_STORED 0x2u        /* old_key / new_key name the changed bytes */
-#define SHK_WATCH_EVENT_FAULT_ADDRESS 0x4u /* fault_address is the written address */
-#define SHK_WATCH_EVENT_IP 0x8u            /* ip is the writing instruction */
-#define SHK_WATCH_EVENT_THREAD 0x10u       /* thread_id is the writing thread */
-#define SHK_WATCH_EVENT_RESYNC 0x20u       /* found by a full compare after the ring overflowed */
+/** What an event knows; bits of shk_watch_event.flags. */
+#define SHK_WATCH_EVENT_INLINE 0x1u        /**< old_value / new_value hold the whole region */
+#define SHK_WATCH_EVENT_STORED 0x2u        /**< old_key / new_key name the changed bytes */
+#define SHK_WATCH_EVENT_FAULT_ADDRESS 0x4u /**< fault_address is the written address */
+#define SHK_WATCH_EVENT_IP 0x8u            /**< ip is the writing instruction */
+#define SHK_WATCH_EVENT_THREAD 0x10u       /**< thread_id is the writing thread */
+#define SHK_WATCH_EVENT_RESYNC 0x20u       /**< found by a full compare after the ring overflowed */
 
-/* One change of one region. Valid only during the callback: pointers point into the watcher's
+/** One change of one region. Valid only during the callback: pointers point into the watcher's
  * scratch memory; copy what you keep. Fields may be appended in later versions. */
 typedef struct shk_watch_event {
-  uint64_t seq;              /* 1, 2, 3, ... per watcher, in delivery order */
-  uint64_t time_ns;          /* monotonic time of the first write of the burst when the backend
+  uint64_t seq;              /**< 1, 2, 3, ... per watcher, in delivery order */
+  uint64_t time_ns;          /**< monotonic time of the first write of the burst when the backend
                                 knows it, else when the change was found */
-  uint32_t region_id;
-  const char *region_name;   /* the name given to shk_watch_add() ("" when none) */
-  const void *region_addr;
-  size_t region_size;
-  size_t offset;             /* first changed byte, from the region's start */
-  size_t length;             /* bytes from the first to the last changed byte, inclusive */
-  const void *old_value;     /* region_size bytes before / after, when SHK_WATCH_EVENT_INLINE;
+  uint32_t region_id;        /**< the id shk_watch_add() gave the region */
+  const char *region_name;   /**< the name given to shk_watch_add() ("" when none) */
+  const void *region_addr;   /**< the region's first byte */
+  size_t region_size;       /**< the region's size in bytes */
+  size_t offset;             /**< first changed byte, from the region's start */
+  size_t length;             /**< bytes from the first to the last changed byte, inclusive */
+  const void *old_value;     /**< region_size bytes before / after, when SHK_WATCH_EVENT_INLINE;
                                 aligned for any type, so they may be read as the region's type */
-  const void *new_value;
-  uint64_t old_key;          /* store keys of the changed bytes before / after, when
+  const void *new_value;     /**< the region's bytes after the change (see old_value) */
+  uint64_t old_key;          /**< store keys of the changed bytes before / after, when
                                 SHK_WATCH_EVENT_STORED; see shk_watch_fetch() */
-  uint64_t new_key;
-  const void *old_preview;   /* the first preview_length changed bytes before / after; always */
-  const void *new_preview;
-  size_t preview_length;     /* min(length, preview_size) */
-  uintptr_t fault_address;   /* the first faulting address of the burst inside this region */
-  uintptr_t ip;              /* the instruction that wrote */
-  const char *module;        /* the module (executable or shared library) of ip, or NULL */
-  const char *symbol;        /* the nearest exported symbol before ip, or NULL */
-  uint64_t thread_id;        /* the writing thread (gettid / GetCurrentThreadId) */
-  uint32_t fault_count;      /* faults coalesced into this event (0 for scanning backends) */
-  uint32_t flags;            /* SHK_WATCH_EVENT_* */
-  shk_watch_backend backend; /* the backend that watched this region */
+  uint64_t new_key;          /**< store key of the changed bytes after (see old_key) */
+  const void *old_preview;   /**< the first preview_length changed bytes before / after; always */
+  const void *new_preview;   /**< the first preview_length changed bytes after (see old_preview) */
+  size_t preview_length;     /**< min(length, preview_size) */
+  uintptr_t fault_address;   /**< the first faulting address of the burst inside this region */
+  uintptr_t ip;              /**< the instruction that wrote */
+  const char *module;        /**< the module (executable or shared library) of ip, or NULL */
+  const char *symbol;        /**< the nearest exported symbol before ip, or NULL */
+  uint64_t thread_id;        /**< the writing thread (gettid / GetCurrentThreadId) */
+  uint32_t fault_count;      /**< faults coalesced into this event (0 for scanning backends) */
+  uint32_t flags;            /**< SHK_WATCH_EVENT_* */
+  shk_watch_backend backend; /**< the backend that watched this region */
 } shk_watch_event;
 
-/* The callback: called on the watcher's worker thread, one event at a time, in seq order. It may
+/** The callback: called on the watcher's worker thread, one event at a time, in seq order. It may
  * call shk_watch_add/remove/stats/fetch/drop and shk_watch_set_callback, but not
  * shk_watch_flush or shk_watch_free (they return SHK_ESTATE / are refused). Writes it makes to
  * watched regions are seen like any other write. */
 typedef void (*shk_watch_fn)(const shk_watch_event *event, void *user);
 
-/* Creates a watcher and starts its worker thread. opts NULL means defaults. Process-wide fault
+/** Creates a watcher and starts its worker thread. opts NULL means defaults. Process-wide fault
  * handlers are installed when the first watcher that needs them adds a region and removed when
  * the last such watcher is freed; handlers installed before are chained, so faults that are not
  * on watched pages (real crashes) reach them or the default action unchanged.
@@ -131,12 +134,12 @@ typedef void (*shk_watch_fn)(const shk_watch_event *event, void *user);
  * backend asked for is not available here), SHK_ENOMEM or SHK_EOS. */
 SHK_API int shk_watch_create(const shk_watch_options *opts, shk_watcher **out);
 
-/* Stops the worker (without delivering what is pending: call shk_watch_flush() first for that),
+/** Stops the worker (without delivering what is pending: call shk_watch_flush() first for that),
  * unwatches every region (restoring page protection), frees every stored value and the watcher.
  * Accepts NULL. Must not be called from the callback (it then does nothing). */
 SHK_API void shk_watch_free(shk_watcher *w);
 
-/* Starts watching [addr, addr+size). `name` (may be NULL) is copied. Regions of one watcher may
+/** Starts watching [addr, addr+size). `name` (may be NULL) is copied. Regions of one watcher may
  * not overlap, but may share pages; a write to unwatched bytes of a watched page never gives an
  * event. The region's content now is the first "old value". *id receives a non-zero id.
  * Returns SHK_OK, SHK_EINVAL (NULL addr/id, size 0, addr+size overflows), SHK_EOVERLAP (overlaps
@@ -147,60 +150,60 @@ SHK_API void shk_watch_free(shk_watcher *w);
  * are registered by another watcher), SHK_ENOMEM or SHK_EOS. */
 SHK_API int shk_watch_add(shk_watcher *w, void *addr, size_t size, const char *name, uint32_t *id);
 
-/* Stops watching a region; pages no other region of the watcher needs get their protection
+/** Stops watching a region; pages no other region of the watcher needs get their protection
  * back. Pending changes of the region are discarded. Returns SHK_OK, SHK_EINVAL (NULL w) or
  * SHK_ENOENT (no region with this id). */
 SHK_API int shk_watch_remove(shk_watcher *w, uint32_t id);
 
-/* The backend that watches region `id`. Returns SHK_OK, SHK_EINVAL or SHK_ENOENT. */
+/** The backend that watches region `id`. Returns SHK_OK, SHK_EINVAL or SHK_ENOENT. */
 SHK_API int shk_watch_region_backend(shk_watcher *w, uint32_t id, shk_watch_backend *backend);
 
-/* Sets (or with fn NULL removes) the callback. When this returns, the previous callback is not
+/** Sets (or with fn NULL removes) the callback. When this returns, the previous callback is not
  * running and will not be called again (unless this is called from the callback itself).
  * Events found while no callback is set are counted in events_unobserved. Returns SHK_OK or
  * SHK_EINVAL. */
 SHK_API int shk_watch_set_callback(shk_watcher *w, shk_watch_fn fn, void *user);
 
-/* Finds every change made before this call, ignoring the coalescing window, and delivers it
+/** Finds every change made before this call, ignoring the coalescing window, and delivers it
  * before returning. Returns SHK_OK, SHK_EINVAL or SHK_ESTATE (called from the callback). */
 SHK_API int shk_watch_flush(shk_watcher *w);
 
-/* Counters of a watcher. */
+/** Counters of a watcher. */
 typedef struct shk_watch_stats {
-  size_t regions;                                 /* regions watched now */
-  size_t regions_by_backend[SHK_WATCH_BACKEND_COUNT]; /* ... per backend (index: the enum) */
-  size_t regions_moved_to_poll;   /* regions auto put on poll because a limit was reached */
-  size_t memory_bytes;            /* native memory the watcher holds (ring, copies, store, ...) */
-  size_t stored_bytes;            /* of which bytes kept for stored old/new values */
-  uint64_t faults;                /* write faults taken on watched pages */
-  uint64_t events_delivered;      /* callbacks made */
-  uint64_t events_unobserved;     /* changes found while no callback was set */
-  uint64_t events_dropped;        /* fault records that did not fit in the ring. Their changes
+  size_t regions;                                 /**< regions watched now */
+  size_t regions_by_backend[SHK_WATCH_BACKEND_COUNT]; /**< ... per backend (index: the enum) */
+  size_t regions_moved_to_poll;   /**< regions auto put on poll because a limit was reached */
+  size_t memory_bytes;            /**< native memory the watcher holds (ring, copies, store, ...) */
+  size_t stored_bytes;            /**< of which bytes kept for stored old/new values */
+  uint64_t faults;                /**< write faults taken on watched pages */
+  uint64_t events_delivered;      /**< callbacks made */
+  uint64_t events_unobserved;     /**< changes found while no callback was set */
+  uint64_t events_dropped;        /**< fault records that did not fit in the ring. Their changes
                                      are still delivered (found by a full compare, flagged
                                      SHK_WATCH_EVENT_RESYNC) but without writer details */
-  uint64_t resyncs;               /* full compares made because of dropped records */
-  shk_watch_backend backend;      /* the backend asked for, resolved: for auto, the one the most
+  uint64_t resyncs;               /**< full compares made because of dropped records */
+  shk_watch_backend backend;      /**< the backend asked for, resolved: for auto, the one the most
                                      regions use (auto itself when there are none) */
 } shk_watch_stats;
 
-/* Fills *stats. Returns SHK_OK or SHK_EINVAL. */
+/** Fills *stats. Returns SHK_OK or SHK_EINVAL. */
 SHK_API int shk_watch_stats_get(shk_watcher *w, shk_watch_stats *stats);
 
-/* Copies a stored value (the changed bytes of an event, before or after) into buf. *length
+/** Copies a stored value (the changed bytes of an event, before or after) into buf. *length
  * receives its full length even when size is smaller (then only size bytes are copied and
  * SHK_ERANGE is returned). Returns SHK_OK, SHK_EINVAL, SHK_ENOENT (unknown, dropped or evicted
  * key) or SHK_ERANGE. */
 SHK_API int shk_watch_fetch(shk_watcher *w, uint64_t key, void *buf, size_t size, size_t *length);
 
-/* Frees a stored value early. Returns SHK_OK, SHK_EINVAL or SHK_ENOENT. */
+/** Frees a stored value early. Returns SHK_OK, SHK_EINVAL or SHK_ENOENT. */
 SHK_API int shk_watch_drop(shk_watcher *w, uint64_t key);
 
-/* Allocates zeroed whole pages that every backend can watch well: on Windows with write
+/** Allocates zeroed whole pages that every backend can watch well: on Windows with write
  * watching (for SHK_WATCH_WRITE_WATCH); elsewhere plain anonymous pages. Returns SHK_OK,
  * SHK_EINVAL, SHK_ESIZE or SHK_ENOMEM. Free with shk_watch_pages_free(). */
 SHK_API int shk_watch_pages_alloc(size_t size, void **out);
 
-/* Frees pages from shk_watch_pages_alloc() (same size). Accepts NULL. */
+/** Frees pages from shk_watch_pages_alloc() (same size). Accepts NULL. */
 SHK_API void shk_watch_pages_free(void *addr, size_t size);
 
 #ifdef __cplusplus
