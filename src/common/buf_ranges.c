@@ -63,13 +63,29 @@ static size_t chunk_for(uintptr_t s) {
   return c > 0 ? c - 1 : 0;
 }
 
-static bool overlaps_locked(uintptr_t s, uintptr_t e) {
+/* Where [s, e) would go: *c the chunk, *i the slot in it. When nothing overlaps, no live start
+ * lies in [s, e), so the slot found for e - 1 is also the slot for s: one search serves both the
+ * overlap check and the insertion. */
+static bool overlaps_locked(uintptr_t s, uintptr_t e, size_t *at_chunk, size_t *at_slot) {
   /* The range with the largest start < e, i.e. start <= e - 1 (e > s >= 0, so e >= 1). */
   size_t c = count_le(firsts, chunk_count, e - 1);
+  *at_chunk = 0;
+  *at_slot = 0;
   if (c == 0) return false;
   const chunk *ch = chunks[c - 1];
   size_t i = count_le(ch->start, ch->n, e - 1);
+  *at_chunk = c - 1;
+  *at_slot = i;
   return i > 0 && ch->end[i - 1] > s;
+}
+
+/* Shifts a[i..n) by one either way; no call for the empty tail of an append or a last remove. */
+static void shift_up(uintptr_t *a, size_t i, size_t n) {
+  if (n > i) memmove(a + i + 1, a + i, (n - i) * sizeof *a);
+}
+
+static void shift_down(uintptr_t *a, size_t i, size_t n) {
+  if (n > i + 1) memmove(a + i, a + i + 1, (n - i - 1) * sizeof *a);
 }
 
 /* Makes room for a chunk at table index at. SHK_ENOMEM. */
@@ -117,6 +133,18 @@ static int split_chunk(size_t c) {
   return rc;
 }
 
+/* Puts [s, e) at slot i of chunk c, which has room. */
+static void place(size_t c, size_t i, uintptr_t s, uintptr_t e) {
+  chunk *ch = chunks[c];
+  shift_up(ch->start, i, ch->n);
+  shift_up(ch->end, i, ch->n);
+  ch->start[i] = s;
+  ch->end[i] = e;
+  ch->n++;
+  firsts[c] = ch->start[0];
+}
+
+/* The general insert: creates the first chunk, splits a full one. */
 static int insert_locked(uintptr_t s, uintptr_t e) {
   if (chunk_count == 0) {
     chunk *ch = malloc(sizeof *ch);
@@ -136,12 +164,7 @@ static int insert_locked(uintptr_t s, uintptr_t e) {
   }
   chunk *ch = chunks[c];
   size_t i = count_le(ch->start, ch->n, s);
-  memmove(ch->start + i + 1, ch->start + i, (ch->n - i) * sizeof(uintptr_t));
-  memmove(ch->end + i + 1, ch->end + i, (ch->n - i) * sizeof(uintptr_t));
-  ch->start[i] = s;
-  ch->end[i] = e;
-  ch->n++;
-  firsts[c] = ch->start[0];
+  place(c, i, s, e);
   return SHK_OK;
 }
 
@@ -152,8 +175,8 @@ static void remove_locked(uintptr_t s) {
   size_t i = count_le(ch->start, ch->n, s);
   if (i == 0 || ch->start[i - 1] != s) return;
   i--;
-  memmove(ch->start + i, ch->start + i + 1, (ch->n - i - 1) * sizeof(uintptr_t));
-  memmove(ch->end + i, ch->end + i + 1, (ch->n - i - 1) * sizeof(uintptr_t));
+  shift_down(ch->start, i, ch->n);
+  shift_down(ch->end, i, ch->n);
   ch->n--;
   range_count--;
   if (ch->n == 0) {
@@ -176,8 +199,14 @@ static void remove_locked(uintptr_t s) {
 int shk__buf_ranges_publish(shk__buf_range *node, uint64_t *id) {
   lock();
   int rc = SHK_EOVERLAP;
-  if (!overlaps_locked(node->start, node->end)) {
-    rc = insert_locked(node->start, node->end);
+  size_t c, i;
+  if (!overlaps_locked(node->start, node->end, &c, &i)) {
+    if (chunk_count > 0 && chunks[c]->n < CHUNK_MAX) {
+      place(c, i, node->start, node->end);
+      rc = SHK_OK;
+    } else {
+      rc = insert_locked(node->start, node->end);
+    }
     if (rc == SHK_OK) {
       range_count++;
       if (id) *id = ++last_id;
