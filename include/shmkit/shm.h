@@ -37,7 +37,7 @@ SHK_API int shk_shm_name_check(const char *name);
  * is rounded up to a whole number of pages; shk_shm_size() tells the rounded size.
  * The name is exclusive: SHK_EEXIST when a segment of that name exists. The name stays in the
  * system after close until shk_shm_unlink() (on Windows, until the last handle closes).
- * Returns SHK_OK, SHK_EINVAL (NULL out), SHK_ENAME, SHK_ESIZE (0, or more than the system can
+ * Returns SHK_OK, SHK_EINVAL (NULL name or out), SHK_ENAME, SHK_ESIZE (0, or more than the system can
  * map), SHK_EEXIST, SHK_EACCES, SHK_ENOMEM or SHK_EOS. On failure nothing is left behind. */
 SHK_API int shk_shm_create(const char *name, size_t size, shk_shm **out);
 
@@ -61,12 +61,13 @@ SHK_API size_t shk_shm_size(const shk_shm *shm);
 /** The portable name, or NULL for an anonymous segment or a NULL handle. Owned by the handle. */
 SHK_API const char *shk_shm_name(const shk_shm *shm);
 
-/** Whether the mapping may be written. */
+/** Whether the mapping may be written; false for a NULL handle. */
 SHK_API bool shk_shm_writable(const shk_shm *shm);
 
 /** Finds the open segment of this process whose mapping contains [ptr, ptr+len). On success
  * writes the segment to *out (still owned by whoever opened it) and the offset of ptr inside it
- * to *offset. Returns SHK_OK, SHK_EINVAL or SHK_ENOENT. Thread-safe. */
+ * to *offset. Returns SHK_OK, SHK_EINVAL (NULL ptr, out or offset, or ptr + len overflows) or
+ * SHK_ENOENT (no open segment holds the whole range). Thread-safe. */
 SHK_API int shk_shm_find(const void *ptr, size_t len, shk_shm **out, size_t *offset);
 
 /** Unmaps and closes the handle. Accepts NULL. Does not remove the name (see shk_shm_unlink). */
