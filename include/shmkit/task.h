@@ -58,7 +58,8 @@ typedef enum shk_task_mode {
  * options pointer means all defaults. */
 typedef struct shk_task_options {
   size_t chunks;       /**< number of chunks; 0: the number of workers */
-  unsigned workers;    /**< shk_task_run only: workers to start; 0: the number of CPUs */
+  unsigned workers;    /**< shk_task_run only: workers to start; 0: the number of CPUs (at most
+                          SHK_TASK_WORKERS_MAX) */
   shk_task_mode mode;  /**< shk_task_run only (a pool has its own mode) */
   size_t halo;         /**< bytes each chunk may read past its end (see shk_task_chunk.readable) */
   size_t item_size;    /**< chunk boundaries fall on multiples of this; 0 or 1: any byte.
@@ -127,24 +128,28 @@ SHK_API int shk_task_out_write(shk_task_out *out, const void *bytes, size_t size
  * Returns SHK_OK when every chunk ended SHK_TASK_OK. Otherwise, with *results still set (free
  * it): SHK_ECRASHED (a chunk crashed), SHK_ETIMEDOUT, SHK_ECANCELED, SHK_ECHUNK (a function
  * returned an error), in that order of precedence. Without results (*results NULL): SHK_EINVAL
- * (NULL fn or results, NULL data with size > 0, size not a multiple of item_size, a bad mode),
- * SHK_ERANGE (chunks or arg_size above the maximum), SHK_ENOHOOK (Windows, see shk_worker_main),
+ * (NULL fn or results, NULL data with size > 0, NULL arg with arg_size > 0, size not a multiple
+ * of item_size, a bad mode), SHK_ERANGE (chunks, workers or arg_size above the maximum), SHK_ENOHOOK (Windows, see shk_worker_main),
  * SHK_ENOMEM, SHK_ELIMIT, SHK_EOS. Nothing is left behind: no segment, process or handle.
  * Thread-safe (each call has its own workers). */
 SHK_API int shk_task_run(const void *data, size_t size, shk_task_fn fn,
                          const shk_task_options *opts, shk_task_results **results);
 
-/** Creates a pool of `workers` workers (0: the number of CPUs; at most SHK_TASK_WORKERS_MAX) in
- * `mode`, started once. Returns SHK_OK, SHK_EINVAL (NULL out, bad mode), SHK_ERANGE,
- * SHK_ENOHOOK, SHK_ENOMEM, SHK_ELIMIT or SHK_EOS. Free with shk_task_pool_free(). */
+/** Creates a pool of `workers` workers (0: the number of CPUs, capped at SHK_TASK_WORKERS_MAX;
+ * inline mode always has one) in `mode`, started once. Returns SHK_OK, SHK_EINVAL (NULL out,
+ * bad mode), SHK_ERANGE (workers above SHK_TASK_WORKERS_MAX), SHK_ENOHOOK, SHK_ENOMEM,
+ * SHK_ELIMIT or SHK_EOS; *out is NULL on failure. Free with shk_task_pool_free(). Thread-safe. */
 SHK_API int shk_task_pool_create(unsigned workers, shk_task_mode mode, shk_task_pool **out);
 
-/** As shk_task_run(), on the pool's workers (opts->workers and opts->mode are ignored). In
- * process mode the input is copied once into a segment the pool keeps and grows, unless it lies
- * inside a shmkit segment of this process (shk_shm_find), which workers then read in place; they
- * keep that segment mapped while the next calls use the same one (POSIX, Windows 10+), and the
- * pool holds it until another segment is used or the pool is freed. A worker that crashed or was killed at a
- * deadline is replaced. One call at a time per pool: a concurrent call gets SHK_EBUSY. */
+/** As shk_task_run(), on the pool's workers: opts->workers and opts->mode do not apply (they are
+ * still checked: a bad mode gives SHK_EINVAL, workers above the maximum SHK_ERANGE), and chunks
+ * default to the pool's number of workers. In process mode the input is copied once into a
+ * segment the pool keeps and grows, unless it lies inside a shmkit segment of this process
+ * (shk_shm_find), which workers then read in place; they keep that segment mapped while the next
+ * calls use the same one (POSIX, Windows 10+), and the pool holds it until another segment is
+ * used or the pool is freed. A worker that crashed or was killed at a deadline is replaced.
+ * Returns the codes of shk_task_run() (SHK_EINVAL also for a NULL pool), or SHK_EBUSY: one call
+ * at a time per pool, a concurrent call is refused. */
 SHK_API int shk_task_pool_run(shk_task_pool *pool, const void *data, size_t size, shk_task_fn fn,
                               const shk_task_options *opts, shk_task_results **results);
 
