@@ -290,13 +290,14 @@ typedef struct shk_lens_options {
   uint64_t lock_timeout_ns; /**< longest wait for a lock held by a live process; default 100 ms */
 } shk_lens_options;
 
-/** Fills *options with the defaults. */
+/** Fills *options with the defaults (struct_size set, flags 0). Accepts NULL (does nothing). */
 SHK_API void shk_lens_options_init(shk_lens_options *options);
 
 /** Opens the lens segment `name` (a portable shm name), creating it when it does not exist.
  * options may be NULL (defaults). An existing segment is validated as a reader would.
- * Returns SHK_OK, SHK_EINVAL, SHK_ENAME, SHK_EFORMAT, SHK_EVERSION, SHK_EBUSY (a creator never
- * finished), SHK_EACCES, SHK_ENOMEM or SHK_EOS. Free with shk_lens_close(). */
+ * Returns SHK_OK, SHK_EINVAL (NULL out, or options->struct_size too small or too large),
+ * SHK_ENAME, SHK_EFORMAT, SHK_EVERSION, SHK_EBUSY (a creator never finished), SHK_EACCES,
+ * SHK_ENOMEM or SHK_EOS; *out is NULL on failure. Free with shk_lens_close(). Thread-safe. */
 SHK_API int shk_lens_open(const char *name, const shk_lens_options *options, shk_lens **out);
 
 /** Closes the handle. When it was the last producer handle on the segment, the name is removed
@@ -349,7 +350,7 @@ SHK_API void shk_lens_zone_cleanup(shk_lens_zone *zone);
 #endif
 
 /** Sends a plot point. `name` identifies the plot and is sent by address (as zone names).
- * Returns as shk_lens_frame(). */
+ * Returns as shk_lens_frame(); SHK_EINVAL also for a NULL name or a value that is not finite. */
 SHK_API int shk_lens_plot(shk_lens *lens, const char *name, double value, uint32_t color);
 
 /** Sends a heap event: `size` bytes at `addr` allocated (is_free false) or freed.
@@ -357,7 +358,7 @@ SHK_API int shk_lens_plot(shk_lens *lens, const char *name, double value, uint32
 SHK_API int shk_lens_heap(shk_lens *lens, uint64_t addr, uint64_t size, bool is_free);
 
 /** Sends a log message formatted printf-style; longer than 8176 bytes is cut.
- * Returns as shk_lens_frame(). */
+ * Returns as shk_lens_frame(); SHK_EINVAL also for a NULL format or a formatting error. */
 SHK_API int shk_lens_log(shk_lens *lens, uint32_t color, const char *format, ...)
 #if defined(__GNUC__) || defined(__clang__)
     __attribute__((format(printf, 3, 4)))
@@ -386,7 +387,7 @@ typedef struct shk_lens_reader_options {
                                entries instead of once per entry; default 1 ms, 0 = take at once */
 } shk_lens_reader_options;
 
-/** Fills *options with the defaults. */
+/** Fills *options with the defaults (struct_size set). Accepts NULL (does nothing). */
 SHK_API void shk_lens_reader_options_init(shk_lens_reader_options *options);
 
 /** One event, strings resolved. name and thread stay valid until the reader is closed; message
