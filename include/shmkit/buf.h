@@ -145,8 +145,8 @@ SHK_API int shk_buf_create(size_t count, size_t item_size, const shk_buf_options
  * so it must come from something that allocator can free; without it the memory is never freed
  * by shmkit. The allocator's consume function may refuse the range. Returns SHK_OK, SHK_EINVAL
  * (NULL ptr or out, or an init value other than NONE), SHK_ESIZE, SHK_EOVERFLOW (also when the
- * range wraps the address space), SHK_ENOENT, SHK_EOVERLAP, SHK_ENOMEM or the allocator's code.
- * Thread-safe. */
+ * range wraps the address space), SHK_ENOENT, SHK_EOVERLAP, SHK_ENOMEM or the allocator's code;
+ * *out is NULL on failure and the memory stays the caller's. Thread-safe. */
 SHK_API int shk_buf_consume(void *ptr, size_t count, size_t item_size, const shk_buf_options *opts,
                             shk_buf **out);
 
@@ -160,7 +160,9 @@ SHK_API void shk_buf_release(shk_buf *buf);
 
 /** Releases what *slot holds and stores buf there (the caller's reference to buf moves into the
  * slot): replacing a buffer destroys the old one at once unless other references remain.
- * Returns SHK_OK or SHK_EINVAL (NULL slot). */
+ * buf may be NULL (the slot is cleared); assigning the buffer the slot already holds changes
+ * nothing. Returns SHK_OK or SHK_EINVAL (NULL slot). The slot itself is not locked: one thread
+ * at a time per slot. */
 SHK_API int shk_buf_assign(shk_buf **slot, shk_buf *buf);
 
 /* Accessors: each returns 0 / NULL / false for a NULL buffer. */
