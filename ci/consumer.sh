@@ -49,6 +49,22 @@ pkgconfig_consumer() { # <prefix> <static 0|1>
       "$work/pc-consumer-$static"
 }
 
+# A project that builds shmkit inside its own tree (add_subdirectory, as FetchContent does).
+subdir_consumer() {
+  mkdir -p "$work/subdir-src"
+  cp "$SHK_ROOT/ci/consumer/main.c" "$work/subdir-src/"
+  cat >"$work/subdir-src/CMakeLists.txt" <<CMAKE
+cmake_minimum_required(VERSION 3.20)
+project(subdir_consumer LANGUAGES C)
+add_subdirectory("$SHK_ROOT" shmkit)
+add_executable(consumer main.c)
+target_link_libraries(consumer PRIVATE shmkit::shmkit)
+CMAKE
+  cmake -S "$work/subdir-src" -B "$work/subdir" -G Ninja && cmake --build "$work/subdir" &&
+    [ ! -e "$work/subdir/shmkit/tests" ] && "$work/subdir/consumer"
+}
+step linux-add-subdirectory-consumer subdir_consumer
+
 step linux-shared-install install_shmkit shared "$work/prefix-shared"
 step linux-shared-cmake-consumer cmake_consumer cmake-shared "$work/prefix-shared"
 step linux-shared-cmake-consumer-runs "$work/cmake-shared/consumer"
