@@ -189,7 +189,14 @@ int shk_buf_retain(shk_buf *buf) {
 
 void shk_buf_release(shk_buf *buf) {
   if (!buf) return;
-  if (atomic_fetch_sub_explicit(&buf->refs, 1, memory_order_acq_rel) != 1) return;
+  /* A count of 1 read by the holder of that one reference cannot change under it: another
+   * thread would need a reference of its own to retain. The acquire load pairs with the release
+   * decrements of earlier holders as the read-modify-write would, and the last release of an
+   * unshared buffer (the common case) skips the locked instruction. */
+  if (atomic_load_explicit(&buf->refs, memory_order_acquire) == 1)
+    atomic_store_explicit(&buf->refs, 0, memory_order_relaxed);
+  else if (atomic_fetch_sub_explicit(&buf->refs, 1, memory_order_acq_rel) != 1)
+    return;
   if (buf->delayed)
     shk__buf_pending_add(buf);
   else
@@ -202,7 +209,7 @@ void shk__buf_destroy(shk_buf *buf) {
     fill_info(buf, &info);
     buf->on_destroy(&info, buf->on_destroy_user);
   }
-  shk__buf_device_drop(buf);
+  if (buf->device.mode != 0) shk__buf_device_drop(buf);
   report_heap(buf, false);
   /* Out of the index before the memory goes back, so a new buffer there is never refused. */
   shk__buf_ranges_remove(&buf->range);
