@@ -1,6 +1,8 @@
 /** @file
  * shmkit: shared memory, chunk tasks, buffers, a write watcher and a profiling protocol.
- * This umbrella header is what programs include. */
+ * This umbrella header is what programs include.
+ * Thread safety is stated per header and per function; no shmkit function is
+ * async-signal-safe, so none may be called from a signal handler. */
 #ifndef SHMKIT_H
 #define SHMKIT_H
 
@@ -30,7 +32,8 @@ extern "C" {
  * to detect a mismatched DLL or .so. */
 SHK_API int shk_version(void);
 
-/** The same as a string, "major.minor.patch" (static). */
+/** The same as a string, "major.minor.patch" (static). Both version functions are
+ * thread-safe. */
 SHK_API const char *shk_version_string(void);
 
 #ifdef __cplusplus
