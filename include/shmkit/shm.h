@@ -1,6 +1,7 @@
 /** @file
  * Shared-memory segments: named (other processes open them by name) or anonymous (shared with
- * worker processes that shmkit starts). */
+ * worker processes that shmkit starts).
+ * Every function may be called from any thread (see shk_shm for sharing one handle). */
 #ifndef SHMKIT_SHM_H
 #define SHMKIT_SHM_H
 
@@ -37,8 +38,9 @@ SHK_API int shk_shm_name_check(const char *name);
  * is rounded up to a whole number of pages; shk_shm_size() tells the rounded size.
  * The name is exclusive: SHK_EEXIST when a segment of that name exists. The name stays in the
  * system after close until shk_shm_unlink() (on Windows, until the last handle closes).
- * Returns SHK_OK, SHK_EINVAL (NULL name or out), SHK_ENAME, SHK_ESIZE (0, or more than the system can
- * map), SHK_EEXIST, SHK_EACCES, SHK_ENOMEM or SHK_EOS. On failure nothing is left behind. */
+ * Returns SHK_OK, SHK_EINVAL (NULL name or out), SHK_ENAME, SHK_ESIZE (0, or more than the
+ * system can map), SHK_EEXIST, SHK_EACCES, SHK_ENOMEM or SHK_EOS. On failure *out is NULL and
+ * nothing is left behind. */
 SHK_API int shk_shm_create(const char *name, size_t size, shk_shm **out);
 
 /** Creates a segment with no name, zero-filled, of at least `size` bytes (rounded up to pages).
