@@ -1,6 +1,9 @@
 /** @file
  * Chunk tasks: split a buffer into N chunks, run one function on every chunk in parallel worker
- * processes (or threads, or inline), and collect per-chunk results; plus a reusable worker pool. */
+ * processes (or threads, or inline), and collect per-chunk results; plus a reusable worker pool.
+ * Threads: shk_task_run() and shk_task_pool_create() from any thread; one call at a time per pool;
+ * a results object may be read from several threads and is freed once; shk_task_out_write()
+ * only inside a chunk function; shk_worker_main() from the main thread. */
 #ifndef SHMKIT_TASK_H
 #define SHMKIT_TASK_H
 
@@ -129,8 +132,8 @@ SHK_API int shk_task_out_write(shk_task_out *out, const void *bytes, size_t size
  * it): SHK_ECRASHED (a chunk crashed), SHK_ETIMEDOUT, SHK_ECANCELED, SHK_ECHUNK (a function
  * returned an error), in that order of precedence. Without results (*results NULL): SHK_EINVAL
  * (NULL fn or results, NULL data with size > 0, NULL arg with arg_size > 0, size not a multiple
- * of item_size, a bad mode), SHK_ERANGE (chunks, workers or arg_size above the maximum), SHK_ENOHOOK (Windows, see shk_worker_main),
- * SHK_ENOMEM, SHK_ELIMIT, SHK_EOS. Nothing is left behind: no segment, process or handle.
+ * of item_size, a bad mode), SHK_ERANGE (chunks, workers or arg_size above the maximum),
+ * SHK_ENOHOOK (Windows, see shk_worker_main), SHK_ENOMEM, SHK_ELIMIT, SHK_EOS. Nothing is left behind: no segment, process or handle.
  * Thread-safe (each call has its own workers). */
 SHK_API int shk_task_run(const void *data, size_t size, shk_task_fn fn,
                          const shk_task_options *opts, shk_task_results **results);
