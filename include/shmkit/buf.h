@@ -1,7 +1,10 @@
 /** @file
  * Buffers of N items x item size made by pluggable, named allocators; wrapping external memory
  * with overlap detection; retain/release; delayed free; destroy callbacks; regions, typed views
- * and optional device (CUDA) mapping. The model is Perl's Task::MemManager, without its bugs. */
+ * and optional device (CUDA) mapping. The model is Perl's Task::MemManager, without its bugs.
+ * Threads: every function may be called from any thread; a buffer's or a view's accessors while
+ * the caller holds a reference; reading and writing the bytes themselves is the caller's to order;
+ * device calls on one buffer one at a time. */
 #ifndef SHMKIT_BUF_H
 #define SHMKIT_BUF_H
 
