@@ -1,6 +1,7 @@
 /** @file
  * The write watcher: watch memory regions for writes and receive change events (old and new
- * bytes, where, when, which thread and instruction) from the watcher's own worker thread. */
+ * bytes, where, when, which thread and instruction) from the watcher's own worker thread.
+ * Every function may be called from any thread unless it says otherwise (see shk_watcher). */
 #ifndef SHMKIT_WATCH_H
 #define SHMKIT_WATCH_H
 
