@@ -1,6 +1,8 @@
 /** @file
  * shmkit lens: a shared-memory profiling protocol (temporal-lens 0.1.5 with a fixed layout), its
- * producer (an instrumented program) and its reader (a recorder). Wire layout: docs/lens-protocol.md. */
+ * producer (an instrumented program) and its reader (a recorder). Wire layout: docs/lens-protocol.md.
+ * Threads: a producer handle may be used from any thread at once (zones end on the thread that
+ * began them); a reader handle by one thread at a time; the other functions from any thread. */
 #ifndef SHMKIT_LENS_H
 #define SHMKIT_LENS_H
 
@@ -333,7 +335,9 @@ typedef struct shk_lens_zone {
 SHK_API int shk_lens_zone_begin(shk_lens *lens, shk_lens_zone *zone, const char *name,
                                 uint32_t color);
 
-/** Closes the zone and sends it. Returns as shk_lens_frame(); SHK_OK for a failed begin. */
+/** Closes the zone and sends it; call it on the thread that began the zone (the depth and the
+ * thread name are that thread's). Returns as shk_lens_frame() (SHK_EINVAL for a NULL zone);
+ * SHK_OK for a failed begin. */
 SHK_API int shk_lens_zone_end(shk_lens_zone *zone);
 
 /** shk_lens_zone_end() without a result, for the scope macro. */
