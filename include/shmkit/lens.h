@@ -434,7 +434,9 @@ SHK_API void shk_lens_reader_close(shk_lens_reader *reader);
 /** Takes everything out of every payload (each under its lock), validates it and calls
  * fn(event, user) for each valid event, in payload order (frames, zones, heap, plots, logs).
  * *count (may be NULL) gets the number delivered. Invalid entries are counted and skipped.
- * Returns SHK_OK or SHK_EINVAL. fn may be NULL: events then wait for shk_lens_reader_next(). */
+ * Events that shk_lens_reader_next() has not handed out yet are delivered first. Returns SHK_OK
+ * or SHK_EINVAL (NULL reader). fn may be NULL: events then wait for shk_lens_reader_next()
+ * (and *count tells how many wait). */
 SHK_API int shk_lens_reader_drain(shk_lens_reader *reader, shk_lens_event_fn fn, void *user,
                                   size_t *count);
 
@@ -447,8 +449,9 @@ SHK_API int shk_lens_reader_poll(shk_lens_reader *reader, uint64_t timeout_ns,
  * Returns SHK_OK, SHK_ENOENT (nothing now) or SHK_EINVAL. */
 SHK_API int shk_lens_reader_next(shk_lens_reader *reader, shk_lens_event *event);
 
-/** Whether the producers are gone (none open, or the last one's process ended) and every payload
- * is empty: nothing more will come. */
+/** Whether the producers are gone (none open, or the last one's process ended), every payload
+ * is empty and no event waits for shk_lens_reader_next(): nothing more will come. True for a
+ * NULL reader. */
 SHK_API bool shk_lens_reader_finished(shk_lens_reader *reader);
 
 /** Counters of this reader and of the segment. Returns SHK_OK or SHK_EINVAL. */
