@@ -270,9 +270,10 @@ typedef struct shk_lens_info {
 } shk_lens_info;
 
 /** Opens segment `name` read-only and reads its header and counters into *info (zeroed first).
- * Returns SHK_OK for a valid lens segment; SHK_EFORMAT (bad magic, sizeof_usize or size; info
- * holds what was read), SHK_EBUSY (magic still 0: being created), SHK_EVERSION (another major
- * version), SHK_EINVAL, SHK_ENAME, SHK_ENOENT, SHK_EACCES or SHK_EOS. Thread-safe. */
+ * Returns SHK_OK for a valid lens segment; SHK_EFORMAT (bad magic, sizeof_usize, size or
+ * extension block; info holds what was read), SHK_EBUSY (magic still 0: being created),
+ * SHK_EVERSION (another major version; info holds what was read), SHK_EINVAL (NULL info or
+ * name), SHK_ENAME, SHK_ENOENT, SHK_EACCES or SHK_EOS. Thread-safe. */
 SHK_API int shk_lens_probe(const char *name, shk_lens_info *info);
 
 /* ---- producer --------------------------------------------------------------------------- */
