@@ -1,6 +1,7 @@
 /* Buffer costs beside the raw mechanism in the same run: create+release vs malloc+free (64 B and
- * 1 MiB; target <= 1.5x), and consume+release with 1 000 vs 100 000 live ranges (target: the
- * 100k case within 2x of the 1k case). */
+ * 1 MiB; target <= 1.5x; a loop of one buffer reuses the parked object, so the same with 1 000
+ * live shows the cost without recycling), and consume+release with 1 000 vs 100 000 live ranges
+ * (target: the 100k case within 2x of the 1k case). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,42 @@ static double bench_create(size_t size, int n, const shk_buf_options *opts) {
     p[0] = (unsigned char)i;
     sink += p[0];
     shk_buf_release(buf);
+  }
+  return (now_ns() - t0) / n;
+}
+
+/* Batches of 1 000 live at once: the recycling slot holds one object per size class, so almost
+ * every create here mallocs and indexes, and every release unindexes and frees. */
+#define BATCH 1000
+
+static double bench_malloc_batch(size_t size, int n) {
+  static unsigned char *p[BATCH];
+  double t0 = now_ns();
+  for (int i = 0; i < n; i += BATCH) {
+    for (int k = 0; k < BATCH; k++) {
+      if (!(p[k] = malloc(size))) abort();
+      p[k][0] = (unsigned char)k;
+    }
+    for (int k = 0; k < BATCH; k++) {
+      sink += p[k][0];
+      free(p[k]);
+    }
+  }
+  return (now_ns() - t0) / n;
+}
+
+static double bench_create_batch(size_t size, int n) {
+  static shk_buf *b[BATCH];
+  double t0 = now_ns();
+  for (int i = 0; i < n; i += BATCH) {
+    for (int k = 0; k < BATCH; k++) {
+      if (shk_buf_create(size, 1, NULL, &b[k]) != SHK_OK) abort();
+      ((unsigned char *)shk_buf_data(b[k]))[0] = (unsigned char)k;
+    }
+    for (int k = 0; k < BATCH; k++) {
+      sink += ((unsigned char *)shk_buf_data(b[k]))[0];
+      shk_buf_release(b[k]);
+    }
   }
   return (now_ns() - t0) / n;
 }
@@ -166,6 +203,8 @@ int main(int argc, char **argv) {
   printf("bench_buf (shmkit %s)%s\n", shk_version_string(), quick ? " --quick" : "");
   compare_create("create+release 64 B (heap)", 64, 1000000 / scale);
   compare_create("create+release 1 MiB (heap)", 1 << 20, 20000 / scale);
+  compare("create+release 64 B, 1 000 live", "malloc+free", bench_create_batch, bench_malloc_batch,
+          64, 1000000 / scale);
   shk_buf_options aligned = {.allocator = "aligned"};
   double raw = best(bench_malloc, 64, 1000000 / scale);
   double t = 1e300;

@@ -5,6 +5,8 @@
 
 #include "buf_internal.h"
 
+static atomic_uint_fast64_t next_id;
+
 /* ---- heap hook ---- */
 
 static shk__once hook_once;
@@ -70,7 +72,9 @@ static int buf_new(size_t count, size_t item_size, const shk_buf_options *opts, 
   bool inline_data = may_inline && allocator->builtin &&
                      allocator->table.alloc == shk__buf_heap_allocator.alloc &&
                      size <= SIZE_MAX - HEADER_SIZE;
-  shk_buf *buf = malloc(inline_data ? HEADER_SIZE + size : sizeof *buf);
+  shk_buf *buf = inline_data ? shk__buf_recycle_take(size) : NULL;
+  bool recycled = buf != NULL;
+  if (!buf) buf = malloc(inline_data ? HEADER_SIZE + size : sizeof *buf);
   if (!buf) {
     shk__buf_allocator_drop(allocator);
     return SHK_ENOMEM;
@@ -90,9 +94,11 @@ static int buf_new(size_t count, size_t item_size, const shk_buf_options *opts, 
   buf->owned = false;
   buf->consumed = false;
   buf->delayed = opts->delayed_free;
+  buf->recyclable = inline_data;
+  buf->recycled = recycled;
   buf->on_destroy = opts->on_destroy;
   buf->on_destroy_user = opts->on_destroy_user;
-  buf->range.start = buf->range.end = 0;
+  if (!recycled) buf->range.start = buf->range.end = 0;
   buf->pending_prev = buf->pending_next = NULL;
   buf->device.mode = 0;
   buf->device.device = 0;
@@ -106,9 +112,12 @@ static int buf_new(size_t count, size_t item_size, const shk_buf_options *opts, 
  * the memory is handed back (when owned) and the object freed. */
 static int buf_publish(shk_buf *buf, shk_buf **out) {
   buf->data = buf->block.ptr;
-  buf->range.start = (uintptr_t)buf->data;
-  buf->range.end = buf->range.start + buf->size;
-  int rc = shk__buf_ranges_publish(&buf->range, &buf->id);
+  int rc = SHK_OK;
+  if (!buf->recycled) { /* a recycled object's range never left the index */
+    buf->range.start = (uintptr_t)buf->data;
+    buf->range.end = buf->range.start + buf->size;
+    rc = shk__buf_ranges_insert(&buf->range);
+  }
   if (rc != SHK_OK) {
     const shk_buf_allocator *t = &buf->allocator->table;
     /* Refused external memory stays the caller's, even when ownership was offered. */
@@ -117,6 +126,7 @@ static int buf_publish(shk_buf *buf, shk_buf **out) {
     free(buf);
     return rc;
   }
+  buf->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed) + 1;
   report_heap(buf, true);
   *out = buf;
   return SHK_OK;
@@ -211,6 +221,8 @@ void shk__buf_destroy(shk_buf *buf) {
   }
   if (buf->device.mode != 0) shk__buf_device_drop(buf);
   report_heap(buf, false);
+  /* Parked with its range: the memory stays the library's, so nothing else may claim it. */
+  if (buf->recyclable && shk__buf_recycle_keep(buf)) return;
   /* Out of the index before the memory goes back, so a new buffer there is never refused. */
   shk__buf_ranges_remove(&buf->range);
   const shk_buf_allocator *t = &buf->allocator->table;
@@ -253,4 +265,10 @@ const char *shk_buf_segment_name(const shk_buf *buf) {
   return shk__buf_shm_block_name(&buf->block);
 }
 
-size_t shk_buf_live_count(void) { return shk__buf_ranges_count(); }
+size_t shk_buf_live_count(void) {
+  /* Read in this order, a parked object is never subtracted without having been counted, except
+   * one parked meanwhile that entered the index after the count: hence the floor at zero. */
+  size_t indexed = shk__buf_ranges_count();
+  size_t parked = shk__buf_recycle_count();
+  return indexed > parked ? indexed - parked : 0;
+}

@@ -41,9 +41,6 @@ typedef struct shk__buf_range {
 /* Inserts [start, end) unless it overlaps a live range (SHK_EOVERLAP, nothing changes);
  * SHK_ENOMEM when the index cannot grow. O(log n) search. Thread-safe. */
 int shk__buf_ranges_insert(shk__buf_range *node);
-/* The same, and on success gives the next buffer id (1, 2, ...) in the same critical section,
- * so ids follow the order in which buffers became live and cost no atomic of their own. */
-int shk__buf_ranges_publish(shk__buf_range *node, uint64_t *id);
 void shk__buf_ranges_remove(shk__buf_range *node);
 size_t shk__buf_ranges_count(void);
 
@@ -88,6 +85,8 @@ struct shk_buf {
   bool owned;   /* destruction frees the memory */
   bool consumed;
   bool delayed;
+  bool recyclable; /* inline heap object: may be parked by buf_recycle.c instead of freed */
+  bool recycled;   /* taken back from a slot: its range is already in the index */
   shk_buf_destroy_fn on_destroy;
   void *on_destroy_user;
   shk__buf_range range;
@@ -97,6 +96,17 @@ struct shk_buf {
 
 /* Runs the destroy callback, unmaps, frees and removes the range: the end of a buffer. */
 void shk__buf_destroy(shk_buf *buf);
+
+/* ---- recycling (buf_recycle.c) ---- */
+
+/* A parked inline heap object of exactly this size, its range still indexed; else NULL. */
+shk_buf *shk__buf_recycle_take(size_t size);
+/* Parks a destroyed inline heap object (range still indexed); false when its size is not cached. */
+bool shk__buf_recycle_keep(shk_buf *buf);
+/* How many objects are parked (shk_buf_live_count leaves them out). */
+size_t shk__buf_recycle_count(void);
+/* Frees every parked object (shutdown). */
+void shk__buf_recycle_flush(void);
 
 /* ---- pending list (buf_pending.c) ---- */
 

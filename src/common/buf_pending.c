@@ -77,4 +77,8 @@ int shk_buf_collect_all(size_t *collected) {
   return SHK_OK;
 }
 
-int shk_buf_shutdown(void) { return shk_buf_collect_all(NULL); }
+int shk_buf_shutdown(void) {
+  int rc = shk_buf_collect_all(NULL);
+  shk__buf_recycle_flush(); /* after the collection, which may park more */
+  return rc;
+}

@@ -42,7 +42,6 @@ static chunk **chunks;
 static uintptr_t *firsts;
 static size_t chunk_count, chunk_capacity;
 static size_t range_count;
-static uint64_t last_id; /* ids are given under the lock, which orders them for free */
 
 /* How many of the sorted a[0..n) are <= key. Branch-free halving: random keys cost no
  * mispredictions. */
@@ -196,7 +195,7 @@ static void remove_locked(uintptr_t s) {
   }
 }
 
-int shk__buf_ranges_publish(shk__buf_range *node, uint64_t *id) {
+int shk__buf_ranges_insert(shk__buf_range *node) {
   lock();
   int rc = SHK_EOVERLAP;
   size_t c, i;
@@ -207,16 +206,11 @@ int shk__buf_ranges_publish(shk__buf_range *node, uint64_t *id) {
     } else {
       rc = insert_locked(node->start, node->end);
     }
-    if (rc == SHK_OK) {
-      range_count++;
-      if (id) *id = ++last_id;
-    }
+    if (rc == SHK_OK) range_count++;
   }
   unlock();
   return rc;
 }
-
-int shk__buf_ranges_insert(shk__buf_range *node) { return shk__buf_ranges_publish(node, NULL); }
 
 void shk__buf_ranges_remove(shk__buf_range *node) {
   lock();

@@ -1,0 +1,143 @@
+/* Recycled heap buffers: a released inline heap buffer is parked with its range still indexed,
+ * the next create of that size takes it back as a new buffer (new id, init applied, callbacks
+ * and live count as for any buffer), and shutdown frees what is parked. */
+/* ctest: labels=unit;internal;tsan timeout=120 */
+#include <stdatomic.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "shk_test.h"
+#include "common/buf_internal.h"
+
+static int destroyed;
+static void count_destroy(const shk_buf_info *info, void *user) {
+  (void)info;
+  (void)user;
+  destroyed++;
+}
+
+static shk_buf *make(size_t size, const shk_buf_options *opts) {
+  shk_buf *buf = NULL;
+  assert_int_equal(shk_buf_create(size, 1, opts, &buf), SHK_OK);
+  return buf;
+}
+
+static void a_released_buffer_comes_back_as_a_new_zeroed_buffer(void **state) {
+  (void)state;
+  shk_buf_options counted = {.on_destroy = count_destroy};
+  shk_buf *a = make(100, &counted);
+  void *where = shk_buf_data(a);
+  uint64_t id = shk_buf_id(a);
+  memset(where, 0xAB, 100);
+  destroyed = 0;
+  shk_buf_release(a);
+  assert_int_equal(destroyed, 1); /* parking still ends the buffer */
+  shk_buf_options zero = {.init = SHK_BUF_INIT_ZERO};
+  shk_buf *b = make(100, &zero);
+  assert_ptr_equal(shk_buf_data(b), where); /* the parked object, taken back */
+  assert_true(shk_buf_id(b) > id);
+  assert_int_equal(shk_buf_refcount(b), 1);
+  unsigned char want[100] = {0};
+  assert_memory_equal(shk_buf_data(b), want, sizeof want);
+  shk_buf_release(b);
+}
+
+static void parked_memory_stays_indexed_but_not_live(void **state) {
+  (void)state;
+  size_t live = shk_buf_live_count();
+  shk_buf *a = make(48, NULL);
+  unsigned char *p = shk_buf_data(a);
+  assert_int_equal(shk_buf_live_count(), live + 1);
+  shk_buf_release(a);
+  assert_int_equal(shk_buf_live_count(), live);
+  assert_true(shk__buf_ranges_count() > shk_buf_live_count());
+  /* The bytes are still the library's: nothing may wrap them while they are parked. */
+  shk_buf *c = (shk_buf *)1;
+  assert_int_equal(shk_buf_consume(p + 8, 8, 1, NULL, &c), SHK_EOVERLAP);
+  assert_null(c);
+}
+
+static void another_size_of_the_class_replaces_the_parked_one(void **state) {
+  (void)state;
+  size_t indexed = shk__buf_ranges_count();
+  shk_buf *a = make(80, NULL); /* 80 and 90 share a class (bit length 7) */
+  shk_buf_release(a);
+  shk_buf *b = make(90, NULL); /* the parked 80 leaves the index, a fresh 90 is made */
+  assert_int_equal(shk_buf_size(b), 90);
+  shk_buf_release(b);
+  assert_true(shk__buf_ranges_count() <= indexed + 1);
+}
+
+static void large_buffers_are_freed_not_parked(void **state) {
+  (void)state;
+  size_t indexed = shk__buf_ranges_count();
+  shk_buf *a = make((size_t)4 << 20, NULL);
+  shk_buf_release(a);
+  assert_int_equal(shk__buf_ranges_count(), indexed);
+}
+
+static void shared_buffers_are_parked_by_the_last_release_only(void **state) {
+  (void)state;
+  size_t live = shk_buf_live_count();
+  shk_buf *a = make(200, NULL);
+  assert_int_equal(shk_buf_retain(a), SHK_OK);
+  shk_buf_release(a);
+  assert_int_equal(shk_buf_live_count(), live + 1);
+  assert_int_equal(shk_buf_refcount(a), 1);
+  shk_buf_release(a);
+  assert_int_equal(shk_buf_live_count(), live);
+}
+
+static void shutdown_frees_every_parked_object(void **state) {
+  (void)state;
+  for (size_t size = 1; size <= ((size_t)1 << 20); size *= 2) shk_buf_release(make(size, NULL));
+  assert_true(shk__buf_recycle_count() > 10);
+  assert_int_equal(shk_buf_shutdown(), SHK_OK);
+  assert_int_equal(shk__buf_recycle_count(), 0);
+  assert_int_equal(shk__buf_ranges_count(), shk_buf_live_count());
+}
+
+/* Threads swap same-size buffers through the slots: a block handed to two owners at once would
+ * show the other thread's bytes. */
+static atomic_int mixups;
+
+static void same_size_churn(void *arg) {
+  unsigned char mark = (unsigned char)(uintptr_t)arg;
+  for (int i = 0; i < 20000; i++) {
+    shk_buf *buf = NULL;
+    if (shk_buf_create(64, 1, NULL, &buf) != SHK_OK) {
+      atomic_fetch_add(&mixups, 1);
+      continue;
+    }
+    unsigned char *p = shk_buf_data(buf);
+    memset(p, mark, 64);
+    for (int k = 0; k < 64; k++)
+      if (p[k] != mark) atomic_fetch_add(&mixups, 1);
+    shk_buf_release(buf);
+  }
+}
+
+static void threads_never_share_a_recycled_buffer(void **state) {
+  (void)state;
+  size_t live = shk_buf_live_count();
+  shk__os_thread *threads[4];
+  for (uintptr_t t = 0; t < 4; t++)
+    assert_int_equal(shk__os_thread_start(&threads[t], same_size_churn, (void *)(t + 1)), SHK_OK);
+  for (int t = 0; t < 4; t++) shk__os_thread_join(threads[t]);
+  assert_int_equal(atomic_load(&mixups), 0);
+  assert_int_equal(shk_buf_live_count(), live);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(threads_never_share_a_recycled_buffer),
+    cmocka_unit_test(a_released_buffer_comes_back_as_a_new_zeroed_buffer),
+    cmocka_unit_test(parked_memory_stays_indexed_but_not_live),
+    cmocka_unit_test(another_size_of_the_class_replaces_the_parked_one),
+    cmocka_unit_test(large_buffers_are_freed_not_parked),
+    cmocka_unit_test(shared_buffers_are_parked_by_the_last_release_only),
+    cmocka_unit_test(shutdown_frees_every_parked_object),
+};
+
+static const shk_test_child children[] = {{NULL, NULL}};
+
+SHK_TEST_MAIN(tests, children)
