@@ -1,7 +1,9 @@
 /* POSIX workers of chunk tasks: processes forked once per pool, a unix socket per worker for
  * wake-ups and for passing segment descriptors (SCM_RIGHTS), and function identity by module. */
 #include <dlfcn.h>
-#include <link.h>
+#ifndef __APPLE__
+#include <link.h> /* dl_iterate_phdr; macOS has neither (dladdr is used there) */
+#endif
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -21,7 +23,9 @@
 
 /* Records keep their boundaries where the system offers sequenced packets; elsewhere a stream
  * carries fixed-size records. */
-#ifdef SOCK_SEQPACKET
+/* macOS defines SOCK_SEQPACKET but its AF_UNIX socketpair refuses it; records are read whole
+ * (MSG_WAITALL) and the parent only drains wake-ups, so a stream works as well. */
+#if defined(SOCK_SEQPACKET) && !defined(__APPLE__)
 #define POSIX_LINK_TYPE SOCK_SEQPACKET
 #else
 #define POSIX_LINK_TYPE SOCK_STREAM
@@ -29,6 +33,13 @@
 
 #ifndef MSG_CMSG_CLOEXEC
 #define MSG_CMSG_CLOEXEC 0
+#endif
+/* Without MSG_NOSIGNAL (macOS) the link sockets get SO_NOSIGPIPE instead. */
+#ifndef MSG_NOSIGNAL
+#define MSG_NOSIGNAL 0
+#endif
+#ifndef MAP_NORESERVE
+#define MAP_NORESERVE 0
 #endif
 
 enum { RECORD_WAKE = 1, RECORD_SEGMENT = 2 };
@@ -73,6 +84,11 @@ int shk__os_worker_link_open(shk__os_worker *w) {
     if (sv[1] >= 0) close(sv[1]);
     return posix_error(err);
   }
+#ifdef SO_NOSIGPIPE
+  int on = 1;
+  setsockopt(sv[0], SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof on);
+  setsockopt(sv[1], SOL_SOCKET, SO_NOSIGPIPE, &on, sizeof on);
+#endif
   w->parent_end.a = sv[0];
   w->worker_end.a = sv[1];
   return SHK_OK;
@@ -447,6 +463,20 @@ typedef struct posix_module_query {
   bool found;
 } posix_module_query;
 
+#ifdef __APPLE__
+/* No dl_iterate_phdr: dladdr names the image and gives its load address (its Mach-O header). */
+static bool posix_find_module(uintptr_t addr, posix_module_query *q) {
+  memset(q, 0, sizeof *q);
+  q->addr = addr;
+  Dl_info info;
+  if (dladdr((const void *)addr, &info) == 0 || !info.dli_fbase) return false;
+  q->base = (uintptr_t)info.dli_fbase;
+  q->name = info.dli_fname;
+  q->found = true;
+  return true;
+}
+#else
+
 static int posix_module_of(struct dl_phdr_info *info, size_t size, void *p) {
   (void)size;
   posix_module_query *q = p;
@@ -472,6 +502,7 @@ static bool posix_find_module(uintptr_t addr, posix_module_query *q) {
   dl_iterate_phdr(posix_module_of, q);
   return q->found;
 }
+#endif
 
 int shk__os_fn_locate(shk__os_any_fn fn, shk__os_fn_id *id) {
   memset(id, 0, sizeof *id);
