@@ -9,7 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __APPLE__
+#include <sys/ucontext.h> /* <ucontext.h> is an #error there without _XOPEN_SOURCE */
+#else
 #include <ucontext.h>
+#endif
 #include <unistd.h>
 
 #include "posix.h"
@@ -138,6 +142,7 @@ int shk__os_symbolize(uintptr_t ip, char *module, size_t module_size, char *symb
   return SHK_OK;
 }
 
+#ifdef __linux__
 /* Reads a small text file into buf (NUL-terminated); the number of bytes, or -1. */
 static long read_small(const char *path, char *buf, size_t size) {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -165,3 +170,7 @@ size_t shk__os_map_areas_left(void) {
   close(fd);
   return max > lines ? (size_t)(max - lines) : 0;
 }
+#else
+/* No such budget to read elsewhere (nor /proc). */
+size_t shk__os_map_areas_left(void) { return SIZE_MAX; }
+#endif
