@@ -22,9 +22,11 @@ static int open_anonymous_fd(void) {
 #endif
   /* No memfd: a private random name, removed at once so it can never be left behind. */
   for (int attempt = 0; attempt < 16; attempt++) {
+    /* At most 26 characters: macOS refuses shm names over 31 (PSHMNAMLEN), and the full
+     * nanosecond count in hex could pass that. O_EXCL and the retries settle any collision. */
     char name[64];
-    snprintf(name, sizeof name, "/shk-anon-%d-%llx-%d", (int)getpid(),
-             (unsigned long long)shk__os_now_ns(), attempt);
+    snprintf(name, sizeof name, "/shk-a-%x-%x-%x", (unsigned)getpid(),
+             (unsigned)shk__os_now_ns(), (unsigned)attempt);
     int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd >= 0) {
       shm_unlink(name);
