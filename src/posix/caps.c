@@ -25,7 +25,12 @@ int posix_error(int err) {
     case ENFILE: code = SHK_ELIMIT; break;
     case EFAULT: code = SHK_EFAULT; break;
     case ENOSYS:
-    case EOPNOTSUPP: code = SHK_EUNSUPPORTED; break;
+    case EOPNOTSUPP:
+#if defined(ENOTSUP) && ENOTSUP != EOPNOTSUPP
+    case ENOTSUP: /* a separate value on macOS */
+#endif
+      code = SHK_EUNSUPPORTED;
+      break;
     default: code = SHK_EOS; break;
   }
   return shk__error_record_os(code, err);
