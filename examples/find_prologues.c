@@ -23,7 +23,7 @@ static int library_path(char *buf, size_t size) {
   HMODULE mod;
   if (!GetModuleHandleExA(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS |
                               GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
-                          (LPCSTR)(void *)shk_version, &mod))
+                          (LPCSTR)(uintptr_t)shk_version, &mod)) /* not via void *: C4152 */
     return -1;
   DWORD n = GetModuleFileNameA(mod, buf, (DWORD)size);
   return n > 0 && n < size ? 0 : -1;
