@@ -63,7 +63,12 @@ int shk_test_spawn(const char *name, int argc, const char *const *argv, shk_test
   for (int i = 0; i < argc && i < 8; i++) args[n++] = argv[i];
   args[n] = NULL;
   pid_t pid;
-  if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, (char *const *)args, environ) != 0) return -1;
+#ifdef __linux__
+  const char *exe = "/proc/self/exe";
+#else
+  const char *exe = self_path; /* no /proc (macOS): ctest starts tests by their full path */
+#endif
+  if (posix_spawn(&pid, exe, NULL, NULL, (char *const *)args, environ) != 0) return -1;
   proc->handle = pid;
   proc->pid = (int)pid;
   return 0;
