@@ -52,7 +52,12 @@ static int spawn_self(const char *self, const char *const *args, child_proc *out
   argv[n++] = self;
   for (int i = 0; args[i] && n < 15; i++) argv[n++] = args[i];
   argv[n] = NULL;
-  return posix_spawn(out, "/proc/self/exe", NULL, NULL, (char *const *)argv, environ) == 0 ? 0 : -1;
+#ifdef __linux__
+  const char *exe = "/proc/self/exe";
+#else
+  const char *exe = self; /* no /proc (macOS) */
+#endif
+  return posix_spawn(out, exe, NULL, NULL, (char *const *)argv, environ) == 0 ? 0 : -1;
 }
 static void wait_child(child_proc p) { waitpid(p, NULL, 0); }
 static void nap_us(int us) {
