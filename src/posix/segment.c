@@ -25,7 +25,7 @@ static int open_anonymous_fd(void) {
     /* At most 26 characters: macOS refuses shm names over 31 (PSHMNAMLEN), and the full
      * nanosecond count in hex could pass that. O_EXCL and the retries settle any collision. */
     char name[64];
-    snprintf(name, sizeof name, "/shk-a-%x-%x-%x", (unsigned)getpid(),
+    snprintf(name, sizeof name, "/shk-a-%d-%x-%x", (int)getpid(), /* "-<pid>-": test_task */
              (unsigned)shk__os_now_ns(), (unsigned)attempt);
     int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd >= 0) {
