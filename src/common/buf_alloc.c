@@ -41,6 +41,14 @@ int shk__buf_allocator_acquire(const char *name, shk__buf_allocator **out) {
     *out = &builtins[3];
     return SHK_OK;
   }
+  /* Built-ins are filled once above, never change and never leave, and their names cannot be
+   * registered again: they are found without the lock and need no count. */
+  for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++) {
+    if (strcmp(builtins[i].name, name) == 0) {
+      *out = &builtins[i];
+      return SHK_OK;
+    }
+  }
   shk__os_mutex_lock(&registry_lock);
   shk__buf_allocator *a = *find_slot(name);
   /* Counted under the lock so that unregister cannot free it between lookup and count. */
