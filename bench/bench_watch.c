@@ -20,7 +20,12 @@
 #include <unistd.h>
 #endif
 
-#define PAGE 4096
+#ifdef _WIN32
+#define PAGE ((size_t)4096)
+#else
+static size_t bench_page = 4096; /* the system's page, set first in main (16 KiB on Apple M1+) */
+#define PAGE bench_page
+#endif
 static size_t pages_n = 16384; /* 64 MiB */
 
 static double now_ns(void) {
@@ -63,7 +68,7 @@ static void bare_handler(int sig, siginfo_t *info, void *ctx) {
   uintptr_t a = (uintptr_t)info->si_addr & ~(uintptr_t)(PAGE - 1);
   set_prot((void *)a, PAGE, 1);
 }
-static struct sigaction bare_prev;
+static struct sigaction bare_prev, bare_prev_bus;
 static void bare_install(void) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -71,8 +76,12 @@ static void bare_install(void) {
   sa.sa_flags = SA_SIGINFO;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGSEGV, &sa, &bare_prev);
+  sigaction(SIGBUS, &sa, &bare_prev_bus); /* what macOS raises for a protection fault */
 }
-static void bare_remove(void) { sigaction(SIGSEGV, &bare_prev, NULL); }
+static void bare_remove(void) {
+  sigaction(SIGSEGV, &bare_prev, NULL);
+  sigaction(SIGBUS, &bare_prev_bus, NULL);
+}
 #endif
 
 static unsigned char *alloc_touched(size_t size) {
@@ -234,10 +243,15 @@ static double events_per_second(shk_watch_backend b, uint64_t *dropped, uint64_t
 }
 
 int main(int argc, char **argv) {
+#ifndef _WIN32
+  long sys_page = sysconf(_SC_PAGESIZE);
+  if (sys_page > 0) bench_page = (size_t)sys_page;
+#endif
   if (argc > 1) pages_n = (size_t)strtoul(argv[1], NULL, 10);
   if (pages_n < 64) pages_n = 64;
   unsigned char *buf = alloc_touched(pages_n * PAGE);
-  printf("bench_watch: %zu pages of 4 KiB, first write to each page\n\n", pages_n);
+  printf("bench_watch: %zu pages of %zu KiB, first write to each page\n\n", pages_n,
+         (size_t)PAGE / 1024);
   /* Best of three runs each, alternating, so that machine noise (the machine is shared) hits
    * the bare mechanism and shmkit alike. */
   double bulk = 1e30, cycle = 1e30, best[VARIANTS], add_ms[VARIANTS];
