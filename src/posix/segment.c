@@ -13,6 +13,17 @@ void shk__os_segment_name(const char *portable, char os_name[SHK__OS_SEGMENT_NAM
   snprintf(os_name, SHK__OS_SEGMENT_NAME_SIZE, "/%s", portable);
 }
 
+/* shm_open's descriptor is close-on-exec by POSIX, and O_CLOEXEC is not one of its flags:
+ * macOS 26.4+ refuses it (EINVAL). glibc and musl open with O_CLOEXEC themselves; elsewhere the
+ * flag is set again in case a system skips it. */
+static int posix_shm_open(const char *name, int flags, mode_t mode) {
+  int fd = shm_open(name, flags, mode);
+#ifndef __linux__
+  if (fd >= 0) fcntl(fd, F_SETFD, FD_CLOEXEC);
+#endif
+  return fd;
+}
+
 static int open_anonymous_fd(void) {
 #ifdef SYS_memfd_create
   if (shk__os_caps_get()->has_memfd) {
@@ -27,7 +38,7 @@ static int open_anonymous_fd(void) {
     char name[64];
     snprintf(name, sizeof name, "/shk-a-%d-%x-%x", (int)getpid(), /* "-<pid>-": test_task */
              (unsigned)shk__os_now_ns(), (unsigned)attempt);
-    int fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    int fd = posix_shm_open(name, O_RDWR | O_CREAT | O_EXCL, 0600);
     if (fd >= 0) {
       shm_unlink(name);
       return fd;
@@ -57,7 +68,7 @@ static int size_error(int err) {
 int shk__os_segment_create(const char *os_name, size_t size, shk__os_segment *seg) {
   memset(seg, 0, sizeof *seg);
   if (size > (size_t)INT64_MAX) return SHK_ESIZE;
-  int fd = os_name ? shm_open(os_name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)
+  int fd = os_name ? posix_shm_open(os_name, O_RDWR | O_CREAT | O_EXCL, 0600)
                    : open_anonymous_fd();
   if (fd < 0) return posix_error(errno);
   int err = 0;
@@ -70,7 +81,7 @@ int shk__os_segment_create(const char *os_name, size_t size, shk__os_segment *se
 
 int shk__os_segment_open(const char *os_name, bool writable, shk__os_segment *seg) {
   memset(seg, 0, sizeof *seg);
-  int fd = shm_open(os_name, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC, 0);
+  int fd = posix_shm_open(os_name, writable ? O_RDWR : O_RDONLY, 0);
   if (fd < 0) return posix_error(errno);
   struct stat st;
   int err = 0;
