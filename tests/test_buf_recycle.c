@@ -68,6 +68,21 @@ static void another_size_of_the_class_replaces_the_parked_one(void **state) {
   assert_true(shk__buf_ranges_count() <= indexed + 1);
 }
 
+static void a_full_slot_leaves_the_release_to_free(void **state) {
+  (void)state;
+  assert_int_equal(shk_buf_shutdown(), SHK_OK); /* empty slots */
+  shk_buf *a = make(300, NULL);
+  shk_buf *b = make(300, NULL);
+  void *first = shk_buf_data(a);
+  shk_buf_release(a); /* parked */
+  size_t indexed = shk__buf_ranges_count();
+  shk_buf_release(b); /* its slot is full: freed, out of the index */
+  assert_int_equal(shk__buf_ranges_count(), indexed - 1);
+  shk_buf *c = make(300, NULL);
+  assert_ptr_equal(shk_buf_data(c), first); /* the first one stayed parked */
+  shk_buf_release(c);
+}
+
 static void large_buffers_are_freed_not_parked(void **state) {
   (void)state;
   size_t indexed = shk__buf_ranges_count();
@@ -133,6 +148,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_released_buffer_comes_back_as_a_new_zeroed_buffer),
     cmocka_unit_test(parked_memory_stays_indexed_but_not_live),
     cmocka_unit_test(another_size_of_the_class_replaces_the_parked_one),
+    cmocka_unit_test(a_full_slot_leaves_the_release_to_free),
     cmocka_unit_test(large_buffers_are_freed_not_parked),
     cmocka_unit_test(shared_buffers_are_parked_by_the_last_release_only),
     cmocka_unit_test(shutdown_frees_every_parked_object),

@@ -101,7 +101,8 @@ void shk__buf_destroy(shk_buf *buf);
 
 /* A parked inline heap object of exactly this size, its range still indexed; else NULL. */
 shk_buf *shk__buf_recycle_take(size_t size);
-/* Parks a destroyed inline heap object (range still indexed); false when its size is not cached. */
+/* Parks a destroyed inline heap object (range still indexed); false when its size is not cached
+ * or its slot is full (the caller frees it). */
 bool shk__buf_recycle_keep(shk_buf *buf);
 /* How many objects are parked (shk_buf_live_count leaves them out). */
 size_t shk__buf_recycle_count(void);
