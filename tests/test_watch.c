@@ -16,6 +16,12 @@
 
 #define CHILD_TIMEOUT_MS 60000
 #define MAX_EVENTS 4096
+/* malloc's alignment; MSVC's <stddef.h> declares no max_align_t in C (double is its widest). */
+#if defined(_MSC_VER) && !defined(__clang__)
+#define MAX_ALIGN _Alignof(double)
+#else
+#define MAX_ALIGN _Alignof(max_align_t)
+#endif
 
 /* ---- collecting events ----------------------------------------------------------------- */
 
@@ -53,8 +59,8 @@ static void collect(const shk_watch_event *ev, void *user) {
   s->new_key = ev->new_key;
   size_t n = ev->length < 64 ? ev->length : 64;
   if (ev->flags & SHK_WATCH_EVENT_INLINE) {
-    s->aligned = (uintptr_t)ev->old_value % _Alignof(max_align_t) == 0 &&
-                 (uintptr_t)ev->new_value % _Alignof(max_align_t) == 0;
+    s->aligned = (uintptr_t)ev->old_value % MAX_ALIGN == 0 &&
+                 (uintptr_t)ev->new_value % MAX_ALIGN == 0;
     memcpy(s->old_bytes, (const unsigned char *)ev->old_value + ev->offset, n);
     memcpy(s->new_bytes, (const unsigned char *)ev->new_value + ev->offset, n);
   } else {

@@ -55,8 +55,7 @@ static void report_heap(const shk_buf *buf, bool allocated) {
 static const shk_buf_options default_options;
 
 /* The object header rounded so inline data after it is aligned like malloc's. */
-#define HEADER_SIZE ((sizeof(shk_buf) + _Alignof(max_align_t) - 1) / _Alignof(max_align_t) * \
-                     _Alignof(max_align_t))
+#define HEADER_SIZE ((sizeof(shk_buf) + SHK__MAX_ALIGN - 1) / SHK__MAX_ALIGN * SHK__MAX_ALIGN)
 
 /* Checks the shape and makes the object with its allocator. Buffers of the built-in heap
  * allocator get their bytes in the same malloc block (inline), which halves the malloc calls;

@@ -13,6 +13,14 @@
 #define SHK__MIN(a, b) ((a) < (b) ? (a) : (b))
 #define SHK__MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/* The alignment malloc memory has for any object: _Alignof(max_align_t). MSVC's <stddef.h>
+ * declares no max_align_t in C; double is its strictest fundamental type (as clang-cl's). */
+#if defined(_MSC_VER) && !defined(__clang__)
+#define SHK__MAX_ALIGN _Alignof(double)
+#else
+#define SHK__MAX_ALIGN _Alignof(max_align_t)
+#endif
+
 /* Records the raw OS error behind the SHK_E* code about to be returned (thread-local), and
  * returns that code, so a backend can write `return shk__error_record_os(code, errno)`. */
 int shk__error_record_os(int code, int raw);

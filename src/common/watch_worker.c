@@ -103,7 +103,7 @@ static void resync(shk_watcher *w, uint64_t now) {
  * old/new value through a pointer to its own struct type; returns the offset, or SIZE_MAX
  * without memory. (The arena itself comes from realloc, hence malloc alignment.) */
 static size_t arena_put(shk_watcher *w, const void *data, size_t n) {
-  size_t align = _Alignof(max_align_t);
+  size_t align = SHK__MAX_ALIGN;
   size_t off = (w->arena_len + align - 1) & ~(align - 1);
   if (off > SIZE_MAX - n) return SIZE_MAX;
   if (off + n > w->arena_cap) {
