@@ -7,12 +7,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #ifdef __APPLE__
+#include <crt_externs.h>
 #include <mach-o/dyld.h>
 #endif
 
 #include "posix.h"
 
+#ifdef __APPLE__
+/* A dylib has no direct access to environ there (environ(7)): ask for the current one. */
+#define environ (*_NSGetEnviron())
+#else
 extern char **environ;
+#endif
 
 int shk__os_self_path(char *buf, size_t size) {
 #ifdef __APPLE__
