@@ -1,7 +1,7 @@
 /* Buffers from several threads at once: create/retain/release, consume races on the same range
  * (exactly one wins), delayed free with concurrent collection, registry changes. Run under
  * ThreadSanitizer too. Uses the OS layer's threads, so it links the internal library. */
-/* ctest: labels=unit;internal timeout=120 */
+/* ctest: labels=unit;internal;tsan timeout=120 */
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>

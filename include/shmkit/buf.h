@@ -158,6 +158,9 @@ SHK_API int shk_buf_retain(shk_buf *buf);
 
 /** Drops a reference; the last one destroys the buffer (destroy callback, device unmap, free,
  * range leaves the index) or, with delayed_free, moves it to the pending list. Accepts NULL.
+ * A destroyed heap buffer of up to 2 MiB may be parked for reuse by the next create of the same
+ * size (one per size class, under 4 MiB in all, freed by shk_buf_shutdown()); while parked its
+ * range stays in the index, so consuming that (dangling) memory gives SHK_EOVERLAP.
  * Thread-safe. */
 SHK_API void shk_buf_release(shk_buf *buf);
 
@@ -180,7 +183,8 @@ SHK_API size_t shk_buf_size(const shk_buf *buf);
 SHK_API size_t shk_buf_item_size(const shk_buf *buf);
 /** The number of items. */
 SHK_API size_t shk_buf_count(const shk_buf *buf);
-/** A number unique among the buffers of this process, starting at 1. */
+/** A number unique among the buffers of this process, starting at 1 and increasing, not
+ * necessarily consecutive (a failed create uses one up). */
 SHK_API uint64_t shk_buf_id(const shk_buf *buf);
 /** The allocator name (owned by the library, valid while the buffer lives). */
 SHK_API const char *shk_buf_allocator_name(const shk_buf *buf);
@@ -192,7 +196,7 @@ SHK_API bool shk_buf_consumed(const shk_buf *buf);
  * other allocators. The creating buffer removes the name when it is destroyed. */
 SHK_API const char *shk_buf_segment_name(const shk_buf *buf);
 
-/** The number of buffers whose ranges are in the live-range index: live ones and pending ones. */
+/** The number of live and pending buffers (buffers parked for reuse are not counted). */
 SHK_API size_t shk_buf_live_count(void);
 
 /* ---- regions and views ------------------------------------------------------------------ */
@@ -290,8 +294,8 @@ SHK_API int shk_buf_collect(uint64_t id);
 /** Destroys every pending buffer; *collected (may be NULL) gets how many. Returns SHK_OK. */
 SHK_API int shk_buf_collect_all(size_t *collected);
 
-/** Collects every pending buffer. Also runs at normal process exit. The library stays usable
- * afterwards. Returns SHK_OK. */
+/** Collects every pending buffer and frees the buffers parked for reuse. Also runs at normal
+ * process exit. The library stays usable afterwards. Returns SHK_OK. */
 SHK_API int shk_buf_shutdown(void);
 
 /* ---- heap events ------------------------------------------------------------------------ */

@@ -347,7 +347,8 @@ SHK_API void shk_lens_zone_cleanup(shk_lens_zone *zone);
 #if defined(__GNUC__) || defined(__clang__)
 #define SHK_LENS_CAT2_(a, b) a##b
 #define SHK_LENS_CAT_(a, b) SHK_LENS_CAT2_(a, b)
-/** A zone that ends when the enclosing block ends (compilers with the cleanup attribute). */
+/** A zone that ends when the enclosing block ends (gcc and clang, which have the cleanup
+ * attribute; with MSVC call shk_lens_zone_begin() and shk_lens_zone_end()). */
 #define SHK_LENS_ZONE(lens, name, color)                                                       \
   shk_lens_zone SHK_LENS_CAT_(shk_lens_scope_, __LINE__)                                       \
       __attribute__((cleanup(shk_lens_zone_cleanup)));                                         \
