@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_clock.h"
 #include "shmkit.h"
 
 #ifdef _WIN32
@@ -18,13 +19,6 @@ static void os_pages_free(void *p, size_t size) {
   (void)size;
   VirtualFree(p, 0, MEM_RELEASE);
 }
-static double now_ns(void) {
-  static LARGE_INTEGER freq;
-  LARGE_INTEGER t;
-  if (!freq.QuadPart) QueryPerformanceFrequency(&freq);
-  QueryPerformanceCounter(&t);
-  return (double)t.QuadPart * 1e9 / (double)freq.QuadPart;
-}
 #else
 #include <sys/mman.h>
 #include <time.h>
@@ -33,17 +27,12 @@ static void *os_pages(size_t size) {
   return p == MAP_FAILED ? NULL : p;
 }
 static void os_pages_free(void *p, size_t size) { munmap(p, size); }
-static double now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
 #endif
 
 static volatile unsigned sink; /* keeps the loops from being optimised away */
 
 static double bench_malloc(size_t size, int n) {
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   for (int i = 0; i < n; i++) {
     unsigned char *p = malloc(size);
     if (!p) abort();
@@ -51,11 +40,11 @@ static double bench_malloc(size_t size, int n) {
     sink += p[0];
     free(p);
   }
-  return (now_ns() - t0) / n;
+  return (bench_now_ns() - t0) / n;
 }
 
 static double bench_create(size_t size, int n, const shk_buf_options *opts) {
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   for (int i = 0; i < n; i++) {
     shk_buf *buf = NULL;
     if (shk_buf_create(size, 1, opts, &buf) != SHK_OK) abort();
@@ -64,7 +53,7 @@ static double bench_create(size_t size, int n, const shk_buf_options *opts) {
     sink += p[0];
     shk_buf_release(buf);
   }
-  return (now_ns() - t0) / n;
+  return (bench_now_ns() - t0) / n;
 }
 
 /* Batches of 1 000 live at once: the recycling slot holds one object per size class, so almost
@@ -73,7 +62,7 @@ static double bench_create(size_t size, int n, const shk_buf_options *opts) {
 
 static double bench_malloc_batch(size_t size, int n) {
   static unsigned char *p[BATCH];
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   for (int i = 0; i < n; i += BATCH) {
     for (int k = 0; k < BATCH; k++) {
       if (!(p[k] = malloc(size))) abort();
@@ -84,12 +73,12 @@ static double bench_malloc_batch(size_t size, int n) {
       free(p[k]);
     }
   }
-  return (now_ns() - t0) / n;
+  return (bench_now_ns() - t0) / n;
 }
 
 static double bench_create_batch(size_t size, int n) {
   static shk_buf *b[BATCH];
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   for (int i = 0; i < n; i += BATCH) {
     for (int k = 0; k < BATCH; k++) {
       if (shk_buf_create(size, 1, NULL, &b[k]) != SHK_OK) abort();
@@ -100,7 +89,7 @@ static double bench_create_batch(size_t size, int n) {
       shk_buf_release(b[k]);
     }
   }
-  return (now_ns() - t0) / n;
+  return (bench_now_ns() - t0) / n;
 }
 
 /* Best of a few runs: the least disturbed by the other processes on the machine. */
@@ -124,7 +113,7 @@ static void compare_create(const char *label, size_t size, int n) {
 
 /* The raw mechanism of the "pages" allocator: the same OS call, first byte touched. */
 static double bench_os_pages(size_t size, int n) {
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   for (int i = 0; i < n; i++) {
     unsigned char *p = os_pages(size);
     if (!p) abort();
@@ -132,7 +121,7 @@ static double bench_os_pages(size_t size, int n) {
     sink += p[0];
     os_pages_free(p, size);
   }
-  return (now_ns() - t0) / n;
+  return (bench_now_ns() - t0) / n;
 }
 
 static double create_pages(size_t size, int n) {
@@ -142,7 +131,7 @@ static double create_pages(size_t size, int n) {
 
 /* The raw mechanism of the "shm" allocator: a named segment created, touched, closed, unlinked. */
 static double bench_os_shm(size_t size, int n) {
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   for (int i = 0; i < n; i++) {
     char name[32];
     snprintf(name, sizeof name, "shkbench-%d", i);
@@ -154,7 +143,7 @@ static double bench_os_shm(size_t size, int n) {
     shk_shm_close(shm);
     shk_shm_unlink(name);
   }
-  return (now_ns() - t0) / n;
+  return (bench_now_ns() - t0) / n;
 }
 
 static double create_shm(size_t size, int n) {
@@ -179,7 +168,7 @@ static double bench_consume(size_t live, int n) {
   for (size_t k = 0; k < live; k++)
     if (shk_buf_consume(arena + k * slot, width, 1, NULL, &held[k]) != SHK_OK) abort();
   uint32_t x = 12345;
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   for (int i = 0; i < n; i++) {
     x ^= x << 13;
     x ^= x >> 17;
@@ -189,7 +178,7 @@ static double bench_consume(size_t live, int n) {
     if (shk_buf_consume(arena + k * slot + width, width, 1, NULL, &buf) != SHK_OK) abort();
     shk_buf_release(buf);
   }
-  double per = (now_ns() - t0) / n;
+  double per = (bench_now_ns() - t0) / n;
   for (size_t k = 0; k < live; k++) shk_buf_release(held[k]);
   free(held);
   free(arena);

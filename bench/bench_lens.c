@@ -6,17 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_clock.h"
 #include "shmkit.h"
 
 #ifdef _WIN32
 #include <windows.h>
 typedef HANDLE child_proc;
-static double now_s(void) {
-  LARGE_INTEGER f, c;
-  QueryPerformanceFrequency(&f);
-  QueryPerformanceCounter(&c);
-  return (double)c.QuadPart / (double)f.QuadPart;
-}
 static int spawn_self(const char *self, const char *const *args, child_proc *out) {
   char cmd[2048];
   int n = snprintf(cmd, sizeof cmd, "\"%s\"", self);
@@ -41,11 +36,6 @@ static void nap_us(int us) { Sleep((DWORD)(us / 1000)); }
 #include <time.h>
 extern char **environ;
 typedef pid_t child_proc;
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 static int spawn_self(const char *self, const char *const *args, child_proc *out) {
   const char *argv[16];
   int n = 0;
@@ -103,7 +93,7 @@ static int ring_consumer(const char *name) {
 
 static double ring_producer_ns(const char *self) {
   char name[64];
-  snprintf(name, sizeof name, "bench-ring-%u", (unsigned)(now_s() * 1000) % 100000u);
+  snprintf(name, sizeof name, "bench-ring-%u", (unsigned)((bench_now_ns() / 1e9) * 1000) % 100000u);
   shk_shm *shm = NULL;
   if (shk_shm_create(name, sizeof(ring), &shm) != SHK_OK) return -1;
   ring *r = shk_shm_data(shm);
@@ -115,7 +105,7 @@ static double ring_producer_ns(const char *self) {
   while (atomic_load(&r->tail) != 1) {
   }
   uint64_t head = 1;
-  double t0 = now_s();
+  double t0 = (bench_now_ns() / 1e9);
   for (uint64_t i = 0; i < (uint64_t)ZONES; i++) {
     while (head - atomic_load_explicit(&r->tail, memory_order_acquire) >= RING_ENTRIES) {
     }
@@ -126,7 +116,7 @@ static double ring_producer_ns(const char *self) {
     e->thread = 1;
     atomic_store_explicit(&r->head, ++head, memory_order_release);
   }
-  double t1 = now_s();
+  double t1 = (bench_now_ns() / 1e9);
   atomic_store(&r->done, 1);
   wait_child(child);
   shk_shm_close(shm);
@@ -141,7 +131,7 @@ static double ring_intrinsic_ns(void) {
   uint64_t head = 0, sum = 0;
   double timed = 0;
   for (long burst = 0; burst < ZONES / 32; burst++) {
-    double t0 = now_s();
+    double t0 = (bench_now_ns() / 1e9);
     for (int i = 0; i < 32; i++) {
       ring_entry *e = &r.entries[head % RING_ENTRIES];
       e->start = head;
@@ -150,7 +140,7 @@ static double ring_intrinsic_ns(void) {
       e->thread = 1;
       atomic_store_explicit(&r.head, ++head, memory_order_release);
     }
-    timed += now_s() - t0;
+    timed += (bench_now_ns() / 1e9) - t0;
     uint64_t tail = atomic_load(&r.tail);
     for (; tail != head; tail++) sum += r.entries[tail % RING_ENTRIES].duration;
     atomic_store(&r.tail, tail);
@@ -166,20 +156,20 @@ static void ignore_event(const shk_lens_event *e, void *user) {
 
 static double lens_intrinsic_ns(void) {
   char name[64];
-  snprintf(name, sizeof name, "bench-lensi-%u", (unsigned)(now_s() * 1000) % 100000u);
+  snprintf(name, sizeof name, "bench-lensi-%u", (unsigned)((bench_now_ns() / 1e9) * 1000) % 100000u);
   shk_lens *lens = NULL;
   shk_lens_reader *r = NULL;
   if (shk_lens_open(name, NULL, &lens) != SHK_OK) return -1;
   if (shk_lens_reader_open(name, NULL, &r) != SHK_OK) return -1;
   double timed = 0;
   for (long burst = 0; burst < ZONES / 32; burst++) {
-    double t0 = now_s();
+    double t0 = (bench_now_ns() / 1e9);
     for (int i = 0; i < 32; i++) {
       shk_lens_zone z;
       shk_lens_zone_begin(lens, &z, "bench zone", 0x336699);
       shk_lens_zone_end(&z);
     }
-    timed += now_s() - t0;
+    timed += (bench_now_ns() / 1e9) - t0;
     shk_lens_reader_drain(r, ignore_event, NULL, NULL);
   }
   shk_lens_reader_close(r);
@@ -201,9 +191,9 @@ static int lens_reader_child(const char *name, const char *spin, const char *sle
   o.idle_spin_ns = strtoull(spin, NULL, 10);
   o.idle_sleep_ns = strtoull(sleep_ns, NULL, 10);
   shk_lens_reader *r = NULL;
-  double give_up = now_s() + 10;
+  double give_up = (bench_now_ns() / 1e9) + 10;
   while (shk_lens_reader_open(name, &o, &r) != SHK_OK) {
-    if (now_s() > give_up) return 1;
+    if ((bench_now_ns() / 1e9) > give_up) return 1;
     nap_us(100);
   }
   uint64_t events = 0;
@@ -223,7 +213,7 @@ static lens_run lens_zones(const char *self, const char *spin, const char *sleep
                            uint64_t full_wait_ns, long zones, double rate) {
   lens_run out = {-1, 0, 0};
   char name[64];
-  snprintf(name, sizeof name, "bench-lens-%u", (unsigned)(now_s() * 1000) % 100000u);
+  snprintf(name, sizeof name, "bench-lens-%u", (unsigned)((bench_now_ns() / 1e9) * 1000) % 100000u);
   shk_lens_options o;
   shk_lens_options_init(&o);
   o.full_wait_ns = full_wait_ns;
@@ -234,18 +224,18 @@ static lens_run lens_zones(const char *self, const char *spin, const char *sleep
   if (spawn_self(self, args, &child) != 0) return out;
   shk_lens_wait_reader(lens, 10000000000ull);
   shk_lens_thread_name(lens, "bench");
-  double t0 = now_s();
+  double t0 = (bench_now_ns() / 1e9);
   for (long i = 0; i < zones; i++) {
     if (rate > 0) {
       double due = t0 + (double)i / rate;
-      while (now_s() < due) {
+      while ((bench_now_ns() / 1e9) < due) {
       }
     }
     shk_lens_zone z;
     shk_lens_zone_begin(lens, &z, "bench zone", 0x336699);
     shk_lens_zone_end(&z);
   }
-  double t1 = now_s();
+  double t1 = (bench_now_ns() / 1e9);
   shk_lens_stats st;
   shk_lens_stats_get(lens, &st);
   shk_lens_close(lens);

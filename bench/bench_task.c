@@ -8,17 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_clock.h"
 #include "shmkit.h"
 
 #ifdef _WIN32
 #include <windows.h>
-static double now_ns(void) {
-  static LARGE_INTEGER freq;
-  LARGE_INTEGER t;
-  if (!freq.QuadPart) QueryPerformanceFrequency(&freq);
-  QueryPerformanceCounter(&t);
-  return (double)t.QuadPart * 1e9 / (double)freq.QuadPart;
-}
 typedef HANDLE bare_thread;
 typedef struct bare_job bare_job;
 static DWORD WINAPI bare_entry(LPVOID p);
@@ -51,11 +45,6 @@ static void raw_process_start_wait(int n) {
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-static double now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
 typedef pthread_t bare_thread;
 typedef struct bare_job bare_job;
 static void *bare_entry(void *p);
@@ -167,10 +156,10 @@ typedef struct call_ctx {
 
 static double time_call(call_ctx *c) {
   shk_task_results *r;
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   int rc = c->pool ? shk_task_pool_run(c->pool, c->data, c->size, c->fn, &c->opts, &r)
                    : shk_task_run(c->data, c->size, c->fn, &c->opts, &r);
-  double t = now_ns() - t0;
+  double t = bench_now_ns() - t0;
   check(rc, "task");
   shk_task_results_free(r);
   return t;
@@ -198,14 +187,14 @@ static double raw_threads_us(int workers, int n) {
   bare_thread th[64];
   memset(jobs, 0, sizeof jobs);
   for (int i = 0; i < n; i++) {
-    double t0 = now_ns();
+    double t0 = bench_now_ns();
     for (int k = 0; k < workers; k++) {
       jobs[k].d = (const unsigned char *)"";
       jobs[k].kind = 1;
       bare_start(&th[k], &jobs[k]);
     }
     for (int k = 0; k < workers; k++) bare_join(th[k]);
-    t[i] = now_ns() - t0;
+    t[i] = bench_now_ns() - t0;
   }
   qsort(t, (size_t)n, sizeof *t, cmp_double);
   double m = t[n / 2] / 1000.0;
@@ -246,9 +235,9 @@ static void part_overhead(int workers, int n) {
   time_call(&c);
   for (int i = 0; i < pairs; i++) {
     fresh_t[i] = time_call(&c);
-    double t0 = now_ns();
+    double t0 = bench_now_ns();
     raw_process_start_wait(workers);
-    fork_t[i] = now_ns() - t0;
+    fork_t[i] = bench_now_ns() - t0;
   }
   qsort(fresh_t, (size_t)pairs, sizeof *fresh_t, cmp_double);
   qsort(fork_t, (size_t)pairs, sizeof *fork_t, cmp_double);
@@ -287,16 +276,16 @@ typedef struct scan_ctx {
 
 static double scan_single(void *p) {
   scan_ctx *s = p;
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   s->result = s->kind == 0 ? prologues_fn(s->d, 0, s->size, s->size) : mix_fn(s->d, 0, s->size);
-  return now_ns() - t0;
+  return bench_now_ns() - t0;
 }
 
 static double scan_bare(void *p) {
   scan_ctx *s = p;
   bare_job jobs[2];
   bare_thread th[2];
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   for (int k = 0; k < 2; k++) {
     jobs[k].d = s->d;
     jobs[k].from = k * (s->size / 2);
@@ -307,7 +296,7 @@ static double scan_bare(void *p) {
   }
   for (int k = 0; k < 2; k++) bare_join(th[k]);
   s->result = s->kind == 0 ? jobs[0].result + jobs[1].result : jobs[0].result ^ jobs[1].result;
-  return now_ns() - t0;
+  return bench_now_ns() - t0;
 }
 
 static double scan_task(void *p) {
@@ -359,9 +348,9 @@ static void part_scan(int workers, size_t size, int reps) {
 static double time_memcpy(void *p) {
   scan_ctx *s = p;
   unsigned char *dst = (unsigned char *)(uintptr_t)s->call->data;
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   memcpy(dst, s->d, s->size);
-  return now_ns() - t0;
+  return bench_now_ns() - t0;
 }
 
 static void part_copy(int workers, size_t size, int reps) {

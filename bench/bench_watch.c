@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench_clock.h"
 #include "shmkit.h"
 
 #ifdef _WIN32
@@ -28,18 +29,6 @@ static size_t bench_page = 4096; /* the system's page, set first in main (16 KiB
 #endif
 static size_t pages_n = 16384; /* 64 MiB */
 
-static double now_ns(void) {
-#ifdef _WIN32
-  LARGE_INTEGER f, c;
-  QueryPerformanceFrequency(&f);
-  QueryPerformanceCounter(&c);
-  return (double)c.QuadPart * 1e9 / (double)f.QuadPart;
-#else
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-#endif
-}
 
 /* ---- the bare mechanism: protect, write, fault, unprotect in our own handler ---------------- */
 
@@ -102,9 +91,9 @@ static void write_each_page(unsigned char *buf, size_t pages, unsigned char v) {
 static double bare_bulk(unsigned char *buf) {
   bare_install();
   set_prot(buf, pages_n * PAGE, 0);
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   write_each_page(buf, pages_n, 2);
-  double t = (now_ns() - t0) / (double)pages_n;
+  double t = (bench_now_ns() - t0) / (double)pages_n;
   bare_remove();
   set_prot(buf, pages_n * PAGE, 1);
   return t;
@@ -113,12 +102,12 @@ static double bare_bulk(unsigned char *buf) {
 /* ns per page: protect one page, write it, fault, unprotect; page after page. */
 static double bare_cycle(unsigned char *buf) {
   bare_install();
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   for (size_t i = 0; i < pages_n; i++) {
     set_prot(buf + i * PAGE, PAGE, 0);
     ((volatile unsigned char *)buf)[i * PAGE] = 3;
   }
-  double t = (now_ns() - t0) / (double)pages_n;
+  double t = (bench_now_ns() - t0) / (double)pages_n;
   bare_remove();
   set_prot(buf, pages_n * PAGE, 1);
   return t;
@@ -159,15 +148,15 @@ static double first_write(shk_watch_backend b, unsigned char *buf, double *add_m
   shk_watcher *w = make(b, 1000);
   if (!w) return -1;
   uint32_t id;
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   if (shk_watch_add(w, buf, pages_n * PAGE, "bench", &id) != SHK_OK) {
     shk_watch_free(w);
     return -1;
   }
-  *add_ms = (now_ns() - t0) / 1e6;
-  t0 = now_ns();
+  *add_ms = (bench_now_ns() - t0) / 1e6;
+  t0 = bench_now_ns();
   write_each_page(buf, pages_n, 4);
-  double t = (now_ns() - t0) / (double)pages_n;
+  double t = (bench_now_ns() - t0) / (double)pages_n;
   shk_watch_free(w);
   return t;
 }
@@ -178,9 +167,9 @@ static double memset_best(unsigned char *plain, size_t size, unsigned char *othe
   double best = 1e30;
   for (int r = 0; r < reps; r++) {
     if (other) write_each_page(other, 64, (unsigned char)r); /* keep the worker busy */
-    double t0 = now_ns();
+    double t0 = bench_now_ns();
     memset(plain, r, size);
-    double t = now_ns() - t0;
+    double t = bench_now_ns() - t0;
     if (t < best) best = t;
   }
   return best / (double)(size >> 20);
@@ -227,12 +216,12 @@ static double events_per_second(shk_watch_backend b, uint64_t *dropped, uint64_t
     }
   }
   events_seen = 0;
-  double t0 = now_ns();
+  double t0 = bench_now_ns();
   for (int r = 0; r < ROUNDS; r++) {
     write_each_page(buf, REGIONS, (unsigned char)(r + 10));
     shk_watch_flush(w);
   }
-  double secs = (now_ns() - t0) / 1e9;
+  double secs = (bench_now_ns() - t0) / 1e9;
   shk_watch_stats st;
   shk_watch_stats_get(w, &st);
   *dropped = st.events_dropped;
