@@ -2,6 +2,8 @@
 # wine set-up, and the tally of passed and failed checks. Source it; it defines functions only.
 
 SHK_ROOT=${SHK_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+# CI may start us with a bare environment: wine, npm and the cache all want a home folder.
+export HOME=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
 SHK_CACHE_DIR=${SHK_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/shmkit-ci}
 SHK_JOBS=${SHK_JOBS:-$(nproc 2>/dev/null || echo 2)}
 export SHK_ROOT SHK_CACHE_DIR
