@@ -197,7 +197,14 @@ static int lens_reader_child(const char *name, const char *spin, const char *sle
     nap_us(100);
   }
   uint64_t events = 0;
-  while (!shk_lens_reader_finished(r)) shk_lens_reader_poll(r, 10000000u, count_event, &events, NULL);
+  /* shk_lens_reader_finished() checks the producer's liveness with a system call (on Linux it
+   * reads /proc): asked after every batch, it made the reader, not the producer, the limit.
+   * Ask only when a poll found nothing. */
+  for (;;) {
+    size_t got = 0;
+    shk_lens_reader_poll(r, 10000000u, count_event, &events, &got);
+    if (got == 0 && shk_lens_reader_finished(r)) break;
+  }
   shk_lens_reader_close(r);
   return 0;
 }

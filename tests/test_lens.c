@@ -93,6 +93,7 @@ static void open_refuses_bad_arguments(void **state) {
   assert_int_equal(shk_lens_reader_poll(NULL, 0, NULL, NULL, NULL), SHK_EINVAL);
   assert_int_equal(shk_lens_reader_next(NULL, NULL), SHK_EINVAL);
   assert_int_equal(shk_lens_zone_end(NULL), SHK_EINVAL);
+  assert_int_equal(shk_lens_flush(NULL), SHK_EINVAL);
   shk_lens_zone z;
   assert_int_equal(shk_lens_zone_begin(NULL, &z, "z", 0), SHK_EINVAL);
   assert_null(z.lens);
@@ -258,6 +259,7 @@ static void strings_are_sent_once_then_by_key(void **state) {
     assert_int_equal(shk_lens_zone_begin(lens, &z, zone_name, 0), SHK_OK);
     assert_int_equal(shk_lens_zone_end(&z), SHK_OK);
   }
+  assert_int_equal(shk_lens_flush(lens), SHK_OK);
   shk_shm *shm;
   shk_lens_segment *seg = raw_open(name, &shm);
   assert_int_equal(seg->zone.size, 3);
@@ -284,6 +286,7 @@ static void strings_are_sent_once_then_by_key(void **state) {
   shk_lens_zone z;
   assert_int_equal(shk_lens_zone_begin(lens, &z, zone_name, 0), SHK_OK);
   assert_int_equal(shk_lens_zone_end(&z), SHK_OK);
+  assert_int_equal(shk_lens_flush(lens), SHK_OK);
   assert_int_equal(seg->zone.data[0].name.has_contents, 1);
   shk_lens_event e;
   assert_int_equal(shk_lens_reader_next(r, &e), SHK_OK);
@@ -303,6 +306,7 @@ static void a_key_never_sent_becomes_a_placeholder(void **state) {
   shk_lens_zone z;
   assert_int_equal(shk_lens_zone_begin(lens, &z, "named", 0), SHK_OK);
   assert_int_equal(shk_lens_zone_end(&z), SHK_OK);
+  assert_int_equal(shk_lens_flush(lens), SHK_OK);
   shk_shm *shm;
   shk_lens_segment *seg = raw_open(name, &shm);
   seg->zone.data[0].name.has_contents = 0; /* as if the first entry had been lost */
@@ -430,6 +434,76 @@ static void poll_times_out_when_nothing_comes(void **state) {
   shk_lens_close(lens);
 }
 
+/* Ends `count` zones named `name` on the calling thread; returns how many ends said SHK_EBUSY
+ * (a publication they made dropped zones). */
+static int end_zones(shk_lens *lens, const char *name, int count) {
+  int busy = 0;
+  for (int i = 0; i < count; i++) {
+    shk_lens_zone z;
+    assert_int_equal(shk_lens_zone_begin(lens, &z, name, 0), SHK_OK);
+    int rc = shk_lens_zone_end(&z);
+    assert_true(rc == SHK_OK || rc == SHK_EBUSY);
+    busy += rc == SHK_EBUSY;
+  }
+  return busy;
+}
+
+/* Zone ends are staged per thread; when the staged zones go out depends on time too (1 ms age),
+ * so only the publication points that do not depend on it are checked exactly. */
+static void ended_zones_are_published_at_a_frame_a_flush_and_close(void **state) {
+  (void)state;
+  char name[64];
+  shk_lens_options o;
+  shk_lens_options_init(&o);
+  o.full_wait_ns = 0;
+  o.flags = SHK_LENS_KEEP_NAME;
+  shk_lens *lens = NULL;
+  assert_int_equal(shk_lens_open(shk_test_unique_name(name, sizeof name, "sg"), &o, &lens), SHK_OK);
+  shk_shm *shm;
+  shk_lens_segment *seg = raw_open(name, &shm);
+  assert_int_equal(end_zones(lens, "staged", 3), 0);
+  assert_true(seg->zone.size <= 3);
+  assert_int_equal(shk_lens_frame(lens), SHK_OK); /* the frame's zones go first */
+  assert_int_equal(seg->zone.size, 3);
+  assert_int_equal(seg->frame.size, 1);
+  assert_int_equal(shk_lens_flush(lens), SHK_OK); /* nothing staged: nothing to do */
+  /* Sixteen fill the stage: published in one go, at the latest by the flush. */
+  assert_int_equal(end_zones(lens, "many", 17), 0);
+  assert_int_equal(shk_lens_flush(lens), SHK_OK);
+  assert_int_equal(seg->zone.size, 20);
+  /* More than fit: the payload takes 12, the other 3 are dropped (no wait) and counted. */
+  int busy = end_zones(lens, "over", 15);
+  busy += shk_lens_flush(lens) == SHK_EBUSY;
+  assert_true(busy >= 1);
+  assert_int_equal(seg->zone.size, 32);
+  assert_int_equal(seg->ext.counters[SHK_LENS_ZONE].written, 32);
+  assert_int_equal(seg->ext.counters[SHK_LENS_ZONE].dropped, 3);
+  /* Close publishes what is left: here dropped, the payload is still full. */
+  end_zones(lens, "at close", 2);
+  shk_lens_close(lens);
+  assert_int_equal(seg->ext.counters[SHK_LENS_ZONE].written, 32);
+  assert_int_equal(seg->ext.counters[SHK_LENS_ZONE].dropped, 5);
+  /* Once a reader made room, a close publishes. */
+  assert_int_equal(shk_lens_open(name, &o, &lens), SHK_OK);
+  shk_lens_reader *r = NULL;
+  assert_int_equal(shk_lens_reader_open(name, NULL, &r), SHK_OK);
+  static collected c;
+  memset(&c, 0, sizeof c);
+  assert_int_equal(shk_lens_reader_drain(r, collect_fn, &c, NULL), SHK_OK);
+  assert_int_equal(count_kind(&c, SHK_LENS_ZONE), 32);
+  assert_int_equal(end_zones(lens, "at close", 2), 0);
+  shk_lens_close(lens);
+  memset(&c, 0, sizeof c);
+  assert_int_equal(shk_lens_reader_drain(r, collect_fn, &c, NULL), SHK_OK);
+  assert_int_equal(count_kind(&c, SHK_LENS_ZONE), 2);
+  assert_non_null(find_zone(&c, "at close"));
+  assert_int_equal(seg->ext.counters[SHK_LENS_ZONE].written, 34);
+  assert_int_equal(seg->ext.counters[SHK_LENS_ZONE].dropped, 5);
+  shk_lens_reader_close(r);
+  shk_shm_close(shm);
+  shk_shm_unlink(name);
+}
+
 /* ---- threads ---- */
 
 static void thread_names_and_depths_are_per_thread(void **state) {
@@ -445,6 +519,7 @@ static void thread_names_and_depths_are_per_thread(void **state) {
   assert_int_equal(shk_lens_thread_name(lens, "second name"), SHK_OK);
   assert_int_equal(shk_lens_zone_begin(lens, &a, "b", 0), SHK_OK);
   assert_int_equal(shk_lens_zone_end(&a), SHK_OK);
+  assert_int_equal(shk_lens_flush(lens), SHK_OK);
   static collected c;
   memset(&c, 0, sizeof c);
   assert_int_equal(shk_lens_reader_drain(r, collect_fn, &c, NULL), SHK_OK);
@@ -614,6 +689,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(keep_name_leaves_the_segment_for_a_late_reader),
     cmocka_unit_test(events_of_every_kind_arrive_intact),
     cmocka_unit_test(scope_macro_ends_the_zone_with_the_block),
+    cmocka_unit_test(ended_zones_are_published_at_a_frame_a_flush_and_close),
     cmocka_unit_test(strings_are_sent_once_then_by_key),
     cmocka_unit_test(a_key_never_sent_becomes_a_placeholder),
     cmocka_unit_test(a_full_payload_drops_at_once_when_the_wait_is_zero),

@@ -60,6 +60,7 @@ static void produce(producer_arg *a) {
     shk_lens_zone_end(&outer);
     if (i % 100 == 0) shk_lens_frame(a->s->lens);
   }
+  shk_lens_flush(a->s->lens); /* a thread that ends publishes what it staged */
   atomic_fetch_sub(&a->s->producers_left, 1);
 }
 

@@ -303,8 +303,10 @@ SHK_API void shk_lens_options_init(shk_lens_options *options);
  * SHK_ENOMEM or SHK_EOS; *out is NULL on failure. Free with shk_lens_close(). Thread-safe. */
 SHK_API int shk_lens_open(const char *name, const shk_lens_options *options, shk_lens **out);
 
-/** Closes the handle. When it was the last producer handle on the segment, the name is removed
- * (unless SHK_LENS_KEEP_NAME); an attached reader keeps its mapping and drains what is left.
+/** Closes the handle. First publishes the zones every thread staged on it (or drops and counts
+ * them, as shk_lens_flush()). When it was the last producer handle on the segment, the name is
+ * removed (unless SHK_LENS_KEEP_NAME); an attached reader keeps its mapping and drains what is
+ * left.
  * Accepts NULL. No other thread may use the handle during or after the call. */
 SHK_API void shk_lens_close(shk_lens *lens);
 
@@ -317,9 +319,21 @@ SHK_API int shk_lens_wait_reader(shk_lens *lens, uint64_t timeout_ns);
 SHK_API int shk_lens_thread_name(shk_lens *lens, const char *name);
 
 /** Marks the end of a frame: frames are numbered from 1 and last from the previous mark (or the
- * open). Every send returns SHK_OK (written), SHK_EBUSY (dropped and counted: payload full after
+ * open). The calling thread's staged zones are published first (see shk_lens_flush()). Every send returns SHK_OK (written), SHK_EBUSY (dropped and counted: payload full after
  * the wait, or a lock held past the timeout) or SHK_EINVAL. */
 SHK_API int shk_lens_frame(shk_lens *lens);
+
+/** Publishes the zones the calling thread has ended on `lens` and not yet published. Zone ends
+ * are staged per thread (up to 16) and published together in one lock acquisition: when the
+ * stage fills, when a zone ends more than 1 ms after the oldest staged one, at the thread's
+ * frame marks (shk_lens_frame()), thread naming and shk_lens_stats_get(), and, for every
+ * thread, at shk_lens_close(). A thread that stops sending (a worker about to exit, a program
+ * about to hand the segment to a reader) calls this so that its last zones do not wait for
+ * the close. A staged zone is counted when it is published or dropped, never before.
+ * Returns SHK_OK (nothing staged, or all published), SHK_EBUSY (some staged zones dropped and
+ * counted: payload full after the wait, or a lock held past the timeout) or SHK_EINVAL (NULL
+ * lens). Thread-safe; acts on the calling thread's zones only. */
+SHK_API int shk_lens_flush(shk_lens *lens);
 
 /** An open zone. Lives on the caller's stack between begin and end; fields are the library's. */
 typedef struct shk_lens_zone {
@@ -336,9 +350,11 @@ typedef struct shk_lens_zone {
 SHK_API int shk_lens_zone_begin(shk_lens *lens, shk_lens_zone *zone, const char *name,
                                 uint32_t color);
 
-/** Closes the zone and sends it; call it on the thread that began the zone (the depth and the
- * thread name are that thread's). Returns as shk_lens_frame() (SHK_EINVAL for a NULL zone);
- * SHK_OK for a failed begin. */
+/** Closes the zone and stages it for publication (see shk_lens_flush()); call it on the thread
+ * that began the zone (the depth and the thread name are that thread's). Returns SHK_OK (staged,
+ * or a failed begin), SHK_EBUSY (a publication made by this call dropped staged zones, counted;
+ * or no memory for the thread's stage, this zone dropped and counted) or SHK_EINVAL (NULL
+ * zone). */
 SHK_API int shk_lens_zone_end(shk_lens_zone *zone);
 
 /** shk_lens_zone_end() without a result, for the scope macro. */
@@ -371,7 +387,9 @@ SHK_API int shk_lens_log(shk_lens *lens, uint32_t color, const char *format, ...
 #endif
     ;
 
-/** Counters of this handle and of the segment. Returns SHK_OK or SHK_EINVAL. Thread-safe. */
+/** Counters of this handle and of the segment, after publishing the calling thread's staged
+ * zones (as shk_lens_flush(); other threads' staged zones are not counted yet). Returns SHK_OK
+ * or SHK_EINVAL. Thread-safe. */
 SHK_API int shk_lens_stats_get(const shk_lens *lens, shk_lens_stats *out);
 
 /* ---- reader ----------------------------------------------------------------------------- */

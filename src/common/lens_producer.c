@@ -14,6 +14,32 @@
 #define LOG_MESSAGE_MAX (SHK_LENS_LOG_DATA_SIZE - sizeof(shk_lens_log_header))
 #define READER_CHECK_NS 100000000u /* re-check a reader's liveness at most every 100 ms */
 #define CREATOR_WAIT_NS 1000000000u
+/* Zones a thread stages before it publishes them in one lock acquisition: half a payload, so
+ * that two batches fit before the reader must take the payload out. */
+#define STAGE_ZONES 16u
+/* Staged zones older than this are published at the thread's next zone end. */
+#define STAGE_AGE_NS 1000000u
+
+/* A finished zone waiting in a thread's stage. */
+typedef struct staged_zone {
+  uint64_t uid;
+  uint64_t start_ns, end_ns;
+  const char *name;
+  uint32_t color, depth;
+} staged_zone;
+
+/* One thread's finished zones for one lens, owned by the lens (freed at close): the thread may
+ * end before the lens closes, and close publishes what it left. Only its thread touches it,
+ * except close, which the caller must not run concurrently with any use of the handle. */
+typedef struct lens_stage {
+  struct lens_stage *next;
+  uint32_t thread_serial; /* the owner */
+  uint32_t count;
+  uint8_t thread_len;
+  uint64_t thread_key; /* the thread name every staged zone carries */
+  char thread_name[SHK_LENS_SHARED_STRING_MAX_SIZE];
+  staged_zone zones[STAGE_ZONES];
+} lens_stage;
 
 struct shk_lens {
   shk_shm *shm;
@@ -30,6 +56,9 @@ struct shk_lens {
   _Atomic uint64_t frame_number;
   _Atomic uint64_t last_frame_ns;
   _Atomic uint64_t reader_seen_ns; /* when the attached reader was last found alive */
+  uint64_t id;                     /* unique per open: tells a reused address from this handle */
+  shk__os_mutex stages_mutex;      /* guards the list, not the stages */
+  lens_stage *stages;
 };
 
 /* What a thread keeps between calls: zone depth, zone ids, and its name as a shared string. */
@@ -40,6 +69,9 @@ typedef struct lens_thread {
   uint64_t name_key; /* 0 until named */
   uint8_t name_len;
   char name[SHK_LENS_SHARED_STRING_MAX_SIZE];
+  /* The stage of the lens this thread used last (valid while stage_lens_id matches). */
+  uint64_t stage_lens_id;
+  lens_stage *stage;
 } lens_thread;
 
 /* Initial-exec TLS where the format has it: no __tls_get_addr call on every zone. */
@@ -50,6 +82,7 @@ static _Thread_local lens_thread this_thread;
 #endif
 static _Atomic uint64_t next_generated_key;
 static _Atomic uint32_t next_thread_serial;
+static _Atomic uint64_t next_lens_id;
 
 void shk_lens_options_init(shk_lens_options *options) {
   if (!options) return;
@@ -136,6 +169,8 @@ int shk_lens_open(const char *name, const shk_lens_options *options, shk_lens **
   }
   strcpy(lens->name, name);
   lens->seg = shk_shm_data(lens->shm);
+  lens->id = atomic_fetch_add(&next_lens_id, 1) + 1;
+  shk__os_mutex_init(&lens->stages_mutex);
   lens->origin_ns = shk__lens_load64(&lens->seg->ext.origin_ns);
   shk__lens_clock_init();
   atomic_store(&lens->last_frame_ns, shk__lens_now_ns());
@@ -147,8 +182,18 @@ int shk_lens_open(const char *name, const shk_lens_options *options, shk_lens **
   return SHK_OK;
 }
 
+static void publish_stage(shk_lens *lens, lens_stage *st, bool *dropped);
+
 void shk_lens_close(shk_lens *lens) {
   if (!lens) return;
+  /* Zones staged by every thread are published (or dropped and counted) before the counts end. */
+  for (lens_stage *st = lens->stages, *next; st; st = next) {
+    next = st->next;
+    bool dropped = false;
+    publish_stage(lens, st, &dropped);
+    free(st);
+  }
+  shk__os_mutex_destroy(&lens->stages_mutex);
   uint32_t left = atomic_fetch_sub(SHK__A32(&lens->seg->ext.producers), 1) - 1;
   shk_shm_close(lens->shm);
   if (left == 0 && !(lens->options.flags & SHK_LENS_KEEP_NAME)) shk_shm_unlink(lens->name);
@@ -201,11 +246,13 @@ static payload_ref payload_of(shk_lens *lens, int kind) {
   }
 }
 
-static int drop(shk_lens *lens, int kind) {
-  atomic_fetch_add_explicit(&lens->dropped[kind], 1, memory_order_relaxed);
-  shk__lens_add64(&lens->seg->ext.counters[kind].dropped, 1);
+static int drop_n(shk_lens *lens, int kind, uint32_t n) {
+  atomic_fetch_add_explicit(&lens->dropped[kind], n, memory_order_relaxed);
+  shk__lens_add64(&lens->seg->ext.counters[kind].dropped, n);
   return SHK_EBUSY;
 }
+
+static int drop(shk_lens *lens, int kind) { return drop_n(lens, kind, 1); }
 
 /* Waits, without the lock, until the reader has made room or the deadline passes. */
 static bool wait_for_room(const payload_ref *p, uint32_t needed, uint64_t deadline) {
@@ -246,18 +293,23 @@ static int reserve(shk_lens *lens, const payload_ref *p, uint32_t needed, uint32
   }
 }
 
-/* Publishes what reserve() made room for and releases the lock. Counters are written under the
- * lock, so a plain load and store is enough (cheaper than a locked add). */
-static int commit(shk_lens *lens, const payload_ref *p, uint32_t new_fill) {
+/* Publishes the `events` entries reserve() made room for and releases the lock. Counters are
+ * written under the lock, so a plain load and store is enough (cheaper than a locked add). */
+static int commit_n(shk_lens *lens, const payload_ref *p, uint32_t new_fill, uint32_t events) {
   shk__lens_store32(p->fill, new_fill);
   uint64_t *w = &lens->seg->ext.counters[p->kind].written;
-  atomic_store_explicit(SHK__A64(w), atomic_load_explicit(SHK__A64(w), memory_order_relaxed) + 1,
+  atomic_store_explicit(SHK__A64(w),
+                        atomic_load_explicit(SHK__A64(w), memory_order_relaxed) + events,
                         memory_order_relaxed);
   atomic_store_explicit(&lens->written[p->kind],
-                        atomic_load_explicit(&lens->written[p->kind], memory_order_relaxed) + 1,
+                        atomic_load_explicit(&lens->written[p->kind], memory_order_relaxed) + events,
                         memory_order_relaxed);
   shk__lens_unlock(p->lock);
   return SHK_OK;
+}
+
+static int commit(shk_lens *lens, const payload_ref *p, uint32_t new_fill) {
+  return commit_n(lens, p, new_fill, 1);
 }
 
 static double seconds_since_origin(const shk_lens *lens, uint64_t ns) {
@@ -300,10 +352,76 @@ static void put_string(shk_lens_shared_string *dst, uint64_t key, const char *te
 
 static uint32_t color_of(uint32_t color) { return color & 0xFFFFFFu; }
 
+/* ---- zones: staged per thread, published in batches ---- */
+
+/* Publishes a stage's zones in as few lock acquisitions as the payload's free entries allow,
+ * waiting for room as a single send would; what cannot go is dropped and counted. Either way
+ * each zone is counted exactly once, and the stage is empty afterwards. */
+static void publish_stage(shk_lens *lens, lens_stage *st, bool *dropped) {
+  payload_ref p = payload_of(lens, SHK_LENS_ZONE);
+  uint32_t done = 0;
+  while (done < st->count) {
+    uint32_t at;
+    if (reserve(lens, &p, 1, &at) != SHK_OK) {
+      /* reserve() counted one; the rest of the stage goes with it. */
+      if (st->count - done > 1) drop_n(lens, SHK_LENS_ZONE, st->count - done - 1);
+      *dropped = true;
+      break;
+    }
+    uint32_t n = SHK__MIN(st->count - done, SHK_LENS_NUM_ENTRIES - at);
+    sync_generation(lens, &lens->zone_sent);
+    for (uint32_t i = 0; i < n; i++) {
+      const staged_zone *z = &st->zones[done + i];
+      shk_lens_zone_data *d = &lens->seg->zone.data[at + i];
+      d->uid = z->uid;
+      d->color = z->color;
+      d->end = seconds_since_origin(lens, z->end_ns);
+      d->duration = z->end_ns > z->start_ns ? z->end_ns - z->start_ns : 0;
+      d->depth = z->depth;
+      put_string(&d->name, (uint64_t)(uintptr_t)z->name, z->name, MEASURE, &lens->zone_sent);
+      put_string(&d->thread, st->thread_key, st->thread_name, st->thread_len, &lens->zone_sent);
+    }
+    commit_n(lens, &p, at + n, n);
+    done += n;
+  }
+  st->count = 0;
+}
+
+/* The calling thread's stage for lens; made on first use when `make`. NULL when there is none
+ * (or memory ran out). The thread remembers the last lens it used, so only a thread that
+ * alternates between lenses searches the list. */
+static lens_stage *stage_of(shk_lens *lens, lens_thread *t, bool make) {
+  if (t->stage_lens_id == lens->id) return t->stage;
+  shk__os_mutex_lock(&lens->stages_mutex);
+  lens_stage *st = lens->stages;
+  while (st && st->thread_serial != t->serial) st = st->next;
+  if (!st && make && (st = calloc(1, sizeof *st)) != NULL) {
+    st->thread_serial = t->serial;
+    st->next = lens->stages;
+    lens->stages = st;
+  }
+  shk__os_mutex_unlock(&lens->stages_mutex);
+  if (st) {
+    t->stage = st;
+    t->stage_lens_id = lens->id;
+  }
+  return st;
+}
+
+/* Publishes the calling thread's staged zones for lens, if it has any. */
+static bool flush_this_thread(shk_lens *lens) {
+  lens_thread *t = current_thread();
+  lens_stage *st = stage_of(lens, t, false);
+  bool dropped = false;
+  if (st && st->count > 0) publish_stage(lens, st, &dropped);
+  return !dropped;
+}
+
 /* ---- the event kinds ---- */
 
 int shk_lens_frame(shk_lens *lens) {
   if (!lens) return SHK_EINVAL;
+  flush_this_thread(lens); /* the frame's zones go first */
   uint64_t now = shk__lens_now_ns();
   uint64_t previous = atomic_exchange(&lens->last_frame_ns, now);
   uint64_t number = atomic_fetch_add(&lens->frame_number, 1) + 1;
@@ -318,8 +436,14 @@ int shk_lens_frame(shk_lens *lens) {
   return commit(lens, &p, at + 1);
 }
 
+int shk_lens_flush(shk_lens *lens) {
+  if (!lens) return SHK_EINVAL;
+  return flush_this_thread(lens) ? SHK_OK : SHK_EBUSY;
+}
+
 int shk_lens_thread_name(shk_lens *lens, const char *name) {
   if (!lens || !name) return SHK_EINVAL;
+  flush_this_thread(lens); /* staged zones keep the name they were made under */
   set_thread_name(name, name_length(name));
   return SHK_OK;
 }
@@ -345,20 +469,26 @@ int shk_lens_zone_end(shk_lens_zone *zone) {
   zone->lens = NULL;
   lens_thread *t = current_thread();
   if (t->depth > 0) t->depth--;
-  payload_ref p = payload_of(lens, SHK_LENS_ZONE);
-  uint32_t at;
-  int rc = reserve(lens, &p, 1, &at);
-  if (rc != SHK_OK) return rc;
-  shk_lens_zone_data *d = &lens->seg->zone.data[at];
-  d->uid = (uint64_t)t->serial << 40 | (++t->zone_seq & ((1ull << 40) - 1));
-  d->color = color_of(zone->color);
-  d->end = seconds_since_origin(lens, now);
-  d->duration = now > zone->start_ns ? now - zone->start_ns : 0;
-  d->depth = zone->depth;
-  sync_generation(lens, &lens->zone_sent);
-  put_string(&d->name, (uint64_t)(uintptr_t)zone->name, zone->name, MEASURE, &lens->zone_sent);
-  put_string(&d->thread, t->name_key, t->name, t->name_len, &lens->zone_sent);
-  return commit(lens, &p, at + 1);
+  lens_stage *st = stage_of(lens, t, true);
+  if (!st) return drop(lens, SHK_LENS_ZONE);
+  bool dropped = false;
+  if (st->thread_key != t->name_key) {
+    /* Named since: a stage carries one thread name. */
+    if (st->count > 0) publish_stage(lens, st, &dropped);
+    st->thread_key = t->name_key;
+    st->thread_len = t->name_len;
+    memcpy(st->thread_name, t->name, t->name_len);
+  }
+  staged_zone *z = &st->zones[st->count++];
+  z->uid = (uint64_t)t->serial << 40 | (++t->zone_seq & ((1ull << 40) - 1));
+  z->start_ns = zone->start_ns;
+  z->end_ns = now;
+  z->name = zone->name;
+  z->color = color_of(zone->color);
+  z->depth = zone->depth;
+  if (st->count == STAGE_ZONES || now - st->zones[0].end_ns >= STAGE_AGE_NS)
+    publish_stage(lens, st, &dropped);
+  return dropped ? SHK_EBUSY : SHK_OK;
 }
 
 void shk_lens_zone_cleanup(shk_lens_zone *zone) { (void)shk_lens_zone_end(zone); }
@@ -417,6 +547,9 @@ int shk_lens_log(shk_lens *lens, uint32_t color, const char *format, ...) {
 
 int shk_lens_stats_get(const shk_lens *lens, shk_lens_stats *out) {
   if (!lens || !out) return SHK_EINVAL;
+  /* The calling thread's staged zones are published first, so that what it sent is counted;
+   * the handle was made writable by shk_lens_open(), so dropping const is sound. */
+  flush_this_thread((shk_lens *)lens);
   const shk_lens_segment *s = lens->seg;
   shk__lens_segment_stats(s, out);
   for (int k = 0; k < SHK_LENS_KIND_COUNT; k++) {
