@@ -86,8 +86,9 @@ int tool_open_reader(const char *name, double wait_s, shk_lens_reader **out) {
   int rc;
   for (;;) {
     rc = shk_lens_reader_open(name, NULL, out);
-    /* While waiting, a segment that is being created looks missing or unfinished. */
-    bool transient = rc == SHK_ENOENT || (rc == SHK_EBUSY && shk_lens_probe(name, &(shk_lens_info){0}) == SHK_EBUSY);
+    /* While waiting, a segment that is being created looks missing (ENOENT), not yet sized
+     * (ESIZE) or not yet set up (EBUSY, as when another reader holds it): wait for all three. */
+    bool transient = rc == SHK_ENOENT || rc == SHK_ESIZE || rc == SHK_EBUSY;
     if (!transient || tool_now() >= deadline || tool_interrupted()) break;
     tool_sleep_ms(10);
   }

@@ -22,6 +22,8 @@ struct shk_lens_reader {
   uint64_t received[SHK_LENS_KIND_COUNT];
   uint64_t malformed[SHK_LENS_KIND_COUNT];
   uint64_t last_event_ns;
+  uint64_t producer_checked_ns; /* when the producer's liveness was last asked of the OS */
+  bool producer_seen_alive;
   bool batching;                              /* inside poll: apply batch_ns */
   uint64_t pending_since[SHK_LENS_KIND_COUNT]; /* when a partly filled payload was first seen */
   /* Events of the last drain not yet handed out (iterator form). */
@@ -407,7 +409,16 @@ bool shk_lens_reader_finished(shk_lens_reader *r) {
   const shk_lens_segment *s = r->seg;
   if (r->event_next < r->event_count) return false;
   uint32_t producers = shk__lens_load32(&s->ext.producers);
-  if (producers != 0 && shk__lens_pid_alive(shk__lens_load32(&s->ext.producer_pid))) return false;
+  if (producers != 0) {
+    /* Asking the OS whether the producer lives costs a /proc read or a system call: a reader
+     * that calls this after every poll would spend its time there, so ask at most every 10 ms. */
+    uint64_t now = shk__os_now_ns();
+    if (now - r->producer_checked_ns >= 10000000u) {
+      r->producer_seen_alive = shk__lens_pid_alive(shk__lens_load32(&s->ext.producer_pid));
+      r->producer_checked_ns = now;
+    }
+    if (r->producer_seen_alive) return false;
+  }
   return shk__lens_load32(&s->frame.size) == 0 && shk__lens_load32(&s->zone.size) == 0 &&
          shk__lens_load32(&s->heap.size) == 0 && shk__lens_load32(&s->plot.size) == 0 &&
          shk__lens_load32(&s->log_data_count) == 0;
