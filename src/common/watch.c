@@ -120,7 +120,7 @@ static void remove_at(shk_watcher *w, size_t i) {
   shk__watch_region *r = w->regions[i];
   uintptr_t es, ee;
   exclusive_pages(w, i, &es, &ee);
-  r->ops->detach(w, r, es, ee);
+  if (r->ops->detach) r->ops->detach(w, r, es, ee);
   if (r->holds_area) shk__watch_areas_give();
   memmove(w->regions + i, w->regions + i + 1, (w->count - i - 1) * sizeof *w->regions);
   w->count--;
@@ -195,7 +195,7 @@ static int attach(shk_watcher *w, shk__watch_region *r, size_t at) {
     if (ops->accepts && !ops->accepts(w, r)) continue;
     r->backend = list[i];
     r->ops = ops;
-    rc = ops->attach(w, r);
+    rc = ops->attach ? ops->attach(w, r) : SHK_OK;
     if (rc == SHK_OK) {
       if (limited && list[i] == SHK_WATCH_POLL) w->moved_to_poll++;
       return SHK_OK;

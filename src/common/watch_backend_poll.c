@@ -4,19 +4,6 @@
 
 static bool available(void) { return true; }
 
-static int attach(shk_watcher *w, shk__watch_region *r) {
-  (void)w;
-  (void)r;
-  return SHK_OK;
-}
-
-static void detach(shk_watcher *w, shk__watch_region *r, uintptr_t es, uintptr_t ee) {
-  (void)w;
-  (void)r;
-  (void)es;
-  (void)ee;
-}
-
 static void collect(shk_watcher *w, uint64_t now, bool force) {
   if (!force && now - w->last_poll_ns < (uint64_t)w->opts.poll_interval_ms * 1000000u) return;
   w->last_poll_ns = now;
@@ -28,7 +15,7 @@ static void collect(shk_watcher *w, uint64_t now, bool force) {
 }
 
 const shk__watch_backend_ops shk__watch_backend_poll = {
-    SHK_WATCH_POLL, available, NULL, attach, detach, collect, NULL};
+    SHK_WATCH_POLL, available, NULL, NULL, NULL, collect, NULL};
 
 const shk__watch_backend_ops *shk__watch_backend_ops_of(shk_watch_backend kind) {
   switch (kind) {

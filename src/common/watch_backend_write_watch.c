@@ -21,13 +21,6 @@ static int attach(shk_watcher *w, shk__watch_region *r) {
   return SHK_OK;
 }
 
-static void detach(shk_watcher *w, shk__watch_region *r, uintptr_t es, uintptr_t ee) {
-  (void)w;
-  (void)r;
-  (void)es;
-  (void)ee;
-}
-
 static void collect(shk_watcher *w, uint64_t now, bool force) {
   (void)now;
   (void)force;
@@ -40,4 +33,4 @@ static void collect(shk_watcher *w, uint64_t now, bool force) {
 }
 
 const shk__watch_backend_ops shk__watch_backend_write_watch = {
-    SHK_WATCH_WRITE_WATCH, available, NULL, attach, detach, collect, NULL};
+    SHK_WATCH_WRITE_WATCH, available, NULL, attach, NULL, collect, NULL};

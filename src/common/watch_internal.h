@@ -174,9 +174,10 @@ typedef struct shk__watch_backend_ops {
   /* Whether it can watch this region's memory. NULL: any. */
   bool (*accepts)(shk_watcher *w, const shk__watch_region *r);
   /* Starts tracking the region (the common code copies the shadow afterwards).
-   * SHK_ELIMIT when a system limit would be passed. */
+   * SHK_ELIMIT when a system limit would be passed. NULL: nothing to start. */
   int (*attach)(shk_watcher *w, shk__watch_region *r);
-  /* Stops tracking; [excl_start, excl_end) are the pages no other region still needs. */
+  /* Stops tracking; [excl_start, excl_end) are the pages no other region still needs.
+   * NULL: nothing to stop. */
   void (*detach)(shk_watcher *w, shk__watch_region *r, uintptr_t excl_start, uintptr_t excl_end);
   /* Marks written pages dirty (scanning backends; NULL for fault backends). */
   void (*collect)(shk_watcher *w, uint64_t now, bool force);

@@ -10,4 +10,7 @@
  * errno becomes a shmkit error. */
 int posix_error(int err);
 
+/* Turns a waitpid() status into how the process ended (proc.c). */
+void posix_decode_status(int status, shk__os_exit *how);
+
 #endif

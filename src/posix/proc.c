@@ -52,7 +52,7 @@ int shk__os_proc_spawn_self(const char *const *args, int argc, shk__os_proc *pro
   return SHK_OK;
 }
 
-static void decode_status(int status, shk__os_exit *how) {
+void posix_decode_status(int status, shk__os_exit *how) {
   if (WIFSIGNALED(status)) {
     how->kind = SHK__OS_SIGNALED;
     how->code = WTERMSIG(status);
@@ -70,7 +70,7 @@ int shk__os_proc_wait(shk__os_proc *proc, int64_t timeout_ms, shk__os_exit *how)
     int status;
     pid_t r = waitpid((pid_t)proc->pid, &status, timeout_ms < 0 ? 0 : WNOHANG);
     if (r == (pid_t)proc->pid) {
-      decode_status(status, how);
+      posix_decode_status(status, how);
       proc->pid = 0;
       proc->handle = 0;
       return SHK_OK;

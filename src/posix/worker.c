@@ -312,13 +312,7 @@ static bool posix_reap_soon(shk__os_proc *proc, int64_t ms, shk__os_exit *how) {
     int status;
     pid_t r = waitpid((pid_t)proc->pid, &status, WNOHANG);
     if (r == (pid_t)proc->pid) {
-      if (WIFSIGNALED(status)) {
-        how->kind = SHK__OS_SIGNALED;
-        how->code = WTERMSIG(status);
-      } else {
-        how->kind = SHK__OS_EXITED;
-        how->code = WEXITSTATUS(status);
-      }
+      posix_decode_status(status, how);
       proc->pid = 0;
       return true;
     }
