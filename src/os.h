@@ -134,6 +134,27 @@ int shk__os_cond_timedwait(shk__os_cond *c, shk__os_mutex *m, uint64_t timeout_n
 void shk__os_cond_signal(shk__os_cond *c);
 void shk__os_cond_broadcast(shk__os_cond *c);
 
+/* A function run on a thread as it ends, with that thread's value of a key. It has the calling
+ * convention the system's thread-exit callbacks use (stdcall for fiber-local storage). */
+#ifdef _WIN32
+#define SHK__OS_EXIT_CALLBACK __stdcall
+#else
+#define SHK__OS_EXIT_CALLBACK
+#endif
+typedef void(SHK__OS_EXIT_CALLBACK *shk__os_thread_exit_fn)(void *value);
+
+/* A per-thread slot whose value, when not NULL, is handed to on_exit on that thread as it ends
+ * (a pthread key destructor, a fiber-local-storage callback on Windows). Keys are made once and
+ * never deleted, and making one pins the module holding on_exit in memory (RTLD_NODELETE, a
+ * pinned DLL), so no thread can end into unloaded code. SHK_EOS when the system has no key
+ * left. The main thread's value is not handed over when the process exits. */
+typedef struct shk__os_thread_key {
+  uintptr_t opaque;
+} shk__os_thread_key;
+int shk__os_thread_key_create(shk__os_thread_key *key, shk__os_thread_exit_fn on_exit);
+/* Sets the calling thread's value. SHK_ENOMEM, SHK_EOS. */
+int shk__os_thread_key_set(const shk__os_thread_key *key, void *value);
+
 /* An id of the calling thread, unique among the live threads of the system (gettid / GetCurrentThreadId). */
 uint64_t shk__os_thread_id(void);
 

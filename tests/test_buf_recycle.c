@@ -1,9 +1,11 @@
 /* Recycled heap buffers: a released inline heap buffer is parked with its range still indexed,
  * the next create of that size takes it back as a new buffer (new id, init applied, callbacks
- * and live count as for any buffer), and shutdown frees what is parked. */
+ * and live count as for any buffer), and shutdown or the end of the parking thread frees what
+ * is parked. */
 /* ctest: labels=unit;internal;tsan timeout=120 */
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "shk_test.h"
@@ -143,7 +145,79 @@ static void threads_never_share_a_recycled_buffer(void **state) {
   assert_int_equal(shk_buf_live_count(), live);
 }
 
+/* Small sizes are parked per thread: what a thread parked is freed when it ends, leaving the
+ * index as it was (nothing lost with the thread, nothing leaked). */
+static void park_small_sizes(void *arg) {
+  (void)arg;
+  for (size_t size = 1; size < 4096; size = size * 2 + 1) shk_buf_release(make(size, NULL));
+}
+
+static void a_thread_frees_what_it_parked_as_it_ends(void **state) {
+  (void)state;
+  assert_int_equal(shk_buf_shutdown(), SHK_OK);
+  size_t parked = shk__buf_recycle_count(), indexed = shk__buf_ranges_count();
+  shk__os_thread *t;
+  assert_int_equal(shk__os_thread_start(&t, park_small_sizes, NULL), SHK_OK);
+  shk__os_thread_join(t);
+  assert_int_equal(shk__buf_recycle_count(), parked);
+  assert_int_equal(shk__buf_ranges_count(), indexed);
+}
+
+/* A buffer released on another thread than its creator's is parked by the releasing thread. */
+static shk_buf *handed_over;
+static void release_handed_over(void *arg) {
+  (void)arg;
+  shk_buf_release(handed_over);
+}
+
+static void a_buffer_released_by_another_thread_is_parked_there(void **state) {
+  (void)state;
+  assert_int_equal(shk_buf_shutdown(), SHK_OK);
+  size_t indexed = shk__buf_ranges_count();
+  handed_over = make(64, NULL);
+  shk__os_thread *t;
+  assert_int_equal(shk__os_thread_start(&t, release_handed_over, NULL), SHK_OK);
+  shk__os_thread_join(t); /* parked there, then freed as that thread ended */
+  assert_int_equal(shk__buf_ranges_count(), indexed);
+  assert_int_equal(shk__buf_recycle_count(), 0);
+}
+
+/* Ids come from per-thread blocks: still unique across threads, increasing within each. */
+enum { ID_THREADS = 4, IDS_PER_THREAD = 3000 };
+static uint64_t ids[ID_THREADS][IDS_PER_THREAD];
+
+static void collect_ids(void *arg) {
+  uint64_t *out = arg;
+  for (int i = 0; i < IDS_PER_THREAD; i++) {
+    shk_buf *buf = NULL;
+    if (shk_buf_create(16, 1, NULL, &buf) == SHK_OK) out[i] = shk_buf_id(buf);
+    shk_buf_release(buf);
+  }
+}
+
+static int compare_ids(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return (x > y) - (x < y);
+}
+
+static void ids_are_unique_across_threads_and_increase_within_one(void **state) {
+  (void)state;
+  shk__os_thread *threads[ID_THREADS];
+  for (int t = 0; t < ID_THREADS; t++)
+    assert_int_equal(shk__os_thread_start(&threads[t], collect_ids, ids[t]), SHK_OK);
+  for (int t = 0; t < ID_THREADS; t++) shk__os_thread_join(threads[t]);
+  for (int t = 0; t < ID_THREADS; t++)
+    for (int i = 1; i < IDS_PER_THREAD; i++) assert_true(ids[t][i] > ids[t][i - 1]);
+  uint64_t *all = &ids[0][0];
+  qsort(all, ID_THREADS * IDS_PER_THREAD, sizeof *all, compare_ids);
+  assert_true(all[0] > 0);
+  for (int i = 1; i < ID_THREADS * IDS_PER_THREAD; i++) assert_true(all[i] != all[i - 1]);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(a_thread_frees_what_it_parked_as_it_ends),
+    cmocka_unit_test(a_buffer_released_by_another_thread_is_parked_there),
+    cmocka_unit_test(ids_are_unique_across_threads_and_increase_within_one),
     cmocka_unit_test(threads_never_share_a_recycled_buffer),
     cmocka_unit_test(a_released_buffer_comes_back_as_a_new_zeroed_buffer),
     cmocka_unit_test(parked_memory_stays_indexed_but_not_live),

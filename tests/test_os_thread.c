@@ -1,5 +1,8 @@
 /* The OS layer's threads, locks, condition variables and clock, on every backend. */
 /* ctest: labels=unit;tsan timeout=60 */
+#include <stdatomic.h>
+#include <stdint.h>
+
 #include "shk_test.h"
 #include "os.h"
 
@@ -70,6 +73,64 @@ static void each_thread_has_its_own_id(void **state) {
   shk__os_thread_join(NULL); /* accepted */
 }
 
+/* Thread-exit keys: the value set by a thread reaches the callback on that thread as it ends
+ * (before its join returns); a thread that set none, or set NULL, causes no call. */
+typedef struct exit_record {
+  _Atomic int calls;
+  _Atomic uint64_t value_seen;
+  _Atomic uint64_t thread_seen;
+} exit_record;
+
+static exit_record exits;
+static shk__os_thread_key exit_key;
+
+static void SHK__OS_EXIT_CALLBACK note_exit(void *value) {
+  atomic_fetch_add(&exits.calls, 1);
+  atomic_store(&exits.value_seen, (uint64_t)(uintptr_t)value);
+  atomic_store(&exits.thread_seen, shk__os_thread_id());
+}
+
+typedef struct key_user {
+  void *value;
+  uint64_t thread;
+  int rc; /* checked on the main thread: CMocka asserts only there */
+} key_user;
+
+static void set_key_and_end(void *arg) {
+  key_user *u = arg;
+  u->thread = shk__os_thread_id();
+  u->rc = SHK_OK;
+  if (u->value) {
+    u->rc = shk__os_thread_key_set(&exit_key, (void *)1);
+    if (u->rc == SHK_OK) u->rc = shk__os_thread_key_set(&exit_key, u->value); /* the last counts */
+  }
+}
+
+static void run_key_user(key_user *u) {
+  shk__os_thread *t;
+  assert_int_equal(shk__os_thread_start(&t, set_key_and_end, u), SHK_OK);
+  shk__os_thread_join(t);
+  assert_int_equal(u->rc, SHK_OK);
+}
+
+static void a_thread_key_hands_its_value_over_as_the_thread_ends(void **state) {
+  (void)state;
+  assert_int_equal(shk__os_thread_key_create(&exit_key, note_exit), SHK_OK);
+  int marker;
+  key_user with = {&marker, 0, -1};
+  run_key_user(&with);
+  assert_int_equal(atomic_load(&exits.calls), 1);
+  assert_true(atomic_load(&exits.value_seen) == (uint64_t)(uintptr_t)&marker);
+  assert_true(atomic_load(&exits.thread_seen) == with.thread); /* on the ending thread */
+  key_user without = {NULL, 0, -1};
+  run_key_user(&without);
+  assert_int_equal(atomic_load(&exits.calls), 1); /* no value, no call */
+  /* The main thread's value is not handed over here: it is only set, never ended. */
+  assert_int_equal(shk__os_thread_key_set(&exit_key, &marker), SHK_OK);
+  assert_int_equal(shk__os_thread_key_set(&exit_key, NULL), SHK_OK);
+  assert_int_equal(atomic_load(&exits.calls), 1);
+}
+
 static void the_clock_is_monotonic_and_sleep_sleeps(void **state) {
   (void)state;
   uint64_t a = shk__os_now_ns();
@@ -95,6 +156,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(threads_under_a_mutex_lose_no_increment),
     cmocka_unit_test(a_timed_wait_with_no_signal_times_out),
     cmocka_unit_test(each_thread_has_its_own_id),
+    cmocka_unit_test(a_thread_key_hands_its_value_over_as_the_thread_ends),
     cmocka_unit_test(the_clock_is_monotonic_and_sleep_sleeps),
     cmocka_unit_test(capabilities_are_sane),
 };

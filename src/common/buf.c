@@ -5,8 +5,6 @@
 
 #include "buf_internal.h"
 
-static atomic_uint_fast64_t next_id;
-
 /* ---- heap hook ---- */
 
 static shk__once hook_once;
@@ -37,8 +35,7 @@ static void fill_info(const shk_buf *buf, shk_buf_info *info) {
   info->allocator = buf->allocator->name;
 }
 
-static void report_heap(const shk_buf *buf, bool allocated) {
-  if (!atomic_load_explicit(&hook_set, memory_order_relaxed)) return;
+static void call_heap_hook(const shk_buf *buf, bool allocated) {
   shk__once_run(&hook_once, hook_init);
   shk__os_mutex_lock(&hook_lock);
   shk_buf_heap_fn fn = hook_fn;
@@ -50,6 +47,10 @@ static void report_heap(const shk_buf *buf, bool allocated) {
   fn(allocated, &info, user);
 }
 
+static inline void report_heap(const shk_buf *buf, bool allocated) {
+  if (atomic_load_explicit(&hook_set, memory_order_relaxed)) call_heap_hook(buf, allocated);
+}
+
 /* ---- creation ---- */
 
 static const shk_buf_options default_options;
@@ -57,57 +58,64 @@ static const shk_buf_options default_options;
 /* The object header rounded so inline data after it is aligned like malloc's. */
 #define HEADER_SIZE ((sizeof(shk_buf) + SHK__MAX_ALIGN - 1) / SHK__MAX_ALIGN * SHK__MAX_ALIGN)
 
-/* Checks the shape and makes the object with its allocator. Buffers of the built-in heap
- * allocator get their bytes in the same malloc block (inline), which halves the malloc calls;
- * other memory comes later from the allocator. */
-static int buf_new(size_t count, size_t item_size, const shk_buf_options *opts, bool may_inline,
-                   shk_buf **out) {
+static int check_shape(size_t count, size_t item_size, size_t *size) {
   if (count == 0 || item_size == 0) return SHK_ESIZE;
-  size_t size;
-  if (shk__mul_overflows(count, item_size, &size)) return SHK_EOVERFLOW;
-  /* The built-in heap (the default) can be neither replaced nor unregistered, so a parked object
-   * of that size can be taken back before any lookup: it already points at that allocator. */
-  bool default_heap = !opts->allocator || strcmp(opts->allocator, "heap") == 0;
-  shk_buf *buf = may_inline && default_heap ? shk__buf_recycle_take(size) : NULL;
-  bool recycled = buf != NULL;
-  /* Next to the exchange above: a locked instruction waits for the store buffer to drain, and
-   * here it is still empty, while after the field stores below it cost ~3 ns more. An id is
-   * spent when creation fails later; ids stay unique and increasing. */
-  uint64_t id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed) + 1;
-  shk__buf_allocator *allocator = recycled ? buf->allocator : NULL;
-  bool inline_data = recycled;
-  if (!recycled) {
-    int rc = shk__buf_allocator_acquire(opts->allocator, &allocator);
-    if (rc != SHK_OK) return rc;
-    inline_data = may_inline && allocator->builtin &&
-                  allocator->table.alloc == shk__buf_heap_allocator.alloc &&
-                  size <= SIZE_MAX - HEADER_SIZE;
-    buf = malloc(inline_data ? HEADER_SIZE + size : sizeof *buf);
-    if (!buf) {
-      shk__buf_allocator_drop(allocator);
-      return SHK_ENOMEM;
-    }
+  return shk__mul_overflows(count, item_size, size) ? SHK_EOVERFLOW : SHK_OK;
+}
+
+/* What each new buffer sets, fresh or recycled. */
+static void set_identity(shk_buf *buf, size_t count, size_t item_size,
+                         const shk_buf_options *opts) {
+  atomic_init(&buf->refs, 1);
+  /* An id is spent when creation fails later; ids stay unique, and increasing per thread. */
+  buf->id = shk__buf_next_id();
+  buf->count = count;
+  buf->item_size = item_size;
+  buf->delayed = opts->delayed_free;
+  buf->on_destroy = opts->on_destroy;
+  buf->on_destroy_user = opts->on_destroy_user;
+}
+
+/* A parked object of this size when the default heap is asked for, else NULL. The built-in heap
+ * can be neither replaced nor unregistered, so no lookup is needed: the object already points at
+ * it. Its other fields are as its destruction left them, which is as made: inline, owned by no
+ * one, indexed, unmapped, on no list. */
+static shk_buf *object_reuse(size_t size, size_t count, size_t item_size,
+                             const shk_buf_options *opts) {
+  if (opts->allocator && strcmp(opts->allocator, "heap") != 0) return NULL;
+  shk_buf *buf = shk__buf_recycle_take(size);
+  if (buf) set_identity(buf, count, item_size, opts);
+  return buf;
+}
+
+/* A new object for the named allocator. Buffers of the built-in heap get their bytes in the same
+ * malloc block (inline) when may_inline, which halves the malloc calls; other memory comes later
+ * from the allocator. */
+static int object_new(size_t size, size_t count, size_t item_size, const shk_buf_options *opts,
+                      bool may_inline, shk_buf **out) {
+  shk__buf_allocator *allocator = NULL;
+  int rc = shk__buf_allocator_acquire(opts->allocator, &allocator);
+  if (rc != SHK_OK) return rc;
+  bool inline_data = may_inline && allocator->builtin &&
+                     allocator->table.alloc == shk__buf_heap_allocator.alloc &&
+                     size <= SIZE_MAX - HEADER_SIZE;
+  shk_buf *buf = malloc(inline_data ? HEADER_SIZE + size : sizeof *buf);
+  if (!buf) {
+    shk__buf_allocator_drop(allocator);
+    return SHK_ENOMEM;
   }
   /* Field by field rather than memset: a small memset compiles to `rep stos`, which was half of
    * the cost of creating a buffer. */
-  atomic_init(&buf->refs, 1);
-  buf->id = id;
+  set_identity(buf, count, item_size, opts);
   buf->data = NULL;
   buf->size = size;
-  buf->count = count;
-  buf->item_size = item_size;
   buf->allocator = allocator;
   buf->block.ptr = inline_data ? (unsigned char *)buf + HEADER_SIZE : NULL;
   buf->block.state = NULL;
   buf->block.zeroed = false;
   buf->owned = false;
   buf->consumed = false;
-  buf->delayed = opts->delayed_free;
   buf->recyclable = inline_data;
-  buf->recycled = recycled;
-  buf->on_destroy = opts->on_destroy;
-  buf->on_destroy_user = opts->on_destroy_user;
-  if (!recycled) buf->range.start = buf->range.end = 0;
   buf->pending_prev = buf->pending_next = NULL;
   buf->device.mode = 0;
   buf->device.device = 0;
@@ -117,27 +125,57 @@ static int buf_new(size_t count, size_t item_size, const shk_buf_options *opts, 
   return SHK_OK;
 }
 
-/* Ends creation: the range enters the index, the id is given, the hook hears of it. On failure
- * the memory is handed back (when owned) and the object freed. */
+/* Frees an object whose creation failed; its memory, if any, is already handled. */
+static void object_abandon(shk_buf *buf) {
+  shk__buf_allocator_drop(buf->allocator);
+  free(buf);
+}
+
+/* Ends the creation of a new object: the range enters the index, the hook hears of it. On
+ * failure the memory is handed back (when owned) and the object freed. */
 static int buf_publish(shk_buf *buf, shk_buf **out) {
   buf->data = buf->block.ptr;
-  int rc = SHK_OK;
-  if (!buf->recycled) { /* a recycled object's range never left the index */
-    buf->range.start = (uintptr_t)buf->data;
-    buf->range.end = buf->range.start + buf->size;
-    rc = shk__buf_ranges_insert(&buf->range);
-  }
+  buf->range.start = (uintptr_t)buf->data;
+  buf->range.end = buf->range.start + buf->size;
+  int rc = shk__buf_ranges_insert(&buf->range);
   if (rc != SHK_OK) {
     const shk_buf_allocator *t = &buf->allocator->table;
     /* Refused external memory stays the caller's, even when ownership was offered. */
     if (buf->owned && !buf->consumed) t->free(t->user, &buf->block, buf->size);
-    shk__buf_allocator_drop(buf->allocator);
-    free(buf);
+    object_abandon(buf);
     return rc;
   }
   report_heap(buf, true);
   *out = buf;
   return SHK_OK;
+}
+
+static void init_bytes(shk_buf *buf, const shk_buf_options *opts) {
+  /* Zero means zero: the Perl original's C allocator skipped this and returned garbage. */
+  if (opts->init == SHK_BUF_INIT_ZERO && !buf->block.zeroed) memset(buf->block.ptr, 0, buf->size);
+  if (opts->init == SHK_BUF_INIT_BYTE) memset(buf->block.ptr, opts->init_byte, buf->size);
+}
+
+/* Creation without a parked object: a new object, memory from the allocator unless inline. */
+static SHK__NOINLINE int create_new(size_t size, size_t count, size_t item_size, const shk_buf_options *opts,
+                      shk_buf **out) {
+  shk_buf *buf = NULL;
+  int rc = object_new(size, count, item_size, opts, true, &buf);
+  if (rc != SHK_OK) return rc;
+  if (!buf->block.ptr) {
+    shk_buf_alloc_request req = {size, count, item_size, opts->alignment, opts->name,
+                                 opts->init == SHK_BUF_INIT_ZERO};
+    const shk_buf_allocator *t = &buf->allocator->table;
+    rc = t->alloc(t->user, &req, &buf->block);
+    if (rc == SHK_OK && !buf->block.ptr) rc = SHK_ENOMEM; /* an allocator that said yes to nothing */
+    if (rc != SHK_OK) {
+      object_abandon(buf);
+      return rc;
+    }
+    buf->owned = true;
+  }
+  init_bytes(buf, opts);
+  return buf_publish(buf, out);
 }
 
 int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *opts, shk_buf **out) {
@@ -148,26 +186,17 @@ int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *opts, 
       opts->init != SHK_BUF_INIT_BYTE)
     return SHK_EINVAL;
   if (opts->alignment & (opts->alignment - 1)) return SHK_EINVAL;
-  shk_buf *buf = NULL;
-  int rc = buf_new(count, item_size, opts, true, &buf);
+  size_t size = 0;
+  int rc = check_shape(count, item_size, &size);
   if (rc != SHK_OK) return rc;
-  if (!buf->block.ptr) { /* not inline: the allocator's memory, given back to it at the end */
-    shk_buf_alloc_request req = {buf->size, count, item_size, opts->alignment, opts->name,
-                                 opts->init == SHK_BUF_INIT_ZERO};
-    const shk_buf_allocator *t = &buf->allocator->table;
-    rc = t->alloc(t->user, &req, &buf->block);
-    if (rc == SHK_OK && !buf->block.ptr) rc = SHK_ENOMEM; /* an allocator that said yes to nothing */
-    if (rc != SHK_OK) {
-      shk__buf_allocator_drop(buf->allocator);
-      free(buf);
-      return rc;
-    }
-    buf->owned = true;
-  }
-  /* Zero means zero: the Perl original's C allocator skipped this and returned garbage. */
-  if (opts->init == SHK_BUF_INIT_ZERO && !buf->block.zeroed) memset(buf->block.ptr, 0, buf->size);
-  if (opts->init == SHK_BUF_INIT_BYTE) memset(buf->block.ptr, opts->init_byte, buf->size);
-  return buf_publish(buf, out);
+  shk_buf *buf = object_reuse(size, count, item_size, opts);
+  if (!buf) return create_new(size, count, item_size, opts, out);
+  /* The short way: nothing to allocate, the range is indexed already. */
+  init_bytes(buf, opts);
+  buf->data = buf->block.ptr;
+  report_heap(buf, true);
+  *out = buf;
+  return SHK_OK;
 }
 
 int shk_buf_consume(void *ptr, size_t count, size_t item_size, const shk_buf_options *opts,
@@ -177,19 +206,20 @@ int shk_buf_consume(void *ptr, size_t count, size_t item_size, const shk_buf_opt
   if (!ptr) return SHK_EINVAL;
   if (!opts) opts = &default_options;
   if (opts->init != SHK_BUF_INIT_NONE) return SHK_EINVAL;
-  shk_buf *buf = NULL;
-  int rc = buf_new(count, item_size, opts, false, &buf);
+  size_t size = 0;
+  int rc = check_shape(count, item_size, &size);
   if (rc != SHK_OK) return rc;
-  if (buf->size > UINTPTR_MAX - (uintptr_t)ptr) {
-    rc = SHK_EOVERFLOW;
-  } else if (buf->allocator->table.consume) {
+  if (size > UINTPTR_MAX - (uintptr_t)ptr) return SHK_EOVERFLOW;
+  shk_buf *buf = NULL;
+  rc = object_new(size, count, item_size, opts, false, &buf);
+  if (rc != SHK_OK) return rc;
+  if (buf->allocator->table.consume) {
     const shk_buf_allocator *t = &buf->allocator->table;
-    rc = t->consume(t->user, ptr, buf->size, opts->take_ownership, &buf->block);
-  }
-  if (rc != SHK_OK) {
-    shk__buf_allocator_drop(buf->allocator);
-    free(buf);
-    return rc;
+    rc = t->consume(t->user, ptr, size, opts->take_ownership, &buf->block);
+    if (rc != SHK_OK) {
+      object_abandon(buf);
+      return rc;
+    }
   }
   buf->block.ptr = ptr;
   buf->consumed = true;
@@ -198,6 +228,29 @@ int shk_buf_consume(void *ptr, size_t count, size_t item_size, const shk_buf_opt
 }
 
 /* ---- lifetime ---- */
+
+static SHK__NOINLINE void run_destroy_callback(shk_buf *buf) {
+  shk_buf_info info;
+  fill_info(buf, &info);
+  buf->on_destroy(&info, buf->on_destroy_user);
+}
+
+/* The end of a buffer; inline in release, its common caller. */
+static inline void buf_end(shk_buf *buf) {
+  if (buf->on_destroy) run_destroy_callback(buf);
+  if (buf->device.mode != 0) shk__buf_device_drop(buf);
+  report_heap(buf, false);
+  /* Parked with its range: the memory stays the library's, so nothing else may claim it. */
+  if (buf->recyclable && shk__buf_recycle_keep(buf)) return;
+  /* Out of the index before the memory goes back, so a new buffer there is never refused. */
+  shk__buf_ranges_remove(&buf->range);
+  const shk_buf_allocator *t = &buf->allocator->table;
+  if (buf->owned) t->free(t->user, &buf->block, buf->size);
+  shk__buf_allocator_drop(buf->allocator);
+  free(buf);
+}
+
+void shk__buf_destroy(shk_buf *buf) { buf_end(buf); }
 
 int shk_buf_retain(shk_buf *buf) {
   if (!buf) return SHK_EINVAL;
@@ -218,25 +271,7 @@ void shk_buf_release(shk_buf *buf) {
   if (buf->delayed)
     shk__buf_pending_add(buf);
   else
-    shk__buf_destroy(buf);
-}
-
-void shk__buf_destroy(shk_buf *buf) {
-  if (buf->on_destroy) {
-    shk_buf_info info;
-    fill_info(buf, &info);
-    buf->on_destroy(&info, buf->on_destroy_user);
-  }
-  if (buf->device.mode != 0) shk__buf_device_drop(buf);
-  report_heap(buf, false);
-  /* Parked with its range: the memory stays the library's, so nothing else may claim it. */
-  if (buf->recyclable && shk__buf_recycle_keep(buf)) return;
-  /* Out of the index before the memory goes back, so a new buffer there is never refused. */
-  shk__buf_ranges_remove(&buf->range);
-  const shk_buf_allocator *t = &buf->allocator->table;
-  if (buf->owned) t->free(t->user, &buf->block, buf->size);
-  shk__buf_allocator_drop(buf->allocator);
-  free(buf);
+    buf_end(buf);
 }
 
 int shk_buf_assign(shk_buf **slot, shk_buf *buf) {

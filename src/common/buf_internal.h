@@ -86,7 +86,6 @@ struct shk_buf {
   bool consumed;
   bool delayed;
   bool recyclable; /* inline heap object: may be parked by buf_recycle.c instead of freed */
-  bool recycled;   /* taken back from a slot: its range is already in the index */
   shk_buf_destroy_fn on_destroy;
   void *on_destroy_user;
   shk__buf_range range;
@@ -97,17 +96,94 @@ struct shk_buf {
 /* Runs the destroy callback, unmaps, frees and removes the range: the end of a buffer. */
 void shk__buf_destroy(shk_buf *buf);
 
-/* ---- recycling (buf_recycle.c) ---- */
+/* ---- per-thread state (buf_thread.c) ---- */
+
+/* Size classes parked per thread (sizes below 4 KiB); larger ones share process-wide slots. */
+#define SHK__BUF_THREAD_CLASSES 13
+
+typedef struct shk__buf_thread {
+  shk_buf *parked[SHK__BUF_THREAD_CLASSES]; /* touched by the owning thread only */
+  atomic_size_t parked_count;               /* written by the owner, read by any thread */
+  uint64_t next_id, id_end;                 /* the ids [next_id, id_end) reserved by the owner */
+  struct shk__buf_thread *prev, *next;      /* the list of all, under buf_thread.c's lock */
+} shk__buf_thread;
+
+/* The calling thread's state, NULL until first needed. */
+extern SHK__THREAD_LOCAL shk__buf_thread *shk__buf_this_thread;
+/* Makes the calling thread's state; NULL when it cannot (no memory, no thread-exit key). */
+shk__buf_thread *shk__buf_thread_attach(void);
+
+static inline shk__buf_thread *shk__buf_thread_get(void) {
+  shk__buf_thread *t = shk__buf_this_thread;
+  return t ? t : shk__buf_thread_attach();
+}
+
+/* Reserves the calling thread a new block of ids and returns its first. */
+uint64_t shk__buf_reserve_ids(void);
+
+/* A new buffer id: unique in the process, increasing within a thread. */
+static inline uint64_t shk__buf_next_id(void) {
+  shk__buf_thread *t = shk__buf_this_thread;
+  if (t && t->next_id != t->id_end) return t->next_id++;
+  return shk__buf_reserve_ids();
+}
+/* The objects parked by all threads. */
+size_t shk__buf_thread_parked_total(void);
+
+/* ---- recycling (buf_recycle.c, with the per-thread short ways inline here) ---- */
+
+/* Class k holds sizes of bit length k, so at most one block below 2^k each: with sizes up to
+ * 2 MiB - 1 cached, under 4 MiB is kept back by the shared slots and under 8 KiB per thread. */
+#define SHK__BUF_CLASSES 22
+
+/* The class of a size, or SHK__BUF_CLASSES when the size is not cached. */
+static inline size_t shk__buf_class_of(size_t size) {
+  return size >> (SHK__BUF_CLASSES - 1) ? SHK__BUF_CLASSES : shk__bit_length(size);
+}
+
+/* The owner alone writes its count: a load and a store, no locked instruction. */
+static inline void shk__buf_count_parked(shk__buf_thread *t, int delta) {
+  size_t n = atomic_load_explicit(&t->parked_count, memory_order_relaxed);
+  atomic_store_explicit(&t->parked_count, n + (size_t)delta, memory_order_relaxed);
+}
+
+/* The other cases of the two functions below: shared classes, mismatched sizes, no thread
+ * state yet. */
+shk_buf *shk__buf_recycle_take_slow(size_t size);
+bool shk__buf_recycle_keep_slow(shk_buf *buf);
 
 /* A parked inline heap object of exactly this size, its range still indexed; else NULL. */
-shk_buf *shk__buf_recycle_take(size_t size);
+static inline shk_buf *shk__buf_recycle_take(size_t size) {
+  size_t k = shk__buf_class_of(size);
+  shk__buf_thread *t = shk__buf_this_thread;
+  shk_buf *buf = t && k < SHK__BUF_THREAD_CLASSES ? t->parked[k] : NULL;
+  if (buf && buf->size == size) {
+    t->parked[k] = NULL;
+    shk__buf_count_parked(t, -1);
+    return buf;
+  }
+  return shk__buf_recycle_take_slow(size);
+}
+
 /* Parks a destroyed inline heap object (range still indexed); false when its size is not cached
  * or its slot is full (the caller frees it). */
-bool shk__buf_recycle_keep(shk_buf *buf);
+static inline bool shk__buf_recycle_keep(shk_buf *buf) {
+  size_t k = shk__buf_class_of(buf->size);
+  shk__buf_thread *t = shk__buf_this_thread;
+  if (t && k < SHK__BUF_THREAD_CLASSES && !t->parked[k]) {
+    t->parked[k] = buf;
+    shk__buf_count_parked(t, 1);
+    return true;
+  }
+  return shk__buf_recycle_keep_slow(buf);
+}
+
 /* How many objects are parked (shk_buf_live_count leaves them out). */
 size_t shk__buf_recycle_count(void);
-/* Frees every parked object (shutdown). */
+/* Frees what the calling thread parked and what the shared slots hold (shutdown). */
 void shk__buf_recycle_flush(void);
+/* Frees what thread t parked (t's owner, as it ends). */
+void shk__buf_recycle_flush_thread(shk__buf_thread *t);
 
 /* ---- pending list (buf_pending.c) ---- */
 

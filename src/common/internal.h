@@ -5,6 +5,9 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#ifdef _MSC_VER
+#include <intrin.h>
+#endif
 
 #include "shmkit.h"
 #include "os.h"
@@ -19,6 +22,25 @@
 #define SHK__MAX_ALIGN _Alignof(double)
 #else
 #define SHK__MAX_ALIGN _Alignof(max_align_t)
+#endif
+
+/* Thread-local storage with the cheapest access the object format offers: initial-exec on ELF
+ * (one load from the thread pointer, no __tls_get_addr call), the compiler's default elsewhere.
+ * For small variables only: initial-exec takes the static TLS space a dlopen can still get. */
+#if defined(__ELF__) && (defined(__GNUC__) || defined(__clang__))
+#define SHK__THREAD_LOCAL _Thread_local __attribute__((tls_model("initial-exec")))
+#else
+#define SHK__THREAD_LOCAL _Thread_local
+#endif
+
+/* Keeps a rarely taken path out of its caller, so the caller's common path stays short (no
+ * registers saved for code it does not run). */
+#if defined(__GNUC__) || defined(__clang__)
+#define SHK__NOINLINE __attribute__((noinline))
+#elif defined(_MSC_VER)
+#define SHK__NOINLINE __declspec(noinline)
+#else
+#define SHK__NOINLINE
 #endif
 
 /* Records the raw OS error behind the SHK_E* code about to be returned (thread-local), and
@@ -37,6 +59,20 @@ const shk__os_segment *shk__shm_os_segment(const shk_shm *shm);
 
 /* Rounds n up to a multiple of `unit` (a power of two). Returns 0 on overflow. */
 size_t shk__round_up(size_t n, size_t unit);
+
+/* The number of bits needed to write n: 0 for 0, 1 for 1, 7 for 100. */
+static inline unsigned shk__bit_length(uint64_t n) {
+#if defined(__GNUC__) || defined(__clang__)
+  return n ? 64u - (unsigned)__builtin_clzll(n) : 0u;
+#elif defined(_MSC_VER)
+  unsigned long top;
+  return _BitScanReverse64(&top, n) ? (unsigned)top + 1u : 0u;
+#else
+  unsigned k = 0;
+  for (; n; n >>= 1) k++;
+  return k;
+#endif
+}
 
 /* a * b into *out; false on overflow. */
 static inline int shk__mul_overflows(size_t a, size_t b, size_t *out) {

@@ -74,12 +74,8 @@ typedef struct lens_thread {
   lens_stage *stage;
 } lens_thread;
 
-/* Initial-exec TLS where the format has it: no __tls_get_addr call on every zone. */
-#if defined(__ELF__) && (defined(__GNUC__) || defined(__clang__))
-static _Thread_local lens_thread this_thread __attribute__((tls_model("initial-exec")));
-#else
-static _Thread_local lens_thread this_thread;
-#endif
+/* Initial-exec where the format has it: no __tls_get_addr call on every zone. */
+static SHK__THREAD_LOCAL lens_thread this_thread;
 static _Atomic uint64_t next_generated_key;
 static _Atomic uint32_t next_thread_serial;
 static _Atomic uint64_t next_lens_id;

@@ -1,4 +1,5 @@
 /* POSIX threads, mutexes and condition variables (the condition waits on the monotonic clock). */
+#include <dlfcn.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
@@ -82,6 +83,31 @@ int shk__os_cond_timedwait(shk__os_cond *c, shk__os_mutex *m, uint64_t timeout_n
   int err = pthread_cond_timedwait(COND(c), MUTEX(m), &ts);
 #endif
   return err == ETIMEDOUT ? SHK_ETIMEDOUT : SHK_OK;
+}
+
+_Static_assert(sizeof(pthread_key_t) <= sizeof(uintptr_t), "pthread_key_t too large");
+
+/* Loading the module again with RTLD_NODELETE makes every later dlclose of it a no-op. */
+static void pin_module_of(const void *code) {
+  Dl_info info;
+  if (dladdr(code, &info) && info.dli_fname) {
+    void *self = dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+    (void)self; /* deliberately never closed; NULL when the code is in the main program */
+  }
+}
+
+int shk__os_thread_key_create(shk__os_thread_key *key, shk__os_thread_exit_fn on_exit) {
+  pthread_key_t k;
+  int err = pthread_key_create(&k, on_exit);
+  if (err != 0) return posix_error(err);
+  pin_module_of((const void *)(uintptr_t)on_exit);
+  key->opaque = (uintptr_t)k;
+  return SHK_OK;
+}
+
+int shk__os_thread_key_set(const shk__os_thread_key *key, void *value) {
+  int err = pthread_setspecific((pthread_key_t)key->opaque, value);
+  return err == 0 ? SHK_OK : posix_error(err);
 }
 
 uint64_t shk__os_thread_id(void) {

@@ -63,4 +63,22 @@ int shk__os_cond_timedwait(shk__os_cond *c, shk__os_mutex *m, uint64_t timeout_n
   return GetLastError() == ERROR_TIMEOUT ? SHK_ETIMEDOUT : SHK_OK;
 }
 
+/* The index is kept plus one, so that a zeroed key is never a valid one. */
+int shk__os_thread_key_create(shk__os_thread_key *key, shk__os_thread_exit_fn on_exit) {
+  DWORD index = FlsAlloc(on_exit);
+  if (index == FLS_OUT_OF_INDEXES) return SHK_EOS;
+  /* A pinned DLL stays mapped after FreeLibrary: the callback outlives every thread. */
+  HMODULE module;
+  GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_PIN,
+                     (LPCWSTR)(uintptr_t)on_exit, &module);
+  key->opaque = (uintptr_t)index + 1;
+  return SHK_OK;
+}
+
+int shk__os_thread_key_set(const shk__os_thread_key *key, void *value) {
+  if (FlsSetValue((DWORD)(key->opaque - 1), value)) return SHK_OK;
+  int rc = win32_error(GetLastError());
+  return rc == SHK_OK ? SHK_EOS : rc;
+}
+
 uint64_t shk__os_thread_id(void) { return GetCurrentThreadId(); }

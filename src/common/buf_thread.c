@@ -1,0 +1,78 @@
+/* What each thread keeps for buffers: its parked small objects (buf_recycle.c) and a block of
+ * ids reserved from the shared counter, so that making and ending a small heap buffer writes no
+ * shared memory. A thread's state is made on first need, listed (for the count of parked
+ * objects, and so that leak checkers see parked memory as reachable) and freed as the thread
+ * ends, through a thread-exit key of the OS layer. */
+#include <stdlib.h>
+
+#include "buf_internal.h"
+
+SHK__THREAD_LOCAL shk__buf_thread *shk__buf_this_thread;
+
+/* Ids are handed out in blocks: one shared increment per block, none per buffer. */
+#define ID_BLOCK 1024
+static atomic_uint_fast64_t next_unreserved_id = 1;
+
+static shk__once threads_once;
+static shk__os_mutex threads_lock;
+static shk__os_thread_key thread_key;
+static bool have_key;
+static shk__buf_thread *threads; /* guarded by threads_lock */
+
+static void unlist(shk__buf_thread *t) {
+  shk__os_mutex_lock(&threads_lock);
+  if (t->prev) t->prev->next = t->next;
+  else threads = t->next;
+  if (t->next) t->next->prev = t->prev;
+  shk__os_mutex_unlock(&threads_lock);
+}
+
+static void SHK__OS_EXIT_CALLBACK thread_ended(void *value) {
+  shk__buf_thread *t = value;
+  shk__buf_recycle_flush_thread(t);
+  unlist(t);
+  if (shk__buf_this_thread == t) shk__buf_this_thread = NULL;
+  free(t);
+}
+
+static void threads_init(void) {
+  shk__os_mutex_init(&threads_lock);
+  have_key = shk__os_thread_key_create(&thread_key, thread_ended) == SHK_OK;
+}
+
+shk__buf_thread *shk__buf_thread_attach(void) {
+  shk__once_run(&threads_once, threads_init);
+  /* Without a key the state could not be freed at thread exit: such threads go without. */
+  if (!have_key) return NULL;
+  shk__buf_thread *t = calloc(1, sizeof *t);
+  if (!t) return NULL;
+  if (shk__os_thread_key_set(&thread_key, t) != SHK_OK) {
+    free(t);
+    return NULL;
+  }
+  shk__os_mutex_lock(&threads_lock);
+  t->next = threads;
+  if (threads) threads->prev = t;
+  threads = t;
+  shk__os_mutex_unlock(&threads_lock);
+  shk__buf_this_thread = t;
+  return t;
+}
+
+uint64_t shk__buf_reserve_ids(void) {
+  shk__buf_thread *t = shk__buf_thread_get();
+  if (!t) return atomic_fetch_add_explicit(&next_unreserved_id, 1, memory_order_relaxed);
+  t->next_id = atomic_fetch_add_explicit(&next_unreserved_id, ID_BLOCK, memory_order_relaxed);
+  t->id_end = t->next_id + ID_BLOCK;
+  return t->next_id++;
+}
+
+size_t shk__buf_thread_parked_total(void) {
+  shk__once_run(&threads_once, threads_init);
+  size_t n = 0;
+  shk__os_mutex_lock(&threads_lock);
+  for (const shk__buf_thread *t = threads; t; t = t->next)
+    n += atomic_load_explicit(&t->parked_count, memory_order_relaxed);
+  shk__os_mutex_unlock(&threads_lock);
+  return n;
+}
