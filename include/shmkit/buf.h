@@ -159,8 +159,10 @@ SHK_API int shk_buf_retain(shk_buf *buf);
 /** Drops a reference; the last one destroys the buffer (destroy callback, device unmap, free,
  * range leaves the index) or, with delayed_free, moves it to the pending list. Accepts NULL.
  * A destroyed heap buffer of up to 2 MiB may be parked for reuse by the next create of the same
- * size (one per size class, under 4 MiB in all, freed by shk_buf_shutdown()); while parked its
- * range stays in the index, so consuming that (dangling) memory gives SHK_EOVERLAP.
+ * size, one per size class (bit length of the size): below 4 KiB by the releasing thread (under
+ * 8 KiB per thread, freed when that thread ends or calls shk_buf_shutdown()), from 4 KiB on in
+ * slots shared by all threads (under 4 MiB in all, freed by shk_buf_shutdown()). While parked
+ * its range stays in the index, so consuming that (dangling) memory gives SHK_EOVERLAP.
  * Thread-safe. */
 SHK_API void shk_buf_release(shk_buf *buf);
 
@@ -183,8 +185,9 @@ SHK_API size_t shk_buf_size(const shk_buf *buf);
 SHK_API size_t shk_buf_item_size(const shk_buf *buf);
 /** The number of items. */
 SHK_API size_t shk_buf_count(const shk_buf *buf);
-/** A number unique among the buffers of this process, starting at 1 and increasing, not
- * necessarily consecutive (a failed create uses one up). */
+/** A number unique among the buffers of this process, at least 1, increasing from one buffer
+ * to the next made by the same thread, not necessarily consecutive: each thread takes ids from
+ * a block of its own, so two threads' ids interleave in no particular order. */
 SHK_API uint64_t shk_buf_id(const shk_buf *buf);
 /** The allocator name (owned by the library, valid while the buffer lives). */
 SHK_API const char *shk_buf_allocator_name(const shk_buf *buf);
@@ -294,8 +297,9 @@ SHK_API int shk_buf_collect(uint64_t id);
 /** Destroys every pending buffer; *collected (may be NULL) gets how many. Returns SHK_OK. */
 SHK_API int shk_buf_collect_all(size_t *collected);
 
-/** Collects every pending buffer and frees the buffers parked for reuse. Also runs at normal
- * process exit. The library stays usable afterwards. Returns SHK_OK. */
+/** Collects every pending buffer and frees the buffers parked for reuse in the shared slots
+ * and by the calling thread (other threads' parked buffers are freed as those threads end).
+ * Also runs at normal process exit. The library stays usable afterwards. Returns SHK_OK. */
 SHK_API int shk_buf_shutdown(void);
 
 /* ---- heap events ------------------------------------------------------------------------ */

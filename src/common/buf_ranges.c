@@ -56,6 +56,17 @@ static size_t count_le(const uintptr_t *a, size_t n, uintptr_t key) {
   return (size_t)(base - a) + (*base <= key);
 }
 
+/* Loads a chunk's live entries in parallel: a binary search over a cold chunk would otherwise
+ * wait for one cache miss after another (with 100 000 live ranges the chunks are far out of
+ * cache, and this is most of the difference to 1 000). */
+static const chunk *prefetched(const chunk *ch) {
+  for (size_t i = 0; i < ch->n; i += 64 / sizeof(uintptr_t)) {
+    SHK__PREFETCH(&ch->start[i]);
+    SHK__PREFETCH(&ch->end[i]);
+  }
+  return ch;
+}
+
 /* The chunk that holds (or would hold) start s: the last whose first start <= s, else 0. */
 static size_t chunk_for(uintptr_t s) {
   size_t c = count_le(firsts, chunk_count, s);
@@ -71,7 +82,7 @@ static bool overlaps_locked(uintptr_t s, uintptr_t e, size_t *at_chunk, size_t *
   *at_chunk = 0;
   *at_slot = 0;
   if (c == 0) return false;
-  const chunk *ch = chunks[c - 1];
+  const chunk *ch = prefetched(chunks[c - 1]);
   size_t i = count_le(ch->start, ch->n, e - 1);
   *at_chunk = c - 1;
   *at_slot = i;

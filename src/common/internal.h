@@ -43,6 +43,14 @@
 #define SHK__NOINLINE
 #endif
 
+/* Asks for the cache line holding p to be loaded, without waiting for it (a hint: nothing
+ * where the compiler has no such builtin). */
+#if defined(__GNUC__) || defined(__clang__)
+#define SHK__PREFETCH(p) __builtin_prefetch(p)
+#else
+#define SHK__PREFETCH(p) ((void)(p))
+#endif
+
 /* Records the raw OS error behind the SHK_E* code about to be returned (thread-local), and
  * returns that code, so a backend can write `return shk__error_record_os(code, errno)`. */
 int shk__error_record_os(int code, int raw);
