@@ -15,9 +15,12 @@ if(SHK_WITH_CUDA)
     find_package(CUDAToolkit REQUIRED)
   endif()
   list(APPEND SHK_SOURCES ${PROJECT_SOURCE_DIR}/src/device/cuda.c)
-  # The static runtime: libshmkit needs no libcudart.so at run time, and the runtime itself loads
-  # the driver (libcuda) only when a device call is made, so machines without CUDA still load it.
-  list(APPEND SHK_PLATFORM_LIBRARIES CUDA::cudart_static)
+  # Only the toolkit's cuda.h: the backend loads the driver (libcuda.so.1, nvcuda.dll) when a
+  # device call first needs it, so nothing CUDA is linked and consumers inherit no dependency.
+  # (The static runtime, linked before, brought a 4 KiB-aligned static TLS block that made
+  # libshmkit.so fail to dlopen: "cannot allocate memory in static TLS block".)
+  set_property(SOURCE ${PROJECT_SOURCE_DIR}/src/device/cuda.c APPEND PROPERTY
+    INCLUDE_DIRECTORIES ${CUDAToolkit_INCLUDE_DIRS})
   message(STATUS "Device mapping: CUDA ${CUDAToolkit_VERSION}")
 else()
   list(APPEND SHK_SOURCES ${PROJECT_SOURCE_DIR}/src/device/none.c)

@@ -158,6 +158,22 @@ int shk__os_thread_key_set(const shk__os_thread_key *key, void *value);
 /* An id of the calling thread, unique among the live threads of the system (gettid / GetCurrentThreadId). */
 uint64_t shk__os_thread_id(void);
 
+/* ---- shared libraries (library.c) ------------------------------------------------------- */
+
+typedef struct shk__os_library shk__os_library;
+/* Any function, as a symbol is found; cast to its real type before calling. */
+typedef void (*shk__os_function)(void);
+
+/* Loads a shared library by file name (searched as the system loader does) or path, resolving
+ * its symbols now and keeping them out of the global namespace. SHK_ENOENT when it cannot be
+ * loaded (missing, wrong architecture, unresolved dependencies), SHK_ENAME (a name the system
+ * cannot take), SHK_ENOMEM. */
+int shk__os_library_open(const char *name, shk__os_library **out);
+/* The function the library exports under this name, or NULL. */
+shk__os_function shk__os_library_function(shk__os_library *lib, const char *name);
+/* Unloads (the system may keep it loaded while others use it). Accepts NULL. */
+void shk__os_library_close(shk__os_library *lib);
+
 /* ---- time (clock.c) ---------------------------------------------------------------------- */
 
 /* Monotonic time in nanoseconds since an arbitrary start. Async-signal-safe. */
