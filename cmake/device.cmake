@@ -19,10 +19,18 @@ if(SHK_WITH_CUDA)
   # device call first needs it, so nothing CUDA is linked and consumers inherit no dependency.
   # (The static runtime, linked before, brought a 4 KiB-aligned static TLS block that made
   # libshmkit.so fail to dlopen: "cannot allocate memory in static TLS block".)
-  set_property(SOURCE ${PROJECT_SOURCE_DIR}/src/device/cuda.c APPEND PROPERTY
-    INCLUDE_DIRECTORIES ${CUDAToolkit_INCLUDE_DIRS})
+  set(SHK_DEVICE_INCLUDE_DIRS ${CUDAToolkit_INCLUDE_DIRS})
   message(STATUS "Device mapping: CUDA ${CUDAToolkit_VERSION}")
 else()
   list(APPEND SHK_SOURCES ${PROJECT_SOURCE_DIR}/src/device/none.c)
   message(STATUS "Device mapping: none")
 endif()
+
+# shmkit_device_includes(<target>): the toolkit headers for the backend's one source file in
+# <target> (a source property is seen by the targets of one directory, hence TARGET_DIRECTORY).
+function(shmkit_device_includes target)
+  if(SHK_WITH_CUDA)
+    set_property(SOURCE ${PROJECT_SOURCE_DIR}/src/device/cuda.c TARGET_DIRECTORY ${target}
+      APPEND PROPERTY INCLUDE_DIRECTORIES ${SHK_DEVICE_INCLUDE_DIRS})
+  endif()
+endfunction()
