@@ -63,12 +63,12 @@ static int check_shape(size_t count, size_t item_size, size_t *size) {
   return shk__mul_overflows(count, item_size, size) ? SHK_EOVERFLOW : SHK_OK;
 }
 
-/* What each new buffer sets, fresh or recycled. */
-static void set_identity(shk_buf *buf, size_t count, size_t item_size,
+/* What each new buffer sets, fresh or recycled. An id is spent when creation fails later; ids
+ * stay unique, and increasing per thread. */
+static void set_identity(shk_buf *buf, uint64_t id, size_t count, size_t item_size,
                          const shk_buf_options *opts) {
   atomic_init(&buf->refs, 1);
-  /* An id is spent when creation fails later; ids stay unique, and increasing per thread. */
-  buf->id = shk__buf_next_id();
+  buf->id = id;
   buf->count = count;
   buf->item_size = item_size;
   buf->delayed = opts->delayed_free;
@@ -84,7 +84,7 @@ static shk_buf *object_reuse(size_t size, size_t count, size_t item_size,
                              const shk_buf_options *opts) {
   if (opts->allocator && strcmp(opts->allocator, "heap") != 0) return NULL;
   shk_buf *buf = shk__buf_recycle_take(size);
-  if (buf) set_identity(buf, count, item_size, opts);
+  if (buf) set_identity(buf, shk__buf_next_id(), count, item_size, opts);
   return buf;
 }
 
@@ -106,7 +106,7 @@ static int object_new(size_t size, size_t count, size_t item_size, const shk_buf
   }
   /* Field by field rather than memset: a small memset compiles to `rep stos`, which was half of
    * the cost of creating a buffer. */
-  set_identity(buf, count, item_size, opts);
+  set_identity(buf, shk__buf_next_id(), count, item_size, opts);
   buf->data = NULL;
   buf->size = size;
   buf->allocator = allocator;
@@ -178,6 +178,19 @@ static SHK__NOINLINE int create_new(size_t size, size_t count, size_t item_size,
   return buf_publish(buf, out);
 }
 
+/* Creation when the short way below does not apply: options, another allocator, the shared
+ * slots, or a new object. */
+static SHK__NOINLINE int create_general(size_t size, size_t count, size_t item_size,
+                                        const shk_buf_options *opts, shk_buf **out) {
+  shk_buf *buf = object_reuse(size, count, item_size, opts);
+  if (!buf) return create_new(size, count, item_size, opts, out);
+  init_bytes(buf, opts); /* nothing to allocate, the range is indexed already */
+  buf->data = buf->block.ptr;
+  report_heap(buf, true);
+  *out = buf;
+  return SHK_OK;
+}
+
 int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *opts, shk_buf **out) {
   if (!out) return SHK_EINVAL;
   *out = NULL;
@@ -189,14 +202,20 @@ int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *opts, 
   size_t size = 0;
   int rc = check_shape(count, item_size, &size);
   if (rc != SHK_OK) return rc;
-  shk_buf *buf = object_reuse(size, count, item_size, opts);
-  if (!buf) return create_new(size, count, item_size, opts, out);
-  /* The short way: nothing to allocate, the range is indexed already. */
-  init_bytes(buf, opts);
-  buf->data = buf->block.ptr;
-  report_heap(buf, true);
-  *out = buf;
-  return SHK_OK;
+  /* The short way, with no call at all: the default heap, no init, no hook, and a parked
+   * object of this size and an id at hand in this thread. */
+  shk__buf_thread *t = shk__buf_this_thread;
+  if (!opts->allocator && opts->init == SHK_BUF_INIT_NONE &&
+      !atomic_load_explicit(&hook_set, memory_order_relaxed) && t && t->next_id != t->id_end) {
+    shk_buf *buf = shk__buf_recycle_take_own(size);
+    if (buf) {
+      set_identity(buf, t->next_id++, count, item_size, opts);
+      buf->data = buf->block.ptr;
+      *out = buf;
+      return SHK_OK;
+    }
+  }
+  return create_general(size, count, item_size, opts, out);
 }
 
 int shk_buf_consume(void *ptr, size_t count, size_t item_size, const shk_buf_options *opts,
@@ -235,8 +254,8 @@ static SHK__NOINLINE void run_destroy_callback(shk_buf *buf) {
   buf->on_destroy(&info, buf->on_destroy_user);
 }
 
-/* The end of a buffer; inline in release, its common caller. */
-static inline void buf_end(shk_buf *buf) {
+/* The end of a buffer: callback, unmapping, heap event, then parked or freed. */
+static SHK__NOINLINE void buf_finish(shk_buf *buf) {
   if (buf->on_destroy) run_destroy_callback(buf);
   if (buf->device.mode != 0) shk__buf_device_drop(buf);
   report_heap(buf, false);
@@ -250,7 +269,16 @@ static inline void buf_end(shk_buf *buf) {
   free(buf);
 }
 
-void shk__buf_destroy(shk_buf *buf) { buf_end(buf); }
+/* The same, inline in release: the usual small heap buffer (no callback, no mapping, no hook)
+ * goes straight to its thread's slot, with no call at all. */
+static inline void buf_end(shk_buf *buf) {
+  bool plain = !buf->on_destroy && buf->device.mode == 0 &&
+               !atomic_load_explicit(&hook_set, memory_order_relaxed);
+  if (plain && buf->recyclable && shk__buf_recycle_keep_own(buf)) return;
+  buf_finish(buf);
+}
+
+void shk__buf_destroy(shk_buf *buf) { buf_finish(buf); }
 
 int shk_buf_retain(shk_buf *buf) {
   if (!buf) return SHK_EINVAL;

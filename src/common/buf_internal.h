@@ -147,35 +147,42 @@ static inline void shk__buf_count_parked(shk__buf_thread *t, int delta) {
   atomic_store_explicit(&t->parked_count, n + (size_t)delta, memory_order_relaxed);
 }
 
-/* The other cases of the two functions below: shared classes, mismatched sizes, no thread
- * state yet. */
+/* The other cases of shk__buf_recycle_take / _keep below: shared classes, mismatched sizes, no
+ * thread state yet. */
 shk_buf *shk__buf_recycle_take_slow(size_t size);
 bool shk__buf_recycle_keep_slow(shk_buf *buf);
 
-/* A parked inline heap object of exactly this size, its range still indexed; else NULL. */
-static inline shk_buf *shk__buf_recycle_take(size_t size) {
+/* The short ways, in the calling thread's own slots only: a parked object of exactly this size
+ * (else NULL), and parking one in a free slot (else false). */
+static inline shk_buf *shk__buf_recycle_take_own(size_t size) {
   size_t k = shk__buf_class_of(size);
   shk__buf_thread *t = shk__buf_this_thread;
   shk_buf *buf = t && k < SHK__BUF_THREAD_CLASSES ? t->parked[k] : NULL;
-  if (buf && buf->size == size) {
-    t->parked[k] = NULL;
-    shk__buf_count_parked(t, -1);
-    return buf;
-  }
-  return shk__buf_recycle_take_slow(size);
+  if (!buf || buf->size != size) return NULL;
+  t->parked[k] = NULL;
+  shk__buf_count_parked(t, -1);
+  return buf;
+}
+
+static inline bool shk__buf_recycle_keep_own(shk_buf *buf) {
+  size_t k = shk__buf_class_of(buf->size);
+  shk__buf_thread *t = shk__buf_this_thread;
+  if (!t || k >= SHK__BUF_THREAD_CLASSES || t->parked[k]) return false;
+  t->parked[k] = buf;
+  shk__buf_count_parked(t, 1);
+  return true;
+}
+
+/* A parked inline heap object of exactly this size, its range still indexed; else NULL. */
+static inline shk_buf *shk__buf_recycle_take(size_t size) {
+  shk_buf *buf = shk__buf_recycle_take_own(size);
+  return buf ? buf : shk__buf_recycle_take_slow(size);
 }
 
 /* Parks a destroyed inline heap object (range still indexed); false when its size is not cached
  * or its slot is full (the caller frees it). */
 static inline bool shk__buf_recycle_keep(shk_buf *buf) {
-  size_t k = shk__buf_class_of(buf->size);
-  shk__buf_thread *t = shk__buf_this_thread;
-  if (t && k < SHK__BUF_THREAD_CLASSES && !t->parked[k]) {
-    t->parked[k] = buf;
-    shk__buf_count_parked(t, 1);
-    return true;
-  }
-  return shk__buf_recycle_keep_slow(buf);
+  return shk__buf_recycle_keep_own(buf) || shk__buf_recycle_keep_slow(buf);
 }
 
 /* How many objects are parked (shk_buf_live_count leaves them out). */
