@@ -145,6 +145,35 @@ static void threads_never_share_a_recycled_buffer(void **state) {
   assert_int_equal(shk_buf_live_count(), live);
 }
 
+/* The heap hook hears a parked object leave and come back like any buffer (the short ways of
+ * create and release step aside while a hook is set). */
+static int hook_allocs, hook_frees;
+static uint64_t hook_last_id;
+static void count_heap(bool allocated, const shk_buf_info *info, void *user) {
+  (void)user;
+  if (allocated) hook_allocs++;
+  else hook_frees++;
+  hook_last_id = info->id;
+}
+
+static void the_heap_hook_hears_recycled_buffers(void **state) {
+  (void)state;
+  shk_buf *a = make(100, NULL);
+  void *where = shk_buf_data(a);
+  shk_buf_release(a); /* parked */
+  assert_int_equal(shk_buf_set_heap_hook(count_heap, NULL), SHK_OK);
+  shk_buf *b = make(100, NULL);
+  assert_ptr_equal(shk_buf_data(b), where); /* taken back, and heard */
+  assert_int_equal(hook_allocs, 1);
+  assert_true(hook_last_id == shk_buf_id(b));
+  shk_buf_release(b);
+  assert_int_equal(hook_frees, 1);
+  assert_int_equal(shk_buf_set_heap_hook(NULL, NULL), SHK_OK);
+  shk_buf_release(make(100, NULL)); /* the short ways again: nothing heard */
+  assert_int_equal(hook_allocs, 1);
+  assert_int_equal(hook_frees, 1);
+}
+
 /* Small sizes are parked per thread: what a thread parked is freed when it ends, leaving the
  * index as it was (nothing lost with the thread, nothing leaked). */
 static void park_small_sizes(void *arg) {
@@ -215,6 +244,7 @@ static void ids_are_unique_across_threads_and_increase_within_one(void **state) 
 }
 
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(the_heap_hook_hears_recycled_buffers),
     cmocka_unit_test(a_thread_frees_what_it_parked_as_it_ends),
     cmocka_unit_test(a_buffer_released_by_another_thread_is_parked_there),
     cmocka_unit_test(ids_are_unique_across_threads_and_increase_within_one),
