@@ -63,10 +63,16 @@ int shk_test_spawn(const char *name, int argc, const char *const *argv, shk_test
   for (int i = 0; i < argc && i < 8; i++) args[n++] = argv[i];
   args[n] = NULL;
   pid_t pid;
-#ifdef __linux__
-  const char *exe = "/proc/self/exe";
-#else
   const char *exe = self_path; /* no /proc (macOS): ctest starts tests by their full path */
+#ifdef __linux__
+  /* The link's target, not the link: under valgrind /proc/self/exe is valgrind's own tool, and
+   * only readlink() of it is redirected to the program being checked. */
+  static char linked[4096];
+  ssize_t len = readlink("/proc/self/exe", linked, sizeof linked - 1);
+  if (len > 0) {
+    linked[len] = '\0';
+    exe = linked;
+  }
 #endif
   if (posix_spawn(&pid, exe, NULL, NULL, (char *const *)args, environ) != 0) return -1;
   proc->handle = pid;
