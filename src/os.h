@@ -134,20 +134,16 @@ int shk__os_cond_timedwait(shk__os_cond *c, shk__os_mutex *m, uint64_t timeout_n
 void shk__os_cond_signal(shk__os_cond *c);
 void shk__os_cond_broadcast(shk__os_cond *c);
 
-/* A function run on a thread as it ends, with that thread's value of a key. It has the calling
- * convention the system's thread-exit callbacks use (stdcall for fiber-local storage). */
-#ifdef _WIN32
-#define SHK__OS_EXIT_CALLBACK __stdcall
-#else
-#define SHK__OS_EXIT_CALLBACK
-#endif
-typedef void(SHK__OS_EXIT_CALLBACK *shk__os_thread_exit_fn)(void *value);
+/* A function run on a thread as it ends, with that thread's value of a key. */
+typedef void (*shk__os_thread_exit_fn)(void *value);
 
-/* A per-thread slot whose value, when not NULL, is handed to on_exit on that thread as it ends
- * (a pthread key destructor, a fiber-local-storage callback on Windows). Keys are made once and
- * never deleted, and making one pins the module holding on_exit in memory (RTLD_NODELETE, a
- * pinned DLL), so no thread can end into unloaded code. SHK_EOS when the system has no key
- * left. The main thread's value is not handed over when the process exits. */
+/* A per-thread slot whose value, when not NULL, is handed to on_exit on that thread as it ends:
+ * a pthread key destructor; on Windows a TLS slot and a TLS callback of the image (per thread,
+ * where fiber-local storage would follow fibers from thread to thread). Nothing is handed over
+ * for threads ended by the process's exit, which may have died holding locks: not the main
+ * thread's value, nor on Windows those of threads still running at ExitProcess. Keys are made
+ * once and never deleted; making one pins the module holding on_exit in memory (RTLD_NODELETE,
+ * a pinned DLL), so no thread can end into unloaded code. SHK_EOS when no key is left. */
 typedef struct shk__os_thread_key {
   uintptr_t opaque;
 } shk__os_thread_key;
@@ -165,10 +161,12 @@ typedef struct shk__os_library shk__os_library;
 typedef void (*shk__os_function)(void);
 
 /* Loads a shared library by file name (searched as the system loader does) or path, resolving
- * its symbols now and keeping them out of the global namespace. SHK_ENOENT when it cannot be
- * loaded (missing, wrong architecture, unresolved dependencies), SHK_ENAME (a name the system
- * cannot take), SHK_ENOMEM. */
-int shk__os_library_open(const char *name, shk__os_library **out);
+ * its symbols now and keeping them out of the global namespace. With system_only, a bare file
+ * name is looked for only in the system's own directory where there is one (System32 on
+ * Windows: no DLL planted next to the program or in the working directory is taken; POSIX
+ * loaders search as usual). SHK_ENOENT when it cannot be loaded (missing, wrong architecture,
+ * unresolved dependencies), SHK_ENAME (a name the system cannot take), SHK_ENOMEM. */
+int shk__os_library_open(const char *name, bool system_only, shk__os_library **out);
 /* The function the library exports under this name, or NULL. */
 shk__os_function shk__os_library_function(shk__os_library *lib, const char *name);
 /* Unloads (the system may keep it loaded while others use it). Accepts NULL. */

@@ -2,13 +2,16 @@
  * the next create of that size takes it back as a new buffer (new id, init applied, callbacks
  * and live count as for any buffer), and shutdown or the end of the parking thread frees what
  * is parked. */
-/* ctest: labels=unit;internal;tsan timeout=120 */
+/* ctest: labels=unit;internal;tsan;multiprocess timeout=180 */
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "shk_test.h"
+#ifdef _WIN32
+#include <windows.h>
+#endif
 #include "common/buf_internal.h"
 
 static int destroyed;
@@ -16,6 +19,12 @@ static void count_destroy(const shk_buf_info *info, void *user) {
   (void)info;
   (void)user;
   destroyed++;
+}
+
+/* For child processes and threads, where CMocka's asserts cannot be used: NULL on failure. */
+static shk_buf *make_quietly(size_t size) {
+  shk_buf *buf = NULL;
+  return shk_buf_create(size, 1, NULL, &buf) == SHK_OK ? buf : NULL;
 }
 
 static shk_buf *make(size_t size, const shk_buf_options *opts) {
@@ -194,9 +203,12 @@ static void a_thread_frees_what_it_parked_as_it_ends(void **state) {
 
 /* A buffer released on another thread than its creator's is parked by the releasing thread. */
 static shk_buf *handed_over;
+static size_t parked_there; /* what the release parked, seen from the releasing thread */
 static void release_handed_over(void *arg) {
   (void)arg;
+  size_t before = shk__buf_recycle_count();
   shk_buf_release(handed_over);
+  parked_there = shk__buf_recycle_count() - before;
 }
 
 static void a_buffer_released_by_another_thread_is_parked_there(void **state) {
@@ -207,6 +219,7 @@ static void a_buffer_released_by_another_thread_is_parked_there(void **state) {
   shk__os_thread *t;
   assert_int_equal(shk__os_thread_start(&t, release_handed_over, NULL), SHK_OK);
   shk__os_thread_join(t); /* parked there, then freed as that thread ended */
+  assert_int_equal(parked_there, 1);
   assert_int_equal(shk__buf_ranges_count(), indexed);
   assert_int_equal(shk__buf_recycle_count(), 0);
 }
@@ -243,7 +256,83 @@ static void ids_are_unique_across_threads_and_increase_within_one(void **state) 
   for (int i = 1; i < ID_THREADS * IDS_PER_THREAD; i++) assert_true(all[i] != all[i - 1]);
 }
 
+/* A process whose main thread has parked a buffer exits while other threads still create and
+ * release: nothing of the library may run for the threads the exit ends (they may hold its
+ * locks), so the exit never hangs. Run a few times: the window is narrow. */
+static void churn_forever(void *arg) {
+  unsigned char *mem = arg;
+  for (;;) {
+    shk_buf *buf = NULL;
+    if (shk_buf_consume(mem, 64, 1, NULL, &buf) == SHK_OK) shk_buf_release(buf);
+    shk_buf_release(make_quietly(64));
+  }
+}
+
+static int exit_while_threads_churn(int argc, char **argv) {
+  (void)argc;
+  (void)argv;
+  static unsigned char mem[4][256];
+  shk_buf_release(make_quietly(64)); /* parked by the main thread */
+  for (int i = 0; i < 4; i++) {
+    shk__os_thread *t;
+    if (shk__os_thread_start(&t, churn_forever, mem[i]) != SHK_OK) return 1;
+  }
+  shk__os_sleep_ns(20 * 1000000u);
+  return 0; /* exit with the threads running, never joined */
+}
+
+static void exit_with_busy_threads_does_not_hang(void **state) {
+  (void)state;
+  for (int run = 0; run < 5; run++) shk_test_run_child_ok("exit_while_threads_churn", 0, NULL, 30000);
+}
+
+/* Windows: fiber-local storage would follow a fiber to the thread that deletes it and free the
+ * first thread's state there; thread state must stay with its thread. */
+#ifdef _WIN32
+static void *main_fiber, *side_fiber;
+
+static void WINAPI park_in_fiber(void *arg) {
+  (void)arg;
+  shk_buf_release(make_quietly(64)); /* the thread's state is made inside the fiber */
+  SwitchToFiber(main_fiber);
+}
+
+static DWORD WINAPI delete_side_fiber(void *arg) {
+  (void)arg;
+  DeleteFiber(side_fiber);
+  return 0;
+}
+
+static int fiber_deleted_elsewhere(int argc, char **argv) {
+  (void)argc;
+  (void)argv;
+  main_fiber = ConvertThreadToFiber(NULL);
+  side_fiber = CreateFiber(0, park_in_fiber, NULL);
+  if (!main_fiber || !side_fiber) return 2;
+  SwitchToFiber(side_fiber);
+  HANDLE other = CreateThread(NULL, 0, delete_side_fiber, NULL, 0, NULL);
+  if (!other) return 3;
+  WaitForSingleObject(other, INFINITE);
+  CloseHandle(other);
+  for (int i = 0; i < 1000; i++) shk_buf_release(make_quietly(64)); /* state still this thread's */
+  return shk__buf_recycle_count() == 1 ? 0 : 4;
+}
+
+static void a_fiber_deleted_on_another_thread_leaves_thread_state_alone(void **state) {
+  (void)state;
+  shk_test_run_child_ok("fiber_deleted_elsewhere", 0, NULL, 30000);
+}
+#else
+static void a_fiber_deleted_on_another_thread_leaves_thread_state_alone(void **state) {
+  (void)state;
+  print_message("fibers are Windows only\n");
+  skip();
+}
+#endif
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(exit_with_busy_threads_does_not_hang),
+    cmocka_unit_test(a_fiber_deleted_on_another_thread_leaves_thread_state_alone),
     cmocka_unit_test(the_heap_hook_hears_recycled_buffers),
     cmocka_unit_test(a_thread_frees_what_it_parked_as_it_ends),
     cmocka_unit_test(a_buffer_released_by_another_thread_is_parked_there),
@@ -258,6 +347,11 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(shutdown_frees_every_parked_object),
 };
 
-static const shk_test_child children[] = {{NULL, NULL}};
+static const shk_test_child children[] = {
+    {"exit_while_threads_churn", exit_while_threads_churn},
+#ifdef _WIN32
+    {"fiber_deleted_elsewhere", fiber_deleted_elsewhere},
+#endif
+};
 
 SHK_TEST_MAIN(tests, children)

@@ -84,7 +84,7 @@ typedef struct exit_record {
 static exit_record exits;
 static shk__os_thread_key exit_key;
 
-static void SHK__OS_EXIT_CALLBACK note_exit(void *value) {
+static void note_exit(void *value) {
   atomic_fetch_add(&exits.calls, 1);
   atomic_store(&exits.value_seen, (uint64_t)(uintptr_t)value);
   atomic_store(&exits.thread_seen, shk__os_thread_id());

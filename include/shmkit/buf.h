@@ -160,7 +160,8 @@ SHK_API int shk_buf_retain(shk_buf *buf);
  * range leaves the index) or, with delayed_free, moves it to the pending list. Accepts NULL.
  * A destroyed heap buffer of up to 2 MiB may be parked for reuse by the next create of the same
  * size, one per size class (bit length of the size): below 4 KiB by the releasing thread (under
- * 8 KiB per thread, freed when that thread ends or calls shk_buf_shutdown()), from 4 KiB on in
+ * 8 KiB per thread, freed when that thread ends by itself or calls shk_buf_shutdown(); the main
+ * thread's and those of threads still running at exit go with the process), from 4 KiB on in
  * slots shared by all threads (under 4 MiB in all, freed by shk_buf_shutdown()). While parked
  * its range stays in the index, so consuming that (dangling) memory gives SHK_EOVERLAP.
  * Thread-safe. */
@@ -199,7 +200,9 @@ SHK_API bool shk_buf_consumed(const shk_buf *buf);
  * other allocators. The creating buffer removes the name when it is destroyed. */
 SHK_API const char *shk_buf_segment_name(const shk_buf *buf);
 
-/** The number of live and pending buffers (buffers parked for reuse are not counted). */
+/** The number of live and pending buffers (buffers parked for reuse are not counted). Exact
+ * while no other thread creates or releases buffers; during such calls it is a snapshot that may
+ * be off by the buffers made or parked meanwhile. For tests and diagnostics. */
 SHK_API size_t shk_buf_live_count(void);
 
 /* ---- regions and views ------------------------------------------------------------------ */
@@ -299,7 +302,9 @@ SHK_API int shk_buf_collect_all(size_t *collected);
 
 /** Collects every pending buffer and frees the buffers parked for reuse in the shared slots
  * and by the calling thread (other threads' parked buffers are freed as those threads end).
- * Also runs at normal process exit. The library stays usable afterwards. Returns SHK_OK. */
+ * Also runs at normal process exit once a buffer has been pending (an atexit handler registered
+ * then), so pending buffers get their callbacks. The library stays usable afterwards. Returns
+ * SHK_OK. */
 SHK_API int shk_buf_shutdown(void);
 
 /* ---- heap events ------------------------------------------------------------------------ */
@@ -316,8 +321,8 @@ SHK_API int shk_buf_set_heap_hook(shk_buf_heap_fn fn, void *user);
 
 /** How a buffer is mapped to a device. */
 typedef enum shk_buf_device_mode {
-  SHK_BUF_DEVICE_COPY = 1,  /**< a device copy (cudaMalloc), kept in sync by shk_buf_device_update */
-  SHK_BUF_DEVICE_PINNED = 2 /**< the host memory is registered as pinned (cudaHostRegister) */
+  SHK_BUF_DEVICE_COPY = 1,  /**< a device copy (cuMemAlloc), kept in sync by shk_buf_device_update */
+  SHK_BUF_DEVICE_PINNED = 2 /**< the host memory is registered as pinned (cuMemHostRegister) */
 } shk_buf_device_mode;
 
 /** Direction of an update. */

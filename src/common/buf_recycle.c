@@ -69,10 +69,12 @@ size_t shk__buf_recycle_count(void) {
 
 void shk__buf_recycle_flush_thread(shk__buf_thread *t) {
   for (size_t k = 0; k < SHK__BUF_THREAD_CLASSES; k++) {
-    if (!t->parked[k]) continue;
-    discard(t->parked[k]);
+    shk_buf *buf = t->parked[k];
+    if (!buf) continue;
+    /* Uncounted before it leaves the index, the order shk_buf_live_count() relies on. */
     t->parked[k] = NULL;
     shk__buf_count_parked(t, -1);
+    discard(buf);
   }
 }
 

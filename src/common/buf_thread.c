@@ -27,7 +27,7 @@ static void unlist(shk__buf_thread *t) {
   shk__os_mutex_unlock(&threads_lock);
 }
 
-static void SHK__OS_EXIT_CALLBACK thread_ended(void *value) {
+static void thread_ended(void *value) {
   shk__buf_thread *t = value;
   shk__buf_recycle_flush_thread(t);
   unlist(t);

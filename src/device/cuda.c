@@ -85,6 +85,17 @@ static int cuda_error(CUresult err) {
   return shk__error_record_os(code, (int)err);
 }
 
+/* SHK_CUDA_DRIVER, unless empty; ignored in set-user-id programs (glibc's secure_getenv), which
+ * must not load code an unprivileged caller names. */
+static const char *driver_override(void) {
+#ifdef __GLIBC__
+  const char *name = secure_getenv("SHK_CUDA_DRIVER");
+#else
+  const char *name = getenv("SHK_CUDA_DRIVER");
+#endif
+  return name && *name ? name : NULL;
+}
+
 /* A driver without one of the functions is too old to use: no device, as without a driver. */
 static int resolve_all(shk__os_library *lib) {
   for (size_t i = 0; i < SHK__ARRAY_LEN(driver_symbols); i++) {
@@ -99,9 +110,11 @@ static int resolve_all(shk__os_library *lib) {
 
 static void load_driver(void) {
   shk__os_mutex_init(&contexts_lock);
-  const char *name = getenv("SHK_CUDA_DRIVER");
+  const char *name = driver_override();
   shk__os_library *lib = NULL;
-  if (shk__os_library_open(name && *name ? name : DRIVER_LIBRARY, &lib) != SHK_OK) {
+  /* The default name only from the system's own directory: no planted nvcuda.dll is taken. */
+  bool system_only = !name;
+  if (shk__os_library_open(name ? name : DRIVER_LIBRARY, system_only, &lib) != SHK_OK) {
     load_rc = SHK_ENODEV;
     return;
   }

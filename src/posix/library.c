@@ -5,7 +5,8 @@
 #include "posix.h"
 
 /* The handle dlopen gives is the library object: nothing else to keep. */
-int shk__os_library_open(const char *name, shk__os_library **out) {
+int shk__os_library_open(const char *name, bool system_only, shk__os_library **out) {
+  (void)system_only; /* no separate system directory: the loader's own search order */
   *out = NULL;
   void *handle = dlopen(name, RTLD_NOW | RTLD_LOCAL);
   if (!handle) return SHK_ENOENT; /* dlerror() has the loader's reason; errno is not set */

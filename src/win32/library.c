@@ -1,15 +1,18 @@
 /* Shared libraries through LoadLibraryExW (UTF-8 names and paths). */
 #include "win32.h"
 
-int shk__os_library_open(const char *name, shk__os_library **out) {
+int shk__os_library_open(const char *name, bool system_only, shk__os_library **out) {
   *out = NULL;
   wchar_t wide[MAX_PATH];
   if (!win32_to_wide(name, wide, MAX_PATH)) return SHK_ENAME;
-  /* No "cannot find the DLL" dialog box for a library that is merely absent. */
-  UINT old_mode = SetErrorMode(SEM_FAILCRITICALERRORS | SEM_NOOPENFILEERRORBOX);
-  HMODULE module = LoadLibraryExW(wide, NULL, 0);
+  /* Otherwise the standard search: the caller chose this name or path itself. */
+  DWORD flags = system_only ? LOAD_LIBRARY_SEARCH_SYSTEM32 : 0;
+  /* No "cannot find the DLL" dialog box for a library that is merely absent (this thread only). */
+  DWORD old_mode = 0;
+  SetThreadErrorMode(SEM_FAILCRITICALERRORS | SEM_NOOPENFILEERRORBOX, &old_mode);
+  HMODULE module = LoadLibraryExW(wide, NULL, flags);
   DWORD err = module ? ERROR_SUCCESS : GetLastError();
-  SetErrorMode(old_mode);
+  SetThreadErrorMode(old_mode, NULL);
   if (!module) {
     int rc = win32_error(err); /* records the raw code for shk_last_os_error() */
     return rc == SHK_ENOMEM ? rc : SHK_ENOENT;
