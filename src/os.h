@@ -151,6 +151,11 @@ int shk__os_thread_key_create(shk__os_thread_key *key, shk__os_thread_exit_fn on
 /* Sets the calling thread's value. SHK_ENOMEM, SHK_EOS. */
 int shk__os_thread_key_set(const shk__os_thread_key *key, void *value);
 
+/* Runs prepare in the forking thread just before a fork(), and parent / child in each process
+ * just after it (pthread_atfork). SHK_OK and nothing at all where there is no fork (Windows).
+ * SHK_ENOMEM. */
+int shk__os_at_fork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
+
 /* An id of the calling thread, unique among the live threads of the system (gettid / GetCurrentThreadId). */
 uint64_t shk__os_thread_id(void);
 

@@ -13,7 +13,13 @@ static atomic_bool hook_set; /* fast check so buffers pay nothing without a hook
 static shk_buf_heap_fn hook_fn;   /* guarded by hook_lock */
 static void *hook_user;           /* guarded by hook_lock */
 
-static void hook_init(void) { shk__os_mutex_init(&hook_lock); }
+static void lock_hook(void) { shk__os_mutex_lock(&hook_lock); }
+static void unlock_hook(void) { shk__os_mutex_unlock(&hook_lock); }
+
+static void hook_init(void) {
+  shk__os_mutex_init(&hook_lock);
+  shk__fork_guard(lock_hook, unlock_hook);
+}
 
 int shk_buf_set_heap_hook(shk_buf_heap_fn fn, void *user) {
   shk__once_run(&hook_once, hook_init);

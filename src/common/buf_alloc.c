@@ -19,8 +19,12 @@ static void builtin_add(shk__buf_allocator *a, const char *name, const shk_buf_a
   registry = a;
 }
 
+static void lock_registry(void) { shk__os_mutex_lock(&registry_lock); }
+static void unlock_registry(void) { shk__os_mutex_unlock(&registry_lock); }
+
 static void registry_init(void) {
   shk__os_mutex_init(&registry_lock);
+  shk__fork_guard(lock_registry, unlock_registry);
   builtin_add(&builtins[0], "shm", &shk__buf_shm_allocator);
   builtin_add(&builtins[1], "pages", &shk__buf_pages_allocator);
   builtin_add(&builtins[2], "aligned", &shk__buf_aligned_allocator);

@@ -11,8 +11,12 @@ static size_t pending_count; /* guarded by pending_lock */
 
 static void collect_at_exit(void) { shk_buf_shutdown(); }
 
+static void lock_pending(void) { shk__os_mutex_lock(&pending_lock); }
+static void unlock_pending(void) { shk__os_mutex_unlock(&pending_lock); }
+
 static void pending_init(void) {
   shk__os_mutex_init(&pending_lock);
+  shk__fork_guard(lock_pending, unlock_pending);
   /* Whatever is still pending when the process ends normally gets its callbacks. */
   atexit(collect_at_exit);
 }

@@ -22,7 +22,7 @@ typedef struct chunk {
 static atomic_int ranges_lock;
 #define SPINS_BEFORE_YIELD 64
 
-static void lock(void) {
+static void take_lock(void) {
   while (atomic_exchange_explicit(&ranges_lock, 1, memory_order_acquire) != 0) {
     /* Wait on plain loads so waiters do not bounce the line between cores with writes. */
     for (int spins = 0; atomic_load_explicit(&ranges_lock, memory_order_relaxed) != 0; spins++) {
@@ -35,6 +35,15 @@ static void lock(void) {
 }
 
 static void unlock(void) { atomic_store_explicit(&ranges_lock, 0, memory_order_release); }
+
+/* Held across fork() too (fork_guard.c): a child's buffers need the index. */
+static shk__once guard_once;
+static void guard_across_fork(void) { shk__fork_guard(take_lock, unlock); }
+
+static void lock(void) {
+  shk__once_run(&guard_once, guard_across_fork);
+  take_lock();
+}
 
 /* All guarded by ranges_lock. firsts[i] == chunks[i]->start[0], kept apart so that the table
  * search touches one small array rather than every chunk. */

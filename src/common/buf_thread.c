@@ -35,8 +35,12 @@ static void thread_ended(void *value) {
   free(t);
 }
 
+static void lock_threads(void) { shk__os_mutex_lock(&threads_lock); }
+static void unlock_threads(void) { shk__os_mutex_unlock(&threads_lock); }
+
 static void threads_init(void) {
   shk__os_mutex_init(&threads_lock);
+  shk__fork_guard(lock_threads, unlock_threads);
   have_key = shk__os_thread_key_create(&thread_key, thread_ended) == SHK_OK;
 }
 

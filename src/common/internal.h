@@ -3,6 +3,7 @@
 #define SHMKIT_INTERNAL_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #ifdef _MSC_VER
@@ -61,6 +62,14 @@ typedef struct shk__once {
   atomic_int state; /* 0 not started, 1 running, 2 done */
 } shk__once;
 void shk__once_run(shk__once *once, void (*init)(void));
+
+/* Locks held across fork() (fork_guard.c): a forked child has only the forking thread, so a
+ * lock another thread held at the fork would stay held in the child for good. Each part adds
+ * its process-wide locks once; before a fork all are taken (the part's own lock function), and
+ * released after it in both processes. No lock is taken while holding another of them. At most
+ * SHK__FORK_GUARD_MAX; beyond that the lock is not guarded (false). */
+#define SHK__FORK_GUARD_MAX 16
+bool shk__fork_guard(void (*lock)(void), void (*unlock)(void));
 
 /* The OS segment behind a handle (shm.c), for chunk tasks that hand segments to workers. */
 const shk__os_segment *shk__shm_os_segment(const shk_shm *shm);

@@ -110,6 +110,11 @@ int shk__os_thread_key_set(const shk__os_thread_key *key, void *value) {
   return err == 0 ? SHK_OK : posix_error(err);
 }
 
+int shk__os_at_fork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
+  int err = pthread_atfork(prepare, parent, child);
+  return err == 0 ? SHK_OK : posix_error(err);
+}
+
 uint64_t shk__os_thread_id(void) {
 #ifdef __linux__
   return (uint64_t)syscall(SYS_gettid);

@@ -136,4 +136,11 @@ int shk__os_thread_key_set(const shk__os_thread_key *key, void *value) {
   return rc == SHK_OK ? SHK_EOS : rc;
 }
 
+int shk__os_at_fork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
+  (void)prepare; /* no fork: a worker is a new process, it inherits no lock */
+  (void)parent;
+  (void)child;
+  return SHK_OK;
+}
+
 uint64_t shk__os_thread_id(void) { return GetCurrentThreadId(); }
