@@ -8,6 +8,7 @@
 
 #include "shk_test.h"
 #include "shmkit.h"
+#include "common/internal.h"
 
 #ifndef _WIN32
 #include <signal.h>
@@ -99,8 +100,26 @@ static void a_child_forked_amid_buffer_traffic_can_make_buffers(void **state) {
 }
 #endif
 
+/* The guard holds a fixed number of locks; one more is refused, not written past the end. Run
+ * in a child: the slots it fills stay taken for the life of the process. */
+static void no_lock(void) {}
+
+static int fill_the_guard(int argc, char **argv) {
+  (void)argc;
+  (void)argv;
+  int added = 0;
+  while (added <= SHK__FORK_GUARD_MAX && shk__fork_guard(no_lock, no_lock)) added++;
+  return added >= 1 && added <= SHK__FORK_GUARD_MAX && !shk__fork_guard(no_lock, no_lock) ? 0 : 1;
+}
+
+static void the_guard_refuses_a_lock_past_its_capacity(void **state) {
+  (void)state;
+  shk_test_run_child_ok("fill_the_guard", 0, NULL, 30000);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_child_forked_amid_buffer_traffic_can_make_buffers),
+    cmocka_unit_test(the_guard_refuses_a_lock_past_its_capacity),
 };
-static const shk_test_child children[] = {{NULL, NULL}};
+static const shk_test_child children[] = {{"fill_the_guard", fill_the_guard}};
 SHK_TEST_MAIN(tests, children)

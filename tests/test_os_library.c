@@ -41,6 +41,17 @@ static void what_is_missing_is_reported(void **state) {
   assert_null(shk__os_library_function(lib, "shk_no_such_function"));
   shk__os_library_close(lib);
   shk__os_library_close(NULL); /* accepted */
+  /* A name past any path limit: the UTF-16 conversion refuses it on Windows, the loader on
+   * POSIX; either way nothing is loaded. */
+  static char long_name[5000];
+  memset(long_name, 'a', sizeof long_name - 1);
+  lib = (shk__os_library *)1;
+#ifdef _WIN32
+  assert_int_equal(shk__os_library_open(long_name, false, &lib), SHK_ENAME);
+#else
+  assert_int_equal(shk__os_library_open(long_name, false, &lib), SHK_ENOENT);
+#endif
+  assert_null(lib);
 }
 
 typedef const char *(*version_fn)(void);

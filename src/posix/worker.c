@@ -201,20 +201,32 @@ static void stash_put(uint64_t id, int fd) {
   stash[slot].fd = fd;
 }
 
+/* Room for one passed descriptor, aligned for its header. */
+typedef union fd_control {
+  struct cmsghdr align;
+  char buf[CMSG_SPACE(sizeof(int))];
+} fd_control;
+
+/* A message of one record with room for one descriptor, for sendmsg or recvmsg. */
+static void record_message(struct msghdr *msg, struct iovec *iov, posix_record *r,
+                           fd_control *control) {
+  memset(control, 0, sizeof *control);
+  iov->iov_base = r;
+  iov->iov_len = sizeof *r;
+  memset(msg, 0, sizeof *msg);
+  msg->msg_iov = iov;
+  msg->msg_iovlen = 1;
+  msg->msg_control = control->buf;
+  msg->msg_controllen = sizeof control->buf;
+}
+
 /* Receives one record; a segment's descriptor goes to the stash. 1 record, 0 end of file,
  * -1 error. */
 static int receive_record(int sock, posix_record *r) {
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int))];
-  } control;
-  struct iovec iov = {r, sizeof *r};
+  fd_control control;
+  struct iovec iov;
   struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control.buf;
-  msg.msg_controllen = sizeof control.buf;
+  record_message(&msg, &iov, r, &control);
   ssize_t n;
   do {
     n = recvmsg(sock, &msg, MSG_WAITALL | MSG_CMSG_CLOEXEC);
@@ -344,18 +356,10 @@ void shk__os_worker_reap(shk__os_worker *w, bool kill, int64_t timeout_ms, shk__
 int shk__os_worker_give_segment(shk__os_worker *w, const shk__os_segment *seg, uint64_t id,
                                 uint64_t *token) {
   posix_record r = {RECORD_SEGMENT, 0, id};
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE(sizeof(int))];
-  } control;
-  memset(&control, 0, sizeof control);
-  struct iovec iov = {&r, sizeof r};
+  fd_control control;
+  struct iovec iov;
   struct msghdr msg;
-  memset(&msg, 0, sizeof msg);
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control.buf;
-  msg.msg_controllen = sizeof control.buf;
+  record_message(&msg, &iov, &r, &control);
   struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
