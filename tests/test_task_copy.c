@@ -23,21 +23,31 @@ static void fill_pattern(unsigned char *d, size_t n, uint32_t seed) {
   }
 }
 
-/* Copies size bytes from src + src_skew to dst + dst_skew with `threads` and checks the copy and
- * the guard bytes on either side of it. */
+/* The source bytes of every copy: one pattern, made once (the tests also run under valgrind). */
+#define SOURCE_MAX (3 * SHK__COPY_PIECE_MIN + 16384)
+static unsigned char *source(void) {
+  static unsigned char *src;
+  if (!src) {
+    src = malloc(SOURCE_MAX);
+    assert_non_null(src);
+    fill_pattern(src, SOURCE_MAX, 7);
+  }
+  return src;
+}
+
+/* Copies size bytes from the source at src_skew to dst_skew bytes past a guard, with `threads`,
+ * and checks the copy and the guard bytes on either side of it. */
 static void check_copy(size_t size, size_t src_skew, size_t dst_skew, unsigned threads) {
-  unsigned char *src = malloc(size + src_skew + 1);
+  assert_true(size + src_skew <= SOURCE_MAX);
+  const unsigned char *src = source() + src_skew;
   unsigned char *dst = malloc(size + dst_skew + 2 * GUARD);
-  assert_non_null(src);
   assert_non_null(dst);
-  fill_pattern(src, size + src_skew + 1, (uint32_t)(size ^ threads));
   memset(dst, 0xA5, size + dst_skew + 2 * GUARD);
   unsigned char *to = dst + GUARD + dst_skew;
-  shk__task_copy_in(to, src + src_skew, size, threads);
-  assert_memory_equal(to, src + src_skew, size);
+  shk__task_copy_in(to, src, size, threads);
+  assert_int_equal(memcmp(to, src, size), 0);
   for (size_t i = 0; i < GUARD + dst_skew; i++) assert_int_equal(dst[i], 0xA5);
   for (size_t i = 0; i < GUARD; i++) assert_int_equal(to[size + i], 0xA5);
-  free(src);
   free(dst);
 }
 
@@ -65,7 +75,8 @@ static void the_plan_uses_one_thread_below_the_threshold_and_caps_the_rest(void 
 static void sizes_around_the_threshold_copy_exactly(void **state) {
   (void)state;
   const size_t piece = SHK__COPY_PIECE_MIN;
-  const size_t sizes[] = {1, 7, 4096, 4097, 2 * piece - 1, 2 * piece, 2 * piece + 1, 3 * piece - 4095};
+  const size_t sizes[] = {1, 7, 4096, 4097, 2 * piece - 1, 2 * piece, 2 * piece + 1, 3 * piece - 4095,
+                          3 * piece + 4097};
   for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
     check_copy(sizes[s], 0, 0, 2);
     check_copy(sizes[s], 0, 0, 4);
@@ -75,8 +86,8 @@ static void sizes_around_the_threshold_copy_exactly(void **state) {
 static void unaligned_ends_and_odd_sizes_copy_exactly_with_any_thread_count(void **state) {
   (void)state;
   const size_t piece = SHK__COPY_PIECE_MIN;
-  const size_t size = 5 * piece + 12345;
-  const unsigned threads[] = {1, 2, 3, 5, 7, 64, 1000};
+  const size_t size = 3 * piece + 4321;
+  const unsigned threads[] = {1, 2, 3, 64, 1000};
   const size_t skews[][2] = {{0, 0}, {1, 0}, {0, 1}, {3, 7}, {4095, 1}, {17, 4093}};
   for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++)
     for (size_t k = 0; k < sizeof skews / sizeof skews[0]; k++)
