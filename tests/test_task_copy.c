@@ -104,13 +104,13 @@ static int sum_fn(const shk_task_chunk *c, shk_task_out *out) {
   return shk_task_out_write(out, &sum, sizeof sum);
 }
 
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      return __LINE__;                                                         \
-    }                                                                          \
-  } while (0)
+/* In a child routine: reports a failed check and returns its line as the exit code. */
+static int check_failed(int line, const char *what) {
+  fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, line, what);
+  return line;
+}
+#define CHECK(cond) \
+  if (!(cond)) return check_failed(__LINE__, #cond)
 
 /* A process pool whose input is copied in (plain memory, not a segment): an unaligned input
  * above the threshold, then a larger one (the staging segment grows: fresh pages), then a
