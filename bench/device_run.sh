@@ -17,7 +17,11 @@ budget=${SHK_DEVICE_BUDGET_S:-330}
 out=${OUT:-$root/build/device-out}
 build=${SHK_DEVICE_BUILD:-$root/build/device}
 mkdir -p "$out"
-exec > >(tee "$out/device_run.log") 2>&1
+# Everything below also goes to device_run.log: the script runs itself again through tee.
+if [ -z "${SHK_DEVICE_LOGGED:-}" ]; then
+  SHK_DEVICE_LOGGED=1 bash "${BASH_SOURCE[0]}" "$@" 2>&1 | tee "$out/device_run.log"
+  exit "${PIPESTATUS[0]}"
+fi
 SECONDS=0
 
 say() { printf '\n==> [%3ss] %s\n' "$SECONDS" "$*"; }
