@@ -330,7 +330,7 @@ static const char *const way_names[WAYS] = {"process pool, in segment", "process
 static void part_scan_header(int reps) {
   printf("(b) best of %d, one thread / N bare threads / pools alternating; x = speedup over one "
          "thread, of bare = N bare threads' time / this (targets: >= 0.9; copy-in >= 0.7, and >= "
-         "1.0x at N = 1)\n",
+         "1.0x at N = 1); the copy-in runs on up to one thread per CPU, whatever N\n",
          reps);
   printf("  %3s %-22s %10s | %-18s |", "N", "work", "one thread", "N bare threads");
   for (int w = 0; w < WAYS; w++) printf(" %-30s |", way_names[w]);
