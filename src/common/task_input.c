@@ -3,6 +3,7 @@
  * into the pool's staging segment, which is kept warm and grown. */
 #include <string.h>
 
+#include "task_copy.h"
 #include "task_internal.h"
 
 /* Gives worker i the input segment (id, seg) unless it has it, and names it in its slot. The
@@ -105,7 +106,7 @@ int shk__task_place_input(shk_task_pool *pool, const shk__task_call *call, shk__
   }
   int rc = grow_staging(pool, call->size);
   if (rc != SHK_OK) return rc;
-  memcpy(pool->staging.addr, call->data, call->size);
+  shk__task_copy_in(pool->staging.addr, call->data, call->size, shk__os_caps_get()->cpu_count);
   return give_input_all(pool, &pool->staging, pool->staging_id, true);
 }
 

@@ -1,0 +1,173 @@
+/* A pool's copy-in on several threads (src/common/task_copy.c): every byte lands where memcpy
+ * would put it and none outside, for odd sizes, unaligned ends, sizes around the threshold and
+ * any thread count; and a process pool that copies an input of that kind in gets every match. */
+/* ctest: labels=unit;multiprocess;tsan;internal timeout=120 */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shk_test.h"
+#include "shmkit.h"
+#include "common/task_copy.h"
+
+#define GUARD 64
+#define CHILD_TIMEOUT_MS 60000
+
+static void fill_pattern(unsigned char *d, size_t n, uint32_t seed) {
+  uint32_t x = seed | 1u;
+  for (size_t i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    d[i] = (unsigned char)x;
+  }
+}
+
+/* The source bytes of every copy: one pattern, made once (the tests also run under valgrind). */
+#define SOURCE_MAX (3 * SHK__COPY_PIECE_MIN + 16384)
+static unsigned char *source(void) {
+  static unsigned char *src;
+  if (!src) {
+    src = malloc(SOURCE_MAX);
+    assert_non_null(src);
+    fill_pattern(src, SOURCE_MAX, 7);
+  }
+  return src;
+}
+
+/* Copies size bytes from the source at src_skew to dst_skew bytes past a guard, with `threads`,
+ * and checks the copy and the guard bytes on either side of it. */
+static void check_copy(size_t size, size_t src_skew, size_t dst_skew, unsigned threads) {
+  assert_true(size + src_skew <= SOURCE_MAX);
+  const unsigned char *src = source() + src_skew;
+  unsigned char *dst = malloc(size + dst_skew + 2 * GUARD);
+  assert_non_null(dst);
+  memset(dst, 0xA5, size + dst_skew + 2 * GUARD);
+  unsigned char *to = dst + GUARD + dst_skew;
+  shk__task_copy_in(to, src, size, threads);
+  assert_int_equal(memcmp(to, src, size), 0);
+  for (size_t i = 0; i < GUARD + dst_skew; i++) assert_int_equal(dst[i], 0xA5);
+  for (size_t i = 0; i < GUARD; i++) assert_int_equal(to[size + i], 0xA5);
+  free(dst);
+}
+
+static void zero_bytes_touch_nothing(void **state) {
+  (void)state;
+  unsigned char d[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  shk__task_copy_in(NULL, NULL, 0, 8);
+  shk__task_copy_in(d, "abcdefgh", 0, 8);
+  for (int i = 0; i < 8; i++) assert_int_equal(d[i], i + 1);
+  assert_int_equal(shk__task_copy_plan(0, 8), 1);
+}
+
+static void the_plan_uses_one_thread_below_the_threshold_and_caps_the_rest(void **state) {
+  (void)state;
+  const size_t piece = SHK__COPY_PIECE_MIN;
+  assert_int_equal(shk__task_copy_plan(2 * piece - 1, 64), 1);
+  assert_int_equal(shk__task_copy_plan(2 * piece, 64), 2);
+  assert_int_equal(shk__task_copy_plan(2 * piece, 0), 1);
+  assert_int_equal(shk__task_copy_plan(2 * piece, 1), 1);
+  assert_int_equal(shk__task_copy_plan(7 * piece + 5, 3), 3);
+  assert_int_equal(shk__task_copy_plan(7 * piece + 5, 100), 7);
+  assert_int_equal(shk__task_copy_plan(SIZE_MAX, 100000), SHK__COPY_THREADS_MAX);
+}
+
+static void sizes_around_the_threshold_copy_exactly(void **state) {
+  (void)state;
+  const size_t piece = SHK__COPY_PIECE_MIN;
+  const size_t sizes[] = {1, 7, 4096, 4097, 2 * piece - 1, 2 * piece, 2 * piece + 1, 3 * piece - 4095,
+                          3 * piece + 4097};
+  for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+    check_copy(sizes[s], 0, 0, 2);
+    check_copy(sizes[s], 0, 0, 4);
+  }
+}
+
+static void unaligned_ends_and_odd_sizes_copy_exactly_with_any_thread_count(void **state) {
+  (void)state;
+  const size_t piece = SHK__COPY_PIECE_MIN;
+  const size_t size = 3 * piece + 4321;
+  const unsigned threads[] = {1, 2, 3, 64, 1000};
+  const size_t skews[][2] = {{0, 0}, {1, 0}, {0, 1}, {3, 7}, {4095, 1}, {17, 4093}};
+  for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++)
+    for (size_t k = 0; k < sizeof skews / sizeof skews[0]; k++)
+      check_copy(size, skews[k][0], skews[k][1], threads[t]);
+}
+
+/* ---- through a pool ----------------------------------------------------------------------- */
+
+/* Sums the chunk's bytes: a wrong or missing byte anywhere changes some chunk's sum. */
+static int sum_fn(const shk_task_chunk *c, shk_task_out *out) {
+  const unsigned char *d = c->data;
+  uint64_t sum = 0;
+  for (size_t i = 0; i < c->size; i++) sum += (uint64_t)d[i] * (c->offset + i + 1);
+  return shk_task_out_write(out, &sum, sizeof sum);
+}
+
+/* In a child routine: reports a failed check and returns its line as the exit code. */
+static int check_failed(int line, const char *what) {
+  fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, line, what);
+  return line;
+}
+#define CHECK(cond) \
+  if (!(cond)) return check_failed(__LINE__, #cond)
+
+/* A process pool whose input is copied in (plain memory, not a segment): an unaligned input
+ * above the threshold, then a larger one (the staging segment grows: fresh pages), then a
+ * smaller one (the kept segment), each summed exactly. */
+static int copied_inputs_reach_the_workers_intact_child(int argc, char **argv) {
+  (void)argc;
+  (void)argv;
+  const size_t piece = SHK__COPY_PIECE_MIN;
+  const size_t sizes[] = {3 * piece + 3, 6 * piece + 4097, 2 * piece + 1, 100};
+  unsigned char *mem = malloc(6 * piece + 4097 + 1);
+  CHECK(mem != NULL);
+  unsigned char *input = mem + 1;
+  fill_pattern(mem, 6 * piece + 4097 + 1, 99);
+  shk_task_pool *pool = NULL;
+  CHECK(shk_task_pool_create(3, SHK_TASK_PROCESSES, &pool) == SHK_OK);
+  for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+    size_t size = sizes[s];
+    shk_task_options opts = {0};
+    opts.chunks = 13;
+    shk_task_results *results = NULL;
+    CHECK(shk_task_pool_run(pool, input, size, sum_fn, &opts, &results) == SHK_OK);
+    uint64_t got = 0, want = 0;
+    for (size_t i = 0; i < shk_task_results_count(results); i++) {
+      const shk_task_result *r = shk_task_results_get(results, i);
+      CHECK(r->status == SHK_TASK_OK && r->size == sizeof got);
+      uint64_t v;
+      memcpy(&v, r->data, sizeof v);
+      got += v;
+    }
+    for (size_t i = 0; i < size; i++) want += (uint64_t)input[i] * (i + 1);
+    shk_task_results_free(results);
+    CHECK(got == want);
+  }
+  shk_task_pool_free(pool);
+  free(mem);
+  return 0;
+}
+
+static void copied_inputs_reach_the_workers_intact(void **state) {
+  (void)state;
+  shk_test_run_child_ok("copied_inputs_reach_the_workers_intact", 0, NULL, CHILD_TIMEOUT_MS);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(zero_bytes_touch_nothing),
+    cmocka_unit_test(the_plan_uses_one_thread_below_the_threshold_and_caps_the_rest),
+    cmocka_unit_test(sizes_around_the_threshold_copy_exactly),
+    cmocka_unit_test(unaligned_ends_and_odd_sizes_copy_exactly_with_any_thread_count),
+    cmocka_unit_test(copied_inputs_reach_the_workers_intact),
+};
+
+static const shk_test_child children[] = {
+    {"copied_inputs_reach_the_workers_intact", copied_inputs_reach_the_workers_intact_child},
+};
+
+int main(int argc, char **argv) {
+  shk_worker_main(argc, argv);
+  return shk_test_main(argc, argv, __FILE__, tests, sizeof tests / sizeof tests[0], children,
+                       sizeof children / sizeof children[0]);
+}
