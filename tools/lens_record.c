@@ -22,12 +22,40 @@ static void help(FILE *f) {
 typedef struct record {
   trace_json *trace;
   uint64_t events[SHK_LENS_KIND_COUNT];
+  /* Zones and plots whose name had not arrived yet (a reader that attached late sees records
+   * sent before the producers learnt of it): written at the end, when the names are known. */
+  shk_lens_event *deferred;
+  size_t deferred_count, deferred_cap;
 } record;
+
+static bool defer(record *rec, const shk_lens_event *e) {
+  if (rec->deferred_count == rec->deferred_cap) {
+    size_t cap = rec->deferred_cap ? rec->deferred_cap * 2 : 64;
+    shk_lens_event *list = realloc(rec->deferred, cap * sizeof *list);
+    if (!list) return false;
+    rec->deferred = list;
+    rec->deferred_cap = cap;
+  }
+  rec->deferred[rec->deferred_count++] = *e;
+  return true;
+}
 
 static void on_event(const shk_lens_event *e, void *user) {
   record *rec = user;
-  trace_json_event(rec->trace, e);
   rec->events[e->kind]++;
+  bool named = e->kind == SHK_LENS_ZONE || e->kind == SHK_LENS_PLOT;
+  if (named && !e->name_known && defer(rec, e)) return;
+  trace_json_event(rec->trace, e);
+}
+
+static void write_deferred(shk_lens_reader *r, record *rec) {
+  for (size_t i = 0; i < rec->deferred_count; i++) {
+    shk_lens_event *e = &rec->deferred[i];
+    const char *name = shk_lens_reader_string(r, e->pid, e->name_key);
+    if (name) e->name = name;
+    trace_json_event(rec->trace, e);
+  }
+  free(rec->deferred);
 }
 
 static uint64_t sum(const uint64_t *v) {
@@ -44,6 +72,7 @@ static void progress(shk_lens_reader *r, const record *rec, bool final) {
     dropped += st.segment[k].dropped;
     malformed += st.malformed[k];
   }
+  if (dropped >= (1ull << 62)) dropped = 0; /* shown per thread below, marked */
   printf("%s%llu events (%llu zones, %llu frames, %llu plots, %llu heap, %llu logs), %llu strings, "
          "%llu dropped, %llu malformed%s",
          final ? "" : "\r", (unsigned long long)sum(rec->events),
@@ -105,8 +134,12 @@ int lens_record_main(int argc, char **argv) {
     if (shk_lens_reader_finished(r)) break;
   }
   shk_lens_reader_drain(r, on_event, &rec, NULL);
+  write_deferred(r, &rec);
   if (live) printf("\n");
-  if (!quiet) progress(r, &rec, true);
+  if (!quiet) {
+    progress(r, &rec, true);
+    tool_print_threads(r);
+  }
   shk_lens_reader_close(r);
   if (trace_json_close(rec.trace) != 0) {
     fprintf(stderr, "shmkit: writing %s failed\n", output);

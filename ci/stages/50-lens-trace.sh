@@ -99,7 +99,7 @@ check "build the lens reader fuzzer (clang)" build_fuzzer
 run_fuzzer() {
   [ -x "$fuzz_build/bin/fuzz_lens_reader" ] || return 1
   mkdir -p "$SHK_CACHE_DIR/lens-fuzz-corpus"
-  "$fuzz_build/bin/fuzz_lens_reader" -max_total_time=20 -max_len=26200 -timeout=10 \
+  "$fuzz_build/bin/fuzz_lens_reader" -max_total_time=20 -max_len=6000 -timeout=10 \
     "$SHK_CACHE_DIR/lens-fuzz-corpus"
 }
 check "fuzz the lens reader for 20 s" run_fuzzer
