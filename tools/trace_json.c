@@ -23,8 +23,20 @@ typedef struct process_track {
   bool frames, logs;
 } process_track;
 
+#define NAME_CACHE 256
+
+typedef struct name_entry {
+  const char *name; /* the reader's pointer */
+  char *json;
+  size_t len;
+} name_entry;
+
 struct trace_json {
   FILE *f;
+  name_entry names[NAME_CACHE];
+  uint32_t last_thread_pid;
+  uint64_t last_thread_tid;
+  const char *last_thread_name;
   char *process_name;
   bool first;
   thread_track *threads;
@@ -45,33 +57,54 @@ static size_t utf8_sequence(const unsigned char *s, size_t left) {
   return n;
 }
 
-void trace_json_string(FILE *f, const char *text, size_t len) {
+/* Writes text as a JSON string with quotes into out (room for 6 * len + 2 bytes); returns the
+ * bytes written. Escapes, and U+FFFD for bytes that are not UTF-8. */
+static size_t json_escape(char *out, const char *text, size_t len) {
+  static const char hex[] = "0123456789abcdef";
   const unsigned char *s = (const unsigned char *)text;
-  fputc('"', f);
+  char *o = out;
+  *o++ = '"';
   for (size_t i = 0; i < len;) {
     unsigned char c = s[i];
     if (c == '"' || c == '\\') {
-      fputc('\\', f);
-      fputc(c, f);
+      *o++ = '\\';
+      *o++ = (char)c;
       i++;
     } else if (c < 0x20) {
-      fprintf(f, "\\u%04x", c);
+      memcpy(o, "\\u00", 4);
+      o[4] = hex[c >> 4];
+      o[5] = hex[c & 15];
+      o += 6;
       i++;
     } else if (c < 0x80) {
-      fputc(c, f);
+      *o++ = (char)c;
       i++;
     } else {
       size_t n = utf8_sequence(s + i, len - i);
       if (n == 0) {
-        fputs("\\ufffd", f);
+        memcpy(o, "\\ufffd", 6);
+        o += 6;
         i++;
       } else {
-        fwrite(s + i, 1, n, f);
+        memcpy(o, s + i, n);
+        o += n;
         i += n;
       }
     }
   }
-  fputc('"', f);
+  *o++ = '"';
+  return (size_t)(o - out);
+}
+
+void trace_json_string(FILE *f, const char *text, size_t len) {
+  char small[1024];
+  char *out = len <= (sizeof small - 2) / 6 ? small : malloc(len * 6 + 2);
+  if (!out) {
+    fputs("\"\"", f);
+    return;
+  }
+  fwrite(out, 1, json_escape(out, text, len), f);
+  if (out != small) free(out);
 }
 
 static void put_cstring(FILE *f, const char *s) { trace_json_string(f, s, strlen(s)); }
@@ -81,6 +114,7 @@ int trace_json_open(const char *path, const char *process_name, trace_json **out
   trace_json *t = calloc(1, sizeof *t);
   if (!t) return -1;
   t->f = fopen(path, "wb");
+  if (t->f) setvbuf(t->f, NULL, _IOFBF, 1u << 16);
   t->process_name = malloc(strlen(process_name) + 1);
   if (!t->f || !t->process_name) {
     if (t->f) fclose(t->f);
@@ -177,15 +211,95 @@ static void put_span(FILE *f, double end, uint64_t duration_ns, int64_t gap_ns) 
   put_us(f, "dur", dur > gap_ns ? dur - gap_ns : dur);
 }
 
+/* Decimal digits of v at p; returns the end. */
+static char *put_u64(char *p, uint64_t v) {
+  char tmp[20];
+  int n = 0;
+  do {
+    tmp[n++] = (char)('0' + v % 10);
+    v /= 10;
+  } while (v);
+  while (n) *p++ = tmp[--n];
+  return p;
+}
+
+/* Microseconds with three decimals, from nanoseconds. */
+static char *put_micro(char *p, int64_t ns) {
+  if (ns < 0) ns = 0;
+  p = put_u64(p, (uint64_t)ns / 1000);
+  unsigned frac = (unsigned)((uint64_t)ns % 1000);
+  p[0] = '.';
+  p[1] = (char)('0' + frac / 100);
+  p[2] = (char)('0' + frac / 10 % 10);
+  p[3] = (char)('0' + frac % 10);
+  return p + 4;
+}
+
+/* The escaped JSON of a name, by its address (names stay valid until the reader closes, and a
+ * name is escaped once instead of at every zone). */
+static const char *escaped_name(trace_json *t, const char *name, size_t *len) {
+  size_t slot = ((uintptr_t)name >> 4) % NAME_CACHE;
+  name_entry *c = &t->names[slot];
+  if (c->name != name) {
+    size_t n = strlen(name);
+    char *json = malloc(n * 6 + 2);
+    if (!json) {
+      *len = 2;
+      return "\"\"";
+    }
+    free(c->json);
+    c->json = json;
+    c->len = json_escape(json, name, n);
+    c->name = name;
+  }
+  *len = c->len;
+  return c->json;
+}
+
+/* Zones are most of a trace: written with one fwrite, no printf. */
 static void zone_event(trace_json *t, const shk_lens_event *e) {
-  note_thread(t, e);
-  process_of(t, e->pid);
-  begin_event(t);
-  fputs("{\"ph\":\"X\",\"cat\":\"zone\",\"name\":", t->f);
-  put_cstring(t->f, e->name);
-  fprintf(t->f, ",\"pid\":%u,\"tid\":%llu", e->pid, (unsigned long long)e->tid);
-  put_span(t->f, e->time, e->duration_ns, 0);
-  fprintf(t->f, ",\"args\":{\"depth\":%u,\"color\":\"#%06x\"}}", e->depth, e->color);
+  if (t->last_thread_pid != e->pid || t->last_thread_tid != e->tid ||
+      t->last_thread_name != e->thread) {
+    note_thread(t, e);
+    process_of(t, e->pid);
+    t->last_thread_pid = e->pid;
+    t->last_thread_tid = e->tid;
+    t->last_thread_name = e->thread;
+  }
+  size_t name_len;
+  const char *name = escaped_name(t, e->name, &name_len);
+  char line[256];
+  char *p = line;
+  if (!t->first) {
+    memcpy(p, ",\n", 2);
+    p += 2;
+  }
+  t->first = false;
+  static const char head[] = "{\"ph\":\"X\",\"cat\":\"zone\",\"name\":";
+  memcpy(p, head, sizeof head - 1);
+  p += sizeof head - 1;
+  fwrite(line, 1, (size_t)(p - line), t->f);
+  fwrite(name, 1, name_len, t->f);
+  p = line;
+  memcpy(p, ",\"pid\":", 7);
+  p = put_u64(p + 7, e->pid);
+  memcpy(p, ",\"tid\":", 7);
+  p = put_u64(p + 7, e->tid);
+  int64_t end_ns = ns_of(e->time);
+  int64_t dur = e->duration_ns > (uint64_t)end_ns ? end_ns : (int64_t)e->duration_ns;
+  memcpy(p, ",\"ts\":", 6);
+  p = put_micro(p + 6, end_ns - dur);
+  memcpy(p, ",\"dur\":", 7);
+  p = put_micro(p + 7, dur);
+  memcpy(p, ",\"args\":{\"depth\":", 17);
+  p = put_u64(p + 17, e->depth);
+  static const char hex[] = "0123456789abcdef";
+  memcpy(p, ",\"color\":\"#", 11);
+  p += 11;
+  for (int shift = 20; shift >= 0; shift -= 4) *p++ = hex[(e->color >> shift) & 15];
+  memcpy(p, "\"}}", 3);
+  p += 3;
+  fwrite(line, 1, (size_t)(p - line), t->f);
 }
 
 static void frame_event(trace_json *t, const shk_lens_event *e) {
@@ -270,6 +384,7 @@ int trace_json_close(trace_json *t) {
   fputs("\n]}\n", t->f);
   int rc = ferror(t->f) ? -1 : 0;
   if (fclose(t->f) != 0) rc = -1;
+  for (size_t i = 0; i < NAME_CACHE; i++) free(t->names[i].json);
   free(t->threads);
   free(t->processes);
   free(t->process_name);

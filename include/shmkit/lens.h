@@ -203,10 +203,11 @@ typedef struct shk_lens_reader shk_lens_reader;
 typedef struct shk_lens_reader_options {
   uint32_t struct_size;   /**< sizeof(shk_lens_reader_options) */
   uint32_t max_strings;   /**< distinct string keys kept; default 65536 */
-  uint64_t idle_spin_ns;  /**< poll: keep looking without sleeping this long after the last
-                             event; default 2 ms */
-  uint64_t idle_sleep_ns; /**< poll: then sleep this long between looks; default 1 ms (a thread
-                             ring of the default size holds about 8 ms at 1 M zones/s) */
+  uint64_t idle_spin_ns;  /**< poll: keep looking without a pause this long after a look that
+                             found a ring at least 1/8 full; default 2 ms */
+  uint64_t idle_sleep_ns; /**< poll: otherwise look once per this long (events flowing slowly,
+                             or none); default 1 ms (a thread ring of the default size holds
+                             about 8 ms at 1 M zones/s) */
 } shk_lens_reader_options;
 
 /** Fills *options with the defaults (struct_size set). Accepts NULL (does nothing). */

@@ -42,6 +42,9 @@ struct shk_lens_reader {
   uint64_t received[SHK_LENS_KIND_COUNT];
   uint64_t malformed[SHK_LENS_KIND_COUNT];
   uint64_t last_event_ns;
+  uint64_t last_busy_ns;    /* when a collect last found a ring at least 1/8 full */
+  uint64_t last_collect_ns; /* when the last collect began */
+  uint64_t max_backlog;     /* the fullest ring seen by the last collect, in records */
   uint64_t producers_checked_ns;
   uint32_t live_producers, dead_producers;
   ring_state *rings;
@@ -395,6 +398,8 @@ static bool drain_ring(shk_lens_reader *r, uint32_t i, uint64_t now) {
   uint64_t mask = r->geo.ring_records - 1;
   uint64_t start = rs->tail;
   bool room = true;
+  if (head - rs->tail > r->max_backlog && head - rs->tail <= r->geo.ring_records)
+    r->max_backlog = head - rs->tail;
   if (head - rs->tail > r->geo.ring_records) {
     r->malformed[SHK_LENS_ZONE]++; /* head behind tail, or past a whole ring: not followable */
     rs->tail = head;
@@ -454,6 +459,8 @@ static void count_drained(shk_lens_reader *r, uint32_t i, size_t first) {
 static void collect(shk_lens_reader *r) {
   r->event_count = r->event_next = 0;
   r->text_used = 0;
+  r->max_backlog = 0;
+  r->last_collect_ns = shk__os_now_ns();
   uint32_t used = SHK__MIN(shk__lens_load32(&r->hdr->rings_used), r->geo.ring_count);
   if (used == 0) return;
   uint64_t now = shk__os_now_ns();
@@ -469,6 +476,7 @@ static void collect(shk_lens_reader *r) {
     }
   }
   if (r->event_count > 0) r->last_event_ns = now;
+  if (r->max_backlog >= r->geo.ring_records / 8) r->last_busy_ns = now;
 }
 
 static size_t deliver_pending(shk_lens_reader *r, shk_lens_event_fn fn, void *user) {
@@ -518,11 +526,24 @@ static void spin_for_data(shk_lens_reader *r, uint64_t until) {
   shk__os_yield();
 }
 
+/* Sleeps up to ns, but not past the poll's deadline. */
+static void nap(uint64_t ns, uint64_t start, uint64_t timeout_ns) {
+  uint64_t now = shk__os_now_ns();
+  if (now - start >= timeout_ns) return;
+  shk__os_sleep_ns(SHK__MIN(ns, timeout_ns - (now - start)));
+}
+
 int shk_lens_reader_poll(shk_lens_reader *r, uint64_t timeout_ns, shk_lens_event_fn fn,
                          void *user, size_t *count) {
   if (count) *count = 0;
   if (!r) return SHK_EINVAL;
   uint64_t start = shk__os_now_ns();
+  /* A thread ring holds milliseconds of events: while every ring stays under 1/8 full, looking
+   * once per idle_sleep_ns loses nothing and costs the reader little CPU per event. Only a ring
+   * filling faster than that keeps the reader looking without a pause (for idle_spin_ns). */
+  bool busy = start - r->last_busy_ns < r->options.idle_spin_ns;
+  if (!busy && start - r->last_collect_ns < r->options.idle_sleep_ns)
+    nap(r->options.idle_sleep_ns - (start - r->last_collect_ns), start, timeout_ns);
   for (;;) {
     size_t n = 0;
     shk_lens_reader_drain(r, fn, user, &n);
@@ -532,14 +553,8 @@ int shk_lens_reader_poll(shk_lens_reader *r, uint64_t timeout_ns, shk_lens_event
     }
     uint64_t now = shk__os_now_ns();
     if (now - start >= timeout_ns) return SHK_ETIMEDOUT;
-    /* Right after events, look again soon: a producer may be waiting for room. After a quiet
-     * spell, sleep: a thread ring holds milliseconds of events, so an idle recorder costs nothing. */
-    if (now - r->last_event_ns < r->options.idle_spin_ns) {
-      spin_for_data(r, now + SHK__LENS_SPIN_NS);
-    } else {
-      uint64_t left = timeout_ns - (now - start);
-      shk__os_sleep_ns(SHK__MIN(r->options.idle_sleep_ns, left));
-    }
+    if (now - r->last_busy_ns < r->options.idle_spin_ns) spin_for_data(r, now + SHK__LENS_SPIN_NS);
+    else nap(r->options.idle_sleep_ns, start, timeout_ns);
   }
 }
 
