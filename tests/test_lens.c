@@ -9,6 +9,23 @@
 #include "shmkit.h"
 #include "shmkit/lens_wire.h"
 
+#ifdef _WIN32
+#include <windows.h>
+typedef HANDLE thread_t;
+static DWORD WINAPI thread_entry(LPVOID arg);
+static void thread_start(thread_t *t, void *arg) { *t = CreateThread(NULL, 0, thread_entry, arg, 0, NULL); }
+static void thread_join(thread_t t) {
+  WaitForSingleObject(t, INFINITE);
+  CloseHandle(t);
+}
+#else
+#include <pthread.h>
+typedef pthread_t thread_t;
+static void *thread_entry(void *arg);
+static void thread_start(thread_t *t, void *arg) { pthread_create(t, NULL, thread_entry, arg); }
+static void thread_join(thread_t t) { pthread_join(t, NULL); }
+#endif
+
 #define CHILD_TIMEOUT_MS 60000
 #define SECOND 1000000000ull
 #define PER_KIND 3000
@@ -478,6 +495,12 @@ static void poll_times_out_when_nothing_comes(void **state) {
   shk_lens_close(lens);
 }
 
+static void end_one(shk_lens *lens, const char *zone_name) {
+  shk_lens_zone z;
+  assert_int_equal(shk_lens_zone_begin(lens, &z, zone_name, 0), SHK_OK);
+  assert_int_equal(shk_lens_zone_end(&z), SHK_OK);
+}
+
 /* Every event is published as it is sent: a reader sees a zone the moment it ends. */
 static void an_ended_zone_is_visible_at_once(void **state) {
   (void)state;
@@ -683,7 +706,167 @@ static void a_late_reader_gets_what_waited_and_resolves_every_name(void **state)
   shk_lens_reader_close(r);
 }
 
+/* Defect 3: zones that waited in the ring for a second reader carry a key whose contents the
+ * first reader took; the second learns the name later, and can look the early events' names up. */
+static void a_name_learnt_late_resolves_the_events_that_came_before_it(void **state) {
+  (void)state;
+  char name[64];
+  shk_lens *lens = open_keep(shk_test_unique_name(name, sizeof name, "ln"), 0);
+  static const char zone_name[] = "learnt late";
+  shk_lens_reader *r = NULL;
+  assert_int_equal(shk_lens_reader_open(name, NULL, &r), SHK_OK);
+  end_one(lens, zone_name);
+  shk_lens_event e;
+  assert_int_equal(shk_lens_reader_next(r, &e), SHK_OK);
+  shk_lens_reader_close(r);
+  end_one(lens, zone_name); /* no reader: waits in the ring, by key only */
+  assert_int_equal(shk_lens_reader_open(name, NULL, &r), SHK_OK);
+  assert_int_equal(shk_lens_reader_next(r, &e), SHK_OK);
+  assert_false(e.name_known);
+  assert_null(shk_lens_reader_string(r, e.pid, e.name_key));
+  end_one(lens, zone_name); /* the new reader generation: contents again */
+  shk_lens_event later;
+  assert_int_equal(shk_lens_reader_next(r, &later), SHK_OK);
+  assert_true(later.name_known);
+  assert_string_equal(later.name, zone_name);
+  assert_string_equal(shk_lens_reader_string(r, e.pid, e.name_key), zone_name);
+  assert_string_equal(e.thread, later.thread); /* the thread's name is sent again too */
+  shk_lens_reader_close(r);
+  shk_lens_close(lens);
+}
+
+/* ---- many producer processes x many threads ---- */
+
+#define MP_PROCS 4
+#define MP_THREADS 4
+#define MP_ZONES 20000
+
+typedef struct mp_thread {
+  shk_lens *lens;
+  int index;
+} mp_thread;
+
+static void mp_produce(mp_thread *t) {
+  char label[32];
+  snprintf(label, sizeof label, "mp thread %d", t->index);
+  shk_lens_thread_name(t->lens, label);
+  for (int i = 0; i < MP_ZONES; i++) {
+    shk_lens_zone z;
+    shk_lens_zone_begin(t->lens, &z, "mp zone", 0);
+    shk_lens_zone_end(&z);
+  }
+}
+
+#ifdef _WIN32
+static DWORD WINAPI thread_entry(LPVOID arg) {
+  mp_produce(arg);
+  return 0;
+}
+#else
+static void *thread_entry(void *arg) {
+  mp_produce(arg);
+  return NULL;
+}
+#endif
+
+/* MP_THREADS threads each send MP_ZONES zones; argv[1] is the full wait (0: never waits). */
+static int child_threaded_producer(int argc, char **argv) {
+  if (argc < 2) return 2;
+  shk_lens_options o;
+  shk_lens_options_init(&o);
+  o.full_wait_ns = strtoull(argv[1], NULL, 10);
+  shk_lens *lens = NULL;
+  if (shk_lens_open(argv[0], &o, &lens) != SHK_OK) return 3;
+  if (shk_lens_wait_reader(lens, 30 * SECOND) != SHK_OK) return 4;
+  mp_thread args[MP_THREADS];
+  thread_t threads[MP_THREADS];
+  for (int i = 0; i < MP_THREADS; i++) {
+    args[i] = (mp_thread){lens, i};
+    thread_start(&threads[i], &args[i]);
+  }
+  for (int i = 0; i < MP_THREADS; i++) thread_join(threads[i]);
+  shk_lens_close(lens);
+  return 0;
+}
+
+typedef struct mp_count {
+  uint64_t key[MP_PROCS * MP_THREADS];
+  uint64_t zones[MP_PROCS * MP_THREADS];
+  size_t n;
+} mp_count;
+
+static void mp_on_event(const shk_lens_event *e, void *user) {
+  mp_count *c = user;
+  if (e->kind != SHK_LENS_ZONE) return;
+  size_t i = 0;
+  while (i < c->n && c->key[i] != e->thread_key) i++;
+  if (i == c->n) {
+    assert_true(c->n < MP_PROCS * MP_THREADS);
+    c->key[c->n++] = e->thread_key;
+  }
+  c->zones[i]++;
+}
+
+static void check_many_processes(const char *full_wait) {
+  char name[64];
+  shk_lens *holder = open_keep(shk_test_unique_name(name, sizeof name, "mp"), 0);
+  shk_lens_reader *r = NULL;
+  assert_int_equal(shk_lens_reader_open(name, NULL, &r), SHK_OK);
+  const char *args[] = {name, full_wait};
+  shk_test_proc procs[MP_PROCS];
+  for (int i = 0; i < MP_PROCS; i++) assert_int_equal(shk_test_spawn("threaded_producer", 2, args, &procs[i]), 0);
+  /* Our holder kept the name while the children opened it; from now on they keep it. */
+  static mp_count c;
+  memset(&c, 0, sizeof c);
+  for (int i = 0; i < 30000; i++) {
+    shk_lens_info info;
+    assert_int_equal(shk_lens_probe(name, &info), SHK_OK);
+    if (info.producers == MP_PROCS + 1 || info.rings > 0) break;
+    shk_lens_reader_poll(r, 1000000, mp_on_event, &c, NULL);
+  }
+  shk_lens_close(holder);
+  int polls = 0;
+  while (!shk_lens_reader_finished(r)) {
+    shk_lens_reader_poll(r, 10000000u, mp_on_event, &c, NULL);
+    assert_true(++polls < 12000);
+  }
+  shk_lens_reader_drain(r, mp_on_event, &c, NULL);
+  for (int i = 0; i < MP_PROCS; i++) {
+    shk_test_exit how = shk_test_wait(&procs[i], CHILD_TIMEOUT_MS);
+    assert_int_equal(how.code, 0);
+  }
+  shk_lens_thread_info info[MP_PROCS * MP_THREADS + 1];
+  size_t count = 0;
+  assert_int_equal(shk_lens_reader_threads(r, info, MP_PROCS * MP_THREADS + 1, &count), SHK_OK);
+  assert_int_equal(count, MP_PROCS * MP_THREADS);
+  uint64_t dropped = 0;
+  for (size_t i = 0; i < count; i++) {
+    const shk_lens_counters *z = &info[i].counters[SHK_LENS_ZONE];
+    assert_int_equal(z->written + z->dropped, MP_ZONES); /* exact, per thread */
+    assert_int_equal(z->drained, z->written);
+    assert_false(info[i].alive);
+    assert_false(info[i].implausible);
+    uint64_t key = (uint64_t)info[i].pid << 32 | (info[i].tid & 0xFFFFFFFFu);
+    size_t k = 0;
+    while (k < c.n && c.key[k] != key) k++;
+    assert_true(k < c.n || z->written == 0);
+    if (k < c.n) assert_int_equal(c.zones[k], z->written);
+    dropped += z->dropped;
+  }
+  print_message("%d processes x %d threads x %d zones (full wait %s ns): %llu dropped\n", MP_PROCS,
+                MP_THREADS, MP_ZONES, full_wait, (unsigned long long)dropped);
+  shk_lens_reader_close(r);
+}
+
+static void many_processes_and_threads_are_counted_exactly_per_thread(void **state) {
+  (void)state;
+  check_many_processes("2000000");
+  check_many_processes("0");
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(many_processes_and_threads_are_counted_exactly_per_thread),
+    cmocka_unit_test(a_name_learnt_late_resolves_the_events_that_came_before_it),
     cmocka_unit_test(open_refuses_bad_arguments),
     cmocka_unit_test(open_creates_a_valid_segment_that_close_removes),
     cmocka_unit_test(keep_name_leaves_the_segment_for_a_late_reader),
@@ -707,6 +890,7 @@ static const shk_test_child children[] = {
     {"second_reader", child_second_reader},
     {"fast_producer", child_fast_producer},
     {"early_producer", child_early_producer},
+    {"threaded_producer", child_threaded_producer},
 };
 
 SHK_TEST_MAIN(tests, children)
