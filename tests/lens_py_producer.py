@@ -90,14 +90,9 @@ class Ring:
         return self.send(4, self._put(LOG, length=len(data), a=t, b=color, data=data))
 
 
-def main():
-    if not sys.platform.startswith("linux") or not os.path.isdir("/dev/shm"):
-        print("SKIPPED: this producer maps /dev/shm (Linux only)")
-        return 77
-    tool, work = sys.argv[1], sys.argv[2]
-    os.makedirs(work, exist_ok=True)
-    name = "lens-py-%d" % os.getpid()
-    path, trace = "/dev/shm/" + name, os.path.join(work, "lens_py.json")
+def create_segment(name):
+    """Creates and sets up a segment as the document's producer does; returns (mm, path, origin)."""
+    path = "/dev/shm/" + name
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
     os.ftruncate(fd, SIZE)
     mm = mmap.mmap(fd, SIZE)
@@ -108,13 +103,107 @@ def main():
     struct.pack_into("<I", mm, 88, 128)
     u32(mm, 256).value = os.getpid()
     u32(mm, 0).value = MAGIC
-    rec = subprocess.Popen([tool, "lens", "record", name, "-o", trace, "--wait", "30", "--quiet"])
+    return mm, path, origin
+
+
+def wait_reader(mm, proc):
     deadline = time.time() + 30
-    while u32(mm, 80).value == 0:  # wait for the reader
-        if time.time() > deadline or rec.poll() is not None:
-            print("FAIL: the recorder never attached")
-            return 1
+    while u32(mm, 80).value == 0:
+        if time.time() > deadline or proc.poll() is not None:
+            print("FAIL: the reader never attached")
+            return False
         time.sleep(0.01)
+    return True
+
+
+def claim(mm, index, label):
+    st = u32(mm, HEADER + index * STRIDE)
+    assert st.value == 0
+    st.value = 1
+    used = u32(mm, 44)
+    used.value = max(used.value, index + 1)
+    ring = Ring(mm, index, threading.get_native_id())
+    ring.thread(label)
+    return ring
+
+
+def shrink_check(tool, work):
+    """Issue 13, defect 5: a segment truncated under the recorder must not kill it (SIGBUS); it
+    stops with a message and writes the trace of what it read."""
+    name = "lens-pys-%d" % os.getpid()
+    trace = os.path.join(work, "lens_py_shrink.json")
+    mm, path, origin = create_segment(name)
+    rec = subprocess.Popen([tool, "lens", "record", name, "-o", trace, "--wait", "30", "--quiet"],
+                           stderr=subprocess.PIPE)
+    if not wait_reader(mm, rec):
+        return ["shrink: no reader"]
+    ring = claim(mm, 0, "shrinking")
+    for i in range(10):
+        ring.zone(0x100, "before the cut", origin + 10 * i + 1, origin + 10 * i + 5, 0, 0)
+    deadline = time.time() + 30
+    while u64(mm, ring.base + 192).value != ring.head and time.time() < deadline:
+        time.sleep(0.01)
+    fd = os.open(path, os.O_RDWR)
+    os.ftruncate(fd, 0)  # from here on, neither side may touch the mapping
+    os.close(fd)
+    try:
+        _, err = rec.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        rec.kill()
+        os.unlink(path)
+        return ["shrink: the recorder did not stop"]
+    os.unlink(path)
+    fails = []
+    if rec.returncode < 0:
+        fails.append("shrink: the recorder died of signal %d" % -rec.returncode)
+    elif b"shrank" not in err:
+        fails.append("shrink: no message (%r)" % err)
+    try:
+        with open(trace, encoding="utf-8") as f:
+            zones = [e for e in json.load(f)["traceEvents"] if e.get("cat") == "zone"]
+        if len(zones) != 10:
+            fails.append("shrink: %d of 10 zones in the trace" % len(zones))
+    except (OSError, ValueError) as e:
+        fails.append("shrink: no valid trace (%s)" % e)
+    return fails
+
+
+def escape_check(tool):
+    """Issue 13, defect 8: names from a producer must not reach the terminal raw."""
+    name = "lens-pye-%d" % os.getpid()
+    mm, path, origin = create_segment(name)
+    out = subprocess.Popen([tool, "lens", "summary", name, "--wait", "30", "--duration", "20"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if not wait_reader(mm, out):
+        return ["escape: no reader"]
+    ring = claim(mm, 0, "bell\x07thread")
+    for i in range(5):
+        ring.zone(0x200, "red\x1b[31mzone", origin + 10 * i + 1, origin + 10 * i + 5, 0, 0)
+    for r in (ring,):
+        u32(mm, r.base).value = 3
+    u32(mm, 256).value = 0
+    os.unlink(path)
+    text, _ = out.communicate(timeout=60)
+    fails = []
+    if b"\x1b" in text or b"\x07" in text:
+        fails.append("escape: a control character reached the output: %r" % text)
+    if b"red\\x1b[31mzone" not in text or b"bell\\x07thread" not in text:
+        fails.append("escape: names not shown escaped: %r" % text)
+    return fails
+
+
+def main():
+    if not sys.platform.startswith("linux") or not os.path.isdir("/dev/shm"):
+        print("SKIPPED: this producer maps /dev/shm (Linux only)")
+        return 77
+    tool, work = sys.argv[1], sys.argv[2]
+    os.makedirs(work, exist_ok=True)
+    name = "lens-py-%d" % os.getpid()
+    trace = os.path.join(work, "lens_py.json")
+    mm, path, origin = create_segment(name)
+    rec = subprocess.Popen([tool, "lens", "record", name, "-o", trace, "--wait", "30", "--quiet"])
+    if not wait_reader(mm, rec):
+        return 1
 
     sent = []  # (kind, fields) as the trace should show them
     tick = [origin + 1000]
@@ -125,14 +214,7 @@ def main():
 
     def run_thread(index, label):
         tid = threading.get_native_id()
-        # claim a ring the way the document says: 0 -> 1, raise rings_used
-        st = u32(mm, HEADER + index * STRIDE)
-        assert st.value == 0
-        st.value = 1
-        used = u32(mm, 44)
-        used.value = max(used.value, index + 1)
-        ring = Ring(mm, index, tid)
-        ring.thread(label)
+        ring = claim(mm, index, label)  # the way the document says: 0 -> 1, raise rings_used
         keys = {"outer": 0x1000 + index * 16, "inner": 0x2000 + index * 16, "pl": 0x3000}
         for i in range(20):
             b0 = now(); b1 = now(); e1 = now(); e0 = now()
@@ -202,6 +284,8 @@ def main():
     logs = [e["name"] for e in events if e.get("cat") == "log"]
     if logs != [message]:
         fails.append("logs %s" % logs)
+    fails += shrink_check(tool, work)
+    fails += escape_check(tool)
     for f in fails:
         print("FAIL:", f)
     print("%d events compared, %d failures" % (len(sent) + 4, len(fails)))

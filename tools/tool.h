@@ -34,6 +34,11 @@ void tool_print_threads(shk_lens_reader *r);
  * padded to width when pad. */
 void tool_print_text(FILE *f, const char *text, size_t width, bool pad);
 
+/* Runs fn(arg); a SIGBUS during it (a mapped segment truncated by another process) ends fn
+ * instead of the process. Returns false when that happened: the memory fn was reading must not be
+ * touched again. Where mappings cannot shrink (Windows), just runs fn. */
+bool tool_guard_bus(void (*fn)(void *arg), void *arg);
+
 /* Parses a non-negative number of seconds; false when it is not one. */
 bool tool_parse_seconds(const char *text, double *out);
 

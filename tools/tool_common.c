@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "tool.h"
 
@@ -24,6 +25,43 @@ void tool_sleep_ms(int ms) {
   nanosleep(&ts, NULL);
 }
 bool tool_stdout_is_terminal(void) { return isatty(STDOUT_FILENO) != 0; }
+#endif
+
+#ifdef _WIN32
+bool tool_guard_bus(void (*fn)(void *arg), void *arg) {
+  fn(arg); /* a view of a section keeps its size: nothing can shrink under it */
+  return true;
+}
+#else
+#include <setjmp.h>
+static sigjmp_buf bus_jump;
+static volatile sig_atomic_t bus_armed;
+
+static void on_bus(int sig) {
+  if (bus_armed) {
+    bus_armed = 0;
+    siglongjmp(bus_jump, 1);
+  }
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+bool tool_guard_bus(void (*fn)(void *arg), void *arg) {
+  static bool installed;
+  if (!installed) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_bus;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGBUS, &sa, NULL);
+    installed = true;
+  }
+  if (sigsetjmp(bus_jump, 1) != 0) return false;
+  bus_armed = 1;
+  fn(arg);
+  bus_armed = 0;
+  return true;
+}
 #endif
 
 static volatile sig_atomic_t interrupted;
