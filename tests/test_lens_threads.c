@@ -78,7 +78,9 @@ static void on_event(const shk_lens_event *e, void *user) {
 static void read_all(shared *s) {
   while (atomic_load(&s->producers_left) > 0)
     shk_lens_reader_poll(s->reader, 10000000u, on_event, s, NULL);
-  shk_lens_reader_drain(s->reader, on_event, s, NULL);
+  size_t n;
+  do shk_lens_reader_drain(s->reader, on_event, s, &n); /* a few thousand per call */
+  while (n > 0);
 }
 
 #ifdef _WIN32

@@ -109,7 +109,9 @@ static void record_loop(void *arg) {
 
 static void record_end(void *arg) {
   session *s = arg;
-  shk_lens_reader_drain(s->r, on_event, s->rec, NULL);
+  size_t n;
+  do shk_lens_reader_drain(s->r, on_event, s->rec, &n); /* a few thousand per call */
+  while (n > 0);
   write_deferred(s->r, s->rec);
   if (s->live) printf("\n");
   if (!s->quiet) {

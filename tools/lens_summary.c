@@ -106,7 +106,9 @@ int lens_summary_main(int argc, char **argv) {
   double start = tool_now();
   while (!tool_interrupted() && tool_now() - start < duration && !shk_lens_reader_finished(r))
     shk_lens_reader_poll(r, 50000000u, on_event, &s, NULL);
-  shk_lens_reader_drain(r, on_event, &s, NULL);
+  size_t n;
+  do shk_lens_reader_drain(r, on_event, &s, &n); /* a few thousand per call */
+  while (n > 0);
   shk_lens_stats st;
   shk_lens_reader_stats(r, &st);
   printf("%s: %llu zones of %zu kinds, %llu frames in %.1f s\n", name,
