@@ -320,7 +320,75 @@ static void killed_producers_are_recovered_and_a_new_one_starts_cleanly(void **s
   assert_int_equal(shk_lens_probe(name, &info), SHK_ENOENT); /* the reader removed the name */
 }
 
+/* ---- live mutation: the segment changes under the reader while it drains ---- */
+
+/* Attaches to argv[0] and drains for argv[1] ms; exits 0 unless it crashes or hangs. */
+static int child_draining_reader(int argc, char **argv) {
+  if (argc < 2) return 2;
+  shk_lens_reader *r = NULL;
+  for (int i = 0; shk_lens_reader_open(argv[0], NULL, &r) != SHK_OK; i++)
+    if (i > 100000) return 3;
+  int ms = atoi(argv[1]);
+  for (int i = 0; i < ms; i++) {
+    shk_lens_reader_poll(r, 1000000, NULL, NULL, NULL);
+    shk_lens_event e;
+    while (shk_lens_reader_next(r, &e) == SHK_OK) {
+      if (e.name) (void)strlen(e.name);
+      if (e.thread) (void)strlen(e.thread);
+      if (e.message) (void)strlen(e.message);
+    }
+    shk_lens_stats st;
+    shk_lens_reader_stats(r, &st);
+    size_t n;
+    shk_lens_reader_threads(r, NULL, 0, &n);
+    (void)shk_lens_reader_finished(r);
+  }
+  shk_lens_reader_close(r);
+  return 0;
+}
+
+/* xorshift: the same mutations on every run */
+static uint64_t next_random(uint64_t *x) {
+  *x ^= *x << 13;
+  *x ^= *x >> 7;
+  *x ^= *x << 17;
+  return *x;
+}
+
+static void a_reader_survives_rings_mutated_while_it_drains(void **state) {
+  (void)state;
+  fixture f;
+  fixture_open(&f, "mu");
+  const char *args[] = {f.name, "1500"};
+  shk_test_proc proc;
+  assert_int_equal(shk_test_spawn("draining_reader", 2, args, &proc), 0);
+  assert_int_equal(shk_lens_wait_reader(f.lens, 30 * SECOND), SHK_OK);
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  unsigned char *rings = (unsigned char *)f.h + f.h->ring_offset;
+  size_t span = (size_t)f.h->ring_count * f.h->ring_stride;
+  for (int i = 0; i < 200000; i++) {
+    shk_lens_zone z; /* sends may drop here: the mutations corrupt the ring's indices too */
+    shk_lens_zone_begin(f.lens, &z, "zone", 0);
+    shk_lens_zone_end(&z);
+    if (i % 7 == 0) shk_lens_log(f.lens, 0, "message %d with some length to span records", i);
+    if (i % 11 == 0) shk_lens_plot(f.lens, "p", (double)i, 0);
+    if (i % 3 == 0) {
+      uint64_t r = next_random(&x);
+      size_t at = (size_t)(r % (span / 8)) * 8; /* an aligned word of some ring */
+      uint64_t v = next_random(&x);
+      memcpy(rings + at, &v, sizeof v);
+    }
+    if (i % 1000 == 0) f.h->rings_used = (uint32_t)(next_random(&x) % (f.h->ring_count + 3));
+  }
+  shk_test_exit how = shk_test_wait(&proc, CHILD_TIMEOUT_MS);
+  assert_int_equal(how.killed, 0);
+  assert_int_equal(how.timed_out, 0);
+  assert_int_equal(how.code, 0);
+  fixture_close(&f);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(a_reader_survives_rings_mutated_while_it_drains),
     cmocka_unit_test(a_bad_magic_is_refused_with_a_reason),
     cmocka_unit_test(other_majors_are_refused_naming_both_versions),
     cmocka_unit_test(ring_geometry_that_does_not_fit_is_refused),
@@ -333,6 +401,7 @@ static const struct CMUnitTest tests[] = {
 
 static const shk_test_child children[] = {
     {"endless_producer", child_endless_producer},
+    {"draining_reader", child_draining_reader},
 };
 
 SHK_TEST_MAIN(tests, children)
