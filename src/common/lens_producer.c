@@ -421,10 +421,9 @@ static void put_name(ring_handle *h, const char *name, size_t len) {
   *name_slot(h, key) = key;
 }
 
-/* The calling thread's ring with room for `n` records plus the name's, names synced; NULL when the
- * event was dropped (counted). */
-static ring_handle *begin_send(shk_lens *lens, int kind, const char *name, uint64_t n,
-                               size_t *name_len, uint64_t *name_records) {
+/* The calling thread's ring with room for `n` records plus the name's (sent first when this ring
+ * has not carried it yet), names synced; NULL when the event was dropped (counted). */
+static ring_handle *begin_send(shk_lens *lens, int kind, const char *name, uint64_t n) {
   lens_thread *t = &this_thread;
   ring_handle *h = handle_of(lens, t);
   if (!h) {
@@ -435,13 +434,23 @@ static ring_handle *begin_send(shk_lens *lens, int kind, const char *name, uint6
     drop(h, kind);
     return NULL;
   }
-  *name_records = name ? name_cost(h, name, name_len) : 0;
-  if (!reserve(lens, h, n + *name_records)) {
+  size_t name_len = 0;
+  uint64_t name_records = name ? name_cost(h, name, &name_len) : 0;
+  if (!reserve(lens, h, n + name_records)) {
     drop(h, kind);
     return NULL;
   }
-  if (*name_records) put_name(h, name, *name_len);
+  if (name_records) put_name(h, name, name_len);
   return h;
+}
+
+/* Sends an event of one record (its name first when needed). */
+static inline int send_record(shk_lens *lens, int kind, const char *name,
+                              const shk_lens_wire_record *rec) {
+  ring_handle *h = begin_send(lens, kind, name, 1);
+  if (!h) return SHK_EBUSY;
+  *next_record(h) = *rec;
+  return publish(h, kind);
 }
 
 static uint32_t color_of(uint32_t color) { return color & 0xFFFFFFu; }
@@ -453,17 +462,8 @@ int shk_lens_frame(shk_lens *lens) {
   uint64_t now = shk__lens_ticks(lens->tsc);
   uint64_t previous = atomic_exchange(&lens->last_frame, now);
   uint64_t number = atomic_fetch_add(&lens->frame_number, 1) + 1;
-  size_t len;
-  uint64_t extra;
-  ring_handle *h = begin_send(lens, SHK_LENS_FRAME, NULL, 1, &len, &extra);
-  if (!h) return SHK_EBUSY;
-  shk_lens_wire_record *r = next_record(h);
-  memset(r, 0, sizeof *r);
-  r->type = SHK_LENS_REC_FRAME;
-  r->a = previous;
-  r->b = now;
-  r->c = number;
-  return publish(h, SHK_LENS_FRAME);
+  shk_lens_wire_record r = {.type = SHK_LENS_REC_FRAME, .a = previous, .b = now, .c = number};
+  return send_record(lens, SHK_LENS_FRAME, NULL, &r);
 }
 
 int shk_lens_flush(shk_lens *lens) { return lens ? SHK_OK : SHK_EINVAL; }
@@ -499,19 +499,13 @@ int shk_lens_zone_end(shk_lens_zone *zone) {
   zone->lens = NULL;
   lens_thread *t = &this_thread;
   if (t->depth > 0) t->depth--;
-  size_t len;
-  uint64_t extra;
-  ring_handle *h = begin_send(lens, SHK_LENS_ZONE, zone->name, 1, &len, &extra);
-  if (!h) return SHK_EBUSY;
-  shk_lens_wire_record *r = next_record(h);
-  r->type = SHK_LENS_REC_ZONE;
-  r->flags = 0;
-  r->depth = (uint16_t)(zone->depth > 0xFFFFu ? 0xFFFFu : zone->depth);
-  r->len = color_of(zone->color);
-  r->a = zone->start;
-  r->b = now;
-  r->c = (uint64_t)(uintptr_t)zone->name;
-  return publish(h, SHK_LENS_ZONE);
+  shk_lens_wire_record r = {.type = SHK_LENS_REC_ZONE,
+                            .depth = (uint16_t)(zone->depth > 0xFFFFu ? 0xFFFFu : zone->depth),
+                            .len = color_of(zone->color),
+                            .a = zone->start,
+                            .b = now,
+                            .c = (uint64_t)(uintptr_t)zone->name};
+  return send_record(lens, SHK_LENS_ZONE, zone->name, &r);
 }
 
 void shk_lens_zone_cleanup(shk_lens_zone *zone) { (void)shk_lens_zone_end(zone); }
@@ -519,35 +513,18 @@ void shk_lens_zone_cleanup(shk_lens_zone *zone) { (void)shk_lens_zone_end(zone);
 int shk_lens_plot(shk_lens *lens, const char *name, double value, uint32_t color) {
   if (!lens || !name || !isfinite(value)) return SHK_EINVAL;
   uint64_t now = shk__lens_ticks(lens->tsc);
-  size_t len;
-  uint64_t extra;
-  ring_handle *h = begin_send(lens, SHK_LENS_PLOT, name, 1, &len, &extra);
-  if (!h) return SHK_EBUSY;
-  shk_lens_wire_record *r = next_record(h);
-  memset(r, 0, sizeof *r);
-  r->type = SHK_LENS_REC_PLOT;
-  r->len = color_of(color);
-  r->a = now;
-  memcpy(&r->b, &value, sizeof value);
-  r->c = (uint64_t)(uintptr_t)name;
-  return publish(h, SHK_LENS_PLOT);
+  shk_lens_wire_record r = {.type = SHK_LENS_REC_PLOT, .len = color_of(color), .a = now,
+                            .c = (uint64_t)(uintptr_t)name};
+  memcpy(&r.b, &value, sizeof value);
+  return send_record(lens, SHK_LENS_PLOT, name, &r);
 }
 
 int shk_lens_heap(shk_lens *lens, uint64_t addr, uint64_t size, bool is_free) {
   if (!lens) return SHK_EINVAL;
   uint64_t now = shk__lens_ticks(lens->tsc);
-  size_t len;
-  uint64_t extra;
-  ring_handle *h = begin_send(lens, SHK_LENS_HEAP, NULL, 1, &len, &extra);
-  if (!h) return SHK_EBUSY;
-  shk_lens_wire_record *r = next_record(h);
-  memset(r, 0, sizeof *r);
-  r->type = SHK_LENS_REC_HEAP;
-  r->flags = is_free ? 1 : 0;
-  r->a = now;
-  r->b = addr;
-  r->c = size;
-  return publish(h, SHK_LENS_HEAP);
+  shk_lens_wire_record r = {.type = SHK_LENS_REC_HEAP, .flags = is_free ? 1 : 0, .a = now,
+                            .b = addr, .c = size};
+  return send_record(lens, SHK_LENS_HEAP, NULL, &r);
 }
 
 int shk_lens_log(shk_lens *lens, uint32_t color, const char *format, ...) {
@@ -560,9 +537,7 @@ int shk_lens_log(shk_lens *lens, uint32_t color, const char *format, ...) {
   va_end(ap);
   if (n < 0) return SHK_EINVAL;
   size_t length = (size_t)n > SHK_LENS_LOG_MAX ? SHK_LENS_LOG_MAX : (size_t)n;
-  size_t len;
-  uint64_t extra;
-  ring_handle *h = begin_send(lens, SHK_LENS_LOG, NULL, 1 + data_records(length), &len, &extra);
+  ring_handle *h = begin_send(lens, SHK_LENS_LOG, NULL, 1 + data_records(length));
   if (!h) return SHK_EBUSY;
   put_bytes(h, SHK_LENS_REC_LOG, now, color_of(color), 0, message, length);
   return publish(h, SHK_LENS_LOG);
