@@ -87,8 +87,8 @@ static void the_reader_follows_every_producer_process_and_keeps_their_threads_ap
   wait_producers(name, 1);
   shk_lens_reader *r = NULL;
   assert_int_equal(shk_lens_reader_open(name, NULL, &r), SHK_OK);
-  assert_int_equal(shk_test_spawn("producer", 3, short_args, &quick), 0); /* opens last */
-  wait_producers(name, 2);
+  /* Opens last, and may be gone before anyone looks: not waited for. */
+  assert_int_equal(shk_test_spawn("producer", 3, short_args, &quick), 0);
   seen s;
   memset(&s, 0, sizeof s);
   int polls = 0;

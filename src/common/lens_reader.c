@@ -9,7 +9,10 @@
 
 #include "lens_internal.h"
 
-#define MAX_EVENTS 4096u
+/* Events per collect: small enough that the batch stays in the CPU's cache between being written
+ * and being handed out (4096 events, 600 KB, made the reader slower than its producer). */
+#define MAX_EVENTS 512u
+#define RING_NAMES 16u /* names a ring used last, known ones only: most zones repeat a few */
 #define TEXT_SIZE (64u * 1024u)
 #define LIVENESS_CHECK_NS 10000000u /* ask the OS whether a process lives at most every 10 ms */
 #define THREAD_KEY_BIT (1ull << 63) /* string keys of thread names: addresses never have it */
@@ -26,6 +29,10 @@ typedef struct ring_state {
   size_t info; /* index in threads[] */
   uint64_t checked_ns;
   bool alive;
+  struct {
+    uint64_t key;
+    const char *text;
+  } names[RING_NAMES];
 } ring_state;
 
 struct shk_lens_reader {
@@ -197,6 +204,7 @@ static const char *thread_name_default(shk_lens_reader *r, ring_state *rs) {
 static void adopt(shk_lens_reader *r, ring_state *rs, shk_lens_wire_ring *ring, uint32_t epoch) {
   rs->seen = true;
   rs->epoch = epoch;
+  memset(rs->names, 0, sizeof rs->names);
   rs->pid = shk__lens_load32(&ring->pid);
   rs->tid = shk__lens_load64(&ring->tid);
   rs->tail = shk__lens_load64(&ring->tail);
@@ -234,7 +242,17 @@ static shk_lens_event *new_event(shk_lens_reader *r, ring_state *rs, shk_lens_ki
 }
 
 static const char *name_of(shk_lens_reader *r, ring_state *rs, uint64_t key, bool *known) {
-  return shk__lens_strings_get(&r->strings, rs->pid, key, known);
+  size_t slot = (size_t)((key >> 3) ^ (key >> 9)) % RING_NAMES;
+  if (rs->names[slot].text && rs->names[slot].key == key) {
+    *known = true;
+    return rs->names[slot].text;
+  }
+  const char *text = shk__lens_strings_get(&r->strings, rs->pid, key, known);
+  if (*known) {
+    rs->names[slot].key = key;
+    rs->names[slot].text = text;
+  }
+  return text;
 }
 
 static uint64_t data_records(uint64_t len) {
@@ -340,6 +358,7 @@ static step take_record(shk_lens_reader *r, ring_state *rs, const shk_lens_wire_
       uint8_t bytes[SHK_LENS_STRING_MAX];
       copy_data(recs, mask, rs->tail + 1, bytes, rec->len);
       if (rec->type == SHK_LENS_REC_STRING) {
+        memset(rs->names, 0, sizeof rs->names); /* a name that changes gets a new text */
         shk__lens_strings_put(&r->strings, rs->pid, rec->a, bytes, rec->len);
       } else {
         rs->thread = shk__lens_strings_put(&r->strings, rs->pid, THREAD_KEY_BIT | rs->tid, bytes,
