@@ -845,6 +845,10 @@ static void check_many_processes(const char *full_wait) {
   uint64_t dropped = 0;
   for (size_t i = 0; i < count; i++) {
     const shk_lens_counters *z = &info[i].counters[SHK_LENS_ZONE];
+    if (z->written + z->dropped != MP_ZONES)
+      print_message("thread %zu pid %u tid %llu: written %llu dropped %llu drained %llu\n", i, info[i].pid,
+                    (unsigned long long)info[i].tid, (unsigned long long)z->written,
+                    (unsigned long long)z->dropped, (unsigned long long)z->drained);
     assert_int_equal(z->written + z->dropped, MP_ZONES); /* exact, per thread */
     assert_int_equal(z->drained, z->written);
     assert_false(info[i].alive);

@@ -28,6 +28,7 @@ typedef struct ring_handle {
   uint32_t generation; /* the reader generation the name cache belongs to */
   uint32_t name_seq;   /* the thread name version this ring carries */
   uint32_t thread_serial;
+  uint64_t written[SHK_LENS_KIND_COUNT]; /* our copies: the shared counters are only stored to */
   uint64_t sent[NAME_CACHE];
 } ring_handle;
 
@@ -263,6 +264,9 @@ static shk_lens_wire_ring *take_ring(shk_lens *lens) {
 
 /* Sets up a ring just claimed for the calling thread and publishes it as live. */
 static void own_ring(shk_lens *lens, shk_lens_wire_ring *r) {
+  /* The state left "closed" (claiming) before any counter is zeroed: a reader checks the state
+   * and epoch around its reads of the counters. */
+  atomic_thread_fence(memory_order_seq_cst);
   for (int k = 0; k < SHK_LENS_KIND_COUNT; k++) {
     shk__lens_store64(&r->written[k], 0);
     shk__lens_store64(&r->dropped[k], 0);
@@ -352,9 +356,11 @@ static inline shk_lens_wire_record *next_record(ring_handle *h) {
   return &h->rec[h->head++ & h->mask];
 }
 
-/* Makes every record written since the last publication visible, counted as one `kind` event. */
+/* Makes every record written since the last publication visible, counted as one `kind` event.
+ * Two plain stores into one line of ours: a load of the shared counter would first fetch the line
+ * back from the reader, who reads it, and then upgrade it: two transfers instead of one. */
 static inline int publish(ring_handle *h, int kind) {
-  shk__lens_bump64(&h->ring->written[kind], 1);
+  atomic_store_explicit(SHK__A64(&h->ring->written[kind]), ++h->written[kind], memory_order_relaxed);
   shk__lens_store64(&h->ring->head, h->head);
   return SHK_OK;
 }

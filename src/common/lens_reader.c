@@ -41,6 +41,7 @@ struct shk_lens_reader {
   shk_lens_wire_header *hdr;
   size_t size;
   shk__lens_geometry geo;
+  double seconds_per_tick;
   uint32_t pid;
   bool registered; /* we are hdr->reader_pid */
   char name[SHK_SHM_NAME_MAX + 1];
@@ -106,6 +107,7 @@ int shk__lens_reader_attach_memory(void *mem, size_t size, const shk_lens_reader
   r->size = size;
   /* Read once: later changes to the header by a producer are not followed. */
   shk__lens_layout_geometry(mem, &r->geo);
+  r->seconds_per_tick = r->geo.ns_per_tick / 1e9;
   r->rings = calloc(r->geo.ring_count, sizeof *r->rings);
   if (!r->rings) {
     free(r);
@@ -185,7 +187,7 @@ void shk_lens_reader_close(shk_lens_reader *r) {
 
 static double seconds_of(const shk_lens_reader *r, uint64_t ticks) {
   if (ticks <= r->geo.clock_origin) return 0.0;
-  return (double)(ticks - r->geo.clock_origin) * r->geo.ns_per_tick / 1e9;
+  return (double)(ticks - r->geo.clock_origin) * r->seconds_per_tick;
 }
 
 static uint64_t ns_of(const shk_lens_reader *r, uint64_t ticks) {
@@ -228,10 +230,29 @@ static void adopt(shk_lens_reader *r, ring_state *rs, shk_lens_wire_ring *ring, 
   ti->alive = true;
 }
 
+/* new_event() sets every field by name: a field added to the event must be added there too. */
+_Static_assert(offsetof(shk_lens_event, tid) + sizeof(uint64_t) == sizeof(shk_lens_event),
+               "shk_lens_event grew: set the new field in new_event()");
+
 static shk_lens_event *new_event(shk_lens_reader *r, ring_state *rs, shk_lens_kind kind) {
   shk_lens_event *e = &r->events[r->event_count++];
-  memset(e, 0, sizeof *e);
+  /* Field by field: a memset of the whole event compiled to `rep stos`, the reader's top cost. */
   e->kind = kind;
+  e->color = 0;
+  e->time = 0;
+  e->duration_ns = 0;
+  e->number = 0;
+  e->uid = 0;
+  e->depth = 0;
+  e->name = NULL;
+  e->name_key = 0;
+  e->value = 0;
+  e->addr = 0;
+  e->size = 0;
+  e->is_free = false;
+  e->name_known = false;
+  e->message = NULL;
+  e->length = 0;
   e->pid = rs->pid;
   e->tid = rs->tid;
   e->thread = rs->thread;
@@ -391,10 +412,27 @@ static void refresh_counts(shk_lens_reader *r, ring_state *rs, shk_lens_wire_rin
   ti->implausible = bad;
 }
 
+/* refresh_counts() outside a drain: only while the ring still belongs to the epoch we follow (a
+ * closed, acknowledged ring may have been claimed again, its counters zeroed for a new owner).
+ * Read like a seqlock: state and epoch before and after the counters. */
+static void refresh_if_current(shk_lens_reader *r, ring_state *rs, shk_lens_wire_ring *ring) {
+  if (!rs->seen || rs->info == SIZE_MAX) return;
+  uint32_t state = shk__lens_load32(&ring->state), epoch = shk__lens_load32(&ring->epoch);
+  if (state != SHK_LENS_RING_LIVE || epoch != rs->epoch) return; /* closed ones: counts are final */
+  shk_lens_thread_info saved = r->threads[rs->info];
+  refresh_counts(r, rs, ring);
+  atomic_thread_fence(memory_order_acquire);
+  if (shk__lens_load32(&ring->state) != state || shk__lens_load32(&ring->epoch) != epoch)
+    r->threads[rs->info] = saved;
+}
+
 /* A live ring whose process is gone will get no more records: once drained it is closed. */
 static void check_owner(shk_lens_reader *r, ring_state *rs, shk_lens_wire_ring *ring, uint64_t now) {
   if (now - rs->checked_ns < LIVENESS_CHECK_NS) return;
   rs->checked_ns = now;
+  /* The producer's counters share its head's line: read them with the liveness check, not at
+   * every drain (each read takes the line away from the producer). */
+  refresh_counts(r, rs, ring);
   rs->alive = shk__lens_pid_alive(rs->pid);
   if (rs->alive || shk__lens_load64(&ring->head) != rs->tail) return;
   uint32_t live = SHK_LENS_RING_LIVE;
@@ -443,7 +481,6 @@ static bool drain_ring(shk_lens_reader *r, uint32_t i, uint64_t now) {
     rs->tail += used;
   }
   if (rs->tail != start) shk__lens_store64(&ring->tail, rs->tail);
-  refresh_counts(r, rs, ring);
   settle(r, rs, ring, now);
   return room;
 }
@@ -631,6 +668,11 @@ int shk_lens_reader_stats(const shk_lens_reader *r, shk_lens_stats *out) {
 int shk_lens_reader_threads(const shk_lens_reader *r, shk_lens_thread_info *out, size_t capacity,
                             size_t *count) {
   if (!r || !count || (!out && capacity > 0)) return SHK_EINVAL;
+  /* The counts of rings still followed, as they are now (drains read them only now and then).
+   * The handle is the library's own, made writable by shk_lens_reader_open(). */
+  shk_lens_reader *w = (shk_lens_reader *)r;
+  uint32_t used = SHK__MIN(shk__lens_load32(&w->hdr->rings_used), w->geo.ring_count);
+  for (uint32_t i = 0; i < used; i++) refresh_if_current(w, &w->rings[i], shk__lens_ring(w->mem, &w->geo, i));
   *count = r->thread_count;
   size_t n = SHK__MIN(capacity, r->thread_count);
   if (n) memcpy(out, r->threads, n * sizeof *out);
