@@ -467,6 +467,8 @@ int shk_lens_frame(shk_lens *lens) {
   if (!lens) return SHK_EINVAL;
   uint64_t now = shk__lens_ticks(lens->tsc);
   uint64_t previous = atomic_exchange(&lens->last_frame, now);
+  /* Two threads marking frames at once: the later mark may have been exchanged first. */
+  if (previous > now) previous = now;
   uint64_t number = atomic_fetch_add(&lens->frame_number, 1) + 1;
   shk_lens_wire_record r = {.type = SHK_LENS_REC_FRAME, .a = previous, .b = now, .c = number};
   return send_record(lens, SHK_LENS_FRAME, NULL, &r);
@@ -502,6 +504,7 @@ int shk_lens_zone_end(shk_lens_zone *zone) {
   shk_lens *lens = zone->lens;
   if (!lens) return SHK_OK;
   uint64_t now = shk__lens_ticks(lens->tsc);
+  if (now < zone->start) now = zone->start; /* a thread moved to a CPU whose clock lags a little */
   zone->lens = NULL;
   lens_thread *t = &this_thread;
   if (t->depth > 0) t->depth--;
