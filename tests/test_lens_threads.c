@@ -132,6 +132,9 @@ static void threads_share_one_lens_and_every_zone_is_accounted_for(void **state)
   assert_int_equal(s.frames + st.segment[SHK_LENS_FRAME].dropped, PRODUCERS * (ZONES_EACH / 100));
   assert_int_equal(s.bad_names, 0);
   assert_int_equal(st.segment[SHK_LENS_ZONE].written, st.segment[SHK_LENS_ZONE].drained);
+  shk_lens_stats rs;
+  assert_int_equal(shk_lens_reader_stats(s.reader, &rs), SHK_OK);
+  for (int k = 0; k < SHK_LENS_KIND_COUNT; k++) assert_int_equal(rs.malformed[k], 0);
   /* Exact per thread: each producing thread's ring counts what it wrote and dropped. */
   shk_lens_thread_info info[PRODUCERS + 1];
   size_t count = 0;
