@@ -846,7 +846,7 @@ static void check_many_processes(const char *full_wait) {
   for (size_t i = 0; i < count; i++) {
     const shk_lens_counters *z = &info[i].counters[SHK_LENS_ZONE];
     if (z->written + z->dropped != MP_ZONES)
-      print_message("thread %zu pid %u tid %llu: written %llu dropped %llu drained %llu\n", i, info[i].pid,
+      print_message("thread %u pid %u tid %llu: written %llu dropped %llu drained %llu\n", (unsigned)i, info[i].pid,
                     (unsigned long long)info[i].tid, (unsigned long long)z->written,
                     (unsigned long long)z->dropped, (unsigned long long)z->drained);
     assert_int_equal(z->written + z->dropped, MP_ZONES); /* exact, per thread */

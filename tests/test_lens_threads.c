@@ -127,13 +127,18 @@ static void threads_share_one_lens_and_every_zone_is_accounted_for(void **state)
   shk_lens_stats st;
   assert_int_equal(shk_lens_stats_get(s.lens, &st), SHK_OK);
   uint64_t sent = 2ull * PRODUCERS * ZONES_EACH;
+  shk_lens_stats rs;
+  assert_int_equal(shk_lens_reader_stats(s.reader, &rs), SHK_OK);
+  print_message("zones: %llu received, %llu dropped, %llu malformed; %llu written, %llu drained\n",
+                (unsigned long long)s.zones, (unsigned long long)st.segment[SHK_LENS_ZONE].dropped,
+                (unsigned long long)rs.malformed[SHK_LENS_ZONE],
+                (unsigned long long)st.segment[SHK_LENS_ZONE].written,
+                (unsigned long long)st.segment[SHK_LENS_ZONE].drained);
   assert_int_equal(st.sent[SHK_LENS_ZONE], sent);
   assert_int_equal(s.zones + st.segment[SHK_LENS_ZONE].dropped, sent);
   assert_int_equal(s.frames + st.segment[SHK_LENS_FRAME].dropped, PRODUCERS * (ZONES_EACH / 100));
   assert_int_equal(s.bad_names, 0);
   assert_int_equal(st.segment[SHK_LENS_ZONE].written, st.segment[SHK_LENS_ZONE].drained);
-  shk_lens_stats rs;
-  assert_int_equal(shk_lens_reader_stats(s.reader, &rs), SHK_OK);
   for (int k = 0; k < SHK_LENS_KIND_COUNT; k++) assert_int_equal(rs.malformed[k], 0);
   /* Exact per thread: each producing thread's ring counts what it wrote and dropped. */
   shk_lens_thread_info info[PRODUCERS + 1];
