@@ -51,6 +51,22 @@ check "trace parses with the expected zones, threads and nesting" \
   node "$SHK_ROOT/ci/lens_trace_check.mjs" "$trace" 60 "$engine"
 echo "trace: $trace"
 
+# Two producer processes on one lens: the recorder follows both, and each is its own process.
+trace2=$work/lens_demo_two.json
+record_two() {
+  rm -f "$trace2"
+  "$bin/shmkit" lens record "$seg-2" -o "$trace2" --wait 30 &
+  local recorder=$!
+  "$bin/lens_demo" "$seg-2" --frames 40 --wait-reader 30 >/dev/null &
+  local first=$!
+  "$bin/lens_demo" "$seg-2" --frames 40 --wait-reader 30 >/dev/null || { kill $recorder $first; return 1; }
+  wait $first || { kill $recorder; return 1; }
+  wait $recorder
+}
+check "record two lens_demo processes on one lens" record_two
+check "two processes, each with its own tracks" \
+  node "$SHK_ROOT/ci/lens_trace_check.mjs" "$trace2" 40 "$engine" 2
+
 # ---- the tool's other commands and its messages ----
 summary_demo() {
   local out=$work/summary.txt
