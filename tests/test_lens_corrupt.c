@@ -242,6 +242,34 @@ static void lengths_past_the_head_and_unknown_types_end_the_ring(void **state) {
   fixture_close(&f);
 }
 
+/* Defect 9: counts that cannot be true are shown marked, per thread, not summed silently. */
+static void implausible_counts_are_marked_per_thread(void **state) {
+  (void)state;
+  fixture f;
+  fixture_open(&f, "ic");
+  send_one_zone(f.lens);
+  shk_lens_reader *r = NULL;
+  assert_int_equal(shk_lens_reader_open(f.name, NULL, &r), SHK_OK);
+  size_t n = 0;
+  assert_int_equal(shk_lens_reader_drain(r, NULL, NULL, &n), SHK_OK);
+  shk_lens_thread_info info[2];
+  size_t count = 0;
+  assert_int_equal(shk_lens_reader_threads(r, info, 2, &count), SHK_OK);
+  assert_int_equal(count, 1);
+  assert_false(info[0].implausible);
+  assert_true(info[0].alive);
+  ring0(&f)->dropped[SHK_LENS_ZONE] = 1ull << 63; /* a hostile producer's figure */
+  assert_int_equal(shk_lens_reader_threads(r, info, 2, &count), SHK_OK);
+  assert_true(info[0].implausible);
+  assert_int_equal(info[0].counters[SHK_LENS_ZONE].dropped, 1ull << 63); /* shown as it is */
+  ring0(&f)->dropped[SHK_LENS_ZONE] = 0;
+  ring0(&f)->written[SHK_LENS_ZONE] = 0; /* fewer written than the reader took */
+  assert_int_equal(shk_lens_reader_threads(r, info, 2, &count), SHK_OK);
+  assert_true(info[0].implausible);
+  shk_lens_reader_close(r);
+  fixture_close(&f);
+}
+
 /* ---- producers killed in the middle of a ring write ---- */
 
 /* Writes zones (and now and then a name of its own) forever: killed from outside. */
@@ -387,7 +415,33 @@ static void a_reader_survives_rings_mutated_while_it_drains(void **state) {
   fixture_close(&f);
 }
 
+/* Defect 10: a killed producer's handle does not keep the name alive: the last live producer to
+ * close removes it. */
+static void the_last_live_producer_removes_the_name_despite_a_killed_one(void **state) {
+  (void)state;
+  char name[64];
+  shk_test_unique_name(name, sizeof name, "lk");
+  const char *args[] = {name};
+  shk_test_proc proc;
+  assert_int_equal(shk_test_spawn("endless_producer", 1, args, &proc), 0);
+  shk_lens_info info;
+  for (int i = 0; shk_lens_probe(name, &info) != SHK_OK || info.rings == 0; i++) {
+    assert_true(i < 3000000);
+  }
+  shk_test_exit how = shk_test_wait(&proc, 0); /* killed, its handle left open */
+  assert_int_equal(how.timed_out, 1);
+  assert_int_equal(shk_lens_probe(name, &info), SHK_OK);
+  assert_int_equal(info.producers, 0);
+  assert_int_equal(info.dead_producers, 1);
+  shk_lens *lens = NULL;
+  assert_int_equal(shk_lens_open(name, NULL, &lens), SHK_OK);
+  shk_lens_close(lens);
+  assert_int_equal(shk_lens_probe(name, &info), SHK_ENOENT);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(implausible_counts_are_marked_per_thread),
+    cmocka_unit_test(the_last_live_producer_removes_the_name_despite_a_killed_one),
     cmocka_unit_test(a_reader_survives_rings_mutated_while_it_drains),
     cmocka_unit_test(a_bad_magic_is_refused_with_a_reason),
     cmocka_unit_test(other_majors_are_refused_naming_both_versions),
