@@ -2,13 +2,16 @@
 // Chrome DevTools' trace engine (npm @paulirish/trace_engine). Expects the demo's shape:
 // threads "main" (frame > update > physics, frame > render) and "worker" (job > decode), a
 // "Frames" track with one event per frame, plus counters and log instants in the raw file.
-// Usage: node ci/lens_trace_check.mjs TRACE.json FRAMES ENGINE_DIR
+// With PROCESSES > 1 the trace holds that many lens_demo processes on one lens: each must be a
+// process of its own with its own main, worker and Frames tracks (issue 13: real pids and tids).
+// Usage: node ci/lens_trace_check.mjs TRACE.json FRAMES ENGINE_DIR [PROCESSES]
 import fs from 'node:fs';
 import path from 'node:path';
 import {pathToFileURL} from 'node:url';
 
-const [file, framesArg, engineDir] = process.argv.slice(2);
+const [file, framesArg, engineDir, processesArg] = process.argv.slice(2);
 const frames = Number(framesArg);
+const expected = Number(processesArg ?? 1);
 let passed = 0, failed = 0;
 function check(name, ok, detail = '') {
   if (ok) { passed++; console.log(`ok: ${name}`); }
@@ -20,7 +23,20 @@ const events = json.traceEvents;
 const engine = await import(pathToFileURL(path.join(engineDir, 'analyze-trace.mjs')).href);
 const {parsedTrace} = await engine.analyzeEvents(events);
 const processes = parsedTrace.data.Renderer.processes;
-check('one process', processes.size === 1, `got ${processes.size}`);
+check(`${expected} process(es)`, processes.size === expected, `got ${processes.size}`);
+if (expected > 1) {
+  for (const [pid, p] of processes) {
+    const names = new Map([...p.threads.values()].map(t => [t.name, t]));
+    check(`process ${pid}: its own Frames, main and worker tracks`,
+          ['Frames', 'main', 'worker'].every(n => names.has(n)), JSON.stringify([...names.keys()]));
+    check(`process ${pid}: main zone count`, (names.get('main')?.entries.length ?? 0) === 4 * frames,
+          `${names.get('main')?.entries.length}`);
+    check(`process ${pid}: frames numbered 1..${frames} once each`,
+          (names.get('Frames')?.entries.length ?? 0) === frames);
+  }
+  console.log(`${passed} passed, ${failed} failed`);
+  process.exit(failed ? 1 : 0);
+}
 const threads = new Map();
 for (const p of processes.values())
   for (const t of p.threads.values()) threads.set(t.name, t);

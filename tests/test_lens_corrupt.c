@@ -1,6 +1,6 @@
 /* lens against hostile or broken shared memory: every validation path on hand-corrupted segments,
- * and locks left held by a process that was killed. */
-/* ctest: labels=unit;multiprocess timeout=120 */
+ * and producers killed (kill -9) in the middle of writing their rings. */
+/* ctest: labels=unit;multiprocess timeout=180 */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,39 +8,44 @@
 
 #include "shk_test.h"
 #include "shmkit.h"
-
-#ifdef _WIN32
-#include <windows.h>
-static int self_pid(void) { return (int)GetCurrentProcessId(); }
-#else
-#include <unistd.h>
-static int self_pid(void) { return (int)getpid(); }
-#endif
+#include "shmkit/lens_wire.h"
 
 #define CHILD_TIMEOUT_MS 60000
+#define SECOND 1000000000ull
 
 /* A producer (kept open, never waiting) and a raw read-write view of its segment. */
 typedef struct fixture {
   char name[64];
   shk_lens *lens;
   shk_shm *shm;
-  shk_lens_segment *seg;
+  shk_lens_wire_header *h;
 } fixture;
 
 static void fixture_open(fixture *f, const char *tag) {
   shk_lens_options o;
   shk_lens_options_init(&o);
   o.full_wait_ns = 0;
-  o.lock_timeout_ns = 20000000;
+  o.ring_bytes = 8192;
+  o.max_threads = 4;
   assert_int_equal(shk_lens_open(shk_test_unique_name(f->name, sizeof f->name, tag), &o, &f->lens),
                    SHK_OK);
   assert_int_equal(shk_shm_open(f->name, SHK_SHM_READ_WRITE, &f->shm), SHK_OK);
-  f->seg = shk_shm_data(f->shm);
+  f->h = shk_shm_data(f->shm);
 }
 
 static void fixture_close(fixture *f) {
   shk_shm_close(f->shm);
   shk_lens_close(f->lens);
+}
+
+static shk_lens_wire_ring *ring0(fixture *f) {
+  return (shk_lens_wire_ring *)(void *)((unsigned char *)f->h + f->h->ring_offset);
+}
+
+static shk_lens_wire_record *record_at(fixture *f, uint64_t at) {
+  shk_lens_wire_record *recs =
+      (shk_lens_wire_record *)(void *)((unsigned char *)ring0(f) + SHK_LENS_RING_HEADER_SIZE);
+  return &recs[at & (f->h->ring_records - 1)];
 }
 
 static int reader_open_code(const char *name) {
@@ -52,17 +57,15 @@ static int reader_open_code(const char *name) {
 
 /* Drains once with a fresh reader; returns its statistics. */
 static shk_lens_stats drain_once(const char *name, size_t *events) {
-  shk_lens_reader_options o;
-  shk_lens_reader_options_init(&o);
-  o.lock_timeout_ns = 20000000;
   shk_lens_reader *r = NULL;
-  assert_int_equal(shk_lens_reader_open(name, &o, &r), SHK_OK);
+  assert_int_equal(shk_lens_reader_open(name, NULL, &r), SHK_OK);
   size_t n = 0;
   assert_int_equal(shk_lens_reader_drain(r, NULL, NULL, &n), SHK_OK);
   /* Every event handed out must be well-formed: names resolved, messages terminated. */
   shk_lens_event e;
   while (shk_lens_reader_next(r, &e) == SHK_OK) {
-    if (e.kind == SHK_LENS_ZONE) assert_true(e.name && e.thread);
+    assert_non_null(e.thread);
+    if (e.kind == SHK_LENS_ZONE) assert_non_null(e.name);
     if (e.kind == SHK_LENS_LOG) assert_int_equal(strlen(e.message) <= e.length, 1);
   }
   shk_lens_stats st;
@@ -76,329 +79,385 @@ static void send_one_zone(shk_lens *lens) {
   shk_lens_zone z;
   assert_int_equal(shk_lens_zone_begin(lens, &z, "zone", 0), SHK_OK);
   assert_int_equal(shk_lens_zone_end(&z), SHK_OK);
-  assert_int_equal(shk_lens_flush(lens), SHK_OK);
+}
+
+static void assert_reason(const char *name, int code, const char *words) {
+  shk_lens_info info;
+  assert_int_equal(shk_lens_probe(name, &info), code);
+  if (!strstr(info.reason, words)) fail_msg("reason '%s' lacks '%s'", info.reason, words);
 }
 
 /* ---- the header ---- */
 
-static void a_bad_magic_is_refused(void **state) {
+/* Issue 13, defect 7: each refusal says what is wrong ("magic 0" and "a reader is attached" no
+ * longer share a message; a foreign segment is named as such). */
+static void a_bad_magic_is_refused_with_a_reason(void **state) {
   (void)state;
   fixture f;
   fixture_open(&f, "bm");
-  f.seg->magic = 0xDEADBEEF;
+  f.h->magic = 0xDEADBEEF;
   assert_int_equal(reader_open_code(f.name), SHK_EFORMAT);
-  shk_lens_info info;
-  assert_int_equal(shk_lens_probe(f.name, &info), SHK_EFORMAT);
-  assert_int_equal(info.magic, 0xDEADBEEF);
+  assert_reason(f.name, SHK_EFORMAT, "not a lens segment: first word 0xdeadbeef");
   shk_lens *second = (shk_lens *)1;
   assert_int_equal(shk_lens_open(f.name, NULL, &second), SHK_EFORMAT);
   assert_null(second);
-  f.seg->magic = 0; /* a creator that has not finished */
+  f.h->magic = 0; /* a creator that has not finished */
   assert_int_equal(reader_open_code(f.name), SHK_EBUSY);
-  f.seg->magic = SHK_LENS_MAGIC;
+  assert_reason(f.name, SHK_EBUSY, "being set up");
+  f.h->magic = SHK_LENS_MAGIC;
   assert_int_equal(reader_open_code(f.name), SHK_OK);
   fixture_close(&f);
 }
 
-static void another_major_version_is_refused_and_another_minor_accepted(void **state) {
+static void other_majors_are_refused_naming_both_versions(void **state) {
   (void)state;
   fixture f;
-  fixture_open(&f, "ve");
-  f.seg->protocol_version = 0x00020005;
+  fixture_open(&f, "mv");
+  f.h->protocol_version = 0x00030001u;
   assert_int_equal(reader_open_code(f.name), SHK_EVERSION);
-  shk_lens_info info;
-  assert_int_equal(shk_lens_probe(f.name, &info), SHK_EVERSION);
-  assert_int_equal(info.protocol_version, 0x00020005);
-  f.seg->protocol_version = 0x00000105;
+  assert_reason(f.name, SHK_EVERSION, "lens protocol 3.0.1 found; this reader speaks major 2 (2.0.0)");
+  /* lens 1.x: the payload layout this one replaced */
+  f.h->protocol_version = 0x00010005u;
+  assert_reason(f.name, SHK_EVERSION, "1.0.5 found");
+  /* temporal-lens 0.1.5 itself */
+  f.h->protocol_version = SHK_LENS_PROTOCOL_015;
   assert_int_equal(reader_open_code(f.name), SHK_EVERSION);
-  f.seg->protocol_version = 0x00010203;
+  assert_reason(f.name, SHK_EVERSION, "temporal-lens 0.1.5");
+  f.h->protocol_version = 0x00020107u; /* another minor and patch: fine */
   assert_int_equal(reader_open_code(f.name), SHK_OK);
+  f.h->protocol_version = SHK_LENS_PROTOCOL_VERSION;
   fixture_close(&f);
 }
 
-static void a_wrong_sizeof_usize_is_refused(void **state) {
+static void ring_geometry_that_does_not_fit_is_refused(void **state) {
   (void)state;
   fixture f;
-  fixture_open(&f, "us");
-  f.seg->sizeof_usize = 3;
+  fixture_open(&f, "rg");
+  uint32_t count = f.h->ring_count, records = f.h->ring_records;
+  f.h->ring_count = 60000; /* far more rings than the mapping holds */
   assert_int_equal(reader_open_code(f.name), SHK_EFORMAT);
-  f.seg->sizeof_usize = 16;
-  assert_int_equal(reader_open_code(f.name), SHK_EFORMAT);
-  f.seg->sizeof_usize = 4; /* a 32-bit producer: keys are 64-bit on the wire anyway */
-  assert_int_equal(reader_open_code(f.name), SHK_OK);
-  fixture_close(&f);
-}
-
-static void a_bad_extension_block_is_refused(void **state) {
-  (void)state;
-  fixture f;
-  fixture_open(&f, "ex");
-  f.seg->ext.magic = 0;
-  assert_int_equal(reader_open_code(f.name), SHK_EFORMAT);
-  f.seg->ext.magic = SHK_LENS_EXT_MAGIC;
-  f.seg->ext.size = 8;
-  assert_int_equal(reader_open_code(f.name), SHK_EFORMAT);
-  f.seg->ext.size = 0x7FFFFFFF; /* larger than the mapping */
-  assert_int_equal(reader_open_code(f.name), SHK_EFORMAT);
-  f.seg->ext.size = sizeof(shk_lens_ext);
+  assert_reason(f.name, SHK_EFORMAT, "the segment has");
+  f.h->ring_count = count;
+  f.h->ring_records = records + 1; /* not a power of two */
+  assert_reason(f.name, SHK_EFORMAT, "ring geometry");
+  f.h->ring_records = records;
+  f.h->record_size = 16;
+  assert_reason(f.name, SHK_EFORMAT, "record size 16");
+  f.h->record_size = SHK_LENS_RECORD_SIZE;
+  f.h->ns_per_tick = -1.0;
+  assert_reason(f.name, SHK_EFORMAT, "calibration");
+  f.h->ns_per_tick = 1.0;
   assert_int_equal(reader_open_code(f.name), SHK_OK);
   fixture_close(&f);
 }
 
 static void a_truncated_segment_is_refused(void **state) {
   (void)state;
-  char name[64];
+  fixture f;
+  fixture_open(&f, "tr");
+  char small[64];
   shk_shm *shm = NULL;
-  /* One page holds a valid-looking header but not the payloads. */
-  assert_int_equal(shk_shm_create(shk_test_unique_name(name, sizeof name, "tr"), 4096, &shm), SHK_OK);
-  assert_true(shk_shm_size(shm) < sizeof(shk_lens_segment));
-  uint32_t *h = shk_shm_data(shm);
-  h[0] = SHK_LENS_MAGIC;
-  h[1] = SHK_LENS_PROTOCOL_VERSION;
-  h[2] = sizeof(void *);
-  assert_int_equal(reader_open_code(name), SHK_EFORMAT);
-  shk_lens_info info;
-  assert_int_equal(shk_lens_probe(name, &info), SHK_EFORMAT);
-  assert_int_equal(info.magic, SHK_LENS_MAGIC);
-  shk_lens *lens = (shk_lens *)1;
-  assert_int_equal(shk_lens_open(name, NULL, &lens), SHK_EFORMAT);
+  size_t size = f.h->ring_offset + 100; /* a header, and not all of one ring */
+  assert_int_equal(shk_shm_create(shk_test_unique_name(small, sizeof small, "trs"), size, &shm),
+                   SHK_OK);
+  memcpy(shk_shm_data(shm), f.h, SHK_LENS_HEADER_SIZE);
+  assert_int_equal(reader_open_code(small), SHK_EFORMAT);
+  assert_reason(small, SHK_EFORMAT, "need");
   shk_shm_close(shm);
-  assert_int_equal(shk_shm_unlink(name), SHK_OK);
+  shk_shm_unlink(small);
+  fixture_close(&f);
 }
 
-/* ---- payload counts ---- */
+/* ---- the rings ---- */
 
-static void a_count_above_32_is_counted_and_the_payload_reset(void **state) {
+static void a_head_past_a_whole_ring_is_counted_and_skipped(void **state) {
   (void)state;
   fixture f;
-  fixture_open(&f, "sz");
+  fixture_open(&f, "hp");
   send_one_zone(f.lens);
-  f.seg->frame.size = 33;
-  f.seg->zone.size = 1000;
-  f.seg->heap.size = 0xFFFFFFFF;
-  f.seg->plot.size = 64;
-  f.seg->log_data_count = 8193;
-  size_t n = 1;
-  shk_lens_stats st = drain_once(f.name, &n);
-  assert_int_equal(n, 0);
-  for (int k = 0; k < SHK_LENS_KIND_COUNT; k++) assert_int_equal(st.malformed[k], 1);
-  assert_int_equal(f.seg->zone.size, 0);
-  assert_int_equal(f.seg->log_data_count, 0);
-  /* The producer goes on normally after the reset. */
-  send_one_zone(f.lens);
-  st = drain_once(f.name, &n);
-  assert_int_equal(n, 1);
-  assert_int_equal(st.malformed[SHK_LENS_ZONE], 0);
-  fixture_close(&f);
-}
-
-static void a_producer_never_writes_past_a_corrupt_count(void **state) {
-  (void)state;
-  fixture f;
-  fixture_open(&f, "pc");
-  f.seg->zone.size = 5000;
-  f.seg->log_data_count = 100000;
-  send_one_zone(f.lens); /* resets the count instead of writing at entry 5000 */
-  assert_int_equal(f.seg->zone.size, 1);
-  assert_int_equal(shk_lens_log(f.lens, 0, "x"), SHK_OK);
-  assert_int_equal(f.seg->log_data_count, 17);
-  fixture_close(&f);
-}
-
-/* ---- strings and fields ---- */
-
-static void bad_shared_strings_are_counted_and_skipped(void **state) {
-  (void)state;
-  fixture f;
-  fixture_open(&f, "ss");
-  for (int i = 0; i < 4; i++) send_one_zone(f.lens);
-  assert_int_equal(shk_lens_plot(f.lens, "plot", 1.0, 0), SHK_OK);
-  f.seg->zone.data[0].name.size = 129;
-  f.seg->zone.data[1].thread.size = 255;
-  f.seg->zone.data[2].name.has_contents = 2;
-  f.seg->plot.data[0].name.size = 200;
-  size_t n = 0;
-  shk_lens_stats st = drain_once(f.name, &n);
-  assert_int_equal(st.malformed[SHK_LENS_ZONE], 3);
-  assert_int_equal(st.malformed[SHK_LENS_PLOT], 1);
-  assert_int_equal(st.received[SHK_LENS_ZONE], 1);
-  assert_int_equal(n, 1);
-  fixture_close(&f);
-}
-
-static void bad_numbers_are_counted_and_skipped(void **state) {
-  (void)state;
-  fixture f;
-  fixture_open(&f, "nu");
-  for (int i = 0; i < 3; i++) send_one_zone(f.lens);
-  assert_int_equal(shk_lens_frame(f.lens), SHK_OK);
-  assert_int_equal(shk_lens_plot(f.lens, "p", 1.0, 0), SHK_OK);
-  assert_int_equal(shk_lens_plot(f.lens, "p", 2.0, 0), SHK_OK);
-  assert_int_equal(shk_lens_heap(f.lens, 1, 1, false), SHK_OK);
-  f.seg->zone.data[0].end = INFINITY;
-  f.seg->zone.data[1].depth = 1u << 20;
-  f.seg->zone.data[2].color = 0xFF000000u;
-  f.seg->frame.data[0].end = NAN;
-  f.seg->plot.data[0].value = NAN;
-  f.seg->plot.data[1].time = -INFINITY;
-  f.seg->heap.data[0].is_free = 7;
+  shk_lens_wire_ring *r = ring0(&f);
+  uint64_t head = r->head;
+  r->head = head + 3ull * f.h->ring_records;
   size_t n = 9;
   shk_lens_stats st = drain_once(f.name, &n);
   assert_int_equal(n, 0);
-  assert_int_equal(st.malformed[SHK_LENS_ZONE], 3);
-  assert_int_equal(st.malformed[SHK_LENS_FRAME], 1);
-  assert_int_equal(st.malformed[SHK_LENS_PLOT], 2);
-  assert_int_equal(st.malformed[SHK_LENS_HEAP], 1);
+  assert_int_equal(st.malformed[SHK_LENS_ZONE], 1);
+  assert_true(r->tail == r->head); /* skipped to the head, never followed */
   fixture_close(&f);
 }
 
-/* ---- the log area ---- */
-
-static void a_log_length_past_the_end_stops_the_walk(void **state) {
+static void bad_records_are_counted_and_skipped(void **state) {
   (void)state;
   fixture f;
-  fixture_open(&f, "lg");
-  assert_int_equal(shk_lens_log(f.lens, 0, "first"), SHK_OK);
-  assert_int_equal(shk_lens_log(f.lens, 0, "second"), SHK_OK);
-  assert_int_equal(shk_lens_log(f.lens, 0, "third"), SHK_OK);
-  /* The second header claims more bytes than the area holds. */
-  shk_lens_log_header h;
-  memcpy(&h, f.seg->log_data + 16 + 5, sizeof h);
-  h.length = 100000;
-  memcpy(f.seg->log_data + 16 + 5, &h, sizeof h);
+  fixture_open(&f, "br");
+  send_one_zone(f.lens); /* thread name, zone name, zone */
+  uint64_t at = ring0(&f)->head;
+  send_one_zone(f.lens); /* zone */
+  send_one_zone(f.lens); /* zone */
+  assert_int_equal(shk_lens_plot(f.lens, "p", 1.0, 0), SHK_OK);
+  assert_int_equal(shk_lens_heap(f.lens, 1, 2, false), SHK_OK);
+  assert_int_equal(shk_lens_frame(f.lens), SHK_OK);
+  record_at(&f, at)->b = record_at(&f, at)->a - 1; /* ends before it begins */
+  record_at(&f, at + 1)->len = 0x01000000u;        /* color past 24 bits */
+  uint64_t plot = at + 2 + 2;                      /* after the name "p" and its data */
+  assert_int_equal(record_at(&f, plot)->type, SHK_LENS_REC_PLOT);
+  double nan = NAN;
+  memcpy(&record_at(&f, plot)->b, &nan, sizeof nan);
+  record_at(&f, plot + 1)->flags = 2;
   size_t n = 0;
   shk_lens_stats st = drain_once(f.name, &n);
-  assert_int_equal(n, 1);
-  assert_int_equal(st.received[SHK_LENS_LOG], 1);
-  assert_int_equal(st.malformed[SHK_LENS_LOG], 1);
+  assert_int_equal(st.received[SHK_LENS_ZONE], 1);
+  assert_int_equal(st.malformed[SHK_LENS_ZONE], 2);
+  assert_int_equal(st.malformed[SHK_LENS_PLOT], 1);
+  assert_int_equal(st.malformed[SHK_LENS_HEAP], 1);
+  assert_int_equal(st.received[SHK_LENS_FRAME], 1);
   fixture_close(&f);
 }
 
-static void a_cut_log_header_or_bad_time_is_counted(void **state) {
+static void lengths_past_the_head_and_unknown_types_end_the_ring(void **state) {
   (void)state;
   fixture f;
   fixture_open(&f, "lh");
-  assert_int_equal(shk_lens_log(f.lens, 0, "whole"), SHK_OK);
-  assert_int_equal(shk_lens_log(f.lens, 0, "nan time"), SHK_OK);
-  shk_lens_log_header h;
-  memcpy(&h, f.seg->log_data + 21, sizeof h);
-  h.time = NAN;
-  memcpy(f.seg->log_data + 21, &h, sizeof h);
-  f.seg->log_data_count += 10; /* ten bytes: less than a header */
-  size_t n = 0;
-  shk_lens_stats st = drain_once(f.name, &n);
-  assert_int_equal(n, 1);
-  assert_int_equal(st.malformed[SHK_LENS_LOG], 2);
-  fixture_close(&f);
-}
-
-/* ---- locks ---- */
-
-/* Takes the zone and plot locks the way a producer would, then waits to be killed. */
-static int child_lock_holder(int argc, char **argv) {
-  if (argc < 1) return 2;
-  shk_shm *shm = NULL;
-  if (shk_shm_open(argv[0], SHK_SHM_READ_WRITE, &shm) != SHK_OK) return 3;
-  shk_lens_segment *seg = shk_shm_data(shm);
-  uint32_t me = (uint32_t)self_pid();
-  volatile uint32_t *zone_owner = &seg->zone.lock.owner, *plot_owner = &seg->plot.lock.owner;
-  if (*zone_owner != 0 || *plot_owner != 0) return 4;
-  *zone_owner = me;
-  *plot_owner = me;
-  for (;;) {
-    (void)*zone_owner;
-  }
-}
-
-static void a_lock_held_by_a_killed_process_is_recovered(void **state) {
-  (void)state;
-  fixture f;
-  fixture_open(&f, "lk");
-  assert_int_equal(shk_lens_plot(f.lens, "before", 1.0, 0), SHK_OK);
-  const char *args[] = {f.name};
-  shk_test_proc proc;
-  assert_int_equal(shk_test_spawn("lock_holder", 1, args, &proc), 0);
-  while (*(volatile uint32_t *)&f.seg->plot.lock.owner != (uint32_t)proc.pid) {
-  }
-  /* While the holder lives, a send waits its lock timeout and drops; nothing hangs. */
-  shk_lens_zone z;
-  assert_int_equal(shk_lens_zone_begin(f.lens, &z, "blocked", 0), SHK_OK);
-  assert_int_equal(shk_lens_zone_end(&z), SHK_OK); /* staged */
-  assert_int_equal(shk_lens_flush(f.lens), SHK_EBUSY);
-  shk_test_exit how = shk_test_wait(&proc, 0); /* kills it: it never ends by itself */
-  assert_int_equal(how.timed_out, 1);
-  /* The reader takes over the plot lock, the producer the zone lock. */
-  size_t n = 0;
-  shk_lens_stats st = drain_once(f.name, &n);
-  assert_int_equal(st.received[SHK_LENS_PLOT], 1);
   send_one_zone(f.lens);
-  assert_int_equal(f.seg->zone.lock.owner, 0);
-  assert_int_equal(f.seg->plot.lock.owner, 0);
-  assert_int_equal(shk_lens_stats_get(f.lens, &st), SHK_OK);
-  assert_int_equal(st.lock_recoveries, 2);
-  assert_int_equal(st.segment[SHK_LENS_ZONE].dropped, 1);
-  assert_int_equal(st.segment[SHK_LENS_ZONE].written, 1);
-  st = drain_once(f.name, &n);
+  uint64_t at = ring0(&f)->head;
+  assert_int_equal(shk_lens_log(f.lens, 0, "hello"), SHK_OK);
+  send_one_zone(f.lens);
+  record_at(&f, at)->len = 4000; /* the log claims more data records than were published */
+  size_t n = 0;
+  shk_lens_stats st = drain_once(f.name, &n);
   assert_int_equal(st.received[SHK_LENS_ZONE], 1);
-  fixture_close(&f);
-}
-
-static void a_lock_held_by_a_live_thread_times_out_without_hanging(void **state) {
-  (void)state;
-  fixture f;
-  fixture_open(&f, "lv");
+  assert_int_equal(st.malformed[SHK_LENS_LOG], 1);
+  assert_int_equal(st.received[SHK_LENS_LOG], 0);
+  /* The ring goes on afterwards: new records are read. */
+  at = ring0(&f)->head;
   send_one_zone(f.lens);
-  /* Our own pid: to the lock, another thread of this process that is busy. */
-  f.seg->zone.lock.owner = (uint32_t)self_pid();
-  shk_lens_zone z;
-  assert_int_equal(shk_lens_zone_begin(f.lens, &z, "late", 0), SHK_OK);
-  assert_int_equal(shk_lens_zone_end(&z), SHK_OK); /* staged */
-  assert_int_equal(shk_lens_flush(f.lens), SHK_EBUSY);
-  size_t n = 9;
-  shk_lens_stats st = drain_once(f.name, &n);
-  assert_int_equal(n, 0);
-  assert_int_equal(f.seg->zone.size, 1); /* untouched: the reader never had the lock */
-  f.seg->zone.lock.owner = 0;
+  send_one_zone(f.lens);
+  record_at(&f, at)->type = 99;
   st = drain_once(f.name, &n);
+  assert_int_equal(n, 0);
+  assert_int_equal(st.malformed[SHK_LENS_ZONE], 1);
+  send_one_zone(f.lens);
+  drain_once(f.name, &n);
   assert_int_equal(n, 1);
-  assert_int_equal(st.segment[SHK_LENS_ZONE].dropped, 1);
   fixture_close(&f);
 }
 
-static void a_dead_pid_in_a_lock_is_taken_over(void **state) {
+/* Defect 9: counts that cannot be true are shown marked, per thread, not summed silently. */
+static void implausible_counts_are_marked_per_thread(void **state) {
   (void)state;
   fixture f;
-  fixture_open(&f, "dp");
-  f.seg->heap.lock.owner = 0x7FFFFFF0u; /* beyond any pid in use */
-  f.seg->log_data_lock.owner = 0xFFFFFFFFu; /* not even a valid pid */
-  assert_int_equal(shk_lens_heap(f.lens, 1, 2, false), SHK_OK);
-  assert_int_equal(shk_lens_log(f.lens, 0, "after"), SHK_OK);
-  shk_lens_stats st;
-  assert_int_equal(shk_lens_stats_get(f.lens, &st), SHK_OK);
-  assert_int_equal(st.lock_recoveries, 2);
-  assert_int_equal(f.seg->heap.lock.recoveries, 1);
+  fixture_open(&f, "ic");
+  send_one_zone(f.lens);
+  shk_lens_reader *r = NULL;
+  assert_int_equal(shk_lens_reader_open(f.name, NULL, &r), SHK_OK);
+  size_t n = 0;
+  assert_int_equal(shk_lens_reader_drain(r, NULL, NULL, &n), SHK_OK);
+  shk_lens_thread_info info[2];
+  size_t count = 0;
+  assert_int_equal(shk_lens_reader_threads(r, info, 2, &count), SHK_OK);
+  assert_int_equal(count, 1);
+  assert_false(info[0].implausible);
+  assert_true(info[0].alive);
+  ring0(&f)->dropped[SHK_LENS_ZONE] = 1ull << 63; /* a hostile producer's figure */
+  assert_int_equal(shk_lens_reader_threads(r, info, 2, &count), SHK_OK);
+  assert_true(info[0].implausible);
+  assert_int_equal(info[0].counters[SHK_LENS_ZONE].dropped, 1ull << 63); /* shown as it is */
+  ring0(&f)->dropped[SHK_LENS_ZONE] = 0;
+  ring0(&f)->written[SHK_LENS_ZONE] = 0; /* fewer written than the reader took */
+  assert_int_equal(shk_lens_reader_threads(r, info, 2, &count), SHK_OK);
+  assert_true(info[0].implausible);
+  shk_lens_reader_close(r);
   fixture_close(&f);
+}
+
+/* ---- producers killed in the middle of a ring write ---- */
+
+/* Writes zones (and now and then a name of its own) forever: killed from outside. */
+static int child_endless_producer(int argc, char **argv) {
+  if (argc < 1) return 2;
+  shk_lens_options o;
+  shk_lens_options_init(&o);
+  o.full_wait_ns = 0;
+  shk_lens *lens = NULL;
+  if (shk_lens_open(argv[0], &o, &lens) != SHK_OK) return 3;
+  char names[4][16];
+  for (int i = 0; i < 4; i++) snprintf(names[i], sizeof names[i], "dyn%d", i);
+  for (unsigned i = 0;; i++) {
+    shk_lens_zone z;
+    shk_lens_zone_begin(lens, &z, names[i % 4], 0);
+    shk_lens_zone_end(&z);
+    if (i % 64 == 0) shk_lens_log(lens, 0, "step %u", i);
+  }
+}
+
+/* Issue 13, defect 10 and the kill -9 test: a killed producer is recognised (its process is
+ * gone), its ring drained and closed, the reader finishes within a second, a new producer
+ * starts cleanly on the same segment, and the reader removes the name at the end. */
+static void killed_producers_are_recovered_and_a_new_one_starts_cleanly(void **state) {
+  (void)state;
+  char name[64];
+  shk_test_unique_name(name, sizeof name, "k9");
+  const char *args[] = {name};
+  shk_lens_reader *r = NULL;
+  enum { ROUNDS = 12 };
+  for (int round = 0; round < ROUNDS; round++) {
+    shk_test_proc proc;
+    assert_int_equal(shk_test_spawn("endless_producer", 1, args, &proc), 0);
+    if (!r) {
+      int tries = 0;
+      while (shk_lens_reader_open(name, NULL, &r) != SHK_OK) {
+        assert_true(++tries < 30000);
+        shk_lens_reader_poll(NULL, 0, NULL, NULL, NULL);
+        shk_lens_probe(name, &(shk_lens_info){0}); /* a moment */
+      }
+    }
+    /* Let it write for a while, reading as it goes, then kill it mid-write. */
+    size_t got = 0, n = 0;
+    while (got < 2000) {
+      shk_lens_reader_poll(r, SECOND, NULL, NULL, &n);
+      got += n;
+      shk_lens_event e;
+      while (shk_lens_reader_next(r, &e) == SHK_OK) {
+        if (e.kind == SHK_LENS_ZONE) assert_true(e.name_known);
+      }
+    }
+    shk_test_exit how = shk_test_wait(&proc, 0); /* kills it */
+    assert_int_equal(how.timed_out, 1);
+    /* Within a second the reader knows it is dead and everything it published is taken. */
+    uint64_t waited = 0;
+    while (!shk_lens_reader_finished(r)) {
+      shk_lens_reader_poll(r, 10000000u, NULL, NULL, NULL);
+      shk_lens_event e;
+      while (shk_lens_reader_next(r, &e) == SHK_OK) {
+      }
+      waited += 10000000u;
+      assert_true(waited <= SECOND);
+    }
+    shk_lens_stats st;
+    assert_int_equal(shk_lens_reader_stats(r, &st), SHK_OK);
+    for (int k = 0; k < SHK_LENS_KIND_COUNT; k++) {
+      assert_int_equal(st.malformed[k], 0);
+    }
+    assert_true(st.rings <= 2); /* the dead one's ring is reused, not leaked */
+  }
+  size_t count = 0;
+  assert_int_equal(shk_lens_reader_threads(r, NULL, 0, &count), SHK_OK);
+  assert_int_equal(count, ROUNDS);
+  shk_lens_reader_close(r);
+  shk_lens_info info;
+  assert_int_equal(shk_lens_probe(name, &info), SHK_ENOENT); /* the reader removed the name */
+}
+
+/* ---- live mutation: the segment changes under the reader while it drains ---- */
+
+/* Attaches to argv[0] and drains for argv[1] ms; exits 0 unless it crashes or hangs. */
+static int child_draining_reader(int argc, char **argv) {
+  if (argc < 2) return 2;
+  shk_lens_reader *r = NULL;
+  for (int i = 0; shk_lens_reader_open(argv[0], NULL, &r) != SHK_OK; i++)
+    if (i > 100000) return 3;
+  int ms = atoi(argv[1]);
+  for (int i = 0; i < ms; i++) {
+    shk_lens_reader_poll(r, 1000000, NULL, NULL, NULL);
+    shk_lens_event e;
+    while (shk_lens_reader_next(r, &e) == SHK_OK) {
+      if (e.name) (void)strlen(e.name);
+      if (e.thread) (void)strlen(e.thread);
+      if (e.message) (void)strlen(e.message);
+    }
+    shk_lens_stats st;
+    shk_lens_reader_stats(r, &st);
+    size_t n;
+    shk_lens_reader_threads(r, NULL, 0, &n);
+    (void)shk_lens_reader_finished(r);
+  }
+  shk_lens_reader_close(r);
+  return 0;
+}
+
+/* xorshift: the same mutations on every run */
+static uint64_t next_random(uint64_t *x) {
+  *x ^= *x << 13;
+  *x ^= *x >> 7;
+  *x ^= *x << 17;
+  return *x;
+}
+
+static void a_reader_survives_rings_mutated_while_it_drains(void **state) {
+  (void)state;
+  fixture f;
+  fixture_open(&f, "mu");
+  const char *args[] = {f.name, "1500"};
+  shk_test_proc proc;
+  assert_int_equal(shk_test_spawn("draining_reader", 2, args, &proc), 0);
+  assert_int_equal(shk_lens_wait_reader(f.lens, 30 * SECOND), SHK_OK);
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  unsigned char *rings = (unsigned char *)f.h + f.h->ring_offset;
+  size_t span = (size_t)f.h->ring_count * f.h->ring_stride;
+  for (int i = 0; i < 200000; i++) {
+    shk_lens_zone z; /* sends may drop here: the mutations corrupt the ring's indices too */
+    shk_lens_zone_begin(f.lens, &z, "zone", 0);
+    shk_lens_zone_end(&z);
+    if (i % 7 == 0) shk_lens_log(f.lens, 0, "message %d with some length to span records", i);
+    if (i % 11 == 0) shk_lens_plot(f.lens, "p", (double)i, 0);
+    if (i % 3 == 0) {
+      uint64_t r = next_random(&x);
+      size_t at = (size_t)(r % (span / 8)) * 8; /* an aligned word of some ring */
+      uint64_t v = next_random(&x);
+      memcpy(rings + at, &v, sizeof v);
+    }
+    if (i % 1000 == 0) f.h->rings_used = (uint32_t)(next_random(&x) % (f.h->ring_count + 3));
+  }
+  shk_test_exit how = shk_test_wait(&proc, CHILD_TIMEOUT_MS);
+  assert_int_equal(how.killed, 0);
+  assert_int_equal(how.timed_out, 0);
+  assert_int_equal(how.code, 0);
+  fixture_close(&f);
+}
+
+/* Defect 10: a killed producer's handle does not keep the name alive: the last live producer to
+ * close removes it. */
+static void the_last_live_producer_removes_the_name_despite_a_killed_one(void **state) {
+  (void)state;
+  char name[64];
+  shk_test_unique_name(name, sizeof name, "lk");
+  const char *args[] = {name};
+  shk_test_proc proc;
+  assert_int_equal(shk_test_spawn("endless_producer", 1, args, &proc), 0);
+  shk_lens_info info;
+  for (int i = 0; shk_lens_probe(name, &info) != SHK_OK || info.rings == 0; i++) {
+    assert_true(i < 3000000);
+  }
+  shk_test_exit how = shk_test_wait(&proc, 0); /* killed, its handle left open */
+  assert_int_equal(how.timed_out, 1);
+  int rc = shk_lens_probe(name, &info);
+  if (rc == SHK_ENOENT) return; /* Windows: the segment went with the last handle, the killed one */
+  assert_int_equal(rc, SHK_OK);
+  assert_int_equal(info.producers, 0);
+  assert_int_equal(info.dead_producers, 1);
+  shk_lens *lens = NULL;
+  assert_int_equal(shk_lens_open(name, NULL, &lens), SHK_OK);
+  shk_lens_close(lens);
+  assert_int_equal(shk_lens_probe(name, &info), SHK_ENOENT);
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(a_bad_magic_is_refused),
-    cmocka_unit_test(another_major_version_is_refused_and_another_minor_accepted),
-    cmocka_unit_test(a_wrong_sizeof_usize_is_refused),
-    cmocka_unit_test(a_bad_extension_block_is_refused),
+    cmocka_unit_test(implausible_counts_are_marked_per_thread),
+    cmocka_unit_test(the_last_live_producer_removes_the_name_despite_a_killed_one),
+    cmocka_unit_test(a_reader_survives_rings_mutated_while_it_drains),
+    cmocka_unit_test(a_bad_magic_is_refused_with_a_reason),
+    cmocka_unit_test(other_majors_are_refused_naming_both_versions),
+    cmocka_unit_test(ring_geometry_that_does_not_fit_is_refused),
     cmocka_unit_test(a_truncated_segment_is_refused),
-    cmocka_unit_test(a_count_above_32_is_counted_and_the_payload_reset),
-    cmocka_unit_test(a_producer_never_writes_past_a_corrupt_count),
-    cmocka_unit_test(bad_shared_strings_are_counted_and_skipped),
-    cmocka_unit_test(bad_numbers_are_counted_and_skipped),
-    cmocka_unit_test(a_log_length_past_the_end_stops_the_walk),
-    cmocka_unit_test(a_cut_log_header_or_bad_time_is_counted),
-    cmocka_unit_test(a_lock_held_by_a_killed_process_is_recovered),
-    cmocka_unit_test(a_lock_held_by_a_live_thread_times_out_without_hanging),
-    cmocka_unit_test(a_dead_pid_in_a_lock_is_taken_over),
+    cmocka_unit_test(a_head_past_a_whole_ring_is_counted_and_skipped),
+    cmocka_unit_test(bad_records_are_counted_and_skipped),
+    cmocka_unit_test(lengths_past_the_head_and_unknown_types_end_the_ring),
+    cmocka_unit_test(killed_producers_are_recovered_and_a_new_one_starts_cleanly),
 };
 
 static const shk_test_child children[] = {
-    {"lock_holder", child_lock_holder},
+    {"endless_producer", child_endless_producer},
+    {"draining_reader", child_draining_reader},
 };
 
 SHK_TEST_MAIN(tests, children)

@@ -60,7 +60,6 @@ static void produce(producer_arg *a) {
     shk_lens_zone_end(&outer);
     if (i % 100 == 0) shk_lens_frame(a->s->lens);
   }
-  shk_lens_flush(a->s->lens); /* a thread that ends publishes what it staged */
   atomic_fetch_sub(&a->s->producers_left, 1);
 }
 
@@ -79,7 +78,9 @@ static void on_event(const shk_lens_event *e, void *user) {
 static void read_all(shared *s) {
   while (atomic_load(&s->producers_left) > 0)
     shk_lens_reader_poll(s->reader, 10000000u, on_event, s, NULL);
-  shk_lens_reader_drain(s->reader, on_event, s, NULL);
+  size_t n;
+  do shk_lens_reader_drain(s->reader, on_event, s, &n); /* a few thousand per call */
+  while (n > 0);
 }
 
 #ifdef _WIN32
@@ -126,11 +127,33 @@ static void threads_share_one_lens_and_every_zone_is_accounted_for(void **state)
   shk_lens_stats st;
   assert_int_equal(shk_lens_stats_get(s.lens, &st), SHK_OK);
   uint64_t sent = 2ull * PRODUCERS * ZONES_EACH;
+  shk_lens_stats rs;
+  assert_int_equal(shk_lens_reader_stats(s.reader, &rs), SHK_OK);
+  print_message("zones: %llu received, %llu dropped, %llu malformed; %llu written, %llu drained\n",
+                (unsigned long long)s.zones, (unsigned long long)st.segment[SHK_LENS_ZONE].dropped,
+                (unsigned long long)rs.malformed[SHK_LENS_ZONE],
+                (unsigned long long)st.segment[SHK_LENS_ZONE].written,
+                (unsigned long long)st.segment[SHK_LENS_ZONE].drained);
   assert_int_equal(st.sent[SHK_LENS_ZONE], sent);
   assert_int_equal(s.zones + st.segment[SHK_LENS_ZONE].dropped, sent);
   assert_int_equal(s.frames + st.segment[SHK_LENS_FRAME].dropped, PRODUCERS * (ZONES_EACH / 100));
   assert_int_equal(s.bad_names, 0);
   assert_int_equal(st.segment[SHK_LENS_ZONE].written, st.segment[SHK_LENS_ZONE].drained);
+  for (int k = 0; k < SHK_LENS_KIND_COUNT; k++) assert_int_equal(rs.malformed[k], 0);
+  /* Exact per thread: each producing thread's ring counts what it wrote and dropped. */
+  shk_lens_thread_info info[PRODUCERS + 1];
+  size_t count = 0;
+  assert_int_equal(shk_lens_reader_threads(s.reader, info, PRODUCERS + 1, &count), SHK_OK);
+  assert_int_equal(count, PRODUCERS);
+  for (size_t i = 0; i < count; i++) {
+    const shk_lens_counters *z = &info[i].counters[SHK_LENS_ZONE];
+    int index = info[i].name[1] - '0';
+    assert_true(index >= 0 && index < PRODUCERS);
+    assert_int_equal(z->written + z->dropped, 2ull * ZONES_EACH);
+    assert_int_equal(z->drained, z->written);
+    assert_int_equal(z->drained, s.per_thread[index]);
+    assert_false(info[i].implausible);
+  }
   shk_lens_reader_close(s.reader);
   shk_lens_close(s.lens);
 }

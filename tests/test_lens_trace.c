@@ -34,20 +34,25 @@ static void strings_are_escaped_and_bad_bytes_replaced(void **state) {
   e[0].name = "quote\" back\\ tab\t caf\xc3\xa9 bad\xff\xc3 end";
   e[0].thread = "main";
   e[0].thread_key = 1;
+  e[0].pid = 1;
+  e[0].tid = 3;
   e[0].time = 0.002;
   e[0].duration_ns = 1500;
   e[1] = e[0];
   e[1].name = "other";
   e[1].thread = "worker \xe2\x82\xac";
   e[1].thread_key = 2;
+  e[1].tid = 4;
   e[2].kind = SHK_LENS_LOG;
   e[2].message = "line\nbreak\0hidden";
   e[2].length = 17;
   e[2].time = 0.001;
+  e[2].pid = 1;
   e[3].kind = SHK_LENS_PLOT;
   e[3].name = "p";
   e[3].value = 0.0 / 0.0;
   e[3].time = 1.0 / 0.0;
+  e[3].pid = 1;
   const char *text = write_and_read(e, 4);
   assert_non_null(strstr(text, "\"quote\\\" back\\\\ tab\\u0009 caf\xc3\xa9 bad\\ufffd\\ufffd end\""));
   assert_non_null(strstr(text, "\"line\\u000abreak\\u0000hidden\""));
@@ -59,7 +64,7 @@ static void strings_are_escaped_and_bad_bytes_replaced(void **state) {
   assert_null(strstr(text, "inf"));
   assert_non_null(strstr(text, "\"name\":\"thread_name\",\"pid\":1,\"tid\":3,\"args\":{\"name\":\"main\"}"));
   assert_non_null(strstr(text, "\"args\":{\"name\":\"worker \xe2\x82\xac\"}"));
-  assert_non_null(strstr(text, "\"args\":{\"name\":\"lens \\\"x\\\"\"}"));
+  assert_non_null(strstr(text, "\"args\":{\"name\":\"lens \\\"x\\\" (pid 1)\"}"));
 }
 
 static void frames_touching_end_to_start_never_overlap(void **state) {
@@ -71,25 +76,74 @@ static void frames_touching_end_to_start_never_overlap(void **state) {
     e[i].number = (uint64_t)i + 1;
     e[i].time = 0.001 * (i + 1);
     e[i].duration_ns = 1000000;
+    e[i].pid = 1;
   }
   e[2].kind = SHK_LENS_ZONE;
   e[2].name = "z";
   e[2].thread = "t";
   e[2].thread_key = 9;
+  e[2].pid = 1;
+  e[2].tid = 9;
   e[2].time = 0.0;
   e[2].duration_ns = 5; /* longer than the time since the origin: clamped at 0 */
   shk_lens_event f = e[2];
   f.thread = "u";
   f.thread_key = 10;
+  f.tid = 10;
   shk_lens_event all[4] = {e[0], e[1], e[2], f};
   const char *text = write_and_read(all, 4);
   /* frame 1 covers [0, 999.999], frame 2 starts at 1000.000 */
-  assert_non_null(strstr(text, "\"name\":\"frame 1\",\"pid\":1,\"tid\":1,\"ts\":0.000,\"dur\":999.999"));
-  assert_non_null(strstr(text, "\"name\":\"frame 2\",\"pid\":1,\"tid\":1,\"ts\":1000.000,\"dur\":999.999"));
+  assert_non_null(strstr(text, "\"name\":\"frame 1\",\"pid\":1,\"tid\":2147483645,\"ts\":0.000,\"dur\":999.999"));
+  assert_non_null(strstr(text, "\"name\":\"frame 2\",\"pid\":1,\"tid\":2147483645,\"ts\":1000.000,\"dur\":999.999"));
   assert_non_null(strstr(text, "\"ts\":0.000,\"dur\":0.000"));
 }
 
+/* Issue 13, defect 4: lead bytes F5-FF passed through as if they began 3-byte sequences. */
+static void bytes_that_never_start_utf8_are_replaced(void **state) {
+  (void)state;
+  shk_lens_event e[2];
+  memset(e, 0, sizeof e);
+  e[0].kind = SHK_LENS_ZONE;
+  e[0].name = "a\xf5\x80\x80" "b\xf8\x88\x80\x80\x80" "c\xfe\xff";
+  e[0].thread = "t";
+  e[0].pid = 1;
+  e[0].tid = 1;
+  e[1] = e[0];
+  e[1].tid = 2;
+  const char *text = write_and_read(e, 2);
+  assert_non_null(strstr(text, "\"a\\ufffd\\ufffd\\ufffdb\\ufffd\\ufffd\\ufffd\\ufffd\\ufffdc\\ufffd\\ufffd\""));
+}
+
+/* Issue 13, defect 6: live heap bytes were a signed sum that overflowed (0 after an allocation,
+ * undefined behaviour under UBSan). Now unsigned and saturating, per process. */
+static void heap_counters_saturate_instead_of_overflowing(void **state) {
+  (void)state;
+  shk_lens_event e[5];
+  memset(e, 0, sizeof e);
+  for (int i = 0; i < 5; i++) {
+    e[i].kind = SHK_LENS_HEAP;
+    e[i].pid = 1;
+    e[i].size = UINT64_MAX / 2 + 7;
+  }
+  e[4].kind = SHK_LENS_ZONE; /* write_and_read wants two threads */
+  e[4].name = "z";
+  e[4].thread = "t";
+  e[4].tid = 1;
+  e[3].kind = SHK_LENS_ZONE;
+  e[3].name = "z";
+  e[3].thread = "t";
+  e[3].tid = 2;
+  e[2].is_free = false;
+  const char *text = write_and_read(e, 5);
+  assert_non_null(strstr(text, "\"live bytes\":9223372036854775814}"));
+  assert_non_null(strstr(text, "\"live bytes\":18446744073709551615}"));
+  assert_null(strstr(text, "\"live bytes\":0}"));
+  assert_null(strstr(text, "\"live bytes\":-"));
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(bytes_that_never_start_utf8_are_replaced),
+    cmocka_unit_test(heap_counters_saturate_instead_of_overflowing),
     cmocka_unit_test(strings_are_escaped_and_bad_bytes_replaced),
     cmocka_unit_test(frames_touching_end_to_start_never_overlap),
 };

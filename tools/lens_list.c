@@ -19,16 +19,15 @@ static void show(const char *name, void *user) {
   if (shk_shm_name_check(name) != SHK_OK) return;
   shk_lens_info info;
   int rc = shk_lens_probe(name, &info);
-  if (rc != SHK_OK && !(rc == SHK_EVERSION || (rc == SHK_EFORMAT && info.magic == SHK_LENS_MAGIC)))
+  if (rc != SHK_OK && !(rc == SHK_EVERSION || (rc == SHK_EFORMAT && info.magic == 0x1DC45EF1u)))
     return;
   if (l->found++ == 0)
-    printf("%-30s %-8s %-16s %-16s %12s %10s\n", "NAME", "VERSION", "PRODUCER", "READER",
+    printf("%-30s %-8s %-16s %-16s %12s %10s\n", "NAME", "VERSION", "PRODUCERS", "READER",
            "WRITTEN", "DROPPED");
   char producer[32], reader[32], version[16];
   snprintf(version, sizeof version, "%u.%u.%u", info.protocol_version >> 16,
            (info.protocol_version >> 8) & 0xFF, info.protocol_version & 0xFF);
-  snprintf(producer, sizeof producer, "%d%s", info.producer_pid,
-           info.producer_pid == 0 ? "" : info.producer_alive ? " (alive)" : " (gone)");
+  snprintf(producer, sizeof producer, "%u live, %u gone", info.producers, info.dead_producers);
   snprintf(reader, sizeof reader, "%d%s", info.reader_pid,
            info.reader_pid == 0 ? "" : info.reader_alive ? " (alive)" : " (gone)");
   uint64_t written = 0, dropped = 0;
@@ -36,9 +35,15 @@ static void show(const char *name, void *user) {
     written += info.counters[k].written;
     dropped += info.counters[k].dropped;
   }
-  printf("%-30s %-8s %-16s %-16s %12llu %10llu%s\n", name, version, producer, reader,
-         (unsigned long long)written, (unsigned long long)dropped,
-         rc == SHK_OK ? "" : rc == SHK_EVERSION ? "  (other major version)" : "  (damaged)");
+  tool_print_text(stdout, name, 30, true);
+  printf(" %-8s %-16s %-16s %12llu %10llu", version, producer, reader,
+         (unsigned long long)written, (unsigned long long)dropped);
+  if (rc != SHK_OK) {
+    printf("  (");
+    tool_print_text(stdout, info.reason, 0, false);
+    printf(")");
+  }
+  printf("\n");
 }
 
 int lens_list_main(int argc, char **argv) {

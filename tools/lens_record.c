@@ -22,12 +22,42 @@ static void help(FILE *f) {
 typedef struct record {
   trace_json *trace;
   uint64_t events[SHK_LENS_KIND_COUNT];
+  /* Zones and plots whose name had not arrived yet (a reader that attached late sees records
+   * sent before the producers learnt of it): written at the end, when the names are known. */
+  shk_lens_event *deferred;
+  size_t deferred_count, deferred_cap;
 } record;
+
+static bool defer(record *rec, const shk_lens_event *e) {
+  if (rec->deferred_count == rec->deferred_cap) {
+    size_t cap = rec->deferred_cap ? rec->deferred_cap * 2 : 64;
+    shk_lens_event *list = realloc(rec->deferred, cap * sizeof *list);
+    if (!list) return false;
+    rec->deferred = list;
+    rec->deferred_cap = cap;
+  }
+  rec->deferred[rec->deferred_count++] = *e;
+  return true;
+}
 
 static void on_event(const shk_lens_event *e, void *user) {
   record *rec = user;
-  trace_json_event(rec->trace, e);
   rec->events[e->kind]++;
+  bool named = e->kind == SHK_LENS_ZONE || e->kind == SHK_LENS_PLOT;
+  if (named && !e->name_known && defer(rec, e)) return;
+  trace_json_event(rec->trace, e);
+}
+
+static void write_deferred(shk_lens_reader *r, record *rec) {
+  for (size_t i = 0; i < rec->deferred_count; i++) {
+    shk_lens_event *e = &rec->deferred[i];
+    const char *name = shk_lens_reader_string(r, e->pid, e->name_key);
+    if (name) e->name = name;
+    trace_json_event(rec->trace, e);
+  }
+  free(rec->deferred);
+  rec->deferred = NULL;
+  rec->deferred_count = rec->deferred_cap = 0;
 }
 
 static uint64_t sum(const uint64_t *v) {
@@ -44,6 +74,7 @@ static void progress(shk_lens_reader *r, const record *rec, bool final) {
     dropped += st.segment[k].dropped;
     malformed += st.malformed[k];
   }
+  if (dropped >= (1ull << 62)) dropped = 0; /* shown per thread below, marked */
   printf("%s%llu events (%llu zones, %llu frames, %llu plots, %llu heap, %llu logs), %llu strings, "
          "%llu dropped, %llu malformed%s",
          final ? "" : "\r", (unsigned long long)sum(rec->events),
@@ -52,6 +83,41 @@ static void progress(shk_lens_reader *r, const record *rec, bool final) {
          (unsigned long long)rec->events[SHK_LENS_LOG], (unsigned long long)st.strings,
          (unsigned long long)dropped, (unsigned long long)malformed, final ? "\n" : "   ");
   fflush(stdout);
+}
+
+typedef struct session {
+  shk_lens_reader *r;
+  record *rec;
+  bool live, quiet;
+  double duration;
+} session;
+
+static void record_loop(void *arg) {
+  session *s = arg;
+  double start = tool_now(), shown = 0;
+  for (;;) {
+    shk_lens_reader_poll(s->r, 50000000u, on_event, s->rec, NULL);
+    double now = tool_now();
+    if (s->live && now - shown >= 0.2) {
+      progress(s->r, s->rec, false);
+      shown = now;
+    }
+    if (tool_interrupted() || (s->duration > 0 && now - start >= s->duration)) break;
+    if (shk_lens_reader_finished(s->r)) break;
+  }
+}
+
+static void record_end(void *arg) {
+  session *s = arg;
+  size_t n;
+  do shk_lens_reader_drain(s->r, on_event, s->rec, &n); /* a few thousand per call */
+  while (n > 0);
+  write_deferred(s->r, s->rec);
+  if (s->live) printf("\n");
+  if (!s->quiet) {
+    progress(s->r, s->rec, true);
+    tool_print_threads(s->r);
+  }
 }
 
 int lens_record_main(int argc, char **argv) {
@@ -92,28 +158,24 @@ int lens_record_main(int argc, char **argv) {
     shk_lens_reader_close(r);
     return 1;
   }
-  bool live = !quiet && tool_stdout_is_terminal();
-  double start = tool_now(), shown = 0;
-  for (;;) {
-    shk_lens_reader_poll(r, 50000000u, on_event, &rec, NULL);
-    double now = tool_now();
-    if (live && now - shown >= 0.2) {
-      progress(r, &rec, false);
-      shown = now;
-    }
-    if (tool_interrupted() || (duration > 0 && now - start >= duration)) break;
-    if (shk_lens_reader_finished(r)) break;
+  session ses = {r, &rec, !quiet && tool_stdout_is_terminal(), quiet, duration};
+  /* A segment shrunk under the reader (a hostile or broken process truncated it) faults on the
+   * next read: the recording stops there and the trace keeps what was read before. */
+  bool intact = tool_guard_bus(record_loop, &ses) && tool_guard_bus(record_end, &ses);
+  if (intact) {
+    shk_lens_reader_close(r);
+  } else {
+    fprintf(stderr, "shmkit: the segment '%s' shrank under the recorder (truncated by another "
+                    "process); stopped, the trace keeps what was read before\n", name);
+    write_deferred(r, &rec);
+    /* The reader is left as it is: closing it would touch the segment again. */
   }
-  shk_lens_reader_drain(r, on_event, &rec, NULL);
-  if (live) printf("\n");
-  if (!quiet) progress(r, &rec, true);
-  shk_lens_reader_close(r);
   if (trace_json_close(rec.trace) != 0) {
     fprintf(stderr, "shmkit: writing %s failed\n", output);
     return 1;
   }
   if (!quiet) printf("trace written to %s\n", output);
-  return 0;
+  return intact ? 0 : 1;
 bad:
   help(stderr);
   return 2;

@@ -67,7 +67,8 @@ static void table(const char *title, summary *s, int (*order)(const void *, cons
          "max us");
   for (size_t i = 0; i < s->count && i < top; i++) {
     const zone_stat *z = &s->zones[i];
-    printf("%-32.32s %10llu %12.3f %12.3f %12.3f\n", z->name, (unsigned long long)z->count,
+    tool_print_text(stdout, z->name, 32, true);
+    printf(" %10llu %12.3f %12.3f %12.3f\n", (unsigned long long)z->count,
            (double)z->total_ns / 1e6, (double)z->total_ns / (double)z->count / 1e3,
            (double)z->max_ns / 1e3);
   }
@@ -105,13 +106,15 @@ int lens_summary_main(int argc, char **argv) {
   double start = tool_now();
   while (!tool_interrupted() && tool_now() - start < duration && !shk_lens_reader_finished(r))
     shk_lens_reader_poll(r, 50000000u, on_event, &s, NULL);
-  shk_lens_reader_drain(r, on_event, &s, NULL);
+  size_t n;
+  do shk_lens_reader_drain(r, on_event, &s, &n); /* a few thousand per call */
+  while (n > 0);
   shk_lens_stats st;
   shk_lens_reader_stats(r, &st);
-  printf("%s: %llu zones of %zu kinds, %llu frames in %.1f s; %llu zones dropped by the producer\n",
-         name, (unsigned long long)st.received[SHK_LENS_ZONE], s.count,
-         (unsigned long long)s.frames, tool_now() - start,
-         (unsigned long long)st.segment[SHK_LENS_ZONE].dropped);
+  printf("%s: %llu zones of %zu kinds, %llu frames in %.1f s\n", name,
+         (unsigned long long)st.received[SHK_LENS_ZONE], s.count, (unsigned long long)s.frames,
+         tool_now() - start);
+  tool_print_threads(r);
   if (s.count > 0) {
     table("top zones by total time", &s, by_total, (size_t)top);
     table("top zones by mean time", &s, by_mean, (size_t)top);

@@ -34,8 +34,8 @@ int main(int argc, char **argv) {
   }
   if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
     printf("shmkit %s (lens protocol %u.%u.%u)\n", shk_version_string(),
-           SHK_LENS_PROTOCOL_VERSION >> 16, (SHK_LENS_PROTOCOL_VERSION >> 8) & 0xFF,
-           SHK_LENS_PROTOCOL_VERSION & 0xFF);
+           SHK_LENS_VERSION >> 16, (SHK_LENS_VERSION >> 8) & 0xFF,
+           SHK_LENS_VERSION & 0xFF);
     return 0;
   }
   if (argc >= 2) fprintf(stderr, "shmkit: unknown command '%s'\n", argv[1]);

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "shmkit.h"
 
@@ -23,6 +24,20 @@ bool tool_interrupted(void);
 /* Attaches a reader to `name`, waiting up to wait_s seconds for the segment to appear, and
  * prints a clear message to stderr on failure. Returns a shmkit code. */
 int tool_open_reader(const char *name, double wait_s, shk_lens_reader **out);
+
+/* Prints, per producing thread, its process, name and counts; implausible counts are marked, and
+ * names are escaped (tool_print_text). */
+void tool_print_threads(shk_lens_reader *r);
+
+/* Prints text with control characters, DEL and bytes that are not UTF-8 escaped (\xHH), so that
+ * names from another process cannot drive the terminal. At most `width` characters (0: all),
+ * padded to width when pad. */
+void tool_print_text(FILE *f, const char *text, size_t width, bool pad);
+
+/* Runs fn(arg); a SIGBUS during it (a mapped segment truncated by another process) ends fn
+ * instead of the process. Returns false when that happened: the memory fn was reading must not be
+ * touched again. Where mappings cannot shrink (Windows), just runs fn. */
+bool tool_guard_bus(void (*fn)(void *arg), void *arg);
 
 /* Parses a non-negative number of seconds; false when it is not one. */
 bool tool_parse_seconds(const char *text, double *out);

@@ -51,6 +51,22 @@ check "trace parses with the expected zones, threads and nesting" \
   node "$SHK_ROOT/ci/lens_trace_check.mjs" "$trace" 60 "$engine"
 echo "trace: $trace"
 
+# Two producer processes on one lens: the recorder follows both, and each is its own process.
+trace2=$work/lens_demo_two.json
+record_two() {
+  rm -f "$trace2"
+  "$bin/shmkit" lens record "$seg-2" -o "$trace2" --wait 30 &
+  local recorder=$!
+  "$bin/lens_demo" "$seg-2" --frames 40 --wait-reader 30 >/dev/null &
+  local first=$!
+  "$bin/lens_demo" "$seg-2" --frames 40 --wait-reader 30 >/dev/null || { kill $recorder $first; return 1; }
+  wait $first || { kill $recorder; return 1; }
+  wait $recorder
+}
+check "record two lens_demo processes on one lens" record_two
+check "two processes, each with its own tracks" \
+  node "$SHK_ROOT/ci/lens_trace_check.mjs" "$trace2" 40 "$engine" 2
+
 # ---- the tool's other commands and its messages ----
 summary_demo() {
   local out=$work/summary.txt
@@ -99,7 +115,7 @@ check "build the lens reader fuzzer (clang)" build_fuzzer
 run_fuzzer() {
   [ -x "$fuzz_build/bin/fuzz_lens_reader" ] || return 1
   mkdir -p "$SHK_CACHE_DIR/lens-fuzz-corpus"
-  "$fuzz_build/bin/fuzz_lens_reader" -max_total_time=20 -max_len=26200 -timeout=10 \
+  "$fuzz_build/bin/fuzz_lens_reader" -max_total_time=20 -max_len=6000 -timeout=10 \
     "$SHK_CACHE_DIR/lens-fuzz-corpus"
 }
 check "fuzz the lens reader for 20 s" run_fuzzer

@@ -1,5 +1,5 @@
-/* What the lens files share: atomic access to the wire layout, the owner lock, header checks,
- * and the two string maps (producer: keys already sent; reader: key -> contents). */
+/* What the lens files share: atomic access to the wire layout, the clock, header checks, ring
+ * addressing, and the reader's string map (scope + key -> contents). */
 #ifndef SHMKIT_LENS_INTERNAL_H
 #define SHMKIT_LENS_INTERNAL_H
 
@@ -8,6 +8,10 @@
 #include <stdint.h>
 
 #include "internal.h"
+#include "shmkit/lens_wire.h"
+
+_Static_assert(SHK_LENS_KINDS == SHK_LENS_KIND_COUNT, "kinds");
+_Static_assert(SHK_LENS_VERSION == SHK_LENS_PROTOCOL_VERSION, "version");
 
 /* The wire structs hold plain integers so that the public header is C++- and language-neutral;
  * the library accesses the shared ones through atomic views of the same size and alignment. */
@@ -25,6 +29,14 @@ static inline uint64_t shk__lens_load64(const uint64_t *p) {
 static inline void shk__lens_store32(uint32_t *p, uint32_t v) {
   atomic_store_explicit(SHK__A32(p), v, memory_order_release);
 }
+static inline void shk__lens_store64(uint64_t *p, uint64_t v) {
+  atomic_store_explicit(SHK__A64(p), v, memory_order_release);
+}
+/* A counter with one writer: a relaxed load and store, no locked instruction. */
+static inline void shk__lens_bump64(uint64_t *p, uint64_t v) {
+  atomic_store_explicit(SHK__A64(p), atomic_load_explicit(SHK__A64(p), memory_order_relaxed) + v,
+                        memory_order_relaxed);
+}
 static inline void shk__lens_add64(uint64_t *p, uint64_t v) {
   atomic_fetch_add_explicit(SHK__A64(p), v, memory_order_relaxed);
 }
@@ -39,68 +51,76 @@ static inline void shk__lens_cpu_relax(void) { __builtin_ia32_pause(); }
 static inline void shk__lens_cpu_relax(void) {}
 #endif
 
-/* How long a waiter spins on shared memory before it yields the CPU: the other side, when it runs
- * on another CPU, answers within a few microseconds, while a yield can cost a whole time slice. */
+/* How long a waiter spins on shared memory before it yields the CPU. */
 #define SHK__LENS_SPIN_NS 20000u
 
-/* ---- the owner lock (lens_lock.c) ---- */
+/* ---- the clock (lens_clock.c) ---- */
 
-/* Result of a lock attempt. */
-typedef enum shk__lens_lock_result {
-  SHK__LENS_LOCKED = 0,    /* taken the normal way */
-  SHK__LENS_RECOVERED = 1, /* taken over from a dead owner: the data it guards is suspect */
-  SHK__LENS_TIMEOUT = 2    /* a live process held it for the whole timeout */
-} shk__lens_lock_result;
+#if defined(_MSC_VER) && defined(_M_X64)
+#include <intrin.h>
+#define SHK__LENS_HAVE_TSC 1
+static inline uint64_t shk__lens_tsc(void) { return __rdtsc(); }
+#elif (defined(__GNUC__) || defined(__clang__)) && defined(__x86_64__)
+#include <x86intrin.h>
+#define SHK__LENS_HAVE_TSC 1
+static inline uint64_t shk__lens_tsc(void) { return __rdtsc(); }
+#else
+#define SHK__LENS_HAVE_TSC 0
+static inline uint64_t shk__lens_tsc(void) { return 0; }
+#endif
 
-/* Takes the lock for process `me` (the caller's pid, cached by the caller: getpid() is a system
- * call): spins briefly, then yields; checks whether the owner's process
- * still exists after 1 ms and every 10 ms after that, and takes over from a dead owner.
- * timeout_ns 0 makes exactly one attempt (plus a liveness check when held). */
-shk__lens_lock_result shk__lens_lock(shk_lens_lock *lock, uint32_t me, uint64_t timeout_ns);
-/* Releases a lock taken by this process. */
-void shk__lens_unlock(shk_lens_lock *lock);
+/* The segment's clock: the TSC when the segment says so, else the OS monotonic clock (ns). */
+static inline uint64_t shk__lens_ticks(bool tsc) { return tsc ? shk__lens_tsc() : shk__os_now_ns(); }
 
-/* ---- the producer's clock (lens_clock.c) ---- */
-
-/* Calibrates once per process (about 10 ms, the first time); later calls return at once. */
-void shk__lens_clock_init(void);
-/* Nanoseconds on the OS monotonic clock's scale (shk__os_now_ns), read cheaply. */
-uint64_t shk__lens_now_ns(void);
+/* The clock a new segment uses and its calibration (about 10 ms, once per process).
+ * *kind: SHK_LENS_CLOCK_TSC or SHK_LENS_CLOCK_NS; origin: the clock now; ns_per_tick. */
+void shk__lens_clock_choose(uint32_t *kind, uint64_t *origin, double *ns_per_tick);
+/* Whether this process can read clock `kind` (a TSC segment made elsewhere, read on a machine
+ * without one, is refused). */
+bool shk__lens_clock_usable(uint32_t kind);
 
 /* ---- header (lens_layout.c) ---- */
 
-/* Writes a fresh header, extension and time origin into a zero-filled segment, with creator_pid
- * (0: none) already counted as its one producer; magic last. */
-void shk__lens_layout_init(shk_lens_segment *seg, uint32_t creator_pid);
-/* Checks the fixed header of `size` readable bytes at `mem`: magic (0 -> SHK_EBUSY), major
- * version, sizeof_usize, size, extension block. Reads every field once, through atomics. */
-int shk__lens_layout_check(const void *mem, size_t size);
-/* Zeroes *out and fills its segment counters and lock recoveries from a checked segment. */
-void shk__lens_segment_stats(const shk_lens_segment *s, shk_lens_stats *out);
-/* The process id in a lock or pid field as the OS layer takes it. */
+/* Bytes of a segment with `ring_count` rings of `ring_records` records. */
+size_t shk__lens_layout_size(uint32_t ring_records, uint32_t ring_count);
+/* Writes a fresh header into a zero-filled segment of `size` bytes, with creator_pid (0: none)
+ * holding process slot 0; magic last. */
+void shk__lens_layout_init(void *mem, size_t size, uint32_t ring_records, uint32_t ring_count,
+                           uint32_t creator_pid);
+/* Checks the header of `size` readable bytes at `mem`: magic (0 -> SHK_EBUSY), version,
+ * geometry. Writes what is wrong into reason (may be NULL). Reads every field once. */
+int shk__lens_layout_check(const void *mem, size_t size, char *reason, size_t reason_size);
+/* The geometry of a checked segment, read once (a producer could change the header later). */
+typedef struct shk__lens_geometry {
+  uint32_t ring_count, ring_records, ring_stride;
+  uint64_t ring_offset;
+  bool tsc;
+  uint64_t clock_origin;
+  double ns_per_tick;
+} shk__lens_geometry;
+void shk__lens_layout_geometry(const void *mem, shk__lens_geometry *g);
+static inline shk_lens_wire_ring *shk__lens_ring(void *mem, const shk__lens_geometry *g,
+                                                 uint32_t i) {
+  return (shk_lens_wire_ring *)(void *)((unsigned char *)mem + g->ring_offset +
+                                        (uint64_t)i * g->ring_stride);
+}
+static inline shk_lens_wire_record *shk__lens_records(shk_lens_wire_ring *ring) {
+  return (shk_lens_wire_record *)(void *)((unsigned char *)ring + SHK_LENS_RING_HEADER_SIZE);
+}
+/* Zeroes *out and fills its segment counters from every claimed ring. */
+void shk__lens_segment_stats(void *mem, const shk__lens_geometry *g, shk_lens_stats *out);
+/* Whether process `pid` is running. */
 bool shk__lens_pid_alive(uint32_t pid);
+/* Live and dead producer handles in the process table; *some_pid gets a live one (or 0). */
+void shk__lens_count_producers(const shk_lens_wire_header *h, uint32_t *live, uint32_t *dead,
+                               uint32_t *some_pid);
 
-/* ---- producer's set of keys already sent (lens_strings.c) ---- */
-
-typedef struct shk__lens_sent_set {
-  uint64_t *keys; /* open addressing; 0 = empty slot */
-  size_t cap;     /* power of two, or 0 */
-  size_t count;
-  uint32_t generation; /* the reader generation the set belongs to */
-} shk__lens_sent_set;
-
-/* Whether key was already sent. */
-bool shk__lens_sent_has(const shk__lens_sent_set *set, uint64_t key);
-/* Records key as sent; false when memory ran out (the key is then simply sent again later). */
-bool shk__lens_sent_add(shk__lens_sent_set *set, uint64_t key);
-void shk__lens_sent_clear(shk__lens_sent_set *set);
-void shk__lens_sent_free(shk__lens_sent_set *set);
-
-/* ---- reader's map from key to contents (lens_strings.c) ---- */
+/* ---- reader's map from (scope, key) to contents (lens_strings.c) ---- */
 
 typedef struct shk__lens_string_entry {
   uint64_t key;
-  char *text; /* NUL-terminated, owned; placeholder text when !known */
+  uint32_t scope; /* the producer's pid: keys are addresses in its address space */
+  char *text;     /* NUL-terminated, owned; placeholder text when !known */
   bool known;
   bool used; /* slot taken */
 } shk__lens_string_entry;
@@ -117,12 +137,16 @@ typedef struct shk__lens_string_map {
 
 #define SHK__LENS_UNKNOWN_STRING "<unknown string>"
 
-/* Stores contents for key (replacing a placeholder or changed text). Returns the stored text,
- * or the static placeholder when the map is full or memory ran out. */
-const char *shk__lens_strings_put(shk__lens_string_map *map, uint64_t key, const uint8_t *bytes,
-                                  size_t size);
-/* The text for key, or a placeholder (recorded, counted once). Never NULL. */
-const char *shk__lens_strings_get(shk__lens_string_map *map, uint64_t key);
+/* Stores contents for (scope, key) (replacing a placeholder or changed text). Returns the stored
+ * text, or the static placeholder when the map is full or memory ran out. */
+const char *shk__lens_strings_put(shk__lens_string_map *map, uint32_t scope, uint64_t key,
+                                  const uint8_t *bytes, size_t size);
+/* The text for (scope, key), or a placeholder (recorded, counted once). Never NULL. *known (may be
+ * NULL) says whether it is the real contents. */
+const char *shk__lens_strings_get(shk__lens_string_map *map, uint32_t scope, uint64_t key,
+                                  bool *known);
+/* The real contents, or NULL; records nothing. */
+const char *shk__lens_strings_find(const shk__lens_string_map *map, uint32_t scope, uint64_t key);
 void shk__lens_strings_free(shk__lens_string_map *map);
 
 /* ---- reader core on memory (lens_reader.c), for the tool's tests and the fuzzer ---- */

@@ -1,71 +1,185 @@
-/* The lens segment header: writing a fresh one, checking one found in shared memory (untrusted),
- * and probing a named segment without attaching to it. */
+/* The lens segment header: writing a fresh one, checking one found in shared memory (untrusted,
+ * with a reason in words for every refusal), and probing a named segment without attaching. */
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "lens_internal.h"
 
-#define SEG_AT(mem, field) ((const unsigned char *)(mem) + offsetof(shk_lens_segment, field))
+#define HDR_AT(mem, field) ((const unsigned char *)(mem) + offsetof(shk_lens_wire_header, field))
+#define HDR32(mem, field) shk__lens_load32((const uint32_t *)(const void *)HDR_AT(mem, field))
+#define HDR64(mem, field) shk__lens_load64((const uint64_t *)(const void *)HDR_AT(mem, field))
 
 bool shk__lens_pid_alive(uint32_t pid) {
   if (pid == 0 || pid > (uint32_t)INT_MAX) return false;
   return shk__os_pid_alive((int)pid);
 }
 
-void shk__lens_layout_init(shk_lens_segment *seg, uint32_t creator_pid) {
-  seg->protocol_version = SHK_LENS_PROTOCOL_VERSION;
-  seg->sizeof_usize = (uint32_t)sizeof(void *);
-  seg->ext.magic = SHK_LENS_EXT_MAGIC;
-  seg->ext.size = (uint32_t)sizeof(shk_lens_ext);
-  seg->ext.origin_ns = shk__os_now_ns();
-  /* The creator counts as a producer before anyone can see the segment: a reader that attaches
-   * right after the magic appears must not take it for a segment whose producers have gone. */
-  seg->ext.producers = creator_pid != 0 ? 1 : 0;
-  seg->ext.producer_pid = creator_pid;
-  /* Magic last, with release order: whoever sees it sees a complete header. */
-  shk__lens_store32(&seg->magic, SHK_LENS_MAGIC);
+size_t shk__lens_layout_size(uint32_t ring_records, uint32_t ring_count) {
+  return SHK_LENS_HEADER_SIZE +
+         (size_t)ring_count * (SHK_LENS_RING_HEADER_SIZE + (size_t)ring_records * SHK_LENS_RECORD_SIZE);
 }
 
-int shk__lens_layout_check(const void *mem, size_t size) {
-  if (!mem || size < offsetof(shk_lens_segment, frame)) return SHK_EFORMAT;
-  uint32_t magic = shk__lens_load32((const uint32_t *)SEG_AT(mem, magic));
-  if (magic == 0) return SHK_EBUSY;
-  if (magic != SHK_LENS_MAGIC) return SHK_EFORMAT;
-  uint32_t version = shk__lens_load32((const uint32_t *)SEG_AT(mem, protocol_version));
-  if ((version >> 16) != (SHK_LENS_PROTOCOL_VERSION >> 16)) return SHK_EVERSION;
-  uint32_t usize = shk__lens_load32((const uint32_t *)SEG_AT(mem, sizeof_usize));
-  if (usize != 4 && usize != 8) return SHK_EFORMAT;
-  if (size < sizeof(shk_lens_segment)) return SHK_EFORMAT;
-  const unsigned char *ext = SEG_AT(mem, ext);
-  uint32_t ext_magic = shk__lens_load32((const uint32_t *)(ext + offsetof(shk_lens_ext, magic)));
-  uint32_t ext_size = shk__lens_load32((const uint32_t *)(ext + offsetof(shk_lens_ext, size)));
-  /* A later minor version may grow the extension; it must still fit in the mapping. */
-  if (ext_magic != SHK_LENS_EXT_MAGIC || ext_size < sizeof(shk_lens_ext) ||
-      ext_size > size - offsetof(shk_lens_segment, ext))
-    return SHK_EFORMAT;
+void shk__lens_layout_init(void *mem, size_t size, uint32_t ring_records, uint32_t ring_count,
+                           uint32_t creator_pid) {
+  shk_lens_wire_header *h = mem;
+  h->protocol_version = SHK_LENS_PROTOCOL_VERSION;
+  h->header_size = SHK_LENS_HEADER_SIZE;
+  h->record_size = SHK_LENS_RECORD_SIZE;
+  h->segment_size = size;
+  h->ring_offset = SHK_LENS_HEADER_SIZE;
+  h->ring_count = ring_count;
+  h->ring_records = ring_records;
+  h->ring_stride = SHK_LENS_RING_HEADER_SIZE + ring_records * SHK_LENS_RECORD_SIZE;
+  h->process_slots = SHK_LENS_PROCESS_SLOTS;
+  shk__lens_clock_choose(&h->clock_kind, &h->clock_origin, &h->ns_per_tick);
+  h->origin_ns = shk__os_now_ns();
+  /* The creator counts as a producer before anyone can see the segment: a reader that attaches
+   * right after the magic appears must not take it for a segment whose producers have gone. */
+  h->processes[0].pid = creator_pid;
+  /* Magic last, with release order: whoever sees it sees a complete header. */
+  shk__lens_store32(&h->magic, SHK_LENS_MAGIC);
+}
+
+#define REFUSE(code, ...)                                                                      \
+  do {                                                                                         \
+    if (reason) snprintf(reason, reason_size, __VA_ARGS__);                                    \
+    return (code);                                                                             \
+  } while (0)
+
+int shk__lens_layout_check(const void *mem, size_t size, char *reason, size_t reason_size) {
+  if (reason && reason_size) reason[0] = '\0';
+  if (!mem || size < 8)
+    REFUSE(SHK_EFORMAT, "the segment is %zu bytes, too small for any lens header", size);
+  uint32_t magic = HDR32(mem, magic);
+  uint32_t version = HDR32(mem, protocol_version);
+  if (magic == 0) REFUSE(SHK_EBUSY, "the segment is still being set up (magic 0)");
+  if (magic != SHK_LENS_MAGIC) {
+    /* temporal-lens 0.1.5 has no magic: it starts with its own 32-entry frame payload. */
+    REFUSE(SHK_EFORMAT,
+           "not a lens segment: first word 0x%08x, where lens segments have 0x%08x", magic,
+           SHK_LENS_MAGIC);
+  }
+  if (version == SHK_LENS_PROTOCOL_015 || (version >> 16) == 0)
+    REFUSE(SHK_EVERSION,
+           "a temporal-lens 0.1.5-style segment (protocol %u.%u.%u, lock payloads of 32 entries); "
+           "this reader speaks lens %u.%u.%u (per-thread rings) only",
+           version >> 16, (version >> 8) & 0xFF, version & 0xFF, SHK_LENS_PROTOCOL_VERSION >> 16,
+           (SHK_LENS_PROTOCOL_VERSION >> 8) & 0xFF, SHK_LENS_PROTOCOL_VERSION & 0xFF);
+  if ((version >> 16) != (SHK_LENS_PROTOCOL_VERSION >> 16))
+    REFUSE(SHK_EVERSION, "lens protocol %u.%u.%u found; this reader speaks major %u (%u.%u.%u)",
+           version >> 16, (version >> 8) & 0xFF, version & 0xFF, SHK_LENS_PROTOCOL_VERSION >> 16,
+           SHK_LENS_PROTOCOL_VERSION >> 16, (SHK_LENS_PROTOCOL_VERSION >> 8) & 0xFF,
+           SHK_LENS_PROTOCOL_VERSION & 0xFF);
+  if (size < SHK_LENS_HEADER_SIZE)
+    REFUSE(SHK_EFORMAT, "the segment is %zu bytes, shorter than the %u-byte header", size,
+           SHK_LENS_HEADER_SIZE);
+  uint32_t header_size = HDR32(mem, header_size), record_size = HDR32(mem, record_size);
+  if (header_size != SHK_LENS_HEADER_SIZE || record_size != SHK_LENS_RECORD_SIZE)
+    REFUSE(SHK_EFORMAT, "header size %u or record size %u is not %u / %u", header_size,
+           record_size, SHK_LENS_HEADER_SIZE, SHK_LENS_RECORD_SIZE);
+  uint64_t ring_offset = HDR64(mem, ring_offset);
+  uint32_t count = HDR32(mem, ring_count), records = HDR32(mem, ring_records);
+  uint32_t stride = HDR32(mem, ring_stride), slots = HDR32(mem, process_slots);
+  if (ring_offset != SHK_LENS_HEADER_SIZE || count == 0 || count > 65536 || records < 64 ||
+      records > (1u << 21) || (records & (records - 1)) != 0 ||
+      stride != SHK_LENS_RING_HEADER_SIZE + records * SHK_LENS_RECORD_SIZE ||
+      slots != SHK_LENS_PROCESS_SLOTS)
+    REFUSE(SHK_EFORMAT,
+           "ring geometry does not hold together (offset %llu, %u rings of %u records, stride "
+           "%u, %u process slots)",
+           (unsigned long long)ring_offset, count, records, stride, slots);
+  size_t need = shk__lens_layout_size(records, count);
+  if (size < need)
+    REFUSE(SHK_EFORMAT, "%u rings of %u records need %zu bytes; the segment has %zu", count,
+           records, need, size);
+  uint32_t kind = HDR32(mem, clock_kind);
+  if (!shk__lens_clock_usable(kind))
+    REFUSE(SHK_EFORMAT, "clock kind %u is not one this machine can read", kind);
+  double ns_per_tick;
+  memcpy(&ns_per_tick, HDR_AT(mem, ns_per_tick), sizeof ns_per_tick);
+  if (!(ns_per_tick > 1e-6 && ns_per_tick < 1e6))
+    REFUSE(SHK_EFORMAT, "clock calibration %g ns per tick is implausible", ns_per_tick);
   return SHK_OK;
 }
 
-static void read_info(const void *mem, size_t size, shk_lens_info *info) {
+void shk__lens_layout_geometry(const void *mem, shk__lens_geometry *g) {
+  g->ring_count = HDR32(mem, ring_count);
+  g->ring_records = HDR32(mem, ring_records);
+  g->ring_stride = HDR32(mem, ring_stride);
+  g->ring_offset = HDR64(mem, ring_offset);
+  g->tsc = HDR32(mem, clock_kind) == SHK_LENS_CLOCK_TSC;
+  g->clock_origin = HDR64(mem, clock_origin);
+  memcpy(&g->ns_per_tick, HDR_AT(mem, ns_per_tick), sizeof g->ns_per_tick);
+}
+
+void shk__lens_count_producers(const shk_lens_wire_header *h, uint32_t *live, uint32_t *dead,
+                               uint32_t *some_pid) {
+  *live = *dead = 0;
+  *some_pid = 0;
+  uint32_t last_pid = 0;
+  bool last_alive = false;
+  for (uint32_t i = 0; i < SHK_LENS_PROCESS_SLOTS; i++) {
+    uint32_t pid = shk__lens_load32(&h->processes[i].pid);
+    if (pid == 0) continue;
+    /* Handles of one process usually sit together: one liveness question per run of them. */
+    if (pid != last_pid) {
+      last_alive = shk__lens_pid_alive(pid);
+      last_pid = pid;
+    }
+    if (last_alive) {
+      (*live)++;
+      if (*some_pid == 0) *some_pid = pid;
+    } else {
+      (*dead)++;
+    }
+  }
+}
+
+static uint32_t rings_used(const shk_lens_wire_header *h, const shk__lens_geometry *g) {
+  uint32_t used = shk__lens_load32(&h->rings_used);
+  return used > g->ring_count ? g->ring_count : used;
+}
+
+void shk__lens_segment_stats(void *mem, const shk__lens_geometry *g, shk_lens_stats *out) {
+  memset(out, 0, sizeof *out);
+  shk_lens_wire_header *h = mem;
+  uint32_t used = rings_used(h, g);
+  out->rings = used;
+  for (int k = 0; k < SHK_LENS_KIND_COUNT; k++)
+    out->segment[k].dropped = shk__lens_load64(&h->no_ring_dropped[k]);
+  for (uint32_t i = 0; i < used; i++) {
+    shk_lens_wire_ring *r = shk__lens_ring(mem, g, i);
+    for (int k = 0; k < SHK_LENS_KIND_COUNT; k++) {
+      out->segment[k].written += shk__lens_load64(&r->written[k]);
+      out->segment[k].dropped += shk__lens_load64(&r->dropped[k]);
+      out->segment[k].drained += shk__lens_load64(&r->drained[k]);
+    }
+  }
+}
+
+static void read_info(void *mem, size_t size, shk_lens_info *info) {
   info->segment_size = size;
-  if (size < offsetof(shk_lens_segment, frame)) return;
-  info->magic = shk__lens_load32((const uint32_t *)SEG_AT(mem, magic));
-  info->protocol_version = shk__lens_load32((const uint32_t *)SEG_AT(mem, protocol_version));
-  info->sizeof_usize = shk__lens_load32((const uint32_t *)SEG_AT(mem, sizeof_usize));
-  if (size < sizeof(shk_lens_segment)) return;
-  const shk_lens_ext *ext = (const shk_lens_ext *)(const void *)SEG_AT(mem, ext);
-  uint32_t producer = shk__lens_load32(&ext->producer_pid);
-  uint32_t reader = shk__lens_load32(&ext->reader_pid);
-  info->producer_pid = producer <= (uint32_t)INT_MAX ? (int)producer : 0;
-  info->producer_alive = shk__lens_pid_alive(producer);
-  info->producers = shk__lens_load32(&ext->producers);
+  if (size < 8) return;
+  info->magic = HDR32(mem, magic);
+  info->protocol_version = HDR32(mem, protocol_version);
+}
+
+static void read_live_info(void *mem, shk_lens_info *info) {
+  const shk_lens_wire_header *h = mem;
+  uint32_t some = 0;
+  shk__lens_count_producers(h, &info->producers, &info->dead_producers, &some);
+  info->producer_pid = (int)some;
+  info->producer_alive = some != 0;
+  uint32_t reader = shk__lens_load32(&h->reader_pid);
   info->reader_pid = reader <= (uint32_t)INT_MAX ? (int)reader : 0;
   info->reader_alive = shk__lens_pid_alive(reader);
-  for (int k = 0; k < SHK_LENS_KIND_COUNT; k++) {
-    info->counters[k].written = shk__lens_load64(&ext->counters[k].written);
-    info->counters[k].dropped = shk__lens_load64(&ext->counters[k].dropped);
-    info->counters[k].drained = shk__lens_load64(&ext->counters[k].drained);
-  }
+  shk__lens_geometry g;
+  shk__lens_layout_geometry(mem, &g);
+  shk_lens_stats st;
+  shk__lens_segment_stats(mem, &g, &st);
+  info->rings = (uint32_t)st.rings;
+  memcpy(info->counters, st.segment, sizeof info->counters);
 }
 
 int shk_lens_probe(const char *name, shk_lens_info *info) {
@@ -74,10 +188,11 @@ int shk_lens_probe(const char *name, shk_lens_info *info) {
   shk_shm *shm = NULL;
   int rc = shk_shm_open(name, SHK_SHM_READ_ONLY, &shm);
   if (rc != SHK_OK) return rc;
-  const void *mem = shk_shm_data(shm);
+  void *mem = shk_shm_data(shm);
   size_t size = shk_shm_size(shm);
   read_info(mem, size, info);
-  rc = shk__lens_layout_check(mem, size);
+  rc = shk__lens_layout_check(mem, size, info->reason, sizeof info->reason);
+  if (rc == SHK_OK) read_live_info(mem, info);
   shk_shm_close(shm);
   return rc;
 }
@@ -85,18 +200,4 @@ int shk_lens_probe(const char *name, shk_lens_info *info) {
 const char *shk_lens_kind_name(int kind) {
   static const char *const names[SHK_LENS_KIND_COUNT] = {"frame", "zone", "heap", "plot", "log"};
   return kind >= 0 && kind < SHK_LENS_KIND_COUNT ? names[kind] : "?";
-}
-
-void shk__lens_segment_stats(const shk_lens_segment *s, shk_lens_stats *out) {
-  memset(out, 0, sizeof *out);
-  for (int k = 0; k < SHK_LENS_KIND_COUNT; k++) {
-    out->segment[k].written = shk__lens_load64(&s->ext.counters[k].written);
-    out->segment[k].dropped = shk__lens_load64(&s->ext.counters[k].dropped);
-    out->segment[k].drained = shk__lens_load64(&s->ext.counters[k].drained);
-  }
-  out->lock_recoveries = (uint64_t)shk__lens_load32(&s->frame.lock.recoveries) +
-                         shk__lens_load32(&s->zone.lock.recoveries) +
-                         shk__lens_load32(&s->heap.lock.recoveries) +
-                         shk__lens_load32(&s->plot.lock.recoveries) +
-                         shk__lens_load32(&s->log_data_lock.recoveries);
 }

@@ -1,5 +1,6 @@
-/* The lens producer: opens or creates the segment, and sends frames, zones, plots, heap events and
- * logs into its payloads, waiting a bounded time for the reader when one is full. */
+/* The lens producer: opens or creates the segment, claims one ring per producing thread, and
+ * writes frames, zones, plots, heap events and logs into it as 32-byte records: no lock and no
+ * system call on the way, one release store of the ring's head per event. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -8,75 +9,61 @@
 
 #include "lens_internal.h"
 
-/* Keys the library makes itself (thread names) have the top bit set: user-space addresses,
- * the other keys, never do on the systems shmkit supports. */
-#define GENERATED_KEY_BIT (1ull << 63)
-#define LOG_MESSAGE_MAX (SHK_LENS_LOG_DATA_SIZE - sizeof(shk_lens_log_header))
 #define READER_CHECK_NS 100000000u /* re-check a reader's liveness at most every 100 ms */
 #define CREATOR_WAIT_NS 1000000000u
-/* Zones a thread stages before it publishes them in one lock acquisition: half a payload, so
- * that two batches fit before the reader must take the payload out. */
-#define STAGE_ZONES 16u
-/* Staged zones older than this are published at the thread's next zone end. */
-#define STAGE_AGE_NS 1000000u
+#define NAME_CACHE 64u /* direct-mapped: keys whose contents this ring already carried */
+#define MIN_RING_BYTES (8u * 1024u)
+#define MAX_RING_BYTES (64u * 1024u * 1024u)
+#define MAX_THREADS 4096u
 
-/* A finished zone waiting in a thread's stage. */
-typedef struct staged_zone {
-  uint64_t uid;
-  uint64_t start_ns, end_ns;
-  const char *name;
-  uint32_t color, depth;
-} staged_zone;
-
-/* One thread's finished zones for one lens, owned by the lens (freed at close): the thread may
- * end before the lens closes, and close publishes what it left. Only its thread touches it,
- * except close, which the caller must not run concurrently with any use of the handle. */
-typedef struct lens_stage {
-  struct lens_stage *next;
-  uint32_t thread_serial; /* the owner */
-  uint32_t count;
-  uint8_t thread_len;
-  uint64_t thread_key; /* the thread name every staged zone carries */
-  char thread_name[SHK_LENS_SHARED_STRING_MAX_SIZE];
-  staged_zone zones[STAGE_ZONES];
-} lens_stage;
+/* One thread's ring on one lens. Only its thread touches it, except close (which the caller must
+ * not run concurrently with any use of the handle) and stats (which read the shared counters). */
+typedef struct ring_handle {
+  struct ring_handle *next;
+  shk_lens_wire_ring *ring;
+  shk_lens_wire_record *rec;
+  uint64_t mask;       /* ring_records - 1 */
+  uint64_t head;       /* our copy of ring->head */
+  uint64_t limit;      /* the tail last seen + ring_records: room up to here */
+  uint32_t generation; /* the reader generation the name cache belongs to */
+  uint32_t name_seq;   /* the thread name version this ring carries */
+  uint32_t thread_serial;
+  uint64_t written[SHK_LENS_KIND_COUNT]; /* our copies: the shared counters are only stored to */
+  uint64_t sent[NAME_CACHE];
+} ring_handle;
 
 struct shk_lens {
   shk_shm *shm;
-  shk_lens_segment *seg;
+  void *mem;
+  shk_lens_wire_header *hdr;
+  shk__lens_geometry geo;
   char name[SHK_SHM_NAME_MAX + 1];
-  uint32_t pid; /* cached: getpid() is a system call */
-  uint64_t origin_ns;
+  uint32_t pid;  /* cached: getpid() is a system call */
+  uint32_t slot; /* our entry in hdr->processes */
+  bool tsc;
   shk_lens_options options;
-  /* Each set is used only under its payload's lock, which already serializes the senders. */
-  shk__lens_sent_set zone_sent, plot_sent;
-  /* Written under the payload's lock (plain load + store); dropped from anywhere (fetch_add). */
-  _Atomic uint64_t written[SHK_LENS_KIND_COUNT];
-  _Atomic uint64_t dropped[SHK_LENS_KIND_COUNT];
   _Atomic uint64_t frame_number;
-  _Atomic uint64_t last_frame_ns;
+  _Atomic uint64_t last_frame;
   _Atomic uint64_t reader_seen_ns; /* when the attached reader was last found alive */
+  _Atomic uint64_t no_ring_dropped[SHK_LENS_KIND_COUNT];
   uint64_t id;                     /* unique per open: tells a reused address from this handle */
-  shk__os_mutex stages_mutex;      /* guards the list, not the stages */
-  lens_stage *stages;
+  shk__os_mutex handles_mutex;     /* guards the list, not the handles */
+  ring_handle *handles;
 };
 
-/* What a thread keeps between calls: zone depth, zone ids, and its name as a shared string. */
+/* What a thread keeps between calls: zone depth, its name, the ring it used last. */
 typedef struct lens_thread {
   uint32_t depth;
   uint32_t serial;
-  uint64_t zone_seq;
-  uint64_t name_key; /* 0 until named */
+  uint32_t name_seq; /* +1 per rename; 0: the default name */
   uint8_t name_len;
-  char name[SHK_LENS_SHARED_STRING_MAX_SIZE];
-  /* The stage of the lens this thread used last (valid while stage_lens_id matches). */
-  uint64_t stage_lens_id;
-  lens_stage *stage;
+  char name[SHK_LENS_STRING_MAX];
+  uint64_t handle_lens_id; /* handle is valid while this matches */
+  ring_handle *handle;
 } lens_thread;
 
 /* Initial-exec where the format has it: no __tls_get_addr call on every zone. */
 static SHK__THREAD_LOCAL lens_thread this_thread;
-static _Atomic uint64_t next_generated_key;
 static _Atomic uint32_t next_thread_serial;
 static _Atomic uint64_t next_lens_id;
 
@@ -85,26 +72,13 @@ void shk_lens_options_init(shk_lens_options *options) {
   memset(options, 0, sizeof *options);
   options->struct_size = sizeof *options;
   options->full_wait_ns = 2000000u;
-  options->lock_timeout_ns = 100000000u;
+  options->ring_bytes = 256u * 1024u;
+  options->max_threads = 64;
 }
 
-static void set_thread_name(const char *name, size_t len) {
-  if (len > SHK_LENS_SHARED_STRING_MAX_SIZE) len = SHK_LENS_SHARED_STRING_MAX_SIZE;
-  memcpy(this_thread.name, name, len);
-  this_thread.name_len = (uint8_t)len;
-  /* A new key per name: the reader keeps the old name for zones already sent. */
-  this_thread.name_key = GENERATED_KEY_BIT | (atomic_fetch_add(&next_generated_key, 1) + 1);
-}
-
-static lens_thread *current_thread(void) {
-  lens_thread *t = &this_thread;
-  if (t->name_key == 0) {
-    char name[48];
-    int n = snprintf(name, sizeof name, "thread %llu", (unsigned long long)shk__os_thread_id());
-    set_thread_name(name, (size_t)n);
-  }
-  if (t->serial == 0) t->serial = atomic_fetch_add(&next_thread_serial, 1) + 1;
-  return t;
+static size_t name_length(const char *name) {
+  const char *end = memchr(name, '\0', SHK_LENS_STRING_MAX);
+  return end ? (size_t)(end - name) : SHK_LENS_STRING_MAX;
 }
 
 /* ---- opening and closing ---- */
@@ -115,7 +89,7 @@ static int attach_existing(const char *name, shk_shm **shm) {
   /* The creator writes magic last; give it a moment. */
   uint64_t deadline = shk__os_now_ns() + CREATOR_WAIT_NS;
   for (;;) {
-    rc = shk__lens_layout_check(shk_shm_data(*shm), shk_shm_size(*shm));
+    rc = shk__lens_layout_check(shk_shm_data(*shm), shk_shm_size(*shm), NULL, 0);
     if (rc != SHK_EBUSY || shk__os_now_ns() >= deadline) break;
     shk__os_sleep_ns(1000000);
   }
@@ -126,19 +100,45 @@ static int attach_existing(const char *name, shk_shm **shm) {
   return rc;
 }
 
-static int open_or_create(const char *name, uint32_t pid, shk_shm **shm, bool *created) {
+static int open_or_create(const char *name, const shk_lens_options *o, uint32_t pid,
+                          shk_shm **shm, bool *created) {
+  uint32_t records = o->ring_bytes / SHK_LENS_RECORD_SIZE;
+  size_t size = shk__lens_layout_size(records, o->max_threads);
   /* Another producer may create or remove the name between our two calls: try a few times. */
   int rc = SHK_ENOENT;
   for (int attempt = 0; attempt < 8 && rc == SHK_ENOENT; attempt++) {
-    rc = shk_shm_create(name, sizeof(shk_lens_segment), shm);
+    rc = shk_shm_create(name, size, shm);
     if (rc == SHK_OK) {
-      shk__lens_layout_init(shk_shm_data(*shm), pid);
+      shk__lens_layout_init(shk_shm_data(*shm), size, records, o->max_threads, pid);
       *created = true;
       return SHK_OK;
     }
     if (rc == SHK_EEXIST) rc = attach_existing(name, shm);
   }
   return rc;
+}
+
+static bool options_valid(const shk_lens_options *o) {
+  return o->ring_bytes >= MIN_RING_BYTES && o->ring_bytes <= MAX_RING_BYTES &&
+         (o->ring_bytes & (o->ring_bytes - 1)) == 0 && o->max_threads >= 1 &&
+         o->max_threads <= MAX_THREADS;
+}
+
+/* Takes a free producer slot, or one left by a process that is gone. */
+static int take_process_slot(shk_lens *lens) {
+  shk_lens_wire_header *h = lens->hdr;
+  for (int pass = 0; pass < 2; pass++) {
+    for (uint32_t i = 0; i < SHK_LENS_PROCESS_SLOTS; i++) {
+      uint32_t cur = shk__lens_load32(&h->processes[i].pid);
+      if (pass == 0 ? cur != 0 : (cur == 0 || cur == lens->pid || shk__lens_pid_alive(cur)))
+        continue;
+      if (atomic_compare_exchange_strong(SHK__A32(&h->processes[i].pid), &cur, lens->pid)) {
+        lens->slot = i;
+        return SHK_OK;
+      }
+    }
+  }
+  return SHK_EBUSY;
 }
 
 int shk_lens_open(const char *name, const shk_lens_options *options, shk_lens **out) {
@@ -156,52 +156,56 @@ int shk_lens_open(const char *name, const shk_lens_options *options, shk_lens **
     }
     memcpy(&lens->options, options, options->struct_size);
   }
+  if (!options_valid(&lens->options)) {
+    free(lens);
+    return SHK_EINVAL;
+  }
   lens->pid = (uint32_t)shk__os_pid();
   bool created = false;
-  rc = open_or_create(name, lens->pid, &lens->shm, &created);
+  rc = open_or_create(name, &lens->options, lens->pid, &lens->shm, &created);
   if (rc != SHK_OK) {
     free(lens);
     return rc;
   }
-  strcpy(lens->name, name);
-  lens->seg = shk_shm_data(lens->shm);
-  lens->id = atomic_fetch_add(&next_lens_id, 1) + 1;
-  shk__os_mutex_init(&lens->stages_mutex);
-  lens->origin_ns = shk__lens_load64(&lens->seg->ext.origin_ns);
-  shk__lens_clock_init();
-  atomic_store(&lens->last_frame_ns, shk__lens_now_ns());
-  if (!created) {
-    atomic_fetch_add(SHK__A32(&lens->seg->ext.producers), 1);
-    shk__lens_store32(&lens->seg->ext.producer_pid, lens->pid);
+  lens->mem = shk_shm_data(lens->shm);
+  lens->hdr = lens->mem;
+  if (!created && (rc = take_process_slot(lens)) != SHK_OK) {
+    shk_shm_close(lens->shm);
+    free(lens);
+    return rc;
   }
+  strcpy(lens->name, name);
+  shk__lens_layout_geometry(lens->mem, &lens->geo);
+  lens->tsc = lens->geo.tsc;
+  lens->id = atomic_fetch_add(&next_lens_id, 1) + 1;
+  shk__os_mutex_init(&lens->handles_mutex);
+  atomic_store(&lens->last_frame, shk__lens_ticks(lens->tsc));
   *out = lens;
   return SHK_OK;
 }
 
-static void publish_stage(shk_lens *lens, lens_stage *st, bool *dropped);
-
 void shk_lens_close(shk_lens *lens) {
   if (!lens) return;
-  /* Zones staged by every thread are published (or dropped and counted) before the counts end. */
-  for (lens_stage *st = lens->stages, *next; st; st = next) {
-    next = st->next;
-    bool dropped = false;
-    publish_stage(lens, st, &dropped);
-    free(st);
+  /* Our rings are done: the reader drains them and may then hand them to other threads. */
+  for (ring_handle *h = lens->handles, *next; h; h = next) {
+    next = h->next;
+    shk__lens_store32(&h->ring->state, SHK_LENS_RING_CLOSED);
+    free(h);
   }
-  shk__os_mutex_destroy(&lens->stages_mutex);
-  uint32_t left = atomic_fetch_sub(SHK__A32(&lens->seg->ext.producers), 1) - 1;
+  shk__os_mutex_destroy(&lens->handles_mutex);
+  shk__lens_store32(&lens->hdr->processes[lens->slot].pid, 0);
+  uint32_t live, dead, some;
+  shk__lens_count_producers(lens->hdr, &live, &dead, &some);
   shk_shm_close(lens->shm);
-  if (left == 0 && !(lens->options.flags & SHK_LENS_KEEP_NAME)) shk_shm_unlink(lens->name);
-  shk__lens_sent_free(&lens->zone_sent);
-  shk__lens_sent_free(&lens->plot_sent);
+  /* Handles of processes that are gone (killed) do not keep the name alive. */
+  if (live == 0 && !(lens->options.flags & SHK_LENS_KEEP_NAME)) shk_shm_unlink(lens->name);
   free(lens);
 }
 
 /* ---- the reader, as a producer sees it ---- */
 
 static bool reader_attached(shk_lens *lens) {
-  uint32_t pid = shk__lens_load32(&lens->seg->ext.reader_pid);
+  uint32_t pid = shk__lens_load32(&lens->hdr->reader_pid);
   if (pid == 0) return false;
   uint64_t now = shk__os_now_ns();
   if (now - atomic_load_explicit(&lens->reader_seen_ns, memory_order_relaxed) < READER_CHECK_NS)
@@ -221,226 +225,265 @@ int shk_lens_wait_reader(shk_lens *lens, uint64_t timeout_ns) {
   return SHK_OK;
 }
 
-/* ---- the common send path ---- */
+/* ---- rings ---- */
 
-/* A payload as the send path sees it: its lock, its fill level and capacity (entries, or log bytes). */
-typedef struct payload_ref {
-  shk_lens_lock *lock;
-  uint32_t *fill;
-  uint32_t capacity;
-  int kind;
-} payload_ref;
-
-static payload_ref payload_of(shk_lens *lens, int kind) {
-  shk_lens_segment *s = lens->seg;
-  switch (kind) {
-    case SHK_LENS_FRAME: return (payload_ref){&s->frame.lock, &s->frame.size, SHK_LENS_NUM_ENTRIES, kind};
-    case SHK_LENS_ZONE: return (payload_ref){&s->zone.lock, &s->zone.size, SHK_LENS_NUM_ENTRIES, kind};
-    case SHK_LENS_HEAP: return (payload_ref){&s->heap.lock, &s->heap.size, SHK_LENS_NUM_ENTRIES, kind};
-    case SHK_LENS_PLOT: return (payload_ref){&s->plot.lock, &s->plot.size, SHK_LENS_NUM_ENTRIES, kind};
-    default: return (payload_ref){&s->log_data_lock, &s->log_data_count, SHK_LENS_LOG_DATA_SIZE, kind};
-  }
+/* A closed ring may go to a new owner once the reader has emptied it and taken its final counts
+ * in (or when no reader is there to want them). */
+static bool reusable(shk_lens_wire_ring *r, bool reader) {
+  return shk__lens_load32(&r->state) == SHK_LENS_RING_CLOSED &&
+         shk__lens_load64(&r->head) == shk__lens_load64(&r->tail) &&
+         (!reader || shk__lens_load32(&r->acked) == shk__lens_load32(&r->epoch));
 }
 
-static int drop_n(shk_lens *lens, int kind, uint32_t n) {
-  atomic_fetch_add_explicit(&lens->dropped[kind], n, memory_order_relaxed);
-  shk__lens_add64(&lens->seg->ext.counters[kind].dropped, n);
+static shk_lens_wire_ring *take_ring(shk_lens *lens) {
+  shk_lens_wire_header *h = lens->hdr;
+  uint32_t count = lens->geo.ring_count;
+  uint32_t used = SHK__MIN(shk__lens_load32(&h->rings_used), count);
+  bool reader = reader_attached(lens);
+  for (uint32_t i = 0; i < used; i++) {
+    shk_lens_wire_ring *r = shk__lens_ring(lens->mem, &lens->geo, i);
+    uint32_t closed = SHK_LENS_RING_CLOSED;
+    if (reusable(r, reader) &&
+        atomic_compare_exchange_strong(SHK__A32(&r->state), &closed, SHK_LENS_RING_CLAIMING))
+      return r;
+  }
+  for (uint32_t i = used; i < count; i++) {
+    shk_lens_wire_ring *r = shk__lens_ring(lens->mem, &lens->geo, i);
+    uint32_t free_state = SHK_LENS_RING_FREE;
+    if (!atomic_compare_exchange_strong(SHK__A32(&r->state), &free_state, SHK_LENS_RING_CLAIMING))
+      continue;
+    /* rings_used only grows: readers look at rings below it. */
+    uint32_t seen = shk__lens_load32(&h->rings_used);
+    while (seen < i + 1 &&
+           !atomic_compare_exchange_weak(SHK__A32(&h->rings_used), &seen, i + 1)) {
+    }
+    return r;
+  }
+  return NULL;
+}
+
+/* Sets up a ring just claimed for the calling thread and publishes it as live. */
+static void own_ring(shk_lens *lens, shk_lens_wire_ring *r) {
+  /* The state left "closed" (claiming) before any counter is zeroed: a reader checks the state
+   * and epoch around its reads of the counters. */
+  atomic_thread_fence(memory_order_seq_cst);
+  for (int k = 0; k < SHK_LENS_KIND_COUNT; k++) {
+    shk__lens_store64(&r->written[k], 0);
+    shk__lens_store64(&r->dropped[k], 0);
+    shk__lens_store64(&r->drained[k], 0);
+  }
+  /* Indices never go back: the new owner continues where the reader stopped. */
+  shk__lens_store64(&r->head, shk__lens_load64(&r->tail));
+  r->pid = lens->pid;
+  r->tid = shk__os_thread_id();
+  shk__lens_store32(&r->epoch, shk__lens_load32(&r->epoch) + 1);
+  shk__lens_store32(&r->state, SHK_LENS_RING_LIVE);
+}
+
+static ring_handle *handle_slow(shk_lens *lens, lens_thread *t) {
+  if (t->serial == 0) t->serial = atomic_fetch_add(&next_thread_serial, 1) + 1;
+  shk__os_mutex_lock(&lens->handles_mutex);
+  ring_handle *h = lens->handles;
+  while (h && h->thread_serial != t->serial) h = h->next;
+  if (!h && (h = calloc(1, sizeof *h)) != NULL) {
+    shk_lens_wire_ring *r = take_ring(lens);
+    if (!r) {
+      free(h);
+      h = NULL;
+    } else {
+      own_ring(lens, r);
+      h->ring = r;
+      h->rec = shk__lens_records(r);
+      h->mask = lens->geo.ring_records - 1;
+      h->head = shk__lens_load64(&r->head);
+      h->limit = h->head + lens->geo.ring_records;
+      h->thread_serial = t->serial;
+      h->name_seq = UINT32_MAX; /* the thread's name goes first */
+      h->next = lens->handles;
+      lens->handles = h;
+    }
+  }
+  shk__os_mutex_unlock(&lens->handles_mutex);
+  if (h) {
+    t->handle = h;
+    t->handle_lens_id = lens->id;
+  }
+  return h;
+}
+
+static inline ring_handle *handle_of(shk_lens *lens, lens_thread *t) {
+  if (t->handle_lens_id == lens->id) return t->handle;
+  return handle_slow(lens, t);
+}
+
+static int drop_no_ring(shk_lens *lens, int kind) {
+  atomic_fetch_add_explicit(&lens->no_ring_dropped[kind], 1, memory_order_relaxed);
+  shk__lens_add64(&lens->hdr->no_ring_dropped[kind], 1);
   return SHK_EBUSY;
 }
 
-static int drop(shk_lens *lens, int kind) { return drop_n(lens, kind, 1); }
+static int drop(ring_handle *h, int kind) {
+  shk__lens_bump64(&h->ring->dropped[kind], 1);
+  return SHK_EBUSY;
+}
 
-/* Waits, without the lock, until the reader has made room or the deadline passes. */
-static bool wait_for_room(const payload_ref *p, uint32_t needed, uint64_t deadline) {
-  uint64_t spin_until = shk__os_now_ns() + SHK__LENS_SPIN_NS;
+/* Waits, spinning then yielding, until the reader has made room or the wait is over. */
+static bool wait_for_room(shk_lens *lens, ring_handle *h, uint64_t n) {
+  if (lens->options.full_wait_ns == 0 || !reader_attached(lens)) return false;
+  uint64_t now = shk__os_now_ns();
+  uint64_t deadline = now + lens->options.full_wait_ns, spin_until = now + SHK__LENS_SPIN_NS;
   for (unsigned i = 1;; i++) {
-    uint32_t fill = shk__lens_load32(p->fill);
-    if (fill <= p->capacity && needed <= p->capacity - fill) return true;
+    h->limit = shk__lens_load64(&h->ring->tail) + lens->geo.ring_records;
+    if (h->head + n <= h->limit) return true;
     shk__lens_cpu_relax();
-    if (i % 64 != 0) continue; /* the clock costs more than a look at the fill */
-    uint64_t now = shk__os_now_ns();
+    if (i % 64 != 0) continue; /* the clock costs more than a look at the tail */
+    now = shk__os_now_ns();
     if (now >= deadline) return false;
     if (now >= spin_until) shk__os_yield();
   }
 }
 
-/* Takes the payload's lock with room for `needed` more units; *at gets the current fill.
- * On failure the event is counted as dropped and SHK_EBUSY returned, without the lock. */
-static int reserve(shk_lens *lens, const payload_ref *p, uint32_t needed, uint32_t *at) {
-  uint64_t deadline = 0;
-  for (;;) {
-    if (shk__lens_lock(p->lock, lens->pid, lens->options.lock_timeout_ns) == SHK__LENS_TIMEOUT)
-      return drop(lens, p->kind);
-    uint32_t fill = *p->fill;
-    /* Shared memory is not trusted here either: a fill past capacity is reset, never used. */
-    if (fill > p->capacity) {
-      fill = 0;
-      shk__lens_store32(p->fill, 0);
-    }
-    if (needed <= p->capacity - fill) {
-      *at = fill;
-      return SHK_OK;
-    }
-    shk__lens_unlock(p->lock);
-    if (lens->options.full_wait_ns == 0 || !reader_attached(lens)) return drop(lens, p->kind);
-    uint64_t now = shk__os_now_ns();
-    if (deadline == 0) deadline = now + lens->options.full_wait_ns;
-    if (!wait_for_room(p, needed, deadline)) return drop(lens, p->kind);
-  }
+/* Room for n more records, or false (the caller drops and counts). */
+static inline bool reserve(shk_lens *lens, ring_handle *h, uint64_t n) {
+  if (h->head + n <= h->limit) return true;
+  h->limit = shk__lens_load64(&h->ring->tail) + lens->geo.ring_records;
+  if (h->head + n <= h->limit) return true;
+  if (n > lens->geo.ring_records) return false;
+  return wait_for_room(lens, h, n);
 }
 
-/* Publishes the `events` entries reserve() made room for and releases the lock. Counters are
- * written under the lock, so a plain load and store is enough (cheaper than a locked add). */
-static int commit_n(shk_lens *lens, const payload_ref *p, uint32_t new_fill, uint32_t events) {
-  shk__lens_store32(p->fill, new_fill);
-  uint64_t *w = &lens->seg->ext.counters[p->kind].written;
-  atomic_store_explicit(SHK__A64(w),
-                        atomic_load_explicit(SHK__A64(w), memory_order_relaxed) + events,
-                        memory_order_relaxed);
-  atomic_store_explicit(&lens->written[p->kind],
-                        atomic_load_explicit(&lens->written[p->kind], memory_order_relaxed) + events,
-                        memory_order_relaxed);
-  shk__lens_unlock(p->lock);
+static inline shk_lens_wire_record *next_record(ring_handle *h) {
+  return &h->rec[h->head++ & h->mask];
+}
+
+/* Makes every record written since the last publication visible, counted as one `kind` event.
+ * Two plain stores into one line of ours: a load of the shared counter would first fetch the line
+ * back from the reader, who reads it, and then upgrade it: two transfers instead of one. */
+static inline int publish(ring_handle *h, int kind) {
+  atomic_store_explicit(SHK__A64(&h->ring->written[kind]), ++h->written[kind], memory_order_relaxed);
+  shk__lens_store64(&h->ring->head, h->head);
   return SHK_OK;
 }
 
-static int commit(shk_lens *lens, const payload_ref *p, uint32_t new_fill) {
-  return commit_n(lens, p, new_fill, 1);
-}
+static uint64_t data_records(size_t len) { return (len + SHK_LENS_RECORD_SIZE - 1) / SHK_LENS_RECORD_SIZE; }
 
-static double seconds_since_origin(const shk_lens *lens, uint64_t ns) {
-  return ns > lens->origin_ns ? (double)(ns - lens->origin_ns) / 1e9 : 0.0;
-}
-
-/* A new reader has never seen our strings: send their contents again. Called under the lock. */
-static void sync_generation(shk_lens *lens, shk__lens_sent_set *set) {
-  uint32_t generation = shk__lens_load32(&lens->seg->ext.reader_generation);
-  if (set->generation != generation) {
-    shk__lens_sent_clear(set);
-    set->generation = generation;
+/* A header record of `type` with `len` bytes after it, in 32-byte records (the last one padded). */
+static void put_bytes(ring_handle *h, uint8_t type, uint64_t a, uint64_t b, uint64_t c,
+                      const void *bytes, size_t len) {
+  shk_lens_wire_record *r = next_record(h);
+  memset(r, 0, sizeof *r);
+  r->type = type;
+  r->len = (uint32_t)len;
+  r->a = a;
+  r->b = b;
+  r->c = c;
+  for (size_t at = 0; at < len; at += SHK_LENS_RECORD_SIZE) {
+    shk_lens_wire_record *d = next_record(h);
+    size_t n = SHK__MIN(len - at, (size_t)SHK_LENS_RECORD_SIZE);
+    if (n < SHK_LENS_RECORD_SIZE) memset(d, 0, sizeof *d);
+    memcpy(d, (const unsigned char *)bytes + at, n);
   }
 }
 
-static size_t name_length(const char *name) {
-  const char *end = memchr(name, '\0', SHK_LENS_SHARED_STRING_MAX_SIZE);
-  return end ? (size_t)(end - name) : SHK_LENS_SHARED_STRING_MAX_SIZE;
+static void default_thread_name(lens_thread *t) {
+  int n = snprintf(t->name, sizeof t->name, "thread %llu", (unsigned long long)shk__os_thread_id());
+  t->name_len = (uint8_t)(n > 0 ? n : 0);
 }
 
-#define MEASURE ((size_t)-1)
-
-/* Writes only the bytes the reader will look at: the contents travel once per key, and a name is
- * measured only when its contents are sent. len MEASURE: text is NUL-terminated (or cut at 128). */
-static void put_string(shk_lens_shared_string *dst, uint64_t key, const char *text, size_t len,
-                       shk__lens_sent_set *set) {
-  dst->key = key;
-  if (shk__lens_sent_has(set, key)) {
-    dst->size = 0;
-    dst->has_contents = 0;
-    return;
+/* A new reader has never seen our names, and a renamed thread has a new one: the ring carries the
+ * thread's name first. Returns false when it did not fit (tried again at the next event). */
+static bool sync_names(shk_lens *lens, ring_handle *h, lens_thread *t) {
+  uint32_t generation = atomic_load_explicit(SHK__A32(&lens->hdr->reader_generation),
+                                             memory_order_relaxed);
+  if (generation != h->generation) {
+    memset(h->sent, 0, sizeof h->sent);
+    h->generation = generation;
+    h->name_seq = UINT32_MAX;
   }
-  if (len == MEASURE) len = name_length(text);
-  if (len > SHK_LENS_SHARED_STRING_MAX_SIZE) len = SHK_LENS_SHARED_STRING_MAX_SIZE;
-  memcpy(dst->contents, text, len);
-  dst->size = (uint8_t)len;
-  dst->has_contents = 1;
-  shk__lens_sent_add(set, key);
+  if (h->name_seq == t->name_seq) return true;
+  if (t->name_len == 0) default_thread_name(t);
+  if (!reserve(lens, h, 1 + data_records(t->name_len))) return false;
+  put_bytes(h, SHK_LENS_REC_THREAD, 0, 0, 0, t->name, t->name_len);
+  shk__lens_store64(&h->ring->head, h->head);
+  h->name_seq = t->name_seq;
+  return true;
+}
+
+static inline uint64_t *name_slot(ring_handle *h, uint64_t key) {
+  return &h->sent[((key >> 3) ^ (key >> 11)) & (NAME_CACHE - 1)];
+}
+
+/* The records a name still needs in this ring: 0 when already sent. */
+static inline uint64_t name_cost(ring_handle *h, const char *name, size_t *len) {
+  uint64_t key = (uint64_t)(uintptr_t)name;
+  if (*name_slot(h, key) == key) return 0;
+  *len = name_length(name);
+  return 1 + data_records(*len);
+}
+
+static void put_name(ring_handle *h, const char *name, size_t len) {
+  uint64_t key = (uint64_t)(uintptr_t)name;
+  put_bytes(h, SHK_LENS_REC_STRING, key, 0, 0, name, len);
+  *name_slot(h, key) = key;
+}
+
+/* The calling thread's ring with room for `n` records plus the name's (sent first when this ring
+ * has not carried it yet), names synced; NULL when the event was dropped (counted). */
+static ring_handle *begin_send(shk_lens *lens, int kind, const char *name, uint64_t n) {
+  lens_thread *t = &this_thread;
+  ring_handle *h = handle_of(lens, t);
+  if (!h) {
+    drop_no_ring(lens, kind);
+    return NULL;
+  }
+  if (!sync_names(lens, h, t)) {
+    drop(h, kind);
+    return NULL;
+  }
+  size_t name_len = 0;
+  uint64_t name_records = name ? name_cost(h, name, &name_len) : 0;
+  if (!reserve(lens, h, n + name_records)) {
+    drop(h, kind);
+    return NULL;
+  }
+  if (name_records) put_name(h, name, name_len);
+  return h;
+}
+
+/* Sends an event of one record (its name first when needed). */
+static inline int send_record(shk_lens *lens, int kind, const char *name,
+                              const shk_lens_wire_record *rec) {
+  ring_handle *h = begin_send(lens, kind, name, 1);
+  if (!h) return SHK_EBUSY;
+  *next_record(h) = *rec;
+  return publish(h, kind);
 }
 
 static uint32_t color_of(uint32_t color) { return color & 0xFFFFFFu; }
-
-/* ---- zones: staged per thread, published in batches ---- */
-
-/* Publishes a stage's zones in as few lock acquisitions as the payload's free entries allow,
- * waiting for room as a single send would; what cannot go is dropped and counted. Either way
- * each zone is counted exactly once, and the stage is empty afterwards. */
-static void publish_stage(shk_lens *lens, lens_stage *st, bool *dropped) {
-  payload_ref p = payload_of(lens, SHK_LENS_ZONE);
-  uint32_t done = 0;
-  while (done < st->count) {
-    uint32_t at;
-    if (reserve(lens, &p, 1, &at) != SHK_OK) {
-      /* reserve() counted one; the rest of the stage goes with it. */
-      if (st->count - done > 1) drop_n(lens, SHK_LENS_ZONE, st->count - done - 1);
-      *dropped = true;
-      break;
-    }
-    uint32_t n = SHK__MIN(st->count - done, SHK_LENS_NUM_ENTRIES - at);
-    sync_generation(lens, &lens->zone_sent);
-    for (uint32_t i = 0; i < n; i++) {
-      const staged_zone *z = &st->zones[done + i];
-      shk_lens_zone_data *d = &lens->seg->zone.data[at + i];
-      d->uid = z->uid;
-      d->color = z->color;
-      d->end = seconds_since_origin(lens, z->end_ns);
-      d->duration = z->end_ns > z->start_ns ? z->end_ns - z->start_ns : 0;
-      d->depth = z->depth;
-      put_string(&d->name, (uint64_t)(uintptr_t)z->name, z->name, MEASURE, &lens->zone_sent);
-      put_string(&d->thread, st->thread_key, st->thread_name, st->thread_len, &lens->zone_sent);
-    }
-    commit_n(lens, &p, at + n, n);
-    done += n;
-  }
-  st->count = 0;
-}
-
-/* The calling thread's stage for lens; made on first use when `make`. NULL when there is none
- * (or memory ran out). The thread remembers the last lens it used, so only a thread that
- * alternates between lenses searches the list. */
-static lens_stage *stage_of(shk_lens *lens, lens_thread *t, bool make) {
-  if (t->stage_lens_id == lens->id) return t->stage;
-  shk__os_mutex_lock(&lens->stages_mutex);
-  lens_stage *st = lens->stages;
-  while (st && st->thread_serial != t->serial) st = st->next;
-  if (!st && make && (st = calloc(1, sizeof *st)) != NULL) {
-    st->thread_serial = t->serial;
-    st->next = lens->stages;
-    lens->stages = st;
-  }
-  shk__os_mutex_unlock(&lens->stages_mutex);
-  if (st) {
-    t->stage = st;
-    t->stage_lens_id = lens->id;
-  }
-  return st;
-}
-
-/* Publishes the calling thread's staged zones for lens, if it has any. */
-static bool flush_this_thread(shk_lens *lens) {
-  lens_thread *t = current_thread();
-  lens_stage *st = stage_of(lens, t, false);
-  bool dropped = false;
-  if (st && st->count > 0) publish_stage(lens, st, &dropped);
-  return !dropped;
-}
 
 /* ---- the event kinds ---- */
 
 int shk_lens_frame(shk_lens *lens) {
   if (!lens) return SHK_EINVAL;
-  flush_this_thread(lens); /* the frame's zones go first */
-  uint64_t now = shk__lens_now_ns();
-  uint64_t previous = atomic_exchange(&lens->last_frame_ns, now);
+  uint64_t now = shk__lens_ticks(lens->tsc);
+  uint64_t previous = atomic_exchange(&lens->last_frame, now);
+  /* Two threads marking frames at once: the later mark may have been exchanged first. */
+  if (previous > now) previous = now;
   uint64_t number = atomic_fetch_add(&lens->frame_number, 1) + 1;
-  payload_ref p = payload_of(lens, SHK_LENS_FRAME);
-  uint32_t at;
-  int rc = reserve(lens, &p, 1, &at);
-  if (rc != SHK_OK) return rc;
-  shk_lens_frame_data *d = &lens->seg->frame.data[at];
-  d->number = number;
-  d->end = seconds_since_origin(lens, now);
-  d->duration = now > previous ? now - previous : 0;
-  return commit(lens, &p, at + 1);
+  shk_lens_wire_record r = {.type = SHK_LENS_REC_FRAME, .a = previous, .b = now, .c = number};
+  return send_record(lens, SHK_LENS_FRAME, NULL, &r);
 }
 
-int shk_lens_flush(shk_lens *lens) {
-  if (!lens) return SHK_EINVAL;
-  return flush_this_thread(lens) ? SHK_OK : SHK_EBUSY;
-}
+int shk_lens_flush(shk_lens *lens) { return lens ? SHK_OK : SHK_EINVAL; }
 
 int shk_lens_thread_name(shk_lens *lens, const char *name) {
   if (!lens || !name) return SHK_EINVAL;
-  flush_this_thread(lens); /* staged zones keep the name they were made under */
-  set_thread_name(name, name_length(name));
+  lens_thread *t = &this_thread;
+  size_t len = name_length(name);
+  memcpy(t->name, name, len);
+  t->name_len = (uint8_t)len;
+  t->name_seq++;
+  if (t->name_seq == UINT32_MAX) t->name_seq = 1;
   return SHK_OK;
 }
 
@@ -448,11 +491,10 @@ int shk_lens_zone_begin(shk_lens *lens, shk_lens_zone *zone, const char *name, u
   if (!zone) return SHK_EINVAL;
   zone->lens = NULL;
   if (!lens || !name) return SHK_EINVAL;
-  lens_thread *t = current_thread();
   zone->name = name;
   zone->color = color;
-  zone->depth = t->depth++;
-  zone->start_ns = shk__lens_now_ns();
+  zone->depth = this_thread.depth++;
+  zone->start = shk__lens_ticks(lens->tsc);
   zone->lens = lens;
   return SHK_OK;
 }
@@ -461,96 +503,64 @@ int shk_lens_zone_end(shk_lens_zone *zone) {
   if (!zone) return SHK_EINVAL;
   shk_lens *lens = zone->lens;
   if (!lens) return SHK_OK;
-  uint64_t now = shk__lens_now_ns();
+  uint64_t now = shk__lens_ticks(lens->tsc);
+  if (now < zone->start) now = zone->start; /* a thread moved to a CPU whose clock lags a little */
   zone->lens = NULL;
-  lens_thread *t = current_thread();
+  lens_thread *t = &this_thread;
   if (t->depth > 0) t->depth--;
-  lens_stage *st = stage_of(lens, t, true);
-  if (!st) return drop(lens, SHK_LENS_ZONE);
-  bool dropped = false;
-  if (st->thread_key != t->name_key) {
-    /* Named since: a stage carries one thread name. */
-    if (st->count > 0) publish_stage(lens, st, &dropped);
-    st->thread_key = t->name_key;
-    st->thread_len = t->name_len;
-    memcpy(st->thread_name, t->name, t->name_len);
-  }
-  staged_zone *z = &st->zones[st->count++];
-  z->uid = (uint64_t)t->serial << 40 | (++t->zone_seq & ((1ull << 40) - 1));
-  z->start_ns = zone->start_ns;
-  z->end_ns = now;
-  z->name = zone->name;
-  z->color = color_of(zone->color);
-  z->depth = zone->depth;
-  if (st->count == STAGE_ZONES || now - st->zones[0].end_ns >= STAGE_AGE_NS)
-    publish_stage(lens, st, &dropped);
-  return dropped ? SHK_EBUSY : SHK_OK;
+  shk_lens_wire_record r = {.type = SHK_LENS_REC_ZONE,
+                            .depth = (uint16_t)(zone->depth > 0xFFFFu ? 0xFFFFu : zone->depth),
+                            .len = color_of(zone->color),
+                            .a = zone->start,
+                            .b = now,
+                            .c = (uint64_t)(uintptr_t)zone->name};
+  return send_record(lens, SHK_LENS_ZONE, zone->name, &r);
 }
 
 void shk_lens_zone_cleanup(shk_lens_zone *zone) { (void)shk_lens_zone_end(zone); }
 
 int shk_lens_plot(shk_lens *lens, const char *name, double value, uint32_t color) {
   if (!lens || !name || !isfinite(value)) return SHK_EINVAL;
-  uint64_t now = shk__lens_now_ns();
-  payload_ref p = payload_of(lens, SHK_LENS_PLOT);
-  uint32_t at;
-  int rc = reserve(lens, &p, 1, &at);
-  if (rc != SHK_OK) return rc;
-  shk_lens_plot_data *d = &lens->seg->plot.data[at];
-  d->time = seconds_since_origin(lens, now);
-  d->color = color_of(color);
-  d->value = value;
-  sync_generation(lens, &lens->plot_sent);
-  put_string(&d->name, (uint64_t)(uintptr_t)name, name, MEASURE, &lens->plot_sent);
-  return commit(lens, &p, at + 1);
+  uint64_t now = shk__lens_ticks(lens->tsc);
+  shk_lens_wire_record r = {.type = SHK_LENS_REC_PLOT, .len = color_of(color), .a = now,
+                            .c = (uint64_t)(uintptr_t)name};
+  memcpy(&r.b, &value, sizeof value);
+  return send_record(lens, SHK_LENS_PLOT, name, &r);
 }
 
 int shk_lens_heap(shk_lens *lens, uint64_t addr, uint64_t size, bool is_free) {
   if (!lens) return SHK_EINVAL;
-  uint64_t now = shk__lens_now_ns();
-  payload_ref p = payload_of(lens, SHK_LENS_HEAP);
-  uint32_t at;
-  int rc = reserve(lens, &p, 1, &at);
-  if (rc != SHK_OK) return rc;
-  shk_lens_heap_data *d = &lens->seg->heap.data[at];
-  d->time = seconds_since_origin(lens, now);
-  d->addr = addr;
-  d->size = size;
-  d->is_free = is_free ? 1 : 0;
-  return commit(lens, &p, at + 1);
+  uint64_t now = shk__lens_ticks(lens->tsc);
+  shk_lens_wire_record r = {.type = SHK_LENS_REC_HEAP, .flags = is_free ? 1 : 0, .a = now,
+                            .b = addr, .c = size};
+  return send_record(lens, SHK_LENS_HEAP, NULL, &r);
 }
 
 int shk_lens_log(shk_lens *lens, uint32_t color, const char *format, ...) {
   if (!lens || !format) return SHK_EINVAL;
-  uint64_t now = shk__lens_now_ns();
-  char message[LOG_MESSAGE_MAX + 1];
+  uint64_t now = shk__lens_ticks(lens->tsc);
+  char message[SHK_LENS_LOG_MAX + 1];
   va_list ap;
   va_start(ap, format);
   int n = vsnprintf(message, sizeof message, format, ap);
   va_end(ap);
   if (n < 0) return SHK_EINVAL;
-  uint32_t length = (uint32_t)n > LOG_MESSAGE_MAX ? (uint32_t)LOG_MESSAGE_MAX : (uint32_t)n;
-  shk_lens_log_header h = {seconds_since_origin(lens, now), color_of(color), length};
-  payload_ref p = payload_of(lens, SHK_LENS_LOG);
-  uint32_t needed = (uint32_t)sizeof h + length;
-  uint32_t at;
-  int rc = reserve(lens, &p, needed, &at);
-  if (rc != SHK_OK) return rc;
-  memcpy(lens->seg->log_data + at, &h, sizeof h);
-  memcpy(lens->seg->log_data + at + sizeof h, message, length);
-  return commit(lens, &p, at + needed);
+  size_t length = (size_t)n > SHK_LENS_LOG_MAX ? SHK_LENS_LOG_MAX : (size_t)n;
+  ring_handle *h = begin_send(lens, SHK_LENS_LOG, NULL, 1 + data_records(length));
+  if (!h) return SHK_EBUSY;
+  put_bytes(h, SHK_LENS_REC_LOG, now, color_of(color), 0, message, length);
+  return publish(h, SHK_LENS_LOG);
 }
 
 int shk_lens_stats_get(const shk_lens *lens, shk_lens_stats *out) {
   if (!lens || !out) return SHK_EINVAL;
-  /* The calling thread's staged zones are published first, so that what it sent is counted;
-   * the handle was made writable by shk_lens_open(), so dropping const is sound. */
-  flush_this_thread((shk_lens *)lens);
-  const shk_lens_segment *s = lens->seg;
-  shk__lens_segment_stats(s, out);
-  for (int k = 0; k < SHK_LENS_KIND_COUNT; k++) {
-    out->sent[k] = atomic_load(&((shk_lens *)lens)->written[k]) +
-                   atomic_load(&((shk_lens *)lens)->dropped[k]);
-  }
+  shk_lens *l = (shk_lens *)lens; /* made writable by shk_lens_open(); the list needs its lock */
+  shk__lens_segment_stats(l->mem, &l->geo, out);
+  for (int k = 0; k < SHK_LENS_KIND_COUNT; k++) out->sent[k] = atomic_load(&l->no_ring_dropped[k]);
+  shk__os_mutex_lock(&l->handles_mutex);
+  for (ring_handle *h = l->handles; h; h = h->next)
+    for (int k = 0; k < SHK_LENS_KIND_COUNT; k++)
+      out->sent[k] += shk__lens_load64(&h->ring->written[k]) + shk__lens_load64(&h->ring->dropped[k]);
+  shk__os_mutex_unlock(&l->handles_mutex);
   return SHK_OK;
 }

@@ -1,71 +1,27 @@
-/* Shared strings: the producer's set of keys already sent with contents, and the reader's map from
- * key to contents (bounded, since a hostile producer could send endless keys). */
+/* The reader's map from (producer pid, key) to contents: keys are addresses in the producer's own
+ * address space, so two processes may use one key for different names. Bounded, since a hostile
+ * producer could send endless keys. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lens_internal.h"
 
-static size_t mix(uint64_t key) {
+static size_t mix(uint32_t scope, uint64_t key) {
+  key ^= (uint64_t)scope * 0x9E3779B97F4A7C15ull;
   key ^= key >> 33;
   key *= 0xff51afd7ed558ccdull;
   key ^= key >> 33;
   return (size_t)key;
 }
 
-/* ---- producer: keys already sent (key 0 is never sent by the producer, so 0 marks a free slot) */
-
-bool shk__lens_sent_has(const shk__lens_sent_set *set, uint64_t key) {
-  if (set->cap == 0) return false;
-  size_t mask = set->cap - 1;
-  for (size_t i = mix(key) & mask;; i = (i + 1) & mask) {
-    if (set->keys[i] == key) return true;
-    if (set->keys[i] == 0) return false;
-  }
-}
-
-static void sent_insert(uint64_t *keys, size_t cap, uint64_t key) {
-  size_t mask = cap - 1;
-  size_t i = mix(key) & mask;
-  while (keys[i] != 0 && keys[i] != key) i = (i + 1) & mask;
-  keys[i] = key;
-}
-
-bool shk__lens_sent_add(shk__lens_sent_set *set, uint64_t key) {
-  if (key == 0) return true;
-  if ((set->count + 1) * 2 > set->cap) {
-    size_t cap = set->cap ? set->cap * 2 : 64;
-    uint64_t *keys = calloc(cap, sizeof *keys);
-    if (!keys) return false;
-    for (size_t i = 0; i < set->cap; i++)
-      if (set->keys[i]) sent_insert(keys, cap, set->keys[i]);
-    free(set->keys);
-    set->keys = keys;
-    set->cap = cap;
-  }
-  if (!shk__lens_sent_has(set, key)) {
-    sent_insert(set->keys, set->cap, key);
-    set->count++;
-  }
-  return true;
-}
-
-void shk__lens_sent_clear(shk__lens_sent_set *set) {
-  if (set->keys) memset(set->keys, 0, set->cap * sizeof *set->keys);
-  set->count = 0;
-}
-
-void shk__lens_sent_free(shk__lens_sent_set *set) {
-  free(set->keys);
-  memset(set, 0, sizeof *set);
-}
-
 /* ---- reader: key -> text ---- */
 
-static shk__lens_string_entry *find_slot(shk__lens_string_entry *slots, size_t cap, uint64_t key) {
+static shk__lens_string_entry *find_slot(shk__lens_string_entry *slots, size_t cap,
+                                         uint32_t scope, uint64_t key) {
   size_t mask = cap - 1;
-  size_t i = mix(key) & mask;
-  while (slots[i].used && slots[i].key != key) i = (i + 1) & mask;
+  size_t i = mix(scope, key) & mask;
+  while (slots[i].used && (slots[i].key != key || slots[i].scope != scope)) i = (i + 1) & mask;
   return &slots[i];
 }
 
@@ -74,7 +30,7 @@ static bool grow(shk__lens_string_map *map) {
   shk__lens_string_entry *slots = calloc(cap, sizeof *slots);
   if (!slots) return false;
   for (size_t i = 0; i < map->cap; i++)
-    if (map->slots[i].used) *find_slot(slots, cap, map->slots[i].key) = map->slots[i];
+    if (map->slots[i].used) *find_slot(slots, cap, map->slots[i].scope, map->slots[i].key) = map->slots[i];
   free(map->slots);
   map->slots = slots;
   map->cap = cap;
@@ -82,16 +38,17 @@ static bool grow(shk__lens_string_map *map) {
 }
 
 /* The slot for key, created when missing and there is room; NULL when the map is full. */
-static shk__lens_string_entry *slot_for(shk__lens_string_map *map, uint64_t key) {
+static shk__lens_string_entry *slot_for(shk__lens_string_map *map, uint32_t scope, uint64_t key) {
   if (map->cap) {
-    shk__lens_string_entry *e = find_slot(map->slots, map->cap, key);
+    shk__lens_string_entry *e = find_slot(map->slots, map->cap, scope, key);
     if (e->used) return e;
   }
   if (map->count >= map->limit) return NULL;
   if ((map->count + 1) * 2 > map->cap && !grow(map)) return NULL;
-  shk__lens_string_entry *e = find_slot(map->slots, map->cap, key);
+  shk__lens_string_entry *e = find_slot(map->slots, map->cap, scope, key);
   e->used = true;
   e->key = key;
+  e->scope = scope;
   e->text = NULL;
   e->known = false;
   map->count++;
@@ -120,9 +77,9 @@ static char *copy_text(const uint8_t *bytes, size_t size) {
   return text;
 }
 
-const char *shk__lens_strings_put(shk__lens_string_map *map, uint64_t key, const uint8_t *bytes,
-                                  size_t size) {
-  shk__lens_string_entry *e = slot_for(map, key);
+const char *shk__lens_strings_put(shk__lens_string_map *map, uint32_t scope, uint64_t key,
+                                  const uint8_t *bytes, size_t size) {
+  shk__lens_string_entry *e = slot_for(map, scope, key);
   if (!e) return SHK__LENS_UNKNOWN_STRING;
   if (e->known && strlen(e->text) == size && memcmp(e->text, bytes, size) == 0) return e->text;
   /* Texts that change again and again would pile up: past the limit the first one stays. */
@@ -138,8 +95,16 @@ const char *shk__lens_strings_put(shk__lens_string_map *map, uint64_t key, const
   return text;
 }
 
-const char *shk__lens_strings_get(shk__lens_string_map *map, uint64_t key) {
-  shk__lens_string_entry *e = slot_for(map, key);
+const char *shk__lens_strings_find(const shk__lens_string_map *map, uint32_t scope, uint64_t key) {
+  if (!map->cap) return NULL;
+  const shk__lens_string_entry *e = find_slot(map->slots, map->cap, scope, key);
+  return e->used && e->known ? e->text : NULL;
+}
+
+const char *shk__lens_strings_get(shk__lens_string_map *map, uint32_t scope, uint64_t key,
+                                  bool *known) {
+  shk__lens_string_entry *e = slot_for(map, scope, key);
+  if (known) *known = e && e->known;
   if (!e) return SHK__LENS_UNKNOWN_STRING;
   if (!e->text) {
     /* One placeholder per key, so that two unknown threads stay two tracks. */
