@@ -101,6 +101,14 @@ bool shk__os_pid_alive(int pid);
 /* The path of the running executable, written into buf (NUL-terminated). SHK_ERANGE if short. */
 int shk__os_self_path(char *buf, size_t size);
 
+/* -- process identity (lens): appended as its own block; pid reuse must not revive the dead -- */
+/* When process `pid` started, in units the OS chooses (Linux: clock ticks since boot, field 22
+ * of /proc/<pid>/stat; Windows: its creation FILETIME), written to *start. The value means
+ * nothing across machines or boots; it only tells two processes that had the same id apart.
+ * SHK_ENOENT when no such process exists (or it is a zombie), SHK_EUNSUPPORTED where the OS does not
+ * say (then only the pid identifies a process), SHK_EOS otherwise. Thread-safe. */
+int shk__os_proc_start_time(int pid, uint64_t *start);
+
 /* ---- threads and locks (thread.c) -------------------------------------------------------- */
 
 typedef struct shk__os_thread shk__os_thread;

@@ -23,7 +23,7 @@ extern "C" {
 
 /** major << 16 | minor << 8 | patch of the wire layout this library speaks (shmkit/lens_wire.h
  * has the same value as SHK_LENS_PROTOCOL_VERSION). */
-#define SHK_LENS_VERSION 0x00020000u
+#define SHK_LENS_VERSION 0x00020100u
 
 /** Event kinds, also the index of the counters below. */
 typedef enum shk_lens_kind {

@@ -39,6 +39,7 @@ struct shk_lens {
   shk__lens_geometry geo;
   char name[SHK_SHM_NAME_MAX + 1];
   uint32_t pid;  /* cached: getpid() is a system call */
+  uint64_t identity; /* pid and start stamp, as slots and ring claims hold it */
   uint32_t slot; /* our entry in hdr->processes */
   bool tsc;
   shk_lens_options options;
@@ -100,7 +101,7 @@ static int attach_existing(const char *name, shk_shm **shm) {
   return rc;
 }
 
-static int open_or_create(const char *name, const shk_lens_options *o, uint32_t pid,
+static int open_or_create(const char *name, const shk_lens_options *o, uint64_t identity,
                           shk_shm **shm, bool *created) {
   uint32_t records = o->ring_bytes / SHK_LENS_RECORD_SIZE;
   size_t size = shk__lens_layout_size(records, o->max_threads);
@@ -109,7 +110,7 @@ static int open_or_create(const char *name, const shk_lens_options *o, uint32_t 
   for (int attempt = 0; attempt < 8 && rc == SHK_ENOENT; attempt++) {
     rc = shk_shm_create(name, size, shm);
     if (rc == SHK_OK) {
-      shk__lens_layout_init(shk_shm_data(*shm), size, records, o->max_threads, pid);
+      shk__lens_layout_init(shk_shm_data(*shm), size, records, o->max_threads, identity);
       *created = true;
       return SHK_OK;
     }
@@ -129,10 +130,11 @@ static int take_process_slot(shk_lens *lens) {
   shk_lens_wire_header *h = lens->hdr;
   for (int pass = 0; pass < 2; pass++) {
     for (uint32_t i = 0; i < SHK_LENS_PROCESS_SLOTS; i++) {
-      uint32_t cur = shk__lens_load32(&h->processes[i].pid);
-      if (pass == 0 ? cur != 0 : (cur == 0 || cur == lens->pid || shk__lens_pid_alive(cur)))
+      /* pid and start stamp change together: never a moment where ours pairs with another's */
+      uint64_t cur = atomic_load(SHK__LENS_SLOT(h, i));
+      if (pass == 0 ? cur != 0 : (cur == 0 || cur == lens->identity || shk__lens_identity_alive(cur)))
         continue;
-      if (atomic_compare_exchange_strong(SHK__A32(&h->processes[i].pid), &cur, lens->pid)) {
+      if (atomic_compare_exchange_strong(SHK__LENS_SLOT(h, i), &cur, lens->identity)) {
         lens->slot = i;
         return SHK_OK;
       }
@@ -161,8 +163,9 @@ int shk_lens_open(const char *name, const shk_lens_options *options, shk_lens **
     return SHK_EINVAL;
   }
   lens->pid = (uint32_t)shk__os_pid();
+  lens->identity = shk__lens_identity(lens->pid, shk__lens_stamp_of(lens->pid));
   bool created = false;
-  rc = open_or_create(name, &lens->options, lens->pid, &lens->shm, &created);
+  rc = open_or_create(name, &lens->options, lens->identity, &lens->shm, &created);
   if (rc != SHK_OK) {
     free(lens);
     return rc;
@@ -184,16 +187,19 @@ int shk_lens_open(const char *name, const shk_lens_options *options, shk_lens **
   return SHK_OK;
 }
 
+static void unlock_ring(shk_lens *lens, shk_lens_wire_ring *r);
+
 void shk_lens_close(shk_lens *lens) {
   if (!lens) return;
   /* Our rings are done: the reader drains them and may then hand them to other threads. */
   for (ring_handle *h = lens->handles, *next; h; h = next) {
     next = h->next;
     shk__lens_store32(&h->ring->state, SHK_LENS_RING_CLOSED);
+    unlock_ring(lens, h->ring);
     free(h);
   }
   shk__os_mutex_destroy(&lens->handles_mutex);
-  shk__lens_store32(&lens->hdr->processes[lens->slot].pid, 0);
+  atomic_store(SHK__LENS_SLOT(lens->hdr, lens->slot), 0);
   uint32_t live, dead, some;
   shk__lens_count_producers(lens->hdr, &live, &dead, &some);
   shk_shm_close(lens->shm);
@@ -235,23 +241,51 @@ static bool reusable(shk_lens_wire_ring *r, bool reader) {
          (!reader || shk__lens_load32(&r->acked) == shk__lens_load32(&r->epoch));
 }
 
+/* The claim word says who may set a ring up. Taken from nobody, or from a process that is gone
+ * (killed while claiming, or while closing): what it held is ours now. */
+static bool lock_ring(shk_lens *lens, shk_lens_wire_ring *r, bool only_from_dead) {
+  uint64_t cur = shk__lens_load64(&r->claim);
+  if (cur == 0 ? only_from_dead : (cur == lens->identity || shk__lens_identity_alive(cur)))
+    return false;
+  return atomic_compare_exchange_strong(SHK__A64(&r->claim), &cur, lens->identity);
+}
+
+static void unlock_ring(shk_lens *lens, shk_lens_wire_ring *r) {
+  uint64_t mine = lens->identity;
+  atomic_compare_exchange_strong(SHK__A64(&r->claim), &mine, 0);
+}
+
+/* Claims ring r for the calling thread when it is free, closed and done with, or left claiming by
+ * a producer that died at it (its claim word names a dead process). On success the ring is in
+ * state claiming and its claim word is ours. */
+static bool claim_ring(shk_lens *lens, shk_lens_wire_ring *r, bool reader) {
+  uint32_t state = shk__lens_load32(&r->state);
+  if (state == SHK_LENS_RING_CLAIMING) {
+    /* A claim word of 0 here is a claim in progress by a 2.0 producer: not ours to break. */
+    if (!lock_ring(lens, r, true)) return false;
+    if (shk__lens_load32(&r->state) == SHK_LENS_RING_CLAIMING) return true;
+    unlock_ring(lens, r);
+    return false;
+  }
+  if (state != SHK_LENS_RING_FREE && !reusable(r, reader)) return false;
+  if (!lock_ring(lens, r, false)) return false;
+  /* Holding the claim word, look again: the ring may have changed hands in between. */
+  if (state == SHK_LENS_RING_FREE ? shk__lens_load32(&r->state) == state : reusable(r, reader)) {
+    if (atomic_compare_exchange_strong(SHK__A32(&r->state), &state, SHK_LENS_RING_CLAIMING))
+      return true;
+  }
+  unlock_ring(lens, r);
+  return false;
+}
+
 static shk_lens_wire_ring *take_ring(shk_lens *lens) {
   shk_lens_wire_header *h = lens->hdr;
   uint32_t count = lens->geo.ring_count;
-  uint32_t used = SHK__MIN(shk__lens_load32(&h->rings_used), count);
   bool reader = reader_attached(lens);
-  for (uint32_t i = 0; i < used; i++) {
+  /* Rings used before come first (lowest index first), then fresh ones. */
+  for (uint32_t i = 0; i < count; i++) {
     shk_lens_wire_ring *r = shk__lens_ring(lens->mem, &lens->geo, i);
-    uint32_t closed = SHK_LENS_RING_CLOSED;
-    if (reusable(r, reader) &&
-        atomic_compare_exchange_strong(SHK__A32(&r->state), &closed, SHK_LENS_RING_CLAIMING))
-      return r;
-  }
-  for (uint32_t i = used; i < count; i++) {
-    shk_lens_wire_ring *r = shk__lens_ring(lens->mem, &lens->geo, i);
-    uint32_t free_state = SHK_LENS_RING_FREE;
-    if (!atomic_compare_exchange_strong(SHK__A32(&r->state), &free_state, SHK_LENS_RING_CLAIMING))
-      continue;
+    if (!claim_ring(lens, r, reader)) continue;
     /* rings_used only grows: readers look at rings below it. */
     uint32_t seen = shk__lens_load32(&h->rings_used);
     while (seen < i + 1 &&

@@ -162,9 +162,9 @@ static void remove_orphaned_name(shk_lens_reader *r) {
   shk__lens_count_producers(r->hdr, &live, &dead, &some);
   if (live != 0 || dead == 0) return;
   for (uint32_t i = 0; i < SHK_LENS_PROCESS_SLOTS; i++) {
-    uint32_t pid = shk__lens_load32(&r->hdr->processes[i].pid);
-    if (pid != 0 && !shk__lens_pid_alive(pid))
-      atomic_compare_exchange_strong(SHK__A32(&r->hdr->processes[i].pid), &pid, 0);
+    uint64_t id = atomic_load(SHK__LENS_SLOT(r->hdr, i));
+    if (id != 0 && !shk__lens_identity_alive(id))
+      atomic_compare_exchange_strong(SHK__LENS_SLOT(r->hdr, i), &id, 0);
   }
   shk_shm_unlink(r->name);
 }
@@ -426,6 +426,15 @@ static void refresh_if_current(shk_lens_reader *r, ring_state *rs, shk_lens_wire
     r->threads[rs->info] = saved;
 }
 
+/* Whether the owner of a live ring still runs: by the claim word's pid and start stamp (2.1), so
+ * that a pid given to a new process does not keep a dead owner's ring open; by the pid alone when
+ * the claim word names someone else (a 2.0 producer leaves it 0). */
+static bool owner_alive(const shk_lens_wire_ring *ring, uint32_t pid) {
+  uint64_t claim = shk__lens_load64(&ring->claim);
+  if (claim != 0 && shk__lens_identity_pid(claim) == pid) return shk__lens_identity_alive(claim);
+  return shk__lens_pid_alive(pid);
+}
+
 /* A live ring whose process is gone will get no more records: once drained it is closed. */
 static void check_owner(shk_lens_reader *r, ring_state *rs, shk_lens_wire_ring *ring, uint64_t now) {
   if (now - rs->checked_ns < LIVENESS_CHECK_NS) return;
@@ -433,10 +442,14 @@ static void check_owner(shk_lens_reader *r, ring_state *rs, shk_lens_wire_ring *
   /* The producer's counters share its head's line: read them with the liveness check, not at
    * every drain (each read takes the line away from the producer). */
   refresh_counts(r, rs, ring);
-  rs->alive = shk__lens_pid_alive(rs->pid);
+  rs->alive = owner_alive(ring, rs->pid);
   if (rs->alive || shk__lens_load64(&ring->head) != rs->tail) return;
   uint32_t live = SHK_LENS_RING_LIVE;
-  atomic_compare_exchange_strong(SHK__A32(&ring->state), &live, SHK_LENS_RING_CLOSED);
+  if (!atomic_compare_exchange_strong(SHK__A32(&ring->state), &live, SHK_LENS_RING_CLOSED)) return;
+  /* The dead owner's claim goes with it (a producer would also take it over from the dead). */
+  uint64_t claim = shk__lens_load64(&ring->claim);
+  if (claim != 0 && !shk__lens_identity_alive(claim))
+    atomic_compare_exchange_strong(SHK__A64(&ring->claim), &claim, 0);
 }
 
 static uint32_t settle(shk_lens_reader *r, ring_state *rs, shk_lens_wire_ring *ring, uint64_t now);

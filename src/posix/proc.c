@@ -109,3 +109,35 @@ bool shk__os_pid_alive(int pid) {
 #endif
   return true;
 }
+
+int shk__os_proc_start_time(int pid, uint64_t *start) {
+  if (pid <= 0 || !start) return SHK_EINVAL;
+#ifdef __linux__
+  char path[64], line[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return errno == ENOENT || errno == ESRCH ? SHK_ENOENT : posix_error(errno);
+  size_t n = fread(line, 1, sizeof line - 1, f);
+  fclose(f);
+  line[n] = '\0';
+  /* Fields after the name (which may hold spaces and parentheses): state is field 3, the start
+   * time (clock ticks since boot) field 22. */
+  const char *p = strrchr(line, ')');
+  if (!p) return SHK_EOS;
+  p++;
+  if (p[0] == ' ' && (p[1] == 'Z' || p[1] == 'X')) return SHK_ENOENT;
+  for (int field = 2; field < 22; field++) {
+    p = strchr(p, ' ');
+    if (!p) return SHK_EOS;
+    p++;
+  }
+  char *end = NULL;
+  unsigned long long ticks = strtoull(p, &end, 10);
+  if (end == p) return SHK_EOS;
+  *start = ticks;
+  return SHK_OK;
+#else
+  if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) return SHK_ENOENT;
+  return SHK_EUNSUPPORTED;
+#endif
+}
