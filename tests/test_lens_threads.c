@@ -8,29 +8,7 @@
 #include "shk_test.h"
 #include "shmkit.h"
 
-#ifdef _WIN32
-#include <windows.h>
-typedef HANDLE thread_t;
-static DWORD WINAPI producer_entry(LPVOID arg);
-static DWORD WINAPI reader_entry(LPVOID arg);
-static void start(thread_t *t, int reader, void *arg) {
-  *t = CreateThread(NULL, 0, reader ? reader_entry : producer_entry, arg, 0, NULL);
-  assert_non_null(*t);
-}
-static void join(thread_t t) {
-  WaitForSingleObject(t, INFINITE);
-  CloseHandle(t);
-}
-#else
-#include <pthread.h>
-typedef pthread_t thread_t;
-static void *producer_entry(void *arg);
-static void *reader_entry(void *arg);
-static void start(thread_t *t, int reader, void *arg) {
-  assert_int_equal(pthread_create(t, NULL, reader ? reader_entry : producer_entry, arg), 0);
-}
-static void join(thread_t t) { pthread_join(t, NULL); }
-#endif
+#include "shk_test_thread.h"
 
 #define PRODUCERS 4
 #define ZONES_EACH 5000
@@ -49,7 +27,8 @@ typedef struct producer_arg {
   int index;
 } producer_arg;
 
-static void produce(producer_arg *a) {
+static void produce(void *arg) {
+  producer_arg *a = arg;
   static const char *const thread_names[PRODUCERS] = {"t0", "t1", "t2", "t3"};
   shk_lens_thread_name(a->s->lens, thread_names[a->index]);
   for (int i = 0; i < ZONES_EACH; i++) {
@@ -75,7 +54,8 @@ static void on_event(const shk_lens_event *e, void *user) {
   if (strcmp(e->name, "outer") != 0 && strcmp(e->name, "inner") != 0) s->bad_names++;
 }
 
-static void read_all(shared *s) {
+static void read_all(void *arg) {
+  shared *s = arg;
   while (atomic_load(&s->producers_left) > 0)
     shk_lens_reader_poll(s->reader, 10000000u, on_event, s, NULL);
   size_t n;
@@ -83,25 +63,6 @@ static void read_all(shared *s) {
   while (n > 0);
 }
 
-#ifdef _WIN32
-static DWORD WINAPI producer_entry(LPVOID arg) {
-  produce(arg);
-  return 0;
-}
-static DWORD WINAPI reader_entry(LPVOID arg) {
-  read_all(arg);
-  return 0;
-}
-#else
-static void *producer_entry(void *arg) {
-  produce(arg);
-  return NULL;
-}
-static void *reader_entry(void *arg) {
-  read_all(arg);
-  return NULL;
-}
-#endif
 
 static void threads_share_one_lens_and_every_zone_is_accounted_for(void **state) {
   (void)state;
@@ -114,16 +75,16 @@ static void threads_share_one_lens_and_every_zone_is_accounted_for(void **state)
   assert_int_equal(shk_lens_open(shk_test_unique_name(name, sizeof name, "mt"), &o, &s.lens), SHK_OK);
   assert_int_equal(shk_lens_reader_open(name, NULL, &s.reader), SHK_OK);
   atomic_store(&s.producers_left, PRODUCERS);
-  thread_t reader, producers[PRODUCERS];
+  shk_test_thread reader, producers[PRODUCERS];
   producer_arg args[PRODUCERS];
-  start(&reader, 1, &s);
+  assert_int_equal(shk_test_thread_start(&reader, read_all, &s), 0);
   for (int i = 0; i < PRODUCERS; i++) {
     args[i].s = &s;
     args[i].index = i;
-    start(&producers[i], 0, &args[i]);
+    assert_int_equal(shk_test_thread_start(&producers[i], produce, &args[i]), 0);
   }
-  for (int i = 0; i < PRODUCERS; i++) join(producers[i]);
-  join(reader);
+  for (int i = 0; i < PRODUCERS; i++) shk_test_thread_join(&producers[i]);
+  shk_test_thread_join(&reader);
   shk_lens_stats st;
   assert_int_equal(shk_lens_stats_get(s.lens, &st), SHK_OK);
   uint64_t sent = 2ull * PRODUCERS * ZONES_EACH;
