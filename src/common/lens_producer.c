@@ -20,6 +20,9 @@
  * not run concurrently with any use of the handle) and stats (which read the shared counters). */
 typedef struct ring_handle {
   struct ring_handle *next;
+  struct shk_lens *lens;
+  struct thread_rings *thread;     /* the ending thread's list it is on; NULL when none */
+  struct ring_handle *thread_next; /* next on that list */
   shk_lens_wire_ring *ring;
   shk_lens_wire_record *rec;
   uint64_t mask;       /* ring_records - 1 */
@@ -50,7 +53,14 @@ struct shk_lens {
   uint64_t id;                     /* unique per open: tells a reused address from this handle */
   shk__os_mutex handles_mutex;     /* guards the list, not the handles */
   ring_handle *handles;
+  _Atomic uint64_t ended_sent[SHK_LENS_KIND_COUNT]; /* events of rings given back by ended threads */
 };
+
+/* The rings a thread holds, on every lens: given back as the thread ends (thread-exit key), so
+ * that threads that come and go do not use up the rings. */
+typedef struct thread_rings {
+  ring_handle *first;
+} thread_rings;
 
 /* What a thread keeps between calls: zone depth, its name, the ring it used last. */
 typedef struct lens_thread {
@@ -61,12 +71,20 @@ typedef struct lens_thread {
   char name[SHK_LENS_STRING_MAX];
   uint64_t handle_lens_id; /* handle is valid while this matches */
   ring_handle *handle;
+  thread_rings *rings; /* made at the thread's first ring; freed as it ends */
 } lens_thread;
 
 /* Initial-exec where the format has it: no __tls_get_addr call on every zone. */
 static SHK__THREAD_LOCAL lens_thread this_thread;
 static _Atomic uint32_t next_thread_serial;
 static _Atomic uint64_t next_lens_id;
+
+/* Guards every thread_rings list and the handles' places on them; taken before a lens's
+ * handles_mutex, never after. Held across fork (fork guard). */
+static shk__once exit_once;
+static shk__os_mutex exit_lock;
+static shk__os_thread_key exit_key;
+static bool have_exit_key;
 
 void shk_lens_options_init(shk_lens_options *options) {
   if (!options) return;
@@ -189,8 +207,80 @@ int shk_lens_open(const char *name, const shk_lens_options *options, shk_lens **
 
 static void unlock_ring(shk_lens *lens, shk_lens_wire_ring *r);
 
+/* ---- threads that end ---- */
+
+static void lock_exits(void) { shk__os_mutex_lock(&exit_lock); }
+static void unlock_exits(void) { shk__os_mutex_unlock(&exit_lock); }
+
+static void thread_ended(void *value);
+
+static void exits_init(void) {
+  shk__os_mutex_init(&exit_lock);
+  shk__fork_guard(lock_exits, unlock_exits);
+  have_exit_key = shk__os_thread_key_create(&exit_key, thread_ended) == SHK_OK;
+}
+
+/* The calling thread's list, made on first need; NULL without a key (its rings then stay until
+ * the lens is closed, as before). */
+static thread_rings *rings_of(lens_thread *t) {
+  if (t->rings) return t->rings;
+  shk__once_run(&exit_once, exits_init);
+  if (!have_exit_key) return NULL;
+  thread_rings *tr = calloc(1, sizeof *tr);
+  if (!tr) return NULL;
+  if (shk__os_thread_key_set(&exit_key, tr) != SHK_OK) {
+    free(tr);
+    return NULL;
+  }
+  t->rings = tr;
+  return tr;
+}
+
+/* Takes h off its thread's list. Under exit_lock. */
+static void unlist_from_thread(ring_handle *h) {
+  if (!h->thread) return;
+  ring_handle **at = &h->thread->first;
+  while (*at && *at != h) at = &(*at)->thread_next;
+  if (*at) *at = h->thread_next;
+  h->thread = NULL;
+}
+
+/* The thread is ending: each of its rings is closed (the reader drains it, acknowledges it, and a
+ * producer may then take it) and its counts move to the lens's total. */
+static void thread_ended(void *value) {
+  thread_rings *tr = value;
+  shk__os_mutex_lock(&exit_lock);
+  for (ring_handle *h = tr->first, *next; h; h = next) {
+    next = h->thread_next;
+    shk_lens *lens = h->lens;
+    shk__os_mutex_lock(&lens->handles_mutex);
+    ring_handle **at = &lens->handles;
+    while (*at && *at != h) at = &(*at)->next;
+    if (*at) *at = h->next;
+    for (int k = 0; k < SHK_LENS_KIND_COUNT; k++)
+      atomic_fetch_add(&lens->ended_sent[k], h->written[k] + shk__lens_load64(&h->ring->dropped[k]));
+    shk__os_mutex_unlock(&lens->handles_mutex);
+    shk__lens_store32(&h->ring->state, SHK_LENS_RING_CLOSED);
+    unlock_ring(lens, h->ring);
+    /* A destructor that runs after this one and uses the lens must not find the freed handle. */
+    if (this_thread.handle == h) {
+      this_thread.handle = NULL;
+      this_thread.handle_lens_id = 0;
+    }
+    free(h);
+  }
+  shk__os_mutex_unlock(&exit_lock);
+  if (this_thread.rings == tr) this_thread.rings = NULL;
+  free(tr);
+}
+
 void shk_lens_close(shk_lens *lens) {
   if (!lens) return;
+  /* Threads that end later must not find these handles. */
+  shk__once_run(&exit_once, exits_init);
+  shk__os_mutex_lock(&exit_lock);
+  for (ring_handle *h = lens->handles; h; h = h->next) unlist_from_thread(h);
+  shk__os_mutex_unlock(&exit_lock);
   /* Our rings are done: the reader drains them and may then hand them to other threads. */
   for (ring_handle *h = lens->handles, *next; h; h = next) {
     next = h->next;
@@ -316,6 +406,8 @@ static void own_ring(shk_lens *lens, shk_lens_wire_ring *r) {
 
 static ring_handle *handle_slow(shk_lens *lens, lens_thread *t) {
   if (t->serial == 0) t->serial = atomic_fetch_add(&next_thread_serial, 1) + 1;
+  thread_rings *tr = rings_of(t);
+  if (tr) shk__os_mutex_lock(&exit_lock);
   shk__os_mutex_lock(&lens->handles_mutex);
   ring_handle *h = lens->handles;
   while (h && h->thread_serial != t->serial) h = h->next;
@@ -335,9 +427,16 @@ static ring_handle *handle_slow(shk_lens *lens, lens_thread *t) {
       h->name_seq = UINT32_MAX; /* the thread's name goes first */
       h->next = lens->handles;
       lens->handles = h;
+      h->lens = lens;
+      if (tr) {
+        h->thread = tr;
+        h->thread_next = tr->first;
+        tr->first = h;
+      }
     }
   }
   shk__os_mutex_unlock(&lens->handles_mutex);
+  if (tr) shk__os_mutex_unlock(&exit_lock);
   if (h) {
     t->handle = h;
     t->handle_lens_id = lens->id;
@@ -590,7 +689,8 @@ int shk_lens_stats_get(const shk_lens *lens, shk_lens_stats *out) {
   if (!lens || !out) return SHK_EINVAL;
   shk_lens *l = (shk_lens *)lens; /* made writable by shk_lens_open(); the list needs its lock */
   shk__lens_segment_stats(l->mem, &l->geo, out);
-  for (int k = 0; k < SHK_LENS_KIND_COUNT; k++) out->sent[k] = atomic_load(&l->no_ring_dropped[k]);
+  for (int k = 0; k < SHK_LENS_KIND_COUNT; k++)
+    out->sent[k] = atomic_load(&l->no_ring_dropped[k]) + atomic_load(&l->ended_sent[k]);
   shk__os_mutex_lock(&l->handles_mutex);
   for (ring_handle *h = l->handles; h; h = h->next)
     for (int k = 0; k < SHK_LENS_KIND_COUNT; k++)
