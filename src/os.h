@@ -64,6 +64,12 @@ void shk__os_segment_close(shk__os_segment *seg);
 /* Removes the name. SHK_ENOENT when there is none. */
 int shk__os_segment_unlink(const char *os_name);
 
+/* -- segment size now (lens reader): appended as its own block -- */
+/* The size the segment object has now, which another process with write access may have changed
+ * since it was mapped (POSIX: ftruncate, after which touching the mapping past the new end raises
+ * SIGBUS; a Windows section cannot shrink while mapped: its mapped size). SHK_EOS. */
+int shk__os_segment_size_now(const shk__os_segment *seg, uint64_t *size);
+
 /* ---- processes (proc.c) ------------------------------------------------------------------ */
 
 typedef struct shk__os_proc {

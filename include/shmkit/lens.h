@@ -257,14 +257,19 @@ SHK_API void shk_lens_reader_close(shk_lens_reader *reader);
 /** Takes what every ring holds (up to a few thousand events per call), validates it and calls
  * fn(event, user) for each valid event, ring by ring, in each ring's order. *count (may be NULL)
  * gets the number delivered. Invalid records are counted and skipped. Events that
- * shk_lens_reader_next() has not handed out yet are delivered first. Returns SHK_OK or
- * SHK_EINVAL (NULL reader). fn may be NULL: events then wait for shk_lens_reader_next() (and
+ * shk_lens_reader_next() has not handed out yet are delivered first. Returns SHK_OK,
+ * SHK_EINVAL (NULL reader), or SHK_EFORMAT once the segment has been found smaller than when the
+ * reader attached (shrunk by another process, POSIX only): the reader then never touches the
+ * segment again; shk_lens_reader_finished() is true, stats and threads keep what was read, and
+ * close is safe. The size is checked as each drain begins: a shrink that happens during a drain
+ * (a window of microseconds) can still raise SIGBUS in the reading thread. fn may be NULL: events then wait for shk_lens_reader_next() (and
  * *count tells how many wait). */
 SHK_API int shk_lens_reader_drain(shk_lens_reader *reader, shk_lens_event_fn fn, void *user,
                                   size_t *count);
 
 /** Drains; when nothing came, keeps looking per the idle policy until events come or timeout_ns
- * passes. Returns SHK_OK (events delivered, *count > 0), SHK_ETIMEDOUT or SHK_EINVAL. */
+ * passes. Returns SHK_OK (events delivered, *count > 0), SHK_ETIMEDOUT, SHK_EINVAL, or
+ * SHK_EFORMAT (the segment shrank: see shk_lens_reader_drain()). */
 SHK_API int shk_lens_reader_poll(shk_lens_reader *reader, uint64_t timeout_ns,
                                  shk_lens_event_fn fn, void *user, size_t *count);
 

@@ -111,3 +111,10 @@ int shk__os_segment_unlink(const char *os_name) {
   if (shm_unlink(os_name) != 0) return posix_error(errno);
   return SHK_OK;
 }
+
+int shk__os_segment_size_now(const shk__os_segment *seg, uint64_t *size) {
+  struct stat st;
+  if (fstat((int)seg->handle, &st) != 0) return posix_error(errno);
+  *size = st.st_size > 0 ? (uint64_t)st.st_size : 0;
+  return SHK_OK;
+}

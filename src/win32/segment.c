@@ -104,3 +104,9 @@ int shk__os_segment_unlink(const char *os_name) {
   (void)os_name;
   return SHK_OK;
 }
+
+int shk__os_segment_size_now(const shk__os_segment *seg, uint64_t *size) {
+  /* A section's size is fixed while a view of it is mapped. */
+  *size = seg->size;
+  return SHK_OK;
+}
