@@ -594,6 +594,21 @@ static inline int send_record(shk_lens *lens, int kind, const char *name,
 
 static uint32_t color_of(uint32_t color) { return color & 0xFFFFFFu; }
 
+/* The calling thread's ring when an event of one record named `name` can go straight in: the
+ * ring is this thread's on this lens, the reader has its names (thread and `name`), and there is
+ * room. NULL otherwise: the event then takes send_record() (claim, names, wait or drop). */
+static inline ring_handle *ready_ring(shk_lens *lens, lens_thread *t, const char *name) {
+  if (t->handle_lens_id != lens->id) return NULL;
+  ring_handle *h = t->handle;
+  uint32_t generation = atomic_load_explicit(SHK__A32(&lens->hdr->reader_generation),
+                                             memory_order_relaxed);
+  uint64_t key = (uint64_t)(uintptr_t)name;
+  if (generation != h->generation || h->name_seq != t->name_seq || *name_slot(h, key) != key ||
+      h->head >= h->limit)
+    return NULL;
+  return h;
+}
+
 /* ---- the event kinds ---- */
 
 int shk_lens_frame(shk_lens *lens) {
@@ -632,6 +647,22 @@ int shk_lens_zone_begin(shk_lens *lens, shk_lens_zone *zone, const char *name, u
   return SHK_OK;
 }
 
+static uint16_t zone_depth(const shk_lens_zone *zone) {
+  return (uint16_t)(zone->depth > 0xFFFFu ? 0xFFFFu : zone->depth);
+}
+
+/* A zone's end when it cannot go straight in (see ready_ring): out of line, so that the common
+ * path saves no registers for it. */
+static SHK__NOINLINE int zone_end_slow(shk_lens *lens, const shk_lens_zone *zone, uint64_t now) {
+  shk_lens_wire_record r = {.type = SHK_LENS_REC_ZONE,
+                            .depth = zone_depth(zone),
+                            .len = color_of(zone->color),
+                            .a = zone->start,
+                            .b = now,
+                            .c = (uint64_t)(uintptr_t)zone->name};
+  return send_record(lens, SHK_LENS_ZONE, zone->name, &r);
+}
+
 int shk_lens_zone_end(shk_lens_zone *zone) {
   if (!zone) return SHK_EINVAL;
   shk_lens *lens = zone->lens;
@@ -641,13 +672,20 @@ int shk_lens_zone_end(shk_lens_zone *zone) {
   zone->lens = NULL;
   lens_thread *t = &this_thread;
   if (t->depth > 0) t->depth--;
-  shk_lens_wire_record r = {.type = SHK_LENS_REC_ZONE,
-                            .depth = (uint16_t)(zone->depth > 0xFFFFu ? 0xFFFFu : zone->depth),
-                            .len = color_of(zone->color),
-                            .a = zone->start,
-                            .b = now,
-                            .c = (uint64_t)(uintptr_t)zone->name};
-  return send_record(lens, SHK_LENS_ZONE, zone->name, &r);
+  ring_handle *h = ready_ring(lens, t, zone->name);
+  if (!h) return zone_end_slow(lens, zone, now);
+  /* Written in place, field by field: no record built on the stack and copied. */
+  uint64_t head = h->head;
+  shk_lens_wire_record *d = &h->rec[head & h->mask];
+  d->type = SHK_LENS_REC_ZONE;
+  d->flags = 0;
+  d->depth = zone_depth(zone);
+  d->len = color_of(zone->color);
+  d->a = zone->start;
+  d->b = now;
+  d->c = (uint64_t)(uintptr_t)zone->name;
+  h->head = head + 1;
+  return publish(h, SHK_LENS_ZONE);
 }
 
 void shk_lens_zone_cleanup(shk_lens_zone *zone) { (void)shk_lens_zone_end(zone); }
