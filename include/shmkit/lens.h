@@ -97,7 +97,8 @@ typedef struct shk_lens_options {
   uint64_t full_wait_ns; /**< how long a send waits for an attached reader when its thread's ring
                             is full; 0 drops at once (and counts). Default 2 ms. */
   uint32_t ring_bytes;   /**< bytes of records per thread ring: a power of two from 8 KiB to
-                            64 MiB; default 256 KiB (8192 records, about 8 ms at 1 M zones/s) */
+                            64 MiB; default 1 MiB (32,768 records: a reader may pause about 32 ms
+                            at 1 M zones/s per thread without loss) */
   uint32_t max_threads;  /**< rings in the segment (producing threads of every process at once);
                             1 to 4096, default 64. A ring's pages cost memory only once used. */
 } shk_lens_options;

@@ -91,7 +91,7 @@ void shk_lens_options_init(shk_lens_options *options) {
   memset(options, 0, sizeof *options);
   options->struct_size = sizeof *options;
   options->full_wait_ns = 2000000u;
-  options->ring_bytes = 256u * 1024u;
+  options->ring_bytes = 1024u * 1024u; /* docs/lens.md, "Ring size": measured */
   options->max_threads = 64;
 }
 
