@@ -150,7 +150,9 @@ SHK_API int shk_task_pool_create(unsigned workers, shk_task_mode mode, shk_task_
  * segment the pool keeps and grows, unless it lies inside a shmkit segment of this process
  * (shk_shm_find), which workers then read in place; they keep that segment mapped while the next
  * calls use the same one (POSIX, Windows 10+), and the pool holds it until another segment is
- * used or the pool is freed. A worker that crashed or was killed at a deadline is replaced.
+ * used or the pool is freed. A worker that crashed or was killed at a deadline is replaced, and so
+ * is one that ended while the pool was idle (killed from outside, out of memory, or on Linux the
+ * thread that created the pool or started the worker ended: forked workers die with that thread).
  * Returns the codes of shk_task_run() (SHK_EINVAL also for a NULL pool), or SHK_EBUSY: one call
  * at a time per pool, a concurrent call is refused. */
 SHK_API int shk_task_pool_run(shk_task_pool *pool, const void *data, size_t size, shk_task_fn fn,

@@ -40,6 +40,9 @@ static int give_input_all(shk_task_pool *pool, const shk__os_segment *seg, uint6
   for (unsigned i = 0; i < pool->workers; i++) {
     if (!pool->alive[i]) continue;
     int rc = give_input(pool, i, seg, id, staging);
+    /* The worker may have died since the pool last looked: a new one gets the segment. */
+    if (rc != SHK_OK && shk__task_worker_restart(pool, i) == SHK_OK)
+      rc = give_input(pool, i, seg, id, staging);
     if (rc != SHK_OK) return rc;
   }
   return SHK_OK;

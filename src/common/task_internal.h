@@ -207,6 +207,10 @@ int shk__task_place_input(shk_task_pool *pool, const shk__task_call *call, shk__
 /* Gives worker k, started during the job, the job's input. */
 int shk__task_give_job_input(shk_task_pool *pool, unsigned k, const shk__task_call *call);
 
+/* Replaces worker i, killing it first if it still runs (a worker that could not be given a
+ * segment has died since the pool last looked). The new worker has been given nothing. */
+int shk__task_worker_restart(shk_task_pool *pool, unsigned i);
+
 /* Releases the staging segment and the caller's segment the pool holds. */
 void shk__task_input_release(shk_task_pool *pool);
 

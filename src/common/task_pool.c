@@ -402,8 +402,28 @@ static void run_inline(shk_task_pool *pool, const shk__task_call *call, uint32_t
   }
 }
 
+/* Reaps the worker processes that ended while the pool was idle (killed, out of memory, or on
+ * Linux the thread that forked them ended), so that they are replaced before the call hands the
+ * workers anything: a segment given to a dead worker would fail the whole call. */
+static void reap_idle_deaths(shk_task_pool *pool) {
+  if (pool->mode != SHK_TASK_PROCESSES) return;
+  bool ended[SHK_TASK_WORKERS_MAX] = {false};
+  shk__os_workers_wait(pool->ws, pool->workers, 0, ended);
+  for (unsigned i = 0; i < pool->workers; i++) {
+    shk__os_exit how;
+    if (ended[i] && pool->alive[i]) stop_worker(pool, i, false, &how);
+  }
+}
+
+int shk__task_worker_restart(shk_task_pool *pool, unsigned i) {
+  shk__os_exit how;
+  stop_worker(pool, i, true, &how);
+  return start_worker(pool, i);
+}
+
 static int replace_dead_workers(shk_task_pool *pool) {
   if (pool->mode == SHK_TASK_INLINE) return SHK_OK;
+  reap_idle_deaths(pool);
   int rc = SHK_OK;
   bool started = false;
   for (unsigned i = 0; i < pool->workers; i++) {

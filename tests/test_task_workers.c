@@ -1,0 +1,211 @@
+/* Pool workers as processes: a worker that died while its pool was idle is replaced by the next
+ * call whatever that call hands the workers (a new input, a larger copy), a pool outlives the
+ * thread that created it, and workers hold only their link and their segments. */
+/* ctest: labels=unit;multiprocess timeout=300 */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shk_test.h"
+#include "shmkit.h"
+
+#ifdef _WIN32
+#include <windows.h>
+#else
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#endif
+
+#define CHILD_TIMEOUT_MS 120000
+
+#define CHECK(cond)                                                            \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      return __LINE__;                                                         \
+    }                                                                          \
+  } while (0)
+
+#define CHILD_TEST(name)                                                     \
+  static int name##_child(int argc, char **argv);                            \
+  static void name(void **state) {                                           \
+    (void)state;                                                             \
+    shk_test_run_child_ok(#name, 0, NULL, CHILD_TIMEOUT_MS);                 \
+  }                                                                          \
+  static int name##_child(int argc, char **argv)
+
+/* Writes its process id and the sum of its chunk's bytes. */
+static int pid_sum_fn(const shk_task_chunk *c, shk_task_out *out) {
+#ifdef _WIN32
+  uint64_t v[2] = {GetCurrentProcessId(), 0};
+#else
+  uint64_t v[2] = {(uint64_t)getpid(), 0};
+#endif
+  const unsigned char *d = c->data;
+  for (size_t i = 0; i < c->size; i++) v[1] += d[i];
+  return shk_task_out_write(out, v, sizeof v);
+}
+
+/* Runs pid_sum_fn over data and checks every chunk's sum; writes the worker pids seen. */
+static int run_and_check(shk_task_pool *pool, const unsigned char *data, size_t size,
+                         size_t chunks, uint64_t *pids) {
+  shk_task_options o = {0};
+  o.chunks = chunks;
+  shk_task_results *r = NULL;
+  int rc = shk_task_pool_run(pool, data, size, pid_sum_fn, &o, &r);
+  if (rc != SHK_OK) {
+    fprintf(stderr, "pool run: %s\n", shk_error_name(rc));
+    shk_task_results_free(r);
+    return 0;
+  }
+  for (size_t i = 0; i < chunks; i++) {
+    const shk_task_result *res = shk_task_results_get(r, i);
+    uint64_t v[2], want = 0;
+    if (res->status != SHK_TASK_OK || res->size != sizeof v) {
+      shk_task_results_free(r);
+      return 0;
+    }
+    memcpy(v, res->data, sizeof v);
+    for (size_t k = 0; k < res->length; k++) want += data[res->offset + k];
+    if (v[1] != want) {
+      shk_task_results_free(r);
+      return 0;
+    }
+    if (pids) pids[i] = v[0];
+  }
+  shk_task_results_free(r);
+  return 1;
+}
+
+/* Kills a process of this program's pool and waits until it has ended (not reaped). */
+static int kill_worker(uint64_t pid) {
+#ifdef _WIN32
+  HANDLE h = OpenProcess(PROCESS_TERMINATE | SYNCHRONIZE, FALSE, (DWORD)pid);
+  if (!h) return 0;
+  int ok = TerminateProcess(h, 9) && WaitForSingleObject(h, 30000) == WAIT_OBJECT_0;
+  CloseHandle(h);
+  return ok;
+#else
+  if (kill((pid_t)pid, SIGKILL) != 0) return 0;
+  siginfo_t info;
+  return waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) == 0;
+#endif
+}
+
+static void fill(unsigned char *d, size_t n, unsigned seed) {
+  for (size_t i = 0; i < n; i++) d[i] = (unsigned char)(i * 31u + seed);
+}
+
+/* Defect 1: a worker killed while the pool is idle, then calls that hand the workers a new
+ * segment: a larger copy (the staging segment grows), a caller's segment, the same again. */
+CHILD_TEST(a_worker_killed_while_idle_is_replaced_when_the_input_changes) {
+  (void)argc;
+  (void)argv;
+  shk_task_pool *pool;
+  CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &pool) == SHK_OK);
+  size_t big = (size_t)4 << 20;
+  unsigned char *data = malloc(big);
+  CHECK(data);
+  fill(data, big, 1);
+  uint64_t pids[4];
+  CHECK(run_and_check(pool, data, 4096, 4, pids));
+  for (int round = 0; round < 3; round++) {
+    /* Kill the worker that ran chunk 0; the next input does not fit the staging copy. */
+    CHECK(kill_worker(pids[0]));
+    size_t size = (size_t)(64 * 1024) << (round * 2);
+    fill(data, size, (unsigned)round + 2);
+    CHECK(run_and_check(pool, data, size, 4, pids));
+    /* And again with the same copy size (the staging segment already grown). */
+    CHECK(kill_worker(pids[1]));
+    CHECK(run_and_check(pool, data, size, 4, pids));
+  }
+  /* A caller's segment, new to the workers. */
+  shk_shm *shm;
+  CHECK(shk_shm_create_anonymous(big, &shm) == SHK_OK);
+  fill(shk_shm_data(shm), big, 9);
+  CHECK(kill_worker(pids[0]));
+  CHECK(run_and_check(pool, shk_shm_data(shm), big, 4, pids));
+  CHECK(kill_worker(pids[2]));
+  CHECK(run_and_check(pool, shk_shm_data(shm), big, 4, pids));
+  /* Both workers gone at once. */
+  CHECK(kill_worker(pids[0]));
+  if (pids[1] != pids[0]) CHECK(kill_worker(pids[1]));
+  else CHECK(kill_worker(pids[3]));
+  CHECK(run_and_check(pool, data, big, 4, pids));
+  shk_shm_close(shm);
+  shk_task_pool_free(pool);
+  free(data);
+  return 0;
+}
+
+#ifdef _WIN32
+static DWORD WINAPI create_pool_thread(void *p) {
+  return shk_task_pool_create(2, SHK_TASK_PROCESSES, p) == SHK_OK ? 0 : 1;
+}
+#else
+static void *create_pool_thread(void *p) {
+  return shk_task_pool_create(2, SHK_TASK_PROCESSES, p) == SHK_OK ? NULL : p;
+}
+#endif
+
+/* Creates a pool on a thread that then ends (on Linux its workers die with that thread). */
+static int pool_from_ended_thread(shk_task_pool **pool) {
+#ifdef _WIN32
+  HANDLE t = CreateThread(NULL, 0, create_pool_thread, pool, 0, NULL);
+  if (!t) return 0;
+  DWORD code = 1;
+  WaitForSingleObject(t, INFINITE);
+  GetExitCodeThread(t, &code);
+  CloseHandle(t);
+  return code == 0;
+#else
+  pthread_t t;
+  void *ret = pool;
+  if (pthread_create(&t, NULL, create_pool_thread, pool) != 0) return 0;
+  pthread_join(t, &ret);
+  return ret == NULL;
+#endif
+}
+
+CHILD_TEST(a_pool_created_by_a_thread_that_ended_still_serves) {
+  (void)argc;
+  (void)argv;
+  unsigned char data[8192];
+  fill(data, sizeof data, 3);
+  for (int kind = 0; kind < 2; kind++) {
+    shk_task_pool *pool = NULL;
+    CHECK(pool_from_ended_thread(&pool));
+    shk_shm *shm = NULL;
+    const unsigned char *in = data;
+    if (kind == 1) {
+      CHECK(shk_shm_create_anonymous(sizeof data, &shm) == SHK_OK);
+      memcpy(shk_shm_data(shm), data, sizeof data);
+      in = shk_shm_data(shm);
+    }
+    for (int call = 0; call < 3; call++) CHECK(run_and_check(pool, in, sizeof data, 4, NULL));
+    shk_task_pool_free(pool);
+    shk_shm_close(shm);
+  }
+  return 0;
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(a_worker_killed_while_idle_is_replaced_when_the_input_changes),
+    cmocka_unit_test(a_pool_created_by_a_thread_that_ended_still_serves),
+};
+
+#define CHILD(name) {#name, name##_child}
+static const shk_test_child children[] = {
+    CHILD(a_worker_killed_while_idle_is_replaced_when_the_input_changes),
+    CHILD(a_pool_created_by_a_thread_that_ended_still_serves),
+};
+
+int main(int argc, char **argv) {
+  shk_worker_main(argc, argv);
+  return shk_test_main(argc, argv, __FILE__, tests, sizeof tests / sizeof tests[0], children,
+                       sizeof children / sizeof children[0]);
+}
