@@ -193,13 +193,101 @@ CHILD_TEST(a_pool_created_by_a_thread_that_ended_still_serves) {
   return 0;
 }
 
+/* Writes 1 for each of the caller's descriptors (argument bytes) that is open in the worker. */
+static int holds_fn(const shk_task_chunk *c, shk_task_out *out) {
+  uint64_t held = 0;
+#ifndef _WIN32
+  for (size_t i = 0; i + sizeof(int) <= c->arg_size; i += sizeof(int)) {
+    int fd;
+    memcpy(&fd, (const char *)c->arg + i, sizeof fd);
+    held += fcntl(fd, F_GETFD) != -1;
+  }
+#else
+  (void)c;
+#endif
+  return shk_task_out_write(out, &held, sizeof held);
+}
+
+/* Whether the read end reports end of file within 10 s (it never does while a worker holds the
+ * write end). */
+static int sees_end_of_file(intptr_t read_end) {
+#ifdef _WIN32
+  for (int i = 0; i < 1000; i++) {
+    DWORD avail = 0;
+    if (!PeekNamedPipe((HANDLE)read_end, NULL, 0, NULL, &avail, NULL))
+      return GetLastError() == ERROR_BROKEN_PIPE;
+    Sleep(10);
+  }
+  return 0;
+#else
+  struct pollfd p = {(int)read_end, POLLIN, 0};
+  char c;
+  return poll(&p, 1, 10000) == 1 && read((int)read_end, &c, 1) == 0;
+#endif
+}
+
+/* Defect 3: a pipe whose write end the caller closes sees end of file while a pool exists. */
+CHILD_TEST(workers_hold_none_of_the_callers_descriptors) {
+  (void)argc;
+  (void)argv;
+  for (int shape = 0; shape < 2; shape++) {
+    intptr_t ends[2];
+#ifdef _WIN32
+    SECURITY_ATTRIBUTES sa = {sizeof sa, NULL, TRUE}; /* inheritable, the worst case */
+    HANDLE r, w;
+    CHECK(CreatePipe(&r, &w, &sa, 0));
+    ends[0] = (intptr_t)r;
+    ends[1] = (intptr_t)w;
+#else
+    int fds[2];
+    CHECK(pipe(fds) == 0); /* no close-on-exec, the worst case */
+    ends[0] = fds[0];
+    ends[1] = fds[1];
+#endif
+    shk_task_pool *pool;
+    CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &pool) == SHK_OK);
+    shk_task_options o = {0};
+    o.chunks = 2;
+    int pass[2] = {(int)ends[0], (int)ends[1]};
+    o.arg = pass;
+    o.arg_size = sizeof pass;
+    shk_task_results *res;
+    if (shape == 1) { /* the one-call form's workers too, while they run */
+      CHECK(shk_task_run("ab", 2, holds_fn, &o, &res) == SHK_OK);
+    } else {
+      CHECK(shk_task_pool_run(pool, "ab", 2, holds_fn, &o, &res) == SHK_OK);
+    }
+    for (size_t i = 0; i < 2; i++) {
+      uint64_t held;
+      memcpy(&held, shk_task_results_get(res, i)->data, sizeof held);
+      CHECK(held == 0);
+    }
+    shk_task_results_free(res);
+#ifdef _WIN32
+    CloseHandle((HANDLE)ends[1]);
+#else
+    close((int)ends[1]);
+#endif
+    CHECK(sees_end_of_file(ends[0]));
+    shk_task_pool_free(pool);
+#ifdef _WIN32
+    CloseHandle((HANDLE)ends[0]);
+#else
+    close((int)ends[0]);
+#endif
+  }
+  return 0;
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(workers_hold_none_of_the_callers_descriptors),
     cmocka_unit_test(a_worker_killed_while_idle_is_replaced_when_the_input_changes),
     cmocka_unit_test(a_pool_created_by_a_thread_that_ended_still_serves),
 };
 
 #define CHILD(name) {#name, name##_child}
 static const shk_test_child children[] = {
+    CHILD(workers_hold_none_of_the_callers_descriptors),
     CHILD(a_worker_killed_while_idle_is_replaced_when_the_input_changes),
     CHILD(a_pool_created_by_a_thread_that_ended_still_serves),
 };

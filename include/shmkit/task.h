@@ -138,6 +138,13 @@ SHK_API int shk_task_out_write(shk_task_out *out, const void *bytes, size_t size
 SHK_API int shk_task_run(const void *data, size_t size, shk_task_fn fn,
                          const shk_task_options *opts, shk_task_results **results);
 
+/** What a worker process holds: its standard input, output and error, its link to the pool, the
+ * pool's control and output memory, and the input segments the pool gives it; nothing else of
+ * the caller's descriptors or handles (POSIX: every other descriptor is closed in the worker as
+ * it starts; Windows: only those handles are inherited). So a pipe whose write end the caller
+ * closes sees end of file whatever pools exist, and a chunk function cannot use a descriptor
+ * the caller opened: pass what it needs as argument bytes, or use a thread pool. */
+
 /** Creates a pool of `workers` workers (0: the number of CPUs, capped at SHK_TASK_WORKERS_MAX;
  * inline mode always has one) in `mode`, started once. Returns SHK_OK, SHK_EINVAL (NULL out,
  * bad mode), SHK_ERANGE (workers above SHK_TASK_WORKERS_MAX), SHK_ENOHOOK, SHK_ENOMEM,

@@ -4,6 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #ifdef __APPLE__
@@ -108,4 +112,64 @@ bool shk__os_pid_alive(int pid) {
   if (end_of_name && (end_of_name[2] == 'Z' || end_of_name[2] == 'X')) return false;
 #endif
   return true;
+}
+
+/* Closes [lo, hi] (hi >= lo). close_range where the kernel has it (Linux 5.9+, FreeBSD 13+). */
+static void posix_close_span(int lo, int hi) {
+  if (hi < lo) return;
+#ifdef SYS_close_range
+  if (syscall(SYS_close_range, (unsigned)lo, (unsigned)hi, 0u) == 0) return;
+#endif
+  /* Without close_range: the descriptors that exist (getdents64 on /proc/self/fd: no malloc, so
+   * safe in a fork of a threaded process), else every number up to the descriptor limit. */
+#if defined(__linux__) && defined(SYS_getdents64)
+  int dir = open("/proc/self/fd", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir >= 0) {
+    char buf[4096];
+    long n;
+    int found[256];
+    size_t count = 0;
+    /* Collected first: closing while reading the directory could skip entries. */
+    while (count < sizeof found / sizeof found[0] &&
+           (n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+      for (long off = 0; off < n;) {
+        unsigned short reclen;
+        memcpy(&reclen, buf + off + 16, sizeof reclen);
+        const char *name = buf + off + 19;
+        int fd = 0;
+        bool number = *name != '\0';
+        for (const char *c = name; *c; c++) {
+          if (*c < '0' || *c > '9') number = false;
+          else fd = fd * 10 + (*c - '0');
+        }
+        if (number && fd >= lo && fd <= hi && fd != dir && count < sizeof found / sizeof found[0])
+          found[count++] = fd;
+        off += reclen;
+      }
+    }
+    close(dir);
+    if (count < sizeof found / sizeof found[0]) {
+      for (size_t i = 0; i < count; i++) close(found[i]);
+      return;
+    }
+  }
+#endif
+  struct rlimit rl;
+  int top = hi;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+      rl.rlim_cur < (rlim_t)top + 1)
+    top = (int)rl.rlim_cur - 1;
+  if (top > 65535) top = 65535;
+  for (int fd = lo; fd <= top; fd++) close(fd);
+}
+
+void posix_close_all_but(const int *keep, size_t n) {
+  /* keep sorted ascending, each above 2 */
+  int lo = 3;
+  for (size_t i = 0; i < n; i++) {
+    if (keep[i] < lo) continue;
+    posix_close_span(lo, keep[i] - 1);
+    lo = keep[i] + 1;
+  }
+  posix_close_span(lo, INT32_MAX);
 }

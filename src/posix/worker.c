@@ -145,8 +145,12 @@ static void posix_worker_child(shk__os_worker *w, pid_t parent, unsigned index,
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
-  for (unsigned i = 0; i < count; i++)
-    if (all[i].parent_end.a > 0) close((int)all[i].parent_end.a);
+  (void)all;
+  (void)count;
+  /* The worker holds its link and nothing else of the caller's (segments come over the link):
+   * a pipe the caller closes must see its end, whatever pools exist. */
+  int keep = (int)w->worker_end.a;
+  posix_close_all_but(&keep, 1);
   shk__os_worker_boot boot;
   memset(&boot, 0, sizeof boot);
   /* The arena is mapped at the same address in this fork. */
