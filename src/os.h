@@ -64,6 +64,27 @@ void shk__os_segment_close(shk__os_segment *seg);
 /* Removes the name. SHK_ENOENT when there is none. */
 int shk__os_segment_unlink(const char *os_name);
 
+/* A reference to a caller's segment object that lets a pool tell, on a later call, whether a
+ * segment is that same object, so its workers may keep it mapped from call to call. POSIX: the
+ * device and inode (the workers' mappings keep the object, hence its inode, alive); Windows: a
+ * duplicated handle compared with CompareObjectHandles (Windows 10 and later). take returns
+ * SHK_EUNSUPPORTED where objects cannot be told apart: the workers then map per call. */
+typedef struct shk__os_segment_ref {
+  uint64_t a;
+  uint64_t b;
+} shk__os_segment_ref;
+int shk__os_segment_ref_take(const shk__os_segment *seg, shk__os_segment_ref *ref);
+bool shk__os_segment_ref_same(const shk__os_segment_ref *ref, const shk__os_segment *seg);
+void shk__os_segment_ref_drop(shk__os_segment_ref *ref);
+
+/* Creates an anonymous segment of `size` bytes that uses memory only for the part made usable
+ * with shk__os_segment_commit() (POSIX: untouched pages cost nothing, commit is free; Windows:
+ * SEC_RESERVE). It reaches worker processes started after it: on POSIX only forked ones (it has
+ * no descriptor, handle -1); on Windows through its handle, and a worker commits in its own
+ * mapping. Close with shk__os_segment_close(). SHK_ESIZE (the raw code recorded). */
+int shk__os_segment_reserve(size_t size, shk__os_segment *seg);
+int shk__os_segment_commit(shk__os_segment *seg, size_t offset, size_t size);
+
 /* ---- processes (proc.c) ------------------------------------------------------------------ */
 
 typedef struct shk__os_proc {
@@ -343,27 +364,6 @@ int shk__os_worker_give_segment(shk__os_worker *w, const shk__os_segment *seg, u
  * `keep` (the pool's staging segment, which the worker may still need). SHK_ENOENT, SHK_EOS. */
 int shk__os_worker_take_segment(const shk__os_link *end, uint64_t id, uint64_t token, size_t size,
                                 uint64_t keep, shk__os_segment *seg);
-
-/* A reference to a caller's segment object that lets a pool tell, on a later call, whether a
- * segment is that same object, so its workers may keep it mapped from call to call. POSIX: the
- * device and inode (the workers' mappings keep the object, hence its inode, alive); Windows: a
- * duplicated handle compared with CompareObjectHandles (Windows 10 and later). take returns
- * SHK_EUNSUPPORTED where objects cannot be told apart: the workers then map per call. */
-typedef struct shk__os_segment_ref {
-  uint64_t a;
-  uint64_t b;
-} shk__os_segment_ref;
-int shk__os_segment_ref_take(const shk__os_segment *seg, shk__os_segment_ref *ref);
-bool shk__os_segment_ref_same(const shk__os_segment_ref *ref, const shk__os_segment *seg);
-void shk__os_segment_ref_drop(shk__os_segment_ref *ref);
-
-/* Creates an anonymous segment of `size` bytes that uses memory only for the part made usable
- * with shk__os_segment_commit() (POSIX: untouched pages cost nothing, commit is free; Windows:
- * SEC_RESERVE). It reaches worker processes started after it: on POSIX only forked ones (it has
- * no descriptor, handle -1); on Windows through its handle, and a worker commits in its own
- * mapping. Close with shk__os_segment_close(). SHK_ESIZE. */
-int shk__os_segment_reserve(size_t size, shk__os_segment *seg);
-int shk__os_segment_commit(shk__os_segment *seg, size_t offset, size_t size);
 
 /* A function's identity that another process running the same executable can resolve: its
  * module's path and load address, and its offset inside the module. */

@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #endif
@@ -193,14 +194,22 @@ CHILD_TEST(a_pool_created_by_a_thread_that_ended_still_serves) {
   return 0;
 }
 
+/* A descriptor of the caller's and the object it names (the number alone could be reused in
+ * the worker, by valgrind for one). */
+typedef struct held_fd {
+  int64_t fd;
+  uint64_t dev, ino;
+} held_fd;
+
 /* Writes 1 for each of the caller's descriptors (argument bytes) that is open in the worker. */
 static int holds_fn(const shk_task_chunk *c, shk_task_out *out) {
   uint64_t held = 0;
 #ifndef _WIN32
-  for (size_t i = 0; i + sizeof(int) <= c->arg_size; i += sizeof(int)) {
-    int fd;
-    memcpy(&fd, (const char *)c->arg + i, sizeof fd);
-    held += fcntl(fd, F_GETFD) != -1;
+  for (size_t i = 0; i + sizeof(held_fd) <= c->arg_size; i += sizeof(held_fd)) {
+    held_fd h;
+    struct stat st;
+    memcpy(&h, (const char *)c->arg + i, sizeof h);
+    held += fstat((int)h.fd, &st) == 0 && (uint64_t)st.st_dev == h.dev && (uint64_t)st.st_ino == h.ino;
   }
 #else
   (void)c;
@@ -248,7 +257,17 @@ CHILD_TEST(workers_hold_none_of_the_callers_descriptors) {
     CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &pool) == SHK_OK);
     shk_task_options o = {0};
     o.chunks = 2;
-    int pass[2] = {(int)ends[0], (int)ends[1]};
+    held_fd pass[2];
+    memset(pass, 0, sizeof pass);
+    for (int k = 0; k < 2; k++) {
+      pass[k].fd = ends[k];
+#ifndef _WIN32
+      struct stat st;
+      CHECK(fstat((int)ends[k], &st) == 0);
+      pass[k].dev = (uint64_t)st.st_dev;
+      pass[k].ino = (uint64_t)st.st_ino;
+#endif
+    }
     o.arg = pass;
     o.arg_size = sizeof pass;
     shk_task_results *res;

@@ -38,9 +38,6 @@
 #ifndef MSG_NOSIGNAL
 #define MSG_NOSIGNAL 0
 #endif
-#ifndef MAP_NORESERVE
-#define MAP_NORESERVE 0
-#endif
 
 enum { RECORD_WAKE = 1, RECORD_SEGMENT = 2 };
 
@@ -414,44 +411,6 @@ int shk__os_worker_take_segment(const shk__os_link *end, uint64_t id, uint64_t t
   seg->size = size;
   seg->handle = fd;
   seg->writable = false;
-  return SHK_OK;
-}
-
-int shk__os_segment_ref_take(const shk__os_segment *seg, shk__os_segment_ref *ref) {
-  struct stat st;
-  if (fstat((int)seg->handle, &st) != 0) return posix_error(errno);
-  ref->a = (uint64_t)st.st_dev;
-  ref->b = (uint64_t)st.st_ino;
-  return SHK_OK;
-}
-
-bool shk__os_segment_ref_same(const shk__os_segment_ref *ref, const shk__os_segment *seg) {
-  struct stat st;
-  return fstat((int)seg->handle, &st) == 0 && ref->a == (uint64_t)st.st_dev &&
-         ref->b == (uint64_t)st.st_ino;
-}
-
-void shk__os_segment_ref_drop(shk__os_segment_ref *ref) { ref->a = ref->b = 0; }
-
-int shk__os_segment_reserve(size_t size, shk__os_segment *seg) {
-  /* Workers are forked after the pool made this, so a shared anonymous mapping reaches them
-   * without a descriptor; it is sparse (pages exist once touched) and, with MAP_NORESERVE, not
-   * charged against the commit limit. Cheaper than a memfd: no inode, descriptor or truncate. */
-  memset(seg, 0, sizeof *seg);
-  void *addr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE,
-                    -1, 0);
-  if (addr == MAP_FAILED) return shk__error_record_os(SHK_ESIZE, errno);
-  seg->addr = addr;
-  seg->size = size;
-  seg->handle = -1; /* none: shk__os_segment_close() then only unmaps */
-  seg->writable = true;
-  return SHK_OK;
-}
-
-int shk__os_segment_commit(shk__os_segment *seg, size_t offset, size_t size) {
-  (void)seg;
-  (void)offset;
-  (void)size;
   return SHK_OK;
 }
 

@@ -222,69 +222,6 @@ int shk__os_worker_take_segment(const shk__os_link *end, uint64_t id, uint64_t t
   return SHK_OK;
 }
 
-typedef BOOL(WINAPI *win32_compare_fn)(HANDLE, HANDLE);
-
-/* CompareObjectHandles exists from Windows 10 on (and in wine); looked up once. */
-static win32_compare_fn win32_compare_handles(void) {
-  static win32_compare_fn fn;
-  static volatile LONG looked;
-  if (!InterlockedCompareExchange(&looked, 0, 0)) {
-    HMODULE k = GetModuleHandleW(L"kernelbase.dll");
-    FARPROC p = k ? GetProcAddress(k, "CompareObjectHandles") : NULL;
-    memcpy(&fn, &p, sizeof fn);
-    InterlockedExchange(&looked, 1);
-  }
-  return fn;
-}
-
-int shk__os_segment_ref_take(const shk__os_segment *seg, shk__os_segment_ref *ref) {
-  memset(ref, 0, sizeof *ref);
-  if (!win32_compare_handles()) return SHK_EUNSUPPORTED;
-  /* Holding the object keeps it from vanishing, so no other segment can ever be "the same". */
-  HANDLE dup = NULL;
-  if (!DuplicateHandle(GetCurrentProcess(), (HANDLE)seg->handle, GetCurrentProcess(), &dup, 0,
-                       FALSE, DUPLICATE_SAME_ACCESS))
-    return win32_error(GetLastError());
-  ref->a = (uint64_t)(uintptr_t)dup;
-  return SHK_OK;
-}
-
-bool shk__os_segment_ref_same(const shk__os_segment_ref *ref, const shk__os_segment *seg) {
-  win32_compare_fn same = win32_compare_handles();
-  return ref->a && same && same((HANDLE)(uintptr_t)ref->a, (HANDLE)seg->handle);
-}
-
-void shk__os_segment_ref_drop(shk__os_segment_ref *ref) {
-  if (ref->a) CloseHandle((HANDLE)(uintptr_t)ref->a);
-  ref->a = ref->b = 0;
-}
-
-int shk__os_segment_reserve(size_t size, shk__os_segment *seg) {
-  memset(seg, 0, sizeof *seg);
-  unsigned long long size64 = size;
-  HANDLE h = CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE | SEC_RESERVE,
-                                (DWORD)(size64 >> 32), (DWORD)size64, NULL);
-  if (!h) return SHK_ESIZE;
-  void *addr = MapViewOfFile(h, FILE_MAP_ALL_ACCESS, 0, 0, size);
-  if (!addr) {
-    CloseHandle(h);
-    return SHK_ESIZE;
-  }
-  seg->addr = addr;
-  seg->size = size;
-  seg->handle = (intptr_t)h;
-  seg->writable = true;
-  return SHK_OK;
-}
-
-int shk__os_segment_commit(shk__os_segment *seg, size_t offset, size_t size) {
-  if (size == 0) return SHK_OK;
-  if (offset > seg->size || size > seg->size - offset) return SHK_ERANGE;
-  if (!VirtualAlloc((char *)seg->addr + offset, size, MEM_COMMIT, PAGE_READWRITE))
-    return shk__error_record_os(SHK_ENOMEM, (int)GetLastError());
-  return SHK_OK;
-}
-
 int shk__os_fn_locate(shk__os_any_fn fn, shk__os_fn_id *id) {
   memset(id, 0, sizeof *id);
   HMODULE mod = NULL;
