@@ -52,6 +52,16 @@
 #define SHK__PREFETCH(p) ((void)(p))
 #endif
 
+/* A wait of timeout_ns in whole milliseconds for a system call that counts in them: rounded up
+ * (a short wait never becomes a busy one), at most `cap` (the call's "forever" stays out of
+ * reach); UINT64_MAX gives `forever`. Both backends use it. */
+static inline uint32_t shk__ms_from_ns_capped(uint64_t ns, uint32_t cap, uint32_t forever) {
+  if (ns == UINT64_MAX) return forever;
+  uint64_t ms = ns / 1000000u + (ns % 1000000u != 0);
+  return ms > cap ? cap : (uint32_t)ms;
+}
+#define shk__ms_from_ns(ns, cap) shk__ms_from_ns_capped((ns), (cap), 0xFFFFFFFFu)
+
 /* Records the raw OS error behind the SHK_E* code about to be returned (thread-local), and
  * returns that code, so a backend can write `return shk__error_record_os(code, errno)`. */
 int shk__error_record_os(int code, int raw);

@@ -10,8 +10,6 @@ struct shk_task_results {
   shk_task_result items[]; /* followed by the result bytes */
 };
 
-int shk_worker_main(int argc, char **argv) { return shk__os_worker_main(argc, argv); }
-
 const char *shk_task_status_name(shk_task_status status) {
   switch (status) {
     case SHK_TASK_OK: return "ok";

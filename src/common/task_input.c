@@ -15,7 +15,7 @@ static int give_input(shk_task_pool *pool, unsigned i, const shk__os_segment *se
   bool has = staging ? pool->given[i] == id
                      : !pool->ctl->job.release && atomic_load(&slot->have_borrowed) == id;
   if (!has) {
-    int rc = shk__os_worker_give_segment(&pool->ws[i], seg, id, &token);
+    int rc = shk__task_give_segment(&pool->ws[i], seg, id, &token);
     if (rc != SHK_OK) return rc;
   }
   if (staging) {

@@ -23,7 +23,7 @@ unsigned shk__task_default_workers(void) {
 static void thread_worker(void *arg) { shk__task_worker_serve(arg); }
 
 static int start_worker(shk_task_pool *pool, unsigned i) {
-  shk__os_worker *w = &pool->ws[i];
+  shk__task_worker *w = &pool->ws[i];
   shk__task_slot *slot = shk__ctl_slot(pool->ctl, i);
   atomic_store(&slot->ready, 0);
   atomic_store(&slot->armed, 0);
@@ -33,15 +33,16 @@ static int start_worker(shk_task_pool *pool, unsigned i) {
   atomic_fetch_add(&slot->in_version, 1);
   atomic_store(&slot->have_borrowed, 0);
   pool->given[i] = 0;
-  int rc = shk__os_worker_link_open(w);
+  int rc = shk__task_link_open(w);
   if (rc != SHK_OK) return rc;
   if (pool->mode == SHK_TASK_PROCESSES) {
-    rc = shk__os_worker_spawn(w, i, &pool->arena, pool->ctl_seg.size,
-                              (size_t)((unsigned char *)pool->outs[i].addr -
-                                       (unsigned char *)pool->arena.addr),
-                              pool->outs[i].size, pool->ws, pool->workers);
+    rc = shk__task_spawn(w, i, &pool->arena, pool->ctl_seg.size,
+                         (size_t)((unsigned char *)pool->outs[i].addr -
+                                  (unsigned char *)pool->arena.addr),
+                         pool->outs[i].size);
   } else {
-    shk__os_worker_boot *b = &pool->boots[i];
+    shk__task_boot *b = &pool->boots[i];
+    memset(b, 0, sizeof *b);
     b->ctl = pool->ctl_seg;
     b->out = pool->outs[i];
     b->index = i;
@@ -50,7 +51,7 @@ static int start_worker(shk_task_pool *pool, unsigned i) {
     rc = shk__os_thread_start(&pool->threads[i], thread_worker, b);
   }
   if (rc != SHK_OK) {
-    shk__os_worker_link_close(w);
+    shk__task_link_close(w);
     return rc;
   }
   pool->alive[i] = true;
@@ -61,11 +62,11 @@ static void stop_worker(shk_task_pool *pool, unsigned i, bool kill, shk__os_exit
   if (!pool->alive[i]) return;
   pool->alive[i] = false;
   if (pool->mode == SHK_TASK_PROCESSES) {
-    shk__os_worker_reap(&pool->ws[i], kill, 2000, how);
+    shk__task_reap(&pool->ws[i], kill, 2000, how);
   } else {
     shk__os_thread_join(pool->threads[i]);
     pool->threads[i] = NULL;
-    shk__os_worker_link_close(&pool->ws[i]);
+    shk__task_link_close(&pool->ws[i]);
   }
 }
 
@@ -87,7 +88,7 @@ static int await_ready(shk_task_pool *pool) {
     if (shk__os_now_ns() >= deadline) return SHK_ENOHOOK;
     bool ended[SHK_TASK_WORKERS_MAX] = {false};
     atomic_store(&pool->ctl->parent_sleeping, 1);
-    shk__os_workers_wait(pool->ws, pool->workers, 1000000u, ended);
+    shk__task_wait_workers(pool->ws, pool->workers, 1000000u, ended);
     atomic_store(&pool->ctl->parent_sleeping, 0);
     for (unsigned i = 0; i < pool->workers; i++) {
       if (ended[i] && !atomic_load(&shk__ctl_slot(pool->ctl, i)->ready)) {
@@ -117,7 +118,7 @@ void shk_task_pool_free(shk_task_pool *pool) {
   if (pool->ctl) {
     atomic_store(&pool->ctl->quit, 1);
     for (unsigned i = 0; i < pool->workers; i++)
-      if (pool->alive[i]) shk__os_link_notify(&pool->ws[i].parent_end);
+      if (pool->alive[i]) shk__os_channel_notify(&pool->ws[i].pool_end);
     for (unsigned i = 0; i < pool->workers; i++) {
       shk__os_exit how;
       stop_worker(pool, i, false, &how);
@@ -212,7 +213,7 @@ static int write_job(shk_task_pool *pool, const shk__task_call *call, uint32_t s
   /* The one-call form forks its workers after this point (and so does a replacement). */
   job->fn_inherited = pool->inherit_input;
   if (pool->mode == SHK_TASK_PROCESSES) {
-    rc = shk__os_fn_locate((shk__os_any_fn)call->fn, &job->fn);
+    rc = shk__task_fn_locate(call->fn, &job->fn);
     if (rc != SHK_OK) return rc;
   }
   for (size_t i = 0; i < count; i++) {
@@ -241,7 +242,7 @@ static void publish(shk_task_pool *pool, uint32_t seq) {
   atomic_store(&pool->ctl->job_seq, seq);
   for (unsigned i = 0; i < pool->workers; i++)
     if (pool->alive[i] && atomic_load(&shk__ctl_slot(pool->ctl, i)->sleeping))
-      shk__os_link_notify(&pool->ws[i].parent_end);
+      shk__os_channel_notify(&pool->ws[i].pool_end);
 }
 
 /* Moves chunk i from a state `match` accepts to `final`. Returns the state it found. */
@@ -298,7 +299,7 @@ static int join_worker(shk_task_pool *pool, unsigned k, const shk__task_call *ca
   }
   shk__task_slot *slot = shk__ctl_slot(pool->ctl, k);
   atomic_store(&slot->armed, 1);
-  if (atomic_load(&slot->sleeping)) shk__os_link_notify(&pool->ws[k].parent_end);
+  if (atomic_load(&slot->sleeping)) shk__os_channel_notify(&pool->ws[k].pool_end);
   return SHK_OK;
 }
 
@@ -370,7 +371,7 @@ static void await_job(shk_task_pool *pool, const shk__task_call *call, uint32_t 
     atomic_store(&ctl->parent_sleeping, 1);
     if (atomic_load(&ctl->finished) == fin) {
       uint64_t slice = deadline - now < POOL_SLICE_NS ? deadline - now : POOL_SLICE_NS;
-      shk__os_workers_wait(pool->ws, pool->workers, slice, ended);
+      shk__task_wait_workers(pool->ws, pool->workers, slice, ended);
     }
     atomic_store(&ctl->parent_sleeping, 0);
     for (unsigned k = 0; k < pool->workers; k++)
@@ -408,7 +409,7 @@ static void run_inline(shk_task_pool *pool, const shk__task_call *call, uint32_t
 static void reap_idle_deaths(shk_task_pool *pool) {
   if (pool->mode != SHK_TASK_PROCESSES) return;
   bool ended[SHK_TASK_WORKERS_MAX] = {false};
-  shk__os_workers_wait(pool->ws, pool->workers, 0, ended);
+  shk__task_wait_workers(pool->ws, pool->workers, 0, ended);
   for (unsigned i = 0; i < pool->workers; i++) {
     shk__os_exit how;
     if (ended[i] && pool->alive[i]) stop_worker(pool, i, false, &how);

@@ -20,18 +20,20 @@ typedef struct worker_state {
   shk__task_ctl *ctl;
   shk__task_slot *slot;
   unsigned index;
-  const shk__os_link *link;
+  const shk__task_boot *boot;
+  const shk__os_channel *link;
   shk__os_segment out_seg;
   shk_task_out out;
   mapped_input kept;     /* the pool's staging segment, kept from call to call */
   mapped_input borrowed; /* the caller's segment (kept while the same one comes back) */
   bool same_space;
-  shk__os_fn_id fn_id;
+  shk__task_fn_id fn_id;
   shk_task_fn fn;
+  shk__os_library *fn_library; /* the module loaded by path to find fn, if any */
 } worker_state;
 
-static void notify_parent(shk__task_ctl *ctl, const shk__os_link *link) {
-  if (link && atomic_load(&ctl->parent_sleeping)) shk__os_link_notify(link);
+static void notify_parent(shk__task_ctl *ctl, const shk__os_channel *link) {
+  if (link && atomic_load(&ctl->parent_sleeping)) shk__os_channel_notify(link);
 }
 
 void shk__task_run_chunk(shk__task_ctl *ctl, unsigned worker, uint32_t seq, uint64_t i,
@@ -125,7 +127,7 @@ static mapped_input *map_input(worker_state *w) {
   m->seq = seq;
   if (id == 0 || size == 0 || size > (uint64_t)PTRDIFF_MAX) return m;
   uint64_t keep = atomic_load(&w->slot->keep_id);
-  if (shk__os_worker_take_segment(w->link, id, token, (size_t)size, keep, &m->seg) == SHK_OK) {
+  if (shk__task_take_segment(w->boot, id, token, (size_t)size, keep, &m->seg) == SHK_OK) {
     m->id = id;
     if (m == &w->borrowed) atomic_store(&w->slot->have_borrowed, id);
   }
@@ -147,14 +149,13 @@ static shk_task_fn job_fn(worker_state *w) {
   /* A thread, or a process forked after the pool located the function, has it at this address;
    * any other worker resolves it by module and offset. */
   if (w->same_space || w->ctl->job.fn_inherited) return w->ctl->job.fn_ptr;
-  const shk__os_fn_id *id = &w->ctl->job.fn;
+  const shk__task_fn_id *id = &w->ctl->job.fn;
   if (w->fn && w->fn_id.base == id->base && w->fn_id.offset == id->offset &&
       strncmp(w->fn_id.module, id->module, sizeof id->module) == 0)
     return w->fn;
   memcpy(&w->fn_id, id, sizeof *id);
   w->fn_id.module[sizeof w->fn_id.module - 1] = '\0';
-  shk__os_any_fn any = NULL;
-  w->fn = shk__os_fn_resolve(&w->fn_id, &any) == SHK_OK ? (shk_task_fn)any : NULL;
+  if (shk__task_fn_resolve(&w->fn_id, &w->fn_library, &w->fn) != SHK_OK) w->fn = NULL;
   return w->fn;
 }
 
@@ -216,13 +217,13 @@ static bool wait_for_job(worker_state *w, uint32_t seen, uint32_t *seq) {
       atomic_store(&w->slot->sleeping, 0);
       return !quit;
     }
-    int rc = shk__os_link_wait(w->link, UINT64_MAX);
+    int rc = shk__task_link_wait(w->boot, UINT64_MAX);
     atomic_store(&w->slot->sleeping, 0);
     if (rc == SHK_ENOENT) return false; /* the pool is gone */
   }
 }
 
-void shk__task_worker_serve(const shk__os_worker_boot *boot) {
+void shk__task_worker_serve(const shk__task_boot *boot) {
   shk__task_ctl *ctl = boot->ctl.addr;
   if (!ctl || boot->ctl.size < SHK__CTL_TABLE_OFF || ctl->magic != SHK__TASK_MAGIC ||
       ctl->version != SHK__TASK_VERSION || boot->index >= ctl->workers ||
@@ -233,6 +234,7 @@ void shk__task_worker_serve(const shk__os_worker_boot *boot) {
   w.ctl = ctl;
   w.index = boot->index;
   w.slot = shk__ctl_slot(ctl, boot->index);
+  w.boot = boot;
   w.link = &boot->link;
   w.same_space = boot->same_space;
   w.out_seg = boot->out;
@@ -247,4 +249,5 @@ void shk__task_worker_serve(const shk__os_worker_boot *boot) {
   }
   drop_input(&w, &w.kept);
   drop_input(&w, &w.borrowed);
+  shk__os_library_close(w.fn_library);
 }

@@ -104,6 +104,20 @@ int shk__os_segment_open(const char *os_name, bool writable, shk__os_segment *se
   return posix_error(err);
 }
 
+int shk__os_segment_map(intptr_t handle, size_t offset, size_t size, bool writable,
+                        shk__os_segment *seg) {
+  memset(seg, 0, sizeof *seg);
+  if (handle < 0 || size == 0 || offset > (size_t)INT64_MAX) return SHK_EINVAL;
+  int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+  void *addr = mmap(NULL, size, prot, MAP_SHARED, (int)handle, (off_t)offset);
+  if (addr == MAP_FAILED) return posix_error(errno);
+  seg->addr = addr;
+  seg->size = size;
+  seg->handle = handle;
+  seg->writable = writable;
+  return SHK_OK;
+}
+
 void shk__os_segment_close(shk__os_segment *seg) {
   if (seg->addr) {
     munmap(seg->addr, seg->size);

@@ -92,6 +92,21 @@ int shk__os_segment_open(const char *os_name, bool writable, shk__os_segment *se
   return rc;
 }
 
+int shk__os_segment_map(intptr_t handle, size_t offset, size_t size, bool writable,
+                        shk__os_segment *seg) {
+  memset(seg, 0, sizeof *seg);
+  if (!handle || size == 0) return SHK_EINVAL;
+  unsigned long long off = offset;
+  void *addr = MapViewOfFile((HANDLE)handle, writable ? FILE_MAP_ALL_ACCESS : FILE_MAP_READ,
+                             (DWORD)(off >> 32), (DWORD)off, size);
+  if (!addr) return win32_error(GetLastError());
+  seg->addr = addr;
+  seg->size = size;
+  seg->handle = handle;
+  seg->writable = writable;
+  return SHK_OK;
+}
+
 void shk__os_segment_close(shk__os_segment *seg) {
   if (seg->addr) {
     UnmapViewOfFile(seg->addr);
