@@ -247,7 +247,8 @@ void shk__os_mutex_unlock(shk__os_mutex *m);
 void shk__os_cond_init(shk__os_cond *c);
 void shk__os_cond_destroy(shk__os_cond *c);
 void shk__os_cond_wait(shk__os_cond *c, shk__os_mutex *m);
-/* Waits at most timeout_ns (monotonic). Returns SHK_OK when woken, SHK_ETIMEDOUT otherwise. */
+/* Waits at most timeout_ns (monotonic). SHK_OK when woken (or spuriously), SHK_ETIMEDOUT, or
+ * SHK_EOS when the wait itself failed (raw code recorded). */
 int shk__os_cond_timedwait(shk__os_cond *c, shk__os_mutex *m, uint64_t timeout_ns);
 void shk__os_cond_signal(shk__os_cond *c);
 void shk__os_cond_broadcast(shk__os_cond *c);

@@ -298,7 +298,32 @@ CHILD_TEST(workers_hold_none_of_the_callers_descriptors) {
   return 0;
 }
 
+/* Defect 6: shk_last_os_error() never describes a failure older than the task call. */
+CHILD_TEST(a_task_call_starts_with_no_os_error_recorded) {
+  (void)argc;
+  (void)argv;
+  char name[64];
+  shk_shm *shm;
+  CHECK(shk_shm_open(shk_test_unique_name(name, sizeof name, "none"), SHK_SHM_READ_ONLY, &shm) ==
+        SHK_ENOENT);
+  CHECK(shk_last_os_error() != 0);
+  shk_task_pool *pool;
+  CHECK(shk_task_pool_create(1, SHK_TASK_THREADS, &pool) == SHK_OK);
+  CHECK(shk_last_os_error() == 0);
+  CHECK(shk_shm_open(name, SHK_SHM_READ_ONLY, &shm) == SHK_ENOENT);
+  CHECK(run_and_check(pool, (const unsigned char *)"abcd", 4, 2, NULL));
+  CHECK(shk_last_os_error() == 0);
+  CHECK(shk_shm_open(name, SHK_SHM_READ_ONLY, &shm) == SHK_ENOENT);
+  shk_task_results *r;
+  CHECK(shk_task_run("abcd", 4, pid_sum_fn, NULL, &r) == SHK_OK);
+  CHECK(shk_last_os_error() == 0);
+  shk_task_results_free(r);
+  shk_task_pool_free(pool);
+  return 0;
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(a_task_call_starts_with_no_os_error_recorded),
     cmocka_unit_test(workers_hold_none_of_the_callers_descriptors),
     cmocka_unit_test(a_worker_killed_while_idle_is_replaced_when_the_input_changes),
     cmocka_unit_test(a_pool_created_by_a_thread_that_ended_still_serves),
@@ -306,6 +331,7 @@ static const struct CMUnitTest tests[] = {
 
 #define CHILD(name) {#name, name##_child}
 static const shk_test_child children[] = {
+    CHILD(a_task_call_starts_with_no_os_error_recorded),
     CHILD(workers_hold_none_of_the_callers_descriptors),
     CHILD(a_worker_killed_while_idle_is_replaced_when_the_input_changes),
     CHILD(a_pool_created_by_a_thread_that_ended_still_serves),

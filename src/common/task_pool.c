@@ -88,7 +88,8 @@ static int await_ready(shk_task_pool *pool) {
     if (shk__os_now_ns() >= deadline) return SHK_ENOHOOK;
     bool ended[SHK_TASK_WORKERS_MAX] = {false};
     atomic_store(&pool->ctl->parent_sleeping, 1);
-    shk__task_wait_workers(pool->ws, pool->workers, 1000000u, ended);
+    if (shk__task_wait_workers(pool->ws, pool->workers, 1000000u, ended) == SHK_EOS)
+      shk__os_sleep_ns(1000000u);
     atomic_store(&pool->ctl->parent_sleeping, 0);
     for (unsigned i = 0; i < pool->workers; i++) {
       if (ended[i] && !atomic_load(&shk__ctl_slot(pool->ctl, i)->ready)) {
@@ -184,6 +185,7 @@ int shk__task_pool_create(unsigned workers, shk_task_mode mode, bool one_shot,
 }
 
 int shk_task_pool_create(unsigned workers, shk_task_mode mode, shk_task_pool **out) {
+  shk__error_clear_os();
   return shk__task_pool_create(workers, mode, false, out);
 }
 
@@ -371,7 +373,9 @@ static void await_job(shk_task_pool *pool, const shk__task_call *call, uint32_t 
     atomic_store(&ctl->parent_sleeping, 1);
     if (atomic_load(&ctl->finished) == fin) {
       uint64_t slice = deadline - now < POOL_SLICE_NS ? deadline - now : POOL_SLICE_NS;
-      shk__task_wait_workers(pool->ws, pool->workers, slice, ended);
+      /* A wait that fails (not a timeout) must not turn this loop into a busy one. */
+      if (shk__task_wait_workers(pool->ws, pool->workers, slice, ended) == SHK_EOS)
+        shk__os_sleep_ns(SHK__MIN(slice, (uint64_t)1000000u));
     }
     atomic_store(&ctl->parent_sleeping, 0);
     for (unsigned k = 0; k < pool->workers; k++)
@@ -485,6 +489,7 @@ int shk__task_pool_run(shk_task_pool *pool, const shk__task_call *call, shk_task
 
 int shk_task_pool_run(shk_task_pool *pool, const void *data, size_t size, shk_task_fn fn,
                       const shk_task_options *opts, shk_task_results **results) {
+  shk__error_clear_os();
   if (results) *results = NULL;
   if (!pool) return SHK_EINVAL;
   shk__task_call call;

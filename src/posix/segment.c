@@ -64,11 +64,6 @@ static int map_fd(int fd, size_t size, bool writable, shk__os_segment *seg) {
   return 0;
 }
 
-/* ftruncate or mmap refusing a size means the size cannot be had, whatever errno says. */
-static int size_error(int err) {
-  int code = posix_error(err);
-  return code == SHK_ENOMEM || code == SHK_EINVAL || code == SHK_EOS ? SHK_ESIZE : code;
-}
 
 int shk__os_segment_create(const char *os_name, size_t size, shk__os_segment *seg) {
   memset(seg, 0, sizeof *seg);
@@ -81,7 +76,7 @@ int shk__os_segment_create(const char *os_name, size_t size, shk__os_segment *se
   if (err == 0) return SHK_OK;
   close(fd);
   if (os_name) shm_unlink(os_name);
-  return size_error(err);
+  return shk__error_as_size(posix_error(err)); /* ftruncate or mmap refused the size */
 }
 
 int shk__os_segment_open(const char *os_name, bool writable, shk__os_segment *seg) {
@@ -154,7 +149,7 @@ int shk__os_segment_reserve(size_t size, shk__os_segment *seg) {
   memset(seg, 0, sizeof *seg);
   void *addr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE,
                     -1, 0);
-  if (addr == MAP_FAILED) return shk__error_record_os(SHK_ESIZE, errno);
+  if (addr == MAP_FAILED) return shk__error_as_size(posix_error(errno));
   seg->addr = addr;
   seg->size = size;
   seg->handle = -1; /* none: shk__os_segment_close() then only unmaps */

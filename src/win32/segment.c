@@ -67,7 +67,7 @@ int shk__os_segment_create(const char *os_name, size_t size, shk__os_segment *se
   DWORD err = GetLastError();
   if (!h) {
     rc = win32_error(err);
-    return rc == SHK_ENOMEM || rc == SHK_EINVAL || rc == SHK_EOS ? SHK_ESIZE : rc;
+    return shk__error_as_size(rc);
   }
   if (err == ERROR_ALREADY_EXISTS) {
     CloseHandle(h);
@@ -76,7 +76,7 @@ int shk__os_segment_create(const char *os_name, size_t size, shk__os_segment *se
   rc = map_view(h, true, seg);
   if (rc != SHK_OK) {
     CloseHandle(h);
-    return rc == SHK_ENOMEM || rc == SHK_EINVAL || rc == SHK_EOS ? SHK_ESIZE : rc;
+    return shk__error_as_size(rc);
   }
   return SHK_OK;
 }
@@ -163,12 +163,12 @@ int shk__os_segment_reserve(size_t size, shk__os_segment *seg) {
   unsigned long long size64 = size;
   HANDLE h = CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE | SEC_RESERVE,
                                 (DWORD)(size64 >> 32), (DWORD)size64, NULL);
-  if (!h) return shk__error_record_os(SHK_ESIZE, (int)GetLastError());
+  if (!h) return shk__error_as_size(win32_error(GetLastError()));
   void *addr = MapViewOfFile(h, FILE_MAP_ALL_ACCESS, 0, 0, size);
   if (!addr) {
-    int raw = (int)GetLastError();
+    int rc = win32_error(GetLastError());
     CloseHandle(h);
-    return shk__error_record_os(SHK_ESIZE, raw);
+    return shk__error_as_size(rc);
   }
   seg->addr = addr;
   seg->size = size;
