@@ -1,6 +1,6 @@
 /** @file
  * Chunk tasks: split a buffer into N chunks, run one function on every chunk in parallel worker
- * processes (or threads, or inline), and collect per-chunk results; plus a reusable worker pool.
+ * processes (or threads, or inline), and gather per-chunk results; plus a reusable worker pool.
  * Threads: shk_task_run() and shk_task_pool_create() from any thread; one call at a time per pool;
  * a results object may be read from several threads and is freed once; shk_task_out_write()
  * only inside a chunk function; shk_worker_main() from the main thread. */

@@ -105,7 +105,7 @@ static bool chunk_bytes(const shk__task_chunk_rec *rec, const shk__os_segment *o
   return true;
 }
 
-int shk__task_collect(shk__task_ctl *ctl, uint32_t seq, uint64_t count, shk__os_segment *outs,
+int shk__task_results_build(shk__task_ctl *ctl, uint32_t seq, uint64_t count, shk__os_segment *outs,
                       unsigned nouts, shk_task_results **results) {
   size_t bytes = 0, used[SHK_TASK_WORKERS_MAX] = {0};
   for (uint64_t i = 0; i < count; i++) {

@@ -16,7 +16,7 @@ _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "chunk states need lock-free 64-bit 
 /* Chunk states: the low 32 bits of a chunk's state word; the high 32 bits are the job sequence
  * number, so a late worker's compare-and-swap on an older job's chunk always fails. */
 enum {
-  SHK__CHUNK_PENDING = 0,
+  SHK__CHUNK_QUEUED = 0,   /* waiting to be claimed by a worker */
   SHK__CHUNK_DONE = 1,      /* code / out_off / out_len are valid */
   SHK__CHUNK_CRASHED = 2,   /* code = signal / exception / exit status */
   SHK__CHUNK_TIMED_OUT = 3,
@@ -169,7 +169,7 @@ typedef struct shk__task_ctl {
   atomic_uint stop;            /* workers claim no more chunks of the current job */
   atomic_uint parent_sleeping; /* the pool is (about to be) blocked: wake it after a chunk */
   _Atomic uint64_t finished;   /* chunks of the current job in a final state */
-  _Atomic uint64_t hint;       /* the lowest chunk that may still be pending */
+  _Atomic uint64_t hint;       /* the lowest chunk that may still be queued */
   _Atomic uint64_t chunk_count; /* of the current job (also in job, read after a claim) */
   shk__task_job job;
 } shk__task_ctl;
@@ -221,7 +221,7 @@ void shk__task_run_chunk(shk__task_ctl *ctl, unsigned worker, uint32_t seq, uint
 
 /* Builds the results object from a finished job's chunk table and the workers' outputs
  * (task.c). outs[w] is worker w's output segment as the pool maps it. */
-int shk__task_collect(shk__task_ctl *ctl, uint32_t seq, uint64_t count, shk__os_segment *outs,
+int shk__task_results_build(shk__task_ctl *ctl, uint32_t seq, uint64_t count, shk__os_segment *outs,
                       unsigned nouts, shk_task_results **results);
 
 /* The options with defaults applied, shared by the one-call form and the pool. */

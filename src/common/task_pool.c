@@ -1,6 +1,6 @@
 /* The pool side of chunk tasks: start workers once, publish a job through the control segment,
  * wait (spin, then sleep) while watching deadlines, progress and worker deaths, replace dead
- * workers, and hand the finished chunk table to the collector. */
+ * workers, and build the results from the finished chunk table. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -169,7 +169,7 @@ int shk__task_pool_create(unsigned workers, shk_task_mode mode, bool one_shot,
   pool->ctl->version = SHK__TASK_VERSION;
   pool->ctl->workers = workers;
   /* Workers of a one-call run leave as soon as the job has no more chunks for them, so their
-   * exits overlap with the collection of the results. */
+   * exits overlap with building the results. */
   pool->ctl->quit_after_job = one_shot;
   pool->ctl->handshake = needs_handshake(pool);
   if (mode != SHK_TASK_INLINE && !one_shot) {
@@ -227,7 +227,7 @@ static int write_job(shk_task_pool *pool, const shk__task_call *call, uint32_t s
     rec->out_off = rec->out_len = 0;
     rec->code = 0;
     rec->worker = 0;
-    atomic_store(&rec->state, SHK__STATE(seq, SHK__CHUNK_PENDING));
+    atomic_store(&rec->state, SHK__STATE(seq, SHK__CHUNK_QUEUED));
   }
   for (unsigned i = 0; i < pool->workers; i++) {
     atomic_store(&shk__ctl_slot(ctl, i)->out_used, 0);
@@ -254,9 +254,9 @@ static uint64_t finish_chunk(shk__task_ctl *ctl, uint32_t seq, uint64_t i, uint3
   uint64_t s = atomic_load(&rec->state);
   for (;;) {
     uint32_t low = SHK__STATE_LOW(s);
-    bool pending = low == SHK__CHUNK_PENDING;
+    bool queued = low == SHK__CHUNK_QUEUED;
     bool running = low >= SHK__CHUNK_RUNNING;
-    if (SHK__STATE_SEQ(s) != seq || !(pending || (running && take_running))) return s;
+    if (SHK__STATE_SEQ(s) != seq || !(queued || (running && take_running))) return s;
     if (atomic_compare_exchange_strong(&rec->state, &s, SHK__STATE(seq, final))) {
       rec->code = code;
       atomic_fetch_add(&ctl->finished, 1);
@@ -265,13 +265,13 @@ static uint64_t finish_chunk(shk__task_ctl *ctl, uint32_t seq, uint64_t i, uint3
   }
 }
 
-/* Stops handing out chunks and ends every pending one as `final`. */
-static void stop_pending(shk_task_pool *pool, uint32_t seq, uint64_t count, uint32_t final) {
+/* Stops handing out chunks and ends every queued one as `final`. */
+static void stop_queued(shk_task_pool *pool, uint32_t seq, uint64_t count, uint32_t final) {
   atomic_store(&pool->ctl->stop, 1);
   for (uint64_t i = 0; i < count; i++) finish_chunk(pool->ctl, seq, i, final, false, 0);
 }
 
-/* The deadline: pending chunks time out; in process mode so do running ones, whose workers are
+/* The deadline: queued chunks time out; in process mode so do running ones, whose workers are
  * killed (and replaced at the next call). Threads cannot be stopped: their chunks run on. */
 static void expire(shk_task_pool *pool, uint32_t seq, uint64_t count) {
   atomic_store(&pool->ctl->stop, 1);
@@ -305,9 +305,9 @@ static int join_worker(shk_task_pool *pool, unsigned k, const shk__task_call *ca
   return SHK_OK;
 }
 
-static bool any_pending(shk__task_ctl *ctl, uint32_t seq, uint64_t count) {
+static bool any_queued(shk__task_ctl *ctl, uint32_t seq, uint64_t count) {
   for (uint64_t i = atomic_load(&ctl->hint); i < count; i++)
-    if (atomic_load(&shk__ctl_chunk(ctl, i)->state) == SHK__STATE(seq, SHK__CHUNK_PENDING))
+    if (atomic_load(&shk__ctl_chunk(ctl, i)->state) == SHK__STATE(seq, SHK__CHUNK_QUEUED))
       return true;
   return false;
 }
@@ -323,7 +323,7 @@ static void worker_ended(shk_task_pool *pool, unsigned k, uint32_t seq, uint64_t
     if (s == SHK__STATE(seq, SHK__CHUNK_RUNNING + k))
       finish_chunk(pool->ctl, seq, i, SHK__CHUNK_CRASHED, true, how.code);
   }
-  if (atomic_load(&pool->ctl->stop) || !any_pending(pool->ctl, seq, count)) return;
+  if (atomic_load(&pool->ctl->stop) || !any_queued(pool->ctl, seq, count)) return;
   join_worker(pool, k, call);
 }
 
@@ -352,7 +352,7 @@ static void await_job(shk_task_pool *pool, const shk__task_call *call, uint32_t 
       reported = fin;
       if (!cancelled && !call->progress((size_t)fin, (size_t)count, call->progress_user)) {
         cancelled = true;
-        stop_pending(pool, seq, count, SHK__CHUNK_CANCELLED);
+        stop_queued(pool, seq, count, SHK__CHUNK_CANCELLED);
         continue;
       }
     }
@@ -364,7 +364,7 @@ static void await_job(shk_task_pool *pool, const shk__task_call *call, uint32_t 
       continue;
     }
     if (!any_alive(pool)) {
-      stop_pending(pool, seq, count, SHK__CHUNK_CRASHED);
+      stop_queued(pool, seq, count, SHK__CHUNK_CRASHED);
       continue;
     }
     /* Freshly started workers need the CPU more than a polling pool does. */
@@ -394,16 +394,16 @@ static void run_inline(shk_task_pool *pool, const shk__task_call *call, uint32_t
     shk__task_chunk_rec *rec = shk__ctl_chunk(ctl, i);
     if (atomic_load(&ctl->stop)) break;
     if (shk__os_now_ns() >= deadline) {
-      stop_pending(pool, seq, count, SHK__CHUNK_TIMED_OUT);
+      stop_queued(pool, seq, count, SHK__CHUNK_TIMED_OUT);
       break;
     }
-    uint64_t expected = SHK__STATE(seq, SHK__CHUNK_PENDING);
+    uint64_t expected = SHK__STATE(seq, SHK__CHUNK_QUEUED);
     if (!atomic_compare_exchange_strong(&rec->state, &expected,
                                         SHK__STATE(seq, SHK__CHUNK_RUNNING)))
       continue;
     shk__task_run_chunk(ctl, 0, seq, i, call->data, call->fn, &out);
     if (call->progress && !call->progress((size_t)(i + 1), (size_t)count, call->progress_user))
-      stop_pending(pool, seq, count, SHK__CHUNK_CANCELLED);
+      stop_queued(pool, seq, count, SHK__CHUNK_CANCELLED);
   }
 }
 
@@ -451,7 +451,7 @@ static int start_for_job(shk_task_pool *pool, const shk__task_call *call, uint32
   for (unsigned i = 0; i < pool->workers && rc == SHK_OK; i++) rc = join_worker(pool, i, call);
   if (rc == SHK_OK && needs_handshake(pool)) rc = await_ready(pool);
   if (rc != SHK_OK) {
-    stop_pending(pool, seq, call->chunks, SHK__CHUNK_CANCELLED);
+    stop_queued(pool, seq, call->chunks, SHK__CHUNK_CANCELLED);
     for (unsigned i = 0; i < pool->workers; i++) {
       shk__os_exit how;
       stop_worker(pool, i, true, &how);
@@ -482,7 +482,7 @@ int shk__task_pool_run(shk_task_pool *pool, const shk__task_call *call, shk_task
     if (rc == SHK_OK) await_job(pool, call, seq);
   }
   if (rc == SHK_OK)
-    rc = shk__task_collect(pool->ctl, seq, call->chunks, pool->outs, pool->workers, results);
+    rc = shk__task_results_build(pool->ctl, seq, call->chunks, pool->outs, pool->workers, results);
   atomic_flag_clear(&pool->busy);
   return rc;
 }

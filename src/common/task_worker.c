@@ -72,13 +72,13 @@ void shk__task_run_chunk(shk__task_ctl *ctl, unsigned worker, uint32_t seq, uint
     atomic_fetch_add(&ctl->finished, 1);
 }
 
-/* Claims the next pending chunk of job seq; -1 when there is none (or the job is over). */
+/* Claims the next queued chunk of job seq; -1 when there is none (or the job is over). */
 static int64_t claim_chunk(shk__task_ctl *ctl, unsigned worker, uint32_t seq, uint64_t count) {
   uint64_t i = atomic_load(&ctl->hint);
   for (; i < count; i++) {
     if (atomic_load(&ctl->stop)) return -1;
     shk__task_chunk_rec *rec = shk__ctl_chunk(ctl, i);
-    uint64_t expected = SHK__STATE(seq, SHK__CHUNK_PENDING);
+    uint64_t expected = SHK__STATE(seq, SHK__CHUNK_QUEUED);
     if (atomic_compare_exchange_strong(&rec->state, &expected,
                                        SHK__STATE(seq, SHK__CHUNK_RUNNING + worker))) {
       uint64_t h = atomic_load(&ctl->hint);
