@@ -343,6 +343,11 @@ typedef enum shk__os_prot {
 int shk__os_pages_alloc(size_t size, bool write_watch, void **out);
 void shk__os_pages_free(void *addr, size_t size);
 
+/* Copies n bytes at addr in this process into buf, or fails with SHK_EFAULT where any of them is
+ * not readable, without faulting (process_vm_readv / a pipe on POSIX, ReadProcessMemory on
+ * Windows). For code that must tell whether an address is usable here. SHK_EOS. */
+int shk__os_memory_peek(const void *addr, void *buf, size_t n);
+
 /* Changes the protection of whole pages; addr must be page-aligned. Async-signal-safe on POSIX. SHK_ENOMEM when the kernel
  * cannot split more memory areas, SHK_EINVAL, SHK_EOS. */
 int shk__os_protect(void *addr, size_t size, shk__os_prot prot);

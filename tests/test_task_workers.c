@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -322,7 +323,126 @@ CHILD_TEST(a_task_call_starts_with_no_os_error_recorded) {
   return 0;
 }
 
+/* ---- functions made at run time ------------------------------------------------------ */
+
+#define JIT_CODE 1234
+
+/* Machine code of a chunk function that returns JIT_CODE, in a fresh executable page (as a
+ * libffi closure or a JIT makes): lies in no module. NULL where the architecture is not known
+ * here or the system refuses executable pages. */
+static shk_task_fn make_jit_fn(void **page_out) {
+#if defined(__x86_64__) || defined(_M_X64)
+  static const unsigned char code[] = {0xB8, JIT_CODE & 0xFF, JIT_CODE >> 8, 0, 0, 0xC3}; /* mov eax, imm; ret */
+#elif defined(__aarch64__)
+  static const unsigned char code[] = {0x40, 0x9A, 0x80, 0x52, 0xC0, 0x03, 0x5F, 0xD6}; /* mov w0, #1234; ret */
+#else
+  static const unsigned char code[1] = {0};
+  (void)code;
+  *page_out = NULL;
+  return NULL;
+#endif
+#if defined(__x86_64__) || defined(_M_X64) || defined(__aarch64__)
+  void *page;
+#ifdef _WIN32
+  page = VirtualAlloc(NULL, 4096, MEM_COMMIT | MEM_RESERVE, PAGE_READWRITE);
+  if (!page) return NULL;
+  memcpy(page, code, sizeof code);
+  DWORD old;
+  if (!VirtualProtect(page, 4096, PAGE_EXECUTE_READ, &old)) return NULL;
+  FlushInstructionCache(GetCurrentProcess(), page, sizeof code);
+#else
+  page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (page == MAP_FAILED) return NULL;
+  memcpy(page, code, sizeof code);
+  if (mprotect(page, 4096, PROT_READ | PROT_EXEC) != 0) return NULL;
+  __builtin___clear_cache((char *)page, (char *)page + sizeof code);
+#endif
+  *page_out = page;
+  shk_task_fn fn;
+  memcpy(&fn, &page, sizeof fn);
+  return fn;
+#endif
+}
+
+static void free_jit_fn(void *page) {
+#ifdef _WIN32
+  VirtualFree(page, 0, MEM_RELEASE);
+#else
+  munmap(page, 4096);
+#endif
+}
+
+/* Every chunk ran the function (it returns JIT_CODE, so each "failed" with that code). */
+static int ran_everywhere(int rc, shk_task_results *r, size_t chunks) {
+  if (rc != SHK_ECHUNK || shk_task_results_count(r) != chunks) return 0;
+  for (size_t i = 0; i < chunks; i++) {
+    const shk_task_result *res = shk_task_results_get(r, i);
+    if (res->status != SHK_TASK_FAILED || res->code != JIT_CODE) return 0;
+  }
+  return 1;
+}
+
+/* Item 8 of issue 11: a function in no module runs where workers can reach it (POSIX: workers
+ * forked after it existed: a fresh call, a pool created after it) and is refused with
+ * SHK_EUNSUPPORTED where they cannot (an older pool's chunks; Windows, before any chunk). */
+CHILD_TEST(a_function_made_at_run_time_runs_where_workers_can_reach_it) {
+  (void)argc;
+  (void)argv;
+  shk_task_pool *older;
+  CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &older) == SHK_OK);
+  void *page = NULL;
+  shk_task_fn fn = make_jit_fn(&page);
+  if (!fn) {
+    fprintf(stderr, "no executable page here: skipped\n");
+    shk_task_pool_free(older);
+    return 0;
+  }
+  shk_task_options o = {0};
+  o.chunks = 4;
+  o.workers = 2;
+  shk_task_results *r = NULL;
+  int rc;
+  /* Threads always reach it. */
+  o.mode = SHK_TASK_THREADS;
+  rc = shk_task_run("abcd", 4, fn, &o, &r);
+  CHECK(ran_everywhere(rc, r, 4));
+  shk_task_results_free(r);
+  o.mode = SHK_TASK_PROCESSES;
+  rc = shk_task_run("abcd", 4, fn, &o, &r);
+#ifdef _WIN32
+  CHECK(rc == SHK_EUNSUPPORTED && r == NULL);
+  shk_task_pool *newer;
+  CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &newer) == SHK_OK);
+  CHECK(shk_task_pool_run(newer, "abcd", 4, fn, &o, &r) == SHK_EUNSUPPORTED && r == NULL);
+  shk_task_pool_free(newer);
+#else
+  CHECK(ran_everywhere(rc, r, 4));
+  shk_task_results_free(r);
+  shk_task_pool *newer;
+  CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &newer) == SHK_OK);
+  for (int call = 0; call < 3; call++) {
+    rc = shk_task_pool_run(newer, "abcd", 4, fn, &o, &r);
+    CHECK(ran_everywhere(rc, r, 4));
+    shk_task_results_free(r);
+  }
+  shk_task_pool_free(newer);
+  /* The older pool's workers were forked before the page existed. */
+  CHECK(shk_task_pool_run(older, "abcd", 4, fn, &o, &r) == SHK_ECHUNK);
+  for (size_t i = 0; i < 4; i++) {
+    const shk_task_result *res = shk_task_results_get(r, i);
+    CHECK(res->status == SHK_TASK_FAILED && res->code == SHK_EUNSUPPORTED);
+  }
+  shk_task_results_free(r);
+#endif
+  /* The older pool still serves functions it can reach. */
+  CHECK(run_and_check(older, (const unsigned char *)"abcd", 4, 4, NULL));
+  shk_task_pool_free(older);
+  free_jit_fn(page);
+  return 0;
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(a_function_made_at_run_time_runs_where_workers_can_reach_it),
     cmocka_unit_test(a_task_call_starts_with_no_os_error_recorded),
     cmocka_unit_test(workers_hold_none_of_the_callers_descriptors),
     cmocka_unit_test(a_worker_killed_while_idle_is_replaced_when_the_input_changes),
@@ -331,6 +451,7 @@ static const struct CMUnitTest tests[] = {
 
 #define CHILD(name) {#name, name##_child}
 static const shk_test_child children[] = {
+    CHILD(a_function_made_at_run_time_runs_where_workers_can_reach_it),
     CHILD(a_task_call_starts_with_no_os_error_recorded),
     CHILD(workers_hold_none_of_the_callers_descriptors),
     CHILD(a_worker_killed_while_idle_is_replaced_when_the_input_changes),

@@ -128,12 +128,21 @@ SHK_API int shk_task_out_write(shk_task_out *out, const void *bytes, size_t size
  * every chunk, empty or not.
  * In process mode this call starts fresh workers and reaps them before it returns (on POSIX the
  * forked workers see the input without a copy); use a pool for repeated calls.
+ * Functions that lie in no module (code made at run time: a libffi closure such as Python's
+ * ctypes and cffi make for callbacks, JIT code): threads and inline mode run them as any other.
+ * In process mode, POSIX workers forked after the function existed run it by address: every
+ * worker of this call, and of a pool created after it. A pool created before it cannot reach
+ * it: each chunk ends SHK_TASK_FAILED with code SHK_EUNSUPPORTED (the call returns SHK_ECHUNK).
+ * Where workers are started as executables (Windows) the call returns SHK_EUNSUPPORTED before
+ * any chunk runs, without results.
  * Returns SHK_OK when every chunk ended SHK_TASK_OK. Otherwise, with *results still set (free
  * it): SHK_ECRASHED (a chunk crashed), SHK_ETIMEDOUT, SHK_ECANCELED, SHK_ECHUNK (a function
  * returned an error), in that order of precedence. Without results (*results NULL): SHK_EINVAL
  * (NULL fn or results, NULL data with size > 0, NULL arg with arg_size > 0, size not a multiple
  * of item_size, a bad mode), SHK_ERANGE (chunks, workers or arg_size above the maximum),
- * SHK_ENOHOOK (Windows, see shk_worker_main), SHK_ENOMEM, SHK_ELIMIT, SHK_EOS. Nothing is left behind: no segment, process or handle.
+ * SHK_ENOHOOK (Windows, see shk_worker_main), SHK_EUNSUPPORTED (a function in no module that
+ * the workers cannot reach, see above), SHK_ENOMEM, SHK_ELIMIT, SHK_EOS. Nothing is left behind:
+ * no segment, process or handle.
  * Thread-safe (each call has its own workers). */
 SHK_API int shk_task_run(const void *data, size_t size, shk_task_fn fn,
                          const shk_task_options *opts, shk_task_results **results);

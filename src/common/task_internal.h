@@ -120,7 +120,10 @@ typedef struct shk__task_job {
   uint32_t input_kind;
   uint32_t borrowed;     /* the segment is the caller's (not the pool's staging segment) */
   uint32_t release;      /* workers unmap the caller's segment when the job ends */
-  uint32_t fn_inherited; /* every worker was forked after fn was located: fn_ptr is valid */
+  uint32_t fn_inherited; /* every worker was forked after fn existed: fn_ptr is valid */
+  uint32_t fn_by_address; /* fn lies in no module: workers run fn_ptr if its code is there */
+  uint32_t fn_code_size;  /* bytes of fn_code */
+  uint8_t fn_code[32];    /* the first bytes of fn's code, as the pool sees them */
   uint64_t input_addr;
   uint64_t input_offset; /* of the input inside its segment */
   uint64_t input_size;

@@ -195,6 +195,24 @@ unsigned shk_task_pool_workers(const shk_task_pool *pool) {
 
 /* ---- the job --------------------------------------------------------------------------- */
 
+/* A function in no module (a closure or JIT code made at run time): workers forked after it
+ * existed have it at the same address; the job carries its first bytes so that a worker can
+ * tell. Started executables never have it. */
+static int fn_by_address(shk_task_fn fn, shk__task_job *job) {
+  if (!shk__os_caps_get()->has_fork) return SHK_EUNSUPPORTED;
+  void *addr;
+  memcpy(&addr, &fn, sizeof addr);
+  size_t n = sizeof job->fn_code;
+  /* Fewer bytes where the code ends at a page end. */
+  size_t page = shk__os_caps_get()->page_size;
+  size_t left = page - (size_t)((uintptr_t)addr % page);
+  if (left < n) n = left;
+  if (shk__os_memory_peek(addr, job->fn_code, n) != SHK_OK) return SHK_EUNSUPPORTED;
+  job->fn_code_size = (uint32_t)n;
+  job->fn_by_address = 1;
+  return SHK_OK;
+}
+
 static int write_job(shk_task_pool *pool, const shk__task_call *call, uint32_t seq) {
   shk__task_ctl *ctl = pool->ctl;
   size_t count = call->chunks;
@@ -214,8 +232,9 @@ static int write_job(shk_task_pool *pool, const shk__task_call *call, uint32_t s
   job->fn_ptr = call->fn;
   /* The one-call form forks its workers after this point (and so does a replacement). */
   job->fn_inherited = pool->inherit_input;
-  if (pool->mode == SHK_TASK_PROCESSES) {
+  if (pool->mode == SHK_TASK_PROCESSES && !job->fn_inherited) {
     rc = shk__task_fn_locate(call->fn, &job->fn);
+    if (rc == SHK_ENOENT) rc = fn_by_address(call->fn, job);
     if (rc != SHK_OK) return rc;
   }
   for (size_t i = 0; i < count; i++) {

@@ -145,10 +145,31 @@ static const unsigned char *job_input(worker_state *w) {
   return (const unsigned char *)m->seg.addr + job->input_offset;
 }
 
+/* Stands in for a function made at run time that this worker cannot reach (it was started
+ * before the function existed): the chunk fails with SHK_EUNSUPPORTED. */
+static int unreachable_fn(const shk_task_chunk *chunk, shk_task_out *out) {
+  (void)chunk;
+  (void)out;
+  return SHK_EUNSUPPORTED;
+}
+
+/* A function in no module, at the pool's address, when the same code lies there here. */
+static shk_task_fn fn_here(const shk__task_job *job) {
+  unsigned char code[sizeof job->fn_code];
+  void *addr;
+  memcpy(&addr, &job->fn_ptr, sizeof addr);
+  size_t n = job->fn_code_size;
+  if (n == 0 || n > sizeof code || shk__os_memory_peek(addr, code, n) != SHK_OK ||
+      memcmp(code, job->fn_code, n) != 0)
+    return unreachable_fn;
+  return job->fn_ptr;
+}
+
 static shk_task_fn job_fn(worker_state *w) {
   /* A thread, or a process forked after the pool located the function, has it at this address;
    * any other worker resolves it by module and offset. */
   if (w->same_space || w->ctl->job.fn_inherited) return w->ctl->job.fn_ptr;
+  if (w->ctl->job.fn_by_address) return fn_here(&w->ctl->job);
   const shk__task_fn_id *id = &w->ctl->job.fn;
   if (w->fn && w->fn_id.base == id->base && w->fn_id.offset == id->offset &&
       strncmp(w->fn_id.module, id->module, sizeof id->module) == 0)
