@@ -117,10 +117,6 @@ typedef struct shk__os_exit {
   int code;
 } shk__os_exit;
 
-/* Starts this same executable again with argv[1..argc] = args. The child inherits stdout and
- * stderr. SHK_ENOMEM, SHK_EOS. */
-int shk__os_proc_spawn_self(const char *const *args, int argc, shk__os_proc *proc);
-
 /* Waits up to timeout_ms (negative: forever) for the process to end and reaps it; fills *how.
  * SHK_ETIMEDOUT leaves it running and waitable. */
 int shk__os_proc_wait(shk__os_proc *proc, int64_t timeout_ms, shk__os_exit *how);

@@ -1,6 +1,7 @@
 /* Pool workers as processes: a worker that died while its pool was idle is replaced by the next
  * call whatever that call hands the workers (a new input, a larger copy), a pool outlives the
- * thread that created it, and workers hold only their link and their segments. */
+ * thread that created it, workers hold only their link and their segments, a task call starts
+ * with no OS error recorded, and functions made at run time run where workers can reach them. */
 /* ctest: labels=unit;multiprocess timeout=300 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,21 +25,8 @@
 
 #define CHILD_TIMEOUT_MS 120000
 
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      return __LINE__;                                                         \
-    }                                                                          \
-  } while (0)
-
-#define CHILD_TEST(name)                                                     \
-  static int name##_child(int argc, char **argv);                            \
-  static void name(void **state) {                                           \
-    (void)state;                                                             \
-    shk_test_run_child_ok(#name, 0, NULL, CHILD_TIMEOUT_MS);                 \
-  }                                                                          \
-  static int name##_child(int argc, char **argv)
+#define CHECK(cond) SHK_CHECK(cond)
+#define CHILD_TEST(name) SHK_CHILD_TEST(name, CHILD_TIMEOUT_MS)
 
 /* Writes its process id and the sum of its chunk's bytes. */
 static int pid_sum_fn(const shk_task_chunk *c, shk_task_out *out) {
@@ -236,6 +224,14 @@ static int sees_end_of_file(intptr_t read_end) {
 #endif
 }
 
+static void close_end(intptr_t end) {
+#ifdef _WIN32
+  CloseHandle((HANDLE)end);
+#else
+  close((int)end);
+#endif
+}
+
 /* Defect 3: a pipe whose write end the caller closes sees end of file while a pool exists. */
 CHILD_TEST(workers_hold_none_of_the_callers_descriptors) {
   (void)argc;
@@ -283,18 +279,10 @@ CHILD_TEST(workers_hold_none_of_the_callers_descriptors) {
       CHECK(held == 0);
     }
     shk_task_results_free(res);
-#ifdef _WIN32
-    CloseHandle((HANDLE)ends[1]);
-#else
-    close((int)ends[1]);
-#endif
+    close_end(ends[1]);
     CHECK(sees_end_of_file(ends[0]));
     shk_task_pool_free(pool);
-#ifdef _WIN32
-    CloseHandle((HANDLE)ends[0]);
-#else
-    close((int)ends[0]);
-#endif
+    close_end(ends[0]);
   }
   return 0;
 }
@@ -449,7 +437,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_pool_created_by_a_thread_that_ended_still_serves),
 };
 
-#define CHILD(name) {#name, name##_child}
+#define CHILD(name) SHK_TEST_CHILD(name)
 static const shk_test_child children[] = {
     CHILD(a_function_made_at_run_time_runs_where_workers_can_reach_it),
     CHILD(a_task_call_starts_with_no_os_error_recorded),

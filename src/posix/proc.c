@@ -2,7 +2,6 @@
  * liveness; descriptors (dup, close, close all but some). */
 #include <sched.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,24 +40,6 @@ int shk__os_self_path(char *buf, size_t size) {
   buf[n] = '\0';
   return SHK_OK;
 #endif
-}
-
-int shk__os_proc_spawn_self(const char *const *args, int argc, shk__os_proc *proc) {
-  memset(proc, 0, sizeof *proc);
-  char path[4096];
-  int rc = shk__os_self_path(path, sizeof path);
-  if (rc != SHK_OK) return rc;
-  char **argv = calloc((size_t)argc + 2, sizeof *argv);
-  if (!argv) return SHK_ENOMEM;
-  argv[0] = path;
-  for (int i = 0; i < argc; i++) argv[i + 1] = (char *)args[i];
-  pid_t pid;
-  int err = posix_spawn(&pid, path, NULL, NULL, argv, environ);
-  free(argv);
-  if (err != 0) return posix_error(err);
-  proc->handle = pid;
-  proc->pid = (int)pid;
-  return SHK_OK;
 }
 
 void posix_decode_status(int status, shk__os_exit *how) {

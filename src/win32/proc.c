@@ -36,52 +36,6 @@ static size_t append_quoted(wchar_t *cmd, size_t at, size_t cap, const wchar_t *
   return at;
 }
 
-int shk__os_proc_spawn_self(const char *const *args, int argc, shk__os_proc *proc) {
-  memset(proc, 0, sizeof *proc);
-  enum { CMD_CHARS = 32768 };
-  wchar_t *cmd = malloc(CMD_CHARS * sizeof *cmd);
-  wchar_t *arg = malloc(CMD_CHARS * sizeof *arg);
-  wchar_t path[MAX_PATH * 2];
-  int rc = SHK_OK;
-  if (!cmd || !arg) {
-    rc = SHK_ENOMEM;
-    goto done;
-  }
-  DWORD n = GetModuleFileNameW(NULL, path, (DWORD)(sizeof path / sizeof path[0]));
-  if (n == 0) {
-    rc = win32_error(GetLastError());
-    goto done;
-  }
-  size_t at = append_quoted(cmd, 0, CMD_CHARS, path) ;
-  for (int i = 0; i < argc; i++) {
-    if (!win32_to_wide(args[i], arg, CMD_CHARS)) {
-      rc = SHK_EINVAL;
-      goto done;
-    }
-    at = append_quoted(cmd, at, CMD_CHARS, arg);
-  }
-  if (at + 2 >= CMD_CHARS) {
-    rc = SHK_ERANGE;
-    goto done;
-  }
-  STARTUPINFOW si;
-  PROCESS_INFORMATION pi;
-  memset(&si, 0, sizeof si);
-  si.cb = sizeof si;
-  if (!CreateProcessW(path, cmd + 1 /* skip the leading space */, NULL, NULL, FALSE, 0, NULL, NULL,
-                      &si, &pi)) {
-    rc = win32_error(GetLastError());
-    goto done;
-  }
-  CloseHandle(pi.hThread);
-  proc->handle = (intptr_t)pi.hProcess;
-  proc->pid = (int)pi.dwProcessId;
-done:
-  free(cmd);
-  free(arg);
-  return rc;
-}
-
 int shk__os_proc_wait(shk__os_proc *proc, int64_t timeout_ms, shk__os_exit *how) {
   if (!proc->handle) return SHK_EINVAL;
   DWORD ms = timeout_ms < 0 ? INFINITE : (timeout_ms >= (int64_t)INFINITE ? INFINITE - 1 : (DWORD)timeout_ms);
