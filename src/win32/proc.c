@@ -38,7 +38,9 @@ static size_t append_quoted(wchar_t *cmd, size_t at, size_t cap, const wchar_t *
 
 int shk__os_proc_wait(shk__os_proc *proc, int64_t timeout_ms, shk__os_exit *how) {
   if (!proc->handle) return SHK_EINVAL;
-  DWORD ms = timeout_ms < 0 ? INFINITE : (timeout_ms >= (int64_t)INFINITE ? INFINITE - 1 : (DWORD)timeout_ms);
+  DWORD ms = timeout_ms < 0 ? INFINITE
+                            : shk__ms_from_ns((uint64_t)SHK__MIN(timeout_ms, (int64_t)INFINITE) * 1000000u,
+                                              INFINITE - 1);
   DWORD w = WaitForSingleObject((HANDLE)proc->handle, ms);
   if (w == WAIT_TIMEOUT) return SHK_ETIMEDOUT;
   if (w != WAIT_OBJECT_0) return win32_error(GetLastError());

@@ -58,8 +58,7 @@ void shk__os_cond_signal(shk__os_cond *c) { WakeConditionVariable(CV(c)); }
 void shk__os_cond_broadcast(shk__os_cond *c) { WakeAllConditionVariable(CV(c)); }
 
 int shk__os_cond_timedwait(shk__os_cond *c, shk__os_mutex *m, uint64_t timeout_ns) {
-  uint64_t ms = (timeout_ns + 999999u) / 1000000u;
-  DWORD wait = ms >= INFINITE ? INFINITE - 1 : (DWORD)ms;
+  DWORD wait = shk__ms_from_ns(timeout_ns == UINT64_MAX ? timeout_ns - 1 : timeout_ns, INFINITE - 1);
   if (SleepConditionVariableSRW(CV(c), SRW(m), wait, 0)) return SHK_OK;
   DWORD err = GetLastError();
   return err == ERROR_TIMEOUT ? SHK_ETIMEDOUT : win32_error(err); /* a failed wait is no wake-up */
