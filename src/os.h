@@ -32,6 +32,7 @@ typedef struct shk__os_caps {
   size_t alloc_granularity;  /* the unit of address-space reservation (64 KiB on Windows) */
   unsigned cpu_count;        /* online CPUs, at least 1 */
   bool has_fork;             /* workers can be forked (POSIX) */
+  const char *exe_suffix;    /* what an executable's file name ends with: "" or ".exe" */
   bool handles_by_token;     /* a handle given over a channel is its token (Windows), not a message */
   bool has_memfd;            /* anonymous segments use memfd_create */
   bool has_write_watch;      /* GetWriteWatch on MEM_WRITE_WATCH memory (Windows) */
@@ -314,6 +315,9 @@ int shk__os_pid(void);
 
 /* Whether a process with this id exists now (a zombie counts as gone). */
 bool shk__os_pid_alive(int pid);
+
+/* Whether path names an executable file this process may start. */
+bool shk__os_file_is_executable(const char *path);
 
 /* The path of the running executable, written into buf (NUL-terminated). SHK_ERANGE if short. */
 int shk__os_self_path(char *buf, size_t size);

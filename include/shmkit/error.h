@@ -37,7 +37,8 @@ extern "C" {
   X(SHK_ENOHOOK, -21, "shk_worker_main() was not called at the top of main()")             \
   X(SHK_ERANGE, -22, "index or range out of bounds")                                       \
   X(SHK_EFAULT, -23, "bad address")                                                 \
-  X(SHK_ECHUNK, -24, "a chunk function returned an error")
+  X(SHK_ECHUNK, -24, "a chunk function returned an error")                                \
+  X(SHK_ENOSYM, -25, "the module exports no such symbol")
 
 /** The codes of SHK_ERROR_LIST as an enum: SHK_OK (0) and the negative SHK_E* values, each
  * described in the list above. Functions return them as int. */

@@ -160,6 +160,38 @@ SHK_API int shk_task_run(const void *data, size_t size, shk_task_fn fn,
  * SHK_ELIMIT or SHK_EOS; *out is NULL on failure. Free with shk_task_pool_free(). Thread-safe. */
 SHK_API int shk_task_pool_create(unsigned workers, shk_task_mode mode, shk_task_pool **out);
 
+/** Exports a chunk function from a plugin (a .so / .dll that worker hosts load). */
+#if defined(_WIN32)
+#define SHK_TASK_PLUGIN_EXPORT __declspec(dllexport)
+#else
+#define SHK_TASK_PLUGIN_EXPORT __attribute__((visibility("default")))
+#endif
+
+/** Marks a shared library as a chunk-task plugin: write `SHK_TASK_PLUGIN;` once at file scope in
+ * one of its sources (after including shmkit.h). It exports the major version of shmkit the
+ * plugin was built against, which the worker host checks before any chunk runs. */
+#define SHK_TASK_PLUGIN                                                        \
+  SHK_TASK_PLUGIN_EXPORT extern const unsigned shk_task_plugin_major;          \
+  SHK_TASK_PLUGIN_EXPORT const unsigned shk_task_plugin_major = SHK_VERSION_MAJOR
+
+/** Creates a process pool whose workers are clean processes of the worker host `shmkit-worker`
+ * (installed in bin/ with the library), each loading the plugin `module_path` (a path to a
+ * .so / .dll marked with SHK_TASK_PLUGIN) and running its exported chunk function
+ * `function_name` on every chunk: pass NULL as fn to shk_task_pool_run(). For code that does not
+ * own main() (a plugin inside a host program): no shk_worker_main() is needed, and the workers
+ * are started as executables on every system (exec, not fork: nothing of the caller's memory,
+ * threads or locks is inherited). Crash isolation, timeouts, per-chunk status and input read in
+ * place work as in any process pool; functions in no module do not apply.
+ * The host is the file named by the environment variable SHK_WORKER_HOST, else `shmkit-worker`
+ * next to the shmkit library (its folder, bin/ in it, or ../bin from it).
+ * Returns, before any chunk runs and leaving nothing behind: SHK_OK; SHK_EINVAL (NULL argument);
+ * SHK_ERANGE (workers above SHK_TASK_WORKERS_MAX); SHK_EUNSUPPORTED (no worker host found);
+ * SHK_ENOENT (the module cannot be loaded); SHK_ENOSYM (it does not export function_name);
+ * SHK_EVERSION (it is not marked as a plugin, or was built against another major version of
+ * shmkit); SHK_ENOMEM, SHK_ELIMIT, SHK_EOS. Thread-safe. */
+SHK_API int shk_task_pool_create_hosted(unsigned workers, const char *module_path,
+                                        const char *function_name, shk_task_pool **out);
+
 /** As shk_task_run(), on the pool's workers: opts->workers and opts->mode do not apply (they are
  * still checked: a bad mode gives SHK_EINVAL, workers above the maximum SHK_ERANGE), and chunks
  * default to the pool's number of workers. In process mode the input is copied once into a
@@ -169,6 +201,8 @@ SHK_API int shk_task_pool_create(unsigned workers, shk_task_mode mode, shk_task_
  * used or the pool is freed. A worker that crashed or was killed at a deadline is replaced, and so
  * is one that ended while the pool was idle (killed from outside, out of memory, or on Linux the
  * thread that created the pool or started the worker ended: forked workers die with that thread).
+ * A hosted pool (shk_task_pool_create_hosted) runs its plugin's function: fn must be NULL there
+ * (SHK_EINVAL otherwise), and must not be NULL for any other pool.
  * Returns the codes of shk_task_run() (SHK_EINVAL also for a NULL pool), or SHK_EBUSY: one call
  * at a time per pool, a concurrent call is refused. */
 SHK_API int shk_task_pool_run(shk_task_pool *pool, const void *data, size_t size, shk_task_fn fn,

@@ -72,6 +72,7 @@ typedef struct shk__task_boot {
   unsigned index;
   shk__os_channel link; /* the worker's end */
   shk__os_proc parent;  /* the pool's process, when started as an executable */
+  shk_task_fn fixed_fn; /* a worker host's plugin function: every job runs it */
   bool same_space;      /* a thread of the pool's process */
 } shk__task_boot;
 
@@ -85,8 +86,24 @@ void shk__task_link_close(shk__task_worker *w);
  * executable with a start-up record, served from shk_worker_main(). The pool's copy of the
  * worker's end is closed. SHK_ENOHOOK (no fork, and shk_worker_main() was not called in this
  * process), SHK_ENOMEM, SHK_ELIMIT, SHK_EOS. */
+/* A worker host and what it runs (shk_task_pool_create_hosted). */
+typedef struct shk__task_host {
+  char exe[1024];
+  char module[1024];
+  char function[256];
+} shk__task_host;
+
+/* Finds the worker host executable: SHK_WORKER_HOST, else next to the shmkit library.
+ * SHK_EUNSUPPORTED when there is none. */
+int shk__task_host_find(char *exe, size_t size);
+
 int shk__task_spawn(shk__task_worker *w, unsigned index, const shk__os_segment *arena,
-                    size_t ctl_size, size_t out_offset, size_t out_size);
+                    size_t ctl_size, size_t out_offset, size_t out_size,
+                    const shk__task_host *host);
+
+/* Worker side: records in the worker's slot why it cannot serve (a host's plugin could not be
+ * loaded), for the pool's start-up handshake. */
+void shk__task_worker_refuse(const shk__task_boot *boot, int code);
 
 /* Waits at most timeout_ns for a wake-up from any of the n workers or the end of any worker
  * process, and consumes the wake-ups; sets ended[i] for each worker process that ended.
@@ -147,6 +164,7 @@ typedef struct shk__task_slot {
   _Atomic uint64_t in_size;
   _Atomic uint64_t keep_id;          /* the staging segment's id: never drop it unmapped */
   _Atomic uint64_t have_borrowed;    /* written by the worker: the caller's segment it holds */
+  atomic_int start_error;            /* written by a worker that cannot serve: why (SHK_E*) */
 } shk__task_slot;
 
 typedef struct shk__task_chunk_rec {
@@ -254,6 +272,7 @@ struct shk_task_pool {
   bool inherit_input;
   bool one_shot;
   bool started;    /* a one-shot pool's workers, started by its only call */
+  shk__task_host *host; /* a hosted pool's worker host, else NULL */
   atomic_flag busy;
   uint32_t seq;
   shk__os_segment arena;   /* one reserved segment: the control part, then one output per worker

@@ -32,6 +32,7 @@ static int start_worker(shk_task_pool *pool, unsigned i) {
   atomic_store(&slot->in_id, 0);
   atomic_fetch_add(&slot->in_version, 1);
   atomic_store(&slot->have_borrowed, 0);
+  atomic_store(&slot->start_error, 0);
   pool->given[i] = 0;
   int rc = shk__task_link_open(w);
   if (rc != SHK_OK) return rc;
@@ -39,7 +40,7 @@ static int start_worker(shk_task_pool *pool, unsigned i) {
     rc = shk__task_spawn(w, i, &pool->arena, pool->ctl_seg.size,
                          (size_t)((unsigned char *)pool->outs[i].addr -
                                   (unsigned char *)pool->arena.addr),
-                         pool->outs[i].size);
+                         pool->outs[i].size, pool->host);
   } else {
     shk__task_boot *b = &pool->boots[i];
     memset(b, 0, sizeof *b);
@@ -95,7 +96,9 @@ static int await_ready(shk_task_pool *pool) {
       if (ended[i] && !atomic_load(&shk__ctl_slot(pool->ctl, i)->ready)) {
         shk__os_exit how;
         stop_worker(pool, i, false, &how);
-        return shk__os_caps_get()->has_fork ? SHK_ECRASHED : SHK_ENOHOOK;
+        int why = atomic_load(&shk__ctl_slot(pool->ctl, i)->start_error);
+        if (why < 0) return why; /* a worker host that could not load its plugin */
+        return shk__os_caps_get()->has_fork || pool->host ? SHK_ECRASHED : SHK_ENOHOOK;
       }
     }
   }
@@ -104,7 +107,7 @@ static int await_ready(shk_task_pool *pool) {
 /* Only a started executable can fail to reach the worker loop (a program without the hook); a
  * forked worker or a thread calls it directly and picks up jobs whenever it gets there. */
 static bool needs_handshake(const shk_task_pool *pool) {
-  return pool->mode == SHK_TASK_PROCESSES && !shk__os_caps_get()->has_fork;
+  return pool->mode == SHK_TASK_PROCESSES && (pool->host || !shk__os_caps_get()->has_fork);
 }
 
 static int commit_ctl(shk_task_pool *pool, size_t offset, size_t size, size_t *committed) {
@@ -127,27 +130,46 @@ void shk_task_pool_free(shk_task_pool *pool) {
   }
   shk__task_input_release(pool);
   shk__os_segment_close(&pool->arena);
+  free(pool->host);
   free(pool);
 }
 
-int shk__task_pool_create(unsigned workers, shk_task_mode mode, bool one_shot,
-                          shk_task_pool **out) {
-  if (!out) return SHK_EINVAL;
-  *out = NULL;
-  if (mode != SHK_TASK_PROCESSES && mode != SHK_TASK_THREADS && mode != SHK_TASK_INLINE)
+/* The pool's arena: reserved memory; a worker host, started as an executable, must be able to
+ * map it by handle, which a POSIX reservation (an anonymous mapping) has none of. */
+static int make_arena(shk_task_pool *pool, size_t size) {
+  int rc = shk__os_segment_reserve(size, &pool->arena);
+  if (rc != SHK_OK || !pool->host || pool->arena.handle > 0) return rc;
+  shk__os_segment_close(&pool->arena);
+  return shk__os_segment_create(NULL, size, &pool->arena); /* sparse: pages cost once touched */
+}
+
+static int pool_create(unsigned workers, shk_task_mode mode, bool one_shot,
+                       shk__task_host *host, shk_task_pool **out) {
+  if (!out) {
+    free(host);
     return SHK_EINVAL;
+  }
+  *out = NULL;
   if (workers == 0) workers = shk__task_default_workers();
-  if (workers > SHK_TASK_WORKERS_MAX) return SHK_ERANGE;
+  if ((mode != SHK_TASK_PROCESSES && mode != SHK_TASK_THREADS && mode != SHK_TASK_INLINE) ||
+      workers > SHK_TASK_WORKERS_MAX) {
+    free(host);
+    return workers > SHK_TASK_WORKERS_MAX ? SHK_ERANGE : SHK_EINVAL;
+  }
   if (mode == SHK_TASK_INLINE) workers = 1;
   shk_task_pool *pool = calloc(1, sizeof *pool);
-  if (!pool) return SHK_ENOMEM;
+  if (!pool) {
+    free(host);
+    return SHK_ENOMEM;
+  }
+  pool->host = host;
   pool->mode = mode;
   pool->workers = workers;
   pool->one_shot = one_shot;
   pool->inherit_input = one_shot && mode == SHK_TASK_PROCESSES && shk__os_caps_get()->has_fork;
   atomic_flag_clear(&pool->busy);
   size_t ctl_size = shk__round_up(SHK__CTL_SIZE, SHK__TASK_VIEW_ALIGN);
-  int rc = shk__os_segment_reserve(ctl_size + (size_t)workers * SHK_TASK_OUT_MAX, &pool->arena);
+  int rc = make_arena(pool, ctl_size + (size_t)workers * SHK_TASK_OUT_MAX);
   if (rc != SHK_OK) {
     shk_task_pool_free(pool);
     return rc;
@@ -184,9 +206,36 @@ int shk__task_pool_create(unsigned workers, shk_task_mode mode, bool one_shot,
   return SHK_OK;
 }
 
+int shk__task_pool_create(unsigned workers, shk_task_mode mode, bool one_shot,
+                          shk_task_pool **out) {
+  return pool_create(workers, mode, one_shot, NULL, out);
+}
+
 int shk_task_pool_create(unsigned workers, shk_task_mode mode, shk_task_pool **out) {
   shk__error_clear_os();
   return shk__task_pool_create(workers, mode, false, out);
+}
+
+int shk_task_pool_create_hosted(unsigned workers, const char *module_path,
+                                const char *function_name, shk_task_pool **out) {
+  shk__error_clear_os();
+  if (out) *out = NULL;
+  if (!out || !module_path || !function_name || !*module_path || !*function_name)
+    return SHK_EINVAL;
+  shk__task_host *host = calloc(1, sizeof *host);
+  if (!host) return SHK_ENOMEM;
+  if (strlen(module_path) >= sizeof host->module || strlen(function_name) >= sizeof host->function) {
+    free(host);
+    return SHK_ERANGE;
+  }
+  memcpy(host->module, module_path, strlen(module_path) + 1);
+  memcpy(host->function, function_name, strlen(function_name) + 1);
+  int rc = shk__task_host_find(host->exe, sizeof host->exe);
+  if (rc != SHK_OK) {
+    free(host);
+    return rc;
+  }
+  return pool_create(workers, SHK_TASK_PROCESSES, false, host, out);
 }
 
 unsigned shk_task_pool_workers(const shk_task_pool *pool) {
@@ -232,7 +281,7 @@ static int write_job(shk_task_pool *pool, const shk__task_call *call, uint32_t s
   job->fn_ptr = call->fn;
   /* The one-call form forks its workers after this point (and so does a replacement). */
   job->fn_inherited = pool->inherit_input;
-  if (pool->mode == SHK_TASK_PROCESSES && !job->fn_inherited) {
+  if (pool->mode == SHK_TASK_PROCESSES && !job->fn_inherited && !pool->host) {
     rc = shk__task_fn_locate(call->fn, &job->fn);
     if (rc == SHK_ENOENT) rc = fn_by_address(call->fn, job);
     if (rc != SHK_OK) return rc;
@@ -506,13 +555,24 @@ int shk__task_pool_run(shk_task_pool *pool, const shk__task_call *call, shk_task
   return rc;
 }
 
+/* Stands in for a hosted pool's function on the pool's side: never called (its workers run the
+ * plugin's), in threads nor inline (a hosted pool has process workers only). */
+static int hosted_fn(const shk_task_chunk *chunk, shk_task_out *out) {
+  (void)chunk;
+  (void)out;
+  return SHK_EUNSUPPORTED;
+}
+
 int shk_task_pool_run(shk_task_pool *pool, const void *data, size_t size, shk_task_fn fn,
                       const shk_task_options *opts, shk_task_results **results) {
   shk__error_clear_os();
   if (results) *results = NULL;
   if (!pool) return SHK_EINVAL;
+  /* A hosted pool runs its plugin's function, and only that. */
+  if (pool->host ? fn != NULL : fn == NULL) return SHK_EINVAL;
   shk__task_call call;
-  int rc = shk__task_call_init(&call, data, size, fn, opts, shk_task_pool_workers(pool));
+  int rc = shk__task_call_init(&call, data, size, pool->host ? hosted_fn : fn, opts,
+                               shk_task_pool_workers(pool));
   if (rc != SHK_OK || !results) return rc == SHK_OK ? SHK_EINVAL : rc;
   return shk__task_pool_run(pool, &call, results);
 }

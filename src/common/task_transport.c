@@ -55,18 +55,21 @@ static _Noreturn void serve_forked(const shk__task_worker *w, unsigned index,
 }
 
 /* The start-up record: "--shk-worker index arena ctl_size out_offset out_size link_a link_b
- * parent_pid", numbers in hex but the index and the pid. */
-enum { RECORD_ARGS = 9 };
+ * parent_pid module function", numbers in hex but the index and the pid; module and function
+ * "-" but for a worker host. */
+enum { RECORD_ARGS = 11 };
 
 static int start_executable(shk__task_worker *w, unsigned index, const shk__os_segment *arena,
-                            size_t ctl_size, size_t out_offset, size_t out_size) {
-  if (!atomic_load(&hook_called)) return SHK_ENOHOOK;
+                            size_t ctl_size, size_t out_offset, size_t out_size,
+                            const shk__task_host *host) {
+  /* This program again only when it called the hook; a worker host always does. */
+  if (!host && !atomic_load(&hook_called)) return SHK_ENOHOOK;
   intptr_t h[3] = {0, 0, 0};
   const intptr_t from[3] = {arena->handle, w->worker_end.a, w->worker_end.b};
   int rc = SHK_OK;
   for (int i = 0; i < 3 && rc == SHK_OK; i++) rc = shk__os_handle_dup(from[i], true, &h[i]);
   if (rc == SHK_OK) {
-    char text[RECORD_ARGS - 1][24];
+    char text[RECORD_ARGS - 3][24];
     snprintf(text[0], sizeof text[0], "%u", index);
     snprintf(text[1], sizeof text[1], "%llx", (unsigned long long)(uintptr_t)h[0]);
     snprintf(text[2], sizeof text[2], "%llx", (unsigned long long)ctl_size);
@@ -76,22 +79,25 @@ static int start_executable(shk__task_worker *w, unsigned index, const shk__os_s
     snprintf(text[6], sizeof text[6], "%llx", (unsigned long long)(uintptr_t)h[2]);
     snprintf(text[7], sizeof text[7], "%d", shk__os_pid());
     const char *args[RECORD_ARGS] = {WORKER_MARKER};
-    for (int i = 1; i < RECORD_ARGS; i++) args[i] = text[i - 1];
-    rc = shk__os_proc_start(NULL, args, RECORD_ARGS, h, 3, true, &w->proc);
+    for (int i = 1; i < RECORD_ARGS - 2; i++) args[i] = text[i - 1];
+    args[RECORD_ARGS - 2] = host ? host->module : "-";
+    args[RECORD_ARGS - 1] = host ? host->function : "-";
+    rc = shk__os_proc_start(host ? host->exe : NULL, args, RECORD_ARGS, h, 3, true, &w->proc);
   }
   for (int i = 0; i < 3; i++) shk__os_handle_close(h[i]);
   return rc;
 }
 
 int shk__task_spawn(shk__task_worker *w, unsigned index, const shk__os_segment *arena,
-                    size_t ctl_size, size_t out_offset, size_t out_size) {
+                    size_t ctl_size, size_t out_offset, size_t out_size,
+                    const shk__task_host *host) {
   int rc;
-  if (shk__os_caps_get()->has_fork) {
+  if (!host && shk__os_caps_get()->has_fork) {
     bool child = false;
     rc = shk__os_proc_fork(&w->worker_end.a, 1, &w->proc, &child);
     if (rc == SHK_OK && child) serve_forked(w, index, arena, ctl_size, out_offset, out_size);
   } else {
-    rc = start_executable(w, index, arena, ctl_size, out_offset, out_size);
+    rc = start_executable(w, index, arena, ctl_size, out_offset, out_size, host);
   }
   if (rc == SHK_OK) shk__os_channel_close(&w->worker_end);
   return rc;
@@ -102,6 +108,21 @@ static bool parse_hex(const char *s, uint64_t *v) {
   unsigned long long x = strtoull(s, &end, 16);
   *v = (uint64_t)x;
   return *s && *end == '\0';
+}
+
+/* A worker host's plugin function: the module loaded by path, marked as a plugin of this major
+ * version, exporting the function. SHK_ENOENT, SHK_EVERSION, SHK_ENOSYM. */
+static int load_plugin(const char *module, const char *function, shk_task_fn *fn) {
+  shk__os_library *lib = NULL;
+  if (shk__os_library_open(module, false, &lib) != SHK_OK) return SHK_ENOENT;
+  shk__os_function major = shk__os_library_function(lib, "shk_task_plugin_major");
+  unsigned value = 0;
+  if (major) memcpy(&value, (const void *)(uintptr_t)major, sizeof value); /* data, not code */
+  if (!major || value != SHK_VERSION_MAJOR) return SHK_EVERSION;
+  shk__os_function found = shk__os_library_function(lib, function);
+  if (!found) return SHK_ENOSYM;
+  memcpy(fn, &found, sizeof *fn);
+  return SHK_OK; /* the library stays loaded for the worker's life */
 }
 
 /* Maps what the start-up record names and serves; returns on a malformed record. */
@@ -125,6 +146,14 @@ static void serve_from_record(int argc, char **argv) {
   boot.link.a = (intptr_t)v[4];
   boot.link.b = (intptr_t)v[5];
   if (shk__os_proc_open((int)parent_pid, &boot.parent) != SHK_OK) return;
+  const char *module = argv[10], *function = argv[11];
+  if (strcmp(module, "-") != 0) {
+    int rc = load_plugin(module, function, &boot.fixed_fn);
+    if (rc != SHK_OK) {
+      shk__task_worker_refuse(&boot, rc);
+      return;
+    }
+  }
   shk__task_worker_serve(&boot);
 }
 
@@ -135,6 +164,42 @@ int shk_worker_main(int argc, char **argv) {
   fflush(stdout);
   fflush(stderr);
   shk__os_exit_now(0); /* a malformed record too: the pool sees a worker that never started */
+}
+
+/* The directory part of path, in place ("" when there is none). */
+static void cut_to_directory(char *path) {
+  char *slash = NULL;
+  for (char *c = path; *c; c++)
+    if (*c == '/' || *c == '\\') slash = c;
+  if (slash) *slash = '\0';
+  else path[0] = '\0';
+}
+
+int shk__task_host_find(char *exe, size_t size) {
+  const char *env = getenv("SHK_WORKER_HOST");
+  if (env && *env) {
+    if (strlen(env) >= size || !shk__os_file_is_executable(env)) return SHK_EUNSUPPORTED;
+    memcpy(exe, env, strlen(env) + 1);
+    return SHK_OK;
+  }
+  /* Next to the library: this very function lies in it (or in the program, statically). */
+  shk__os_module mod;
+  char dir[1024];
+  int (*self)(char *, size_t) = shk__task_host_find;
+  void *addr;
+  memcpy(&addr, &self, sizeof addr);
+  if (shk__os_module_of(addr, &mod) != SHK_OK) return SHK_EUNSUPPORTED;
+  if (strcmp(mod.path, "/proc/self/exe") == 0 && shk__os_self_path(mod.path, sizeof mod.path) != SHK_OK)
+    return SHK_EUNSUPPORTED;
+  memcpy(dir, mod.path, sizeof dir);
+  cut_to_directory(dir);
+  static const char *const places[] = {"%s/shmkit-worker%s", "%s/bin/shmkit-worker%s",
+                                       "%s/../bin/shmkit-worker%s"};
+  for (size_t i = 0; i < sizeof places / sizeof places[0]; i++) {
+    int n = snprintf(exe, size, places[i], dir[0] ? dir : ".", shk__os_caps_get()->exe_suffix);
+    if (n > 0 && (size_t)n < size && shk__os_file_is_executable(exe)) return SHK_OK;
+  }
+  return SHK_EUNSUPPORTED;
 }
 
 /* ---- waiting and reaping --------------------------------------------------------------- */

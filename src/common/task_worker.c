@@ -30,6 +30,7 @@ typedef struct worker_state {
   shk__task_fn_id fn_id;
   shk_task_fn fn;
   shk__os_library *fn_library; /* the module loaded by path to find fn, if any */
+  shk_task_fn fixed_fn;        /* a worker host's plugin function */
 } worker_state;
 
 static void notify_parent(shk__task_ctl *ctl, const shk__os_channel *link) {
@@ -168,6 +169,7 @@ static shk_task_fn fn_here(const shk__task_job *job) {
 static shk_task_fn job_fn(worker_state *w) {
   /* A thread, or a process forked after the pool located the function, has it at this address;
    * any other worker resolves it by module and offset. */
+  if (w->fixed_fn) return w->fixed_fn;
   if (w->same_space || w->ctl->job.fn_inherited) return w->ctl->job.fn_ptr;
   if (w->ctl->job.fn_by_address) return fn_here(&w->ctl->job);
   const shk__task_fn_id *id = &w->ctl->job.fn;
@@ -258,6 +260,7 @@ void shk__task_worker_serve(const shk__task_boot *boot) {
   w.boot = boot;
   w.link = &boot->link;
   w.same_space = boot->same_space;
+  w.fixed_fn = boot->fixed_fn;
   w.out_seg = boot->out;
   w.out.seg = &w.out_seg;
   atomic_store(&w.slot->ready, 1);
@@ -271,4 +274,14 @@ void shk__task_worker_serve(const shk__task_boot *boot) {
   drop_input(&w, &w.kept);
   drop_input(&w, &w.borrowed);
   shk__os_library_close(w.fn_library);
+}
+
+void shk__task_worker_refuse(const shk__task_boot *boot, int code) {
+  shk__task_ctl *ctl = boot->ctl.addr;
+  if (!ctl || boot->ctl.size < SHK__CTL_TABLE_OFF || ctl->magic != SHK__TASK_MAGIC ||
+      ctl->version != SHK__TASK_VERSION || boot->index >= ctl->workers ||
+      boot->index >= SHK_TASK_WORKERS_MAX)
+    return;
+  atomic_store(&shk__ctl_slot(ctl, boot->index)->start_error, code);
+  notify_parent(ctl, &boot->link);
 }

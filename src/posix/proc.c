@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -302,4 +303,9 @@ int shk__os_handle_dup(intptr_t handle, bool inheritable, intptr_t *out) {
 
 void shk__os_handle_close(intptr_t handle) {
   if (handle > 0) close((int)handle);
+}
+
+bool shk__os_file_is_executable(const char *path) {
+  struct stat st;
+  return path && stat(path, &st) == 0 && S_ISREG(st.st_mode) && access(path, X_OK) == 0;
 }

@@ -215,3 +215,10 @@ int shk__os_handle_dup(intptr_t handle, bool inheritable, intptr_t *out) {
 void shk__os_handle_close(intptr_t handle) {
   if (handle > 0) CloseHandle((HANDLE)handle);
 }
+
+bool shk__os_file_is_executable(const char *path) {
+  wchar_t wide[MAX_PATH * 2];
+  if (!path || !win32_to_wide(path, wide, (int)(sizeof wide / sizeof wide[0]))) return false;
+  DWORD attrs = GetFileAttributesW(wide);
+  return attrs != INVALID_FILE_ATTRIBUTES && !(attrs & FILE_ATTRIBUTE_DIRECTORY);
+}
