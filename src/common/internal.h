@@ -52,9 +52,30 @@
 #define SHK__PREFETCH(p) ((void)(p))
 #endif
 
+/* A wait of timeout_ns in whole milliseconds for a system call that counts in them: rounded up
+ * (a short wait never becomes a busy one), at most `cap` (the call's "forever" stays out of
+ * reach); UINT64_MAX gives `forever`. Both backends use it. */
+static inline uint32_t shk__ms_from_ns_capped(uint64_t ns, uint32_t cap, uint32_t forever) {
+  if (ns == UINT64_MAX) return forever;
+  uint64_t ms = ns / 1000000u + (ns % 1000000u != 0);
+  return ms > cap ? cap : (uint32_t)ms;
+}
+#define shk__ms_from_ns(ns, cap) shk__ms_from_ns_capped((ns), (cap), 0xFFFFFFFFu)
+
+/* The rule for a size the system refused while making a segment or mapping: whatever the
+ * system called it (no memory, invalid argument, another failure), the caller learns SHK_ESIZE;
+ * the raw code stays recorded. Other codes (SHK_EACCES, SHK_EEXIST, ...) pass unchanged. */
+static inline int shk__error_as_size(int code) {
+  return code == SHK_ENOMEM || code == SHK_EINVAL || code == SHK_EOS ? SHK_ESIZE : code;
+}
+
 /* Records the raw OS error behind the SHK_E* code about to be returned (thread-local), and
  * returns that code, so a backend can write `return shk__error_record_os(code, errno)`. */
 int shk__error_record_os(int code, int raw);
+
+/* Forgets the recorded raw OS error (this thread): entry points that promise shk_last_os_error()
+ * describes nothing older than themselves call it first. */
+void shk__error_clear_os(void);
 
 /* Runs init() exactly once across all threads; later callers wait until it has finished.
  * A zero-initialised shk__once is ready to use (static storage needs no set-up). */

@@ -30,3 +30,13 @@ int shk__os_protect(void *addr, size_t size, shk__os_prot prot) {
   }
   return SHK_OK;
 }
+
+int shk__os_memory_peek(const void *addr, void *buf, size_t n) {
+  if (n == 0) return SHK_OK;
+  SIZE_T got = 0;
+  if (ReadProcessMemory(GetCurrentProcess(), addr, buf, n, &got) && got == n) return SHK_OK;
+  DWORD err = GetLastError();
+  if (err == ERROR_PARTIAL_COPY || err == ERROR_NOACCESS || err == ERROR_INVALID_ADDRESS)
+    return shk__error_record_os(SHK_EFAULT, (int)err);
+  return win32_error(err);
+}
