@@ -187,10 +187,15 @@ void shk__os_yield(void);
 
 /* ---- memory (memory.c) ------------------------------------------------------------------- */
 
+/* Page access, as flags. SHK__OS_PROT_COPY marks Windows copy-on-write pages (PAGE_WRITECOPY,
+ * PAGE_EXECUTE_WRITECOPY), which are writable; POSIX never reports it and ignores it. */
 typedef enum shk__os_prot {
   SHK__OS_PROT_NONE = 0,
   SHK__OS_PROT_READ = 1,
-  SHK__OS_PROT_READ_WRITE = 3
+  SHK__OS_PROT_WRITE = 2,
+  SHK__OS_PROT_READ_WRITE = 3,
+  SHK__OS_PROT_EXEC = 4,
+  SHK__OS_PROT_COPY = 8
 } shk__os_prot;
 
 /* Allocates whole, zeroed pages (mmap / VirtualAlloc). write_watch asks Windows to track writes
@@ -198,23 +203,38 @@ typedef enum shk__os_prot {
 int shk__os_pages_alloc(size_t size, bool write_watch, void **out);
 void shk__os_pages_free(void *addr, size_t size);
 
-/* Changes the protection of whole pages; addr must be page-aligned. Async-signal-safe on POSIX. SHK_ENOMEM when the kernel
- * cannot split more memory areas, SHK_EINVAL, SHK_EOS. */
-int shk__os_protect(void *addr, size_t size, shk__os_prot prot);
+/* Changes the protection of whole pages to `prot` (a combination of the flags above, as
+ * shk__os_prot_query() reports them); addr must be page-aligned. Async-signal-safe on POSIX.
+ * SHK_ENOMEM when the kernel cannot split more memory areas, SHK_EINVAL, SHK_EOS. */
+int shk__os_protect(void *addr, size_t size, int prot);
+
+/* What the pages of [addr, addr+size) (whole pages, addr page-aligned) allow now: *prot
+ * receives the flags every page has (their intersection), *uniform whether all pages have the
+ * same. SHK_EFAULT when part of the range is not mapped (reserved-only counts as not mapped on
+ * Windows); SHK_EUNSUPPORTED where the system cannot tell (then the range is assumed mapped
+ * read-write by callers that must go on). Async-signal-safe on POSIX (open/ioctl/read only;
+ * Linux: PROCMAP_QUERY, or /proc/self/maps read in fixed buffers); Windows: VirtualQuery. Not
+ * cached: the answer is the kernel's at the time of the call. */
+int shk__os_prot_query(void *addr, size_t size, int *prot, bool *uniform);
 
 /* ---- write faults and dirty-page sources (fault.c, uffd.c, writewatch.c) ----------------- */
 
 /* What the OS tells about a memory fault. */
 typedef struct shk__os_fault {
-  uintptr_t addr; /* the faulting data address */
-  uintptr_t ip;   /* the faulting instruction, 0 when unknown */
-  bool write;     /* true when the access was (or may have been) a write */
+  uintptr_t addr;  /* the faulting data address */
+  uintptr_t ip;    /* the faulting instruction, 0 when unknown */
+  bool write;      /* true when the access was (or may have been) a write; false: surely not
+                      (a read, an instruction fetch) */
+  bool write_known; /* the OS said which access it was (x86-64 Linux error code, Windows
+                      exception information); false: `write` is only a guess */
 } shk__os_fault;
 
 /* Called from the fault handler (a signal handler on POSIX, a vectored exception handler on
- * Windows) on the faulting thread. Must be async-signal-safe. Returns true when the fault was on
- * a page the watcher protected and the page is writable again (the instruction is retried);
- * false sends the fault on to the previous handler or the default action. */
+ * Windows) on the faulting thread, only for faults that can be protection faults (POSIX: SIGSEGV
+ * with SEGV_ACCERR on Linux; never an unmapped address). Must be async-signal-safe. Returns true
+ * only when retrying the instruction will not fault the same way again: the page is one the
+ * watcher protected and is writable now; false sends the fault on to the previous handler or the
+ * default action. */
 typedef bool (*shk__os_fault_fn)(const shk__os_fault *fault);
 
 /* Installs the process-wide write-fault hook calling fn, chained in front of whatever handlers

@@ -46,6 +46,10 @@ void shk_watch_pages_free(void *addr, size_t size) {
   shk__os_pages_free(addr, shk__round_up(size, shk__os_caps_get()->page_size));
 }
 
+bool shk__watch_region_writable(const shk__watch_region *r) {
+  return r->prot_uniform && (r->prot & SHK__OS_PROT_READ_WRITE) == SHK__OS_PROT_READ_WRITE;
+}
+
 static bool on_worker(shk_watcher *w) {
   return atomic_load(&w->worker_tid) == shk__os_thread_id();
 }
@@ -155,6 +159,33 @@ void shk_watch_free(shk_watcher *w) {
   free(w);
 }
 
+/* What the region's pages allow (lock held, the region not yet in the array). A page shared
+ * with a neighbour that a protection backend watches is read-only now because of us: it is
+ * taken to allow what the neighbour recorded, and only the other pages are asked about. */
+static int settle_prot(shk_watcher *w, shk__watch_region *r, size_t at) {
+  const shk__watch_region *prev = at > 0 ? w->regions[at - 1] : NULL;
+  const shk__watch_region *next = at < w->count ? w->regions[at] : NULL;
+  if (prev && (prev->page_end <= r->page_start || !prev->ops->rearm)) prev = NULL;
+  if (next && (next->page_start >= r->page_end || !next->ops->rearm)) next = NULL;
+  if (!prev && !next) return SHK_OK; /* the answer shk_watch_add() got stands */
+  uintptr_t start = r->page_start + (prev ? w->page_size : 0);
+  uintptr_t end = r->page_end - (next && r->page_end - w->page_size >= start ? w->page_size : 0);
+  int prot = (prev ? prev : next)->prot;
+  bool uniform = (prev ? prev : next)->prot_uniform;
+  if (prev && next && (next->prot != prot || !next->prot_uniform)) uniform = false;
+  if (end > start) {
+    int own = 0;
+    bool own_uniform = true;
+    int rc = shk__os_prot_query((void *)start, end - start, &own, &own_uniform);
+    if (rc == SHK_EFAULT) return rc;
+    if (rc == SHK_OK && (own != prot || !own_uniform)) uniform = false;
+    if (rc == SHK_OK) prot &= own;
+  }
+  r->prot = prot;
+  r->prot_uniform = uniform;
+  return SHK_OK;
+}
+
 /* The backends to try for a new region, best first. */
 static size_t candidates(shk_watcher *w, const shk__watch_region *r, size_t at,
                          shk_watch_backend out[4]) {
@@ -231,6 +262,17 @@ int shk_watch_add(shk_watcher *w, void *addr, size_t size, const char *name, uin
     return SHK_ENOMEM;
   }
   strcpy(r->name, name ? name : "");
+  /* The memory must be mapped and readable (the copy below reads it); what else it allows
+   * decides which backends may take it. Where the system cannot tell, read-write is assumed. */
+  int qrc = shk__os_prot_query((void *)r->page_start, r->page_end - r->page_start, &r->prot,
+                               &r->prot_uniform);
+  if (qrc == SHK_EUNSUPPORTED) {
+    r->prot = SHK__OS_PROT_READ_WRITE;
+    r->prot_uniform = true;
+  } else if (qrc != SHK_OK || !(r->prot & SHK__OS_PROT_READ)) {
+    region_free(r);
+    return qrc != SHK_OK ? qrc : SHK_EACCES;
+  }
 
   shk__os_mutex_lock(&w->lock);
   size_t at = shk__watch_first_region(w, a);
@@ -246,6 +288,7 @@ int shk_watch_add(shk_watcher *w, void *addr, size_t size, const char *name, uin
       rc = SHK_ENOMEM;
     }
   }
+  if (rc == SHK_OK && !shk__watch_region_writable(r)) rc = settle_prot(w, r, at);
   if (rc == SHK_OK) rc = attach(w, r, at);
   if (rc != SHK_OK) {
     shk__os_mutex_unlock(&w->lock);
@@ -315,7 +358,7 @@ int shk_watch_stats_get(shk_watcher *w, shk_watch_stats *stats) {
   size_t stored = shk__watch_store_bytes(&w->store, &store_overhead);
   shk__os_mutex_lock(&w->lock);
   size_t mem = sizeof *w + sizeof *w->sink +
-               shk__watch_ring_capacity(&w->sink->ring) * sizeof(shk__watch_slot) +
+               (w->sink->ring.mask + 1) * sizeof(shk__watch_slot) +
                w->cap * sizeof *w->regions + w->batch_cap * sizeof *w->batch + w->arena_cap +
                stored + store_overhead;
   for (size_t i = 0; i < w->count; i++) {

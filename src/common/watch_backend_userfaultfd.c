@@ -18,7 +18,7 @@ static void reader_main(void *arg) {
     atomic_fetch_add_explicit(&sink->faults, 1, memory_order_relaxed);
     if (!shk__watch_ring_push(&sink->ring, &rec)) {
       atomic_fetch_add_explicit(&sink->dropped, 1, memory_order_relaxed);
-      atomic_store(&sink->overflow, 1);
+      shk__watch_sink_overflow(sink, rec.time_ns);
     }
     /* Recorded first, then the writer is let go: the worker cannot miss its write. */
     uintptr_t page = addr & ~(uintptr_t)(w->page_size - 1);
@@ -54,6 +54,8 @@ void shk__watch_uffd_shutdown(shk_watcher *w) {
 }
 
 static int attach(shk_watcher *w, shk__watch_region *r) {
+  /* Write-protect on memory that cannot be written would watch nothing. */
+  if (!shk__watch_region_writable(r)) return SHK_EACCES;
   if (!w->uffd) {
     int rc = open_uffd(w);
     if (rc != SHK_OK) return rc;
@@ -95,7 +97,8 @@ static void collect(shk_watcher *w, uint64_t now, bool force) {
   }
 }
 
-static int rearm(shk_watcher *w, uintptr_t addr, size_t size) {
+static int rearm(shk_watcher *w, uintptr_t addr, size_t size, int prot) {
+  (void)prot; /* write-protect leaves the page's own protection alone */
   return shk__os_uffd_protect(w->uffd, (void *)addr, size, true);
 }
 

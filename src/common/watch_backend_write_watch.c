@@ -12,6 +12,7 @@ static void reset(void *addr, size_t size) {
 
 static int attach(shk_watcher *w, shk__watch_region *r) {
   size_t size = r->page_end - r->page_start;
+  if (!shk__watch_region_writable(r)) return SHK_EACCES;
   if (!shk__os_write_watch_covers((void *)r->page_start, size)) {
     int rc = shk__watch_backend_mprotect.attach(w, r);
     if (rc == SHK_OK) r->ops = &shk__watch_backend_mprotect;

@@ -10,6 +10,7 @@
 typedef struct span {
   uintptr_t start, end; /* whole pages */
   shk__watch_sink *sink;
+  int prot;             /* what the pages allowed before: the fault path opens them to it */
 } span;
 
 typedef struct table {
@@ -17,23 +18,25 @@ typedef struct table {
   span spans[]; /* sorted by (start, end) */
 } table;
 
-/* Spans withdrawn lately. A thread may fault on a page just before its span is withdrawn and
- * reach the table just after: it is sent back to retry (the page is writable by then) instead
- * of being treated as a crash. Entries expire after GRACE_NS. */
-#define GRACE_SLOTS 64
-#define GRACE_NS 200000000u
-typedef struct grace {
-  atomic_uintptr_t start, end;
-  atomic_uint_least64_t time_ns;
-} grace;
+/* The last fault each thread had resolved: a thread claims a slot by its id (never given back:
+ * ids are few and a reused id only inherits a record that cannot match anything live). A fault
+ * equal to the thread's last one, with no protection changed since (same generation), was not
+ * cured by what was done the first time: it is passed on instead of looping. */
+#define GUARD_SLOTS 1024
+typedef struct guard {
+  atomic_uint_least64_t tid;
+  atomic_uintptr_t addr, ip;
+  atomic_uint_least64_t gen;
+} guard;
 
 static shk__once table_once;
 static shk__os_mutex table_lock; /* writers only */
 static _Atomic(table *) current;
 static table *spare; /* the table replaced last, kept for reuse (writers only) */
 static atomic_uint readers;
-static grace graces[GRACE_SLOTS];
-static unsigned grace_next;
+static guard guards[GUARD_SLOTS];
+static atomic_uint_least64_t prot_gen; /* changes before any page is protected (again) */
+static size_t fault_page_size;         /* set before the hook is installed */
 static int hook_users;
 static size_t areas_budget, areas_used;
 static bool areas_known;
@@ -68,6 +71,7 @@ static bool before(const span *a, uintptr_t start, uintptr_t end) {
 /* Replaces the table; once no fault handler is inside the old one, keeps it for reuse, so that
  * adding thousands of regions does not map and fault in a fresh array each time. */
 static void publish(table *next) {
+  shk__watch_protection_changed();
   table *old = atomic_exchange(&current, next);
   while (atomic_load(&readers) != 0) shk__os_yield();
   if (old && (!spare || old->cap > spare->cap)) {
@@ -102,7 +106,7 @@ static size_t position(const table *t, uintptr_t start, uintptr_t end) {
   return lo;
 }
 
-int shk__watch_table_add(shk__watch_sink *sink, uintptr_t start, uintptr_t end) {
+int shk__watch_table_add(shk__watch_sink *sink, uintptr_t start, uintptr_t end, int prot) {
   lock();
   table *t = atomic_load(&current);
   size_t n = t ? t->count : 0;
@@ -121,7 +125,7 @@ int shk__watch_table_add(shk__watch_sink *sink, uintptr_t start, uintptr_t end) 
   }
   size_t at = position(t, start, end);
   if (at) memcpy(next->spans, t->spans, at * sizeof(span));
-  next->spans[at] = (span){start, end, sink};
+  next->spans[at] = (span){start, end, sink, prot};
   if (n > at) memcpy(next->spans + at + 1, t->spans + at, (n - at) * sizeof(span));
   next->count = n + 1;
   publish(next);
@@ -141,11 +145,6 @@ void shk__watch_table_remove(shk__watch_sink *sink, uintptr_t start, uintptr_t e
     }
   }
   if (at < n) {
-    grace *g = &graces[grace_next++ % GRACE_SLOTS];
-    atomic_store(&g->time_ns, 0);
-    atomic_store(&g->start, start);
-    atomic_store(&g->end, end);
-    atomic_store(&g->time_ns, shk__os_now_ns());
     table *next = n > 1 ? table_for(n - 1) : NULL;
     if (next) {
       memcpy(next->spans, t->spans, at * sizeof(span));
@@ -165,40 +164,94 @@ void shk__watch_table_remove(shk__watch_sink *sink, uintptr_t start, uintptr_t e
   unlock();
 }
 
-static bool in_grace(uintptr_t addr) {
-  uint64_t now = shk__os_now_ns();
-  for (size_t i = 0; i < GRACE_SLOTS; i++) {
-    uint64_t t = atomic_load_explicit(&graces[i].time_ns, memory_order_acquire);
-    if (t == 0 || now - t > GRACE_NS) continue;
-    if (addr >= atomic_load(&graces[i].start) && addr < atomic_load(&graces[i].end)) return true;
+void shk__watch_protection_changed(void) { atomic_fetch_add(&prot_gen, 1); }
+
+void shk__watch_sink_overflow(shk__watch_sink *sink, uint64_t now) {
+  uint_least64_t none = 0;
+  atomic_compare_exchange_strong(&sink->overflow_ns, &none, now ? now : 1);
+  atomic_store(&sink->overflow, 1);
+}
+
+/* This thread's guard slot, claimed on first use; NULL when every slot is taken (then faults are
+ * resolved without the guard, as before it existed). */
+static guard *guard_of(uint64_t tid) {
+  for (size_t i = 0; i < GUARD_SLOTS; i++) {
+    guard *g = &guards[(tid + i) % GUARD_SLOTS];
+    uint_least64_t owner = atomic_load_explicit(&g->tid, memory_order_relaxed);
+    if (owner == tid) return g;
+    if (owner == 0 && atomic_compare_exchange_strong(&g->tid, &owner, tid)) return g;
+    if (owner == tid) return g;
   }
-  return false;
+  return NULL;
+}
+
+static bool repeated(const guard *g, const shk__os_fault *fault, uint64_t gen) {
+  return g && atomic_load_explicit(&g->gen, memory_order_relaxed) == gen &&
+         atomic_load_explicit(&g->addr, memory_order_relaxed) == fault->addr &&
+         atomic_load_explicit(&g->ip, memory_order_relaxed) == fault->ip;
+}
+
+static void remember(guard *g, const shk__os_fault *fault, uint64_t gen) {
+  if (!g) return;
+  atomic_store_explicit(&g->addr, fault->addr, memory_order_relaxed);
+  atomic_store_explicit(&g->ip, fault->ip, memory_order_relaxed);
+  atomic_store_explicit(&g->gen, gen, memory_order_relaxed);
+}
+
+/* Whether the page of addr is writable now (another thread unwatched it while this fault was
+ * on its way to the handler). Rare: only faults outside every span get here. */
+static bool writable_now(uintptr_t addr) {
+  int prot = 0;
+  bool uniform = true;
+  uintptr_t page = addr & ~(uintptr_t)(fault_page_size - 1);
+  return shk__os_prot_query((void *)page, fault_page_size, &prot, &uniform) == SHK_OK &&
+         (prot & SHK__OS_PROT_WRITE);
+}
+
+/* Opens the page of a span, or the whole span when the kernel cannot split one more area. */
+static bool open_page(const span *s, uintptr_t addr) {
+  shk__watch_sink *sink = s->sink;
+  uintptr_t page = addr & ~(uintptr_t)(sink->page_size - 1);
+  if (shk__os_protect((void *)page, sink->page_size, s->prot) == SHK_OK) return true;
+  if (shk__os_protect((void *)s->start, s->end - s->start, s->prot) != SHK_OK) return false;
+  shk__watch_sink_overflow(sink, shk__os_now_ns());
+  return true;
 }
 
 bool shk__watch_on_fault(const shk__os_fault *fault) {
+  if (!fault->write) return false; /* a read or an instruction fetch: never ours to resolve */
+  uint64_t tid = shk__os_thread_id();
+  uint64_t gen = atomic_load(&prot_gen);
+  guard *g = guard_of(tid);
+  bool again = repeated(g, fault, gen);
   atomic_fetch_add(&readers, 1);
   const table *t = atomic_load(&current);
   const span *s = t ? find(t, fault->addr) : NULL;
   if (!s) {
+    /* Not ours now. Retried only when the page is writable by now, and not twice: a write
+     * fault on a writable page that comes back unchanged is not one retrying can cure. */
     atomic_fetch_sub(&readers, 1);
-    return in_grace(fault->addr);
+    bool retry = !again && writable_now(fault->addr);
+    if (retry) remember(g, fault, gen);
+    return retry;
+  }
+  /* Ours. Where the OS does not say which access faulted, the same fault again on a page that
+   * is already open (an instruction fetch, say) is not one opening can cure. */
+  if (again && !fault->write_known && writable_now(fault->addr)) {
+    atomic_fetch_sub(&readers, 1);
+    return false;
   }
   shk__watch_sink *sink = s->sink;
-  uintptr_t page = fault->addr & ~(uintptr_t)(sink->page_size - 1);
-  bool ok = shk__os_protect((void *)page, sink->page_size, SHK__OS_PROT_READ_WRITE) == SHK_OK;
-  if (!ok) {
-    /* The kernel could not split one more area: open the whole span (merging areas) and let the
-     * worker compare everything. Never return with the page still closed: that loops. */
-    ok = shk__os_protect((void *)s->start, s->end - s->start, SHK__OS_PROT_READ_WRITE) == SHK_OK;
-    if (ok) atomic_store(&sink->overflow, 1);
-  }
+  bool ok = open_page(s, fault->addr);
   if (ok) {
-    shk__watch_record rec = {fault->addr, fault->ip, shk__os_thread_id(), shk__os_now_ns()};
+    uint64_t now = shk__os_now_ns();
+    shk__watch_record rec = {fault->addr, fault->ip, tid, now};
     atomic_fetch_add_explicit(&sink->faults, 1, memory_order_relaxed);
     if (!shk__watch_ring_push(&sink->ring, &rec)) {
       atomic_fetch_add_explicit(&sink->dropped, 1, memory_order_relaxed);
-      atomic_store(&sink->overflow, 1);
+      shk__watch_sink_overflow(sink, now);
     }
+    remember(g, fault, gen);
   }
   atomic_fetch_sub(&readers, 1);
   return ok;
@@ -207,6 +260,7 @@ bool shk__watch_on_fault(const shk__os_fault *fault) {
 int shk__watch_hook_acquire(void) {
   lock();
   int rc = SHK_OK;
+  fault_page_size = shk__os_caps_get()->page_size;
   if (hook_users == 0) rc = shk__os_fault_install(shk__watch_on_fault);
   if (rc == SHK_OK) hook_users++;
   unlock();

@@ -88,14 +88,17 @@ static void take_record(shk_watcher *w, const shk__watch_record *rec) {
   }
 }
 
-/* After dropped records, every protected page may be open: close them all, compare all. */
-static void resync(shk_watcher *w, uint64_t now) {
+/* After dropped records, every protected page may be open: close them all, compare all, once
+ * the coalescing window after the first lost record has passed (like any other burst: a burst
+ * that overflowed the ring is still one event per region). */
+static void resync(shk_watcher *w, uint64_t since) {
   w->resyncs++;
   for (size_t i = 0; i < w->count; i++) {
     shk__watch_region *r = w->regions[i];
     if (!r->ops->rearm) continue;
     r->resync = true;
-    shk__watch_mark_pages(w, r->page_start, (r->page_end - r->page_start) / w->page_size, now);
+    shk__watch_mark_pages(w, r->page_start, (r->page_end - r->page_start) / w->page_size, since);
+    if (since < r->first_ns) r->first_ns = since;
   }
 }
 
@@ -159,12 +162,14 @@ static bool each_run(shk_watcher *w, shk__watch_region *r, run_fn fn, void *ctx)
  * TLB shootdown on the writers' CPUs. */
 typedef struct rearm_batch {
   const shk__watch_backend_ops *ops;
+  int prot;
   uintptr_t start, end;
   bool failed;
 } rearm_batch;
 
 static void rearm_flush(shk_watcher *w, rearm_batch *b) {
-  if (b->end > b->start && b->ops->rearm(w, b->start, b->end - b->start) != SHK_OK) b->failed = true;
+  if (b->end > b->start && b->ops->rearm(w, b->start, b->end - b->start, b->prot) != SHK_OK)
+    b->failed = true;
   b->start = b->end = 0;
 }
 
@@ -172,12 +177,14 @@ static bool rearm_run(shk_watcher *w, shk__watch_region *r, uintptr_t page, size
                       void *ctx) {
   rearm_batch *b = ctx;
   uintptr_t end = page + pages * w->page_size;
-  if (b->end > b->start && b->ops == r->ops && page <= b->end && end >= b->start) {
+  if (b->end > b->start && b->ops == r->ops && b->prot == r->prot && page <= b->end &&
+      end >= b->start) {
     b->start = SHK__MIN(b->start, page);
     b->end = SHK__MAX(b->end, end);
   } else {
     rearm_flush(w, b);
     b->ops = r->ops;
+    b->prot = r->prot;
     b->start = page;
     b->end = end;
   }
@@ -277,7 +284,10 @@ void shk__watch_worker_pass(shk_watcher *w, bool force) {
   uint64_t window = (uint64_t)w->opts.coalesce_ms * 1000000u;
   shk__watch_record rec;
   while (shk__watch_ring_pop(&w->sink->ring, &rec)) take_record(w, &rec);
-  if (atomic_exchange(&w->sink->overflow, 0)) resync(w, now);
+  if (atomic_exchange(&w->sink->overflow, 0)) {
+    uint64_t since = atomic_exchange(&w->sink->overflow_ns, 0);
+    resync(w, since && since <= now ? since : now);
+  }
   static const shk_watch_backend scanners[] = {SHK_WATCH_USERFAULTFD, SHK_WATCH_WRITE_WATCH,
                                                SHK_WATCH_POLL};
   for (size_t i = 0; i < SHK__ARRAY_LEN(scanners); i++) {
@@ -286,14 +296,13 @@ void shk__watch_worker_pass(shk_watcher *w, bool force) {
   }
   /* Which regions are due; their pages are protected again (all of them, merged) before any
    * of them is compared, so a write racing with the comparison faults and is not lost. */
-  rearm_batch batch = {NULL, 0, 0, false};
+  rearm_batch batch = {NULL, 0, 0, 0, false};
   bool any = false;
   for (size_t i = 0; i < w->count; i++) {
     shk__watch_region *r = w->regions[i];
     /* Every backend waits for the window after the first write it noticed, so a burst becomes
      * one event (scanning backends notice at their scan, fault backends at the fault). */
-    r->due = r->dirty_count > 0 &&
-             (force || r->resync || (now >= r->first_ns && now - r->first_ns >= window));
+    r->due = r->dirty_count > 0 && (force || (now >= r->first_ns && now - r->first_ns >= window));
     if (!r->due) continue;
     any = true;
     if (r->ops->rearm) each_run(w, r, rearm_run, &batch);
