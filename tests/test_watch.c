@@ -660,7 +660,16 @@ static void a_kernel_write_into_a_watched_buffer(void **state) {
   close(fds[0]);
   close(fds[1]);
   assert_int_equal(shk_watch_flush(w), SHK_OK);
-  if (backend_of(state) == SHK_WATCH_MPROTECT) {
+  /* Sync mode handles kernel faults only with the privilege for it (see the test below). */
+  bool kernel_faults = true;
+  if (sync_of(state) && geteuid() != 0) {
+    FILE *f = fopen("/proc/sys/vm/unprivileged_userfaultfd", "r");
+    int unpriv = 0;
+    if (f && fscanf(f, "%d", &unpriv) != 1) unpriv = 0;
+    if (f) fclose(f);
+    kernel_faults = unpriv == 1;
+  }
+  if (backend_of(state) == SHK_WATCH_MPROTECT || !kernel_faults) {
     /* The kernel does not fault on the user's behalf: it refuses, and nothing was written. */
     assert_int_equal(n, -1);
     assert_int_equal(err, EFAULT);
@@ -674,6 +683,62 @@ static void a_kernel_write_into_a_watched_buffer(void **state) {
   shk_watch_pages_free(page, 4096);
   collector_free(c);
 #endif
+}
+
+/* Userfaultfd's sync mode and kernel writes: the kernel waits for the reader thread only when the
+ * descriptor could be opened for kernel faults too (root, CAP_SYS_PTRACE, or
+ * vm.unprivileged_userfaultfd=1); otherwise shmkit opens it for user faults only
+ * (UFFD_USER_MODE_ONLY) and read() into the buffer fails with EFAULT, writing nothing. The child
+ * drops root first when it has it, so both cases are seen on a machine where tests run as root. */
+static int child_kernel_write_unprivileged(int argc, char **argv) {
+  (void)argc;
+  (void)argv;
+#ifdef __linux__
+  if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) return 2;
+  int unpriv = 0;
+  FILE *f = fopen("/proc/sys/vm/unprivileged_userfaultfd", "r");
+  if (f) {
+    if (fscanf(f, "%d", &unpriv) != 1) unpriv = 0;
+    fclose(f);
+  }
+  shk_watch_options o;
+  shk_watch_options_init(&o);
+  o.backend = SHK_WATCH_USERFAULTFD;
+  o.userfaultfd_sync = true;
+  shk_watcher *w = NULL;
+  int rc = shk_watch_create(&o, &w);
+  if (rc == SHK_EUNSUPPORTED) {
+    printf("    userfaultfd is not available to an unprivileged process here: skipped\n");
+    return 0;
+  }
+  if (rc != SHK_OK) return 3;
+  unsigned char *page = NULL;
+  if (shk_watch_pages_alloc(4096, (void **)&page) != SHK_OK) return 4;
+  uint32_t id;
+  if (shk_watch_add(w, page, 64, "rx", &id) != SHK_OK) return 5;
+  int fds[2];
+  if (pipe(fds) != 0 || write(fds[1], "kernel", 6) != 6) return 6;
+  ssize_t n = read(fds[0], page, 6);
+  int err = errno;
+  close(fds[0]);
+  close(fds[1]);
+  printf("    unprivileged, vm.unprivileged_userfaultfd=%d: read() into the buffer: %zd%s\n", unpriv,
+         n, n < 0 && err == EFAULT ? " (EFAULT)" : "");
+  shk_watch_free(w);
+  if (unpriv) return n == 6 && memcmp(page, "kernel", 6) == 0 ? 0 : 7;
+  return n == -1 && err == EFAULT && page[0] == 0 ? 0 : 8;
+#else
+  return 0;
+#endif
+}
+
+static void a_kernel_write_under_userfaultfd_sync_depends_on_the_privilege(void **state) {
+  (void)state;
+  if (!shk_watch_backend_available(SHK_WATCH_USERFAULTFD)) {
+    printf("    userfaultfd is not available here: skipped\n");
+    skip();
+  }
+  shk_test_run_child_ok("kernel_write_unprivileged", 0, NULL, CHILD_TIMEOUT_MS);
 }
 
 /* ---- real crashes stay real ------------------------------------------------------------- */
@@ -837,6 +902,7 @@ static int child_area_limit(int argc, char **argv) {
 
 /* Scattered single-page regions enough to go past this machine's memory-area limit (each splits
  * off two areas), read from the system; 0 when that is impractical here (printed, then skipped). */
+#ifndef _WIN32
 #define AREA_TEST_MAX_REGIONS 60000u
 static size_t regions_past_the_area_limit(void) {
 #ifdef __linux__
@@ -861,6 +927,7 @@ static size_t regions_past_the_area_limit(void) {
   return 0;
 #endif
 }
+#endif
 
 static void the_memory_area_limit_is_refused_not_hit(void **state) {
   shk_watch_backend b = backend_of(state);
@@ -1111,6 +1178,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(protection_events_know_address_instruction_and_thread),
     cmocka_unit_test(only_poll_sees_another_processes_writes),
     cmocka_unit_test(a_handler_installed_before_gets_the_faults_that_are_not_ours),
+    cmocka_unit_test(a_kernel_write_under_userfaultfd_sync_depends_on_the_privilege),
     EACH_BACKEND(small_region_gives_inline_old_and_new),
     EACH_BACKEND(large_region_gives_store_keys_and_previews),
     EACH_BACKEND(regions_sharing_a_page_get_their_own_events),
@@ -1135,6 +1203,7 @@ static const shk_test_child children[] = {
     {"area_limit", child_area_limit},
     {"writes_segment", child_writes_segment},
     {"chains", child_chains},
+    {"kernel_write_unprivileged", child_kernel_write_unprivileged},
 };
 
 SHK_TEST_MAIN(tests, children)

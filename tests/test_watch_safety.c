@@ -50,11 +50,29 @@ static void os_unmap(void *p, size_t size) {
 #endif
 }
 
-/* Address space that is certainly not mapped: mapped, then given back. */
+/* Address space with no memory behind it: on Windows reserved and never committed (so nothing
+ * else can be placed there meanwhile); on POSIX mapped, then given back. */
 static void *os_hole(size_t size) {
+#ifdef _WIN32
+  return VirtualAlloc(NULL, size, MEM_RESERVE, PAGE_NOACCESS);
+#else
   void *p = os_map(size, true);
   if (p) os_unmap(p, size);
   return p;
+#endif
+}
+
+/* Two pages: the first read-write, the second without memory. */
+static unsigned char *os_half(size_t ps) {
+#ifdef _WIN32
+  unsigned char *p = VirtualAlloc(NULL, 2 * ps, MEM_RESERVE, PAGE_NOACCESS);
+  if (p && !VirtualAlloc(p, ps, MEM_COMMIT, PAGE_READWRITE)) return NULL;
+  return p;
+#else
+  unsigned char *p = os_map(2 * ps, true);
+  if (p) os_unmap(p + ps, ps);
+  return p;
+#endif
 }
 
 static shk_watcher *make(shk_watch_backend b, bool sync) {
@@ -333,16 +351,16 @@ static int child_unmapped(int argc, char **argv) {
   (void)argc;
   (void)argv;
   size_t ps = page_size();
-  unsigned char *hole = os_hole(4 * ps);
-  /* A region whose first page is mapped and whose second is not. */
-  unsigned char *half = os_map(2 * ps, true);
-  if (!hole || !half) return 2;
-  os_unmap(half + ps, ps);
   for (int b = 0; b < SHK_WATCH_BACKEND_COUNT; b++) {
     if (!shk_watch_backend_available((shk_watch_backend)b)) continue;
     for (int sync = 0; sync < (b == SHK_WATCH_USERFAULTFD ? 2 : 1); sync++) {
       shk_watcher *w = make((shk_watch_backend)b, sync);
       if (!w) return 3;
+      /* Made after the watcher's own allocations, which might otherwise land in the hole. */
+      unsigned char *hole = os_hole(4 * ps);
+      /* A region whose first page is mapped and whose second is not. */
+      unsigned char *half = os_half(ps);
+      if (!hole || !half) return 2;
       uint32_t id = 7;
       int rc1 = shk_watch_add(w, hole + 100, 64, "hole", &id);
       uint32_t id1 = id;
@@ -358,9 +376,12 @@ static int child_unmapped(int argc, char **argv) {
       /* Nothing changed: the mapped half is still plain writable memory. */
       half[0] = 1;
       half[ps - 1] = 2;
+      os_unmap(half, ps);
+#ifdef _WIN32
+      os_unmap(hole, 4 * ps);
+#endif
     }
   }
-  os_unmap(half, ps);
   return 0;
 }
 

@@ -218,43 +218,57 @@ static bool open_page(const span *s, uintptr_t addr) {
   return true;
 }
 
+/* Records a resolved fault of a span in its sink's ring. */
+static void record(shk__watch_sink *sink, const shk__os_fault *fault, uint64_t tid) {
+  uint64_t now = shk__os_now_ns();
+  shk__watch_record rec = {fault->addr, fault->ip, tid, now};
+  atomic_fetch_add_explicit(&sink->faults, 1, memory_order_relaxed);
+  if (!shk__watch_ring_push(&sink->ring, &rec)) {
+    atomic_fetch_add_explicit(&sink->dropped, 1, memory_order_relaxed);
+    shk__watch_sink_overflow(sink, now);
+  }
+}
+
+/* How often a fault outside every span is looked up again while protections keep changing
+ * under it (a region removed and another added on the same page meanwhile). */
+#define LOOKUPS 64
+
 bool shk__watch_on_fault(const shk__os_fault *fault) {
   if (!fault->write) return false; /* a read or an instruction fetch: never ours to resolve */
   uint64_t tid = shk__os_thread_id();
-  uint64_t gen = atomic_load(&prot_gen);
   guard *g = guard_of(tid);
-  bool again = repeated(g, fault, gen);
-  atomic_fetch_add(&readers, 1);
-  const table *t = atomic_load(&current);
-  const span *s = t ? find(t, fault->addr) : NULL;
-  if (!s) {
-    /* Not ours now. Retried only when the page is writable by now, and not twice: a write
-     * fault on a writable page that comes back unchanged is not one retrying can cure. */
-    atomic_fetch_sub(&readers, 1);
-    bool retry = !again && writable_now(fault->addr);
-    if (retry) remember(g, fault, gen);
-    return retry;
-  }
-  /* Ours. Where the OS does not say which access faulted, the same fault again on a page that
-   * is already open (an instruction fetch, say) is not one opening can cure. */
-  if (again && !fault->write_known && writable_now(fault->addr)) {
-    atomic_fetch_sub(&readers, 1);
-    return false;
-  }
-  shk__watch_sink *sink = s->sink;
-  bool ok = open_page(s, fault->addr);
-  if (ok) {
-    uint64_t now = shk__os_now_ns();
-    shk__watch_record rec = {fault->addr, fault->ip, tid, now};
-    atomic_fetch_add_explicit(&sink->faults, 1, memory_order_relaxed);
-    if (!shk__watch_ring_push(&sink->ring, &rec)) {
-      atomic_fetch_add_explicit(&sink->dropped, 1, memory_order_relaxed);
-      shk__watch_sink_overflow(sink, now);
+  for (int lookup = 0; lookup < LOOKUPS; lookup++) {
+    uint64_t gen = atomic_load(&prot_gen);
+    bool again = repeated(g, fault, gen);
+    atomic_fetch_add(&readers, 1);
+    const table *t = atomic_load(&current);
+    const span *s = t ? find(t, fault->addr) : NULL;
+    if (s) {
+      /* Ours. Where the OS does not say which access faulted, the same fault again on a page
+       * that is already open (an instruction fetch, say) is not one opening can cure. */
+      bool ok = !(again && !fault->write_known && writable_now(fault->addr)) &&
+                open_page(s, fault->addr);
+      if (ok) {
+        record(s->sink, fault, tid);
+        remember(g, fault, gen);
+      }
+      atomic_fetch_sub(&readers, 1);
+      return ok;
     }
-    remember(g, fault, gen);
+    atomic_fetch_sub(&readers, 1);
+    /* Not ours now. Retried when the page is writable by now (its region was removed while the
+     * fault was on its way), but not twice: a write fault on a writable page that comes back
+     * unchanged is not one retrying can cure. */
+    if (again) return false;
+    if (writable_now(fault->addr)) {
+      remember(g, fault, gen);
+      return true;
+    }
+    /* Read-only and in no span: a real crash, unless shmkit changed protections meanwhile (a
+     * region added on the page after the lookup): then look again. */
+    if (atomic_load(&prot_gen) == gen) return false;
   }
-  atomic_fetch_sub(&readers, 1);
-  return ok;
+  return false;
 }
 
 int shk__watch_hook_acquire(void) {
