@@ -26,19 +26,25 @@ typedef struct shk_watcher shk_watcher;
  *    on POSIX, an access violation caught by a vectored handler on Windows), the page is opened
  *    and the worker compares and re-protects after the coalescing window. Knows the faulting
  *    address, the instruction pointer and the thread. Kernel writes (read() into the region)
- *    fail with EFAULT on POSIX.
+ *    fail with EFAULT on POSIX. Pages get back exactly the protection they had.
  *  - SHK_WATCH_USERFAULTFD: Linux userfaultfd write-protect, asynchronous mode with the
  *    PAGEMAP_SCAN ioctl: no signal, about 1 us per first write; knows neither address, nor
  *    instruction, nor thread. Kernel writes succeed and are seen. Without the async mode (or
  *    with options.userfaultfd_sync) the synchronous mode: a handler thread resolves each first
- *    write and records its address and thread.
+ *    write and records its address and thread; kernel writes then succeed only where the
+ *    process may handle kernel faults (root, CAP_SYS_PTRACE or vm.unprivileged_userfaultfd=1),
+ *    and otherwise fail with EFAULT, writing nothing, as with mprotect.
  *  - SHK_WATCH_WRITE_WATCH: Windows GetWriteWatch on memory allocated with write watching
  *    (shk_watch_pages_alloc); on other memory, the same protection path as SHK_WATCH_MPROTECT.
  *  - SHK_WATCH_POLL: the worker compares the whole region against its copy every poll
  *    interval. Any memory, any OS, and the only backend that sees writes made by other
  *    processes to a shared segment. Knows nothing about the writer.
  *  - SHK_WATCH_AUTO: per region, the best that works: userfaultfd (async mode only), then
- *    write-watch, then protection, then poll when a system limit is reached. */
+ *    write-watch, then protection, then poll when a system limit is reached or the memory is
+ *    not writable.
+ * Memory that was not writable (read-only pages, a static const array) stays so: every backend
+ * that write-protects refuses it with SHK_EACCES, poll watches it without touching it (it can
+ * change only through another mapping), and a write to it crashes as it would without shmkit. */
 typedef enum shk_watch_backend {
   SHK_WATCH_AUTO = 0,
   SHK_WATCH_MPROTECT = 1,
@@ -64,9 +70,10 @@ SHK_API bool shk_watch_backend_available(shk_watch_backend backend);
 typedef struct shk_watch_options {
   uint32_t version;           /**< SHK_WATCH_OPTIONS_VERSION */
   shk_watch_backend backend;  /**< default SHK_WATCH_AUTO */
-  uint32_t coalesce_ms;       /**< writes to a region within this window give one event; default 5 */
+  uint32_t coalesce_ms;       /**< writes to a region within this window (from the first) give
+                                 one event, also when the ring overflowed meanwhile; default 5 */
   uint32_t ring_capacity;     /**< fault records held between worker passes; rounded up to a
-                                 power of two; default 65536 */
+                                 power of two (1 holds one record); default 65536 */
   size_t inline_threshold;    /**< regions up to this size get old/new inline; default 4096 */
   size_t preview_size;        /**< bytes of old/new previews for larger regions; default 256 */
   uint32_t poll_interval_ms;  /**< how often the poll backend compares; default 10 */
@@ -142,8 +149,11 @@ SHK_API void shk_watch_free(shk_watcher *w);
 
 /** Starts watching [addr, addr+size). `name` (may be NULL) is copied. Regions of one watcher may
  * not overlap, but may share pages; a write to unwatched bytes of a watched page never gives an
- * event. The region's content now is the first "old value". *id receives a non-zero id.
- * Returns SHK_OK, SHK_EINVAL (NULL addr/id, size 0, addr+size overflows), SHK_EOVERLAP (overlaps
+ * event. The region's content now is the first "old value". *id receives a non-zero id (0 on
+ * failure, when nothing was changed).
+ * Returns SHK_OK, SHK_EINVAL (NULL addr/id, size 0, addr+size overflows), SHK_EFAULT (part of
+ * the range is not mapped, on every backend), SHK_EACCES (the memory cannot be read; or, for
+ * mprotect, userfaultfd and write-watch, it is not writable on every page), SHK_EOVERLAP (overlaps
  * a region of this watcher, or its pages are watched by protection in another watcher),
  * SHK_ELIMIT (the protection backend would exceed the kernel's memory-area limit; with
  * SHK_WATCH_AUTO the region goes to the poll backend instead and stats say so),
