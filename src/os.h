@@ -269,9 +269,13 @@ int shk__os_uffd_add(shk__os_uffd *u, void *addr, size_t size);
 /* Unprotects and unregisters whole pages. */
 void shk__os_uffd_remove(shk__os_uffd *u, void *addr, size_t size);
 /* Calls fn(page_addr, page_count, ctx) for each run of pages written since they were last
- * protected inside [addr, addr+size), protecting them again first. */
+ * protected inside [addr, addr+size), protecting them again first. With `skip_others`, areas
+ * in the range not registered for async write-protect are passed over (one call can then cover
+ * many scattered regions; any async registration in the range is scanned, whoever made it);
+ * without, such an area fails the call. */
 typedef void (*shk__os_dirty_fn)(uintptr_t addr, size_t pages, void *ctx);
-int shk__os_uffd_scan(shk__os_uffd *u, void *addr, size_t size, shk__os_dirty_fn fn, void *ctx);
+int shk__os_uffd_scan(shk__os_uffd *u, void *addr, size_t size, bool skip_others,
+                      shk__os_dirty_fn fn, void *ctx);
 /* Sync mode: waits up to timeout_ms for a write fault. SHK_OK with its address and the writing
  * thread (0 when the kernel does not say), SHK_ETIMEDOUT, or an error. */
 int shk__os_uffd_next(shk__os_uffd *u, int timeout_ms, uintptr_t *addr, uint64_t *tid);

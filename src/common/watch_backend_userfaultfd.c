@@ -7,6 +7,10 @@
 
 static bool available(void) { return shk__os_caps_get()->has_userfaultfd_wp; }
 
+/* Watchers with an async-mode descriptor in this process: while there is one, its pass scans
+ * everything from its first to its last region in one call. */
+static atomic_int async_users;
+
 static void reader_main(void *arg) {
   shk_watcher *w = arg;
   shk__watch_sink *sink = w->sink;
@@ -31,6 +35,7 @@ static int open_uffd(shk_watcher *w) {
   int rc = shk__os_uffd_open(sync, &w->uffd);
   if (rc != SHK_OK) return rc;
   w->uffd_sync = sync;
+  if (!sync) atomic_fetch_add(&async_users, 1);
   if (sync) {
     atomic_store(&w->uffd_stop, false);
     rc = shk__os_thread_start(&w->uffd_reader, reader_main, w);
@@ -49,6 +54,7 @@ void shk__watch_uffd_shutdown(shk_watcher *w) {
     shk__os_thread_join(w->uffd_reader);
     w->uffd_reader = NULL;
   }
+  if (w->uffd && !w->uffd_sync) atomic_fetch_sub(&async_users, 1);
   shk__os_uffd_close(w->uffd);
   w->uffd = NULL;
 }
@@ -77,9 +83,38 @@ static void detach(shk_watcher *w, shk__watch_region *r, uintptr_t es, uintptr_t
   if (ee > es) shk__os_uffd_remove(w->uffd, (void *)es, ee - es);
 }
 
+static void collect_scan(shk_watcher *w);
+
+/* One scan from the first region to the last (the kernel passes over the areas in between, which
+ * no other async watcher of shmkit can own while this is the only one): 30,000 scattered
+ * regions cost one system call per pass instead of 30,000. */
+static bool collect_at_once(shk_watcher *w) {
+  if (atomic_load(&async_users) != 1) return false;
+  uintptr_t start = UINTPTR_MAX, end = 0;
+  for (size_t i = 0; i < w->count; i++) {
+    const shk__watch_region *r = w->regions[i];
+    if (r->ops != &shk__watch_backend_userfaultfd) continue;
+    if (r->page_start < start) start = r->page_start;
+    if (r->page_end > end) end = r->page_end;
+  }
+  if (end > start)
+    shk__os_uffd_scan(w->uffd, (void *)start, end - start, true, shk__watch_mark_pages_cb, w);
+  return true;
+}
+
 static void collect(shk_watcher *w, uint64_t now, bool force) {
-  (void)now;
-  (void)force;
+  /* A scan walks every area of the range: with tens of thousands of regions it takes
+   * milliseconds, so passes skip it until nine times its length has gone by (a flush never
+   * does). The coalescing window stretches accordingly; nothing is lost. */
+  if (!force && now < w->uffd_scan_due_ns) return;
+  uint64_t t0 = shk__os_now_ns();
+  collect_scan(w);
+  uint64_t t1 = shk__os_now_ns();
+  w->uffd_scan_due_ns = t1 + 9 * (t1 - t0);
+}
+
+static void collect_scan(shk_watcher *w) {
+  if (collect_at_once(w)) return;
   for (size_t i = 0; i < w->count;) {
     if (w->regions[i]->ops != &shk__watch_backend_userfaultfd) {
       i++;
@@ -92,7 +127,7 @@ static void collect(shk_watcher *w, uint64_t now, bool force) {
       end = SHK__MAX(end, w->regions[j]->page_end);
       j++;
     }
-    shk__os_uffd_scan(w->uffd, (void *)start, end - start, shk__watch_mark_pages_cb, w);
+    shk__os_uffd_scan(w->uffd, (void *)start, end - start, false, shk__watch_mark_pages_cb, w);
     i = j;
   }
 }

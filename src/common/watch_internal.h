@@ -58,6 +58,13 @@ typedef struct shk__watch_sink {
   size_t page_size;
 } shk__watch_sink;
 
+/* One protected span of the process-wide table (watch_table.c). */
+typedef struct shk__watch_span {
+  uintptr_t start, end;  /* whole pages */
+  shk__watch_sink *sink;
+  int prot;              /* what the pages allowed before: the fault path opens them to it */
+} shk__watch_span;
+
 /* Publishes [start, end) (whole pages) as protected by `sink`; `prot` is what the pages allowed
  * before (the fault path opens a page to exactly that). SHK_ENOMEM, SHK_EOVERLAP when another
  * sink holds one of the pages. */
@@ -65,7 +72,11 @@ int shk__watch_table_add(shk__watch_sink *sink, uintptr_t start, uintptr_t end, 
 /* Withdraws one span added with the same arguments, and waits until no fault handler can still
  * be reading it. The caller has already made the pages writable. */
 void shk__watch_table_remove(shk__watch_sink *sink, uintptr_t start, uintptr_t end);
-/* The common fault routine given to shk__os_fault_install(). Async-signal-safe. It returns true
+/* The fault path's look-up (async-signal-safe): the span holding addr, or NULL. The span and its
+ * sink stay valid until shk__watch_table_exit(), which must follow every enter. */
+const shk__watch_span *shk__watch_table_enter(uintptr_t addr);
+void shk__watch_table_exit(void);
+/* The common fault routine given to shk__os_fault_install() (watch_fault.c). Async-signal-safe. It returns true
  * only for a write it resolved: on a page in the table (opened now), or on a page that is
  * writable by now (a region removed while the fault was on its way); and never twice for the same
  * thread, address and instruction while no protection changed in between (a fault that opening
@@ -164,6 +175,8 @@ struct shk_watcher {
   bool uffd_sync;              /* uffd opened in sync mode, with a reader thread */
   shk__os_thread *uffd_reader;
   atomic_bool uffd_stop;
+  uint64_t uffd_scan_due_ns;   /* async mode: no scan before this (scans take at most 1/10 of the
+                                  time, however many regions) */
   shk__watch_store store;
 
   shk_watch_fn fn;

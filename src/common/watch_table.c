@@ -1,42 +1,34 @@
-/* The process-wide table of protected spans that the fault path reads without locks: an
- * immutable sorted array, replaced whole by writers and freed once no handler can be reading
- * it. Also the fault routine itself, the reference count of the OS hook and the budget of
- * memory areas that protection may split. */
+/* The process-wide table of protected spans that the fault path reads without locks: immutable
+ * sorted chunks under an immutable list, replaced by writers and freed once no handler can be
+ * reading them. Also the reference count of the OS hook and the budget of memory areas that
+ * protection may split. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "watch_internal.h"
 
-typedef struct span {
-  uintptr_t start, end; /* whole pages */
-  shk__watch_sink *sink;
-  int prot;             /* what the pages allowed before: the fault path opens them to it */
-} span;
+typedef shk__watch_span span;
+
+/* Spans live in chunks of at most CHUNK_MAX, sorted by (start, end); a table is the sorted list
+ * of chunks. Both are immutable once published: a writer copies the one chunk it changes and
+ * the list of chunk pointers (a few kilobytes for 30,000 spans), publishes, and frees the
+ * old ones once no fault handler is inside. Adding 40,000 spans copies about 100 MB instead of
+ * the 25 GB a flat array needs. */
+#define CHUNK_MAX 128
+typedef struct chunk {
+  size_t count;
+  span spans[CHUNK_MAX];
+} chunk;
 
 typedef struct table {
-  size_t count, cap;
-  span spans[]; /* sorted by (start, end) */
+  size_t count; /* chunks, none of them empty */
+  chunk *chunks[];
 } table;
-
-/* The last fault each thread had resolved: a thread claims a slot by its id (never given back:
- * ids are few and a reused id only inherits a record that cannot match anything live). A fault
- * equal to the thread's last one, with no protection changed since (same generation), was not
- * cured by what was done the first time: it is passed on instead of looping. */
-#define GUARD_SLOTS 1024
-typedef struct guard {
-  atomic_uint_least64_t tid;
-  atomic_uintptr_t addr, ip;
-  atomic_uint_least64_t gen;
-} guard;
 
 static shk__once table_once;
 static shk__os_mutex table_lock; /* writers only */
 static _Atomic(table *) current;
-static table *spare; /* the table replaced last, kept for reuse (writers only) */
 static atomic_uint readers;
-static guard guards[GUARD_SLOTS];
-static atomic_uint_least64_t prot_gen; /* changes before any page is protected (again) */
-static size_t fault_page_size;         /* set before the hook is installed */
 static int hook_users;
 static size_t areas_budget, areas_used;
 static bool areas_known;
@@ -50,85 +42,145 @@ static void lock(void) {
 
 static void unlock(void) { shk__os_mutex_unlock(&table_lock); }
 
-/* The last span with start <= addr, or NULL. Regions of one watcher never overlap, so a span
- * that starts later and ends before addr cannot hide an earlier one containing it. */
-static const span *find(const table *t, uintptr_t addr) {
-  size_t lo = 0, hi = t->count;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (t->spans[mid].start <= addr) lo = mid + 1;
-    else hi = mid;
-  }
-  if (lo == 0) return NULL;
-  const span *s = &t->spans[lo - 1];
-  return addr < s->end ? s : NULL;
-}
-
 static bool before(const span *a, uintptr_t start, uintptr_t end) {
   return a->start < start || (a->start == start && a->end < end);
 }
 
-/* Replaces the table; once no fault handler is inside the old one, keeps it for reuse, so that
- * adding thousands of regions does not map and fault in a fresh array each time. */
-static void publish(table *next) {
-  shk__watch_protection_changed();
-  table *old = atomic_exchange(&current, next);
-  while (atomic_load(&readers) != 0) shk__os_yield();
-  if (old && (!spare || old->cap > spare->cap)) {
-    free(spare);
-    spare = old;
-  } else {
-    free(old);
-  }
-}
-
-/* A table with room for n spans, the spare when it fits (lock held). */
-static table *table_for(size_t n) {
-  if (spare && spare->cap >= n) {
-    table *t = spare;
-    spare = NULL;
-    return t;
-  }
-  size_t cap = n < 16 ? 16 : n + n / 2;
-  table *t = malloc(sizeof *t + cap * sizeof(span));
-  if (t) t->cap = cap;
-  return t;
-}
-
-/* The index of the first span not before (start, end). */
-static size_t position(const table *t, uintptr_t start, uintptr_t end) {
-  size_t lo = 0, hi = t ? t->count : 0;
+/* In chunk c, the number of spans with start <= addr. */
+static size_t upto(const chunk *c, uintptr_t addr) {
+  size_t lo = 0, hi = c->count;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (before(&t->spans[mid], start, end)) lo = mid + 1;
+    if (c->spans[mid].start <= addr) lo = mid + 1;
     else hi = mid;
   }
   return lo;
 }
 
+/* The last span with start <= addr, if it contains addr, else NULL. Regions of one watcher
+ * never overlap, so a span that starts later and ends before addr cannot hide an earlier one
+ * containing it. */
+static const span *find(const table *t, uintptr_t addr) {
+  size_t lo = 0, hi = t->count;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (t->chunks[mid]->spans[0].start <= addr) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo == 0) return NULL;
+  const chunk *c = t->chunks[lo - 1];
+  const span *s = &c->spans[upto(c, addr) - 1];
+  return addr < s->end ? s : NULL;
+}
+
+/* Where (start, end) goes: chunk *ci, index *si inside it (the first span not before it). */
+static void position(const table *t, uintptr_t start, uintptr_t end, size_t *ci, size_t *si) {
+  size_t lo = 0, hi = t ? t->count : 0;
+  while (lo < hi) { /* the last chunk whose first span is before (start, end) */
+    size_t mid = lo + (hi - lo) / 2;
+    if (before(&t->chunks[mid]->spans[0], start, end)) lo = mid + 1;
+    else hi = mid;
+  }
+  *ci = lo ? lo - 1 : 0;
+  *si = 0;
+  if (!t || t->count == 0) return;
+  const chunk *c = t->chunks[*ci];
+  size_t a = 0, b = c->count;
+  while (a < b) {
+    size_t mid = a + (b - a) / 2;
+    if (before(&c->spans[mid], start, end)) a = mid + 1;
+    else b = mid;
+  }
+  *si = a;
+  /* Past the end of a chunk: the first span of the next one (which may equal (start, end)). */
+  if (a == c->count && *ci + 1 < t->count) {
+    (*ci)++;
+    *si = 0;
+  }
+}
+
+/* Whether a span of another sink overlaps [start, end), looking back from the position where
+ * it goes. Spans of different sinks are disjoint, and a span of one sink that starts inside
+ * another of the same sink starts on its last page: walking back, the first span that ends at
+ * or before `start` has no earlier span overlapping. */
+static bool overlaps_other(const table *t, const shk__watch_sink *sink, uintptr_t start,
+                           uintptr_t end, size_t ci, size_t si) {
+  if (!t) return false;
+  /* Spans at and after the position that start before `end`. */
+  for (size_t c = ci; c < t->count; c++) {
+    const chunk *ch = t->chunks[c];
+    for (size_t i = c == ci ? si : 0; i < ch->count; i++) {
+      if (ch->spans[i].start >= end) return false; /* sorted: nothing further */
+      if (ch->spans[i].sink != sink) return true;
+    }
+  }
+  return false;
+}
+
+static bool overlaps_before(const table *t, const shk__watch_sink *sink, uintptr_t start,
+                            size_t ci, size_t si) {
+  if (!t) return false;
+  for (size_t c = ci + 1; c-- > 0;) {
+    const chunk *ch = t->chunks[c];
+    for (size_t i = c == ci ? si : ch->count; i-- > 0;) {
+      if (ch->spans[i].end <= start) return false;
+      if (ch->spans[i].sink != sink) return true;
+    }
+  }
+  return false;
+}
+
+/* Replaces the table, waits until no fault handler is inside the old one, then frees it and
+ * the chunk it no longer shares (writers only, lock held). */
+static void publish(table *next, table *old, chunk *gone) {
+  shk__watch_protection_changed();
+  atomic_store(&current, next);
+  while (atomic_load(&readers) != 0) shk__os_yield();
+  free(old);
+  free(gone);
+}
+
+/* A copy of t's chunk list with chunk ci replaced by `n` chunks (0, 1 or 2). */
+static table *relist(const table *t, size_t ci, chunk *const *with, size_t n) {
+  size_t old = t ? t->count : 0, drop = old ? 1 : 0;
+  table *next = malloc(sizeof *next + (old - drop + n) * sizeof(chunk *));
+  if (!next) return NULL;
+  next->count = old - drop + n;
+  if (old) memcpy(next->chunks, t->chunks, ci * sizeof(chunk *));
+  memcpy(next->chunks + ci, with, n * sizeof(chunk *));
+  if (old > ci + 1) memcpy(next->chunks + ci + n, t->chunks + ci + 1, (old - ci - 1) * sizeof(chunk *));
+  return next;
+}
+
 int shk__watch_table_add(shk__watch_sink *sink, uintptr_t start, uintptr_t end, int prot) {
   lock();
   table *t = atomic_load(&current);
-  size_t n = t ? t->count : 0;
-  for (size_t i = 0; i < n; i++) {
-    const span *s = &t->spans[i];
-    if (s->start >= end) break; /* sorted by start: nothing later can overlap */
-    if (s->sink != sink && start < s->end) {
-      unlock();
-      return SHK_EOVERLAP;
-    }
+  size_t ci, si;
+  position(t, start, end, &ci, &si);
+  if (overlaps_other(t, sink, start, end, ci, si) || overlaps_before(t, sink, start, ci, si)) {
+    unlock();
+    return SHK_EOVERLAP;
   }
-  table *next = table_for(n + 1);
+  const chunk *old = t && t->count ? t->chunks[ci] : NULL;
+  size_t n = old ? old->count : 0;
+  chunk *parts[2] = {malloc(sizeof(chunk)), n + 1 > CHUNK_MAX ? malloc(sizeof(chunk)) : NULL};
+  size_t count = parts[1] ? 2 : 1;
+  table *next = parts[0] && (count == 1 || parts[1]) ? relist(t, ci, parts, count) : NULL;
   if (!next) {
+    free(parts[0]);
+    free(parts[1]);
     unlock();
     return SHK_ENOMEM;
   }
-  size_t at = position(t, start, end);
-  if (at) memcpy(next->spans, t->spans, at * sizeof(span));
-  next->spans[at] = (span){start, end, sink, prot};
-  if (n > at) memcpy(next->spans + at + 1, t->spans + at, (n - at) * sizeof(span));
-  next->count = n + 1;
-  publish(next);
+  /* The n old spans and the new one at si, split in halves when they do not fit in one. */
+  size_t first = count == 2 ? (n + 1) / 2 : n + 1;
+  parts[0]->count = first;
+  if (count == 2) parts[1]->count = n + 1 - first;
+  for (size_t k = 0, from = 0; k <= n; k++) {
+    span *to = k < first ? &parts[0]->spans[k] : &parts[1]->spans[k - first];
+    *to = k == si ? (span){start, end, sink, prot} : old->spans[from++];
+  }
+  publish(next, t, (chunk *)old);
   unlock();
   return SHK_OK;
 }
@@ -136,145 +188,51 @@ int shk__watch_table_add(shk__watch_sink *sink, uintptr_t start, uintptr_t end, 
 void shk__watch_table_remove(shk__watch_sink *sink, uintptr_t start, uintptr_t end) {
   lock();
   table *t = atomic_load(&current);
-  size_t n = t ? t->count : 0, at = n;
-  for (size_t i = position(t, start, end); i < n; i++) {
-    if (t->spans[i].start != start || t->spans[i].end != end) break;
-    if (t->spans[i].sink == sink) {
-      at = i;
-      break;
-    }
+  size_t ci, si;
+  position(t, start, end, &ci, &si);
+  /* Equal spans of other sinks cannot exist (they would overlap), but look past them anyway. */
+  chunk *c = t && t->count ? t->chunks[ci] : NULL;
+  while (c && si < c->count && c->spans[si].start == start && c->spans[si].end == end &&
+         c->spans[si].sink != sink)
+    si++;
+  if (!c || si >= c->count || c->spans[si].start != start || c->spans[si].end != end) {
+    unlock();
+    return;
   }
-  if (at < n) {
-    table *next = n > 1 ? table_for(n - 1) : NULL;
-    if (next) {
-      memcpy(next->spans, t->spans, at * sizeof(span));
-      memcpy(next->spans + at, t->spans + at + 1, (n - at - 1) * sizeof(span));
-      next->count = n - 1;
-    } else if (n > 1) {
-      /* No memory for a smaller copy: neutralise the entry in place. Handlers read either
-       * the old sink or an empty span; both are safe because the sink outlives this call. */
-      t->spans[at].end = t->spans[at].start;
-    }
-    if (n == 1 || next) publish(next);
-    if (n == 1) {
-      free(spare); /* the last span is gone: give the memory back */
-      spare = NULL;
-    }
+  chunk *part = c->count > 1 ? malloc(sizeof(chunk)) : NULL;
+  table *next = c->count == 1 || part ? relist(t, ci, &part, part ? 1 : 0) : NULL;
+  if (!next) {
+    /* No memory for smaller copies: neutralise the entry in place. Handlers read either the
+     * old sink or an empty span; both are safe because the sink outlives this call. */
+    free(part);
+    c->spans[si].end = c->spans[si].start;
+    unlock();
+    return;
   }
+  if (part) {
+    part->count = c->count - 1;
+    memcpy(part->spans, c->spans, si * sizeof(span));
+    memcpy(part->spans + si, c->spans + si + 1, (c->count - si - 1) * sizeof(span));
+  }
+  if (next->count == 0) {
+    free(next);
+    next = NULL;
+  }
+  publish(next, t, c);
   unlock();
 }
 
-void shk__watch_protection_changed(void) { atomic_fetch_add(&prot_gen, 1); }
-
-void shk__watch_sink_overflow(shk__watch_sink *sink, uint64_t now) {
-  uint_least64_t none = 0;
-  atomic_compare_exchange_strong(&sink->overflow_ns, &none, now ? now : 1);
-  atomic_store(&sink->overflow, 1);
+const shk__watch_span *shk__watch_table_enter(uintptr_t addr) {
+  atomic_fetch_add(&readers, 1);
+  const table *t = atomic_load(&current);
+  return t ? find(t, addr) : NULL;
 }
 
-/* This thread's guard slot, claimed on first use; NULL when every slot is taken (then faults are
- * resolved without the guard, as before it existed). */
-static guard *guard_of(uint64_t tid) {
-  for (size_t i = 0; i < GUARD_SLOTS; i++) {
-    guard *g = &guards[(tid + i) % GUARD_SLOTS];
-    uint_least64_t owner = atomic_load_explicit(&g->tid, memory_order_relaxed);
-    if (owner == tid) return g;
-    if (owner == 0 && atomic_compare_exchange_strong(&g->tid, &owner, tid)) return g;
-    if (owner == tid) return g;
-  }
-  return NULL;
-}
-
-static bool repeated(const guard *g, const shk__os_fault *fault, uint64_t gen) {
-  return g && atomic_load_explicit(&g->gen, memory_order_relaxed) == gen &&
-         atomic_load_explicit(&g->addr, memory_order_relaxed) == fault->addr &&
-         atomic_load_explicit(&g->ip, memory_order_relaxed) == fault->ip;
-}
-
-static void remember(guard *g, const shk__os_fault *fault, uint64_t gen) {
-  if (!g) return;
-  atomic_store_explicit(&g->addr, fault->addr, memory_order_relaxed);
-  atomic_store_explicit(&g->ip, fault->ip, memory_order_relaxed);
-  atomic_store_explicit(&g->gen, gen, memory_order_relaxed);
-}
-
-/* Whether the page of addr is writable now (another thread unwatched it while this fault was
- * on its way to the handler). Rare: only faults outside every span get here. */
-static bool writable_now(uintptr_t addr) {
-  int prot = 0;
-  bool uniform = true;
-  uintptr_t page = addr & ~(uintptr_t)(fault_page_size - 1);
-  return shk__os_prot_query((void *)page, fault_page_size, &prot, &uniform) == SHK_OK &&
-         (prot & SHK__OS_PROT_WRITE);
-}
-
-/* Opens the page of a span, or the whole span when the kernel cannot split one more area. */
-static bool open_page(const span *s, uintptr_t addr) {
-  shk__watch_sink *sink = s->sink;
-  uintptr_t page = addr & ~(uintptr_t)(sink->page_size - 1);
-  if (shk__os_protect((void *)page, sink->page_size, s->prot) == SHK_OK) return true;
-  if (shk__os_protect((void *)s->start, s->end - s->start, s->prot) != SHK_OK) return false;
-  shk__watch_sink_overflow(sink, shk__os_now_ns());
-  return true;
-}
-
-/* Records a resolved fault of a span in its sink's ring. */
-static void record(shk__watch_sink *sink, const shk__os_fault *fault, uint64_t tid) {
-  uint64_t now = shk__os_now_ns();
-  shk__watch_record rec = {fault->addr, fault->ip, tid, now};
-  atomic_fetch_add_explicit(&sink->faults, 1, memory_order_relaxed);
-  if (!shk__watch_ring_push(&sink->ring, &rec)) {
-    atomic_fetch_add_explicit(&sink->dropped, 1, memory_order_relaxed);
-    shk__watch_sink_overflow(sink, now);
-  }
-}
-
-/* How often a fault outside every span is looked up again while protections keep changing
- * under it (a region removed and another added on the same page meanwhile). */
-#define LOOKUPS 64
-
-bool shk__watch_on_fault(const shk__os_fault *fault) {
-  if (!fault->write) return false; /* a read or an instruction fetch: never ours to resolve */
-  uint64_t tid = shk__os_thread_id();
-  guard *g = guard_of(tid);
-  for (int lookup = 0; lookup < LOOKUPS; lookup++) {
-    uint64_t gen = atomic_load(&prot_gen);
-    bool again = repeated(g, fault, gen);
-    atomic_fetch_add(&readers, 1);
-    const table *t = atomic_load(&current);
-    const span *s = t ? find(t, fault->addr) : NULL;
-    if (s) {
-      /* Ours. Where the OS does not say which access faulted, the same fault again on a page
-       * that is already open (an instruction fetch, say) is not one opening can cure. */
-      bool ok = !(again && !fault->write_known && writable_now(fault->addr)) &&
-                open_page(s, fault->addr);
-      if (ok) {
-        record(s->sink, fault, tid);
-        remember(g, fault, gen);
-      }
-      atomic_fetch_sub(&readers, 1);
-      return ok;
-    }
-    atomic_fetch_sub(&readers, 1);
-    /* Not ours now. Retried when the page is writable by now (its region was removed while the
-     * fault was on its way), but not twice: a write fault on a writable page that comes back
-     * unchanged is not one retrying can cure. */
-    if (again) return false;
-    if (writable_now(fault->addr)) {
-      remember(g, fault, gen);
-      return true;
-    }
-    /* Read-only and in no span: a real crash, unless shmkit changed protections meanwhile (a
-     * region added on the page after the lookup): then look again. */
-    if (atomic_load(&prot_gen) == gen) return false;
-  }
-  return false;
-}
+void shk__watch_table_exit(void) { atomic_fetch_sub(&readers, 1); }
 
 int shk__watch_hook_acquire(void) {
   lock();
   int rc = SHK_OK;
-  fault_page_size = shk__os_caps_get()->page_size;
   if (hook_users == 0) rc = shk__os_fault_install(shk__watch_on_fault);
   if (rc == SHK_OK) hook_users++;
   unlock();

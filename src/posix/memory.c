@@ -131,22 +131,46 @@ static int query_text(int fd, uintptr_t start, uintptr_t end, int *prot, bool *u
   }
 }
 
+/* A descriptor of /proc/self/maps kept for the ioctl, which has no file position to share: it
+ * saves an open and a close per query. It names the process that opened it, so a forked child
+ * opens its own (the parent's stays open in the child, unused: closing it could pull it from
+ * under a thread of the child that is using it). */
+static atomic_int maps_fd = -1;
+static atomic_int maps_pid;
+
+static int maps_cached(void) {
+  int pid = (int)getpid();
+  int fd = atomic_load(&maps_fd);
+  if (fd >= 0 && atomic_load(&maps_pid) == pid) return fd;
+  fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  int seen = atomic_load(&maps_fd);
+  if (atomic_compare_exchange_strong(&maps_fd, &seen, fd)) {
+    atomic_store(&maps_pid, pid);
+    return fd;
+  }
+  close(fd); /* another thread cached one meanwhile */
+  fd = atomic_load(&maps_fd);
+  return atomic_load(&maps_pid) == pid ? fd : -1;
+}
+
 int shk__os_prot_query(void *addr, size_t size, int *prot, bool *uniform) {
   *prot = SHK__OS_PROT_NONE;
   *uniform = true;
   uintptr_t start = (uintptr_t)addr, end = start + size;
   if (size == 0 || end < start) return SHK_EINVAL;
   int saved = errno;
-  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
-  int rc = SHK_EUNSUPPORTED;
-  if (fd >= 0) {
-    rc = query_ioctl(fd, start, end, prot, uniform);
-    if (rc == SHK_EUNSUPPORTED) {
-      *prot = SHK__OS_PROT_NONE;
-      *uniform = true;
+  int rc = SHK_EUNSUPPORTED, fd = maps_cached();
+  if (fd >= 0) rc = query_ioctl(fd, start, end, prot, uniform);
+  if (rc == SHK_EUNSUPPORTED) {
+    /* An older kernel: the text, through a descriptor of our own (it has a position). */
+    *prot = SHK__OS_PROT_NONE;
+    *uniform = true;
+    fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
       rc = query_text(fd, start, end, prot, uniform);
+      close(fd);
     }
-    close(fd);
   }
   errno = saved;
   return rc;
