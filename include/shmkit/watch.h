@@ -50,21 +50,25 @@ typedef enum shk_watch_backend {
   SHK_WATCH_MPROTECT = 1,
   SHK_WATCH_USERFAULTFD = 2,
   SHK_WATCH_WRITE_WATCH = 3,
-  SHK_WATCH_POLL = 4
+  SHK_WATCH_POLL = 4,
+  SHK_WATCH_CUSTOM = 5 /**< a backend registered with shk_watch_backend_register(), chosen by
+                          name (shk_watch_options.backend_name); not counted per backend */
 } shk_watch_backend;
 
-/** The number of shk_watch_backend values (the length of shk_watch_stats.regions_by_backend). */
+/** The number of built-in shk_watch_backend values (the length of
+ * shk_watch_stats.regions_by_backend); SHK_WATCH_CUSTOM is not among them. */
 #define SHK_WATCH_BACKEND_COUNT 5
 
-/** The name of a backend ("auto", "mprotect", "userfaultfd", "write-watch", "poll"), static;
- * "unknown" for other values. */
+/** The name of a backend ("auto", "mprotect", "userfaultfd", "write-watch", "poll", "custom"),
+ * static; "unknown" for other values. */
 SHK_API const char *shk_watch_backend_name(shk_watch_backend backend);
 
 /** Whether `backend` can be used on this system now (auto and poll always can). */
 SHK_API bool shk_watch_backend_available(shk_watch_backend backend);
 
-/** The version of shk_watch_options that this header describes (its `version` field). */
-#define SHK_WATCH_OPTIONS_VERSION 1
+/** The version of shk_watch_options that this header describes (its `version` field). Version 1
+ * ends before backend_name; the library reads only the fields of the version a caller gives. */
+#define SHK_WATCH_OPTIONS_VERSION 2
 
 /** Options of a watcher. Fill with shk_watch_options_init() first, then change fields. */
 typedef struct shk_watch_options {
@@ -84,6 +88,9 @@ typedef struct shk_watch_options {
                                  exists: a handler thread takes each first write (slower, about
                                  10-90 us, but knows the address and the thread). Used anyway
                                  when the kernel has no async mode. Default false */
+  const char *backend_name;   /**< (version 2) a registered backend by name, built-in ("mprotect",
+                                 ...) or registered with shk_watch_backend_register(); overrides
+                                 `backend`. NULL (default): `backend` decides */
 } shk_watch_options;
 
 /** Fills *opts with the defaults above. Accepts NULL (does nothing). */
@@ -208,6 +215,71 @@ SHK_API int shk_watch_fetch(shk_watcher *w, uint64_t key, void *buf, size_t size
 
 /** Frees a stored value early. Returns SHK_OK, SHK_EINVAL or SHK_ENOENT. */
 SHK_API int shk_watch_drop(shk_watcher *w, uint64_t key);
+
+/* ---- backends of your own --------------------------------------------------------------- */
+
+/** The version of shk_watch_backend_table that this header describes. */
+#define SHK_WATCH_BACKEND_VERSION 1
+
+/** How a backend's collect() reports bytes written since its last report (worker thread). */
+typedef void (*shk_watch_written_fn)(void *ctx, const void *addr, size_t size);
+
+/** A backend: a versioned table of functions plus a user pointer, registered under a name and
+ * chosen with shk_watch_options.backend_name. It tells the watcher where writes happened, in
+ * either or both of two ways; the watcher does the rest as for the built-ins (copies, compare,
+ * coalescing window, events, ring, drop counting, resync after an overflow):
+ *  - collect() reports written bytes through `written` on each worker pass (a scanning backend,
+ *    like poll or userfaultfd);
+ *  - shk_watch_report_write() records one write, from any thread or a signal handler, through
+ *    the watcher's fault ring (a fault backend, like mprotect: events carry the address, and the
+ *    instruction and thread when given; records that do not fit are counted as dropped).
+ * `user` is the first argument of every function. Functions run with the watcher's lock held
+ * (attach and detach on the calling thread, collect and rearm on the worker): they must not call
+ * shk_watch_* functions other than shk_watch_report_write(). */
+typedef struct shk_watch_backend_table {
+  int version; /**< SHK_WATCH_BACKEND_VERSION */
+  /** Optional: whether the backend works here now (NULL: always). */
+  bool (*available)(void *user);
+  /** Required: starts watching [addr, addr+size) for watcher w (keep w for
+   * shk_watch_report_write); *state receives what detach and collect get back. SHK_OK or a
+   * negative SHK_E* code (shk_watch_add returns it). */
+  int (*attach)(void *user, shk_watcher *w, void *addr, size_t size, void **state);
+  /** Optional: stops watching the region attached with `state`. */
+  void (*detach)(void *user, void *state);
+  /** Optional: reports the region's written bytes with written(ctx, addr, size); `force` is set
+   * for shk_watch_flush (report everything written before the call). */
+  void (*collect)(void *user, void *state, void *addr, size_t size, bool force,
+                  shk_watch_written_fn written, void *ctx);
+  /** Optional: makes writes to [addr, addr+size) (whole pages of its regions) noticed again,
+   * before the watcher compares them (a fault backend closes them again here). */
+  int (*rearm)(void *user, void *addr, size_t size);
+  void *user;
+} shk_watch_backend_table;
+
+/** The longest backend name, in characters; names use [A-Za-z0-9._-]. */
+#define SHK_WATCH_BACKEND_NAME_MAX 31
+
+/** Registers a backend under `name` (copied, as is the table). The built-ins are registered
+ * under their names (shk_watch_backend_name) through the same table.
+ * Returns SHK_OK, SHK_EINVAL (NULL table or name, missing attach), SHK_ENAME, SHK_EVERSION
+ * (version is not SHK_WATCH_BACKEND_VERSION), SHK_EEXIST (name taken), SHK_ELIMIT (32 backends
+ * already). Thread-safe. */
+SHK_API int shk_watch_backend_register(const char *name, const shk_watch_backend_table *table);
+
+/** Removes a registered backend. Returns SHK_OK, SHK_EINVAL (NULL), SHK_ENOENT, SHK_EACCES (a
+ * built-in) or SHK_EBUSY (a watcher uses it). Thread-safe. */
+SHK_API int shk_watch_backend_unregister(const char *name);
+
+/** Whether a backend of this name is registered now (built-ins included). Thread-safe. */
+SHK_API bool shk_watch_backend_exists(const char *name);
+
+/** Records one write at addr into the watcher's fault ring, for a backend of one's own: the
+ * region's page is compared after the coalescing window; ip and thread_id (0 when unknown) are
+ * reported with the event. Lock-free and async-signal-safe (callable from a fault handler).
+ * Returns SHK_OK, SHK_EINVAL (NULL w) or SHK_ELIMIT (the ring is full: counted in
+ * events_dropped, and the change is still found by a full compare). */
+SHK_API int shk_watch_report_write(shk_watcher *w, const void *addr, uintptr_t ip,
+                                   uint64_t thread_id);
 
 /** Allocates zeroed whole pages that every backend can watch well: on Windows with write
  * watching (for SHK_WATCH_WRITE_WATCH); elsewhere plain anonymous pages. Returns SHK_OK,

@@ -1,15 +1,16 @@
 /* The watcher object: options, regions (sorted, disjoint, possibly sharing pages), choosing a
  * backend per region, the callback, flush, stats and the store's public face. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "watch_internal.h"
 
-static const char *const backend_names[SHK_WATCH_BACKEND_COUNT] = {
-    "auto", "mprotect", "userfaultfd", "write-watch", "poll"};
+static const char *const backend_names[SHK_WATCH_CUSTOM + 1] = {
+    "auto", "mprotect", "userfaultfd", "write-watch", "poll", "custom"};
 
 const char *shk_watch_backend_name(shk_watch_backend backend) {
-  return (unsigned)backend < SHK_WATCH_BACKEND_COUNT ? backend_names[backend] : "unknown";
+  return (unsigned)backend <= SHK_WATCH_CUSTOM ? backend_names[backend] : "unknown";
 }
 
 bool shk_watch_backend_available(shk_watch_backend backend) {
@@ -60,21 +61,40 @@ int shk_watch_create(const shk_watch_options *opts, shk_watcher **out) {
   shk_watch_options o;
   shk_watch_options_init(&o);
   if (opts) {
-    if (opts->version != SHK_WATCH_OPTIONS_VERSION) return SHK_EINVAL;
-    o = *opts;
+    /* Only the fields of the caller's version: a version-1 struct ends before backend_name. */
+    if (opts->version == 1) memcpy(&o, opts, offsetof(shk_watch_options, backend_name));
+    else if (opts->version == SHK_WATCH_OPTIONS_VERSION) o = *opts;
+    else return SHK_EINVAL;
+    o.version = SHK_WATCH_OPTIONS_VERSION;
   }
   if ((unsigned)o.backend >= SHK_WATCH_BACKEND_COUNT || o.ring_capacity == 0 ||
       o.ring_capacity > (1u << 30) || o.poll_interval_ms == 0)
     return SHK_EINVAL;
-  if (!shk_watch_backend_available(o.backend)) return SHK_EUNSUPPORTED;
+  const shk__watch_backend_ops *named = NULL;
+  if (o.backend_name) {
+    int rc = shk__watch_registry_acquire(o.backend_name, &named);
+    if (rc != SHK_OK) return rc;
+    o.backend = named->kind;
+    if (!named->custom) { /* a built-in by name: the same as by kind */
+      shk__watch_registry_release(named);
+      named = NULL;
+    }
+    o.backend_name = NULL; /* not kept: the caller's string */
+  }
+  if (!named && !shk_watch_backend_available(o.backend)) return SHK_EUNSUPPORTED;
 
   shk_watcher *w = calloc(1, sizeof *w);
-  if (!w) return SHK_ENOMEM;
+  if (!w) {
+    if (named) shk__watch_registry_release(named);
+    return SHK_ENOMEM;
+  }
   w->opts = o;
+  w->custom_ops = named;
   w->page_size = shk__os_caps_get()->page_size;
   w->next_id = 1;
   w->sink = calloc(1, sizeof *w->sink);
   if (!w->sink || shk__watch_ring_init(&w->sink->ring, o.ring_capacity) != SHK_OK) {
+    if (named) shk__watch_registry_release(named);
     free(w->sink);
     free(w);
     return SHK_ENOMEM;
@@ -155,6 +175,7 @@ void shk_watch_free(shk_watcher *w) {
   shk__os_mutex_destroy(&w->deliver_lock);
   shk__os_mutex_destroy(&w->lock);
   shk__watch_ring_destroy(&w->sink->ring);
+  if (w->custom_ops) shk__watch_registry_release(w->custom_ops);
   free(w->sink);
   free(w);
 }
@@ -217,6 +238,11 @@ static size_t candidates(shk_watcher *w, const shk__watch_region *r, size_t at,
 }
 
 static int attach(shk_watcher *w, shk__watch_region *r, size_t at) {
+  if (w->custom_ops) {
+    r->backend = SHK_WATCH_CUSTOM;
+    r->ops = w->custom_ops;
+    return r->ops->attach(w, r);
+  }
   shk_watch_backend list[4];
   size_t n = candidates(w, r, at, list);
   int rc = SHK_EUNSUPPORTED;
@@ -365,7 +391,7 @@ int shk_watch_stats_get(shk_watcher *w, shk_watch_stats *stats) {
     const shk__watch_region *r = w->regions[i];
     size_t pages = (r->page_end - r->page_start) / w->page_size;
     mem += sizeof *r + strlen(r->name) + 1 + r->size + (pages + 7) / 8;
-    stats->regions_by_backend[r->backend]++;
+    if ((unsigned)r->backend < SHK_WATCH_BACKEND_COUNT) stats->regions_by_backend[r->backend]++;
   }
   stats->regions = w->count;
   stats->regions_moved_to_poll = w->moved_to_poll;

@@ -50,4 +50,4 @@ static int rearm(shk_watcher *w, uintptr_t addr, size_t size, int prot) {
 }
 
 const shk__watch_backend_ops shk__watch_backend_mprotect = {
-    SHK_WATCH_MPROTECT, available, NULL, attach, detach, NULL, rearm};
+    SHK_WATCH_MPROTECT, available, NULL, attach, detach, NULL, rearm, NULL};

@@ -138,7 +138,7 @@ static int rearm(shk_watcher *w, uintptr_t addr, size_t size, int prot) {
 }
 
 const shk__watch_backend_ops shk__watch_backend_userfaultfd = {
-    SHK_WATCH_USERFAULTFD, available, NULL, attach, detach, collect, NULL};
+    SHK_WATCH_USERFAULTFD, available, NULL, attach, detach, collect, NULL, NULL};
 
 const shk__watch_backend_ops shk__watch_backend_userfaultfd_sync = {
-    SHK_WATCH_USERFAULTFD, available, NULL, attach, detach, NULL, rearm};
+    SHK_WATCH_USERFAULTFD, available, NULL, attach, detach, NULL, rearm, NULL};

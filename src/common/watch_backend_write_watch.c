@@ -34,4 +34,4 @@ static void collect(shk_watcher *w, uint64_t now, bool force) {
 }
 
 const shk__watch_backend_ops shk__watch_backend_write_watch = {
-    SHK_WATCH_WRITE_WATCH, available, NULL, attach, NULL, collect, NULL};
+    SHK_WATCH_WRITE_WATCH, available, NULL, attach, NULL, collect, NULL, NULL};

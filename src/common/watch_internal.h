@@ -145,6 +145,7 @@ typedef struct shk__watch_region {
   uintptr_t fault_addr, ip;
   uint64_t tid;
   uint32_t fault_count;
+  void *custom_state;                        /* what a user backend's attach gave back */
 } shk__watch_region;
 
 /* One event waiting to be delivered, its bytes in the batch arena (offsets until delivery). */
@@ -170,6 +171,7 @@ struct shk_watcher {
   uint32_t next_id;
 
   shk__watch_sink *sink;
+  const struct shk__watch_backend_ops *custom_ops; /* a user backend chosen by name, or NULL */
   bool hook_held;
   shk__os_uffd *uffd;
   bool uffd_sync;              /* uffd opened in sync mode, with a reader thread */
@@ -213,6 +215,8 @@ typedef struct shk__watch_backend_ops {
    * what they allowed before watching. A failure keeps the pages dirty, so they are compared
    * again on every pass until it succeeds. */
   int (*rearm)(shk_watcher *w, uintptr_t addr, size_t size, int prot);
+  /* A backend registered by a user (watch_backend_custom.c): its table; NULL for built-ins. */
+  const shk_watch_backend_table *custom;
 } shk__watch_backend_ops;
 
 extern const shk__watch_backend_ops shk__watch_backend_mprotect;
@@ -228,6 +232,13 @@ extern const shk__watch_backend_ops shk__watch_backend_poll;
 bool shk__watch_region_writable(const shk__watch_region *r);
 /* Records a ring overflow (a dropped record, a span opened whole) at time `now`. Async-signal-safe. */
 void shk__watch_sink_overflow(shk__watch_sink *sink, uint64_t now);
+
+/* The backend registry (watch_registry.c): the ops registered under a name, counted as used
+ * until shk__watch_registry_release(). SHK_ENOENT, SHK_EUNSUPPORTED (not available here). */
+int shk__watch_registry_acquire(const char *name, const shk__watch_backend_ops **ops);
+void shk__watch_registry_release(const shk__watch_backend_ops *ops);
+/* Ops that call a user's table (watch_backend_custom.c); `ops->custom` set by the caller. */
+void shk__watch_custom_ops_init(shk__watch_backend_ops *ops, const shk_watch_backend_table *t);
 
 /* The ops for a backend kind (never NULL for the four real kinds). */
 const shk__watch_backend_ops *shk__watch_backend_ops_of(shk_watch_backend kind);

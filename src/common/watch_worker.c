@@ -282,17 +282,19 @@ static void process(shk_watcher *w, shk__watch_region *r, uint64_t now, bool arm
 void shk__watch_worker_pass(shk_watcher *w, bool force) {
   uint64_t now = shk__os_now_ns();
   uint64_t window = (uint64_t)w->opts.coalesce_ms * 1000000u;
-  shk__watch_record rec;
-  while (shk__watch_ring_pop(&w->sink->ring, &rec)) take_record(w, &rec);
-  if (atomic_exchange(&w->sink->overflow, 0)) {
-    uint64_t since = atomic_exchange(&w->sink->overflow_ns, 0);
-    resync(w, since && since <= now ? since : now);
-  }
   static const shk_watch_backend scanners[] = {SHK_WATCH_USERFAULTFD, SHK_WATCH_WRITE_WATCH,
                                                SHK_WATCH_POLL};
   for (size_t i = 0; i < SHK__ARRAY_LEN(scanners); i++) {
     const shk__watch_backend_ops *ops = shk__watch_backend_ops_of(scanners[i]);
     if (ops->collect) ops->collect(w, now, force);
+  }
+  if (w->custom_ops && w->custom_ops->collect) w->custom_ops->collect(w, now, force);
+  /* The ring after the collections: a backend of one's own may report through it there. */
+  shk__watch_record rec;
+  while (shk__watch_ring_pop(&w->sink->ring, &rec)) take_record(w, &rec);
+  if (atomic_exchange(&w->sink->overflow, 0)) {
+    uint64_t since = atomic_exchange(&w->sink->overflow_ns, 0);
+    resync(w, since && since <= now ? since : now);
   }
   /* Which regions are due; their pages are protected again (all of them, merged) before any
    * of them is compared, so a write racing with the comparison faults and is not lost. */
