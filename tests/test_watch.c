@@ -120,6 +120,22 @@ static bool records_faults(void **state) {
          (backend_of(state) == SHK_WATCH_USERFAULTFD && sync_of(state));
 }
 
+/* A started watcher of the test's backend (available here) with these settings. */
+static shk_watcher *start_tuned(void **state, uint32_t ring, uint32_t coalesce_ms, uint32_t poll_ms,
+                                collector *c) {
+  shk_watch_options o;
+  shk_watch_options_init(&o);
+  o.backend = backend_of(state);
+  o.userfaultfd_sync = sync_of(state);
+  o.coalesce_ms = coalesce_ms;
+  o.poll_interval_ms = poll_ms;
+  if (ring) o.ring_capacity = ring;
+  shk_watcher *w = NULL;
+  assert_int_equal(shk_watch_create(&o, &w), SHK_OK);
+  if (c) assert_int_equal(shk_watch_set_callback(w, collect, c), SHK_OK);
+  return w;
+}
+
 /* A started watcher of the test's backend, or a visible skip. Its worker finds changes on
  * shk_watch_flush() only (a long window and poll interval), which keeps event counts exact
  * however slowly a sanitizer or wine runs; `busy` makes it pass every millisecond instead. */
@@ -131,17 +147,7 @@ static shk_watcher *start_with(void **state, uint32_t ring, collector *c, bool b
     skip();
   }
   printf("    backend %s%s\n", shk_watch_backend_name(b), sync_of(state) ? " (sync mode)" : "");
-  shk_watch_options o;
-  shk_watch_options_init(&o);
-  o.backend = b;
-  o.userfaultfd_sync = sync_of(state);
-  o.coalesce_ms = busy ? 1 : 10000;
-  o.poll_interval_ms = busy ? 1 : 10000;
-  if (ring) o.ring_capacity = ring;
-  shk_watcher *w = NULL;
-  assert_int_equal(shk_watch_create(&o, &w), SHK_OK);
-  if (c) assert_int_equal(shk_watch_set_callback(w, collect, c), SHK_OK);
-  return w;
+  return start_tuned(state, ring, busy ? 1 : 10000, busy ? 1 : 10000, c);
 }
 
 static shk_watcher *start(void **state, uint32_t ring, collector *c) {
@@ -488,16 +494,8 @@ static void burst_beyond_a_ring_of(void **state, uint32_t ring) {
     skip();
   }
   collector *c = collector_new();
-  shk_watch_options o;
-  shk_watch_options_init(&o);
-  o.backend = b;
-  o.userfaultfd_sync = sync_of(state);
-  o.ring_capacity = ring;
-  o.coalesce_ms = 10000; /* the worker holds still while the burst happens */
-  o.poll_interval_ms = 10000;
-  shk_watcher *w = NULL;
-  assert_int_equal(shk_watch_create(&o, &w), SHK_OK);
-  assert_int_equal(shk_watch_set_callback(w, collect, c), SHK_OK);
+  /* The worker holds still while the burst happens. */
+  shk_watcher *w = start_tuned(state, ring, 10000, 10000, c);
   enum { N = 64 };
   /* Write-watch falls back to protection on mapped views, where GetWriteWatch does not work. */
   shk_shm *view = NULL;
@@ -558,16 +556,7 @@ static void a_burst_that_overflows_the_ring_is_still_one_event(void **state) {
     skip();
   }
   collector *c = collector_new();
-  shk_watch_options o;
-  shk_watch_options_init(&o);
-  o.backend = b;
-  o.userfaultfd_sync = sync_of(state);
-  o.ring_capacity = 1;
-  o.coalesce_ms = 60000;
-  o.poll_interval_ms = 1;
-  shk_watcher *w = NULL;
-  assert_int_equal(shk_watch_create(&o, &w), SHK_OK);
-  assert_int_equal(shk_watch_set_callback(w, collect, c), SHK_OK);
+  shk_watcher *w = start_tuned(state, 1, 60000, 1, c);
   enum { N = 64 };
   unsigned char *buf = pages(N * 4096);
   uint32_t id;

@@ -256,8 +256,9 @@ typedef struct shk_watch_backend_table {
   void *user;
 } shk_watch_backend_table;
 
-/** The longest backend name, in characters; names use [A-Za-z0-9._-]. */
-#define SHK_WATCH_BACKEND_NAME_MAX 31
+/** The longest backend name, in characters; names follow the rules of segment names
+ * (shk_shm_name_check: [A-Za-z0-9._-], not starting with a dot). */
+#define SHK_WATCH_BACKEND_NAME_MAX 30
 
 /** Registers a backend under `name` (copied, as is the table). The built-ins are registered
  * under their names (shk_watch_backend_name) through the same table.

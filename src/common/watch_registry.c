@@ -30,22 +30,12 @@ static entry *find(const char *name) {
   return NULL;
 }
 
-static bool valid_name(const char *name) {
-  size_t n = strlen(name);
-  if (n == 0 || n > SHK_WATCH_BACKEND_NAME_MAX) return false;
-  for (size_t i = 0; i < n; i++) {
-    char c = name[i];
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
 
 /* The one way in, for built-ins and users alike (lock held). */
 static int add(const char *name, const shk__watch_backend_ops *builtin,
                const shk_watch_backend_table *table) {
-  if (!valid_name(name)) return SHK_ENAME;
+  /* The rules of segment and allocator names. */
+  if (shk_shm_name_check(name) != SHK_OK) return SHK_ENAME;
   if (find(name)) return SHK_EEXIST;
   entry *e = NULL;
   for (size_t i = 0; i < SLOTS && !e; i++)
