@@ -2,7 +2,8 @@
  * retried, faults it cannot resolve (an instruction fetch) crash as without shmkit, read-only
  * memory stays read-only, unmapped memory is refused with SHK_EFAULT and nothing changes.
  * Everything that may fault or hang runs in a child process with a timeout. */
-/* ctest: labels=unit;fault;multiprocess timeout=300 */
+/* ctest: labels=unit;fault;multiprocess;tsan timeout=300 */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,8 +128,8 @@ typedef struct churn {
   shk_watcher *w;
   unsigned char *base; /* CHURNERS * PAGES_EACH pages */
   size_t page;
-  volatile int stop;
-  int failures;
+  atomic_int stop;
+  atomic_int failures;
 } churn;
 
 typedef struct churner {
@@ -140,12 +141,12 @@ static void churn_body(churner *t) {
   churn *c = t->c;
   unsigned char *mine = c->base + (size_t)t->index * PAGES_EACH * c->page;
   unsigned n = 0;
-  while (!c->stop) {
+  while (!atomic_load(&c->stop)) {
     uint32_t id;
     unsigned char *at = mine + (n % PAGES_EACH) * c->page + (n % 7) * 64;
     if (shk_watch_add(c->w, at, 64, "churn", &id) != SHK_OK ||
         shk_watch_remove(c->w, id) != SHK_OK)
-      c->failures++;
+      atomic_fetch_add(&c->failures, 1);
     n++;
   }
 }
@@ -176,6 +177,8 @@ static int child_churn(int argc, char **argv) {
   (void)argc;
   churn c;
   memset(&c, 0, sizeof c);
+  atomic_init(&c.stop, 0);
+  atomic_init(&c.failures, 0);
   c.page = page_size();
   c.w = make_from_arg(argv[0]);
   if (!c.w) return 2;
@@ -202,7 +205,7 @@ static int child_churn(int argc, char **argv) {
   unsigned v = 0;
   while (now_ms() < end)
     for (size_t off = 0; off < size; off += 64) ((volatile unsigned char *)c.base)[off] = (unsigned char)++v;
-  c.stop = 1;
+  atomic_store(&c.stop, 1);
   for (int i = 0; i < CHURNERS; i++) {
 #ifdef _WIN32
     WaitForSingleObject(th[i], INFINITE);
@@ -213,7 +216,7 @@ static int child_churn(int argc, char **argv) {
   }
   shk_watch_free(c.w);
   shk_watch_pages_free(c.base, size);
-  return c.failures ? 5 : 0;
+  return atomic_load(&c.failures) ? 5 : 0;
 }
 
 static void adding_and_removing_while_another_thread_writes_never_crashes_it(void **state) {

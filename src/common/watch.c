@@ -323,7 +323,7 @@ int shk_watch_add(shk_watcher *w, void *addr, size_t size, const char *name, uin
   }
   /* The backend protects first, then the copy is taken: a write in between faults and is
    * compared against this copy later, so it is not lost. */
-  memcpy(r->shadow, addr, size);
+  shk__watch_copy_in(r->shadow, addr, size); /* racy by design: the program may be writing */
   r->id = w->next_id++;
   if (w->next_id == 0) w->next_id = 1;
   memmove(w->regions + at + 1, w->regions + at, (w->count - at) * sizeof *w->regions);
