@@ -249,6 +249,13 @@ void shk__os_fault_remove(void);
 int shk__os_symbolize(uintptr_t ip, char *module, size_t module_size, char *symbol,
                       size_t symbol_size);
 
+/* The source file, function and line of a code address from debug information, where the system
+ * can tell: Linux through elfutils' libdw when it is installed (loaded at run time), Windows
+ * through DbgHelp. Not for the fault path. Empty strings and 0 when unknown; SHK_OK (file and
+ * line found), SHK_ENOENT (no line information for it), SHK_EUNSUPPORTED (no such facility). */
+int shk__os_source_line(uintptr_t ip, char *file, size_t file_size, char *function,
+                        size_t function_size, unsigned *line);
+
 /* How many more memory areas page protection may split off before the kernel refuses (Linux
  * vm.max_map_count minus the areas in use); SIZE_MAX where there is no such limit. */
 size_t shk__os_map_areas_left(void);

@@ -11,6 +11,7 @@
 #include "shmkit.h"
 
 #ifndef _WIN32
+#include <dlfcn.h>
 #include <unistd.h>
 #endif
 
@@ -35,6 +36,8 @@ typedef struct seen {
   uintptr_t fault_address, ip;
   uint64_t thread_id;
   char module[256];
+  char file[256], function[128];
+  unsigned line;
   char name[32];
   bool aligned; /* inline values may be read through the region's own type */
 } seen;
@@ -73,6 +76,9 @@ static void collect(const shk_watch_event *ev, void *user) {
   s->ip = ev->ip;
   s->thread_id = ev->thread_id;
   if (ev->module) snprintf(s->module, sizeof s->module, "%s", ev->module);
+  if (ev->file) snprintf(s->file, sizeof s->file, "%s", ev->file);
+  if (ev->function) snprintf(s->function, sizeof s->function, "%s", ev->function);
+  s->line = ev->line;
   snprintf(s->name, sizeof s->name, "%s", ev->region_name);
 }
 
@@ -1078,7 +1084,7 @@ static void protection_events_know_address_instruction_and_thread(void **state) 
   unsigned char *page = pages(4096);
   uint32_t id;
   assert_int_equal(shk_watch_add(w, page + 100, 32, "who", &id), SHK_OK);
-  page[110] = 5;
+  ((volatile unsigned char *)page)[110] = 5; const unsigned write_line = __LINE__;
   assert_int_equal(shk_watch_flush(w), SHK_OK);
   assert_int_equal(c->count, 1);
   const seen *s = &c->events[0];
@@ -1092,6 +1098,21 @@ static void protection_events_know_address_instruction_and_thread(void **state) 
     assert_true(s->module[0] != '\0');
     assert_non_null(strstr(s->module, "test_watch"));
     printf("    ip %p in %s (anchor %p)\n", (void *)s->ip, s->module, (void *)(uintptr_t)anchor_function);
+  }
+  /* File, function and line where debug information and the system's reader exist (libdw on
+   * Linux, DbgHelp on Windows; this test is built with -g). */
+  if (s->flags & SHK_WATCH_EVENT_SOURCE) {
+    printf("    %s:%u in %s (the write is on line %u)\n", s->file, s->line, s->function, write_line);
+    assert_non_null(strstr(s->file, "test_watch.c"));
+    assert_int_equal(s->line, write_line);
+    assert_non_null(strstr(s->function, "protection_events_know"));
+  } else {
+    printf("    no source line for the writer here (no libdw / DbgHelp, or no debug information)\n");
+#if defined(__linux__) && !defined(__SANITIZE_ADDRESS__)
+    void *dw = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (dw) dlclose(dw);
+    assert_null(dw); /* libdw is here: the line must have been found */
+#endif
   }
   shk_watch_free(w);
   shk_watch_pages_free(page, 4096);

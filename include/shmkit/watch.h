@@ -83,7 +83,8 @@ typedef struct shk_watch_options {
   uint32_t poll_interval_ms;  /**< how often the poll backend compares; default 10 */
   size_t store_limit;         /**< bytes kept for stored values before the oldest are evicted;
                                  default 256 MiB */
-  bool resolve_symbols;       /**< fill module/symbol of the writing instruction; default true */
+  bool resolve_symbols;       /**< fill module/symbol (and file/function/line where debug
+                                 information exists) of the writing instruction; default true */
   bool userfaultfd_sync;      /**< userfaultfd in its synchronous mode even where the async mode
                                  exists: a handler thread takes each first write (slower, about
                                  10-90 us, but knows the address and the thread). Used anyway
@@ -103,6 +104,7 @@ SHK_API void shk_watch_options_init(shk_watch_options *opts);
 #define SHK_WATCH_EVENT_IP 0x8u            /**< ip is the writing instruction */
 #define SHK_WATCH_EVENT_THREAD 0x10u       /**< thread_id is the writing thread */
 #define SHK_WATCH_EVENT_RESYNC 0x20u       /**< found by a full compare after the ring overflowed */
+#define SHK_WATCH_EVENT_SOURCE 0x40u       /**< file / line (and function) of ip are known */
 
 /** One change of one region. Valid only during the callback: pointers point into the watcher's
  * scratch memory; copy what you keep. Fields may be appended in later versions. */
@@ -133,6 +135,11 @@ typedef struct shk_watch_event {
   uint32_t fault_count;      /**< faults coalesced into this event (0 for scanning backends) */
   uint32_t flags;            /**< SHK_WATCH_EVENT_* */
   shk_watch_backend backend; /**< the backend that watched this region */
+  const char *file;          /**< source file of ip from debug information (Linux: libdw when
+                                installed; Windows: DbgHelp), when SHK_WATCH_EVENT_SOURCE;
+                                else NULL */
+  const char *function;      /**< the function around ip from debug information, or NULL */
+  uint32_t line;             /**< the line of ip in file, when SHK_WATCH_EVENT_SOURCE; else 0 */
 } shk_watch_event;
 
 /** The callback: called on the watcher's worker thread, one event at a time, in seq order. It may

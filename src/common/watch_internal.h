@@ -151,7 +151,8 @@ typedef struct shk__watch_region {
 /* One event waiting to be delivered, its bytes in the batch arena (offsets until delivery). */
 typedef struct shk__watch_pending {
   shk_watch_event ev;
-  size_t name_off, old_off, new_off, oldp_off, newp_off, module_off, symbol_off;
+  size_t name_off, old_off, new_off, oldp_off, newp_off, module_off, symbol_off, file_off,
+      function_off;
 } shk__watch_pending;
 
 struct shk_watcher {

@@ -221,6 +221,18 @@ static void clear_dirty(shk_watcher *w, shk__watch_region *r) {
   r->fault_count = 0;
 }
 
+/* File, function and line of the writing instruction, where debug information tells. */
+static void source(shk_watcher *w, shk__watch_pending *p, uintptr_t ip) {
+  char file[512], function[256];
+  unsigned line = 0;
+  int rc = shk__os_source_line(ip, file, sizeof file, function, sizeof function, &line);
+  if (function[0]) p->function_off = arena_put(w, function, strlen(function) + 1);
+  if (rc != SHK_OK) return;
+  p->file_off = arena_put(w, file, strlen(file) + 1);
+  p->ev.line = line;
+  if (p->file_off != SIZE_MAX) p->ev.flags |= SHK_WATCH_EVENT_SOURCE;
+}
+
 static void emit(shk_watcher *w, shk__watch_region *r, size_t lo, size_t hi, uint64_t first_ns) {
   shk__watch_pending *p = batch_add(w);
   if (!p) return;
@@ -264,6 +276,7 @@ static void emit(shk_watcher *w, shk__watch_region *r, size_t lo, size_t hi, uin
         shk__os_symbolize(r->ip, module, sizeof module, symbol, sizeof symbol) == SHK_OK) {
       if (module[0]) p->module_off = arena_put(w, module, strlen(module) + 1);
       if (symbol[0]) p->symbol_off = arena_put(w, symbol, strlen(symbol) + 1);
+      source(w, p, r->ip);
     }
   }
 }
@@ -332,6 +345,9 @@ static void deliver(shk_watcher *w) {
     ev->new_preview = SHK_ARENA_PTR_(p->newp_off);
     ev->module = SHK_ARENA_PTR_(p->module_off);
     ev->symbol = SHK_ARENA_PTR_(p->symbol_off);
+    ev->file = SHK_ARENA_PTR_(p->file_off);
+    ev->function = SHK_ARENA_PTR_(p->function_off);
+    if (!ev->file) ev->line = 0;
 #undef SHK_ARENA_PTR_
     if (!ev->old_value || !ev->new_value) ev->flags &= ~SHK_WATCH_EVENT_INLINE;
     if (!ev->old_preview || !ev->new_preview) ev->preview_length = 0;
