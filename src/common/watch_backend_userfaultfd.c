@@ -104,13 +104,11 @@ static bool collect_at_once(shk_watcher *w) {
 
 static void collect(shk_watcher *w, uint64_t now, bool force) {
   /* A scan walks every area of the range: with tens of thousands of regions it takes
-   * milliseconds, so passes skip it until nine times its length has gone by (a flush never
-   * does). The coalescing window stretches accordingly; nothing is lost. */
-  if (!force && now < w->uffd_scan_due_ns) return;
-  uint64_t t0 = shk__os_now_ns();
+   * milliseconds; nothing is lost by scanning less often. */
+  uint64_t t0;
+  if (!shk__watch_scan_start(w->uffd_scan_due_ns, now, force, &t0)) return;
   collect_scan(w);
-  uint64_t t1 = shk__os_now_ns();
-  w->uffd_scan_due_ns = t1 + 9 * (t1 - t0);
+  shk__watch_scan_done(&w->uffd_scan_due_ns, t0);
 }
 
 static void collect_scan(shk_watcher *w) {

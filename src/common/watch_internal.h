@@ -178,8 +178,8 @@ struct shk_watcher {
   bool uffd_sync;              /* uffd opened in sync mode, with a reader thread */
   shk__os_thread *uffd_reader;
   atomic_bool uffd_stop;
-  uint64_t uffd_scan_due_ns;   /* async mode: no scan before this (scans take at most 1/10 of the
-                                  time, however many regions) */
+  uint64_t uffd_scan_due_ns;   /* async mode: no scan before this (see shk__watch_scan_start) */
+  uint64_t ww_scan_due_ns;     /* write-watch: the same */
   shk__watch_store store;
 
   shk_watch_fn fn;
@@ -243,6 +243,13 @@ void shk__watch_custom_ops_init(shk__watch_backend_ops *ops, const shk_watch_bac
 
 /* The ops for a backend kind (never NULL for the four real kinds). */
 const shk__watch_backend_ops *shk__watch_backend_ops_of(shk_watch_backend kind);
+
+/* The budget of a scanning backend whose scan grows with the number of regions: a scan is skipped
+ * until nine times the length of the last one has gone by (scans take at most a tenth of the
+ * time; the coalescing window stretches accordingly), never on a flush. start: whether to scan
+ * now; done: records the scan's length (t0 = what start gave through *t0). */
+bool shk__watch_scan_start(uint64_t due_ns, uint64_t now, bool force, uint64_t *t0);
+void shk__watch_scan_done(uint64_t *due_ns, uint64_t t0);
 
 /* Marks `pages` pages from `page` dirty in every region they touch (the watcher lock held). */
 void shk__watch_mark_pages(shk_watcher *w, uintptr_t page, size_t pages, uint64_t now);

@@ -68,6 +68,17 @@ void shk__watch_mark_pages(shk_watcher *w, uintptr_t page, size_t pages, uint64_
   }
 }
 
+bool shk__watch_scan_start(uint64_t due_ns, uint64_t now, bool force, uint64_t *t0) {
+  if (!force && now < due_ns) return false;
+  *t0 = shk__os_now_ns();
+  return true;
+}
+
+void shk__watch_scan_done(uint64_t *due_ns, uint64_t t0) {
+  uint64_t t1 = shk__os_now_ns();
+  *due_ns = t1 + 9 * (t1 - t0);
+}
+
 void shk__watch_mark_pages_cb(uintptr_t page, size_t pages, void *ctx) {
   shk__watch_mark_pages(ctx, page, pages, shk__os_now_ns());
 }
