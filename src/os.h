@@ -332,10 +332,15 @@ void shk__os_yield(void);
 
 /* ---- memory (memory.c) ------------------------------------------------------------------- */
 
+/* Page access, as flags. SHK__OS_PROT_COPY marks Windows copy-on-write pages (PAGE_WRITECOPY,
+ * PAGE_EXECUTE_WRITECOPY), which are writable; POSIX never reports it and ignores it. */
 typedef enum shk__os_prot {
   SHK__OS_PROT_NONE = 0,
   SHK__OS_PROT_READ = 1,
-  SHK__OS_PROT_READ_WRITE = 3
+  SHK__OS_PROT_WRITE = 2,
+  SHK__OS_PROT_READ_WRITE = 3,
+  SHK__OS_PROT_EXEC = 4,
+  SHK__OS_PROT_COPY = 8
 } shk__os_prot;
 
 /* Allocates whole, zeroed pages (mmap / VirtualAlloc). write_watch asks Windows to track writes
@@ -348,23 +353,38 @@ void shk__os_pages_free(void *addr, size_t size);
  * Windows). For code that must tell whether an address is usable here. SHK_EOS. */
 int shk__os_memory_peek(const void *addr, void *buf, size_t n);
 
-/* Changes the protection of whole pages; addr must be page-aligned. Async-signal-safe on POSIX. SHK_ENOMEM when the kernel
- * cannot split more memory areas, SHK_EINVAL, SHK_EOS. */
-int shk__os_protect(void *addr, size_t size, shk__os_prot prot);
+/* Changes the protection of whole pages to `prot` (a combination of the flags above, as
+ * shk__os_prot_query() reports them); addr must be page-aligned. Async-signal-safe on POSIX.
+ * SHK_ENOMEM when the kernel cannot split more memory areas, SHK_EINVAL, SHK_EOS. */
+int shk__os_protect(void *addr, size_t size, int prot);
+
+/* What the pages of [addr, addr+size) (whole pages, addr page-aligned) allow now: *prot
+ * receives the flags every page has (their intersection), *uniform whether all pages have the
+ * same. SHK_EFAULT when part of the range is not mapped (reserved-only counts as not mapped on
+ * Windows); SHK_EUNSUPPORTED where the system cannot tell (then the range is assumed mapped
+ * read-write by callers that must go on). Async-signal-safe on POSIX (open/ioctl/read only;
+ * Linux: PROCMAP_QUERY, or /proc/self/maps read in fixed buffers); Windows: VirtualQuery. Not
+ * cached: the answer is the kernel's at the time of the call. */
+int shk__os_prot_query(void *addr, size_t size, int *prot, bool *uniform);
 
 /* ---- write faults and dirty-page sources (fault.c, uffd.c, writewatch.c) ----------------- */
 
 /* What the OS tells about a memory fault. */
 typedef struct shk__os_fault {
-  uintptr_t addr; /* the faulting data address */
-  uintptr_t ip;   /* the faulting instruction, 0 when unknown */
-  bool write;     /* true when the access was (or may have been) a write */
+  uintptr_t addr;  /* the faulting data address */
+  uintptr_t ip;    /* the faulting instruction, 0 when unknown */
+  bool write;      /* true when the access was (or may have been) a write; false: surely not
+                      (a read, an instruction fetch) */
+  bool write_known; /* the OS said which access it was (x86-64 Linux error code, Windows
+                      exception information); false: `write` is only a guess */
 } shk__os_fault;
 
 /* Called from the fault handler (a signal handler on POSIX, a vectored exception handler on
- * Windows) on the faulting thread. Must be async-signal-safe. Returns true when the fault was on
- * a page the watcher protected and the page is writable again (the instruction is retried);
- * false sends the fault on to the previous handler or the default action. */
+ * Windows) on the faulting thread, only for faults that can be protection faults (POSIX: SIGSEGV
+ * with SEGV_ACCERR on Linux; never an unmapped address). Must be async-signal-safe. Returns true
+ * only when retrying the instruction will not fault the same way again: the page is one the
+ * watcher protected and is writable now; false sends the fault on to the previous handler or the
+ * default action. */
 typedef bool (*shk__os_fault_fn)(const shk__os_fault *fault);
 
 /* Installs the process-wide write-fault hook calling fn, chained in front of whatever handlers
@@ -378,6 +398,13 @@ void shk__os_fault_remove(void);
  * path. Empty strings when unknown; returns SHK_OK or SHK_ENOENT. */
 int shk__os_symbolize(uintptr_t ip, char *module, size_t module_size, char *symbol,
                       size_t symbol_size);
+
+/* The source file, function and line of a code address from debug information, where the system
+ * can tell: Linux through elfutils' libdw when it is installed (loaded at run time), Windows
+ * through DbgHelp. Not for the fault path. Empty strings and 0 when unknown; SHK_OK (file and
+ * line found), SHK_ENOENT (no line information for it), SHK_EUNSUPPORTED (no such facility). */
+int shk__os_source_line(uintptr_t ip, char *file, size_t file_size, char *function,
+                        size_t function_size, unsigned *line);
 
 /* How many more memory areas page protection may split off before the kernel refuses (Linux
  * vm.max_map_count minus the areas in use); SIZE_MAX where there is no such limit. */
@@ -399,9 +426,13 @@ int shk__os_uffd_add(shk__os_uffd *u, void *addr, size_t size);
 /* Unprotects and unregisters whole pages. */
 void shk__os_uffd_remove(shk__os_uffd *u, void *addr, size_t size);
 /* Calls fn(page_addr, page_count, ctx) for each run of pages written since they were last
- * protected inside [addr, addr+size), protecting them again first. */
+ * protected inside [addr, addr+size), protecting them again first. With `skip_others`, areas
+ * in the range not registered for async write-protect are passed over (one call can then cover
+ * many scattered regions; any async registration in the range is scanned, whoever made it);
+ * without, such an area fails the call. */
 typedef void (*shk__os_dirty_fn)(uintptr_t addr, size_t pages, void *ctx);
-int shk__os_uffd_scan(shk__os_uffd *u, void *addr, size_t size, shk__os_dirty_fn fn, void *ctx);
+int shk__os_uffd_scan(shk__os_uffd *u, void *addr, size_t size, bool skip_others,
+                      shk__os_dirty_fn fn, void *ctx);
 /* Sync mode: waits up to timeout_ms for a write fault. SHK_OK with its address and the writing
  * thread (0 when the kernel does not say), SHK_ETIMEDOUT, or an error. */
 int shk__os_uffd_next(shk__os_uffd *u, int timeout_ms, uintptr_t *addr, uint64_t *tid);
