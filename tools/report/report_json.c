@@ -284,7 +284,7 @@ bool report_check_finish(report_check *c) {
       /* An object form that never named its events is some other JSON document. */
       return c->found_events ? true : fail(c, "not a Chrome trace: no \"traceEvents\" array");
     }
-    return fail(c, c->offset == 0 ? "the file is empty" : "the file ends inside a value");
+    return fail(c, c->offset == 0 ? "the file is empty" : "the file holds only white space");
   }
   /* The JSON Array Format may end without its ']' (a program that stopped while writing it). */
   bool inside_array = c->depth == 1 && c->stack[0] == 'E';
