@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The HTML report in a real browser: `shmkit lens report` turns traces into pages (one recorded
+# from examples/lens_demo, two made by hand, one of 1,000,000 zones) and headless Chromium, driven
+# by puppeteer-core (npm, installed into SHK_CACHE_DIR from ci/lens_report/package-lock.json), opens
+# each from disk: zero console errors, zero network requests, the expected tracks, frames, zones
+# and markers drawn, a click on a frame zooms, wheel and drag work, hover shows a zone. Also the
+# tool's messages and exit codes. Screenshots and logs: $SHK_BUILD_ROOT/lens-report/.
+# Needs SHK_BUILD_GCC (or SHK_BUILD_DIR): a built Linux tree with shmkit and lens_demo.
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+build=${SHK_BUILD_GCC:-${SHK_BUILD_DIR:-}}
+work=${SHK_BUILD_ROOT:-$SHK_ROOT/build/ci}/lens-report
+mkdir -p "$work" "$SHK_CACHE_DIR"
+passed=0 failed=0
+check() { # check <title> <command...>
+  local title=$1 log
+  shift
+  log="$work/$(echo "$title" | tr -c 'A-Za-z0-9\n' _).log"
+  if "$@" >"$log" 2>&1; then echo "ok: $title"; passed=$((passed + 1))
+  else echo "FAILED: $title"; tail -n 40 "$log"; failed=$((failed + 1)); fi
+}
+finish() { echo "$passed passed, $failed failed"; [ "$failed" -eq 0 ]; exit $?; }
+
+bin=$build/bin
+if [ -z "$build" ] || [ ! -x "$bin/shmkit" ] || [ ! -x "$bin/lens_demo" ]; then
+  echo "FAILED: no built shmkit and lens_demo under '$build' (set SHK_BUILD_GCC)"
+  failed=1
+  finish
+fi
+
+# ---- the browser and its driver ----
+modules=$SHK_CACHE_DIR/lens-report-npm
+install_driver() {
+  command -v node >/dev/null || shk_install_packages nodejs npm || return 1
+  command -v chromium >/dev/null || shk_install_packages chromium || return 1
+  chromium --version
+  # npm ci from the committed lock; done again only when the lock changes.
+  if ! cmp -s "$SHK_ROOT/ci/lens_report/package-lock.json" "$modules/installed-lock.json"; then
+    rm -rf "$modules" && mkdir -p "$modules" &&
+      cp "$SHK_ROOT/ci/lens_report/package.json" "$SHK_ROOT/ci/lens_report/package-lock.json" "$modules/" &&
+      PUPPETEER_SKIP_DOWNLOAD=1 npm ci --silent --no-audit --no-fund --prefix "$modules" \
+        --cache "$SHK_CACHE_DIR/npm-cache" &&
+      cp "$SHK_ROOT/ci/lens_report/package-lock.json" "$modules/installed-lock.json"
+  fi
+  [ -f "$modules/node_modules/puppeteer-core/package.json" ]
+}
+check "install chromium and puppeteer-core" install_driver
+
+browse() { # browse <name>: report the trace, open it in Chromium, check it
+  local name=$1
+  "$bin/shmkit" lens report "$work/$name.json" -o "$work/$name.html" || return 1
+  timeout 900 node "$SHK_ROOT/ci/lens_report/report_check.mjs" "$work/$name.html" \
+    "$work/$name.expect.json" "$work" "$name" "$modules" "$(command -v chromium)"
+}
+
+# ---- a recorded trace: lens_demo, 60 frames ----
+seg=lens-report-ci-$$
+record_demo() {
+  rm -f "$work/demo.json"
+  "$bin/shmkit" lens record "$seg" -o "$work/demo.json" --wait 30 --quiet &
+  local recorder=$!
+  "$bin/lens_demo" "$seg" --frames 60 --wait-reader 30 >/dev/null || { kill $recorder; return 1; }
+  wait $recorder
+}
+check "record lens_demo" record_demo
+# The demo's shape (ci/lens_trace_check.mjs): per frame 4 zones on main, 2 on worker, one frame;
+# a plot and two heap samples per frame; a log every 10 frames.
+cat >"$work/demo.expect.json" <<'EOF'
+{"frames": 60, "zones": 420, "markers": 7, "counterSamples": 180, "hover": "update", "selectFrame": 30}
+EOF
+check "the lens_demo report in Chromium" browse demo
+
+# ---- hand-made traces: every kind of event, both JSON forms, names with markup ----
+check "make the test traces" node "$SHK_ROOT/ci/lens_report/make_traces.mjs" "$work" mixed array big
+check "the mixed report in Chromium" browse mixed
+check "the unclosed array-form report in Chromium" browse array
+
+# ---- one million zones ----
+big_report() {
+  local start end
+  start=$(date +%s%N)
+  "$bin/shmkit" lens report "$work/big.json" -o "$work/big.html" || return 1
+  end=$(date +%s%N)
+  echo "shmkit lens report: $(( (end - start) / 1000000 )) ms for $(stat -c %s "$work/big.json") bytes"
+  timeout 900 node "$SHK_ROOT/ci/lens_report/report_check.mjs" "$work/big.html" \
+    "$work/big.expect.json" "$work" big "$modules" "$(command -v chromium)"
+}
+check "the 1,000,000-zone report in Chromium" big_report
+grep -hE "interactive .* after navigation|a wheel zoom|shmkit lens report:" "$work"/the_1_000_000*.log
+rm -f "$work/big.json" "$work/big.html" # 115 MB and 115 MB: the log and screenshots stay
+
+# ---- the tool's messages and exit codes ----
+expect_exit() { # expect_exit <code> <grep pattern for stderr> <args...>
+  local want=$1 pattern=$2 got
+  shift 2
+  "$bin/shmkit" lens report "$@" 2>"$work/stderr.txt" >/dev/null
+  got=$?
+  cat "$work/stderr.txt"
+  [ "$got" -eq "$want" ] && grep -q -- "$pattern" "$work/stderr.txt"
+}
+printf '[{"ph":"X","ts":1},\n{"ph": oops}]' >"$work/garbage.json"
+check "a missing trace: exit 1 and a message" expect_exit 1 "cannot open" "$work/none.json" -o "$work/none.html"
+check "garbage: exit 1, where and why" expect_exit 1 "garbage.json:2:8: expected" "$work/garbage.json" -o "$work/garbage.html"
+check "no output named: exit 2 and the usage" expect_exit 2 "usage: shmkit lens report" "$work/mixed.json"
+check "help" bash -c "'$bin/shmkit' lens report --help | grep -q 'from disk' && '$bin/shmkit' --help | grep -q 'lens report'"
+echo "screenshots: $work/*.png"
+finish
