@@ -18,6 +18,8 @@ const puppeteer = require('puppeteer-core');
 const READY_CEILING_MS = Number(process.env.SHK_REPORT_READY_CEILING_MS || 180000);
 
 let passed = 0, failed = 0;
+// The list of logs follows the view after a short delay: let it catch up before a screenshot.
+const settle = () => new Promise((resolve) => setTimeout(resolve, 250));
 function check(title, ok, detail = '') {
   if (ok) { passed++; console.log(`ok: ${name}: ${title}`); }
   else { failed++; console.log(`FAILED: ${name}: ${title} ${detail}`); }
@@ -65,8 +67,11 @@ try {
   console.log(`${name}: ${s.zones} zones: interactive ${(t.readyMs / 1000).toFixed(2)} s after navigation ` +
               `(JSON.parse ${t.parseMs?.toFixed(0)} ms, model ${t.buildMs?.toFixed(0)} ms, first draw ` +
               `${t.firstDrawMs?.toFixed(0)} ms; ${wallMs} ms as the test saw it)`);
+  const heap = (await page.metrics()).JSHeapUsedSize;
+  console.log(`${name}: JavaScript heap in use after loading: ${(heap / 1048576).toFixed(0)} MiB`);
   check(`interactive within ${READY_CEILING_MS / 1000} s`, t.readyMs < READY_CEILING_MS, `${t.readyMs} ms`);
-  await page.screenshot({path: path.join(shotsDir, `${name}-whole.png`)});
+  await settle();
+    await page.screenshot({path: path.join(shotsDir, `${name}-whole.png`)});
 
   // A click on a frame bar zooms to that frame.
   if (s.frames) {
@@ -83,6 +88,7 @@ try {
     check('the zoomed view holds that frame and little else', frame && v.start <= frame.start &&
           v.end >= frame.end && v.end - v.start < (frame.end - frame.start) * 1.2,
           `${JSON.stringify(frame)} in ${JSON.stringify(v)}`);
+    await settle();
     await page.screenshot({path: path.join(shotsDir, `${name}-frame.png`)});
   }
 
@@ -96,7 +102,8 @@ try {
       const tip = await page.evaluate(() => __report.tooltipText());
       check('the tooltip names the zone and its duration', tip.includes(expect.hover) && tip.includes('duration'), tip);
       if (expect.hoverArgs) check('the tooltip shows its arguments', tip.includes(expect.hoverArgs), tip);
-      await page.screenshot({path: path.join(shotsDir, `${name}-hover.png`)});
+      await settle();
+    await page.screenshot({path: path.join(shotsDir, `${name}-hover.png`)});
     }
   }
 
@@ -131,7 +138,8 @@ try {
         `${JSON.stringify(v1)} -> ${JSON.stringify(v2)}`);
   const redraw = await page.evaluate(() => __report.lastDrawMs);
   console.log(`${name}: a wheel zoom showed its new view after ${wheelMs} ms; one redraw takes ${redraw.toFixed(1)} ms`);
-  await page.screenshot({path: path.join(shotsDir, `${name}-zoomed.png`)});
+  await settle();
+    await page.screenshot({path: path.join(shotsDir, `${name}-zoomed.png`)});
 
   check('zero console errors', consoleErrors.length === 0, consoleErrors.slice(0, 5).join(' | '));
   check('zero network requests', requests.length === 0, requests.slice(0, 5).join(' | '));

@@ -514,6 +514,18 @@
     ctx.fillText('time since the first event', 8, RULER / 2);
   }
 
+  /* text cut (with an ellipsis) to fit `width` pixels in the current font */
+  function fit(ctx, text, width) {
+    text = clip(text, 200);
+    if (ctx.measureText(text).width <= width) return text;
+    let lo = 0, hi = text.length;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (ctx.measureText(text.slice(0, mid) + '…').width <= width) lo = mid; else hi = mid - 1;
+    }
+    return text.slice(0, lo) + '…';
+  }
+
   function drawGutter(ctx, w, h) {
     ctx.fillStyle = '#f7f8fa';
     ctx.fillRect(0, RULER, GUTTER, h - RULER);
@@ -536,11 +548,11 @@
         ctx.fillRect(0, y, GUTTER, PROC_ROW - 1);
         ctx.fillStyle = '#1d2330';
         ctx.font = '600 12px system-ui, sans-serif';
-        ctx.fillText((t.collapsed ? '▸ ' : '▾ ') + clip(t.label, 40), 6, y + PROC_ROW / 2);
+        ctx.fillText(fit(ctx, (t.collapsed ? '▸ ' : '▾ ') + t.label, GUTTER - 12), 6, y + PROC_ROW / 2);
       } else {
         ctx.font = '12px system-ui, sans-serif';
         ctx.fillStyle = '#1d2330';
-        ctx.fillText(clip(t.label, 32), 16, y + 9);
+        ctx.fillText(fit(ctx, t.label, GUTTER - 22), 16, y + 9);
         ctx.font = '10px system-ui, sans-serif';
         ctx.fillStyle = '#6b7587';
         const sub = t.kind === 'counter' ? fmtValue(t.hi, t.bytes) + ' max' :
