@@ -10,30 +10,29 @@ set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 build=${SHK_BUILD_GCC:-${SHK_BUILD_DIR:-}}
 work=${SHK_BUILD_ROOT:-$SHK_ROOT/build/ci}/lens-report
-mkdir -p "$work" "$SHK_CACHE_DIR"
-passed=0 failed=0
-check() { # check <title> <command...>
-  local title=$1 log
-  shift
-  log="$work/$(echo "$title" | tr -c 'A-Za-z0-9\n' _).log"
-  if "$@" >"$log" 2>&1; then echo "ok: $title"; passed=$((passed + 1))
-  else echo "FAILED: $title"; tail -n 40 "$log"; failed=$((failed + 1)); fi
-}
-finish() { echo "$passed passed, $failed failed"; [ "$failed" -eq 0 ]; exit $?; }
-
+shk_stage_init "$work"
+mkdir -p "$SHK_CACHE_DIR"
 bin=$build/bin
 if [ -z "$build" ] || [ ! -x "$bin/shmkit" ] || [ ! -x "$bin/lens_demo" ]; then
   echo "FAILED: no built shmkit and lens_demo under '$build' (set SHK_BUILD_GCC)"
-  failed=1
-  finish
+  SHK_STAGE_FAILED=1
+  shk_stage_finish
 fi
 
 # ---- the browser and its driver ----
 modules=$SHK_CACHE_DIR/lens-report-npm
+# Debian's chromium; elsewhere (Ubuntu's chromium is a snap stub) the Chrome a runner already has.
+find_browser() {
+  local b
+  for b in chromium chromium-browser google-chrome-stable google-chrome; do
+    command -v "$b" && return 0
+  done
+  return 1
+}
 install_driver() {
   command -v node >/dev/null || shk_install_packages nodejs npm || return 1
-  command -v chromium >/dev/null || shk_install_packages chromium || return 1
-  chromium --version
+  find_browser >/dev/null || shk_install_packages chromium || return 1
+  "$(find_browser)" --version
   # npm ci from the committed lock; done again only when the lock changes.
   if ! cmp -s "$SHK_ROOT/ci/lens_report/package-lock.json" "$modules/installed-lock.json"; then
     rm -rf "$modules" && mkdir -p "$modules" &&
@@ -44,13 +43,13 @@ install_driver() {
   fi
   [ -f "$modules/node_modules/puppeteer-core/package.json" ]
 }
-check "install chromium and puppeteer-core" install_driver
+shk_stage_check "install chromium and puppeteer-core" install_driver
 
 browse() { # browse <name>: report the trace, open it in Chromium, check it
   local name=$1
   "$bin/shmkit" lens report "$work/$name.json" -o "$work/$name.html" || return 1
   timeout 900 node "$SHK_ROOT/ci/lens_report/report_check.mjs" "$work/$name.html" \
-    "$work/$name.expect.json" "$work" "$name" "$modules" "$(command -v chromium)"
+    "$work/$name.expect.json" "$work" "$name" "$modules" "$(find_browser)"
 }
 
 # ---- a recorded trace: lens_demo, 60 frames ----
@@ -62,18 +61,18 @@ record_demo() {
   "$bin/lens_demo" "$seg" --frames 60 --wait-reader 30 >/dev/null || { kill $recorder; return 1; }
   wait $recorder
 }
-check "record lens_demo" record_demo
+shk_stage_check "record lens_demo" record_demo
 # The demo's shape (ci/lens_trace_check.mjs): per frame 4 zones on main, 2 on worker, one frame;
 # a plot and two heap samples per frame; a log every 10 frames.
 cat >"$work/demo.expect.json" <<'EOF'
 {"frames": 60, "zones": 420, "markers": 7, "counterSamples": 180, "hover": "update", "selectFrame": 30}
 EOF
-check "the lens_demo report in Chromium" browse demo
+shk_stage_check "the lens_demo report in Chromium" browse demo
 
 # ---- hand-made traces: every kind of event, both JSON forms, names with markup ----
-check "make the test traces" node "$SHK_ROOT/ci/lens_report/make_traces.mjs" "$work" mixed array big
-check "the mixed report in Chromium" browse mixed
-check "the unclosed array-form report in Chromium" browse array
+shk_stage_check "make the test traces" node "$SHK_ROOT/ci/lens_report/make_traces.mjs" "$work" mixed array big
+shk_stage_check "the mixed report in Chromium" browse mixed
+shk_stage_check "the unclosed array-form report in Chromium" browse array
 
 # ---- one million zones ----
 big_report() {
@@ -83,10 +82,10 @@ big_report() {
   end=$(date +%s%N)
   echo "shmkit lens report: $(( (end - start) / 1000000 )) ms for $(stat -c %s "$work/big.json") bytes"
   timeout 900 node "$SHK_ROOT/ci/lens_report/report_check.mjs" "$work/big.html" \
-    "$work/big.expect.json" "$work" big "$modules" "$(command -v chromium)"
+    "$work/big.expect.json" "$work" big "$modules" "$(find_browser)"
 }
-check "the 1,000,000-zone report in Chromium" big_report
-grep -hE "interactive .* after navigation|a wheel zoom|shmkit lens report:" "$work"/the_1_000_000*.log
+shk_stage_check "the 1,000,000-zone report in Chromium" big_report
+grep -hE "interactive .* after navigation|a wheel zoom|shmkit lens report:|JavaScript heap" "$work"/the_1_000_000*.log
 rm -f "$work/big.json" "$work/big.html" # 115 MB and 115 MB: the log and screenshots stay
 
 # ---- the tool's messages and exit codes ----
@@ -99,9 +98,9 @@ expect_exit() { # expect_exit <code> <grep pattern for stderr> <args...>
   [ "$got" -eq "$want" ] && grep -q -- "$pattern" "$work/stderr.txt"
 }
 printf '[{"ph":"X","ts":1},\n{"ph": oops}]' >"$work/garbage.json"
-check "a missing trace: exit 1 and a message" expect_exit 1 "cannot open" "$work/none.json" -o "$work/none.html"
-check "garbage: exit 1, where and why" expect_exit 1 "garbage.json:2:8: expected" "$work/garbage.json" -o "$work/garbage.html"
-check "no output named: exit 2 and the usage" expect_exit 2 "usage: shmkit lens report" "$work/mixed.json"
-check "help" bash -c "'$bin/shmkit' lens report --help | grep -q 'from disk' && '$bin/shmkit' --help | grep -q 'lens report'"
+shk_stage_check "a missing trace: exit 1 and a message" expect_exit 1 "cannot open" "$work/none.json" -o "$work/none.html"
+shk_stage_check "garbage: exit 1, where and why" expect_exit 1 "garbage.json:2:8: expected" "$work/garbage.json" -o "$work/garbage.html"
+shk_stage_check "no output named: exit 2 and the usage" expect_exit 2 "usage: shmkit lens report" "$work/mixed.json"
+shk_stage_check "help" bash -c "'$bin/shmkit' lens report --help | grep -q 'from disk' && '$bin/shmkit' --help | grep -q 'lens report'"
 echo "screenshots: $work/*.png"
-finish
+shk_stage_finish
