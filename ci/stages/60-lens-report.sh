@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The HTML report in a real browser: `shmkit lens report` turns traces into pages (one recorded
-# from examples/lens_demo, two made by hand, one of 1,000,000 zones) and headless Chromium, driven
+# from examples/lens_demo, two made by hand, Chromium's own trace of a page, one of 1,000,000
+# zones) and headless Chromium, driven
 # by puppeteer-core (npm, installed into SHK_CACHE_DIR from ci/lens_report/package-lock.json), opens
 # each from disk: zero console errors, zero network requests, the expected tracks, frames, zones
 # and markers drawn, a click on a frame zooms, wheel and drag work, hover shows a zone. Also the
@@ -73,6 +74,12 @@ shk_stage_check "the lens_demo report in Chromium" browse demo
 shk_stage_check "make the test traces" node "$SHK_ROOT/ci/lens_report/make_traces.mjs" "$work" mixed array big
 shk_stage_check "the mixed report in Chromium" browse mixed
 shk_stage_check "the unclosed array-form report in Chromium" browse array
+
+# ---- another producer: Chromium's own trace of a report loading (X, B/E, I, R, async, flows) ----
+shk_stage_check "record a Chrome trace" node "$SHK_ROOT/ci/lens_report/record_chrome_trace.mjs" \
+  "$work/mixed.html" "$work/chrome.json" "$modules" "$(find_browser)"
+echo '{"atLeast": {"processes": 2, "threads": 3, "zones": 1000}}' >"$work/chrome.expect.json"
+shk_stage_check "the Chrome trace's report in Chromium" browse chrome
 
 # ---- one million zones ----
 big_report() {

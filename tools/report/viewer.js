@@ -434,7 +434,10 @@
     const span = view.t1 - view.t0, k = (w - GUTTER) / span;
     const X = (t) => GUTTER + (t - view.t0) * k;
     const T = (x) => view.t0 + (x - GUTTER) / k;
-    const drawn = { tracks: 0, zones: 0, rects: 0, markers: 0, counterPoints: 0 };
+    /* zones/markers: how many the boxes and triangles stand for; inRows: how many the rows drawn
+     * hold (equal in the whole-trace view: nothing is lost by merging) */
+    const drawn = { tracks: 0, zones: 0, rects: 0, markers: 0, counterPoints: 0, zonesInRows: 0,
+                    markersInRows: 0, allTracksFit: model.height <= h - RULER };
     ctx.fillStyle = '#ffffff';
     ctx.fillRect(0, 0, w, h);
     ctx.font = '11px system-ui, sans-serif';
@@ -569,12 +572,16 @@
   }
 
   function drawThread(ctx, t, y, X, T, w, h, drawn) {
-    if (t.markH) drawMarks(ctx, t.marks, y, X, T, w, drawn);
+    if (t.markH && y + t.markH >= RULER) {
+      drawMarks(ctx, t.marks, y, X, T, w, drawn);
+      drawn.markersInRows += t.marks.t.length;
+    }
     const top = y + t.markH;
     for (let d = 0; d < t.levels.length; d++) {
       const ly = top + d * ROW;
       if (ly + ROW < RULER || ly > h) continue;
       drawLevel(ctx, t.levels[d], ly, X, T, w, drawn);
+      drawn.zonesInRows += t.levels[d].n;
     }
   }
 
