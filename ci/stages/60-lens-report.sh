@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The HTML report in a real browser: `shmkit lens report` turns traces into pages (one recorded
 # from examples/lens_demo, two made by hand, Chromium's own trace of a page, one of 1,000,000
-# zones) and headless Chromium, driven
-# by puppeteer-core (npm, installed into SHK_CACHE_DIR from ci/lens_report/package-lock.json), opens
-# each from disk: zero console errors, zero network requests, the expected tracks, frames, zones
-# and markers drawn, a click on a frame zooms, wheel and drag work, hover shows a zone. Also the
-# tool's messages and exit codes. Screenshots and logs: $SHK_BUILD_ROOT/lens-report/.
+# zones), and headless Chromium, driven by puppeteer-core (npm, installed into SHK_CACHE_DIR from
+# ci/lens_report/package-lock.json), opens each from disk: zero console errors, zero network
+# requests, the expected tracks, frames, zones and markers drawn, a click on a frame zooms, wheel
+# and drag work, hover shows a zone. Also the tool's messages and exit codes.
+# Screenshots and logs: $SHK_BUILD_ROOT/lens-report/.
 # Needs SHK_BUILD_GCC (or SHK_BUILD_DIR): a built Linux tree with shmkit and lens_demo.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"

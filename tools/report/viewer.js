@@ -175,7 +175,7 @@
         else if (e.name === 'thread_sort_index') thread(e.pid, e.tid).sort = +a.sort_index;
         continue;
       }
-      const ts = +e.ts;
+      const ts = typeof e.ts === 'number' || typeof e.ts === 'string' ? +e.ts : NaN;
       if (!isFinite(ts)) { skipped++; continue; }
       if (ph === 'X') {
         let dur = +e.dur;
@@ -1121,6 +1121,7 @@
     if (model.skipped) notShown.push(model.skipped + ' without a time or not objects');
     if (notShown.length) showMessage('Events this viewer does not show: ' + notShown.join(', ') + '.');
     if (!events.length) showMessage('The trace holds no events.');
+    else if (!c.zones && !c.markers && !c.samples) showMessage('The trace holds no event this viewer shows.');
 
     $('frames-panel').hidden = !model.frames.length;
     $('logs-panel').hidden = !model.marks.t.length;
