@@ -150,6 +150,21 @@ try {
   await settle();
     await page.screenshot({path: path.join(shotsDir, `${name}-zoomed.png`)});
 
+  // A track list taller than the window: the wheel over the names scrolls it.
+  if (!d.allTracksFit) {
+    const names = await page.evaluate(() => {
+      const r = document.getElementById('timeline').getBoundingClientRect();
+      return {x: r.left + 60, y: r.top + 200};
+    });
+    await page.mouse.move(names.x, names.y);
+    await page.mouse.wheel({deltaY: 400});
+    await page.waitForFunction(() => __report.view.scrollY > 0, {timeout: 5000}).catch(() => {});
+    const scrolled = await page.evaluate(() => __report.view.scrollY);
+    check('the wheel over the track names scrolls the tracks', scrolled > 0, `scrollY ${scrolled}`);
+    await settle();
+    await page.screenshot({path: path.join(shotsDir, `${name}-scrolled.png`)});
+  }
+
   check('zero console errors', consoleErrors.length === 0, consoleErrors.slice(0, 5).join(' | '));
   check('zero network requests', requests.length === 0, requests.slice(0, 5).join(' | '));
 } catch (e) {

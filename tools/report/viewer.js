@@ -470,7 +470,18 @@
     ctx.restore();
     drawGutter(ctx, w, h);
     drawRuler(ctx, w, X);
+    drawScrollHint(ctx, w, h);
     report.drawn = Object.assign(report.drawn || {}, drawn);
+  }
+
+  /* Where the window is in a track list taller than it: a thin bar at the right edge. */
+  function drawScrollHint(ctx, w, h) {
+    const room = h - RULER;
+    if (model.height <= room) return;
+    const barH = Math.max(20, (room * room) / model.height);
+    const y = RULER + (view.scrollY / Math.max(1, model.height - room + ROW)) * (room - barH);
+    ctx.fillStyle = 'rgba(60, 70, 90, 0.35)';
+    ctx.fillRect(w - 6, y, 4, barH);
   }
 
   function niceStep(span, px) {
@@ -926,7 +937,7 @@
       e.preventDefault();
       const unit = e.deltaMode === 1 ? 16 : e.deltaMode === 2 ? 400 : 1;
       const [mx] = localXY(cv, e);
-      if (e.shiftKey) {
+      if (e.shiftKey || mx < GUTTER) { /* over the names, the wheel scrolls the tracks */
         view.scrollY += (e.deltaY || e.deltaX) * unit;
         clampView();
         invalidate();
