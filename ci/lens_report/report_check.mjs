@@ -125,17 +125,19 @@ try {
 
   // The wheel zooms around the pointer; a drag pans.
   await page.evaluate(() => __report.reset());
-  await page.waitForFunction(() => true);
+  await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => resolve())));
   const box = await page.evaluate(() => {
     const r = document.getElementById('timeline').getBoundingClientRect();
     return {x: r.left + r.width * 0.6, y: r.top + 60};
   });
   const v0 = await page.evaluate(() => __report.view);
   await page.mouse.move(box.x, box.y);
+  const draws = await page.evaluate(() => __report.draws);
   const wheelStart = Date.now();
   await page.mouse.wheel({deltaY: -600});
-  await page.waitForFunction((b) => __report.view.end - __report.view.start < (b.end - b.start) * 0.9,
-                             {timeout: 10000}, v0).catch(() => {});
+  // shown: the view changed and a draw has run since
+  await page.waitForFunction((b, n) => __report.view.end - __report.view.start < (b.end - b.start) * 0.9 &&
+                             __report.draws > n, {timeout: 10000}, v0, draws).catch(() => {});
   const wheelMs = Date.now() - wheelStart;
   const v1 = await page.evaluate(() => __report.view);
   check('the wheel zooms in', v1.end - v1.start < (v0.end - v0.start) * 0.9, `${JSON.stringify(v0)} -> ${JSON.stringify(v1)}`);

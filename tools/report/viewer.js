@@ -8,7 +8,7 @@
   'use strict';
 
   const report = (window.__report = {
-    ready: false, error: null, stats: null, drawn: null, view: null, timings: {},
+    ready: false, error: null, stats: null, drawn: null, timings: {},
   });
 
   const ROW = 18, MARK_ROW = 14, PROC_ROW = 22, COUNTER_ROW = 58, GAP = 6;
@@ -423,8 +423,8 @@
     drawFrames();
     const range = view.t1 - view.t0;
     $('range').textContent = 'view ' + fmtTime(view.t0) + ' … ' + fmtTime(view.t1) + ' (' + fmtTime(range) + ')';
-    report.view = { start: view.t0, end: view.t1, origin: model.origin, scrollY: view.scrollY };
     report.lastDrawMs = performance.now() - begin;
+    report.draws = (report.draws || 0) + 1;
     clearTimeout(logsTimer);
     logsTimer = setTimeout(drawLogs, 80);
   }
@@ -1052,6 +1052,10 @@
     return { x: r.left + x, y: r.top + y };
   }
 
+  /* The view as set (a draw follows at the next animation frame). */
+  Object.defineProperty(report, 'view', {
+    get: () => (model ? { start: view.t0, end: view.t1, origin: model.origin, scrollY: view.scrollY } : null),
+  });
   report.selectFrame = selectFrame;
   report.setView = setView;
   report.reset = resetView;
