@@ -259,9 +259,22 @@ static bool feed_byte(report_check *c, unsigned char b) {
   }
 }
 
+/* Bytes inside a string that need no look: most of a trace. */
+static bool plain_string_byte(unsigned char b) { return b >= 0x20 && b != '"' && b != '\\'; }
+
 bool report_check_feed(report_check *c, const unsigned char *p, size_t n) {
   for (size_t i = 0; i < n; i++) {
     if (c->state == S_FAILED) return false;
+    if (c->state == S_STRING && !(c->in_key && c->depth == 1)) {
+      size_t run = i;
+      while (run < n && plain_string_byte(p[run])) {
+        if ((p[run] & 0xC0) != 0x80) c->column++;
+        run++;
+      }
+      c->offset += run - i;
+      i = run;
+      if (i == n) break;
+    }
     unsigned char b = p[i];
     if (b == '\n') {
       c->line++;

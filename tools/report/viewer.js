@@ -249,7 +249,9 @@
       for (let k = 0; k < marks.t.length; k++) allMarks.push([marks.t[k], marks.ev[k], 'global']);
     }
     for (const p of procList) {
-      const pname = p.name !== null ? p.name + ' (pid ' + p.key + ')' : 'pid ' + p.key;
+      /* shmkit's recorder already puts "(pid N)" in the name */
+      const pname = p.name === null ? 'pid ' + p.key :
+        p.name.includes('pid ' + p.key) ? p.name : p.name + ' (pid ' + p.key + ')';
       const children = [];
       const threads = [...p.threads.values()].sort((a, b) =>
         ((a.sort ?? 0) - (b.sort ?? 0)) || compareIds(a.key, b.key));
