@@ -4,7 +4,7 @@
 // them all in the whole-trace view (window.__report.drawn), a click on a frame bar zooms to that
 // frame, the wheel zooms, a drag pans, hovering a zone shows its name, duration and arguments.
 // Screenshots go to SHOTS_DIR/NAME-*.png. Prints "N passed, N failed" and the load timings.
-// Usage: node report_check.mjs REPORT.html EXPECT.json SHOTS_DIR NAME MODULES_DIR [CHROMIUM]
+// Usage: node report_check.mjs REPORT.html EXPECT.json SHOTS_DIR NAME MODULES_DIR [CHROMIUM or FIREFOX]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,12 +27,16 @@ function check(title, ok, detail = '') {
 
 fs.mkdirSync(shotsDir, {recursive: true});
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'shk-report-chromium-'));
+// A Firefox path (its name holds "firefox") is driven through WebDriver BiDi instead.
+const firefox = /firefox/i.test(path.basename(chromium));
 const browser = await puppeteer.launch({
+  browser: firefox ? 'firefox' : 'chrome',
   executablePath: chromium,
   headless: true,
   userDataDir: profile,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-         '--disable-sync', '--no-first-run', '--disable-dev-shm-usage', '--no-default-browser-check'],
+  args: firefox ? [] : ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage',
+    '--no-default-browser-check'],
   protocolTimeout: READY_CEILING_MS + 60000,
 });
 const pageUrl = pathToFileURL(path.resolve(html)).href;
@@ -76,8 +80,10 @@ try {
   console.log(`${name}: ${s.zones} zones: interactive ${(t.readyMs / 1000).toFixed(2)} s after navigation ` +
               `(JSON.parse ${t.parseMs?.toFixed(0)} ms, model ${t.buildMs?.toFixed(0)} ms, first draw ` +
               `${t.firstDrawMs?.toFixed(0)} ms; ${wallMs} ms as the test saw it)`);
-  const heap = (await page.metrics()).JSHeapUsedSize;
-  console.log(`${name}: JavaScript heap in use after loading: ${(heap / 1048576).toFixed(0)} MiB`);
+  if (!firefox) {
+    const heap = (await page.metrics()).JSHeapUsedSize;
+    console.log(`${name}: JavaScript heap in use after loading: ${(heap / 1048576).toFixed(0)} MiB`);
+  }
   check(`interactive within ${READY_CEILING_MS / 1000} s`, t.readyMs < READY_CEILING_MS, `${t.readyMs} ms`);
   await settle();
     await page.screenshot({path: path.join(shotsDir, `${name}-whole.png`)});

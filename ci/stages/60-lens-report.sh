@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The HTML report in a real browser: `shmkit lens report` turns traces into pages (one recorded
 # from examples/lens_demo, two made by hand, Chromium's own trace of a page, one of 1,000,000
-# zones), and headless Chromium, driven by puppeteer-core (npm, installed into SHK_CACHE_DIR from
-# ci/lens_report/package-lock.json), opens each from disk: zero console errors, zero network
-# requests, the expected tracks, frames, zones and markers drawn, a click on a frame zooms, wheel
-# and drag work, hover shows a zone. Also the tool's messages and exit codes.
-# Screenshots and logs: $SHK_BUILD_ROOT/lens-report/.
+# zones), and headless Chromium (and Firefox, where one is installed), driven by puppeteer-core
+# (npm, installed into SHK_CACHE_DIR from ci/lens_report/package-lock.json), opens each from
+# disk: zero console errors, zero network requests, the expected tracks, frames, zones and markers
+# drawn, a click on a frame zooms, wheel and drag work, hover shows a zone. Also the tool's
+# messages and exit codes. Screenshots and logs: $SHK_BUILD_ROOT/lens-report/.
 # Needs SHK_BUILD_GCC (or SHK_BUILD_DIR): a built Linux tree with shmkit and lens_demo.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -93,6 +93,20 @@ big_report() {
 }
 shk_stage_check "the 1,000,000-zone report in Chromium" big_report
 grep -hE "interactive .* after navigation|a wheel zoom|shmkit lens report:|JavaScript heap" "$work"/the_1_000_000*.log
+
+# ---- the same pages in Firefox, where one is installed (not installed by this stage) ----
+firefox=$(command -v firefox-esr || command -v firefox || true)
+in_firefox() { # in_firefox <name>
+  timeout 900 node "$SHK_ROOT/ci/lens_report/report_check.mjs" "$work/$1.html" "$work/$1.expect.json" \
+    "$work" "firefox-$1" "$modules" "$firefox"
+}
+if [ -n "$firefox" ]; then
+  shk_stage_check "the mixed report in Firefox" in_firefox mixed
+  shk_stage_check "the 1,000,000-zone report in Firefox" in_firefox big
+  grep -hE "interactive .* after navigation" "$work"/the_1_000_000_zone_report_in_Firefox.log
+else
+  echo "skipped: no Firefox here (firefox-esr or firefox), the Firefox checks did not run"
+fi
 rm -f "$work/big.json" "$work/big.html" # 115 MB and 115 MB: the log and screenshots stay
 
 # ---- the tool's messages and exit codes ----
