@@ -84,10 +84,11 @@ function mixed() {
     }
   }
   ev.push({ph: 's', name: 'flow', id: 1, pid: 10, tid: 2, ts: t0}); // not shown, reported
+  ev.push({ph: 'X', name: 'no time', pid: 10, tid: 2, ts: null, dur: 1}); // skipped, not a zone at 0
   fs.writeFileSync(path.join(outDir, 'mixed.json'),
                    JSON.stringify({displayTimeUnit: 'ms', traceEvents: ev, otherData: {by: 'make_traces'}}));
   writeExpect('mixed', {
-    processes: 3, threads: 8, counterTracks: 3, tracks: 11, frames, zones, markers, counterSamples: samples,
+    processes: 3, threads: 8, counterTracks: 3, tracks: 11, frames, zones, markers, counterSamples: samples, skipped: 1,
     hover: 'update', hoverArgs: 'color', odd, selectFrame: 2,
   });
 }

@@ -59,7 +59,7 @@ try {
   check('the page loads without an error', !r.error, r.error || '');
   const s = r.stats || {};
   // Counts the expect file names must match exactly; the page must draw all it found.
-  for (const key of ['processes', 'threads', 'counterTracks', 'tracks', 'frames', 'zones', 'markers', 'counterSamples'])
+  for (const key of ['processes', 'threads', 'counterTracks', 'tracks', 'frames', 'zones', 'markers', 'counterSamples', 'skipped'])
     if (key in expect) check(`${key}: ${expect[key]}`, s[key] === expect[key], `got ${s[key]}`);
   const d = r.drawn || {};
   if (d.allTracksFit || expect.tracks !== undefined) {
