@@ -234,7 +234,7 @@ int shk_buf_consume(void *ptr, size_t count, size_t item_size, const shk_buf_opt
   size_t size = 0;
   int rc = check_shape(count, item_size, &size);
   if (rc != SHK_OK) return rc;
-  if (size > UINTPTR_MAX - (uintptr_t)ptr) return SHK_EOVERFLOW;
+  if (shk__range_wraps(ptr, size)) return SHK_EOVERFLOW;
   shk_buf *buf = NULL;
   rc = object_new(size, count, item_size, opts, false, &buf);
   if (rc != SHK_OK) return rc;

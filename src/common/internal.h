@@ -91,6 +91,13 @@ static inline unsigned shk__bit_length(uint64_t n) {
 #endif
 }
 
+/* Whether [ptr, ptr + size) runs past the end of the address space (an end of exactly 2^N counts
+ * as wrapping: no object can end there). Every public entry point that takes a pointer and a
+ * size refuses such a range before touching it. */
+static inline bool shk__range_wraps(const void *ptr, size_t size) {
+  return size > UINTPTR_MAX - (uintptr_t)ptr;
+}
+
 /* a * b into *out; false on overflow. */
 static inline int shk__mul_overflows(size_t a, size_t b, size_t *out) {
   if (a != 0 && b > SIZE_MAX / a) return 1;

@@ -506,7 +506,7 @@ int shk_lens_plot(shk_lens *lens, const char *name, double value, uint32_t color
 }
 
 int shk_lens_heap(shk_lens *lens, uint64_t addr, uint64_t size, bool is_free) {
-  if (!lens) return SHK_EINVAL;
+  if (!lens || size > UINT64_MAX - addr) return SHK_EINVAL;
   uint64_t now = shk__lens_now_ns();
   payload_ref p = payload_of(lens, SHK_LENS_HEAP);
   uint32_t at;

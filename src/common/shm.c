@@ -123,8 +123,8 @@ const shk__os_segment *shk__shm_os_segment(const shk_shm *shm) { return &shm->se
 
 int shk_shm_find(const void *ptr, size_t len, shk_shm **out, size_t *offset) {
   if (!ptr || !out || !offset) return SHK_EINVAL;
+  if (shk__range_wraps(ptr, len)) return SHK_EINVAL;
   uintptr_t start = (uintptr_t)ptr;
-  if (len > UINTPTR_MAX - start) return SHK_EINVAL;
   int rc = SHK_ENOENT;
   shk__once_run(&registry_once, registry_init);
   shk__os_mutex_lock(&registry_lock);
