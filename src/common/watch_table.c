@@ -27,8 +27,7 @@ typedef struct grace {
   atomic_uint_least64_t time_ns;
 } grace;
 
-static shk__once table_once;
-static shk__os_mutex table_lock; /* writers only */
+/* Writers take SHK__LOCK_WATCH_TABLE (process_state.c). */
 static _Atomic(table *) current;
 static table *spare; /* the table replaced last, kept for reuse (writers only) */
 static atomic_uint readers;
@@ -38,14 +37,9 @@ static int hook_users;
 static size_t areas_budget, areas_used;
 static bool areas_known;
 
-static void table_init(void) { shk__os_mutex_init(&table_lock); }
+static void lock(void) { shk__lock(SHK__LOCK_WATCH_TABLE); }
 
-static void lock(void) {
-  shk__once_run(&table_once, table_init);
-  shk__os_mutex_lock(&table_lock);
-}
-
-static void unlock(void) { shk__os_mutex_unlock(&table_lock); }
+static void unlock(void) { shk__unlock(SHK__LOCK_WATCH_TABLE); }
 
 /* The last span with start <= addr, or NULL. Regions of one watcher never overlap, so a span
  * that starts later and ends before addr cannot hide an earlier one containing it. */
