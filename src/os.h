@@ -64,6 +64,14 @@ void shk__os_segment_close(shk__os_segment *seg);
 /* Removes the name. SHK_ENOENT when there is none. */
 int shk__os_segment_unlink(const char *os_name);
 
+/* Calls fn(portable, size, user) for every named segment that exists now and belongs to this
+ * user (the effective user on POSIX), with its portable name (no "/") and size in bytes, where
+ * the system keeps such a list: POSIX systems with a /dev/shm folder (regular files only).
+ * SHK_EUNSUPPORTED elsewhere: on Windows a name vanishes with the last handle, so nothing can
+ * be left behind to list; systems without /dev/shm keep no list one can read. */
+typedef void (*shk__os_segment_name_fn)(const char *portable, size_t size, void *user);
+int shk__os_segment_list(shk__os_segment_name_fn fn, void *user);
+
 /* ---- processes (proc.c) ------------------------------------------------------------------ */
 
 typedef struct shk__os_proc {

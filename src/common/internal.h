@@ -124,6 +124,11 @@ const char *shk__lock_name(size_t i);
 void shk__lock_hold(size_t i);
 void shk__lock_release(size_t i);
 
+/* Writes a fresh generated segment name, "<prefix><pid>-<n>" (shm_names.c; prefix "shkb-" for
+ * buffers, one of the kinds shk_shm_list() knows). The first call in a process first removes
+ * the stale generated names of this user (shk_shm_clean()). */
+void shk__shm_generate_name(const char *prefix, char out[SHK_SHM_NAME_MAX + 1]);
+
 /* The OS segment behind a handle (shm.c), for chunk tasks that hand segments to workers. */
 const shk__os_segment *shk__shm_os_segment(const shk_shm *shm);
 

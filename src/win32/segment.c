@@ -104,3 +104,9 @@ int shk__os_segment_unlink(const char *os_name) {
   (void)os_name;
   return SHK_OK;
 }
+
+int shk__os_segment_list(shk__os_segment_name_fn fn, void *user) {
+  (void)fn;
+  (void)user;
+  return SHK_EUNSUPPORTED;
+}
