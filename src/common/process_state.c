@@ -84,9 +84,9 @@ void shk__lock_release(size_t i) {
   else if (i < shk__lock_count()) extras[i - FIRST_EXTRA].unlock();
 }
 
-/* The gate is held across the whole fork, and
- * shk__fork_guard() adds under it, so the list the handlers walk before the fork is the one they
- * walk after it. */
+/* The gate is held across the whole fork, and shk__fork_guard() adds under it, so the list the
+ * handlers walk before the fork is the one they walk after it. A fork from inside a set-up (a
+ * set-up's own code forking) would wait for itself: set-ups never fork. */
 static size_t held_at_fork;
 
 static void before_fork(void) {
