@@ -64,12 +64,14 @@ void shk__os_segment_close(shk__os_segment *seg);
 /* Removes the name. SHK_ENOENT when there is none. */
 int shk__os_segment_unlink(const char *os_name);
 
-/* Calls fn(portable, size, user) for every named segment that exists now and belongs to this
- * user (the effective user on POSIX), with its portable name (no "/") and size in bytes, where
- * the system keeps such a list: POSIX systems with a /dev/shm folder (regular files only).
+/* Calls fn(portable, size, modified, user) for every named segment that exists now and belongs
+ * to this user (the effective user on POSIX), with its portable name (no "/"), size in bytes and
+ * last change of size or contents in seconds since 1970 (0 when unknown), where the system
+ * keeps such a list: POSIX systems with a /dev/shm folder (regular files only).
  * SHK_EUNSUPPORTED elsewhere: on Windows a name vanishes with the last handle, so nothing can
  * be left behind to list; systems without /dev/shm keep no list one can read. */
-typedef void (*shk__os_segment_name_fn)(const char *portable, size_t size, void *user);
+typedef void (*shk__os_segment_name_fn)(const char *portable, size_t size, int64_t modified,
+                                        void *user);
 int shk__os_segment_list(shk__os_segment_name_fn fn, void *user);
 
 /* ---- processes (proc.c) ------------------------------------------------------------------ */
@@ -105,6 +107,11 @@ int shk__os_pid(void);
 
 /* Whether a process with this id exists now (a zombie counts as gone). */
 bool shk__os_pid_alive(int pid);
+
+/* When the process with this id started, in seconds since 1970 (whole seconds, from the
+ * system's boot time and the process's start tick on Linux); 0 when unknown (no such process,
+ * or a system that does not say). For telling a reused pid from the process that had it. */
+int64_t shk__os_pid_started(int pid);
 
 /* The path of the running executable, written into buf (NUL-terminated). SHK_ERANGE if short. */
 int shk__os_self_path(char *buf, size_t size);

@@ -13,6 +13,8 @@
 #ifdef _WIN32
 #include <windows.h>
 #else
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #endif
@@ -176,6 +178,53 @@ static void the_list_shows_live_names_and_lens_segments_and_clean_keeps_them(voi
   assert_int_equal(names_of(my_pid(), lens_name).names, 0);
 }
 
+static int sleeper_child(int argc, char **argv) {
+  (void)argc, (void)argv;
+  for (int i = 0; i < 600; i++) nap_ms(1000); /* killed long before */
+  return 0;
+}
+
+#ifdef __linux__
+/* A generated name whose pid now belongs to a process that started well after the name last
+ * changed: the pid was reused, the owner is gone. One changed just now stays (it could be that
+ * process's). */
+static void a_name_whose_pid_was_reused_is_stale(void **state) {
+  (void)state;
+  if (!can_list()) skip();
+  shk_test_proc p;
+  assert_int_equal(shk_test_spawn("sleeper", 0, NULL, &p), 0);
+  char old_name[SHK_SHM_NAME_MAX + 1], new_name[SHK_SHM_NAME_MAX + 1], path[64];
+  snprintf(old_name, sizeof old_name, "shkb-%d-900001", p.pid);
+  snprintf(new_name, sizeof new_name, "shkb-%d-900002", p.pid);
+  shk_shm *a = NULL, *b = NULL;
+  assert_int_equal(shk_shm_create(old_name, 4096, &a), SHK_OK);
+  assert_int_equal(shk_shm_create(new_name, 4096, &b), SHK_OK);
+  snprintf(path, sizeof path, "/dev/shm/%s", old_name);
+  struct timespec hour_ago[2] = {{time(NULL) - 3600, 0}, {time(NULL) - 3600, 0}};
+  assert_int_equal(utimensat(AT_FDCWD, path, hour_ago, 0), 0);
+  owned o = names_of(p.pid, NULL);
+  assert_int_equal(o.names, 2);
+  assert_int_equal(o.stale, 1);
+  assert_int_equal(o.alive, 1);
+  size_t removed = 0;
+  assert_int_equal(shk_shm_clean(&removed), SHK_OK);
+  o = names_of(p.pid, NULL);
+  assert_int_equal(o.names, 1);
+  assert_int_equal(o.stale, 0);
+  assert_int_equal(shk_shm_unlink(old_name), SHK_ENOENT);
+  shk_shm_close(a);
+  shk_shm_close(b);
+  assert_int_equal(shk_shm_unlink(new_name), SHK_OK);
+  shk_test_wait(&p, 0);
+}
+#else
+static void a_name_whose_pid_was_reused_is_stale(void **state) {
+  (void)state;
+  print_message("process start times are read on Linux only\n");
+  skip();
+}
+#endif
+
 static void the_calls_check_their_arguments(void **state) {
   (void)state;
   int rc = shk_shm_list(NULL, NULL);
@@ -187,8 +236,10 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(the_list_shows_live_names_and_lens_segments_and_clean_keeps_them),
     cmocka_unit_test(the_next_run_removes_what_a_killed_process_left),
     cmocka_unit_test(clean_removes_what_a_killed_process_left),
+    cmocka_unit_test(a_name_whose_pid_was_reused_is_stale),
 };
 
 static const shk_test_child children[] = {{"holder", holder_child},
-                                          {"next_run", next_run_child}};
+                                          {"next_run", next_run_child},
+                                          {"sleeper", sleeper_child}};
 SHK_TEST_MAIN(tests, children)

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "shmkit/export.h"
 
@@ -97,9 +98,11 @@ typedef struct shk_shm_entry {
   shk_shm_kind kind;
   const char *kind_name; /**< "buffer", "anonymous" or "lens" */
   int owner_pid;         /**< the process the name belongs to; 0 when unknown */
-  bool owner_alive;      /**< whether that process exists now (a zombie counts as gone) */
+  bool owner_alive;      /**< whether that process exists now (a zombie counts as gone; a
+                              process that took the pid over after the name was made, too) */
   bool stale;            /**< a generated name whose owner is gone: shk_shm_clean() removes it */
   size_t size;           /**< bytes */
+  int64_t modified;      /**< last change of size or contents, seconds since 1970; 0 unknown */
 } shk_shm_entry;
 
 typedef void (*shk_shm_entry_fn)(const shk_shm_entry *entry, void *user);
@@ -117,9 +120,10 @@ SHK_API int shk_shm_list(shk_shm_entry_fn fn, void *user);
  * the next run cleans up after a process killed with SIGKILL):
  *  - only names this user owns, only shmkit's generated kinds (lens segments are never removed
  *    here; their names are chosen by people);
- *  - a name whose pid is a live process is kept, even when that pid was reused by an unrelated
- *    process since: a name is never removed while it could belong to a running process (it goes
- *    once the process with that pid ends);
+ *  - a name whose pid is a live process is kept, unless that process started more than 60 s
+ *    after the name last changed (Linux: its pid was reused; the margin covers a clock set back
+ *    a little): a name is never removed while it could belong to a running process. Where the
+ *    start time is unknown a reused pid keeps the name until the process with that pid ends;
  *  - processes that share /dev/shm but not the pid namespace (containers) must not both generate
  *    names there: their owners look gone to each other.
  * A process that still maps a removed segment keeps its mapping. *removed (may be NULL) gets

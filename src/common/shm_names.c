@@ -32,7 +32,19 @@ static const generated_kind *parse(const char *name, int *pid) {
   return NULL;
 }
 
-static bool owner_gone(int pid) { return pid != shk__os_pid() && !shk__os_pid_alive(pid); }
+/* A process that started this long after a name last changed cannot have made it: its pid was
+ * reused. The margin covers clocks set back a little between a start and a creation; a name is
+ * never removed while it could be its live owner's. */
+#define REUSE_MARGIN_S 60
+
+/* Whether the process that made a name with this pid, last changed at `modified` (0: unknown),
+ * is gone: no process has the pid, or the one that has it started well after the name. */
+static bool owner_gone(int pid, int64_t modified) {
+  if (pid == shk__os_pid()) return false;
+  if (!shk__os_pid_alive(pid)) return true;
+  int64_t started = shk__os_pid_started(pid);
+  return started > 0 && modified > 0 && started > modified + REUSE_MARGIN_S;
+}
 
 typedef struct listing {
   shk_shm_entry_fn fn;
@@ -40,15 +52,15 @@ typedef struct listing {
   bool generated_only; /* the sweep: no lens probe */
 } listing;
 
-static void each_name(const char *name, size_t size, void *user) {
+static void each_name(const char *name, size_t size, int64_t modified, void *user) {
   listing *l = user;
   if (shk_shm_name_check(name) != SHK_OK) return;
-  shk_shm_entry e = {name, 0, NULL, 0, false, false, size};
+  shk_shm_entry e = {name, 0, NULL, 0, false, false, size, modified};
   const generated_kind *k = parse(name, &e.owner_pid);
   if (k) {
     e.kind = k->kind;
     e.kind_name = k->name;
-    e.owner_alive = !owner_gone(e.owner_pid);
+    e.owner_alive = !owner_gone(e.owner_pid, modified);
     e.stale = !e.owner_alive;
   } else {
     if (l->generated_only) return;
@@ -75,7 +87,7 @@ static void remove_stale(const shk_shm_entry *e, void *user) {
   if (!e->stale) return;
   /* Looked at again just before: the list was read a moment ago. */
   int pid = 0;
-  if (!parse(e->name, &pid) || !owner_gone(pid)) return;
+  if (!parse(e->name, &pid) || !owner_gone(pid, e->modified)) return;
   if (shk_shm_unlink(e->name) == SHK_OK) (*removed)++;
 }
 

@@ -125,7 +125,7 @@ int shk__os_segment_list(shk__os_segment_name_fn fn, void *user) {
     /* No link is followed: a name is listed only as what it is. */
     if (fstatat(dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
     if (!S_ISREG(st.st_mode) || st.st_uid != me) continue;
-    fn(entry->d_name, (size_t)st.st_size, user);
+    fn(entry->d_name, (size_t)st.st_size, (int64_t)st.st_mtime, user);
   }
   closedir(dir);
   return SHK_OK;
