@@ -186,8 +186,8 @@ static int sleeper_child(int argc, char **argv) {
 
 #ifdef __linux__
 /* A generated name whose pid now belongs to a process that started well after the name last
- * changed: the pid was reused, the owner is gone. One changed just now stays (it could be that
- * process's). */
+ * changed (3 hours, past the one-hour margin): the pid was reused, the owner is gone. One
+ * changed just now stays (it could be that process's). */
 static void a_name_whose_pid_was_reused_is_stale(void **state) {
   (void)state;
   if (!can_list()) skip();
@@ -200,8 +200,8 @@ static void a_name_whose_pid_was_reused_is_stale(void **state) {
   assert_int_equal(shk_shm_create(old_name, 4096, &a), SHK_OK);
   assert_int_equal(shk_shm_create(new_name, 4096, &b), SHK_OK);
   snprintf(path, sizeof path, "/dev/shm/%s", old_name);
-  struct timespec hour_ago[2] = {{time(NULL) - 3600, 0}, {time(NULL) - 3600, 0}};
-  assert_int_equal(utimensat(AT_FDCWD, path, hour_ago, 0), 0);
+  struct timespec long_ago[2] = {{time(NULL) - 3 * 3600, 0}, {time(NULL) - 3 * 3600, 0}};
+  assert_int_equal(utimensat(AT_FDCWD, path, long_ago, 0), 0);
   owned o = names_of(p.pid, NULL);
   assert_int_equal(o.names, 2);
   assert_int_equal(o.stale, 1);

@@ -120,10 +120,10 @@ SHK_API int shk_shm_list(shk_shm_entry_fn fn, void *user);
  * the next run cleans up after a process killed with SIGKILL):
  *  - only names this user owns, only shmkit's generated kinds (lens segments are never removed
  *    here; their names are chosen by people);
- *  - a name whose pid is a live process is kept, unless that process started more than 60 s
- *    after the name last changed (Linux: its pid was reused; the margin covers a clock set back
- *    a little): a name is never removed while it could belong to a running process. Where the
- *    start time is unknown a reused pid keeps the name until the process with that pid ends;
+ *  - a name whose pid is a live process is kept, unless that process started more than an hour
+ *    after the name last changed (Linux: its pid was reused; the margin covers wall-clock steps
+ *    of up to an hour): a name is never removed while it could belong to a running process.
+ *    Otherwise a reused pid keeps the name until the process with that pid ends;
  *  - processes that share /dev/shm but not the pid namespace (containers) must not both generate
  *    names there: their owners look gone to each other.
  * A process that still maps a removed segment keeps its mapping. *removed (may be NULL) gets

@@ -33,9 +33,11 @@ static const generated_kind *parse(const char *name, int *pid) {
 }
 
 /* A process that started this long after a name last changed cannot have made it: its pid was
- * reused. The margin covers clocks set back a little between a start and a creation; a name is
- * never removed while it could be its live owner's. */
-#define REUSE_MARGIN_S 60
+ * reused. The margin is wide because the two times come from different clocks: a name's time
+ * is the wall clock when it changed, a start time is "so long ago" measured now; a wall clock
+ * stepped forward after the name was made (a VM's clock fixed by NTP after boot) shifts one
+ * against the other by the step. A name is never removed while it could be its live owner's. */
+#define REUSE_MARGIN_S 3600
 
 /* Whether the process that made a name with this pid, last changed at `modified` (0: unknown),
  * is gone: no process has the pid, or the one that has it started well after the name. */
