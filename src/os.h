@@ -100,6 +100,16 @@ void shk__os_segment_ref_drop(shk__os_segment_ref *ref);
 int shk__os_segment_reserve(size_t size, shk__os_segment *seg);
 int shk__os_segment_commit(shk__os_segment *seg, size_t offset, size_t size);
 
+/* Calls fn(portable, size, modified, user) for every named segment that exists now and belongs
+ * to this user (the effective user on POSIX), with its portable name (no "/"), size in bytes and
+ * last change of size or contents in seconds since 1970 (0 when unknown), where the system
+ * keeps such a list: POSIX systems with a /dev/shm folder (regular files only).
+ * SHK_EUNSUPPORTED elsewhere: on Windows a name vanishes with the last handle, so nothing can
+ * be left behind to list; systems without /dev/shm keep no list one can read. */
+typedef void (*shk__os_segment_name_fn)(const char *portable, size_t size, int64_t modified,
+                                        void *user);
+int shk__os_segment_list(shk__os_segment_name_fn fn, void *user);
+
 /* ---- processes (proc.c) ------------------------------------------------------------------ */
 
 typedef struct shk__os_proc {
@@ -308,13 +318,16 @@ int shk__os_module_of(const void *addr, shk__os_module *mod);
 /* The module a library handle (shk__os_library_open) refers to. SHK_ENOENT. */
 int shk__os_library_module(shk__os_library *lib, shk__os_module *mod);
 
-
-
 /* This process's id. */
 int shk__os_pid(void);
 
 /* Whether a process with this id exists now (a zombie counts as gone). */
 bool shk__os_pid_alive(int pid);
+
+/* When the process with this id started, in seconds since 1970 (whole seconds, from the
+ * system's boot time and the process's start tick on Linux); 0 when unknown (no such process,
+ * or a system that does not say). For telling a reused pid from the process that had it. */
+int64_t shk__os_pid_started(int pid);
 
 /* Whether path names an executable file this process may start. */
 bool shk__os_file_is_executable(const char *path);

@@ -115,7 +115,8 @@ SHK_API int shk_worker_main(int argc, char **argv);
 
 /** Appends `size` bytes to the chunk's result. Only from inside a chunk function, with the `out`
  * it was given. Returns SHK_OK, SHK_EINVAL (NULL out, or NULL bytes with size > 0) or
- * SHK_ELIMIT (the worker's output for this call would exceed SHK_TASK_OUT_MAX). */
+ * SHK_ELIMIT (the worker's output for this call would exceed SHK_TASK_OUT_MAX); [bytes,
+ * bytes + size) wrapping around the address space is SHK_EINVAL. */
 SHK_API int shk_task_out_write(shk_task_out *out, const void *bytes, size_t size);
 
 /** The most bytes one worker may write during one call (the sum over the chunks it runs). */
@@ -138,7 +139,8 @@ SHK_API int shk_task_out_write(shk_task_out *out, const void *bytes, size_t size
  * Returns SHK_OK when every chunk ended SHK_TASK_OK. Otherwise, with *results still set (free
  * it): SHK_ECRASHED (a chunk crashed), SHK_ETIMEDOUT, SHK_ECANCELED, SHK_ECHUNK (a function
  * returned an error), in that order of precedence. Without results (*results NULL): SHK_EINVAL
- * (NULL fn or results, NULL data with size > 0, NULL arg with arg_size > 0, size not a multiple
+ * (NULL fn or results, NULL data with size > 0, [data, data + size) wrapping around the
+ * address space, NULL arg with arg_size > 0, size not a multiple
  * of item_size, a bad mode), SHK_ERANGE (chunks, workers or arg_size above the maximum),
  * SHK_ENOHOOK (Windows, see shk_worker_main), SHK_EUNSUPPORTED (a function in no module that
  * the workers cannot reach, see above), SHK_ENOMEM, SHK_ELIMIT, SHK_EOS. Nothing is left behind:

@@ -216,7 +216,8 @@ SHK_API int shk_watch_stats_get(shk_watcher *w, shk_watch_stats *stats);
 
 /** Copies a stored value (the changed bytes of an event, before or after) into buf. *length
  * receives its full length even when size is smaller (then only size bytes are copied and
- * SHK_ERANGE is returned). Returns SHK_OK, SHK_EINVAL, SHK_ENOENT (unknown, dropped or evicted
+ * SHK_ERANGE is returned). Returns SHK_OK, SHK_EINVAL (NULL w, NULL buf with size > 0, or
+ * [buf, buf + size) wrapping around the address space), SHK_ENOENT (unknown, dropped or evicted
  * key) or SHK_ERANGE. */
 SHK_API int shk_watch_fetch(shk_watcher *w, uint64_t key, void *buf, size_t size, size_t *length);
 

@@ -25,7 +25,7 @@ int shk__task_call_init(shk__task_call *call, const void *data, size_t size, shk
                         const shk_task_options *opts, unsigned default_chunks) {
   static const shk_task_options defaults;
   if (!opts) opts = &defaults;
-  if (!fn || (!data && size > 0)) return SHK_EINVAL;
+  if (!fn || (!data && size > 0) || shk__range_wraps(data, size)) return SHK_EINVAL;
   if (opts->mode != SHK_TASK_PROCESSES && opts->mode != SHK_TASK_THREADS &&
       opts->mode != SHK_TASK_INLINE)
     return SHK_EINVAL;
@@ -66,7 +66,7 @@ int shk_task_run(const void *data, size_t size, shk_task_fn fn, const shk_task_o
 }
 
 int shk_task_out_write(shk_task_out *out, const void *bytes, size_t size) {
-  if (!out || (!bytes && size > 0)) return SHK_EINVAL;
+  if (!out || (!bytes && size > 0) || shk__range_wraps(bytes, size)) return SHK_EINVAL;
   if (size == 0) return SHK_OK;
   size_t cap = out->seg->size;
   if (out->used > cap || size > cap - out->used) return SHK_ELIMIT;

@@ -264,7 +264,7 @@ static int attach(shk_watcher *w, shk__watch_region *r, size_t at) {
 }
 
 int shk_watch_add(shk_watcher *w, void *addr, size_t size, const char *name, uint32_t *id) {
-  if (!w || !addr || !id || size == 0 || (uintptr_t)addr + size < (uintptr_t)addr)
+  if (!w || !addr || !id || size == 0 || shk__range_wraps(addr, size))
     return SHK_EINVAL;
   *id = 0;
   uintptr_t a = (uintptr_t)addr;
@@ -417,7 +417,7 @@ int shk_watch_stats_get(shk_watcher *w, shk_watch_stats *stats) {
 }
 
 int shk_watch_fetch(shk_watcher *w, uint64_t key, void *buf, size_t size, size_t *length) {
-  if (!w || (!buf && size)) return SHK_EINVAL;
+  if (!w || (!buf && size) || shk__range_wraps(buf, size)) return SHK_EINVAL;
   return shk__watch_store_fetch(&w->store, key, buf, size, length);
 }
 

@@ -25,22 +25,16 @@ typedef struct table {
   chunk *chunks[];
 } table;
 
-static shk__once table_once;
-static shk__os_mutex table_lock; /* writers only */
+/* Writers take SHK__LOCK_WATCH_TABLE (process_state.c). */
 static _Atomic(table *) current;
 static atomic_uint readers;
 static int hook_users;
 static size_t areas_budget, areas_used;
 static bool areas_known;
 
-static void table_init(void) { shk__os_mutex_init(&table_lock); }
+static void lock(void) { shk__lock(SHK__LOCK_WATCH_TABLE); }
 
-static void lock(void) {
-  shk__once_run(&table_once, table_init);
-  shk__os_mutex_lock(&table_lock);
-}
-
-static void unlock(void) { shk__os_mutex_unlock(&table_lock); }
+static void unlock(void) { shk__unlock(SHK__LOCK_WATCH_TABLE); }
 
 static bool before(const span *a, uintptr_t start, uintptr_t end) {
   return a->start < start || (a->start == start && a->end < end);

@@ -92,6 +92,49 @@ int shk__os_proc_kill(shk__os_proc *proc) {
 
 int shk__os_pid(void) { return (int)getpid(); }
 
+#ifdef __linux__
+/* The boot time in seconds since 1970 ("btime" of /proc/stat); 0 when unknown. */
+static int64_t boot_time(void) {
+  FILE *f = fopen("/proc/stat", "r");
+  if (!f) return 0;
+  char line[4096]; /* longer lines (intr) come in pieces that start with digits */
+  long long t = 0;
+  while (fgets(line, sizeof line, f))
+    if (strncmp(line, "btime ", 6) == 0 && sscanf(line + 6, "%lld", &t) == 1) break;
+  fclose(f);
+  return (int64_t)t;
+}
+#endif
+
+int64_t shk__os_pid_started(int pid) {
+#ifdef __linux__
+  if (pid <= 0) return 0;
+  char path[64], line[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  size_t n = fread(line, 1, sizeof line - 1, f);
+  fclose(f);
+  line[n] = '\0';
+  const char *p = strrchr(line, ')'); /* the name may hold spaces and parentheses */
+  if (!p) return 0;
+  /* Field 3 (state) starts at p + 2; the start tick is field 22. */
+  p += 2;
+  for (int field = 3; field < 22 && p; field++) {
+    p = strchr(p, ' ');
+    if (p) p++;
+  }
+  unsigned long long ticks = 0;
+  long hz = sysconf(_SC_CLK_TCK);
+  int64_t boot = boot_time();
+  if (!p || sscanf(p, "%llu", &ticks) != 1 || hz <= 0 || boot <= 0) return 0;
+  return boot + (int64_t)(ticks / (unsigned long long)hz);
+#else
+  (void)pid;
+  return 0;
+#endif
+}
+
 bool shk__os_pid_alive(int pid) {
   if (pid <= 0) return false;
   if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) return false;

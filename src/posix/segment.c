@@ -1,5 +1,8 @@
 /* POSIX segments: shm_open + ftruncate + mmap for named ones, memfd_create for anonymous ones,
- * shared anonymous mappings for reserved ones, and references by device and inode. */
+ * shared anonymous mappings for reserved ones, references by device and inode, and the list
+ * of names in /dev/shm. */
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -161,5 +164,22 @@ int shk__os_segment_commit(shk__os_segment *seg, size_t offset, size_t size) {
   (void)seg;
   (void)offset;
   (void)size;
+  return SHK_OK;
+}
+
+int shk__os_segment_list(shk__os_segment_name_fn fn, void *user) {
+  DIR *dir = opendir("/dev/shm");
+  if (!dir) return errno == ENOENT || errno == ENOTDIR ? SHK_EUNSUPPORTED : posix_error(errno);
+  uid_t me = geteuid();
+  struct dirent *entry;
+  while ((entry = readdir(dir)) != NULL) {
+    if (entry->d_name[0] == '.') continue;
+    struct stat st;
+    /* No link is followed: a name is listed only as what it is. */
+    if (fstatat(dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (!S_ISREG(st.st_mode) || st.st_uid != me) continue;
+    fn(entry->d_name, (size_t)st.st_size, (int64_t)st.st_mtime, user);
+  }
+  closedir(dir);
   return SHK_OK;
 }

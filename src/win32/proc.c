@@ -65,6 +65,11 @@ int shk__os_proc_kill(shk__os_proc *proc) {
 
 int shk__os_pid(void) { return (int)GetCurrentProcessId(); }
 
+int64_t shk__os_pid_started(int pid) {
+  (void)pid; /* only asked for names in a list Windows does not keep */
+  return 0;
+}
+
 bool shk__os_pid_alive(int pid) {
   if (pid <= 0) return false;
   HANDLE h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, (DWORD)pid);

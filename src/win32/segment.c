@@ -184,3 +184,9 @@ int shk__os_segment_commit(shk__os_segment *seg, size_t offset, size_t size) {
     return shk__error_record_os(SHK_ENOMEM, (int)GetLastError());
   return SHK_OK;
 }
+
+int shk__os_segment_list(shk__os_segment_name_fn fn, void *user) {
+  (void)fn;
+  (void)user;
+  return SHK_EUNSUPPORTED;
+}
