@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "shmkit/lens_wire.h" /* SHK_LENS_MAGIC: a lens segment of another version is still a lens */
 
 typedef struct generated_kind {
   const char *prefix;
