@@ -1,6 +1,8 @@
 /* bench_watch: the cost of the first write to a watched page for each backend, beside a bare
- * protect + fault + unprotect cycle measured in this same run; writes to unwatched memory with
- * and without a watcher; and events per second through the fault ring and the worker. */
+ * protect + fault + unprotect cycle measured in this same run; the cost of adding scattered
+ * one-page regions, beside the bare system calls an add needs (ask the page's protection, then
+ * protect it / register it for write-protect); writes to unwatched memory with and without a
+ * watcher; and events per second through the fault ring and the worker. */
 #if !defined(_WIN32) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE
 #endif
@@ -15,10 +17,17 @@
 #ifdef _WIN32
 #include <windows.h>
 #else
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
+#endif
+#if defined(__linux__) && __has_include(<linux/userfaultfd.h>)
+#include <linux/userfaultfd.h>
+#include <sys/syscall.h>
+#define BENCH_UFFD 1
 #endif
 
 #ifdef _WIN32
@@ -113,6 +122,84 @@ static double bare_cycle(unsigned char *buf) {
   return t;
 }
 
+/* ---- the bare system calls of an add: what the page allows, then protect or register it ----- */
+
+#ifdef _WIN32
+static int bare_query(void *p) {
+  MEMORY_BASIC_INFORMATION mbi;
+  return VirtualQuery(p, &mbi, sizeof mbi) != 0 && mbi.Protect == PAGE_READWRITE ? 0 : -1;
+}
+#elif defined(__linux__)
+struct bench_procmap_query {
+  unsigned long long size, query_flags, query_addr, vma_start, vma_end, vma_flags, vma_page_size,
+      vma_offset, inode;
+  unsigned dev_major, dev_minor, vma_name_size, build_id_size;
+  unsigned long long vma_name_addr, build_id_addr;
+};
+static int maps_fd = -1;
+static int bare_query(void *p) {
+  if (maps_fd < 0) maps_fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  struct bench_procmap_query q;
+  memset(&q, 0, sizeof q);
+  q.size = sizeof q;
+  q.query_addr = (uintptr_t)p;
+  return ioctl(maps_fd, _IOWR('f', 17, struct bench_procmap_query), &q) == 0 && (q.vma_flags & 2) ? 0 : -1;
+}
+#else
+static int bare_query(void *p) {
+  (void)p;
+  return 0;
+}
+#endif
+
+/* ns per page: query + protect, every other page of buf (scattered, so each splits areas),
+ * then the same pages opened again (not timed). */
+static double bare_add_protect(unsigned char *buf, size_t n) {
+  double t0 = bench_now_ns();
+  for (size_t i = 0; i < n; i++) {
+    bare_query(buf + 2 * i * PAGE);
+    set_prot(buf + 2 * i * PAGE, PAGE, 0);
+  }
+  double t = (bench_now_ns() - t0) / (double)n;
+  set_prot(buf, 2 * n * PAGE, 1);
+  return t;
+}
+
+#ifdef BENCH_UFFD
+/* ns per page: query + UFFDIO_REGISTER + UFFDIO_WRITEPROTECT (async mode, as shmkit's default). */
+static double bare_add_uffd(unsigned char *buf, size_t n) {
+  int fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) fd = (int)syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | 1 /* USER_MODE_ONLY */);
+  if (fd < 0) return -1;
+  struct uffdio_api api;
+  memset(&api, 0, sizeof api);
+  api.api = UFFD_API;
+  api.features = UFFD_FEATURE_PAGEFAULT_FLAG_WP | (1u << 13) | (1u << 15); /* UNPOPULATED, ASYNC */
+  if (ioctl(fd, UFFDIO_API, &api) != 0) {
+    close(fd);
+    return -1;
+  }
+  double t0 = bench_now_ns();
+  for (size_t i = 0; i < n; i++) {
+    unsigned char *p = buf + 2 * i * PAGE;
+    bare_query(p);
+    struct uffdio_register reg;
+    memset(&reg, 0, sizeof reg);
+    reg.range.start = (uintptr_t)p;
+    reg.range.len = PAGE;
+    reg.mode = UFFDIO_REGISTER_MODE_WP;
+    struct uffdio_writeprotect wp;
+    memset(&wp, 0, sizeof wp);
+    wp.range = reg.range;
+    wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
+    if (ioctl(fd, UFFDIO_REGISTER, &reg) != 0 || ioctl(fd, UFFDIO_WRITEPROTECT, &wp) != 0) break;
+  }
+  double t = (bench_now_ns() - t0) / (double)n;
+  close(fd); /* unregisters everything */
+  return t;
+}
+#endif
+
 /* ---- shmkit ------------------------------------------------------------------------------ */
 
 /* The variants measured: each backend, and userfaultfd's sync mode apart. */
@@ -194,6 +281,67 @@ static void unwatched(double *without, double *with) {
   shk_watch_pages_free(other, 64 * PAGE);
 }
 
+/* ns per region: n one-page regions on every other page of buf; also the time for all of them. */
+static double shmkit_add(shk_watch_backend b, unsigned char *buf, size_t n, double *total_ms) {
+  shk_watcher *w = make(b, 5);
+  if (!w) return -1;
+  double t0 = bench_now_ns();
+  for (size_t i = 0; i < n; i++) {
+    uint32_t id;
+    if (shk_watch_add(w, buf + 2 * i * PAGE, 64, NULL, &id) != SHK_OK) {
+      shk_watch_free(w);
+      return -1;
+    }
+  }
+  double t = bench_now_ns() - t0;
+  *total_ms = t / 1e6;
+  shk_watch_free(w);
+  return t / (double)n;
+}
+
+/* Adding `n` scattered regions: shmkit beside the bare calls, best of three, in turns. */
+static void adds(size_t n) {
+  unsigned char *buf = alloc_touched(2 * n * PAGE);
+  double raw_p = 1e30, ours_p = 1e30, ours_auto = 1e30, ms_p = 0, ms_auto = 0, ms;
+#ifdef BENCH_UFFD
+  double raw_u = 1e30, ours_u = 1e30, ms_u = 0;
+#endif
+  for (int rep = 0; rep < 3; rep++) {
+    double t = bare_add_protect(buf, n);
+    if (t < raw_p) raw_p = t;
+    t = shmkit_add(SHK_WATCH_MPROTECT, buf, n, &ms);
+    if (t >= 0 && t < ours_p) ours_p = t, ms_p = ms;
+#ifdef BENCH_UFFD
+    t = bare_add_uffd(buf, n);
+    if (t >= 0 && t < raw_u) raw_u = t;
+    if (shk_watch_backend_available(SHK_WATCH_USERFAULTFD)) {
+      t = shmkit_add(SHK_WATCH_USERFAULTFD, buf, n, &ms);
+      if (t >= 0 && t < ours_u) ours_u = t, ms_u = ms;
+    }
+#endif
+    t = shmkit_add(SHK_WATCH_AUTO, buf, n, &ms);
+    if (t >= 0 && t < ours_auto) ours_auto = t, ms_auto = ms;
+  }
+  printf("\nadding %zu scattered one-page regions (every other page)\n", n);
+  printf("%-44s %10.0f ns/region\n", "bare: ask protection + protect", raw_p);
+  if (ours_p < 1e30)
+    printf("%-44s %10.0f ns/region  %5.2fx bare  (all: %.0f ms)\n", "shmkit mprotect: shk_watch_add",
+           ours_p, ours_p / raw_p, ms_p);
+  else /* the bare row then counts refused calls too: use fewer regions */
+    printf("%-44s %10s (past the memory-area budget: fewer regions)\n",
+           "shmkit mprotect: shk_watch_add", "refused");
+#ifdef BENCH_UFFD
+  if (raw_u < 1e30 && ours_u < 1e30) {
+    printf("%-44s %10.0f ns/region\n", "bare: ask protection + register + protect", raw_u);
+    printf("%-44s %10.0f ns/region  %5.2fx bare  (all: %.0f ms)\n", "shmkit userfaultfd: shk_watch_add",
+           ours_u, ours_u / raw_u, ms_u);
+  }
+#endif
+  printf("%-44s %10.0f ns/region  (all: %.0f ms)\n", "shmkit auto (the default): shk_watch_add",
+         ours_auto, ms_auto);
+  shk_watch_pages_free(buf, 2 * n * PAGE);
+}
+
 static uint64_t events_seen;
 static void count_event(const shk_watch_event *ev, void *user) {
   (void)ev;
@@ -238,6 +386,9 @@ int main(int argc, char **argv) {
 #endif
   if (argc > 1) pages_n = (size_t)strtoul(argv[1], NULL, 10);
   if (pages_n < 64) pages_n = 64;
+  /* Regions for the add figures: argv[2], default 20,000 (within the memory-area budget). */
+  size_t add_n = argc > 2 ? (size_t)strtoul(argv[2], NULL, 10) : 20000;
+  if (add_n < 16) add_n = 16;
   unsigned char *buf = alloc_touched(pages_n * PAGE);
   printf("bench_watch: %zu pages of %zu KiB, first write to each page\n\n", pages_n,
          (size_t)PAGE / 1024);
@@ -278,6 +429,7 @@ int main(int argc, char **argv) {
     printf("%-44s %10.0f ns/page  %5.2fx bare bulk  (watch_add %.1f ms)\n", label, best[v],
            best[v] / bulk, add_ms[v]);
   }
+  adds(add_n);
   double without = 0, with = 0;
   unwatched(&without, &with);
   printf("\n%-44s %10.0f ns/MiB\n", "memset of unwatched memory, no watcher", without);

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # One run on a many-core machine, with a GPU where there is one (no network needed): builds
-# shmkit (Release), runs the CUDA device tests when the toolkit and CMocka are there, the
-# find_prologues demo, and bench_task for N = 1, 2, 4, 8, 16 workers (as far as the cores go).
+# shmkit (Release) with its tests when CMocka is found (the system's, or a static one carried in
+# .device/cmocka by the session that sends this tree), runs the whole test suite on this
+# machine's cores and limits, the CUDA device tests verbosely, the find_prologues demo, bench_task
+# for N = 1, 2, 4, 8, 16 workers (as far as the cores go), bench_lens and bench_watch.
 # Everything goes to stdout and to files under $OUT (default build/device-out): device_run.log
-# (all of it), bench_N<n>.txt, bench_overhead.txt, bench_copy.txt, summary.txt.
+# (all of it), ctest.txt, bench_N<n>.txt, bench_overhead.txt, bench_copy.txt, bench_lens.txt,
+# bench_watch.txt, summary.txt.
 # Keeps to a time budget (default 330 s of its own, build included): a step that would start
 # after the budget is skipped and named as skipped.
 # Usage: bench/device_run.sh [scan MiB (1024)] [hash MiB (256)] [best of (4)]
@@ -61,14 +64,18 @@ gen=()
 command -v ninja >/dev/null && gen=(-G Ninja)
 # The CUDA tests need CMocka; without it, only the library, the examples and the benchmarks.
 tests=OFF
+prefix=()
 for inc in /usr/include /usr/local/include; do [ -f "$inc/cmocka.h" ] && tests=ON; done
-targets=(bench_task find_prologues)
-cmake -S "$root" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DSHK_BUILD_TESTS=$tests \
+if [ $tests = OFF ] && [ -f "$root/.device/cmocka/include/cmocka.h" ]; then
+  tests=ON
+  prefix=(-DCMAKE_PREFIX_PATH="$root/.device/cmocka")
+fi
+targets=(all)
+cmake -S "$root" -B "$build" "${gen[@]}" "${prefix[@]}" -DCMAKE_BUILD_TYPE=Release -DSHK_BUILD_TESTS=$tests \
   -DSHK_BUILD_EXAMPLES=ON -DSHK_BUILD_BENCH=ON >"$out/configure.log" 2>&1 ||
   { tail -n 30 "$out/configure.log"; echo "FAILED: configure" | tee -a "$out/summary.txt"; exit 1; }
 grep -E 'Device mapping|CMocka' "$out/configure.log"
 echo "tests: $tests"
-[ "$tests" = ON ] && targets+=(test_buf_device test_device_driver test_task_copy)
 
 say "build ${targets[*]}"
 cmake --build "$build" -j "$(nproc)" --target "${targets[@]}" >"$out/build.log" 2>&1 ||
@@ -78,6 +85,10 @@ bin=$build/bin
 if [ "$tests" = ON ]; then
   step 90 "device tests (CUDA when found) and the parallel copy-in's tests" \
     ctest --test-dir "$build" -R '^(buf_device|device_driver|task_copy)$' -V
+  # Every test on this machine's cores and limits (vm.max_map_count, userfaultfd sysctl, ...).
+  sysctl vm.max_map_count vm.unprivileged_userfaultfd kernel.yama.ptrace_scope 2>/dev/null
+  step 240 "the whole test suite, ctest -j $(nproc)" \
+    bash -c "ctest --test-dir '$build' -j '$(nproc)' --output-on-failure --timeout 200 > '$out/ctest.txt' 2>&1; rc=\$?; tail -n 40 '$out/ctest.txt'; exit \$rc"
 else
   say "device tests not built: CMocka (cmocka.h) not found"
   echo "NOT RUN: device tests (no CMocka)" >>"$out/summary.txt"
@@ -104,12 +115,18 @@ step 90 "bench_task --parts a (fixed overhead per call, N = 1, 2, 4, 8, 16)" \
 step 60 "bench_task --parts c (copy-in vs memcpy, 64 MiB)" \
   bash -c "'$bin/bench_task' --parts c --workers ${ns[0]} | tee '$out/bench_copy.txt'"
 
+step 60 "bench_lens (1 M zones per run; rings of the default size, then 1 MiB)" \
+  bash -c "'$bin/bench_lens' 1000000 | tee '$out/bench_lens.txt'; BENCH_LENS_RING_KIB=1024 '$bin/bench_lens' 1000000 | tee -a '$out/bench_lens.txt'"
+step 45 "bench_watch" bash -c "'$bin/bench_watch' | tee '$out/bench_watch.txt'"
+
 say "summary"
 {
   echo "scan/hash rows (N, work, one thread, bare, pool in segment, pool copy-in, thread pool, first copy-in call):"
   for n in "${ns[@]}"; do grep -E '^ +[0-9]+ (prologue|byte)' "$out/bench_N$n.txt" 2>/dev/null; done
   grep -E '^ +[0-9]+ +[0-9.]+ us' "$out/bench_overhead.txt" 2>/dev/null
   grep -E 'repeated calls|fresh pages' "$out/bench_copy.txt" 2>/dev/null
+  grep -E 'tests passed|tests failed' "$out/ctest.txt" 2>/dev/null
+  grep -E 'ring|lost|reader' "$out/bench_lens.txt" 2>/dev/null
   echo "total ${SECONDS}s"
 } >>"$out/summary.txt"
 cat "$out/summary.txt"

@@ -119,3 +119,25 @@ shk_summary() {
   echo "$SHK_PASSED passed, $SHK_FAILED failed"
   [ "$SHK_FAILED" -eq 0 ]
 }
+
+# ---- for ci/stages/*.sh: checks that each keep a log, and the stage's closing line ---------------
+# shk_stage_init <work dir>; shk_stage_check <title> <command...> (passes when it exits 0; on
+# failure prints the log's tail); shk_stage_finish (prints "N passed, N failed" and exits).
+shk_stage_init() {
+  SHK_STAGE_WORK=$1 SHK_STAGE_PASSED=0 SHK_STAGE_FAILED=0
+  mkdir -p "$SHK_STAGE_WORK"
+}
+
+shk_stage_check() {
+  local title=$1 log
+  shift
+  log="$SHK_STAGE_WORK/$(echo "$title" | tr -c 'A-Za-z0-9\n' _).log"
+  if "$@" >"$log" 2>&1; then echo "ok: $title"; SHK_STAGE_PASSED=$((SHK_STAGE_PASSED + 1))
+  else echo "FAILED: $title"; tail -n 40 "$log"; SHK_STAGE_FAILED=$((SHK_STAGE_FAILED + 1)); fi
+}
+
+shk_stage_finish() {
+  echo "$SHK_STAGE_PASSED passed, $SHK_STAGE_FAILED failed"
+  [ "$SHK_STAGE_FAILED" -eq 0 ]
+  exit $?
+}

@@ -42,6 +42,8 @@ static void on_change(const shk_watch_event *ev, void *user) {
   printf("\n");
   if (ev->flags & SHK_WATCH_EVENT_IP)
     printf("      written by %s in %s\n", ev->symbol ? ev->symbol : "?", ev->module ? ev->module : "?");
+  if (ev->flags & SHK_WATCH_EVENT_SOURCE) /* where debug information exists */
+    printf("      at %s:%u in %s()\n", ev->file, (unsigned)ev->line, ev->function ? ev->function : "?");
   if (ev->flags & SHK_WATCH_EVENT_INLINE) {
     const sensor *old = ev->old_value, *now = ev->new_value;
     printf("      reading %d -> %d, status \"%s\" -> \"%s\"\n", old->reading, now->reading,

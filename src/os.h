@@ -8,6 +8,13 @@
  * allocates unless its comment says so. Types are plain C: OS handles travel as intptr_t.
  * Features that may be missing at run time are fields of shk__os_caps, filled once; common code
  * branches on those fields, never on #ifdef.
+ *
+ * Primitives only. This header describes the operating system (segments, processes, handles,
+ * channels, modules, threads, clocks, memory, faults) and nothing built on it: no function here
+ * takes a task-pool parameter or calls back up into src/common/. Protocols over these
+ * primitives (the chunk-task worker transport: start-up record, handshake, serve loop, reap
+ * and timeout policy, handles that arrive early) are written once, in src/common/
+ * (task_transport.c, task_fn.c).
  */
 #ifndef SHMKIT_OS_H
 #define SHMKIT_OS_H
@@ -25,6 +32,8 @@ typedef struct shk__os_caps {
   size_t alloc_granularity;  /* the unit of address-space reservation (64 KiB on Windows) */
   unsigned cpu_count;        /* online CPUs, at least 1 */
   bool has_fork;             /* workers can be forked (POSIX) */
+  const char *exe_suffix;    /* what an executable's file name ends with: "" or ".exe" */
+  bool handles_by_token;     /* a handle given over a channel is its token (Windows), not a message */
   bool has_memfd;            /* anonymous segments use memfd_create */
   bool has_write_watch;      /* GetWriteWatch on MEM_WRITE_WATCH memory (Windows) */
   bool has_userfaultfd_wp;   /* userfaultfd write-protect (Linux) */
@@ -58,6 +67,12 @@ int shk__os_segment_create(const char *os_name, size_t size, shk__os_segment *se
 /* Opens and maps an existing named segment, its whole size. SHK_ENOENT, SHK_EACCES, SHK_EOS. */
 int shk__os_segment_open(const char *os_name, bool writable, shk__os_segment *seg);
 
+/* Maps [offset, offset+size) of the segment object `handle` (offset a multiple of 64 KiB).
+ * seg->handle records handle; shk__os_segment_close() then closes it too, so set seg->handle
+ * to 0 first when the handle has other owners. SHK_EINVAL, SHK_ENOMEM, SHK_EOS. */
+int shk__os_segment_map(intptr_t handle, size_t offset, size_t size, bool writable,
+                        shk__os_segment *seg);
+
 /* Unmaps and closes. Accepts a zeroed segment. */
 void shk__os_segment_close(shk__os_segment *seg);
 
@@ -70,11 +85,43 @@ int shk__os_segment_unlink(const char *os_name);
  * SIGBUS; a Windows section cannot shrink while mapped: its mapped size). SHK_EOS. */
 int shk__os_segment_size_now(const shk__os_segment *seg, uint64_t *size);
 
+/* A reference to a caller's segment object that lets a pool tell, on a later call, whether a
+ * segment is that same object, so its workers may keep it mapped from call to call. POSIX: the
+ * device and inode (the workers' mappings keep the object, hence its inode, alive); Windows: a
+ * duplicated handle compared with CompareObjectHandles (Windows 10 and later). take returns
+ * SHK_EUNSUPPORTED where objects cannot be told apart: the workers then map per call. */
+typedef struct shk__os_segment_ref {
+  uint64_t a;
+  uint64_t b;
+} shk__os_segment_ref;
+int shk__os_segment_ref_take(const shk__os_segment *seg, shk__os_segment_ref *ref);
+bool shk__os_segment_ref_same(const shk__os_segment_ref *ref, const shk__os_segment *seg);
+void shk__os_segment_ref_drop(shk__os_segment_ref *ref);
+
+/* Creates an anonymous segment of `size` bytes that uses memory only for the part made usable
+ * with shk__os_segment_commit() (POSIX: untouched pages cost nothing, commit is free; Windows:
+ * SEC_RESERVE). It reaches worker processes started after it: on POSIX only forked ones (it has
+ * no descriptor, handle -1); on Windows through its handle, and a worker commits in its own
+ * mapping. Close with shk__os_segment_close(). SHK_ESIZE (the raw code recorded). */
+int shk__os_segment_reserve(size_t size, shk__os_segment *seg);
+int shk__os_segment_commit(shk__os_segment *seg, size_t offset, size_t size);
+
+/* Calls fn(portable, size, modified, user) for every named segment that exists now and belongs
+ * to this user (the effective user on POSIX), with its portable name (no "/"), size in bytes and
+ * last change of size or contents in seconds since 1970 (0 when unknown), where the system
+ * keeps such a list: POSIX systems with a /dev/shm folder (regular files only).
+ * SHK_EUNSUPPORTED elsewhere: on Windows a name vanishes with the last handle, so nothing can
+ * be left behind to list; systems without /dev/shm keep no list one can read. */
+typedef void (*shk__os_segment_name_fn)(const char *portable, size_t size, int64_t modified,
+                                        void *user);
+int shk__os_segment_list(shk__os_segment_name_fn fn, void *user);
+
 /* ---- processes (proc.c) ------------------------------------------------------------------ */
 
 typedef struct shk__os_proc {
   intptr_t handle; /* pid (POSIX) or process HANDLE (Windows); 0 when none */
   int pid;
+  intptr_t job;    /* Windows: the kill-on-close job of a process started with kill_on_close */
 } shk__os_proc;
 
 typedef enum shk__os_exit_kind {
@@ -87,10 +134,6 @@ typedef struct shk__os_exit {
   int code;
 } shk__os_exit;
 
-/* Starts this same executable again with argv[1..argc] = args. The child inherits stdout and
- * stderr. SHK_ENOMEM, SHK_EOS. */
-int shk__os_proc_spawn_self(const char *const *args, int argc, shk__os_proc *proc);
-
 /* Waits up to timeout_ms (negative: forever) for the process to end and reaps it; fills *how.
  * SHK_ETIMEDOUT leaves it running and waitable. */
 int shk__os_proc_wait(shk__os_proc *proc, int64_t timeout_ms, shk__os_exit *how);
@@ -98,22 +141,104 @@ int shk__os_proc_wait(shk__os_proc *proc, int64_t timeout_ms, shk__os_exit *how)
 /* Kills the process at once (SIGKILL / TerminateProcess); it must still be waited for. */
 int shk__os_proc_kill(shk__os_proc *proc);
 
-/* This process's id. */
-int shk__os_pid(void);
+/* Forks this process (only where caps->has_fork; SHK_EUNSUPPORTED elsewhere). Returns in both
+ * processes; *in_child tells which. stdout is flushed first (nothing is written twice). The
+ * child holds no descriptor but stdin, stdout, stderr and keep[0..nkeep) (ascending), and on
+ * Linux is killed when the thread that forked it ends (PR_SET_PDEATHSIG), or ends at once when
+ * the parent is already gone. The parent waits for it with shk__os_proc_wait().
+ * SHK_ENOMEM, SHK_ELIMIT, SHK_EOS. */
+int shk__os_proc_fork(const intptr_t *keep, size_t nkeep, shk__os_proc *proc, bool *in_child);
 
-/* Whether a process with this id exists now (a zombie counts as gone). */
-bool shk__os_pid_alive(int pid);
+/* Starts an executable (path NULL: this one) with argv[1..argc] = args. It inherits stdout,
+ * stderr and exactly the handles inherit[0..n), under the same values (make them with
+ * shk__os_handle_dup(..., true, ...)). kill_on_close: it is killed when this process ends
+ * (Windows: a kill-on-close job object, released by shk__os_proc_wait; Linux:
+ * PR_SET_PDEATHSIG). SHK_ENOMEM, SHK_ERANGE (command line too long), SHK_EOS. */
+int shk__os_proc_start(const char *path, const char *const *args, int argc, const intptr_t *inherit,
+                       size_t n, bool kill_on_close, shk__os_proc *proc);
 
-/* The path of the running executable, written into buf (NUL-terminated). SHK_ERANGE if short. */
-int shk__os_self_path(char *buf, size_t size);
+/* A process this one may wait on (shk__os_channel_receive's peer), by id. Windows: a SYNCHRONIZE
+ * handle (close it with shk__os_handle_close); POSIX: the id only. SHK_ENOENT, SHK_EOS. */
+int shk__os_proc_open(int pid, shk__os_proc *proc);
+
+/* From now on a crash (fault, abort) ends this process at once, its signal (POSIX) or exception
+ * code (Windows) as its status: the default actions, no handler of the program's, no dialog. */
+void shk__os_crash_ends_process(void);
+
+/* Ends this process at once with `code`: no atexit handlers, no stream flushing. */
+_Noreturn void shk__os_exit_now(int code);
 
 /* -- process identity (lens): appended as its own block; pid reuse must not revive the dead -- */
 /* When process `pid` started, in units the OS chooses (Linux: clock ticks since boot, field 22
  * of /proc/<pid>/stat; Windows: its creation FILETIME), written to *start. The value means
  * nothing across machines or boots; it only tells two processes that had the same id apart.
- * SHK_ENOENT when no such process exists (or it is a zombie), SHK_EUNSUPPORTED where the OS does not
- * say (then only the pid identifies a process), SHK_EOS otherwise. Thread-safe. */
+ * SHK_ENOENT when no such process exists (or it is a zombie), SHK_EUNSUPPORTED where the OS
+ * does not say (then only the pid identifies a process), SHK_EOS otherwise. Thread-safe. */
 int shk__os_proc_start_time(int pid, uint64_t *start);
+
+/* ---- handles (proc.c) -------------------------------------------------------------------- */
+
+/* A copy of a descriptor / HANDLE; inheritable: one that survives into a process started with
+ * shk__os_proc_start (close-on-exec cleared / inheritable). Above 2 on POSIX. SHK_EOS. */
+int shk__os_handle_dup(intptr_t handle, bool inheritable, intptr_t *out);
+
+/* Closes a handle; accepts "none" (0 or negative). */
+void shk__os_handle_close(intptr_t handle);
+
+/* ---- channels (channel.c) ---------------------------------------------------------------- */
+
+/* One end of a channel between two processes or threads: wake-ups both ways and, where
+ * caps->handles_by_token is false (POSIX), handles passed along with a tag. POSIX: a unix socket
+ * (a; b unused); Windows: a = the event this end sets to wake the other, b = the one it waits on.
+ * An end is closed when a is 0. */
+typedef struct shk__os_channel {
+  intptr_t a;
+  intptr_t b;
+} shk__os_channel;
+
+typedef enum shk__os_message_kind {
+  SHK__OS_MSG_WAKE = 1,
+  SHK__OS_MSG_HANDLE = 2 /* POSIX only: handle received, now owned by the receiver */
+} shk__os_message_kind;
+
+typedef struct shk__os_message {
+  shk__os_message_kind kind;
+  uint64_t tag;
+  intptr_t handle;
+} shk__os_message;
+
+/* Makes both ends of a new channel, each owning its own handles; one end may go to another
+ * process (inherited, or kept across a fork) and be closed here. SHK_ELIMIT, SHK_ENOMEM,
+ * SHK_EOS. */
+int shk__os_channel_pair(shk__os_channel *one, shk__os_channel *other);
+
+/* Closes an end; accepts a closed one. */
+void shk__os_channel_close(shk__os_channel *end);
+
+/* Wakes the other end. Never blocks; a wake-up already pending is enough. */
+void shk__os_channel_notify(const shk__os_channel *end);
+
+/* Waits at most timeout_ns (UINT64_MAX: forever) for one message on this end. peer, when not
+ * NULL, is the process holding the other end: its end counts as the channel's (Windows; on
+ * POSIX the channel itself ends as its descriptors close). SHK_OK and *msg, SHK_ETIMEDOUT,
+ * SHK_ENOENT when the other end is gone, SHK_EOS (raw code recorded). */
+int shk__os_channel_receive(const shk__os_channel *end, const shk__os_proc *peer,
+                            uint64_t timeout_ns, shk__os_message *msg);
+
+/* Waits at most timeout_ns for a wake-up on any of the n ends, or the end of the other side of
+ * any of them or of procs[i] (procs may be NULL; entries with handle 0 are skipped), and
+ * consumes the wake-ups. Sets ended[i] for each end whose other side or process is gone.
+ * Closed ends are skipped. SHK_OK, SHK_ETIMEDOUT, SHK_EOS (the wait failed; raw code recorded;
+ * nothing is set). */
+int shk__os_channel_wait_any(const shk__os_channel *ends, const shk__os_proc *procs, unsigned n,
+                             uint64_t timeout_ns, bool *ended);
+
+/* Gives the process at the other end (peer) a handle, read-only where the system sets access
+ * per handle. POSIX: a copy of the descriptor travels over the channel as a message tagged
+ * `tag`, and *token = tag; Windows (caps->handles_by_token): the handle is duplicated into
+ * peer and *token is its value there. SHK_ENOENT when the other side is gone, SHK_EOS. */
+int shk__os_channel_give(const shk__os_channel *end, const shk__os_proc *peer, intptr_t handle,
+                         uint64_t tag, uint64_t *token);
 
 /* ---- threads and locks (thread.c) -------------------------------------------------------- */
 
@@ -143,7 +268,8 @@ void shk__os_mutex_unlock(shk__os_mutex *m);
 void shk__os_cond_init(shk__os_cond *c);
 void shk__os_cond_destroy(shk__os_cond *c);
 void shk__os_cond_wait(shk__os_cond *c, shk__os_mutex *m);
-/* Waits at most timeout_ns (monotonic). Returns SHK_OK when woken, SHK_ETIMEDOUT otherwise. */
+/* Waits at most timeout_ns (monotonic). SHK_OK when woken (or spuriously), SHK_ETIMEDOUT, or
+ * SHK_EOS when the wait itself failed (raw code recorded). */
 int shk__os_cond_timedwait(shk__os_cond *c, shk__os_mutex *m, uint64_t timeout_ns);
 void shk__os_cond_signal(shk__os_cond *c);
 void shk__os_cond_broadcast(shk__os_cond *c);
@@ -191,6 +317,38 @@ shk__os_function shk__os_library_function(shk__os_library *lib, const char *name
 /* Unloads (the system may keep it loaded while others use it). Accepts NULL. */
 void shk__os_library_close(shk__os_library *lib);
 
+/* ---- modules (library.c) ----------------------------------------------------------------- */
+
+/* A loaded module (executable or shared library): where it lies and its file. */
+typedef struct shk__os_module {
+  uintptr_t base; /* load address (lowest mapped byte) */
+  size_t size;    /* extent from base */
+  char path[1024]; /* the main program's is "/proc/self/exe" on Linux */
+} shk__os_module;
+
+/* The loaded module whose image holds addr. SHK_ENOENT when none does (code made at run time). */
+int shk__os_module_of(const void *addr, shk__os_module *mod);
+
+/* The module a library handle (shk__os_library_open) refers to. SHK_ENOENT. */
+int shk__os_library_module(shk__os_library *lib, shk__os_module *mod);
+
+/* This process's id. */
+int shk__os_pid(void);
+
+/* Whether a process with this id exists now (a zombie counts as gone). */
+bool shk__os_pid_alive(int pid);
+
+/* When the process with this id started, in seconds since 1970 (whole seconds, from the
+ * system's boot time and the process's start tick on Linux); 0 when unknown (no such process,
+ * or a system that does not say). For telling a reused pid from the process that had it. */
+int64_t shk__os_pid_started(int pid);
+
+/* Whether path names an executable file this process may start. */
+bool shk__os_file_is_executable(const char *path);
+
+/* The path of the running executable, written into buf (NUL-terminated). SHK_ERANGE if short. */
+int shk__os_self_path(char *buf, size_t size);
+
 /* ---- time (clock.c) ---------------------------------------------------------------------- */
 
 /* Monotonic time in nanoseconds since an arbitrary start. Async-signal-safe. */
@@ -201,10 +359,15 @@ void shk__os_yield(void);
 
 /* ---- memory (memory.c) ------------------------------------------------------------------- */
 
+/* Page access, as flags. SHK__OS_PROT_COPY marks Windows copy-on-write pages (PAGE_WRITECOPY,
+ * PAGE_EXECUTE_WRITECOPY), which are writable; POSIX never reports it and ignores it. */
 typedef enum shk__os_prot {
   SHK__OS_PROT_NONE = 0,
   SHK__OS_PROT_READ = 1,
-  SHK__OS_PROT_READ_WRITE = 3
+  SHK__OS_PROT_WRITE = 2,
+  SHK__OS_PROT_READ_WRITE = 3,
+  SHK__OS_PROT_EXEC = 4,
+  SHK__OS_PROT_COPY = 8
 } shk__os_prot;
 
 /* Allocates whole, zeroed pages (mmap / VirtualAlloc). write_watch asks Windows to track writes
@@ -212,23 +375,43 @@ typedef enum shk__os_prot {
 int shk__os_pages_alloc(size_t size, bool write_watch, void **out);
 void shk__os_pages_free(void *addr, size_t size);
 
-/* Changes the protection of whole pages; addr must be page-aligned. Async-signal-safe on POSIX. SHK_ENOMEM when the kernel
- * cannot split more memory areas, SHK_EINVAL, SHK_EOS. */
-int shk__os_protect(void *addr, size_t size, shk__os_prot prot);
+/* Copies n bytes at addr in this process into buf, or fails with SHK_EFAULT where any of them is
+ * not readable, without faulting (process_vm_readv / a pipe on POSIX, ReadProcessMemory on
+ * Windows). For code that must tell whether an address is usable here. SHK_EOS. */
+int shk__os_memory_peek(const void *addr, void *buf, size_t n);
+
+/* Changes the protection of whole pages to `prot` (a combination of the flags above, as
+ * shk__os_prot_query() reports them); addr must be page-aligned. Async-signal-safe on POSIX.
+ * SHK_ENOMEM when the kernel cannot split more memory areas, SHK_EINVAL, SHK_EOS. */
+int shk__os_protect(void *addr, size_t size, int prot);
+
+/* What the pages of [addr, addr+size) (whole pages, addr page-aligned) allow now: *prot
+ * receives the flags every page has (their intersection), *uniform whether all pages have the
+ * same. SHK_EFAULT when part of the range is not mapped (reserved-only counts as not mapped on
+ * Windows); SHK_EUNSUPPORTED where the system cannot tell (then the range is assumed mapped
+ * read-write by callers that must go on). Async-signal-safe on POSIX (open/ioctl/read only;
+ * Linux: PROCMAP_QUERY, or /proc/self/maps read in fixed buffers); Windows: VirtualQuery. Not
+ * cached: the answer is the kernel's at the time of the call. */
+int shk__os_prot_query(void *addr, size_t size, int *prot, bool *uniform);
 
 /* ---- write faults and dirty-page sources (fault.c, uffd.c, writewatch.c) ----------------- */
 
 /* What the OS tells about a memory fault. */
 typedef struct shk__os_fault {
-  uintptr_t addr; /* the faulting data address */
-  uintptr_t ip;   /* the faulting instruction, 0 when unknown */
-  bool write;     /* true when the access was (or may have been) a write */
+  uintptr_t addr;  /* the faulting data address */
+  uintptr_t ip;    /* the faulting instruction, 0 when unknown */
+  bool write;      /* true when the access was (or may have been) a write; false: surely not
+                      (a read, an instruction fetch) */
+  bool write_known; /* the OS said which access it was (x86-64 Linux error code, Windows
+                      exception information); false: `write` is only a guess */
 } shk__os_fault;
 
 /* Called from the fault handler (a signal handler on POSIX, a vectored exception handler on
- * Windows) on the faulting thread. Must be async-signal-safe. Returns true when the fault was on
- * a page the watcher protected and the page is writable again (the instruction is retried);
- * false sends the fault on to the previous handler or the default action. */
+ * Windows) on the faulting thread, only for faults that can be protection faults (POSIX: SIGSEGV
+ * with SEGV_ACCERR on Linux; never an unmapped address). Must be async-signal-safe. Returns true
+ * only when retrying the instruction will not fault the same way again: the page is one the
+ * watcher protected and is writable now; false sends the fault on to the previous handler or the
+ * default action. */
 typedef bool (*shk__os_fault_fn)(const shk__os_fault *fault);
 
 /* Installs the process-wide write-fault hook calling fn, chained in front of whatever handlers
@@ -242,6 +425,13 @@ void shk__os_fault_remove(void);
  * path. Empty strings when unknown; returns SHK_OK or SHK_ENOENT. */
 int shk__os_symbolize(uintptr_t ip, char *module, size_t module_size, char *symbol,
                       size_t symbol_size);
+
+/* The source file, function and line of a code address from debug information, where the system
+ * can tell: Linux through elfutils' libdw when it is installed (loaded at run time), Windows
+ * through DbgHelp. Not for the fault path. Empty strings and 0 when unknown; SHK_OK (file and
+ * line found), SHK_ENOENT (no line information for it), SHK_EUNSUPPORTED (no such facility). */
+int shk__os_source_line(uintptr_t ip, char *file, size_t file_size, char *function,
+                        size_t function_size, unsigned *line);
 
 /* How many more memory areas page protection may split off before the kernel refuses (Linux
  * vm.max_map_count minus the areas in use); SIZE_MAX where there is no such limit. */
@@ -263,9 +453,13 @@ int shk__os_uffd_add(shk__os_uffd *u, void *addr, size_t size);
 /* Unprotects and unregisters whole pages. */
 void shk__os_uffd_remove(shk__os_uffd *u, void *addr, size_t size);
 /* Calls fn(page_addr, page_count, ctx) for each run of pages written since they were last
- * protected inside [addr, addr+size), protecting them again first. */
+ * protected inside [addr, addr+size), protecting them again first. With `skip_others`, areas
+ * in the range not registered for async write-protect are passed over (one call can then cover
+ * many scattered regions; any async registration in the range is scanned, whoever made it);
+ * without, such an area fails the call. */
 typedef void (*shk__os_dirty_fn)(uintptr_t addr, size_t pages, void *ctx);
-int shk__os_uffd_scan(shk__os_uffd *u, void *addr, size_t size, shk__os_dirty_fn fn, void *ctx);
+int shk__os_uffd_scan(shk__os_uffd *u, void *addr, size_t size, bool skip_others,
+                      shk__os_dirty_fn fn, void *ctx);
 /* Sync mode: waits up to timeout_ms for a write fault. SHK_OK with its address and the writing
  * thread (0 when the kernel does not say), SHK_ETIMEDOUT, or an error. */
 int shk__os_uffd_next(shk__os_uffd *u, int timeout_ms, uintptr_t *addr, uint64_t *tid);
@@ -277,127 +471,5 @@ int shk__os_uffd_protect(shk__os_uffd *u, void *addr, size_t size, bool on);
  * SHK_EUNSUPPORTED. */
 bool shk__os_write_watch_covers(void *addr, size_t size);
 int shk__os_write_watch_scan(void *addr, size_t size, shk__os_dirty_fn fn, void *ctx);
-
-/* ---- workers of chunk tasks (worker.c) --------------------------------------------------- */
-
-/* One end of the channel between a pool and one of its workers. POSIX: a unix stream socket
- * (a = the socket) that carries wake-ups both ways and segment descriptors to the worker.
- * Windows: a = the event this end sets to wake the other side, b = the event it waits on. */
-typedef struct shk__os_link {
-  intptr_t a;
-  intptr_t b;
-} shk__os_link;
-
-/* The pool's record of one worker. proc/pid are 0 for a thread worker or a worker not running. */
-typedef struct shk__os_worker {
-  shk__os_link parent_end; /* kept by the pool */
-  shk__os_link worker_end; /* given to the worker; the pool closes its copy once a process has it */
-  intptr_t proc;           /* pid (POSIX) or process HANDLE (Windows) */
-  int pid;
-  intptr_t job;            /* Windows: the worker's kill-on-close job object */
-} shk__os_worker;
-
-/* What a worker serves with, built in the worker (by the backend for a process, by common code
- * for a thread). ctl and out are mapped in the worker's address space. */
-typedef struct shk__os_worker_boot {
-  shk__os_segment ctl; /* the pool's control segment */
-  shk__os_segment out; /* this worker's output segment (reserved, see shk__os_segment_reserve) */
-  unsigned index;
-  shk__os_link link;   /* the worker's end */
-  bool same_space;     /* a thread of the pool's process (false in every worker process) */
-} shk__os_worker_boot;
-
-/* The worker's loop, in src/common/task_pool.c: the backend calls it in a worker process. It
- * returns when the pool tells it to quit or the pool is gone. */
-void shk__task_worker_serve(const shk__os_worker_boot *boot);
-
-/* Creates both ends of w's link. SHK_ELIMIT, SHK_ENOMEM, SHK_EOS. */
-int shk__os_worker_link_open(shk__os_worker *w);
-
-/* Closes whatever of both ends is still open (never the process). */
-void shk__os_worker_link_close(shk__os_worker *w);
-
-/* Starts a worker process for w (whose link is open) as worker `index`, serving the pool's
- * arena: the control part is [0, ctl_size), the worker's output [out_offset, +out_size) (both
- * offsets multiples of 64 KiB). POSIX: fork; the child dies with the parent (PR_SET_PDEATHSIG
- * on Linux, end of file on the link elsewhere), closes the pool ends of `all` (count workers),
- * and calls shk__task_worker_serve(). Windows: this executable again with a marker argument, in
- * a kill-on-close job object; the child maps both views in shk_worker_main(). On success the
- * pool's copy of w->worker_end is closed. SHK_ENOHOOK (Windows: the hook was not called in this
- * process), SHK_ENOMEM, SHK_ELIMIT, SHK_EOS. */
-int shk__os_worker_spawn(shk__os_worker *w, unsigned index, const shk__os_segment *arena,
-                         size_t ctl_size, size_t out_offset, size_t out_size,
-                         const shk__os_worker *all, unsigned count);
-
-/* Wakes the other side of `end`. Never blocks; a wake-up already pending is enough. */
-void shk__os_link_notify(const shk__os_link *end);
-
-/* Worker side: blocks until the pool wakes this end, at most timeout_ns (UINT64_MAX: forever).
- * SHK_OK, SHK_ETIMEDOUT, or SHK_ENOENT when the pool is gone. */
-int shk__os_link_wait(const shk__os_link *end, uint64_t timeout_ns);
-
-/* Pool side: waits at most timeout_ns for a wake-up from any of the n workers or the end of any
- * worker process, and consumes the wake-ups. Sets ended[i] for each worker process that ended
- * (to be reaped with shk__os_worker_reap). SHK_OK or SHK_ETIMEDOUT. */
-int shk__os_workers_wait(const shk__os_worker *ws, unsigned n, uint64_t timeout_ns, bool *ended);
-
-/* Kills the worker process when `kill`, waits for it to end (at most timeout_ms when not
- * killed; then it is killed anyway), reaps it, fills *how, closes its process handle and link.
- * Always leaves nothing behind. */
-void shk__os_worker_reap(shk__os_worker *w, bool kill, int64_t timeout_ms, shk__os_exit *how);
-
-/* Gives worker w (a process) access to segment seg, read-only, under pool-wide id `id`; writes
- * what the worker passes to shk__os_worker_take_segment() to *token. POSIX: the descriptor goes
- * over the link; Windows: the handle is duplicated into the worker. SHK_EOS. */
-int shk__os_worker_give_segment(shk__os_worker *w, const shk__os_segment *seg, uint64_t id,
-                                uint64_t *token);
-
-/* Worker side: maps, read-only, the segment given as (id, token), `size` bytes. Close it with
- * shk__os_segment_close(). Segments given with a smaller id and never taken are dropped, except
- * `keep` (the pool's staging segment, which the worker may still need). SHK_ENOENT, SHK_EOS. */
-int shk__os_worker_take_segment(const shk__os_link *end, uint64_t id, uint64_t token, size_t size,
-                                uint64_t keep, shk__os_segment *seg);
-
-/* A reference to a caller's segment object that lets a pool tell, on a later call, whether a
- * segment is that same object, so its workers may keep it mapped from call to call. POSIX: the
- * device and inode (the workers' mappings keep the object, hence its inode, alive); Windows: a
- * duplicated handle compared with CompareObjectHandles (Windows 10 and later). take returns
- * SHK_EUNSUPPORTED where objects cannot be told apart: the workers then map per call. */
-typedef struct shk__os_segment_ref {
-  uint64_t a;
-  uint64_t b;
-} shk__os_segment_ref;
-int shk__os_segment_ref_take(const shk__os_segment *seg, shk__os_segment_ref *ref);
-bool shk__os_segment_ref_same(const shk__os_segment_ref *ref, const shk__os_segment *seg);
-void shk__os_segment_ref_drop(shk__os_segment_ref *ref);
-
-/* Creates an anonymous segment of `size` bytes that uses memory only for the part made usable
- * with shk__os_segment_commit() (POSIX: untouched pages cost nothing, commit is free; Windows:
- * SEC_RESERVE). It reaches worker processes started after it: on POSIX only forked ones (it has
- * no descriptor, handle -1); on Windows through its handle, and a worker commits in its own
- * mapping. Close with shk__os_segment_close(). SHK_ESIZE. */
-int shk__os_segment_reserve(size_t size, shk__os_segment *seg);
-int shk__os_segment_commit(shk__os_segment *seg, size_t offset, size_t size);
-
-/* A function's identity that another process running the same executable can resolve: its
- * module's path and load address, and its offset inside the module. */
-typedef struct shk__os_fn_id {
-  uint64_t base;
-  uint64_t offset;
-  char module[1024];
-} shk__os_fn_id;
-
-typedef void (*shk__os_any_fn)(void);
-
-/* Finds the module that holds fn. SHK_ENOENT when fn is in no module. */
-int shk__os_fn_locate(shk__os_any_fn fn, shk__os_fn_id *id);
-
-/* Finds the function in this process (loading the module when it is not loaded yet).
- * SHK_ENOENT. */
-int shk__os_fn_resolve(const shk__os_fn_id *id, shk__os_any_fn *fn);
-
-/* The backend of shk_worker_main(): POSIX returns SHK_OK; Windows serves and exits when argv
- * carries the worker marker, and otherwise records that the hook ran and returns SHK_OK. */
-int shk__os_worker_main(int argc, char **argv);
 
 #endif

@@ -29,6 +29,8 @@ static void codes_are_pinned(void **state) {
   assert_int_equal(SHK_ESIZE, -7);
   assert_int_equal(SHK_EOS, -10);
   assert_int_equal(SHK_EFAULT, -23);
+  assert_int_equal(SHK_ECHUNK, -24);
+  assert_int_equal(SHK_ENOSYM, -25);
 }
 
 static void linked_version_matches_the_header(void **state) {

@@ -2,6 +2,7 @@
  * failures for what is missing, and the shared shmkit itself loaded at run time, as language
  * bindings and plugin hosts load it (a library with too much static TLS fails exactly there). */
 /* ctest: labels=unit timeout=60 */
+#include <stdlib.h>
 #include <string.h>
 
 #include "shk_test.h"
@@ -90,7 +91,40 @@ static void the_shared_shmkit_loads_at_run_time(void **state) {
 #endif
 }
 
+static int local_function(void) { return 42; }
+
+static void the_module_of_an_address_is_found_and_code_made_at_run_time_is_in_none(void **state) {
+  (void)state;
+  /* This program's own function lies in the main program. */
+  int (*fn)(void) = local_function;
+  void *addr;
+  memcpy(&addr, &fn, sizeof addr);
+  shk__os_module mod;
+  assert_int_equal(shk__os_module_of(addr, &mod), SHK_OK);
+  assert_true(mod.base != 0 && mod.base <= (uintptr_t)addr);
+  assert_true((uintptr_t)addr - mod.base < mod.size);
+  assert_true(mod.path[0] != '\0');
+  /* A system library's function lies in that library, which its handle names too. */
+  shk__os_library *lib = NULL;
+  assert_int_equal(shk__os_library_open(SYSTEM_LIBRARY, true, &lib), SHK_OK);
+  shk__os_function sys = shk__os_library_function(lib, SYSTEM_FUNCTION);
+  memcpy(&addr, &sys, sizeof addr);
+  shk__os_module of_fn, of_lib;
+  assert_int_equal(shk__os_module_of(addr, &of_fn), SHK_OK);
+  assert_int_equal(shk__os_library_module(lib, &of_lib), SHK_OK);
+  assert_true(of_fn.base == of_lib.base);
+  assert_string_equal(of_fn.path, of_lib.path);
+  assert_true((uintptr_t)addr - of_lib.base < of_lib.size);
+  shk__os_library_close(lib);
+  /* Heap memory (as a JIT's or a closure's code) is in no module. */
+  void *heap = malloc(64);
+  assert_int_equal(shk__os_module_of(heap, &mod), SHK_ENOENT);
+  assert_int_equal(shk__os_module_of(NULL, &mod), SHK_ENOENT);
+  free(heap);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(the_module_of_an_address_is_found_and_code_made_at_run_time_is_in_none),
     cmocka_unit_test(a_system_library_gives_a_working_function),
     cmocka_unit_test(what_is_missing_is_reported),
     cmocka_unit_test(the_shared_shmkit_loads_at_run_time),

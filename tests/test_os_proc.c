@@ -35,7 +35,7 @@ static void spawn_runs_the_child_and_wait_reports_its_exit_code(void **state) {
   const char *args[] = {"--shk-test-child", "exits_with", "7"};
   shk__os_proc proc;
   shk__os_exit how;
-  assert_int_equal(shk__os_proc_spawn_self(args, 3, &proc), SHK_OK);
+  assert_int_equal(shk__os_proc_start(NULL, args, 3, NULL, 0, false, &proc), SHK_OK);
   assert_true(proc.pid > 0);
   assert_int_equal(shk__os_proc_wait(&proc, 30000, &how), SHK_OK);
   assert_int_equal(how.kind, SHK__OS_EXITED);
@@ -49,7 +49,7 @@ static void arguments_arrive_unchanged(void **state) {
                         "quote\" and \\ back\\"};
   shk__os_proc proc;
   shk__os_exit how;
-  assert_int_equal(shk__os_proc_spawn_self(args, 5, &proc), SHK_OK);
+  assert_int_equal(shk__os_proc_start(NULL, args, 5, NULL, 0, false, &proc), SHK_OK);
   assert_int_equal(shk__os_proc_wait(&proc, 30000, &how), SHK_OK);
   assert_int_equal(how.code, 0);
 }
@@ -59,7 +59,7 @@ static void wait_times_out_then_kill_ends_the_child(void **state) {
   const char *args[] = {"--shk-test-child", "sleeps"};
   shk__os_proc proc;
   shk__os_exit how;
-  assert_int_equal(shk__os_proc_spawn_self(args, 2, &proc), SHK_OK);
+  assert_int_equal(shk__os_proc_start(NULL, args, 2, NULL, 0, false, &proc), SHK_OK);
   int pid = proc.pid;
   assert_int_equal(shk__os_proc_wait(&proc, 50, &how), SHK_ETIMEDOUT);
   assert_true(shk__os_pid_alive(pid));
@@ -73,7 +73,7 @@ static void a_crash_is_reported_with_its_signal_or_exception(void **state) {
   const char *args[] = {"--shk-test-child", "writes_to_null"};
   shk__os_proc proc;
   shk__os_exit how;
-  assert_int_equal(shk__os_proc_spawn_self(args, 2, &proc), SHK_OK);
+  assert_int_equal(shk__os_proc_start(NULL, args, 2, NULL, 0, false, &proc), SHK_OK);
   assert_int_equal(shk__os_proc_wait(&proc, 30000, &how), SHK_OK);
   assert_int_equal(how.kind, SHK__OS_SIGNALED);
   assert_int_equal(how.code, shk_test_access_violation_code());

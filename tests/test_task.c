@@ -20,22 +20,8 @@
 #define CHILD_TIMEOUT_MS 120000
 
 /* In a child routine: report the failing line and fail the child. */
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      return __LINE__;                                                         \
-    }                                                                          \
-  } while (0)
-
-/* A test whose body runs in a child process (it spawns workers, faults or may hang). */
-#define CHILD_TEST(name)                                                     \
-  static int name##_child(int argc, char **argv);                            \
-  static void name(void **state) {                                           \
-    (void)state;                                                             \
-    shk_test_run_child_ok(#name, 0, NULL, CHILD_TIMEOUT_MS);                 \
-  }                                                                          \
-  static int name##_child(int argc, char **argv)
+#define CHECK(cond) SHK_CHECK(cond)
+#define CHILD_TEST(name) SHK_CHILD_TEST(name, CHILD_TIMEOUT_MS)
 
 static void nap_ms(unsigned ms) {
 #ifdef _WIN32
@@ -902,7 +888,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_program_without_the_hook_gets_a_clear_error),
 };
 
-#define CHILD(name) {#name, name##_child}
+#define CHILD(name) SHK_TEST_CHILD(name)
 static const shk_test_child children[] = {
     CHILD(matches_equal_a_serial_scan_in_every_mode),
     CHILD(input_inside_a_segment_gives_the_same_matches),

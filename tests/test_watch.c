@@ -11,6 +11,7 @@
 #include "shmkit.h"
 
 #ifndef _WIN32
+#include <dlfcn.h>
 #include <unistd.h>
 #endif
 
@@ -35,6 +36,8 @@ typedef struct seen {
   uintptr_t fault_address, ip;
   uint64_t thread_id;
   char module[256];
+  char file[256], function[128];
+  unsigned line;
   char name[32];
   bool aligned; /* inline values may be read through the region's own type */
 } seen;
@@ -73,6 +76,9 @@ static void collect(const shk_watch_event *ev, void *user) {
   s->ip = ev->ip;
   s->thread_id = ev->thread_id;
   if (ev->module) snprintf(s->module, sizeof s->module, "%s", ev->module);
+  if (ev->file) snprintf(s->file, sizeof s->file, "%s", ev->file);
+  if (ev->function) snprintf(s->function, sizeof s->function, "%s", ev->function);
+  s->line = ev->line;
   snprintf(s->name, sizeof s->name, "%s", ev->region_name);
 }
 
@@ -120,6 +126,22 @@ static bool records_faults(void **state) {
          (backend_of(state) == SHK_WATCH_USERFAULTFD && sync_of(state));
 }
 
+/* A started watcher of the test's backend (available here) with these settings. */
+static shk_watcher *start_tuned(void **state, uint32_t ring, uint32_t coalesce_ms, uint32_t poll_ms,
+                                collector *c) {
+  shk_watch_options o;
+  shk_watch_options_init(&o);
+  o.backend = backend_of(state);
+  o.userfaultfd_sync = sync_of(state);
+  o.coalesce_ms = coalesce_ms;
+  o.poll_interval_ms = poll_ms;
+  if (ring) o.ring_capacity = ring;
+  shk_watcher *w = NULL;
+  assert_int_equal(shk_watch_create(&o, &w), SHK_OK);
+  if (c) assert_int_equal(shk_watch_set_callback(w, collect, c), SHK_OK);
+  return w;
+}
+
 /* A started watcher of the test's backend, or a visible skip. Its worker finds changes on
  * shk_watch_flush() only (a long window and poll interval), which keeps event counts exact
  * however slowly a sanitizer or wine runs; `busy` makes it pass every millisecond instead. */
@@ -131,17 +153,7 @@ static shk_watcher *start_with(void **state, uint32_t ring, collector *c, bool b
     skip();
   }
   printf("    backend %s%s\n", shk_watch_backend_name(b), sync_of(state) ? " (sync mode)" : "");
-  shk_watch_options o;
-  shk_watch_options_init(&o);
-  o.backend = b;
-  o.userfaultfd_sync = sync_of(state);
-  o.coalesce_ms = busy ? 1 : 10000;
-  o.poll_interval_ms = busy ? 1 : 10000;
-  if (ring) o.ring_capacity = ring;
-  shk_watcher *w = NULL;
-  assert_int_equal(shk_watch_create(&o, &w), SHK_OK);
-  if (c) assert_int_equal(shk_watch_set_callback(w, collect, c), SHK_OK);
-  return w;
+  return start_tuned(state, ring, busy ? 1 : 10000, busy ? 1 : 10000, c);
 }
 
 static shk_watcher *start(void **state, uint32_t ring, collector *c) {
@@ -471,7 +483,16 @@ static void several_threads_write_at_once(void **state) {
   collector_free(c);
 }
 
+static void burst_beyond_a_ring_of(void **state, uint32_t ring);
+
 static void a_burst_beyond_the_ring_counts_drops_and_loses_no_change(void **state) {
+  burst_beyond_a_ring_of(state, 8);
+}
+
+/* ring_capacity is what the ring holds: 1 holds 1 (it held 2 before). */
+static void a_ring_of_one_holds_exactly_one_record(void **state) { burst_beyond_a_ring_of(state, 1); }
+
+static void burst_beyond_a_ring_of(void **state, uint32_t ring) {
   shk_watch_backend b = backend_of(state);
   if (!shk_watch_backend_available(b) || (!records_faults(state) && b != SHK_WATCH_WRITE_WATCH)) {
     printf("    backend %s %s: skipped\n", shk_watch_backend_name(b),
@@ -479,16 +500,8 @@ static void a_burst_beyond_the_ring_counts_drops_and_loses_no_change(void **stat
     skip();
   }
   collector *c = collector_new();
-  shk_watch_options o;
-  shk_watch_options_init(&o);
-  o.backend = b;
-  o.userfaultfd_sync = sync_of(state);
-  o.ring_capacity = 8;
-  o.coalesce_ms = 10000; /* the worker holds still while the burst happens */
-  o.poll_interval_ms = 10000;
-  shk_watcher *w = NULL;
-  assert_int_equal(shk_watch_create(&o, &w), SHK_OK);
-  assert_int_equal(shk_watch_set_callback(w, collect, c), SHK_OK);
+  /* The worker holds still while the burst happens. */
+  shk_watcher *w = start_tuned(state, ring, 10000, 10000, c);
   enum { N = 64 };
   /* Write-watch falls back to protection on mapped views, where GetWriteWatch does not work. */
   shk_shm *view = NULL;
@@ -507,8 +520,8 @@ static void a_burst_beyond_the_ring_counts_drops_and_loses_no_change(void **stat
   shk_watch_stats st;
   assert_int_equal(shk_watch_stats_get(w, &st), SHK_OK);
   assert_int_equal(st.faults, N);
-  /* Exactly what did not fit in the ring's 8 slots is counted. */
-  assert_int_equal(st.events_dropped, N - 8);
+  /* Exactly what did not fit in the ring is counted. */
+  assert_int_equal(st.events_dropped, N - ring);
   assert_int_equal(shk_watch_flush(w), SHK_OK);
   assert_int_equal(c->count, N);
   for (int i = 0; i < N; i++) assert_int_equal(count_for(c, ids[i]), 1);
@@ -528,6 +541,52 @@ static void a_burst_beyond_the_ring_counts_drops_and_loses_no_change(void **stat
   shk_watch_free(w);
   if (view) shk_shm_close(view);
   else shk_watch_pages_free(buf, N * 4096);
+  collector_free(c);
+}
+
+static void sleep_ms(unsigned ms) {
+#ifdef _WIN32
+  Sleep(ms);
+#else
+  usleep(ms * 1000u);
+#endif
+}
+
+/* A burst that overflows the ring is still one event per region: the resync after the overflow
+ * waits for the coalescing window like any burst (it used to compare at once, splitting the
+ * burst in two events). The worker passes every millisecond; the window is long. */
+static void a_burst_that_overflows_the_ring_is_still_one_event(void **state) {
+  shk_watch_backend b = backend_of(state);
+  if (!shk_watch_backend_available(b) || !records_faults(state)) {
+    printf("    backend %s: records no faults here: skipped\n", shk_watch_backend_name(b));
+    skip();
+  }
+  collector *c = collector_new();
+  shk_watcher *w = start_tuned(state, 1, 60000, 1, c);
+  enum { N = 64 };
+  unsigned char *buf = pages(N * 4096);
+  uint32_t id;
+  assert_int_equal(shk_watch_add(w, buf, N * 4096, "burst", &id), SHK_OK);
+  for (int i = 0; i < N / 2; i++) buf[i * 4096] = 1;
+  /* Let the worker see the overflow (it resyncs); a slow machine only makes this weaker. */
+  shk_watch_stats st;
+  for (int tries = 0; tries < 200; tries++) {
+    assert_int_equal(shk_watch_stats_get(w, &st), SHK_OK);
+    if (st.resyncs > 0) break;
+    sleep_ms(5);
+  }
+  sleep_ms(20);
+  for (int i = N / 2; i < N; i++) buf[i * 4096] = 2;
+  assert_int_equal(shk_watch_flush(w), SHK_OK);
+  assert_int_equal(shk_watch_stats_get(w, &st), SHK_OK);
+  printf("    %llu faults, %llu dropped, %llu resyncs, %zu event(s)\n",
+         (unsigned long long)st.faults, (unsigned long long)st.events_dropped,
+         (unsigned long long)st.resyncs, c->count);
+  assert_int_equal(c->count, 1);
+  assert_int_equal(c->events[0].offset, 0);
+  assert_int_equal(c->events[0].length, (N - 1) * 4096 + 1);
+  shk_watch_free(w);
+  shk_watch_pages_free(buf, N * 4096);
   collector_free(c);
 }
 
@@ -596,7 +655,16 @@ static void a_kernel_write_into_a_watched_buffer(void **state) {
   close(fds[0]);
   close(fds[1]);
   assert_int_equal(shk_watch_flush(w), SHK_OK);
-  if (backend_of(state) == SHK_WATCH_MPROTECT) {
+  /* Sync mode handles kernel faults only with the privilege for it (see the test below). */
+  bool kernel_faults = true;
+  if (sync_of(state) && geteuid() != 0) {
+    FILE *f = fopen("/proc/sys/vm/unprivileged_userfaultfd", "r");
+    int unpriv = 0;
+    if (f && fscanf(f, "%d", &unpriv) != 1) unpriv = 0;
+    if (f) fclose(f);
+    kernel_faults = unpriv == 1;
+  }
+  if (backend_of(state) == SHK_WATCH_MPROTECT || !kernel_faults) {
     /* The kernel does not fault on the user's behalf: it refuses, and nothing was written. */
     assert_int_equal(n, -1);
     assert_int_equal(err, EFAULT);
@@ -610,6 +678,62 @@ static void a_kernel_write_into_a_watched_buffer(void **state) {
   shk_watch_pages_free(page, 4096);
   collector_free(c);
 #endif
+}
+
+/* Userfaultfd's sync mode and kernel writes: the kernel waits for the reader thread only when the
+ * descriptor could be opened for kernel faults too (root, CAP_SYS_PTRACE, or
+ * vm.unprivileged_userfaultfd=1); otherwise shmkit opens it for user faults only
+ * (UFFD_USER_MODE_ONLY) and read() into the buffer fails with EFAULT, writing nothing. The child
+ * drops root first when it has it, so both cases are seen on a machine where tests run as root. */
+static int child_kernel_write_unprivileged(int argc, char **argv) {
+  (void)argc;
+  (void)argv;
+#ifdef __linux__
+  if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) return 2;
+  int unpriv = 0;
+  FILE *f = fopen("/proc/sys/vm/unprivileged_userfaultfd", "r");
+  if (f) {
+    if (fscanf(f, "%d", &unpriv) != 1) unpriv = 0;
+    fclose(f);
+  }
+  shk_watch_options o;
+  shk_watch_options_init(&o);
+  o.backend = SHK_WATCH_USERFAULTFD;
+  o.userfaultfd_sync = true;
+  shk_watcher *w = NULL;
+  int rc = shk_watch_create(&o, &w);
+  if (rc == SHK_EUNSUPPORTED) {
+    printf("    userfaultfd is not available to an unprivileged process here: skipped\n");
+    return 0;
+  }
+  if (rc != SHK_OK) return 3;
+  unsigned char *page = NULL;
+  if (shk_watch_pages_alloc(4096, (void **)&page) != SHK_OK) return 4;
+  uint32_t id;
+  if (shk_watch_add(w, page, 64, "rx", &id) != SHK_OK) return 5;
+  int fds[2];
+  if (pipe(fds) != 0 || write(fds[1], "kernel", 6) != 6) return 6;
+  ssize_t n = read(fds[0], page, 6);
+  int err = errno;
+  close(fds[0]);
+  close(fds[1]);
+  printf("    unprivileged, vm.unprivileged_userfaultfd=%d: read() into the buffer: %zd%s\n", unpriv,
+         n, n < 0 && err == EFAULT ? " (EFAULT)" : "");
+  shk_watch_free(w);
+  if (unpriv) return n == 6 && memcmp(page, "kernel", 6) == 0 ? 0 : 7;
+  return n == -1 && err == EFAULT && page[0] == 0 ? 0 : 8;
+#else
+  return 0;
+#endif
+}
+
+static void a_kernel_write_under_userfaultfd_sync_depends_on_the_privilege(void **state) {
+  (void)state;
+  if (!shk_watch_backend_available(SHK_WATCH_USERFAULTFD)) {
+    printf("    userfaultfd is not available here: skipped\n");
+    skip();
+  }
+  shk_test_run_child_ok("kernel_write_unprivileged", 0, NULL, CHILD_TIMEOUT_MS);
 }
 
 /* ---- real crashes stay real ------------------------------------------------------------- */
@@ -719,6 +843,16 @@ static void a_handler_installed_before_gets_the_faults_that_are_not_ours(void **
 
 /* ---- the memory-area limit ---------------------------------------------------------------- */
 
+static size_t sys_page(void) {
+#ifdef _WIN32
+  SYSTEM_INFO si;
+  GetSystemInfo(&si);
+  return si.dwPageSize;
+#else
+  return (size_t)sysconf(_SC_PAGESIZE);
+#endif
+}
+
 static int child_area_limit(int argc, char **argv) {
   (void)argc;
   shk_watch_options o;
@@ -728,14 +862,14 @@ static int child_area_limit(int argc, char **argv) {
   o.poll_interval_ms = 50;
   shk_watcher *w = NULL;
   if (shk_watch_create(&o, &w) != SHK_OK) return 2;
-  enum { PAGES = 80000 };
+  size_t regions = (size_t)strtoul(argv[1], NULL, 10), ps = sys_page();
   unsigned char *buf = NULL;
-  if (shk_watch_pages_alloc((size_t)PAGES * 4096, (void **)&buf) != SHK_OK) return 3;
+  if (shk_watch_pages_alloc(regions * 2 * ps, (void **)&buf) != SHK_OK) return 3;
   size_t added = 0;
   int rc = SHK_OK;
-  for (size_t i = 0; i < PAGES / 2; i++) {
+  for (size_t i = 0; i < regions; i++) {
     uint32_t id;
-    rc = shk_watch_add(w, buf + i * 2 * 4096, 8, NULL, &id);
+    rc = shk_watch_add(w, buf + i * 2 * ps, 8, NULL, &id);
     if (rc != SHK_OK) break;
     added++;
   }
@@ -749,7 +883,7 @@ static int child_area_limit(int argc, char **argv) {
     return 6;
   }
   /* Every watched page can still be written: no fault loop, no crash. */
-  for (size_t i = 0; i < added; i++) buf[i * 2 * 4096] = 1;
+  for (size_t i = 0; i < added; i++) buf[i * 2 * ps] = 1;
   if (shk_watch_flush(w) != SHK_OK) return 7;
   shk_watch_stats_get(w, &st);
   if (st.events_unobserved != added) {
@@ -757,8 +891,38 @@ static int child_area_limit(int argc, char **argv) {
     return 8;
   }
   shk_watch_free(w);
+  shk_watch_pages_free(buf, regions * 2 * ps);
   return 0;
 }
+
+/* Scattered single-page regions enough to go past this machine's memory-area limit (each splits
+ * off two areas), read from the system; 0 when that is impractical here (printed, then skipped). */
+#ifndef _WIN32
+#define AREA_TEST_MAX_REGIONS 60000u
+static size_t regions_past_the_area_limit(void) {
+#ifdef __linux__
+  FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
+  unsigned long max = 0;
+  if (!f || fscanf(f, "%lu", &max) != 1) max = 0;
+  if (f) fclose(f);
+  if (max == 0) {
+    printf("    vm.max_map_count cannot be read here: skipped\n");
+    return 0;
+  }
+  size_t need = (size_t)max / 2 + 2000;
+  if (need > AREA_TEST_MAX_REGIONS) {
+    printf("    vm.max_map_count is %lu: going past it takes %zu regions (more than %u, "
+           "impractical in a test): skipped\n", max, need, AREA_TEST_MAX_REGIONS);
+    return 0;
+  }
+  printf("    vm.max_map_count is %lu: %zu regions\n", max, need);
+  return need;
+#else
+  printf("    no readable memory-area limit on this system: skipped\n");
+  return 0;
+#endif
+}
+#endif
 
 static void the_memory_area_limit_is_refused_not_hit(void **state) {
   shk_watch_backend b = backend_of(state);
@@ -771,10 +935,13 @@ static void the_memory_area_limit_is_refused_not_hit(void **state) {
     printf("    backend %s splits no memory areas: skipped\n", shk_watch_backend_name(b));
     skip();
   }
-  char arg[8];
+  size_t regions = regions_past_the_area_limit();
+  if (regions == 0) skip();
+  char arg[8], count[24];
   snprintf(arg, sizeof arg, "%d%s", (int)b, sync_of(state) ? "s" : "");
-  const char *args[] = {arg};
-  shk_test_run_child_ok("area_limit", 1, args, 240000);
+  snprintf(count, sizeof count, "%zu", regions);
+  const char *args[] = {arg, count};
+  shk_test_run_child_ok("area_limit", 2, args, 240000);
 #endif
 }
 
@@ -917,7 +1084,7 @@ static void protection_events_know_address_instruction_and_thread(void **state) 
   unsigned char *page = pages(4096);
   uint32_t id;
   assert_int_equal(shk_watch_add(w, page + 100, 32, "who", &id), SHK_OK);
-  page[110] = 5;
+  ((volatile unsigned char *)page)[110] = 5; const unsigned write_line = __LINE__;
   assert_int_equal(shk_watch_flush(w), SHK_OK);
   assert_int_equal(c->count, 1);
   const seen *s = &c->events[0];
@@ -931,6 +1098,23 @@ static void protection_events_know_address_instruction_and_thread(void **state) 
     assert_true(s->module[0] != '\0');
     assert_non_null(strstr(s->module, "test_watch"));
     printf("    ip %p in %s (anchor %p)\n", (void *)s->ip, s->module, (void *)(uintptr_t)anchor_function);
+  }
+  /* File, function and line where debug information and the system's reader exist (libdw on
+   * Linux, DbgHelp on Windows; this test is built with -g). */
+  if (s->flags & SHK_WATCH_EVENT_SOURCE) {
+    printf("    %s:%u in %s (the write is on line %u)\n", s->file, s->line, s->function, write_line);
+    assert_non_null(strstr(s->file, "test_watch.c"));
+    assert_int_equal(s->line, write_line);
+    assert_non_null(strstr(s->function, "protection_events_know"));
+  } else {
+    printf("    no source line for the writer here (no libdw / DbgHelp, or no debug information)\n");
+#if defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
+    /* gcc's DWARF is found by libdw as it is; clang's needs -gdwarf-aranges (libdw 0.188 looks
+     * addresses up through .debug_aranges, which clang leaves out by default). */
+    void *dw = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (dw) dlclose(dw);
+    assert_null(dw); /* libdw is here: the line must have been found */
+#endif
   }
   shk_watch_free(w);
   shk_watch_pages_free(page, 4096);
@@ -1006,6 +1190,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(protection_events_know_address_instruction_and_thread),
     cmocka_unit_test(only_poll_sees_another_processes_writes),
     cmocka_unit_test(a_handler_installed_before_gets_the_faults_that_are_not_ours),
+    cmocka_unit_test(a_kernel_write_under_userfaultfd_sync_depends_on_the_privilege),
     EACH_BACKEND(small_region_gives_inline_old_and_new),
     EACH_BACKEND(large_region_gives_store_keys_and_previews),
     EACH_BACKEND(regions_sharing_a_page_get_their_own_events),
@@ -1015,6 +1200,8 @@ static const struct CMUnitTest tests[] = {
     EACH_BACKEND(old_and_new_values_are_right_over_many_random_writes),
     EACH_BACKEND(several_threads_write_at_once),
     EACH_BACKEND(a_burst_beyond_the_ring_counts_drops_and_loses_no_change),
+    EACH_BACKEND(a_ring_of_one_holds_exactly_one_record),
+    EACH_BACKEND(a_burst_that_overflows_the_ring_is_still_one_event),
     EACH_BACKEND(removing_the_callback_stops_delivery),
     EACH_BACKEND(ten_thousand_watch_and_unwatch_cycles_leave_nothing_behind),
     EACH_BACKEND(a_kernel_write_into_a_watched_buffer),
@@ -1028,6 +1215,7 @@ static const shk_test_child children[] = {
     {"area_limit", child_area_limit},
     {"writes_segment", child_writes_segment},
     {"chains", child_chains},
+    {"kernel_write_unprivileged", child_kernel_write_unprivileged},
 };
 
 SHK_TEST_MAIN(tests, children)

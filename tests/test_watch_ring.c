@@ -35,6 +35,24 @@ static void a_full_ring_refuses_and_gives_back_in_order(void **state) {
   shk__watch_ring_destroy(&ring);
 }
 
+static void a_ring_of_one_holds_one(void **state) {
+  (void)state;
+  shk__watch_ring ring;
+  assert_int_equal(shk__watch_ring_init(&ring, 0), SHK_EINVAL);
+  assert_int_equal(shk__watch_ring_init(&ring, 1), SHK_OK);
+  assert_int_equal(shk__watch_ring_capacity(&ring), 1);
+  shk__watch_record rec = {0, 0, 0, 0}, out;
+  for (uintptr_t lap = 1; lap <= 10; lap++) {
+    rec.addr = lap;
+    assert_true(shk__watch_ring_push(&ring, &rec));
+    assert_false(shk__watch_ring_push(&ring, &rec)); /* one record, not two */
+    assert_true(shk__watch_ring_pop(&ring, &out));
+    assert_int_equal(out.addr, lap);
+    assert_false(shk__watch_ring_pop(&ring, &out));
+  }
+  shk__watch_ring_destroy(&ring);
+}
+
 enum { PRODUCERS = 4, PER_PRODUCER = 50000 };
 
 typedef struct shared {
@@ -125,6 +143,7 @@ static void the_store_keeps_drops_and_evicts_values(void **state) {
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_full_ring_refuses_and_gives_back_in_order),
+    cmocka_unit_test(a_ring_of_one_holds_one),
     cmocka_unit_test(many_producers_and_one_consumer_lose_and_repeat_nothing),
     cmocka_unit_test(the_store_keeps_drops_and_evicts_values),
 };

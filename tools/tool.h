@@ -12,6 +12,8 @@
 int lens_record_main(int argc, char **argv);
 int lens_summary_main(int argc, char **argv);
 int lens_list_main(int argc, char **argv);
+int lens_report_main(int argc, char **argv);
+int shm_names_main(int argc, char **argv);
 
 /* Seconds on a monotonic clock. */
 double tool_now(void);

@@ -209,7 +209,8 @@ SHK_API size_t shk_buf_live_count(void);
 
 /** Copies bytes [start, end) of the buffer into dst: end is EXCLUSIVE (the Perl original's is
  * inclusive), so end - start bytes are copied and start == end copies nothing. Returns SHK_OK,
- * SHK_EINVAL (NULL buf, or NULL dst with bytes to copy), SHK_ERANGE (start > end or
+ * SHK_EINVAL (NULL buf, or NULL dst with bytes to copy, or [dst, dst + dst_size) wrapping
+ * around the address space), SHK_ERANGE (start > end or
  * end > size) or SHK_ESIZE (dst_size < end - start). Thread-safe as far as the bytes are. */
 SHK_API int shk_buf_region_copy(const shk_buf *buf, size_t start, size_t end, void *dst,
                                 size_t dst_size);

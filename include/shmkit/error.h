@@ -37,7 +37,8 @@ extern "C" {
   X(SHK_ENOHOOK, -21, "shk_worker_main() was not called at the top of main()")             \
   X(SHK_ERANGE, -22, "index or range out of bounds")                                       \
   X(SHK_EFAULT, -23, "bad address")                                                 \
-  X(SHK_ECHUNK, -24, "a chunk function returned an error")
+  X(SHK_ECHUNK, -24, "a chunk function returned an error")                                \
+  X(SHK_ENOSYM, -25, "the module exports no such symbol")
 
 /** The codes of SHK_ERROR_LIST as an enum: SHK_OK (0) and the negative SHK_E* values, each
  * described in the list above. Functions return them as int. */
@@ -55,9 +56,18 @@ SHK_API const char *shk_strerror(int code);
  * not in the list). Thread-safe. */
 SHK_API const char *shk_error_name(int code);
 
-/** The raw OS error (errno on POSIX, GetLastError() or an NTSTATUS on Windows) behind the last
- * SHK_E* code that this thread got from a call that touched the OS; 0 when there was none.
- * For diagnostics only: the value differs between systems. */
+/** The raw OS error (errno on POSIX, GetLastError() or an NTSTATUS on Windows) behind an SHK_E*
+ * code that this thread just got from an operating-system failure. When it is meaningful:
+ * - right after a call on this thread returned SHK_EOS: every SHK_EOS records its raw code, so
+ *   the value then describes that very failure, never an older one;
+ * - right after another code that the function documents as a system failure (SHK_ENOMEM,
+ *   SHK_EACCES, SHK_ELIMIT, SHK_ESIZE, SHK_ENOENT from a segment, process or library call),
+ *   when the system gave one; otherwise 0;
+ * - the chunk-task calls (shk_task_run, shk_task_pool_create, shk_task_pool_run) set it to 0
+ *   as they start, so after one of them it is 0 unless that call met a system failure.
+ * After SHK_OK, and after codes about the arguments (SHK_EINVAL, SHK_ERANGE, ...), its value is
+ * unspecified (it may describe an earlier failure). 0 in a thread that never met one.
+ * For diagnostics only: the value differs between systems. Thread-safe (per thread). */
 SHK_API int shk_last_os_error(void);
 
 #ifdef __cplusplus

@@ -180,7 +180,7 @@ SHK_API void shk_lens_zone_cleanup(shk_lens_zone *zone);
 SHK_API int shk_lens_plot(shk_lens *lens, const char *name, double value, uint32_t color);
 
 /** Sends a heap event: `size` bytes at `addr` allocated (is_free false) or freed.
- * Returns as shk_lens_frame(). */
+ * Returns as shk_lens_frame(); SHK_EINVAL also when addr + size wraps past 2^64. */
 SHK_API int shk_lens_heap(shk_lens *lens, uint64_t addr, uint64_t size, bool is_free);
 
 /** Sends a log message formatted printf-style; longer than 4064 bytes is cut.

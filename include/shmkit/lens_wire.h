@@ -61,8 +61,8 @@ typedef struct shk_lens_wire_record {
   uint16_t depth; /**< zone: zones open on the thread when it began; 0 otherwise */
   uint32_t len;   /**< zone, plot: color 0x00RRGGBB; log, string, thread: bytes that follow */
   uint64_t a;     /**< see the record types */
-  uint64_t b;
-  uint64_t c;
+  uint64_t b;     /**< see the record types */
+  uint64_t c;     /**< see the record types */
 } shk_lens_wire_record;
 
 /** A producer handle's slot in the segment header. */

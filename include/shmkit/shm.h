@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "shmkit/export.h"
 
@@ -81,6 +82,53 @@ SHK_API void shk_shm_close(shk_shm *shm);
  * call only checks the name and returns SHK_OK. Portable programs therefore call it once they
  * are done with a segment they created, and do not rely on a closed segment's name surviving. */
 SHK_API int shk_shm_unlink(const char *name);
+
+/* ---- names left behind ------------------------------------------------------------------ */
+
+/** What made a segment that shk_shm_list() reports. */
+typedef enum shk_shm_kind {
+  SHK_SHM_KIND_BUFFER = 1,    /**< the "shm" buffer allocator's generated "shkb-<pid>-<n>" */
+  SHK_SHM_KIND_ANONYMOUS = 2, /**< POSIX without memfd: "shk-a-<pid>-..." (removed at once) */
+  SHK_SHM_KIND_LENS = 3       /**< a lens segment (any name; its owner is the producer) */
+} shk_shm_kind;
+
+/** One segment reported by shk_shm_list(). Valid during the callback only. */
+typedef struct shk_shm_entry {
+  const char *name;      /**< the portable name */
+  shk_shm_kind kind;
+  const char *kind_name; /**< "buffer", "anonymous" or "lens" */
+  int owner_pid;         /**< the process the name belongs to; 0 when unknown */
+  bool owner_alive;      /**< whether that process exists now (a zombie counts as gone; a
+                              process that took the pid over after the name was made, too) */
+  bool stale;            /**< a generated name whose owner is gone: shk_shm_clean() removes it */
+  size_t size;           /**< bytes */
+  int64_t modified;      /**< last change of size or contents, seconds since 1970; 0 unknown */
+} shk_shm_entry;
+
+typedef void (*shk_shm_entry_fn)(const shk_shm_entry *entry, void *user);
+
+/** Calls fn for each shmkit segment of this user that exists now: generated names (the owner
+ * pid is part of the name) and lens segments (found by their header; the owner is the
+ * producer). Other segments are not reported. Where the system keeps no list of names,
+ * SHK_EUNSUPPORTED: Windows, where a name vanishes with its last handle so nothing can be left
+ * behind, and POSIX systems without a /dev/shm folder. Returns SHK_OK, SHK_EINVAL (NULL fn),
+ * SHK_EUNSUPPORTED or SHK_EOS. Thread-safe. */
+SHK_API int shk_shm_list(shk_shm_entry_fn fn, void *user);
+
+/** Removes the stale generated names of this user: those whose owner process no longer exists.
+ * The rule, also applied by the library itself the first time a process generates a name (so
+ * the next run cleans up after a process killed with SIGKILL):
+ *  - only names this user owns, only shmkit's generated kinds (lens segments are never removed
+ *    here; their names are chosen by people);
+ *  - a name whose pid is a live process is kept, unless that process started more than an hour
+ *    after the name last changed (Linux: its pid was reused; the margin covers wall-clock steps
+ *    of up to an hour): a name is never removed while it could belong to a running process.
+ *    Otherwise a reused pid keeps the name until the process with that pid ends;
+ *  - processes that share /dev/shm but not the pid namespace (containers) must not both generate
+ *    names there: their owners look gone to each other.
+ * A process that still maps a removed segment keeps its mapping. *removed (may be NULL) gets
+ * the count. Returns SHK_OK, SHK_EUNSUPPORTED (as shk_shm_list) or SHK_EOS. Thread-safe. */
+SHK_API int shk_shm_clean(size_t *removed);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,6 @@
 /** @file
  * Chunk tasks: split a buffer into N chunks, run one function on every chunk in parallel worker
- * processes (or threads, or inline), and collect per-chunk results; plus a reusable worker pool.
+ * processes (or threads, or inline), and gather per-chunk results; plus a reusable worker pool.
  * Threads: shk_task_run() and shk_task_pool_create() from any thread; one call at a time per pool;
  * a results object may be read from several threads and is freed once; shk_task_out_write()
  * only inside a chunk function; shk_worker_main() from the main thread. */
@@ -115,7 +115,8 @@ SHK_API int shk_worker_main(int argc, char **argv);
 
 /** Appends `size` bytes to the chunk's result. Only from inside a chunk function, with the `out`
  * it was given. Returns SHK_OK, SHK_EINVAL (NULL out, or NULL bytes with size > 0) or
- * SHK_ELIMIT (the worker's output for this call would exceed SHK_TASK_OUT_MAX). */
+ * SHK_ELIMIT (the worker's output for this call would exceed SHK_TASK_OUT_MAX); [bytes,
+ * bytes + size) wrapping around the address space is SHK_EINVAL. */
 SHK_API int shk_task_out_write(shk_task_out *out, const void *bytes, size_t size);
 
 /** The most bytes one worker may write during one call (the sum over the chunks it runs). */
@@ -128,15 +129,32 @@ SHK_API int shk_task_out_write(shk_task_out *out, const void *bytes, size_t size
  * every chunk, empty or not.
  * In process mode this call starts fresh workers and reaps them before it returns (on POSIX the
  * forked workers see the input without a copy); use a pool for repeated calls.
+ * Functions that lie in no module (code made at run time: a libffi closure such as Python's
+ * ctypes and cffi make for callbacks, JIT code): threads and inline mode run them as any other.
+ * In process mode, POSIX workers forked after the function existed run it by address: every
+ * worker of this call, and of a pool created after it. A pool created before it cannot reach
+ * it: each chunk ends SHK_TASK_FAILED with code SHK_EUNSUPPORTED (the call returns SHK_ECHUNK).
+ * Where workers are started as executables (Windows) the call returns SHK_EUNSUPPORTED before
+ * any chunk runs, without results.
  * Returns SHK_OK when every chunk ended SHK_TASK_OK. Otherwise, with *results still set (free
  * it): SHK_ECRASHED (a chunk crashed), SHK_ETIMEDOUT, SHK_ECANCELED, SHK_ECHUNK (a function
  * returned an error), in that order of precedence. Without results (*results NULL): SHK_EINVAL
- * (NULL fn or results, NULL data with size > 0, NULL arg with arg_size > 0, size not a multiple
+ * (NULL fn or results, NULL data with size > 0, [data, data + size) wrapping around the
+ * address space, NULL arg with arg_size > 0, size not a multiple
  * of item_size, a bad mode), SHK_ERANGE (chunks, workers or arg_size above the maximum),
- * SHK_ENOHOOK (Windows, see shk_worker_main), SHK_ENOMEM, SHK_ELIMIT, SHK_EOS. Nothing is left behind: no segment, process or handle.
+ * SHK_ENOHOOK (Windows, see shk_worker_main), SHK_EUNSUPPORTED (a function in no module that
+ * the workers cannot reach, see above), SHK_ENOMEM, SHK_ELIMIT, SHK_EOS. Nothing is left behind:
+ * no segment, process or handle.
  * Thread-safe (each call has its own workers). */
 SHK_API int shk_task_run(const void *data, size_t size, shk_task_fn fn,
                          const shk_task_options *opts, shk_task_results **results);
+
+/** What a worker process holds: its standard input, output and error, its link to the pool, the
+ * pool's control and output memory, and the input segments the pool gives it; nothing else of
+ * the caller's descriptors or handles (POSIX: every other descriptor is closed in the worker as
+ * it starts; Windows: only those handles are inherited). So a pipe whose write end the caller
+ * closes sees end of file whatever pools exist, and a chunk function cannot use a descriptor
+ * the caller opened: pass what it needs as argument bytes, or use a thread pool. */
 
 /** Creates a pool of `workers` workers (0: the number of CPUs, capped at SHK_TASK_WORKERS_MAX;
  * inline mode always has one) in `mode`, started once. Returns SHK_OK, SHK_EINVAL (NULL out,
@@ -144,13 +162,49 @@ SHK_API int shk_task_run(const void *data, size_t size, shk_task_fn fn,
  * SHK_ELIMIT or SHK_EOS; *out is NULL on failure. Free with shk_task_pool_free(). Thread-safe. */
 SHK_API int shk_task_pool_create(unsigned workers, shk_task_mode mode, shk_task_pool **out);
 
+/** Exports a chunk function from a plugin (a .so / .dll that worker hosts load). */
+#if defined(_WIN32)
+#define SHK_TASK_PLUGIN_EXPORT __declspec(dllexport)
+#else
+#define SHK_TASK_PLUGIN_EXPORT __attribute__((visibility("default")))
+#endif
+
+/** Marks a shared library as a chunk-task plugin: write `SHK_TASK_PLUGIN;` once at file scope in
+ * one of its sources (after including shmkit.h). It exports the major version of shmkit the
+ * plugin was built against, which the worker host checks before any chunk runs. */
+#define SHK_TASK_PLUGIN                                                        \
+  SHK_TASK_PLUGIN_EXPORT extern const unsigned shk_task_plugin_major;          \
+  SHK_TASK_PLUGIN_EXPORT const unsigned shk_task_plugin_major = SHK_VERSION_MAJOR
+
+/** Creates a process pool whose workers are clean processes of the worker host `shmkit-worker`
+ * (installed in bin/ with the library), each loading the plugin `module_path` (a path to a
+ * .so / .dll marked with SHK_TASK_PLUGIN) and running its exported chunk function
+ * `function_name` on every chunk: pass NULL as fn to shk_task_pool_run(). For code that does not
+ * own main() (a plugin inside a host program): no shk_worker_main() is needed, and the workers
+ * are started as executables on every system (exec, not fork: nothing of the caller's memory,
+ * threads or locks is inherited). Crash isolation, timeouts, per-chunk status and input read in
+ * place work as in any process pool; functions in no module do not apply.
+ * The host is the file named by the environment variable SHK_WORKER_HOST, else `shmkit-worker`
+ * next to the shmkit library (its folder, bin/ in it, or ../bin from it).
+ * Returns, before any chunk runs and leaving nothing behind: SHK_OK; SHK_EINVAL (NULL argument);
+ * SHK_ERANGE (workers above SHK_TASK_WORKERS_MAX); SHK_EUNSUPPORTED (no worker host found);
+ * SHK_ENOENT (the module cannot be loaded); SHK_ENOSYM (it does not export function_name);
+ * SHK_EVERSION (it is not marked as a plugin, or was built against another major version of
+ * shmkit); SHK_ENOMEM, SHK_ELIMIT, SHK_EOS. Thread-safe. */
+SHK_API int shk_task_pool_create_hosted(unsigned workers, const char *module_path,
+                                        const char *function_name, shk_task_pool **out);
+
 /** As shk_task_run(), on the pool's workers: opts->workers and opts->mode do not apply (they are
  * still checked: a bad mode gives SHK_EINVAL, workers above the maximum SHK_ERANGE), and chunks
  * default to the pool's number of workers. In process mode the input is copied once into a
  * segment the pool keeps and grows, unless it lies inside a shmkit segment of this process
  * (shk_shm_find), which workers then read in place; they keep that segment mapped while the next
  * calls use the same one (POSIX, Windows 10+), and the pool holds it until another segment is
- * used or the pool is freed. A worker that crashed or was killed at a deadline is replaced.
+ * used or the pool is freed. A worker that crashed or was killed at a deadline is replaced, and so
+ * is one that ended while the pool was idle (killed from outside, out of memory, or on Linux the
+ * thread that created the pool or started the worker ended: forked workers die with that thread).
+ * A hosted pool (shk_task_pool_create_hosted) runs its plugin's function: fn must be NULL there
+ * (SHK_EINVAL otherwise), and must not be NULL for any other pool.
  * Returns the codes of shk_task_run() (SHK_EINVAL also for a NULL pool), or SHK_EBUSY: one call
  * at a time per pool, a concurrent call is refused. */
 SHK_API int shk_task_pool_run(shk_task_pool *pool, const void *data, size_t size, shk_task_fn fn,

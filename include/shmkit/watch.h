@@ -26,57 +26,72 @@ typedef struct shk_watcher shk_watcher;
  *    on POSIX, an access violation caught by a vectored handler on Windows), the page is opened
  *    and the worker compares and re-protects after the coalescing window. Knows the faulting
  *    address, the instruction pointer and the thread. Kernel writes (read() into the region)
- *    fail with EFAULT on POSIX.
+ *    fail with EFAULT on POSIX. Pages get back exactly the protection they had.
  *  - SHK_WATCH_USERFAULTFD: Linux userfaultfd write-protect, asynchronous mode with the
  *    PAGEMAP_SCAN ioctl: no signal, about 1 us per first write; knows neither address, nor
  *    instruction, nor thread. Kernel writes succeed and are seen. Without the async mode (or
  *    with options.userfaultfd_sync) the synchronous mode: a handler thread resolves each first
- *    write and records its address and thread.
+ *    write and records its address and thread; kernel writes then succeed only where the
+ *    process may handle kernel faults (root, CAP_SYS_PTRACE or vm.unprivileged_userfaultfd=1),
+ *    and otherwise fail with EFAULT, writing nothing, as with mprotect.
  *  - SHK_WATCH_WRITE_WATCH: Windows GetWriteWatch on memory allocated with write watching
  *    (shk_watch_pages_alloc); on other memory, the same protection path as SHK_WATCH_MPROTECT.
  *  - SHK_WATCH_POLL: the worker compares the whole region against its copy every poll
  *    interval. Any memory, any OS, and the only backend that sees writes made by other
  *    processes to a shared segment. Knows nothing about the writer.
  *  - SHK_WATCH_AUTO: per region, the best that works: userfaultfd (async mode only), then
- *    write-watch, then protection, then poll when a system limit is reached. */
+ *    write-watch, then protection, then poll when a system limit is reached or the memory is
+ *    not writable.
+ * Memory that was not writable (read-only pages, a static const array) stays so: every backend
+ * that write-protects refuses it with SHK_EACCES, poll watches it without touching it (it can
+ * change only through another mapping), and a write to it crashes as it would without shmkit. */
 typedef enum shk_watch_backend {
   SHK_WATCH_AUTO = 0,
   SHK_WATCH_MPROTECT = 1,
   SHK_WATCH_USERFAULTFD = 2,
   SHK_WATCH_WRITE_WATCH = 3,
-  SHK_WATCH_POLL = 4
+  SHK_WATCH_POLL = 4,
+  SHK_WATCH_CUSTOM = 5 /**< a backend registered with shk_watch_backend_register(), chosen by
+                          name (shk_watch_options.backend_name); not counted per backend */
 } shk_watch_backend;
 
-/** The number of shk_watch_backend values (the length of shk_watch_stats.regions_by_backend). */
+/** The number of built-in shk_watch_backend values (the length of
+ * shk_watch_stats.regions_by_backend); SHK_WATCH_CUSTOM is not among them. */
 #define SHK_WATCH_BACKEND_COUNT 5
 
-/** The name of a backend ("auto", "mprotect", "userfaultfd", "write-watch", "poll"), static;
- * "unknown" for other values. */
+/** The name of a backend ("auto", "mprotect", "userfaultfd", "write-watch", "poll", "custom"),
+ * static; "unknown" for other values. */
 SHK_API const char *shk_watch_backend_name(shk_watch_backend backend);
 
 /** Whether `backend` can be used on this system now (auto and poll always can). */
 SHK_API bool shk_watch_backend_available(shk_watch_backend backend);
 
-/** The version of shk_watch_options that this header describes (its `version` field). */
-#define SHK_WATCH_OPTIONS_VERSION 1
+/** The version of shk_watch_options that this header describes (its `version` field). Version 1
+ * ends before backend_name; the library reads only the fields of the version a caller gives. */
+#define SHK_WATCH_OPTIONS_VERSION 2
 
 /** Options of a watcher. Fill with shk_watch_options_init() first, then change fields. */
 typedef struct shk_watch_options {
   uint32_t version;           /**< SHK_WATCH_OPTIONS_VERSION */
   shk_watch_backend backend;  /**< default SHK_WATCH_AUTO */
-  uint32_t coalesce_ms;       /**< writes to a region within this window give one event; default 5 */
+  uint32_t coalesce_ms;       /**< writes to a region within this window (from the first) give
+                                 one event, also when the ring overflowed meanwhile; default 5 */
   uint32_t ring_capacity;     /**< fault records held between worker passes; rounded up to a
-                                 power of two; default 65536 */
+                                 power of two (1 holds one record); default 65536 */
   size_t inline_threshold;    /**< regions up to this size get old/new inline; default 4096 */
   size_t preview_size;        /**< bytes of old/new previews for larger regions; default 256 */
   uint32_t poll_interval_ms;  /**< how often the poll backend compares; default 10 */
   size_t store_limit;         /**< bytes kept for stored values before the oldest are evicted;
                                  default 256 MiB */
-  bool resolve_symbols;       /**< fill module/symbol of the writing instruction; default true */
+  bool resolve_symbols;       /**< fill module/symbol (and file/function/line where debug
+                                 information exists) of the writing instruction; default true */
   bool userfaultfd_sync;      /**< userfaultfd in its synchronous mode even where the async mode
                                  exists: a handler thread takes each first write (slower, about
                                  10-90 us, but knows the address and the thread). Used anyway
                                  when the kernel has no async mode. Default false */
+  const char *backend_name;   /**< (version 2) a registered backend by name, built-in ("mprotect",
+                                 ...) or registered with shk_watch_backend_register(); overrides
+                                 `backend`. NULL (default): `backend` decides */
 } shk_watch_options;
 
 /** Fills *opts with the defaults above. Accepts NULL (does nothing). */
@@ -89,6 +104,7 @@ SHK_API void shk_watch_options_init(shk_watch_options *opts);
 #define SHK_WATCH_EVENT_IP 0x8u            /**< ip is the writing instruction */
 #define SHK_WATCH_EVENT_THREAD 0x10u       /**< thread_id is the writing thread */
 #define SHK_WATCH_EVENT_RESYNC 0x20u       /**< found by a full compare after the ring overflowed */
+#define SHK_WATCH_EVENT_SOURCE 0x40u       /**< file / line (and function) of ip are known */
 
 /** One change of one region. Valid only during the callback: pointers point into the watcher's
  * scratch memory; copy what you keep. Fields may be appended in later versions. */
@@ -119,6 +135,11 @@ typedef struct shk_watch_event {
   uint32_t fault_count;      /**< faults coalesced into this event (0 for scanning backends) */
   uint32_t flags;            /**< SHK_WATCH_EVENT_* */
   shk_watch_backend backend; /**< the backend that watched this region */
+  const char *file;          /**< source file of ip from debug information (Linux: libdw when
+                                installed; Windows: DbgHelp), when SHK_WATCH_EVENT_SOURCE;
+                                else NULL */
+  const char *function;      /**< the function around ip from debug information, or NULL */
+  uint32_t line;             /**< the line of ip in file, when SHK_WATCH_EVENT_SOURCE; else 0 */
 } shk_watch_event;
 
 /** The callback: called on the watcher's worker thread, one event at a time, in seq order. It may
@@ -142,8 +163,11 @@ SHK_API void shk_watch_free(shk_watcher *w);
 
 /** Starts watching [addr, addr+size). `name` (may be NULL) is copied. Regions of one watcher may
  * not overlap, but may share pages; a write to unwatched bytes of a watched page never gives an
- * event. The region's content now is the first "old value". *id receives a non-zero id.
- * Returns SHK_OK, SHK_EINVAL (NULL addr/id, size 0, addr+size overflows), SHK_EOVERLAP (overlaps
+ * event. The region's content now is the first "old value". *id receives a non-zero id (0 on
+ * failure, when nothing was changed).
+ * Returns SHK_OK, SHK_EINVAL (NULL addr/id, size 0, addr+size overflows), SHK_EFAULT (part of
+ * the range is not mapped, on every backend), SHK_EACCES (the memory cannot be read; or, for
+ * mprotect, userfaultfd and write-watch, it is not writable on every page), SHK_EOVERLAP (overlaps
  * a region of this watcher, or its pages are watched by protection in another watcher),
  * SHK_ELIMIT (the protection backend would exceed the kernel's memory-area limit; with
  * SHK_WATCH_AUTO the region goes to the poll backend instead and stats say so),
@@ -192,12 +216,79 @@ SHK_API int shk_watch_stats_get(shk_watcher *w, shk_watch_stats *stats);
 
 /** Copies a stored value (the changed bytes of an event, before or after) into buf. *length
  * receives its full length even when size is smaller (then only size bytes are copied and
- * SHK_ERANGE is returned). Returns SHK_OK, SHK_EINVAL, SHK_ENOENT (unknown, dropped or evicted
+ * SHK_ERANGE is returned). Returns SHK_OK, SHK_EINVAL (NULL w, NULL buf with size > 0, or
+ * [buf, buf + size) wrapping around the address space), SHK_ENOENT (unknown, dropped or evicted
  * key) or SHK_ERANGE. */
 SHK_API int shk_watch_fetch(shk_watcher *w, uint64_t key, void *buf, size_t size, size_t *length);
 
 /** Frees a stored value early. Returns SHK_OK, SHK_EINVAL or SHK_ENOENT. */
 SHK_API int shk_watch_drop(shk_watcher *w, uint64_t key);
+
+/* ---- backends of your own --------------------------------------------------------------- */
+
+/** The version of shk_watch_backend_table that this header describes. */
+#define SHK_WATCH_BACKEND_VERSION 1
+
+/** How a backend's collect() reports bytes written since its last report (worker thread). */
+typedef void (*shk_watch_written_fn)(void *ctx, const void *addr, size_t size);
+
+/** A backend: a versioned table of functions plus a user pointer, registered under a name and
+ * chosen with shk_watch_options.backend_name. It tells the watcher where writes happened, in
+ * either or both of two ways; the watcher does the rest as for the built-ins (copies, compare,
+ * coalescing window, events, ring, drop counting, resync after an overflow):
+ *  - collect() reports written bytes through `written` on each worker pass (a scanning backend,
+ *    like poll or userfaultfd);
+ *  - shk_watch_report_write() records one write, from any thread or a signal handler, through
+ *    the watcher's fault ring (a fault backend, like mprotect: events carry the address, and the
+ *    instruction and thread when given; records that do not fit are counted as dropped).
+ * `user` is the first argument of every function. Functions run with the watcher's lock held
+ * (attach and detach on the calling thread, collect and rearm on the worker): they must not call
+ * shk_watch_* functions other than shk_watch_report_write(). */
+typedef struct shk_watch_backend_table {
+  int version; /**< SHK_WATCH_BACKEND_VERSION */
+  /** Optional: whether the backend works here now (NULL: always). */
+  bool (*available)(void *user);
+  /** Required: starts watching [addr, addr+size) for watcher w (keep w for
+   * shk_watch_report_write); *state receives what detach and collect get back. SHK_OK or a
+   * negative SHK_E* code (shk_watch_add returns it). */
+  int (*attach)(void *user, shk_watcher *w, void *addr, size_t size, void **state);
+  /** Optional: stops watching the region attached with `state`. */
+  void (*detach)(void *user, void *state);
+  /** Optional: reports the region's written bytes with written(ctx, addr, size); `force` is set
+   * for shk_watch_flush (report everything written before the call). */
+  void (*collect)(void *user, void *state, void *addr, size_t size, bool force,
+                  shk_watch_written_fn written, void *ctx);
+  /** Optional: makes writes to [addr, addr+size) (whole pages of its regions) noticed again,
+   * before the watcher compares them (a fault backend closes them again here). */
+  int (*rearm)(void *user, void *addr, size_t size);
+  void *user;
+} shk_watch_backend_table;
+
+/** The longest backend name, in characters; names follow the rules of segment names
+ * (shk_shm_name_check: [A-Za-z0-9._-], not starting with a dot). */
+#define SHK_WATCH_BACKEND_NAME_MAX 30
+
+/** Registers a backend under `name` (copied, as is the table). The built-ins are registered
+ * under their names (shk_watch_backend_name) through the same table.
+ * Returns SHK_OK, SHK_EINVAL (NULL table or name, missing attach), SHK_ENAME, SHK_EVERSION
+ * (version is not SHK_WATCH_BACKEND_VERSION), SHK_EEXIST (name taken), SHK_ELIMIT (32 backends
+ * already). Thread-safe. */
+SHK_API int shk_watch_backend_register(const char *name, const shk_watch_backend_table *table);
+
+/** Removes a registered backend. Returns SHK_OK, SHK_EINVAL (NULL), SHK_ENOENT, SHK_EACCES (a
+ * built-in) or SHK_EBUSY (a watcher uses it). Thread-safe. */
+SHK_API int shk_watch_backend_unregister(const char *name);
+
+/** Whether a backend of this name is registered now (built-ins included). Thread-safe. */
+SHK_API bool shk_watch_backend_exists(const char *name);
+
+/** Records one write at addr into the watcher's fault ring, for a backend of one's own: the
+ * region's page is compared after the coalescing window; ip and thread_id (0 when unknown) are
+ * reported with the event. Lock-free and async-signal-safe (callable from a fault handler).
+ * Returns SHK_OK, SHK_EINVAL (NULL w) or SHK_ELIMIT (the ring is full: counted in
+ * events_dropped, and the change is still found by a full compare). */
+SHK_API int shk_watch_report_write(shk_watcher *w, const void *addr, uintptr_t ip,
+                                   uint64_t thread_id);
 
 /** Allocates zeroed whole pages that every backend can watch well: on Windows with write
  * watching (for SHK_WATCH_WRITE_WATCH); elsewhere plain anonymous pages. Returns SHK_OK,

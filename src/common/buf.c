@@ -7,27 +7,19 @@
 
 /* ---- heap hook ---- */
 
-static shk__once hook_once;
-static shk__os_mutex hook_lock;
 static atomic_bool hook_set; /* fast check so buffers pay nothing without a hook */
-static shk_buf_heap_fn hook_fn;   /* guarded by hook_lock */
-static void *hook_user;           /* guarded by hook_lock */
+static shk_buf_heap_fn hook_fn;   /* guarded by SHK__LOCK_BUF_HOOK */
+static void *hook_user;           /* guarded by SHK__LOCK_BUF_HOOK */
 
-static void lock_hook(void) { shk__os_mutex_lock(&hook_lock); }
-static void unlock_hook(void) { shk__os_mutex_unlock(&hook_lock); }
-
-static void hook_init(void) {
-  shk__os_mutex_init(&hook_lock);
-  shk__fork_guard(lock_hook, unlock_hook);
-}
+static void lock_hook(void) { shk__lock(SHK__LOCK_BUF_HOOK); }
+static void unlock_hook(void) { shk__unlock(SHK__LOCK_BUF_HOOK); }
 
 int shk_buf_set_heap_hook(shk_buf_heap_fn fn, void *user) {
-  shk__once_run(&hook_once, hook_init);
-  shk__os_mutex_lock(&hook_lock);
+  lock_hook();
   hook_fn = fn;
   hook_user = user;
   atomic_store(&hook_set, fn != NULL);
-  shk__os_mutex_unlock(&hook_lock);
+  unlock_hook();
   return SHK_OK;
 }
 
@@ -42,11 +34,10 @@ static void fill_info(const shk_buf *buf, shk_buf_info *info) {
 }
 
 static void call_heap_hook(const shk_buf *buf, bool allocated) {
-  shk__once_run(&hook_once, hook_init);
-  shk__os_mutex_lock(&hook_lock);
+  lock_hook();
   shk_buf_heap_fn fn = hook_fn;
   void *user = hook_user;
-  shk__os_mutex_unlock(&hook_lock);
+  unlock_hook();
   if (!fn) return;
   shk_buf_info info;
   fill_info(buf, &info);
@@ -234,7 +225,7 @@ int shk_buf_consume(void *ptr, size_t count, size_t item_size, const shk_buf_opt
   size_t size = 0;
   int rc = check_shape(count, item_size, &size);
   if (rc != SHK_OK) return rc;
-  if (size > UINTPTR_MAX - (uintptr_t)ptr) return SHK_EOVERFLOW;
+  if (shk__range_wraps(ptr, size)) return SHK_EOVERFLOW;
   shk_buf *buf = NULL;
   rc = object_new(size, count, item_size, opts, false, &buf);
   if (rc != SHK_OK) return rc;

@@ -6,8 +6,7 @@
 #include "buf_internal.h"
 
 static shk__once registry_once;
-static shk__os_mutex registry_lock;
-static shk__buf_allocator *registry;    /* guarded by registry_lock */
+static shk__buf_allocator *registry;    /* guarded by SHK__LOCK_BUF_ALLOCATORS */
 static shk__buf_allocator builtins[4];  /* static: never freed, never unregistered */
 
 static void builtin_add(shk__buf_allocator *a, const char *name, const shk_buf_allocator *table) {
@@ -19,19 +18,17 @@ static void builtin_add(shk__buf_allocator *a, const char *name, const shk_buf_a
   registry = a;
 }
 
-static void lock_registry(void) { shk__os_mutex_lock(&registry_lock); }
-static void unlock_registry(void) { shk__os_mutex_unlock(&registry_lock); }
+static void lock_registry(void) { shk__lock(SHK__LOCK_BUF_ALLOCATORS); }
+static void unlock_registry(void) { shk__unlock(SHK__LOCK_BUF_ALLOCATORS); }
 
 static void registry_init(void) {
-  shk__os_mutex_init(&registry_lock);
-  shk__fork_guard(lock_registry, unlock_registry);
   builtin_add(&builtins[0], "shm", &shk__buf_shm_allocator);
   builtin_add(&builtins[1], "pages", &shk__buf_pages_allocator);
   builtin_add(&builtins[2], "aligned", &shk__buf_aligned_allocator);
   builtin_add(&builtins[3], "heap", &shk__buf_heap_allocator);
 }
 
-/* Caller holds registry_lock. */
+/* Caller holds the registry lock. */
 static shk__buf_allocator **find_slot(const char *name) {
   shk__buf_allocator **p = &registry;
   while (*p && strcmp((*p)->name, name) != 0) p = &(*p)->next;
@@ -53,11 +50,11 @@ int shk__buf_allocator_acquire(const char *name, shk__buf_allocator **out) {
       return SHK_OK;
     }
   }
-  shk__os_mutex_lock(&registry_lock);
+  lock_registry();
   shk__buf_allocator *a = *find_slot(name);
   /* Counted under the lock so that unregister cannot free it between lookup and count. */
   if (a && !a->builtin) atomic_fetch_add_explicit(&a->users, 1, memory_order_relaxed);
-  shk__os_mutex_unlock(&registry_lock);
+  unlock_registry();
   *out = a;
   return a ? SHK_OK : SHK_ENOENT;
 }
@@ -78,14 +75,14 @@ int shk_buf_allocator_register(const char *name, const shk_buf_allocator *table)
   a->table = *table;
   atomic_init(&a->users, 0);
   shk__once_run(&registry_once, registry_init);
-  shk__os_mutex_lock(&registry_lock);
+  lock_registry();
   if (*find_slot(name)) {
     rc = SHK_EEXIST;
   } else {
     a->next = registry;
     registry = a;
   }
-  shk__os_mutex_unlock(&registry_lock);
+  unlock_registry();
   if (rc != SHK_OK) free(a);
   return rc;
 }
@@ -93,7 +90,7 @@ int shk_buf_allocator_register(const char *name, const shk_buf_allocator *table)
 int shk_buf_allocator_unregister(const char *name) {
   if (!name) return SHK_EINVAL;
   shk__once_run(&registry_once, registry_init);
-  shk__os_mutex_lock(&registry_lock);
+  lock_registry();
   shk__buf_allocator **slot = find_slot(name);
   shk__buf_allocator *a = *slot;
   int rc = SHK_OK;
@@ -106,7 +103,7 @@ int shk_buf_allocator_unregister(const char *name) {
   } else {
     *slot = a->next;
   }
-  shk__os_mutex_unlock(&registry_lock);
+  unlock_registry();
   if (rc == SHK_OK) free(a);
   return rc;
 }
@@ -114,8 +111,8 @@ int shk_buf_allocator_unregister(const char *name) {
 bool shk_buf_allocator_exists(const char *name) {
   if (!name) return false;
   shk__once_run(&registry_once, registry_init);
-  shk__os_mutex_lock(&registry_lock);
+  lock_registry();
   bool found = *find_slot(name) != NULL;
-  shk__os_mutex_unlock(&registry_lock);
+  unlock_registry();
   return found;
 }

@@ -89,15 +89,12 @@ const shk_buf_allocator shk__buf_pages_allocator = {SHK_BUF_ALLOCATOR_VERSION, p
 
 /* ---- shm: the block state is the shk_shm handle of a segment this buffer created ---- */
 
-static atomic_uint shm_counter;
-
 static int shm_alloc(void *user, const shk_buf_alloc_request *req, shk_buf_block *out) {
   (void)user;
   char generated[SHK_SHM_NAME_MAX + 1];
   const char *name = req->name;
   if (!name) {
-    unsigned n = atomic_fetch_add(&shm_counter, 1) + 1;
-    snprintf(generated, sizeof generated, "shkb-%d-%u", shk__os_pid(), n);
+    shk__shm_generate_name("shkb-", generated);
     name = generated;
   }
   shk_shm *shm = NULL;

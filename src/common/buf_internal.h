@@ -43,6 +43,9 @@ typedef struct shk__buf_range {
 int shk__buf_ranges_insert(shk__buf_range *node);
 void shk__buf_ranges_remove(shk__buf_range *node);
 size_t shk__buf_ranges_count(void);
+/* The index's lock, for the fork handlers of process_state.c (it is number RANGES there). */
+void shk__buf_ranges_hold(void);
+void shk__buf_ranges_release(void);
 
 /* ---- device mapping (buf_device.c over a backend in src/device/) ---- */
 

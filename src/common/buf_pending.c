@@ -5,18 +5,15 @@
 #include "buf_internal.h"
 
 static shk__once pending_once;
-static shk__os_mutex pending_lock;
-static shk_buf *head, *tail; /* oldest first; guarded by pending_lock */
-static size_t pending_count; /* guarded by pending_lock */
+static shk_buf *head, *tail; /* oldest first; guarded by SHK__LOCK_BUF_PENDING */
+static size_t pending_count; /* guarded by SHK__LOCK_BUF_PENDING */
 
 static void collect_at_exit(void) { shk_buf_shutdown(); }
 
-static void lock_pending(void) { shk__os_mutex_lock(&pending_lock); }
-static void unlock_pending(void) { shk__os_mutex_unlock(&pending_lock); }
+static void lock_pending(void) { shk__lock(SHK__LOCK_BUF_PENDING); }
+static void unlock_pending(void) { shk__unlock(SHK__LOCK_BUF_PENDING); }
 
 static void pending_init(void) {
-  shk__os_mutex_init(&pending_lock);
-  shk__fork_guard(lock_pending, unlock_pending);
   /* Whatever is still pending when the process ends normally gets its callbacks. */
   atexit(collect_at_exit);
 }
@@ -32,34 +29,34 @@ static void unlink_locked(shk_buf *buf) {
 
 void shk__buf_pending_add(shk_buf *buf) {
   shk__once_run(&pending_once, pending_init);
-  shk__os_mutex_lock(&pending_lock);
+  lock_pending();
   buf->pending_next = NULL;
   buf->pending_prev = tail;
   if (tail) tail->pending_next = buf;
   else head = buf;
   tail = buf;
   pending_count++;
-  shk__os_mutex_unlock(&pending_lock);
+  unlock_pending();
 }
 
 int shk_buf_pending_list(uint64_t *ids, size_t capacity, size_t *count) {
   if (!count || (capacity > 0 && !ids)) return SHK_EINVAL;
   shk__once_run(&pending_once, pending_init);
-  shk__os_mutex_lock(&pending_lock);
+  lock_pending();
   size_t i = 0;
   for (shk_buf *b = head; b && i < capacity; b = b->pending_next) ids[i++] = b->id;
   *count = pending_count;
-  shk__os_mutex_unlock(&pending_lock);
+  unlock_pending();
   return SHK_OK;
 }
 
 int shk_buf_collect(uint64_t id) {
   shk__once_run(&pending_once, pending_init);
-  shk__os_mutex_lock(&pending_lock);
+  lock_pending();
   shk_buf *b = head;
   while (b && b->id != id) b = b->pending_next;
   if (b) unlink_locked(b);
-  shk__os_mutex_unlock(&pending_lock);
+  unlock_pending();
   if (!b) return SHK_ENOENT;
   shk__buf_destroy(b);
   return SHK_OK;
@@ -69,10 +66,10 @@ int shk_buf_collect_all(size_t *collected) {
   shk__once_run(&pending_once, pending_init);
   size_t n = 0;
   for (;;) {
-    shk__os_mutex_lock(&pending_lock);
+    lock_pending();
     shk_buf *b = head;
     if (b) unlink_locked(b);
-    shk__os_mutex_unlock(&pending_lock);
+    unlock_pending();
     if (!b) break;
     shk__buf_destroy(b);
     n++;

@@ -36,12 +36,13 @@ static void take_lock(void) {
 
 static void unlock(void) { atomic_store_explicit(&ranges_lock, 0, memory_order_release); }
 
-/* Held across fork() too (fork_guard.c): a child's buffers need the index. */
-static shk__once guard_once;
-static void guard_across_fork(void) { shk__fork_guard(take_lock, unlock); }
+/* Held across fork() too, at its place in the lock order (internal.h, process_state.c): a
+ * child's buffers need the index. */
+void shk__buf_ranges_hold(void) { take_lock(); }
+void shk__buf_ranges_release(void) { unlock(); }
 
 static void lock(void) {
-  shk__once_run(&guard_once, guard_across_fork);
+  shk__process_state_ready();
   take_lock();
 }
 

@@ -14,17 +14,19 @@ SHK__THREAD_LOCAL shk__buf_thread *shk__buf_this_thread;
 static atomic_uint_fast64_t next_unreserved_id = 1;
 
 static shk__once threads_once;
-static shk__os_mutex threads_lock;
 static shk__os_thread_key thread_key;
 static bool have_key;
-static shk__buf_thread *threads; /* guarded by threads_lock */
+static shk__buf_thread *threads; /* guarded by SHK__LOCK_BUF_THREADS */
+
+static void lock_threads(void) { shk__lock(SHK__LOCK_BUF_THREADS); }
+static void unlock_threads(void) { shk__unlock(SHK__LOCK_BUF_THREADS); }
 
 static void unlist(shk__buf_thread *t) {
-  shk__os_mutex_lock(&threads_lock);
+  lock_threads();
   if (t->prev) t->prev->next = t->next;
   else threads = t->next;
   if (t->next) t->next->prev = t->prev;
-  shk__os_mutex_unlock(&threads_lock);
+  unlock_threads();
 }
 
 static void thread_ended(void *value) {
@@ -35,12 +37,7 @@ static void thread_ended(void *value) {
   free(t);
 }
 
-static void lock_threads(void) { shk__os_mutex_lock(&threads_lock); }
-static void unlock_threads(void) { shk__os_mutex_unlock(&threads_lock); }
-
 static void threads_init(void) {
-  shk__os_mutex_init(&threads_lock);
-  shk__fork_guard(lock_threads, unlock_threads);
   have_key = shk__os_thread_key_create(&thread_key, thread_ended) == SHK_OK;
 }
 
@@ -54,11 +51,11 @@ shk__buf_thread *shk__buf_thread_attach(void) {
     free(t);
     return NULL;
   }
-  shk__os_mutex_lock(&threads_lock);
+  lock_threads();
   t->next = threads;
   if (threads) threads->prev = t;
   threads = t;
-  shk__os_mutex_unlock(&threads_lock);
+  unlock_threads();
   shk__buf_this_thread = t;
   return t;
 }
@@ -74,9 +71,9 @@ uint64_t shk__buf_reserve_ids(void) {
 size_t shk__buf_thread_parked_total(void) {
   shk__once_run(&threads_once, threads_init);
   size_t n = 0;
-  shk__os_mutex_lock(&threads_lock);
+  lock_threads();
   for (const shk__buf_thread *t = threads; t; t = t->next)
     n += atomic_load_explicit(&t->parked_count, memory_order_relaxed);
-  shk__os_mutex_unlock(&threads_lock);
+  unlock_threads();
   return n;
 }

@@ -18,7 +18,7 @@ int shk_buf_region_copy(const shk_buf *buf, size_t start, size_t end, void *dst,
   if (rc != SHK_OK) return rc;
   size_t n = end - start;
   if (n == 0) return SHK_OK;
-  if (!dst) return SHK_EINVAL;
+  if (!dst || shk__range_wraps(dst, dst_size)) return SHK_EINVAL;
   if (dst_size < n) return SHK_ESIZE;
   memcpy(dst, (const unsigned char *)buf->data + start, n);
   return SHK_OK;

@@ -27,6 +27,8 @@ const char *shk_error_name(int code) {
 
 int shk_last_os_error(void) { return last_os_error; }
 
+void shk__error_clear_os(void) { last_os_error = 0; }
+
 int shk__error_record_os(int code, int raw) {
   last_os_error = raw;
   return code;

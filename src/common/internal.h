@@ -52,9 +52,60 @@
 #define SHK__PREFETCH(p) ((void)(p))
 #endif
 
+/* A wait of timeout_ns in whole milliseconds for a system call that counts in them: rounded up
+ * (a short wait never becomes a busy one), at most `cap` (the call's "forever" stays out of
+ * reach); UINT64_MAX gives `forever`. Both backends use it. */
+static inline uint32_t shk__ms_from_ns_capped(uint64_t ns, uint32_t cap, uint32_t forever) {
+  if (ns == UINT64_MAX) return forever;
+  uint64_t ms = ns / 1000000u + (ns % 1000000u != 0);
+  return ms > cap ? cap : (uint32_t)ms;
+}
+#define shk__ms_from_ns(ns, cap) shk__ms_from_ns_capped((ns), (cap), 0xFFFFFFFFu)
+
+/* The rule for a size the system refused while making a segment or mapping: whatever the
+ * system called it (no memory, invalid argument, another failure), the caller learns SHK_ESIZE;
+ * the raw code stays recorded. Other codes (SHK_EACCES, SHK_EEXIST, ...) pass unchanged. */
+static inline int shk__error_as_size(int code) {
+  return code == SHK_ENOMEM || code == SHK_EINVAL || code == SHK_EOS ? SHK_ESIZE : code;
+}
+
 /* Records the raw OS error behind the SHK_E* code about to be returned (thread-local), and
  * returns that code, so a backend can write `return shk__error_record_os(code, errno)`. */
 int shk__error_record_os(int code, int raw);
+
+/* Forgets the recorded raw OS error (this thread): entry points that promise shk_last_os_error()
+ * describes nothing older than themselves call it first. */
+void shk__error_clear_os(void);
+
+/* ---- process-wide state (process_state.c) ---------------------------------------------
+ *
+ * One module owns what lives as long as the process: the one-time set-ups, the locks, and
+ * holding them across fork(). A forked child has only the forking thread, so a lock another
+ * thread held at the fork would stay held in the child for good; before a fork every lock below
+ * is taken, in this order, and released after it in both processes (pthread_atfork through
+ * shk__os_at_fork; nothing on Windows, which has no fork).
+ *
+ * THE LOCK ORDER. A thread holding one of these may take only locks listed after it:
+ *   0  one-time set-up gate  process_state.c: every shk__once_run set-up runs under it, so a
+ *                            fork never catches one half done. A set-up may take any lock
+ *                            below; no set-up may start while its thread holds one of them
+ *                            (all set-ups a locked section could reach run with the state's own
+ *                            set-up: the mutexes, the capabilities).
+ *  1.. the mutexes of shk__lock_id, in the enum's order (all leaves today: none is held while
+ *                            taking another):
+ *      shm registry          shm.c: the open segments (shk_shm_find)
+ *      watch table           watch_table.c: writers of the table of protected spans (the
+ *                            fault path reads it without locks)
+ *      buf allocators        buf_alloc.c: the allocator registry
+ *      buf heap hook         buf.c
+ *      buf pending list      buf_pending.c
+ *      buf thread list       buf_thread.c
+ *   .  buf range index       buf_ranges.c: a spin lock kept there (its fast path), held through
+ *                            shk__buf_ranges_hold/release
+ *   .  run-time extras       shk__fork_guard(): leaves, taken last, in the order added
+ * Not process-wide, hence not here: a watcher's own locks, a lens's stage list (per object),
+ * a lens segment's locks (in shared memory, owned per process and broken by pid when the owner
+ * is gone), the last OS error (thread-local), counters (atomics). */
 
 /* Runs init() exactly once across all threads; later callers wait until it has finished.
  * A zero-initialised shk__once is ready to use (static storage needs no set-up). */
@@ -63,13 +114,41 @@ typedef struct shk__once {
 } shk__once;
 void shk__once_run(shk__once *once, void (*init)(void));
 
-/* Locks held across fork() (fork_guard.c): a forked child has only the forking thread, so a
- * lock another thread held at the fork would stay held in the child for good. Each part adds
- * its process-wide locks once; before a fork all are taken (the part's own lock function), and
- * released after it in both processes. No lock is taken while holding another of them. At most
- * SHK__FORK_GUARD_MAX; beyond that the lock is not guarded (false). */
+typedef enum shk__lock_id {
+  SHK__LOCK_SHM_REGISTRY,
+  SHK__LOCK_WATCH_TABLE,
+  SHK__LOCK_BUF_ALLOCATORS,
+  SHK__LOCK_BUF_HOOK,
+  SHK__LOCK_BUF_PENDING,
+  SHK__LOCK_BUF_THREADS,
+  SHK__LOCK_MUTEX_COUNT
+} shk__lock_id;
+
+/* Takes / gives a declared process-wide mutex (no set-up needed by the caller). */
+void shk__lock(shk__lock_id id);
+void shk__unlock(shk__lock_id id);
+
+/* Makes sure the state is set up: the mutexes made, the fork handlers installed. For a unit
+ * whose lock lives elsewhere (the range index) before its first use. */
+void shk__process_state_ready(void);
+
+/* Adds a lock held across fork() after all the declared ones (a leaf: no other lock of the
+ * order is taken while holding it). At most SHK__FORK_GUARD_MAX; beyond that the lock is not
+ * guarded (false). A lock that lives as long as the process belongs in the order above. */
 #define SHK__FORK_GUARD_MAX 16
 bool shk__fork_guard(void (*lock)(void), void (*unlock)(void));
+
+/* The whole order by number, for tests: how many locks, the name of number i (NULL past the
+ * end), and taking / giving number i as a fork would. */
+size_t shk__lock_count(void);
+const char *shk__lock_name(size_t i);
+void shk__lock_hold(size_t i);
+void shk__lock_release(size_t i);
+
+/* Writes a fresh generated segment name, "<prefix><pid>-<n>" (shm_names.c; prefix "shkb-" for
+ * buffers, one of the kinds shk_shm_list() knows). The first call in a process first removes
+ * the stale generated names of this user (shk_shm_clean()). */
+void shk__shm_generate_name(const char *prefix, char out[SHK_SHM_NAME_MAX + 1]);
 
 /* The OS segment behind a handle (shm.c), for chunk tasks that hand segments to workers. */
 const shk__os_segment *shk__shm_os_segment(const shk_shm *shm);
@@ -89,6 +168,13 @@ static inline unsigned shk__bit_length(uint64_t n) {
   for (; n; n >>= 1) k++;
   return k;
 #endif
+}
+
+/* Whether [ptr, ptr + size) runs past the end of the address space (an end of exactly 2^N counts
+ * as wrapping: no object can end there). Every public entry point that takes a pointer and a
+ * size refuses such a range before touching it. */
+static inline bool shk__range_wraps(const void *ptr, size_t size) {
+  return size > UINTPTR_MAX - (uintptr_t)ptr;
 }
 
 /* a * b into *out; false on overflow. */

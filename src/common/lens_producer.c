@@ -700,7 +700,7 @@ int shk_lens_plot(shk_lens *lens, const char *name, double value, uint32_t color
 }
 
 int shk_lens_heap(shk_lens *lens, uint64_t addr, uint64_t size, bool is_free) {
-  if (!lens) return SHK_EINVAL;
+  if (!lens || size > UINT64_MAX - addr) return SHK_EINVAL;
   uint64_t now = shk__lens_ticks(lens->tsc);
   shk_lens_wire_record r = {.type = SHK_LENS_REC_HEAP, .flags = is_free ? 1 : 0, .a = now,
                             .b = addr, .c = size};

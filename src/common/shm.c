@@ -11,30 +11,24 @@ struct shk_shm {
   struct shk_shm *next;            /* in open_segments */
 };
 
-static shk__once registry_once;
-static shk__os_mutex registry_lock;
-static shk_shm *open_segments;
-
-static void registry_init(void) { shk__os_mutex_init(&registry_lock); }
+static shk_shm *open_segments; /* guarded by SHK__LOCK_SHM_REGISTRY */
 
 static void registry_add(shk_shm *shm) {
-  shk__once_run(&registry_once, registry_init);
-  shk__os_mutex_lock(&registry_lock);
+  shk__lock(SHK__LOCK_SHM_REGISTRY);
   shm->next = open_segments;
   open_segments = shm;
-  shk__os_mutex_unlock(&registry_lock);
+  shk__unlock(SHK__LOCK_SHM_REGISTRY);
 }
 
 static void registry_remove(shk_shm *shm) {
-  shk__once_run(&registry_once, registry_init);
-  shk__os_mutex_lock(&registry_lock);
+  shk__lock(SHK__LOCK_SHM_REGISTRY);
   for (shk_shm **p = &open_segments; *p; p = &(*p)->next) {
     if (*p == shm) {
       *p = shm->next;
       break;
     }
   }
-  shk__os_mutex_unlock(&registry_lock);
+  shk__unlock(SHK__LOCK_SHM_REGISTRY);
 }
 
 int shk_shm_name_check(const char *name) {
@@ -123,11 +117,10 @@ const shk__os_segment *shk__shm_os_segment(const shk_shm *shm) { return &shm->se
 
 int shk_shm_find(const void *ptr, size_t len, shk_shm **out, size_t *offset) {
   if (!ptr || !out || !offset) return SHK_EINVAL;
+  if (shk__range_wraps(ptr, len)) return SHK_EINVAL;
   uintptr_t start = (uintptr_t)ptr;
-  if (len > UINTPTR_MAX - start) return SHK_EINVAL;
   int rc = SHK_ENOENT;
-  shk__once_run(&registry_once, registry_init);
-  shk__os_mutex_lock(&registry_lock);
+  shk__lock(SHK__LOCK_SHM_REGISTRY);
   for (shk_shm *s = open_segments; s; s = s->next) {
     uintptr_t base = (uintptr_t)s->seg.addr;
     if (start >= base && start - base < s->seg.size && len <= s->seg.size - (start - base)) {
@@ -137,7 +130,7 @@ int shk_shm_find(const void *ptr, size_t len, shk_shm **out, size_t *offset) {
       break;
     }
   }
-  shk__os_mutex_unlock(&registry_lock);
+  shk__unlock(SHK__LOCK_SHM_REGISTRY);
   return rc;
 }
 

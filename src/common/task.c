@@ -10,8 +10,6 @@ struct shk_task_results {
   shk_task_result items[]; /* followed by the result bytes */
 };
 
-int shk_worker_main(int argc, char **argv) { return shk__os_worker_main(argc, argv); }
-
 const char *shk_task_status_name(shk_task_status status) {
   switch (status) {
     case SHK_TASK_OK: return "ok";
@@ -27,7 +25,7 @@ int shk__task_call_init(shk__task_call *call, const void *data, size_t size, shk
                         const shk_task_options *opts, unsigned default_chunks) {
   static const shk_task_options defaults;
   if (!opts) opts = &defaults;
-  if (!fn || (!data && size > 0)) return SHK_EINVAL;
+  if (!fn || (!data && size > 0) || shk__range_wraps(data, size)) return SHK_EINVAL;
   if (opts->mode != SHK_TASK_PROCESSES && opts->mode != SHK_TASK_THREADS &&
       opts->mode != SHK_TASK_INLINE)
     return SHK_EINVAL;
@@ -50,6 +48,7 @@ int shk__task_call_init(shk__task_call *call, const void *data, size_t size, shk
 
 int shk_task_run(const void *data, size_t size, shk_task_fn fn, const shk_task_options *opts,
                  shk_task_results **results) {
+  shk__error_clear_os();
   if (results) *results = NULL;
   unsigned workers = opts && opts->workers ? opts->workers : shk__task_default_workers();
   shk__task_call call;
@@ -67,7 +66,7 @@ int shk_task_run(const void *data, size_t size, shk_task_fn fn, const shk_task_o
 }
 
 int shk_task_out_write(shk_task_out *out, const void *bytes, size_t size) {
-  if (!out || (!bytes && size > 0)) return SHK_EINVAL;
+  if (!out || (!bytes && size > 0) || shk__range_wraps(bytes, size)) return SHK_EINVAL;
   if (size == 0) return SHK_OK;
   size_t cap = out->seg->size;
   if (out->used > cap || size > cap - out->used) return SHK_ELIMIT;
@@ -106,7 +105,7 @@ static bool chunk_bytes(const shk__task_chunk_rec *rec, const shk__os_segment *o
   return true;
 }
 
-int shk__task_collect(shk__task_ctl *ctl, uint32_t seq, uint64_t count, shk__os_segment *outs,
+int shk__task_results_build(shk__task_ctl *ctl, uint32_t seq, uint64_t count, shk__os_segment *outs,
                       unsigned nouts, shk_task_results **results) {
   size_t bytes = 0, used[SHK_TASK_WORKERS_MAX] = {0};
   for (uint64_t i = 0; i < count; i++) {

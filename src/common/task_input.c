@@ -16,7 +16,7 @@ static int give_input(shk_task_pool *pool, unsigned i, const shk__os_segment *se
   bool has = staging ? pool->given[i] == id
                      : !pool->ctl->job.release && atomic_load(&slot->have_borrowed) == id;
   if (!has) {
-    int rc = shk__os_worker_give_segment(&pool->ws[i], seg, id, &token);
+    int rc = shk__task_give_segment(&pool->ws[i], seg, id, &token);
     if (rc != SHK_OK) return rc;
   }
   if (staging) {
@@ -41,6 +41,9 @@ static int give_input_all(shk_task_pool *pool, const shk__os_segment *seg, uint6
   for (unsigned i = 0; i < pool->workers; i++) {
     if (!pool->alive[i]) continue;
     int rc = give_input(pool, i, seg, id, staging);
+    /* The worker may have died since the pool last looked: a new one gets the segment. */
+    if (rc != SHK_OK && shk__task_worker_restart(pool, i) == SHK_OK)
+      rc = give_input(pool, i, seg, id, staging);
     if (rc != SHK_OK) return rc;
   }
   return SHK_OK;

@@ -16,7 +16,7 @@ _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "chunk states need lock-free 64-bit 
 /* Chunk states: the low 32 bits of a chunk's state word; the high 32 bits are the job sequence
  * number, so a late worker's compare-and-swap on an older job's chunk always fails. */
 enum {
-  SHK__CHUNK_PENDING = 0,
+  SHK__CHUNK_QUEUED = 0,   /* waiting to be claimed by a worker */
   SHK__CHUNK_DONE = 1,      /* code / out_off / out_len are valid */
   SHK__CHUNK_CRASHED = 2,   /* code = signal / exception / exit status */
   SHK__CHUNK_TIMED_OUT = 3,
@@ -41,18 +41,113 @@ enum {
   SHK__IN_RELEASE = 2   /* unmap it when the job ends */
 };
 
+/* A function's identity that another process running the same program can resolve: its
+ * module's path and load address, and its offset inside the module (task_fn.c). */
+typedef struct shk__task_fn_id {
+  uint64_t base;
+  uint64_t offset;
+  char module[1024];
+} shk__task_fn_id;
+
+/* Finds the module that holds fn. SHK_ENOENT when fn lies in no module. */
+int shk__task_fn_locate(shk_task_fn fn, shk__task_fn_id *id);
+
+/* Finds the function in this process: in the module at the same place, else in the module
+ * loaded by path (kept in *loaded, which replaces and closes the previous one). SHK_ENOENT. */
+int shk__task_fn_resolve(const shk__task_fn_id *id, shk__os_library **loaded, shk_task_fn *fn);
+
+/* ---- the worker transport (task_transport.c) ---- */
+
+/* The pool's record of one worker. proc is zero for a thread worker or one not running. */
+typedef struct shk__task_worker {
+  shk__os_channel pool_end;   /* kept by the pool */
+  shk__os_channel worker_end; /* the worker's; the pool closes its copy once a process has it */
+  shk__os_proc proc;
+} shk__task_worker;
+
+/* What a worker serves with, in the worker's address space. */
+typedef struct shk__task_boot {
+  shk__os_segment ctl;  /* the pool's control segment */
+  shk__os_segment out;  /* this worker's output segment (reserved, see shk__os_segment_reserve) */
+  unsigned index;
+  shk__os_channel link; /* the worker's end */
+  shk__os_proc parent;  /* the pool's process, when started as an executable */
+  shk_task_fn fixed_fn; /* a worker host's plugin function: every job runs it */
+  bool same_space;      /* a thread of the pool's process */
+} shk__task_boot;
+
+/* Opens / closes both ends of w's link. */
+int shk__task_link_open(shk__task_worker *w);
+void shk__task_link_close(shk__task_worker *w);
+
+/* Starts a worker process for w (whose link is open) as worker `index`, serving the pool's
+ * arena: the control part is [0, ctl_size), its output [out_offset, +out_size), both offsets
+ * multiples of 64 KiB. A fork where the system has one (the child serves and exits), else this
+ * executable with a start-up record, served from shk_worker_main(). The pool's copy of the
+ * worker's end is closed. SHK_ENOHOOK (no fork, and shk_worker_main() was not called in this
+ * process), SHK_ENOMEM, SHK_ELIMIT, SHK_EOS. */
+/* A worker host and what it runs (shk_task_pool_create_hosted). */
+typedef struct shk__task_host {
+  char exe[1024];
+  char module[1024];
+  char function[256];
+} shk__task_host;
+
+/* Finds the worker host executable: SHK_WORKER_HOST, else next to the shmkit library.
+ * SHK_EUNSUPPORTED when there is none. */
+int shk__task_host_find(char *exe, size_t size);
+
+int shk__task_spawn(shk__task_worker *w, unsigned index, const shk__os_segment *arena,
+                    size_t ctl_size, size_t out_offset, size_t out_size,
+                    const shk__task_host *host);
+
+/* Worker side: records in the worker's slot why it cannot serve (a host's plugin could not be
+ * loaded), for the pool's start-up handshake. */
+void shk__task_worker_refuse(const shk__task_boot *boot, int code);
+
+/* Waits at most timeout_ns for a wake-up from any of the n workers or the end of any worker
+ * process, and consumes the wake-ups; sets ended[i] for each worker process that ended.
+ * SHK_OK, SHK_ETIMEDOUT, SHK_EOS (the wait failed). */
+int shk__task_wait_workers(const shk__task_worker *ws, unsigned n, uint64_t timeout_ns,
+                           bool *ended);
+
+/* Kills the worker process when `kill`, else waits for it to end, at most timeout_ms (then it is
+ * killed anyway); reaps it, fills *how, closes its link. Leaves nothing behind. */
+void shk__task_reap(shk__task_worker *w, bool kill, int64_t timeout_ms, shk__os_exit *how);
+
+/* Gives worker process w the segment under pool-wide id `id`; *token is what the worker passes
+ * to shk__task_take_segment(). SHK_ENOENT (the worker is gone), SHK_EACCES, SHK_EOS. */
+int shk__task_give_segment(shk__task_worker *w, const shk__os_segment *seg, uint64_t id,
+                           uint64_t *token);
+
+/* Worker side: maps, read-only, `size` bytes of the segment given as (id, token). Handles given
+ * with a smaller id and never taken are dropped, except `keep` (the staging segment).
+ * SHK_ENOENT, SHK_EOS. */
+int shk__task_take_segment(const shk__task_boot *boot, uint64_t id, uint64_t token, size_t size,
+                           uint64_t keep, shk__os_segment *seg);
+
+/* Worker side: waits for a wake-up from the pool, keeping handles that arrive meanwhile.
+ * SHK_OK, SHK_ETIMEDOUT, SHK_ENOENT (the pool is gone). */
+int shk__task_link_wait(const shk__task_boot *boot, uint64_t timeout_ns);
+
+/* The worker's loop (task_worker.c); returns when the pool says quit or is gone. */
+void shk__task_worker_serve(const shk__task_boot *boot);
+
 typedef struct shk__task_job {
   uint32_t input_kind;
   uint32_t borrowed;     /* the segment is the caller's (not the pool's staging segment) */
   uint32_t release;      /* workers unmap the caller's segment when the job ends */
-  uint32_t fn_inherited; /* every worker was forked after fn was located: fn_ptr is valid */
+  uint32_t fn_inherited; /* every worker was forked after fn existed: fn_ptr is valid */
+  uint32_t fn_by_address; /* fn lies in no module: workers run fn_ptr if its code is there */
+  uint32_t fn_code_size;  /* bytes of fn_code */
+  uint8_t fn_code[32];    /* the first bytes of fn's code, as the pool sees them */
   uint64_t input_addr;
   uint64_t input_offset; /* of the input inside its segment */
   uint64_t input_size;
   uint64_t chunk_count;
   uint64_t arg_size;
   shk_task_fn fn_ptr;    /* the function, for workers in the caller's address space */
-  shk__os_fn_id fn;      /* the function, for worker processes */
+  shk__task_fn_id fn;    /* the function, for worker processes */
 } shk__task_job;
 
 /* One worker's slot; written by the pool between jobs except the atomics. */
@@ -69,6 +164,7 @@ typedef struct shk__task_slot {
   _Atomic uint64_t in_size;
   _Atomic uint64_t keep_id;          /* the staging segment's id: never drop it unmapped */
   _Atomic uint64_t have_borrowed;    /* written by the worker: the caller's segment it holds */
+  atomic_int start_error;            /* written by a worker that cannot serve: why (SHK_E*) */
 } shk__task_slot;
 
 typedef struct shk__task_chunk_rec {
@@ -94,7 +190,7 @@ typedef struct shk__task_ctl {
   atomic_uint stop;            /* workers claim no more chunks of the current job */
   atomic_uint parent_sleeping; /* the pool is (about to be) blocked: wake it after a chunk */
   _Atomic uint64_t finished;   /* chunks of the current job in a final state */
-  _Atomic uint64_t hint;       /* the lowest chunk that may still be pending */
+  _Atomic uint64_t hint;       /* the lowest chunk that may still be queued */
   _Atomic uint64_t chunk_count; /* of the current job (also in job, read after a claim) */
   shk__task_job job;
 } shk__task_ctl;
@@ -146,7 +242,7 @@ void shk__task_run_chunk(shk__task_ctl *ctl, unsigned worker, uint32_t seq, uint
 
 /* Builds the results object from a finished job's chunk table and the workers' outputs
  * (task.c). outs[w] is worker w's output segment as the pool maps it. */
-int shk__task_collect(shk__task_ctl *ctl, uint32_t seq, uint64_t count, shk__os_segment *outs,
+int shk__task_results_build(shk__task_ctl *ctl, uint32_t seq, uint64_t count, shk__os_segment *outs,
                       unsigned nouts, shk_task_results **results);
 
 /* The options with defaults applied, shared by the one-call form and the pool. */
@@ -176,6 +272,7 @@ struct shk_task_pool {
   bool inherit_input;
   bool one_shot;
   bool started;    /* a one-shot pool's workers, started by its only call */
+  shk__task_host *host; /* a hosted pool's worker host, else NULL */
   atomic_flag busy;
   uint32_t seq;
   shk__os_segment arena;   /* one reserved segment: the control part, then one output per worker
@@ -185,8 +282,8 @@ struct shk_task_pool {
   size_t table_committed; /* bytes of the chunk table made usable */
   size_t arg_committed;
   shk__os_segment outs[SHK_TASK_WORKERS_MAX];
-  shk__os_worker ws[SHK_TASK_WORKERS_MAX];
-  shk__os_worker_boot boots[SHK_TASK_WORKERS_MAX]; /* thread workers read theirs while running */
+  shk__task_worker ws[SHK_TASK_WORKERS_MAX];
+  shk__task_boot boots[SHK_TASK_WORKERS_MAX]; /* thread workers read theirs while running */
   shk__os_thread *threads[SHK_TASK_WORKERS_MAX];
   bool alive[SHK_TASK_WORKERS_MAX];
   uint64_t given[SHK_TASK_WORKERS_MAX]; /* the staging segment id each worker was given */
@@ -206,6 +303,10 @@ int shk__task_place_input(shk_task_pool *pool, const shk__task_call *call, shk__
 
 /* Gives worker k, started during the job, the job's input. */
 int shk__task_give_job_input(shk_task_pool *pool, unsigned k, const shk__task_call *call);
+
+/* Replaces worker i, killing it first if it still runs (a worker that could not be given a
+ * segment has died since the pool last looked). The new worker has been given nothing. */
+int shk__task_worker_restart(shk_task_pool *pool, unsigned i);
 
 /* Releases the staging segment and the caller's segment the pool holds. */
 void shk__task_input_release(shk_task_pool *pool);

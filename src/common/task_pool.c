@@ -1,6 +1,6 @@
 /* The pool side of chunk tasks: start workers once, publish a job through the control segment,
  * wait (spin, then sleep) while watching deadlines, progress and worker deaths, replace dead
- * workers, and hand the finished chunk table to the collector. */
+ * workers, and build the results from the finished chunk table. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,7 +23,7 @@ unsigned shk__task_default_workers(void) {
 static void thread_worker(void *arg) { shk__task_worker_serve(arg); }
 
 static int start_worker(shk_task_pool *pool, unsigned i) {
-  shk__os_worker *w = &pool->ws[i];
+  shk__task_worker *w = &pool->ws[i];
   shk__task_slot *slot = shk__ctl_slot(pool->ctl, i);
   atomic_store(&slot->ready, 0);
   atomic_store(&slot->armed, 0);
@@ -32,16 +32,18 @@ static int start_worker(shk_task_pool *pool, unsigned i) {
   atomic_store(&slot->in_id, 0);
   atomic_fetch_add(&slot->in_version, 1);
   atomic_store(&slot->have_borrowed, 0);
+  atomic_store(&slot->start_error, 0);
   pool->given[i] = 0;
-  int rc = shk__os_worker_link_open(w);
+  int rc = shk__task_link_open(w);
   if (rc != SHK_OK) return rc;
   if (pool->mode == SHK_TASK_PROCESSES) {
-    rc = shk__os_worker_spawn(w, i, &pool->arena, pool->ctl_seg.size,
-                              (size_t)((unsigned char *)pool->outs[i].addr -
-                                       (unsigned char *)pool->arena.addr),
-                              pool->outs[i].size, pool->ws, pool->workers);
+    rc = shk__task_spawn(w, i, &pool->arena, pool->ctl_seg.size,
+                         (size_t)((unsigned char *)pool->outs[i].addr -
+                                  (unsigned char *)pool->arena.addr),
+                         pool->outs[i].size, pool->host);
   } else {
-    shk__os_worker_boot *b = &pool->boots[i];
+    shk__task_boot *b = &pool->boots[i];
+    memset(b, 0, sizeof *b);
     b->ctl = pool->ctl_seg;
     b->out = pool->outs[i];
     b->index = i;
@@ -50,7 +52,7 @@ static int start_worker(shk_task_pool *pool, unsigned i) {
     rc = shk__os_thread_start(&pool->threads[i], thread_worker, b);
   }
   if (rc != SHK_OK) {
-    shk__os_worker_link_close(w);
+    shk__task_link_close(w);
     return rc;
   }
   pool->alive[i] = true;
@@ -61,11 +63,11 @@ static void stop_worker(shk_task_pool *pool, unsigned i, bool kill, shk__os_exit
   if (!pool->alive[i]) return;
   pool->alive[i] = false;
   if (pool->mode == SHK_TASK_PROCESSES) {
-    shk__os_worker_reap(&pool->ws[i], kill, 2000, how);
+    shk__task_reap(&pool->ws[i], kill, 2000, how);
   } else {
     shk__os_thread_join(pool->threads[i]);
     pool->threads[i] = NULL;
-    shk__os_worker_link_close(&pool->ws[i]);
+    shk__task_link_close(&pool->ws[i]);
   }
 }
 
@@ -87,13 +89,16 @@ static int await_ready(shk_task_pool *pool) {
     if (shk__os_now_ns() >= deadline) return SHK_ENOHOOK;
     bool ended[SHK_TASK_WORKERS_MAX] = {false};
     atomic_store(&pool->ctl->parent_sleeping, 1);
-    shk__os_workers_wait(pool->ws, pool->workers, 1000000u, ended);
+    if (shk__task_wait_workers(pool->ws, pool->workers, 1000000u, ended) == SHK_EOS)
+      shk__os_sleep_ns(1000000u);
     atomic_store(&pool->ctl->parent_sleeping, 0);
     for (unsigned i = 0; i < pool->workers; i++) {
       if (ended[i] && !atomic_load(&shk__ctl_slot(pool->ctl, i)->ready)) {
         shk__os_exit how;
         stop_worker(pool, i, false, &how);
-        return shk__os_caps_get()->has_fork ? SHK_ECRASHED : SHK_ENOHOOK;
+        int why = atomic_load(&shk__ctl_slot(pool->ctl, i)->start_error);
+        if (why < 0) return why; /* a worker host that could not load its plugin */
+        return shk__os_caps_get()->has_fork || pool->host ? SHK_ECRASHED : SHK_ENOHOOK;
       }
     }
   }
@@ -102,7 +107,7 @@ static int await_ready(shk_task_pool *pool) {
 /* Only a started executable can fail to reach the worker loop (a program without the hook); a
  * forked worker or a thread calls it directly and picks up jobs whenever it gets there. */
 static bool needs_handshake(const shk_task_pool *pool) {
-  return pool->mode == SHK_TASK_PROCESSES && !shk__os_caps_get()->has_fork;
+  return pool->mode == SHK_TASK_PROCESSES && (pool->host || !shk__os_caps_get()->has_fork);
 }
 
 static int commit_ctl(shk_task_pool *pool, size_t offset, size_t size, size_t *committed) {
@@ -117,7 +122,7 @@ void shk_task_pool_free(shk_task_pool *pool) {
   if (pool->ctl) {
     atomic_store(&pool->ctl->quit, 1);
     for (unsigned i = 0; i < pool->workers; i++)
-      if (pool->alive[i]) shk__os_link_notify(&pool->ws[i].parent_end);
+      if (pool->alive[i]) shk__os_channel_notify(&pool->ws[i].pool_end);
     for (unsigned i = 0; i < pool->workers; i++) {
       shk__os_exit how;
       stop_worker(pool, i, false, &how);
@@ -125,27 +130,46 @@ void shk_task_pool_free(shk_task_pool *pool) {
   }
   shk__task_input_release(pool);
   shk__os_segment_close(&pool->arena);
+  free(pool->host);
   free(pool);
 }
 
-int shk__task_pool_create(unsigned workers, shk_task_mode mode, bool one_shot,
-                          shk_task_pool **out) {
-  if (!out) return SHK_EINVAL;
-  *out = NULL;
-  if (mode != SHK_TASK_PROCESSES && mode != SHK_TASK_THREADS && mode != SHK_TASK_INLINE)
+/* The pool's arena: reserved memory; a worker host, started as an executable, must be able to
+ * map it by handle, which a POSIX reservation (an anonymous mapping) has none of. */
+static int make_arena(shk_task_pool *pool, size_t size) {
+  int rc = shk__os_segment_reserve(size, &pool->arena);
+  if (rc != SHK_OK || !pool->host || pool->arena.handle > 0) return rc;
+  shk__os_segment_close(&pool->arena);
+  return shk__os_segment_create(NULL, size, &pool->arena); /* sparse: pages cost once touched */
+}
+
+static int pool_create(unsigned workers, shk_task_mode mode, bool one_shot,
+                       shk__task_host *host, shk_task_pool **out) {
+  if (!out) {
+    free(host);
     return SHK_EINVAL;
+  }
+  *out = NULL;
   if (workers == 0) workers = shk__task_default_workers();
-  if (workers > SHK_TASK_WORKERS_MAX) return SHK_ERANGE;
+  if ((mode != SHK_TASK_PROCESSES && mode != SHK_TASK_THREADS && mode != SHK_TASK_INLINE) ||
+      workers > SHK_TASK_WORKERS_MAX) {
+    free(host);
+    return workers > SHK_TASK_WORKERS_MAX ? SHK_ERANGE : SHK_EINVAL;
+  }
   if (mode == SHK_TASK_INLINE) workers = 1;
   shk_task_pool *pool = calloc(1, sizeof *pool);
-  if (!pool) return SHK_ENOMEM;
+  if (!pool) {
+    free(host);
+    return SHK_ENOMEM;
+  }
+  pool->host = host;
   pool->mode = mode;
   pool->workers = workers;
   pool->one_shot = one_shot;
   pool->inherit_input = one_shot && mode == SHK_TASK_PROCESSES && shk__os_caps_get()->has_fork;
   atomic_flag_clear(&pool->busy);
   size_t ctl_size = shk__round_up(SHK__CTL_SIZE, SHK__TASK_VIEW_ALIGN);
-  int rc = shk__os_segment_reserve(ctl_size + (size_t)workers * SHK_TASK_OUT_MAX, &pool->arena);
+  int rc = make_arena(pool, ctl_size + (size_t)workers * SHK_TASK_OUT_MAX);
   if (rc != SHK_OK) {
     shk_task_pool_free(pool);
     return rc;
@@ -167,7 +191,7 @@ int shk__task_pool_create(unsigned workers, shk_task_mode mode, bool one_shot,
   pool->ctl->version = SHK__TASK_VERSION;
   pool->ctl->workers = workers;
   /* Workers of a one-call run leave as soon as the job has no more chunks for them, so their
-   * exits overlap with the collection of the results. */
+   * exits overlap with building the results. */
   pool->ctl->quit_after_job = one_shot;
   pool->ctl->handshake = needs_handshake(pool);
   if (mode != SHK_TASK_INLINE && !one_shot) {
@@ -182,8 +206,36 @@ int shk__task_pool_create(unsigned workers, shk_task_mode mode, bool one_shot,
   return SHK_OK;
 }
 
+int shk__task_pool_create(unsigned workers, shk_task_mode mode, bool one_shot,
+                          shk_task_pool **out) {
+  return pool_create(workers, mode, one_shot, NULL, out);
+}
+
 int shk_task_pool_create(unsigned workers, shk_task_mode mode, shk_task_pool **out) {
+  shk__error_clear_os();
   return shk__task_pool_create(workers, mode, false, out);
+}
+
+int shk_task_pool_create_hosted(unsigned workers, const char *module_path,
+                                const char *function_name, shk_task_pool **out) {
+  shk__error_clear_os();
+  if (out) *out = NULL;
+  if (!out || !module_path || !function_name || !*module_path || !*function_name)
+    return SHK_EINVAL;
+  shk__task_host *host = calloc(1, sizeof *host);
+  if (!host) return SHK_ENOMEM;
+  if (strlen(module_path) >= sizeof host->module || strlen(function_name) >= sizeof host->function) {
+    free(host);
+    return SHK_ERANGE;
+  }
+  memcpy(host->module, module_path, strlen(module_path) + 1);
+  memcpy(host->function, function_name, strlen(function_name) + 1);
+  int rc = shk__task_host_find(host->exe, sizeof host->exe);
+  if (rc != SHK_OK) {
+    free(host);
+    return rc;
+  }
+  return pool_create(workers, SHK_TASK_PROCESSES, false, host, out);
 }
 
 unsigned shk_task_pool_workers(const shk_task_pool *pool) {
@@ -191,6 +243,24 @@ unsigned shk_task_pool_workers(const shk_task_pool *pool) {
 }
 
 /* ---- the job --------------------------------------------------------------------------- */
+
+/* A function in no module (a closure or JIT code made at run time): workers forked after it
+ * existed have it at the same address; the job carries its first bytes so that a worker can
+ * tell. Started executables never have it. */
+static int fn_by_address(shk_task_fn fn, shk__task_job *job) {
+  if (!shk__os_caps_get()->has_fork) return SHK_EUNSUPPORTED;
+  void *addr;
+  memcpy(&addr, &fn, sizeof addr);
+  size_t n = sizeof job->fn_code;
+  /* Fewer bytes where the code ends at a page end. */
+  size_t page = shk__os_caps_get()->page_size;
+  size_t left = page - (size_t)((uintptr_t)addr % page);
+  if (left < n) n = left;
+  if (shk__os_memory_peek(addr, job->fn_code, n) != SHK_OK) return SHK_EUNSUPPORTED;
+  job->fn_code_size = (uint32_t)n;
+  job->fn_by_address = 1;
+  return SHK_OK;
+}
 
 static int write_job(shk_task_pool *pool, const shk__task_call *call, uint32_t seq) {
   shk__task_ctl *ctl = pool->ctl;
@@ -211,8 +281,9 @@ static int write_job(shk_task_pool *pool, const shk__task_call *call, uint32_t s
   job->fn_ptr = call->fn;
   /* The one-call form forks its workers after this point (and so does a replacement). */
   job->fn_inherited = pool->inherit_input;
-  if (pool->mode == SHK_TASK_PROCESSES) {
-    rc = shk__os_fn_locate((shk__os_any_fn)call->fn, &job->fn);
+  if (pool->mode == SHK_TASK_PROCESSES && !job->fn_inherited && !pool->host) {
+    rc = shk__task_fn_locate(call->fn, &job->fn);
+    if (rc == SHK_ENOENT) rc = fn_by_address(call->fn, job);
     if (rc != SHK_OK) return rc;
   }
   for (size_t i = 0; i < count; i++) {
@@ -224,7 +295,7 @@ static int write_job(shk_task_pool *pool, const shk__task_call *call, uint32_t s
     rec->out_off = rec->out_len = 0;
     rec->code = 0;
     rec->worker = 0;
-    atomic_store(&rec->state, SHK__STATE(seq, SHK__CHUNK_PENDING));
+    atomic_store(&rec->state, SHK__STATE(seq, SHK__CHUNK_QUEUED));
   }
   for (unsigned i = 0; i < pool->workers; i++) {
     atomic_store(&shk__ctl_slot(ctl, i)->out_used, 0);
@@ -241,7 +312,7 @@ static void publish(shk_task_pool *pool, uint32_t seq) {
   atomic_store(&pool->ctl->job_seq, seq);
   for (unsigned i = 0; i < pool->workers; i++)
     if (pool->alive[i] && atomic_load(&shk__ctl_slot(pool->ctl, i)->sleeping))
-      shk__os_link_notify(&pool->ws[i].parent_end);
+      shk__os_channel_notify(&pool->ws[i].pool_end);
 }
 
 /* Moves chunk i from a state `match` accepts to `final`. Returns the state it found. */
@@ -251,9 +322,9 @@ static uint64_t finish_chunk(shk__task_ctl *ctl, uint32_t seq, uint64_t i, uint3
   uint64_t s = atomic_load(&rec->state);
   for (;;) {
     uint32_t low = SHK__STATE_LOW(s);
-    bool pending = low == SHK__CHUNK_PENDING;
+    bool queued = low == SHK__CHUNK_QUEUED;
     bool running = low >= SHK__CHUNK_RUNNING;
-    if (SHK__STATE_SEQ(s) != seq || !(pending || (running && take_running))) return s;
+    if (SHK__STATE_SEQ(s) != seq || !(queued || (running && take_running))) return s;
     if (atomic_compare_exchange_strong(&rec->state, &s, SHK__STATE(seq, final))) {
       rec->code = code;
       atomic_fetch_add(&ctl->finished, 1);
@@ -262,13 +333,13 @@ static uint64_t finish_chunk(shk__task_ctl *ctl, uint32_t seq, uint64_t i, uint3
   }
 }
 
-/* Stops handing out chunks and ends every pending one as `final`. */
-static void stop_pending(shk_task_pool *pool, uint32_t seq, uint64_t count, uint32_t final) {
+/* Stops handing out chunks and ends every queued one as `final`. */
+static void stop_queued(shk_task_pool *pool, uint32_t seq, uint64_t count, uint32_t final) {
   atomic_store(&pool->ctl->stop, 1);
   for (uint64_t i = 0; i < count; i++) finish_chunk(pool->ctl, seq, i, final, false, 0);
 }
 
-/* The deadline: pending chunks time out; in process mode so do running ones, whose workers are
+/* The deadline: queued chunks time out; in process mode so do running ones, whose workers are
  * killed (and replaced at the next call). Threads cannot be stopped: their chunks run on. */
 static void expire(shk_task_pool *pool, uint32_t seq, uint64_t count) {
   atomic_store(&pool->ctl->stop, 1);
@@ -298,13 +369,13 @@ static int join_worker(shk_task_pool *pool, unsigned k, const shk__task_call *ca
   }
   shk__task_slot *slot = shk__ctl_slot(pool->ctl, k);
   atomic_store(&slot->armed, 1);
-  if (atomic_load(&slot->sleeping)) shk__os_link_notify(&pool->ws[k].parent_end);
+  if (atomic_load(&slot->sleeping)) shk__os_channel_notify(&pool->ws[k].pool_end);
   return SHK_OK;
 }
 
-static bool any_pending(shk__task_ctl *ctl, uint32_t seq, uint64_t count) {
+static bool any_queued(shk__task_ctl *ctl, uint32_t seq, uint64_t count) {
   for (uint64_t i = atomic_load(&ctl->hint); i < count; i++)
-    if (atomic_load(&shk__ctl_chunk(ctl, i)->state) == SHK__STATE(seq, SHK__CHUNK_PENDING))
+    if (atomic_load(&shk__ctl_chunk(ctl, i)->state) == SHK__STATE(seq, SHK__CHUNK_QUEUED))
       return true;
   return false;
 }
@@ -320,7 +391,7 @@ static void worker_ended(shk_task_pool *pool, unsigned k, uint32_t seq, uint64_t
     if (s == SHK__STATE(seq, SHK__CHUNK_RUNNING + k))
       finish_chunk(pool->ctl, seq, i, SHK__CHUNK_CRASHED, true, how.code);
   }
-  if (atomic_load(&pool->ctl->stop) || !any_pending(pool->ctl, seq, count)) return;
+  if (atomic_load(&pool->ctl->stop) || !any_queued(pool->ctl, seq, count)) return;
   join_worker(pool, k, call);
 }
 
@@ -349,7 +420,7 @@ static void await_job(shk_task_pool *pool, const shk__task_call *call, uint32_t 
       reported = fin;
       if (!cancelled && !call->progress((size_t)fin, (size_t)count, call->progress_user)) {
         cancelled = true;
-        stop_pending(pool, seq, count, SHK__CHUNK_CANCELLED);
+        stop_queued(pool, seq, count, SHK__CHUNK_CANCELLED);
         continue;
       }
     }
@@ -361,7 +432,7 @@ static void await_job(shk_task_pool *pool, const shk__task_call *call, uint32_t 
       continue;
     }
     if (!any_alive(pool)) {
-      stop_pending(pool, seq, count, SHK__CHUNK_CRASHED);
+      stop_queued(pool, seq, count, SHK__CHUNK_CRASHED);
       continue;
     }
     /* Freshly started workers need the CPU more than a polling pool does. */
@@ -370,7 +441,9 @@ static void await_job(shk_task_pool *pool, const shk__task_call *call, uint32_t 
     atomic_store(&ctl->parent_sleeping, 1);
     if (atomic_load(&ctl->finished) == fin) {
       uint64_t slice = deadline - now < POOL_SLICE_NS ? deadline - now : POOL_SLICE_NS;
-      shk__os_workers_wait(pool->ws, pool->workers, slice, ended);
+      /* A wait that fails (not a timeout) must not turn this loop into a busy one. */
+      if (shk__task_wait_workers(pool->ws, pool->workers, slice, ended) == SHK_EOS)
+        shk__os_sleep_ns(SHK__MIN(slice, (uint64_t)1000000u));
     }
     atomic_store(&ctl->parent_sleeping, 0);
     for (unsigned k = 0; k < pool->workers; k++)
@@ -389,21 +462,41 @@ static void run_inline(shk_task_pool *pool, const shk__task_call *call, uint32_t
     shk__task_chunk_rec *rec = shk__ctl_chunk(ctl, i);
     if (atomic_load(&ctl->stop)) break;
     if (shk__os_now_ns() >= deadline) {
-      stop_pending(pool, seq, count, SHK__CHUNK_TIMED_OUT);
+      stop_queued(pool, seq, count, SHK__CHUNK_TIMED_OUT);
       break;
     }
-    uint64_t expected = SHK__STATE(seq, SHK__CHUNK_PENDING);
+    uint64_t expected = SHK__STATE(seq, SHK__CHUNK_QUEUED);
     if (!atomic_compare_exchange_strong(&rec->state, &expected,
                                         SHK__STATE(seq, SHK__CHUNK_RUNNING)))
       continue;
     shk__task_run_chunk(ctl, 0, seq, i, call->data, call->fn, &out);
     if (call->progress && !call->progress((size_t)(i + 1), (size_t)count, call->progress_user))
-      stop_pending(pool, seq, count, SHK__CHUNK_CANCELLED);
+      stop_queued(pool, seq, count, SHK__CHUNK_CANCELLED);
   }
+}
+
+/* Reaps the worker processes that ended while the pool was idle (killed, out of memory, or on
+ * Linux the thread that forked them ended), so that they are replaced before the call hands the
+ * workers anything: a segment given to a dead worker would fail the whole call. */
+static void reap_idle_deaths(shk_task_pool *pool) {
+  if (pool->mode != SHK_TASK_PROCESSES) return;
+  bool ended[SHK_TASK_WORKERS_MAX] = {false};
+  shk__task_wait_workers(pool->ws, pool->workers, 0, ended);
+  for (unsigned i = 0; i < pool->workers; i++) {
+    shk__os_exit how;
+    if (ended[i] && pool->alive[i]) stop_worker(pool, i, false, &how);
+  }
+}
+
+int shk__task_worker_restart(shk_task_pool *pool, unsigned i) {
+  shk__os_exit how;
+  stop_worker(pool, i, true, &how);
+  return start_worker(pool, i);
 }
 
 static int replace_dead_workers(shk_task_pool *pool) {
   if (pool->mode == SHK_TASK_INLINE) return SHK_OK;
+  reap_idle_deaths(pool);
   int rc = SHK_OK;
   bool started = false;
   for (unsigned i = 0; i < pool->workers; i++) {
@@ -426,7 +519,7 @@ static int start_for_job(shk_task_pool *pool, const shk__task_call *call, uint32
   for (unsigned i = 0; i < pool->workers && rc == SHK_OK; i++) rc = join_worker(pool, i, call);
   if (rc == SHK_OK && needs_handshake(pool)) rc = await_ready(pool);
   if (rc != SHK_OK) {
-    stop_pending(pool, seq, call->chunks, SHK__CHUNK_CANCELLED);
+    stop_queued(pool, seq, call->chunks, SHK__CHUNK_CANCELLED);
     for (unsigned i = 0; i < pool->workers; i++) {
       shk__os_exit how;
       stop_worker(pool, i, true, &how);
@@ -457,17 +550,29 @@ int shk__task_pool_run(shk_task_pool *pool, const shk__task_call *call, shk_task
     if (rc == SHK_OK) await_job(pool, call, seq);
   }
   if (rc == SHK_OK)
-    rc = shk__task_collect(pool->ctl, seq, call->chunks, pool->outs, pool->workers, results);
+    rc = shk__task_results_build(pool->ctl, seq, call->chunks, pool->outs, pool->workers, results);
   atomic_flag_clear(&pool->busy);
   return rc;
 }
 
+/* Stands in for a hosted pool's function on the pool's side: never called (its workers run the
+ * plugin's), in threads nor inline (a hosted pool has process workers only). */
+static int hosted_fn(const shk_task_chunk *chunk, shk_task_out *out) {
+  (void)chunk;
+  (void)out;
+  return SHK_EUNSUPPORTED;
+}
+
 int shk_task_pool_run(shk_task_pool *pool, const void *data, size_t size, shk_task_fn fn,
                       const shk_task_options *opts, shk_task_results **results) {
+  shk__error_clear_os();
   if (results) *results = NULL;
   if (!pool) return SHK_EINVAL;
+  /* A hosted pool runs its plugin's function, and only that. */
+  if (pool->host ? fn != NULL : fn == NULL) return SHK_EINVAL;
   shk__task_call call;
-  int rc = shk__task_call_init(&call, data, size, fn, opts, shk_task_pool_workers(pool));
+  int rc = shk__task_call_init(&call, data, size, pool->host ? hosted_fn : fn, opts,
+                               shk_task_pool_workers(pool));
   if (rc != SHK_OK || !results) return rc == SHK_OK ? SHK_EINVAL : rc;
   return shk__task_pool_run(pool, &call, results);
 }

@@ -20,18 +20,21 @@ typedef struct worker_state {
   shk__task_ctl *ctl;
   shk__task_slot *slot;
   unsigned index;
-  const shk__os_link *link;
+  const shk__task_boot *boot;
+  const shk__os_channel *link;
   shk__os_segment out_seg;
   shk_task_out out;
   mapped_input kept;     /* the pool's staging segment, kept from call to call */
   mapped_input borrowed; /* the caller's segment (kept while the same one comes back) */
   bool same_space;
-  shk__os_fn_id fn_id;
+  shk__task_fn_id fn_id;
   shk_task_fn fn;
+  shk__os_library *fn_library; /* the module loaded by path to find fn, if any */
+  shk_task_fn fixed_fn;        /* a worker host's plugin function */
 } worker_state;
 
-static void notify_parent(shk__task_ctl *ctl, const shk__os_link *link) {
-  if (link && atomic_load(&ctl->parent_sleeping)) shk__os_link_notify(link);
+static void notify_parent(shk__task_ctl *ctl, const shk__os_channel *link) {
+  if (link && atomic_load(&ctl->parent_sleeping)) shk__os_channel_notify(link);
 }
 
 void shk__task_run_chunk(shk__task_ctl *ctl, unsigned worker, uint32_t seq, uint64_t i,
@@ -70,13 +73,13 @@ void shk__task_run_chunk(shk__task_ctl *ctl, unsigned worker, uint32_t seq, uint
     atomic_fetch_add(&ctl->finished, 1);
 }
 
-/* Claims the next pending chunk of job seq; -1 when there is none (or the job is over). */
+/* Claims the next queued chunk of job seq; -1 when there is none (or the job is over). */
 static int64_t claim_chunk(shk__task_ctl *ctl, unsigned worker, uint32_t seq, uint64_t count) {
   uint64_t i = atomic_load(&ctl->hint);
   for (; i < count; i++) {
     if (atomic_load(&ctl->stop)) return -1;
     shk__task_chunk_rec *rec = shk__ctl_chunk(ctl, i);
-    uint64_t expected = SHK__STATE(seq, SHK__CHUNK_PENDING);
+    uint64_t expected = SHK__STATE(seq, SHK__CHUNK_QUEUED);
     if (atomic_compare_exchange_strong(&rec->state, &expected,
                                        SHK__STATE(seq, SHK__CHUNK_RUNNING + worker))) {
       uint64_t h = atomic_load(&ctl->hint);
@@ -125,7 +128,7 @@ static mapped_input *map_input(worker_state *w) {
   m->seq = seq;
   if (id == 0 || size == 0 || size > (uint64_t)PTRDIFF_MAX) return m;
   uint64_t keep = atomic_load(&w->slot->keep_id);
-  if (shk__os_worker_take_segment(w->link, id, token, (size_t)size, keep, &m->seg) == SHK_OK) {
+  if (shk__task_take_segment(w->boot, id, token, (size_t)size, keep, &m->seg) == SHK_OK) {
     m->id = id;
     if (m == &w->borrowed) atomic_store(&w->slot->have_borrowed, id);
   }
@@ -143,18 +146,39 @@ static const unsigned char *job_input(worker_state *w) {
   return (const unsigned char *)m->seg.addr + job->input_offset;
 }
 
+/* Stands in for a function made at run time that this worker cannot reach (it was started
+ * before the function existed): the chunk fails with SHK_EUNSUPPORTED. */
+static int unreachable_fn(const shk_task_chunk *chunk, shk_task_out *out) {
+  (void)chunk;
+  (void)out;
+  return SHK_EUNSUPPORTED;
+}
+
+/* A function in no module, at the pool's address, when the same code lies there here. */
+static shk_task_fn fn_here(const shk__task_job *job) {
+  unsigned char code[sizeof job->fn_code];
+  void *addr;
+  memcpy(&addr, &job->fn_ptr, sizeof addr);
+  size_t n = job->fn_code_size;
+  if (n == 0 || n > sizeof code || shk__os_memory_peek(addr, code, n) != SHK_OK ||
+      memcmp(code, job->fn_code, n) != 0)
+    return unreachable_fn;
+  return job->fn_ptr;
+}
+
 static shk_task_fn job_fn(worker_state *w) {
   /* A thread, or a process forked after the pool located the function, has it at this address;
    * any other worker resolves it by module and offset. */
+  if (w->fixed_fn) return w->fixed_fn;
   if (w->same_space || w->ctl->job.fn_inherited) return w->ctl->job.fn_ptr;
-  const shk__os_fn_id *id = &w->ctl->job.fn;
+  if (w->ctl->job.fn_by_address) return fn_here(&w->ctl->job);
+  const shk__task_fn_id *id = &w->ctl->job.fn;
   if (w->fn && w->fn_id.base == id->base && w->fn_id.offset == id->offset &&
       strncmp(w->fn_id.module, id->module, sizeof id->module) == 0)
     return w->fn;
   memcpy(&w->fn_id, id, sizeof *id);
   w->fn_id.module[sizeof w->fn_id.module - 1] = '\0';
-  shk__os_any_fn any = NULL;
-  w->fn = shk__os_fn_resolve(&w->fn_id, &any) == SHK_OK ? (shk_task_fn)any : NULL;
+  if (shk__task_fn_resolve(&w->fn_id, &w->fn_library, &w->fn) != SHK_OK) w->fn = NULL;
   return w->fn;
 }
 
@@ -216,13 +240,13 @@ static bool wait_for_job(worker_state *w, uint32_t seen, uint32_t *seq) {
       atomic_store(&w->slot->sleeping, 0);
       return !quit;
     }
-    int rc = shk__os_link_wait(w->link, UINT64_MAX);
+    int rc = shk__task_link_wait(w->boot, UINT64_MAX);
     atomic_store(&w->slot->sleeping, 0);
     if (rc == SHK_ENOENT) return false; /* the pool is gone */
   }
 }
 
-void shk__task_worker_serve(const shk__os_worker_boot *boot) {
+void shk__task_worker_serve(const shk__task_boot *boot) {
   shk__task_ctl *ctl = boot->ctl.addr;
   if (!ctl || boot->ctl.size < SHK__CTL_TABLE_OFF || ctl->magic != SHK__TASK_MAGIC ||
       ctl->version != SHK__TASK_VERSION || boot->index >= ctl->workers ||
@@ -233,8 +257,10 @@ void shk__task_worker_serve(const shk__os_worker_boot *boot) {
   w.ctl = ctl;
   w.index = boot->index;
   w.slot = shk__ctl_slot(ctl, boot->index);
+  w.boot = boot;
   w.link = &boot->link;
   w.same_space = boot->same_space;
+  w.fixed_fn = boot->fixed_fn;
   w.out_seg = boot->out;
   w.out.seg = &w.out_seg;
   atomic_store(&w.slot->ready, 1);
@@ -247,4 +273,15 @@ void shk__task_worker_serve(const shk__os_worker_boot *boot) {
   }
   drop_input(&w, &w.kept);
   drop_input(&w, &w.borrowed);
+  shk__os_library_close(w.fn_library);
+}
+
+void shk__task_worker_refuse(const shk__task_boot *boot, int code) {
+  shk__task_ctl *ctl = boot->ctl.addr;
+  if (!ctl || boot->ctl.size < SHK__CTL_TABLE_OFF || ctl->magic != SHK__TASK_MAGIC ||
+      ctl->version != SHK__TASK_VERSION || boot->index >= ctl->workers ||
+      boot->index >= SHK_TASK_WORKERS_MAX)
+    return;
+  atomic_store(&shk__ctl_slot(ctl, boot->index)->start_error, code);
+  notify_parent(ctl, &boot->link);
 }

@@ -1,15 +1,16 @@
 /* The watcher object: options, regions (sorted, disjoint, possibly sharing pages), choosing a
  * backend per region, the callback, flush, stats and the store's public face. */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "watch_internal.h"
 
-static const char *const backend_names[SHK_WATCH_BACKEND_COUNT] = {
-    "auto", "mprotect", "userfaultfd", "write-watch", "poll"};
+static const char *const backend_names[SHK_WATCH_CUSTOM + 1] = {
+    "auto", "mprotect", "userfaultfd", "write-watch", "poll", "custom"};
 
 const char *shk_watch_backend_name(shk_watch_backend backend) {
-  return (unsigned)backend < SHK_WATCH_BACKEND_COUNT ? backend_names[backend] : "unknown";
+  return (unsigned)backend <= SHK_WATCH_CUSTOM ? backend_names[backend] : "unknown";
 }
 
 bool shk_watch_backend_available(shk_watch_backend backend) {
@@ -46,6 +47,10 @@ void shk_watch_pages_free(void *addr, size_t size) {
   shk__os_pages_free(addr, shk__round_up(size, shk__os_caps_get()->page_size));
 }
 
+bool shk__watch_region_writable(const shk__watch_region *r) {
+  return r->prot_uniform && (r->prot & SHK__OS_PROT_READ_WRITE) == SHK__OS_PROT_READ_WRITE;
+}
+
 static bool on_worker(shk_watcher *w) {
   return atomic_load(&w->worker_tid) == shk__os_thread_id();
 }
@@ -56,21 +61,40 @@ int shk_watch_create(const shk_watch_options *opts, shk_watcher **out) {
   shk_watch_options o;
   shk_watch_options_init(&o);
   if (opts) {
-    if (opts->version != SHK_WATCH_OPTIONS_VERSION) return SHK_EINVAL;
-    o = *opts;
+    /* Only the fields of the caller's version: a version-1 struct ends before backend_name. */
+    if (opts->version == 1) memcpy(&o, opts, offsetof(shk_watch_options, backend_name));
+    else if (opts->version == SHK_WATCH_OPTIONS_VERSION) o = *opts;
+    else return SHK_EINVAL;
+    o.version = SHK_WATCH_OPTIONS_VERSION;
   }
   if ((unsigned)o.backend >= SHK_WATCH_BACKEND_COUNT || o.ring_capacity == 0 ||
       o.ring_capacity > (1u << 30) || o.poll_interval_ms == 0)
     return SHK_EINVAL;
-  if (!shk_watch_backend_available(o.backend)) return SHK_EUNSUPPORTED;
+  const shk__watch_backend_ops *named = NULL;
+  if (o.backend_name) {
+    int rc = shk__watch_registry_acquire(o.backend_name, &named);
+    if (rc != SHK_OK) return rc;
+    o.backend = named->kind;
+    if (!named->custom) { /* a built-in by name: the same as by kind */
+      shk__watch_registry_release(named);
+      named = NULL;
+    }
+    o.backend_name = NULL; /* not kept: the caller's string */
+  }
+  if (!named && !shk_watch_backend_available(o.backend)) return SHK_EUNSUPPORTED;
 
   shk_watcher *w = calloc(1, sizeof *w);
-  if (!w) return SHK_ENOMEM;
+  if (!w) {
+    if (named) shk__watch_registry_release(named);
+    return SHK_ENOMEM;
+  }
   w->opts = o;
+  w->custom_ops = named;
   w->page_size = shk__os_caps_get()->page_size;
   w->next_id = 1;
   w->sink = calloc(1, sizeof *w->sink);
   if (!w->sink || shk__watch_ring_init(&w->sink->ring, o.ring_capacity) != SHK_OK) {
+    if (named) shk__watch_registry_release(named);
     free(w->sink);
     free(w);
     return SHK_ENOMEM;
@@ -151,8 +175,36 @@ void shk_watch_free(shk_watcher *w) {
   shk__os_mutex_destroy(&w->deliver_lock);
   shk__os_mutex_destroy(&w->lock);
   shk__watch_ring_destroy(&w->sink->ring);
+  if (w->custom_ops) shk__watch_registry_release(w->custom_ops);
   free(w->sink);
   free(w);
+}
+
+/* What the region's pages allow (lock held, the region not yet in the array). A page shared
+ * with a neighbour that a protection backend watches is read-only now because of us: it is
+ * taken to allow what the neighbour recorded, and only the other pages are asked about. */
+static int settle_prot(shk_watcher *w, shk__watch_region *r, size_t at) {
+  const shk__watch_region *prev = at > 0 ? w->regions[at - 1] : NULL;
+  const shk__watch_region *next = at < w->count ? w->regions[at] : NULL;
+  if (prev && (prev->page_end <= r->page_start || !prev->ops->rearm)) prev = NULL;
+  if (next && (next->page_start >= r->page_end || !next->ops->rearm)) next = NULL;
+  if (!prev && !next) return SHK_OK; /* the answer shk_watch_add() got stands */
+  uintptr_t start = r->page_start + (prev ? w->page_size : 0);
+  uintptr_t end = r->page_end - (next && r->page_end - w->page_size >= start ? w->page_size : 0);
+  int prot = (prev ? prev : next)->prot;
+  bool uniform = (prev ? prev : next)->prot_uniform;
+  if (prev && next && (next->prot != prot || !next->prot_uniform)) uniform = false;
+  if (end > start) {
+    int own = 0;
+    bool own_uniform = true;
+    int rc = shk__os_prot_query((void *)start, end - start, &own, &own_uniform);
+    if (rc == SHK_EFAULT) return rc;
+    if (rc == SHK_OK && (own != prot || !own_uniform)) uniform = false;
+    if (rc == SHK_OK) prot &= own;
+  }
+  r->prot = prot;
+  r->prot_uniform = uniform;
+  return SHK_OK;
 }
 
 /* The backends to try for a new region, best first. */
@@ -186,6 +238,11 @@ static size_t candidates(shk_watcher *w, const shk__watch_region *r, size_t at,
 }
 
 static int attach(shk_watcher *w, shk__watch_region *r, size_t at) {
+  if (w->custom_ops) {
+    r->backend = SHK_WATCH_CUSTOM;
+    r->ops = w->custom_ops;
+    return r->ops->attach(w, r);
+  }
   shk_watch_backend list[4];
   size_t n = candidates(w, r, at, list);
   int rc = SHK_EUNSUPPORTED;
@@ -207,7 +264,7 @@ static int attach(shk_watcher *w, shk__watch_region *r, size_t at) {
 }
 
 int shk_watch_add(shk_watcher *w, void *addr, size_t size, const char *name, uint32_t *id) {
-  if (!w || !addr || !id || size == 0 || (uintptr_t)addr + size < (uintptr_t)addr)
+  if (!w || !addr || !id || size == 0 || shk__range_wraps(addr, size))
     return SHK_EINVAL;
   *id = 0;
   uintptr_t a = (uintptr_t)addr;
@@ -231,6 +288,17 @@ int shk_watch_add(shk_watcher *w, void *addr, size_t size, const char *name, uin
     return SHK_ENOMEM;
   }
   strcpy(r->name, name ? name : "");
+  /* The memory must be mapped and readable (the copy below reads it); what else it allows
+   * decides which backends may take it. Where the system cannot tell, read-write is assumed. */
+  int qrc = shk__os_prot_query((void *)r->page_start, r->page_end - r->page_start, &r->prot,
+                               &r->prot_uniform);
+  if (qrc == SHK_EUNSUPPORTED) {
+    r->prot = SHK__OS_PROT_READ_WRITE;
+    r->prot_uniform = true;
+  } else if (qrc != SHK_OK || !(r->prot & SHK__OS_PROT_READ)) {
+    region_free(r);
+    return qrc != SHK_OK ? qrc : SHK_EACCES;
+  }
 
   shk__os_mutex_lock(&w->lock);
   size_t at = shk__watch_first_region(w, a);
@@ -246,6 +314,7 @@ int shk_watch_add(shk_watcher *w, void *addr, size_t size, const char *name, uin
       rc = SHK_ENOMEM;
     }
   }
+  if (rc == SHK_OK && !shk__watch_region_writable(r)) rc = settle_prot(w, r, at);
   if (rc == SHK_OK) rc = attach(w, r, at);
   if (rc != SHK_OK) {
     shk__os_mutex_unlock(&w->lock);
@@ -254,7 +323,7 @@ int shk_watch_add(shk_watcher *w, void *addr, size_t size, const char *name, uin
   }
   /* The backend protects first, then the copy is taken: a write in between faults and is
    * compared against this copy later, so it is not lost. */
-  memcpy(r->shadow, addr, size);
+  shk__watch_copy_in(r->shadow, addr, size); /* racy by design: the program may be writing */
   r->id = w->next_id++;
   if (w->next_id == 0) w->next_id = 1;
   memmove(w->regions + at + 1, w->regions + at, (w->count - at) * sizeof *w->regions);
@@ -315,14 +384,14 @@ int shk_watch_stats_get(shk_watcher *w, shk_watch_stats *stats) {
   size_t stored = shk__watch_store_bytes(&w->store, &store_overhead);
   shk__os_mutex_lock(&w->lock);
   size_t mem = sizeof *w + sizeof *w->sink +
-               shk__watch_ring_capacity(&w->sink->ring) * sizeof(shk__watch_slot) +
+               (w->sink->ring.mask + 1) * sizeof(shk__watch_slot) +
                w->cap * sizeof *w->regions + w->batch_cap * sizeof *w->batch + w->arena_cap +
                stored + store_overhead;
   for (size_t i = 0; i < w->count; i++) {
     const shk__watch_region *r = w->regions[i];
     size_t pages = (r->page_end - r->page_start) / w->page_size;
     mem += sizeof *r + strlen(r->name) + 1 + r->size + (pages + 7) / 8;
-    stats->regions_by_backend[r->backend]++;
+    if ((unsigned)r->backend < SHK_WATCH_BACKEND_COUNT) stats->regions_by_backend[r->backend]++;
   }
   stats->regions = w->count;
   stats->regions_moved_to_poll = w->moved_to_poll;
@@ -348,7 +417,7 @@ int shk_watch_stats_get(shk_watcher *w, shk_watch_stats *stats) {
 }
 
 int shk_watch_fetch(shk_watcher *w, uint64_t key, void *buf, size_t size, size_t *length) {
-  if (!w || (!buf && size)) return SHK_EINVAL;
+  if (!w || (!buf && size) || shk__range_wraps(buf, size)) return SHK_EINVAL;
   return shk__watch_store_fetch(&w->store, key, buf, size, length);
 }
 

@@ -1,11 +1,17 @@
 /* The protection backend: pages read-only, the fault hook opens a page on the first write and
  * records it; the worker closes it again. mprotect + SIGSEGV/SIGBUS on POSIX, VirtualProtect +
- * a vectored exception handler on Windows, through the same src/os.h calls. */
+ * a vectored exception handler on Windows, through the same src/os.h calls. Pages get back
+ * exactly the protection they had (read-write, read-write-execute, copy-on-write); memory that
+ * was not writable is refused (SHK_EACCES), so shmkit never makes it writable. */
 #include "watch_internal.h"
 
 static bool available(void) { return true; }
 
+/* The protection a watched page has between faults: what it had, less writing. */
+static int closed(int prot) { return prot & ~(SHK__OS_PROT_WRITE | SHK__OS_PROT_COPY); }
+
 static int attach(shk_watcher *w, shk__watch_region *r) {
+  if (!shk__watch_region_writable(r)) return SHK_EACCES;
   if (!w->hook_held) {
     int rc = shk__watch_hook_acquire();
     if (rc != SHK_OK) return rc;
@@ -13,13 +19,13 @@ static int attach(shk_watcher *w, shk__watch_region *r) {
   }
   if (!shk__watch_areas_take()) return SHK_ELIMIT;
   r->holds_area = true;
-  int rc = shk__watch_table_add(w->sink, r->page_start, r->page_end);
+  size_t size = r->page_end - r->page_start;
+  int rc = shk__watch_table_add(w->sink, r->page_start, r->page_end, r->prot);
   if (rc == SHK_OK) {
     /* In the table first: a write racing with the protection is then recognised as ours. */
-    rc = shk__os_protect((void *)r->page_start, r->page_end - r->page_start, SHK__OS_PROT_READ);
+    rc = shk__os_protect((void *)r->page_start, size, closed(r->prot));
     if (rc != SHK_OK) {
-      shk__os_protect((void *)r->page_start, r->page_end - r->page_start,
-                      SHK__OS_PROT_READ_WRITE);
+      shk__os_protect((void *)r->page_start, size, r->prot);
       shk__watch_table_remove(w->sink, r->page_start, r->page_end);
       if (rc == SHK_ENOMEM) rc = SHK_ELIMIT; /* the kernel's memory-area limit */
     }
@@ -33,14 +39,15 @@ static int attach(shk_watcher *w, shk__watch_region *r) {
 
 static void detach(shk_watcher *w, shk__watch_region *r, uintptr_t es, uintptr_t ee) {
   /* Open the pages before leaving the table, so no write can fault on a page nobody claims. */
-  if (ee > es) shk__os_protect((void *)es, ee - es, SHK__OS_PROT_READ_WRITE);
+  if (ee > es) shk__os_protect((void *)es, ee - es, r->prot);
   shk__watch_table_remove(w->sink, r->page_start, r->page_end);
 }
 
-static int rearm(shk_watcher *w, uintptr_t addr, size_t size) {
+static int rearm(shk_watcher *w, uintptr_t addr, size_t size, int prot) {
   (void)w;
-  return shk__os_protect((void *)addr, size, SHK__OS_PROT_READ);
+  shk__watch_protection_changed();
+  return shk__os_protect((void *)addr, size, closed(prot));
 }
 
 const shk__watch_backend_ops shk__watch_backend_mprotect = {
-    SHK_WATCH_MPROTECT, available, NULL, attach, detach, NULL, rearm};
+    SHK_WATCH_MPROTECT, available, NULL, attach, detach, NULL, rearm, NULL};

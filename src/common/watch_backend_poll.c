@@ -15,7 +15,7 @@ static void collect(shk_watcher *w, uint64_t now, bool force) {
 }
 
 const shk__watch_backend_ops shk__watch_backend_poll = {
-    SHK_WATCH_POLL, available, NULL, NULL, NULL, collect, NULL};
+    SHK_WATCH_POLL, available, NULL, NULL, NULL, collect, NULL, NULL};
 
 const shk__watch_backend_ops *shk__watch_backend_ops_of(shk_watch_backend kind) {
   switch (kind) {

@@ -7,6 +7,10 @@
 
 static bool available(void) { return shk__os_caps_get()->has_userfaultfd_wp; }
 
+/* Watchers with an async-mode descriptor in this process: while there is one, its pass scans
+ * everything from its first to its last region in one call. */
+static atomic_int async_users;
+
 static void reader_main(void *arg) {
   shk_watcher *w = arg;
   shk__watch_sink *sink = w->sink;
@@ -18,7 +22,7 @@ static void reader_main(void *arg) {
     atomic_fetch_add_explicit(&sink->faults, 1, memory_order_relaxed);
     if (!shk__watch_ring_push(&sink->ring, &rec)) {
       atomic_fetch_add_explicit(&sink->dropped, 1, memory_order_relaxed);
-      atomic_store(&sink->overflow, 1);
+      shk__watch_sink_overflow(sink, rec.time_ns);
     }
     /* Recorded first, then the writer is let go: the worker cannot miss its write. */
     uintptr_t page = addr & ~(uintptr_t)(w->page_size - 1);
@@ -31,6 +35,7 @@ static int open_uffd(shk_watcher *w) {
   int rc = shk__os_uffd_open(sync, &w->uffd);
   if (rc != SHK_OK) return rc;
   w->uffd_sync = sync;
+  if (!sync) atomic_fetch_add(&async_users, 1);
   if (sync) {
     atomic_store(&w->uffd_stop, false);
     rc = shk__os_thread_start(&w->uffd_reader, reader_main, w);
@@ -49,11 +54,14 @@ void shk__watch_uffd_shutdown(shk_watcher *w) {
     shk__os_thread_join(w->uffd_reader);
     w->uffd_reader = NULL;
   }
+  if (w->uffd && !w->uffd_sync) atomic_fetch_sub(&async_users, 1);
   shk__os_uffd_close(w->uffd);
   w->uffd = NULL;
 }
 
 static int attach(shk_watcher *w, shk__watch_region *r) {
+  /* Write-protect on memory that cannot be written would watch nothing. */
+  if (!shk__watch_region_writable(r)) return SHK_EACCES;
   if (!w->uffd) {
     int rc = open_uffd(w);
     if (rc != SHK_OK) return rc;
@@ -75,9 +83,36 @@ static void detach(shk_watcher *w, shk__watch_region *r, uintptr_t es, uintptr_t
   if (ee > es) shk__os_uffd_remove(w->uffd, (void *)es, ee - es);
 }
 
+static void collect_scan(shk_watcher *w);
+
+/* One scan from the first region to the last (the kernel passes over the areas in between, which
+ * no other async watcher of shmkit can own while this is the only one): 30,000 scattered
+ * regions cost one system call per pass instead of 30,000. */
+static bool collect_at_once(shk_watcher *w) {
+  if (atomic_load(&async_users) != 1) return false;
+  uintptr_t start = UINTPTR_MAX, end = 0;
+  for (size_t i = 0; i < w->count; i++) {
+    const shk__watch_region *r = w->regions[i];
+    if (r->ops != &shk__watch_backend_userfaultfd) continue;
+    if (r->page_start < start) start = r->page_start;
+    if (r->page_end > end) end = r->page_end;
+  }
+  if (end > start)
+    shk__os_uffd_scan(w->uffd, (void *)start, end - start, true, shk__watch_mark_pages_cb, w);
+  return true;
+}
+
 static void collect(shk_watcher *w, uint64_t now, bool force) {
-  (void)now;
-  (void)force;
+  /* A scan walks every area of the range: with tens of thousands of regions it takes
+   * milliseconds; nothing is lost by scanning less often. */
+  uint64_t t0;
+  if (!shk__watch_scan_start(w->uffd_scan_due_ns, now, force, &t0)) return;
+  collect_scan(w);
+  shk__watch_scan_done(&w->uffd_scan_due_ns, t0);
+}
+
+static void collect_scan(shk_watcher *w) {
+  if (collect_at_once(w)) return;
   for (size_t i = 0; i < w->count;) {
     if (w->regions[i]->ops != &shk__watch_backend_userfaultfd) {
       i++;
@@ -90,17 +125,18 @@ static void collect(shk_watcher *w, uint64_t now, bool force) {
       end = SHK__MAX(end, w->regions[j]->page_end);
       j++;
     }
-    shk__os_uffd_scan(w->uffd, (void *)start, end - start, shk__watch_mark_pages_cb, w);
+    shk__os_uffd_scan(w->uffd, (void *)start, end - start, false, shk__watch_mark_pages_cb, w);
     i = j;
   }
 }
 
-static int rearm(shk_watcher *w, uintptr_t addr, size_t size) {
+static int rearm(shk_watcher *w, uintptr_t addr, size_t size, int prot) {
+  (void)prot; /* write-protect leaves the page's own protection alone */
   return shk__os_uffd_protect(w->uffd, (void *)addr, size, true);
 }
 
 const shk__watch_backend_ops shk__watch_backend_userfaultfd = {
-    SHK_WATCH_USERFAULTFD, available, NULL, attach, detach, collect, NULL};
+    SHK_WATCH_USERFAULTFD, available, NULL, attach, detach, collect, NULL, NULL};
 
 const shk__watch_backend_ops shk__watch_backend_userfaultfd_sync = {
-    SHK_WATCH_USERFAULTFD, available, NULL, attach, detach, NULL, rearm};
+    SHK_WATCH_USERFAULTFD, available, NULL, attach, detach, NULL, rearm, NULL};

@@ -25,14 +25,18 @@ typedef struct shk__watch_slot {
 typedef struct shk__watch_ring {
   shk__watch_slot *slots;
   size_t mask;
+  size_t limit;       /* records held at most: the capacity asked for, rounded up to a power of
+                         two (1 stays 1); the slots are at least 2, which the algorithm needs */
   char pad0[64];
   atomic_size_t tail; /* next position a producer claims */
   char pad1[64];
   size_t head;        /* next position the consumer reads (consumer only) */
+  atomic_size_t released; /* head as producers see it, for the limit */
   char pad2[64];
 } shk__watch_ring;
 
-/* capacity is rounded up to a power of two (at least 2). SHK_ENOMEM, SHK_EINVAL. */
+/* capacity (at least 1) is rounded up to a power of two and then held exactly. SHK_ENOMEM,
+ * SHK_EINVAL. */
 int shk__watch_ring_init(shk__watch_ring *ring, size_t capacity);
 void shk__watch_ring_destroy(shk__watch_ring *ring);
 size_t shk__watch_ring_capacity(const shk__watch_ring *ring);
@@ -50,17 +54,37 @@ typedef struct shk__watch_sink {
   atomic_uint_least64_t faults;
   atomic_uint_least64_t dropped;
   atomic_int overflow;   /* set when a record was dropped or a whole span had to be opened */
+  atomic_uint_least64_t overflow_ns; /* when the first of them happened (0: none pending) */
   size_t page_size;
 } shk__watch_sink;
 
-/* Publishes [start, end) (whole pages) as protected by `sink`. SHK_ENOMEM, SHK_EOVERLAP when
- * another sink holds one of the pages. */
-int shk__watch_table_add(shk__watch_sink *sink, uintptr_t start, uintptr_t end);
+/* One protected span of the process-wide table (watch_table.c). */
+typedef struct shk__watch_span {
+  uintptr_t start, end;  /* whole pages */
+  shk__watch_sink *sink;
+  int prot;              /* what the pages allowed before: the fault path opens them to it */
+} shk__watch_span;
+
+/* Publishes [start, end) (whole pages) as protected by `sink`; `prot` is what the pages allowed
+ * before (the fault path opens a page to exactly that). SHK_ENOMEM, SHK_EOVERLAP when another
+ * sink holds one of the pages. */
+int shk__watch_table_add(shk__watch_sink *sink, uintptr_t start, uintptr_t end, int prot);
 /* Withdraws one span added with the same arguments, and waits until no fault handler can still
  * be reading it. The caller has already made the pages writable. */
 void shk__watch_table_remove(shk__watch_sink *sink, uintptr_t start, uintptr_t end);
-/* The common fault routine given to shk__os_fault_install(). Async-signal-safe. */
+/* The fault path's look-up (async-signal-safe): the span holding addr, or NULL. The span and its
+ * sink stay valid until shk__watch_table_exit(), which must follow every enter. */
+const shk__watch_span *shk__watch_table_enter(uintptr_t addr);
+void shk__watch_table_exit(void);
+/* The common fault routine given to shk__os_fault_install() (watch_fault.c). Async-signal-safe. It returns true
+ * only for a write it resolved: on a page in the table (opened now), or on a page that is
+ * writable by now (a region removed while the fault was on its way); and never twice for the same
+ * thread, address and instruction while no protection changed in between (a fault that opening
+ * did not cure, such as an instruction fetch where the access type is unknown). */
 bool shk__watch_on_fault(const shk__os_fault *fault);
+/* Called before pages are protected again: tells the fault routine that a fault it resolved may
+ * legitimately come back. */
+void shk__watch_protection_changed(void);
 /* Reference-counted installation of the OS fault hook. */
 int shk__watch_hook_acquire(void);
 void shk__watch_hook_release(void);
@@ -104,6 +128,8 @@ typedef struct shk__watch_region {
   uintptr_t addr;
   size_t size;
   uintptr_t page_start, page_end;            /* the pages the region touches */
+  int prot;                                  /* what its pages allowed before (SHK__OS_PROT_*) */
+  bool prot_uniform;                         /* ... the same on every page */
   shk_watch_backend backend;                 /* as reported */
   const struct shk__watch_backend_ops *ops;  /* how it is watched */
   bool holds_area;                           /* took one unit of the area budget */
@@ -119,12 +145,14 @@ typedef struct shk__watch_region {
   uintptr_t fault_addr, ip;
   uint64_t tid;
   uint32_t fault_count;
+  void *custom_state;                        /* what a user backend's attach gave back */
 } shk__watch_region;
 
 /* One event waiting to be delivered, its bytes in the batch arena (offsets until delivery). */
 typedef struct shk__watch_pending {
   shk_watch_event ev;
-  size_t name_off, old_off, new_off, oldp_off, newp_off, module_off, symbol_off;
+  size_t name_off, old_off, new_off, oldp_off, newp_off, module_off, symbol_off, file_off,
+      function_off;
 } shk__watch_pending;
 
 struct shk_watcher {
@@ -144,11 +172,14 @@ struct shk_watcher {
   uint32_t next_id;
 
   shk__watch_sink *sink;
+  const struct shk__watch_backend_ops *custom_ops; /* a user backend chosen by name, or NULL */
   bool hook_held;
   shk__os_uffd *uffd;
   bool uffd_sync;              /* uffd opened in sync mode, with a reader thread */
   shk__os_thread *uffd_reader;
   atomic_bool uffd_stop;
+  uint64_t uffd_scan_due_ns;   /* async mode: no scan before this (see shk__watch_scan_start) */
+  uint64_t ww_scan_due_ns;     /* write-watch: the same */
   shk__watch_store store;
 
   shk_watch_fn fn;
@@ -181,9 +212,12 @@ typedef struct shk__watch_backend_ops {
   void (*detach)(shk_watcher *w, shk__watch_region *r, uintptr_t excl_start, uintptr_t excl_end);
   /* Marks written pages dirty (scanning backends; NULL for fault backends). */
   void (*collect)(shk_watcher *w, uint64_t now, bool force);
-  /* Protects pages again before they are compared (fault backends; NULL otherwise). A failure
-   * keeps the pages dirty, so they are compared again on every pass until it succeeds. */
-  int (*rearm)(shk_watcher *w, uintptr_t addr, size_t size);
+  /* Protects pages again before they are compared (fault backends; NULL otherwise); `prot` is
+   * what they allowed before watching. A failure keeps the pages dirty, so they are compared
+   * again on every pass until it succeeds. */
+  int (*rearm)(shk_watcher *w, uintptr_t addr, size_t size, int prot);
+  /* A backend registered by a user (watch_backend_custom.c): its table; NULL for built-ins. */
+  const shk_watch_backend_table *custom;
 } shk__watch_backend_ops;
 
 extern const shk__watch_backend_ops shk__watch_backend_mprotect;
@@ -194,8 +228,28 @@ void shk__watch_uffd_shutdown(shk_watcher *w);
 extern const shk__watch_backend_ops shk__watch_backend_write_watch;
 extern const shk__watch_backend_ops shk__watch_backend_poll;
 
+/* Whether a region's memory was writable, the same on every page, before watching: what every
+ * backend that write-protects needs (they refuse other memory with SHK_EACCES). */
+bool shk__watch_region_writable(const shk__watch_region *r);
+/* Records a ring overflow (a dropped record, a span opened whole) at time `now`. Async-signal-safe. */
+void shk__watch_sink_overflow(shk__watch_sink *sink, uint64_t now);
+
+/* The backend registry (watch_registry.c): the ops registered under a name, counted as used
+ * until shk__watch_registry_release(). SHK_ENOENT, SHK_EUNSUPPORTED (not available here). */
+int shk__watch_registry_acquire(const char *name, const shk__watch_backend_ops **ops);
+void shk__watch_registry_release(const shk__watch_backend_ops *ops);
+/* Ops that call a user's table (watch_backend_custom.c); `ops->custom` set by the caller. */
+void shk__watch_custom_ops_init(shk__watch_backend_ops *ops, const shk_watch_backend_table *t);
+
 /* The ops for a backend kind (never NULL for the four real kinds). */
 const shk__watch_backend_ops *shk__watch_backend_ops_of(shk_watch_backend kind);
+
+/* The budget of a scanning backend whose scan grows with the number of regions: a scan is skipped
+ * until nine times the length of the last one has gone by (scans take at most a tenth of the
+ * time; the coalescing window stretches accordingly), never on a flush. start: whether to scan
+ * now; done: records the scan's length (t0 = what start gave through *t0). */
+bool shk__watch_scan_start(uint64_t due_ns, uint64_t now, bool force, uint64_t *t0);
+void shk__watch_scan_done(uint64_t *due_ns, uint64_t t0);
 
 /* Marks `pages` pages from `page` dirty in every region they touch (the watcher lock held). */
 void shk__watch_mark_pages(shk_watcher *w, uintptr_t page, size_t pages, uint64_t now);

@@ -5,16 +5,21 @@
 #include "watch_internal.h"
 
 int shk__watch_ring_init(shk__watch_ring *ring, size_t capacity) {
-  size_t cap = 2;
-  while (cap < capacity) {
-    if (cap > SIZE_MAX / 2 / sizeof(shk__watch_slot)) return SHK_EINVAL;
-    cap *= 2;
+  if (capacity == 0) return SHK_EINVAL;
+  size_t limit = 1;
+  while (limit < capacity) {
+    if (limit > SIZE_MAX / 2 / sizeof(shk__watch_slot)) return SHK_EINVAL;
+    limit *= 2;
   }
+  /* The per-slot sequence numbers need two slots at least; the limit keeps a ring of one. */
+  size_t cap = limit < 2 ? 2 : limit;
   ring->slots = malloc(cap * sizeof *ring->slots);
   if (!ring->slots) return SHK_ENOMEM;
   for (size_t i = 0; i < cap; i++) atomic_init(&ring->slots[i].seq, i);
   ring->mask = cap - 1;
+  ring->limit = limit;
   atomic_init(&ring->tail, 0);
+  atomic_init(&ring->released, 0);
   ring->head = 0;
   return SHK_OK;
 }
@@ -24,7 +29,7 @@ void shk__watch_ring_destroy(shk__watch_ring *ring) {
   ring->slots = NULL;
 }
 
-size_t shk__watch_ring_capacity(const shk__watch_ring *ring) { return ring->mask + 1; }
+size_t shk__watch_ring_capacity(const shk__watch_ring *ring) { return ring->limit; }
 
 bool shk__watch_ring_push(shk__watch_ring *ring, const shk__watch_record *rec) {
   size_t pos = atomic_load_explicit(&ring->tail, memory_order_relaxed);
@@ -33,6 +38,9 @@ bool shk__watch_ring_push(shk__watch_ring *ring, const shk__watch_record *rec) {
     size_t seq = atomic_load_explicit(&slot->seq, memory_order_acquire);
     intptr_t dif = (intptr_t)seq - (intptr_t)pos;
     if (dif == 0) {
+      /* Past the limit the ring is full even where slots are free (a ring of one). */
+      if (pos - atomic_load_explicit(&ring->released, memory_order_acquire) >= ring->limit)
+        return false;
       /* The slot is free for this lap: claim the position; on failure pos is reloaded. */
       if (atomic_compare_exchange_weak_explicit(&ring->tail, &pos, pos + 1, memory_order_relaxed,
                                                 memory_order_relaxed)) {
@@ -55,5 +63,6 @@ bool shk__watch_ring_pop(shk__watch_ring *ring, shk__watch_record *rec) {
   *rec = slot->rec;
   atomic_store_explicit(&slot->seq, ring->head + ring->mask + 1, memory_order_release);
   ring->head++;
+  atomic_store_explicit(&ring->released, ring->head, memory_order_release);
   return true;
 }

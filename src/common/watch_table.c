@@ -1,130 +1,180 @@
-/* The process-wide table of protected spans that the fault path reads without locks: an
- * immutable sorted array, replaced whole by writers and freed once no handler can be reading
- * it. Also the fault routine itself, the reference count of the OS hook and the budget of
- * memory areas that protection may split. */
+/* The process-wide table of protected spans that the fault path reads without locks: immutable
+ * sorted chunks under an immutable list, replaced by writers and freed once no handler can be
+ * reading them. Also the reference count of the OS hook and the budget of memory areas that
+ * protection may split. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "watch_internal.h"
 
-typedef struct span {
-  uintptr_t start, end; /* whole pages */
-  shk__watch_sink *sink;
-} span;
+typedef shk__watch_span span;
+
+/* Spans live in chunks of at most CHUNK_MAX, sorted by (start, end); a table is the sorted list
+ * of chunks. Both are immutable once published: a writer copies the one chunk it changes and
+ * the list of chunk pointers (a few kilobytes for 30,000 spans), publishes, and frees the
+ * old ones once no fault handler is inside. Adding 40,000 spans copies about 100 MB instead of
+ * the 25 GB a flat array needs. */
+#define CHUNK_MAX 128
+typedef struct chunk {
+  size_t count;
+  span spans[CHUNK_MAX];
+} chunk;
 
 typedef struct table {
-  size_t count, cap;
-  span spans[]; /* sorted by (start, end) */
+  size_t count; /* chunks, none of them empty */
+  chunk *chunks[];
 } table;
 
-/* Spans withdrawn lately. A thread may fault on a page just before its span is withdrawn and
- * reach the table just after: it is sent back to retry (the page is writable by then) instead
- * of being treated as a crash. Entries expire after GRACE_NS. */
-#define GRACE_SLOTS 64
-#define GRACE_NS 200000000u
-typedef struct grace {
-  atomic_uintptr_t start, end;
-  atomic_uint_least64_t time_ns;
-} grace;
-
-static shk__once table_once;
-static shk__os_mutex table_lock; /* writers only */
+/* Writers take SHK__LOCK_WATCH_TABLE (process_state.c). */
 static _Atomic(table *) current;
-static table *spare; /* the table replaced last, kept for reuse (writers only) */
 static atomic_uint readers;
-static grace graces[GRACE_SLOTS];
-static unsigned grace_next;
 static int hook_users;
 static size_t areas_budget, areas_used;
 static bool areas_known;
 
-static void table_init(void) { shk__os_mutex_init(&table_lock); }
+static void lock(void) { shk__lock(SHK__LOCK_WATCH_TABLE); }
 
-static void lock(void) {
-  shk__once_run(&table_once, table_init);
-  shk__os_mutex_lock(&table_lock);
-}
-
-static void unlock(void) { shk__os_mutex_unlock(&table_lock); }
-
-/* The last span with start <= addr, or NULL. Regions of one watcher never overlap, so a span
- * that starts later and ends before addr cannot hide an earlier one containing it. */
-static const span *find(const table *t, uintptr_t addr) {
-  size_t lo = 0, hi = t->count;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    if (t->spans[mid].start <= addr) lo = mid + 1;
-    else hi = mid;
-  }
-  if (lo == 0) return NULL;
-  const span *s = &t->spans[lo - 1];
-  return addr < s->end ? s : NULL;
-}
+static void unlock(void) { shk__unlock(SHK__LOCK_WATCH_TABLE); }
 
 static bool before(const span *a, uintptr_t start, uintptr_t end) {
   return a->start < start || (a->start == start && a->end < end);
 }
 
-/* Replaces the table; once no fault handler is inside the old one, keeps it for reuse, so that
- * adding thousands of regions does not map and fault in a fresh array each time. */
-static void publish(table *next) {
-  table *old = atomic_exchange(&current, next);
-  while (atomic_load(&readers) != 0) shk__os_yield();
-  if (old && (!spare || old->cap > spare->cap)) {
-    free(spare);
-    spare = old;
-  } else {
-    free(old);
-  }
-}
-
-/* A table with room for n spans, the spare when it fits (lock held). */
-static table *table_for(size_t n) {
-  if (spare && spare->cap >= n) {
-    table *t = spare;
-    spare = NULL;
-    return t;
-  }
-  size_t cap = n < 16 ? 16 : n + n / 2;
-  table *t = malloc(sizeof *t + cap * sizeof(span));
-  if (t) t->cap = cap;
-  return t;
-}
-
-/* The index of the first span not before (start, end). */
-static size_t position(const table *t, uintptr_t start, uintptr_t end) {
-  size_t lo = 0, hi = t ? t->count : 0;
+/* In chunk c, the number of spans with start <= addr. */
+static size_t upto(const chunk *c, uintptr_t addr) {
+  size_t lo = 0, hi = c->count;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (before(&t->spans[mid], start, end)) lo = mid + 1;
+    if (c->spans[mid].start <= addr) lo = mid + 1;
     else hi = mid;
   }
   return lo;
 }
 
-int shk__watch_table_add(shk__watch_sink *sink, uintptr_t start, uintptr_t end) {
-  lock();
-  table *t = atomic_load(&current);
-  size_t n = t ? t->count : 0;
-  for (size_t i = 0; i < n; i++) {
-    const span *s = &t->spans[i];
-    if (s->start >= end) break; /* sorted by start: nothing later can overlap */
-    if (s->sink != sink && start < s->end) {
-      unlock();
-      return SHK_EOVERLAP;
+/* The last span with start <= addr, if it contains addr, else NULL. Regions of one watcher
+ * never overlap, so a span that starts later and ends before addr cannot hide an earlier one
+ * containing it. */
+static const span *find(const table *t, uintptr_t addr) {
+  size_t lo = 0, hi = t->count;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (t->chunks[mid]->spans[0].start <= addr) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo == 0) return NULL;
+  const chunk *c = t->chunks[lo - 1];
+  const span *s = &c->spans[upto(c, addr) - 1];
+  return addr < s->end ? s : NULL;
+}
+
+/* Where (start, end) goes: chunk *ci, index *si inside it (the first span not before it). */
+static void position(const table *t, uintptr_t start, uintptr_t end, size_t *ci, size_t *si) {
+  size_t lo = 0, hi = t ? t->count : 0;
+  while (lo < hi) { /* the last chunk whose first span is before (start, end) */
+    size_t mid = lo + (hi - lo) / 2;
+    if (before(&t->chunks[mid]->spans[0], start, end)) lo = mid + 1;
+    else hi = mid;
+  }
+  *ci = lo ? lo - 1 : 0;
+  *si = 0;
+  if (!t || t->count == 0) return;
+  const chunk *c = t->chunks[*ci];
+  size_t a = 0, b = c->count;
+  while (a < b) {
+    size_t mid = a + (b - a) / 2;
+    if (before(&c->spans[mid], start, end)) a = mid + 1;
+    else b = mid;
+  }
+  *si = a;
+  /* Past the end of a chunk: the first span of the next one (which may equal (start, end)). */
+  if (a == c->count && *ci + 1 < t->count) {
+    (*ci)++;
+    *si = 0;
+  }
+}
+
+/* Whether a span of another sink overlaps [start, end), looking back from the position where
+ * it goes. Spans of different sinks are disjoint, and a span of one sink that starts inside
+ * another of the same sink starts on its last page: walking back, the first span that ends at
+ * or before `start` has no earlier span overlapping. */
+static bool overlaps_other(const table *t, const shk__watch_sink *sink, uintptr_t start,
+                           uintptr_t end, size_t ci, size_t si) {
+  if (!t) return false;
+  /* Spans at and after the position that start before `end`. */
+  for (size_t c = ci; c < t->count; c++) {
+    const chunk *ch = t->chunks[c];
+    for (size_t i = c == ci ? si : 0; i < ch->count; i++) {
+      if (ch->spans[i].start >= end) return false; /* sorted: nothing further */
+      if (ch->spans[i].sink != sink) return true;
     }
   }
-  table *next = table_for(n + 1);
+  return false;
+}
+
+static bool overlaps_before(const table *t, const shk__watch_sink *sink, uintptr_t start,
+                            size_t ci, size_t si) {
+  if (!t) return false;
+  for (size_t c = ci + 1; c-- > 0;) {
+    const chunk *ch = t->chunks[c];
+    for (size_t i = c == ci ? si : ch->count; i-- > 0;) {
+      if (ch->spans[i].end <= start) return false;
+      if (ch->spans[i].sink != sink) return true;
+    }
+  }
+  return false;
+}
+
+/* Replaces the table, waits until no fault handler is inside the old one, then frees it and
+ * the chunk it no longer shares (writers only, lock held). */
+static void publish(table *next, table *old, chunk *gone) {
+  shk__watch_protection_changed();
+  atomic_store(&current, next);
+  while (atomic_load(&readers) != 0) shk__os_yield();
+  free(old);
+  free(gone);
+}
+
+/* A copy of t's chunk list with chunk ci replaced by `n` chunks (0, 1 or 2). */
+static table *relist(const table *t, size_t ci, chunk *const *with, size_t n) {
+  size_t old = t ? t->count : 0, drop = old ? 1 : 0;
+  table *next = malloc(sizeof *next + (old - drop + n) * sizeof(chunk *));
+  if (!next) return NULL;
+  next->count = old - drop + n;
+  if (old) memcpy(next->chunks, t->chunks, ci * sizeof(chunk *));
+  memcpy(next->chunks + ci, with, n * sizeof(chunk *));
+  if (old > ci + 1) memcpy(next->chunks + ci + n, t->chunks + ci + 1, (old - ci - 1) * sizeof(chunk *));
+  return next;
+}
+
+int shk__watch_table_add(shk__watch_sink *sink, uintptr_t start, uintptr_t end, int prot) {
+  lock();
+  table *t = atomic_load(&current);
+  size_t ci, si;
+  position(t, start, end, &ci, &si);
+  if (overlaps_other(t, sink, start, end, ci, si) || overlaps_before(t, sink, start, ci, si)) {
+    unlock();
+    return SHK_EOVERLAP;
+  }
+  const chunk *old = t && t->count ? t->chunks[ci] : NULL;
+  size_t n = old ? old->count : 0;
+  chunk *parts[2] = {malloc(sizeof(chunk)), n + 1 > CHUNK_MAX ? malloc(sizeof(chunk)) : NULL};
+  size_t count = parts[1] ? 2 : 1;
+  table *next = parts[0] && (count == 1 || parts[1]) ? relist(t, ci, parts, count) : NULL;
   if (!next) {
+    free(parts[0]);
+    free(parts[1]);
     unlock();
     return SHK_ENOMEM;
   }
-  size_t at = position(t, start, end);
-  if (at) memcpy(next->spans, t->spans, at * sizeof(span));
-  next->spans[at] = (span){start, end, sink};
-  if (n > at) memcpy(next->spans + at + 1, t->spans + at, (n - at) * sizeof(span));
-  next->count = n + 1;
-  publish(next);
+  /* The n old spans and the new one at si, split in halves when they do not fit in one. */
+  size_t first = count == 2 ? (n + 1) / 2 : n + 1;
+  parts[0]->count = first;
+  if (count == 2) parts[1]->count = n + 1 - first;
+  for (size_t k = 0, from = 0; k <= n; k++) {
+    span *to = k < first ? &parts[0]->spans[k] : &parts[1]->spans[k - first];
+    *to = k == si ? (span){start, end, sink, prot} : old->spans[from++];
+  }
+  publish(next, t, (chunk *)old);
   unlock();
   return SHK_OK;
 }
@@ -132,77 +182,47 @@ int shk__watch_table_add(shk__watch_sink *sink, uintptr_t start, uintptr_t end) 
 void shk__watch_table_remove(shk__watch_sink *sink, uintptr_t start, uintptr_t end) {
   lock();
   table *t = atomic_load(&current);
-  size_t n = t ? t->count : 0, at = n;
-  for (size_t i = position(t, start, end); i < n; i++) {
-    if (t->spans[i].start != start || t->spans[i].end != end) break;
-    if (t->spans[i].sink == sink) {
-      at = i;
-      break;
-    }
+  size_t ci, si;
+  position(t, start, end, &ci, &si);
+  /* Equal spans of other sinks cannot exist (they would overlap), but look past them anyway. */
+  chunk *c = t && t->count ? t->chunks[ci] : NULL;
+  while (c && si < c->count && c->spans[si].start == start && c->spans[si].end == end &&
+         c->spans[si].sink != sink)
+    si++;
+  if (!c || si >= c->count || c->spans[si].start != start || c->spans[si].end != end) {
+    unlock();
+    return;
   }
-  if (at < n) {
-    grace *g = &graces[grace_next++ % GRACE_SLOTS];
-    atomic_store(&g->time_ns, 0);
-    atomic_store(&g->start, start);
-    atomic_store(&g->end, end);
-    atomic_store(&g->time_ns, shk__os_now_ns());
-    table *next = n > 1 ? table_for(n - 1) : NULL;
-    if (next) {
-      memcpy(next->spans, t->spans, at * sizeof(span));
-      memcpy(next->spans + at, t->spans + at + 1, (n - at - 1) * sizeof(span));
-      next->count = n - 1;
-    } else if (n > 1) {
-      /* No memory for a smaller copy: neutralise the entry in place. Handlers read either
-       * the old sink or an empty span; both are safe because the sink outlives this call. */
-      t->spans[at].end = t->spans[at].start;
-    }
-    if (n == 1 || next) publish(next);
-    if (n == 1) {
-      free(spare); /* the last span is gone: give the memory back */
-      spare = NULL;
-    }
+  chunk *part = c->count > 1 ? malloc(sizeof(chunk)) : NULL;
+  table *next = c->count == 1 || part ? relist(t, ci, &part, part ? 1 : 0) : NULL;
+  if (!next) {
+    /* No memory for smaller copies: neutralise the entry in place. Handlers read either the
+     * old sink or an empty span; both are safe because the sink outlives this call. */
+    free(part);
+    c->spans[si].end = c->spans[si].start;
+    unlock();
+    return;
   }
+  if (part) {
+    part->count = c->count - 1;
+    memcpy(part->spans, c->spans, si * sizeof(span));
+    memcpy(part->spans + si, c->spans + si + 1, (c->count - si - 1) * sizeof(span));
+  }
+  if (next->count == 0) {
+    free(next);
+    next = NULL;
+  }
+  publish(next, t, c);
   unlock();
 }
 
-static bool in_grace(uintptr_t addr) {
-  uint64_t now = shk__os_now_ns();
-  for (size_t i = 0; i < GRACE_SLOTS; i++) {
-    uint64_t t = atomic_load_explicit(&graces[i].time_ns, memory_order_acquire);
-    if (t == 0 || now - t > GRACE_NS) continue;
-    if (addr >= atomic_load(&graces[i].start) && addr < atomic_load(&graces[i].end)) return true;
-  }
-  return false;
-}
-
-bool shk__watch_on_fault(const shk__os_fault *fault) {
+const shk__watch_span *shk__watch_table_enter(uintptr_t addr) {
   atomic_fetch_add(&readers, 1);
   const table *t = atomic_load(&current);
-  const span *s = t ? find(t, fault->addr) : NULL;
-  if (!s) {
-    atomic_fetch_sub(&readers, 1);
-    return in_grace(fault->addr);
-  }
-  shk__watch_sink *sink = s->sink;
-  uintptr_t page = fault->addr & ~(uintptr_t)(sink->page_size - 1);
-  bool ok = shk__os_protect((void *)page, sink->page_size, SHK__OS_PROT_READ_WRITE) == SHK_OK;
-  if (!ok) {
-    /* The kernel could not split one more area: open the whole span (merging areas) and let the
-     * worker compare everything. Never return with the page still closed: that loops. */
-    ok = shk__os_protect((void *)s->start, s->end - s->start, SHK__OS_PROT_READ_WRITE) == SHK_OK;
-    if (ok) atomic_store(&sink->overflow, 1);
-  }
-  if (ok) {
-    shk__watch_record rec = {fault->addr, fault->ip, shk__os_thread_id(), shk__os_now_ns()};
-    atomic_fetch_add_explicit(&sink->faults, 1, memory_order_relaxed);
-    if (!shk__watch_ring_push(&sink->ring, &rec)) {
-      atomic_fetch_add_explicit(&sink->dropped, 1, memory_order_relaxed);
-      atomic_store(&sink->overflow, 1);
-    }
-  }
-  atomic_fetch_sub(&readers, 1);
-  return ok;
+  return t ? find(t, addr) : NULL;
 }
+
+void shk__watch_table_exit(void) { atomic_fetch_sub(&readers, 1); }
 
 int shk__watch_hook_acquire(void) {
   lock();

@@ -68,6 +68,17 @@ void shk__watch_mark_pages(shk_watcher *w, uintptr_t page, size_t pages, uint64_
   }
 }
 
+bool shk__watch_scan_start(uint64_t due_ns, uint64_t now, bool force, uint64_t *t0) {
+  if (!force && now < due_ns) return false;
+  *t0 = shk__os_now_ns();
+  return true;
+}
+
+void shk__watch_scan_done(uint64_t *due_ns, uint64_t t0) {
+  uint64_t t1 = shk__os_now_ns();
+  *due_ns = t1 + 9 * (t1 - t0);
+}
+
 void shk__watch_mark_pages_cb(uintptr_t page, size_t pages, void *ctx) {
   shk__watch_mark_pages(ctx, page, pages, shk__os_now_ns());
 }
@@ -88,14 +99,17 @@ static void take_record(shk_watcher *w, const shk__watch_record *rec) {
   }
 }
 
-/* After dropped records, every protected page may be open: close them all, compare all. */
-static void resync(shk_watcher *w, uint64_t now) {
+/* After dropped records, every protected page may be open: close them all, compare all, once
+ * the coalescing window after the first lost record has passed (like any other burst: a burst
+ * that overflowed the ring is still one event per region). */
+static void resync(shk_watcher *w, uint64_t since) {
   w->resyncs++;
   for (size_t i = 0; i < w->count; i++) {
     shk__watch_region *r = w->regions[i];
     if (!r->ops->rearm) continue;
     r->resync = true;
-    shk__watch_mark_pages(w, r->page_start, (r->page_end - r->page_start) / w->page_size, now);
+    shk__watch_mark_pages(w, r->page_start, (r->page_end - r->page_start) / w->page_size, since);
+    if (since < r->first_ns) r->first_ns = since;
   }
 }
 
@@ -159,12 +173,14 @@ static bool each_run(shk_watcher *w, shk__watch_region *r, run_fn fn, void *ctx)
  * TLB shootdown on the writers' CPUs. */
 typedef struct rearm_batch {
   const shk__watch_backend_ops *ops;
+  int prot;
   uintptr_t start, end;
   bool failed;
 } rearm_batch;
 
 static void rearm_flush(shk_watcher *w, rearm_batch *b) {
-  if (b->end > b->start && b->ops->rearm(w, b->start, b->end - b->start) != SHK_OK) b->failed = true;
+  if (b->end > b->start && b->ops->rearm(w, b->start, b->end - b->start, b->prot) != SHK_OK)
+    b->failed = true;
   b->start = b->end = 0;
 }
 
@@ -172,12 +188,14 @@ static bool rearm_run(shk_watcher *w, shk__watch_region *r, uintptr_t page, size
                       void *ctx) {
   rearm_batch *b = ctx;
   uintptr_t end = page + pages * w->page_size;
-  if (b->end > b->start && b->ops == r->ops && page <= b->end && end >= b->start) {
+  if (b->end > b->start && b->ops == r->ops && b->prot == r->prot && page <= b->end &&
+      end >= b->start) {
     b->start = SHK__MIN(b->start, page);
     b->end = SHK__MAX(b->end, end);
   } else {
     rearm_flush(w, b);
     b->ops = r->ops;
+    b->prot = r->prot;
     b->start = page;
     b->end = end;
   }
@@ -212,6 +230,18 @@ static void clear_dirty(shk_watcher *w, shk__watch_region *r) {
   r->resync = false;
   r->has_fault = false;
   r->fault_count = 0;
+}
+
+/* File, function and line of the writing instruction, where debug information tells. */
+static void source(shk_watcher *w, shk__watch_pending *p, uintptr_t ip) {
+  char file[512], function[256];
+  unsigned line = 0;
+  int rc = shk__os_source_line(ip, file, sizeof file, function, sizeof function, &line);
+  if (function[0]) p->function_off = arena_put(w, function, strlen(function) + 1);
+  if (rc != SHK_OK) return;
+  p->file_off = arena_put(w, file, strlen(file) + 1);
+  p->ev.line = line;
+  if (p->file_off != SIZE_MAX) p->ev.flags |= SHK_WATCH_EVENT_SOURCE;
 }
 
 static void emit(shk_watcher *w, shk__watch_region *r, size_t lo, size_t hi, uint64_t first_ns) {
@@ -257,6 +287,7 @@ static void emit(shk_watcher *w, shk__watch_region *r, size_t lo, size_t hi, uin
         shk__os_symbolize(r->ip, module, sizeof module, symbol, sizeof symbol) == SHK_OK) {
       if (module[0]) p->module_off = arena_put(w, module, strlen(module) + 1);
       if (symbol[0]) p->symbol_off = arena_put(w, symbol, strlen(symbol) + 1);
+      source(w, p, r->ip);
     }
   }
 }
@@ -275,25 +306,29 @@ static void process(shk_watcher *w, shk__watch_region *r, uint64_t now, bool arm
 void shk__watch_worker_pass(shk_watcher *w, bool force) {
   uint64_t now = shk__os_now_ns();
   uint64_t window = (uint64_t)w->opts.coalesce_ms * 1000000u;
-  shk__watch_record rec;
-  while (shk__watch_ring_pop(&w->sink->ring, &rec)) take_record(w, &rec);
-  if (atomic_exchange(&w->sink->overflow, 0)) resync(w, now);
   static const shk_watch_backend scanners[] = {SHK_WATCH_USERFAULTFD, SHK_WATCH_WRITE_WATCH,
                                                SHK_WATCH_POLL};
   for (size_t i = 0; i < SHK__ARRAY_LEN(scanners); i++) {
     const shk__watch_backend_ops *ops = shk__watch_backend_ops_of(scanners[i]);
     if (ops->collect) ops->collect(w, now, force);
   }
+  if (w->custom_ops && w->custom_ops->collect) w->custom_ops->collect(w, now, force);
+  /* The ring after the collections: a backend of one's own may report through it there. */
+  shk__watch_record rec;
+  while (shk__watch_ring_pop(&w->sink->ring, &rec)) take_record(w, &rec);
+  if (atomic_exchange(&w->sink->overflow, 0)) {
+    uint64_t since = atomic_exchange(&w->sink->overflow_ns, 0);
+    resync(w, since && since <= now ? since : now);
+  }
   /* Which regions are due; their pages are protected again (all of them, merged) before any
    * of them is compared, so a write racing with the comparison faults and is not lost. */
-  rearm_batch batch = {NULL, 0, 0, false};
+  rearm_batch batch = {NULL, 0, 0, 0, false};
   bool any = false;
   for (size_t i = 0; i < w->count; i++) {
     shk__watch_region *r = w->regions[i];
     /* Every backend waits for the window after the first write it noticed, so a burst becomes
      * one event (scanning backends notice at their scan, fault backends at the fault). */
-    r->due = r->dirty_count > 0 &&
-             (force || r->resync || (now >= r->first_ns && now - r->first_ns >= window));
+    r->due = r->dirty_count > 0 && (force || (now >= r->first_ns && now - r->first_ns >= window));
     if (!r->due) continue;
     any = true;
     if (r->ops->rearm) each_run(w, r, rearm_run, &batch);
@@ -321,6 +356,9 @@ static void deliver(shk_watcher *w) {
     ev->new_preview = SHK_ARENA_PTR_(p->newp_off);
     ev->module = SHK_ARENA_PTR_(p->module_off);
     ev->symbol = SHK_ARENA_PTR_(p->symbol_off);
+    ev->file = SHK_ARENA_PTR_(p->file_off);
+    ev->function = SHK_ARENA_PTR_(p->function_off);
+    if (!ev->file) ev->line = 0;
 #undef SHK_ARENA_PTR_
     if (!ev->old_value || !ev->new_value) ev->flags &= ~SHK_WATCH_EVENT_INLINE;
     if (!ev->old_preview || !ev->new_preview) ev->preview_length = 0;

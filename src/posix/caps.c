@@ -57,6 +57,8 @@ static void fill_caps(void) {
   caps.alloc_granularity = caps.page_size;
   caps.cpu_count = cpus > 0 ? (unsigned)cpus : 1;
   caps.has_fork = true;
+  caps.exe_suffix = "";
+  caps.handles_by_token = false; /* descriptors travel over the channel */
   caps.has_memfd = probe_memfd();
   caps.has_write_watch = false;
   caps.has_userfaultfd_wp = shk__os_uffd_probe(&caps.has_uffd_wp_async);

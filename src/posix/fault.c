@@ -40,13 +40,31 @@ static uintptr_t fault_ip(const void *ctx) {
 #endif
 }
 
-static bool fault_is_write(const void *ctx) {
+/* Whether the access was a write; *known false when the OS does not say (then "maybe"). */
+static bool fault_is_write(const void *ctx, bool *known) {
 #if defined(__linux__) && defined(__x86_64__)
   const ucontext_t *uc = ctx;
-  return !uc || (uc->uc_mcontext.gregs[REG_ERR] & 2) != 0; /* page-fault error code: W bit */
+  *known = uc != NULL;
+  /* The page-fault error code: W (bit 1) is set for writes, I (bit 4) for instruction fetches. */
+  return !uc || (uc->uc_mcontext.gregs[REG_ERR] & 0x12) == 0x2;
 #else
   (void)ctx;
+  *known = false;
   return true; /* unknown: the watcher only ever protects against writes */
+#endif
+}
+
+/* Whether the fault can be a protection fault on a mapped page, the only kind the watcher
+ * causes. On Linux that is SIGSEGV with SEGV_ACCERR; SEGV_MAPERR (unmapped), protection keys and
+ * SIGBUS (a file mapping past its end) never are. Elsewhere (macOS raises SIGBUS for protection
+ * faults) any fault raised by an instruction. */
+static bool maybe_protection_fault(int sig, const siginfo_t *info) {
+  if (!info || info->si_code <= 0) return false; /* sent by kill(): no instruction */
+#ifdef __linux__
+  return sig == SIGSEGV && info->si_code == SEGV_ACCERR;
+#else
+  (void)sig;
+  return true;
 #endif
 }
 
@@ -76,8 +94,9 @@ static void pass_on(int sig, siginfo_t *info, void *ctx) {
 static void on_fault_signal(int sig, siginfo_t *info, void *ctx) {
   int saved = errno;
   shk__os_fault_fn fn = atomic_load(&hook);
-  if (fn && info && info->si_code > 0) {
-    shk__os_fault f = {(uintptr_t)info->si_addr, fault_ip(ctx), fault_is_write(ctx)};
+  if (fn && maybe_protection_fault(sig, info)) {
+    shk__os_fault f = {(uintptr_t)info->si_addr, fault_ip(ctx), false, false};
+    f.write = fault_is_write(ctx, &f.write_known);
     if (fn(&f)) {
       errno = saved;
       return;

@@ -1,4 +1,8 @@
-/* POSIX segments: shm_open + ftruncate + mmap for named ones, memfd_create for anonymous ones. */
+/* POSIX segments: shm_open + ftruncate + mmap for named ones, memfd_create for anonymous ones,
+ * shared anonymous mappings for reserved ones, references by device and inode, and the list
+ * of names in /dev/shm. */
+#include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -6,6 +10,10 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#ifndef MAP_NORESERVE
+#define MAP_NORESERVE 0
+#endif
 
 #include "posix.h"
 
@@ -59,11 +67,6 @@ static int map_fd(int fd, size_t size, bool writable, shk__os_segment *seg) {
   return 0;
 }
 
-/* ftruncate or mmap refusing a size means the size cannot be had, whatever errno says. */
-static int size_error(int err) {
-  int code = posix_error(err);
-  return code == SHK_ENOMEM || code == SHK_EINVAL || code == SHK_EOS ? SHK_ESIZE : code;
-}
 
 int shk__os_segment_create(const char *os_name, size_t size, shk__os_segment *seg) {
   memset(seg, 0, sizeof *seg);
@@ -76,7 +79,7 @@ int shk__os_segment_create(const char *os_name, size_t size, shk__os_segment *se
   if (err == 0) return SHK_OK;
   close(fd);
   if (os_name) shm_unlink(os_name);
-  return size_error(err);
+  return shk__error_as_size(posix_error(err)); /* ftruncate or mmap refused the size */
 }
 
 int shk__os_segment_open(const char *os_name, bool writable, shk__os_segment *seg) {
@@ -99,10 +102,24 @@ int shk__os_segment_open(const char *os_name, bool writable, shk__os_segment *se
   return posix_error(err);
 }
 
+int shk__os_segment_map(intptr_t handle, size_t offset, size_t size, bool writable,
+                        shk__os_segment *seg) {
+  memset(seg, 0, sizeof *seg);
+  if (handle < 0 || size == 0 || offset > (size_t)INT64_MAX) return SHK_EINVAL;
+  int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+  void *addr = mmap(NULL, size, prot, MAP_SHARED, (int)handle, (off_t)offset);
+  if (addr == MAP_FAILED) return posix_error(errno);
+  seg->addr = addr;
+  seg->size = size;
+  seg->handle = handle;
+  seg->writable = writable;
+  return SHK_OK;
+}
+
 void shk__os_segment_close(shk__os_segment *seg) {
   if (seg->addr) {
     munmap(seg->addr, seg->size);
-    close((int)seg->handle);
+    if (seg->handle >= 0) close((int)seg->handle); /* reserved segments have none (-1) */
   }
   memset(seg, 0, sizeof *seg);
 }
@@ -113,8 +130,67 @@ int shk__os_segment_unlink(const char *os_name) {
 }
 
 int shk__os_segment_size_now(const shk__os_segment *seg, uint64_t *size) {
+  if (seg->handle < 0) { /* a reserved anonymous mapping: no object, nothing can shrink it */
+    *size = seg->size;
+    return SHK_OK;
+  }
   struct stat st;
   if (fstat((int)seg->handle, &st) != 0) return posix_error(errno);
   *size = st.st_size > 0 ? (uint64_t)st.st_size : 0;
+  return SHK_OK;
+}
+
+int shk__os_segment_ref_take(const shk__os_segment *seg, shk__os_segment_ref *ref) {
+  struct stat st;
+  if (fstat((int)seg->handle, &st) != 0) return posix_error(errno);
+  ref->a = (uint64_t)st.st_dev;
+  ref->b = (uint64_t)st.st_ino;
+  return SHK_OK;
+}
+
+bool shk__os_segment_ref_same(const shk__os_segment_ref *ref, const shk__os_segment *seg) {
+  struct stat st;
+  return fstat((int)seg->handle, &st) == 0 && ref->a == (uint64_t)st.st_dev &&
+         ref->b == (uint64_t)st.st_ino;
+}
+
+void shk__os_segment_ref_drop(shk__os_segment_ref *ref) { ref->a = ref->b = 0; }
+
+int shk__os_segment_reserve(size_t size, shk__os_segment *seg) {
+  /* Workers are forked after the pool made this, so a shared anonymous mapping reaches them
+   * without a descriptor; it is sparse (pages exist once touched) and, with MAP_NORESERVE, not
+   * charged against the commit limit. Cheaper than a memfd: no inode, descriptor or truncate. */
+  memset(seg, 0, sizeof *seg);
+  void *addr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE,
+                    -1, 0);
+  if (addr == MAP_FAILED) return shk__error_as_size(posix_error(errno));
+  seg->addr = addr;
+  seg->size = size;
+  seg->handle = -1; /* none: shk__os_segment_close() then only unmaps */
+  seg->writable = true;
+  return SHK_OK;
+}
+
+int shk__os_segment_commit(shk__os_segment *seg, size_t offset, size_t size) {
+  (void)seg;
+  (void)offset;
+  (void)size;
+  return SHK_OK;
+}
+
+int shk__os_segment_list(shk__os_segment_name_fn fn, void *user) {
+  DIR *dir = opendir("/dev/shm");
+  if (!dir) return errno == ENOENT || errno == ENOTDIR ? SHK_EUNSUPPORTED : posix_error(errno);
+  uid_t me = geteuid();
+  struct dirent *entry;
+  while ((entry = readdir(dir)) != NULL) {
+    if (entry->d_name[0] == '.') continue;
+    struct stat st;
+    /* No link is followed: a name is listed only as what it is. */
+    if (fstatat(dirfd(dir), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+    if (!S_ISREG(st.st_mode) || st.st_uid != me) continue;
+    fn(entry->d_name, (size_t)st.st_size, (int64_t)st.st_mtime, user);
+  }
+  closedir(dir);
   return SHK_OK;
 }

@@ -82,7 +82,8 @@ int shk__os_cond_timedwait(shk__os_cond *c, shk__os_mutex *m, uint64_t timeout_n
   ts.tv_nsec = (long)(nsec % 1000000000u);
   int err = pthread_cond_timedwait(COND(c), MUTEX(m), &ts);
 #endif
-  return err == ETIMEDOUT ? SHK_ETIMEDOUT : SHK_OK;
+  if (err == 0) return SHK_OK;
+  return err == ETIMEDOUT ? SHK_ETIMEDOUT : posix_error(err); /* a failed wait is no wake-up */
 }
 
 _Static_assert(sizeof(pthread_key_t) <= sizeof(uintptr_t), "pthread_key_t too large");

@@ -214,12 +214,14 @@ void shk__os_uffd_remove(shk__os_uffd *u, void *addr, size_t size) {
   ioctl(u->fd, UFFDIO_UNREGISTER, &range);
 }
 
-int shk__os_uffd_scan(shk__os_uffd *u, void *addr, size_t size, shk__os_dirty_fn fn, void *ctx) {
+int shk__os_uffd_scan(shk__os_uffd *u, void *addr, size_t size, bool skip_others,
+                      shk__os_dirty_fn fn, void *ctx) {
   struct page_region vec[64];
   struct pm_scan_arg a;
   memset(&a, 0, sizeof a);
   a.size = sizeof a;
-  a.flags = PM_SCAN_WP_MATCHING | PM_SCAN_CHECK_WPASYNC;
+  /* WP_MATCHING alone skips areas that are not async write-protected; CHECK_WPASYNC fails. */
+  a.flags = PM_SCAN_WP_MATCHING | (skip_others ? 0 : PM_SCAN_CHECK_WPASYNC);
   a.start = (uintptr_t)addr;
   a.end = (uintptr_t)addr + size;
   a.vec = (uintptr_t)vec;

@@ -54,6 +54,8 @@ static void fill_caps(void) {
   caps.alloc_granularity = si.dwAllocationGranularity;
   caps.cpu_count = si.dwNumberOfProcessors > 0 ? si.dwNumberOfProcessors : 1;
   caps.has_fork = false;
+  caps.exe_suffix = ".exe";
+  caps.handles_by_token = true; /* a handle is duplicated into the peer */
   caps.has_memfd = false;
   caps.has_write_watch = probe_write_watch();
 }

@@ -11,8 +11,7 @@ uint64_t shk__os_now_ns(void) {
 }
 
 void shk__os_sleep_ns(uint64_t ns) {
-  uint64_t ms = (ns + 999999u) / 1000000u;
-  Sleep(ms >= INFINITE ? INFINITE - 1 : (DWORD)ms);
+  Sleep(shk__ms_from_ns(ns == UINT64_MAX ? ns - 1 : ns, INFINITE - 1));
 }
 
 void shk__os_yield(void) { SwitchToThread(); }

@@ -19,7 +19,7 @@ static LONG CALLBACK on_exception(EXCEPTION_POINTERS *ep) {
   shk__os_fault_fn fn = atomic_load(&hook);
   if (!fn) return EXCEPTION_CONTINUE_SEARCH;
   shk__os_fault f = {(uintptr_t)er->ExceptionInformation[1], (uintptr_t)er->ExceptionAddress,
-                     true};
+                     true, true};
   return fn(&f) ? EXCEPTION_CONTINUE_EXECUTION : EXCEPTION_CONTINUE_SEARCH;
 }
 

@@ -1,5 +1,8 @@
-/* Shared libraries through LoadLibraryExW (UTF-8 names and paths). */
+/* Shared libraries through LoadLibraryExW (UTF-8 names and paths), and the module that holds
+ * an address (GetModuleHandleExW, GetModuleInformation). */
 #include "win32.h"
+
+#include <psapi.h> /* after windows.h, which it needs */
 
 int shk__os_library_open(const char *name, bool system_only, shk__os_library **out) {
   *out = NULL;
@@ -28,4 +31,33 @@ shk__os_function shk__os_library_function(shk__os_library *lib, const char *name
 
 void shk__os_library_close(shk__os_library *lib) {
   if (lib) FreeLibrary((HMODULE)lib);
+}
+
+static int win32_module_fill(HMODULE mod, shk__os_module *out) {
+  wchar_t path[MAX_PATH * 2];
+  MODULEINFO info;
+  DWORD n = GetModuleFileNameW(mod, path, (DWORD)(sizeof path / sizeof path[0]));
+  if (n == 0 || n >= sizeof path / sizeof path[0] ||
+      !win32_from_wide(path, out->path, (int)sizeof out->path) ||
+      !GetModuleInformation(GetCurrentProcess(), mod, &info, sizeof info))
+    return SHK_ENOENT;
+  out->base = (uintptr_t)mod;
+  out->size = info.SizeOfImage;
+  return SHK_OK;
+}
+
+int shk__os_module_of(const void *addr, shk__os_module *mod) {
+  memset(mod, 0, sizeof *mod);
+  HMODULE h = NULL;
+  if (!addr || !GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS |
+                                       GET_MODULE_HANDLE_EX_FLAG_UNCHANGED_REFCOUNT,
+                                   (LPCWSTR)addr, &h))
+    return SHK_ENOENT;
+  return win32_module_fill(h, mod);
+}
+
+int shk__os_library_module(shk__os_library *lib, shk__os_module *mod) {
+  memset(mod, 0, sizeof *mod);
+  if (!lib) return SHK_ENOENT;
+  return win32_module_fill((HMODULE)lib, mod);
 }

@@ -1,4 +1,5 @@
-/* Win32 pages: VirtualAlloc (with MEM_WRITE_WATCH when asked) and VirtualProtect. */
+/* Win32 pages: VirtualAlloc (with MEM_WRITE_WATCH when asked), VirtualProtect, and what pages
+ * allow now through VirtualQuery. */
 #include "win32.h"
 
 int shk__os_pages_alloc(size_t size, bool write_watch, void **out) {
@@ -17,16 +18,75 @@ void shk__os_pages_free(void *addr, size_t size) {
   if (addr) VirtualFree(addr, 0, MEM_RELEASE);
 }
 
-int shk__os_protect(void *addr, size_t size, shk__os_prot prot) {
-  DWORD p = prot == SHK__OS_PROT_NONE ? PAGE_NOACCESS
-            : prot == SHK__OS_PROT_READ ? PAGE_READONLY
-                                        : PAGE_READWRITE;
+static DWORD to_win32(int prot) {
+  bool r = prot & SHK__OS_PROT_READ, w = prot & SHK__OS_PROT_WRITE, x = prot & SHK__OS_PROT_EXEC;
+  bool copy = prot & SHK__OS_PROT_COPY;
+  if (x) return w ? (copy ? PAGE_EXECUTE_WRITECOPY : PAGE_EXECUTE_READWRITE)
+                  : r ? PAGE_EXECUTE_READ : PAGE_EXECUTE;
+  if (w) return copy ? PAGE_WRITECOPY : PAGE_READWRITE;
+  return r ? PAGE_READONLY : PAGE_NOACCESS;
+}
+
+/* Our flags for a page protection; -1 for guard pages, which no flag describes. */
+static int from_win32(DWORD p) {
+  if (p & PAGE_GUARD) return -1;
+  switch (p & 0xFF) {
+    case PAGE_READONLY: return SHK__OS_PROT_READ;
+    case PAGE_READWRITE: return SHK__OS_PROT_READ_WRITE;
+    case PAGE_WRITECOPY: return SHK__OS_PROT_READ_WRITE | SHK__OS_PROT_COPY;
+    case PAGE_EXECUTE: return SHK__OS_PROT_EXEC;
+    case PAGE_EXECUTE_READ: return SHK__OS_PROT_READ | SHK__OS_PROT_EXEC;
+    case PAGE_EXECUTE_READWRITE: return SHK__OS_PROT_READ_WRITE | SHK__OS_PROT_EXEC;
+    case PAGE_EXECUTE_WRITECOPY:
+      return SHK__OS_PROT_READ_WRITE | SHK__OS_PROT_EXEC | SHK__OS_PROT_COPY;
+    default: return SHK__OS_PROT_NONE;
+  }
+}
+
+int shk__os_protect(void *addr, size_t size, int prot) {
   /* VirtualProtect rounds an unaligned address down; mprotect refuses it. Refuse it on both. */
   if ((uintptr_t)addr % shk__os_caps_get()->page_size != 0) return SHK_EINVAL;
   DWORD old;
-  if (!VirtualProtect(addr, size, p, &old)) {
+  if (!VirtualProtect(addr, size, to_win32(prot), &old)) {
     DWORD err = GetLastError();
     return err == ERROR_NOT_ENOUGH_MEMORY ? SHK_ENOMEM : SHK_EINVAL;
+  }
+  return SHK_OK;
+}
+
+int shk__os_memory_peek(const void *addr, void *buf, size_t n) {
+  if (n == 0) return SHK_OK;
+  SIZE_T got = 0;
+  if (ReadProcessMemory(GetCurrentProcess(), addr, buf, n, &got) && got == n) return SHK_OK;
+  DWORD err = GetLastError();
+  if (err == ERROR_PARTIAL_COPY || err == ERROR_NOACCESS || err == ERROR_INVALID_ADDRESS)
+    return shk__error_record_os(SHK_EFAULT, (int)err);
+  return win32_error(err);
+}
+
+int shk__os_prot_query(void *addr, size_t size, int *prot, bool *uniform) {
+  *prot = SHK__OS_PROT_NONE;
+  *uniform = true;
+  uintptr_t at = (uintptr_t)addr, end = at + size;
+  if (size == 0 || end < at) return SHK_EINVAL;
+  bool first = true;
+  while (at < end) {
+    MEMORY_BASIC_INFORMATION mbi;
+    if (VirtualQuery((void *)at, &mbi, sizeof mbi) == 0) return SHK_EFAULT;
+    if (mbi.State != MEM_COMMIT) return SHK_EFAULT;
+    int flags = from_win32(mbi.Protect);
+    if (flags < 0) {
+      flags = SHK__OS_PROT_NONE;
+      *uniform = false; /* a guard page: never to be changed by us */
+    }
+    if (first) {
+      *prot = flags;
+      first = false;
+    } else {
+      if (flags != *prot) *uniform = false;
+      *prot &= flags;
+    }
+    at = (uintptr_t)mbi.BaseAddress + mbi.RegionSize;
   }
   return SHK_OK;
 }

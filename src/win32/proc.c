@@ -1,4 +1,5 @@
-/* Win32 processes: start this executable again, wait with a timeout, kill, liveness. */
+/* Win32 processes: start an executable with exactly the handles it should inherit (in a
+ * kill-on-close job when asked), wait with a timeout, kill, liveness; handles. */
 #include <stdlib.h>
 #include <string.h>
 #include <wchar.h>
@@ -35,63 +36,21 @@ static size_t append_quoted(wchar_t *cmd, size_t at, size_t cap, const wchar_t *
   return at;
 }
 
-int shk__os_proc_spawn_self(const char *const *args, int argc, shk__os_proc *proc) {
-  memset(proc, 0, sizeof *proc);
-  enum { CMD_CHARS = 32768 };
-  wchar_t *cmd = malloc(CMD_CHARS * sizeof *cmd);
-  wchar_t *arg = malloc(CMD_CHARS * sizeof *arg);
-  wchar_t path[MAX_PATH * 2];
-  int rc = SHK_OK;
-  if (!cmd || !arg) {
-    rc = SHK_ENOMEM;
-    goto done;
-  }
-  DWORD n = GetModuleFileNameW(NULL, path, (DWORD)(sizeof path / sizeof path[0]));
-  if (n == 0) {
-    rc = win32_error(GetLastError());
-    goto done;
-  }
-  size_t at = append_quoted(cmd, 0, CMD_CHARS, path) ;
-  for (int i = 0; i < argc; i++) {
-    if (!win32_to_wide(args[i], arg, CMD_CHARS)) {
-      rc = SHK_EINVAL;
-      goto done;
-    }
-    at = append_quoted(cmd, at, CMD_CHARS, arg);
-  }
-  if (at + 2 >= CMD_CHARS) {
-    rc = SHK_ERANGE;
-    goto done;
-  }
-  STARTUPINFOW si;
-  PROCESS_INFORMATION pi;
-  memset(&si, 0, sizeof si);
-  si.cb = sizeof si;
-  if (!CreateProcessW(path, cmd + 1 /* skip the leading space */, NULL, NULL, FALSE, 0, NULL, NULL,
-                      &si, &pi)) {
-    rc = win32_error(GetLastError());
-    goto done;
-  }
-  CloseHandle(pi.hThread);
-  proc->handle = (intptr_t)pi.hProcess;
-  proc->pid = (int)pi.dwProcessId;
-done:
-  free(cmd);
-  free(arg);
-  return rc;
-}
-
 int shk__os_proc_wait(shk__os_proc *proc, int64_t timeout_ms, shk__os_exit *how) {
   if (!proc->handle) return SHK_EINVAL;
-  DWORD ms = timeout_ms < 0 ? INFINITE : (timeout_ms >= (int64_t)INFINITE ? INFINITE - 1 : (DWORD)timeout_ms);
+  DWORD ms = timeout_ms < 0 ? INFINITE
+                            : shk__ms_from_ns((uint64_t)SHK__MIN(timeout_ms, (int64_t)INFINITE) * 1000000u,
+                                              INFINITE - 1);
   DWORD w = WaitForSingleObject((HANDLE)proc->handle, ms);
   if (w == WAIT_TIMEOUT) return SHK_ETIMEDOUT;
   if (w != WAIT_OBJECT_0) return win32_error(GetLastError());
   DWORD code = 0;
   GetExitCodeProcess((HANDLE)proc->handle, &code);
   CloseHandle((HANDLE)proc->handle);
+  if (proc->job) CloseHandle((HANDLE)proc->job);
   proc->handle = 0;
   proc->pid = 0;
+  proc->job = 0;
   /* An unhandled exception ends a process with the exception (NTSTATUS error) as exit code. */
   how->kind = (code & 0xC0000000u) == 0xC0000000u ? SHK__OS_SIGNALED : SHK__OS_EXITED;
   how->code = (int)code;
@@ -105,6 +64,11 @@ int shk__os_proc_kill(shk__os_proc *proc) {
 }
 
 int shk__os_pid(void) { return (int)GetCurrentProcessId(); }
+
+int64_t shk__os_pid_started(int pid) {
+  (void)pid; /* only asked for names in a list Windows does not keep */
+  return 0;
+}
 
 bool shk__os_pid_alive(int pid) {
   if (pid <= 0) return false;
@@ -133,4 +97,152 @@ int shk__os_proc_start_time(int pid, uint64_t *start) {
   if (code != STILL_ACTIVE) return SHK_ENOENT;
   *start = ((uint64_t)created.dwHighDateTime << 32) | created.dwLowDateTime;
   return SHK_OK;
+}
+
+int shk__os_proc_fork(const intptr_t *keep, size_t nkeep, shk__os_proc *proc, bool *in_child) {
+  (void)keep;
+  (void)nkeep;
+  memset(proc, 0, sizeof *proc);
+  *in_child = false;
+  return SHK_EUNSUPPORTED;
+}
+
+static HANDLE kill_on_close_job(void) {
+  HANDLE job = CreateJobObjectW(NULL, NULL);
+  if (!job) return NULL;
+  JOBOBJECT_EXTENDED_LIMIT_INFORMATION info;
+  memset(&info, 0, sizeof info);
+  info.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+  if (!SetInformationJobObject(job, JobObjectExtendedLimitInformation, &info, sizeof info)) {
+    CloseHandle(job);
+    return NULL;
+  }
+  return job;
+}
+
+int shk__os_proc_start(const char *path, const char *const *args, int argc, const intptr_t *inherit,
+                       size_t n, bool kill_on_close, shk__os_proc *proc) {
+  memset(proc, 0, sizeof *proc);
+  enum { CMD_CHARS = 32768 };
+  wchar_t *cmd = malloc(CMD_CHARS * sizeof *cmd);
+  wchar_t *arg = malloc(CMD_CHARS * sizeof *arg);
+  wchar_t wpath[MAX_PATH * 2];
+  LPPROC_THREAD_ATTRIBUTE_LIST attrs = NULL;
+  HANDLE list[16];
+  size_t nlist = 0;
+  int rc = SHK_OK;
+  if (!cmd || !arg) {
+    rc = SHK_ENOMEM;
+    goto done;
+  }
+  if (path ? !win32_to_wide(path, wpath, (int)(sizeof wpath / sizeof wpath[0]))
+           : (GetModuleFileNameW(NULL, wpath, (DWORD)(sizeof wpath / sizeof wpath[0])) == 0)) {
+    rc = path ? SHK_ENAME : win32_error(GetLastError());
+    goto done;
+  }
+  size_t at = append_quoted(cmd, 0, CMD_CHARS, wpath);
+  for (int i = 0; i < argc; i++) {
+    if (!win32_to_wide(args[i], arg, CMD_CHARS)) {
+      rc = SHK_EINVAL;
+      goto done;
+    }
+    at = append_quoted(cmd, at, CMD_CHARS, arg);
+  }
+  if (at + 2 >= CMD_CHARS) {
+    rc = SHK_ERANGE;
+    goto done;
+  }
+  for (size_t i = 0; i < n && nlist < sizeof list / sizeof list[0]; i++)
+    if (inherit[i]) list[nlist++] = (HANDLE)inherit[i];
+  /* Only these handles are inherited, even if another thread makes inheritable ones now. */
+  if (nlist > 0) {
+    SIZE_T size = 0;
+    InitializeProcThreadAttributeList(NULL, 1, 0, &size);
+    attrs = malloc(size);
+    if (!attrs || !InitializeProcThreadAttributeList(attrs, 1, 0, &size) ||
+        !UpdateProcThreadAttribute(attrs, 0, PROC_THREAD_ATTRIBUTE_HANDLE_LIST, list,
+                                   nlist * sizeof list[0], NULL, NULL)) {
+      free(attrs);
+      attrs = NULL; /* fall back to plain inheritance */
+    }
+  }
+  STARTUPINFOEXW si;
+  memset(&si, 0, sizeof si);
+  si.StartupInfo.cb = attrs ? sizeof si : sizeof si.StartupInfo;
+  si.lpAttributeList = attrs;
+  DWORD flags = CREATE_SUSPENDED | (attrs ? EXTENDED_STARTUPINFO_PRESENT : 0);
+  PROCESS_INFORMATION pi;
+  if (!CreateProcessW(wpath, cmd + 1 /* skip the leading space */, NULL, NULL, nlist > 0, flags,
+                      NULL, NULL, &si.StartupInfo, &pi)) {
+    rc = win32_error(GetLastError());
+    goto done;
+  }
+  HANDLE job = kill_on_close ? kill_on_close_job() : NULL;
+  /* Without a job (a parent job that forbids nesting) the child still leaves when it sees this
+   * process end (a channel's peer). */
+  if (job && !AssignProcessToJobObject(job, pi.hProcess)) {
+    CloseHandle(job);
+    job = NULL;
+  }
+  ResumeThread(pi.hThread);
+  CloseHandle(pi.hThread);
+  proc->handle = (intptr_t)pi.hProcess;
+  proc->pid = (int)pi.dwProcessId;
+  proc->job = (intptr_t)job;
+done:
+  if (attrs) {
+    DeleteProcThreadAttributeList(attrs);
+    free(attrs);
+  }
+  free(cmd);
+  free(arg);
+  return rc;
+}
+
+int shk__os_proc_open(int pid, shk__os_proc *proc) {
+  memset(proc, 0, sizeof *proc);
+  HANDLE h = OpenProcess(SYNCHRONIZE, FALSE, (DWORD)pid);
+  if (!h) {
+    int rc = win32_error(GetLastError());
+    return rc == SHK_EINVAL ? SHK_ENOENT : rc;
+  }
+  proc->handle = (intptr_t)h;
+  proc->pid = pid;
+  return SHK_OK;
+}
+
+/* A crash ends the process with the exception code, at once: no error dialog, no debugger. */
+static LONG WINAPI win32_crashed(EXCEPTION_POINTERS *info) {
+  TerminateProcess(GetCurrentProcess(), info->ExceptionRecord->ExceptionCode);
+  return EXCEPTION_EXECUTE_HANDLER;
+}
+
+void shk__os_crash_ends_process(void) {
+  SetErrorMode(SEM_FAILCRITICALERRORS | SEM_NOGPFAULTERRORBOX);
+  SetUnhandledExceptionFilter(win32_crashed);
+}
+
+_Noreturn void shk__os_exit_now(int code) {
+  TerminateProcess(GetCurrentProcess(), (UINT)code);
+  ExitProcess((UINT)code); /* not reached */
+}
+
+int shk__os_handle_dup(intptr_t handle, bool inheritable, intptr_t *out) {
+  HANDLE dup = NULL;
+  if (!DuplicateHandle(GetCurrentProcess(), (HANDLE)handle, GetCurrentProcess(), &dup, 0,
+                       inheritable, DUPLICATE_SAME_ACCESS))
+    return win32_error(GetLastError());
+  *out = (intptr_t)dup;
+  return SHK_OK;
+}
+
+void shk__os_handle_close(intptr_t handle) {
+  if (handle > 0) CloseHandle((HANDLE)handle);
+}
+
+bool shk__os_file_is_executable(const char *path) {
+  wchar_t wide[MAX_PATH * 2];
+  if (!path || !win32_to_wide(path, wide, (int)(sizeof wide / sizeof wide[0]))) return false;
+  DWORD attrs = GetFileAttributesW(wide);
+  return attrs != INVALID_FILE_ATTRIBUTES && !(attrs & FILE_ATTRIBUTE_DIRECTORY);
 }

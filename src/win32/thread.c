@@ -58,10 +58,10 @@ void shk__os_cond_signal(shk__os_cond *c) { WakeConditionVariable(CV(c)); }
 void shk__os_cond_broadcast(shk__os_cond *c) { WakeAllConditionVariable(CV(c)); }
 
 int shk__os_cond_timedwait(shk__os_cond *c, shk__os_mutex *m, uint64_t timeout_ns) {
-  uint64_t ms = (timeout_ns + 999999u) / 1000000u;
-  DWORD wait = ms >= INFINITE ? INFINITE - 1 : (DWORD)ms;
+  DWORD wait = shk__ms_from_ns(timeout_ns == UINT64_MAX ? timeout_ns - 1 : timeout_ns, INFINITE - 1);
   if (SleepConditionVariableSRW(CV(c), SRW(m), wait, 0)) return SHK_OK;
-  return GetLastError() == ERROR_TIMEOUT ? SHK_ETIMEDOUT : SHK_OK;
+  DWORD err = GetLastError();
+  return err == ERROR_TIMEOUT ? SHK_ETIMEDOUT : win32_error(err); /* a failed wait is no wake-up */
 }
 
 /* ---- thread-exit keys: a TLS slot each and one TLS callback of this image ---- */
@@ -121,7 +121,7 @@ int shk__os_thread_key_create(shk__os_thread_key *key, shk__os_thread_exit_fn on
     InterlockedExchange(&exit_key_count, n + 1);
   }
   ReleaseSRWLockExclusive(&exit_keys_lock);
-  if (slot == TLS_OUT_OF_INDEXES) return SHK_EOS;
+  if (slot == TLS_OUT_OF_INDEXES) return shk__error_record_os(SHK_EOS, ERROR_NO_MORE_ITEMS);
   /* A pinned DLL stays mapped after FreeLibrary: no thread's state is lost with it. */
   HMODULE module;
   GetModuleHandleExW(GET_MODULE_HANDLE_EX_FLAG_FROM_ADDRESS | GET_MODULE_HANDLE_EX_FLAG_PIN,

@@ -51,6 +51,28 @@ int shk_test_access_violation_code(void);
 int shk_test_main(int argc, char **argv, const char *group, const struct CMUnitTest *tests,
                   size_t count, const shk_test_child *children, size_t child_count);
 
+/* In a child routine: report the failing line on stderr (include <stdio.h>) and fail the child
+ * with the line number as its exit code. */
+#define SHK_CHECK(cond)                                                        \
+  do {                                                                         \
+    if (!(cond)) {                                                             \
+      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
+      return __LINE__;                                                         \
+    }                                                                          \
+  } while (0)
+
+/* A test whose body runs in a child process (it spawns workers, faults or may hang), within
+ * timeout_ms: declares `static void name(void **state)` for the group and `name_child` for the
+ * children table (SHK_TEST_CHILD(name)); the body follows as the child's. */
+#define SHK_CHILD_TEST(name, timeout_ms)                                     \
+  static int name##_child(int argc, char **argv);                            \
+  static void name(void **state) {                                           \
+    (void)state;                                                             \
+    shk_test_run_child_ok(#name, 0, NULL, timeout_ms);                       \
+  }                                                                          \
+  static int name##_child(int argc, char **argv)
+#define SHK_TEST_CHILD(name) {#name, name##_child}
+
 #define SHK_TEST_MAIN(tests, children)                                                      \
   int main(int argc, char **argv) {                                                         \
     return shk_test_main(argc, argv, __FILE__, tests, sizeof(tests) / sizeof((tests)[0]),   \
