@@ -79,10 +79,9 @@ static SHK__THREAD_LOCAL lens_thread this_thread;
 static _Atomic uint32_t next_thread_serial;
 static _Atomic uint64_t next_lens_id;
 
-/* Guards every thread_rings list and the handles' places on them; taken before a lens's
- * handles_mutex, never after. Held across fork (fork guard). */
+/* SHK__LOCK_LENS_THREADS guards every thread_rings list and the handles' places on them; it is
+ * taken before a lens's handles_mutex, never after (internal.h, the lock order). */
 static shk__once exit_once;
-static shk__os_mutex exit_lock;
 static shk__os_thread_key exit_key;
 static bool have_exit_key;
 
@@ -209,14 +208,9 @@ static void unlock_ring(shk_lens *lens, shk_lens_wire_ring *r);
 
 /* ---- threads that end ---- */
 
-static void lock_exits(void) { shk__os_mutex_lock(&exit_lock); }
-static void unlock_exits(void) { shk__os_mutex_unlock(&exit_lock); }
-
 static void thread_ended(void *value);
 
 static void exits_init(void) {
-  shk__os_mutex_init(&exit_lock);
-  shk__fork_guard(lock_exits, unlock_exits);
   have_exit_key = shk__os_thread_key_create(&exit_key, thread_ended) == SHK_OK;
 }
 
@@ -236,7 +230,7 @@ static thread_rings *rings_of(lens_thread *t) {
   return tr;
 }
 
-/* Takes h off its thread's list. Under exit_lock. */
+/* Takes h off its thread's list. Under SHK__LOCK_LENS_THREADS. */
 static void unlist_from_thread(ring_handle *h) {
   if (!h->thread) return;
   ring_handle **at = &h->thread->first;
@@ -249,7 +243,7 @@ static void unlist_from_thread(ring_handle *h) {
  * producer may then take it) and its counts move to the lens's total. */
 static void thread_ended(void *value) {
   thread_rings *tr = value;
-  shk__os_mutex_lock(&exit_lock);
+  shk__lock(SHK__LOCK_LENS_THREADS);
   for (ring_handle *h = tr->first, *next; h; h = next) {
     next = h->thread_next;
     shk_lens *lens = h->lens;
@@ -269,7 +263,7 @@ static void thread_ended(void *value) {
     }
     free(h);
   }
-  shk__os_mutex_unlock(&exit_lock);
+  shk__unlock(SHK__LOCK_LENS_THREADS);
   if (this_thread.rings == tr) this_thread.rings = NULL;
   free(tr);
 }
@@ -277,10 +271,9 @@ static void thread_ended(void *value) {
 void shk_lens_close(shk_lens *lens) {
   if (!lens) return;
   /* Threads that end later must not find these handles. */
-  shk__once_run(&exit_once, exits_init);
-  shk__os_mutex_lock(&exit_lock);
+  shk__lock(SHK__LOCK_LENS_THREADS);
   for (ring_handle *h = lens->handles; h; h = h->next) unlist_from_thread(h);
-  shk__os_mutex_unlock(&exit_lock);
+  shk__unlock(SHK__LOCK_LENS_THREADS);
   /* Our rings are done: the reader drains them and may then hand them to other threads. */
   for (ring_handle *h = lens->handles, *next; h; h = next) {
     next = h->next;
@@ -407,7 +400,7 @@ static void own_ring(shk_lens *lens, shk_lens_wire_ring *r) {
 static ring_handle *handle_slow(shk_lens *lens, lens_thread *t) {
   if (t->serial == 0) t->serial = atomic_fetch_add(&next_thread_serial, 1) + 1;
   thread_rings *tr = rings_of(t);
-  if (tr) shk__os_mutex_lock(&exit_lock);
+  if (tr) shk__lock(SHK__LOCK_LENS_THREADS);
   shk__os_mutex_lock(&lens->handles_mutex);
   ring_handle *h = lens->handles;
   while (h && h->thread_serial != t->serial) h = h->next;
@@ -436,7 +429,7 @@ static ring_handle *handle_slow(shk_lens *lens, lens_thread *t) {
     }
   }
   shk__os_mutex_unlock(&lens->handles_mutex);
-  if (tr) shk__os_mutex_unlock(&exit_lock);
+  if (tr) shk__unlock(SHK__LOCK_LENS_THREADS);
   if (h) {
     t->handle = h;
     t->handle_lens_id = lens->id;
