@@ -12,6 +12,7 @@
 #include "bench_clock.h"
 #include "shmkit.h"
 #include "../tools/trace_json.c"
+#include "../tests/support/shk_test_thread.h"
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <x86intrin.h>
@@ -24,13 +25,6 @@ static inline uint64_t stamp(void) { return (uint64_t)bench_now_ns(); }
 
 #ifdef _WIN32
 #include <windows.h>
-typedef HANDLE thread_t;
-static DWORD WINAPI thread_entry(LPVOID arg);
-static void thread_start(thread_t *t, void *arg) { *t = CreateThread(NULL, 0, thread_entry, arg, 0, NULL); }
-static void thread_join(thread_t t) {
-  WaitForSingleObject(t, INFINITE);
-  CloseHandle(t);
-}
 static double cpu_ns(void) {
   FILETIME c, e, k, u;
   GetProcessTimes(GetCurrentProcess(), &c, &e, &k, &u);
@@ -62,15 +56,10 @@ static void wait_child(child_proc p) {
 }
 static void nap_us(int us) { Sleep((DWORD)(us / 1000)); }
 #else
-#include <pthread.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <time.h>
 extern char **environ;
-typedef pthread_t thread_t;
-static void *thread_entry(void *arg);
-static void thread_start(thread_t *t, void *arg) { pthread_create(t, NULL, thread_entry, arg); }
-static void thread_join(thread_t t) { pthread_join(t, NULL); }
 static double cpu_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
@@ -279,7 +268,8 @@ typedef struct producer {
   _Atomic int *go;
 } producer;
 
-static void produce(producer *p) {
+static void produce(void *arg) {
+  producer *p = arg;
   shk_lens_thread_name(p->lens, "bench");
   while (!atomic_load(p->go)) {
   }
@@ -297,17 +287,6 @@ static void produce(producer *p) {
   p->ns_per_zone = (bench_now_ns() - t0) / (double)p->zones;
 }
 
-#ifdef _WIN32
-static DWORD WINAPI thread_entry(LPVOID arg) {
-  produce(arg);
-  return 0;
-}
-#else
-static void *thread_entry(void *arg) {
-  produce(arg);
-  return NULL;
-}
-#endif
 
 /* Opens a lens, starts a reader process (mode "drain" or "record"), sends `zones` zones from each
  * of `threads` threads paced at `rate` zones per second per thread (0: as fast as possible),
@@ -329,15 +308,18 @@ static lens_run lens_zones(const char *self, const char *mode, int threads, uint
   shk_lens_wait_reader(lens, 10000000000ull);
   _Atomic int go = 0;
   producer p[8];
-  thread_t t[8];
+  shk_test_thread t[8];
   for (int i = 0; i < threads; i++) {
     p[i] = (producer){lens, zones, rate, 0, &go};
-    thread_start(&t[i], &p[i]);
+    if (shk_test_thread_start(&t[i], produce, &p[i]) != 0) {
+      fprintf(stderr, "bench_lens: cannot start a thread\n");
+      exit(1);
+    }
   }
   atomic_store(&go, 1);
   out.ns_per_zone = 0;
   for (int i = 0; i < threads; i++) {
-    thread_join(t[i]);
+    shk_test_thread_join(&t[i]);
     out.ns_per_zone += p[i].ns_per_zone / threads;
   }
   shk_lens_stats st;

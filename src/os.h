@@ -79,6 +79,12 @@ void shk__os_segment_close(shk__os_segment *seg);
 /* Removes the name. SHK_ENOENT when there is none. */
 int shk__os_segment_unlink(const char *os_name);
 
+/* -- segment size now (lens reader): appended as its own block -- */
+/* The size the segment object has now, which another process with write access may have changed
+ * since it was mapped (POSIX: ftruncate, after which touching the mapping past the new end raises
+ * SIGBUS; a Windows section cannot shrink while mapped: its mapped size). SHK_EOS. */
+int shk__os_segment_size_now(const shk__os_segment *seg, uint64_t *size);
+
 /* A reference to a caller's segment object that lets a pool tell, on a later call, whether a
  * segment is that same object, so its workers may keep it mapped from call to call. POSIX: the
  * device and inode (the workers' mappings keep the object, hence its inode, alive); Windows: a
@@ -161,6 +167,14 @@ void shk__os_crash_ends_process(void);
 
 /* Ends this process at once with `code`: no atexit handlers, no stream flushing. */
 _Noreturn void shk__os_exit_now(int code);
+
+/* -- process identity (lens): appended as its own block; pid reuse must not revive the dead -- */
+/* When process `pid` started, in units the OS chooses (Linux: clock ticks since boot, field 22
+ * of /proc/<pid>/stat; Windows: its creation FILETIME), written to *start. The value means
+ * nothing across machines or boots; it only tells two processes that had the same id apart.
+ * SHK_ENOENT when no such process exists (or it is a zombie), SHK_EUNSUPPORTED where the OS
+ * does not say (then only the pid identifies a process), SHK_EOS otherwise. Thread-safe. */
+int shk__os_proc_start_time(int pid, uint64_t *start);
 
 /* ---- handles (proc.c) -------------------------------------------------------------------- */
 

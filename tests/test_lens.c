@@ -9,22 +9,7 @@
 #include "shmkit.h"
 #include "shmkit/lens_wire.h"
 
-#ifdef _WIN32
-#include <windows.h>
-typedef HANDLE thread_t;
-static DWORD WINAPI thread_entry(LPVOID arg);
-static void thread_start(thread_t *t, void *arg) { *t = CreateThread(NULL, 0, thread_entry, arg, 0, NULL); }
-static void thread_join(thread_t t) {
-  WaitForSingleObject(t, INFINITE);
-  CloseHandle(t);
-}
-#else
-#include <pthread.h>
-typedef pthread_t thread_t;
-static void *thread_entry(void *arg);
-static void thread_start(thread_t *t, void *arg) { pthread_create(t, NULL, thread_entry, arg); }
-static void thread_join(thread_t t) { pthread_join(t, NULL); }
-#endif
+#include "shk_test_thread.h"
 
 #define CHILD_TIMEOUT_MS 60000
 #define SECOND 1000000000ull
@@ -746,7 +731,8 @@ typedef struct mp_thread {
   int index;
 } mp_thread;
 
-static void mp_produce(mp_thread *t) {
+static void mp_produce(void *arg) {
+  mp_thread *t = arg;
   char label[32];
   snprintf(label, sizeof label, "mp thread %d", t->index);
   shk_lens_thread_name(t->lens, label);
@@ -757,17 +743,6 @@ static void mp_produce(mp_thread *t) {
   }
 }
 
-#ifdef _WIN32
-static DWORD WINAPI thread_entry(LPVOID arg) {
-  mp_produce(arg);
-  return 0;
-}
-#else
-static void *thread_entry(void *arg) {
-  mp_produce(arg);
-  return NULL;
-}
-#endif
 
 /* MP_THREADS threads each send MP_ZONES zones; argv[1] is the full wait (0: never waits). */
 static int child_threaded_producer(int argc, char **argv) {
@@ -779,12 +754,12 @@ static int child_threaded_producer(int argc, char **argv) {
   if (shk_lens_open(argv[0], &o, &lens) != SHK_OK) return 3;
   if (shk_lens_wait_reader(lens, 30 * SECOND) != SHK_OK) return 4;
   mp_thread args[MP_THREADS];
-  thread_t threads[MP_THREADS];
+  shk_test_thread threads[MP_THREADS];
   for (int i = 0; i < MP_THREADS; i++) {
     args[i] = (mp_thread){lens, i};
-    thread_start(&threads[i], &args[i]);
+    if (shk_test_thread_start(&threads[i], mp_produce, &args[i]) != 0) return 5;
   }
-  for (int i = 0; i < MP_THREADS; i++) thread_join(threads[i]);
+  for (int i = 0; i < MP_THREADS; i++) shk_test_thread_join(&threads[i]);
   shk_lens_close(lens);
   return 0;
 }

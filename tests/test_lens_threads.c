@@ -8,29 +8,7 @@
 #include "shk_test.h"
 #include "shmkit.h"
 
-#ifdef _WIN32
-#include <windows.h>
-typedef HANDLE thread_t;
-static DWORD WINAPI producer_entry(LPVOID arg);
-static DWORD WINAPI reader_entry(LPVOID arg);
-static void start(thread_t *t, int reader, void *arg) {
-  *t = CreateThread(NULL, 0, reader ? reader_entry : producer_entry, arg, 0, NULL);
-  assert_non_null(*t);
-}
-static void join(thread_t t) {
-  WaitForSingleObject(t, INFINITE);
-  CloseHandle(t);
-}
-#else
-#include <pthread.h>
-typedef pthread_t thread_t;
-static void *producer_entry(void *arg);
-static void *reader_entry(void *arg);
-static void start(thread_t *t, int reader, void *arg) {
-  assert_int_equal(pthread_create(t, NULL, reader ? reader_entry : producer_entry, arg), 0);
-}
-static void join(thread_t t) { pthread_join(t, NULL); }
-#endif
+#include "shk_test_thread.h"
 
 #define PRODUCERS 4
 #define ZONES_EACH 5000
@@ -49,7 +27,8 @@ typedef struct producer_arg {
   int index;
 } producer_arg;
 
-static void produce(producer_arg *a) {
+static void produce(void *arg) {
+  producer_arg *a = arg;
   static const char *const thread_names[PRODUCERS] = {"t0", "t1", "t2", "t3"};
   shk_lens_thread_name(a->s->lens, thread_names[a->index]);
   for (int i = 0; i < ZONES_EACH; i++) {
@@ -75,7 +54,8 @@ static void on_event(const shk_lens_event *e, void *user) {
   if (strcmp(e->name, "outer") != 0 && strcmp(e->name, "inner") != 0) s->bad_names++;
 }
 
-static void read_all(shared *s) {
+static void read_all(void *arg) {
+  shared *s = arg;
   while (atomic_load(&s->producers_left) > 0)
     shk_lens_reader_poll(s->reader, 10000000u, on_event, s, NULL);
   size_t n;
@@ -83,25 +63,6 @@ static void read_all(shared *s) {
   while (n > 0);
 }
 
-#ifdef _WIN32
-static DWORD WINAPI producer_entry(LPVOID arg) {
-  produce(arg);
-  return 0;
-}
-static DWORD WINAPI reader_entry(LPVOID arg) {
-  read_all(arg);
-  return 0;
-}
-#else
-static void *producer_entry(void *arg) {
-  produce(arg);
-  return NULL;
-}
-static void *reader_entry(void *arg) {
-  read_all(arg);
-  return NULL;
-}
-#endif
 
 static void threads_share_one_lens_and_every_zone_is_accounted_for(void **state) {
   (void)state;
@@ -114,16 +75,16 @@ static void threads_share_one_lens_and_every_zone_is_accounted_for(void **state)
   assert_int_equal(shk_lens_open(shk_test_unique_name(name, sizeof name, "mt"), &o, &s.lens), SHK_OK);
   assert_int_equal(shk_lens_reader_open(name, NULL, &s.reader), SHK_OK);
   atomic_store(&s.producers_left, PRODUCERS);
-  thread_t reader, producers[PRODUCERS];
+  shk_test_thread reader, producers[PRODUCERS];
   producer_arg args[PRODUCERS];
-  start(&reader, 1, &s);
+  assert_int_equal(shk_test_thread_start(&reader, read_all, &s), 0);
   for (int i = 0; i < PRODUCERS; i++) {
     args[i].s = &s;
     args[i].index = i;
-    start(&producers[i], 0, &args[i]);
+    assert_int_equal(shk_test_thread_start(&producers[i], produce, &args[i]), 0);
   }
-  for (int i = 0; i < PRODUCERS; i++) join(producers[i]);
-  join(reader);
+  for (int i = 0; i < PRODUCERS; i++) shk_test_thread_join(&producers[i]);
+  shk_test_thread_join(&reader);
   shk_lens_stats st;
   assert_int_equal(shk_lens_stats_get(s.lens, &st), SHK_OK);
   uint64_t sent = 2ull * PRODUCERS * ZONES_EACH;
@@ -158,8 +119,102 @@ static void threads_share_one_lens_and_every_zone_is_accounted_for(void **state)
   shk_lens_close(s.lens);
 }
 
+/* ---- threads that end give their ring back ---- */
+
+#define SHORT_RINGS 4
+#define SHORT_THREADS 40 /* ten times the rings */
+#define SHORT_ZONES 10
+
+static void short_lived(void *arg) {
+  shk_lens *lens = arg;
+  for (int i = 0; i < SHORT_ZONES; i++) {
+    shk_lens_zone z;
+    shk_lens_zone_begin(lens, &z, "short", 0);
+    shk_lens_zone_end(&z);
+  }
+}
+
+static void count_zone(const shk_lens_event *e, void *user) {
+  if (e->kind == SHK_LENS_ZONE) (*(uint64_t *)user)++;
+}
+
+/* Threads start, send a few zones and end, one after another, many more of them than rings: each
+ * ended thread's ring is drained, acknowledged and taken by the next thread, and nothing is
+ * dropped for want of a ring. */
+static void more_short_lived_threads_than_rings_lose_nothing(void **state) {
+  (void)state;
+  char name[64];
+  shk_lens_options o;
+  shk_lens_options_init(&o);
+  o.max_threads = SHORT_RINGS;
+  o.ring_bytes = 8 * 1024;
+  shk_lens *lens = NULL;
+  assert_int_equal(shk_lens_open(shk_test_unique_name(name, sizeof name, "sl"), &o, &lens), SHK_OK);
+  shk_lens_reader *reader = NULL;
+  assert_int_equal(shk_lens_reader_open(name, NULL, &reader), SHK_OK);
+  uint64_t zones = 0;
+  for (int t = 0; t < SHORT_THREADS; t++) {
+    shk_test_thread th;
+    assert_int_equal(shk_test_thread_start(&th, short_lived, lens), 0);
+    shk_test_thread_join(&th);
+    /* Drain until this thread's zones are in: the drain that empties its closed ring also
+     * acknowledges it. */
+    uint64_t want = (uint64_t)(t + 1) * SHORT_ZONES;
+    for (int tries = 0; zones < want && tries < 1000; tries++)
+      shk_lens_reader_poll(reader, 10000000u, count_zone, &zones, NULL);
+    assert_int_equal(zones, want);
+  }
+  shk_lens_stats st;
+  assert_int_equal(shk_lens_stats_get(lens, &st), SHK_OK);
+  assert_int_equal(st.sent[SHK_LENS_ZONE], (uint64_t)SHORT_THREADS * SHORT_ZONES);
+  assert_true(st.rings <= SHORT_RINGS);
+  shk_lens_thread_info info[SHORT_THREADS + 1];
+  size_t count = 0;
+  assert_int_equal(shk_lens_reader_threads(reader, info, SHORT_THREADS + 1, &count), SHK_OK);
+  assert_int_equal(count, SHORT_THREADS); /* one track per thread, though rings were reused */
+  for (size_t i = 0; i < count; i++) {
+    assert_int_equal(info[i].counters[SHK_LENS_ZONE].written, SHORT_ZONES);
+    assert_int_equal(info[i].counters[SHK_LENS_ZONE].dropped, 0);
+    assert_false(info[i].alive);
+  }
+  shk_lens_reader_close(reader);
+  shk_lens_close(lens);
+}
+
+/* A lens closed while a thread that used it still runs: the thread's later end must not touch
+ * the closed lens (ASan and TSan watch this). */
+typedef struct outliving {
+  shk_lens *lens;
+  atomic_int phase; /* 1: zones sent; 2: the lens is closed */
+} outliving;
+
+static void outlive(void *arg) {
+  outliving *o = arg;
+  short_lived(o->lens);
+  atomic_store(&o->phase, 1);
+  while (atomic_load(&o->phase) != 2) {
+  }
+}
+
+static void a_thread_that_outlives_its_lens_ends_cleanly(void **state) {
+  (void)state;
+  char name[64];
+  static outliving o;
+  assert_int_equal(shk_lens_open(shk_test_unique_name(name, sizeof name, "ol"), NULL, &o.lens), SHK_OK);
+  atomic_store(&o.phase, 0);
+  shk_test_thread th;
+  assert_int_equal(shk_test_thread_start(&th, outlive, &o), 0);
+  while (atomic_load(&o.phase) != 1) {
+  }
+  shk_lens_close(o.lens);
+  atomic_store(&o.phase, 2);
+  shk_test_thread_join(&th);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(threads_share_one_lens_and_every_zone_is_accounted_for),
+    cmocka_unit_test(more_short_lived_threads_than_rings_lose_nothing),
+    cmocka_unit_test(a_thread_that_outlives_its_lens_ends_cleanly),
 };
 
 static const shk_test_child children[] = {{NULL, NULL}};

@@ -90,13 +90,17 @@ typedef struct session {
   record *rec;
   bool live, quiet;
   double duration;
+  bool shrunk; /* the library found the segment shrunk and stopped reading it */
 } session;
 
 static void record_loop(void *arg) {
   session *s = arg;
   double start = tool_now(), shown = 0;
   for (;;) {
-    shk_lens_reader_poll(s->r, 50000000u, on_event, s->rec, NULL);
+    if (shk_lens_reader_poll(s->r, 50000000u, on_event, s->rec, NULL) == SHK_EFORMAT) {
+      s->shrunk = true;
+      break;
+    }
     double now = tool_now();
     if (s->live && now - shown >= 0.2) {
       progress(s->r, s->rec, false);
@@ -158,18 +162,19 @@ int lens_record_main(int argc, char **argv) {
     shk_lens_reader_close(r);
     return 1;
   }
-  session ses = {r, &rec, !quiet && tool_stdout_is_terminal(), quiet, duration};
-  /* A segment shrunk under the reader (a hostile or broken process truncated it) faults on the
-   * next read: the recording stops there and the trace keeps what was read before. */
-  bool intact = tool_guard_bus(record_loop, &ses) && tool_guard_bus(record_end, &ses);
-  if (intact) {
-    shk_lens_reader_close(r);
-  } else {
+  session ses = {r, &rec, !quiet && tool_stdout_is_terminal(), quiet, duration, false};
+  /* A segment shrunk under the reader (a hostile or broken process truncated it): the library
+   * notices at its next collect and stops reading; shrunk during a collect, the next read faults
+   * (SIGBUS), caught here. Either way the recording stops and the trace keeps what was read. */
+  bool faulted = !(tool_guard_bus(record_loop, &ses) && tool_guard_bus(record_end, &ses));
+  bool intact = !faulted && !ses.shrunk;
+  if (!intact)
     fprintf(stderr, "shmkit: the segment '%s' shrank under the recorder (truncated by another "
                     "process); stopped, the trace keeps what was read before\n", name);
-    write_deferred(r, &rec);
-    /* The reader is left as it is: closing it would touch the segment again. */
-  }
+  if (faulted)
+    write_deferred(r, &rec); /* the reader is left as it is: closing it would touch the segment */
+  else
+    shk_lens_reader_close(r);
   if (trace_json_close(rec.trace) != 0) {
     fprintf(stderr, "shmkit: writing %s failed\n", output);
     return 1;

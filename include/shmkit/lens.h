@@ -23,7 +23,7 @@ extern "C" {
 
 /** major << 16 | minor << 8 | patch of the wire layout this library speaks (shmkit/lens_wire.h
  * has the same value as SHK_LENS_PROTOCOL_VERSION). */
-#define SHK_LENS_VERSION 0x00020000u
+#define SHK_LENS_VERSION 0x00020100u
 
 /** Event kinds, also the index of the counters below. */
 typedef enum shk_lens_kind {
@@ -97,7 +97,8 @@ typedef struct shk_lens_options {
   uint64_t full_wait_ns; /**< how long a send waits for an attached reader when its thread's ring
                             is full; 0 drops at once (and counts). Default 2 ms. */
   uint32_t ring_bytes;   /**< bytes of records per thread ring: a power of two from 8 KiB to
-                            64 MiB; default 256 KiB (8192 records, about 8 ms at 1 M zones/s) */
+                            64 MiB; default 1 MiB (32,768 records: a reader may pause about 32 ms
+                            at 1 M zones/s per thread without loss) */
   uint32_t max_threads;  /**< rings in the segment (producing threads of every process at once);
                             1 to 4096, default 64. A ring's pages cost memory only once used. */
 } shk_lens_options;
@@ -257,14 +258,19 @@ SHK_API void shk_lens_reader_close(shk_lens_reader *reader);
 /** Takes what every ring holds (up to a few thousand events per call), validates it and calls
  * fn(event, user) for each valid event, ring by ring, in each ring's order. *count (may be NULL)
  * gets the number delivered. Invalid records are counted and skipped. Events that
- * shk_lens_reader_next() has not handed out yet are delivered first. Returns SHK_OK or
- * SHK_EINVAL (NULL reader). fn may be NULL: events then wait for shk_lens_reader_next() (and
+ * shk_lens_reader_next() has not handed out yet are delivered first. Returns SHK_OK,
+ * SHK_EINVAL (NULL reader), or SHK_EFORMAT once the segment has been found smaller than when the
+ * reader attached (shrunk by another process, POSIX only): the reader then never touches the
+ * segment again; shk_lens_reader_finished() is true, stats and threads keep what was read, and
+ * close is safe. The size is checked as each drain begins: a shrink that happens during a drain
+ * (a window of microseconds) can still raise SIGBUS in the reading thread. fn may be NULL: events then wait for shk_lens_reader_next() (and
  * *count tells how many wait). */
 SHK_API int shk_lens_reader_drain(shk_lens_reader *reader, shk_lens_event_fn fn, void *user,
                                   size_t *count);
 
 /** Drains; when nothing came, keeps looking per the idle policy until events come or timeout_ns
- * passes. Returns SHK_OK (events delivered, *count > 0), SHK_ETIMEDOUT or SHK_EINVAL. */
+ * passes. Returns SHK_OK (events delivered, *count > 0), SHK_ETIMEDOUT, SHK_EINVAL, or
+ * SHK_EFORMAT (the segment shrank: see shk_lens_reader_drain()). */
 SHK_API int shk_lens_reader_poll(shk_lens_reader *reader, uint64_t timeout_ns,
                                  shk_lens_event_fn fn, void *user, size_t *count);
 

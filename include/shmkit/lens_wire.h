@@ -1,5 +1,5 @@
 /** @file
- * shmkit lens wire layout, protocol 2.0.0: what a lens segment holds, byte by byte, for readers and
+ * shmkit lens wire layout, protocol 2.1.0: what a lens segment holds, byte by byte, for readers and
  * producers written without the library (any language: docs/lens-protocol.md says the same in
  * words). Not included by shmkit.h: a program that only produces or records never needs it.
  *
@@ -21,8 +21,10 @@ extern "C" {
 
 /** The first word of a lens segment once its creator has set it up (0 while being created). */
 #define SHK_LENS_MAGIC 0x1DC45EF1u
-/** major << 16 | minor << 8 | patch: 2.0.0. A reader accepts any segment whose major matches. */
-#define SHK_LENS_PROTOCOL_VERSION 0x00020000u
+/** major << 16 | minor << 8 | patch: 2.1.0. A reader accepts any segment whose major matches.
+ * 2.1 adds, in space that 2.0 kept zero, process start stamps (the `start` of a producer slot, the
+ * high half of a ring's `claim`) and the ring claim word: 2.0 segments read as before. */
+#define SHK_LENS_PROTOCOL_VERSION 0x00020100u
 /** What temporal-lens 0.1.5 puts in its first word: its (unversioned) layout is refused by name. */
 #define SHK_LENS_PROTOCOL_015 0x00000105u
 #define SHK_LENS_RECORD_SIZE 32u       /**< bytes of every record */
@@ -65,8 +67,9 @@ typedef struct shk_lens_wire_record {
 
 /** A producer handle's slot in the segment header. */
 typedef struct shk_lens_wire_process {
-  uint32_t pid;      /**< the process that holds this handle; 0 for a free slot */
-  uint32_t reserved; /**< 0 */
+  uint32_t pid;   /**< the process that holds this handle; 0 for a free slot */
+  uint32_t start; /**< 2.1: its start stamp (0: unknown, the pid alone identifies it). The slot is
+                       one 64-bit word: taken and freed by 64-bit compare-and-swap / store. */
 } shk_lens_wire_process;
 
 /** The segment header, at offset 0. */
@@ -103,7 +106,11 @@ typedef struct shk_lens_wire_ring {
   uint32_t pid;          /**< the owner's process */
   uint32_t acked;        /**< the reader has taken in the close of this epoch */
   uint64_t tid;          /**< the owner's thread id (as the OS numbers threads) */
-  uint8_t reserved0[40]; /**< 0 */
+  uint64_t claim;        /**< 2.1: start stamp << 32 | pid of the process that claims or owns the
+                              ring; 0 when none. A producer takes it (compare-and-swap from 0, or
+                              from a holder that is dead) before it moves `state` to claiming,
+                              keeps it while live, and stores 0 after closing. */
+  uint8_t reserved0[32]; /**< 0 */
   /* lines 1-2: written by the producer only */
   uint64_t head;                   /**< records published (release store); never decreases */
   uint64_t written[SHK_LENS_KINDS]; /**< events written into this ring, per kind, this epoch */
@@ -133,6 +140,7 @@ SHK_LENS_AT_(shk_lens_wire_record, a, 8);
 SHK_LENS_AT_(shk_lens_wire_record, b, 16);
 SHK_LENS_AT_(shk_lens_wire_record, c, 24);
 SHK_LENS_SIZE_(shk_lens_wire_process, 8);
+SHK_LENS_AT_(shk_lens_wire_process, start, 4);
 SHK_LENS_SIZE_(shk_lens_wire_header, 1280);
 SHK_LENS_AT_(shk_lens_wire_header, magic, 0);
 SHK_LENS_AT_(shk_lens_wire_header, protocol_version, 4);
@@ -162,6 +170,7 @@ SHK_LENS_AT_(shk_lens_wire_ring, epoch, 4);
 SHK_LENS_AT_(shk_lens_wire_ring, pid, 8);
 SHK_LENS_AT_(shk_lens_wire_ring, acked, 12);
 SHK_LENS_AT_(shk_lens_wire_ring, tid, 16);
+SHK_LENS_AT_(shk_lens_wire_ring, claim, 24);
 SHK_LENS_AT_(shk_lens_wire_ring, head, 64);
 SHK_LENS_AT_(shk_lens_wire_ring, written, 72);
 SHK_LENS_AT_(shk_lens_wire_ring, dropped, 112);

@@ -100,6 +100,9 @@ void shk__error_clear_os(void);
  *      buf heap hook         buf.c
  *      buf pending list      buf_pending.c
  *      buf thread list       buf_thread.c
+ *      lens thread rings     lens_producer.c: each thread's list of rings, given back as the
+ *                            thread ends; held while taking one lens's own handle-list lock
+ *                            (per object, not process-wide)
  *   .  buf range index       buf_ranges.c: a spin lock kept there (its fast path), held through
  *                            shk__buf_ranges_hold/release
  *   .  run-time extras       shk__fork_guard(): leaves, taken last, in the order added
@@ -121,6 +124,7 @@ typedef enum shk__lock_id {
   SHK__LOCK_BUF_HOOK,
   SHK__LOCK_BUF_PENDING,
   SHK__LOCK_BUF_THREADS,
+  SHK__LOCK_LENS_THREADS,
   SHK__LOCK_MUTEX_COUNT
 } shk__lock_id;
 

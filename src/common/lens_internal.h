@@ -83,10 +83,10 @@ bool shk__lens_clock_usable(uint32_t kind);
 
 /* Bytes of a segment with `ring_count` rings of `ring_records` records. */
 size_t shk__lens_layout_size(uint32_t ring_records, uint32_t ring_count);
-/* Writes a fresh header into a zero-filled segment of `size` bytes, with creator_pid (0: none)
+/* Writes a fresh header into a zero-filled segment of `size` bytes, with creator (an identity, 0: none)
  * holding process slot 0; magic last. */
 void shk__lens_layout_init(void *mem, size_t size, uint32_t ring_records, uint32_t ring_count,
-                           uint32_t creator_pid);
+                           uint64_t creator);
 /* Checks the header of `size` readable bytes at `mem`: magic (0 -> SHK_EBUSY), version,
  * geometry. Writes what is wrong into reason (may be NULL). Reads every field once. */
 int shk__lens_layout_check(const void *mem, size_t size, char *reason, size_t reason_size);
@@ -111,6 +111,22 @@ static inline shk_lens_wire_record *shk__lens_records(shk_lens_wire_ring *ring) 
 void shk__lens_segment_stats(void *mem, const shk__lens_geometry *g, shk_lens_stats *out);
 /* Whether process `pid` is running. */
 bool shk__lens_pid_alive(uint32_t pid);
+
+/* ---- process identity (lens_identity.c): pid + start stamp, as in slots and ring claims ---- */
+
+static inline uint64_t shk__lens_identity(uint32_t pid, uint32_t stamp) {
+  return (uint64_t)stamp << 32 | pid;
+}
+static inline uint32_t shk__lens_identity_pid(uint64_t id) { return (uint32_t)id; }
+static inline uint32_t shk__lens_identity_stamp(uint64_t id) { return (uint32_t)(id >> 32); }
+/* The start stamp of process `pid` (a fold of its start time, never 0), or 0 when the OS does not
+ * say or the process is gone. */
+uint32_t shk__lens_stamp_of(uint32_t pid);
+/* Whether the process named by identity is the one running now under its pid: false when the pid
+ * is free or was given to a process that started at another time. A stamp of 0 checks the pid. */
+bool shk__lens_identity_alive(uint64_t identity);
+/* A producer slot or ring claim word, read or swapped as one 64-bit word. */
+#define SHK__LENS_SLOT(h, i) SHK__A64(&(h)->processes[i])
 /* Live and dead producer handles in the process table; *some_pid gets a live one (or 0). */
 void shk__lens_count_producers(const shk_lens_wire_header *h, uint32_t *live, uint32_t *dead,
                                uint32_t *some_pid);

@@ -21,7 +21,7 @@ size_t shk__lens_layout_size(uint32_t ring_records, uint32_t ring_count) {
 }
 
 void shk__lens_layout_init(void *mem, size_t size, uint32_t ring_records, uint32_t ring_count,
-                           uint32_t creator_pid) {
+                           uint64_t creator) {
   shk_lens_wire_header *h = mem;
   h->protocol_version = SHK_LENS_PROTOCOL_VERSION;
   h->header_size = SHK_LENS_HEADER_SIZE;
@@ -36,7 +36,8 @@ void shk__lens_layout_init(void *mem, size_t size, uint32_t ring_records, uint32
   h->origin_ns = shk__os_now_ns();
   /* The creator counts as a producer before anyone can see the segment: a reader that attaches
    * right after the magic appears must not take it for a segment whose producers have gone. */
-  h->processes[0].pid = creator_pid;
+  h->processes[0].pid = shk__lens_identity_pid(creator);
+  h->processes[0].start = shk__lens_identity_stamp(creator);
   /* Magic last, with release order: whoever sees it sees a complete header. */
   shk__lens_store32(&h->magic, SHK_LENS_MAGIC);
 }
@@ -117,15 +118,16 @@ void shk__lens_count_producers(const shk_lens_wire_header *h, uint32_t *live, ui
                                uint32_t *some_pid) {
   *live = *dead = 0;
   *some_pid = 0;
-  uint32_t last_pid = 0;
+  uint64_t last_id = 0;
   bool last_alive = false;
   for (uint32_t i = 0; i < SHK_LENS_PROCESS_SLOTS; i++) {
-    uint32_t pid = shk__lens_load32(&h->processes[i].pid);
+    uint64_t id = atomic_load(SHK__LENS_SLOT((shk_lens_wire_header *)h, i));
+    uint32_t pid = shk__lens_identity_pid(id);
     if (pid == 0) continue;
     /* Handles of one process usually sit together: one liveness question per run of them. */
-    if (pid != last_pid) {
-      last_alive = shk__lens_pid_alive(pid);
-      last_pid = pid;
+    if (id != last_id) {
+      last_alive = shk__lens_identity_alive(id);
+      last_id = id;
     }
     if (last_alive) {
       (*live)++;

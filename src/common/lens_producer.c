@@ -20,6 +20,9 @@
  * not run concurrently with any use of the handle) and stats (which read the shared counters). */
 typedef struct ring_handle {
   struct ring_handle *next;
+  struct shk_lens *lens;
+  struct thread_rings *thread;     /* the ending thread's list it is on; NULL when none */
+  struct ring_handle *thread_next; /* next on that list */
   shk_lens_wire_ring *ring;
   shk_lens_wire_record *rec;
   uint64_t mask;       /* ring_records - 1 */
@@ -39,6 +42,7 @@ struct shk_lens {
   shk__lens_geometry geo;
   char name[SHK_SHM_NAME_MAX + 1];
   uint32_t pid;  /* cached: getpid() is a system call */
+  uint64_t identity; /* pid and start stamp, as slots and ring claims hold it */
   uint32_t slot; /* our entry in hdr->processes */
   bool tsc;
   shk_lens_options options;
@@ -49,7 +53,14 @@ struct shk_lens {
   uint64_t id;                     /* unique per open: tells a reused address from this handle */
   shk__os_mutex handles_mutex;     /* guards the list, not the handles */
   ring_handle *handles;
+  _Atomic uint64_t ended_sent[SHK_LENS_KIND_COUNT]; /* events of rings given back by ended threads */
 };
+
+/* The rings a thread holds, on every lens: given back as the thread ends (thread-exit key), so
+ * that threads that come and go do not use up the rings. */
+typedef struct thread_rings {
+  ring_handle *first;
+} thread_rings;
 
 /* What a thread keeps between calls: zone depth, its name, the ring it used last. */
 typedef struct lens_thread {
@@ -60,6 +71,7 @@ typedef struct lens_thread {
   char name[SHK_LENS_STRING_MAX];
   uint64_t handle_lens_id; /* handle is valid while this matches */
   ring_handle *handle;
+  thread_rings *rings; /* made at the thread's first ring; freed as it ends */
 } lens_thread;
 
 /* Initial-exec where the format has it: no __tls_get_addr call on every zone. */
@@ -67,12 +79,18 @@ static SHK__THREAD_LOCAL lens_thread this_thread;
 static _Atomic uint32_t next_thread_serial;
 static _Atomic uint64_t next_lens_id;
 
+/* SHK__LOCK_LENS_THREADS guards every thread_rings list and the handles' places on them; it is
+ * taken before a lens's handles_mutex, never after (internal.h, the lock order). */
+static shk__once exit_once;
+static shk__os_thread_key exit_key;
+static bool have_exit_key;
+
 void shk_lens_options_init(shk_lens_options *options) {
   if (!options) return;
   memset(options, 0, sizeof *options);
   options->struct_size = sizeof *options;
   options->full_wait_ns = 2000000u;
-  options->ring_bytes = 256u * 1024u;
+  options->ring_bytes = 1024u * 1024u; /* docs/lens.md, "Ring size": measured */
   options->max_threads = 64;
 }
 
@@ -100,7 +118,7 @@ static int attach_existing(const char *name, shk_shm **shm) {
   return rc;
 }
 
-static int open_or_create(const char *name, const shk_lens_options *o, uint32_t pid,
+static int open_or_create(const char *name, const shk_lens_options *o, uint64_t identity,
                           shk_shm **shm, bool *created) {
   uint32_t records = o->ring_bytes / SHK_LENS_RECORD_SIZE;
   size_t size = shk__lens_layout_size(records, o->max_threads);
@@ -109,7 +127,7 @@ static int open_or_create(const char *name, const shk_lens_options *o, uint32_t 
   for (int attempt = 0; attempt < 8 && rc == SHK_ENOENT; attempt++) {
     rc = shk_shm_create(name, size, shm);
     if (rc == SHK_OK) {
-      shk__lens_layout_init(shk_shm_data(*shm), size, records, o->max_threads, pid);
+      shk__lens_layout_init(shk_shm_data(*shm), size, records, o->max_threads, identity);
       *created = true;
       return SHK_OK;
     }
@@ -129,10 +147,11 @@ static int take_process_slot(shk_lens *lens) {
   shk_lens_wire_header *h = lens->hdr;
   for (int pass = 0; pass < 2; pass++) {
     for (uint32_t i = 0; i < SHK_LENS_PROCESS_SLOTS; i++) {
-      uint32_t cur = shk__lens_load32(&h->processes[i].pid);
-      if (pass == 0 ? cur != 0 : (cur == 0 || cur == lens->pid || shk__lens_pid_alive(cur)))
+      /* pid and start stamp change together: never a moment where ours pairs with another's */
+      uint64_t cur = atomic_load(SHK__LENS_SLOT(h, i));
+      if (pass == 0 ? cur != 0 : (cur == 0 || cur == lens->identity || shk__lens_identity_alive(cur)))
         continue;
-      if (atomic_compare_exchange_strong(SHK__A32(&h->processes[i].pid), &cur, lens->pid)) {
+      if (atomic_compare_exchange_strong(SHK__LENS_SLOT(h, i), &cur, lens->identity)) {
         lens->slot = i;
         return SHK_OK;
       }
@@ -161,8 +180,9 @@ int shk_lens_open(const char *name, const shk_lens_options *options, shk_lens **
     return SHK_EINVAL;
   }
   lens->pid = (uint32_t)shk__os_pid();
+  lens->identity = shk__lens_identity(lens->pid, shk__lens_stamp_of(lens->pid));
   bool created = false;
-  rc = open_or_create(name, &lens->options, lens->pid, &lens->shm, &created);
+  rc = open_or_create(name, &lens->options, lens->identity, &lens->shm, &created);
   if (rc != SHK_OK) {
     free(lens);
     return rc;
@@ -184,16 +204,85 @@ int shk_lens_open(const char *name, const shk_lens_options *options, shk_lens **
   return SHK_OK;
 }
 
+static void unlock_ring(shk_lens *lens, shk_lens_wire_ring *r);
+
+/* ---- threads that end ---- */
+
+static void thread_ended(void *value);
+
+static void exits_init(void) {
+  have_exit_key = shk__os_thread_key_create(&exit_key, thread_ended) == SHK_OK;
+}
+
+/* The calling thread's list, made on first need; NULL without a key (its rings then stay until
+ * the lens is closed, as before). */
+static thread_rings *rings_of(lens_thread *t) {
+  if (t->rings) return t->rings;
+  shk__once_run(&exit_once, exits_init);
+  if (!have_exit_key) return NULL;
+  thread_rings *tr = calloc(1, sizeof *tr);
+  if (!tr) return NULL;
+  if (shk__os_thread_key_set(&exit_key, tr) != SHK_OK) {
+    free(tr);
+    return NULL;
+  }
+  t->rings = tr;
+  return tr;
+}
+
+/* Takes h off its thread's list. Under SHK__LOCK_LENS_THREADS. */
+static void unlist_from_thread(ring_handle *h) {
+  if (!h->thread) return;
+  ring_handle **at = &h->thread->first;
+  while (*at && *at != h) at = &(*at)->thread_next;
+  if (*at) *at = h->thread_next;
+  h->thread = NULL;
+}
+
+/* The thread is ending: each of its rings is closed (the reader drains it, acknowledges it, and a
+ * producer may then take it) and its counts move to the lens's total. */
+static void thread_ended(void *value) {
+  thread_rings *tr = value;
+  shk__lock(SHK__LOCK_LENS_THREADS);
+  for (ring_handle *h = tr->first, *next; h; h = next) {
+    next = h->thread_next;
+    shk_lens *lens = h->lens;
+    shk__os_mutex_lock(&lens->handles_mutex);
+    ring_handle **at = &lens->handles;
+    while (*at && *at != h) at = &(*at)->next;
+    if (*at) *at = h->next;
+    for (int k = 0; k < SHK_LENS_KIND_COUNT; k++)
+      atomic_fetch_add(&lens->ended_sent[k], h->written[k] + shk__lens_load64(&h->ring->dropped[k]));
+    shk__os_mutex_unlock(&lens->handles_mutex);
+    shk__lens_store32(&h->ring->state, SHK_LENS_RING_CLOSED);
+    unlock_ring(lens, h->ring);
+    /* A destructor that runs after this one and uses the lens must not find the freed handle. */
+    if (this_thread.handle == h) {
+      this_thread.handle = NULL;
+      this_thread.handle_lens_id = 0;
+    }
+    free(h);
+  }
+  shk__unlock(SHK__LOCK_LENS_THREADS);
+  if (this_thread.rings == tr) this_thread.rings = NULL;
+  free(tr);
+}
+
 void shk_lens_close(shk_lens *lens) {
   if (!lens) return;
+  /* Threads that end later must not find these handles. */
+  shk__lock(SHK__LOCK_LENS_THREADS);
+  for (ring_handle *h = lens->handles; h; h = h->next) unlist_from_thread(h);
+  shk__unlock(SHK__LOCK_LENS_THREADS);
   /* Our rings are done: the reader drains them and may then hand them to other threads. */
   for (ring_handle *h = lens->handles, *next; h; h = next) {
     next = h->next;
     shk__lens_store32(&h->ring->state, SHK_LENS_RING_CLOSED);
+    unlock_ring(lens, h->ring);
     free(h);
   }
   shk__os_mutex_destroy(&lens->handles_mutex);
-  shk__lens_store32(&lens->hdr->processes[lens->slot].pid, 0);
+  atomic_store(SHK__LENS_SLOT(lens->hdr, lens->slot), 0);
   uint32_t live, dead, some;
   shk__lens_count_producers(lens->hdr, &live, &dead, &some);
   shk_shm_close(lens->shm);
@@ -235,23 +324,51 @@ static bool reusable(shk_lens_wire_ring *r, bool reader) {
          (!reader || shk__lens_load32(&r->acked) == shk__lens_load32(&r->epoch));
 }
 
+/* The claim word says who may set a ring up. Taken from nobody, or from a process that is gone
+ * (killed while claiming, or while closing): what it held is ours now. */
+static bool lock_ring(shk_lens *lens, shk_lens_wire_ring *r, bool only_from_dead) {
+  uint64_t cur = shk__lens_load64(&r->claim);
+  if (cur == 0 ? only_from_dead : (cur == lens->identity || shk__lens_identity_alive(cur)))
+    return false;
+  return atomic_compare_exchange_strong(SHK__A64(&r->claim), &cur, lens->identity);
+}
+
+static void unlock_ring(shk_lens *lens, shk_lens_wire_ring *r) {
+  uint64_t mine = lens->identity;
+  atomic_compare_exchange_strong(SHK__A64(&r->claim), &mine, 0);
+}
+
+/* Claims ring r for the calling thread when it is free, closed and done with, or left claiming by
+ * a producer that died at it (its claim word names a dead process). On success the ring is in
+ * state claiming and its claim word is ours. */
+static bool claim_ring(shk_lens *lens, shk_lens_wire_ring *r, bool reader) {
+  uint32_t state = shk__lens_load32(&r->state);
+  if (state == SHK_LENS_RING_CLAIMING) {
+    /* A claim word of 0 here is a claim in progress by a 2.0 producer: not ours to break. */
+    if (!lock_ring(lens, r, true)) return false;
+    if (shk__lens_load32(&r->state) == SHK_LENS_RING_CLAIMING) return true;
+    unlock_ring(lens, r);
+    return false;
+  }
+  if (state != SHK_LENS_RING_FREE && !reusable(r, reader)) return false;
+  if (!lock_ring(lens, r, false)) return false;
+  /* Holding the claim word, look again: the ring may have changed hands in between. */
+  if (state == SHK_LENS_RING_FREE ? shk__lens_load32(&r->state) == state : reusable(r, reader)) {
+    if (atomic_compare_exchange_strong(SHK__A32(&r->state), &state, SHK_LENS_RING_CLAIMING))
+      return true;
+  }
+  unlock_ring(lens, r);
+  return false;
+}
+
 static shk_lens_wire_ring *take_ring(shk_lens *lens) {
   shk_lens_wire_header *h = lens->hdr;
   uint32_t count = lens->geo.ring_count;
-  uint32_t used = SHK__MIN(shk__lens_load32(&h->rings_used), count);
   bool reader = reader_attached(lens);
-  for (uint32_t i = 0; i < used; i++) {
+  /* Rings used before come first (lowest index first), then fresh ones. */
+  for (uint32_t i = 0; i < count; i++) {
     shk_lens_wire_ring *r = shk__lens_ring(lens->mem, &lens->geo, i);
-    uint32_t closed = SHK_LENS_RING_CLOSED;
-    if (reusable(r, reader) &&
-        atomic_compare_exchange_strong(SHK__A32(&r->state), &closed, SHK_LENS_RING_CLAIMING))
-      return r;
-  }
-  for (uint32_t i = used; i < count; i++) {
-    shk_lens_wire_ring *r = shk__lens_ring(lens->mem, &lens->geo, i);
-    uint32_t free_state = SHK_LENS_RING_FREE;
-    if (!atomic_compare_exchange_strong(SHK__A32(&r->state), &free_state, SHK_LENS_RING_CLAIMING))
-      continue;
+    if (!claim_ring(lens, r, reader)) continue;
     /* rings_used only grows: readers look at rings below it. */
     uint32_t seen = shk__lens_load32(&h->rings_used);
     while (seen < i + 1 &&
@@ -282,6 +399,8 @@ static void own_ring(shk_lens *lens, shk_lens_wire_ring *r) {
 
 static ring_handle *handle_slow(shk_lens *lens, lens_thread *t) {
   if (t->serial == 0) t->serial = atomic_fetch_add(&next_thread_serial, 1) + 1;
+  thread_rings *tr = rings_of(t);
+  if (tr) shk__lock(SHK__LOCK_LENS_THREADS);
   shk__os_mutex_lock(&lens->handles_mutex);
   ring_handle *h = lens->handles;
   while (h && h->thread_serial != t->serial) h = h->next;
@@ -301,9 +420,16 @@ static ring_handle *handle_slow(shk_lens *lens, lens_thread *t) {
       h->name_seq = UINT32_MAX; /* the thread's name goes first */
       h->next = lens->handles;
       lens->handles = h;
+      h->lens = lens;
+      if (tr) {
+        h->thread = tr;
+        h->thread_next = tr->first;
+        tr->first = h;
+      }
     }
   }
   shk__os_mutex_unlock(&lens->handles_mutex);
+  if (tr) shk__unlock(SHK__LOCK_LENS_THREADS);
   if (h) {
     t->handle = h;
     t->handle_lens_id = lens->id;
@@ -461,6 +587,21 @@ static inline int send_record(shk_lens *lens, int kind, const char *name,
 
 static uint32_t color_of(uint32_t color) { return color & 0xFFFFFFu; }
 
+/* The calling thread's ring when an event of one record named `name` can go straight in: the
+ * ring is this thread's on this lens, the reader has its names (thread and `name`), and there is
+ * room. NULL otherwise: the event then takes send_record() (claim, names, wait or drop). */
+static inline ring_handle *ready_ring(shk_lens *lens, lens_thread *t, const char *name) {
+  if (t->handle_lens_id != lens->id) return NULL;
+  ring_handle *h = t->handle;
+  uint32_t generation = atomic_load_explicit(SHK__A32(&lens->hdr->reader_generation),
+                                             memory_order_relaxed);
+  uint64_t key = (uint64_t)(uintptr_t)name;
+  if (generation != h->generation || h->name_seq != t->name_seq || *name_slot(h, key) != key ||
+      h->head >= h->limit)
+    return NULL;
+  return h;
+}
+
 /* ---- the event kinds ---- */
 
 int shk_lens_frame(shk_lens *lens) {
@@ -499,6 +640,22 @@ int shk_lens_zone_begin(shk_lens *lens, shk_lens_zone *zone, const char *name, u
   return SHK_OK;
 }
 
+static uint16_t zone_depth(const shk_lens_zone *zone) {
+  return (uint16_t)(zone->depth > 0xFFFFu ? 0xFFFFu : zone->depth);
+}
+
+/* A zone's end when it cannot go straight in (see ready_ring): out of line, so that the common
+ * path saves no registers for it. */
+static SHK__NOINLINE int zone_end_slow(shk_lens *lens, const shk_lens_zone *zone, uint64_t now) {
+  shk_lens_wire_record r = {.type = SHK_LENS_REC_ZONE,
+                            .depth = zone_depth(zone),
+                            .len = color_of(zone->color),
+                            .a = zone->start,
+                            .b = now,
+                            .c = (uint64_t)(uintptr_t)zone->name};
+  return send_record(lens, SHK_LENS_ZONE, zone->name, &r);
+}
+
 int shk_lens_zone_end(shk_lens_zone *zone) {
   if (!zone) return SHK_EINVAL;
   shk_lens *lens = zone->lens;
@@ -508,13 +665,20 @@ int shk_lens_zone_end(shk_lens_zone *zone) {
   zone->lens = NULL;
   lens_thread *t = &this_thread;
   if (t->depth > 0) t->depth--;
-  shk_lens_wire_record r = {.type = SHK_LENS_REC_ZONE,
-                            .depth = (uint16_t)(zone->depth > 0xFFFFu ? 0xFFFFu : zone->depth),
-                            .len = color_of(zone->color),
-                            .a = zone->start,
-                            .b = now,
-                            .c = (uint64_t)(uintptr_t)zone->name};
-  return send_record(lens, SHK_LENS_ZONE, zone->name, &r);
+  ring_handle *h = ready_ring(lens, t, zone->name);
+  if (!h) return zone_end_slow(lens, zone, now);
+  /* Written in place, field by field: no record built on the stack and copied. */
+  uint64_t head = h->head;
+  shk_lens_wire_record *d = &h->rec[head & h->mask];
+  d->type = SHK_LENS_REC_ZONE;
+  d->flags = 0;
+  d->depth = zone_depth(zone);
+  d->len = color_of(zone->color);
+  d->a = zone->start;
+  d->b = now;
+  d->c = (uint64_t)(uintptr_t)zone->name;
+  h->head = head + 1;
+  return publish(h, SHK_LENS_ZONE);
 }
 
 void shk_lens_zone_cleanup(shk_lens_zone *zone) { (void)shk_lens_zone_end(zone); }
@@ -556,7 +720,8 @@ int shk_lens_stats_get(const shk_lens *lens, shk_lens_stats *out) {
   if (!lens || !out) return SHK_EINVAL;
   shk_lens *l = (shk_lens *)lens; /* made writable by shk_lens_open(); the list needs its lock */
   shk__lens_segment_stats(l->mem, &l->geo, out);
-  for (int k = 0; k < SHK_LENS_KIND_COUNT; k++) out->sent[k] = atomic_load(&l->no_ring_dropped[k]);
+  for (int k = 0; k < SHK_LENS_KIND_COUNT; k++)
+    out->sent[k] = atomic_load(&l->no_ring_dropped[k]) + atomic_load(&l->ended_sent[k]);
   shk__os_mutex_lock(&l->handles_mutex);
   for (ring_handle *h = l->handles; h; h = h->next)
     for (int k = 0; k < SHK_LENS_KIND_COUNT; k++)

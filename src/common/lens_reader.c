@@ -44,6 +44,7 @@ struct shk_lens_reader {
   double seconds_per_tick;
   uint32_t pid;
   bool registered; /* we are hdr->reader_pid */
+  bool shrunk;     /* the segment became smaller than our mapping: touched no more */
   char name[SHK_SHM_NAME_MAX + 1];
   shk_lens_reader_options options;
   shk__lens_string_map strings;
@@ -162,16 +163,29 @@ static void remove_orphaned_name(shk_lens_reader *r) {
   shk__lens_count_producers(r->hdr, &live, &dead, &some);
   if (live != 0 || dead == 0) return;
   for (uint32_t i = 0; i < SHK_LENS_PROCESS_SLOTS; i++) {
-    uint32_t pid = shk__lens_load32(&r->hdr->processes[i].pid);
-    if (pid != 0 && !shk__lens_pid_alive(pid))
-      atomic_compare_exchange_strong(SHK__A32(&r->hdr->processes[i].pid), &pid, 0);
+    uint64_t id = atomic_load(SHK__LENS_SLOT(r->hdr, i));
+    if (id != 0 && !shk__lens_identity_alive(id))
+      atomic_compare_exchange_strong(SHK__LENS_SLOT(r->hdr, i), &id, 0);
   }
   shk_shm_unlink(r->name);
 }
 
+/* Whether the segment still has the size we mapped. A process with write access may shrink it
+ * (POSIX ftruncate); touching the mapping past the new end would raise SIGBUS. Asked at the start
+ * of every collect (one system call per few thousand events) and before close; once shrunk, the
+ * reader never touches the segment again. A shrink during a collect is not caught here. */
+static bool segment_whole(shk_lens_reader *r) {
+  if (r->shrunk) return false;
+  if (!r->shm) return true;
+  uint64_t size = 0;
+  if (shk__os_segment_size_now(shk__shm_os_segment(r->shm), &size) == SHK_OK && size < r->size)
+    r->shrunk = true;
+  return !r->shrunk;
+}
+
 void shk_lens_reader_close(shk_lens_reader *r) {
   if (!r) return;
-  if (r->registered) {
+  if (r->registered && segment_whole(r)) {
     remove_orphaned_name(r);
     uint32_t me = r->pid;
     atomic_compare_exchange_strong(SHK__A32(&r->hdr->reader_pid), &me, 0);
@@ -426,6 +440,15 @@ static void refresh_if_current(shk_lens_reader *r, ring_state *rs, shk_lens_wire
     r->threads[rs->info] = saved;
 }
 
+/* Whether the owner of a live ring still runs: by the claim word's pid and start stamp (2.1), so
+ * that a pid given to a new process does not keep a dead owner's ring open; by the pid alone when
+ * the claim word names someone else (a 2.0 producer leaves it 0). */
+static bool owner_alive(const shk_lens_wire_ring *ring, uint32_t pid) {
+  uint64_t claim = shk__lens_load64(&ring->claim);
+  if (claim != 0 && shk__lens_identity_pid(claim) == pid) return shk__lens_identity_alive(claim);
+  return shk__lens_pid_alive(pid);
+}
+
 /* A live ring whose process is gone will get no more records: once drained it is closed. */
 static void check_owner(shk_lens_reader *r, ring_state *rs, shk_lens_wire_ring *ring, uint64_t now) {
   if (now - rs->checked_ns < LIVENESS_CHECK_NS) return;
@@ -433,10 +456,14 @@ static void check_owner(shk_lens_reader *r, ring_state *rs, shk_lens_wire_ring *
   /* The producer's counters share its head's line: read them with the liveness check, not at
    * every drain (each read takes the line away from the producer). */
   refresh_counts(r, rs, ring);
-  rs->alive = shk__lens_pid_alive(rs->pid);
+  rs->alive = owner_alive(ring, rs->pid);
   if (rs->alive || shk__lens_load64(&ring->head) != rs->tail) return;
   uint32_t live = SHK_LENS_RING_LIVE;
-  atomic_compare_exchange_strong(SHK__A32(&ring->state), &live, SHK_LENS_RING_CLOSED);
+  if (!atomic_compare_exchange_strong(SHK__A32(&ring->state), &live, SHK_LENS_RING_CLOSED)) return;
+  /* The dead owner's claim goes with it (a producer would also take it over from the dead). */
+  uint64_t claim = shk__lens_load64(&ring->claim);
+  if (claim != 0 && !shk__lens_identity_alive(claim))
+    atomic_compare_exchange_strong(SHK__A64(&ring->claim), &claim, 0);
 }
 
 static uint32_t settle(shk_lens_reader *r, ring_state *rs, shk_lens_wire_ring *ring, uint64_t now);
@@ -517,6 +544,7 @@ static void collect(shk_lens_reader *r) {
   r->text_used = 0;
   r->max_backlog = 0;
   r->last_collect_ns = shk__os_now_ns();
+  if (!segment_whole(r)) return;
   uint32_t used = SHK__MIN(shk__lens_load32(&r->hdr->rings_used), r->geo.ring_count);
   if (used == 0) return;
   uint64_t now = shk__os_now_ns();
@@ -560,11 +588,12 @@ int shk_lens_reader_drain(shk_lens_reader *r, shk_lens_event_fn fn, void *user, 
   if (fn) n += deliver_pending(r, fn, user);
   else n += r->event_count;
   if (count) *count = n;
-  return SHK_OK;
+  return r->shrunk ? SHK_EFORMAT : SHK_OK;
 }
 
 /* Whether any ring holds records we have not taken (plain loads: the lines stay shared). */
 static bool anything_waiting(shk_lens_reader *r) {
+  if (r->shrunk) return false;
   uint32_t used = SHK__MIN(shk__lens_load32(&r->hdr->rings_used), r->geo.ring_count);
   for (uint32_t i = 0; i < used; i++) {
     shk_lens_wire_ring *ring = shk__lens_ring(r->mem, &r->geo, i);
@@ -602,7 +631,10 @@ int shk_lens_reader_poll(shk_lens_reader *r, uint64_t timeout_ns, shk_lens_event
     nap(r->options.idle_sleep_ns - (start - r->last_collect_ns), start, timeout_ns);
   for (;;) {
     size_t n = 0;
-    shk_lens_reader_drain(r, fn, user, &n);
+    if (shk_lens_reader_drain(r, fn, user, &n) == SHK_EFORMAT) {
+      if (count) *count = n;
+      return SHK_EFORMAT;
+    }
     if (n > 0) {
       if (count) *count = n;
       return SHK_OK;
@@ -625,6 +657,7 @@ int shk_lens_reader_next(shk_lens_reader *r, shk_lens_event *event) {
 bool shk_lens_reader_finished(shk_lens_reader *r) {
   if (!r) return true;
   if (r->event_next < r->event_count) return false;
+  if (r->shrunk) return true; /* nothing more can be read */
   /* Slots in use are plain loads; whether their processes live costs a system call each, so
    * that is asked at most every 10 ms. */
   bool any = false;
@@ -655,7 +688,8 @@ bool shk_lens_reader_finished(shk_lens_reader *r) {
 
 int shk_lens_reader_stats(const shk_lens_reader *r, shk_lens_stats *out) {
   if (!r || !out) return SHK_EINVAL;
-  shk__lens_segment_stats(r->mem, &r->geo, out);
+  if (r->shrunk) memset(out, 0, sizeof *out);
+  else shk__lens_segment_stats(r->mem, &r->geo, out);
   for (int k = 0; k < SHK_LENS_KIND_COUNT; k++) {
     out->received[k] = r->received[k];
     out->malformed[k] = r->malformed[k];
@@ -671,7 +705,7 @@ int shk_lens_reader_threads(const shk_lens_reader *r, shk_lens_thread_info *out,
   /* The counts of rings still followed, as they are now (drains read them only now and then).
    * The handle is the library's own, made writable by shk_lens_reader_open(). */
   shk_lens_reader *w = (shk_lens_reader *)r;
-  uint32_t used = SHK__MIN(shk__lens_load32(&w->hdr->rings_used), w->geo.ring_count);
+  uint32_t used = w->shrunk ? 0 : SHK__MIN(shk__lens_load32(&w->hdr->rings_used), w->geo.ring_count);
   for (uint32_t i = 0; i < used; i++) refresh_if_current(w, &w->rings[i], shk__lens_ring(w->mem, &w->geo, i));
   *count = r->thread_count;
   size_t n = SHK__MIN(capacity, r->thread_count);

@@ -51,6 +51,7 @@ static const char *const mutex_names[SHK__LOCK_MUTEX_COUNT] = {
     [SHK__LOCK_BUF_HOOK] = "buf heap hook",
     [SHK__LOCK_BUF_PENDING] = "buf pending list",
     [SHK__LOCK_BUF_THREADS] = "buf thread list",
+    [SHK__LOCK_LENS_THREADS] = "lens thread rings",
 };
 
 /* The whole order as one numbering: the gate, the mutexes, the range index, then the extras. */

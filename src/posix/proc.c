@@ -108,26 +108,10 @@ static int64_t boot_time(void) {
 
 int64_t shk__os_pid_started(int pid) {
 #ifdef __linux__
-  if (pid <= 0) return 0;
-  char path[64], line[1024];
-  snprintf(path, sizeof path, "/proc/%d/stat", pid);
-  FILE *f = fopen(path, "r");
-  if (!f) return 0;
-  size_t n = fread(line, 1, sizeof line - 1, f);
-  fclose(f);
-  line[n] = '\0';
-  const char *p = strrchr(line, ')'); /* the name may hold spaces and parentheses */
-  if (!p) return 0;
-  /* Field 3 (state) starts at p + 2; the start tick is field 22. */
-  p += 2;
-  for (int field = 3; field < 22 && p; field++) {
-    p = strchr(p, ' ');
-    if (p) p++;
-  }
-  unsigned long long ticks = 0;
+  uint64_t ticks = 0;
   long hz = sysconf(_SC_CLK_TCK);
   int64_t boot = boot_time();
-  if (!p || sscanf(p, "%llu", &ticks) != 1 || hz <= 0 || boot <= 0) return 0;
+  if (shk__os_proc_start_time(pid, &ticks) != SHK_OK || hz <= 0 || boot <= 0) return 0;
   return boot + (int64_t)(ticks / (unsigned long long)hz);
 #else
   (void)pid;
@@ -151,6 +135,38 @@ bool shk__os_pid_alive(int pid) {
   if (end_of_name && (end_of_name[2] == 'Z' || end_of_name[2] == 'X')) return false;
 #endif
   return true;
+}
+
+int shk__os_proc_start_time(int pid, uint64_t *start) {
+  if (pid <= 0 || !start) return SHK_EINVAL;
+#ifdef __linux__
+  char path[64], line[1024];
+  snprintf(path, sizeof path, "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return errno == ENOENT || errno == ESRCH ? SHK_ENOENT : posix_error(errno);
+  size_t n = fread(line, 1, sizeof line - 1, f);
+  fclose(f);
+  line[n] = '\0';
+  /* Fields after the name (which may hold spaces and parentheses): state is field 3, the start
+   * time (clock ticks since boot) field 22. */
+  const char *p = strrchr(line, ')');
+  if (!p) return SHK_EOS;
+  p++;
+  if (p[0] == ' ' && (p[1] == 'Z' || p[1] == 'X')) return SHK_ENOENT;
+  for (int field = 2; field < 22; field++) {
+    p = strchr(p, ' ');
+    if (!p) return SHK_EOS;
+    p++;
+  }
+  char *end = NULL;
+  unsigned long long ticks = strtoull(p, &end, 10);
+  if (end == p) return SHK_EOS;
+  *start = ticks;
+  return SHK_OK;
+#else
+  if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) return SHK_ENOENT;
+  return SHK_EUNSUPPORTED;
+#endif
 }
 
 /* Closes [lo, hi] (hi >= lo). close_range where the kernel has it (Linux 5.9+, FreeBSD 13+). */

@@ -129,6 +129,17 @@ int shk__os_segment_unlink(const char *os_name) {
   return SHK_OK;
 }
 
+int shk__os_segment_size_now(const shk__os_segment *seg, uint64_t *size) {
+  if (seg->handle < 0) { /* a reserved anonymous mapping: no object, nothing can shrink it */
+    *size = seg->size;
+    return SHK_OK;
+  }
+  struct stat st;
+  if (fstat((int)seg->handle, &st) != 0) return posix_error(errno);
+  *size = st.st_size > 0 ? (uint64_t)st.st_size : 0;
+  return SHK_OK;
+}
+
 int shk__os_segment_ref_take(const shk__os_segment *seg, shk__os_segment_ref *ref) {
   struct stat st;
   if (fstat((int)seg->handle, &st) != 0) return posix_error(errno);

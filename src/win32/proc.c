@@ -80,6 +80,25 @@ bool shk__os_pid_alive(int pid) {
   return ok && code == STILL_ACTIVE;
 }
 
+int shk__os_proc_start_time(int pid, uint64_t *start) {
+  if (pid <= 0 || !start) return SHK_EINVAL;
+  HANDLE h = OpenProcess(PROCESS_QUERY_LIMITED_INFORMATION, FALSE, (DWORD)pid);
+  if (!h) {
+    DWORD err = GetLastError();
+    if (err == ERROR_INVALID_PARAMETER) return SHK_ENOENT; /* no process has this id */
+    return err == ERROR_ACCESS_DENIED ? SHK_EUNSUPPORTED : win32_error(err);
+  }
+  FILETIME created, exited, kernel, user;
+  DWORD code = 0;
+  BOOL ok = GetProcessTimes(h, &created, &exited, &kernel, &user) && GetExitCodeProcess(h, &code);
+  DWORD err = ok ? 0 : GetLastError();
+  CloseHandle(h);
+  if (!ok) return win32_error(err);
+  if (code != STILL_ACTIVE) return SHK_ENOENT;
+  *start = ((uint64_t)created.dwHighDateTime << 32) | created.dwLowDateTime;
+  return SHK_OK;
+}
+
 int shk__os_proc_fork(const intptr_t *keep, size_t nkeep, shk__os_proc *proc, bool *in_child) {
   (void)keep;
   (void)nkeep;

@@ -121,6 +121,12 @@ int shk__os_segment_unlink(const char *os_name) {
   return SHK_OK;
 }
 
+int shk__os_segment_size_now(const shk__os_segment *seg, uint64_t *size) {
+  /* A section's size is fixed while a view of it is mapped. */
+  *size = seg->size;
+  return SHK_OK;
+}
+
 typedef BOOL(WINAPI *win32_compare_fn)(HANDLE, HANDLE);
 
 /* CompareObjectHandles exists from Windows 10 on (and in wine); looked up once. */
