@@ -95,7 +95,7 @@ typedef enum shk_shm_kind {
 /** One segment reported by shk_shm_list(). Valid during the callback only. */
 typedef struct shk_shm_entry {
   const char *name;      /**< the portable name */
-  shk_shm_kind kind;
+  shk_shm_kind kind;     /**< what made it */
   const char *kind_name; /**< "buffer", "anonymous" or "lens" */
   int owner_pid;         /**< the process the name belongs to; 0 when unknown */
   bool owner_alive;      /**< whether that process exists now (a zombie counts as gone; a
@@ -105,6 +105,7 @@ typedef struct shk_shm_entry {
   int64_t modified;      /**< last change of size or contents, seconds since 1970; 0 unknown */
 } shk_shm_entry;
 
+/** Called by shk_shm_list() once per segment; `user` is the pointer given to shk_shm_list(). */
 typedef void (*shk_shm_entry_fn)(const shk_shm_entry *entry, void *user);
 
 /** Calls fn for each shmkit segment of this user that exists now: generated names (the owner

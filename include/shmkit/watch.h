@@ -249,7 +249,7 @@ typedef struct shk_watch_backend_table {
   /** Optional: whether the backend works here now (NULL: always). */
   bool (*available)(void *user);
   /** Required: starts watching [addr, addr+size) for watcher w (keep w for
-   * shk_watch_report_write); *state receives what detach and collect get back. SHK_OK or a
+   * shk_watch_report_write); `*state` receives what detach and collect get back. SHK_OK or a
    * negative SHK_E* code (shk_watch_add returns it). */
   int (*attach)(void *user, shk_watcher *w, void *addr, size_t size, void **state);
   /** Optional: stops watching the region attached with `state`. */
@@ -261,7 +261,7 @@ typedef struct shk_watch_backend_table {
   /** Optional: makes writes to [addr, addr+size) (whole pages of its regions) noticed again,
    * before the watcher compares them (a fault backend closes them again here). */
   int (*rearm)(void *user, void *addr, size_t size);
-  void *user;
+  void *user; /**< passed as the first argument of every function above */
 } shk_watch_backend_table;
 
 /** The longest backend name, in characters; names follow the rules of segment names
