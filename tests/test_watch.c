@@ -1100,7 +1100,7 @@ static void protection_events_know_address_instruction_and_thread(void **state) 
     printf("    ip %p in %s (anchor %p)\n", (void *)s->ip, s->module, (void *)(uintptr_t)anchor_function);
   }
   /* File, function and line where debug information and the system's reader exist (libdw on
-   * Linux, DbgHelp on Windows; this test is built with -g). */
+   * Linux, DbgHelp on Windows; Debug and RelWithDebInfo builds carry it, Release ones do not). */
   if (s->flags & SHK_WATCH_EVENT_SOURCE) {
     printf("    %s:%u in %s (the write is on line %u)\n", s->file, s->line, s->function, write_line);
     assert_non_null(strstr(s->file, "test_watch.c"));
@@ -1108,7 +1108,7 @@ static void protection_events_know_address_instruction_and_thread(void **state) 
     assert_non_null(strstr(s->function, "protection_events_know"));
   } else {
     printf("    no source line for the writer here (no libdw / DbgHelp, or no debug information)\n");
-#if defined(__linux__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__linux__) && defined(__GNUC__) && !defined(__clang__) && defined(SHK_TEST_DEBUG_INFO)
     /* gcc's DWARF is found by libdw as it is; clang's needs -gdwarf-aranges (libdw 0.188 looks
      * addresses up through .debug_aranges, which clang leaves out by default). */
     void *dw = dlopen("libdw.so.1", RTLD_NOW | RTLD_LOCAL);
