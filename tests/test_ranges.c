@@ -18,21 +18,6 @@
 #define TOP ((void *)(UINTPTR_MAX - 999))
 #define TOP_SIZE ((size_t)1000)
 
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-      return __LINE__;                                                         \
-    }                                                                          \
-  } while (0)
-
-#define CHILD_TEST(name)                                                     \
-  static int name##_child(int argc, char **argv);                            \
-  static void name(void **state) {                                           \
-    (void)state;                                                             \
-    shk_test_run_child_ok(#name, 0, NULL, CHILD_TIMEOUT_MS);                 \
-  }                                                                          \
-  static int name##_child(int argc, char **argv)
 
 static const shk_task_mode MODES[] = {SHK_TASK_PROCESSES, SHK_TASK_THREADS, SHK_TASK_INLINE};
 
@@ -49,7 +34,7 @@ static int wild_write_fn(const shk_task_chunk *c, shk_task_out *out) {
   return rc == SHK_EINVAL ? 0 : 1000 + (rc < 0 ? -rc : rc);
 }
 
-CHILD_TEST(task_run_refuses_a_wrapping_range_in_every_mode) {
+SHK_CHILD_TEST(task_run_refuses_a_wrapping_range_in_every_mode, CHILD_TIMEOUT_MS) {
   (void)argc, (void)argv;
   for (size_t m = 0; m < sizeof MODES / sizeof MODES[0]; m++) {
     shk_task_options o = {0};
@@ -57,37 +42,37 @@ CHILD_TEST(task_run_refuses_a_wrapping_range_in_every_mode) {
     o.chunks = 4;
     o.workers = 2;
     shk_task_results *r = (shk_task_results *)&o;
-    CHECK(shk_task_run(WILD, WILD_SIZE, count_fn, &o, &r) == SHK_EINVAL);
-    CHECK(r == NULL);
-    CHECK(shk_task_run(TOP, TOP_SIZE, count_fn, &o, &r) == SHK_EINVAL);
-    CHECK(r == NULL);
+    SHK_CHECK(shk_task_run(WILD, WILD_SIZE, count_fn, &o, &r) == SHK_EINVAL);
+    SHK_CHECK(r == NULL);
+    SHK_CHECK(shk_task_run(TOP, TOP_SIZE, count_fn, &o, &r) == SHK_EINVAL);
+    SHK_CHECK(r == NULL);
   }
   return 0;
 }
 
-CHILD_TEST(pool_run_refuses_a_wrapping_range_in_every_mode) {
+SHK_CHILD_TEST(pool_run_refuses_a_wrapping_range_in_every_mode, CHILD_TIMEOUT_MS) {
   (void)argc, (void)argv;
   static unsigned char input[4096];
   for (size_t m = 0; m < sizeof MODES / sizeof MODES[0]; m++) {
     shk_task_pool *pool = NULL;
-    CHECK(shk_task_pool_create(2, MODES[m], &pool) == SHK_OK);
+    SHK_CHECK(shk_task_pool_create(2, MODES[m], &pool) == SHK_OK);
     shk_task_options o = {0};
     o.chunks = 4;
     shk_task_results *r = NULL;
-    CHECK(shk_task_pool_run(pool, WILD, WILD_SIZE, count_fn, &o, &r) == SHK_EINVAL);
-    CHECK(r == NULL);
-    CHECK(shk_task_pool_run(pool, TOP, TOP_SIZE, count_fn, &o, &r) == SHK_EINVAL);
-    CHECK(r == NULL);
+    SHK_CHECK(shk_task_pool_run(pool, WILD, WILD_SIZE, count_fn, &o, &r) == SHK_EINVAL);
+    SHK_CHECK(r == NULL);
+    SHK_CHECK(shk_task_pool_run(pool, TOP, TOP_SIZE, count_fn, &o, &r) == SHK_EINVAL);
+    SHK_CHECK(r == NULL);
     /* The pool still works afterwards. */
-    CHECK(shk_task_pool_run(pool, input, sizeof input, count_fn, &o, &r) == SHK_OK);
-    CHECK(shk_task_results_count(r) == 4);
+    SHK_CHECK(shk_task_pool_run(pool, input, sizeof input, count_fn, &o, &r) == SHK_OK);
+    SHK_CHECK(shk_task_results_count(r) == 4);
     shk_task_results_free(r);
     shk_task_pool_free(pool);
   }
   return 0;
 }
 
-CHILD_TEST(the_output_writer_refuses_a_wrapping_range) {
+SHK_CHILD_TEST(the_output_writer_refuses_a_wrapping_range, CHILD_TIMEOUT_MS) {
   (void)argc, (void)argv;
   static unsigned char input[64];
   shk_task_options o = {0};
@@ -96,14 +81,14 @@ CHILD_TEST(the_output_writer_refuses_a_wrapping_range) {
   o.workers = 2;
   shk_task_results *r = NULL;
   int rc = shk_task_run(input, sizeof input, wild_write_fn, &o, &r);
-  CHECK(r != NULL);
+  SHK_CHECK(r != NULL);
   for (size_t i = 0; i < shk_task_results_count(r); i++) {
     const shk_task_result *c = shk_task_results_get(r, i);
     if (c->status != SHK_TASK_OK)
       fprintf(stderr, "chunk %zu: %s code %d\n", i, shk_task_status_name(c->status), c->code);
   }
   shk_task_results_free(r);
-  CHECK(rc == SHK_OK);
+  SHK_CHECK(rc == SHK_OK);
   return 0;
 }
 
@@ -163,11 +148,10 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(the_output_writer_refuses_a_wrapping_range),
 };
 
-#define CHILD(name) {#name, name##_child}
 static const shk_test_child children[] = {
-    CHILD(task_run_refuses_a_wrapping_range_in_every_mode),
-    CHILD(pool_run_refuses_a_wrapping_range_in_every_mode),
-    CHILD(the_output_writer_refuses_a_wrapping_range),
+    SHK_TEST_CHILD(task_run_refuses_a_wrapping_range_in_every_mode),
+    SHK_TEST_CHILD(pool_run_refuses_a_wrapping_range_in_every_mode),
+    SHK_TEST_CHILD(the_output_writer_refuses_a_wrapping_range),
 };
 
 int main(int argc, char **argv) {

@@ -4,15 +4,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "report.h"
 #include "tool.h"
 #include "trace_json.h"
 
 static void help(FILE *f) {
   fprintf(f,
-          "usage: shmkit lens record NAME -o TRACE.json [--duration S] [--wait S] [--quiet]\n"
+          "usage: shmkit lens record NAME -o TRACE.json [--html REPORT.html] [--duration S] [--wait S]\n"
+          "                          [--quiet]\n"
           "Attaches to the lens segment NAME and writes what the program sends as Chrome Trace\n"
           "Event JSON (open it in Perfetto, chrome://tracing or speedscope).\n"
           "  -o, --output FILE  the trace file to write\n"
+          "  --html FILE        also write FILE: the trace as one self-contained HTML page\n"
+          "                     (as `shmkit lens report`)\n"
           "  --duration S       stop after S seconds (default: when the program closes its lens)\n"
           "  --wait S           wait up to S seconds for NAME to appear (default 0)\n"
           "  --quiet            no progress line and no closing summary\n"
@@ -125,7 +129,7 @@ static void record_end(void *arg) {
 }
 
 int lens_record_main(int argc, char **argv) {
-  const char *name = NULL, *output = NULL;
+  const char *name = NULL, *output = NULL, *html = NULL;
   double duration = 0, wait = 0;
   bool quiet = false;
   for (int i = 1; i < argc; i++) {
@@ -136,6 +140,8 @@ int lens_record_main(int argc, char **argv) {
       return 0;
     } else if ((strcmp(a, "-o") == 0 || strcmp(a, "--output") == 0) && has_value) {
       output = argv[++i];
+    } else if (strcmp(a, "--html") == 0 && has_value) {
+      html = argv[++i];
     } else if (strcmp(a, "--duration") == 0 && has_value) {
       if (!tool_parse_seconds(argv[++i], &duration)) goto bad;
     } else if (strcmp(a, "--wait") == 0 && has_value) {
@@ -180,6 +186,12 @@ int lens_record_main(int argc, char **argv) {
     return 1;
   }
   if (!quiet) printf("trace written to %s\n", output);
+  if (html) {
+    tool_report_options options;
+    tool_report_options_init(&options);
+    options.quiet = quiet;
+    if (tool_report_write(output, html, &options, NULL) != SHK_OK) return 1;
+  }
   return intact ? 0 : 1;
 bad:
   help(stderr);

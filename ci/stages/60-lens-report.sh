@@ -56,13 +56,20 @@ browse() { # browse <name>: report the trace, open it in Chromium, check it
 # ---- a recorded trace: lens_demo, 60 frames ----
 seg=lens-report-ci-$$
 record_demo() {
-  rm -f "$work/demo.json"
-  "$bin/shmkit" lens record "$seg" -o "$work/demo.json" --wait 30 --quiet &
+  rm -f "$work/demo.json" "$work/demo-recorded.html"
+  "$bin/shmkit" lens record "$seg" -o "$work/demo.json" --html "$work/demo-recorded.html" \
+    --wait 30 --quiet &
   local recorder=$!
   "$bin/lens_demo" "$seg" --frames 60 --wait-reader 30 >/dev/null || { kill $recorder; return 1; }
   wait $recorder
 }
-shk_stage_check "record lens_demo" record_demo
+shk_stage_check "record lens_demo (with --html)" record_demo
+# `record --html` writes the page `lens report` writes from the same trace, byte for byte.
+same_page() {
+  "$bin/shmkit" lens report "$work/demo.json" -o "$work/demo-reported.html" --quiet &&
+    cmp "$work/demo-recorded.html" "$work/demo-reported.html"
+}
+shk_stage_check "record --html gives the same page as lens report" same_page
 # The demo's shape (ci/lens_trace_check.mjs): per frame 4 zones on main, 2 on worker, one frame;
 # a plot and two heap samples per frame; a log every 10 frames.
 cat >"$work/demo.expect.json" <<'EOF'
