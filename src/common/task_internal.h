@@ -97,6 +97,18 @@ typedef struct shk__task_host {
  * SHK_EUNSUPPORTED when there is none. */
 int shk__task_host_find(char *exe, size_t size);
 
+/* A worker host set up to run `function` of `module` (task_hosted.c): checks the names and finds
+ * the host. SHK_EINVAL, SHK_ERANGE, SHK_ENOMEM, SHK_EUNSUPPORTED. Free with free(). */
+int shk__task_host_make(const char *module, const char *function, shk__task_host **out);
+
+/* Stands in for a hosted pool's function on the caller's side: never called (the workers run
+ * the plugin's). */
+int shk__task_hosted_fn(const shk_task_chunk *chunk, shk_task_out *out);
+
+/* shk_task_run() in mode SHK_TASK_HOSTED. */
+int shk__task_run_hosted(const void *data, size_t size, shk_task_fn fn,
+                         const shk_task_options *opts, shk_task_results **results);
+
 int shk__task_spawn(shk__task_worker *w, unsigned index, const shk__os_segment *arena,
                     size_t ctl_size, size_t out_offset, size_t out_size,
                     const shk__task_host *host);
@@ -315,6 +327,10 @@ void shk__task_input_release(shk_task_pool *pool);
  * input at its address (they were forked after it existed) and leave after the job. */
 int shk__task_pool_create(unsigned workers, shk_task_mode mode, bool one_shot,
                           shk_task_pool **out);
+/* Creates a process pool of worker hosts running `host` (which it owns from now on, also on
+ * failure); one_shot as above, but the workers are started executables all the same. */
+int shk__task_pool_create_hosting(unsigned workers, bool one_shot, shk__task_host *host,
+                                  shk_task_pool **out);
 int shk__task_pool_run(shk_task_pool *pool, const shk__task_call *call, shk_task_results **results);
 
 /* The default worker count: the number of CPUs, at most SHK_TASK_WORKERS_MAX. */

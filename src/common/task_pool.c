@@ -166,7 +166,8 @@ static int pool_create(unsigned workers, shk_task_mode mode, bool one_shot,
   pool->mode = mode;
   pool->workers = workers;
   pool->one_shot = one_shot;
-  pool->inherit_input = one_shot && mode == SHK_TASK_PROCESSES && shk__os_caps_get()->has_fork;
+  pool->inherit_input =
+      one_shot && mode == SHK_TASK_PROCESSES && !host && shk__os_caps_get()->has_fork;
   atomic_flag_clear(&pool->busy);
   size_t ctl_size = shk__round_up(SHK__CTL_SIZE, SHK__TASK_VIEW_ALIGN);
   int rc = make_arena(pool, ctl_size + (size_t)workers * SHK_TASK_OUT_MAX);
@@ -216,26 +217,9 @@ int shk_task_pool_create(unsigned workers, shk_task_mode mode, shk_task_pool **o
   return shk__task_pool_create(workers, mode, false, out);
 }
 
-int shk_task_pool_create_hosted(unsigned workers, const char *module_path,
-                                const char *function_name, shk_task_pool **out) {
-  shk__error_clear_os();
-  if (out) *out = NULL;
-  if (!out || !module_path || !function_name || !*module_path || !*function_name)
-    return SHK_EINVAL;
-  shk__task_host *host = calloc(1, sizeof *host);
-  if (!host) return SHK_ENOMEM;
-  if (strlen(module_path) >= sizeof host->module || strlen(function_name) >= sizeof host->function) {
-    free(host);
-    return SHK_ERANGE;
-  }
-  memcpy(host->module, module_path, strlen(module_path) + 1);
-  memcpy(host->function, function_name, strlen(function_name) + 1);
-  int rc = shk__task_host_find(host->exe, sizeof host->exe);
-  if (rc != SHK_OK) {
-    free(host);
-    return rc;
-  }
-  return pool_create(workers, SHK_TASK_PROCESSES, false, host, out);
+int shk__task_pool_create_hosting(unsigned workers, bool one_shot, shk__task_host *host,
+                                  shk_task_pool **out) {
+  return pool_create(workers, SHK_TASK_PROCESSES, one_shot, host, out);
 }
 
 unsigned shk_task_pool_workers(const shk_task_pool *pool) {
@@ -555,14 +539,6 @@ int shk__task_pool_run(shk_task_pool *pool, const shk__task_call *call, shk_task
   return rc;
 }
 
-/* Stands in for a hosted pool's function on the pool's side: never called (its workers run the
- * plugin's), in threads nor inline (a hosted pool has process workers only). */
-static int hosted_fn(const shk_task_chunk *chunk, shk_task_out *out) {
-  (void)chunk;
-  (void)out;
-  return SHK_EUNSUPPORTED;
-}
-
 int shk_task_pool_run(shk_task_pool *pool, const void *data, size_t size, shk_task_fn fn,
                       const shk_task_options *opts, shk_task_results **results) {
   shk__error_clear_os();
@@ -571,7 +547,7 @@ int shk_task_pool_run(shk_task_pool *pool, const void *data, size_t size, shk_ta
   /* A hosted pool runs its plugin's function, and only that. */
   if (pool->host ? fn != NULL : fn == NULL) return SHK_EINVAL;
   shk__task_call call;
-  int rc = shk__task_call_init(&call, data, size, pool->host ? hosted_fn : fn, opts,
+  int rc = shk__task_call_init(&call, data, size, pool->host ? shk__task_hosted_fn : fn, opts,
                                shk_task_pool_workers(pool));
   if (rc != SHK_OK || !results) return rc == SHK_OK ? SHK_EINVAL : rc;
   return shk__task_pool_run(pool, &call, results);
