@@ -203,7 +203,10 @@ SHK_API int shk_task_pool_create(unsigned workers, shk_task_mode mode, shk_task_
  * threads or locks is inherited). Crash isolation, timeouts, per-chunk status and input read in
  * place work as in any process pool; functions in no module do not apply.
  * The host is the file named by the environment variable SHK_WORKER_HOST, else `shmkit-worker`
- * next to the shmkit library (its folder, bin/ in it, or ../bin from it).
+ * next to the shmkit library (its folder, bin/ in it, ../bin from it, or ../tools/shmkit or
+ * ../../tools/shmkit from it, where a vcpkg install tree has it for a release or debug library).
+ * A program linked with the static library looks next to itself instead, so it usually needs
+ * SHK_WORKER_HOST.
  * Returns, before any chunk runs and leaving nothing behind: SHK_OK; SHK_EINVAL (NULL argument);
  * SHK_ERANGE (workers above SHK_TASK_WORKERS_MAX); SHK_EUNSUPPORTED (no worker host found);
  * SHK_ENOENT (the module cannot be loaded); SHK_ENOSYM (it does not export function_name);
