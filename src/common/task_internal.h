@@ -320,6 +320,13 @@ int shk__task_give_job_input(shk_task_pool *pool, unsigned k, const shk__task_ca
  * segment has died since the pool last looked). The new worker has been given nothing. */
 int shk__task_worker_restart(shk_task_pool *pool, unsigned i);
 
+/* The one-call form's kept arena (task_arena.c). take: true and *seg set (its control header
+ * zeroed) when a kept arena of at least `size` bytes made by this process was free. give: keeps
+ * *seg for the next run when none is kept and `touched` (bytes past the control header the run
+ * used) is small, else closes it; *seg is emptied either way. Thread-safe. */
+bool shk__task_arena_take(size_t size, shk__os_segment *seg);
+void shk__task_arena_give(shk__os_segment *seg, size_t touched);
+
 /* Releases the staging segment and the caller's segment the pool holds. */
 void shk__task_input_release(shk_task_pool *pool);
 

@@ -117,6 +117,14 @@ static int commit_ctl(shk_task_pool *pool, size_t offset, size_t size, size_t *c
   return rc;
 }
 
+/* Memory a pool's arena holds past its control header: what the last call used. */
+static size_t touched(const shk_task_pool *pool) {
+  size_t n = pool->table_committed + pool->arg_committed;
+  for (unsigned i = 0; pool->ctl && i < pool->workers; i++)
+    n += (size_t)atomic_load(&shk__ctl_slot(pool->ctl, i)->out_used);
+  return n;
+}
+
 void shk_task_pool_free(shk_task_pool *pool) {
   if (!pool) return;
   if (pool->ctl) {
@@ -129,7 +137,8 @@ void shk_task_pool_free(shk_task_pool *pool) {
     }
   }
   shk__task_input_release(pool);
-  shk__os_segment_close(&pool->arena);
+  if (pool->inherit_input) shk__task_arena_give(&pool->arena, touched(pool));
+  else shk__os_segment_close(&pool->arena);
   free(pool->host);
   free(pool);
 }
@@ -170,7 +179,9 @@ static int pool_create(unsigned workers, shk_task_mode mode, bool one_shot,
       one_shot && mode == SHK_TASK_PROCESSES && !host && shk__os_caps_get()->has_fork;
   atomic_flag_clear(&pool->busy);
   size_t ctl_size = shk__round_up(SHK__CTL_SIZE, SHK__TASK_VIEW_ALIGN);
-  int rc = make_arena(pool, ctl_size + (size_t)workers * SHK_TASK_OUT_MAX);
+  size_t arena_size = ctl_size + (size_t)workers * SHK_TASK_OUT_MAX;
+  int rc = pool->inherit_input && shk__task_arena_take(arena_size, &pool->arena)
+               ? SHK_OK : make_arena(pool, arena_size);
   if (rc != SHK_OK) {
     shk_task_pool_free(pool);
     return rc;
