@@ -11,7 +11,7 @@
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "chunk states need lock-free 64-bit atomics");
 
 #define SHK__TASK_MAGIC 0x544b4853u /* "SHKT" */
-#define SHK__TASK_VERSION 1u
+#define SHK__TASK_VERSION 2u
 
 /* Chunk states: the low 32 bits of a chunk's state word; the high 32 bits are the job sequence
  * number, so a late worker's compare-and-swap on an older job's chunk always fails. */
@@ -204,6 +204,8 @@ typedef struct shk__task_ctl {
   _Atomic uint64_t finished;   /* chunks of the current job in a final state */
   _Atomic uint64_t hint;       /* the lowest chunk that may still be queued */
   _Atomic uint64_t chunk_count; /* of the current job (also in job, read after a claim) */
+  _Atomic uint64_t copied;     /* input bytes in place, from the start: a chunk runs once its
+                                  bytes and halo are (the copy-in runs beside the work) */
   shk__task_job job;
 } shk__task_ctl;
 
@@ -305,6 +307,8 @@ struct shk_task_pool {
   size_t borrow_size;
   uint64_t job_in_id;       /* the caller's segment of the current job */
   shk__os_segment staging;              /* the pool's copy of inputs, kept warm and grown */
+  const void *copy_from;                /* the input still to copy into staging once the job is
+                                           published (shk__task_copy_job_input), else NULL */
   uint64_t staging_id;
   uint64_t next_id;
 };
@@ -326,6 +330,10 @@ int shk__task_worker_restart(shk_task_pool *pool, unsigned i);
  * used) is small, else closes it; *seg is emptied either way. Thread-safe. */
 bool shk__task_arena_take(size_t size, shk__os_segment *seg);
 void shk__task_arena_give(shk__os_segment *seg, size_t touched);
+
+/* Copies the published job's input into the staging segment, in chunk order, advancing
+ * ctl->copied as it goes, when shk__task_place_input left it to do; else nothing. */
+void shk__task_copy_job_input(shk_task_pool *pool, size_t size);
 
 /* Releases the staging segment and the caller's segment the pool holds. */
 void shk__task_input_release(shk_task_pool *pool);

@@ -538,6 +538,8 @@ int shk__task_pool_run(shk_task_pool *pool, const shk__task_call *call, shk_task
     run_inline(pool, call, seq);
   } else if (rc == SHK_OK) {
     publish(pool, seq);
+    /* A copy-in runs now, in chunk order: workers start on the first chunks meanwhile. */
+    shk__task_copy_job_input(pool, call->size);
     if (deferred) {
       pool->started = true;
       rc = start_for_job(pool, call, seq);
