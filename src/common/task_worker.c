@@ -42,7 +42,7 @@ static void notify_parent(shk__task_ctl *ctl, const shk__os_channel *link) {
 static void wait_copied(shk__task_ctl *ctl, uint64_t need) {
   for (unsigned n = 0; atomic_load_explicit(&ctl->copied, memory_order_acquire) < need; n++) {
     if (n < 64) continue;
-    if (n < 4096) shk__os_yield();
+    if (n < 256) shk__os_yield();
     else shk__os_sleep_ns(20000u);
   }
 }
