@@ -282,6 +282,23 @@ static void fill(unsigned char *d, size_t n) {
 }
 
 
+/* Medians of fresh-worker calls and of the raw mechanism `raw`, alternating, so that both meet
+ * the same machine load (n / 4 + 3 of each, after one warm-up call). */
+static void alternate(call_ctx *c, void (*raw)(int), int workers, int n, double *fresh_us,
+                      double *raw_us) {
+  int pairs = n / 4 + 3;
+  double *fresh_t = times(pairs), *raw_t = times(pairs);
+  time_call(c);
+  for (int i = 0; i < pairs; i++) {
+    fresh_t[i] = time_call(c);
+    double t0 = bench_now_ns();
+    raw(workers);
+    raw_t[i] = bench_now_ns() - t0;
+  }
+  *fresh_us = median_us_of(fresh_t, pairs);
+  *raw_us = median_us_of(raw_t, pairs);
+}
+
 /* ---- (a) fixed overhead per call ----------------------------------------------------------- */
 
 static void part_overhead_header(int n) {
@@ -305,17 +322,8 @@ static void part_overhead(int workers, int n) {
   c.opts.chunks = (size_t)SHK_MAX(8, workers); /* a fresh call starts one worker per chunk at most */
   c.opts.workers = (unsigned)workers;
 
-  /* Fresh workers and the raw mechanism alternate, so that both meet the same machine load. */
-  int pairs = n / 4 + 3;
-  double *fresh_t = times(pairs), *raw_t = times(pairs);
-  time_call(&c);
-  for (int i = 0; i < pairs; i++) {
-    fresh_t[i] = time_call(&c);
-    double t0 = bench_now_ns();
-    raw_process_start_wait(workers);
-    raw_t[i] = bench_now_ns() - t0;
-  }
-  double fresh_us = median_us_of(fresh_t, pairs), raw_us = median_us_of(raw_t, pairs);
+  double fresh_us, raw_us;
+  alternate(&c, raw_process_start_wait, workers, n, &fresh_us, &raw_us);
   double thread_us = raw_threads_us(workers, n);
   check(shk_task_pool_create((unsigned)workers, SHK_TASK_PROCESSES, &c.pool), "pool");
   double pool_us = median_us(&c, n);
@@ -357,16 +365,8 @@ static void part_hosted(int workers, int n) {
   c.opts.mode = SHK_TASK_HOSTED;
   c.opts.module_path = BENCH_PLUGIN;
   c.opts.function_name = "bench_empty";
-  int pairs = n / 4 + 3;
-  double *fresh_t = times(pairs), *raw_t = times(pairs);
-  time_call(&c);
-  for (int i = 0; i < pairs; i++) {
-    fresh_t[i] = time_call(&c);
-    double t0 = bench_now_ns();
-    raw_host_start_wait(workers);
-    raw_t[i] = bench_now_ns() - t0;
-  }
-  double fresh_us = median_us_of(fresh_t, pairs), raw_us = median_us_of(raw_t, pairs);
+  double fresh_us, raw_us;
+  alternate(&c, raw_host_start_wait, workers, n, &fresh_us, &raw_us);
   c.opts.mode = SHK_TASK_PROCESSES;
   check(shk_task_pool_create_hosted((unsigned)workers, BENCH_PLUGIN, "bench_empty", &c.pool),
         "hosted pool");
