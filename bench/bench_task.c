@@ -2,6 +2,9 @@
  * as far as this machine has cores, or the N given.
  *   (a) fixed overhead per call (empty function, 8 MiB, max(8, N) chunks): a process pool, fresh
  *       worker processes and threads, vs fork+wait (CreateProcess+wait) and thread create+join;
+ *       and where the worker host is built: a hosted pool and fresh hosted workers (mode
+ *       SHK_TASK_HOSTED, an empty plugin function), vs posix_spawn+wait (CreateProcess+wait) of
+ *       the worker host executable itself;
  *   (b) a prologue scan (memory-bound) and a byte hash (compute-bound): one thread, N bare
  *       threads, a process pool whose input lies in a segment, a process pool that copies its
  *       input in, a thread pool; time, speedup over one thread, and the fraction of bare threads;
@@ -51,6 +54,27 @@ static void raw_process_start_wait(int n) {
   }
 }
 #define RAW_PROCESS_NAME "CreateProcess+wait"
+#ifdef BENCH_WORKER_HOST
+/* The raw mechanism beside worker-host workers: start the worker host itself n times, wait. */
+static void raw_host_start_wait(int n) {
+  PROCESS_INFORMATION pi[WORKERS_MAX];
+  for (int i = 0; i < n; i++) {
+    char cmd[MAX_PATH + 32];
+    snprintf(cmd, sizeof cmd, "\"%s\"", BENCH_WORKER_HOST);
+    STARTUPINFOA si;
+    memset(&si, 0, sizeof si);
+    si.cb = sizeof si;
+    si.dwFlags = STARTF_USESTDHANDLES; /* no standard handles: its message goes nowhere */
+    if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi[i])) abort();
+  }
+  for (int i = 0; i < n; i++) {
+    WaitForSingleObject(pi[i].hProcess, INFINITE);
+    CloseHandle(pi[i].hProcess);
+    CloseHandle(pi[i].hThread);
+  }
+}
+#define RAW_HOST_NAME "CreateProcess+wait"
+#endif
 static int cpu_count(void) {
   SYSTEM_INFO si;
   GetSystemInfo(&si);
@@ -78,6 +102,24 @@ static void raw_process_start_wait(int n) {
   for (int i = 0; i < n; i++) waitpid(pids[i], NULL, 0);
 }
 #define RAW_PROCESS_NAME "fork+wait"
+#ifdef BENCH_WORKER_HOST
+#include <spawn.h>
+extern char **environ;
+/* The raw mechanism beside worker-host workers: posix_spawn the worker host itself n times (its
+ * message to stderr goes to /dev/null), wait. */
+static void raw_host_start_wait(int n) {
+  pid_t pids[WORKERS_MAX];
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", 1 /* O_WRONLY */, 0);
+  char *args[] = {(char *)BENCH_WORKER_HOST, NULL};
+  for (int i = 0; i < n; i++)
+    if (posix_spawn(&pids[i], BENCH_WORKER_HOST, &fa, NULL, args, environ) != 0) abort();
+  for (int i = 0; i < n; i++) waitpid(pids[i], NULL, 0);
+  posix_spawn_file_actions_destroy(&fa);
+}
+#define RAW_HOST_NAME "posix_spawn+wait"
+#endif
 static int cpu_count(void) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   return n > 0 ? (int)n : 1;
@@ -240,6 +282,23 @@ static void fill(unsigned char *d, size_t n) {
 }
 
 
+/* Medians of fresh-worker calls and of the raw mechanism `raw`, alternating, so that both meet
+ * the same machine load (n / 4 + 3 of each, after one warm-up call). */
+static void alternate(call_ctx *c, void (*raw)(int), int workers, int n, double *fresh_us,
+                      double *raw_us) {
+  int pairs = n / 4 + 3;
+  double *fresh_t = times(pairs), *raw_t = times(pairs);
+  time_call(c);
+  for (int i = 0; i < pairs; i++) {
+    fresh_t[i] = time_call(c);
+    double t0 = bench_now_ns();
+    raw(workers);
+    raw_t[i] = bench_now_ns() - t0;
+  }
+  *fresh_us = median_us_of(fresh_t, pairs);
+  *raw_us = median_us_of(raw_t, pairs);
+}
+
 /* ---- (a) fixed overhead per call ----------------------------------------------------------- */
 
 static void part_overhead_header(int n) {
@@ -263,17 +322,8 @@ static void part_overhead(int workers, int n) {
   c.opts.chunks = (size_t)SHK_MAX(8, workers); /* a fresh call starts one worker per chunk at most */
   c.opts.workers = (unsigned)workers;
 
-  /* Fresh workers and the raw mechanism alternate, so that both meet the same machine load. */
-  int pairs = n / 4 + 3;
-  double *fresh_t = times(pairs), *raw_t = times(pairs);
-  time_call(&c);
-  for (int i = 0; i < pairs; i++) {
-    fresh_t[i] = time_call(&c);
-    double t0 = bench_now_ns();
-    raw_process_start_wait(workers);
-    raw_t[i] = bench_now_ns() - t0;
-  }
-  double fresh_us = median_us_of(fresh_t, pairs), raw_us = median_us_of(raw_t, pairs);
+  double fresh_us, raw_us;
+  alternate(&c, raw_process_start_wait, workers, n, &fresh_us, &raw_us);
   double thread_us = raw_threads_us(workers, n);
   check(shk_task_pool_create((unsigned)workers, SHK_TASK_PROCESSES, &c.pool), "pool");
   double pool_us = median_us(&c, n);
@@ -289,6 +339,44 @@ static void part_overhead(int workers, int n) {
          tfresh_us / thread_us);
   shk_shm_close(shm);
 }
+
+#ifdef BENCH_WORKER_HOST
+/* Worker-host workers (the plugin's empty function) beside a raw start+wait of the worker host
+ * executable, alternating as above. */
+static void part_hosted_header(int n) {
+  printf("(a, worker host) the same call on shmkit-worker processes (bench/plugin, empty function); "
+         "median of %d (fresh hosted workers and raw %s of shmkit-worker alternate)\n",
+         n, RAW_HOST_NAME);
+  printf("  %3s %13s | %15s %23s %7s\n", "N", "hosted pool", "fresh hosted", "raw " RAW_HOST_NAME,
+         "ratio");
+}
+
+static void part_hosted(int workers, int n) {
+  const size_t size = 8 * MIB;
+  shk_shm *shm;
+  check(shk_shm_create_anonymous(size, &shm), "segment");
+  fill(shk_shm_data(shm), size);
+  call_ctx c;
+  memset(&c, 0, sizeof c);
+  c.data = shk_shm_data(shm);
+  c.size = size;
+  c.opts.chunks = (size_t)SHK_MAX(8, workers);
+  c.opts.workers = (unsigned)workers;
+  c.opts.mode = SHK_TASK_HOSTED;
+  c.opts.module_path = BENCH_PLUGIN;
+  c.opts.function_name = "bench_empty";
+  double fresh_us, raw_us;
+  alternate(&c, raw_host_start_wait, workers, n, &fresh_us, &raw_us);
+  c.opts.mode = SHK_TASK_PROCESSES;
+  check(shk_task_pool_create_hosted((unsigned)workers, BENCH_PLUGIN, "bench_empty", &c.pool),
+        "hosted pool");
+  double pool_us = median_us(&c, n);
+  shk_task_pool_free(c.pool);
+  printf("  %3d %10.1f us | %12.1f us %20.1f us %6.2fx\n", workers, pool_us, fresh_us, raw_us,
+         fresh_us / raw_us);
+  shk_shm_close(shm);
+}
+#endif
 
 /* ---- (b) scan and hash: N workers vs N bare threads ------------------------------------------- */
 
@@ -510,6 +598,12 @@ int main(int argc, char **argv) {
     for (int i = 0; i < count; i++) part_overhead(ns[i], n);
     printf("  targets: process pool <= 20 us; fresh processes <= 1.5x raw\n");
     fflush(stdout);
+#ifdef BENCH_WORKER_HOST
+    part_hosted_header(n);
+    for (int i = 0; i < count; i++) part_hosted(ns[i], n);
+    printf("  target: fresh hosted workers <= 1.5x raw start+wait of the worker host\n");
+    fflush(stdout);
+#endif
   }
   if (strchr(s.parts, 'b')) {
     size_t size = s.mib * MIB;

@@ -1,6 +1,7 @@
 /* The worker host: a pool whose workers are shmkit-worker processes running a plugin's exported
  * function, in a program that never calls shk_worker_main() (as a plugin inside a host program
- * would be): results, crash isolation, and a clear code for each way the plugin can be wrong. */
+ * would be), and one-call runs in mode SHK_TASK_HOSTED: results, crash isolation, and a clear code
+ * for each way the plugin can be wrong. */
 /* ctest: labels=unit;multiprocess timeout=300 */
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,6 +156,116 @@ CHILD_TEST(each_wrong_plugin_gets_its_own_code_before_any_chunk_runs) {
   return 0;
 }
 
+/* The one-call form asks for the worker host through its options. */
+static shk_task_options hosted(const char *module, const char *function, size_t chunks) {
+  shk_task_options o = {0};
+  o.mode = SHK_TASK_HOSTED;
+  o.module_path = module;
+  o.function_name = function;
+  o.chunks = chunks;
+  o.workers = 2;
+  return o;
+}
+
+CHILD_TEST(a_hosted_call_runs_the_plugin_function_without_the_hook) {
+  (void)argc;
+  (void)argv;
+  size_t size = (size_t)1 << 20;
+  unsigned char *data = malloc(size);
+  CHECK(data);
+  fill(data, size);
+  long before = held();
+  shk_task_options o = hosted(SHK_TEST_PLUGIN, "plugin_sum", 8);
+  shk_task_results *r;
+  for (int call = 0; call < 2; call++) {
+    int rc = shk_task_run(data, size, NULL, &o, &r);
+    if (rc != SHK_OK) fprintf(stderr, "hosted run: %s\n", shk_error_name(rc));
+    CHECK(rc == SHK_OK);
+    CHECK(sums_match(r, data, 8, (size_t)-1));
+    shk_task_results_free(r);
+  }
+  /* Input that lies in a segment is read in place; more chunks than workers, and the default. */
+  shk_shm *shm;
+  CHECK(shk_shm_create_anonymous(size, &shm) == SHK_OK);
+  memcpy(shk_shm_data(shm), data, size);
+  o.chunks = 13;
+  CHECK(shk_task_run(shk_shm_data(shm), size, NULL, &o, &r) == SHK_OK);
+  CHECK(sums_match(r, data, 13, (size_t)-1));
+  shk_task_results_free(r);
+  o.chunks = 0;
+  o.workers = 0;
+  CHECK(shk_task_run(shk_shm_data(shm), size, NULL, &o, &r) == SHK_OK);
+  CHECK(shk_task_results_count(r) >= 1);
+  CHECK(sums_match(r, data, shk_task_results_count(r), (size_t)-1));
+  shk_task_results_free(r);
+  shk_shm_close(shm);
+  /* An empty input gives empty chunks, each run by the plugin. */
+  o = hosted(SHK_TEST_PLUGIN, "plugin_sum", 3);
+  CHECK(shk_task_run(NULL, 0, NULL, &o, &r) == SHK_OK);
+  CHECK(sums_match(r, data, 3, (size_t)-1));
+  shk_task_results_free(r);
+  CHECK(held() == before); /* no process, descriptor or handle left */
+  free(data);
+  return 0;
+}
+
+CHILD_TEST(a_crashing_chunk_of_a_hosted_call_is_reported) {
+  (void)argc;
+  (void)argv;
+  unsigned char data[4096];
+  fill(data, sizeof data);
+  shk_task_options o = hosted(SHK_TEST_PLUGIN, "plugin_crash_on_1", 4);
+  shk_task_results *r;
+  CHECK(shk_task_run(data, sizeof data, NULL, &o, &r) == SHK_ECRASHED);
+  CHECK(sums_match(r, data, 4, 1));
+  CHECK(shk_task_results_get(r, 1)->code == shk_test_access_violation_code());
+  shk_task_results_free(r);
+  return 0;
+}
+
+CHILD_TEST(each_wrong_plugin_of_a_hosted_call_gets_its_own_code_before_any_chunk_runs) {
+  (void)argc;
+  (void)argv;
+  unsigned char data[4096];
+  fill(data, sizeof data);
+  shk_task_results *r = (shk_task_results *)1;
+  long before = held();
+  shk_task_options o = hosted("shk-no-such-plugin-here", "plugin_sum", 4);
+  CHECK(shk_task_run(data, sizeof data, NULL, &o, &r) == SHK_ENOENT);
+  CHECK(r == NULL);
+  o = hosted(SHK_TEST_PLUGIN, "no_such_function", 4);
+  CHECK(shk_task_run(data, sizeof data, NULL, &o, &r) == SHK_ENOSYM);
+  o = hosted(SHK_TEST_PLUGIN_OTHER_MAJOR, "plugin_sum", 4);
+  CHECK(shk_task_run(data, sizeof data, NULL, &o, &r) == SHK_EVERSION);
+  CHECK(held() == before); /* nothing left behind */
+  o = hosted(NULL, "plugin_sum", 4);
+  CHECK(shk_task_run(data, sizeof data, NULL, &o, &r) == SHK_EINVAL);
+  o = hosted(SHK_TEST_PLUGIN, "", 4);
+  CHECK(shk_task_run(data, sizeof data, NULL, &o, &r) == SHK_EINVAL);
+  /* The plugin's function, and only that. */
+  o = hosted(SHK_TEST_PLUGIN, "plugin_sum", 4);
+  CHECK(shk_task_run(data, sizeof data, local_fn, &o, &r) == SHK_EINVAL);
+  CHECK(shk_task_run(data, sizeof data, NULL, &o, NULL) == SHK_EINVAL);
+  o.workers = SHK_TASK_WORKERS_MAX + 1;
+  CHECK(shk_task_run(data, sizeof data, NULL, &o, &r) == SHK_ERANGE);
+  /* A pool's plugin is chosen when it is created. */
+  shk_task_pool *pool;
+  CHECK(shk_task_pool_create(1, SHK_TASK_HOSTED, &pool) == SHK_EINVAL);
+  CHECK(shk_task_pool_create(1, SHK_TASK_THREADS, &pool) == SHK_OK);
+  o = hosted(SHK_TEST_PLUGIN, "plugin_sum", 4);
+  CHECK(shk_task_pool_run(pool, data, sizeof data, local_fn, &o, &r) == SHK_EINVAL);
+  shk_task_pool_free(pool);
+  /* No worker host where it is looked for. */
+#ifdef _WIN32
+  _putenv_s("SHK_WORKER_HOST", "C:\\no\\such\\shmkit-worker.exe");
+#else
+  setenv("SHK_WORKER_HOST", "/no/such/shmkit-worker", 1);
+#endif
+  CHECK(shk_task_run(data, sizeof data, NULL, &o, &r) == SHK_EUNSUPPORTED);
+  CHECK(r == NULL);
+  return 0;
+}
+
 #ifdef SHK_TEST_NO_WORKER_HOST
 /* Built without the tools (SHK_BUILD_TOOLS=OFF): there is no worker host to find. */
 static void without_a_worker_host_hosted_pools_are_unsupported(void **state) {
@@ -162,6 +273,12 @@ static void without_a_worker_host_hosted_pools_are_unsupported(void **state) {
   shk_task_pool *pool;
   assert_int_equal(shk_task_pool_create_hosted(1, SHK_TEST_PLUGIN, "plugin_sum", &pool),
                    SHK_EUNSUPPORTED);
+  shk_task_options o = {0};
+  o.mode = SHK_TASK_HOSTED;
+  o.module_path = SHK_TEST_PLUGIN;
+  o.function_name = "plugin_sum";
+  shk_task_results *r;
+  assert_int_equal(shk_task_run(NULL, 0, NULL, &o, &r), SHK_EUNSUPPORTED);
 }
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(without_a_worker_host_hosted_pools_are_unsupported),
@@ -171,6 +288,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_hosted_pool_runs_the_plugin_function_without_the_hook),
     cmocka_unit_test(a_crashing_plugin_chunk_is_reported_and_its_worker_replaced),
     cmocka_unit_test(each_wrong_plugin_gets_its_own_code_before_any_chunk_runs),
+    cmocka_unit_test(a_hosted_call_runs_the_plugin_function_without_the_hook),
+    cmocka_unit_test(a_crashing_chunk_of_a_hosted_call_is_reported),
+    cmocka_unit_test(each_wrong_plugin_of_a_hosted_call_gets_its_own_code_before_any_chunk_runs),
 };
 #endif
 
@@ -178,6 +298,9 @@ static const shk_test_child children[] = {
     SHK_TEST_CHILD(a_hosted_pool_runs_the_plugin_function_without_the_hook),
     SHK_TEST_CHILD(a_crashing_plugin_chunk_is_reported_and_its_worker_replaced),
     SHK_TEST_CHILD(each_wrong_plugin_gets_its_own_code_before_any_chunk_runs),
+    SHK_TEST_CHILD(a_hosted_call_runs_the_plugin_function_without_the_hook),
+    SHK_TEST_CHILD(a_crashing_chunk_of_a_hosted_call_is_reported),
+    SHK_TEST_CHILD(each_wrong_plugin_of_a_hosted_call_gets_its_own_code_before_any_chunk_runs),
 };
 
 /* Never calls shk_worker_main(): the host program of a plugin does not. */

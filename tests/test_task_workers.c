@@ -40,13 +40,16 @@ static int pid_sum_fn(const shk_task_chunk *c, shk_task_out *out) {
   return shk_task_out_write(out, v, sizeof v);
 }
 
-/* Runs pid_sum_fn over data and checks every chunk's sum; writes the worker pids seen. */
+/* Runs pid_sum_fn over data on the pool (NULL: one call on two fresh workers) and checks every
+ * chunk's sum; writes the worker pids seen. */
 static int run_and_check(shk_task_pool *pool, const unsigned char *data, size_t size,
                          size_t chunks, uint64_t *pids) {
   shk_task_options o = {0};
   o.chunks = chunks;
+  o.workers = 2; /* the one-call form (NULL pool) */
   shk_task_results *r = NULL;
-  int rc = shk_task_pool_run(pool, data, size, pid_sum_fn, &o, &r);
+  int rc = pool ? shk_task_pool_run(pool, data, size, pid_sum_fn, &o, &r)
+                : shk_task_run(data, size, pid_sum_fn, &o, &r);
   if (rc != SHK_OK) {
     fprintf(stderr, "pool run: %s\n", shk_error_name(rc));
     shk_task_results_free(r);
@@ -429,12 +432,104 @@ CHILD_TEST(a_function_made_at_run_time_runs_where_workers_can_reach_it) {
   return 0;
 }
 
+/* Crashes on chunk 1; writes 3 MiB on chunk 2 when the argument says so; waits long on chunk 3
+ * when the argument says so; else as pid_sum_fn. */
+static int awkward_fn(const shk_task_chunk *c, shk_task_out *out) {
+  char mode = c->arg_size ? *(const char *)c->arg : 'n';
+  if (mode == 'c' && c->index == 1) abort();
+  if (mode == 'b' && c->index == 2) {
+    static unsigned char big[(size_t)3 << 20];
+    memset(big, 0xA5, sizeof big);
+    return shk_task_out_write(out, big, sizeof big);
+  }
+  if (mode == 't' && c->index == 3) {
+#ifdef _WIN32
+    Sleep(60000);
+#else
+    sleep(60);
+#endif
+  }
+  return pid_sum_fn(c, out);
+}
+
+static int awkward_run(const unsigned char *data, size_t size, char mode, unsigned workers) {
+  shk_task_options o = {0};
+  o.chunks = 4;
+  o.workers = workers;
+  o.arg = &mode;
+  o.arg_size = 1;
+  o.timeout_ms = mode == 't' ? 300 : 0;
+  shk_task_results *r = NULL;
+  int rc = shk_task_run(data, size, awkward_fn, &o, &r);
+  shk_task_results_free(r);
+  return rc;
+}
+
+/* The one-call form keeps its arena for the next call: whatever the previous call left there (a
+ * crash, a worker killed at the deadline, a large output, fewer workers), the next one's results
+ * are exact. */
+CHILD_TEST(one_calls_after_crashes_timeouts_and_large_outputs_give_exact_results) {
+  (void)argc;
+  (void)argv;
+  size_t size = (size_t)1 << 20;
+  unsigned char *data = malloc(size);
+  CHECK(data);
+  fill(data, size, 5);
+  CHECK(run_and_check(NULL, data, size, 8, NULL));
+  CHECK(awkward_run(data, size, 'c', 2) == SHK_ECRASHED);
+  CHECK(run_and_check(NULL, data, size, 8, NULL));
+  CHECK(awkward_run(data, size, 't', 4) == SHK_ETIMEDOUT);
+  CHECK(run_and_check(NULL, data, size, 8, NULL));
+  CHECK(awkward_run(data, size, 'b', 2) == SHK_OK);
+  CHECK(run_and_check(NULL, data, size, 8, NULL));
+  CHECK(awkward_run(data, size, 'n', 1) == SHK_OK);
+  CHECK(run_and_check(NULL, data, size, 3, NULL));
+  CHECK(awkward_run(data, size, 'n', 4) == SHK_OK);
+  CHECK(run_and_check(NULL, data, size, 8, NULL));
+  free(data);
+  return 0;
+}
+
+#ifndef _WIN32
+/* A process forked after a one-call run has its parent's kept arena mapped (shared with the
+ * parent): it must not use it. Both run one-call tasks at the same time. */
+CHILD_TEST(a_forked_child_runs_one_calls_beside_its_parent) {
+  (void)argc;
+  (void)argv;
+  size_t size = (size_t)1 << 20;
+  unsigned char *data = malloc(size);
+  CHECK(data);
+  fill(data, size, 9);
+  CHECK(run_and_check(NULL, data, size, 8, NULL)); /* an arena is kept now */
+  pid_t child = fork();
+  CHECK(child >= 0);
+  if (child == 0) {
+    fill(data, size, 77);
+    for (int i = 0; i < 100; i++)
+      if (!run_and_check(NULL, data, size, 5, NULL)) _exit(1);
+    _exit(0);
+  }
+  int ok = 1;
+  for (int i = 0; i < 100; i++) ok &= run_and_check(NULL, data, size, 8, NULL);
+  int status;
+  CHECK(waitpid(child, &status, 0) == child);
+  CHECK(ok);
+  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  free(data);
+  return 0;
+}
+#endif
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_function_made_at_run_time_runs_where_workers_can_reach_it),
     cmocka_unit_test(a_task_call_starts_with_no_os_error_recorded),
     cmocka_unit_test(workers_hold_none_of_the_callers_descriptors),
     cmocka_unit_test(a_worker_killed_while_idle_is_replaced_when_the_input_changes),
     cmocka_unit_test(a_pool_created_by_a_thread_that_ended_still_serves),
+    cmocka_unit_test(one_calls_after_crashes_timeouts_and_large_outputs_give_exact_results),
+#ifndef _WIN32
+    cmocka_unit_test(a_forked_child_runs_one_calls_beside_its_parent),
+#endif
 };
 
 #define CHILD(name) SHK_TEST_CHILD(name)
@@ -444,6 +539,10 @@ static const shk_test_child children[] = {
     CHILD(workers_hold_none_of_the_callers_descriptors),
     CHILD(a_worker_killed_while_idle_is_replaced_when_the_input_changes),
     CHILD(a_pool_created_by_a_thread_that_ended_still_serves),
+    CHILD(one_calls_after_crashes_timeouts_and_large_outputs_give_exact_results),
+#ifndef _WIN32
+    CHILD(a_forked_child_runs_one_calls_beside_its_parent),
+#endif
 };
 
 int main(int argc, char **argv) {

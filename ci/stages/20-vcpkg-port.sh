@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The vcpkg overlay port, exercised with stand-ins for vcpkg's helper functions: a static and a
 # shared Linux build and a shared mingw build, each followed by a consumer built against the
-# installed tree (CMake package; pkg-config for Linux), run natively or under wine.
+# installed tree (CMake package; pkg-config for Linux), run natively or under wine. With the tools
+# feature, the worker host is installed in tools/shmkit/ (never in bin/), and a shared build's
+# consumer runs a plugin on it in one hosted call: natively with no setting (the library finds
+# ../tools/shmkit), under wine through SHK_WORKER_HOST (the consumer runs with its own copy of the DLL).
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 work=${SHK_BUILD_ROOT:-$SHK_ROOT/build/ci}/vcpkg-port
@@ -43,6 +46,14 @@ consumer() { # consumer <name> <pkg> [cmake args]
     cmake --build "$work/$name/consumer"
 }
 
+worker_host_installed() { # <pkg> <suffix>: in tools/shmkit, not in bin/
+  [ -x "$1/tools/shmkit/shmkit-worker$2" ] && [ ! -e "$1/bin/shmkit-worker$2" ]
+}
+
+hosted_call() { # <name> <plugin file>: the consumer's hosted call, the host found by the library
+  env -u SHK_WORKER_HOST "$work/$1/consumer/hosted" "$work/$1/consumer/$2"
+}
+
 pkgconfig_consumer() { # <pkg>: the relocated .pc file, used the static way
   local flags
   flags=$(PKG_CONFIG_PATH="$1/lib/pkgconfig" pkg-config --static --cflags --libs shmkit) &&
@@ -57,12 +68,19 @@ check linux-static-linkage-recorded linkage_recorded "$work/linux-static/pkg" 0
 check linux-static-consumer consumer linux-static "$work/linux-static/pkg"
 check linux-static-consumer-runs "$work/linux-static/consumer/consumer"
 check linux-static-pkgconfig-consumer pkgconfig_consumer "$work/linux-static/pkg"
+tools=0
+case ";$features;" in *";tools;"*) tools=1 ;; esac
+[ $tools = 1 ] && check linux-static-worker-host-in-tools worker_host_installed "$work/linux-static/pkg" ""
 
 check linux-shared-port port linux-shared dynamic
 check linux-shared-layout layout_is_vcpkg_like "$work/linux-shared/pkg"
 check linux-shared-linkage-recorded linkage_recorded "$work/linux-shared/pkg" 1
 check linux-shared-consumer consumer linux-shared "$work/linux-shared/pkg"
 check linux-shared-consumer-runs "$work/linux-shared/consumer/consumer"
+if [ $tools = 1 ]; then
+  check linux-shared-worker-host-in-tools worker_host_installed "$work/linux-shared/pkg" ""
+  check linux-shared-hosted-call-finds-the-worker-host hosted_call linux-shared libconsumer_plugin.so
+fi
 
 if [ "${SHK_SKIP_WINDOWS:-0}" != 1 ]; then
   shk_wine_setup
@@ -77,6 +95,15 @@ if [ "${SHK_SKIP_WINDOWS:-0}" != 1 ]; then
       wine "$work/mingw-shared/consumer/consumer.exe"
   }
   check mingw-shared-consumer-runs-under-wine run_under_wine
+  if [ $tools = 1 ]; then
+    check mingw-shared-worker-host-in-tools worker_host_installed "$work/mingw-shared/pkg" .exe
+    hosted_under_wine() {
+      SHK_WORKER_HOST=$(winepath -w "$work/mingw-shared/pkg/tools/shmkit/shmkit-worker.exe") \
+        wine "$work/mingw-shared/consumer/hosted.exe" \
+        "$(winepath -w "$work/mingw-shared/consumer/libconsumer_plugin.dll")"
+    }
+    check mingw-shared-hosted-call-under-wine hosted_under_wine
+  fi
 fi
 echo "vcpkg-port: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

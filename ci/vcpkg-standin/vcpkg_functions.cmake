@@ -107,6 +107,11 @@ function(vcpkg_copy_tools)
       file(REMOVE ${debug_found})
     endif()
   endforeach()
+  # vcpkg copies the DLLs the tools depend on next to them (vcpkg_copy_tool_dependencies).
+  file(GLOB dlls "${CURRENT_PACKAGES_DIR}/bin/*.dll")
+  if(dlls)
+    file(COPY ${dlls} DESTINATION "${CURRENT_PACKAGES_DIR}/tools/${PORT}")
+  endif()
 endfunction()
 
 function(vcpkg_install_copyright)

@@ -54,11 +54,19 @@ typedef bool (*shk_task_progress_fn)(size_t done, size_t total, void *user);
 typedef enum shk_task_mode {
   SHK_TASK_PROCESSES = 0, /**< worker processes (default): a crashing chunk does not kill the caller */
   SHK_TASK_THREADS = 1,   /**< threads of the caller's process */
-  SHK_TASK_INLINE = 2     /**< one after the other in the caller's thread (for debugging) */
+  SHK_TASK_INLINE = 2,    /**< one after the other in the caller's thread (for debugging) */
+  SHK_TASK_HOSTED = 3     /**< shk_task_run only: worker processes of the worker host running the
+                             plugin function named by shk_task_options.module_path and
+                             function_name (see shk_task_pool_create_hosted()) */
 } shk_task_mode;
 
 /** Options of one call. Zero-initialise (`shk_task_options o = {0};`) for the defaults; a NULL
- * options pointer means all defaults. */
+ * options pointer means all defaults.
+ * Evolution: fields are only ever added at the end, and the library reads a field added after the
+ * first release only when a field of the first release says the caller set it (module_path and
+ * function_name are read only when mode is SHK_TASK_HOSTED, a value no caller compiled against an
+ * older header can pass). So a program compiled against an older shmkit.h keeps working with a
+ * newer library: the library never reads past the end of that program's smaller struct. */
 typedef struct shk_task_options {
   size_t chunks;       /**< number of chunks; 0: the number of workers */
   unsigned workers;    /**< shk_task_run only: workers to start; 0: the number of CPUs (at most
@@ -74,6 +82,9 @@ typedef struct shk_task_options {
                           stop a running chunk and only stop starting new ones. */
   shk_task_progress_fn progress; /**< may be NULL */
   void *progress_user;           /**< passed to progress as `user` */
+  /* Added after the first release (read only when mode is SHK_TASK_HOSTED, see above). */
+  const char *module_path;   /**< SHK_TASK_HOSTED: the plugin (.so / .dll marked SHK_TASK_PLUGIN) */
+  const char *function_name; /**< SHK_TASK_HOSTED: the chunk function it exports */
 } shk_task_options;
 
 /** The largest argument, in bytes. */
@@ -136,6 +147,15 @@ SHK_API int shk_task_out_write(shk_task_out *out, const void *bytes, size_t size
  * it: each chunk ends SHK_TASK_FAILED with code SHK_EUNSUPPORTED (the call returns SHK_ECHUNK).
  * Where workers are started as executables (Windows) the call returns SHK_EUNSUPPORTED before
  * any chunk runs, without results.
+ * Mode SHK_TASK_HOSTED (for code that does not own main(), such as a plugin inside a host
+ * program): fn must be NULL; fresh workers of the worker host load opts->module_path and run its
+ * exported opts->function_name, as the workers of shk_task_pool_create_hosted() do (exec, not
+ * fork, on every system; no shk_worker_main() needed; the worker host is found the same way).
+ * A wrong plugin is reported before any chunk runs, without results and leaving nothing behind:
+ * SHK_ENOENT (module), SHK_ENOSYM (function), SHK_EVERSION (not a plugin of this major version),
+ * SHK_EUNSUPPORTED (no worker host), SHK_ERANGE (a path or name too long), SHK_EINVAL (a NULL or
+ * empty module_path or function_name, or fn not NULL). The input is copied into a segment once,
+ * unless it lies in a shmkit segment of this process, which the workers read in place.
  * Returns SHK_OK when every chunk ended SHK_TASK_OK. Otherwise, with *results still set (free
  * it): SHK_ECRASHED (a chunk crashed), SHK_ETIMEDOUT, SHK_ECANCELED, SHK_ECHUNK (a function
  * returned an error), in that order of precedence. Without results (*results NULL): SHK_EINVAL
@@ -158,8 +178,8 @@ SHK_API int shk_task_run(const void *data, size_t size, shk_task_fn fn,
 
 /** Creates a pool of `workers` workers (0: the number of CPUs, capped at SHK_TASK_WORKERS_MAX;
  * inline mode always has one) in `mode`, started once. Returns SHK_OK, SHK_EINVAL (NULL out,
- * bad mode), SHK_ERANGE (workers above SHK_TASK_WORKERS_MAX), SHK_ENOHOOK, SHK_ENOMEM,
- * SHK_ELIMIT or SHK_EOS; *out is NULL on failure. Free with shk_task_pool_free(). Thread-safe. */
+ * bad mode; for SHK_TASK_HOSTED use shk_task_pool_create_hosted()), SHK_ERANGE (workers above
+ * SHK_TASK_WORKERS_MAX), SHK_ENOHOOK, SHK_ENOMEM, SHK_ELIMIT or SHK_EOS; *out is NULL on failure. Free with shk_task_pool_free(). Thread-safe. */
 SHK_API int shk_task_pool_create(unsigned workers, shk_task_mode mode, shk_task_pool **out);
 
 /** Exports a chunk function from a plugin (a .so / .dll that worker hosts load). */
@@ -185,7 +205,10 @@ SHK_API int shk_task_pool_create(unsigned workers, shk_task_mode mode, shk_task_
  * threads or locks is inherited). Crash isolation, timeouts, per-chunk status and input read in
  * place work as in any process pool; functions in no module do not apply.
  * The host is the file named by the environment variable SHK_WORKER_HOST, else `shmkit-worker`
- * next to the shmkit library (its folder, bin/ in it, or ../bin from it).
+ * next to the shmkit library (its folder, bin/ in it, ../bin from it, or ../tools/shmkit or
+ * ../../tools/shmkit from it, where a vcpkg install tree has it for a release or debug library).
+ * A program linked with the static library looks next to itself instead, so it usually needs
+ * SHK_WORKER_HOST.
  * Returns, before any chunk runs and leaving nothing behind: SHK_OK; SHK_EINVAL (NULL argument);
  * SHK_ERANGE (workers above SHK_TASK_WORKERS_MAX); SHK_EUNSUPPORTED (no worker host found);
  * SHK_ENOENT (the module cannot be loaded); SHK_ENOSYM (it does not export function_name);
@@ -195,7 +218,8 @@ SHK_API int shk_task_pool_create_hosted(unsigned workers, const char *module_pat
                                         const char *function_name, shk_task_pool **out);
 
 /** As shk_task_run(), on the pool's workers: opts->workers and opts->mode do not apply (they are
- * still checked: a bad mode gives SHK_EINVAL, workers above the maximum SHK_ERANGE), and chunks
+ * still checked: a bad mode gives SHK_EINVAL, and so does SHK_TASK_HOSTED: a pool's plugin is
+ * chosen when it is created; workers above the maximum SHK_ERANGE), and chunks
  * default to the pool's number of workers. In process mode the input is copied once into a
  * segment the pool keeps and grows, unless it lies inside a shmkit segment of this process
  * (shk_shm_find), which workers then read in place; they keep that segment mapped while the next

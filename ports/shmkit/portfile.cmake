@@ -21,8 +21,12 @@ vcpkg_cmake_install()
 vcpkg_cmake_config_fixup(CONFIG_PATH lib/cmake/shmkit)
 vcpkg_fixup_pkgconfig()
 
+# The tool and the worker host go where vcpkg keeps programs: tools/shmkit/. The library looks
+# for the worker host in ../tools/shmkit from its own folder (lib/ or bin/), so a shared build
+# finds it with no setting; a program linked with the static library sets SHK_WORKER_HOST.
+# Without the tools feature there is no worker host: hosted pools and calls give SHK_EUNSUPPORTED.
 if("tools" IN_LIST FEATURES)
-  vcpkg_copy_tools(TOOL_NAMES shmkit AUTO_CLEAN)
+  vcpkg_copy_tools(TOOL_NAMES shmkit shmkit-worker AUTO_CLEAN)
 endif()
 
 file(REMOVE_RECURSE "${CURRENT_PACKAGES_DIR}/debug/include" "${CURRENT_PACKAGES_DIR}/debug/share")

@@ -49,6 +49,7 @@ int shk__task_call_init(shk__task_call *call, const void *data, size_t size, shk
 int shk_task_run(const void *data, size_t size, shk_task_fn fn, const shk_task_options *opts,
                  shk_task_results **results) {
   shk__error_clear_os();
+  if (opts && opts->mode == SHK_TASK_HOSTED) return shk__task_run_hosted(data, size, fn, opts, results);
   if (results) *results = NULL;
   unsigned workers = opts && opts->workers ? opts->workers : shk__task_default_workers();
   shk__task_call call;

@@ -55,3 +55,70 @@ void shk__task_copy_in(void *dst, const void *src, size_t size, unsigned threads
     else copy_piece_run(&pieces[i]);
   }
 }
+
+/* ---- in chunk order, beside the work ------------------------------------------------------ */
+
+/* The ordered copy is cut into at most this many blocks: each finished run of blocks from the
+ * start moves the front that workers wait for. */
+#define ORDER_BLOCKS_MAX 256u
+/* ... of at least this size (a block's end is where the front can move). */
+#define ORDER_BLOCK_MIN ((size_t)1 << 20)
+
+typedef struct order_copy {
+  unsigned char *dst;
+  const unsigned char *src;
+  size_t size, block, blocks;
+  atomic_size_t next;  /* the next block to claim */
+  atomic_size_t front; /* blocks [0, front) are copied */
+  atomic_uchar done[ORDER_BLOCKS_MAX];
+  _Atomic uint64_t *copied;
+} order_copy;
+
+/* Moves the front over every finished block after it; whoever moves it past a block publishes
+ * that block's end (the largest end wins, whatever the order of the stores). */
+static void order_advance(order_copy *o) {
+  size_t f = atomic_load(&o->front);
+  while (f < o->blocks && atomic_load(&o->done[f])) {
+    if (!atomic_compare_exchange_weak(&o->front, &f, f + 1)) continue;
+    uint64_t end = (uint64_t)SHK__MIN(o->size, (f + 1) * o->block);
+    uint64_t cur = atomic_load(o->copied);
+    while (cur < end && !atomic_compare_exchange_weak(o->copied, &cur, end)) {
+    }
+    f++;
+  }
+}
+
+static void order_run(void *arg) {
+  order_copy *o = arg;
+  for (;;) {
+    size_t b = atomic_fetch_add(&o->next, 1);
+    if (b >= o->blocks) return;
+    size_t from = b * o->block, to = SHK__MIN(o->size, from + o->block);
+    memcpy(o->dst + from, o->src + from, to - from);
+    atomic_store(&o->done[b], 1);
+    order_advance(o);
+  }
+}
+
+void shk__task_copy_in_order(void *dst, const void *src, size_t size, unsigned threads,
+                             _Atomic uint64_t *copied) {
+  atomic_store(copied, 0);
+  if (size == 0) return;
+  static order_copy zero;
+  order_copy o = zero;
+  size_t page = shk__os_caps_get()->page_size;
+  size_t block = SHK__MAX(ORDER_BLOCK_MIN, size / ORDER_BLOCKS_MAX + 1);
+  o.block = shk__round_up(block, page);
+  o.blocks = (size + o.block - 1) / o.block;
+  o.dst = dst;
+  o.src = src;
+  o.size = size;
+  o.copied = copied;
+  unsigned n = shk__task_copy_plan(size, threads);
+  shk__os_thread *started[SHK__COPY_THREADS_MAX];
+  for (unsigned i = 1; i < n; i++)
+    if (shk__os_thread_start(&started[i], order_run, &o) != SHK_OK) started[i] = NULL;
+  order_run(&o);
+  for (unsigned i = 1; i < n; i++)
+    if (started[i]) shk__os_thread_join(started[i]);
+}

@@ -3,7 +3,9 @@
 #ifndef SHMKIT_TASK_COPY_H
 #define SHMKIT_TASK_COPY_H
 
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Each thread copies at least this many bytes: below twice this, one plain memcpy does it all
  * (starting and joining a thread costs 10-60 us, about what copying 1 MiB takes). */
@@ -23,5 +25,13 @@ unsigned shk__task_copy_plan(size_t size, unsigned threads);
  * be started leaves its piece to the calling thread: the copy itself never fails. size 0 touches
  * nothing (src and dst may then be NULL). Returns when every byte is copied. */
 void shk__task_copy_in(void *dst, const void *src, size_t size, unsigned threads);
+
+/* As shk__task_copy_in, but in order from the start, in blocks (at least 1 MiB, at most 256 of
+ * them) that the threads claim one after the other: each time the blocks from the start up to
+ * some point are all copied, *copied is raised to that point (release: a reader that sees it
+ * with acquire sees the bytes), so that readers can start on the first bytes while the rest
+ * are copied. *copied is set to 0 first, then only grows, and ends at size. Returns when every byte is copied. */
+void shk__task_copy_in_order(void *dst, const void *src, size_t size, unsigned threads,
+                             _Atomic uint64_t *copied);
 
 #endif

@@ -91,6 +91,8 @@ int shk__task_place_input(shk_task_pool *pool, const shk__task_call *call, shk__
   job->borrowed = 0;
   job->release = 0;
   job->input_offset = 0;
+  pool->copy_from = NULL;
+  atomic_store(&pool->ctl->copied, UINT64_MAX); /* in place: no chunk waits */
   if (call->size == 0 || pool->mode != SHK_TASK_PROCESSES || pool->inherit_input) {
     job->input_kind = SHK__INPUT_ADDRESS;
     job->input_addr = (uint64_t)(uintptr_t)call->data;
@@ -109,8 +111,17 @@ int shk__task_place_input(shk_task_pool *pool, const shk__task_call *call, shk__
   }
   int rc = grow_staging(pool, call->size);
   if (rc != SHK_OK) return rc;
-  shk__task_copy_in(pool->staging.addr, call->data, call->size, shk__os_caps_get()->cpu_count);
+  /* Copied once the job is published, beside the work (shk__task_copy_job_input). */
+  pool->copy_from = call->data;
+  atomic_store(&pool->ctl->copied, 0);
   return give_input_all(pool, &pool->staging, pool->staging_id, true);
+}
+
+void shk__task_copy_job_input(shk_task_pool *pool, size_t size) {
+  if (!pool->copy_from) return;
+  shk__task_copy_in_order(pool->staging.addr, pool->copy_from, size,
+                          shk__os_caps_get()->cpu_count, &pool->ctl->copied);
+  pool->copy_from = NULL;
 }
 
 int shk__task_give_job_input(shk_task_pool *pool, unsigned k, const shk__task_call *call) {

@@ -11,7 +11,7 @@
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "chunk states need lock-free 64-bit atomics");
 
 #define SHK__TASK_MAGIC 0x544b4853u /* "SHKT" */
-#define SHK__TASK_VERSION 1u
+#define SHK__TASK_VERSION 2u
 
 /* Chunk states: the low 32 bits of a chunk's state word; the high 32 bits are the job sequence
  * number, so a late worker's compare-and-swap on an older job's chunk always fails. */
@@ -96,6 +96,18 @@ typedef struct shk__task_host {
 /* Finds the worker host executable: SHK_WORKER_HOST, else next to the shmkit library.
  * SHK_EUNSUPPORTED when there is none. */
 int shk__task_host_find(char *exe, size_t size);
+
+/* A worker host set up to run `function` of `module` (task_hosted.c): checks the names and finds
+ * the host. SHK_EINVAL, SHK_ERANGE, SHK_ENOMEM, SHK_EUNSUPPORTED. Free with free(). */
+int shk__task_host_make(const char *module, const char *function, shk__task_host **out);
+
+/* Stands in for a hosted pool's function on the caller's side: never called (the workers run
+ * the plugin's). */
+int shk__task_hosted_fn(const shk_task_chunk *chunk, shk_task_out *out);
+
+/* shk_task_run() in mode SHK_TASK_HOSTED. */
+int shk__task_run_hosted(const void *data, size_t size, shk_task_fn fn,
+                         const shk_task_options *opts, shk_task_results **results);
 
 int shk__task_spawn(shk__task_worker *w, unsigned index, const shk__os_segment *arena,
                     size_t ctl_size, size_t out_offset, size_t out_size,
@@ -192,6 +204,8 @@ typedef struct shk__task_ctl {
   _Atomic uint64_t finished;   /* chunks of the current job in a final state */
   _Atomic uint64_t hint;       /* the lowest chunk that may still be queued */
   _Atomic uint64_t chunk_count; /* of the current job (also in job, read after a claim) */
+  _Atomic uint64_t copied;     /* input bytes in place, from the start: a chunk runs once its
+                                  bytes and halo are (the copy-in runs beside the work) */
   shk__task_job job;
 } shk__task_ctl;
 
@@ -293,6 +307,8 @@ struct shk_task_pool {
   size_t borrow_size;
   uint64_t job_in_id;       /* the caller's segment of the current job */
   shk__os_segment staging;              /* the pool's copy of inputs, kept warm and grown */
+  const void *copy_from;                /* the input still to copy into staging once the job is
+                                           published (shk__task_copy_job_input), else NULL */
   uint64_t staging_id;
   uint64_t next_id;
 };
@@ -308,6 +324,17 @@ int shk__task_give_job_input(shk_task_pool *pool, unsigned k, const shk__task_ca
  * segment has died since the pool last looked). The new worker has been given nothing. */
 int shk__task_worker_restart(shk_task_pool *pool, unsigned i);
 
+/* The one-call form's kept arena (task_arena.c). take: true and *seg set (its control header
+ * zeroed) when a kept arena of at least `size` bytes made by this process was free. give: keeps
+ * *seg for the next run when none is kept and `touched` (bytes past the control header the run
+ * used) is small, else closes it; *seg is emptied either way. Thread-safe. */
+bool shk__task_arena_take(size_t size, shk__os_segment *seg);
+void shk__task_arena_give(shk__os_segment *seg, size_t touched);
+
+/* Copies the published job's input into the staging segment, in chunk order, advancing
+ * ctl->copied as it goes, when shk__task_place_input left it to do; else nothing. */
+void shk__task_copy_job_input(shk_task_pool *pool, size_t size);
+
 /* Releases the staging segment and the caller's segment the pool holds. */
 void shk__task_input_release(shk_task_pool *pool);
 
@@ -315,6 +342,10 @@ void shk__task_input_release(shk_task_pool *pool);
  * input at its address (they were forked after it existed) and leave after the job. */
 int shk__task_pool_create(unsigned workers, shk_task_mode mode, bool one_shot,
                           shk_task_pool **out);
+/* Creates a process pool of worker hosts running `host` (which it owns from now on, also on
+ * failure); one_shot as above, but the workers are started executables all the same. */
+int shk__task_pool_create_hosting(unsigned workers, bool one_shot, shk__task_host *host,
+                                  shk_task_pool **out);
 int shk__task_pool_run(shk_task_pool *pool, const shk__task_call *call, shk_task_results **results);
 
 /* The default worker count: the number of CPUs, at most SHK_TASK_WORKERS_MAX. */

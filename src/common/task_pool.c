@@ -117,6 +117,14 @@ static int commit_ctl(shk_task_pool *pool, size_t offset, size_t size, size_t *c
   return rc;
 }
 
+/* Memory a pool's arena holds past its control header: what the last call used. */
+static size_t touched(const shk_task_pool *pool) {
+  size_t n = pool->table_committed + pool->arg_committed;
+  for (unsigned i = 0; pool->ctl && i < pool->workers; i++)
+    n += (size_t)atomic_load(&shk__ctl_slot(pool->ctl, i)->out_used);
+  return n;
+}
+
 void shk_task_pool_free(shk_task_pool *pool) {
   if (!pool) return;
   if (pool->ctl) {
@@ -129,7 +137,8 @@ void shk_task_pool_free(shk_task_pool *pool) {
     }
   }
   shk__task_input_release(pool);
-  shk__os_segment_close(&pool->arena);
+  if (pool->inherit_input) shk__task_arena_give(&pool->arena, touched(pool));
+  else shk__os_segment_close(&pool->arena);
   free(pool->host);
   free(pool);
 }
@@ -166,10 +175,13 @@ static int pool_create(unsigned workers, shk_task_mode mode, bool one_shot,
   pool->mode = mode;
   pool->workers = workers;
   pool->one_shot = one_shot;
-  pool->inherit_input = one_shot && mode == SHK_TASK_PROCESSES && shk__os_caps_get()->has_fork;
+  pool->inherit_input =
+      one_shot && mode == SHK_TASK_PROCESSES && !host && shk__os_caps_get()->has_fork;
   atomic_flag_clear(&pool->busy);
   size_t ctl_size = shk__round_up(SHK__CTL_SIZE, SHK__TASK_VIEW_ALIGN);
-  int rc = make_arena(pool, ctl_size + (size_t)workers * SHK_TASK_OUT_MAX);
+  size_t arena_size = ctl_size + (size_t)workers * SHK_TASK_OUT_MAX;
+  int rc = pool->inherit_input && shk__task_arena_take(arena_size, &pool->arena)
+               ? SHK_OK : make_arena(pool, arena_size);
   if (rc != SHK_OK) {
     shk_task_pool_free(pool);
     return rc;
@@ -216,26 +228,9 @@ int shk_task_pool_create(unsigned workers, shk_task_mode mode, shk_task_pool **o
   return shk__task_pool_create(workers, mode, false, out);
 }
 
-int shk_task_pool_create_hosted(unsigned workers, const char *module_path,
-                                const char *function_name, shk_task_pool **out) {
-  shk__error_clear_os();
-  if (out) *out = NULL;
-  if (!out || !module_path || !function_name || !*module_path || !*function_name)
-    return SHK_EINVAL;
-  shk__task_host *host = calloc(1, sizeof *host);
-  if (!host) return SHK_ENOMEM;
-  if (strlen(module_path) >= sizeof host->module || strlen(function_name) >= sizeof host->function) {
-    free(host);
-    return SHK_ERANGE;
-  }
-  memcpy(host->module, module_path, strlen(module_path) + 1);
-  memcpy(host->function, function_name, strlen(function_name) + 1);
-  int rc = shk__task_host_find(host->exe, sizeof host->exe);
-  if (rc != SHK_OK) {
-    free(host);
-    return rc;
-  }
-  return pool_create(workers, SHK_TASK_PROCESSES, false, host, out);
+int shk__task_pool_create_hosting(unsigned workers, bool one_shot, shk__task_host *host,
+                                  shk_task_pool **out) {
+  return pool_create(workers, SHK_TASK_PROCESSES, one_shot, host, out);
 }
 
 unsigned shk_task_pool_workers(const shk_task_pool *pool) {
@@ -543,6 +538,8 @@ int shk__task_pool_run(shk_task_pool *pool, const shk__task_call *call, shk_task
     run_inline(pool, call, seq);
   } else if (rc == SHK_OK) {
     publish(pool, seq);
+    /* A copy-in runs now, in chunk order: workers start on the first chunks meanwhile. */
+    shk__task_copy_job_input(pool, call->size);
     if (deferred) {
       pool->started = true;
       rc = start_for_job(pool, call, seq);
@@ -555,14 +552,6 @@ int shk__task_pool_run(shk_task_pool *pool, const shk__task_call *call, shk_task
   return rc;
 }
 
-/* Stands in for a hosted pool's function on the pool's side: never called (its workers run the
- * plugin's), in threads nor inline (a hosted pool has process workers only). */
-static int hosted_fn(const shk_task_chunk *chunk, shk_task_out *out) {
-  (void)chunk;
-  (void)out;
-  return SHK_EUNSUPPORTED;
-}
-
 int shk_task_pool_run(shk_task_pool *pool, const void *data, size_t size, shk_task_fn fn,
                       const shk_task_options *opts, shk_task_results **results) {
   shk__error_clear_os();
@@ -571,7 +560,7 @@ int shk_task_pool_run(shk_task_pool *pool, const void *data, size_t size, shk_ta
   /* A hosted pool runs its plugin's function, and only that. */
   if (pool->host ? fn != NULL : fn == NULL) return SHK_EINVAL;
   shk__task_call call;
-  int rc = shk__task_call_init(&call, data, size, pool->host ? hosted_fn : fn, opts,
+  int rc = shk__task_call_init(&call, data, size, pool->host ? shk__task_hosted_fn : fn, opts,
                                shk_task_pool_workers(pool));
   if (rc != SHK_OK || !results) return rc == SHK_OK ? SHK_EINVAL : rc;
   return shk__task_pool_run(pool, &call, results);

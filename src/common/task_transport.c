@@ -193,8 +193,12 @@ int shk__task_host_find(char *exe, size_t size) {
     return SHK_EUNSUPPORTED;
   memcpy(dir, mod.path, sizeof dir);
   cut_to_directory(dir);
+  /* The last two: a vcpkg install tree, whose programs live in tools/<port>/ (a debug library
+   * lies in debug/lib or debug/bin, one level deeper; the port installs release programs only). */
   static const char *const places[] = {"%s/shmkit-worker%s", "%s/bin/shmkit-worker%s",
-                                       "%s/../bin/shmkit-worker%s"};
+                                       "%s/../bin/shmkit-worker%s",
+                                       "%s/../tools/shmkit/shmkit-worker%s",
+                                       "%s/../../tools/shmkit/shmkit-worker%s"};
   for (size_t i = 0; i < sizeof places / sizeof places[0]; i++) {
     int n = snprintf(exe, size, places[i], dir[0] ? dir : ".", shk__os_caps_get()->exe_suffix);
     if (n > 0 && (size_t)n < size && shk__os_file_is_executable(exe)) return SHK_OK;

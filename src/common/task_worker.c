@@ -37,6 +37,16 @@ static void notify_parent(shk__task_ctl *ctl, const shk__os_channel *link) {
   if (link && atomic_load(&ctl->parent_sleeping)) shk__os_channel_notify(link);
 }
 
+/* Waits until the pool's copy-in has placed the input's first `need` bytes (it runs beside the
+ * work, in chunk order, and always finishes: a copy takes milliseconds, so spin, then yield). */
+static void wait_copied(shk__task_ctl *ctl, uint64_t need) {
+  for (unsigned n = 0; atomic_load_explicit(&ctl->copied, memory_order_acquire) < need; n++) {
+    if (n < 64) continue;
+    if (n < 256) shk__os_yield();
+    else shk__os_sleep_ns(20000u);
+  }
+}
+
 void shk__task_run_chunk(shk__task_ctl *ctl, unsigned worker, uint32_t seq, uint64_t i,
                          const unsigned char *input, shk_task_fn fn, shk_task_out *out) {
   shk__task_chunk_rec *rec = shk__ctl_chunk(ctl, i);
@@ -50,6 +60,7 @@ void shk__task_run_chunk(shk__task_ctl *ctl, unsigned worker, uint32_t seq, uint
       (input == NULL && readable > 0)) {
     rc = SHK_EFORMAT; /* a corrupt table: refuse rather than read out of bounds */
   } else {
+    wait_copied(ctl, off + readable);
     shk_task_chunk c;
     c.data = readable > 0 ? input + off : NULL;
     c.size = (size_t)size;
