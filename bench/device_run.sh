@@ -6,7 +6,7 @@
 # for N = 1, 2, 4, 8, 16 workers (as far as the cores go), bench_lens and bench_watch.
 # Everything goes to stdout and to files under $OUT (default build/device-out): device_run.log
 # (all of it), ctest.txt, bench_N<n>.txt, bench_overhead.txt, bench_copy.txt, bench_lens.txt,
-# bench_watch.txt, summary.txt.
+# bench_watch.txt, bench_buf.txt, summary.txt.
 # Keeps to a time budget (default 330 s of its own, build included): a step that would start
 # after the budget is skipped and named as skipped.
 # Usage: bench/device_run.sh [scan MiB (1024)] [hash MiB (256)] [best of (4)]
@@ -118,6 +118,7 @@ step 60 "bench_task --parts c (copy-in vs memcpy, 64 MiB)" \
 step 60 "bench_lens (1 M zones per run; rings of the default size, then 1 MiB)" \
   bash -c "'$bin/bench_lens' 1000000 | tee '$out/bench_lens.txt'; BENCH_LENS_RING_KIB=1024 '$bin/bench_lens' 1000000 | tee -a '$out/bench_lens.txt'"
 step 45 "bench_watch" bash -c "'$bin/bench_watch' | tee '$out/bench_watch.txt'"
+step 45 "bench_buf" bash -c "'$bin/bench_buf' | tee '$out/bench_buf.txt'"
 
 say "summary"
 {
