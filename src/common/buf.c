@@ -130,7 +130,9 @@ static int check_shape(size_t count, size_t item_size, size_t *size) {
  * stay unique, and increasing per thread. */
 static void set_identity(shk_buf *buf, uint64_t id, size_t count, size_t item_size,
                          const shk_buf_options *opts) {
-  atomic_init(&buf->refs, 1);
+  /* A store, not atomic_init: a parked object taken back here may be read meanwhile by the
+   * walk over live buffers (same instruction on x86 and ARM). */
+  atomic_store_explicit(&buf->refs, 1, memory_order_relaxed);
   buf->id = id;
   buf->count = count;
   buf->item_size = item_size;
