@@ -105,12 +105,13 @@ void shk__error_clear_os(void);
  *                            below; no set-up may start while its thread holds one of them
  *                            (all set-ups a locked section could reach run with the state's own
  *                            set-up: the mutexes, the capabilities).
- *  1.. the mutexes of shk__lock_id, in the enum's order (leaves but the first two):
+ *  1.. the mutexes of shk__lock_id, in the enum's order (all leaves but watch buffers):
  *      shm registry          shm.c: the open segments (shk_shm_find)
  *      watch buffers         watch_buffers.c: the watchers that follow buffers. Held while
  *                            telling them of a buffer (shk_watch_add/remove: a watcher's own
- *                            lock, then the watch table) and while walking the live buffers
- *                            (the range index). buf calls its observer with no buf lock held,
+ *                            lock, then the watch table), while setting buf's observer (buf
+ *                            heap hook) and while walking the live buffers (the range
+ *                            index). Nothing under it creates or releases a buffer. buf calls its observer with no buf lock held,
  *                            so a thread that creates or releases a buffer takes this lock
  *                            first; a watcher's callback may create and release buffers (it
  *                            runs with no watcher lock, only the deliver lock, which nothing
