@@ -1,4 +1,4 @@
-/* The index of live buffer ranges: sorted chunks of starts and range pointers (a two-level B+-tree), so a
+/* The index of live buffer ranges: sorted chunks of starts and ends (a two-level B+-tree), so a
  * lookup is two binary searches over contiguous memory. Live ranges never overlap, so [s, e)
  * overlaps one iff the range with the largest start below e ends after s: containment included,
  * O(log n). Inserts and removes add a bounded memmove (one chunk, and rarely the chunk table). */
@@ -12,8 +12,11 @@
 typedef struct chunk {
   size_t n;
   uintptr_t start[CHUNK_MAX]; /* sorted */
-  /* The ranges themselves (their ends, read once per overlap check, and their owners, for the
-   * walk over live buffers): one pointer array moved on insert and remove, not two. */
+  uintptr_t end[CHUNK_MAX];
+  /* Whose range it is, for the walk over live buffers. A third array to move on insert and
+   * remove (about +6% instructions per indexed create+release), kept apart from the ends: read
+   * through the node instead, the end of the overlap check cost a second dependent cache miss
+   * (consume+release with 100 000 live went from 175 to 320-350 ns). */
   shk__buf_range *node[CHUNK_MAX];
 } chunk;
 
@@ -96,7 +99,7 @@ static bool overlaps_locked(uintptr_t s, uintptr_t e, size_t *at_chunk, size_t *
   size_t i = count_le(ch->start, ch->n, e - 1);
   *at_chunk = c - 1;
   *at_slot = i;
-  return i > 0 && ch->node[i - 1]->end > s;
+  return i > 0 && ch->end[i - 1] > s;
 }
 
 /* Shifts a[i..n) by one either way; no call for the empty tail of an append or a last remove. */
@@ -151,6 +154,7 @@ static int split_chunk(size_t c) {
   size_t keep = ch->n / 2;
   right->n = ch->n - keep;
   memcpy(right->start, ch->start + keep, right->n * sizeof(uintptr_t));
+  memcpy(right->end, ch->end + keep, right->n * sizeof(uintptr_t));
   memcpy(right->node, ch->node + keep, right->n * sizeof(shk__buf_range *));
   ch->n = keep;
   int rc = table_insert(c + 1, right);
@@ -165,8 +169,10 @@ static int split_chunk(size_t c) {
 static void place(size_t c, size_t i, shk__buf_range *node) {
   chunk *ch = chunks[c];
   shift_up(ch->start, i, ch->n);
+  shift_up(ch->end, i, ch->n);
   shift_up_nodes(ch->node, i, ch->n);
   ch->start[i] = node->start;
+  ch->end[i] = node->end;
   ch->node[i] = node;
   ch->n++;
   firsts[c] = ch->start[0];
@@ -180,6 +186,7 @@ static int insert_locked(shk__buf_range *node) {
     if (!ch) return SHK_ENOMEM;
     ch->n = 1;
     ch->start[0] = s;
+    ch->end[0] = node->end;
     ch->node[0] = node;
     int rc = table_insert(0, ch);
     if (rc != SHK_OK) free(ch);
@@ -205,6 +212,7 @@ static void remove_locked(uintptr_t s) {
   if (i == 0 || ch->start[i - 1] != s) return;
   i--;
   shift_down(ch->start, i, ch->n);
+  shift_down(ch->end, i, ch->n);
   shift_down_nodes(ch->node, i, ch->n);
   ch->n--;
   range_count--;
@@ -219,6 +227,7 @@ static void remove_locked(uintptr_t s) {
   if (c + 1 < chunk_count && ch->n + chunks[c + 1]->n <= CHUNK_MAX / 2) {
     chunk *next = chunks[c + 1];
     memcpy(ch->start + ch->n, next->start, next->n * sizeof(uintptr_t));
+    memcpy(ch->end + ch->n, next->end, next->n * sizeof(uintptr_t));
     memcpy(ch->node + ch->n, next->node, next->n * sizeof(shk__buf_range *));
     ch->n += next->n;
     table_remove(c + 1);
