@@ -47,12 +47,13 @@ static void random_ranges_agree_with_the_model(void **state) {
       /* Random start and length on a grid small enough to collide often. */
       uintptr_t s = BASE + (uintptr_t)(next_random() % (SLOTS * 8)) * 16;
       uintptr_t e = s + 1 + next_random() % 200;
-      shk__buf_range probe = {s, e};
       bool expected = model_overlaps(s, e);
-      int rc = shk__buf_ranges_insert(&probe);
+      /* The index keeps the node itself (not a copy) while it is live. */
+      ranges[i].node.start = s;
+      ranges[i].node.end = e;
+      int rc = shk__buf_ranges_insert(&ranges[i].node);
       assert_int_equal(rc, expected ? SHK_EOVERLAP : SHK_OK);
       if (rc == SHK_OK) {
-        ranges[i].node = probe;
         ranges[i].live = true;
         live++;
       }

@@ -140,6 +140,9 @@ typedef struct shk_watch_event {
                                 else NULL */
   const char *function;      /**< the function around ip from debug information, or NULL */
   uint32_t line;             /**< the line of ip in file, when SHK_WATCH_EVENT_SOURCE; else 0 */
+  uint64_t buffer_id;        /**< for a region followed by shk_watch_add_buffers(): the buffer's
+                                id (shk_buf_id); 0 for regions added with shk_watch_add() */
+  const char *buffer_allocator; /**< ... and its allocator's name; NULL for other regions */
 } shk_watch_event;
 
 /** The callback: called on the watcher's worker thread, one event at a time, in seq order. It may
@@ -223,6 +226,50 @@ SHK_API int shk_watch_fetch(shk_watcher *w, uint64_t key, void *buf, size_t size
 
 /** Frees a stored value early. Returns SHK_OK, SHK_EINVAL or SHK_ENOENT. */
 SHK_API int shk_watch_drop(shk_watcher *w, uint64_t key);
+
+/* ---- every live buffer --------------------------------------------------------------- */
+
+/** The version of shk_watch_buffers_options that this header describes. */
+#define SHK_WATCH_BUFFERS_OPTIONS_VERSION 1
+
+/** Which buffers shk_watch_add_buffers() follows. Fill with shk_watch_buffers_options_init(). */
+typedef struct shk_watch_buffers_options {
+  uint32_t version;               /**< SHK_WATCH_BUFFERS_OPTIONS_VERSION */
+  const char *const *allocators;  /**< names of the allocators whose buffers are followed; NULL
+                                     (default): every allocator the watcher's backend can watch
+                                     (see shk_watch_add_buffers) */
+  size_t allocator_count;         /**< how many names `allocators` holds */
+} shk_watch_buffers_options;
+
+/** Fills *opts with the defaults (every allocator). Accepts NULL (does nothing). */
+SHK_API void shk_watch_buffers_options_init(shk_watch_buffers_options *opts);
+
+/** Watches every live shmkit buffer (shmkit/buf.h) now and follows creation and release from
+ * then on: a buffer created later is added when it is created, one released is removed before
+ * its memory goes back (its region never faults, and gives no event after that). Each buffer's
+ * region is its bytes, [shk_buf_data, + shk_buf_size); its events carry buffer_id and
+ * buffer_allocator, and its region name is "buffer <id>".
+ * Which memory each backend can take: buffers of the "pages" allocator own their pages, and are
+ * watched by every backend. Buffers of other allocators share pages with other memory (the heap,
+ * other buffers), which a write-protecting backend would slow down or stop: SHK_WATCH_POLL
+ * watches them, SHK_WATCH_AUTO puts them on poll (and "pages" buffers on its best backend); the
+ * other backends (mprotect, userfaultfd, write-watch, one's own) skip them when no allocator is
+ * named, and refuse with SHK_EUNSUPPORTED an `allocators` list naming one.
+ * A buffer whose memory the watcher already watches (a region added by hand), or that cannot be
+ * added (a system limit), is skipped; it is tried again when the next buffer at its address is
+ * created. Heap buffers recycled by another thread at the moment of this call may be seen late
+ * (at their next creation). Creating and releasing buffers costs what adding and removing a
+ * region does while a watcher follows them; nothing when none does.
+ * One call per watcher: shk_watch_remove_buffers() stops following (shk_watch_free does too).
+ * opts NULL means the defaults. Returns SHK_OK, SHK_EINVAL (NULL w, bad version, names NULL
+ * with a count, a NULL name), SHK_EUNSUPPORTED (see above), SHK_EEXIST (this watcher already
+ * follows buffers) or SHK_ENOMEM. Thread-safe; may be called from the callback. */
+SHK_API int shk_watch_add_buffers(shk_watcher *w, const shk_watch_buffers_options *opts);
+
+/** Stops following buffers and removes the regions of the buffers followed. Returns SHK_OK,
+ * SHK_EINVAL (NULL w) or SHK_ENOENT (not following). Thread-safe; may be called from the
+ * callback. */
+SHK_API int shk_watch_remove_buffers(shk_watcher *w);
 
 /* ---- backends of your own --------------------------------------------------------------- */
 

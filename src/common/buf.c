@@ -5,22 +5,36 @@
 
 #include "buf_internal.h"
 
-/* ---- heap hook ---- */
+/* ---- heap hook and observer ---- */
 
-static atomic_bool hook_set; /* fast check so buffers pay nothing without a hook */
-static shk_buf_heap_fn hook_fn;   /* guarded by SHK__LOCK_BUF_HOOK */
-static void *hook_user;           /* guarded by SHK__LOCK_BUF_HOOK */
+/* Fast check so buffers pay nothing without a hook or an observer. Read by the index under its
+ * lock too (shk__buf_ranges_insert_seen). */
+atomic_bool shk__buf_observed;
+static shk_buf_heap_fn hook_fn;            /* guarded by SHK__LOCK_BUF_HOOK */
+static void *hook_user;                    /* guarded by SHK__LOCK_BUF_HOOK */
+static shk__buf_observer_fn observer_fn;   /* guarded by SHK__LOCK_BUF_HOOK */
 
 static void lock_hook(void) { shk__lock(SHK__LOCK_BUF_HOOK); }
 static void unlock_hook(void) { shk__unlock(SHK__LOCK_BUF_HOOK); }
+
+static void update_observed_locked(void) {
+  atomic_store(&shk__buf_observed, hook_fn != NULL || observer_fn != NULL);
+}
 
 int shk_buf_set_heap_hook(shk_buf_heap_fn fn, void *user) {
   lock_hook();
   hook_fn = fn;
   hook_user = user;
-  atomic_store(&hook_set, fn != NULL);
+  update_observed_locked();
   unlock_hook();
   return SHK_OK;
+}
+
+void shk__buf_observer_set(shk__buf_observer_fn fn) {
+  lock_hook();
+  observer_fn = fn;
+  update_observed_locked();
+  unlock_hook();
 }
 
 static void fill_info(const shk_buf *buf, shk_buf_info *info) {
@@ -33,19 +47,71 @@ static void fill_info(const shk_buf *buf, shk_buf_info *info) {
   info->allocator = buf->allocator->name;
 }
 
-static void call_heap_hook(const shk_buf *buf, bool allocated) {
+/* Calls the hook and, when `observer`, the observer, with no lock held (lock order in
+ * internal.h: the observer takes the watcher's locks). */
+static SHK__NOINLINE void tell(const shk_buf *buf, bool allocated, bool hook, bool observer) {
   lock_hook();
-  shk_buf_heap_fn fn = hook_fn;
+  shk_buf_heap_fn fn = hook ? hook_fn : NULL;
   void *user = hook_user;
+  shk__buf_observer_fn ofn = observer ? observer_fn : NULL;
   unlock_hook();
-  if (!fn) return;
+  if (!fn && !ofn) return;
   shk_buf_info info;
   fill_info(buf, &info);
-  fn(allocated, &info, user);
+  if (fn) fn(allocated, &info, user);
+  if (ofn) ofn(&info, allocated);
 }
 
 static inline void report_heap(const shk_buf *buf, bool allocated) {
-  if (atomic_load_explicit(&hook_set, memory_order_relaxed)) call_heap_hook(buf, allocated);
+  if (atomic_load_explicit(&shk__buf_observed, memory_order_relaxed))
+    tell(buf, allocated, true, true);
+}
+
+void shk__buf_tell_removed(const shk_buf *buf) { tell(buf, false, false, true); }
+
+/* ---- the walk over live buffers ---- */
+
+typedef struct live_walk {
+  shk_buf_info *infos;
+  size_t cap, n;
+} live_walk;
+
+/* A parked or released object (count 0) is not live. A parked heap object may be taken back by
+ * another thread meanwhile without any lock: its fields are then read racily (an answer at
+ * worst stale, which the observer, told of the reuse, corrects); ThreadSanitizer is told so. */
+SHK__RACY_READ static void collect_live(shk__buf_range *node, void *ctx) {
+  live_walk *walk = ctx;
+  shk_buf *buf = (shk_buf *)((unsigned char *)node - offsetof(shk_buf, range));
+  if (atomic_load_explicit(&buf->refs, memory_order_relaxed) == 0) return;
+  if (walk->n < walk->cap) {
+    shk_buf_info *info = &walk->infos[walk->n];
+    info->data = (void *)node->start;
+    info->address = node->start;
+    info->size = node->end - node->start;
+    info->item_size = buf->item_size;
+    info->count = buf->count;
+    info->id = buf->id;
+    info->allocator = buf->allocator->name;
+  }
+  walk->n++;
+}
+
+int shk__buf_live_list(shk_buf_info **out, size_t *count) {
+  *out = NULL;
+  *count = 0;
+  size_t cap = shk__buf_ranges_count() + 64;
+  for (;;) {
+    live_walk walk = {malloc(cap * sizeof(shk_buf_info)), cap, 0};
+    if (!walk.infos) return SHK_ENOMEM;
+    shk__buf_ranges_walk(collect_live, &walk);
+    if (walk.n <= cap) {
+      *out = walk.infos;
+      *count = walk.n;
+      return SHK_OK;
+    }
+    free(walk.infos);
+    cap = walk.n * 2;
+  }
 }
 
 /* ---- creation ---- */
@@ -64,7 +130,9 @@ static int check_shape(size_t count, size_t item_size, size_t *size) {
  * stay unique, and increasing per thread. */
 static void set_identity(shk_buf *buf, uint64_t id, size_t count, size_t item_size,
                          const shk_buf_options *opts) {
-  atomic_init(&buf->refs, 1);
+  /* A store, not atomic_init: a parked object taken back here may be read meanwhile by the
+   * walk over live buffers (same instruction on x86 and ARM). */
+  atomic_store_explicit(&buf->refs, 1, memory_order_relaxed);
   buf->id = id;
   buf->count = count;
   buf->item_size = item_size;
@@ -134,7 +202,8 @@ static int buf_publish(shk_buf *buf, shk_buf **out) {
   buf->data = buf->block.ptr;
   buf->range.start = (uintptr_t)buf->data;
   buf->range.end = buf->range.start + buf->size;
-  int rc = shk__buf_ranges_insert(&buf->range);
+  bool observed = false;
+  int rc = shk__buf_ranges_insert_seen(&buf->range, &observed);
   if (rc != SHK_OK) {
     const shk_buf_allocator *t = &buf->allocator->table;
     /* Refused external memory stays the caller's, even when ownership was offered. */
@@ -142,7 +211,7 @@ static int buf_publish(shk_buf *buf, shk_buf **out) {
     object_abandon(buf);
     return rc;
   }
-  report_heap(buf, true);
+  if (observed) tell(buf, true, true, true);
   *out = buf;
   return SHK_OK;
 }
@@ -203,7 +272,7 @@ int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *opts, 
    * object of this size and an id at hand in this thread. */
   shk__buf_thread *t = shk__buf_this_thread;
   if (!opts->allocator && opts->init == SHK_BUF_INIT_NONE &&
-      !atomic_load_explicit(&hook_set, memory_order_relaxed) && t && t->next_id != t->id_end) {
+      !atomic_load_explicit(&shk__buf_observed, memory_order_relaxed) && t && t->next_id != t->id_end) {
     shk_buf *buf = shk__buf_recycle_take_own(size);
     if (buf) {
       set_identity(buf, t->next_id++, count, item_size, opts);
@@ -255,11 +324,13 @@ static SHK__NOINLINE void run_destroy_callback(shk_buf *buf) {
 static SHK__NOINLINE void buf_finish(shk_buf *buf) {
   if (buf->on_destroy) run_destroy_callback(buf);
   if (buf->device.mode != 0) shk__buf_device_drop(buf);
-  report_heap(buf, false);
+  bool told = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
+  if (told) tell(buf, false, true, true);
   /* Parked with its range: the memory stays the library's, so nothing else may claim it. */
   if (buf->recyclable && shk__buf_recycle_keep(buf)) return;
-  /* Out of the index before the memory goes back, so a new buffer there is never refused. */
-  shk__buf_ranges_remove(&buf->range);
+  /* Out of the index before the memory goes back, so a new buffer there is never refused. An
+   * observer that set itself after the check above is told now, before the memory goes. */
+  if (shk__buf_ranges_remove(&buf->range) && !told) shk__buf_tell_removed(buf);
   const shk_buf_allocator *t = &buf->allocator->table;
   if (buf->owned) t->free(t->user, &buf->block, buf->size);
   shk__buf_allocator_drop(buf->allocator);
@@ -270,7 +341,7 @@ static SHK__NOINLINE void buf_finish(shk_buf *buf) {
  * goes straight to its thread's slot, with no call at all. */
 static inline void buf_end(shk_buf *buf) {
   bool plain = !buf->on_destroy && buf->device.mode == 0 &&
-               !atomic_load_explicit(&hook_set, memory_order_relaxed);
+               !atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
   if (plain && buf->recyclable && shk__buf_recycle_keep_own(buf)) return;
   buf_finish(buf);
 }

@@ -39,9 +39,18 @@ typedef struct shk__buf_range {
 } shk__buf_range;
 
 /* Inserts [start, end) unless it overlaps a live range (SHK_EOVERLAP, nothing changes);
- * SHK_ENOMEM when the index cannot grow. O(log n) search. Thread-safe. */
+ * SHK_ENOMEM when the index cannot grow. O(log n) search. Thread-safe. The node itself is kept
+ * (for the walk below) until removed. */
 int shk__buf_ranges_insert(shk__buf_range *node);
-void shk__buf_ranges_remove(shk__buf_range *node);
+/* The same, and *observed tells whether a buffer observer was set (shk__buf_observed), read
+ * under the index's lock; so does the return of remove. Read there, the answer cannot miss an
+ * observer that set itself before walking the index: either the walk sees the range, or the
+ * insert or remove that came after it sees the observer. */
+int shk__buf_ranges_insert_seen(shk__buf_range *node, bool *observed);
+bool shk__buf_ranges_remove(shk__buf_range *node);
+/* Calls fn for every indexed range, under the index's lock (fn takes no lock and calls nothing
+ * of buf); returns how many. */
+size_t shk__buf_ranges_walk(void (*fn)(shk__buf_range *node, void *ctx), void *ctx);
 size_t shk__buf_ranges_count(void);
 /* The index's lock, for the fork handlers of process_state.c (it is number RANGES there). */
 void shk__buf_ranges_hold(void);
@@ -78,6 +87,10 @@ void shk__buf_device_drop(shk_buf *buf);
 
 /* ---- buffers (buf.c) ---- */
 
+/* Set while the heap hook or the buffer observer is: creation and release take their short
+ * ways only while it is clear. */
+extern atomic_bool shk__buf_observed;
+
 struct shk_buf {
   atomic_size_t refs;
   uint64_t id;
@@ -95,6 +108,9 @@ struct shk_buf {
   struct shk_buf *pending_prev, *pending_next; /* buf_pending.c */
   shk__buf_device device;                      /* buf_device.c */
 };
+
+/* Tells the observer (not the heap hook) that buf's memory leaves the index. */
+void shk__buf_tell_removed(const shk_buf *buf);
 
 /* Runs the destroy callback, unmaps, frees and removes the range: the end of a buffer. */
 void shk__buf_destroy(shk_buf *buf);

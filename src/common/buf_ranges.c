@@ -13,6 +13,11 @@ typedef struct chunk {
   size_t n;
   uintptr_t start[CHUNK_MAX]; /* sorted */
   uintptr_t end[CHUNK_MAX];
+  /* Whose range it is, for the walk over live buffers. A third array to move on insert and
+   * remove (about +6% instructions per indexed create+release), kept apart from the ends: read
+   * through the node instead, the end of the overlap check cost a second dependent cache miss
+   * (consume+release with 100 000 live went from 175 to 320-350 ns). */
+  shk__buf_range *node[CHUNK_MAX];
 } chunk;
 
 /* A spin lock rather than an OS mutex: uncontended it costs one atomic exchange and one store
@@ -106,6 +111,14 @@ static void shift_down(uintptr_t *a, size_t i, size_t n) {
   if (n > i + 1) memmove(a + i, a + i + 1, (n - i - 1) * sizeof *a);
 }
 
+static void shift_up_nodes(shk__buf_range **a, size_t i, size_t n) {
+  if (n > i) memmove(a + i + 1, a + i, (n - i) * sizeof *a);
+}
+
+static void shift_down_nodes(shk__buf_range **a, size_t i, size_t n) {
+  if (n > i + 1) memmove(a + i, a + i + 1, (n - i - 1) * sizeof *a);
+}
+
 /* Makes room for a chunk at table index at. SHK_ENOMEM. */
 static int table_insert(size_t at, chunk *ch) {
   if (chunk_count == chunk_capacity) {
@@ -142,6 +155,7 @@ static int split_chunk(size_t c) {
   right->n = ch->n - keep;
   memcpy(right->start, ch->start + keep, right->n * sizeof(uintptr_t));
   memcpy(right->end, ch->end + keep, right->n * sizeof(uintptr_t));
+  memcpy(right->node, ch->node + keep, right->n * sizeof(shk__buf_range *));
   ch->n = keep;
   int rc = table_insert(c + 1, right);
   if (rc != SHK_OK) {
@@ -152,24 +166,28 @@ static int split_chunk(size_t c) {
 }
 
 /* Puts [s, e) at slot i of chunk c, which has room. */
-static void place(size_t c, size_t i, uintptr_t s, uintptr_t e) {
+static void place(size_t c, size_t i, shk__buf_range *node) {
   chunk *ch = chunks[c];
   shift_up(ch->start, i, ch->n);
   shift_up(ch->end, i, ch->n);
-  ch->start[i] = s;
-  ch->end[i] = e;
+  shift_up_nodes(ch->node, i, ch->n);
+  ch->start[i] = node->start;
+  ch->end[i] = node->end;
+  ch->node[i] = node;
   ch->n++;
   firsts[c] = ch->start[0];
 }
 
 /* The general insert: creates the first chunk, splits a full one. */
-static int insert_locked(uintptr_t s, uintptr_t e) {
+static int insert_locked(shk__buf_range *node) {
+  uintptr_t s = node->start;
   if (chunk_count == 0) {
     chunk *ch = malloc(sizeof *ch);
     if (!ch) return SHK_ENOMEM;
     ch->n = 1;
     ch->start[0] = s;
-    ch->end[0] = e;
+    ch->end[0] = node->end;
+    ch->node[0] = node;
     int rc = table_insert(0, ch);
     if (rc != SHK_OK) free(ch);
     return rc;
@@ -182,7 +200,7 @@ static int insert_locked(uintptr_t s, uintptr_t e) {
   }
   chunk *ch = chunks[c];
   size_t i = count_le(ch->start, ch->n, s);
-  place(c, i, s, e);
+  place(c, i, node);
   return SHK_OK;
 }
 
@@ -195,6 +213,7 @@ static void remove_locked(uintptr_t s) {
   i--;
   shift_down(ch->start, i, ch->n);
   shift_down(ch->end, i, ch->n);
+  shift_down_nodes(ch->node, i, ch->n);
   ch->n--;
   range_count--;
   if (ch->n == 0) {
@@ -209,32 +228,53 @@ static void remove_locked(uintptr_t s) {
     chunk *next = chunks[c + 1];
     memcpy(ch->start + ch->n, next->start, next->n * sizeof(uintptr_t));
     memcpy(ch->end + ch->n, next->end, next->n * sizeof(uintptr_t));
+    memcpy(ch->node + ch->n, next->node, next->n * sizeof(shk__buf_range *));
     ch->n += next->n;
     table_remove(c + 1);
   }
 }
 
-int shk__buf_ranges_insert(shk__buf_range *node) {
+int shk__buf_ranges_insert_seen(shk__buf_range *node, bool *observed) {
   lock();
   int rc = SHK_EOVERLAP;
   size_t c, i;
   if (!overlaps_locked(node->start, node->end, &c, &i)) {
     if (chunk_count > 0 && chunks[c]->n < CHUNK_MAX) {
-      place(c, i, node->start, node->end);
+      place(c, i, node);
       rc = SHK_OK;
     } else {
-      rc = insert_locked(node->start, node->end);
+      rc = insert_locked(node);
     }
     if (rc == SHK_OK) range_count++;
   }
+  /* Read under the lock: see shk__buf_ranges_walk. */
+  *observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
   unlock();
   return rc;
 }
 
-void shk__buf_ranges_remove(shk__buf_range *node) {
+int shk__buf_ranges_insert(shk__buf_range *node) {
+  bool observed;
+  return shk__buf_ranges_insert_seen(node, &observed);
+}
+
+bool shk__buf_ranges_remove(shk__buf_range *node) {
   lock();
   remove_locked(node->start);
+  bool observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
   unlock();
+  return observed;
+}
+
+size_t shk__buf_ranges_walk(void (*fn)(shk__buf_range *node, void *ctx), void *ctx) {
+  lock();
+  size_t n = 0;
+  for (size_t c = 0; c < chunk_count; c++) {
+    const chunk *ch = chunks[c];
+    for (size_t i = 0; i < ch->n; i++, n++) fn(ch->node[i], ctx);
+  }
+  unlock();
+  return n;
 }
 
 size_t shk__buf_ranges_count(void) {

@@ -12,9 +12,10 @@
  * compared). Index k - SHK__BUF_THREAD_CLASSES. */
 static _Atomic(shk_buf *) shared_slots[SHK__BUF_CLASSES - SHK__BUF_THREAD_CLASSES];
 
-/* A parked block leaves for good: out of the index, then back to malloc. */
+/* A parked block leaves for good: out of the index, then back to malloc. An observer that may
+ * have taken it for live (shk__buf_live_list racing with its parking) hears it go. */
 static void discard(shk_buf *buf) {
-  shk__buf_ranges_remove(&buf->range);
+  if (shk__buf_ranges_remove(&buf->range)) shk__buf_tell_removed(buf);
   free(buf);
 }
 

@@ -52,6 +52,20 @@
 #define SHK__PREFETCH(p) ((void)(p))
 #endif
 
+/* A function whose reads race with other threads' writes by design; ThreadSanitizer is told so
+ * (the watcher's reads of watched memory, buf's walk over parked objects). */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SHK__RACY_READ __attribute__((no_sanitize("thread")))
+#endif
+#endif
+#if !defined(SHK__RACY_READ) && defined(__SANITIZE_THREAD__)
+#define SHK__RACY_READ __attribute__((no_sanitize_thread))
+#endif
+#ifndef SHK__RACY_READ
+#define SHK__RACY_READ
+#endif
+
 /* A wait of timeout_ns in whole milliseconds for a system call that counts in them: rounded up
  * (a short wait never becomes a busy one), at most `cap` (the call's "forever" stays out of
  * reach); UINT64_MAX gives `forever`. Both backends use it. */
@@ -91,9 +105,17 @@ void shk__error_clear_os(void);
  *                            below; no set-up may start while its thread holds one of them
  *                            (all set-ups a locked section could reach run with the state's own
  *                            set-up: the mutexes, the capabilities).
- *  1.. the mutexes of shk__lock_id, in the enum's order (all leaves today: none is held while
- *                            taking another):
+ *  1.. the mutexes of shk__lock_id, in the enum's order (all leaves but watch buffers):
  *      shm registry          shm.c: the open segments (shk_shm_find)
+ *      watch buffers         watch_buffers.c: the watchers that follow buffers. Held while
+ *                            telling them of a buffer (shk_watch_add/remove: a watcher's own
+ *                            lock, then the watch table), while setting buf's observer (buf
+ *                            heap hook) and while walking the live buffers (the range
+ *                            index). Nothing under it creates or releases a buffer. buf calls its observer with no buf lock held,
+ *                            so a thread that creates or releases a buffer takes this lock
+ *                            first; a watcher's callback may create and release buffers (it
+ *                            runs with no watcher lock, only the deliver lock, which nothing
+ *                            under this lock takes)
  *      watch table           watch_table.c: writers of the table of protected spans (the
  *                            fault path reads it without locks)
  *      buf allocators        buf_alloc.c: the allocator registry
@@ -119,6 +141,7 @@ void shk__once_run(shk__once *once, void (*init)(void));
 
 typedef enum shk__lock_id {
   SHK__LOCK_SHM_REGISTRY,
+  SHK__LOCK_WATCH_BUFFERS,
   SHK__LOCK_WATCH_TABLE,
   SHK__LOCK_BUF_ALLOCATORS,
   SHK__LOCK_BUF_HOOK,
@@ -148,6 +171,21 @@ size_t shk__lock_count(void);
 const char *shk__lock_name(size_t i);
 void shk__lock_hold(size_t i);
 void shk__lock_release(size_t i);
+
+/* ---- buffers followed by the watcher (buf.c for watch_buffers.c) ---- */
+
+/* Told of each buffer that is created (created true) or whose memory leaves buf (false: the
+ * buffer's end, or a parked object freed for good), after the heap hook, with no buf lock held.
+ * A buffer created may be told again, and a removal may concern memory never told of: the
+ * observer makes the answer exact by the address (info->data). */
+typedef void (*shk__buf_observer_fn)(const shk_buf_info *info, bool created);
+/* Sets (fn NULL: clears) the one observer slot, beside the heap hook and sharing its fast-path
+ * flag: while both are clear, creation and release call nothing. */
+void shk__buf_observer_set(shk__buf_observer_fn fn);
+/* The buffers live now, in address order: *out malloc'd (free it), *count of them. Call after
+ * setting the observer: a buffer created or ended meanwhile is then either listed or told.
+ * SHK_OK or SHK_ENOMEM. */
+int shk__buf_live_list(shk_buf_info **out, size_t *count);
 
 /* Writes a fresh generated segment name, "<prefix><pid>-<n>" (shm_names.c; prefix "shkb-" for
  * buffers, one of the kinds shk_shm_list() knows). The first call in a process first removes

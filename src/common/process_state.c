@@ -46,6 +46,7 @@ static atomic_size_t extra_count;
 
 static const char *const mutex_names[SHK__LOCK_MUTEX_COUNT] = {
     [SHK__LOCK_SHM_REGISTRY] = "shm registry",
+    [SHK__LOCK_WATCH_BUFFERS] = "watch buffers",
     [SHK__LOCK_WATCH_TABLE] = "watch table",
     [SHK__LOCK_BUF_ALLOCATORS] = "buf allocator registry",
     [SHK__LOCK_BUF_HOOK] = "buf heap hook",

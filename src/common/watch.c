@@ -1,6 +1,7 @@
 /* The watcher object: options, regions (sorted, disjoint, possibly sharing pages), choosing a
  * backend per region, the callback, flush, stats and the store's public face. */
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -124,6 +125,7 @@ static size_t index_of(shk_watcher *w, uint32_t id) {
 static void region_free(shk__watch_region *r) {
   if (!r) return;
   free(r->name);
+  free(r->buffer_allocator);
   free(r->shadow_block);
   free(r->dirty);
   free(r);
@@ -154,6 +156,7 @@ static void remove_at(shk_watcher *w, size_t i) {
 void shk_watch_free(shk_watcher *w) {
   if (!w) return;
   if (w->thread && on_worker(w)) return;
+  shk__watch_buffers_forget(w); /* no buffer is added from now on */
   if (w->thread) {
     shk__os_mutex_lock(&w->lock);
     w->stop = true;
@@ -214,6 +217,10 @@ static size_t candidates(shk_watcher *w, const shk__watch_region *r, size_t at,
     out[0] = w->opts.backend;
     return 1;
   }
+  if (r->poll_only) {
+    out[0] = SHK_WATCH_POLL;
+    return 1;
+  }
   /* A page shared with a neighbour is protected one way only; polling, which touches no
    * protection, can still join it when a limit is reached. */
   if (at > 0 && w->regions[at - 1]->page_end > r->page_start) {
@@ -263,10 +270,62 @@ static int attach(shk_watcher *w, shk__watch_region *r, size_t at) {
   return rc;
 }
 
+/* What a followed buffer's region carries besides the public arguments. */
+typedef struct region_tag {
+  uint64_t buffer_id;
+  const char *allocator;
+  bool poll_only;
+} region_tag;
+
+static int add_region(shk_watcher *w, void *addr, size_t size, const char *name,
+                      const region_tag *tag, uint32_t *id);
+
 int shk_watch_add(shk_watcher *w, void *addr, size_t size, const char *name, uint32_t *id) {
   if (!w || !addr || !id || size == 0 || shk__range_wraps(addr, size))
     return SHK_EINVAL;
   *id = 0;
+  return add_region(w, addr, size, name, NULL, id);
+}
+
+/* The index of the followed buffer's region that starts at addr, or SIZE_MAX (lock held). */
+static size_t buffer_region_at(shk_watcher *w, uintptr_t addr) {
+  size_t at = shk__watch_first_region(w, addr);
+  return at < w->count && w->regions[at]->addr == addr && w->regions[at]->buffer_id != 0 ? at
+                                                                                           : SIZE_MAX;
+}
+
+int shk__watch_buffer_add(shk_watcher *w, const shk_buf_info *info, bool poll_only) {
+  uintptr_t a = (uintptr_t)info->data;
+  shk__os_mutex_lock(&w->lock);
+  size_t at = buffer_region_at(w, a);
+  bool same = at != SIZE_MAX && w->regions[at]->buffer_id == info->id &&
+              w->regions[at]->size == info->size;
+  if (at != SIZE_MAX && !same) remove_at(w, at); /* a parked object's stale region */
+  shk__os_mutex_unlock(&w->lock);
+  if (same) return SHK_OK;
+  char name[32];
+  snprintf(name, sizeof name, "buffer %llu", (unsigned long long)info->id);
+  region_tag tag = {info->id, info->allocator, poll_only};
+  uint32_t id;
+  return add_region(w, info->data, info->size, name, &tag, &id);
+}
+
+void shk__watch_buffer_remove(shk_watcher *w, uintptr_t addr) {
+  shk__os_mutex_lock(&w->lock);
+  size_t at = buffer_region_at(w, addr);
+  if (at != SIZE_MAX) remove_at(w, at);
+  shk__os_mutex_unlock(&w->lock);
+}
+
+void shk__watch_buffer_remove_all(shk_watcher *w) {
+  shk__os_mutex_lock(&w->lock);
+  for (size_t i = w->count; i-- > 0;)
+    if (w->regions[i]->buffer_id != 0) remove_at(w, i);
+  shk__os_mutex_unlock(&w->lock);
+}
+
+static int add_region(shk_watcher *w, void *addr, size_t size, const char *name,
+                      const region_tag *tag, uint32_t *id) {
   uintptr_t a = (uintptr_t)addr;
   shk__watch_region *r = calloc(1, sizeof *r);
   if (!r) return SHK_ENOMEM;
@@ -288,6 +347,17 @@ int shk_watch_add(shk_watcher *w, void *addr, size_t size, const char *name, uin
     return SHK_ENOMEM;
   }
   strcpy(r->name, name ? name : "");
+  if (tag) {
+    r->buffer_id = tag->buffer_id;
+    r->poll_only = tag->poll_only;
+    size_t len = strlen(tag->allocator) + 1;
+    r->buffer_allocator = malloc(len);
+    if (!r->buffer_allocator) {
+      region_free(r);
+      return SHK_ENOMEM;
+    }
+    memcpy(r->buffer_allocator, tag->allocator, len);
+  }
   /* The memory must be mapped and readable (the copy below reads it); what else it allows
    * decides which backends may take it. Where the system cannot tell, read-write is assumed. */
   int qrc = shk__os_prot_query((void *)r->page_start, r->page_end - r->page_start, &r->prot,

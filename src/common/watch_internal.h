@@ -146,13 +146,16 @@ typedef struct shk__watch_region {
   uint64_t tid;
   uint32_t fault_count;
   void *custom_state;                        /* what a user backend's attach gave back */
+  uint64_t buffer_id;                        /* a followed buffer's id (watch_buffers.c); 0 */
+  char *buffer_allocator;                    /* ... its allocator's name; NULL for others */
+  bool poll_only;                            /* auto: this region goes to poll */
 } shk__watch_region;
 
 /* One event waiting to be delivered, its bytes in the batch arena (offsets until delivery). */
 typedef struct shk__watch_pending {
   shk_watch_event ev;
   size_t name_off, old_off, new_off, oldp_off, newp_off, module_off, symbol_off, file_off,
-      function_off;
+      function_off, allocator_off;
 } shk__watch_pending;
 
 struct shk_watcher {
@@ -174,6 +177,7 @@ struct shk_watcher {
   shk__watch_sink *sink;
   const struct shk__watch_backend_ops *custom_ops; /* a user backend chosen by name, or NULL */
   bool hook_held;
+  struct shk__watch_follower *follower; /* following buffers; guarded by SHK__LOCK_WATCH_BUFFERS */
   shk__os_uffd *uffd;
   bool uffd_sync;              /* uffd opened in sync mode, with a reader thread */
   shk__os_thread *uffd_reader;
@@ -258,19 +262,20 @@ void shk__watch_mark_pages_cb(uintptr_t page, size_t pages, void *ctx);
 /* The index of the first region whose end is past addr (lock held). */
 size_t shk__watch_first_region(shk_watcher *w, uintptr_t addr);
 
+/* ---- followed buffers (watch_buffers.c over watch.c) ---- */
+
+/* A buffer's region: added unless the same buffer is watched already; a stale region of another
+ * buffer at the same address is replaced. poll_only: with auto, on poll. The shk_watch_add codes. */
+int shk__watch_buffer_add(shk_watcher *w, const shk_buf_info *info, bool poll_only);
+/* Removes the buffer region at addr, if there is one. */
+void shk__watch_buffer_remove(shk_watcher *w, uintptr_t addr);
+/* Removes every buffer region. */
+void shk__watch_buffer_remove_all(shk_watcher *w);
+/* Stops following buffers, as shk_watch_free begins. */
+void shk__watch_buffers_forget(shk_watcher *w);
+
 /* Reads of watched memory race with the program's writers by design (the comparison decides
- * what changed); ThreadSanitizer is told so for the few functions that do it. */
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define SHK__RACY_READ __attribute__((no_sanitize("thread")))
-#endif
-#endif
-#if !defined(SHK__RACY_READ) && defined(__SANITIZE_THREAD__)
-#define SHK__RACY_READ __attribute__((no_sanitize_thread))
-#endif
-#ifndef SHK__RACY_READ
-#define SHK__RACY_READ
-#endif
+ * what changed): SHK__RACY_READ (internal.h) tells ThreadSanitizer so. */
 /* memcpy from watched memory. */
 void shk__watch_copy_in(void *dst, const void *watched, size_t n);
 

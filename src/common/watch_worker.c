@@ -259,6 +259,9 @@ static void emit(shk_watcher *w, shk__watch_region *r, size_t lo, size_t hi, uin
   ev->backend = r->backend;
   ev->fault_count = r->fault_count;
   p->name_off = arena_put(w, r->name, strlen(r->name) + 1);
+  ev->buffer_id = r->buffer_id;
+  if (r->buffer_allocator)
+    p->allocator_off = arena_put(w, r->buffer_allocator, strlen(r->buffer_allocator) + 1);
   if (r->size <= w->opts.inline_threshold) {
     ev->flags |= SHK_WATCH_EVENT_INLINE;
     p->old_off = arena_put(w, r->shadow, r->size);
@@ -358,6 +361,7 @@ static void deliver(shk_watcher *w) {
     ev->symbol = SHK_ARENA_PTR_(p->symbol_off);
     ev->file = SHK_ARENA_PTR_(p->file_off);
     ev->function = SHK_ARENA_PTR_(p->function_off);
+    ev->buffer_allocator = SHK_ARENA_PTR_(p->allocator_off);
     if (!ev->file) ev->line = 0;
 #undef SHK_ARENA_PTR_
     if (!ev->old_value || !ev->new_value) ev->flags &= ~SHK_WATCH_EVENT_INLINE;
