@@ -10,8 +10,9 @@ extern "C" {
 #endif
 
 /** The one list of codes: X(NAME, value, description). It generates the enum below and, inside
- * the library, shk_strerror() and shk_error_name(). Codes are never renumbered; new codes are
- * appended with the next free value. */
+ * the library, shk_strerror() and shk_error_name(). The rule: a value, once released, never
+ * changes and is never reused; a new code gets the next free number. Every value is pinned by a
+ * frozen table in tests/test_error.c. */
 #define SHK_ERROR_LIST(X)                                                                  \
   X(SHK_OK, 0, "success")                                                                  \
   X(SHK_EINVAL, -1, "invalid argument")                                                    \
