@@ -11,6 +11,8 @@
 # after the budget is skipped and named as skipped.
 # Usage: bench/device_run.sh [scan MiB (1024)] [hash MiB (256)] [best of (4)]
 #   a small try: SHK_DEVICE_BUDGET_S=120 bench/device_run.sh 64 16 2
+#   SHK_DEVICE_QUICK=1: the build, the test suite, the fixed costs (bench_task --parts a) and
+#   bench_lens three times; no scan tables, copy, watch or buf figures.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 mib=${1:-1024}
@@ -106,19 +108,29 @@ step 30 "find_prologues --generate 512" "$bin/find_prologues" --generate 512
 cpus=$(nproc)
 ns=()
 for n in 16 1 2 4 8; do [ "$n" -le "$cpus" ] && ns+=("$n"); done
+quick=${SHK_DEVICE_QUICK:-0}
 scan_table() { # scan_table N
   step 120 "bench_task --workers $1 --parts b ($mib MiB scan, $hash_mib MiB hash, best of $reps)" \
     bash -c "'$bin/bench_task' --workers $1 --parts b --mib $mib --hash-mib $hash_mib --reps $reps | tee '$out/bench_N$1.txt'"
 }
 # The two N of the copy-in goals first, then the lens figures (one run, default 1 MiB rings) and
 # the fixed costs, then the other N, so that a tight budget drops the least wanted.
-for n in "${ns[@]:0:2}"; do scan_table "$n"; done
-step 45 "bench_lens (1 M zones per run)" bash -c "'$bin/bench_lens' 1000000 | tee '$out/bench_lens.txt'"
+[ "$quick" = 1 ] || for n in "${ns[@]:0:2}"; do scan_table "$n"; done
+lens_runs=1
+[ "$quick" = 1 ] && lens_runs=3
+for ((run = 1; run <= lens_runs; run++)); do
+  step 45 "bench_lens (1 M zones per run), run $run of $lens_runs" \
+    bash -c "'$bin/bench_lens' 1000000 | tee -a '$out/bench_lens.txt'"
+done
 step 90 "bench_task --parts a (fixed overhead per call, N = 1, 2, 4, 8, 16)" \
   bash -c "'$bin/bench_task' --parts a | tee '$out/bench_overhead.txt'"
+if [ "$quick" = 1 ]; then
+  ns=()
+  budget=$SECONDS # nothing more: the steps below say they were skipped
+fi
 for n in "${ns[@]:2}"; do scan_table "$n"; done
 step 60 "bench_task --parts c (copy-in vs memcpy, 64 MiB)" \
-  bash -c "'$bin/bench_task' --parts c --workers ${ns[0]} | tee '$out/bench_copy.txt'"
+  bash -c "'$bin/bench_task' --parts c --workers ${ns[0]:-$cpus} | tee '$out/bench_copy.txt'"
 step 45 "bench_watch" bash -c "'$bin/bench_watch' | tee '$out/bench_watch.txt'"
 step 45 "bench_buf" bash -c "'$bin/bench_buf' | tee '$out/bench_buf.txt'"
 
