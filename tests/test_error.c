@@ -77,8 +77,8 @@ static void every_code_is_in_the_frozen_table(void **state) {
   SHK_ERROR_LIST(COUNT_CODE_)
 #undef COUNT_CODE_
   if (listed != FROZEN_COUNT)
-    print_error("SHK_ERROR_LIST has %zu codes, the frozen table %zu: add the new code's row\n",
-                listed, FROZEN_COUNT);
+    print_error("SHK_ERROR_LIST has %u codes, the frozen table %u: add the new code's row\n",
+                (unsigned)listed, (unsigned)FROZEN_COUNT);
   assert_int_equal(listed, FROZEN_COUNT);
 }
 

@@ -360,7 +360,10 @@ static int join_worker(shk_task_pool *pool, unsigned k, const shk__task_call *ca
   if (rc != SHK_OK) {
     shk__os_exit ignored;
     stop_worker(pool, k, true, &ignored);
-    return rc;
+    /* A worker host that refused its plugin ends at once, perhaps before it is given the input:
+     * its own reason, not the failed give, is the answer. */
+    int why = atomic_load(&shk__ctl_slot(pool->ctl, k)->start_error);
+    return why < 0 ? why : rc;
   }
   shk__task_slot *slot = shk__ctl_slot(pool->ctl, k);
   atomic_store(&slot->armed, 1);
