@@ -161,7 +161,8 @@ int shk__os_proc_fork(const intptr_t *keep, size_t nkeep, shk__os_proc *proc, bo
  * started it); until it does, nothing ties it to this process. Linux with glibc 2.34+ uses
  * posix_spawn (no copy of this process's page tables); other POSIX systems fork and exec.
  * SHK_ENOENT, SHK_EACCES (the executable is missing or may not be run: reported here on Windows
- * and with posix_spawn; after a fork it exits with code 127 instead), SHK_ENOMEM, SHK_ERANGE
+ * and with posix_spawn; after a fork, or where a tool such as valgrind turns posix_spawn's
+ * clone into one, SHK_OK and the process exits with code 127), SHK_ENOMEM, SHK_ERANGE
  * (command line too long), SHK_EOS (raw code recorded). */
 int shk__os_proc_start(const char *path, const char *const *args, int argc, const intptr_t *inherit,
                        size_t n, bool kill_on_close, shk__os_proc *proc);

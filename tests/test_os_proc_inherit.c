@@ -78,18 +78,23 @@ static void a_missing_executable_is_reported_to_the_caller(void **state) {
   shk__os_proc proc;
   shk__os_exit how;
   int rc = shk__os_proc_start("/nonexistent/shk-no-such-program", args, 1, NULL, 0, true, &proc);
+  /* valgrind runs glibc's vfork-like clone as a fork: the exec error no longer reaches
+   * posix_spawn's caller, the child exits with 127 as after a fork. */
+  const char *preload = getenv("LD_PRELOAD");
+  bool under_valgrind = preload && strstr(preload, "vgpreload");
+  (void)under_valgrind;
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-  assert_int_equal(rc, SHK_ENOENT); /* posix_spawn says so at once */
-  assert_int_equal(proc.pid, 0);
-#else
+  if (!under_valgrind) {
+    assert_int_equal(rc, SHK_ENOENT); /* posix_spawn says so at once */
+    assert_int_equal(proc.pid, 0);
+  }
+#endif
   if (rc == SHK_OK) { /* fork and exec: the child reports it */
     assert_int_equal(shk__os_proc_wait(&proc, 30000, &how), SHK_OK);
     assert_int_equal(how.code, 127);
   } else {
     assert_int_equal(rc, SHK_ENOENT);
   }
-#endif
-  (void)how;
 }
 
 /* The starter (a child of this test) ends at once; the sleeper it started must end with it. */
