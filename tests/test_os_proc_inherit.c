@@ -59,7 +59,8 @@ static void a_started_process_holds_only_the_listed_descriptors(void **state) {
   snprintf(text[1], sizeof text[1], "%d", below[0]);
   snprintf(text[2], sizeof text[2], "%d", below[1]);
   snprintf(text[3], sizeof text[3], "%d", above);
-  const char *args[] = {"--shk-test-child", "holds_only_the_first", text[0], text[1], text[2], text[3]};
+  const char *args[] = {"--shk-test-child", "holds_only_the_first", text[0], text[1], text[2],
+                        text[3]};
   shk__os_proc proc;
   shk__os_exit how;
   assert_int_equal(shk__os_proc_start(NULL, args, 6, &kept, 1, false, &proc), SHK_OK);

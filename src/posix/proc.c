@@ -315,7 +315,8 @@ static int posix_spawn_keeping(const char *path, char **argv, const int *keep, s
   if (err) return err;
   int lo = 3;
   for (size_t i = 0; i < nkeep && !err; i++) {
-    for (int fd = lo; fd < keep[i] && !err; fd++) err = posix_spawn_file_actions_addclose(&actions, fd);
+    for (int fd = lo; fd < keep[i] && !err; fd++)
+      err = posix_spawn_file_actions_addclose(&actions, fd);
     lo = keep[i] + 1;
   }
   if (!err) err = posix_spawn_file_actions_addclosefrom_np(&actions, lo);
