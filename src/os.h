@@ -149,13 +149,30 @@ int shk__os_proc_kill(shk__os_proc *proc);
  * SHK_ENOMEM, SHK_ELIMIT, SHK_EOS. */
 int shk__os_proc_fork(const intptr_t *keep, size_t nkeep, shk__os_proc *proc, bool *in_child);
 
-/* Starts an executable (path NULL: this one) with argv[1..argc] = args. It inherits stdout,
- * stderr and exactly the handles inherit[0..n), under the same values (make them with
- * shk__os_handle_dup(..., true, ...)). kill_on_close: it is killed when this process ends
- * (Windows: a kill-on-close job object, released by shk__os_proc_wait; Linux:
- * PR_SET_PDEATHSIG). SHK_ENOMEM, SHK_ERANGE (command line too long), SHK_EOS. */
+/* Starts an executable (path NULL: this one) with argv[1..argc] = args. It inherits stdin,
+ * stdout, stderr and exactly the handles inherit[0..n), under the same values (make them with
+ * shk__os_handle_dup(..., true, ...)); no other handle of this process, also none another
+ * thread makes inheritable meanwhile. Signals (POSIX): the calling thread's mask and the ignored
+ * signals carry over, every other signal has its default action (as across fork and exec).
+ * kill_on_close: it is killed when this process ends. Windows: a kill-on-close job object,
+ * released by shk__os_proc_wait. POSIX: the started program must call
+ * shk__os_proc_bind_to_starter(id of this process) first (the id travels in its arguments):
+ * posix_spawn cannot bind it (Linux: PR_SET_PDEATHSIG, so it also ends with the thread that
+ * started it); until it does, nothing ties it to this process. Linux with glibc 2.34+ uses
+ * posix_spawn (no copy of this process's page tables); other POSIX systems fork and exec.
+ * SHK_ENOENT, SHK_EACCES (the executable is missing or may not be run: reported here on Windows
+ * and with posix_spawn; after a fork, or where a tool such as valgrind turns posix_spawn's
+ * clone into one, SHK_OK and the process exits with code 127), SHK_ENOMEM, SHK_ERANGE
+ * (command line too long), SHK_EOS (raw code recorded). */
 int shk__os_proc_start(const char *path, const char *const *args, int argc, const intptr_t *inherit,
                        size_t n, bool kill_on_close, shk__os_proc *proc);
+
+/* Called first by a program started with kill_on_close, with the id of the process that
+ * started it (`starter`): from now on it is killed when the starter ends (Linux:
+ * PR_SET_PDEATHSIG, which follows the starting thread), and it ends at once (code 0) when the
+ * starter is already gone (its parent is no longer `starter`). Windows: nothing (the job object
+ * started with it already does this). Other POSIX systems: only the check for an ended starter. */
+void shk__os_proc_bind_to_starter(int starter);
 
 /* A process this one may wait on (shk__os_channel_receive's peer), by id. Windows: a SYNCHRONIZE
  * handle (close it with shk__os_handle_close); POSIX: the id only. SHK_ENOENT, SHK_EOS. */

@@ -357,15 +357,15 @@ static int join_worker(shk_task_pool *pool, unsigned k, const shk__task_call *ca
   int rc = start_worker(pool, k);
   if (rc != SHK_OK) return rc;
   rc = shk__task_give_job_input(pool, k, call);
+  shk__task_slot *slot = shk__ctl_slot(pool->ctl, k);
   if (rc != SHK_OK) {
     shk__os_exit ignored;
     stop_worker(pool, k, true, &ignored);
-    /* A worker host that refused its plugin ends at once, perhaps before it is given the input:
-     * its own reason, not the failed give, is the answer. */
-    int why = atomic_load(&shk__ctl_slot(pool->ctl, k)->start_error);
+    /* A worker host that refused its plugin may have ended before the hand-over: its reason,
+     * written before it ended, is the call's answer, not the hand-over's SHK_ENOENT. */
+    int why = atomic_load(&slot->start_error);
     return why < 0 ? why : rc;
   }
-  shk__task_slot *slot = shk__ctl_slot(pool->ctl, k);
   atomic_store(&slot->armed, 1);
   if (atomic_load(&slot->sleeping)) shk__os_channel_notify(&pool->ws[k].pool_end);
   return SHK_OK;

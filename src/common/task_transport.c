@@ -135,6 +135,7 @@ static void serve_from_record(int argc, char **argv) {
   unsigned long index = strtoul(argv[2], &end, 10);
   long parent_pid = strtol(argv[9], NULL, 10);
   if (*end || index >= SHK_TASK_WORKERS_MAX || parent_pid <= 0 || parent_pid > INT32_MAX) return;
+  shk__os_proc_bind_to_starter((int)parent_pid); /* the pool started it with kill_on_close */
   shk__os_crash_ends_process();
   shk__task_boot boot;
   memset(&boot, 0, sizeof boot);

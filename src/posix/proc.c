@@ -2,6 +2,7 @@
  * liveness; descriptors (dup, close, close all but some). */
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -272,10 +273,7 @@ int shk__os_proc_fork(const intptr_t *keep, size_t nkeep, shk__os_proc *proc, bo
     proc->pid = (int)pid;
     return SHK_OK;
   }
-#ifdef __linux__
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-#endif
-  if (getppid() != parent) shk__os_exit_now(0);
+  shk__os_proc_bind_to_starter((int)parent);
   int fds[16];
   size_t n = 0;
   for (size_t i = 0; i < nkeep && n < sizeof fds / sizeof fds[0]; i++)
@@ -297,6 +295,54 @@ void shk__os_crash_ends_process(void) {
   sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* Where posix_spawn can close every descriptor but the listed ones (glibc 2.34+:
+ * posix_spawn_file_actions_addclosefrom_np), it starts the program without copying this
+ * process's page tables (glibc: clone(CLONE_VM|CLONE_VFORK)) and reports a failed exec through
+ * its return value. Elsewhere: fork, close, exec. */
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+#define POSIX_SPAWN_CLOSES_ALL_BUT 1
+#endif
+
+#ifdef POSIX_SPAWN_CLOSES_ALL_BUT
+/* posix_spawn with file actions that close every descriptor above 2 but keep[0..nkeep)
+ * (ascending): each number between the kept ones (a close of a number that is not open is no
+ * error there), then all from the last kept one up. Every number, not only those open now: a
+ * descriptor another thread opens meanwhile must not leak either. Returns an errno value. */
+static int posix_spawn_keeping(const char *path, char **argv, const int *keep, size_t nkeep,
+                               pid_t *pid) {
+  posix_spawn_file_actions_t actions;
+  int err = posix_spawn_file_actions_init(&actions);
+  if (err) return err;
+  int lo = 3;
+  for (size_t i = 0; i < nkeep && !err; i++) {
+    for (int fd = lo; fd < keep[i] && !err; fd++)
+      err = posix_spawn_file_actions_addclose(&actions, fd);
+    lo = keep[i] + 1;
+  }
+  if (!err) err = posix_spawn_file_actions_addclosefrom_np(&actions, lo);
+  if (!err) err = posix_spawn(pid, path, &actions, NULL, argv, environ);
+  posix_spawn_file_actions_destroy(&actions);
+  return err;
+}
+#else
+/* fork, then in the child: bind to this process when asked, close, exec. Returns an errno
+ * value; a failed exec shows as exit code 127. */
+static int posix_spawn_keeping_by_fork(const char *path, char **argv, const int *keep,
+                                       size_t nkeep, bool kill_on_close, pid_t *pid) {
+  pid_t parent = getpid();
+  pid_t child = fork();
+  if (child < 0) return errno;
+  if (child == 0) {
+    if (kill_on_close) shk__os_proc_bind_to_starter((int)parent);
+    posix_close_all_but(keep, nkeep);
+    execve(path, argv, environ);
+    _exit(127);
+  }
+  *pid = child;
+  return 0;
+}
+#endif
+
 int shk__os_proc_start(const char *path, const char *const *args, int argc, const intptr_t *inherit,
                        size_t n, bool kill_on_close, shk__os_proc *proc) {
   memset(proc, 0, sizeof *proc);
@@ -314,35 +360,35 @@ int shk__os_proc_start(const char *path, const char *const *args, int argc, cons
   size_t nkeep = 0;
   for (size_t i = 0; i < n && nkeep < sizeof keep / sizeof keep[0]; i++)
     if (inherit[i] > 2) keep[nkeep++] = (int)inherit[i];
-  /* Ascending, as posix_close_all_but wants them. */
+  /* Ascending, as posix_close_all_but and posix_spawn_keeping want them. */
   for (size_t i = 1; i < nkeep; i++)
     for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
       int t = keep[j];
       keep[j] = keep[j - 1];
       keep[j - 1] = t;
     }
-  fflush(stdout);
-  pid_t parent = getpid();
-  pid_t pid = fork();
-  if (pid < 0) {
-    int err = errno;
-    free(argv);
-    return posix_error(err);
-  }
-  if (pid == 0) {
-#ifdef __linux__
-    if (kill_on_close) prctl(PR_SET_PDEATHSIG, SIGKILL);
-#endif
-    if (kill_on_close && getppid() != parent) _exit(127);
-    posix_close_all_but(keep, nkeep);
-    execve(path, argv, environ);
-    _exit(127);
-  }
+  fflush(stdout); /* what this process printed comes before what the program prints */
+  pid_t pid = 0;
+#ifdef POSIX_SPAWN_CLOSES_ALL_BUT
+  /* kill_on_close: posix_spawn cannot set PR_SET_PDEATHSIG; the program binds itself (os.h). */
   (void)kill_on_close;
+  int err = posix_spawn_keeping(path, argv, keep, nkeep, &pid);
+#else
+  int err = posix_spawn_keeping_by_fork(path, argv, keep, nkeep, kill_on_close, &pid);
+#endif
   free(argv);
+  if (err) return posix_error(err);
   proc->handle = pid;
   proc->pid = (int)pid;
   return SHK_OK;
+}
+
+void shk__os_proc_bind_to_starter(int starter) {
+#ifdef __linux__
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+#endif
+  /* The starter may have ended before the line above: then this process has another parent. */
+  if (getppid() != (pid_t)starter) shk__os_exit_now(0);
 }
 
 int shk__os_proc_open(int pid, shk__os_proc *proc) {

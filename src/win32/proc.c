@@ -199,6 +199,10 @@ done:
   return rc;
 }
 
+void shk__os_proc_bind_to_starter(int starter) {
+  (void)starter; /* the kill-on-close job object that shk__os_proc_start made already does it */
+}
+
 int shk__os_proc_open(int pid, shk__os_proc *proc) {
   memset(proc, 0, sizeof *proc);
   HANDLE h = OpenProcess(SYNCHRONIZE, FALSE, (DWORD)pid);
