@@ -10,6 +10,7 @@
 
 #include "shk_test.h"
 #include "shk_test_thread.h"
+#include "shk_test_watch.h"
 #include "shmkit.h"
 
 #ifdef _WIN32
@@ -17,52 +18,10 @@
 #else
 #include <signal.h>
 #include <sys/mman.h>
-#include <time.h>
 #include <unistd.h>
 #endif
 
 #define CHILD_TIMEOUT_MS 60000
-
-static size_t page_size(void) {
-#ifdef _WIN32
-  SYSTEM_INFO si;
-  GetSystemInfo(&si);
-  return si.dwPageSize;
-#else
-  return (size_t)sysconf(_SC_PAGESIZE);
-#endif
-}
-
-static uint64_t now_ms(void) {
-#ifdef _WIN32
-  return GetTickCount64();
-#else
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-#endif
-}
-
-/* A watcher of backend "<number>" ("<number>s": userfaultfd's sync mode); NULL on failure. */
-static shk_watcher *make_from_arg(const char *arg) {
-  shk_watch_options o;
-  shk_watch_options_init(&o);
-  o.backend = (shk_watch_backend)atoi(arg);
-  o.userfaultfd_sync = strchr(arg, 's') != NULL;
-  shk_watcher *w = NULL;
-  return shk_watch_create(&o, &w) == SHK_OK ? w : NULL;
-}
-
-/* The backends (and modes) usable here, as child arguments. */
-static size_t usable_backends(char args[][8], size_t max) {
-  size_t n = 0;
-  for (int b = 1; b < SHK_WATCH_BACKEND_COUNT && n < max; b++) {
-    if (!shk_watch_backend_available((shk_watch_backend)b)) continue;
-    snprintf(args[n++], 8, "%d", b);
-    if (b == SHK_WATCH_USERFAULTFD && n < max) snprintf(args[n++], 8, "%ds", b);
-  }
-  return n;
-}
 
 /* ---- freeing the last watcher while its pages are being written ---------------------------- */
 
@@ -93,7 +52,7 @@ static void write_main(void *p) {
 static int child_free_while_writing(int argc, char **argv) {
   (void)argc;
   writing wr;
-  wr.size = FREE_PAGES * page_size();
+  wr.size = FREE_PAGES * shk_test_page_size();
   atomic_init(&wr.stop, 0);
   void *base = NULL;
   SHK_CHECK(shk_watch_pages_alloc(wr.size, &base) == SHK_OK);
@@ -105,14 +64,14 @@ static int child_free_while_writing(int argc, char **argv) {
     me[i].byte = (size_t)i;
     SHK_CHECK(shk_test_thread_start(&th[i], write_main, &me[i]) == 0);
   }
-  uint64_t end = now_ms() + FREE_RUN_MS;
+  uint64_t end = shk_test_now_ms() + FREE_RUN_MS;
   unsigned rounds = 0;
-  while (now_ms() < end) {
-    shk_watcher *w = make_from_arg(argv[0]);
+  while (shk_test_now_ms() < end) {
+    shk_watcher *w = shk_test_watcher_from_arg(argv[0]);
     SHK_CHECK(w);
     for (size_t p = 0; p < FREE_PAGES; p++) {
       uint32_t id;
-      SHK_CHECK(shk_watch_add(w, (unsigned char *)base + p * page_size(), 64, "page", &id) ==
+      SHK_CHECK(shk_watch_add(w, (unsigned char *)base + p * shk_test_page_size(), 64, "page", &id) ==
                 SHK_OK);
     }
     shk_watch_free(w);
@@ -129,7 +88,7 @@ static void freeing_the_last_watcher_while_its_pages_are_written_never_kills_a_w
     void **state) {
   (void)state;
   char args[8][8];
-  size_t n = usable_backends(args, 8);
+  size_t n = shk_test_usable_backends(args, 8);
   for (size_t i = 0; i < n; i++) {
     printf("    backend %s\n", args[i]);
     const char *a[] = {args[i]};
@@ -154,7 +113,7 @@ static int install_program_handler(void) {
 }
 
 static unsigned char *read_only_page(void) {
-  return VirtualAlloc(NULL, page_size(), MEM_RESERVE | MEM_COMMIT, PAGE_READONLY);
+  return VirtualAlloc(NULL, shk_test_page_size(), MEM_RESERVE | MEM_COMMIT, PAGE_READONLY);
 }
 #else
 static struct sigaction program_prev;
@@ -181,7 +140,7 @@ static int install_program_handler(void) {
 }
 
 static unsigned char *read_only_page(void) {
-  void *p = mmap(NULL, page_size(), PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void *p = mmap(NULL, shk_test_page_size(), PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   return p == MAP_FAILED ? NULL : p;
 }
 #endif
@@ -189,14 +148,14 @@ static unsigned char *read_only_page(void) {
 /* Watches a page through a watcher of backend arg, writes it and frees the watcher. */
 static int watch_once(const char *arg) {
   unsigned char *p = NULL;
-  SHK_CHECK(shk_watch_pages_alloc(page_size(), (void **)&p) == SHK_OK);
-  shk_watcher *w = make_from_arg(arg);
+  SHK_CHECK(shk_watch_pages_alloc(shk_test_page_size(), (void **)&p) == SHK_OK);
+  shk_watcher *w = shk_test_watcher_from_arg(arg);
   SHK_CHECK(w);
   uint32_t id;
   SHK_CHECK(shk_watch_add(w, p, 64, "page", &id) == SHK_OK);
   ((volatile unsigned char *)p)[8] = 1; /* a watched write: the hook is live */
   shk_watch_free(w);
-  shk_watch_pages_free(p, page_size());
+  shk_watch_pages_free(p, shk_test_page_size());
   return 0;
 }
 
@@ -233,7 +192,7 @@ static void a_handler_installed_after_the_last_watcher_was_freed_gets_real_crash
    * sanitizer's report), decides how the child ends. */
   shk_test_exit plain = run_program_handler("-1", "after");
   char args[8][8];
-  size_t n = usable_backends(args, 8);
+  size_t n = shk_test_usable_backends(args, 8);
   for (size_t i = 0; i < n; i++) {
     shk_test_exit after = run_program_handler(args[i], "after");
     assert_int_equal(after.killed, plain.killed);
