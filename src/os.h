@@ -431,11 +431,24 @@ typedef struct shk__os_fault {
  * default action. */
 typedef bool (*shk__os_fault_fn)(const shk__os_fault *fault);
 
-/* Installs the process-wide write-fault hook calling fn, chained in front of whatever handlers
- * are installed now. Not reference counted: the caller installs once and removes once. When
- * another handler was installed on top meanwhile, remove leaves the hook in place, passing
- * every fault on. SHK_EOS. */
+/* The process-wide write-fault hook. Install makes fn the function the hook calls and puts the
+ * hook in front of whatever handlers are installed now, unless it is already the one installed
+ * (POSIX: our handler is the installed disposition of SIGSEGV and SIGBUS; Windows: a vectored
+ * handler, first, registered once). Once installed, the hook stays for the life of the process
+ * and keeps calling fn, also after remove: a write fault can be on its way to it (raised, not yet
+ * handled) while the last page is unprotected, and without the hook it would meet the default
+ * action although retrying it would succeed; fn decides, with nothing watched, as always. So
+ * remove does nothing (kept for callers that pair it with install). Refresh, for a hook
+ * installed before, checks that it is still the installed handler and installs it again, in
+ * front of what is there now, if not: a handler the program installed after ours and restored
+ * to something else (CMocka restores the one it saved around each test) took it out of the
+ * chain; does nothing if install never ran. Install and refresh are serialised by the caller.
+ * A fault passed on that comes back to the hook on the same thread (a handler chaining to ours,
+ * ours installed again in front of it) goes to the default action instead of round again; when
+ * a handler passed to jumps away (siglongjmp) instead of returning, that thread's next fault at
+ * the same address also goes to the default action. SHK_EOS. */
 int shk__os_fault_install(shk__os_fault_fn fn);
+int shk__os_fault_refresh(void);
 void shk__os_fault_remove(void);
 
 /* The module file and nearest symbol of a code address, for event reports. Not for the fault

@@ -152,16 +152,28 @@ typedef struct shk_watch_event {
 typedef void (*shk_watch_fn)(const shk_watch_event *event, void *user);
 
 /** Creates a watcher and starts its worker thread. opts NULL means defaults. Process-wide fault
- * handlers are installed when the first watcher that needs them adds a region and removed when
- * the last such watcher is freed; handlers installed before are chained, so faults that are not
- * on watched pages (real crashes) reach them or the default action unchanged.
+ * handlers are installed when the first watcher that needs them adds a region and stay installed
+ * for the life of the process, also after the last watcher is freed (see shk_watch_free());
+ * handlers installed before are chained, so faults that are not on watched pages (real crashes)
+ * reach them or the default action unchanged. Once they were installed, each creation checks
+ * that they still are (POSIX: a handler the program installed over them and then replaced by
+ * another, as CMocka does around each test, took them out) and installs them again, in front
+ * of what is there now, if not. SHK_EOS when that fails.
  * Returns SHK_OK, SHK_EINVAL (NULL out, a bad options version or field), SHK_EUNSUPPORTED (the
  * backend asked for is not available here), SHK_ENOMEM or SHK_EOS. */
 SHK_API int shk_watch_create(const shk_watch_options *opts, shk_watcher **out);
 
 /** Stops the worker (without delivering what is pending: call shk_watch_flush() first for that),
  * unwatches every region (restoring page protection), frees every stored value and the watcher.
- * Accepts NULL. Must not be called from the callback (it then does nothing). */
+ * Accepts NULL. Must not be called from the callback (it then does nothing). The process-wide
+ * fault handlers stay installed after the last watcher is freed, doing nothing but retrying,
+ * once, a write fault on a page that is writable by now and passing every other fault on: a
+ * thread that wrote to a watched page just before it was unprotected may not have had its
+ * fault handled yet, and without the handlers it would die although its write is now allowed.
+ * A handler the program installs afterwards gets real crashes first and must chain to the one
+ * it replaced (as while a watcher is live); if it does and shmkit's handler is put in front of
+ * it again by a later watcher, a crash passed round that loop once goes to the default action.
+ * Free in any thread but the callback's; not async-signal-safe. */
 SHK_API void shk_watch_free(shk_watcher *w);
 
 /** Starts watching [addr, addr+size). `name` (may be NULL) is copied. Regions of one watcher may

@@ -83,6 +83,17 @@ int shk_watch_create(const shk_watch_options *opts, shk_watcher **out) {
     o.backend_name = NULL; /* not kept: the caller's string */
   }
   if (!named && !shk_watch_backend_available(o.backend)) return SHK_EUNSUPPORTED;
+  /* The fault hook stays installed once a watcher has used it, but a handler the program
+   * installed and then restored to another (CMocka, around each test) may have left it out of
+   * the chain: in front again before this watcher counts on it. Under the table's lock, which
+   * serialises every installation. */
+  shk__lock(SHK__LOCK_WATCH_TABLE);
+  int hook_rc = shk__os_fault_refresh();
+  shk__unlock(SHK__LOCK_WATCH_TABLE);
+  if (hook_rc != SHK_OK) {
+    if (named) shk__watch_registry_release(named);
+    return hook_rc;
+  }
 
   shk_watcher *w = calloc(1, sizeof *w);
   if (!w) {

@@ -18,9 +18,30 @@
 
 #include "posix.h"
 
-static struct sigaction prev_segv, prev_bus;
+/* The handler each of our handlers replaced, per signal (0: SIGSEGV, 1: SIGBUS), in two slots:
+ * installing again writes the slot not in use, then publishes it, so a handler running on
+ * another thread meanwhile reads a whole record. */
+static struct sigaction prevs[2][2];
+static atomic_int prev_slot[2];
 static _Atomic(shk__os_fault_fn) hook;
-static bool in_chain; /* our handlers are installed (perhaps under someone else's) */
+static atomic_bool installed_once;
+
+/* The fault this thread is passing on now (and whether it is), so that a chain that comes back
+ * round to our handler ends at the default action instead of going round again. Thread-local
+ * storage of the initial-exec model is reserved when the library loads: reading it in a signal
+ * handler allocates nothing. */
+#if defined(__ELF__) && (defined(__GNUC__) || defined(__clang__))
+#define SHK_TLS_IE __attribute__((tls_model("initial-exec")))
+#else
+#define SHK_TLS_IE
+#endif
+static _Thread_local SHK_TLS_IE struct {
+  bool active;
+  int sig;
+  void *addr;
+} passing;
+
+static int sig_index(int sig) { return sig == SIGSEGV ? 0 : 1; }
 
 static uintptr_t fault_ip(const void *ctx) {
   const ucontext_t *uc = ctx;
@@ -68,12 +89,22 @@ static bool maybe_protection_fault(int sig, const siginfo_t *info) {
 #endif
 }
 
-/* Hands the signal to whoever had it before. For the default action (or "ignore", which the
- * kernel overrides for faults) the disposition is reset and the handler returns: the faulting
- * instruction runs again and the process dies of the same signal, with the same core dump, as
- * it would without shmkit. */
+/* The default action: the disposition is reset and the handler returns, so the faulting
+ * instruction runs again and the process dies of the same signal, with the same core dump, as it
+ * would without shmkit ("ignore" too: the kernel overrides it for faults). */
+static void to_default(int sig, const siginfo_t *info) {
+  struct sigaction dfl;
+  memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  sigemptyset(&dfl.sa_mask);
+  sigaction(sig, &dfl, NULL);
+  if (!info || info->si_code <= 0) raise(sig); /* sent by kill(): no instruction to repeat */
+}
+
+/* Hands the signal to whoever had it before, or to the default action. */
 static void pass_on(int sig, siginfo_t *info, void *ctx) {
-  const struct sigaction *prev = sig == SIGSEGV ? &prev_segv : &prev_bus;
+  int i = sig_index(sig);
+  const struct sigaction *prev = &prevs[i][atomic_load(&prev_slot[i])];
   if ((prev->sa_flags & SA_SIGINFO) && prev->sa_sigaction) {
     prev->sa_sigaction(sig, info, ctx);
     return;
@@ -83,16 +114,19 @@ static void pass_on(int sig, siginfo_t *info, void *ctx) {
     prev->sa_handler(sig);
     return;
   }
-  struct sigaction dfl;
-  memset(&dfl, 0, sizeof dfl);
-  dfl.sa_handler = SIG_DFL;
-  sigemptyset(&dfl.sa_mask);
-  sigaction(sig, &dfl, NULL);
-  if (!info || info->si_code <= 0) raise(sig); /* sent by kill(): no instruction to repeat */
+  to_default(sig, info);
 }
 
 static void on_fault_signal(int sig, siginfo_t *info, void *ctx) {
   int saved = errno;
+  void *addr = info ? info->si_addr : NULL;
+  if (passing.active && passing.sig == sig && passing.addr == addr) {
+    /* Back here while passing this very fault on: the handler we chain to chains to us (it was
+     * installed over ours, and ours over it again). Going round again would never end. */
+    to_default(sig, info);
+    errno = saved;
+    return;
+  }
   shk__os_fault_fn fn = atomic_load(&hook);
   if (fn && maybe_protection_fault(sig, info)) {
     shk__os_fault f = {(uintptr_t)info->si_addr, fault_ip(ctx), false, false};
@@ -103,42 +137,56 @@ static void on_fault_signal(int sig, siginfo_t *info, void *ctx) {
     }
   }
   errno = saved;
+  passing.sig = sig;
+  passing.addr = addr;
+  passing.active = true;
   pass_on(sig, info, ctx);
+  passing.active = false; /* not reached when the handler passed to jumps away (see os.h) */
 }
 
-int shk__os_fault_install(shk__os_fault_fn fn) {
-  atomic_store(&hook, fn);
-  if (in_chain) return SHK_OK; /* still below another handler that chains to us */
+static bool is_ours(const struct sigaction *sa) {
+  return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == on_fault_signal;
+}
+
+/* Puts our handler on sig unless it is the installed one now, chaining to what is there. */
+static int ensure_on(int sig) {
+  int i = sig_index(sig);
+  struct sigaction cur;
+  if (sigaction(sig, NULL, &cur) != 0) return posix_error(errno);
+  if (is_ours(&cur)) return SHK_OK;
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_sigaction = on_fault_signal;
   sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
   sigemptyset(&sa.sa_mask);
-  if (sigaction(SIGSEGV, &sa, &prev_segv) != 0) return posix_error(errno);
-  if (sigaction(SIGBUS, &sa, &prev_bus) != 0) {
-    int err = errno;
-    sigaction(SIGSEGV, &prev_segv, NULL);
-    return posix_error(err);
-  }
-  in_chain = true;
+  int spare = !atomic_load(&prev_slot[i]);
+  /* The record is written before our handler can read it: published first, then installed. The
+   * handler that sigaction() replaces is cur unless another thread of the program changed it in
+   * between, which would be its own race with ours. */
+  prevs[i][spare] = cur;
+  atomic_store(&prev_slot[i], spare);
+  if (sigaction(sig, &sa, NULL) != 0) return posix_error(errno);
   return SHK_OK;
 }
 
-static bool restore_if_ours(int sig, const struct sigaction *prev) {
-  struct sigaction cur;
-  if (sigaction(sig, NULL, &cur) != 0) return false;
-  if (!(cur.sa_flags & SA_SIGINFO) || cur.sa_sigaction != on_fault_signal) return false;
-  return sigaction(sig, prev, NULL) == 0;
+int shk__os_fault_install(shk__os_fault_fn fn) {
+  atomic_store(&hook, fn);
+  int rc = ensure_on(SIGSEGV);
+  if (rc == SHK_OK) rc = ensure_on(SIGBUS);
+  if (rc == SHK_OK) atomic_store(&installed_once, true);
+  return rc;
 }
 
-void shk__os_fault_remove(void) {
-  atomic_store(&hook, NULL);
-  if (!in_chain) return;
-  /* A handler installed after ours may chain to us: then we stay, passing everything on. */
-  bool segv = restore_if_ours(SIGSEGV, &prev_segv);
-  bool bus = restore_if_ours(SIGBUS, &prev_bus);
-  if (segv && bus) in_chain = false;
+int shk__os_fault_refresh(void) {
+  if (!atomic_load(&installed_once)) return SHK_OK;
+  int rc = ensure_on(SIGSEGV);
+  return rc == SHK_OK ? ensure_on(SIGBUS) : rc;
 }
+
+/* The hook stays: a write fault may be on its way to it (raised, its signal not yet handled)
+ * while the last watcher goes, and the default action would kill a thread whose write is allowed
+ * by now. The function keeps being called, with nothing watched. */
+void shk__os_fault_remove(void) {}
 
 int shk__os_symbolize(uintptr_t ip, char *module, size_t module_size, char *symbol,
                       size_t symbol_size) {
