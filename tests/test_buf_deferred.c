@@ -1,4 +1,4 @@
-/* Delayed free: a released delayed buffer stays alive and pending until collected (one, all,
+/* Delayed free: a released delayed buffer stays alive and deferred until freed (one, all,
  * shutdown) or until the process exits, and its callback runs exactly once then. */
 /* ctest: labels=unit;multiprocess timeout=120 */
 #include <stdint.h>
@@ -31,10 +31,10 @@ static int setup(void **state) {
   (void)state;
   calls = 0;
   last_id = 0;
-  return shk_buf_collect_all(NULL);
+  return shk_buf_free_deferred_all(NULL);
 }
 
-static void a_released_delayed_buffer_stays_alive_until_collected(void **state) {
+static void a_released_delayed_buffer_stays_alive_until_freed(void **state) {
   (void)state;
   shk_buf *buf = delayed(64);
   unsigned char *p = shk_buf_data(buf);
@@ -46,18 +46,18 @@ static void a_released_delayed_buffer_stays_alive_until_collected(void **state) 
   assert_int_equal(shk_buf_live_count(), live); /* range still held */
   uint64_t ids[4];
   size_t count = 0;
-  assert_int_equal(shk_buf_pending_list(ids, 4, &count), SHK_OK);
+  assert_int_equal(shk_buf_deferred_list(ids, 4, &count), SHK_OK);
   assert_int_equal(count, 1);
   assert_int_equal(ids[0], id);
-  assert_int_equal(shk_buf_collect(id), SHK_OK);
+  assert_int_equal(shk_buf_free_deferred(id), SHK_OK);
   assert_int_equal(calls, 1);
   assert_int_equal(last_id, id);
   assert_int_equal(shk_buf_live_count(), live - 1);
-  assert_int_equal(shk_buf_collect(id), SHK_ENOENT); /* exactly once */
+  assert_int_equal(shk_buf_free_deferred(id), SHK_ENOENT); /* exactly once */
   assert_int_equal(calls, 1);
 }
 
-static void pending_list_is_oldest_first_and_reports_the_total(void **state) {
+static void deferred_list_is_oldest_first_and_reports_the_total(void **state) {
   (void)state;
   uint64_t want[5];
   for (int i = 0; i < 5; i++) {
@@ -67,44 +67,44 @@ static void pending_list_is_oldest_first_and_reports_the_total(void **state) {
   }
   uint64_t ids[3];
   size_t count = 0;
-  assert_int_equal(shk_buf_pending_list(ids, 3, &count), SHK_OK);
+  assert_int_equal(shk_buf_deferred_list(ids, 3, &count), SHK_OK);
   assert_int_equal(count, 5);
   assert_int_equal(ids[0], want[0]);
   assert_int_equal(ids[2], want[2]);
-  assert_int_equal(shk_buf_pending_list(NULL, 0, &count), SHK_OK);
+  assert_int_equal(shk_buf_deferred_list(NULL, 0, &count), SHK_OK);
   assert_int_equal(count, 5);
-  assert_int_equal(shk_buf_pending_list(NULL, 1, &count), SHK_EINVAL);
-  assert_int_equal(shk_buf_pending_list(ids, 3, NULL), SHK_EINVAL);
-  /* Collecting one from the middle keeps the others in order. */
-  assert_int_equal(shk_buf_collect(want[2]), SHK_OK);
-  assert_int_equal(shk_buf_pending_list(ids, 3, &count), SHK_OK);
+  assert_int_equal(shk_buf_deferred_list(NULL, 1, &count), SHK_EINVAL);
+  assert_int_equal(shk_buf_deferred_list(ids, 3, NULL), SHK_EINVAL);
+  /* Freeing one from the middle keeps the others in order. */
+  assert_int_equal(shk_buf_free_deferred(want[2]), SHK_OK);
+  assert_int_equal(shk_buf_deferred_list(ids, 3, &count), SHK_OK);
   assert_int_equal(count, 4);
   assert_int_equal(ids[2], want[3]);
-  size_t collected = 0;
-  assert_int_equal(shk_buf_collect_all(&collected), SHK_OK);
-  assert_int_equal(collected, 4);
+  size_t freed = 0;
+  assert_int_equal(shk_buf_free_deferred_all(&freed), SHK_OK);
+  assert_int_equal(freed, 4);
   assert_int_equal(calls, 5);
-  assert_int_equal(shk_buf_pending_list(ids, 3, &count), SHK_OK);
+  assert_int_equal(shk_buf_deferred_list(ids, 3, &count), SHK_OK);
   assert_int_equal(count, 0);
 }
 
-static void a_buffer_that_is_still_referenced_is_not_pending(void **state) {
+static void a_buffer_that_is_still_referenced_is_not_deferred(void **state) {
   (void)state;
   shk_buf *buf = delayed(8);
   shk_buf_retain(buf);
   shk_buf_release(buf);
   size_t count = 9;
-  assert_int_equal(shk_buf_pending_list(NULL, 0, &count), SHK_OK);
+  assert_int_equal(shk_buf_deferred_list(NULL, 0, &count), SHK_OK);
   assert_int_equal(count, 0);
-  assert_int_equal(shk_buf_collect(shk_buf_id(buf)), SHK_ENOENT);
+  assert_int_equal(shk_buf_free_deferred(shk_buf_id(buf)), SHK_ENOENT);
   shk_buf_release(buf);
-  assert_int_equal(shk_buf_pending_list(NULL, 0, &count), SHK_OK);
+  assert_int_equal(shk_buf_deferred_list(NULL, 0, &count), SHK_OK);
   assert_int_equal(count, 1);
   assert_int_equal(shk_buf_shutdown(), SHK_OK);
   assert_int_equal(calls, 1);
 }
 
-static void immediate_buffers_never_become_pending(void **state) {
+static void immediate_buffers_never_become_deferred(void **state) {
   (void)state;
   shk_buf *buf = NULL;
   shk_buf_options o = {.on_destroy = on_destroy};
@@ -112,11 +112,11 @@ static void immediate_buffers_never_become_pending(void **state) {
   shk_buf_release(buf);
   assert_int_equal(calls, 1);
   size_t count = 9;
-  assert_int_equal(shk_buf_pending_list(NULL, 0, &count), SHK_OK);
+  assert_int_equal(shk_buf_deferred_list(NULL, 0, &count), SHK_OK);
   assert_int_equal(count, 0);
 }
 
-static void shutdown_collects_and_the_library_stays_usable(void **state) {
+static void shutdown_frees_deferred_buffers_and_the_library_stays_usable(void **state) {
   (void)state;
   shk_buf_release(delayed(8));
   shk_buf_release(delayed(8));
@@ -126,10 +126,10 @@ static void shutdown_collects_and_the_library_stays_usable(void **state) {
   shk_buf_release(buf);
   assert_int_equal(shk_buf_shutdown(), SHK_OK);
   assert_int_equal(calls, 3);
-  assert_int_equal(shk_buf_collect_all(NULL), SHK_OK);
+  assert_int_equal(shk_buf_free_deferred_all(NULL), SHK_OK);
 }
 
-static void a_delayed_range_is_not_reusable_until_collected(void **state) {
+static void a_delayed_range_is_not_reusable_until_freed(void **state) {
   (void)state;
   static unsigned char arena[256];
   shk_buf *buf = NULL, *again = (shk_buf *)1;
@@ -137,9 +137,37 @@ static void a_delayed_range_is_not_reusable_until_collected(void **state) {
   assert_int_equal(shk_buf_consume(arena, 256, 1, &o, &buf), SHK_OK);
   shk_buf_release(buf);
   assert_int_equal(shk_buf_consume(arena, 256, 1, NULL, &again), SHK_EOVERLAP);
-  assert_int_equal(shk_buf_collect_all(NULL), SHK_OK);
+  assert_int_equal(shk_buf_free_deferred_all(NULL), SHK_OK);
   assert_int_equal(shk_buf_consume(arena, 256, 1, NULL, &again), SHK_OK);
   shk_buf_release(again);
+}
+
+/* The names before the rename (shk_buf_pending_list, shk_buf_collect, shk_buf_collect_all) stay
+ * exported and behave as the new ones, so programs built against them keep working. */
+static void the_earlier_names_still_list_and_free_deferred_buffers(void **state) {
+  (void)state;
+  uint64_t want[3];
+  for (int i = 0; i < 3; i++) {
+    shk_buf *b = delayed(16);
+    want[i] = shk_buf_id(b);
+    shk_buf_release(b);
+  }
+  uint64_t ids[3];
+  size_t count = 0;
+  assert_int_equal(shk_buf_pending_list(ids, 3, &count), SHK_OK);
+  assert_int_equal(count, 3);
+  assert_int_equal(ids[0], want[0]);
+  assert_int_equal(shk_buf_pending_list(NULL, 1, &count), SHK_EINVAL);
+  assert_int_equal(shk_buf_collect(want[1]), SHK_OK);
+  assert_int_equal(calls, 1);
+  assert_int_equal(last_id, want[1]);
+  assert_int_equal(shk_buf_collect(want[1]), SHK_ENOENT);
+  size_t collected = 0;
+  assert_int_equal(shk_buf_collect_all(&collected), SHK_OK);
+  assert_int_equal(collected, 2);
+  assert_int_equal(calls, 3);
+  assert_int_equal(shk_buf_deferred_list(NULL, 0, &count), SHK_OK);
+  assert_int_equal(count, 0);
 }
 
 /* ---- at process exit ---- */
@@ -152,7 +180,7 @@ static void mark_in_shared_memory(const shk_buf_info *info, void *user) {
   marker[0]++;
 }
 
-static int child_exits_with_pending_buffers(int argc, char **argv) {
+static int child_exits_with_deferred_buffers(int argc, char **argv) {
   if (argc < 1) return 10;
   shk_shm *shm = NULL;
   if (shk_shm_open(argv[0], SHK_SHM_READ_WRITE, &shm) != SHK_OK) return 11;
@@ -164,35 +192,36 @@ static int child_exits_with_pending_buffers(int argc, char **argv) {
     shk_buf_release(buf);
   }
   if (marker[0] != 0) return 13;
-  /* Returning from main: exit() runs the library's collection; the mapping stays until then. */
+  /* Returning from main: exit() frees the deferred buffers; the mapping stays until then. */
   return 0;
 }
 
-static void pending_buffers_are_collected_when_the_process_exits(void **state) {
+static void deferred_buffers_are_freed_when_the_process_exits(void **state) {
   (void)state;
   char name[64];
   shk_shm *shm = NULL;
   assert_int_equal(shk_shm_create(shk_test_unique_name(name, sizeof name, "ex"), 4096, &shm),
                    SHK_OK);
   const char *args[] = {name};
-  shk_test_run_child_ok("exits_with_pending_buffers", 1, args, CHILD_TIMEOUT_MS);
+  shk_test_run_child_ok("exits_with_deferred_buffers", 1, args, CHILD_TIMEOUT_MS);
   assert_int_equal(((unsigned char *)shk_shm_data(shm))[0], 3);
   shk_shm_close(shm);
   shk_shm_unlink(name);
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test_setup(a_released_delayed_buffer_stays_alive_until_collected, setup),
-    cmocka_unit_test_setup(pending_list_is_oldest_first_and_reports_the_total, setup),
-    cmocka_unit_test_setup(a_buffer_that_is_still_referenced_is_not_pending, setup),
-    cmocka_unit_test_setup(immediate_buffers_never_become_pending, setup),
-    cmocka_unit_test_setup(shutdown_collects_and_the_library_stays_usable, setup),
-    cmocka_unit_test_setup(a_delayed_range_is_not_reusable_until_collected, setup),
-    cmocka_unit_test(pending_buffers_are_collected_when_the_process_exits),
+    cmocka_unit_test_setup(a_released_delayed_buffer_stays_alive_until_freed, setup),
+    cmocka_unit_test_setup(deferred_list_is_oldest_first_and_reports_the_total, setup),
+    cmocka_unit_test_setup(a_buffer_that_is_still_referenced_is_not_deferred, setup),
+    cmocka_unit_test_setup(immediate_buffers_never_become_deferred, setup),
+    cmocka_unit_test_setup(shutdown_frees_deferred_buffers_and_the_library_stays_usable, setup),
+    cmocka_unit_test_setup(a_delayed_range_is_not_reusable_until_freed, setup),
+    cmocka_unit_test_setup(the_earlier_names_still_list_and_free_deferred_buffers, setup),
+    cmocka_unit_test(deferred_buffers_are_freed_when_the_process_exits),
 };
 
 static const shk_test_child children[] = {
-    {"exits_with_pending_buffers", child_exits_with_pending_buffers},
+    {"exits_with_deferred_buffers", child_exits_with_deferred_buffers},
 };
 
 SHK_TEST_MAIN(tests, children)
