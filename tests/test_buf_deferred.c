@@ -27,6 +27,15 @@ static shk_buf *delayed(size_t size) {
   return buf;
 }
 
+/* Makes n delayed buffers and releases them; their ids, oldest first, go to ids. */
+static void release_delayed(uint64_t *ids, int n) {
+  for (int i = 0; i < n; i++) {
+    shk_buf *b = delayed(16);
+    ids[i] = shk_buf_id(b);
+    shk_buf_release(b);
+  }
+}
+
 static int setup(void **state) {
   (void)state;
   calls = 0;
@@ -60,11 +69,7 @@ static void a_released_delayed_buffer_stays_alive_until_freed(void **state) {
 static void deferred_list_is_oldest_first_and_reports_the_total(void **state) {
   (void)state;
   uint64_t want[5];
-  for (int i = 0; i < 5; i++) {
-    shk_buf *b = delayed(16);
-    want[i] = shk_buf_id(b);
-    shk_buf_release(b);
-  }
+  release_delayed(want, 5);
   uint64_t ids[3];
   size_t count = 0;
   assert_int_equal(shk_buf_deferred_list(ids, 3, &count), SHK_OK);
@@ -147,11 +152,7 @@ static void a_delayed_range_is_not_reusable_until_freed(void **state) {
 static void the_earlier_names_still_list_and_free_deferred_buffers(void **state) {
   (void)state;
   uint64_t want[3];
-  for (int i = 0; i < 3; i++) {
-    shk_buf *b = delayed(16);
-    want[i] = shk_buf_id(b);
-    shk_buf_release(b);
-  }
+  release_delayed(want, 3);
   uint64_t ids[3];
   size_t count = 0;
   assert_int_equal(shk_buf_pending_list(ids, 3, &count), SHK_OK);
