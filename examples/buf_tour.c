@@ -39,13 +39,13 @@ int main(void) {
   rc = shk_buf_consume(arena + 100, 10, 1, NULL, &b);   /* SHK_EOVERLAP: inside a */
   shk_buf_release(a);                                     /* arena is not freed: still yours */
 
-  /* Delayed free: released buffers wait until collected (or shutdown, or exit). */
+  /* Delayed free: released buffers wait until freed (or shutdown, or exit). */
   shk_buf_options later = {.delayed_free = true, .on_destroy = on_destroy, .on_destroy_user = "later"};
   shk_buf_create(10, 1, &later, &b);
   shk_buf_release(b);                         /* nothing printed yet */
-  size_t pending = 0;
-  shk_buf_pending_list(NULL, 0, &pending);    /* 1 */
+  size_t deferred = 0;
+  shk_buf_deferred_list(NULL, 0, &deferred);  /* 1 */
   shk_buf_shutdown();                         /* "later: buffer ... destroyed" */
-  printf("x = %g, pending was %zu, overlap said %s\n", x, pending, shk_error_name(rc));
+  printf("x = %g, deferred was %zu, overlap said %s\n", x, deferred, shk_error_name(rc));
   return 0;
 }

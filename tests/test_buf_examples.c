@@ -89,8 +89,8 @@ static void example_replacing_a_buffer_destroys_the_old_one_at_once(void **state
   assert_non_null(strstr(log_text, "(6 bytes)"));
 }
 
-/* 5. Delayed free: still alive after release; the stub runs at collection (or shutdown). */
-static void example_delayed_free_runs_callbacks_at_collection(void **state) {
+/* 5. Delayed free: still alive after release; the stub runs when it is freed (or at shutdown). */
+static void example_delayed_free_runs_callbacks_when_freed(void **state) {
   (void)state;
   shk_buf *kept = make(3, 1, NULL, true);
   shk_buf *later = make(5, 1, NULL, true);
@@ -101,9 +101,9 @@ static void example_delayed_free_runs_callbacks_at_collection(void **state) {
   assert_int_equal(p[2], 'A');
   size_t count = 0;
   uint64_t ids[2];
-  assert_int_equal(shk_buf_pending_list(ids, 2, &count), SHK_OK);
+  assert_int_equal(shk_buf_deferred_list(ids, 2, &count), SHK_OK);
   assert_int_equal(count, 2);
-  assert_int_equal(shk_buf_collect(ids[0]), SHK_OK);
+  assert_int_equal(shk_buf_free_deferred(ids[0]), SHK_OK);
   assert_non_null(strstr(log_text, "(3 bytes)"));
   assert_null(strstr(log_text, "(5 bytes)"));
   assert_int_equal(shk_buf_shutdown(), SHK_OK);
@@ -134,7 +134,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test_setup(example_extract_a_region_and_print_it_as_hex, setup),
     cmocka_unit_test_setup(example_a_second_reference_keeps_the_buffer_alive, setup),
     cmocka_unit_test_setup(example_replacing_a_buffer_destroys_the_old_one_at_once, setup),
-    cmocka_unit_test_setup(example_delayed_free_runs_callbacks_at_collection, setup),
+    cmocka_unit_test_setup(example_delayed_free_runs_callbacks_when_freed, setup),
     cmocka_unit_test_setup(example_consume_and_refuse_overlaps_without_double_free, setup),
 };
 

@@ -1,5 +1,5 @@
 /* Buffers from several threads at once: create/retain/release, consume races on the same range
- * (exactly one wins), delayed free with concurrent collection, registry changes. Run under
+ * (exactly one wins), delayed free with concurrent freeing of deferred buffers, registry changes. Run under
  * ThreadSanitizer too. Uses the OS layer's threads, so it links the internal library. */
 /* ctest: labels=unit;internal;tsan timeout=120 */
 #include <stdatomic.h>
@@ -48,12 +48,12 @@ static void churn(void *arg) {
       atomic_fetch_add(&created, 1);
       shk_buf_release(slot);
     }
-    if (self == 0 && i % 50 == 0) shk_buf_collect_all(NULL);
+    if (self == 0 && i % 50 == 0) shk_buf_free_deferred_all(NULL);
     if (self == 1 && i % 100 == 0) {
       uint64_t ids[8];
       size_t n = 0;
-      shk_buf_pending_list(ids, 8, &n);
-      if (n > 0) shk_buf_collect(ids[0]); /* may race with collect_all: SHK_ENOENT is fine */
+      shk_buf_deferred_list(ids, 8, &n);
+      if (n > 0) shk_buf_free_deferred(ids[0]); /* may race with free_deferred_all: SHK_ENOENT is fine */
     }
   }
 }
@@ -85,7 +85,7 @@ static void registry_churn(void *arg) {
   }
 }
 
-static void concurrent_create_consume_release_and_collect_agree(void **state) {
+static void concurrent_create_consume_release_and_free_deferred_agree(void **state) {
   (void)state;
   size_t live_before = shk_buf_live_count();
   shk__os_thread *threads[THREADS + 1];
@@ -93,7 +93,7 @@ static void concurrent_create_consume_release_and_collect_agree(void **state) {
     assert_int_equal(shk__os_thread_start(&threads[t], churn, (void *)(intptr_t)t), SHK_OK);
   assert_int_equal(shk__os_thread_start(&threads[THREADS], registry_churn, NULL), SHK_OK);
   for (int t = 0; t <= THREADS; t++) shk__os_thread_join(threads[t]);
-  assert_int_equal(shk_buf_collect_all(NULL), SHK_OK);
+  assert_int_equal(shk_buf_free_deferred_all(NULL), SHK_OK);
   assert_int_equal(atomic_load(&failures), 0);
   assert_true(atomic_load(&consume_wins) > 0);
   /* Every buffer made was destroyed exactly once, and every range left the index. */
@@ -102,7 +102,7 @@ static void concurrent_create_consume_release_and_collect_agree(void **state) {
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(concurrent_create_consume_release_and_collect_agree),
+    cmocka_unit_test(concurrent_create_consume_release_and_free_deferred_agree),
 };
 
 static const shk_test_child children[] = {{NULL, NULL}};

@@ -41,13 +41,13 @@ static void nap_ms(unsigned ms) {
 }
 
 /* What a forked child does: every part once, and each process-wide lock at least once (the
- * allocator registry, the heap hook, the pending list, the thread list through the live count).
+ * allocator registry, the heap hook, the deferred list, the thread list through the live count).
  * 0 when all worked, else the step that failed. */
 static int use_every_part(void) {
-  size_t pending = 0;
+  size_t deferred = 0;
   if (shk_buf_allocator_exists("no-such-allocator")) return 10;
   if (shk_buf_set_heap_hook(NULL, NULL) != SHK_OK) return 11;
-  if (shk_buf_pending_list(NULL, 0, &pending) != SHK_OK) return 12;
+  if (shk_buf_deferred_list(NULL, 0, &deferred) != SHK_OK) return 12;
   (void)shk_buf_live_count();
   shk_buf *b = NULL;
   if (shk_buf_create(64, 1, NULL, &b) != SHK_OK) return 1;
@@ -172,8 +172,8 @@ static void watch_loop(void *arg) {
   shk_watch_pages_free(pages, page);
 }
 
-/* Every allocator registry, hook, pending list and range index: "shm" buffers made and freed,
- * some through the pending list. */
+/* Every allocator registry, hook, deferred list and range index: "shm" buffers made and freed,
+ * some through the deferred list. */
 static void buf_loop(void *arg) {
   (void)arg;
   shk_buf_options o = {0};
@@ -182,7 +182,7 @@ static void buf_loop(void *arg) {
   while (!atomic_load(&stop)) {
     shk_buf *b = NULL;
     if (shk_buf_create(4096, 1, &o, &b) == SHK_OK) shk_buf_release(b);
-    shk_buf_collect_all(NULL);
+    shk_buf_free_deferred_all(NULL);
   }
 }
 

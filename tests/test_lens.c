@@ -469,7 +469,7 @@ static void poll_times_out_when_nothing_comes(void **state) {
   assert_int_equal(shk_lens_heap(lens, 1, 2, false), SHK_OK);
   assert_int_equal(shk_lens_reader_poll(r, SECOND, NULL, NULL, &n), SHK_OK);
   assert_int_equal(n, 1);
-  /* drain without a callback leaves the pending event for the iterator. */
+  /* drain without a callback leaves the buffered event for the iterator. */
   assert_int_equal(shk_lens_reader_drain(r, NULL, NULL, &n), SHK_OK);
   assert_int_equal(n, 1);
   shk_lens_event e;

@@ -1,5 +1,5 @@
 /* A lens segment shrunk under a reader in the library (POSIX ftruncate by a process with write
- * access): a reader that begins a collect after the shrink reports it and never touches the
+ * access): a reader that begins a read pass after the shrink reports it and never touches the
  * segment again, instead of dying of SIGBUS. Windows cannot shrink a mapped section: the test
  * says so and passes. */
 /* ctest: labels=unit;multiprocess;fault timeout=60 */

@@ -20,8 +20,8 @@ typedef struct snap {
 
 typedef struct snap_backend {
   bool through_ring; /* report with shk_watch_report_write (one per changed page) or written() */
-  int attached, detached, collects, rearms;
-  atomic_bool paused; /* collect reports nothing meanwhile (the test writes a burst first) */
+  int attached, detached, scans, rearms;
+  atomic_bool paused; /* scan reports nothing meanwhile (the test writes a burst first) */
 } snap_backend;
 
 static int snap_attach(void *user, shk_watcher *w, void *addr, size_t size, void **state) {
@@ -49,12 +49,12 @@ static void snap_detach(void *user, void *state) {
   b->detached++;
 }
 
-static void snap_collect(void *user, void *state, void *addr, size_t size, bool force,
-                         shk_watch_written_fn written, void *ctx) {
+static void snap_scan(void *user, void *state, void *addr, size_t size, bool force,
+                      shk_watch_written_fn written, void *ctx) {
   (void)force;
   snap_backend *b = user;
   snap *s = state;
-  b->collects++;
+  b->scans++;
   if (atomic_load(&b->paused)) return;
   unsigned char *mem = addr;
   for (size_t off = 0; off < size; off += 4096) {
@@ -81,13 +81,13 @@ static shk_watch_backend_table table_for(snap_backend *b) {
   t.version = SHK_WATCH_BACKEND_VERSION;
   t.attach = snap_attach;
   t.detach = snap_detach;
-  t.collect = snap_collect;
+  t.scan = snap_scan;
   t.rearm = snap_rearm;
   t.user = b;
   return t;
 }
 
-/* ---- collecting events ---------------------------------------------------------------------- */
+/* ---- recording events ----------------------------------------------------------------------- */
 
 typedef struct seen {
   size_t count;
@@ -98,7 +98,7 @@ typedef struct seen {
   uintptr_t fault_address[64];
 } seen;
 
-static void collect(const shk_watch_event *ev, void *user) {
+static void record_event(const shk_watch_event *ev, void *user) {
   seen *s = user;
   if (s->count == 64) return;
   s->region_id[s->count] = ev->region_id;
@@ -119,7 +119,7 @@ static shk_watcher *start(const char *name, uint32_t ring, seen *c) {
   if (ring) o.ring_capacity = ring;
   shk_watcher *w = NULL;
   assert_int_equal(shk_watch_create(&o, &w), SHK_OK);
-  assert_int_equal(shk_watch_set_callback(w, collect, c), SHK_OK);
+  assert_int_equal(shk_watch_set_callback(w, record_event, c), SHK_OK);
   return w;
 }
 
@@ -180,7 +180,7 @@ static void a_backend_of_ones_own_gives_the_same_events_as_the_built_ins(void **
     shk_watch_free(w);
     assert_int_equal(b.attached, 2);
     assert_int_equal(b.detached, 2);
-    assert_true(b.collects > 0);
+    assert_true(b.scans > 0);
     assert_true(b.rearms > 0);
     assert_int_equal(shk_watch_backend_unregister(name), SHK_OK);
     assert_false(shk_watch_backend_exists(name));
@@ -201,7 +201,7 @@ static void its_writes_through_the_ring_are_counted_and_dropped_like_faults(void
   uint32_t id;
   assert_int_equal(shk_watch_add(w, buf, N * 4096, "r", &id), SHK_OK);
   /* The whole burst is written before the backend reports any of it, so that the ring of 4 must
-   * drop 12 whatever the worker's timing (with many cores it collects during the writes). */
+   * drop 12 whatever the worker's timing (with many cores it scans during the writes). */
   atomic_store(&b.paused, true);
   for (int i = 0; i < N; i++) buf[i * 4096 + 7] = 9;
   atomic_store(&b.paused, false);

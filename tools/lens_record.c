@@ -170,7 +170,7 @@ int lens_record_main(int argc, char **argv) {
   }
   session ses = {r, &rec, !quiet && tool_stdout_is_terminal(), quiet, duration, false};
   /* A segment shrunk under the reader (a hostile or broken process truncated it): the library
-   * notices at its next collect and stops reading; shrunk during a collect, the next read faults
+   * notices at its next read pass and stops reading; shrunk during a pass, the next read faults
    * (SIGBUS), caught here. Either way the recording stops and the trace keeps what was read. */
   bool faulted = !(tool_guard_bus(record_loop, &ses) && tool_guard_bus(record_end, &ses));
   bool intact = !faulted && !ses.shrunk;

@@ -91,7 +91,7 @@ SHK_API bool shk_buf_allocator_exists(const char *name);
 
 /** A reference-counted buffer. Created by shk_buf_create() or shk_buf_consume() holding one
  * reference; shk_buf_retain() adds one, shk_buf_release() drops one, and the last release
- * destroys it (or, with delayed_free, makes it pending). Accessors may be called from any thread
+ * destroys it (or, with delayed_free, makes it deferred). Accessors may be called from any thread
  * while the caller holds a reference; retain/release are thread-safe. */
 typedef struct shk_buf shk_buf;
 
@@ -128,7 +128,7 @@ typedef struct shk_buf_options {
   const char *name;             /**< "shm": segment name; NULL = a unique generated name */
   shk_buf_destroy_fn on_destroy; /**< called once when the buffer is destroyed; may be NULL */
   void *on_destroy_user;        /**< passed to on_destroy as `user` */
-  bool delayed_free;            /**< last release makes the buffer pending (see below) */
+  bool delayed_free;            /**< last release makes the buffer deferred (see below) */
   bool take_ownership;          /**< consume only: destruction frees the memory via the allocator */
 } shk_buf_options;
 
@@ -157,7 +157,7 @@ SHK_API int shk_buf_consume(void *ptr, size_t count, size_t item_size, const shk
 SHK_API int shk_buf_retain(shk_buf *buf);
 
 /** Drops a reference; the last one destroys the buffer (destroy callback, device unmap, free,
- * range leaves the index) or, with delayed_free, moves it to the pending list. Accepts NULL.
+ * range leaves the index) or, with delayed_free, moves it to the deferred list. Accepts NULL.
  * A destroyed heap buffer of up to 2 MiB may be parked for reuse by the next create of the same
  * size, one per size class (bit length of the size): below 4 KiB by the releasing thread (under
  * 8 KiB per thread, freed when that thread ends by itself or calls shk_buf_shutdown(); the main
@@ -200,7 +200,7 @@ SHK_API bool shk_buf_consumed(const shk_buf *buf);
  * other allocators. The creating buffer removes the name when it is destroyed. */
 SHK_API const char *shk_buf_segment_name(const shk_buf *buf);
 
-/** The number of live and pending buffers (buffers parked for reuse are not counted). Exact
+/** The number of live and deferred buffers (buffers parked for reuse are not counted). Exact
  * while no other thread creates or releases buffers; during such calls it is a snapshot that may
  * be off by the buffers made or parked meanwhile. For tests and diagnostics. */
 SHK_API size_t shk_buf_live_count(void);
@@ -287,24 +287,45 @@ SHK_API shk_buf *shk_buf_view_buffer(const shk_buf_view *view);
 
 /* ---- delayed free ----------------------------------------------------------------------- */
 
-/* A buffer created with delayed_free is not destroyed by its last release: it becomes pending,
- * its memory and range stay valid, and it is destroyed (callback included) by a collect call,
- * by shk_buf_shutdown(), or when the process exits normally. All thread-safe. */
+/* A buffer created with delayed_free is not destroyed by its last release: it becomes deferred
+ * (it waits on the deferred list), its memory and range stay valid, and it is destroyed (callback
+ * included) by shk_buf_free_deferred() or shk_buf_free_deferred_all(), by shk_buf_shutdown(), or
+ * when the process exits normally. All thread-safe. */
 
-/** Writes up to `capacity` ids of pending buffers (oldest first) into ids (may be NULL when
- * capacity is 0) and their total number into *count. Returns SHK_OK or SHK_EINVAL. */
+/** Writes up to `capacity` ids of deferred buffers (oldest first) into ids (may be NULL when
+ * capacity is 0) and their total number into *count. Returns SHK_OK or SHK_EINVAL (count NULL,
+ * or ids NULL with capacity > 0). Thread-safe; the list may change as soon as it returns. */
+SHK_API int shk_buf_deferred_list(uint64_t *ids, size_t capacity, size_t *count);
+
+/** Frees the deferred buffer with this id now: its destroy callback runs on the calling thread
+ * (no library lock held), then its range leaves the index and its memory is freed. Returns
+ * SHK_OK or SHK_ENOENT (no deferred buffer has this id, e.g. already freed). Thread-safe: of two
+ * threads freeing the same id, one gets SHK_OK, the other SHK_ENOENT. */
+SHK_API int shk_buf_free_deferred(uint64_t id);
+
+/** Frees every deferred buffer, oldest first, as shk_buf_free_deferred() does; *freed (may be
+ * NULL) gets how many. Returns SHK_OK. Thread-safe. */
+SHK_API int shk_buf_free_deferred_all(size_t *freed);
+
+/** The earlier name of shk_buf_deferred_list(), which it calls: same parameters and codes.
+ * Kept exported so that programs built against it keep working.
+ * @deprecated Use shk_buf_deferred_list(). */
 SHK_API int shk_buf_pending_list(uint64_t *ids, size_t capacity, size_t *count);
 
-/** Destroys the pending buffer with this id. Returns SHK_OK or SHK_ENOENT (not pending). */
+/** The earlier name of shk_buf_free_deferred(), which it calls: same parameter and codes.
+ * Kept exported so that programs built against it keep working.
+ * @deprecated Use shk_buf_free_deferred(). */
 SHK_API int shk_buf_collect(uint64_t id);
 
-/** Destroys every pending buffer; *collected (may be NULL) gets how many. Returns SHK_OK. */
+/** The earlier name of shk_buf_free_deferred_all(), which it calls: same parameter and code.
+ * Kept exported so that programs built against it keep working.
+ * @deprecated Use shk_buf_free_deferred_all(). */
 SHK_API int shk_buf_collect_all(size_t *collected);
 
-/** Collects every pending buffer and frees the buffers parked for reuse in the shared slots
+/** Frees every deferred buffer and frees the buffers parked for reuse in the shared slots
  * and by the calling thread (other threads' parked buffers are freed as those threads end).
- * Also runs at normal process exit once a buffer has been pending (an atexit handler registered
- * then), so pending buffers get their callbacks. The library stays usable afterwards. Returns
+ * Also runs at normal process exit once a buffer has been deferred (an atexit handler registered
+ * then), so deferred buffers get their callbacks. The library stays usable afterwards. Returns
  * SHK_OK. */
 SHK_API int shk_buf_shutdown(void);
 

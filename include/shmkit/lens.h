@@ -216,7 +216,7 @@ SHK_API void shk_lens_reader_options_init(shk_lens_reader_options *options);
 
 /** One event, strings resolved. name and thread stay valid until the reader is closed; message
  * until the reader next takes records out (the next drain, poll, or next() that finds nothing
- * pending). */
+ * buffered). */
 typedef struct shk_lens_event {
   shk_lens_kind kind;   /**< which of the fields below are set */
   uint32_t color;       /**< zone, plot, log: 0x00RRGGBB; 0 for the others */
@@ -274,7 +274,8 @@ SHK_API int shk_lens_reader_drain(shk_lens_reader *reader, shk_lens_event_fn fn,
 SHK_API int shk_lens_reader_poll(shk_lens_reader *reader, uint64_t timeout_ns,
                                  shk_lens_event_fn fn, void *user, size_t *count);
 
-/** Iterator form: the next pending event, draining the segment when none is pending.
+/** Iterator form: the next buffered event (taken from the segment, not yet handed out),
+ * reading the segment when none is buffered.
  * Returns SHK_OK, SHK_ENOENT (nothing now) or SHK_EINVAL. */
 SHK_API int shk_lens_reader_next(shk_lens_reader *reader, shk_lens_event *event);
 

@@ -163,8 +163,8 @@ typedef void (*shk_watch_fn)(const shk_watch_event *event, void *user);
  * backend asked for is not available here), SHK_ENOMEM or SHK_EOS. */
 SHK_API int shk_watch_create(const shk_watch_options *opts, shk_watcher **out);
 
-/** Stops the worker (without delivering what is pending: call shk_watch_flush() first for that),
- * unwatches every region (restoring page protection), frees every stored value and the watcher.
+/** Stops the worker (changes not yet delivered are dropped: call shk_watch_flush() first to
+ * have them), unwatches every region (restoring page protection), frees every stored value and the watcher.
  * Accepts NULL. Must not be called from the callback (it then does nothing). The process-wide
  * fault handlers stay installed after the last watcher is freed, doing nothing but retrying,
  * once, a write fault on a page that is writable by now and passing every other fault on: a
@@ -191,8 +191,8 @@ SHK_API void shk_watch_free(shk_watcher *w);
 SHK_API int shk_watch_add(shk_watcher *w, void *addr, size_t size, const char *name, uint32_t *id);
 
 /** Stops watching a region; pages no other region of the watcher needs get their protection
- * back. Pending changes of the region are discarded. Returns SHK_OK, SHK_EINVAL (NULL w) or
- * SHK_ENOENT (no region with this id). */
+ * back. Changes of the region not yet delivered are discarded. Returns SHK_OK, SHK_EINVAL
+ * (NULL w) or SHK_ENOENT (no region with this id). */
 SHK_API int shk_watch_remove(shk_watcher *w, uint32_t id);
 
 /** The backend that watches region `id`. Returns SHK_OK, SHK_EINVAL or SHK_ENOENT. */
@@ -288,35 +288,35 @@ SHK_API int shk_watch_remove_buffers(shk_watcher *w);
 /** The version of shk_watch_backend_table that this header describes. */
 #define SHK_WATCH_BACKEND_VERSION 1
 
-/** How a backend's collect() reports bytes written since its last report (worker thread). */
+/** How a backend's scan() reports bytes written since its last report (worker thread). */
 typedef void (*shk_watch_written_fn)(void *ctx, const void *addr, size_t size);
 
 /** A backend: a versioned table of functions plus a user pointer, registered under a name and
  * chosen with shk_watch_options.backend_name. It tells the watcher where writes happened, in
  * either or both of two ways; the watcher does the rest as for the built-ins (copies, compare,
  * coalescing window, events, ring, drop counting, resync after an overflow):
- *  - collect() reports written bytes through `written` on each worker pass (a scanning backend,
+ *  - scan() reports written bytes through `written` on each worker pass (a scanning backend,
  *    like poll or userfaultfd);
  *  - shk_watch_report_write() records one write, from any thread or a signal handler, through
  *    the watcher's fault ring (a fault backend, like mprotect: events carry the address, and the
  *    instruction and thread when given; records that do not fit are counted as dropped).
  * `user` is the first argument of every function. Functions run with the watcher's lock held
- * (attach and detach on the calling thread, collect and rearm on the worker): they must not call
+ * (attach and detach on the calling thread, scan and rearm on the worker): they must not call
  * shk_watch_* functions other than shk_watch_report_write(). */
 typedef struct shk_watch_backend_table {
   int version; /**< SHK_WATCH_BACKEND_VERSION */
   /** Optional: whether the backend works here now (NULL: always). */
   bool (*available)(void *user);
   /** Required: starts watching [addr, addr+size) for watcher w (keep w for
-   * shk_watch_report_write); `*state` receives what detach and collect get back. SHK_OK or a
+   * shk_watch_report_write); `*state` receives what detach and scan get back. SHK_OK or a
    * negative SHK_E* code (shk_watch_add returns it). */
   int (*attach)(void *user, shk_watcher *w, void *addr, size_t size, void **state);
   /** Optional: stops watching the region attached with `state`. */
   void (*detach)(void *user, void *state);
   /** Optional: reports the region's written bytes with written(ctx, addr, size); `force` is set
    * for shk_watch_flush (report everything written before the call). */
-  void (*collect)(void *user, void *state, void *addr, size_t size, bool force,
-                  shk_watch_written_fn written, void *ctx);
+  void (*scan)(void *user, void *state, void *addr, size_t size, bool force,
+               shk_watch_written_fn written, void *ctx);
   /** Optional: makes writes to [addr, addr+size) (whole pages of its regions) noticed again,
    * before the watcher compares them (a fault backend closes them again here). */
   int (*rearm)(void *user, void *addr, size_t size);

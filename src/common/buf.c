@@ -79,7 +79,7 @@ typedef struct live_walk {
 /* A parked or released object (count 0) is not live. A parked heap object may be taken back by
  * another thread meanwhile without any lock: its fields are then read racily (an answer at
  * worst stale, which the observer, told of the reuse, corrects); ThreadSanitizer is told so. */
-SHK__RACY_READ static void collect_live(shk__buf_range *node, void *ctx) {
+SHK__RACY_READ static void list_live(shk__buf_range *node, void *ctx) {
   live_walk *walk = ctx;
   shk_buf *buf = (shk_buf *)((unsigned char *)node - offsetof(shk_buf, range));
   if (atomic_load_explicit(&buf->refs, memory_order_relaxed) == 0) return;
@@ -103,7 +103,7 @@ int shk__buf_live_list(shk_buf_info **out, size_t *count) {
   for (;;) {
     live_walk walk = {malloc(cap * sizeof(shk_buf_info)), cap, 0};
     if (!walk.infos) return SHK_ENOMEM;
-    shk__buf_ranges_walk(collect_live, &walk);
+    shk__buf_ranges_walk(list_live, &walk);
     if (walk.n <= cap) {
       *out = walk.infos;
       *count = walk.n;
@@ -181,7 +181,7 @@ static int object_new(size_t size, size_t count, size_t item_size, const shk_buf
   buf->owned = false;
   buf->consumed = false;
   buf->recyclable = inline_data;
-  buf->pending_prev = buf->pending_next = NULL;
+  buf->deferred_prev = buf->deferred_next = NULL;
   buf->device.mode = 0;
   buf->device.device = 0;
   buf->device.ptr = NULL;
@@ -365,7 +365,7 @@ void shk_buf_release(shk_buf *buf) {
   else if (atomic_fetch_sub_explicit(&buf->refs, 1, memory_order_acq_rel) != 1)
     return;
   if (buf->delayed)
-    shk__buf_pending_add(buf);
+    shk__buf_deferred_add(buf);
   else
     buf_end(buf);
 }

@@ -1,5 +1,5 @@
 /* What the buf_*.c files share: the buffer object, the allocator registry entry, the live-range
- * index, the pending list and the device backend table. */
+ * index, the deferred list and the device backend table. */
 #ifndef SHMKIT_BUF_INTERNAL_H
 #define SHMKIT_BUF_INTERNAL_H
 
@@ -105,7 +105,7 @@ struct shk_buf {
   shk_buf_destroy_fn on_destroy;
   void *on_destroy_user;
   shk__buf_range range;
-  struct shk_buf *pending_prev, *pending_next; /* buf_pending.c */
+  struct shk_buf *deferred_prev, *deferred_next; /* buf_deferred.c */
   shk__buf_device device;                      /* buf_device.c */
 };
 
@@ -211,9 +211,9 @@ void shk__buf_recycle_flush(void);
 /* Frees what thread t parked (t's owner, as it ends). */
 void shk__buf_recycle_flush_thread(shk__buf_thread *t);
 
-/* ---- pending list (buf_pending.c) ---- */
+/* ---- deferred list (buf_deferred.c) ---- */
 
-/* Moves a buffer whose last reference went to the pending list. */
-void shk__buf_pending_add(shk_buf *buf);
+/* Moves a buffer whose last reference went to the deferred list. */
+void shk__buf_deferred_add(shk_buf *buf);
 
 #endif

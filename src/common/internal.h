@@ -120,7 +120,7 @@ void shk__error_clear_os(void);
  *                            fault path reads it without locks)
  *      buf allocators        buf_alloc.c: the allocator registry
  *      buf heap hook         buf.c
- *      buf pending list      buf_pending.c
+ *      buf deferred list     buf_deferred.c
  *      buf thread list       buf_thread.c
  *      lens thread rings     lens_producer.c: each thread's list of rings, given back as the
  *                            thread ends; held while taking one lens's own handle-list lock
@@ -145,7 +145,7 @@ typedef enum shk__lock_id {
   SHK__LOCK_WATCH_TABLE,
   SHK__LOCK_BUF_ALLOCATORS,
   SHK__LOCK_BUF_HOOK,
-  SHK__LOCK_BUF_PENDING,
+  SHK__LOCK_BUF_DEFERRED,
   SHK__LOCK_BUF_THREADS,
   SHK__LOCK_LENS_THREADS,
   SHK__LOCK_MUTEX_COUNT

@@ -9,7 +9,7 @@
 
 #include "lens_internal.h"
 
-/* Events per collect: small enough that the batch stays in the CPU's cache between being written
+/* Events per read pass: small enough that the batch stays in the CPU's cache between being written
  * and being handed out (4096 events, 600 KB, made the reader slower than its producer). */
 #define MAX_EVENTS 512u
 #define RING_NAMES 16u /* names a ring used last, known ones only: most zones repeat a few */
@@ -51,16 +51,17 @@ struct shk_lens_reader {
   uint64_t received[SHK_LENS_KIND_COUNT];
   uint64_t malformed[SHK_LENS_KIND_COUNT];
   uint64_t last_event_ns;
-  uint64_t last_busy_ns;    /* when a collect last found a ring at least 1/8 full */
-  uint64_t last_collect_ns; /* when the last collect began */
-  uint64_t max_backlog;     /* the fullest ring seen by the last collect, in records */
+  uint64_t last_busy_ns;    /* when a read pass last found a ring at least 1/8 full */
+  uint64_t last_read_ns;    /* when the last read pass began */
+  uint64_t max_backlog;     /* the fullest ring seen by the last read pass, in records */
   uint64_t producers_checked_ns;
   uint32_t live_producers, dead_producers;
   ring_state *rings;
   shk_lens_thread_info *threads; /* one per ring epoch seen */
   size_t thread_count, thread_cap;
-  uint32_t next_ring; /* where the next collect starts: every ring gets its turn */
-  /* Events of the last collect not yet handed out (iterator form), and their log texts. */
+  uint32_t next_ring; /* where the next read pass starts: every ring gets its turn */
+  /* Buffered: events of the last read pass not yet handed out (iterator form), and their log
+   * texts. */
   shk_lens_event events[MAX_EVENTS];
   size_t event_count, event_next;
   char text[TEXT_SIZE];
@@ -172,8 +173,8 @@ static void remove_orphaned_name(shk_lens_reader *r) {
 
 /* Whether the segment still has the size we mapped. A process with write access may shrink it
  * (POSIX ftruncate); touching the mapping past the new end would raise SIGBUS. Asked at the start
- * of every collect (one system call per few thousand events) and before close; once shrunk, the
- * reader never touches the segment again. A shrink during a collect is not caught here. */
+ * of every read pass (one system call per few thousand events) and before close; once shrunk,
+ * the reader never touches the segment again. A shrink during a read pass is not caught here. */
 static bool segment_whole(shk_lens_reader *r) {
   if (r->shrunk) return false;
   if (!r->shm) return true;
@@ -469,7 +470,7 @@ static void check_owner(shk_lens_reader *r, ring_state *rs, shk_lens_wire_ring *
 static uint32_t settle(shk_lens_reader *r, ring_state *rs, shk_lens_wire_ring *ring, uint64_t now);
 
 /* Takes what ring i holds, as far as the event and text buffers allow. Returns false when a
- * buffer is full (the collect stops here). */
+ * buffer is full (the read pass stops here). */
 static bool drain_ring(shk_lens_reader *r, uint32_t i, uint64_t now) {
   shk_lens_wire_ring *ring = shk__lens_ring(r->mem, &r->geo, i);
   uint32_t state = shk__lens_load32(&ring->state);
@@ -539,11 +540,12 @@ static void count_drained(shk_lens_reader *r, uint32_t i, size_t first) {
     if (n[k]) shk__lens_bump64(&ring->drained[k], n[k]);
 }
 
-static void collect(shk_lens_reader *r) {
+/* One read pass: takes what the rings hold into the event buffer, every ring in turn. */
+static void read_rings(shk_lens_reader *r) {
   r->event_count = r->event_next = 0;
   r->text_used = 0;
   r->max_backlog = 0;
-  r->last_collect_ns = shk__os_now_ns();
+  r->last_read_ns = shk__os_now_ns();
   if (!segment_whole(r)) return;
   uint32_t used = SHK__MIN(shk__lens_load32(&r->hdr->rings_used), r->geo.ring_count);
   if (used == 0) return;
@@ -563,7 +565,7 @@ static void collect(shk_lens_reader *r) {
   if (r->max_backlog >= r->geo.ring_records / 8) r->last_busy_ns = now;
 }
 
-static size_t deliver_pending(shk_lens_reader *r, shk_lens_event_fn fn, void *user) {
+static size_t deliver_buffered(shk_lens_reader *r, shk_lens_event_fn fn, void *user) {
   size_t n = 0;
   while (r->event_next < r->event_count) {
     fn(&r->events[r->event_next++], user);
@@ -582,10 +584,10 @@ int shk_lens_reader_drain(shk_lens_reader *r, shk_lens_event_fn fn, void *user, 
       if (count) *count = r->event_count - r->event_next;
       return SHK_OK;
     }
-    n = deliver_pending(r, fn, user);
+    n = deliver_buffered(r, fn, user);
   }
-  collect(r);
-  if (fn) n += deliver_pending(r, fn, user);
+  read_rings(r);
+  if (fn) n += deliver_buffered(r, fn, user);
   else n += r->event_count;
   if (count) *count = n;
   return r->shrunk ? SHK_EFORMAT : SHK_OK;
@@ -627,8 +629,8 @@ int shk_lens_reader_poll(shk_lens_reader *r, uint64_t timeout_ns, shk_lens_event
    * once per idle_sleep_ns loses nothing and costs the reader little CPU per event. Only a ring
    * filling faster than that keeps the reader looking without a pause (for idle_spin_ns). */
   bool busy = start - r->last_busy_ns < r->options.idle_spin_ns;
-  if (!busy && start - r->last_collect_ns < r->options.idle_sleep_ns)
-    nap(r->options.idle_sleep_ns - (start - r->last_collect_ns), start, timeout_ns);
+  if (!busy && start - r->last_read_ns < r->options.idle_sleep_ns)
+    nap(r->options.idle_sleep_ns - (start - r->last_read_ns), start, timeout_ns);
   for (;;) {
     size_t n = 0;
     if (shk_lens_reader_drain(r, fn, user, &n) == SHK_EFORMAT) {
@@ -648,7 +650,7 @@ int shk_lens_reader_poll(shk_lens_reader *r, uint64_t timeout_ns, shk_lens_event
 
 int shk_lens_reader_next(shk_lens_reader *r, shk_lens_event *event) {
   if (!r || !event) return SHK_EINVAL;
-  if (r->event_next >= r->event_count) collect(r);
+  if (r->event_next >= r->event_count) read_rings(r);
   if (r->event_next >= r->event_count) return SHK_ENOENT;
   *event = r->events[r->event_next++];
   return SHK_OK;

@@ -50,7 +50,7 @@ static const char *const mutex_names[SHK__LOCK_MUTEX_COUNT] = {
     [SHK__LOCK_WATCH_TABLE] = "watch table",
     [SHK__LOCK_BUF_ALLOCATORS] = "buf allocator registry",
     [SHK__LOCK_BUF_HOOK] = "buf heap hook",
-    [SHK__LOCK_BUF_PENDING] = "buf pending list",
+    [SHK__LOCK_BUF_DEFERRED] = "buf deferred list",
     [SHK__LOCK_BUF_THREADS] = "buf thread list",
     [SHK__LOCK_LENS_THREADS] = "lens thread rings",
 };

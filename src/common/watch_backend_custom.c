@@ -24,14 +24,14 @@ static void written(void *ctx, const void *addr, size_t size) {
   if (end > page) shk__watch_mark_pages(w, page, (end - page) / w->page_size, shk__os_now_ns());
 }
 
-static void collect(shk_watcher *w, uint64_t now, bool force) {
+static void scan(shk_watcher *w, uint64_t now, bool force) {
   (void)now;
   const shk__watch_backend_ops *ops = w->custom_ops;
-  if (!ops || !ops->custom->collect) return;
+  if (!ops || !ops->custom->scan) return;
   const shk_watch_backend_table *t = ops->custom;
   for (size_t i = 0; i < w->count; i++) {
     shk__watch_region *r = w->regions[i];
-    if (r->ops == ops) t->collect(t->user, r->custom_state, (void *)r->addr, r->size, force, written, w);
+    if (r->ops == ops) t->scan(t->user, r->custom_state, (void *)r->addr, r->size, force, written, w);
   }
 }
 
@@ -47,7 +47,7 @@ void shk__watch_custom_ops_init(shk__watch_backend_ops *ops, const shk_watch_bac
   ops->accepts = NULL;
   ops->attach = attach;
   ops->detach = detach;
-  ops->collect = collect;
+  ops->scan = scan;
   /* Every region of such a backend is compared after an overflow (its writes may have gone
    * through the ring): rearm marks it so, and does nothing else without the table's. */
   ops->rearm = rearm;

@@ -4,7 +4,7 @@
 
 static bool available(void) { return true; }
 
-static void collect(shk_watcher *w, uint64_t now, bool force) {
+static void scan(shk_watcher *w, uint64_t now, bool force) {
   if (!force && now - w->last_poll_ns < (uint64_t)w->opts.poll_interval_ms * 1000000u) return;
   w->last_poll_ns = now;
   for (size_t i = 0; i < w->count; i++) {
@@ -15,7 +15,7 @@ static void collect(shk_watcher *w, uint64_t now, bool force) {
 }
 
 const shk__watch_backend_ops shk__watch_backend_poll = {
-    SHK_WATCH_POLL, available, NULL, NULL, NULL, collect, NULL, NULL};
+    SHK_WATCH_POLL, available, NULL, NULL, NULL, scan, NULL, NULL};
 
 const shk__watch_backend_ops *shk__watch_backend_ops_of(shk_watch_backend kind) {
   switch (kind) {

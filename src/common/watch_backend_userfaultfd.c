@@ -1,5 +1,5 @@
 /* The userfaultfd backend (Linux). Async mode: pages write-protected, the kernel resolves write
- * faults itself and marks pages written; each pass the worker collects and re-protects them in
+ * faults itself and marks pages written; each pass the worker scans: finds and re-protects them in
  * one PAGEMAP_SCAN per run of adjacent regions, then compares. Sync mode (no async mode in the
  * kernel, or asked for): a reader thread takes each first write, records it in the fault ring
  * and opens the page; the worker protects it again after the window, like mprotect. */
@@ -83,12 +83,12 @@ static void detach(shk_watcher *w, shk__watch_region *r, uintptr_t es, uintptr_t
   if (ee > es) shk__os_uffd_remove(w->uffd, (void *)es, ee - es);
 }
 
-static void collect_scan(shk_watcher *w);
+static void scan_regions(shk_watcher *w);
 
 /* One scan from the first region to the last (the kernel passes over the areas in between, which
  * no other async watcher of shmkit can own while this is the only one): 30,000 scattered
  * regions cost one system call per pass instead of 30,000. */
-static bool collect_at_once(shk_watcher *w) {
+static bool scan_at_once(shk_watcher *w) {
   if (atomic_load(&async_users) != 1) return false;
   uintptr_t start = UINTPTR_MAX, end = 0;
   for (size_t i = 0; i < w->count; i++) {
@@ -102,17 +102,17 @@ static bool collect_at_once(shk_watcher *w) {
   return true;
 }
 
-static void collect(shk_watcher *w, uint64_t now, bool force) {
+static void scan(shk_watcher *w, uint64_t now, bool force) {
   /* A scan walks every area of the range: with tens of thousands of regions it takes
    * milliseconds; nothing is lost by scanning less often. */
   uint64_t t0;
   if (!shk__watch_scan_start(w->uffd_scan_due_ns, now, force, &t0)) return;
-  collect_scan(w);
+  scan_regions(w);
   shk__watch_scan_done(&w->uffd_scan_due_ns, t0);
 }
 
-static void collect_scan(shk_watcher *w) {
-  if (collect_at_once(w)) return;
+static void scan_regions(shk_watcher *w) {
+  if (scan_at_once(w)) return;
   for (size_t i = 0; i < w->count;) {
     if (w->regions[i]->ops != &shk__watch_backend_userfaultfd) {
       i++;
@@ -136,7 +136,7 @@ static int rearm(shk_watcher *w, uintptr_t addr, size_t size, int prot) {
 }
 
 const shk__watch_backend_ops shk__watch_backend_userfaultfd = {
-    SHK_WATCH_USERFAULTFD, available, NULL, attach, detach, collect, NULL, NULL};
+    SHK_WATCH_USERFAULTFD, available, NULL, attach, detach, scan, NULL, NULL};
 
 const shk__watch_backend_ops shk__watch_backend_userfaultfd_sync = {
     SHK_WATCH_USERFAULTFD, available, NULL, attach, detach, NULL, rearm, NULL};

@@ -25,7 +25,7 @@ static int attach(shk_watcher *w, shk__watch_region *r) {
 /* One GetWriteWatch per run of regions on adjacent or shared pages (a call may not cross
  * allocations, and regions apart may lie in different ones); with tens of thousands of regions a
  * pass takes long, so it is budgeted like userfaultfd's scan. */
-static void collect(shk_watcher *w, uint64_t now, bool force) {
+static void scan(shk_watcher *w, uint64_t now, bool force) {
   uint64_t t0;
   if (!shk__watch_scan_start(w->ww_scan_due_ns, now, force, &t0)) return;
   for (size_t i = 0; i < w->count;) {
@@ -48,4 +48,4 @@ static void collect(shk_watcher *w, uint64_t now, bool force) {
 }
 
 const shk__watch_backend_ops shk__watch_backend_write_watch = {
-    SHK_WATCH_WRITE_WATCH, available, NULL, attach, NULL, collect, NULL, NULL};
+    SHK_WATCH_WRITE_WATCH, available, NULL, attach, NULL, scan, NULL, NULL};

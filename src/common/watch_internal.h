@@ -54,7 +54,7 @@ typedef struct shk__watch_sink {
   atomic_uint_least64_t faults;
   atomic_uint_least64_t dropped;
   atomic_int overflow;   /* set when a record was dropped or a whole span had to be opened */
-  atomic_uint_least64_t overflow_ns; /* when the first of them happened (0: none pending) */
+  atomic_uint_least64_t overflow_ns; /* when the first of them happened (0: none) */
   size_t page_size;
 } shk__watch_sink;
 
@@ -138,7 +138,7 @@ typedef struct shk__watch_region {
   unsigned char *shadow_block;
   unsigned char *dirty;                      /* one bit per page, pages to compare */
   size_t dirty_count;
-  uint64_t first_ns;                         /* first pending write; 0 when none */
+  uint64_t first_ns;                         /* first write not yet delivered; 0 when none */
   bool resync;
   bool due;                                  /* compared in the current pass */
   bool has_fault;                            /* writer details of the burst's first fault */
@@ -152,11 +152,11 @@ typedef struct shk__watch_region {
 } shk__watch_region;
 
 /* One event waiting to be delivered, its bytes in the batch arena (offsets until delivery). */
-typedef struct shk__watch_pending {
+typedef struct shk__watch_batch_entry {
   shk_watch_event ev;
   size_t name_off, old_off, new_off, oldp_off, newp_off, module_off, symbol_off, file_off,
       function_off, allocator_off;
-} shk__watch_pending;
+} shk__watch_batch_entry;
 
 struct shk_watcher {
   shk_watch_options opts;
@@ -196,7 +196,7 @@ struct shk_watcher {
   size_t moved_to_poll;
 
   /* worker scratch: the batch being built */
-  shk__watch_pending *batch;
+  shk__watch_batch_entry *batch;
   size_t batch_count, batch_cap;
   unsigned char *arena;
   size_t arena_len, arena_cap;
@@ -215,7 +215,7 @@ typedef struct shk__watch_backend_ops {
    * NULL: nothing to stop. */
   void (*detach)(shk_watcher *w, shk__watch_region *r, uintptr_t excl_start, uintptr_t excl_end);
   /* Marks written pages dirty (scanning backends; NULL for fault backends). */
-  void (*collect)(shk_watcher *w, uint64_t now, bool force);
+  void (*scan)(shk_watcher *w, uint64_t now, bool force);
   /* Protects pages again before they are compared (fault backends; NULL otherwise); `prot` is
    * what they allowed before watching. A failure keeps the pages dirty, so they are compared
    * again on every pass until it succeeds. */

@@ -136,15 +136,15 @@ static size_t arena_put(shk_watcher *w, const void *data, size_t n) {
   return off;
 }
 
-static shk__watch_pending *batch_add(shk_watcher *w) {
+static shk__watch_batch_entry *batch_add(shk_watcher *w) {
   if (w->batch_count == w->batch_cap) {
     size_t cap = w->batch_cap ? w->batch_cap * 2 : 64;
-    shk__watch_pending *grown = realloc(w->batch, cap * sizeof *grown);
+    shk__watch_batch_entry *grown = realloc(w->batch, cap * sizeof *grown);
     if (!grown) return NULL;
     w->batch = grown;
     w->batch_cap = cap;
   }
-  shk__watch_pending *p = &w->batch[w->batch_count++];
+  shk__watch_batch_entry *p = &w->batch[w->batch_count++];
   memset(p, 0xff, sizeof *p); /* offsets SIZE_MAX = absent */
   memset(&p->ev, 0, sizeof p->ev);
   return p;
@@ -233,7 +233,7 @@ static void clear_dirty(shk_watcher *w, shk__watch_region *r) {
 }
 
 /* File, function and line of the writing instruction, where debug information tells. */
-static void source(shk_watcher *w, shk__watch_pending *p, uintptr_t ip) {
+static void source(shk_watcher *w, shk__watch_batch_entry *p, uintptr_t ip) {
   char file[512], function[256];
   unsigned line = 0;
   int rc = shk__os_source_line(ip, file, sizeof file, function, sizeof function, &line);
@@ -245,7 +245,7 @@ static void source(shk_watcher *w, shk__watch_pending *p, uintptr_t ip) {
 }
 
 static void emit(shk_watcher *w, shk__watch_region *r, size_t lo, size_t hi, uint64_t first_ns) {
-  shk__watch_pending *p = batch_add(w);
+  shk__watch_batch_entry *p = batch_add(w);
   if (!p) return;
   shk_watch_event *ev = &p->ev;
   size_t len = hi - lo, plen = SHK__MIN(len, w->opts.preview_size);
@@ -313,10 +313,10 @@ void shk__watch_worker_pass(shk_watcher *w, bool force) {
                                                SHK_WATCH_POLL};
   for (size_t i = 0; i < SHK__ARRAY_LEN(scanners); i++) {
     const shk__watch_backend_ops *ops = shk__watch_backend_ops_of(scanners[i]);
-    if (ops->collect) ops->collect(w, now, force);
+    if (ops->scan) ops->scan(w, now, force);
   }
-  if (w->custom_ops && w->custom_ops->collect) w->custom_ops->collect(w, now, force);
-  /* The ring after the collections: a backend of one's own may report through it there. */
+  if (w->custom_ops && w->custom_ops->scan) w->custom_ops->scan(w, now, force);
+  /* The ring after the scans: a backend of one's own may report through it there. */
   shk__watch_record rec;
   while (shk__watch_ring_pop(&w->sink->ring, &rec)) take_record(w, &rec);
   if (atomic_exchange(&w->sink->overflow, 0)) {
@@ -349,7 +349,7 @@ void shk__watch_worker_pass(shk_watcher *w, bool force) {
 static void deliver(shk_watcher *w) {
   shk__os_mutex_lock(&w->deliver_lock);
   for (size_t i = 0; i < w->batch_count; i++) {
-    shk__watch_pending *p = &w->batch[i];
+    shk__watch_batch_entry *p = &w->batch[i];
     shk_watch_event *ev = &p->ev;
 #define SHK_ARENA_PTR_(off) ((off) == SIZE_MAX ? NULL : (const void *)(w->arena + (off)))
     ev->region_name = p->name_off == SIZE_MAX ? "" : (const char *)SHK_ARENA_PTR_(p->name_off);

@@ -1,0 +1,95 @@
+/* Delayed free: released delayed_free buffers wait on the deferred list until freed one by one,
+ * all at once, by shk_buf_shutdown() or at process exit. Callbacks run outside the lock. The
+ * earlier names (shk_buf_pending_list, shk_buf_collect, shk_buf_collect_all) forward here. */
+#include <stdlib.h>
+
+#include "buf_internal.h"
+
+static shk__once deferred_once;
+static shk_buf *head, *tail;  /* oldest first; guarded by SHK__LOCK_BUF_DEFERRED */
+static size_t deferred_count; /* guarded by SHK__LOCK_BUF_DEFERRED */
+
+static void free_at_exit(void) { shk_buf_shutdown(); }
+
+static void lock_deferred(void) { shk__lock(SHK__LOCK_BUF_DEFERRED); }
+static void unlock_deferred(void) { shk__unlock(SHK__LOCK_BUF_DEFERRED); }
+
+static void deferred_init(void) {
+  /* Whatever is still deferred when the process ends normally gets its callbacks. */
+  atexit(free_at_exit);
+}
+
+static void unlink_locked(shk_buf *buf) {
+  if (buf->deferred_prev) buf->deferred_prev->deferred_next = buf->deferred_next;
+  else head = buf->deferred_next;
+  if (buf->deferred_next) buf->deferred_next->deferred_prev = buf->deferred_prev;
+  else tail = buf->deferred_prev;
+  buf->deferred_prev = buf->deferred_next = NULL;
+  deferred_count--;
+}
+
+void shk__buf_deferred_add(shk_buf *buf) {
+  shk__once_run(&deferred_once, deferred_init);
+  lock_deferred();
+  buf->deferred_next = NULL;
+  buf->deferred_prev = tail;
+  if (tail) tail->deferred_next = buf;
+  else head = buf;
+  tail = buf;
+  deferred_count++;
+  unlock_deferred();
+}
+
+int shk_buf_deferred_list(uint64_t *ids, size_t capacity, size_t *count) {
+  if (!count || (capacity > 0 && !ids)) return SHK_EINVAL;
+  shk__once_run(&deferred_once, deferred_init);
+  lock_deferred();
+  size_t i = 0;
+  for (shk_buf *b = head; b && i < capacity; b = b->deferred_next) ids[i++] = b->id;
+  *count = deferred_count;
+  unlock_deferred();
+  return SHK_OK;
+}
+
+int shk_buf_free_deferred(uint64_t id) {
+  shk__once_run(&deferred_once, deferred_init);
+  lock_deferred();
+  shk_buf *b = head;
+  while (b && b->id != id) b = b->deferred_next;
+  if (b) unlink_locked(b);
+  unlock_deferred();
+  if (!b) return SHK_ENOENT;
+  shk__buf_destroy(b);
+  return SHK_OK;
+}
+
+int shk_buf_free_deferred_all(size_t *freed) {
+  shk__once_run(&deferred_once, deferred_init);
+  size_t n = 0;
+  for (;;) {
+    lock_deferred();
+    shk_buf *b = head;
+    if (b) unlink_locked(b);
+    unlock_deferred();
+    if (!b) break;
+    shk__buf_destroy(b);
+    n++;
+  }
+  if (freed) *freed = n;
+  return SHK_OK;
+}
+
+int shk_buf_shutdown(void) {
+  int rc = shk_buf_free_deferred_all(NULL);
+  shk__buf_recycle_flush(); /* after the deferred buffers are freed, which may park more */
+  return rc;
+}
+
+/* Deprecated names, kept exported so programs built against them keep working. */
+int shk_buf_pending_list(uint64_t *ids, size_t capacity, size_t *count) {
+  return shk_buf_deferred_list(ids, capacity, count);
+}
+
+int shk_buf_collect(uint64_t id) { return shk_buf_free_deferred(id); }
+
+int shk_buf_collect_all(size_t *collected) { return shk_buf_free_deferred_all(collected); }
