@@ -435,10 +435,10 @@ typedef bool (*shk__os_fault_fn)(const shk__os_fault *fault);
  * hook in front of whatever handlers are installed now, unless it is already the one installed
  * (POSIX: our handler is the installed disposition of SIGSEGV and SIGBUS; Windows: a vectored
  * handler, first, registered once). Once installed, the hook stays for the life of the process
- * and keeps calling fn, also after remove: a write fault can be on its way to it (raised, not yet
+ * and keeps calling fn, also with nothing watched: a write fault can be on its way to it (raised, not yet
  * handled) while the last page is unprotected, and without the hook it would meet the default
- * action although retrying it would succeed; fn decides, with nothing watched, as always. So
- * remove does nothing (kept for callers that pair it with install). Refresh, for a hook
+ * action although retrying it would succeed; fn decides, with nothing watched, as always: there
+ * is no remove. Refresh, for a hook
  * installed before, checks that it is still the installed handler and installs it again, in
  * front of what is there now, if not: a handler the program installed after ours and restored
  * to something else (CMocka restores the one it saved around each test) took it out of the
@@ -449,7 +449,6 @@ typedef bool (*shk__os_fault_fn)(const shk__os_fault *fault);
  * the same address also goes to the default action. SHK_EOS. */
 int shk__os_fault_install(shk__os_fault_fn fn);
 int shk__os_fault_refresh(void);
-void shk__os_fault_remove(void);
 
 /* The module file and nearest symbol of a code address, for event reports. Not for the fault
  * path. Empty strings when unknown; returns SHK_OK or SHK_ENOENT. */

@@ -178,7 +178,6 @@ void shk_watch_free(shk_watcher *w) {
   shk__os_mutex_lock(&w->lock);
   while (w->count > 0) remove_at(w, w->count - 1);
   shk__os_mutex_unlock(&w->lock);
-  if (w->hook_held) shk__watch_hook_release();
   shk__watch_uffd_shutdown(w);
   free(w->regions);
   free(w->batch);

@@ -85,9 +85,9 @@ bool shk__watch_on_fault(const shk__os_fault *fault);
 /* Called before pages are protected again: tells the fault routine that a fault it resolved may
  * legitimately come back. */
 void shk__watch_protection_changed(void);
-/* Reference-counted installation of the OS fault hook. */
+/* Installs the OS fault hook the first time a watcher needs it; it then stays for the life of
+ * the process (src/os.h says why). */
 int shk__watch_hook_acquire(void);
-void shk__watch_hook_release(void);
 /* Budget of protected spans against the kernel's memory-area limit (shared by every backend
  * that splits areas). take: false when the budget is used up. */
 bool shk__watch_areas_take(void);
@@ -176,7 +176,7 @@ struct shk_watcher {
 
   shk__watch_sink *sink;
   const struct shk__watch_backend_ops *custom_ops; /* a user backend chosen by name, or NULL */
-  bool hook_held;
+  bool hook_held; /* this watcher has made sure the fault hook is installed */
   struct shk__watch_follower *follower; /* following buffers; guarded by SHK__LOCK_WATCH_BUFFERS */
   shk__os_uffd *uffd;
   bool uffd_sync;              /* uffd opened in sync mode, with a reader thread */

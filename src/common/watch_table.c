@@ -28,7 +28,7 @@ typedef struct table {
 /* Writers take SHK__LOCK_WATCH_TABLE (process_state.c). */
 static _Atomic(table *) current;
 static atomic_uint readers;
-static int hook_users;
+static bool hook_installed;
 static size_t areas_budget, areas_used;
 static bool areas_known;
 
@@ -227,16 +227,10 @@ void shk__watch_table_exit(void) { atomic_fetch_sub(&readers, 1); }
 int shk__watch_hook_acquire(void) {
   lock();
   int rc = SHK_OK;
-  if (hook_users == 0) rc = shk__os_fault_install(shk__watch_on_fault);
-  if (rc == SHK_OK) hook_users++;
+  if (!hook_installed) rc = shk__os_fault_install(shk__watch_on_fault);
+  if (rc == SHK_OK) hook_installed = true;
   unlock();
   return rc;
-}
-
-void shk__watch_hook_release(void) {
-  lock();
-  if (hook_users > 0 && --hook_users == 0) shk__os_fault_remove();
-  unlock();
 }
 
 /* Each protected span may split an area in three, and each page opened inside it in a burst

@@ -183,10 +183,6 @@ int shk__os_fault_refresh(void) {
   return rc == SHK_OK ? ensure_on(SIGBUS) : rc;
 }
 
-/* The hook stays: a write fault may be on its way to it (raised, its signal not yet handled)
- * while the last watcher goes, and the default action would kill a thread whose write is allowed
- * by now. The function keeps being called, with nothing watched. */
-void shk__os_fault_remove(void) {}
 
 int shk__os_symbolize(uintptr_t ip, char *module, size_t module_size, char *symbol,
                       size_t symbol_size) {

@@ -38,11 +38,6 @@ int shk__os_fault_install(shk__os_fault_fn fn) {
  * so a registered hook is always still there. */
 int shk__os_fault_refresh(void) { return SHK_OK; }
 
-/* The handler stays registered: an access violation raised before the last page was
- * unprotected may not have reached the vectored handlers yet, and without ours it would end the
- * process although retrying the write would succeed. The function keeps being called, with
- * nothing watched. */
-void shk__os_fault_remove(void) {}
 
 int shk__os_symbolize(uintptr_t ip, char *module, size_t module_size, char *symbol,
                       size_t symbol_size) {
