@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "shk_test.h"
+#include "shk_test_watch.h"
 #include "shmkit.h"
 
 #ifndef _WIN32
@@ -843,16 +844,6 @@ static void a_handler_installed_before_gets_the_faults_that_are_not_ours(void **
 
 /* ---- the memory-area limit ---------------------------------------------------------------- */
 
-static size_t sys_page(void) {
-#ifdef _WIN32
-  SYSTEM_INFO si;
-  GetSystemInfo(&si);
-  return si.dwPageSize;
-#else
-  return (size_t)sysconf(_SC_PAGESIZE);
-#endif
-}
-
 static int child_area_limit(int argc, char **argv) {
   (void)argc;
   shk_watch_options o;
@@ -862,7 +853,7 @@ static int child_area_limit(int argc, char **argv) {
   o.poll_interval_ms = 50;
   shk_watcher *w = NULL;
   if (shk_watch_create(&o, &w) != SHK_OK) return 2;
-  size_t regions = (size_t)strtoul(argv[1], NULL, 10), ps = sys_page();
+  size_t regions = (size_t)strtoul(argv[1], NULL, 10), ps = shk_test_page_size();
   unsigned char *buf = NULL;
   if (shk_watch_pages_alloc(regions * 2 * ps, (void **)&buf) != SHK_OK) return 3;
   size_t added = 0;

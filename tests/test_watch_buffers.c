@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "shk_test.h"
+#include "shk_test_watch.h"
 #include "shmkit.h"
 
 #ifdef _WIN32
@@ -316,16 +317,6 @@ static void *churn_main(void *p) {
 }
 #endif
 
-static uint64_t now_ms(void) {
-#ifdef _WIN32
-  return GetTickCount64();
-#else
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-#endif
-}
-
 static int child_threads(int argc, char **argv) {
   (void)argc;
   static seen s;
@@ -357,9 +348,9 @@ static int child_threads(int argc, char **argv) {
    * buffers: a defect of the handler's removal, not of following buffers.) */
   shk_watcher *w = make_from_arg(argv[0], &s);
   SHK_CHECK(w);
-  uint64_t end = now_ms() + RUN_MS;
+  uint64_t end = shk_test_now_ms() + RUN_MS;
   unsigned v = 0, round = 0;
-  while (now_ms() < end) {
+  while (shk_test_now_ms() < end) {
     SHK_CHECK(shk_watch_add_buffers(w, NULL) == SHK_OK);
     for (int k = 0; k < 50; k++)
       for (int i = 0; i < 4; i++) ((volatile unsigned char *)shk_buf_data(held[i]))[k] = (unsigned char)++v;

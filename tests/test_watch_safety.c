@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "shk_test.h"
+#include "shk_test_watch.h"
 #include "shmkit.h"
 
 #ifdef _WIN32
@@ -20,16 +21,6 @@
 #endif
 
 #define CHILD_TIMEOUT_MS 60000
-
-static size_t page_size(void) {
-#ifdef _WIN32
-  SYSTEM_INFO si;
-  GetSystemInfo(&si);
-  return si.dwPageSize;
-#else
-  return (size_t)sysconf(_SC_PAGESIZE);
-#endif
-}
 
 /* Plain OS memory with a given access, made without shmkit. */
 static void *os_map(size_t size, bool writable) {
@@ -83,22 +74,6 @@ static shk_watcher *make(shk_watch_backend b, bool sync) {
   o.userfaultfd_sync = sync;
   shk_watcher *w = NULL;
   return shk_watch_create(&o, &w) == SHK_OK ? w : NULL;
-}
-
-/* Backend argument of a child: "<number>" or "<number>s" for userfaultfd's sync mode. */
-static shk_watcher *make_from_arg(const char *arg) {
-  return make((shk_watch_backend)atoi(arg), strchr(arg, 's') != NULL);
-}
-
-/* The backends (and modes) usable here, as child arguments. */
-static size_t usable_backends(char args[][8], size_t max) {
-  size_t n = 0;
-  for (int b = 1; b < SHK_WATCH_BACKEND_COUNT && n < max; b++) {
-    if (!shk_watch_backend_available((shk_watch_backend)b)) continue;
-    snprintf(args[n++], 8, "%d", b);
-    if (b == SHK_WATCH_USERFAULTFD && n < max) snprintf(args[n++], 8, "%ds", b);
-  }
-  return n;
 }
 
 /* A crash in a child, compared with the same crash in a child without any watcher: under a
@@ -163,24 +138,14 @@ static void *churn_main(void *p) {
 }
 #endif
 
-static uint64_t now_ms(void) {
-#ifdef _WIN32
-  return GetTickCount64();
-#else
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-#endif
-}
-
 static int child_churn(int argc, char **argv) {
   (void)argc;
   churn c;
   memset(&c, 0, sizeof c);
   atomic_init(&c.stop, 0);
   atomic_init(&c.failures, 0);
-  c.page = page_size();
-  c.w = make_from_arg(argv[0]);
+  c.page = shk_test_page_size();
+  c.w = shk_test_watcher_from_arg(argv[0]);
   if (!c.w) return 2;
   size_t size = CHURNERS * PAGES_EACH * c.page;
   if (shk_watch_pages_alloc(size, (void **)&c.base) != SHK_OK) return 3;
@@ -201,9 +166,9 @@ static int child_churn(int argc, char **argv) {
 #endif
   }
   /* The writer: every 64-byte slot of every page, over and over. */
-  uint64_t end = now_ms() + RUN_MS;
+  uint64_t end = shk_test_now_ms() + RUN_MS;
   unsigned v = 0;
-  while (now_ms() < end)
+  while (shk_test_now_ms() < end)
     for (size_t off = 0; off < size; off += 64) ((volatile unsigned char *)c.base)[off] = (unsigned char)++v;
   atomic_store(&c.stop, 1);
   for (int i = 0; i < CHURNERS; i++) {
@@ -222,7 +187,7 @@ static int child_churn(int argc, char **argv) {
 static void adding_and_removing_while_another_thread_writes_never_crashes_it(void **state) {
   (void)state;
   char args[8][8];
-  size_t n = usable_backends(args, 8);
+  size_t n = shk_test_usable_backends(args, 8);
   for (size_t i = 0; i < n; i++) {
     printf("    backend %s\n", args[i]);
     const char *a[] = {args[i]};
@@ -234,13 +199,13 @@ static void adding_and_removing_while_another_thread_writes_never_crashes_it(voi
 
 static int child_jump(int argc, char **argv) {
   (void)argc;
-  size_t ps = page_size();
+  size_t ps = shk_test_page_size();
   unsigned char *p = NULL;
   if (shk_watch_pages_alloc(ps, (void **)&p) != SHK_OK) return 2;
   memset(p, 0xC3, ps); /* "ret" on x86: harmless if the page ever were executable */
   shk_watcher *w = NULL;
   if (atoi(argv[0]) >= 0) {
-    w = make_from_arg(argv[0]);
+    w = shk_test_watcher_from_arg(argv[0]);
     uint32_t id;
     if (!w || shk_watch_add(w, p, 64, "code", &id) != SHK_OK) return 3;
     p[1] = 0xC3; /* a watched write first: the hook is live */
@@ -254,7 +219,7 @@ static int child_jump(int argc, char **argv) {
 static void a_jump_into_a_watched_page_crashes_as_without_shmkit(void **state) {
   (void)state;
   char args[8][8];
-  size_t n = usable_backends(args, 8);
+  size_t n = shk_test_usable_backends(args, 8);
   for (size_t i = 0; i < n; i++) crashes_as_without_shmkit("jump", args[i]);
 }
 
@@ -266,7 +231,7 @@ static const unsigned char const_table[64 * 1024] = {1, 2, 3};
  * mapped by the test). */
 static unsigned char *read_only(const char *which) {
   if (strcmp(which, "const") == 0) return (unsigned char *)(uintptr_t)const_table + 8192;
-  return os_map(page_size(), false);
+  return os_map(shk_test_page_size(), false);
 }
 
 static int child_read_only(int argc, char **argv) {
@@ -274,7 +239,7 @@ static int child_read_only(int argc, char **argv) {
   unsigned char *p = read_only(argv[1]);
   if (!p) return 2;
   if (atoi(argv[0]) >= 0) {
-    shk_watcher *w = make_from_arg(argv[0]);
+    shk_watcher *w = shk_test_watcher_from_arg(argv[0]);
     if (!w) return 3;
     uint32_t id;
     int rc = shk_watch_add(w, p, 16, "ro", &id);
@@ -289,7 +254,7 @@ static int child_read_only(int argc, char **argv) {
 static void read_only_memory_stays_read_only(void **state) {
   (void)state;
   char args[8][8];
-  size_t n = usable_backends(args, 7);
+  size_t n = shk_test_usable_backends(args, 7);
   snprintf(args[n++], 8, "%d", SHK_WATCH_AUTO);
   static const char *const kinds[] = {"const", "pages"};
   for (size_t k = 0; k < 2; k++) {
@@ -314,7 +279,7 @@ static void read_only_memory_stays_read_only(void **state) {
  * protection), and so does auto, by putting it on poll. */
 static void read_only_memory_is_refused_by_protection_and_polled_by_auto(void **state) {
   (void)state;
-  unsigned char *ro = os_map(page_size(), false);
+  unsigned char *ro = os_map(shk_test_page_size(), false);
   assert_non_null(ro);
   unsigned char *cst = (unsigned char *)(uintptr_t)const_table + 4096;
   for (int b = 0; b < SHK_WATCH_BACKEND_COUNT; b++) {
@@ -343,7 +308,7 @@ static void read_only_memory_is_refused_by_protection_and_polled_by_auto(void **
     assert_int_equal(st.regions, 0);
     shk_watch_free(w);
   }
-  os_unmap(ro, page_size());
+  os_unmap(ro, shk_test_page_size());
 }
 
 /* ---- defect 4: unmapped memory -------------------------------------------------------------- */
@@ -353,7 +318,7 @@ static void read_only_memory_is_refused_by_protection_and_polled_by_auto(void **
 static int child_unmapped(int argc, char **argv) {
   (void)argc;
   (void)argv;
-  size_t ps = page_size();
+  size_t ps = shk_test_page_size();
   for (int b = 0; b < SHK_WATCH_BACKEND_COUNT; b++) {
     if (!shk_watch_backend_available((shk_watch_backend)b)) continue;
     for (int sync = 0; sync < (b == SHK_WATCH_USERFAULTFD ? 2 : 1); sync++) {
