@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "shk_test.h"
+#include "shk_test_thread.h"
 #include "shk_test_watch.h"
 #include "shmkit.h"
 
@@ -305,17 +306,7 @@ static void churn_body(churn *c) {
   }
 }
 
-#ifdef _WIN32
-static DWORD WINAPI churn_main(LPVOID p) {
-  churn_body(p);
-  return 0;
-}
-#else
-static void *churn_main(void *p) {
-  churn_body(p);
-  return NULL;
-}
-#endif
+static void churn_main(void *p) { churn_body(p); }
 
 static int child_threads(int argc, char **argv) {
   (void)argc;
@@ -329,19 +320,9 @@ static int child_threads(int argc, char **argv) {
   shk_buf *held[4];
   bool held_seen[4] = {false, false, false, false};
   for (int i = 0; i < 4; i++) SHK_CHECK(held[i] = make_buf("pages", 256));
-#ifdef _WIN32
-  HANDLE th[MAKERS];
-#else
-  pthread_t th[MAKERS];
-#endif
-  for (int i = 0; i < MAKERS; i++) {
-#ifdef _WIN32
-    th[i] = CreateThread(NULL, 0, churn_main, &c, 0, NULL);
-    SHK_CHECK(th[i]);
-#else
-    SHK_CHECK(pthread_create(&th[i], NULL, churn_main, &c) == 0);
-#endif
-  }
+  shk_test_thread th[MAKERS];
+  for (int i = 0; i < MAKERS; i++)
+    SHK_CHECK(shk_test_thread_start(&th[i], churn_main, &c) == 0);
   /* The calls race with the makers: following starts, stops and starts again. (The watcher is
    * freed only once the makers stop: freeing the last watcher removes the fault handler, and a
    * write fault already on its way to the handler then kills its thread, with or without
@@ -361,14 +342,7 @@ static int child_threads(int argc, char **argv) {
     round++;
   }
   atomic_store(&c.stop, 1);
-  for (int i = 0; i < MAKERS; i++) {
-#ifdef _WIN32
-    WaitForSingleObject(th[i], INFINITE);
-    CloseHandle(th[i]);
-#else
-    pthread_join(th[i], NULL);
-#endif
-  }
+  for (int i = 0; i < MAKERS; i++) shk_test_thread_join(&th[i]);
   SHK_CHECK(regions(w) == 0);
   shk_watch_free(w);
   for (int i = 0; i < 4; i++) {

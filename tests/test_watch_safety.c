@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "shk_test.h"
+#include "shk_test_thread.h"
 #include "shk_test_watch.h"
 #include "shmkit.h"
 
@@ -126,17 +127,7 @@ static void churn_body(churner *t) {
   }
 }
 
-#ifdef _WIN32
-static DWORD WINAPI churn_main(LPVOID p) {
-  churn_body(p);
-  return 0;
-}
-#else
-static void *churn_main(void *p) {
-  churn_body(p);
-  return NULL;
-}
-#endif
+static void churn_main(void *p) { churn_body(p); }
 
 static int child_churn(int argc, char **argv) {
   (void)argc;
@@ -150,20 +141,11 @@ static int child_churn(int argc, char **argv) {
   size_t size = CHURNERS * PAGES_EACH * c.page;
   if (shk_watch_pages_alloc(size, (void **)&c.base) != SHK_OK) return 3;
   churner t[CHURNERS];
-#ifdef _WIN32
-  HANDLE th[CHURNERS];
-#else
-  pthread_t th[CHURNERS];
-#endif
+  shk_test_thread th[CHURNERS];
   for (int i = 0; i < CHURNERS; i++) {
     t[i].c = &c;
     t[i].index = i;
-#ifdef _WIN32
-    th[i] = CreateThread(NULL, 0, churn_main, &t[i], 0, NULL);
-    if (!th[i]) return 4;
-#else
-    if (pthread_create(&th[i], NULL, churn_main, &t[i]) != 0) return 4;
-#endif
+    if (shk_test_thread_start(&th[i], churn_main, &t[i]) != 0) return 4;
   }
   /* The writer: every 64-byte slot of every page, over and over. */
   uint64_t end = shk_test_now_ms() + RUN_MS;
@@ -171,14 +153,7 @@ static int child_churn(int argc, char **argv) {
   while (shk_test_now_ms() < end)
     for (size_t off = 0; off < size; off += 64) ((volatile unsigned char *)c.base)[off] = (unsigned char)++v;
   atomic_store(&c.stop, 1);
-  for (int i = 0; i < CHURNERS; i++) {
-#ifdef _WIN32
-    WaitForSingleObject(th[i], INFINITE);
-    CloseHandle(th[i]);
-#else
-    pthread_join(th[i], NULL);
-#endif
-  }
+  for (int i = 0; i < CHURNERS; i++) shk_test_thread_join(&th[i]);
   shk_watch_free(c.w);
   shk_watch_pages_free(c.base, size);
   return atomic_load(&c.failures) ? 5 : 0;
