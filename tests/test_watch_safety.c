@@ -161,13 +161,7 @@ static int child_churn(int argc, char **argv) {
 
 static void adding_and_removing_while_another_thread_writes_never_crashes_it(void **state) {
   (void)state;
-  char args[8][8];
-  size_t n = shk_test_usable_backends(args, 8);
-  for (size_t i = 0; i < n; i++) {
-    printf("    backend %s\n", args[i]);
-    const char *a[] = {args[i]};
-    shk_test_run_child_ok("churn", 1, a, CHILD_TIMEOUT_MS);
-  }
+  shk_test_run_child_on_every_backend("churn", CHILD_TIMEOUT_MS);
 }
 
 /* ---- defect 2: an instruction fetch from a watched page ------------------------------------ */
