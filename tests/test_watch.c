@@ -545,14 +545,6 @@ static void burst_beyond_a_ring_of(void **state, uint32_t ring) {
   collector_free(c);
 }
 
-static void sleep_ms(unsigned ms) {
-#ifdef _WIN32
-  Sleep(ms);
-#else
-  usleep(ms * 1000u);
-#endif
-}
-
 /* A burst that overflows the ring is still one event per region: the resync after the overflow
  * waits for the coalescing window like any burst (it used to compare at once, splitting the
  * burst in two events). The worker passes every millisecond; the window is long. */
@@ -574,9 +566,9 @@ static void a_burst_that_overflows_the_ring_is_still_one_event(void **state) {
   for (int tries = 0; tries < 200; tries++) {
     assert_int_equal(shk_watch_stats_get(w, &st), SHK_OK);
     if (st.resyncs > 0) break;
-    sleep_ms(5);
+    shk_test_sleep_ms(5);
   }
-  sleep_ms(20);
+  shk_test_sleep_ms(20);
   for (int i = N / 2; i < N; i++) buf[i * 4096] = 2;
   assert_int_equal(shk_watch_flush(w), SHK_OK);
   assert_int_equal(shk_watch_stats_get(w, &st), SHK_OK);
