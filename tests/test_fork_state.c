@@ -35,11 +35,6 @@
 
 enum { LIMIT_MS = 10000, TRAFFIC_FORKS = 40, HOLD_MS = 100 };
 
-static void nap_ms(unsigned ms) {
-  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 /* What a forked child does: every part once, and each process-wide lock at least once (the
  * allocator registry, the heap hook, the deferred list, the thread list through the live count).
  * 0 when all worked, else the step that failed. */
@@ -101,7 +96,7 @@ static int fork_and_use(void) {
     int status = 0;
     if (waitpid(pid, &status, WNOHANG) == pid)
       return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    nap_ms(1);
+    shk_test_sleep_ms(1);
   }
   kill(pid, SIGKILL);
   waitpid(pid, NULL, 0);
@@ -117,7 +112,7 @@ static void hold_then_give_back(void *arg) {
   holder *h = arg;
   shk__lock_hold(h->lock);
   atomic_store(&h->held, 1);
-  nap_ms(HOLD_MS);
+  shk_test_sleep_ms(HOLD_MS);
   shk__lock_release(h->lock);
   atomic_store(&h->held, 2);
 }

@@ -13,15 +13,10 @@
 #ifdef _WIN32
 #include <windows.h>
 static uint32_t this_pid(void) { return (uint32_t)GetCurrentProcessId(); }
-static void sleep_ms(unsigned ms) { Sleep(ms); }
 #else
 #include <time.h>
 #include <unistd.h>
 static uint32_t this_pid(void) { return (uint32_t)getpid(); }
-static void sleep_ms(unsigned ms) {
-  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
 #endif
 
 #define CHILD_TIMEOUT_MS 30000
@@ -76,7 +71,7 @@ static int child_stuck_claimer(int argc, char **argv) {
   if (r->claim == 0 || (uint32_t)r->claim != this_pid()) return 6; /* the library's claim word */
   r->tail = r->head;
   *vol32(&r->state) = strcmp(argv[1], "claiming") == 0 ? SHK_LENS_RING_CLAIMING : SHK_LENS_RING_CLOSED;
-  for (;;) sleep_ms(1000); /* killed by the parent */
+  for (;;) shk_test_sleep_ms(1000); /* killed by the parent */
 }
 
 static void check_killed_while_claiming(const char *mode) {
@@ -91,7 +86,7 @@ static void check_killed_while_claiming(const char *mode) {
   assert_int_equal(shk_test_spawn("stuck_claimer", 2, args, &proc), 0);
   unsigned waited = 0;
   while (!(*vol32(&r->state) == want && r->head == r->tail && r->head != 0) && waited < WAIT_MS) {
-    sleep_ms(5);
+    shk_test_sleep_ms(5);
     waited += 5;
   }
   assert_true(waited < WAIT_MS);

@@ -61,15 +61,6 @@ static bool can_list(void) {
   return true;
 }
 
-static void nap_ms(unsigned ms) {
-#ifdef _WIN32
-  Sleep(ms);
-#else
-  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-#endif
-}
-
 static int my_pid(void) {
 #ifdef _WIN32
   return (int)GetCurrentProcessId();
@@ -92,7 +83,7 @@ static int holder_child(int argc, char **argv) {
   snprintf(name, sizeof name, "shk-a-%d-0-0", my_pid());
   shk_shm *anon = NULL;
   if (shk_shm_create(name, 4096, &anon) != SHK_OK) return 3;
-  for (;;) nap_ms(1000); /* killed */
+  for (;;) shk_test_sleep_ms(1000); /* killed */
 }
 
 /* The next run: one generated name, made and removed. */
@@ -115,7 +106,7 @@ static int kill_a_holder(void) {
   for (int waited = 0; waited < WAIT_MS; waited += 10) {
     o = names_of(p.pid, NULL);
     if (o.buffers == 2 && o.anonymous == 1) break;
-    nap_ms(10);
+    shk_test_sleep_ms(10);
   }
   assert_int_equal(o.buffers, 2);
   assert_int_equal(o.anonymous, 1);
@@ -180,7 +171,7 @@ static void the_list_shows_live_names_and_lens_segments_and_clean_keeps_them(voi
 
 static int sleeper_child(int argc, char **argv) {
   (void)argc, (void)argv;
-  for (int i = 0; i < 600; i++) nap_ms(1000); /* killed long before */
+  for (int i = 0; i < 600; i++) shk_test_sleep_ms(1000); /* killed long before */
   return 0;
 }
 
@@ -239,7 +230,6 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_name_whose_pid_was_reused_is_stale),
 };
 
-static const shk_test_child children[] = {{"holder", holder_child},
-                                          {"next_run", next_run_child},
-                                          {"sleeper", sleeper_child}};
+static const shk_test_child children[] = {SHK_TEST_CHILD(holder), SHK_TEST_CHILD(next_run),
+                                          SHK_TEST_CHILD(sleeper)};
 SHK_TEST_MAIN(tests, children)

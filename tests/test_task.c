@@ -19,18 +19,6 @@
 
 #define CHILD_TIMEOUT_MS 120000
 
-/* In a child routine: report the failing line and fail the child. */
-#define CHECK(cond) SHK_CHECK(cond)
-#define CHILD_TEST(name) SHK_CHILD_TEST(name, CHILD_TIMEOUT_MS)
-
-static void nap_ms(unsigned ms) {
-#ifdef _WIN32
-  Sleep(ms);
-#else
-  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-#endif
-}
 
 /* ---- chunk functions ------------------------------------------------------------------- */
 
@@ -73,13 +61,13 @@ static int behave_fn(const shk_task_chunk *c, shk_task_out *out) {
   behave b = BEHAVE_NONE;
   if (c->arg_size == sizeof b) memcpy(&b, c->arg, sizeof b);
   int idx = (int)c->index;
-  if (b.slow_ms) nap_ms(b.slow_ms);
+  if (b.slow_ms) shk_test_sleep_ms(b.slow_ms);
   if (idx == b.crash_at) {
     volatile int *volatile nowhere = NULL;
     *nowhere = 1;
   }
   if (idx == b.hang_at)
-    for (;;) nap_ms(10);
+    for (;;) shk_test_sleep_ms(10);
   if (idx == b.exit_at) exit(7);
   if (idx == b.fail_at) return 42 + idx;
   uint64_t v = c->index;
@@ -213,9 +201,9 @@ static int boundaries_in(shk_task_mode mode, bool pooled) {
   const size_t size = 64 * 1024 + 13, chunks = 16;
   unsigned char *d = malloc(size);
   uint64_t *want = malloc(4096 * sizeof *want), *got = malloc(4096 * sizeof *got);
-  CHECK(d && want && got);
+  SHK_CHECK(d && want && got);
   shk_task_pool *pool = NULL;
-  if (pooled) CHECK(shk_task_pool_create(2, mode, &pool) == SHK_OK);
+  if (pooled) SHK_CHECK(shk_task_pool_create(2, mode, &pool) == SHK_OK);
   for (int delta = -3; delta <= 1; delta++) {
     fill_random(d, size, (uint32_t)(delta + 10));
     for (size_t k = 1; k < chunks; k++)
@@ -223,7 +211,7 @@ static int boundaries_in(shk_task_mode mode, bool pooled) {
     memcpy(d, PROLOGUE, 4);
     memcpy(d + size - 4, PROLOGUE, 4);
     size_t nwant = serial_scan(d, size, want, 4096);
-    CHECK(nwant >= chunks + 1);
+    SHK_CHECK(nwant >= chunks + 1);
     shk_task_options o = {0};
     o.chunks = chunks;
     o.workers = 2;
@@ -232,13 +220,13 @@ static int boundaries_in(shk_task_mode mode, bool pooled) {
     shk_task_results *r = NULL;
     int rc = pooled ? shk_task_pool_run(pool, d, size, scan_fn, &o, &r)
                     : shk_task_run(d, size, scan_fn, &o, &r);
-    CHECK(rc == SHK_OK);
-    CHECK(shk_task_results_count(r) == chunks);
+    SHK_CHECK(rc == SHK_OK);
+    SHK_CHECK(shk_task_results_count(r) == chunks);
     for (size_t i = 0; i < chunks; i++) {
       const shk_task_result *res = shk_task_results_get(r, i);
-      CHECK(res->status == SHK_TASK_OK && res->code == 0);
-      CHECK(res->offset == chunk_start(size, chunks, i));
-      CHECK(res->length == chunk_start(size, chunks, i + 1) - res->offset);
+      SHK_CHECK(res->status == SHK_TASK_OK && res->code == 0);
+      SHK_CHECK(res->offset == chunk_start(size, chunks, i));
+      SHK_CHECK(res->length == chunk_start(size, chunks, i + 1) - res->offset);
     }
     size_t ngot = gather(r, got, 4096);
     shk_task_results_free(r);
@@ -255,7 +243,7 @@ static int boundaries_in(shk_task_mode mode, bool pooled) {
   return 0;
 }
 
-CHILD_TEST(matches_equal_a_serial_scan_in_every_mode) {
+SHK_CHILD_TEST(matches_equal_a_serial_scan_in_every_mode, CHILD_TIMEOUT_MS) {
   (void)argc;
   (void)argv;
   for (int mode = 0; mode < 3; mode++) {
@@ -267,28 +255,28 @@ CHILD_TEST(matches_equal_a_serial_scan_in_every_mode) {
 }
 
 /* The same scan over input that lives in a shmkit segment: workers read it in place. */
-CHILD_TEST(input_inside_a_segment_gives_the_same_matches) {
+SHK_CHILD_TEST(input_inside_a_segment_gives_the_same_matches, CHILD_TIMEOUT_MS) {
   (void)argc;
   (void)argv;
   const size_t size = 1 << 20;
   shk_shm *shm;
-  CHECK(shk_shm_create_anonymous(size + 8192, &shm) == SHK_OK);
+  SHK_CHECK(shk_shm_create_anonymous(size + 8192, &shm) == SHK_OK);
   unsigned char *d = (unsigned char *)shk_shm_data(shm) + 4096; /* not at the segment's start */
   fill_random(d, size, 99);
   for (size_t i = 1000; i + 4 < size; i += 7919) memcpy(d + i, PROLOGUE, 4);
   uint64_t *want = malloc(1024 * sizeof *want), *got = malloc(1024 * sizeof *got);
   size_t nwant = serial_scan(d, size, want, 1024);
   shk_task_pool *pool;
-  CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &pool) == SHK_OK);
+  SHK_CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &pool) == SHK_OK);
   shk_task_options o = {0};
   o.chunks = 8;
   o.halo = 3;
   for (int round = 0; round < 3; round++) {
     shk_task_results *r;
-    CHECK(shk_task_pool_run(pool, d, size, scan_fn, &o, &r) == SHK_OK);
+    SHK_CHECK(shk_task_pool_run(pool, d, size, scan_fn, &o, &r) == SHK_OK);
     size_t ngot = gather(r, got, 1024);
     shk_task_results_free(r);
-    CHECK(ngot == nwant && memcmp(got, want, nwant * sizeof *want) == 0);
+    SHK_CHECK(ngot == nwant && memcmp(got, want, nwant * sizeof *want) == 0);
   }
   shk_task_pool_free(pool);
   shk_shm_close(shm);
@@ -307,44 +295,44 @@ static int geometry_is(shk_task_mode mode, size_t size, size_t chunks, size_t it
   o.workers = 2;
   o.item_size = item;
   shk_task_results *r;
-  CHECK(shk_task_run(size ? d : NULL, size, echo_fn, &o, &r) == SHK_OK);
-  CHECK(shk_task_results_count(r) == chunks);
+  SHK_CHECK(shk_task_run(size ? d : NULL, size, echo_fn, &o, &r) == SHK_OK);
+  SHK_CHECK(shk_task_results_count(r) == chunks);
   size_t next = 0, unit = item > 1 ? item : 1;
   for (size_t i = 0; i < chunks; i++) {
     const shk_task_result *res = shk_task_results_get(r, i);
     uint64_t geo[5];
-    CHECK(res->status == SHK_TASK_OK && res->size == sizeof geo);
+    SHK_CHECK(res->status == SHK_TASK_OK && res->size == sizeof geo);
     memcpy(geo, res->data, sizeof geo);
-    CHECK(geo[0] == i && geo[1] == chunks && geo[2] == next && geo[4] == size);
-    CHECK(geo[3] == res->length && res->offset == next);
-    CHECK(geo[3] % unit == 0);
+    SHK_CHECK(geo[0] == i && geo[1] == chunks && geo[2] == next && geo[4] == size);
+    SHK_CHECK(geo[3] == res->length && res->offset == next);
+    SHK_CHECK(geo[3] % unit == 0);
     /* Balanced: every chunk has floor or ceil of items / chunks. */
     size_t items = size / unit;
-    CHECK(geo[3] / unit == items / chunks || geo[3] / unit == items / chunks + 1);
+    SHK_CHECK(geo[3] / unit == items / chunks || geo[3] / unit == items / chunks + 1);
     next += geo[3];
   }
-  CHECK(next == size);
+  SHK_CHECK(next == size);
   shk_task_results_free(r);
   free(d);
   return 0;
 }
 
-CHILD_TEST(sizes_that_do_not_divide_and_tiny_inputs_are_split_by_the_rule) {
+SHK_CHILD_TEST(sizes_that_do_not_divide_and_tiny_inputs_are_split_by_the_rule, CHILD_TIMEOUT_MS) {
   (void)argc;
   (void)argv;
   for (int mode = 0; mode < 3; mode++) {
     shk_task_mode m = (shk_task_mode)mode;
-    CHECK(geometry_is(m, 1000003, 7, 1) == 0); /* not divisible */
-    CHECK(geometry_is(m, 5, 8, 1) == 0);       /* shorter than the chunk count: 3 empty chunks */
-    CHECK(geometry_is(m, 0, 4, 1) == 0);       /* empty input: only empty chunks */
-    CHECK(geometry_is(m, 12 * 1001, 5, 12) == 0); /* items never split */
+    SHK_CHECK(geometry_is(m, 1000003, 7, 1) == 0); /* not divisible */
+    SHK_CHECK(geometry_is(m, 5, 8, 1) == 0); /* shorter than the chunk count: 3 empty chunks */
+    SHK_CHECK(geometry_is(m, 0, 4, 1) == 0); /* empty input: only empty chunks */
+    SHK_CHECK(geometry_is(m, 12 * 1001, 5, 12) == 0); /* items never split */
   }
   return 0;
 }
 
 /* ---- statuses ------------------------------------------------------------------------------ */
 
-CHILD_TEST(a_failing_chunk_keeps_the_other_results) {
+SHK_CHILD_TEST(a_failing_chunk_keeps_the_other_results, CHILD_TIMEOUT_MS) {
   (void)argc;
   (void)argv;
   for (int mode = 0; mode < 3; mode++) {
@@ -357,16 +345,16 @@ CHILD_TEST(a_failing_chunk_keeps_the_other_results) {
     o.arg = &b;
     o.arg_size = sizeof b;
     shk_task_results *r;
-    CHECK(shk_task_run("abcdefghij", 10, behave_fn, &o, &r) == SHK_ECHUNK);
+    SHK_CHECK(shk_task_run("abcdefghij", 10, behave_fn, &o, &r) == SHK_ECHUNK);
     for (size_t i = 0; i < 5; i++) {
       const shk_task_result *res = shk_task_results_get(r, i);
       if (i == 2) {
-        CHECK(res->status == SHK_TASK_FAILED && res->code == 44);
+        SHK_CHECK(res->status == SHK_TASK_FAILED && res->code == 44);
       } else {
         uint64_t v;
-        CHECK(res->status == SHK_TASK_OK && res->size == 8);
+        SHK_CHECK(res->status == SHK_TASK_OK && res->size == 8);
         memcpy(&v, res->data, 8);
-        CHECK(v == i);
+        SHK_CHECK(v == i);
       }
     }
     shk_task_results_free(r);
@@ -374,11 +362,11 @@ CHILD_TEST(a_failing_chunk_keeps_the_other_results) {
   return 0;
 }
 
-CHILD_TEST(a_crashing_chunk_is_reported_and_its_worker_replaced) {
+SHK_CHILD_TEST(a_crashing_chunk_is_reported_and_its_worker_replaced, CHILD_TIMEOUT_MS) {
   (void)argc;
   (void)argv;
   shk_task_pool *pool;
-  CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &pool) == SHK_OK);
+  SHK_CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &pool) == SHK_OK);
   behave b = BEHAVE_NONE;
   b.crash_at = 3;
   shk_task_options o = {0};
@@ -388,17 +376,17 @@ CHILD_TEST(a_crashing_chunk_is_reported_and_its_worker_replaced) {
   char data[64] = {0};
   for (int round = 0; round < 3; round++) {
     shk_task_results *r;
-    CHECK(shk_task_pool_run(pool, data, sizeof data, behave_fn, &o, &r) == SHK_ECRASHED);
+    SHK_CHECK(shk_task_pool_run(pool, data, sizeof data, behave_fn, &o, &r) == SHK_ECRASHED);
     for (size_t i = 0; i < 8; i++) {
       const shk_task_result *res = shk_task_results_get(r, i);
       if (i == 3) {
-        CHECK(res->status == SHK_TASK_CRASHED);
-        CHECK(res->code == shk_test_access_violation_code());
-        CHECK(res->size == 0);
+        SHK_CHECK(res->status == SHK_TASK_CRASHED);
+        SHK_CHECK(res->code == shk_test_access_violation_code());
+        SHK_CHECK(res->size == 0);
       } else {
         if (res->status != SHK_TASK_OK)
           fprintf(stderr, "round %d chunk %zu: %s %d\n", round, i, shk_task_status_name(res->status), res->code);
-        CHECK(res->status == SHK_TASK_OK && res->size == 8);
+        SHK_CHECK(res->status == SHK_TASK_OK && res->size == 8);
       }
     }
     shk_task_results_free(r);
@@ -407,20 +395,20 @@ CHILD_TEST(a_crashing_chunk_is_reported_and_its_worker_replaced) {
   b = BEHAVE_NONE;
   b.exit_at = 1;
   shk_task_results *r;
-  CHECK(shk_task_pool_run(pool, data, sizeof data, behave_fn, &o, &r) == SHK_ECRASHED);
-  CHECK(shk_task_results_get(r, 1)->status == SHK_TASK_CRASHED);
-  CHECK(shk_task_results_get(r, 1)->code == 7);
+  SHK_CHECK(shk_task_pool_run(pool, data, sizeof data, behave_fn, &o, &r) == SHK_ECRASHED);
+  SHK_CHECK(shk_task_results_get(r, 1)->status == SHK_TASK_CRASHED);
+  SHK_CHECK(shk_task_results_get(r, 1)->code == 7);
   shk_task_results_free(r);
   /* The pool still works at full strength. */
   o.arg = NULL;
   o.arg_size = 0;
-  CHECK(shk_task_pool_run(pool, data, sizeof data, pid_fn, &o, &r) == SHK_OK);
+  SHK_CHECK(shk_task_pool_run(pool, data, sizeof data, pid_fn, &o, &r) == SHK_OK);
   shk_task_results_free(r);
   shk_task_pool_free(pool);
   return 0;
 }
 
-CHILD_TEST(a_hanging_chunk_times_out_and_nothing_is_left_behind) {
+SHK_CHILD_TEST(a_hanging_chunk_times_out_and_nothing_is_left_behind, CHILD_TIMEOUT_MS) {
   (void)argc;
   (void)argv;
   counts before = resources();
@@ -434,25 +422,25 @@ CHILD_TEST(a_hanging_chunk_times_out_and_nothing_is_left_behind) {
   o.timeout_ms = 300;
   char data[16] = {0};
   shk_task_results *r;
-  CHECK(shk_task_run(data, sizeof data, behave_fn, &o, &r) == SHK_ETIMEDOUT);
-  CHECK(shk_task_results_get(r, 1)->status == SHK_TASK_TIMED_OUT);
+  SHK_CHECK(shk_task_run(data, sizeof data, behave_fn, &o, &r) == SHK_ETIMEDOUT);
+  SHK_CHECK(shk_task_results_get(r, 1)->status == SHK_TASK_TIMED_OUT);
   for (size_t i = 0; i < 4; i++)
-    if (i != 1) CHECK(shk_task_results_get(r, i)->status != SHK_TASK_CRASHED);
-  CHECK(shk_task_results_get(r, 0)->status == SHK_TASK_OK);
+    if (i != 1) SHK_CHECK(shk_task_results_get(r, i)->status != SHK_TASK_CRASHED);
+  SHK_CHECK(shk_task_results_get(r, 0)->status == SHK_TASK_OK);
   shk_task_results_free(r);
-  CHECK(same_resources(before, resources()));
+  SHK_CHECK(same_resources(before, resources()));
   /* A pool survives it too and serves the next call. */
   shk_task_pool *pool;
-  CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &pool) == SHK_OK);
-  CHECK(shk_task_pool_run(pool, data, sizeof data, behave_fn, &o, &r) == SHK_ETIMEDOUT);
-  CHECK(shk_task_results_get(r, 1)->status == SHK_TASK_TIMED_OUT);
+  SHK_CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &pool) == SHK_OK);
+  SHK_CHECK(shk_task_pool_run(pool, data, sizeof data, behave_fn, &o, &r) == SHK_ETIMEDOUT);
+  SHK_CHECK(shk_task_results_get(r, 1)->status == SHK_TASK_TIMED_OUT);
   shk_task_results_free(r);
   o.arg = NULL;
   o.arg_size = 0;
-  CHECK(shk_task_pool_run(pool, data, sizeof data, behave_fn, &o, &r) == SHK_OK);
+  SHK_CHECK(shk_task_pool_run(pool, data, sizeof data, behave_fn, &o, &r) == SHK_OK);
   shk_task_results_free(r);
   shk_task_pool_free(pool);
-  CHECK(same_resources(before, resources()));
+  SHK_CHECK(same_resources(before, resources()));
   return 0;
 }
 
@@ -477,7 +465,7 @@ static bool progress_fn(size_t done, size_t total, void *user) {
   return done < log->cancel_at;
 }
 
-CHILD_TEST(progress_reports_and_cancel_stops_the_remaining_chunks) {
+SHK_CHILD_TEST(progress_reports_and_cancel_stops_the_remaining_chunks, CHILD_TIMEOUT_MS) {
   (void)argc;
   (void)argv;
   for (int mode = 0; mode < 3; mode++) {
@@ -494,40 +482,40 @@ CHILD_TEST(progress_reports_and_cancel_stops_the_remaining_chunks) {
     o.progress_user = &log;
     char data[40] = {0};
     shk_task_results *r;
-    CHECK(shk_task_run(data, sizeof data, behave_fn, &o, &r) == SHK_OK);
-    CHECK(log.calls >= 1 && log.monotonic && log.last_done == 40 && log.total == 40);
+    SHK_CHECK(shk_task_run(data, sizeof data, behave_fn, &o, &r) == SHK_OK);
+    SHK_CHECK(log.calls >= 1 && log.monotonic && log.last_done == 40 && log.total == 40);
     shk_task_results_free(r);
 
     progress_log cancel = {0, 0, 0, 3, 1, NULL, 0};
     o.progress_user = &cancel;
-    CHECK(shk_task_run(data, sizeof data, behave_fn, &o, &r) == SHK_ECANCELED);
+    SHK_CHECK(shk_task_run(data, sizeof data, behave_fn, &o, &r) == SHK_ECANCELED);
     size_t ok = 0, cancelled = 0;
     for (size_t i = 0; i < 40; i++) {
       const shk_task_result *res = shk_task_results_get(r, i);
       ok += res->status == SHK_TASK_OK;
       cancelled += res->status == SHK_TASK_CANCELLED;
-      CHECK(res->status == SHK_TASK_OK || res->status == SHK_TASK_CANCELLED);
-      if (res->status == SHK_TASK_OK) CHECK(res->size == 8);
+      SHK_CHECK(res->status == SHK_TASK_OK || res->status == SHK_TASK_CANCELLED);
+      if (res->status == SHK_TASK_OK) SHK_CHECK(res->size == 8);
     }
-    CHECK(ok >= 3 && cancelled > 0 && ok + cancelled == 40);
+    SHK_CHECK(ok >= 3 && cancelled > 0 && ok + cancelled == 40);
     shk_task_results_free(r);
   }
   return 0;
 }
 
-CHILD_TEST(a_pool_refuses_a_second_call_while_one_runs) {
+SHK_CHILD_TEST(a_pool_refuses_a_second_call_while_one_runs, CHILD_TIMEOUT_MS) {
   (void)argc;
   (void)argv;
   shk_task_pool *pool;
-  CHECK(shk_task_pool_create(1, SHK_TASK_THREADS, &pool) == SHK_OK);
+  SHK_CHECK(shk_task_pool_create(1, SHK_TASK_THREADS, &pool) == SHK_OK);
   progress_log log = {0, 0, 0, (size_t)-1, 1, pool, 0};
   shk_task_options o = {0};
   o.chunks = 3;
   o.progress = progress_fn;
   o.progress_user = &log;
   shk_task_results *r;
-  CHECK(shk_task_pool_run(pool, "abc", 3, empty_fn, &o, &r) == SHK_OK);
-  CHECK(log.nested_rc == SHK_EBUSY);
+  SHK_CHECK(shk_task_pool_run(pool, "abc", 3, empty_fn, &o, &r) == SHK_OK);
+  SHK_CHECK(log.nested_rc == SHK_EBUSY);
   shk_task_results_free(r);
   shk_task_pool_free(pool);
   return 0;
@@ -535,11 +523,11 @@ CHILD_TEST(a_pool_refuses_a_second_call_while_one_runs) {
 
 /* ---- data in and out ------------------------------------------------------------------------ */
 
-CHILD_TEST(chunks_can_write_several_mib_each) {
+SHK_CHILD_TEST(chunks_can_write_several_mib_each, CHILD_TIMEOUT_MS) {
   (void)argc;
   (void)argv;
   shk_task_pool *pool;
-  CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &pool) == SHK_OK);
+  SHK_CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &pool) == SHK_OK);
   behave b = BEHAVE_NONE;
   b.out_mib = 6;
   shk_task_options o = {0};
@@ -549,14 +537,14 @@ CHILD_TEST(chunks_can_write_several_mib_each) {
   char data[5] = {0};
   for (int round = 0; round < 2; round++) {
     shk_task_results *r;
-    CHECK(shk_task_pool_run(pool, data, sizeof data, behave_fn, &o, &r) == SHK_OK);
+    SHK_CHECK(shk_task_pool_run(pool, data, sizeof data, behave_fn, &o, &r) == SHK_OK);
     for (size_t i = 0; i < 5; i++) {
       const shk_task_result *res = shk_task_results_get(r, i);
-      CHECK(res->status == SHK_TASK_OK && res->size == 8 + ((size_t)6 << 20));
+      SHK_CHECK(res->status == SHK_TASK_OK && res->size == 8 + ((size_t)6 << 20));
       const unsigned char *p = (const unsigned char *)res->data + 8;
       unsigned char want = (unsigned char)(i * 7 + 1);
-      for (size_t k = 0; k < ((size_t)6 << 20); k += 4093) CHECK(p[k] == want);
-      CHECK(p[((size_t)6 << 20) - 1] == want);
+      for (size_t k = 0; k < ((size_t)6 << 20); k += 4093) SHK_CHECK(p[k] == want);
+      SHK_CHECK(p[((size_t)6 << 20) - 1] == want);
     }
     shk_task_results_free(r);
   }
@@ -564,7 +552,7 @@ CHILD_TEST(chunks_can_write_several_mib_each) {
   return 0;
 }
 
-CHILD_TEST(argument_bytes_arrive_intact_in_every_mode) {
+SHK_CHILD_TEST(argument_bytes_arrive_intact_in_every_mode, CHILD_TIMEOUT_MS) {
   (void)argc;
   (void)argv;
   size_t arg_size = 300 * 1000 + 7;
@@ -578,11 +566,11 @@ CHILD_TEST(argument_bytes_arrive_intact_in_every_mode) {
     o.arg = arg;
     o.arg_size = arg_size;
     shk_task_results *r;
-    CHECK(shk_task_run("0123456789", 10, echo_fn, &o, &r) == SHK_OK);
+    SHK_CHECK(shk_task_run("0123456789", 10, echo_fn, &o, &r) == SHK_OK);
     for (size_t i = 0; i < 3; i++) {
       const shk_task_result *res = shk_task_results_get(r, i);
-      CHECK(res->size == 40 + arg_size);
-      CHECK(memcmp((const char *)res->data + 40, arg, arg_size) == 0);
+      SHK_CHECK(res->size == 40 + arg_size);
+      SHK_CHECK(memcmp((const char *)res->data + 40, arg, arg_size) == 0);
     }
     shk_task_results_free(r);
   }
@@ -590,7 +578,7 @@ CHILD_TEST(argument_bytes_arrive_intact_in_every_mode) {
   return 0;
 }
 
-CHILD_TEST(process_workers_are_other_processes_and_threads_are_not) {
+SHK_CHILD_TEST(process_workers_are_other_processes_and_threads_are_not, CHILD_TIMEOUT_MS) {
   (void)argc;
   (void)argv;
 #ifdef _WIN32
@@ -604,11 +592,11 @@ CHILD_TEST(process_workers_are_other_processes_and_threads_are_not) {
     o.workers = 2;
     o.mode = (shk_task_mode)mode;
     shk_task_results *r;
-    CHECK(shk_task_run("abcd", 4, pid_fn, &o, &r) == SHK_OK);
+    SHK_CHECK(shk_task_run("abcd", 4, pid_fn, &o, &r) == SHK_OK);
     for (size_t i = 0; i < 4; i++) {
       uint64_t pid;
       memcpy(&pid, shk_task_results_get(r, i)->data, 8);
-      CHECK(mode == SHK_TASK_PROCESSES ? pid != me : pid == me);
+      SHK_CHECK(mode == SHK_TASK_PROCESSES ? pid != me : pid == me);
     }
     shk_task_results_free(r);
   }
@@ -617,19 +605,19 @@ CHILD_TEST(process_workers_are_other_processes_and_threads_are_not) {
 
 /* ---- nothing left behind ------------------------------------------------------------------ */
 
-CHILD_TEST(a_pool_reused_a_thousand_times_leaks_nothing) {
+SHK_CHILD_TEST(a_pool_reused_a_thousand_times_leaks_nothing, CHILD_TIMEOUT_MS) {
   (void)argc;
   (void)argv;
   unsigned char data[4096];
   fill_random(data, sizeof data, 3);
   shk_shm *shm;
-  CHECK(shk_shm_create_anonymous(sizeof data, &shm) == SHK_OK);
+  SHK_CHECK(shk_shm_create_anonymous(sizeof data, &shm) == SHK_OK);
   memcpy(shk_shm_data(shm), data, sizeof data);
   /* Warm-up: the first calls may allocate what later calls reuse (libc, the staging copy). */
   counts before = resources();
   for (int mode = 0; mode < 3; mode++) {
     shk_task_pool *pool;
-    CHECK(shk_task_pool_create(2, (shk_task_mode)mode, &pool) == SHK_OK);
+    SHK_CHECK(shk_task_pool_create(2, (shk_task_mode)mode, &pool) == SHK_OK);
     shk_task_options o = {0};
     o.chunks = 4;
     o.halo = 3;
@@ -640,18 +628,18 @@ CHILD_TEST(a_pool_reused_a_thousand_times_leaks_nothing) {
       if (rc != SHK_OK) fprintf(stderr, "mode %d call %d: %s\n", mode, i, shk_error_name(rc));
       for (size_t k = 0; rc != SHK_OK && k < 4; k++)
         fprintf(stderr, "  chunk %zu: %s %d\n", k, shk_task_status_name(shk_task_results_get(r, k)->status), shk_task_results_get(r, k)->code);
-      CHECK(rc == SHK_OK);
-      CHECK(shk_task_results_count(r) == 4);
+      SHK_CHECK(rc == SHK_OK);
+      SHK_CHECK(shk_task_results_count(r) == 4);
       shk_task_results_free(r);
     }
     shk_task_pool_free(pool);
-    CHECK(same_resources(before, resources()));
+    SHK_CHECK(same_resources(before, resources()));
   }
   shk_shm_close(shm);
   return 0;
 }
 
-CHILD_TEST(one_call_runs_leave_nothing_behind_in_any_outcome) {
+SHK_CHILD_TEST(one_call_runs_leave_nothing_behind_in_any_outcome, CHILD_TIMEOUT_MS) {
   (void)argc;
   (void)argv;
   counts before = resources();
@@ -668,9 +656,9 @@ CHILD_TEST(one_call_runs_leave_nothing_behind_in_any_outcome) {
     o.arg_size = sizeof kinds[i];
     shk_task_results *r;
     int rc = shk_task_run(data, sizeof data, behave_fn, &o, &r);
-    CHECK(i == 0 ? rc == SHK_OK : rc != SHK_OK);
+    SHK_CHECK(i == 0 ? rc == SHK_OK : rc != SHK_OK);
     shk_task_results_free(r);
-    CHECK(same_resources(before, resources()));
+    SHK_CHECK(same_resources(before, resources()));
   }
   return 0;
 }
@@ -707,7 +695,7 @@ static int orphan_maker_child(int argc, char **argv) {
   memcpy(&pids[1], shk_task_results_get(r, 0)->data, 8);
   memcpy(&pids[2], shk_task_results_get(r, 1)->data, 8);
   pids[0] = 1; /* ready */
-  for (;;) nap_ms(100);
+  for (;;) shk_test_sleep_ms(100);
 }
 
 static void workers_die_when_the_caller_dies(void **state) {
@@ -719,7 +707,7 @@ static void workers_die_when_the_caller_dies(void **state) {
   const char *args[1] = {name};
   shk_test_proc proc;
   assert_int_equal(shk_test_spawn("orphan_maker", 1, args, &proc), 0);
-  for (int i = 0; i < 3000 && pids[0] == 0; i++) nap_ms(5);
+  for (int i = 0; i < 3000 && pids[0] == 0; i++) shk_test_sleep_ms(5);
   assert_int_equal(pids[0], 1);
   for (int k = 1; k <= 2; k++) assert_false(process_gone(pids[k]));
 #ifdef _WIN32
@@ -734,7 +722,7 @@ static void workers_die_when_the_caller_dies(void **state) {
     int gone = 0;
     for (int i = 0; i < 500 && !gone; i++) {
       gone = process_gone(pids[k]);
-      if (!gone) nap_ms(10);
+      if (!gone) shk_test_sleep_ms(10);
     }
     assert_true(gone);
   }
@@ -753,16 +741,16 @@ static int no_hook_child(int argc, char **argv) {
   int rc = shk_task_run("abcd", 4, empty_fn, NULL, &r);
   int prc = shk_task_pool_create(2, SHK_TASK_PROCESSES, &pool);
 #ifdef _WIN32
-  CHECK(rc == SHK_ENOHOOK && r == NULL);
-  CHECK(prc == SHK_ENOHOOK && pool == NULL);
+  SHK_CHECK(rc == SHK_ENOHOOK && r == NULL);
+  SHK_CHECK(prc == SHK_ENOHOOK && pool == NULL);
   /* Threads and inline need no hook. */
   shk_task_options o = {0};
   o.mode = SHK_TASK_THREADS;
-  CHECK(shk_task_run("abcd", 4, empty_fn, &o, &r) == SHK_OK);
+  SHK_CHECK(shk_task_run("abcd", 4, empty_fn, &o, &r) == SHK_OK);
   shk_task_results_free(r);
 #else
   /* Forked workers need no hook: it is a no-op here. */
-  CHECK(rc == SHK_OK && prc == SHK_OK);
+  SHK_CHECK(rc == SHK_OK && prc == SHK_OK);
   shk_task_results_free(r);
   shk_task_pool_free(pool);
 #endif
@@ -888,23 +876,22 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_program_without_the_hook_gets_a_clear_error),
 };
 
-#define CHILD(name) SHK_TEST_CHILD(name)
 static const shk_test_child children[] = {
-    CHILD(matches_equal_a_serial_scan_in_every_mode),
-    CHILD(input_inside_a_segment_gives_the_same_matches),
-    CHILD(sizes_that_do_not_divide_and_tiny_inputs_are_split_by_the_rule),
-    CHILD(a_failing_chunk_keeps_the_other_results),
-    CHILD(a_crashing_chunk_is_reported_and_its_worker_replaced),
-    CHILD(a_hanging_chunk_times_out_and_nothing_is_left_behind),
-    CHILD(progress_reports_and_cancel_stops_the_remaining_chunks),
-    CHILD(a_pool_refuses_a_second_call_while_one_runs),
-    CHILD(chunks_can_write_several_mib_each),
-    CHILD(argument_bytes_arrive_intact_in_every_mode),
-    CHILD(process_workers_are_other_processes_and_threads_are_not),
-    CHILD(a_pool_reused_a_thousand_times_leaks_nothing),
-    CHILD(one_call_runs_leave_nothing_behind_in_any_outcome),
+    SHK_TEST_CHILD(matches_equal_a_serial_scan_in_every_mode),
+    SHK_TEST_CHILD(input_inside_a_segment_gives_the_same_matches),
+    SHK_TEST_CHILD(sizes_that_do_not_divide_and_tiny_inputs_are_split_by_the_rule),
+    SHK_TEST_CHILD(a_failing_chunk_keeps_the_other_results),
+    SHK_TEST_CHILD(a_crashing_chunk_is_reported_and_its_worker_replaced),
+    SHK_TEST_CHILD(a_hanging_chunk_times_out_and_nothing_is_left_behind),
+    SHK_TEST_CHILD(progress_reports_and_cancel_stops_the_remaining_chunks),
+    SHK_TEST_CHILD(a_pool_refuses_a_second_call_while_one_runs),
+    SHK_TEST_CHILD(chunks_can_write_several_mib_each),
+    SHK_TEST_CHILD(argument_bytes_arrive_intact_in_every_mode),
+    SHK_TEST_CHILD(process_workers_are_other_processes_and_threads_are_not),
+    SHK_TEST_CHILD(a_pool_reused_a_thousand_times_leaks_nothing),
+    SHK_TEST_CHILD(one_call_runs_leave_nothing_behind_in_any_outcome),
     {"orphan_maker", orphan_maker_child},
-    CHILD(no_hook),
+    SHK_TEST_CHILD(no_hook),
 };
 
 int main(int argc, char **argv) {

@@ -25,8 +25,6 @@
 
 #define CHILD_TIMEOUT_MS 120000
 
-#define CHECK(cond) SHK_CHECK(cond)
-#define CHILD_TEST(name) SHK_CHILD_TEST(name, CHILD_TIMEOUT_MS)
 
 /* Writes its process id and the sum of its chunk's bytes. */
 static int pid_sum_fn(const shk_task_chunk *c, shk_task_out *out) {
@@ -95,40 +93,40 @@ static void fill(unsigned char *d, size_t n, unsigned seed) {
 
 /* Defect 1: a worker killed while the pool is idle, then calls that hand the workers a new
  * segment: a larger copy (the staging segment grows), a caller's segment, the same again. */
-CHILD_TEST(a_worker_killed_while_idle_is_replaced_when_the_input_changes) {
+SHK_CHILD_TEST(a_worker_killed_while_idle_is_replaced_when_the_input_changes, CHILD_TIMEOUT_MS) {
   (void)argc;
   (void)argv;
   shk_task_pool *pool;
-  CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &pool) == SHK_OK);
+  SHK_CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &pool) == SHK_OK);
   size_t big = (size_t)4 << 20;
   unsigned char *data = malloc(big);
-  CHECK(data);
+  SHK_CHECK(data);
   fill(data, big, 1);
   uint64_t pids[4];
-  CHECK(run_and_check(pool, data, 4096, 4, pids));
+  SHK_CHECK(run_and_check(pool, data, 4096, 4, pids));
   for (int round = 0; round < 3; round++) {
     /* Kill the worker that ran chunk 0; the next input does not fit the staging copy. */
-    CHECK(kill_worker(pids[0]));
+    SHK_CHECK(kill_worker(pids[0]));
     size_t size = (size_t)(64 * 1024) << (round * 2);
     fill(data, size, (unsigned)round + 2);
-    CHECK(run_and_check(pool, data, size, 4, pids));
+    SHK_CHECK(run_and_check(pool, data, size, 4, pids));
     /* And again with the same copy size (the staging segment already grown). */
-    CHECK(kill_worker(pids[1]));
-    CHECK(run_and_check(pool, data, size, 4, pids));
+    SHK_CHECK(kill_worker(pids[1]));
+    SHK_CHECK(run_and_check(pool, data, size, 4, pids));
   }
   /* A caller's segment, new to the workers. */
   shk_shm *shm;
-  CHECK(shk_shm_create_anonymous(big, &shm) == SHK_OK);
+  SHK_CHECK(shk_shm_create_anonymous(big, &shm) == SHK_OK);
   fill(shk_shm_data(shm), big, 9);
-  CHECK(kill_worker(pids[0]));
-  CHECK(run_and_check(pool, shk_shm_data(shm), big, 4, pids));
-  CHECK(kill_worker(pids[2]));
-  CHECK(run_and_check(pool, shk_shm_data(shm), big, 4, pids));
+  SHK_CHECK(kill_worker(pids[0]));
+  SHK_CHECK(run_and_check(pool, shk_shm_data(shm), big, 4, pids));
+  SHK_CHECK(kill_worker(pids[2]));
+  SHK_CHECK(run_and_check(pool, shk_shm_data(shm), big, 4, pids));
   /* Both workers gone at once. */
-  CHECK(kill_worker(pids[0]));
-  if (pids[1] != pids[0]) CHECK(kill_worker(pids[1]));
-  else CHECK(kill_worker(pids[3]));
-  CHECK(run_and_check(pool, data, big, 4, pids));
+  SHK_CHECK(kill_worker(pids[0]));
+  if (pids[1] != pids[0]) SHK_CHECK(kill_worker(pids[1]));
+  else SHK_CHECK(kill_worker(pids[3]));
+  SHK_CHECK(run_and_check(pool, data, big, 4, pids));
   shk_shm_close(shm);
   shk_task_pool_free(pool);
   free(data);
@@ -164,22 +162,22 @@ static int pool_from_ended_thread(shk_task_pool **pool) {
 #endif
 }
 
-CHILD_TEST(a_pool_created_by_a_thread_that_ended_still_serves) {
+SHK_CHILD_TEST(a_pool_created_by_a_thread_that_ended_still_serves, CHILD_TIMEOUT_MS) {
   (void)argc;
   (void)argv;
   unsigned char data[8192];
   fill(data, sizeof data, 3);
   for (int kind = 0; kind < 2; kind++) {
     shk_task_pool *pool = NULL;
-    CHECK(pool_from_ended_thread(&pool));
+    SHK_CHECK(pool_from_ended_thread(&pool));
     shk_shm *shm = NULL;
     const unsigned char *in = data;
     if (kind == 1) {
-      CHECK(shk_shm_create_anonymous(sizeof data, &shm) == SHK_OK);
+      SHK_CHECK(shk_shm_create_anonymous(sizeof data, &shm) == SHK_OK);
       memcpy(shk_shm_data(shm), data, sizeof data);
       in = shk_shm_data(shm);
     }
-    for (int call = 0; call < 3; call++) CHECK(run_and_check(pool, in, sizeof data, 4, NULL));
+    for (int call = 0; call < 3; call++) SHK_CHECK(run_and_check(pool, in, sizeof data, 4, NULL));
     shk_task_pool_free(pool);
     shk_shm_close(shm);
   }
@@ -236,7 +234,7 @@ static void close_end(intptr_t end) {
 }
 
 /* Defect 3: a pipe whose write end the caller closes sees end of file while a pool exists. */
-CHILD_TEST(workers_hold_none_of_the_callers_descriptors) {
+SHK_CHILD_TEST(workers_hold_none_of_the_callers_descriptors, CHILD_TIMEOUT_MS) {
   (void)argc;
   (void)argv;
   for (int shape = 0; shape < 2; shape++) {
@@ -244,17 +242,17 @@ CHILD_TEST(workers_hold_none_of_the_callers_descriptors) {
 #ifdef _WIN32
     SECURITY_ATTRIBUTES sa = {sizeof sa, NULL, TRUE}; /* inheritable, the worst case */
     HANDLE r, w;
-    CHECK(CreatePipe(&r, &w, &sa, 0));
+    SHK_CHECK(CreatePipe(&r, &w, &sa, 0));
     ends[0] = (intptr_t)r;
     ends[1] = (intptr_t)w;
 #else
     int fds[2];
-    CHECK(pipe(fds) == 0); /* no close-on-exec, the worst case */
+    SHK_CHECK(pipe(fds) == 0); /* no close-on-exec, the worst case */
     ends[0] = fds[0];
     ends[1] = fds[1];
 #endif
     shk_task_pool *pool;
-    CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &pool) == SHK_OK);
+    SHK_CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &pool) == SHK_OK);
     shk_task_options o = {0};
     o.chunks = 2;
     held_fd pass[2];
@@ -263,7 +261,7 @@ CHILD_TEST(workers_hold_none_of_the_callers_descriptors) {
       pass[k].fd = ends[k];
 #ifndef _WIN32
       struct stat st;
-      CHECK(fstat((int)ends[k], &st) == 0);
+      SHK_CHECK(fstat((int)ends[k], &st) == 0);
       pass[k].dev = (uint64_t)st.st_dev;
       pass[k].ino = (uint64_t)st.st_ino;
 #endif
@@ -272,18 +270,18 @@ CHILD_TEST(workers_hold_none_of_the_callers_descriptors) {
     o.arg_size = sizeof pass;
     shk_task_results *res;
     if (shape == 1) { /* the one-call form's workers too, while they run */
-      CHECK(shk_task_run("ab", 2, holds_fn, &o, &res) == SHK_OK);
+      SHK_CHECK(shk_task_run("ab", 2, holds_fn, &o, &res) == SHK_OK);
     } else {
-      CHECK(shk_task_pool_run(pool, "ab", 2, holds_fn, &o, &res) == SHK_OK);
+      SHK_CHECK(shk_task_pool_run(pool, "ab", 2, holds_fn, &o, &res) == SHK_OK);
     }
     for (size_t i = 0; i < 2; i++) {
       uint64_t held;
       memcpy(&held, shk_task_results_get(res, i)->data, sizeof held);
-      CHECK(held == 0);
+      SHK_CHECK(held == 0);
     }
     shk_task_results_free(res);
     close_end(ends[1]);
-    CHECK(sees_end_of_file(ends[0]));
+    SHK_CHECK(sees_end_of_file(ends[0]));
     shk_task_pool_free(pool);
     close_end(ends[0]);
   }
@@ -291,24 +289,24 @@ CHILD_TEST(workers_hold_none_of_the_callers_descriptors) {
 }
 
 /* Defect 6: shk_last_os_error() never describes a failure older than the task call. */
-CHILD_TEST(a_task_call_starts_with_no_os_error_recorded) {
+SHK_CHILD_TEST(a_task_call_starts_with_no_os_error_recorded, CHILD_TIMEOUT_MS) {
   (void)argc;
   (void)argv;
   char name[64];
   shk_shm *shm;
-  CHECK(shk_shm_open(shk_test_unique_name(name, sizeof name, "none"), SHK_SHM_READ_ONLY, &shm) ==
-        SHK_ENOENT);
-  CHECK(shk_last_os_error() != 0);
+  SHK_CHECK(shk_shm_open(shk_test_unique_name(name, sizeof name, "none"), SHK_SHM_READ_ONLY,
+                         &shm) == SHK_ENOENT);
+  SHK_CHECK(shk_last_os_error() != 0);
   shk_task_pool *pool;
-  CHECK(shk_task_pool_create(1, SHK_TASK_THREADS, &pool) == SHK_OK);
-  CHECK(shk_last_os_error() == 0);
-  CHECK(shk_shm_open(name, SHK_SHM_READ_ONLY, &shm) == SHK_ENOENT);
-  CHECK(run_and_check(pool, (const unsigned char *)"abcd", 4, 2, NULL));
-  CHECK(shk_last_os_error() == 0);
-  CHECK(shk_shm_open(name, SHK_SHM_READ_ONLY, &shm) == SHK_ENOENT);
+  SHK_CHECK(shk_task_pool_create(1, SHK_TASK_THREADS, &pool) == SHK_OK);
+  SHK_CHECK(shk_last_os_error() == 0);
+  SHK_CHECK(shk_shm_open(name, SHK_SHM_READ_ONLY, &shm) == SHK_ENOENT);
+  SHK_CHECK(run_and_check(pool, (const unsigned char *)"abcd", 4, 2, NULL));
+  SHK_CHECK(shk_last_os_error() == 0);
+  SHK_CHECK(shk_shm_open(name, SHK_SHM_READ_ONLY, &shm) == SHK_ENOENT);
   shk_task_results *r;
-  CHECK(shk_task_run("abcd", 4, pid_sum_fn, NULL, &r) == SHK_OK);
-  CHECK(shk_last_os_error() == 0);
+  SHK_CHECK(shk_task_run("abcd", 4, pid_sum_fn, NULL, &r) == SHK_OK);
+  SHK_CHECK(shk_last_os_error() == 0);
   shk_task_results_free(r);
   shk_task_pool_free(pool);
   return 0;
@@ -376,11 +374,11 @@ static int ran_everywhere(int rc, shk_task_results *r, size_t chunks) {
 /* Item 8 of issue 11: a function in no module runs where workers can reach it (POSIX: workers
  * forked after it existed: a fresh call, a pool created after it) and is refused with
  * SHK_EUNSUPPORTED where they cannot (an older pool's chunks; Windows, before any chunk). */
-CHILD_TEST(a_function_made_at_run_time_runs_where_workers_can_reach_it) {
+SHK_CHILD_TEST(a_function_made_at_run_time_runs_where_workers_can_reach_it, CHILD_TIMEOUT_MS) {
   (void)argc;
   (void)argv;
   shk_task_pool *older;
-  CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &older) == SHK_OK);
+  SHK_CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &older) == SHK_OK);
   void *page = NULL;
   shk_task_fn fn = make_jit_fn(&page);
   if (!fn) {
@@ -396,37 +394,37 @@ CHILD_TEST(a_function_made_at_run_time_runs_where_workers_can_reach_it) {
   /* Threads always reach it. */
   o.mode = SHK_TASK_THREADS;
   rc = shk_task_run("abcd", 4, fn, &o, &r);
-  CHECK(ran_everywhere(rc, r, 4));
+  SHK_CHECK(ran_everywhere(rc, r, 4));
   shk_task_results_free(r);
   o.mode = SHK_TASK_PROCESSES;
   rc = shk_task_run("abcd", 4, fn, &o, &r);
 #ifdef _WIN32
-  CHECK(rc == SHK_EUNSUPPORTED && r == NULL);
+  SHK_CHECK(rc == SHK_EUNSUPPORTED && r == NULL);
   shk_task_pool *newer;
-  CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &newer) == SHK_OK);
-  CHECK(shk_task_pool_run(newer, "abcd", 4, fn, &o, &r) == SHK_EUNSUPPORTED && r == NULL);
+  SHK_CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &newer) == SHK_OK);
+  SHK_CHECK(shk_task_pool_run(newer, "abcd", 4, fn, &o, &r) == SHK_EUNSUPPORTED && r == NULL);
   shk_task_pool_free(newer);
 #else
-  CHECK(ran_everywhere(rc, r, 4));
+  SHK_CHECK(ran_everywhere(rc, r, 4));
   shk_task_results_free(r);
   shk_task_pool *newer;
-  CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &newer) == SHK_OK);
+  SHK_CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &newer) == SHK_OK);
   for (int call = 0; call < 3; call++) {
     rc = shk_task_pool_run(newer, "abcd", 4, fn, &o, &r);
-    CHECK(ran_everywhere(rc, r, 4));
+    SHK_CHECK(ran_everywhere(rc, r, 4));
     shk_task_results_free(r);
   }
   shk_task_pool_free(newer);
   /* The older pool's workers were forked before the page existed. */
-  CHECK(shk_task_pool_run(older, "abcd", 4, fn, &o, &r) == SHK_ECHUNK);
+  SHK_CHECK(shk_task_pool_run(older, "abcd", 4, fn, &o, &r) == SHK_ECHUNK);
   for (size_t i = 0; i < 4; i++) {
     const shk_task_result *res = shk_task_results_get(r, i);
-    CHECK(res->status == SHK_TASK_FAILED && res->code == SHK_EUNSUPPORTED);
+    SHK_CHECK(res->status == SHK_TASK_FAILED && res->code == SHK_EUNSUPPORTED);
   }
   shk_task_results_free(r);
 #endif
   /* The older pool still serves functions it can reach. */
-  CHECK(run_and_check(older, (const unsigned char *)"abcd", 4, 4, NULL));
+  SHK_CHECK(run_and_check(older, (const unsigned char *)"abcd", 4, 4, NULL));
   shk_task_pool_free(older);
   free_jit_fn(page);
   return 0;
@@ -468,24 +466,25 @@ static int awkward_run(const unsigned char *data, size_t size, char mode, unsign
 /* The one-call form keeps its arena for the next call: whatever the previous call left there (a
  * crash, a worker killed at the deadline, a large output, fewer workers), the next one's results
  * are exact. */
-CHILD_TEST(one_calls_after_crashes_timeouts_and_large_outputs_give_exact_results) {
+SHK_CHILD_TEST(one_calls_after_crashes_timeouts_and_large_outputs_give_exact_results,
+               CHILD_TIMEOUT_MS) {
   (void)argc;
   (void)argv;
   size_t size = (size_t)1 << 20;
   unsigned char *data = malloc(size);
-  CHECK(data);
+  SHK_CHECK(data);
   fill(data, size, 5);
-  CHECK(run_and_check(NULL, data, size, 8, NULL));
-  CHECK(awkward_run(data, size, 'c', 2) == SHK_ECRASHED);
-  CHECK(run_and_check(NULL, data, size, 8, NULL));
-  CHECK(awkward_run(data, size, 't', 4) == SHK_ETIMEDOUT);
-  CHECK(run_and_check(NULL, data, size, 8, NULL));
-  CHECK(awkward_run(data, size, 'b', 2) == SHK_OK);
-  CHECK(run_and_check(NULL, data, size, 8, NULL));
-  CHECK(awkward_run(data, size, 'n', 1) == SHK_OK);
-  CHECK(run_and_check(NULL, data, size, 3, NULL));
-  CHECK(awkward_run(data, size, 'n', 4) == SHK_OK);
-  CHECK(run_and_check(NULL, data, size, 8, NULL));
+  SHK_CHECK(run_and_check(NULL, data, size, 8, NULL));
+  SHK_CHECK(awkward_run(data, size, 'c', 2) == SHK_ECRASHED);
+  SHK_CHECK(run_and_check(NULL, data, size, 8, NULL));
+  SHK_CHECK(awkward_run(data, size, 't', 4) == SHK_ETIMEDOUT);
+  SHK_CHECK(run_and_check(NULL, data, size, 8, NULL));
+  SHK_CHECK(awkward_run(data, size, 'b', 2) == SHK_OK);
+  SHK_CHECK(run_and_check(NULL, data, size, 8, NULL));
+  SHK_CHECK(awkward_run(data, size, 'n', 1) == SHK_OK);
+  SHK_CHECK(run_and_check(NULL, data, size, 3, NULL));
+  SHK_CHECK(awkward_run(data, size, 'n', 4) == SHK_OK);
+  SHK_CHECK(run_and_check(NULL, data, size, 8, NULL));
   free(data);
   return 0;
 }
@@ -493,16 +492,16 @@ CHILD_TEST(one_calls_after_crashes_timeouts_and_large_outputs_give_exact_results
 #ifndef _WIN32
 /* A process forked after a one-call run has its parent's kept arena mapped (shared with the
  * parent): it must not use it. Both run one-call tasks at the same time. */
-CHILD_TEST(a_forked_child_runs_one_calls_beside_its_parent) {
+SHK_CHILD_TEST(a_forked_child_runs_one_calls_beside_its_parent, CHILD_TIMEOUT_MS) {
   (void)argc;
   (void)argv;
   size_t size = (size_t)1 << 20;
   unsigned char *data = malloc(size);
-  CHECK(data);
+  SHK_CHECK(data);
   fill(data, size, 9);
-  CHECK(run_and_check(NULL, data, size, 8, NULL)); /* an arena is kept now */
+  SHK_CHECK(run_and_check(NULL, data, size, 8, NULL)); /* an arena is kept now */
   pid_t child = fork();
-  CHECK(child >= 0);
+  SHK_CHECK(child >= 0);
   if (child == 0) {
     fill(data, size, 77);
     for (int i = 0; i < 100; i++)
@@ -512,9 +511,9 @@ CHILD_TEST(a_forked_child_runs_one_calls_beside_its_parent) {
   int ok = 1;
   for (int i = 0; i < 100; i++) ok &= run_and_check(NULL, data, size, 8, NULL);
   int status;
-  CHECK(waitpid(child, &status, 0) == child);
-  CHECK(ok);
-  CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  SHK_CHECK(waitpid(child, &status, 0) == child);
+  SHK_CHECK(ok);
+  SHK_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   free(data);
   return 0;
 }
@@ -532,16 +531,15 @@ static const struct CMUnitTest tests[] = {
 #endif
 };
 
-#define CHILD(name) SHK_TEST_CHILD(name)
 static const shk_test_child children[] = {
-    CHILD(a_function_made_at_run_time_runs_where_workers_can_reach_it),
-    CHILD(a_task_call_starts_with_no_os_error_recorded),
-    CHILD(workers_hold_none_of_the_callers_descriptors),
-    CHILD(a_worker_killed_while_idle_is_replaced_when_the_input_changes),
-    CHILD(a_pool_created_by_a_thread_that_ended_still_serves),
-    CHILD(one_calls_after_crashes_timeouts_and_large_outputs_give_exact_results),
+    SHK_TEST_CHILD(a_function_made_at_run_time_runs_where_workers_can_reach_it),
+    SHK_TEST_CHILD(a_task_call_starts_with_no_os_error_recorded),
+    SHK_TEST_CHILD(workers_hold_none_of_the_callers_descriptors),
+    SHK_TEST_CHILD(a_worker_killed_while_idle_is_replaced_when_the_input_changes),
+    SHK_TEST_CHILD(a_pool_created_by_a_thread_that_ended_still_serves),
+    SHK_TEST_CHILD(one_calls_after_crashes_timeouts_and_large_outputs_give_exact_results),
 #ifndef _WIN32
-    CHILD(a_forked_child_runs_one_calls_beside_its_parent),
+    SHK_TEST_CHILD(a_forked_child_runs_one_calls_beside_its_parent),
 #endif
 };
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "shk_test.h"
+#include "shk_test_watch.h"
 #include "shmkit.h"
 
 #ifndef _WIN32
@@ -544,14 +545,6 @@ static void burst_beyond_a_ring_of(void **state, uint32_t ring) {
   collector_free(c);
 }
 
-static void sleep_ms(unsigned ms) {
-#ifdef _WIN32
-  Sleep(ms);
-#else
-  usleep(ms * 1000u);
-#endif
-}
-
 /* A burst that overflows the ring is still one event per region: the resync after the overflow
  * waits for the coalescing window like any burst (it used to compare at once, splitting the
  * burst in two events). The worker passes every millisecond; the window is long. */
@@ -573,9 +566,9 @@ static void a_burst_that_overflows_the_ring_is_still_one_event(void **state) {
   for (int tries = 0; tries < 200; tries++) {
     assert_int_equal(shk_watch_stats_get(w, &st), SHK_OK);
     if (st.resyncs > 0) break;
-    sleep_ms(5);
+    shk_test_sleep_ms(5);
   }
-  sleep_ms(20);
+  shk_test_sleep_ms(20);
   for (int i = N / 2; i < N; i++) buf[i * 4096] = 2;
   assert_int_equal(shk_watch_flush(w), SHK_OK);
   assert_int_equal(shk_watch_stats_get(w, &st), SHK_OK);
@@ -843,16 +836,6 @@ static void a_handler_installed_before_gets_the_faults_that_are_not_ours(void **
 
 /* ---- the memory-area limit ---------------------------------------------------------------- */
 
-static size_t sys_page(void) {
-#ifdef _WIN32
-  SYSTEM_INFO si;
-  GetSystemInfo(&si);
-  return si.dwPageSize;
-#else
-  return (size_t)sysconf(_SC_PAGESIZE);
-#endif
-}
-
 static int child_area_limit(int argc, char **argv) {
   (void)argc;
   shk_watch_options o;
@@ -862,7 +845,7 @@ static int child_area_limit(int argc, char **argv) {
   o.poll_interval_ms = 50;
   shk_watcher *w = NULL;
   if (shk_watch_create(&o, &w) != SHK_OK) return 2;
-  size_t regions = (size_t)strtoul(argv[1], NULL, 10), ps = sys_page();
+  size_t regions = (size_t)strtoul(argv[1], NULL, 10), ps = shk_test_page_size();
   unsigned char *buf = NULL;
   if (shk_watch_pages_alloc(regions * 2 * ps, (void **)&buf) != SHK_OK) return 3;
   size_t added = 0;

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "shk_test.h"
+#include "shk_test_thread.h"
+#include "shk_test_watch.h"
 #include "shmkit.h"
 
 #ifdef _WIN32
@@ -304,27 +306,7 @@ static void churn_body(churn *c) {
   }
 }
 
-#ifdef _WIN32
-static DWORD WINAPI churn_main(LPVOID p) {
-  churn_body(p);
-  return 0;
-}
-#else
-static void *churn_main(void *p) {
-  churn_body(p);
-  return NULL;
-}
-#endif
-
-static uint64_t now_ms(void) {
-#ifdef _WIN32
-  return GetTickCount64();
-#else
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-#endif
-}
+static void churn_main(void *p) { churn_body(p); }
 
 static int child_threads(int argc, char **argv) {
   (void)argc;
@@ -338,28 +320,18 @@ static int child_threads(int argc, char **argv) {
   shk_buf *held[4];
   bool held_seen[4] = {false, false, false, false};
   for (int i = 0; i < 4; i++) SHK_CHECK(held[i] = make_buf("pages", 256));
-#ifdef _WIN32
-  HANDLE th[MAKERS];
-#else
-  pthread_t th[MAKERS];
-#endif
-  for (int i = 0; i < MAKERS; i++) {
-#ifdef _WIN32
-    th[i] = CreateThread(NULL, 0, churn_main, &c, 0, NULL);
-    SHK_CHECK(th[i]);
-#else
-    SHK_CHECK(pthread_create(&th[i], NULL, churn_main, &c) == 0);
-#endif
-  }
+  shk_test_thread th[MAKERS];
+  for (int i = 0; i < MAKERS; i++)
+    SHK_CHECK(shk_test_thread_start(&th[i], churn_main, &c) == 0);
   /* The calls race with the makers: following starts, stops and starts again. (The watcher is
    * freed only once the makers stop: freeing the last watcher removes the fault handler, and a
    * write fault already on its way to the handler then kills its thread, with or without
    * buffers: a defect of the handler's removal, not of following buffers.) */
   shk_watcher *w = make_from_arg(argv[0], &s);
   SHK_CHECK(w);
-  uint64_t end = now_ms() + RUN_MS;
+  uint64_t end = shk_test_now_ms() + RUN_MS;
   unsigned v = 0, round = 0;
-  while (now_ms() < end) {
+  while (shk_test_now_ms() < end) {
     SHK_CHECK(shk_watch_add_buffers(w, NULL) == SHK_OK);
     for (int k = 0; k < 50; k++)
       for (int i = 0; i < 4; i++) ((volatile unsigned char *)shk_buf_data(held[i]))[k] = (unsigned char)++v;
@@ -370,14 +342,7 @@ static int child_threads(int argc, char **argv) {
     round++;
   }
   atomic_store(&c.stop, 1);
-  for (int i = 0; i < MAKERS; i++) {
-#ifdef _WIN32
-    WaitForSingleObject(th[i], INFINITE);
-    CloseHandle(th[i]);
-#else
-    pthread_join(th[i], NULL);
-#endif
-  }
+  for (int i = 0; i < MAKERS; i++) shk_test_thread_join(&th[i]);
   SHK_CHECK(regions(w) == 0);
   shk_watch_free(w);
   for (int i = 0; i < 4; i++) {

@@ -90,13 +90,7 @@ static int child_free_while_writing(int argc, char **argv) {
 static void freeing_the_last_watcher_while_its_pages_are_written_never_kills_a_writer(
     void **state) {
   (void)state;
-  char args[8][8];
-  size_t n = shk_test_usable_backends(args, 8);
-  for (size_t i = 0; i < n; i++) {
-    printf("    backend %s\n", args[i]);
-    const char *a[] = {args[i]};
-    shk_test_run_child_ok("free_while_writing", 1, a, CHILD_TIMEOUT_MS);
-  }
+  shk_test_run_child_on_every_backend("free_while_writing", CHILD_TIMEOUT_MS);
 }
 
 /* ---- a handler the program installs after the last watcher is freed ------------------------ */

@@ -9,6 +9,8 @@
 #include <string.h>
 
 #include "shk_test.h"
+#include "shk_test_thread.h"
+#include "shk_test_watch.h"
 #include "shmkit.h"
 
 #ifdef _WIN32
@@ -20,16 +22,6 @@
 #endif
 
 #define CHILD_TIMEOUT_MS 60000
-
-static size_t page_size(void) {
-#ifdef _WIN32
-  SYSTEM_INFO si;
-  GetSystemInfo(&si);
-  return si.dwPageSize;
-#else
-  return (size_t)sysconf(_SC_PAGESIZE);
-#endif
-}
 
 /* Plain OS memory with a given access, made without shmkit. */
 static void *os_map(size_t size, bool writable) {
@@ -85,22 +77,6 @@ static shk_watcher *make(shk_watch_backend b, bool sync) {
   return shk_watch_create(&o, &w) == SHK_OK ? w : NULL;
 }
 
-/* Backend argument of a child: "<number>" or "<number>s" for userfaultfd's sync mode. */
-static shk_watcher *make_from_arg(const char *arg) {
-  return make((shk_watch_backend)atoi(arg), strchr(arg, 's') != NULL);
-}
-
-/* The backends (and modes) usable here, as child arguments. */
-static size_t usable_backends(char args[][8], size_t max) {
-  size_t n = 0;
-  for (int b = 1; b < SHK_WATCH_BACKEND_COUNT && n < max; b++) {
-    if (!shk_watch_backend_available((shk_watch_backend)b)) continue;
-    snprintf(args[n++], 8, "%d", b);
-    if (b == SHK_WATCH_USERFAULTFD && n < max) snprintf(args[n++], 8, "%ds", b);
-  }
-  return n;
-}
-
 /* A crash in a child, compared with the same crash in a child without any watcher: under a
  * sanitizer that catches SIGSEGV the "crash" is its report and exit code, the same in both. */
 static void crashes_as_without_shmkit(const char *child, const char *backend) {
@@ -151,27 +127,7 @@ static void churn_body(churner *t) {
   }
 }
 
-#ifdef _WIN32
-static DWORD WINAPI churn_main(LPVOID p) {
-  churn_body(p);
-  return 0;
-}
-#else
-static void *churn_main(void *p) {
-  churn_body(p);
-  return NULL;
-}
-#endif
-
-static uint64_t now_ms(void) {
-#ifdef _WIN32
-  return GetTickCount64();
-#else
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-#endif
-}
+static void churn_main(void *p) { churn_body(p); }
 
 static int child_churn(int argc, char **argv) {
   (void)argc;
@@ -179,41 +135,25 @@ static int child_churn(int argc, char **argv) {
   memset(&c, 0, sizeof c);
   atomic_init(&c.stop, 0);
   atomic_init(&c.failures, 0);
-  c.page = page_size();
-  c.w = make_from_arg(argv[0]);
+  c.page = shk_test_page_size();
+  c.w = shk_test_watcher_from_arg(argv[0]);
   if (!c.w) return 2;
   size_t size = CHURNERS * PAGES_EACH * c.page;
   if (shk_watch_pages_alloc(size, (void **)&c.base) != SHK_OK) return 3;
   churner t[CHURNERS];
-#ifdef _WIN32
-  HANDLE th[CHURNERS];
-#else
-  pthread_t th[CHURNERS];
-#endif
+  shk_test_thread th[CHURNERS];
   for (int i = 0; i < CHURNERS; i++) {
     t[i].c = &c;
     t[i].index = i;
-#ifdef _WIN32
-    th[i] = CreateThread(NULL, 0, churn_main, &t[i], 0, NULL);
-    if (!th[i]) return 4;
-#else
-    if (pthread_create(&th[i], NULL, churn_main, &t[i]) != 0) return 4;
-#endif
+    if (shk_test_thread_start(&th[i], churn_main, &t[i]) != 0) return 4;
   }
   /* The writer: every 64-byte slot of every page, over and over. */
-  uint64_t end = now_ms() + RUN_MS;
+  uint64_t end = shk_test_now_ms() + RUN_MS;
   unsigned v = 0;
-  while (now_ms() < end)
+  while (shk_test_now_ms() < end)
     for (size_t off = 0; off < size; off += 64) ((volatile unsigned char *)c.base)[off] = (unsigned char)++v;
   atomic_store(&c.stop, 1);
-  for (int i = 0; i < CHURNERS; i++) {
-#ifdef _WIN32
-    WaitForSingleObject(th[i], INFINITE);
-    CloseHandle(th[i]);
-#else
-    pthread_join(th[i], NULL);
-#endif
-  }
+  for (int i = 0; i < CHURNERS; i++) shk_test_thread_join(&th[i]);
   shk_watch_free(c.w);
   shk_watch_pages_free(c.base, size);
   return atomic_load(&c.failures) ? 5 : 0;
@@ -221,26 +161,20 @@ static int child_churn(int argc, char **argv) {
 
 static void adding_and_removing_while_another_thread_writes_never_crashes_it(void **state) {
   (void)state;
-  char args[8][8];
-  size_t n = usable_backends(args, 8);
-  for (size_t i = 0; i < n; i++) {
-    printf("    backend %s\n", args[i]);
-    const char *a[] = {args[i]};
-    shk_test_run_child_ok("churn", 1, a, CHILD_TIMEOUT_MS);
-  }
+  shk_test_run_child_on_every_backend("churn", CHILD_TIMEOUT_MS);
 }
 
 /* ---- defect 2: an instruction fetch from a watched page ------------------------------------ */
 
 static int child_jump(int argc, char **argv) {
   (void)argc;
-  size_t ps = page_size();
+  size_t ps = shk_test_page_size();
   unsigned char *p = NULL;
   if (shk_watch_pages_alloc(ps, (void **)&p) != SHK_OK) return 2;
   memset(p, 0xC3, ps); /* "ret" on x86: harmless if the page ever were executable */
   shk_watcher *w = NULL;
   if (atoi(argv[0]) >= 0) {
-    w = make_from_arg(argv[0]);
+    w = shk_test_watcher_from_arg(argv[0]);
     uint32_t id;
     if (!w || shk_watch_add(w, p, 64, "code", &id) != SHK_OK) return 3;
     p[1] = 0xC3; /* a watched write first: the hook is live */
@@ -254,7 +188,7 @@ static int child_jump(int argc, char **argv) {
 static void a_jump_into_a_watched_page_crashes_as_without_shmkit(void **state) {
   (void)state;
   char args[8][8];
-  size_t n = usable_backends(args, 8);
+  size_t n = shk_test_usable_backends(args, 8);
   for (size_t i = 0; i < n; i++) crashes_as_without_shmkit("jump", args[i]);
 }
 
@@ -266,7 +200,7 @@ static const unsigned char const_table[64 * 1024] = {1, 2, 3};
  * mapped by the test). */
 static unsigned char *read_only(const char *which) {
   if (strcmp(which, "const") == 0) return (unsigned char *)(uintptr_t)const_table + 8192;
-  return os_map(page_size(), false);
+  return os_map(shk_test_page_size(), false);
 }
 
 static int child_read_only(int argc, char **argv) {
@@ -274,7 +208,7 @@ static int child_read_only(int argc, char **argv) {
   unsigned char *p = read_only(argv[1]);
   if (!p) return 2;
   if (atoi(argv[0]) >= 0) {
-    shk_watcher *w = make_from_arg(argv[0]);
+    shk_watcher *w = shk_test_watcher_from_arg(argv[0]);
     if (!w) return 3;
     uint32_t id;
     int rc = shk_watch_add(w, p, 16, "ro", &id);
@@ -289,7 +223,7 @@ static int child_read_only(int argc, char **argv) {
 static void read_only_memory_stays_read_only(void **state) {
   (void)state;
   char args[8][8];
-  size_t n = usable_backends(args, 7);
+  size_t n = shk_test_usable_backends(args, 7);
   snprintf(args[n++], 8, "%d", SHK_WATCH_AUTO);
   static const char *const kinds[] = {"const", "pages"};
   for (size_t k = 0; k < 2; k++) {
@@ -314,7 +248,7 @@ static void read_only_memory_stays_read_only(void **state) {
  * protection), and so does auto, by putting it on poll. */
 static void read_only_memory_is_refused_by_protection_and_polled_by_auto(void **state) {
   (void)state;
-  unsigned char *ro = os_map(page_size(), false);
+  unsigned char *ro = os_map(shk_test_page_size(), false);
   assert_non_null(ro);
   unsigned char *cst = (unsigned char *)(uintptr_t)const_table + 4096;
   for (int b = 0; b < SHK_WATCH_BACKEND_COUNT; b++) {
@@ -343,7 +277,7 @@ static void read_only_memory_is_refused_by_protection_and_polled_by_auto(void **
     assert_int_equal(st.regions, 0);
     shk_watch_free(w);
   }
-  os_unmap(ro, page_size());
+  os_unmap(ro, shk_test_page_size());
 }
 
 /* ---- defect 4: unmapped memory -------------------------------------------------------------- */
@@ -353,7 +287,7 @@ static void read_only_memory_is_refused_by_protection_and_polled_by_auto(void **
 static int child_unmapped(int argc, char **argv) {
   (void)argc;
   (void)argv;
-  size_t ps = page_size();
+  size_t ps = shk_test_page_size();
   for (int b = 0; b < SHK_WATCH_BACKEND_COUNT; b++) {
     if (!shk_watch_backend_available((shk_watch_backend)b)) continue;
     for (int sync = 0; sync < (b == SHK_WATCH_USERFAULTFD ? 2 : 1); sync++) {

@@ -53,6 +53,8 @@ shk_test_exit shk_test_wait(shk_test_proc *proc, int timeout_ms) {
 }
 
 int shk_test_access_violation_code(void) { return (int)0xC0000005u; }
+
+void shk_test_sleep_ms(unsigned ms) { Sleep(ms); }
 #else
 int shk_test_spawn(const char *name, int argc, const char *const *argv, shk_test_proc *proc) {
   const char *args[12];
@@ -101,6 +103,11 @@ shk_test_exit shk_test_wait(shk_test_proc *proc, int timeout_ms) {
 }
 
 int shk_test_access_violation_code(void) { return SIGSEGV; }
+
+void shk_test_sleep_ms(unsigned ms) {
+  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
 #endif
 
 void shk_test_run_child_ok(const char *name, int argc, const char *const *argv, int timeout_ms) {

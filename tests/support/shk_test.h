@@ -47,6 +47,9 @@ const char *shk_test_unique_name(char *buf, size_t size, const char *tag);
  * code of an access violation. */
 int shk_test_access_violation_code(void);
 
+/* Sleeps about ms milliseconds (Sleep on Windows, nanosleep elsewhere). */
+void shk_test_sleep_ms(unsigned ms);
+
 /* The entry point: runs the child routine named after "--shk-test-child", or else the group. */
 int shk_test_main(int argc, char **argv, const char *group, const struct CMUnitTest *tests,
                   size_t count, const shk_test_child *children, size_t child_count);

@@ -1,5 +1,6 @@
 /* What the watcher's tests share: the page size and a millisecond clock read without shmkit,
- * watchers made from a child's backend argument, and the list of backends usable here.
+ * watchers made from a child's backend argument, the list of backends usable here, and a child run
+ * on each of them.
  * Header-only (static inline), like shk_test_thread.h. */
 #ifndef SHMKIT_SHK_TEST_WATCH_H
 #define SHMKIT_SHK_TEST_WATCH_H
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "shk_test.h"
 #include "shmkit.h"
 
 #ifdef _WIN32
@@ -59,6 +61,18 @@ static inline size_t shk_test_usable_backends(char args[][8], size_t max) {
     if (b == SHK_WATCH_USERFAULTFD && n < max) snprintf(args[n++], 8, "%ds", b);
   }
   return n;
+}
+
+/* Runs child routine `name` once on each backend of shk_test_usable_backends() (as its argument),
+ * each within timeout_ms, asserting that it exits with 0. */
+static inline void shk_test_run_child_on_every_backend(const char *name, int timeout_ms) {
+  char args[8][8];
+  size_t n = shk_test_usable_backends(args, 8);
+  for (size_t i = 0; i < n; i++) {
+    printf("    backend %s\n", args[i]);
+    const char *a[] = {args[i]};
+    shk_test_run_child_ok(name, 1, a, timeout_ms);
+  }
 }
 
 #endif
