@@ -81,8 +81,7 @@ static void a_missing_executable_is_reported_to_the_caller(void **state) {
   int rc = shk__os_proc_start("/nonexistent/shk-no-such-program", args, 1, NULL, 0, true, &proc);
   /* valgrind runs glibc's vfork-like clone as a fork: the exec error no longer reaches
    * posix_spawn's caller, the child exits with 127 as after a fork. */
-  const char *preload = getenv("LD_PRELOAD");
-  bool under_valgrind = preload && strstr(preload, "vgpreload");
+  bool under_valgrind = shk_test_under_valgrind();
   (void)under_valgrind;
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
   if (!under_valgrind) {

@@ -54,6 +54,8 @@ shk_test_exit shk_test_wait(shk_test_proc *proc, int timeout_ms) {
 
 int shk_test_access_violation_code(void) { return (int)0xC0000005u; }
 
+bool shk_test_under_valgrind(void) { return false; }
+
 void shk_test_sleep_ms(unsigned ms) { Sleep(ms); }
 #else
 int shk_test_spawn(const char *name, int argc, const char *const *argv, shk_test_proc *proc) {
@@ -103,6 +105,11 @@ shk_test_exit shk_test_wait(shk_test_proc *proc, int timeout_ms) {
 }
 
 int shk_test_access_violation_code(void) { return SIGSEGV; }
+
+bool shk_test_under_valgrind(void) {
+  const char *preload = getenv("LD_PRELOAD");
+  return preload && strstr(preload, "vgpreload") != NULL;
+}
 
 void shk_test_sleep_ms(unsigned ms) {
   struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};

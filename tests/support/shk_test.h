@@ -6,6 +6,7 @@
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +47,10 @@ const char *shk_test_unique_name(char *buf, size_t size, const char *tag);
 /* The signal a null-pointer write kills a process with: SIGSEGV, or on Windows the exception
  * code of an access violation. */
 int shk_test_access_violation_code(void);
+
+/* Whether this process runs under valgrind (its preload library is in LD_PRELOAD; never on
+ * Windows), for the few tests whose timing a valgrind-slowed process cannot keep. */
+bool shk_test_under_valgrind(void);
 
 /* Sleeps about ms milliseconds (Sleep on Windows, nanosleep elsewhere). */
 void shk_test_sleep_ms(unsigned ms);
