@@ -285,10 +285,16 @@ static void zone_event(trace_json *t, const shk_lens_event *e) {
   p = put_u64(p + 7, e->pid);
   memcpy(p, ",\"tid\":", 7);
   p = put_u64(p + 7, e->tid);
+  /* Start and end are each rounded from the exact times, never one from the other and a rounded
+   * duration: rounding is monotonic, so zones that nest (or start at the same instant) still
+   * nest after it, where end - duration could put a child a nanosecond before its parent. */
   int64_t end_ns = ns_of(e->time);
-  int64_t dur = e->duration_ns > (uint64_t)end_ns ? end_ns : (int64_t)e->duration_ns;
+  int64_t start_ns = ns_of(e->time - (double)e->duration_ns * 1e-9);
+  if (start_ns < 0) start_ns = 0;
+  if (start_ns > end_ns) start_ns = end_ns;
+  int64_t dur = end_ns - start_ns;
   memcpy(p, ",\"ts\":", 6);
-  p = put_micro(p + 6, end_ns - dur);
+  p = put_micro(p + 6, start_ns);
   memcpy(p, ",\"dur\":", 7);
   p = put_micro(p + 7, dur);
   memcpy(p, ",\"args\":{\"depth\":", 17);

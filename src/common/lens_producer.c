@@ -65,6 +65,7 @@ typedef struct thread_rings {
 /* What a thread keeps between calls: zone depth, its name, the ring it used last. */
 typedef struct lens_thread {
   uint32_t depth;
+  uint64_t last_tick; /* the latest zone time this thread stamped (its timeline never goes back) */
   uint32_t serial;
   uint32_t name_seq; /* +1 per rename; 0: the default name */
   uint8_t name_len;
@@ -634,8 +635,14 @@ int shk_lens_zone_begin(shk_lens *lens, shk_lens_zone *zone, const char *name, u
   if (!lens || !name) return SHK_EINVAL;
   zone->name = name;
   zone->color = color;
-  zone->depth = this_thread.depth++;
-  zone->start = shk__lens_ticks(lens->tsc);
+  lens_thread *t = &this_thread;
+  zone->depth = t->depth++;
+  /* A thread moved to a CPU whose clock lags a little must not start a zone before the one it
+   * is nested in: each thread's stamps never go back, so zones nest as they were opened. */
+  uint64_t now = shk__lens_ticks(lens->tsc);
+  if (now < t->last_tick) now = t->last_tick;
+  t->last_tick = now;
+  zone->start = now;
   zone->lens = lens;
   return SHK_OK;
 }
@@ -660,10 +667,11 @@ int shk_lens_zone_end(shk_lens_zone *zone) {
   if (!zone) return SHK_EINVAL;
   shk_lens *lens = zone->lens;
   if (!lens) return SHK_OK;
-  uint64_t now = shk__lens_ticks(lens->tsc);
-  if (now < zone->start) now = zone->start; /* a thread moved to a CPU whose clock lags a little */
-  zone->lens = NULL;
   lens_thread *t = &this_thread;
+  uint64_t now = shk__lens_ticks(lens->tsc);
+  if (now < t->last_tick) now = t->last_tick; /* never before anything this thread stamped */
+  t->last_tick = now;
+  zone->lens = NULL;
   if (t->depth > 0) t->depth--;
   ring_handle *h = ready_ring(lens, t, zone->name);
   if (!h) return zone_end_slow(lens, zone, now);
