@@ -36,43 +36,35 @@ static void bare_join(bare_thread t) {
   CloseHandle(t);
 }
 static char self_path[MAX_PATH];
-/* The raw process mechanism on Windows: start this program again, and wait for it. */
-static void raw_process_start_wait(int n) {
+/* Starts `cmd` n times and waits for all: the raw mechanism under fresh workers. quiet: no
+ * standard handles (the worker host's message goes nowhere). */
+static void start_wait(const char *cmd, bool quiet, int n) {
   PROCESS_INFORMATION pi[WORKERS_MAX];
   for (int i = 0; i < n; i++) {
-    char cmd[MAX_PATH + 32];
-    snprintf(cmd, sizeof cmd, "\"%s\" --bench-exit", self_path);
+    char line[2 * MAX_PATH + 64]; /* CreateProcessA may write into its command line */
+    snprintf(line, sizeof line, "%s", cmd);
     STARTUPINFOA si;
     memset(&si, 0, sizeof si);
     si.cb = sizeof si;
-    if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi[i])) abort();
+    if (quiet) si.dwFlags = STARTF_USESTDHANDLES;
+    if (!CreateProcessA(NULL, line, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi[i])) abort();
   }
   for (int i = 0; i < n; i++) {
     WaitForSingleObject(pi[i].hProcess, INFINITE);
     CloseHandle(pi[i].hProcess);
     CloseHandle(pi[i].hThread);
   }
+}
+/* The raw process mechanism on Windows: start this program again, and wait for it. */
+static void raw_process_start_wait(int n) {
+  char cmd[MAX_PATH + 32];
+  snprintf(cmd, sizeof cmd, "\"%s\" --bench-exit", self_path);
+  start_wait(cmd, false, n);
 }
 #define RAW_PROCESS_NAME "CreateProcess+wait"
 #ifdef BENCH_WORKER_HOST
 /* The raw mechanism beside worker-host workers: start the worker host itself n times, wait. */
-static void raw_host_start_wait(int n) {
-  PROCESS_INFORMATION pi[WORKERS_MAX];
-  for (int i = 0; i < n; i++) {
-    char cmd[MAX_PATH + 32];
-    snprintf(cmd, sizeof cmd, "\"%s\"", BENCH_WORKER_HOST);
-    STARTUPINFOA si;
-    memset(&si, 0, sizeof si);
-    si.cb = sizeof si;
-    si.dwFlags = STARTF_USESTDHANDLES; /* no standard handles: its message goes nowhere */
-    if (!CreateProcessA(NULL, cmd, NULL, NULL, FALSE, 0, NULL, NULL, &si, &pi[i])) abort();
-  }
-  for (int i = 0; i < n; i++) {
-    WaitForSingleObject(pi[i].hProcess, INFINITE);
-    CloseHandle(pi[i].hProcess);
-    CloseHandle(pi[i].hThread);
-  }
-}
+static void raw_host_start_wait(int n) { start_wait("\"" BENCH_WORKER_HOST "\"", true, n); }
 #define RAW_HOST_NAME "CreateProcess+wait"
 #endif
 static int cpu_count(void) {

@@ -152,13 +152,6 @@ static int sum_fn(const shk_task_chunk *c, shk_task_out *out) {
   return shk_task_out_write(out, &sum, sizeof sum);
 }
 
-/* In a child routine: reports a failed check and returns its line as the exit code. */
-static int check_failed(int line, const char *what) {
-  fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, line, what);
-  return line;
-}
-#define CHECK(cond) \
-  if (!(cond)) return check_failed(__LINE__, #cond)
 
 /* A process pool whose input is copied in (plain memory, not a segment): an unaligned input
  * above the threshold, then a larger one (the staging segment grows: fresh pages), then a
@@ -169,28 +162,28 @@ static int copied_inputs_reach_the_workers_intact_child(int argc, char **argv) {
   const size_t piece = SHK__COPY_PIECE_MIN;
   const size_t sizes[] = {3 * piece + 3, 6 * piece + 4097, 2 * piece + 1, 100};
   unsigned char *mem = malloc(6 * piece + 4097 + 1);
-  CHECK(mem != NULL);
+  SHK_CHECK(mem != NULL);
   unsigned char *input = mem + 1;
   fill_pattern(mem, 6 * piece + 4097 + 1, 99);
   shk_task_pool *pool = NULL;
-  CHECK(shk_task_pool_create(3, SHK_TASK_PROCESSES, &pool) == SHK_OK);
+  SHK_CHECK(shk_task_pool_create(3, SHK_TASK_PROCESSES, &pool) == SHK_OK);
   for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
     size_t size = sizes[s];
     shk_task_options opts = {0};
     opts.chunks = 13;
     shk_task_results *results = NULL;
-    CHECK(shk_task_pool_run(pool, input, size, sum_fn, &opts, &results) == SHK_OK);
+    SHK_CHECK(shk_task_pool_run(pool, input, size, sum_fn, &opts, &results) == SHK_OK);
     uint64_t got = 0, want = 0;
     for (size_t i = 0; i < shk_task_results_count(results); i++) {
       const shk_task_result *r = shk_task_results_get(results, i);
-      CHECK(r->status == SHK_TASK_OK && r->size == sizeof got);
+      SHK_CHECK(r->status == SHK_TASK_OK && r->size == sizeof got);
       uint64_t v;
       memcpy(&v, r->data, sizeof v);
       got += v;
     }
     for (size_t i = 0; i < size; i++) want += (uint64_t)input[i] * (i + 1);
     shk_task_results_free(results);
-    CHECK(got == want);
+    SHK_CHECK(got == want);
   }
   shk_task_pool_free(pool);
   free(mem);
@@ -215,24 +208,24 @@ static int chunks_see_their_bytes_and_halos_across_the_copy_front_child(int argc
   const size_t size = 12 * SHK__COPY_PIECE_MIN + 12345;
   const size_t halo = 70000;
   unsigned char *input = malloc(size);
-  CHECK(input != NULL);
+  SHK_CHECK(input != NULL);
   shk_task_pool *pool = NULL;
-  CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &pool) == SHK_OK);
+  SHK_CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &pool) == SHK_OK);
   for (uint32_t call = 0; call < 4; call++) {
     fill_pattern(input, size, 1000 + call);
     shk_task_options opts = {0};
     opts.chunks = call % 2 ? 97 : 300;
     opts.halo = halo;
     shk_task_results *results = NULL;
-    CHECK(shk_task_pool_run(pool, input, size, halo_sum_fn, &opts, &results) == SHK_OK);
+    SHK_CHECK(shk_task_pool_run(pool, input, size, halo_sum_fn, &opts, &results) == SHK_OK);
     for (size_t i = 0; i < shk_task_results_count(results); i++) {
       const shk_task_result *r = shk_task_results_get(results, i);
-      CHECK(r->status == SHK_TASK_OK && r->size == sizeof(uint64_t));
+      SHK_CHECK(r->status == SHK_TASK_OK && r->size == sizeof(uint64_t));
       uint64_t got, want = 0;
       memcpy(&got, r->data, sizeof got);
       size_t end = r->offset + r->length + halo < size ? r->offset + r->length + halo : size;
       for (size_t k = r->offset; k < end; k++) want += (uint64_t)input[k] * (k + 1);
-      CHECK(got == want);
+      SHK_CHECK(got == want);
     }
     shk_task_results_free(results);
   }

@@ -201,13 +201,25 @@ static void put_us(FILE *f, const char *key, int64_t ns) {
   fprintf(f, ",\"%s\":%lld.%03lld", key, (long long)(ns / 1000), (long long)(ns % 1000));
 }
 
-/* A complete event's times: start = end - duration, clamped at 0. `gap_ns` is taken off the
- * shown duration: frames touch end to start, and an importer that adds ts + dur in floating point
- * would otherwise find some of them overlapping and nest one frame inside the previous one. */
-static void put_span(FILE *f, double end, uint64_t duration_ns, int64_t gap_ns) {
+/* A complete event's start and duration in nanoseconds from its end time and duration. Start
+ * and end are each rounded from the exact times, never one from the other and a rounded
+ * duration: rounding is monotonic, so zones that nest (or start at the same instant) still nest
+ * after it, where end - duration could put a child a nanosecond before its parent. */
+static void span_ns(double end, uint64_t duration_ns, int64_t *start_ns, int64_t *dur_ns) {
   int64_t end_ns = ns_of(end);
-  int64_t dur = duration_ns > (uint64_t)end_ns ? end_ns : (int64_t)duration_ns;
-  put_us(f, "ts", end_ns - dur);
+  int64_t start = ns_of(end - (double)duration_ns * 1e-9);
+  if (start > end_ns) start = end_ns;
+  *start_ns = start;
+  *dur_ns = end_ns - start;
+}
+
+/* A complete event's times. `gap_ns` is taken off the shown duration: frames touch end to
+ * start, and an importer that adds ts + dur in floating point would otherwise find some of them
+ * overlapping and nest one frame inside the previous one. */
+static void put_span(FILE *f, double end, uint64_t duration_ns, int64_t gap_ns) {
+  int64_t start, dur;
+  span_ns(end, duration_ns, &start, &dur);
+  put_us(f, "ts", start);
   put_us(f, "dur", dur > gap_ns ? dur - gap_ns : dur);
 }
 
@@ -285,14 +297,8 @@ static void zone_event(trace_json *t, const shk_lens_event *e) {
   p = put_u64(p + 7, e->pid);
   memcpy(p, ",\"tid\":", 7);
   p = put_u64(p + 7, e->tid);
-  /* Start and end are each rounded from the exact times, never one from the other and a rounded
-   * duration: rounding is monotonic, so zones that nest (or start at the same instant) still
-   * nest after it, where end - duration could put a child a nanosecond before its parent. */
-  int64_t end_ns = ns_of(e->time);
-  int64_t start_ns = ns_of(e->time - (double)e->duration_ns * 1e-9);
-  if (start_ns < 0) start_ns = 0;
-  if (start_ns > end_ns) start_ns = end_ns;
-  int64_t dur = end_ns - start_ns;
+  int64_t start_ns, dur;
+  span_ns(e->time, e->duration_ns, &start_ns, &dur);
   memcpy(p, ",\"ts\":", 6);
   p = put_micro(p + 6, start_ns);
   memcpy(p, ",\"dur\":", 7);

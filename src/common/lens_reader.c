@@ -205,9 +205,16 @@ static double seconds_of(const shk_lens_reader *r, uint64_t ticks) {
   return (double)(ticks - r->geo.clock_origin) * r->seconds_per_tick;
 }
 
-static uint64_t ns_of(const shk_lens_reader *r, uint64_t ticks) {
-  double ns = (double)ticks * r->geo.ns_per_tick;
-  return ns >= 1.8e19 ? UINT64_MAX : (uint64_t)ns;
+/* A span's end time and duration from its two stamps, both rounded to whole nanoseconds since the
+ * origin: end - duration is then the start rounded the same way, so spans that nest, or start at
+ * the same stamp, still do in nanoseconds (a truncated duration put a child before its parent). */
+static void span_of(const shk_lens_reader *r, uint64_t start, uint64_t end, shk_lens_event *e) {
+  double end_ns = (double)(end > r->geo.clock_origin ? end - r->geo.clock_origin : 0) * r->geo.ns_per_tick;
+  double start_ns = (double)(start > r->geo.clock_origin ? start - r->geo.clock_origin : 0) * r->geo.ns_per_tick;
+  uint64_t e_ns = end_ns >= 1.8e19 ? UINT64_MAX : (uint64_t)(end_ns + 0.5);
+  uint64_t s_ns = start_ns >= 1.8e19 ? UINT64_MAX : (uint64_t)(start_ns + 0.5);
+  e->time = (double)e_ns * 1e-9;
+  e->duration_ns = e_ns > s_ns ? e_ns - s_ns : 0;
 }
 
 static const char *thread_name_default(shk_lens_reader *r, ring_state *rs) {
@@ -319,8 +326,7 @@ static step take_record(shk_lens_reader *r, ring_state *rs, const shk_lens_wire_
       }
       shk_lens_event *e = new_event(r, rs, SHK_LENS_ZONE);
       e->color = rec->len;
-      e->time = seconds_of(r, rec->b);
-      e->duration_ns = ns_of(r, rec->b - rec->a);
+      span_of(r, rec->a, rec->b, e);
       e->depth = rec->depth;
       e->uid = (uint64_t)(rs - r->rings) << 48 ^ (uint64_t)(rs->epoch & 0xFF) << 40 ^
                (rs->tail & ((1ull << 40) - 1));
@@ -334,8 +340,7 @@ static step take_record(shk_lens_reader *r, ring_state *rs, const shk_lens_wire_
         return STEP_OK;
       }
       shk_lens_event *e = new_event(r, rs, SHK_LENS_FRAME);
-      e->time = seconds_of(r, rec->b);
-      e->duration_ns = ns_of(r, rec->b - rec->a);
+      span_of(r, rec->a, rec->b, e);
       e->number = rec->c;
       return STEP_OK;
     }
