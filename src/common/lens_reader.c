@@ -434,13 +434,15 @@ static void refresh_counts(shk_lens_reader *r, ring_state *rs, shk_lens_wire_rin
 
 /* refresh_counts() outside a drain: only while the ring still belongs to the epoch we follow (a
  * closed, acknowledged ring may have been claimed again, its counters zeroed for a new owner).
- * Read like a seqlock: state and epoch before and after the counters. */
+ * A closed ring not yet drained to the end has final counts the drains have not taken in yet (its
+ * thread ended after the last drain). Read like a seqlock: state and epoch before and after. */
 static void refresh_if_current(shk_lens_reader *r, ring_state *rs, shk_lens_wire_ring *ring) {
   if (!rs->seen || rs->info == SIZE_MAX) return;
   uint32_t state = shk__lens_load32(&ring->state), epoch = shk__lens_load32(&ring->epoch);
-  if (state != SHK_LENS_RING_LIVE || epoch != rs->epoch) return; /* closed ones: counts are final */
+  if ((state != SHK_LENS_RING_LIVE && state != SHK_LENS_RING_CLOSED) || epoch != rs->epoch) return;
   shk_lens_thread_info saved = r->threads[rs->info];
   refresh_counts(r, rs, ring);
+  r->threads[rs->info].alive = state == SHK_LENS_RING_LIVE && rs->alive;
   atomic_thread_fence(memory_order_acquire);
   if (shk__lens_load32(&ring->state) != state || shk__lens_load32(&ring->epoch) != epoch)
     r->threads[rs->info] = saved;
@@ -461,10 +463,11 @@ static void check_owner(shk_lens_reader *r, ring_state *rs, shk_lens_wire_ring *
   rs->checked_ns = now;
   /* The producer's counters share its head's line: read them with the liveness check, not at
    * every drain (each read takes the line away from the producer). */
-  refresh_counts(r, rs, ring);
+  refresh_if_current(r, rs, ring);
   rs->alive = owner_alive(ring, rs->pid);
   if (rs->alive || shk__lens_load64(&ring->head) != rs->tail) return;
   uint32_t live = SHK_LENS_RING_LIVE;
+  if (shk__lens_load32(&ring->epoch) != rs->epoch) return; /* a new owner's since settle() looked */
   if (!atomic_compare_exchange_strong(SHK__A32(&ring->state), &live, SHK_LENS_RING_CLOSED)) return;
   /* The dead owner's claim goes with it (a producer would also take it over from the dead). */
   uint64_t claim = shk__lens_load64(&ring->claim);
@@ -522,6 +525,9 @@ static bool drain_ring(shk_lens_reader *r, uint32_t i, uint64_t now) {
  * (its last counts are in), after which a producer may reuse it. Returns the ring's state. */
 static uint32_t settle(shk_lens_reader *r, ring_state *rs, shk_lens_wire_ring *ring, uint64_t now) {
   uint32_t state = shk__lens_load32(&ring->state);
+  /* Claimed again since the drain looked (a new owner sets the epoch before the state): the ring
+   * is someone else's now, and the next drain adopts it. Its counters are not this entry's. */
+  if (shk__lens_load32(&ring->epoch) != rs->epoch) return state;
   if (state == SHK_LENS_RING_LIVE) {
     check_owner(r, rs, ring, now);
     state = shk__lens_load32(&ring->state);
