@@ -3,6 +3,7 @@
 # the CRTs below fails the port, unless the portfile set VCPKG_POLICY_ALLOW_OBSOLETE_MSVCRT.
 # Also runs alone: cmake -DCURRENT_PACKAGES_DIR=<pkg> [-DVCPKG_POLICY_ALLOW_OBSOLETE_MSVCRT=enabled]
 #                         -P check_obsolete_crt.cmake
+cmake_policy(SET CMP0057 NEW) # IN_LIST, also when run alone
 set(SHK_STANDIN_OBSOLETE_CRTS msvcp100.dll msvcp100d.dll msvcp110.dll msvcp110_win.dll msvcp60.dll
   msvcrt.dll msvcr100.dll msvcr100d.dll msvcr100_clr0400.dll msvcr110.dll msvcrt20.dll msvcrt40.dll)
 
@@ -52,5 +53,6 @@ if(CMAKE_SCRIPT_MODE_FILE STREQUAL CMAKE_CURRENT_LIST_FILE)
   if(NOT DEFINED CURRENT_PACKAGES_DIR)
     message(FATAL_ERROR "CURRENT_PACKAGES_DIR is required")
   endif()
+  get_filename_component(CURRENT_PACKAGES_DIR "${CURRENT_PACKAGES_DIR}" ABSOLUTE)
   shk_standin_check_obsolete_crt()
 endif()
