@@ -9,17 +9,18 @@
 #   2  abidiff could not compare (a missing or unreadable file, a usage error).
 # The ABI generation is the major version, or 0.MINOR before 1.0 (semantic versioning lets every
 # 0.x minor release break); it is also the soname's version (CMakeLists.txt).
+#   ci/abi/compare.sh --generation <version>   prints the ABI generation of a version.
 set -uo pipefail
-[ $# -eq 4 ] || { echo "usage: $0 <baseline.abi> <baseline version> <current.abi> <current version>" >&2; exit 2; }
-base=$1 base_version=$2 cur=$3 cur_version=$4
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-suppr=(--suppressions "$here/shmkit.abignore")
-
 generation() { # <major.minor.patch> -> the major version, or 0.MINOR before 1.0
   local major minor
   IFS=. read -r major minor _ <<<"$1"
   if [ "${major:-0}" = 0 ]; then echo "0.${minor:-0}"; else echo "$major"; fi
 }
+if [ "${1:-}" = --generation ] && [ $# -eq 2 ]; then generation "$2"; exit 0; fi
+[ $# -eq 4 ] || { echo "usage: $0 <baseline.abi> <baseline version> <current.abi> <current version>" >&2; exit 2; }
+base=$1 base_version=$2 cur=$3 cur_version=$4
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+suppr=(--suppressions "$here/shmkit.abignore")
 
 echo "abidiff: $base ($base_version) -> $cur ($cur_version)"
 abidiff "${suppr[@]}" "$base" "$cur"

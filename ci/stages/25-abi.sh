@@ -20,13 +20,8 @@ shk_stage_check "build libshmkit.so with -g -Og and describe its ABI (abidw)" du
 version=$(cat "$work/version" 2>/dev/null)
 [ -s "$cur" ] && [ -n "$version" ] || { echo "FAILED: no ABI description of this build"; shk_stage_finish; }
 
-generation() { # the major version, or 0.MINOR before 1.0
-  local major minor
-  IFS=. read -r major minor _ <<<"$1"
-  if [ "$major" = 0 ]; then echo "0.$minor"; else echo "$major"; fi
-}
 soname_names_the_generation() {
-  local want="libshmkit.so.$(generation "$version")"
+  local want="libshmkit.so.$("$abi/compare.sh" --generation "$version")"
   grep -o "soname='[^']*'" "$cur"
   grep -q "soname='$want'" "$cur"
 }
