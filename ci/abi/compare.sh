@@ -2,9 +2,9 @@
 # The ABI policy: compares two ABI descriptions (abidw XML) with abidiff and decides.
 #   ci/abi/compare.sh <baseline .abi> <baseline version> <current .abi> <current version>
 # Prints abidiff's full report (additions included), then one verdict line. Exit status:
-#   0  no change, or additions only (new functions, variables, options fields appended as the
-#      options rule allows: see shmkit.abignore), or an incompatible change across an ABI
-#      generation change (allowed, reported);
+#   0  no change, or additions only (new functions, variables, enumerators, options fields
+#      appended as the options rule allows: see shmkit.abignore), or an incompatible change across
+#      an ABI generation change (allowed, reported);
 #   1  an incompatible change (anything removed or changed) within one ABI generation;
 #   2  abidiff could not compare (a missing or unreadable file, a usage error).
 # The ABI generation is the major version, or 0.MINOR before 1.0 (semantic versioning lets every
@@ -26,12 +26,19 @@ echo "abidiff: $base ($base_version) -> $cur ($cur_version)"
 abidiff "${suppr[@]}" "$base" "$cur"
 report=$?
 if [ $((report & 3)) -ne 0 ]; then echo "ABI: abidiff failed (exit $report)"; exit 2; fi
+# Changes abidiff calls harmless (an enumerator added, ...) are left out above: list them too.
+if ! abidiff "${suppr[@]}" --harmless "$base" "$cur" >"${TMPDIR:-/tmp}/shk-abi-harmless.$$" 2>&1; then
+  echo "harmless changes (compatible):"
+  cat "${TMPDIR:-/tmp}/shk-abi-harmless.$$"
+  [ "$report" -eq 0 ] && report=4
+fi
+rm -f "${TMPDIR:-/tmp}/shk-abi-harmless.$$"
 # Verdict with additions filtered out: what is left is removed or changed.
 abidiff "${suppr[@]}" --no-added-syms "$base" "$cur" >/dev/null 2>&1
 verdict=$?
 if [ $((verdict & 3)) -ne 0 ]; then echo "ABI: abidiff failed (exit $verdict)"; exit 2; fi
 if [ "$verdict" -eq 0 ]; then
-  if [ "$report" -eq 0 ]; then echo "ABI: unchanged (beyond what shmkit.abignore allows)"; else echo "ABI: compatible (additions only, listed above)"; fi
+  if [ "$report" -eq 0 ]; then echo "ABI: unchanged (beyond what shmkit.abignore allows)"; else echo "ABI: compatible (additions or harmless changes only, listed above)"; fi
   exit 0
 fi
 from=$(generation "$base_version") to=$(generation "$cur_version")

@@ -4,6 +4,8 @@
 #   doctor.sh drop-function <name>          the function is gone (symbol and declaration)
 #   doctor.sh drop-member <struct> <field>  the struct lost that field
 #   doctor.sh drop-last-member <struct>     the struct as it was before its last field was added
+#   doctor.sh set-enumerator <name> <value> the enumerator has another value
+#   doctor.sh drop-enumerator <name>        the enumerator is gone
 #   doctor.sh structs <name regex>          lists public structs with fields whose name matches
 set -euo pipefail
 op=${1:-}
@@ -40,8 +42,10 @@ case $op in
       FNR == start { sub(/size-in-bits=.[0-9]+./, "size-in-bits='\''" off "'\''") }
       FNR >= last && FNR <= last + 2 { next }
       { print }' "$tmp" "$tmp" ;;
+  set-enumerator) sed "s/<enumerator name='$2' value='[^']*'/<enumerator name='$2' value='$3'/" ;;
+  drop-enumerator) sed "/<enumerator name='$2' /d" ;;
   structs)
     grep -o "<class-decl name='[^']*' size-in-bits='[0-9]*'" | sed "s/<class-decl name='\([^']*\)'.*/\1/" |
       grep -E "$2" | sort -u ;;
-  *) echo "usage: $0 drop-function|drop-member|drop-last-member|structs ..." >&2; exit 2 ;;
+  *) echo "usage: $0 drop-function|drop-member|drop-last-member|set-enumerator|drop-enumerator|structs ..." >&2; exit 2 ;;
 esac

@@ -1,24 +1,26 @@
 #!/usr/bin/env bash
 # The ABI check: builds libshmkit.so with debug information, describes its ABI with abidw (only
-# the types of the installed public headers count) and compares it with the newest baseline in
-# abi/ that is not newer than this version (ci/abi/compare.sh: removed or changed functions,
-# variables, struct fields fail within one ABI generation; additions are printed and pass).
+# the types of the installed public headers count) and every public type of the installed headers
+# (a generated probe library), and compares both with the newest baselines in abi/ that are not
+# newer than this version (ci/abi/compare.sh: removed or changed functions, variables, struct
+# fields, enumerator values fail within one ABI generation; additions are printed and pass).
 # Then the check's own tests: a build with a changed function signature, and doctored copies of
-# the description (a struct field removed, a function removed or added, an options struct grown
-# at its end or cut), each must get the verdict it deserves. Baselines: ci/abi/record.sh.
+# the descriptions (a struct field removed, a function removed or added, an options struct grown
+# at its end or cut, a wire struct field removed, an error value changed or added), each must get
+# the verdict it deserves. Baselines: ci/abi/record.sh. Details: docs/abi.md.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 work=${SHK_BUILD_ROOT:-$SHK_ROOT/build/ci}/abi
 rm -rf "$work/doctored" "$work/broken/src"
 shk_stage_init "$work"
 abi=$SHK_ROOT/ci/abi
-cur=$work/current.abi
+cur=$work/current/out/libshmkit.abi types=$work/current/out/public-types.abi
 
 shk_stage_check "install abigail-tools" shk_install_packages abigail-tools
-dump_current() { "$abi/dump.sh" "$SHK_ROOT" "$work/current" "$cur" >"$work/version"; }
-shk_stage_check "build libshmkit.so with -g -Og and describe its ABI (abidw)" dump_current
+dump_current() { "$abi/dump.sh" "$SHK_ROOT" "$work/current" "$work/current/out" >"$work/version"; }
+shk_stage_check "build libshmkit.so with -g -Og and describe its ABI and public types (abidw)" dump_current
 version=$(cat "$work/version" 2>/dev/null)
-[ -s "$cur" ] && [ -n "$version" ] || { echo "FAILED: no ABI description of this build"; shk_stage_finish; }
+[ -s "$cur" ] && [ -s "$types" ] && [ -n "$version" ] || { echo "FAILED: no ABI description of this build"; shk_stage_finish; }
 
 soname_names_the_generation() {
   local want="libshmkit.so.$("$abi/compare.sh" --generation "$version")"
@@ -27,31 +29,32 @@ soname_names_the_generation() {
 }
 shk_stage_check "the soname names the ABI generation of $version" soname_names_the_generation
 
-# ---- against the baseline: the newest abi/libshmkit-<version>.abi not newer than this version ----
-baseline=""
-base_version=""
-for f in "$SHK_ROOT"/abi/libshmkit-*.abi; do
-  [ -f "$f" ] || continue
-  v=$(basename "$f" .abi)
-  v=${v#libshmkit-}
-  [ "$(printf '%s\n%s\n' "$v" "$version" | sort -V | tail -n 1)" = "$version" ] || continue
-  if [ -z "$base_version" ] || [ "$(printf '%s\n%s\n' "$v" "$base_version" | sort -V | tail -n 1)" = "$v" ]; then
-    baseline=$f base_version=$v
-  fi
-done
-if [ -z "$baseline" ]; then
-  echo "FAILED: no baseline abi/libshmkit-<version>.abi for $version or older (ci/abi/record.sh records one)"
-  SHK_STAGE_FAILED=$((SHK_STAGE_FAILED + 1))
-else
+# ---- against the baselines: the newest abi/<kind>-<version>.abi not newer than this version ----
+against_baseline() { # <kind: libshmkit | public-types> <current description>
+  local kind=$1 current=$2 f v baseline="" base_version=""
+  for f in "$SHK_ROOT/abi/$kind"-*.abi; do
+    [ -f "$f" ] || continue
+    v=$(basename "$f" .abi)
+    v=${v#"$kind"-}
+    [ "$(printf '%s\n%s\n' "$v" "$version" | sort -V | tail -n 1)" = "$version" ] || continue
+    if [ -z "$base_version" ] || [ "$(printf '%s\n%s\n' "$v" "$base_version" | sort -V | tail -n 1)" = "$v" ]; then
+      baseline=$f base_version=$v
+    fi
+  done
+  if [ -z "$baseline" ]; then
+    echo "FAILED: no baseline abi/$kind-<version>.abi for $version or older (ci/abi/record.sh records one)"
+    SHK_STAGE_FAILED=$((SHK_STAGE_FAILED + 1))
   # Printed in full, passing or not: additions are reported here.
-  if "$abi/compare.sh" "$baseline" "$base_version" "$cur" "$version" 2>&1 | tee "$work/against-baseline.txt"; then
-    echo "ok: the ABI of $version against abi/$(basename "$baseline")"
+  elif "$abi/compare.sh" "$baseline" "$base_version" "$current" "$version" 2>&1 | tee "$work/against-$kind.txt"; then
+    echo "ok: $kind of $version against abi/$(basename "$baseline")"
     SHK_STAGE_PASSED=$((SHK_STAGE_PASSED + 1))
   else
-    echo "FAILED: the ABI of $version against abi/$(basename "$baseline")"
+    echo "FAILED: $kind of $version against abi/$(basename "$baseline")"
     SHK_STAGE_FAILED=$((SHK_STAGE_FAILED + 1))
   fi
-fi
+}
+against_baseline libshmkit "$cur"
+against_baseline public-types "$types"
 
 # ---- the check's own tests: each broken copy must be caught ----
 expect() { # expect <exit status> <command...>: the command must end with exactly that status
@@ -75,11 +78,11 @@ build_broken_copy() {
       "$broken/src/src/common/error.c" &&
     grep -q 'shk_strerror(long code)' "$broken/src/include/shmkit/error.h" &&
     grep -q 'shk_strerror(long code)' "$broken/src/src/common/error.c" &&
-    "$abi/dump.sh" "$broken/src" "$broken" "$broken/changed-signature.abi"
+    "$abi/dump.sh" "$broken/src" "$broken" "$broken/out"
 }
 shk_stage_check "build a copy whose shk_strerror takes a long" build_broken_copy
 shk_stage_check "a changed function signature fails" \
-  expect 1 compare "$cur" "$version" "$broken/changed-signature.abi" "$patch_release"
+  expect 1 compare "$cur" "$version" "$broken/out/libshmkit.abi" "$patch_release"
 
 doc=$work/doctored
 mkdir -p "$doc"
@@ -92,10 +95,21 @@ echo "doctored copies: field '$field' of $struct, options struct $options, funct
 "$abi/doctor.sh" drop-member "$struct" "$field" <"$cur" >"$doc/field-removed.abi"
 "$abi/doctor.sh" drop-function "$func" <"$cur" >"$doc/function-removed.abi"
 "$abi/doctor.sh" drop-last-member "$options" <"$cur" >"$doc/options-shorter.abi"
+# Public types no function reaches (the lens wire records), and the error values.
+wire=$("$abi/doctor.sh" structs '^shk_lens_wire_' <"$types" | grep -vxF -f <("$abi/doctor.sh" structs '^shk_' <"$cur") | head -n 1)
+[ -n "$wire" ] || wire=$("$abi/doctor.sh" structs '^shk_' <"$types" | head -n 1) # every wire struct reached
+wire_field=$(awk -v s="$wire" 'index($0, "<class-decl name='\''" s "'\''") && index($0, "size-in-bits") { p = 1 }
+  p && match($0, /<var-decl name=.[A-Za-z_0-9]+/) { print substr($0, RSTART + 16, RLENGTH - 16); exit }' "$types")
+error=$(grep -o "<enumerator name='SHK_E[A-Z_0-9]*' value='-[0-9]*'" "$types" | tail -n 1 | cut -d"'" -f2)
+echo "public types: field '$wire_field' of $wire (reached by no library function), error value $error"
+"$abi/doctor.sh" drop-member "$wire" "$wire_field" <"$types" >"$doc/wire-field-removed.abi"
+"$abi/doctor.sh" set-enumerator "$error" 999 <"$types" >"$doc/error-value-changed.abi"
+"$abi/doctor.sh" drop-enumerator "$error" <"$types" >"$doc/error-value-missing.abi"
 doctored() { # a doctored copy that equals the original (or is empty) tests nothing
   local f
-  for f in field-removed function-removed options-shorter; do
-    [ -s "$doc/$f.abi" ] && ! cmp -s "$cur" "$doc/$f.abi" || { echo "$f.abi: not doctored"; return 1; }
+  for f in field-removed function-removed options-shorter wire-field-removed error-value-changed error-value-missing; do
+    [ -s "$doc/$f.abi" ] && ! cmp -s "$cur" "$doc/$f.abi" && ! cmp -s "$types" "$doc/$f.abi" ||
+      { echo "$f.abi: not doctored"; return 1; }
   done
 }
 shk_stage_check "the doctored copies differ from the description" doctored
@@ -114,6 +128,15 @@ shk_stage_check "an options struct grown at its end ($options) passes" \
   expect 0 compare "$doc/options-shorter.abi" "$version" "$cur" "$patch_release"
 shk_stage_check "an options struct cut at its end ($options) fails" \
   expect 1 compare "$cur" "$version" "$doc/options-shorter.abi" "$patch_release"
+shk_stage_check "a public type's field removed ($wire.$wire_field) fails" \
+  expect 1 compare "$types" "$version" "$doc/wire-field-removed.abi" "$patch_release"
+shk_stage_check "an error value changed ($error) fails" \
+  expect 1 compare "$types" "$version" "$doc/error-value-changed.abi" "$patch_release"
+error_added_is_reported() {
+  compare "$doc/error-value-missing.abi" "$version" "$types" "$patch_release" | tee "$doc/error-added.txt" &&
+    grep -q "enumerator insertion" "$doc/error-added.txt" && grep -q "$error" "$doc/error-added.txt"
+}
+shk_stage_check "an error value added ($error) passes and is reported" error_added_is_reported
 shk_stage_check "a missing description is an error, not a pass" \
   expect 2 compare "$cur" "$version" "$doc/none.abi" "$patch_release"
 shk_stage_finish
