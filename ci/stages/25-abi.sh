@@ -119,11 +119,12 @@ shk_stage_check "the same removal passes when the ABI generation changes ($versi
   expect 0 compare "$cur" "$version" "$doc/field-removed.abi" "$next_generation"
 shk_stage_check "a function removed ($func) fails" \
   expect 1 compare "$cur" "$version" "$doc/function-removed.abi" "$patch_release"
-added_is_reported() {
-  compare "$doc/function-removed.abi" "$version" "$cur" "$patch_release" | tee "$doc/added.txt" &&
-    grep -q "Added function" "$doc/added.txt" && grep -q "$func" "$doc/added.txt"
+addition_is_reported() { # <older description> <newer> <what the report says> <name>: passes, listed
+  compare "$1" "$version" "$2" "$patch_release" | tee "$doc/added.txt" &&
+    grep -q "$3" "$doc/added.txt" && grep -q "$4" "$doc/added.txt"
 }
-shk_stage_check "a function added ($func) passes and is reported" added_is_reported
+shk_stage_check "a function added ($func) passes and is reported" \
+  addition_is_reported "$doc/function-removed.abi" "$cur" "Added function" "$func"
 shk_stage_check "an options struct grown at its end ($options) passes" \
   expect 0 compare "$doc/options-shorter.abi" "$version" "$cur" "$patch_release"
 shk_stage_check "an options struct cut at its end ($options) fails" \
@@ -132,11 +133,8 @@ shk_stage_check "a public type's field removed ($wire.$wire_field) fails" \
   expect 1 compare "$types" "$version" "$doc/wire-field-removed.abi" "$patch_release"
 shk_stage_check "an error value changed ($error) fails" \
   expect 1 compare "$types" "$version" "$doc/error-value-changed.abi" "$patch_release"
-error_added_is_reported() {
-  compare "$doc/error-value-missing.abi" "$version" "$types" "$patch_release" | tee "$doc/error-added.txt" &&
-    grep -q "enumerator insertion" "$doc/error-added.txt" && grep -q "$error" "$doc/error-added.txt"
-}
-shk_stage_check "an error value added ($error) passes and is reported" error_added_is_reported
+shk_stage_check "an error value added ($error) passes and is reported" \
+  addition_is_reported "$doc/error-value-missing.abi" "$types" "enumerator insertion" "$error"
 shk_stage_check "a missing description is an error, not a pass" \
   expect 2 compare "$cur" "$version" "$doc/none.abi" "$patch_release"
 shk_stage_finish
