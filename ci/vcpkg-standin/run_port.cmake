@@ -1,7 +1,9 @@
 # Runs ports/<PORT>/portfile.cmake with the stand-in helpers, as vcpkg would for one triplet.
 # cmake -DPORT=shmkit -DPORT_DIR=... -DCURRENT_PACKAGES_DIR=... -DCURRENT_BUILDTREES_DIR=...
-#       -DVCPKG_LIBRARY_LINKAGE=static|dynamic [-DVCPKG_CHAINLOAD_TOOLCHAIN_FILE=...] [-DFEATURES=a;b]
-#       -P run_port.cmake
+#       -DVCPKG_LIBRARY_LINKAGE=static|dynamic [-DVCPKG_CMAKE_SYSTEM_NAME=Linux|MinGW]
+#       [-DVCPKG_CHAINLOAD_TOOLCHAIN_FILE=...] [-DFEATURES=a;b] -P run_port.cmake
+# After the portfile, as vcpkg does: the RUNPATH fix-up on Linux (patchelf), the obsolete-CRT
+# post-build check on Windows (honouring VCPKG_POLICY_ALLOW_OBSOLETE_MSVCRT).
 cmake_minimum_required(VERSION 3.20) # script mode: today's policies (IN_LIST, ...)
 foreach(var PORT PORT_DIR CURRENT_PACKAGES_DIR CURRENT_BUILDTREES_DIR VCPKG_LIBRARY_LINKAGE)
   if(NOT DEFINED ${var})
@@ -11,7 +13,30 @@ endforeach()
 if(NOT DEFINED FEATURES)
   set(FEATURES core)
 endif()
+if(NOT DEFINED VCPKG_CMAKE_SYSTEM_NAME)
+  set(VCPKG_CMAKE_SYSTEM_NAME Linux)
+endif()
+# What vcpkg tells a portfile about the target (only the systems our stages build).
+set(VCPKG_TARGET_IS_LINUX OFF)
+set(VCPKG_TARGET_IS_MINGW OFF)
+set(VCPKG_TARGET_IS_WINDOWS OFF)
+if(VCPKG_CMAKE_SYSTEM_NAME STREQUAL "Linux")
+  set(VCPKG_TARGET_IS_LINUX ON)
+elseif(VCPKG_CMAKE_SYSTEM_NAME STREQUAL "MinGW")
+  set(VCPKG_TARGET_IS_MINGW ON)
+  set(VCPKG_TARGET_IS_WINDOWS ON)
+else()
+  message(FATAL_ERROR "the stand-in knows VCPKG_CMAKE_SYSTEM_NAME Linux and MinGW, not '${VCPKG_CMAKE_SYSTEM_NAME}'")
+endif()
 include(${CMAKE_CURRENT_LIST_DIR}/vcpkg_functions.cmake)
+include(${CMAKE_CURRENT_LIST_DIR}/fixup_rpath.cmake)
+include(${CMAKE_CURRENT_LIST_DIR}/check_obsolete_crt.cmake)
 file(REMOVE_RECURSE "${CURRENT_PACKAGES_DIR}" "${CURRENT_BUILDTREES_DIR}")
 include("${PORT_DIR}/portfile.cmake")
+if(VCPKG_TARGET_IS_LINUX)
+  shk_standin_fixup_rpath()
+endif()
+if(VCPKG_TARGET_IS_WINDOWS)
+  shk_standin_check_obsolete_crt()
+endif()
 message(STATUS "port ${PORT} (${VCPKG_LIBRARY_LINKAGE}) installed into ${CURRENT_PACKAGES_DIR}")

@@ -1,6 +1,16 @@
 # vcpkg overlay port of shmkit: builds this checkout (two folders up), one variant per triplet.
 set(SOURCE_PATH "${CMAKE_CURRENT_LIST_DIR}/../..")
 
+# MinGW triplets: the mingw-w64 toolchains most users have (Debian's and Ubuntu's gcc-mingw-w64,
+# MSYS2's mingw64) build against msvcrt.dll, and vcpkg's post-build check refuses DLLs that import
+# it ("DLLs that link with obsolete C RunTime (CRT) DLLs"). shmkit passes no CRT object (FILE*,
+# malloc'd memory, errno) across its API (memory it allocates, it frees), so the DLL's CRT does
+# not have to match the program's. A UCRT toolchain (MSYS2 ucrt64, llvm-mingw) gives a DLL that
+# passes without this policy.
+if(VCPKG_TARGET_IS_MINGW)
+  set(VCPKG_POLICY_ALLOW_OBSOLETE_MSVCRT enabled)
+endif()
+
 vcpkg_check_features(OUT_FEATURE_OPTIONS FEATURE_OPTIONS
   FEATURES
     cuda  SHK_WITH_CUDA
