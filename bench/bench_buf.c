@@ -115,7 +115,9 @@ static void compare(const char *label, const char *raw_label, double (*ours_f)(s
 static double create_heap(size_t size, int n) { return bench_create(size, n, NULL); }
 
 static double create_aligned(size_t size, int n) {
-  shk_buf_options o = {.allocator = "aligned"};
+  shk_buf_options o;
+  shk_buf_options_init(&o);
+  o.allocator = "aligned";
   return bench_create(size, n, &o);
 }
 
@@ -133,7 +135,9 @@ static double bench_os_pages(size_t size, int n) {
 }
 
 static double create_pages(size_t size, int n) {
-  shk_buf_options o = {.allocator = "pages"};
+  shk_buf_options o;
+  shk_buf_options_init(&o);
+  o.allocator = "pages";
   return bench_create(size, n, &o);
 }
 
@@ -155,7 +159,9 @@ static double bench_os_shm(size_t size, int n) {
 }
 
 static double create_shm(size_t size, int n) {
-  shk_buf_options o = {.allocator = "shm"};
+  shk_buf_options o;
+  shk_buf_options_init(&o);
+  o.allocator = "shm";
   return bench_create(size, n, &o);
 }
 

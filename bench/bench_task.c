@@ -308,6 +308,7 @@ static void part_overhead(int workers, int n) {
   fill(shk_shm_data(shm), size);
   call_ctx c;
   memset(&c, 0, sizeof c);
+  shk_task_options_init(&c.opts);
   c.data = shk_shm_data(shm);
   c.size = size;
   c.fn = empty_chunk;
@@ -350,6 +351,7 @@ static void part_hosted(int workers, int n) {
   fill(shk_shm_data(shm), size);
   call_ctx c;
   memset(&c, 0, sizeof c);
+  shk_task_options_init(&c.opts);
   c.data = shk_shm_data(shm);
   c.size = size;
   c.opts.chunks = (size_t)SHK_MAX(8, workers);

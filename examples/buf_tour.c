@@ -12,8 +12,13 @@ static void on_destroy(const shk_buf_info *info, void *user) {
 int main(void) {
   /* 1000 doubles, zeroed, 64-byte aligned, with a destroy callback. */
   shk_buf *buf = NULL;
-  shk_buf_options o = {.allocator = "aligned", .alignment = 64, .init = SHK_BUF_INIT_ZERO,
-                       .on_destroy = on_destroy, .on_destroy_user = "demo"};
+  shk_buf_options o;
+  shk_buf_options_init(&o);
+  o.allocator = "aligned";
+  o.alignment = 64;
+  o.init = SHK_BUF_INIT_ZERO;
+  o.on_destroy = on_destroy;
+  o.on_destroy_user = "demo";
   int rc = shk_buf_create(1000, sizeof(double), &o, &buf);
   if (rc != SHK_OK) { fprintf(stderr, "%s\n", shk_strerror(rc)); return 1; }
 
@@ -40,7 +45,11 @@ int main(void) {
   shk_buf_release(a);                                     /* arena is not freed: still yours */
 
   /* Delayed free: released buffers wait until freed (or shutdown, or exit). */
-  shk_buf_options later = {.delayed_free = true, .on_destroy = on_destroy, .on_destroy_user = "later"};
+  shk_buf_options later;
+  shk_buf_options_init(&later);
+  later.delayed_free = true;
+  later.on_destroy = on_destroy;
+  later.on_destroy_user = "later";
   shk_buf_create(10, 1, &later, &b);
   shk_buf_release(b);                         /* nothing printed yet */
   size_t deferred = 0;

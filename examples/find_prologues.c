@@ -102,7 +102,8 @@ int main(int argc, char **argv) {
   uint64_t serial = count_prologues(data, 0, size, size);
   double t1 = now_ms();
 
-  shk_task_options opts = {0}; /* workers: one per CPU */
+  shk_task_options opts;
+  shk_task_options_init(&opts); /* workers: one per CPU */
   opts.chunks = 64;
   opts.halo = sizeof PROLOGUE - 1;
   shk_task_results *results = NULL;

@@ -107,7 +107,7 @@ int main(int argc, char **argv) {
 
   /* The struct gets a page of its own so that nothing else on its page is watched. */
   shk_buf_options bo;
-  memset(&bo, 0, sizeof bo);
+  shk_buf_options_init(&bo);
   bo.allocator = "pages";
   bo.init = SHK_BUF_INIT_ZERO;
   shk_buf *small = NULL, *large = NULL;

@@ -2,7 +2,12 @@
  * shmkit: shared memory, chunk tasks, buffers, a write watcher and a profiling protocol.
  * This umbrella header is what programs include.
  * Thread safety is stated per header and per function; no shmkit function is
- * async-signal-safe, so none may be called from a signal handler. */
+ * async-signal-safe, so none may be called from a signal handler.
+ * Every options and table struct (shk_task_options, shk_buf_options, shk_buf_allocator,
+ * shk_watch_options, shk_watch_buffers_options, shk_watch_backend_table, shk_lens_options,
+ * shk_lens_reader_options) evolves by one rule, written in shmkit/options.h: a struct_size
+ * first field set by the struct's init macro (shk_task_options_init(&o), ...); the library
+ * reads only what the caller's struct holds, the rest keeps its defaults. */
 #ifndef SHMKIT_H
 #define SHMKIT_H
 
@@ -18,6 +23,7 @@
 
 #include "shmkit/export.h"
 #include "shmkit/error.h"
+#include "shmkit/options.h"
 #include "shmkit/shm.h"
 #include "shmkit/task.h"
 #include "shmkit/buf.h"

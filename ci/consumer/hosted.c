@@ -16,7 +16,8 @@ int main(int argc, char **argv) {
   if (!data) return 1;
   uint64_t want = 0;
   for (size_t i = 0; i < size; i++) want += data[i] = (unsigned char)(i * 7u + 3u);
-  shk_task_options o = {0};
+  shk_task_options o;
+  shk_task_options_init(&o);
   o.mode = SHK_TASK_HOSTED;
   o.module_path = argv[1];
   o.function_name = "consumer_sum";

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "shmkit/export.h"
+#include "shmkit/options.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -20,7 +21,8 @@ extern "C" {
 
 /* ---- allocators ------------------------------------------------------------------------- */
 
-/** The version of shk_buf_allocator that this header describes. */
+/** The version number shk_buf_allocator carried before 0.2.0 (kept: a table whose first field
+ * is 1 is read as the 0.2.0 layout). New code uses shk_buf_allocator_init(). */
 #define SHK_BUF_ALLOCATOR_VERSION 1
 
 /** The longest allocator name, in characters. Names follow the rules of segment names
@@ -46,7 +48,10 @@ typedef struct shk_buf_block {
   bool zeroed;   /**< set by alloc when the memory is known to be zero already */
 } shk_buf_block;
 
-/** An allocator: a versioned table of functions plus a user pointer, registered under a name.
+/** An allocator: a table of functions plus a user pointer, registered under a name. Fill with
+ * shk_buf_allocator_init() first, then set the functions; it evolves by the rule in
+ * shmkit/options.h (first published layout: 0.2.0, every field below; a zero-initialised
+ * table, or one that starts with SHK_BUF_ALLOCATOR_VERSION, is read as that layout).
  * `user` is passed as the first argument of every function.
  * - alloc (required): fills *out for req->size bytes. Returns SHK_OK or a negative SHK_E* code;
  *   on failure it must leave nothing allocated.
@@ -57,7 +62,9 @@ typedef struct shk_buf_block {
  * - address (optional): the address shk_buf_address() reports; NULL: the data pointer.
  * Functions may be called from several threads at once. */
 typedef struct shk_buf_allocator {
-  int version; /**< SHK_BUF_ALLOCATOR_VERSION */
+  uint32_t struct_size; /**< sizeof(shk_buf_allocator), set by shk_buf_allocator_init(); was
+                           `int version` before 0.2.0, and SHK_BUF_ALLOCATOR_VERSION (1) is still
+                           read as the 0.2.0 layout */
   /** Required: allocates req->size bytes into *out; SHK_OK or a negative SHK_E* code. */
   int (*alloc)(void *user, const shk_buf_alloc_request *req, shk_buf_block *out);
   /** Required: releases `size` bytes of a block that alloc made or consume adopted with
@@ -71,12 +78,20 @@ typedef struct shk_buf_allocator {
   void *user; /**< passed as the first argument of every function */
 } shk_buf_allocator;
 
+/** Fills the first `size` bytes of *table (sizeof the struct where the caller was compiled):
+ * every function NULL, user NULL, struct_size = size. Accepts NULL (does nothing). Call it
+ * through shk_buf_allocator_init(). Thread-safe. */
+SHK_API void shk_buf_allocator_init_size(shk_buf_allocator *table, size_t size);
+
+/** Fills *table as shk_buf_allocator_init_size() with the caller's sizeof. */
+#define shk_buf_allocator_init(table) shk_buf_allocator_init_size((table), sizeof(shk_buf_allocator))
+
 /** Registers an allocator under `name`; the table is copied. Built-in names are "heap" (malloc,
  * the default), "aligned" (options.alignment, a power of two, default 64), "pages" (whole zeroed
  * pages from mmap / VirtualAlloc with MEM_WRITE_WATCH, so a watcher can watch them without
  * touching neighbours) and "shm" (a named shared-memory segment, see shk_buf_segment_name).
- * Returns SHK_OK, SHK_EINVAL (NULL table, missing alloc or free), SHK_ENAME, SHK_EVERSION
- * (version is not SHK_BUF_ALLOCATOR_VERSION), SHK_EEXIST (name taken) or SHK_ENOMEM.
+ * Returns SHK_OK, SHK_EINVAL (NULL table, missing alloc or free, a struct_size refused by the
+ * rule of shmkit/options.h), SHK_ENAME, SHK_EEXIST (name taken) or SHK_ENOMEM.
  * Thread-safe. */
 SHK_API int shk_buf_allocator_register(const char *name, const shk_buf_allocator *table);
 
@@ -117,10 +132,13 @@ typedef struct shk_buf_info {
  * retain or release the buffer being destroyed. */
 typedef void (*shk_buf_destroy_fn)(const shk_buf_info *info, void *user);
 
-/** Options of shk_buf_create() and shk_buf_consume(). A zero-filled struct (or NULL) means: the
- * "heap" allocator, no init, no callback, immediate free, caller keeps ownership of consumed
- * memory. */
+/** Options of shk_buf_create() and shk_buf_consume(). Fill with shk_buf_options_init() first,
+ * then change fields; NULL means the defaults: the "heap" allocator, no init, no callback,
+ * immediate free, caller keeps ownership of consumed memory. Evolves by the rule in
+ * shmkit/options.h (first published layout: 0.2.0, every field below). Every field's zero is
+ * its default, so a zero-initialised struct (struct_size 0) works too, read as that layout. */
 typedef struct shk_buf_options {
+  uint32_t struct_size;         /**< sizeof(shk_buf_options), set by shk_buf_options_init() */
   const char *allocator;        /**< registered name; NULL: "heap" */
   shk_buf_init init;            /**< create only */
   unsigned char init_byte;      /**< for SHK_BUF_INIT_BYTE */
@@ -132,9 +150,17 @@ typedef struct shk_buf_options {
   bool take_ownership;          /**< consume only: destruction frees the memory via the allocator */
 } shk_buf_options;
 
+/** Fills the first `size` bytes of *opts (sizeof the struct where the caller was compiled) with
+ * the defaults: zeros, struct_size = size. Accepts NULL (does nothing). Call it through
+ * shk_buf_options_init(). Thread-safe. */
+SHK_API void shk_buf_options_init_size(shk_buf_options *opts, size_t size);
+
+/** Fills *opts with the defaults (see shk_buf_options_init_size()). */
+#define shk_buf_options_init(opts) shk_buf_options_init_size((opts), sizeof(shk_buf_options))
+
 /** Allocates a buffer of count x item_size bytes with the named allocator and registers its
- * range in the live-range index. Returns SHK_OK, SHK_EINVAL (NULL out, bad init value, or an
- * alignment that is not a power of two), SHK_ESIZE (count or item_size 0), SHK_EOVERFLOW
+ * range in the live-range index. Returns SHK_OK, SHK_EINVAL (NULL out, bad init value, an
+ * alignment that is not a power of two, or options refused by the rule of shmkit/options.h), SHK_ESIZE (count or item_size 0), SHK_EOVERFLOW
  * (count x item_size overflows), SHK_ENOENT (unknown allocator), SHK_EOVERLAP (the allocator
  * returned memory that overlaps a live buffer: it is handed back), SHK_ENOMEM, or an
  * allocator's code (SHK_ENAME, SHK_EEXIST, SHK_EOS for "shm"). *out is NULL on failure.
@@ -147,7 +173,7 @@ SHK_API int shk_buf_create(size_t count, size_t item_size, const shk_buf_options
  * changes. With opts->take_ownership the allocator's free releases the memory on destruction,
  * so it must come from something that allocator can free; without it the memory is never freed
  * by shmkit. The allocator's consume function may refuse the range. Returns SHK_OK, SHK_EINVAL
- * (NULL ptr or out, or an init value other than NONE), SHK_ESIZE, SHK_EOVERFLOW (also when the
+ * (NULL ptr or out, an init value other than NONE, or options refused as for shk_buf_create), SHK_ESIZE, SHK_EOVERFLOW (also when the
  * range wraps the address space), SHK_ENOENT, SHK_EOVERLAP, SHK_ENOMEM or the allocator's code;
  * *out is NULL on failure and the memory stays the caller's. Thread-safe. */
 SHK_API int shk_buf_consume(void *ptr, size_t count, size_t item_size, const shk_buf_options *opts,

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "shmkit/export.h"
+#include "shmkit/options.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -90,9 +91,12 @@ typedef struct shk_lens shk_lens;
 #define SHK_LENS_KEEP_NAME 1u
 
 /** Options of shk_lens_open(). Fill with shk_lens_options_init() first, then change fields.
- * ring_bytes and max_threads matter only to the handle that creates the segment. */
+ * ring_bytes and max_threads matter only to the handle that creates the segment. Evolves by
+ * the rule in shmkit/options.h (first published layout: struct_size and flags; a
+ * zero-initialised struct is read as the 0.2.0 layout, every field below, zeros as written: a
+ * ring_bytes or max_threads of 0 is refused). */
 typedef struct shk_lens_options {
-  uint32_t struct_size;  /**< sizeof(shk_lens_options) */
+  uint32_t struct_size;  /**< sizeof(shk_lens_options), set by shk_lens_options_init() */
   uint32_t flags;        /**< SHK_LENS_KEEP_NAME */
   uint64_t full_wait_ns; /**< how long a send waits for an attached reader when its thread's ring
                             is full; 0 drops at once (and counts). Default 2 ms. */
@@ -103,13 +107,21 @@ typedef struct shk_lens_options {
                             1 to 4096, default 64. A ring's pages cost memory only once used. */
 } shk_lens_options;
 
-/** Fills *options with the defaults (struct_size set, flags 0). Accepts NULL (does nothing). */
-SHK_API void shk_lens_options_init(shk_lens_options *options);
+/** Fills the first `size` bytes of *options (sizeof the struct where the caller was compiled)
+ * with the defaults (flags 0) and struct_size = size. Accepts NULL (does nothing). Call it
+ * through shk_lens_options_init(). Thread-safe. */
+SHK_API void shk_lens_options_init_size(shk_lens_options *options, size_t size);
+
+/** Kept for programs built before the init macro, which call it: fills the 0.2.0 layout. */
+SHK_API void(shk_lens_options_init)(shk_lens_options *options);
+
+/** Fills *options with the defaults (see shk_lens_options_init_size()). */
+#define shk_lens_options_init(options) shk_lens_options_init_size((options), sizeof(shk_lens_options))
 
 /** Opens the lens segment `name` (a portable shm name), creating it when it does not exist;
  * several processes may each open it (each handle counts as one producer). options may be NULL
  * (defaults). An existing segment is validated as a reader would.
- * Returns SHK_OK, SHK_EINVAL (NULL out, options->struct_size too small or too large, ring_bytes
+ * Returns SHK_OK, SHK_EINVAL (NULL out, options refused by the rule of shmkit/options.h, ring_bytes
  * or max_threads out of range), SHK_ENAME, SHK_EFORMAT, SHK_EVERSION, SHK_EBUSY (a creator never
  * finished, or every producer slot taken), SHK_EACCES, SHK_ENOMEM or SHK_EOS; *out is NULL on
  * failure. Free with shk_lens_close(). Thread-safe. */
@@ -138,13 +150,19 @@ SHK_API int shk_lens_frame(shk_lens *lens);
  * sent, so there is nothing to flush. Returns SHK_OK, or SHK_EINVAL for a NULL lens. */
 SHK_API int shk_lens_flush(shk_lens *lens);
 
-/** An open zone. Lives on the caller's stack between begin and end; fields are the library's. */
+/** An open zone. Lives on the caller's stack between begin and end. Every field is the
+ * library's: shk_lens_zone_begin() writes them and shk_lens_zone_end() reads them. A caller
+ * may read `lens` (NULL: begin failed, or the zone has ended), `name`, `color` and `depth`, and
+ * writes none of them. `reserved` is room for later releases (the struct's size is part of the
+ * ABI: a zone compiled into a program keeps this size); it is neither initialised nor read by
+ * this release. */
 typedef struct shk_lens_zone {
-  shk_lens *lens;   /**< NULL when begin failed: end is then a no-op */
+  shk_lens *lens;   /**< NULL when begin failed (end is then a no-op) and after end */
   const char *name; /**< as given to shk_lens_zone_begin() */
   uint64_t start;   /**< the segment's clock at begin (see lens_wire.h clock_kind) */
   uint32_t color;   /**< as given to shk_lens_zone_begin() */
   uint32_t depth;   /**< the thread's zone depth at begin */
+  uint64_t reserved[2]; /**< the library's, for later releases */
 } shk_lens_zone;
 
 /** Opens a zone on the calling thread; depth is counted per thread. `name` is sent by address:
@@ -191,8 +209,10 @@ SHK_API int shk_lens_log(shk_lens *lens, uint32_t color, const char *format, ...
 #endif
     ;
 
-/** Counters of this handle and of the segment. Returns SHK_OK or SHK_EINVAL. Thread-safe. */
-SHK_API int shk_lens_stats_get(const shk_lens *lens, shk_lens_stats *out);
+/** Counters of this handle and of the segment. The handle is not const: the call takes the
+ * handle's lock (before 0.2.0 it was declared const). Returns SHK_OK or SHK_EINVAL.
+ * Thread-safe. */
+SHK_API int shk_lens_stats_get(shk_lens *lens, shk_lens_stats *out);
 
 /* ---- reader ----------------------------------------------------------------------------- */
 
@@ -200,9 +220,12 @@ SHK_API int shk_lens_stats_get(const shk_lens *lens, shk_lens_stats *out);
 typedef struct shk_lens_reader shk_lens_reader;
 
 /** Options of shk_lens_reader_open(). Fill with shk_lens_reader_options_init() first, then
- * change fields. */
+ * change fields. Evolves by the rule in shmkit/options.h (first published layout: struct_size
+ * and max_strings; a zero-initialised struct is read as the 0.2.0 layout, every field below,
+ * zeros as written). */
 typedef struct shk_lens_reader_options {
-  uint32_t struct_size;   /**< sizeof(shk_lens_reader_options) */
+  uint32_t struct_size;   /**< sizeof(shk_lens_reader_options), set by
+                             shk_lens_reader_options_init() */
   uint32_t max_strings;   /**< distinct string keys kept; default 65536 */
   uint64_t idle_spin_ns;  /**< poll: keep looking without a pause this long after a look that
                              found a ring at least 1/8 full; default 2 ms */
@@ -211,8 +234,17 @@ typedef struct shk_lens_reader_options {
                              about 8 ms at 1 M zones/s) */
 } shk_lens_reader_options;
 
-/** Fills *options with the defaults (struct_size set). Accepts NULL (does nothing). */
-SHK_API void shk_lens_reader_options_init(shk_lens_reader_options *options);
+/** Fills the first `size` bytes of *options (sizeof the struct where the caller was compiled)
+ * with the defaults and struct_size = size. Accepts NULL (does nothing). Call it through
+ * shk_lens_reader_options_init(). Thread-safe. */
+SHK_API void shk_lens_reader_options_init_size(shk_lens_reader_options *options, size_t size);
+
+/** Kept for programs built before the init macro, which call it: fills the 0.2.0 layout. */
+SHK_API void(shk_lens_reader_options_init)(shk_lens_reader_options *options);
+
+/** Fills *options with the defaults (see shk_lens_reader_options_init_size()). */
+#define shk_lens_reader_options_init(options)                                                  \
+  shk_lens_reader_options_init_size((options), sizeof(shk_lens_reader_options))
 
 /** One event, strings resolved. name and thread stay valid until the reader is closed; message
  * until the reader next takes records out (the next drain, poll, or next() that finds nothing
@@ -246,7 +278,8 @@ typedef void (*shk_lens_event_fn)(const shk_lens_event *event, void *user);
 
 /** Attaches to the lens segment `name` and validates it: magic, major version, header and ring
  * geometry against the mapped size. Only one reader may be attached at a time.
- * Returns SHK_OK, SHK_EINVAL, SHK_ENAME, SHK_ENOENT, SHK_EFORMAT, SHK_EVERSION, SHK_EBUSY
+ * Returns SHK_OK, SHK_EINVAL (also options refused by the rule of shmkit/options.h), SHK_ENAME,
+ * SHK_ENOENT, SHK_EFORMAT, SHK_EVERSION, SHK_EBUSY
  * (another live reader, or a creator that never finished), SHK_EACCES, SHK_ENOMEM, SHK_EOS.
  * shk_lens_probe() says why a segment is refused. */
 SHK_API int shk_lens_reader_open(const char *name, const shk_lens_reader_options *options,
@@ -300,9 +333,11 @@ typedef struct shk_lens_thread_info {
 } shk_lens_thread_info;
 
 /** Copies up to `capacity` producing threads the reader has seen (every ring epoch, ended ones
- * too) into out[]; *count gets how many there are (may exceed capacity). Returns SHK_OK or
+ * too) into out[]; *count gets how many there are (may exceed capacity). The reader is not
+ * const: the call first refreshes its counts of the rings still live (before 0.2.0 it was
+ * declared const). Returns SHK_OK or
  * SHK_EINVAL (NULL reader or count, or NULL out with capacity > 0). */
-SHK_API int shk_lens_reader_threads(const shk_lens_reader *reader, shk_lens_thread_info *out,
+SHK_API int shk_lens_reader_threads(shk_lens_reader *reader, shk_lens_thread_info *out,
                                     size_t capacity, size_t *count);
 
 /** The current contents of string `key` of process `pid`, or NULL when never sent (a name that

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "shmkit/export.h"
+#include "shmkit/options.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -60,14 +61,13 @@ typedef enum shk_task_mode {
                              function_name (see shk_task_pool_create_hosted()) */
 } shk_task_mode;
 
-/** Options of one call. Zero-initialise (`shk_task_options o = {0};`) for the defaults; a NULL
- * options pointer means all defaults.
- * Evolution: fields are only ever added at the end, and the library reads a field added after the
- * first release only when a field of the first release says the caller set it (module_path and
- * function_name are read only when mode is SHK_TASK_HOSTED, a value no caller compiled against an
- * older header can pass). So a program compiled against an older shmkit.h keeps working with a
- * newer library: the library never reads past the end of that program's smaller struct. */
+/** Options of one call. Fill with shk_task_options_init() first, then change fields; a NULL
+ * options pointer means all defaults. Evolves by the rule in shmkit/options.h: the library reads
+ * only the struct_size bytes the caller's struct holds. Every field's zero is its default, so a
+ * zero-initialised struct (`= {0}`, or designated initialisers: struct_size 0) works too and is
+ * read as the 0.2.0 layout (every field below). */
 typedef struct shk_task_options {
+  uint32_t struct_size; /**< sizeof(shk_task_options), set by shk_task_options_init() */
   size_t chunks;       /**< number of chunks; 0: the number of workers */
   unsigned workers;    /**< shk_task_run only: workers to start; 0: the number of CPUs (at most
                           SHK_TASK_WORKERS_MAX) */
@@ -82,10 +82,17 @@ typedef struct shk_task_options {
                           stop a running chunk and only stop starting new ones. */
   shk_task_progress_fn progress; /**< may be NULL */
   void *progress_user;           /**< passed to progress as `user` */
-  /* Added after the first release (read only when mode is SHK_TASK_HOSTED, see above). */
   const char *module_path;   /**< SHK_TASK_HOSTED: the plugin (.so / .dll marked SHK_TASK_PLUGIN) */
   const char *function_name; /**< SHK_TASK_HOSTED: the chunk function it exports */
 } shk_task_options;
+
+/** Fills the first `size` bytes of *opts (sizeof the struct where the caller was compiled) with
+ * the defaults: zeros, and struct_size = size. Accepts NULL (does nothing). Call it through the
+ * macro shk_task_options_init(), which passes the size. Thread-safe. */
+SHK_API void shk_task_options_init_size(shk_task_options *opts, size_t size);
+
+/** Fills *opts with the defaults, struct_size included (see shk_task_options_init_size()). */
+#define shk_task_options_init(opts) shk_task_options_init_size((opts), sizeof(shk_task_options))
 
 /** The largest argument, in bytes. */
 #define SHK_TASK_ARG_MAX ((size_t)16 << 20)
@@ -161,7 +168,7 @@ SHK_API int shk_task_out_write(shk_task_out *out, const void *bytes, size_t size
  * returned an error), in that order of precedence. Without results (*results NULL): SHK_EINVAL
  * (NULL fn or results, NULL data with size > 0, [data, data + size) wrapping around the
  * address space, NULL arg with arg_size > 0, size not a multiple
- * of item_size, a bad mode), SHK_ERANGE (chunks, workers or arg_size above the maximum),
+ * of item_size, a bad mode, options refused by the rule of shmkit/options.h), SHK_ERANGE (chunks, workers or arg_size above the maximum),
  * SHK_ENOHOOK (Windows, see shk_worker_main), SHK_EUNSUPPORTED (a function in no module that
  * the workers cannot reach, see above), SHK_ENOMEM, SHK_ELIMIT, SHK_EOS. Nothing is left behind:
  * no segment, process or handle.

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "shmkit/export.h"
+#include "shmkit/options.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -66,13 +67,17 @@ SHK_API const char *shk_watch_backend_name(shk_watch_backend backend);
 /** Whether `backend` can be used on this system now (auto and poll always can). */
 SHK_API bool shk_watch_backend_available(shk_watch_backend backend);
 
-/** The version of shk_watch_options that this header describes (its `version` field). Version 1
- * ends before backend_name; the library reads only the fields of the version a caller gives. */
+/** The version number shk_watch_options carried in its first field before 0.2.0. Still read:
+ * version 1 as the fields up to userfaultfd_sync, version 2 as the 0.2.0 layout. */
 #define SHK_WATCH_OPTIONS_VERSION 2
 
-/** Options of a watcher. Fill with shk_watch_options_init() first, then change fields. */
+/** Options of a watcher. Fill with shk_watch_options_init() first, then change fields; NULL
+ * means the defaults. Evolves by the rule in shmkit/options.h (first published layout: 0.2.0,
+ * every field below). Several defaults are not zero: a zero-initialised struct (struct_size 0)
+ * is read with the zeros as written (a ring_capacity or poll_interval_ms of 0 is refused). */
 typedef struct shk_watch_options {
-  uint32_t version;           /**< SHK_WATCH_OPTIONS_VERSION */
+  uint32_t struct_size;       /**< sizeof(shk_watch_options), set by shk_watch_options_init();
+                                 was `version` before 0.2.0 (1 and 2 are still read) */
   shk_watch_backend backend;  /**< default SHK_WATCH_AUTO */
   uint32_t coalesce_ms;       /**< writes to a region within this window (from the first) give
                                  one event, also when the ring overflowed meanwhile; default 5 */
@@ -89,13 +94,21 @@ typedef struct shk_watch_options {
                                  exists: a handler thread takes each first write (slower, about
                                  10-90 us, but knows the address and the thread). Used anyway
                                  when the kernel has no async mode. Default false */
-  const char *backend_name;   /**< (version 2) a registered backend by name, built-in ("mprotect",
+  const char *backend_name;   /**< a registered backend by name, built-in ("mprotect",
                                  ...) or registered with shk_watch_backend_register(); overrides
                                  `backend`. NULL (default): `backend` decides */
 } shk_watch_options;
 
-/** Fills *opts with the defaults above. Accepts NULL (does nothing). */
-SHK_API void shk_watch_options_init(shk_watch_options *opts);
+/** Fills the first `size` bytes of *opts (sizeof the struct where the caller was compiled) with
+ * the defaults above and struct_size = size. Accepts NULL (does nothing). Call it through
+ * shk_watch_options_init(). Thread-safe. */
+SHK_API void shk_watch_options_init_size(shk_watch_options *opts, size_t size);
+
+/** Kept for programs built against 0.1.x, which call it: fills the 0.2.0 layout, version 2. */
+SHK_API void(shk_watch_options_init)(shk_watch_options *opts);
+
+/** Fills *opts with the defaults above (see shk_watch_options_init_size()). */
+#define shk_watch_options_init(opts) shk_watch_options_init_size((opts), sizeof(shk_watch_options))
 
 /** What an event knows; bits of shk_watch_event.flags. */
 #define SHK_WATCH_EVENT_INLINE 0x1u        /**< old_value / new_value hold the whole region */
@@ -159,7 +172,8 @@ typedef void (*shk_watch_fn)(const shk_watch_event *event, void *user);
  * that they still are (POSIX: a handler the program installed over them and then replaced by
  * another, as CMocka does around each test, took them out) and installs them again, in front
  * of what is there now, if not. SHK_EOS when that fails.
- * Returns SHK_OK, SHK_EINVAL (NULL out, a bad options version or field), SHK_EUNSUPPORTED (the
+ * Returns SHK_OK, SHK_EINVAL (NULL out, options refused by the rule of shmkit/options.h, a bad
+ * field), SHK_EUNSUPPORTED (the
  * backend asked for is not available here), SHK_ENOMEM or SHK_EOS. */
 SHK_API int shk_watch_create(const shk_watch_options *opts, shk_watcher **out);
 
@@ -241,20 +255,35 @@ SHK_API int shk_watch_drop(shk_watcher *w, uint64_t key);
 
 /* ---- every live buffer --------------------------------------------------------------- */
 
-/** The version of shk_watch_buffers_options that this header describes. */
+/** The version number shk_watch_buffers_options carried in its first field before 0.2.0; still
+ * read, as the 0.2.0 layout. */
 #define SHK_WATCH_BUFFERS_OPTIONS_VERSION 1
 
-/** Which buffers shk_watch_add_buffers() follows. Fill with shk_watch_buffers_options_init(). */
+/** Which buffers shk_watch_add_buffers() follows. Fill with shk_watch_buffers_options_init().
+ * Evolves by the rule in shmkit/options.h (first published layout: 0.2.0, every field below;
+ * every field's zero is its default, so a zero-initialised struct works too). */
 typedef struct shk_watch_buffers_options {
-  uint32_t version;               /**< SHK_WATCH_BUFFERS_OPTIONS_VERSION */
+  uint32_t struct_size;           /**< sizeof(shk_watch_buffers_options), set by
+                                     shk_watch_buffers_options_init(); was `version` before
+                                     0.2.0 (1 is still read) */
   const char *const *allocators;  /**< names of the allocators whose buffers are followed; NULL
                                      (default): every allocator the watcher's backend can watch
                                      (see shk_watch_add_buffers) */
   size_t allocator_count;         /**< how many names `allocators` holds */
 } shk_watch_buffers_options;
 
-/** Fills *opts with the defaults (every allocator). Accepts NULL (does nothing). */
-SHK_API void shk_watch_buffers_options_init(shk_watch_buffers_options *opts);
+/** Fills the first `size` bytes of *opts (sizeof the struct where the caller was compiled) with
+ * the defaults (every allocator) and struct_size = size. Accepts NULL (does nothing). Call it
+ * through shk_watch_buffers_options_init(). Thread-safe. */
+SHK_API void shk_watch_buffers_options_init_size(shk_watch_buffers_options *opts, size_t size);
+
+/** Kept for programs built before the init macro, which call it: fills the 0.2.0 layout,
+ * version 1. */
+SHK_API void(shk_watch_buffers_options_init)(shk_watch_buffers_options *opts);
+
+/** Fills *opts with the defaults (see shk_watch_buffers_options_init_size()). */
+#define shk_watch_buffers_options_init(opts)                                                   \
+  shk_watch_buffers_options_init_size((opts), sizeof(shk_watch_buffers_options))
 
 /** Watches every live shmkit buffer (shmkit/buf.h) now and follows creation and release from
  * then on: a buffer created later is added when it is created, one released is removed before
@@ -273,7 +302,8 @@ SHK_API void shk_watch_buffers_options_init(shk_watch_buffers_options *opts);
  * (at their next creation). Creating and releasing buffers costs what adding and removing a
  * region does while a watcher follows them; nothing when none does.
  * One call per watcher: shk_watch_remove_buffers() stops following (shk_watch_free does too).
- * opts NULL means the defaults. Returns SHK_OK, SHK_EINVAL (NULL w, bad version, names NULL
+ * opts NULL means the defaults. Returns SHK_OK, SHK_EINVAL (NULL w, options refused by the rule
+ * of shmkit/options.h, names NULL
  * with a count, a NULL name), SHK_EUNSUPPORTED (see above), SHK_EEXIST (this watcher already
  * follows buffers) or SHK_ENOMEM. Thread-safe; may be called from the callback. */
 SHK_API int shk_watch_add_buffers(shk_watcher *w, const shk_watch_buffers_options *opts);
@@ -285,14 +315,17 @@ SHK_API int shk_watch_remove_buffers(shk_watcher *w);
 
 /* ---- backends of your own --------------------------------------------------------------- */
 
-/** The version of shk_watch_backend_table that this header describes. */
+/** The version number shk_watch_backend_table carried in its first field before 0.2.0; still
+ * read, as the 0.2.0 layout. New code uses shk_watch_backend_table_init(). */
 #define SHK_WATCH_BACKEND_VERSION 1
 
 /** How a backend's scan() reports bytes written since its last report (worker thread). */
 typedef void (*shk_watch_written_fn)(void *ctx, const void *addr, size_t size);
 
-/** A backend: a versioned table of functions plus a user pointer, registered under a name and
- * chosen with shk_watch_options.backend_name. It tells the watcher where writes happened, in
+/** A backend: a table of functions plus a user pointer, registered under a name and chosen with
+ * shk_watch_options.backend_name. Fill with shk_watch_backend_table_init() first, then set the
+ * functions; it evolves by the rule in shmkit/options.h (first published layout: 0.2.0, every
+ * field below; a zero-initialised table is read as that layout). It tells the watcher where writes happened, in
  * either or both of two ways; the watcher does the rest as for the built-ins (copies, compare,
  * coalescing window, events, ring, drop counting, resync after an overflow):
  *  - scan() reports written bytes through `written` on each worker pass (a scanning backend,
@@ -304,7 +337,9 @@ typedef void (*shk_watch_written_fn)(void *ctx, const void *addr, size_t size);
  * (attach and detach on the calling thread, scan and rearm on the worker): they must not call
  * shk_watch_* functions other than shk_watch_report_write(). */
 typedef struct shk_watch_backend_table {
-  int version; /**< SHK_WATCH_BACKEND_VERSION */
+  uint32_t struct_size; /**< sizeof(shk_watch_backend_table), set by
+                           shk_watch_backend_table_init(); was `int version` before 0.2.0
+                           (SHK_WATCH_BACKEND_VERSION is still read) */
   /** Optional: whether the backend works here now (NULL: always). */
   bool (*available)(void *user);
   /** Required: starts watching [addr, addr+size) for watcher w (keep w for
@@ -323,14 +358,23 @@ typedef struct shk_watch_backend_table {
   void *user; /**< passed as the first argument of every function above */
 } shk_watch_backend_table;
 
+/** Fills the first `size` bytes of *table (sizeof the struct where the caller was compiled):
+ * every function NULL, user NULL, struct_size = size. Accepts NULL (does nothing). Call it
+ * through shk_watch_backend_table_init(). Thread-safe. */
+SHK_API void shk_watch_backend_table_init_size(shk_watch_backend_table *table, size_t size);
+
+/** Fills *table as shk_watch_backend_table_init_size() with the caller's sizeof. */
+#define shk_watch_backend_table_init(table)                                                    \
+  shk_watch_backend_table_init_size((table), sizeof(shk_watch_backend_table))
+
 /** The longest backend name, in characters; names follow the rules of segment names
  * (shk_shm_name_check: [A-Za-z0-9._-], not starting with a dot). */
 #define SHK_WATCH_BACKEND_NAME_MAX 30
 
 /** Registers a backend under `name` (copied, as is the table). The built-ins are registered
  * under their names (shk_watch_backend_name) through the same table.
- * Returns SHK_OK, SHK_EINVAL (NULL table or name, missing attach), SHK_ENAME, SHK_EVERSION
- * (version is not SHK_WATCH_BACKEND_VERSION), SHK_EEXIST (name taken), SHK_ELIMIT (32 backends
+ * Returns SHK_OK, SHK_EINVAL (NULL table or name, missing attach, a struct_size refused by the
+ * rule of shmkit/options.h), SHK_ENAME, SHK_EEXIST (name taken), SHK_ELIMIT (32 backends
  * already). Thread-safe. */
 SHK_API int shk_watch_backend_register(const char *name, const shk_watch_backend_table *table);
 

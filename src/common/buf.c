@@ -116,7 +116,20 @@ int shk__buf_live_list(shk_buf_info **out, size_t *count) {
 
 /* ---- creation ---- */
 
-static const shk_buf_options default_options;
+/* Every field's zero is its default. */
+static const shk_buf_options default_options = {.struct_size = sizeof(shk_buf_options)};
+
+static const shk__options_layout options_layout = {
+    sizeof(shk_buf_options), SHK__OPTIONS_END(shk_buf_options, take_ownership),
+    SHK__OPTIONS_END(shk_buf_options, take_ownership), NULL, 0, &default_options};
+
+void shk_buf_options_init_size(shk_buf_options *opts, size_t size) {
+  shk__options_init(&options_layout, opts, size);
+}
+
+int shk__buf_options_read(const shk_buf_options *opts, shk_buf_options *out) {
+  return shk__options_read(&options_layout, opts, out);
+}
 
 /* The object header rounded so inline data after it is aligned like malloc's. */
 #define HEADER_SIZE ((sizeof(shk_buf) + SHK__MAX_ALIGN - 1) / SHK__MAX_ALIGN * SHK__MAX_ALIGN)
@@ -257,10 +270,13 @@ static SHK__NOINLINE int create_general(size_t size, size_t count, size_t item_s
   return SHK_OK;
 }
 
-int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *opts, shk_buf **out) {
+int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *caller, shk_buf **out) {
   if (!out) return SHK_EINVAL;
   *out = NULL;
-  if (!opts) opts = &default_options;
+  shk_buf_options local;
+  const void *use;
+  if (shk__options_use(&options_layout, caller, &local, &use) != SHK_OK) return SHK_EINVAL;
+  const shk_buf_options *opts = use;
   if (opts->init != SHK_BUF_INIT_NONE && opts->init != SHK_BUF_INIT_ZERO &&
       opts->init != SHK_BUF_INIT_BYTE)
     return SHK_EINVAL;
@@ -284,12 +300,15 @@ int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *opts, 
   return create_general(size, count, item_size, opts, out);
 }
 
-int shk_buf_consume(void *ptr, size_t count, size_t item_size, const shk_buf_options *opts,
+int shk_buf_consume(void *ptr, size_t count, size_t item_size, const shk_buf_options *caller,
                     shk_buf **out) {
   if (!out) return SHK_EINVAL;
   *out = NULL;
   if (!ptr) return SHK_EINVAL;
-  if (!opts) opts = &default_options;
+  shk_buf_options local;
+  const void *use;
+  if (shk__options_use(&options_layout, caller, &local, &use) != SHK_OK) return SHK_EINVAL;
+  const shk_buf_options *opts = use;
   if (opts->init != SHK_BUF_INIT_NONE) return SHK_EINVAL;
   size_t size = 0;
   int rc = check_shape(count, item_size, &size);

@@ -64,16 +64,30 @@ void shk__buf_allocator_drop(shk__buf_allocator *a) {
   if (a && !a->builtin) atomic_fetch_sub_explicit(&a->users, 1, memory_order_release);
 }
 
-int shk_buf_allocator_register(const char *name, const shk_buf_allocator *table) {
-  if (!table || !name) return SHK_EINVAL;
+/* Optional functions NULL. */
+static const shk_buf_allocator table_defaults = {.struct_size = sizeof(shk_buf_allocator)};
+/* Version 1 (before 0.2.0) is the 0.2.0 layout. */
+static const size_t table_legacy[] = {SHK__OPTIONS_END(shk_buf_allocator, user)};
+static const shk__options_layout table_layout = {
+    sizeof(shk_buf_allocator), SHK__OPTIONS_END(shk_buf_allocator, user),
+    SHK__OPTIONS_END(shk_buf_allocator, user), table_legacy, 1, &table_defaults};
+
+void shk_buf_allocator_init_size(shk_buf_allocator *table, size_t size) {
+  shk__options_init(&table_layout, table, size);
+}
+
+int shk_buf_allocator_register(const char *name, const shk_buf_allocator *caller) {
+  if (!caller || !name) return SHK_EINVAL;
   int rc = shk_shm_name_check(name);
   if (rc != SHK_OK) return rc;
-  if (table->version != SHK_BUF_ALLOCATOR_VERSION) return SHK_EVERSION;
-  if (!table->alloc || !table->free) return SHK_EINVAL;
+  shk_buf_allocator table;
+  rc = shk__options_read(&table_layout, caller, &table);
+  if (rc != SHK_OK) return rc;
+  if (!table.alloc || !table.free) return SHK_EINVAL;
   shk__buf_allocator *a = calloc(1, sizeof *a);
   if (!a) return SHK_ENOMEM;
   strcpy(a->name, name);
-  a->table = *table;
+  a->table = table;
   atomic_init(&a->users, 0);
   shk__once_run(&registry_once, registry_init);
   lock_registry();

@@ -20,6 +20,10 @@ typedef struct shk__buf_allocator {
   struct shk__buf_allocator *next;
 } shk__buf_allocator;
 
+/* The caller's options (NULL: defaults) read by the evolution rule into *out (buf.c).
+ * SHK_OK or SHK_EINVAL. */
+int shk__buf_options_read(const shk_buf_options *opts, shk_buf_options *out);
+
 /* Finds an allocator by name (NULL: "heap") and counts one more user. SHK_ENOENT. */
 int shk__buf_allocator_acquire(const char *name, shk__buf_allocator **out);
 void shk__buf_allocator_drop(shk__buf_allocator *a);

@@ -31,8 +31,9 @@ int shk_buf_region_new(const shk_buf *buf, size_t start, size_t end, const shk_b
   int rc = region_check(buf, start, end);
   if (rc != SHK_OK) return rc;
   if (start == end) return SHK_ESIZE;
-  shk_buf_options o = {0};
-  if (opts) o = *opts;
+  shk_buf_options o;
+  rc = shk__buf_options_read(opts, &o);
+  if (rc != SHK_OK) return rc;
   o.init = SHK_BUF_INIT_NONE;
   shk_buf *copy = NULL;
   rc = shk_buf_create(end - start, 1, &o, &copy);

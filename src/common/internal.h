@@ -195,6 +195,39 @@ void shk__shm_generate_name(const char *prefix, char out[SHK_SHM_NAME_MAX + 1]);
 /* The OS segment behind a handle (shm.c), for chunk tasks that hand segments to workers. */
 const shk__os_segment *shk__shm_os_segment(const shk_shm *shm);
 
+/* ---- the evolution rule of options and table structs (options.c) ---- */
+
+/* What the library knows of one options or table struct, whose first field is a uint32_t
+ * struct_size (or a legacy version number, 1 .. legacy_count). */
+typedef struct shk__options_layout {
+  size_t size;                /* sizeof the struct this library is built with */
+  size_t min_size;            /* the smallest struct_size accepted: the first published layout */
+  size_t zero_size;           /* what struct_size 0 stands for: the layout of 0.2.0 */
+  const size_t *legacy_sizes; /* sizes of version numbers 1 .. legacy_count (before 0.2.0) */
+  size_t legacy_count;
+  const void *defaults;       /* `size` bytes: every default, struct_size = size */
+} shk__options_layout;
+
+/* The end of a field: a layout's first published size is the end of its last field then. */
+#define SHK__OPTIONS_END(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
+
+/* Reads the caller's struct (NULL: none) into *local (l->size bytes): the defaults, then
+ * min(caller's size, l->size) bytes of the caller's, struct_size set to l->size. Returns SHK_OK,
+ * or SHK_EINVAL for a size that is refused or non-zero bytes past l->size (fields of a newer
+ * header than this library). */
+int shk__options_read(const shk__options_layout *l, const void *caller, void *local);
+
+/* As shk__options_read(), but *out points at what to use: the caller's own struct when it has
+ * exactly this library's layout, the defaults for NULL, else *local after the read (hot paths:
+ * no copy in the common cases). Returns as shk__options_read(). */
+int shk__options_use(const shk__options_layout *l, const void *caller, void *local,
+                     const void **out);
+
+/* Fills a caller's struct of `size` bytes (sizeof it where the caller was compiled) with zeros,
+ * then min(size, l->size) bytes of defaults, and sets its struct_size to size. NULL dst:
+ * nothing. */
+void shk__options_init(const shk__options_layout *l, void *dst, size_t size);
+
 /* Rounds n up to a multiple of `unit` (a power of two). Returns 0 on overflow. */
 size_t shk__round_up(size_t n, size_t unit);
 

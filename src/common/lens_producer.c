@@ -86,13 +86,26 @@ static shk__once exit_once;
 static shk__os_thread_key exit_key;
 static bool have_exit_key;
 
-void shk_lens_options_init(shk_lens_options *options) {
-  if (!options) return;
-  memset(options, 0, sizeof *options);
-  options->struct_size = sizeof *options;
-  options->full_wait_ns = 2000000u;
-  options->ring_bytes = 1024u * 1024u; /* docs/lens.md, "Ring size": measured */
-  options->max_threads = 64;
+static const shk_lens_options lens_defaults = {
+    .struct_size = sizeof(shk_lens_options),
+    .full_wait_ns = 2000000u,
+    .ring_bytes = 1024u * 1024u, /* docs/lens.md, "Ring size": measured */
+    .max_threads = 64,
+};
+
+/* The first published layout ended after flags; struct_size 0 means the 0.2.0 layout. */
+#define LENS_OPTIONS_V020_SIZE SHK__OPTIONS_END(shk_lens_options, max_threads)
+static const shk__options_layout lens_layout = {
+    sizeof(shk_lens_options), SHK__OPTIONS_END(shk_lens_options, flags), LENS_OPTIONS_V020_SIZE,
+    NULL, 0, &lens_defaults};
+
+void shk_lens_options_init_size(shk_lens_options *options, size_t size) {
+  shk__options_init(&lens_layout, options, size);
+}
+
+/* Programs built before the init macro call this: their struct is the 0.2.0 layout. */
+void(shk_lens_options_init)(shk_lens_options *options) {
+  shk__options_init(&lens_layout, options, LENS_OPTIONS_V020_SIZE);
 }
 
 static size_t name_length(const char *name) {
@@ -168,15 +181,8 @@ int shk_lens_open(const char *name, const shk_lens_options *options, shk_lens **
   if (rc != SHK_OK) return rc;
   shk_lens *lens = calloc(1, sizeof *lens);
   if (!lens) return SHK_ENOMEM;
-  shk_lens_options_init(&lens->options);
-  if (options) {
-    if (options->struct_size < sizeof(uint32_t) * 2 || options->struct_size > sizeof *options) {
-      free(lens);
-      return SHK_EINVAL;
-    }
-    memcpy(&lens->options, options, options->struct_size);
-  }
-  if (!options_valid(&lens->options)) {
+  if (shk__options_read(&lens_layout, options, &lens->options) != SHK_OK ||
+      !options_valid(&lens->options)) {
     free(lens);
     return SHK_EINVAL;
   }
@@ -724,9 +730,8 @@ int shk_lens_log(shk_lens *lens, uint32_t color, const char *format, ...) {
   return publish(h, SHK_LENS_LOG);
 }
 
-int shk_lens_stats_get(const shk_lens *lens, shk_lens_stats *out) {
-  if (!lens || !out) return SHK_EINVAL;
-  shk_lens *l = (shk_lens *)lens; /* made writable by shk_lens_open(); the list needs its lock */
+int shk_lens_stats_get(shk_lens *l, shk_lens_stats *out) {
+  if (!l || !out) return SHK_EINVAL;
   shk__lens_segment_stats(l->mem, &l->geo, out);
   for (int k = 0; k < SHK_LENS_KIND_COUNT; k++)
     out->sent[k] = atomic_load(&l->no_ring_dropped[k]) + atomic_load(&l->ended_sent[k]);

@@ -68,25 +68,34 @@ struct shk_lens_reader {
   size_t text_used;
 };
 
-void shk_lens_reader_options_init(shk_lens_reader_options *options) {
-  if (!options) return;
-  memset(options, 0, sizeof *options);
-  options->struct_size = sizeof *options;
-  options->max_strings = 65536;
-  options->idle_spin_ns = 2000000u;
-  options->idle_sleep_ns = 1000000u;
+static const shk_lens_reader_options reader_defaults = {
+    .struct_size = sizeof(shk_lens_reader_options),
+    .max_strings = 65536,
+    .idle_spin_ns = 2000000u,
+    .idle_sleep_ns = 1000000u,
+};
+
+/* The first published layout ended after max_strings; struct_size 0 means the 0.2.0 layout. */
+#define READER_OPTIONS_V020_SIZE SHK__OPTIONS_END(shk_lens_reader_options, idle_sleep_ns)
+static const shk__options_layout reader_layout = {
+    sizeof(shk_lens_reader_options), SHK__OPTIONS_END(shk_lens_reader_options, max_strings),
+    READER_OPTIONS_V020_SIZE, NULL, 0, &reader_defaults};
+
+void shk_lens_reader_options_init_size(shk_lens_reader_options *options, size_t size) {
+  shk__options_init(&reader_layout, options, size);
+}
+
+/* Programs built before the init macro call this: their struct is the 0.2.0 layout. */
+void(shk_lens_reader_options_init)(shk_lens_reader_options *options) {
+  shk__options_init(&reader_layout, options, READER_OPTIONS_V020_SIZE);
 }
 
 static int make_reader(const shk_lens_reader_options *options, shk_lens_reader **out) {
   shk_lens_reader *r = calloc(1, sizeof *r);
   if (!r) return SHK_ENOMEM;
-  shk_lens_reader_options_init(&r->options);
-  if (options) {
-    if (options->struct_size < sizeof(uint32_t) * 2 || options->struct_size > sizeof *options) {
-      free(r);
-      return SHK_EINVAL;
-    }
-    memcpy(&r->options, options, options->struct_size);
+  if (shk__options_read(&reader_layout, options, &r->options) != SHK_OK) {
+    free(r);
+    return SHK_EINVAL;
   }
   r->strings.limit = r->options.max_strings;
   r->pid = (uint32_t)shk__os_pid();
@@ -712,14 +721,12 @@ int shk_lens_reader_stats(const shk_lens_reader *r, shk_lens_stats *out) {
   return SHK_OK;
 }
 
-int shk_lens_reader_threads(const shk_lens_reader *r, shk_lens_thread_info *out, size_t capacity,
+int shk_lens_reader_threads(shk_lens_reader *r, shk_lens_thread_info *out, size_t capacity,
                             size_t *count) {
   if (!r || !count || (!out && capacity > 0)) return SHK_EINVAL;
-  /* The counts of rings still followed, as they are now (drains read them only now and then).
-   * The handle is the library's own, made writable by shk_lens_reader_open(). */
-  shk_lens_reader *w = (shk_lens_reader *)r;
-  uint32_t used = w->shrunk ? 0 : SHK__MIN(shk__lens_load32(&w->hdr->rings_used), w->geo.ring_count);
-  for (uint32_t i = 0; i < used; i++) refresh_if_current(w, &w->rings[i], shk__lens_ring(w->mem, &w->geo, i));
+  /* The counts of rings still followed, as they are now (drains read them only now and then). */
+  uint32_t used = r->shrunk ? 0 : SHK__MIN(shk__lens_load32(&r->hdr->rings_used), r->geo.ring_count);
+  for (uint32_t i = 0; i < used; i++) refresh_if_current(r, &r->rings[i], shk__lens_ring(r->mem, &r->geo, i));
   *count = r->thread_count;
   size_t n = SHK__MIN(capacity, r->thread_count);
   if (n) memcpy(out, r->threads, n * sizeof *out);

@@ -21,10 +21,24 @@ const char *shk_task_status_name(shk_task_status status) {
   return "unknown";
 }
 
+/* Every field's zero is its default. */
+static const shk_task_options task_defaults = {.struct_size = sizeof(shk_task_options)};
+
+static const shk__options_layout task_layout = {
+    sizeof(shk_task_options), SHK__OPTIONS_END(shk_task_options, function_name),
+    SHK__OPTIONS_END(shk_task_options, function_name), NULL, 0, &task_defaults};
+
+void shk_task_options_init_size(shk_task_options *opts, size_t size) {
+  shk__options_init(&task_layout, opts, size);
+}
+
+int shk__task_options_read(const shk_task_options *opts, shk_task_options *out) {
+  return shk__options_read(&task_layout, opts, out);
+}
+
 int shk__task_call_init(shk__task_call *call, const void *data, size_t size, shk_task_fn fn,
                         const shk_task_options *opts, unsigned default_chunks) {
-  static const shk_task_options defaults;
-  if (!opts) opts = &defaults;
+  if (!opts) opts = &task_defaults;
   if (!fn || (!data && size > 0) || shk__range_wraps(data, size)) return SHK_EINVAL;
   if (opts->mode != SHK_TASK_PROCESSES && opts->mode != SHK_TASK_THREADS &&
       opts->mode != SHK_TASK_INLINE)
@@ -46,20 +60,24 @@ int shk__task_call_init(shk__task_call *call, const void *data, size_t size, shk
   return shk__task_check_split(size, call->item_size, call->chunks);
 }
 
-int shk_task_run(const void *data, size_t size, shk_task_fn fn, const shk_task_options *opts,
+int shk_task_run(const void *data, size_t size, shk_task_fn fn, const shk_task_options *caller,
                  shk_task_results **results) {
   shk__error_clear_os();
-  if (opts && opts->mode == SHK_TASK_HOSTED) return shk__task_run_hosted(data, size, fn, opts, results);
   if (results) *results = NULL;
-  unsigned workers = opts && opts->workers ? opts->workers : shk__task_default_workers();
+  shk_task_options o;
+  int rc = shk__task_options_read(caller, &o);
+  if (rc != SHK_OK) return rc;
+  const shk_task_options *opts = &o;
+  if (opts->mode == SHK_TASK_HOSTED) return shk__task_run_hosted(data, size, fn, opts, results);
+  unsigned workers = opts->workers ? opts->workers : shk__task_default_workers();
   shk__task_call call;
-  int rc = shk__task_call_init(&call, data, size, fn, opts, workers);
+  rc = shk__task_call_init(&call, data, size, fn, opts, workers);
   if (rc != SHK_OK) return rc;
   if (!results) return SHK_EINVAL;
   /* More workers than chunks would only be started and stopped. */
   if (call.chunks < workers) workers = (unsigned)call.chunks;
   shk_task_pool *pool;
-  rc = shk__task_pool_create(workers, opts ? opts->mode : SHK_TASK_PROCESSES, true, &pool);
+  rc = shk__task_pool_create(workers, opts->mode, true, &pool);
   if (rc != SHK_OK) return rc;
   rc = shk__task_pool_run(pool, &call, results);
   shk_task_pool_free(pool);

@@ -274,6 +274,10 @@ typedef struct shk__task_call {
   void *progress_user;
 } shk__task_call;
 
+/* The caller's options (NULL: defaults) read by the evolution rule into *out (task.c).
+ * SHK_OK or SHK_EINVAL. */
+int shk__task_options_read(const shk_task_options *opts, shk_task_options *out);
+
 /* Fills call from the arguments; SHK_EINVAL, SHK_ERANGE. */
 int shk__task_call_init(shk__task_call *call, const void *data, size_t size, shk_task_fn fn,
                         const shk_task_options *opts, unsigned default_chunks);

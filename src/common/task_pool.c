@@ -562,8 +562,11 @@ int shk_task_pool_run(shk_task_pool *pool, const void *data, size_t size, shk_ta
   if (!pool) return SHK_EINVAL;
   /* A hosted pool runs its plugin's function, and only that. */
   if (pool->host ? fn != NULL : fn == NULL) return SHK_EINVAL;
+  shk_task_options o;
+  int rc = shk__task_options_read(opts, &o);
+  if (rc != SHK_OK) return rc;
   shk__task_call call;
-  int rc = shk__task_call_init(&call, data, size, pool->host ? shk__task_hosted_fn : fn, opts,
+  rc = shk__task_call_init(&call, data, size, pool->host ? shk__task_hosted_fn : fn, &o,
                                shk_task_pool_workers(pool));
   if (rc != SHK_OK || !results) return rc == SHK_OK ? SHK_EINVAL : rc;
   return shk__task_pool_run(pool, &call, results);

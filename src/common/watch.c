@@ -20,18 +20,34 @@ bool shk_watch_backend_available(shk_watch_backend backend) {
   return shk__watch_backend_ops_of(backend)->available();
 }
 
-void shk_watch_options_init(shk_watch_options *opts) {
-  if (!opts) return;
-  memset(opts, 0, sizeof *opts);
-  opts->version = SHK_WATCH_OPTIONS_VERSION;
-  opts->backend = SHK_WATCH_AUTO;
-  opts->coalesce_ms = 5;
-  opts->ring_capacity = 65536;
-  opts->inline_threshold = 4096;
-  opts->preview_size = 256;
-  opts->poll_interval_ms = 10;
-  opts->store_limit = (size_t)256 << 20;
-  opts->resolve_symbols = true;
+static const shk_watch_options watch_defaults = {
+    .struct_size = sizeof(shk_watch_options),
+    .backend = SHK_WATCH_AUTO,
+    .coalesce_ms = 5,
+    .ring_capacity = 65536,
+    .inline_threshold = 4096,
+    .preview_size = 256,
+    .poll_interval_ms = 10,
+    .store_limit = (size_t)256 << 20,
+    .resolve_symbols = true,
+};
+
+/* Versions 1 (ending before backend_name) and 2 (the 0.2.0 layout) of 0.1.x. */
+#define WATCH_OPTIONS_V2_SIZE SHK__OPTIONS_END(shk_watch_options, backend_name)
+static const size_t watch_legacy[] = {offsetof(shk_watch_options, backend_name),
+                                      WATCH_OPTIONS_V2_SIZE};
+static const shk__options_layout watch_layout = {sizeof(shk_watch_options), WATCH_OPTIONS_V2_SIZE,
+                                                 WATCH_OPTIONS_V2_SIZE, watch_legacy, 2,
+                                                 &watch_defaults};
+
+void shk_watch_options_init_size(shk_watch_options *opts, size_t size) {
+  shk__options_init(&watch_layout, opts, size);
+}
+
+/* Programs built against 0.1.x call this: their struct is the version-2 layout, marked so. */
+void(shk_watch_options_init)(shk_watch_options *opts) {
+  shk__options_init(&watch_layout, opts, WATCH_OPTIONS_V2_SIZE);
+  if (opts) opts->struct_size = SHK_WATCH_OPTIONS_VERSION;
 }
 
 int shk_watch_pages_alloc(size_t size, void **out) {
@@ -60,14 +76,7 @@ int shk_watch_create(const shk_watch_options *opts, shk_watcher **out) {
   if (!out) return SHK_EINVAL;
   *out = NULL;
   shk_watch_options o;
-  shk_watch_options_init(&o);
-  if (opts) {
-    /* Only the fields of the caller's version: a version-1 struct ends before backend_name. */
-    if (opts->version == 1) memcpy(&o, opts, offsetof(shk_watch_options, backend_name));
-    else if (opts->version == SHK_WATCH_OPTIONS_VERSION) o = *opts;
-    else return SHK_EINVAL;
-    o.version = SHK_WATCH_OPTIONS_VERSION;
-  }
+  if (shk__options_read(&watch_layout, opts, &o) != SHK_OK) return SHK_EINVAL;
   if ((unsigned)o.backend >= SHK_WATCH_BACKEND_COUNT || o.ring_capacity == 0 ||
       o.ring_capacity > (1u << 30) || o.poll_interval_ms == 0)
     return SHK_EINVAL;

@@ -19,10 +19,23 @@ static shk__watch_follower *followers; /* guarded by SHK__LOCK_WATCH_BUFFERS */
 static void lock_followers(void) { shk__lock(SHK__LOCK_WATCH_BUFFERS); }
 static void unlock_followers(void) { shk__unlock(SHK__LOCK_WATCH_BUFFERS); }
 
-void shk_watch_buffers_options_init(shk_watch_buffers_options *opts) {
-  if (!opts) return;
-  memset(opts, 0, sizeof *opts);
-  opts->version = SHK_WATCH_BUFFERS_OPTIONS_VERSION;
+static const shk_watch_buffers_options buffers_defaults = {
+    .struct_size = sizeof(shk_watch_buffers_options)};
+/* Version 1 is the 0.2.0 layout. */
+#define BUFFERS_OPTIONS_V1_SIZE SHK__OPTIONS_END(shk_watch_buffers_options, allocator_count)
+static const size_t buffers_legacy[] = {BUFFERS_OPTIONS_V1_SIZE};
+static const shk__options_layout buffers_layout = {
+    sizeof(shk_watch_buffers_options), BUFFERS_OPTIONS_V1_SIZE, BUFFERS_OPTIONS_V1_SIZE,
+    buffers_legacy, 1, &buffers_defaults};
+
+void shk_watch_buffers_options_init_size(shk_watch_buffers_options *opts, size_t size) {
+  shk__options_init(&buffers_layout, opts, size);
+}
+
+/* Programs built before the init macro call this: their struct is the version-1 layout. */
+void(shk_watch_buffers_options_init)(shk_watch_buffers_options *opts) {
+  shk__options_init(&buffers_layout, opts, BUFFERS_OPTIONS_V1_SIZE);
+  if (opts) opts->struct_size = SHK_WATCH_BUFFERS_OPTIONS_VERSION;
 }
 
 /* Buffers of "pages" own their pages; every other allocator's share them with other memory. */
@@ -96,7 +109,6 @@ static int follower_new(shk_watcher *w, const shk_watch_buffers_options *o,
 }
 
 static int check_options(const shk_watcher *w, const shk_watch_buffers_options *o) {
-  if (o->version != SHK_WATCH_BUFFERS_OPTIONS_VERSION) return SHK_EINVAL;
   if (!o->allocators) return o->allocator_count ? SHK_EINVAL : SHK_OK;
   for (size_t i = 0; i < o->allocator_count; i++) {
     if (!o->allocators[i]) return SHK_EINVAL;
@@ -122,9 +134,9 @@ static shk__watch_follower *unlink_locked(shk_watcher *w) {
 
 int shk_watch_add_buffers(shk_watcher *w, const shk_watch_buffers_options *opts) {
   if (!w) return SHK_EINVAL;
-  shk_watch_buffers_options defaults;
-  shk_watch_buffers_options_init(&defaults);
-  const shk_watch_buffers_options *o = opts ? opts : &defaults;
+  shk_watch_buffers_options read;
+  if (shk__options_read(&buffers_layout, opts, &read) != SHK_OK) return SHK_EINVAL;
+  const shk_watch_buffers_options *o = &read;
   int rc = check_options(w, o);
   if (rc != SHK_OK) return rc;
   shk__watch_follower *f = NULL;

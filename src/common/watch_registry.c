@@ -67,12 +67,26 @@ static void enter(void) {
   lock_registry();
 }
 
-int shk_watch_backend_register(const char *name, const shk_watch_backend_table *table) {
-  if (!name || !table) return SHK_EINVAL;
-  if (table->version != SHK_WATCH_BACKEND_VERSION) return SHK_EVERSION;
-  if (!table->attach) return SHK_EINVAL;
+/* Optional functions NULL. */
+static const shk_watch_backend_table table_defaults = {
+    .struct_size = sizeof(shk_watch_backend_table)};
+/* Version 1 is the 0.2.0 layout. */
+static const size_t table_legacy[] = {SHK__OPTIONS_END(shk_watch_backend_table, user)};
+static const shk__options_layout table_layout = {
+    sizeof(shk_watch_backend_table), SHK__OPTIONS_END(shk_watch_backend_table, user),
+    SHK__OPTIONS_END(shk_watch_backend_table, user), table_legacy, 1, &table_defaults};
+
+void shk_watch_backend_table_init_size(shk_watch_backend_table *table, size_t size) {
+  shk__options_init(&table_layout, table, size);
+}
+
+int shk_watch_backend_register(const char *name, const shk_watch_backend_table *caller) {
+  if (!name || !caller) return SHK_EINVAL;
+  shk_watch_backend_table table;
+  if (shk__options_read(&table_layout, caller, &table) != SHK_OK) return SHK_EINVAL;
+  if (!table.attach) return SHK_EINVAL;
   enter();
-  int rc = add(name, NULL, table);
+  int rc = add(name, NULL, &table);
   unlock_registry();
   return rc;
 }
