@@ -17,7 +17,9 @@ int shk__os_pages_alloc(size_t size, bool write_watch, void **out) {
   (void)write_watch; /* no such facility: the watcher uses protection or userfaultfd instead */
   *out = NULL;
   if (size == 0 || size > (size_t)PTRDIFF_MAX) return SHK_ESIZE;
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void *p = POSIX_FAULTABLE(SHK__FAULT_PAGES_ALLOC, MAP_FAILED,
+                            mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                                 -1, 0));
   if (p == MAP_FAILED) return posix_error(errno);
   *out = p;
   return SHK_OK;
@@ -33,7 +35,9 @@ int shk__os_protect(void *addr, size_t size, int prot) {
           ((prot & SHK__OS_PROT_EXEC) ? PROT_EXEC : 0);
   /* errno is saved and restored, and nothing is recorded: this runs inside signal handlers. */
   int saved = errno;
-  int rc = mprotect(addr, size, p) == 0 ? SHK_OK : (errno == ENOMEM ? SHK_ENOMEM : SHK_EINVAL);
+  int rc = POSIX_FAULTABLE(SHK__FAULT_PROTECT, -1, mprotect(addr, size, p)) == 0
+               ? SHK_OK
+               : (errno == ENOMEM ? SHK_ENOMEM : SHK_EINVAL);
   errno = saved;
   return rc;
 }

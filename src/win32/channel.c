@@ -20,8 +20,10 @@ static HANDLE dup_here(HANDLE h) {
 int shk__os_channel_pair(shk__os_channel *one, shk__os_channel *other) {
   memset(one, 0, sizeof *one);
   memset(other, 0, sizeof *other);
-  HANDLE to_other = CreateEventW(NULL, FALSE, FALSE, NULL);
-  HANDLE to_one = CreateEventW(NULL, FALSE, FALSE, NULL);
+  HANDLE to_other = WIN32_FAULTABLE(SHK__FAULT_CHANNEL_CREATE, NULL,
+                                    CreateEventW(NULL, FALSE, FALSE, NULL));
+  HANDLE to_one = WIN32_FAULTABLE(SHK__FAULT_CHANNEL_CREATE, NULL,
+                                  CreateEventW(NULL, FALSE, FALSE, NULL));
   HANDLE a = to_other ? dup_here(to_other) : NULL;
   HANDLE b = to_one ? dup_here(to_one) : NULL;
   if (!to_other || !to_one || !a || !b) {
