@@ -147,9 +147,10 @@ void shk_task_pool_free(shk_task_pool *pool) {
  * map it by handle, which a POSIX reservation (an anonymous mapping) has none of. */
 static int make_arena(shk_task_pool *pool, size_t size) {
   int rc = shk__os_segment_reserve(size, &pool->arena);
-  if (rc != SHK_OK || !pool->host || pool->arena.handle > 0) return rc;
+  if (rc != SHK_OK || !pool->host || pool->arena.handle > 0) return shk__task_segment_code(rc);
   shk__os_segment_close(&pool->arena);
-  return shk__os_segment_create(NULL, size, &pool->arena); /* sparse: pages cost once touched */
+  /* sparse: pages cost once touched */
+  return shk__task_segment_code(shk__os_segment_create(NULL, size, &pool->arena));
 }
 
 static int pool_create(unsigned workers, shk_task_mode mode, bool one_shot,
