@@ -33,11 +33,13 @@ int shk__os_protect(void *addr, size_t size, int prot) {
   int p = ((prot & SHK__OS_PROT_READ) ? PROT_READ : 0) |
           ((prot & SHK__OS_PROT_WRITE) ? PROT_WRITE : 0) |
           ((prot & SHK__OS_PROT_EXEC) ? PROT_EXEC : 0);
-  /* errno is saved and restored, and nothing is recorded: this runs inside signal handlers. */
+  /* errno is saved and restored: this runs inside signal handlers. posix_error is a switch and
+   * a thread-local store (error.c), both async-signal-safe; every errno keeps its own code (an
+   * EIO was once reported as SHK_EINVAL, without the raw code). */
   int saved = errno;
   int rc = POSIX_FAULTABLE(SHK__FAULT_PROTECT, -1, mprotect(addr, size, p)) == 0
                ? SHK_OK
-               : (errno == ENOMEM ? SHK_ENOMEM : SHK_EINVAL);
+               : posix_error(errno);
   errno = saved;
   return rc;
 }

@@ -51,7 +51,9 @@ int shk__os_protect(void *addr, size_t size, int prot) {
   if (!WIN32_FAULTABLE(SHK__FAULT_PROTECT, FALSE,
                        VirtualProtect(addr, size, to_win32(prot), &old))) {
     DWORD err = GetLastError();
-    return err == ERROR_NOT_ENOUGH_MEMORY ? SHK_ENOMEM : SHK_EINVAL;
+    /* An address that is not mapped is the caller's mistake, as mprotect's ENOMEM/EINVAL. */
+    return err == ERROR_INVALID_ADDRESS ? shk__error_record_os(SHK_EINVAL, (int)err)
+                                        : win32_error(err);
   }
   return SHK_OK;
 }
