@@ -25,16 +25,17 @@ static int sum_chunk(const shk_task_chunk *chunk, shk_task_out *out) {
 
 static unsigned char input[64 * 1024];
 
-/* Runs the chunks on `pool` (or one-shot when NULL) and checks every sum. */
-static int run_and_check(shk_task_pool *pool, shk_task_mode mode) {
+/* Runs fn (NULL: a hosted pool's plugin, which sums as sum_chunk does) over the chunks on `pool`
+ * (or one-shot when NULL) and checks every sum. */
+static int run_fn_and_check(shk_task_pool *pool, shk_task_mode mode, shk_task_fn fn) {
   shk_task_options o;
   memset(&o, 0, sizeof o);
   o.chunks = 4;
   o.workers = 2;
   o.mode = mode;
   shk_task_results *results = NULL;
-  int rc = pool ? shk_task_pool_run(pool, input, sizeof input, sum_chunk, &o, &results)
-                : shk_task_run(input, sizeof input, sum_chunk, &o, &results);
+  int rc = pool ? shk_task_pool_run(pool, input, sizeof input, fn, &o, &results)
+                : shk_task_run(input, sizeof input, fn, &o, &results);
   if (rc != SHK_OK) {
     if (results) rc = -9999; /* a failure before any chunk runs gives no results */
     shk_task_results_free(results);
@@ -49,6 +50,10 @@ static int run_and_check(shk_task_pool *pool, shk_task_mode mode) {
   }
   shk_task_results_free(results);
   return rc == SHK_OK && total != 255u * 256u * (sizeof input / 256u) / 2u ? -9997 : rc;
+}
+
+static int run_and_check(shk_task_pool *pool, shk_task_mode mode) {
+  return run_fn_and_check(pool, mode, sum_chunk);
 }
 
 static void fill_input(void) {
@@ -178,11 +183,40 @@ SHK_CHILD_TEST(pool_run_fails_cleanly_and_the_pool_stays_usable, CHILD_TIMEOUT_M
   return line;
 }
 
+/* A hosted pool: workers are the worker host started as an executable (posix_spawn on Linux,
+ * not fork), with a start-up handshake; the plugin is loaded there, out of reach of the walk. */
+static int hosted_create_and_run(void *ctx) {
+  (void)ctx;
+#ifdef SHK_TEST_PLUGIN
+  shk_task_pool *pool = NULL;
+  int rc = shk_task_pool_create_hosted(2, SHK_TEST_PLUGIN, "plugin_sum", &pool);
+  if (rc != SHK_OK) return pool == NULL ? rc : -9999;
+  rc = run_fn_and_check(pool, SHK_TASK_PROCESSES, NULL);
+  shk_task_pool_free(pool);
+  return rc;
+#else
+  return SHK_OK;
+#endif
+}
+
+SHK_CHILD_TEST(hosted_pool_create_fails_cleanly_at_each_primitive, CHILD_TIMEOUT_MS) {
+  (void)argc, (void)argv;
+#if !defined(SHK_TEST_PLUGIN) || defined(SHK_TEST_NO_WORKER_HOST)
+  fprintf(stderr, "SKIPPED: no worker host or test plugin in this build\n");
+  return 0;
+#else
+  fill_input();
+  return walk_points("shk_task_pool_create_hosted", hosted_create_and_run, NULL, process_points,
+                     SHK__ARRAY_LEN(process_points));
+#endif
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(process_pool_create_fails_cleanly_at_each_primitive),
     cmocka_unit_test(thread_pool_create_fails_cleanly_when_a_thread_cannot_start),
     cmocka_unit_test(task_run_fails_cleanly_at_each_primitive),
     cmocka_unit_test(pool_run_fails_cleanly_and_the_pool_stays_usable),
+    cmocka_unit_test(hosted_pool_create_fails_cleanly_at_each_primitive),
 };
 
 static const shk_test_child children[] = {
@@ -190,6 +224,7 @@ static const shk_test_child children[] = {
     SHK_TEST_CHILD(thread_pool_create_fails_cleanly_when_a_thread_cannot_start),
     SHK_TEST_CHILD(task_run_fails_cleanly_at_each_primitive),
     SHK_TEST_CHILD(pool_run_fails_cleanly_and_the_pool_stays_usable),
+    SHK_TEST_CHILD(hosted_pool_create_fails_cleanly_at_each_primitive),
 };
 
 int main(int argc, char **argv) {
