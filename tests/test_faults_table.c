@@ -5,6 +5,7 @@
  * and never calls the user's function with it; the results show nothing out of bounds. The
  * worker runs here, on the calling thread (same address space), on a hand-built job. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/task_internal.h"
@@ -262,6 +263,58 @@ static void a_worker_ends_without_serving_on_a_malformed_start_up_record(void **
   }
 }
 
+/* A stand-in worker host (this binary, through SHK_WORKER_HOST): maps the pool's control part
+ * as the start-up record says, writes SHK_TEST_START_ERROR into its slot's start_error, and
+ * ends without serving, as a host that cannot load its plugin does, with that value. */
+static int fake_host(int argc, char **argv) {
+  if (argc < 12) return 3;
+  unsigned index = (unsigned)strtoul(argv[2], NULL, 10);
+  intptr_t arena = (intptr_t)strtoull(argv[3], NULL, 16);
+  size_t ctl_size = (size_t)strtoull(argv[4], NULL, 16);
+  const char *value = getenv("SHK_TEST_START_ERROR");
+  shk__os_segment ctl;
+  if (!value || index >= SHK_TASK_WORKERS_MAX ||
+      shk__os_segment_map(arena, 0, ctl_size, true, &ctl) != SHK_OK)
+    return 4;
+  atomic_store(&shk__ctl_slot(ctl.addr, index)->start_error, atoi(value));
+  return 0;
+}
+
+static void set_env(const char *name, const char *value) {
+#ifdef _WIN32
+  _putenv_s(name, value);
+#else
+  setenv(name, value, 1);
+#endif
+}
+
+/* The pool reads why a worker host could not serve from its slot: a value that is not one a
+ * host reports is not passed on as if it were a code. */
+SHK_CHILD_TEST(a_pool_refuses_a_start_error_that_is_no_host_code, CHILD_TIMEOUT_MS) {
+  (void)argc, (void)argv;
+  char self[1024];
+  SHK_CHECK(shk__os_self_path(self, sizeof self) == SHK_OK);
+  set_env("SHK_WORKER_HOST", self);
+  static const struct {
+    const char *written;
+    int expected;
+  } cases[] = {{"-12345", SHK_EFORMAT}, {"77", SHK_EFORMAT}, {"-1000000", SHK_EFORMAT},
+               {"0", SHK_ECRASHED}};
+  char text[16];
+  snprintf(text, sizeof text, "%d", SHK_ENOSYM);
+  for (size_t i = 0; i <= SHK__ARRAY_LEN(cases); i++) {
+    const char *written = i < SHK__ARRAY_LEN(cases) ? cases[i].written : text;
+    int expected = i < SHK__ARRAY_LEN(cases) ? cases[i].expected : SHK_ENOSYM;
+    set_env("SHK_TEST_START_ERROR", written);
+    shk_task_pool *pool = NULL;
+    int rc = shk_task_pool_create_hosted(1, "shk-fake-plugin", "fn", &pool);
+    if (rc != expected) fprintf(stderr, "start_error %s: %s\n", written, shk_error_name(rc));
+    SHK_CHECK(rc == expected);
+    SHK_CHECK(pool == NULL);
+  }
+  return 0;
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_valid_job_runs_every_chunk),
     cmocka_unit_test(a_worker_refuses_a_control_segment_with_a_bad_header),
@@ -270,10 +323,16 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_worker_refuses_chunks_when_its_output_slot_is_corrupt),
     cmocka_unit_test(results_never_point_outside_the_workers_outputs),
     cmocka_unit_test(a_worker_ends_without_serving_on_a_malformed_start_up_record),
+    cmocka_unit_test(a_pool_refuses_a_start_error_that_is_no_host_code),
 };
 
 static const shk_test_child children[] = {
     {"bad_record", bad_record_child},
+    SHK_TEST_CHILD(a_pool_refuses_a_start_error_that_is_no_host_code),
 };
 
-SHK_TEST_MAIN(tests, children)
+int main(int argc, char **argv) {
+  if (argc >= 2 && strcmp(argv[1], "--shk-worker") == 0) return fake_host(argc, argv);
+  return shk_test_main(argc, argv, __FILE__, tests, SHK__ARRAY_LEN(tests), children,
+                       SHK__ARRAY_LEN(children));
+}
