@@ -398,8 +398,10 @@ void shk__os_pages_free(void *addr, size_t size);
 int shk__os_memory_peek(const void *addr, void *buf, size_t n);
 
 /* Changes the protection of whole pages to `prot` (a combination of the flags above, as
- * shk__os_prot_query() reports them); addr must be page-aligned. Async-signal-safe on POSIX.
- * SHK_ENOMEM when the kernel cannot split more memory areas, SHK_EINVAL, SHK_EOS. */
+ * shk__os_prot_query() reports them); addr must be page-aligned. Async-signal-safe on POSIX
+ * (errno is kept; the raw code is recorded by a thread-local store). SHK_ENOMEM when the
+ * kernel cannot split more memory areas, SHK_EINVAL (unaligned or unmapped), SHK_EACCES,
+ * SHK_EOS (raw code recorded). */
 int shk__os_protect(void *addr, size_t size, int prot);
 
 /* What the pages of [addr, addr+size) (whole pages, addr page-aligned) allow now: *prot

@@ -220,7 +220,8 @@ SHK_API int shk_task_pool_create(unsigned workers, shk_task_mode mode, shk_task_
  * SHK_ERANGE (workers above SHK_TASK_WORKERS_MAX); SHK_EUNSUPPORTED (no worker host found);
  * SHK_ENOENT (the module cannot be loaded); SHK_ENOSYM (it does not export function_name);
  * SHK_EVERSION (it is not marked as a plugin, or was built against another major version of
- * shmkit); SHK_ENOMEM, SHK_ELIMIT, SHK_EOS. Thread-safe. */
+ * shmkit); SHK_EFORMAT (a worker host reported a reason that is none of these); SHK_ENOMEM,
+ * SHK_ELIMIT, SHK_EOS. Thread-safe. */
 SHK_API int shk_task_pool_create_hosted(unsigned workers, const char *module_path,
                                         const char *function_name, shk_task_pool **out);
 

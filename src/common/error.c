@@ -1,7 +1,9 @@
 /* Error names and messages, generated from SHK_ERROR_LIST, and the per-thread raw OS error. */
 #include "internal.h"
 
-static _Thread_local int last_os_error;
+/* Initial-exec on ELF (SHK__THREAD_LOCAL): recording is a plain store, safe in a signal handler
+ * (shk__os_protect records from the watcher's fault handler). */
+static SHK__THREAD_LOCAL int last_os_error;
 
 const char *shk_strerror(int code) {
   switch (code) {

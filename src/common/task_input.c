@@ -77,7 +77,7 @@ static int grow_staging(shk_task_pool *pool, size_t size) {
   if (want < size) want = size;
   shk__os_segment seg;
   int rc = shk__os_segment_create(NULL, shk__round_up(want, shk__os_caps_get()->page_size), &seg);
-  if (rc != SHK_OK) return rc;
+  if (rc != SHK_OK) return shk__task_segment_code(rc);
   shk__os_segment_close(&pool->staging);
   pool->staging = seg;
   pool->staging_id = ++pool->next_id;

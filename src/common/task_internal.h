@@ -220,6 +220,11 @@ typedef struct shk__task_ctl {
 _Static_assert(sizeof(shk__task_ctl) <= SHK__CTL_SLOTS_OFF, "control header too large");
 _Static_assert(sizeof(shk__task_chunk_rec) == 64, "chunk record is one cache line");
 
+/* The code for a segment of the pool's own making (arena, staging) that the system refused:
+ * the segment layer calls a refused size SHK_ESIZE (a caller's size), which a task call does not
+ * document; for the pool's memory it is SHK_ENOMEM. The raw OS code stays recorded. */
+static inline int shk__task_segment_code(int rc) { return rc == SHK_ESIZE ? SHK_ENOMEM : rc; }
+
 static inline shk__task_slot *shk__ctl_slot(shk__task_ctl *ctl, unsigned i) {
   return (shk__task_slot *)(void *)((unsigned char *)ctl + SHK__CTL_SLOTS_OFF) + i;
 }

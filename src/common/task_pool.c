@@ -22,6 +22,15 @@ unsigned shk__task_default_workers(void) {
 
 static void thread_worker(void *arg) { shk__task_worker_serve(arg); }
 
+/* Why worker i's host could not serve, as it wrote it in its slot (shared memory): 0 for no
+ * reason, one of the codes a host reports (task_transport.c, load_plugin), or SHK_EFORMAT for
+ * anything else, which is never passed on as if it were a code. */
+static int host_refusal(const shk_task_pool *pool, unsigned i) {
+  int why = atomic_load(&shk__ctl_slot(pool->ctl, i)->start_error);
+  if (why == 0 || why == SHK_ENOENT || why == SHK_ENOSYM || why == SHK_EVERSION) return why;
+  return SHK_EFORMAT;
+}
+
 static int start_worker(shk_task_pool *pool, unsigned i) {
   shk__task_worker *w = &pool->ws[i];
   shk__task_slot *slot = shk__ctl_slot(pool->ctl, i);
@@ -96,8 +105,8 @@ static int await_ready(shk_task_pool *pool) {
       if (ended[i] && !atomic_load(&shk__ctl_slot(pool->ctl, i)->ready)) {
         shk__os_exit how;
         stop_worker(pool, i, false, &how);
-        int why = atomic_load(&shk__ctl_slot(pool->ctl, i)->start_error);
-        if (why < 0) return why; /* a worker host that could not load its plugin */
+        int why = host_refusal(pool, i);
+        if (why != 0) return why; /* a worker host that could not load its plugin */
         return shk__os_caps_get()->has_fork || pool->host ? SHK_ECRASHED : SHK_ENOHOOK;
       }
     }
@@ -147,9 +156,10 @@ void shk_task_pool_free(shk_task_pool *pool) {
  * map it by handle, which a POSIX reservation (an anonymous mapping) has none of. */
 static int make_arena(shk_task_pool *pool, size_t size) {
   int rc = shk__os_segment_reserve(size, &pool->arena);
-  if (rc != SHK_OK || !pool->host || pool->arena.handle > 0) return rc;
+  if (rc != SHK_OK || !pool->host || pool->arena.handle > 0) return shk__task_segment_code(rc);
   shk__os_segment_close(&pool->arena);
-  return shk__os_segment_create(NULL, size, &pool->arena); /* sparse: pages cost once touched */
+  /* sparse: pages cost once touched */
+  return shk__task_segment_code(shk__os_segment_create(NULL, size, &pool->arena));
 }
 
 static int pool_create(unsigned workers, shk_task_mode mode, bool one_shot,
@@ -363,8 +373,8 @@ static int join_worker(shk_task_pool *pool, unsigned k, const shk__task_call *ca
     stop_worker(pool, k, true, &ignored);
     /* A worker host that refused its plugin may have ended before the hand-over: its reason,
      * written before it ended, is the call's answer, not the hand-over's SHK_ENOENT. */
-    int why = atomic_load(&slot->start_error);
-    return why < 0 ? why : rc;
+    int why = host_refusal(pool, k);
+    return why != 0 ? why : rc;
   }
   atomic_store(&slot->armed, 1);
   if (atomic_load(&slot->sleeping)) shk__os_channel_notify(&pool->ws[k].pool_end);

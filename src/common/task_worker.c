@@ -56,8 +56,10 @@ void shk__task_run_chunk(shk__task_ctl *ctl, unsigned worker, uint32_t seq, uint
   int rc;
   out->used = (size_t)atomic_load(&slot->out_used);
   size_t start = out->used;
+  /* out_used comes from the slot too: past the output segment, every write would be refused
+   * (SHK_ELIMIT) after the function ran; refuse before it runs. */
   if (off > total || readable > total - off || size > readable || arg_size > SHK_TASK_ARG_MAX ||
-      (input == NULL && readable > 0)) {
+      (input == NULL && readable > 0) || out->used > out->seg->size) {
     rc = SHK_EFORMAT; /* a corrupt table: refuse rather than read out of bounds */
   } else {
     wait_copied(ctl, off + readable);

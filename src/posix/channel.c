@@ -44,9 +44,13 @@ int shk__os_channel_pair(shk__os_channel *one, shk__os_channel *other) {
   memset(other, 0, sizeof *other);
   int sv[2];
 #ifdef SOCK_CLOEXEC
-  if (socketpair(AF_UNIX, POSIX_CHANNEL_TYPE | SOCK_CLOEXEC, 0, sv) != 0) return posix_error(errno);
+  if (POSIX_FAULTABLE(SHK__FAULT_CHANNEL_CREATE, -1,
+                      socketpair(AF_UNIX, POSIX_CHANNEL_TYPE | SOCK_CLOEXEC, 0, sv)) != 0)
+    return posix_error(errno);
 #else
-  if (socketpair(AF_UNIX, POSIX_CHANNEL_TYPE, 0, sv) != 0) return posix_error(errno);
+  if (POSIX_FAULTABLE(SHK__FAULT_CHANNEL_CREATE, -1,
+                      socketpair(AF_UNIX, POSIX_CHANNEL_TYPE, 0, sv)) != 0)
+    return posix_error(errno);
   fcntl(sv[0], F_SETFD, FD_CLOEXEC);
   fcntl(sv[1], F_SETFD, FD_CLOEXEC);
 #endif

@@ -13,7 +13,8 @@
 int shk__os_library_open(const char *name, bool system_only, shk__os_library **out) {
   (void)system_only; /* no separate system directory: the loader's own search order */
   *out = NULL;
-  void *handle = dlopen(name, RTLD_NOW | RTLD_LOCAL);
+  void *handle =
+      POSIX_FAULTABLE(SHK__FAULT_MODULE_LOAD, NULL, dlopen(name, RTLD_NOW | RTLD_LOCAL));
   if (!handle) return SHK_ENOENT; /* dlerror() has the loader's reason; errno is not set */
   *out = handle;
   return SHK_OK;

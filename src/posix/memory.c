@@ -17,7 +17,9 @@ int shk__os_pages_alloc(size_t size, bool write_watch, void **out) {
   (void)write_watch; /* no such facility: the watcher uses protection or userfaultfd instead */
   *out = NULL;
   if (size == 0 || size > (size_t)PTRDIFF_MAX) return SHK_ESIZE;
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void *p = POSIX_FAULTABLE(SHK__FAULT_PAGES_ALLOC, MAP_FAILED,
+                            mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                                 -1, 0));
   if (p == MAP_FAILED) return posix_error(errno);
   *out = p;
   return SHK_OK;
@@ -31,9 +33,13 @@ int shk__os_protect(void *addr, size_t size, int prot) {
   int p = ((prot & SHK__OS_PROT_READ) ? PROT_READ : 0) |
           ((prot & SHK__OS_PROT_WRITE) ? PROT_WRITE : 0) |
           ((prot & SHK__OS_PROT_EXEC) ? PROT_EXEC : 0);
-  /* errno is saved and restored, and nothing is recorded: this runs inside signal handlers. */
+  /* errno is saved and restored: this runs inside signal handlers. posix_error is a switch and
+   * a thread-local store (error.c), both async-signal-safe; every errno keeps its own code (an
+   * EIO was once reported as SHK_EINVAL, without the raw code). */
   int saved = errno;
-  int rc = mprotect(addr, size, p) == 0 ? SHK_OK : (errno == ENOMEM ? SHK_ENOMEM : SHK_EINVAL);
+  int rc = POSIX_FAULTABLE(SHK__FAULT_PROTECT, -1, mprotect(addr, size, p)) == 0
+               ? SHK_OK
+               : posix_error(errno);
   errno = saved;
   return rc;
 }

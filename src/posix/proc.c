@@ -266,7 +266,7 @@ int shk__os_proc_fork(const intptr_t *keep, size_t nkeep, shk__os_proc *proc, bo
   /* Unflushed output would otherwise be written twice. */
   fflush(stdout);
   pid_t parent = getpid();
-  pid_t pid = fork();
+  pid_t pid = POSIX_FAULTABLE(SHK__FAULT_PROC_START, -1, fork());
   if (pid < 0) return posix_error(errno);
   if (pid > 0) {
     proc->handle = pid;
@@ -320,7 +320,9 @@ static int posix_spawn_keeping(const char *path, char **argv, const int *keep, s
     lo = keep[i] + 1;
   }
   if (!err) err = posix_spawn_file_actions_addclosefrom_np(&actions, lo);
-  if (!err) err = posix_spawn(pid, path, &actions, NULL, argv, environ);
+  if (!err)
+    err = POSIX_FAULTABLE(SHK__FAULT_PROC_START, errno,
+                          posix_spawn(pid, path, &actions, NULL, argv, environ));
   posix_spawn_file_actions_destroy(&actions);
   return err;
 }
@@ -330,7 +332,7 @@ static int posix_spawn_keeping(const char *path, char **argv, const int *keep, s
 static int posix_spawn_keeping_by_fork(const char *path, char **argv, const int *keep,
                                        size_t nkeep, bool kill_on_close, pid_t *pid) {
   pid_t parent = getpid();
-  pid_t child = fork();
+  pid_t child = POSIX_FAULTABLE(SHK__FAULT_PROC_START, -1, fork());
   if (child < 0) return errno;
   if (child == 0) {
     if (kill_on_close) shk__os_proc_bind_to_starter((int)parent);

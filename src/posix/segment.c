@@ -58,7 +58,8 @@ static int open_anonymous_fd(void) {
 
 static int map_fd(int fd, size_t size, bool writable, shk__os_segment *seg) {
   int prot = PROT_READ | (writable ? PROT_WRITE : 0);
-  void *addr = mmap(NULL, size, prot, MAP_SHARED, fd, 0);
+  void *addr = POSIX_FAULTABLE(SHK__FAULT_SEGMENT_MAP, MAP_FAILED,
+                               mmap(NULL, size, prot, MAP_SHARED, fd, 0));
   if (addr == MAP_FAILED) return -1;
   seg->addr = addr;
   seg->size = size;
@@ -71,11 +72,14 @@ static int map_fd(int fd, size_t size, bool writable, shk__os_segment *seg) {
 int shk__os_segment_create(const char *os_name, size_t size, shk__os_segment *seg) {
   memset(seg, 0, sizeof *seg);
   if (size > (size_t)INT64_MAX) return SHK_ESIZE;
-  int fd = os_name ? posix_shm_open(os_name, O_RDWR | O_CREAT | O_EXCL, 0600)
-                   : open_anonymous_fd();
+  int fd = POSIX_FAULTABLE(SHK__FAULT_SEGMENT_CREATE, -1,
+                           os_name ? posix_shm_open(os_name, O_RDWR | O_CREAT | O_EXCL, 0600)
+                                   : open_anonymous_fd());
   if (fd < 0) return posix_error(errno);
   int err = 0;
-  if (ftruncate(fd, (off_t)size) != 0 || map_fd(fd, size, true, seg) != 0) err = errno;
+  if (POSIX_FAULTABLE(SHK__FAULT_SEGMENT_SIZE, -1, ftruncate(fd, (off_t)size)) != 0 ||
+      map_fd(fd, size, true, seg) != 0)
+    err = errno;
   if (err == 0) return SHK_OK;
   close(fd);
   if (os_name) shm_unlink(os_name);
@@ -84,7 +88,8 @@ int shk__os_segment_create(const char *os_name, size_t size, shk__os_segment *se
 
 int shk__os_segment_open(const char *os_name, bool writable, shk__os_segment *seg) {
   memset(seg, 0, sizeof *seg);
-  int fd = posix_shm_open(os_name, writable ? O_RDWR : O_RDONLY, 0);
+  int fd = POSIX_FAULTABLE(SHK__FAULT_SEGMENT_OPEN, -1,
+                           posix_shm_open(os_name, writable ? O_RDWR : O_RDONLY, 0));
   if (fd < 0) return posix_error(errno);
   struct stat st;
   int err = 0;
@@ -107,7 +112,8 @@ int shk__os_segment_map(intptr_t handle, size_t offset, size_t size, bool writab
   memset(seg, 0, sizeof *seg);
   if (handle < 0 || size == 0 || offset > (size_t)INT64_MAX) return SHK_EINVAL;
   int prot = PROT_READ | (writable ? PROT_WRITE : 0);
-  void *addr = mmap(NULL, size, prot, MAP_SHARED, (int)handle, (off_t)offset);
+  void *addr = POSIX_FAULTABLE(SHK__FAULT_SEGMENT_MAP, MAP_FAILED,
+                               mmap(NULL, size, prot, MAP_SHARED, (int)handle, (off_t)offset));
   if (addr == MAP_FAILED) return posix_error(errno);
   seg->addr = addr;
   seg->size = size;
@@ -118,14 +124,15 @@ int shk__os_segment_map(intptr_t handle, size_t offset, size_t size, bool writab
 
 void shk__os_segment_close(shk__os_segment *seg) {
   if (seg->addr) {
-    munmap(seg->addr, seg->size);
+    (void)POSIX_FAULTABLE(SHK__FAULT_SEGMENT_UNMAP, -1, munmap(seg->addr, seg->size));
     if (seg->handle >= 0) close((int)seg->handle); /* reserved segments have none (-1) */
   }
   memset(seg, 0, sizeof *seg);
 }
 
 int shk__os_segment_unlink(const char *os_name) {
-  if (shm_unlink(os_name) != 0) return posix_error(errno);
+  if (POSIX_FAULTABLE(SHK__FAULT_SEGMENT_UNLINK, -1, shm_unlink(os_name)) != 0)
+    return posix_error(errno);
   return SHK_OK;
 }
 
@@ -161,8 +168,9 @@ int shk__os_segment_reserve(size_t size, shk__os_segment *seg) {
    * without a descriptor; it is sparse (pages exist once touched) and, with MAP_NORESERVE, not
    * charged against the commit limit. Cheaper than a memfd: no inode, descriptor or truncate. */
   memset(seg, 0, sizeof *seg);
-  void *addr = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE,
-                    -1, 0);
+  void *addr = POSIX_FAULTABLE(SHK__FAULT_SEGMENT_MAP, MAP_FAILED,
+                               mmap(NULL, size, PROT_READ | PROT_WRITE,
+                                    MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0));
   if (addr == MAP_FAILED) return shk__error_as_size(posix_error(errno));
   seg->addr = addr;
   seg->size = size;

@@ -31,7 +31,8 @@ int shk__os_thread_start(shk__os_thread **thread, shk__os_thread_fn fn, void *ar
   if (!t) return SHK_ENOMEM;
   t->fn = fn;
   t->arg = arg;
-  int err = pthread_create(&t->id, NULL, thread_trampoline, t);
+  int err = POSIX_FAULTABLE(SHK__FAULT_THREAD_START, errno,
+                            pthread_create(&t->id, NULL, thread_trampoline, t));
   if (err != 0) {
     free(t);
     return posix_error(err);

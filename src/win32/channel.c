@@ -20,12 +20,18 @@ static HANDLE dup_here(HANDLE h) {
 int shk__os_channel_pair(shk__os_channel *one, shk__os_channel *other) {
   memset(one, 0, sizeof *one);
   memset(other, 0, sizeof *other);
-  HANDLE to_other = CreateEventW(NULL, FALSE, FALSE, NULL);
-  HANDLE to_one = CreateEventW(NULL, FALSE, FALSE, NULL);
-  HANDLE a = to_other ? dup_here(to_other) : NULL;
-  HANDLE b = to_one ? dup_here(to_one) : NULL;
-  if (!to_other || !to_one || !a || !b) {
-    int rc = win32_error(GetLastError());
+  /* Each step runs only when the ones before succeeded, so GetLastError() is the failed call's:
+   * once, a later successful call reset it and the pair "succeeded" with no handles. */
+  HANDLE to_other = WIN32_FAULTABLE(SHK__FAULT_CHANNEL_CREATE, NULL,
+                                    CreateEventW(NULL, FALSE, FALSE, NULL));
+  HANDLE to_one = to_other ? WIN32_FAULTABLE(SHK__FAULT_CHANNEL_CREATE, NULL,
+                                             CreateEventW(NULL, FALSE, FALSE, NULL))
+                           : NULL;
+  HANDLE a = to_one ? dup_here(to_other) : NULL;
+  HANDLE b = a ? dup_here(to_one) : NULL;
+  if (!b) {
+    DWORD err = GetLastError();
+    int rc = win32_error(err == ERROR_SUCCESS ? ERROR_GEN_FAILURE : err);
     HANDLE all[4] = {to_other, to_one, a, b};
     for (int i = 0; i < 4; i++)
       if (all[i]) CloseHandle(all[i]);

@@ -13,7 +13,8 @@ int shk__os_library_open(const char *name, bool system_only, shk__os_library **o
   /* No "cannot find the DLL" dialog box for a library that is merely absent (this thread only). */
   DWORD old_mode = 0;
   SetThreadErrorMode(SEM_FAILCRITICALERRORS | SEM_NOOPENFILEERRORBOX, &old_mode);
-  HMODULE module = LoadLibraryExW(wide, NULL, flags);
+  HMODULE module =
+      WIN32_FAULTABLE(SHK__FAULT_MODULE_LOAD, NULL, LoadLibraryExW(wide, NULL, flags));
   DWORD err = module ? ERROR_SUCCESS : GetLastError();
   SetThreadErrorMode(old_mode, NULL);
   if (!module) {

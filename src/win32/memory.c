@@ -7,7 +7,8 @@ int shk__os_pages_alloc(size_t size, bool write_watch, void **out) {
   if (size == 0 || size > (size_t)PTRDIFF_MAX) return SHK_ESIZE;
   DWORD type = MEM_RESERVE | MEM_COMMIT;
   if (write_watch && shk__os_caps_get()->has_write_watch) type |= MEM_WRITE_WATCH;
-  void *p = VirtualAlloc(NULL, size, type, PAGE_READWRITE);
+  void *p = WIN32_FAULTABLE(SHK__FAULT_PAGES_ALLOC, NULL,
+                            VirtualAlloc(NULL, size, type, PAGE_READWRITE));
   if (!p) return win32_error(GetLastError());
   *out = p;
   return SHK_OK;
@@ -47,9 +48,12 @@ int shk__os_protect(void *addr, size_t size, int prot) {
   /* VirtualProtect rounds an unaligned address down; mprotect refuses it. Refuse it on both. */
   if ((uintptr_t)addr % shk__os_caps_get()->page_size != 0) return SHK_EINVAL;
   DWORD old;
-  if (!VirtualProtect(addr, size, to_win32(prot), &old)) {
+  if (!WIN32_FAULTABLE(SHK__FAULT_PROTECT, FALSE,
+                       VirtualProtect(addr, size, to_win32(prot), &old))) {
     DWORD err = GetLastError();
-    return err == ERROR_NOT_ENOUGH_MEMORY ? SHK_ENOMEM : SHK_EINVAL;
+    /* An address that is not mapped is the caller's mistake, as mprotect's ENOMEM/EINVAL. */
+    return err == ERROR_INVALID_ADDRESS ? shk__error_record_os(SHK_EINVAL, (int)err)
+                                        : win32_error(err);
   }
   return SHK_OK;
 }

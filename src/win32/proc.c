@@ -172,8 +172,9 @@ int shk__os_proc_start(const char *path, const char *const *args, int argc, cons
   si.lpAttributeList = attrs;
   DWORD flags = CREATE_SUSPENDED | (attrs ? EXTENDED_STARTUPINFO_PRESENT : 0);
   PROCESS_INFORMATION pi;
-  if (!CreateProcessW(wpath, cmd + 1 /* skip the leading space */, NULL, NULL, nlist > 0, flags,
-                      NULL, NULL, &si.StartupInfo, &pi)) {
+  if (!WIN32_FAULTABLE(SHK__FAULT_PROC_START, FALSE,
+                       CreateProcessW(wpath, cmd + 1 /* skip the leading space */, NULL, NULL,
+                                      nlist > 0, flags, NULL, NULL, &si.StartupInfo, &pi))) {
     rc = win32_error(GetLastError());
     goto done;
   }

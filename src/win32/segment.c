@@ -39,7 +39,9 @@ static int win32_owner_only_init(win32_owner_only *o) {
 }
 
 static int map_view(HANDLE h, bool writable, shk__os_segment *seg) {
-  void *addr = MapViewOfFile(h, writable ? FILE_MAP_ALL_ACCESS : FILE_MAP_READ, 0, 0, 0);
+  void *addr = WIN32_FAULTABLE(SHK__FAULT_SEGMENT_MAP, NULL,
+                               MapViewOfFile(h, writable ? FILE_MAP_ALL_ACCESS : FILE_MAP_READ,
+                                             0, 0, 0));
   if (!addr) return win32_error(GetLastError());
   MEMORY_BASIC_INFORMATION mbi;
   if (VirtualQuery(addr, &mbi, sizeof mbi) == 0) {
@@ -62,8 +64,10 @@ int shk__os_segment_create(const char *os_name, size_t size, shk__os_segment *se
   int rc = win32_owner_only_init(&owner);
   if (rc != SHK_OK) return rc;
   unsigned long long size64 = size;
-  HANDLE h = CreateFileMappingW(INVALID_HANDLE_VALUE, &owner.sa, PAGE_READWRITE,
-                                (DWORD)(size64 >> 32), (DWORD)size64, os_name ? wname : NULL);
+  HANDLE h = WIN32_FAULTABLE(SHK__FAULT_SEGMENT_CREATE, NULL,
+                             CreateFileMappingW(INVALID_HANDLE_VALUE, &owner.sa, PAGE_READWRITE,
+                                                (DWORD)(size64 >> 32), (DWORD)size64,
+                                                os_name ? wname : NULL));
   DWORD err = GetLastError();
   if (!h) {
     rc = win32_error(err);
@@ -85,7 +89,9 @@ int shk__os_segment_open(const char *os_name, bool writable, shk__os_segment *se
   memset(seg, 0, sizeof *seg);
   wchar_t wname[SHK__OS_SEGMENT_NAME_SIZE];
   if (!win32_to_wide(os_name, wname, SHK__OS_SEGMENT_NAME_SIZE)) return SHK_ENAME;
-  HANDLE h = OpenFileMappingW(writable ? FILE_MAP_ALL_ACCESS : FILE_MAP_READ, FALSE, wname);
+  HANDLE h = WIN32_FAULTABLE(
+      SHK__FAULT_SEGMENT_OPEN, NULL,
+      OpenFileMappingW(writable ? FILE_MAP_ALL_ACCESS : FILE_MAP_READ, FALSE, wname));
   if (!h) return win32_error(GetLastError());
   int rc = map_view(h, writable, seg);
   if (rc != SHK_OK) CloseHandle(h);
@@ -97,8 +103,10 @@ int shk__os_segment_map(intptr_t handle, size_t offset, size_t size, bool writab
   memset(seg, 0, sizeof *seg);
   if (!handle || size == 0) return SHK_EINVAL;
   unsigned long long off = offset;
-  void *addr = MapViewOfFile((HANDLE)handle, writable ? FILE_MAP_ALL_ACCESS : FILE_MAP_READ,
-                             (DWORD)(off >> 32), (DWORD)off, size);
+  void *addr = WIN32_FAULTABLE(
+      SHK__FAULT_SEGMENT_MAP, NULL,
+      MapViewOfFile((HANDLE)handle, writable ? FILE_MAP_ALL_ACCESS : FILE_MAP_READ,
+                    (DWORD)(off >> 32), (DWORD)off, size));
   if (!addr) return win32_error(GetLastError());
   seg->addr = addr;
   seg->size = size;
@@ -109,7 +117,7 @@ int shk__os_segment_map(intptr_t handle, size_t offset, size_t size, bool writab
 
 void shk__os_segment_close(shk__os_segment *seg) {
   if (seg->addr) {
-    UnmapViewOfFile(seg->addr);
+    (void)WIN32_FAULTABLE(SHK__FAULT_SEGMENT_UNMAP, FALSE, UnmapViewOfFile(seg->addr));
     CloseHandle((HANDLE)seg->handle);
   }
   memset(seg, 0, sizeof *seg);
@@ -167,10 +175,13 @@ void shk__os_segment_ref_drop(shk__os_segment_ref *ref) {
 int shk__os_segment_reserve(size_t size, shk__os_segment *seg) {
   memset(seg, 0, sizeof *seg);
   unsigned long long size64 = size;
-  HANDLE h = CreateFileMappingW(INVALID_HANDLE_VALUE, NULL, PAGE_READWRITE | SEC_RESERVE,
-                                (DWORD)(size64 >> 32), (DWORD)size64, NULL);
+  HANDLE h = WIN32_FAULTABLE(SHK__FAULT_SEGMENT_CREATE, NULL,
+                             CreateFileMappingW(INVALID_HANDLE_VALUE, NULL,
+                                                PAGE_READWRITE | SEC_RESERVE,
+                                                (DWORD)(size64 >> 32), (DWORD)size64, NULL));
   if (!h) return shk__error_as_size(win32_error(GetLastError()));
-  void *addr = MapViewOfFile(h, FILE_MAP_ALL_ACCESS, 0, 0, size);
+  void *addr = WIN32_FAULTABLE(SHK__FAULT_SEGMENT_MAP, NULL,
+                               MapViewOfFile(h, FILE_MAP_ALL_ACCESS, 0, 0, size));
   if (!addr) {
     int rc = win32_error(GetLastError());
     CloseHandle(h);

@@ -25,7 +25,8 @@ int shk__os_thread_start(shk__os_thread **thread, shk__os_thread_fn fn, void *ar
   if (!t) return SHK_ENOMEM;
   t->fn = fn;
   t->arg = arg;
-  uintptr_t h = _beginthreadex(NULL, 0, thread_trampoline, t, 0, NULL);
+  uintptr_t h = WIN32_FAULTABLE(SHK__FAULT_THREAD_START, 0,
+                                _beginthreadex(NULL, 0, thread_trampoline, t, 0, NULL));
   if (h == 0) {
     int rc = win32_error(GetLastError());
     free(t);

@@ -1,0 +1,234 @@
+/* ctest: labels=multiprocess;fault timeout=300 internal */
+/* Fault walks (src/os_faults.h) under the chunk-task calls: shk_task_pool_create in process and
+ * thread mode, shk_task_run, and shk_task_pool_run on a pool that exists. Each failure of a
+ * process start, channel, thread start or segment primitive gives a documented code, keeps the
+ * raw OS error, leaves no worker, segment, mapping or descriptor behind, and the same call
+ * works once the fault is gone. */
+#include <stdio.h>
+#include <string.h>
+
+#include <stdlib.h>
+
+#include "common/task_internal.h"
+#include "shk_test_faults.h"
+#include "shmkit.h"
+
+#define CHILD_TIMEOUT_MS 240000
+
+static const int task_codes[] = {SHK_ENOMEM, SHK_ELIMIT, SHK_EOS};
+
+static int sum_chunk(const shk_task_chunk *chunk, shk_task_out *out) {
+  uint64_t sum = 0;
+  for (size_t i = 0; i < chunk->size; i++) sum += ((const unsigned char *)chunk->data)[i];
+  return shk_task_out_write(out, &sum, sizeof sum);
+}
+
+static unsigned char input[64 * 1024];
+
+/* Runs fn (NULL: a hosted pool's plugin, which sums as sum_chunk does) over the chunks on `pool`
+ * (or one-shot when NULL) and checks every sum. */
+static int run_fn_and_check(shk_task_pool *pool, shk_task_mode mode, shk_task_fn fn) {
+  shk_task_options o;
+  memset(&o, 0, sizeof o);
+  o.chunks = 4;
+  o.workers = 2;
+  o.mode = mode;
+  shk_task_results *results = NULL;
+  int rc = pool ? shk_task_pool_run(pool, input, sizeof input, fn, &o, &results)
+                : shk_task_run(input, sizeof input, fn, &o, &results);
+  if (rc != SHK_OK) {
+    if (results) rc = -9999; /* a failure before any chunk runs gives no results */
+    shk_task_results_free(results);
+    return rc;
+  }
+  uint64_t total = 0;
+  for (size_t i = 0; i < shk_task_results_count(results); i++) {
+    const shk_task_result *r = shk_task_results_get(results, i);
+    uint64_t sum;
+    if (r->status != SHK_TASK_OK || r->size != sizeof sum) rc = -9998;
+    else memcpy(&sum, r->data, sizeof sum), total += sum;
+  }
+  shk_task_results_free(results);
+  return rc == SHK_OK && total != 255u * 256u * (sizeof input / 256u) / 2u ? -9997 : rc;
+}
+
+static int run_and_check(shk_task_pool *pool, shk_task_mode mode) {
+  return run_fn_and_check(pool, mode, sum_chunk);
+}
+
+static void fill_input(void) {
+  for (size_t i = 0; i < sizeof input; i++) input[i] = (unsigned char)i;
+}
+
+static int pool_create_and_run(void *ctx) {
+  shk_task_mode mode = *(const shk_task_mode *)ctx;
+  shk_task_pool *pool = NULL;
+  int rc = shk_task_pool_create(2, mode, &pool);
+  if (rc != SHK_OK) return pool == NULL ? rc : -9999;
+  rc = run_and_check(pool, mode);
+  shk_task_pool_free(pool);
+  return rc;
+}
+
+static const shk__fault_point process_points[] = {
+    SHK__FAULT_PROC_START, SHK__FAULT_CHANNEL_CREATE, SHK__FAULT_SEGMENT_CREATE,
+    SHK__FAULT_SEGMENT_SIZE, SHK__FAULT_SEGMENT_MAP};
+
+static const char *point_name(shk__fault_point p) {
+  static const char *names[] = {"segment create", "segment open", "segment size", "segment map",
+                                "segment unmap", "segment unlink", "pages alloc", "protect",
+                                "process start", "channel create", "module load",
+                                "thread start"};
+  return names[p];
+}
+
+static int walk_points(const char *what, int (*call)(void *), void *ctx,
+                       const shk__fault_point *points, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    char label[128];
+    snprintf(label, sizeof label, "%s / %s", what, point_name(points[i]));
+    shk_fault_case fc = {label, points[i], call, ctx, task_codes, SHK__ARRAY_LEN(task_codes),
+                         true, false, NULL};
+    SHK_FAULT_WALK(&fc, false);
+    fc.sticky = true;
+    SHK_FAULT_WALK(&fc, false);
+  }
+  return 0;
+}
+
+SHK_CHILD_TEST(process_pool_create_fails_cleanly_at_each_primitive, CHILD_TIMEOUT_MS) {
+  (void)argc, (void)argv;
+  fill_input();
+  shk_task_mode mode = SHK_TASK_PROCESSES;
+  return walk_points("shk_task_pool_create(processes)", pool_create_and_run, &mode,
+                     process_points, SHK__ARRAY_LEN(process_points));
+}
+
+SHK_CHILD_TEST(thread_pool_create_fails_cleanly_when_a_thread_cannot_start, CHILD_TIMEOUT_MS) {
+  (void)argc, (void)argv;
+  fill_input();
+  shk_task_mode mode = SHK_TASK_THREADS;
+  static const shk__fault_point points[] = {SHK__FAULT_THREAD_START, SHK__FAULT_CHANNEL_CREATE,
+                                            SHK__FAULT_SEGMENT_CREATE, SHK__FAULT_SEGMENT_MAP};
+  return walk_points("shk_task_pool_create(threads)", pool_create_and_run, &mode, points,
+                     SHK__ARRAY_LEN(points));
+}
+
+/* The one-call form keeps its arena for the next call (task_arena.c): dropped before and after
+ * each call, so that every call makes its own and the walk reaches the segment primitives. */
+static void drop_kept_arena(void) {
+  shk__os_segment kept;
+  if (shk__task_arena_take(0, &kept)) shk__os_segment_close(&kept);
+}
+
+static int one_shot(void *ctx) {
+  drop_kept_arena();
+  int rc = run_and_check(NULL, *(const shk_task_mode *)ctx);
+  drop_kept_arena();
+  return rc;
+}
+
+SHK_CHILD_TEST(task_run_fails_cleanly_at_each_primitive, CHILD_TIMEOUT_MS) {
+  (void)argc, (void)argv;
+  fill_input();
+  shk_task_mode mode = SHK_TASK_PROCESSES;
+  int line = walk_points("shk_task_run(processes)", one_shot, &mode, process_points,
+                         SHK__ARRAY_LEN(process_points));
+  if (line) return line;
+  mode = SHK_TASK_THREADS;
+  static const shk__fault_point points[] = {SHK__FAULT_THREAD_START};
+  return walk_points("shk_task_run(threads)", one_shot, &mode, points, SHK__ARRAY_LEN(points));
+}
+
+/* A call on a pool that exists, with an input made after the pool (its forked workers cannot
+ * see it: it is copied into the pool's staging segment), whose staging segment is dropped
+ * before and after (a new one is made every call). A failure leaves the pool usable. */
+typedef struct pool_call {
+  shk_task_pool *pool;
+  size_t size;
+} pool_call;
+
+static int pool_run(void *ctx) {
+  pool_call *c = ctx;
+  shk__os_segment_close(&c->pool->staging);
+  unsigned char *data = malloc(c->size);
+  if (!data) return -9996;
+  memset(data, 1, c->size);
+  shk_task_options o;
+  memset(&o, 0, sizeof o);
+  o.chunks = 4;
+  shk_task_results *results = NULL;
+  int rc = shk_task_pool_run(c->pool, data, c->size, sum_chunk, &o, &results);
+  free(data);
+  if (rc != SHK_OK && results) rc = -9999;
+  uint64_t total = 0;
+  for (size_t i = 0; rc == SHK_OK && i < shk_task_results_count(results); i++) {
+    uint64_t sum;
+    memcpy(&sum, shk_task_results_get(results, i)->data, sizeof sum);
+    total += sum;
+  }
+  shk_task_results_free(results);
+  shk__os_segment_close(&c->pool->staging); /* so that no call finds one */
+  return rc == SHK_OK && total != c->size ? -9997 : rc;
+}
+
+SHK_CHILD_TEST(pool_run_fails_cleanly_and_the_pool_stays_usable, CHILD_TIMEOUT_MS) {
+  (void)argc, (void)argv;
+  pool_call c = {NULL, 256 * 1024};
+  SHK_CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &c.pool) == SHK_OK);
+  static const shk__fault_point points[] = {SHK__FAULT_SEGMENT_CREATE, SHK__FAULT_SEGMENT_SIZE,
+                                            SHK__FAULT_SEGMENT_MAP};
+  int line = walk_points("shk_task_pool_run", pool_run, &c, points, SHK__ARRAY_LEN(points));
+  shk_task_pool_free(c.pool);
+  return line;
+}
+
+/* A hosted pool: workers are the worker host started as an executable (posix_spawn on Linux,
+ * not fork), with a start-up handshake; the plugin is loaded there, out of reach of the walk. */
+static int hosted_create_and_run(void *ctx) {
+  (void)ctx;
+#ifdef SHK_TEST_PLUGIN
+  shk_task_pool *pool = NULL;
+  int rc = shk_task_pool_create_hosted(2, SHK_TEST_PLUGIN, "plugin_sum", &pool);
+  if (rc != SHK_OK) return pool == NULL ? rc : -9999;
+  rc = run_fn_and_check(pool, SHK_TASK_PROCESSES, NULL);
+  shk_task_pool_free(pool);
+  return rc;
+#else
+  return SHK_OK;
+#endif
+}
+
+SHK_CHILD_TEST(hosted_pool_create_fails_cleanly_at_each_primitive, CHILD_TIMEOUT_MS) {
+  (void)argc, (void)argv;
+#if !defined(SHK_TEST_PLUGIN) || defined(SHK_TEST_NO_WORKER_HOST)
+  fprintf(stderr, "SKIPPED: no worker host or test plugin in this build\n");
+  return 0;
+#else
+  fill_input();
+  return walk_points("shk_task_pool_create_hosted", hosted_create_and_run, NULL, process_points,
+                     SHK__ARRAY_LEN(process_points));
+#endif
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(process_pool_create_fails_cleanly_at_each_primitive),
+    cmocka_unit_test(thread_pool_create_fails_cleanly_when_a_thread_cannot_start),
+    cmocka_unit_test(task_run_fails_cleanly_at_each_primitive),
+    cmocka_unit_test(pool_run_fails_cleanly_and_the_pool_stays_usable),
+    cmocka_unit_test(hosted_pool_create_fails_cleanly_at_each_primitive),
+};
+
+static const shk_test_child children[] = {
+    SHK_TEST_CHILD(process_pool_create_fails_cleanly_at_each_primitive),
+    SHK_TEST_CHILD(thread_pool_create_fails_cleanly_when_a_thread_cannot_start),
+    SHK_TEST_CHILD(task_run_fails_cleanly_at_each_primitive),
+    SHK_TEST_CHILD(pool_run_fails_cleanly_and_the_pool_stays_usable),
+    SHK_TEST_CHILD(hosted_pool_create_fails_cleanly_at_each_primitive),
+};
+
+int main(int argc, char **argv) {
+  shk_worker_main(argc, argv); /* Windows: a worker run serves its pool and never returns */
+  return shk_test_main(argc, argv, __FILE__, tests, SHK__ARRAY_LEN(tests), children,
+                       SHK__ARRAY_LEN(children));
+}
