@@ -141,7 +141,34 @@ static void heap_counters_saturate_instead_of_overflowing(void **state) {
   assert_null(strstr(text, "\"live bytes\":-"));
 }
 
+/* speedscope shows `name {args}` for an event with args: a zone's name must be all there is. */
+static void zone_names_stay_clean_and_colour_has_a_field_of_its_own(void **state) {
+  (void)state;
+  shk_lens_event e[2];
+  memset(e, 0, sizeof e);
+  e[0].kind = SHK_LENS_ZONE;
+  e[0].name = "update";
+  e[0].thread = "main";
+  e[0].pid = 1;
+  e[0].tid = 3;
+  e[0].time = 0.002;
+  e[0].duration_ns = 1000;
+  e[0].depth = 1;
+  e[0].color = 0x33AA33;
+  e[1] = e[0];
+  e[1].tid = 4;
+  e[1].thread = "other";
+  e[1].name = "plain";
+  e[1].color = 0;
+  const char *text = write_and_read(e, 2);
+  assert_non_null(strstr(text, "\"name\":\"update\",\"pid\":1,\"tid\":3,\"ts\":1999.000,\"dur\":1.000,"
+                               "\"color\":\"#33aa33\"}"));
+  assert_non_null(strstr(text, "\"name\":\"plain\",\"pid\":1,\"tid\":4,\"ts\":1999.000,\"dur\":1.000}"));
+  assert_null(strstr(text, "depth"));
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(zone_names_stay_clean_and_colour_has_a_field_of_its_own),
     cmocka_unit_test(bytes_that_never_start_utf8_are_replaced),
     cmocka_unit_test(heap_counters_saturate_instead_of_overflowing),
     cmocka_unit_test(strings_are_escaped_and_bad_bytes_replaced),
