@@ -136,8 +136,8 @@ int main(int argc, char **argv) {
   }
   shk_watch_free(w);
   shk_buf_release(input);
-  printf("timeline_demo: %d frames of %d chunks (%zu failed on purpose), %u watch events%s\n",
-         FRAMES, CHUNKS, failed, watch_events, lens ? ", recorded" : "");
+  printf("timeline_demo: %d frames of %d chunks (%u failed on purpose), %u watch events%s\n",
+         FRAMES, CHUNKS, (unsigned)failed, watch_events, lens ? ", recorded" : "");
   if (lens) {
     shk_lens_instrument(NULL, 0);
     shk_lens_close(lens);

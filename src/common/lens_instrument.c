@@ -208,12 +208,12 @@ void shk__lens_hook_watch(const shk_watch_event *ev) {
   hex_preview(before, sizeof before, ev->old_preview, n);
   hex_preview(after, sizeof after, ev->new_preview, n);
   if (ev->flags & SHK_WATCH_EVENT_THREAD)
-    shk_lens_log(lens, COLOR_WATCH, "watch %s +%zu, %zu bytes: %s -> %s (thread %llu)",
-                 ev->region_name, ev->offset, ev->length, before, after,
-                 (unsigned long long)ev->thread_id);
+    shk_lens_log(lens, COLOR_WATCH, "watch %s +%llu, %llu bytes: %s -> %s (thread %llu)",
+                 ev->region_name, (unsigned long long)ev->offset,
+                 (unsigned long long)ev->length, before, after, (unsigned long long)ev->thread_id);
   else
-    shk_lens_log(lens, COLOR_WATCH, "watch %s +%zu, %zu bytes: %s -> %s", ev->region_name,
-                 ev->offset, ev->length, before, after);
+    shk_lens_log(lens, COLOR_WATCH, "watch %s +%llu, %llu bytes: %s -> %s", ev->region_name,
+                 (unsigned long long)ev->offset, (unsigned long long)ev->length, before, after);
   shk_lens_plot(lens, "shk watch events", (double)(atomic_fetch_add(&watch_seen, 1) + 1),
                 COLOR_WATCH);
 }
