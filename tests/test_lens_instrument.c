@@ -112,6 +112,24 @@ static int drain_all(shk_lens_reader *r, seen *s) {
   return shk_lens_reader_finished(r) ? SHK_OK : SHK_ETIMEDOUT;
 }
 
+/* A lens and a reader on it, under a fresh name. */
+static int open_lens_and_reader(const char *tag, shk_lens **lens, shk_lens_reader **r) {
+  char name[64];
+  shk_test_unique_name(name, sizeof name, tag);
+  int rc = shk_lens_open(name, NULL, lens);
+  return rc != SHK_OK ? rc : shk_lens_reader_open(name, NULL, r);
+}
+
+/* Closes the lens, reads everything into *s and closes the reader. */
+static int close_and_read(shk_lens *lens, shk_lens_reader *r, seen *s) {
+  shk_lens_close(lens);
+  memset(s, 0, sizeof *s);
+  s->own_pid = own_pid();
+  int rc = drain_all(r, s);
+  shk_lens_reader_close(r);
+  return rc;
+}
+
 static int exercise_every_part(shk_lens *lens) {
   shk_lens_zone z;
   SHK_CHECK(shk_lens_zone_begin(lens, &z, "user", 0x123456) == SHK_OK);
@@ -134,22 +152,15 @@ static void unknown_parts_are_refused(void **state) {
 SHK_CHILD_TEST(tasks_watch_and_buffers_share_the_programs_timeline, CHILD_TIMEOUT_MS) {
   (void)argc;
   (void)argv;
-  char name[64];
-  shk_test_unique_name(name, sizeof name, "ins");
   shk_lens *lens = NULL;
   shk_lens_reader *r = NULL;
-  SHK_CHECK(shk_lens_open(name, NULL, &lens) == SHK_OK);
-  SHK_CHECK(shk_lens_reader_open(name, NULL, &r) == SHK_OK);
+  SHK_CHECK(open_lens_and_reader("ins", &lens, &r) == SHK_OK);
   SHK_CHECK(shk_lens_instrument(lens, SHK_LENS_ALL) == SHK_OK);
   int rc = exercise_every_part(lens);
   if (rc) return rc;
   SHK_CHECK(shk_lens_instrument(NULL, 0) == SHK_OK);
-  shk_lens_close(lens);
   seen s;
-  memset(&s, 0, sizeof s);
-  s.own_pid = own_pid();
-  SHK_CHECK(drain_all(r, &s) == SHK_OK);
-  shk_lens_reader_close(r);
+  SHK_CHECK(close_and_read(lens, r, &s) == SHK_OK);
   fprintf(stderr, "user %u task %u copy %u results %u chunks %u (failed %u, elsewhere %u) heap "
                   "%u/%u plots %u watch %u/%u logs %u\n",
           s.user_zones, s.task_zones, s.copy_zones, s.result_zones, s.chunk_zones,
@@ -174,12 +185,9 @@ SHK_CHILD_TEST(tasks_watch_and_buffers_share_the_programs_timeline, CHILD_TIMEOU
 SHK_CHILD_TEST(off_means_no_library_event, CHILD_TIMEOUT_MS) {
   (void)argc;
   (void)argv;
-  char name[64];
-  shk_test_unique_name(name, sizeof name, "off");
   shk_lens *lens = NULL;
   shk_lens_reader *r = NULL;
-  SHK_CHECK(shk_lens_open(name, NULL, &lens) == SHK_OK);
-  SHK_CHECK(shk_lens_reader_open(name, NULL, &r) == SHK_OK);
+  SHK_CHECK(open_lens_and_reader("off", &lens, &r) == SHK_OK);
   SHK_CHECK(shk_lens_instrument(lens, SHK_LENS_ALL) == SHK_OK);
   SHK_CHECK(shk_lens_instrument(lens, 0) == SHK_OK);
   int rc = exercise_every_part(lens);
@@ -188,12 +196,8 @@ SHK_CHILD_TEST(off_means_no_library_event, CHILD_TIMEOUT_MS) {
   SHK_CHECK(shk_lens_instrument(lens, SHK_LENS_BUFS) == SHK_OK);
   SHK_CHECK(run_task(SHK_TASK_THREADS) == SHK_OK);
   SHK_CHECK(make_buffers(2) == SHK_OK);
-  shk_lens_close(lens);
   seen s;
-  memset(&s, 0, sizeof s);
-  s.own_pid = own_pid();
-  SHK_CHECK(drain_all(r, &s) == SHK_OK);
-  shk_lens_reader_close(r);
+  SHK_CHECK(close_and_read(lens, r, &s) == SHK_OK);
   SHK_CHECK(s.user_zones == 1);
   SHK_CHECK(s.task_zones == 0 && s.chunk_zones == 0 && s.copy_zones == 0 && s.other_shk == 0);
   SHK_CHECK(s.watch_logs == 0 && s.task_logs == 0);
