@@ -1,7 +1,7 @@
 /* shmkit's own parts on a lens: shk_lens_instrument() and SHK_LENS put chunk tasks (on the
  * workers' own tracks), watch events and buffers beside the program's zones, read back by a
  * reader; off means no event; closing the lens turns its parts off. */
-/* ctest: labels=unit;multiprocess timeout=240 */
+/* ctest: labels=unit;multiprocess;tsan timeout=240 */
 #if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #endif
