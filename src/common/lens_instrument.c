@@ -207,13 +207,13 @@ void shk__lens_hook_watch(const shk_watch_event *ev) {
   char before[32], after[32];
   hex_preview(before, sizeof before, ev->old_preview, n);
   hex_preview(after, sizeof after, ev->new_preview, n);
+  char who[48] = "";
   if (ev->flags & SHK_WATCH_EVENT_THREAD)
-    shk_lens_log(lens, COLOR_WATCH, "watch %s +%llu, %llu bytes: %s -> %s (thread %llu)",
-                 ev->region_name, (unsigned long long)ev->offset,
-                 (unsigned long long)ev->length, before, after, (unsigned long long)ev->thread_id);
-  else
-    shk_lens_log(lens, COLOR_WATCH, "watch %s +%llu, %llu bytes: %s -> %s", ev->region_name,
-                 (unsigned long long)ev->offset, (unsigned long long)ev->length, before, after);
+    snprintf(who, sizeof who, " (thread %llu)", (unsigned long long)ev->thread_id);
+  /* A resync event stands for writes whose own events were dropped (the fault ring overflowed). */
+  shk_lens_log(lens, COLOR_WATCH, "watch %s +%llu, %llu bytes: %s -> %s%s%s", ev->region_name,
+               (unsigned long long)ev->offset, (unsigned long long)ev->length, before, after, who,
+               ev->flags & SHK_WATCH_EVENT_RESYNC ? " [resync: events were dropped]" : "");
   shk_lens_plot(lens, "shk watch events", (double)(atomic_fetch_add(&watch_seen, 1) + 1),
                 COLOR_WATCH);
 }
