@@ -65,6 +65,12 @@ void shk__buf_lens_changed(void);
   do {                                                                                             \
     if ((zone)->lens) shk__lens_hook_zone_end(zone);                                               \
   } while (0)
+/* A zone inside `outer` on the same lens, begun only when outer was: no load of its own. */
+#define SHK__LENS_ZONE_IN(outer, zone, name, color)                                                \
+  do {                                                                                             \
+    (zone)->lens = NULL;                                                                           \
+    if ((outer)->lens) shk_lens_zone_begin((outer)->lens, (zone), (name), (color));                \
+  } while (0)
 /* A task call: its zone, and a log line with its shape. */
 #define SHK__LENS_TASK(zone, chunks, workers, mode, bytes)                                         \
   do {                                                                                             \

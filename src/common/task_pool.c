@@ -545,7 +545,7 @@ int shk__task_pool_run(shk_task_pool *pool, const shk__task_call *call, shk_task
   } else if (rc == SHK_OK) {
     publish(pool, seq);
     /* A copy-in runs now, in chunk order: workers start on the first chunks meanwhile. */
-    SHK__LENS_ZONE(SHK__LENS_TASKS, &lens_copy, "shk copy-in", SHK__LENS_COLOR_COPY);
+    SHK__LENS_ZONE_IN(&lens_call, &lens_copy, "shk copy-in", SHK__LENS_COLOR_COPY);
     shk__task_copy_job_input(pool, call->size);
     SHK__LENS_ZONE_END(&lens_copy);
     if (deferred) {
@@ -554,7 +554,7 @@ int shk__task_pool_run(shk_task_pool *pool, const shk__task_call *call, shk_task
     }
     if (rc == SHK_OK) await_job(pool, call, seq);
   }
-  SHK__LENS_ZONE(SHK__LENS_TASKS, &lens_results, "shk results", SHK__LENS_COLOR_RESULTS);
+  SHK__LENS_ZONE_IN(&lens_call, &lens_results, "shk results", SHK__LENS_COLOR_RESULTS);
   if (rc == SHK_OK)
     rc = shk__task_results_build(pool->ctl, seq, call->chunks, pool->outs, pool->workers, results);
   SHK__LENS_ZONE_END(&lens_results);
