@@ -2,7 +2,8 @@
 """What the lens hooks cost while instrumentation is off: runs bench_buf, bench_watch and
 bench_task from a normal build (hooks compiled in, off) and from a build configured with
 -DSHK_LENS_HOOKS=OFF (no hooks at all), alternately, and prints for every row the ratio
-hooked/unhooked of the median of each figure. The raw mechanisms on the same rows (malloc+free,
+hooked/unhooked of the median of each figure that varies (1.00: the same; above 1: the hooked
+build's figure is larger, which is slower for times and faster for rates such as events/s). The raw mechanisms on the same rows (malloc+free,
 bare faults, fork+wait) have no hooks: their ratios show this machine's noise.
 Usage: bench/lens_hooks_cost.py HOOKED_BUILD NOHOOK_BUILD [REPS]   (default 5)"""
 import re
@@ -22,7 +23,7 @@ def rows(text):
         line = RATIO.sub("#x", line)
         nums = [float(n) for n in NUM.findall(line)]
         if nums:
-            out.setdefault(NUM.sub("#", line).strip(), nums)
+            out.setdefault(" ".join(NUM.sub("#", line).split()), nums)
     return out
 
 
@@ -43,14 +44,16 @@ def main():
         for key in runs[hooked][0]:
             a = [r[key] for r in runs[hooked] if key in r]
             b = [r[key] for r in runs[nohook] if key in r]
-            if not a or not b or len(a[0]) != len(b[0]):
+            if not a or not b or any(len(x) != len(a[0]) for x in a + b):
                 continue
             ratios = []
             for i in range(len(a[0])):
-                ma = statistics.median(x[i] for x in a if len(x) > i)
-                mb = statistics.median(x[i] for x in b if len(x) > i)
+                if len(set(x[i] for x in a + b)) == 1:
+                    continue  # the same in every run: a label (sizes, counts), not a figure
+                ma = statistics.median(x[i] for x in a)
+                mb = statistics.median(x[i] for x in b)
                 ratios.append(f"{ma / mb:.3f}" if mb else "-")
-            if len(set(x for r in a for x in r)) > 1:  # rows of measurements, not headings
+            if ratios:
                 print(f"  {key[:74]:74s} {' '.join(ratios)}")
     return 0
 
