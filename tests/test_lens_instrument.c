@@ -28,7 +28,7 @@ typedef struct seen {
   uint32_t own_pid; /* the test's process: chunk zones from other pids are worker processes' */
   unsigned user_zones, task_zones, copy_zones, result_zones, chunk_zones, failed_chunks;
   unsigned chunks_elsewhere;       /* chunk zones from another process (worker processes) */
-  unsigned heap_allocs, heap_frees, buffer_plots, watch_logs, watch_plots, task_logs, other_shk;
+  unsigned heap_allocs, heap_frees, buffer_plots, heap_byte_plots, watch_logs, watch_plots, task_logs, other_shk;
 } seen;
 
 static bool starts(const char *s, const char *prefix) {
@@ -52,6 +52,7 @@ static void count_event(const shk_lens_event *e, void *user) {
     else s->heap_allocs++;
   } else if (e->kind == SHK_LENS_PLOT) {
     if (strcmp(e->name, "shk buffers live") == 0) s->buffer_plots++;
+    else if (strcmp(e->name, "shk buf bytes: heap") == 0) s->heap_byte_plots++;
     else if (strcmp(e->name, "shk watch events") == 0) s->watch_plots++;
   } else if (e->kind == SHK_LENS_LOG) {
     if (starts(e->message, "watch header")) s->watch_logs++;
@@ -178,6 +179,7 @@ SHK_CHILD_TEST(tasks_watch_and_buffers_share_the_programs_timeline, CHILD_TIMEOU
   SHK_CHECK(s.chunks_elsewhere == CHUNKS); /* on the forked workers' own tracks (their pids) */
 #endif
   SHK_CHECK(s.heap_allocs >= 3 && s.heap_frees >= 3 && s.buffer_plots >= 6);
+  SHK_CHECK(s.heap_byte_plots >= 6); /* the heap allocator's live bytes */
   SHK_CHECK(s.watch_logs == 1 && s.watch_plots == 1);
   return 0;
 }

@@ -222,6 +222,22 @@ void shk__lens_hook_watch(const shk_watch_event *ev) {
 
 void shk__lens_hook_buf_ready(void) { (void)lens_for(SHK__LENS_BUFS); }
 
+/* Live bytes per allocator, as counters. Plot names go by address and must stay valid while the
+ * lens is open, so they are literals: the built-in allocators by name, the registered ones
+ * together. */
+static const char *const alloc_names[] = {"heap", "aligned", "pages", "shm"};
+static const char *const alloc_plots[] = {"shk buf bytes: heap", "shk buf bytes: aligned",
+                                          "shk buf bytes: pages", "shk buf bytes: shm",
+                                          "shk buf bytes: registered allocators"};
+static _Atomic uint64_t alloc_bytes[SHK__ARRAY_LEN(alloc_plots)];
+
+static size_t alloc_index(const char *allocator) {
+  size_t i = 0;
+  while (i < SHK__ARRAY_LEN(alloc_names) && (!allocator || strcmp(allocator, alloc_names[i]) != 0))
+    i++;
+  return i;
+}
+
 void shk__lens_hook_buf(const shk_buf_info *info, bool allocated) {
   shk_lens *lens = lens_for(SHK__LENS_BUFS);
   if (!lens) return;
@@ -229,4 +245,10 @@ void shk__lens_hook_buf(const shk_buf_info *info, bool allocated) {
   uint64_t live = allocated ? atomic_fetch_add(&bufs_live, 1) + 1
                             : atomic_fetch_sub(&bufs_live, 1) - 1;
   shk_lens_plot(lens, "shk buffers live", (double)(int64_t)live, COLOR_LOG);
+  size_t a = alloc_index(info->allocator);
+  uint64_t size = (uint64_t)info->size;
+  uint64_t bytes = allocated ? atomic_fetch_add(&alloc_bytes[a], size) + size
+                             : atomic_fetch_sub(&alloc_bytes[a], size) - size;
+  /* Buffers made before instrumentation began may end during it: the count can go below 0. */
+  shk_lens_plot(lens, alloc_plots[a], (double)(int64_t)bytes, COLOR_LOG);
 }
