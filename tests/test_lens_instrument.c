@@ -5,11 +5,13 @@
 #if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #endif
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "shk_test.h"
+#include "shk_test_thread.h"
 #include "shmkit.h"
 
 #ifdef _WIN32
@@ -258,12 +260,38 @@ SHK_CHILD_TEST(the_shk_lens_variable_instruments_a_program_unchanged, CHILD_TIME
   return 0;
 }
 
+static void first_use(void *arg) {
+  atomic_int *go = arg;
+  while (!atomic_load(go)) {
+  }
+  make_buffers(1);
+}
+
+/* Threads whose first instrumented calls race each read SHK_LENS; one lens handle is kept. */
+SHK_CHILD_TEST(racing_first_uses_keep_one_lens, CHILD_TIMEOUT_MS) {
+  (void)argc;
+  (void)argv;
+  char name[64];
+  shk_test_unique_name(name, sizeof name, "race");
+  SHK_CHECK(set_env("SHK_LENS", name) == 0);
+  static atomic_int go;
+  shk_test_thread threads[4];
+  for (int i = 0; i < 4; i++) SHK_CHECK(shk_test_thread_start(&threads[i], first_use, &go) == 0);
+  atomic_store(&go, 1);
+  for (int i = 0; i < 4; i++) shk_test_thread_join(&threads[i]);
+  shk_lens_info info;
+  SHK_CHECK(shk_lens_probe(name, &info) == SHK_OK);
+  SHK_CHECK(info.producers == 1);
+  return 0;
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(unknown_parts_are_refused),
     cmocka_unit_test(tasks_watch_and_buffers_share_the_programs_timeline),
     cmocka_unit_test(off_means_no_library_event),
     cmocka_unit_test(closing_the_lens_turns_its_parts_off),
     cmocka_unit_test(the_shk_lens_variable_instruments_a_program_unchanged),
+    cmocka_unit_test(racing_first_uses_keep_one_lens),
 };
 
 static const shk_test_child children[] = {
@@ -271,6 +299,7 @@ static const shk_test_child children[] = {
     SHK_TEST_CHILD(off_means_no_library_event),
     SHK_TEST_CHILD(closing_the_lens_turns_its_parts_off),
     SHK_TEST_CHILD(the_shk_lens_variable_instruments_a_program_unchanged),
+    SHK_TEST_CHILD(racing_first_uses_keep_one_lens),
 };
 
 int main(int argc, char **argv) {

@@ -15,8 +15,6 @@ static char unread_mark;
 
 _Atomic(shk_lens *) shk__lens_hooks[SHK__LENS_PARTS] = {UNREAD, UNREAD, UNREAD};
 
-/* 0: SHK_LENS not read; 1: being read; 2: read (or overridden by shk_lens_instrument()). */
-static _Atomic int env_state;
 /* A lens this process opened itself (from SHK_LENS, or a worker process's own handle): closed
  * at the worker's end or at exit. */
 static _Atomic(shk_lens *) owned_lens;
@@ -52,27 +50,32 @@ static void close_owned(void) {
 
 static void close_owned_at_exit(void) { close_owned(); }
 
-/* Reads SHK_LENS once per process: a name opens (or creates) that lens and instruments every
- * part; unset or empty leaves everything off. A lens that cannot be opened leaves it off too
- * (instrumentation never makes a program fail). */
+/* Reads SHK_LENS (each process, until its parts are resolved): a name opens (or creates) that
+ * lens and instruments every part; unset or empty leaves everything off. A lens that cannot be
+ * opened leaves it off too (instrumentation never makes a program fail). Threads that race here
+ * each read the variable; one lens wins and the others close theirs. Nothing waits for another
+ * thread, so a fork in the middle leaves the child nothing to wait for. */
 static void read_env(void) {
-  int expected = 0;
-  if (!atomic_compare_exchange_strong(&env_state, &expected, 1)) {
-    while (atomic_load(&env_state) != 2) shk__os_yield();
-    return;
-  }
   const char *name = getenv("SHK_LENS");
   shk_lens *lens = NULL;
   if (name && *name && shk_lens_open(name, NULL, &lens) == SHK_OK) {
-    atomic_store(&owned_lens, lens);
-    atexit(close_owned_at_exit);
+    shk_lens *none = NULL;
+    if (atomic_compare_exchange_strong(&owned_lens, &none, lens)) {
+      atexit(close_owned_at_exit);
+    } else {
+      shk_lens_close(lens); /* another thread's is in place */
+      lens = none;
+    }
   }
+  bool used = false;
   for (int p = 0; p < SHK__LENS_PARTS; p++) {
     shk_lens *mark = UNREAD;
-    atomic_compare_exchange_strong(&shk__lens_hooks[p], &mark, lens);
+    used |= atomic_compare_exchange_strong(&shk__lens_hooks[p], &mark, lens) && lens;
+    used |= hook_of(p) == lens && lens;
   }
   shk__buf_lens_changed();
-  atomic_store(&env_state, 2);
+  /* shk_lens_instrument() chose before us: the variable's lens is not needed. */
+  if (lens && !used) close_owned();
 }
 
 /* The lens part reports into now, SHK_LENS read first when it has not been; NULL when off. */
@@ -86,10 +89,8 @@ static shk_lens *lens_for(int part) {
 
 int shk_lens_instrument(shk_lens *lens, unsigned parts) {
   if (parts & ~SHK_LENS_ALL) return SHK_EINVAL;
-  /* An explicit call wins over SHK_LENS: the variable is not read afterwards. */
-  int expected = 0;
-  if (!atomic_compare_exchange_strong(&env_state, &expected, 2))
-    while (atomic_load(&env_state) != 2) shk__os_yield();
+  /* An explicit call wins over SHK_LENS: no part is left unresolved, so the variable is not
+   * read afterwards. */
   set_hooks(lens, lens ? parts : 0);
   return SHK_OK;
 }
