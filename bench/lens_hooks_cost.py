@@ -5,7 +5,7 @@ bench_task from a normal build (hooks compiled in, off) and from a build configu
 hooked/unhooked of the median of each figure that varies (1.00: the same; above 1: the hooked
 build's figure is larger, which is slower for times and faster for rates such as events/s). The raw mechanisms on the same rows (malloc+free,
 bare faults, fork+wait) have no hooks: their ratios show this machine's noise.
-Usage: bench/lens_hooks_cost.py HOOKED_BUILD NOHOOK_BUILD [REPS]   (default 5)"""
+Usage: bench/lens_hooks_cost.py HOOKED_BUILD NOHOOK_BUILD [REPS [BENCH]]   (default 5, all three)"""
 import re
 import statistics
 import subprocess
@@ -33,7 +33,10 @@ def main():
         return 2
     hooked, nohook = sys.argv[1], sys.argv[2]
     reps = int(sys.argv[3]) if len(sys.argv) > 3 else 5
+    only = sys.argv[4] if len(sys.argv) > 4 else None
     for bench in BENCHES:
+        if only and bench[0] != only:
+            continue
         runs = {hooked: [], nohook: []}
         for _ in range(reps):
             for build in (hooked, nohook):
