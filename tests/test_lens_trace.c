@@ -26,23 +26,28 @@ static char *write_and_read(const shk_lens_event *events, size_t n) {
   return text;
 }
 
+/* A zone of process 1, thread tid, ending at 2 ms. */
+static shk_lens_event zone_at(const char *name, const char *thread, uint64_t tid,
+                              uint64_t duration_ns) {
+  shk_lens_event e;
+  memset(&e, 0, sizeof e);
+  e.kind = SHK_LENS_ZONE;
+  e.name = name;
+  e.thread = thread;
+  e.thread_key = tid;
+  e.pid = 1;
+  e.tid = tid;
+  e.time = 0.002;
+  e.duration_ns = duration_ns;
+  return e;
+}
+
 static void strings_are_escaped_and_bad_bytes_replaced(void **state) {
   (void)state;
   shk_lens_event e[4];
   memset(e, 0, sizeof e);
-  e[0].kind = SHK_LENS_ZONE;
-  e[0].name = "quote\" back\\ tab\t caf\xc3\xa9 bad\xff\xc3 end";
-  e[0].thread = "main";
-  e[0].thread_key = 1;
-  e[0].pid = 1;
-  e[0].tid = 3;
-  e[0].time = 0.002;
-  e[0].duration_ns = 1500;
-  e[1] = e[0];
-  e[1].name = "other";
-  e[1].thread = "worker \xe2\x82\xac";
-  e[1].thread_key = 2;
-  e[1].tid = 4;
+  e[0] = zone_at("quote\" back\\ tab\t caf\xc3\xa9 bad\xff\xc3 end", "main", 3, 1500);
+  e[1] = zone_at("other", "worker \xe2\x82\xac", 4, 1500);
   e[2].kind = SHK_LENS_LOG;
   e[2].message = "line\nbreak\0hidden";
   e[2].length = 17;
@@ -141,7 +146,23 @@ static void heap_counters_saturate_instead_of_overflowing(void **state) {
   assert_null(strstr(text, "\"live bytes\":-"));
 }
 
+/* speedscope shows `name {args}` for an event with args: a zone's name must be all there is. */
+static void zone_names_stay_clean_and_colour_has_a_field_of_its_own(void **state) {
+  (void)state;
+  shk_lens_event e[2];
+  e[0] = zone_at("update", "main", 3, 1000);
+  e[0].depth = 1;
+  e[0].color = 0x33AA33;
+  e[1] = zone_at("plain", "other", 4, 1000);
+  const char *text = write_and_read(e, 2);
+  assert_non_null(strstr(text, "\"name\":\"update\",\"pid\":1,\"tid\":3,\"ts\":1999.000,\"dur\":1.000,"
+                               "\"color\":\"#33aa33\"}"));
+  assert_non_null(strstr(text, "\"name\":\"plain\",\"pid\":1,\"tid\":4,\"ts\":1999.000,\"dur\":1.000}"));
+  assert_null(strstr(text, "depth"));
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(zone_names_stay_clean_and_colour_has_a_field_of_its_own),
     cmocka_unit_test(bytes_that_never_start_utf8_are_replaced),
     cmocka_unit_test(heap_counters_saturate_instead_of_overflowing),
     cmocka_unit_test(strings_are_escaped_and_bad_bytes_replaced),

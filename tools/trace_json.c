@@ -303,14 +303,17 @@ static void zone_event(trace_json *t, const shk_lens_event *e) {
   p = put_micro(p + 6, start_ns);
   memcpy(p, ",\"dur\":", 7);
   p = put_micro(p + 7, dur);
-  memcpy(p, ",\"args\":{\"depth\":", 17);
-  p = put_u64(p + 17, e->depth);
-  static const char hex[] = "0123456789abcdef";
-  memcpy(p, ",\"color\":\"#", 11);
-  p += 11;
-  for (int shift = 20; shift >= 0; shift -= 4) *p++ = hex[(e->color >> shift) & 15];
-  memcpy(p, "\"}}", 3);
-  p += 3;
+  /* No args: speedscope folds an event's args into its name (`update {"depth":0}`), so a zone
+   * carries only its name; depth is its nesting, and its colour goes in a field of its own,
+   * which importers that do not know it ignore (the report reads it). */
+  if (e->color != 0) {
+    static const char hex[] = "0123456789abcdef";
+    memcpy(p, ",\"color\":\"#", 11);
+    p += 11;
+    for (int shift = 20; shift >= 0; shift -= 4) *p++ = hex[(e->color >> shift) & 15];
+    *p++ = '"';
+  }
+  *p++ = '}';
   fwrite(line, 1, (size_t)(p - line), t->f);
 }
 

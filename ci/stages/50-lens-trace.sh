@@ -67,6 +67,26 @@ check "record two lens_demo processes on one lens" record_two
 check "two processes, each with its own tracks" \
   node "$SHK_ROOT/ci/lens_trace_check.mjs" "$trace2" 40 "$engine" 2
 
+# One timeline (issue 14): examples/timeline_demo's own zones beside shmkit's tasks (chunks on
+# the worker processes' tracks), watch events and buffers.
+trace3=$work/timeline_demo.json
+record_timeline() {
+  rm -f "$trace3"
+  "$bin/shmkit" lens record "$seg-t" -o "$trace3" --wait 30 --quiet &
+  local recorder=$!
+  "$bin/timeline_demo" "$seg-t" --wait-reader 30 || { kill $recorder; return 1; }
+  wait $recorder
+}
+if [ -x "$bin/timeline_demo" ]; then
+  check "record timeline_demo" record_timeline
+  check "tasks, watch and buffers on one timeline beside the program's zones" \
+    node "$SHK_ROOT/ci/lens_timeline_check.mjs" "$trace3" "$engine"
+  echo "trace: $trace3"
+else
+  echo "FAILED: no timeline_demo under '$bin'"
+  failed=$((failed + 1))
+fi
+
 # ---- the tool's other commands and its messages ----
 summary_demo() {
   local out=$work/summary.txt

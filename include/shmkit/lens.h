@@ -214,6 +214,26 @@ SHK_API int shk_lens_log(shk_lens *lens, uint32_t color, const char *format, ...
  * Thread-safe. */
 SHK_API int shk_lens_stats_get(shk_lens *lens, shk_lens_stats *out);
 
+/* ---- shmkit's own parts on the same timeline ------------------------------------------ */
+
+#define SHK_LENS_TASKS 0x1u /**< chunk tasks: calls, copy-in, chunks (on the workers), results */
+#define SHK_LENS_WATCH 0x2u /**< the watcher: each change event delivered */
+#define SHK_LENS_BUFS 0x4u  /**< buffers: creation and release as heap events, live count */
+#define SHK_LENS_ALL 0x7u   /**< every part */
+
+/** Makes shmkit's own parts report into `lens`, beside the program's zones: `parts` is an OR
+ * of SHK_LENS_TASKS, SHK_LENS_WATCH, SHK_LENS_BUFS (docs/lens.md lists the events). Replaces
+ * any earlier choice, including one made by the SHK_LENS environment variable (which is then
+ * no longer read); lens NULL or parts 0 turns everything off. Off is the default and costs each
+ * instrumented path one relaxed load. Worker processes report through handles of their own on
+ * the same segment (forked workers; workers started as new processes only with SHK_LENS).
+ * shk_lens_close() turns off the parts that report into the lens it closes; the lens must
+ * otherwise stay open while parts report into it, and no instrumented call may be running in
+ * another thread while it closes. A child forked by the program (not a task worker) while
+ * instrumentation is on must turn it off before using shmkit.
+ * Returns SHK_OK, or SHK_EINVAL for bits outside SHK_LENS_ALL. Thread-safe. */
+SHK_API int shk_lens_instrument(shk_lens *lens, unsigned parts);
+
 /* ---- reader ----------------------------------------------------------------------------- */
 
 /** A reader handle: one thread at a time. */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "buf_internal.h"
+#include "lens_hook.h"
 
 /* ---- heap hook and observer ---- */
 
@@ -13,12 +14,13 @@ atomic_bool shk__buf_observed;
 static shk_buf_heap_fn hook_fn;            /* guarded by SHK__LOCK_BUF_HOOK */
 static void *hook_user;                    /* guarded by SHK__LOCK_BUF_HOOK */
 static shk__buf_observer_fn observer_fn;   /* guarded by SHK__LOCK_BUF_HOOK */
+static bool lens_on;                       /* guarded by SHK__LOCK_BUF_HOOK: a lens hears of buffers */
 
 static void lock_hook(void) { shk__lock(SHK__LOCK_BUF_HOOK); }
 static void unlock_hook(void) { shk__unlock(SHK__LOCK_BUF_HOOK); }
 
 static void update_observed_locked(void) {
-  atomic_store(&shk__buf_observed, hook_fn != NULL || observer_fn != NULL);
+  atomic_store(&shk__buf_observed, hook_fn != NULL || observer_fn != NULL || lens_on);
 }
 
 int shk_buf_set_heap_hook(shk_buf_heap_fn fn, void *user) {
@@ -28,6 +30,13 @@ int shk_buf_set_heap_hook(shk_buf_heap_fn fn, void *user) {
   update_observed_locked();
   unlock_hook();
   return SHK_OK;
+}
+
+void shk__buf_lens_changed(void) {
+  lock_hook();
+  lens_on = shk__lens_bufs_on();
+  update_observed_locked();
+  unlock_hook();
 }
 
 void shk__buf_observer_set(shk__buf_observer_fn fn) {
@@ -54,10 +63,12 @@ static SHK__NOINLINE void tell(const shk_buf *buf, bool allocated, bool hook, bo
   shk_buf_heap_fn fn = hook ? hook_fn : NULL;
   void *user = hook_user;
   shk__buf_observer_fn ofn = observer ? observer_fn : NULL;
+  bool lens = hook && lens_on;
   unlock_hook();
-  if (!fn && !ofn) return;
+  if (!fn && !ofn && !lens) return;
   shk_buf_info info;
   fill_info(buf, &info);
+  if (lens) shk__lens_hook_buf(&info, allocated);
   if (fn) fn(allocated, &info, user);
   if (ofn) ofn(&info, allocated);
 }
@@ -261,6 +272,7 @@ static SHK__NOINLINE int create_new(size_t size, size_t count, size_t item_size,
  * slots, or a new object. */
 static SHK__NOINLINE int create_general(size_t size, size_t count, size_t item_size,
                                         const shk_buf_options *opts, shk_buf **out) {
+  SHK__LENS_BUF_READY();
   shk_buf *buf = object_reuse(size, count, item_size, opts);
   if (!buf) return create_new(size, count, item_size, opts, out);
   init_bytes(buf, opts); /* nothing to allocate, the range is indexed already */

@@ -54,6 +54,16 @@ static inline void shk__lens_cpu_relax(void) {}
 /* How long a waiter spins on shared memory before it yields the CPU. */
 #define SHK__LENS_SPIN_NS 20000u
 
+/* ---- shmkit's parts on a lens (lens_instrument.c, lens_producer.c) ---- */
+
+/* Turns off every part that reports into `lens` (it is closing). */
+void shk__lens_instrument_forget(shk_lens *lens);
+/* Whether this process opened the handle (a forked child has its parent's, which it must not
+ * write through). */
+bool shk__lens_is_ours(const shk_lens *lens);
+/* Opens another handle on lens's segment with its options (a worker process's own). */
+int shk__lens_reopen(const shk_lens *lens, shk_lens **out);
+
 /* ---- the clock (lens_clock.c) ---- */
 
 #if defined(_MSC_VER) && defined(_M_X64)

@@ -277,6 +277,7 @@ static void thread_ended(void *value) {
 
 void shk_lens_close(shk_lens *lens) {
   if (!lens) return;
+  shk__lens_instrument_forget(lens); /* shmkit's parts stop reporting into it */
   /* Threads that end later must not find these handles. */
   shk__lock(SHK__LOCK_LENS_THREADS);
   for (ring_handle *h = lens->handles; h; h = h->next) unlist_from_thread(h);
@@ -296,6 +297,12 @@ void shk_lens_close(shk_lens *lens) {
   /* Handles of processes that are gone (killed) do not keep the name alive. */
   if (live == 0 && !(lens->options.flags & SHK_LENS_KEEP_NAME)) shk_shm_unlink(lens->name);
   free(lens);
+}
+
+bool shk__lens_is_ours(const shk_lens *lens) { return lens->pid == (uint32_t)shk__os_pid(); }
+
+int shk__lens_reopen(const shk_lens *lens, shk_lens **out) {
+  return shk_lens_open(lens->name, &lens->options, out);
 }
 
 /* ---- the reader, as a producer sees it ---- */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lens_hook.h"
 #include "task_internal.h"
 
 /* The pool polls this long for the last chunks before it sleeps (see WORKER_SPIN_NS). */
@@ -538,6 +539,8 @@ static int start_for_job(shk_task_pool *pool, const shk__task_call *call, uint32
 
 int shk__task_pool_run(shk_task_pool *pool, const shk__task_call *call, shk_task_results **results) {
   if (atomic_flag_test_and_set(&pool->busy)) return SHK_EBUSY;
+  shk_lens_zone lens_call, lens_copy, lens_results;
+  SHK__LENS_TASK(&lens_call, call->chunks, pool->workers, pool->mode, call->size);
   bool deferred = pool->one_shot && pool->mode != SHK_TASK_INLINE && !pool->started;
   int rc = deferred ? SHK_OK : replace_dead_workers(pool);
   uint32_t seq = 0;
@@ -552,15 +555,20 @@ int shk__task_pool_run(shk_task_pool *pool, const shk__task_call *call, shk_task
   } else if (rc == SHK_OK) {
     publish(pool, seq);
     /* A copy-in runs now, in chunk order: workers start on the first chunks meanwhile. */
+    SHK__LENS_ZONE_IN(&lens_call, &lens_copy, "shk copy-in", SHK__LENS_COLOR_COPY);
     shk__task_copy_job_input(pool, call->size);
+    SHK__LENS_ZONE_END(&lens_copy);
     if (deferred) {
       pool->started = true;
       rc = start_for_job(pool, call, seq);
     }
     if (rc == SHK_OK) await_job(pool, call, seq);
   }
+  SHK__LENS_ZONE_IN(&lens_call, &lens_results, "shk results", SHK__LENS_COLOR_RESULTS);
   if (rc == SHK_OK)
     rc = shk__task_results_build(pool->ctl, seq, call->chunks, pool->outs, pool->workers, results);
+  SHK__LENS_ZONE_END(&lens_results);
+  SHK__LENS_ZONE_END(&lens_call);
   atomic_flag_clear(&pool->busy);
   return rc;
 }

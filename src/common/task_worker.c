@@ -3,6 +3,7 @@
  * shk__task_run_chunk(). Everything read from the control segment is checked before use. */
 #include <string.h>
 
+#include "lens_hook.h"
 #include "task_internal.h"
 
 /* How long an idle worker polls for the next job before it sleeps: a call that follows within
@@ -54,6 +55,8 @@ void shk__task_run_chunk(shk__task_ctl *ctl, unsigned worker, uint32_t seq, uint
   uint64_t total = ctl->job.input_size, arg_size = ctl->job.arg_size;
   uint64_t off = rec->offset, size = rec->size, readable = rec->readable;
   int rc;
+  shk_lens_zone lens_chunk;
+  SHK__LENS_ZONE(SHK__LENS_TASKS, &lens_chunk, "shk chunk", SHK__LENS_COLOR_CHUNK);
   out->used = (size_t)atomic_load(&slot->out_used);
   size_t start = out->used;
   /* out_used comes from the slot too: past the output segment, every write would be refused
@@ -75,6 +78,7 @@ void shk__task_run_chunk(shk__task_ctl *ctl, unsigned worker, uint32_t seq, uint
     c.arg_size = (size_t)arg_size;
     rc = fn(&c, out);
   }
+  SHK__LENS_CHUNK_END(&lens_chunk, i, off, size, rc);
   rec->code = rc;
   rec->worker = worker;
   rec->out_off = start;
@@ -276,6 +280,7 @@ void shk__task_worker_serve(const shk__task_boot *boot) {
   w.fixed_fn = boot->fixed_fn;
   w.out_seg = boot->out;
   w.out.seg = &w.out_seg;
+  SHK__LENS_WORKER(boot->same_space, boot->index);
   atomic_store(&w.slot->ready, 1);
   if (atomic_load(&ctl->handshake)) notify_parent(ctl, w.link);
   uint32_t seen = 0, seq;
@@ -287,6 +292,7 @@ void shk__task_worker_serve(const shk__task_boot *boot) {
   drop_input(&w, &w.kept);
   drop_input(&w, &w.borrowed);
   shk__os_library_close(w.fn_library);
+  SHK__LENS_WORKER_END(boot->same_space);
 }
 
 void shk__task_worker_refuse(const shk__task_boot *boot, int code) {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lens_hook.h"
 #include "watch_internal.h"
 
 size_t shk__watch_first_region(shk_watcher *w, uintptr_t addr) {
@@ -373,6 +374,7 @@ static void deliver(shk_watcher *w) {
     if (fn) w->delivered++;
     else w->unobserved++;
     shk__os_mutex_unlock(&w->lock);
+    SHK__LENS_WATCH_EVENT(ev);
     if (fn) fn(ev, user);
   }
   w->batch_count = 0;

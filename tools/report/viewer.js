@@ -89,13 +89,15 @@
     rail_response: 0x4c72b0, rail_animation: 0x55a868, rail_idle: 0xc0c0c0, rail_load: 0xc44e52,
   };
 
-  /* A zone's own color: args.color "#rrggbb" (shmkit's; #000000 means none) or cname; else -1. */
+  /* A zone's own color: its "color" field "#rrggbb" (shmkit's; args.color in older traces;
+   * #000000 means none) or cname; else -1. */
+  function hexColor(v) {
+    if (typeof v !== 'string' || !/^#[0-9a-fA-F]{6}$/.test(v)) return 0;
+    return parseInt(v.slice(1), 16);
+  }
   function eventColor(e) {
-    const a = e.args;
-    if (a && typeof a.color === 'string' && /^#[0-9a-fA-F]{6}$/.test(a.color)) {
-      const c = parseInt(a.color.slice(1), 16);
-      if (c !== 0) return c;
-    }
+    const own = hexColor(e.color) || (e.args ? hexColor(e.args.color) : 0);
+    if (own !== 0) return own;
     if (typeof e.cname === 'string' && CNAMES[e.cname] !== undefined) return CNAMES[e.cname];
     return -1;
   }
