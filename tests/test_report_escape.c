@@ -52,7 +52,7 @@ static void expect(const char *text, size_t len, const char *want, uint64_t want
     uint64_t replaced = 0;
     const char *got = escape_in_steps(text, len, step, &replaced);
     if (strcmp(got, want) != 0 || replaced != want_replaced) {
-      print_error("steps of %zu: got '%s' (%llu replaced), expected '%s' (%llu)\n", step, got,
+      print_error("steps of %u: got '%s' (%llu replaced), expected '%s' (%llu)\n", (unsigned)step, got,
                   (unsigned long long)replaced, want, (unsigned long long)want_replaced);
       fail();
     }

@@ -63,10 +63,12 @@ static int check_split(shk_task_mode mode, const unsigned char *input, size_t si
     if (s.index != i || s.count != chunks || s.total != size || s.offset != next ||
         s.size != want_size || s.readable != want_readable || res->offset != next ||
         res->length != want_size) {
-      fprintf(stderr, "mode %d, %zu bytes, %zu chunks, item %zu, halo %zu: chunk %zu saw offset %llu "
-              "size %llu readable %llu, expected %zu %zu %zu\n", (int)mode, size, chunks, item, halo,
-              i, (unsigned long long)s.offset, (unsigned long long)s.size,
-              (unsigned long long)s.readable, next, want_size, want_readable);
+      fprintf(stderr, "mode %d, %llu bytes, %llu chunks, item %llu, halo %llu: chunk %llu saw offset "
+              "%llu size %llu readable %llu, expected %llu %llu %llu\n", (int)mode,
+              (unsigned long long)size, (unsigned long long)chunks, (unsigned long long)item,
+              (unsigned long long)halo, (unsigned long long)i, (unsigned long long)s.offset,
+              (unsigned long long)s.size, (unsigned long long)s.readable, (unsigned long long)next,
+              (unsigned long long)want_size, (unsigned long long)want_readable);
       return __LINE__;
     }
     SHK_CHECK(s.first == (want_readable ? input[next] : -1));

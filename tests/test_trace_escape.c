@@ -24,7 +24,7 @@ static const char *escaped(const char *text, size_t len) {
 static void expect(const char *text, size_t len, const char *json) {
   const char *got = escaped(text, len);
   if (strcmp(got, json) != 0) {
-    print_error("escaping %zu bytes: got %s, expected %s\n", len, got, json);
+    print_error("escaping %u bytes: got %s, expected %s\n", (unsigned)len, got, json);
     fail();
   }
 }

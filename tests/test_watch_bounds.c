@@ -111,9 +111,9 @@ static int regions_see_writes_exactly_to_their_ends(shk_watch_backend b) {
   SHK_CHECK(shk_watch_flush(w) == SHK_OK);
   if (c->count != 4) {
     for (size_t i = 0; i < c->count; i++)
-      fprintf(stderr, "event: region %u offset %zu length %zu\n", c->ev[i].region_id,
-              c->ev[i].offset, c->ev[i].length);
-    fprintf(stderr, "%s: %zu events, expected 4\n", shk_watch_backend_name(b), c->count);
+      fprintf(stderr, "event: region %u offset %u length %u\n", (unsigned)c->ev[i].region_id,
+              (unsigned)c->ev[i].offset, (unsigned)c->ev[i].length);
+    fprintf(stderr, "%s: %u events, expected 4\n", shk_watch_backend_name(b), (unsigned)c->count);
     return __LINE__;
   }
   const struct {
