@@ -20,9 +20,10 @@ build=$root/coverage
 work=$root/coverage-report
 shk_stage_init "$work"
 
-# Measured 2026-12-04 (gcc 12, gcovr 5.2, this suite): see docs/coverage.md for the figures.
-floor_lines=${SHK_COVERAGE_FLOOR_LINES:-85.0}
-floor_branches=${SHK_COVERAGE_FLOOR_BRANCHES:-64.0}
+# Measured 2026-12-04 (gcc 12, gcovr 5.2, this suite): 91.7% of lines, 75.0% of branches; see
+# docs/coverage.md. The floors leave room for paths that depend on timing.
+floor_lines=${SHK_COVERAGE_FLOOR_LINES:-90.0}
+floor_branches=${SHK_COVERAGE_FLOOR_BRANCHES:-73.0}
 goal_lines=90 goal_branches=80
 
 shk_install_packages gcovr python3 || { echo "FAILED: cannot install gcovr"; echo "0 passed, 1 failed"; exit 1; }
@@ -65,9 +66,15 @@ grep -E '^tests under coverage|tests passed' "$work/the_tests__under_coverage.lo
 
 report() {
   rm -rf "$work/html" && mkdir -p "$work/html"
-  local gcovr_args=(-r "$SHK_ROOT" -f "$SHK_ROOT/src/" -f "$SHK_ROOT/tools/" -j "$SHK_JOBS"
-                    --exclude-unreachable-branches --exclude-throw-branches)
-  gcovr "${gcovr_args[@]}" --object-directory "$build" --json "$work/coverage.json" &&
+  # Only this tree's counters ("$build" as the search path: by default gcovr searches the whole
+  # source tree, other build folders included). No -j: gcovr 5.2 hangs when a parallel gcov run
+  # fails. --gcov-ignore-parse-errors: a process that ends inside a function (a worker's _exit,
+  # a fork) can leave a count that gcov computes as negative (seen: one branch of
+  # process_state.c, "taken -2"); gcovr 5.2 would refuse the whole report for it.
+  local gcovr_args=(-r "$SHK_ROOT" -f "$SHK_ROOT/src/" -f "$SHK_ROOT/tools/"
+                    --exclude-unreachable-branches --exclude-throw-branches
+                    --gcov-ignore-parse-errors)
+  gcovr "${gcovr_args[@]}" --object-directory "$build" --json "$work/coverage.json" "$build" &&
     gcovr -r "$SHK_ROOT" -a "$work/coverage.json" --txt "$work/coverage.txt" \
       --html-details "$work/html/index.html" &&
     gcovr -r "$SHK_ROOT" -a "$work/coverage.json" -b --txt "$work/branches.txt" &&
