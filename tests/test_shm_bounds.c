@@ -75,6 +75,11 @@ static void find_takes_ranges_up_to_the_last_byte_and_no_further(void **state) {
   assert_int_equal(shk_shm_find(p, n + 1, &found, &offset), SHK_ENOENT); /* one past the end */
   assert_int_equal(shk_shm_find(p + n - 1, 2, &found, &offset), SHK_ENOENT);
   assert_int_equal(shk_shm_find(p + n, 1, &found, &offset), SHK_ENOENT);
+  /* an empty range is found where its address lies inside the segment, not one past its end */
+  assert_int_equal(shk_shm_find(p, 0, &found, &offset), SHK_OK);
+  assert_int_equal(shk_shm_find(p + n - 1, 0, &found, &offset), SHK_OK);
+  assert_int_equal(offset, n - 1);
+  assert_int_equal(shk_shm_find(p + n, 0, &found, &offset), SHK_ENOENT);
   assert_int_equal(shk_shm_find(p - 1, 1, &found, &offset), SHK_ENOENT); /* one before */
   assert_int_equal(shk_shm_find(p - 1, 2, &found, &offset), SHK_ENOENT);
   /* a range that wraps around the address space */
