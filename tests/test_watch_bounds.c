@@ -97,6 +97,9 @@ static int regions_see_writes_exactly_to_their_ends(shk_watch_backend b) {
   SHK_CHECK(shk_watch_add(w, tail - 1, 2, "over-tail", &id) == SHK_EOVERLAP);
   SHK_CHECK(shk_watch_add(w, next + 15, 2, "over-next", &id) == SHK_EOVERLAP);
   SHK_CHECK(shk_watch_add(w, (void *)(UINTPTR_MAX - 1), 2, "wraps", &id) == SHK_EINVAL);
+  /* a region that ends exactly where a watched one starts (added after it) is accepted */
+  SHK_CHECK(shk_watch_add(w, a - 16, 16, "before-a", &id) == SHK_OK && id != 0);
+  SHK_CHECK(shk_watch_remove(w, id) == SHK_OK);
   SHK_CHECK(shk_watch_flush(w) == SHK_OK);
   SHK_CHECK(c->count == 0);
 
