@@ -80,12 +80,17 @@ shk_wine_stop() {
 # ---- tally -----------------------------------------------------------------------------------
 SHK_PASSED=0
 SHK_FAILED=0
+SHK_SKIPPED=0
 SHK_STAGES=()
 
-shk_count() { # shk_count <stage> <passed> <failed>
+# Skipped tests (nothing exercised: no GPU, a missing tool) count neither as passed nor as failed.
+shk_count() { # shk_count <stage> <passed> <failed> [skipped]
+  local skipped=${4:-0} extra=""
   SHK_PASSED=$((SHK_PASSED + $2))
   SHK_FAILED=$((SHK_FAILED + $3))
-  SHK_STAGES+=("$(printf '%-28s %4d passed, %d failed' "$1" "$2" "$3")")
+  SHK_SKIPPED=$((SHK_SKIPPED + skipped))
+  [ "$skipped" -gt 0 ] && extra=", $skipped skipped"
+  SHK_STAGES+=("$(printf '%-28s %4d passed, %d failed%s' "$1" "$2" "$3" "$extra")")
 }
 
 # Runs ctest in a build folder and adds its counts; a run that cannot even start counts as a failure.
@@ -94,7 +99,7 @@ shk_ctest() { # shk_ctest <stage> <build dir> [ctest args...]
   shift 2
   log="$dir/ctest-output.log"
   ctest --test-dir "$dir" --output-on-failure -j "$SHK_JOBS" "$@" 2>&1 | tee "$log"
-  local line total failed
+  local line total failed skipped
   line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$log" | tail -n 1)
   if [ -z "$line" ]; then
     if grep -q 'No tests were found' "$log"; then shk_count "$stage" 0 0; else shk_count "$stage" 0 1; fi
@@ -102,7 +107,10 @@ shk_ctest() { # shk_ctest <stage> <build dir> [ctest args...]
   fi
   failed=$(echo "$line" | sed -E 's/.* ([0-9]+) tests failed out of ([0-9]+).*/\1/')
   total=$(echo "$line" | sed -E 's/.* out of ([0-9]+).*/\1/')
-  shk_count "$stage" $((total - failed)) "$failed"
+  # CTest counts a skipped test (SKIP_RETURN_CODE, SKIP_REGULAR_EXPRESSION) in "passed" and lists
+  # it under "The following tests did not run" with "(Skipped)".
+  skipped=$(grep -cE '^[[:space:]]*[0-9]+ - .*\(Skipped\)$' "$log")
+  shk_count "$stage" $((total - failed - skipped)) "$failed" "$skipped"
 }
 
 # Runs a step that is one check: passes when the command exits 0.
@@ -116,7 +124,7 @@ shk_summary() {
   printf '\n==> summary\n'
   local s
   for s in "${SHK_STAGES[@]}"; do echo "  $s"; done
-  echo "$SHK_PASSED passed, $SHK_FAILED failed"
+  echo "$SHK_PASSED passed, $SHK_FAILED failed, $SHK_SKIPPED skipped"
   [ "$SHK_FAILED" -eq 0 ]
 }
 

@@ -3,11 +3,11 @@
 #   (a) gcc build + tests        (b) clang ASan+UBSan build + tests   (c) clang TSan (label tsan)
 #   (d) mingw-w64 build + tests under wine        (e) install + consumer projects (Linux, mingw)
 #   (f) exported symbols of the .so and the .dll  (g) extra stages: ci/stages/*.sh, in name order
-# Ends with one line "N passed, N failed" and exits non-zero on any failure.
+# Ends with one line "N passed, N failed, N skipped" and exits non-zero on any failure.
 #
 # Extra stage scripts get: SHK_ROOT (source), SHK_CACHE_DIR (kept between runs),
 # SHK_BUILD_GCC / SHK_BUILD_ASAN / SHK_BUILD_MINGW (built trees), SHK_MINGW_PREFIX (mingw CMocka),
-# WINEPREFIX/WINEDEBUG set; they print their own last line "N passed, N failed".
+# WINEPREFIX/WINEDEBUG set; they print their own last line "N passed, N failed[, N skipped]".
 # Environment: SHK_BUILD_ROOT (default build/ci), SHK_CACHE_DIR, SHK_JOBS, SHK_SKIP_WINDOWS=1.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -84,7 +84,9 @@ for stage in "$SHK_ROOT"/ci/stages/*.sh; do
   if [ -n "$line" ]; then
     p=$(echo "$line" | sed -E 's/^([A-Za-z-]+: )?([0-9]+) passed.*/\2/')
     f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
-    shk_count "$name" "$p" "$f"
+    s=0
+    [[ $line =~ ([0-9]+)\ skipped ]] && s=${BASH_REMATCH[1]}
+    shk_count "$name" "$p" "$f" "$s"
   else
     shk_count "$name" 0 1
   fi

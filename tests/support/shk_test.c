@@ -137,6 +137,13 @@ const char *shk_test_unique_name(char *buf, size_t size, const char *tag) {
   return buf;
 }
 
+static size_t skipped_tests;
+
+void shk_test_skip(const char *file, int line) {
+  skipped_tests++;
+  _skip(file, line);
+}
+
 int shk_test_main(int argc, char **argv, const char *group, const struct CMUnitTest *tests,
                   size_t count, const shk_test_child *children, size_t child_count) {
   self_path = argv[0];
@@ -157,5 +164,11 @@ int shk_test_main(int argc, char **argv, const char *group, const struct CMUnitT
   const char *slash = strrchr(group, '/');
   const char *bslash = strrchr(group, '\\');
   if (bslash > slash) slash = bslash;
-  return _cmocka_run_group_tests(slash ? slash + 1 : group, tests, count, NULL, NULL);
+  int failed = _cmocka_run_group_tests(slash ? slash + 1 : group, tests, count, NULL, NULL);
+  if (failed == 0 && count > 0 && skipped_tests == count) {
+    fprintf(stderr, "SKIPPED: all %u tests of %s skipped: nothing was exercised\n", (unsigned)count,
+            slash ? slash + 1 : group);
+    return SHK_TEST_SKIPPED;
+  }
+  return failed;
 }

@@ -93,6 +93,9 @@ static bool out_json_string(out_file *o, const char *s) {
   bool ok = out_text(o, "\"");
   for (const unsigned char *p = (const unsigned char *)s; ok && *p; p++) {
     char esc[8];
+    /* A sequence cut short by this byte gets its U+FFFD first: finish before escaping. */
+    bool special = *p == '"' || *p == '\\' || *p < 0x20;
+    if (special && !report_escape_finish(&e, out_put, o)) return false;
     if (*p == '"' || *p == '\\') {
       esc[0] = '\\';
       esc[1] = (char)*p;
