@@ -1,0 +1,53 @@
+/* Root input: the root sends every other rank the bytes of its run, then, separately, the halo
+ * its last chunk may read (which lies in the next ranks' runs): no byte goes twice to one rank,
+ * and no collective reads a byte of the root twice. The root's own run stays where it is. */
+#include <stdlib.h>
+
+#include "mpi_internal.h"
+
+enum { TAG_RUN = 1, TAG_HALO = 2 };
+
+int shk__mpi_scatter(const shk__mpi_call *call, const unsigned char *data,
+                     const unsigned char **local, unsigned char **owned) {
+  shk__mpi_run mine = shk__mpi_run_of(call, call->rank);
+  *local = NULL;
+  *owned = NULL;
+  int rc = SHK_OK;
+  if (call->rank == call->root) {
+    *local = data ? data + mine.lo : NULL;
+  } else if (mine.end > mine.lo) {
+    *owned = malloc(mine.end - mine.lo);
+    if (!*owned) rc = SHK_ENOMEM;
+    *local = *owned;
+  }
+  /* Every rank has its buffer before any byte moves: a failure ends the call on every rank. */
+  rc = shk__mpi_agree(call, rc);
+  if (rc != SHK_OK) {
+    free(*owned);
+    *owned = NULL;
+    *local = NULL;
+    return rc;
+  }
+  shk__mpi_reqs reqs = {0};
+  if (call->rank == call->root) {
+    for (int r = 0; r < call->ranks && rc == SHK_OK; r++) {
+      if (r == call->root) continue;
+      shk__mpi_run run = shk__mpi_run_of(call, r);
+      rc = shk__mpi_isend(call, data + run.lo, run.hi - run.lo, r, TAG_RUN, &reqs);
+      if (rc == SHK_OK)
+        rc = shk__mpi_isend(call, data + run.hi, run.end - run.hi, r, TAG_HALO, &reqs);
+    }
+  } else {
+    rc = shk__mpi_irecv(call, *owned, mine.hi - mine.lo, call->root, TAG_RUN, &reqs);
+    if (rc == SHK_OK)
+      rc = shk__mpi_irecv(call, *owned + (mine.hi - mine.lo), mine.end - mine.hi, call->root,
+                          TAG_HALO, &reqs);
+  }
+  rc = shk__mpi_wait(&reqs, rc);
+  if (rc != SHK_OK) {
+    free(*owned);
+    *owned = NULL;
+    *local = NULL;
+  }
+  return rc;
+}
