@@ -7,6 +7,11 @@
 
 enum { TAG_RUN = 1, TAG_HALO = 2 };
 
+/* base + off, where an empty input may have no address at all. */
+static const unsigned char *at(const unsigned char *base, size_t off) {
+  return base ? base + off : NULL;
+}
+
 int shk__mpi_scatter(const shk__mpi_call *call, const unsigned char *data,
                      const unsigned char **local, unsigned char **owned) {
   shk__mpi_run mine = shk__mpi_run_of(call, call->rank);
@@ -14,7 +19,7 @@ int shk__mpi_scatter(const shk__mpi_call *call, const unsigned char *data,
   *owned = NULL;
   int rc = SHK_OK;
   if (call->rank == call->root) {
-    *local = data ? data + mine.lo : NULL;
+    *local = at(data, mine.lo);
   } else if (mine.end > mine.lo) {
     *owned = malloc(mine.end - mine.lo);
     if (!*owned) rc = SHK_ENOMEM;
@@ -33,14 +38,15 @@ int shk__mpi_scatter(const shk__mpi_call *call, const unsigned char *data,
     for (int r = 0; r < call->ranks && rc == SHK_OK; r++) {
       if (r == call->root) continue;
       shk__mpi_run run = shk__mpi_run_of(call, r);
-      rc = shk__mpi_isend(call, data + run.lo, run.hi - run.lo, r, TAG_RUN, &reqs);
+      rc = shk__mpi_isend(call, at(data, run.lo), run.hi - run.lo, r, TAG_RUN, &reqs);
       if (rc == SHK_OK)
-        rc = shk__mpi_isend(call, data + run.hi, run.end - run.hi, r, TAG_HALO, &reqs);
+        rc = shk__mpi_isend(call, at(data, run.hi), run.end - run.hi, r, TAG_HALO, &reqs);
     }
   } else {
     rc = shk__mpi_irecv(call, *owned, mine.hi - mine.lo, call->root, TAG_RUN, &reqs);
     if (rc == SHK_OK)
-      rc = shk__mpi_irecv(call, *owned + (mine.hi - mine.lo), mine.end - mine.hi, call->root,
+      rc = shk__mpi_irecv(call, (unsigned char *)(uintptr_t)at(*owned, mine.hi - mine.lo),
+                          mine.end - mine.hi, call->root,
                           TAG_HALO, &reqs);
   }
   rc = shk__mpi_wait(&reqs, rc);
