@@ -2,6 +2,7 @@
  * the ranks that share it, and the up-front check that every rank passed the same parameters
  * (one allreduce of each value and its complement: the maximum and the minimum at once). */
 #include <limits.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -33,6 +34,15 @@ static int local_workers(MPI_Comm comm, const shk_task_options *opts, unsigned *
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   unsigned host = opts && opts->workers ? opts->workers : (cpus > 0 ? (unsigned)cpus : 1u);
   unsigned share = host / (unsigned)n + ((unsigned)at < host % (unsigned)n ? 1u : 0u);
+  /* A rank that the launcher bound to some CPUs (Open MPI binds to a core by default at 1 or
+   * 2 ranks) passes that binding on to its forked workers: more workers than its CPUs would only
+   * take turns on them. */
+#ifdef CPU_COUNT /* Linux; other systems have no portable query */
+  cpu_set_t set;
+  if (!(opts && opts->workers) && sched_getaffinity(0, sizeof set, &set) == 0 &&
+      (unsigned)CPU_COUNT(&set) < share)
+    share = (unsigned)CPU_COUNT(&set);
+#endif
   if (share == 0) share = 1;
   *workers = share < SHK_TASK_WORKERS_MAX ? share : SHK_TASK_WORKERS_MAX;
   return SHK_OK;

@@ -89,9 +89,15 @@ void shk__mpi_teardown(shk__mpi_call *call);
 
 /* Root input (mpi_scatter.c): the root's bytes of rank `rank`'s run are sent to it, then its
  * halo, in separate messages. *local points at bytes [run.lo, run.end) on every rank (the root:
- * into data; others: a new allocation in *owned). */
+ * into data; others: a receive buffer in *owned, see shk__mpi_buffer_take). */
 int shk__mpi_scatter(const shk__mpi_call *call, const unsigned char *data,
-                     const unsigned char **local, unsigned char **owned);
+                     const unsigned char **local, unsigned char **owned, bool *held);
+
+/* A receive buffer of at least size bytes (mpi_buffer.c): the process's kept one when no other
+ * call holds it (*held true), else a new one; NULL for size 0 or out of memory. Give it back
+ * with the same held. */
+unsigned char *shk__mpi_buffer_take(size_t size, bool *held);
+void shk__mpi_buffer_give(unsigned char *p, bool held);
 
 /* File input (mpi_file.c): maps [run.lo, run.end) of path read-only. */
 typedef struct shk__mpi_map {

@@ -35,9 +35,10 @@ int shk_mpi_task_run(MPI_Comm comm, int root, const void *data, size_t size, shk
   if (rc != SHK_OK) return rc;
   const unsigned char *local = NULL;
   unsigned char *owned = NULL;
-  rc = shk__mpi_scatter(&call, data, &local, &owned);
+  bool held = false;
+  rc = shk__mpi_scatter(&call, data, &local, &owned, &held);
   if (rc == SHK_OK) rc = run_and_collect(&call, local, results);
-  free(owned);
+  shk__mpi_buffer_give(owned, held);
   shk__mpi_teardown(&call);
   return rc;
 }

@@ -13,23 +13,25 @@ static const unsigned char *at(const unsigned char *base, size_t off) {
 }
 
 int shk__mpi_scatter(const shk__mpi_call *call, const unsigned char *data,
-                     const unsigned char **local, unsigned char **owned) {
+                     const unsigned char **local, unsigned char **owned, bool *held) {
   shk__mpi_run mine = shk__mpi_run_of(call, call->rank);
   *local = NULL;
   *owned = NULL;
+  *held = false;
   int rc = SHK_OK;
   if (call->rank == call->root) {
     *local = at(data, mine.lo);
   } else if (mine.end > mine.lo) {
-    *owned = malloc(mine.end - mine.lo);
+    *owned = shk__mpi_buffer_take(mine.end - mine.lo, held);
     if (!*owned) rc = SHK_ENOMEM;
     *local = *owned;
   }
   /* Every rank has its buffer before any byte moves: a failure ends the call on every rank. */
   rc = shk__mpi_agree(call, rc);
   if (rc != SHK_OK) {
-    free(*owned);
+    shk__mpi_buffer_give(*owned, *held);
     *owned = NULL;
+    *held = false;
     *local = NULL;
     return rc;
   }
@@ -51,8 +53,9 @@ int shk__mpi_scatter(const shk__mpi_call *call, const unsigned char *data,
   }
   rc = shk__mpi_wait(&reqs, rc);
   if (rc != SHK_OK) {
-    free(*owned);
+    shk__mpi_buffer_give(*owned, *held);
     *owned = NULL;
+    *held = false;
     *local = NULL;
   }
   return rc;
