@@ -8,7 +8,9 @@
  *   shmkit, file input: shk_mpi_task_run_file over the same bytes in a file (page cache).
  * and the transfer rate of the bare MPI_Scatterv beside a plain MPI_Send of the same bytes, and
  * shmkit's root-input call with empty chunks (its transfer plus one local run per rank).
- * Usage: bench_mpi [--mib MiB (1024)] [--hash-mib MiB (256)] [--reps R (3)] [--quick] */
+ * Usage: bench_mpi [--mib MiB (1024)] [--hash-mib MiB (256)] [--reps R (3)] [--quick] [--threads]
+ * Launch with --bind-to none: Open MPI binds 1-2 ranks to one core each by default, and a
+ * rank's workers inherit its binding (shmkit then gives it as many workers as it has CPUs). */
 #define _POSIX_C_SOURCE 200809L
 #include <shmkit.h>
 #include <shmkit/mpi.h>
@@ -21,6 +23,7 @@
 #include "bench_clock.h"
 
 static int rank, ranks;
+static bool use_threads; /* --threads: the ranks' workers are threads */
 
 /* The same work as bench_task (b): a prologue count (memory-bound) and a per-byte hash with
  * dependent multiply rounds (compute-bound). */
@@ -106,6 +109,7 @@ static double plain_send(const unsigned char *data, size_t size, unsigned char *
 static double shmkit(const unsigned char *data, size_t size, const char *path, shk_task_fn fn) {
   shk_task_options o = {0};
   o.halo = 3;
+  o.mode = use_threads ? SHK_TASK_THREADS : SHK_TASK_PROCESSES;
   shk_mpi_results *res = NULL;
   MPI_Barrier(MPI_COMM_WORLD);
   double t0 = bench_now_ns();
@@ -164,6 +168,7 @@ int main(int argc, char **argv) {
   int reps = 3;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--quick") == 0) mib = 32, hash_mib = 8, reps = 1;
+    else if (strcmp(argv[i], "--threads") == 0) use_threads = true;
     else if (strcmp(argv[i], "--mib") == 0 && i + 1 < argc) mib = strtoul(argv[++i], NULL, 10);
     else if (strcmp(argv[i], "--hash-mib") == 0 && i + 1 < argc) hash_mib = strtoul(argv[++i], NULL, 10);
     else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) reps = atoi(argv[++i]);
@@ -197,8 +202,8 @@ int main(int argc, char **argv) {
   memset(mine, 0, size / (size_t)ranks + 1); /* touched, as a warm receive buffer would be */
   MPI_Barrier(MPI_COMM_WORLD);
   if (rank == 0)
-    printf("bench_mpi: %d rank(s), %zu MiB scan, %zu MiB hash, best of %d (rank 0's clock)\n",
-           ranks, mib, hash_mib, reps);
+    printf("bench_mpi: %d rank(s), %zu MiB scan, %zu MiB hash, best of %d (rank 0's clock), "
+           "workers: %s\n", ranks, mib, hash_mib, reps, use_threads ? "threads" : "processes");
   /* A first exchange of the same size pays Open MPI's warm-up, outside the figures. */
   job warm = {data, mine, size, path, 2, 0};
   run_job(&warm);
