@@ -3,9 +3,10 @@
  * 3-byte halo a match crossing its end needs) and scans it on its own worker processes; the
  * root gathers every chunk's count, with the host that ran it, and checks the total against
  * one serial scan of the whole file.
- * Usage: mpiexec -n 4 mpi_find_prologues FILE [CHUNKS]
+ * Usage: mpiexec -n 4 --bind-to none mpi_find_prologues FILE [CHUNKS]
  *        (as root add --allow-run-as-root; on a cluster, --hostfile HOSTS and a FILE that every
- *        host sees at the same path; bound the run with --timeout SECONDS) */
+ *        host sees at the same path; bound the run with --timeout SECONDS; --bind-to none lets
+ *        each rank's workers use the cores of its host) */
 #define _POSIX_C_SOURCE 200809L
 #include <shmkit.h>
 #include <shmkit/mpi.h>

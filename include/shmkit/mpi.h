@@ -48,12 +48,15 @@ enum {
 /** Runs `fn` over the input held by rank `root` (`data`, `size` are read on the root only;
  * other ranks pass NULL, 0), split into opts->chunks global chunks (0: the number of ranks times
  * the most workers any rank has) as shk_task_run() splits it. Rank r gets the contiguous run of
- * chunks [r*chunks/ranks, (r+1)*chunks/ranks): the root sends each rank only its bytes, then the
- * halo its last chunk may read, in separate messages (no byte of the root is sent twice to one
- * rank; counts above 2 GiB go as several messages). Each rank runs its chunks with
+ * chunks [r*chunks/ranks, (r+1)*chunks/ranks): the root sends each rank only its run's bytes (one
+ * MPI_Scatterv of the disjoint runs when the input is below 1 GiB, else messages of at most
+ * 1 GiB: MPI counts are int), then, in separate messages, the halo its last chunk may read (no
+ * collective reads a byte of the root twice). A non-root rank receives into a buffer it keeps
+ * for the next call (released by MPI_Finalize). Each rank runs its chunks with
  * shk_task_run(): a chunk that crashes or times out is a per-chunk status, never the end of its
- * rank. opts->workers is the workers of one host (0: its CPUs), divided among the ranks that share
- * the host (MPI_Comm_split_type MPI_COMM_TYPE_SHARED); opts->timeout_ms, progress (with the rank's
+ * rank. opts->workers is the workers of one host (0: its CPUs, and then at most the CPUs the rank
+ * is bound to: launch with --bind-to none for one rank per host), divided among the ranks that
+ * share the host (MPI_Comm_split_type MPI_COMM_TYPE_SHARED); opts->timeout_ms, progress (with the rank's
  * own counts) and arg apply on each rank. Mode SHK_TASK_HOSTED is not supported (SHK_EUNSUPPORTED).
  * On success *results holds every chunk's result in global chunk order on the root (NULL on the
  * other ranks), or with SHK_MPI_DISTRIBUTED each rank's own chunks on that rank.
