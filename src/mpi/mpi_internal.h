@@ -87,17 +87,21 @@ void shk__mpi_teardown(shk__mpi_call *call);
 
 /* ---- where each rank's bytes come from ---- */
 
+/* A receive buffer of at least size bytes (mpi_buffer.c): the process's kept one when no other
+ * call holds it (held), else a new one; data NULL for size 0. SHK_ENOMEM, SHK_EOS, ... */
+typedef struct shk__mpi_buffer {
+  shk_shm *shm;
+  bool held;
+  unsigned char *data;
+} shk__mpi_buffer;
+int shk__mpi_buffer_take(size_t size, shk__mpi_buffer *buf);
+void shk__mpi_buffer_give(shk__mpi_buffer *buf);
+
 /* Root input (mpi_scatter.c): the root's bytes of rank `rank`'s run are sent to it, then its
  * halo, in separate messages. *local points at bytes [run.lo, run.end) on every rank (the root:
- * into data; others: a receive buffer in *owned, see shk__mpi_buffer_take). */
+ * into data; others: the receive buffer *owned, see shk__mpi_buffer_take). */
 int shk__mpi_scatter(const shk__mpi_call *call, const unsigned char *data,
-                     const unsigned char **local, unsigned char **owned, bool *held);
-
-/* A receive buffer of at least size bytes (mpi_buffer.c): the process's kept one when no other
- * call holds it (*held true), else a new one; NULL for size 0 or out of memory. Give it back
- * with the same held. */
-unsigned char *shk__mpi_buffer_take(size_t size, bool *held);
-void shk__mpi_buffer_give(unsigned char *p, bool held);
+                     const unsigned char **local, shk__mpi_buffer *owned);
 
 /* File input (mpi_file.c): maps [run.lo, run.end) of path read-only. */
 typedef struct shk__mpi_map {

@@ -34,11 +34,10 @@ int shk_mpi_task_run(MPI_Comm comm, int root, const void *data, size_t size, shk
   int rc = shk__mpi_setup(comm, &args, &call);
   if (rc != SHK_OK) return rc;
   const unsigned char *local = NULL;
-  unsigned char *owned = NULL;
-  bool held = false;
-  rc = shk__mpi_scatter(&call, data, &local, &owned, &held);
+  shk__mpi_buffer owned;
+  rc = shk__mpi_scatter(&call, data, &local, &owned);
   if (rc == SHK_OK) rc = run_and_collect(&call, local, results);
-  shk__mpi_buffer_give(owned, held);
+  shk__mpi_buffer_give(&owned);
   shk__mpi_teardown(&call);
   return rc;
 }

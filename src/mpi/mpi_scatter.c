@@ -43,32 +43,30 @@ static int scatter_runs(const shk__mpi_call *call, const unsigned char *data,
 }
 
 int shk__mpi_scatter(const shk__mpi_call *call, const unsigned char *data,
-                     const unsigned char **local, unsigned char **owned, bool *held) {
+                     const unsigned char **local, shk__mpi_buffer *owned) {
   shk__mpi_run mine = shk__mpi_run_of(call, call->rank);
   *local = NULL;
-  *owned = NULL;
-  *held = false;
   int rc = SHK_OK;
+  owned->shm = NULL;
+  owned->held = false;
+  owned->data = NULL;
   if (call->rank == call->root) {
     *local = at(data, mine.lo);
   } else if (mine.end > mine.lo) {
-    *owned = shk__mpi_buffer_take(mine.end - mine.lo, held);
-    if (!*owned) rc = SHK_ENOMEM;
-    *local = *owned;
+    rc = shk__mpi_buffer_take(mine.end - mine.lo, owned);
+    *local = owned->data;
   }
   /* Every rank has its buffer before any byte moves: a failure ends the call on every rank. */
   rc = shk__mpi_agree(call, rc);
   if (rc != SHK_OK) {
-    shk__mpi_buffer_give(*owned, *held);
-    *owned = NULL;
-    *held = false;
+    shk__mpi_buffer_give(owned);
     *local = NULL;
     return rc;
   }
   /* The runs: one MPI_Scatterv when every count and displacement fits its int (the runs are
    * disjoint: no byte is read twice), else messages of at most message_max bytes. */
   bool one_scatter = call->total <= call->message_max && call->total <= INT_MAX;
-  if (one_scatter) rc = scatter_runs(call, data, *owned);
+  if (one_scatter) rc = scatter_runs(call, data, owned->data);
   shk__mpi_reqs reqs = {0};
   if (call->rank == call->root) {
     for (int r = 0; r < call->ranks && rc == SHK_OK; r++) {
@@ -81,16 +79,14 @@ int shk__mpi_scatter(const shk__mpi_call *call, const unsigned char *data,
     }
   } else if (rc == SHK_OK) {
     if (!one_scatter)
-      rc = shk__mpi_irecv(call, *owned, mine.hi - mine.lo, call->root, TAG_RUN, &reqs);
+      rc = shk__mpi_irecv(call, owned->data, mine.hi - mine.lo, call->root, TAG_RUN, &reqs);
     if (rc == SHK_OK)
-      rc = shk__mpi_irecv(call, (unsigned char *)(uintptr_t)at(*owned, mine.hi - mine.lo),
+      rc = shk__mpi_irecv(call, (unsigned char *)(uintptr_t)at(owned->data, mine.hi - mine.lo),
                           mine.end - mine.hi, call->root, TAG_HALO, &reqs);
   }
   rc = shk__mpi_wait(&reqs, rc);
   if (rc != SHK_OK) {
-    shk__mpi_buffer_give(*owned, *held);
-    *owned = NULL;
-    *held = false;
+    shk__mpi_buffer_give(owned);
     *local = NULL;
   }
   return rc;
