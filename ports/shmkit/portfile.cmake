@@ -4,6 +4,7 @@ set(SOURCE_PATH "${CMAKE_CURRENT_LIST_DIR}/../..")
 vcpkg_check_features(OUT_FEATURE_OPTIONS FEATURE_OPTIONS
   FEATURES
     cuda  SHK_WITH_CUDA
+    mpi   SHK_WITH_MPI
     tools SHK_BUILD_TOOLS
 )
 
