@@ -26,22 +26,6 @@
 static int rank, ranks;
 static bool use_threads; /* --threads: the ranks' workers are threads */
 
-static int empty_chunk(const shk_task_chunk *c, shk_task_out *out) {
-  (void)c;
-  (void)out;
-  return 0;
-}
-
-static int prologue_chunk(const shk_task_chunk *c, shk_task_out *out) {
-  uint64_t n = count_prologues(c->data, 0, c->size, c->readable);
-  return shk_task_out_write(out, &n, sizeof n);
-}
-
-static int mix_chunk(const shk_task_chunk *c, shk_task_out *out) {
-  uint64_t h = mix_bytes(c->data, 0, c->size);
-  return shk_task_out_write(out, &h, sizeof h);
-}
-
 /* Equal parts for MPI_Scatterv (int counts: the bare program is limited to < 2 GiB per rank). */
 static void parts(size_t size, int *counts, int *displs) {
   for (int r = 0; r < ranks; r++) {

@@ -134,22 +134,6 @@ static void check(int rc, const char *what) {
 static uint64_t (*volatile prologues_fn)(const unsigned char *, size_t, size_t, size_t) = count_prologues;
 static uint64_t (*volatile mix_fn)(const unsigned char *, size_t, size_t) = mix_bytes;
 
-static int empty_chunk(const shk_task_chunk *c, shk_task_out *out) {
-  (void)c;
-  (void)out;
-  return 0;
-}
-
-static int prologue_chunk(const shk_task_chunk *c, shk_task_out *out) {
-  uint64_t n = count_prologues(c->data, 0, c->size, c->readable);
-  return shk_task_out_write(out, &n, sizeof n);
-}
-
-static int mix_chunk(const shk_task_chunk *c, shk_task_out *out) {
-  uint64_t h = mix_bytes(c->data, 0, c->size);
-  return shk_task_out_write(out, &h, sizeof h);
-}
-
 struct bare_job {
   const unsigned char *d;
   size_t from, to, end;
