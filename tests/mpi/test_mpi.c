@@ -81,11 +81,22 @@ static unsigned char *make_input(size_t size, const size_t *counts, size_t ncoun
   return d;
 }
 
+/* The files rank 0 made, removed at exit also when an assertion ended a test early. */
+static char made[16][128];
+static int nmade;
+static pid_t made_by; /* a forked worker that ran exit handlers must not remove them */
+
+static void remove_made(void) {
+  if (getpid() != made_by) return;
+  for (int i = 0; i < nmade; i++) unlink(made[i]);
+}
+
 /* A file name every rank agrees on (the root's pid). */
 static void shared_name(char *name, size_t size, const char *tag) {
   int pid = (int)getpid();
   MPI_Bcast(&pid, 1, MPI_INT, 0, MPI_COMM_WORLD);
   snprintf(name, size, "/tmp/shk-mpi-test-%d-%s", pid, tag);
+  if (rank == 0 && nmade < 16) snprintf(made[nmade++], sizeof made[0], "%s", name);
 }
 
 static void write_file(const char *path, const unsigned char *d, size_t size) {
@@ -431,6 +442,8 @@ int main(int argc, char **argv) {
       cmocka_unit_test(mismatched_arguments_give_the_same_error_on_every_rank),
       cmocka_unit_test(a_sparse_file_above_2_gib_is_scanned_exactly),
   };
+  made_by = getpid();
+  atexit(remove_made);
   int failed = cmocka_run_group_tests_name("mpi", tests, NULL, NULL);
   MPI_Finalize();
   return failed;
