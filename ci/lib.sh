@@ -25,7 +25,7 @@ shk_install_packages() {
 }
 
 shk_install_native_tools() {
-  shk_install_packages cmake ninja-build gcc libc6-dev pkg-config libcmocka-dev clang libclang-rt-14-dev
+  shk_install_packages cmake ninja-build gcc libc6-dev pkg-config libcmocka-dev clang libclang-rt-14-dev openmpi-bin libopenmpi-dev
 }
 
 shk_install_windows_tools() {

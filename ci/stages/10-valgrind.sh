@@ -4,7 +4,9 @@
 # test_watch, whose mprotect backend works by taking real write faults, which memcheck reports
 # as invalid writes (and valgrind does not know the userfaultfd system call); test_buf_fork,
 # whose forked children stay under valgrind, are slow there, and rightly hold unreachable
-# objects of the threads a fork leaves behind.
+# objects of the threads a fork leaves behind; test_mpi, where Open MPI 4.1 keeps thousands of
+# its own allocations at exit (its leaks are suppressed by name in the ASan run instead, which
+# runs it under mpiexec with tests/mpi/lsan-openmpi.supp and still checks shmkit's).
 # Needs SHK_BUILD_GCC (or SHK_BUILD_DIR): a built Linux gcc tree.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -15,7 +17,7 @@ rm -rf "$work" && mkdir -p "$work"
 passed=0 failed=0
 for test in "$build"/bin/test_*; do
   name=$(basename "$test")
-  case $name in test_watch | test_buf_fork) continue ;; esac
+  case $name in test_watch | test_buf_fork | test_mpi) continue ;; esac
   if timeout 600 valgrind -q --error-exitcode=99 --leak-check=full \
       --errors-for-leak-kinds=definite,indirect "$test" >"$work/$name.log" 2>&1; then
     passed=$((passed + 1))

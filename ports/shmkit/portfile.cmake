@@ -14,6 +14,7 @@ endif()
 vcpkg_check_features(OUT_FEATURE_OPTIONS FEATURE_OPTIONS
   FEATURES
     cuda  SHK_WITH_CUDA
+    mpi   SHK_WITH_MPI
     tools SHK_BUILD_TOOLS
 )
 
