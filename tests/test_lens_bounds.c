@@ -50,12 +50,26 @@ static void ring_bytes_and_max_threads_are_taken_exactly_within_their_ranges(voi
   shk_lens_options o;
   shk_lens_options_init(&o);
   shk_lens *lens = NULL;
-  /* struct_size: an older caller's smaller struct is read as far as it goes (the first two
-   * fields at least); a larger one than this library knows is refused. */
+  /* struct_size (shmkit/options.h): an older caller's smaller struct is read as far as it goes
+   * (the first two fields at least); a newer caller's larger one is taken when every byte this
+   * library does not know is zero, refused from the first non-zero one. */
   o.struct_size = 2 * sizeof(uint32_t) - 1;
   assert_int_equal(shk_lens_open(shk_test_unique_name(name, sizeof name, "ss"), &o, &lens), SHK_EINVAL);
   assert_null(lens);
-  o.struct_size = sizeof o + 1;
+  struct {
+    shk_lens_options known;
+    unsigned char newer[8];
+  } bigger;
+  memset(&bigger, 0, sizeof bigger);
+  shk_lens_options_init(&bigger.known);
+  bigger.known.struct_size = (uint32_t)sizeof bigger;
+  assert_int_equal(shk_lens_open(name, &bigger.known, &lens), SHK_OK);
+  shk_lens_close(lens);
+  lens = NULL;
+  bigger.newer[7] = 1; /* the last unknown byte asks for something */
+  assert_int_equal(shk_lens_open(name, &bigger.known, &lens), SHK_EINVAL);
+  assert_null(lens);
+  o.struct_size = SHK_OPTIONS_SIZE_MAX + 1;
   assert_int_equal(shk_lens_open(name, &o, &lens), SHK_EINVAL);
   assert_null(lens);
   o.ring_bytes = 4096; /* outside the range, but not read: the struct ends before it */
