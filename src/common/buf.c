@@ -141,30 +141,60 @@ static void set_identity(shk_buf *buf, uint64_t id, size_t count, size_t item_si
   buf->on_destroy_user = opts->on_destroy_user;
 }
 
-/* A parked object of this size when the default heap is asked for, else NULL. The built-in heap
- * can be neither replaced nor unregistered, so no lookup is needed: the object already points at
- * it. Its other fields are as its destruction left them, which is as made: inline, owned by no
- * one, indexed, unmapped, on no list. */
+/* The recyclable kind named by an allocator name, or -1. The built-ins can be neither replaced
+ * nor unregistered, so the name alone decides; compared without a call (a strcmp per create
+ * was an eighth of an aligned create+release). */
+static int builtin_kind(const char *name) {
+  if (!name) return SHK__BUF_KIND_HEAP;
+  if (name[0] == 'h' && name[1] == 'e' && name[2] == 'a' && name[3] == 'p' && name[4] == 0)
+    return SHK__BUF_KIND_HEAP;
+  if (name[0] == 'a' && strcmp(name, "aligned") == 0) return SHK__BUF_KIND_ALIGNED;
+  return -1;
+}
+
+/* The alignment an inline object of this kind keeps (0: malloc's own). */
+static size_t kind_align(int kind, const shk_buf_options *opts) {
+  if (kind != SHK__BUF_KIND_ALIGNED) return 0;
+  return opts->alignment ? opts->alignment : SHK__BUF_ALIGNED_DEFAULT;
+}
+
+/* A parked object of this size when a built-in heap or aligned allocator is asked for, else
+ * NULL. No lookup is needed: the object already points at its allocator. Its other fields are as
+ * its destruction left them, which is as made: inline, owned by no one, indexed, unmapped, on no
+ * list. */
 static shk_buf *object_reuse(size_t size, size_t count, size_t item_size,
                              const shk_buf_options *opts) {
-  if (opts->allocator && strcmp(opts->allocator, "heap") != 0) return NULL;
-  shk_buf *buf = shk__buf_recycle_take(size);
+  int kind = builtin_kind(opts->allocator);
+  if (kind < 0) return NULL;
+  shk_buf *buf = shk__buf_recycle_take(kind, size, kind_align(kind, opts));
   if (buf) set_identity(buf, shk__buf_next_id(), count, item_size, opts);
   return buf;
 }
 
-/* A new object for the named allocator. Buffers of the built-in heap get their bytes in the same
- * malloc block (inline) when may_inline, which halves the malloc calls; other memory comes later
- * from the allocator. */
+/* Whether the object can hold its bytes (inline) for this allocator, and where they start. */
+static bool inline_layout(const shk__buf_allocator *allocator, size_t size,
+                          const shk_buf_options *opts, int *kind, size_t *align, size_t *extra) {
+  if (!allocator->builtin) return false;
+  if (allocator->table.alloc == shk__buf_heap_allocator.alloc) *kind = SHK__BUF_KIND_HEAP;
+  else if (allocator->table.alloc == shk__buf_aligned_allocator.alloc) *kind = SHK__BUF_KIND_ALIGNED;
+  else return false;
+  *align = kind_align(*kind, opts);
+  *extra = *align > SHK__MAX_ALIGN ? *align - 1 : 0;
+  return size <= SIZE_MAX - HEADER_SIZE - *extra;
+}
+
+/* A new object for the named allocator. Buffers of the built-in heap and aligned allocators get
+ * their bytes in the same malloc block (inline) when may_inline, which halves the malloc calls
+ * and lets them be recycled; other memory comes later from the allocator. */
 static int object_new(size_t size, size_t count, size_t item_size, const shk_buf_options *opts,
                       bool may_inline, shk_buf **out) {
   shk__buf_allocator *allocator = NULL;
   int rc = shk__buf_allocator_acquire(opts->allocator, &allocator);
   if (rc != SHK_OK) return rc;
-  bool inline_data = may_inline && allocator->builtin &&
-                     allocator->table.alloc == shk__buf_heap_allocator.alloc &&
-                     size <= SIZE_MAX - HEADER_SIZE;
-  shk_buf *buf = malloc(inline_data ? HEADER_SIZE + size : sizeof *buf);
+  int kind = 0;
+  size_t align = 0, extra = 0;
+  bool inline_data = may_inline && inline_layout(allocator, size, opts, &kind, &align, &extra);
+  shk_buf *buf = malloc(inline_data ? HEADER_SIZE + extra + size : sizeof *buf);
   if (!buf) {
     shk__buf_allocator_drop(allocator);
     return SHK_ENOMEM;
@@ -175,12 +205,20 @@ static int object_new(size_t size, size_t count, size_t item_size, const shk_buf
   buf->data = NULL;
   buf->size = size;
   buf->allocator = allocator;
-  buf->block.ptr = inline_data ? (unsigned char *)buf + HEADER_SIZE : NULL;
+  buf->block.ptr = NULL;
+  if (inline_data) {
+    uintptr_t p = (uintptr_t)buf + HEADER_SIZE;
+    if (align > SHK__MAX_ALIGN) p = (p + align - 1) & ~(uintptr_t)(align - 1);
+    buf->block.ptr = (void *)p;
+  }
   buf->block.state = NULL;
   buf->block.zeroed = false;
   buf->owned = false;
   buf->consumed = false;
   buf->recyclable = inline_data;
+  buf->kind = (uint8_t)kind;
+  buf->align = align;
+  buf->park_next = NULL;
   buf->deferred_prev = buf->deferred_next = NULL;
   buf->device.mode = 0;
   buf->device.device = 0;
@@ -273,7 +311,7 @@ int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *opts, 
   shk__buf_thread *t = shk__buf_this_thread;
   if (!opts->allocator && opts->init == SHK_BUF_INIT_NONE &&
       !atomic_load_explicit(&shk__buf_observed, memory_order_relaxed) && t && t->next_id != t->id_end) {
-    shk_buf *buf = shk__buf_recycle_take_own(size);
+    shk_buf *buf = shk__buf_recycle_take_own(SHK__BUF_KIND_HEAP, size, 0);
     if (buf) {
       set_identity(buf, t->next_id++, count, item_size, opts);
       buf->data = buf->block.ptr;

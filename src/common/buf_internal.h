@@ -24,6 +24,9 @@ typedef struct shk__buf_allocator {
 int shk__buf_allocator_acquire(const char *name, shk__buf_allocator **out);
 void shk__buf_allocator_drop(shk__buf_allocator *a);
 
+/* The alignment of "aligned" when the options give none. */
+#define SHK__BUF_ALIGNED_DEFAULT 64
+
 /* The built-in tables (buf_alloc_builtin.c). */
 extern const shk_buf_allocator shk__buf_heap_allocator;
 extern const shk_buf_allocator shk__buf_aligned_allocator;
@@ -101,7 +104,10 @@ struct shk_buf {
   bool owned;   /* destruction frees the memory */
   bool consumed;
   bool delayed;
-  bool recyclable; /* inline heap object: may be parked by buf_recycle.c instead of freed */
+  bool recyclable; /* inline heap or aligned object: may be parked by buf_recycle.c */
+  uint8_t kind;    /* SHK__BUF_KIND_* of a recyclable object */
+  size_t align;    /* an inline aligned object's alignment (0 for the heap) */
+  struct shk_buf *park_next; /* the next parked object of its list (buf_recycle.c) */
   shk_buf_destroy_fn on_destroy;
   void *on_destroy_user;
   shk__buf_range range;
@@ -120,8 +126,19 @@ void shk__buf_destroy(shk_buf *buf);
 /* Size classes parked per thread (sizes below 4 KiB); larger ones share process-wide slots. */
 #define SHK__BUF_THREAD_CLASSES 13
 
+/* The recyclable objects: inline bytes of the built-in "heap", and of the built-in "aligned"
+ * (bytes aligned inside the object's own malloc block). Each has its own lists. */
+enum { SHK__BUF_KIND_HEAP, SHK__BUF_KIND_ALIGNED, SHK__BUF_KINDS };
+
+/* Objects parked by one thread in one class: all of one size and alignment, linked through
+ * park_next, at most shk__buf_park_limit(class) of them. */
+typedef struct shk__buf_park {
+  shk_buf *head;
+  size_t n;
+} shk__buf_park;
+
 typedef struct shk__buf_thread {
-  shk_buf *parked[SHK__BUF_THREAD_CLASSES]; /* touched by the owning thread only */
+  shk__buf_park parked[SHK__BUF_KINDS][SHK__BUF_THREAD_CLASSES]; /* the owning thread's only */
   atomic_size_t parked_count;               /* written by the owner, read by any thread */
   uint64_t next_id, id_end;                 /* the ids [next_id, id_end) reserved by the owner */
   struct shk__buf_thread *prev, *next;      /* the list of all, under buf_thread.c's lock */
@@ -168,17 +185,28 @@ static inline void shk__buf_count_parked(shk__buf_thread *t, int delta) {
 
 /* The other cases of shk__buf_recycle_take / _keep below: shared classes, mismatched sizes, no
  * thread state yet. */
-shk_buf *shk__buf_recycle_take_slow(size_t size);
+shk_buf *shk__buf_recycle_take_slow(int kind, size_t size, size_t align);
 bool shk__buf_recycle_keep_slow(shk_buf *buf);
 
-/* The short ways, in the calling thread's own slots only: a parked object of exactly this size
- * (else NULL), and parking one in a free slot (else false). */
-static inline shk_buf *shk__buf_recycle_take_own(size_t size) {
+/* How many objects of class k (< SHK__BUF_THREAD_CLASSES) one thread may park: about 128 KiB
+ * of bytes per class (sizes of class k are below 2^k), and at most 1 024 objects, so that a
+ * thread that keeps a thousand small buffers alive and renews them never reaches malloc or the
+ * index (the cost of that was 15x malloc+free). */
+static inline size_t shk__buf_park_limit(size_t k) {
+  return k >= 7 ? (size_t)1 << (17 - k) : 1024;
+}
+
+/* The short ways, in the calling thread's own lists only: a parked object of exactly this kind,
+ * size and alignment (else NULL), and parking one in a list with room (else false). */
+static inline shk_buf *shk__buf_recycle_take_own(int kind, size_t size, size_t align) {
   size_t k = shk__buf_class_of(size);
   shk__buf_thread *t = shk__buf_this_thread;
-  shk_buf *buf = t && k < SHK__BUF_THREAD_CLASSES ? t->parked[k] : NULL;
-  if (!buf || buf->size != size) return NULL;
-  t->parked[k] = NULL;
+  if (!t || k >= SHK__BUF_THREAD_CLASSES) return NULL;
+  shk__buf_park *p = &t->parked[kind][k];
+  shk_buf *buf = p->head;
+  if (!buf || buf->size != size || buf->align != align) return NULL;
+  p->head = buf->park_next;
+  p->n--;
   shk__buf_count_parked(t, -1);
   return buf;
 }
@@ -186,20 +214,26 @@ static inline shk_buf *shk__buf_recycle_take_own(size_t size) {
 static inline bool shk__buf_recycle_keep_own(shk_buf *buf) {
   size_t k = shk__buf_class_of(buf->size);
   shk__buf_thread *t = shk__buf_this_thread;
-  if (!t || k >= SHK__BUF_THREAD_CLASSES || t->parked[k]) return false;
-  t->parked[k] = buf;
+  if (!t || k >= SHK__BUF_THREAD_CLASSES) return false;
+  shk__buf_park *p = &t->parked[buf->kind][k];
+  if (p->n >= shk__buf_park_limit(k)) return false;
+  if (p->head && (p->head->size != buf->size || p->head->align != buf->align)) return false;
+  buf->park_next = p->head;
+  p->head = buf;
+  p->n++;
   shk__buf_count_parked(t, 1);
   return true;
 }
 
-/* A parked inline heap object of exactly this size, its range still indexed; else NULL. */
-static inline shk_buf *shk__buf_recycle_take(size_t size) {
-  shk_buf *buf = shk__buf_recycle_take_own(size);
-  return buf ? buf : shk__buf_recycle_take_slow(size);
+/* A parked inline object of exactly this kind, size and alignment, its range still indexed;
+ * else NULL (a list of another size in the class is freed: the new size replaces it). */
+static inline shk_buf *shk__buf_recycle_take(int kind, size_t size, size_t align) {
+  shk_buf *buf = shk__buf_recycle_take_own(kind, size, align);
+  return buf ? buf : shk__buf_recycle_take_slow(kind, size, align);
 }
 
-/* Parks a destroyed inline heap object (range still indexed); false when its size is not cached
- * or its slot is full (the caller frees it). */
+/* Parks a destroyed inline object (range still indexed); false when its size is not cached or
+ * its list is full or holds another size (the caller frees it). */
 static inline bool shk__buf_recycle_keep(shk_buf *buf) {
   return shk__buf_recycle_keep_own(buf) || shk__buf_recycle_keep_slow(buf);
 }
