@@ -7,7 +7,8 @@
 
 /* ---- heap hook and observer ---- */
 
-/* Fast check so buffers pay nothing without a hook or an observer. Read by the index under its
+/* Fast check so buffers pay nothing without a hook, an observer or SHK_DEBUG=buf (whose checks
+ * ride on it: the short ways below need no test of their own). Read by the index under its
  * lock too (shk__buf_ranges_insert_seen). */
 atomic_bool shk__buf_observed;
 static shk_buf_heap_fn hook_fn;            /* guarded by SHK__LOCK_BUF_HOOK */
@@ -18,7 +19,8 @@ static void lock_hook(void) { shk__lock(SHK__LOCK_BUF_HOOK); }
 static void unlock_hook(void) { shk__unlock(SHK__LOCK_BUF_HOOK); }
 
 static void update_observed_locked(void) {
-  atomic_store(&shk__buf_observed, hook_fn != NULL || observer_fn != NULL);
+  atomic_store(&shk__buf_observed,
+               hook_fn != NULL || observer_fn != NULL || shk__debug_on(SHK__DEBUG_BUF));
 }
 
 int shk_buf_set_heap_hook(shk_buf_heap_fn fn, void *user) {
@@ -37,9 +39,15 @@ void shk__buf_observer_set(shk__buf_observer_fn fn) {
   unlock_hook();
 }
 
+/* The address the allocator gives for the bytes (no handle check: also for an ending buffer). */
+static uintptr_t address_of(const shk_buf *buf) {
+  const shk_buf_allocator *t = &buf->allocator->table;
+  return t->address ? t->address(t->user, &buf->block) : (uintptr_t)buf->data;
+}
+
 static void fill_info(const shk_buf *buf, shk_buf_info *info) {
   info->data = buf->data;
-  info->address = shk_buf_address(buf);
+  info->address = address_of(buf);
   info->size = buf->size;
   info->item_size = buf->item_size;
   info->count = buf->count;
@@ -133,6 +141,7 @@ static void set_identity(shk_buf *buf, uint64_t id, size_t count, size_t item_si
   /* A store, not atomic_init: a parked object taken back here may be read meanwhile by the
    * walk over live buffers (same instruction on x86 and ARM). */
   atomic_store_explicit(&buf->refs, 1, memory_order_relaxed);
+  buf->magic = SHK__BUF_MAGIC_LIVE;
   buf->id = id;
   buf->count = count;
   buf->item_size = item_size;
@@ -171,15 +180,16 @@ static shk_buf *object_reuse(size_t size, size_t count, size_t item_size,
   return buf;
 }
 
-/* Whether the object can hold its bytes (inline) for this allocator, and where they start. */
-static bool inline_layout(const shk__buf_allocator *allocator, size_t size,
+/* Whether the object can hold its bytes (inline) for this allocator, and where they start;
+ * *extra counts the bytes beyond header and size (alignment, guards). */
+static bool inline_layout(const shk__buf_allocator *allocator, size_t size, bool guard,
                           const shk_buf_options *opts, int *kind, size_t *align, size_t *extra) {
   if (!allocator->builtin) return false;
   if (allocator->table.alloc == shk__buf_heap_allocator.alloc) *kind = SHK__BUF_KIND_HEAP;
   else if (allocator->table.alloc == shk__buf_aligned_allocator.alloc) *kind = SHK__BUF_KIND_ALIGNED;
   else return false;
   *align = kind_align(*kind, opts);
-  *extra = *align > SHK__MAX_ALIGN ? *align - 1 : 0;
+  *extra = (*align > SHK__MAX_ALIGN ? *align - 1 : 0) + (guard ? 2 * SHK__BUF_GUARD : 0);
   return size <= SIZE_MAX - HEADER_SIZE - *extra;
 }
 
@@ -193,7 +203,13 @@ static int object_new(size_t size, size_t count, size_t item_size, const shk_buf
   if (rc != SHK_OK) return rc;
   int kind = 0;
   size_t align = 0, extra = 0;
-  bool inline_data = may_inline && inline_layout(allocator, size, opts, &kind, &align, &extra);
+  /* Under SHK_DEBUG=buf inline bytes get guards and are never parked (a parked object would
+   * hide a use after release), and every creation and release takes its long way. */
+  bool debug = shk__debug_on(SHK__DEBUG_BUF);
+  if (debug && !atomic_load_explicit(&shk__buf_observed, memory_order_relaxed))
+    atomic_store(&shk__buf_observed, true);
+  bool inline_data =
+      may_inline && inline_layout(allocator, size, debug, opts, &kind, &align, &extra);
   shk_buf *buf = malloc(inline_data ? HEADER_SIZE + extra + size : sizeof *buf);
   if (!buf) {
     shk__buf_allocator_drop(allocator);
@@ -207,7 +223,7 @@ static int object_new(size_t size, size_t count, size_t item_size, const shk_buf
   buf->allocator = allocator;
   buf->block.ptr = NULL;
   if (inline_data) {
-    uintptr_t p = (uintptr_t)buf + HEADER_SIZE;
+    uintptr_t p = (uintptr_t)buf + HEADER_SIZE + (debug ? SHK__BUF_GUARD : 0);
     if (align > SHK__MAX_ALIGN) p = (p + align - 1) & ~(uintptr_t)(align - 1);
     buf->block.ptr = (void *)p;
   }
@@ -215,7 +231,10 @@ static int object_new(size_t size, size_t count, size_t item_size, const shk_buf
   buf->block.zeroed = false;
   buf->owned = false;
   buf->consumed = false;
-  buf->recyclable = inline_data;
+  buf->recyclable = inline_data && !debug;
+  buf->guarded = inline_data && debug;
+  buf->created_at = buf->released_at = NULL;
+  if (buf->guarded) shk__buf_debug_guard_set(buf);
   buf->kind = (uint8_t)kind;
   buf->align = align;
   buf->park_next = NULL;
@@ -295,7 +314,8 @@ static SHK__NOINLINE int create_general(size_t size, size_t count, size_t item_s
   return SHK_OK;
 }
 
-int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *opts, shk_buf **out) {
+static inline int buf_create(size_t count, size_t item_size, const shk_buf_options *opts,
+                             shk_buf **out) {
   if (!out) return SHK_EINVAL;
   *out = NULL;
   if (!opts) opts = &default_options;
@@ -322,8 +342,20 @@ int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *opts, 
   return create_general(size, count, item_size, opts, out);
 }
 
-int shk_buf_consume(void *ptr, size_t count, size_t item_size, const shk_buf_options *opts,
-                    shk_buf **out) {
+/* Under SHK_DEBUG=buf: the error reported, or the new buffer's call site noted. */
+static SHK__NOINLINE void debug_created(int rc, shk_buf **out, const char *fn, const void *caller) {
+  if (rc != SHK_OK) shk__debug_error(SHK__DEBUG_BUF, fn, rc, caller);
+  else if (out && *out) (*out)->created_at = caller;
+}
+
+int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *opts, shk_buf **out) {
+  int rc = buf_create(count, item_size, opts, out);
+  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) debug_created(rc, out, __func__, SHK__CALLER());
+  return rc;
+}
+
+static int buf_consume(void *ptr, size_t count, size_t item_size, const shk_buf_options *opts,
+                       shk_buf **out) {
   if (!out) return SHK_EINVAL;
   *out = NULL;
   if (!ptr) return SHK_EINVAL;
@@ -350,6 +382,13 @@ int shk_buf_consume(void *ptr, size_t count, size_t item_size, const shk_buf_opt
   return buf_publish(buf, out);
 }
 
+int shk_buf_consume(void *ptr, size_t count, size_t item_size, const shk_buf_options *opts,
+                    shk_buf **out) {
+  int rc = buf_consume(ptr, count, item_size, opts, out);
+  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) debug_created(rc, out, __func__, SHK__CALLER());
+  return rc;
+}
+
 /* ---- lifetime ---- */
 
 static SHK__NOINLINE void run_destroy_callback(shk_buf *buf) {
@@ -372,7 +411,10 @@ static SHK__NOINLINE void buf_finish(shk_buf *buf) {
   const shk_buf_allocator *t = &buf->allocator->table;
   if (buf->owned) t->free(t->user, &buf->block, buf->size);
   shk__buf_allocator_drop(buf->allocator);
-  free(buf);
+  /* Under SHK_DEBUG=buf the object is kept a while, tagged dead, to recognise a late use. */
+  if (buf->guarded) shk__buf_debug_guard_check(buf);
+  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) shk__buf_debug_retire(buf);
+  else free(buf);
 }
 
 /* The same, inline in release: the usual small heap buffer (no callback, no mapping, no hook)
@@ -387,13 +429,16 @@ static inline void buf_end(shk_buf *buf) {
 void shk__buf_destroy(shk_buf *buf) { buf_finish(buf); }
 
 int shk_buf_retain(shk_buf *buf) {
-  if (!buf) return SHK_EINVAL;
+  if (!buf) return SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL);
+  SHK__BUF_CHECK(buf, SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL));
   atomic_fetch_add_explicit(&buf->refs, 1, memory_order_relaxed);
   return SHK_OK;
 }
 
 void shk_buf_release(shk_buf *buf) {
   if (!buf) return;
+  bool debug = shk__debug_on(SHK__DEBUG_BUF);
+  if (SHK__UNLIKELY(debug) && !shk__buf_debug_handle_ok(buf, __func__, SHK__CALLER())) return;
   /* A count of 1 read by the holder of that one reference cannot change under it: another
    * thread would need a reference of its own to retain. The acquire load pairs with the release
    * decrements of earlier holders as the read-modify-write would, and the last release of an
@@ -402,6 +447,10 @@ void shk_buf_release(shk_buf *buf) {
     atomic_store_explicit(&buf->refs, 0, memory_order_relaxed);
   else if (atomic_fetch_sub_explicit(&buf->refs, 1, memory_order_acq_rel) != 1)
     return;
+  if (SHK__UNLIKELY(debug)) {
+    buf->magic = SHK__BUF_MAGIC_DEAD;
+    buf->released_at = SHK__CALLER();
+  }
   if (buf->delayed)
     shk__buf_deferred_add(buf);
   else
@@ -409,7 +458,7 @@ void shk_buf_release(shk_buf *buf) {
 }
 
 int shk_buf_assign(shk_buf **slot, shk_buf *buf) {
-  if (!slot) return SHK_EINVAL;
+  if (!slot) return SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL);
   shk_buf *old = *slot;
   *slot = buf;
   if (old != buf) shk_buf_release(old);
@@ -418,26 +467,54 @@ int shk_buf_assign(shk_buf **slot, shk_buf *buf) {
 
 /* ---- accessors ---- */
 
-void *shk_buf_data(const shk_buf *buf) { return buf ? buf->data : NULL; }
+void *shk_buf_data(const shk_buf *buf) {
+  SHK__BUF_CHECK(buf, NULL);
+  return buf ? buf->data : NULL;
+}
 
 uintptr_t shk_buf_address(const shk_buf *buf) {
   if (!buf) return 0;
-  const shk_buf_allocator *t = &buf->allocator->table;
-  return t->address ? t->address(t->user, &buf->block) : (uintptr_t)buf->data;
+  SHK__BUF_CHECK(buf, 0);
+  return address_of(buf);
 }
 
-size_t shk_buf_size(const shk_buf *buf) { return buf ? buf->size : 0; }
-size_t shk_buf_item_size(const shk_buf *buf) { return buf ? buf->item_size : 0; }
-size_t shk_buf_count(const shk_buf *buf) { return buf ? buf->count : 0; }
-uint64_t shk_buf_id(const shk_buf *buf) { return buf ? buf->id : 0; }
-const char *shk_buf_allocator_name(const shk_buf *buf) { return buf ? buf->allocator->name : NULL; }
-bool shk_buf_consumed(const shk_buf *buf) { return buf && buf->consumed; }
+size_t shk_buf_size(const shk_buf *buf) {
+  SHK__BUF_CHECK(buf, 0);
+  return buf ? buf->size : 0;
+}
+
+size_t shk_buf_item_size(const shk_buf *buf) {
+  SHK__BUF_CHECK(buf, 0);
+  return buf ? buf->item_size : 0;
+}
+
+size_t shk_buf_count(const shk_buf *buf) {
+  SHK__BUF_CHECK(buf, 0);
+  return buf ? buf->count : 0;
+}
+
+uint64_t shk_buf_id(const shk_buf *buf) {
+  SHK__BUF_CHECK(buf, 0);
+  return buf ? buf->id : 0;
+}
+
+const char *shk_buf_allocator_name(const shk_buf *buf) {
+  SHK__BUF_CHECK(buf, NULL);
+  return buf ? buf->allocator->name : NULL;
+}
+
+bool shk_buf_consumed(const shk_buf *buf) {
+  SHK__BUF_CHECK(buf, false);
+  return buf && buf->consumed;
+}
 
 size_t shk_buf_refcount(const shk_buf *buf) {
+  SHK__BUF_CHECK(buf, 0);
   return buf ? atomic_load_explicit(&((shk_buf *)buf)->refs, memory_order_relaxed) : 0;
 }
 
 const char *shk_buf_segment_name(const shk_buf *buf) {
+  SHK__BUF_CHECK(buf, NULL);
   if (!buf || buf->allocator->table.alloc != shk__buf_shm_allocator.alloc) return NULL;
   return shk__buf_shm_block_name(&buf->block);
 }

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "debug.h"
 #include "internal.h"
 
 /* ---- allocator registry (buf_alloc.c, built-ins in buf_alloc_builtin.c) ---- */
@@ -94,8 +95,18 @@ void shk__buf_device_drop(shk_buf *buf);
  * ways only while it is clear. */
 extern atomic_bool shk__buf_observed;
 
+/* The tag of a handle: live, or ended and kept in quarantine (SHK_DEBUG=buf). */
+#define SHK__BUF_MAGIC_LIVE 0x53484b42u /* "SHKB" */
+#define SHK__BUF_MAGIC_DEAD 0xdeadb0ffu
+
+/* Guard bytes on each side of an inline buffer's bytes under SHK_DEBUG=buf. */
+#define SHK__BUF_GUARD 16
+
 struct shk_buf {
   atomic_size_t refs;
+  uint32_t magic; /* SHK__BUF_MAGIC_LIVE from creation; DEAD once released under SHK_DEBUG */
+  bool guarded;   /* SHK__BUF_GUARD bytes of guard on each side of block.ptr (SHK_DEBUG) */
+  const void *created_at, *released_at; /* call sites, recorded under SHK_DEBUG=buf */
   uint64_t id;
   void *data;
   size_t size, count, item_size;
@@ -120,6 +131,28 @@ void shk__buf_tell_removed(const shk_buf *buf);
 
 /* Runs the destroy callback, unmaps, frees and removes the range: the end of a buffer. */
 void shk__buf_destroy(shk_buf *buf);
+
+/* ---- SHK_DEBUG=buf (buf_debug.c) ---- */
+
+/* Fills / checks (reporting a spoiled one) the guard bytes of a guarded buffer. */
+void shk__buf_debug_guard_set(shk_buf *buf);
+void shk__buf_debug_guard_check(const shk_buf *buf);
+/* Whether buf is a live handle; reports a double release, a use after release or a handle that
+ * is none (by its tag), naming fn and its caller, and returns false. */
+bool shk__buf_debug_handle_ok(const shk_buf *buf, const char *fn, const void *caller);
+/* Keeps an ended object (instead of free) so its tag can still be read; frees the oldest. */
+void shk__buf_debug_retire(shk_buf *buf);
+/* Checks the whole range index (buf_ranges.c), reporting each inconsistency; how many. */
+size_t shk__buf_ranges_check(void);
+
+/* In a public function taking a handle: under SHK_DEBUG=buf, returns `fail` for a handle that
+ * is not live (after reporting it). Off, one load and one branch never taken. */
+#define SHK__BUF_CHECK(buf, fail)                                                     \
+  do {                                                                                \
+    if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF)) && (buf) &&                      \
+        !shk__buf_debug_handle_ok((buf), __func__, SHK__CALLER()))                    \
+      return (fail);                                                                  \
+  } while (0)
 
 /* ---- per-thread state (buf_thread.c) ---- */
 

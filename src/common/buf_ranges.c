@@ -234,6 +234,67 @@ static void remove_locked(uintptr_t s) {
   }
 }
 
+/* ---- consistency (SHK_DEBUG=buf) ---- */
+
+/* Each chunk sorted, non-empty but for a lone last one, each range non-empty and ending at or
+ * before the next start (also across chunks), firsts[] agreeing, each node holding the range
+ * indexed for it, and the count right. Reports each fault; how many. */
+static size_t check_locked(void) {
+  size_t faults = 0, total = 0;
+  uintptr_t prev_end = 0;
+  for (size_t c = 0; c < chunk_count; c++) {
+    const chunk *ch = chunks[c];
+    if (ch->n > CHUNK_MAX || (ch->n == 0 && chunk_count > 1)) {
+      shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: chunk %zu holds %zu", c, ch->n);
+      faults++;
+      continue;
+    }
+    if (ch->n && firsts[c] != ch->start[0]) {
+      shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: chunk %zu starts at 0x%llx, "
+                        "its table entry says 0x%llx", c, (unsigned long long)ch->start[0],
+                        (unsigned long long)firsts[c]);
+      faults++;
+    }
+    for (size_t i = 0; i < ch->n; i++) {
+      const shk__buf_range *node = ch->node[i];
+      const char *what = NULL;
+      if (ch->end[i] <= ch->start[i]) what = "empty or reversed";
+      else if (ch->start[i] < prev_end) what = "overlaps or is out of order with the one before";
+      else if (node->start != ch->start[i] || node->end != ch->end[i]) what = "disagrees with its buffer";
+      if (what) {
+        shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: chunk %zu slot %zu "
+                          "[0x%llx, 0x%llx) %s (buffer's own [0x%llx, 0x%llx))", c, i,
+                          (unsigned long long)ch->start[i], (unsigned long long)ch->end[i], what,
+                          (unsigned long long)node->start, (unsigned long long)node->end);
+        faults++;
+      }
+      prev_end = ch->end[i];
+    }
+    total += ch->n;
+  }
+  if (total != range_count) {
+    shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: %zu ranges held, %zu counted",
+                      total, range_count);
+    faults++;
+  }
+  return faults;
+}
+
+/* After a change under SHK_DEBUG=buf: the whole index while it is small, else every 1 024th
+ * change, so that a debug run with many buffers stays usable. */
+static void debug_check_locked(void) {
+  static size_t changes;
+  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF)) && (range_count <= 4096 || ++changes % 1024 == 0))
+    check_locked();
+}
+
+size_t shk__buf_ranges_check(void) {
+  lock();
+  size_t faults = check_locked();
+  unlock();
+  return faults;
+}
+
 int shk__buf_ranges_insert_seen(shk__buf_range *node, bool *observed) {
   lock();
   int rc = SHK_EOVERLAP;
@@ -246,6 +307,7 @@ int shk__buf_ranges_insert_seen(shk__buf_range *node, bool *observed) {
       rc = insert_locked(node);
     }
     if (rc == SHK_OK) range_count++;
+    debug_check_locked();
   }
   /* Read under the lock: see shk__buf_ranges_walk. */
   *observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
@@ -261,6 +323,7 @@ int shk__buf_ranges_insert(shk__buf_range *node) {
 bool shk__buf_ranges_remove(shk__buf_range *node) {
   lock();
   remove_locked(node->start);
+  debug_check_locked();
   bool observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
   unlock();
   return observed;
