@@ -20,7 +20,7 @@ static const struct {
 static const char *part_name(unsigned part) {
   for (size_t i = 0; i < SHK__ARRAY_LEN(parts); i++)
     if (parts[i].bit == part) return parts[i].name;
-  return "all";
+  return part == 0 ? "SHK_DEBUG" : "all";
 }
 
 /* One comma-separated word (length n) of SHK_DEBUG: its bits, or 0 with a warning. */
@@ -29,7 +29,7 @@ static unsigned word_bits(const char *w, size_t n) {
   if (n == 0 || (n == 1 && w[0] == '0')) return 0;
   for (size_t i = 0; i < SHK__ARRAY_LEN(parts); i++)
     if (strlen(parts[i].name) == n && memcmp(parts[i].name, w, n) == 0) return parts[i].bit;
-  shk__debug_report(SHK__DEBUG_ALL, "SHK_DEBUG: unknown part '%.*s' ignored (known: 1, all, buf, "
+  shk__debug_report(0, "unknown part '%.*s' ignored (known: 1, all, buf, "
                                     "watch, task, lens, shm)", (int)n, w);
   return 0;
 }

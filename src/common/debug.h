@@ -42,7 +42,8 @@ static inline bool shk__debug_on(unsigned part) {
   return false;
 }
 
-/* Writes one line "shmkit debug: <part>: <message>\n" to stderr in one write. */
+/* Writes one line "shmkit debug: <part>: <message>\n" to stderr in one write (part 0: about
+ * SHK_DEBUG itself, named so). */
 void shk__debug_report(unsigned part, const char *fmt, ...)
 #if defined(__GNUC__) || defined(__clang__)
     __attribute__((format(printf, 2, 3)))
