@@ -82,8 +82,8 @@ static void check_registry_locked(void) {
     builtins_seen += a >= builtins && a < builtins + SHK__ARRAY_LEN(builtins);
   }
   if (builtins_seen != SHK__ARRAY_LEN(builtins))
-    shk__debug_report(SHK__DEBUG_BUF, "allocator registry inconsistent: %zu of %zu built-ins listed",
-                      builtins_seen, SHK__ARRAY_LEN(builtins));
+    shk__debug_report(SHK__DEBUG_BUF, "allocator registry inconsistent: %lu of %lu built-ins listed",
+                      (unsigned long)builtins_seen, (unsigned long)SHK__ARRAY_LEN(builtins));
 }
 
 static int buf_allocator_register_impl(const char *name, const shk_buf_allocator *table) {

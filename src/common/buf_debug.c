@@ -34,10 +34,11 @@ void shk__buf_debug_guard_check(const shk_buf *buf) {
   shk__debug_site(buf->created_at, created, sizeof created);
   shk__debug_site(buf->released_at, released, sizeof released);
   shk__debug_report(SHK__DEBUG_BUF,
-                    "guard bytes overwritten: %zu of %d before and %zu of %d after buffer id "
-                    "%llu (%zu B, %s, data %p); created from %s; released from %s",
-                    before, SHK__BUF_GUARD, after, SHK__BUF_GUARD, (unsigned long long)buf->id,
-                    buf->size, buf->allocator->name, (void *)p, created, released);
+                    "guard bytes overwritten: %lu of %d before and %lu of %d after buffer id "
+                    "%llu (%llu B, %s, data %p); created from %s; released from %s",
+                    (unsigned long)before, SHK__BUF_GUARD, (unsigned long)after, SHK__BUF_GUARD,
+                    (unsigned long long)buf->id, (unsigned long long)buf->size,
+                    buf->allocator->name, (void *)p, created, released);
 }
 
 bool shk__buf_debug_handle_ok(const shk_buf *buf, const char *fn, const void *caller) {

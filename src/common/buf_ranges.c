@@ -245,13 +245,14 @@ static size_t check_locked(void) {
   for (size_t c = 0; c < chunk_count; c++) {
     const chunk *ch = chunks[c];
     if (ch->n > CHUNK_MAX || (ch->n == 0 && chunk_count > 1)) {
-      shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: chunk %zu holds %zu", c, ch->n);
+      shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: chunk %lu holds %lu",
+                        (unsigned long)c, (unsigned long)ch->n);
       faults++;
       continue;
     }
     if (ch->n && firsts[c] != ch->start[0]) {
-      shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: chunk %zu starts at 0x%llx, "
-                        "its table entry says 0x%llx", c, (unsigned long long)ch->start[0],
+      shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: chunk %lu starts at 0x%llx, "
+                        "its table entry says 0x%llx", (unsigned long)c, (unsigned long long)ch->start[0],
                         (unsigned long long)firsts[c]);
       faults++;
     }
@@ -262,8 +263,9 @@ static size_t check_locked(void) {
       else if (ch->start[i] < prev_end) what = "overlaps or is out of order with the one before";
       else if (node->start != ch->start[i] || node->end != ch->end[i]) what = "disagrees with its buffer";
       if (what) {
-        shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: chunk %zu slot %zu "
-                          "[0x%llx, 0x%llx) %s (buffer's own [0x%llx, 0x%llx))", c, i,
+        shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: chunk %lu slot %lu "
+                          "[0x%llx, 0x%llx) %s (buffer's own [0x%llx, 0x%llx))",
+                          (unsigned long)c, (unsigned long)i,
                           (unsigned long long)ch->start[i], (unsigned long long)ch->end[i], what,
                           (unsigned long long)node->start, (unsigned long long)node->end);
         faults++;
@@ -273,8 +275,8 @@ static size_t check_locked(void) {
     total += ch->n;
   }
   if (total != range_count) {
-    shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: %zu ranges held, %zu counted",
-                      total, range_count);
+    shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: %lu ranges held, %lu counted",
+                      (unsigned long)total, (unsigned long)range_count);
     faults++;
   }
   return faults;
