@@ -153,11 +153,13 @@ static void set_identity(shk_buf *buf, uint64_t id, size_t count, size_t item_si
 /* The recyclable kind named by an allocator name, or -1. The built-ins can be neither replaced
  * nor unregistered, so the name alone decides; compared without a call (a strcmp per create
  * was an eighth of an aligned create+release). */
-static int builtin_kind(const char *name) {
+static SHK__NOINLINE int builtin_kind(const char *name) {
   if (!name) return SHK__BUF_KIND_HEAP;
   if (name[0] == 'h' && name[1] == 'e' && name[2] == 'a' && name[3] == 'p' && name[4] == 0)
     return SHK__BUF_KIND_HEAP;
-  if (name[0] == 'a' && strcmp(name, "aligned") == 0) return SHK__BUF_KIND_ALIGNED;
+  if (name[0] == 'a' && name[1] == 'l' && name[2] == 'i' && name[3] == 'g' && name[4] == 'n' &&
+      name[5] == 'e' && name[6] == 'd' && name[7] == 0)
+    return SHK__BUF_KIND_ALIGNED;
   return -1;
 }
 
@@ -301,57 +303,68 @@ static SHK__NOINLINE int create_new(size_t size, size_t count, size_t item_size,
   return buf_publish(buf, out);
 }
 
-/* Creation when the short way below does not apply: options, another allocator, the shared
- * slots, or a new object. */
-static SHK__NOINLINE int create_general(size_t size, size_t count, size_t item_size,
-                                        const shk_buf_options *opts, shk_buf **out) {
-  shk_buf *buf = object_reuse(size, count, item_size, opts);
-  if (!buf) return create_new(size, count, item_size, opts, out);
-  init_bytes(buf, opts); /* nothing to allocate, the range is indexed already */
-  buf->data = buf->block.ptr;
-  report_heap(buf, true);
-  *out = buf;
-  return SHK_OK;
-}
-
-static inline int buf_create(size_t count, size_t item_size, const shk_buf_options *opts,
-                             shk_buf **out) {
-  if (!out) return SHK_EINVAL;
-  *out = NULL;
-  if (!opts) opts = &default_options;
-  if (opts->init != SHK_BUF_INIT_NONE && opts->init != SHK_BUF_INIT_ZERO &&
-      opts->init != SHK_BUF_INIT_BYTE)
-    return SHK_EINVAL;
-  if (opts->alignment & (opts->alignment - 1)) return SHK_EINVAL;
-  size_t size = 0;
-  int rc = check_shape(count, item_size, &size);
-  if (rc != SHK_OK) return rc;
-  /* The short way, with no call at all: the default heap, no init, no hook, and a parked
-   * object of this size and an id at hand in this thread. */
-  shk__buf_thread *t = shk__buf_this_thread;
-  if (!opts->allocator && opts->init == SHK_BUF_INIT_NONE &&
-      !atomic_load_explicit(&shk__buf_observed, memory_order_relaxed) && t && t->next_id != t->id_end) {
-    shk_buf *buf = shk__buf_recycle_take_own(SHK__BUF_KIND_HEAP, size, 0);
-    if (buf) {
-      set_identity(buf, t->next_id++, count, item_size, opts);
-      buf->data = buf->block.ptr;
-      *out = buf;
-      return SHK_OK;
-    }
-  }
-  return create_general(size, count, item_size, opts, out);
-}
-
 /* Under SHK_DEBUG=buf: the error reported, or the new buffer's call site noted. */
 static SHK__NOINLINE void debug_created(int rc, shk_buf **out, const char *fn, const void *caller) {
   if (rc != SHK_OK) shk__debug_error(SHK__DEBUG_BUF, fn, rc, caller);
   else if (out && *out) (*out)->created_at = caller;
 }
 
-int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *opts, shk_buf **out) {
-  int rc = buf_create(count, item_size, opts, out);
-  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) debug_created(rc, out, __func__, SHK__CALLER());
+/* Creation when the short way below does not apply: options, another allocator, the shared
+ * slots, or a new object. SHK_DEBUG's work for a creation is done here, off the short way (which
+ * it turns off). */
+static SHK__NOINLINE int create_general(size_t size, size_t count, size_t item_size,
+                                        const shk_buf_options *opts, shk_buf **out,
+                                        const void *caller) {
+  int rc = SHK_OK;
+  shk_buf *buf = object_reuse(size, count, item_size, opts);
+  if (!buf) {
+    rc = create_new(size, count, item_size, opts, out);
+  } else {
+    init_bytes(buf, opts); /* nothing to allocate, the range is indexed already */
+    buf->data = buf->block.ptr;
+    report_heap(buf, true);
+    *out = buf;
+  }
+  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) debug_created(rc, out, "shk_buf_create", caller);
   return rc;
+}
+
+/* The short way's object: parked in this thread, with no hook and an id at hand; else NULL. */
+static inline shk_buf *take_short(int kind, size_t size, size_t align) {
+  shk__buf_thread *t = shk__buf_this_thread;
+  if (!t || t->next_id == t->id_end || atomic_load_explicit(&shk__buf_observed, memory_order_relaxed))
+    return NULL;
+  return shk__buf_recycle_take_own(kind, size, align);
+}
+
+int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *opts, shk_buf **out) {
+  if (!out) return SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL);
+  *out = NULL;
+  if (!opts) opts = &default_options;
+  if (opts->init != SHK_BUF_INIT_NONE && opts->init != SHK_BUF_INIT_ZERO &&
+      opts->init != SHK_BUF_INIT_BYTE)
+    return SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL);
+  if (opts->alignment & (opts->alignment - 1)) return SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL);
+  size_t size = 0;
+  int rc = check_shape(count, item_size, &size);
+  if (rc != SHK_OK) return SHK__DEBUG_RET(SHK__DEBUG_BUF, rc);
+  /* The short way, with no call at all for the default heap: no init, no hook, and a parked
+   * object of this size and an id at hand in this thread. Written twice so that the heap's
+   * kind and alignment are constants there (the general form cost it 20 instructions). */
+  if (opts->init == SHK_BUF_INIT_NONE) {
+    shk_buf *buf = NULL;
+    if (!opts->allocator)
+      buf = take_short(SHK__BUF_KIND_HEAP, size, 0);
+    else if (builtin_kind(opts->allocator) == SHK__BUF_KIND_ALIGNED)
+      buf = take_short(SHK__BUF_KIND_ALIGNED, size, kind_align(SHK__BUF_KIND_ALIGNED, opts));
+    if (buf) {
+      set_identity(buf, shk__buf_this_thread->next_id++, count, item_size, opts);
+      buf->data = buf->block.ptr;
+      *out = buf;
+      return SHK_OK;
+    }
+  }
+  return create_general(size, count, item_size, opts, out, SHK__CALLER());
 }
 
 static int buf_consume(void *ptr, size_t count, size_t item_size, const shk_buf_options *opts,
@@ -417,16 +430,20 @@ static SHK__NOINLINE void buf_finish(shk_buf *buf) {
   else free(buf);
 }
 
-/* The same, inline in release: the usual small heap buffer (no callback, no mapping, no hook)
- * goes straight to its thread's slot, with no call at all. */
-static inline void buf_end(shk_buf *buf) {
-  bool plain = !buf->on_destroy && buf->device.mode == 0 &&
-               !atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
-  if (plain && buf->recyclable && shk__buf_recycle_keep_own(buf)) return;
-  buf_finish(buf);
-}
-
 void shk__buf_destroy(shk_buf *buf) { buf_finish(buf); }
+
+/* A buffer's last reference went, not the short way: tagged dead under SHK_DEBUG=buf (caller:
+ * the call site of the release), then deferred or ended. */
+static SHK__NOINLINE void buf_released(shk_buf *buf, const void *caller) {
+  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) {
+    buf->magic = SHK__BUF_MAGIC_DEAD;
+    buf->released_at = caller;
+  }
+  if (buf->delayed)
+    shk__buf_deferred_add(buf);
+  else
+    buf_finish(buf);
+}
 
 int shk_buf_retain(shk_buf *buf) {
   if (!buf) return SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL);
@@ -437,24 +454,27 @@ int shk_buf_retain(shk_buf *buf) {
 
 void shk_buf_release(shk_buf *buf) {
   if (!buf) return;
-  bool debug = shk__debug_on(SHK__DEBUG_BUF);
-  if (SHK__UNLIKELY(debug) && !shk__buf_debug_handle_ok(buf, __func__, SHK__CALLER())) return;
   /* A count of 1 read by the holder of that one reference cannot change under it: another
    * thread would need a reference of its own to retain. The acquire load pairs with the release
    * decrements of earlier holders as the read-modify-write would, and the last release of an
    * unshared buffer (the common case) skips the locked instruction. */
-  if (atomic_load_explicit(&buf->refs, memory_order_acquire) == 1)
+  size_t refs = atomic_load_explicit(&buf->refs, memory_order_acquire);
+  if (refs == 1) {
     atomic_store_explicit(&buf->refs, 0, memory_order_relaxed);
-  else if (atomic_fetch_sub_explicit(&buf->refs, 1, memory_order_acq_rel) != 1)
-    return;
-  if (SHK__UNLIKELY(debug)) {
-    buf->magic = SHK__BUF_MAGIC_DEAD;
-    buf->released_at = SHK__CALLER();
+  } else {
+    /* An ended handle (count 0, kept under SHK_DEBUG=buf) is recognised here, off the usual
+     * way: SHK_DEBUG costs the last release nothing. */
+    if (SHK__UNLIKELY(refs == 0 || buf->magic != SHK__BUF_MAGIC_LIVE) &&
+        !shk__buf_debug_handle_ok(buf, __func__, SHK__CALLER()))
+      return;
+    if (atomic_fetch_sub_explicit(&buf->refs, 1, memory_order_acq_rel) != 1) return;
   }
-  if (buf->delayed)
-    shk__buf_deferred_add(buf);
-  else
-    buf_end(buf);
+  /* The usual small heap buffer (no delay, callback, mapping or hook) goes straight to its
+   * thread's list, with no call at all. */
+  bool plain = !buf->delayed && !buf->on_destroy && buf->device.mode == 0 &&
+               !atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
+  if (plain && buf->recyclable && shk__buf_recycle_keep_own(buf)) return;
+  buf_released(buf, SHK__CALLER());
 }
 
 int shk_buf_assign(shk_buf **slot, shk_buf *buf) {

@@ -42,8 +42,10 @@ void shk__buf_debug_guard_check(const shk_buf *buf) {
 }
 
 bool shk__buf_debug_handle_ok(const shk_buf *buf, const char *fn, const void *caller) {
+  if (!shk__debug_on(SHK__DEBUG_BUF)) return true;
   uint32_t magic = buf->magic;
-  if (magic == SHK__BUF_MAGIC_LIVE) return true;
+  if (magic == SHK__BUF_MAGIC_LIVE && atomic_load_explicit(&buf->refs, memory_order_relaxed) > 0)
+    return true;
   char here[1024], released[1024];
   shk__debug_site(caller, here, sizeof here);
   if (magic == SHK__BUF_MAGIC_DEAD) {

@@ -137,8 +137,9 @@ void shk__buf_destroy(shk_buf *buf);
 /* Fills / checks (reporting a spoiled one) the guard bytes of a guarded buffer. */
 void shk__buf_debug_guard_set(shk_buf *buf);
 void shk__buf_debug_guard_check(const shk_buf *buf);
-/* Whether buf is a live handle; reports a double release, a use after release or a handle that
- * is none (by its tag), naming fn and its caller, and returns false. */
+/* Whether buf is a live handle, or SHK_DEBUG=buf is off (true); else reports a double release,
+ * a use after release or a handle that is none (by its tag and count), naming fn and its
+ * caller, and returns false. */
 bool shk__buf_debug_handle_ok(const shk_buf *buf, const char *fn, const void *caller);
 /* Keeps an ended object (instead of free) so its tag can still be read; frees the oldest. */
 void shk__buf_debug_retire(shk_buf *buf);
@@ -146,10 +147,12 @@ void shk__buf_debug_retire(shk_buf *buf);
 size_t shk__buf_ranges_check(void);
 
 /* In a public function taking a handle: under SHK_DEBUG=buf, returns `fail` for a handle that
- * is not live (after reporting it). Off, one load and one branch never taken. */
+ * is not live (after reporting it). The test is of the handle's own tag, which the function
+ * reads beside its other fields: no global flag is read unless the tag is wrong, and without
+ * SHK_DEBUG a tag is never made wrong. */
 #define SHK__BUF_CHECK(buf, fail)                                                     \
   do {                                                                                \
-    if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF)) && (buf) &&                      \
+    if (SHK__UNLIKELY((buf) && (buf)->magic != SHK__BUF_MAGIC_LIVE) &&                \
         !shk__buf_debug_handle_ok((buf), __func__, SHK__CALLER()))                    \
       return (fail);                                                                  \
   } while (0)
