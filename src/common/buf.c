@@ -498,34 +498,22 @@ uintptr_t shk_buf_address(const shk_buf *buf) {
   return address_of(buf);
 }
 
-size_t shk_buf_size(const shk_buf *buf) {
-  SHK__BUF_CHECK(buf, 0);
-  return buf ? buf->size : 0;
-}
+/* An accessor of one field: `none` for NULL or, under SHK_DEBUG=buf, an ended handle. */
+#define FIELD_ACCESSOR(type, fn, field, none) \
+  type fn(const shk_buf *buf) {               \
+    SHK__BUF_CHECK(buf, none);                \
+    return buf ? (type)buf->field : none;     \
+  }
 
-size_t shk_buf_item_size(const shk_buf *buf) {
-  SHK__BUF_CHECK(buf, 0);
-  return buf ? buf->item_size : 0;
-}
-
-size_t shk_buf_count(const shk_buf *buf) {
-  SHK__BUF_CHECK(buf, 0);
-  return buf ? buf->count : 0;
-}
-
-uint64_t shk_buf_id(const shk_buf *buf) {
-  SHK__BUF_CHECK(buf, 0);
-  return buf ? buf->id : 0;
-}
+FIELD_ACCESSOR(size_t, shk_buf_size, size, 0)
+FIELD_ACCESSOR(size_t, shk_buf_item_size, item_size, 0)
+FIELD_ACCESSOR(size_t, shk_buf_count, count, 0)
+FIELD_ACCESSOR(uint64_t, shk_buf_id, id, 0)
+FIELD_ACCESSOR(bool, shk_buf_consumed, consumed, false)
 
 const char *shk_buf_allocator_name(const shk_buf *buf) {
   SHK__BUF_CHECK(buf, NULL);
   return buf ? buf->allocator->name : NULL;
-}
-
-bool shk_buf_consumed(const shk_buf *buf) {
-  SHK__BUF_CHECK(buf, false);
-  return buf && buf->consumed;
 }
 
 size_t shk_buf_refcount(const shk_buf *buf) {
