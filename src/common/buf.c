@@ -239,6 +239,7 @@ static int object_new(size_t size, size_t count, size_t item_size, const shk_buf
   if (buf->guarded) shk__buf_debug_guard_set(buf);
   buf->kind = (uint8_t)kind;
   buf->align = align;
+  buf->park_key = shk__buf_park_key(size, align);
   buf->park_next = NULL;
   buf->deferred_prev = buf->deferred_next = NULL;
   buf->device.mode = 0;

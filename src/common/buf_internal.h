@@ -118,6 +118,7 @@ struct shk_buf {
   bool recyclable; /* inline heap or aligned object: may be parked by buf_recycle.c */
   uint8_t kind;    /* SHK__BUF_KIND_* of a recyclable object */
   size_t align;    /* an inline aligned object's alignment (0 for the heap) */
+  size_t park_key; /* size and alignment in one word, for the per-thread lists */
   struct shk_buf *park_next; /* the next parked object of its list (buf_recycle.c) */
   shk_buf_destroy_fn on_destroy;
   void *on_destroy_user;
@@ -171,6 +172,7 @@ enum { SHK__BUF_KIND_HEAP, SHK__BUF_KIND_ALIGNED, SHK__BUF_KINDS };
 typedef struct shk__buf_park {
   shk_buf *head;
   size_t n;
+  size_t key; /* shk__buf_park_key() of every object in the list, when n > 0 */
 } shk__buf_park;
 
 typedef struct shk__buf_thread {
@@ -227,9 +229,15 @@ bool shk__buf_recycle_keep_slow(shk_buf *buf);
 /* How many objects of class k (< SHK__BUF_THREAD_CLASSES) one thread may park: about 128 KiB
  * of bytes per class (sizes of class k are below 2^k), and at most 1 024 objects, so that a
  * thread that keeps a thousand small buffers alive and renews them never reaches malloc or the
- * index (the cost of that was 15x malloc+free). */
-static inline size_t shk__buf_park_limit(size_t k) {
-  return k >= 7 ? (size_t)1 << (17 - k) : 1024;
+ * index (the cost of that was 15x malloc+free). A table: computing it cost the short way of
+ * release 6 instructions. */
+extern const uint16_t shk__buf_park_limits[SHK__BUF_THREAD_CLASSES];
+static inline size_t shk__buf_park_limit(size_t k) { return shk__buf_park_limits[k]; }
+
+/* Size (below 4 KiB here) and alignment (a power of two, or 0) in one word, compared in one
+ * instruction by the lists. */
+static inline size_t shk__buf_park_key(size_t size, size_t align) {
+  return size | (size_t)shk__bit_length(align) << 16;
 }
 
 /* The short ways, in the calling thread's own lists only: a parked object of exactly this kind,
@@ -239,8 +247,8 @@ static inline shk_buf *shk__buf_recycle_take_own(int kind, size_t size, size_t a
   shk__buf_thread *t = shk__buf_this_thread;
   if (!t || k >= SHK__BUF_THREAD_CLASSES) return NULL;
   shk__buf_park *p = &t->parked[kind][k];
+  if (!p->n || p->key != shk__buf_park_key(size, align)) return NULL;
   shk_buf *buf = p->head;
-  if (!buf || buf->size != size || buf->align != align) return NULL;
   p->head = buf->park_next;
   p->n--;
   shk__buf_count_parked(t, -1);
@@ -252,8 +260,8 @@ static inline bool shk__buf_recycle_keep_own(shk_buf *buf) {
   shk__buf_thread *t = shk__buf_this_thread;
   if (!t || k >= SHK__BUF_THREAD_CLASSES) return false;
   shk__buf_park *p = &t->parked[buf->kind][k];
-  if (p->n >= shk__buf_park_limit(k)) return false;
-  if (p->head && (p->head->size != buf->size || p->head->align != buf->align)) return false;
+  if (!p->n) p->key = buf->park_key;
+  else if (p->key != buf->park_key || p->n >= shk__buf_park_limit(k)) return false;
   buf->park_next = p->head;
   p->head = buf;
   p->n++;

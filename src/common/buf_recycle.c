@@ -8,6 +8,9 @@
 
 #include "buf_internal.h"
 
+const uint16_t shk__buf_park_limits[SHK__BUF_THREAD_CLASSES] = {
+    1024, 1024, 1024, 1024, 1024, 1024, 1024, 1024, 512, 256, 128, 64, 32};
+
 /* Each shared slot is owned by whoever exchanged its pointer out: no lock, no ABA (nothing is
  * compared). Index [kind][k - SHK__BUF_THREAD_CLASSES]. */
 static _Atomic(shk_buf *) shared_slots[SHK__BUF_KINDS][SHK__BUF_CLASSES - SHK__BUF_THREAD_CLASSES];
