@@ -1,6 +1,6 @@
 /* Buffer costs beside the raw mechanism in the same run: create+release vs malloc+free (64 B and
- * 1 MiB; target <= 1.5x; a loop of one buffer reuses the parked object, so the same with 1 000
- * live shows the cost without recycling), and consume+release with 1 000 vs 100 000 live ranges
+ * 1 MiB; target <= 1.5x; a loop of one buffer reuses the parked object, so does a batch of 1 000
+ * live; 10 000 live shows the cost without recycling), and consume+release with 1 000 vs 100 000 live ranges
  * (target: the 100k case within 2x of the 1k case). */
 #include <stdint.h>
 #include <stdio.h>
@@ -56,19 +56,22 @@ static double bench_create(size_t size, int n, const shk_buf_options *opts) {
   return (bench_now_ns() - t0) / n;
 }
 
-/* Batches of 1 000 live at once: the recycling slot holds one object per size class, so almost
- * every create here mallocs and indexes, and every release unindexes and frees. */
-#define BATCH 1000
+/* Batches of buffers live at once. 1 000 of 64 B fit the calling thread's recycling lists
+ * (1 024 objects of that class), so after the first round every create takes a parked object
+ * back; 10 000 do not, so almost every create there mallocs and indexes, and every release
+ * unindexes and frees: the cost without recycling. */
+#define BATCH_MAX 10000
+static int batch = 1000;
 
 static double bench_malloc_batch(size_t size, int n) {
-  static unsigned char *p[BATCH];
+  static unsigned char *p[BATCH_MAX];
   double t0 = bench_now_ns();
-  for (int i = 0; i < n; i += BATCH) {
-    for (int k = 0; k < BATCH; k++) {
+  for (int i = 0; i < n; i += batch) {
+    for (int k = 0; k < batch; k++) {
       if (!(p[k] = malloc(size))) abort();
       p[k][0] = (unsigned char)k;
     }
-    for (int k = 0; k < BATCH; k++) {
+    for (int k = 0; k < batch; k++) {
       sink += p[k][0];
       free(p[k]);
     }
@@ -77,14 +80,14 @@ static double bench_malloc_batch(size_t size, int n) {
 }
 
 static double bench_create_batch(size_t size, int n) {
-  static shk_buf *b[BATCH];
+  static shk_buf *b[BATCH_MAX];
   double t0 = bench_now_ns();
-  for (int i = 0; i < n; i += BATCH) {
-    for (int k = 0; k < BATCH; k++) {
+  for (int i = 0; i < n; i += batch) {
+    for (int k = 0; k < batch; k++) {
       if (shk_buf_create(size, 1, NULL, &b[k]) != SHK_OK) abort();
       ((unsigned char *)shk_buf_data(b[k]))[0] = (unsigned char)k;
     }
-    for (int k = 0; k < BATCH; k++) {
+    for (int k = 0; k < batch; k++) {
       sink += ((unsigned char *)shk_buf_data(b[k]))[0];
       shk_buf_release(b[k]);
     }
@@ -203,6 +206,10 @@ int main(int argc, char **argv) {
           20000 / scale, target);
   compare("create+release 64 B, 1 000 live", "malloc+free", bench_create_batch, bench_malloc_batch,
           64, 1000000 / scale, "");
+  batch = BATCH_MAX;
+  compare("create+release 64 B, 10 000 live", "malloc+free", bench_create_batch,
+          bench_malloc_batch, 64, 1000000 / scale, " (no recycling)");
+  batch = 1000;
   compare("create+release 64 B (aligned)", "malloc+free", create_aligned, bench_malloc, 64,
           1000000 / scale, "");
   compare("create+release 64 KiB (pages)", "os pages", create_pages, bench_os_pages, 65536,

@@ -58,7 +58,10 @@ static void random_ranges_agree_with_the_model(void **state) {
         live++;
       }
     }
-    if (step % 4000 == 0) assert_int_equal(shk__buf_ranges_count(), base_count + live);
+    if (step % 4000 == 0) {
+      assert_int_equal(shk__buf_ranges_count(), base_count + live);
+      assert_int_equal(shk__buf_ranges_check(), 0); /* sorted, counted, dead entries right */
+    }
   }
   assert_true(live > 500); /* the index really held many ranges at once */
   for (size_t i = 0; i < SLOTS; i++) {
@@ -99,7 +102,44 @@ static void ascending_and_descending_fills_split_and_merge_cleanly(void **state)
   shk__buf_ranges_remove(&all);
 }
 
+/* A removed range leaves a dead entry in place: a range inserted over it takes it over, and a
+ * range that contains dead entries still hides every point inside it from later inserts. */
+static void removed_places_neither_hide_nor_invent_overlaps(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  shk__buf_range a = {BASE + 10, BASE + 20}, b = {BASE + 30, BASE + 40}, c = {BASE + 50, BASE + 60};
+  assert_int_equal(shk__buf_ranges_insert(&a), SHK_OK);
+  assert_int_equal(shk__buf_ranges_insert(&b), SHK_OK);
+  assert_int_equal(shk__buf_ranges_insert(&c), SHK_OK);
+  shk__buf_ranges_remove(&a);
+  shk__buf_ranges_remove(&b); /* two dead entries, at 10 and 30 */
+  shk__buf_range wide = {BASE + 5, BASE + 45}; /* around both dead places */
+  assert_int_equal(shk__buf_ranges_insert(&wide), SHK_OK);
+  shk__buf_range in_dead = {BASE + 31, BASE + 32}, after = {BASE + 45, BASE + 50};
+  assert_int_equal(shk__buf_ranges_insert(&in_dead), SHK_EOVERLAP); /* behind the dead 30 */
+  assert_int_equal(shk__buf_ranges_insert(&after), SHK_OK);         /* touching both sides */
+  shk__buf_range across = {BASE + 44, BASE + 46};
+  assert_int_equal(shk__buf_ranges_insert(&across), SHK_EOVERLAP);
+  assert_int_equal(shk__buf_ranges_count(), base_count + 3);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  /* Renewed in place many times: one entry, no growth. */
+  for (int k = 0; k < 1000; k++) {
+    shk__buf_ranges_remove(&after);
+    assert_int_equal(shk__buf_ranges_insert(&after), SHK_OK);
+  }
+  assert_int_equal(shk__buf_ranges_count(), base_count + 3);
+  shk__buf_ranges_remove(&after);
+  shk__buf_ranges_remove(&wide);
+  shk__buf_ranges_remove(&c);
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  shk__buf_range all = {BASE, BASE + 100};
+  assert_int_equal(shk__buf_ranges_insert(&all), SHK_OK);
+  shk__buf_ranges_remove(&all);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(removed_places_neither_hide_nor_invent_overlaps),
     cmocka_unit_test(random_ranges_agree_with_the_model),
     cmocka_unit_test(ascending_and_descending_fills_split_and_merge_cleanly),
 };

@@ -79,19 +79,73 @@ static void another_size_of_the_class_replaces_the_parked_one(void **state) {
   assert_true(shk__buf_ranges_count() <= indexed + 1);
 }
 
-static void a_full_slot_leaves_the_release_to_free(void **state) {
+/* A thread parks up to shk__buf_park_limit() objects of a class; the release after that frees. */
+static void a_full_list_leaves_the_release_to_free(void **state) {
   (void)state;
-  assert_int_equal(shk_buf_shutdown(), SHK_OK); /* empty slots */
-  shk_buf *a = make(300, NULL);
-  shk_buf *b = make(300, NULL);
-  void *first = shk_buf_data(a);
-  shk_buf_release(a); /* parked */
+  assert_int_equal(shk_buf_shutdown(), SHK_OK); /* empty lists */
+  size_t limit = shk__buf_park_limit(shk__buf_class_of(300));
+  shk_buf **held = calloc(limit + 1, sizeof *held);
+  assert_non_null(held);
+  for (size_t i = 0; i <= limit; i++) held[i] = make(300, NULL);
+  void *first = shk_buf_data(held[0]);
+  for (size_t i = 0; i < limit; i++) shk_buf_release(held[i]); /* parked */
+  assert_int_equal(shk__buf_recycle_count(), limit);
   size_t indexed = shk__buf_ranges_count();
-  shk_buf_release(b); /* its slot is full: freed, out of the index */
+  shk_buf_release(held[limit]); /* its list is full: freed, out of the index */
   assert_int_equal(shk__buf_ranges_count(), indexed - 1);
-  shk_buf *c = make(300, NULL);
-  assert_ptr_equal(shk_buf_data(c), first); /* the first one stayed parked */
+  assert_int_equal(shk__buf_recycle_count(), limit);
+  /* Taken back last in, first out: the first one parked comes back last. */
+  for (size_t i = 0; i < limit; i++) held[i] = make(300, NULL);
+  assert_ptr_equal(shk_buf_data(held[limit - 1]), first);
+  assert_int_equal(shk__buf_recycle_count(), 0);
+  for (size_t i = 0; i < limit; i++) shk_buf_release(held[i]);
+  free(held);
+}
+
+/* A thousand small buffers renewed together come back from the thread's list: no new memory. */
+static void a_thousand_small_buffers_are_recycled_together(void **state) {
+  (void)state;
+  assert_int_equal(shk_buf_shutdown(), SHK_OK);
+  enum { N = 1000 };
+  static shk_buf *held[N];
+  static void *where[N];
+  for (size_t i = 0; i < N; i++) where[i] = shk_buf_data(held[i] = make(64, NULL));
+  for (size_t i = 0; i < N; i++) shk_buf_release(held[i]);
+  size_t indexed = shk__buf_ranges_count();
+  for (size_t i = 0; i < N; i++) held[i] = make(64, NULL);
+  assert_int_equal(shk__buf_ranges_count(), indexed); /* nothing entered the index */
+  for (size_t i = 0; i < N; i++) assert_ptr_equal(shk_buf_data(held[i]), where[N - 1 - i]);
+  for (size_t i = 0; i < N; i++) shk_buf_release(held[i]);
+}
+
+/* "aligned" buffers are parked too, apart from heap ones, and come back only with their own
+ * alignment. */
+static void aligned_buffers_are_recycled_with_their_alignment(void **state) {
+  (void)state;
+  assert_int_equal(shk_buf_shutdown(), SHK_OK);
+  shk_buf_options a64 = {.allocator = "aligned"}, a256 = {.allocator = "aligned", .alignment = 256};
+  shk_buf *a = make(100, &a64);
+  void *p = shk_buf_data(a);
+  assert_int_equal((uintptr_t)p % 64, 0);
+  assert_string_equal(shk_buf_allocator_name(a), "aligned");
+  shk_buf_release(a);
+  /* Parked aligned memory is still the library's. */
+  shk_buf *e = (shk_buf *)1;
+  assert_int_equal(shk_buf_consume((unsigned char *)p + 8, 8, 1, NULL, &e), SHK_EOVERLAP);
+  assert_null(e);
+  shk_buf *h = make(100, NULL); /* the heap does not take the aligned object */
+  assert_ptr_not_equal(shk_buf_data(h), p);
+  assert_string_equal(shk_buf_allocator_name(h), "heap");
+  shk_buf *b = make(100, &a64);
+  assert_ptr_equal(shk_buf_data(b), p); /* taken back */
+  shk_buf_release(b);
+  shk_buf *c = make(100, &a256); /* another alignment: the parked one is replaced */
+  assert_int_equal((uintptr_t)shk_buf_data(c) % 256, 0);
   shk_buf_release(c);
+  shk_buf *d = make(100, &a256);
+  assert_int_equal((uintptr_t)shk_buf_data(d) % 256, 0);
+  shk_buf_release(h);
+  shk_buf_release(d);
 }
 
 static void large_buffers_are_freed_not_parked(void **state) {
@@ -341,7 +395,9 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_released_buffer_comes_back_as_a_new_zeroed_buffer),
     cmocka_unit_test(parked_memory_stays_indexed_but_not_live),
     cmocka_unit_test(another_size_of_the_class_replaces_the_parked_one),
-    cmocka_unit_test(a_full_slot_leaves_the_release_to_free),
+    cmocka_unit_test(a_full_list_leaves_the_release_to_free),
+    cmocka_unit_test(a_thousand_small_buffers_are_recycled_together),
+    cmocka_unit_test(aligned_buffers_are_recycled_with_their_alignment),
     cmocka_unit_test(large_buffers_are_freed_not_parked),
     cmocka_unit_test(shared_buffers_are_parked_by_the_last_release_only),
     cmocka_unit_test(shutdown_frees_every_parked_object),

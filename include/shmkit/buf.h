@@ -184,13 +184,15 @@ SHK_API int shk_buf_retain(shk_buf *buf);
 
 /** Drops a reference; the last one destroys the buffer (destroy callback, device unmap, free,
  * range leaves the index) or, with delayed_free, moves it to the deferred list. Accepts NULL.
- * A destroyed heap buffer of up to 2 MiB may be parked for reuse by the next create of the same
- * size, one per size class (bit length of the size): below 4 KiB by the releasing thread (under
- * 8 KiB per thread, freed when that thread ends by itself or calls shk_buf_shutdown(); the main
- * thread's and those of threads still running at exit go with the process), from 4 KiB on in
- * slots shared by all threads (under 4 MiB in all, freed by shk_buf_shutdown()). While parked
- * its range stays in the index, so consuming that (dangling) memory gives SHK_EOVERLAP.
- * Thread-safe. */
+ * A destroyed "heap" or "aligned" buffer of up to 2 MiB may be parked for reuse by the next
+ * create of the same allocator, size and alignment, by size class (bit length of the size):
+ * below 4 KiB by the releasing thread, up to 1 024 objects and about 128 KiB of bytes per class
+ * (freed when that thread ends by itself or calls shk_buf_shutdown(); the main thread's and
+ * those of threads still running at exit go with the process), from 4 KiB on one per class in
+ * slots shared by all threads (under 4 MiB per allocator, freed by shk_buf_shutdown()). While
+ * parked its range stays in the index, so consuming that (dangling) memory gives SHK_EOVERLAP.
+ * Under SHK_DEBUG=buf (docs/debug.md) nothing is parked, and releasing an ended buffer again is
+ * reported and does nothing. Thread-safe. */
 SHK_API void shk_buf_release(shk_buf *buf);
 
 /** Releases what *slot holds and stores buf there (the caller's reference to buf moves into the

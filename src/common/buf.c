@@ -8,7 +8,8 @@
 
 /* ---- heap hook and observer ---- */
 
-/* Fast check so buffers pay nothing without a hook or an observer. Read by the index under its
+/* Fast check so buffers pay nothing without a hook, an observer or SHK_DEBUG=buf (whose checks
+ * ride on it: the short ways below need no test of their own). Read by the index under its
  * lock too (shk__buf_ranges_insert_seen). */
 atomic_bool shk__buf_observed;
 static shk_buf_heap_fn hook_fn;            /* guarded by SHK__LOCK_BUF_HOOK */
@@ -20,7 +21,8 @@ static void lock_hook(void) { shk__lock(SHK__LOCK_BUF_HOOK); }
 static void unlock_hook(void) { shk__unlock(SHK__LOCK_BUF_HOOK); }
 
 static void update_observed_locked(void) {
-  atomic_store(&shk__buf_observed, hook_fn != NULL || observer_fn != NULL || lens_on);
+  atomic_store(&shk__buf_observed, hook_fn != NULL || observer_fn != NULL || lens_on ||
+                                        shk__debug_on(SHK__DEBUG_BUF));
 }
 
 int shk_buf_set_heap_hook(shk_buf_heap_fn fn, void *user) {
@@ -46,9 +48,15 @@ void shk__buf_observer_set(shk__buf_observer_fn fn) {
   unlock_hook();
 }
 
+/* The address the allocator gives for the bytes (no handle check: also for an ending buffer). */
+static uintptr_t address_of(const shk_buf *buf) {
+  const shk_buf_allocator *t = &buf->allocator->table;
+  return t->address ? t->address(t->user, &buf->block) : (uintptr_t)buf->data;
+}
+
 static void fill_info(const shk_buf *buf, shk_buf_info *info) {
   info->data = buf->data;
-  info->address = shk_buf_address(buf);
+  info->address = address_of(buf);
   info->size = buf->size;
   info->item_size = buf->item_size;
   info->count = buf->count;
@@ -157,6 +165,7 @@ static void set_identity(shk_buf *buf, uint64_t id, size_t count, size_t item_si
   /* A store, not atomic_init: a parked object taken back here may be read meanwhile by the
    * walk over live buffers (same instruction on x86 and ARM). */
   atomic_store_explicit(&buf->refs, 1, memory_order_relaxed);
+  buf->magic = SHK__BUF_MAGIC_LIVE;
   buf->id = id;
   buf->count = count;
   buf->item_size = item_size;
@@ -165,30 +174,69 @@ static void set_identity(shk_buf *buf, uint64_t id, size_t count, size_t item_si
   buf->on_destroy_user = opts->on_destroy_user;
 }
 
-/* A parked object of this size when the default heap is asked for, else NULL. The built-in heap
- * can be neither replaced nor unregistered, so no lookup is needed: the object already points at
- * it. Its other fields are as its destruction left them, which is as made: inline, owned by no
- * one, indexed, unmapped, on no list. */
+/* The recyclable kind named by an allocator name, or -1. The built-ins can be neither replaced
+ * nor unregistered, so the name alone decides; compared without a call (a strcmp per create
+ * was an eighth of an aligned create+release). */
+static SHK__NOINLINE int builtin_kind(const char *name) {
+  if (!name) return SHK__BUF_KIND_HEAP;
+  if (name[0] == 'h' && name[1] == 'e' && name[2] == 'a' && name[3] == 'p' && name[4] == 0)
+    return SHK__BUF_KIND_HEAP;
+  if (name[0] == 'a' && name[1] == 'l' && name[2] == 'i' && name[3] == 'g' && name[4] == 'n' &&
+      name[5] == 'e' && name[6] == 'd' && name[7] == 0)
+    return SHK__BUF_KIND_ALIGNED;
+  return -1;
+}
+
+/* The alignment an inline object of this kind keeps (0: malloc's own). */
+static size_t kind_align(int kind, const shk_buf_options *opts) {
+  if (kind != SHK__BUF_KIND_ALIGNED) return 0;
+  return opts->alignment ? opts->alignment : SHK__BUF_ALIGNED_DEFAULT;
+}
+
+/* A parked object of this size when a built-in heap or aligned allocator is asked for, else
+ * NULL. No lookup is needed: the object already points at its allocator. Its other fields are as
+ * its destruction left them, which is as made: inline, owned by no one, indexed, unmapped, on no
+ * list. */
 static shk_buf *object_reuse(size_t size, size_t count, size_t item_size,
                              const shk_buf_options *opts) {
-  if (opts->allocator && strcmp(opts->allocator, "heap") != 0) return NULL;
-  shk_buf *buf = shk__buf_recycle_take(size);
+  int kind = builtin_kind(opts->allocator);
+  if (kind < 0) return NULL;
+  shk_buf *buf = shk__buf_recycle_take(kind, size, kind_align(kind, opts));
   if (buf) set_identity(buf, shk__buf_next_id(), count, item_size, opts);
   return buf;
 }
 
-/* A new object for the named allocator. Buffers of the built-in heap get their bytes in the same
- * malloc block (inline) when may_inline, which halves the malloc calls; other memory comes later
- * from the allocator. */
+/* Whether the object can hold its bytes (inline) for this allocator, and where they start;
+ * *extra counts the bytes beyond header and size (alignment, guards). */
+static bool inline_layout(const shk__buf_allocator *allocator, size_t size, bool guard,
+                          const shk_buf_options *opts, int *kind, size_t *align, size_t *extra) {
+  if (!allocator->builtin) return false;
+  if (allocator->table.alloc == shk__buf_heap_allocator.alloc) *kind = SHK__BUF_KIND_HEAP;
+  else if (allocator->table.alloc == shk__buf_aligned_allocator.alloc) *kind = SHK__BUF_KIND_ALIGNED;
+  else return false;
+  *align = kind_align(*kind, opts);
+  *extra = (*align > SHK__MAX_ALIGN ? *align - 1 : 0) + (guard ? 2 * SHK__BUF_GUARD : 0);
+  return size <= SIZE_MAX - HEADER_SIZE - *extra;
+}
+
+/* A new object for the named allocator. Buffers of the built-in heap and aligned allocators get
+ * their bytes in the same malloc block (inline) when may_inline, which halves the malloc calls
+ * and lets them be recycled; other memory comes later from the allocator. */
 static int object_new(size_t size, size_t count, size_t item_size, const shk_buf_options *opts,
                       bool may_inline, shk_buf **out) {
   shk__buf_allocator *allocator = NULL;
   int rc = shk__buf_allocator_acquire(opts->allocator, &allocator);
   if (rc != SHK_OK) return rc;
-  bool inline_data = may_inline && allocator->builtin &&
-                     allocator->table.alloc == shk__buf_heap_allocator.alloc &&
-                     size <= SIZE_MAX - HEADER_SIZE;
-  shk_buf *buf = malloc(inline_data ? HEADER_SIZE + size : sizeof *buf);
+  int kind = 0;
+  size_t align = 0, extra = 0;
+  /* Under SHK_DEBUG=buf inline bytes get guards and are never parked (a parked object would
+   * hide a use after release), and every creation and release takes its long way. */
+  bool debug = shk__debug_on(SHK__DEBUG_BUF);
+  if (debug && !atomic_load_explicit(&shk__buf_observed, memory_order_relaxed))
+    atomic_store(&shk__buf_observed, true);
+  bool inline_data =
+      may_inline && inline_layout(allocator, size, debug, opts, &kind, &align, &extra);
+  shk_buf *buf = malloc(inline_data ? HEADER_SIZE + extra + size : sizeof *buf);
   if (!buf) {
     shk__buf_allocator_drop(allocator);
     return SHK_ENOMEM;
@@ -199,12 +247,24 @@ static int object_new(size_t size, size_t count, size_t item_size, const shk_buf
   buf->data = NULL;
   buf->size = size;
   buf->allocator = allocator;
-  buf->block.ptr = inline_data ? (unsigned char *)buf + HEADER_SIZE : NULL;
+  buf->block.ptr = NULL;
+  if (inline_data) {
+    uintptr_t p = (uintptr_t)buf + HEADER_SIZE + (debug ? SHK__BUF_GUARD : 0);
+    if (align > SHK__MAX_ALIGN) p = (p + align - 1) & ~(uintptr_t)(align - 1);
+    buf->block.ptr = (void *)p;
+  }
   buf->block.state = NULL;
   buf->block.zeroed = false;
   buf->owned = false;
   buf->consumed = false;
-  buf->recyclable = inline_data;
+  buf->recyclable = inline_data && !debug;
+  buf->guarded = inline_data && debug;
+  buf->created_at = buf->released_at = NULL;
+  if (buf->guarded) shk__buf_debug_guard_set(buf);
+  buf->kind = (uint8_t)kind;
+  buf->align = align;
+  buf->park_key = shk__buf_park_key(size, align);
+  buf->park_next = NULL;
   buf->deferred_prev = buf->deferred_next = NULL;
   buf->device.mode = 0;
   buf->device.device = 0;
@@ -268,58 +328,83 @@ static SHK__NOINLINE int create_new(size_t size, size_t count, size_t item_size,
   return buf_publish(buf, out);
 }
 
-/* Creation when the short way below does not apply: options, another allocator, the shared
- * slots, or a new object. */
-static SHK__NOINLINE int create_general(size_t size, size_t count, size_t item_size,
-                                        const shk_buf_options *opts, shk_buf **out) {
-  SHK__LENS_BUF_READY();
-  shk_buf *buf = object_reuse(size, count, item_size, opts);
-  if (!buf) return create_new(size, count, item_size, opts, out);
-  init_bytes(buf, opts); /* nothing to allocate, the range is indexed already */
-  buf->data = buf->block.ptr;
-  report_heap(buf, true);
-  *out = buf;
-  return SHK_OK;
+/* Under SHK_DEBUG=buf: the error reported, or the new buffer's call site noted. */
+static SHK__NOINLINE void debug_created(int rc, shk_buf **out, const char *fn, const void *caller) {
+  if (rc != SHK_OK) shk__debug_error(SHK__DEBUG_BUF, fn, rc, caller);
+  else if (out && *out) (*out)->created_at = caller;
 }
 
-int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *caller, shk_buf **out) {
-  if (!out) return SHK_EINVAL;
+/* Creation when the short way below does not apply: options, another allocator, the shared
+ * slots, or a new object. SHK_DEBUG's work for a creation is done here, off the short way (which
+ * it turns off). */
+static SHK__NOINLINE int create_general(size_t size, size_t count, size_t item_size,
+                                        const shk_buf_options *opts, shk_buf **out,
+                                        const void *caller) {
+  SHK__LENS_BUF_READY();
+  int rc = SHK_OK;
+  shk_buf *buf = object_reuse(size, count, item_size, opts);
+  if (!buf) {
+    rc = create_new(size, count, item_size, opts, out);
+  } else {
+    init_bytes(buf, opts); /* nothing to allocate, the range is indexed already */
+    buf->data = buf->block.ptr;
+    report_heap(buf, true);
+    *out = buf;
+  }
+  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) debug_created(rc, out, "shk_buf_create", caller);
+  return rc;
+}
+
+/* The short way's object: parked in this thread, with no hook and an id at hand; else NULL. */
+static inline shk_buf *take_short(int kind, size_t size, size_t align) {
+  shk__buf_thread *t = shk__buf_this_thread;
+  if (!t || t->next_id == t->id_end || atomic_load_explicit(&shk__buf_observed, memory_order_relaxed))
+    return NULL;
+  return shk__buf_recycle_take_own(kind, size, align);
+}
+
+int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *given, shk_buf **out) {
+  if (!out) return SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL);
   *out = NULL;
   shk_buf_options local;
   const void *use;
-  if (shk__options_use(&options_layout, caller, &local, &use) != SHK_OK) return SHK_EINVAL;
+  if (shk__options_use(&options_layout, given, &local, &use) != SHK_OK)
+    return SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL);
   const shk_buf_options *opts = use;
   if (opts->init != SHK_BUF_INIT_NONE && opts->init != SHK_BUF_INIT_ZERO &&
       opts->init != SHK_BUF_INIT_BYTE)
-    return SHK_EINVAL;
-  if (opts->alignment & (opts->alignment - 1)) return SHK_EINVAL;
+    return SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL);
+  if (opts->alignment & (opts->alignment - 1)) return SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL);
   size_t size = 0;
   int rc = check_shape(count, item_size, &size);
-  if (rc != SHK_OK) return rc;
-  /* The short way, with no call at all: the default heap, no init, no hook, and a parked
-   * object of this size and an id at hand in this thread. */
-  shk__buf_thread *t = shk__buf_this_thread;
-  if (!opts->allocator && opts->init == SHK_BUF_INIT_NONE &&
-      !atomic_load_explicit(&shk__buf_observed, memory_order_relaxed) && t && t->next_id != t->id_end) {
-    shk_buf *buf = shk__buf_recycle_take_own(size);
+  if (rc != SHK_OK) return SHK__DEBUG_RET(SHK__DEBUG_BUF, rc);
+  /* The short way, with no call at all for the default heap: no init, no hook, and a parked
+   * object of this size and an id at hand in this thread. Written twice so that the heap's
+   * kind and alignment are constants there (the general form cost it 20 instructions). */
+  if (opts->init == SHK_BUF_INIT_NONE) {
+    shk_buf *buf = NULL;
+    if (!opts->allocator)
+      buf = take_short(SHK__BUF_KIND_HEAP, size, 0);
+    else if (builtin_kind(opts->allocator) == SHK__BUF_KIND_ALIGNED)
+      buf = take_short(SHK__BUF_KIND_ALIGNED, size, kind_align(SHK__BUF_KIND_ALIGNED, opts));
     if (buf) {
-      set_identity(buf, t->next_id++, count, item_size, opts);
+      set_identity(buf, shk__buf_this_thread->next_id++, count, item_size, opts);
       buf->data = buf->block.ptr;
       *out = buf;
       return SHK_OK;
     }
   }
-  return create_general(size, count, item_size, opts, out);
+  return create_general(size, count, item_size, opts, out, SHK__CALLER());
 }
 
-int shk_buf_consume(void *ptr, size_t count, size_t item_size, const shk_buf_options *caller,
-                    shk_buf **out) {
+static int buf_consume(void *ptr, size_t count, size_t item_size, const shk_buf_options *given,
+                       shk_buf **out) {
   if (!out) return SHK_EINVAL;
   *out = NULL;
   if (!ptr) return SHK_EINVAL;
   shk_buf_options local;
   const void *use;
-  if (shk__options_use(&options_layout, caller, &local, &use) != SHK_OK) return SHK_EINVAL;
+  if (shk__options_use(&options_layout, given, &local, &use) != SHK_OK) return SHK_EINVAL;
   const shk_buf_options *opts = use;
   if (opts->init != SHK_BUF_INIT_NONE) return SHK_EINVAL;
   size_t size = 0;
@@ -341,6 +426,13 @@ int shk_buf_consume(void *ptr, size_t count, size_t item_size, const shk_buf_opt
   buf->consumed = true;
   buf->owned = opts->take_ownership;
   return buf_publish(buf, out);
+}
+
+int shk_buf_consume(void *ptr, size_t count, size_t item_size, const shk_buf_options *opts,
+                    shk_buf **out) {
+  int rc = buf_consume(ptr, count, item_size, opts, out);
+  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) debug_created(rc, out, __func__, SHK__CALLER());
+  return rc;
 }
 
 /* ---- lifetime ---- */
@@ -365,22 +457,30 @@ static SHK__NOINLINE void buf_finish(shk_buf *buf) {
   const shk_buf_allocator *t = &buf->allocator->table;
   if (buf->owned) t->free(t->user, &buf->block, buf->size);
   shk__buf_allocator_drop(buf->allocator);
-  free(buf);
-}
-
-/* The same, inline in release: the usual small heap buffer (no callback, no mapping, no hook)
- * goes straight to its thread's slot, with no call at all. */
-static inline void buf_end(shk_buf *buf) {
-  bool plain = !buf->on_destroy && buf->device.mode == 0 &&
-               !atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
-  if (plain && buf->recyclable && shk__buf_recycle_keep_own(buf)) return;
-  buf_finish(buf);
+  /* Under SHK_DEBUG=buf the object is kept a while, tagged dead, to recognise a late use. */
+  if (buf->guarded) shk__buf_debug_guard_check(buf);
+  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) shk__buf_debug_retire(buf);
+  else free(buf);
 }
 
 void shk__buf_destroy(shk_buf *buf) { buf_finish(buf); }
 
+/* A buffer's last reference went, not the short way: tagged dead under SHK_DEBUG=buf (caller:
+ * the call site of the release), then deferred or ended. */
+static SHK__NOINLINE void buf_released(shk_buf *buf, const void *caller) {
+  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) {
+    buf->magic = SHK__BUF_MAGIC_DEAD;
+    buf->released_at = caller;
+  }
+  if (buf->delayed)
+    shk__buf_deferred_add(buf);
+  else
+    buf_finish(buf);
+}
+
 int shk_buf_retain(shk_buf *buf) {
-  if (!buf) return SHK_EINVAL;
+  if (!buf) return SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL);
+  SHK__BUF_CHECK(buf, SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL));
   atomic_fetch_add_explicit(&buf->refs, 1, memory_order_relaxed);
   return SHK_OK;
 }
@@ -391,18 +491,27 @@ void shk_buf_release(shk_buf *buf) {
    * thread would need a reference of its own to retain. The acquire load pairs with the release
    * decrements of earlier holders as the read-modify-write would, and the last release of an
    * unshared buffer (the common case) skips the locked instruction. */
-  if (atomic_load_explicit(&buf->refs, memory_order_acquire) == 1)
+  size_t refs = atomic_load_explicit(&buf->refs, memory_order_acquire);
+  if (refs == 1) {
     atomic_store_explicit(&buf->refs, 0, memory_order_relaxed);
-  else if (atomic_fetch_sub_explicit(&buf->refs, 1, memory_order_acq_rel) != 1)
-    return;
-  if (buf->delayed)
-    shk__buf_deferred_add(buf);
-  else
-    buf_end(buf);
+  } else {
+    /* An ended handle (count 0, kept under SHK_DEBUG=buf) is recognised here, off the usual
+     * way: SHK_DEBUG costs the last release nothing. */
+    if (SHK__UNLIKELY(refs == 0 || buf->magic != SHK__BUF_MAGIC_LIVE) &&
+        !shk__buf_debug_handle_ok(buf, __func__, SHK__CALLER()))
+      return;
+    if (atomic_fetch_sub_explicit(&buf->refs, 1, memory_order_acq_rel) != 1) return;
+  }
+  /* The usual small heap buffer (no delay, callback, mapping or hook) goes straight to its
+   * thread's list, with no call at all. */
+  bool plain = !buf->delayed && !buf->on_destroy && buf->device.mode == 0 &&
+               !atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
+  if (plain && buf->recyclable && shk__buf_recycle_keep_own(buf)) return;
+  buf_released(buf, SHK__CALLER());
 }
 
 int shk_buf_assign(shk_buf **slot, shk_buf *buf) {
-  if (!slot) return SHK_EINVAL;
+  if (!slot) return SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL);
   shk_buf *old = *slot;
   *slot = buf;
   if (old != buf) shk_buf_release(old);
@@ -411,26 +520,42 @@ int shk_buf_assign(shk_buf **slot, shk_buf *buf) {
 
 /* ---- accessors ---- */
 
-void *shk_buf_data(const shk_buf *buf) { return buf ? buf->data : NULL; }
+void *shk_buf_data(const shk_buf *buf) {
+  SHK__BUF_CHECK(buf, NULL);
+  return buf ? buf->data : NULL;
+}
 
 uintptr_t shk_buf_address(const shk_buf *buf) {
   if (!buf) return 0;
-  const shk_buf_allocator *t = &buf->allocator->table;
-  return t->address ? t->address(t->user, &buf->block) : (uintptr_t)buf->data;
+  SHK__BUF_CHECK(buf, 0);
+  return address_of(buf);
 }
 
-size_t shk_buf_size(const shk_buf *buf) { return buf ? buf->size : 0; }
-size_t shk_buf_item_size(const shk_buf *buf) { return buf ? buf->item_size : 0; }
-size_t shk_buf_count(const shk_buf *buf) { return buf ? buf->count : 0; }
-uint64_t shk_buf_id(const shk_buf *buf) { return buf ? buf->id : 0; }
-const char *shk_buf_allocator_name(const shk_buf *buf) { return buf ? buf->allocator->name : NULL; }
-bool shk_buf_consumed(const shk_buf *buf) { return buf && buf->consumed; }
+/* An accessor of one field: `none` for NULL or, under SHK_DEBUG=buf, an ended handle. */
+#define FIELD_ACCESSOR(type, fn, field, none) \
+  type fn(const shk_buf *buf) {               \
+    SHK__BUF_CHECK(buf, none);                \
+    return buf ? (type)buf->field : none;     \
+  }
+
+FIELD_ACCESSOR(size_t, shk_buf_size, size, 0)
+FIELD_ACCESSOR(size_t, shk_buf_item_size, item_size, 0)
+FIELD_ACCESSOR(size_t, shk_buf_count, count, 0)
+FIELD_ACCESSOR(uint64_t, shk_buf_id, id, 0)
+FIELD_ACCESSOR(bool, shk_buf_consumed, consumed, false)
+
+const char *shk_buf_allocator_name(const shk_buf *buf) {
+  SHK__BUF_CHECK(buf, NULL);
+  return buf ? buf->allocator->name : NULL;
+}
 
 size_t shk_buf_refcount(const shk_buf *buf) {
+  SHK__BUF_CHECK(buf, 0);
   return buf ? atomic_load_explicit(&((shk_buf *)buf)->refs, memory_order_relaxed) : 0;
 }
 
 const char *shk_buf_segment_name(const shk_buf *buf) {
+  SHK__BUF_CHECK(buf, NULL);
   if (!buf || buf->allocator->table.alloc != shk__buf_shm_allocator.alloc) return NULL;
   return shk__buf_shm_block_name(&buf->block);
 }

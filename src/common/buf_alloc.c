@@ -76,7 +76,29 @@ void shk_buf_allocator_init_size(shk_buf_allocator *table, size_t size) {
   shk__options_init(&table_layout, table, size);
 }
 
-int shk_buf_allocator_register(const char *name, const shk_buf_allocator *caller) {
+/* Under SHK_DEBUG=buf, after each change (lock held): every name well formed and unique, the
+ * built-ins listed, no user count below zero. Reports each fault found. */
+static void check_registry_locked(void) {
+  if (!shk__debug_on(SHK__DEBUG_BUF)) return;
+  size_t builtins_seen = 0;
+  for (const shk__buf_allocator *a = registry; a; a = a->next) {
+    if (!a->name[0] || memchr(a->name, 0, sizeof a->name) == NULL)
+      shk__debug_report(SHK__DEBUG_BUF, "allocator registry inconsistent: an entry has no name");
+    for (const shk__buf_allocator *b = a->next; b; b = b->next)
+      if (strcmp(a->name, b->name) == 0)
+        shk__debug_report(SHK__DEBUG_BUF, "allocator registry inconsistent: \"%s\" twice", a->name);
+    if (atomic_load_explicit(&a->users, memory_order_relaxed) > SIZE_MAX / 2)
+      shk__debug_report(SHK__DEBUG_BUF,
+                        "allocator registry inconsistent: \"%s\" has a negative user count",
+                        a->name);
+    builtins_seen += a >= builtins && a < builtins + SHK__ARRAY_LEN(builtins);
+  }
+  if (builtins_seen != SHK__ARRAY_LEN(builtins))
+    shk__debug_report(SHK__DEBUG_BUF, "allocator registry inconsistent: %lu of %lu built-ins listed",
+                      (unsigned long)builtins_seen, (unsigned long)SHK__ARRAY_LEN(builtins));
+}
+
+static int buf_allocator_register_impl(const char *name, const shk_buf_allocator *caller) {
   if (!caller || !name) return SHK_EINVAL;
   int rc = shk_shm_name_check(name);
   if (rc != SHK_OK) return rc;
@@ -97,12 +119,17 @@ int shk_buf_allocator_register(const char *name, const shk_buf_allocator *caller
     a->next = registry;
     registry = a;
   }
+  check_registry_locked();
   unlock_registry();
   if (rc != SHK_OK) free(a);
   return rc;
 }
 
-int shk_buf_allocator_unregister(const char *name) {
+int shk_buf_allocator_register(const char *name, const shk_buf_allocator *caller) {
+  return SHK__DEBUG_RET(SHK__DEBUG_BUF, buf_allocator_register_impl(name, caller));
+}
+
+static int buf_allocator_unregister_impl(const char *name) {
   if (!name) return SHK_EINVAL;
   shk__once_run(&registry_once, registry_init);
   lock_registry();
@@ -118,9 +145,14 @@ int shk_buf_allocator_unregister(const char *name) {
   } else {
     *slot = a->next;
   }
+  check_registry_locked();
   unlock_registry();
   if (rc == SHK_OK) free(a);
   return rc;
+}
+
+int shk_buf_allocator_unregister(const char *name) {
+  return SHK__DEBUG_RET(SHK__DEBUG_BUF, buf_allocator_unregister_impl(name));
 }
 
 bool shk_buf_allocator_exists(const char *name) {

@@ -26,11 +26,9 @@ const shk_buf_allocator shk__buf_heap_allocator = {SHK_BUF_ALLOCATOR_VERSION, he
 
 /* ---- aligned: the raw malloc pointer is the block state ---- */
 
-#define ALIGNED_DEFAULT 64
-
 static int aligned_alloc_block(void *user, const shk_buf_alloc_request *req, shk_buf_block *out) {
   (void)user;
-  size_t align = req->alignment ? req->alignment : ALIGNED_DEFAULT;
+  size_t align = req->alignment ? req->alignment : SHK__BUF_ALIGNED_DEFAULT;
   if ((align & (align - 1)) != 0) return SHK_EINVAL;
   if (req->size > SIZE_MAX - align) return SHK_EOVERFLOW;
   unsigned char *raw = req->zero ? calloc(1, req->size + align) : malloc(req->size + align);

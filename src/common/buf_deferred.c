@@ -40,7 +40,7 @@ void shk__buf_deferred_add(shk_buf *buf) {
   unlock_deferred();
 }
 
-int shk_buf_deferred_list(uint64_t *ids, size_t capacity, size_t *count) {
+static int buf_deferred_list_impl(uint64_t *ids, size_t capacity, size_t *count) {
   if (!count || (capacity > 0 && !ids)) return SHK_EINVAL;
   shk__once_run(&deferred_once, deferred_init);
   lock_deferred();
@@ -51,7 +51,11 @@ int shk_buf_deferred_list(uint64_t *ids, size_t capacity, size_t *count) {
   return SHK_OK;
 }
 
-int shk_buf_free_deferred(uint64_t id) {
+int shk_buf_deferred_list(uint64_t *ids, size_t capacity, size_t *count) {
+  return SHK__DEBUG_RET(SHK__DEBUG_BUF, buf_deferred_list_impl(ids, capacity, count));
+}
+
+static int buf_free_deferred_impl(uint64_t id) {
   shk__once_run(&deferred_once, deferred_init);
   lock_deferred();
   shk_buf *b = head;
@@ -63,7 +67,11 @@ int shk_buf_free_deferred(uint64_t id) {
   return SHK_OK;
 }
 
-int shk_buf_free_deferred_all(size_t *freed) {
+int shk_buf_free_deferred(uint64_t id) {
+  return SHK__DEBUG_RET(SHK__DEBUG_BUF, buf_free_deferred_impl(id));
+}
+
+static int buf_free_deferred_all_impl(size_t *freed) {
   shk__once_run(&deferred_once, deferred_init);
   size_t n = 0;
   for (;;) {
@@ -79,15 +87,27 @@ int shk_buf_free_deferred_all(size_t *freed) {
   return SHK_OK;
 }
 
-int shk_buf_shutdown(void) {
+int shk_buf_free_deferred_all(size_t *freed) {
+  return SHK__DEBUG_RET(SHK__DEBUG_BUF, buf_free_deferred_all_impl(freed));
+}
+
+static int buf_shutdown_impl(void) {
   int rc = shk_buf_free_deferred_all(NULL);
   shk__buf_recycle_flush(); /* after the deferred buffers are freed, which may park more */
   return rc;
 }
 
+int shk_buf_shutdown(void) {
+  return SHK__DEBUG_RET(SHK__DEBUG_BUF, buf_shutdown_impl());
+}
+
 /* Deprecated names, kept exported so programs built against them keep working. */
-int shk_buf_pending_list(uint64_t *ids, size_t capacity, size_t *count) {
+static int buf_pending_list_impl(uint64_t *ids, size_t capacity, size_t *count) {
   return shk_buf_deferred_list(ids, capacity, count);
+}
+
+int shk_buf_pending_list(uint64_t *ids, size_t capacity, size_t *count) {
+  return SHK__DEBUG_RET(SHK__DEBUG_BUF, buf_pending_list_impl(ids, capacity, count));
 }
 
 int shk_buf_collect(uint64_t id) { return shk_buf_free_deferred(id); }

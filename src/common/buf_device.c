@@ -12,13 +12,17 @@ static const shk__device_ops *ops_now(void) {
   return ops ? ops : shk__device_backend();
 }
 
-int shk_buf_device_count(int *count) {
+static int buf_device_count_impl(int *count) {
   if (!count) return SHK_EINVAL;
   *count = 0;
   return ops_now()->count(count);
 }
 
-int shk_buf_device_map(shk_buf *buf, int device, shk_buf_device_mode mode) {
+int shk_buf_device_count(int *count) {
+  return SHK__DEBUG_RET(SHK__DEBUG_BUF, buf_device_count_impl(count));
+}
+
+static int buf_device_map_impl(shk_buf *buf, int device, shk_buf_device_mode mode) {
   if (!buf || (mode != SHK_BUF_DEVICE_COPY && mode != SHK_BUF_DEVICE_PINNED)) return SHK_EINVAL;
   if (buf->device.mode != 0) return SHK_ESTATE;
   const shk__device_ops *ops = ops_now();
@@ -44,7 +48,12 @@ int shk_buf_device_map(shk_buf *buf, int device, shk_buf_device_mode mode) {
   return SHK_OK;
 }
 
-int shk_buf_device_update(shk_buf *buf, shk_buf_device_dir dir, size_t start, size_t length) {
+int shk_buf_device_map(shk_buf *buf, int device, shk_buf_device_mode mode) {
+  SHK__BUF_CHECK(buf, SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL));
+  return SHK__DEBUG_RET(SHK__DEBUG_BUF, buf_device_map_impl(buf, device, mode));
+}
+
+static int buf_device_update_impl(shk_buf *buf, shk_buf_device_dir dir, size_t start, size_t length) {
   if (!buf || dir < SHK_BUF_TO_DEVICE || dir > SHK_BUF_BOTH) return SHK_EINVAL;
   if (buf->device.mode == 0) return SHK_ESTATE;
   if (start > buf->size || length > buf->size - start) return SHK_ERANGE;
@@ -59,11 +68,21 @@ int shk_buf_device_update(shk_buf *buf, shk_buf_device_dir dir, size_t start, si
   return rc;
 }
 
-int shk_buf_device_unmap(shk_buf *buf) {
+int shk_buf_device_update(shk_buf *buf, shk_buf_device_dir dir, size_t start, size_t length) {
+  SHK__BUF_CHECK(buf, SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL));
+  return SHK__DEBUG_RET(SHK__DEBUG_BUF, buf_device_update_impl(buf, dir, start, length));
+}
+
+static int buf_device_unmap_impl(shk_buf *buf) {
   if (!buf) return SHK_EINVAL;
   if (buf->device.mode == 0) return SHK_ESTATE;
   shk__buf_device_drop(buf);
   return SHK_OK;
+}
+
+int shk_buf_device_unmap(shk_buf *buf) {
+  SHK__BUF_CHECK(buf, SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL));
+  return SHK__DEBUG_RET(SHK__DEBUG_BUF, buf_device_unmap_impl(buf));
 }
 
 void shk__buf_device_drop(shk_buf *buf) {
@@ -77,10 +96,15 @@ void shk__buf_device_drop(shk_buf *buf) {
 
 bool shk_buf_device_mapped(const shk_buf *buf) { return buf && buf->device.mode != 0; }
 
-int shk_buf_device_pointer(const shk_buf *buf, void **ptr) {
+static int buf_device_pointer_impl(const shk_buf *buf, void **ptr) {
   if (!buf || !ptr) return SHK_EINVAL;
   *ptr = NULL;
   if (buf->device.mode == 0) return SHK_ESTATE;
   *ptr = buf->device.ptr;
   return SHK_OK;
+}
+
+int shk_buf_device_pointer(const shk_buf *buf, void **ptr) {
+  SHK__BUF_CHECK(buf, SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL));
+  return SHK__DEBUG_RET(SHK__DEBUG_BUF, buf_device_pointer_impl(buf, ptr));
 }

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "debug.h"
 #include "internal.h"
 
 /* ---- allocator registry (buf_alloc.c, built-ins in buf_alloc_builtin.c) ---- */
@@ -27,6 +28,9 @@ int shk__buf_options_read(const shk_buf_options *opts, shk_buf_options *out);
 /* Finds an allocator by name (NULL: "heap") and counts one more user. SHK_ENOENT. */
 int shk__buf_allocator_acquire(const char *name, shk__buf_allocator **out);
 void shk__buf_allocator_drop(shk__buf_allocator *a);
+
+/* The alignment of "aligned" when the options give none. */
+#define SHK__BUF_ALIGNED_DEFAULT 64
 
 /* The built-in tables (buf_alloc_builtin.c). */
 extern const shk_buf_allocator shk__buf_heap_allocator;
@@ -95,8 +99,18 @@ void shk__buf_device_drop(shk_buf *buf);
  * ways only while it is clear. */
 extern atomic_bool shk__buf_observed;
 
+/* The tag of a handle: live, or ended and kept in quarantine (SHK_DEBUG=buf). */
+#define SHK__BUF_MAGIC_LIVE 0x53484b42u /* "SHKB" */
+#define SHK__BUF_MAGIC_DEAD 0xdeadb0ffu
+
+/* Guard bytes on each side of an inline buffer's bytes under SHK_DEBUG=buf. */
+#define SHK__BUF_GUARD 16
+
 struct shk_buf {
   atomic_size_t refs;
+  uint32_t magic; /* SHK__BUF_MAGIC_LIVE from creation; DEAD once released under SHK_DEBUG */
+  bool guarded;   /* SHK__BUF_GUARD bytes of guard on each side of block.ptr (SHK_DEBUG) */
+  const void *created_at, *released_at; /* call sites, recorded under SHK_DEBUG=buf */
   uint64_t id;
   void *data;
   size_t size, count, item_size;
@@ -105,7 +119,11 @@ struct shk_buf {
   bool owned;   /* destruction frees the memory */
   bool consumed;
   bool delayed;
-  bool recyclable; /* inline heap object: may be parked by buf_recycle.c instead of freed */
+  bool recyclable; /* inline heap or aligned object: may be parked by buf_recycle.c */
+  uint8_t kind;    /* SHK__BUF_KIND_* of a recyclable object */
+  size_t align;    /* an inline aligned object's alignment (0 for the heap) */
+  size_t park_key; /* size and alignment in one word, for the per-thread lists */
+  struct shk_buf *park_next; /* the next parked object of its list (buf_recycle.c) */
   shk_buf_destroy_fn on_destroy;
   void *on_destroy_user;
   shk__buf_range range;
@@ -119,13 +137,50 @@ void shk__buf_tell_removed(const shk_buf *buf);
 /* Runs the destroy callback, unmaps, frees and removes the range: the end of a buffer. */
 void shk__buf_destroy(shk_buf *buf);
 
+/* ---- SHK_DEBUG=buf (buf_debug.c) ---- */
+
+/* Fills / checks (reporting a spoiled one) the guard bytes of a guarded buffer. */
+void shk__buf_debug_guard_set(shk_buf *buf);
+void shk__buf_debug_guard_check(const shk_buf *buf);
+/* Whether buf is a live handle, or SHK_DEBUG=buf is off (true); else reports a double release,
+ * a use after release or a handle that is none (by its tag and count), naming fn and its
+ * caller, and returns false. */
+bool shk__buf_debug_handle_ok(const shk_buf *buf, const char *fn, const void *caller);
+/* Keeps an ended object (instead of free) so its tag can still be read; frees the oldest. */
+void shk__buf_debug_retire(shk_buf *buf);
+/* Checks the whole range index (buf_ranges.c), reporting each inconsistency; how many. */
+size_t shk__buf_ranges_check(void);
+
+/* In a public function taking a handle: under SHK_DEBUG=buf, returns `fail` for a handle that
+ * is not live (after reporting it). The test is of the handle's own tag, which the function
+ * reads beside its other fields: no global flag is read unless the tag is wrong, and without
+ * SHK_DEBUG a tag is never made wrong. */
+#define SHK__BUF_CHECK(buf, fail)                                                     \
+  do {                                                                                \
+    if (SHK__UNLIKELY((buf) && (buf)->magic != SHK__BUF_MAGIC_LIVE) &&                \
+        !shk__buf_debug_handle_ok((buf), __func__, SHK__CALLER()))                    \
+      return (fail);                                                                  \
+  } while (0)
+
 /* ---- per-thread state (buf_thread.c) ---- */
 
 /* Size classes parked per thread (sizes below 4 KiB); larger ones share process-wide slots. */
 #define SHK__BUF_THREAD_CLASSES 13
 
+/* The recyclable objects: inline bytes of the built-in "heap", and of the built-in "aligned"
+ * (bytes aligned inside the object's own malloc block). Each has its own lists. */
+enum { SHK__BUF_KIND_HEAP, SHK__BUF_KIND_ALIGNED, SHK__BUF_KINDS };
+
+/* Objects parked by one thread in one class: all of one size and alignment, linked through
+ * park_next, at most shk__buf_park_limit(class) of them. */
+typedef struct shk__buf_park {
+  shk_buf *head;
+  size_t n;
+  size_t key; /* shk__buf_park_key() of every object in the list, when n > 0 */
+} shk__buf_park;
+
 typedef struct shk__buf_thread {
-  shk_buf *parked[SHK__BUF_THREAD_CLASSES]; /* touched by the owning thread only */
+  shk__buf_park parked[SHK__BUF_KINDS][SHK__BUF_THREAD_CLASSES]; /* the owning thread's only */
   atomic_size_t parked_count;               /* written by the owner, read by any thread */
   uint64_t next_id, id_end;                 /* the ids [next_id, id_end) reserved by the owner */
   struct shk__buf_thread *prev, *next;      /* the list of all, under buf_thread.c's lock */
@@ -172,17 +227,34 @@ static inline void shk__buf_count_parked(shk__buf_thread *t, int delta) {
 
 /* The other cases of shk__buf_recycle_take / _keep below: shared classes, mismatched sizes, no
  * thread state yet. */
-shk_buf *shk__buf_recycle_take_slow(size_t size);
+shk_buf *shk__buf_recycle_take_slow(int kind, size_t size, size_t align);
 bool shk__buf_recycle_keep_slow(shk_buf *buf);
 
-/* The short ways, in the calling thread's own slots only: a parked object of exactly this size
- * (else NULL), and parking one in a free slot (else false). */
-static inline shk_buf *shk__buf_recycle_take_own(size_t size) {
+/* How many objects of class k (< SHK__BUF_THREAD_CLASSES) one thread may park: about 128 KiB
+ * of bytes per class (sizes of class k are below 2^k), and at most 1 024 objects, so that a
+ * thread that keeps a thousand small buffers alive and renews them never reaches malloc or the
+ * index (the cost of that was 15x malloc+free). A table: computing it cost the short way of
+ * release 6 instructions. */
+extern const uint16_t shk__buf_park_limits[SHK__BUF_THREAD_CLASSES];
+static inline size_t shk__buf_park_limit(size_t k) { return shk__buf_park_limits[k]; }
+
+/* Size (below 4 KiB here) and alignment (a power of two, or 0) in one word, compared in one
+ * instruction by the lists. */
+static inline size_t shk__buf_park_key(size_t size, size_t align) {
+  return size | (size_t)shk__bit_length(align) << 16;
+}
+
+/* The short ways, in the calling thread's own lists only: a parked object of exactly this kind,
+ * size and alignment (else NULL), and parking one in a list with room (else false). */
+static inline shk_buf *shk__buf_recycle_take_own(int kind, size_t size, size_t align) {
   size_t k = shk__buf_class_of(size);
   shk__buf_thread *t = shk__buf_this_thread;
-  shk_buf *buf = t && k < SHK__BUF_THREAD_CLASSES ? t->parked[k] : NULL;
-  if (!buf || buf->size != size) return NULL;
-  t->parked[k] = NULL;
+  if (!t || k >= SHK__BUF_THREAD_CLASSES) return NULL;
+  shk__buf_park *p = &t->parked[kind][k];
+  if (!p->n || p->key != shk__buf_park_key(size, align)) return NULL;
+  shk_buf *buf = p->head;
+  p->head = buf->park_next;
+  p->n--;
   shk__buf_count_parked(t, -1);
   return buf;
 }
@@ -190,20 +262,26 @@ static inline shk_buf *shk__buf_recycle_take_own(size_t size) {
 static inline bool shk__buf_recycle_keep_own(shk_buf *buf) {
   size_t k = shk__buf_class_of(buf->size);
   shk__buf_thread *t = shk__buf_this_thread;
-  if (!t || k >= SHK__BUF_THREAD_CLASSES || t->parked[k]) return false;
-  t->parked[k] = buf;
+  if (!t || k >= SHK__BUF_THREAD_CLASSES) return false;
+  shk__buf_park *p = &t->parked[buf->kind][k];
+  if (!p->n) p->key = buf->park_key;
+  else if (p->key != buf->park_key || p->n >= shk__buf_park_limit(k)) return false;
+  buf->park_next = p->head;
+  p->head = buf;
+  p->n++;
   shk__buf_count_parked(t, 1);
   return true;
 }
 
-/* A parked inline heap object of exactly this size, its range still indexed; else NULL. */
-static inline shk_buf *shk__buf_recycle_take(size_t size) {
-  shk_buf *buf = shk__buf_recycle_take_own(size);
-  return buf ? buf : shk__buf_recycle_take_slow(size);
+/* A parked inline object of exactly this kind, size and alignment, its range still indexed;
+ * else NULL (a list of another size in the class is freed: the new size replaces it). */
+static inline shk_buf *shk__buf_recycle_take(int kind, size_t size, size_t align) {
+  shk_buf *buf = shk__buf_recycle_take_own(kind, size, align);
+  return buf ? buf : shk__buf_recycle_take_slow(kind, size, align);
 }
 
-/* Parks a destroyed inline heap object (range still indexed); false when its size is not cached
- * or its slot is full (the caller frees it). */
+/* Parks a destroyed inline object (range still indexed); false when its size is not cached or
+ * its list is full or holds another size (the caller frees it). */
 static inline bool shk__buf_recycle_keep(shk_buf *buf) {
   return shk__buf_recycle_keep_own(buf) || shk__buf_recycle_keep_slow(buf);
 }

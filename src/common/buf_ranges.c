@@ -1,7 +1,12 @@
 /* The index of live buffer ranges: sorted chunks of starts and ends (a two-level B+-tree), so a
  * lookup is two binary searches over contiguous memory. Live ranges never overlap, so [s, e)
- * overlaps one iff the range with the largest start below e ends after s: containment included,
- * O(log n). Inserts and removes add a bounded memmove (one chunk, and rarely the chunk table). */
+ * overlaps one iff the live range with the largest start below e ends after s: containment
+ * included, O(log n). A removed range leaves a dead entry (end 0) where it was, which the next
+ * insert at that place takes over: a range renewed in place (a buffer consumed and released
+ * again) moves nothing. A chunk is compacted when more of its entries are dead than live, or
+ * when it is full and an insert needs room, so that the walk from a dead entry to the live one
+ * before it stays within a chunk and the next; other inserts add a bounded memmove (one chunk,
+ * and rarely the chunk table). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -10,7 +15,8 @@
 #define CHUNK_MAX 128
 
 typedef struct chunk {
-  size_t n;
+  size_t n;    /* entries, dead ones included */
+  size_t dead; /* entries with end 0 and node NULL: removed ranges, starts kept in order */
   uintptr_t start[CHUNK_MAX]; /* sorted */
   uintptr_t end[CHUNK_MAX];
   /* Whose range it is, for the walk over live buffers. A third array to move on insert and
@@ -86,37 +92,39 @@ static size_t chunk_for(uintptr_t s) {
   return c > 0 ? c - 1 : 0;
 }
 
-/* Where [s, e) would go: *c the chunk, *i the slot in it. When nothing overlaps, no live start
- * lies in [s, e), so the slot found for e - 1 is also the slot for s: one search serves both the
- * overlap check and the insertion. */
+/* Whether an entry is a removed range's place holder. */
+static inline bool dead_at(const chunk *ch, size_t i) { return ch->end[i] == 0; }
+
+/* Where [s, e) would go: *c the chunk, *i the slot after the last entry whose start <= e - 1.
+ * When nothing overlaps, no live start lies in [s, e) (dead ones may, see the insert). The
+ * answer is the end of the nearest live entry at or before that slot, looked for leftwards
+ * across dead entries (and into earlier chunks, each of which holds a live entry). */
 static bool overlaps_locked(uintptr_t s, uintptr_t e, size_t *at_chunk, size_t *at_slot) {
   /* The range with the largest start < e, i.e. start <= e - 1 (e > s >= 0, so e >= 1). */
   size_t c = count_le(firsts, chunk_count, e - 1);
   *at_chunk = 0;
   *at_slot = 0;
   if (c == 0) return false;
-  const chunk *ch = prefetched(chunks[c - 1]);
+  const chunk *ch = prefetched(chunks[--c]);
   size_t i = count_le(ch->start, ch->n, e - 1);
-  *at_chunk = c - 1;
+  *at_chunk = c;
   *at_slot = i;
-  return i > 0 && ch->end[i - 1] > s;
+  for (;;) {
+    while (i > 0 && dead_at(ch, i - 1)) i--;
+    if (i > 0) return ch->end[i - 1] > s;
+    if (c == 0) return false;
+    ch = chunks[--c];
+    i = ch->n;
+  }
 }
 
-/* Shifts a[i..n) by one either way; no call for the empty tail of an append or a last remove. */
+/* Shifts a[i..n) up by one; no call for the empty tail of an append. */
 static void shift_up(uintptr_t *a, size_t i, size_t n) {
   if (n > i) memmove(a + i + 1, a + i, (n - i) * sizeof *a);
 }
 
-static void shift_down(uintptr_t *a, size_t i, size_t n) {
-  if (n > i + 1) memmove(a + i, a + i + 1, (n - i - 1) * sizeof *a);
-}
-
 static void shift_up_nodes(shk__buf_range **a, size_t i, size_t n) {
   if (n > i) memmove(a + i + 1, a + i, (n - i) * sizeof *a);
-}
-
-static void shift_down_nodes(shk__buf_range **a, size_t i, size_t n) {
-  if (n > i + 1) memmove(a + i, a + i + 1, (n - i - 1) * sizeof *a);
 }
 
 /* Makes room for a chunk at table index at. SHK_ENOMEM. */
@@ -156,11 +164,16 @@ static int split_chunk(size_t c) {
   memcpy(right->start, ch->start + keep, right->n * sizeof(uintptr_t));
   memcpy(right->end, ch->end + keep, right->n * sizeof(uintptr_t));
   memcpy(right->node, ch->node + keep, right->n * sizeof(shk__buf_range *));
+  right->dead = 0;
+  for (size_t i = 0; i < right->n; i++) right->dead += dead_at(right, i);
+  size_t n = ch->n;
   ch->n = keep;
   int rc = table_insert(c + 1, right);
   if (rc != SHK_OK) {
-    ch->n += right->n; /* the halves are still in place: undo by length */
+    ch->n = n; /* the halves are still in place: undo by length */
     free(right);
+  } else {
+    ch->dead -= right->dead;
   }
   return rc;
 }
@@ -178,13 +191,51 @@ static void place(size_t c, size_t i, shk__buf_range *node) {
   firsts[c] = ch->start[0];
 }
 
-/* The general insert: creates the first chunk, splits a full one. */
+/* Takes over dead slot i of chunk c for node, whose start keeps the order there. */
+static void revive(size_t c, size_t i, shk__buf_range *node) {
+  chunk *ch = chunks[c];
+  ch->start[i] = node->start;
+  ch->end[i] = node->end;
+  ch->node[i] = node;
+  ch->dead--;
+  if (i == 0) firsts[c] = node->start;
+}
+
+/* Puts node at slot i of chunk c, where start[i-1] <= its start < start[i]: over a dead
+ * neighbour when there is one (nothing moves), else shifted in; false when the chunk is full. */
+static bool put(size_t c, size_t i, shk__buf_range *node) {
+  chunk *ch = chunks[c];
+  if (i > 0 && dead_at(ch, i - 1)) revive(c, i - 1, node);
+  else if (i < ch->n && dead_at(ch, i)) revive(c, i, node);
+  else if (ch->n < CHUNK_MAX) place(c, i, node);
+  else return false;
+  return true;
+}
+
+/* Drops chunk c's dead entries. */
+static void compact(size_t c) {
+  chunk *ch = chunks[c];
+  size_t k = 0;
+  for (size_t i = 0; i < ch->n; i++) {
+    if (dead_at(ch, i)) continue;
+    ch->start[k] = ch->start[i];
+    ch->end[k] = ch->end[i];
+    ch->node[k] = ch->node[i];
+    k++;
+  }
+  ch->n = k;
+  ch->dead = 0;
+  if (k) firsts[c] = ch->start[0];
+}
+
+/* The general insert: creates the first chunk, compacts or splits a full one. */
 static int insert_locked(shk__buf_range *node) {
   uintptr_t s = node->start;
   if (chunk_count == 0) {
     chunk *ch = malloc(sizeof *ch);
     if (!ch) return SHK_ENOMEM;
     ch->n = 1;
+    ch->dead = 0;
     ch->start[0] = s;
     ch->end[0] = node->end;
     ch->node[0] = node;
@@ -193,36 +244,42 @@ static int insert_locked(shk__buf_range *node) {
     return rc;
   }
   size_t c = chunk_for(s);
-  if (chunks[c]->n == CHUNK_MAX) {
+  size_t i = count_le(chunks[c]->start, chunks[c]->n, s);
+  if (put(c, i, node)) return SHK_OK;
+  if (chunks[c]->dead) {
+    compact(c); /* a full chunk with dead entries, which are none of i's neighbours */
+  } else {
     int rc = split_chunk(c);
     if (rc != SHK_OK) return rc;
     if (s >= firsts[c + 1]) c++;
   }
   chunk *ch = chunks[c];
-  size_t i = count_le(ch->start, ch->n, s);
-  place(c, i, node);
+  place(c, count_le(ch->start, ch->n, s), node);
   return SHK_OK;
 }
 
-static void remove_locked(uintptr_t s) {
+/* Marks node's entry dead; a chunk left with only dead entries goes (the last one stays, empty,
+ * so that one buffer made and ended in a loop does not allocate a chunk each time), one with too
+ * many is compacted and merged with a thin neighbour. */
+static void remove_locked(const shk__buf_range *node) {
   if (chunk_count == 0) return;
+  uintptr_t s = node->start;
   size_t c = chunk_for(s);
   chunk *ch = chunks[c];
   size_t i = count_le(ch->start, ch->n, s);
-  if (i == 0 || ch->start[i - 1] != s) return;
+  if (i == 0 || ch->node[i - 1] != node) return;
   i--;
-  shift_down(ch->start, i, ch->n);
-  shift_down(ch->end, i, ch->n);
-  shift_down_nodes(ch->node, i, ch->n);
-  ch->n--;
+  ch->end[i] = 0;
+  ch->node[i] = NULL;
+  ch->dead++;
   range_count--;
-  if (ch->n == 0) {
-    /* The last chunk stays, empty, so that one buffer created and released in a loop does not
-     * allocate a chunk each time. Its stale firsts[] entry is harmless: it has no ranges. */
+  if (ch->dead == ch->n) {
     if (chunk_count > 1) table_remove(c);
+    else ch->n = ch->dead = 0;
     return;
   }
-  firsts[c] = ch->start[0];
+  if (ch->dead * 2 <= ch->n) return;
+  compact(c);
   /* Merge thin neighbours so the table does not fill with nearly empty chunks. */
   if (c + 1 < chunk_count && ch->n + chunks[c + 1]->n <= CHUNK_MAX / 2) {
     chunk *next = chunks[c + 1];
@@ -230,8 +287,82 @@ static void remove_locked(uintptr_t s) {
     memcpy(ch->end + ch->n, next->end, next->n * sizeof(uintptr_t));
     memcpy(ch->node + ch->n, next->node, next->n * sizeof(shk__buf_range *));
     ch->n += next->n;
+    ch->dead += next->dead;
     table_remove(c + 1);
   }
+}
+
+/* ---- consistency (SHK_DEBUG=buf) ---- */
+
+/* Starts sorted in each chunk and across chunks (dead entries included), each live range
+ * non-empty and ending at or before the next live start, firsts[] agreeing, dead counts right,
+ * no chunk without a live entry but a lone last one, each node holding the range indexed for
+ * it, and the count right. Reports each fault; how many. */
+static size_t check_locked(void) {
+  size_t faults = 0, total = 0;
+  uintptr_t prev_start = 0, prev_end = 0;
+  for (size_t c = 0; c < chunk_count; c++) {
+    const chunk *ch = chunks[c];
+    size_t dead = 0;
+    for (size_t i = 0; i < ch->n && i < CHUNK_MAX; i++) dead += dead_at(ch, i);
+    if (ch->n > CHUNK_MAX || dead != ch->dead || (ch->n == dead && chunk_count > 1)) {
+      shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: chunk %lu holds %lu, %lu "
+                        "dead (%lu counted)", (unsigned long)c, (unsigned long)ch->n,
+                        (unsigned long)dead, (unsigned long)ch->dead);
+      faults++;
+      continue;
+    }
+    if (ch->n && firsts[c] != ch->start[0]) {
+      shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: chunk %lu starts at 0x%llx, "
+                        "its table entry says 0x%llx", (unsigned long)c,
+                        (unsigned long long)ch->start[0], (unsigned long long)firsts[c]);
+      faults++;
+    }
+    for (size_t i = 0; i < ch->n; i++) {
+      const shk__buf_range *node = ch->node[i];
+      const char *what = NULL;
+      if (ch->start[i] < prev_start) what = "is out of order";
+      else if (dead_at(ch, i) && node) what = "is dead but names a buffer";
+      else if (dead_at(ch, i)) what = NULL;
+      else if (!node) what = "is live but names no buffer";
+      else if (ch->end[i] <= ch->start[i]) what = "is empty or reversed";
+      else if (ch->start[i] < prev_end) what = "overlaps the live one before";
+      else if (node->start != ch->start[i] || node->end != ch->end[i]) what = "disagrees with its buffer";
+      if (what) {
+        shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: chunk %lu slot %lu "
+                          "[0x%llx, 0x%llx) %s (buffer's own [0x%llx, 0x%llx))",
+                          (unsigned long)c, (unsigned long)i, (unsigned long long)ch->start[i],
+                          (unsigned long long)ch->end[i], what,
+                          (unsigned long long)(node ? node->start : 0),
+                          (unsigned long long)(node ? node->end : 0));
+        faults++;
+      }
+      prev_start = ch->start[i];
+      if (!dead_at(ch, i)) prev_end = ch->end[i];
+    }
+    total += ch->n - ch->dead;
+  }
+  if (total != range_count) {
+    shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: %lu ranges held, %lu counted",
+                      (unsigned long)total, (unsigned long)range_count);
+    faults++;
+  }
+  return faults;
+}
+
+/* After a change under SHK_DEBUG=buf: the whole index while it is small, else every 1 024th
+ * change, so that a debug run with many buffers stays usable. */
+static void debug_check_locked(void) {
+  static size_t changes;
+  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF)) && (range_count <= 4096 || ++changes % 1024 == 0))
+    check_locked();
+}
+
+size_t shk__buf_ranges_check(void) {
+  lock();
+  size_t faults = check_locked();
+  unlock();
+  return faults;
 }
 
 int shk__buf_ranges_insert_seen(shk__buf_range *node, bool *observed) {
@@ -239,13 +370,14 @@ int shk__buf_ranges_insert_seen(shk__buf_range *node, bool *observed) {
   int rc = SHK_EOVERLAP;
   size_t c, i;
   if (!overlaps_locked(node->start, node->end, &c, &i)) {
-    if (chunk_count > 0 && chunks[c]->n < CHUNK_MAX) {
-      place(c, i, node);
+    /* The slot found for e - 1 is the slot for s unless dead starts lie in (s, e): then the
+     * general way looks again. */
+    if (chunk_count > 0 && (i == 0 || chunks[c]->start[i - 1] <= node->start) && put(c, i, node))
       rc = SHK_OK;
-    } else {
+    else
       rc = insert_locked(node);
-    }
     if (rc == SHK_OK) range_count++;
+    debug_check_locked();
   }
   /* Read under the lock: see shk__buf_ranges_walk. */
   *observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
@@ -260,7 +392,8 @@ int shk__buf_ranges_insert(shk__buf_range *node) {
 
 bool shk__buf_ranges_remove(shk__buf_range *node) {
   lock();
-  remove_locked(node->start);
+  remove_locked(node);
+  debug_check_locked();
   bool observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
   unlock();
   return observed;
@@ -271,7 +404,11 @@ size_t shk__buf_ranges_walk(void (*fn)(shk__buf_range *node, void *ctx), void *c
   size_t n = 0;
   for (size_t c = 0; c < chunk_count; c++) {
     const chunk *ch = chunks[c];
-    for (size_t i = 0; i < ch->n; i++, n++) fn(ch->node[i], ctx);
+    for (size_t i = 0; i < ch->n; i++) {
+      if (dead_at(ch, i)) continue;
+      fn(ch->node[i], ctx);
+      n++;
+    }
   }
   unlock();
   return n;

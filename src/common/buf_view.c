@@ -13,7 +13,7 @@ static int region_check(const shk_buf *buf, size_t start, size_t end) {
   return SHK_OK;
 }
 
-int shk_buf_region_copy(const shk_buf *buf, size_t start, size_t end, void *dst, size_t dst_size) {
+static int buf_region_copy_impl(const shk_buf *buf, size_t start, size_t end, void *dst, size_t dst_size) {
   int rc = region_check(buf, start, end);
   if (rc != SHK_OK) return rc;
   size_t n = end - start;
@@ -24,8 +24,12 @@ int shk_buf_region_copy(const shk_buf *buf, size_t start, size_t end, void *dst,
   return SHK_OK;
 }
 
-int shk_buf_region_new(const shk_buf *buf, size_t start, size_t end, const shk_buf_options *opts,
-                       shk_buf **out) {
+int shk_buf_region_copy(const shk_buf *buf, size_t start, size_t end, void *dst, size_t dst_size) {
+  SHK__BUF_CHECK(buf, SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL));
+  return SHK__DEBUG_RET(SHK__DEBUG_BUF, buf_region_copy_impl(buf, start, end, dst, dst_size));
+}
+
+static int buf_region_new_impl(const shk_buf *buf, size_t start, size_t end, const shk_buf_options *opts, shk_buf **out) {
   if (!out) return SHK_EINVAL;
   *out = NULL;
   int rc = region_check(buf, start, end);
@@ -41,6 +45,12 @@ int shk_buf_region_new(const shk_buf *buf, size_t start, size_t end, const shk_b
   memcpy(copy->data, (const unsigned char *)buf->data + start, end - start);
   *out = copy;
   return SHK_OK;
+}
+
+int shk_buf_region_new(const shk_buf *buf, size_t start, size_t end, const shk_buf_options *opts,
+                       shk_buf **out) {
+  SHK__BUF_CHECK(buf, SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL));
+  return SHK__DEBUG_RET(SHK__DEBUG_BUF, buf_region_new_impl(buf, start, end, opts, out));
 }
 
 /* ---- views ---- */
@@ -75,7 +85,7 @@ static int spec_elem_size(const shk_buf_view_spec *spec, size_t *elem) {
   return SHK_OK;
 }
 
-int shk_buf_view_create(shk_buf *buf, const shk_buf_view_spec *spec, shk_buf_view **out) {
+static int view_create_impl(shk_buf *buf, const shk_buf_view_spec *spec, shk_buf_view **out) {
   if (!out) return SHK_EINVAL;
   *out = NULL;
   if (!buf || !spec) return SHK_EINVAL;
@@ -103,6 +113,11 @@ int shk_buf_view_create(shk_buf *buf, const shk_buf_view_spec *spec, shk_buf_vie
   return SHK_OK;
 }
 
+int shk_buf_view_create(shk_buf *buf, const shk_buf_view_spec *spec, shk_buf_view **out) {
+  SHK__BUF_CHECK(buf, SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL));
+  return SHK__DEBUG_RET(SHK__DEBUG_BUF, view_create_impl(buf, spec, out));
+}
+
 void shk_buf_view_free(shk_buf_view *view) {
   if (!view) return;
   shk_buf_release(view->buf);
@@ -114,18 +129,26 @@ void *shk_buf_view_at(const shk_buf_view *view, size_t i) {
   return view->base + i * view->stride;
 }
 
-int shk_buf_view_get(const shk_buf_view *view, size_t i, void *dst) {
+static int view_get_impl(const shk_buf_view *view, size_t i, void *dst) {
   if (!view || !dst) return SHK_EINVAL;
   if (i >= view->count) return SHK_ERANGE;
   memcpy(dst, view->base + i * view->stride, view->elem_size);
   return SHK_OK;
 }
 
-int shk_buf_view_set(shk_buf_view *view, size_t i, const void *src) {
+int shk_buf_view_get(const shk_buf_view *view, size_t i, void *dst) {
+  return SHK__DEBUG_RET(SHK__DEBUG_BUF, view_get_impl(view, i, dst));
+}
+
+static int view_set_impl(shk_buf_view *view, size_t i, const void *src) {
   if (!view || !src) return SHK_EINVAL;
   if (i >= view->count) return SHK_ERANGE;
   memcpy(view->base + i * view->stride, src, view->elem_size);
   return SHK_OK;
+}
+
+int shk_buf_view_set(shk_buf_view *view, size_t i, const void *src) {
+  return SHK__DEBUG_RET(SHK__DEBUG_BUF, view_set_impl(view, i, src));
 }
 
 /* One scalar of any numeric type; memcpy keeps unaligned strides legal. */
@@ -134,7 +157,7 @@ typedef union scalar {
   uint64_t u64; int64_t i64; float f32; double f64;
 } scalar;
 
-int shk_buf_view_get_f64(const shk_buf_view *view, size_t i, double *out) {
+static int view_get_f64_impl(const shk_buf_view *view, size_t i, double *out) {
   if (!view || !out || view->type == SHK_BUF_BYTES) return SHK_EINVAL;
   scalar s;
   int rc = shk_buf_view_get(view, i, &s);
@@ -154,6 +177,10 @@ int shk_buf_view_get_f64(const shk_buf_view *view, size_t i, double *out) {
   return SHK_OK;
 }
 
+int shk_buf_view_get_f64(const shk_buf_view *view, size_t i, double *out) {
+  return SHK__DEBUG_RET(SHK__DEBUG_BUF, view_get_f64_impl(view, i, out));
+}
+
 /* Whether value converts to the type without undefined behaviour (float types take anything). */
 static bool fits(shk_buf_type type, double v) {
   switch (type) {
@@ -169,7 +196,7 @@ static bool fits(shk_buf_type type, double v) {
   }
 }
 
-int shk_buf_view_set_f64(shk_buf_view *view, size_t i, double value) {
+static int view_set_f64_impl(shk_buf_view *view, size_t i, double value) {
   if (!view || view->type == SHK_BUF_BYTES) return SHK_EINVAL;
   if (!fits(view->type, value)) return SHK_ERANGE;
   scalar s;
@@ -186,6 +213,10 @@ int shk_buf_view_set_f64(shk_buf_view *view, size_t i, double value) {
     case SHK_BUF_F64: case SHK_BUF_BYTES: s.f64 = value; break;
   }
   return shk_buf_view_set(view, i, &s);
+}
+
+int shk_buf_view_set_f64(shk_buf_view *view, size_t i, double value) {
+  return SHK__DEBUG_RET(SHK__DEBUG_BUF, view_set_f64_impl(view, i, value));
 }
 
 size_t shk_buf_view_count(const shk_buf_view *view) { return view ? view->count : 0; }

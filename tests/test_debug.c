@@ -1,0 +1,263 @@
+/* SHK_DEBUG: each diagnostic of the buf part appears on stderr with SHK_DEBUG naming buf and not
+ * without (where the mistake can be made safely without it), in a child process whose stderr
+ * goes to a file: guard bytes spoiled, double release, use after release, a range index made
+ * inconsistent, errors of public calls; and the parsing of the variable. */
+/* ctest: labels=unit;internal;multiprocess timeout=120 */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shk_test.h"
+#include "common/buf_internal.h"
+
+/* ---- the parent: environment, child, captured stderr ---- */
+
+static void set_debug_env(const char *value) {
+#ifdef _WIN32
+  _putenv_s("SHK_DEBUG", value ? value : "");
+#else
+  if (value) setenv("SHK_DEBUG", value, 1);
+  else unsetenv("SHK_DEBUG");
+#endif
+}
+
+/* Runs child `name` with SHK_DEBUG = debug (NULL: unset) and returns what it wrote on stderr
+ * (malloc'd). The child must exit with 0. */
+static char *run_capturing(const char *name, const char *debug) {
+  char path[96];
+  shk_test_unique_name(path, sizeof path, "debug.txt");
+  const char *argv[] = {path};
+  set_debug_env(debug);
+  shk_test_proc proc;
+  int started = shk_test_spawn(name, 1, argv, &proc);
+  set_debug_env(NULL);
+  assert_int_equal(started, 0);
+  shk_test_exit ex = shk_test_wait(&proc, 60000);
+  FILE *f = fopen(path, "rb");
+  char *text = calloc(1, 65536);
+  assert_non_null(text);
+  if (f) {
+    size_t n = fread(text, 1, 65535, f);
+    text[n] = '\0';
+    fclose(f);
+  }
+  remove(path);
+  if (ex.killed || ex.timed_out || ex.code != 0) fprintf(stderr, "child %s said:\n%s\n", name, text);
+  assert_false(ex.timed_out);
+  assert_false(ex.killed);
+  assert_int_equal(ex.code, 0);
+  return text;
+}
+
+static void expect_in(const char *text, const char *what) {
+  if (!strstr(text, what)) fail_msg("expected \"%s\" in:\n%s", what, text);
+}
+
+static void expect_not_in(const char *text, const char *what) {
+  if (strstr(text, what)) fail_msg("did not expect \"%s\" in:\n%s", what, text);
+}
+
+/* ---- the children: stderr to the file named by argv[0], then the mistake ---- */
+
+static int to_file(char **argv) { return freopen(argv[0], "w", stderr) ? 0 : 99; }
+
+static int make_errors(int argc, char **argv) {
+  (void)argc;
+  SHK_CHECK(to_file(argv) == 0);
+  shk_buf *b = NULL;
+  SHK_CHECK(shk_buf_create(0, 1, NULL, &b) == SHK_ESIZE);
+  shk_buf_options o = {.allocator = "no-such-allocator"};
+  SHK_CHECK(shk_buf_create(1, 1, &o, &b) == SHK_ENOENT);
+  SHK_CHECK(shk_buf_allocator_unregister("heap") == SHK_EACCES);
+  SHK_CHECK(shk_buf_create(8, 8, NULL, &b) == SHK_OK); /* a success says nothing */
+  shk_buf_release(b);
+  fflush(stderr);
+  return 0;
+}
+
+static int release_twice(int argc, char **argv) {
+  (void)argc;
+  SHK_CHECK(to_file(argv) == 0);
+  shk_buf *b = NULL;
+  SHK_CHECK(shk_buf_create(16, 4, NULL, &b) == SHK_OK);
+  shk_buf_release(b);
+  shk_buf_release(b); /* reported, nothing done */
+  fflush(stderr);
+  return 0;
+}
+
+static int use_after_release(int argc, char **argv) {
+  (void)argc;
+  SHK_CHECK(to_file(argv) == 0);
+  shk_buf *b = NULL;
+  SHK_CHECK(shk_buf_create(16, 4, NULL, &b) == SHK_OK);
+  shk_buf_release(b);
+  SHK_CHECK(shk_buf_data(b) == NULL); /* reported; the accessor gives its "no buffer" answer */
+  SHK_CHECK(shk_buf_retain(b) == SHK_EINVAL);
+  fflush(stderr);
+  return 0;
+}
+
+/* Writes one byte before and two after the bytes of a 64-byte buffer: inside the guards. */
+static int spoil_guards(int argc, char **argv) {
+  (void)argc;
+  SHK_CHECK(to_file(argv) == 0);
+  shk_buf *b = NULL;
+  SHK_CHECK(shk_buf_create(64, 1, NULL, &b) == SHK_OK);
+  unsigned char *p = shk_buf_data(b);
+  p[-1] = 0;
+  p[64] = 0;
+  p[65] = 0;
+  shk_buf_release(b);
+  fflush(stderr);
+  return 0;
+}
+
+/* Writes to the guards' place only where there are guards (without them it is out of bounds):
+ * a buffer whose guards were left alone ends with nothing said. */
+static int keep_guards(int argc, char **argv) {
+  (void)argc;
+  SHK_CHECK(to_file(argv) == 0);
+  shk_buf *b = NULL;
+  shk_buf_options o = {.allocator = "aligned", .alignment = 128};
+  SHK_CHECK(shk_buf_create(100, 1, &o, &b) == SHK_OK);
+  memset(shk_buf_data(b), 0xFD ^ 0xFF, 100); /* every byte of its own, and none beyond */
+  shk_buf_release(b);
+  fflush(stderr);
+  return 0;
+}
+
+/* Makes the index disagree with a buffer (its recorded end moved), lets the next change of the
+ * index find it, then puts it right before the release. */
+static int corrupt_index(int argc, char **argv) {
+  (void)argc;
+  SHK_CHECK(to_file(argv) == 0);
+  static unsigned char arena[256];
+  shk_buf *a = NULL, *b = NULL;
+  SHK_CHECK(shk_buf_consume(arena, 64, 1, NULL, &a) == SHK_OK);
+  a->range.end += 8;
+  SHK_CHECK(shk_buf_consume(arena + 128, 64, 1, NULL, &b) == SHK_OK);
+  a->range.end -= 8;
+  shk_buf_release(b);
+  shk_buf_release(a);
+  fflush(stderr);
+  return 0;
+}
+
+static const shk_test_child children[] = {
+    {"make_errors", make_errors},     {"release_twice", release_twice},
+    {"use_after_release", use_after_release}, {"spoil_guards", spoil_guards},
+    {"keep_guards", keep_guards},     {"corrupt_index", corrupt_index}};
+
+/* ---- the tests ---- */
+
+static void errors_of_public_calls_are_reported_only_with_shk_debug(void **state) {
+  (void)state;
+  char *on = run_capturing("make_errors", "buf");
+  expect_in(on, "shmkit debug: buf: shk_buf_create returns SHK_ESIZE (");
+  expect_in(on, "shk_buf_create returns SHK_ENOENT (");
+  expect_in(on, "shk_buf_allocator_unregister returns SHK_EACCES (");
+  expect_in(on, "called from test_debug");
+#if defined(SHK_TEST_DEBUG_INFO) && !defined(_WIN32)
+  /* The call site's line, where the system can read debug information (libdw). */
+  if (!strstr(on, " at ")) fprintf(stderr, "note: no file:line in the call sites (no libdw?)\n");
+#endif
+  size_t lines = 0;
+  for (const char *p = on; (p = strstr(p, "shmkit debug:")); p++) lines++;
+  assert_int_equal(lines, 3); /* the success said nothing */
+  free(on);
+  char *all = run_capturing("make_errors", "1");
+  expect_in(all, "shk_buf_create returns SHK_ESIZE");
+  free(all);
+  char *off = run_capturing("make_errors", NULL);
+  expect_not_in(off, "shmkit debug");
+  free(off);
+  char *other = run_capturing("make_errors", "watch,task");
+  expect_not_in(other, "shmkit debug");
+  free(other);
+  char *zero = run_capturing("make_errors", "0");
+  expect_not_in(zero, "shmkit debug");
+  free(zero);
+}
+
+static void an_unknown_part_is_named_and_the_rest_still_applies(void **state) {
+  (void)state;
+  char *text = run_capturing("make_errors", "bogus, buf");
+  expect_in(text, "shmkit debug: SHK_DEBUG: unknown part 'bogus' ignored");
+  expect_in(text, "shk_buf_create returns SHK_ESIZE");
+  free(text);
+}
+
+static void a_double_release_is_reported_with_both_call_sites(void **state) {
+  (void)state;
+  char *text = run_capturing("release_twice", "buf");
+  expect_in(text, "shmkit debug: buf: double release of buffer id ");
+  expect_in(text, "in shk_buf_release, called from test_debug");
+  expect_in(text, "; it was released from test_debug");
+  free(text);
+}
+
+static void a_use_after_release_is_reported_and_refused(void **state) {
+  (void)state;
+  char *text = run_capturing("use_after_release", "buf");
+  expect_in(text, "shmkit debug: buf: use after release of buffer id ");
+  expect_in(text, "in shk_buf_data, called from test_debug");
+  expect_in(text, "in shk_buf_retain");
+  expect_in(text, "shk_buf_retain returns SHK_EINVAL");
+  free(text);
+}
+
+static void spoiled_guard_bytes_are_found_at_the_release(void **state) {
+  (void)state;
+  char *text = run_capturing("spoil_guards", "buf");
+  expect_in(text, "shmkit debug: buf: guard bytes overwritten: 1 of 16 before and 2 of 16 after "
+                  "buffer id ");
+  expect_in(text, "(64 B, heap, data ");
+  expect_in(text, "created from test_debug");
+  expect_in(text, "released from test_debug");
+  free(text);
+  char *clean = run_capturing("keep_guards", "buf");
+  expect_not_in(clean, "shmkit debug");
+  free(clean);
+}
+
+static void an_inconsistent_range_index_is_reported(void **state) {
+  (void)state;
+  char *on = run_capturing("corrupt_index", "buf");
+  expect_in(on, "shmkit debug: buf: range index inconsistent: chunk 0 slot ");
+  expect_in(on, "disagrees with its buffer");
+  free(on);
+  char *off = run_capturing("corrupt_index", NULL);
+  expect_not_in(off, "shmkit debug");
+  free(off);
+}
+
+/* In this process SHK_DEBUG is never set: parsing sets the mask, "" clears it again. */
+static void the_variable_names_parts_by_a_comma_list(void **state) {
+  (void)state;
+  assert_int_equal(shk__debug_parse("1"), SHK__DEBUG_ALL);
+  assert_int_equal(shk__debug_parse("all"), SHK__DEBUG_ALL);
+  assert_int_equal(shk__debug_parse("buf,shm"), SHK__DEBUG_BUF | SHK__DEBUG_SHM);
+  assert_int_equal(shk__debug_parse(" lens , task,"), SHK__DEBUG_LENS | SHK__DEBUG_TASK);
+  assert_int_equal(shk__debug_parse("watch"), SHK__DEBUG_WATCH);
+  assert_true(shk__debug_on(SHK__DEBUG_WATCH));
+  assert_false(shk__debug_on(SHK__DEBUG_BUF));
+  assert_int_equal(shk__debug_parse("0"), 0);
+  assert_int_equal(shk__debug_parse(""), 0);
+  assert_int_equal(shk__debug_parse(NULL), 0);
+  assert_false(shk__debug_on(SHK__DEBUG_ALL));
+}
+
+int main(int argc, char **argv) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(errors_of_public_calls_are_reported_only_with_shk_debug),
+      cmocka_unit_test(an_unknown_part_is_named_and_the_rest_still_applies),
+      cmocka_unit_test(a_double_release_is_reported_with_both_call_sites),
+      cmocka_unit_test(a_use_after_release_is_reported_and_refused),
+      cmocka_unit_test(spoiled_guard_bytes_are_found_at_the_release),
+      cmocka_unit_test(an_inconsistent_range_index_is_reported),
+      cmocka_unit_test(the_variable_names_parts_by_a_comma_list),
+  };
+  return shk_test_main(argc, argv, __FILE__, tests, SHK__ARRAY_LEN(tests), children,
+                       SHK__ARRAY_LEN(children));
+}
