@@ -12,7 +12,7 @@
 #define SHMKIT_H
 
 #define SHK_VERSION_MAJOR 0 /**< major version of these headers: changes break compatibility */
-#define SHK_VERSION_MINOR 1 /**< minor version of these headers: compatible additions */
+#define SHK_VERSION_MINOR 2 /**< minor version of these headers: compatible additions */
 #define SHK_VERSION_PATCH 0 /**< patch version of these headers: fixes only */
 /** One number that grows with every release: major * 10000 + minor * 100 + patch. */
 #define SHK_VERSION_NUMBER (SHK_VERSION_MAJOR * 10000 + SHK_VERSION_MINOR * 100 + SHK_VERSION_PATCH)

@@ -21,13 +21,13 @@ fi
 cmake -S "$src" -B "$build" -G Ninja -DCMAKE_C_COMPILER="${CC:-gcc}" -DCMAKE_BUILD_TYPE=Debug \
   -DCMAKE_C_FLAGS_DEBUG="-g -Og" -DBUILD_SHARED_LIBS=ON -DCMAKE_INSTALL_PREFIX="$prefix" \
   -DCMAKE_INSTALL_LIBDIR=lib -DSHK_BUILD_TESTS=OFF -DSHK_BUILD_EXAMPLES=OFF -DSHK_BUILD_BENCH=OFF \
-  -DSHK_BUILD_TOOLS=OFF >&2
+  -DSHK_BUILD_TOOLS=OFF -DSHK_WITH_MPI=OFF >&2 # the MPI component is a library of its own
 cmake --build "$build" -j "${SHK_JOBS:-2}" --target shmkit >&2
 cmake --install "$build" >&2
 lib=$(find "$prefix/lib" -maxdepth 1 -type f -name 'libshmkit.so.*' | head -n 1)
 [ -n "$lib" ] || { echo "no libshmkit.so.* installed under $prefix/lib" >&2; exit 1; }
-"$here/types_probe.sh" "$prefix/include" >"$work/types_probe.c"
-"${CC:-gcc}" -std=c11 -g -Og -shared -fPIC -I"$prefix/include" "$work/types_probe.c" \
+"$here/types_probe.sh" "$prefix/include" "$lib" >"$work/types_probe.c"
+"${CC:-gcc}" -std=c11 -g -Og -shared -fPIC -Werror=implicit-function-declaration -I"$prefix/include" "$work/types_probe.c" \
   -o "$work/libshmkit_public_types.so"
 mkdir -p "$out"
 # --headers-dir + --drop-private-types: only types declared in the installed headers count; the

@@ -81,8 +81,10 @@ build_broken_copy() {
     "$abi/dump.sh" "$broken/src" "$broken" "$broken/out"
 }
 shk_stage_check "build a copy whose shk_strerror takes a long" build_broken_copy
-shk_stage_check "a changed function signature fails" \
-  expect 1 compare "$cur" "$version" "$broken/out/libshmkit.abi" "$patch_release"
+# The library's own description may leave a function unlinked (ci/abi/types_probe.sh says why):
+# the probes' description must catch the change whatever the library's shows.
+shk_stage_check "a changed function signature fails (through the signature probes)" \
+  expect 1 compare "$types" "$version" "$broken/out/public-types.abi" "$patch_release"
 
 doc=$work/doctored
 mkdir -p "$doc"
