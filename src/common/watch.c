@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "debug.h"
 #include "watch_internal.h"
 
 static const char *const backend_names[SHK_WATCH_CUSTOM + 1] = {
@@ -161,16 +162,25 @@ static void exclusive_pages(shk_watcher *w, size_t i, uintptr_t *start, uintptr_
   if (*end < *start) *end = *start;
 }
 
-/* Detaches region i and takes it out of the array (lock held). */
-static void remove_at(shk_watcher *w, size_t i) {
+/* Detaches region i and takes it out of the array (lock held). The region goes even when its
+ * pages could not all be given back: the backend's code is returned (and reported under
+ * SHK_DEBUG=watch), and the backend has kept them openable by the fault path. */
+static int remove_at(shk_watcher *w, size_t i) {
   shk__watch_region *r = w->regions[i];
   uintptr_t es, ee;
   exclusive_pages(w, i, &es, &ee);
-  if (r->ops->detach) r->ops->detach(w, r, es, ee);
+  int rc = r->ops->detach ? r->ops->detach(w, r, es, ee) : SHK_OK;
+  if (SHK__UNLIKELY(rc != SHK_OK) && shk__debug_on(SHK__DEBUG_WATCH))
+    shk__debug_report(SHK__DEBUG_WATCH,
+                      "region %u \"%s\": its pages could not be given back (%s, OS error %d); "
+                      "they open on their next write (%zu such spans in this process)",
+                      (unsigned)r->id, r->name, shk_error_name(rc), shk_last_os_error(),
+                      shk__watch_table_orphans());
   if (r->holds_area) shk__watch_areas_give();
   memmove(w->regions + i, w->regions + i + 1, (w->count - i - 1) * sizeof *w->regions);
   w->count--;
   region_free(r);
+  return rc;
 }
 
 void shk_watch_free(shk_watcher *w) {
@@ -184,8 +194,17 @@ void shk_watch_free(shk_watcher *w) {
     shk__os_mutex_unlock(&w->lock);
     shk__os_thread_join(w->thread);
   }
+  /* A region whose pages could not be given back leaves its code in shk_last_os_error();
+   * otherwise the value stays what it was (shk_watch_create frees after a failure). */
+  int failed = SHK_OK, raw = shk_last_os_error();
   shk__os_mutex_lock(&w->lock);
-  while (w->count > 0) remove_at(w, w->count - 1);
+  while (w->count > 0) {
+    int rc = remove_at(w, w->count - 1);
+    if (rc != SHK_OK && failed == SHK_OK) {
+      failed = rc;
+      raw = shk_last_os_error();
+    }
+  }
   shk__os_mutex_unlock(&w->lock);
   shk__watch_uffd_shutdown(w);
   free(w->regions);
@@ -200,6 +219,7 @@ void shk_watch_free(shk_watcher *w) {
   if (w->custom_ops) shk__watch_registry_release(w->custom_ops);
   free(w->sink);
   free(w);
+  shk__error_record_os(failed, raw);
 }
 
 /* What the region's pages allow (lock held, the region not yet in the array). A page shared
@@ -427,9 +447,9 @@ int shk_watch_remove(shk_watcher *w, uint32_t id) {
   if (!w) return SHK_EINVAL;
   shk__os_mutex_lock(&w->lock);
   size_t i = index_of(w, id);
-  if (i != SIZE_MAX) remove_at(w, i);
+  int rc = i == SIZE_MAX ? SHK_ENOENT : remove_at(w, i);
   shk__os_mutex_unlock(&w->lock);
-  return i == SIZE_MAX ? SHK_ENOENT : SHK_OK;
+  return rc;
 }
 
 int shk_watch_region_backend(shk_watcher *w, uint32_t id, shk_watch_backend *backend) {

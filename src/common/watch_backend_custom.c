@@ -10,10 +10,11 @@ static int attach(shk_watcher *w, shk__watch_region *r) {
   return t->attach(t->user, w, (void *)r->addr, r->size, &r->custom_state);
 }
 
-static void detach(shk_watcher *w, shk__watch_region *r, uintptr_t es, uintptr_t ee) {
+static int detach(shk_watcher *w, shk__watch_region *r, uintptr_t es, uintptr_t ee) {
   (void)w, (void)es, (void)ee;
   const shk_watch_backend_table *t = r->ops->custom;
   if (t->detach) t->detach(t->user, r->custom_state);
+  return SHK_OK;
 }
 
 static void written(void *ctx, const void *addr, size_t size) {
