@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "shk_test.h"
+#include "os_faults.h"
 #include "common/buf_internal.h"
+#include "common/watch_internal.h"
 
 /* ---- the parent: environment, child, captured stderr ---- */
 
@@ -144,7 +146,133 @@ static int corrupt_index(int argc, char **argv) {
   return 0;
 }
 
+/* ---- the other parts: one failing call each (and one success, which says nothing) ---- */
+
+static int watch_errors(int argc, char **argv) {
+  (void)argc;
+  SHK_CHECK(to_file(argv) == 0);
+  shk_watcher *w = NULL;
+  SHK_CHECK(shk_watch_create(NULL, &w) == SHK_OK);
+  SHK_CHECK(shk_watch_remove(w, 4242) == SHK_ENOENT);
+  shk_watch_free(w);
+  fflush(stderr);
+  return 0;
+}
+
+static int no_chunk(const shk_task_chunk *chunk, shk_task_out *out) {
+  (void)chunk, (void)out;
+  return 0;
+}
+
+static int task_errors(int argc, char **argv) {
+  (void)argc;
+  SHK_CHECK(to_file(argv) == 0);
+  shk_task_results *res = NULL;
+  SHK_CHECK(shk_task_run(NULL, 16, no_chunk, NULL, &res) == SHK_EINVAL);
+  fflush(stderr);
+  return 0;
+}
+
+static int lens_errors(int argc, char **argv) {
+  (void)argc;
+  SHK_CHECK(to_file(argv) == 0);
+  SHK_CHECK(shk_lens_frame(NULL) == SHK_EINVAL);
+  shk_lens_event ev;
+  SHK_CHECK(shk_lens_reader_next(NULL, &ev) == SHK_EINVAL);
+  fflush(stderr);
+  return 0;
+}
+
+static int shm_errors(int argc, char **argv) {
+  (void)argc;
+  SHK_CHECK(to_file(argv) == 0);
+  char name[96];
+  shk_test_unique_name(name, sizeof name, "nosuch");
+  shk_shm *shm = NULL;
+  SHK_CHECK(shk_shm_open(name, SHK_SHM_READ_ONLY, &shm) == SHK_ENOENT);
+  SHK_CHECK(shk_shm_create_anonymous(4096, &shm) == SHK_OK);
+  shk_shm_close(shm);
+  fflush(stderr);
+  return 0;
+}
+
+/* Closes a segment handle twice: with SHK_DEBUG=shm the second close is reported and ignored
+ * (without it, undefined: only run with it). */
+static int shm_close_twice(int argc, char **argv) {
+  (void)argc;
+  SHK_CHECK(to_file(argv) == 0);
+  shk_shm *shm = NULL;
+  SHK_CHECK(shk_shm_create_anonymous(4096, &shm) == SHK_OK);
+  shk_shm_close(shm);
+  shk_shm_close(shm);
+  fflush(stderr);
+  return 0;
+}
+
+/* Takes a watched region's span out of the fault table behind the watcher's back, lets the next
+ * change next to it find that, then puts it back before the free. */
+static int corrupt_fault_table(int argc, char **argv) {
+  (void)argc;
+  SHK_CHECK(to_file(argv) == 0);
+  size_t ps = shk__os_caps_get()->page_size;
+  unsigned char *pages = NULL;
+  SHK_CHECK(shk_watch_pages_alloc(3 * ps, (void **)&pages) == SHK_OK);
+  shk_watch_options opts;
+  shk_watch_options_init(&opts);
+  opts.backend = SHK_WATCH_MPROTECT;
+  shk_watcher *w = NULL;
+  SHK_CHECK(shk_watch_create(&opts, &w) == SHK_OK);
+  uint32_t a = 0, b = 0;
+  SHK_CHECK(shk_watch_add(w, pages, 64, "a", &a) == SHK_OK);
+  uintptr_t start = (uintptr_t)pages, end = start + ps;
+  shk__watch_table_remove(w->sink, start, end);
+  SHK_CHECK(shk_watch_add(w, pages + 2 * ps, 64, "b", &b) == SHK_OK);
+  SHK_CHECK(shk__watch_table_add(w->sink, start, end, SHK__OS_PROT_READ_WRITE) == SHK_OK);
+  shk_watch_free(w);
+  shk_watch_pages_free(pages, 3 * ps);
+  fflush(stderr);
+  return 0;
+}
+
+/* A raw error both backends translate to SHK_EOS (EIO; ERROR_GEN_FAILURE). */
+#ifdef _WIN32
+#define INJECTED_OS_ERROR 31
+#else
+#define INJECTED_OS_ERROR 5
+#endif
+
+/* A remove whose pages cannot be given back (fault injection): reported, the program goes on. */
+static int unprotect_fails(int argc, char **argv) {
+  (void)argc;
+  SHK_CHECK(to_file(argv) == 0);
+  size_t ps = shk__os_caps_get()->page_size;
+  unsigned char *pages = NULL;
+  SHK_CHECK(shk_watch_pages_alloc(ps, (void **)&pages) == SHK_OK);
+  shk_watch_options opts;
+  shk_watch_options_init(&opts);
+  opts.backend = SHK_WATCH_MPROTECT;
+  shk_watcher *w = NULL;
+  SHK_CHECK(shk_watch_create(&opts, &w) == SHK_OK);
+  uint32_t id = 0;
+  SHK_CHECK(shk_watch_add(w, pages, 64, "stuck", &id) == SHK_OK);
+  shk__fault_arm(SHK__FAULT_PROTECT, 1, INJECTED_OS_ERROR, true);
+  int rc = shk_watch_remove(w, id);
+  shk__fault_disarm_all();
+  SHK_CHECK(rc == SHK_EOS);
+  pages[0] = 1; /* opened by the fault handler */
+  shk_watch_free(w);
+  fflush(stderr);
+  return 0;
+}
+
 static const shk_test_child children[] = {
+    {"watch_errors", watch_errors},
+    {"task_errors", task_errors},
+    {"lens_errors", lens_errors},
+    {"shm_errors", shm_errors},
+    {"shm_close_twice", shm_close_twice},
+    {"corrupt_fault_table", corrupt_fault_table},
+    {"unprotect_fails", unprotect_fails},
     {"make_errors", make_errors},     {"release_twice", release_twice},
     {"use_after_release", use_after_release}, {"spoil_guards", spoil_guards},
     {"keep_guards", keep_guards},     {"corrupt_index", corrupt_index}};
@@ -232,6 +360,69 @@ static void an_inconsistent_range_index_is_reported(void **state) {
   free(off);
 }
 
+/* Each part's errors with SHK_DEBUG naming it (or 1), and nothing without or with another. */
+static void errors_of_each_part_are_reported_only_with_its_name(void **state) {
+  (void)state;
+  static const struct {
+    const char *child, *part, *first, *second;
+  } cases[] = {
+      {"watch_errors", "watch", "shmkit debug: watch: shk_watch_remove returns SHK_ENOENT (", NULL},
+      {"task_errors", "task", "shmkit debug: task: shk_task_run returns SHK_EINVAL (", NULL},
+      {"lens_errors", "lens", "shmkit debug: lens: shk_lens_frame returns SHK_EINVAL (",
+       "shmkit debug: lens: shk_lens_reader_next returns SHK_EINVAL ("},
+      {"shm_errors", "shm", "shmkit debug: shm: shk_shm_open returns SHK_ENOENT (", NULL},
+  };
+  for (size_t i = 0; i < SHK__ARRAY_LEN(cases); i++) {
+    char *on = run_capturing(cases[i].child, cases[i].part);
+    expect_in(on, cases[i].first);
+    if (cases[i].second) expect_in(on, cases[i].second);
+    expect_in(on, "called from test_debug");
+    size_t lines = 0;
+    for (const char *p = on; (p = strstr(p, "shmkit debug:")); p++) lines++;
+    assert_int_equal(lines, cases[i].second ? 2 : 1); /* successes said nothing */
+    free(on);
+    char *all = run_capturing(cases[i].child, "1");
+    expect_in(all, cases[i].first);
+    free(all);
+    char *off = run_capturing(cases[i].child, NULL);
+    expect_not_in(off, "shmkit debug");
+    free(off);
+    char *other = run_capturing(cases[i].child, "buf");
+    expect_not_in(other, "shmkit debug");
+    free(other);
+  }
+}
+
+static void a_segment_handle_closed_twice_is_reported(void **state) {
+  (void)state;
+  char *text = run_capturing("shm_close_twice", "shm");
+  expect_in(text, "shmkit debug: shm: shk_shm_close of a handle that is not open (");
+  expect_in(text, "called from test_debug");
+  free(text);
+}
+
+static void a_watched_region_missing_from_the_fault_table_is_reported(void **state) {
+  (void)state;
+  char *on = run_capturing("corrupt_fault_table", "watch");
+  expect_in(on, "shmkit debug: watch: fault table inconsistent: region 1 \"a\" (mprotect) at ");
+  free(on);
+  char *off = run_capturing("corrupt_fault_table", NULL);
+  expect_not_in(off, "shmkit debug");
+  free(off);
+}
+
+static void pages_that_cannot_be_given_back_are_reported(void **state) {
+  (void)state;
+  char *on = run_capturing("unprotect_fails", "watch");
+  expect_in(on, "shmkit debug: watch: region 1 \"stuck\": its pages could not be given back "
+                "(SHK_EOS, OS error ");
+  expect_in(on, "shmkit debug: watch: shk_watch_remove returns SHK_EOS (");
+  free(on);
+  char *off = run_capturing("unprotect_fails", NULL);
+  expect_not_in(off, "shmkit debug");
+  free(off);
+}
+
 /* In this process SHK_DEBUG is never set: parsing sets the mask, "" clears it again. */
 static void the_variable_names_parts_by_a_comma_list(void **state) {
   (void)state;
@@ -257,6 +448,10 @@ int main(int argc, char **argv) {
       cmocka_unit_test(spoiled_guard_bytes_are_found_at_the_release),
       cmocka_unit_test(an_inconsistent_range_index_is_reported),
       cmocka_unit_test(the_variable_names_parts_by_a_comma_list),
+      cmocka_unit_test(errors_of_each_part_are_reported_only_with_its_name),
+      cmocka_unit_test(a_segment_handle_closed_twice_is_reported),
+      cmocka_unit_test(a_watched_region_missing_from_the_fault_table_is_reported),
+      cmocka_unit_test(pages_that_cannot_be_given_back_are_reported),
   };
   return shk_test_main(argc, argv, __FILE__, tests, SHK__ARRAY_LEN(tests), children,
                        SHK__ARRAY_LEN(children));

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/watch_internal.h"
 #include "shk_test_faults.h"
 #include "shmkit.h"
 
@@ -43,8 +44,8 @@ static int watch_add(void *ctx) {
   add_call *c = ctx;
   uint32_t id = 0;
   int rc = shk_watch_add(c->w, c->pages + 100, c->size - 200, "fault", &id);
-  /* The walk covers the add only: a remove that cannot give the pages their protection back
-   * reports SHK_OK and leaves them read-only (a known gap, not walked here). */
+  /* The walk covers the add only: a remove that cannot give the pages back has its own tests
+   * (below). */
   shk__fault_disarm_all();
   if (rc != SHK_OK) return id == 0 ? rc : -9999;
   c->pages[150] = 7; /* watched: the write is seen, not refused */
@@ -83,6 +84,97 @@ SHK_CHILD_TEST(watch_add_fails_cleanly_when_pages_cannot_be_protected, CHILD_TIM
   return 0;
 }
 
+/* A watcher (mprotect) on `size` bytes of pages, one region over all but the edges. */
+static int watched_pages(size_t size, unsigned char **pages, shk_watcher **w, uint32_t *id) {
+  if (shk_watch_pages_alloc(size, (void **)pages) != SHK_OK) return 1;
+  shk_watch_options opts;
+  shk_watch_options_init(&opts);
+  opts.backend = SHK_WATCH_MPROTECT;
+  if (shk_watch_create(&opts, w) != SHK_OK) return 2;
+  return shk_watch_add(*w, *pages + 100, size - 200, "unprotect", id) == SHK_OK ? 0 : 3;
+}
+
+/* Writes to every page of [pages, + size): a crash here is what the watcher must never cause. */
+static void write_every_page(unsigned char *pages, size_t size, size_t ps) {
+  for (size_t off = 0; off < size; off += ps) pages[off + 150] = 7;
+}
+
+/* shk_watch_remove when the pages cannot be given their protection back (every try fails):
+ * the code and the raw error are reported, the region is gone, and a later write to the pages
+ * (read-only still) is opened by the fault handler instead of crashing the program. A single
+ * failure is retried and the remove succeeds. */
+SHK_CHILD_TEST(watch_remove_reports_and_keeps_pages_writable_when_they_cannot_be_opened,
+               CHILD_TIMEOUT_MS) {
+  (void)argc, (void)argv;
+  size_t ps = shk__os_caps_get()->page_size, size = 3 * ps;
+  unsigned char *pages = NULL;
+  shk_watcher *w = NULL;
+  uint32_t id = 0;
+  SHK_CHECK(watched_pages(size, &pages, &w, &id) == 0);
+  size_t orphans = shk__watch_table_orphans();
+  shk__fault_arm(SHK__FAULT_PROTECT, 1, SHK_FAULT_RAW, true);
+  int rc = shk_watch_remove(w, id);
+  int raw = shk_last_os_error();
+  unsigned failures = shk__fault_failures(SHK__FAULT_PROTECT);
+  shk__fault_disarm_all();
+  write_every_page(pages, size, ps); /* before the fix: SIGSEGV here */
+  SHK_CHECK(rc == SHK_EOS);
+  SHK_CHECK(raw == SHK_FAULT_RAW);
+  SHK_CHECK(failures >= 2); /* retried before giving up */
+  SHK_CHECK(shk__watch_table_orphans() == orphans + 1);
+  SHK_CHECK(shk_watch_remove(w, id) == SHK_ENOENT);
+  shk_watch_stats st;
+  SHK_CHECK(shk_watch_stats_get(w, &st) == SHK_OK && st.regions == 0);
+
+  /* One failure alone: the retry gives the pages back. */
+  unsigned char *more = NULL;
+  shk_watch_free(w);
+  w = NULL;
+  SHK_CHECK(watched_pages(size, &more, &w, &id) == 0);
+  shk__fault_arm(SHK__FAULT_PROTECT, 1, SHK_FAULT_RAW, false);
+  rc = shk_watch_remove(w, id);
+  failures = shk__fault_failures(SHK__FAULT_PROTECT);
+  shk__fault_disarm_all();
+  SHK_CHECK(rc == SHK_OK);
+  SHK_CHECK(failures == 1);
+  add_call c = {w, more, size};
+  SHK_CHECK(pages_restored(&c) == 0);
+  SHK_CHECK(shk__watch_table_orphans() == orphans + 1);
+  shk_watch_free(w);
+  shk_watch_pages_free(more, size);
+  shk_watch_pages_free(pages, size);
+  return 0;
+}
+
+/* shk_watch_free, which returns nothing, in the same case: shk_last_os_error() holds the raw
+ * code, and the pages stay writable for the program (opened on their next write). */
+SHK_CHILD_TEST(watch_free_reports_and_keeps_pages_writable_when_they_cannot_be_opened,
+               CHILD_TIMEOUT_MS) {
+  (void)argc, (void)argv;
+  size_t ps = shk__os_caps_get()->page_size, size = 3 * ps;
+  unsigned char *pages = NULL;
+  shk_watcher *w = NULL;
+  uint32_t id = 0;
+  SHK_CHECK(watched_pages(size, &pages, &w, &id) == 0);
+  size_t orphans = shk__watch_table_orphans();
+  shk__fault_arm(SHK__FAULT_PROTECT, 1, SHK_FAULT_RAW, true);
+  shk_watch_free(w);
+  int raw = shk_last_os_error();
+  shk__fault_disarm_all();
+  write_every_page(pages, size, ps); /* before the fix: SIGSEGV here */
+  SHK_CHECK(raw == SHK_FAULT_RAW);
+  SHK_CHECK(shk__watch_table_orphans() == orphans + 1);
+  /* A free that meets no failure says so. */
+  unsigned char *more = NULL;
+  SHK_CHECK(watched_pages(size, &more, &w, &id) == 0);
+  shk__error_clear_os();
+  shk_watch_free(w);
+  SHK_CHECK(shk_last_os_error() == 0); /* nothing failed: nothing recorded */
+  shk_watch_pages_free(more, size);
+  shk_watch_pages_free(pages, size);
+  return 0;
+}
+
 static int pages_alloc(void *ctx) {
   (void)ctx;
   void *p = NULL;
@@ -105,12 +197,16 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(watch_create_fails_cleanly_when_its_thread_cannot_start),
     cmocka_unit_test(watch_add_fails_cleanly_when_pages_cannot_be_protected),
     cmocka_unit_test(watch_pages_alloc_fails_cleanly_when_the_system_gives_no_pages),
+    cmocka_unit_test(watch_remove_reports_and_keeps_pages_writable_when_they_cannot_be_opened),
+    cmocka_unit_test(watch_free_reports_and_keeps_pages_writable_when_they_cannot_be_opened),
 };
 
 static const shk_test_child children[] = {
     SHK_TEST_CHILD(watch_create_fails_cleanly_when_its_thread_cannot_start),
     SHK_TEST_CHILD(watch_add_fails_cleanly_when_pages_cannot_be_protected),
     SHK_TEST_CHILD(watch_pages_alloc_fails_cleanly_when_the_system_gives_no_pages),
+    SHK_TEST_CHILD(watch_remove_reports_and_keeps_pages_writable_when_they_cannot_be_opened),
+    SHK_TEST_CHILD(watch_free_reports_and_keeps_pages_writable_when_they_cannot_be_opened),
 };
 
 SHK_TEST_MAIN(tests, children)

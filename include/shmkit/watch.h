@@ -187,6 +187,12 @@ SHK_API int shk_watch_create(const shk_watch_options *opts, shk_watcher **out);
  * A handler the program installs afterwards gets real crashes first and must chain to the one
  * it replaced (as while a watcher is live); if it does and shmkit's handler is put in front of
  * it again by a later watcher, a crash passed round that loop once goes to the default action.
+ * When the system refuses to give pages their protection back (mprotect / VirtualProtect fails,
+ * after retries), the watcher never breaks the program: such pages stay known to the fault
+ * handler, which opens each on its next write; shk_last_os_error() then holds the raw code of
+ * the first such failure (unchanged by a free that met none), and SHK_DEBUG=watch reports it. Such
+ * pages stay claimed for the life of the process (a later shk_watch_add of them answers
+ * SHK_EOVERLAP).
  * Free in any thread but the callback's; not async-signal-safe. */
 SHK_API void shk_watch_free(shk_watcher *w);
 
@@ -206,7 +212,10 @@ SHK_API int shk_watch_add(shk_watcher *w, void *addr, size_t size, const char *n
 
 /** Stops watching a region; pages no other region of the watcher needs get their protection
  * back. Changes of the region not yet delivered are discarded. Returns SHK_OK, SHK_EINVAL
- * (NULL w) or SHK_ENOENT (no region with this id). */
+ * (NULL w), SHK_ENOENT (no region with this id), or a system failure code (SHK_ENOMEM,
+ * SHK_EOS, ...; the raw one in shk_last_os_error()) when the system refused to give the pages their protection back: the
+ * region is removed all the same, and its pages stay known to the fault handler, which opens
+ * each on its next write, so the program does not crash (see shk_watch_free()). */
 SHK_API int shk_watch_remove(shk_watcher *w, uint32_t id);
 
 /** The backend that watches region `id`. Returns SHK_OK, SHK_EINVAL or SHK_ENOENT. */

@@ -96,7 +96,7 @@ static int shm_alloc(void *user, const shk_buf_alloc_request *req, shk_buf_block
     name = generated;
   }
   shk_shm *shm = NULL;
-  int rc = shk_shm_create(name, req->size, &shm);
+  int rc = shk__shm_create(name, req->size, &shm);
   if (rc != SHK_OK) return rc;
   out->ptr = shk_shm_data(shm);
   out->state = shm;
@@ -112,7 +112,7 @@ static void shm_free(void *user, const shk_buf_block *block, size_t size) {
   char name[SHK_SHM_NAME_MAX + 1];
   strcpy(name, shk_shm_name(shm));
   shk_shm_close(shm);
-  shk_shm_unlink(name);
+  shk__shm_unlink(name);
 }
 
 static int shm_consume(void *user, void *ptr, size_t size, bool owned, shk_buf_block *out) {
@@ -122,7 +122,7 @@ static int shm_consume(void *user, void *ptr, size_t size, bool owned, shk_buf_b
   if (owned) return SHK_EUNSUPPORTED;
   shk_shm *shm = NULL;
   size_t offset = 0;
-  return shk_shm_find(ptr, size, &shm, &offset) == SHK_OK ? SHK_OK : SHK_EINVAL;
+  return shk__shm_find(ptr, size, &shm, &offset) == SHK_OK ? SHK_OK : SHK_EINVAL;
 }
 
 const shk_buf_allocator shk__buf_shm_allocator = {SHK_BUF_ALLOCATOR_VERSION, shm_alloc, shm_free,

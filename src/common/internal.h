@@ -192,6 +192,14 @@ int shk__buf_live_list(shk_buf_info **out, size_t *count);
  * the stale generated names of this user (shk_shm_clean()). */
 void shk__shm_generate_name(const char *prefix, char out[SHK_SHM_NAME_MAX + 1]);
 
+/* shk_shm_create, _open, _find and _unlink without the SHK_DEBUG=shm report (shm.c): for the
+ * library's own calls, where a failure can be an expected answer (not in a segment, no such
+ * name yet) that the calling part handles or reports itself. */
+int shk__shm_create(const char *name, size_t size, shk_shm **out);
+int shk__shm_open(const char *name, shk_shm_access access, shk_shm **out);
+int shk__shm_find(const void *ptr, size_t len, shk_shm **out, size_t *offset);
+int shk__shm_unlink(const char *name);
+
 /* The OS segment behind a handle (shm.c), for chunk tasks that hand segments to workers. */
 const shk__os_segment *shk__shm_os_segment(const shk_shm *shm);
 

@@ -7,6 +7,7 @@
 
 #include "lens_hook.h"
 #include "lens_internal.h"
+#include "debug.h"
 
 /* The address of this object marks "SHK_LENS not read yet": the first instrumented call of each
  * process (a forked child or a started worker too) then takes the slow path once. */
@@ -87,12 +88,16 @@ static shk_lens *lens_for(int part) {
   return lens == UNREAD ? NULL : lens;
 }
 
-int shk_lens_instrument(shk_lens *lens, unsigned parts) {
+static int lens_instrument_impl(shk_lens *lens, unsigned parts) {
   if (parts & ~SHK_LENS_ALL) return SHK_EINVAL;
   /* An explicit call wins over SHK_LENS: no part is left unresolved, so the variable is not
    * read afterwards. */
   set_hooks(lens, lens ? parts : 0);
   return SHK_OK;
+}
+
+int shk_lens_instrument(shk_lens *lens, unsigned parts) {
+  return SHK__DEBUG_RET(SHK__DEBUG_LENS, lens_instrument_impl(lens, parts));
 }
 
 void shk__lens_instrument_forget(shk_lens *lens) {

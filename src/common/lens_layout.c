@@ -188,7 +188,7 @@ int shk_lens_probe(const char *name, shk_lens_info *info) {
   if (!info) return SHK_EINVAL;
   memset(info, 0, sizeof *info);
   shk_shm *shm = NULL;
-  int rc = shk_shm_open(name, SHK_SHM_READ_ONLY, &shm);
+  int rc = shk__shm_open(name, SHK_SHM_READ_ONLY, &shm);
   if (rc != SHK_OK) return rc;
   void *mem = shk_shm_data(shm);
   size_t size = shk_shm_size(shm);

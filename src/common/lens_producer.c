@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lens_internal.h"
+#include "debug.h"
 
 #define READER_CHECK_NS 100000000u /* re-check a reader's liveness at most every 100 ms */
 #define CREATOR_WAIT_NS 1000000000u
@@ -116,7 +117,7 @@ static size_t name_length(const char *name) {
 /* ---- opening and closing ---- */
 
 static int attach_existing(const char *name, shk_shm **shm) {
-  int rc = shk_shm_open(name, SHK_SHM_READ_WRITE, shm);
+  int rc = shk__shm_open(name, SHK_SHM_READ_WRITE, shm);
   if (rc != SHK_OK) return rc;
   /* The creator writes magic last; give it a moment. */
   uint64_t deadline = shk__os_now_ns() + CREATOR_WAIT_NS;
@@ -139,7 +140,7 @@ static int open_or_create(const char *name, const shk_lens_options *o, uint64_t 
   /* Another producer may create or remove the name between our two calls: try a few times. */
   int rc = SHK_ENOENT;
   for (int attempt = 0; attempt < 8 && rc == SHK_ENOENT; attempt++) {
-    rc = shk_shm_create(name, size, shm);
+    rc = shk__shm_create(name, size, shm);
     if (rc == SHK_OK) {
       shk__lens_layout_init(shk_shm_data(*shm), size, records, o->max_threads, identity);
       *created = true;
@@ -174,7 +175,7 @@ static int take_process_slot(shk_lens *lens) {
   return SHK_EBUSY;
 }
 
-int shk_lens_open(const char *name, const shk_lens_options *options, shk_lens **out) {
+static int lens_open_impl(const char *name, const shk_lens_options *options, shk_lens **out) {
   if (!out) return SHK_EINVAL;
   *out = NULL;
   int rc = shk_shm_name_check(name);
@@ -209,6 +210,10 @@ int shk_lens_open(const char *name, const shk_lens_options *options, shk_lens **
   atomic_store(&lens->last_frame, shk__lens_ticks(lens->tsc));
   *out = lens;
   return SHK_OK;
+}
+
+int shk_lens_open(const char *name, const shk_lens_options *options, shk_lens **out) {
+  return SHK__DEBUG_RET(SHK__DEBUG_LENS, lens_open_impl(name, options, out));
 }
 
 static void unlock_ring(shk_lens *lens, shk_lens_wire_ring *r);
@@ -295,7 +300,7 @@ void shk_lens_close(shk_lens *lens) {
   shk__lens_count_producers(lens->hdr, &live, &dead, &some);
   shk_shm_close(lens->shm);
   /* Handles of processes that are gone (killed) do not keep the name alive. */
-  if (live == 0 && !(lens->options.flags & SHK_LENS_KEEP_NAME)) shk_shm_unlink(lens->name);
+  if (live == 0 && !(lens->options.flags & SHK_LENS_KEEP_NAME)) shk__shm_unlink(lens->name);
   free(lens);
 }
 
@@ -318,7 +323,7 @@ static bool reader_attached(shk_lens *lens) {
   return true;
 }
 
-int shk_lens_wait_reader(shk_lens *lens, uint64_t timeout_ns) {
+static int lens_wait_reader_impl(shk_lens *lens, uint64_t timeout_ns) {
   if (!lens) return SHK_EINVAL;
   uint64_t start = shk__os_now_ns();
   while (!reader_attached(lens)) {
@@ -326,6 +331,10 @@ int shk_lens_wait_reader(shk_lens *lens, uint64_t timeout_ns) {
     shk__os_sleep_ns(1000000);
   }
   return SHK_OK;
+}
+
+int shk_lens_wait_reader(shk_lens *lens, uint64_t timeout_ns) {
+  return SHK__DEBUG_RET(SHK__DEBUG_LENS, lens_wait_reader_impl(lens, timeout_ns));
 }
 
 /* ---- rings ---- */
@@ -618,7 +627,7 @@ static inline ring_handle *ready_ring(shk_lens *lens, lens_thread *t, const char
 
 /* ---- the event kinds ---- */
 
-int shk_lens_frame(shk_lens *lens) {
+static int lens_frame_impl(shk_lens *lens) {
   if (!lens) return SHK_EINVAL;
   uint64_t now = shk__lens_ticks(lens->tsc);
   uint64_t previous = atomic_exchange(&lens->last_frame, now);
@@ -629,9 +638,19 @@ int shk_lens_frame(shk_lens *lens) {
   return send_record(lens, SHK_LENS_FRAME, NULL, &r);
 }
 
-int shk_lens_flush(shk_lens *lens) { return lens ? SHK_OK : SHK_EINVAL; }
+int shk_lens_frame(shk_lens *lens) {
+  int rc = lens_frame_impl(lens);
+  /* SHK_EBUSY: dropped and counted (stats), not a failure of the call */
+  return rc != SHK_EBUSY ? SHK__DEBUG_RET(SHK__DEBUG_LENS, rc) : rc;
+}
 
-int shk_lens_thread_name(shk_lens *lens, const char *name) {
+static int lens_flush_impl(shk_lens *lens) { return lens ? SHK_OK : SHK_EINVAL; }
+
+int shk_lens_flush(shk_lens *lens) {
+  return SHK__DEBUG_RET(SHK__DEBUG_LENS, lens_flush_impl(lens));
+}
+
+static int lens_thread_name_impl(shk_lens *lens, const char *name) {
   if (!lens || !name) return SHK_EINVAL;
   lens_thread *t = &this_thread;
   size_t len = name_length(name);
@@ -642,7 +661,12 @@ int shk_lens_thread_name(shk_lens *lens, const char *name) {
   return SHK_OK;
 }
 
-int shk_lens_zone_begin(shk_lens *lens, shk_lens_zone *zone, const char *name, uint32_t color) {
+int shk_lens_thread_name(shk_lens *lens, const char *name) {
+  return SHK__DEBUG_RET(SHK__DEBUG_LENS, lens_thread_name_impl(lens, name));
+}
+
+static int lens_zone_begin_impl(shk_lens *lens, shk_lens_zone *zone, const char *name,
+                                uint32_t color) {
   if (!zone) return SHK_EINVAL;
   zone->lens = NULL;
   if (!lens || !name) return SHK_EINVAL;
@@ -658,6 +682,12 @@ int shk_lens_zone_begin(shk_lens *lens, shk_lens_zone *zone, const char *name, u
   zone->start = now;
   zone->lens = lens;
   return SHK_OK;
+}
+
+int shk_lens_zone_begin(shk_lens *lens, shk_lens_zone *zone, const char *name, uint32_t color) {
+  int rc = lens_zone_begin_impl(lens, zone, name, color);
+  /* SHK_EBUSY: dropped and counted (stats), not a failure of the call */
+  return rc != SHK_EBUSY ? SHK__DEBUG_RET(SHK__DEBUG_LENS, rc) : rc;
 }
 
 static uint16_t zone_depth(const shk_lens_zone *zone) {
@@ -676,7 +706,7 @@ static SHK__NOINLINE int zone_end_slow(shk_lens *lens, const shk_lens_zone *zone
   return send_record(lens, SHK_LENS_ZONE, zone->name, &r);
 }
 
-int shk_lens_zone_end(shk_lens_zone *zone) {
+static int lens_zone_end_impl(shk_lens_zone *zone) {
   if (!zone) return SHK_EINVAL;
   shk_lens *lens = zone->lens;
   if (!lens) return SHK_OK;
@@ -702,9 +732,15 @@ int shk_lens_zone_end(shk_lens_zone *zone) {
   return publish(h, SHK_LENS_ZONE);
 }
 
+int shk_lens_zone_end(shk_lens_zone *zone) {
+  int rc = lens_zone_end_impl(zone);
+  /* SHK_EBUSY: dropped and counted (stats), not a failure of the call */
+  return rc != SHK_EBUSY ? SHK__DEBUG_RET(SHK__DEBUG_LENS, rc) : rc;
+}
+
 void shk_lens_zone_cleanup(shk_lens_zone *zone) { (void)shk_lens_zone_end(zone); }
 
-int shk_lens_plot(shk_lens *lens, const char *name, double value, uint32_t color) {
+static int lens_plot_impl(shk_lens *lens, const char *name, double value, uint32_t color) {
   if (!lens || !name || !isfinite(value)) return SHK_EINVAL;
   uint64_t now = shk__lens_ticks(lens->tsc);
   shk_lens_wire_record r = {.type = SHK_LENS_REC_PLOT, .len = color_of(color), .a = now,
@@ -713,7 +749,13 @@ int shk_lens_plot(shk_lens *lens, const char *name, double value, uint32_t color
   return send_record(lens, SHK_LENS_PLOT, name, &r);
 }
 
-int shk_lens_heap(shk_lens *lens, uint64_t addr, uint64_t size, bool is_free) {
+int shk_lens_plot(shk_lens *lens, const char *name, double value, uint32_t color) {
+  int rc = lens_plot_impl(lens, name, value, color);
+  /* SHK_EBUSY: dropped and counted (stats), not a failure of the call */
+  return rc != SHK_EBUSY ? SHK__DEBUG_RET(SHK__DEBUG_LENS, rc) : rc;
+}
+
+static int lens_heap_impl(shk_lens *lens, uint64_t addr, uint64_t size, bool is_free) {
   if (!lens || size > UINT64_MAX - addr) return SHK_EINVAL;
   uint64_t now = shk__lens_ticks(lens->tsc);
   shk_lens_wire_record r = {.type = SHK_LENS_REC_HEAP, .flags = is_free ? 1 : 0, .a = now,
@@ -721,14 +763,17 @@ int shk_lens_heap(shk_lens *lens, uint64_t addr, uint64_t size, bool is_free) {
   return send_record(lens, SHK_LENS_HEAP, NULL, &r);
 }
 
-int shk_lens_log(shk_lens *lens, uint32_t color, const char *format, ...) {
+int shk_lens_heap(shk_lens *lens, uint64_t addr, uint64_t size, bool is_free) {
+  int rc = lens_heap_impl(lens, addr, size, is_free);
+  /* SHK_EBUSY: dropped and counted (stats), not a failure of the call */
+  return rc != SHK_EBUSY ? SHK__DEBUG_RET(SHK__DEBUG_LENS, rc) : rc;
+}
+
+static int lens_vlog(shk_lens *lens, uint32_t color, const char *format, va_list ap) {
   if (!lens || !format) return SHK_EINVAL;
   uint64_t now = shk__lens_ticks(lens->tsc);
   char message[SHK_LENS_LOG_MAX + 1];
-  va_list ap;
-  va_start(ap, format);
   int n = vsnprintf(message, sizeof message, format, ap);
-  va_end(ap);
   if (n < 0) return SHK_EINVAL;
   size_t length = (size_t)n > SHK_LENS_LOG_MAX ? SHK_LENS_LOG_MAX : (size_t)n;
   ring_handle *h = begin_send(lens, SHK_LENS_LOG, NULL, 1 + data_records(length));
@@ -737,7 +782,16 @@ int shk_lens_log(shk_lens *lens, uint32_t color, const char *format, ...) {
   return publish(h, SHK_LENS_LOG);
 }
 
-int shk_lens_stats_get(shk_lens *l, shk_lens_stats *out) {
+int shk_lens_log(shk_lens *lens, uint32_t color, const char *format, ...) {
+  va_list ap;
+  va_start(ap, format);
+  int rc = lens_vlog(lens, color, format, ap);
+  va_end(ap);
+  /* SHK_EBUSY: dropped and counted (stats), not a failure of the call */
+  return rc != SHK_EBUSY ? SHK__DEBUG_RET(SHK__DEBUG_LENS, rc) : rc;
+}
+
+static int lens_stats_get_impl(shk_lens *l, shk_lens_stats *out) {
   if (!l || !out) return SHK_EINVAL;
   shk__lens_segment_stats(l->mem, &l->geo, out);
   for (int k = 0; k < SHK_LENS_KIND_COUNT; k++)
@@ -748,4 +802,8 @@ int shk_lens_stats_get(shk_lens *l, shk_lens_stats *out) {
       out->sent[k] += shk__lens_load64(&h->ring->written[k]) + shk__lens_load64(&h->ring->dropped[k]);
   shk__os_mutex_unlock(&l->handles_mutex);
   return SHK_OK;
+}
+
+int shk_lens_stats_get(shk_lens *l, shk_lens_stats *out) {
+  return SHK__DEBUG_RET(SHK__DEBUG_LENS, lens_stats_get_impl(l, out));
 }

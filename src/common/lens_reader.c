@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "lens_internal.h"
+#include "debug.h"
 
 /* Events per read pass: small enough that the batch stays in the CPU's cache between being written
  * and being handed out (4096 events, 600 KB, made the reader slower than its producer). */
@@ -142,12 +143,12 @@ static int register_reader(shk_lens_reader *r) {
   return SHK_OK;
 }
 
-int shk_lens_reader_open(const char *name, const shk_lens_reader_options *options,
-                         shk_lens_reader **out) {
+static int lens_reader_open_impl(const char *name, const shk_lens_reader_options *options,
+                                 shk_lens_reader **out) {
   if (!out) return SHK_EINVAL;
   *out = NULL;
   shk_shm *shm = NULL;
-  int rc = shk_shm_open(name, SHK_SHM_READ_WRITE, &shm);
+  int rc = shk__shm_open(name, SHK_SHM_READ_WRITE, &shm);
   if (rc != SHK_OK) return rc;
   shk_lens_reader *r = NULL;
   rc = shk__lens_reader_attach_memory(shk_shm_data(shm), shk_shm_size(shm), options, &r);
@@ -166,6 +167,11 @@ int shk_lens_reader_open(const char *name, const shk_lens_reader_options *option
   return SHK_OK;
 }
 
+int shk_lens_reader_open(const char *name, const shk_lens_reader_options *options,
+                         shk_lens_reader **out) {
+  return SHK__DEBUG_RET(SHK__DEBUG_LENS, lens_reader_open_impl(name, options, out));
+}
+
 /* Producers killed with their handles open leave the name behind: the reader removes it when no
  * live producer remains (a clean close with SHK_LENS_KEEP_NAME leaves no handle, so no trace). */
 static void remove_orphaned_name(shk_lens_reader *r) {
@@ -177,7 +183,7 @@ static void remove_orphaned_name(shk_lens_reader *r) {
     if (id != 0 && !shk__lens_identity_alive(id))
       atomic_compare_exchange_strong(SHK__LENS_SLOT(r->hdr, i), &id, 0);
   }
-  shk_shm_unlink(r->name);
+  shk__shm_unlink(r->name);
 }
 
 /* Whether the segment still has the size we mapped. A process with write access may shrink it
@@ -594,7 +600,8 @@ static size_t deliver_buffered(shk_lens_reader *r, shk_lens_event_fn fn, void *u
   return n;
 }
 
-int shk_lens_reader_drain(shk_lens_reader *r, shk_lens_event_fn fn, void *user, size_t *count) {
+static int lens_reader_drain_impl(shk_lens_reader *r, shk_lens_event_fn fn, void *user,
+                                  size_t *count) {
   if (count) *count = 0;
   if (!r) return SHK_EINVAL;
   size_t n = 0;
@@ -611,6 +618,10 @@ int shk_lens_reader_drain(shk_lens_reader *r, shk_lens_event_fn fn, void *user, 
   else n += r->event_count;
   if (count) *count = n;
   return r->shrunk ? SHK_EFORMAT : SHK_OK;
+}
+
+int shk_lens_reader_drain(shk_lens_reader *r, shk_lens_event_fn fn, void *user, size_t *count) {
+  return SHK__DEBUG_RET(SHK__DEBUG_LENS, lens_reader_drain_impl(r, fn, user, count));
 }
 
 /* Whether any ring holds records we have not taken (plain loads: the lines stay shared). */
@@ -640,8 +651,8 @@ static void nap(uint64_t ns, uint64_t start, uint64_t timeout_ns) {
   shk__os_sleep_ns(SHK__MIN(ns, timeout_ns - (now - start)));
 }
 
-int shk_lens_reader_poll(shk_lens_reader *r, uint64_t timeout_ns, shk_lens_event_fn fn,
-                         void *user, size_t *count) {
+static int lens_reader_poll_impl(shk_lens_reader *r, uint64_t timeout_ns, shk_lens_event_fn fn,
+                                 void *user, size_t *count) {
   if (count) *count = 0;
   if (!r) return SHK_EINVAL;
   uint64_t start = shk__os_now_ns();
@@ -668,12 +679,25 @@ int shk_lens_reader_poll(shk_lens_reader *r, uint64_t timeout_ns, shk_lens_event
   }
 }
 
-int shk_lens_reader_next(shk_lens_reader *r, shk_lens_event *event) {
+int shk_lens_reader_poll(shk_lens_reader *r, uint64_t timeout_ns, shk_lens_event_fn fn,
+                         void *user, size_t *count) {
+  int rc = lens_reader_poll_impl(r, timeout_ns, fn, user, count);
+  /* SHK_ETIMEDOUT: nothing arrived in time, an answer rather than a failure */
+  return rc != SHK_ETIMEDOUT ? SHK__DEBUG_RET(SHK__DEBUG_LENS, rc) : rc;
+}
+
+static int lens_reader_next_impl(shk_lens_reader *r, shk_lens_event *event) {
   if (!r || !event) return SHK_EINVAL;
   if (r->event_next >= r->event_count) read_rings(r);
   if (r->event_next >= r->event_count) return SHK_ENOENT;
   *event = r->events[r->event_next++];
   return SHK_OK;
+}
+
+int shk_lens_reader_next(shk_lens_reader *r, shk_lens_event *event) {
+  int rc = lens_reader_next_impl(r, event);
+  /* SHK_ENOENT: nothing now, an answer rather than a failure */
+  return rc != SHK_ENOENT ? SHK__DEBUG_RET(SHK__DEBUG_LENS, rc) : rc;
 }
 
 bool shk_lens_reader_finished(shk_lens_reader *r) {
@@ -708,7 +732,7 @@ bool shk_lens_reader_finished(shk_lens_reader *r) {
   return true;
 }
 
-int shk_lens_reader_stats(const shk_lens_reader *r, shk_lens_stats *out) {
+static int lens_reader_stats_impl(const shk_lens_reader *r, shk_lens_stats *out) {
   if (!r || !out) return SHK_EINVAL;
   if (r->shrunk) memset(out, 0, sizeof *out);
   else shk__lens_segment_stats(r->mem, &r->geo, out);
@@ -721,8 +745,12 @@ int shk_lens_reader_stats(const shk_lens_reader *r, shk_lens_stats *out) {
   return SHK_OK;
 }
 
-int shk_lens_reader_threads(shk_lens_reader *r, shk_lens_thread_info *out, size_t capacity,
-                            size_t *count) {
+int shk_lens_reader_stats(const shk_lens_reader *r, shk_lens_stats *out) {
+  return SHK__DEBUG_RET(SHK__DEBUG_LENS, lens_reader_stats_impl(r, out));
+}
+
+static int lens_reader_threads_impl(shk_lens_reader *r, shk_lens_thread_info *out, size_t capacity,
+                                    size_t *count) {
   if (!r || !count || (!out && capacity > 0)) return SHK_EINVAL;
   /* The counts of rings still followed, as they are now (drains read them only now and then). */
   uint32_t used = r->shrunk ? 0 : SHK__MIN(shk__lens_load32(&r->hdr->rings_used), r->geo.ring_count);
@@ -731,6 +759,11 @@ int shk_lens_reader_threads(shk_lens_reader *r, shk_lens_thread_info *out, size_
   size_t n = SHK__MIN(capacity, r->thread_count);
   if (n) memcpy(out, r->threads, n * sizeof *out);
   return SHK_OK;
+}
+
+int shk_lens_reader_threads(shk_lens_reader *r, shk_lens_thread_info *out, size_t capacity,
+                            size_t *count) {
+  return SHK__DEBUG_RET(SHK__DEBUG_LENS, lens_reader_threads_impl(r, out, capacity, count));
 }
 
 const char *shk_lens_reader_string(shk_lens_reader *r, uint32_t pid, uint64_t key) {

@@ -5,6 +5,7 @@
 
 #include "internal.h"
 #include "shmkit/lens_wire.h" /* SHK_LENS_MAGIC: a lens segment of another version is still a lens */
+#include "debug.h"
 
 typedef struct generated_kind {
   const char *prefix;
@@ -79,10 +80,14 @@ static void each_name(const char *name, size_t size, int64_t modified, void *use
   l->fn(&e, l->user);
 }
 
-int shk_shm_list(shk_shm_entry_fn fn, void *user) {
+static int shm_list_impl(shk_shm_entry_fn fn, void *user) {
   if (!fn) return SHK_EINVAL;
   listing l = {fn, user, false};
   return shk__os_segment_list(each_name, &l);
+}
+
+int shk_shm_list(shk_shm_entry_fn fn, void *user) {
+  return SHK__DEBUG_RET(SHK__DEBUG_SHM, shm_list_impl(fn, user));
 }
 
 static void remove_stale(const shk_shm_entry *e, void *user) {
@@ -91,15 +96,19 @@ static void remove_stale(const shk_shm_entry *e, void *user) {
   /* Looked at again just before: the list was read a moment ago. */
   int pid = 0;
   if (!parse(e->name, &pid) || !owner_gone(pid, e->modified)) return;
-  if (shk_shm_unlink(e->name) == SHK_OK) (*removed)++;
+  if (shk__shm_unlink(e->name) == SHK_OK) (*removed)++;
 }
 
-int shk_shm_clean(size_t *removed) {
+static int shm_clean_impl(size_t *removed) {
   size_t n = 0;
   listing l = {remove_stale, &n, true};
   int rc = shk__os_segment_list(each_name, &l);
   if (removed) *removed = n;
   return rc;
+}
+
+int shk_shm_clean(size_t *removed) {
+  return SHK__DEBUG_RET(SHK__DEBUG_SHM, shm_clean_impl(removed));
 }
 
 static atomic_bool swept;

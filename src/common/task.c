@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "task_internal.h"
+#include "debug.h"
 
 struct shk_task_results {
   size_t count;
@@ -60,8 +61,8 @@ int shk__task_call_init(shk__task_call *call, const void *data, size_t size, shk
   return shk__task_check_split(size, call->item_size, call->chunks);
 }
 
-int shk_task_run(const void *data, size_t size, shk_task_fn fn, const shk_task_options *caller,
-                 shk_task_results **results) {
+static int task_run_impl(const void *data, size_t size, shk_task_fn fn,
+                         const shk_task_options *caller, shk_task_results **results) {
   shk__error_clear_os();
   if (results) *results = NULL;
   shk_task_options o;
@@ -84,7 +85,12 @@ int shk_task_run(const void *data, size_t size, shk_task_fn fn, const shk_task_o
   return rc;
 }
 
-int shk_task_out_write(shk_task_out *out, const void *bytes, size_t size) {
+int shk_task_run(const void *data, size_t size, shk_task_fn fn, const shk_task_options *caller,
+                 shk_task_results **results) {
+  return SHK__DEBUG_RET(SHK__DEBUG_TASK, task_run_impl(data, size, fn, caller, results));
+}
+
+static int task_out_write_impl(shk_task_out *out, const void *bytes, size_t size) {
   if (!out || (!bytes && size > 0) || shk__range_wraps(bytes, size)) return SHK_EINVAL;
   if (size == 0) return SHK_OK;
   size_t cap = out->seg->size;
@@ -100,6 +106,10 @@ int shk_task_out_write(shk_task_out *out, const void *bytes, size_t size) {
   memcpy((unsigned char *)out->seg->addr + out->used, bytes, size);
   out->used = end;
   return SHK_OK;
+}
+
+int shk_task_out_write(shk_task_out *out, const void *bytes, size_t size) {
+  return SHK__DEBUG_RET(SHK__DEBUG_TASK, task_out_write_impl(out, bytes, size));
 }
 
 /* ---- results ---------------------------------------------------------------------------- */
@@ -125,7 +135,7 @@ static bool chunk_bytes(const shk__task_chunk_rec *rec, const shk__os_segment *o
 }
 
 int shk__task_results_build(shk__task_ctl *ctl, uint32_t seq, uint64_t count, shk__os_segment *outs,
-                      unsigned nouts, shk_task_results **results) {
+                            unsigned nouts, shk_task_results **results) {
   size_t bytes = 0, used[SHK_TASK_WORKERS_MAX] = {0};
   for (uint64_t i = 0; i < count; i++) {
     const shk__task_chunk_rec *rec = shk__ctl_chunk(ctl, i);

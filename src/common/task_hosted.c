@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "task_internal.h"
+#include "debug.h"
 
 int shk__task_host_make(const char *module, const char *function, shk__task_host **out) {
   *out = NULL;
@@ -32,8 +33,8 @@ int shk__task_hosted_fn(const shk_task_chunk *chunk, shk_task_out *out) {
   return SHK_EUNSUPPORTED;
 }
 
-int shk_task_pool_create_hosted(unsigned workers, const char *module_path,
-                                const char *function_name, shk_task_pool **out) {
+static int task_pool_create_hosted_impl(unsigned workers, const char *module_path,
+                                        const char *function_name, shk_task_pool **out) {
   shk__error_clear_os();
   if (out) *out = NULL;
   if (!out) return SHK_EINVAL;
@@ -41,6 +42,12 @@ int shk_task_pool_create_hosted(unsigned workers, const char *module_path,
   int rc = shk__task_host_make(module_path, function_name, &host);
   if (rc != SHK_OK) return rc;
   return shk__task_pool_create_hosting(workers, false, host, out);
+}
+
+int shk_task_pool_create_hosted(unsigned workers, const char *module_path,
+                                const char *function_name, shk_task_pool **out) {
+  return SHK__DEBUG_RET(SHK__DEBUG_TASK,
+                        task_pool_create_hosted_impl(workers, module_path, function_name, out));
 }
 
 int shk__task_run_hosted(const void *data, size_t size, shk_task_fn fn,

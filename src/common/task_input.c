@@ -101,7 +101,7 @@ int shk__task_place_input(shk_task_pool *pool, const shk__task_call *call, shk__
   job->input_kind = SHK__INPUT_SEGMENT;
   shk_shm *shm;
   size_t offset;
-  if (shk_shm_find(call->data, call->size, &shm, &offset) == SHK_OK) {
+  if (shk__shm_find(call->data, call->size, &shm, &offset) == SHK_OK) {
     const shk__os_segment *seg = shk__shm_os_segment(shm);
     job->borrowed = 1;
     job->input_offset = offset;
@@ -129,7 +129,7 @@ int shk__task_give_job_input(shk_task_pool *pool, unsigned k, const shk__task_ca
   if (job->input_kind != SHK__INPUT_SEGMENT) return SHK_OK;
   shk_shm *shm;
   size_t offset;
-  if (job->borrowed && shk_shm_find(call->data, call->size, &shm, &offset) == SHK_OK)
+  if (job->borrowed && shk__shm_find(call->data, call->size, &shm, &offset) == SHK_OK)
     return give_input(pool, k, shk__shm_os_segment(shm), pool->job_in_id, false);
   return give_input(pool, k, &pool->staging, pool->staging_id, true);
 }

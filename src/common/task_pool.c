@@ -6,6 +6,7 @@
 
 #include "lens_hook.h"
 #include "task_internal.h"
+#include "debug.h"
 
 /* The pool polls this long for the last chunks before it sleeps (see WORKER_SPIN_NS). */
 #define POOL_SPIN_NS 30000u
@@ -234,9 +235,13 @@ int shk__task_pool_create(unsigned workers, shk_task_mode mode, bool one_shot,
   return pool_create(workers, mode, one_shot, NULL, out);
 }
 
-int shk_task_pool_create(unsigned workers, shk_task_mode mode, shk_task_pool **out) {
+static int task_pool_create_impl(unsigned workers, shk_task_mode mode, shk_task_pool **out) {
   shk__error_clear_os();
   return shk__task_pool_create(workers, mode, false, out);
+}
+
+int shk_task_pool_create(unsigned workers, shk_task_mode mode, shk_task_pool **out) {
+  return SHK__DEBUG_RET(SHK__DEBUG_TASK, task_pool_create_impl(workers, mode, out));
 }
 
 int shk__task_pool_create_hosting(unsigned workers, bool one_shot, shk__task_host *host,
@@ -573,8 +578,8 @@ int shk__task_pool_run(shk_task_pool *pool, const shk__task_call *call, shk_task
   return rc;
 }
 
-int shk_task_pool_run(shk_task_pool *pool, const void *data, size_t size, shk_task_fn fn,
-                      const shk_task_options *opts, shk_task_results **results) {
+static int task_pool_run_impl(shk_task_pool *pool, const void *data, size_t size, shk_task_fn fn,
+                              const shk_task_options *opts, shk_task_results **results) {
   shk__error_clear_os();
   if (results) *results = NULL;
   if (!pool) return SHK_EINVAL;
@@ -588,4 +593,9 @@ int shk_task_pool_run(shk_task_pool *pool, const void *data, size_t size, shk_ta
                                shk_task_pool_workers(pool));
   if (rc != SHK_OK || !results) return rc == SHK_OK ? SHK_EINVAL : rc;
   return shk__task_pool_run(pool, &call, results);
+}
+
+int shk_task_pool_run(shk_task_pool *pool, const void *data, size_t size, shk_task_fn fn,
+                      const shk_task_options *opts, shk_task_results **results) {
+  return SHK__DEBUG_RET(SHK__DEBUG_TASK, task_pool_run_impl(pool, data, size, fn, opts, results));
 }

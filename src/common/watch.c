@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "debug.h"
 #include "watch_internal.h"
 
 static const char *const backend_names[SHK_WATCH_CUSTOM + 1] = {
@@ -50,13 +51,17 @@ void(shk_watch_options_init)(shk_watch_options *opts) {
   if (opts) opts->struct_size = SHK_WATCH_OPTIONS_VERSION;
 }
 
-int shk_watch_pages_alloc(size_t size, void **out) {
+static int watch_pages_alloc_impl(size_t size, void **out) {
   if (!out) return SHK_EINVAL;
   *out = NULL;
   size_t ps = shk__os_caps_get()->page_size;
   size_t rounded = size ? shk__round_up(size, ps) : 0;
   if (rounded == 0) return SHK_ESIZE;
   return shk__os_pages_alloc(rounded, true, out);
+}
+
+int shk_watch_pages_alloc(size_t size, void **out) {
+  return SHK__DEBUG_RET(SHK__DEBUG_WATCH, watch_pages_alloc_impl(size, out));
 }
 
 void shk_watch_pages_free(void *addr, size_t size) {
@@ -72,7 +77,7 @@ static bool on_worker(shk_watcher *w) {
   return atomic_load(&w->worker_tid) == shk__os_thread_id();
 }
 
-int shk_watch_create(const shk_watch_options *opts, shk_watcher **out) {
+static int watch_create_impl(const shk_watch_options *opts, shk_watcher **out) {
   if (!out) return SHK_EINVAL;
   *out = NULL;
   shk_watch_options o;
@@ -136,6 +141,10 @@ int shk_watch_create(const shk_watch_options *opts, shk_watcher **out) {
   return SHK_OK;
 }
 
+int shk_watch_create(const shk_watch_options *opts, shk_watcher **out) {
+  return SHK__DEBUG_RET(SHK__DEBUG_WATCH, watch_create_impl(opts, out));
+}
+
 static size_t index_of(shk_watcher *w, uint32_t id) {
   for (size_t i = 0; i < w->count; i++)
     if (w->regions[i]->id == id) return i;
@@ -161,16 +170,49 @@ static void exclusive_pages(shk_watcher *w, size_t i, uintptr_t *start, uintptr_
   if (*end < *start) *end = *start;
 }
 
-/* Detaches region i and takes it out of the array (lock held). */
-static void remove_at(shk_watcher *w, size_t i) {
+/* SHK_DEBUG=watch, after a change at index i (lock held): the regions around it are in address
+ * order and disjoint, and each one the protection backend watches has its first page in the
+ * fault table under this watcher (a missing span would turn a write into a crash). Three
+ * regions and three look-ups: the cost stays that of the change. */
+static void debug_check_around(shk_watcher *w, size_t i) {
+  for (size_t k = i ? i - 1 : 0; k < w->count && k < i + 2; k++) {
+    const shk__watch_region *r = w->regions[k];
+    if (k + 1 < w->count && r->addr + r->size > w->regions[k + 1]->addr)
+      shk__debug_report(SHK__DEBUG_WATCH,
+                        "regions inconsistent: region %u \"%s\" overlaps or follows region %u",
+                        (unsigned)r->id, r->name, (unsigned)w->regions[k + 1]->id);
+    if (r->ops != &shk__watch_backend_mprotect) continue;
+    const shk__watch_span *span = shk__watch_table_enter(r->page_start);
+    bool ours = span && span->sink == w->sink;
+    shk__watch_table_exit();
+    if (!ours)
+      shk__debug_report(SHK__DEBUG_WATCH,
+                        "fault table inconsistent: region %u \"%s\" (mprotect) at %p is not in "
+                        "it",
+                        (unsigned)r->id, r->name, (void *)r->page_start);
+  }
+}
+
+/* Detaches region i and takes it out of the array (lock held). The region goes even when its
+ * pages could not all be given back: the backend's code is returned (and reported under
+ * SHK_DEBUG=watch), and the backend has kept them openable by the fault path. */
+static int remove_at(shk_watcher *w, size_t i) {
   shk__watch_region *r = w->regions[i];
   uintptr_t es, ee;
   exclusive_pages(w, i, &es, &ee);
-  if (r->ops->detach) r->ops->detach(w, r, es, ee);
+  int rc = r->ops->detach ? r->ops->detach(w, r, es, ee) : SHK_OK;
+  if (SHK__UNLIKELY(rc != SHK_OK) && shk__debug_on(SHK__DEBUG_WATCH))
+    shk__debug_report(SHK__DEBUG_WATCH,
+                      "region %u \"%s\": its pages could not be given back (%s, OS error %d); "
+                      "they open on their next write (%lu such spans in this process)",
+                      (unsigned)r->id, r->name, shk_error_name(rc), shk_last_os_error(),
+                      (unsigned long)shk__watch_table_orphans());
   if (r->holds_area) shk__watch_areas_give();
   memmove(w->regions + i, w->regions + i + 1, (w->count - i - 1) * sizeof *w->regions);
   w->count--;
   region_free(r);
+  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_WATCH))) debug_check_around(w, i);
+  return rc;
 }
 
 void shk_watch_free(shk_watcher *w) {
@@ -184,8 +226,17 @@ void shk_watch_free(shk_watcher *w) {
     shk__os_mutex_unlock(&w->lock);
     shk__os_thread_join(w->thread);
   }
+  /* A region whose pages could not be given back leaves its code in shk_last_os_error();
+   * otherwise the value stays what it was (shk_watch_create frees after a failure). */
+  int failed = SHK_OK, raw = shk_last_os_error();
   shk__os_mutex_lock(&w->lock);
-  while (w->count > 0) remove_at(w, w->count - 1);
+  while (w->count > 0) {
+    int rc = remove_at(w, w->count - 1);
+    if (rc != SHK_OK && failed == SHK_OK) {
+      failed = rc;
+      raw = shk_last_os_error();
+    }
+  }
   shk__os_mutex_unlock(&w->lock);
   shk__watch_uffd_shutdown(w);
   free(w->regions);
@@ -200,6 +251,7 @@ void shk_watch_free(shk_watcher *w) {
   if (w->custom_ops) shk__watch_registry_release(w->custom_ops);
   free(w->sink);
   free(w);
+  shk__error_record_os(failed, raw);
 }
 
 /* What the region's pages allow (lock held, the region not yet in the array). A page shared
@@ -299,11 +351,15 @@ typedef struct region_tag {
 static int add_region(shk_watcher *w, void *addr, size_t size, const char *name,
                       const region_tag *tag, uint32_t *id);
 
-int shk_watch_add(shk_watcher *w, void *addr, size_t size, const char *name, uint32_t *id) {
+static int watch_add_impl(shk_watcher *w, void *addr, size_t size, const char *name, uint32_t *id) {
   if (!w || !addr || !id || size == 0 || shk__range_wraps(addr, size))
     return SHK_EINVAL;
   *id = 0;
   return add_region(w, addr, size, name, NULL, id);
+}
+
+int shk_watch_add(shk_watcher *w, void *addr, size_t size, const char *name, uint32_t *id) {
+  return SHK__DEBUG_RET(SHK__DEBUG_WATCH, watch_add_impl(w, addr, size, name, id));
 }
 
 /* The index of the followed buffer's region that starts at addr, or SIZE_MAX (lock held). */
@@ -419,20 +475,25 @@ static int add_region(shk_watcher *w, void *addr, size_t size, const char *name,
   w->regions[at] = r;
   w->count++;
   *id = r->id;
+  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_WATCH))) debug_check_around(w, at);
   shk__os_mutex_unlock(&w->lock);
   return SHK_OK;
 }
 
-int shk_watch_remove(shk_watcher *w, uint32_t id) {
+static int watch_remove_impl(shk_watcher *w, uint32_t id) {
   if (!w) return SHK_EINVAL;
   shk__os_mutex_lock(&w->lock);
   size_t i = index_of(w, id);
-  if (i != SIZE_MAX) remove_at(w, i);
+  int rc = i == SIZE_MAX ? SHK_ENOENT : remove_at(w, i);
   shk__os_mutex_unlock(&w->lock);
-  return i == SIZE_MAX ? SHK_ENOENT : SHK_OK;
+  return rc;
 }
 
-int shk_watch_region_backend(shk_watcher *w, uint32_t id, shk_watch_backend *backend) {
+int shk_watch_remove(shk_watcher *w, uint32_t id) {
+  return SHK__DEBUG_RET(SHK__DEBUG_WATCH, watch_remove_impl(w, id));
+}
+
+static int watch_region_backend_impl(shk_watcher *w, uint32_t id, shk_watch_backend *backend) {
   if (!w || !backend) return SHK_EINVAL;
   shk__os_mutex_lock(&w->lock);
   size_t i = index_of(w, id);
@@ -441,7 +502,11 @@ int shk_watch_region_backend(shk_watcher *w, uint32_t id, shk_watch_backend *bac
   return i == SIZE_MAX ? SHK_ENOENT : SHK_OK;
 }
 
-int shk_watch_set_callback(shk_watcher *w, shk_watch_fn fn, void *user) {
+int shk_watch_region_backend(shk_watcher *w, uint32_t id, shk_watch_backend *backend) {
+  return SHK__DEBUG_RET(SHK__DEBUG_WATCH, watch_region_backend_impl(w, id, backend));
+}
+
+static int watch_set_callback_impl(shk_watcher *w, shk_watch_fn fn, void *user) {
   if (!w) return SHK_EINVAL;
   /* Taking deliver_lock waits for a callback in progress; from the callback itself it is
    * already held by this thread. */
@@ -455,7 +520,11 @@ int shk_watch_set_callback(shk_watcher *w, shk_watch_fn fn, void *user) {
   return SHK_OK;
 }
 
-int shk_watch_flush(shk_watcher *w) {
+int shk_watch_set_callback(shk_watcher *w, shk_watch_fn fn, void *user) {
+  return SHK__DEBUG_RET(SHK__DEBUG_WATCH, watch_set_callback_impl(w, fn, user));
+}
+
+static int watch_flush_impl(shk_watcher *w) {
   if (!w) return SHK_EINVAL;
   if (on_worker(w)) return SHK_ESTATE;
   shk__os_mutex_lock(&w->lock);
@@ -466,7 +535,11 @@ int shk_watch_flush(shk_watcher *w) {
   return SHK_OK;
 }
 
-int shk_watch_stats_get(shk_watcher *w, shk_watch_stats *stats) {
+int shk_watch_flush(shk_watcher *w) {
+  return SHK__DEBUG_RET(SHK__DEBUG_WATCH, watch_flush_impl(w));
+}
+
+static int watch_stats_get_impl(shk_watcher *w, shk_watch_stats *stats) {
   if (!w || !stats) return SHK_EINVAL;
   memset(stats, 0, sizeof *stats);
   size_t store_overhead = 0;
@@ -505,12 +578,24 @@ int shk_watch_stats_get(shk_watcher *w, shk_watch_stats *stats) {
   return SHK_OK;
 }
 
-int shk_watch_fetch(shk_watcher *w, uint64_t key, void *buf, size_t size, size_t *length) {
+int shk_watch_stats_get(shk_watcher *w, shk_watch_stats *stats) {
+  return SHK__DEBUG_RET(SHK__DEBUG_WATCH, watch_stats_get_impl(w, stats));
+}
+
+static int watch_fetch_impl(shk_watcher *w, uint64_t key, void *buf, size_t size, size_t *length) {
   if (!w || (!buf && size) || shk__range_wraps(buf, size)) return SHK_EINVAL;
   return shk__watch_store_fetch(&w->store, key, buf, size, length);
 }
 
-int shk_watch_drop(shk_watcher *w, uint64_t key) {
+int shk_watch_fetch(shk_watcher *w, uint64_t key, void *buf, size_t size, size_t *length) {
+  return SHK__DEBUG_RET(SHK__DEBUG_WATCH, watch_fetch_impl(w, key, buf, size, length));
+}
+
+static int watch_drop_impl(shk_watcher *w, uint64_t key) {
   if (!w) return SHK_EINVAL;
   return shk__watch_store_drop(&w->store, key);
+}
+
+int shk_watch_drop(shk_watcher *w, uint64_t key) {
+  return SHK__DEBUG_RET(SHK__DEBUG_WATCH, watch_drop_impl(w, key));
 }

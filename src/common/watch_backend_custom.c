@@ -1,6 +1,7 @@
 /* Backends of users' own: the internal ops that call a registered table, and the public way a
  * backend records single writes into a watcher's fault ring. */
 #include "watch_internal.h"
+#include "debug.h"
 
 static bool always(void) { return true; }
 
@@ -10,10 +11,11 @@ static int attach(shk_watcher *w, shk__watch_region *r) {
   return t->attach(t->user, w, (void *)r->addr, r->size, &r->custom_state);
 }
 
-static void detach(shk_watcher *w, shk__watch_region *r, uintptr_t es, uintptr_t ee) {
+static int detach(shk_watcher *w, shk__watch_region *r, uintptr_t es, uintptr_t ee) {
   (void)w, (void)es, (void)ee;
   const shk_watch_backend_table *t = r->ops->custom;
   if (t->detach) t->detach(t->user, r->custom_state);
+  return SHK_OK;
 }
 
 static void written(void *ctx, const void *addr, size_t size) {
@@ -54,7 +56,8 @@ void shk__watch_custom_ops_init(shk__watch_backend_ops *ops, const shk_watch_bac
   ops->custom = t;
 }
 
-int shk_watch_report_write(shk_watcher *w, const void *addr, uintptr_t ip, uint64_t thread_id) {
+static int watch_report_write_impl(shk_watcher *w, const void *addr, uintptr_t ip,
+                                   uint64_t thread_id) {
   if (!w) return SHK_EINVAL;
   shk__watch_sink *sink = w->sink;
   uint64_t now = shk__os_now_ns();
@@ -64,4 +67,10 @@ int shk_watch_report_write(shk_watcher *w, const void *addr, uintptr_t ip, uint6
   atomic_fetch_add_explicit(&sink->dropped, 1, memory_order_relaxed);
   shk__watch_sink_overflow(sink, now);
   return SHK_ELIMIT;
+}
+
+int shk_watch_report_write(shk_watcher *w, const void *addr, uintptr_t ip, uint64_t thread_id) {
+  int rc = watch_report_write_impl(w, addr, ip, thread_id);
+  /* SHK_ELIMIT: the ring was full, the drop counted (stats), not a failure of the call */
+  return rc != SHK_ELIMIT ? SHK__DEBUG_RET(SHK__DEBUG_WATCH, rc) : rc;
 }

@@ -37,10 +37,25 @@ static int attach(shk_watcher *w, shk__watch_region *r) {
   return rc;
 }
 
-static void detach(shk_watcher *w, shk__watch_region *r, uintptr_t es, uintptr_t ee) {
+/* Tries of the protection change that gives pages back (a transient failure, such as ENOMEM
+ * while the kernel is short of memory-area structures, may pass). */
+#define DETACH_TRIES 3
+
+static int detach(shk_watcher *w, shk__watch_region *r, uintptr_t es, uintptr_t ee) {
   /* Open the pages before leaving the table, so no write can fault on a page nobody claims. */
-  if (ee > es) shk__os_protect((void *)es, ee - es, r->prot);
-  shk__watch_table_remove(w->sink, r->page_start, r->page_end);
+  int rc = SHK_OK;
+  for (int i = 0; ee > es && i < DETACH_TRIES; i++) {
+    rc = shk__os_protect((void *)es, ee - es, r->prot);
+    if (rc == SHK_OK) break;
+  }
+  if (rc == SHK_OK) {
+    shk__watch_table_remove(w->sink, r->page_start, r->page_end);
+    return SHK_OK;
+  }
+  /* Still read-only: the span stays known to the fault path, which opens each page on its next
+   * write, so the program never crashes on memory it could write before. */
+  shk__watch_table_orphan(w->sink, r->page_start, r->page_end);
+  return rc;
 }
 
 static int rearm(shk_watcher *w, uintptr_t addr, size_t size, int prot) {

@@ -77,10 +77,11 @@ static int attach(shk_watcher *w, shk__watch_region *r) {
   return SHK_OK;
 }
 
-static void detach(shk_watcher *w, shk__watch_region *r, uintptr_t es, uintptr_t ee) {
+static int detach(shk_watcher *w, shk__watch_region *r, uintptr_t es, uintptr_t ee) {
   (void)r;
   /* Unprotecting also wakes a writer the reader thread has not reached yet. */
   if (ee > es) shk__os_uffd_remove(w->uffd, (void *)es, ee - es);
+  return SHK_OK; /* what the kernel refuses here is not reported yet (shk__os_uffd_remove) */
 }
 
 static void scan_regions(shk_watcher *w);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "watch_internal.h"
+#include "debug.h"
 
 typedef struct shk__watch_follower {
   shk_watcher *w;
@@ -132,7 +133,7 @@ static shk__watch_follower *unlink_locked(shk_watcher *w) {
   return f;
 }
 
-int shk_watch_add_buffers(shk_watcher *w, const shk_watch_buffers_options *opts) {
+static int watch_add_buffers_impl(shk_watcher *w, const shk_watch_buffers_options *opts) {
   if (!w) return SHK_EINVAL;
   shk_watch_buffers_options read;
   if (shk__options_read(&buffers_layout, opts, &read) != SHK_OK) return SHK_EINVAL;
@@ -168,7 +169,11 @@ int shk_watch_add_buffers(shk_watcher *w, const shk_watch_buffers_options *opts)
   return rc;
 }
 
-int shk_watch_remove_buffers(shk_watcher *w) {
+int shk_watch_add_buffers(shk_watcher *w, const shk_watch_buffers_options *opts) {
+  return SHK__DEBUG_RET(SHK__DEBUG_WATCH, watch_add_buffers_impl(w, opts));
+}
+
+static int watch_remove_buffers_impl(shk_watcher *w) {
   if (!w) return SHK_EINVAL;
   lock_followers();
   shk__watch_follower *f = unlink_locked(w);
@@ -176,6 +181,10 @@ int shk_watch_remove_buffers(shk_watcher *w) {
   if (!f) return SHK_ENOENT;
   follower_free(f);
   return SHK_OK;
+}
+
+int shk_watch_remove_buffers(shk_watcher *w) {
+  return SHK__DEBUG_RET(SHK__DEBUG_WATCH, watch_remove_buffers_impl(w));
 }
 
 void shk__watch_buffers_forget(shk_watcher *w) {

@@ -72,6 +72,12 @@ int shk__watch_table_add(shk__watch_sink *sink, uintptr_t start, uintptr_t end, 
 /* Withdraws one span added with the same arguments, and waits until no fault handler can still
  * be reading it. The caller has already made the pages writable. */
 void shk__watch_table_remove(shk__watch_sink *sink, uintptr_t start, uintptr_t end);
+/* Hands sink's span (start, end) over to a sink that lives as long as the process: for pages a
+ * detach could not open, so that the fault path still opens them to `prot` on their next write
+ * (the program never crashes on them) after the watcher is gone. Counted; never fails. */
+void shk__watch_table_orphan(shk__watch_sink *sink, uintptr_t start, uintptr_t end);
+/* Spans handed over so far in this process (for tests and SHK_DEBUG). */
+size_t shk__watch_table_orphans(void);
 /* The fault path's look-up (async-signal-safe): the span holding addr, or NULL. The span and its
  * sink stay valid until shk__watch_table_exit(), which must follow every enter. */
 const shk__watch_span *shk__watch_table_enter(uintptr_t addr);
@@ -212,8 +218,10 @@ typedef struct shk__watch_backend_ops {
    * SHK_ELIMIT when a system limit would be passed. NULL: nothing to start. */
   int (*attach)(shk_watcher *w, shk__watch_region *r);
   /* Stops tracking; [excl_start, excl_end) are the pages no other region still needs.
-   * NULL: nothing to stop. */
-  void (*detach)(shk_watcher *w, shk__watch_region *r, uintptr_t excl_start, uintptr_t excl_end);
+   * NULL: nothing to stop. An error means the pages could not all be given back (their
+   * protection, their registration); the region goes all the same, and the backend has left
+   * nothing that can break the program (a protected page stays openable by the fault path). */
+  int (*detach)(shk_watcher *w, shk__watch_region *r, uintptr_t excl_start, uintptr_t excl_end);
   /* Marks written pages dirty (scanning backends; NULL for fault backends). */
   void (*scan)(shk_watcher *w, uint64_t now, bool force);
   /* Protects pages again before they are compared (fault backends; NULL otherwise); `prot` is

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "watch_internal.h"
+#include "debug.h"
 
 #define SLOTS 32
 
@@ -80,7 +81,7 @@ void shk_watch_backend_table_init_size(shk_watch_backend_table *table, size_t si
   shk__options_init(&table_layout, table, size);
 }
 
-int shk_watch_backend_register(const char *name, const shk_watch_backend_table *caller) {
+static int watch_backend_register_impl(const char *name, const shk_watch_backend_table *caller) {
   if (!name || !caller) return SHK_EINVAL;
   shk_watch_backend_table table;
   if (shk__options_read(&table_layout, caller, &table) != SHK_OK) return SHK_EINVAL;
@@ -91,7 +92,11 @@ int shk_watch_backend_register(const char *name, const shk_watch_backend_table *
   return rc;
 }
 
-int shk_watch_backend_unregister(const char *name) {
+int shk_watch_backend_register(const char *name, const shk_watch_backend_table *caller) {
+  return SHK__DEBUG_RET(SHK__DEBUG_WATCH, watch_backend_register_impl(name, caller));
+}
+
+static int watch_backend_unregister_impl(const char *name) {
   if (!name) return SHK_EINVAL;
   enter();
   entry *e = find(name);
@@ -99,6 +104,10 @@ int shk_watch_backend_unregister(const char *name) {
   if (rc == SHK_OK) e->name[0] = '\0';
   unlock_registry();
   return rc;
+}
+
+int shk_watch_backend_unregister(const char *name) {
+  return SHK__DEBUG_RET(SHK__DEBUG_WATCH, watch_backend_unregister_impl(name));
 }
 
 bool shk_watch_backend_exists(const char *name) {

@@ -179,17 +179,27 @@ int shk__watch_table_add(shk__watch_sink *sink, uintptr_t start, uintptr_t end, 
   return SHK_OK;
 }
 
+/* The chunk holding sink's span (start, end) and its index there; NULL when there is none
+ * (lock held). */
+static chunk *locate(const table *t, const shk__watch_sink *sink, uintptr_t start, uintptr_t end,
+                     size_t *ci, size_t *si) {
+  position(t, start, end, ci, si);
+  /* Equal spans of other sinks cannot exist (they would overlap), but look past them anyway. */
+  chunk *c = t && t->count ? t->chunks[*ci] : NULL;
+  while (c && *si < c->count && c->spans[*si].start == start && c->spans[*si].end == end &&
+         c->spans[*si].sink != sink)
+    (*si)++;
+  if (!c || *si >= c->count || c->spans[*si].start != start || c->spans[*si].end != end)
+    return NULL;
+  return c;
+}
+
 void shk__watch_table_remove(shk__watch_sink *sink, uintptr_t start, uintptr_t end) {
   lock();
   table *t = atomic_load(&current);
   size_t ci, si;
-  position(t, start, end, &ci, &si);
-  /* Equal spans of other sinks cannot exist (they would overlap), but look past them anyway. */
-  chunk *c = t && t->count ? t->chunks[ci] : NULL;
-  while (c && si < c->count && c->spans[si].start == start && c->spans[si].end == end &&
-         c->spans[si].sink != sink)
-    si++;
-  if (!c || si >= c->count || c->spans[si].start != start || c->spans[si].end != end) {
+  chunk *c = locate(t, sink, start, end, &ci, &si);
+  if (!c) {
     unlock();
     return;
   }
@@ -214,6 +224,55 @@ void shk__watch_table_remove(shk__watch_sink *sink, uintptr_t start, uintptr_t e
   }
   publish(next, t, c);
   unlock();
+}
+
+/* The sink of spans whose pages could not be opened when their watcher let them go: it outlives
+ * every watcher, so the fault path can still open such a page on its next write. Its ring
+ * (static slots, one record) only ever fills and counts drops: nobody drains it. */
+static shk__watch_slot orphan_slots[2];
+static shk__watch_sink orphan_sink;
+static size_t orphan_spans;
+
+void shk__watch_table_orphan(shk__watch_sink *sink, uintptr_t start, uintptr_t end) {
+  lock();
+  if (!orphan_sink.ring.slots) {
+    for (size_t i = 0; i < 2; i++) atomic_init(&orphan_slots[i].seq, i);
+    orphan_sink.ring.slots = orphan_slots;
+    orphan_sink.ring.mask = 1;
+    orphan_sink.ring.limit = 1;
+    orphan_sink.page_size = sink->page_size;
+  }
+  table *t = atomic_load(&current);
+  size_t ci, si;
+  chunk *c = locate(t, sink, start, end, &ci, &si);
+  if (!c) {
+    unlock();
+    return;
+  }
+  /* A copy of the chunk with the span handed over, published like any change; without memory
+   * for it, the one pointer is changed in place (a handler reads the old sink or the new one,
+   * and the old one is not freed before the readers are gone, below). */
+  chunk *part = malloc(sizeof(chunk));
+  table *next = part ? relist(t, ci, &part, 1) : NULL;
+  orphan_spans++;
+  if (!next) {
+    free(part);
+    c->spans[si].sink = &orphan_sink;
+    while (atomic_load(&readers) != 0) shk__os_yield();
+    unlock();
+    return;
+  }
+  memcpy(part, c, sizeof(chunk));
+  part->spans[si].sink = &orphan_sink;
+  publish(next, t, c);
+  unlock();
+}
+
+size_t shk__watch_table_orphans(void) {
+  lock();
+  size_t n = orphan_spans;
+  unlock();
+  return n;
 }
 
 const shk__watch_span *shk__watch_table_enter(uintptr_t addr) {
