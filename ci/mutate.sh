@@ -5,7 +5,8 @@
 # rebuilds only the tests that cover that area in the native gcc build, runs them with a timeout
 # and says whether they caught it. Every file is restored afterwards (also on Ctrl-C).
 # Usage: bash ci/mutate.sh [BUILD_DIR (default build/gcc)] [ID ...]
-# Env: SHK_JOBS (default 2), SHK_MUTATE_TIMEOUT (seconds per test run, default 300).
+# Env: SHK_JOBS (default 2), SHK_MUTATE_TIMEOUT (seconds per test run, default 300),
+# SHK_MUTATE_ALL=1 (run the whole native suite for each mutation, not only the area's tests).
 # Prints one line per mutation (caught / MISSED / not-applied / build-failed) and the catch rate;
 # the logs go to BUILD_DIR/mutate/. See docs/coverage.md.
 set -uo pipefail
@@ -24,11 +25,11 @@ mkdir -p "$logs"
 mutations=(
 "task-chunks-max@src/common/task_chunks.c@s/count > SHK_TASK_CHUNKS_MAX) return SHK_ERANGE/count >= SHK_TASK_CHUNKS_MAX) return SHK_ERANGE/@task task_bounds@chunk count limit moved by one"
 "task-halo-end@src/common/task_chunks.c@s/size_t left = size - b.offset - b.size;/size_t left = size - b.offset;/@task task_bounds@halo at the input's end reads past it"
-"task-chunk-size@src/common/task_worker.c@s/readable > total - off || size > readable ||/readable > total - off ||/@task task_bounds task_workers@worker drops the chunk size check of the table"
-"task-out-used@src/common/task_worker.c@s/out->used > out->seg->size)/out->used >= out->seg->size)/@task task_bounds task_workers@worker's output-used check moved by one"
-"task-input-size@src/common/task_worker.c@s/|| job->input_size > m->seg.size - job->input_offset)/)/@task task_bounds task_workers@worker drops the input size check"
-"task-worker-index@src/common/task_worker.c@0,/boot->index >= ctl->workers ||/s//boot->index > ctl->workers ||/@task task_workers task_bounds@worker index bound moved by one"
-"task-arg-max@src/common/task_worker.c@s/arg_size > SHK_TASK_ARG_MAX/arg_size > SHK_TASK_ARG_MAX + 1/@task task_bounds@worker's argument size check moved by one"
+"task-chunk-size@src/common/task_worker.c@s/readable > total - off || size > readable ||/readable > total - off ||/@task task_bounds task_workers faults_table@worker drops the chunk size check of the table"
+"task-out-used@src/common/task_worker.c@s/out->used > out->seg->size)/out->used >= out->seg->size)/@task task_bounds task_workers faults_table@worker's output-used check moved by one"
+"task-input-size@src/common/task_worker.c@s/|| job->input_size > m->seg.size - job->input_offset)/)/@task task_bounds task_workers faults_table@worker drops the input size check"
+"task-worker-index@src/common/task_worker.c@0,/boot->index >= ctl->workers ||/s//boot->index > ctl->workers ||/@task task_workers task_bounds faults_table@worker index bound moved by one"
+"task-arg-max@src/common/task_worker.c@s/arg_size > SHK_TASK_ARG_MAX/arg_size > SHK_TASK_ARG_MAX + 1/@task task_bounds faults_table@worker's argument size check moved by one"
 "shm-name-max@src/common/shm.c@s/len > SHK_SHM_NAME_MAX/len > SHK_SHM_NAME_MAX + 1/@shm shm_bounds shm_names@name length limit moved by one"
 "shm-find-end@src/common/shm.c@s/len <= s->seg.size - (start - base)/len <= s->seg.size - (start - base) + 1/@shm shm_bounds task@shm_find accepts one byte past the end"
 "shm-create-unlink@src/common/shm.c@s/    if (name) shk__os_segment_unlink(os_name);/    (void)os_name;/@shm shm_bounds faults_shm@failed create leaves its name behind"
@@ -71,6 +72,9 @@ for m in "${mutations[@]}"; do
   for extra in shmkit_tool shmkit_worker; do
     ninja -C "$build" -t query "$extra" >/dev/null 2>&1 && targets+=("$extra")
   done
+  # SHK_MUTATE_ALL=1: the whole native suite instead of the area's tests (what an outside
+  # measurement runs; slower).
+  if [ "${SHK_MUTATE_ALL:-0}" = 1 ]; then targets=(all) regex=.; fi
   total=$((total + 1))
   if ! cmake --build "$build" -j "$jobs" --target "${targets[@]}" >"$logs/$id.build.log" 2>&1; then
     # A mutation that does not compile is no test of the tests: reported apart, not counted.
