@@ -34,7 +34,7 @@ mutations=(
 "shm-find-end@src/common/shm.c@s/len <= s->seg.size - (start - base)/len <= s->seg.size - (start - base) + 1/@shm shm_bounds task@shm_find accepts one byte past the end"
 "shm-create-unlink@src/common/shm.c@s/    if (name) shk__os_segment_unlink(os_name);/    (void)os_name;/@shm shm_bounds faults_shm@failed create leaves its name behind"
 "shm-open-close@src/common/shm.c@s/  if (rc != SHK_OK) shk__os_segment_close(&seg);/  (void)0;/@shm faults_shm@failed open leaves its mapping"
-"seg-open-empty@src/posix/segment.c@s/st.st_size <= 0/st.st_size < 0/@shm shm_bounds faults_shm os_segment@empty segment opened by name"
+"seg-open-empty@src/posix/segment.c@s/st.st_size <= 0/st.st_size < 0/@shm shm_bounds shm_edges faults_shm os_segment@empty segment opened by name"
 "seg-size-cleanup@src/posix/segment.c@s/  if (os_name) shm_unlink(os_name);/  (void)os_name;/@shm faults_shm os_segment@failed size leaves the name"
 "buf-view-range@src/common/buf_view.c@s/start > end || end > buf->size/start > end || end > buf->size + 1/@buf buf_view buf_bounds@copy range end moved by one"
 "buf-view-index@src/common/buf_view.c@0,/if (i >= view->count) return SHK_ERANGE;/s//if (i > view->count) return SHK_ERANGE;/@buf buf_view buf_bounds@view element index bound moved by one"
