@@ -46,6 +46,15 @@ mutations=(
 "trace-overlong2@tools/trace_json.c@s/c >= 0xC2 && c < 0xE0/c >= 0xC0 \&\& c < 0xE0/@trace_escape lens_trace@two-byte overlong forms accepted"
 "fault-prev@src/posix/fault.c@s/  prevs\[i\]\[spare\] = cur;/  (void)cur;/@watch watch_safety watch_free faults_watch@previous signal handler not kept"
 "fault-install-rc@src/posix/fault.c@s/  if (sigaction(sig, &sa, NULL) != 0) return posix_error(errno);/  (void)sigaction(sig, \&sa, NULL);/@watch faults_watch@failed sigaction reported as OK"
+"buf-alloc-null@src/common/buf.c@s/    if (rc == SHK_OK \&\& !buf->block.ptr) rc = SHK_ENOMEM;.*/    (void)0;/@buf buf_alloc buf_bounds@an allocator that returns nothing is taken as OK"
+"buf-align@src/common/buf.c@s/if (opts->alignment \& (opts->alignment - 1)) return/if (0) return/@buf buf_alloc buf_bounds@alignment that is no power of two accepted"
+"buf-view-dst@src/common/buf_view.c@s/if (dst_size < n) return SHK_ESIZE;/if (dst_size + 1 < n) return SHK_ESIZE;/@buf buf_view buf_bounds@copy destination one byte short accepted"
+"buf-view-count@src/common/buf_view.c@s/if (spec->count == 0) return SHK_ESIZE;/(void)0;/@buf buf_view buf_bounds@view of zero elements not refused as such"
+"watch-overlap-end@src/common/watch.c@s/w->regions\[at\]->addr < a + size) rc = SHK_EOVERLAP/w->regions[at]->addr <= a + size) rc = SHK_EOVERLAP/@watch watch_bounds watch_table@a span ending where the next begins is refused"
+"lens-string-max@src/common/lens_reader.c@s/rec->len > SHK_LENS_STRING_MAX ||/rec->len > SHK_LENS_STRING_MAX + 1 ||/@lens lens_corrupt lens_bounds@string length limit moved by one"
+"task-split-item@src/common/task_chunks.c@s/item_size > 1 \&\& size % item_size != 0/item_size > 2 \&\& size % item_size != 0/@task task_bounds@size not a multiple of a 2-byte item accepted"
+"shm-mappable@src/common/shm.c@s/size == 0 || size > (size_t)PTRDIFF_MAX) return 0;/size == 0) return 0;/@shm shm_bounds@a size past PTRDIFF_MAX goes to the OS"
+"trace-4byte@tools/trace_json.c@s/(c == 0xF4 \&\& s\[1\] >= 0x90)/(c == 0xF4 \&\& s[1] > 0x90)/@trace_escape lens_trace@code points past U+10FFFF boundary moved"
 )
 
 restore=""
