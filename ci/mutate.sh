@@ -52,7 +52,7 @@ mutations=(
 "buf-view-count@src/common/buf_view.c@s/if (spec->count == 0) return SHK_ESIZE;/(void)0;/@buf buf_view buf_bounds@view of zero elements not refused as such"
 "watch-overlap-end@src/common/watch.c@s/w->regions\[at\]->addr < a + size) rc = SHK_EOVERLAP/w->regions[at]->addr <= a + size) rc = SHK_EOVERLAP/@watch watch_bounds watch_table@a span ending where the next begins is refused"
 "lens-string-max@src/common/lens_reader.c@s/rec->len > SHK_LENS_STRING_MAX ||/rec->len > SHK_LENS_STRING_MAX + 1 ||/@lens lens_corrupt lens_bounds@string length limit moved by one"
-"task-split-item@src/common/task_chunks.c@s/item_size > 1 \&\& size % item_size != 0/item_size > 2 \&\& size % item_size != 0/@task task_bounds@size not a multiple of a 2-byte item accepted"
+"task-split-item@src/common/task_chunks.c@s/item_size > 1 \&\& size % item_size != 0/item_size > 2 \&\& size % item_size != 0/@task task_bounds task_edges@size not a multiple of a 2-byte item accepted"
 "shm-mappable@src/common/shm.c@s/size == 0 || size > (size_t)PTRDIFF_MAX) return 0;/size == 0) return 0;/@shm shm_bounds@a size past PTRDIFF_MAX goes to the OS"
 "trace-4byte@tools/trace_json.c@s/(c == 0xF4 \&\& s\[1\] >= 0x90)/(c == 0xF4 \&\& s[1] > 0x90)/@trace_escape lens_trace@code points past U+10FFFF boundary moved"
 )

@@ -266,6 +266,32 @@ static void a_log_one_byte_past_its_limit_is_malformed(void **state) {
   }
 }
 
+/* A string record's length at its limit: a zone name of SHK_LENS_STRING_MAX bytes is read, one
+ * byte more is malformed even when the ring holds enough records after it for that length. */
+static void a_string_one_byte_past_its_limit_is_malformed(void **state) {
+  (void)state;
+  static char name[SHK_LENS_STRING_MAX + 1];
+  memset(name, 'z', SHK_LENS_STRING_MAX);
+  for (int past = 0; past <= 1; past++) {
+    fixture f;
+    fixture_open(&f, past ? "sp" : "sm");
+    send_one_zone(f.lens);
+    uint64_t at = ring0(&f)->head;
+    shk_lens_zone z;
+    assert_int_equal(shk_lens_zone_begin(f.lens, &z, name, 0), SHK_OK);
+    assert_int_equal(shk_lens_zone_end(&z), SHK_OK);
+    assert_int_equal(record_at(&f, at)->type, SHK_LENS_REC_STRING);
+    assert_int_equal(record_at(&f, at)->len, SHK_LENS_STRING_MAX);
+    send_one_zone(f.lens);
+    send_one_zone(f.lens);
+    record_at(&f, at)->len = SHK_LENS_STRING_MAX + (uint32_t)past;
+    shk_lens_stats st = drain_once(f.name, NULL);
+    assert_int_equal(st.malformed[SHK_LENS_ZONE], past ? 1 : 0);
+    if (!past) assert_int_equal(st.received[SHK_LENS_ZONE], 4);
+    fixture_close(&f);
+  }
+}
+
 /* Defect 9: counts that cannot be true are shown marked, per thread, not summed silently. */
 static void implausible_counts_are_marked_per_thread(void **state) {
   (void)state;
@@ -486,6 +512,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(bad_records_are_counted_and_skipped),
     cmocka_unit_test(lengths_past_the_head_and_unknown_types_end_the_ring),
     cmocka_unit_test(a_log_one_byte_past_its_limit_is_malformed),
+    cmocka_unit_test(a_string_one_byte_past_its_limit_is_malformed),
     cmocka_unit_test(killed_producers_are_recovered_and_a_new_one_starts_cleanly),
 };
 
