@@ -8,7 +8,8 @@
 # Env: SHK_JOBS (default 2), SHK_MUTATE_TIMEOUT (seconds per test run, default 300),
 # SHK_MUTATE_ALL=1 (run the whole native suite for each mutation, not only the area's tests).
 # Prints one line per mutation (caught / MISSED / not-applied / build-failed) and the catch rate;
-# the logs go to BUILD_DIR/mutate/. See docs/coverage.md.
+# the logs go to BUILD_DIR/mutate/. See docs/coverage.md. A run killed outright (SIGKILL) leaves the
+# mutated file and its original beside it as FILE.orig: move that back.
 set -uo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${1:-$root/build/gcc}
