@@ -201,6 +201,94 @@ static void a_worker_refuses_chunks_when_its_output_slot_is_corrupt(void **state
   rig_close(&r);
 }
 
+static int write_nothing_fn(const shk_task_chunk *c, shk_task_out *out) {
+  (void)out;
+  if (c->index < CHUNKS) called[c->index]++;
+  return 0;
+}
+
+/* The exact end of the output slot: a full output (used == the segment's size, the last valid
+ * value) still runs a chunk that writes nothing; one byte more is refused (above). */
+static void a_worker_runs_chunks_when_its_output_is_exactly_full(void **state) {
+  (void)state;
+  rig r;
+  rig_open(&r);
+  rig_job(&r);
+  r.ctl->job.fn_ptr = write_nothing_fn;
+  atomic_store(&shk__ctl_slot(r.ctl, 0)->out_used, (uint64_t)r.out_seg.size);
+  rig_serve(&r);
+  for (uint64_t i = 0; i < CHUNKS; i++) assert_ran(&r, i);
+  rig_close(&r);
+}
+
+/* A job whose input lies in a segment handed to the worker (as the pool's staging segment is),
+ * at `offset`; the segment is given again for each job (the worker unmaps it after). */
+static void rig_segment_job(rig *r, shk__task_worker *link, const shk__os_segment *seg,
+                            uint64_t offset, uint64_t id) {
+  rig_job(r);
+  shk__os_proc self;
+  assert_int_equal(shk__os_proc_open(shk__os_pid(), &self), SHK_OK);
+  uint64_t token = 0;
+  assert_int_equal(shk__task_give_segment(&(shk__task_worker){.pool_end = link->pool_end,
+                                                              .proc = self},
+                                          seg, id, &token),
+                   SHK_OK);
+  shk__task_slot *slot = shk__ctl_slot(r->ctl, 0);
+  atomic_store(&slot->in_token, token);
+  atomic_store(&slot->in_size, (uint64_t)seg->size);
+  atomic_store(&slot->in_id, id);
+  atomic_store(&slot->in_seq, 1u);
+  atomic_store(&slot->in_flags, 0u);
+  r->ctl->job.input_kind = SHK__INPUT_SEGMENT;
+  r->ctl->job.input_offset = offset;
+}
+
+static void rig_serve_linked(rig *r, shk__task_worker *link) {
+  shk__task_boot boot;
+  memset(&boot, 0, sizeof boot);
+  boot.ctl = r->ctl_seg;
+  boot.out = r->out_seg;
+  boot.link = link->worker_end;
+  boot.same_space = true;
+  shk__task_worker_serve(&boot);
+}
+
+/* The job's input offset and size, read from shared memory, must lie inside the segment the
+ * worker mapped: an input that ends exactly at the segment's end runs, one that ends a little
+ * past it is refused before the user's function sees it. */
+static void a_worker_refuses_an_input_that_leaves_its_segment(void **state) {
+  (void)state;
+  if (shk__os_caps_get()->handles_by_token) {
+    /* Windows duplicates a handle into the worker's process, which needs a process handle with
+     * PROCESS_DUP_HANDLE access that shk__os_proc_open() does not give: not tested there. */
+    printf("SKIPPED part: handles travel by token on this system\n");
+    return;
+  }
+  rig r;
+  rig_open(&r);
+  shk__task_worker link;
+  assert_int_equal(shk__task_link_open(&link), SHK_OK);
+  shk__os_segment seg;
+  size_t size = shk__round_up(2 * INPUT_SIZE, shk__os_caps_get()->page_size);
+  assert_int_equal(shk__os_segment_create(NULL, size, &seg), SHK_OK);
+
+  rig_segment_job(&r, &link, &seg, size - INPUT_SIZE, 1); /* ends at the segment's end */
+  rig_serve_linked(&r, &link);
+  for (uint64_t i = 0; i < CHUNKS; i++) assert_ran(&r, i);
+
+  rig_segment_job(&r, &link, &seg, size - INPUT_SIZE + 8, 2); /* 8 bytes past it */
+  rig_serve_linked(&r, &link);
+  for (uint64_t i = 0; i < CHUNKS; i++) assert_refused(&r, i);
+
+  rig_segment_job(&r, &link, &seg, size + 1, 3); /* starts past it */
+  rig_serve_linked(&r, &link);
+  for (uint64_t i = 0; i < CHUNKS; i++) assert_refused(&r, i);
+
+  shk__os_segment_close(&seg);
+  shk__task_link_close(&link);
+  rig_close(&r);
+}
+
 /* The pool's side: results from a table whose records point outside the workers' outputs. */
 static void results_never_point_outside_the_workers_outputs(void **state) {
   (void)state;
@@ -321,6 +409,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_worker_refuses_chunks_whose_bounds_leave_the_input),
     cmocka_unit_test(a_worker_refuses_a_job_with_bad_job_fields),
     cmocka_unit_test(a_worker_refuses_chunks_when_its_output_slot_is_corrupt),
+    cmocka_unit_test(a_worker_runs_chunks_when_its_output_is_exactly_full),
+    cmocka_unit_test(a_worker_refuses_an_input_that_leaves_its_segment),
     cmocka_unit_test(results_never_point_outside_the_workers_outputs),
     cmocka_unit_test(a_worker_ends_without_serving_on_a_malformed_start_up_record),
     cmocka_unit_test(a_pool_refuses_a_start_error_that_is_no_host_code),

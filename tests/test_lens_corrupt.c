@@ -242,6 +242,60 @@ static void lengths_past_the_head_and_unknown_types_end_the_ring(void **state) {
   fixture_close(&f);
 }
 
+/* A record whose length is read from shared memory, at its limit: sent by `send` with `limit`
+ * bytes, then its length set to the limit (read) and to one byte more (malformed, counted under
+ * `kind`) while the ring holds enough records after it for that length. */
+static shk_lens_stats length_at_limit(const char *tag, void (*send)(shk_lens *), uint32_t type,
+                                      uint32_t limit, uint32_t past) {
+  fixture f;
+  fixture_open(&f, tag);
+  send_one_zone(f.lens);
+  uint64_t at = ring0(&f)->head;
+  send(f.lens);
+  assert_int_equal(record_at(&f, at)->type, type);
+  assert_int_equal(record_at(&f, at)->len, limit);
+  send_one_zone(f.lens);
+  send_one_zone(f.lens);
+  record_at(&f, at)->len = limit + past;
+  shk_lens_stats st = drain_once(f.name, NULL);
+  fixture_close(&f);
+  return st;
+}
+
+static void send_longest_log(shk_lens *lens) {
+  static char text[SHK_LENS_LOG_MAX + 1];
+  memset(text, 'x', SHK_LENS_LOG_MAX);
+  assert_int_equal(shk_lens_log(lens, 0, "%s", text), SHK_OK);
+}
+
+static void send_longest_zone_name(shk_lens *lens) {
+  static char name[SHK_LENS_STRING_MAX + 1];
+  memset(name, 'z', SHK_LENS_STRING_MAX);
+  shk_lens_zone z;
+  assert_int_equal(shk_lens_zone_begin(lens, &z, name, 0), SHK_OK);
+  assert_int_equal(shk_lens_zone_end(&z), SHK_OK);
+}
+
+static void a_log_one_byte_past_its_limit_is_malformed(void **state) {
+  (void)state;
+  for (uint32_t past = 0; past <= 1; past++) {
+    shk_lens_stats st = length_at_limit(past ? "lp" : "lm", send_longest_log, SHK_LENS_REC_LOG,
+                                        SHK_LENS_LOG_MAX, past);
+    assert_int_equal(st.received[SHK_LENS_LOG], past ? 0 : 1);
+    assert_int_equal(st.malformed[SHK_LENS_LOG], past);
+  }
+}
+
+static void a_string_one_byte_past_its_limit_is_malformed(void **state) {
+  (void)state;
+  for (uint32_t past = 0; past <= 1; past++) {
+    shk_lens_stats st = length_at_limit(past ? "sp" : "sm", send_longest_zone_name,
+                                        SHK_LENS_REC_STRING, SHK_LENS_STRING_MAX, past);
+    assert_int_equal(st.malformed[SHK_LENS_ZONE], past);
+    if (!past) assert_int_equal(st.received[SHK_LENS_ZONE], 4);
+  }
+}
+
 /* Defect 9: counts that cannot be true are shown marked, per thread, not summed silently. */
 static void implausible_counts_are_marked_per_thread(void **state) {
   (void)state;
@@ -461,6 +515,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_head_past_a_whole_ring_is_counted_and_skipped),
     cmocka_unit_test(bad_records_are_counted_and_skipped),
     cmocka_unit_test(lengths_past_the_head_and_unknown_types_end_the_ring),
+    cmocka_unit_test(a_log_one_byte_past_its_limit_is_malformed),
+    cmocka_unit_test(a_string_one_byte_past_its_limit_is_malformed),
     cmocka_unit_test(killed_producers_are_recovered_and_a_new_one_starts_cleanly),
 };
 

@@ -20,10 +20,10 @@ build=$root/coverage
 work=$root/coverage-report
 shk_stage_init "$work"
 
-# Measured 2026-12-04 (gcc 12, gcovr 5.2, this suite): 91.7% of lines, 75.0% of branches; see
+# Measured 2026-12-04 (gcc 12, gcovr 5.2, this suite): 92.2% of lines, 76.4% of branches; see
 # docs/coverage.md. The floors leave room for paths that depend on timing.
 floor_lines=${SHK_COVERAGE_FLOOR_LINES:-90.0}
-floor_branches=${SHK_COVERAGE_FLOOR_BRANCHES:-73.0}
+floor_branches=${SHK_COVERAGE_FLOOR_BRANCHES:-74.5}
 goal_lines=90 goal_branches=80
 
 shk_install_packages gcovr python3 || { echo "FAILED: cannot install gcovr"; echo "0 passed, 1 failed"; exit 1; }

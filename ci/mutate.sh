@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Our own mutation measurement (issue 17): plants one realistic bug at a time in src/ or tools/
+# (a bound moved by one, an error path that returns OK, a check of shared-memory input dropped,
+# a cleanup skipped on a failure path, a previous signal handler lost, an escape boundary moved),
+# rebuilds only the tests that cover that area in the native gcc build, runs them with a timeout
+# and says whether they caught it. Every file is restored afterwards (also on Ctrl-C).
+# Usage: bash ci/mutate.sh [BUILD_DIR (default build/gcc)] [ID ...]
+# Env: SHK_JOBS (default 2), SHK_MUTATE_TIMEOUT (seconds per test run, default 300),
+# SHK_MUTATE_ALL=1 (run the whole native suite for each mutation, not only the area's tests).
+# Prints one line per mutation (caught / MISSED / not-applied / build-failed) and the catch rate;
+# the logs go to BUILD_DIR/mutate/. See docs/coverage.md. A run killed outright (SIGKILL) leaves the
+# mutated file and its original beside it as FILE.orig: move that back.
+set -uo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${1:-$root/build/gcc}
+[ $# -gt 0 ] && shift
+case $build in /*) ;; *) build=$root/$build ;; esac
+only=" $* "
+jobs=${SHK_JOBS:-2}
+limit=${SHK_MUTATE_TIMEOUT:-300}
+logs=$build/mutate
+mkdir -p "$logs"
+[ -f "$build/build.ninja" ] || { echo "configure $build first (see ci/test.sh)"; exit 2; }
+
+# id @ file @ sed script (must change exactly the line meant) | ctest names | what it plants
+mutations=(
+"task-chunks-max@src/common/task_chunks.c@s/count > SHK_TASK_CHUNKS_MAX) return SHK_ERANGE/count >= SHK_TASK_CHUNKS_MAX) return SHK_ERANGE/@task task_bounds@chunk count limit moved by one"
+"task-halo-end@src/common/task_chunks.c@s/size_t left = size - b.offset - b.size;/size_t left = size - b.offset;/@task task_bounds@halo at the input's end reads past it"
+"task-chunk-size@src/common/task_worker.c@s/readable > total - off || size > readable ||/readable > total - off ||/@task task_bounds task_workers faults_table@worker drops the chunk size check of the table"
+"task-out-used@src/common/task_worker.c@s/out->used > out->seg->size)/out->used >= out->seg->size)/@task task_bounds task_workers faults_table@worker's output-used check moved by one"
+"task-input-size@src/common/task_worker.c@s/|| job->input_size > m->seg.size - job->input_offset)/)/@task task_bounds task_workers faults_table@worker drops the input size check"
+"task-worker-index@src/common/task_worker.c@0,/boot->index >= ctl->workers ||/s//boot->index > ctl->workers ||/@task task_workers task_bounds faults_table@worker index bound moved by one"
+"task-arg-max@src/common/task_worker.c@s/arg_size > SHK_TASK_ARG_MAX/arg_size > SHK_TASK_ARG_MAX + 1/@task task_bounds faults_table@worker's argument size check moved by one"
+"shm-name-max@src/common/shm.c@s/len > SHK_SHM_NAME_MAX/len > SHK_SHM_NAME_MAX + 1/@shm shm_bounds shm_names@name length limit moved by one"
+"shm-find-end@src/common/shm.c@s/len <= s->seg.size - (start - base)/len <= s->seg.size - (start - base) + 1/@shm shm_bounds task@shm_find accepts one byte past the end"
+"shm-create-unlink@src/common/shm.c@s/    if (name) shk__os_segment_unlink(os_name);/    (void)os_name;/@shm shm_bounds faults_shm@failed create leaves its name behind"
+"shm-open-close@src/common/shm.c@s/  if (rc != SHK_OK) shk__os_segment_close(&seg);/  (void)0;/@shm faults_shm@failed open leaves its mapping"
+"seg-open-empty@src/posix/segment.c@s/st.st_size <= 0/st.st_size < 0/@shm shm_bounds shm_edges faults_shm os_segment@empty segment opened by name"
+"seg-size-cleanup@src/posix/segment.c@s/  if (os_name) shm_unlink(os_name);/  (void)os_name;/@shm faults_shm os_segment@failed size leaves the name"
+"buf-view-range@src/common/buf_view.c@s/start > end || end > buf->size/start > end || end > buf->size + 1/@buf buf_view buf_bounds@copy range end moved by one"
+"buf-view-index@src/common/buf_view.c@0,/if (i >= view->count) return SHK_ERANGE;/s//if (i > view->count) return SHK_ERANGE;/@buf buf_view buf_bounds@view element index bound moved by one"
+"buf-view-fit@src/common/buf_view.c@s/spec->offset + last + elem > buf->size/spec->offset + last + elem > buf->size + 1/@buf buf_view buf_bounds@view may end one byte past its buffer"
+"lens-range-order@src/common/lens_reader.c@s/rec->len > 0xFFFFFFu || rec->b < rec->a || rec->flags != 0/rec->len > 0xFFFFFFu || rec->flags != 0/@lens lens_corrupt lens_bounds@reader drops a record's order check"
+"lens-log-len@src/common/lens_reader.c@s/rec->len > SHK_LENS_LOG_MAX ||/rec->len > SHK_LENS_LOG_MAX + 1 ||/@lens lens_corrupt lens_bounds@log length limit moved by one"
+"trace-ctrl@tools/trace_json.c@s/} else if (c < 0x20) {/} else if (c < 0x1f) {/@trace_escape lens_trace@control-character escape boundary moved"
+"trace-surrogate@tools/trace_json.c@s/(c == 0xED && s\[1\] >= 0xA0)/(c == 0xED \&\& s[1] > 0xA0)/@trace_escape lens_trace@surrogate boundary moved"
+"trace-overlong2@tools/trace_json.c@s/c >= 0xC2 && c < 0xE0/c >= 0xC0 \&\& c < 0xE0/@trace_escape lens_trace@two-byte overlong forms accepted"
+"fault-prev@src/posix/fault.c@s/  prevs\[i\]\[spare\] = cur;/  (void)cur;/@watch watch_safety watch_free faults_watch@previous signal handler not kept"
+"fault-install-rc@src/posix/fault.c@s/  if (sigaction(sig, &sa, NULL) != 0) return posix_error(errno);/  (void)sigaction(sig, \&sa, NULL);/@watch faults_watch@failed sigaction reported as OK"
+"buf-alloc-null@src/common/buf.c@s/    if (rc == SHK_OK \&\& !buf->block.ptr) rc = SHK_ENOMEM;.*/    (void)0;/@buf buf_alloc buf_bounds@an allocator that returns nothing is taken as OK"
+"buf-align@src/common/buf.c@s/if (opts->alignment \& (opts->alignment - 1)) return/if (0) return/@buf buf_alloc buf_bounds@alignment that is no power of two accepted"
+"buf-view-dst@src/common/buf_view.c@s/if (dst_size < n) return SHK_ESIZE;/if (dst_size + 1 < n) return SHK_ESIZE;/@buf buf_view buf_bounds@copy destination one byte short accepted"
+"buf-view-count@src/common/buf_view.c@s/if (spec->count == 0) return SHK_ESIZE;/(void)0;/@buf buf_view buf_bounds@view of zero elements not refused as such"
+"watch-overlap-end@src/common/watch.c@s/w->regions\[at\]->addr < a + size) rc = SHK_EOVERLAP/w->regions[at]->addr <= a + size) rc = SHK_EOVERLAP/@watch watch_bounds watch_table@a span ending where the next begins is refused"
+"lens-string-max@src/common/lens_reader.c@s/rec->len > SHK_LENS_STRING_MAX ||/rec->len > SHK_LENS_STRING_MAX + 1 ||/@lens lens_corrupt lens_bounds@string length limit moved by one"
+"task-split-item@src/common/task_chunks.c@s/item_size > 1 \&\& size % item_size != 0/item_size > 2 \&\& size % item_size != 0/@task task_bounds task_edges@size not a multiple of a 2-byte item accepted"
+"shm-mappable@src/common/shm.c@s/size == 0 || size > (size_t)PTRDIFF_MAX) return 0;/size == 0) return 0;/@shm shm_bounds@a size past PTRDIFF_MAX goes to the OS"
+"trace-4byte@tools/trace_json.c@s/(c == 0xF4 \&\& s\[1\] >= 0x90)/(c == 0xF4 \&\& s[1] > 0x90)/@trace_escape lens_trace@code points past U+10FFFF boundary moved"
+)
+
+restore=""
+cleanup() { [ -n "$restore" ] && cp "$restore.orig" "$restore" && rm -f "$restore.orig"; restore=""; }
+trap 'cleanup; exit 130' INT TERM
+trap cleanup EXIT
+
+caught=0 missed=0 total=0
+printf '%-20s %-12s %s\n' mutation result what
+for m in "${mutations[@]}"; do
+  IFS='@' read -r id file script tests what <<<"$m"
+  [ "$only" != "  " ] && [[ $only != *" $id "* ]] && continue
+  path=$root/$file
+  cp "$path" "$path.orig"; restore=$path
+  sed -i "$script" "$path"
+  if cmp -s "$path" "$path.orig"; then
+    cleanup; printf '%-20s %-12s %s\n' "$id" not-applied "$what"; continue
+  fi
+  targets=() regex=""
+  for t in $tests; do
+    targets+=("test_$t"); regex+="${regex:+|}^$t\$"
+  done
+  # The tool's tests need the tool; the worker host is needed by the task tests.
+  for extra in shmkit_tool shmkit_worker; do
+    ninja -C "$build" -t query "$extra" >/dev/null 2>&1 && targets+=("$extra")
+  done
+  # SHK_MUTATE_ALL=1: the whole native suite instead of the area's tests (what an outside
+  # measurement runs; slower).
+  if [ "${SHK_MUTATE_ALL:-0}" = 1 ]; then targets=(all) regex=.; fi
+  total=$((total + 1))
+  if ! cmake --build "$build" -j "$jobs" --target "${targets[@]}" >"$logs/$id.build.log" 2>&1; then
+    # A mutation that does not compile is no test of the tests: reported apart, not counted.
+    cleanup; total=$((total - 1)); printf '%-20s %-12s %s\n' "$id" build-failed "$what"; continue
+  fi
+  if timeout "$limit" ctest --test-dir "$build" -R "$regex" --output-on-failure --timeout "$limit" \
+       >"$logs/$id.test.log" 2>&1; then
+    missed=$((missed + 1)); r=MISSED
+  else
+    caught=$((caught + 1)); r=caught
+  fi
+  cleanup
+  printf '%-20s %-12s %s\n' "$id" "$r" "$what"
+done
+# Leave the build as the sources are.
+if [ "$total" -gt 0 ]; then cmake --build "$build" -j "$jobs" >"$logs/rebuild.log" 2>&1 || echo "rebuild failed: $logs/rebuild.log"; fi
+[ "$total" -gt 0 ] && echo "caught $caught of $total ($((100 * caught / total))%), missed $missed"
