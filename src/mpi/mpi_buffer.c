@@ -24,6 +24,12 @@ static int release_kept(MPI_Comm comm, int key, void *value, void *extra) {
   return MPI_SUCCESS;
 }
 
+void shk__mpi_at_finalize(int *key, MPI_Comm_delete_attr_function *release) {
+  if (*key == MPI_KEYVAL_INVALID &&
+      MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, release, key, NULL) == MPI_SUCCESS)
+    MPI_Comm_set_attr(MPI_COMM_SELF, *key, NULL);
+}
+
 int shk__mpi_buffer_take(size_t size, shk__mpi_buffer *buf) {
   buf->shm = NULL;
   buf->held = false;
@@ -34,9 +40,7 @@ int shk__mpi_buffer_take(size_t size, shk__mpi_buffer *buf) {
     if (rc == SHK_OK) buf->data = shk_shm_data(buf->shm);
     return rc;
   }
-  if (finalize_key == MPI_KEYVAL_INVALID &&
-      MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, release_kept, &finalize_key, NULL) == MPI_SUCCESS)
-    MPI_Comm_set_attr(MPI_COMM_SELF, finalize_key, NULL);
+  shk__mpi_at_finalize(&finalize_key, release_kept);
   if (!kept || shk_shm_size(kept) < size) {
     shk_shm_close(kept);
     kept = NULL;

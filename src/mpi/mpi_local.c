@@ -1,9 +1,13 @@
-/* A rank runs its run of chunks with shk_task_run() over its own bytes: the local split of
+/* A rank runs its run of chunks (on its kept process pool, else with shk_task_run()) over its
+ * own bytes: the local split of
  * [lo, hi) into `count` chunks is the global split's run exactly (the first chunks of a run
  * are the ones one item larger, as locally), and a small chunk function in front of the
  * caller's gives each chunk its global index, count, offset, total and readable (the halo past
- * hi lies in the rank's memory right after hi, which the workers see: they are threads, or
- * processes forked after the bytes were in place, which read the input at its address). */
+ * hi lies in the rank's memory right after hi, which the workers see: they are threads,
+ * processes forked after the bytes were in place, which read the input at its address, or the
+ * kept pool's processes, which map the shared segment that holds [lo, end)). The caller's
+ * function travels in the argument bytes as an address: valid in threads and forks, and in
+ * the pool only for functions in modules loaded before it started (mpi_pool.c). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +39,22 @@ static int front_fn(const shk_task_chunk *c, shk_task_out *out) {
   return f.fn(&g, out);
 }
 
+/* The pool's workers were forked before this input existed: they read it in place only from a
+ * shmkit segment, which they map whole, so the halo past hi is theirs too (the pool's own
+ * staging copy would hold [lo, hi) only). The rank's receive buffer is one; other bytes (the
+ * root's own run, a mapped file) are copied once into one, kept for the next call. */
+static int in_shared_memory(const unsigned char *local, size_t n, shk__mpi_buffer *copy,
+                            const unsigned char **data) {
+  shk_shm *shm;
+  size_t offset;
+  if (n == 0 || shk_shm_find(local, n, &shm, &offset) == SHK_OK) return SHK_OK;
+  int rc = shk__mpi_buffer_take(n, copy);
+  if (rc != SHK_OK) return rc;
+  memcpy(copy->data, local, n);
+  *data = copy->data;
+  return SHK_OK;
+}
+
 int shk__mpi_run_local(const shk__mpi_call *call, const unsigned char *local,
                        shk_task_results **results) {
   *results = NULL;
@@ -53,7 +73,17 @@ int shk__mpi_run_local(const shk__mpi_call *call, const unsigned char *local,
   o.chunks = run.count;
   o.halo = call->halo;
   o.item_size = call->item_size;
-  int rc = shk_task_run(run.hi > run.lo ? local : NULL, run.hi - run.lo, front_fn, &o, results);
+  const unsigned char *data = run.hi > run.lo ? local : NULL;
+  shk_task_pool *pool = NULL;
+  shk__mpi_buffer copy = {0};
+  int rc = o.mode == SHK_TASK_PROCESSES ? shk__mpi_pool_take(call->workers, call->fn, &pool)
+                                        : SHK_OK;
+  if (rc == SHK_OK && pool) rc = in_shared_memory(local, run.end - run.lo, &copy, &data);
+  if (rc == SHK_OK)
+    rc = pool ? shk_task_pool_run(pool, data, run.hi - run.lo, front_fn, &o, results)
+              : shk_task_run(data, run.hi - run.lo, front_fn, &o, results);
+  shk__mpi_pool_give(pool);
+  shk__mpi_buffer_give(&copy);
   free(arg);
   return rc;
 }
