@@ -127,9 +127,11 @@ void shk__mpi_file_unmap(shk__mpi_map *map);
 
 /* ---- running the rank's chunks (mpi_local.c) ---- */
 
-/* Runs this rank's chunks on its own workers; local holds the bytes [run.lo, run.end).
- * *results as shk_task_run() leaves it (NULL for an empty run). Returns shk_task_run()'s code. */
-int shk__mpi_run_local(const shk__mpi_call *call, const unsigned char *local,
+/* Runs this rank's chunks on its own workers (the kept pool in process mode, see
+ * shk__mpi_pool_take); local holds the bytes [run.lo, run.end); path, when not NULL, is the file
+ * they were mapped from, which the pool's workers map themselves. *results as shk_task_run()
+ * leaves it (NULL for an empty run). Returns shk_task_run()'s code. */
+int shk__mpi_run_local(const shk__mpi_call *call, const unsigned char *local, const char *path,
                        shk_task_results **results);
 
 /* ---- results (mpi_results.c) ---- */

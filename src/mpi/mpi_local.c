@@ -13,16 +13,37 @@
 
 #include "mpi_internal.h"
 
-/* What the front function needs, sent ahead of the caller's argument bytes. */
+/* What the front function needs, sent ahead of the caller's argument bytes (and, where the
+ * workers map the input file themselves, its path after them, NUL included). */
 typedef struct shk__mpi_front {
-  shk_task_fn fn; /* valid in the workers: threads, or processes forked from this one */
-  uint64_t first, count, total, halo, item_size, lo, arg_size;
+  shk_task_fn fn; /* valid in the workers: threads, processes forked from this one, or the pool */
+  uint64_t first, count, total, halo, item_size, lo, arg_size, path_size;
 } shk__mpi_front;
+
+/* A chunk of a file the worker maps itself: its bytes [off, off + readable). */
+static int run_on_file(shk__mpi_front f, const char *path, shk_task_chunk *g,
+                       shk_task_out *out) {
+  if (g->readable == 0) {
+    g->data = NULL;
+    return f.fn(g, out);
+  }
+  shk__mpi_map map;
+  int rc = shk__mpi_file_map(path, g->offset, g->offset + g->readable, &map);
+  if (rc != SHK_OK) return rc;
+  g->data = map.at;
+  rc = f.fn(g, out);
+  shk__mpi_file_unmap(&map);
+  return rc;
+}
 
 static int front_fn(const shk_task_chunk *c, shk_task_out *out) {
   shk__mpi_front f;
   if (!c->arg || c->arg_size < sizeof f) return SHK_EFORMAT;
   memcpy(&f, c->arg, sizeof f);
+  if (f.arg_size > c->arg_size - sizeof f || f.path_size > c->arg_size - sizeof f - f.arg_size)
+    return SHK_EFORMAT;
+  const char *path = (const char *)c->arg + sizeof f + f.arg_size;
+  if (f.path_size && path[f.path_size - 1] != '\0') return SHK_EFORMAT;
   shk_task_chunk g = *c;
   g.index = (size_t)(f.first + c->index);
   g.count = (size_t)f.count;
@@ -30,19 +51,22 @@ static int front_fn(const shk_task_chunk *c, shk_task_out *out) {
   size_t off, size, readable;
   shk__mpi_chunk_bounds(g.total, (size_t)f.item_size, (size_t)f.halo, g.count, g.index, &off,
                         &size, &readable);
-  if (off - f.lo != c->offset || size != c->size) return SHK_EFORMAT; /* splits disagree */
-  g.offset = off;
-  /* An empty chunk at the very end of a run has no address to read from. */
-  g.readable = c->data ? readable : 0;
   g.arg = f.arg_size ? (const unsigned char *)c->arg + sizeof f : NULL;
   g.arg_size = (size_t)f.arg_size;
+  g.offset = off;
+  g.size = size;
+  g.readable = readable;
+  if (f.path_size) return run_on_file(f, path, &g, out); /* the pool ran empty chunks */
+  if (off - f.lo != c->offset || size != c->size) return SHK_EFORMAT; /* splits disagree */
+  /* An empty chunk at the very end of a run has no address to read from. */
+  g.readable = c->data ? readable : 0;
   return f.fn(&g, out);
 }
 
 /* The pool's workers were forked before this input existed: they read it in place only from a
  * shmkit segment, which they map whole, so the halo past hi is theirs too (the pool's own
  * staging copy would hold [lo, hi) only). The rank's receive buffer is one; other bytes (the
- * root's own run, a mapped file) are copied once into one, kept for the next call. */
+ * root's own run) are copied once into one, kept for the next call. */
 static int in_shared_memory(const unsigned char *local, size_t n, shk__mpi_buffer *copy,
                             const unsigned char **data) {
   shk_shm *shm;
@@ -55,35 +79,57 @@ static int in_shared_memory(const unsigned char *local, size_t n, shk__mpi_buffe
   return SHK_OK;
 }
 
-int shk__mpi_run_local(const shk__mpi_call *call, const unsigned char *local,
+/* The front's argument bytes: the front, the caller's bytes, the path (path_size 0: none). */
+static int front_arg(const shk__mpi_front *f, const shk_task_options *o, const char *path,
+                     unsigned char **arg, size_t *size) {
+  *arg = NULL;
+  *size = sizeof *f + f->arg_size + f->path_size;
+  if (f->arg_size + f->path_size > SHK_TASK_ARG_MAX - sizeof *f) return SHK_ERANGE;
+  *arg = malloc(*size);
+  if (!*arg) return SHK_ENOMEM;
+  memcpy(*arg, f, sizeof *f);
+  if (f->arg_size) memcpy(*arg + sizeof *f, o->arg, f->arg_size);
+  if (f->path_size) memcpy(*arg + sizeof *f + f->arg_size, path, f->path_size);
+  return SHK_OK;
+}
+
+int shk__mpi_run_local(const shk__mpi_call *call, const unsigned char *local, const char *path,
                        shk_task_results **results) {
   *results = NULL;
   shk__mpi_run run = shk__mpi_run_of(call, call->rank);
   if (run.count == 0) return SHK_OK;
   shk_task_options o = call->local;
+  shk_task_pool *pool = NULL;
+  int rc = o.mode == SHK_TASK_PROCESSES ? shk__mpi_pool_take(call->workers, call->fn, &pool)
+                                        : SHK_OK;
+  if (rc != SHK_OK) return rc;
+  /* A pool's workers map their chunks of a file themselves, by its full path (the caller may
+   * change directory while the pool lives); others read the rank's mapping. */
+  char *full = pool && path ? realpath(path, NULL) : NULL;
+  if (path && !full) { /* no pool, or no full path: fresh workers read the rank's mapping */
+    shk__mpi_pool_give(pool);
+    pool = NULL;
+  }
   shk__mpi_front f = {call->fn, run.first, call->chunks, call->total, call->halo,
-                      call->item_size, run.lo, o.arg_size};
-  if (o.arg_size > SHK_TASK_ARG_MAX - sizeof f) return SHK_ERANGE;
-  unsigned char *arg = malloc(sizeof f + o.arg_size);
-  if (!arg) return SHK_ENOMEM;
-  memcpy(arg, &f, sizeof f);
-  if (o.arg_size) memcpy(arg + sizeof f, o.arg, o.arg_size);
+                      call->item_size, run.lo, o.arg_size, full ? strlen(full) + 1 : 0};
+  unsigned char *arg;
+  size_t arg_size;
+  rc = front_arg(&f, &o, full, &arg, &arg_size);
   o.arg = arg;
-  o.arg_size = sizeof f + f.arg_size;
+  o.arg_size = arg_size;
   o.chunks = run.count;
   o.halo = call->halo;
   o.item_size = call->item_size;
   const unsigned char *data = run.hi > run.lo ? local : NULL;
-  shk_task_pool *pool = NULL;
+  size_t size = full ? 0 : run.hi - run.lo;
   shk__mpi_buffer copy = {0};
-  int rc = o.mode == SHK_TASK_PROCESSES ? shk__mpi_pool_take(call->workers, call->fn, &pool)
-                                        : SHK_OK;
-  if (rc == SHK_OK && pool) rc = in_shared_memory(local, run.end - run.lo, &copy, &data);
+  if (rc == SHK_OK && pool && !full) rc = in_shared_memory(local, run.end - run.lo, &copy, &data);
   if (rc == SHK_OK)
-    rc = pool ? shk_task_pool_run(pool, data, run.hi - run.lo, front_fn, &o, results)
-              : shk_task_run(data, run.hi - run.lo, front_fn, &o, results);
+    rc = pool ? shk_task_pool_run(pool, full ? NULL : data, size, front_fn, &o, results)
+              : shk_task_run(data, size, front_fn, &o, results);
   shk__mpi_pool_give(pool);
   shk__mpi_buffer_give(&copy);
+  free(full);
   free(arg);
   return rc;
 }
