@@ -14,13 +14,17 @@ static shk_shm *kept;
 static int finalize_key = MPI_KEYVAL_INVALID;
 
 /* Called by MPI_Finalize (attributes of MPI_COMM_SELF are deleted first thing there). */
-static int release_kept(MPI_Comm comm, int key, void *value, void *extra) {
-  (void)comm, (void)key, (void)value, (void)extra;
-  while (atomic_flag_test_and_set(&kept_busy)) {
+void shk__mpi_buffer_release(void) {
+  while (atomic_flag_test_and_set(&kept_busy)) { /* a call in another thread: its end */
   }
   shk_shm_close(kept);
   kept = NULL;
   atomic_flag_clear(&kept_busy);
+}
+
+static int release_kept(MPI_Comm comm, int key, void *value, void *extra) {
+  (void)comm, (void)key, (void)value, (void)extra;
+  shk__mpi_buffer_release();
   return MPI_SUCCESS;
 }
 

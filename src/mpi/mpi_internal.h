@@ -109,6 +109,10 @@ void shk__mpi_at_finalize(int *key, MPI_Comm_delete_attr_function *release);
 int shk__mpi_pool_take(unsigned workers, shk_task_fn fn, shk_task_pool **pool);
 void shk__mpi_pool_give(shk_task_pool *pool);
 
+/* Frees the kept pool / receive buffer now (waiting for a call that holds it to end). */
+void shk__mpi_pool_release(void);
+void shk__mpi_buffer_release(void);
+
 /* Root input (mpi_scatter.c): the root's bytes of rank `rank`'s run are sent to it, then its
  * halo, in separate messages. *local points at bytes [run.lo, run.end) on every rank (the root:
  * into data; others: the receive buffer *owned, see shk__mpi_buffer_take). */

@@ -22,13 +22,17 @@ static shk_task_pool *kept;
 static unsigned long long kept_loads; /* modules ever loaded when the pool was started */
 static int finalize_key = MPI_KEYVAL_INVALID;
 
-static int release_kept(MPI_Comm comm, int key, void *value, void *extra) {
-  (void)comm, (void)key, (void)value, (void)extra;
-  while (atomic_flag_test_and_set(&kept_busy)) {
+void shk__mpi_pool_release(void) {
+  while (atomic_flag_test_and_set(&kept_busy)) { /* a call in another thread: its end */
   }
   shk_task_pool_free(kept);
   kept = NULL;
   atomic_flag_clear(&kept_busy);
+}
+
+static int release_kept(MPI_Comm comm, int key, void *value, void *extra) {
+  (void)comm, (void)key, (void)value, (void)extra;
+  shk__mpi_pool_release();
   return MPI_SUCCESS;
 }
 

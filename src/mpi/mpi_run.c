@@ -59,3 +59,8 @@ int shk_mpi_task_run_file(MPI_Comm comm, int root, const char *path, shk_task_fn
   shk__mpi_teardown(&call);
   return rc;
 }
+
+void shk_mpi_release(void) {
+  shk__mpi_pool_release();
+  shk__mpi_buffer_release();
+}

@@ -9,6 +9,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -312,6 +313,37 @@ static void a_rank_runs_every_call_on_the_same_worker_processes(void **state) {
   free(d);
 }
 
+/* shk_mpi_release() stops and reaps the kept workers (none of them is left, not even as a
+ * zombie); the next call starts new ones. */
+static void releasing_ends_the_kept_workers_and_the_next_call_starts_new_ones(void **state) {
+  (void)state;
+  unsigned char d[4096] = {0};
+  shk_task_options o = {0};
+  o.chunks = 2 * (size_t)ranks;
+  uint64_t before[2] = {0, 0};
+  for (int round = 0; round < 2; round++) {
+    shk_mpi_results *res = NULL;
+    assert_int_equal(shk_mpi_task_run(MPI_COMM_WORLD, 0, rank == 0 ? d : NULL,
+                                      rank == 0 ? sizeof d : 0, pid_fn, &o, SHK_MPI_DISTRIBUTED,
+                                      &res),
+                     SHK_OK);
+    assert_int_equal(shk_mpi_results_count(res), 2);
+    for (size_t i = 0; i < 2; i++) {
+      uint64_t pid;
+      memcpy(&pid, shk_mpi_results_get(res, i)->data, 8);
+      if (round == 0) before[i] = pid;
+      else assert_true(pid != before[0] && pid != before[1]);
+    }
+    shk_mpi_results_free(res);
+    if (round == 0) {
+      shk_mpi_release();
+      for (size_t i = 0; i < 2; i++) assert_int_equal(kill((pid_t)before[i], 0), -1);
+    }
+  }
+  shk_mpi_release();
+  shk_mpi_release(); /* nothing kept: nothing to do */
+}
+
 /* The kept workers read each chunk's halo wherever the rank's bytes are: the receive buffer as
  * it grows (a new segment), the root's own run (copied into shared memory: the workers started
  * before it existed), the root's input inside a shmkit segment (read in place), and a file. */
@@ -568,6 +600,7 @@ int main(int argc, char **argv) {
       cmocka_unit_test(a_sparse_file_above_2_gib_is_scanned_exactly),
       cmocka_unit_test(a_rank_runs_every_call_on_the_same_worker_processes),
       cmocka_unit_test(kept_workers_read_every_halo_of_a_growing_input),
+      cmocka_unit_test(releasing_ends_the_kept_workers_and_the_next_call_starts_new_ones),
       cmocka_unit_test(a_function_of_a_module_loaded_after_the_workers_started_runs),
   };
   made_by = getpid();
