@@ -59,7 +59,8 @@ enum {
  * shk_mpi_release(), so that a call forks nothing (a fork costs in proportion to the rank's
  * memory). The workers read a non-root rank's bytes in place in its receive buffer; the root's
  * own run is copied once into a buffer the root keeps likewise, unless it lies in a shmkit
- * segment (shk_shm_find), which the workers read in place. The forked workers share, copy on
+ * segment (shk_shm_find), which the workers read in place (the pool then holds a reference to
+ * that segment, not a copy, until a later call uses another one or the pool is released). The forked workers share, copy on
  * write, the memory the rank had when they started: memory the rank frees later stays held by
  * them until the pool is released, and the rank's first write to each page it had then costs a
  * copy-on-write fault; make the first call early, call shk_mpi_release(), or use threads mode.
