@@ -86,7 +86,8 @@ SHK_API int shk_mpi_task_run(MPI_Comm comm, int root, const void *data, size_t s
 /** As shk_mpi_task_run(), over the file at `path`, which every rank opens (a cluster file system;
  * on one machine, any file): each rank maps only its own byte range plus halo, read-only; nothing
  * is sent from a root. `root` only receives the results. With the kept process pool, each worker
- * maps the range of each chunk it runs (plus halo) itself, by the file's full path. Every rank must see the same file size
+ * maps the rank's range (plus halo) itself, by the file's full path, once per call, and keeps
+ * that mapping until its first chunk of a later call or its end. Every rank must see the same file size
  * (SHK_EINVAL on every rank otherwise); a file that some rank cannot open or map gives SHK_ENOENT,
  * SHK_EACCES or SHK_EOS on every rank. */
 SHK_API int shk_mpi_task_run_file(MPI_Comm comm, int root, const char *path, shk_task_fn fn,

@@ -8,6 +8,7 @@
  * kept pool's processes, which map the shared segment that holds [lo, end)). The caller's
  * function travels in the argument bytes as an address: valid in threads and forks, and in
  * the pool only for functions in modules loaded before it started (mpi_pool.c). */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,22 +19,35 @@
 typedef struct shk__mpi_front {
   shk_task_fn fn; /* valid in the workers: threads, processes forked from this one, or the pool */
   uint64_t first, count, total, halo, item_size, lo, arg_size, path_size;
+  uint64_t end;  /* what the rank's chunks may read: [lo, end) */
+  uint64_t call; /* this process's call number (file input: a worker's mapping is per call) */
 } shk__mpi_front;
 
-/* A chunk of a file the worker maps itself: its bytes [off, off + readable). */
+/* A worker's mapping of the rank's range of the file, made by its first chunk of a call and
+ * kept for its next chunks of that call (an open, map and unmap cost ~20-40 us here, a lot
+ * beside a small chunk); replaced by the next call's (the file may have been replaced since),
+ * released when the worker ends. */
+static _Thread_local struct {
+  uint64_t call;
+  shk__mpi_map map;
+} file_map;
+
+/* A chunk of a file the worker maps itself: [off, off + readable) inside the rank's range. */
 static int run_on_file(shk__mpi_front f, const char *path, shk_task_chunk *g,
                        shk_task_out *out) {
   if (g->readable == 0) {
     g->data = NULL;
     return f.fn(g, out);
   }
-  shk__mpi_map map;
-  int rc = shk__mpi_file_map(path, g->offset, g->offset + g->readable, &map);
-  if (rc != SHK_OK) return rc;
-  g->data = map.at;
-  rc = f.fn(g, out);
-  shk__mpi_file_unmap(&map);
-  return rc;
+  if (!file_map.map.addr || file_map.call != f.call) {
+    shk__mpi_file_unmap(&file_map.map);
+    int rc = shk__mpi_file_map(path, (size_t)f.lo, (size_t)f.end, &file_map.map);
+    if (rc != SHK_OK) return rc;
+    file_map.call = f.call;
+  }
+  if (g->offset < f.lo || g->offset + g->readable > f.end) return SHK_EFORMAT;
+  g->data = file_map.map.at + (g->offset - f.lo);
+  return f.fn(g, out);
 }
 
 static int front_fn(const shk_task_chunk *c, shk_task_out *out) {
@@ -110,8 +124,10 @@ int shk__mpi_run_local(const shk__mpi_call *call, const unsigned char *local, co
     shk__mpi_pool_give(pool);
     pool = NULL;
   }
+  static atomic_uint_fast64_t calls;
   shk__mpi_front f = {call->fn, run.first, call->chunks, call->total, call->halo,
-                      call->item_size, run.lo, o.arg_size, full ? strlen(full) + 1 : 0};
+                      call->item_size, run.lo, o.arg_size, full ? strlen(full) + 1 : 0,
+                      run.end, atomic_fetch_add(&calls, 1) + 1};
   unsigned char *arg;
   size_t arg_size;
   rc = front_arg(&f, &o, full, &arg, &arg_size);
