@@ -8,6 +8,8 @@
  *   shmkit, file input: shk_mpi_task_run_file over the same bytes in a file (page cache).
  * and the transfer rate of the bare MPI_Scatterv beside a plain MPI_Send of the same bytes, and
  * shmkit's root-input call with empty chunks (its transfer plus one local run per rank).
+ * The forms take turns within each repetition (best of R each), so that a load that changes
+ * during the run weighs on all of them alike.
  * Usage: bench_mpi [--mib MiB (1024)] [--hash-mib MiB (256)] [--reps R (3)] [--quick] [--threads]
  * Launch with --bind-to none: Open MPI binds 1-2 ranks to one core each by default, and a
  * rank's workers inherit its binding (shmkit then gives it as many workers as it has CPUs). */
@@ -86,14 +88,18 @@ static double shmkit(const unsigned char *data, size_t size, const char *path, s
 
 typedef double (*measure_fn)(void *);
 
-static double best(int reps, double (*f)(const void *), const void *ctx) {
-  double b = 1e300;
+/* The best time of each of n jobs over reps rounds, the jobs taking turns within a round, so
+ * that a change in the machine's load (a shared machine) falls on all of them alike. */
+static void best_of(int reps, double (*f)(const void *), const void *const *jobs, int n,
+                    double *best) {
+  for (int j = 0; j < n; j++) best[j] = 1e300;
   for (int i = 0; i < reps; i++) {
-    double t = f(ctx);
-    MPI_Bcast(&t, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD); /* rank 0's clock decides */
-    if (t < b) b = t;
+    for (int j = 0; j < n; j++) {
+      double t = f(jobs[j]);
+      MPI_Bcast(&t, 1, MPI_DOUBLE, 0, MPI_COMM_WORLD); /* rank 0's clock decides */
+      if (t < best[j]) best[j] = t;
+    }
   }
-  return b;
 }
 
 typedef struct job {
@@ -171,8 +177,10 @@ int main(int argc, char **argv) {
     size_t n = kind == 0 ? size : hash_mib << 20;
     job b = {data, mine, n, path, kind, 0}, s = {data, mine, n, NULL, kind, 1};
     job f = {data, mine, n, path, kind, 2};
-    double tb = best(reps, run_job, &b), ts = best(reps, run_job, &s);
-    double tf = kind == 0 ? best(reps, run_job, &f) : 0;
+    const void *jobs[3] = {&b, &s, &f};
+    double t[3] = {0, 0, 0};
+    best_of(reps, run_job, jobs, kind == 0 ? 3 : 2, t);
+    double tb = t[0], ts = t[1], tf = t[2];
     if (rank == 0) {
       printf("  %-13s bare Scatterv+loop %8.1f ms %6.2f GB/s | shmkit root input %8.1f ms "
              "%6.2f GB/s (%.2fx bare)", names[kind], tb / 1e6, gbs(n, tb), ts / 1e6, gbs(n, ts),
@@ -187,7 +195,10 @@ int main(int argc, char **argv) {
     size_t moved = size - size / (size_t)ranks; /* what leaves rank 0 */
     job b = {data, mine, size, NULL, 2, 0}, p = {data, mine, size, NULL, 2, 3};
     job s = {data, mine, size, NULL, 2, 1};
-    double tb = best(reps, run_job, &b), tp = best(reps, run_job, &p), ts = best(reps, run_job, &s);
+    const void *jobs[3] = {&b, &p, &s};
+    double t[3];
+    best_of(reps, run_job, jobs, 3, t);
+    double tb = t[0], tp = t[1], ts = t[2];
     if (rank == 0)
       printf("  transfer of %zu MiB from rank 0: MPI_Scatterv %6.2f GB/s | plain MPI_Send %6.2f "
              "GB/s | shmkit root input, empty chunks %6.2f GB/s (%.2fx Scatterv)\n",

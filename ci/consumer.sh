@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs shmkit into temporary prefixes and builds consumer projects against them:
-# CMake package and pkg-config on Linux (shared and static), CMake package with mingw under wine.
+# CMake package and pkg-config on Linux (shared and static), the MPI component's CMake package
+# where MPI is found, CMake package with mingw under wine.
 # Usage: consumer.sh <work dir> <windows 0|1>. Writes "<passed> <failed>" to <work dir>/counts.
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -69,6 +70,20 @@ step linux-shared-install install_shmkit shared "$work/prefix-shared"
 step linux-shared-cmake-consumer cmake_consumer cmake-shared "$work/prefix-shared"
 step linux-shared-cmake-consumer-runs "$work/cmake-shared/consumer"
 step linux-shared-pkgconfig-consumer pkgconfig_consumer "$work/prefix-shared" 0
+
+# The MPI component (find_package(shmkit COMPONENTS mpi) + shmkit::mpi), built and run under
+# mpiexec with 2 ranks, where the installed package has it (MPI was found when shmkit was
+# built) and mpiexec exists; skipped visibly otherwise.
+mpi_consumer() { # <prefix>
+  cmake -S "$SHK_ROOT/ci/consumer/mpi" -B "$work/cmake-mpi" -G Ninja -DCMAKE_PREFIX_PATH="$1" &&
+    cmake --build "$work/cmake-mpi" &&
+    mpiexec -n 2 --allow-run-as-root --oversubscribe --timeout 120 "$work/cmake-mpi/mpi_consumer"
+}
+if [ -e "$work/prefix-shared/include/shmkit/mpi.h" ] && command -v mpiexec >/dev/null; then
+  step linux-shared-mpi-cmake-consumer mpi_consumer "$work/prefix-shared"
+else
+  echo "SKIPPED: linux-shared-mpi-cmake-consumer (shmkit was built without shmkit::mpi, or no mpiexec)"
+fi
 step linux-static-install install_shmkit static "$work/prefix-static" -DBUILD_SHARED_LIBS=OFF
 step linux-static-cmake-consumer cmake_consumer cmake-static "$work/prefix-static"
 step linux-static-cmake-consumer-runs "$work/cmake-static/consumer"

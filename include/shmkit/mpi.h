@@ -3,8 +3,8 @@
  * Not included by shmkit.h: it needs <mpi.h>. Every call here is collective over its
  * communicator: every rank calls it with the same root, chunk count, halo, item size and flags
  * (checked up front by one small collective; a mismatch gives SHK_EINVAL on every rank, never a
- * hang). Each rank runs its contiguous run of the global chunk list on its own local workers with
- * shk_task_run() (processes by default, threads on request), with the same chunk function, the
+ * hang). Each rank runs its contiguous run of the global chunk list on its own local workers as
+ * shk_task_run() does (processes by default, kept between calls; threads on request), with the same chunk function, the
  * same shk_task_chunk (global index, count, offset and total) and the same shk_task_options.
  * Built on POSIX systems where CMake finds MPI; not built for Windows yet (no MS-MPI here).
  * Threads: call from the thread that may make MPI calls (MPI_THREAD_FUNNELED is enough). */
@@ -52,9 +52,20 @@ enum {
  * MPI_Scatterv of the disjoint runs when the input is below 1 GiB, else messages of at most
  * 1 GiB: MPI counts are int), then, in separate messages, the halo its last chunk may read (no
  * collective reads a byte of the root twice). A non-root rank receives into a buffer it keeps
- * for the next call (released by MPI_Finalize). Each rank runs its chunks with
- * shk_task_run(): a chunk that crashes or times out is a per-chunk status, never the end of its
- * rank. opts->workers is the workers of one host (0: its CPUs, and then at most the CPUs the rank
+ * for the next call (released by MPI_Finalize or shk_mpi_release()). Each rank runs its chunks
+ * as shk_task_run() would: a chunk that crashes or times out is a per-chunk status, never the end
+ * of its rank. In process mode (the default) the workers are a pool the rank keeps: started by its
+ * first process-mode call and kept, with the memory they hold, until MPI_Finalize or
+ * shk_mpi_release(), so that a call forks nothing (a fork costs in proportion to the rank's
+ * memory). The workers read a non-root rank's bytes in place in its receive buffer; the root's
+ * own run is copied once into a buffer the root keeps likewise, unless it lies in a shmkit
+ * segment (shk_shm_find), which the workers read in place (the pool then holds a reference to
+ * that segment, not a copy, until a later call uses another one or the pool is released). The forked workers share, copy on
+ * write, the memory the rank had when they started: memory the rank frees later stays held by
+ * them until the pool is released, and the rank's first write to each page it had then costs a
+ * copy-on-write fault; make the first call early, call shk_mpi_release(), or use threads mode.
+ * A chunk function in no module (code made at run time), or any call made after a module was
+ * loaded since the pool started, runs on freshly forked workers instead (or a new pool). opts->workers is the workers of one host (0: its CPUs, and then at most the CPUs the rank
  * is bound to: launch with --bind-to none for one rank per host), divided among the ranks that
  * share the host (MPI_Comm_split_type MPI_COMM_TYPE_SHARED); opts->timeout_ms, progress (with the rank's
  * own counts) and arg apply on each rank. Mode SHK_TASK_HOSTED is not supported (SHK_EUNSUPPORTED).
@@ -74,12 +85,20 @@ SHK_API int shk_mpi_task_run(MPI_Comm comm, int root, const void *data, size_t s
 
 /** As shk_mpi_task_run(), over the file at `path`, which every rank opens (a cluster file system;
  * on one machine, any file): each rank maps only its own byte range plus halo, read-only; nothing
- * is sent from a root. `root` only receives the results. Every rank must see the same file size
+ * is sent from a root. `root` only receives the results. With the kept process pool, each worker
+ * maps the rank's range (plus halo) itself, by the file's full path, once per call, and keeps
+ * that mapping until its first chunk of a later call or its end. Every rank must see the same file size
  * (SHK_EINVAL on every rank otherwise); a file that some rank cannot open or map gives SHK_ENOENT,
  * SHK_EACCES or SHK_EOS on every rank. */
 SHK_API int shk_mpi_task_run_file(MPI_Comm comm, int root, const char *path, shk_task_fn fn,
                                   const shk_task_options *opts, unsigned flags,
                                   shk_mpi_results **results);
+
+/** Frees what the calls of this process keep between calls: its worker pool (the worker
+ * processes are stopped and reaped) and its receive buffer. The next call starts them again.
+ * MPI_Finalize does the same; call this to give the memory back earlier. Not collective; needs
+ * no MPI call. Thread-safe: waits for a call that holds them (in another thread) to end. */
+SHK_API void shk_mpi_release(void);
 
 /** The number of results held (0 for NULL). */
 SHK_API size_t shk_mpi_results_count(const shk_mpi_results *results);

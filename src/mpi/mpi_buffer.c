@@ -14,14 +14,24 @@ static shk_shm *kept;
 static int finalize_key = MPI_KEYVAL_INVALID;
 
 /* Called by MPI_Finalize (attributes of MPI_COMM_SELF are deleted first thing there). */
-static int release_kept(MPI_Comm comm, int key, void *value, void *extra) {
-  (void)comm, (void)key, (void)value, (void)extra;
-  while (atomic_flag_test_and_set(&kept_busy)) {
+void shk__mpi_buffer_release(void) {
+  while (atomic_flag_test_and_set(&kept_busy)) { /* a call in another thread: its end */
   }
   shk_shm_close(kept);
   kept = NULL;
   atomic_flag_clear(&kept_busy);
+}
+
+static int release_kept(MPI_Comm comm, int key, void *value, void *extra) {
+  (void)comm, (void)key, (void)value, (void)extra;
+  shk__mpi_buffer_release();
   return MPI_SUCCESS;
+}
+
+void shk__mpi_at_finalize(int *key, MPI_Comm_delete_attr_function *release) {
+  if (*key == MPI_KEYVAL_INVALID &&
+      MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, release, key, NULL) == MPI_SUCCESS)
+    MPI_Comm_set_attr(MPI_COMM_SELF, *key, NULL);
 }
 
 int shk__mpi_buffer_take(size_t size, shk__mpi_buffer *buf) {
@@ -34,9 +44,7 @@ int shk__mpi_buffer_take(size_t size, shk__mpi_buffer *buf) {
     if (rc == SHK_OK) buf->data = shk_shm_data(buf->shm);
     return rc;
   }
-  if (finalize_key == MPI_KEYVAL_INVALID &&
-      MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, release_kept, &finalize_key, NULL) == MPI_SUCCESS)
-    MPI_Comm_set_attr(MPI_COMM_SELF, finalize_key, NULL);
+  shk__mpi_at_finalize(&finalize_key, release_kept);
   if (!kept || shk_shm_size(kept) < size) {
     shk_shm_close(kept);
     kept = NULL;

@@ -97,6 +97,22 @@ typedef struct shk__mpi_buffer {
 int shk__mpi_buffer_take(size_t size, shk__mpi_buffer *buf);
 void shk__mpi_buffer_give(shk__mpi_buffer *buf);
 
+/* Has release called when MPI is finalized (an attribute of MPI_COMM_SELF under *key, made on
+ * the first call; the caller holds its own lock). For what a process keeps between calls. */
+void shk__mpi_at_finalize(int *key, MPI_Comm_delete_attr_function *release);
+
+/* The process's kept pool of `workers` worker processes (mpi_pool.c), started on first use
+ * (and again when the workers or the loaded modules changed), for running fn; *pool NULL where
+ * no pool may be used (another call holds it, or fn lies in no module: fork fresh workers
+ * instead). Codes of shk_task_pool_create(). Give it back with shk__mpi_pool_give (accepts
+ * NULL); it is freed when MPI is finalized. */
+int shk__mpi_pool_take(unsigned workers, shk_task_fn fn, shk_task_pool **pool);
+void shk__mpi_pool_give(shk_task_pool *pool);
+
+/* Frees the kept pool / receive buffer now (waiting for a call that holds it to end). */
+void shk__mpi_pool_release(void);
+void shk__mpi_buffer_release(void);
+
 /* Root input (mpi_scatter.c): the root's bytes of rank `rank`'s run are sent to it, then its
  * halo, in separate messages. *local points at bytes [run.lo, run.end) on every rank (the root:
  * into data; others: the receive buffer *owned, see shk__mpi_buffer_take). */
@@ -115,9 +131,11 @@ void shk__mpi_file_unmap(shk__mpi_map *map);
 
 /* ---- running the rank's chunks (mpi_local.c) ---- */
 
-/* Runs this rank's chunks on its own workers; local holds the bytes [run.lo, run.end).
- * *results as shk_task_run() leaves it (NULL for an empty run). Returns shk_task_run()'s code. */
-int shk__mpi_run_local(const shk__mpi_call *call, const unsigned char *local,
+/* Runs this rank's chunks on its own workers (the kept pool in process mode, see
+ * shk__mpi_pool_take); local holds the bytes [run.lo, run.end); path, when not NULL, is the file
+ * they were mapped from, which the pool's workers map themselves. *results as shk_task_run()
+ * leaves it (NULL for an empty run). Returns shk_task_run()'s code. */
+int shk__mpi_run_local(const shk__mpi_call *call, const unsigned char *local, const char *path,
                        shk_task_results **results);
 
 /* ---- results (mpi_results.c) ---- */

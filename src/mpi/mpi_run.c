@@ -4,11 +4,11 @@
 
 #include "mpi_internal.h"
 
-/* Runs and collects, given each rank's bytes [run.lo, run.end) at local. */
-static int run_and_collect(shk__mpi_call *call, const unsigned char *local,
+/* Runs and collects, given each rank's bytes [run.lo, run.end) at local (mapped from path). */
+static int run_and_collect(shk__mpi_call *call, const unsigned char *local, const char *path,
                            shk_mpi_results **results) {
   shk_task_results *mine = NULL;
-  int rc = shk__mpi_run_local(call, local, &mine);
+  int rc = shk__mpi_run_local(call, local, path, &mine);
   int all = shk__mpi_outcome(call, rc);
   /* Chunk outcomes (SHK_ECRASHED .. SHK_ECHUNK) still give results; anything else does not. */
   bool with_results = all == SHK_OK || all == SHK_ECRASHED || all == SHK_ETIMEDOUT ||
@@ -36,7 +36,7 @@ int shk_mpi_task_run(MPI_Comm comm, int root, const void *data, size_t size, shk
   const unsigned char *local = NULL;
   shk__mpi_buffer owned;
   rc = shk__mpi_scatter(&call, data, &local, &owned);
-  if (rc == SHK_OK) rc = run_and_collect(&call, local, results);
+  if (rc == SHK_OK) rc = run_and_collect(&call, local, NULL, results);
   shk__mpi_buffer_give(&owned);
   shk__mpi_teardown(&call);
   return rc;
@@ -54,8 +54,13 @@ int shk_mpi_task_run_file(MPI_Comm comm, int root, const char *path, shk_task_fn
   shk__mpi_run run = shk__mpi_run_of(&call, call.rank);
   shk__mpi_map map;
   rc = shk__mpi_agree(&call, shk__mpi_file_map(path, run.lo, run.end, &map));
-  if (rc == SHK_OK) rc = run_and_collect(&call, map.at, results);
+  if (rc == SHK_OK) rc = run_and_collect(&call, map.at, path, results);
   shk__mpi_file_unmap(&map);
   shk__mpi_teardown(&call);
   return rc;
+}
+
+void shk_mpi_release(void) {
+  shk__mpi_pool_release();
+  shk__mpi_buffer_release();
 }

@@ -3,9 +3,13 @@
  * (positions equal a serial scan) for many chunk counts, with the input on the root or in a
  * file, gathered or left distributed; a real binary's prologue count; a chunk that crashes,
  * fails or times out on one rank; arguments that differ between ranks; transfers split into
- * many messages; a sparse file above 2 GiB. */
+ * many messages; a sparse file above 2 GiB; each rank's kept worker processes (the same in
+ * every call; the halo read from the receive buffer, the root's copy or the root's own
+ * segment; a function in a module loaded after they started). */
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -257,6 +261,159 @@ static void a_real_binary_gives_the_serial_prologue_count(void **state) {
   free(d);
 }
 
+/* Writes the worker's process id. */
+static int pid_fn(const shk_task_chunk *c, shk_task_out *out) {
+  (void)c;
+  uint64_t pid = (uint64_t)getpid();
+  return shk_task_out_write(out, &pid, sizeof pid);
+}
+
+/* Each rank keeps its worker processes between calls (no fork per call): over calls of either
+ * input kind and a growing input, a rank's chunks ran in at most as many processes as it has
+ * workers (at most 2 here), none of them the rank itself. */
+static void a_rank_runs_every_call_on_the_same_worker_processes(void **state) {
+  (void)state;
+  size_t counts[] = {8};
+  size_t sizes[] = {1000, 300000, 300000, 5000};
+  unsigned char *d = make_input(300000, counts, 1);
+  char path[128];
+  shared_name(path, sizeof path, "pids");
+  write_file(path, d, 300000);
+  uint64_t seen[8];
+  size_t nseen = 0;
+  for (size_t call = 0; call < 4; call++) {
+    shk_task_options o = {0};
+    o.workers = 2;
+    o.chunks = 4 * (size_t)ranks;
+    shk_mpi_results *res = NULL;
+    int rc = call < 3 ? shk_mpi_task_run(MPI_COMM_WORLD, 0, rank == 0 ? d : NULL,
+                                         rank == 0 ? sizes[call] : 0, pid_fn, &o,
+                                         SHK_MPI_DISTRIBUTED, &res)
+                      : shk_mpi_task_run_file(MPI_COMM_WORLD, 0, path, pid_fn, &o,
+                                              SHK_MPI_DISTRIBUTED, &res);
+    assert_int_equal(rc, SHK_OK);
+    assert_int_equal(shk_mpi_results_count(res), 4);
+    for (size_t i = 0; i < 4; i++) {
+      const shk_mpi_result *r = shk_mpi_results_get(res, i);
+      assert_int_equal(r->size, 8);
+      uint64_t pid;
+      memcpy(&pid, r->data, 8);
+      assert_true(pid != (uint64_t)getpid());
+      size_t k = 0;
+      while (k < nseen && seen[k] != pid) k++;
+      if (k == nseen) {
+        assert_true(nseen < 2); /* a third process: workers were started again */
+        seen[nseen++] = pid;
+      }
+    }
+    shk_mpi_results_free(res);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  if (rank == 0) unlink(path);
+  free(d);
+}
+
+/* shk_mpi_release() stops and reaps the kept workers (none of them is left, not even as a
+ * zombie); the next call starts new ones. */
+static void releasing_ends_the_kept_workers_and_the_next_call_starts_new_ones(void **state) {
+  (void)state;
+  unsigned char d[4096] = {0};
+  shk_task_options o = {0};
+  o.chunks = 2 * (size_t)ranks;
+  uint64_t before[2] = {0, 0};
+  for (int round = 0; round < 2; round++) {
+    shk_mpi_results *res = NULL;
+    assert_int_equal(shk_mpi_task_run(MPI_COMM_WORLD, 0, rank == 0 ? d : NULL,
+                                      rank == 0 ? sizeof d : 0, pid_fn, &o, SHK_MPI_DISTRIBUTED,
+                                      &res),
+                     SHK_OK);
+    assert_int_equal(shk_mpi_results_count(res), 2);
+    for (size_t i = 0; i < 2; i++) {
+      uint64_t pid;
+      memcpy(&pid, shk_mpi_results_get(res, i)->data, 8);
+      if (round == 0) before[i] = pid;
+      else assert_true(pid != before[0] && pid != before[1]);
+    }
+    shk_mpi_results_free(res);
+    if (round == 0) {
+      shk_mpi_release();
+      for (size_t i = 0; i < 2; i++) assert_int_equal(kill((pid_t)before[i], 0), -1);
+    }
+  }
+  shk_mpi_release();
+  shk_mpi_release(); /* nothing kept: nothing to do */
+}
+
+/* The kept workers read each chunk's halo wherever the rank's bytes are: the receive buffer as
+ * it grows (a new segment), the root's own run (copied into shared memory: the workers started
+ * before it existed), the root's input inside a shmkit segment (read in place), and a file. */
+static void kept_workers_read_every_halo_of_a_growing_input(void **state) {
+  (void)state;
+  size_t counts[] = {3, 5, 8};
+  size_t sizes[] = {999, 65536 + 7, (3u << 20) + 5};
+  for (size_t k = 0; k < 3; k++) {
+    unsigned char *d = make_input(sizes[k], counts, 3);
+    char path[128];
+    shared_name(path, sizeof path, "grow");
+    write_file(path, d, sizes[k]);
+    shk_shm *seg = NULL;
+    assert_int_equal(shk_shm_create_anonymous(sizes[k], &seg), SHK_OK);
+    memcpy(shk_shm_data(seg), d, sizes[k]);
+    for (size_t c = 0; c < 3; c++) {
+      run_both_kinds(d, sizes[k], path, counts[c], sizeof PROLOGUE - 1, SHK_TASK_PROCESSES);
+      run_both_kinds(shk_shm_data(seg), sizes[k], path, counts[c], sizeof PROLOGUE - 1,
+                     SHK_TASK_PROCESSES);
+    }
+    shk_shm_close(seg);
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (rank == 0) unlink(path);
+    free(d);
+  }
+}
+
+/* A chunk function in a module loaded after the rank's workers started is run correctly (by
+ * workers that have the module), before and after it is loaded a second time. */
+static void a_function_of_a_module_loaded_after_the_workers_started_runs(void **state) {
+  (void)state;
+  size_t size = 100003;
+  unsigned char *d = malloc(size);
+  uint64_t want = 0;
+  for (size_t i = 0; i < size; i++) want += (d[i] = (unsigned char)(i * 7 % 256)) == 0x55;
+  shk_task_options o = {0};
+  o.chunks = 3 * (size_t)ranks;
+  shk_mpi_results *res = NULL;
+  /* The workers start (or are already there) before the module is loaded. */
+  assert_int_equal(shk_mpi_task_run(MPI_COMM_WORLD, 0, rank == 0 ? d : NULL, rank == 0 ? size : 0,
+                                    pid_fn, &o, 0, &res),
+                   SHK_OK);
+  shk_mpi_results_free(res);
+  void *lib = dlopen(SHK_TEST_LATE_MODULE, RTLD_NOW | RTLD_LOCAL);
+  assert_non_null(lib);
+  shk_task_fn fn;
+  void *sym = dlsym(lib, "late_count");
+  assert_non_null(sym);
+  memcpy(&fn, &sym, sizeof fn);
+  for (int round = 0; round < 2; round++) {
+    int rc = shk_mpi_task_run(MPI_COMM_WORLD, 0, rank == 0 ? d : NULL, rank == 0 ? size : 0, fn,
+                              &o, 0, &res);
+    assert_int_equal(rc, SHK_OK);
+    if (rank == 0) {
+      uint64_t got = 0;
+      for (size_t i = 0; i < shk_mpi_results_count(res); i++) {
+        const shk_mpi_result *r = shk_mpi_results_get(res, i);
+        uint64_t n;
+        assert_int_equal(r->size, 8);
+        memcpy(&n, r->data, 8);
+        got += n;
+      }
+      assert_int_equal(got, want);
+    }
+    shk_mpi_results_free(res);
+  }
+  /* Not unloaded: the kept workers may hold it until MPI_Finalize. */
+  free(d);
+}
+
 /* One chunk on the last rank crashes, fails or hangs: a per-chunk status, the same code on
  * every rank, every other chunk ok. */
 static void a_bad_chunk_on_one_rank_is_a_status_everywhere(void **state) {
@@ -441,6 +598,10 @@ int main(int argc, char **argv) {
       cmocka_unit_test(a_bad_chunk_on_one_rank_is_a_status_everywhere),
       cmocka_unit_test(mismatched_arguments_give_the_same_error_on_every_rank),
       cmocka_unit_test(a_sparse_file_above_2_gib_is_scanned_exactly),
+      cmocka_unit_test(a_rank_runs_every_call_on_the_same_worker_processes),
+      cmocka_unit_test(kept_workers_read_every_halo_of_a_growing_input),
+      cmocka_unit_test(releasing_ends_the_kept_workers_and_the_next_call_starts_new_ones),
+      cmocka_unit_test(a_function_of_a_module_loaded_after_the_workers_started_runs),
   };
   made_by = getpid();
   atexit(remove_made);
