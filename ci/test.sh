@@ -61,13 +61,16 @@ if [ $windows = 1 ]; then
   shk_wine_setup
   configure_and_build mingw "$SHK_BUILD_MINGW" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_TOOLCHAIN_FILE="$SHK_ROOT/ci/mingw-w64.cmake" &&
-    # Under wine on a loaded 2-core machine a test process now and then never ends after its last
-    # line (device_driver once in ~10 runs of this stage, after printing its summary; buf_recycle's
-    # exit test 3 in 50): not reproduced when the machine is idle (0 in 25), cause unknown. A test
-    # that times out runs once more; the log keeps the first run, and the count below says how many.
-    shk_ctest mingw "$SHK_BUILD_MINGW" --repeat after-timeout:2
-  retried=$(grep -c '\*\*\*Timeout' "$SHK_BUILD_MINGW/ctest-output.log" 2>/dev/null || true)
-  [ "${retried:-0}" = 0 ] || echo "mingw: $retried test run(s) timed out under wine and ran again (see ctest-output.log)"
+    # Under wine a test process now and then never ends after its last line (this session, in
+    # three full runs on a 2-core machine: device_driver, example_watch_demo, example_timeline_demo
+    # after printing everything, and buf_recycle's exit-with-busy-threads child, 1 in 5); not
+    # reproduced in 25-30 runs of each on an idle machine; cause unknown (session 3 saw 0 in 140).
+    # A test that fails or times out runs once more; the stage says how many did, and the log keeps
+    # every run. A test that fails twice still fails the stage.
+    shk_ctest mingw "$SHK_BUILD_MINGW" --repeat until-pass:2
+  retried=$(grep -cE '\*\*\*(Failed|Timeout|Exception)' "$SHK_BUILD_MINGW/ctest-output.log" 2>/dev/null || true)
+  [ "${retried:-0}" = 0 ] ||
+    echo "mingw: $retried test run(s) failed or timed out under wine and ran again (see ctest-output.log)"
 fi
 
 shk_say "(e) install + consumer projects"
