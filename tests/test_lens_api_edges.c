@@ -65,8 +65,11 @@ static void logs_at_their_limit_and_null_arguments(void **state) {
   assert_int_equal(shk_lens_log(lens, 0, "%s", text), SHK_OK);
   text[SHK_LENS_LOG_MAX] = 'y'; /* one more: cut to the limit, still sent */
   assert_int_equal(shk_lens_log(lens, 0, "%s", text), SHK_OK);
-  const char *volatile no_format = NULL; /* not a constant: no format warning */
-  assert_int_equal(shk_lens_log(lens, 0, no_format), SHK_EINVAL);
+  /* A NULL format, through a pointer to the function (which carries no format attribute, so
+   * neither gcc nor clang's -Wformat-security objects to the test's deliberate misuse). */
+  int (*log_fn)(shk_lens *, uint32_t, const char *, ...) = shk_lens_log;
+  const char *volatile no_format = NULL;
+  assert_int_equal(log_fn(lens, 0, no_format), SHK_EINVAL);
   assert_int_equal(shk_lens_log(NULL, 0, "x"), SHK_EINVAL);
   assert_int_equal(sent(lens, SHK_LENS_LOG), 2);
   shk_lens_stats st;
