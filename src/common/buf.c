@@ -120,7 +120,7 @@ int shk__buf_live_list(shk_buf_info **out, size_t *count) {
   *count = 0;
   size_t cap = shk__buf_ranges_count() + 64;
   for (;;) {
-    live_walk walk = {malloc(cap * sizeof(shk_buf_info)), cap, 0};
+    live_walk walk = {shk__malloc(cap * sizeof(shk_buf_info)), cap, 0};
     if (!walk.infos) return SHK_ENOMEM;
     shk__buf_ranges_walk(list_live, &walk);
     if (walk.n <= cap) {
@@ -236,7 +236,7 @@ static int object_new(size_t size, size_t count, size_t item_size, const shk_buf
     atomic_store(&shk__buf_observed, true);
   bool inline_data =
       may_inline && inline_layout(allocator, size, debug, opts, &kind, &align, &extra);
-  shk_buf *buf = malloc(inline_data ? HEADER_SIZE + extra + size : sizeof *buf);
+  shk_buf *buf = shk__malloc(inline_data ? HEADER_SIZE + extra + size : sizeof *buf);
   if (!buf) {
     shk__buf_allocator_drop(allocator);
     return SHK_ENOMEM;

@@ -106,7 +106,7 @@ static int buf_allocator_register_impl(const char *name, const shk_buf_allocator
   rc = shk__options_read(&table_layout, caller, &table);
   if (rc != SHK_OK) return rc;
   if (!table.alloc || !table.free) return SHK_EINVAL;
-  shk__buf_allocator *a = calloc(1, sizeof *a);
+  shk__buf_allocator *a = shk__calloc(1, sizeof *a);
   if (!a) return SHK_ENOMEM;
   strcpy(a->name, name);
   a->table = table;

@@ -10,7 +10,7 @@
 
 static int heap_alloc(void *user, const shk_buf_alloc_request *req, shk_buf_block *out) {
   (void)user;
-  out->ptr = req->zero ? calloc(1, req->size) : malloc(req->size);
+  out->ptr = req->zero ? shk__calloc(1, req->size) : shk__malloc(req->size);
   out->zeroed = req->zero;
   return out->ptr ? SHK_OK : SHK_ENOMEM;
 }
@@ -31,7 +31,7 @@ static int aligned_alloc_block(void *user, const shk_buf_alloc_request *req, shk
   size_t align = req->alignment ? req->alignment : SHK__BUF_ALIGNED_DEFAULT;
   if ((align & (align - 1)) != 0) return SHK_EINVAL;
   if (req->size > SIZE_MAX - align) return SHK_EOVERFLOW;
-  unsigned char *raw = req->zero ? calloc(1, req->size + align) : malloc(req->size + align);
+  unsigned char *raw = req->zero ? shk__calloc(1, req->size + align) : shk__malloc(req->size + align);
   if (!raw) return SHK_ENOMEM;
   uintptr_t p = ((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1);
   out->ptr = raw + (p - (uintptr_t)raw);

@@ -131,10 +131,10 @@ static void shift_up_nodes(shk__buf_range **a, size_t i, size_t n) {
 static int table_insert(size_t at, chunk *ch) {
   if (chunk_count == chunk_capacity) {
     size_t cap = chunk_capacity ? chunk_capacity * 2 : 16;
-    chunk **nc = realloc(chunks, cap * sizeof *nc);
+    chunk **nc = shk__realloc(chunks, cap * sizeof *nc);
     if (!nc) return SHK_ENOMEM;
     chunks = nc;
-    uintptr_t *nf = realloc(firsts, cap * sizeof *nf);
+    uintptr_t *nf = shk__realloc(firsts, cap * sizeof *nf);
     if (!nf) return SHK_ENOMEM;
     firsts = nf;
     chunk_capacity = cap;
@@ -157,7 +157,7 @@ static void table_remove(size_t at) {
 /* Splits a full chunk in two halves. SHK_ENOMEM. */
 static int split_chunk(size_t c) {
   chunk *ch = chunks[c];
-  chunk *right = malloc(sizeof *right);
+  chunk *right = shk__malloc(sizeof *right);
   if (!right) return SHK_ENOMEM;
   size_t keep = ch->n / 2;
   right->n = ch->n - keep;
@@ -232,7 +232,7 @@ static void compact(size_t c) {
 static int insert_locked(shk__buf_range *node) {
   uintptr_t s = node->start;
   if (chunk_count == 0) {
-    chunk *ch = malloc(sizeof *ch);
+    chunk *ch = shk__malloc(sizeof *ch);
     if (!ch) return SHK_ENOMEM;
     ch->n = 1;
     ch->dead = 0;

@@ -45,7 +45,7 @@ shk__buf_thread *shk__buf_thread_attach(void) {
   shk__once_run(&threads_once, threads_init);
   /* Without a key the state could not be freed at thread exit: such threads go without. */
   if (!have_key) return NULL;
-  shk__buf_thread *t = calloc(1, sizeof *t);
+  shk__buf_thread *t = shk__calloc(1, sizeof *t);
   if (!t) return NULL;
   if (shk__os_thread_key_set(&thread_key, t) != SHK_OK) {
     free(t);

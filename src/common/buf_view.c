@@ -100,7 +100,7 @@ static int view_create_impl(shk_buf *buf, const shk_buf_view_spec *spec, shk_buf
   if (shk__mul_overflows(spec->count - 1, stride, &last)) return SHK_EOVERFLOW;
   if (last > SIZE_MAX - elem || last + elem > SIZE_MAX - spec->offset) return SHK_EOVERFLOW;
   if (spec->offset + last + elem > buf->size) return SHK_ERANGE;
-  shk_buf_view *v = malloc(sizeof *v);
+  shk_buf_view *v = shk__malloc(sizeof *v);
   if (!v) return SHK_ENOMEM;
   shk_buf_retain(buf);
   v->buf = buf;

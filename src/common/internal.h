@@ -12,6 +12,13 @@
 
 #include "shmkit.h"
 #include "os.h"
+#include "os_faults.h"
+
+/* The library's own heap allocations. In the internal test library a test can make them fail
+ * (SHK__FAULT_ALLOC, src/os_faults.h); everywhere else they are the bare calls. */
+#define shk__malloc(size) (SHK__FAULT(SHK__FAULT_ALLOC) ? NULL : malloc(size))
+#define shk__calloc(count, size) (SHK__FAULT(SHK__FAULT_ALLOC) ? NULL : calloc(count, size))
+#define shk__realloc(ptr, size) (SHK__FAULT(SHK__FAULT_ALLOC) ? NULL : realloc(ptr, size))
 
 #define SHK__ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define SHK__MIN(a, b) ((a) < (b) ? (a) : (b))

@@ -180,7 +180,7 @@ static int lens_open_impl(const char *name, const shk_lens_options *options, shk
   *out = NULL;
   int rc = shk_shm_name_check(name);
   if (rc != SHK_OK) return rc;
-  shk_lens *lens = calloc(1, sizeof *lens);
+  shk_lens *lens = shk__calloc(1, sizeof *lens);
   if (!lens) return SHK_ENOMEM;
   if (shk__options_read(&lens_layout, options, &lens->options) != SHK_OK ||
       !options_valid(&lens->options)) {
@@ -232,7 +232,7 @@ static thread_rings *rings_of(lens_thread *t) {
   if (t->rings) return t->rings;
   shk__once_run(&exit_once, exits_init);
   if (!have_exit_key) return NULL;
-  thread_rings *tr = calloc(1, sizeof *tr);
+  thread_rings *tr = shk__calloc(1, sizeof *tr);
   if (!tr) return NULL;
   if (shk__os_thread_key_set(&exit_key, tr) != SHK_OK) {
     free(tr);
@@ -427,7 +427,7 @@ static ring_handle *handle_slow(shk_lens *lens, lens_thread *t) {
   shk__os_mutex_lock(&lens->handles_mutex);
   ring_handle *h = lens->handles;
   while (h && h->thread_serial != t->serial) h = h->next;
-  if (!h && (h = calloc(1, sizeof *h)) != NULL) {
+  if (!h && (h = shk__calloc(1, sizeof *h)) != NULL) {
     shk_lens_wire_ring *r = take_ring(lens);
     if (!r) {
       free(h);

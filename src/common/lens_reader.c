@@ -92,7 +92,7 @@ void(shk_lens_reader_options_init)(shk_lens_reader_options *options) {
 }
 
 static int make_reader(const shk_lens_reader_options *options, shk_lens_reader **out) {
-  shk_lens_reader *r = calloc(1, sizeof *r);
+  shk_lens_reader *r = shk__calloc(1, sizeof *r);
   if (!r) return SHK_ENOMEM;
   if (shk__options_read(&reader_layout, options, &r->options) != SHK_OK) {
     free(r);
@@ -120,7 +120,7 @@ int shk__lens_reader_attach_memory(void *mem, size_t size, const shk_lens_reader
   /* Read once: later changes to the header by a producer are not followed. */
   shk__lens_layout_geometry(mem, &r->geo);
   r->seconds_per_tick = r->geo.ns_per_tick / 1e9;
-  r->rings = calloc(r->geo.ring_count, sizeof *r->rings);
+  r->rings = shk__calloc(r->geo.ring_count, sizeof *r->rings);
   if (!r->rings) {
     free(r);
     return SHK_ENOMEM;
@@ -253,7 +253,7 @@ static void adopt(shk_lens_reader *r, ring_state *rs, shk_lens_wire_ring *ring, 
   rs->info = SIZE_MAX;
   if (r->thread_count == r->thread_cap) {
     size_t cap = r->thread_cap ? r->thread_cap * 2 : 16;
-    shk_lens_thread_info *list = realloc(r->threads, cap * sizeof *list);
+    shk_lens_thread_info *list = shk__realloc(r->threads, cap * sizeof *list);
     if (!list) return;
     r->threads = list;
     r->thread_cap = cap;

@@ -27,7 +27,7 @@ static shk__lens_string_entry *find_slot(shk__lens_string_entry *slots, size_t c
 
 static bool grow(shk__lens_string_map *map) {
   size_t cap = map->cap ? map->cap * 2 : 64;
-  shk__lens_string_entry *slots = calloc(cap, sizeof *slots);
+  shk__lens_string_entry *slots = shk__calloc(cap, sizeof *slots);
   if (!slots) return false;
   for (size_t i = 0; i < map->cap; i++)
     if (map->slots[i].used) *find_slot(slots, cap, map->slots[i].scope, map->slots[i].key) = map->slots[i];
@@ -60,7 +60,7 @@ static bool retire(shk__lens_string_map *map, char *text) {
   if (!text) return true;
   if (map->retired_count == map->retired_cap) {
     size_t cap = map->retired_cap ? map->retired_cap * 2 : 16;
-    char **list = realloc(map->retired, cap * sizeof *list);
+    char **list = shk__realloc(map->retired, cap * sizeof *list);
     if (!list) return false;
     map->retired = list;
     map->retired_cap = cap;
@@ -70,7 +70,7 @@ static bool retire(shk__lens_string_map *map, char *text) {
 }
 
 static char *copy_text(const uint8_t *bytes, size_t size) {
-  char *text = malloc(size + 1);
+  char *text = shk__malloc(size + 1);
   if (!text) return NULL;
   memcpy(text, bytes, size);
   text[size] = '\0';

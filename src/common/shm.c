@@ -72,7 +72,7 @@ static size_t mappable_size(size_t size) {
 }
 
 static int wrap_segment(const shk__os_segment *seg, const char *name, shk_shm **out) {
-  shk_shm *shm = calloc(1, sizeof *shm);
+  shk_shm *shm = shk__calloc(1, sizeof *shm);
   if (!shm) return SHK_ENOMEM;
   shm->seg = *seg;
   if (name) strcpy(shm->name, name);

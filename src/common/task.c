@@ -155,7 +155,7 @@ int shk__task_results_build(shk__task_ctl *ctl, uint32_t seq, uint64_t count, sh
   }
   size_t head = sizeof(shk_task_results) + (size_t)count * sizeof(shk_task_result);
   if (bytes > SIZE_MAX - head) return SHK_EOVERFLOW;
-  shk_task_results *r = malloc(head + bytes);
+  shk_task_results *r = shk__malloc(head + bytes);
   if (!r) return SHK_ENOMEM;
   r->count = (size_t)count;
   unsigned char *cursor = (unsigned char *)r + head;

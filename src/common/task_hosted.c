@@ -10,7 +10,7 @@ int shk__task_host_make(const char *module, const char *function, shk__task_host
   *out = NULL;
   if (!module || !function || !*module || !*function) return SHK_EINVAL;
   size_t mlen = strlen(module), flen = strlen(function);
-  shk__task_host *host = calloc(1, sizeof *host);
+  shk__task_host *host = shk__calloc(1, sizeof *host);
   if (!host) return SHK_ENOMEM;
   if (mlen >= sizeof host->module || flen >= sizeof host->function) {
     free(host);

@@ -178,7 +178,7 @@ static int pool_create(unsigned workers, shk_task_mode mode, bool one_shot,
     return workers > SHK_TASK_WORKERS_MAX ? SHK_ERANGE : SHK_EINVAL;
   }
   if (mode == SHK_TASK_INLINE) workers = 1;
-  shk_task_pool *pool = calloc(1, sizeof *pool);
+  shk_task_pool *pool = shk__calloc(1, sizeof *pool);
   if (!pool) {
     free(host);
     return SHK_ENOMEM;

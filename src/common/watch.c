@@ -109,7 +109,7 @@ static int watch_create_impl(const shk_watch_options *opts, shk_watcher **out) {
     return hook_rc;
   }
 
-  shk_watcher *w = calloc(1, sizeof *w);
+  shk_watcher *w = shk__calloc(1, sizeof *w);
   if (!w) {
     if (named) shk__watch_registry_release(named);
     return SHK_ENOMEM;
@@ -118,7 +118,7 @@ static int watch_create_impl(const shk_watch_options *opts, shk_watcher **out) {
   w->custom_ops = named;
   w->page_size = shk__os_caps_get()->page_size;
   w->next_id = 1;
-  w->sink = calloc(1, sizeof *w->sink);
+  w->sink = shk__calloc(1, sizeof *w->sink);
   if (!w->sink || shk__watch_ring_init(&w->sink->ring, o.ring_capacity) != SHK_OK) {
     if (named) shk__watch_registry_release(named);
     free(w->sink);
@@ -402,7 +402,7 @@ void shk__watch_buffer_remove_all(shk_watcher *w) {
 static int add_region(shk_watcher *w, void *addr, size_t size, const char *name,
                       const region_tag *tag, uint32_t *id) {
   uintptr_t a = (uintptr_t)addr;
-  shk__watch_region *r = calloc(1, sizeof *r);
+  shk__watch_region *r = shk__calloc(1, sizeof *r);
   if (!r) return SHK_ENOMEM;
   r->addr = a;
   r->size = size;
@@ -413,10 +413,10 @@ static int add_region(shk_watcher *w, void *addr, size_t size, const char *name,
     return SHK_EINVAL;
   }
   size_t pages = (r->page_end - r->page_start) / w->page_size;
-  r->name = malloc(name ? strlen(name) + 1 : 1);
-  r->shadow_block = size <= SIZE_MAX - 8 ? malloc(size + 8) : NULL;
+  r->name = shk__malloc(name ? strlen(name) + 1 : 1);
+  r->shadow_block = size <= SIZE_MAX - 8 ? shk__malloc(size + 8) : NULL;
   r->shadow = r->shadow_block ? r->shadow_block + (a & 7) : NULL;
-  r->dirty = calloc((pages + 7) / 8, 1);
+  r->dirty = shk__calloc((pages + 7) / 8, 1);
   if (!r->name || !r->shadow || !r->dirty) {
     region_free(r);
     return SHK_ENOMEM;
@@ -426,7 +426,7 @@ static int add_region(shk_watcher *w, void *addr, size_t size, const char *name,
     r->buffer_id = tag->buffer_id;
     r->poll_only = tag->poll_only;
     size_t len = strlen(tag->allocator) + 1;
-    r->buffer_allocator = malloc(len);
+    r->buffer_allocator = shk__malloc(len);
     if (!r->buffer_allocator) {
       region_free(r);
       return SHK_ENOMEM;
@@ -451,7 +451,7 @@ static int add_region(shk_watcher *w, void *addr, size_t size, const char *name,
   if (at < w->count && w->regions[at]->addr < a + size) rc = SHK_EOVERLAP;
   if (rc == SHK_OK && w->count == w->cap) {
     size_t cap = w->cap ? w->cap * 2 : 16;
-    shk__watch_region **grown = realloc(w->regions, cap * sizeof *grown);
+    shk__watch_region **grown = shk__realloc(w->regions, cap * sizeof *grown);
     if (grown) {
       w->regions = grown;
       w->cap = cap;

@@ -86,11 +86,11 @@ static void follower_free(shk__watch_follower *f) {
 
 static int follower_new(shk_watcher *w, const shk_watch_buffers_options *o,
                         shk__watch_follower **out) {
-  shk__watch_follower *f = calloc(1, sizeof *f);
+  shk__watch_follower *f = shk__calloc(1, sizeof *f);
   if (!f) return SHK_ENOMEM;
   f->w = w;
   if (o->allocators) {
-    f->allocators = calloc(o->allocator_count ? o->allocator_count : 1, sizeof *f->allocators);
+    f->allocators = shk__calloc(o->allocator_count ? o->allocator_count : 1, sizeof *f->allocators);
     if (!f->allocators) {
       free(f);
       return SHK_ENOMEM;
@@ -98,7 +98,7 @@ static int follower_new(shk_watcher *w, const shk_watch_buffers_options *o,
     f->allocator_count = o->allocator_count;
     for (size_t i = 0; i < o->allocator_count; i++) {
       size_t len = strlen(o->allocators[i]) + 1;
-      if (!(f->allocators[i] = malloc(len))) {
+      if (!(f->allocators[i] = shk__malloc(len))) {
         follower_free(f);
         return SHK_ENOMEM;
       }

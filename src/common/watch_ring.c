@@ -13,7 +13,7 @@ int shk__watch_ring_init(shk__watch_ring *ring, size_t capacity) {
   }
   /* The per-slot sequence numbers need two slots at least; the limit keeps a ring of one. */
   size_t cap = limit < 2 ? 2 : limit;
-  ring->slots = malloc(cap * sizeof *ring->slots);
+  ring->slots = shk__malloc(cap * sizeof *ring->slots);
   if (!ring->slots) return SHK_ENOMEM;
   for (size_t i = 0; i < cap; i++) atomic_init(&ring->slots[i].seq, i);
   ring->mask = cap - 1;

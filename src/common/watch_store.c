@@ -38,7 +38,7 @@ static void trim(shk__watch_store *s) {
 
 static bool grow(shk__watch_store *s) {
   size_t cap = s->cap ? s->cap * 2 : 64;
-  shk__watch_stored *items = malloc(cap * sizeof *items);
+  shk__watch_stored *items = shk__malloc(cap * sizeof *items);
   if (!items) return false;
   for (size_t i = 0; i < s->count; i++) items[i] = *at(s, i);
   free(s->items);
@@ -49,7 +49,7 @@ static bool grow(shk__watch_store *s) {
 }
 
 uint64_t shk__watch_store_put(shk__watch_store *s, const void *data, size_t len) {
-  unsigned char *copy = malloc(len ? len : 1);
+  unsigned char *copy = shk__malloc(len ? len : 1);
   if (!copy) return 0;
   if (len) memcpy(copy, data, len);
   shk__os_mutex_lock(&s->lock);

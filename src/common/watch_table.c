@@ -137,7 +137,7 @@ static void publish(table *next, table *old, chunk *gone) {
 /* A copy of t's chunk list with chunk ci replaced by `n` chunks (0, 1 or 2). */
 static table *relist(const table *t, size_t ci, chunk *const *with, size_t n) {
   size_t old = t ? t->count : 0, drop = old ? 1 : 0;
-  table *next = malloc(sizeof *next + (old - drop + n) * sizeof(chunk *));
+  table *next = shk__malloc(sizeof *next + (old - drop + n) * sizeof(chunk *));
   if (!next) return NULL;
   next->count = old - drop + n;
   if (old) memcpy(next->chunks, t->chunks, ci * sizeof(chunk *));
@@ -157,7 +157,7 @@ int shk__watch_table_add(shk__watch_sink *sink, uintptr_t start, uintptr_t end, 
   }
   const chunk *old = t && t->count ? t->chunks[ci] : NULL;
   size_t n = old ? old->count : 0;
-  chunk *parts[2] = {malloc(sizeof(chunk)), n + 1 > CHUNK_MAX ? malloc(sizeof(chunk)) : NULL};
+  chunk *parts[2] = {shk__malloc(sizeof(chunk)), n + 1 > CHUNK_MAX ? shk__malloc(sizeof(chunk)) : NULL};
   size_t count = parts[1] ? 2 : 1;
   table *next = parts[0] && (count == 1 || parts[1]) ? relist(t, ci, parts, count) : NULL;
   if (!next) {
@@ -203,7 +203,7 @@ void shk__watch_table_remove(shk__watch_sink *sink, uintptr_t start, uintptr_t e
     unlock();
     return;
   }
-  chunk *part = c->count > 1 ? malloc(sizeof(chunk)) : NULL;
+  chunk *part = c->count > 1 ? shk__malloc(sizeof(chunk)) : NULL;
   table *next = c->count == 1 || part ? relist(t, ci, &part, part ? 1 : 0) : NULL;
   if (!next) {
     /* No memory for smaller copies: neutralise the entry in place. Handlers read either the
@@ -252,7 +252,7 @@ void shk__watch_table_orphan(shk__watch_sink *sink, uintptr_t start, uintptr_t e
   /* A copy of the chunk with the span handed over, published like any change; without memory
    * for it, the one pointer is changed in place (a handler reads the old sink or the new one,
    * and the old one is not freed before the readers are gone, below). */
-  chunk *part = malloc(sizeof(chunk));
+  chunk *part = shk__malloc(sizeof(chunk));
   table *next = part ? relist(t, ci, &part, 1) : NULL;
   orphan_spans++;
   if (!next) {

@@ -127,7 +127,7 @@ static size_t arena_put(shk_watcher *w, const void *data, size_t n) {
       if (cap > SIZE_MAX / 2) return SIZE_MAX;
       cap *= 2;
     }
-    unsigned char *grown = realloc(w->arena, cap);
+    unsigned char *grown = shk__realloc(w->arena, cap);
     if (!grown) return SIZE_MAX;
     w->arena = grown;
     w->arena_cap = cap;
@@ -140,7 +140,7 @@ static size_t arena_put(shk_watcher *w, const void *data, size_t n) {
 static shk__watch_batch_entry *batch_add(shk_watcher *w) {
   if (w->batch_count == w->batch_cap) {
     size_t cap = w->batch_cap ? w->batch_cap * 2 : 64;
-    shk__watch_batch_entry *grown = realloc(w->batch, cap * sizeof *grown);
+    shk__watch_batch_entry *grown = shk__realloc(w->batch, cap * sizeof *grown);
     if (!grown) return NULL;
     w->batch = grown;
     w->batch_cap = cap;
