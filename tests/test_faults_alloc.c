@@ -14,10 +14,6 @@
 
 static const int enomem[] = {SHK_ENOMEM};
 
-typedef struct named_call {
-  char name[64];
-} named_call;
-
 /* Walks `call` through each allocation it makes, failing only that one and then all from it on. */
 static int walk(const char *what, int (*call)(void *), void *ctx, int (*check)(void *)) {
   shk_fault_case fc = {what, SHK__FAULT_ALLOC, call, ctx, enomem, SHK__ARRAY_LEN(enomem),
@@ -28,16 +24,8 @@ static int walk(const char *what, int (*call)(void *), void *ctx, int (*check)(v
   return 0;
 }
 
-static int name_is_gone(void *ctx) {
-  named_call *c = ctx;
-  shk_shm *shm = NULL;
-  int rc = shk_shm_open(c->name, SHK_SHM_READ_ONLY, &shm);
-  shk_shm_close(shm);
-  return rc == SHK_ENOENT ? 0 : 1;
-}
-
 static int shm_create_and_open(void *ctx) {
-  named_call *c = ctx;
+  shk_fault_named *c = ctx;
   shk_shm *shm = NULL, *again = NULL;
   int rc = shk_shm_create(c->name, 4096, &shm);
   if (rc != SHK_OK) return shm == NULL ? rc : -9999;
@@ -51,9 +39,9 @@ static int shm_create_and_open(void *ctx) {
 
 SHK_CHILD_TEST(shm_create_and_open_fail_cleanly_without_memory, CHILD_TIMEOUT_MS) {
   (void)argc, (void)argv;
-  named_call c;
+  shk_fault_named c;
   shk_test_unique_name(c.name, sizeof c.name, "fa");
-  return walk("shk_shm_create + shk_shm_open", shm_create_and_open, &c, name_is_gone);
+  return walk("shk_shm_create + shk_shm_open", shm_create_and_open, &c, shk_fault_name_is_gone);
 }
 
 /* Buffers of each built-in allocator, a view, a region and a consumed range. */
@@ -94,7 +82,7 @@ SHK_CHILD_TEST(buffers_and_views_fail_cleanly_without_memory, CHILD_TIMEOUT_MS) 
 
 /* A lens, a reader, a zone and a drain. */
 static int lens_round(void *ctx) {
-  named_call *c = ctx;
+  shk_fault_named *c = ctx;
   shk_lens *lens = NULL;
   int rc = shk_lens_open(c->name, NULL, &lens);
   if (rc != SHK_OK) return lens == NULL ? rc : -9999;
@@ -117,9 +105,9 @@ static int lens_round(void *ctx) {
 
 SHK_CHILD_TEST(lens_and_reader_open_fail_cleanly_without_memory, CHILD_TIMEOUT_MS) {
   (void)argc, (void)argv;
-  named_call c;
+  shk_fault_named c;
   shk_test_unique_name(c.name, sizeof c.name, "fl");
-  return walk("shk_lens_open + shk_lens_reader_open", lens_round, &c, name_is_gone);
+  return walk("shk_lens_open + shk_lens_reader_open", lens_round, &c, shk_fault_name_is_gone);
 }
 
 static int count_chunk(const shk_task_chunk *chunk, shk_task_out *out) {

@@ -15,12 +15,8 @@ static const int segment_codes[] = {SHK_EOS, SHK_ESIZE};
 static const int open_codes[] = {SHK_EOS};
 static const int lens_codes[] = {SHK_EOS, SHK_ESIZE}; /* the segment's codes pass through */
 
-typedef struct named_call {
-  char name[64];
-} named_call;
-
 static int create_named(void *ctx) {
-  named_call *c = ctx;
+  shk_fault_named *c = ctx;
   shk_shm *shm = NULL;
   int rc = shk_shm_create(c->name, 3 * 4096 + 1, &shm);
   if (rc != SHK_OK) return shm == NULL ? rc : -9999;
@@ -29,20 +25,11 @@ static int create_named(void *ctx) {
   return shk_shm_unlink(c->name);
 }
 
-/* A failed create leaves no name: opening it finds nothing. */
-static int name_is_gone(void *ctx) {
-  named_call *c = ctx;
-  shk_shm *shm = NULL;
-  int rc = shk_shm_open(c->name, SHK_SHM_READ_ONLY, &shm);
-  shk_shm_close(shm);
-  return rc == SHK_ENOENT ? 0 : 1;
-}
-
 static int walk_create(shk__fault_point point, bool reached) {
-  named_call c;
+  shk_fault_named c;
   shk_test_unique_name(c.name, sizeof c.name, "fc");
   shk_fault_case fc = {"shk_shm_create", point, create_named, &c, segment_codes,
-                       SHK__ARRAY_LEN(segment_codes), true, false, name_is_gone};
+                       SHK__ARRAY_LEN(segment_codes), true, false, shk_fault_name_is_gone};
   SHK_FAULT_WALK(&fc, reached);
   fc.sticky = true;
   SHK_FAULT_WALK(&fc, reached);
@@ -87,7 +74,7 @@ SHK_CHILD_TEST(shm_create_anonymous_fails_cleanly_at_each_primitive, CHILD_TIMEO
 }
 
 static int open_named(void *ctx) {
-  named_call *c = ctx;
+  shk_fault_named *c = ctx;
   shk_shm *shm = NULL;
   int rc = shk_shm_open(c->name, SHK_SHM_READ_WRITE, &shm);
   if (rc != SHK_OK) return shm == NULL ? rc : -9999;
@@ -97,7 +84,7 @@ static int open_named(void *ctx) {
 
 SHK_CHILD_TEST(shm_open_fails_cleanly_at_each_primitive, CHILD_TIMEOUT_MS) {
   (void)argc, (void)argv;
-  named_call c;
+  shk_fault_named c;
   shk_test_unique_name(c.name, sizeof c.name, "fo");
   shk_shm *held = NULL;
   SHK_CHECK(shk_shm_create(c.name, 8192, &held) == SHK_OK);
@@ -115,7 +102,7 @@ SHK_CHILD_TEST(shm_open_fails_cleanly_at_each_primitive, CHILD_TIMEOUT_MS) {
 SHK_CHILD_TEST(shm_unlink_that_fails_keeps_the_name_and_the_raw_error, CHILD_TIMEOUT_MS) {
   (void)argc, (void)argv;
   if (!shk__os_caps_get()->has_fork) return 0; /* Windows: a name ends with its last handle */
-  named_call c;
+  shk_fault_named c;
   shk_test_unique_name(c.name, sizeof c.name, "fu");
   shk_shm *shm = NULL;
   SHK_CHECK(shk_shm_create(c.name, 4096, &shm) == SHK_OK);
@@ -125,9 +112,9 @@ SHK_CHILD_TEST(shm_unlink_that_fails_keeps_the_name_and_the_raw_error, CHILD_TIM
   shk__fault_disarm_all();
   SHK_CHECK(rc == SHK_EOS);
   SHK_CHECK(shk_last_os_error() == SHK_FAULT_RAW);
-  SHK_CHECK(name_is_gone(&c) != 0); /* still there */
+  SHK_CHECK(shk_fault_name_is_gone(&c) != 0); /* still there */
   SHK_CHECK(shk_shm_unlink(c.name) == SHK_OK);
-  SHK_CHECK(name_is_gone(&c) == 0);
+  SHK_CHECK(shk_fault_name_is_gone(&c) == 0);
   return 0;
 }
 
@@ -159,7 +146,7 @@ SHK_CHILD_TEST(buf_create_fails_cleanly_when_the_os_refuses_shm_or_pages, CHILD_
 }
 
 static int lens_open(void *ctx) {
-  named_call *c = ctx;
+  shk_fault_named *c = ctx;
   shk_lens_options opts;
   shk_lens_options_init(&opts);
   opts.ring_bytes = 8192;
@@ -173,13 +160,13 @@ static int lens_open(void *ctx) {
 
 SHK_CHILD_TEST(lens_open_fails_cleanly_at_each_segment_primitive, CHILD_TIMEOUT_MS) {
   (void)argc, (void)argv;
-  named_call c;
+  shk_fault_named c;
   shk_test_unique_name(c.name, sizeof c.name, "fl");
   static const shk__fault_point points[] = {SHK__FAULT_SEGMENT_CREATE, SHK__FAULT_SEGMENT_SIZE,
                                             SHK__FAULT_SEGMENT_MAP};
   for (size_t i = 0; i < SHK__ARRAY_LEN(points); i++) {
     shk_fault_case fc = {"shk_lens_open", points[i], lens_open, &c, lens_codes,
-                         SHK__ARRAY_LEN(lens_codes), true, false, name_is_gone};
+                         SHK__ARRAY_LEN(lens_codes), true, false, shk_fault_name_is_gone};
     SHK_FAULT_WALK(&fc, points[i] != SHK__FAULT_SEGMENT_SIZE || shk__os_caps_get()->has_fork);
   }
   /* A second producer opens the segment the first one made; its failure leaves the first
@@ -194,12 +181,12 @@ SHK_CHILD_TEST(lens_open_fails_cleanly_at_each_segment_primitive, CHILD_TIMEOUT_
   }
   SHK_CHECK(shk_lens_frame(first) == SHK_OK);
   shk_lens_close(first);
-  SHK_CHECK(name_is_gone(&c) == 0);
+  SHK_CHECK(shk_fault_name_is_gone(&c) == 0);
   return 0;
 }
 
 typedef struct reader_call {
-  named_call seg;
+  shk_fault_named seg;
 } reader_call;
 
 static int reader_open(void *ctx) {

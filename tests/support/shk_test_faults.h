@@ -187,4 +187,18 @@ static int shk_fault_walk(const shk_fault_case *c, unsigned *walked) {
     SHK_CHECK(!(reached) || walked_ > 0);                                   \
   } while (0)
 
+/* A walk's context for calls on one segment name; with shk_fault_name_is_gone() as the walk's
+ * check, a failed call must leave no segment of that name (opening it finds nothing). */
+typedef struct shk_fault_named {
+  char name[64];
+} shk_fault_named;
+
+static inline int shk_fault_name_is_gone(void *ctx) {
+  shk_fault_named *c = ctx;
+  shk_shm *shm = NULL;
+  int rc = shk_shm_open(c->name, SHK_SHM_READ_ONLY, &shm);
+  shk_shm_close(shm);
+  return rc == SHK_ENOENT ? 0 : 1;
+}
+
 #endif
