@@ -84,8 +84,8 @@ static void owner_pids_are_read_exactly_up_to_their_limit(void **state) {
   assert_true(s.entries[7].owner_alive);
   assert_false(s.entries[7].stale);
 
+  /* The count is not checked: a test running beside this one (ctest -j) may clean them first. */
   assert_int_equal(shk_shm_clean(&removed), SHK_OK);
-  assert_true(removed >= 2);
   for (int i = 0; i < NAMES; i++) {
     shk_shm *again = NULL;
     int rc = shk_shm_open(s.names[i], SHK_SHM_READ_ONLY, &again);
