@@ -42,6 +42,18 @@ static void list(seen *s) {
   assert_int_equal(shk_shm_list(collect, s), SHK_OK);
 }
 
+/* The names a run made: removed by the teardown whatever happened (a failed assertion skips the
+ * test's own unlinks, and these forms are not generated names that a clean would remove). */
+static seen *made;
+
+static int remove_names(void **state) {
+  (void)state;
+  for (int i = 0; made && i < NAMES; i++)
+    if (made->names[i][0]) shk_shm_unlink(made->names[i]);
+  made = NULL;
+  return 0;
+}
+
 static void owner_pids_are_read_exactly_up_to_their_limit(void **state) {
   (void)state;
   size_t removed = 0;
@@ -51,8 +63,9 @@ static void owner_pids_are_read_exactly_up_to_their_limit(void **state) {
   }
   char tag[12]; /* after the pid: anything; this process's id keeps parallel runs apart */
   snprintf(tag, sizeof tag, "%xe", (unsigned)getpid() & 0xffffffu);
-  seen s;
+  static seen s; /* static: the teardown reads its names after the test */
   memset(&s, 0, sizeof s);
+  made = &s;
   /* The live pid: the test's parent chain always has pid 1 alive, started before any name. */
   const char *forms[NAMES] = {"shkb-2147483647-%s", "shk-a-2147483647-%s", "shkb-2147483648-%s",
                               "shkb-0-%s",          "shkb--%s",            "shkb-12x-%s",
@@ -98,7 +111,7 @@ static void owner_pids_are_read_exactly_up_to_their_limit(void **state) {
 }
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(owner_pids_are_read_exactly_up_to_their_limit),
+    cmocka_unit_test_teardown(owner_pids_are_read_exactly_up_to_their_limit, remove_names),
 };
 static const shk_test_child children[] = {{NULL, NULL}};
 SHK_TEST_MAIN(tests, children)

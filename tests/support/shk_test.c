@@ -8,8 +8,12 @@
 #ifdef _WIN32
 #include <windows.h>
 #else
+#include <dirent.h>
+#include <errno.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -137,6 +141,36 @@ const char *shk_test_unique_name(char *buf, size_t size, const char *tag) {
   return buf;
 }
 
+#ifdef _WIN32
+static void sweep_dead_test_names(void) {} /* a Windows name ends with its last handle */
+#else
+/* Names that test runs made with shk_test_unique_name() and left when they ended without their
+ * cleanup (a failed assertion skips it, kill -9 skips everything): "shkt-<pid>-..." whose process
+ * is gone and that nobody changed for ten minutes (a test may still use a name its ended child
+ * made). Names of live processes stay, whoever they are. Without /dev/shm nothing is done. */
+static void sweep_dead_test_names(void) {
+  DIR *dir = opendir("/dev/shm");
+  if (!dir) return;
+  struct dirent *e;
+  while ((e = readdir(dir)) != NULL) {
+    if (strncmp(e->d_name, "shkt-", 5) != 0) continue;
+    char *end = NULL;
+    long pid = strtol(e->d_name + 5, &end, 10);
+    if (end == e->d_name + 5 || *end != '-' || pid <= 0) continue;
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+    char file[sizeof e->d_name + 16];
+    struct stat st;
+    snprintf(file, sizeof file, "/dev/shm/%s", e->d_name);
+    time_t changed = stat(file, &st) == 0 ? (st.st_mtime > st.st_ctime ? st.st_mtime : st.st_ctime) : 0;
+    if (changed == 0 || time(NULL) - changed < 600) continue;
+    char path[sizeof e->d_name + 1];
+    snprintf(path, sizeof path, "/%s", e->d_name);
+    shm_unlink(path);
+  }
+  closedir(dir);
+}
+#endif
+
 static size_t skipped_tests;
 
 void shk_test_skip(const char *file, int line) {
@@ -161,6 +195,7 @@ int shk_test_main(int argc, char **argv, const char *group, const struct CMUnitT
     fprintf(stderr, "unknown child routine %s\n", argv[2]);
     return 127;
   }
+  sweep_dead_test_names();
   const char *slash = strrchr(group, '/');
   const char *bslash = strrchr(group, '\\');
   if (bslash > slash) slash = bslash;
