@@ -115,7 +115,7 @@ static void other_majors_are_refused_naming_both_versions(void **state) {
   fixture_open(&f, "mv");
   f.h->protocol_version = 0x00030001u;
   assert_int_equal(reader_open_code(f.name), SHK_EVERSION);
-  assert_reason(f.name, SHK_EVERSION, "lens protocol 3.0.1 found; this reader speaks major 2 (2.1.0)");
+  assert_reason(f.name, SHK_EVERSION, "lens protocol 3.0.1 found; this reader speaks major 2 (2.2.0)");
   /* lens 1.x: the payload layout this one replaced */
   f.h->protocol_version = 0x00010005u;
   assert_reason(f.name, SHK_EVERSION, "1.0.5 found");
@@ -239,6 +239,116 @@ static void lengths_past_the_head_and_unknown_types_end_the_ring(void **state) {
   send_one_zone(f.lens);
   drain_once(f.name, &n);
   assert_int_equal(n, 1);
+  fixture_close(&f);
+}
+
+/* ---- lens 2.2 argument records ---- */
+
+static void send_zone_with_args(shk_lens *lens, size_t n) {
+  static const char *const names[] = {"a0", "a1", "a2", "a3", "a4", "a5", "a6", "a7"};
+  shk_lens_arg args[SHK_LENS_ARGS_MAX];
+  for (size_t i = 0; i < n; i++) {
+    shk_lens_arg a = {names[i], SHK_LENS_ARG_UINT, 0, 100 + i, NULL};
+    args[i] = a;
+  }
+  shk_lens_zone z;
+  assert_int_equal(shk_lens_zone_begin(lens, &z, "zone", 0), SHK_OK);
+  assert_int_equal(shk_lens_zone_end_args(&z, args, n), SHK_OK);
+}
+
+/* The position of the first zone record (not an argument) at or after `at`: names may be sent
+ * again between sends (the producer's cache of sent names is small), so positions vary. */
+static uint64_t zone_record_from(fixture *f, uint64_t at) {
+  while (record_at(f, at)->type != SHK_LENS_REC_ZONE || record_at(f, at)->flags != 0) at++;
+  return at;
+}
+
+/* Drains with the one reader of the test (a new reader would make the producer send its names
+ * again, moving the records); *args_seen gets the arguments of every event, summed. Returns the
+ * malformed zone records found by this drain. */
+static uint64_t drain_counting_args(shk_lens_reader *r, size_t *events, size_t *args_seen) {
+  shk_lens_stats before, after;
+  assert_int_equal(shk_lens_reader_stats(r, &before), SHK_OK);
+  shk_lens_event e;
+  *events = *args_seen = 0;
+  while (shk_lens_reader_next(r, &e) == SHK_OK) {
+    size_t n = 99;
+    assert_int_equal(shk_lens_reader_args(r, NULL, 0, &n), SHK_OK);
+    assert_true(n <= SHK_LENS_ARGS_MAX);
+    *events += 1;
+    *args_seen += n;
+  }
+  assert_int_equal(shk_lens_reader_stats(r, &after), SHK_OK);
+  return after.malformed[SHK_LENS_ZONE] - before.malformed[SHK_LENS_ZONE];
+}
+
+static void bad_argument_records_are_counted_and_their_event_read(void **state) {
+  (void)state;
+  fixture f;
+  fixture_open(&f, "ba");
+  shk_lens_reader *r = NULL;
+  assert_int_equal(shk_lens_reader_open(f.name, NULL, &r), SHK_OK);
+  send_zone_with_args(f.lens, 2); /* names sent: later sends are 2 arguments + the zone */
+  size_t n, args;
+  assert_int_equal(drain_counting_args(r, &n, &args), 0);
+  assert_int_equal(n, 1);
+  assert_int_equal(args, 2);
+  /* An argument with a field that must be 0 set: skipped, counted; the zone keeps the other. */
+  uint64_t at = ring0(&f)->head;
+  send_zone_with_args(f.lens, 2);
+  record_at(&f, zone_record_from(&f, at) - 2)->b = 1;
+  assert_int_equal(drain_counting_args(r, &n, &args), 1);
+  assert_int_equal(n, 1);
+  assert_int_equal(args, 1);
+  /* A value type past text (3): the same. */
+  at = ring0(&f)->head;
+  send_zone_with_args(f.lens, 2);
+  record_at(&f, zone_record_from(&f, at) - 1)->flags = SHK_LENS_ARG_RECORD | 3u << 1;
+  assert_int_equal(drain_counting_args(r, &n, &args), 1);
+  assert_int_equal(n, 1);
+  assert_int_equal(args, 1);
+  /* Arguments before a record that takes none (a frame): both counted, the frame read. */
+  at = ring0(&f)->head;
+  send_zone_with_args(f.lens, 2);
+  shk_lens_wire_record frame = {.type = SHK_LENS_REC_FRAME, .a = 1, .b = 2, .c = 1};
+  *record_at(&f, zone_record_from(&f, at)) = frame;
+  assert_int_equal(drain_counting_args(r, &n, &args), 2);
+  assert_int_equal(n, 1);
+  assert_int_equal(args, 0);
+  shk_lens_reader_close(r);
+  fixture_close(&f);
+}
+
+static void argument_groups_that_cannot_be_framed_end_the_ring(void **state) {
+  (void)state;
+  fixture f;
+  fixture_open(&f, "bg");
+  shk_lens_reader *r = NULL;
+  assert_int_equal(shk_lens_reader_open(f.name, NULL, &r), SHK_OK);
+  send_zone_with_args(f.lens, SHK_LENS_ARGS_MAX);
+  size_t n, args;
+  drain_counting_args(r, &n, &args);
+  assert_int_equal(args, SHK_LENS_ARGS_MAX); /* the most an event may have: read */
+  /* One more argument record than an event may have. */
+  uint64_t at = ring0(&f)->head;
+  send_zone_with_args(f.lens, SHK_LENS_ARGS_MAX);
+  uint64_t zone = zone_record_from(&f, at);
+  *record_at(&f, zone) = *record_at(&f, zone - 1);
+  send_one_zone(f.lens);
+  assert_int_equal(drain_counting_args(r, &n, &args), 1);
+  assert_int_equal(n, 0); /* the rest of what was published is skipped */
+  /* Arguments whose event lies past the published head. */
+  at = ring0(&f)->head;
+  send_zone_with_args(f.lens, 2);
+  ring0(&f)->head = zone_record_from(&f, at);
+  assert_int_equal(drain_counting_args(r, &n, &args), 1);
+  assert_int_equal(n, 0);
+  /* The ring goes on afterwards: the reader skipped to that head, the producer publishes on. */
+  send_zone_with_args(f.lens, 1);
+  assert_int_equal(drain_counting_args(r, &n, &args), 0);
+  assert_int_equal(n, 2); /* the zone the reader had not reached, then the new one */
+  assert_int_equal(args, 1);
+  shk_lens_reader_close(r);
   fixture_close(&f);
 }
 
@@ -505,6 +615,8 @@ static void the_last_live_producer_removes_the_name_despite_a_killed_one(void **
 }
 
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(bad_argument_records_are_counted_and_their_event_read),
+    cmocka_unit_test(argument_groups_that_cannot_be_framed_end_the_ring),
     cmocka_unit_test(implausible_counts_are_marked_per_thread),
     cmocka_unit_test(the_last_live_producer_removes_the_name_despite_a_killed_one),
     cmocka_unit_test(a_reader_survives_rings_mutated_while_it_drains),

@@ -27,38 +27,84 @@ static uint32_t own_pid(void) { return (uint32_t)getpid(); }
 
 /* What a reader saw of the library's parts and of the program's own zones. */
 typedef struct seen {
+  shk_lens_reader *reader; /* for the arguments of each event */
   uint32_t own_pid; /* the test's process: chunk zones from other pids are worker processes' */
   unsigned user_zones, task_zones, copy_zones, result_zones, chunk_zones, failed_chunks;
   unsigned chunks_elsewhere;       /* chunk zones from another process (worker processes) */
   unsigned heap_allocs, heap_frees, buffer_plots, heap_byte_plots, watch_logs, watch_plots, task_logs, other_shk;
+  unsigned chunk_args_ok, heap_allocator_ok, watch_args_ok; /* events whose arguments are right */
 } seen;
 
 static bool starts(const char *s, const char *prefix) {
   return s && strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/* The argument `name` of the event being delivered, or NULL. */
+static const shk_lens_arg *arg_of(const seen *s, const char *name, shk_lens_arg *args) {
+  size_t n = 0;
+  if (shk_lens_reader_args(s->reader, args, SHK_LENS_ARGS_MAX, &n) != SHK_OK) return NULL;
+  for (size_t i = 0; i < n && i < SHK_LENS_ARGS_MAX; i++)
+    if (strcmp(args[i].name, name) == 0) return &args[i];
+  return NULL;
+}
+
+static bool arg_is(const seen *s, const char *name, uint64_t value) {
+  shk_lens_arg args[SHK_LENS_ARGS_MAX];
+  const shk_lens_arg *a = arg_of(s, name, args);
+  return a && a->type != SHK_LENS_ARG_TEXT && a->known && a->value == value;
+}
+
+static bool text_arg_is(const seen *s, const char *name, const char *text) {
+  shk_lens_arg args[SHK_LENS_ARGS_MAX];
+  const shk_lens_arg *a = arg_of(s, name, args);
+  return a && a->type == SHK_LENS_ARG_TEXT && a->known && strcmp(a->text, text) == 0;
+}
+
+/* A chunk zone's arguments: which chunk (1024 bytes each) and its code (chunk 1 fails with 5). */
+static bool chunk_args_right(const seen *s) {
+  shk_lens_arg args[SHK_LENS_ARGS_MAX];
+  const shk_lens_arg *index = arg_of(s, "index", args);
+  if (!index || index->value >= CHUNKS) return false;
+  uint64_t i = index->value;
+  shk_lens_arg code[SHK_LENS_ARGS_MAX];
+  const shk_lens_arg *c = arg_of(s, "code", code);
+  return arg_is(s, "offset", i * 1024) && arg_is(s, "length", 1024) && c &&
+         c->type == SHK_LENS_ARG_INT && (int64_t)c->value == (i == 1 ? 5 : 0);
+}
+
 static void count_event(const shk_lens_event *e, void *user) {
   seen *s = user;
   if (e->kind == SHK_LENS_ZONE) {
     if (strcmp(e->name, "user") == 0) s->user_zones++;
-    else if (strcmp(e->name, "shk task") == 0) s->task_zones++;
+    else if (strcmp(e->name, "shk task") == 0) {
+      s->task_zones++;
+      /* the call's shape: 4 chunks, 2 workers, 4096 bytes in */
+      if (arg_is(s, "chunks", CHUNKS) && arg_is(s, "workers", 2) &&
+          arg_is(s, "input bytes", CHUNKS * 1024) &&
+          (text_arg_is(s, "mode", "threads") || text_arg_is(s, "mode", "processes")))
+        s->task_logs++;
+    }
     else if (strcmp(e->name, "shk copy-in") == 0) s->copy_zones++;
     else if (strcmp(e->name, "shk results") == 0) s->result_zones++;
     else if (starts(e->name, "shk chunk")) {
       s->chunk_zones++;
       if (strcmp(e->name, "shk chunk failed") == 0) s->failed_chunks++;
       if (e->pid != s->own_pid) s->chunks_elsewhere++;
+      if (chunk_args_right(s)) s->chunk_args_ok++;
     } else if (starts(e->name, "shk")) s->other_shk++;
   } else if (e->kind == SHK_LENS_HEAP) {
     if (e->is_free) s->heap_frees++;
     else s->heap_allocs++;
+    if (text_arg_is(s, "allocator", "heap")) s->heap_allocator_ok++;
   } else if (e->kind == SHK_LENS_PLOT) {
     if (strcmp(e->name, "shk buffers live") == 0) s->buffer_plots++;
     else if (strcmp(e->name, "shk buf bytes: heap") == 0) s->heap_byte_plots++;
     else if (strcmp(e->name, "shk watch events") == 0) s->watch_plots++;
   } else if (e->kind == SHK_LENS_LOG) {
-    if (starts(e->message, "watch header")) s->watch_logs++;
-    else if (starts(e->message, "task: ")) s->task_logs++;
+    if (starts(e->message, "watch header")) {
+      s->watch_logs++;
+      if (arg_is(s, "offset", 3) && arg_is(s, "dropped before", 0)) s->watch_args_ok++;
+    }
   }
 }
 
@@ -128,6 +174,7 @@ static int close_and_read(shk_lens *lens, shk_lens_reader *r, seen *s) {
   shk_lens_close(lens);
   memset(s, 0, sizeof *s);
   s->own_pid = own_pid();
+  s->reader = r;
   int rc = drain_all(r, s);
   shk_lens_reader_close(r);
   return rc;
@@ -170,7 +217,9 @@ SHK_CHILD_TEST(tasks_watch_and_buffers_share_the_programs_timeline, CHILD_TIMEOU
           s.failed_chunks, s.chunks_elsewhere, s.heap_allocs, s.heap_frees, s.buffer_plots,
           s.watch_logs, s.watch_plots, s.task_logs);
   SHK_CHECK(s.user_zones == 1);
-  SHK_CHECK(s.task_zones == 2 && s.task_logs == 2 && s.result_zones == 2);
+  SHK_CHECK(s.task_zones == 2 && s.task_logs == 2 && s.result_zones == 2); /* task_logs: args */
+  SHK_CHECK(s.chunk_args_ok == s.chunk_zones);        /* every chunk says which it is */
+  SHK_CHECK(s.heap_allocator_ok == s.heap_allocs + s.heap_frees);
   SHK_CHECK(s.copy_zones >= 1); /* processes copy the input in; threads read it in place */
 #ifdef _WIN32
   /* Worker processes started anew report only with SHK_LENS in their environment: here only
@@ -182,7 +231,7 @@ SHK_CHILD_TEST(tasks_watch_and_buffers_share_the_programs_timeline, CHILD_TIMEOU
 #endif
   SHK_CHECK(s.heap_allocs >= 3 && s.heap_frees >= 3 && s.buffer_plots >= 6);
   SHK_CHECK(s.heap_byte_plots >= 6); /* the heap allocator's live bytes */
-  SHK_CHECK(s.watch_logs == 1 && s.watch_plots == 1);
+  SHK_CHECK(s.watch_logs == 1 && s.watch_plots == 1 && s.watch_args_ok == 1);
   return 0;
 }
 

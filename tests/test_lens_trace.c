@@ -8,12 +8,18 @@
 #include "shk_test.h"
 #include "../tools/trace_json.c"
 
-static char *write_and_read(const shk_lens_event *events, size_t n) {
+/* Writes events[i] with nargs[i] arguments from args[i] (args may be NULL: none), reads the file
+ * back. */
+static char *write_and_read_args(const shk_lens_event *events, size_t n,
+                                 const shk_lens_arg *const *args, const size_t *nargs) {
   char path[128];
   shk_test_unique_name(path, sizeof path, "trace.json");
   trace_json *t = NULL;
   assert_int_equal(trace_json_open(path, "lens \"x\"", &t), 0);
-  for (size_t i = 0; i < n; i++) trace_json_event(t, &events[i]);
+  for (size_t i = 0; i < n; i++) {
+    if (args) trace_json_event_args(t, &events[i], args[i], nargs[i]);
+    else trace_json_event(t, &events[i]);
+  }
   assert_int_equal(trace_json_threads(t), 2);
   assert_int_equal(trace_json_close(t), 0);
   FILE *f = fopen(path, "rb");
@@ -24,6 +30,10 @@ static char *write_and_read(const shk_lens_event *events, size_t n) {
   remove(path);
   text[len] = '\0';
   return text;
+}
+
+static char *write_and_read(const shk_lens_event *events, size_t n) {
+  return write_and_read_args(events, n, NULL, NULL);
 }
 
 /* A zone of process 1, thread tid, ending at 2 ms. */
@@ -161,7 +171,50 @@ static void zone_names_stay_clean_and_colour_has_a_field_of_its_own(void **state
   assert_null(strstr(text, "depth"));
 }
 
+/* Lens 2.2 arguments: a zone's in its args (and nothing else there); a heap event's on a marker
+ * of the Heap track; a log with a "thread" argument on that thread's track. */
+static void arguments_go_where_a_viewer_shows_them(void **state) {
+  (void)state;
+  shk_lens_event e[4];
+  e[0] = zone_at("shk chunk", "worker", 3, 1000);
+  e[1] = zone_at("plain", "other", 4, 1000);
+  memset(&e[2], 0, sizeof e[2]);
+  e[2].kind = SHK_LENS_HEAP;
+  e[2].pid = 1;
+  e[2].addr = 0x1000;
+  e[2].size = 64;
+  e[2].time = 0.001;
+  memset(&e[3], 0, sizeof e[3]);
+  e[3].kind = SHK_LENS_LOG;
+  e[3].pid = 1;
+  e[3].message = "watch";
+  e[3].length = 5;
+  e[3].time = 0.001;
+  const shk_lens_arg chunk[] = {{"index", SHK_LENS_ARG_UINT, 1, 3, NULL},
+                                {"code", SHK_LENS_ARG_INT, 1, (uint64_t)(int64_t)-5, NULL},
+                                {"mode", SHK_LENS_ARG_TEXT, 1, 0, "thr\"eads"}};
+  const shk_lens_arg heap[] = {{"allocator", SHK_LENS_ARG_TEXT, 1, 0, "pages"}};
+  const shk_lens_arg log[] = {{"thread", SHK_LENS_ARG_UINT, 1, 4, NULL},
+                              {"offset", SHK_LENS_ARG_UINT, 1, 8, NULL}};
+  const shk_lens_arg *const args[] = {chunk, NULL, heap, log};
+  const size_t nargs[] = {3, 0, 1, 2};
+  const char *text = write_and_read_args(e, 4, args, nargs);
+  assert_non_null(strstr(text, "\"name\":\"shk chunk\",\"pid\":1,\"tid\":3,\"ts\":1999.000,"
+                               "\"dur\":1.000,\"args\":{\"index\":3,\"code\":-5,"
+                               "\"mode\":\"thr\\\"eads\"}}"));
+  assert_non_null(strstr(text, "\"name\":\"plain\",\"pid\":1,\"tid\":4,\"ts\":1999.000,\"dur\":1.000}"));
+  assert_non_null(strstr(text, "\"name\":\"heap\",\"pid\":1,\"ts\":1000.000,\"args\":{\"live bytes\":64}}"));
+  assert_non_null(strstr(text, "\"name\":\"alloc 64 B\",\"pid\":1,\"tid\":2147483641,\"ts\":1000.000,"
+                               "\"args\":{\"address\":\"0x1000\",\"size\":64,\"allocator\":\"pages\"}}"));
+  assert_non_null(strstr(text, "\"args\":{\"name\":\"Heap\"}"));
+  assert_non_null(strstr(text, "{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"log\",\"name\":\"watch\",\"pid\":1,"
+                               "\"tid\":4,\"ts\":1000.000,\"args\":{\"color\":\"#000000\",\"thread\":4,"
+                               "\"offset\":8}}"));
+  assert_null(strstr(text, "\"name\":\"Log\"")); /* no log on the process's log track */
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(arguments_go_where_a_viewer_shows_them),
     cmocka_unit_test(zone_names_stay_clean_and_colour_has_a_field_of_its_own),
     cmocka_unit_test(bytes_that_never_start_utf8_are_replaced),
     cmocka_unit_test(heap_counters_saturate_instead_of_overflowing),

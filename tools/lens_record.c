@@ -23,41 +23,56 @@ static void help(FILE *f) {
           "Ctrl-C stops the recording and still writes a complete file.\n");
 }
 
+/* An event kept for later, with its arguments. */
+typedef struct deferred_event {
+  shk_lens_event event;
+  shk_lens_arg args[SHK_LENS_ARGS_MAX];
+  size_t nargs;
+} deferred_event;
+
 typedef struct record {
   trace_json *trace;
+  shk_lens_reader *reader;
   uint64_t events[SHK_LENS_KIND_COUNT];
   /* Zones and plots whose name had not arrived yet (a reader that attached late sees records
    * sent before the producers learnt of it): written at the end, when the names are known. */
-  shk_lens_event *deferred;
+  deferred_event *deferred;
   size_t deferred_count, deferred_cap;
 } record;
 
-static bool defer(record *rec, const shk_lens_event *e) {
+static bool defer(record *rec, const shk_lens_event *e, const shk_lens_arg *args, size_t nargs) {
   if (rec->deferred_count == rec->deferred_cap) {
     size_t cap = rec->deferred_cap ? rec->deferred_cap * 2 : 64;
-    shk_lens_event *list = realloc(rec->deferred, cap * sizeof *list);
+    deferred_event *list = realloc(rec->deferred, cap * sizeof *list);
     if (!list) return false;
     rec->deferred = list;
     rec->deferred_cap = cap;
   }
-  rec->deferred[rec->deferred_count++] = *e;
+  deferred_event *d = &rec->deferred[rec->deferred_count++];
+  d->event = *e;
+  d->nargs = nargs;
+  memcpy(d->args, args, nargs * sizeof *args);
   return true;
 }
 
 static void on_event(const shk_lens_event *e, void *user) {
   record *rec = user;
   rec->events[e->kind]++;
+  shk_lens_arg args[SHK_LENS_ARGS_MAX];
+  size_t nargs = 0;
+  shk_lens_reader_args(rec->reader, args, SHK_LENS_ARGS_MAX, &nargs);
+  if (nargs > SHK_LENS_ARGS_MAX) nargs = SHK_LENS_ARGS_MAX;
   bool named = e->kind == SHK_LENS_ZONE || e->kind == SHK_LENS_PLOT;
-  if (named && !e->name_known && defer(rec, e)) return;
-  trace_json_event(rec->trace, e);
+  if (named && !e->name_known && defer(rec, e, args, nargs)) return;
+  trace_json_event_args(rec->trace, e, args, nargs);
 }
 
 static void write_deferred(shk_lens_reader *r, record *rec) {
   for (size_t i = 0; i < rec->deferred_count; i++) {
-    shk_lens_event *e = &rec->deferred[i];
-    const char *name = shk_lens_reader_string(r, e->pid, e->name_key);
-    if (name) e->name = name;
-    trace_json_event(rec->trace, e);
+    deferred_event *d = &rec->deferred[i];
+    const char *name = shk_lens_reader_string(r, d->event.pid, d->event.name_key);
+    if (name) d->event.name = name;
+    trace_json_event_args(rec->trace, &d->event, d->args, d->nargs);
   }
   free(rec->deferred);
   rec->deferred = NULL;
@@ -161,6 +176,7 @@ int lens_record_main(int argc, char **argv) {
   if (tool_open_reader(name, wait, &r) != SHK_OK) return 1;
   record rec;
   memset(&rec, 0, sizeof rec);
+  rec.reader = r;
   char process[64];
   snprintf(process, sizeof process, "lens %s", name);
   if (trace_json_open(output, process, &rec.trace) != 0) {

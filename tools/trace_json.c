@@ -10,6 +10,7 @@
  * a thread (odd, above any Linux pid and never a multiple of 4 as Windows thread ids are). */
 #define FRAMES_TID 2147483645
 #define LOG_TID 2147483643
+#define HEAP_TID 2147483641
 
 typedef struct thread_track {
   uint32_t pid;
@@ -20,7 +21,7 @@ typedef struct thread_track {
 typedef struct process_track {
   uint32_t pid;
   uint64_t live_heap; /* saturates at both ends: a hostile producer cannot overflow it */
-  bool frames, logs;
+  bool frames, logs, heap_marks;
 } process_track;
 
 #define NAME_CACHE 256
@@ -268,8 +269,30 @@ static const char *escaped_name(trace_json *t, const char *name, size_t *len) {
   return c->json;
 }
 
+/* An event's arguments as JSON members, a comma before each (but the first when !after_member). */
+static void put_args(FILE *f, const shk_lens_arg *args, size_t n, bool after_member) {
+  for (size_t i = 0; i < n; i++) {
+    const shk_lens_arg *a = &args[i];
+    if (i > 0 || after_member) fputc(',', f);
+    put_cstring(f, a->name);
+    fputc(':', f);
+    if (a->type == SHK_LENS_ARG_TEXT) put_cstring(f, a->text ? a->text : "");
+    else if (a->type == SHK_LENS_ARG_INT) fprintf(f, "%lld", (long long)(int64_t)a->value);
+    else fprintf(f, "%llu", (unsigned long long)a->value);
+  }
+}
+
+/* The argument named `name` of type `type`, or NULL. */
+static const shk_lens_arg *find_arg(const shk_lens_arg *args, size_t n, const char *name,
+                                    uint32_t type) {
+  for (size_t i = 0; i < n; i++)
+    if (args[i].type == type && strcmp(args[i].name, name) == 0) return &args[i];
+  return NULL;
+}
+
 /* Zones are most of a trace: written with one fwrite, no printf. */
-static void zone_event(trace_json *t, const shk_lens_event *e) {
+static void zone_event(trace_json *t, const shk_lens_event *e, const shk_lens_arg *args,
+                       size_t nargs) {
   if (t->last_thread_pid != e->pid || t->last_thread_tid != e->tid ||
       t->last_thread_name != e->thread) {
     note_thread(t, e);
@@ -303,9 +326,10 @@ static void zone_event(trace_json *t, const shk_lens_event *e) {
   p = put_micro(p + 6, start_ns);
   memcpy(p, ",\"dur\":", 7);
   p = put_micro(p + 7, dur);
-  /* No args: speedscope folds an event's args into its name (`update {"depth":0}`), so a zone
-   * carries only its name; depth is its nesting, and its colour goes in a field of its own,
-   * which importers that do not know it ignore (the report reads it). */
+  /* Only the producer's own arguments: speedscope folds an event's args into its name
+   * (`update {"depth":0}`), so a zone without arguments carries only its name; depth is its
+   * nesting, and its colour goes in a field of its own, which importers that do not know it
+   * ignore (the report reads it). */
   if (e->color != 0) {
     static const char hex[] = "0123456789abcdef";
     memcpy(p, ",\"color\":\"#", 11);
@@ -313,8 +337,15 @@ static void zone_event(trace_json *t, const shk_lens_event *e) {
     for (int shift = 20; shift >= 0; shift -= 4) *p++ = hex[(e->color >> shift) & 15];
     *p++ = '"';
   }
-  *p++ = '}';
+  if (nargs == 0) {
+    *p++ = '}';
+    fwrite(line, 1, (size_t)(p - line), t->f);
+    return;
+  }
   fwrite(line, 1, (size_t)(p - line), t->f);
+  fputs(",\"args\":{", t->f);
+  put_args(t->f, args, nargs, false);
+  fputs("}}", t->f);
 }
 
 static void frame_event(trace_json *t, const shk_lens_event *e) {
@@ -337,7 +368,8 @@ static void plot_event(trace_json *t, const shk_lens_event *e) {
   fprintf(t->f, ",\"args\":{\"value\":%.17g}}", isfinite(e->value) ? e->value : 0.0);
 }
 
-static void heap_event(trace_json *t, const shk_lens_event *e) {
+static void heap_event(trace_json *t, const shk_lens_event *e, const shk_lens_arg *args,
+                       size_t nargs) {
   /* Live bytes per process as the producer reports them: a free carries the size it releases.
    * Unsigned and saturating: sizes come from another process and may be anything. */
   process_track *p = process_of(t, e->pid);
@@ -348,28 +380,54 @@ static void heap_event(trace_json *t, const shk_lens_event *e) {
   fprintf(t->f, "{\"ph\":\"C\",\"cat\":\"heap\",\"name\":\"heap\",\"pid\":%u", e->pid);
   put_us(t->f, "ts", ns_of(e->time));
   fprintf(t->f, ",\"args\":{\"live bytes\":%llu}}", (unsigned long long)p->live_heap);
+  if (nargs == 0) return;
+  /* A heap event with arguments (shmkit's buffers: the allocator) is also a marker on the
+   * process's heap track, where its arguments can be seen. */
+  p->heap_marks = true;
+  begin_event(t);
+  fprintf(t->f, "{\"ph\":\"i\",\"s\":\"t\",\"cat\":\"heap\",\"name\":\"%s %llu B\"",
+          e->is_free ? "free" : "alloc", (unsigned long long)e->size);
+  fprintf(t->f, ",\"pid\":%u,\"tid\":%d", e->pid, HEAP_TID);
+  put_us(t->f, "ts", ns_of(e->time));
+  fprintf(t->f, ",\"args\":{\"address\":\"0x%llx\",\"size\":%llu", (unsigned long long)e->addr,
+          (unsigned long long)e->size);
+  put_args(t->f, args, nargs, true);
+  fputs("}}", t->f);
 }
 
-static void log_event(trace_json *t, const shk_lens_event *e) {
+/* A log with an unsigned argument "thread" is shown on that thread's track (the watcher's events
+ * on the thread that wrote), others on the process's log track. */
+static void log_event(trace_json *t, const shk_lens_event *e, const shk_lens_arg *args,
+                      size_t nargs) {
   process_track *p = process_of(t, e->pid);
-  if (p) p->logs = true;
+  const shk_lens_arg *thread = find_arg(args, nargs, "thread", SHK_LENS_ARG_UINT);
+  if (p && !thread) p->logs = true;
+  if (thread && thread->value == e->tid) note_thread(t, e); /* its own track: named */
   begin_event(t);
-  fputs("{\"ph\":\"i\",\"s\":\"p\",\"cat\":\"log\",\"name\":", t->f);
+  fprintf(t->f, "{\"ph\":\"i\",\"s\":\"%s\",\"cat\":\"log\",\"name\":", thread ? "t" : "p");
   trace_json_string(t->f, e->message, e->length);
-  fprintf(t->f, ",\"pid\":%u,\"tid\":%d", e->pid, LOG_TID);
+  if (thread) fprintf(t->f, ",\"pid\":%u,\"tid\":%llu", e->pid, (unsigned long long)thread->value);
+  else fprintf(t->f, ",\"pid\":%u,\"tid\":%d", e->pid, LOG_TID);
   put_us(t->f, "ts", ns_of(e->time));
-  fprintf(t->f, ",\"args\":{\"color\":\"#%06x\"}}", e->color);
+  fprintf(t->f, ",\"args\":{\"color\":\"#%06x\"", e->color);
+  put_args(t->f, args, nargs, true);
+  fputs("}}", t->f);
+}
+
+void trace_json_event_args(trace_json *t, const shk_lens_event *e, const shk_lens_arg *args,
+                           size_t nargs) {
+  switch (e->kind) {
+    case SHK_LENS_ZONE: zone_event(t, e, args, nargs); break;
+    case SHK_LENS_FRAME: frame_event(t, e); break;
+    case SHK_LENS_PLOT: plot_event(t, e); break;
+    case SHK_LENS_HEAP: heap_event(t, e, args, nargs); break;
+    case SHK_LENS_LOG: log_event(t, e, args, nargs); break;
+    default: break;
+  }
 }
 
 void trace_json_event(trace_json *t, const shk_lens_event *e) {
-  switch (e->kind) {
-    case SHK_LENS_ZONE: zone_event(t, e); break;
-    case SHK_LENS_FRAME: frame_event(t, e); break;
-    case SHK_LENS_PLOT: plot_event(t, e); break;
-    case SHK_LENS_HEAP: heap_event(t, e); break;
-    case SHK_LENS_LOG: log_event(t, e); break;
-    default: break;
-  }
+  trace_json_event_args(t, e, NULL, 0);
 }
 
 static void name_event(trace_json *t, const char *what, uint32_t pid, uint64_t tid,
@@ -390,6 +448,7 @@ int trace_json_close(trace_json *t) {
     name_event(t, "process_name", p->pid, 0, name);
     if (p->frames) name_event(t, "thread_name", p->pid, FRAMES_TID, "Frames");
     if (p->logs) name_event(t, "thread_name", p->pid, LOG_TID, "Log");
+    if (p->heap_marks) name_event(t, "thread_name", p->pid, HEAP_TID, "Heap");
   }
   for (size_t i = 0; i < t->thread_count; i++) {
     name_event(t, "thread_name", t->threads[i].pid, t->threads[i].tid,

@@ -16,6 +16,12 @@ int trace_json_open(const char *path, const char *process_name, trace_json **out
 /* Writes one event. */
 void trace_json_event(trace_json *t, const shk_lens_event *e);
 
+/* Writes one event with its arguments (shk_lens_reader_args()): a zone's go into its args (after
+ * "depth"); a heap event with arguments is also a marker on the process's "Heap" track; a log with
+ * an unsigned "thread" argument is a marker on that thread's track. */
+void trace_json_event_args(trace_json *t, const shk_lens_event *e, const shk_lens_arg *args,
+                           size_t nargs);
+
 /* Writes the thread and track names, closes the array and the file, frees t.
  * Returns 0, or -1 when a write failed. */
 int trace_json_close(trace_json *t);

@@ -24,7 +24,7 @@ extern "C" {
 
 /** major << 16 | minor << 8 | patch of the wire layout this library speaks (shmkit/lens_wire.h
  * has the same value as SHK_LENS_PROTOCOL_VERSION). */
-#define SHK_LENS_VERSION 0x00020100u
+#define SHK_LENS_VERSION 0x00020200u
 
 /** Event kinds, also the index of the counters below. */
 typedef enum shk_lens_kind {
@@ -209,6 +209,55 @@ SHK_API int shk_lens_log(shk_lens *lens, uint32_t color, const char *format, ...
 #endif
     ;
 
+/* ---- arguments (lens 2.2) ---------------------------------------------------------------- */
+
+/** The type of an argument's value. */
+typedef enum shk_lens_arg_type {
+  SHK_LENS_ARG_UINT = 0, /**< value: an unsigned 64-bit integer */
+  SHK_LENS_ARG_INT = 1,  /**< value: a signed 64-bit integer, stored as (uint64_t)(int64_t)v */
+  SHK_LENS_ARG_TEXT = 2  /**< text: a string (value unused) */
+} shk_lens_arg_type;
+
+/** One named value attached to a zone, heap or log event (at most SHK_LENS_ARGS_MAX, 8, per event).
+ * Sending: `name` and `text` go by address, as zone names do: each must stay valid and unchanged
+ * while the lens is open (string literals are ideal; a text that changes needs a new address).
+ * Reading (shk_lens_reader_args()): name and text are the reader's copies, valid until it closes. */
+typedef struct shk_lens_arg {
+  const char *name;  /**< the argument's name */
+  uint32_t type;     /**< shk_lens_arg_type */
+  uint32_t known;    /**< reader: 1 when name (and text) hold the contents the producer sent, 0
+                          when shown as a placeholder; ignored when sending */
+  uint64_t value;    /**< SHK_LENS_ARG_UINT, SHK_LENS_ARG_INT */
+  const char *text;  /**< SHK_LENS_ARG_TEXT; NULL otherwise */
+} shk_lens_arg;
+
+/** The most arguments of one event. */
+#define SHK_LENS_ARGS_MAX 8u
+
+/** shk_lens_zone_end() with arguments (count may be 0; args may then be NULL). The arguments and
+ * the zone are written together: a reader gets both or neither. Returns as shk_lens_zone_end(), and
+ * SHK_EINVAL (nothing written, the zone still open) for more than SHK_LENS_ARGS_MAX arguments, NULL
+ * args with count > 0, an argument with a NULL name, an unknown type, or a text argument whose
+ * text is NULL. */
+SHK_API int shk_lens_zone_end_args(shk_lens_zone *zone, const shk_lens_arg *args, size_t count);
+
+/** shk_lens_heap() with arguments (for example the allocator's name), written together as in
+ * shk_lens_zone_end_args(). Returns as shk_lens_heap(), and SHK_EINVAL for arguments refused as
+ * there. */
+SHK_API int shk_lens_heap_args(shk_lens *lens, uint64_t addr, uint64_t size, bool is_free,
+                               const shk_lens_arg *args, size_t count);
+
+/** shk_lens_log() with arguments, written together as in shk_lens_zone_end_args(). shmkit's own
+ * trace writer shows a log with an unsigned argument named "thread" on the track of that thread
+ * of the same process (as the OS numbers threads) instead of the process's log track. Returns as
+ * shk_lens_log(), and SHK_EINVAL for arguments refused as in shk_lens_zone_end_args(). */
+SHK_API int shk_lens_log_args(shk_lens *lens, uint32_t color, const shk_lens_arg *args,
+                              size_t count, const char *format, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
+
 /** Counters of this handle and of the segment. The handle is not const: the call takes the
  * handle's lock (before 0.2.0 it was declared const). Returns SHK_OK or SHK_EINVAL.
  * Thread-safe. */
@@ -359,6 +408,15 @@ typedef struct shk_lens_thread_info {
  * SHK_EINVAL (NULL reader or count, or NULL out with capacity > 0). */
 SHK_API int shk_lens_reader_threads(shk_lens_reader *reader, shk_lens_thread_info *out,
                                     size_t capacity, size_t *count);
+
+/** The arguments of the event this reader delivered last: the one `fn` is called with during
+ * shk_lens_reader_drain() or shk_lens_reader_poll(), or the one shk_lens_reader_next() returned
+ * last. Copies up to `capacity` into out[]; *count gets how many the event has (0 to
+ * SHK_LENS_ARGS_MAX; 0 also before any event). Names and texts stay valid until the reader
+ * closes; a name never sent with contents is a placeholder (known 0). Returns SHK_OK or
+ * SHK_EINVAL (NULL reader or count, or NULL out with capacity > 0). */
+SHK_API int shk_lens_reader_args(shk_lens_reader *reader, shk_lens_arg *out, size_t capacity,
+                                 size_t *count);
 
 /** The current contents of string `key` of process `pid`, or NULL when never sent (a name that
  * arrived after the events that used it can be looked up again). Valid until close. */

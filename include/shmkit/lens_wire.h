@@ -1,5 +1,5 @@
 /** @file
- * shmkit lens wire layout, protocol 2.1.0: what a lens segment holds, byte by byte, for readers and
+ * shmkit lens wire layout, protocol 2.2.0: what a lens segment holds, byte by byte, for readers and
  * producers written without the library (any language: docs/lens-protocol.md says the same in
  * words). Not included by shmkit.h: a program that only produces or records never needs it.
  *
@@ -21,10 +21,12 @@ extern "C" {
 
 /** The first word of a lens segment once its creator has set it up (0 while being created). */
 #define SHK_LENS_MAGIC 0x1DC45EF1u
-/** major << 16 | minor << 8 | patch: 2.1.0. A reader accepts any segment whose major matches.
+/** major << 16 | minor << 8 | patch: 2.2.0. A reader accepts any segment whose major matches.
  * 2.1 adds, in space that 2.0 kept zero, process start stamps (the `start` of a producer slot, the
- * high half of a ring's `claim`) and the ring claim word: 2.0 segments read as before. */
-#define SHK_LENS_PROTOCOL_VERSION 0x00020100u
+ * high half of a ring's `claim`) and the ring claim word: 2.0 segments read as before.
+ * 2.2 adds argument records (SHK_LENS_ARG_RECORD): a 2.0 or 2.1 reader counts each as a malformed
+ * zone and reads on, so it loses the arguments and nothing else. */
+#define SHK_LENS_PROTOCOL_VERSION 0x00020200u
 /** What temporal-lens 0.1.5 puts in its first word: its (unversioned) layout is refused by name. */
 #define SHK_LENS_PROTOCOL_015 0x00000105u
 #define SHK_LENS_RECORD_SIZE 32u       /**< bytes of every record */
@@ -34,6 +36,7 @@ extern "C" {
 #define SHK_LENS_STRING_MAX 128u       /**< the most bytes of one string (zone, plot, thread name) */
 #define SHK_LENS_LOG_MAX 4064u         /**< the most bytes of one log message */
 #define SHK_LENS_KINDS 5u              /**< frame, zone, heap, plot, log (shk_lens_kind) */
+#define SHK_LENS_ARGS_MAX 8u           /**< the most argument records before one event */
 
 /** clock_kind: what the time fields of records count. */
 #define SHK_LENS_CLOCK_TSC 1u /**< the x86 invariant time-stamp counter (rdtsc) */
@@ -54,10 +57,19 @@ extern "C" {
 #define SHK_LENS_REC_STRING 6u /**< len = bytes, a = key; then ceil(len/32) data records */
 #define SHK_LENS_REC_THREAD 7u /**< the ring's thread name: len = bytes; then data records */
 
+/** 2.2: a record of type SHK_LENS_REC_ZONE whose flags have this bit is not a zone but an argument
+ * of the event whose record follows: `c` = the argument's name key, `a` = its value, flags bits 1-2
+ * = the value's type (0: unsigned, 1: signed two's complement, 2: `a` is a string key, of the same
+ * process, like a name key); depth, len and b are 0. Up to SHK_LENS_ARGS_MAX argument records
+ * stand directly before a zone, heap or log record in the same ring and are published with it.
+ * They carry type 1 so that 2.0 and 2.1 readers, which refuse a zone with flags and read on, skip
+ * them one record at a time (an unknown type would make them skip the rest of the ring). */
+#define SHK_LENS_ARG_RECORD 1u
+
 /** One record: 32 bytes. Times are clock values (see clock_kind). */
 typedef struct shk_lens_wire_record {
   uint8_t type;   /**< SHK_LENS_REC_* */
-  uint8_t flags;  /**< heap: bit 0 set for a free; 0 otherwise */
+  uint8_t flags;  /**< heap: bit 0 set for a free; argument: see SHK_LENS_ARG_RECORD; else 0 */
   uint16_t depth; /**< zone: zones open on the thread when it began; 0 otherwise */
   uint32_t len;   /**< zone, plot: color 0x00RRGGBB; log, string, thread: bytes that follow */
   uint64_t a;     /**< see the record types */

@@ -35,8 +35,9 @@ extern _Atomic(shk_lens *) shk__lens_hooks[SHK__LENS_PARTS];
 /* The slow paths (lens_instrument.c), called only when SHK__LENS_ON said yes. */
 void shk__lens_hook_zone(int part, shk_lens_zone *zone, const char *name, uint32_t color);
 void shk__lens_hook_zone_end(shk_lens_zone *zone);
-void shk__lens_hook_task(shk_lens_zone *zone, uint64_t chunks, unsigned workers, int mode,
-                         uint64_t bytes);
+void shk__lens_hook_task(shk_lens_zone *zone);
+void shk__lens_hook_task_end(shk_lens_zone *zone, uint64_t chunks, unsigned workers, int mode,
+                             uint64_t bytes);
 void shk__lens_hook_chunk_end(shk_lens_zone *zone, uint64_t index, uint64_t offset,
                               uint64_t length, int code);
 void shk__lens_hook_worker(bool same_space, unsigned index);
@@ -71,14 +72,19 @@ void shk__buf_lens_changed(void);
     (zone)->lens = NULL;                                                                           \
     if ((outer)->lens) shk_lens_zone_begin((outer)->lens, (zone), (name), (color));                \
   } while (0)
-/* A task call: its zone, and a log line with its shape. */
-#define SHK__LENS_TASK(zone, chunks, workers, mode, bytes)                                         \
+/* A task call: its zone, whose end carries the call's shape as arguments. */
+#define SHK__LENS_TASK(zone)                                                                       \
   do {                                                                                             \
     (zone)->lens = NULL;                                                                           \
-    if (SHK__LENS_ON(SHK__LENS_TASKS))                                                             \
-      shk__lens_hook_task((zone), (chunks), (workers), (int)(mode), (bytes));                      \
+    if (SHK__LENS_ON(SHK__LENS_TASKS)) shk__lens_hook_task(zone);                                  \
   } while (0)
-/* A chunk's end: the zone's name and colour tell its status; a failure is also logged. */
+#define SHK__LENS_TASK_END(zone, chunks, workers, mode, bytes)                                     \
+  do {                                                                                             \
+    if ((zone)->lens)                                                                              \
+      shk__lens_hook_task_end((zone), (chunks), (workers), (int)(mode), (bytes));                  \
+  } while (0)
+/* A chunk's end: the zone's name and colour tell its status; its arguments say which chunk
+ * (index, offset, length) and its code. */
 #define SHK__LENS_CHUNK_END(zone, index, offset, length, code)                                     \
   do {                                                                                             \
     if ((zone)->lens) shk__lens_hook_chunk_end((zone), (index), (offset), (length), (code));       \

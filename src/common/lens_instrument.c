@@ -132,14 +132,27 @@ static const char *mode_name(int mode) {
   return mode == SHK_TASK_PROCESSES ? "processes" : mode == SHK_TASK_THREADS ? "threads" : "inline";
 }
 
-void shk__lens_hook_task(shk_lens_zone *zone, uint64_t chunks, unsigned workers, int mode,
-                         uint64_t bytes) {
+void shk__lens_hook_task(shk_lens_zone *zone) {
   zone->lens = NULL;
   shk_lens *lens = lens_for(SHK__LENS_TASKS);
-  if (!lens) return;
-  shk_lens_log(lens, COLOR_TASK, "task: %llu chunks, %u workers (%s), %llu bytes in",
-               (unsigned long long)chunks, workers, mode_name(mode), (unsigned long long)bytes);
-  shk_lens_zone_begin(lens, zone, "shk task", COLOR_TASK);
+  if (lens) shk_lens_zone_begin(lens, zone, "shk task", COLOR_TASK);
+}
+
+static shk_lens_arg uint_arg(const char *name, uint64_t value) {
+  shk_lens_arg a = {name, SHK_LENS_ARG_UINT, 0, value, NULL};
+  return a;
+}
+
+static shk_lens_arg text_arg(const char *name, const char *text) {
+  shk_lens_arg a = {name, SHK_LENS_ARG_TEXT, 0, 0, text};
+  return a;
+}
+
+void shk__lens_hook_task_end(shk_lens_zone *zone, uint64_t chunks, unsigned workers, int mode,
+                             uint64_t bytes) {
+  shk_lens_arg args[] = {uint_arg("chunks", chunks), uint_arg("workers", workers),
+                         text_arg("mode", mode_name(mode)), uint_arg("input bytes", bytes)};
+  shk_lens_zone_end_args(zone, args, SHK__ARRAY_LEN(args));
 }
 
 void shk__lens_hook_chunk_end(shk_lens_zone *zone, uint64_t index, uint64_t offset,
@@ -148,12 +161,11 @@ void shk__lens_hook_chunk_end(shk_lens_zone *zone, uint64_t index, uint64_t offs
   if (code != SHK_OK) {
     zone->name = "shk chunk failed";
     zone->color = COLOR_CHUNK_FAILED;
-    shk_lens_log(zone->lens, COLOR_CHUNK_FAILED,
-                 "chunk %llu failed: %s (code %d, offset %llu, length %llu)",
-                 (unsigned long long)index, shk_strerror(code), code, (unsigned long long)offset,
-                 (unsigned long long)length);
   }
-  shk_lens_zone_end(zone);
+  shk_lens_arg args[] = {uint_arg("index", index), uint_arg("offset", offset),
+                         uint_arg("length", length),
+                         {"code", SHK_LENS_ARG_INT, 0, (uint64_t)(int64_t)code, NULL}};
+  shk_lens_zone_end_args(zone, args, SHK__ARRAY_LEN(args));
 }
 
 /* A worker's start. A worker process (forked, or started with SHK_LENS in its environment)
@@ -213,13 +225,20 @@ void shk__lens_hook_watch(const shk_watch_event *ev) {
   char before[32], after[32];
   hex_preview(before, sizeof before, ev->old_preview, n);
   hex_preview(after, sizeof after, ev->new_preview, n);
-  char who[48] = "";
-  if (ev->flags & SHK_WATCH_EVENT_THREAD)
-    snprintf(who, sizeof who, " (thread %llu)", (unsigned long long)ev->thread_id);
-  /* A resync event stands for writes whose own events were dropped (the fault ring overflowed). */
-  shk_lens_log(lens, COLOR_WATCH, "watch %s +%llu, %llu bytes: %s -> %s%s%s", ev->region_name,
-               (unsigned long long)ev->offset, (unsigned long long)ev->length, before, after, who,
-               ev->flags & SHK_WATCH_EVENT_RESYNC ? " [resync: events were dropped]" : "");
+  /* On the writer's track when the backend knows the thread, else on the watcher's own track
+   * (the trace writer puts a log with an unsigned "thread" argument on that thread's track). A
+   * resync event stands for writes whose own events were dropped (the fault ring overflowed). */
+  bool writer_known = (ev->flags & SHK_WATCH_EVENT_THREAD) != 0;
+  shk_lens_arg args[] = {uint_arg("offset", (uint64_t)ev->offset),
+                         uint_arg("length", (uint64_t)ev->length),
+                         uint_arg("dropped before", (ev->flags & SHK_WATCH_EVENT_RESYNC) ? 1 : 0),
+                         uint_arg("writer known", writer_known),
+                         uint_arg("thread", writer_known ? ev->thread_id : shk__os_thread_id())};
+  shk_lens_log_args(lens, COLOR_WATCH, args, SHK__ARRAY_LEN(args),
+                    "watch %s +%llu, %llu bytes: %s -> %s%s",
+                    ev->region_name, (unsigned long long)ev->offset,
+                    (unsigned long long)ev->length, before, after,
+                    ev->flags & SHK_WATCH_EVENT_RESYNC ? " [resync: events were dropped]" : "");
   shk_lens_plot(lens, "shk watch events", (double)(atomic_fetch_add(&watch_seen, 1) + 1),
                 COLOR_WATCH);
 }
@@ -244,10 +263,38 @@ static size_t alloc_index(const char *allocator) {
   return i;
 }
 
+/* Allocator names as heap-event arguments: strings go by address and must stay valid while the
+ * lens is open, and a registered allocator's name goes with it when it is unregistered, so each
+ * distinct name is copied once into this table (lock-free: a fork in the middle leaves no lock
+ * held; never freed). */
+#define INTERNED_MAX 64
+static _Atomic(char *) interned[INTERNED_MAX];
+
+static const char *interned_name(const char *name) {
+  if (!name) return "?";
+  char *copy = NULL;
+  for (size_t i = 0; i < INTERNED_MAX; i++) {
+    char *at = atomic_load(&interned[i]);
+    if (!at) {
+      if (!copy) copy = shk__malloc(strlen(name) + 1);
+      if (!copy) return "registered allocator";
+      strcpy(copy, name);
+      if (atomic_compare_exchange_strong(&interned[i], &at, copy)) return copy;
+    }
+    if (strcmp(at, name) == 0) {
+      free(copy);
+      return at;
+    }
+  }
+  free(copy);
+  return "registered allocator"; /* more names than the table holds */
+}
+
 void shk__lens_hook_buf(const shk_buf_info *info, bool allocated) {
   shk_lens *lens = lens_for(SHK__LENS_BUFS);
   if (!lens) return;
-  shk_lens_heap(lens, (uint64_t)info->address, (uint64_t)info->size, !allocated);
+  shk_lens_arg arg = text_arg("allocator", interned_name(info->allocator));
+  shk_lens_heap_args(lens, (uint64_t)info->address, (uint64_t)info->size, !allocated, &arg, 1);
   uint64_t live = allocated ? atomic_fetch_add(&bufs_live, 1) + 1
                             : atomic_fetch_sub(&bufs_live, 1) - 1;
   shk_lens_plot(lens, "shk buffers live", (double)(int64_t)live, COLOR_LOG);

@@ -576,9 +576,53 @@ static void put_name(ring_handle *h, const char *name, size_t len) {
   *name_slot(h, key) = key;
 }
 
-/* The calling thread's ring with room for `n` records plus the name's (sent first when this ring
- * has not carried it yet), names synced; NULL when the event was dropped (counted). */
-static ring_handle *begin_send(shk_lens *lens, int kind, const char *name, uint64_t n) {
+/* Whether an event's arguments can be sent (see shk_lens_zone_end_args()). */
+static bool args_valid(const shk_lens_arg *args, size_t count) {
+  if (count > SHK_LENS_ARGS_MAX || (count > 0 && !args)) return false;
+  for (size_t i = 0; i < count; i++)
+    if (!args[i].name || args[i].type > SHK_LENS_ARG_TEXT ||
+        (args[i].type == SHK_LENS_ARG_TEXT && !args[i].text))
+      return false;
+  return true;
+}
+
+/* The records the strings of an event's arguments still need in this ring (names and texts). */
+static uint64_t args_cost(ring_handle *h, const shk_lens_arg *args, size_t count) {
+  uint64_t n = 0;
+  size_t len;
+  for (size_t i = 0; i < count; i++) {
+    n += name_cost(h, args[i].name, &len);
+    if (args[i].type == SHK_LENS_ARG_TEXT) n += name_cost(h, args[i].text, &len);
+  }
+  return n;
+}
+
+static void put_name_once(ring_handle *h, const char *name) {
+  if (*name_slot(h, (uint64_t)(uintptr_t)name) != (uint64_t)(uintptr_t)name)
+    put_name(h, name, name_length(name));
+}
+
+/* The argument records (their strings sent first), directly before the event's own record. */
+static void put_args(ring_handle *h, const shk_lens_arg *args, size_t count) {
+  for (size_t i = 0; i < count; i++) {
+    put_name_once(h, args[i].name);
+    if (args[i].type == SHK_LENS_ARG_TEXT) put_name_once(h, args[i].text);
+  }
+  for (size_t i = 0; i < count; i++) {
+    shk_lens_wire_record *r = next_record(h);
+    memset(r, 0, sizeof *r);
+    r->type = SHK_LENS_REC_ZONE;
+    r->flags = (uint8_t)(SHK_LENS_ARG_RECORD | args[i].type << 1);
+    r->a = args[i].type == SHK_LENS_ARG_TEXT ? (uint64_t)(uintptr_t)args[i].text : args[i].value;
+    r->c = (uint64_t)(uintptr_t)args[i].name;
+  }
+}
+
+/* The calling thread's ring with room for `n` records plus the strings of the event's name and
+ * arguments (sent first when this ring has not carried them yet), names synced; NULL when the
+ * event was dropped (counted). The arguments are written by put_args(). */
+static ring_handle *begin_send_args(shk_lens *lens, int kind, const char *name,
+                                    const shk_lens_arg *args, size_t count, uint64_t n) {
   lens_thread *t = &this_thread;
   ring_handle *h = handle_of(lens, t);
   if (!h) {
@@ -591,21 +635,28 @@ static ring_handle *begin_send(shk_lens *lens, int kind, const char *name, uint6
   }
   size_t name_len = 0;
   uint64_t name_records = name ? name_cost(h, name, &name_len) : 0;
-  if (!reserve(lens, h, n + name_records)) {
+  if (!reserve(lens, h, n + name_records + args_cost(h, args, count))) {
     drop(h, kind);
     return NULL;
   }
   if (name_records) put_name(h, name, name_len);
+  put_args(h, args, count);
   return h;
 }
 
-/* Sends an event of one record (its name first when needed). */
-static inline int send_record(shk_lens *lens, int kind, const char *name,
-                              const shk_lens_wire_record *rec) {
-  ring_handle *h = begin_send(lens, kind, name, 1);
+/* Sends an event of one record, after its arguments (strings first when needed). */
+static int send_record_args(shk_lens *lens, int kind, const char *name,
+                            const shk_lens_wire_record *rec, const shk_lens_arg *args,
+                            size_t count) {
+  ring_handle *h = begin_send_args(lens, kind, name, args, count, count + 1);
   if (!h) return SHK_EBUSY;
   *next_record(h) = *rec;
   return publish(h, kind);
+}
+
+static inline int send_record(shk_lens *lens, int kind, const char *name,
+                              const shk_lens_wire_record *rec) {
+  return send_record_args(lens, kind, name, rec, NULL, 0);
 }
 
 static uint32_t color_of(uint32_t color) { return color & 0xFFFFFFu; }
@@ -694,16 +745,32 @@ static uint16_t zone_depth(const shk_lens_zone *zone) {
   return (uint16_t)(zone->depth > 0xFFFFu ? 0xFFFFu : zone->depth);
 }
 
-/* A zone's end when it cannot go straight in (see ready_ring): out of line, so that the common
- * path saves no registers for it. */
-static SHK__NOINLINE int zone_end_slow(shk_lens *lens, const shk_lens_zone *zone, uint64_t now) {
+static shk_lens_wire_record zone_record(const shk_lens_zone *zone, uint64_t now) {
   shk_lens_wire_record r = {.type = SHK_LENS_REC_ZONE,
                             .depth = zone_depth(zone),
                             .len = color_of(zone->color),
                             .a = zone->start,
                             .b = now,
                             .c = (uint64_t)(uintptr_t)zone->name};
+  return r;
+}
+
+/* A zone's end when it cannot go straight in (see ready_ring): out of line, so that the common
+ * path saves no registers for it. */
+static SHK__NOINLINE int zone_end_slow(shk_lens *lens, const shk_lens_zone *zone, uint64_t now) {
+  shk_lens_wire_record r = zone_record(zone, now);
   return send_record(lens, SHK_LENS_ZONE, zone->name, &r);
+}
+
+/* Closes the zone on the calling thread: its end stamp (never before anything the thread stamped),
+ * the thread's depth. */
+static inline uint64_t zone_close(shk_lens_zone *zone, lens_thread *t) {
+  uint64_t now = shk__lens_ticks(zone->lens->tsc);
+  if (now < t->last_tick) now = t->last_tick;
+  t->last_tick = now;
+  zone->lens = NULL;
+  if (t->depth > 0) t->depth--;
+  return now;
 }
 
 static int lens_zone_end_impl(shk_lens_zone *zone) {
@@ -711,11 +778,7 @@ static int lens_zone_end_impl(shk_lens_zone *zone) {
   shk_lens *lens = zone->lens;
   if (!lens) return SHK_OK;
   lens_thread *t = &this_thread;
-  uint64_t now = shk__lens_ticks(lens->tsc);
-  if (now < t->last_tick) now = t->last_tick; /* never before anything this thread stamped */
-  t->last_tick = now;
-  zone->lens = NULL;
-  if (t->depth > 0) t->depth--;
+  uint64_t now = zone_close(zone, t);
   ring_handle *h = ready_ring(lens, t, zone->name);
   if (!h) return zone_end_slow(lens, zone, now);
   /* Written in place, field by field: no record built on the stack and copied. */
@@ -738,6 +801,21 @@ int shk_lens_zone_end(shk_lens_zone *zone) {
   return rc != SHK_EBUSY ? SHK__DEBUG_RET(SHK__DEBUG_LENS, rc) : rc;
 }
 
+static int lens_zone_end_args_impl(shk_lens_zone *zone, const shk_lens_arg *args, size_t count) {
+  if (!zone || !args_valid(args, count)) return SHK_EINVAL;
+  shk_lens *lens = zone->lens;
+  if (!lens) return SHK_OK;
+  uint64_t now = zone_close(zone, &this_thread);
+  shk_lens_wire_record r = zone_record(zone, now);
+  return send_record_args(lens, SHK_LENS_ZONE, zone->name, &r, args, count);
+}
+
+int shk_lens_zone_end_args(shk_lens_zone *zone, const shk_lens_arg *args, size_t count) {
+  int rc = lens_zone_end_args_impl(zone, args, count);
+  /* SHK_EBUSY: dropped and counted (stats), not a failure of the call */
+  return rc != SHK_EBUSY ? SHK__DEBUG_RET(SHK__DEBUG_LENS, rc) : rc;
+}
+
 void shk_lens_zone_cleanup(shk_lens_zone *zone) { (void)shk_lens_zone_end(zone); }
 
 static int lens_plot_impl(shk_lens *lens, const char *name, double value, uint32_t color) {
@@ -755,28 +833,37 @@ int shk_lens_plot(shk_lens *lens, const char *name, double value, uint32_t color
   return rc != SHK_EBUSY ? SHK__DEBUG_RET(SHK__DEBUG_LENS, rc) : rc;
 }
 
-static int lens_heap_impl(shk_lens *lens, uint64_t addr, uint64_t size, bool is_free) {
-  if (!lens || size > UINT64_MAX - addr) return SHK_EINVAL;
+static int lens_heap_impl(shk_lens *lens, uint64_t addr, uint64_t size, bool is_free,
+                          const shk_lens_arg *args, size_t count) {
+  if (!lens || size > UINT64_MAX - addr || !args_valid(args, count)) return SHK_EINVAL;
   uint64_t now = shk__lens_ticks(lens->tsc);
   shk_lens_wire_record r = {.type = SHK_LENS_REC_HEAP, .flags = is_free ? 1 : 0, .a = now,
                             .b = addr, .c = size};
-  return send_record(lens, SHK_LENS_HEAP, NULL, &r);
+  return send_record_args(lens, SHK_LENS_HEAP, NULL, &r, args, count);
 }
 
 int shk_lens_heap(shk_lens *lens, uint64_t addr, uint64_t size, bool is_free) {
-  int rc = lens_heap_impl(lens, addr, size, is_free);
+  int rc = lens_heap_impl(lens, addr, size, is_free, NULL, 0);
   /* SHK_EBUSY: dropped and counted (stats), not a failure of the call */
   return rc != SHK_EBUSY ? SHK__DEBUG_RET(SHK__DEBUG_LENS, rc) : rc;
 }
 
-static int lens_vlog(shk_lens *lens, uint32_t color, const char *format, va_list ap) {
-  if (!lens || !format) return SHK_EINVAL;
+int shk_lens_heap_args(shk_lens *lens, uint64_t addr, uint64_t size, bool is_free,
+                       const shk_lens_arg *args, size_t count) {
+  int rc = lens_heap_impl(lens, addr, size, is_free, args, count);
+  return rc != SHK_EBUSY ? SHK__DEBUG_RET(SHK__DEBUG_LENS, rc) : rc;
+}
+
+static int lens_vlog(shk_lens *lens, uint32_t color, const shk_lens_arg *args, size_t count,
+                     const char *format, va_list ap) {
+  if (!lens || !format || !args_valid(args, count)) return SHK_EINVAL;
   uint64_t now = shk__lens_ticks(lens->tsc);
   char message[SHK_LENS_LOG_MAX + 1];
   int n = vsnprintf(message, sizeof message, format, ap);
   if (n < 0) return SHK_EINVAL;
   size_t length = (size_t)n > SHK_LENS_LOG_MAX ? SHK_LENS_LOG_MAX : (size_t)n;
-  ring_handle *h = begin_send(lens, SHK_LENS_LOG, NULL, 1 + data_records(length));
+  ring_handle *h = begin_send_args(lens, SHK_LENS_LOG, NULL, args, count,
+                                   count + 1 + data_records(length));
   if (!h) return SHK_EBUSY;
   put_bytes(h, SHK_LENS_REC_LOG, now, color_of(color), 0, message, length);
   return publish(h, SHK_LENS_LOG);
@@ -785,9 +872,18 @@ static int lens_vlog(shk_lens *lens, uint32_t color, const char *format, va_list
 int shk_lens_log(shk_lens *lens, uint32_t color, const char *format, ...) {
   va_list ap;
   va_start(ap, format);
-  int rc = lens_vlog(lens, color, format, ap);
+  int rc = lens_vlog(lens, color, NULL, 0, format, ap);
   va_end(ap);
   /* SHK_EBUSY: dropped and counted (stats), not a failure of the call */
+  return rc != SHK_EBUSY ? SHK__DEBUG_RET(SHK__DEBUG_LENS, rc) : rc;
+}
+
+int shk_lens_log_args(shk_lens *lens, uint32_t color, const shk_lens_arg *args, size_t count,
+                      const char *format, ...) {
+  va_list ap;
+  va_start(ap, format);
+  int rc = lens_vlog(lens, color, args, count, format, ap);
+  va_end(ap);
   return rc != SHK_EBUSY ? SHK__DEBUG_RET(SHK__DEBUG_LENS, rc) : rc;
 }
 

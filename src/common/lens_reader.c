@@ -15,6 +15,7 @@
 #define MAX_EVENTS 512u
 #define RING_NAMES 16u /* names a ring used last, known ones only: most zones repeat a few */
 #define TEXT_SIZE (64u * 1024u)
+#define MAX_ARGS 1024u /* arguments of the events of one read pass */
 #define LIVENESS_CHECK_NS 10000000u /* ask the OS whether a process lives at most every 10 ms */
 #define THREAD_KEY_BIT (1ull << 63) /* string keys of thread names: addresses never have it */
 #define IMPLAUSIBLE (1ull << 62)
@@ -65,6 +66,11 @@ struct shk_lens_reader {
    * texts. */
   shk_lens_event events[MAX_EVENTS];
   size_t event_count, event_next;
+  /* Their arguments (lens 2.2): event i has arg_count[i] of them from args[arg_first[i]]. */
+  uint16_t arg_first[MAX_EVENTS];
+  uint8_t arg_count[MAX_EVENTS];
+  shk_lens_arg args[MAX_ARGS];
+  size_t arg_used;
   char text[TEXT_SIZE];
   size_t text_used;
 };
@@ -272,6 +278,7 @@ _Static_assert(offsetof(shk_lens_event, tid) + sizeof(uint64_t) == sizeof(shk_le
                "shk_lens_event grew: set the new field in new_event()");
 
 static shk_lens_event *new_event(shk_lens_reader *r, ring_state *rs, shk_lens_kind kind) {
+  r->arg_count[r->event_count] = 0;
   shk_lens_event *e = &r->events[r->event_count++];
   /* Field by field: a memset of the whole event compiled to `rep stos`, the reader's top cost. */
   e->kind = kind;
@@ -328,6 +335,72 @@ static void copy_data(const shk_lens_wire_record *recs, uint64_t mask, uint64_t 
 
 typedef enum step { STEP_OK, STEP_STOP, STEP_BROKEN } step;
 
+static step take_record(shk_lens_reader *r, ring_state *rs, const shk_lens_wire_record *recs,
+                        uint64_t avail, const shk_lens_wire_record *rec, uint64_t *used);
+
+static bool is_arg(const shk_lens_wire_record *rec) {
+  return rec->type == SHK_LENS_REC_ZONE && (rec->flags & SHK_LENS_ARG_RECORD) != 0;
+}
+
+static bool arg_valid(const shk_lens_wire_record *rec) {
+  return rec->flags <= (SHK_LENS_ARG_RECORD | SHK_LENS_ARG_TEXT << 1) && rec->depth == 0 &&
+         rec->len == 0 && rec->b == 0;
+}
+
+/* The event just taken (events[at]) gets the valid arguments of group[0..n). */
+static void attach_args(shk_lens_reader *r, ring_state *rs, size_t at,
+                        const shk_lens_wire_record *group, size_t n) {
+  r->arg_first[at] = (uint16_t)r->arg_used;
+  for (size_t i = 0; i < n; i++) {
+    if (!arg_valid(&group[i])) {
+      r->malformed[SHK_LENS_ZONE]++;
+      continue;
+    }
+    shk_lens_arg *a = &r->args[r->arg_used++];
+    bool known, text_known = true;
+    a->type = (uint32_t)(group[i].flags >> 1);
+    a->name = name_of(r, rs, group[i].c, &known);
+    a->value = a->type == SHK_LENS_ARG_TEXT ? 0 : group[i].a;
+    a->text = a->type == SHK_LENS_ARG_TEXT ? name_of(r, rs, group[i].a, &text_known) : NULL;
+    a->known = known && text_known;
+    r->arg_count[at]++;
+  }
+}
+
+/* Argument records (lens 2.2) at rs->tail and the zone, heap or log record they precede, taken
+ * together: the producer publishes them at once, so a group cut short by the head cannot be
+ * framed. Arguments before any other record are counted as malformed and skipped. */
+static step take_args(shk_lens_reader *r, ring_state *rs, const shk_lens_wire_record *recs,
+                      uint64_t avail, const shk_lens_wire_record *first, uint64_t *used) {
+  uint64_t mask = r->geo.ring_records - 1;
+  shk_lens_wire_record group[SHK_LENS_ARGS_MAX], rec = *first;
+  size_t n = 0;
+  while (is_arg(&rec)) {
+    if (n == SHK_LENS_ARGS_MAX || n + 1 >= avail) {
+      r->malformed[SHK_LENS_ZONE]++;
+      return STEP_BROKEN;
+    }
+    group[n++] = rec;
+    memcpy(&rec, &recs[(rs->tail + n) & mask], sizeof rec);
+  }
+  if (rec.type != SHK_LENS_REC_ZONE && rec.type != SHK_LENS_REC_HEAP &&
+      rec.type != SHK_LENS_REC_LOG) {
+    r->malformed[SHK_LENS_ZONE] += n;
+    *used = n;
+    return STEP_OK;
+  }
+  if (r->arg_used + n > MAX_ARGS) return STEP_STOP;
+  size_t before = r->event_count;
+  uint64_t event_used;
+  rs->tail += n; /* the event's own record: its position, its data records */
+  step s = take_record(r, rs, recs, avail - n, &rec, &event_used);
+  rs->tail -= n;
+  if (s != STEP_OK) return s;
+  *used = n + event_used;
+  if (r->event_count > before) attach_args(r, rs, before, group, n);
+  return STEP_OK;
+}
+
 /* Handles the record at rs->tail (copied into *rec); *used gets the records it spans. */
 static step take_record(shk_lens_reader *r, ring_state *rs, const shk_lens_wire_record *recs,
                         uint64_t avail, const shk_lens_wire_record *rec, uint64_t *used) {
@@ -335,6 +408,7 @@ static step take_record(shk_lens_reader *r, ring_state *rs, const shk_lens_wire_
   *used = 1;
   switch (rec->type) {
     case SHK_LENS_REC_ZONE: {
+      if (is_arg(rec)) return take_args(r, rs, recs, avail, rec, used);
       if (rec->len > 0xFFFFFFu || rec->b < rec->a || rec->flags != 0) {
         r->malformed[SHK_LENS_ZONE]++;
         return STEP_OK;
@@ -570,6 +644,7 @@ static void count_drained(shk_lens_reader *r, uint32_t i, size_t first) {
 static void read_rings(shk_lens_reader *r) {
   r->event_count = r->event_next = 0;
   r->text_used = 0;
+  r->arg_used = 0;
   r->max_backlog = 0;
   r->last_read_ns = shk__os_now_ns();
   if (!segment_whole(r)) return;
@@ -698,6 +773,21 @@ int shk_lens_reader_next(shk_lens_reader *r, shk_lens_event *event) {
   int rc = lens_reader_next_impl(r, event);
   /* SHK_ENOENT: nothing now, an answer rather than a failure */
   return rc != SHK_ENOENT ? SHK__DEBUG_RET(SHK__DEBUG_LENS, rc) : rc;
+}
+
+static int lens_reader_args_impl(shk_lens_reader *r, shk_lens_arg *out, size_t capacity,
+                                 size_t *count) {
+  if (count) *count = 0;
+  if (!r || !count || (!out && capacity > 0)) return SHK_EINVAL;
+  if (r->event_next == 0) return SHK_OK; /* nothing delivered from this read pass */
+  size_t at = r->event_next - 1, n = r->arg_count[at];
+  for (size_t i = 0; i < n && i < capacity; i++) out[i] = r->args[r->arg_first[at] + i];
+  *count = n;
+  return SHK_OK;
+}
+
+int shk_lens_reader_args(shk_lens_reader *r, shk_lens_arg *out, size_t capacity, size_t *count) {
+  return SHK__DEBUG_RET(SHK__DEBUG_LENS, lens_reader_args_impl(r, out, capacity, count));
 }
 
 bool shk_lens_reader_finished(shk_lens_reader *r) {

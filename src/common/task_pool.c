@@ -545,7 +545,7 @@ static int start_for_job(shk_task_pool *pool, const shk__task_call *call, uint32
 int shk__task_pool_run(shk_task_pool *pool, const shk__task_call *call, shk_task_results **results) {
   if (atomic_flag_test_and_set(&pool->busy)) return SHK_EBUSY;
   shk_lens_zone lens_call, lens_copy, lens_results;
-  SHK__LENS_TASK(&lens_call, call->chunks, pool->workers, pool->mode, call->size);
+  SHK__LENS_TASK(&lens_call);
   bool deferred = pool->one_shot && pool->mode != SHK_TASK_INLINE && !pool->started;
   int rc = deferred ? SHK_OK : replace_dead_workers(pool);
   uint32_t seq = 0;
@@ -573,7 +573,7 @@ int shk__task_pool_run(shk_task_pool *pool, const shk__task_call *call, shk_task
   if (rc == SHK_OK)
     rc = shk__task_results_build(pool->ctl, seq, call->chunks, pool->outs, pool->workers, results);
   SHK__LENS_ZONE_END(&lens_results);
-  SHK__LENS_ZONE_END(&lens_call);
+  SHK__LENS_TASK_END(&lens_call, call->chunks, pool->workers, pool->mode, call->size);
   atomic_flag_clear(&pool->busy);
   return rc;
 }
