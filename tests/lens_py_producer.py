@@ -72,8 +72,16 @@ class Ring:
             self.head += 1
         u64(self.mm, self.base + 64).value = self.head
 
-    def zone(self, key, text, begin, end, depth, color):
-        return self.send(1, self.name(key, text) + self._put(ZONE, 0, depth, color, begin, end, key))
+    def zone(self, key, text, begin, end, depth, color, args=()):
+        """args: (name key, name, type 0 unsigned / 1 signed / 2 text, value or (key, text))."""
+        names, recs = self.name(key, text), []
+        for akey, aname, atype, value in args:
+            names += self.name(akey, aname)
+            if atype == 2:
+                names += self.name(value[0], value[1])
+                value = value[0]
+            recs += self._put(ZONE, 1 | atype << 1, a=value & 0xFFFFFFFFFFFFFFFF, c=akey)
+        return self.send(1, names + recs + self._put(ZONE, 0, depth, color, begin, end, key))
 
     def frame(self, start, end, number):
         return self.send(0, self._put(FRAME, a=start, b=end, c=number))
@@ -228,6 +236,10 @@ def main():
         return ring
 
     r0 = run_thread(0, "py main")
+    # lens 2.2: a zone with one argument of each type, before the zone in the same publication
+    b, e = now(), now()
+    assert r0.zone(0x5000, "with args", b, e, 0, 0x010203,
+                   [(0x5010, "n", 0, 7), (0x5020, "d", 1, -3), (0x5030, "mode", 2, (0x5040, "pages"))])
     holder = {}
     th = threading.Thread(target=lambda: holder.setdefault("r", run_thread(1, "py worker")))
     th.start(); th.join()
@@ -255,8 +267,11 @@ def main():
         events = json.load(f)["traceEvents"]
     zones = [e for e in events if e.get("cat") == "zone"]
     fails = []
-    if len(zones) != 80:
-        fails.append("zones: %d of 80" % len(zones))
+    if len(zones) != 81:
+        fails.append("zones: %d of 81" % len(zones))
+    with_args = [z for z in zones if z["name"] == "with args"]
+    if len(with_args) != 1 or with_args[0].get("args") != {"n": 7, "d": -3, "mode": "pages"}:
+        fails.append("zone arguments %s" % with_args)
     for kind, *fields in sent:
         if kind == "zone":
             tid, label, dur, begin = fields
