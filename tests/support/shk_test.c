@@ -199,6 +199,9 @@ int shk_test_main(int argc, char **argv, const char *group, const struct CMUnitT
   const char *slash = strrchr(group, '/');
   const char *bslash = strrchr(group, '\\');
   if (bslash > slash) slash = bslash;
+  /* SHK_TEST_FILTER=pattern runs only the tests whose names match it (cmocka's * and ?). */
+  const char *filter = getenv("SHK_TEST_FILTER");
+  if (filter && *filter) cmocka_set_test_filter(filter);
   int failed = _cmocka_run_group_tests(slash ? slash + 1 : group, tests, count, NULL, NULL);
   if (failed == 0 && count > 0 && skipped_tests == count) {
     fprintf(stderr, "SKIPPED: all %u tests of %s skipped: nothing was exercised\n", (unsigned)count,
