@@ -5,9 +5,6 @@
  * off, or whose name is not NUL-terminated, not a valid segment name, or whose parts are
  * unknown, leaves every part off, and the pool caller's choice replaces SHK_LENS. Each case runs
  * in a child (it changes the process's instrumentation). */
-#if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
-#define _POSIX_C_SOURCE 200809L /* setenv */
-#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,14 +84,6 @@ SHK_CHILD_TEST(a_record_that_is_off_or_not_valid_leaves_every_part_off, CHILD_TI
   return 0;
 }
 
-static int set_env(const char *name, const char *value) {
-#ifdef _WIN32
-  return _putenv_s(name, value);
-#else
-  return setenv(name, value, 1);
-#endif
-}
-
 /* As for a forked worker, the pool caller's choice wins over the worker's own SHK_LENS, off or
  * on: the variable's lens is never opened. */
 SHK_CHILD_TEST(the_record_replaces_the_workers_shk_lens, CHILD_TIMEOUT_MS) {
@@ -103,7 +92,7 @@ SHK_CHILD_TEST(the_record_replaces_the_workers_shk_lens, CHILD_TIMEOUT_MS) {
   char env_name[64], name[64];
   shk_test_unique_name(env_name, sizeof env_name, "env");
   shk_test_unique_name(name, sizeof name, "rec");
-  SHK_CHECK(set_env("SHK_LENS", env_name) == 0);
+  SHK_CHECK(shk_test_setenv("SHK_LENS", env_name) == 0);
   shk__lens_join rec;
   record(&rec, name, 0);
   shk__lens_hook_join(&rec);

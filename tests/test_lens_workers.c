@@ -2,26 +2,14 @@
  * on Windows every process worker) report into it with no SHK_LENS in their environment, and
  * the caller's thread shows the pool's start-up (a zone) and each worker started or replaced
  * (a log line with its pid, and how the one it replaces ended). */
-/* ctest: labels=unit;multiprocess timeout=300 */
-#if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
-#define _POSIX_C_SOURCE 200809L /* unsetenv, waitid */
-#endif
+/* ctest: labels=unit;multiprocess;tsan timeout=300 */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "shk_test.h"
 #include "shmkit.h"
-
-#ifdef _WIN32
-#include <windows.h>
-static uint32_t own_pid(void) { return (uint32_t)GetCurrentProcessId(); }
-#else
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-static uint32_t own_pid(void) { return (uint32_t)getpid(); }
-#endif
 
 #define CHILD_TIMEOUT_MS 120000
 #define MAX_SEEN 256
@@ -106,20 +94,12 @@ static int check_workers(const seen *s, unsigned chunks, unsigned workers) {
   return 0;
 }
 
-static int unset_shk_lens(void) {
-#ifdef _WIN32
-  return _putenv_s("SHK_LENS", "");
-#else
-  return unsetenv("SHK_LENS");
-#endif
-}
-
 /* A lens under a fresh name, a reader on it, and instrumentation on: no SHK_LENS anywhere (the
  * workers inherit this environment). */
 static int open_lens_and_reader(const char *tag, char name[64], shk_lens **lens,
                                 shk_lens_reader **r) {
   shk_test_unique_name(name, 64, tag);
-  if (unset_shk_lens() != 0) return -1;
+  if (shk_test_setenv("SHK_LENS", NULL) != 0) return -1;
   int rc = shk_lens_open(name, NULL, lens);
   if (rc == SHK_OK) rc = shk_lens_reader_open(name, NULL, r);
   if (rc == SHK_OK) rc = shk_lens_instrument(*lens, SHK_LENS_ALL);
@@ -131,7 +111,7 @@ static int close_and_read(shk_lens *lens, shk_lens_reader *r, seen *s) {
   shk_lens_instrument(NULL, 0);
   shk_lens_close(lens);
   memset(s, 0, sizeof *s);
-  s->own_pid = own_pid();
+  s->own_pid = shk_test_pid();
   for (int i = 0; i < 30000 && !shk_lens_reader_finished(r); i++) {
     int rc = shk_lens_reader_poll(r, 1000000, count_event, s, NULL);
     if (rc != SHK_OK && rc != SHK_ETIMEDOUT) break;
@@ -185,11 +165,7 @@ SHK_CHILD_TEST(hosted_workers_report_into_the_callers_lens_without_shk_lens, CHI
 /* Writes its process id. */
 static int pid_fn(const shk_task_chunk *c, shk_task_out *out) {
   (void)c;
-#ifdef _WIN32
-  uint64_t pid = GetCurrentProcessId();
-#else
-  uint64_t pid = (uint64_t)getpid();
-#endif
+  uint64_t pid = shk_test_pid();
   return shk_task_out_write(out, &pid, sizeof pid);
 }
 
@@ -207,21 +183,6 @@ static int run_pids(shk_task_pool *pool, uint64_t *first) {
   return rc;
 }
 
-/* Kills a worker process of this program's pool and waits until it has ended (not reaped). */
-static int kill_worker(uint64_t pid) {
-#ifdef _WIN32
-  HANDLE h = OpenProcess(PROCESS_TERMINATE | SYNCHRONIZE, FALSE, (DWORD)pid);
-  if (!h) return 0;
-  int ok = TerminateProcess(h, 9) && WaitForSingleObject(h, 30000) == WAIT_OBJECT_0;
-  CloseHandle(h);
-  return ok;
-#else
-  if (kill((pid_t)pid, SIGKILL) != 0) return 0;
-  siginfo_t info;
-  return waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) == 0;
-#endif
-}
-
 /* An ordinary process pool (forked workers; on Windows new processes, which now join without
  * SHK_LENS): a worker killed while the pool is idle is replaced by the next call, and the
  * caller's thread says which worker, its new pid, and how the killed one ended. */
@@ -237,8 +198,8 @@ SHK_CHILD_TEST(a_worker_replaced_after_it_was_killed_is_marked_on_the_callers_th
   SHK_CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &pool) == SHK_OK);
   uint64_t victim = 0, after = 0;
   SHK_CHECK(run_pids(pool, &victim) == SHK_OK);
-  SHK_CHECK(victim != 0 && victim != own_pid());
-  SHK_CHECK(kill_worker(victim));
+  SHK_CHECK(victim != 0 && victim != shk_test_pid());
+  SHK_CHECK(shk_test_kill_child(victim));
   SHK_CHECK(run_pids(pool, &after) == SHK_OK);
   shk_task_pool_free(pool);
   seen s;
