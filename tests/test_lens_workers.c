@@ -169,18 +169,36 @@ static int pid_fn(const shk_task_chunk *c, shk_task_out *out) {
   return shk_task_out_write(out, &pid, sizeof pid);
 }
 
-/* Runs pid_fn over 4 chunks; writes the pid that ran chunk 0. */
-static int run_pids(shk_task_pool *pool, uint64_t *first) {
+/* Runs pid_fn over PID_CHUNKS chunks; writes the pid that ran each. */
+#define PID_CHUNKS 4
+static int run_pids(shk_task_pool *pool, uint64_t pids[PID_CHUNKS]) {
   shk_task_options o = {0};
-  o.chunks = 4;
+  o.chunks = PID_CHUNKS;
   shk_task_results *res = NULL;
   int rc = shk_task_pool_run(pool, input, sizeof input, pid_fn, &o, &res);
-  const shk_task_result *c0 = rc == SHK_OK ? shk_task_results_get(res, 0) : NULL;
-  if (c0 && c0->status == SHK_TASK_OK && c0->size == sizeof *first)
-    memcpy(first, c0->data, sizeof *first);
-  else rc = rc == SHK_OK ? SHK_EFORMAT : rc;
+  for (size_t i = 0; rc == SHK_OK && i < PID_CHUNKS; i++) {
+    const shk_task_result *c = shk_task_results_get(res, i);
+    if (c && c->status == SHK_TASK_OK && c->size == sizeof pids[i])
+      memcpy(&pids[i], c->data, sizeof pids[i]);
+    else rc = SHK_EFORMAT;
+  }
   shk_task_results_free(res);
   return rc;
+}
+
+/* Whether the chunk zones' pids are exactly the pids the chunks' results gave. */
+static bool chunk_pids_are(const seen *s, const uint64_t *pids, size_t n) {
+  for (unsigned i = 0; i < s->chunks; i++) {
+    bool found = false;
+    for (size_t j = 0; j < n; j++) found |= pids[j] == s->chunk_pid[i];
+    if (!found) return false;
+  }
+  for (size_t j = 0; j < n; j++) {
+    bool found = false;
+    for (unsigned i = 0; i < s->chunks; i++) found |= pids[j] == s->chunk_pid[i];
+    if (!found) return false;
+  }
+  return true;
 }
 
 /* An ordinary process pool (forked workers; on Windows new processes, which now join without
@@ -196,16 +214,18 @@ SHK_CHILD_TEST(a_worker_replaced_after_it_was_killed_is_marked_on_the_callers_th
   SHK_CHECK(open_lens_and_reader("repl", name, &lens, &r) == SHK_OK);
   shk_task_pool *pool = NULL;
   SHK_CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &pool) == SHK_OK);
-  uint64_t victim = 0, after = 0;
-  SHK_CHECK(run_pids(pool, &victim) == SHK_OK);
+  uint64_t pids[2 * PID_CHUNKS] = {0};
+  SHK_CHECK(run_pids(pool, pids) == SHK_OK);
+  uint64_t victim = pids[0];
   SHK_CHECK(victim != 0 && victim != shk_test_pid());
   SHK_CHECK(shk_test_kill_child(victim));
-  SHK_CHECK(run_pids(pool, &after) == SHK_OK);
+  SHK_CHECK(run_pids(pool, pids + PID_CHUNKS) == SHK_OK);
   shk_task_pool_free(pool);
   seen s;
   SHK_CHECK(close_and_read(lens, r, &s) == SHK_OK);
-  int rc = check_workers(&s, 2 * 4, 3);
+  int rc = check_workers(&s, 2 * PID_CHUNKS, 3);
   if (rc) return rc;
+  SHK_CHECK(chunk_pids_are(&s, pids, 2 * PID_CHUNKS)); /* each chunk where its result says */
   /* The pool's creation and the replacement: a start zone each; three workers' lines. */
   SHK_CHECK(s.start_zones == 2 && s.pool_logs == 3);
   unsigned k = pool_pid(&s, "started", 0, 0) == (int)victim ? 0u : 1u;
@@ -238,12 +258,13 @@ SHK_CHILD_TEST(thread_workers_are_marked_as_threads, CHILD_TIMEOUT_MS) {
   SHK_CHECK(open_lens_and_reader("thr", name, &lens, &r) == SHK_OK);
   shk_task_pool *pool = NULL;
   SHK_CHECK(shk_task_pool_create(2, SHK_TASK_THREADS, &pool) == SHK_OK);
-  uint64_t first = 0;
-  SHK_CHECK(run_pids(pool, &first) == SHK_OK);
+  uint64_t pids[PID_CHUNKS];
+  SHK_CHECK(run_pids(pool, pids) == SHK_OK);
   shk_task_pool_free(pool);
   seen s;
   SHK_CHECK(close_and_read(lens, r, &s) == SHK_OK);
-  SHK_CHECK(s.start_zones == 1 && s.pool_logs == 2 && s.chunks == 4);
+  SHK_CHECK(s.start_zones == 1 && s.pool_logs == 2 && s.chunks == PID_CHUNKS);
+  SHK_CHECK(chunk_pids_are(&s, pids, PID_CHUNKS)); /* this process's: threads */
   SHK_CHECK(strcmp(s.pool_log[0], "pool: worker 0 started (thread)") == 0 ||
             strcmp(s.pool_log[1], "pool: worker 0 started (thread)") == 0);
   return 0;
@@ -260,8 +281,8 @@ SHK_CHILD_TEST(off_the_pool_marks_nothing, CHILD_TIMEOUT_MS) {
   SHK_CHECK(shk_lens_instrument(lens, SHK_LENS_BUFS) == SHK_OK); /* tasks off */
   shk_task_pool *pool = NULL;
   SHK_CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &pool) == SHK_OK);
-  uint64_t first = 0;
-  SHK_CHECK(run_pids(pool, &first) == SHK_OK);
+  uint64_t pids[PID_CHUNKS];
+  SHK_CHECK(run_pids(pool, pids) == SHK_OK);
   shk_lens_info info;
   SHK_CHECK(shk_lens_probe(name, &info) == SHK_OK);
   SHK_CHECK(info.producers == 1); /* this program's handle only: no worker opened one */
