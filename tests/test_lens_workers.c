@@ -248,21 +248,35 @@ SHK_CHILD_TEST(a_worker_replaced_after_it_was_killed_is_marked_on_the_callers_th
   return 0;
 }
 
+/* One call of a fresh 2-worker pool in `mode`, with `parts` instrumented; *producers: the
+ * lens's producer handles while the pool is idle; *s: what the reader saw. */
+static int one_call(const char *tag, shk_task_mode mode, unsigned parts,
+                    uint64_t pids[PID_CHUNKS], uint32_t *producers, seen *s) {
+  char name[64];
+  shk_lens *lens = NULL;
+  shk_lens_reader *r = NULL;
+  SHK_CHECK(open_lens_and_reader(tag, name, &lens, &r) == SHK_OK);
+  SHK_CHECK(shk_lens_instrument(lens, parts) == SHK_OK);
+  shk_task_pool *pool = NULL;
+  SHK_CHECK(shk_task_pool_create(2, mode, &pool) == SHK_OK);
+  SHK_CHECK(run_pids(pool, pids) == SHK_OK);
+  shk_lens_info info;
+  SHK_CHECK(shk_lens_probe(name, &info) == SHK_OK);
+  *producers = info.producers;
+  shk_task_pool_free(pool);
+  SHK_CHECK(close_and_read(lens, r, s) == SHK_OK);
+  return 0;
+}
+
 /* A thread pool's workers are marked too (no pid of their own, never replaced). */
 SHK_CHILD_TEST(thread_workers_are_marked_as_threads, CHILD_TIMEOUT_MS) {
   (void)argc;
   (void)argv;
-  char name[64];
-  shk_lens *lens = NULL;
-  shk_lens_reader *r = NULL;
-  SHK_CHECK(open_lens_and_reader("thr", name, &lens, &r) == SHK_OK);
-  shk_task_pool *pool = NULL;
-  SHK_CHECK(shk_task_pool_create(2, SHK_TASK_THREADS, &pool) == SHK_OK);
   uint64_t pids[PID_CHUNKS];
-  SHK_CHECK(run_pids(pool, pids) == SHK_OK);
-  shk_task_pool_free(pool);
+  uint32_t producers;
   seen s;
-  SHK_CHECK(close_and_read(lens, r, &s) == SHK_OK);
+  int rc = one_call("thr", SHK_TASK_THREADS, SHK_LENS_ALL, pids, &producers, &s);
+  if (rc) return rc;
   SHK_CHECK(s.start_zones == 1 && s.pool_logs == 2 && s.chunks == PID_CHUNKS);
   SHK_CHECK(chunk_pids_are(&s, pids, PID_CHUNKS)); /* this process's: threads */
   SHK_CHECK(strcmp(s.pool_log[0], "pool: worker 0 started (thread)") == 0 ||
@@ -270,25 +284,16 @@ SHK_CHILD_TEST(thread_workers_are_marked_as_threads, CHILD_TIMEOUT_MS) {
   return 0;
 }
 
-/* Off: no mark at all, and no lens opened by any worker. */
+/* Tasks off (buffers on): no mark at all, and no lens opened by any worker. */
 SHK_CHILD_TEST(off_the_pool_marks_nothing, CHILD_TIMEOUT_MS) {
   (void)argc;
   (void)argv;
-  char name[64];
-  shk_lens *lens = NULL;
-  shk_lens_reader *r = NULL;
-  SHK_CHECK(open_lens_and_reader("poff", name, &lens, &r) == SHK_OK);
-  SHK_CHECK(shk_lens_instrument(lens, SHK_LENS_BUFS) == SHK_OK); /* tasks off */
-  shk_task_pool *pool = NULL;
-  SHK_CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &pool) == SHK_OK);
   uint64_t pids[PID_CHUNKS];
-  SHK_CHECK(run_pids(pool, pids) == SHK_OK);
-  shk_lens_info info;
-  SHK_CHECK(shk_lens_probe(name, &info) == SHK_OK);
-  SHK_CHECK(info.producers == 1); /* this program's handle only: no worker opened one */
-  shk_task_pool_free(pool);
+  uint32_t producers;
   seen s;
-  SHK_CHECK(close_and_read(lens, r, &s) == SHK_OK);
+  int rc = one_call("poff", SHK_TASK_PROCESSES, SHK_LENS_BUFS, pids, &producers, &s);
+  if (rc) return rc;
+  SHK_CHECK(producers == 1); /* this program's handle only: no worker opened one */
   SHK_CHECK(s.chunks == 0 && s.start_zones == 0 && s.pool_logs == 0 && s.worker_starts == 0);
   return 0;
 }
