@@ -1,7 +1,8 @@
 // Checks a trace that `shmkit lens record` made of examples/timeline_demo (issue 14): the
 // program's own zones and shmkit's parts on one timeline, read with a real importer (Chrome
 // DevTools' trace engine, npm @paulirish/trace_engine) and from the raw file:
-// - the main thread: frame > prepare, compute > shk task > (shk copy-in, shk results), publish;
+// - the main thread: frame > prepare, compute > shk task > (shk copy-in, shk pool start,
+//   shk results), publish;
 // - every chunk a zone on the track of the worker process that ran it (its own pid, a thread
 //   named "shk worker N"), inside its task call's time; the deliberate failure named so;
 // - each task call's shape and each chunk's index, offset, length and code as zone args;
@@ -37,7 +38,7 @@ function shape(node) { // "name(child,child)"
   const kids = [...node.children].map(shape);
   return node.entry.name + (kids.length ? `(${kids.join(',')})` : '');
 }
-const expected = 'frame(prepare,compute(shk task(shk copy-in,shk results)),publish)';
+const expected = 'frame(prepare,compute(shk task(shk copy-in,shk pool start,shk results)),publish)';
 const roots = mainThread ? [...mainThread.tree.roots] : [];
 check(`main nesting: ${expected}`, roots.length === frames && roots.every(r => shape(r) === expected),
       roots.map(shape).join(' '));

@@ -72,21 +72,6 @@ static int run_and_check(shk_task_pool *pool, const unsigned char *data, size_t 
   return 1;
 }
 
-/* Kills a process of this program's pool and waits until it has ended (not reaped). */
-static int kill_worker(uint64_t pid) {
-#ifdef _WIN32
-  HANDLE h = OpenProcess(PROCESS_TERMINATE | SYNCHRONIZE, FALSE, (DWORD)pid);
-  if (!h) return 0;
-  int ok = TerminateProcess(h, 9) && WaitForSingleObject(h, 30000) == WAIT_OBJECT_0;
-  CloseHandle(h);
-  return ok;
-#else
-  if (kill((pid_t)pid, SIGKILL) != 0) return 0;
-  siginfo_t info;
-  return waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) == 0;
-#endif
-}
-
 static void fill(unsigned char *d, size_t n, unsigned seed) {
   for (size_t i = 0; i < n; i++) d[i] = (unsigned char)(i * 31u + seed);
 }
@@ -106,26 +91,26 @@ SHK_CHILD_TEST(a_worker_killed_while_idle_is_replaced_when_the_input_changes, CH
   SHK_CHECK(run_and_check(pool, data, 4096, 4, pids));
   for (int round = 0; round < 3; round++) {
     /* Kill the worker that ran chunk 0; the next input does not fit the staging copy. */
-    SHK_CHECK(kill_worker(pids[0]));
+    SHK_CHECK(shk_test_kill_child(pids[0]));
     size_t size = (size_t)(64 * 1024) << (round * 2);
     fill(data, size, (unsigned)round + 2);
     SHK_CHECK(run_and_check(pool, data, size, 4, pids));
     /* And again with the same copy size (the staging segment already grown). */
-    SHK_CHECK(kill_worker(pids[1]));
+    SHK_CHECK(shk_test_kill_child(pids[1]));
     SHK_CHECK(run_and_check(pool, data, size, 4, pids));
   }
   /* A caller's segment, new to the workers. */
   shk_shm *shm;
   SHK_CHECK(shk_shm_create_anonymous(big, &shm) == SHK_OK);
   fill(shk_shm_data(shm), big, 9);
-  SHK_CHECK(kill_worker(pids[0]));
+  SHK_CHECK(shk_test_kill_child(pids[0]));
   SHK_CHECK(run_and_check(pool, shk_shm_data(shm), big, 4, pids));
-  SHK_CHECK(kill_worker(pids[2]));
+  SHK_CHECK(shk_test_kill_child(pids[2]));
   SHK_CHECK(run_and_check(pool, shk_shm_data(shm), big, 4, pids));
   /* Both workers gone at once. */
-  SHK_CHECK(kill_worker(pids[0]));
-  if (pids[1] != pids[0]) SHK_CHECK(kill_worker(pids[1]));
-  else SHK_CHECK(kill_worker(pids[3]));
+  SHK_CHECK(shk_test_kill_child(pids[0]));
+  if (pids[1] != pids[0]) SHK_CHECK(shk_test_kill_child(pids[1]));
+  else SHK_CHECK(shk_test_kill_child(pids[3]));
   SHK_CHECK(run_and_check(pool, data, big, 4, pids));
   shk_shm_close(shm);
   shk_task_pool_free(pool);

@@ -275,7 +275,9 @@ SHK_API int shk_lens_stats_get(shk_lens *lens, shk_lens_stats *out);
  * any earlier choice, including one made by the SHK_LENS environment variable (which is then
  * no longer read); lens NULL or parts 0 turns everything off. Off is the default and costs each
  * instrumented path one relaxed load. Worker processes report through handles of their own on
- * the same segment (forked workers; workers started as new processes only with SHK_LENS).
+ * the same segment: forked workers, and workers started as new processes (worker hosts, every
+ * process worker on Windows), which open the lens the pool's caller had for its tasks when it
+ * started them, with no SHK_LENS needed; the caller's choice then replaces theirs.
  * shk_lens_close() turns off the parts that report into the lens it closes; the lens must
  * otherwise stay open while parts report into it, and no instrumented call may be running in
  * another thread while it closes. A child forked by the program (not a task worker) while

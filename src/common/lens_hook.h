@@ -98,6 +98,49 @@ void shk__buf_lens_changed(void);
   do {                                                                                             \
     if (SHK__LENS_ON(SHK__LENS_TASKS)) shk__lens_hook_worker_end(same_space);                      \
   } while (0)
+/* ---- worker processes started anew, and the pool's own marks (lens_instrument.c) ---- */
+
+/* What a worker started as a new process needs to report into its pool caller's lens: written
+ * by the pool into the worker's slot of the control segment before it starts the worker, read
+ * once by the worker. Shared memory: the worker checks every field before use. */
+typedef struct shk__lens_join {
+  atomic_uint parts;     /* SHK_LENS_* bits reporting into the lens, 0: the worker stays off */
+  uint32_t flags;        /* the lens's options (shk_lens_options.flags, full_wait_ns) */
+  uint64_t full_wait_ns;
+  char name[SHK_SHM_NAME_MAX + 1]; /* the lens's segment name, NUL-terminated */
+} shk__lens_join;
+
+/* Pool side: fills *rec from the lens the tasks part reports into now (parts 0 when off). */
+void shk__lens_hook_join_write(shk__lens_join *rec);
+/* Worker side, in a process started anew: opens the lens *rec names (a handle of its own,
+ * closed by SHK__LENS_WORKER_END) and instruments its parts; a record that is off or not valid
+ * (name not NUL-terminated in its array, not a valid segment name, unknown parts) turns every
+ * part off. Either way the pool caller's choice replaces SHK_LENS, as for a forked worker. */
+void shk__lens_hook_join(const shk__lens_join *rec);
+/* On the pool caller's thread: worker `index` started (pid 0: a thread), replacing one that
+ * ended as *previous (NULL: its first start). */
+struct shk__os_exit;
+void shk__lens_hook_worker_started(unsigned index, int pid, const struct shk__os_exit *previous);
+
+#define SHK__LENS_COLOR_POOL 0x8C6BB1u
+
+#define SHK__LENS_JOIN_WRITE(rec)                                                                  \
+  do {                                                                                             \
+    if (SHK__LENS_ON(SHK__LENS_TASKS)) shk__lens_hook_join_write(rec);                             \
+    else atomic_store_explicit(&(rec)->parts, 0u, memory_order_release);                           \
+  } while (0)
+/* Not behind SHK__LENS_ON: the pool caller's choice applies whatever this process resolved
+ * before (once per worker process, never on a hot path). */
+#ifdef SHK_NO_LENS_HOOKS
+#define SHK__LENS_JOIN(rec) ((void)(rec))
+#else
+#define SHK__LENS_JOIN(rec) shk__lens_hook_join(rec)
+#endif
+#define SHK__LENS_WORKER_STARTED(index, pid, previous)                                             \
+  do {                                                                                             \
+    if (SHK__LENS_ON(SHK__LENS_TASKS)) shk__lens_hook_worker_started((index), (pid), (previous));  \
+  } while (0)
+
 /* Before a buffer is made the slow way (every thread's first ones): SHK_LENS is read there. */
 #define SHK__LENS_BUF_READY()                                                                      \
   do {                                                                                             \

@@ -168,17 +168,24 @@ void shk__lens_hook_chunk_end(shk_lens_zone *zone, uint64_t index, uint64_t offs
   shk_lens_zone_end_args(zone, args, SHK__ARRAY_LEN(args));
 }
 
-/* A worker's start. A worker process (forked, or started with SHK_LENS in its environment)
- * reports through a handle of its own, so its chunks appear under its real pid: a handle
- * inherited through fork() belongs to the parent (its pid, its rings) and is never used here. */
+/* The parts that report into lens (SHK_LENS_* bits). */
+static unsigned parts_of(const shk_lens *lens) {
+  unsigned parts = 0;
+  for (int p = 0; p < SHK__LENS_PARTS; p++)
+    if (hook_of(p) == lens) parts |= 1u << p;
+  return parts;
+}
+
+/* A worker's start. A worker process (forked, or started anew and joined through its pool's
+ * record, shk__lens_hook_join) reports through a handle of its own, so its chunks appear under
+ * its real pid: a handle inherited through fork() belongs to the parent (its pid, its rings)
+ * and is never used here. */
 void shk__lens_hook_worker(bool same_space, unsigned index) {
   shk_lens *lens = lens_for(SHK__LENS_TASKS);
   if (!lens) return;
   if (!same_space && !shk__lens_is_ours(lens)) {
     shk_lens *mine = NULL;
-    unsigned parts = 0;
-    for (int p = 0; p < SHK__LENS_PARTS; p++)
-      if (hook_of(p) == lens) parts |= 1u << p;
+    unsigned parts = parts_of(lens);
     if (shk__lens_reopen(lens, &mine) != SHK_OK) {
       set_hooks(NULL, 0); /* the parent's handle is not ours to write through */
       return;
@@ -196,6 +203,63 @@ void shk__lens_hook_worker(bool same_space, unsigned index) {
 
 void shk__lens_hook_worker_end(bool same_space) {
   if (!same_space) close_owned(); /* the process ends next: hand its rings to the reader */
+}
+
+/* ---- worker processes started anew; the pool's start-up and replacements ---- */
+
+void shk__lens_hook_join_write(shk__lens_join *rec) {
+  shk_lens *lens = lens_for(SHK__LENS_TASKS);
+  unsigned parts = 0;
+  if (lens) {
+    shk_lens_options o;
+    const char *name = shk__lens_name(lens, &o);
+    size_t n = strlen(name);
+    if (n < sizeof rec->name) {
+      memcpy(rec->name, name, n + 1);
+      rec->flags = o.flags;
+      rec->full_wait_ns = o.full_wait_ns;
+      parts = parts_of(lens);
+    }
+  }
+  atomic_store_explicit(&rec->parts, parts, memory_order_release);
+}
+
+void shk__lens_hook_join(const shk__lens_join *rec) {
+  /* Shared memory: read each field once, into our own copy, and check it there. */
+  unsigned parts = atomic_load_explicit(&rec->parts, memory_order_acquire);
+  char name[sizeof rec->name];
+  memcpy(name, rec->name, sizeof name);
+  shk_lens_options o;
+  shk_lens_options_init(&o);
+  o.flags = rec->flags & SHK_LENS_KEEP_NAME;
+  o.full_wait_ns = rec->full_wait_ns;
+  shk_lens *lens = NULL;
+  if (parts != 0 && (parts & ~SHK_LENS_ALL) == 0 && memchr(name, '\0', sizeof name) &&
+      shk_shm_name_check(name) == SHK_OK && shk_lens_open(name, &o, &lens) != SHK_OK)
+    lens = NULL;
+  close_owned(); /* a lens this process opened from SHK_LENS gives way */
+  if (lens) atomic_store(&owned_lens, lens);
+  set_hooks(lens, lens ? parts : 0);
+}
+
+void shk__lens_hook_worker_started(unsigned index, int pid, const shk__os_exit *previous) {
+  shk_lens *lens = lens_for(SHK__LENS_TASKS);
+  if (!lens) return;
+  char what[32], before[80] = "";
+  if (pid) snprintf(what, sizeof what, "process %d", pid);
+  else snprintf(what, sizeof what, "thread");
+  /* A signal on POSIX; on Windows an exception ends a process with its code (0xC...). */
+  if (previous && previous->kind == SHK__OS_SIGNALED && previous->code > 0 && previous->code < 256)
+    snprintf(before, sizeof before, "; the previous one was killed by signal %d", previous->code);
+  else if (previous && previous->kind == SHK__OS_SIGNALED)
+    snprintf(before, sizeof before, "; the previous one was killed by exception 0x%08x",
+             (unsigned)previous->code);
+  else if (previous)
+    snprintf(before, sizeof before, "; the previous one ended with exit code %d", previous->code);
+  shk_lens_arg args[] = {uint_arg("worker", index), uint_arg("pid", (uint64_t)(pid > 0 ? pid : 0)),
+                         uint_arg("replaced", previous != NULL)};
+  shk_lens_log_args(lens, COLOR_WORKER, args, SHK__ARRAY_LEN(args), "pool: worker %u %s (%s)%s",
+                    index, previous ? "replaced" : "started", what, before);
 }
 
 /* ---- the watcher ---- */

@@ -63,6 +63,9 @@ void shk__lens_instrument_forget(shk_lens *lens);
 bool shk__lens_is_ours(const shk_lens *lens);
 /* Opens another handle on lens's segment with its options (a worker process's own). */
 int shk__lens_reopen(const shk_lens *lens, shk_lens **out);
+/* The segment name lens was opened under, and (options not NULL) the options it was opened
+ * with: what a worker started as a new process needs to open its own handle. */
+const char *shk__lens_name(const shk_lens *lens, shk_lens_options *options);
 
 /* ---- the clock (lens_clock.c) ---- */
 

@@ -310,6 +310,11 @@ int shk__lens_reopen(const shk_lens *lens, shk_lens **out) {
   return shk_lens_open(lens->name, &lens->options, out);
 }
 
+const char *shk__lens_name(const shk_lens *lens, shk_lens_options *options) {
+  if (options) *options = lens->options;
+  return lens->name;
+}
+
 /* ---- the reader, as a producer sees it ---- */
 
 static bool reader_attached(shk_lens *lens) {

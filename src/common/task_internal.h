@@ -7,11 +7,12 @@
 #include <stdatomic.h>
 
 #include "internal.h"
+#include "lens_hook.h"
 
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "chunk states need lock-free 64-bit atomics");
 
 #define SHK__TASK_MAGIC 0x544b4853u /* "SHKT" */
-#define SHK__TASK_VERSION 2u
+#define SHK__TASK_VERSION 3u /* 3: the lens record in each worker slot */
 
 /* Chunk states: the low 32 bits of a chunk's state word; the high 32 bits are the job sequence
  * number, so a late worker's compare-and-swap on an older job's chunk always fails. */
@@ -177,6 +178,7 @@ typedef struct shk__task_slot {
   _Atomic uint64_t keep_id;          /* the staging segment's id: never drop it unmapped */
   _Atomic uint64_t have_borrowed;    /* written by the worker: the caller's segment it holds */
   atomic_int start_error;            /* written by a worker that cannot serve: why (SHK_E*) */
+  shk__lens_join lens;               /* a worker process started anew reports into this lens */
 } shk__task_slot;
 
 typedef struct shk__task_chunk_rec {
@@ -309,6 +311,8 @@ struct shk_task_pool {
   shk__task_boot boots[SHK_TASK_WORKERS_MAX]; /* thread workers read theirs while running */
   shk__os_thread *threads[SHK_TASK_WORKERS_MAX];
   bool alive[SHK_TASK_WORKERS_MAX];
+  bool ran[SHK_TASK_WORKERS_MAX];               /* a worker has run in this slot before */
+  shk__os_exit ended[SHK_TASK_WORKERS_MAX];     /* how the last one in each slot ended */
   uint64_t given[SHK_TASK_WORKERS_MAX]; /* the staging segment id each worker was given */
   uint64_t given_token[SHK_TASK_WORKERS_MAX];
   uint64_t borrow_id;       /* the caller's segment workers may hold mapped, 0 none */

@@ -48,6 +48,7 @@ static int start_worker(shk_task_pool *pool, unsigned i) {
   int rc = shk__task_link_open(w);
   if (rc != SHK_OK) return rc;
   if (pool->mode == SHK_TASK_PROCESSES) {
+    SHK__LENS_JOIN_WRITE(&slot->lens); /* read by a worker started as a new process */
     rc = shk__task_spawn(w, i, &pool->arena, pool->ctl_seg.size,
                          (size_t)((unsigned char *)pool->outs[i].addr -
                                   (unsigned char *)pool->arena.addr),
@@ -67,6 +68,9 @@ static int start_worker(shk_task_pool *pool, unsigned i) {
     return rc;
   }
   pool->alive[i] = true;
+  SHK__LENS_WORKER_STARTED(i, pool->mode == SHK_TASK_PROCESSES ? w->proc.pid : 0,
+                           pool->ran[i] ? &pool->ended[i] : NULL);
+  pool->ran[i] = true;
   return SHK_OK;
 }
 
@@ -79,7 +83,10 @@ static void stop_worker(shk_task_pool *pool, unsigned i, bool kill, shk__os_exit
     shk__os_thread_join(pool->threads[i]);
     pool->threads[i] = NULL;
     shk__task_link_close(&pool->ws[i]);
+    how->kind = SHK__OS_EXITED;
+    how->code = 0;
   }
+  pool->ended[i] = *how; /* told when the slot's next worker starts */
 }
 
 static bool any_alive(const shk_task_pool *pool) {
@@ -119,6 +126,29 @@ static int await_ready(shk_task_pool *pool) {
  * forked worker or a thread calls it directly and picks up jobs whenever it gets there. */
 static bool needs_handshake(const shk_task_pool *pool) {
   return pool->mode == SHK_TASK_PROCESSES && (pool->host || !shk__os_caps_get()->has_fork);
+}
+
+/* Starts every worker that is not running, then waits for the handshake, inside a zone
+ * "shk pool start" on the caller's thread. all: the first worker that cannot start fails it (a
+ * pool's creation); else it starts what it can and succeeds while any worker runs (replacements
+ * of workers that died). */
+static int start_missing(shk_task_pool *pool, bool all) {
+  shk_lens_zone lens_start;
+  SHK__LENS_ZONE(SHK__LENS_TASKS, &lens_start, "shk pool start", SHK__LENS_COLOR_POOL);
+  int rc = SHK_OK;
+  bool started = false;
+  for (unsigned i = 0; i < pool->workers && (rc == SHK_OK || !all); i++) {
+    if (pool->alive[i]) continue;
+    int r = start_worker(pool, i);
+    if (r == SHK_OK) started = true;
+    else rc = r;
+  }
+  if (started && (rc == SHK_OK || !all) && needs_handshake(pool)) {
+    int r = await_ready(pool);
+    if (r != SHK_OK) rc = r;
+  }
+  SHK__LENS_ZONE_END(&lens_start);
+  return all || !any_alive(pool) ? rc : SHK_OK;
 }
 
 static int commit_ctl(shk_task_pool *pool, size_t offset, size_t size, size_t *committed) {
@@ -218,10 +248,7 @@ static int pool_create(unsigned workers, shk_task_mode mode, bool one_shot,
    * exits overlap with building the results. */
   pool->ctl->quit_after_job = one_shot;
   pool->ctl->handshake = needs_handshake(pool);
-  if (mode != SHK_TASK_INLINE && !one_shot) {
-    for (unsigned i = 0; i < workers && rc == SHK_OK; i++) rc = start_worker(pool, i);
-    if (rc == SHK_OK && needs_handshake(pool)) rc = await_ready(pool);
-  }
+  if (mode != SHK_TASK_INLINE && !one_shot) rc = start_missing(pool, true);
   if (rc != SHK_OK) {
     shk_task_pool_free(pool);
     return rc;
@@ -406,7 +433,10 @@ static void worker_ended(shk_task_pool *pool, unsigned k, uint32_t seq, uint64_t
       finish_chunk(pool->ctl, seq, i, SHK__CHUNK_CRASHED, true, how.code);
   }
   if (atomic_load(&pool->ctl->stop) || !any_queued(pool->ctl, seq, count)) return;
+  shk_lens_zone lens_start;
+  SHK__LENS_ZONE(SHK__LENS_TASKS, &lens_start, "shk pool start", SHK__LENS_COLOR_POOL);
   join_worker(pool, k, call);
+  SHK__LENS_ZONE_END(&lens_start);
 }
 
 /* Spins until *word changes from seen, at most ns. */
@@ -511,27 +541,20 @@ int shk__task_worker_restart(shk_task_pool *pool, unsigned i) {
 static int replace_dead_workers(shk_task_pool *pool) {
   if (pool->mode == SHK_TASK_INLINE) return SHK_OK;
   reap_idle_deaths(pool);
-  int rc = SHK_OK;
-  bool started = false;
-  for (unsigned i = 0; i < pool->workers; i++) {
-    if (pool->alive[i]) continue;
-    int r = start_worker(pool, i);
-    if (r == SHK_OK) started = true;
-    else rc = r;
-  }
-  if (started && needs_handshake(pool)) {
-    int r = await_ready(pool);
-    if (r != SHK_OK) rc = r;
-  }
-  return any_alive(pool) ? SHK_OK : rc;
+  for (unsigned i = 0; i < pool->workers; i++)
+    if (!pool->alive[i]) return start_missing(pool, false);
+  return SHK_OK;
 }
 
 /* The one-call form's workers start after the job is published, so that the first one works
  * while the next one is being started. */
 static int start_for_job(shk_task_pool *pool, const shk__task_call *call, uint32_t seq) {
   int rc = SHK_OK;
+  shk_lens_zone lens_start;
+  SHK__LENS_ZONE(SHK__LENS_TASKS, &lens_start, "shk pool start", SHK__LENS_COLOR_POOL);
   for (unsigned i = 0; i < pool->workers && rc == SHK_OK; i++) rc = join_worker(pool, i, call);
   if (rc == SHK_OK && needs_handshake(pool)) rc = await_ready(pool);
+  SHK__LENS_ZONE_END(&lens_start);
   if (rc != SHK_OK) {
     stop_queued(pool, seq, call->chunks, SHK__CHUNK_CANCELLED);
     for (unsigned i = 0; i < pool->workers; i++) {

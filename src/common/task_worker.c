@@ -280,6 +280,9 @@ void shk__task_worker_serve(const shk__task_boot *boot) {
   w.fixed_fn = boot->fixed_fn;
   w.out_seg = boot->out;
   w.out.seg = &w.out_seg;
+  /* A process started anew (not forked: it has its starter's handle) inherits nothing of its
+   * pool caller's instrumentation but the record in its slot. */
+  if (!boot->same_space && boot->parent.handle) SHK__LENS_JOIN(&w.slot->lens);
   SHK__LENS_WORKER(boot->same_space, boot->index);
   atomic_store(&w.slot->ready, 1);
   if (atomic_load(&ctl->handshake)) notify_parent(ctl, w.link);

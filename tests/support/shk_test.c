@@ -141,6 +141,36 @@ const char *shk_test_unique_name(char *buf, size_t size, const char *tag) {
   return buf;
 }
 
+uint32_t shk_test_pid(void) {
+#ifdef _WIN32
+  return (uint32_t)GetCurrentProcessId();
+#else
+  return (uint32_t)getpid();
+#endif
+}
+
+int shk_test_setenv(const char *name, const char *value) {
+#ifdef _WIN32
+  return _putenv_s(name, value ? value : "") == 0 ? 0 : -1; /* "" removes it */
+#else
+  return (value ? setenv(name, value, 1) : unsetenv(name)) == 0 ? 0 : -1;
+#endif
+}
+
+int shk_test_kill_child(uint64_t pid) {
+#ifdef _WIN32
+  HANDLE h = OpenProcess(PROCESS_TERMINATE | SYNCHRONIZE, FALSE, (DWORD)pid);
+  if (!h) return 0;
+  int ok = TerminateProcess(h, 9) && WaitForSingleObject(h, 30000) == WAIT_OBJECT_0;
+  CloseHandle(h);
+  return ok;
+#else
+  if (kill((pid_t)pid, SIGKILL) != 0) return 0;
+  siginfo_t info;
+  return waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) == 0;
+#endif
+}
+
 #ifdef _WIN32
 static void sweep_dead_test_names(void) {} /* a Windows name ends with its last handle */
 #else

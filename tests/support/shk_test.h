@@ -63,6 +63,18 @@ bool shk_test_under_valgrind(void);
 /* Sleeps about ms milliseconds (Sleep on Windows, nanosleep elsewhere). */
 void shk_test_sleep_ms(unsigned ms);
 
+/* This process's id. */
+uint32_t shk_test_pid(void);
+
+/* Sets environment variable `name` of this process to value, or removes it (value NULL).
+ * Returns 0 or -1. */
+int shk_test_setenv(const char *name, const char *value);
+
+/* Kills process pid, a child of this process (a pool's worker), at once (SIGKILL; on Windows
+ * TerminateProcess with exit code 9) and waits up to 30 s until it has ended, leaving it for its
+ * parent to reap. Returns 1 once it ended, else 0. */
+int shk_test_kill_child(uint64_t pid);
+
 /* The entry point: runs the child routine named after "--shk-test-child", or else the group. */
 int shk_test_main(int argc, char **argv, const char *group, const struct CMUnitTest *tests,
                   size_t count, const shk_test_child *children, size_t child_count);
