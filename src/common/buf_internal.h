@@ -44,6 +44,10 @@ const char *shk__buf_shm_block_name(const shk_buf_block *block);
 
 typedef struct shk__buf_range {
   uintptr_t start, end; /* [start, end), never empty */
+  /* Where the index last put this range (chunk number and slot), written under its lock: a
+   * remove that finds the range still there skips both searches. Only a hint: later inserts
+   * and compactions move entries, and the remove checks it before use. */
+  uint32_t at_chunk, at_slot;
 } shk__buf_range;
 
 /* Inserts [start, end) unless it overlaps a live range (SHK_EOVERLAP, nothing changes);

@@ -15,6 +15,7 @@
 #define CHUNK_MAX 128
 
 typedef struct chunk {
+  uint32_t id; /* its number in by_id[], kept for its whole life */
   size_t n;    /* entries, dead ones included */
   size_t dead; /* entries with end 0 and node NULL: removed ranges, starts kept in order */
   uintptr_t start[CHUNK_MAX]; /* sorted */
@@ -63,6 +64,37 @@ static chunk **chunks;
 static uintptr_t *firsts;
 static size_t chunk_count, chunk_capacity;
 static size_t range_count;
+
+/* Each chunk's number for its whole life, so that a range's hint (shk__buf_range.at_chunk)
+ * still names its chunk after the table has moved (a chunk added or dropped before it): by_id[]
+ * is NULL for a number not in use, and freed numbers are used again first. */
+static chunk **by_id;
+static uint32_t *free_ids;
+static size_t id_count, id_capacity, free_id_count;
+
+static chunk *chunk_new(void) {
+  if (free_id_count == 0 && id_count == id_capacity) {
+    size_t cap = id_capacity ? id_capacity * 2 : 16;
+    chunk **nb = shk__realloc(by_id, cap * sizeof *nb);
+    if (!nb) return NULL;
+    by_id = nb;
+    uint32_t *nf = shk__realloc(free_ids, cap * sizeof *nf);
+    if (!nf) return NULL;
+    free_ids = nf;
+    id_capacity = cap;
+  }
+  chunk *ch = shk__malloc(sizeof *ch);
+  if (!ch) return NULL;
+  ch->id = free_id_count ? free_ids[--free_id_count] : (uint32_t)id_count++;
+  by_id[ch->id] = ch;
+  return ch;
+}
+
+static void chunk_free(chunk *ch) {
+  by_id[ch->id] = NULL;
+  free_ids[free_id_count++] = ch->id;
+  free(ch);
+}
 
 /* How many of the sorted a[0..n) are <= key. Branch-free halving: random keys cost no
  * mispredictions. */
@@ -148,7 +180,7 @@ static int table_insert(size_t at, chunk *ch) {
 }
 
 static void table_remove(size_t at) {
-  free(chunks[at]);
+  chunk_free(chunks[at]);
   memmove(chunks + at, chunks + at + 1, (chunk_count - at - 1) * sizeof *chunks);
   memmove(firsts + at, firsts + at + 1, (chunk_count - at - 1) * sizeof *firsts);
   chunk_count--;
@@ -157,7 +189,7 @@ static void table_remove(size_t at) {
 /* Splits a full chunk in two halves. SHK_ENOMEM. */
 static int split_chunk(size_t c) {
   chunk *ch = chunks[c];
-  chunk *right = shk__malloc(sizeof *right);
+  chunk *right = chunk_new();
   if (!right) return SHK_ENOMEM;
   size_t keep = ch->n / 2;
   right->n = ch->n - keep;
@@ -171,9 +203,16 @@ static int split_chunk(size_t c) {
   int rc = table_insert(c + 1, right);
   if (rc != SHK_OK) {
     ch->n = n; /* the halves are still in place: undo by length */
-    free(right);
+    chunk_free(right);
   } else {
     ch->dead -= right->dead;
+    /* The moved ranges were mostly just inserted (a chunk fills at its end) and are likely in
+     * cache: their hints are set right rather than left to a search at their remove. */
+    for (size_t i = 0; i < right->n; i++) {
+      if (!right->node[i]) continue;
+      right->node[i]->at_chunk = right->id;
+      right->node[i]->at_slot = (uint32_t)i;
+    }
   }
   return rc;
 }
@@ -189,6 +228,8 @@ static void place(size_t c, size_t i, shk__buf_range *node) {
   ch->node[i] = node;
   ch->n++;
   firsts[c] = ch->start[0];
+  node->at_chunk = ch->id;
+  node->at_slot = (uint32_t)i;
 }
 
 /* Takes over dead slot i of chunk c for node, whose start keeps the order there. */
@@ -199,6 +240,8 @@ static void revive(size_t c, size_t i, shk__buf_range *node) {
   ch->node[i] = node;
   ch->dead--;
   if (i == 0) firsts[c] = node->start;
+  node->at_chunk = ch->id;
+  node->at_slot = (uint32_t)i;
 }
 
 /* Puts node at slot i of chunk c, where start[i-1] <= its start < start[i]: over a dead
@@ -232,15 +275,17 @@ static void compact(size_t c) {
 static int insert_locked(shk__buf_range *node) {
   uintptr_t s = node->start;
   if (chunk_count == 0) {
-    chunk *ch = shk__malloc(sizeof *ch);
+    chunk *ch = chunk_new();
     if (!ch) return SHK_ENOMEM;
     ch->n = 1;
     ch->dead = 0;
     ch->start[0] = s;
     ch->end[0] = node->end;
     ch->node[0] = node;
+    node->at_chunk = ch->id;
+    node->at_slot = 0;
     int rc = table_insert(0, ch);
-    if (rc != SHK_OK) free(ch);
+    if (rc != SHK_OK) chunk_free(ch);
     return rc;
   }
   size_t c = chunk_for(s);
@@ -258,27 +303,57 @@ static int insert_locked(shk__buf_range *node) {
   return SHK_OK;
 }
 
+/* Finds node's entry: *ch and *i. First where its hint says (a node is indexed at most once, so
+ * finding it there is proof), then by its start in the hinted chunk (an insert before it or a
+ * compaction moved it within the chunk), then by the two searches (a split or merge moved it). */
+static bool find_entry(const shk__buf_range *node, chunk **out, size_t *slot) {
+  chunk *ch = node->at_chunk < id_count ? by_id[node->at_chunk] : NULL;
+  if (ch) {
+    size_t i = node->at_slot;
+    if (i < ch->n && ch->node[i] == node) {
+      *out = ch;
+      *slot = i;
+      return true;
+    }
+  }
+  for (int tries = 0; tries < 2; tries++) {
+    if (tries == 1 || !ch) ch = chunks[chunk_for(node->start)];
+    size_t i = count_le(ch->start, ch->n, node->start);
+    if (i > 0 && ch->node[i - 1] == node) {
+      *out = ch;
+      *slot = i - 1;
+      return true;
+    }
+  }
+  return false;
+}
+
+/* The table index of chunk ch, which holds an entry starting at s: chunk_for(s) or, where the
+ * chunks after ch begin at s too (dead entries keep their starts), one of those before it. */
+static size_t table_index_of(const chunk *ch, uintptr_t s) {
+  size_t c = chunk_for(s);
+  while (c > 0 && chunks[c] != ch) c--;
+  return c;
+}
+
 /* Marks node's entry dead; a chunk left with only dead entries goes (the last one stays, empty,
  * so that one buffer made and ended in a loop does not allocate a chunk each time), one with too
  * many is compacted and merged with a thin neighbour. */
 static void remove_locked(const shk__buf_range *node) {
-  if (chunk_count == 0) return;
-  uintptr_t s = node->start;
-  size_t c = chunk_for(s);
-  chunk *ch = chunks[c];
-  size_t i = count_le(ch->start, ch->n, s);
-  if (i == 0 || ch->node[i - 1] != node) return;
-  i--;
+  chunk *ch;
+  size_t i;
+  if (chunk_count == 0 || !find_entry(node, &ch, &i)) return;
   ch->end[i] = 0;
   ch->node[i] = NULL;
   ch->dead++;
   range_count--;
+  if (ch->dead * 2 <= ch->n) return;
+  size_t c = table_index_of(ch, node->start);
   if (ch->dead == ch->n) {
     if (chunk_count > 1) table_remove(c);
     else ch->n = ch->dead = 0;
     return;
   }
-  if (ch->dead * 2 <= ch->n) return;
   compact(c);
   /* Merge thin neighbours so the table does not fill with nearly empty chunks. */
   if (c + 1 < chunk_count && ch->n + chunks[c + 1]->n <= CHUNK_MAX / 2) {
@@ -365,11 +440,30 @@ size_t shk__buf_ranges_check(void) {
   return faults;
 }
 
+/* The usual new range lies above every live one (malloc hands out rising addresses). When the
+ * last entry is live and ends at or before its start, nothing overlaps (live ranges are
+ * disjoint, so their ends rise with their starts) and it goes at the end with no search.
+ * False (nothing done) otherwise, or when the last chunk is full. */
+static bool append_locked(shk__buf_range *node) {
+  if (chunk_count == 0) return false;
+  size_t c = chunk_count - 1;
+  const chunk *ch = chunks[c];
+  size_t n = ch->n;
+  if (n == 0 || n == CHUNK_MAX || dead_at(ch, n - 1) || ch->end[n - 1] > node->start) return false;
+  place(c, n, node);
+  return true;
+}
+
 int shk__buf_ranges_insert_seen(shk__buf_range *node, bool *observed) {
+  node->at_chunk = UINT32_MAX; /* no place until one is found */
   lock();
   int rc = SHK_EOVERLAP;
   size_t c, i;
-  if (!overlaps_locked(node->start, node->end, &c, &i)) {
+  if (append_locked(node)) {
+    rc = SHK_OK;
+    range_count++;
+    debug_check_locked();
+  } else if (!overlaps_locked(node->start, node->end, &c, &i)) {
     /* The slot found for e - 1 is the slot for s unless dead starts lie in (s, e): then the
      * general way looks again. */
     if (chunk_count > 0 && (i == 0 || chunks[c]->start[i - 1] <= node->start) && put(c, i, node))
