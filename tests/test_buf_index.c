@@ -32,10 +32,13 @@ static bool model_overlaps(uintptr_t s, uintptr_t e) {
   return false;
 }
 
-static void random_ranges_agree_with_the_model(void **state) {
-  (void)state;
+/* Random inserts and removes checked against the model. With `follow`, half the inserts start
+ * at or just past the end of the previous insert (the index's way without a search), with
+ * lengths that often reach into the range after it. */
+static void run_model(bool follow) {
   size_t base_count = shk__buf_ranges_count();
   size_t live = 0;
+  uintptr_t last_end = BASE;
   for (int step = 0; step < 40000; step++) {
     uint32_t r = next_random();
     size_t i = r % SLOTS;
@@ -46,6 +49,7 @@ static void random_ranges_agree_with_the_model(void **state) {
     } else if (!ranges[i].live) {
       /* Random start and length on a grid small enough to collide often. */
       uintptr_t s = BASE + (uintptr_t)(next_random() % (SLOTS * 8)) * 16;
+      if (follow && (r & 0x40000) && last_end < BASE + SLOTS * 8 * 16) s = last_end + (r >> 24) % 3;
       uintptr_t e = s + 1 + next_random() % 200;
       bool expected = model_overlaps(s, e);
       /* The index keeps the node itself (not a copy) while it is live. */
@@ -56,6 +60,7 @@ static void random_ranges_agree_with_the_model(void **state) {
       if (rc == SHK_OK) {
         ranges[i].live = true;
         live++;
+        last_end = e;
       }
     }
     if (step % 4000 == 0) {
@@ -78,6 +83,16 @@ static void random_ranges_agree_with_the_model(void **state) {
   assert_int_equal(shk__buf_ranges_insert(&all), SHK_EOVERLAP);
   shk__buf_ranges_remove(&all);
   assert_int_equal(shk__buf_ranges_count(), base_count);
+}
+
+static void random_ranges_agree_with_the_model(void **state) {
+  (void)state;
+  run_model(false);
+}
+
+static void ranges_that_follow_the_last_insert_agree_with_the_model(void **state) {
+  (void)state;
+  run_model(true);
 }
 
 static void ascending_and_descending_fills_split_and_merge_cleanly(void **state) {
@@ -188,6 +203,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(stale_places_remove_nothing_else),
     cmocka_unit_test(removed_places_neither_hide_nor_invent_overlaps),
     cmocka_unit_test(random_ranges_agree_with_the_model),
+    cmocka_unit_test(ranges_that_follow_the_last_insert_agree_with_the_model),
     cmocka_unit_test(ascending_and_descending_fills_split_and_merge_cleanly),
 };
 
