@@ -120,16 +120,17 @@ static size_t count_le(const uintptr_t *a, size_t n, uintptr_t key) {
   return (size_t)(base - a) + (*base <= key);
 }
 
-/* Loads a chunk's live starts in parallel: a binary search over a cold chunk would otherwise
- * wait for one cache miss after another (with 100 000 live ranges the chunks are far out of
- * cache, and this is most of the difference to 1 000). The one end read after it is left to
- * demand: prefetching all the ends measured no faster. */
+/* Loads a chunk's starts in parallel: a binary search over a cold chunk would otherwise wait
+ * for one cache miss after another (with 100 000 live ranges the chunks are far out of cache,
+ * and this is most of the difference to 1 000). All CHUNK_MAX of them, not ch->n: reading the
+ * count first waited for the chunk's first line before the other prefetches went out. The one
+ * end read after the search is left to demand: prefetching all the ends measured no faster. */
 /* A small index (up to PREFETCH_FROM chunks, about 64 KiB of starts) stays in cache between
  * calls: there the 16 prefetches were a tenth of consume+release with 1 000 live, for nothing. */
 #define PREFETCH_FROM 32
 static const chunk *prefetched(const chunk *ch) {
   if (chunk_count <= PREFETCH_FROM) return ch;
-  for (size_t i = 0; i < ch->n; i += 64 / sizeof(uintptr_t)) SHK__PREFETCH(&ch->start[i]);
+  for (size_t i = 0; i < CHUNK_MAX; i += 64 / sizeof(uintptr_t)) SHK__PREFETCH(&ch->start[i]);
   return ch;
 }
 
@@ -272,12 +273,53 @@ static void revive(size_t c, size_t i, shk__buf_range *node) {
   note_place(ch, i, node);
 }
 
+/* Moves count entries of ch from slot from to slot to (overlapping allowed). */
+static void move_entries(chunk *ch, size_t to, size_t from, size_t count) {
+  memmove(ch->start + to, ch->start + from, count * sizeof(uintptr_t));
+  memmove(ch->end + to, ch->end + from, count * sizeof(uintptr_t));
+  memmove(ch->node + to, ch->node + from, count * sizeof(shk__buf_range *));
+}
+
+/* How far from slot i a dead entry is looked for to take up a shift: two lines of ends. */
+#define NEAR_DEAD 16
+
+/* Puts node at slot i of chunk c (neither i - 1 nor i dead) by shifting the entries between it
+ * and a dead entry at most NEAR_DEAD away, which the shift takes over: a few entries move
+ * instead of the chunk's whole tail, whose stores (into lines of a large index that are out of
+ * cache) the next locked instruction would wait for. False when there is none so near. */
+static bool shift_into_dead(size_t c, size_t i, shk__buf_range *node) {
+  chunk *ch = chunks[c];
+  size_t n = ch->n, at;
+  size_t j = i + 1;
+  while (j < n && j <= i + NEAR_DEAD && !dead_at(ch, j)) j++;
+  if (j < n && j <= i + NEAR_DEAD) {
+    move_entries(ch, i + 1, i, j - i); /* [i, j) up by one, over dead j */
+    at = i;
+  } else {
+    if (i < 2) return false;
+    j = i - 2;
+    while (j > 0 && j + NEAR_DEAD + 1 > i && !dead_at(ch, j)) j--;
+    if (!dead_at(ch, j) || j + NEAR_DEAD + 1 < i) return false;
+    move_entries(ch, j, j + 1, i - 1 - j); /* (j, i) down by one, over dead j */
+    at = i - 1;
+  }
+  ch->start[at] = node->start;
+  ch->end[at] = node->end;
+  ch->node[at] = node;
+  ch->dead--;
+  firsts[c] = ch->start[0];
+  note_place(ch, at, node);
+  return true;
+}
+
 /* Puts node at slot i of chunk c, where start[i-1] <= its start < start[i]: over a dead
- * neighbour when there is one (nothing moves), else shifted in; false when the chunk is full. */
+ * neighbour when there is one (nothing moves), else shifted in towards a near dead entry or the
+ * end; false when the chunk is full. */
 static bool put(size_t c, size_t i, shk__buf_range *node) {
   chunk *ch = chunks[c];
   if (i > 0 && dead_at(ch, i - 1)) revive(c, i - 1, node);
   else if (i < ch->n && dead_at(ch, i)) revive(c, i, node);
+  else if (ch->dead && shift_into_dead(c, i, node)) return true;
   else if (ch->n < CHUNK_MAX) place(c, i, node);
   else return false;
   return true;
@@ -467,31 +509,22 @@ size_t shk__buf_ranges_check(void) {
   return faults;
 }
 
-/* A new range usually lies just above the last one inserted, or above every live one. If a
- * live entry at slot j ends at or before its start and the next entry (dead or live) starts at
- * or after its end, nothing overlaps it (live ranges are disjoint, so their ends rise with their
- * starts: those before j end by j's start, those after start at or after the next) and it goes
- * at slot j + 1 with no search. Tried at the finger, then at the very end of the index (j the
- * last entry, no next one). False (nothing done) when neither fits or the chunk is full. */
-static bool fits_after(chunk *ch, size_t j, const shk__buf_range *node, bool last_chunk) {
-  size_t n = ch->n;
-  if (j >= n || n == CHUNK_MAX || dead_at(ch, j) || ch->end[j] > node->start) return false;
-  return j + 1 < n ? ch->start[j + 1] >= node->end : last_chunk;
-}
-
-static bool insert_without_search(shk__buf_range *node) {
-  if (chunk_count == 0) return false;
-  chunk *last = chunks[chunk_count - 1];
+/* A new range usually lies just above the last one inserted (malloc handing out rising
+ * addresses, a consumer walking its memory). If the live entry at the finger (slot j) ends at
+ * or before its start and the next entry (dead or live) starts at or after its end, nothing
+ * overlaps it (live ranges are disjoint, so their ends rise with their starts: those before j
+ * end by j's start, those after start at or after the next) and it goes at slot j + 1 with no
+ * search. At the end of a chunk the next entry is the next chunk's: only the last chunk passes.
+ * False (nothing done) when it does not fit there or the chunk is full. Nothing else is read:
+ * in a large index any other chunk (the last one, say) would be a cache miss or two. */
+static bool insert_at_finger(shk__buf_range *node) {
   chunk *ch = finger_chunk < id_count ? by_id[finger_chunk] : NULL;
-  if (ch && fits_after(ch, finger_slot, node, ch == last)) {
-    place_in(ch, finger_slot + 1, node);
-    return true;
-  }
-  if (last->n && fits_after(last, last->n - 1, node, true)) {
-    place_in(last, last->n, node);
-    return true;
-  }
-  return false;
+  if (!ch) return false;
+  size_t j = finger_slot, n = ch->n;
+  if (j >= n || n == CHUNK_MAX || dead_at(ch, j) || ch->end[j] > node->start) return false;
+  if (j + 1 < n ? ch->start[j + 1] < node->end : ch != chunks[chunk_count - 1]) return false;
+  place_in(ch, j + 1, node);
+  return true;
 }
 
 int shk__buf_ranges_insert_seen(shk__buf_range *node, bool *observed) {
@@ -499,7 +532,7 @@ int shk__buf_ranges_insert_seen(shk__buf_range *node, bool *observed) {
   lock();
   int rc = SHK_EOVERLAP;
   size_t c, i;
-  if (insert_without_search(node)) {
+  if (insert_at_finger(node)) {
     rc = SHK_OK;
     range_count++;
     debug_check_locked();
