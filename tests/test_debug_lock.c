@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "shk_test.h"
+#include "shk_test_debug.h"
 #include "common/buf_internal.h"
 
 #ifndef _WIN32
@@ -17,72 +18,16 @@
 #include <unistd.h>
 #endif
 
-/* ---- the parent: environment, child, captured stderr ---- */
-
-static void set_debug_env(const char *value) {
-#ifdef _WIN32
-  _putenv_s("SHK_DEBUG", value ? value : "");
-#else
-  if (value) setenv("SHK_DEBUG", value, 1);
-  else unsetenv("SHK_DEBUG");
-#endif
-}
-
-/* Runs child `name` with SHK_DEBUG = debug (NULL: unset); returns what it wrote on stderr
- * (malloc'd) and how it ended in *ex. */
-static char *run_child(const char *name, const char *debug, shk_test_exit *ex) {
-  char path[96];
-  shk_test_unique_name(path, sizeof path, "debug-lock.txt");
-  const char *argv[] = {path};
-  set_debug_env(debug);
-  shk_test_proc proc;
-  int started = shk_test_spawn(name, 1, argv, &proc);
-  set_debug_env(NULL);
-  assert_int_equal(started, 0);
-  *ex = shk_test_wait(&proc, 60000);
-  FILE *f = fopen(path, "rb");
-  char *text = calloc(1, 65536);
-  assert_non_null(text);
-  if (f) {
-    size_t n = fread(text, 1, 65535, f);
-    text[n] = '\0';
-    fclose(f);
-  }
-  remove(path);
-  assert_false(ex->timed_out);
-  return text;
-}
-
-/* The child must exit with 0. */
-static char *run_ok(const char *name, const char *debug) {
-  shk_test_exit ex;
-  char *text = run_child(name, debug, &ex);
-  if (ex.killed || ex.code != 0) fprintf(stderr, "child %s said:\n%s\n", name, text);
-  assert_false(ex.killed);
-  assert_int_equal(ex.code, 0);
-  return text;
-}
-
 /* The child must end by abort(): SIGABRT on POSIX, exit code 3 from the C runtime on Windows. */
 static char *run_aborting(const char *name, const char *debug) {
   shk_test_exit ex;
-  char *text = run_child(name, debug, &ex);
+  char *text = run_debug_child(name, debug, &ex);
   if (!ex.killed && ex.code != 3) fprintf(stderr, "child %s said:\n%s\n", name, text);
   assert_true(ex.killed || ex.code == 3);
   return text;
 }
 
-static void expect_in(const char *text, const char *what) {
-  if (!strstr(text, what)) fail_msg("expected \"%s\" in:\n%s", what, text);
-}
-
-static void expect_not_in(const char *text, const char *what) {
-  if (strstr(text, what)) fail_msg("did not expect \"%s\" in:\n%s", what, text);
-}
-
 /* ---- the children: stderr to the file named by argv[0], then the mistake ---- */
-
-static int to_file(char **argv) { return freopen(argv[0], "w", stderr) ? 0 : 99; }
 
 static int lock_twice(int argc, char **argv) {
   (void)argc;
@@ -299,25 +244,25 @@ static void a_lock_taken_twice_by_its_holder_is_reported_before_the_abort(void *
 
 static void a_lock_taken_out_of_order_is_reported_and_in_order_is_not(void **state) {
   (void)state;
-  char *text = run_ok("take_out_of_order", "lock");
+  char *text = run_capturing("take_out_of_order", "lock");
   expect_in(text, "shmkit debug: lock: lock order: shm registry (number 1) taken at test_debug_lock");
   expect_in(text, "while this thread holds buf thread list (number 7, taken at test_debug_lock");
   expect_not_in(text, "watch table");
   free(text);
-  char *off = run_ok("take_out_of_order", NULL);
+  char *off = run_capturing("take_out_of_order", NULL);
   expect_not_in(off, "shmkit debug");
   free(off);
-  char *other = run_ok("take_out_of_order", "buf,watch,shm");
+  char *other = run_capturing("take_out_of_order", "buf,watch,shm");
   expect_not_in(other, "shmkit debug");
   free(other);
-  char *all = run_ok("take_out_of_order", "1");
+  char *all = run_capturing("take_out_of_order", "1");
   expect_in(all, "shmkit debug: lock: lock order: shm registry");
   free(all);
 }
 
 static void a_give_by_a_thread_that_does_not_hold_the_lock_is_reported_and_ignored(void **state) {
   (void)state;
-  char *text = run_ok("give_from_another_thread", "lock");
+  char *text = run_capturing("give_from_another_thread", "lock");
   expect_in(text, "shmkit debug: lock: buf heap hook given back at ");
   expect_in(text, "by a thread that does not hold it (thread ");
   expect_in(text, "); ignored");
@@ -335,22 +280,22 @@ static void the_range_index_taken_twice_is_reported_before_the_abort(void **stat
 
 static void a_mutex_taken_under_the_range_index_is_out_of_order(void **state) {
   (void)state;
-  char *text = run_ok("range_index_then_mutex", "lock");
+  char *text = run_capturing("range_index_then_mutex", "lock");
   expect_in(text, "lock order: buf heap hook (number 5) taken at ");
   expect_in(text, "while this thread holds buf range index (number 9, taken at ");
   free(text);
-  char *off = run_ok("range_index_then_mutex", NULL);
+  char *off = run_capturing("range_index_then_mutex", NULL);
   expect_not_in(off, "shmkit debug");
   free(off);
 }
 
 static void a_set_up_started_under_a_lock_is_out_of_order(void **state) {
   (void)state;
-  char *text = run_ok("setup_while_holding", "lock");
+  char *text = run_capturing("setup_while_holding", "lock");
   expect_in(text, "lock order: one-time set-up gate (number 0) taken at test_debug_lock");
   expect_in(text, "while this thread holds buf thread list (number 7");
   free(text);
-  char *off = run_ok("setup_while_holding", NULL);
+  char *off = run_capturing("setup_while_holding", NULL);
   expect_not_in(off, "shmkit debug");
   free(off);
 }
@@ -369,10 +314,10 @@ static void a_fork_while_holding_a_lock_is_reported_before_the_abort(void **stat
 
 static void correct_use_from_several_threads_says_nothing(void **state) {
   (void)state;
-  char *text = run_ok("correct_use", "lock");
+  char *text = run_capturing("correct_use", "lock");
   expect_not_in(text, "shmkit debug");
   free(text);
-  char *off = run_ok("correct_use", NULL);
+  char *off = run_capturing("correct_use", NULL);
   expect_not_in(off, "shmkit debug");
   free(off);
 }

@@ -19,6 +19,15 @@ static bool followed(size_t order) {
   return !reporting && order < FOLLOWED && order <= SHK__LOCK_ORDER_RANGES;
 }
 
+/* Starts a report (see `reporting`) naming two sites: where the lock is taken now and where
+ * the lock the report is about was taken. */
+static void begin_report(const void *site, const void *before_site, char here[1024],
+                         char before[1024]) {
+  reporting = true;
+  shk__debug_site(site, here, 1024);
+  shk__debug_site(before_site, before, 1024);
+}
+
 static const char *name_of(size_t order) {
   const char *name = shk__lock_name(order);
   return name ? name : "?";
@@ -29,9 +38,7 @@ void shk__lock_debug_take(size_t order, const void *site) {
   uint32_t bit = 1u << order;
   char here[1024], before[1024];
   if (held & bit) {
-    reporting = true;
-    shk__debug_site(site, here, sizeof here);
-    shk__debug_site(held_at[order], before, sizeof before);
+    begin_report(site, held_at[order], here, before);
     shk__debug_report(SHK__DEBUG_LOCK,
                       "%s taken again by the thread that holds it (thread %llu), at %s; it took "
                       "it at %s: it would wait for itself forever, aborting",
@@ -43,9 +50,7 @@ void shk__lock_debug_take(size_t order, const void *site) {
   if (later) {
     size_t j = order + 1;
     while (!(later & (1u << j))) j++;
-    reporting = true;
-    shk__debug_site(site, here, sizeof here);
-    shk__debug_site(held_at[j], before, sizeof before);
+    begin_report(site, held_at[j], here, before);
     shk__debug_report(SHK__DEBUG_LOCK,
                       "lock order: %s (number %lu) taken at %s while this thread holds %s "
                       "(number %lu, taken at %s); the order is in src/common/internal.h",
