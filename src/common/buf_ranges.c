@@ -34,8 +34,9 @@ typedef struct chunk {
 static atomic_int ranges_lock;
 #define SPINS_BEFORE_YIELD 64
 
-static void take_lock(void) {
-  while (atomic_exchange_explicit(&ranges_lock, 1, memory_order_acquire) != 0) {
+/* The contended way of take_lock(), out of line so that the uncontended one inlines. */
+static SHK__NOINLINE void wait_for_lock(void) {
+  do {
     /* Wait on plain loads so waiters do not bounce the line between cores with writes. */
     for (int spins = 0; atomic_load_explicit(&ranges_lock, memory_order_relaxed) != 0; spins++) {
       if (spins == SPINS_BEFORE_YIELD) {
@@ -43,26 +44,41 @@ static void take_lock(void) {
         spins = 0;
       }
     }
-  }
+  } while (atomic_exchange_explicit(&ranges_lock, 1, memory_order_acquire) != 0);
 }
 
-static void unlock(void) { atomic_store_explicit(&ranges_lock, 0, memory_order_release); }
+static inline void take_lock(void) {
+  if (SHK__UNLIKELY(atomic_exchange_explicit(&ranges_lock, 1, memory_order_acquire) != 0))
+    wait_for_lock();
+}
+
+static inline void unlock(void) { atomic_store_explicit(&ranges_lock, 0, memory_order_release); }
 
 /* Held across fork() too, at its place in the lock order (internal.h, process_state.c): a
  * child's buffers need the index. */
 void shk__buf_ranges_hold(void) { take_lock(); }
 void shk__buf_ranges_release(void) { unlock(); }
 
-/* The index's own lock and give, followed under SHK_DEBUG=lock (one load and a branch never
- * taken without it). Inlined, the site named is the caller of the index function. */
-static void lock(void) {
+/* Set once the process state is ready (shk__process_state_ready: the fork guard installed), so
+ * that each lock does not call it again. */
+static atomic_bool state_ready;
+
+static SHK__NOINLINE void make_state_ready(void) {
   shk__process_state_ready();
+  atomic_store_explicit(&state_ready, true, memory_order_release);
+}
+
+/* The index's own lock and give, followed under SHK_DEBUG=lock (one load and a branch never
+ * taken without it). Inlined (calls cost 30 instructions per consume+release), the site named
+ * is the caller of the index function. */
+static inline void lock(void) {
+  if (SHK__UNLIKELY(!atomic_load_explicit(&state_ready, memory_order_acquire))) make_state_ready();
   if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_LOCK)))
     shk__lock_debug_take(SHK__LOCK_ORDER_RANGES, SHK__CALLER());
   take_lock();
 }
 
-static void unlock_checked(void) {
+static inline void unlock_checked(void) {
   if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_LOCK)) &&
       !shk__lock_debug_give(SHK__LOCK_ORDER_RANGES, SHK__CALLER()))
     return;
