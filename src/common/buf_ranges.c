@@ -59,27 +59,30 @@ static inline void unlock(void) { atomic_store_explicit(&ranges_lock, 0, memory_
 void shk__buf_ranges_hold(void) { take_lock(); }
 void shk__buf_ranges_release(void) { unlock(); }
 
-/* Set once the process state is ready (shk__process_state_ready: the fork guard installed), so
- * that each lock does not call it again. */
-static atomic_bool state_ready;
+/* How a lock of the index goes: 0 not known yet, 1 just the exchange (the process state is
+ * ready, SHK_DEBUG=lock is off), 2 followed by SHK_DEBUG=lock. One load and one branch on the
+ * usual way for both the state and the flag (two of each cost 19 instructions per
+ * consume+release, callgrind). SHK_DEBUG is read once, so the answer keeps. */
+static atomic_int lock_mode;
 
-static SHK__NOINLINE void make_state_ready(void) {
+static SHK__NOINLINE void lock_first(const void *site) {
   shk__process_state_ready();
-  atomic_store_explicit(&state_ready, true, memory_order_release);
+  bool followed = shk__debug_on(SHK__DEBUG_LOCK);
+  atomic_store_explicit(&lock_mode, followed ? 2 : 1, memory_order_release);
+  if (followed) shk__lock_debug_take(SHK__LOCK_ORDER_RANGES, site);
 }
 
-/* The index's own lock and give, followed under SHK_DEBUG=lock (one load and a branch never
- * taken without it). Inlined (calls cost 30 instructions per consume+release), the site named
- * is the caller of the index function. */
+/* The index's own lock and give. lock_mode is set before the first take and never changes
+ * after, so a give is followed exactly when its take was. Inlined, the site named is the caller
+ * of the index function. */
 static inline void lock(void) {
-  if (SHK__UNLIKELY(!atomic_load_explicit(&state_ready, memory_order_acquire))) make_state_ready();
-  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_LOCK)))
-    shk__lock_debug_take(SHK__LOCK_ORDER_RANGES, SHK__CALLER());
+  if (SHK__UNLIKELY(atomic_load_explicit(&lock_mode, memory_order_acquire) != 1))
+    lock_first(SHK__CALLER());
   take_lock();
 }
 
 static inline void unlock_checked(void) {
-  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_LOCK)) &&
+  if (SHK__UNLIKELY(atomic_load_explicit(&lock_mode, memory_order_relaxed) == 2) &&
       !shk__lock_debug_give(SHK__LOCK_ORDER_RANGES, SHK__CALLER()))
     return;
   unlock();
