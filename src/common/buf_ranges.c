@@ -252,7 +252,6 @@ static int split_chunk(size_t c) {
   return rc;
 }
 
-/* Puts [s, e) at slot i of chunk c, which has room. */
 /* Where the last insert put its range (chunk number, slot): a range made just above it (malloc
  * handing out rising addresses, a consumer walking its memory) goes right after it with no
  * search (insert_at_finger). A hint like a range's own, checked before use. */
@@ -263,7 +262,7 @@ static void note_place(chunk *ch, size_t i, shk__buf_range *node) {
   node->at_slot = finger_slot = (uint32_t)i;
 }
 
-/* Puts [s, e) at slot i > 0 of chunk ch, which has room (the chunk's first start stays). */
+/* Puts [s, e) at slot i of chunk ch, which has room; the caller sets firsts[] if i is 0. */
 static void place_in(chunk *ch, size_t i, shk__buf_range *node) {
   shift_up(ch->start, i, ch->n);
   shift_up(ch->end, i, ch->n);
@@ -275,6 +274,7 @@ static void place_in(chunk *ch, size_t i, shk__buf_range *node) {
   note_place(ch, i, node);
 }
 
+/* Puts [s, e) at slot i of chunk c, which has room. */
 static void place(size_t c, size_t i, shk__buf_range *node) {
   chunk *ch = chunks[c];
   place_in(ch, i, node);
