@@ -1,8 +1,9 @@
 /* SHK_DEBUG=lock: each misuse of the process-wide locks (internal.h's order) is reported, in a
  * child process whose stderr goes to a file: a lock taken twice by one thread (then abort), one
  * taken out of order (the range index and the set-up gate included), one given back by a thread
- * that does not hold it, fork() while the forking thread holds one (then abort); and nothing is
- * said for correct use by several threads, with or without the part on. */
+ * that does not hold it, fork() while the forking thread holds one (then abort); a buffer slot
+ * (one thread at a time) assigned by two threads at once; and nothing is said for correct use by
+ * several threads, with or without the part on. */
 /* ctest: labels=unit;internal;multiprocess timeout=120 */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -149,6 +150,46 @@ static int fork_while_holding(int argc, char **argv) {
 }
 #endif
 
+/* Two threads in shk_buf_assign on one slot at once: the first one's release of the old buffer
+ * waits in its destroy callback until the second has assigned. */
+typedef struct slot_race {
+  shk_buf *slot;
+  atomic_int in_callback, go;
+} slot_race;
+
+static void wait_in_destroy(const shk_buf_info *info, void *user) {
+  (void)info;
+  slot_race *r = user;
+  atomic_store(&r->in_callback, 1);
+  while (!atomic_load(&r->go)) shk__os_yield();
+}
+
+static void clear_slot(void *arg) {
+  slot_race *r = arg;
+  /* Ends the old buffer, which waits in its callback; not a tail call, so that the report
+   * names this function as the site. */
+  if (shk_buf_assign(&r->slot, NULL) != SHK_OK) abort();
+}
+
+static int assign_from_two_threads(int argc, char **argv) {
+  (void)argc;
+  SHK_CHECK(to_file(argv) == 0);
+  static slot_race race;
+  shk_buf_options o = {.on_destroy = wait_in_destroy, .on_destroy_user = &race};
+  SHK_CHECK(shk_buf_create(16, 1, &o, &race.slot) == SHK_OK);
+  shk__os_thread *t = NULL;
+  SHK_CHECK(shk__os_thread_start(&t, clear_slot, &race) == SHK_OK);
+  while (!atomic_load(&race.in_callback)) shk__os_yield();
+  shk_buf *b = NULL;
+  SHK_CHECK(shk_buf_create(16, 1, NULL, &b) == SHK_OK);
+  SHK_CHECK(shk_buf_assign(&race.slot, b) == SHK_OK); /* while the other thread is inside */
+  atomic_store(&race.go, 1);
+  shk__os_thread_join(t);
+  SHK_CHECK(shk_buf_assign(&race.slot, NULL) == SHK_OK); /* alone now: nothing to say */
+  fflush(stderr);
+  return 0;
+}
+
 /* Correct use from several threads: buffers made and ended (recycled, and past recycling through
  * the index), consumed memory, the allocator registry, deferred buffers, the live count, named
  * segments; and, on POSIX, a fork amid it all. */
@@ -191,6 +232,10 @@ static void churn(void *arg) {
     if (shk_buf_free_deferred(id) != SHK_OK) atomic_fetch_add(failed, 1);
     (void)shk_buf_live_count();
     (void)shk_buf_allocator_exists("heap");
+    shk_buf *mine = NULL; /* a slot of this thread's own */
+    if (shk_buf_create(8, 1, NULL, &d) != SHK_OK) atomic_fetch_add(failed, 1);
+    if (shk_buf_assign(&mine, d) != SHK_OK) atomic_fetch_add(failed, 1);
+    if (shk_buf_assign(&mine, NULL) != SHK_OK) atomic_fetch_add(failed, 1);
     shk_shm *s = NULL;
     if (shk_shm_create_anonymous(4096, &s) != SHK_OK) atomic_fetch_add(failed, 1);
     shk_shm_close(s);
@@ -312,6 +357,22 @@ static void a_fork_while_holding_a_lock_is_reported_before_the_abort(void **stat
 #endif
 }
 
+static void a_slot_assigned_by_two_threads_at_once_is_reported(void **state) {
+  (void)state;
+  char *text = run_capturing("assign_from_two_threads", "lock");
+  expect_in(text, "shmkit debug: lock: buffer slot 0x");
+  expect_in(text, " used by two threads at once: shk_buf_assign in thread ");
+  expect_in(text, "called from test_debug_lock");
+  expect_in(text, "while thread ");
+  expect_in(text, " is in shk_buf_assign, called from test_debug_lock");
+  /* Once: the last assign was alone. */
+  assert_null(strstr(strstr(text, "two threads") + 1, "two threads"));
+  free(text);
+  char *off = run_capturing("assign_from_two_threads", NULL);
+  expect_not_in(off, "shmkit debug");
+  free(off);
+}
+
 static void correct_use_from_several_threads_says_nothing(void **state) {
   (void)state;
   char *text = run_capturing("correct_use", "lock");
@@ -330,6 +391,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_mutex_taken_under_the_range_index_is_out_of_order),
     cmocka_unit_test(a_set_up_started_under_a_lock_is_out_of_order),
     cmocka_unit_test(a_fork_while_holding_a_lock_is_reported_before_the_abort),
+    cmocka_unit_test(a_slot_assigned_by_two_threads_at_once_is_reported),
     cmocka_unit_test(correct_use_from_several_threads_says_nothing),
 };
 
@@ -343,6 +405,7 @@ static const shk_test_child children[] = {
 #ifndef _WIN32
     {"fork_while_holding", fork_while_holding},
 #endif
+    {"assign_from_two_threads", assign_from_two_threads},
     {"correct_use", correct_use},
 };
 

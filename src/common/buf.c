@@ -513,11 +513,23 @@ void shk_buf_release(shk_buf *buf) {
   buf_released(buf, SHK__CALLER());
 }
 
-int shk_buf_assign(shk_buf **slot, shk_buf *buf) {
-  if (!slot) return SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL);
+static inline void assign_now(shk_buf **slot, shk_buf *buf) {
   shk_buf *old = *slot;
   *slot = buf;
   if (old != buf) shk_buf_release(old);
+}
+
+/* Under SHK_DEBUG=lock: a slot is one thread's at a time (buf.h); two at once are reported. */
+static SHK__NOINLINE void assign_followed(shk_buf **slot, shk_buf *buf, const void *caller) {
+  bool entered = shk__debug_solo_enter("buffer slot", slot, "shk_buf_assign", caller);
+  assign_now(slot, buf);
+  if (entered) shk__debug_solo_leave(slot);
+}
+
+int shk_buf_assign(shk_buf **slot, shk_buf *buf) {
+  if (!slot) return SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL);
+  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_LOCK))) assign_followed(slot, buf, SHK__CALLER());
+  else assign_now(slot, buf);
   return SHK_OK;
 }
 

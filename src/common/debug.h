@@ -86,4 +86,11 @@ bool shk__lock_debug_give(size_t order, const void *site);
  * thread holds one (the handler would wait for it forever). */
 void shk__lock_debug_fork(void);
 
+/* A handle documented "one thread at a time" (named `what`), entered by public function fn
+ * called from site: reports when another thread is inside it now (both threads, functions and
+ * sites). True when the entry was counted: the caller then calls shk__debug_solo_leave(key) as
+ * fn returns. The same thread may enter again (a callback calling back). */
+bool shk__debug_solo_enter(const char *what, const void *key, const char *fn, const void *site);
+void shk__debug_solo_leave(const void *key);
+
 #endif

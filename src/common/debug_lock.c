@@ -93,3 +93,71 @@ void shk__lock_debug_fork(void) {
   }
   abort();
 }
+
+/* ---- handles documented "one thread at a time" ----
+ * A small table of the handles some thread is inside now, under its own spin lock (a leaf,
+ * held across fork()). Only while SHK_DEBUG=lock is on; a full table checks nothing more. */
+#define SOLO_SLOTS 64
+
+typedef struct solo {
+  const void *key;   /* the handle; NULL: a free entry */
+  uint64_t thread;   /* the thread inside it */
+  const char *fn;    /* the function it is in, called from site */
+  const void *site;
+  unsigned depth;    /* nested calls of that thread (a callback calling back) */
+} solo;
+
+static solo solos[SOLO_SLOTS];
+static atomic_int solo_lock;
+static shk__once solo_once;
+
+static void solo_take(void) {
+  while (atomic_exchange_explicit(&solo_lock, 1, memory_order_acquire) != 0) shk__os_yield();
+}
+static void solo_give(void) { atomic_store_explicit(&solo_lock, 0, memory_order_release); }
+static void solo_init(void) { shk__fork_guard(solo_take, solo_give); }
+
+bool shk__debug_solo_enter(const char *what, const void *key, const char *fn, const void *site) {
+  shk__once_run(&solo_once, solo_init);
+  uint64_t me = shk__os_thread_id();
+  solo other = {0};
+  bool entered = false, clash = false;
+  solo_take();
+  solo *hit = NULL, *free_entry = NULL;
+  for (size_t i = 0; i < SOLO_SLOTS && !hit; i++) {
+    if (solos[i].key == key) hit = &solos[i];
+    else if (!solos[i].key && !free_entry) free_entry = &solos[i];
+  }
+  if (hit && hit->thread != me) {
+    other = *hit;
+    clash = true;
+  } else if (hit) {
+    hit->depth++;
+    entered = true;
+  } else if (free_entry) {
+    *free_entry = (solo){key, me, fn, site, 1};
+    entered = true;
+  }
+  solo_give();
+  if (clash) {
+    char here[1024], there[1024];
+    shk__debug_site(site, here, sizeof here);
+    shk__debug_site(other.site, there, sizeof there);
+    shk__debug_report(SHK__DEBUG_LOCK,
+                      "%s %p used by two threads at once: %s in thread %llu, called from %s, "
+                      "while thread %llu is in %s, called from %s",
+                      what, key, fn, (unsigned long long)me, here,
+                      (unsigned long long)other.thread, other.fn, there);
+  }
+  return entered;
+}
+
+void shk__debug_solo_leave(const void *key) {
+  solo_take();
+  for (size_t i = 0; i < SOLO_SLOTS; i++) {
+    if (solos[i].key != key) continue;
+    if (--solos[i].depth == 0) solos[i].key = NULL;
+    break;
+  }
+  solo_give();
+}
