@@ -32,10 +32,13 @@ static bool model_overlaps(uintptr_t s, uintptr_t e) {
   return false;
 }
 
-static void random_ranges_agree_with_the_model(void **state) {
-  (void)state;
+/* Random inserts and removes checked against the model. With `follow`, half the inserts start
+ * at or just past the end of the previous insert (the index's way without a search), with
+ * lengths that often reach into the range after it. */
+static void run_model(bool follow) {
   size_t base_count = shk__buf_ranges_count();
   size_t live = 0;
+  uintptr_t last_end = BASE;
   for (int step = 0; step < 40000; step++) {
     uint32_t r = next_random();
     size_t i = r % SLOTS;
@@ -46,6 +49,7 @@ static void random_ranges_agree_with_the_model(void **state) {
     } else if (!ranges[i].live) {
       /* Random start and length on a grid small enough to collide often. */
       uintptr_t s = BASE + (uintptr_t)(next_random() % (SLOTS * 8)) * 16;
+      if (follow && (r & 0x40000) && last_end < BASE + SLOTS * 8 * 16) s = last_end + (r >> 24) % 3;
       uintptr_t e = s + 1 + next_random() % 200;
       bool expected = model_overlaps(s, e);
       /* The index keeps the node itself (not a copy) while it is live. */
@@ -56,6 +60,7 @@ static void random_ranges_agree_with_the_model(void **state) {
       if (rc == SHK_OK) {
         ranges[i].live = true;
         live++;
+        last_end = e;
       }
     }
     if (step % 4000 == 0) {
@@ -66,18 +71,28 @@ static void random_ranges_agree_with_the_model(void **state) {
   assert_true(live > 500); /* the index really held many ranges at once */
   for (size_t i = 0; i < SLOTS; i++) {
     if (!ranges[i].live) continue;
-    shk__buf_range inside = {ranges[i].node.start, ranges[i].node.start + 1};
+    shk__buf_range inside = {.start = ranges[i].node.start, .end = ranges[i].node.start + 1};
     assert_int_equal(shk__buf_ranges_insert(&inside), SHK_EOVERLAP);
     shk__buf_ranges_remove(&ranges[i].node);
     ranges[i].live = false;
   }
   assert_int_equal(shk__buf_ranges_count(), base_count);
   /* Empty again: anything goes in, once. */
-  shk__buf_range all = {BASE, BASE + (uintptr_t)SLOTS * 8 * 16 + 256};
+  shk__buf_range all = {.start = BASE, .end = BASE + (uintptr_t)SLOTS * 8 * 16 + 256};
   assert_int_equal(shk__buf_ranges_insert(&all), SHK_OK);
   assert_int_equal(shk__buf_ranges_insert(&all), SHK_EOVERLAP);
   shk__buf_ranges_remove(&all);
   assert_int_equal(shk__buf_ranges_count(), base_count);
+}
+
+static void random_ranges_agree_with_the_model(void **state) {
+  (void)state;
+  run_model(false);
+}
+
+static void ranges_that_follow_the_last_insert_agree_with_the_model(void **state) {
+  (void)state;
+  run_model(true);
 }
 
 static void ascending_and_descending_fills_split_and_merge_cleanly(void **state) {
@@ -89,7 +104,7 @@ static void ascending_and_descending_fills_split_and_merge_cleanly(void **state)
     assert_int_equal(shk__buf_ranges_insert(&seq[i]), SHK_OK);
   }
   for (size_t i = 0; i < 3000; i += 7) {
-    shk__buf_range mid = {seq[i].start + 5, seq[i].start + 6};
+    shk__buf_range mid = {.start = seq[i].start + 5, .end = seq[i].start + 6};
     assert_int_equal(shk__buf_ranges_insert(&mid), SHK_EOVERLAP);
   }
   for (size_t i = 3000; i-- > 0;) shk__buf_ranges_remove(&seq[i]);
@@ -97,7 +112,7 @@ static void ascending_and_descending_fills_split_and_merge_cleanly(void **state)
   for (size_t i = 0; i < 3000; i += 2) shk__buf_ranges_remove(&seq[i]);
   for (size_t i = 0; i < 3000; i += 2) assert_int_equal(shk__buf_ranges_insert(&seq[i]), SHK_OK);
   for (size_t i = 0; i < 3000; i++) shk__buf_ranges_remove(&seq[i]);
-  shk__buf_range all = {BASE, BASE + 30000};
+  shk__buf_range all = {.start = BASE, .end = BASE + 30000};
   assert_int_equal(shk__buf_ranges_insert(&all), SHK_OK);
   shk__buf_ranges_remove(&all);
 }
@@ -107,18 +122,21 @@ static void ascending_and_descending_fills_split_and_merge_cleanly(void **state)
 static void removed_places_neither_hide_nor_invent_overlaps(void **state) {
   (void)state;
   size_t base_count = shk__buf_ranges_count();
-  shk__buf_range a = {BASE + 10, BASE + 20}, b = {BASE + 30, BASE + 40}, c = {BASE + 50, BASE + 60};
+  shk__buf_range a = {.start = BASE + 10, .end = BASE + 20};
+  shk__buf_range b = {.start = BASE + 30, .end = BASE + 40};
+  shk__buf_range c = {.start = BASE + 50, .end = BASE + 60};
   assert_int_equal(shk__buf_ranges_insert(&a), SHK_OK);
   assert_int_equal(shk__buf_ranges_insert(&b), SHK_OK);
   assert_int_equal(shk__buf_ranges_insert(&c), SHK_OK);
   shk__buf_ranges_remove(&a);
   shk__buf_ranges_remove(&b); /* two dead entries, at 10 and 30 */
-  shk__buf_range wide = {BASE + 5, BASE + 45}; /* around both dead places */
+  shk__buf_range wide = {.start = BASE + 5, .end = BASE + 45}; /* around both dead places */
   assert_int_equal(shk__buf_ranges_insert(&wide), SHK_OK);
-  shk__buf_range in_dead = {BASE + 31, BASE + 32}, after = {BASE + 45, BASE + 50};
+  shk__buf_range in_dead = {.start = BASE + 31, .end = BASE + 32};
+  shk__buf_range after = {.start = BASE + 45, .end = BASE + 50};
   assert_int_equal(shk__buf_ranges_insert(&in_dead), SHK_EOVERLAP); /* behind the dead 30 */
   assert_int_equal(shk__buf_ranges_insert(&after), SHK_OK);         /* touching both sides */
-  shk__buf_range across = {BASE + 44, BASE + 46};
+  shk__buf_range across = {.start = BASE + 44, .end = BASE + 46};
   assert_int_equal(shk__buf_ranges_insert(&across), SHK_EOVERLAP);
   assert_int_equal(shk__buf_ranges_count(), base_count + 3);
   assert_int_equal(shk__buf_ranges_check(), 0);
@@ -133,14 +151,59 @@ static void removed_places_neither_hide_nor_invent_overlaps(void **state) {
   shk__buf_ranges_remove(&c);
   assert_int_equal(shk__buf_ranges_count(), base_count);
   assert_int_equal(shk__buf_ranges_check(), 0);
-  shk__buf_range all = {BASE, BASE + 100};
+  shk__buf_range all = {.start = BASE, .end = BASE + 100};
   assert_int_equal(shk__buf_ranges_insert(&all), SHK_OK);
   shk__buf_ranges_remove(&all);
 }
 
+/* A remove goes first where the insert left the range (its hint). A hint made stale (the slot
+ * now holds another range, the range moved by a split, compaction or merge, or it was removed
+ * already) must neither remove another range nor miss its own. */
+static void stale_places_remove_nothing_else(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  shk__buf_range a = {.start = BASE + 100, .end = BASE + 110};
+  shk__buf_range b = {.start = BASE + 100, .end = BASE + 105}; /* a's place, once a is gone */
+  assert_int_equal(shk__buf_ranges_insert(&a), SHK_OK);
+  shk__buf_ranges_remove(&a);
+  assert_int_equal(shk__buf_ranges_insert(&b), SHK_OK); /* takes over a's dead entry */
+  shk__buf_ranges_remove(&a);                           /* a's hint names b's slot */
+  assert_int_equal(shk__buf_ranges_count(), base_count + 1);
+  shk__buf_range inside_b = {.start = BASE + 101, .end = BASE + 102};
+  assert_int_equal(shk__buf_ranges_insert(&inside_b), SHK_EOVERLAP);
+  shk__buf_ranges_remove(&b);
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  /* Rising ranges take the way without a search (each above every live one); the chunks split
+   * behind them, then removes in the same order compact, merge and drop chunks, so that most
+   * hints are stale by the time their range goes. */
+  static shk__buf_range up[2000];
+  for (size_t i = 0; i < 2000; i++) {
+    up[i].start = BASE + 1000 + i * 8;
+    up[i].end = up[i].start + 8;
+    assert_int_equal(shk__buf_ranges_insert(&up[i]), SHK_OK);
+    shk__buf_range same_end = {.start = up[i].end - 1, .end = up[i].end + 1};
+    assert_int_equal(shk__buf_ranges_insert(&same_end), SHK_EOVERLAP); /* the last one */
+  }
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  for (size_t i = 0; i < 2000; i += 3) shk__buf_ranges_remove(&up[i]);
+  for (size_t i = 0; i < 2000; i += 3) shk__buf_ranges_remove(&up[i]); /* removed already */
+  for (size_t i = 0; i < 2000; i++) {
+    shk__buf_range probe = {.start = up[i].start + 2, .end = up[i].start + 3};
+    int rc = shk__buf_ranges_insert(&probe);
+    assert_int_equal(rc, i % 3 == 0 ? SHK_OK : SHK_EOVERLAP);
+    if (rc == SHK_OK) shk__buf_ranges_remove(&probe);
+  }
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  for (size_t i = 0; i < 2000; i++) shk__buf_ranges_remove(&up[i]);
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(stale_places_remove_nothing_else),
     cmocka_unit_test(removed_places_neither_hide_nor_invent_overlaps),
     cmocka_unit_test(random_ranges_agree_with_the_model),
+    cmocka_unit_test(ranges_that_follow_the_last_insert_agree_with_the_model),
     cmocka_unit_test(ascending_and_descending_fills_split_and_merge_cleanly),
 };
 

@@ -8,60 +8,12 @@
 #include <string.h>
 
 #include "shk_test.h"
+#include "shk_test_debug.h"
 #include "os_faults.h"
 #include "common/buf_internal.h"
 #include "common/watch_internal.h"
 
-/* ---- the parent: environment, child, captured stderr ---- */
-
-static void set_debug_env(const char *value) {
-#ifdef _WIN32
-  _putenv_s("SHK_DEBUG", value ? value : "");
-#else
-  if (value) setenv("SHK_DEBUG", value, 1);
-  else unsetenv("SHK_DEBUG");
-#endif
-}
-
-/* Runs child `name` with SHK_DEBUG = debug (NULL: unset) and returns what it wrote on stderr
- * (malloc'd). The child must exit with 0. */
-static char *run_capturing(const char *name, const char *debug) {
-  char path[96];
-  shk_test_unique_name(path, sizeof path, "debug.txt");
-  const char *argv[] = {path};
-  set_debug_env(debug);
-  shk_test_proc proc;
-  int started = shk_test_spawn(name, 1, argv, &proc);
-  set_debug_env(NULL);
-  assert_int_equal(started, 0);
-  shk_test_exit ex = shk_test_wait(&proc, 60000);
-  FILE *f = fopen(path, "rb");
-  char *text = calloc(1, 65536);
-  assert_non_null(text);
-  if (f) {
-    size_t n = fread(text, 1, 65535, f);
-    text[n] = '\0';
-    fclose(f);
-  }
-  remove(path);
-  if (ex.killed || ex.timed_out || ex.code != 0) fprintf(stderr, "child %s said:\n%s\n", name, text);
-  assert_false(ex.timed_out);
-  assert_false(ex.killed);
-  assert_int_equal(ex.code, 0);
-  return text;
-}
-
-static void expect_in(const char *text, const char *what) {
-  if (!strstr(text, what)) fail_msg("expected \"%s\" in:\n%s", what, text);
-}
-
-static void expect_not_in(const char *text, const char *what) {
-  if (strstr(text, what)) fail_msg("did not expect \"%s\" in:\n%s", what, text);
-}
-
 /* ---- the children: stderr to the file named by argv[0], then the mistake ---- */
-
-static int to_file(char **argv) { return freopen(argv[0], "w", stderr) ? 0 : 99; }
 
 static int make_errors(int argc, char **argv) {
   (void)argc;

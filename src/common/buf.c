@@ -236,7 +236,9 @@ static int object_new(size_t size, size_t count, size_t item_size, const shk_buf
     atomic_store(&shk__buf_observed, true);
   bool inline_data =
       may_inline && inline_layout(allocator, size, debug, opts, &kind, &align, &extra);
-  shk_buf *buf = shk__malloc(inline_data ? HEADER_SIZE + extra + size : sizeof *buf);
+  shk_buf *buf = inline_data ? shk__malloc(HEADER_SIZE + extra + size) : shk__buf_bare_take();
+  bool bare = !inline_data;
+  if (bare && !buf) buf = shk__malloc(sizeof *buf);
   if (!buf) {
     shk__buf_allocator_drop(allocator);
     return SHK_ENOMEM;
@@ -259,6 +261,7 @@ static int object_new(size_t size, size_t count, size_t item_size, const shk_buf
   buf->consumed = false;
   buf->recyclable = inline_data && !debug;
   buf->guarded = inline_data && debug;
+  buf->bare = bare;
   buf->created_at = buf->released_at = NULL;
   if (buf->guarded) shk__buf_debug_guard_set(buf);
   buf->kind = (uint8_t)kind;
@@ -460,7 +463,7 @@ static SHK__NOINLINE void buf_finish(shk_buf *buf) {
   /* Under SHK_DEBUG=buf the object is kept a while, tagged dead, to recognise a late use. */
   if (buf->guarded) shk__buf_debug_guard_check(buf);
   if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) shk__buf_debug_retire(buf);
-  else free(buf);
+  else if (!buf->bare || !shk__buf_bare_keep(buf)) free(buf);
 }
 
 void shk__buf_destroy(shk_buf *buf) { buf_finish(buf); }
@@ -510,11 +513,23 @@ void shk_buf_release(shk_buf *buf) {
   buf_released(buf, SHK__CALLER());
 }
 
-int shk_buf_assign(shk_buf **slot, shk_buf *buf) {
-  if (!slot) return SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL);
+static inline void assign_now(shk_buf **slot, shk_buf *buf) {
   shk_buf *old = *slot;
   *slot = buf;
   if (old != buf) shk_buf_release(old);
+}
+
+/* Under SHK_DEBUG=lock: a slot is one thread's at a time (buf.h); two at once are reported. */
+static SHK__NOINLINE void assign_followed(shk_buf **slot, shk_buf *buf, const void *caller) {
+  bool entered = shk__debug_solo_enter("buffer slot", slot, "shk_buf_assign", caller);
+  assign_now(slot, buf);
+  if (entered) shk__debug_solo_leave(slot);
+}
+
+int shk_buf_assign(shk_buf **slot, shk_buf *buf) {
+  if (!slot) return SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL);
+  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_LOCK))) assign_followed(slot, buf, SHK__CALLER());
+  else assign_now(slot, buf);
   return SHK_OK;
 }
 

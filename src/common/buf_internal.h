@@ -44,6 +44,10 @@ const char *shk__buf_shm_block_name(const shk_buf_block *block);
 
 typedef struct shk__buf_range {
   uintptr_t start, end; /* [start, end), never empty */
+  /* Where the index last put this range (chunk number and slot), written under its lock: a
+   * remove that finds the range still there skips both searches. Only a hint: later inserts
+   * and compactions move entries, and the remove checks it before use. */
+  uint32_t at_chunk, at_slot;
 } shk__buf_range;
 
 /* Inserts [start, end) unless it overlaps a live range (SHK_EOVERLAP, nothing changes);
@@ -120,6 +124,7 @@ struct shk_buf {
   bool consumed;
   bool delayed;
   bool recyclable; /* inline heap or aligned object: may be parked by buf_recycle.c */
+  bool bare;       /* a header alone (sizeof, no inline bytes): kept for the next one */
   uint8_t kind;    /* SHK__BUF_KIND_* of a recyclable object */
   size_t align;    /* an inline aligned object's alignment (0 for the heap) */
   size_t park_key; /* size and alignment in one word, for the per-thread lists */
@@ -182,6 +187,8 @@ typedef struct shk__buf_park {
 typedef struct shk__buf_thread {
   shk__buf_park parked[SHK__BUF_KINDS][SHK__BUF_THREAD_CLASSES]; /* the owning thread's only */
   atomic_size_t parked_count;               /* written by the owner, read by any thread */
+  struct shk_buf *bare;                     /* headers without bytes kept (buf_recycle.c) */
+  size_t bare_n;
   uint64_t next_id, id_end;                 /* the ids [next_id, id_end) reserved by the owner */
   struct shk__buf_thread *prev, *next;      /* the list of all, under buf_thread.c's lock */
 } shk__buf_thread;
@@ -284,6 +291,29 @@ static inline shk_buf *shk__buf_recycle_take(int kind, size_t size, size_t align
  * its list is full or holds another size (the caller frees it). */
 static inline bool shk__buf_recycle_keep(shk_buf *buf) {
   return shk__buf_recycle_keep_own(buf) || shk__buf_recycle_keep_slow(buf);
+}
+
+/* Headers without inline bytes (consumed memory, other allocators) kept per thread after their
+ * buffer ended, so that consume+release needs no malloc: ended, out of the index and holding
+ * nothing, they are plain memory kept for reuse, not parked buffers. At most this many. */
+#define SHK__BUF_BARE_MAX 64
+
+static inline shk_buf *shk__buf_bare_take(void) {
+  shk__buf_thread *t = shk__buf_this_thread;
+  if (!t || !t->bare) return NULL;
+  shk_buf *buf = t->bare;
+  t->bare = buf->park_next;
+  t->bare_n--;
+  return buf;
+}
+
+static inline bool shk__buf_bare_keep(shk_buf *buf) {
+  shk__buf_thread *t = shk__buf_this_thread;
+  if (!t || t->bare_n >= SHK__BUF_BARE_MAX) return false;
+  buf->park_next = t->bare;
+  t->bare = buf;
+  t->bare_n++;
+  return true;
 }
 
 /* How many objects are parked (shk_buf_live_count leaves them out). */

@@ -15,6 +15,7 @@
 #define CHUNK_MAX 128
 
 typedef struct chunk {
+  uint32_t id; /* its number in by_id[], kept for its whole life */
   size_t n;    /* entries, dead ones included */
   size_t dead; /* entries with end 0 and node NULL: removed ranges, starts kept in order */
   uintptr_t start[CHUNK_MAX]; /* sorted */
@@ -33,8 +34,9 @@ typedef struct chunk {
 static atomic_int ranges_lock;
 #define SPINS_BEFORE_YIELD 64
 
-static void take_lock(void) {
-  while (atomic_exchange_explicit(&ranges_lock, 1, memory_order_acquire) != 0) {
+/* The contended way of take_lock(), out of line so that the uncontended one inlines. */
+static SHK__NOINLINE void wait_for_lock(void) {
+  do {
     /* Wait on plain loads so waiters do not bounce the line between cores with writes. */
     for (int spins = 0; atomic_load_explicit(&ranges_lock, memory_order_relaxed) != 0; spins++) {
       if (spins == SPINS_BEFORE_YIELD) {
@@ -42,19 +44,48 @@ static void take_lock(void) {
         spins = 0;
       }
     }
-  }
+  } while (atomic_exchange_explicit(&ranges_lock, 1, memory_order_acquire) != 0);
 }
 
-static void unlock(void) { atomic_store_explicit(&ranges_lock, 0, memory_order_release); }
+static inline void take_lock(void) {
+  if (SHK__UNLIKELY(atomic_exchange_explicit(&ranges_lock, 1, memory_order_acquire) != 0))
+    wait_for_lock();
+}
+
+static inline void unlock(void) { atomic_store_explicit(&ranges_lock, 0, memory_order_release); }
 
 /* Held across fork() too, at its place in the lock order (internal.h, process_state.c): a
  * child's buffers need the index. */
 void shk__buf_ranges_hold(void) { take_lock(); }
 void shk__buf_ranges_release(void) { unlock(); }
 
-static void lock(void) {
+/* How a lock of the index goes: 0 not known yet, 1 just the exchange (the process state is
+ * ready, SHK_DEBUG=lock is off), 2 followed by SHK_DEBUG=lock. One load and one branch on the
+ * usual way for both the state and the flag (two of each cost 19 instructions per
+ * consume+release, callgrind). SHK_DEBUG is read once, so the answer keeps. */
+static atomic_int lock_mode;
+
+static SHK__NOINLINE void lock_first(const void *site) {
   shk__process_state_ready();
+  bool followed = shk__debug_on(SHK__DEBUG_LOCK);
+  atomic_store_explicit(&lock_mode, followed ? 2 : 1, memory_order_release);
+  if (followed) shk__lock_debug_take(SHK__LOCK_ORDER_RANGES, site);
+}
+
+/* The index's own lock and give. lock_mode is set before the first take and never changes
+ * after, so a give is followed exactly when its take was. Inlined, the site named is the caller
+ * of the index function. */
+static inline void lock(void) {
+  if (SHK__UNLIKELY(atomic_load_explicit(&lock_mode, memory_order_acquire) != 1))
+    lock_first(SHK__CALLER());
   take_lock();
+}
+
+static inline void unlock_checked(void) {
+  if (SHK__UNLIKELY(atomic_load_explicit(&lock_mode, memory_order_relaxed) == 2) &&
+      !shk__lock_debug_give(SHK__LOCK_ORDER_RANGES, SHK__CALLER()))
+    return;
+  unlock();
 }
 
 /* All guarded by ranges_lock. firsts[i] == chunks[i]->start[0], kept apart so that the table
@@ -63,6 +94,37 @@ static chunk **chunks;
 static uintptr_t *firsts;
 static size_t chunk_count, chunk_capacity;
 static size_t range_count;
+
+/* Each chunk's number for its whole life, so that a range's hint (shk__buf_range.at_chunk)
+ * still names its chunk after the table has moved (a chunk added or dropped before it): by_id[]
+ * is NULL for a number not in use, and freed numbers are used again first. */
+static chunk **by_id;
+static uint32_t *free_ids;
+static size_t id_count, id_capacity, free_id_count;
+
+static chunk *chunk_new(void) {
+  if (free_id_count == 0 && id_count == id_capacity) {
+    size_t cap = id_capacity ? id_capacity * 2 : 16;
+    chunk **nb = shk__realloc(by_id, cap * sizeof *nb);
+    if (!nb) return NULL;
+    by_id = nb;
+    uint32_t *nf = shk__realloc(free_ids, cap * sizeof *nf);
+    if (!nf) return NULL;
+    free_ids = nf;
+    id_capacity = cap;
+  }
+  chunk *ch = shk__malloc(sizeof *ch);
+  if (!ch) return NULL;
+  ch->id = free_id_count ? free_ids[--free_id_count] : (uint32_t)id_count++;
+  by_id[ch->id] = ch;
+  return ch;
+}
+
+static void chunk_free(chunk *ch) {
+  by_id[ch->id] = NULL;
+  free_ids[free_id_count++] = ch->id;
+  free(ch);
+}
 
 /* How many of the sorted a[0..n) are <= key. Branch-free halving: random keys cost no
  * mispredictions. */
@@ -77,12 +139,17 @@ static size_t count_le(const uintptr_t *a, size_t n, uintptr_t key) {
   return (size_t)(base - a) + (*base <= key);
 }
 
-/* Loads a chunk's live starts in parallel: a binary search over a cold chunk would otherwise
- * wait for one cache miss after another (with 100 000 live ranges the chunks are far out of
- * cache, and this is most of the difference to 1 000). The one end read after it is left to
- * demand: prefetching all the ends measured no faster. */
+/* Loads a chunk's starts in parallel: a binary search over a cold chunk would otherwise wait
+ * for one cache miss after another (with 100 000 live ranges the chunks are far out of cache,
+ * and this is most of the difference to 1 000). All CHUNK_MAX of them, not ch->n: reading the
+ * count first waited for the chunk's first line before the other prefetches went out. The one
+ * end read after the search is left to demand: prefetching all the ends measured no faster. */
+/* A small index (up to PREFETCH_FROM chunks, about 64 KiB of starts) stays in cache between
+ * calls: there the 16 prefetches were a tenth of consume+release with 1 000 live, for nothing. */
+#define PREFETCH_FROM 32
 static const chunk *prefetched(const chunk *ch) {
-  for (size_t i = 0; i < ch->n; i += 64 / sizeof(uintptr_t)) SHK__PREFETCH(&ch->start[i]);
+  if (chunk_count <= PREFETCH_FROM) return ch;
+  for (size_t i = 0; i < CHUNK_MAX; i += 64 / sizeof(uintptr_t)) SHK__PREFETCH(&ch->start[i]);
   return ch;
 }
 
@@ -148,7 +215,7 @@ static int table_insert(size_t at, chunk *ch) {
 }
 
 static void table_remove(size_t at) {
-  free(chunks[at]);
+  chunk_free(chunks[at]);
   memmove(chunks + at, chunks + at + 1, (chunk_count - at - 1) * sizeof *chunks);
   memmove(firsts + at, firsts + at + 1, (chunk_count - at - 1) * sizeof *firsts);
   chunk_count--;
@@ -157,7 +224,7 @@ static void table_remove(size_t at) {
 /* Splits a full chunk in two halves. SHK_ENOMEM. */
 static int split_chunk(size_t c) {
   chunk *ch = chunks[c];
-  chunk *right = shk__malloc(sizeof *right);
+  chunk *right = chunk_new();
   if (!right) return SHK_ENOMEM;
   size_t keep = ch->n / 2;
   right->n = ch->n - keep;
@@ -171,16 +238,32 @@ static int split_chunk(size_t c) {
   int rc = table_insert(c + 1, right);
   if (rc != SHK_OK) {
     ch->n = n; /* the halves are still in place: undo by length */
-    free(right);
+    chunk_free(right);
   } else {
     ch->dead -= right->dead;
+    /* The moved ranges were mostly just inserted (a chunk fills at its end) and are likely in
+     * cache: their hints are set right rather than left to a search at their remove. */
+    for (size_t i = 0; i < right->n; i++) {
+      if (!right->node[i]) continue;
+      right->node[i]->at_chunk = right->id;
+      right->node[i]->at_slot = (uint32_t)i;
+    }
   }
   return rc;
 }
 
-/* Puts [s, e) at slot i of chunk c, which has room. */
-static void place(size_t c, size_t i, shk__buf_range *node) {
-  chunk *ch = chunks[c];
+/* Where the last insert put its range (chunk number, slot): a range made just above it (malloc
+ * handing out rising addresses, a consumer walking its memory) goes right after it with no
+ * search (insert_at_finger). A hint like a range's own, checked before use. */
+static uint32_t finger_chunk = UINT32_MAX, finger_slot;
+
+static void note_place(chunk *ch, size_t i, shk__buf_range *node) {
+  node->at_chunk = finger_chunk = ch->id;
+  node->at_slot = finger_slot = (uint32_t)i;
+}
+
+/* Puts [s, e) at slot i of chunk ch, which has room; the caller sets firsts[] if i is 0. */
+static void place_in(chunk *ch, size_t i, shk__buf_range *node) {
   shift_up(ch->start, i, ch->n);
   shift_up(ch->end, i, ch->n);
   shift_up_nodes(ch->node, i, ch->n);
@@ -188,6 +271,13 @@ static void place(size_t c, size_t i, shk__buf_range *node) {
   ch->end[i] = node->end;
   ch->node[i] = node;
   ch->n++;
+  note_place(ch, i, node);
+}
+
+/* Puts [s, e) at slot i of chunk c, which has room. */
+static void place(size_t c, size_t i, shk__buf_range *node) {
+  chunk *ch = chunks[c];
+  place_in(ch, i, node);
   firsts[c] = ch->start[0];
 }
 
@@ -199,14 +289,56 @@ static void revive(size_t c, size_t i, shk__buf_range *node) {
   ch->node[i] = node;
   ch->dead--;
   if (i == 0) firsts[c] = node->start;
+  note_place(ch, i, node);
+}
+
+/* Moves count entries of ch from slot from to slot to (overlapping allowed). */
+static void move_entries(chunk *ch, size_t to, size_t from, size_t count) {
+  memmove(ch->start + to, ch->start + from, count * sizeof(uintptr_t));
+  memmove(ch->end + to, ch->end + from, count * sizeof(uintptr_t));
+  memmove(ch->node + to, ch->node + from, count * sizeof(shk__buf_range *));
+}
+
+/* How far from slot i a dead entry is looked for to take up a shift: two lines of ends. */
+#define NEAR_DEAD 16
+
+/* Puts node at slot i of chunk c (neither i - 1 nor i dead) by shifting the entries between it
+ * and a dead entry at most NEAR_DEAD away, which the shift takes over: a few entries move
+ * instead of the chunk's whole tail, whose stores (into lines of a large index that are out of
+ * cache) the next locked instruction would wait for. False when there is none so near. */
+static bool shift_into_dead(size_t c, size_t i, shk__buf_range *node) {
+  chunk *ch = chunks[c];
+  size_t n = ch->n, at;
+  size_t j = i + 1;
+  while (j < n && j <= i + NEAR_DEAD && !dead_at(ch, j)) j++;
+  if (j < n && j <= i + NEAR_DEAD) {
+    move_entries(ch, i + 1, i, j - i); /* [i, j) up by one, over dead j */
+    at = i;
+  } else {
+    if (i < 2) return false;
+    j = i - 2;
+    while (j > 0 && j + NEAR_DEAD + 1 > i && !dead_at(ch, j)) j--;
+    if (!dead_at(ch, j) || j + NEAR_DEAD + 1 < i) return false;
+    move_entries(ch, j, j + 1, i - 1 - j); /* (j, i) down by one, over dead j */
+    at = i - 1;
+  }
+  ch->start[at] = node->start;
+  ch->end[at] = node->end;
+  ch->node[at] = node;
+  ch->dead--;
+  firsts[c] = ch->start[0];
+  note_place(ch, at, node);
+  return true;
 }
 
 /* Puts node at slot i of chunk c, where start[i-1] <= its start < start[i]: over a dead
- * neighbour when there is one (nothing moves), else shifted in; false when the chunk is full. */
+ * neighbour when there is one (nothing moves), else shifted in towards a near dead entry or the
+ * end; false when the chunk is full. */
 static bool put(size_t c, size_t i, shk__buf_range *node) {
   chunk *ch = chunks[c];
   if (i > 0 && dead_at(ch, i - 1)) revive(c, i - 1, node);
   else if (i < ch->n && dead_at(ch, i)) revive(c, i, node);
+  else if (ch->dead && shift_into_dead(c, i, node)) return true;
   else if (ch->n < CHUNK_MAX) place(c, i, node);
   else return false;
   return true;
@@ -232,15 +364,16 @@ static void compact(size_t c) {
 static int insert_locked(shk__buf_range *node) {
   uintptr_t s = node->start;
   if (chunk_count == 0) {
-    chunk *ch = shk__malloc(sizeof *ch);
+    chunk *ch = chunk_new();
     if (!ch) return SHK_ENOMEM;
     ch->n = 1;
     ch->dead = 0;
     ch->start[0] = s;
     ch->end[0] = node->end;
     ch->node[0] = node;
+    note_place(ch, 0, node);
     int rc = table_insert(0, ch);
-    if (rc != SHK_OK) free(ch);
+    if (rc != SHK_OK) chunk_free(ch);
     return rc;
   }
   size_t c = chunk_for(s);
@@ -258,27 +391,57 @@ static int insert_locked(shk__buf_range *node) {
   return SHK_OK;
 }
 
+/* Finds node's entry: *ch and *i. First where its hint says (a node is indexed at most once, so
+ * finding it there is proof), then by its start in the hinted chunk (an insert before it or a
+ * compaction moved it within the chunk), then by the two searches (a split or merge moved it). */
+static bool find_entry(const shk__buf_range *node, chunk **out, size_t *slot) {
+  chunk *ch = node->at_chunk < id_count ? by_id[node->at_chunk] : NULL;
+  if (ch) {
+    size_t i = node->at_slot;
+    if (i < ch->n && ch->node[i] == node) {
+      *out = ch;
+      *slot = i;
+      return true;
+    }
+  }
+  for (int tries = 0; tries < 2; tries++) {
+    if (tries == 1 || !ch) ch = chunks[chunk_for(node->start)];
+    size_t i = count_le(ch->start, ch->n, node->start);
+    if (i > 0 && ch->node[i - 1] == node) {
+      *out = ch;
+      *slot = i - 1;
+      return true;
+    }
+  }
+  return false;
+}
+
+/* The table index of chunk ch, which holds an entry starting at s: chunk_for(s) or, where the
+ * chunks after ch begin at s too (dead entries keep their starts), one of those before it. */
+static size_t table_index_of(const chunk *ch, uintptr_t s) {
+  size_t c = chunk_for(s);
+  while (c > 0 && chunks[c] != ch) c--;
+  return c;
+}
+
 /* Marks node's entry dead; a chunk left with only dead entries goes (the last one stays, empty,
  * so that one buffer made and ended in a loop does not allocate a chunk each time), one with too
  * many is compacted and merged with a thin neighbour. */
 static void remove_locked(const shk__buf_range *node) {
-  if (chunk_count == 0) return;
-  uintptr_t s = node->start;
-  size_t c = chunk_for(s);
-  chunk *ch = chunks[c];
-  size_t i = count_le(ch->start, ch->n, s);
-  if (i == 0 || ch->node[i - 1] != node) return;
-  i--;
+  chunk *ch;
+  size_t i;
+  if (chunk_count == 0 || !find_entry(node, &ch, &i)) return;
   ch->end[i] = 0;
   ch->node[i] = NULL;
   ch->dead++;
   range_count--;
+  if (ch->dead * 2 <= ch->n) return;
+  size_t c = table_index_of(ch, node->start);
   if (ch->dead == ch->n) {
     if (chunk_count > 1) table_remove(c);
     else ch->n = ch->dead = 0;
     return;
   }
-  if (ch->dead * 2 <= ch->n) return;
   compact(c);
   /* Merge thin neighbours so the table does not fill with nearly empty chunks. */
   if (c + 1 < chunk_count && ch->n + chunks[c + 1]->n <= CHUNK_MAX / 2) {
@@ -361,15 +524,38 @@ static void debug_check_locked(void) {
 size_t shk__buf_ranges_check(void) {
   lock();
   size_t faults = check_locked();
-  unlock();
+  unlock_checked();
   return faults;
 }
 
+/* A new range usually lies just above the last one inserted (malloc handing out rising
+ * addresses, a consumer walking its memory). If the live entry at the finger (slot j) ends at
+ * or before its start and the next entry (dead or live) starts at or after its end, nothing
+ * overlaps it (live ranges are disjoint, so their ends rise with their starts: those before j
+ * end by j's start, those after start at or after the next) and it goes at slot j + 1 with no
+ * search. At the end of a chunk the next entry is the next chunk's: only the last chunk passes.
+ * False (nothing done) when it does not fit there or the chunk is full. Nothing else is read:
+ * in a large index any other chunk (the last one, say) would be a cache miss or two. */
+static bool insert_at_finger(shk__buf_range *node) {
+  chunk *ch = finger_chunk < id_count ? by_id[finger_chunk] : NULL;
+  if (!ch) return false;
+  size_t j = finger_slot, n = ch->n;
+  if (j >= n || n == CHUNK_MAX || dead_at(ch, j) || ch->end[j] > node->start) return false;
+  if (j + 1 < n ? ch->start[j + 1] < node->end : ch != chunks[chunk_count - 1]) return false;
+  place_in(ch, j + 1, node);
+  return true;
+}
+
 int shk__buf_ranges_insert_seen(shk__buf_range *node, bool *observed) {
+  node->at_chunk = UINT32_MAX; /* no place until one is found */
   lock();
   int rc = SHK_EOVERLAP;
   size_t c, i;
-  if (!overlaps_locked(node->start, node->end, &c, &i)) {
+  if (insert_at_finger(node)) {
+    rc = SHK_OK;
+    range_count++;
+    debug_check_locked();
+  } else if (!overlaps_locked(node->start, node->end, &c, &i)) {
     /* The slot found for e - 1 is the slot for s unless dead starts lie in (s, e): then the
      * general way looks again. */
     if (chunk_count > 0 && (i == 0 || chunks[c]->start[i - 1] <= node->start) && put(c, i, node))
@@ -381,7 +567,7 @@ int shk__buf_ranges_insert_seen(shk__buf_range *node, bool *observed) {
   }
   /* Read under the lock: see shk__buf_ranges_walk. */
   *observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
-  unlock();
+  unlock_checked();
   return rc;
 }
 
@@ -395,7 +581,7 @@ bool shk__buf_ranges_remove(shk__buf_range *node) {
   remove_locked(node);
   debug_check_locked();
   bool observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
-  unlock();
+  unlock_checked();
   return observed;
 }
 
@@ -410,13 +596,13 @@ size_t shk__buf_ranges_walk(void (*fn)(shk__buf_range *node, void *ctx), void *c
       n++;
     }
   }
-  unlock();
+  unlock_checked();
   return n;
 }
 
 size_t shk__buf_ranges_count(void) {
   lock();
   size_t n = range_count;
-  unlock();
+  unlock_checked();
   return n;
 }

@@ -15,7 +15,7 @@ static const struct {
   const char *name;
   unsigned bit;
 } parts[] = {{"buf", SHK__DEBUG_BUF},   {"watch", SHK__DEBUG_WATCH}, {"task", SHK__DEBUG_TASK},
-             {"lens", SHK__DEBUG_LENS}, {"shm", SHK__DEBUG_SHM}};
+             {"lens", SHK__DEBUG_LENS}, {"shm", SHK__DEBUG_SHM}, {"lock", SHK__DEBUG_LOCK}};
 
 static const char *part_name(unsigned part) {
   for (size_t i = 0; i < SHK__ARRAY_LEN(parts); i++)
@@ -30,7 +30,7 @@ static unsigned word_bits(const char *w, size_t n) {
   for (size_t i = 0; i < SHK__ARRAY_LEN(parts); i++)
     if (strlen(parts[i].name) == n && memcmp(parts[i].name, w, n) == 0) return parts[i].bit;
   shk__debug_report(0, "unknown part '%.*s' ignored (known: 1, all, buf, "
-                                    "watch, task, lens, shm)", (int)n, w);
+                                    "watch, task, lens, shm, lock)", (int)n, w);
   return 0;
 }
 

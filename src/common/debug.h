@@ -15,7 +15,8 @@ enum {
   SHK__DEBUG_TASK = 1u << 2,
   SHK__DEBUG_LENS = 1u << 3,
   SHK__DEBUG_SHM = 1u << 4,
-  SHK__DEBUG_ALL = (1u << 5) - 1,
+  SHK__DEBUG_LOCK = 1u << 5,
+  SHK__DEBUG_ALL = (1u << 6) - 1,
   SHK__DEBUG_UNREAD = 1u << 31 /* the environment is read at the first check */
 };
 
@@ -68,5 +69,28 @@ static inline int shk__debug_ret(unsigned part, const char *fn, int rc, const vo
 
 /* Sets the parts as if SHK_DEBUG said so (tests of the parser); returns what was set. */
 unsigned shk__debug_parse(const char *value);
+
+/* ---- SHK_DEBUG=lock (debug_lock.c) ----
+ * The locks of the process-wide order (internal.h), numbered as there (SHK__LOCK_ORDER_*),
+ * followed per thread while the part is on. Each call is made only when shk__debug_on(
+ * SHK__DEBUG_LOCK) said yes, with the call site that takes or gives the lock. */
+
+/* Before taking lock `order`: reports it taken out of order (a lock after it in the order is
+ * held by this thread); reports and aborts when this thread holds it already (it would wait for
+ * itself forever). Then counts it held. */
+void shk__lock_debug_take(size_t order, const void *site);
+/* Before giving lock `order` back: true when this thread holds it (now counted free); else
+ * reports a give by a thread that does not hold it, and false: the caller leaves the lock as is. */
+bool shk__lock_debug_give(size_t order, const void *site);
+/* In fork()'s prepare handler, before it takes every lock: reports and aborts when the forking
+ * thread holds one (the handler would wait for it forever). */
+void shk__lock_debug_fork(void);
+
+/* A handle documented "one thread at a time" (named `what`), entered by public function fn
+ * called from site: reports when another thread is inside it now (both threads, functions and
+ * sites). True when the entry was counted: the caller then calls shk__debug_solo_leave(key) as
+ * fn returns. The same thread may enter again (a callback calling back). */
+bool shk__debug_solo_enter(const char *what, const void *key, const char *fn, const void *site);
+void shk__debug_solo_leave(const void *key);
 
 #endif

@@ -158,6 +158,11 @@ typedef enum shk__lock_id {
   SHK__LOCK_MUTEX_COUNT
 } shk__lock_id;
 
+/* The order above by number: the gate, each mutex, the range index; run-time extras follow. */
+#define SHK__LOCK_ORDER_GATE 0u
+#define SHK__LOCK_ORDER_MUTEX(id) (1u + (unsigned)(id))
+#define SHK__LOCK_ORDER_RANGES (1u + (unsigned)SHK__LOCK_MUTEX_COUNT)
+
 /* Takes / gives a declared process-wide mutex (no set-up needed by the caller). */
 void shk__lock(shk__lock_id id);
 void shk__unlock(shk__lock_id id);

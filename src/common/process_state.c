@@ -2,6 +2,7 @@
  * process (in the order written down in internal.h), and holding them all across fork(). */
 #include "internal.h"
 #include "buf_internal.h"
+#include "debug.h"
 
 /* ---- one-time set-ups ---- */
 
@@ -18,9 +19,23 @@ static void gate_take(void) {
 
 static void gate_give(void) { atomic_store_explicit(&once_gate, 0, memory_order_release); }
 
+/* The gate taken and given at the outermost set-up, followed under SHK_DEBUG=lock (a set-up
+ * started while this thread holds a later lock breaks the order). */
+static void gate_enter(const void *site) {
+  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_LOCK))) shk__lock_debug_take(SHK__LOCK_ORDER_GATE, site);
+  gate_take();
+}
+
+static void gate_leave(const void *site) {
+  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_LOCK)) &&
+      !shk__lock_debug_give(SHK__LOCK_ORDER_GATE, site))
+    return;
+  gate_give();
+}
+
 void shk__once_run(shk__once *once, void (*init)(void)) {
   if (atomic_load_explicit(&once->state, memory_order_acquire) == 2) return;
-  if (once_depth++ == 0) gate_take();
+  if (once_depth++ == 0) gate_enter(SHK__CALLER());
   /* Under the gate no other thread is inside a set-up: 1 here would be this thread's own set-up
    * reaching itself again, a bug that must not hang. */
   if (atomic_load_explicit(&once->state, memory_order_relaxed) == 0) {
@@ -28,7 +43,7 @@ void shk__once_run(shk__once *once, void (*init)(void)) {
     init();
     atomic_store_explicit(&once->state, 2, memory_order_release);
   }
-  if (--once_depth == 0) gate_give();
+  if (--once_depth == 0) gate_leave(SHK__CALLER());
 }
 
 /* ---- the declared locks ---- */
@@ -56,8 +71,8 @@ static const char *const mutex_names[SHK__LOCK_MUTEX_COUNT] = {
 };
 
 /* The whole order as one numbering: the gate, the mutexes, the range index, then the extras. */
-#define FIRST_MUTEX 1u
-#define RANGES (FIRST_MUTEX + SHK__LOCK_MUTEX_COUNT)
+#define FIRST_MUTEX SHK__LOCK_ORDER_MUTEX(0)
+#define RANGES SHK__LOCK_ORDER_RANGES
 #define FIRST_EXTRA (RANGES + 1u)
 
 size_t shk__lock_count(void) {
@@ -92,6 +107,8 @@ void shk__lock_release(size_t i) {
 static size_t held_at_fork;
 
 static void before_fork(void) {
+  /* A lock the forking thread holds would be waited for below forever. */
+  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_LOCK))) shk__lock_debug_fork();
   gate_take();
   size_t n = shk__lock_count();
   for (size_t i = 1; i < n; i++) shk__lock_hold(i);
@@ -114,15 +131,24 @@ void shk__process_state_ready(void) { shk__once_run(&state_once, state_init); }
 
 void shk__lock(shk__lock_id id) {
   shk__process_state_ready();
+  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_LOCK)))
+    shk__lock_debug_take(SHK__LOCK_ORDER_MUTEX(id), SHK__CALLER());
   shk__os_mutex_lock(&mutexes[id]);
 }
 
-void shk__unlock(shk__lock_id id) { shk__os_mutex_unlock(&mutexes[id]); }
+void shk__unlock(shk__lock_id id) {
+  /* Under SHK_DEBUG=lock a give by a thread that does not hold the mutex is reported and not
+   * done (unlocking a mutex another thread holds would break its exclusion). */
+  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_LOCK)) &&
+      !shk__lock_debug_give(SHK__LOCK_ORDER_MUTEX(id), SHK__CALLER()))
+    return;
+  shk__os_mutex_unlock(&mutexes[id]);
+}
 
 bool shk__fork_guard(void (*lock)(void), void (*unlock)(void)) {
   shk__process_state_ready();
   /* Under the gate: a fork in progress holds it, so the list cannot change under its handlers. */
-  if (once_depth == 0) gate_take();
+  if (once_depth == 0) gate_enter(SHK__CALLER());
   size_t n = atomic_load_explicit(&extra_count, memory_order_relaxed);
   bool added = n < SHK__FORK_GUARD_MAX;
   if (added) {
@@ -130,6 +156,6 @@ bool shk__fork_guard(void (*lock)(void), void (*unlock)(void)) {
     extras[n].unlock = unlock;
     atomic_store_explicit(&extra_count, n + 1, memory_order_release);
   }
-  if (once_depth == 0) gate_give();
+  if (once_depth == 0) gate_leave(SHK__CALLER());
   return added;
 }
