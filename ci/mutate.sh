@@ -57,6 +57,10 @@ mutations=(
 "task-split-item@src/common/task_chunks.c@s/item_size > 1 \&\& size % item_size != 0/item_size > 2 \&\& size % item_size != 0/@task task_bounds task_edges@size not a multiple of a 2-byte item accepted"
 "shm-mappable@src/common/shm.c@s/size == 0 || size > (size_t)PTRDIFF_MAX) return 0;/size == 0) return 0;/@shm shm_bounds@a size past PTRDIFF_MAX goes to the OS"
 "trace-4byte@tools/trace_json.c@s/(c == 0xF4 \&\& s\[1\] >= 0x90)/(c == 0xF4 \&\& s[1] > 0x90)/@trace_escape lens_trace@code points past U+10FFFF boundary moved"
+"maps-long-line@src/posix/memory.c@s/      int rc = take_line(buf, buf + have, end, \&covered, \&first, prot, uniform);/      int rc = 1;/@faults_maps@maps text reader drops a line longer than its buffer"
+"maps-hole@src/posix/memory.c@s/  if (lo > \*covered) return SHK_EFAULT;/  if (lo > *covered \&\& 0) return SHK_EFAULT;/@faults_maps@maps text reader misses a hole"
+"summary-mean-order@tools/lens_summary.c@s/return mx < my ? 1 : mx > my ? -1 : 0;/return mx < my ? -1 : mx > my ? 1 : 0;/@tool_lens@summary's mean table in the wrong order"
+"tool-escape-ctrl@tools/tool_common.c@s/if (\*s < 0x20 || \*s == 0x7F || n == 0) {/if (*s < 0x1f || *s == 0x7F || n == 0) {/@tool_lens@the tool's text escape boundary moved"
 )
 
 restore=""

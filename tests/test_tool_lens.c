@@ -1,0 +1,211 @@
+/* `shmkit lens record` and `shmkit lens summary` as a user runs them against a live lens of this
+ * test process: what they write (the trace, its HTML report, the thread table with names that
+ * need escaping, the top zones by total and by mean time) and the message for each segment they
+ * cannot read (missing, a bad name, not a lens, still being set up, a reader already attached),
+ * plus their option errors. Skipped, saying so, in builds without the tool. */
+/* ctest: labels=unit timeout=120 */
+#include <stdio.h>
+#include <string.h>
+
+#include "shk_test.h"
+#include "shmkit.h"
+
+#ifdef SHK_TEST_TOOL
+#include "shk_test_tool.h"
+
+/* A file's first bytes (it is removed afterwards); false when there is no such file. */
+static bool read_and_remove(const char *path, char *buf, size_t size) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return false;
+  fclose(f);
+  slurp(path, buf, size);
+  return true;
+}
+
+/* Sends zones from this thread: `n` of `name`, each lasting about `spin` loop turns. */
+static void zones(shk_lens *lens, const char *name, int n, int spin) {
+  for (int i = 0; i < n; i++) {
+    shk_lens_zone z;
+    assert_int_equal(shk_lens_zone_begin(lens, &z, name, 0x336699), SHK_OK);
+    volatile int sink = 0;
+    for (int k = 0; k < spin; k++) sink += k;
+    assert_int_equal(shk_lens_zone_end(&z), SHK_OK);
+  }
+}
+
+static void record_writes_the_trace_the_report_and_an_escaped_thread_table(void **state) {
+  (void)state;
+  char name[64], out[96], html[96], args[512];
+  shk_lens *lens = NULL;
+  assert_int_equal(shk_lens_open(shk_test_unique_name(name, sizeof name, "rec"), NULL, &lens),
+                   SHK_OK);
+  /* A control character, a valid two-byte form, a stray continuation byte, and more than the
+   * table's 24 columns. */
+  assert_int_equal(shk_lens_thread_name(lens, "t\x1fx \xc3\xa9 \xff-and-a-long-tail-past-24"),
+                   SHK_OK);
+  zones(lens, "alpha", 3, 1000);
+  zones(lens, "beta", 1, 100000);
+  assert_int_equal(shk_lens_frame(lens), SHK_OK);
+  shk_test_unique_name(out, sizeof out, "rec.json");
+  shk_test_unique_name(html, sizeof html, "rec.html");
+  snprintf(args, sizeof args, "lens record %s -o %s --duration 0.3 --html %s", name, out, html);
+  ran *r = run_tool(args);
+  if (r->code != 0) print_error("stdout: %s\nstderr: %s\n", r->out, r->err);
+  assert_int_equal(r->code, 0);
+  assert_non_null(strstr(r->out, "trace written to"));
+  assert_non_null(strstr(r->out, "t\\x1fx \xc3\xa9 \\xff-and-a-")); /* escaped, cut at 24 */
+  assert_null(strstr(r->out, "long-tail"));
+  char trace[8192], page[256];
+  assert_true(read_and_remove(out, trace, sizeof trace));
+  assert_non_null(strstr(trace, "\"alpha\""));
+  assert_non_null(strstr(trace, "\"beta\""));
+  assert_true(read_and_remove(html, page, sizeof page));
+  assert_non_null(strstr(page, "<!doctype html>"));
+
+  /* --quiet: nothing on stdout, the trace still written. */
+  zones(lens, "gamma", 2, 10);
+  snprintf(args, sizeof args, "lens record %s -o %s --duration 0.2 --quiet", name, out);
+  r = run_tool(args);
+  assert_int_equal(r->code, 0);
+  assert_string_equal(r->out, "");
+  assert_true(read_and_remove(out, trace, sizeof trace));
+  assert_non_null(strstr(trace, "\"gamma\""));
+  shk_lens_close(lens);
+}
+
+/* The rows of the table titled `title` in the summary's output: up to `max` of (count, total
+ * ms, mean us); the number of rows. */
+typedef struct row {
+  char name[33];
+  unsigned long long count;
+  double total_ms, mean_us;
+} row;
+
+static size_t table_rows(const char *out, const char *title, row *rows, size_t max) {
+  const char *p = strstr(out, title);
+  if (!p) return 0;
+  p = strchr(p, '\n'); /* the title */
+  if (p) p = strchr(p + 1, '\n'); /* the column heads */
+  size_t n = 0;
+  while (p && p[1] && p[1] != '\n' && n < max) {
+    p++;
+    double max_us = 0;
+    memcpy(rows[n].name, p, 32);
+    rows[n].name[32] = '\0';
+    if (sscanf(p + 32, "%llu %lf %lf %lf", &rows[n].count, &rows[n].total_ms, &rows[n].mean_us,
+               &max_us) != 4)
+      break;
+    n++;
+    p = strchr(p, '\n');
+  }
+  return n;
+}
+
+static unsigned long long count_of(const row *rows, size_t n, const char *name) {
+  for (size_t i = 0; i < n; i++)
+    if (strncmp(rows[i].name, name, strlen(name)) == 0 && rows[i].name[strlen(name)] == ' ')
+      return rows[i].count;
+  return 0;
+}
+
+/* Each table is in its own order (whatever the zones' times turned out to be: nothing here
+ * depends on timing), with every zone and its count; --top N shows N rows. */
+static void summary_ranks_zones_by_total_and_by_mean_time(void **state) {
+  (void)state;
+  char name[64], args[256];
+  shk_lens *lens = NULL;
+  assert_int_equal(shk_lens_open(shk_test_unique_name(name, sizeof name, "sum"), NULL, &lens),
+                   SHK_OK);
+  zones(lens, "many", 200, 20000);
+  zones(lens, "long", 1, 2000000);
+  zones(lens, "small", 1, 10);
+  snprintf(args, sizeof args, "lens summary %s --duration 0.2 --top 3", name);
+  ran *r = run_tool(args);
+  if (r->code != 0) print_error("stdout: %s\nstderr: %s\n", r->out, r->err);
+  assert_int_equal(r->code, 0);
+  assert_non_null(strstr(r->out, "202 zones of 3 kinds"));
+  row total[4], mean[4];
+  assert_int_equal(table_rows(r->out, "top zones by total time", total, 4), 3);
+  assert_int_equal(table_rows(r->out, "top zones by mean time", mean, 4), 3);
+  for (size_t i = 0; i + 1 < 3; i++) {
+    assert_true(total[i].total_ms >= total[i + 1].total_ms);
+    assert_true(mean[i].mean_us >= mean[i + 1].mean_us);
+  }
+  assert_int_equal(count_of(total, 3, "many"), 200);
+  assert_int_equal(count_of(mean, 3, "long"), 1);
+  assert_int_equal(count_of(mean, 3, "small"), 1);
+
+  zones(lens, "again", 3, 10);
+  zones(lens, "other", 1, 10);
+  snprintf(args, sizeof args, "lens summary %s --duration 0.2 --top 1", name);
+  r = run_tool(args);
+  assert_int_equal(r->code, 0);
+  assert_int_equal(table_rows(r->out, "top zones by total time", total, 4), 1);
+  assert_int_equal(table_rows(r->out, "top zones by mean time", mean, 4), 1);
+  shk_lens_close(lens);
+}
+
+static void record_and_summary_refuse_bad_options(void **state) {
+  (void)state;
+  expect("lens record x -o t.json --duration soon", 2, NULL, "usage: shmkit lens record");
+  expect("lens record x -o t.json --duration -1", 2, NULL, "usage: shmkit lens record");
+  expect("lens record x -o t.json --wait 2e9", 2, NULL, "usage: shmkit lens record");
+  expect("lens record -o t.json", 2, NULL, "usage: shmkit lens record");
+  expect("lens record x", 2, NULL, "usage: shmkit lens record");
+  expect("lens summary x --top 0", 2, NULL, "usage: shmkit lens summary");
+  expect("lens summary x --top", 2, NULL, "usage: shmkit lens summary");
+  expect("lens summary x --wait 1x", 2, NULL, "usage: shmkit lens summary");
+  expect("lens summary", 2, NULL, "usage: shmkit lens summary");
+}
+
+/* The message for each segment the tool cannot attach to; exit 1 and no trace. */
+static void record_says_why_it_cannot_attach(void **state) {
+  (void)state;
+  char name[64], args[512], out[96];
+  shk_test_unique_name(out, sizeof out, "none.json");
+  shk_test_unique_name(name, sizeof name, "missing");
+  snprintf(args, sizeof args, "lens record %s -o %s", name, out);
+  expect(args, 1, NULL, "no lens segment named");
+  expect("lens summary bad/name", 1, NULL, "is not a valid segment name");
+
+  /* A segment that is not a lens: zeros (a creator that never finished) and garbage. */
+  shk_shm *shm = NULL;
+  assert_int_equal(shk_shm_create(shk_test_unique_name(name, sizeof name, "notlens"), 65536, &shm),
+                   SHK_OK);
+  snprintf(args, sizeof args, "lens record %s -o %s", name, out);
+  expect(args, 1, NULL, "still being set up by its creator");
+  memset(shk_shm_data(shm), 0xA5, shk_shm_size(shm));
+  expect(args, 1, NULL, "cannot be read");
+  shk_shm_close(shm);
+  shk_shm_unlink(name);
+
+  /* A lens with a reader already attached (this process). */
+  shk_lens *lens = NULL;
+  shk_lens_reader *reader = NULL;
+  assert_int_equal(shk_lens_open(shk_test_unique_name(name, sizeof name, "taken"), NULL, &lens),
+                   SHK_OK);
+  assert_int_equal(shk_lens_reader_open(name, NULL, &reader), SHK_OK);
+  snprintf(args, sizeof args, "lens record %s -o %s", name, out);
+  expect(args, 1, NULL, "already has a reader attached");
+  shk_lens_reader_close(reader);
+  shk_lens_close(lens);
+  FILE *none = fopen(out, "rb");
+  assert_null(none);
+}
+
+static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(record_writes_the_trace_the_report_and_an_escaped_thread_table),
+    cmocka_unit_test(summary_ranks_zones_by_total_and_by_mean_time),
+    cmocka_unit_test(record_and_summary_refuse_bad_options),
+    cmocka_unit_test(record_says_why_it_cannot_attach),
+};
+#else
+static void tool_not_built_skipped(void **state) {
+  (void)state;
+  print_message("built without the shmkit tool (SHK_BUILD_TOOLS=OFF): nothing to test\n");
+  skip();
+}
+static const struct CMUnitTest tests[] = {cmocka_unit_test(tool_not_built_skipped)};
+#endif
+static const shk_test_child children[] = {{NULL, NULL}};
+SHK_TEST_MAIN(tests, children)
