@@ -61,6 +61,8 @@ mutations=(
 "maps-hole@src/posix/memory.c@s/  if (lo > \*covered) return SHK_EFAULT;/  if (lo > *covered \&\& 0) return SHK_EFAULT;/@faults_maps@maps text reader misses a hole"
 "summary-mean-order@tools/lens_summary.c@s/return mx < my ? 1 : mx > my ? -1 : 0;/return mx < my ? -1 : mx > my ? 1 : 0;/@tool_lens@summary's mean table in the wrong order"
 "tool-escape-ctrl@tools/tool_common.c@s/if (\*s < 0x20 || \*s == 0x7F || n == 0) {/if (*s < 0x1f || *s == 0x7F || n == 0) {/@tool_lens@the tool's text escape boundary moved"
+"close-walk-span@src/posix/proc.c@s/if (number \&\& fd >= lo \&\& fd <= hi \&\&/if (number \&\& fd >= lo \&\& fd < hi \&\&/@faults_fds os_proc os_proc_inherit@the descriptor walk leaves the one below a kept one open"
+"close-limit-top@src/posix/proc.c@s/for (int fd = lo; fd <= top; fd++) close(fd);/for (int fd = lo; fd < top; fd++) close(fd);/@faults_fds os_proc os_proc_inherit@closing up to the descriptor limit leaves the last one open"
 )
 
 restore=""
