@@ -5,6 +5,7 @@
  * plus their option errors. Skipped, saying so, in builds without the tool. */
 /* ctest: labels=unit timeout=120 */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "shk_test.h"
@@ -193,8 +194,46 @@ static void record_says_why_it_cannot_attach(void **state) {
   assert_null(none);
 }
 
+#ifndef _WIN32
+/* On a terminal (script(1) gives the tool one), record shows a progress line, redrawn in place
+ * ("\r") while it runs, then the final counts on their own line. */
+static void record_shows_a_live_progress_line_on_a_terminal(void **state) {
+  (void)state;
+  if (system("command -v script >/dev/null 2>&1") != 0) {
+    print_message("script(1) not found: the terminal progress line is not checked here\n");
+    skip();
+    return;
+  }
+  char name[64], out[96], log[96], cmd[1024];
+  shk_lens *lens = NULL;
+  assert_int_equal(shk_lens_open(shk_test_unique_name(name, sizeof name, "tty"), NULL, &lens),
+                   SHK_OK);
+  zones(lens, "shown", 5, 10);
+  shk_test_unique_name(out, sizeof out, "tty.json");
+  shk_test_unique_name(log, sizeof log, "tty.txt");
+  snprintf(cmd, sizeof cmd, "script -qec '\"%s\" lens record %s -o %s --duration 0.5' /dev/null >%s",
+           SHK_TEST_TOOL, name, out, log);
+  int status = system(cmd);
+  char text[8192], trace[4096];
+  slurp(log, text, sizeof text);
+  assert_true(read_and_remove(out, trace, sizeof trace));
+  if (status != 0) print_error("%s\n%s\n", cmd, text);
+  assert_int_equal(status, 0);
+  /* A live line (however many events it had seen by then), then the final one with all. */
+  const char *live = strstr(text, "\r");
+  assert_non_null(live);
+  assert_true(live[1] >= '0' && live[1] <= '9');
+  assert_non_null(strstr(live, " events ("));
+  assert_non_null(strstr(live + 1, "\n5 events (5 zones"));
+  shk_lens_close(lens);
+}
+#endif
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(record_writes_the_trace_the_report_and_an_escaped_thread_table),
+#ifndef _WIN32
+    cmocka_unit_test(record_shows_a_live_progress_line_on_a_terminal),
+#endif
     cmocka_unit_test(summary_ranks_zones_by_total_and_by_mean_time),
     cmocka_unit_test(record_and_summary_refuse_bad_options),
     cmocka_unit_test(record_says_why_it_cannot_attach),

@@ -48,7 +48,8 @@ int shk__os_memory_peek(const void *addr, void *buf, size_t n) {
   if (n == 0) return SHK_OK;
 #ifdef __linux__
   struct iovec local = {buf, n}, remote = {(void *)(uintptr_t)addr, n};
-  ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+  ssize_t got = POSIX_FAULTABLE(SHK__FAULT_MEMORY_READ, -1,
+                                process_vm_readv(getpid(), &local, 1, &remote, 1, 0));
   if (got == (ssize_t)n) return SHK_OK;
   if (got >= 0 || errno == EFAULT) return shk__error_record_os(SHK_EFAULT, got >= 0 ? EFAULT : errno);
   if (errno != ENOSYS && errno != EPERM) return posix_error(errno);

@@ -1,10 +1,13 @@
 /* ctest: labels=unit;fault timeout=60 internal */
-/* shk__os_prot_query on Linux has two ways to read what pages allow: the PROCMAP_QUERY ioctl
- * (Linux 6.11+) and, on older kernels, the text of /proc/self/maps read in a fixed buffer. The
- * injection point SHK__FAULT_MAPS_QUERY makes the ioctl fail with ENOTTY (an older kernel), so
- * both are checked here against the same mappings: every answer is the expected one, whichever
- * way it was read, at the edges of mappings, over holes, past the last mapping, and for a
- * mapping whose line in /proc/self/maps is longer than the reader's buffer. */
+/* The POSIX memory backend's fallbacks, each checked against the same memory as its first
+ * choice. shk__os_prot_query on Linux reads what pages allow by the PROCMAP_QUERY ioctl (Linux
+ * 6.11+) or, on older kernels, from the text of /proc/self/maps in a fixed buffer: the
+ * injection point SHK__FAULT_MAPS_QUERY makes the ioctl fail with ENOTTY (an older kernel), and
+ * every answer must be the expected one either way, at the edges of mappings, over holes, past
+ * the last mapping, and for a mapping whose line in /proc/self/maps is longer than the
+ * reader's buffer. shk__os_memory_peek reads with process_vm_readv, or through a pipe where
+ * that is missing or forbidden (SHK__FAULT_MEMORY_READ fails it with ENOSYS / EPERM): the same
+ * bytes, and SHK_EFAULT for any unreadable byte, either way. */
 #include <stdio.h>
 #include <string.h>
 
@@ -165,8 +168,44 @@ static void a_mapping_whose_maps_line_is_longer_than_the_buffer_is_read_either_w
   munmap(p, 3 * ps());
 }
 
+/* shk__os_memory_peek, by process_vm_readv (0) or through the pipe (ENOSYS, EPERM). */
+static int peek(const void *addr, void *buf, size_t n, int way) {
+  if (way) shk__fault_arm(SHK__FAULT_MEMORY_READ, 1, way, true);
+  int rc = shk__os_memory_peek(addr, buf, n);
+  unsigned failed = shk__fault_failures(SHK__FAULT_MEMORY_READ);
+  shk__fault_disarm_all();
+  if (way && failed == 0) return -12345; /* the pipe was not the way taken */
+  return rc;
+}
+
+static void peek_reads_the_same_bytes_and_refuses_unreadable_ones_either_way(void **state) {
+  (void)state;
+  static const int ways[] = {0, ENOSYS, EPERM};
+  unsigned char *p = map_pages(3, PROT_READ | PROT_WRITE);
+  for (size_t i = 0; i < 2 * ps(); i++) p[i] = (unsigned char)(i * 7 + 1);
+  assert_int_equal(mprotect(p + ps(), ps(), PROT_READ), 0); /* readable, not writable */
+  assert_int_equal(mprotect(p + 2 * ps(), ps(), PROT_NONE), 0);
+  static unsigned char got[8192 + 16];
+  for (size_t w = 0; w < sizeof ways / sizeof ways[0]; w++) {
+    memset(got, 0, sizeof got);
+    /* Both pages, more than the pipe's 512-byte steps, from an odd address. */
+    assert_int_equal(peek(p + 3, got, 2 * ps() - 3, ways[w]), SHK_OK);
+    assert_memory_equal(got, p + 3, 2 * ps() - 3);
+    assert_int_equal(peek(p, got, 1, ways[w]), SHK_OK);
+    assert_int_equal(got[0], p[0]);
+    assert_int_equal(shk__os_memory_peek(p, got, 0), SHK_OK); /* nothing to read */
+    /* The last readable byte, then one more. */
+    assert_int_equal(peek(p + 2 * ps() - 1, got, 1, ways[w]), SHK_OK);
+    assert_int_equal(peek(p + 2 * ps() - 1, got, 2, ways[w]), SHK_EFAULT);
+    assert_int_equal(peek(p + 2 * ps(), got, 16, ways[w]), SHK_EFAULT);
+    assert_int_equal(peek(p + ps() + 100, got, ps(), ways[w]), SHK_EFAULT);
+  }
+  munmap(p, 3 * ps());
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(prot_of_one_mapping_and_its_pages_either_way),
+    cmocka_unit_test(peek_reads_the_same_bytes_and_refuses_unreadable_ones_either_way),
     cmocka_unit_test(mixed_protection_gives_the_intersection_and_not_uniform_either_way),
     cmocka_unit_test(holes_are_efault_at_their_exact_edges_either_way),
     cmocka_unit_test(a_range_past_the_last_mapping_is_efault_either_way),
@@ -175,10 +214,10 @@ static const struct CMUnitTest tests[] = {
 
 #else
 
-/* Elsewhere there is no text reader to compare with (Windows: VirtualQuery). */
+/* Elsewhere there are no such fallbacks to compare (Windows: VirtualQuery, ReadProcessMemory). */
 static void skipped_no_proc_self_maps_here(void **state) {
   (void)state;
-  fprintf(stderr, "SKIPPED: /proc/self/maps and PROCMAP_QUERY are Linux only\n");
+  fprintf(stderr, "SKIPPED: /proc/self/maps, PROCMAP_QUERY and process_vm_readv are Linux only\n");
   skip();
 }
 
