@@ -2,11 +2,16 @@
  * test process: what they write (the trace, its HTML report, the thread table with names that
  * need escaping, the top zones by total and by mean time) and the message for each segment they
  * cannot read (missing, a bad name, not a lens, still being set up, a reader already attached),
- * plus their option errors. Skipped, saying so, in builds without the tool. */
+ * plus their option errors; on POSIX, record's live progress line on a terminal (script(1)); on
+ * Linux, record and report writing to a full disk (/dev/full). Skipped, saying so, in builds
+ * without the tool. */
 /* ctest: labels=unit timeout=120 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifndef _WIN32
+#include <unistd.h>
+#endif
 
 #include "shk_test.h"
 #include "shmkit.h"
@@ -229,10 +234,49 @@ static void record_shows_a_live_progress_line_on_a_terminal(void **state) {
 }
 #endif
 
+#ifdef __linux__
+/* A name for /dev/full (a symbolic link, so that removing a failed output removes the link). */
+static void full_device_link(char *path, size_t size, const char *tag) {
+  shk_test_unique_name(path, size, tag);
+  assert_int_equal(symlink("/dev/full", path), 0);
+}
+
+/* When the disk is full, record and report say so, exit 1, and report leaves no partial page. */
+static void record_and_report_say_when_their_output_cannot_be_written(void **state) {
+  (void)state;
+  char name[64], full[96], in[96], args[512];
+  shk_lens *lens = NULL;
+  assert_int_equal(shk_lens_open(shk_test_unique_name(name, sizeof name, "full"), NULL, &lens),
+                   SHK_OK);
+  zones(lens, "lost", 3, 10);
+  full_device_link(full, sizeof full, "full.json");
+  snprintf(args, sizeof args, "lens record %s -o %s --duration 0.2", name, full);
+  expect(args, 1, NULL, "failed");
+  remove(full);
+  shk_lens_close(lens);
+
+  shk_test_unique_name(in, sizeof in, "in.json");
+  FILE *f = fopen(in, "wb");
+  assert_non_null(f);
+  fputs("[{\"ph\":\"X\",\"name\":\"a\",\"pid\":1,\"tid\":1,\"ts\":0,\"dur\":1}]", f);
+  assert_int_equal(fclose(f), 0);
+  full_device_link(full, sizeof full, "full.html");
+  snprintf(args, sizeof args, "lens report %s -o %s", in, full);
+  expect(args, 1, NULL, "No space left on device");
+  FILE *left = fopen(full, "rb");
+  assert_null(left); /* the link (the partial output) is gone */
+  remove(full);
+  remove(in);
+}
+#endif
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(record_writes_the_trace_the_report_and_an_escaped_thread_table),
 #ifndef _WIN32
     cmocka_unit_test(record_shows_a_live_progress_line_on_a_terminal),
+#endif
+#ifdef __linux__
+    cmocka_unit_test(record_and_report_say_when_their_output_cannot_be_written),
 #endif
     cmocka_unit_test(summary_ranks_zones_by_total_and_by_mean_time),
     cmocka_unit_test(record_and_summary_refuse_bad_options),
