@@ -63,6 +63,7 @@ mutations=(
 "tool-escape-ctrl@tools/tool_common.c@s/if (\*s < 0x20 || \*s == 0x7F || n == 0) {/if (*s < 0x1f || *s == 0x7F || n == 0) {/@tool_lens@the tool's text escape boundary moved"
 "close-walk-span@src/posix/proc.c@s/if (number \&\& fd >= lo \&\& fd <= hi \&\&/if (number \&\& fd >= lo \&\& fd < hi \&\&/@faults_fds os_proc os_proc_inherit@the descriptor walk leaves the one below a kept one open"
 "close-limit-top@src/posix/proc.c@s/for (int fd = lo; fd <= top; fd++) close(fd);/for (int fd = lo; fd < top; fd++) close(fd);/@faults_fds os_proc os_proc_inherit@closing up to the descriptor limit leaves the last one open"
+"memfd-fallback-name@src/posix/segment.c@s/^      shm_unlink(name);/      (void)name;/@faults_memfd os_segment@the private name of an anonymous segment without memfd left behind"
 )
 
 restore=""

@@ -34,6 +34,8 @@ typedef enum shk__fault_point {
   SHK__FAULT_ALLOC,          /* malloc / calloc / realloc of the library (shk__malloc and kin) */
   SHK__FAULT_MAPS_QUERY,     /* the PROCMAP_QUERY ioctl of /proc/self/maps (ENOTTY: a kernel older
                                 than 6.11, which makes the query read the text) / (none) */
+  SHK__FAULT_MEMFD,          /* memfd_create (ENOSYS: a kernel or system without it, which makes an
+                                anonymous segment a shm_open name removed at once) / (none) */
   SHK__FAULT_MEMORY_READ,    /* process_vm_readv (ENOSYS, EPERM: a kernel or sandbox without it, which
                                 makes a safe read go through a pipe) / (none: ReadProcessMemory) */
   SHK__FAULT_CLOSE_RANGE,    /* close_range (ENOSYS: a kernel before 5.9, which makes closing every
