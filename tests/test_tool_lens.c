@@ -1,6 +1,6 @@
 /* `shmkit lens record` and `shmkit lens summary` as a user runs them against a live lens of this
- * test process: what they write (the trace, its HTML report, the thread table with names that
- * need escaping, the top zones by total and by mean time) and the message for each segment they
+ * test process: what they write (the trace with a thread's latest name, its HTML report, the
+ * thread table with names that need escaping, the top zones by total and by mean time) and the message for each segment they
  * cannot read (missing, a bad name, not a lens, still being set up, a reader already attached),
  * plus their option errors; on POSIX, record's live progress line on a terminal (script(1)); on
  * Linux, record and report writing to a full disk (/dev/full). Skipped, saying so, in builds
@@ -39,18 +39,18 @@ static void zones(shk_lens *lens, const char *name, int n, int spin) {
   }
 }
 
-static void record_writes_the_trace_the_report_and_an_escaped_thread_table(void **state) {
+static void record_writes_the_trace_and_the_report_with_the_latest_thread_name(void **state) {
   (void)state;
   char name[64], out[96], html[96], args[512];
   shk_lens *lens = NULL;
   assert_int_equal(shk_lens_open(shk_test_unique_name(name, sizeof name, "rec"), NULL, &lens),
                    SHK_OK);
-  /* A control character, a valid two-byte form, a stray continuation byte, and more than the
-   * table's 24 columns. */
-  assert_int_equal(shk_lens_thread_name(lens, "t\x1fx \xc3\xa9 \xff-and-a-long-tail-past-24"),
-                   SHK_OK);
+  /* Named, then renamed while its events wait for the recorder: the latest name wins. */
+  assert_int_equal(shk_lens_thread_name(lens, "first-name"), SHK_OK);
   zones(lens, "alpha", 3, 1000);
   zones(lens, "beta", 1, 100000);
+  assert_int_equal(shk_lens_thread_name(lens, "second-name"), SHK_OK);
+  zones(lens, "delta", 2, 10);
   assert_int_equal(shk_lens_frame(lens), SHK_OK);
   shk_test_unique_name(out, sizeof out, "rec.json");
   shk_test_unique_name(html, sizeof html, "rec.html");
@@ -59,12 +59,13 @@ static void record_writes_the_trace_the_report_and_an_escaped_thread_table(void 
   if (r->code != 0) print_error("stdout: %s\nstderr: %s\n", r->out, r->err);
   assert_int_equal(r->code, 0);
   assert_non_null(strstr(r->out, "trace written to"));
-  assert_non_null(strstr(r->out, "t\\x1fx \xc3\xa9 \\xff-and-a-")); /* escaped, cut at 24 */
-  assert_null(strstr(r->out, "long-tail"));
+  assert_non_null(strstr(r->out, "second-name"));
   char trace[8192], page[256];
   assert_true(read_and_remove(out, trace, sizeof trace));
   assert_non_null(strstr(trace, "\"alpha\""));
   assert_non_null(strstr(trace, "\"beta\""));
+  assert_non_null(strstr(trace, "\"delta\""));
+  assert_non_null(strstr(trace, "\"second-name\""));
   assert_true(read_and_remove(html, page, sizeof page));
   assert_non_null(strstr(page, "<!doctype html>"));
 
@@ -116,11 +117,15 @@ static unsigned long long count_of(const row *rows, size_t n, const char *name) 
 
 /* Each table is in its own order (whatever the zones' times turned out to be: nothing here
  * depends on timing), with every zone and its count; --top N shows N rows. */
-static void summary_ranks_zones_by_total_and_by_mean_time(void **state) {
+static void summary_ranks_zones_and_escapes_thread_names(void **state) {
   (void)state;
   char name[64], args[256];
   shk_lens *lens = NULL;
   assert_int_equal(shk_lens_open(shk_test_unique_name(name, sizeof name, "sum"), NULL, &lens),
+                   SHK_OK);
+  /* A control character, a valid two-byte form, a stray continuation byte, and more than the
+   * thread table's 24 columns. */
+  assert_int_equal(shk_lens_thread_name(lens, "t\x1fx \xc3\xa9 \xff-and-a-long-tail-past-24"),
                    SHK_OK);
   zones(lens, "many", 200, 20000);
   zones(lens, "long", 1, 2000000);
@@ -130,6 +135,8 @@ static void summary_ranks_zones_by_total_and_by_mean_time(void **state) {
   if (r->code != 0) print_error("stdout: %s\nstderr: %s\n", r->out, r->err);
   assert_int_equal(r->code, 0);
   assert_non_null(strstr(r->out, "202 zones of 3 kinds"));
+  assert_non_null(strstr(r->out, "t\\x1fx \xc3\xa9 \\xff-and-a-")); /* escaped, cut at 24 */
+  assert_null(strstr(r->out, "long-tail"));
   row total[4], mean[4];
   assert_int_equal(table_rows(r->out, "top zones by total time", total, 4), 3);
   assert_int_equal(table_rows(r->out, "top zones by mean time", mean, 4), 3);
@@ -271,14 +278,14 @@ static void record_and_report_say_when_their_output_cannot_be_written(void **sta
 #endif
 
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(record_writes_the_trace_the_report_and_an_escaped_thread_table),
+    cmocka_unit_test(record_writes_the_trace_and_the_report_with_the_latest_thread_name),
 #ifndef _WIN32
     cmocka_unit_test(record_shows_a_live_progress_line_on_a_terminal),
 #endif
 #ifdef __linux__
     cmocka_unit_test(record_and_report_say_when_their_output_cannot_be_written),
 #endif
-    cmocka_unit_test(summary_ranks_zones_by_total_and_by_mean_time),
+    cmocka_unit_test(summary_ranks_zones_and_escapes_thread_names),
     cmocka_unit_test(record_and_summary_refuse_bad_options),
     cmocka_unit_test(record_says_why_it_cannot_attach),
 };
