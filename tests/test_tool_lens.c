@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #ifndef _WIN32
+#include <sys/wait.h>
 #include <unistd.h>
 #endif
 
@@ -179,6 +180,8 @@ static void record_says_why_it_cannot_attach(void **state) {
   shk_test_unique_name(name, sizeof name, "missing");
   snprintf(args, sizeof args, "lens record %s -o %s", name, out);
   expect(args, 1, NULL, "no lens segment named");
+  snprintf(args, sizeof args, "lens record %s -o %s --wait 0.2", name, out); /* waits, then says */
+  expect(args, 1, NULL, "no lens segment named");
   expect("lens summary bad/name", 1, NULL, "is not a valid segment name");
 
   /* A segment that is not a lens: zeros (a creator that never finished) and garbage. */
@@ -277,10 +280,38 @@ static void record_and_report_say_when_their_output_cannot_be_written(void **sta
 }
 #endif
 
+#ifndef _WIN32
+/* Ctrl-C (SIGINT) ends a recording that has no --duration: the trace is written, exit 0. */
+static void record_stops_on_interrupt_and_keeps_what_it_read(void **state) {
+  (void)state;
+  char name[64], out[96], cmd[1024];
+  shk_lens *lens = NULL;
+  assert_int_equal(shk_lens_open(shk_test_unique_name(name, sizeof name, "int"), NULL, &lens),
+                   SHK_OK);
+  zones(lens, "before-ctrl-c", 4, 10);
+  shk_test_unique_name(out, sizeof out, "int.json");
+  /* The tool is started in the background and interrupted once it is recording (its trace file
+   * exists); the shell waits for it and passes its exit code on. */
+  snprintf(cmd, sizeof cmd,
+           "\"%s\" lens record %s -o %s --quiet & pid=$!; "
+           "i=0; while [ ! -s %s ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; "
+           "sleep 0.2; kill -INT $pid; wait $pid",
+           SHK_TEST_TOOL, name, out, out);
+  int status = system(cmd);
+  char trace[4096];
+  assert_true(read_and_remove(out, trace, sizeof trace));
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  assert_non_null(strstr(trace, "\"before-ctrl-c\""));
+  shk_lens_close(lens);
+}
+#endif
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(record_writes_the_trace_and_the_report_with_the_latest_thread_name),
 #ifndef _WIN32
     cmocka_unit_test(record_shows_a_live_progress_line_on_a_terminal),
+    cmocka_unit_test(record_stops_on_interrupt_and_keeps_what_it_read),
 #endif
 #ifdef __linux__
     cmocka_unit_test(record_and_report_say_when_their_output_cannot_be_written),
