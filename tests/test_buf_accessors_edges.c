@@ -81,17 +81,9 @@ static void accessors_answer_none_for_an_ended_handle_under_shk_debug(void **sta
   char path[96];
   shk_test_unique_name(path, sizeof path, "acc.txt");
   const char *args[] = {path};
-#ifdef _WIN32
-  _putenv_s("SHK_DEBUG", "buf");
-#else
-  setenv("SHK_DEBUG", "buf", 1);
-#endif
+  shk_test_setenv("SHK_DEBUG", "buf");
   shk_test_run_child_ok("ended_handle_child", 1, args, 60000);
-#ifdef _WIN32
-  _putenv_s("SHK_DEBUG", "");
-#else
-  unsetenv("SHK_DEBUG");
-#endif
+  shk_test_setenv("SHK_DEBUG", NULL);
   /* Each refused use was reported. */
   FILE *f = fopen(path, "rb");
   assert_non_null(f);

@@ -148,9 +148,11 @@ static int walk_first_install(shk_watcher *w, const pages *pg, bool sticky, unsi
   return 0;
 }
 
-SHK_CHILD_TEST(watch_add_fails_cleanly_when_its_fault_handler_cannot_be_installed,
-               CHILD_TIMEOUT_MS) {
-  (void)argc, (void)argv;
+/* The first add of the process, with the nth installation call failing alone (sticky false)
+ * or with every call from the nth on (a fresh process each: the handler is installed once per
+ * process). Then, installed once, later adds never try again, also with every installation
+ * failing, and writes are seen. */
+static int first_install(bool sticky) {
   install_program_handlers();
   pages pg = {NULL, 3 * shk__os_caps_get()->page_size};
   SHK_CHECK(shk_watch_pages_alloc(pg.size, (void **)&pg.p) == SHK_OK);
@@ -158,18 +160,17 @@ SHK_CHILD_TEST(watch_add_fails_cleanly_when_its_fault_handler_cannot_be_installe
   SHK_CHECK(w != NULL);
   SHK_CHECK(shk__fault_calls(SHK__FAULT_FAULT_HANDLER) == 0);
 
-  unsigned alone = 0;
-  int line = walk_first_install(w, &pg, false, &alone);
+  unsigned walked = 0;
+  int line = walk_first_install(w, &pg, sticky, &walked);
   if (line) return line;
-  fprintf(stderr, "%u failure(s) walked alone\n", alone);
+  fprintf(stderr, "%u failure(s) walked (%s)\n", walked, sticky ? "sticky" : "alone");
 #ifndef _WIN32
-  SHK_CHECK(alone == 2); /* SIGSEGV, then SIGBUS */
+  SHK_CHECK(walked == 2); /* SIGSEGV, then SIGBUS */
 #else
-  SHK_CHECK(alone == 1); /* one vectored handler */
+  SHK_CHECK(walked == 1); /* one vectored handler */
 #endif
   SHK_CHECK(ours_in_place());
 
-  /* Installed once: later adds never try again, also with every installation failing. */
   uint32_t id = 0;
   shk__fault_arm(SHK__FAULT_FAULT_HANDLER, 1, SHK_FAULT_RAW, true);
   int rc = shk_watch_add(w, pg.p + 100, pg.size - 200, "signal", &id);
@@ -186,29 +187,16 @@ SHK_CHILD_TEST(watch_add_fails_cleanly_when_its_fault_handler_cannot_be_installe
   return 0;
 }
 
-/* The same, every installation call from the nth on failing (a fresh process: the handler is
- * installed once per process). */
+SHK_CHILD_TEST(watch_add_fails_cleanly_when_its_fault_handler_cannot_be_installed,
+               CHILD_TIMEOUT_MS) {
+  (void)argc, (void)argv;
+  return first_install(false);
+}
+
 SHK_CHILD_TEST(watch_add_fails_cleanly_when_every_fault_handler_installation_fails,
                CHILD_TIMEOUT_MS) {
   (void)argc, (void)argv;
-  install_program_handlers();
-  pages pg = {NULL, 3 * shk__os_caps_get()->page_size};
-  SHK_CHECK(shk_watch_pages_alloc(pg.size, (void **)&pg.p) == SHK_OK);
-  shk_watcher *w = mprotect_watcher();
-  SHK_CHECK(w != NULL);
-  unsigned walked = 0;
-  int line = walk_first_install(w, &pg, true, &walked);
-  if (line) return line;
-  SHK_CHECK(walked >= 1);
-  /* Usable after: a new region sees writes. */
-  uint32_t id = 0;
-  SHK_CHECK(shk_watch_add(w, pg.p + 100, pg.size - 200, "signal", &id) == SHK_OK);
-  line = write_is_seen(w, pg.p + 150);
-  if (line) return line;
-  shk_watch_free(w);
-  SHK_CHECK(pages_open(&pg) == 0);
-  shk_watch_pages_free(pg.p, pg.size);
-  return 0;
+  return first_install(true);
 }
 
 /* Once installed, each shk_watch_create puts the handler back in front when the program took

@@ -11,14 +11,7 @@
 #include "os.h"
 #include "shk_test.h"
 
-static void set_host(const char *value) {
-#ifdef _WIN32
-  _putenv_s("SHK_WORKER_HOST", value ? value : "");
-#else
-  if (value) setenv("SHK_WORKER_HOST", value, 1);
-  else unsetenv("SHK_WORKER_HOST");
-#endif
-}
+static void set_host(const char *value) { shk_test_setenv("SHK_WORKER_HOST", value); }
 
 static void the_variable_names_the_host_when_it_is_an_executable_that_fits(void **state) {
   (void)state;

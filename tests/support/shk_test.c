@@ -141,6 +141,15 @@ const char *shk_test_unique_name(char *buf, size_t size, const char *tag) {
   return buf;
 }
 
+void shk_test_setenv(const char *name, const char *value) {
+#ifdef _WIN32
+  _putenv_s(name, value ? value : "");
+#else
+  if (value) setenv(name, value, 1);
+  else unsetenv(name);
+#endif
+}
+
 #ifdef _WIN32
 static void sweep_dead_test_names(void) {} /* a Windows name ends with its last handle */
 #else

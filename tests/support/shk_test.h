@@ -52,6 +52,10 @@ void shk_test_run_child_ok(const char *name, int argc, const char *const *argv, 
 /* A name for segments that is unique to this process and call, "shkt-<pid>-<n>-<tag>". */
 const char *shk_test_unique_name(char *buf, size_t size, const char *tag);
 
+/* Sets environment variable `name` to `value` for this process and the children it starts from
+ * now; NULL removes it (on Windows an empty value removes it too). */
+void shk_test_setenv(const char *name, const char *value);
+
 /* The signal a null-pointer write kills a process with: SIGSEGV, or on Windows the exception
  * code of an access violation. */
 int shk_test_access_violation_code(void);
