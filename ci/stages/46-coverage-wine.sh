@@ -15,6 +15,7 @@
 # when missing), WINEPREFIX (a private prefix is set up when missing).
 set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/../coverage_report.sh"
 root=${SHK_BUILD_ROOT:-$SHK_ROOT/build/ci}
 build=$root/coverage-wine
 work=$root/coverage-wine-report
@@ -72,25 +73,14 @@ shk_stage_check "the tests under wine, with coverage" run_tests
 grep -E '^tests under wine|tests passed' "$work/the_tests_under_wine__with_coverage.log"
 
 report() {
-  rm -rf "$work/html" && mkdir -p "$work/html"
-  local files=(-f "$SHK_ROOT/src/win32/" -f "$SHK_ROOT/src/common/watch_backend_write_watch.c")
-  gcovr -r "$SHK_ROOT" "${files[@]}" --gcov-executable x86_64-w64-mingw32-gcov \
-    --exclude-unreachable-branches --exclude-throw-branches --gcov-ignore-parse-errors \
-    --object-directory "$build" --json "$work/coverage.json" "$build" &&
-    gcovr -r "$SHK_ROOT" -a "$work/coverage.json" --txt "$work/coverage.txt" \
-      --html-details "$work/html/index.html" &&
-    gcovr -r "$SHK_ROOT" -a "$work/coverage.json" -b --txt "$work/branches.txt" &&
-    python3 "$SHK_ROOT/ci/coverage_summary.py" "$work/coverage.json" --goal-lines 90 \
-      --goal-branches 80 --uncalled "$work/uncalled.txt" >"$work/summary.txt"
+  coverage_report "$build" "$work" 90 80 --gcov-executable x86_64-w64-mingw32-gcov \
+    -f "$SHK_ROOT/src/win32/" -f "$SHK_ROOT/src/common/watch_backend_write_watch.c"
 }
 shk_stage_check "coverage report (gcovr, mingw gcov)" report
 cat "$work/summary.txt" 2>/dev/null
 echo "reports: $work/coverage.txt, branches.txt, uncalled.txt, html/index.html"
 
-at_least_floor() {
-  python3 "$SHK_ROOT/ci/coverage_summary.py" "$work/coverage.json" --quiet \
-    --floor-lines "$floor_lines" --floor-branches "$floor_branches"
-}
+at_least_floor() { coverage_at_least "$work" "$floor_lines" "$floor_branches"; }
 shk_stage_check "Windows-only totals at or above the floor ($floor_lines% lines, $floor_branches% branches)" at_least_floor
 [ "$stop_wine" = 1 ] && shk_wine_stop
 shk_stage_finish
