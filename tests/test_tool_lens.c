@@ -29,14 +29,14 @@ static bool read_and_remove(const char *path, char *buf, size_t size) {
   return true;
 }
 
-static volatile int spin_sink; /* keeps the busy loop below */
+static volatile unsigned spin_sink; /* keeps the busy loop below (unsigned: it wraps) */
 
 /* Sends zones from this thread: `n` of `name`, each lasting about `spin` loop turns. */
 static void zones(shk_lens *lens, const char *name, int n, int spin) {
   for (int i = 0; i < n; i++) {
     shk_lens_zone z;
     assert_int_equal(shk_lens_zone_begin(lens, &z, name, 0x336699), SHK_OK);
-    for (int k = 0; k < spin; k++) spin_sink += k;
+    for (int k = 0; k < spin; k++) spin_sink += (unsigned)k;
     assert_int_equal(shk_lens_zone_end(&z), SHK_OK);
   }
 }
