@@ -64,6 +64,10 @@ mutations=(
 "close-walk-span@src/posix/proc.c@s/if (number \&\& fd >= lo \&\& fd <= hi \&\&/if (number \&\& fd >= lo \&\& fd < hi \&\&/@faults_fds os_proc os_proc_inherit@the descriptor walk leaves the one below a kept one open"
 "close-limit-top@src/posix/proc.c@s/for (int fd = lo; fd <= top; fd++) close(fd);/for (int fd = lo; fd < top; fd++) close(fd);/@faults_fds os_proc os_proc_inherit@closing up to the descriptor limit leaves the last one open"
 "memfd-fallback-name@src/posix/segment.c@s/^      shm_unlink(name);/      (void)name;/@faults_memfd os_segment@the private name of an anonymous segment without memfd left behind"
+"watch-add-restore@src/common/watch_backend_mprotect.c@s/      shk__os_protect((void \*)r->page_start, size, r->prot);/      (void)0;/@watch faults_watch watch_bounds watch_safety@a failed add leaves its pages read-only"
+"trace-thread-rename@tools/trace_json.c@s/if (e->thread \&\& (!tr->name || strcmp(tr->name, e->thread) != 0)) {/if (e->thread \&\& !tr->name) {/@trace_escape lens_trace tool_lens@a renamed thread keeps its first name in the trace"
+"peek-partial@src/posix/memory.c@s/  if (got == (ssize_t)n) return SHK_OK;/  if (got > 0) return SHK_OK;/@faults_memory task task_workers@a partial safe read taken as whole"
+"channel-bad-fd@src/posix/channel.c@s/^    if (fd >= 0) close(fd);/    (void)fd;/@os_channel os_channel_malformed task task_workers@a malformed message's descriptor not closed"
 )
 
 restore=""
