@@ -27,6 +27,9 @@ typedef enum shk__fault_point {
   SHK__FAULT_SEGMENT_UNLINK, /* shm_unlink / (none: a Windows name ends with its last handle) */
   SHK__FAULT_PAGES_ALLOC,    /* anonymous private pages: mmap / VirtualAlloc */
   SHK__FAULT_PROTECT,        /* mprotect / VirtualProtect */
+  SHK__FAULT_PROTECT_PARTIAL, /* mprotect failing part-way, as it can over several memory areas
+                                (ENOMEM at the map limit): the first page changed, then the
+                                failure / (none) */
   SHK__FAULT_PROC_START,     /* fork, posix_spawn / CreateProcess */
   SHK__FAULT_CHANNEL_CREATE, /* socketpair / CreateEvent */
   SHK__FAULT_MODULE_LOAD,    /* dlopen / LoadLibraryEx */

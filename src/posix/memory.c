@@ -37,9 +37,18 @@ int shk__os_protect(void *addr, size_t size, int prot) {
    * a thread-local store (error.c), both async-signal-safe; every errno keeps its own code (an
    * EIO was once reported as SHK_EINVAL, without the raw code). */
   int saved = errno;
-  int rc = POSIX_FAULTABLE(SHK__FAULT_PROTECT, -1, mprotect(addr, size, p)) == 0
-               ? SHK_OK
-               : posix_error(errno);
+  int r;
+  if (posix_fault(SHK__FAULT_PROTECT_PARTIAL)) {
+    /* A failure after a part of the range changed, as a real one over several areas can. */
+    int err = errno;
+    size_t first = shk__os_caps_get()->page_size;
+    (void)mprotect(addr, size < first ? size : first, p);
+    errno = err;
+    r = -1;
+  } else {
+    r = POSIX_FAULTABLE(SHK__FAULT_PROTECT, -1, mprotect(addr, size, p));
+  }
+  int rc = r == 0 ? SHK_OK : posix_error(errno);
   errno = saved;
   return rc;
 }
