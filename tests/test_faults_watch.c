@@ -65,14 +65,22 @@ static int pages_restored(void *ctx) {
   return 0;
 }
 
-SHK_CHILD_TEST(watch_add_fails_cleanly_when_pages_cannot_be_protected, CHILD_TIMEOUT_MS) {
-  (void)argc, (void)argv;
-  add_call c = {NULL, NULL, 3 * shk__os_caps_get()->page_size};
-  SHK_CHECK(shk_watch_pages_alloc(c.size, (void **)&c.pages) == SHK_OK);
+/* Three fresh pages and an mprotect watcher (nothing watched yet) for an add_call. */
+static int three_pages_watcher(add_call *c) {
+  c->w = NULL;
+  c->size = 3 * shk__os_caps_get()->page_size;
+  SHK_CHECK(shk_watch_pages_alloc(c->size, (void **)&c->pages) == SHK_OK);
   shk_watch_options opts;
   shk_watch_options_init(&opts);
   opts.backend = SHK_WATCH_MPROTECT;
-  SHK_CHECK(shk_watch_create(&opts, &c.w) == SHK_OK);
+  SHK_CHECK(shk_watch_create(&opts, &c->w) == SHK_OK);
+  return 0;
+}
+
+SHK_CHILD_TEST(watch_add_fails_cleanly_when_pages_cannot_be_protected, CHILD_TIMEOUT_MS) {
+  (void)argc, (void)argv;
+  add_call c;
+  SHK_CHECK(three_pages_watcher(&c) == 0);
   shk_fault_case fc = {"shk_watch_add(mprotect)", SHK__FAULT_PROTECT, watch_add, &c, watch_codes,
                        SHK__ARRAY_LEN(watch_codes), true, false, pages_restored};
   SHK_FAULT_WALK(&fc, true);
@@ -89,12 +97,8 @@ SHK_CHILD_TEST(watch_add_fails_cleanly_when_pages_cannot_be_protected, CHILD_TIM
  * point exists there only; elsewhere the add succeeds and this says nothing more). */
 SHK_CHILD_TEST(watch_add_gives_pages_back_when_protection_fails_part_way, CHILD_TIMEOUT_MS) {
   (void)argc, (void)argv;
-  add_call c = {NULL, NULL, 3 * shk__os_caps_get()->page_size};
-  SHK_CHECK(shk_watch_pages_alloc(c.size, (void **)&c.pages) == SHK_OK);
-  shk_watch_options opts;
-  shk_watch_options_init(&opts);
-  opts.backend = SHK_WATCH_MPROTECT;
-  SHK_CHECK(shk_watch_create(&opts, &c.w) == SHK_OK);
+  add_call c;
+  SHK_CHECK(three_pages_watcher(&c) == 0);
   uint32_t id = 0;
   shk__fault_arm(SHK__FAULT_PROTECT_PARTIAL, 1, SHK_FAULT_RAW, false);
   int rc = shk_watch_add(c.w, c.pages, c.size, "partial", &id);
