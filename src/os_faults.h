@@ -27,11 +27,24 @@ typedef enum shk__fault_point {
   SHK__FAULT_SEGMENT_UNLINK, /* shm_unlink / (none: a Windows name ends with its last handle) */
   SHK__FAULT_PAGES_ALLOC,    /* anonymous private pages: mmap / VirtualAlloc */
   SHK__FAULT_PROTECT,        /* mprotect / VirtualProtect */
+  SHK__FAULT_PROTECT_PARTIAL, /* mprotect failing part-way, as it can over several memory areas
+                                (ENOMEM at the map limit): the first page changed, then the
+                                failure / (none) */
   SHK__FAULT_PROC_START,     /* fork, posix_spawn / CreateProcess */
   SHK__FAULT_CHANNEL_CREATE, /* socketpair / CreateEvent */
   SHK__FAULT_MODULE_LOAD,    /* dlopen / LoadLibraryEx */
   SHK__FAULT_THREAD_START,   /* pthread_create / CreateThread */
   SHK__FAULT_ALLOC,          /* malloc / calloc / realloc of the library (shk__malloc and kin) */
+  SHK__FAULT_MAPS_QUERY,     /* the PROCMAP_QUERY ioctl of /proc/self/maps (ENOTTY: a kernel older
+                                than 6.11, which makes the query read the text) / (none) */
+  SHK__FAULT_MEMFD,          /* memfd_create (ENOSYS: a kernel or system without it, which makes an
+                                anonymous segment a shm_open name removed at once) / (none) */
+  SHK__FAULT_MEMORY_READ,    /* process_vm_readv (ENOSYS, EPERM: a kernel or sandbox without it, which
+                                makes a safe read go through a pipe) / (none: ReadProcessMemory) */
+  SHK__FAULT_CLOSE_RANGE,    /* close_range (ENOSYS: a kernel before 5.9, which makes closing every
+                                descriptor but some walk /proc/self/fd) / (none) */
+  SHK__FAULT_FAULT_HANDLER,  /* sigaction installing the write-fault handler on SIGSEGV or SIGBUS
+                                / AddVectoredExceptionHandler */
   SHK__FAULT_COUNT
 } shk__fault_point;
 

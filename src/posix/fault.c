@@ -148,10 +148,13 @@ static bool is_ours(const struct sigaction *sa) {
   return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == on_fault_signal;
 }
 
-/* Puts our handler on sig unless it is the installed one now, chaining to what is there. */
-static int ensure_on(int sig) {
+/* Puts our handler on sig unless it is the installed one now, chaining to what is there;
+ * *changed says whether it did (so that a failure later in the same installation can put the
+ * handler found back: undo()). */
+static int ensure_on(int sig, bool *changed) {
   int i = sig_index(sig);
   struct sigaction cur;
+  *changed = false;
   if (sigaction(sig, NULL, &cur) != 0) return posix_error(errno);
   if (is_ours(&cur)) return SHK_OK;
   struct sigaction sa;
@@ -165,22 +168,44 @@ static int ensure_on(int sig) {
    * between, which would be its own race with ours. */
   prevs[i][spare] = cur;
   atomic_store(&prev_slot[i], spare);
-  if (sigaction(sig, &sa, NULL) != 0) return posix_error(errno);
+  if (POSIX_FAULTABLE(SHK__FAULT_FAULT_HANDLER, -1, sigaction(sig, &sa, NULL)) != 0)
+    return posix_error(errno);
+  *changed = true;
   return SHK_OK;
 }
 
+/* Gives sig back the handler ensure_on() found there (the failure that calls this is already
+ * recorded: errno is kept for it). */
+static void undo(int sig) {
+  int saved = errno;
+  int i = sig_index(sig);
+  sigaction(sig, &prevs[i][atomic_load(&prev_slot[i])], NULL);
+  errno = saved;
+}
+
+/* Our handler on SIGSEGV and SIGBUS, or, when the second cannot be installed, neither changed:
+ * a failed installation leaves the program's handlers as they were. */
+static int ensure_both(void) {
+  bool segv_changed = false, bus_changed = false;
+  int rc = ensure_on(SIGSEGV, &segv_changed);
+  if (rc == SHK_OK) rc = ensure_on(SIGBUS, &bus_changed);
+  if (rc != SHK_OK && segv_changed) undo(SIGSEGV);
+  return rc;
+}
+
 int shk__os_fault_install(shk__os_fault_fn fn) {
-  atomic_store(&hook, fn);
-  int rc = ensure_on(SIGSEGV);
-  if (rc == SHK_OK) rc = ensure_on(SIGBUS);
-  if (rc == SHK_OK) atomic_store(&installed_once, true);
+  shk__os_fault_fn before = atomic_exchange(&hook, fn);
+  int rc = ensure_both();
+  if (rc == SHK_OK)
+    atomic_store(&installed_once, true);
+  else
+    atomic_store(&hook, before);
   return rc;
 }
 
 int shk__os_fault_refresh(void) {
   if (!atomic_load(&installed_once)) return SHK_OK;
-  int rc = ensure_on(SIGSEGV);
-  return rc == SHK_OK ? ensure_on(SIGBUS) : rc;
+  return ensure_both();
 }
 
 

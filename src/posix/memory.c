@@ -37,9 +37,18 @@ int shk__os_protect(void *addr, size_t size, int prot) {
    * a thread-local store (error.c), both async-signal-safe; every errno keeps its own code (an
    * EIO was once reported as SHK_EINVAL, without the raw code). */
   int saved = errno;
-  int rc = POSIX_FAULTABLE(SHK__FAULT_PROTECT, -1, mprotect(addr, size, p)) == 0
-               ? SHK_OK
-               : posix_error(errno);
+  int r;
+  if (posix_fault(SHK__FAULT_PROTECT_PARTIAL)) {
+    /* A failure after a part of the range changed, as a real one over several areas can. */
+    int err = errno;
+    size_t first = shk__os_caps_get()->page_size;
+    (void)mprotect(addr, size < first ? size : first, p);
+    errno = err;
+    r = -1;
+  } else {
+    r = POSIX_FAULTABLE(SHK__FAULT_PROTECT, -1, mprotect(addr, size, p));
+  }
+  int rc = r == 0 ? SHK_OK : posix_error(errno);
   errno = saved;
   return rc;
 }
@@ -48,7 +57,8 @@ int shk__os_memory_peek(const void *addr, void *buf, size_t n) {
   if (n == 0) return SHK_OK;
 #ifdef __linux__
   struct iovec local = {buf, n}, remote = {(void *)(uintptr_t)addr, n};
-  ssize_t got = process_vm_readv(getpid(), &local, 1, &remote, 1, 0);
+  ssize_t got = POSIX_FAULTABLE(SHK__FAULT_MEMORY_READ, -1,
+                                process_vm_readv(getpid(), &local, 1, &remote, 1, 0));
   if (got == (ssize_t)n) return SHK_OK;
   if (got >= 0 || errno == EFAULT) return shk__error_record_os(SHK_EFAULT, got >= 0 ? EFAULT : errno);
   if (errno != ENOSYS && errno != EPERM) return posix_error(errno);
@@ -103,7 +113,7 @@ static int query_ioctl(int fd, uintptr_t start, uintptr_t end, int *prot, bool *
     struct shk_procmap_query q = {0};
     q.size = sizeof q;
     q.query_addr = at;
-    if (ioctl(fd, SHK_PROCMAP_QUERY, &q) != 0)
+    if (POSIX_FAULTABLE(SHK__FAULT_MAPS_QUERY, -1, ioctl(fd, SHK_PROCMAP_QUERY, &q)) != 0)
       return errno == ENOENT ? SHK_EFAULT : SHK_EUNSUPPORTED; /* ENOTTY: an older kernel */
     if (q.vma_start > at) return SHK_EFAULT;
     fold((int)(q.vma_flags & 7), &first, prot, uniform); /* r=1 w=2 x=4, as ours */
@@ -123,8 +133,26 @@ static uintptr_t parse_hex(const char **p, const char *end) {
   return v;
 }
 
-/* The query by reading the text ("start-end rwxp ..."), in a fixed buffer: lines are short
- * enough up to the permissions, and the rest of a long line is skipped. */
+/* One line of the text ("start-end rwxp ..."; only its start is read) folded into the answer
+ * for [*covered, end): 1 to read on, SHK_OK when the range is covered, SHK_EFAULT at a hole. */
+static int take_line(const char *p, const char *e, uintptr_t end, uintptr_t *covered,
+                     bool *first, int *prot, bool *uniform) {
+  uintptr_t lo = parse_hex(&p, e);
+  if (p < e && *p == '-') p++;
+  uintptr_t hi = parse_hex(&p, e);
+  if (p + 4 >= e) return 1;
+  p++;
+  int flags = (p[0] == 'r' ? SHK__OS_PROT_READ : 0) | (p[1] == 'w' ? SHK__OS_PROT_WRITE : 0) |
+              (p[2] == 'x' ? SHK__OS_PROT_EXEC : 0);
+  if (hi <= *covered) return 1;
+  if (lo > *covered) return SHK_EFAULT; /* a hole before the next mapping */
+  fold(flags, first, prot, uniform);
+  *covered = hi;
+  return *covered >= end ? SHK_OK : 1;
+}
+
+/* The query by reading the text, in a fixed buffer: lines are short enough up to the
+ * permissions, and the rest of a long line (a long path) is skipped. */
 static int query_text(int fd, uintptr_t start, uintptr_t end, int *prot, bool *uniform) {
   char buf[4096];
   size_t have = 0;
@@ -139,29 +167,23 @@ static int query_text(int fd, uintptr_t start, uintptr_t end, int *prot, bool *u
     for (;;) {
       char *nl = memchr(buf + used, '\n', have - used);
       if (!nl) break;
-      const char *p = buf + used, *e = nl;
+      const char *p = buf + used;
       used = (size_t)(nl - buf) + 1;
       if (skipping) {
         skipping = false;
         continue;
       }
-      uintptr_t lo = parse_hex(&p, e);
-      if (p < e && *p == '-') p++;
-      uintptr_t hi = parse_hex(&p, e);
-      if (p + 4 >= e) continue;
-      p++;
-      int flags = (p[0] == 'r' ? SHK__OS_PROT_READ : 0) | (p[1] == 'w' ? SHK__OS_PROT_WRITE : 0) |
-                  (p[2] == 'x' ? SHK__OS_PROT_EXEC : 0);
-      if (hi <= covered) continue;
-      if (lo > covered) return SHK_EFAULT; /* a hole before the next mapping */
-      fold(flags, &first, prot, uniform);
-      covered = hi;
-      if (covered >= end) return SHK_OK;
+      int rc = take_line(p, nl, end, &covered, &first, prot, uniform);
+      if (rc != 1) return rc;
     }
-    if (used == 0 && have == sizeof buf) { /* a line longer than the buffer: its start was used */
-      used = have;
+    if (used == 0 && have == sizeof buf && !skipping) {
+      /* A line longer than the buffer: its start is read here, its rest skipped. (Before, the
+       * whole line was skipped, and its mapping seen as a hole.) */
+      int rc = take_line(buf, buf + have, end, &covered, &first, prot, uniform);
+      if (rc != 1) return rc;
       skipping = true;
     }
+    if (used == 0 && have == sizeof buf) used = have; /* (still) inside the long line */
     memmove(buf, buf + used, have - used);
     have -= used;
     if (n == 0) return SHK_EFAULT; /* the end of the maps, before the end of the range */

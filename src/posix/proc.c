@@ -174,7 +174,9 @@ int shk__os_proc_start_time(int pid, uint64_t *start) {
 static void posix_close_span(int lo, int hi) {
   if (hi < lo) return;
 #ifdef SYS_close_range
-  if (syscall(SYS_close_range, (unsigned)lo, (unsigned)hi, 0u) == 0) return;
+  if (POSIX_FAULTABLE(SHK__FAULT_CLOSE_RANGE, -1,
+                      syscall(SYS_close_range, (unsigned)lo, (unsigned)hi, 0u)) == 0)
+    return;
 #endif
   /* Without close_range: the descriptors that exist (getdents64 on /proc/self/fd: no malloc, so
    * safe in a fork of a threaded process), else every number up to the descriptor limit. */

@@ -35,7 +35,8 @@ static int posix_shm_open(const char *name, int flags, mode_t mode) {
 static int open_anonymous_fd(void) {
 #ifdef SYS_memfd_create
   if (shk__os_caps_get()->has_memfd) {
-    int fd = (int)syscall(SYS_memfd_create, "shmkit", 1 /* MFD_CLOEXEC */);
+    int fd = (int)POSIX_FAULTABLE(SHK__FAULT_MEMFD, -1,
+                                  syscall(SYS_memfd_create, "shmkit", 1 /* MFD_CLOEXEC */));
     if (fd >= 0) return fd;
   }
 #endif

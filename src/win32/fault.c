@@ -26,7 +26,8 @@ static LONG CALLBACK on_exception(EXCEPTION_POINTERS *ep) {
 int shk__os_fault_install(shk__os_fault_fn fn) {
   atomic_store(&hook, fn);
   if (handler) return SHK_OK;
-  handler = AddVectoredExceptionHandler(1, on_exception);
+  handler = WIN32_FAULTABLE(SHK__FAULT_FAULT_HANDLER, NULL,
+                            AddVectoredExceptionHandler(1, on_exception));
   if (!handler) {
     atomic_store(&hook, NULL);
     return win32_error(GetLastError());

@@ -52,6 +52,7 @@ void shk_test_run_child_ok(const char *name, int argc, const char *const *argv, 
 /* A name for segments that is unique to this process and call, "shkt-<pid>-<n>-<tag>". */
 const char *shk_test_unique_name(char *buf, size_t size, const char *tag);
 
+
 /* The signal a null-pointer write kills a process with: SIGSEGV, or on Windows the exception
  * code of an access violation. */
 int shk_test_access_violation_code(void);
@@ -66,8 +67,8 @@ void shk_test_sleep_ms(unsigned ms);
 /* This process's id. */
 uint32_t shk_test_pid(void);
 
-/* Sets environment variable `name` of this process to value, or removes it (value NULL).
- * Returns 0 or -1. */
+/* Sets environment variable `name` of this process (and the children it starts from now) to
+ * value, or removes it (value NULL; on Windows an empty value removes it too). Returns 0 or -1. */
 int shk_test_setenv(const char *name, const char *value);
 
 /* Kills process pid, a child of this process (a pool's worker), at once (SIGKILL; on Windows

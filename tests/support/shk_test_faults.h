@@ -117,7 +117,7 @@ typedef struct shk_fault_case {
 
 /* Walks c; returns 0, or the line of the first failed check (printed on stderr). *walked:
  * how many failures were injected (0 means the call never reached the primitive). */
-static int shk_fault_walk(const shk_fault_case *c, unsigned *walked) {
+static inline int shk_fault_walk(const shk_fault_case *c, unsigned *walked) {
   *walked = 0;
   int rc = c->call(c->ctx); /* warm-up: one-time set-ups are not leaks */
   if (rc != SHK_OK) {
