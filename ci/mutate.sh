@@ -68,6 +68,11 @@ mutations=(
 "trace-thread-rename@tools/trace_json.c@s/if (e->thread \&\& (!tr->name || strcmp(tr->name, e->thread) != 0)) {/if (e->thread \&\& !tr->name) {/@trace_escape lens_trace tool_lens@a renamed thread keeps its first name in the trace"
 "peek-partial@src/posix/memory.c@s/  if (got == (ssize_t)n) return SHK_OK;/  if (got > 0) return SHK_OK;/@faults_memory task task_workers@a partial safe read taken as whole"
 "channel-bad-fd@src/posix/channel.c@s/^    if (fd >= 0) close(fd);/    (void)fd;/@os_channel os_channel_malformed task task_workers@a malformed message's descriptor not closed"
+"record-defer@tools/lens_record.c@s/\&\& defer(rec, e, args, nargs)/\&\& 0 \&\& defer(rec, e, args, nargs)/@tool_lens@a zone whose name came late written with a placeholder"
+"args-field-check@src/common/lens_reader.c@s/rec->len == 0 \&\& rec->b == 0;/rec->len == 0;/@lens_corrupt lens_args@an argument record's b field not checked"
+"args-max@src/common/lens_reader.c@s/if (n == SHK_LENS_ARGS_MAX || n + 1 >= avail) {/if (n > SHK_LENS_ARGS_MAX || n + 1 >= avail) {/@lens_corrupt lens_args@one argument more than an event may have read past the group array"
+"args-type-check@src/common/lens_producer.c@s/if (!args\[i\].name || args\[i\].type > SHK_LENS_ARG_TEXT ||/if (!args[i].name || args[i].type > SHK_LENS_ARG_TEXT + 1 ||/@lens_args@an argument of an unknown type sent"
+"trace-log-thread@tools/trace_json.c@s/find_arg(args, nargs, \"thread\", SHK_LENS_ARG_UINT)/find_arg(args, nargs, \"thraed\", SHK_LENS_ARG_UINT)/@lens_trace@a log with a thread argument stays on the log track"
 )
 
 restore=""

@@ -15,6 +15,7 @@
 #endif
 
 #include "shk_test.h"
+#include "shk_test_thread.h"
 #include "shmkit.h"
 
 #ifdef SHK_TEST_TOOL
@@ -79,6 +80,52 @@ static void record_writes_the_trace_and_the_report_with_the_latest_thread_name(v
   assert_string_equal(r->out, "");
   assert_true(read_and_remove(out, trace, sizeof trace));
   assert_non_null(strstr(trace, "\"gamma\""));
+  shk_lens_close(lens);
+}
+
+static const char late_name[] = "late name"; /* one address: names go by address */
+
+/* Waits for the recorder, then sends one zone named late_name from a thread of its own: its ring
+ * carries the name's contents to the new reader. */
+static void zone_once_a_reader_is_there(void *arg) {
+  shk_lens *lens = arg;
+  if (shk_lens_wait_reader(lens, 20000000000ull) != SHK_OK) return;
+  shk_lens_zone z;
+  shk_lens_zone_begin(lens, &z, late_name, 0);
+  shk_lens_zone_end(&z);
+}
+
+/* A zone whose name the producer sent to an earlier reader reaches a new recorder without it
+ * (the producer resends names only at its next event): the recorder keeps it aside and writes
+ * it at the end under its name, learnt from another thread's ring meanwhile. */
+static void record_names_zones_whose_name_went_to_an_earlier_reader(void **state) {
+  (void)state;
+  char name[64], out[96], args[512];
+  shk_lens *lens = NULL;
+  assert_int_equal(shk_lens_open(shk_test_unique_name(name, sizeof name, "late"), NULL, &lens),
+                   SHK_OK);
+  shk_lens_reader *first = NULL;
+  assert_int_equal(shk_lens_reader_open(name, NULL, &first), SHK_OK);
+  zones(lens, late_name, 1, 10); /* its name goes to the first reader */
+  size_t n = 0;
+  assert_int_equal(shk_lens_reader_drain(first, NULL, NULL, &n), SHK_OK);
+  assert_int_equal(n, 1);
+  shk_lens_reader_close(first);
+  zones(lens, late_name, 1, 10); /* the name is not sent again: no new reader yet */
+  shk_test_thread t;
+  assert_int_equal(shk_test_thread_start(&t, zone_once_a_reader_is_there, lens), 0);
+  shk_test_unique_name(out, sizeof out, "late.json");
+  snprintf(args, sizeof args, "lens record %s -o %s --duration 1 --quiet", name, out);
+  ran *r = run_tool(args);
+  shk_test_thread_join(&t);
+  if (r->code != 0) print_error("stdout: %s\nstderr: %s\n", r->out, r->err);
+  assert_int_equal(r->code, 0);
+  char trace[8192];
+  assert_true(read_and_remove(out, trace, sizeof trace));
+  const char *first_zone = strstr(trace, "\"name\":\"late name\"");
+  assert_non_null(first_zone);
+  assert_non_null(strstr(first_zone + 1, "\"name\":\"late name\"")); /* both zones */
+  assert_null(strstr(trace, "unknown string"));
   shk_lens_close(lens);
 }
 
@@ -310,6 +357,7 @@ static void record_stops_on_interrupt_and_keeps_what_it_read(void **state) {
 
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(record_writes_the_trace_and_the_report_with_the_latest_thread_name),
+    cmocka_unit_test(record_names_zones_whose_name_went_to_an_earlier_reader),
 #ifndef _WIN32
     cmocka_unit_test(record_shows_a_live_progress_line_on_a_terminal),
     cmocka_unit_test(record_stops_on_interrupt_and_keeps_what_it_read),
