@@ -74,12 +74,15 @@ static const shk__fault_point process_points[] = {
     SHK__FAULT_PROC_START, SHK__FAULT_CHANNEL_CREATE, SHK__FAULT_SEGMENT_CREATE,
     SHK__FAULT_SEGMENT_SIZE, SHK__FAULT_SEGMENT_MAP};
 
+/* By name, not by position: a point added to the enum must not shift these (one did, and the
+ * labels went wrong, and one past the end under UBSan). */
 static const char *point_name(shk__fault_point p) {
-  static const char *names[] = {"segment create", "segment open", "segment size", "segment map",
-                                "segment unmap", "segment unlink", "pages alloc", "protect",
-                                "process start", "channel create", "module load",
-                                "thread start"};
-  return names[p];
+  static const char *const names[SHK__FAULT_COUNT] = {
+      [SHK__FAULT_SEGMENT_CREATE] = "segment create", [SHK__FAULT_SEGMENT_SIZE] = "segment size",
+      [SHK__FAULT_SEGMENT_MAP] = "segment map",       [SHK__FAULT_PROC_START] = "process start",
+      [SHK__FAULT_CHANNEL_CREATE] = "channel create", [SHK__FAULT_MODULE_LOAD] = "module load",
+      [SHK__FAULT_THREAD_START] = "thread start"};
+  return (unsigned)p < SHK__FAULT_COUNT && names[p] ? names[p] : "another point";
 }
 
 static int walk_points(const char *what, int (*call)(void *), void *ctx,
