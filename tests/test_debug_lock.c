@@ -190,6 +190,51 @@ static int assign_from_two_threads(int argc, char **argv) {
   return 0;
 }
 
+/* Two threads in one lens reader at once: the first waits inside its drain's callback until the
+ * second has called next(). */
+typedef struct reader_race {
+  shk_lens_reader *reader;
+  atomic_int in_callback, go;
+} reader_race;
+
+static void wait_in_callback(const shk_lens_event *e, void *user) {
+  (void)e;
+  reader_race *r = user;
+  atomic_store(&r->in_callback, 1);
+  while (!atomic_load(&r->go)) shk__os_yield();
+}
+
+static void drain_and_wait(void *arg) {
+  reader_race *r = arg;
+  size_t n = 0;
+  if (shk_lens_reader_drain(r->reader, wait_in_callback, r, &n) != SHK_OK) abort();
+}
+
+static int reader_from_two_threads(int argc, char **argv) {
+  (void)argc;
+  SHK_CHECK(to_file(argv) == 0);
+  static reader_race race;
+  char name[64];
+  shk_lens *lens = NULL;
+  SHK_CHECK(shk_lens_open(shk_test_unique_name(name, sizeof name, "rr"), NULL, &lens) == SHK_OK);
+  SHK_CHECK(shk_lens_reader_open(name, NULL, &race.reader) == SHK_OK);
+  shk_lens_zone z;
+  SHK_CHECK(shk_lens_zone_begin(lens, &z, "zone", 0) == SHK_OK);
+  SHK_CHECK(shk_lens_zone_end(&z) == SHK_OK);
+  shk__os_thread *t = NULL;
+  SHK_CHECK(shk__os_thread_start(&t, drain_and_wait, &race) == SHK_OK);
+  while (!atomic_load(&race.in_callback)) shk__os_yield();
+  shk_lens_event e;
+  (void)shk_lens_reader_next(race.reader, &e); /* while the other thread is inside */
+  atomic_store(&race.go, 1);
+  shk__os_thread_join(t);
+  (void)shk_lens_reader_next(race.reader, &e); /* alone now: nothing to say */
+  shk_lens_reader_close(race.reader);
+  shk_lens_close(lens);
+  fflush(stderr);
+  return 0;
+}
+
 /* Correct use from several threads: buffers made and ended (recycled, and past recycling through
  * the index), consumed memory, the allocator registry, deferred buffers, the live count, named
  * segments; and, on POSIX, a fork amid it all. */
@@ -357,6 +402,19 @@ static void a_fork_while_holding_a_lock_is_reported_before_the_abort(void **stat
 #endif
 }
 
+static void a_reader_used_by_two_threads_at_once_is_reported(void **state) {
+  (void)state;
+  char *text = run_capturing("reader_from_two_threads", "lock");
+  expect_in(text, "shmkit debug: lock: lens reader ");
+  expect_in(text, " used by two threads at once: shk_lens_reader_next in thread ");
+  expect_in(text, " is in shk_lens_reader_drain, called from test_debug_lock");
+  assert_null(strstr(strstr(text, "two threads") + 1, "two threads")); /* once */
+  free(text);
+  char *off = run_capturing("reader_from_two_threads", NULL);
+  expect_not_in(off, "shmkit debug");
+  free(off);
+}
+
 static void a_slot_assigned_by_two_threads_at_once_is_reported(void **state) {
   (void)state;
   char *text = run_capturing("assign_from_two_threads", "lock");
@@ -392,6 +450,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_set_up_started_under_a_lock_is_out_of_order),
     cmocka_unit_test(a_fork_while_holding_a_lock_is_reported_before_the_abort),
     cmocka_unit_test(a_slot_assigned_by_two_threads_at_once_is_reported),
+    cmocka_unit_test(a_reader_used_by_two_threads_at_once_is_reported),
     cmocka_unit_test(correct_use_from_several_threads_says_nothing),
 };
 
@@ -406,6 +465,7 @@ static const shk_test_child children[] = {
     {"fork_while_holding", fork_while_holding},
 #endif
     {"assign_from_two_threads", assign_from_two_threads},
+    {"reader_from_two_threads", reader_from_two_threads},
     {"correct_use", correct_use},
 };
 

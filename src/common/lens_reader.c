@@ -695,8 +695,18 @@ static int lens_reader_drain_impl(shk_lens_reader *r, shk_lens_event_fn fn, void
   return r->shrunk ? SHK_EFORMAT : SHK_OK;
 }
 
+/* Under SHK_DEBUG=lock: a reader is one thread's at a time (lens.h); another thread inside it at
+ * the same moment is reported. The same thread may come back in (fn calling the reader). True
+ * when entered: the caller leaves with shk__debug_solo_leave(r). */
+static bool reader_enter(shk_lens_reader *r, const char *fn, const void *site) {
+  return r && shk__debug_on(SHK__DEBUG_LOCK) && shk__debug_solo_enter("lens reader", r, fn, site);
+}
+
 int shk_lens_reader_drain(shk_lens_reader *r, shk_lens_event_fn fn, void *user, size_t *count) {
-  return SHK__DEBUG_RET(SHK__DEBUG_LENS, lens_reader_drain_impl(r, fn, user, count));
+  bool entered = reader_enter(r, __func__, SHK__CALLER());
+  int rc = SHK__DEBUG_RET(SHK__DEBUG_LENS, lens_reader_drain_impl(r, fn, user, count));
+  if (entered) shk__debug_solo_leave(r);
+  return rc;
 }
 
 /* Whether any ring holds records we have not taken (plain loads: the lines stay shared). */
@@ -756,7 +766,9 @@ static int lens_reader_poll_impl(shk_lens_reader *r, uint64_t timeout_ns, shk_le
 
 int shk_lens_reader_poll(shk_lens_reader *r, uint64_t timeout_ns, shk_lens_event_fn fn,
                          void *user, size_t *count) {
+  bool entered = reader_enter(r, __func__, SHK__CALLER());
   int rc = lens_reader_poll_impl(r, timeout_ns, fn, user, count);
+  if (entered) shk__debug_solo_leave(r);
   /* SHK_ETIMEDOUT: nothing arrived in time, an answer rather than a failure */
   return rc != SHK_ETIMEDOUT ? SHK__DEBUG_RET(SHK__DEBUG_LENS, rc) : rc;
 }
@@ -770,7 +782,9 @@ static int lens_reader_next_impl(shk_lens_reader *r, shk_lens_event *event) {
 }
 
 int shk_lens_reader_next(shk_lens_reader *r, shk_lens_event *event) {
+  bool entered = reader_enter(r, __func__, SHK__CALLER());
   int rc = lens_reader_next_impl(r, event);
+  if (entered) shk__debug_solo_leave(r);
   /* SHK_ENOENT: nothing now, an answer rather than a failure */
   return rc != SHK_ENOENT ? SHK__DEBUG_RET(SHK__DEBUG_LENS, rc) : rc;
 }
@@ -853,7 +867,10 @@ static int lens_reader_threads_impl(shk_lens_reader *r, shk_lens_thread_info *ou
 
 int shk_lens_reader_threads(shk_lens_reader *r, shk_lens_thread_info *out, size_t capacity,
                             size_t *count) {
-  return SHK__DEBUG_RET(SHK__DEBUG_LENS, lens_reader_threads_impl(r, out, capacity, count));
+  bool entered = reader_enter(r, __func__, SHK__CALLER());
+  int rc = SHK__DEBUG_RET(SHK__DEBUG_LENS, lens_reader_threads_impl(r, out, capacity, count));
+  if (entered) shk__debug_solo_leave(r);
+  return rc;
 }
 
 const char *shk_lens_reader_string(shk_lens_reader *r, uint32_t pid, uint64_t key) {
