@@ -567,14 +567,6 @@ static inline uint64_t *name_slot(ring_handle *h, uint64_t key) {
   return &h->sent[((key >> 3) ^ (key >> 11)) & (NAME_CACHE - 1)];
 }
 
-/* The records a name still needs in this ring: 0 when already sent. */
-static inline uint64_t name_cost(ring_handle *h, const char *name, size_t *len) {
-  uint64_t key = (uint64_t)(uintptr_t)name;
-  if (*name_slot(h, key) == key) return 0;
-  *len = name_length(name);
-  return 1 + data_records(*len);
-}
-
 static void put_name(ring_handle *h, const char *name, size_t len) {
   uint64_t key = (uint64_t)(uintptr_t)name;
   put_bytes(h, SHK_LENS_REC_STRING, key, 0, 0, name, len);
@@ -591,28 +583,29 @@ static bool args_valid(const shk_lens_arg *args, size_t count) {
   return true;
 }
 
-/* The records the strings of an event's arguments still need in this ring (names and texts). */
-static uint64_t args_cost(ring_handle *h, const shk_lens_arg *args, size_t count) {
-  uint64_t n = 0;
-  size_t len;
-  for (size_t i = 0; i < count; i++) {
-    n += name_cost(h, args[i].name, &len);
-    if (args[i].type == SHK_LENS_ARG_TEXT) n += name_cost(h, args[i].text, &len);
-  }
-  return n;
+/* The strings an event still has to carry in this ring (its name, its arguments' names and
+ * texts), decided from the cache once, before the room is reserved: the cache is direct-mapped,
+ * so putting one string can evict another of the same event, and asking the cache again while
+ * writing would send that one too, past the room reserved. */
+typedef struct name_plan {
+  const char *name[1 + 2 * SHK_LENS_ARGS_MAX];
+  size_t len[1 + 2 * SHK_LENS_ARGS_MAX];
+  size_t n;
+  uint64_t records;
+} name_plan;
+
+static void plan_name(ring_handle *h, name_plan *p, const char *name) {
+  uint64_t key = (uint64_t)(uintptr_t)name;
+  if (*name_slot(h, key) == key) return;
+  for (size_t i = 0; i < p->n; i++)
+    if (p->name[i] == name) return;
+  p->len[p->n] = name_length(name);
+  p->records += 1 + data_records(p->len[p->n]);
+  p->name[p->n++] = name;
 }
 
-static void put_name_once(ring_handle *h, const char *name) {
-  if (*name_slot(h, (uint64_t)(uintptr_t)name) != (uint64_t)(uintptr_t)name)
-    put_name(h, name, name_length(name));
-}
-
-/* The argument records (their strings sent first), directly before the event's own record. */
+/* The argument records, directly before the event's own record. */
 static void put_args(ring_handle *h, const shk_lens_arg *args, size_t count) {
-  for (size_t i = 0; i < count; i++) {
-    put_name_once(h, args[i].name);
-    if (args[i].type == SHK_LENS_ARG_TEXT) put_name_once(h, args[i].text);
-  }
   for (size_t i = 0; i < count; i++) {
     shk_lens_wire_record *r = next_record(h);
     memset(r, 0, sizeof *r);
@@ -624,8 +617,8 @@ static void put_args(ring_handle *h, const shk_lens_arg *args, size_t count) {
 }
 
 /* The calling thread's ring with room for `n` records plus the strings of the event's name and
- * arguments (sent first when this ring has not carried them yet), names synced; NULL when the
- * event was dropped (counted). The arguments are written by put_args(). */
+ * arguments (sent first when this ring has not carried them yet), names synced, the argument
+ * records written; NULL when the event was dropped (counted). */
 static ring_handle *begin_send_args(shk_lens *lens, int kind, const char *name,
                                     const shk_lens_arg *args, size_t count, uint64_t n) {
   lens_thread *t = &this_thread;
@@ -638,13 +631,19 @@ static ring_handle *begin_send_args(shk_lens *lens, int kind, const char *name,
     drop(h, kind);
     return NULL;
   }
-  size_t name_len = 0;
-  uint64_t name_records = name ? name_cost(h, name, &name_len) : 0;
-  if (!reserve(lens, h, n + name_records + args_cost(h, args, count))) {
+  name_plan plan; /* only n and records set: the arrays are filled as far as n */
+  plan.n = 0;
+  plan.records = 0;
+  if (name) plan_name(h, &plan, name);
+  for (size_t i = 0; i < count; i++) {
+    plan_name(h, &plan, args[i].name);
+    if (args[i].type == SHK_LENS_ARG_TEXT) plan_name(h, &plan, args[i].text);
+  }
+  if (!reserve(lens, h, n + plan.records)) {
     drop(h, kind);
     return NULL;
   }
-  if (name_records) put_name(h, name, name_len);
+  for (size_t i = 0; i < plan.n; i++) put_name(h, plan.name[i], plan.len[i]);
   put_args(h, args, count);
   return h;
 }
