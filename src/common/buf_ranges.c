@@ -102,16 +102,28 @@ static chunk **by_id;
 static uint32_t *free_ids;
 static size_t id_count, id_capacity, free_id_count;
 
+/* Doubles two arrays that grow together (items of a_size and b_size bytes, *cap each; 16 at
+ * first); *a and *b get the blocks as they are now. False when memory ran out: a block already
+ * grown is kept (the caller stores it), *cap unchanged. */
+static bool grow_pair(void **a, size_t a_size, void **b, size_t b_size, size_t *cap) {
+  size_t n = *cap ? *cap * 2 : 16;
+  void *na = shk__realloc(*a, n * a_size);
+  if (!na) return false;
+  *a = na;
+  void *nb = shk__realloc(*b, n * b_size);
+  if (!nb) return false;
+  *b = nb;
+  *cap = n;
+  return true;
+}
+
 static chunk *chunk_new(void) {
   if (free_id_count == 0 && id_count == id_capacity) {
-    size_t cap = id_capacity ? id_capacity * 2 : 16;
-    chunk **nb = shk__realloc(by_id, cap * sizeof *nb);
-    if (!nb) return NULL;
-    by_id = nb;
-    uint32_t *nf = shk__realloc(free_ids, cap * sizeof *nf);
-    if (!nf) return NULL;
-    free_ids = nf;
-    id_capacity = cap;
+    void *ids = by_id, *frees = free_ids;
+    bool grown = grow_pair(&ids, sizeof *by_id, &frees, sizeof *free_ids, &id_capacity);
+    by_id = ids;
+    free_ids = frees;
+    if (!grown) return NULL;
   }
   chunk *ch = shk__malloc(sizeof *ch);
   if (!ch) return NULL;
@@ -185,26 +197,21 @@ static bool overlaps_locked(uintptr_t s, uintptr_t e, size_t *at_chunk, size_t *
   }
 }
 
-/* Shifts a[i..n) up by one; no call for the empty tail of an append. */
-static void shift_up(uintptr_t *a, size_t i, size_t n) {
-  if (n > i) memmove(a + i + 1, a + i, (n - i) * sizeof *a);
-}
-
-static void shift_up_nodes(shk__buf_range **a, size_t i, size_t n) {
-  if (n > i) memmove(a + i + 1, a + i, (n - i) * sizeof *a);
+/* Shifts items i..n of array a (items of `size` bytes) up by one; no call for the empty tail of an
+ * append. */
+static inline void shift_up(void *a, size_t size, size_t i, size_t n) {
+  unsigned char *b = a;
+  if (n > i) memmove(b + (i + 1) * size, b + i * size, (n - i) * size);
 }
 
 /* Makes room for a chunk at table index at. SHK_ENOMEM. */
 static int table_insert(size_t at, chunk *ch) {
   if (chunk_count == chunk_capacity) {
-    size_t cap = chunk_capacity ? chunk_capacity * 2 : 16;
-    chunk **nc = shk__realloc(chunks, cap * sizeof *nc);
-    if (!nc) return SHK_ENOMEM;
-    chunks = nc;
-    uintptr_t *nf = shk__realloc(firsts, cap * sizeof *nf);
-    if (!nf) return SHK_ENOMEM;
-    firsts = nf;
-    chunk_capacity = cap;
+    void *table = chunks, *starts = firsts;
+    bool grown = grow_pair(&table, sizeof *chunks, &starts, sizeof *firsts, &chunk_capacity);
+    chunks = table;
+    firsts = starts;
+    if (!grown) return SHK_ENOMEM;
   }
   memmove(chunks + at + 1, chunks + at, (chunk_count - at) * sizeof *chunks);
   memmove(firsts + at + 1, firsts + at, (chunk_count - at) * sizeof *firsts);
@@ -264,9 +271,9 @@ static void note_place(chunk *ch, size_t i, shk__buf_range *node) {
 
 /* Puts [s, e) at slot i of chunk ch, which has room; the caller sets firsts[] if i is 0. */
 static void place_in(chunk *ch, size_t i, shk__buf_range *node) {
-  shift_up(ch->start, i, ch->n);
-  shift_up(ch->end, i, ch->n);
-  shift_up_nodes(ch->node, i, ch->n);
+  shift_up(ch->start, sizeof *ch->start, i, ch->n);
+  shift_up(ch->end, sizeof *ch->end, i, ch->n);
+  shift_up(ch->node, sizeof *ch->node, i, ch->n);
   ch->start[i] = node->start;
   ch->end[i] = node->end;
   ch->node[i] = node;
