@@ -111,6 +111,14 @@ static int run_task(shk_task_mode mode) {
   o.mode = mode;
   shk_task_results *r = NULL;
   int rc = shk_task_run(input, sizeof input, chunk_fn, &o, &r);
+  if (rc != SHK_ECHUNK) { /* say what came back, so that a rare failure can be told apart */
+    fprintf(stderr, "run_task(mode %d): %s (%s), os error %d\n", (int)mode, shk_strerror(rc),
+            shk_error_name(rc), shk_last_os_error());
+    for (size_t i = 0; i < shk_task_results_count(r); i++)
+      fprintf(stderr, "  chunk %zu: %s code %d\n", i,
+              shk_task_status_name(shk_task_results_get(r, i)->status),
+              shk_task_results_get(r, i)->code);
+  }
   shk_task_results_free(r);
   return rc == SHK_ECHUNK ? SHK_OK : rc == SHK_OK ? -1 : rc;
 }
