@@ -30,18 +30,34 @@
 typedef struct shk__os_caps {
   size_t page_size;          /* the unit of protection */
   size_t alloc_granularity;  /* the unit of address-space reservation (64 KiB on Windows) */
-  unsigned cpu_count;        /* online CPUs, at least 1 */
   bool has_fork;             /* workers can be forked (POSIX) */
   const char *exe_suffix;    /* what an executable's file name ends with: "" or ".exe" */
   bool handles_by_token;     /* a handle given over a channel is its token (Windows), not a message */
-  bool has_memfd;            /* anonymous segments use memfd_create */
-  bool has_write_watch;      /* GetWriteWatch on MEM_WRITE_WATCH memory (Windows) */
-  bool has_userfaultfd_wp;   /* userfaultfd write-protect (Linux) */
-  bool has_uffd_wp_async;    /* ... in async mode, with PAGEMAP_SCAN */
 } shk__os_caps;
 
-/* The capabilities of this system, filled on first call (thread-safe), never NULL. */
+/* The capabilities of this system that cost nothing to learn, filled on first call
+ * (thread-safe), never NULL. */
 const shk__os_caps *shk__os_caps_get(void);
+
+/* Facts that cost system calls or file reads to learn (about 20-40 us each in a fresh process,
+ * which every worker host start is): each is learned on its first use, not at start-up. */
+typedef enum shk__os_feature {
+  SHK__OS_MEMFD,         /* anonymous segments use memfd_create */
+  SHK__OS_WRITE_WATCH,   /* GetWriteWatch on MEM_WRITE_WATCH memory (Windows) */
+  SHK__OS_UFFD_WP,       /* userfaultfd write-protect (Linux) */
+  SHK__OS_UFFD_WP_ASYNC, /* ... in async mode, with PAGEMAP_SCAN */
+  SHK__OS_FEATURES
+} shk__os_feature;
+
+/* Whether this system has feature f (os_features.c: asked once, remembered; lock-free, so a
+ * fork in the middle of a first ask leaves nothing half-done: the child asks again). */
+bool shk__os_has(shk__os_feature f);
+/* Online CPUs, at least 1 (learned on first use, as above). */
+unsigned shk__os_cpu_count(void);
+/* Per OS: asks the system whether it has feature f, and how many CPUs are online (>= 1).
+ * Called by the two functions above only; must not call them. */
+bool shk__os_feature_probe(shk__os_feature f);
+unsigned shk__os_cpu_count_probe(void);
 
 
 /* ---- segments (segment.c) ---------------------------------------------------------------- */
@@ -388,7 +404,7 @@ typedef enum shk__os_prot {
 } shk__os_prot;
 
 /* Allocates whole, zeroed pages (mmap / VirtualAlloc). write_watch asks Windows to track writes
- * (MEM_WRITE_WATCH); ignored where caps->has_write_watch is false. SHK_ENOMEM, SHK_ESIZE. */
+ * (MEM_WRITE_WATCH); ignored without SHK__OS_WRITE_WATCH. SHK_ENOMEM, SHK_ESIZE. */
 int shk__os_pages_alloc(size_t size, bool write_watch, void **out);
 void shk__os_pages_free(void *addr, size_t size);
 
@@ -475,7 +491,7 @@ size_t shk__os_map_areas_left(void);
  * (shk__os_uffd_protect off). */
 typedef struct shk__os_uffd shk__os_uffd;
 /* Whether write-protect works here, and *async whether the async mode and PAGEMAP_SCAN do too.
- * For the capability probe: must not call shk__os_caps_get(). */
+ * For the feature probe: must not call shk__os_has(). */
 bool shk__os_uffd_probe(bool *async);
 int shk__os_uffd_open(bool sync, shk__os_uffd **out);
 void shk__os_uffd_close(shk__os_uffd *u);

@@ -149,7 +149,15 @@ static void capabilities_are_sane(void **state) {
   assert_true(caps->page_size >= 4096);
   assert_int_equal(caps->page_size & (caps->page_size - 1), 0);
   assert_true(caps->alloc_granularity >= caps->page_size);
-  assert_true(caps->cpu_count >= 1);
+  assert_true(shk__os_cpu_count() >= 1);
+  assert_int_equal(shk__os_cpu_count(), shk__os_cpu_count());
+  /* The costly facts: asked once, then remembered; consistent with each other and the OS. */
+  for (int f = 0; f < SHK__OS_FEATURES; f++)
+    assert_int_equal(shk__os_has((shk__os_feature)f), shk__os_has((shk__os_feature)f));
+  assert_false(shk__os_has(SHK__OS_FEATURES)); /* not a feature */
+  if (shk__os_has(SHK__OS_UFFD_WP_ASYNC)) assert_true(shk__os_has(SHK__OS_UFFD_WP));
+  if (caps->has_fork) assert_false(shk__os_has(SHK__OS_WRITE_WATCH)); /* Windows only */
+  else assert_false(shk__os_has(SHK__OS_MEMFD) || shk__os_has(SHK__OS_UFFD_WP)); /* Linux only */
 }
 
 static const struct CMUnitTest tests[] = {

@@ -120,7 +120,7 @@ int shk__task_place_input(shk_task_pool *pool, const shk__task_call *call, shk__
 void shk__task_copy_job_input(shk_task_pool *pool, size_t size) {
   if (!pool->copy_from) return;
   shk__task_copy_in_order(pool->staging.addr, pool->copy_from, size,
-                          shk__os_caps_get()->cpu_count, &pool->ctl->copied);
+                          shk__os_cpu_count(), &pool->ctl->copied);
   pool->copy_from = NULL;
 }
 

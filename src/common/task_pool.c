@@ -18,7 +18,7 @@
 
 
 unsigned shk__task_default_workers(void) {
-  unsigned n = shk__os_caps_get()->cpu_count;
+  unsigned n = shk__os_cpu_count();
   return n < 1 ? 1 : n > SHK_TASK_WORKERS_MAX ? SHK_TASK_WORKERS_MAX : n;
 }
 

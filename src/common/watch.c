@@ -309,7 +309,7 @@ static size_t candidates(shk_watcher *w, const shk__watch_region *r, size_t at,
                                             SHK_WATCH_MPROTECT, SHK_WATCH_POLL};
   for (size_t i = 0; i < SHK__ARRAY_LEN(order); i++) {
     /* The sync mode of userfaultfd is slower than protection: auto takes only the async one. */
-    if (order[i] == SHK_WATCH_USERFAULTFD && !shk__os_caps_get()->has_uffd_wp_async) continue;
+    if (order[i] == SHK_WATCH_USERFAULTFD && !shk__os_has(SHK__OS_UFFD_WP_ASYNC)) continue;
     if (shk__watch_backend_ops_of(order[i])->available()) out[n++] = order[i];
   }
   return n;

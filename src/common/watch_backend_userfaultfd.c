@@ -5,7 +5,7 @@
  * and opens the page; the worker protects it again after the window, like mprotect. */
 #include "watch_internal.h"
 
-static bool available(void) { return shk__os_caps_get()->has_userfaultfd_wp; }
+static bool available(void) { return shk__os_has(SHK__OS_UFFD_WP); }
 
 /* Watchers with an async-mode descriptor in this process: while there is one, its pass scans
  * everything from its first to its last region in one call. */
@@ -31,7 +31,7 @@ static void reader_main(void *arg) {
 }
 
 static int open_uffd(shk_watcher *w) {
-  bool sync = w->opts.userfaultfd_sync || !shk__os_caps_get()->has_uffd_wp_async;
+  bool sync = w->opts.userfaultfd_sync || !shk__os_has(SHK__OS_UFFD_WP_ASYNC);
   int rc = shk__os_uffd_open(sync, &w->uffd);
   if (rc != SHK_OK) return rc;
   w->uffd_sync = sync;

@@ -3,7 +3,7 @@
  * (vectored exception handler + VirtualProtect) while still reporting "write-watch". */
 #include "watch_internal.h"
 
-static bool available(void) { return shk__os_caps_get()->has_write_watch; }
+static bool available(void) { return shk__os_has(SHK__OS_WRITE_WATCH); }
 
 static void reset(void *addr, size_t size) {
   /* Discard what was written before watching started: those writes are in the first copy. */

@@ -52,19 +52,29 @@ static bool probe_memfd(void) {
 
 static void fill_caps(void) {
   long page = sysconf(_SC_PAGESIZE);
-  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   caps.page_size = page > 0 ? (size_t)page : 4096;
   caps.alloc_granularity = caps.page_size;
-  caps.cpu_count = cpus > 0 ? (unsigned)cpus : 1;
   caps.has_fork = true;
   caps.exe_suffix = "";
   caps.handles_by_token = false; /* descriptors travel over the channel */
-  caps.has_memfd = probe_memfd();
-  caps.has_write_watch = false;
-  caps.has_userfaultfd_wp = shk__os_uffd_probe(&caps.has_uffd_wp_async);
 }
 
 const shk__os_caps *shk__os_caps_get(void) {
   shk__once_run(&caps_once, fill_caps);
   return &caps;
+}
+
+bool shk__os_feature_probe(shk__os_feature f) {
+  bool async = false;
+  switch (f) {
+    case SHK__OS_MEMFD: return probe_memfd();
+    case SHK__OS_UFFD_WP: return shk__os_uffd_probe(&async);
+    case SHK__OS_UFFD_WP_ASYNC: return shk__os_uffd_probe(&async) && async;
+    default: return false; /* SHK__OS_WRITE_WATCH: Windows only */
+  }
+}
+
+unsigned shk__os_cpu_count_probe(void) {
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN); /* reads /sys: not free, hence asked lazily */
+  return cpus > 0 ? (unsigned)cpus : 1;
 }

@@ -34,7 +34,7 @@ static int posix_shm_open(const char *name, int flags, mode_t mode) {
 
 static int open_anonymous_fd(void) {
 #ifdef SYS_memfd_create
-  if (shk__os_caps_get()->has_memfd) {
+  if (shk__os_has(SHK__OS_MEMFD)) {
     int fd = (int)POSIX_FAULTABLE(SHK__FAULT_MEMFD, -1,
                                   syscall(SYS_memfd_create, "shmkit", 1 /* MFD_CLOEXEC */));
     if (fd >= 0) return fd;

@@ -52,15 +52,22 @@ static void fill_caps(void) {
   GetSystemInfo(&si);
   caps.page_size = si.dwPageSize;
   caps.alloc_granularity = si.dwAllocationGranularity;
-  caps.cpu_count = si.dwNumberOfProcessors > 0 ? si.dwNumberOfProcessors : 1;
   caps.has_fork = false;
   caps.exe_suffix = ".exe";
   caps.handles_by_token = true; /* a handle is duplicated into the peer */
-  caps.has_memfd = false;
-  caps.has_write_watch = probe_write_watch();
 }
 
 const shk__os_caps *shk__os_caps_get(void) {
   shk__once_run(&caps_once, fill_caps);
   return &caps;
+}
+
+bool shk__os_feature_probe(shk__os_feature f) {
+  return f == SHK__OS_WRITE_WATCH && probe_write_watch();
+}
+
+unsigned shk__os_cpu_count_probe(void) {
+  SYSTEM_INFO si;
+  GetSystemInfo(&si);
+  return si.dwNumberOfProcessors > 0 ? si.dwNumberOfProcessors : 1;
 }

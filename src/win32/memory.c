@@ -6,7 +6,7 @@ int shk__os_pages_alloc(size_t size, bool write_watch, void **out) {
   *out = NULL;
   if (size == 0 || size > (size_t)PTRDIFF_MAX) return SHK_ESIZE;
   DWORD type = MEM_RESERVE | MEM_COMMIT;
-  if (write_watch && shk__os_caps_get()->has_write_watch) type |= MEM_WRITE_WATCH;
+  if (write_watch && shk__os_has(SHK__OS_WRITE_WATCH)) type |= MEM_WRITE_WATCH;
   void *p = WIN32_FAULTABLE(SHK__FAULT_PAGES_ALLOC, NULL,
                             VirtualAlloc(NULL, size, type, PAGE_READWRITE));
   if (!p) return win32_error(GetLastError());

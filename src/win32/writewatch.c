@@ -5,7 +5,7 @@
 #include "win32.h"
 
 bool shk__os_write_watch_covers(void *addr, size_t size) {
-  if (!shk__os_caps_get()->has_write_watch) return false;
+  if (!shk__os_has(SHK__OS_WRITE_WATCH)) return false;
   PVOID one[1];
   ULONG_PTR count = 1;
   DWORD granularity = 0;
