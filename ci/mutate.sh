@@ -82,7 +82,7 @@ mutations=(
 "task-input-offset@src/common/task_worker.c@s/  if (job->input_offset > m->seg.size || job->input_size > m->seg.size - job->input_offset)/  if (job->input_size > m->seg.size - job->input_offset)/@task task_bounds task_workers faults_table@worker drops the check of the input offset from shared memory"
 "shm-find-start@src/common/shm.c@s/start - base < s->seg.size/start - base <= s->seg.size/@shm shm_bounds shm_edges task@a pointer just past a segment's end is found in it"
 "seg-open-close@src/posix/segment.c@/^int shk__os_segment_open/,/^}/s/^  close(fd);/  (void)fd;/@shm shm_edges faults_shm os_segment@a failed open by name leaves its descriptor open"
-"errno-emfile@src/posix/caps.c@/^    case EMFILE:$/d@shm shm_edges faults_shm faults_fds os_segment os_channel error@EMFILE (descriptor limit) becomes SHK_EOS, not SHK_ELIMIT"
+"errno-emfile@src/posix/caps.c@/^    case EMFILE:$/d@shm shm_edges shm_limits faults_shm faults_fds os_segment os_channel error@EMFILE (descriptor limit) becomes SHK_EOS, not SHK_ELIMIT"
 "channel-short-record@src/posix/channel.c@s/(size_t)n != sizeof rec || //@os_channel os_channel_malformed task task_workers@a short message taken as a whole record"
 "buf-alloc-abandon@src/common/buf.c@/rc = t->alloc(t->user, &req, &buf->block);/,/return rc;/s/object_abandon(buf);/(void)buf;/@buf buf_alloc faults_alloc@a failed allocation keeps its allocator in use"
 "buf-consume-refused@src/common/buf.c@s/if (buf->owned && !buf->consumed) t->free/if (buf->owned) t->free/@buf buf_alloc buf_index buf_ranges buf_bounds@refused external memory freed although it stays the caller's"
@@ -93,10 +93,10 @@ mutations=(
 "watch-enomem-elimit@src/common/watch_backend_mprotect.c@s/      if (rc == SHK_ENOMEM) rc = SHK_ELIMIT;.*/      (void)0;/@watch watch_bounds faults_watch@the kernel's memory-area limit (ENOMEM) not reported as SHK_ELIMIT"
 "watch-shared-page@src/common/watch.c@s/if (i > 0 && w->regions\[i - 1\]->page_end > \*start)/if (i > 0 \&\& w->regions[i - 1]->page_end >= *start)/@watch watch_shared_pages watch_bounds watch_table watch_free@a region's first page kept read-only on removal when the previous region ends at that page"
 "lens-log-avail@src/common/lens_reader.c@s/rec->len > SHK_LENS_LOG_MAX || data_records(rec->len) >= avail/rec->len > SHK_LENS_LOG_MAX || data_records(rec->len) > avail/@lens lens_corrupt lens_bounds@a log whose text runs one record past the written ones is read"
-"lens-strings-scope@src/common/lens_strings.c@s/(slots\[i\].key != key || slots\[i\].scope != scope)/(slots[i].key != key)/@lens lens_procs lens_strings_edges lens_bounds lens_workers@two producer processes' names under one key mixed up"
+"lens-strings-scope@src/common/lens_strings.c@s/(slots\[i\].key != key || slots\[i\].scope != scope)/(slots[i].key != key)/@lens lens_procs lens_strings_edges lens_bounds lens_workers lens_names_per_process@two producer processes' names under one key mixed up"
 "trace-overlong3@tools/trace_json.c@s/(c == 0xE0 && s\[1\] < 0xA0)/(c == 0xE0 \&\& s[1] < 0x9F)/@trace_escape lens_trace@the three-byte overlong form E0 9F accepted"
 "trace-heap-wrap@tools/trace_json.c@s/p->live_heap = e->size > p->live_heap ? 0 : p->live_heap - e->size;/p->live_heap = p->live_heap - e->size;/@trace_escape lens_trace tool_lens@the live-heap counter wraps below zero on a free of unknown memory"
-"record-shrunk-exit@tools/lens_record.c@s/  return intact ? 0 : 1;/  return 0;/@tool_lens tool_cli lens_shrink@the recorder exits 0 after the segment shrank under it"
+"record-shrunk-exit@tools/lens_record.c@s/  return intact ? 0 : 1;/  return 0;/@tool_lens tool_cli lens_shrink tool_shrink@the recorder exits 0 after the segment shrank under it"
 "win32-create-exists@src/win32/segment.c@s/  if (err == ERROR_ALREADY_EXISTS) {/  if (err == ERROR_ALREADY_EXISTS \&\& 0) {/@shm shm_edges faults_shm os_segment@Windows: creating a name that exists opens it instead of SHK_EEXIST"
 )
 

@@ -4,10 +4,16 @@
  * process start, channel, thread start or segment primitive gives a documented code, keeps the
  * raw OS error, leaves no worker, segment, mapping or descriptor behind, and the same call
  * works once the fault is gone. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <stdlib.h>
+
+#ifndef _WIN32
+#include <dlfcn.h>
+#include <unistd.h>
+#endif
 
 #include "common/task_internal.h"
 #include "shk_test_faults.h"
@@ -81,7 +87,7 @@ static const char *point_name(shk__fault_point p) {
       [SHK__FAULT_SEGMENT_CREATE] = "segment create", [SHK__FAULT_SEGMENT_SIZE] = "segment size",
       [SHK__FAULT_SEGMENT_MAP] = "segment map",       [SHK__FAULT_PROC_START] = "process start",
       [SHK__FAULT_CHANNEL_CREATE] = "channel create", [SHK__FAULT_MODULE_LOAD] = "module load",
-      [SHK__FAULT_THREAD_START] = "thread start"};
+      [SHK__FAULT_THREAD_START] = "thread start", [SHK__FAULT_CHANNEL_GIVE] = "handle give"};
   return (unsigned)p < SHK__FAULT_COUNT && names[p] ? names[p] : "another point";
 }
 
@@ -186,6 +192,136 @@ SHK_CHILD_TEST(pool_run_fails_cleanly_and_the_pool_stays_usable, CHILD_TIMEOUT_M
   return line;
 }
 
+/* Handing the input's segment to a worker fails (the worker is gone: EPIPE; or any failure):
+ * the pool replaces that worker (shk__task_worker_restart) and hands it over again. One failure:
+ * the call succeeds, with the replaced worker a new process and the old one reaped; failures
+ * that go on: the call fails with a documented code, the raw error kept, nothing left behind,
+ * and the pool works again afterwards. For the staging segment (an input made after the pool)
+ * and for a caller's shmkit segment (read in place). */
+static int worker_pids(shk_task_pool *pool, int *pids) {
+  for (unsigned i = 0; i < pool->workers; i++) pids[i] = pool->ws[i].proc.pid;
+  return (int)pool->workers;
+}
+
+/* A call whose input lies in a shmkit segment of this process, which the workers map in place. */
+typedef struct borrowed_call {
+  shk_task_pool *pool;
+  shk_shm *shm;
+} borrowed_call;
+
+static int pool_run_borrowed(void *ctx) {
+  borrowed_call *c = ctx;
+  /* A new segment each call, so that every call gives it to the workers. */
+  size_t size = 64 * 1024;
+  if (shk_shm_create_anonymous(size, &c->shm) != SHK_OK) return -9996;
+  memset(shk_shm_data(c->shm), 1, size);
+  shk_task_options o;
+  memset(&o, 0, sizeof o);
+  o.chunks = 4;
+  shk_task_results *results = NULL;
+  int rc = shk_task_pool_run(c->pool, shk_shm_data(c->shm), size, sum_chunk, &o, &results);
+  if (rc != SHK_OK && results) rc = -9999;
+  uint64_t total = 0;
+  for (size_t i = 0; rc == SHK_OK && i < shk_task_results_count(results); i++) {
+    uint64_t sum;
+    memcpy(&sum, shk_task_results_get(results, i)->data, sizeof sum);
+    total += sum;
+  }
+  shk_task_results_free(results);
+  shk_shm_close(c->shm);
+  c->shm = NULL;
+  return rc == SHK_OK && total != size ? -9997 : rc;
+}
+
+static int check_one_give_failure(int (*call)(void *), void *ctx, shk_task_pool *pool) {
+  int before[SHK_TASK_WORKERS_MAX], after[SHK_TASK_WORKERS_MAX];
+  SHK_CHECK(call(ctx) == SHK_OK); /* warm: the workers hold what a first call gives */
+  int n = worker_pids(pool, before);
+  shk__fault_arm(SHK__FAULT_CHANNEL_GIVE, 1, EPIPE, false);
+  int rc = call(ctx);
+  unsigned failed = shk__fault_failures(SHK__FAULT_CHANNEL_GIVE);
+  shk__fault_disarm_all();
+  SHK_CHECK(failed == 1);
+  SHK_CHECK(rc == SHK_OK);
+  worker_pids(pool, after);
+  /* The first worker's hand-over failed: it is a new process; the other is the same. */
+  SHK_CHECK(after[0] > 0 && after[0] != before[0]);
+  for (int i = 1; i < n; i++) SHK_CHECK(after[i] == before[i]);
+#if defined(__linux__)
+  SHK_CHECK(waitpid(before[0], NULL, WNOHANG) == -1 && errno == ECHILD); /* reaped */
+#endif
+  SHK_CHECK(call(ctx) == SHK_OK);
+  return 0;
+}
+
+SHK_CHILD_TEST(pool_run_replaces_a_worker_that_cannot_take_the_input, CHILD_TIMEOUT_MS) {
+  (void)argc, (void)argv;
+  static const shk__fault_point points[] = {SHK__FAULT_CHANNEL_GIVE};
+  pool_call c = {NULL, 256 * 1024};
+  SHK_CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &c.pool) == SHK_OK);
+  int line = check_one_give_failure(pool_run, &c, c.pool);
+  if (!line) line = walk_points("shk_task_pool_run (staging)", pool_run, &c, points, 1);
+  shk_task_pool_free(c.pool);
+  if (line) return line;
+  borrowed_call b = {NULL, NULL};
+  SHK_CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &b.pool) == SHK_OK);
+  line = check_one_give_failure(pool_run_borrowed, &b, b.pool);
+  if (!line) line = walk_points("shk_task_pool_run (borrowed)", pool_run_borrowed, &b, points, 1);
+  shk_task_pool_free(b.pool);
+  return line;
+}
+
+/* A function in a module the caller loaded after its pool's workers started, whose file is gone
+ * when they need it (removed or replaced on disk): the workers cannot load it by its path, so
+ * each chunk ends SHK_TASK_FAILED with code SHK_ENOENT (the call SHK_ECHUNK, with results), and
+ * the pool runs other functions as before. POSIX (a loaded DLL's file cannot be removed). */
+SHK_CHILD_TEST(chunks_fail_with_enoent_when_the_function_module_is_gone, CHILD_TIMEOUT_MS) {
+  (void)argc, (void)argv;
+#if defined(_WIN32) || !defined(SHK_TEST_PLUGIN)
+  fprintf(stderr, "SKIPPED: no test plugin, or a loaded module's file cannot be removed here\n");
+  return 0;
+#else
+  fill_input();
+  shk_task_pool *pool = NULL;
+  SHK_CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &pool) == SHK_OK);
+  /* A copy of the test plugin under a name of this test (an absolute path: dlopen searches no
+   * further), loaded now, after the workers were forked, then removed. */
+  char copy[512], name[96], cwd[400];
+  SHK_CHECK(getcwd(cwd, sizeof cwd) != NULL);
+  snprintf(copy, sizeof copy, "%s/%s", cwd, shk_test_unique_name(name, sizeof name, "gone.so"));
+  FILE *from = fopen(SHK_TEST_PLUGIN, "rb"), *to = fopen(copy, "wb");
+  SHK_CHECK(from && to);
+  char buf[8192];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, from)) > 0) SHK_CHECK(fwrite(buf, 1, n, to) == n);
+  fclose(from);
+  SHK_CHECK(fclose(to) == 0);
+  void *module = dlopen(copy, RTLD_NOW | RTLD_LOCAL);
+  SHK_CHECK(module != NULL);
+  shk_task_fn fn;
+  void *sym = dlsym(module, "plugin_sum");
+  SHK_CHECK(sym != NULL);
+  memcpy(&fn, &sym, sizeof fn);
+  SHK_CHECK(remove(copy) == 0);
+  shk_task_options o;
+  memset(&o, 0, sizeof o);
+  o.chunks = 4;
+  shk_task_results *results = NULL;
+  int rc = shk_task_pool_run(pool, input, sizeof input, fn, &o, &results);
+  SHK_CHECK(rc == SHK_ECHUNK && results != NULL);
+  SHK_CHECK(shk_task_results_count(results) == 4);
+  for (size_t i = 0; i < 4; i++) {
+    const shk_task_result *r = shk_task_results_get(results, i);
+    SHK_CHECK(r->status == SHK_TASK_FAILED && r->code == SHK_ENOENT && r->size == 0);
+  }
+  shk_task_results_free(results);
+  SHK_CHECK(run_and_check(pool, SHK_TASK_PROCESSES) == SHK_OK);
+  shk_task_pool_free(pool);
+  dlclose(module);
+  return 0;
+#endif
+}
+
 /* A hosted pool: workers are the worker host started as an executable (posix_spawn on Linux,
  * not fork), with a start-up handshake; the plugin is loaded there, out of reach of the walk. */
 static int hosted_create_and_run(void *ctx) {
@@ -219,6 +355,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(thread_pool_create_fails_cleanly_when_a_thread_cannot_start),
     cmocka_unit_test(task_run_fails_cleanly_at_each_primitive),
     cmocka_unit_test(pool_run_fails_cleanly_and_the_pool_stays_usable),
+    cmocka_unit_test(pool_run_replaces_a_worker_that_cannot_take_the_input),
+    cmocka_unit_test(chunks_fail_with_enoent_when_the_function_module_is_gone),
     cmocka_unit_test(hosted_pool_create_fails_cleanly_at_each_primitive),
 };
 
@@ -227,6 +365,8 @@ static const shk_test_child children[] = {
     SHK_TEST_CHILD(thread_pool_create_fails_cleanly_when_a_thread_cannot_start),
     SHK_TEST_CHILD(task_run_fails_cleanly_at_each_primitive),
     SHK_TEST_CHILD(pool_run_fails_cleanly_and_the_pool_stays_usable),
+    SHK_TEST_CHILD(pool_run_replaces_a_worker_that_cannot_take_the_input),
+    SHK_TEST_CHILD(chunks_fail_with_enoent_when_the_function_module_is_gone),
     SHK_TEST_CHILD(hosted_pool_create_fails_cleanly_at_each_primitive),
 };
 
