@@ -10,11 +10,6 @@
 
 #include <stdlib.h>
 
-#ifndef _WIN32
-#include <dlfcn.h>
-#include <unistd.h>
-#endif
-
 #include "common/task_internal.h"
 #include "shk_test_faults.h"
 #include "shmkit.h"
@@ -157,18 +152,14 @@ typedef struct pool_call {
   size_t size;
 } pool_call;
 
-static int pool_run(void *ctx) {
-  pool_call *c = ctx;
-  shk__os_segment_close(&c->pool->staging);
-  unsigned char *data = malloc(c->size);
-  if (!data) return -9996;
-  memset(data, 1, c->size);
+/* Sums `size` bytes of ones at `data` in 4 chunks on the pool: the call's code, or a negative
+ * value no code has when results came with a failure or the sums are wrong. */
+static int sum_ones(shk_task_pool *pool, const unsigned char *data, size_t size) {
   shk_task_options o;
   memset(&o, 0, sizeof o);
   o.chunks = 4;
   shk_task_results *results = NULL;
-  int rc = shk_task_pool_run(c->pool, data, c->size, sum_chunk, &o, &results);
-  free(data);
+  int rc = shk_task_pool_run(pool, data, size, sum_chunk, &o, &results);
   if (rc != SHK_OK && results) rc = -9999;
   uint64_t total = 0;
   for (size_t i = 0; rc == SHK_OK && i < shk_task_results_count(results); i++) {
@@ -177,8 +168,19 @@ static int pool_run(void *ctx) {
     total += sum;
   }
   shk_task_results_free(results);
+  return rc == SHK_OK && total != size ? -9997 : rc;
+}
+
+static int pool_run(void *ctx) {
+  pool_call *c = ctx;
+  shk__os_segment_close(&c->pool->staging);
+  unsigned char *data = malloc(c->size);
+  if (!data) return -9996;
+  memset(data, 1, c->size);
+  int rc = sum_ones(c->pool, data, c->size);
+  free(data);
   shk__os_segment_close(&c->pool->staging); /* so that no call finds one */
-  return rc == SHK_OK && total != c->size ? -9997 : rc;
+  return rc;
 }
 
 SHK_CHILD_TEST(pool_run_fails_cleanly_and_the_pool_stays_usable, CHILD_TIMEOUT_MS) {
@@ -215,22 +217,10 @@ static int pool_run_borrowed(void *ctx) {
   size_t size = 64 * 1024;
   if (shk_shm_create_anonymous(size, &c->shm) != SHK_OK) return -9996;
   memset(shk_shm_data(c->shm), 1, size);
-  shk_task_options o;
-  memset(&o, 0, sizeof o);
-  o.chunks = 4;
-  shk_task_results *results = NULL;
-  int rc = shk_task_pool_run(c->pool, shk_shm_data(c->shm), size, sum_chunk, &o, &results);
-  if (rc != SHK_OK && results) rc = -9999;
-  uint64_t total = 0;
-  for (size_t i = 0; rc == SHK_OK && i < shk_task_results_count(results); i++) {
-    uint64_t sum;
-    memcpy(&sum, shk_task_results_get(results, i)->data, sizeof sum);
-    total += sum;
-  }
-  shk_task_results_free(results);
+  int rc = sum_ones(c->pool, shk_shm_data(c->shm), size);
   shk_shm_close(c->shm);
   c->shm = NULL;
-  return rc == SHK_OK && total != size ? -9997 : rc;
+  return rc;
 }
 
 static int check_one_give_failure(int (*call)(void *), void *ctx, shk_task_pool *pool) {
@@ -271,57 +261,6 @@ SHK_CHILD_TEST(pool_run_replaces_a_worker_that_cannot_take_the_input, CHILD_TIME
   return line;
 }
 
-/* A function in a module the caller loaded after its pool's workers started, whose file is gone
- * when they need it (removed or replaced on disk): the workers cannot load it by its path, so
- * each chunk ends SHK_TASK_FAILED with code SHK_ENOENT (the call SHK_ECHUNK, with results), and
- * the pool runs other functions as before. POSIX (a loaded DLL's file cannot be removed). */
-SHK_CHILD_TEST(chunks_fail_with_enoent_when_the_function_module_is_gone, CHILD_TIMEOUT_MS) {
-  (void)argc, (void)argv;
-#if defined(_WIN32) || !defined(SHK_TEST_PLUGIN)
-  fprintf(stderr, "SKIPPED: no test plugin, or a loaded module's file cannot be removed here\n");
-  return 0;
-#else
-  fill_input();
-  shk_task_pool *pool = NULL;
-  SHK_CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &pool) == SHK_OK);
-  /* A copy of the test plugin under a name of this test (an absolute path: dlopen searches no
-   * further), loaded now, after the workers were forked, then removed. */
-  char copy[512], name[96], cwd[400];
-  SHK_CHECK(getcwd(cwd, sizeof cwd) != NULL);
-  snprintf(copy, sizeof copy, "%s/%s", cwd, shk_test_unique_name(name, sizeof name, "gone.so"));
-  FILE *from = fopen(SHK_TEST_PLUGIN, "rb"), *to = fopen(copy, "wb");
-  SHK_CHECK(from && to);
-  char buf[8192];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, from)) > 0) SHK_CHECK(fwrite(buf, 1, n, to) == n);
-  fclose(from);
-  SHK_CHECK(fclose(to) == 0);
-  void *module = dlopen(copy, RTLD_NOW | RTLD_LOCAL);
-  SHK_CHECK(module != NULL);
-  shk_task_fn fn;
-  void *sym = dlsym(module, "plugin_sum");
-  SHK_CHECK(sym != NULL);
-  memcpy(&fn, &sym, sizeof fn);
-  SHK_CHECK(remove(copy) == 0);
-  shk_task_options o;
-  memset(&o, 0, sizeof o);
-  o.chunks = 4;
-  shk_task_results *results = NULL;
-  int rc = shk_task_pool_run(pool, input, sizeof input, fn, &o, &results);
-  SHK_CHECK(rc == SHK_ECHUNK && results != NULL);
-  SHK_CHECK(shk_task_results_count(results) == 4);
-  for (size_t i = 0; i < 4; i++) {
-    const shk_task_result *r = shk_task_results_get(results, i);
-    SHK_CHECK(r->status == SHK_TASK_FAILED && r->code == SHK_ENOENT && r->size == 0);
-  }
-  shk_task_results_free(results);
-  SHK_CHECK(run_and_check(pool, SHK_TASK_PROCESSES) == SHK_OK);
-  shk_task_pool_free(pool);
-  dlclose(module);
-  return 0;
-#endif
-}
-
 /* A hosted pool: workers are the worker host started as an executable (posix_spawn on Linux,
  * not fork), with a start-up handshake; the plugin is loaded there, out of reach of the walk. */
 static int hosted_create_and_run(void *ctx) {
@@ -356,7 +295,6 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(task_run_fails_cleanly_at_each_primitive),
     cmocka_unit_test(pool_run_fails_cleanly_and_the_pool_stays_usable),
     cmocka_unit_test(pool_run_replaces_a_worker_that_cannot_take_the_input),
-    cmocka_unit_test(chunks_fail_with_enoent_when_the_function_module_is_gone),
     cmocka_unit_test(hosted_pool_create_fails_cleanly_at_each_primitive),
 };
 
@@ -366,7 +304,6 @@ static const shk_test_child children[] = {
     SHK_TEST_CHILD(task_run_fails_cleanly_at_each_primitive),
     SHK_TEST_CHILD(pool_run_fails_cleanly_and_the_pool_stays_usable),
     SHK_TEST_CHILD(pool_run_replaces_a_worker_that_cannot_take_the_input),
-    SHK_TEST_CHILD(chunks_fail_with_enoent_when_the_function_module_is_gone),
     SHK_TEST_CHILD(hosted_pool_create_fails_cleanly_at_each_primitive),
 };
 
