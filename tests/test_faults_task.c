@@ -241,6 +241,20 @@ static int check_one_give_failure(int (*call)(void *), void *ctx, shk_task_pool 
   SHK_CHECK(waitpid(before[0], NULL, WNOHANG) == -1 && errno == ECHILD); /* reaped */
 #endif
   SHK_CHECK(call(ctx) == SHK_OK);
+  /* The replacement gone too (the hand-over fails again): a documented code of the call, with
+   * the raw error kept (it was SHK_ENOENT, which shk_task_pool_run does not document), and the
+   * pool works again afterwards. */
+  shk__fault_arm(SHK__FAULT_CHANNEL_GIVE, 1, EPIPE, true);
+  rc = call(ctx);
+  int raw = shk_last_os_error();
+  shk__fault_disarm_all();
+  bool documented = false;
+  for (size_t i = 0; i < SHK__ARRAY_LEN(task_codes); i++) documented |= rc == task_codes[i];
+  if (!documented || raw != EPIPE) {
+    fprintf(stderr, "the hand-over failing twice gave %s (raw %d)\n", shk_error_name(rc), raw);
+    return __LINE__;
+  }
+  SHK_CHECK(call(ctx) == SHK_OK);
   return 0;
 }
 
