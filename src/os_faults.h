@@ -45,6 +45,8 @@ typedef enum shk__fault_point {
                                 descriptor but some walk /proc/self/fd) / (none) */
   SHK__FAULT_FAULT_HANDLER,  /* sigaction installing the write-fault handler on SIGSEGV or SIGBUS
                                 / AddVectoredExceptionHandler */
+  SHK__FAULT_CHANNEL_GIVE,   /* passing a handle to a worker: sendmsg with SCM_RIGHTS (EPIPE: the
+                                worker is gone) / DuplicateHandle into the worker */
   SHK__FAULT_COUNT
 } shk__fault_point;
 

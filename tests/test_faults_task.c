@@ -4,6 +4,7 @@
  * process start, channel, thread start or segment primitive gives a documented code, keeps the
  * raw OS error, leaves no worker, segment, mapping or descriptor behind, and the same call
  * works once the fault is gone. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -81,7 +82,7 @@ static const char *point_name(shk__fault_point p) {
       [SHK__FAULT_SEGMENT_CREATE] = "segment create", [SHK__FAULT_SEGMENT_SIZE] = "segment size",
       [SHK__FAULT_SEGMENT_MAP] = "segment map",       [SHK__FAULT_PROC_START] = "process start",
       [SHK__FAULT_CHANNEL_CREATE] = "channel create", [SHK__FAULT_MODULE_LOAD] = "module load",
-      [SHK__FAULT_THREAD_START] = "thread start"};
+      [SHK__FAULT_THREAD_START] = "thread start", [SHK__FAULT_CHANNEL_GIVE] = "handle give"};
   return (unsigned)p < SHK__FAULT_COUNT && names[p] ? names[p] : "another point";
 }
 
@@ -151,18 +152,14 @@ typedef struct pool_call {
   size_t size;
 } pool_call;
 
-static int pool_run(void *ctx) {
-  pool_call *c = ctx;
-  shk__os_segment_close(&c->pool->staging);
-  unsigned char *data = malloc(c->size);
-  if (!data) return -9996;
-  memset(data, 1, c->size);
+/* Sums `size` bytes of ones at `data` in 4 chunks on the pool: the call's code, or a negative
+ * value no code has when results came with a failure or the sums are wrong. */
+static int sum_ones(shk_task_pool *pool, const unsigned char *data, size_t size) {
   shk_task_options o;
   memset(&o, 0, sizeof o);
   o.chunks = 4;
   shk_task_results *results = NULL;
-  int rc = shk_task_pool_run(c->pool, data, c->size, sum_chunk, &o, &results);
-  free(data);
+  int rc = shk_task_pool_run(pool, data, size, sum_chunk, &o, &results);
   if (rc != SHK_OK && results) rc = -9999;
   uint64_t total = 0;
   for (size_t i = 0; rc == SHK_OK && i < shk_task_results_count(results); i++) {
@@ -171,8 +168,19 @@ static int pool_run(void *ctx) {
     total += sum;
   }
   shk_task_results_free(results);
+  return rc == SHK_OK && total != size ? -9997 : rc;
+}
+
+static int pool_run(void *ctx) {
+  pool_call *c = ctx;
+  shk__os_segment_close(&c->pool->staging);
+  unsigned char *data = malloc(c->size);
+  if (!data) return -9996;
+  memset(data, 1, c->size);
+  int rc = sum_ones(c->pool, data, c->size);
+  free(data);
   shk__os_segment_close(&c->pool->staging); /* so that no call finds one */
-  return rc == SHK_OK && total != c->size ? -9997 : rc;
+  return rc;
 }
 
 SHK_CHILD_TEST(pool_run_fails_cleanly_and_the_pool_stays_usable, CHILD_TIMEOUT_MS) {
@@ -183,6 +191,87 @@ SHK_CHILD_TEST(pool_run_fails_cleanly_and_the_pool_stays_usable, CHILD_TIMEOUT_M
                                             SHK__FAULT_SEGMENT_MAP};
   int line = walk_points("shk_task_pool_run", pool_run, &c, points, SHK__ARRAY_LEN(points));
   shk_task_pool_free(c.pool);
+  return line;
+}
+
+/* Handing the input's segment to a worker fails (the worker is gone: EPIPE; or any failure):
+ * the pool replaces that worker (shk__task_worker_restart) and hands it over again. One failure:
+ * the call succeeds, with the replaced worker a new process and the old one reaped; failures
+ * that go on: the call fails with a documented code, the raw error kept, nothing left behind,
+ * and the pool works again afterwards. For the staging segment (an input made after the pool)
+ * and for a caller's shmkit segment (read in place). */
+static int worker_pids(shk_task_pool *pool, int *pids) {
+  for (unsigned i = 0; i < pool->workers; i++) pids[i] = pool->ws[i].proc.pid;
+  return (int)pool->workers;
+}
+
+/* A call whose input lies in a shmkit segment of this process, which the workers map in place. */
+typedef struct borrowed_call {
+  shk_task_pool *pool;
+  shk_shm *shm;
+} borrowed_call;
+
+static int pool_run_borrowed(void *ctx) {
+  borrowed_call *c = ctx;
+  /* A new segment each call, so that every call gives it to the workers. */
+  size_t size = 64 * 1024;
+  if (shk_shm_create_anonymous(size, &c->shm) != SHK_OK) return -9996;
+  memset(shk_shm_data(c->shm), 1, size);
+  int rc = sum_ones(c->pool, shk_shm_data(c->shm), size);
+  shk_shm_close(c->shm);
+  c->shm = NULL;
+  return rc;
+}
+
+static int check_one_give_failure(int (*call)(void *), void *ctx, shk_task_pool *pool) {
+  int before[SHK_TASK_WORKERS_MAX], after[SHK_TASK_WORKERS_MAX];
+  SHK_CHECK(call(ctx) == SHK_OK); /* warm: the workers hold what a first call gives */
+  int n = worker_pids(pool, before);
+  shk__fault_arm(SHK__FAULT_CHANNEL_GIVE, 1, EPIPE, false);
+  int rc = call(ctx);
+  unsigned failed = shk__fault_failures(SHK__FAULT_CHANNEL_GIVE);
+  shk__fault_disarm_all();
+  SHK_CHECK(failed == 1);
+  SHK_CHECK(rc == SHK_OK);
+  worker_pids(pool, after);
+  /* The first worker's hand-over failed: it is a new process; the other is the same. */
+  SHK_CHECK(after[0] > 0 && after[0] != before[0]);
+  for (int i = 1; i < n; i++) SHK_CHECK(after[i] == before[i]);
+#if defined(__linux__)
+  SHK_CHECK(waitpid(before[0], NULL, WNOHANG) == -1 && errno == ECHILD); /* reaped */
+#endif
+  SHK_CHECK(call(ctx) == SHK_OK);
+  /* The replacement gone too (the hand-over fails again): a documented code of the call, with
+   * the raw error kept (it was SHK_ENOENT, which shk_task_pool_run does not document), and the
+   * pool works again afterwards. */
+  shk__fault_arm(SHK__FAULT_CHANNEL_GIVE, 1, EPIPE, true);
+  rc = call(ctx);
+  int raw = shk_last_os_error();
+  shk__fault_disarm_all();
+  bool documented = false;
+  for (size_t i = 0; i < SHK__ARRAY_LEN(task_codes); i++) documented |= rc == task_codes[i];
+  if (!documented || raw != EPIPE) {
+    fprintf(stderr, "the hand-over failing twice gave %s (raw %d)\n", shk_error_name(rc), raw);
+    return __LINE__;
+  }
+  SHK_CHECK(call(ctx) == SHK_OK);
+  return 0;
+}
+
+SHK_CHILD_TEST(pool_run_replaces_a_worker_that_cannot_take_the_input, CHILD_TIMEOUT_MS) {
+  (void)argc, (void)argv;
+  static const shk__fault_point points[] = {SHK__FAULT_CHANNEL_GIVE};
+  pool_call c = {NULL, 256 * 1024};
+  SHK_CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &c.pool) == SHK_OK);
+  int line = check_one_give_failure(pool_run, &c, c.pool);
+  if (!line) line = walk_points("shk_task_pool_run (staging)", pool_run, &c, points, 1);
+  shk_task_pool_free(c.pool);
+  if (line) return line;
+  borrowed_call b = {NULL, NULL};
+  SHK_CHECK(shk_task_pool_create(2, SHK_TASK_PROCESSES, &b.pool) == SHK_OK);
+  line = check_one_give_failure(pool_run_borrowed, &b, b.pool);
+  if (!line) line = walk_points("shk_task_pool_run (borrowed)", pool_run_borrowed, &b, points, 1);
+  shk_task_pool_free(b.pool);
   return line;
 }
 
@@ -219,6 +308,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(thread_pool_create_fails_cleanly_when_a_thread_cannot_start),
     cmocka_unit_test(task_run_fails_cleanly_at_each_primitive),
     cmocka_unit_test(pool_run_fails_cleanly_and_the_pool_stays_usable),
+    cmocka_unit_test(pool_run_replaces_a_worker_that_cannot_take_the_input),
     cmocka_unit_test(hosted_pool_create_fails_cleanly_at_each_primitive),
 };
 
@@ -227,6 +317,7 @@ static const shk_test_child children[] = {
     SHK_TEST_CHILD(thread_pool_create_fails_cleanly_when_a_thread_cannot_start),
     SHK_TEST_CHILD(task_run_fails_cleanly_at_each_primitive),
     SHK_TEST_CHILD(pool_run_fails_cleanly_and_the_pool_stays_usable),
+    SHK_TEST_CHILD(pool_run_replaces_a_worker_that_cannot_take_the_input),
     SHK_TEST_CHILD(hosted_pool_create_fails_cleanly_at_each_primitive),
 };
 

@@ -3,6 +3,7 @@
  * cannot start, shk_watch_add (mprotect backend) when pages cannot be protected, and
  * shk_watch_pages_alloc when the system gives no pages. Each failure gives a documented code
  * with the raw OS error kept, and leaves the pages' protection and the process as they were. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -88,6 +89,39 @@ SHK_CHILD_TEST(watch_add_fails_cleanly_when_pages_cannot_be_protected, CHILD_TIM
   SHK_FAULT_WALK(&fc, true);
   shk_watch_free(c.w);
   SHK_CHECK(pages_restored(&c) == 0);
+  shk_watch_pages_free(c.pages, c.size);
+  return 0;
+}
+
+/* The system out of memory areas (mprotect's ENOMEM at vm.max_map_count; Windows:
+ * ERROR_NOT_ENOUGH_MEMORY) while an add protects its pages: SHK_ELIMIT as shk_watch_add documents
+ * (not SHK_ENOMEM), the raw error kept, the pages read-write again, and the add works once the
+ * system allows it. */
+#ifdef _WIN32
+#define OUT_OF_AREAS 8 /* ERROR_NOT_ENOUGH_MEMORY */
+#else
+#define OUT_OF_AREAS ENOMEM
+#endif
+
+SHK_CHILD_TEST(watch_add_reports_the_memory_area_limit_as_elimit, CHILD_TIMEOUT_MS) {
+  (void)argc, (void)argv;
+  add_call c;
+  SHK_CHECK(three_pages_watcher(&c) == 0);
+  for (int sticky = 0; sticky < 2; sticky++) {
+    uint32_t id = 77;
+    shk__fault_arm(SHK__FAULT_PROTECT, 1, OUT_OF_AREAS, sticky != 0);
+    int rc = shk_watch_add(c.w, c.pages + 100, c.size - 200, "limit", &id);
+    int raw = shk_last_os_error();
+    unsigned failed = shk__fault_failures(SHK__FAULT_PROTECT);
+    shk__fault_disarm_all();
+    SHK_CHECK(failed >= 1);
+    SHK_CHECK(rc == SHK_ELIMIT);
+    SHK_CHECK(id == 0);
+    SHK_CHECK(raw == OUT_OF_AREAS);
+    SHK_CHECK(pages_restored(&c) == 0);
+  }
+  SHK_CHECK(watch_add(&c) == SHK_OK);
+  shk_watch_free(c.w);
   shk_watch_pages_free(c.pages, c.size);
   return 0;
 }
@@ -231,6 +265,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(watch_create_fails_cleanly_when_its_thread_cannot_start),
     cmocka_unit_test(watch_add_fails_cleanly_when_pages_cannot_be_protected),
     cmocka_unit_test(watch_add_gives_pages_back_when_protection_fails_part_way),
+    cmocka_unit_test(watch_add_reports_the_memory_area_limit_as_elimit),
     cmocka_unit_test(watch_pages_alloc_fails_cleanly_when_the_system_gives_no_pages),
     cmocka_unit_test(watch_remove_reports_and_keeps_pages_writable_when_they_cannot_be_opened),
     cmocka_unit_test(watch_free_reports_and_keeps_pages_writable_when_they_cannot_be_opened),
@@ -240,6 +275,7 @@ static const shk_test_child children[] = {
     SHK_TEST_CHILD(watch_create_fails_cleanly_when_its_thread_cannot_start),
     SHK_TEST_CHILD(watch_add_fails_cleanly_when_pages_cannot_be_protected),
     SHK_TEST_CHILD(watch_add_gives_pages_back_when_protection_fails_part_way),
+    SHK_TEST_CHILD(watch_add_reports_the_memory_area_limit_as_elimit),
     SHK_TEST_CHILD(watch_pages_alloc_fails_cleanly_when_the_system_gives_no_pages),
     SHK_TEST_CHILD(watch_remove_reports_and_keeps_pages_writable_when_they_cannot_be_opened),
     SHK_TEST_CHILD(watch_free_reports_and_keeps_pages_writable_when_they_cannot_be_opened),

@@ -1,8 +1,10 @@
 /* Internal entry points that the public calls do not reach on this system, tested directly
  * so that each does what its table or its platform promises: the built-in heap and aligned
  * allocators' tables (buf.c keeps their bytes inline and never goes through them), the hosted
- * pool's stand-in function (the workers run the plugin's), and the POSIX answer of the
- * write-watch primitives (GetWriteWatch exists on Windows only). */
+ * pool's stand-in function (the workers run the plugin's), the POSIX answer of the
+ * write-watch primitives (GetWriteWatch exists on Windows only), and the internal operations of a
+ * custom watch backend (whose `available` stands in for the table's own, which the registry asks
+ * with its user pointer). */
 /* ctest: labels=unit;internal timeout=60 */
 #include <stdint.h>
 #include <stdlib.h>
@@ -11,6 +13,7 @@
 #include "shk_test.h"
 #include "common/buf_internal.h"
 #include "common/task_internal.h"
+#include "common/watch_internal.h"
 #include "os.h"
 
 static shk_buf_alloc_request request(size_t size, size_t alignment, bool zero) {
@@ -78,6 +81,29 @@ static void the_hosted_stand_in_runs_nothing(void **state) {
   assert_int_equal(shk__task_hosted_fn(&chunk, NULL), SHK_EUNSUPPORTED);
 }
 
+static int no_attach(void *user, shk_watcher *w, void *addr, size_t size, void **state) {
+  (void)user, (void)w, (void)addr, (void)size, (void)state;
+  return SHK_OK;
+}
+
+static void custom_backend_ops_stand_for_the_table(void **state) {
+  (void)state;
+  shk_watch_backend_table table;
+  shk_watch_backend_table_init(&table);
+  table.attach = no_attach;
+  shk__watch_backend_ops ops;
+  memset(&ops, 0, sizeof ops);
+  shk__watch_custom_ops_init(&ops, &table);
+  assert_int_equal(ops.kind, SHK_WATCH_CUSTOM);
+  assert_true(ops.custom == &table);
+  assert_true(ops.available()); /* the table's own available() is the registry's to ask */
+  assert_null(ops.accepts);
+  assert_non_null(ops.attach);
+  assert_non_null(ops.detach);
+  assert_non_null(ops.scan);
+  assert_non_null(ops.rearm);
+}
+
 static void count_dirty(uintptr_t addr, size_t pages, void *ctx) {
   (void)addr;
   *(size_t *)ctx += pages;
@@ -103,6 +129,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(the_aligned_table_aligns_checks_and_frees),
     cmocka_unit_test(the_hosted_stand_in_runs_nothing),
     cmocka_unit_test(write_watch_answers_for_this_system),
+    cmocka_unit_test(custom_backend_ops_stand_for_the_table),
 };
 
 static const shk_test_child children[] = {{NULL, NULL}};

@@ -406,6 +406,34 @@ static void a_string_one_byte_past_its_limit_is_malformed(void **state) {
   }
 }
 
+/* A log whose text runs past the head the producer published (a head moved back, or a length
+ * that a hostile producer grew): the reader takes only records the producer published, so it is
+ * malformed and not read, by one record as by more; when its last text record is the last one
+ * published it is read. */
+static void a_log_whose_text_passes_the_published_head_is_malformed(void **state) {
+  (void)state;
+  static const char text[] = "a log of one hundred bytes, so that its text takes four records of "
+                             "the ring after its own record....";
+  assert_int_equal(sizeof text - 1, 100);
+  for (uint64_t short_by = 0; short_by <= 2; short_by++) {
+    fixture f;
+    fixture_open(&f, "lh");
+    send_one_zone(f.lens);
+    uint64_t at = ring0(&f)->head;
+    assert_int_equal(shk_lens_log(f.lens, 0, "%s", text), SHK_OK);
+    uint64_t end = ring0(&f)->head;
+    assert_int_equal(record_at(&f, at)->type, SHK_LENS_REC_LOG);
+    assert_true(end - at >= 4); /* the log's own record and its text */
+    ring0(&f)->head = end - short_by;
+    shk_lens_stats st = drain_once(f.name, NULL);
+    ring0(&f)->head = end;
+    assert_int_equal(st.received[SHK_LENS_LOG], short_by ? 0 : 1);
+    assert_int_equal(st.malformed[SHK_LENS_LOG], short_by ? 1 : 0);
+    assert_int_equal(st.received[SHK_LENS_ZONE], 1);
+    fixture_close(&f);
+  }
+}
+
 /* Defect 9: counts that cannot be true are shown marked, per thread, not summed silently. */
 static void implausible_counts_are_marked_per_thread(void **state) {
   (void)state;
@@ -625,6 +653,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(bad_records_are_counted_and_skipped),
     cmocka_unit_test(lengths_past_the_head_and_unknown_types_end_the_ring),
     cmocka_unit_test(a_log_one_byte_past_its_limit_is_malformed),
+    cmocka_unit_test(a_log_whose_text_passes_the_published_head_is_malformed),
     cmocka_unit_test(a_string_one_byte_past_its_limit_is_malformed),
     cmocka_unit_test(killed_producers_are_recovered_and_a_new_one_starts_cleanly),
 };

@@ -88,10 +88,30 @@ static void scopes_and_placeholders(void **state) {
   shk__lens_strings_free(&m);
 }
 
+/* The same key in two scopes (two processes that use one address for different names) stays two
+ * strings wherever the two land in the table: the second scope's key may start its probe at the
+ * first's slot, or pass over it, and must never take it (a look-up that compared the key alone
+ * would). Tried for enough scopes that every start position occurs. */
+static void one_key_in_two_scopes_never_shares_a_slot(void **state) {
+  (void)state;
+  for (uint32_t scope = 2; scope < 2000; scope++) {
+    shk__lens_string_map m;
+    memset(&m, 0, sizeof m);
+    m.limit = 1000;
+    assert_string_equal(put(&m, 1, 0x55e5b70c0180ull, "first"), "first");
+    assert_string_equal(put(&m, scope, 0x55e5b70c0180ull, "second"), "second");
+    assert_int_equal(m.count, 2);
+    assert_string_equal(shk__lens_strings_find(&m, 1, 0x55e5b70c0180ull), "first");
+    assert_string_equal(shk__lens_strings_find(&m, scope, 0x55e5b70c0180ull), "second");
+    shk__lens_strings_free(&m);
+  }
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_map_holds_exactly_its_limit_of_keys),
     cmocka_unit_test(replaced_texts_stop_at_the_limit),
     cmocka_unit_test(scopes_and_placeholders),
+    cmocka_unit_test(one_key_in_two_scopes_never_shares_a_slot),
 };
 static const shk_test_child children[] = {{NULL, NULL}};
 SHK_TEST_MAIN(tests, children)

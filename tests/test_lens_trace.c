@@ -156,6 +156,33 @@ static void heap_counters_saturate_instead_of_overflowing(void **state) {
   assert_null(strstr(text, "\"live bytes\":-"));
 }
 
+/* ... and at the other end (docs/lens.md: a free subtracts its size, the count saturates): a free
+ * of more than is live (a producer that frees what it never reported, or lies) gives 0, not a
+ * count wrapped below zero; the next allocation counts from there. */
+static void heap_counters_stop_at_zero_on_a_free_of_more_than_is_live(void **state) {
+  (void)state;
+  shk_lens_event e[5];
+  memset(e, 0, sizeof e);
+  static const uint64_t sizes[3] = {100, 300, 5};
+  for (int i = 0; i < 3; i++) {
+    e[i].kind = SHK_LENS_HEAP;
+    e[i].pid = 1;
+    e[i].size = sizes[i];
+    e[i].is_free = i == 1;
+  }
+  e[3] = zone_at("z", "t", 1, 1000); /* write_and_read wants two threads */
+  e[4] = zone_at("z", "u", 2, 1000);
+  const char *text = write_and_read(e, 5);
+  const char *alloc = strstr(text, "\"live bytes\":100}");
+  const char *freed = strstr(text, "\"live bytes\":0}");
+  const char *again = strstr(text, "\"live bytes\":5}");
+  assert_non_null(alloc);
+  assert_non_null(freed);
+  assert_non_null(again);
+  assert_true(alloc < freed && freed < again);
+  assert_null(strstr(text, "\"live bytes\":18446744073709551"));
+}
+
 /* speedscope shows `name {args}` for an event with args: a zone's name must be all there is. */
 static void zone_names_stay_clean_and_colour_has_a_field_of_its_own(void **state) {
   (void)state;
@@ -218,6 +245,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(zone_names_stay_clean_and_colour_has_a_field_of_its_own),
     cmocka_unit_test(bytes_that_never_start_utf8_are_replaced),
     cmocka_unit_test(heap_counters_saturate_instead_of_overflowing),
+    cmocka_unit_test(heap_counters_stop_at_zero_on_a_free_of_more_than_is_live),
     cmocka_unit_test(strings_are_escaped_and_bad_bytes_replaced),
     cmocka_unit_test(frames_touching_end_to_start_never_overlap),
 };

@@ -21,10 +21,10 @@ build=$root/coverage
 work=$root/coverage-report
 shk_stage_init "$work"
 
-# Measured 2026-12-04 (gcc 12, gcovr 5.2, this suite): 95.1% of lines, 80.3% of branches; see
-# docs/coverage.md. The floors leave room for paths that depend on timing.
-floor_lines=${SHK_COVERAGE_FLOOR_LINES:-94.0}
-floor_branches=${SHK_COVERAGE_FLOOR_BRANCHES:-79.5}
+# Measured 2026-12-05 (gcc 12, gcovr 5.2, this suite): 95.7-95.8% of lines, 81.4% of branches in
+# two runs; see docs/coverage.md. The floors leave room for paths that depend on timing.
+floor_lines=${SHK_COVERAGE_FLOOR_LINES:-95.0}
+floor_branches=${SHK_COVERAGE_FLOOR_BRANCHES:-80.5}
 goal_lines=90 goal_branches=80
 
 shk_install_packages gcovr python3 || { echo "FAILED: cannot install gcovr"; echo "0 passed, 1 failed"; exit 1; }

@@ -40,8 +40,9 @@ SHK_API int shk_shm_name_check(const char *name);
  * The name is exclusive: SHK_EEXIST when a segment of that name exists. The name stays in the
  * system after close until shk_shm_unlink() (on Windows, until the last handle closes).
  * Returns SHK_OK, SHK_EINVAL (NULL name or out), SHK_ENAME, SHK_ESIZE (0, or more than the
- * system can map), SHK_EEXIST, SHK_EACCES, SHK_ENOMEM or SHK_EOS. On failure *out is NULL and
- * nothing is left behind. */
+ * system can map), SHK_EEXIST, SHK_EACCES, SHK_ELIMIT (the process or the system has no
+ * descriptor or handle left: POSIX EMFILE, ENFILE), SHK_ENOMEM or SHK_EOS. On failure *out is
+ * NULL and nothing is left behind. */
 SHK_API int shk_shm_create(const char *name, size_t size, shk_shm **out);
 
 /** Creates a segment with no name, zero-filled, of at least `size` bytes (rounded up to pages).
@@ -52,7 +53,8 @@ SHK_API int shk_shm_create_anonymous(size_t size, shk_shm **out);
 /** Opens and maps an existing named segment. `access` is SHK_SHM_READ_ONLY or SHK_SHM_READ_WRITE;
  * a read-only mapping faults on write. Returns SHK_OK, SHK_EINVAL (NULL out or a bad access
  * value), SHK_ENAME, SHK_ENOENT (no such segment), SHK_EACCES (the segment's permissions deny
- * this access), SHK_ENOMEM or SHK_EOS. */
+ * this access), SHK_ESIZE (the segment is empty: its creator has not sized it yet), SHK_ELIMIT
+ * (no descriptor or handle left, as for shk_shm_create), SHK_ENOMEM or SHK_EOS. */
 SHK_API int shk_shm_open(const char *name, shk_shm_access access, shk_shm **out);
 
 /** The first byte of the mapping (page-aligned); NULL for a NULL handle. */

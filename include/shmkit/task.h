@@ -152,6 +152,9 @@ SHK_API int shk_task_out_write(shk_task_out *out, const void *bytes, size_t size
  * In process mode, POSIX workers forked after the function existed run it by address: every
  * worker of this call, and of a pool created after it. A pool created before it cannot reach
  * it: each chunk ends SHK_TASK_FAILED with code SHK_EUNSUPPORTED (the call returns SHK_ECHUNK).
+ * Likewise a function in a module loaded after a pool's workers started, which they load by its
+ * path: when they cannot (the file was removed or replaced since), each chunk ends
+ * SHK_TASK_FAILED with code SHK_ENOENT.
  * Where workers are started as executables (Windows) the call returns SHK_EUNSUPPORTED before
  * any chunk runs, without results.
  * Mode SHK_TASK_HOSTED (for code that does not own main(), such as a plugin inside a host

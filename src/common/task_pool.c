@@ -405,7 +405,7 @@ static int join_worker(shk_task_pool *pool, unsigned k, const shk__task_call *ca
     shk__os_exit ignored;
     stop_worker(pool, k, true, &ignored);
     /* A worker host that refused its plugin may have ended before the hand-over: its reason,
-     * written before it ended, is the call's answer, not the hand-over's SHK_ENOENT. */
+     * written before it ended, is the call's answer, not the failed hand-over's SHK_EOS. */
     int why = host_refusal(pool, k);
     return why != 0 ? why : rc;
   }

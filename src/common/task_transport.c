@@ -259,7 +259,11 @@ void shk__task_reap(shk__task_worker *w, bool kill, int64_t timeout_ms, shk__os_
 
 int shk__task_give_segment(shk__task_worker *w, const shk__os_segment *seg, uint64_t id,
                            uint64_t *token) {
-  return shk__os_channel_give(&w->pool_end, &w->proc, seg->handle, id, token);
+  int rc = shk__os_channel_give(&w->pool_end, &w->proc, seg->handle, id, token);
+  /* The channel says SHK_ENOENT for a worker that has gone (EPIPE; a process that ended). The
+   * pool replaces it and tries again; should that fail too, the call's callers get a system
+   * failure (the raw code kept), not "no such module", which is what SHK_ENOENT means to them. */
+  return rc == SHK_ENOENT ? SHK_EOS : rc;
 }
 
 /* Handles that arrived in a worker before it needed them. A worker process is single-threaded,

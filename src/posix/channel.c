@@ -193,7 +193,7 @@ int shk__os_channel_give(const shk__os_channel *end, const shk__os_proc *peer, i
   memcpy(CMSG_DATA(c), &fd, sizeof fd);
   ssize_t n;
   do {
-    n = sendmsg((int)end->a, &msg, MSG_NOSIGNAL);
+    n = POSIX_FAULTABLE(SHK__FAULT_CHANNEL_GIVE, -1, sendmsg((int)end->a, &msg, MSG_NOSIGNAL));
   } while (n < 0 && errno == EINTR);
   if (n < 0) return errno == EPIPE || errno == ECONNRESET ? shk__error_record_os(SHK_ENOENT, errno)
                                                           : posix_error(errno);

@@ -93,8 +93,9 @@ int shk__os_channel_give(const shk__os_channel *end, const shk__os_proc *peer, i
   (void)tag;
   HANDLE dup = NULL;
   if (!peer || !peer->handle) return SHK_EINVAL;
-  if (!DuplicateHandle(GetCurrentProcess(), (HANDLE)handle, (HANDLE)peer->handle, &dup,
-                       FILE_MAP_READ, FALSE, 0)) {
+  if (!WIN32_FAULTABLE(SHK__FAULT_CHANNEL_GIVE, FALSE,
+                       DuplicateHandle(GetCurrentProcess(), (HANDLE)handle, (HANDLE)peer->handle,
+                                       &dup, FILE_MAP_READ, FALSE, 0))) {
     DWORD err = GetLastError();
     /* Duplicating into a process that has ended is refused with "access denied". */
     if (WaitForSingleObject((HANDLE)peer->handle, 0) == WAIT_OBJECT_0)
