@@ -1,6 +1,7 @@
 /* The ring space of a lens (2.3): the main segment's rings and those of its extension segments,
  * numbered globally; mapping extensions as they are published, each checked as untrusted input,
  * and their names. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -59,6 +60,20 @@ void shk__lens_space_init(shk__lens_space *s, void *mem, size_t size, const shk_
   s->creation = shk__lens_load64(&h->creation);
   s->writable = writable;
   if (name) snprintf(s->name, sizeof s->name, "%s", name);
+}
+
+/* The first thing found wrong is kept: later ones often follow from it. */
+static void problem(shk__lens_space *s, const char *format, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static void problem(shk__lens_space *s, const char *format, ...) {
+  if (s->problem[0]) return;
+  va_list ap;
+  va_start(ap, format);
+  vsnprintf(s->problem, sizeof s->problem, format, ap);
+  va_end(ap);
 }
 
 #define REFUSE(code, ...)                                                                      \
@@ -136,7 +151,7 @@ static bool map_next(shk__lens_space *s) {
   shk_shm *shm = NULL;
   int rc = shk__shm_open(name, s->writable ? SHK_SHM_READ_WRITE : SHK_SHM_READ_ONLY, &shm);
   if (rc != SHK_OK) {
-    snprintf(s->problem, sizeof s->problem,
+    problem(s,
              "extension %u ('%s') is published but cannot be opened: %s%s", k, name,
              shk_strerror(rc), rc == SHK_ENOENT ? " (its name was removed)" : "");
     return false;
@@ -144,7 +159,7 @@ static bool map_next(shk__lens_space *s) {
   char reason[200];
   if (shk__lens_ext_check(s, k, shk_shm_data(shm), shk_shm_size(shm), reason, sizeof reason) !=
       SHK_OK) {
-    snprintf(s->problem, sizeof s->problem, "%s ('%s'); its rings are not read", reason, name);
+    problem(s, "%s ('%s'); its rings are not read", reason, name);
     shk_shm_close(shm);
     return false;
   }
@@ -158,14 +173,14 @@ uint32_t shk__lens_space_follow(shk__lens_space *s) {
   uint32_t published = shk__lens_load32(&h->ext_count);
   if (published <= s->parts - 1) return 0;
   if (s->creation == 0) {
-    snprintf(s->problem, sizeof s->problem,
+    problem(s,
              "the header publishes %u extensions but has no creation identity (0): refused",
              published);
     s->stopped = true;
     return 0;
   }
   if (published > SHK_LENS_EXT_MAX) {
-    snprintf(s->problem, sizeof s->problem,
+    problem(s,
              "the header publishes %u extensions, past the limit of %u: the first %u are read",
              published, SHK_LENS_EXT_MAX, SHK_LENS_EXT_MAX);
     published = SHK_LENS_EXT_MAX;
@@ -179,7 +194,7 @@ uint32_t shk__lens_space_follow(shk__lens_space *s) {
     added++;
   }
   if (s->parts - 1 < published && !s->stopped) {
-    snprintf(s->problem, sizeof s->problem,
+    problem(s,
              "the header publishes %u extensions; a lens of %u rings has room for %u", published,
              s->part[0].count, s->parts - 1);
     s->stopped = true;
@@ -205,7 +220,7 @@ void shk__lens_space_check_sizes(shk__lens_space *s) {
         size >= part->size)
       continue;
     part->shrunk = true;
-    snprintf(s->problem, sizeof s->problem,
+    problem(s,
              "extension %u shrank under the reader (%llu of %zu bytes left): its rings are read no "
              "more", p, (unsigned long long)size, part->size);
   }
