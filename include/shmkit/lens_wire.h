@@ -117,7 +117,9 @@ typedef struct shk_lens_wire_header {
   uint64_t no_ring_dropped[SHK_LENS_KINDS]; /**< events dropped because no ring was free, per kind */
   /* 2.3 (0 in 2.2 segments, which then never grow) */
   uint32_t ext_count;     /**< extension segments published (release store after set-up), 0..16 */
-  uint32_t reserved3;     /**< 0 */
+  uint32_t reader_extensions; /**< extensions the attached 2.3 reader has mapped (it stores this
+                                   after mapping them): a closing producer waits (up to 1 s)
+                                   for it to reach ext_count before it removes any name */
   uint64_t creation;      /**< this segment's creation identity (never 0 in 2.3): extensions carry
                                it, so that one left by an older lens of the same name is refused */
   uint64_t ext_creating;  /**< start << 32 | pid of the producer creating the next extension, 0
@@ -213,7 +215,7 @@ SHK_LENS_AT_(shk_lens_wire_header, process_slots, 88);
 SHK_LENS_AT_(shk_lens_wire_header, reserved1, 92);
 SHK_LENS_AT_(shk_lens_wire_header, no_ring_dropped, 96);
 SHK_LENS_AT_(shk_lens_wire_header, ext_count, 136);
-SHK_LENS_AT_(shk_lens_wire_header, reserved3, 140);
+SHK_LENS_AT_(shk_lens_wire_header, reader_extensions, 140);
 SHK_LENS_AT_(shk_lens_wire_header, creation, 144);
 SHK_LENS_AT_(shk_lens_wire_header, ext_creating, 152);
 SHK_LENS_AT_(shk_lens_wire_header, reader_version, 160);

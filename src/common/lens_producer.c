@@ -52,6 +52,7 @@ struct shk_lens {
   _Atomic uint64_t last_frame;
   _Atomic uint64_t reader_seen_ns; /* when the attached reader was last found alive */
   _Atomic uint64_t no_ring_dropped[SHK_LENS_KIND_COUNT];
+  _Atomic uint64_t unaware_reader; /* 1 << 32 | the reader generation found not to read 2.3 */
   uint64_t id;                     /* unique per open: tells a reused address from this handle */
   shk__os_mutex handles_mutex;     /* guards the list, not the handles */
   ring_handle *handles;
@@ -282,6 +283,21 @@ static void thread_ended(void *value) {
   free(tr);
 }
 
+static bool reader_attached(shk_lens *lens);
+static bool extensions_read(shk_lens *lens);
+
+/* The rings of extensions hold records the attached reader may not have taken yet: before a
+ * handle goes (and with it, perhaps, the last handle on or the name of an extension), the reader
+ * is given a moment to map every published extension. */
+static void wait_reader_follows(shk_lens *lens) {
+  uint32_t published = SHK__MIN(shk__lens_load32(&lens->hdr->ext_count), SHK_LENS_EXT_MAX);
+  if (published == 0) return;
+  uint64_t deadline = shk__os_now_ns() + CREATOR_WAIT_NS;
+  while (shk__lens_load32(&lens->hdr->reader_extensions) < published && reader_attached(lens) &&
+         extensions_read(lens) && shk__os_now_ns() < deadline)
+    shk__os_sleep_ns(1000000);
+}
+
 void shk_lens_close(shk_lens *lens) {
   if (!lens) return;
   shk__lens_instrument_forget(lens); /* shmkit's parts stop reporting into it */
@@ -297,6 +313,7 @@ void shk_lens_close(shk_lens *lens) {
     free(h);
   }
   shk__os_mutex_destroy(&lens->handles_mutex);
+  wait_reader_follows(lens);
   atomic_store(SHK__LENS_SLOT(lens->hdr, lens->slot), 0);
   uint32_t live, dead, some;
   shk__lens_count_producers(lens->hdr, &live, &dead, &some);
@@ -415,12 +432,23 @@ static shk_lens_wire_ring *claim_first(shk_lens *lens, bool reader) {
 
 /* Whether rings in a new extension would be read. A reader attached that did not say it speaks
  * 2.3 (a 2.2 reader leaves reader_version behind the generation) reads the main segment only:
- * for it a thread is refused a ring as in 2.2, and the loss shows in no_ring_dropped. */
+ * for it a thread is refused a ring as in 2.2, and the loss shows in no_ring_dropped. A 2.3
+ * reader writes the word just after it takes reader_pid: a mismatch is waited out for a moment,
+ * once per reader generation. */
 static bool extensions_read(shk_lens *lens) {
   if (!reader_attached(lens)) return true; /* a later reader: see the document */
-  uint64_t version = shk__lens_load64(&lens->hdr->reader_version);
-  uint32_t generation = shk__lens_load32(&lens->hdr->reader_generation);
-  return (uint32_t)(version >> 32) == generation && (uint32_t)version >= 0x00020300u;
+  for (int i = 0;; i++) {
+    uint32_t generation = shk__lens_load32(&lens->hdr->reader_generation);
+    uint64_t version = shk__lens_load64(&lens->hdr->reader_version); /* stored before generation */
+    if ((uint32_t)(version >> 32) == generation) return (uint32_t)version >= 0x00020300u;
+    uint64_t unaware = 1ull << 32 | generation;
+    if (atomic_load_explicit(&lens->unaware_reader, memory_order_relaxed) == unaware) return false;
+    if (i == 100) {
+      atomic_store_explicit(&lens->unaware_reader, unaware, memory_order_relaxed);
+      return false;
+    }
+    shk__os_sleep_ns(100000);
+  }
 }
 
 static shk_lens_wire_ring *take_ring(shk_lens *lens) {

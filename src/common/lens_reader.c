@@ -159,6 +159,8 @@ static int register_reader(shk_lens_reader *r) {
   return SHK_OK;
 }
 
+static void follow_extensions(shk_lens_reader *r);
+
 static int lens_reader_open_impl(const char *name, const shk_lens_reader_options *options,
                                  shk_lens_reader **out) {
   if (!out) return SHK_EINVAL;
@@ -173,6 +175,10 @@ static int lens_reader_open_impl(const char *name, const shk_lens_reader_options
     snprintf(r->name, sizeof r->name, "%s", name);
     snprintf(r->space.name, sizeof r->space.name, "%s", name); /* extensions can be followed */
     rc = register_reader(r);
+    if (rc == SHK_OK) {
+      shk__lens_store32(&r->hdr->reader_extensions, 0);
+      follow_extensions(r); /* those there now, before a producer closing could remove them */
+    }
   }
   if (rc != SHK_OK) {
     if (r) r->shm = NULL;
@@ -662,6 +668,8 @@ static void count_drained(shk_lens_reader *r, uint32_t i, size_t first) {
 static void follow_extensions(shk_lens_reader *r) {
   if (!shk__lens_space_behind(&r->space)) return; /* one load when nothing is new */
   shk__lens_space_follow(&r->space);
+  /* Producers closing wait for this before they remove names (or, on Windows, their handles). */
+  if (r->registered) shk__lens_store32(&r->hdr->reader_extensions, r->space.parts - 1);
   if (r->space.total <= r->rings_cap) return;
   ring_state *more = shk__realloc(r->rings, (size_t)r->space.total * sizeof *more);
   if (!more) return; /* the new rings wait for memory (ring_span() stops below them) */
