@@ -38,7 +38,7 @@ static void child_produce(void *arg) {
   if (t->hold_ms > 0) shk_test_sleep_ms((unsigned)t->hold_ms); /* keeps its ring */
 }
 
-/* argv: lens name, threads, zones per thread, tag, hold ms (< 0: never return). Opens the lens,
+/* argv: lens name, threads, zones per thread, tag, hold ms (< 0: until killed, at most a minute). Opens the lens,
  * waits for a reader, runs the threads (named "<tag>.<j>") and closes. */
 static int child_producer(int argc, char **argv) {
   if (argc < 5) return 2;
@@ -56,7 +56,7 @@ static int child_producer(int argc, char **argv) {
     t[j].lens = lens;
     snprintf(t[j].name, sizeof t[j].name, "%s.%d", argv[3], j);
     t[j].zones = zones;
-    t[j].hold_ms = hold < 0 ? 1 << 30 : hold;
+    t[j].hold_ms = hold < 0 ? CHILD_TIMEOUT_MS : hold; /* bounded: a failed parent leaves none */
     if (shk_test_thread_start(&th[j], child_produce, &t[j]) != 0) return 6;
   }
   for (int j = 0; j < threads; j++) shk_test_thread_join(&th[j]);
@@ -74,7 +74,8 @@ static int child_producer(int argc, char **argv) {
 
 static void stall(uint32_t k) {
   (void)k;
-  for (;;) shk_test_sleep_ms(1000); /* killed here by the parent */
+  shk_test_sleep_ms(CHILD_TIMEOUT_MS); /* killed here by the parent */
+  exit(9);
 }
 
 /* argv: lens name. Opens the lens and sends a zone from a thread that finds no ring: it starts
