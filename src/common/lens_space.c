@@ -221,8 +221,8 @@ void shk__lens_space_check_sizes(shk__lens_space *s) {
       continue;
     part->shrunk = true;
     problem(s,
-             "extension %u shrank under the reader (%llu of %zu bytes left): its rings are read no "
-             "more", p, (unsigned long long)size, part->size);
+             "extension %u shrank under the reader (%llu of %llu bytes left): its rings are read no "
+             "more", p, (unsigned long long)size, (unsigned long long)part->size);
   }
 }
 
