@@ -106,6 +106,10 @@ static void a_whole_extension_is_read(void **state) {
   seen s = read_with_problem(&f, NULL);
   assert_int_equal(s.main, 1);
   assert_int_equal(s.ext, 1);
+  /* Given an extension's name instead of the lens's, a reader says what it is. */
+  shk_lens_info info;
+  assert_int_equal(shk_lens_probe(f.ext, &info), SHK_EFORMAT);
+  assert_non_null(strstr(info.reason, "an extension segment of a lens"));
   teardown(&f);
 }
 

@@ -58,6 +58,9 @@ int shk__lens_layout_check(const void *mem, size_t size, char *reason, size_t re
   uint32_t magic = HDR32(mem, magic);
   uint32_t version = HDR32(mem, protocol_version);
   if (magic == 0) REFUSE(SHK_EBUSY, "the segment is still being set up (magic 0)");
+  if (magic == SHK_LENS_EXT_MAGIC)
+    REFUSE(SHK_EFORMAT, "an extension segment of a lens (more rings, lens 2.3), not a lens: read the "
+                        "lens whose name this one extends (without its .xNN part)");
   if (magic != SHK_LENS_MAGIC) {
     /* temporal-lens 0.1.5 has no magic: it starts with its own 32-entry frame payload. */
     REFUSE(SHK_EFORMAT,
