@@ -115,19 +115,29 @@ typedef struct shk_lens_wire_header {
   uint32_t process_slots;     /**< SHK_LENS_PROCESS_SLOTS */
   uint32_t reserved1;         /**< 0 */
   uint64_t no_ring_dropped[SHK_LENS_KINDS]; /**< events dropped because no ring was free, per kind */
-  /* 2.3 (0 in 2.2 segments, which then never grow) */
-  uint32_t ext_count;     /**< extension segments published (release store after set-up), 0..16 */
-  uint32_t reader_extensions; /**< extensions the attached 2.3 reader has mapped (it stores this
-                                   after mapping them): a closing producer waits (up to 1 s)
-                                   for it to reach ext_count before it removes any name */
-  uint64_t creation;      /**< this segment's creation identity (never 0 in 2.3): extensions carry
-                               it, so that one left by an older lens of the same name is refused */
-  uint64_t ext_creating;  /**< start << 32 | pid of the producer creating the next extension, 0
-                               when none: taken by compare-and-swap (from 0, or from a dead one) */
-  uint64_t reader_version; /**< reader_generation << 32 | protocol version of the attached reader,
-                                written by a 2.3 reader before it raises reader_generation; a 2.2
-                                reader leaves it behind the generation (see the document) */
-  uint8_t reserved2[88];  /**< 0 */
+  /* 2.3, in bytes that 2.2 kept zero (reserved2, its name kept): 0 in 2.2 segments, which then
+   * never grow. */
+  union {
+    uint8_t reserved2[120]; /**< 2.2: reserved, 0; the bytes below from 2.3 on */
+    struct {
+      uint32_t ext_count;         /**< extension segments published (release store after set-up),
+                                       0..16 */
+      uint32_t reader_extensions; /**< extensions the attached 2.3 reader has mapped (it stores this
+                                       after mapping them): a closing producer waits (up to 1 s)
+                                       for it to reach ext_count before it removes any name */
+      uint64_t creation;          /**< this segment's creation identity (never 0 in 2.3):
+                                       extensions carry it, so that one left by an older lens of
+                                       the same name is refused */
+      uint64_t ext_creating;      /**< start << 32 | pid of the producer creating the next
+                                       extension, 0 when none: taken by compare-and-swap (from 0,
+                                       or from a dead one) */
+      uint64_t reader_version;    /**< reader_generation << 32 | protocol version of the attached
+                                       reader, written by a 2.3 reader before it raises
+                                       reader_generation; a 2.2 reader leaves it behind the
+                                       generation (see the document) */
+      uint8_t reserved3[88];      /**< 0 */
+    };
+  };
   shk_lens_wire_process processes[SHK_LENS_PROCESS_SLOTS]; /**< open producer handles */
 } shk_lens_wire_header;
 
@@ -219,7 +229,8 @@ SHK_LENS_AT_(shk_lens_wire_header, reader_extensions, 140);
 SHK_LENS_AT_(shk_lens_wire_header, creation, 144);
 SHK_LENS_AT_(shk_lens_wire_header, ext_creating, 152);
 SHK_LENS_AT_(shk_lens_wire_header, reader_version, 160);
-SHK_LENS_AT_(shk_lens_wire_header, reserved2, 168);
+SHK_LENS_AT_(shk_lens_wire_header, reserved3, 168);
+SHK_LENS_AT_(shk_lens_wire_header, reserved2, 136);
 SHK_LENS_AT_(shk_lens_wire_header, processes, 256);
 SHK_LENS_SIZE_(shk_lens_wire_ext_header, 256);
 SHK_LENS_AT_(shk_lens_wire_ext_header, magic, 0);
