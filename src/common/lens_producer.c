@@ -481,39 +481,44 @@ static void own_ring(shk_lens *lens, shk_lens_wire_ring *r) {
   shk__lens_store32(&r->state, SHK_LENS_RING_LIVE);
 }
 
+/* The ring is claimed (and the segment grown, which may wait for another process) under the
+ * lens's handles_mutex only; the process-wide SHK__LOCK_LENS_THREADS, which every ending thread
+ * of every lens takes, is held just to put the new handle on the lists. Only this thread looks
+ * for or adds its own handle, so nothing comes between the two. */
 static ring_handle *handle_slow(shk_lens *lens, lens_thread *t) {
   if (t->serial == 0) t->serial = atomic_fetch_add(&next_thread_serial, 1) + 1;
   thread_rings *tr = rings_of(t);
-  if (tr) shk__lock(SHK__LOCK_LENS_THREADS);
   shk__os_mutex_lock(&lens->handles_mutex);
   ring_handle *h = lens->handles;
   while (h && h->thread_serial != t->serial) h = h->next;
-  if (!h && (h = shk__calloc(1, sizeof *h)) != NULL) {
-    shk_lens_wire_ring *r = take_ring(lens);
-    if (!r) {
-      free(h);
-      h = NULL;
-    } else {
-      own_ring(lens, r);
-      h->ring = r;
-      h->rec = shk__lens_records(r);
-      h->mask = lens->geo.ring_records - 1;
-      h->head = shk__lens_load64(&r->head);
-      h->limit = h->head + lens->geo.ring_records;
-      h->thread_serial = t->serial;
-      h->name_seq = UINT32_MAX; /* the thread's name goes first */
-      h->next = lens->handles;
-      lens->handles = h;
-      h->lens = lens;
-      if (tr) {
-        h->thread = tr;
-        h->thread_next = tr->first;
-        tr->first = h;
-      }
-    }
+  shk_lens_wire_ring *r = NULL;
+  if (!h && (h = shk__calloc(1, sizeof *h)) != NULL && (r = take_ring(lens)) == NULL) {
+    free(h);
+    h = NULL;
   }
   shk__os_mutex_unlock(&lens->handles_mutex);
-  if (tr) shk__unlock(SHK__LOCK_LENS_THREADS);
+  if (r) {
+    own_ring(lens, r);
+    h->ring = r;
+    h->rec = shk__lens_records(r);
+    h->mask = lens->geo.ring_records - 1;
+    h->head = shk__lens_load64(&r->head);
+    h->limit = h->head + lens->geo.ring_records;
+    h->thread_serial = t->serial;
+    h->name_seq = UINT32_MAX; /* the thread's name goes first */
+    h->lens = lens;
+    if (tr) shk__lock(SHK__LOCK_LENS_THREADS);
+    shk__os_mutex_lock(&lens->handles_mutex);
+    h->next = lens->handles;
+    lens->handles = h;
+    if (tr) {
+      h->thread = tr;
+      h->thread_next = tr->first;
+      tr->first = h;
+    }
+    shk__os_mutex_unlock(&lens->handles_mutex);
+    if (tr) shk__unlock(SHK__LOCK_LENS_THREADS);
+  }
   if (h) {
     t->handle = h;
     t->handle_lens_id = lens->id;
