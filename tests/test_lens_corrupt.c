@@ -115,7 +115,7 @@ static void other_majors_are_refused_naming_both_versions(void **state) {
   fixture_open(&f, "mv");
   f.h->protocol_version = 0x00030001u;
   assert_int_equal(reader_open_code(f.name), SHK_EVERSION);
-  assert_reason(f.name, SHK_EVERSION, "lens protocol 3.0.1 found; this reader speaks major 2 (2.2.0)");
+  assert_reason(f.name, SHK_EVERSION, "lens protocol 3.0.1 found; this reader speaks major 2 (2.3.0)");
   /* lens 1.x: the payload layout this one replaced */
   f.h->protocol_version = 0x00010005u;
   assert_reason(f.name, SHK_EVERSION, "1.0.5 found");

@@ -56,7 +56,9 @@ static void magic_and_versions(void **state) {
   shk_lens_wire_header *h = fresh();
   h->magic = 0;
   expect(sizeof mem, SHK_EBUSY, "set up");
-  h->magic = SHK_LENS_MAGIC + 1;
+  h->magic = SHK_LENS_MAGIC + 1; /* SHK_LENS_EXT_MAGIC (2.3) */
+  expect(sizeof mem, SHK_EFORMAT, "an extension segment of a lens");
+  h->magic = SHK_LENS_MAGIC + 2;
   expect(sizeof mem, SHK_EFORMAT, "not a lens segment");
   h = fresh();
   h->protocol_version = SHK_LENS_PROTOCOL_015;

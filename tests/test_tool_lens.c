@@ -6,6 +6,7 @@
  * Linux, record and report writing to a full disk (/dev/full). Skipped, saying so, in builds
  * without the tool. */
 /* ctest: labels=unit timeout=120 */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,6 +127,72 @@ static void record_names_zones_whose_name_went_to_an_earlier_reader(void **state
   assert_non_null(first_zone);
   assert_non_null(strstr(first_zone + 1, "\"name\":\"late name\"")); /* both zones */
   assert_null(strstr(trace, "unknown string"));
+  shk_lens_close(lens);
+}
+
+/* ---- lens 2.3: rings in extension segments ---- */
+
+#define GROW_THREADS 4
+static const char *const grow_zone_names[GROW_THREADS] = {"in-ring-0", "in-ext-1", "in-ext-2a",
+                                                          "in-ext-2b"};
+
+typedef struct grow_thread {
+  shk_lens *lens;
+  int index;
+  atomic_int *started;
+} grow_thread;
+
+/* Sends its zones, then holds its ring until every thread has one: four rings at once. */
+static void grow_produce(void *arg) {
+  grow_thread *g = arg;
+  char thread[16];
+  snprintf(thread, sizeof thread, "grower-%d", g->index);
+  shk_lens_thread_name(g->lens, thread);
+  zones(g->lens, grow_zone_names[g->index], 3, 10);
+  atomic_fetch_add(g->started, 1);
+  while (atomic_load(g->started) < GROW_THREADS) shk_test_sleep_ms(1);
+}
+
+/* A lens made for one ring, four threads at once: extensions 1 and 2 hold three of the rings. The
+ * recorder maps them and writes every thread's zones. */
+static void record_writes_the_zones_of_rings_in_extensions(void **state) {
+  (void)state;
+  char name[64], out[96], args[512];
+  shk_lens_options o;
+  shk_lens_options_init(&o);
+  o.max_threads = 1;
+  o.ring_bytes = 8 * 1024;
+  shk_lens *lens = NULL;
+  assert_int_equal(shk_lens_open(shk_test_unique_name(name, sizeof name, "grow"), &o, &lens), SHK_OK);
+  atomic_int started = 0;
+  grow_thread g[GROW_THREADS];
+  shk_test_thread t[GROW_THREADS];
+  for (int i = 0; i < GROW_THREADS; i++) {
+    g[i] = (grow_thread){lens, i, &started};
+    assert_int_equal(shk_test_thread_start(&t[i], grow_produce, &g[i]), 0);
+  }
+  for (int i = 0; i < GROW_THREADS; i++) shk_test_thread_join(&t[i]);
+  shk_lens_info info;
+  assert_int_equal(shk_lens_probe(name, &info), SHK_OK);
+  assert_int_equal(info.rings, GROW_THREADS);
+  shk_test_unique_name(out, sizeof out, "grow.json");
+  snprintf(args, sizeof args, "lens record %s -o %s --duration 0.3", name, out);
+  ran *r = run_tool(args);
+  if (r->code != 0) print_error("stdout: %s\nstderr: %s\n", r->out, r->err);
+  assert_int_equal(r->code, 0);
+  assert_null(strstr(r->err, "extension"));
+  assert_non_null(strstr(r->out, "12 events (12 zones"));
+  char trace[16384];
+  assert_true(read_and_remove(out, trace, sizeof trace));
+  for (int i = 0; i < GROW_THREADS; i++) {
+    char quoted[64], thread[32];
+    snprintf(quoted, sizeof quoted, "\"name\":\"%s\"", grow_zone_names[i]);
+    const char *at = strstr(trace, quoted);
+    assert_non_null(at);
+    assert_non_null(strstr(at + 1, quoted));
+    snprintf(thread, sizeof thread, "\"grower-%d\"", i);
+    assert_non_null(strstr(trace, thread));
+  }
   shk_lens_close(lens);
 }
 
@@ -356,6 +423,7 @@ static void record_stops_on_interrupt_and_keeps_what_it_read(void **state) {
 #endif
 
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(record_writes_the_zones_of_rings_in_extensions),
     cmocka_unit_test(record_writes_the_trace_and_the_report_with_the_latest_thread_name),
     cmocka_unit_test(record_names_zones_whose_name_went_to_an_earlier_reader),
 #ifndef _WIN32

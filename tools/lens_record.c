@@ -137,6 +137,9 @@ static void record_end(void *arg) {
   while (n > 0);
   write_deferred(s->r, s->rec);
   if (s->live) printf("\n");
+  /* Rings of extensions it could not read (lens 2.3): what is wrong with them, always said. */
+  const char *problem = shk_lens_reader_problem(s->r);
+  if (problem) fprintf(stderr, "shmkit: warning: %s\n", problem);
   if (!s->quiet) {
     progress(s->r, s->rec, true);
     tool_print_threads(s->r);

@@ -24,7 +24,7 @@ extern "C" {
 
 /** major << 16 | minor << 8 | patch of the wire layout this library speaks (shmkit/lens_wire.h
  * has the same value as SHK_LENS_PROTOCOL_VERSION). */
-#define SHK_LENS_VERSION 0x00020200u
+#define SHK_LENS_VERSION 0x00020300u
 
 /** Event kinds, also the index of the counters below. */
 typedef enum shk_lens_kind {
@@ -103,8 +103,11 @@ typedef struct shk_lens_options {
   uint32_t ring_bytes;   /**< bytes of records per thread ring: a power of two from 8 KiB to
                             64 MiB; default 1 MiB (32,768 records: a reader may pause about 32 ms
                             at 1 M zones/s per thread without loss) */
-  uint32_t max_threads;  /**< rings in the segment (producing threads of every process at once);
-                            1 to 4096, default 64. A ring's pages cost memory only once used. */
+  uint32_t max_threads;  /**< the rings the segment starts with, 1 to 4096, default 64. When
+                            more threads of every process together produce at once, producers
+                            add extension segments (each with as many rings as all before it),
+                            up to 65,536 rings in all (lens 2.3). A ring's pages cost memory only
+                            once used (on Windows a segment's pages are committed whole). */
 } shk_lens_options;
 
 /** Fills the first `size` bytes of *options (sizeof the struct where the caller was compiled)
@@ -390,6 +393,14 @@ SHK_API bool shk_lens_reader_finished(shk_lens_reader *reader);
 
 /** Counters of this reader and of the segment. Returns SHK_OK or SHK_EINVAL. */
 SHK_API int shk_lens_reader_stats(const shk_lens_reader *reader, shk_lens_stats *out);
+
+/** What is wrong with the segment's extensions (lens 2.3: the segments a lens adds when its rings
+ * are all taken), in words, or NULL when nothing is: an extension that is missing, refused (wrong
+ * magic, index, geometry, or left over from an older lens of the same name), shrunk, or a count
+ * past the limit. The rings of a refused extension, and of every one after it, are not read; the
+ * main segment's and the others' still are. The text is the reader's (valid until the next call
+ * on it, or its close). reader may be NULL (NULL). Same thread rules as shk_lens_reader_stats(). */
+SHK_API const char *shk_lens_reader_problem(const shk_lens_reader *reader);
 
 /** One producing thread as the reader knows it (a ring epoch). */
 typedef struct shk_lens_thread_info {

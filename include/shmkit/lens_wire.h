@@ -1,10 +1,12 @@
 /** @file
- * shmkit lens wire layout, protocol 2.2.0: what a lens segment holds, byte by byte, for readers and
+ * shmkit lens wire layout, protocol 2.3.0: what a lens segment holds, byte by byte, for readers and
  * producers written without the library (any language: docs/lens-protocol.md says the same in
  * words). Not included by shmkit.h: a program that only produces or records never needs it.
  *
  * A segment is a header (1280 bytes), then `ring_count` rings, each a 256-byte ring header and
- * `ring_records` records of 32 bytes. Each producing thread owns one ring (single producer, single
+ * `ring_records` records of 32 bytes; 2.3: when every ring is taken, producers add extension
+ * segments (a 256-byte extension header, then rings laid out the same way), each named after the
+ * lens (shk_lens_wire_ext_header). Each producing thread owns one ring (single producer, single
  * reader): it writes records at `head`, then publishes them with a release store of `head`; the
  * reader reads up to `head` (acquire load) and gives the space back with a release store of `tail`.
  * All integers are little-endian (the byte order of the machine; lens is a same-machine protocol).
@@ -21,12 +23,14 @@ extern "C" {
 
 /** The first word of a lens segment once its creator has set it up (0 while being created). */
 #define SHK_LENS_MAGIC 0x1DC45EF1u
-/** major << 16 | minor << 8 | patch: 2.2.0. A reader accepts any segment whose major matches.
+/** major << 16 | minor << 8 | patch: 2.3.0. A reader accepts any segment whose major matches.
  * 2.1 adds, in space that 2.0 kept zero, process start stamps (the `start` of a producer slot, the
  * high half of a ring's `claim`) and the ring claim word: 2.0 segments read as before.
  * 2.2 adds argument records (SHK_LENS_ARG_RECORD): a 2.0 or 2.1 reader counts each as a malformed
- * zone and reads on, so it loses the arguments and nothing else. */
-#define SHK_LENS_PROTOCOL_VERSION 0x00020200u
+ * zone and reads on, so it loses the arguments and nothing else.
+ * 2.3 adds extension segments (more rings when every ring is taken), in header space that 2.2 kept
+ * zero: a 2.2 reader reads the main segment's rings only (docs/lens-protocol.md, "2.2 -> 2.3"). */
+#define SHK_LENS_PROTOCOL_VERSION 0x00020300u
 /** What temporal-lens 0.1.5 puts in its first word: its (unversioned) layout is refused by name. */
 #define SHK_LENS_PROTOCOL_015 0x00000105u
 #define SHK_LENS_RECORD_SIZE 32u       /**< bytes of every record */
@@ -37,6 +41,11 @@ extern "C" {
 #define SHK_LENS_LOG_MAX 4064u         /**< the most bytes of one log message */
 #define SHK_LENS_KINDS 5u              /**< frame, zone, heap, plot, log (shk_lens_kind) */
 #define SHK_LENS_ARGS_MAX 8u           /**< the most argument records before one event */
+/** 2.3: the first word of an extension segment once its creator has set it up. */
+#define SHK_LENS_EXT_MAGIC 0x1DC45EF2u
+#define SHK_LENS_EXT_HEADER_SIZE 256u /**< bytes of an extension header; its rings start here */
+#define SHK_LENS_EXT_MAX 16u          /**< the most extension segments of one lens */
+#define SHK_LENS_RINGS_MAX 65536u     /**< the most rings of one lens, extensions included */
 
 /** clock_kind: what the time fields of records count. */
 #define SHK_LENS_CLOCK_TSC 1u /**< the x86 invariant time-stamp counter (rdtsc) */
@@ -106,9 +115,50 @@ typedef struct shk_lens_wire_header {
   uint32_t process_slots;     /**< SHK_LENS_PROCESS_SLOTS */
   uint32_t reserved1;         /**< 0 */
   uint64_t no_ring_dropped[SHK_LENS_KINDS]; /**< events dropped because no ring was free, per kind */
-  uint8_t reserved2[120];                   /**< 0 */
+  /* 2.3, in bytes that 2.2 kept zero (reserved2, its name kept): 0 in 2.2 segments, which then
+   * never grow. */
+  union {
+    uint8_t reserved2[120]; /**< 2.2: reserved, 0; the bytes below from 2.3 on */
+    struct {
+      uint32_t ext_count;         /**< extension segments published (release store after set-up),
+                                       0..16 */
+      uint32_t reader_extensions; /**< extensions the attached 2.3 reader has mapped (it stores this
+                                       after mapping them): a closing producer waits (up to 1 s)
+                                       for it to reach ext_count before it removes any name */
+      uint64_t creation;          /**< this segment's creation identity (never 0 in 2.3):
+                                       extensions carry it, so that one left by an older lens of
+                                       the same name is refused */
+      uint64_t ext_creating;      /**< start << 32 | pid of the producer creating the next
+                                       extension, 0 when none: taken by compare-and-swap (from 0,
+                                       or from a dead one) */
+      uint64_t reader_version;    /**< reader_generation << 32 | protocol version of the attached
+                                       reader, written by a 2.3 reader before it raises
+                                       reader_generation; a 2.2 reader leaves it behind the
+                                       generation (see the document) */
+      uint8_t reserved3[88];      /**< 0 */
+    };
+  };
   shk_lens_wire_process processes[SHK_LENS_PROCESS_SLOTS]; /**< open producer handles */
 } shk_lens_wire_header;
+
+/** 2.3: the header of extension segment `index` (1..SHK_LENS_EXT_MAX), at its offset 0; its rings
+ * follow at ring_offset, laid out as the main segment's. Its name is derived from the lens name
+ * (docs/lens-protocol.md, "Extensions"). */
+typedef struct shk_lens_wire_ext_header {
+  uint32_t magic;            /**< SHK_LENS_EXT_MAGIC, written last (release) by its creator */
+  uint32_t protocol_version; /**< SHK_LENS_PROTOCOL_VERSION */
+  uint32_t header_size;      /**< SHK_LENS_EXT_HEADER_SIZE */
+  uint32_t index;            /**< which extension: 1 .. SHK_LENS_EXT_MAX */
+  uint64_t segment_size;     /**< bytes of this segment as created */
+  uint64_t ring_offset;      /**< offset of its ring 0 (= header_size) */
+  uint32_t ring_count;       /**< rings in this segment: see the document's rule */
+  uint32_t ring_records;     /**< as the main segment's */
+  uint32_t ring_stride;      /**< as the main segment's */
+  uint32_t rings_used;       /**< its rings 0 .. rings_used-1 have ever been claimed (only grows) */
+  uint64_t creation;         /**< the main segment's `creation` */
+  uint64_t creator;          /**< start << 32 | pid of the producer that made it (information) */
+  uint8_t reserved[192];     /**< 0 */
+} shk_lens_wire_ext_header;
 
 /** A ring header; its records follow it. Four cache lines: owner, producer (two), reader. */
 typedef struct shk_lens_wire_ring {
@@ -174,8 +224,28 @@ SHK_LENS_AT_(shk_lens_wire_header, reader_generation, 84);
 SHK_LENS_AT_(shk_lens_wire_header, process_slots, 88);
 SHK_LENS_AT_(shk_lens_wire_header, reserved1, 92);
 SHK_LENS_AT_(shk_lens_wire_header, no_ring_dropped, 96);
+SHK_LENS_AT_(shk_lens_wire_header, ext_count, 136);
+SHK_LENS_AT_(shk_lens_wire_header, reader_extensions, 140);
+SHK_LENS_AT_(shk_lens_wire_header, creation, 144);
+SHK_LENS_AT_(shk_lens_wire_header, ext_creating, 152);
+SHK_LENS_AT_(shk_lens_wire_header, reader_version, 160);
+SHK_LENS_AT_(shk_lens_wire_header, reserved3, 168);
 SHK_LENS_AT_(shk_lens_wire_header, reserved2, 136);
 SHK_LENS_AT_(shk_lens_wire_header, processes, 256);
+SHK_LENS_SIZE_(shk_lens_wire_ext_header, 256);
+SHK_LENS_AT_(shk_lens_wire_ext_header, magic, 0);
+SHK_LENS_AT_(shk_lens_wire_ext_header, protocol_version, 4);
+SHK_LENS_AT_(shk_lens_wire_ext_header, header_size, 8);
+SHK_LENS_AT_(shk_lens_wire_ext_header, index, 12);
+SHK_LENS_AT_(shk_lens_wire_ext_header, segment_size, 16);
+SHK_LENS_AT_(shk_lens_wire_ext_header, ring_offset, 24);
+SHK_LENS_AT_(shk_lens_wire_ext_header, ring_count, 32);
+SHK_LENS_AT_(shk_lens_wire_ext_header, ring_records, 36);
+SHK_LENS_AT_(shk_lens_wire_ext_header, ring_stride, 40);
+SHK_LENS_AT_(shk_lens_wire_ext_header, rings_used, 44);
+SHK_LENS_AT_(shk_lens_wire_ext_header, creation, 48);
+SHK_LENS_AT_(shk_lens_wire_ext_header, creator, 56);
+SHK_LENS_AT_(shk_lens_wire_ext_header, reserved, 64);
 SHK_LENS_SIZE_(shk_lens_wire_ring, 256);
 SHK_LENS_AT_(shk_lens_wire_ring, state, 0);
 SHK_LENS_AT_(shk_lens_wire_ring, epoch, 4);

@@ -112,18 +112,84 @@ typedef struct shk__lens_geometry {
   double ns_per_tick;
 } shk__lens_geometry;
 void shk__lens_layout_geometry(const void *mem, shk__lens_geometry *g);
-static inline shk_lens_wire_ring *shk__lens_ring(void *mem, const shk__lens_geometry *g,
-                                                 uint32_t i) {
-  return (shk_lens_wire_ring *)(void *)((unsigned char *)mem + g->ring_offset +
-                                        (uint64_t)i * g->ring_stride);
-}
 static inline shk_lens_wire_record *shk__lens_records(shk_lens_wire_ring *ring) {
   return (shk_lens_wire_record *)(void *)((unsigned char *)ring + SHK_LENS_RING_HEADER_SIZE);
 }
-/* Zeroes *out and fills its segment counters from every claimed ring. */
-void shk__lens_segment_stats(void *mem, const shk__lens_geometry *g, shk_lens_stats *out);
 /* Whether process `pid` is running. */
 bool shk__lens_pid_alive(uint32_t pid);
+
+/* ---- the ring space: the main segment and its extensions (lens_space.c, lens_grow.c) ---- */
+
+/* One mapped segment of a lens: the main one (part 0) or extension `index` (parts 1..). */
+typedef struct shk__lens_part {
+  void *mem;
+  shk_shm *shm;     /* the extension's handle; NULL for the main segment (its owner keeps it) */
+  size_t size;      /* bytes mapped */
+  uint64_t ring_offset;
+  uint32_t first;   /* the global index of its ring 0 */
+  uint32_t count;   /* its rings */
+  uint32_t *used;   /* its rings_used word (only grows; read with acquire, never trusted) */
+  bool shrunk;      /* smaller than mapped now: touched no more */
+} shk__lens_part;
+
+/* Every ring of a lens, numbered globally: the main segment's first, then each extension's. One
+ * owner uses it at a time (a producer handle under its handles_mutex, a reader on its thread). */
+typedef struct shk__lens_space {
+  shk__lens_part part[1 + SHK_LENS_EXT_MAX];
+  uint32_t parts;   /* mapped: 1 + the extensions followed */
+  uint32_t total;   /* rings of the mapped parts */
+  uint32_t ring_records, ring_stride;
+  uint64_t creation; /* the main header's, read once (0: a 2.2 segment, which never grows) */
+  char name[SHK_SHM_NAME_MAX + 1]; /* the lens name; "" when unnamed (no extension followed) */
+  bool writable;
+  bool stopped;      /* an extension was refused: none after it is followed */
+  char problem[384]; /* what is wrong with the extensions, in words; "" when nothing */
+} shk__lens_space;
+
+/* Part 0 = the checked main segment at mem (size bytes mapped), geometry g. name may be NULL. */
+void shk__lens_space_init(shk__lens_space *s, void *mem, size_t size, const shk__lens_geometry *g,
+                          const char *name, bool writable);
+/* Maps the extensions published since the last call (each checked as hostile input); a refused
+ * one sets problem and stops the following. Returns the number of parts added. */
+uint32_t shk__lens_space_follow(shk__lens_space *s);
+/* Adds the checked extension mapped by shm (the next one) as a part; the space owns shm now. */
+void shk__lens_space_add(shk__lens_space *s, shk_shm *shm);
+/* Whether the main header publishes an extension that follow() would still map. */
+bool shk__lens_space_behind(const shk__lens_space *s);
+/* Unmaps the extensions (the main segment stays its owner's). */
+void shk__lens_space_close(shk__lens_space *s);
+/* Marks each extension that became smaller than its mapping (POSIX ftruncate) as shrunk. */
+void shk__lens_space_check_sizes(shk__lens_space *s);
+/* One past the highest global index of a ring ever claimed, over the mapped parts. */
+uint32_t shk__lens_space_span(const shk__lens_space *s);
+/* Ring number i (global) of the mapped parts, or NULL past them or when its part shrank: the one
+ * way every walk over "all rings" reaches a ring. *part (may be NULL) gets its part. */
+shk_lens_wire_ring *shk__lens_space_slot(const shk__lens_space *s, uint32_t i,
+                                         const shk__lens_part **part);
+/* shk__lens_space_slot(), and NULL for a ring never claimed (at or past its part's rings_used). */
+shk_lens_wire_ring *shk__lens_space_ring(const shk__lens_space *s, uint32_t i,
+                                         const shk__lens_part **part);
+/* Zeroes *out and fills its segment counters from every claimed ring of every mapped part. */
+void shk__lens_space_stats(const shk__lens_space *s, shk_lens_stats *out);
+/* The rings of extension k of a lens whose main segment has main_count: main_count << (k-1),
+ * cut to SHK_LENS_RINGS_MAX rings in all; 0 when k is past the limit. */
+uint32_t shk__lens_ext_rings(uint32_t main_count, uint32_t k);
+/* The name of extension k (1..SHK_LENS_EXT_MAX) of the lens `name` (docs/lens-protocol.md). */
+void shk__lens_ext_name(const char *name, uint32_t k, char out[SHK_SHM_NAME_MAX + 1]);
+/* Checks extension k's header at mem (size bytes) against the space: SHK_OK, or SHK_EFORMAT (and
+ * SHK_EBUSY for magic 0) with what is wrong in reason. */
+int shk__lens_ext_check(const shk__lens_space *s, uint32_t k, const void *mem, size_t size,
+                        char *reason, size_t reason_size);
+/* Removes the names of the extensions of `name` (1 .. ext_count, and one more: a creator may
+ * have died before publishing it). */
+void shk__lens_space_unlink(const char *name, uint32_t ext_count);
+/* Producers: makes the next extension (or waits for the producer making it). SHK_OK when an
+ * extension beyond the ones mapped is published now (follow() maps it); SHK_ELIMIT at the limit
+ * or for a 2.2 segment; SHK_ETIMEDOUT, or a segment error. identity: the calling process's. */
+int shk__lens_space_grow(shk__lens_space *s, uint64_t identity);
+/* Tests only (internal library): called by the producer creating extension k, after the segment
+ * exists and before its header is written. */
+extern void (*shk__lens_grow_hook)(uint32_t k);
 
 /* ---- process identity (lens_identity.c): pid + start stamp, as in slots and ring claims ---- */
 

@@ -34,6 +34,9 @@ void shk__lens_layout_init(void *mem, size_t size, uint32_t ring_records, uint32
   h->process_slots = SHK_LENS_PROCESS_SLOTS;
   shk__lens_clock_choose(&h->clock_kind, &h->clock_origin, &h->ns_per_tick);
   h->origin_ns = shk__os_now_ns();
+  /* 2.3: what this creation's extensions carry (never 0: 0 marks a segment that cannot grow). */
+  h->creation = (creator ^ (uint64_t)(uintptr_t)mem) * 0x9E3779B97F4A7C15ull ^ h->origin_ns;
+  if (h->creation == 0) h->creation = 1;
   /* The creator counts as a producer before anyone can see the segment: a reader that attaches
    * right after the magic appears must not take it for a segment whose producers have gone. */
   h->processes[0].pid = shk__lens_identity_pid(creator);
@@ -55,6 +58,9 @@ int shk__lens_layout_check(const void *mem, size_t size, char *reason, size_t re
   uint32_t magic = HDR32(mem, magic);
   uint32_t version = HDR32(mem, protocol_version);
   if (magic == 0) REFUSE(SHK_EBUSY, "the segment is still being set up (magic 0)");
+  if (magic == SHK_LENS_EXT_MAGIC)
+    REFUSE(SHK_EFORMAT, "an extension segment of a lens (more rings, lens 2.3), not a lens: read the "
+                        "lens whose name this one extends (without its .xNN part)");
   if (magic != SHK_LENS_MAGIC) {
     /* temporal-lens 0.1.5 has no magic: it starts with its own 32-entry frame payload. */
     REFUSE(SHK_EFORMAT,
@@ -138,28 +144,6 @@ void shk__lens_count_producers(const shk_lens_wire_header *h, uint32_t *live, ui
   }
 }
 
-static uint32_t rings_used(const shk_lens_wire_header *h, const shk__lens_geometry *g) {
-  uint32_t used = shk__lens_load32(&h->rings_used);
-  return used > g->ring_count ? g->ring_count : used;
-}
-
-void shk__lens_segment_stats(void *mem, const shk__lens_geometry *g, shk_lens_stats *out) {
-  memset(out, 0, sizeof *out);
-  shk_lens_wire_header *h = mem;
-  uint32_t used = rings_used(h, g);
-  out->rings = used;
-  for (int k = 0; k < SHK_LENS_KIND_COUNT; k++)
-    out->segment[k].dropped = shk__lens_load64(&h->no_ring_dropped[k]);
-  for (uint32_t i = 0; i < used; i++) {
-    shk_lens_wire_ring *r = shk__lens_ring(mem, g, i);
-    for (int k = 0; k < SHK_LENS_KIND_COUNT; k++) {
-      out->segment[k].written += shk__lens_load64(&r->written[k]);
-      out->segment[k].dropped += shk__lens_load64(&r->dropped[k]);
-      out->segment[k].drained += shk__lens_load64(&r->drained[k]);
-    }
-  }
-}
-
 static void read_info(void *mem, size_t size, shk_lens_info *info) {
   info->segment_size = size;
   if (size < 8) return;
@@ -167,7 +151,7 @@ static void read_info(void *mem, size_t size, shk_lens_info *info) {
   info->protocol_version = HDR32(mem, protocol_version);
 }
 
-static void read_live_info(void *mem, shk_lens_info *info) {
+static void read_live_info(void *mem, size_t size, const char *name, shk_lens_info *info) {
   const shk_lens_wire_header *h = mem;
   uint32_t some = 0;
   shk__lens_count_producers(h, &info->producers, &info->dead_producers, &some);
@@ -178,8 +162,12 @@ static void read_live_info(void *mem, shk_lens_info *info) {
   info->reader_alive = shk__lens_pid_alive(reader);
   shk__lens_geometry g;
   shk__lens_layout_geometry(mem, &g);
+  shk__lens_space space; /* extensions too, mapped read-only for the counts */
+  shk__lens_space_init(&space, mem, size, &g, name, false);
+  shk__lens_space_follow(&space);
   shk_lens_stats st;
-  shk__lens_segment_stats(mem, &g, &st);
+  shk__lens_space_stats(&space, &st);
+  shk__lens_space_close(&space);
   info->rings = (uint32_t)st.rings;
   memcpy(info->counters, st.segment, sizeof info->counters);
 }
@@ -194,7 +182,7 @@ int shk_lens_probe(const char *name, shk_lens_info *info) {
   size_t size = shk_shm_size(shm);
   read_info(mem, size, info);
   rc = shk__lens_layout_check(mem, size, info->reason, sizeof info->reason);
-  if (rc == SHK_OK) read_live_info(mem, info);
+  if (rc == SHK_OK) read_live_info(mem, size, name, info);
   shk_shm_close(shm);
   return rc;
 }

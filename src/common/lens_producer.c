@@ -41,6 +41,7 @@ struct shk_lens {
   void *mem;
   shk_lens_wire_header *hdr;
   shk__lens_geometry geo;
+  shk__lens_space space; /* every ring, extensions included: under handles_mutex */
   char name[SHK_SHM_NAME_MAX + 1];
   uint32_t pid;  /* cached: getpid() is a system call */
   uint64_t identity; /* pid and start stamp, as slots and ring claims hold it */
@@ -51,6 +52,7 @@ struct shk_lens {
   _Atomic uint64_t last_frame;
   _Atomic uint64_t reader_seen_ns; /* when the attached reader was last found alive */
   _Atomic uint64_t no_ring_dropped[SHK_LENS_KIND_COUNT];
+  _Atomic uint64_t unaware_reader; /* 1 << 32 | the reader generation found not to read 2.3 */
   uint64_t id;                     /* unique per open: tells a reused address from this handle */
   shk__os_mutex handles_mutex;     /* guards the list, not the handles */
   ring_handle *handles;
@@ -204,6 +206,7 @@ static int lens_open_impl(const char *name, const shk_lens_options *options, shk
   }
   strcpy(lens->name, name);
   shk__lens_layout_geometry(lens->mem, &lens->geo);
+  shk__lens_space_init(&lens->space, lens->mem, shk_shm_size(lens->shm), &lens->geo, name, true);
   lens->tsc = lens->geo.tsc;
   lens->id = atomic_fetch_add(&next_lens_id, 1) + 1;
   shk__os_mutex_init(&lens->handles_mutex);
@@ -280,6 +283,21 @@ static void thread_ended(void *value) {
   free(tr);
 }
 
+static bool reader_attached(shk_lens *lens);
+static bool extensions_read(shk_lens *lens);
+
+/* The rings of extensions hold records the attached reader may not have taken yet: before a
+ * handle goes (and with it, perhaps, the last handle on or the name of an extension), the reader
+ * is given a moment to map every published extension. */
+static void wait_reader_follows(shk_lens *lens) {
+  uint32_t published = SHK__MIN(shk__lens_load32(&lens->hdr->ext_count), SHK_LENS_EXT_MAX);
+  if (published == 0) return;
+  uint64_t deadline = shk__os_now_ns() + CREATOR_WAIT_NS;
+  while (shk__lens_load32(&lens->hdr->reader_extensions) < published && reader_attached(lens) &&
+         extensions_read(lens) && shk__os_now_ns() < deadline)
+    shk__os_sleep_ns(1000000);
+}
+
 void shk_lens_close(shk_lens *lens) {
   if (!lens) return;
   shk__lens_instrument_forget(lens); /* shmkit's parts stop reporting into it */
@@ -295,12 +313,18 @@ void shk_lens_close(shk_lens *lens) {
     free(h);
   }
   shk__os_mutex_destroy(&lens->handles_mutex);
+  wait_reader_follows(lens);
   atomic_store(SHK__LENS_SLOT(lens->hdr, lens->slot), 0);
   uint32_t live, dead, some;
   shk__lens_count_producers(lens->hdr, &live, &dead, &some);
+  uint32_t extensions = shk__lens_load32(&lens->hdr->ext_count);
+  shk__lens_space_close(&lens->space);
   shk_shm_close(lens->shm);
   /* Handles of processes that are gone (killed) do not keep the name alive. */
-  if (live == 0 && !(lens->options.flags & SHK_LENS_KEEP_NAME)) shk__shm_unlink(lens->name);
+  if (live == 0 && !(lens->options.flags & SHK_LENS_KEEP_NAME)) {
+    shk__shm_unlink(lens->name);
+    shk__lens_space_unlink(lens->name, extensions);
+  }
   free(lens);
 }
 
@@ -389,22 +413,54 @@ static bool claim_ring(shk_lens *lens, shk_lens_wire_ring *r, bool reader) {
   return false;
 }
 
-static shk_lens_wire_ring *take_ring(shk_lens *lens) {
-  shk_lens_wire_header *h = lens->hdr;
-  uint32_t count = lens->geo.ring_count;
-  bool reader = reader_attached(lens);
-  /* Rings used before come first (lowest index first), then fresh ones. */
-  for (uint32_t i = 0; i < count; i++) {
-    shk_lens_wire_ring *r = shk__lens_ring(lens->mem, &lens->geo, i);
-    if (!claim_ring(lens, r, reader)) continue;
+/* The first ring of the mapped parts that can be claimed (rings used before come first, lowest
+ * index first, then fresh ones), claimed; NULL when none. */
+static shk_lens_wire_ring *claim_first(shk_lens *lens, bool reader) {
+  const shk__lens_space *s = &lens->space;
+  for (uint32_t i = 0; i < s->total; i++) {
+    const shk__lens_part *part;
+    shk_lens_wire_ring *r = shk__lens_space_slot(s, i, &part);
+    if (!r || !claim_ring(lens, r, reader)) continue;
     /* rings_used only grows: readers look at rings below it. */
-    uint32_t seen = shk__lens_load32(&h->rings_used);
-    while (seen < i + 1 &&
-           !atomic_compare_exchange_weak(SHK__A32(&h->rings_used), &seen, i + 1)) {
+    uint32_t seen = shk__lens_load32(part->used), used = i - part->first + 1;
+    while (seen < used && !atomic_compare_exchange_weak(SHK__A32(part->used), &seen, used)) {
     }
     return r;
   }
   return NULL;
+}
+
+/* Whether rings in a new extension would be read. A reader attached that did not say it speaks
+ * 2.3 (a 2.2 reader leaves reader_version behind the generation) reads the main segment only:
+ * for it a thread is refused a ring as in 2.2, and the loss shows in no_ring_dropped. A 2.3
+ * reader writes the word just after it takes reader_pid: a mismatch is waited out for a moment,
+ * once per reader generation. */
+static bool extensions_read(shk_lens *lens) {
+  if (!reader_attached(lens)) return true; /* a later reader: see the document */
+  for (int i = 0;; i++) {
+    uint32_t generation = shk__lens_load32(&lens->hdr->reader_generation);
+    uint64_t version = shk__lens_load64(&lens->hdr->reader_version); /* stored before generation */
+    if ((uint32_t)(version >> 32) == generation) return (uint32_t)version >= 0x00020300u;
+    uint64_t unaware = 1ull << 32 | generation;
+    if (atomic_load_explicit(&lens->unaware_reader, memory_order_relaxed) == unaware) return false;
+    if (i == 100) {
+      atomic_store_explicit(&lens->unaware_reader, unaware, memory_order_relaxed);
+      return false;
+    }
+    shk__os_sleep_ns(100000);
+  }
+}
+
+static shk_lens_wire_ring *take_ring(shk_lens *lens) {
+  bool reader = reader_attached(lens);
+  /* Each pass maps what others published, then claims; when every ring is taken, the space
+   * grows by one extension (made here or by another producer) and the next pass claims in it. */
+  for (;;) {
+    shk__lens_space_follow(&lens->space);
+    shk_lens_wire_ring *r = claim_first(lens, reader);
+    if (r || !extensions_read(lens) || shk__lens_space_grow(&lens->space, lens->identity) != SHK_OK)
+      return r;
+  }
 }
 
 /* Sets up a ring just claimed for the calling thread and publishes it as live. */
@@ -425,39 +481,44 @@ static void own_ring(shk_lens *lens, shk_lens_wire_ring *r) {
   shk__lens_store32(&r->state, SHK_LENS_RING_LIVE);
 }
 
+/* The ring is claimed (and the segment grown, which may wait for another process) under the
+ * lens's handles_mutex only; the process-wide SHK__LOCK_LENS_THREADS, which every ending thread
+ * of every lens takes, is held just to put the new handle on the lists. Only this thread looks
+ * for or adds its own handle, so nothing comes between the two. */
 static ring_handle *handle_slow(shk_lens *lens, lens_thread *t) {
   if (t->serial == 0) t->serial = atomic_fetch_add(&next_thread_serial, 1) + 1;
   thread_rings *tr = rings_of(t);
-  if (tr) shk__lock(SHK__LOCK_LENS_THREADS);
   shk__os_mutex_lock(&lens->handles_mutex);
   ring_handle *h = lens->handles;
   while (h && h->thread_serial != t->serial) h = h->next;
-  if (!h && (h = shk__calloc(1, sizeof *h)) != NULL) {
-    shk_lens_wire_ring *r = take_ring(lens);
-    if (!r) {
-      free(h);
-      h = NULL;
-    } else {
-      own_ring(lens, r);
-      h->ring = r;
-      h->rec = shk__lens_records(r);
-      h->mask = lens->geo.ring_records - 1;
-      h->head = shk__lens_load64(&r->head);
-      h->limit = h->head + lens->geo.ring_records;
-      h->thread_serial = t->serial;
-      h->name_seq = UINT32_MAX; /* the thread's name goes first */
-      h->next = lens->handles;
-      lens->handles = h;
-      h->lens = lens;
-      if (tr) {
-        h->thread = tr;
-        h->thread_next = tr->first;
-        tr->first = h;
-      }
-    }
+  shk_lens_wire_ring *r = NULL;
+  if (!h && (h = shk__calloc(1, sizeof *h)) != NULL && (r = take_ring(lens)) == NULL) {
+    free(h);
+    h = NULL;
   }
   shk__os_mutex_unlock(&lens->handles_mutex);
-  if (tr) shk__unlock(SHK__LOCK_LENS_THREADS);
+  if (r) {
+    own_ring(lens, r);
+    h->ring = r;
+    h->rec = shk__lens_records(r);
+    h->mask = lens->geo.ring_records - 1;
+    h->head = shk__lens_load64(&r->head);
+    h->limit = h->head + lens->geo.ring_records;
+    h->thread_serial = t->serial;
+    h->name_seq = UINT32_MAX; /* the thread's name goes first */
+    h->lens = lens;
+    if (tr) shk__lock(SHK__LOCK_LENS_THREADS);
+    shk__os_mutex_lock(&lens->handles_mutex);
+    h->next = lens->handles;
+    lens->handles = h;
+    if (tr) {
+      h->thread = tr;
+      h->thread_next = tr->first;
+      tr->first = h;
+    }
+    shk__os_mutex_unlock(&lens->handles_mutex);
+    if (tr) shk__unlock(SHK__LOCK_LENS_THREADS);
+  }
   if (h) {
     t->handle = h;
     t->handle_lens_id = lens->id;
@@ -893,10 +954,11 @@ int shk_lens_log_args(shk_lens *lens, uint32_t color, const shk_lens_arg *args, 
 
 static int lens_stats_get_impl(shk_lens *l, shk_lens_stats *out) {
   if (!l || !out) return SHK_EINVAL;
-  shk__lens_segment_stats(l->mem, &l->geo, out);
+  shk__os_mutex_lock(&l->handles_mutex);
+  shk__lens_space_follow(&l->space);
+  shk__lens_space_stats(&l->space, out);
   for (int k = 0; k < SHK_LENS_KIND_COUNT; k++)
     out->sent[k] = atomic_load(&l->no_ring_dropped[k]) + atomic_load(&l->ended_sent[k]);
-  shk__os_mutex_lock(&l->handles_mutex);
   for (ring_handle *h = l->handles; h; h = h->next)
     for (int k = 0; k < SHK_LENS_KIND_COUNT; k++)
       out->sent[k] += shk__lens_load64(&h->ring->written[k]) + shk__lens_load64(&h->ring->dropped[k]);

@@ -43,6 +43,7 @@ struct shk_lens_reader {
   shk_lens_wire_header *hdr;
   size_t size;
   shk__lens_geometry geo;
+  shk__lens_space space; /* the main segment's rings and the extensions' (2.3) */
   double seconds_per_tick;
   uint32_t pid;
   bool registered; /* we are hdr->reader_pid */
@@ -58,7 +59,8 @@ struct shk_lens_reader {
   uint64_t max_backlog;     /* the fullest ring seen by the last read pass, in records */
   uint64_t producers_checked_ns;
   uint32_t live_producers, dead_producers;
-  ring_state *rings;
+  ring_state *rings; /* one per global ring index, rings_cap of them */
+  uint32_t rings_cap;
   shk_lens_thread_info *threads; /* one per ring epoch seen */
   size_t thread_count, thread_cap;
   uint32_t next_ring; /* where the next read pass starts: every ring gets its turn */
@@ -125,12 +127,14 @@ int shk__lens_reader_attach_memory(void *mem, size_t size, const shk_lens_reader
   r->size = size;
   /* Read once: later changes to the header by a producer are not followed. */
   shk__lens_layout_geometry(mem, &r->geo);
+  shk__lens_space_init(&r->space, mem, size, &r->geo, NULL, true);
   r->seconds_per_tick = r->geo.ns_per_tick / 1e9;
-  r->rings = shk__calloc(r->geo.ring_count, sizeof *r->rings);
+  r->rings = shk__calloc(r->space.total, sizeof *r->rings);
   if (!r->rings) {
     free(r);
     return SHK_ENOMEM;
   }
+  r->rings_cap = r->space.total;
   *out = r;
   return SHK_OK;
 }
@@ -144,10 +148,18 @@ static int register_reader(shk_lens_reader *r) {
     if (atomic_compare_exchange_strong(slot, &current, r->pid)) break;
   }
   r->registered = true;
-  /* Producers see the new generation and send their names again. */
-  atomic_fetch_add(SHK__A32(&r->hdr->reader_generation), 1);
+  /* Producers see the new generation and send their names again. The version word goes first,
+   * naming the generation about to be: a producer that sees the generation sees that we read
+   * extensions (2.3). */
+  uint32_t generation = atomic_load(SHK__A32(&r->hdr->reader_generation));
+  do shk__lens_store64(&r->hdr->reader_version,
+                       (uint64_t)(generation + 1) << 32 | SHK_LENS_PROTOCOL_VERSION);
+  while (!atomic_compare_exchange_strong(SHK__A32(&r->hdr->reader_generation), &generation,
+                                         generation + 1));
   return SHK_OK;
 }
+
+static void follow_extensions(shk_lens_reader *r);
 
 static int lens_reader_open_impl(const char *name, const shk_lens_reader_options *options,
                                  shk_lens_reader **out) {
@@ -161,7 +173,12 @@ static int lens_reader_open_impl(const char *name, const shk_lens_reader_options
   if (rc == SHK_OK) {
     r->shm = shm;
     snprintf(r->name, sizeof r->name, "%s", name);
+    snprintf(r->space.name, sizeof r->space.name, "%s", name); /* extensions can be followed */
     rc = register_reader(r);
+    if (rc == SHK_OK) {
+      shk__lens_store32(&r->hdr->reader_extensions, 0);
+      follow_extensions(r); /* those there now, before a producer closing could remove them */
+    }
   }
   if (rc != SHK_OK) {
     if (r) r->shm = NULL;
@@ -190,6 +207,7 @@ static void remove_orphaned_name(shk_lens_reader *r) {
       atomic_compare_exchange_strong(SHK__LENS_SLOT(r->hdr, i), &id, 0);
   }
   shk__shm_unlink(r->name);
+  shk__lens_space_unlink(r->name, shk__lens_load32(&r->hdr->ext_count));
 }
 
 /* Whether the segment still has the size we mapped. A process with write access may shrink it
@@ -202,6 +220,8 @@ static bool segment_whole(shk_lens_reader *r) {
   uint64_t size = 0;
   if (shk__os_segment_size_now(shk__shm_os_segment(r->shm), &size) == SHK_OK && size < r->size)
     r->shrunk = true;
+  else
+    shk__lens_space_check_sizes(&r->space); /* a shrunk extension: its rings are left alone */
   return !r->shrunk;
 }
 
@@ -209,9 +229,11 @@ void shk_lens_reader_close(shk_lens_reader *r) {
   if (!r) return;
   if (r->registered && segment_whole(r)) {
     remove_orphaned_name(r);
+    shk__lens_store64(&r->hdr->reader_version, 0);
     uint32_t me = r->pid;
     atomic_compare_exchange_strong(SHK__A32(&r->hdr->reader_pid), &me, 0);
   }
+  shk__lens_space_close(&r->space);
   shk_shm_close(r->shm);
   shk__lens_strings_free(&r->strings);
   free(r->rings);
@@ -569,7 +591,8 @@ static uint32_t settle(shk_lens_reader *r, ring_state *rs, shk_lens_wire_ring *r
 /* Takes what ring i holds, as far as the event and text buffers allow. Returns false when a
  * buffer is full (the read pass stops here). */
 static bool drain_ring(shk_lens_reader *r, uint32_t i, uint64_t now) {
-  shk_lens_wire_ring *ring = shk__lens_ring(r->mem, &r->geo, i);
+  shk_lens_wire_ring *ring = shk__lens_space_ring(&r->space, i, NULL);
+  if (!ring) return true;
   uint32_t state = shk__lens_load32(&ring->state);
   if (state != SHK_LENS_RING_LIVE && state != SHK_LENS_RING_CLOSED) return true;
   uint64_t head = shk__lens_load64(&ring->head); /* acquire: the records up to it are written */
@@ -635,9 +658,29 @@ static uint32_t settle(shk_lens_reader *r, ring_state *rs, shk_lens_wire_ring *r
 static void count_drained(shk_lens_reader *r, uint32_t i, size_t first) {
   uint64_t n[SHK_LENS_KIND_COUNT] = {0};
   for (size_t e = first; e < r->event_count; e++) n[r->events[e].kind]++;
-  shk_lens_wire_ring *ring = shk__lens_ring(r->mem, &r->geo, i);
+  shk_lens_wire_ring *ring = shk__lens_space_ring(&r->space, i, NULL);
+  if (!ring) return;
   for (int k = 0; k < SHK_LENS_KIND_COUNT; k++)
     if (n[k]) shk__lens_bump64(&ring->drained[k], n[k]);
+}
+
+/* Maps the extensions published since the last look (2.3), with a ring_state for each new ring. */
+static void follow_extensions(shk_lens_reader *r) {
+  if (!shk__lens_space_behind(&r->space)) return; /* one load when nothing is new */
+  shk__lens_space_follow(&r->space);
+  /* Producers closing wait for this before they remove names (or, on Windows, their handles). */
+  if (r->registered) shk__lens_store32(&r->hdr->reader_extensions, r->space.parts - 1);
+  if (r->space.total <= r->rings_cap) return;
+  ring_state *more = shk__realloc(r->rings, (size_t)r->space.total * sizeof *more);
+  if (!more) return; /* the new rings wait for memory (ring_span() stops below them) */
+  memset(more + r->rings_cap, 0, (size_t)(r->space.total - r->rings_cap) * sizeof *more);
+  r->rings = more;
+  r->rings_cap = r->space.total;
+}
+
+/* One past the highest ring to look at: every ring ever claimed that has a ring_state. */
+static uint32_t ring_span(const shk_lens_reader *r) {
+  return SHK__MIN(shk__lens_space_span(&r->space), r->rings_cap);
 }
 
 /* One read pass: takes what the rings hold into the event buffer, every ring in turn. */
@@ -648,7 +691,8 @@ static void read_rings(shk_lens_reader *r) {
   r->max_backlog = 0;
   r->last_read_ns = shk__os_now_ns();
   if (!segment_whole(r)) return;
-  uint32_t used = SHK__MIN(shk__lens_load32(&r->hdr->rings_used), r->geo.ring_count);
+  follow_extensions(r);
+  uint32_t used = ring_span(r);
   if (used == 0) return;
   uint64_t now = shk__os_now_ns();
   uint32_t first = r->next_ring % used;
@@ -712,10 +756,11 @@ int shk_lens_reader_drain(shk_lens_reader *r, shk_lens_event_fn fn, void *user, 
 /* Whether any ring holds records we have not taken (plain loads: the lines stay shared). */
 static bool anything_waiting(shk_lens_reader *r) {
   if (r->shrunk) return false;
-  uint32_t used = SHK__MIN(shk__lens_load32(&r->hdr->rings_used), r->geo.ring_count);
+  if (shk__lens_space_behind(&r->space)) return true; /* a new extension: its rings may hold some */
+  uint32_t used = ring_span(r);
   for (uint32_t i = 0; i < used; i++) {
-    shk_lens_wire_ring *ring = shk__lens_ring(r->mem, &r->geo, i);
-    if (shk__lens_load64(&ring->head) != r->rings[i].tail) return true;
+    shk_lens_wire_ring *ring = shk__lens_space_ring(&r->space, i, NULL);
+    if (ring && shk__lens_load64(&ring->head) != r->rings[i].tail) return true;
   }
   return false;
 }
@@ -823,9 +868,10 @@ bool shk_lens_reader_finished(shk_lens_reader *r) {
   if (r->live_producers != 0) return false;
   if (anything_waiting(r)) return false;
   /* Rings of producers that were killed: closed now (each owner's liveness asked once more). */
-  uint32_t used = SHK__MIN(shk__lens_load32(&r->hdr->rings_used), r->geo.ring_count);
+  uint32_t used = ring_span(r);
   for (uint32_t i = 0; i < used; i++) {
-    shk_lens_wire_ring *ring = shk__lens_ring(r->mem, &r->geo, i);
+    shk_lens_wire_ring *ring = shk__lens_space_ring(&r->space, i, NULL);
+    if (!ring) continue;
     ring_state *rs = &r->rings[i];
     uint32_t state = shk__lens_load32(&ring->state);
     if (state != SHK_LENS_RING_LIVE && state != SHK_LENS_RING_CLOSED) continue;
@@ -839,7 +885,7 @@ bool shk_lens_reader_finished(shk_lens_reader *r) {
 static int lens_reader_stats_impl(const shk_lens_reader *r, shk_lens_stats *out) {
   if (!r || !out) return SHK_EINVAL;
   if (r->shrunk) memset(out, 0, sizeof *out);
-  else shk__lens_segment_stats(r->mem, &r->geo, out);
+  else shk__lens_space_stats(&r->space, out);
   for (int k = 0; k < SHK_LENS_KIND_COUNT; k++) {
     out->received[k] = r->received[k];
     out->malformed[k] = r->malformed[k];
@@ -857,8 +903,11 @@ static int lens_reader_threads_impl(shk_lens_reader *r, shk_lens_thread_info *ou
                                     size_t *count) {
   if (!r || !count || (!out && capacity > 0)) return SHK_EINVAL;
   /* The counts of rings still followed, as they are now (drains read them only now and then). */
-  uint32_t used = r->shrunk ? 0 : SHK__MIN(shk__lens_load32(&r->hdr->rings_used), r->geo.ring_count);
-  for (uint32_t i = 0; i < used; i++) refresh_if_current(r, &r->rings[i], shk__lens_ring(r->mem, &r->geo, i));
+  uint32_t used = r->shrunk ? 0 : ring_span(r);
+  for (uint32_t i = 0; i < used; i++) {
+    shk_lens_wire_ring *ring = shk__lens_space_ring(&r->space, i, NULL);
+    if (ring) refresh_if_current(r, &r->rings[i], ring);
+  }
   *count = r->thread_count;
   size_t n = SHK__MIN(capacity, r->thread_count);
   if (n) memcpy(out, r->threads, n * sizeof *out);
@@ -876,4 +925,8 @@ int shk_lens_reader_threads(shk_lens_reader *r, shk_lens_thread_info *out, size_
 const char *shk_lens_reader_string(shk_lens_reader *r, uint32_t pid, uint64_t key) {
   if (!r) return NULL;
   return shk__lens_strings_find(&r->strings, pid, key);
+}
+
+const char *shk_lens_reader_problem(const shk_lens_reader *r) {
+  return r && r->space.problem[0] ? r->space.problem : NULL;
 }

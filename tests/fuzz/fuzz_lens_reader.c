@@ -1,7 +1,7 @@
 /* libFuzzer target for the lens reader: arbitrary bytes laid over a lens segment (the whole of it,
  * or one ring, its header and records, under a valid segment header), then attach, drain twice
  * (the second time after the input is laid again over what the reader changed) and read every
- * event. */
+ * event; with mode bit 6, the input is also checked as an extension header (2.3). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -52,6 +52,29 @@ static void lay(unsigned char *mem, size_t seg_size, size_t offset, const uint8_
   }
 }
 
+/* 2.3: the same bytes as extension k's header (k from the first byte), checked as a reader checks
+ * one against this segment, whose rings are then walked as every reader walk does. */
+static void check_as_extension(unsigned char *mem, size_t seg_size, const uint8_t *data, size_t n) {
+  shk__lens_geometry g;
+  shk__lens_layout_geometry(mem, &g);
+  shk__lens_space s;
+  shk__lens_space_init(&s, mem, seg_size, &g, NULL, false);
+  size_t ext_size = SHK_LENS_EXT_HEADER_SIZE + (size_t)RINGS * g.ring_stride;
+  unsigned char *ext = calloc(1, ext_size);
+  if (!ext) return;
+  size_t m = SHK__MIN(n, ext_size);
+  memcpy(ext, data, m);
+  char reason[200];
+  uint32_t k = n > 0 ? data[0] % (SHK_LENS_EXT_MAX + 2) : 1;
+  shk__lens_ext_check(&s, k, ext, m, reason, sizeof reason);
+  uint32_t span = shk__lens_space_span(&s);
+  for (uint32_t i = 0; i <= span; i++) {
+    shk_lens_wire_ring *r = shk__lens_space_ring(&s, i, NULL);
+    if (r) (void)shk__lens_load64(&r->head);
+  }
+  free(ext);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1) return 0;
   uint8_t mode = data[0];
@@ -83,6 +106,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     shk_lens_reader_threads(r, NULL, 0, &threads);
     shk_lens_reader_finished(r);
     shk_lens_reader_close(r);
+    if ((mode & 0x40) && offset != 0) check_as_extension(mem, seg_size, data, n); /* a valid header */
   }
   free(mem);
   return 0;
