@@ -199,7 +199,44 @@ static void stale_places_remove_nothing_else(void **state) {
   assert_int_equal(shk__buf_ranges_check(), 0);
 }
 
+/* Whether [s, e) can go in (taken out again at once), as the index answers. */
+static int try_insert(uintptr_t s, uintptr_t e) {
+  shk__buf_range probe = {.start = s, .end = e};
+  int rc = shk__buf_ranges_insert(&probe);
+  if (rc == SHK_OK) shk__buf_ranges_remove(&probe);
+  return rc;
+}
+
+/* The search inside a chunk counts in blocks (the last start of each block, then the starts of
+ * one block) over all its slots, the unused ones marked: every entry of a chunk filled to each
+ * size from 1 to past full (a split) is found, at each place relative to the blocks, for a
+ * point inside it, a range containing it, a range across it and the next, and the gaps beside
+ * it, with the dead entries the gap probes leave behind. */
+static void every_place_in_a_chunk_is_found_at_every_fill(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  static shk__buf_range r[140];
+  for (size_t n = 0; n < 140; n++) {
+    r[n].start = BASE + 16 * n + 4;
+    r[n].end = r[n].start + 8;
+    assert_int_equal(shk__buf_ranges_insert(&r[n]), SHK_OK);
+    for (size_t k = 0; k <= n; k++) {
+      uintptr_t s = r[k].start, e = r[k].end;
+      assert_int_equal(try_insert(s + 1, s + 2), SHK_EOVERLAP);
+      assert_int_equal(try_insert(s - 2, e + 2), SHK_EOVERLAP);
+      if (k < n) assert_int_equal(try_insert(s + 1, r[k + 1].start + 1), SHK_EOVERLAP);
+      assert_int_equal(try_insert(s - 4, s), SHK_OK);
+      assert_int_equal(try_insert(e, e + 4), SHK_OK);
+    }
+    if (n % 16 == 15 || n >= 126) assert_int_equal(shk__buf_ranges_check(), 0);
+  }
+  for (size_t n = 0; n < 140; n++) shk__buf_ranges_remove(&r[n]);
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(every_place_in_a_chunk_is_found_at_every_fill),
     cmocka_unit_test(stale_places_remove_nothing_else),
     cmocka_unit_test(removed_places_neither_hide_nor_invent_overlaps),
     cmocka_unit_test(random_ranges_agree_with_the_model),

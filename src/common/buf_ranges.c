@@ -13,12 +13,17 @@
 #include "buf_internal.h"
 
 #define CHUNK_MAX 128
+/* The start of no range (a range starting there would be empty or wrap), kept in a chunk's
+ * unused slots. */
+#define NO_START UINTPTR_MAX
 
 typedef struct chunk {
   uint32_t id; /* its number in by_id[], kept for its whole life */
   size_t n;    /* entries, dead ones included */
   size_t dead; /* entries with end 0 and node NULL: removed ranges, starts kept in order */
-  uintptr_t start[CHUNK_MAX]; /* sorted */
+  /* Sorted; the slots from n on hold NO_START, so that a search runs over all CHUNK_MAX of
+   * them in a fixed number of steps (chunk_count_le). */
+  uintptr_t start[CHUNK_MAX];
   uintptr_t end[CHUNK_MAX];
   /* Whose range it is, for the walk over live buffers. A third array to move on insert and
    * remove (about +6% instructions per indexed create+release), kept apart from the ends: read
@@ -127,6 +132,7 @@ static chunk *chunk_new(void) {
   }
   chunk *ch = shk__malloc(sizeof *ch);
   if (!ch) return NULL;
+  for (size_t i = 0; i < CHUNK_MAX; i++) ch->start[i] = NO_START;
   ch->id = free_id_count ? free_ids[--free_id_count] : (uint32_t)id_count++;
   by_id[ch->id] = ch;
   return ch;
@@ -149,6 +155,29 @@ static size_t count_le(const uintptr_t *a, size_t n, uintptr_t key) {
     n -= half;
   }
   return (size_t)(base - a) + (*base <= key);
+}
+
+/* How many of a chunk's starts are <= key (key < NO_START), counted in two rounds of
+ * compares that do not wait for each other: the last start of each block of STRIDE picks the
+ * block, then the block's own starts are counted. Unused slots are NO_START, so neither round
+ * needs the count. A binary search (count_le) is seven loads each waiting for the one before:
+ * consume+release with 1 000 live took 74 ns with it, 66 ns this way (task-clock, min of 5),
+ * though it runs about 60 more instructions. */
+#define STRIDE 16
+static inline size_t chunk_count_le(const chunk *ch, uintptr_t key) {
+  const uintptr_t *a = ch->start;
+  size_t b = 0;
+  for (size_t j = STRIDE - 1; j < CHUNK_MAX; j += STRIDE) b += a[j] <= key;
+  if (b == CHUNK_MAX / STRIDE) return CHUNK_MAX;
+  a += b * STRIDE;
+  size_t i = 0;
+  for (size_t j = 0; j < STRIDE - 1; j++) i += a[j] <= key;
+  return b * STRIDE + i;
+}
+
+/* Marks slots [from, to) of ch unused. */
+static void clear_tail(chunk *ch, size_t from, size_t to) {
+  for (size_t i = from; i < to; i++) ch->start[i] = NO_START;
 }
 
 /* Loads a chunk's starts in parallel: a binary search over a cold chunk would otherwise wait
@@ -185,7 +214,7 @@ static bool overlaps_locked(uintptr_t s, uintptr_t e, size_t *at_chunk, size_t *
   *at_slot = 0;
   if (c == 0) return false;
   const chunk *ch = prefetched(chunks[--c]);
-  size_t i = count_le(ch->start, ch->n, e - 1);
+  size_t i = chunk_count_le(ch, e - 1);
   *at_chunk = c;
   *at_slot = i;
   for (;;) {
@@ -247,6 +276,7 @@ static int split_chunk(size_t c) {
     ch->n = n; /* the halves are still in place: undo by length */
     chunk_free(right);
   } else {
+    clear_tail(ch, keep, n);
     ch->dead -= right->dead;
     /* The moved ranges were mostly just inserted (a chunk fills at its end) and are likely in
      * cache: their hints are set right rather than left to a search at their remove. */
@@ -362,6 +392,7 @@ static void compact(size_t c) {
     ch->node[k] = ch->node[i];
     k++;
   }
+  clear_tail(ch, k, ch->n);
   ch->n = k;
   ch->dead = 0;
   if (k) firsts[c] = ch->start[0];
@@ -384,7 +415,7 @@ static int insert_locked(shk__buf_range *node) {
     return rc;
   }
   size_t c = chunk_for(s);
-  size_t i = count_le(chunks[c]->start, chunks[c]->n, s);
+  size_t i = chunk_count_le(chunks[c], s);
   if (put(c, i, node)) return SHK_OK;
   if (chunks[c]->dead) {
     compact(c); /* a full chunk with dead entries, which are none of i's neighbours */
@@ -394,7 +425,7 @@ static int insert_locked(shk__buf_range *node) {
     if (s >= firsts[c + 1]) c++;
   }
   chunk *ch = chunks[c];
-  place(c, count_le(ch->start, ch->n, s), node);
+  place(c, chunk_count_le(ch, s), node);
   return SHK_OK;
 }
 
@@ -413,7 +444,7 @@ static bool find_entry(const shk__buf_range *node, chunk **out, size_t *slot) {
   }
   for (int tries = 0; tries < 2; tries++) {
     if (tries == 1 || !ch) ch = chunks[chunk_for(node->start)];
-    size_t i = count_le(ch->start, ch->n, node->start);
+    size_t i = chunk_count_le(ch, node->start);
     if (i > 0 && ch->node[i - 1] == node) {
       *out = ch;
       *slot = i - 1;
@@ -446,7 +477,10 @@ static void remove_locked(const shk__buf_range *node) {
   size_t c = table_index_of(ch, node->start);
   if (ch->dead == ch->n) {
     if (chunk_count > 1) table_remove(c);
-    else ch->n = ch->dead = 0;
+    else {
+      clear_tail(ch, 0, ch->n);
+      ch->n = ch->dead = 0;
+    }
     return;
   }
   compact(c);
@@ -481,6 +515,14 @@ static size_t check_locked(void) {
                         (unsigned long)dead, (unsigned long)ch->dead);
       faults++;
       continue;
+    }
+    for (size_t i = ch->n; i < CHUNK_MAX; i++) {
+      if (ch->start[i] == NO_START) continue;
+      shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: chunk %lu slot %lu, past its "
+                        "%lu entries, is not marked unused", (unsigned long)c, (unsigned long)i,
+                        (unsigned long)ch->n);
+      faults++;
+      break;
     }
     if (ch->n && firsts[c] != ch->start[0]) {
       shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: chunk %lu starts at 0x%llx, "
