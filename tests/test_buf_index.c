@@ -235,7 +235,43 @@ static void every_place_in_a_chunk_is_found_at_every_fill(void **state) {
   assert_int_equal(shk__buf_ranges_check(), 0);
 }
 
+/* A chunk is compacted once more than 3/4 of its entries are dead. Ranges ended one by one
+ * from the middle of one chunk, across that point and on to one left, with everything still
+ * live found, everything ended free again, and the index consistent at every step. */
+static void ending_most_of_a_chunk_compacts_it_and_keeps_answers(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  static shk__buf_range r[100];
+  static bool live[100];
+  for (size_t k = 0; k < 100; k++) {
+    r[k].start = BASE + 32 * k + 8;
+    r[k].end = r[k].start + 16;
+    assert_int_equal(shk__buf_ranges_insert(&r[k]), SHK_OK); /* one chunk: no split below 128 */
+    live[k] = true;
+  }
+  for (size_t n = 0; n < 99; n++) {
+    size_t k = (n * 37 + 11) % 100; /* every index but one, in a scattered order */
+    if (!live[k]) k = (k + 1) % 100;
+    while (!live[k]) k = (k + 1) % 100;
+    shk__buf_ranges_remove(&r[k]);
+    live[k] = false;
+    assert_int_equal(shk__buf_ranges_check(), 0);
+    assert_int_equal(shk__buf_ranges_count(), base_count + 99 - n);
+    if (n % 8 != 0 && n < 70) continue; /* all answers: often, and at every step past 3/4 */
+    for (size_t j = 0; j < 100; j++) {
+      int rc = try_insert(r[j].start + 3, r[j].start + 4);
+      assert_int_equal(rc, live[j] ? SHK_EOVERLAP : SHK_OK);
+      assert_int_equal(try_insert(r[j].start - 8, r[j].end + 8), live[j] ? SHK_EOVERLAP : SHK_OK);
+    }
+  }
+  for (size_t k = 0; k < 100; k++)
+    if (live[k]) shk__buf_ranges_remove(&r[k]);
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(ending_most_of_a_chunk_compacts_it_and_keeps_answers),
     cmocka_unit_test(every_place_in_a_chunk_is_found_at_every_fill),
     cmocka_unit_test(stale_places_remove_nothing_else),
     cmocka_unit_test(removed_places_neither_hide_nor_invent_overlaps),

@@ -1,12 +1,12 @@
 /* The index of live buffer ranges: sorted chunks of starts and ends (a two-level B+-tree), so a
- * lookup is two binary searches over contiguous memory. Live ranges never overlap, so [s, e)
+ * lookup is two searches over contiguous memory. Live ranges never overlap, so [s, e)
  * overlaps one iff the live range with the largest start below e ends after s: containment
  * included, O(log n). A removed range leaves a dead entry (end 0) where it was, which the next
  * insert at that place takes over: a range renewed in place (a buffer consumed and released
- * again) moves nothing. A chunk is compacted when more of its entries are dead than live, or
- * when it is full and an insert needs room, so that the walk from a dead entry to the live one
- * before it stays within a chunk and the next; other inserts add a bounded memmove (one chunk,
- * and rarely the chunk table). */
+ * again) moves nothing. A chunk is compacted when more than 3/4 of its entries are dead
+ * (DEAD_MOST), or when it is full and an insert needs room; a chunk with no live entry goes, so
+ * that the walk from a dead entry to the live one before it stays within a chunk and the next;
+ * other inserts add a bounded memmove (one chunk, and rarely the chunk table). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -462,6 +462,14 @@ static size_t table_index_of(const chunk *ch, uintptr_t s) {
   return c;
 }
 
+/* The share of dead entries past which a remove compacts a chunk. At half (before), a chunk
+ * whose ranges all end, one after another (a batch of buffers released in order), was
+ * compacted and merged on its way to empty: 3/4 cut create+release of 64 B with 10 000 live by
+ * 43 instructions (1 187 -> 1 144) and about 8 ns. A dead run, walked by the overlap check, is
+ * still at most 3/4 of a chunk. */
+#define DEAD_MOST_NUM 3
+#define DEAD_MOST_DEN 4
+
 /* Marks node's entry dead; a chunk left with only dead entries goes (the last one stays, empty,
  * so that one buffer made and ended in a loop does not allocate a chunk each time), one with too
  * many is compacted and merged with a thin neighbour. */
@@ -473,7 +481,7 @@ static void remove_locked(const shk__buf_range *node) {
   ch->node[i] = NULL;
   ch->dead++;
   range_count--;
-  if (ch->dead * 2 <= ch->n) return;
+  if (ch->dead * DEAD_MOST_DEN <= ch->n * DEAD_MOST_NUM) return;
   size_t c = table_index_of(ch, node->start);
   if (ch->dead == ch->n) {
     if (chunk_count > 1) table_remove(c);
@@ -564,10 +572,14 @@ static size_t check_locked(void) {
 
 /* After a change under SHK_DEBUG=buf: the whole index while it is small, else every 1 024th
  * change, so that a debug run with many buffers stays usable. */
-static void debug_check_locked(void) {
+static SHK__NOINLINE void debug_check_now(void) {
   static size_t changes;
-  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF)) && (range_count <= 4096 || ++changes % 1024 == 0))
-    check_locked();
+  if (range_count <= 4096 || ++changes % 1024 == 0) check_locked();
+}
+
+/* Inline, so that with SHK_DEBUG off a change pays one load and one branch, not a call. */
+static inline void debug_check_locked(void) {
+  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) debug_check_now();
 }
 
 size_t shk__buf_ranges_check(void) {
