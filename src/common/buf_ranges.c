@@ -298,6 +298,29 @@ static void table_remove(size_t at) {
   firsts[--chunk_count] = NO_START;
 }
 
+/* Spreads the n entries of chunk ch, none dead, to every other slot, a dead entry after each
+ * (2n <= CHUNK_MAX). Done when a range is put between two entries of such a chunk (put): it and
+ * later ones there take over the dead entry beside them (revive) instead of shifting entries
+ * towards a dead one further away or to the end, a loop and a misprediction or two. A chunk
+ * that is only appended to (rising addresses) is never spread. consume+release with 1 000 live:
+ * 60 -> 52 ns (task-clock, min of 3), with 100 000 live about 124 -> 115 ns (bench_buf).
+ * A dead entry's start is its live neighbour's end, which keeps the starts in order (ranges do
+ * not overlap) and a live range the only entry with its start but for a touching neighbour's
+ * dead one, which comes before it. The nodes' hints follow. */
+static void spread(chunk *ch) {
+  for (size_t k = ch->n; k-- > 0;) {
+    ch->start[2 * k] = ch->start[k];
+    ch->end[2 * k] = ch->end[k];
+    ch->node[2 * k] = ch->node[k];
+    ch->start[2 * k + 1] = ch->end[k];
+    ch->end[2 * k + 1] = 0;
+    ch->node[2 * k + 1] = NULL;
+    ch->node[2 * k]->at_slot = (uint32_t)(2 * k);
+  }
+  ch->dead = ch->n;
+  ch->n *= 2;
+}
+
 /* Splits a full chunk in two halves. SHK_ENOMEM. */
 static int split_chunk(size_t c) {
   chunk *ch = chunks[c];
@@ -429,6 +452,10 @@ static bool put(size_t c, size_t i, shk__buf_range *node) {
   if (i > 0 && dead_at(ch, i - 1)) revive(c, i - 1, node);
   else if (i < ch->n && dead_at(ch, i)) revive(c, i, node);
   else if (ch->dead && shift_into_dead(c, i, node)) return true;
+  else if (i > 0 && 2 * ch->n <= CHUNK_MAX && ch->dead == 0) {
+    spread(ch); /* entry i - 1 is now at 2i - 2, a dead one after it */
+    revive(c, 2 * i - 1, node);
+  }
   else if (ch->n < CHUNK_MAX) place(c, i, node);
   else return false;
   return true;
