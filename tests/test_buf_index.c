@@ -270,7 +270,57 @@ static void ending_most_of_a_chunk_compacts_it_and_keeps_answers(void **state) {
   assert_int_equal(shk__buf_ranges_check(), 0);
 }
 
+/* A range put between two entries of a packed chunk spreads it (a dead entry after each live
+ * one, its start the live one's end): touching neighbours then share a start with a dead
+ * entry before them, and must still be found, removed (by their hint and by a search after a
+ * stale one), refused inside and beside, and taken back in place. */
+static void a_range_between_packed_ones_spreads_the_chunk_and_neighbours_stay_exact(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  shk__buf_range a = {.start = BASE + 100, .end = BASE + 110};
+  shk__buf_range b = {.start = BASE + 110, .end = BASE + 120}; /* touches a */
+  shk__buf_range c = {.start = BASE + 130, .end = BASE + 140};
+  shk__buf_range d = {.start = BASE + 120, .end = BASE + 130}; /* between b and c, touching both */
+  assert_int_equal(shk__buf_ranges_insert(&a), SHK_OK);
+  assert_int_equal(shk__buf_ranges_insert(&b), SHK_OK);
+  assert_int_equal(shk__buf_ranges_insert(&c), SHK_OK);
+  assert_int_equal(shk__buf_ranges_insert(&d), SHK_OK);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  assert_int_equal(shk__buf_ranges_count(), base_count + 4);
+  const shk__buf_range *all[] = {&a, &b, &d, &c};
+  for (size_t k = 0; k < 4; k++) {
+    assert_int_equal(try_insert(all[k]->start, all[k]->start + 1), SHK_EOVERLAP);
+    assert_int_equal(try_insert(all[k]->end - 1, all[k]->end), SHK_EOVERLAP);
+    assert_int_equal(try_insert(all[k]->start - 1, all[k]->end + 1), SHK_EOVERLAP);
+  }
+  assert_int_equal(try_insert(BASE + 99, BASE + 100), SHK_OK);
+  assert_int_equal(try_insert(BASE + 140, BASE + 141), SHK_OK);
+  /* b goes by its hint; b's place is free, its neighbours are not. */
+  shk__buf_ranges_remove(&b);
+  assert_int_equal(try_insert(BASE + 110, BASE + 120), SHK_OK);
+  assert_int_equal(try_insert(BASE + 109, BASE + 120), SHK_EOVERLAP);
+  assert_int_equal(try_insert(BASE + 110, BASE + 121), SHK_EOVERLAP);
+  assert_int_equal(shk__buf_ranges_insert(&b), SHK_OK);
+  /* b and d go after their hints were made stale: each found by its start, among the dead
+   * entries beside it. */
+  b.at_slot = 0;
+  shk__buf_ranges_remove(&b);
+  assert_int_equal(shk__buf_ranges_count(), base_count + 3);
+  assert_int_equal(shk__buf_ranges_insert(&b), SHK_OK);
+  d.at_slot = 0;
+  shk__buf_ranges_remove(&d);
+  assert_int_equal(shk__buf_ranges_count(), base_count + 3);
+  assert_int_equal(try_insert(BASE + 120, BASE + 130), SHK_OK);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  shk__buf_ranges_remove(&a);
+  shk__buf_ranges_remove(&b);
+  shk__buf_ranges_remove(&c);
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(a_range_between_packed_ones_spreads_the_chunk_and_neighbours_stay_exact),
     cmocka_unit_test(ending_most_of_a_chunk_compacts_it_and_keeps_answers),
     cmocka_unit_test(every_place_in_a_chunk_is_found_at_every_fill),
     cmocka_unit_test(stale_places_remove_nothing_else),
