@@ -152,14 +152,16 @@ static void threads_consuming_neighbouring_ranges_never_hold_one_place_twice(voi
   size_t live_before = shk_buf_live_count();
   shk__os_thread *threads[THREADS];
   for (int t = 0; t < THREADS; t++)
-    assert_int_equal(shk__os_thread_start(&threads[t], neighbour_churn, (void *)(intptr_t)t), SHK_OK);
+    assert_int_equal(
+        shk__os_thread_start(&threads[t], neighbour_churn, (void *)(intptr_t)t), SHK_OK);
   for (int t = 0; t < THREADS; t++) shk__os_thread_join(threads[t]);
   assert_int_equal(atomic_load(&neighbour_overlaps), 0);
-  assert_true(atomic_load(&neighbour_wins) > NEIGHBOUR_ROUNDS); /* many consumes got their place */
+  assert_true(atomic_load(&neighbour_wins) > NEIGHBOUR_ROUNDS); /* many got their place */
   assert_int_equal(shk_buf_live_count(), live_before);
   /* Every place free again: the whole arena goes in as one range. */
   shk_buf *all = NULL;
-  assert_int_equal(shk_buf_consume(neighbour_arena, sizeof neighbour_arena, 1, NULL, &all), SHK_OK);
+  assert_int_equal(shk_buf_consume(neighbour_arena, sizeof neighbour_arena, 1, NULL, &all),
+                   SHK_OK);
   shk_buf_release(all);
 }
 

@@ -64,7 +64,6 @@ int shk__buf_allocator_acquire(const char *name, shk__buf_allocator **out) {
   return a ? SHK_OK : SHK_ENOENT;
 }
 
-
 /* Optional functions NULL. */
 static const shk_buf_allocator table_defaults = {.struct_size = sizeof(shk_buf_allocator)};
 /* Version 1 (before 0.2.0) is the 0.2.0 layout. */

@@ -209,10 +209,10 @@ static size_t count_le(const uintptr_t *a, size_t n, uintptr_t key) {
 
 /* How many chunks begin at or before key (key < NO_START). A small table (up to FAN_FROM
  * chunks, in cache) by binary search; a larger one, padded with NO_START up to its capacity (a
- * power of two), in rounds of FAN compares that do not wait for each other, each narrowing to one of
- * FAN blocks: three rounds for 2 048 chunks where a binary search takes eleven dependent steps
- * (consume+release with 100 000 live: about 133 -> 124 ns; with 1 000 live, 16 chunks, the
- * rounds cost 6-10 ns more than the binary search). */
+ * power of two), in rounds of FAN compares that do not wait for each other, each narrowing to
+ * one of FAN blocks: three rounds for 2 048 chunks where a binary search takes eleven dependent
+ * steps (consume+release with 100 000 live: about 133 -> 124 ns; with 1 000 live, 16 chunks,
+ * the rounds cost 6-10 ns more than the binary search). */
 #define FAN 16
 #define FAN_FROM 64
 static size_t firsts_count_le(uintptr_t key) {
@@ -303,7 +303,7 @@ static void table_remove(size_t at) {
  * later ones there take over the dead entry beside them (revive) instead of shifting entries
  * towards a dead one further away or to the end, a loop and a misprediction or two. A chunk
  * that is only appended to (rising addresses) is never spread. consume+release with 1 000 live:
- * 60 -> 52 ns (task-clock, min of 3), with 100 000 live about 124 -> 115 ns (bench_buf).
+ * 60 -> 51 ns (task-clock, min of 3), with 100 000 live about 124 -> 106-118 ns (bench_buf).
  * A dead entry's start is its live neighbour's end, which keeps the starts in order (ranges do
  * not overlap) and a live range the only entry with its start but for a touching neighbour's
  * dead one, which comes before it. The nodes' hints follow. */
