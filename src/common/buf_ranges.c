@@ -306,7 +306,11 @@ static void table_remove(size_t at) {
  * 60 -> 51 ns (task-clock, min of 3), with 100 000 live about 124 -> 106-118 ns (bench_buf).
  * A dead entry's start is its live neighbour's end, which keeps the starts in order (ranges do
  * not overlap) and a live range the only entry with its start but for a touching neighbour's
- * dead one, which comes before it. The nodes' hints follow. */
+ * dead one, which comes before it. The nodes' hints are left as they are (their chunk is still
+ * right; a remove then finds its slot by a search of the chunk): writing them reached 64 buffer
+ * objects out of cache, several microseconds per spread where an index of 100 000 ranges has
+ * each chunk met only a few times (bench_buf --quick: 190-210 ns before spreading, 260-280
+ * with the hints written). */
 static void spread(chunk *ch) {
   for (size_t k = ch->n; k-- > 0;) {
     ch->start[2 * k] = ch->start[k];
@@ -315,7 +319,6 @@ static void spread(chunk *ch) {
     ch->start[2 * k + 1] = ch->end[k];
     ch->end[2 * k + 1] = 0;
     ch->node[2 * k + 1] = NULL;
-    ch->node[2 * k]->at_slot = (uint32_t)(2 * k);
   }
   ch->dead = ch->n;
   ch->n *= 2;
