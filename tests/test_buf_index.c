@@ -199,7 +199,130 @@ static void stale_places_remove_nothing_else(void **state) {
   assert_int_equal(shk__buf_ranges_check(), 0);
 }
 
+/* Whether [s, e) can go in (taken out again at once), as the index answers. */
+static int try_insert(uintptr_t s, uintptr_t e) {
+  shk__buf_range probe = {.start = s, .end = e};
+  int rc = shk__buf_ranges_insert(&probe);
+  if (rc == SHK_OK) shk__buf_ranges_remove(&probe);
+  return rc;
+}
+
+/* The search inside a chunk counts in blocks (the last start of each block, then the starts of
+ * one block) over all its slots, the unused ones marked: every entry of a chunk filled to each
+ * size from 1 to past full (a split) is found, at each place relative to the blocks, for a
+ * point inside it, a range containing it, a range across it and the next, and the gaps beside
+ * it, with the dead entries the gap probes leave behind. */
+static void every_place_in_a_chunk_is_found_at_every_fill(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  static shk__buf_range r[140];
+  for (size_t n = 0; n < 140; n++) {
+    r[n].start = BASE + 16 * n + 4;
+    r[n].end = r[n].start + 8;
+    assert_int_equal(shk__buf_ranges_insert(&r[n]), SHK_OK);
+    for (size_t k = 0; k <= n; k++) {
+      uintptr_t s = r[k].start, e = r[k].end;
+      assert_int_equal(try_insert(s + 1, s + 2), SHK_EOVERLAP);
+      assert_int_equal(try_insert(s - 2, e + 2), SHK_EOVERLAP);
+      if (k < n) assert_int_equal(try_insert(s + 1, r[k + 1].start + 1), SHK_EOVERLAP);
+      assert_int_equal(try_insert(s - 4, s), SHK_OK);
+      assert_int_equal(try_insert(e, e + 4), SHK_OK);
+    }
+    if (n % 16 == 15 || n >= 126) assert_int_equal(shk__buf_ranges_check(), 0);
+  }
+  for (size_t n = 0; n < 140; n++) shk__buf_ranges_remove(&r[n]);
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
+/* A chunk is compacted once more than 3/4 of its entries are dead. Ranges ended one by one
+ * from the middle of one chunk, across that point and on to one left, with everything still
+ * live found, everything ended free again, and the index consistent at every step. */
+static void ending_most_of_a_chunk_compacts_it_and_keeps_answers(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  static shk__buf_range r[100];
+  static bool live[100];
+  for (size_t k = 0; k < 100; k++) {
+    r[k].start = BASE + 32 * k + 8;
+    r[k].end = r[k].start + 16;
+    assert_int_equal(shk__buf_ranges_insert(&r[k]), SHK_OK); /* one chunk: no split below 128 */
+    live[k] = true;
+  }
+  for (size_t n = 0; n < 99; n++) {
+    size_t k = (n * 37 + 11) % 100; /* every index but one, in a scattered order */
+    if (!live[k]) k = (k + 1) % 100;
+    while (!live[k]) k = (k + 1) % 100;
+    shk__buf_ranges_remove(&r[k]);
+    live[k] = false;
+    assert_int_equal(shk__buf_ranges_check(), 0);
+    assert_int_equal(shk__buf_ranges_count(), base_count + 99 - n);
+    if (n % 8 != 0 && n < 70) continue; /* all answers: often, and at every step past 3/4 */
+    for (size_t j = 0; j < 100; j++) {
+      int rc = try_insert(r[j].start + 3, r[j].start + 4);
+      assert_int_equal(rc, live[j] ? SHK_EOVERLAP : SHK_OK);
+      assert_int_equal(try_insert(r[j].start - 8, r[j].end + 8), live[j] ? SHK_EOVERLAP : SHK_OK);
+    }
+  }
+  for (size_t k = 0; k < 100; k++)
+    if (live[k]) shk__buf_ranges_remove(&r[k]);
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
+/* A range put between two entries of a packed chunk spreads it (a dead entry after each live
+ * one, its start the live one's end): touching neighbours then share a start with a dead
+ * entry before them, and must still be found, removed (by their hint and by a search after a
+ * stale one), refused inside and beside, and taken back in place. */
+static void a_range_between_packed_ones_spreads_the_chunk_and_neighbours_stay_exact(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  shk__buf_range a = {.start = BASE + 100, .end = BASE + 110};
+  shk__buf_range b = {.start = BASE + 110, .end = BASE + 120}; /* touches a */
+  shk__buf_range c = {.start = BASE + 130, .end = BASE + 140};
+  shk__buf_range d = {.start = BASE + 120, .end = BASE + 130}; /* between b and c, touching both */
+  assert_int_equal(shk__buf_ranges_insert(&a), SHK_OK);
+  assert_int_equal(shk__buf_ranges_insert(&b), SHK_OK);
+  assert_int_equal(shk__buf_ranges_insert(&c), SHK_OK);
+  assert_int_equal(shk__buf_ranges_insert(&d), SHK_OK);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  assert_int_equal(shk__buf_ranges_count(), base_count + 4);
+  const shk__buf_range *all[] = {&a, &b, &d, &c};
+  for (size_t k = 0; k < 4; k++) {
+    assert_int_equal(try_insert(all[k]->start, all[k]->start + 1), SHK_EOVERLAP);
+    assert_int_equal(try_insert(all[k]->end - 1, all[k]->end), SHK_EOVERLAP);
+    assert_int_equal(try_insert(all[k]->start - 1, all[k]->end + 1), SHK_EOVERLAP);
+  }
+  assert_int_equal(try_insert(BASE + 99, BASE + 100), SHK_OK);
+  assert_int_equal(try_insert(BASE + 140, BASE + 141), SHK_OK);
+  /* b goes by its hint; b's place is free, its neighbours are not. */
+  shk__buf_ranges_remove(&b);
+  assert_int_equal(try_insert(BASE + 110, BASE + 120), SHK_OK);
+  assert_int_equal(try_insert(BASE + 109, BASE + 120), SHK_EOVERLAP);
+  assert_int_equal(try_insert(BASE + 110, BASE + 121), SHK_EOVERLAP);
+  assert_int_equal(shk__buf_ranges_insert(&b), SHK_OK);
+  /* b and d go after their hints were made stale: each found by its start, among the dead
+   * entries beside it. */
+  b.at_slot = 0;
+  shk__buf_ranges_remove(&b);
+  assert_int_equal(shk__buf_ranges_count(), base_count + 3);
+  assert_int_equal(shk__buf_ranges_insert(&b), SHK_OK);
+  d.at_slot = 0;
+  shk__buf_ranges_remove(&d);
+  assert_int_equal(shk__buf_ranges_count(), base_count + 3);
+  assert_int_equal(try_insert(BASE + 120, BASE + 130), SHK_OK);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  shk__buf_ranges_remove(&a);
+  shk__buf_ranges_remove(&b);
+  shk__buf_ranges_remove(&c);
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(a_range_between_packed_ones_spreads_the_chunk_and_neighbours_stay_exact),
+    cmocka_unit_test(ending_most_of_a_chunk_compacts_it_and_keeps_answers),
+    cmocka_unit_test(every_place_in_a_chunk_is_found_at_every_fill),
     cmocka_unit_test(stale_places_remove_nothing_else),
     cmocka_unit_test(removed_places_neither_hide_nor_invent_overlaps),
     cmocka_unit_test(random_ranges_agree_with_the_model),

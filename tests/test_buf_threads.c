@@ -101,7 +101,72 @@ static void concurrent_create_consume_release_and_free_deferred_agree(void **sta
   assert_int_equal(shk_buf_live_count(), live_before);
 }
 
+/* Neighbouring ranges consumed by several threads at once, with no options (the short way of
+ * consume and of release): ranges of 1 to 40 bytes at any offset in a small arena, so that one
+ * often contains another, meets it exactly or overlaps it by a byte. Each byte's holders are
+ * counted outside the library: a consume the index let overlap a live range shows as a byte
+ * with two holders. */
+#define NEIGHBOUR_BYTES 1024
+#define NEIGHBOUR_ROUNDS 4000
+static unsigned char neighbour_arena[NEIGHBOUR_BYTES];
+static atomic_int holders[NEIGHBOUR_BYTES];
+static atomic_int neighbour_wins, neighbour_overlaps;
+
+/* Each thread holds its last HELD ranges, so that a new one often meets a held one. */
+#define HELD 8
+
+typedef struct held_range {
+  shk_buf *buf;
+  size_t at, size;
+} held_range;
+
+static void neighbour_let_go(held_range *h) {
+  if (!h->buf) return;
+  for (size_t j = h->at; j < h->at + h->size; j++) atomic_fetch_sub(&holders[j], 1);
+  shk_buf_release(h->buf);
+  h->buf = NULL;
+}
+
+static void neighbour_churn(void *arg) {
+  uint32_t x = 2463534242u + (uint32_t)(intptr_t)arg * 7919u;
+  held_range held[HELD] = {{0}};
+  for (int i = 0; i < NEIGHBOUR_ROUNDS; i++) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    held_range *h = &held[i % HELD];
+    neighbour_let_go(h);
+    size_t size = 1 + (x >> 20) % 40, at = x % (NEIGHBOUR_BYTES - size);
+    if (shk_buf_consume(neighbour_arena + at, size, 1, NULL, &h->buf) != SHK_OK) continue;
+    atomic_fetch_add(&neighbour_wins, 1);
+    h->at = at;
+    h->size = size;
+    for (size_t j = at; j < at + size; j++)
+      if (atomic_fetch_add(&holders[j], 1) != 0) atomic_fetch_add(&neighbour_overlaps, 1);
+  }
+  for (size_t k = 0; k < HELD; k++) neighbour_let_go(&held[k]);
+}
+
+static void threads_consuming_neighbouring_ranges_never_hold_one_place_twice(void **state) {
+  (void)state;
+  size_t live_before = shk_buf_live_count();
+  shk__os_thread *threads[THREADS];
+  for (int t = 0; t < THREADS; t++)
+    assert_int_equal(
+        shk__os_thread_start(&threads[t], neighbour_churn, (void *)(intptr_t)t), SHK_OK);
+  for (int t = 0; t < THREADS; t++) shk__os_thread_join(threads[t]);
+  assert_int_equal(atomic_load(&neighbour_overlaps), 0);
+  assert_true(atomic_load(&neighbour_wins) > NEIGHBOUR_ROUNDS); /* many got their place */
+  assert_int_equal(shk_buf_live_count(), live_before);
+  /* Every place free again: the whole arena goes in as one range. */
+  shk_buf *all = NULL;
+  assert_int_equal(shk_buf_consume(neighbour_arena, sizeof neighbour_arena, 1, NULL, &all),
+                   SHK_OK);
+  shk_buf_release(all);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(threads_consuming_neighbouring_ranges_never_hold_one_place_twice),
     cmocka_unit_test(concurrent_create_consume_release_and_free_deferred_agree),
 };
 

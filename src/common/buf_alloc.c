@@ -9,6 +9,9 @@ static shk__once registry_once;
 static shk__buf_allocator *registry;    /* guarded by SHK__LOCK_BUF_ALLOCATORS */
 static shk__buf_allocator builtins[4];  /* static: never freed, never unregistered */
 
+/* Set once the built-ins are (after registry_init): the default's way in buf_internal.h. */
+_Atomic(shk__buf_allocator *) shk__buf_heap_entry;
+
 static void builtin_add(shk__buf_allocator *a, const char *name, const shk_buf_allocator *table) {
   strcpy(a->name, name);
   a->table = *table;
@@ -26,6 +29,7 @@ static void registry_init(void) {
   builtin_add(&builtins[1], "pages", &shk__buf_pages_allocator);
   builtin_add(&builtins[2], "aligned", &shk__buf_aligned_allocator);
   builtin_add(&builtins[3], "heap", &shk__buf_heap_allocator);
+  atomic_store_explicit(&shk__buf_heap_entry, &builtins[3], memory_order_release);
 }
 
 /* Caller holds the registry lock. */
@@ -58,10 +62,6 @@ int shk__buf_allocator_acquire(const char *name, shk__buf_allocator **out) {
   unlock_registry();
   *out = a;
   return a ? SHK_OK : SHK_ENOENT;
-}
-
-void shk__buf_allocator_drop(shk__buf_allocator *a) {
-  if (a && !a->builtin) atomic_fetch_sub_explicit(&a->users, 1, memory_order_release);
 }
 
 /* Optional functions NULL. */

@@ -27,7 +27,23 @@ int shk__buf_options_read(const shk_buf_options *opts, shk_buf_options *out);
 
 /* Finds an allocator by name (NULL: "heap") and counts one more user. SHK_ENOENT. */
 int shk__buf_allocator_acquire(const char *name, shk__buf_allocator **out);
-void shk__buf_allocator_drop(shk__buf_allocator *a);
+static inline void shk__buf_allocator_drop(shk__buf_allocator *a) {
+  if (a && !a->builtin) atomic_fetch_sub_explicit(&a->users, 1, memory_order_release);
+}
+
+/* The built-in "heap" once the registry is set up, else NULL. */
+extern _Atomic(shk__buf_allocator *) shk__buf_heap_entry;
+
+/* shk__buf_allocator_acquire, with no call for the default (NULL) once the registry is set up:
+ * the one-time check and the call were 30 instructions of a consume+release. */
+static inline int shk__buf_allocator_get(const char *name, shk__buf_allocator **out) {
+  shk__buf_allocator *heap = atomic_load_explicit(&shk__buf_heap_entry, memory_order_acquire);
+  if (!name && heap) {
+    *out = heap;
+    return SHK_OK;
+  }
+  return shk__buf_allocator_acquire(name, out);
+}
 
 /* The alignment of "aligned" when the options give none. */
 #define SHK__BUF_ALIGNED_DEFAULT 64
