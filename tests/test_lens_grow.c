@@ -191,7 +191,7 @@ static uint32_t extensions_of(const char *name) {
  * per thread and holding their rings `hold_ms`: every zone arrives, per thread. */
 static void check_processes(uint32_t rings, int procs, int threads, int zones, int hold_ms,
                             const char *tag) {
-  char name[64], arg_threads[8], arg_zones[16], arg_hold[16], tags[8][8];
+  char name[64], arg_threads[16], arg_zones[16], arg_hold[16], tags[8][16];
   shk_lens *creator = create_lens(name, sizeof name, tag, rings);
   snprintf(arg_threads, sizeof arg_threads, "%d", threads);
   snprintf(arg_zones, sizeof arg_zones, "%d", zones);
