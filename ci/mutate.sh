@@ -98,6 +98,29 @@ mutations=(
 "trace-heap-wrap@tools/trace_json.c@s/p->live_heap = e->size > p->live_heap ? 0 : p->live_heap - e->size;/p->live_heap = p->live_heap - e->size;/@trace_escape lens_trace tool_lens@the live-heap counter wraps below zero on a free of unknown memory"
 "record-shrunk-exit@tools/lens_record.c@s/  return intact ? 0 : 1;/  return 0;/@tool_lens tool_cli lens_shrink tool_shrink@the recorder exits 0 after the segment shrank under it"
 "win32-create-exists@src/win32/segment.c@s/  if (err == ERROR_ALREADY_EXISTS) {/  if (err == ERROR_ALREADY_EXISTS \&\& 0) {/@shm shm_edges faults_shm os_segment@Windows: creating a name that exists opens it instead of SHK_EEXIST"
+# The second blind round (docs/coverage.md): planted from the sources (src/, tools/, headers)
+# before any test or earlier entry was read. Half in the weak classes of the first round (OS error
+# translation, checks of what shared memory or another process hands over), half elsewhere.
+"b2-posix-efbig@src/posix/caps.c@/case EFBIG: code = SHK_ESIZE; break;/d@error os_segment faults_shm faults_memory shm shm_limits@errno EFBIG no longer SHK_ESIZE (falls through to SHK_EOS)"
+"b2-seg-unlink-on-fail@src/posix/segment.c@/  if (os_name) shm_unlink(os_name);/d@os_segment faults_shm shm shm_limits@a named segment whose sizing or mapping failed leaves its name behind"
+"b2-seg-open-empty@src/posix/segment.c@s/} else if (st.st_size <= 0) {/} else if (st.st_size < 0) {/@os_segment faults_shm shm shm_edges shm_bounds@an empty segment opened by name: mmap's EINVAL, not SHK_ESIZE"
+"b2-chunk-size-readable@src/common/task_worker.c@s/readable > total - off || size > readable ||/readable > total - off ||/@task task_edges task_bounds faults_task task_workers@a chunk record whose size passes its readable bytes is run"
+"b2-worker-index@src/common/task_worker.c@0,/ctl->version != SHK__TASK_VERSION || boot->index >= ctl->workers ||/s//ctl->version != SHK__TASK_VERSION ||/@task task_edges task_bounds faults_task task_workers@a worker serves a slot past the control segment's worker count"
+"b2-result-offset@src/common/task.c@s/if (rec->out_off > seg->size || rec->out_len/if (rec->out_len/@task task_edges task_bounds faults_task@a result record whose offset is past its output segment is read"
+"b2-host-refusal@src/common/task_pool.c@s/if (why == 0 || why == SHK_ENOENT || why == SHK_ENOSYM || why == SHK_EVERSION) return why;/return why;/@task_host task_host_find task task_workers@a worker host's start_error (shared memory) passed on whatever it holds"
+"b2-ext-index@src/common/lens_space.c@s/if (index != k) REFUSE/if (0) REFUSE/@lens lens_grow lens_grow_hostile lens_grow_threads lens_corrupt@an extension that names another index is accepted"
+"b2-lens-string-len@src/common/lens_reader.c@s/if (rec->len > SHK_LENS_STRING_MAX || data_records(rec->len) >= avail) {/if (data_records(rec->len) >= avail) {/@lens lens_corrupt lens_bounds lens_strings_edges lens_api_edges@a string record longer than SHK_LENS_STRING_MAX is copied"
+"b2-watch-ring-limit@src/common/watch_ring.c@s/>= ring->limit)/> ring->limit)/@watch_ring watch watch_bounds@the fault ring takes one record more than its capacity"
+"b2-options-newer-fields@src/common/options.c@s/    if (bytes\[i\]) return SHK_EINVAL;/    (void)bytes[i];/@options options_rule options_init_functions@non-zero fields past what the library knows are ignored, not refused"
+"b2-options-min-size@src/common/options.c@s/if (field < l->min_size || field > SHK_OPTIONS_SIZE_MAX) return 0;/if (field > SHK_OPTIONS_SIZE_MAX) return 0;/@options options_rule options_init_functions@a struct_size below the first published layout is read, not refused"
+"b2-view-last-elem@src/common/buf_view.c@s/if (spec->offset + last + elem > buf->size)/if (spec->offset + last > buf->size)/@buf_view buf buf_bounds@a view whose last element passes the buffer's end is made"
+"b2-deferred-count@src/common/buf_deferred.c@s/\*count = deferred_count;/*count = i;/@buf_deferred buf@shk_buf_deferred_list's count is what fit, not the total"
+"b2-wrap-refused-freed@src/common/buf.c@s/if (buf->owned && !buf->consumed) t->free/if (buf->owned) t->free/@buf buf_ranges buf_index buf_alloc@wrapped memory refused (overlap) is freed although it stays the caller's"
+"b2-tool-shm-unknown@tools/shm_names.c@s/^  return 2;/  return 0;/@tool_cli@shmkit shm with an unknown command exits 0"
+"b2-tool-seconds-trailing@tools/tool_common.c@s/ || \*end != '.0' ||/ ||/@tool_cli tool_lens@a duration with trailing text (5x) is accepted"
+"b2-clean-name-dash@src/common/shm_names.c@s/if (p == name + n || \*p != '-' || v <= 0/if (p == name + n || v <= 0/@shm_names shm_names_edges tool_cli@a name like shkb-123x counts as generated (clean may remove it)"
+"b2-host-major@src/common/task_transport.c@s/if (!major || value != SHK_VERSION_MAJOR) return SHK_EVERSION;/if (!major) return SHK_EVERSION;/@task_host task_host_find@a plugin of another major version is loaded"
+"b2-pool-timeout-unit@src/common/task_pool.c@0,/(uint64_t)call->timeout_ms \* 1000000u/s//(uint64_t)call->timeout_ms * 1000u/@task task_edges task_workers faults_task@the pool's deadline counts timeout_ms as microseconds"
 )
 
 restore=""
