@@ -125,6 +125,8 @@ mutations=(
 "b2r-channel-handle@src/posix/channel.c@s/^      (rec.kind == SHK__OS_MSG_HANDLE) != (fd >= 0)) {/      0) {/@os_channel os_channel_malformed task faults_task faults_table@a handle message that carries no descriptor is taken (as handle 0)"
 "b2r-pool-replace@src/common/task_pool.c@s/    if (!pool->alive\[i\]) return start_missing(pool, false);/    if (!pool->alive[i]) return SHK_OK;/@task task_edges task_workers faults_task task_host@a pool does not replace a worker that died"
 "b2r-deferred-unknown@src/common/buf_deferred.c@s/  if (!b) return SHK_ENOENT;/  if (!b) return SHK_OK;/@buf_deferred buf@shk_buf_free_deferred of an id that is not deferred returns SHK_OK"
+# The Windows side of the translation table (a build/mingw run under wine; not-built natively).
+"b2r-win32-busy@src/win32/caps.c@/case ERROR_BUSY: code = SHK_EBUSY; break;/d@os_error_codes@GetLastError ERROR_BUSY no longer SHK_EBUSY (falls through to SHK_EOS)"
 )
 
 restore=""

@@ -75,4 +75,8 @@ static const shk_test_child children[] = {
     SHK_TEST_CHILD(chunks_well_inside_the_deadline_all_finish_in_every_mode),
 };
 
-SHK_TEST_MAIN(tests, children)
+int main(int argc, char **argv) {
+  shk_worker_main(argc, argv); /* Windows: workers are this executable started again */
+  return shk_test_main(argc, argv, __FILE__, tests, sizeof tests / sizeof tests[0], children,
+                       sizeof children / sizeof children[0]);
+}
