@@ -60,6 +60,16 @@ int shk__os_protect(void *addr, size_t size, int prot) {
 
 int shk__os_memory_peek(const void *addr, void *buf, size_t n) {
   if (n == 0) return SHK_OK;
+  /* The pages' protection first: wine's ReadProcessMemory of the calling process reads
+   * PAGE_NOACCESS pages (measured); Windows refuses them with ERROR_PARTIAL_COPY. */
+  size_t ps = shk__os_caps_get()->page_size;
+  uintptr_t at = (uintptr_t)addr, first = at / ps * ps;
+  if (at + n < at) return shk__error_record_os(SHK_EFAULT, ERROR_INVALID_ADDRESS);
+  int prot = SHK__OS_PROT_NONE;
+  bool uniform = true;
+  int rc = shk__os_prot_query((void *)first, at + n - first, &prot, &uniform);
+  if (rc == SHK_EFAULT || (rc == SHK_OK && !(prot & SHK__OS_PROT_READ)))
+    return shk__error_record_os(SHK_EFAULT, ERROR_NOACCESS);
   SIZE_T got = 0;
   if (ReadProcessMemory(GetCurrentProcess(), addr, buf, n, &got) && got == n) return SHK_OK;
   DWORD err = GetLastError();

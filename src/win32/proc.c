@@ -6,6 +6,16 @@
 
 #include "win32.h"
 
+/* Coverage builds (ci/stages/46-coverage-wine.sh defines SHK_COVERAGE_DUMP): a process that ends
+ * with TerminateProcess runs no exit handler, so gcov's counters of this module are written
+ * first. Nothing in any other build. */
+#ifdef SHK_COVERAGE_DUMP
+void __gcov_dump(void);
+#define COVERAGE_DUMP() __gcov_dump()
+#else
+#define COVERAGE_DUMP() ((void)0)
+#endif
+
 int shk__os_self_path(char *buf, size_t size) {
   wchar_t wide[MAX_PATH * 2];
   DWORD n = GetModuleFileNameW(NULL, wide, (DWORD)(sizeof wide / sizeof wide[0]));
@@ -218,6 +228,7 @@ int shk__os_proc_open(int pid, shk__os_proc *proc) {
 
 /* A crash ends the process with the exception code, at once: no error dialog, no debugger. */
 static LONG WINAPI win32_crashed(EXCEPTION_POINTERS *info) {
+  COVERAGE_DUMP();
   TerminateProcess(GetCurrentProcess(), info->ExceptionRecord->ExceptionCode);
   return EXCEPTION_EXECUTE_HANDLER;
 }
@@ -228,6 +239,7 @@ void shk__os_crash_ends_process(void) {
 }
 
 _Noreturn void shk__os_exit_now(int code) {
+  COVERAGE_DUMP();
   TerminateProcess(GetCurrentProcess(), (UINT)code);
   ExitProcess((UINT)code); /* not reached */
 }
