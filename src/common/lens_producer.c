@@ -413,11 +413,11 @@ static bool claim_ring(shk_lens *lens, shk_lens_wire_ring *r, bool reader) {
   return false;
 }
 
-/* The first ring of the mapped parts that can be claimed (rings used before come first, lowest
- * index first, then fresh ones), claimed; NULL when none. */
-static shk_lens_wire_ring *claim_first(shk_lens *lens, bool reader) {
+/* The first ring of the mapped parts, below `limit`, that can be claimed (rings used before come
+ * first, lowest index first, then fresh ones), claimed; NULL when none. */
+static shk_lens_wire_ring *claim_first(shk_lens *lens, bool reader, uint32_t limit) {
   const shk__lens_space *s = &lens->space;
-  for (uint32_t i = 0; i < s->total; i++) {
+  for (uint32_t i = 0; i < s->total && i < limit; i++) {
     const shk__lens_part *part;
     shk_lens_wire_ring *r = shk__lens_space_slot(s, i, &part);
     if (!r || !claim_ring(lens, r, reader)) continue;
@@ -457,7 +457,10 @@ static shk_lens_wire_ring *take_ring(shk_lens *lens) {
    * grows by one extension (made here or by another producer) and the next pass claims in it. */
   for (;;) {
     shk__lens_space_follow(&lens->space);
-    shk_lens_wire_ring *r = claim_first(lens, reader);
+    /* Rings of extensions made earlier (before a 2.2 reader attached) it does not read either. */
+    const shk__lens_space *s = &lens->space;
+    uint32_t limit = s->parts > 1 && !extensions_read(lens) ? s->part[0].count : UINT32_MAX;
+    shk_lens_wire_ring *r = claim_first(lens, reader, limit);
     if (r || !extensions_read(lens) || shk__lens_space_grow(&lens->space, lens->identity) != SHK_OK)
       return r;
   }

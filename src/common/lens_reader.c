@@ -148,6 +148,9 @@ static int register_reader(shk_lens_reader *r) {
     if (atomic_compare_exchange_strong(slot, &current, r->pid)) break;
   }
   r->registered = true;
+  /* The last reader's count is not ours: zeroed before a producer can see this reader as one that
+   * reads extensions, so that none closing takes it for ours and removes names we have not mapped. */
+  shk__lens_store32(&r->hdr->reader_extensions, 0);
   /* Producers see the new generation and send their names again. The version word goes first,
    * naming the generation about to be: a producer that sees the generation sees that we read
    * extensions (2.3). */
@@ -175,10 +178,7 @@ static int lens_reader_open_impl(const char *name, const shk_lens_reader_options
     snprintf(r->name, sizeof r->name, "%s", name);
     snprintf(r->space.name, sizeof r->space.name, "%s", name); /* extensions can be followed */
     rc = register_reader(r);
-    if (rc == SHK_OK) {
-      shk__lens_store32(&r->hdr->reader_extensions, 0);
-      follow_extensions(r); /* those there now, before a producer closing could remove them */
-    }
+    if (rc == SHK_OK) follow_extensions(r); /* those there now, before a closing producer removes them */
   }
   if (rc != SHK_OK) {
     if (r) r->shm = NULL;
@@ -656,6 +656,7 @@ static uint32_t settle(shk_lens_reader *r, ring_state *rs, shk_lens_wire_ring *r
 
 /* The drained counters live in the reader's line of each ring: added once per ring and kind. */
 static void count_drained(shk_lens_reader *r, uint32_t i, size_t first) {
+  if (first == r->event_count) return; /* nothing drained: no ring to look up */
   uint64_t n[SHK_LENS_KIND_COUNT] = {0};
   for (size_t e = first; e < r->event_count; e++) n[r->events[e].kind]++;
   shk_lens_wire_ring *ring = shk__lens_space_ring(&r->space, i, NULL);
@@ -668,8 +669,11 @@ static void count_drained(shk_lens_reader *r, uint32_t i, size_t first) {
 static void follow_extensions(shk_lens_reader *r) {
   if (!shk__lens_space_behind(&r->space)) return; /* one load when nothing is new */
   shk__lens_space_follow(&r->space);
-  /* Producers closing wait for this before they remove names (or, on Windows, their handles). */
-  if (r->registered) shk__lens_store32(&r->hdr->reader_extensions, r->space.parts - 1);
+  /* Producers closing wait for this before they remove names (or, on Windows, their handles).
+   * After a refused extension nothing more is mapped: no producer is kept waiting for it. */
+  if (r->registered)
+    shk__lens_store32(&r->hdr->reader_extensions,
+                      r->space.stopped ? SHK_LENS_EXT_MAX : r->space.parts - 1);
   if (r->space.total <= r->rings_cap) return;
   ring_state *more = shk__realloc(r->rings, (size_t)r->space.total * sizeof *more);
   if (!more) return; /* the new rings wait for memory (ring_span() stops below them) */
