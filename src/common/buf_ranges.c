@@ -438,12 +438,8 @@ static bool shift_into_dead(size_t c, size_t i, shk__buf_range *node) {
     move_by_one(ch, j + 1, i - 1 - j, false); /* (j, i) down by one, over dead j */
     at = i - 1;
   }
-  ch->start[at] = node->start;
-  ch->end[at] = node->end;
-  ch->node[at] = node;
-  ch->dead--;
-  firsts[c] = ch->start[0];
-  note_place(ch, at, node);
+  revive(c, at, node);
+  firsts[c] = ch->start[0]; /* a move down may have put a new entry at slot 0 */
   return true;
 }
 
@@ -487,12 +483,8 @@ static int insert_locked(shk__buf_range *node) {
   if (chunk_count == 0) {
     chunk *ch = chunk_new();
     if (!ch) return SHK_ENOMEM;
-    ch->n = 1;
-    ch->dead = 0;
-    ch->start[0] = s;
-    ch->end[0] = node->end;
-    ch->node[0] = node;
-    note_place(ch, 0, node);
+    ch->n = ch->dead = 0;
+    place_in(ch, 0, node);
     int rc = table_insert(0, ch);
     if (rc != SHK_OK) chunk_free(ch);
     return rc;

@@ -26,6 +26,22 @@ static inline uint32_t shk__lens_load32(const uint32_t *p) {
 static inline uint64_t shk__lens_load64(const uint64_t *p) {
   return atomic_load_explicit(SHK__A64((uint64_t *)p), memory_order_acquire);
 }
+
+/* A field of a wire struct of `type` at `mem`, loaded as the protocol says (A: acquire), for
+ * memory that may be hostile or not yet aligned to the struct: through its offset only. */
+#define SHK__LENS_FIELD_AT(type, mem, field) \
+  ((const void *)((const unsigned char *)(mem) + offsetof(type, field)))
+#define SHK__LENS_FIELD32(type, mem, field) \
+  shk__lens_load32((const uint32_t *)SHK__LENS_FIELD_AT(type, mem, field))
+#define SHK__LENS_FIELD64(type, mem, field) \
+  shk__lens_load64((const uint64_t *)SHK__LENS_FIELD_AT(type, mem, field))
+
+/* In a check that explains itself: fills reason (when given) and returns code. */
+#define SHK__LENS_REFUSE(code, ...)                                                            \
+  do {                                                                                         \
+    if (reason) snprintf(reason, reason_size, __VA_ARGS__);                                    \
+    return (code);                                                                             \
+  } while (0)
 static inline void shk__lens_store32(uint32_t *p, uint32_t v) {
   atomic_store_explicit(SHK__A32(p), v, memory_order_release);
 }
@@ -180,8 +196,8 @@ void shk__lens_ext_name(const char *name, uint32_t k, char out[SHK_SHM_NAME_MAX 
  * SHK_EBUSY for magic 0) with what is wrong in reason. */
 int shk__lens_ext_check(const shk__lens_space *s, uint32_t k, const void *mem, size_t size,
                         char *reason, size_t reason_size);
-/* Removes the names of the extensions of `name` (1 .. ext_count, and one more: a creator may
- * have died before publishing it). */
+/* Removes the lens name `name` and the names of its extensions (1 .. ext_count, and one more: a
+ * creator may have died before publishing it). */
 void shk__lens_space_unlink(const char *name, uint32_t ext_count);
 /* Producers: makes the next extension (or waits for the producer making it). SHK_OK when an
  * extension beyond the ones mapped is published now (follow() maps it); SHK_ELIMIT at the limit

@@ -6,9 +6,9 @@
 
 #include "lens_internal.h"
 
-#define HDR_AT(mem, field) ((const unsigned char *)(mem) + offsetof(shk_lens_wire_header, field))
-#define HDR32(mem, field) shk__lens_load32((const uint32_t *)(const void *)HDR_AT(mem, field))
-#define HDR64(mem, field) shk__lens_load64((const uint64_t *)(const void *)HDR_AT(mem, field))
+#define HDR_AT(mem, field) SHK__LENS_FIELD_AT(shk_lens_wire_header, mem, field)
+#define HDR32(mem, field) SHK__LENS_FIELD32(shk_lens_wire_header, mem, field)
+#define HDR64(mem, field) SHK__LENS_FIELD64(shk_lens_wire_header, mem, field)
 
 bool shk__lens_pid_alive(uint32_t pid) {
   if (pid == 0 || pid > (uint32_t)INT_MAX) return false;
@@ -45,11 +45,7 @@ void shk__lens_layout_init(void *mem, size_t size, uint32_t ring_records, uint32
   shk__lens_store32(&h->magic, SHK_LENS_MAGIC);
 }
 
-#define REFUSE(code, ...)                                                                      \
-  do {                                                                                         \
-    if (reason) snprintf(reason, reason_size, __VA_ARGS__);                                    \
-    return (code);                                                                             \
-  } while (0)
+#define REFUSE SHK__LENS_REFUSE
 
 int shk__lens_layout_check(const void *mem, size_t size, char *reason, size_t reason_size) {
   if (reason && reason_size) reason[0] = '\0';

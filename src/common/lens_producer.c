@@ -321,10 +321,8 @@ void shk_lens_close(shk_lens *lens) {
   shk__lens_space_close(&lens->space);
   shk_shm_close(lens->shm);
   /* Handles of processes that are gone (killed) do not keep the name alive. */
-  if (live == 0 && !(lens->options.flags & SHK_LENS_KEEP_NAME)) {
-    shk__shm_unlink(lens->name);
+  if (live == 0 && !(lens->options.flags & SHK_LENS_KEEP_NAME))
     shk__lens_space_unlink(lens->name, extensions);
-  }
   free(lens);
 }
 

@@ -206,7 +206,6 @@ static void remove_orphaned_name(shk_lens_reader *r) {
     if (id != 0 && !shk__lens_identity_alive(id))
       atomic_compare_exchange_strong(SHK__LENS_SLOT(r->hdr, i), &id, 0);
   }
-  shk__shm_unlink(r->name);
   shk__lens_space_unlink(r->name, shk__lens_load32(&r->hdr->ext_count));
 }
 

@@ -7,22 +7,16 @@
 
 #include "lens_internal.h"
 
-#define EXT32(mem, field) \
-  shk__lens_load32((const uint32_t *)(const void *)((const unsigned char *)(mem) + \
-                                                   offsetof(shk_lens_wire_ext_header, field)))
-#define EXT64(mem, field) \
-  shk__lens_load64((const uint64_t *)(const void *)((const unsigned char *)(mem) + \
-                                                   offsetof(shk_lens_wire_ext_header, field)))
+#define EXT32(mem, field) SHK__LENS_FIELD32(shk_lens_wire_ext_header, mem, field)
+#define EXT64(mem, field) SHK__LENS_FIELD64(shk_lens_wire_ext_header, mem, field)
 
 uint32_t shk__lens_ext_rings(uint32_t main_count, uint32_t k) {
   if (k == 0 || k > SHK_LENS_EXT_MAX || main_count == 0 || main_count >= SHK_LENS_RINGS_MAX) return 0;
-  uint64_t total = main_count, count = 0;
-  for (uint32_t i = 1; i <= k; i++) {
-    count = (uint64_t)main_count << (i - 1);
-    if (count > SHK_LENS_RINGS_MAX - total) count = SHK_LENS_RINGS_MAX - total;
-    total += count;
-  }
-  return (uint32_t)count;
+  /* Each part holds as many rings as all before it: main << (k-1) of them before extension k,
+   * and as many in it, up to the limit in all. */
+  uint64_t before = (uint64_t)main_count << (k - 1);
+  if (before >= SHK_LENS_RINGS_MAX) return 0;
+  return (uint32_t)SHK__MIN(before, SHK_LENS_RINGS_MAX - before);
 }
 
 /* FNV-1a, 32 bits: what tells two long lens names with the same first characters apart. */
@@ -76,11 +70,7 @@ static void problem(shk__lens_space *s, const char *format, ...) {
   va_end(ap);
 }
 
-#define REFUSE(code, ...)                                                                      \
-  do {                                                                                         \
-    if (reason) snprintf(reason, reason_size, __VA_ARGS__);                                    \
-    return (code);                                                                             \
-  } while (0)
+#define REFUSE SHK__LENS_REFUSE
 
 int shk__lens_ext_check(const shk__lens_space *s, uint32_t k, const void *mem, size_t size,
                         char *reason, size_t reason_size) {
@@ -168,10 +158,9 @@ static bool map_next(shk__lens_space *s) {
 }
 
 uint32_t shk__lens_space_follow(shk__lens_space *s) {
-  if (s->stopped || !s->name[0]) return 0;
+  if (!shk__lens_space_behind(s)) return 0;
   const shk_lens_wire_header *h = s->part[0].mem;
-  uint32_t published = shk__lens_load32(&h->ext_count);
-  if (published <= s->parts - 1) return 0;
+  uint32_t published = shk__lens_load32(&h->ext_count); /* only grows: still past what we map */
   if (s->creation == 0) {
     problem(s,
              "the header publishes %u extensions but has no creation identity (0): refused",
@@ -281,6 +270,7 @@ void shk__lens_space_stats(const shk__lens_space *s, shk_lens_stats *out) {
 }
 
 void shk__lens_space_unlink(const char *name, uint32_t ext_count) {
+  shk__shm_unlink(name);
   uint32_t last = ext_count < SHK_LENS_EXT_MAX ? ext_count + 1 : SHK_LENS_EXT_MAX;
   char ext[SHK_SHM_NAME_MAX + 1];
   for (uint32_t k = 1; k <= last; k++) {
