@@ -56,7 +56,8 @@ extern const shk_buf_allocator shk__buf_shm_allocator;
 /* The segment name of a block made or adopted by the shm allocator. */
 const char *shk__buf_shm_block_name(const shk_buf_block *block);
 
-/* ---- live-range index (buf_ranges.c): sorted chunks, see there ---- */
+/* ---- live-range index (buf_ranges.c: sorted chunks, and small ranges by their block in
+ * buf_granules.c) ---- */
 
 typedef struct shk__buf_range {
   uintptr_t start, end; /* [start, end), never empty */
@@ -64,6 +65,9 @@ typedef struct shk__buf_range {
    * remove that finds the range still there skips both searches. Only a hint: later inserts
    * and compactions move entries, and the remove checks it before use. */
   uint32_t at_chunk, at_slot;
+  /* Kept by its block's record (buf_granules.h), piece at_slot there, rather than in the tree:
+   * set and read under the index's lock. */
+  bool in_granule;
 } shk__buf_range;
 
 /* Inserts [start, end) unless it overlaps a live range (SHK_EOVERLAP, nothing changes);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf_granules.h"
 #include "buf_internal.h"
 
 #define CHUNK_MAX 128
@@ -31,6 +32,14 @@ typedef struct chunk {
    * (consume+release with 100 000 live went from 175 to 320-350 ns). */
   shk__buf_range *node[CHUNK_MAX];
 } chunk;
+
+/* The node of every entry that reserves a block for its record of small ranges
+ * (buf_granules.h): [block start, block end), so that no range of the tree lies in a block that
+ * has a record, and a range that would is seen to meet it. One node for all of them: such an
+ * entry is known by this node and its start. Its place hints mean nothing. */
+static shk__buf_range marker;
+
+static inline bool is_marker(const shk__buf_range *node) { return node == &marker; }
 
 /* A spin lock rather than an OS mutex: uncontended it costs one atomic exchange and one store
  * (a mutex pair cost about 10 ns of each create+release), and it needs no set-up. Sections are
@@ -98,7 +107,9 @@ static inline void unlock_checked(void) {
 static chunk **chunks;
 static uintptr_t *firsts;
 static size_t chunk_count, chunk_capacity;
-static size_t range_count;
+static size_t tree_count;   /* live entries of the tree, markers included */
+static size_t marker_count; /* of which markers */
+static size_t small_count;  /* ranges held by block records */
 
 /* Each chunk's number for its whole life, so that a range's hint (shk__buf_range.at_chunk)
  * still names its chunk after the table has moved (a chunk added or dropped before it): by_id[]
@@ -122,16 +133,24 @@ static bool grow_pair(void **a, size_t a_size, void **b, size_t b_size, size_t *
   return true;
 }
 
+/* A chunk allocated ahead (tree_reserve), used by the next chunk_new. */
+static chunk *spare_chunk;
+
+/* Makes room for one more chunk number. */
+static bool id_room(void) {
+  if (free_id_count > 0 || id_count < id_capacity) return true;
+  void *ids = by_id, *frees = free_ids;
+  bool grown = grow_pair(&ids, sizeof *by_id, &frees, sizeof *free_ids, &id_capacity);
+  by_id = ids;
+  free_ids = frees;
+  return grown;
+}
+
 static chunk *chunk_new(void) {
-  if (free_id_count == 0 && id_count == id_capacity) {
-    void *ids = by_id, *frees = free_ids;
-    bool grown = grow_pair(&ids, sizeof *by_id, &frees, sizeof *free_ids, &id_capacity);
-    by_id = ids;
-    free_ids = frees;
-    if (!grown) return NULL;
-  }
-  chunk *ch = shk__malloc(sizeof *ch);
+  if (!id_room()) return NULL;
+  chunk *ch = spare_chunk ? spare_chunk : shk__malloc(sizeof *ch);
   if (!ch) return NULL;
+  spare_chunk = NULL;
   for (size_t i = 0; i < CHUNK_MAX; i++) ch->start[i] = NO_START;
   ch->id = free_id_count ? free_ids[--free_id_count] : (uint32_t)id_count++;
   by_id[ch->id] = ch;
@@ -246,7 +265,8 @@ static inline bool dead_at(const chunk *ch, size_t i) { return ch->end[i] == 0; 
  * When nothing overlaps, no live start lies in [s, e) (dead ones may, see the insert). The
  * answer is the end of the nearest live entry at or before that slot, looked for leftwards
  * across dead entries (and into earlier chunks, each of which holds a live entry). */
-static bool overlaps_locked(uintptr_t s, uintptr_t e, size_t *at_chunk, size_t *at_slot) {
+static bool overlaps_locked(uintptr_t s, uintptr_t e, size_t *at_chunk, size_t *at_slot,
+                            const shk__buf_range **blocker, uintptr_t *blocker_start) {
   /* The range with the largest start < e, i.e. start <= e - 1 (e > s >= 0, so e >= 1). */
   size_t c = firsts_count_le(e - 1);
   *at_chunk = 0;
@@ -258,7 +278,11 @@ static bool overlaps_locked(uintptr_t s, uintptr_t e, size_t *at_chunk, size_t *
   *at_slot = i;
   for (;;) {
     while (i > 0 && dead_at(ch, i - 1)) i--;
-    if (i > 0) return ch->end[i - 1] > s;
+    if (i > 0) {
+      *blocker = ch->node[i - 1];
+      *blocker_start = ch->start[i - 1];
+      return ch->end[i - 1] > s;
+    }
     if (c == 0) return false;
     ch = chunks[--c];
     i = ch->n;
@@ -273,22 +297,34 @@ static inline void shift_up(void *a, size_t size, size_t i, size_t n) {
 }
 
 /* Makes room for a chunk at table index at. SHK_ENOMEM. */
+/* Makes the table hold one more chunk. SHK_ENOMEM. */
+static int table_room(void) {
+  if (chunk_count < chunk_capacity) return SHK_OK;
+  void *table = chunks, *starts = firsts;
+  size_t old_capacity = chunk_capacity;
+  bool grown = grow_pair(&table, sizeof *chunks, &starts, sizeof *firsts, &chunk_capacity);
+  chunks = table;
+  firsts = starts;
+  if (!grown) return SHK_ENOMEM;
+  for (size_t i = old_capacity; i < chunk_capacity; i++) firsts[i] = NO_START;
+  return SHK_OK;
+}
+
 static int table_insert(size_t at, chunk *ch) {
-  if (chunk_count == chunk_capacity) {
-    void *table = chunks, *starts = firsts;
-    size_t old_capacity = chunk_capacity;
-    bool grown = grow_pair(&table, sizeof *chunks, &starts, sizeof *firsts, &chunk_capacity);
-    chunks = table;
-    firsts = starts;
-    if (!grown) return SHK_ENOMEM;
-    for (size_t i = old_capacity; i < chunk_capacity; i++) firsts[i] = NO_START;
-  }
+  if (table_room() != SHK_OK) return SHK_ENOMEM;
   memmove(chunks + at + 1, chunks + at, (chunk_count - at) * sizeof *chunks);
   memmove(firsts + at + 1, firsts + at, (chunk_count - at) * sizeof *firsts);
   chunks[at] = ch;
   firsts[at] = ch->start[0];
   chunk_count++;
   return SHK_OK;
+}
+
+/* Makes sure that a few inserts (up to a chunk's half) can go without allocating: the table and
+ * the chunk numbers have room for one more chunk, and a chunk is allocated ahead. SHK_ENOMEM. */
+static int tree_reserve(void) {
+  if (!spare_chunk && !(spare_chunk = shk__malloc(sizeof *spare_chunk))) return SHK_ENOMEM;
+  return id_room() ? table_room() : SHK_ENOMEM;
 }
 
 static void table_remove(size_t at) {
@@ -505,13 +541,14 @@ static int insert_locked(shk__buf_range *node) {
 }
 
 /* Finds node's entry: *ch and *i. First where its hint says (a node is indexed at most once, so
- * finding it there is proof), then by its start in the hinted chunk (an insert before it or a
- * compaction moved it within the chunk), then by the two searches (a split or merge moved it). */
+ * finding it there is proof; the start is compared too, for the one node of all markers), then by
+ * its start in the hinted chunk (an insert before it or a compaction moved it within the chunk),
+ * then by the two searches (a split or merge moved it). */
 static bool find_entry(const shk__buf_range *node, chunk **out, size_t *slot) {
   chunk *ch = node->at_chunk < id_count ? by_id[node->at_chunk] : NULL;
   if (ch) {
     size_t i = node->at_slot;
-    if (i < ch->n && ch->node[i] == node) {
+    if (i < ch->n && ch->node[i] == node && ch->start[i] == node->start) {
       *out = ch;
       *slot = i;
       return true;
@@ -520,7 +557,7 @@ static bool find_entry(const shk__buf_range *node, chunk **out, size_t *slot) {
   for (int tries = 0; tries < 2; tries++) {
     if (tries == 1 || !ch) ch = chunks[chunk_for(node->start)];
     size_t i = chunk_count_le(ch, node->start);
-    if (i > 0 && ch->node[i - 1] == node) {
+    if (i > 0 && ch->node[i - 1] == node && ch->start[i - 1] == node->start) {
       *out = ch;
       *slot = i - 1;
       return true;
@@ -548,15 +585,15 @@ static size_t table_index_of(const chunk *ch, uintptr_t s) {
 /* Marks node's entry dead; a chunk left with only dead entries goes (the last one stays, empty,
  * so that one buffer made and ended in a loop does not allocate a chunk each time), one with too
  * many is compacted and merged with a thin neighbour. */
-static void remove_locked(const shk__buf_range *node) {
+static bool remove_locked(const shk__buf_range *node) {
   chunk *ch;
   size_t i;
-  if (chunk_count == 0 || !find_entry(node, &ch, &i)) return;
+  if (chunk_count == 0 || !find_entry(node, &ch, &i)) return false;
   ch->end[i] = 0;
   ch->node[i] = NULL;
   ch->dead++;
-  range_count--;
-  if (ch->dead * DEAD_MOST_DEN <= ch->n * DEAD_MOST_NUM) return;
+  tree_count--;
+  if (ch->dead * DEAD_MOST_DEN <= ch->n * DEAD_MOST_NUM) return true;
   size_t c = table_index_of(ch, node->start);
   if (ch->dead == ch->n) {
     if (chunk_count > 1) table_remove(c);
@@ -564,7 +601,7 @@ static void remove_locked(const shk__buf_range *node) {
       clear_tail(ch, 0, ch->n);
       ch->n = ch->dead = 0;
     }
-    return;
+    return true;
   }
   compact(c);
   /* Merge thin neighbours so the table does not fill with nearly empty chunks. */
@@ -577,6 +614,7 @@ static void remove_locked(const shk__buf_range *node) {
     ch->dead += next->dead;
     table_remove(c + 1);
   }
+  return true;
 }
 
 /* ---- consistency (SHK_DEBUG=buf) ---- */
@@ -585,8 +623,15 @@ static void remove_locked(const shk__buf_range *node) {
  * non-empty and ending at or before the next live start, firsts[] agreeing, dead counts right,
  * no chunk without a live entry but a lone last one, each node holding the range indexed for
  * it, and the count right. Reports each fault; how many. */
+/* What is wrong with a marker entry [s, e), or NULL. */
+static const char *marker_fault(uintptr_t s, uintptr_t e) {
+  if (s & (SHK__GRANULE_SIZE - 1) || e - s != SHK__GRANULE_SIZE) return "reserves no whole block";
+  if (!shk__granule_find(shk__granule_of(s))) return "reserves a block with no record";
+  return NULL;
+}
+
 static size_t check_locked(void) {
-  size_t faults = 0, total = 0;
+  size_t faults = 0, total = 0, markers = 0;
   uintptr_t prev_start = 0, prev_end = 0;
   for (size_t c = 0; c < chunk_count; c++) {
     const chunk *ch = chunks[c];
@@ -622,6 +667,8 @@ static size_t check_locked(void) {
       else if (!node) what = "is live but names no buffer";
       else if (ch->end[i] <= ch->start[i]) what = "is empty or reversed";
       else if (ch->start[i] < prev_end) what = "overlaps the live one before";
+      else if (is_marker(node)) what = marker_fault(ch->start[i], ch->end[i]);
+      else if (node->in_granule) what = "is also in a block record";
       else if (node->start != ch->start[i] || node->end != ch->end[i]) what = "disagrees with its buffer";
       if (what) {
         shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: chunk %lu slot %lu "
@@ -634,6 +681,7 @@ static size_t check_locked(void) {
       }
       prev_start = ch->start[i];
       if (!dead_at(ch, i)) prev_end = ch->end[i];
+      markers += !dead_at(ch, i) && is_marker(node);
     }
     total += ch->n - ch->dead;
   }
@@ -644,9 +692,15 @@ static size_t check_locked(void) {
     faults++;
     break;
   }
-  if (total != range_count) {
-    shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: %lu ranges held, %lu counted",
-                      (unsigned long)total, (unsigned long)range_count);
+  size_t held = 0;
+  faults += shk__granules_check(&held);
+  if (total != tree_count || markers != marker_count || held != small_count ||
+      marker_count != shk__granule_used) {
+    shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: %lu entries in the tree (%lu "
+                      "reserving blocks), %lu ranges in %lu block records; counted %lu (%lu), %lu",
+                      (unsigned long)total, (unsigned long)markers, (unsigned long)held,
+                      (unsigned long)shk__granule_used, (unsigned long)tree_count,
+                      (unsigned long)marker_count, (unsigned long)small_count);
     faults++;
   }
   return faults;
@@ -656,7 +710,7 @@ static size_t check_locked(void) {
  * change, so that a debug run with many buffers stays usable. */
 static SHK__NOINLINE void debug_check_now(void) {
   static size_t changes;
-  if (range_count <= 4096 || ++changes % 1024 == 0) check_locked();
+  if (tree_count + small_count <= 4096 || ++changes % 1024 == 0) check_locked();
 }
 
 /* Inline, so that with SHK_DEBUG off a change pays one load and one branch, not a call. */
@@ -689,25 +743,138 @@ static bool insert_at_finger(shk__buf_range *node) {
   return true;
 }
 
-int shk__buf_ranges_insert_seen(shk__buf_range *node, bool *observed) {
+
+/* Puts node in the tree. SHK_EOVERLAP with the live entry that overlaps it (*blocker, starting at
+ * *blocker_start), SHK_ENOMEM. */
+static int tree_insert_locked(shk__buf_range *node, const shk__buf_range **blocker,
+                              uintptr_t *blocker_start) {
   node->at_chunk = UINT32_MAX; /* no place until one is found */
-  lock();
-  int rc = SHK_EOVERLAP;
   size_t c, i;
-  if (insert_at_finger(node)) {
-    rc = SHK_OK;
-    range_count++;
-    debug_check_locked();
-  } else if (!overlaps_locked(node->start, node->end, &c, &i)) {
-    /* The slot found for e - 1 is the slot for s unless dead starts lie in (s, e): then the
-     * general way looks again. */
-    if (chunk_count > 0 && (i == 0 || chunks[c]->start[i - 1] <= node->start) && put(c, i, node))
-      rc = SHK_OK;
-    else
-      rc = insert_locked(node);
-    if (rc == SHK_OK) range_count++;
-    debug_check_locked();
+  int rc = SHK_OK;
+  if (insert_at_finger(node)) rc = SHK_OK;
+  else if (overlaps_locked(node->start, node->end, &c, &i, blocker, blocker_start))
+    return SHK_EOVERLAP;
+  /* The slot found for e - 1 is the slot for s unless dead starts lie in (s, e): then the
+   * general way looks again. */
+  else if (!(chunk_count > 0 && (i == 0 || chunks[c]->start[i - 1] <= node->start) &&
+             put(c, i, node)))
+    rc = insert_locked(node);
+  if (rc == SHK_OK) tree_count++;
+  return rc;
+}
+
+/* ---- small ranges: block records (buf_granules.h) and their reservations in the tree ---- */
+
+static void marker_at(uintptr_t g) {
+  marker.start = g << SHK__GRANULE_BITS;
+  marker.end = marker.start + SHK__GRANULE_SIZE;
+}
+
+/* Reserves block g in the tree for its record. SHK_EOVERLAP when a range of the tree lies in it,
+ * SHK_ENOMEM. */
+static int marker_insert(uintptr_t g) {
+  const shk__buf_range *blocker;
+  uintptr_t at;
+  marker_at(g);
+  int rc = tree_insert_locked(&marker, &blocker, &at);
+  if (rc == SHK_OK) marker_count++;
+  return rc;
+}
+
+static void marker_remove(uintptr_t g) {
+  marker_at(g);
+  if (remove_locked(&marker)) marker_count--;
+}
+
+/* An empty record leaves, with its block's reservation. */
+static void record_drop(shk__granule *r) {
+  marker_remove(r->key - 1);
+  shk__granules_drop(r);
+}
+
+/* The record of block g, made when missing (a table without room is first rebuilt without its
+ * empty records). SHK_EOVERLAP when a range of the tree lies in the block, SHK_ENOMEM. */
+static int record_for(uintptr_t g, shk__granule **out) {
+  shk__granule *r = shk__granule_find(g);
+  if (!r) {
+    if (!shk__granule_has_room() && shk__granules_rebuild(marker_remove) != SHK_OK)
+      return SHK_ENOMEM;
+    int rc = marker_insert(g);
+    if (rc != SHK_OK) return rc;
+    r = shk__granules_add(g);
   }
+  *out = r;
+  return SHK_OK;
+}
+
+/* Moves the ranges of record r to the tree, and drops r: a range of the tree is to lie in its
+ * block, or r is full. They cannot fail there: the tree has room reserved for them, and with the
+ * block's reservation gone nothing else in the tree lies in the block. SHK_ENOMEM before any
+ * change. */
+static int record_to_tree(shk__granule *r) {
+  if (tree_reserve() != SHK_OK) return SHK_ENOMEM;
+  shk__buf_range *moved[SHK__GRANULE_PIECES];
+  unsigned n = 0;
+  for (unsigned k = 0; k < SHK__GRANULE_PIECES; k++)
+    if (r->live >> k & 1 && shk__granule_take(r, r->node[k], k)) moved[n++] = r->node[k];
+  record_drop(r);
+  small_count -= n;
+  for (unsigned k = 0; k < n; k++) {
+    const shk__buf_range *blocker;
+    uintptr_t at;
+    moved[k]->in_granule = false;
+    (void)tree_insert_locked(moved[k], &blocker, &at);
+  }
+  return SHK_OK;
+}
+
+/* Puts node in the tree; a block record in the way whose ranges node does not overlap makes
+ * room: an empty one leaves, another moves its ranges to the tree. SHK_EOVERLAP, SHK_ENOMEM. */
+static int insert_exact(shk__buf_range *node) {
+  for (;;) {
+    const shk__buf_range *blocker = NULL;
+    uintptr_t at = 0;
+    int rc = tree_insert_locked(node, &blocker, &at);
+    if (rc != SHK_EOVERLAP || !is_marker(blocker)) return rc;
+    shk__granule *r = shk__granule_find(shk__granule_of(at));
+    if (!r) return SHK_EOVERLAP; /* a reservation with no record: reported by the check */
+    uintptr_t lo = node->start > at ? node->start - at : 0;
+    uintptr_t last = node->end - at >= SHK__GRANULE_SIZE ? SHK__GRANULE_SIZE - 1 : node->end - 1 - at;
+    if (shk__granule_overlaps(r, (unsigned)lo, (unsigned)last)) return SHK_EOVERLAP;
+    if (!r->live) record_drop(r);
+    else if (record_to_tree(r) != SHK_OK) return SHK_ENOMEM;
+  }
+}
+
+/* insert_small's answer that node goes to the tree: a range of the tree lies in its block, or
+ * the block's record was full (its ranges went to the tree). */
+#define TO_TREE 1
+
+/* Puts node, which lies in one block, in the block's record. SHK_OK, SHK_EOVERLAP (a range there
+ * overlaps it), SHK_ENOMEM or TO_TREE. */
+static int insert_small(shk__buf_range *node) {
+  shk__granule *r;
+  int rc = record_for(shk__granule_of(node->start), &r);
+  if (rc != SHK_OK) return rc == SHK_EOVERLAP ? TO_TREE : rc;
+  unsigned lo = (unsigned)(node->start & (SHK__GRANULE_SIZE - 1));
+  unsigned last = (unsigned)((node->end - 1) & (SHK__GRANULE_SIZE - 1));
+  if (shk__granule_overlaps(r, lo, last)) return SHK_EOVERLAP;
+  unsigned at = shk__granule_put(r, lo, last, node);
+  if (at == SHK__GRANULE_PIECES) return record_to_tree(r) == SHK_OK ? TO_TREE : SHK_ENOMEM;
+  node->in_granule = true;
+  node->at_slot = at;
+  small_count++;
+  return SHK_OK;
+}
+
+/* ---- the index's functions (buf_internal.h) ---- */
+
+int shk__buf_ranges_insert_seen(shk__buf_range *node, bool *observed) {
+  node->in_granule = false;
+  lock();
+  int rc = shk__granule_holds(node->start, node->end) ? insert_small(node) : TO_TREE;
+  if (rc == TO_TREE) rc = insert_exact(node);
+  debug_check_locked();
   /* Read under the lock: see shk__buf_ranges_walk. */
   *observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
   unlock_checked();
@@ -721,7 +888,13 @@ int shk__buf_ranges_insert(shk__buf_range *node) {
 
 bool shk__buf_ranges_remove(shk__buf_range *node) {
   lock();
-  remove_locked(node);
+  if (!node->in_granule) {
+    remove_locked(node);
+  } else {
+    shk__granule *r = shk__granule_find(shk__granule_of(node->start));
+    if (r && shk__granule_take(r, node, node->at_slot)) small_count--;
+    node->in_granule = false;
+  }
   debug_check_locked();
   bool observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
   unlock_checked();
@@ -734,18 +907,19 @@ size_t shk__buf_ranges_walk(void (*fn)(shk__buf_range *node, void *ctx), void *c
   for (size_t c = 0; c < chunk_count; c++) {
     const chunk *ch = chunks[c];
     for (size_t i = 0; i < ch->n; i++) {
-      if (dead_at(ch, i)) continue;
+      if (dead_at(ch, i) || is_marker(ch->node[i])) continue;
       fn(ch->node[i], ctx);
       n++;
     }
   }
+  n += shk__granules_walk(fn, ctx);
   unlock_checked();
   return n;
 }
 
 size_t shk__buf_ranges_count(void) {
   lock();
-  size_t n = range_count;
+  size_t n = tree_count - marker_count + small_count;
   unlock_checked();
   return n;
 }
