@@ -303,11 +303,11 @@ static void a_range_between_packed_ones_spreads_the_chunk_and_neighbours_stay_ex
   assert_int_equal(shk__buf_ranges_insert(&b), SHK_OK);
   /* b and d go after their hints were made stale: each found by its start, among the dead
    * entries beside it. */
-  b.at_slot = 0;
+  b.blocks.at_slot = 0;
   shk__buf_ranges_remove(&b);
   assert_int_equal(shk__buf_ranges_count(), base_count + 3);
   assert_int_equal(shk__buf_ranges_insert(&b), SHK_OK);
-  d.at_slot = 0;
+  d.blocks.at_slot = 0;
   shk__buf_ranges_remove(&d);
   assert_int_equal(shk__buf_ranges_count(), base_count + 3);
   assert_int_equal(try_insert(BASE + 120, BASE + 130), SHK_OK);

@@ -1,5 +1,6 @@
-/* The table of block records for small ranges (buf_granules.h): adding, dropping, rebuilding,
- * the walk and the consistency check. Every function runs under the range index's lock. */
+/* The table of block records (buf_granules.h): a block's further records, adding, dropping,
+ * rebuilding, the walk and the consistency check. Every function runs under the range index's
+ * lock. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,37 +20,81 @@ static void *table_block;
 /* first_free[mask]: the lowest clear bit of a live mask of SHK__GRANULE_PIECES bits. */
 #define LOWEST_CLEAR(m) \
   ((m) & 1 ? ((m) & 2 ? ((m) & 4 ? ((m) & 8 ? ((m) & 16 ? 5 : 4) : 3) : 2) : 1) : 0)
-#define FOUR_FROM(m) LOWEST_CLEAR(m), LOWEST_CLEAR((m) + 1), LOWEST_CLEAR((m) + 2), LOWEST_CLEAR((m) + 3)
+#define FOUR_FROM(m) \
+  LOWEST_CLEAR(m), LOWEST_CLEAR((m) + 1), LOWEST_CLEAR((m) + 2), LOWEST_CLEAR((m) + 3)
 #define SIXTEEN_FROM(m) FOUR_FROM(m), FOUR_FROM((m) + 4), FOUR_FROM((m) + 8), FOUR_FROM((m) + 12)
-const uint8_t shk__granule_first_free[1u << SHK__GRANULE_PIECES] = {SIXTEEN_FROM(0), SIXTEEN_FROM(16)};
+const uint8_t shk__granule_first_free[1u << SHK__GRANULE_PIECES] = {SIXTEEN_FROM(0),
+                                                                    SIXTEEN_FROM(16)};
+
+/* The block and the record number of a key. */
+static uintptr_t block_of(uintptr_t key) { return (key - 1) >> SHK__GRANULE_CHAIN_BITS; }
+static unsigned number_of(uintptr_t key) {
+  return (unsigned)((key - 1) & ((1u << SHK__GRANULE_CHAIN_BITS) - 1));
+}
+
+/* The record after r (of block g), which r says exists. */
+static shk__granule *next_of(const shk__granule *r, uintptr_t g) {
+  return shk__granule_find(shk__granule_key(g, number_of(r->key) + 1));
+}
 
 /* Puts a copy of record r in table t (mask m, shift sh), at its first free slot from home. */
 static shk__granule *place(shk__granule *t, size_t m, unsigned sh, const shk__granule *r) {
-  uintptr_t g = r->key - 1;
-  size_t i = (size_t)(((uint64_t)g * UINT64_C(0x9E3779B97F4A7C15)) >> sh);
+  size_t i = (size_t)(((uint64_t)r->key * UINT64_C(0x9E3779B97F4A7C15)) >> sh);
   while (t[i].key) i = (i + 1) & m;
   t[i] = *r;
   return &t[i];
 }
 
-shk__granule *shk__granules_add(uintptr_t g) {
+static shk__granule *add_key(uintptr_t key) {
   shk__granule r;
   memset(&r, 0, sizeof r);
-  r.key = g + 1;
+  r.key = key;
   shk__granule_used++;
   shk__granule_empty++;
   return place(shk__granule_table, shk__granule_mask, shk__granule_shift, &r);
 }
 
+shk__granule *shk__granules_add(uintptr_t g) { return add_key(shk__granule_key(g, 0)); }
+
+bool shk__granule_chain_overlaps(const shk__granule *r, uintptr_t g, unsigned lo, unsigned last) {
+  while (r->more) {
+    r = next_of(r, g);
+    if (!r) return false; /* a broken chain: reported by the check */
+    if (shk__granule_overlaps(r, lo, last)) return true;
+  }
+  return false;
+}
+
+unsigned shk__granule_chain_put(shk__granule *r, uintptr_t g, unsigned lo, unsigned last,
+                                shk__buf_range *node) {
+  while (shk__granule_first_free[r->live] == SHK__GRANULE_PIECES) {
+    if (!r->more) {
+      /* Adding moves no record, so r stays where it is. */
+      shk__granule *next = add_key(shk__granule_key(g, number_of(r->key) + 1));
+      r->more = true;
+      r = next;
+      break;
+    }
+    r = next_of(r, g);
+  }
+  return number_of(r->key) * SHK__GRANULE_PIECES + shk__granule_put(r, g, lo, last, node);
+}
+
+bool shk__granules_block_empty(const shk__granule *r, uintptr_t g) {
+  for (; r; r = r->more ? next_of(r, g) : NULL)
+    if (r->live) return false;
+  return true;
+}
+
 /* Linear probing's deletion: the records after the gap that may not sit past it (their home is
  * not in the cyclic stretch (gap, slot]) move back into it, so that no search stops early. */
-void shk__granules_drop(shk__granule *r) {
+static void drop(shk__granule *r) {
   shk__granule *t = shk__granule_table;
   size_t m = shk__granule_mask, gap = (size_t)(r - t);
   shk__granule_used--;
   shk__granule_empty--;
   for (size_t i = (gap + 1) & m; t[i].key; i = (i + 1) & m) {
-    size_t home = shk__granule_home(t[i].key - 1);
+    size_t home = shk__granule_home(t[i].key);
     bool stays = gap <= i ? (gap < home && home <= i) : (gap < home || home <= i);
     if (stays) continue;
     t[gap] = t[i];
@@ -58,8 +103,21 @@ void shk__granules_drop(shk__granule *r) {
   t[gap].key = 0;
 }
 
+void shk__granules_drop_block(uintptr_t g) {
+  for (unsigned k = 0;; k++) {
+    shk__granule *r = shk__granule_find(shk__granule_key(g, k));
+    if (!r) return;
+    bool more = r->more;
+    drop(r);
+    if (!more) return;
+  }
+}
+
 int shk__granules_rebuild(void (*dropped)(uintptr_t g)) {
-  size_t keep = shk__granule_used - shk__granule_empty;
+  const shk__granule *old = shk__granule_table;
+  size_t keep = 0;
+  for (size_t i = 0; old && i <= shk__granule_mask; i++)
+    if (old[i].key) keep += !shk__granules_block_empty(shk__granule_find(shk__granule_key(block_of(old[i].key), 0)), block_of(old[i].key));
   /* At most a quarter full after, so that as many records again can come before the next. */
   size_t slots = TABLE_MIN;
   while (slots < 4 * (keep + 1)) slots *= 2;
@@ -67,11 +125,17 @@ int shk__granules_rebuild(void (*dropped)(uintptr_t g)) {
   if (!block) return SHK_ENOMEM;
   shk__granule *t = (shk__granule *)(((uintptr_t)block + 63) & ~(uintptr_t)63);
   unsigned sh = 64 - shk__bit_length(slots - 1);
-  for (size_t i = 0; shk__granule_table && i <= shk__granule_mask; i++) {
-    const shk__granule *r = &shk__granule_table[i];
+  size_t empty = 0;
+  for (size_t i = 0; old && i <= shk__granule_mask; i++) {
+    const shk__granule *r = &old[i];
     if (!r->key) continue;
-    if (r->live) place(t, slots - 1, sh, r);
-    else dropped(r->key - 1);
+    uintptr_t g = block_of(r->key);
+    if (!shk__granules_block_empty(shk__granule_find(shk__granule_key(g, 0)), g)) {
+      place(t, slots - 1, sh, r);
+      empty += r->live == 0;
+    } else if (number_of(r->key) == 0) {
+      dropped(g);
+    }
   }
   free(table_block);
   table_block = block;
@@ -79,7 +143,7 @@ int shk__granules_rebuild(void (*dropped)(uintptr_t g)) {
   shk__granule_mask = slots - 1;
   shk__granule_shift = sh;
   shk__granule_used = keep;
-  shk__granule_empty = 0;
+  shk__granule_empty = empty;
   return SHK_OK;
 }
 
@@ -87,8 +151,9 @@ size_t shk__granules_walk(void (*fn)(shk__buf_range *node, void *ctx), void *ctx
   size_t n = 0;
   for (size_t i = 0; shk__granule_table && i <= shk__granule_mask; i++) {
     const shk__granule *r = &shk__granule_table[i];
+    uintptr_t base = r->key ? block_of(r->key) << SHK__GRANULE_BITS : 0;
     for (unsigned k = 0; r->key && k < SHK__GRANULE_PIECES; k++) {
-      if (!(r->live >> k & 1)) continue;
+      if (!(r->live >> k & 1) || r->node[k]->start != base + r->lo[k]) continue;
       fn(r->node[k], ctx);
       n++;
     }
@@ -96,43 +161,68 @@ size_t shk__granules_walk(void (*fn)(shk__buf_range *node, void *ctx), void *ctx
   return n;
 }
 
-/* What is wrong with live piece k of record r, or NULL. */
-static const char *piece_fault(const shk__granule *r, unsigned k) {
-  const shk__buf_range *node = r->node[k];
-  uintptr_t base = (r->key - 1) << SHK__GRANULE_BITS;
+/* What is wrong with live piece i of record r, or NULL. */
+static const char *piece_fault(const shk__granule *r, unsigned i) {
+  const shk__buf_range *node = r->node[i];
+  uintptr_t g = block_of(r->key), base = g << SHK__GRANULE_BITS;
+  unsigned at = number_of(r->key) * SHK__GRANULE_PIECES + i;
   if (!node) return "names no buffer";
-  if (!node->in_granule || node->at_slot != k) return "is not where its buffer says";
-  if (node->start != base + r->lo[k] || node->end != base + r->last[k] + 1)
-    return "disagrees with its buffer";
-  if (r->lo[k] > r->last[k]) return "is empty or reversed";
-  for (unsigned j = 0; j < k; j++)
-    if (r->live >> j & 1 && r->lo[j] <= r->last[k] && r->last[j] >= r->lo[k])
-      return "overlaps another piece";
+  if (r->lo[i] > r->last[i]) return "is empty or reversed";
+  bool head = shk__granule_of(node->start) == g;
+  if (!head && shk__granule_of(node->end - 1) != g) return "lies outside its buffer";
+  if ((head ? node->head_at : node->tail_at) != at) return "is not where its buffer says";
+  uintptr_t lo = node->start > base ? node->start : base;
+  uintptr_t end = node->end < base + SHK__GRANULE_SIZE ? node->end : base + SHK__GRANULE_SIZE;
+  if (base + r->lo[i] != lo || base + r->last[i] + 1 != end) return "disagrees with its buffer";
+  if (end - lo == SHK__GRANULE_SIZE) return "fills its block (it belongs in the tree)";
   return NULL;
 }
 
-size_t shk__granules_check(size_t *ranges) {
+/* Whether a live piece of the records of block g before r overlaps piece i of r. */
+static bool overlaps_earlier(const shk__granule *r, unsigned i) {
+  uintptr_t g = block_of(r->key);
+  for (unsigned j = 0; j < i; j++)
+    if (r->live >> j & 1 && r->lo[j] <= r->last[i] && r->last[j] >= r->lo[i]) return true;
+  for (unsigned k = 0; k < number_of(r->key); k++) {
+    const shk__granule *e = shk__granule_find(shk__granule_key(g, k));
+    if (e && shk__granule_overlaps(e, r->lo[i], r->last[i])) return true;
+  }
+  return false;
+}
+
+size_t shk__granules_check(size_t *pieces, size_t *blocks) {
   size_t faults = 0, used = 0, empty = 0;
-  *ranges = 0;
-  for (size_t i = 0; shk__granule_table && i <= shk__granule_mask; i++) {
-    const shk__granule *r = &shk__granule_table[i];
+  *pieces = *blocks = 0;
+  for (size_t s = 0; shk__granule_table && s <= shk__granule_mask; s++) {
+    const shk__granule *r = &shk__granule_table[s];
     if (!r->key) continue;
+    uintptr_t g = block_of(r->key);
+    unsigned k = number_of(r->key);
     used++;
     empty += r->live == 0;
-    if (r->live & ~SHK__GRANULE_ALL || shk__granule_find(r->key - 1) != r) {
-      shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: block record %lu cannot be "
-                        "found or has a bad mask 0x%x", (unsigned long)i, (unsigned)r->live);
+    *blocks += k == 0;
+    const char *what = NULL;
+    if (r->live >> SHK__GRANULE_PIECES) what = "has a bad mask";
+    else if (shk__granule_find(r->key) != r) what = "cannot be found";
+    else if (k >= SHK__GRANULE_CHAIN_MAX) what = "is past the most a block needs";
+    else if (k > 0 && !shk__granule_find(shk__granule_key(g, k - 1))) what = "follows none";
+    else if (r->more && !next_of(r, g)) what = "says another follows, which is missing";
+    if (what) {
+      shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: record %u of block 0x%llx %s",
+                        k, (unsigned long long)(g << SHK__GRANULE_BITS), what);
       faults++;
       continue;
     }
-    for (unsigned k = 0; k < SHK__GRANULE_PIECES; k++) {
-      if (!(r->live >> k & 1)) continue;
-      (*ranges)++;
-      const char *what = piece_fault(r, k);
+    for (unsigned i = 0; i < SHK__GRANULE_PIECES; i++) {
+      if (!(r->live >> i & 1)) continue;
+      (*pieces)++;
+      what = piece_fault(r, i);
+      if (!what && overlaps_earlier(r, i)) what = "overlaps another piece";
       if (!what) continue;
       shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: block 0x%llx piece %u "
-                        "[+%u, +%u] %s", (unsigned long long)((r->key - 1) << SHK__GRANULE_BITS),
-                        k, (unsigned)r->lo[k], (unsigned)r->last[k], what);
+                        "[+%u, +%u] %s", (unsigned long long)(g << SHK__GRANULE_BITS),
+                        k * SHK__GRANULE_PIECES + i, (unsigned)r->lo[i], (unsigned)r->last[i],
+                        what);
       faults++;
     }
   }

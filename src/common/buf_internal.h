@@ -59,15 +59,23 @@ const char *shk__buf_shm_block_name(const shk_buf_block *block);
 /* ---- live-range index (buf_ranges.c: sorted chunks, and small ranges by their block in
  * buf_granules.c) ---- */
 
-typedef struct shk__buf_range {
+/* The whole aligned blocks of a live range (buf_granules.h), as the chunk tree keeps them. */
+typedef struct shk__buf_blocks {
   uintptr_t start, end; /* [start, end), never empty */
-  /* Where the index last put this range (chunk number and slot), written under its lock: a
-   * remove that finds the range still there skips both searches. Only a hint: later inserts
+  /* Where the tree last put this entry (chunk number and slot), written under its lock: a
+   * remove that finds the entry still there skips both searches. Only a hint: later inserts
    * and compactions move entries, and the remove checks it before use. */
   uint32_t at_chunk, at_slot;
-  /* Kept by its block's record (buf_granules.h), piece at_slot there, rather than in the tree:
-   * set and read under the index's lock. */
-  bool in_granule;
+} shk__buf_blocks;
+
+typedef struct shk__buf_range {
+  uintptr_t start, end; /* [start, end), never empty */
+  /* Where its parts are, set and read under the index's lock: its pieces in the records of its
+   * first and last block (their numbers there, SHK__GRANULE_NONE for none), and its whole
+   * blocks in the tree. */
+  shk__buf_blocks blocks;
+  uint8_t head_at, tail_at;
+  bool in_tree;
 } shk__buf_range;
 
 /* Inserts [start, end) unless it overlaps a live range (SHK_EOVERLAP, nothing changes);

@@ -30,16 +30,16 @@ typedef struct chunk {
    * remove (about +6% instructions per indexed create+release), kept apart from the ends: read
    * through the node instead, the end of the overlap check cost a second dependent cache miss
    * (consume+release with 100 000 live went from 175 to 320-350 ns). */
-  shk__buf_range *node[CHUNK_MAX];
+  shk__buf_blocks *node[CHUNK_MAX];
 } chunk;
 
 /* The node of every entry that reserves a block for its record of small ranges
  * (buf_granules.h): [block start, block end), so that no range of the tree lies in a block that
  * has a record, and a range that would is seen to meet it. One node for all of them: such an
  * entry is known by this node and its start. Its place hints mean nothing. */
-static shk__buf_range marker;
+static shk__buf_blocks marker;
 
-static inline bool is_marker(const shk__buf_range *node) { return node == &marker; }
+static inline bool is_marker(const shk__buf_blocks *node) { return node == &marker; }
 
 /* A spin lock rather than an OS mutex: uncontended it costs one atomic exchange and one store
  * (a mutex pair cost about 10 ns of each create+release), and it needs no set-up. Sections are
@@ -109,9 +109,9 @@ static uintptr_t *firsts;
 static size_t chunk_count, chunk_capacity;
 static size_t tree_count;   /* live entries of the tree, markers included */
 static size_t marker_count; /* of which markers */
-static size_t small_count;  /* ranges held by block records */
+static size_t range_count;  /* ranges indexed */
 
-/* Each chunk's number for its whole life, so that a range's hint (shk__buf_range.at_chunk)
+/* Each chunk's number for its whole life, so that a range's hint (shk__buf_blocks.at_chunk)
  * still names its chunk after the table has moved (a chunk added or dropped before it): by_id[]
  * is NULL for a number not in use, and freed numbers are used again first. */
 static chunk **by_id;
@@ -133,9 +133,6 @@ static bool grow_pair(void **a, size_t a_size, void **b, size_t b_size, size_t *
   return true;
 }
 
-/* A chunk allocated ahead (tree_reserve), used by the next chunk_new. */
-static chunk *spare_chunk;
-
 /* Makes room for one more chunk number. */
 static bool id_room(void) {
   if (free_id_count > 0 || id_count < id_capacity) return true;
@@ -148,9 +145,8 @@ static bool id_room(void) {
 
 static chunk *chunk_new(void) {
   if (!id_room()) return NULL;
-  chunk *ch = spare_chunk ? spare_chunk : shk__malloc(sizeof *ch);
+  chunk *ch = shk__malloc(sizeof *ch);
   if (!ch) return NULL;
-  spare_chunk = NULL;
   for (size_t i = 0; i < CHUNK_MAX; i++) ch->start[i] = NO_START;
   ch->id = free_id_count ? free_ids[--free_id_count] : (uint32_t)id_count++;
   by_id[ch->id] = ch;
@@ -266,7 +262,7 @@ static inline bool dead_at(const chunk *ch, size_t i) { return ch->end[i] == 0; 
  * answer is the end of the nearest live entry at or before that slot, looked for leftwards
  * across dead entries (and into earlier chunks, each of which holds a live entry). */
 static bool overlaps_locked(uintptr_t s, uintptr_t e, size_t *at_chunk, size_t *at_slot,
-                            const shk__buf_range **blocker, uintptr_t *blocker_start) {
+                            const shk__buf_blocks **blocker, uintptr_t *blocker_start) {
   /* The range with the largest start < e, i.e. start <= e - 1 (e > s >= 0, so e >= 1). */
   size_t c = firsts_count_le(e - 1);
   *at_chunk = 0;
@@ -320,13 +316,6 @@ static int table_insert(size_t at, chunk *ch) {
   return SHK_OK;
 }
 
-/* Makes sure that a few inserts (up to a chunk's half) can go without allocating: the table and
- * the chunk numbers have room for one more chunk, and a chunk is allocated ahead. SHK_ENOMEM. */
-static int tree_reserve(void) {
-  if (!spare_chunk && !(spare_chunk = shk__malloc(sizeof *spare_chunk))) return SHK_ENOMEM;
-  return id_room() ? table_room() : SHK_ENOMEM;
-}
-
 static void table_remove(size_t at) {
   chunk_free(chunks[at]);
   memmove(chunks + at, chunks + at + 1, (chunk_count - at - 1) * sizeof *chunks);
@@ -369,7 +358,7 @@ static int split_chunk(size_t c) {
   right->n = ch->n - keep;
   memcpy(right->start, ch->start + keep, right->n * sizeof(uintptr_t));
   memcpy(right->end, ch->end + keep, right->n * sizeof(uintptr_t));
-  memcpy(right->node, ch->node + keep, right->n * sizeof(shk__buf_range *));
+  memcpy(right->node, ch->node + keep, right->n * sizeof(shk__buf_blocks *));
   right->dead = 0;
   for (size_t i = 0; i < right->n; i++) right->dead += dead_at(right, i);
   size_t n = ch->n;
@@ -397,13 +386,13 @@ static int split_chunk(size_t c) {
  * search (insert_at_finger). A hint like a range's own, checked before use. */
 static uint32_t finger_chunk = UINT32_MAX, finger_slot;
 
-static void note_place(chunk *ch, size_t i, shk__buf_range *node) {
+static void note_place(chunk *ch, size_t i, shk__buf_blocks *node) {
   node->at_chunk = finger_chunk = ch->id;
   node->at_slot = finger_slot = (uint32_t)i;
 }
 
 /* Puts [s, e) at slot i of chunk ch, which has room; the caller sets firsts[] if i is 0. */
-static void place_in(chunk *ch, size_t i, shk__buf_range *node) {
+static void place_in(chunk *ch, size_t i, shk__buf_blocks *node) {
   shift_up(ch->start, sizeof *ch->start, i, ch->n);
   shift_up(ch->end, sizeof *ch->end, i, ch->n);
   shift_up(ch->node, sizeof *ch->node, i, ch->n);
@@ -415,14 +404,14 @@ static void place_in(chunk *ch, size_t i, shk__buf_range *node) {
 }
 
 /* Puts [s, e) at slot i of chunk c, which has room. */
-static void place(size_t c, size_t i, shk__buf_range *node) {
+static void place(size_t c, size_t i, shk__buf_blocks *node) {
   chunk *ch = chunks[c];
   place_in(ch, i, node);
   firsts[c] = ch->start[0];
 }
 
 /* Takes over dead slot i of chunk c for node, whose start keeps the order there. */
-static void revive(size_t c, size_t i, shk__buf_range *node) {
+static void revive(size_t c, size_t i, shk__buf_blocks *node) {
   chunk *ch = chunks[c];
   ch->start[i] = node->start;
   ch->end[i] = node->end;
@@ -458,7 +447,7 @@ static void move_by_one(chunk *ch, size_t from, size_t count, bool up) {
  * and a dead entry at most NEAR_DEAD away, which the shift takes over: a few entries move
  * instead of the chunk's whole tail, whose stores (into lines of a large index that are out of
  * cache) the next locked instruction would wait for. False when there is none so near. */
-static bool shift_into_dead(size_t c, size_t i, shk__buf_range *node) {
+static bool shift_into_dead(size_t c, size_t i, shk__buf_blocks *node) {
   chunk *ch = chunks[c];
   size_t n = ch->n, at;
   size_t j = i + 1;
@@ -482,7 +471,7 @@ static bool shift_into_dead(size_t c, size_t i, shk__buf_range *node) {
 /* Puts node at slot i of chunk c, where start[i-1] <= its start < start[i]: over a dead
  * neighbour when there is one (nothing moves), else shifted in towards a near dead entry or the
  * end; false when the chunk is full. */
-static bool put(size_t c, size_t i, shk__buf_range *node) {
+static bool put(size_t c, size_t i, shk__buf_blocks *node) {
   chunk *ch = chunks[c];
   if (i > 0 && dead_at(ch, i - 1)) revive(c, i - 1, node);
   else if (i < ch->n && dead_at(ch, i)) revive(c, i, node);
@@ -514,7 +503,7 @@ static void compact(size_t c) {
 }
 
 /* The general insert: creates the first chunk, compacts or splits a full one. */
-static int insert_locked(shk__buf_range *node) {
+static int insert_locked(shk__buf_blocks *node) {
   uintptr_t s = node->start;
   if (chunk_count == 0) {
     chunk *ch = chunk_new();
@@ -544,7 +533,7 @@ static int insert_locked(shk__buf_range *node) {
  * finding it there is proof; the start is compared too, for the one node of all markers), then by
  * its start in the hinted chunk (an insert before it or a compaction moved it within the chunk),
  * then by the two searches (a split or merge moved it). */
-static bool find_entry(const shk__buf_range *node, chunk **out, size_t *slot) {
+static bool find_entry(const shk__buf_blocks *node, chunk **out, size_t *slot) {
   chunk *ch = node->at_chunk < id_count ? by_id[node->at_chunk] : NULL;
   if (ch) {
     size_t i = node->at_slot;
@@ -585,7 +574,7 @@ static size_t table_index_of(const chunk *ch, uintptr_t s) {
 /* Marks node's entry dead; a chunk left with only dead entries goes (the last one stays, empty,
  * so that one buffer made and ended in a loop does not allocate a chunk each time), one with too
  * many is compacted and merged with a thin neighbour. */
-static bool remove_locked(const shk__buf_range *node) {
+static bool remove_locked(const shk__buf_blocks *node) {
   chunk *ch;
   size_t i;
   if (chunk_count == 0 || !find_entry(node, &ch, &i)) return false;
@@ -609,7 +598,7 @@ static bool remove_locked(const shk__buf_range *node) {
     chunk *next = chunks[c + 1];
     memcpy(ch->start + ch->n, next->start, next->n * sizeof(uintptr_t));
     memcpy(ch->end + ch->n, next->end, next->n * sizeof(uintptr_t));
-    memcpy(ch->node + ch->n, next->node, next->n * sizeof(shk__buf_range *));
+    memcpy(ch->node + ch->n, next->node, next->n * sizeof(shk__buf_blocks *));
     ch->n += next->n;
     ch->dead += next->dead;
     table_remove(c + 1);
@@ -626,9 +615,15 @@ static bool remove_locked(const shk__buf_range *node) {
 /* What is wrong with a marker entry [s, e), or NULL. */
 static const char *marker_fault(uintptr_t s, uintptr_t e) {
   if (s & (SHK__GRANULE_SIZE - 1) || e - s != SHK__GRANULE_SIZE) return "reserves no whole block";
-  if (!shk__granule_find(shk__granule_of(s))) return "reserves a block with no record";
+  if (!shk__granule_find(shk__granule_key(shk__granule_of(s), 0)))
+    return "reserves a block with no record";
   return NULL;
 }
+
+/* What is wrong with the tree's entry [s, e) of a range's whole blocks, or NULL (below). */
+static const char *blocks_fault(const shk__buf_blocks *entry, uintptr_t s, uintptr_t e);
+/* The ranges indexed, counted by a walk (below). */
+static size_t ranges_walked(void);
 
 static size_t check_locked(void) {
   size_t faults = 0, total = 0, markers = 0;
@@ -659,7 +654,7 @@ static size_t check_locked(void) {
       faults++;
     }
     for (size_t i = 0; i < ch->n; i++) {
-      const shk__buf_range *node = ch->node[i];
+      const shk__buf_blocks *node = ch->node[i];
       const char *what = NULL;
       if (ch->start[i] < prev_start) what = "is out of order";
       else if (dead_at(ch, i) && node) what = "is dead but names a buffer";
@@ -668,8 +663,7 @@ static size_t check_locked(void) {
       else if (ch->end[i] <= ch->start[i]) what = "is empty or reversed";
       else if (ch->start[i] < prev_end) what = "overlaps the live one before";
       else if (is_marker(node)) what = marker_fault(ch->start[i], ch->end[i]);
-      else if (node->in_granule) what = "is also in a block record";
-      else if (node->start != ch->start[i] || node->end != ch->end[i]) what = "disagrees with its buffer";
+      else what = blocks_fault(node, ch->start[i], ch->end[i]);
       if (what) {
         shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: chunk %lu slot %lu "
                           "[0x%llx, 0x%llx) %s (buffer's own [0x%llx, 0x%llx))",
@@ -692,15 +686,15 @@ static size_t check_locked(void) {
     faults++;
     break;
   }
-  size_t held = 0;
-  faults += shk__granules_check(&held);
-  if (total != tree_count || markers != marker_count || held != small_count ||
-      marker_count != shk__granule_used) {
+  size_t pieces = 0, blocks = 0, ranges = ranges_walked();
+  faults += shk__granules_check(&pieces, &blocks);
+  if (total != tree_count || markers != marker_count || blocks != marker_count ||
+      ranges != range_count) {
     shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: %lu entries in the tree (%lu "
-                      "reserving blocks), %lu ranges in %lu block records; counted %lu (%lu), %lu",
-                      (unsigned long)total, (unsigned long)markers, (unsigned long)held,
-                      (unsigned long)shk__granule_used, (unsigned long)tree_count,
-                      (unsigned long)marker_count, (unsigned long)small_count);
+                      "reserving blocks), %lu blocks with records, %lu ranges; counted %lu (%lu), "
+                      "%lu ranges", (unsigned long)total, (unsigned long)markers,
+                      (unsigned long)blocks, (unsigned long)ranges, (unsigned long)tree_count,
+                      (unsigned long)marker_count, (unsigned long)range_count);
     faults++;
   }
   return faults;
@@ -710,7 +704,7 @@ static size_t check_locked(void) {
  * change, so that a debug run with many buffers stays usable. */
 static SHK__NOINLINE void debug_check_now(void) {
   static size_t changes;
-  if (tree_count + small_count <= 4096 || ++changes % 1024 == 0) check_locked();
+  if (range_count <= 4096 || ++changes % 1024 == 0) check_locked();
 }
 
 /* Inline, so that with SHK_DEBUG off a change pays one load and one branch, not a call. */
@@ -733,7 +727,7 @@ size_t shk__buf_ranges_check(void) {
  * search. At the end of a chunk the next entry is the next chunk's: only the last chunk passes.
  * False (nothing done) when it does not fit there or the chunk is full. Nothing else is read:
  * in a large index any other chunk (the last one, say) would be a cache miss or two. */
-static bool insert_at_finger(shk__buf_range *node) {
+static bool insert_at_finger(shk__buf_blocks *node) {
   chunk *ch = finger_chunk < id_count ? by_id[finger_chunk] : NULL;
   if (!ch) return false;
   size_t j = finger_slot, n = ch->n;
@@ -746,7 +740,7 @@ static bool insert_at_finger(shk__buf_range *node) {
 
 /* Puts node in the tree. SHK_EOVERLAP with the live entry that overlaps it (*blocker, starting at
  * *blocker_start), SHK_ENOMEM. */
-static int tree_insert_locked(shk__buf_range *node, const shk__buf_range **blocker,
+static int tree_insert_locked(shk__buf_blocks *node, const shk__buf_blocks **blocker,
                               uintptr_t *blocker_start) {
   node->at_chunk = UINT32_MAX; /* no place until one is found */
   size_t c, i;
@@ -763,17 +757,45 @@ static int tree_insert_locked(shk__buf_range *node, const shk__buf_range **block
   return rc;
 }
 
-/* ---- small ranges: block records (buf_granules.h) and their reservations in the tree ---- */
+/* ---- a range's parts: pieces in block records (buf_granules.h), whole blocks in the tree ---- */
+
+/* The blocks of [s, e): first gs and last ge, the whole ones [whole_from, whole_to) (none when
+ * not below), and whether the first and the last hold a piece (a block the range does not fill;
+ * the last only when it is not the first). In block numbers: the last block's end may be 2^64. */
+typedef struct parts {
+  uintptr_t gs, ge, whole_from, whole_to;
+  bool head, tail;
+} parts;
+
+static inline parts parts_of(uintptr_t s, uintptr_t e) {
+  parts p;
+  p.gs = shk__granule_of(s);
+  p.ge = shk__granule_of(e - 1);
+  p.whole_from = p.gs + ((s & (SHK__GRANULE_SIZE - 1)) != 0);
+  p.whole_to = shk__granule_of(e);
+  p.head = p.gs < p.whole_from || p.gs >= p.whole_to;
+  p.tail = p.ge != p.gs && p.ge >= p.whole_to;
+  return p;
+}
+
+/* The piece of node in block g, as offsets there. */
+static inline void piece_of(uintptr_t g, const shk__buf_range *node, unsigned *lo,
+                            unsigned *last) {
+  uintptr_t base = g << SHK__GRANULE_BITS;
+  *lo = node->start > base ? (unsigned)(node->start - base) : 0;
+  *last = node->end - base >= SHK__GRANULE_SIZE ? (unsigned)SHK__GRANULE_SIZE - 1
+                                                : (unsigned)(node->end - base - 1);
+}
 
 static void marker_at(uintptr_t g) {
   marker.start = g << SHK__GRANULE_BITS;
   marker.end = marker.start + SHK__GRANULE_SIZE;
 }
 
-/* Reserves block g in the tree for its record. SHK_EOVERLAP when a range of the tree lies in it,
- * SHK_ENOMEM. */
+/* Reserves block g in the tree for its records. SHK_EOVERLAP when another range's whole blocks
+ * take it in, SHK_ENOMEM. */
 static int marker_insert(uintptr_t g) {
-  const shk__buf_range *blocker;
+  const shk__buf_blocks *blocker;
   uintptr_t at;
   marker_at(g);
   int rc = tree_insert_locked(&marker, &blocker, &at);
@@ -781,99 +803,148 @@ static int marker_insert(uintptr_t g) {
   return rc;
 }
 
+/* Gives up block g's reservation (its records go, or went: shk__granules_rebuild). */
 static void marker_remove(uintptr_t g) {
   marker_at(g);
   if (remove_locked(&marker)) marker_count--;
 }
 
-/* An empty record leaves, with its block's reservation. */
-static void record_drop(shk__granule *r) {
-  marker_remove(r->key - 1);
-  shk__granules_drop(r);
-}
-
-/* The record of block g, made when missing (a table without room is first rebuilt without its
- * empty records). SHK_EOVERLAP when a range of the tree lies in the block, SHK_ENOMEM. */
-static int record_for(uintptr_t g, shk__granule **out) {
-  shk__granule *r = shk__granule_find(g);
+/* Whether node's piece in block g fits there, the block's first record made (and the block
+ * reserved) when missing; the caller made room for it. SHK_OK, SHK_EOVERLAP (a piece there, or
+ * another range's whole blocks, meet it) or SHK_ENOMEM. */
+static int piece_fits(uintptr_t g, const shk__buf_range *node) {
+  shk__granule *r = shk__granule_find(shk__granule_key(g, 0));
   if (!r) {
-    if (!shk__granule_has_room() && shk__granules_rebuild(marker_remove) != SHK_OK)
-      return SHK_ENOMEM;
     int rc = marker_insert(g);
     if (rc != SHK_OK) return rc;
     r = shk__granules_add(g);
   }
-  *out = r;
-  return SHK_OK;
+  unsigned lo, last;
+  piece_of(g, node, &lo, &last);
+  return shk__granule_block_overlaps(r, g, lo, last) ? SHK_EOVERLAP : SHK_OK;
 }
 
-/* Moves the ranges of record r to the tree, and drops r: a range of the tree is to lie in its
- * block, or r is full. They cannot fail there: the tree has room reserved for them, and with the
- * block's reservation gone nothing else in the tree lies in the block. SHK_ENOMEM before any
- * change. */
-static int record_to_tree(shk__granule *r) {
-  if (tree_reserve() != SHK_OK) return SHK_ENOMEM;
-  shk__buf_range *moved[SHK__GRANULE_PIECES];
-  unsigned n = 0;
-  for (unsigned k = 0; k < SHK__GRANULE_PIECES; k++)
-    if (r->live >> k & 1 && shk__granule_take(r, r->node[k], k)) moved[n++] = r->node[k];
-  record_drop(r);
-  small_count -= n;
-  for (unsigned k = 0; k < n; k++) {
-    const shk__buf_range *blocker;
-    uintptr_t at;
-    moved[k]->in_granule = false;
-    (void)tree_insert_locked(moved[k], &blocker, &at);
-  }
-  return SHK_OK;
+/* Puts node's piece in block g, which piece_fits allowed: its number there. */
+static unsigned piece_put(uintptr_t g, shk__buf_range *node) {
+  unsigned lo, last;
+  piece_of(g, node, &lo, &last);
+  return shk__granule_put(shk__granule_find(shk__granule_key(g, 0)), g, lo, last, node);
 }
 
-/* Puts node in the tree; a block record in the way whose ranges node does not overlap makes
- * room: an empty one leaves, another moves its ranges to the tree. SHK_EOVERLAP, SHK_ENOMEM. */
-static int insert_exact(shk__buf_range *node) {
+/* Puts node's whole blocks in the tree. A reserved block among them meets it only when a piece
+ * is there; an empty one gives up its records and reservation. SHK_EOVERLAP, SHK_ENOMEM. */
+static int whole_insert(shk__buf_range *node, const parts *p) {
+  node->blocks.start = p->whole_from << SHK__GRANULE_BITS;
+  node->blocks.end = p->whole_to << SHK__GRANULE_BITS;
   for (;;) {
-    const shk__buf_range *blocker = NULL;
+    const shk__buf_blocks *blocker = NULL;
     uintptr_t at = 0;
-    int rc = tree_insert_locked(node, &blocker, &at);
+    int rc = tree_insert_locked(&node->blocks, &blocker, &at);
     if (rc != SHK_EOVERLAP || !is_marker(blocker)) return rc;
-    shk__granule *r = shk__granule_find(shk__granule_of(at));
-    if (!r) return SHK_EOVERLAP; /* a reservation with no record: reported by the check */
-    uintptr_t lo = node->start > at ? node->start - at : 0;
-    uintptr_t last = node->end - at >= SHK__GRANULE_SIZE ? SHK__GRANULE_SIZE - 1 : node->end - 1 - at;
-    if (shk__granule_overlaps(r, (unsigned)lo, (unsigned)last)) return SHK_EOVERLAP;
-    if (!r->live) record_drop(r);
-    else if (record_to_tree(r) != SHK_OK) return SHK_ENOMEM;
+    uintptr_t g = shk__granule_of(at);
+    if (!shk__granules_block_empty(shk__granule_find(shk__granule_key(g, 0)), g))
+      return SHK_EOVERLAP;
+    marker_remove(g);
+    shk__granules_drop_block(g);
   }
 }
 
-/* insert_small's answer that node goes to the tree: a range of the tree lies in its block, or
- * the block's record was full (its ranges went to the tree). */
-#define TO_TREE 1
-
-/* Puts node, which lies in one block, in the block's record. SHK_OK, SHK_EOVERLAP (a range there
- * overlaps it), SHK_ENOMEM or TO_TREE. */
-static int insert_small(shk__buf_range *node) {
-  shk__granule *r;
-  int rc = record_for(shk__granule_of(node->start), &r);
-  if (rc != SHK_OK) return rc == SHK_EOVERLAP ? TO_TREE : rc;
-  unsigned lo = (unsigned)(node->start & (SHK__GRANULE_SIZE - 1));
-  unsigned last = (unsigned)((node->end - 1) & (SHK__GRANULE_SIZE - 1));
-  if (shk__granule_overlaps(r, lo, last)) return SHK_EOVERLAP;
-  unsigned at = shk__granule_put(r, lo, last, node);
-  if (at == SHK__GRANULE_PIECES) return record_to_tree(r) == SHK_OK ? TO_TREE : SHK_ENOMEM;
-  node->in_granule = true;
-  node->at_slot = at;
-  small_count++;
+/* Puts every part of node: first what can refuse it (its pieces' blocks, then its whole blocks),
+ * then the pieces, which cannot. Records made for a refused range stay, empty, for later. */
+static int insert_parts(shk__buf_range *node, const parts *p) {
+  /* Up to two records for each piece: none is made, or moved, by a rebuild in between. */
+  if (!shk__granule_has_room(4) && shk__granules_rebuild(marker_remove) != SHK_OK)
+    return SHK_ENOMEM;
+  int rc = SHK_OK;
+  if (p->head && (rc = piece_fits(p->gs, node)) != SHK_OK) return rc;
+  if (p->tail && (rc = piece_fits(p->ge, node)) != SHK_OK) return rc;
+  bool whole = p->whole_from < p->whole_to;
+  if (whole && (rc = whole_insert(node, p)) != SHK_OK) return rc;
+  node->in_tree = whole;
+  node->head_at = p->head ? (uint8_t)piece_put(p->gs, node) : SHK__GRANULE_NONE;
+  node->tail_at = p->tail ? (uint8_t)piece_put(p->ge, node) : SHK__GRANULE_NONE;
   return SHK_OK;
+}
+
+/* The usual small range: one piece in a block whose record is there, with room. The node's
+ * notes of its parts are written only once it is in (a node inserted again while live keeps
+ * them, and is refused). */
+static inline int insert_range(shk__buf_range *node) {
+  parts p = parts_of(node->start, node->end);
+  if (p.head && !p.tail && p.whole_from >= p.whole_to) {
+    shk__granule *r = shk__granule_find(shk__granule_key(p.gs, 0));
+    if (r && shk__granule_has_room(1)) {
+      unsigned lo, last;
+      piece_of(p.gs, node, &lo, &last);
+      if (shk__granule_block_overlaps(r, p.gs, lo, last)) return SHK_EOVERLAP;
+      node->head_at = (uint8_t)shk__granule_put(r, p.gs, lo, last, node);
+      node->tail_at = SHK__GRANULE_NONE;
+      node->in_tree = false;
+      return SHK_OK;
+    }
+  }
+  return insert_parts(node, &p);
+}
+
+/* Takes every part of node out; false when it had none there (removed already). */
+static bool remove_range(shk__buf_range *node) {
+  bool had = false;
+  if (node->head_at != SHK__GRANULE_NONE)
+    had |= shk__granule_take(shk__granule_of(node->start), node->head_at, node);
+  if (node->tail_at != SHK__GRANULE_NONE)
+    had |= shk__granule_take(shk__granule_of(node->end - 1), node->tail_at, node);
+  if (node->in_tree) had |= remove_locked(&node->blocks);
+  node->head_at = node->tail_at = SHK__GRANULE_NONE;
+  node->in_tree = false;
+  return had;
+}
+
+static shk__buf_range *range_of(const shk__buf_blocks *entry) {
+  return (shk__buf_range *)((unsigned char *)entry - offsetof(shk__buf_range, blocks));
+}
+
+static const char *blocks_fault(const shk__buf_blocks *entry, uintptr_t s, uintptr_t e) {
+  const shk__buf_range *node = range_of(entry);
+  parts p = parts_of(node->start, node->end);
+  if (!node->in_tree) return "names a buffer that says it is not in the tree";
+  if (s != entry->start || e != entry->end || p.whole_from >= p.whole_to ||
+      s != p.whole_from << SHK__GRANULE_BITS || e != p.whole_to << SHK__GRANULE_BITS)
+    return "is not its buffer's whole blocks";
+  return NULL;
+}
+
+/* Calls fn for each range whose whole blocks begin where the range does (the others are called
+ * by their first piece); how many. */
+static size_t tree_walk(void (*fn)(shk__buf_range *node, void *ctx), void *ctx) {
+  size_t n = 0;
+  for (size_t c = 0; c < chunk_count; c++) {
+    const chunk *ch = chunks[c];
+    for (size_t i = 0; i < ch->n; i++) {
+      if (dead_at(ch, i) || is_marker(ch->node[i])) continue;
+      shk__buf_range *node = range_of(ch->node[i]);
+      if (node->start != ch->start[i]) continue;
+      fn(node, ctx);
+      n++;
+    }
+  }
+  return n;
+}
+
+static void count_one(shk__buf_range *node, void *ctx) {
+  (void)node;
+  (void)ctx;
+}
+
+static size_t ranges_walked(void) {
+  return tree_walk(count_one, NULL) + shk__granules_walk(count_one, NULL);
 }
 
 /* ---- the index's functions (buf_internal.h) ---- */
 
 int shk__buf_ranges_insert_seen(shk__buf_range *node, bool *observed) {
-  node->in_granule = false;
   lock();
-  int rc = shk__granule_holds(node->start, node->end) ? insert_small(node) : TO_TREE;
-  if (rc == TO_TREE) rc = insert_exact(node);
+  int rc = insert_range(node);
+  if (rc == SHK_OK) range_count++;
   debug_check_locked();
   /* Read under the lock: see shk__buf_ranges_walk. */
   *observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
@@ -888,13 +959,7 @@ int shk__buf_ranges_insert(shk__buf_range *node) {
 
 bool shk__buf_ranges_remove(shk__buf_range *node) {
   lock();
-  if (!node->in_granule) {
-    remove_locked(node);
-  } else {
-    shk__granule *r = shk__granule_find(shk__granule_of(node->start));
-    if (r && shk__granule_take(r, node, node->at_slot)) small_count--;
-    node->in_granule = false;
-  }
+  if (remove_range(node)) range_count--;
   debug_check_locked();
   bool observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
   unlock_checked();
@@ -903,23 +968,14 @@ bool shk__buf_ranges_remove(shk__buf_range *node) {
 
 size_t shk__buf_ranges_walk(void (*fn)(shk__buf_range *node, void *ctx), void *ctx) {
   lock();
-  size_t n = 0;
-  for (size_t c = 0; c < chunk_count; c++) {
-    const chunk *ch = chunks[c];
-    for (size_t i = 0; i < ch->n; i++) {
-      if (dead_at(ch, i) || is_marker(ch->node[i])) continue;
-      fn(ch->node[i], ctx);
-      n++;
-    }
-  }
-  n += shk__granules_walk(fn, ctx);
+  size_t n = tree_walk(fn, ctx) + shk__granules_walk(fn, ctx);
   unlock_checked();
   return n;
 }
 
 size_t shk__buf_ranges_count(void) {
   lock();
-  size_t n = tree_count - marker_count + small_count;
+  size_t n = range_count;
   unlock_checked();
   return n;
 }
