@@ -1,15 +1,19 @@
 /* The live-range index against a brute-force model: thousands of random inserts and removes
- * (chunk splits, merges, an emptied index) must give the same overlap answers. */
+ * (pieces in block records, whole blocks and block reservations in the chunk tree, chunk splits,
+ * merges, an emptied index) must give the same overlap answers. The tests of the tree's own ways
+ * (spreading, compaction, hints) use whole blocks (U bytes), which only the tree keeps. */
 /* ctest: labels=unit;internal timeout=120 */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "shk_test.h"
+#include "common/buf_granules.h"
 #include "common/buf_internal.h"
 
 #define SLOTS 6000
 #define BASE ((uintptr_t)1 << 40) /* far from any real buffer of this process */
+#define U SHK__GRANULE_SIZE          /* one block */
 
 typedef struct model {
   shk__buf_range node;
@@ -162,14 +166,14 @@ static void removed_places_neither_hide_nor_invent_overlaps(void **state) {
 static void stale_places_remove_nothing_else(void **state) {
   (void)state;
   size_t base_count = shk__buf_ranges_count();
-  shk__buf_range a = {.start = BASE + 100, .end = BASE + 110};
-  shk__buf_range b = {.start = BASE + 100, .end = BASE + 105}; /* a's place, once a is gone */
+  shk__buf_range a = {.start = BASE + 100 * U, .end = BASE + 110 * U};
+  shk__buf_range b = {.start = BASE + 100 * U, .end = BASE + 105 * U}; /* a's place, once a is gone */
   assert_int_equal(shk__buf_ranges_insert(&a), SHK_OK);
   shk__buf_ranges_remove(&a);
   assert_int_equal(shk__buf_ranges_insert(&b), SHK_OK); /* takes over a's dead entry */
   shk__buf_ranges_remove(&a);                           /* a's hint names b's slot */
   assert_int_equal(shk__buf_ranges_count(), base_count + 1);
-  shk__buf_range inside_b = {.start = BASE + 101, .end = BASE + 102};
+  shk__buf_range inside_b = {.start = BASE + 101 * U, .end = BASE + 102 * U};
   assert_int_equal(shk__buf_ranges_insert(&inside_b), SHK_EOVERLAP);
   shk__buf_ranges_remove(&b);
   assert_int_equal(shk__buf_ranges_count(), base_count);
@@ -178,17 +182,17 @@ static void stale_places_remove_nothing_else(void **state) {
    * hints are stale by the time their range goes. */
   static shk__buf_range up[2000];
   for (size_t i = 0; i < 2000; i++) {
-    up[i].start = BASE + 1000 + i * 8;
-    up[i].end = up[i].start + 8;
+    up[i].start = BASE + (1000 + i * 8) * U;
+    up[i].end = up[i].start + 8 * U;
     assert_int_equal(shk__buf_ranges_insert(&up[i]), SHK_OK);
-    shk__buf_range same_end = {.start = up[i].end - 1, .end = up[i].end + 1};
+    shk__buf_range same_end = {.start = up[i].end - U, .end = up[i].end + U};
     assert_int_equal(shk__buf_ranges_insert(&same_end), SHK_EOVERLAP); /* the last one */
   }
   assert_int_equal(shk__buf_ranges_check(), 0);
   for (size_t i = 0; i < 2000; i += 3) shk__buf_ranges_remove(&up[i]);
   for (size_t i = 0; i < 2000; i += 3) shk__buf_ranges_remove(&up[i]); /* removed already */
   for (size_t i = 0; i < 2000; i++) {
-    shk__buf_range probe = {.start = up[i].start + 2, .end = up[i].start + 3};
+    shk__buf_range probe = {.start = up[i].start + 2 * U, .end = up[i].start + 3 * U};
     int rc = shk__buf_ranges_insert(&probe);
     assert_int_equal(rc, i % 3 == 0 ? SHK_OK : SHK_EOVERLAP);
     if (rc == SHK_OK) shk__buf_ranges_remove(&probe);
@@ -217,16 +221,18 @@ static void every_place_in_a_chunk_is_found_at_every_fill(void **state) {
   size_t base_count = shk__buf_ranges_count();
   static shk__buf_range r[140];
   for (size_t n = 0; n < 140; n++) {
-    r[n].start = BASE + 16 * n + 4;
-    r[n].end = r[n].start + 8;
+    r[n].start = BASE + (16 * n + 4) * U;
+    r[n].end = r[n].start + 8 * U;
     assert_int_equal(shk__buf_ranges_insert(&r[n]), SHK_OK);
     for (size_t k = 0; k <= n; k++) {
       uintptr_t s = r[k].start, e = r[k].end;
-      assert_int_equal(try_insert(s + 1, s + 2), SHK_EOVERLAP);
-      assert_int_equal(try_insert(s - 2, e + 2), SHK_EOVERLAP);
-      if (k < n) assert_int_equal(try_insert(s + 1, r[k + 1].start + 1), SHK_EOVERLAP);
-      assert_int_equal(try_insert(s - 4, s), SHK_OK);
-      assert_int_equal(try_insert(e, e + 4), SHK_OK);
+      assert_int_equal(try_insert(s + U, s + 2 * U), SHK_EOVERLAP);
+      assert_int_equal(try_insert(s + 1, s + 2), SHK_EOVERLAP); /* a piece in a taken block */
+      assert_int_equal(try_insert(s - 2 * U, e + 2 * U), SHK_EOVERLAP);
+      if (k < n) assert_int_equal(try_insert(s + U, r[k + 1].start + U), SHK_EOVERLAP);
+      assert_int_equal(try_insert(s - 4 * U, s), SHK_OK);
+      assert_int_equal(try_insert(e, e + 4 * U), SHK_OK);
+      assert_int_equal(try_insert(e, e + 1), SHK_OK);
     }
     if (n % 16 == 15 || n >= 126) assert_int_equal(shk__buf_ranges_check(), 0);
   }
@@ -244,8 +250,8 @@ static void ending_most_of_a_chunk_compacts_it_and_keeps_answers(void **state) {
   static shk__buf_range r[100];
   static bool live[100];
   for (size_t k = 0; k < 100; k++) {
-    r[k].start = BASE + 32 * k + 8;
-    r[k].end = r[k].start + 16;
+    r[k].start = BASE + (32 * k + 8) * U;
+    r[k].end = r[k].start + 16 * U;
     assert_int_equal(shk__buf_ranges_insert(&r[k]), SHK_OK); /* one chunk: no split below 128 */
     live[k] = true;
   }
@@ -259,9 +265,11 @@ static void ending_most_of_a_chunk_compacts_it_and_keeps_answers(void **state) {
     assert_int_equal(shk__buf_ranges_count(), base_count + 99 - n);
     if (n % 8 != 0 && n < 70) continue; /* all answers: often, and at every step past 3/4 */
     for (size_t j = 0; j < 100; j++) {
-      int rc = try_insert(r[j].start + 3, r[j].start + 4);
+      int rc = try_insert(r[j].start + 3 * U, r[j].start + 4 * U);
       assert_int_equal(rc, live[j] ? SHK_EOVERLAP : SHK_OK);
-      assert_int_equal(try_insert(r[j].start - 8, r[j].end + 8), live[j] ? SHK_EOVERLAP : SHK_OK);
+      assert_int_equal(try_insert(r[j].start + 3, r[j].start + 4), live[j] ? SHK_EOVERLAP : SHK_OK);
+      assert_int_equal(try_insert(r[j].start - 8 * U, r[j].end + 8 * U),
+                       live[j] ? SHK_EOVERLAP : SHK_OK);
     }
   }
   for (size_t k = 0; k < 100; k++)
@@ -277,10 +285,10 @@ static void ending_most_of_a_chunk_compacts_it_and_keeps_answers(void **state) {
 static void a_range_between_packed_ones_spreads_the_chunk_and_neighbours_stay_exact(void **state) {
   (void)state;
   size_t base_count = shk__buf_ranges_count();
-  shk__buf_range a = {.start = BASE + 100, .end = BASE + 110};
-  shk__buf_range b = {.start = BASE + 110, .end = BASE + 120}; /* touches a */
-  shk__buf_range c = {.start = BASE + 130, .end = BASE + 140};
-  shk__buf_range d = {.start = BASE + 120, .end = BASE + 130}; /* between b and c, touching both */
+  shk__buf_range a = {.start = BASE + 100 * U, .end = BASE + 110 * U};
+  shk__buf_range b = {.start = BASE + 110 * U, .end = BASE + 120 * U}; /* touches a */
+  shk__buf_range c = {.start = BASE + 130 * U, .end = BASE + 140 * U};
+  shk__buf_range d = {.start = BASE + 120 * U, .end = BASE + 130 * U}; /* between b and c, touching both */
   assert_int_equal(shk__buf_ranges_insert(&a), SHK_OK);
   assert_int_equal(shk__buf_ranges_insert(&b), SHK_OK);
   assert_int_equal(shk__buf_ranges_insert(&c), SHK_OK);
@@ -289,17 +297,20 @@ static void a_range_between_packed_ones_spreads_the_chunk_and_neighbours_stay_ex
   assert_int_equal(shk__buf_ranges_count(), base_count + 4);
   const shk__buf_range *all[] = {&a, &b, &d, &c};
   for (size_t k = 0; k < 4; k++) {
+    assert_int_equal(try_insert(all[k]->start, all[k]->start + U), SHK_EOVERLAP);
     assert_int_equal(try_insert(all[k]->start, all[k]->start + 1), SHK_EOVERLAP);
+    assert_int_equal(try_insert(all[k]->end - U, all[k]->end), SHK_EOVERLAP);
     assert_int_equal(try_insert(all[k]->end - 1, all[k]->end), SHK_EOVERLAP);
+    assert_int_equal(try_insert(all[k]->start - U, all[k]->end + U), SHK_EOVERLAP);
     assert_int_equal(try_insert(all[k]->start - 1, all[k]->end + 1), SHK_EOVERLAP);
   }
-  assert_int_equal(try_insert(BASE + 99, BASE + 100), SHK_OK);
-  assert_int_equal(try_insert(BASE + 140, BASE + 141), SHK_OK);
+  assert_int_equal(try_insert(BASE + 99 * U, BASE + 100 * U), SHK_OK);
+  assert_int_equal(try_insert(BASE + 140 * U, BASE + 141 * U), SHK_OK);
   /* b goes by its hint; b's place is free, its neighbours are not. */
   shk__buf_ranges_remove(&b);
-  assert_int_equal(try_insert(BASE + 110, BASE + 120), SHK_OK);
-  assert_int_equal(try_insert(BASE + 109, BASE + 120), SHK_EOVERLAP);
-  assert_int_equal(try_insert(BASE + 110, BASE + 121), SHK_EOVERLAP);
+  assert_int_equal(try_insert(BASE + 110 * U, BASE + 120 * U), SHK_OK);
+  assert_int_equal(try_insert(BASE + 109 * U, BASE + 120 * U), SHK_EOVERLAP);
+  assert_int_equal(try_insert(BASE + 110 * U, BASE + 121 * U), SHK_EOVERLAP);
   assert_int_equal(shk__buf_ranges_insert(&b), SHK_OK);
   /* b and d go after their hints were made stale: each found by its start, among the dead
    * entries beside it. */
@@ -310,7 +321,7 @@ static void a_range_between_packed_ones_spreads_the_chunk_and_neighbours_stay_ex
   d.blocks.at_slot = 0;
   shk__buf_ranges_remove(&d);
   assert_int_equal(shk__buf_ranges_count(), base_count + 3);
-  assert_int_equal(try_insert(BASE + 120, BASE + 130), SHK_OK);
+  assert_int_equal(try_insert(BASE + 120 * U, BASE + 130 * U), SHK_OK);
   assert_int_equal(shk__buf_ranges_check(), 0);
   shk__buf_ranges_remove(&a);
   shk__buf_ranges_remove(&b);
@@ -319,7 +330,126 @@ static void a_range_between_packed_ones_spreads_the_chunk_and_neighbours_stay_ex
   assert_int_equal(shk__buf_ranges_check(), 0);
 }
 
+
+/* ---- block records (buf_granules.h) ---- */
+
+/* A block holds up to U one-byte ranges: its records chain (five pieces each), every piece found
+ * in every record of the chain, the whole block refused while one lives, and the chain still
+ * right after every other piece goes and wider ones fill the gaps. */
+static void a_block_full_of_one_byte_ranges_chains_its_records(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  uintptr_t b = BASE + 7 * U;
+  static shk__buf_range one[U];
+  for (size_t i = 0; i < U; i++) {
+    one[i].start = b + i;
+    one[i].end = b + i + 1;
+    assert_int_equal(shk__buf_ranges_insert(&one[i]), SHK_OK);
+  }
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  assert_int_equal(shk__buf_ranges_count(), base_count + U);
+  for (size_t i = 0; i < U; i++) {
+    assert_int_equal(try_insert(b + i, b + i + 1), SHK_EOVERLAP);
+    assert_int_equal(try_insert(b + i - 1, b + i + 2), SHK_EOVERLAP); /* across blocks at 0 */
+  }
+  assert_int_equal(try_insert(b, b + U), SHK_EOVERLAP);       /* the whole block */
+  assert_int_equal(try_insert(b - U, b + 2 * U), SHK_EOVERLAP); /* around it */
+  assert_int_equal(try_insert(b - U, b), SHK_OK);
+  assert_int_equal(try_insert(b + U, b + 2 * U), SHK_OK);
+  for (size_t i = 1; i < U; i += 2) shk__buf_ranges_remove(&one[i]);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  for (size_t i = 1; i < U; i += 2) {
+    assert_int_equal(try_insert(b + i - 1, b + i + 1), SHK_EOVERLAP);
+    assert_int_equal(try_insert(b + i, b + i + 1), SHK_OK);
+  }
+  for (size_t i = 0; i < U; i += 2) shk__buf_ranges_remove(&one[i]);
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  /* Empty: the whole block, and more, goes in again (its records give way). */
+  assert_int_equal(try_insert(b, b + U), SHK_OK);
+  assert_int_equal(try_insert(b - 3, b + 2 * U + 5), SHK_OK);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
+/* A long range: a piece in its first block, whole blocks, a piece in its last. Small ranges
+ * beside its pieces in those blocks go in; inside any of its blocks they do not; a range that
+ * would take in a block with a live piece is refused, one whose blocks were emptied goes in. */
+static void whole_blocks_and_pieces_meet_exactly(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  uintptr_t b = BASE + 64 * U;
+  shk__buf_range before = {.start = b + 10, .end = b + 60};
+  shk__buf_range big = {.start = b + 60, .end = b + 9 * U + 20};
+  shk__buf_range after = {.start = b + 9 * U + 20, .end = b + 9 * U + 100};
+  assert_int_equal(shk__buf_ranges_insert(&before), SHK_OK);
+  assert_int_equal(shk__buf_ranges_insert(&after), SHK_OK);
+  assert_int_equal(shk__buf_ranges_insert(&big), SHK_OK); /* touches both */
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  for (uintptr_t at = b + 60; at < b + 9 * U + 20; at += 37)
+    assert_int_equal(try_insert(at, at + 1), SHK_EOVERLAP);
+  assert_int_equal(try_insert(b + 59, b + 61), SHK_EOVERLAP);
+  assert_int_equal(try_insert(b + 9 * U + 19, b + 9 * U + 21), SHK_EOVERLAP);
+  assert_int_equal(try_insert(b + 2 * U, b + 3 * U), SHK_EOVERLAP); /* one whole block */
+  assert_int_equal(try_insert(b, b + 10), SHK_OK);
+  assert_int_equal(try_insert(b + 9 * U + 100, b + 10 * U), SHK_OK);
+  shk__buf_ranges_remove(&big);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  /* Blocks 1 to 8 hold nothing now: a range over them all goes in, then the blocks of before
+   * and after (live pieces) refuse a range taking them in whole. */
+  assert_int_equal(try_insert(b + U, b + 9 * U), SHK_OK);
+  assert_int_equal(try_insert(b, b + 9 * U), SHK_EOVERLAP);
+  assert_int_equal(try_insert(b + U, b + 10 * U), SHK_EOVERLAP);
+  /* Small ones put in a block, then ended: a range over that block takes the emptied records'
+   * place. */
+  shk__buf_range small[4];
+  for (size_t i = 0; i < 4; i++) {
+    small[i].start = b + 4 * U + 20 * i;
+    small[i].end = small[i].start + 10;
+    assert_int_equal(shk__buf_ranges_insert(&small[i]), SHK_OK);
+  }
+  assert_int_equal(try_insert(b + 3 * U, b + 6 * U), SHK_EOVERLAP);
+  for (size_t i = 0; i < 4; i++) shk__buf_ranges_remove(&small[i]);
+  assert_int_equal(try_insert(b + 3 * U, b + 6 * U), SHK_OK);
+  shk__buf_ranges_remove(&before);
+  shk__buf_ranges_remove(&after);
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
+/* Records of blocks whose ranges ended stay for reuse, until the table needs room: then they go
+ * with their reservations. Small ranges made and ended one at a time over many blocks must not
+ * grow the index without bound. */
+static void emptied_records_go_when_the_table_needs_room(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  size_t most = 0;
+  for (size_t i = 0; i < 200000; i++) {
+    uintptr_t at = BASE + 1000 * U + i * U + i % 100;
+    assert_int_equal(try_insert(at, at + 8), SHK_OK);
+    if (shk__granule_used > most) most = shk__granule_used;
+  }
+  assert_true(most < 20000); /* rebuilt many times, never near one record per block used */
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
+/* The last block of the address space could not be reserved (its end is 2^64): a range there is
+ * refused with SHK_EOVERFLOW, one ending right before it is kept. */
+static void the_last_block_of_the_address_space_is_refused(void **state) {
+  (void)state;
+  uintptr_t top = UINTPTR_MAX - (U - 1); /* the last block starts here */
+  assert_int_equal(try_insert(top, top + 10), SHK_EOVERFLOW);
+  assert_int_equal(try_insert(top - 5, top + 1), SHK_EOVERFLOW);
+  assert_int_equal(try_insert(UINTPTR_MAX - 1, UINTPTR_MAX), SHK_EOVERFLOW);
+  assert_int_equal(try_insert(top - 3 * U - 7, top), SHK_OK);
+  assert_int_equal(try_insert(top - 7, top), SHK_OK);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(a_block_full_of_one_byte_ranges_chains_its_records),
+    cmocka_unit_test(whole_blocks_and_pieces_meet_exactly),
+    cmocka_unit_test(emptied_records_go_when_the_table_needs_room),
+    cmocka_unit_test(the_last_block_of_the_address_space_is_refused),
     cmocka_unit_test(a_range_between_packed_ones_spreads_the_chunk_and_neighbours_stay_exact),
     cmocka_unit_test(ending_most_of_a_chunk_compacts_it_and_keeps_answers),
     cmocka_unit_test(every_place_in_a_chunk_is_found_at_every_fill),

@@ -17,19 +17,21 @@ static void *table_block;
 
 #define TABLE_MIN 64
 
-/* first_free[mask]: the lowest clear bit of a live mask of SHK__GRANULE_PIECES bits. */
-#define LOWEST_CLEAR(m) \
-  ((m) & 1 ? ((m) & 2 ? ((m) & 4 ? ((m) & 8 ? ((m) & 16 ? 5 : 4) : 3) : 2) : 1) : 0)
-#define FOUR_FROM(m) \
-  LOWEST_CLEAR(m), LOWEST_CLEAR((m) + 1), LOWEST_CLEAR((m) + 2), LOWEST_CLEAR((m) + 3)
-#define SIXTEEN_FROM(m) FOUR_FROM(m), FOUR_FROM((m) + 4), FOUR_FROM((m) + 8), FOUR_FROM((m) + 12)
-const uint8_t shk__granule_first_free[1u << SHK__GRANULE_PIECES] = {SIXTEEN_FROM(0),
-                                                                    SIXTEEN_FROM(16)};
-
 /* The block and the record number of a key. */
-static uintptr_t block_of(uintptr_t key) { return (key - 1) >> SHK__GRANULE_CHAIN_BITS; }
-static unsigned number_of(uintptr_t key) {
-  return (unsigned)((key - 1) & ((1u << SHK__GRANULE_CHAIN_BITS) - 1));
+static uintptr_t block_of(uint64_t key) {
+  return (uintptr_t)(((key & ~SHK__GRANULE_MORE) - 1) & ((UINT64_C(1) << SHK__GRANULE_NUMBER_SHIFT) - 1));
+}
+static unsigned number_of(uint64_t key) {
+  return (unsigned)(((key & ~SHK__GRANULE_MORE) - 1) >> SHK__GRANULE_NUMBER_SHIFT);
+}
+
+/* Piece i of r: its offsets, and whether it is live. */
+static unsigned lo_at(const shk__granule *r, unsigned i) { return (unsigned)(r->lo >> 8 * i) & 0xff; }
+static unsigned last_at(const shk__granule *r, unsigned i) {
+  return (unsigned)(r->last >> 8 * i) & 0xff;
+}
+static bool live_at(const shk__granule *r, unsigned i) {
+  return shk__granule_live(r) >> (8 * i + 7) & 1;
 }
 
 /* The record after r (of block g), which r says exists. */
@@ -37,27 +39,29 @@ static shk__granule *next_of(const shk__granule *r, uintptr_t g) {
   return shk__granule_find(shk__granule_key(g, number_of(r->key) + 1));
 }
 
-/* Puts a copy of record r in table t (mask m, shift sh), at its first free slot from home. */
-static shk__granule *place(shk__granule *t, size_t m, unsigned sh, const shk__granule *r) {
-  size_t i = (size_t)(((uint64_t)r->key * UINT64_C(0x9E3779B97F4A7C15)) >> sh);
-  while (t[i].key) i = (i + 1) & m;
+/* Puts a copy of record r in table t (shift and mask as in the globals), at its first free slot
+ * from home. */
+static shk__granule *place(shk__granule *t, unsigned shift, size_t mask, const shk__granule *r) {
+  size_t i = shk__granule_home_in(r->key, shift, mask);
+  while (t[i].key) i = (i + 1) & mask;
   t[i] = *r;
   return &t[i];
 }
 
-static shk__granule *add_key(uintptr_t key) {
+static shk__granule *add_key(uint64_t key) {
   shk__granule r;
   memset(&r, 0, sizeof r);
   r.key = key;
+  r.lo = SHK__GRANULE_FREE_LO;
   shk__granule_used++;
   shk__granule_empty++;
-  return place(shk__granule_table, shk__granule_mask, shk__granule_shift, &r);
+  return place(shk__granule_table, shk__granule_shift, shk__granule_mask, &r);
 }
 
 shk__granule *shk__granules_add(uintptr_t g) { return add_key(shk__granule_key(g, 0)); }
 
 bool shk__granule_chain_overlaps(const shk__granule *r, uintptr_t g, unsigned lo, unsigned last) {
-  while (r->more) {
+  while (shk__granule_more(r)) {
     r = next_of(r, g);
     if (!r) return false; /* a broken chain: reported by the check */
     if (shk__granule_overlaps(r, lo, last)) return true;
@@ -67,11 +71,11 @@ bool shk__granule_chain_overlaps(const shk__granule *r, uintptr_t g, unsigned lo
 
 unsigned shk__granule_chain_put(shk__granule *r, uintptr_t g, unsigned lo, unsigned last,
                                 shk__buf_range *node) {
-  while (shk__granule_first_free[r->live] == SHK__GRANULE_PIECES) {
-    if (!r->more) {
+  while (shk__granule_first_free(r) == SHK__GRANULE_PIECES) {
+    if (!shk__granule_more(r)) {
       /* Adding moves no record, so r stays where it is. */
       shk__granule *next = add_key(shk__granule_key(g, number_of(r->key) + 1));
-      r->more = true;
+      r->key |= SHK__GRANULE_MORE;
       r = next;
       break;
     }
@@ -81,8 +85,8 @@ unsigned shk__granule_chain_put(shk__granule *r, uintptr_t g, unsigned lo, unsig
 }
 
 bool shk__granules_block_empty(const shk__granule *r, uintptr_t g) {
-  for (; r; r = r->more ? next_of(r, g) : NULL)
-    if (r->live) return false;
+  for (; r; r = shk__granule_more(r) ? next_of(r, g) : NULL)
+    if (shk__granule_live(r)) return false;
   return true;
 }
 
@@ -107,7 +111,7 @@ void shk__granules_drop_block(uintptr_t g) {
   for (unsigned k = 0;; k++) {
     shk__granule *r = shk__granule_find(shk__granule_key(g, k));
     if (!r) return;
-    bool more = r->more;
+    bool more = shk__granule_more(r);
     drop(r);
     if (!more) return;
   }
@@ -131,8 +135,8 @@ int shk__granules_rebuild(void (*dropped)(uintptr_t g)) {
     if (!r->key) continue;
     uintptr_t g = block_of(r->key);
     if (!shk__granules_block_empty(shk__granule_find(shk__granule_key(g, 0)), g)) {
-      place(t, slots - 1, sh, r);
-      empty += r->live == 0;
+      place(t, sh, slots - 1, r);
+      empty += !shk__granule_live(r);
     } else if (number_of(r->key) == 0) {
       dropped(g);
     }
@@ -153,7 +157,7 @@ size_t shk__granules_walk(void (*fn)(shk__buf_range *node, void *ctx), void *ctx
     const shk__granule *r = &shk__granule_table[i];
     uintptr_t base = r->key ? block_of(r->key) << SHK__GRANULE_BITS : 0;
     for (unsigned k = 0; r->key && k < SHK__GRANULE_PIECES; k++) {
-      if (!(r->live >> k & 1) || r->node[k]->start != base + r->lo[k]) continue;
+      if (!live_at(r, k) || r->node[k]->start != base + lo_at(r, k)) continue;
       fn(r->node[k], ctx);
       n++;
     }
@@ -167,13 +171,13 @@ static const char *piece_fault(const shk__granule *r, unsigned i) {
   uintptr_t g = block_of(r->key), base = g << SHK__GRANULE_BITS;
   unsigned at = number_of(r->key) * SHK__GRANULE_PIECES + i;
   if (!node) return "names no buffer";
-  if (r->lo[i] > r->last[i]) return "is empty or reversed";
+
   bool head = shk__granule_of(node->start) == g;
   if (!head && shk__granule_of(node->end - 1) != g) return "lies outside its buffer";
   if ((head ? node->head_at : node->tail_at) != at) return "is not where its buffer says";
   uintptr_t lo = node->start > base ? node->start : base;
   uintptr_t end = node->end < base + SHK__GRANULE_SIZE ? node->end : base + SHK__GRANULE_SIZE;
-  if (base + r->lo[i] != lo || base + r->last[i] + 1 != end) return "disagrees with its buffer";
+  if (base + lo_at(r, i) != lo || base + last_at(r, i) + 1 != end) return "disagrees with its buffer";
   if (end - lo == SHK__GRANULE_SIZE) return "fills its block (it belongs in the tree)";
   return NULL;
 }
@@ -182,10 +186,10 @@ static const char *piece_fault(const shk__granule *r, unsigned i) {
 static bool overlaps_earlier(const shk__granule *r, unsigned i) {
   uintptr_t g = block_of(r->key);
   for (unsigned j = 0; j < i; j++)
-    if (r->live >> j & 1 && r->lo[j] <= r->last[i] && r->last[j] >= r->lo[i]) return true;
+    if (live_at(r, j) && lo_at(r, j) <= last_at(r, i) && last_at(r, j) >= lo_at(r, i)) return true;
   for (unsigned k = 0; k < number_of(r->key); k++) {
     const shk__granule *e = shk__granule_find(shk__granule_key(g, k));
-    if (e && shk__granule_overlaps(e, r->lo[i], r->last[i])) return true;
+    if (e && shk__granule_overlaps(e, lo_at(r, i), last_at(r, i))) return true;
   }
   return false;
 }
@@ -199,14 +203,15 @@ size_t shk__granules_check(size_t *pieces, size_t *blocks) {
     uintptr_t g = block_of(r->key);
     unsigned k = number_of(r->key);
     used++;
-    empty += r->live == 0;
+    empty += !shk__granule_live(r);
     *blocks += k == 0;
     const char *what = NULL;
-    if (r->live >> SHK__GRANULE_PIECES) what = "has a bad mask";
-    else if (shk__granule_find(r->key) != r) what = "cannot be found";
+    if ((r->lo | r->last) & SHK__GRANULE_TOPS || r->lo >> 40 != 0x7f7f7f || r->last >> 40)
+      what = "has offsets out of the block";
+    else if (shk__granule_find(r->key & ~SHK__GRANULE_MORE) != r) what = "cannot be found";
     else if (k >= SHK__GRANULE_CHAIN_MAX) what = "is past the most a block needs";
     else if (k > 0 && !shk__granule_find(shk__granule_key(g, k - 1))) what = "follows none";
-    else if (r->more && !next_of(r, g)) what = "says another follows, which is missing";
+    else if (shk__granule_more(r) && !next_of(r, g)) what = "says another follows, which is missing";
     if (what) {
       shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: record %u of block 0x%llx %s",
                         k, (unsigned long long)(g << SHK__GRANULE_BITS), what);
@@ -214,14 +219,14 @@ size_t shk__granules_check(size_t *pieces, size_t *blocks) {
       continue;
     }
     for (unsigned i = 0; i < SHK__GRANULE_PIECES; i++) {
-      if (!(r->live >> i & 1)) continue;
+      if (!live_at(r, i)) continue;
       (*pieces)++;
       what = piece_fault(r, i);
       if (!what && overlaps_earlier(r, i)) what = "overlaps another piece";
       if (!what) continue;
       shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: block 0x%llx piece %u "
                         "[+%u, +%u] %s", (unsigned long long)(g << SHK__GRANULE_BITS),
-                        k * SHK__GRANULE_PIECES + i, (unsigned)r->lo[i], (unsigned)r->last[i],
+                        k * SHK__GRANULE_PIECES + i, lo_at(r, i), last_at(r, i),
                         what);
       faults++;
     }

@@ -16,26 +16,34 @@
 
 #include "buf_internal.h"
 
-/* 128 B blocks, 5 pieces a record: a record is one 64-byte line (offsets fit in a byte), and
- * ranges of 25 bytes or more on average need no second record. */
+/* 128 B blocks, 5 pieces a record: a record is one 64-byte line, and ranges of 25 bytes or more
+ * on average need no second record. Offsets below 128 leave each byte's top bit free, so that
+ * all pieces are compared at once in one word (shk__granule_overlaps). */
 #define SHK__GRANULE_BITS 7
 #define SHK__GRANULE_SIZE ((uintptr_t)1 << SHK__GRANULE_BITS)
 #define SHK__GRANULE_PIECES 5
 /* A block holds at most SHK__GRANULE_SIZE pieces (disjoint, none empty): 26 records of 5. */
-#define SHK__GRANULE_CHAIN_BITS 5
 #define SHK__GRANULE_CHAIN_MAX \
   ((SHK__GRANULE_SIZE + SHK__GRANULE_PIECES - 1) / SHK__GRANULE_PIECES)
 /* A range's note of a piece it has not. */
 #define SHK__GRANULE_NONE UINT8_MAX
 
 typedef struct shk__granule {
-  uintptr_t key;  /* shk__granule_key(block, k) of the block's k-th record; 0: a free slot */
-  uint8_t live;   /* bit i: piece i is a live range's */
-  bool more;      /* the block's record k + 1 exists */
-  uint8_t lo[SHK__GRANULE_PIECES];   /* offset of each piece's first byte in the block */
-  uint8_t last[SHK__GRANULE_PIECES]; /* and of its last byte */
+  /* shk__granule_key(block, k) of the block's k-th record, with SHK__GRANULE_MORE when record
+   * k + 1 exists; 0: a free slot of the table. */
+  uint64_t key;
+  /* Byte i: the offsets in the block of piece i's first and last byte. A free piece (and bytes
+   * 5 to 7) hold 127 and 0, which overlap no piece: a piece never fills its block. */
+  uint64_t lo, last;
   shk__buf_range *node[SHK__GRANULE_PIECES];
 } shk__granule;
+
+#define SHK__GRANULE_MORE (UINT64_C(1) << 63)
+#define SHK__GRANULE_BYTES UINT64_C(0x0101010101010101)
+#define SHK__GRANULE_TOPS UINT64_C(0x8080808080808080)
+#define SHK__GRANULE_FREE_LO (UINT64_C(0x7f) * SHK__GRANULE_BYTES)
+/* The top bits of the bytes that are pieces. */
+#define SHK__GRANULE_PIECE_TOPS UINT64_C(0x0000008080808080)
 
 /* The table: a power of two of slots, open addressing with linear probing, at most half full. */
 extern shk__granule *shk__granule_table;
@@ -47,33 +55,57 @@ extern size_t shk__granule_used, shk__granule_empty;
 /* The block of an address. */
 static inline uintptr_t shk__granule_of(uintptr_t address) { return address >> SHK__GRANULE_BITS; }
 
-static inline uintptr_t shk__granule_key(uintptr_t g, unsigned k) {
-  return (g << SHK__GRANULE_CHAIN_BITS | k) + 1;
+/* A record's key: block g (below 2^57) in the low bits, its number k in the block above. */
+#define SHK__GRANULE_NUMBER_SHIFT 58
+static inline uint64_t shk__granule_key(uintptr_t g, unsigned k) {
+  return ((uint64_t)k << SHK__GRANULE_NUMBER_SHIFT | g) + 1;
 }
 
-/* Where a key's record is first looked for (Fibonacci hashing: neighbouring blocks land far
- * apart). */
-static inline size_t shk__granule_home(uintptr_t key) {
-  return (size_t)(((uint64_t)key * UINT64_C(0x9E3779B97F4A7C15)) >> shk__granule_shift);
+/* Neighbouring blocks, in runs of this many, have neighbouring homes. */
+#define SHK__GRANULE_RUN 16
+
+/* Where a key's record is first looked for: runs of SHK__GRANULE_RUN neighbouring blocks side
+ * by side (memory used in order, by a batch of buffers say, reads the table in order), each run
+ * (and each record number) placed by Fibonacci hashing (runs far apart in memory, or at a stride
+ * of a power of two, do not meet). */
+static inline size_t shk__granule_home_in(uint64_t key, unsigned shift, size_t mask) {
+  uint64_t k = (key & ~SHK__GRANULE_MORE) - 1;
+  uint64_t run = (k / SHK__GRANULE_RUN) * UINT64_C(0x9E3779B97F4A7C15);
+  return (size_t)((run >> shift) + k % SHK__GRANULE_RUN) & mask;
+}
+static inline size_t shk__granule_home(uint64_t key) {
+  return shk__granule_home_in(key, shk__granule_shift, shk__granule_mask);
 }
 
 /* The record of this key, or NULL. */
-static inline shk__granule *shk__granule_find(uintptr_t key) {
+static inline shk__granule *shk__granule_find(uint64_t key) {
   shk__granule *t = shk__granule_table;
   if (!t) return NULL;
   for (size_t i = shk__granule_home(key);; i = (i + 1) & shk__granule_mask) {
-    if (t[i].key == key) return &t[i];
+    if ((t[i].key & ~SHK__GRANULE_MORE) == key) return &t[i];
     if (t[i].key == 0) return NULL;
   }
 }
 
-/* Whether a live piece of r shares a byte with offsets [lo, last]: every piece compared, with no
- * branch between them. */
+static inline bool shk__granule_more(const shk__granule *r) {
+  return (r->key & SHK__GRANULE_MORE) != 0;
+}
+
+/* Byte by byte, the top bit set where a <= b (bytes below 128): (128 + b) - a never borrows. */
+static inline uint64_t shk__granule_le(uint64_t a, uint64_t b) {
+  return ((b | SHK__GRANULE_TOPS) - a) & SHK__GRANULE_TOPS;
+}
+
+/* The top bits of r's live pieces (first <= last). */
+static inline uint64_t shk__granule_live(const shk__granule *r) {
+  return shk__granule_le(r->lo, r->last) & SHK__GRANULE_PIECE_TOPS;
+}
+
+/* Whether a live piece of r shares a byte with offsets [lo, last] (not the whole block): all
+ * pieces compared at once, with no branch. */
 static inline bool shk__granule_overlaps(const shk__granule *r, unsigned lo, unsigned last) {
-  unsigned hit = 0;
-  for (unsigned i = 0; i < SHK__GRANULE_PIECES; i++)
-    hit |= (unsigned)(r->lo[i] <= last && r->last[i] >= lo) << i;
-  return (hit & r->live) != 0;
+  return (shk__granule_le(r->lo, last * SHK__GRANULE_BYTES) &
+          shk__granule_le(lo * SHK__GRANULE_BYTES, r->last)) != 0;
 }
 
 /* The same over the whole block, from its first record r (found for block g). */
@@ -81,11 +113,14 @@ bool shk__granule_chain_overlaps(const shk__granule *r, uintptr_t g, unsigned lo
 static inline bool shk__granule_block_overlaps(const shk__granule *r, uintptr_t g, unsigned lo,
                                                unsigned last) {
   if (shk__granule_overlaps(r, lo, last)) return true;
-  return r->more && shk__granule_chain_overlaps(r, g, lo, last);
+  return shk__granule_more(r) && shk__granule_chain_overlaps(r, g, lo, last);
 }
 
-/* The first free piece of each live mask, SHK__GRANULE_PIECES when none is. */
-extern const uint8_t shk__granule_first_free[1u << SHK__GRANULE_PIECES];
+/* The first free piece of r, SHK__GRANULE_PIECES when none is. */
+static inline unsigned shk__granule_first_free(const shk__granule *r) {
+  uint64_t free_tops = ~shk__granule_live(r) & SHK__GRANULE_PIECE_TOPS;
+  return free_tops ? shk__bit_length(free_tops & (0 - free_tops)) / 8 - 1 : SHK__GRANULE_PIECES;
+}
 
 /* Puts [lo, last] of node in a free piece of block g, whose first record is r (the caller
  * checked it overlaps nothing there, and that the table has room for one more record); the
@@ -94,13 +129,13 @@ unsigned shk__granule_chain_put(shk__granule *r, uintptr_t g, unsigned lo, unsig
                                 shk__buf_range *node);
 static inline unsigned shk__granule_put(shk__granule *r, uintptr_t g, unsigned lo,
                                         unsigned last, shk__buf_range *node) {
-  unsigned i = shk__granule_first_free[r->live];
+  unsigned i = shk__granule_first_free(r);
   if (i == SHK__GRANULE_PIECES) return shk__granule_chain_put(r, g, lo, last, node);
-  if (r->live == 0) shk__granule_empty--;
-  r->lo[i] = (uint8_t)lo;
-  r->last[i] = (uint8_t)last;
+  if (!shk__granule_live(r)) shk__granule_empty--;
+  uint64_t byte = UINT64_C(0xff) << 8 * i;
+  r->lo = (r->lo & ~byte) | (uint64_t)lo << 8 * i;
+  r->last = (r->last & ~byte) | (uint64_t)last << 8 * i;
   r->node[i] = node;
-  r->live = (uint8_t)(r->live | 1u << i);
   return i;
 }
 
@@ -108,9 +143,11 @@ static inline unsigned shk__granule_put(shk__granule *r, uintptr_t g, unsigned l
 static inline bool shk__granule_take(uintptr_t g, unsigned at, const shk__buf_range *node) {
   unsigned k = at / SHK__GRANULE_PIECES, i = at % SHK__GRANULE_PIECES;
   shk__granule *r = shk__granule_find(shk__granule_key(g, k));
-  if (!r || !(r->live >> i & 1) || r->node[i] != node) return false;
-  r->live = (uint8_t)(r->live & ~(1u << i));
-  if (r->live == 0) shk__granule_empty++;
+  if (!r || !(shk__granule_live(r) >> (8 * i + 7) & 1) || r->node[i] != node) return false;
+  uint64_t byte = UINT64_C(0xff) << 8 * i;
+  r->lo |= byte & SHK__GRANULE_FREE_LO;
+  r->last &= ~byte;
+  if (!shk__granule_live(r)) shk__granule_empty++;
   return true;
 }
 

@@ -809,26 +809,17 @@ static void marker_remove(uintptr_t g) {
   if (remove_locked(&marker)) marker_count--;
 }
 
-/* Whether node's piece in block g fits there, the block's first record made (and the block
- * reserved) when missing; the caller made room for it. SHK_OK, SHK_EOVERLAP (a piece there, or
- * another range's whole blocks, meet it) or SHK_ENOMEM. */
-static int piece_fits(uintptr_t g, const shk__buf_range *node) {
+/* The first record of block g, made (and the block reserved) when missing; the caller made room
+ * for it. SHK_EOVERLAP when another range's whole blocks take the block in, SHK_ENOMEM. */
+static int record_for(uintptr_t g, shk__granule **out) {
   shk__granule *r = shk__granule_find(shk__granule_key(g, 0));
   if (!r) {
     int rc = marker_insert(g);
     if (rc != SHK_OK) return rc;
     r = shk__granules_add(g);
   }
-  unsigned lo, last;
-  piece_of(g, node, &lo, &last);
-  return shk__granule_block_overlaps(r, g, lo, last) ? SHK_EOVERLAP : SHK_OK;
-}
-
-/* Puts node's piece in block g, which piece_fits allowed: its number there. */
-static unsigned piece_put(uintptr_t g, shk__buf_range *node) {
-  unsigned lo, last;
-  piece_of(g, node, &lo, &last);
-  return shk__granule_put(shk__granule_find(shk__granule_key(g, 0)), g, lo, last, node);
+  *out = r;
+  return SHK_OK;
 }
 
 /* Puts node's whole blocks in the tree. A reserved block among them meets it only when a piece
@@ -849,41 +840,71 @@ static int whole_insert(shk__buf_range *node, const parts *p) {
   }
 }
 
+/* A range's pieces as offsets in their blocks' records. */
+typedef struct pieces {
+  shk__granule *head, *tail; /* the records, NULL where there is no such piece */
+  unsigned head_lo, head_last, tail_lo, tail_last;
+} pieces;
+
+/* Whether node's pieces overlap nothing in their records. */
+static inline bool pieces_fit(const parts *p, const pieces *q) {
+  if (q->head && shk__granule_block_overlaps(q->head, p->gs, q->head_lo, q->head_last)) return false;
+  return !q->tail || !shk__granule_block_overlaps(q->tail, p->ge, q->tail_lo, q->tail_last);
+}
+
+/* Puts node's pieces, which fit, in their records (the table has room for a second record of
+ * each block: adding one moves no other). */
+static inline void pieces_put(shk__buf_range *node, const parts *p, const pieces *q) {
+  node->head_at = q->head ? (uint8_t)shk__granule_put(q->head, p->gs, q->head_lo, q->head_last, node)
+                          : SHK__GRANULE_NONE;
+  node->tail_at = q->tail ? (uint8_t)shk__granule_put(q->tail, p->ge, q->tail_lo, q->tail_last, node)
+                          : SHK__GRANULE_NONE;
+}
+
 /* Puts every part of node: first what can refuse it (its pieces' blocks, then its whole blocks),
- * then the pieces, which cannot. Records made for a refused range stay, empty, for later. */
-static int insert_parts(shk__buf_range *node, const parts *p) {
+ * then the pieces, which cannot be refused then. Records made for a refused range stay, empty,
+ * for later. */
+static SHK__NOINLINE int insert_parts(shk__buf_range *node, const parts *p, pieces *q) {
   /* Up to two records for each piece: none is made, or moved, by a rebuild in between. */
   if (!shk__granule_has_room(4) && shk__granules_rebuild(marker_remove) != SHK_OK)
     return SHK_ENOMEM;
   int rc = SHK_OK;
-  if (p->head && (rc = piece_fits(p->gs, node)) != SHK_OK) return rc;
-  if (p->tail && (rc = piece_fits(p->ge, node)) != SHK_OK) return rc;
+  if (p->head && (rc = record_for(p->gs, &q->head)) != SHK_OK) return rc;
+  if (p->tail && (rc = record_for(p->ge, &q->tail)) != SHK_OK) return rc;
+  if (!pieces_fit(p, q)) return SHK_EOVERLAP;
   bool whole = p->whole_from < p->whole_to;
-  if (whole && (rc = whole_insert(node, p)) != SHK_OK) return rc;
+  if (whole) {
+    if ((rc = whole_insert(node, p)) != SHK_OK) return rc;
+    /* Records dropped on the way moved others. */
+    if (p->head) q->head = shk__granule_find(shk__granule_key(p->gs, 0));
+    if (p->tail) q->tail = shk__granule_find(shk__granule_key(p->ge, 0));
+  }
   node->in_tree = whole;
-  node->head_at = p->head ? (uint8_t)piece_put(p->gs, node) : SHK__GRANULE_NONE;
-  node->tail_at = p->tail ? (uint8_t)piece_put(p->ge, node) : SHK__GRANULE_NONE;
+  pieces_put(node, p, q);
   return SHK_OK;
 }
 
-/* The usual small range: one piece in a block whose record is there, with room. The node's
- * notes of its parts are written only once it is in (a node inserted again while live keeps
- * them, and is refused). */
+/* The usual small range, in one block or two, no whole one, found without a call: its pieces'
+ * records there, with room. The node's notes of its parts are written only once it is in (a
+ * node inserted again while live keeps them, and is refused). */
 static inline int insert_range(shk__buf_range *node) {
+  /* The last block's end would be 2^64: its reservation could not be kept. No memory is there. */
+  if (node->end > UINTPTR_MAX - (SHK__GRANULE_SIZE - 1)) return SHK_EOVERFLOW;
   parts p = parts_of(node->start, node->end);
-  if (p.head && !p.tail && p.whole_from >= p.whole_to) {
-    shk__granule *r = shk__granule_find(shk__granule_key(p.gs, 0));
-    if (r && shk__granule_has_room(1)) {
-      unsigned lo, last;
-      piece_of(p.gs, node, &lo, &last);
-      if (shk__granule_block_overlaps(r, p.gs, lo, last)) return SHK_EOVERLAP;
-      node->head_at = (uint8_t)shk__granule_put(r, p.gs, lo, last, node);
-      node->tail_at = SHK__GRANULE_NONE;
+  pieces q = {NULL, NULL, 0, 0, 0, 0};
+  if (p.head) piece_of(p.gs, node, &q.head_lo, &q.head_last);
+  if (p.tail) piece_of(p.ge, node, &q.tail_lo, &q.tail_last);
+  if (p.whole_from >= p.whole_to && shk__granule_has_room(2)) {
+    q.head = shk__granule_find(shk__granule_key(p.gs, 0));
+    q.tail = p.tail ? shk__granule_find(shk__granule_key(p.ge, 0)) : NULL;
+    if (q.head && (q.tail || !p.tail)) {
+      if (!pieces_fit(&p, &q)) return SHK_EOVERLAP;
       node->in_tree = false;
+      pieces_put(node, &p, &q);
       return SHK_OK;
     }
   }
-  return insert_parts(node, &p);
+  return insert_parts(node, &p, &q);
 }
 
 /* Takes every part of node out; false when it had none there (removed already). */
