@@ -736,6 +736,49 @@ static void ranges_spanning_two_and_three_blocks_are_exact(void **state) {
   }
 }
 
+/* Hundreds of small ranges (several chunks of a tree, many granules of a block index), a run
+ * of them released (dead places, emptied chunks), then one range over the run: every released
+ * place and every gap inside it is refused, the live ones beside it stay exact, and released
+ * one by one from the middle out the big range keeps hiding what lies inside it. */
+static void a_range_over_hundreds_of_released_small_ones_hides_every_place_inside(void **state) {
+  (void)state;
+  size_t live_before = shk_buf_live_count();
+  arena_make();
+  case_block = 16;
+  enum { N = 600, STEP = 16, LEN = 8 };
+  static shk_buf *small[N];
+  const size_t from = 150, to = 450; /* the run released */
+  for (size_t i = 0; i < N; i++) small[i] = HOLD(AT + i * STEP, LEN);
+  for (size_t i = from; i < to; i++) shk_buf_release(small[i]);
+  size_t s = AT + from * STEP, end = AT + (to - 1) * STEP + LEN;
+  TAKEN_AT(s - STEP, end - s + STEP);
+  TAKEN_AT(s, end - s + STEP);
+  shk_buf *big = HOLD(s, end - s);
+  for (size_t i = from; i < to; i++) {
+    TAKEN_AT(AT + i * STEP, 1);
+    if (i + 1 == to) break;
+    TAKEN_AT(AT + i * STEP + LEN, 1);            /* the gaps too */
+    TAKEN_AT(AT + i * STEP + LEN - 1, STEP);
+  }
+  FREE_AT(s - STEP + LEN, STEP - LEN);           /* the gap before, touching both */
+  FREE_AT(end, AT + to * STEP - end);            /* the gap after, touching both */
+  TAKEN_AT(s - STEP + LEN, STEP - LEN + 1);
+  TAKEN_AT(end - 1, AT + to * STEP - end + 1);
+  for (size_t i = 0; i < from; i += 7) TAKEN_AT(AT + i * STEP + 3, 1);
+  for (size_t i = to; i < N; i += 7) TAKEN_AT(AT + i * STEP + 3, 1);
+  for (size_t k = 0; k < from; k++) { /* the live ones, from the run outwards */
+    shk_buf_release(small[from - 1 - k]);
+    shk_buf_release(small[to + k]);
+    if (k % 16 != 0) continue;
+    for (size_t i = from; i < to; i += 5) TAKEN_AT(AT + i * STEP + 1, 2);
+    FREE_AT(AT + (from - 1 - k) * STEP, s - AT - (from - 1 - k) * STEP);
+    FREE_AT(end, AT + (to + k) * STEP + LEN - end);
+  }
+  shk_buf_release(big);
+  FREE_AT(AT, N * STEP);
+  assert_int_equal(shk_buf_live_count(), live_before);
+}
+
 /* ---- threads ---- */
 
 #define THREADS 4
@@ -878,6 +921,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_small_range_inside_a_big_one_is_refused),
     cmocka_unit_test(a_big_range_sharing_its_end_blocks_with_small_ones_goes_in),
     cmocka_unit_test(ranges_spanning_two_and_three_blocks_are_exact),
+    cmocka_unit_test(a_range_over_hundreds_of_released_small_ones_hides_every_place_inside),
     cmocka_unit_test(random_ranges_of_every_size_agree_with_the_model),
     cmocka_unit_test(threads_consuming_one_arena_never_hold_a_byte_twice),
     cmocka_unit_test(the_index_stays_consistent_under_shk_debug_buf),
