@@ -3,7 +3,7 @@
  * releases of every size and alignment a block-based index could trip on (answers, live count,
  * the walk that shk_watch_add_buffers makes); the boundary cases of each block size from 64 B
  * to 4 KiB; threads consuming one arena, a byte never held twice, also under SHK_DEBUG=buf. */
-/* ctest: labels=unit;multiprocess;tsan timeout=900 */
+/* ctest: labels=unit;multiprocess;tsan timeout=300 */
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,7 +14,7 @@
 #include "shk_test_thread.h"
 #include "shmkit.h"
 
-#define CHILD_TIMEOUT_MS 400000
+#define CHILD_TIMEOUT_MS 240000
 #define ARENA_SIZE ((size_t)1 << 20)
 #define ARENA_ALIGN ((size_t)1 << 16)
 
@@ -81,13 +81,13 @@ static size_t draw_length(rng *r, size_t *align, bool *exact, size_t whole_in) {
 }
 
 /* An offset for len bytes in [lo, lo + span) of the arena (span >= len): uniform, or snapped to
- * `align` (or a block size) +-1; near[0..near_count) are offsets next to live ranges (their
+ * `align` (or a block size) +-1; nearby[0..nearby_count) are offsets next to live ranges (their
  * ends, or their starts less len), taken +-1. Always inside the arena. */
 static size_t draw_offset(rng *r, size_t len, size_t align, bool exact, size_t lo, size_t span,
-                          const size_t *near, size_t near_count) {
+                          const size_t *nearby, size_t nearby_count) {
   size_t room = span - len, off;
   size_t mode = below(r, 8);
-  if (mode < 2 || (mode >= 6 && near_count == 0)) {
+  if (mode < 2 || (mode >= 6 && nearby_count == 0)) {
     off = lo + below(r, room + 1);
   } else if (mode < 6) {
     size_t a = mode == 5 ? blocks[below(r, BLOCK_COUNT)] : align;
@@ -95,7 +95,7 @@ static size_t draw_offset(rng *r, size_t len, size_t align, bool exact, size_t l
     off -= off % a;
     if (!exact || mode == 4) off = off + below(r, 3) - 1; /* may wrap below 0: clamped next */
   } else {
-    off = near[below(r, near_count)] + below(r, 3) - 1;
+    off = nearby[below(r, nearby_count)] + below(r, 3) - 1;
     if (mode == 7) off -= len;
   }
   if (off > ARENA_SIZE) off = 0; /* wrapped below 0 */
@@ -132,6 +132,7 @@ typedef struct model {
   size_t base_live;  /* shk_buf_live_count() before the run */
   size_t walk_wrong; /* events the walk's watcher gave for no live buffer */
   size_t puts, refusals, most_held, walks; /* what a run did, printed after it */
+  bool few_refusals; /* most puts the model refuses are not tried (SHK_DEBUG=buf reports each) */
 } model;
 
 /* owner[i]: 1 + the entry that holds arena byte i, or 0. */
@@ -238,6 +239,7 @@ static int put_range(model *m, rng *r, size_t off, size_t len, bool *delayed, sh
 /* Puts [off, off + len) in (kept on success) and compares the answer with the model. */
 static bool step_put(model *m, rng *r, size_t off, size_t len) {
   bool expected_overlap = model_overlaps(off, len);
+  if (expected_overlap && m->few_refusals && below(r, 16) != 0) return false;
   bool delayed;
   shk_buf *buf;
   int frees_before = atomic_load(&arena_frees);
@@ -319,7 +321,7 @@ static void step_outside(model *m, rng *r) {
   shk_buf *buf = NULL;
   if (shk_buf_create(size, 1, &o, &buf) != SHK_OK) MODEL_FAIL(m, "a %s buffer", o.allocator);
   m->outside[m->outside_count++] = buf;
-  for (size_t k = 0; k < m->outside_count; k++) {
+  for (size_t k = m->few_refusals ? m->outside_count - 1 : 0; k < m->outside_count; k++) {
     unsigned char *p = shk_buf_data(m->outside[k]);
     size_t n = shk_buf_size(m->outside[k]);
     struct {
@@ -367,10 +369,12 @@ static void check_walk(model *m) {
   o.backend = SHK_WATCH_POLL;
   o.poll_interval_ms = 1000; /* flush finds the changes */
   o.resolve_symbols = false;
+  /* What the worker's callback writes is set before the worker starts. */
+  for (size_t h = 0; h < m->held_count; h++) m->e[m->held[h]].seen = false;
+  m->walk_wrong = 0;
   shk_watcher *w = NULL;
   if (shk_watch_create(&o, &w) != SHK_OK) MODEL_FAIL(m, "no poll watcher");
   m->walks++;
-  m->walk_wrong = 0;
   if (shk_watch_set_callback(w, on_walk_event, m) != SHK_OK ||
       shk_watch_add_buffers(w, NULL) != SHK_OK)
     MODEL_FAIL(m, "the watcher does not follow buffers");
@@ -381,8 +385,7 @@ static void check_walk(model *m) {
     MODEL_FAIL(m, "the walk found %lu buffers, the model says %lu live (and %lu deferred)",
                (unsigned long)st.regions, (unsigned long)want, (unsigned long)m->deferred_count);
   for (size_t h = 0; h < m->held_count; h++) {
-    entry *e = &m->e[m->held[h]];
-    e->seen = false;
+    const entry *e = &m->e[m->held[h]];
     arena[e->off + below(&(rng){e->id}, e->len)] ^= 0x5A;
   }
   if (shk_watch_flush(w) != SHK_OK) MODEL_FAIL(m, "flush");
@@ -400,11 +403,11 @@ static void check_walk(model *m) {
 /* ---- the run ---- */
 
 /* Offsets next to held ranges, for draw_offset: up to 64 ends of random held entries. */
-static size_t near_offsets(model *m, rng *r, size_t *near) {
+static size_t nearby_offsets(model *m, rng *r, size_t *nearby) {
   size_t n = m->held_count < 64 ? m->held_count : 64;
   for (size_t i = 0; i < n; i++) {
     const entry *e = &m->e[m->held[below(r, m->held_count)]];
-    near[i] = below(r, 2) ? e->off + e->len : e->off;
+    nearby[i] = below(r, 2) ? e->off + e->len : e->off;
   }
   return n;
 }
@@ -418,14 +421,15 @@ static void release_all(model *m, rng *r) {
  * third of the phases draw small ranges only (so that thousands fit); half the ranges fall in a
  * 64 KiB window that moves now and then (dense neighbours); at times everything goes and the
  * whole arena must go in as one range. */
-static void run_model(uint64_t seed, size_t steps, bool walks) {
+static void run_model(uint64_t seed, size_t steps, bool walks, bool few_refusals) {
   static const size_t targets[] = {8, 400, 3000, 1200, 60, 6000};
   model *m = &the_model;
   model_reset(m, seed);
+  m->few_refusals = few_refusals;
   rng r = {seed};
   size_t target = targets[0], window = 0;
   bool small_only = false;
-  static size_t near[64];
+  static size_t nearby[64];
   for (m->step = 0; m->step < steps; m->step++) {
     if (m->step % 3000 == 0) {
       target = targets[below(&r, sizeof targets / sizeof targets[0])];
@@ -447,8 +451,8 @@ static void run_model(uint64_t seed, size_t steps, bool walks) {
       while (small_only && len > 4097);
       bool windowed = len <= 16384 && below(&r, 2);
       size_t lo = windowed ? window : 0, span = windowed ? 65536 : ARENA_SIZE;
-      size_t n = near_offsets(m, &r, near);
-      step_put(m, &r, draw_offset(&r, len, align, exact, lo, span, near, n), len);
+      size_t n = nearby_offsets(m, &r, nearby);
+      step_put(m, &r, draw_offset(&r, len, align, exact, lo, span, nearby, n), len);
     }
     if (m->step % 256 == 0) check_live_count(m);
     if (walks && m->step % 4000 == 2500) check_walk(m);
@@ -471,14 +475,15 @@ static void run_model(uint64_t seed, size_t steps, bool walks) {
 }
 
 /* argv[0]: the first seed; argv[1]: how many seeds; argv[2]: steps per seed; argv[3]: "walk"
- * to check the walk too. stderr to argv[4] when given (the SHK_DEBUG run). */
+ * to check the walk too, or "debug" to try few of the puts the model refuses. stderr to argv[4]
+ * when given (the SHK_DEBUG run). */
 static int child_model(int argc, char **argv) {
   if (argc > 4 && !freopen(argv[4], "w", stderr)) return 99;
   arena_make();
   register_arena_allocator();
   uint64_t first = strtoull(argv[0], NULL, 10);
   size_t seeds = (size_t)strtoull(argv[1], NULL, 10), steps = (size_t)strtoull(argv[2], NULL, 10);
-  for (size_t i = 0; i < seeds; i++) run_model(first + i, steps, strcmp(argv[3], "walk") == 0);
+  for (size_t i = 0; i < seeds; i++) run_model(first + i, steps, strcmp(argv[3], "walk") == 0, strcmp(argv[3], "debug") == 0);
   fflush(stderr);
   return 0;
 }
@@ -907,11 +912,12 @@ static void run_debug_buf(const char *name, int argc, const char **argv) {
 static void the_index_stays_consistent_under_shk_debug_buf(void **state) {
   (void)state;
   char rounds[24], steps[24];
-  snprintf(rounds, sizeof rounds, "%lu", (unsigned long)env_count("SHK_TEST_MODEL_ROUNDS", 6000) / 2);
+  /* Fewer refusals: each is reported with its caller, about 8 ms apiece under wine. */
+  snprintf(rounds, sizeof rounds, "%lu", (unsigned long)env_count("SHK_TEST_MODEL_ROUNDS", 6000) / 4);
   snprintf(steps, sizeof steps, "%lu", (unsigned long)env_count("SHK_TEST_MODEL_STEPS", 30000) / 3);
   const char *threads_argv[] = {rounds, NULL};
   run_debug_buf("threads", 2, threads_argv);
-  const char *model_argv[] = {"101", "1", steps, "nowalk", NULL};
+  const char *model_argv[] = {"101", "1", steps, "debug", NULL};
   run_debug_buf("model", 5, model_argv);
 }
 
