@@ -59,7 +59,7 @@ static size_t below(rng *r, size_t n) { return (size_t)(next_random(r) % n); }
 
 /* A length from the mix, and the alignment its offset may snap to (*exact: whole aligned blocks,
  * which snap without the +-1): 1-16 bytes; a block size +-1; 1-4 whole blocks; 17-216 bytes;
- * 8 KiB to 256 KiB; rarely the whole arena (`whole_in` of 1). */
+ * 8 KiB to 256 KiB; rarely (one draw in `whole_in`) the whole arena. */
 static size_t draw_length(rng *r, size_t *align, bool *exact, size_t whole_in) {
   size_t b = blocks[below(r, BLOCK_COUNT)];
   *align = b;
@@ -115,9 +115,9 @@ typedef struct entry {
   size_t off, len;
   uint64_t id;
   int state;
-  bool delayed;     /* its release defers it */
-  size_t pos;       /* in model.held */
-  bool seen;        /* the walk's check */
+  bool delayed; /* its release defers it */
+  size_t pos;   /* in model.held */
+  bool seen;    /* the walk's check */
 } entry;
 
 typedef struct model {
@@ -218,12 +218,14 @@ static void register_arena_allocator(void) {
 /* ---- the steps ---- */
 
 /* How a range goes in: consumed (no options, or delayed free, or items of 8 bytes), or created
- * by the arena allocator (immediate or delayed free). */
-static int put_range(model *m, rng *r, size_t off, size_t len, bool *delayed, shk_buf **out) {
+ * by the arena allocator (immediate or delayed free; *created). */
+static int put_range(model *m, rng *r, size_t off, size_t len, bool *delayed, bool *created,
+                     shk_buf **out) {
   size_t how = below(r, 16);
   shk_buf_options o;
   shk_buf_options_init(&o);
   *delayed = how == 11 || how == 13;
+  *created = how >= 12;
   o.delayed_free = *delayed;
   *out = (shk_buf *)&m->step; /* must come back NULL on failure */
   if (how < 12) {
@@ -240,17 +242,19 @@ static int put_range(model *m, rng *r, size_t off, size_t len, bool *delayed, sh
 static bool step_put(model *m, rng *r, size_t off, size_t len) {
   bool expected_overlap = model_overlaps(off, len);
   if (expected_overlap && m->few_refusals && below(r, 16) != 0) return false;
-  bool delayed;
+  bool delayed, created;
   shk_buf *buf;
   int frees_before = atomic_load(&arena_frees);
-  int rc = put_range(m, r, off, len, &delayed, &buf);
+  int rc = put_range(m, r, off, len, &delayed, &created, &buf);
   if (rc != (expected_overlap ? SHK_EOVERLAP : SHK_OK))
     MODEL_FAIL(m, "[%lu, +%lu) of the arena: %s, the model says %s", (unsigned long)off,
                (unsigned long)len, shk_error_name(rc), expected_overlap ? "overlap" : "free");
   if (rc != SHK_OK) {
     if (buf != NULL) MODEL_FAIL(m, "a refused range left *out set");
-    /* A created range refused is handed back to its allocator; a consumed one is not. */
-    if (atomic_load(&arena_frees) - frees_before > 1) MODEL_FAIL(m, "freed more than once");
+    /* A created range refused is handed back to its allocator once; a consumed one never. */
+    if (atomic_load(&arena_frees) - frees_before != (created ? 1 : 0))
+      MODEL_FAIL(m, "a refused %s range was freed %d times", created ? "created" : "consumed",
+                 atomic_load(&arena_frees) - frees_before);
     m->refusals++;
     return false;
   }
@@ -483,7 +487,8 @@ static int child_model(int argc, char **argv) {
   register_arena_allocator();
   uint64_t first = strtoull(argv[0], NULL, 10);
   size_t seeds = (size_t)strtoull(argv[1], NULL, 10), steps = (size_t)strtoull(argv[2], NULL, 10);
-  for (size_t i = 0; i < seeds; i++) run_model(first + i, steps, strcmp(argv[3], "walk") == 0, strcmp(argv[3], "debug") == 0);
+  bool walks = strcmp(argv[3], "walk") == 0, few_refusals = strcmp(argv[3], "debug") == 0;
+  for (size_t i = 0; i < seeds; i++) run_model(first + i, steps, walks, few_refusals);
   fflush(stderr);
   return 0;
 }
@@ -540,7 +545,8 @@ static void expect_taken_range(size_t off, size_t len, bool outside_free, int li
     expect_rc(p - 1, 1, SHK_EOVERLAP, line);
     expect_rc(p, 1, SHK_EOVERLAP, line);
     expect_rc(p - 1, 2, SHK_EOVERLAP, line);
-    if (p + b / 4 < end) expect_rc(p + b / 4, b / 4 < end - p - b / 4 ? b / 4 : 1, SHK_EOVERLAP, line);
+    size_t q = p + b / 4; /* a quarter block in, up to a quarter block long */
+    if (q < end) expect_rc(q, b / 4 < end - q ? b / 4 : 1, SHK_EOVERLAP, line);
   }
   expect_rc(off - 1, len + 2, SHK_EOVERLAP, line);
   expect_rc(off - off % b, b, SHK_EOVERLAP, line); /* the block of its first byte */
@@ -548,104 +554,95 @@ static void expect_taken_range(size_t off, size_t len, bool outside_free, int li
   expect_rc(end, 1, outside_free ? SHK_OK : SHK_EOVERLAP, line);
 }
 
-static void boundary_case_start(size_t b) {
+/* Runs a boundary case for every block size b, on an arena left clean before and after. */
+static void for_every_block(void (*run_case)(size_t b)) {
   arena_make();
-  case_block = b;
-  FREE_AT(AT - 8192, 65536); /* nothing left from before */
+  size_t live_before = shk_buf_live_count();
+  for (size_t k = 0; k < BLOCK_COUNT; k++) {
+    case_block = blocks[k];
+    FREE_AT(AT - 8192, 65536); /* nothing left from before */
+    run_case(blocks[k]);
+    FREE_AT(AT - 8192, 65536); /* nothing left behind */
+    assert_int_equal(shk_buf_live_count(), live_before);
+  }
 }
 
-static void boundary_case_end(size_t live_before) {
-  FREE_AT(AT - 8192, 65536);
-  assert_int_equal(shk_buf_live_count(), live_before);
-}
+/* A test of the group whose body, `name##_case(size_t b)`, runs for every block size. */
+#define BLOCK_TEST(name)                                                  \
+  static void name##_case(size_t b);                                      \
+  static void name(void **state) {                                        \
+    (void)state;                                                          \
+    for_every_block(name##_case);                                         \
+  }                                                                       \
+  static void name##_case(size_t b)
 
 /* A range ending exactly at a block boundary and one starting there both go in, whichever comes
  * first, for lengths from one byte to two blocks on either side; a byte across is refused. */
-static void ranges_meeting_at_a_block_boundary_both_go_in(void **state) {
-  (void)state;
-  size_t live_before = shk_buf_live_count();
-  for (size_t k = 0; k < BLOCK_COUNT; k++) {
-    size_t b = blocks[k];
-    boundary_case_start(b);
-    size_t bound = AT + 4 * b;
-    const size_t lens[] = {1, 7, b / 2, b - 1, b, b + 1, 2 * b};
-    for (size_t i = 0; i < 7; i++) {
-      for (size_t j = 0; j < 7; j++) {
-        size_t before = lens[i], after = lens[j];
-        bool ending_first = (i + j) % 2 == 0;
-        shk_buf *x = ending_first ? HOLD(bound - before, before) : HOLD(bound, after);
-        shk_buf *y = ending_first ? HOLD(bound, after) : HOLD(bound - before, before);
-        TAKEN_AT(bound - 1, 2);
-        TAKEN_AT(bound - 1, 1);
-        TAKEN_AT(bound, 1);
-        TAKEN_AT(bound - before, before + after);
-        FREE_AT(bound - before - 1, 1);
-        FREE_AT(bound + after, 1);
-        shk_buf_release(x);
-        if (ending_first) FREE_AT(bound - before, before); else FREE_AT(bound, after);
-        TAKEN_AT(bound - before, before + after);
-        shk_buf_release(y);
-        FREE_AT(bound - before, before + after);
-      }
+BLOCK_TEST(ranges_meeting_at_a_block_boundary_both_go_in) {
+  size_t bound = AT + 4 * b;
+  const size_t lens[] = {1, 7, b / 2, b - 1, b, b + 1, 2 * b};
+  for (size_t i = 0; i < 7; i++) {
+    for (size_t j = 0; j < 7; j++) {
+      size_t before = lens[i], after = lens[j];
+      bool ending_first = (i + j) % 2 == 0;
+      shk_buf *x = ending_first ? HOLD(bound - before, before) : HOLD(bound, after);
+      shk_buf *y = ending_first ? HOLD(bound, after) : HOLD(bound - before, before);
+      TAKEN_AT(bound - 1, 2);
+      TAKEN_AT(bound - 1, 1);
+      TAKEN_AT(bound, 1);
+      TAKEN_AT(bound - before, before + after);
+      FREE_AT(bound - before - 1, 1);
+      FREE_AT(bound + after, 1);
+      shk_buf_release(x);
+      if (ending_first) FREE_AT(bound - before, before); else FREE_AT(bound, after);
+      TAKEN_AT(bound - before, before + after);
+      shk_buf_release(y);
+      FREE_AT(bound - before, before + after);
     }
-    boundary_case_end(live_before);
   }
 }
 
 /* A range over a block that holds small ranges is refused (the block exactly, a range around
  * it, one across into it), and the gaps between the small ones go in. */
-static void a_range_over_a_block_with_small_ranges_inside_is_refused(void **state) {
-  (void)state;
-  size_t live_before = shk_buf_live_count();
-  for (size_t k = 0; k < BLOCK_COUNT; k++) {
-    size_t b = blocks[k], blk = AT + b; /* block 1 of the case */
-    boundary_case_start(b);
-    shk_buf *mid = HOLD(blk + b / 4, 3);
-    shk_buf *last = HOLD(blk + b - 1, 1); /* the block's last byte */
-    TAKEN_AT(blk, b);
-    TAKEN_AT(blk - b, 3 * b);
-    TAKEN_AT(AT - 4096, 3 * 4096 + 4 * b);
-    TAKEN_AT(blk - b / 2, b);
-    TAKEN_AT(blk + b / 2, b);
-    TAKEN_AT(blk + b / 4 + 2, 1);
-    FREE_AT(blk - b, b);              /* block 0, touching block 1's start */
-    FREE_AT(blk + b, b);              /* block 2, touching the last byte's end */
-    FREE_AT(blk, b / 4);              /* up to the small one */
-    FREE_AT(blk + b / 4 + 3, b - 1 - b / 4 - 3); /* between the two */
-    shk_buf *first = HOLD(blk, 1);    /* the block's first byte too */
-    FREE_AT(blk - b, b);
-    TAKEN_AT(blk - b, b + 1);
-    TAKEN_AT(blk - 1, 2);
-    shk_buf_release(mid);
-    TAKEN_AT(blk, b);                 /* the ends still hold it */
-    FREE_AT(blk + 1, b - 2);
-    shk_buf_release(first);
-    shk_buf_release(last);
-    FREE_AT(blk, b);
-    FREE_AT(blk - b, 3 * b);
-    boundary_case_end(live_before);
-  }
+BLOCK_TEST(a_range_over_a_block_with_small_ranges_inside_is_refused) {
+  size_t blk = AT + b; /* block 1 of the case */
+  shk_buf *mid = HOLD(blk + b / 4, 3);
+  shk_buf *last = HOLD(blk + b - 1, 1); /* the block's last byte */
+  TAKEN_AT(blk, b);
+  TAKEN_AT(blk - b, 3 * b);
+  TAKEN_AT(AT - 4096, 3 * 4096 + 4 * b);
+  TAKEN_AT(blk - b / 2, b);
+  TAKEN_AT(blk + b / 2, b);
+  TAKEN_AT(blk + b / 4 + 2, 1);
+  FREE_AT(blk - b, b);              /* block 0, touching block 1's start */
+  FREE_AT(blk + b, b);              /* block 2, touching the last byte's end */
+  FREE_AT(blk, b / 4);              /* up to the small one */
+  FREE_AT(blk + b / 4 + 3, b - 1 - b / 4 - 3); /* between the two */
+  shk_buf *first = HOLD(blk, 1);    /* the block's first byte too */
+  FREE_AT(blk - b, b);
+  TAKEN_AT(blk - b, b + 1);
+  TAKEN_AT(blk - 1, 2);
+  shk_buf_release(mid);
+  TAKEN_AT(blk, b);                 /* the ends still hold it */
+  FREE_AT(blk + 1, b - 2);
+  shk_buf_release(first);
+  shk_buf_release(last);
+  FREE_AT(blk, b);
+  FREE_AT(blk - b, 3 * b);
 }
 
 /* Small ranges inside a live big one are refused everywhere in it, whether the big one is whole
  * aligned blocks or starts and ends inside blocks. */
-static void a_small_range_inside_a_big_one_is_refused(void **state) {
-  (void)state;
-  size_t live_before = shk_buf_live_count();
-  for (size_t k = 0; k < BLOCK_COUNT; k++) {
-    size_t b = blocks[k];
-    boundary_case_start(b);
-    const size_t starts[] = {AT + b, AT + b - 3, AT + b + 1, AT + b / 2};
-    const size_t lens[] = {2 * b, 2 * b + 8, 3 * b - 2, b};
-    for (size_t i = 0; i < 4; i++) {
-      shk_buf *big = HOLD(starts[i], lens[i]);
-      expect_taken_range(starts[i], lens[i], true, __LINE__);
-      for (size_t p = starts[i]; p < starts[i] + lens[i]; p += b / 8)
-        TAKEN_AT(p, 1 + (p + 16 <= starts[i] + lens[i] ? 15 : 0));
-      shk_buf_release(big);
-      FREE_AT(starts[i], lens[i]);
-    }
-    boundary_case_end(live_before);
+BLOCK_TEST(a_small_range_inside_a_big_one_is_refused) {
+  const size_t starts[] = {AT + b, AT + b - 3, AT + b + 1, AT + b / 2};
+  const size_t lens[] = {2 * b, 2 * b + 8, 3 * b - 2, b};
+  for (size_t i = 0; i < 4; i++) {
+    shk_buf *big = HOLD(starts[i], lens[i]);
+    expect_taken_range(starts[i], lens[i], true, __LINE__);
+    for (size_t p = starts[i]; p < starts[i] + lens[i]; p += b / 8)
+      TAKEN_AT(p, 1 + (p + 16 <= starts[i] + lens[i] ? 15 : 0));
+    shk_buf_release(big);
+    FREE_AT(starts[i], lens[i]);
   }
 }
 
@@ -653,91 +650,78 @@ static void a_small_range_inside_a_big_one_is_refused(void **state) {
  * its block with small ones after it goes in (touching two of them); each small one released
  * and consumed again; the big one released and its place filled by small ones, then taken back
  * once they go. */
-static void a_big_range_sharing_its_end_blocks_with_small_ones_goes_in(void **state) {
-  (void)state;
-  size_t live_before = shk_buf_live_count();
-  for (size_t k = 0; k < BLOCK_COUNT; k++) {
-    size_t b = blocks[k];
-    boundary_case_start(b);
-    size_t head = AT + b / 2, tail = AT + 3 * b + b / 2; /* the big one: [head, tail) */
-    const size_t small_at[] = {AT, head - 8, tail, AT + 4 * b - 8};
-    shk_buf *small[4];
-    for (size_t i = 0; i < 4; i++) small[i] = HOLD(small_at[i], 8);
-    shk_buf *big = HOLD(head, tail - head);
-    expect_taken_range(head, tail - head, false, __LINE__);
-    TAKEN_AT(AT, 4 * b);
-    FREE_AT(AT + 8, b / 2 - 16);   /* between the two before */
-    FREE_AT(tail + 8, b / 2 - 16); /* between the two after */
-    FREE_AT(AT - b, b);
-    FREE_AT(AT + 4 * b, b);
-    for (size_t i = 0; i < 4; i++) {
-      shk_buf_release(small[i]);
-      FREE_AT(small_at[i], 8);
-      if (i == 1) TAKEN_AT(small_at[i], 9);                  /* into the big one's head */
-      if (i == 2) TAKEN_AT(small_at[i] - 1, 9);              /* into its tail */
-      if (i == 1) FREE_AT(AT + 8, head - AT - 8);            /* all of the head block before it */
-      if (i == 2) FREE_AT(tail, AT + 4 * b - 8 - tail);      /* all of the tail block after it */
-      small[i] = HOLD(small_at[i], 8);
-    }
-    expect_taken_range(head, tail - head, false, __LINE__);
-    shk_buf_release(big);
-    FREE_AT(head, tail - head);
-    TAKEN_AT(head - 1, tail - head + 1);
-    TAKEN_AT(head, tail - head + 1);
-    /* Filled by small ones of a quarter block (the last shorter), each touching the next. */
-    static shk_buf *fill[64];
-    size_t n = 0, piece = b / 4;
-    for (size_t at = head; at < tail; at += piece) {
-      size_t len = tail - at < piece ? tail - at : piece;
-      fill[n++] = HOLD(at, len);
-      TAKEN_AT(at, len);
-      TAKEN_AT(head, tail - head);
-    }
-    TAKEN_AT(head + b, b);
-    TAKEN_AT(tail - 1, 1);
-    shk_buf_release(fill[n / 2]);
-    FREE_AT(head + (n / 2) * piece, piece);
-    TAKEN_AT(head + (n / 2) * piece - 1, piece + 1);
-    fill[n / 2] = HOLD(head + (n / 2) * piece, piece);
-    for (size_t i = 0; i < n; i++) shk_buf_release(fill[i]);
-    big = HOLD(head, tail - head);
-    shk_buf_release(big);
-    for (size_t i = 0; i < 4; i++) shk_buf_release(small[i]);
-    boundary_case_end(live_before);
+BLOCK_TEST(a_big_range_sharing_its_end_blocks_with_small_ones_goes_in) {
+  size_t head = AT + b / 2, tail = AT + 3 * b + b / 2; /* the big one: [head, tail) */
+  const size_t small_at[] = {AT, head - 8, tail, AT + 4 * b - 8};
+  shk_buf *small[4];
+  for (size_t i = 0; i < 4; i++) small[i] = HOLD(small_at[i], 8);
+  shk_buf *big = HOLD(head, tail - head);
+  expect_taken_range(head, tail - head, false, __LINE__);
+  TAKEN_AT(AT, 4 * b);
+  FREE_AT(AT + 8, b / 2 - 16);   /* between the two before */
+  FREE_AT(tail + 8, b / 2 - 16); /* between the two after */
+  FREE_AT(AT - b, b);
+  FREE_AT(AT + 4 * b, b);
+  for (size_t i = 0; i < 4; i++) {
+    shk_buf_release(small[i]);
+    FREE_AT(small_at[i], 8);
+    if (i == 1) TAKEN_AT(small_at[i], 9);                  /* into the big one's head */
+    if (i == 2) TAKEN_AT(small_at[i] - 1, 9);              /* into its tail */
+    if (i == 1) FREE_AT(AT + 8, head - AT - 8);            /* all of the head block before it */
+    if (i == 2) FREE_AT(tail, AT + 4 * b - 8 - tail);      /* all of the tail block after it */
+    small[i] = HOLD(small_at[i], 8);
   }
+  expect_taken_range(head, tail - head, false, __LINE__);
+  shk_buf_release(big);
+  FREE_AT(head, tail - head);
+  TAKEN_AT(head - 1, tail - head + 1);
+  TAKEN_AT(head, tail - head + 1);
+  /* Filled by small ones of a quarter block (the last shorter), each touching the next. */
+  static shk_buf *fill[64];
+  size_t n = 0, piece = b / 4;
+  for (size_t at = head; at < tail; at += piece) {
+    size_t len = tail - at < piece ? tail - at : piece;
+    fill[n++] = HOLD(at, len);
+    TAKEN_AT(at, len);
+    TAKEN_AT(head, tail - head);
+  }
+  TAKEN_AT(head + b, b);
+  TAKEN_AT(tail - 1, 1);
+  shk_buf_release(fill[n / 2]);
+  FREE_AT(head + (n / 2) * piece, piece);
+  TAKEN_AT(head + (n / 2) * piece - 1, piece + 1);
+  fill[n / 2] = HOLD(head + (n / 2) * piece, piece);
+  for (size_t i = 0; i < n; i++) shk_buf_release(fill[i]);
+  big = HOLD(head, tail - head);
+  shk_buf_release(big);
+  for (size_t i = 0; i < 4; i++) shk_buf_release(small[i]);
 }
 
 /* Ranges spanning two and three blocks (a byte or more of each end block), with neighbours
  * touching both ends: every block they reach is refused, the neighbours' places stay exact. */
-static void ranges_spanning_two_and_three_blocks_are_exact(void **state) {
-  (void)state;
-  size_t live_before = shk_buf_live_count();
-  for (size_t k = 0; k < BLOCK_COUNT; k++) {
-    size_t b = blocks[k], blk = AT + 2 * b;
-    boundary_case_start(b);
-    const size_t starts[] = {blk - 1, blk - b / 2, blk - b + 1, blk - 1, blk - b + 1, blk - b / 2};
-    const size_t ends[] = {blk + 1, blk + b / 2, blk + b - 1, blk + b + 1, blk + 2 * b - 1,
-                           blk + b + b / 2};
-    for (size_t i = 0; i < 6; i++) {
-      size_t s = starts[i], len = ends[i] - s;
-      shk_buf *r = HOLD(s, len);
-      expect_taken_range(s, len, true, __LINE__);
-      shk_buf *before = HOLD(s - 5, 5), *after = HOLD(s + len, 5);
-      expect_taken_range(s, len, false, __LINE__);
-      TAKEN_AT(s - 5, len + 10);
-      shk_buf_release(r);
-      FREE_AT(s, len);
-      TAKEN_AT(s - 1, len + 1);
-      TAKEN_AT(s, len + 1);
-      r = HOLD(s, len); /* back in its own place */
-      shk_buf_release(before);
-      shk_buf_release(r);
-      FREE_AT(s - 5, len + 5);
-      TAKEN_AT(s - 5, len + 6);
-      shk_buf_release(after);
-      FREE_AT(s - 5, len + 10);
-    }
-    boundary_case_end(live_before);
+BLOCK_TEST(ranges_spanning_two_and_three_blocks_are_exact) {
+  size_t blk = AT + 2 * b;
+  const size_t starts[] = {blk - 1, blk - b / 2, blk - b + 1, blk - 1, blk - b + 1, blk - b / 2};
+  const size_t ends[] = {blk + 1, blk + b / 2, blk + b - 1, blk + b + 1, blk + 2 * b - 1,
+                         blk + b + b / 2};
+  for (size_t i = 0; i < 6; i++) {
+    size_t s = starts[i], len = ends[i] - s;
+    shk_buf *r = HOLD(s, len);
+    expect_taken_range(s, len, true, __LINE__);
+    shk_buf *before = HOLD(s - 5, 5), *after = HOLD(s + len, 5);
+    expect_taken_range(s, len, false, __LINE__);
+    TAKEN_AT(s - 5, len + 10);
+    shk_buf_release(r);
+    FREE_AT(s, len);
+    TAKEN_AT(s - 1, len + 1);
+    TAKEN_AT(s, len + 1);
+    r = HOLD(s, len); /* back in its own place */
+    shk_buf_release(before);
+    shk_buf_release(r);
+    FREE_AT(s - 5, len + 5);
+    TAKEN_AT(s - 5, len + 6);
+    shk_buf_release(after);
+    FREE_AT(s - 5, len + 10);
   }
 }
 
@@ -870,9 +854,29 @@ static void threads_consuming_one_arena_never_hold_a_byte_twice(void **state) {
 
 /* ---- under SHK_DEBUG=buf: the index checks itself after each change ---- */
 
+/* The whole of file `path` as a string (malloc'd), then the file is removed. */
+static char *take_file(const char *path) {
+  FILE *f = fopen(path, "rb");
+  assert_non_null(f);
+  size_t cap = 65536, n = 0, got;
+  char *text = malloc(cap + 1);
+  assert_non_null(text);
+  while ((got = fread(text + n, 1, cap - n, f)) > 0) {
+    n += got;
+    if (n < cap) continue;
+    cap *= 2;
+    text = realloc(text, cap + 1);
+    assert_non_null(text);
+  }
+  text[n] = '\0';
+  fclose(f);
+  remove(path);
+  return text;
+}
+
 /* Runs child `name` with SHK_DEBUG=buf and its stderr in a file (the last of argv), which must
  * say nothing "inconsistent"; refusals are reported there as errors, which shows the checks were
- * on. */
+ * on. On failure the end of what it said is shown. */
 static void run_debug_buf(const char *name, int argc, const char **argv) {
   char path[96];
   shk_test_unique_name(path, sizeof path, "model-debug.txt");
@@ -883,38 +887,26 @@ static void run_debug_buf(const char *name, int argc, const char **argv) {
   shk_test_setenv("SHK_DEBUG", NULL);
   assert_int_equal(started, 0);
   shk_test_exit ex = shk_test_wait(&proc, CHILD_TIMEOUT_MS);
-  FILE *f = fopen(path, "rb");
-  assert_non_null(f);
-  size_t cap = 1 << 20, n = 0;
-  char *text = malloc(cap + 1);
-  assert_non_null(text);
-  bool inconsistent = false, reported = false;
-  for (;;) { /* in pieces: the file may be large; a match across two pieces is kept by overlap */
-    size_t got = fread(text + n, 1, cap - n, f);
-    text[n + got] = '\0';
-    inconsistent = inconsistent || strstr(text, "inconsistent") != NULL;
-    reported = reported || strstr(text, "SHK_EOVERLAP") != NULL;
-    if (got == 0) break;
-    size_t keep = n + got < 64 ? n + got : 64;
-    memmove(text, text + n + got - keep, keep);
-    n = keep;
-  }
-  fclose(f);
-  remove(path);
+  char *text = take_file(path);
+  size_t len = strlen(text);
+  const char *end = text + (len > 900 ? len - 900 : 0); /* what fail_msg holds */
+  if (ex.timed_out || ex.killed || ex.code != 0)
+    fail_msg("child %s under SHK_DEBUG=buf: timed out %d, killed %d, code %d; it said, last:\n%s",
+             name, ex.timed_out, ex.killed, ex.code, end);
+  const char *bad = strstr(text, "inconsistent");
+  if (bad) fail_msg("child %s: the range index says it is inconsistent:\n%.600s", name, bad);
+  assert_non_null(strstr(text, "SHK_EOVERLAP")); /* the debug part was on */
   free(text);
-  assert_false(ex.timed_out);
-  assert_false(ex.killed);
-  if (ex.code != 0) fail_msg("child %s under SHK_DEBUG=buf ended with %d", name, ex.code);
-  if (inconsistent) fail_msg("child %s: the range index said it is inconsistent", name);
-  assert_true(reported); /* the debug part was on */
 }
 
 static void the_index_stays_consistent_under_shk_debug_buf(void **state) {
   (void)state;
   char rounds[24], steps[24];
   /* Fewer refusals: each is reported with its caller, about 8 ms apiece under wine. */
-  snprintf(rounds, sizeof rounds, "%lu", (unsigned long)env_count("SHK_TEST_MODEL_ROUNDS", 6000) / 4);
-  snprintf(steps, sizeof steps, "%lu", (unsigned long)env_count("SHK_TEST_MODEL_STEPS", 30000) / 3);
+  size_t n_rounds = env_count("SHK_TEST_MODEL_ROUNDS", 6000) / 4;
+  size_t n_steps = env_count("SHK_TEST_MODEL_STEPS", 30000) / 3;
+  snprintf(rounds, sizeof rounds, "%lu", (unsigned long)n_rounds);
+  snprintf(steps, sizeof steps, "%lu", (unsigned long)n_steps);
   const char *threads_argv[] = {rounds, NULL};
   run_debug_buf("threads", 2, threads_argv);
   const char *model_argv[] = {"101", "1", steps, "debug", NULL};
