@@ -1,12 +1,17 @@
-/* The index of live buffer ranges: sorted chunks of starts and ends (a two-level B+-tree), so a
- * lookup is two searches over contiguous memory. Live ranges never overlap, so [s, e)
- * overlaps one iff the live range with the largest start below e ends after s: containment
- * included, O(log n). A removed range leaves a dead entry (end 0) where it was, which the next
- * insert at that place takes over: a range renewed in place (a buffer consumed and released
- * again) moves nothing. A chunk is compacted when more than 3/4 of its entries are dead
- * (DEAD_MOST), or when it is full and an insert needs room; a chunk with no live entry goes, so
- * that the walk from a dead entry to the live one before it stays within a chunk and the next;
- * other inserts add a bounded memmove (one chunk, and rarely the chunk table). */
+/* The index of live buffer ranges. A range is cut at aligned blocks of SHK__GRANULE_SIZE bytes
+ * (buf_granules.h): the blocks it fills are one entry of the tree here, and its part of a block
+ * it does not fill (its first and last, all of a small range) is a piece in that block's record.
+ * Every block with records is reserved in the tree by a marker entry, so the tree's entries stay
+ * disjoint and aligned, and an entry that would take in a block with records is seen to meet it.
+ *
+ * The tree: sorted chunks of starts and ends (a two-level B+-tree), so a lookup is two searches
+ * over contiguous memory. Live entries never overlap, so [s, e) overlaps one iff the live entry
+ * with the largest start below e ends after s: containment included, O(log n). A removed entry
+ * leaves a dead one (end 0) where it was, which the next insert at that place takes over. A chunk
+ * is compacted when more than 3/4 of its entries are dead (DEAD_MOST), or when it is full and an
+ * insert needs room; a chunk with no live entry goes, so that the walk from a dead entry to the
+ * live one before it stays within a chunk and the next; other inserts add a bounded memmove (one
+ * chunk, and rarely the chunk table). */
 #include <stdlib.h>
 #include <string.h>
 
