@@ -445,7 +445,35 @@ static void the_last_block_of_the_address_space_is_refused(void **state) {
   assert_int_equal(shk__buf_ranges_check(), 0);
 }
 
+/* Found by test_buf_overlap_model's threads: a range put over the start of a removed entry that
+ * begins the next chunk (whole blocks over a block reservation given up, say), then its chunk
+ * spread, left a dead entry at the chunk's end starting past that next one: starts out of order.
+ * Built here step by step in a fresh index (a child): one chunk split in two, the second's first
+ * entry removed, a range over its start put last in the first, the first compacted, then a range
+ * put between two of its entries spreads it. */
+SHK_CHILD_TEST(a_spread_chunk_keeps_its_starts_below_the_next_chunks, 30000) {
+  (void)argc, (void)argv;
+  static shk__buf_range r[129];
+  for (size_t k = 0; k < 129; k++) { /* the 129th splits the chunk: 64 and 65 */
+    r[k].start = BASE + 4 * k * U;
+    r[k].end = r[k].start + U;
+    if (shk__buf_ranges_insert(&r[k]) != SHK_OK) return 1;
+  }
+  shk__buf_ranges_remove(&r[64]); /* the second chunk's first entry, dead */
+  shk__buf_range over = {.start = BASE + 254 * U, .end = BASE + 258 * U}; /* over its start */
+  if (shk__buf_ranges_insert(&over) != SHK_OK) return 2;
+  for (size_t k = 1; k <= 34; k++) shk__buf_ranges_remove(&r[k]); /* compacts the first */
+  if (shk__buf_ranges_check() != 0) return 3;
+  shk__buf_range between = {.start = BASE + 2 * U, .end = BASE + 3 * U};
+  if (shk__buf_ranges_insert(&between) != SHK_OK) return 4;
+  if (shk__buf_ranges_check() != 0) return 5;
+  if (try_insert(BASE + 256 * U, BASE + 257 * U) != SHK_EOVERLAP) return 6;
+  if (try_insert(BASE + 258 * U, BASE + 260 * U) != SHK_OK) return 7;
+  return 0;
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(a_spread_chunk_keeps_its_starts_below_the_next_chunks),
     cmocka_unit_test(a_block_full_of_one_byte_ranges_chains_its_records),
     cmocka_unit_test(whole_blocks_and_pieces_meet_exactly),
     cmocka_unit_test(emptied_records_go_when_the_table_needs_room),
@@ -460,6 +488,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(ascending_and_descending_fills_split_and_merge_cleanly),
 };
 
-static const shk_test_child children[] = {{NULL, NULL}};
+static const shk_test_child children[] = {
+    SHK_TEST_CHILD(a_spread_chunk_keeps_its_starts_below_the_next_chunks), {NULL, NULL}};
 
 SHK_TEST_MAIN(tests, children)

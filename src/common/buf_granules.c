@@ -9,7 +9,7 @@
 shk__granule *shk__granule_table;
 size_t shk__granule_mask;
 unsigned shk__granule_shift;
-size_t shk__granule_used, shk__granule_empty;
+size_t shk__granule_used, shk__granule_empty, shk__granule_room;
 
 /* The block (as allocated) holding the table, which starts at the next 64-byte boundary so that
  * each record is one cache line. */
@@ -55,6 +55,7 @@ static shk__granule *add_key(uint64_t key) {
   r.lo = SHK__GRANULE_FREE_LO;
   shk__granule_used++;
   shk__granule_empty++;
+  shk__granule_room--;
   return place(shk__granule_table, shk__granule_shift, shk__granule_mask, &r);
 }
 
@@ -81,7 +82,7 @@ unsigned shk__granule_chain_put(shk__granule *r, uintptr_t g, unsigned lo, unsig
     }
     r = next_of(r, g);
   }
-  return number_of(r->key) * SHK__GRANULE_PIECES + shk__granule_put(r, g, lo, last, node);
+  return shk__granule_at(number_of(r->key), shk__granule_put(r, g, lo, last, node));
 }
 
 bool shk__granules_block_empty(const shk__granule *r, uintptr_t g) {
@@ -97,6 +98,7 @@ static void drop(shk__granule *r) {
   size_t m = shk__granule_mask, gap = (size_t)(r - t);
   shk__granule_used--;
   shk__granule_empty--;
+  shk__granule_room++;
   for (size_t i = (gap + 1) & m; t[i].key; i = (i + 1) & m) {
     size_t home = shk__granule_home(t[i].key);
     bool stays = gap <= i ? (gap < home && home <= i) : (gap < home || home <= i);
@@ -147,6 +149,7 @@ int shk__granules_rebuild(void (*dropped)(uintptr_t g)) {
   shk__granule_mask = slots - 1;
   shk__granule_shift = sh;
   shk__granule_used = keep;
+  shk__granule_room = slots / 2 - keep;
   shk__granule_empty = empty;
   return SHK_OK;
 }
@@ -169,7 +172,7 @@ size_t shk__granules_walk(void (*fn)(shk__buf_range *node, void *ctx), void *ctx
 static const char *piece_fault(const shk__granule *r, unsigned i) {
   const shk__buf_range *node = r->node[i];
   uintptr_t g = block_of(r->key), base = g << SHK__GRANULE_BITS;
-  unsigned at = number_of(r->key) * SHK__GRANULE_PIECES + i;
+  unsigned at = shk__granule_at(number_of(r->key), i);
   if (!node) return "names no buffer";
 
   bool head = shk__granule_of(node->start) == g;
@@ -226,12 +229,13 @@ size_t shk__granules_check(size_t *pieces, size_t *blocks) {
       if (!what) continue;
       shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: block 0x%llx piece %u "
                         "[+%u, +%u] %s", (unsigned long long)(g << SHK__GRANULE_BITS),
-                        k * SHK__GRANULE_PIECES + i, lo_at(r, i), last_at(r, i),
+                        shk__granule_at(k, i), lo_at(r, i), last_at(r, i),
                         what);
       faults++;
     }
   }
-  if (used != shk__granule_used || empty != shk__granule_empty) {
+  if (used != shk__granule_used || empty != shk__granule_empty ||
+      used + shk__granule_room != (shk__granule_table ? (shk__granule_mask + 1) / 2 : 0)) {
     shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: %lu block records (%lu empty), "
                       "%lu (%lu) counted", (unsigned long)used, (unsigned long)empty,
                       (unsigned long)shk__granule_used, (unsigned long)shk__granule_empty);

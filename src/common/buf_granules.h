@@ -25,6 +25,8 @@
 /* A block holds at most SHK__GRANULE_SIZE pieces (disjoint, none empty): 26 records of 5. */
 #define SHK__GRANULE_CHAIN_MAX \
   ((SHK__GRANULE_SIZE + SHK__GRANULE_PIECES - 1) / SHK__GRANULE_PIECES)
+/* A piece's number in its block: record k, piece i there (in a byte: k < 26). */
+static inline unsigned shk__granule_at(unsigned k, unsigned i) { return k << 3 | i; }
 /* A range's note of a piece it has not. */
 #define SHK__GRANULE_NONE UINT8_MAX
 
@@ -49,8 +51,9 @@ typedef struct shk__granule {
 extern shk__granule *shk__granule_table;
 extern size_t shk__granule_mask;
 extern unsigned shk__granule_shift;
-/* Records in use, and how many of them hold no piece (kept for reuse until the table is full). */
-extern size_t shk__granule_used, shk__granule_empty;
+/* Records in use, how many of them hold no piece (kept for reuse until the table is full), and
+ * how many more fit before the table is half full (0 with no table). */
+extern size_t shk__granule_used, shk__granule_empty, shk__granule_room;
 
 /* The block of an address. */
 static inline uintptr_t shk__granule_of(uintptr_t address) { return address >> SHK__GRANULE_BITS; }
@@ -141,7 +144,7 @@ static inline unsigned shk__granule_put(shk__granule *r, uintptr_t g, unsigned l
 
 /* Removes node's piece number `at` of block g; false when it is not there. */
 static inline bool shk__granule_take(uintptr_t g, unsigned at, const shk__buf_range *node) {
-  unsigned k = at / SHK__GRANULE_PIECES, i = at % SHK__GRANULE_PIECES;
+  unsigned k = at >> 3, i = at & 7;
   shk__granule *r = shk__granule_find(shk__granule_key(g, k));
   if (!r || !(shk__granule_live(r) >> (8 * i + 7) & 1) || r->node[i] != node) return false;
   uint64_t byte = UINT64_C(0xff) << 8 * i;
@@ -153,7 +156,7 @@ static inline bool shk__granule_take(uintptr_t g, unsigned at, const shk__buf_ra
 
 /* Whether n more records fit without shk__granules_rebuild. */
 static inline bool shk__granule_has_room(size_t n) {
-  return shk__granule_table && (shk__granule_used + n) * 2 <= shk__granule_mask + 1;
+  return shk__granule_room >= n;
 }
 
 /* Adds the empty first record of block g (not there yet; room checked). Moves no record. */

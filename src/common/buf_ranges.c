@@ -336,12 +336,14 @@ static void table_remove(size_t at) {
  * 60 -> 51 ns (task-clock, min of 3), with 100 000 live about 124 -> 106-118 ns (bench_buf).
  * A dead entry's start is its live neighbour's end, which keeps the starts in order (ranges do
  * not overlap) and a live range the only entry with its start but for a touching neighbour's
- * dead one, which comes before it. The nodes' hints are left as they are (their chunk is still
+ * dead one, which comes before it; the last one's is at most the next chunk's first start
+ * (`next`), which may be a dead entry's inside the last range (a range put over the start of one
+ * removed before it: a block reservation given up for whole blocks over it, say). The nodes' hints are left as they are (their chunk is still
  * right; a remove then finds its slot by a search of the chunk): writing them reached 64 buffer
  * objects out of cache, several microseconds per spread where an index of 100 000 ranges has
  * each chunk met only a few times (bench_buf --quick: 190-210 ns before spreading, 260-280
  * with the hints written). */
-static void spread(chunk *ch) {
+static void spread(chunk *ch, uintptr_t next) {
   for (size_t k = ch->n; k-- > 0;) {
     ch->start[2 * k] = ch->start[k];
     ch->end[2 * k] = ch->end[k];
@@ -350,6 +352,7 @@ static void spread(chunk *ch) {
     ch->end[2 * k + 1] = 0;
     ch->node[2 * k + 1] = NULL;
   }
+  if (ch->n && ch->start[2 * ch->n - 1] > next) ch->start[2 * ch->n - 1] = next;
   ch->dead = ch->n;
   ch->n *= 2;
 }
@@ -482,7 +485,7 @@ static bool put(size_t c, size_t i, shk__buf_blocks *node) {
   else if (i < ch->n && dead_at(ch, i)) revive(c, i, node);
   else if (ch->dead && shift_into_dead(c, i, node)) return true;
   else if (i > 0 && 2 * ch->n <= CHUNK_MAX && ch->dead == 0) {
-    spread(ch); /* entry i - 1 is now at 2i - 2, a dead one after it */
+    spread(ch, c + 1 < chunk_count ? firsts[c + 1] : NO_START); /* i - 1 is now 2i - 2 */
     revive(c, 2 * i - 1, node);
   }
   else if (ch->n < CHUNK_MAX) place(c, i, node);
@@ -869,7 +872,7 @@ static inline void pieces_put(shk__buf_range *node, const parts *p, const pieces
 /* Puts every part of node: first what can refuse it (its pieces' blocks, then its whole blocks),
  * then the pieces, which cannot be refused then. Records made for a refused range stay, empty,
  * for later. */
-static SHK__NOINLINE int insert_parts(shk__buf_range *node, const parts *p, pieces *q) {
+static int insert_parts(shk__buf_range *node, const parts *p, pieces *q) {
   /* Up to two records for each piece: none is made, or moved, by a rebuild in between. */
   if (!shk__granule_has_room(4) && shk__granules_rebuild(marker_remove) != SHK_OK)
     return SHK_ENOMEM;
@@ -889,16 +892,13 @@ static SHK__NOINLINE int insert_parts(shk__buf_range *node, const parts *p, piec
   return SHK_OK;
 }
 
-/* The usual small range, in one block or two, no whole one, found without a call: its pieces'
- * records there, with room. The node's notes of its parts are written only once it is in (a
- * node inserted again while live keeps them, and is refused). */
-static inline int insert_range(shk__buf_range *node) {
-  /* The last block's end would be 2^64: its reservation could not be kept. No memory is there. */
-  if (node->end > UINTPTR_MAX - (SHK__GRANULE_SIZE - 1)) return SHK_EOVERFLOW;
+/* A range in more than one block, or one whose block has no record yet. */
+static SHK__NOINLINE int insert_long(shk__buf_range *node) {
   parts p = parts_of(node->start, node->end);
   pieces q = {NULL, NULL, 0, 0, 0, 0};
   if (p.head) piece_of(p.gs, node, &q.head_lo, &q.head_last);
   if (p.tail) piece_of(p.ge, node, &q.tail_lo, &q.tail_last);
+  /* Two pieces and nothing between, their records there: no search either. */
   if (p.whole_from >= p.whole_to && shk__granule_has_room(2)) {
     q.head = shk__granule_find(shk__granule_key(p.gs, 0));
     q.tail = p.tail ? shk__granule_find(shk__granule_key(p.ge, 0)) : NULL;
@@ -910,6 +910,26 @@ static inline int insert_range(shk__buf_range *node) {
     }
   }
   return insert_parts(node, &p, &q);
+}
+
+/* The usual small range: one piece of a block whose record is there, with room, inline. The
+ * node's notes of its parts are written only once it is in (a node inserted again while live
+ * keeps them, and is refused). */
+static inline int insert_range(shk__buf_range *node) {
+  /* The last block's end would be 2^64: its reservation could not be kept. No memory is there. */
+  if (node->end > UINTPTR_MAX - (SHK__GRANULE_SIZE - 1)) return SHK_EOVERFLOW;
+  uintptr_t g = shk__granule_of(node->start);
+  unsigned lo = (unsigned)(node->start & (SHK__GRANULE_SIZE - 1));
+  uintptr_t last = node->end - 1 - (g << SHK__GRANULE_BITS);
+  bool one_piece = last < SHK__GRANULE_SIZE && (lo != 0 || last != SHK__GRANULE_SIZE - 1);
+  shk__granule *r = one_piece && shk__granule_has_room(1)
+                        ? shk__granule_find(shk__granule_key(g, 0)) : NULL;
+  if (!r) return insert_long(node);
+  if (shk__granule_block_overlaps(r, g, lo, (unsigned)last)) return SHK_EOVERLAP;
+  node->head_at = (uint8_t)shk__granule_put(r, g, lo, (unsigned)last, node);
+  node->tail_at = SHK__GRANULE_NONE;
+  node->in_tree = false;
+  return SHK_OK;
 }
 
 /* Takes every part of node out; false when it had none there (removed already). */
