@@ -126,28 +126,42 @@ extern atomic_bool shk__buf_observed;
 /* Guard bytes on each side of an inline buffer's bytes under SHK_DEBUG=buf. */
 #define SHK__BUF_GUARD 16
 
+/* How the last release of a buffer may end it without the general way (buf.c), decided when
+ * the buffer is made, so that the release tests one byte instead of five fields: */
+enum {
+  SHK__BUF_END_GENERAL,  /* delay, callback, mapping, guards, another allocator, owned memory */
+  SHK__BUF_END_PARK,     /* a recyclable inline object with no delay or callback: parked */
+  SHK__BUF_END_CONSUMED  /* consumed with default options: out of the index, header kept with
+                          * its fields as a default consume sets them (buf_consumed_keep) */
+};
+
+/* Ordered so that the fields the short ways of consume, create and release touch share the
+ * first two 64-byte lines of the object (as laid out on x86-64): identity and shape first, then
+ * the range, the block, the list link and the allocator; what only the general ways read
+ * (callbacks, debug call sites, deferred links, device) comes after. */
 struct shk_buf {
   atomic_size_t refs;
-  uint32_t magic; /* SHK__BUF_MAGIC_LIVE from creation; DEAD once released under SHK_DEBUG */
-  bool guarded;   /* SHK__BUF_GUARD bytes of guard on each side of block.ptr (SHK_DEBUG) */
-  const void *created_at, *released_at; /* call sites, recorded under SHK_DEBUG=buf */
-  uint64_t id;
-  void *data;
-  size_t size, count, item_size;
-  shk__buf_allocator *allocator;
-  shk_buf_block block;
-  bool owned;   /* destruction frees the memory */
+  uint32_t magic;  /* SHK__BUF_MAGIC_LIVE from creation; DEAD once released under SHK_DEBUG */
+  uint8_t end_way; /* SHK__BUF_END_*; GENERAL once mapped to a device */
+  uint8_t kind;    /* SHK__BUF_KIND_* of a recyclable object */
+  bool guarded;    /* SHK__BUF_GUARD bytes of guard on each side of block.ptr (SHK_DEBUG) */
+  bool owned;      /* destruction frees the memory */
   bool consumed;
   bool delayed;
   bool recyclable; /* inline heap or aligned object: may be parked by buf_recycle.c */
   bool bare;       /* a header alone (sizeof, no inline bytes): kept for the next one */
-  uint8_t kind;    /* SHK__BUF_KIND_* of a recyclable object */
+  uint64_t id;
+  void *data;
+  size_t size, count, item_size;
+  shk__buf_range range;
+  shk_buf_block block;
+  struct shk_buf *park_next; /* the next parked object, or kept header, of its list */
+  shk__buf_allocator *allocator;
   size_t align;    /* an inline aligned object's alignment (0 for the heap) */
   size_t park_key; /* size and alignment in one word, for the per-thread lists */
-  struct shk_buf *park_next; /* the next parked object of its list (buf_recycle.c) */
   shk_buf_destroy_fn on_destroy;
   void *on_destroy_user;
-  shk__buf_range range;
+  const void *created_at, *released_at; /* call sites, recorded under SHK_DEBUG=buf */
   struct shk_buf *deferred_prev, *deferred_next; /* buf_deferred.c */
   shk__buf_device device;                      /* buf_device.c */
 };
@@ -205,6 +219,10 @@ typedef struct shk__buf_thread {
   atomic_size_t parked_count;               /* written by the owner, read by any thread */
   struct shk_buf *bare;                     /* headers without bytes kept (buf_recycle.c) */
   size_t bare_n;
+  /* Headers of ended consumes made with default options, every field still as such a consume
+   * sets it (buf.c: only the identity, shape and range are written on reuse). */
+  struct shk_buf *consumed;
+  size_t consumed_n;
   uint64_t next_id, id_end;                 /* the ids [next_id, id_end) reserved by the owner */
   struct shk__buf_thread *prev, *next;      /* the list of all, under buf_thread.c's lock */
 } shk__buf_thread;
@@ -267,14 +285,8 @@ static inline size_t shk__buf_park_key(size_t size, size_t align) {
   return size | (size_t)shk__bit_length(align) << 16;
 }
 
-/* The short ways, in the calling thread's own lists only: a parked object of exactly this kind,
- * size and alignment (else NULL), and parking one in a list with room (else false). */
-static inline shk_buf *shk__buf_recycle_take_own(int kind, size_t size, size_t align) {
-  size_t k = shk__buf_class_of(size);
-  shk__buf_thread *t = shk__buf_this_thread;
-  if (!t || k >= SHK__BUF_THREAD_CLASSES) return NULL;
-  shk__buf_park *p = &t->parked[kind][k];
-  if (!p->n || p->key != shk__buf_park_key(size, align)) return NULL;
+/* Takes the head of a non-empty list of thread t. */
+static inline shk_buf *shk__buf_park_pop(shk__buf_thread *t, shk__buf_park *p) {
   shk_buf *buf = p->head;
   p->head = buf->park_next;
   p->n--;
@@ -282,10 +294,18 @@ static inline shk_buf *shk__buf_recycle_take_own(int kind, size_t size, size_t a
   return buf;
 }
 
-static inline bool shk__buf_recycle_keep_own(shk_buf *buf) {
-  size_t k = shk__buf_class_of(buf->size);
+/* The short ways, in the calling thread's own lists only: a parked object of exactly this kind,
+ * size and alignment (else NULL), and parking one in class k's list when it has room. */
+static inline shk_buf *shk__buf_recycle_take_own(int kind, size_t size, size_t align) {
+  size_t k = shk__buf_class_of(size);
   shk__buf_thread *t = shk__buf_this_thread;
-  if (!t || k >= SHK__BUF_THREAD_CLASSES) return false;
+  if (!t || k >= SHK__BUF_THREAD_CLASSES) return NULL;
+  shk__buf_park *p = &t->parked[kind][k];
+  if (!p->n || p->key != shk__buf_park_key(size, align)) return NULL;
+  return shk__buf_park_pop(t, p);
+}
+
+static inline bool shk__buf_park_push(shk__buf_thread *t, size_t k, shk_buf *buf) {
   shk__buf_park *p = &t->parked[buf->kind][k];
   if (!p->n) p->key = buf->park_key;
   else if (p->key != buf->park_key || p->n >= shk__buf_park_limit(k)) return false;
@@ -296,17 +316,33 @@ static inline bool shk__buf_recycle_keep_own(shk_buf *buf) {
   return true;
 }
 
+static inline bool shk__buf_recycle_keep_own(shk_buf *buf) {
+  size_t k = shk__buf_class_of(buf->size);
+  shk__buf_thread *t = shk__buf_this_thread;
+  return t && k < SHK__BUF_THREAD_CLASSES && shk__buf_park_push(t, k, buf);
+}
+
 /* A parked inline object of exactly this kind, size and alignment, its range still indexed;
- * else NULL (a list of another size in the class is freed: the new size replaces it). */
+ * else NULL (a list of another size in the class is freed: the new size replaces it). The slow
+ * way is called only where it can find or free something: an empty list of this thread (every
+ * create while more buffers are live than parked) costs no call. */
 static inline shk_buf *shk__buf_recycle_take(int kind, size_t size, size_t align) {
-  shk_buf *buf = shk__buf_recycle_take_own(kind, size, align);
-  return buf ? buf : shk__buf_recycle_take_slow(kind, size, align);
+  size_t k = shk__buf_class_of(size);
+  shk__buf_thread *t = shk__buf_this_thread;
+  if (!t || k >= SHK__BUF_THREAD_CLASSES) return shk__buf_recycle_take_slow(kind, size, align);
+  shk__buf_park *p = &t->parked[kind][k];
+  if (!p->n) return NULL;
+  if (p->key != shk__buf_park_key(size, align)) return shk__buf_recycle_take_slow(kind, size, align);
+  return shk__buf_park_pop(t, p);
 }
 
 /* Parks a destroyed inline object (range still indexed); false when its size is not cached or
  * its list is full or holds another size (the caller frees it). */
 static inline bool shk__buf_recycle_keep(shk_buf *buf) {
-  return shk__buf_recycle_keep_own(buf) || shk__buf_recycle_keep_slow(buf);
+  size_t k = shk__buf_class_of(buf->size);
+  shk__buf_thread *t = shk__buf_this_thread;
+  if (!t || k >= SHK__BUF_THREAD_CLASSES) return shk__buf_recycle_keep_slow(buf);
+  return shk__buf_park_push(t, k, buf);
 }
 
 /* Headers without inline bytes (consumed memory, other allocators) kept per thread after their
@@ -329,6 +365,17 @@ static inline bool shk__buf_bare_keep(shk_buf *buf) {
   buf->park_next = t->bare;
   t->bare = buf;
   t->bare_n++;
+  return true;
+}
+
+/* The same for the headers of default consumes (buf.c), on their own list so that a consume
+ * with no options finds one whose fields need no writing beyond identity, shape and range. */
+static inline bool shk__buf_consumed_keep(shk_buf *buf) {
+  shk__buf_thread *t = shk__buf_this_thread;
+  if (!t || t->consumed_n >= SHK__BUF_BARE_MAX) return false;
+  buf->park_next = t->consumed;
+  t->consumed = buf;
+  t->consumed_n++;
   return true;
 }
 
