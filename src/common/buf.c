@@ -232,6 +232,36 @@ static bool inline_layout(const shk__buf_allocator *allocator, size_t size, bool
   return size <= SIZE_MAX - HEADER_SIZE - *extra;
 }
 
+/* The fields of a new object besides its identity (set_identity): bytes is where its inline
+ * bytes start, NULL for a bare header (whose memory the allocator gives later). Field by field
+ * in the order of the struct rather than memset: a small memset compiled to `rep stos`, which
+ * was half of the cost of creating a buffer; inlined with constants (create_heap_fresh), the
+ * adjacent stores merge. */
+static inline void object_fill(shk_buf *buf, shk__buf_allocator *allocator, size_t size,
+                               void *bytes, int kind, size_t align, bool debug) {
+  buf->kind = (uint8_t)kind;
+  buf->guarded = bytes && debug;
+  buf->owned = false;
+  buf->consumed = false;
+  buf->recyclable = bytes && !debug;
+  buf->bare = !bytes;
+  buf->data = NULL;
+  buf->size = size;
+  buf->block.ptr = bytes;
+  buf->block.state = NULL;
+  buf->block.zeroed = false;
+  buf->park_next = NULL;
+  buf->allocator = allocator;
+  buf->align = align;
+  buf->park_key = shk__buf_park_key(size, align);
+  buf->created_at = buf->released_at = NULL;
+  buf->deferred_prev = buf->deferred_next = NULL;
+  buf->device.mode = 0;
+  buf->device.device = 0;
+  buf->device.ptr = NULL;
+  buf->device.ops = NULL;
+}
+
 /* A new object for the named allocator. Buffers of the built-in heap and aligned allocators get
  * their bytes in the same malloc block (inline) when may_inline, which halves the malloc calls
  * and lets them be recycled; other memory comes later from the allocator. */
@@ -256,37 +286,16 @@ static inline int object_new(size_t size, size_t count, size_t item_size,
     shk__buf_allocator_drop(allocator);
     return SHK_ENOMEM;
   }
-  /* Field by field rather than memset: a small memset compiles to `rep stos`, which was half of
-   * the cost of creating a buffer. */
   set_identity(buf, shk__buf_next_id(), count, item_size, opts,
                inline_data && !debug ? SHK__BUF_END_PARK : SHK__BUF_END_GENERAL);
-  buf->data = NULL;
-  buf->size = size;
-  buf->allocator = allocator;
-  buf->block.ptr = NULL;
+  void *bytes = NULL;
   if (inline_data) {
     uintptr_t p = (uintptr_t)buf + HEADER_SIZE + (debug ? SHK__BUF_GUARD : 0);
     if (align > SHK__MAX_ALIGN) p = (p + align - 1) & ~(uintptr_t)(align - 1);
-    buf->block.ptr = (void *)p;
+    bytes = (void *)p;
   }
-  buf->block.state = NULL;
-  buf->block.zeroed = false;
-  buf->owned = false;
-  buf->consumed = false;
-  buf->recyclable = inline_data && !debug;
-  buf->guarded = inline_data && debug;
-  buf->bare = bare;
-  buf->created_at = buf->released_at = NULL;
+  object_fill(buf, allocator, size, bytes, kind, align, debug);
   if (buf->guarded) shk__buf_debug_guard_set(buf);
-  buf->kind = (uint8_t)kind;
-  buf->align = align;
-  buf->park_key = shk__buf_park_key(size, align);
-  buf->park_next = NULL;
-  buf->deferred_prev = buf->deferred_next = NULL;
-  buf->device.mode = 0;
-  buf->device.device = 0;
-  buf->device.ptr = NULL;
-  buf->device.ops = NULL;
   *out = buf;
   return SHK_OK;
 }
@@ -380,12 +389,28 @@ static inline shk_buf *take_short(int kind, size_t size, size_t align) {
   return shk__buf_recycle_take_own(kind, size, align);
 }
 
+/* A new inline heap object when this thread parks none of its size class (every create while
+ * more such buffers are live than it parks): object_new and create_new with the default heap's
+ * answers as constants, and no look-up. The caller checked what the short way checks (thread
+ * state, an id at hand, no hook, the registry set up, a size below the shared classes) and
+ * that SHK_DEBUG=buf is off. */
+static SHK__NOINLINE int create_heap_fresh(shk__buf_thread *t, size_t size, size_t count,
+                                           size_t item_size, const shk_buf_options *opts,
+                                           shk__buf_allocator *heap, shk_buf **out) {
+  SHK__LENS_BUF_READY();
+  shk_buf *buf = shk__malloc(HEADER_SIZE + size);
+  if (!buf) return SHK_ENOMEM;
+  set_identity(buf, t->next_id++, count, item_size, opts, SHK__BUF_END_PARK);
+  object_fill(buf, heap, size, (unsigned char *)buf + HEADER_SIZE, SHK__BUF_KIND_HEAP, 0, false);
+  return buf_publish(buf, out);
+}
+
 int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *given, shk_buf **out) {
   if (!out) return SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL);
   *out = NULL;
   shk_buf_options local;
-  const void *use;
-  if (shk__options_use(&options_layout, given, &local, &use) != SHK_OK)
+  const void *use = &default_options; /* no call for no options */
+  if (given && shk__options_use(&options_layout, given, &local, &use) != SHK_OK)
     return SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL);
   const shk_buf_options *opts = use;
   if (opts->init != SHK_BUF_INIT_NONE && opts->init != SHK_BUF_INIT_ZERO &&
@@ -396,14 +421,27 @@ int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *given,
   int rc = check_shape(count, item_size, &size);
   if (rc != SHK_OK) return SHK__DEBUG_RET(SHK__DEBUG_BUF, rc);
   /* The short way, with no call at all for the default heap: no init, no hook, and a parked
-   * object of this size and an id at hand in this thread. Written twice so that the heap's
-   * kind and alignment are constants there (the general form cost it 20 instructions). */
+   * object of this size and an id at hand in this thread; or, with none parked in its class,
+   * a new object made in one go. Written twice so that the heap's kind and alignment are
+   * constants there (the general form cost it 20 instructions). */
   if (opts->init == SHK_BUF_INIT_NONE) {
     shk_buf *buf = NULL;
-    if (!opts->allocator)
-      buf = take_short(SHK__BUF_KIND_HEAP, size, 0);
-    else if (builtin_kind(opts->allocator) == SHK__BUF_KIND_ALIGNED)
+    shk__buf_thread *t = shk__buf_this_thread;
+    size_t k = shk__buf_class_of(size);
+    if (!opts->allocator) {
+      if (t && t->next_id != t->id_end && k < SHK__BUF_THREAD_CLASSES &&
+          !atomic_load_explicit(&shk__buf_observed, memory_order_relaxed)) {
+        shk__buf_park *p = &t->parked[SHK__BUF_KIND_HEAP][k];
+        shk__buf_allocator *heap = atomic_load_explicit(&shk__buf_heap_entry, memory_order_acquire);
+        if (p->n && p->key == shk__buf_park_key(size, 0))
+          buf = shk__buf_park_pop(t, p);
+        else if (!p->n && heap &&
+                 !(atomic_load_explicit(&shk__debug_mask, memory_order_relaxed) & SHK__DEBUG_BUF))
+          return create_heap_fresh(t, size, count, item_size, opts, heap, out);
+      }
+    } else if (builtin_kind(opts->allocator) == SHK__BUF_KIND_ALIGNED) {
       buf = take_short(SHK__BUF_KIND_ALIGNED, size, kind_align(SHK__BUF_KIND_ALIGNED, opts));
+    }
     if (buf) {
       set_identity(buf, shk__buf_this_thread->next_id++, count, item_size, opts,
                    SHK__BUF_END_PARK);
