@@ -1,8 +1,8 @@
 /* The short ways of a consume with no options and of its release: the header of an ended default
  * consume is kept on its thread's own list and reused with only its identity, shape and range
  * written, so every other field must still read as a default consume sets it; consumes with
- * options, mapped buffers, other threads, hooks, SHK_DEBUG and refusals must find the general
- * way's answers. */
+ * options, mapped buffers, other threads, SHK_DEBUG and refusals must find the general way's
+ * answers (the heap hook: test_buf_recycle). */
 /* ctest: labels=unit;internal;tsan;multiprocess timeout=120 */
 #include <stdatomic.h>
 #include <stdint.h>
@@ -24,7 +24,7 @@ static shk_buf *wrap(void *ptr, size_t count, size_t item_size) {
 static size_t kept(void) {
   shk__buf_thread *t = shk__buf_thread_get();
   assert_non_null(t);
-  return t->consumed_n;
+  return t->consumed.n;
 }
 
 /* Everything a default consume of count x item_size at ptr answers. */
@@ -186,33 +186,6 @@ static void ids_of_the_short_way_increase_across_id_blocks(void **state) {
   }
 }
 
-/* A heap hook set while headers are kept hears short-way consumes and their releases. */
-static int hook_allocs, hook_frees;
-static uint64_t hook_last_id;
-static void count_heap(bool allocated, const shk_buf_info *info, void *user) {
-  (void)user;
-  if (allocated) hook_allocs++;
-  else hook_frees++;
-  hook_last_id = info->id;
-}
-
-static void the_heap_hook_hears_consumes_of_kept_headers(void **state) {
-  (void)state;
-  shk_buf_release(wrap(arena, 8, 1));
-  assert_true(kept() >= 1);
-  hook_allocs = hook_frees = 0;
-  assert_int_equal(shk_buf_set_heap_hook(count_heap, NULL), SHK_OK);
-  shk_buf *buf = wrap(arena + 8, 8, 1);
-  assert_int_equal(hook_allocs, 1);
-  assert_true(hook_last_id == shk_buf_id(buf));
-  shk_buf_release(buf);
-  assert_int_equal(hook_frees, 1);
-  assert_int_equal(shk_buf_set_heap_hook(NULL, NULL), SHK_OK);
-  shk_buf_release(wrap(arena + 8, 8, 1));
-  assert_int_equal(hook_allocs, 1);
-  assert_int_equal(hook_frees, 1);
-}
-
 /* SHK_DEBUG=buf turned on while headers are kept: consumes take the general way (call site
  * noted, handle kept in quarantine after its release, so a double release is recognised and
  * harmless), and the kept headers wait. */
@@ -220,7 +193,7 @@ static void consumes_after_shk_debug_is_on_take_the_general_way(void **state) {
   (void)state;
   shk_buf_release(wrap(arena, 8, 1));
   shk__buf_thread *t = shk__buf_thread_get();
-  shk_buf *head = t->consumed;
+  shk_buf *head = t->consumed.head;
   size_t n = kept();
   assert_non_null(head);
   shk__debug_parse("buf");
@@ -230,7 +203,7 @@ static void consumes_after_shk_debug_is_on_take_the_general_way(void **state) {
   shk_buf_release(buf);
   assert_int_equal(buf->magic, SHK__BUF_MAGIC_DEAD); /* in quarantine, not kept */
   assert_int_equal(kept(), n);
-  assert_ptr_equal(t->consumed, head);
+  assert_ptr_equal(t->consumed.head, head);
   shk__debug_parse("");
   assert_int_equal(shk_buf_set_heap_hook(NULL, NULL), SHK_OK); /* recomputes the observed flag */
   shk_buf *again = wrap(arena + 16, 8, 1);
@@ -245,7 +218,6 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(headers_of_consumes_with_options_are_not_kept_as_default_ones),
     cmocka_unit_test(a_header_released_by_another_thread_is_kept_and_reused_there),
     cmocka_unit_test(ids_of_the_short_way_increase_across_id_blocks),
-    cmocka_unit_test(the_heap_hook_hears_consumes_of_kept_headers),
     cmocka_unit_test(consumes_after_shk_debug_is_on_take_the_general_way),
 };
 

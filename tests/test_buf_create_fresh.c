@@ -1,7 +1,7 @@
 /* The short way of a heap create when nothing of its size class is parked in the thread (every
  * create while more such buffers are live than the thread parks): a new object made in one go
  * must read as one made the general way, be indexed exactly, carry the options' callback, delay
- * and user pointer, be heard by the heap hook, and step aside for SHK_DEBUG=buf. */
+ * and user pointer, and step aside for SHK_DEBUG=buf (the heap hook: test_buf_recycle). */
 /* ctest: labels=unit;internal;tsan timeout=120 */
 #include <stdint.h>
 #include <stdlib.h>
@@ -94,29 +94,6 @@ static void new_buffers_keep_their_callback_delay_and_user_pointer(void **state)
   assert_int_equal(destroyed, 1);
 }
 
-static int hook_allocs, hook_frees;
-static void count_heap(bool allocated, const shk_buf_info *info, void *user) {
-  (void)info;
-  (void)user;
-  if (allocated) hook_allocs++;
-  else hook_frees++;
-}
-
-static void the_heap_hook_hears_new_buffers(void **state) {
-  (void)state;
-  assert_int_equal(shk_buf_shutdown(), SHK_OK);
-  for (size_t i = 0; i < MANY; i++) bufs[i] = make(64, 1, NULL);
-  hook_allocs = hook_frees = 0;
-  assert_int_equal(shk_buf_set_heap_hook(count_heap, NULL), SHK_OK);
-  shk_buf *b = make(64, 1, NULL);
-  assert_int_equal(hook_allocs, 1);
-  shk_buf_release(b);
-  assert_int_equal(hook_frees, 1);
-  assert_int_equal(shk_buf_set_heap_hook(NULL, NULL), SHK_OK);
-  release_all(MANY);
-  assert_int_equal(hook_frees, 1);
-}
-
 /* SHK_DEBUG=buf turned on: a new heap buffer gets its guards (the general way). */
 static void new_buffers_after_shk_debug_is_on_get_guards(void **state) {
   (void)state;
@@ -140,7 +117,6 @@ static void new_buffers_after_shk_debug_is_on_get_guards(void **state) {
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(new_buffers_made_while_none_is_parked_read_as_any_new_buffer),
     cmocka_unit_test(new_buffers_keep_their_callback_delay_and_user_pointer),
-    cmocka_unit_test(the_heap_hook_hears_new_buffers),
     cmocka_unit_test(new_buffers_after_shk_debug_is_on_get_guards),
 };
 

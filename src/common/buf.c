@@ -490,9 +490,7 @@ static inline int consume_with(void *ptr, size_t count, size_t item_size,
  * (t->consumed not empty), whose other fields need no writing, and an id at hand. */
 static inline int consume_kept(shk__buf_thread *t, void *ptr, size_t count, size_t item_size,
                                size_t size, shk_buf **out) {
-  shk_buf *buf = t->consumed;
-  t->consumed = buf->park_next;
-  t->consumed_n--;
+  shk_buf *buf = shk__buf_headers_pop(&t->consumed);
   /* Out of the index, the header is seen by no other thread: plain stores. */
   atomic_store_explicit(&buf->refs, 1, memory_order_relaxed);
   buf->id = t->next_id++;
@@ -506,7 +504,7 @@ static inline int consume_kept(shk__buf_thread *t, void *ptr, size_t count, size
   bool observed = false;
   int rc = shk__buf_ranges_insert_seen(&buf->range, &observed);
   if (SHK__UNLIKELY(rc != SHK_OK)) {
-    shk__buf_consumed_keep(buf); /* back where it came from, which has room for it */
+    shk__buf_headers_push(&t->consumed, buf); /* back where it came from, room and all */
     buf = NULL;
   } else if (SHK__UNLIKELY(observed)) {
     tell(buf, true, true, true);
@@ -544,7 +542,7 @@ int shk_buf_consume(void *ptr, size_t count, size_t item_size, const shk_buf_opt
    * in buf_publish. */
   shk__buf_thread *t = shk__buf_this_thread;
   size_t size;
-  if (!opts && out && t && t->consumed && t->next_id != t->id_end &&
+  if (!opts && out && t && t->consumed.head && t->next_id != t->id_end &&
       shape_fits(ptr, count, item_size, &size) &&
       !(atomic_load_explicit(&shk__debug_mask, memory_order_relaxed) & SHK__DEBUG_BUF))
     return consume_kept(t, ptr, count, item_size, size, out);
@@ -559,12 +557,6 @@ static SHK__NOINLINE void run_destroy_callback(shk_buf *buf) {
   buf->on_destroy(&info, buf->on_destroy_user);
 }
 
-/* Keeps the header of an ended bare object for the next one: a default consume's on its own
- * list (its fields are as consume_kept needs them), any other on the general one. */
-static inline bool keep_header(shk_buf *buf) {
-  return buf->end_way == SHK__BUF_END_CONSUMED ? shk__buf_consumed_keep(buf) : shk__buf_bare_keep(buf);
-}
-
 /* The end of a buffer whose end_way is not GENERAL, with no observer or hook at the release:
  * parked, or out of the index and kept or freed. Such a buffer has no callback, delay, mapping,
  * guards or owned memory, and its allocator (a built-in) counts no users. */
@@ -573,7 +565,7 @@ static inline void end_plain(shk_buf *buf, unsigned way) {
   /* An observer that set itself after the caller's check is told now, before the memory goes. */
   if (SHK__UNLIKELY(shk__buf_ranges_remove(&buf->range))) shk__buf_tell_removed(buf);
   if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) shk__buf_debug_retire(buf);
-  else if (way != SHK__BUF_END_CONSUMED || !shk__buf_consumed_keep(buf)) free(buf);
+  else if (way != SHK__BUF_END_CONSUMED || !shk__buf_bare_keep(buf, true)) free(buf);
 }
 
 /* The last of a buffer's end, after its callback, unmapping and heap event: parked, or out of
@@ -591,7 +583,7 @@ static inline void buf_end(shk_buf *buf, bool told) {
   /* Under SHK_DEBUG=buf the object is kept a while, tagged dead, to recognise a late use. */
   if (buf->guarded) shk__buf_debug_guard_check(buf);
   if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) shk__buf_debug_retire(buf);
-  else if (!buf->bare || !keep_header(buf)) free(buf);
+  else if (!buf->bare || !shk__buf_bare_keep(buf, buf->end_way == SHK__BUF_END_CONSUMED)) free(buf);
 }
 
 /* The end of a buffer: callback, unmapping, heap event, then parked or freed. */

@@ -132,7 +132,7 @@ enum {
   SHK__BUF_END_GENERAL,  /* delay, callback, mapping, guards, another allocator, owned memory */
   SHK__BUF_END_PARK,     /* a recyclable inline object with no delay or callback: parked */
   SHK__BUF_END_CONSUMED  /* consumed with default options: out of the index, header kept with
-                          * its fields as a default consume sets them (buf_consumed_keep) */
+                          * its fields as a default consume sets them (shk__buf_bare_keep) */
 };
 
 /* Ordered so that the fields the short ways of consume, create and release touch share the
@@ -214,15 +214,21 @@ typedef struct shk__buf_park {
   size_t key; /* shk__buf_park_key() of every object in the list, when n > 0 */
 } shk__buf_park;
 
+/* Headers without bytes kept by a thread after their buffer ended (buf_recycle.c), linked
+ * through park_next: ended, out of the index and holding nothing, they are plain memory kept
+ * for reuse, not parked buffers. */
+typedef struct shk__buf_headers {
+  struct shk_buf *head;
+  size_t n;
+} shk__buf_headers;
+
 typedef struct shk__buf_thread {
   shk__buf_park parked[SHK__BUF_KINDS][SHK__BUF_THREAD_CLASSES]; /* the owning thread's only */
   atomic_size_t parked_count;               /* written by the owner, read by any thread */
-  struct shk_buf *bare;                     /* headers without bytes kept (buf_recycle.c) */
-  size_t bare_n;
-  /* Headers of ended consumes made with default options, every field still as such a consume
-   * sets it (buf.c: only the identity, shape and range are written on reuse). */
-  struct shk_buf *consumed;
-  size_t consumed_n;
+  shk__buf_headers bare;                    /* of any bare object but those below */
+  /* Of ended consumes made with default options, every field still as such a consume sets it
+   * (buf.c: only the identity, shape and range are written on reuse). */
+  shk__buf_headers consumed;
   uint64_t next_id, id_end;                 /* the ids [next_id, id_end) reserved by the owner */
   struct shk__buf_thread *prev, *next;      /* the list of all, under buf_thread.c's lock */
 } shk__buf_thread;
@@ -345,38 +351,37 @@ static inline bool shk__buf_recycle_keep(shk_buf *buf) {
   return shk__buf_park_push(t, k, buf);
 }
 
-/* Headers without inline bytes (consumed memory, other allocators) kept per thread after their
- * buffer ended, so that consume+release needs no malloc: ended, out of the index and holding
- * nothing, they are plain memory kept for reuse, not parked buffers. At most this many. */
+/* Headers kept per thread (shk__buf_headers) so that consume+release needs no malloc. At most
+ * this many in each list. */
 #define SHK__BUF_BARE_MAX 64
 
-static inline shk_buf *shk__buf_bare_take(void) {
-  shk__buf_thread *t = shk__buf_this_thread;
-  if (!t || !t->bare) return NULL;
-  shk_buf *buf = t->bare;
-  t->bare = buf->park_next;
-  t->bare_n--;
+static inline shk_buf *shk__buf_headers_pop(shk__buf_headers *list) {
+  shk_buf *buf = list->head;
+  list->head = buf->park_next;
+  list->n--;
   return buf;
 }
 
-static inline bool shk__buf_bare_keep(shk_buf *buf) {
-  shk__buf_thread *t = shk__buf_this_thread;
-  if (!t || t->bare_n >= SHK__BUF_BARE_MAX) return false;
-  buf->park_next = t->bare;
-  t->bare = buf;
-  t->bare_n++;
+static inline bool shk__buf_headers_push(shk__buf_headers *list, shk_buf *buf) {
+  if (list->n >= SHK__BUF_BARE_MAX) return false;
+  buf->park_next = list->head;
+  list->head = buf;
+  list->n++;
   return true;
 }
 
-/* The same for the headers of default consumes (buf.c), on their own list so that a consume
- * with no options finds one whose fields need no writing beyond identity, shape and range. */
-static inline bool shk__buf_consumed_keep(shk_buf *buf) {
+/* A kept header of any bare object (its fields all to be written), else NULL. */
+static inline shk_buf *shk__buf_bare_take(void) {
   shk__buf_thread *t = shk__buf_this_thread;
-  if (!t || t->consumed_n >= SHK__BUF_BARE_MAX) return false;
-  buf->park_next = t->consumed;
-  t->consumed = buf;
-  t->consumed_n++;
-  return true;
+  return t && t->bare.head ? shk__buf_headers_pop(&t->bare) : NULL;
+}
+
+/* Keeps an ended bare object's header (false: full, or no thread state; the caller frees it):
+ * a default consume's on the list of its kind (buf.c knows which), any other on the general
+ * one. */
+static inline bool shk__buf_bare_keep(shk_buf *buf, bool default_consume) {
+  shk__buf_thread *t = shk__buf_this_thread;
+  return t && shk__buf_headers_push(default_consume ? &t->consumed : &t->bare, buf);
 }
 
 /* How many objects are parked (shk_buf_live_count leaves them out). */

@@ -80,20 +80,15 @@ size_t shk__buf_recycle_count(void) {
 }
 
 /* Frees a list of kept headers (plain memory: out of the index, holding nothing). */
-static void free_headers(shk_buf **head, size_t *n) {
-  while (*head) {
-    shk_buf *buf = *head;
-    *head = buf->park_next;
-    (*n)--;
-    free(buf);
-  }
+static void free_headers(shk__buf_headers *list) {
+  while (list->head) free(shk__buf_headers_pop(list));
 }
 
 void shk__buf_recycle_flush_thread(shk__buf_thread *t) {
   for (size_t kind = 0; kind < SHK__BUF_KINDS; kind++)
     for (size_t k = 0; k < SHK__BUF_THREAD_CLASSES; k++) discard_list(t, &t->parked[kind][k]);
-  free_headers(&t->bare, &t->bare_n);
-  free_headers(&t->consumed, &t->consumed_n);
+  free_headers(&t->bare);
+  free_headers(&t->consumed);
 }
 
 void shk__buf_recycle_flush(void) {
