@@ -86,6 +86,7 @@ static void refusals_keep_their_codes_and_the_header(void **state) {
   assert_null(buf);
   assert_int_equal(kept(), n);
   assert_int_equal(shk__buf_ranges_count(), indexed);
+  shk_buf_release(live); /* the ranges below cover the program's image on some systems */
   /* Factors just below half the bits (the short way's check), and a range that ends at the last
    * byte of the address space. */
   shk_buf *big = wrap((void *)(uintptr_t)0x10000, (size_t)1 << 20, ((size_t)1 << 20) - 1);
@@ -93,7 +94,6 @@ static void refusals_keep_their_codes_and_the_header(void **state) {
   shk_buf_release(big);
   shk_buf *top = wrap((void *)(UINTPTR_MAX - 15), 15, 1); /* ends at the last byte */
   shk_buf_release(top);
-  shk_buf_release(live);
 }
 
 static int destroyed;
