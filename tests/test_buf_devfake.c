@@ -227,6 +227,22 @@ static void devices_out_of_range_and_no_devices_are_refused(void **state) {
   shk_buf_release(buf);
 }
 
+/* A mapped default consume ends the general way (unmapped), and its header, reused by the next
+ * consume, reads as unmapped. */
+static void a_mapped_consume_is_unmapped_at_its_end_and_its_header_reused_unmapped(void **state) {
+  (void)state;
+  static unsigned char host[64];
+  for (int round = 0; round < 3; round++) {
+    shk_buf *buf = NULL;
+    assert_int_equal(shk_buf_consume(host, sizeof host, 1, NULL, &buf), SHK_OK);
+    assert_false(shk_buf_device_mapped(buf));
+    assert_int_equal(shk_buf_device_map(buf, 1, SHK_BUF_DEVICE_PINNED), SHK_OK);
+    shk_buf_release(buf);
+    assert_int_equal(fake.unpins, round + 1);
+  }
+  assert_int_equal(fake.pins, 3);
+}
+
 static void the_compiled_backend_returns_when_the_fake_is_removed(void **state) {
   (void)state;
   shk__device_set_ops(NULL);
@@ -245,6 +261,7 @@ static const struct CMUnitTest tests[] = {
     FAKE_TEST(pinned_mapping_shares_host_memory_and_copies_nothing),
     FAKE_TEST(failures_leave_the_buffer_unmapped),
     FAKE_TEST(devices_out_of_range_and_no_devices_are_refused),
+    FAKE_TEST(a_mapped_consume_is_unmapped_at_its_end_and_its_header_reused_unmapped),
     FAKE_TEST(the_compiled_backend_returns_when_the_fake_is_removed),
 };
 

@@ -237,6 +237,35 @@ static void the_heap_hook_hears_recycled_buffers(void **state) {
   assert_int_equal(hook_frees, 1);
 }
 
+/* The same for the other short ways: a default consume that takes a kept header, and a create
+ * that finds nothing parked in its class (a new object made in one go). */
+static void the_heap_hook_hears_kept_consume_headers_and_new_objects(void **state) {
+  (void)state;
+  static unsigned char mem[64];
+  assert_int_equal(shk_buf_shutdown(), SHK_OK); /* nothing parked */
+  shk_buf *c = NULL;
+  assert_int_equal(shk_buf_consume(mem, 8, 1, NULL, &c), SHK_OK);
+  shk_buf *kept = c;
+  shk_buf_release(c); /* its header kept */
+  hook_allocs = hook_frees = 0;
+  assert_int_equal(shk_buf_set_heap_hook(count_heap, NULL), SHK_OK);
+  assert_int_equal(shk_buf_consume(mem + 8, 8, 1, NULL, &c), SHK_OK);
+  assert_ptr_equal(c, kept);
+  assert_int_equal(hook_allocs, 1);
+  assert_true(hook_last_id == shk_buf_id(c));
+  shk_buf *b = make(48, NULL);
+  assert_int_equal(hook_allocs, 2);
+  shk_buf_release(c);
+  shk_buf_release(b);
+  assert_int_equal(hook_frees, 2);
+  assert_int_equal(shk_buf_set_heap_hook(NULL, NULL), SHK_OK);
+  assert_int_equal(shk_buf_consume(mem + 8, 8, 1, NULL, &c), SHK_OK);
+  shk_buf_release(c);
+  shk_buf_release(make(48, NULL));
+  assert_int_equal(hook_allocs, 2);
+  assert_int_equal(hook_frees, 2);
+}
+
 /* Small sizes are parked per thread: what a thread parked is freed when it ends, leaving the
  * index as it was (nothing lost with the thread, nothing leaked). */
 static void park_small_sizes(void *arg) {
@@ -388,6 +417,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(exit_with_busy_threads_does_not_hang),
     cmocka_unit_test(a_fiber_deleted_on_another_thread_leaves_thread_state_alone),
     cmocka_unit_test(the_heap_hook_hears_recycled_buffers),
+    cmocka_unit_test(the_heap_hook_hears_kept_consume_headers_and_new_objects),
     cmocka_unit_test(a_thread_frees_what_it_parked_as_it_ends),
     cmocka_unit_test(a_buffer_released_by_another_thread_is_parked_there),
     cmocka_unit_test(ids_are_unique_across_threads_and_increase_within_one),

@@ -158,10 +158,22 @@ static int check_shape(size_t count, size_t item_size, size_t *size) {
   return shk__mul_overflows(count, item_size, size) ? SHK_EOVERFLOW : SHK_OK;
 }
 
+/* Whether count x item_size bytes at ptr make a valid range of *size bytes: no factor zero, no
+ * overflow, no wrap, ptr not NULL. One branch where check_shape and shk__range_wraps take five:
+ * the short way of consume asks this, and leaves the exact error to the general way. */
+static inline bool shape_fits(const void *ptr, size_t count, size_t item_size, size_t *size) {
+  *size = count * item_size;
+  /* Factors below 2^(half the bits) cannot overflow; ptr - 1 < UINTPTR_MAX - size holds
+   * exactly when ptr is not NULL and [ptr, ptr + size) does not wrap. */
+  return ((count | item_size) >> (sizeof(size_t) * 4) == 0) & (*size != 0) &
+         ((uintptr_t)ptr - 1 < UINTPTR_MAX - *size);
+}
+
 /* What each new buffer sets, fresh or recycled. An id is spent when creation fails later; ids
- * stay unique, and increasing per thread. */
+ * stay unique, and increasing per thread. plain_way: the buffer's end_way unless the options
+ * give it a delay or a callback. */
 static void set_identity(shk_buf *buf, uint64_t id, size_t count, size_t item_size,
-                         const shk_buf_options *opts) {
+                         const shk_buf_options *opts, uint8_t plain_way) {
   /* A store, not atomic_init: a parked object taken back here may be read meanwhile by the
    * walk over live buffers (same instruction on x86 and ARM). */
   atomic_store_explicit(&buf->refs, 1, memory_order_relaxed);
@@ -172,6 +184,7 @@ static void set_identity(shk_buf *buf, uint64_t id, size_t count, size_t item_si
   buf->delayed = opts->delayed_free;
   buf->on_destroy = opts->on_destroy;
   buf->on_destroy_user = opts->on_destroy_user;
+  buf->end_way = opts->delayed_free || opts->on_destroy ? SHK__BUF_END_GENERAL : plain_way;
 }
 
 /* The recyclable kind named by an allocator name, or -1. The built-ins can be neither replaced
@@ -202,7 +215,7 @@ static shk_buf *object_reuse(size_t size, size_t count, size_t item_size,
   int kind = builtin_kind(opts->allocator);
   if (kind < 0) return NULL;
   shk_buf *buf = shk__buf_recycle_take(kind, size, kind_align(kind, opts));
-  if (buf) set_identity(buf, shk__buf_next_id(), count, item_size, opts);
+  if (buf) set_identity(buf, shk__buf_next_id(), count, item_size, opts, SHK__BUF_END_PARK);
   return buf;
 }
 
@@ -217,6 +230,36 @@ static bool inline_layout(const shk__buf_allocator *allocator, size_t size, bool
   *align = kind_align(*kind, opts);
   *extra = (*align > SHK__MAX_ALIGN ? *align - 1 : 0) + (guard ? 2 * SHK__BUF_GUARD : 0);
   return size <= SIZE_MAX - HEADER_SIZE - *extra;
+}
+
+/* The fields of a new object besides its identity (set_identity): bytes is where its inline
+ * bytes start, NULL for a bare header (whose memory the allocator gives later). Field by field
+ * in the order of the struct rather than memset: a small memset compiled to `rep stos`, which
+ * was half of the cost of creating a buffer; inlined with constants (create_heap_fresh), the
+ * adjacent stores merge. */
+static inline void object_fill(shk_buf *buf, shk__buf_allocator *allocator, size_t size,
+                               void *bytes, int kind, size_t align, bool debug) {
+  buf->kind = (uint8_t)kind;
+  buf->guarded = bytes && debug;
+  buf->owned = false;
+  buf->consumed = false;
+  buf->recyclable = bytes && !debug;
+  buf->bare = !bytes;
+  buf->data = NULL;
+  buf->size = size;
+  buf->block.ptr = bytes;
+  buf->block.state = NULL;
+  buf->block.zeroed = false;
+  buf->park_next = NULL;
+  buf->allocator = allocator;
+  buf->align = align;
+  buf->park_key = shk__buf_park_key(size, align);
+  buf->created_at = buf->released_at = NULL;
+  buf->deferred_prev = buf->deferred_next = NULL;
+  buf->device.mode = 0;
+  buf->device.device = 0;
+  buf->device.ptr = NULL;
+  buf->device.ops = NULL;
 }
 
 /* A new object for the named allocator. Buffers of the built-in heap and aligned allocators get
@@ -243,36 +286,16 @@ static inline int object_new(size_t size, size_t count, size_t item_size,
     shk__buf_allocator_drop(allocator);
     return SHK_ENOMEM;
   }
-  /* Field by field rather than memset: a small memset compiles to `rep stos`, which was half of
-   * the cost of creating a buffer. */
-  set_identity(buf, shk__buf_next_id(), count, item_size, opts);
-  buf->data = NULL;
-  buf->size = size;
-  buf->allocator = allocator;
-  buf->block.ptr = NULL;
+  set_identity(buf, shk__buf_next_id(), count, item_size, opts,
+               inline_data && !debug ? SHK__BUF_END_PARK : SHK__BUF_END_GENERAL);
+  void *bytes = NULL;
   if (inline_data) {
     uintptr_t p = (uintptr_t)buf + HEADER_SIZE + (debug ? SHK__BUF_GUARD : 0);
     if (align > SHK__MAX_ALIGN) p = (p + align - 1) & ~(uintptr_t)(align - 1);
-    buf->block.ptr = (void *)p;
+    bytes = (void *)p;
   }
-  buf->block.state = NULL;
-  buf->block.zeroed = false;
-  buf->owned = false;
-  buf->consumed = false;
-  buf->recyclable = inline_data && !debug;
-  buf->guarded = inline_data && debug;
-  buf->bare = bare;
-  buf->created_at = buf->released_at = NULL;
+  object_fill(buf, allocator, size, bytes, kind, align, debug);
   if (buf->guarded) shk__buf_debug_guard_set(buf);
-  buf->kind = (uint8_t)kind;
-  buf->align = align;
-  buf->park_key = shk__buf_park_key(size, align);
-  buf->park_next = NULL;
-  buf->deferred_prev = buf->deferred_next = NULL;
-  buf->device.mode = 0;
-  buf->device.device = 0;
-  buf->device.ptr = NULL;
-  buf->device.ops = NULL;
   *out = buf;
   return SHK_OK;
 }
@@ -366,12 +389,28 @@ static inline shk_buf *take_short(int kind, size_t size, size_t align) {
   return shk__buf_recycle_take_own(kind, size, align);
 }
 
+/* A new inline heap object when this thread parks none of its size class (every create while
+ * more such buffers are live than it parks): object_new and create_new with the default heap's
+ * answers as constants, and no look-up. The caller checked what the short way checks (thread
+ * state, an id at hand, no hook, the registry set up, a size below the shared classes) and
+ * that SHK_DEBUG=buf is off. */
+static SHK__NOINLINE int create_heap_fresh(shk__buf_thread *t, size_t size, size_t count,
+                                           size_t item_size, const shk_buf_options *opts,
+                                           shk__buf_allocator *heap, shk_buf **out) {
+  SHK__LENS_BUF_READY();
+  shk_buf *buf = shk__malloc(HEADER_SIZE + size);
+  if (!buf) return SHK_ENOMEM;
+  set_identity(buf, t->next_id++, count, item_size, opts, SHK__BUF_END_PARK);
+  object_fill(buf, heap, size, (unsigned char *)buf + HEADER_SIZE, SHK__BUF_KIND_HEAP, 0, false);
+  return buf_publish(buf, out);
+}
+
 int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *given, shk_buf **out) {
   if (!out) return SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL);
   *out = NULL;
   shk_buf_options local;
-  const void *use;
-  if (shk__options_use(&options_layout, given, &local, &use) != SHK_OK)
+  const void *use = &default_options; /* no call for no options */
+  if (given && shk__options_use(&options_layout, given, &local, &use) != SHK_OK)
     return SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL);
   const shk_buf_options *opts = use;
   if (opts->init != SHK_BUF_INIT_NONE && opts->init != SHK_BUF_INIT_ZERO &&
@@ -382,16 +421,30 @@ int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *given,
   int rc = check_shape(count, item_size, &size);
   if (rc != SHK_OK) return SHK__DEBUG_RET(SHK__DEBUG_BUF, rc);
   /* The short way, with no call at all for the default heap: no init, no hook, and a parked
-   * object of this size and an id at hand in this thread. Written twice so that the heap's
-   * kind and alignment are constants there (the general form cost it 20 instructions). */
+   * object of this size and an id at hand in this thread; or, with none parked in its class,
+   * a new object made in one go. Written twice so that the heap's kind and alignment are
+   * constants there (the general form cost it 20 instructions). */
   if (opts->init == SHK_BUF_INIT_NONE) {
     shk_buf *buf = NULL;
-    if (!opts->allocator)
-      buf = take_short(SHK__BUF_KIND_HEAP, size, 0);
-    else if (builtin_kind(opts->allocator) == SHK__BUF_KIND_ALIGNED)
+    shk__buf_thread *t = shk__buf_this_thread;
+    size_t k = shk__buf_class_of(size);
+    if (!opts->allocator) {
+      if (t && t->next_id != t->id_end && k < SHK__BUF_THREAD_CLASSES &&
+          !atomic_load_explicit(&shk__buf_observed, memory_order_relaxed)) {
+        shk__buf_park *p = &t->parked[SHK__BUF_KIND_HEAP][k];
+        shk__buf_allocator *heap = atomic_load_explicit(&shk__buf_heap_entry, memory_order_acquire);
+        if (p->n && p->key == shk__buf_park_key(size, 0))
+          buf = shk__buf_park_pop(t, p);
+        else if (!p->n && heap &&
+                 !(atomic_load_explicit(&shk__debug_mask, memory_order_relaxed) & SHK__DEBUG_BUF))
+          return create_heap_fresh(t, size, count, item_size, opts, heap, out);
+      }
+    } else if (builtin_kind(opts->allocator) == SHK__BUF_KIND_ALIGNED) {
       buf = take_short(SHK__BUF_KIND_ALIGNED, size, kind_align(SHK__BUF_KIND_ALIGNED, opts));
+    }
     if (buf) {
-      set_identity(buf, shk__buf_this_thread->next_id++, count, item_size, opts);
+      set_identity(buf, shk__buf_this_thread->next_id++, count, item_size, opts,
+                   SHK__BUF_END_PARK);
       buf->data = buf->block.ptr;
       *out = buf;
       return SHK_OK;
@@ -424,26 +477,76 @@ static inline int consume_with(void *ptr, size_t count, size_t item_size,
   buf->block.ptr = ptr;
   buf->consumed = true;
   buf->owned = opts->take_ownership;
+  /* The header of a consume with default options (the built-in heap, nothing owned, no delay,
+   * callback or debug) can end and be reused the short ways (release, consume_kept). */
+  const shk__buf_allocator *a = buf->allocator;
+  if (!buf->delayed && !buf->on_destroy && !buf->on_destroy_user && !buf->owned && a->builtin &&
+      a->table.alloc == shk__buf_heap_allocator.alloc && !shk__debug_on(SHK__DEBUG_BUF))
+    buf->end_way = SHK__BUF_END_CONSUMED;
   return buf_publish(buf, out);
 }
 
-static int buf_consume(void *ptr, size_t count, size_t item_size, const shk_buf_options *given,
-                       shk_buf **out) {
-  if (!out) return SHK_EINVAL;
-  *out = NULL;
-  if (!ptr) return SHK_EINVAL;
-  if (!given) return consume_with(ptr, count, item_size, &default_options, out);
-  shk_buf_options local;
-  const void *use;
-  if (shk__options_use(&options_layout, given, &local, &use) != SHK_OK) return SHK_EINVAL;
-  return consume_with(ptr, count, item_size, use, out);
+/* The short way of a consume with no options: a kept header of a default consume of this thread
+ * (t->consumed not empty), whose other fields need no writing, and an id at hand. */
+static inline int consume_kept(shk__buf_thread *t, void *ptr, size_t count, size_t item_size,
+                               size_t size, shk_buf **out) {
+  shk_buf *buf = shk__buf_headers_pop(&t->consumed);
+  /* Out of the index, the header is seen by no other thread: plain stores. */
+  atomic_store_explicit(&buf->refs, 1, memory_order_relaxed);
+  buf->id = t->next_id++;
+  buf->count = count;
+  buf->item_size = item_size;
+  buf->size = size;
+  buf->data = ptr;
+  buf->block.ptr = ptr;
+  buf->range.start = (uintptr_t)ptr;
+  buf->range.end = (uintptr_t)ptr + size;
+  bool observed = false;
+  int rc = shk__buf_ranges_insert_seen(&buf->range, &observed);
+  if (SHK__UNLIKELY(rc != SHK_OK)) {
+    shk__buf_headers_push(&t->consumed, buf); /* back where it came from, room and all */
+    buf = NULL;
+  } else if (SHK__UNLIKELY(observed)) {
+    tell(buf, true, true, true);
+  }
+  *out = buf;
+  return rc;
+}
+
+/* Every consume the short way below does not take. Out of line, so that the short way saves
+ * no registers for it. caller: the call site of shk_buf_consume, for SHK_DEBUG=buf. */
+static SHK__NOINLINE int consume_general(void *ptr, size_t count, size_t item_size,
+                                         const shk_buf_options *given, shk_buf **out,
+                                         const void *caller) {
+  int rc = SHK_EINVAL;
+  if (out) *out = NULL;
+  if (!out || !ptr) {
+    /* rc stays SHK_EINVAL */
+  } else if (!given) {
+    rc = consume_with(ptr, count, item_size, &default_options, out);
+  } else {
+    shk_buf_options local;
+    const void *use;
+    if (shk__options_use(&options_layout, given, &local, &use) == SHK_OK)
+      rc = consume_with(ptr, count, item_size, use, out);
+  }
+  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) debug_created(rc, out, "shk_buf_consume", caller);
+  return rc;
 }
 
 int shk_buf_consume(void *ptr, size_t count, size_t item_size, const shk_buf_options *opts,
                     shk_buf **out) {
-  int rc = buf_consume(ptr, count, item_size, opts, out);
-  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) debug_created(rc, out, __func__, SHK__CALLER());
-  return rc;
+  /* The short way: no options, a valid shape, a kept header and an id at hand, SHK_DEBUG=buf
+   * off (the mask holds every part until SHK_DEBUG is read, so the first consume goes the
+   * general way). The observer and the heap hook are heard of through the index's answer, as
+   * in buf_publish. */
+  shk__buf_thread *t = shk__buf_this_thread;
+  size_t size;
+  if (!opts && out && t && t->consumed.head && t->next_id != t->id_end &&
+      shape_fits(ptr, count, item_size, &size) &&
+      !(atomic_load_explicit(&shk__debug_mask, memory_order_relaxed) & SHK__DEBUG_BUF))
+    return consume_kept(t, ptr, count, item_size, size, out);
+  return consume_general(ptr, count, item_size, opts, out, SHK__CALLER());
 }
 
 /* ---- lifetime ---- */
@@ -452,6 +555,17 @@ static SHK__NOINLINE void run_destroy_callback(shk_buf *buf) {
   shk_buf_info info;
   fill_info(buf, &info);
   buf->on_destroy(&info, buf->on_destroy_user);
+}
+
+/* The end of a buffer whose end_way is not GENERAL, with no observer or hook at the release:
+ * parked, or out of the index and kept or freed. Such a buffer has no callback, delay, mapping,
+ * guards or owned memory, and its allocator (a built-in) counts no users. */
+static inline void end_plain(shk_buf *buf, unsigned way) {
+  if (way == SHK__BUF_END_PARK && shk__buf_recycle_keep(buf)) return;
+  /* An observer that set itself after the caller's check is told now, before the memory goes. */
+  if (SHK__UNLIKELY(shk__buf_ranges_remove(&buf->range))) shk__buf_tell_removed(buf);
+  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) shk__buf_debug_retire(buf);
+  else if (way != SHK__BUF_END_CONSUMED || !shk__buf_bare_keep(buf, true)) free(buf);
 }
 
 /* The last of a buffer's end, after its callback, unmapping and heap event: parked, or out of
@@ -469,7 +583,7 @@ static inline void buf_end(shk_buf *buf, bool told) {
   /* Under SHK_DEBUG=buf the object is kept a while, tagged dead, to recognise a late use. */
   if (buf->guarded) shk__buf_debug_guard_check(buf);
   if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) shk__buf_debug_retire(buf);
-  else if (!buf->bare || !shk__buf_bare_keep(buf)) free(buf);
+  else if (!buf->bare || !shk__buf_bare_keep(buf, buf->end_way == SHK__BUF_END_CONSUMED)) free(buf);
 }
 
 /* The end of a buffer: callback, unmapping, heap event, then parked or freed. */
@@ -520,16 +634,15 @@ void shk_buf_release(shk_buf *buf) {
       return;
     if (atomic_fetch_sub_explicit(&buf->refs, 1, memory_order_acq_rel) != 1) return;
   }
-  /* The usual small heap buffer (no delay, callback, mapping or hook) goes straight to its
-   * thread's list, with no call at all. */
-  bool plain = !buf->delayed && !buf->on_destroy && buf->device.mode == 0 &&
-               !atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
-  if (plain && buf->recyclable && shk__buf_recycle_keep_own(buf)) return;
-  /* Any other plain one (consumed memory, a full list, another allocator) ends here too: the two
-   * calls of the general way cost a consume+release about 25 instructions. SHK_DEBUG=buf sets
-   * the observed flag, so a plain buffer is never one it follows. */
-  if (plain) buf_end(buf, false);
-  else buf_released(buf, SHK__CALLER());
+  /* The usual small heap buffer goes straight to its thread's list with no call at all, and a
+   * default consume's header to its own list after the index: one byte, set at creation, says
+   * there is no delay, callback, mapping or guard (five loads before). SHK_DEBUG=buf sets the
+   * observed flag, so a buffer it follows never ends here. */
+  unsigned way = buf->end_way;
+  if (way != SHK__BUF_END_GENERAL && !atomic_load_explicit(&shk__buf_observed, memory_order_relaxed))
+    end_plain(buf, way);
+  else
+    buf_released(buf, SHK__CALLER());
 }
 
 static inline void assign_now(shk_buf **slot, shk_buf *buf) {

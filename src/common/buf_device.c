@@ -42,6 +42,7 @@ static int buf_device_map_impl(shk_buf *buf, int device, shk_buf_device_mode mod
   }
   if (rc != SHK_OK) return rc;
   buf->device.mode = (int)mode;
+  buf->end_way = SHK__BUF_END_GENERAL; /* its release must unmap it */
   buf->device.device = device;
   buf->device.ptr = dev;
   buf->device.ops = ops;

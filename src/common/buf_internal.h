@@ -138,28 +138,42 @@ extern atomic_bool shk__buf_observed;
 /* Guard bytes on each side of an inline buffer's bytes under SHK_DEBUG=buf. */
 #define SHK__BUF_GUARD 16
 
+/* How the last release of a buffer may end it without the general way (buf.c), decided when
+ * the buffer is made, so that the release tests one byte instead of five fields: */
+enum {
+  SHK__BUF_END_GENERAL,  /* delay, callback, mapping, guards, another allocator, owned memory */
+  SHK__BUF_END_PARK,     /* a recyclable inline object with no delay or callback: parked */
+  SHK__BUF_END_CONSUMED  /* consumed with default options: out of the index, header kept with
+                          * its fields as a default consume sets them (shk__buf_bare_keep) */
+};
+
+/* Ordered so that the fields the short ways of consume, create and release touch share the
+ * first two 64-byte lines of the object (as laid out on x86-64): identity and shape first, then
+ * the range, the block, the list link and the allocator; what only the general ways read
+ * (callbacks, debug call sites, deferred links, device) comes after. */
 struct shk_buf {
   atomic_size_t refs;
-  uint32_t magic; /* SHK__BUF_MAGIC_LIVE from creation; DEAD once released under SHK_DEBUG */
-  bool guarded;   /* SHK__BUF_GUARD bytes of guard on each side of block.ptr (SHK_DEBUG) */
-  const void *created_at, *released_at; /* call sites, recorded under SHK_DEBUG=buf */
-  uint64_t id;
-  void *data;
-  size_t size, count, item_size;
-  shk__buf_allocator *allocator;
-  shk_buf_block block;
-  bool owned;   /* destruction frees the memory */
+  uint32_t magic;  /* SHK__BUF_MAGIC_LIVE from creation; DEAD once released under SHK_DEBUG */
+  uint8_t end_way; /* SHK__BUF_END_*; GENERAL once mapped to a device */
+  uint8_t kind;    /* SHK__BUF_KIND_* of a recyclable object */
+  bool guarded;    /* SHK__BUF_GUARD bytes of guard on each side of block.ptr (SHK_DEBUG) */
+  bool owned;      /* destruction frees the memory */
   bool consumed;
   bool delayed;
   bool recyclable; /* inline heap or aligned object: may be parked by buf_recycle.c */
   bool bare;       /* a header alone (sizeof, no inline bytes): kept for the next one */
-  uint8_t kind;    /* SHK__BUF_KIND_* of a recyclable object */
+  uint64_t id;
+  void *data;
+  size_t size, count, item_size;
+  shk__buf_range range;
+  shk_buf_block block;
+  struct shk_buf *park_next; /* the next parked object, or kept header, of its list */
+  shk__buf_allocator *allocator;
   size_t align;    /* an inline aligned object's alignment (0 for the heap) */
   size_t park_key; /* size and alignment in one word, for the per-thread lists */
-  struct shk_buf *park_next; /* the next parked object of its list (buf_recycle.c) */
   shk_buf_destroy_fn on_destroy;
   void *on_destroy_user;
-  shk__buf_range range;
+  const void *created_at, *released_at; /* call sites, recorded under SHK_DEBUG=buf */
   struct shk_buf *deferred_prev, *deferred_next; /* buf_deferred.c */
   shk__buf_device device;                      /* buf_device.c */
 };
@@ -212,11 +226,21 @@ typedef struct shk__buf_park {
   size_t key; /* shk__buf_park_key() of every object in the list, when n > 0 */
 } shk__buf_park;
 
+/* Headers without bytes kept by a thread after their buffer ended (buf_recycle.c), linked
+ * through park_next: ended, out of the index and holding nothing, they are plain memory kept
+ * for reuse, not parked buffers. */
+typedef struct shk__buf_headers {
+  struct shk_buf *head;
+  size_t n;
+} shk__buf_headers;
+
 typedef struct shk__buf_thread {
   shk__buf_park parked[SHK__BUF_KINDS][SHK__BUF_THREAD_CLASSES]; /* the owning thread's only */
   atomic_size_t parked_count;               /* written by the owner, read by any thread */
-  struct shk_buf *bare;                     /* headers without bytes kept (buf_recycle.c) */
-  size_t bare_n;
+  shk__buf_headers bare;                    /* of any bare object but those below */
+  /* Of ended consumes made with default options, every field still as such a consume sets it
+   * (buf.c: only the identity, shape and range are written on reuse). */
+  shk__buf_headers consumed;
   uint64_t next_id, id_end;                 /* the ids [next_id, id_end) reserved by the owner */
   struct shk__buf_thread *prev, *next;      /* the list of all, under buf_thread.c's lock */
 } shk__buf_thread;
@@ -279,14 +303,8 @@ static inline size_t shk__buf_park_key(size_t size, size_t align) {
   return size | (size_t)shk__bit_length(align) << 16;
 }
 
-/* The short ways, in the calling thread's own lists only: a parked object of exactly this kind,
- * size and alignment (else NULL), and parking one in a list with room (else false). */
-static inline shk_buf *shk__buf_recycle_take_own(int kind, size_t size, size_t align) {
-  size_t k = shk__buf_class_of(size);
-  shk__buf_thread *t = shk__buf_this_thread;
-  if (!t || k >= SHK__BUF_THREAD_CLASSES) return NULL;
-  shk__buf_park *p = &t->parked[kind][k];
-  if (!p->n || p->key != shk__buf_park_key(size, align)) return NULL;
+/* Takes the head of a non-empty list of thread t. */
+static inline shk_buf *shk__buf_park_pop(shk__buf_thread *t, shk__buf_park *p) {
   shk_buf *buf = p->head;
   p->head = buf->park_next;
   p->n--;
@@ -294,10 +312,18 @@ static inline shk_buf *shk__buf_recycle_take_own(int kind, size_t size, size_t a
   return buf;
 }
 
-static inline bool shk__buf_recycle_keep_own(shk_buf *buf) {
-  size_t k = shk__buf_class_of(buf->size);
+/* The short ways, in the calling thread's own lists only: a parked object of exactly this kind,
+ * size and alignment (else NULL), and parking one in class k's list when it has room. */
+static inline shk_buf *shk__buf_recycle_take_own(int kind, size_t size, size_t align) {
+  size_t k = shk__buf_class_of(size);
   shk__buf_thread *t = shk__buf_this_thread;
-  if (!t || k >= SHK__BUF_THREAD_CLASSES) return false;
+  if (!t || k >= SHK__BUF_THREAD_CLASSES) return NULL;
+  shk__buf_park *p = &t->parked[kind][k];
+  if (!p->n || p->key != shk__buf_park_key(size, align)) return NULL;
+  return shk__buf_park_pop(t, p);
+}
+
+static inline bool shk__buf_park_push(shk__buf_thread *t, size_t k, shk_buf *buf) {
   shk__buf_park *p = &t->parked[buf->kind][k];
   if (!p->n) p->key = buf->park_key;
   else if (p->key != buf->park_key || p->n >= shk__buf_park_limit(k)) return false;
@@ -308,40 +334,66 @@ static inline bool shk__buf_recycle_keep_own(shk_buf *buf) {
   return true;
 }
 
+static inline bool shk__buf_recycle_keep_own(shk_buf *buf) {
+  size_t k = shk__buf_class_of(buf->size);
+  shk__buf_thread *t = shk__buf_this_thread;
+  return t && k < SHK__BUF_THREAD_CLASSES && shk__buf_park_push(t, k, buf);
+}
+
 /* A parked inline object of exactly this kind, size and alignment, its range still indexed;
- * else NULL (a list of another size in the class is freed: the new size replaces it). */
+ * else NULL (a list of another size in the class is freed: the new size replaces it). The slow
+ * way is called only where it can find or free something: an empty list of this thread (every
+ * create while more buffers are live than parked) costs no call. */
 static inline shk_buf *shk__buf_recycle_take(int kind, size_t size, size_t align) {
-  shk_buf *buf = shk__buf_recycle_take_own(kind, size, align);
-  return buf ? buf : shk__buf_recycle_take_slow(kind, size, align);
+  size_t k = shk__buf_class_of(size);
+  shk__buf_thread *t = shk__buf_this_thread;
+  if (!t || k >= SHK__BUF_THREAD_CLASSES) return shk__buf_recycle_take_slow(kind, size, align);
+  shk__buf_park *p = &t->parked[kind][k];
+  if (!p->n) return NULL;
+  if (p->key != shk__buf_park_key(size, align)) return shk__buf_recycle_take_slow(kind, size, align);
+  return shk__buf_park_pop(t, p);
 }
 
 /* Parks a destroyed inline object (range still indexed); false when its size is not cached or
  * its list is full or holds another size (the caller frees it). */
 static inline bool shk__buf_recycle_keep(shk_buf *buf) {
-  return shk__buf_recycle_keep_own(buf) || shk__buf_recycle_keep_slow(buf);
+  size_t k = shk__buf_class_of(buf->size);
+  shk__buf_thread *t = shk__buf_this_thread;
+  if (!t || k >= SHK__BUF_THREAD_CLASSES) return shk__buf_recycle_keep_slow(buf);
+  return shk__buf_park_push(t, k, buf);
 }
 
-/* Headers without inline bytes (consumed memory, other allocators) kept per thread after their
- * buffer ended, so that consume+release needs no malloc: ended, out of the index and holding
- * nothing, they are plain memory kept for reuse, not parked buffers. At most this many. */
+/* Headers kept per thread (shk__buf_headers) so that consume+release needs no malloc. At most
+ * this many in each list. */
 #define SHK__BUF_BARE_MAX 64
 
-static inline shk_buf *shk__buf_bare_take(void) {
-  shk__buf_thread *t = shk__buf_this_thread;
-  if (!t || !t->bare) return NULL;
-  shk_buf *buf = t->bare;
-  t->bare = buf->park_next;
-  t->bare_n--;
+static inline shk_buf *shk__buf_headers_pop(shk__buf_headers *list) {
+  shk_buf *buf = list->head;
+  list->head = buf->park_next;
+  list->n--;
   return buf;
 }
 
-static inline bool shk__buf_bare_keep(shk_buf *buf) {
-  shk__buf_thread *t = shk__buf_this_thread;
-  if (!t || t->bare_n >= SHK__BUF_BARE_MAX) return false;
-  buf->park_next = t->bare;
-  t->bare = buf;
-  t->bare_n++;
+static inline bool shk__buf_headers_push(shk__buf_headers *list, shk_buf *buf) {
+  if (list->n >= SHK__BUF_BARE_MAX) return false;
+  buf->park_next = list->head;
+  list->head = buf;
+  list->n++;
   return true;
+}
+
+/* A kept header of any bare object (its fields all to be written), else NULL. */
+static inline shk_buf *shk__buf_bare_take(void) {
+  shk__buf_thread *t = shk__buf_this_thread;
+  return t && t->bare.head ? shk__buf_headers_pop(&t->bare) : NULL;
+}
+
+/* Keeps an ended bare object's header (false: full, or no thread state; the caller frees it):
+ * a default consume's on the list of its kind (buf.c knows which), any other on the general
+ * one. */
+static inline bool shk__buf_bare_keep(shk_buf *buf, bool default_consume) {
+  shk__buf_thread *t = shk__buf_this_thread;
+  return t && shk__buf_headers_push(default_consume ? &t->consumed : &t->bare, buf);
 }
 
 /* How many objects are parked (shk_buf_live_count leaves them out). */

@@ -79,15 +79,16 @@ size_t shk__buf_recycle_count(void) {
   return n;
 }
 
+/* Frees a list of kept headers (plain memory: out of the index, holding nothing). */
+static void free_headers(shk__buf_headers *list) {
+  while (list->head) free(shk__buf_headers_pop(list));
+}
+
 void shk__buf_recycle_flush_thread(shk__buf_thread *t) {
   for (size_t kind = 0; kind < SHK__BUF_KINDS; kind++)
     for (size_t k = 0; k < SHK__BUF_THREAD_CLASSES; k++) discard_list(t, &t->parked[kind][k]);
-  while (t->bare) {
-    shk_buf *buf = t->bare;
-    t->bare = buf->park_next;
-    t->bare_n--;
-    free(buf);
-  }
+  free_headers(&t->bare);
+  free_headers(&t->consumed);
 }
 
 void shk__buf_recycle_flush(void) {
