@@ -81,17 +81,18 @@ static int keep_guards(int argc, char **argv) {
   return 0;
 }
 
-/* Makes the index disagree with a buffer (its recorded end moved), lets the next change of the
- * index find it, then puts it right before the release. */
+/* Makes the index disagree with a buffer (its recorded end moved back: the piece the index keeps
+ * for it then ends after it, wherever the arena lies in its 128-byte blocks), lets the next change
+ * of the index find it, then puts it right before the release. */
 static int corrupt_index(int argc, char **argv) {
   (void)argc;
   SHK_CHECK(to_file(argv) == 0);
   static unsigned char arena[256];
   shk_buf *a = NULL, *b = NULL;
   SHK_CHECK(shk_buf_consume(arena, 64, 1, NULL, &a) == SHK_OK);
-  a->range.end += 8;
-  SHK_CHECK(shk_buf_consume(arena + 128, 64, 1, NULL, &b) == SHK_OK);
   a->range.end -= 8;
+  SHK_CHECK(shk_buf_consume(arena + 128, 64, 1, NULL, &b) == SHK_OK);
+  a->range.end += 8;
   shk_buf_release(b);
   shk_buf_release(a);
   fflush(stderr);
@@ -304,7 +305,7 @@ static void spoiled_guard_bytes_are_found_at_the_release(void **state) {
 static void an_inconsistent_range_index_is_reported(void **state) {
   (void)state;
   char *on = run_capturing("corrupt_index", "buf");
-  expect_in(on, "shmkit debug: buf: range index inconsistent: chunk 0 slot ");
+  expect_in(on, "shmkit debug: buf: range index inconsistent: block 0x");
   expect_in(on, "disagrees with its buffer");
   free(on);
   char *off = run_capturing("corrupt_index", NULL);

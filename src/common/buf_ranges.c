@@ -91,8 +91,8 @@ static const char *marker_fault(uintptr_t s, uintptr_t e) {
 
 /* What is wrong with the tree's entry [s, e) of a range's whole blocks, or NULL (below). */
 static const char *blocks_fault(const shk__buf_blocks *entry, uintptr_t s, uintptr_t e);
-/* The ranges indexed, counted by a walk (below). */
-static size_t ranges_walked(void);
+/* The ranges indexed, counted by a walk that checks each range's notes of its parts (below). */
+static size_t ranges_walked(size_t *faults);
 
 /* The tree's check of each live entry: a marker or a range's whole blocks; markers counted. */
 static const char *entry_fault(const shk__buf_blocks *entry, uintptr_t s, uintptr_t e,
@@ -107,7 +107,7 @@ static size_t check_locked(void) {
   size_t markers = 0, pieces = 0, blocks = 0;
   size_t faults = shk__range_tree_check(entry_fault, &markers);
   faults += shk__granules_check(&pieces, &blocks);
-  size_t ranges = ranges_walked();
+  size_t ranges = ranges_walked(&faults);
   if (markers != marker_count || blocks != marker_count || ranges != range_count) {
     shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: %lu blocks reserved in the tree, "
                       "%lu with records, %lu ranges; counted %lu reserved, %lu ranges",
@@ -355,12 +355,26 @@ static size_t walk_ranges(void (*fn)(shk__buf_range *node, void *ctx), void *ctx
   return w.n + shk__granules_walk(fn, ctx);
 }
 
-static void count_one(shk__buf_range *node, void *ctx) {
-  (void)node;
-  (void)ctx;
+/* What is wrong with node's notes of its parts, against the parts its range has, or NULL (each
+ * part itself is checked where it is kept). */
+static const char *parts_fault(const shk__buf_range *node) {
+  parts p = parts_of(node->start, node->end);
+  if (p.head != (node->head_at != SHK__GRANULE_NONE)) return "its first block's piece";
+  if (p.tail != (node->tail_at != SHK__GRANULE_NONE)) return "its last block's piece";
+  if ((p.whole_from < p.whole_to) != node->in_tree) return "its whole blocks";
+  return NULL;
 }
 
-static size_t ranges_walked(void) { return walk_ranges(count_one, NULL); }
+static void check_one(shk__buf_range *node, void *ctx) {
+  const char *what = parts_fault(node);
+  if (!what) return;
+  shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: buffer range [0x%llx, 0x%llx) "
+                    "notes %s wrong", (unsigned long long)node->start,
+                    (unsigned long long)node->end, what);
+  ++*(size_t *)ctx;
+}
+
+static size_t ranges_walked(size_t *faults) { return walk_ranges(check_one, faults); }
 
 /* ---- the index's functions (buf_internal.h) ---- */
 
