@@ -3,11 +3,13 @@
  * merges, an emptied index) must give the same overlap answers. The tests of the tree's own ways
  * (spreading, compaction, hints) use whole blocks (U bytes), which only the tree keeps. */
 /* ctest: labels=unit;internal timeout=120 */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "shk_test.h"
+#include "os_faults.h"
 #include "common/buf_granules.h"
 #include "common/buf_internal.h"
 
@@ -472,7 +474,38 @@ SHK_CHILD_TEST(a_spread_chunk_keeps_its_starts_below_the_next_chunks, 30000) {
   return 0;
 }
 
+/* Every allocation an insert makes (the records' table rebuilt, a chunk or the chunk table of the
+ * tree for a block's reservation or whole blocks) fails in turn: the insert says SHK_ENOMEM, the
+ * index is as it was (counts, answers, its own check), and the same range goes in after. */
+static void allocation_failures_leave_the_index_as_it_was(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  static shk__buf_range r[3000];
+  size_t refused = 0;
+  for (size_t i = 0; i < 3000; i++) {
+    r[i].start = BASE + 9000 * U + i * 4 * U + (i % 7) * 19; /* fresh blocks, some crossed */
+    r[i].end = r[i].start + 30 + (i % 5) * 90;                /* some with whole blocks */
+    shk__fault_arm(SHK__FAULT_ALLOC, 1 + (unsigned)(i % 3), ENOMEM, false);
+    int rc = shk__buf_ranges_insert(&r[i]);
+    shk__fault_disarm_all();
+    if (rc == SHK_ENOMEM) {
+      refused++;
+      assert_int_equal(shk__buf_ranges_count(), base_count + i);
+      assert_int_equal(shk__buf_ranges_check(), 0);
+      rc = shk__buf_ranges_insert(&r[i]);
+    }
+    assert_int_equal(rc, SHK_OK);
+    assert_int_equal(try_insert(r[i].end - 1, r[i].end), SHK_EOVERLAP);
+  }
+  assert_true(refused > 10); /* rebuilds and chunk splits were met */
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  for (size_t i = 0; i < 3000; i++) shk__buf_ranges_remove(&r[i]);
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(allocation_failures_leave_the_index_as_it_was),
     cmocka_unit_test(a_spread_chunk_keeps_its_starts_below_the_next_chunks),
     cmocka_unit_test(a_block_full_of_one_byte_ranges_chains_its_records),
     cmocka_unit_test(whole_blocks_and_pieces_meet_exactly),
