@@ -331,6 +331,46 @@ static void a_range_between_packed_ones_spreads_the_chunk_and_neighbours_stay_ex
 }
 
 
+/* A packed chunk is spread when a range goes between two of its entries. Its last live range
+ * may take in dead entries that begin the next chunk (their ranges ended, then a wider one took
+ * the place): a dead entry after it, starting at its end, would lie past the next chunk's first
+ * start, and the chunks would be out of order. */
+static void spreading_a_chunk_keeps_it_before_the_next(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  static shk__buf_range r[300];
+  uintptr_t at = BASE + ((uintptr_t)1 << 32); /* above every other test's ranges */
+  for (size_t k = 0; k < 300; k++) { /* rising: full chunks split in halves of 64 */
+    r[k].start = at + 4 * k * U;
+    r[k].end = r[k].start + 2 * U;
+    assert_int_equal(shk__buf_ranges_insert(&r[k]), SHK_OK);
+  }
+  /* Where the chunks end, by the ranges' place hints (a split sets those of the moved half):
+   * the second end among them closes a chunk of 64 of these ranges, none dead. */
+  size_t ends = 0, kb = 0;
+  for (size_t k = 0; k + 3 < 300 && ends < 2; k++)
+    if (r[k].blocks.at_chunk != r[k + 1].blocks.at_chunk && ++ends == 2) kb = k;
+  assert_int_equal(ends, 2);
+  shk__buf_ranges_remove(&r[kb]);
+  shk__buf_ranges_remove(&r[kb + 1]); /* the next chunk begins with dead entries */
+  shk__buf_ranges_remove(&r[kb + 2]);
+  shk__buf_range wide = {.start = r[kb].start, .end = r[kb + 2].end}; /* over them, last of its chunk */
+  assert_int_equal(shk__buf_ranges_insert(&wide), SHK_OK);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  shk__buf_range between = {.start = r[kb - 10].end, .end = r[kb - 10].end + U}; /* spreads it */
+  assert_int_equal(shk__buf_ranges_insert(&between), SHK_OK);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  assert_int_equal(try_insert(r[kb + 1].start, r[kb + 1].start + 1), SHK_EOVERLAP);
+  assert_int_equal(try_insert(wide.end, wide.end + 1), SHK_OK);
+  assert_int_equal(try_insert(r[kb + 3].start - 1, r[kb + 3].start + 1), SHK_EOVERLAP);
+  assert_int_equal(try_insert(between.end, between.end + U), SHK_OK);
+  shk__buf_ranges_remove(&between);
+  shk__buf_ranges_remove(&wide);
+  for (size_t k = 0; k < 300; k++) shk__buf_ranges_remove(&r[k]);
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
 /* ---- block records (buf_granules.h) ---- */
 
 /* A block holds up to U one-byte ranges: its records chain (five pieces each), every piece found
@@ -451,6 +491,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(emptied_records_go_when_the_table_needs_room),
     cmocka_unit_test(the_last_block_of_the_address_space_is_refused),
     cmocka_unit_test(a_range_between_packed_ones_spreads_the_chunk_and_neighbours_stay_exact),
+    cmocka_unit_test(spreading_a_chunk_keeps_it_before_the_next),
     cmocka_unit_test(ending_most_of_a_chunk_compacts_it_and_keeps_answers),
     cmocka_unit_test(every_place_in_a_chunk_is_found_at_every_fill),
     cmocka_unit_test(stale_places_remove_nothing_else),

@@ -323,8 +323,8 @@ static void table_remove(size_t at) {
   firsts[--chunk_count] = NO_START;
 }
 
-/* Spreads the n entries of chunk ch, none dead, to every other slot, a dead entry after each
- * (2n <= CHUNK_MAX). Done when a range is put between two entries of such a chunk (put): it and
+/* Spreads the n entries of chunk ch, none dead, to every other slot, a dead entry between each
+ * two (2n <= CHUNK_MAX). Done when a range is put between two entries of such a chunk (put): it and
  * later ones there take over the dead entry beside them (revive) instead of shifting entries
  * towards a dead one further away or to the end, a loop and a misprediction or two. A chunk
  * that is only appended to through the append fast path is never spread. consume+release with 1 000 live:
@@ -341,12 +341,15 @@ static void spread(chunk *ch) {
     ch->start[2 * k] = ch->start[k];
     ch->end[2 * k] = ch->end[k];
     ch->node[2 * k] = ch->node[k];
+    /* None after the last: its end may lie past the next chunk's first start (dead entries
+     * there inside the last range), which would put the chunks out of order. */
+    if (k + 1 == ch->n) continue;
     ch->start[2 * k + 1] = ch->end[k];
     ch->end[2 * k + 1] = 0;
     ch->node[2 * k + 1] = NULL;
   }
-  ch->dead = ch->n;
-  ch->n *= 2;
+  ch->dead = ch->n - 1;
+  ch->n = 2 * ch->n - 1;
 }
 
 /* Splits a full chunk in two halves. SHK_ENOMEM. */
@@ -476,7 +479,7 @@ static bool put(size_t c, size_t i, shk__buf_blocks *node) {
   if (i > 0 && dead_at(ch, i - 1)) revive(c, i - 1, node);
   else if (i < ch->n && dead_at(ch, i)) revive(c, i, node);
   else if (ch->dead && shift_into_dead(c, i, node)) return true;
-  else if (i > 0 && 2 * ch->n <= CHUNK_MAX && ch->dead == 0) {
+  else if (i > 0 && i < ch->n && 2 * ch->n <= CHUNK_MAX && ch->dead == 0) {
     spread(ch); /* entry i - 1 is now at 2i - 2, a dead one after it */
     revive(c, 2 * i - 1, node);
   }
