@@ -485,11 +485,143 @@ static void the_last_block_of_the_address_space_is_refused(void **state) {
   assert_int_equal(shk__buf_ranges_check(), 0);
 }
 
+/* Block g of the tests below, far from the others' ranges; one-byte ranges at offsets 0, 2, 4,
+ * ... of it fill its records five at a time. */
+#define FAR_BLOCK(n) (BASE + ((uintptr_t)1 << 31) + (uintptr_t)(n) * 64 * U)
+
+static void one_byte_ranges(shk__buf_range *r, size_t count, uintptr_t b) {
+  for (size_t i = 0; i < count; i++) {
+    r[i].start = b + 2 * i;
+    r[i].end = r[i].start + 1;
+    assert_int_equal(shk__buf_ranges_insert(&r[i]), SHK_OK);
+  }
+}
+
+/* A block whose first record was emptied while a later one still holds a piece is not empty: a
+ * range over it whole is refused, and the piece stays found. */
+static void a_block_with_only_its_later_records_holding_pieces_refuses_a_range_over_it(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  uintptr_t b = FAR_BLOCK(1);
+  shk__buf_range r[6];
+  one_byte_ranges(r, 6, b); /* five in record 0, one in record 1 */
+  for (size_t i = 0; i < 5; i++) shk__buf_ranges_remove(&r[i]);
+  assert_int_equal(try_insert(b, b + U), SHK_EOVERLAP);
+  assert_int_equal(try_insert(b - U, b + 2 * U), SHK_EOVERLAP);
+  assert_int_equal(try_insert(b - 3, b + U + 3), SHK_EOVERLAP);
+  assert_int_equal(try_insert(b + 10, b + 11), SHK_EOVERLAP);
+  assert_int_equal(try_insert(b, b + 10), SHK_OK);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  shk__buf_ranges_remove(&r[5]);
+  assert_int_equal(try_insert(b - U, b + 2 * U), SHK_OK); /* empty now: its records give way */
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
+/* Adds one-byte ranges in blocks of their own until the table of records is made anew; each
+ * goes into r (room for `most`); how many. */
+static size_t until_rebuilt(shk__buf_range *r, size_t most, uintptr_t from) {
+  const shk__granule *table = shk__granule_table;
+  size_t mask = shk__granule_mask, n = 0;
+  while (shk__granule_table == table && shk__granule_mask == mask) {
+    assert_true(n < most);
+    r[n].start = from + n * U;
+    r[n].end = r[n].start + 1;
+    assert_int_equal(shk__buf_ranges_insert(&r[n]), SHK_OK);
+    n++;
+  }
+  return n;
+}
+
+/* A rebuild keeps every record of a block that holds a piece, an emptied one in the middle of its
+ * chain too: the chain stays whole and every piece is still found. */
+static void a_rebuild_keeps_an_emptied_record_in_the_middle_of_a_chain(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  uintptr_t b = FAR_BLOCK(2);
+  shk__buf_range r[11];
+  one_byte_ranges(r, 11, b); /* records 0, 1 and 2 */
+  for (size_t i = 5; i < 10; i++) shk__buf_ranges_remove(&r[i]); /* record 1 emptied */
+  static shk__buf_range filler[1 << 17];
+  size_t n = until_rebuilt(filler, 1 << 17, FAR_BLOCK(4));
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  for (size_t i = 0; i < 11; i++)
+    assert_int_equal(try_insert(b + 2 * i, b + 2 * i + 1), i >= 5 && i < 10 ? SHK_OK : SHK_EOVERLAP);
+  assert_int_equal(try_insert(b + 19, b + 21), SHK_EOVERLAP); /* the piece of record 2 */
+  assert_int_equal(try_insert(b - U, b + 2 * U), SHK_EOVERLAP);
+  shk__buf_range again[5];
+  for (size_t i = 0; i < 5; i++) {
+    again[i] = r[5 + i];
+    assert_int_equal(shk__buf_ranges_insert(&again[i]), SHK_OK);
+  }
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  for (size_t i = 0; i < 5; i++) shk__buf_ranges_remove(&again[i]);
+  for (size_t i = 0; i < 5; i++) shk__buf_ranges_remove(&r[i]);
+  shk__buf_ranges_remove(&r[10]);
+  for (size_t i = 0; i < n; i++) shk__buf_ranges_remove(&filler[i]);
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
+/* Record k of the block of b, found through the table. */
+static shk__granule *record_of(uintptr_t b, unsigned k) {
+  shk__granule *r = shk__granule_find(shk__granule_key(shk__granule_of(b), k));
+  assert_non_null(r);
+  return r;
+}
+
+/* Sets piece i of r to [lo, last]. */
+static void set_piece(shk__granule *r, unsigned i, unsigned lo, unsigned last) {
+  uint64_t byte = UINT64_C(0xff) << 8 * i;
+  r->lo = (r->lo & ~byte) | (uint64_t)lo << 8 * i;
+  r->last = (r->last & ~byte) | (uint64_t)last << 8 * i;
+}
+
+/* The check (SHK_DEBUG=buf) finds each fault put in on purpose, and none once it is undone: a
+ * piece overlapping one in the record before it, a piece that fills its block, a wrong count of
+ * empty records. */
+static void the_check_reports_faults_put_in_on_purpose(void **state) {
+  (void)state;
+  uintptr_t b = FAR_BLOCK(3);
+  shk__buf_range r[6];
+  one_byte_ranges(r, 6, b); /* r[4] at offset 8 in record 0, r[5] at 10 in record 1 */
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  /* r[5] made [8, 11): it agrees with its piece, which overlaps r[4]'s in the record before. */
+  shk__granule *second = record_of(b, 1);
+  r[5].start = b + 8;
+  set_piece(second, 0, 8, 10);
+  r[5].end = b + 11;
+  assert_true(shk__buf_ranges_check() > 0);
+  r[5].start = b + 10;
+  set_piece(second, 0, 10, 10);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  /* A piece made the whole block, its range too: it would belong in the tree. */
+  shk__buf_range whole = {.start = b + U, .end = b + U + 100};
+  assert_int_equal(shk__buf_ranges_insert(&whole), SHK_OK);
+  whole.end = b + 2 * U;
+  set_piece(record_of(b + U, 0), whole.head_at, 0, U - 1);
+  assert_true(shk__buf_ranges_check() > 0);
+  whole.end = b + U + 100;
+  set_piece(record_of(b + U, 0), whole.head_at, 0, 99);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  shk__buf_ranges_remove(&whole);
+  /* The count of empty records. */
+  shk__granule_empty++;
+  assert_true(shk__buf_ranges_check() > 0);
+  shk__granule_empty--;
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  for (size_t i = 0; i < 6; i++) shk__buf_ranges_remove(&r[i]);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_block_full_of_one_byte_ranges_chains_its_records),
     cmocka_unit_test(whole_blocks_and_pieces_meet_exactly),
     cmocka_unit_test(emptied_records_go_when_the_table_needs_room),
     cmocka_unit_test(the_last_block_of_the_address_space_is_refused),
+    cmocka_unit_test(a_block_with_only_its_later_records_holding_pieces_refuses_a_range_over_it),
+    cmocka_unit_test(a_rebuild_keeps_an_emptied_record_in_the_middle_of_a_chain),
+    cmocka_unit_test(the_check_reports_faults_put_in_on_purpose),
     cmocka_unit_test(a_range_between_packed_ones_spreads_the_chunk_and_neighbours_stay_exact),
     cmocka_unit_test(spreading_a_chunk_keeps_it_before_the_next),
     cmocka_unit_test(ending_most_of_a_chunk_compacts_it_and_keeps_answers),
