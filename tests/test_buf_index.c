@@ -614,6 +614,74 @@ static void the_check_reports_faults_put_in_on_purpose(void **state) {
   assert_int_equal(shk__buf_ranges_check(), 0);
 }
 
+/* A block (as a number) after hd whose first record has the same home in the table as hd's, so
+ * that a record of it, made first, pushes hd's past its home. */
+static uintptr_t block_sharing_a_home(uintptr_t hd) {
+  size_t home = shk__granule_home(shk__granule_key(hd, 0));
+  for (uintptr_t j = 1; j < ((uintptr_t)1 << 26); j++)
+    if (shk__granule_home(shk__granule_key(hd + j, 0)) == home) return hd + j;
+  fail_msg("no block after 0x%llx shares its home", (unsigned long long)hd);
+  return 0;
+}
+
+/* Whole blocks put in the tree drop the emptied records in their way, which moves records that
+ * were pushed past their home: the record of the range's first block, found before, must be
+ * found again, or its piece goes into a slot that no longer holds it. */
+static void a_record_moved_by_a_drop_on_the_way_gets_its_piece(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  shk__buf_range at_zero;
+  uintptr_t hd = 0, d = 0;
+  bool laid_out = false;
+  for (size_t attempt = 0; attempt < 32 && !laid_out; attempt++) {
+    hd = shk__granule_of(FAR_BLOCK(8)) + (uintptr_t)attempt * 4096 + 3;
+    if (!shk__granule_table) assert_int_equal(try_insert(hd * U, hd * U + 1), SHK_OK);
+    d = block_sharing_a_home(hd);
+    assert_int_equal(try_insert(d * U, d * U + 1), SHK_OK); /* leaves d's record, empty */
+    at_zero.start = hd * U;
+    at_zero.end = hd * U + 1;
+    assert_int_equal(shk__buf_ranges_insert(&at_zero), SHK_OK);
+    size_t home = shk__granule_home(shk__granule_key(hd, 0));
+    laid_out = shk__granule_find(shk__granule_key(d, 0)) == &shk__granule_table[home] &&
+               shk__granule_find(shk__granule_key(hd, 0)) != &shk__granule_table[home] &&
+               shk__granule_has_room(4); /* no rebuild in between */
+    if (!laid_out) shk__buf_ranges_remove(&at_zero);
+  }
+  assert_true(laid_out);
+  /* A piece in hd, then whole blocks over d: d's record goes, hd's moves back to its home. */
+  shk__buf_range big = {.start = hd * U + 64, .end = (d + 1) * U};
+  assert_int_equal(shk__buf_ranges_insert(&big), SHK_OK);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  assert_int_equal(try_insert(hd * U + 64, hd * U + 65), SHK_EOVERLAP);
+  assert_int_equal(try_insert(hd * U + 127, hd * U + 129), SHK_EOVERLAP);
+  assert_int_equal(try_insert(hd * U + 1, hd * U + 64), SHK_OK);
+  assert_int_equal(try_insert(d * U, d * U + 1), SHK_EOVERLAP);
+  shk__buf_ranges_remove(&big);
+  assert_int_equal(try_insert(hd * U + 64, hd * U + 65), SHK_OK);
+  shk__buf_ranges_remove(&at_zero);
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
+/* The table of records is at most half full after every insert (linear probing stays short, and
+ * a search for a missing key ends): one-byte ranges filling block after block, each fifth making
+ * a further record of its block, with no room check of their own on the way without a call. */
+static void the_table_of_records_stays_at_most_half_full(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  static shk__buf_range r[200 * 64];
+  for (size_t k = 0; k < 200 * 64; k++) {
+    r[k].start = FAR_BLOCK(16) + (k / 64) * U + 2 * (k % 64);
+    r[k].end = r[k].start + 1;
+    assert_int_equal(shk__buf_ranges_insert(&r[k]), SHK_OK);
+    assert_true(shk__granule_used * 2 <= shk__granule_mask + 1);
+  }
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  for (size_t k = 0; k < 200 * 64; k++) shk__buf_ranges_remove(&r[k]);
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_block_full_of_one_byte_ranges_chains_its_records),
     cmocka_unit_test(whole_blocks_and_pieces_meet_exactly),
@@ -622,6 +690,8 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_block_with_only_its_later_records_holding_pieces_refuses_a_range_over_it),
     cmocka_unit_test(a_rebuild_keeps_an_emptied_record_in_the_middle_of_a_chain),
     cmocka_unit_test(the_check_reports_faults_put_in_on_purpose),
+    cmocka_unit_test(a_record_moved_by_a_drop_on_the_way_gets_its_piece),
+    cmocka_unit_test(the_table_of_records_stays_at_most_half_full),
     cmocka_unit_test(a_range_between_packed_ones_spreads_the_chunk_and_neighbours_stay_exact),
     cmocka_unit_test(spreading_a_chunk_keeps_it_before_the_next),
     cmocka_unit_test(ending_most_of_a_chunk_compacts_it_and_keeps_answers),
