@@ -703,7 +703,8 @@ static void a_record_moved_by_a_drop_on_the_way_gets_its_piece(void **state) {
 
 /* The table of records is at most half full after every insert (linear probing stays short, and
  * a search for a missing key ends): one-byte ranges filling block after block, each fifth making
- * a further record of its block, with no room check of their own on the way without a call. */
+ * a further record of its block, most of them on the short way (insert_range), which checks the
+ * room itself. */
 static void the_table_of_records_stays_at_most_half_full(void **state) {
   (void)state;
   size_t base_count = shk__buf_ranges_count();
