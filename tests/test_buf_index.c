@@ -721,6 +721,43 @@ static void the_table_of_records_stays_at_most_half_full(void **state) {
   assert_int_equal(shk__buf_ranges_check(), 0);
 }
 
+/* Linear probing's deletion across the table's end: block a's record in the last slot, its
+ * neighbour b's in slot 0 (both at home: a run of neighbouring blocks has neighbouring homes).
+ * When a's record goes (whole blocks put over a), b's stays where a search from its home finds
+ * it; moved into the gap, it would be lost. */
+static void a_record_at_home_past_the_end_of_the_table_stays_when_the_last_slot_empties(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  static shk__buf_range at_b;
+  uintptr_t a = 0;
+  bool laid_out = false;
+  uintptr_t from = shk__granule_of(FAR_BLOCK(32));
+  for (size_t attempt = 0; attempt < 32 && !laid_out; attempt++) {
+    if (!shk__granule_table) assert_int_equal(try_insert(from * U, from * U + 1), SHK_OK);
+    for (a = from; a % SHK__GRANULE_RUN == SHK__GRANULE_RUN - 1 ||
+                   shk__granule_home(shk__granule_key(a, 0)) != shk__granule_mask;
+         a++)
+      assert_true(a - from < ((uintptr_t)1 << 26));
+    assert_int_equal(try_insert(a * U + 5, a * U + 6), SHK_OK); /* leaves a's record, empty */
+    at_b.start = (a + 1) * U + 5;
+    at_b.end = at_b.start + 1;
+    assert_int_equal(shk__buf_ranges_insert(&at_b), SHK_OK);
+    laid_out = shk__granule_find(shk__granule_key(a, 0)) == &shk__granule_table[shk__granule_mask] &&
+               shk__granule_find(shk__granule_key(a + 1, 0)) == &shk__granule_table[0] &&
+               shk__granule_has_room(4); /* no rebuild in between */
+    if (!laid_out) shk__buf_ranges_remove(&at_b);
+    from = a + 2;
+  }
+  assert_true(laid_out);
+  assert_int_equal(try_insert(a * U, (a + 1) * U), SHK_OK); /* a's record goes */
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  assert_ptr_equal(shk__granule_find(shk__granule_key(a + 1, 0)), &shk__granule_table[0]);
+  assert_int_equal(try_insert(at_b.start, at_b.end), SHK_EOVERLAP);
+  shk__buf_ranges_remove(&at_b);
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_block_full_of_one_byte_ranges_chains_its_records),
     cmocka_unit_test(whole_blocks_and_pieces_meet_exactly),
@@ -731,6 +768,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(the_check_reports_faults_put_in_on_purpose),
     cmocka_unit_test(a_record_moved_by_a_drop_on_the_way_gets_its_piece),
     cmocka_unit_test(the_table_of_records_stays_at_most_half_full),
+    cmocka_unit_test(a_record_at_home_past_the_end_of_the_table_stays_when_the_last_slot_empties),
     cmocka_unit_test(a_range_between_packed_ones_spreads_the_chunk_and_neighbours_stay_exact),
     cmocka_unit_test(spreading_a_chunk_keeps_it_before_the_next),
     cmocka_unit_test(ending_most_of_a_chunk_compacts_it_and_keeps_answers),
