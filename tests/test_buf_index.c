@@ -333,6 +333,48 @@ static void a_range_between_packed_ones_spreads_the_chunk_and_neighbours_stay_ex
 }
 
 
+/* A packed chunk is spread when a range goes between two of its entries. Its last live range
+ * may take in dead entries that begin the next chunk (their ranges ended, then a wider one took
+ * the place): a dead entry after it, starting at its end, would lie past the next chunk's first
+ * start, and the chunks would be out of order. */
+static void spreading_a_chunk_keeps_it_before_the_next(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  static shk__buf_range r[300];
+  uintptr_t at = BASE + ((uintptr_t)1 << 32); /* above every other test's ranges */
+  for (size_t k = 0; k < 300; k++) { /* rising: full chunks split in halves of 64 */
+    r[k].start = at + 4 * k * U;
+    r[k].end = r[k].start + 2 * U;
+    assert_int_equal(shk__buf_ranges_insert(&r[k]), SHK_OK);
+  }
+  /* Where the chunks end, by the ranges' place hints (a split sets those of the moved half):
+   * the second end among them closes a chunk of 64 of these ranges, none dead. */
+  size_t ends = 0, kb = 0;
+  for (size_t k = 0; k + 3 < 300 && ends < 2; k++)
+    if (r[k].blocks.at_chunk != r[k + 1].blocks.at_chunk && ++ends == 2) kb = k;
+  assert_int_equal(ends, 2);
+  shk__buf_ranges_remove(&r[kb]);
+  shk__buf_ranges_remove(&r[kb + 1]); /* the next chunk begins with dead entries */
+  shk__buf_ranges_remove(&r[kb + 2]);
+  static shk__buf_range wide;
+  wide = (shk__buf_range){.start = r[kb].start, .end = r[kb + 2].end}; /* over them, last of its chunk */
+  assert_int_equal(shk__buf_ranges_insert(&wide), SHK_OK);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  static shk__buf_range between;
+  between = (shk__buf_range){.start = r[kb - 10].end, .end = r[kb - 10].end + U}; /* spreads it */
+  assert_int_equal(shk__buf_ranges_insert(&between), SHK_OK);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  assert_int_equal(try_insert(r[kb + 1].start, r[kb + 1].start + 1), SHK_EOVERLAP);
+  assert_int_equal(try_insert(wide.end, wide.end + 1), SHK_OK);
+  assert_int_equal(try_insert(r[kb + 3].start - 1, r[kb + 3].start + 1), SHK_EOVERLAP);
+  assert_int_equal(try_insert(between.end, between.end + U), SHK_OK);
+  shk__buf_ranges_remove(&between);
+  shk__buf_ranges_remove(&wide);
+  for (size_t k = 0; k < 300; k++) shk__buf_ranges_remove(&r[k]);
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
 /* ---- block records (buf_granules.h) ---- */
 
 /* A block holds up to U one-byte ranges: its records chain (five pieces each), every piece found
@@ -504,6 +546,277 @@ static void allocation_failures_leave_the_index_as_it_was(void **state) {
   assert_int_equal(shk__buf_ranges_check(), 0);
 }
 
+/* Block n of the tests below, far from the other tests' ranges; one-byte ranges at offsets 0, 2,
+ * 4, ... of a block fill its records five at a time. Their nodes are static, so that a failed
+ * test leaves none on a dead stack frame, kept by the index, for the tests after it. */
+#define FAR_BLOCK(n) (BASE + ((uintptr_t)1 << 31) + (uintptr_t)(n) * 64 * U)
+
+static void one_byte_ranges(shk__buf_range *r, size_t count, uintptr_t b) {
+  for (size_t i = 0; i < count; i++) {
+    r[i].start = b + 2 * i;
+    r[i].end = r[i].start + 1;
+    assert_int_equal(shk__buf_ranges_insert(&r[i]), SHK_OK);
+  }
+}
+
+/* A block whose first record was emptied while a later one still holds a piece is not empty: a
+ * range over it whole is refused, and the piece stays found. */
+static void a_block_with_only_its_later_records_holding_pieces_refuses_a_range_over_it(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  uintptr_t b = FAR_BLOCK(1);
+  static shk__buf_range r[6];
+  one_byte_ranges(r, 6, b); /* five in record 0, one in record 1 */
+  for (size_t i = 0; i < 5; i++) shk__buf_ranges_remove(&r[i]);
+  assert_int_equal(try_insert(b, b + U), SHK_EOVERLAP);
+  assert_int_equal(try_insert(b - U, b + 2 * U), SHK_EOVERLAP);
+  assert_int_equal(try_insert(b - 3, b + U + 3), SHK_EOVERLAP);
+  assert_int_equal(try_insert(b + 10, b + 11), SHK_EOVERLAP);
+  assert_int_equal(try_insert(b, b + 10), SHK_OK);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  shk__buf_ranges_remove(&r[5]);
+  assert_int_equal(try_insert(b - U, b + 2 * U), SHK_OK); /* empty now: its records give way */
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
+/* Adds one-byte ranges in blocks of their own until the table of records is made anew; each
+ * goes into r (room for `most`); how many. */
+static size_t until_rebuilt(shk__buf_range *r, size_t most, uintptr_t from) {
+  const shk__granule *table = shk__granule_table;
+  size_t mask = shk__granule_mask, n = 0;
+  while (shk__granule_table == table && shk__granule_mask == mask) {
+    assert_true(n < most);
+    r[n].start = from + n * U;
+    r[n].end = r[n].start + 1;
+    assert_int_equal(shk__buf_ranges_insert(&r[n]), SHK_OK);
+    n++;
+  }
+  return n;
+}
+
+/* A rebuild keeps every record of a block that holds a piece, an emptied one in the middle of its
+ * chain too: the chain stays whole and every piece is still found. */
+static void a_rebuild_keeps_an_emptied_record_in_the_middle_of_a_chain(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  uintptr_t b = FAR_BLOCK(2);
+  static shk__buf_range r[11];
+  one_byte_ranges(r, 11, b); /* records 0, 1 and 2 */
+  for (size_t i = 5; i < 10; i++) shk__buf_ranges_remove(&r[i]); /* record 1 emptied */
+  static shk__buf_range filler[1 << 17];
+  size_t n = until_rebuilt(filler, 1 << 17, FAR_BLOCK(4));
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  for (size_t i = 0; i < 11; i++)
+    assert_int_equal(try_insert(b + 2 * i, b + 2 * i + 1), i >= 5 && i < 10 ? SHK_OK : SHK_EOVERLAP);
+  assert_int_equal(try_insert(b + 19, b + 21), SHK_EOVERLAP); /* the piece of record 2 */
+  assert_int_equal(try_insert(b - U, b + 2 * U), SHK_EOVERLAP);
+  static shk__buf_range again[5];
+  for (size_t i = 0; i < 5; i++) {
+    again[i] = r[5 + i];
+    assert_int_equal(shk__buf_ranges_insert(&again[i]), SHK_OK);
+  }
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  for (size_t i = 0; i < 5; i++) shk__buf_ranges_remove(&again[i]);
+  for (size_t i = 0; i < 5; i++) shk__buf_ranges_remove(&r[i]);
+  shk__buf_ranges_remove(&r[10]);
+  for (size_t i = 0; i < n; i++) shk__buf_ranges_remove(&filler[i]);
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
+/* Record k of the block of b, found through the table. */
+static shk__granule *record_of(uintptr_t b, unsigned k) {
+  shk__granule *r = shk__granule_find(shk__granule_key(shk__granule_of(b), k));
+  assert_non_null(r);
+  return r;
+}
+
+/* Sets piece i of r to [lo, last]. */
+static void set_piece(shk__granule *r, unsigned i, unsigned lo, unsigned last) {
+  uint64_t byte = UINT64_C(0xff) << 8 * i;
+  r->lo = (r->lo & ~byte) | (uint64_t)lo << 8 * i;
+  r->last = (r->last & ~byte) | (uint64_t)last << 8 * i;
+}
+
+/* The check (SHK_DEBUG=buf) finds each fault put in on purpose, and none once it is undone
+ * (each is undone before it is judged, so that a miss leaves the index whole for the tests
+ * after): a piece overlapping one in the record before it, a piece that fills its block, a
+ * record that follows none, a wrong count of empty records. */
+static void the_check_reports_faults_put_in_on_purpose(void **state) {
+  (void)state;
+  uintptr_t b = FAR_BLOCK(3);
+  static shk__buf_range r[6];
+  one_byte_ranges(r, 6, b); /* r[4] at offset 8 in record 0, r[5] at 10 in record 1 */
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  /* r[5] made [8, 11): it agrees with its piece, which overlaps r[4]'s in the record before. */
+  shk__granule *second = record_of(b, 1);
+  r[5].start = b + 8;
+  r[5].end = b + 11;
+  set_piece(second, 0, 8, 10);
+  size_t overlap = shk__buf_ranges_check();
+  r[5].start = b + 10;
+  r[5].end = b + 11;
+  set_piece(second, 0, 10, 10);
+  assert_true(overlap > 0);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  /* A piece made the whole block, its range too: it would belong in the tree. */
+  static shk__buf_range whole;
+  whole = (shk__buf_range){.start = b + U, .end = b + U + 100};
+  assert_int_equal(shk__buf_ranges_insert(&whole), SHK_OK);
+  whole.end = b + 2 * U;
+  set_piece(record_of(b + U, 0), whole.head_at, 0, U - 1);
+  size_t fills = shk__buf_ranges_check();
+  whole.end = b + U + 100;
+  set_piece(record_of(b + U, 0), whole.head_at, 0, 99);
+  assert_true(fills > 0);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  shk__buf_ranges_remove(&whole);
+  /* An empty record 2 of a block with one record, in a free slot at its home (found there). */
+  uintptr_t g = shk__granule_of(b + 2 * U);
+  static shk__buf_range lone;
+  lone = (shk__buf_range){.start = g * U + 5, .end = g * U + 6};
+  assert_int_equal(shk__buf_ranges_insert(&lone), SHK_OK);
+  shk__granule *stray = NULL;
+  for (size_t tries = 0; tries < 64 && !stray; tries++, g++) {
+    lone.start = g * U + 5;
+    lone.end = g * U + 6;
+    if (tries) assert_int_equal(shk__buf_ranges_insert(&lone), SHK_OK);
+    shk__granule *slot = &shk__granule_table[shk__granule_home(shk__granule_key(g, 2))];
+    if (slot->key == 0) stray = slot;
+    else shk__buf_ranges_remove(&lone);
+  }
+  assert_non_null(stray);
+  shk__granule saved = *stray;
+  stray->key = shk__granule_key(g - 1, 2);
+  stray->lo = SHK__GRANULE_FREE_LO;
+  stray->last = 0;
+  shk__granule_used++;
+  shk__granule_empty++;
+  size_t follows_none = shk__buf_ranges_check();
+  *stray = saved;
+  shk__granule_used--;
+  shk__granule_empty--;
+  assert_true(follows_none > 0);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  shk__buf_ranges_remove(&lone);
+  /* The count of empty records. */
+  shk__granule_empty++;
+  size_t counted = shk__buf_ranges_check();
+  shk__granule_empty--;
+  assert_true(counted > 0);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  for (size_t i = 0; i < 6; i++) shk__buf_ranges_remove(&r[i]);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
+/* A block (as a number) after hd whose first record has the same home in the table as hd's, so
+ * that a record of it, made first, pushes hd's past its home. */
+static uintptr_t block_sharing_a_home(uintptr_t hd) {
+  size_t home = shk__granule_home(shk__granule_key(hd, 0));
+  for (uintptr_t j = 1; j < ((uintptr_t)1 << 26); j++)
+    if (shk__granule_home(shk__granule_key(hd + j, 0)) == home) return hd + j;
+  fail_msg("no block after 0x%llx shares its home", (unsigned long long)hd);
+  return 0;
+}
+
+/* Whole blocks put in the tree drop the emptied records in their way, which moves records that
+ * were pushed past their home: the record of the range's first block, found before, must be
+ * found again, or its piece goes into a slot that no longer holds it. */
+static void a_record_moved_by_a_drop_on_the_way_gets_its_piece(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  static shk__buf_range at_zero;
+  uintptr_t hd = 0, d = 0;
+  bool laid_out = false;
+  for (size_t attempt = 0; attempt < 32 && !laid_out; attempt++) {
+    hd = shk__granule_of(FAR_BLOCK(8)) + (uintptr_t)attempt * 4096 + 3;
+    if (!shk__granule_table) assert_int_equal(try_insert(hd * U, hd * U + 1), SHK_OK);
+    d = block_sharing_a_home(hd);
+    assert_int_equal(try_insert(d * U, d * U + 1), SHK_OK); /* leaves d's record, empty */
+    at_zero.start = hd * U;
+    at_zero.end = hd * U + 1;
+    assert_int_equal(shk__buf_ranges_insert(&at_zero), SHK_OK);
+    size_t home = shk__granule_home(shk__granule_key(hd, 0));
+    laid_out = shk__granule_find(shk__granule_key(d, 0)) == &shk__granule_table[home] &&
+               shk__granule_find(shk__granule_key(hd, 0)) != &shk__granule_table[home] &&
+               shk__granule_has_room(4); /* no rebuild in between */
+    if (!laid_out) shk__buf_ranges_remove(&at_zero);
+  }
+  assert_true(laid_out);
+  /* A piece in hd, then whole blocks over d: d's record goes, hd's moves back to its home. */
+  static shk__buf_range big;
+  big = (shk__buf_range){.start = hd * U + 64, .end = (d + 1) * U};
+  assert_int_equal(shk__buf_ranges_insert(&big), SHK_OK);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  assert_int_equal(try_insert(hd * U + 64, hd * U + 65), SHK_EOVERLAP);
+  assert_int_equal(try_insert(hd * U + 127, hd * U + 129), SHK_EOVERLAP);
+  assert_int_equal(try_insert(hd * U + 1, hd * U + 64), SHK_OK);
+  assert_int_equal(try_insert(d * U, d * U + 1), SHK_EOVERLAP);
+  shk__buf_ranges_remove(&big);
+  assert_int_equal(try_insert(hd * U + 64, hd * U + 65), SHK_OK);
+  shk__buf_ranges_remove(&at_zero);
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
+/* The table of records is at most half full after every insert (linear probing stays short, and
+ * a search for a missing key ends): one-byte ranges filling block after block, each fifth making
+ * a further record of its block, most of them on the short way (insert_range), which checks the
+ * room itself. */
+static void the_table_of_records_stays_at_most_half_full(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  static shk__buf_range r[64 * 64];
+  for (size_t k = 0; k < 64 * 64; k++) {
+    r[k].start = FAR_BLOCK(16) + (k / 64) * U + 2 * (k % 64);
+    r[k].end = r[k].start + 1;
+    assert_int_equal(shk__buf_ranges_insert(&r[k]), SHK_OK);
+    assert_true(shk__granule_used * 2 <= shk__granule_mask + 1);
+  }
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  for (size_t k = 0; k < 64 * 64; k++) shk__buf_ranges_remove(&r[k]);
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
+/* Linear probing's deletion across the table's end: block a's record in the last slot, its
+ * neighbour b's in slot 0 (both at home: a run of neighbouring blocks has neighbouring homes).
+ * When a's record goes (whole blocks put over a), b's stays where a search from its home finds
+ * it; moved into the gap, it would be lost. */
+static void a_record_at_home_past_the_end_of_the_table_stays_when_the_last_slot_empties(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  static shk__buf_range at_b;
+  uintptr_t a = 0;
+  bool laid_out = false;
+  uintptr_t from = shk__granule_of(FAR_BLOCK(32));
+  for (size_t attempt = 0; attempt < 32 && !laid_out; attempt++) {
+    if (!shk__granule_table) assert_int_equal(try_insert(from * U, from * U + 1), SHK_OK);
+    for (a = from; a % SHK__GRANULE_RUN == SHK__GRANULE_RUN - 1 ||
+                   shk__granule_home(shk__granule_key(a, 0)) != shk__granule_mask;
+         a++)
+      assert_true(a - from < ((uintptr_t)1 << 26));
+    assert_int_equal(try_insert(a * U + 5, a * U + 6), SHK_OK); /* leaves a's record, empty */
+    at_b.start = (a + 1) * U + 5;
+    at_b.end = at_b.start + 1;
+    assert_int_equal(shk__buf_ranges_insert(&at_b), SHK_OK);
+    laid_out = shk__granule_find(shk__granule_key(a, 0)) == &shk__granule_table[shk__granule_mask] &&
+               shk__granule_find(shk__granule_key(a + 1, 0)) == &shk__granule_table[0] &&
+               shk__granule_has_room(4); /* no rebuild in between */
+    if (!laid_out) shk__buf_ranges_remove(&at_b);
+    from = a + 2;
+  }
+  assert_true(laid_out);
+  assert_int_equal(try_insert(a * U, (a + 1) * U), SHK_OK); /* a's record goes */
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  assert_ptr_equal(shk__granule_find(shk__granule_key(a + 1, 0)), &shk__granule_table[0]);
+  assert_int_equal(try_insert(at_b.start, at_b.end), SHK_EOVERLAP);
+  shk__buf_ranges_remove(&at_b);
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(allocation_failures_leave_the_index_as_it_was),
     cmocka_unit_test(a_spread_chunk_keeps_its_starts_below_the_next_chunks),
@@ -511,7 +824,14 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(whole_blocks_and_pieces_meet_exactly),
     cmocka_unit_test(emptied_records_go_when_the_table_needs_room),
     cmocka_unit_test(the_last_block_of_the_address_space_is_refused),
+    cmocka_unit_test(a_block_with_only_its_later_records_holding_pieces_refuses_a_range_over_it),
+    cmocka_unit_test(a_rebuild_keeps_an_emptied_record_in_the_middle_of_a_chain),
+    cmocka_unit_test(the_check_reports_faults_put_in_on_purpose),
+    cmocka_unit_test(a_record_moved_by_a_drop_on_the_way_gets_its_piece),
+    cmocka_unit_test(the_table_of_records_stays_at_most_half_full),
+    cmocka_unit_test(a_record_at_home_past_the_end_of_the_table_stays_when_the_last_slot_empties),
     cmocka_unit_test(a_range_between_packed_ones_spreads_the_chunk_and_neighbours_stay_exact),
+    cmocka_unit_test(spreading_a_chunk_keeps_it_before_the_next),
     cmocka_unit_test(ending_most_of_a_chunk_compacts_it_and_keeps_answers),
     cmocka_unit_test(every_place_in_a_chunk_is_found_at_every_fill),
     cmocka_unit_test(stale_places_remove_nothing_else),
