@@ -125,6 +125,17 @@ mutations=(
 "b2r-channel-handle@src/posix/channel.c@s/^      (rec.kind == SHK__OS_MSG_HANDLE) != (fd >= 0)) {/      0) {/@os_channel os_channel_malformed task faults_task faults_table@a handle message that carries no descriptor is taken (as handle 0)"
 "b2r-pool-replace@src/common/task_pool.c@s/    if (!pool->alive\[i\]) return start_missing(pool, false);/    if (!pool->alive[i]) return SHK_OK;/@task task_edges task_workers faults_task task_host@a pool does not replace a worker that died"
 "b2r-deferred-unknown@src/common/buf_deferred.c@s/  if (!b) return SHK_ENOENT;/  if (!b) return SHK_OK;/@buf_deferred buf@shk_buf_free_deferred of an id that is not deferred returns SHK_OK"
+# the range index by 128-byte blocks (session 7; the fuller round of 36 is in the closing note)
+"idx-swar-strict@src/common/buf_granules.h@s/  return ((b | SHK__GRANULE_TOPS) - a) \& SHK__GRANULE_TOPS;/  return ((b | SHK__GRANULE_TOPS) - a - SHK__GRANULE_BYTES) \& SHK__GRANULE_TOPS;/@buf_index buf_overlap_model buf@block records: a piece compare misses the byte where two ranges meet"
+"idx-piece-last@src/common/buf_ranges.c@s/  uintptr_t last = node->end - 1 - (g << SHK__GRANULE_BITS);/  uintptr_t last = node->end - 2 - (g << SHK__GRANULE_BITS);/@buf_index buf_overlap_model buf@the short way keeps a small range one byte short"
+"idx-tail@src/common/buf_ranges.c@s/  p.tail = p.ge != p.gs \&\& p.ge >= p.whole_to;/  p.tail = p.ge != p.gs \&\& p.ge > p.whole_to;/@buf_index buf_overlap_model buf@a range's piece in its last block is dropped"
+"idx-chain@src/common/buf_granules.c@s/    if (shk__granule_overlaps(r, lo, last)) return true;/    (void)0;/@buf_index buf_overlap_model buf@a block's further records are not compared"
+"idx-whole-drop@src/common/buf_ranges.c@s/    if (!shk__granules_block_empty(shk__granule_find(shk__granule_key(g, 0)), g))/    if (0)/@buf_index buf_overlap_model buf@whole blocks drop a block that still holds pieces"
+"idx-shift-wrap@src/common/buf_granules.c@s/    bool stays = gap <= i ? (gap < home \&\& home <= i) : (gap < home || home <= i);/    bool stays = gap < home \&\& home <= i;/@buf_index buf_overlap_model buf@a record's deletion ignores the table's wrap"
+"idx-last-block@src/common/buf_ranges.c@s/  if (node->end > UINTPTR_MAX - (SHK__GRANULE_SIZE - 1)) return SHK_EOVERFLOW;/  (void)0;/@buf_index buf_consume_kept buf@the last block of the address space is reserved with an end of 0"
+"idx-spread-next@src/common/buf_range_tree.c@s/  if (ch->n \&\& ch->start\[2 \* ch->n - 1\] > next) ch->start\[2 \* ch->n - 1\] = next;/  (void)next;/@buf_index buf_overlap_model buf@a spread chunk's last dead start passes the next chunk's first"
+"idx-take-empty@src/common/buf_granules.h@s/  if (!shk__granule_live(r)) shk__granule_empty++;/  (void)0;/@buf_index buf_overlap_model buf@an emptied record is not counted as empty"
+"idx-walk-first@src/common/buf_granules.c@s/      if (!live_at(r, k) || r->node\[k\]->start != base + lo_at(r, k)) continue;/      if (!live_at(r, k)) continue;/@buf_index buf_overlap_model watch_buffers buf@the walk calls a range once per piece"
 # The Windows side of the translation table (a build/mingw run under wine; not-built natively).
 "b2r-win32-busy@src/win32/caps.c@/case ERROR_BUSY: code = SHK_EBUSY; break;/d@os_error_codes@GetLastError ERROR_BUSY no longer SHK_EBUSY (falls through to SHK_EOS)"
 )

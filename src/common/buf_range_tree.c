@@ -648,8 +648,6 @@ size_t shk__range_tree_check(const char *(*fault)(const shk__buf_blocks *entry, 
   return faults;
 }
 
-size_t shk__range_tree_count(void) { return tree_count; }
-
 void shk__range_tree_each(void (*fn)(shk__buf_blocks *entry, void *ctx), void *ctx) {
   for (size_t c = 0; c < chunk_count; c++) {
     const chunk *ch = chunks[c];

@@ -17,8 +17,6 @@ int shk__range_tree_insert(shk__buf_blocks *node, const shk__buf_blocks **blocke
                            uintptr_t *blocker_start);
 /* Removes the live entry of node that starts at node->start; false when there is none. */
 bool shk__range_tree_remove(const shk__buf_blocks *node);
-/* The live entries. */
-size_t shk__range_tree_count(void);
 /* Calls fn for each live entry, in address order (fn changes nothing of the tree). */
 void shk__range_tree_each(void (*fn)(shk__buf_blocks *entry, void *ctx), void *ctx);
 /* Checks the tree (SHK_DEBUG=buf), fault(entry, start, end, ctx) saying what else is wrong with
