@@ -86,7 +86,7 @@ mutations=(
 "channel-short-record@src/posix/channel.c@s/(size_t)n != sizeof rec || //@os_channel os_channel_malformed task task_workers@a short message taken as a whole record"
 "buf-alloc-abandon@src/common/buf.c@/rc = t->alloc(t->user, &req, &buf->block);/,/return rc;/s/object_abandon(buf);/(void)buf;/@buf buf_alloc faults_alloc@a failed allocation keeps its allocator in use"
 "buf-consume-refused@src/common/buf.c@s/if (buf->owned && !buf->consumed) t->free/if (buf->owned) t->free/@buf buf_alloc buf_index buf_ranges buf_bounds@refused external memory freed although it stays the caller's"
-"buf-release-callback@src/common/buf.c@s/  bool plain = !buf->delayed && !buf->on_destroy && buf->device.mode == 0 &&/  bool plain = !buf->delayed \&\& buf->device.mode == 0 \&\&/@buf buf_recycle buf_deferred buf_alloc@a released buffer with a destroy callback recycled without the callback"
+"buf-release-callback@src/common/buf.c@s/  buf->end_way = opts->delayed_free || opts->on_destroy ? SHK__BUF_END_GENERAL : plain_way;/  buf->end_way = opts->delayed_free ? SHK__BUF_END_GENERAL : plain_way;/@buf buf_recycle buf_deferred buf_alloc@a released buffer with a destroy callback recycled without the callback"
 "buf-unregister-busy@src/common/buf_alloc.c@s/memory_order_acquire) > 0) {/memory_order_acquire) > 1) {/@buf buf_alloc@an allocator with one live buffer can be unregistered"
 "buf-deferred-count@src/common/buf_deferred.c@s/^  deferred_count--;/  (void)0;/@buf buf_deferred@the deferred count not lowered when a buffer leaves the list"
 "watch-readonly@src/common/watch_backend_mprotect.c@s/  if (!shk__watch_region_writable(r)) return SHK_EACCES;/  (void)0;/@watch watch_bounds watch_safety faults_watch watch_table@read-only memory taken by the protection backend"
