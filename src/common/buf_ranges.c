@@ -264,42 +264,39 @@ static int insert_parts(shk__buf_range *node, const parts *p, pieces *q) {
   return SHK_OK;
 }
 
-/* A range in more than one block, or one whose block has no record yet. */
+/* A range with whole blocks, or one whose blocks have no record yet, or a table without room. */
 static SHK__NOINLINE int insert_long(shk__buf_range *node) {
   parts p = parts_of(node->start, node->end);
   pieces q = {NULL, NULL, 0, 0, 0, 0};
   if (p.head) piece_of(p.gs, node, &q.head_lo, &q.head_last);
   if (p.tail) piece_of(p.ge, node, &q.tail_lo, &q.tail_last);
-  /* Two pieces and nothing between, their records there: no search either. */
-  if (p.whole_from >= p.whole_to && shk__granule_has_room(2)) {
-    q.head = shk__granule_find(shk__granule_key(p.gs, 0));
-    q.tail = p.tail ? shk__granule_find(shk__granule_key(p.ge, 0)) : NULL;
-    if (q.head && (q.tail || !p.tail)) {
-      if (!pieces_fit(&p, &q)) return SHK_EOVERLAP;
-      node->in_tree = false;
-      pieces_put(node, &p, &q);
-      return SHK_OK;
-    }
-  }
   return insert_parts(node, &p, &q);
 }
 
-/* The usual small range: one piece of a block whose record is there, with room, inline. The
- * node's notes of its parts are written only once it is in (a node inserted again while live
- * keeps them, and is refused). */
+/* The usual small range, inline: one piece of a block, or two pieces of neighbouring blocks with
+ * no whole block between (a small range across a block boundary), their records there, with room
+ * for the further record a full one may need. The node's notes of its parts are written only
+ * once it is in (a node inserted again while live keeps them, and is refused). */
 static inline int insert_range(shk__buf_range *node) {
   /* The last block's end would be 2^64: its reservation could not be kept. No memory is there. */
   if (node->end > UINTPTR_MAX - (SHK__GRANULE_SIZE - 1)) return SHK_EOVERFLOW;
   uintptr_t g = shk__granule_of(node->start);
   unsigned lo = (unsigned)(node->start & (SHK__GRANULE_SIZE - 1));
   uintptr_t last = node->end - 1 - (g << SHK__GRANULE_BITS);
-  bool one_piece = last < SHK__GRANULE_SIZE && (lo != 0 || last != SHK__GRANULE_SIZE - 1);
-  shk__granule *r = one_piece && shk__granule_has_room(1)
-                        ? shk__granule_find(shk__granule_key(g, 0)) : NULL;
-  if (!r) return insert_long(node);
-  if (shk__granule_block_overlaps(r, g, lo, (unsigned)last)) return SHK_EOVERLAP;
-  node->head_at = (uint8_t)shk__granule_put(r, g, lo, (unsigned)last, node);
-  node->tail_at = SHK__GRANULE_NONE;
+  /* One block not filled; or two, the first not from its start, the second not to its end. */
+  bool one = last < SHK__GRANULE_SIZE && (lo != 0 || last != SHK__GRANULE_SIZE - 1);
+  bool two = !one && lo != 0 && last < 2 * SHK__GRANULE_SIZE - 1;
+  if (!(one || two) || !shk__granule_has_room(2)) return insert_long(node);
+  shk__granule *head = shk__granule_find(shk__granule_key(g, 0));
+  shk__granule *tail = two ? shk__granule_find(shk__granule_key(g + 1, 0)) : NULL;
+  if (!head || (two && !tail)) return insert_long(node);
+  unsigned head_last = one ? (unsigned)last : (unsigned)SHK__GRANULE_SIZE - 1;
+  if (shk__granule_block_overlaps(head, g, lo, head_last) ||
+      (two && shk__granule_block_overlaps(tail, g + 1, 0, (unsigned)last - SHK__GRANULE_SIZE)))
+    return SHK_EOVERLAP;
+  node->head_at = (uint8_t)shk__granule_put(head, g, lo, head_last, node);
+  node->tail_at = two ? (uint8_t)shk__granule_put(tail, g + 1, 0, (unsigned)last - SHK__GRANULE_SIZE, node)
+                      : SHK__GRANULE_NONE;
   node->in_tree = false;
   return SHK_OK;
 }
