@@ -817,7 +817,28 @@ static void a_record_at_home_past_the_end_of_the_table_stays_when_the_last_slot_
   assert_int_equal(shk__buf_ranges_check(), 0);
 }
 
+/* Records left empty by memory given back (an arena freed: its blocks are not met again) go at
+ * the next record made once they are most of the table, not only when the table is full: their
+ * runs would lengthen every probe meanwhile (fails with the rebuild only when full). */
+static void a_table_mostly_of_emptied_records_is_rebuilt_at_the_next_new_record(void **state) {
+  (void)state;
+  static shk__buf_range r[4000];
+  for (size_t i = 0; i < 4000; i++) {
+    r[i].start = BASE + 30000 * U + i * U + 3;
+    r[i].end = r[i].start + 10;
+    assert_int_equal(shk__buf_ranges_insert(&r[i]), SHK_OK);
+  }
+  for (size_t i = 0; i < 4000; i++) shk__buf_ranges_remove(&r[i]);
+  size_t before = shk__granule_used;
+  assert_true(shk__granule_empty >= 4000);
+  assert_int_equal(try_insert(BASE + 40000 * U + 3, BASE + 40000 * U + 9), SHK_OK); /* a new block */
+  assert_true(shk__granule_used < before - 3000);
+  assert_true(shk__granule_empty < 1024);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
 static const struct CMUnitTest tests[] = {
+    cmocka_unit_test(a_table_mostly_of_emptied_records_is_rebuilt_at_the_next_new_record),
     cmocka_unit_test(allocation_failures_leave_the_index_as_it_was),
     cmocka_unit_test(a_spread_chunk_keeps_its_starts_below_the_next_chunks),
     cmocka_unit_test(a_block_full_of_one_byte_ranges_chains_its_records),

@@ -9,7 +9,7 @@
 shk__granule *shk__granule_table;
 size_t shk__granule_mask;
 unsigned shk__granule_shift;
-size_t shk__granule_used, shk__granule_empty, shk__granule_room;
+size_t shk__granule_used, shk__granule_empty, shk__granule_room, shk__granule_empty_kept;
 
 /* The block (as allocated) holding the table, which starts at the next 64-byte boundary so that
  * each record is one cache line. */
@@ -150,7 +150,7 @@ int shk__granules_rebuild(void (*dropped)(uintptr_t g)) {
   shk__granule_shift = sh;
   shk__granule_used = keep;
   shk__granule_room = slots / 2 - keep;
-  shk__granule_empty = empty;
+  shk__granule_empty = shk__granule_empty_kept = empty;
   return SHK_OK;
 }
 

@@ -159,6 +159,17 @@ static inline bool shk__granule_has_room(size_t n) {
   return shk__granule_room >= n;
 }
 
+/* The emptied records the last rebuild kept (in chains of blocks that still hold a piece). */
+extern size_t shk__granule_empty_kept;
+
+/* Whether most records hold no piece, and enough more than the last rebuild had to keep that
+ * another pays (a table whose emptied records all sit in live chains is not rebuilt again and
+ * again). */
+static inline bool shk__granules_mostly_empty(void) {
+  return shk__granule_empty >= 1024 + 2 * shk__granule_empty_kept &&
+         shk__granule_empty * 2 > shk__granule_used;
+}
+
 /* Adds the empty first record of block g (not there yet; room checked). Moves no record. */
 shk__granule *shk__granules_add(uintptr_t g);
 /* Whether no record of block g (r its first) holds a piece. */

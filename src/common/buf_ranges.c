@@ -245,9 +245,13 @@ static inline void pieces_put(shk__buf_range *node, const parts *p, const pieces
  * then the pieces, which cannot be refused then. Records made for a refused range stay, empty,
  * for later. */
 static int insert_parts(shk__buf_range *node, const parts *p, pieces *q) {
-  /* Up to two records for each piece: none is made, or moved, by a rebuild in between. */
-  if (!shk__granule_has_room(4) && shk__granules_rebuild(marker_remove) != SHK_OK)
-    return SHK_ENOMEM;
+  /* Up to two records for each piece: none is made, or moved, by a rebuild in between. A table
+   * mostly of emptied records (memory used once and given back: an arena freed, its blocks never
+   * met again) is rebuilt without them too, before their runs lengthen every probe. */
+  if (!shk__granule_has_room(4) || shk__granules_mostly_empty()) {
+    int rebuilt = shk__granules_rebuild(marker_remove);
+    if (rebuilt != SHK_OK && !shk__granule_has_room(4)) return rebuilt;
+  }
   int rc = SHK_OK;
   if (p->head && (rc = record_for(p->gs, &q->head)) != SHK_OK) return rc;
   if (p->tail && (rc = record_for(p->ge, &q->tail)) != SHK_OK) return rc;
