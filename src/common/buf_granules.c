@@ -119,11 +119,16 @@ void shk__granules_drop_block(uintptr_t g) {
   }
 }
 
+/* Whether record r (in the table now) goes to a rebuilt table: its block holds a piece. */
+static bool kept(const shk__granule *r) {
+  uintptr_t g = block_of(r->key);
+  return !shk__granules_block_empty(shk__granule_find(shk__granule_key(g, 0)), g);
+}
+
 int shk__granules_rebuild(void (*dropped)(uintptr_t g)) {
   const shk__granule *old = shk__granule_table;
   size_t keep = 0;
-  for (size_t i = 0; old && i <= shk__granule_mask; i++)
-    if (old[i].key) keep += !shk__granules_block_empty(shk__granule_find(shk__granule_key(block_of(old[i].key), 0)), block_of(old[i].key));
+  for (size_t i = 0; old && i <= shk__granule_mask; i++) keep += old[i].key && kept(&old[i]);
   /* At most a quarter full after, so that as many records again can come before the next. */
   size_t slots = TABLE_MIN;
   while (slots < 4 * (keep + 1)) slots *= 2;
@@ -135,12 +140,11 @@ int shk__granules_rebuild(void (*dropped)(uintptr_t g)) {
   for (size_t i = 0; old && i <= shk__granule_mask; i++) {
     const shk__granule *r = &old[i];
     if (!r->key) continue;
-    uintptr_t g = block_of(r->key);
-    if (!shk__granules_block_empty(shk__granule_find(shk__granule_key(g, 0)), g)) {
+    if (kept(r)) {
       place(t, sh, slots - 1, r);
       empty += !shk__granule_live(r);
     } else if (number_of(r->key) == 0) {
-      dropped(g);
+      dropped(block_of(r->key));
     }
   }
   free(table_block);

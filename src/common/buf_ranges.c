@@ -220,24 +220,29 @@ static int whole_insert(shk__buf_range *node, const parts *p) {
   }
 }
 
-/* A range's pieces as offsets in their blocks' records. */
+/* A range's pieces: their blocks, the blocks' first records (NULL where there is no such piece)
+ * and the offsets there. */
 typedef struct pieces {
-  shk__granule *head, *tail; /* the records, NULL where there is no such piece */
+  uintptr_t head_block, tail_block;
+  shk__granule *head, *tail;
   unsigned head_lo, head_last, tail_lo, tail_last;
 } pieces;
 
 /* Whether node's pieces overlap nothing in their records. */
-static inline bool pieces_fit(const parts *p, const pieces *q) {
-  if (q->head && shk__granule_block_overlaps(q->head, p->gs, q->head_lo, q->head_last)) return false;
-  return !q->tail || !shk__granule_block_overlaps(q->tail, p->ge, q->tail_lo, q->tail_last);
+static inline bool pieces_fit(const pieces *q) {
+  if (q->head && shk__granule_block_overlaps(q->head, q->head_block, q->head_lo, q->head_last))
+    return false;
+  return !q->tail || !shk__granule_block_overlaps(q->tail, q->tail_block, q->tail_lo, q->tail_last);
 }
 
 /* Puts node's pieces, which fit, in their records (the table has room for a second record of
  * each block: adding one moves no other). */
-static inline void pieces_put(shk__buf_range *node, const parts *p, const pieces *q) {
-  node->head_at = q->head ? (uint8_t)shk__granule_put(q->head, p->gs, q->head_lo, q->head_last, node)
+static inline void pieces_put(shk__buf_range *node, const pieces *q) {
+  node->head_at = q->head ? (uint8_t)shk__granule_put(q->head, q->head_block, q->head_lo,
+                                                       q->head_last, node)
                           : SHK__GRANULE_NONE;
-  node->tail_at = q->tail ? (uint8_t)shk__granule_put(q->tail, p->ge, q->tail_lo, q->tail_last, node)
+  node->tail_at = q->tail ? (uint8_t)shk__granule_put(q->tail, q->tail_block, q->tail_lo,
+                                                       q->tail_last, node)
                           : SHK__GRANULE_NONE;
 }
 
@@ -255,7 +260,7 @@ static int insert_parts(shk__buf_range *node, const parts *p, pieces *q) {
   int rc = SHK_OK;
   if (p->head && (rc = record_for(p->gs, &q->head)) != SHK_OK) return rc;
   if (p->tail && (rc = record_for(p->ge, &q->tail)) != SHK_OK) return rc;
-  if (!pieces_fit(p, q)) return SHK_EOVERLAP;
+  if (!pieces_fit(q)) return SHK_EOVERLAP;
   bool whole = p->whole_from < p->whole_to;
   if (whole) {
     if ((rc = whole_insert(node, p)) != SHK_OK) return rc;
@@ -264,14 +269,14 @@ static int insert_parts(shk__buf_range *node, const parts *p, pieces *q) {
     if (p->tail) q->tail = shk__granule_find(shk__granule_key(p->ge, 0));
   }
   node->in_tree = whole;
-  pieces_put(node, p, q);
+  pieces_put(node, q);
   return SHK_OK;
 }
 
 /* A range with whole blocks, or one whose blocks have no record yet, or a table without room. */
 static SHK__NOINLINE int insert_long(shk__buf_range *node) {
   parts p = parts_of(node->start, node->end);
-  pieces q = {NULL, NULL, 0, 0, 0, 0};
+  pieces q = {p.gs, p.ge, NULL, NULL, 0, 0, 0, 0};
   if (p.head) piece_of(p.gs, node, &q.head_lo, &q.head_last);
   if (p.tail) piece_of(p.ge, node, &q.tail_lo, &q.tail_last);
   return insert_parts(node, &p, &q);
@@ -291,16 +296,13 @@ static inline int insert_range(shk__buf_range *node) {
   bool one = last < SHK__GRANULE_SIZE && (lo != 0 || last != SHK__GRANULE_SIZE - 1);
   bool two = !one && lo != 0 && last < 2 * SHK__GRANULE_SIZE - 1;
   if (!(one || two) || !shk__granule_has_room(2)) return insert_long(node);
-  shk__granule *head = shk__granule_find(shk__granule_key(g, 0));
-  shk__granule *tail = two ? shk__granule_find(shk__granule_key(g + 1, 0)) : NULL;
-  if (!head || (two && !tail)) return insert_long(node);
-  unsigned head_last = one ? (unsigned)last : (unsigned)SHK__GRANULE_SIZE - 1;
-  if (shk__granule_block_overlaps(head, g, lo, head_last) ||
-      (two && shk__granule_block_overlaps(tail, g + 1, 0, (unsigned)last - SHK__GRANULE_SIZE)))
-    return SHK_EOVERLAP;
-  node->head_at = (uint8_t)shk__granule_put(head, g, lo, head_last, node);
-  node->tail_at = two ? (uint8_t)shk__granule_put(tail, g + 1, 0, (unsigned)last - SHK__GRANULE_SIZE, node)
-                      : SHK__GRANULE_NONE;
+  pieces q = {g, g + 1, shk__granule_find(shk__granule_key(g, 0)),
+              two ? shk__granule_find(shk__granule_key(g + 1, 0)) : NULL,
+              lo, one ? (unsigned)last : (unsigned)SHK__GRANULE_SIZE - 1,
+              0, (unsigned)(last - SHK__GRANULE_SIZE)};
+  if (!q.head || (two && !q.tail)) return insert_long(node);
+  if (!pieces_fit(&q)) return SHK_EOVERLAP;
+  pieces_put(node, &q);
   node->in_tree = false;
   return SHK_OK;
 }
