@@ -383,13 +383,36 @@ static SHK__NOINLINE void debug_created(int rc, shk_buf **out, const char *fn, c
 /* Creation when the short way below does not apply: options, another allocator, the shared
  * slots, or a new object. SHK_DEBUG's work for a creation is done here, off the short way (which
  * it turns off). */
+static int create_heap_fresh(shk__buf_thread *t, size_t k, size_t size, size_t count,
+                             size_t item_size, const shk_buf_options *opts,
+                             shk__buf_allocator *heap, shk_buf **out);
+
+/* The thread state for a new object of the built-in heap made the short way's way (slab or
+ * one malloc block, create_heap_fresh) when the short way was not taken only for want of thread
+ * state or of an id at hand (every 1 024th create of a thread), or for an init; else NULL. */
+static shk__buf_thread *heap_fresh_way(const shk_buf_options *opts, size_t size,
+                                       shk__buf_allocator **heap) {
+  if (opts->allocator || shk__buf_class_of(size) >= SHK__BUF_THREAD_CLASSES ||
+      atomic_load_explicit(&shk__buf_observed, memory_order_relaxed) ||
+      shk__debug_on(SHK__DEBUG_BUF) || shk__buf_allocator_get(NULL, heap) != SHK_OK)
+    return NULL; /* the get sets the registry up on a process's first create */
+  shk__buf_thread *t = shk__buf_thread_get();
+  if (t && t->next_id == t->id_end) shk__buf_refill_ids(t);
+  return t;
+}
+
 static SHK__NOINLINE int create_general(size_t size, size_t count, size_t item_size,
                                         const shk_buf_options *opts, shk_buf **out,
                                         const void *caller) {
   SHK__LENS_BUF_READY();
   int rc = SHK_OK;
   shk_buf *buf = object_reuse(size, count, item_size, opts);
-  if (!buf) {
+  shk__buf_allocator *heap = NULL;
+  shk__buf_thread *t = buf ? NULL : heap_fresh_way(opts, size, &heap);
+  if (t) {
+    rc = create_heap_fresh(t, shk__buf_class_of(size), size, count, item_size, opts, heap, out);
+    if (rc == SHK_OK) init_bytes(*out, opts);
+  } else if (!buf) {
     rc = create_new(size, count, item_size, opts, out);
   } else {
     init_bytes(buf, opts); /* nothing to allocate, the range is indexed already */

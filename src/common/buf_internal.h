@@ -274,6 +274,8 @@ static inline shk__buf_thread *shk__buf_thread_get(void) {
 
 /* Reserves the calling thread a new block of ids and returns its first. */
 uint64_t shk__buf_reserve_ids(void);
+/* Reserves thread t (the caller's) a new block of ids, none spent. */
+void shk__buf_refill_ids(shk__buf_thread *t);
 
 /* A new buffer id: unique in the process, increasing within a thread. */
 static inline uint64_t shk__buf_next_id(void) {

@@ -64,11 +64,15 @@ shk__buf_thread *shk__buf_thread_attach(void) {
   return t;
 }
 
+void shk__buf_refill_ids(shk__buf_thread *t) {
+  t->next_id = atomic_fetch_add_explicit(&next_unreserved_id, ID_BLOCK, memory_order_relaxed);
+  t->id_end = t->next_id + ID_BLOCK;
+}
+
 uint64_t shk__buf_reserve_ids(void) {
   shk__buf_thread *t = shk__buf_thread_get();
   if (!t) return atomic_fetch_add_explicit(&next_unreserved_id, 1, memory_order_relaxed);
-  t->next_id = atomic_fetch_add_explicit(&next_unreserved_id, ID_BLOCK, memory_order_relaxed);
-  t->id_end = t->next_id + ID_BLOCK;
+  shk__buf_refill_ids(t);
   return t->next_id++;
 }
 
