@@ -383,19 +383,18 @@ static SHK__NOINLINE void debug_created(int rc, shk_buf **out, const char *fn, c
 /* Creation when the short way below does not apply: options, another allocator, the shared
  * slots, or a new object. SHK_DEBUG's work for a creation is done here, off the short way (which
  * it turns off). */
-static int create_heap_fresh(shk__buf_thread *t, size_t k, size_t size, size_t count,
-                             size_t item_size, const shk_buf_options *opts,
-                             shk__buf_allocator *heap, shk_buf **out);
+static int create_heap_slow(size_t k, size_t size, size_t count, size_t item_size,
+                            const shk_buf_options *opts, shk_buf **out);
 
 /* The thread state for a new object of the built-in heap made the short way's way (slab or
  * one malloc block, create_heap_fresh) when the short way was not taken only for want of thread
  * state or of an id at hand (every 1 024th create of a thread), or for an init; else NULL. */
-static shk__buf_thread *heap_fresh_way(const shk_buf_options *opts, size_t size,
-                                       shk__buf_allocator **heap) {
+static shk__buf_thread *heap_fresh_way(const shk_buf_options *opts, size_t size) {
+  shk__buf_allocator *heap = NULL; /* the get sets the registry up on a process's first create */
   if (opts->allocator || shk__buf_class_of(size) >= SHK__BUF_THREAD_CLASSES ||
       atomic_load_explicit(&shk__buf_observed, memory_order_relaxed) ||
-      shk__debug_on(SHK__DEBUG_BUF) || shk__buf_allocator_get(NULL, heap) != SHK_OK)
-    return NULL; /* the get sets the registry up on a process's first create */
+      shk__debug_on(SHK__DEBUG_BUF) || shk__buf_allocator_get(NULL, &heap) != SHK_OK)
+    return NULL;
   shk__buf_thread *t = shk__buf_thread_get();
   if (t && t->next_id == t->id_end) shk__buf_refill_ids(t);
   return t;
@@ -407,10 +406,9 @@ static SHK__NOINLINE int create_general(size_t size, size_t count, size_t item_s
   SHK__LENS_BUF_READY();
   int rc = SHK_OK;
   shk_buf *buf = object_reuse(size, count, item_size, opts);
-  shk__buf_allocator *heap = NULL;
-  shk__buf_thread *t = buf ? NULL : heap_fresh_way(opts, size, &heap);
+  shk__buf_thread *t = buf ? NULL : heap_fresh_way(opts, size);
   if (t) {
-    rc = create_heap_fresh(t, shk__buf_class_of(size), size, count, item_size, opts, heap, out);
+    rc = create_heap_slow(shk__buf_class_of(size), size, count, item_size, opts, out);
     if (rc == SHK_OK) init_bytes(*out, opts);
   } else if (!buf) {
     rc = create_new(size, count, item_size, opts, out);
@@ -432,32 +430,13 @@ static inline shk_buf *take_short(int kind, size_t size, size_t align) {
   return shk__buf_recycle_take_own(kind, size, align);
 }
 
-/* A new inline heap object when this thread parks none of its size class (every create while
- * more such buffers are live than it parks): object_new and create_new with the default heap's
- * answers as constants, and no look-up. The caller checked what the short way checks (thread
- * state, an id at hand, no hook, the registry set up, a size below the shared classes) and
- * that SHK_DEBUG=buf is off. */
-static SHK__NOINLINE int create_heap_malloc(shk__buf_thread *t, size_t size, size_t count,
-                                            size_t item_size, const shk_buf_options *opts,
-                                            shk__buf_allocator *heap, shk_buf **out) {
-  shk_buf *buf = shk__malloc(HEADER_SIZE + size);
-  if (!buf) return SHK_ENOMEM;
-  set_identity(buf, t->next_id++, count, item_size, opts, SHK__BUF_END_PARK);
-  object_fill(buf, heap, size, (unsigned char *)buf + HEADER_SIZE, SHK__BUF_KIND_HEAP, 0, false);
-  return buf_publish(buf, out);
-}
-
-/* The same from the thread's slab of class k (buf_slab.c), or malloc'd when it has none. */
-static SHK__NOINLINE int create_heap_fresh(shk__buf_thread *t, size_t k, size_t size,
-                                           size_t count, size_t item_size,
-                                           const shk_buf_options *opts, shk__buf_allocator *heap,
-                                           shk_buf **out) {
-  SHK__LENS_BUF_READY();
-  bool fresh = false;
-  shk_buf *buf = shk__buf_slab_take(t, k, size, &fresh);
-  if (SHK__UNLIKELY(!buf)) return create_heap_malloc(t, size, count, item_size, opts, heap, out);
-  /* A slot given back keeps its fields as made: only a new one is filled. */
+/* A slot of the heap's, made ready as a new buffer: filled when new (fresh), a slot given back
+ * keeping its fields as made; then its identity. */
+static inline int heap_slot_ready(shk__buf_thread *t, shk_buf *buf, bool fresh, size_t size,
+                                  size_t count, size_t item_size, const shk_buf_options *opts,
+                                  shk_buf **out) {
   if (fresh) {
+    shk__buf_allocator *heap = atomic_load_explicit(&shk__buf_heap_entry, memory_order_relaxed);
     object_fill(buf, heap, size, (unsigned char *)buf + HEADER_SIZE, SHK__BUF_KIND_HEAP, 0, false);
     buf->in_slab = true;
   }
@@ -465,6 +444,40 @@ static SHK__NOINLINE int create_heap_fresh(shk__buf_thread *t, size_t k, size_t 
   buf->data = buf->block.ptr;
   *out = buf;
   return SHK_OK;
+}
+
+/* A new inline heap object when this thread parks none of its size class (every create while
+ * more such buffers are live than it parks): a slot of the thread's slab of class k
+ * (buf_slab.c) when one can be had, else one malloc block made as object_new and create_new
+ * would, with the default heap's answers as constants and no look-up. The caller checked what
+ * the short way checks (thread state, an id at hand, no hook, the registry set up, a size below
+ * the shared classes) and that SHK_DEBUG=buf is off. */
+static SHK__NOINLINE int create_heap_slow(size_t k, size_t size, size_t count, size_t item_size,
+                                          const shk_buf_options *opts, shk_buf **out) {
+  shk__buf_thread *t = shk__buf_this_thread;
+  bool fresh = false;
+  shk_buf *buf = shk__buf_slab_take(t, k, size, &fresh);
+  if (buf) return heap_slot_ready(t, buf, fresh, size, count, item_size, opts, out);
+  buf = shk__malloc(HEADER_SIZE + size);
+  if (!buf) return SHK_ENOMEM;
+  shk__buf_allocator *heap = atomic_load_explicit(&shk__buf_heap_entry, memory_order_relaxed);
+  set_identity(buf, t->next_id++, count, item_size, opts, SHK__BUF_END_PARK);
+  object_fill(buf, heap, size, (unsigned char *)buf + HEADER_SIZE, SHK__BUF_KIND_HEAP, 0, false);
+  return buf_publish(buf, out);
+}
+
+/* The usual way of create_heap_slow, when the short way found no slot given back in the
+ * current slab: a new slot carved there. No call but the slow way's, a tail call, so that this
+ * way saves no registers (their saving and restoring were 18 of its 85 instructions). */
+static SHK__NOINLINE int create_heap_fresh(size_t k, size_t size, size_t count, size_t item_size,
+                                           const shk_buf_options *opts, shk_buf **out) {
+  SHK__LENS_BUF_READY();
+  shk__buf_thread *t = shk__buf_this_thread;
+  shk__buf_slab *s = t->slabs[k];
+  if (SHK__UNLIKELY(!s || s->size != size || s->free ||
+                    atomic_load_explicit(&s->carved, memory_order_relaxed) == s->cap))
+    return create_heap_slow(k, size, count, item_size, opts, out);
+  return heap_slot_ready(t, shk__buf_slab_carve(t, s), true, size, count, item_size, opts, out);
 }
 
 int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *given, shk_buf **out) {
@@ -495,11 +508,16 @@ int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *given,
           !atomic_load_explicit(&shk__buf_observed, memory_order_relaxed)) {
         shk__buf_park *p = &t->parked[SHK__BUF_KIND_HEAP][k];
         shk__buf_allocator *heap = atomic_load_explicit(&shk__buf_heap_entry, memory_order_acquire);
-        if (p->n && p->key == shk__buf_park_key(size, 0))
+        if (p->n && p->key == shk__buf_park_key(size, 0)) {
           buf = shk__buf_park_pop(t, p);
-        else if (!p->n && heap &&
-                 !(atomic_load_explicit(&shk__debug_mask, memory_order_relaxed) & SHK__DEBUG_BUF))
-          return create_heap_fresh(t, k, size, count, item_size, opts, heap, out);
+        } else if (!p->n && heap &&
+                   !(atomic_load_explicit(&shk__debug_mask, memory_order_relaxed) & SHK__DEBUG_BUF)) {
+          /* Nothing parked: a slot this thread gave back to its current slab, else a new one. */
+          shk__buf_slab *s = t->slabs[k];
+          if (!s || !s->free || s->size != size)
+            return create_heap_fresh(k, size, count, item_size, opts, out);
+          buf = shk__buf_slab_pop(t, s);
+        }
       }
     } else if (builtin_kind(opts->allocator) == SHK__BUF_KIND_ALIGNED) {
       buf = take_short(SHK__BUF_KIND_ALIGNED, size, kind_align(SHK__BUF_KIND_ALIGNED, opts));

@@ -478,30 +478,40 @@ static inline void shk__buf_count_slab_out(shk__buf_thread *t, int delta) {
   atomic_store_explicit(&t->slab_out, n + (size_t)delta, memory_order_relaxed);
 }
 
-/* A slot of the calling thread's current slab for this class and size: one it gave back (its
- * fields as made), else a new one carved (*fresh: its header raw but for its slab pointer and
- * a count of 0), else the slow way. t is the calling thread's state. */
+/* Takes a slot that thread t (the owner) gave back to its slab s (s->free not NULL): its fields
+ * are as made. */
+static inline shk_buf *shk__buf_slab_pop(shk__buf_thread *t, shk__buf_slab *s) {
+  shk_buf *buf = s->free;
+  s->free = buf->park_next;
+  s->used++;
+  shk__buf_count_slab_out(t, 1);
+  return buf;
+}
+
+/* Carves a new slot of thread t's slab s (fewer carved than it holds): its header raw but for
+ * its slab pointer and a count of 0, which the walk reads first. */
+static inline shk_buf *shk__buf_slab_carve(shk__buf_thread *t, shk__buf_slab *s) {
+  size_t i = atomic_load_explicit(&s->carved, memory_order_relaxed);
+  shk_buf *buf = (shk_buf *)(s->slots + i * s->stride);
+  atomic_store_explicit(&buf->refs, 0, memory_order_relaxed);
+  buf->slab = s;
+  atomic_store_explicit(&s->carved, i + 1, memory_order_release);
+  s->used++;
+  shk__buf_count_slab_out(t, 1);
+  return buf;
+}
+
+/* A slot of the calling thread's current slab for this class and size: one it gave back, else
+ * a new one carved (*fresh), else the slow way. t is the calling thread's state. */
 static inline shk_buf *shk__buf_slab_take(shk__buf_thread *t, size_t k, size_t size,
                                           bool *fresh) {
   shk__buf_slab *s = t->slabs[k];
   if (SHK__UNLIKELY(!s || s->size != size)) return shk__buf_slab_take_slow(t, k, size, fresh);
-  shk_buf *buf = s->free;
-  if (buf) {
-    s->free = buf->park_next;
-    *fresh = false;
-  } else {
-    size_t i = atomic_load_explicit(&s->carved, memory_order_relaxed);
-    if (SHK__UNLIKELY(i == s->cap)) return shk__buf_slab_take_slow(t, k, size, fresh);
-    buf = (shk_buf *)(s->slots + i * s->stride);
-    /* The walk reads a carved slot's count first: 0 until the creator's set_identity. */
-    atomic_store_explicit(&buf->refs, 0, memory_order_relaxed);
-    buf->slab = s;
-    atomic_store_explicit(&s->carved, i + 1, memory_order_release);
-    *fresh = true;
-  }
-  s->used++;
-  shk__buf_count_slab_out(t, 1);
-  return buf;
+  *fresh = !s->free;
+  if (s->free) return shk__buf_slab_pop(t, s);
+  if (SHK__UNLIKELY(atomic_load_explicit(&s->carved, memory_order_relaxed) == s->cap))
+    return shk__buf_slab_take_slow(t, k, size, fresh);
+  return shk__buf_slab_carve(t, s);
 }
 
 /* Gives a slot back to its slab: the owner's own list with plain stores, or the other way. A
