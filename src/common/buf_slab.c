@@ -60,12 +60,7 @@ static shk__buf_slab *slab_new(shk__buf_thread *t, size_t k, size_t size) {
   size_t bytes = SLAB_HEADER + cap * stride;
   shk__buf_slab *s = shk__malloc(bytes);
   if (!s) return NULL;
-  s->range = (shk__buf_range){.start = (uintptr_t)s, .end = (uintptr_t)s + bytes, .slab = true};
-  if (shk__buf_ranges_insert(&s->range) != SHK_OK) { /* SHK_ENOMEM, or memory a user wrapped */
-    free(s);
-    return NULL;
-  }
-  atomic_fetch_add_explicit(&slabs_indexed, 1, memory_order_relaxed);
+  /* Every field before the index: the walk reads the slab as soon as it is in. */
   atomic_init(&s->owner, t);
   s->free = NULL;
   s->used = 0;
@@ -77,6 +72,12 @@ static shk__buf_slab *slab_new(shk__buf_thread *t, size_t k, size_t size) {
   atomic_init(&s->remote, 0);
   atomic_init(&s->outstanding, 0);
   s->slots = (unsigned char *)s + SLAB_HEADER;
+  s->range = (shk__buf_range){.start = (uintptr_t)s, .end = (uintptr_t)s + bytes, .slab = true};
+  if (shk__buf_ranges_insert(&s->range) != SHK_OK) { /* SHK_ENOMEM, or memory a user wrapped */
+    free(s);
+    return NULL;
+  }
+  atomic_fetch_add_explicit(&slabs_indexed, 1, memory_order_relaxed);
   s->prev = NULL;
   s->next = t->slab_list;
   if (s->next) s->next->prev = s;
