@@ -229,6 +229,30 @@ static void slots_released_by_other_threads_go_back_to_their_slabs(void **state)
   assert_baseline(b);
 }
 
+/* Slots another thread gave back (on their slabs' remote lists) are taken up again by the
+ * owner once its current slab is full: no new slab while old ones have room. */
+static void release_first_half(void *arg) {
+  (void)arg;
+  for (size_t i = 0; i < MANY / 2; i++) shk_buf_release(bufs[i]);
+}
+
+static void slots_given_back_by_another_thread_are_taken_up_again(void **state) {
+  (void)state;
+  baseline b = baseline_now();
+  make_many();
+  shk__os_thread *t;
+  assert_int_equal(shk__os_thread_start(&t, release_first_half, NULL), SHK_OK);
+  shk__os_thread_join(t); /* what it parked went back to the slabs as it ended */
+  assert_int_equal(shk_buf_live_count(), b.live + MANY - MANY / 2);
+  size_t slabs = shk__buf_slab_count();
+  for (size_t i = 0; i < MANY / 2; i++) bufs[i] = make(SIZE);
+  assert_true(shk__buf_slab_count() <= slabs);
+  assert_int_equal(shk_buf_live_count(), b.live + MANY);
+  for (size_t i = 0; i < MANY / 2; i++) assert_true(bufs[i]->in_slab);
+  release_many();
+  assert_baseline(b);
+}
+
 /* A creator that ends while its buffers live: another thread releases them later, and each
  * slab goes back with its last slot. */
 static void make_and_end(void *arg) {
@@ -379,6 +403,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(the_walk_lists_the_live_slots_of_a_slab_one_by_one),
     cmocka_unit_test(a_slab_with_nothing_out_goes_back_unless_it_is_the_current_one),
     cmocka_unit_test(slots_released_by_other_threads_go_back_to_their_slabs),
+    cmocka_unit_test(slots_given_back_by_another_thread_are_taken_up_again),
     cmocka_unit_test(slabs_of_a_creator_that_ended_go_back_with_their_last_slot),
     cmocka_unit_test(a_forked_child_releases_slots_of_a_thread_it_does_not_have),
     cmocka_unit_test(the_heap_hook_hears_every_slot_end_and_no_slot_is_made_under_it),

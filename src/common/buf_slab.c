@@ -103,19 +103,19 @@ static size_t take_remote(shk__buf_slab *s) {
   return n;
 }
 
-/* Another slab of thread t for class k and this size with a slot to give (its own list, or
- * slots given back by others), made current; slabs found with nothing out are freed. */
+/* Another slab of thread t for class k and this size with a quarter of its slots or more to
+ * give (its own list, slots given back by others, slots not carved yet), made current; slabs
+ * found with nothing out are freed. A quarter, so that the search (every slab of the thread) is
+ * made once per that many creates at most, even where live buffers are spread over many slabs
+ * with a few free slots each; a slab with less waits to empty further. */
 static shk__buf_slab *another_with_room(shk__buf_thread *t, size_t k, size_t size) {
   shk__buf_slab *found = NULL;
   for (shk__buf_slab *s = t->slab_list, *next; s; s = next) {
     next = s->next;
     if (s->k != k || s == t->slabs[k]) continue;
     take_remote(s);
-    if (found || s->size != size || (!s->free && atomic_load_explicit(&s->carved, memory_order_relaxed) == s->cap)) {
-      if (s->used == 0) shk__buf_slab_drop(t, s);
-    } else {
-      found = s;
-    }
+    if (!found && s->size == size && (s->cap - s->used) * 4 >= s->cap) found = s;
+    else if (s->used == 0) shk__buf_slab_drop(t, s);
   }
   if (found) t->slabs[k] = found;
   return found;
