@@ -30,12 +30,15 @@ size_t shk__buf_slab_given_by_others(void) {
 /* The block's own header, rounded so the first slot is aligned like malloc's memory. */
 #define SLAB_HEADER ((sizeof(shk__buf_slab) + SHK__MAX_ALIGN - 1) / SHK__MAX_ALIGN * SHK__MAX_ALIGN)
 
-/* Out of the index and back to malloc; nothing of it is out. */
+/* Out of the index and back to malloc; nothing of it is out. An observer (set meanwhile) hears
+ * every slot go, as it hears a parked object go when it is freed: its walk may have taken a slot
+ * for live while it was being given back with no observer to tell (list_live in buf.c). */
 static void slab_free(shk__buf_slab *s) {
   atomic_fetch_sub_explicit(&slabs_indexed, 1, memory_order_relaxed);
-  /* No observer hears of it: its live slots were told of one by one as they ended (or, like a
-   * parked object's, never were: see list_live in buf.c). */
-  (void)shk__buf_ranges_remove(&s->range);
+  if (shk__buf_ranges_remove(&s->range)) {
+    size_t carved = atomic_load_explicit(&s->carved, memory_order_relaxed);
+    for (size_t i = 0; i < carved; i++) shk__buf_tell_removed((shk_buf *)(s->slots + i * s->stride));
+  }
   free(s);
 }
 
