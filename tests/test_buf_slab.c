@@ -63,9 +63,11 @@ static void make_many(void) {
   }
 }
 
-static void release_many(void) {
-  for (size_t i = 0; i < MANY; i++) shk_buf_release(bufs[i]);
+static void release_many_from(size_t from, size_t to) {
+  for (size_t i = from; i < to; i++) shk_buf_release(bufs[i]);
 }
+
+static void release_many(void) { release_many_from(0, MANY); }
 
 static void new_small_buffers_are_slots_of_slabs_indexed_as_one_range_each(void **state) {
   (void)state;
@@ -179,6 +181,27 @@ static void a_slab_with_nothing_out_goes_back_unless_it_is_the_current_one(void 
   assert_int_equal(shk__buf_slab_count() - b.slabs, n);
   assert_int_equal(shk__buf_recycle_count(), limit);
   assert_baseline(b);
+}
+
+/* shk_buf_shutdown gives up the calling thread's slabs while their slots live: released later
+ * by the same thread, the slots go back to them as to any orphan (counted down, the last one
+ * freeing the slab), not as to slabs of its own. */
+static void slabs_given_up_by_shutdown_go_back_with_their_last_slot(void **state) {
+  (void)state;
+  baseline b = baseline_now();
+  make_many();
+  size_t slabs = shk__buf_slab_count();
+  assert_int_equal(shk_buf_shutdown(), SHK_OK); /* orphaned: every slot is live */
+  assert_int_equal(shk__buf_slab_count(), slabs);
+  assert_null(shk__buf_this_thread->slab_list);
+  for (size_t i = 0; i < MANY; i++)
+    assert_null(atomic_load(&bufs[i]->slab->owner));
+  shk__buf_slab *last = bufs[MANY - 1]->slab;
+  shk_buf_release(bufs[MANY - 1]); /* parked, still out */
+  release_many_from(0, MANY - 1);
+  assert_int_equal(atomic_load(&last->outstanding), 1); /* the parked one */
+  assert_int_equal(shk_buf_live_count(), b.live);
+  assert_baseline(b); /* the parked ones go back: the last orphans go */
 }
 
 /* ---- threads ---- */
@@ -402,6 +425,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_consume_into_any_part_of_a_slab_is_refused),
     cmocka_unit_test(the_walk_lists_the_live_slots_of_a_slab_one_by_one),
     cmocka_unit_test(a_slab_with_nothing_out_goes_back_unless_it_is_the_current_one),
+    cmocka_unit_test(slabs_given_up_by_shutdown_go_back_with_their_last_slot),
     cmocka_unit_test(slots_released_by_other_threads_go_back_to_their_slabs),
     cmocka_unit_test(slots_given_back_by_another_thread_are_taken_up_again),
     cmocka_unit_test(slabs_of_a_creator_that_ended_go_back_with_their_last_slot),
