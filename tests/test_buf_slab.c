@@ -14,9 +14,6 @@
 #include "common/buf_internal.h"
 
 #ifndef _WIN32
-#include <signal.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #endif
 
@@ -338,18 +335,6 @@ static int child_releases(size_t live_before) {
   return shk_buf_shutdown() == SHK_OK && shk_buf_live_count() == live_before ? 0 : 7;
 }
 
-static int reap(pid_t pid) {
-  for (int waited = 0; waited < CHILD_LIMIT_MS; waited++) {
-    int status = 0;
-    if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 100;
-    struct timespec ms = {0, 1000000};
-    nanosleep(&ms, NULL);
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, NULL, 0);
-  return 101;
-}
-
 static void a_forked_child_releases_slots_of_a_thread_it_does_not_have(void **state) {
   (void)state;
   baseline b = baseline_now();
@@ -359,7 +344,11 @@ static void a_forked_child_releases_slots_of_a_thread_it_does_not_have(void **st
   pid_t pid = fork();
   if (pid == 0) _exit(child_releases(b.live));
   assert_true(pid > 0);
-  assert_int_equal(reap(pid), 0);
+  shk_test_proc child = {0, (int)pid}; /* waited for (and killed past the limit) by its pid */
+  shk_test_exit how = shk_test_wait(&child, CHILD_LIMIT_MS);
+  assert_int_equal(how.timed_out, 0);
+  assert_int_equal(how.killed, 0);
+  assert_int_equal(how.code, 0);
   atomic_store(&holder_done, 1);
   shk__os_thread_join(t);
   assert_baseline(b);
