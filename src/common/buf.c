@@ -400,18 +400,26 @@ static shk__buf_thread *heap_fresh_way(const shk_buf_options *opts, size_t size)
   return t;
 }
 
+/* Creation with nothing parked to take back: a slot or a heap object made as the short way
+ * would (heap_fresh_way), else create_new. Out of line: with it inline, create_general saved
+ * more registers on every call, and a create of 1 MiB taking a parked object back cost about
+ * 2 ns more. */
+static SHK__NOINLINE int create_unparked(size_t size, size_t count, size_t item_size,
+                                         const shk_buf_options *opts, shk_buf **out) {
+  if (!heap_fresh_way(opts, size)) return create_new(size, count, item_size, opts, out);
+  int rc = create_heap_slow(shk__buf_class_of(size), size, count, item_size, opts, out);
+  if (rc == SHK_OK) init_bytes(*out, opts);
+  return rc;
+}
+
 static SHK__NOINLINE int create_general(size_t size, size_t count, size_t item_size,
                                         const shk_buf_options *opts, shk_buf **out,
                                         const void *caller) {
   SHK__LENS_BUF_READY();
   int rc = SHK_OK;
   shk_buf *buf = object_reuse(size, count, item_size, opts);
-  shk__buf_thread *t = buf ? NULL : heap_fresh_way(opts, size);
-  if (t) {
-    rc = create_heap_slow(shk__buf_class_of(size), size, count, item_size, opts, out);
-    if (rc == SHK_OK) init_bytes(*out, opts);
-  } else if (!buf) {
-    rc = create_new(size, count, item_size, opts, out);
+  if (!buf) {
+    rc = create_unparked(size, count, item_size, opts, out);
   } else {
     init_bytes(buf, opts); /* nothing to allocate, the range is indexed already */
     buf->data = buf->block.ptr;
