@@ -409,6 +409,56 @@ static void shk_debug_buf_makes_no_slot_and_ends_earlier_ones_in_their_slab(void
   assert_baseline(b);
 }
 
+/* ---- device mapping ---- */
+
+/* A pinned-only fake device: pinning host memory is all a mapped slot needs here. */
+static int unpins;
+static int one_device(int *count) {
+  *count = 1;
+  return SHK_OK;
+}
+static int no_alloc(int device, size_t size, void **dev) {
+  (void)device, (void)size, (void)dev;
+  return SHK_ENOMEM;
+}
+static void no_free(int device, void *dev) { (void)device, (void)dev; }
+static int no_copy(int device, void *a, const void *b, size_t size) {
+  (void)device, (void)a, (void)b, (void)size;
+  return SHK_EOS;
+}
+static int pin_as_is(int device, void *host, size_t size, void **dev) {
+  (void)device, (void)size;
+  *dev = host;
+  return SHK_OK;
+}
+static void count_unpin(int device, void *host) {
+  (void)device, (void)host;
+  unpins++;
+}
+static const shk__device_ops pinning_ops = {one_device, no_alloc, no_free, no_copy,
+                                            no_copy,    pin_as_is, count_unpin};
+
+/* A mapped slot ends the general way (unmapped), back to its slab; taken again, it reads as
+ * unmapped and ends the short way. */
+static void a_mapped_slot_is_unmapped_at_its_end_and_goes_back_to_its_slab(void **state) {
+  (void)state;
+  baseline b = baseline_now();
+  shk__device_set_ops(&pinning_ops);
+  unpins = 0;
+  make_many();
+  shk_buf *mapped = bufs[MANY - 1];
+  assert_true(mapped->in_slab);
+  assert_int_equal(shk_buf_device_map(mapped, 0, SHK_BUF_DEVICE_PINNED), SHK_OK);
+  release_many();
+  assert_int_equal(unpins, 1);
+  make_many();
+  for (size_t i = 0; i < MANY; i++) assert_false(shk_buf_device_mapped(bufs[i]));
+  release_many();
+  assert_int_equal(unpins, 1);
+  shk__device_set_ops(NULL);
+  assert_baseline(b);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(new_small_buffers_are_slots_of_slabs_indexed_as_one_range_each),
     cmocka_unit_test(a_consume_into_any_part_of_a_slab_is_refused),
@@ -421,6 +471,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(a_forked_child_releases_slots_of_a_thread_it_does_not_have),
     cmocka_unit_test(the_heap_hook_hears_every_slot_end_and_no_slot_is_made_under_it),
     cmocka_unit_test(shk_debug_buf_makes_no_slot_and_ends_earlier_ones_in_their_slab),
+    cmocka_unit_test(a_mapped_slot_is_unmapped_at_its_end_and_goes_back_to_its_slab),
 };
 
 static const shk_test_child children[] = {{NULL, NULL}};
