@@ -380,9 +380,6 @@ static SHK__NOINLINE void debug_created(int rc, shk_buf **out, const char *fn, c
   else if (out && *out) (*out)->created_at = caller;
 }
 
-/* Creation when the short way below does not apply: options, another allocator, the shared
- * slots, or a new object. SHK_DEBUG's work for a creation is done here, off the short way (which
- * it turns off). */
 static int create_heap_slow(size_t k, size_t size, size_t count, size_t item_size,
                             const shk_buf_options *opts, shk_buf **out);
 
@@ -412,6 +409,9 @@ static SHK__NOINLINE int create_unparked(size_t size, size_t count, size_t item_
   return rc;
 }
 
+/* Creation when the short way below does not apply: options, another allocator, the shared
+ * slots, or a new object. SHK_DEBUG's work for a creation is done here, off the short way (which
+ * it turns off). */
 static SHK__NOINLINE int create_general(size_t size, size_t count, size_t item_size,
                                         const shk_buf_options *opts, shk_buf **out,
                                         const void *caller) {
