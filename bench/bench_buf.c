@@ -61,8 +61,9 @@ static double bench_create(size_t size, int n, const shk_buf_options *opts) {
 
 /* Batches of buffers live at once. 1 000 of 64 B fit the calling thread's recycling lists
  * (1 024 objects of that class), so after the first round every create takes a parked object
- * back; 10 000 do not, so almost every create there mallocs and indexes, and every release
- * unindexes and frees: the cost without recycling. */
+ * back; 10 000 do not, so almost every create there takes a slot of a slab (a new slot of a new
+ * slab: the slabs emptied by the releases went back to malloc), and every release gives it back:
+ * the cost without recycling. */
 #define BATCH_MAX 10000
 static int batch = 1000;
 

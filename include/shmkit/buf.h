@@ -191,6 +191,9 @@ SHK_API int shk_buf_retain(shk_buf *buf);
  * those of threads still running at exit go with the process), from 4 KiB on one per class in
  * slots shared by all threads (under 4 MiB per allocator, freed by shk_buf_shutdown()). While
  * parked its range stays in the index, so consuming that (dangling) memory gives SHK_EOVERLAP.
+ * A small "heap" buffer made while nothing of its class was parked is a slot of a slab of its
+ * creating thread (docs/buf.md): not parked, it goes back to its slab, whose memory stays the
+ * library's (SHK_EOVERLAP for a consume into any of it) until none of its slots is out.
  * Under SHK_DEBUG=buf (docs/debug.md) nothing is parked, and releasing an ended buffer again is
  * reported and does nothing. Thread-safe. */
 SHK_API void shk_buf_release(shk_buf *buf);
@@ -351,7 +354,8 @@ SHK_API int shk_buf_collect(uint64_t id);
 SHK_API int shk_buf_collect_all(size_t *collected);
 
 /** Frees every deferred buffer and frees the buffers parked for reuse in the shared slots
- * and by the calling thread (other threads' parked buffers are freed as those threads end).
+ * and by the calling thread (other threads' parked buffers are freed as those threads end), and
+ * gives up the calling thread's slabs (each freed once none of its buffers is live).
  * Also runs at normal process exit once a buffer has been deferred (an atexit handler registered
  * then), so deferred buffers get their callbacks. The library stays usable afterwards. Returns
  * SHK_OK. */

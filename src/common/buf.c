@@ -95,24 +95,43 @@ typedef struct live_walk {
   size_t cap, n;
 } live_walk;
 
-/* A parked or released object (count 0) is not live. A parked heap object may be taken back by
- * another thread meanwhile without any lock: its fields are then read racily (an answer at
- * worst stale, which the observer, told of the reuse, corrects); ThreadSanitizer is told so. */
-SHK__RACY_READ static void list_live(shk__buf_range *node, void *ctx) {
-  live_walk *walk = ctx;
-  shk_buf *buf = (shk_buf *)((unsigned char *)node - offsetof(shk_buf, range));
-  if (atomic_load_explicit(&buf->refs, memory_order_relaxed) == 0) return;
+/* One live buffer of the walk: its bytes and size from the index's node or its slab (stable
+ * under the index's lock), its other fields from the object, read racily (below). */
+SHK__RACY_READ static void list_one(const shk_buf *buf, void *bytes, size_t size,
+                                    const char *allocator, live_walk *walk) {
   if (walk->n < walk->cap) {
     shk_buf_info *info = &walk->infos[walk->n];
-    info->data = (void *)node->start;
-    info->address = node->start;
-    info->size = node->end - node->start;
+    info->data = bytes;
+    info->address = (uintptr_t)bytes;
+    info->size = size;
     info->item_size = buf->item_size;
     info->count = buf->count;
     info->id = buf->id;
-    info->allocator = buf->allocator->name;
+    info->allocator = allocator;
   }
   walk->n++;
+}
+
+/* A live slot of a slab: always the built-in heap's (its allocator field is not read, as it may
+ * be being written by the slot's first creation). */
+static void list_slot(const shk_buf *slot, void *bytes, size_t size, void *ctx) {
+  /* Slots are made only once the registry is set up (create_heap_fresh). */
+  const shk__buf_allocator *heap = atomic_load_explicit(&shk__buf_heap_entry, memory_order_acquire);
+  list_one(slot, bytes, size, heap->name, ctx);
+}
+
+/* A parked or released object (count 0) is not live, nor a slab's free slot. A parked heap
+ * object may be taken back by another thread meanwhile without any lock: its fields are then
+ * read racily (an answer at worst stale, which the observer, told of the reuse, corrects);
+ * ThreadSanitizer is told so. */
+SHK__RACY_READ static void list_live(shk__buf_range *node, void *ctx) {
+  if (node->slab) {
+    shk__buf_slab_each_live(node, list_slot, ctx);
+    return;
+  }
+  shk_buf *buf = (shk_buf *)((unsigned char *)node - offsetof(shk_buf, range));
+  if (atomic_load_explicit(&buf->refs, memory_order_relaxed) == 0) return;
+  list_one(buf, (void *)node->start, node->end - node->start, buf->allocator->name, ctx);
 }
 
 int shk__buf_live_list(shk_buf_info **out, size_t *count) {
@@ -150,8 +169,7 @@ int shk__buf_options_read(const shk_buf_options *opts, shk_buf_options *out) {
   return shk__options_read(&options_layout, opts, out);
 }
 
-/* The object header rounded so inline data after it is aligned like malloc's. */
-#define HEADER_SIZE ((sizeof(shk_buf) + SHK__MAX_ALIGN - 1) / SHK__MAX_ALIGN * SHK__MAX_ALIGN)
+#define HEADER_SIZE SHK__BUF_HEADER_SIZE
 
 static int check_shape(size_t count, size_t item_size, size_t *size) {
   if (count == 0 || item_size == 0) return SHK_ESIZE;
@@ -245,6 +263,7 @@ static inline void object_fill(shk_buf *buf, shk__buf_allocator *allocator, size
   buf->consumed = false;
   buf->recyclable = bytes && !debug;
   buf->bare = !bytes;
+  buf->in_slab = false;
   buf->data = NULL;
   buf->size = size;
   buf->block.ptr = bytes;
@@ -312,6 +331,7 @@ static inline int buf_publish(shk_buf *buf, shk_buf **out) {
   buf->data = buf->block.ptr;
   buf->range.start = (uintptr_t)buf->data;
   buf->range.end = buf->range.start + buf->size;
+  buf->range.slab = false; /* a buffer's own node, for the walk */
   bool observed = false;
   int rc = shk__buf_ranges_insert_seen(&buf->range, &observed);
   if (rc != SHK_OK) {
@@ -360,6 +380,35 @@ static SHK__NOINLINE void debug_created(int rc, shk_buf **out, const char *fn, c
   else if (out && *out) (*out)->created_at = caller;
 }
 
+static int create_heap_slow(size_t k, size_t size, size_t count, size_t item_size,
+                            const shk_buf_options *opts, shk_buf **out);
+
+/* The thread state for a new object of the built-in heap made the short way's way (slab or
+ * one malloc block, create_heap_fresh) when the short way was not taken only for want of thread
+ * state or of an id at hand (every 1 024th create of a thread), or for an init; else NULL. */
+static shk__buf_thread *heap_fresh_way(const shk_buf_options *opts, size_t size) {
+  shk__buf_allocator *heap = NULL; /* the get sets the registry up on a process's first create */
+  if (opts->allocator || shk__buf_class_of(size) >= SHK__BUF_THREAD_CLASSES ||
+      atomic_load_explicit(&shk__buf_observed, memory_order_relaxed) ||
+      shk__debug_on(SHK__DEBUG_BUF) || shk__buf_allocator_get(NULL, &heap) != SHK_OK)
+    return NULL;
+  shk__buf_thread *t = shk__buf_thread_get();
+  if (t && t->next_id == t->id_end) shk__buf_refill_ids(t);
+  return t;
+}
+
+/* Creation with nothing parked to take back: a slot or a heap object made as the short way
+ * would (heap_fresh_way), else create_new. Out of line: with it inline, create_general saved
+ * more registers on every call, and a create of 1 MiB taking a parked object back cost about
+ * 2 ns more. */
+static SHK__NOINLINE int create_unparked(size_t size, size_t count, size_t item_size,
+                                         const shk_buf_options *opts, shk_buf **out) {
+  if (!heap_fresh_way(opts, size)) return create_new(size, count, item_size, opts, out);
+  int rc = create_heap_slow(shk__buf_class_of(size), size, count, item_size, opts, out);
+  if (rc == SHK_OK) init_bytes(*out, opts);
+  return rc;
+}
+
 /* Creation when the short way below does not apply: options, another allocator, the shared
  * slots, or a new object. SHK_DEBUG's work for a creation is done here, off the short way (which
  * it turns off). */
@@ -370,7 +419,7 @@ static SHK__NOINLINE int create_general(size_t size, size_t count, size_t item_s
   int rc = SHK_OK;
   shk_buf *buf = object_reuse(size, count, item_size, opts);
   if (!buf) {
-    rc = create_new(size, count, item_size, opts, out);
+    rc = create_unparked(size, count, item_size, opts, out);
   } else {
     init_bytes(buf, opts); /* nothing to allocate, the range is indexed already */
     buf->data = buf->block.ptr;
@@ -389,20 +438,54 @@ static inline shk_buf *take_short(int kind, size_t size, size_t align) {
   return shk__buf_recycle_take_own(kind, size, align);
 }
 
+/* A slot of the heap's, made ready as a new buffer: filled when new (fresh), a slot given back
+ * keeping its fields as made; then its identity. */
+static inline int heap_slot_ready(shk__buf_thread *t, shk_buf *buf, bool fresh, size_t size,
+                                  size_t count, size_t item_size, const shk_buf_options *opts,
+                                  shk_buf **out) {
+  if (fresh) {
+    shk__buf_allocator *heap = atomic_load_explicit(&shk__buf_heap_entry, memory_order_relaxed);
+    object_fill(buf, heap, size, (unsigned char *)buf + HEADER_SIZE, SHK__BUF_KIND_HEAP, 0, false);
+    buf->in_slab = true;
+  }
+  set_identity(buf, t->next_id++, count, item_size, opts, SHK__BUF_END_PARK);
+  buf->data = buf->block.ptr;
+  *out = buf;
+  return SHK_OK;
+}
+
 /* A new inline heap object when this thread parks none of its size class (every create while
- * more such buffers are live than it parks): object_new and create_new with the default heap's
- * answers as constants, and no look-up. The caller checked what the short way checks (thread
- * state, an id at hand, no hook, the registry set up, a size below the shared classes) and
- * that SHK_DEBUG=buf is off. */
-static SHK__NOINLINE int create_heap_fresh(shk__buf_thread *t, size_t size, size_t count,
-                                           size_t item_size, const shk_buf_options *opts,
-                                           shk__buf_allocator *heap, shk_buf **out) {
-  SHK__LENS_BUF_READY();
-  shk_buf *buf = shk__malloc(HEADER_SIZE + size);
+ * more such buffers are live than it parks): a slot of the thread's slab of class k
+ * (buf_slab.c) when one can be had, else one malloc block made as object_new and create_new
+ * would, with the default heap's answers as constants and no look-up. The caller checked what
+ * the short way checks (thread state, an id at hand, no hook, the registry set up, a size below
+ * the shared classes) and that SHK_DEBUG=buf is off. */
+static SHK__NOINLINE int create_heap_slow(size_t k, size_t size, size_t count, size_t item_size,
+                                          const shk_buf_options *opts, shk_buf **out) {
+  shk__buf_thread *t = shk__buf_this_thread;
+  bool fresh = false;
+  shk_buf *buf = shk__buf_slab_take(t, k, size, &fresh);
+  if (buf) return heap_slot_ready(t, buf, fresh, size, count, item_size, opts, out);
+  buf = shk__malloc(HEADER_SIZE + size);
   if (!buf) return SHK_ENOMEM;
+  shk__buf_allocator *heap = atomic_load_explicit(&shk__buf_heap_entry, memory_order_relaxed);
   set_identity(buf, t->next_id++, count, item_size, opts, SHK__BUF_END_PARK);
   object_fill(buf, heap, size, (unsigned char *)buf + HEADER_SIZE, SHK__BUF_KIND_HEAP, 0, false);
   return buf_publish(buf, out);
+}
+
+/* The usual way of create_heap_slow, when the short way found no slot given back in the
+ * current slab: a new slot carved there. No call but the slow way's, a tail call, so that this
+ * way saves no registers (their saving and restoring were 18 of its 85 instructions). */
+static SHK__NOINLINE int create_heap_fresh(size_t k, size_t size, size_t count, size_t item_size,
+                                           const shk_buf_options *opts, shk_buf **out) {
+  SHK__LENS_BUF_READY();
+  shk__buf_thread *t = shk__buf_this_thread;
+  shk__buf_slab *s = t->slabs[k];
+  if (SHK__UNLIKELY(!s || s->size != size || s->free ||
+                    atomic_load_explicit(&s->carved, memory_order_relaxed) == s->cap))
+    return create_heap_slow(k, size, count, item_size, opts, out);
+  return heap_slot_ready(t, shk__buf_slab_carve(t, s), true, size, count, item_size, opts, out);
 }
 
 int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *given, shk_buf **out) {
@@ -433,11 +516,16 @@ int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *given,
           !atomic_load_explicit(&shk__buf_observed, memory_order_relaxed)) {
         shk__buf_park *p = &t->parked[SHK__BUF_KIND_HEAP][k];
         shk__buf_allocator *heap = atomic_load_explicit(&shk__buf_heap_entry, memory_order_acquire);
-        if (p->n && p->key == shk__buf_park_key(size, 0))
+        if (p->n && p->key == shk__buf_park_key(size, 0)) {
           buf = shk__buf_park_pop(t, p);
-        else if (!p->n && heap &&
-                 !(atomic_load_explicit(&shk__debug_mask, memory_order_relaxed) & SHK__DEBUG_BUF))
-          return create_heap_fresh(t, size, count, item_size, opts, heap, out);
+        } else if (!p->n && heap &&
+                   !(atomic_load_explicit(&shk__debug_mask, memory_order_relaxed) & SHK__DEBUG_BUF)) {
+          /* Nothing parked: a slot this thread gave back to its current slab, else a new one. */
+          shk__buf_slab *s = t->slabs[k];
+          if (!s || !s->free || s->size != size)
+            return create_heap_fresh(k, size, count, item_size, opts, out);
+          buf = shk__buf_slab_pop(t, s);
+        }
       }
     } else if (builtin_kind(opts->allocator) == SHK__BUF_KIND_ALIGNED) {
       buf = take_short(SHK__BUF_KIND_ALIGNED, size, kind_align(SHK__BUF_KIND_ALIGNED, opts));
@@ -561,7 +649,14 @@ static SHK__NOINLINE void run_destroy_callback(shk_buf *buf) {
  * parked, or out of the index and kept or freed. Such a buffer has no callback, delay, mapping,
  * guards or owned memory, and its allocator (a built-in) counts no users. */
 static inline void end_plain(shk_buf *buf, unsigned way) {
-  if (way == SHK__BUF_END_PARK && shk__buf_recycle_keep(buf)) return;
+  if (way == SHK__BUF_END_PARK) {
+    if (shk__buf_recycle_keep(buf)) return;
+    /* A slab's slot goes back to its slab: it was never indexed alone. */
+    if (buf->in_slab) {
+      shk__buf_slab_give(buf);
+      return;
+    }
+  }
   /* An observer that set itself after the caller's check is told now, before the memory goes. */
   if (SHK__UNLIKELY(shk__buf_ranges_remove(&buf->range))) shk__buf_tell_removed(buf);
   if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) shk__buf_debug_retire(buf);
@@ -574,6 +669,12 @@ static inline void end_plain(shk_buf *buf, unsigned way) {
 static inline void buf_end(shk_buf *buf, bool told) {
   /* Parked with its range: the memory stays the library's, so nothing else may claim it. */
   if (buf->recyclable && shk__buf_recycle_keep(buf)) return;
+  /* A slab's slot (made with SHK_DEBUG=buf off, so neither guarded nor to be retired; nothing
+   * owned, its allocator the built-in heap) goes back to its slab. */
+  if (buf->in_slab) {
+    shk__buf_slab_give(buf);
+    return;
+  }
   /* Out of the index before the memory goes back, so a new buffer there is never refused. An
    * observer that set itself after the caller's check is told now, before the memory goes. */
   if (shk__buf_ranges_remove(&buf->range) && !told) shk__buf_tell_removed(buf);
@@ -709,8 +810,13 @@ const char *shk_buf_segment_name(const shk_buf *buf) {
 
 size_t shk_buf_live_count(void) {
   /* Read in this order, a parked object is never subtracted without having been counted, except
-   * one parked meanwhile that entered the index after the count: hence the floor at zero. */
-  size_t indexed = shk__buf_ranges_count();
-  size_t parked = shk__buf_recycle_count();
-  return indexed > parked ? indexed - parked : 0;
+   * one parked meanwhile that entered the index after the count: hence the floor at zero. A
+   * slab is one range of the index, its slots out (live or parked) are counted by the threads
+   * that took them less those given back by others (buf_slab.c); the sums wrap, and meanwhile
+   * may be off by the slots moving: the result is read as signed. */
+  size_t indexed = shk__buf_ranges_count() - shk__buf_slab_count();
+  size_t parked = shk__buf_recycle_count(), parked_again = 0, slab_out = 0;
+  shk__buf_thread_totals(&parked_again, &slab_out);
+  size_t live = indexed + slab_out - shk__buf_slab_given_by_others() - parked;
+  return (ptrdiff_t)live > 0 ? live : 0;
 }

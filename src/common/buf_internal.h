@@ -76,6 +76,7 @@ typedef struct shk__buf_range {
   shk__buf_blocks blocks;
   uint8_t head_at, tail_at;
   bool in_tree;
+  bool slab; /* the node of a slab (buf_slab.c), whose live slots the walk lists one by one */
 } shk__buf_range;
 
 /* Inserts [start, end) unless it overlaps a live range (SHK_EOVERLAP, nothing changes);
@@ -162,10 +163,14 @@ struct shk_buf {
   bool delayed;
   bool recyclable; /* inline heap or aligned object: may be parked by buf_recycle.c */
   bool bare;       /* a header alone (sizeof, no inline bytes): kept for the next one */
+  bool in_slab;    /* a slot of a slab (buf_slab.c): indexed with its slab, not alone */
   uint64_t id;
   void *data;
   size_t size, count, item_size;
-  shk__buf_range range;
+  union {
+    shk__buf_range range;       /* its own node in the index (not in_slab) */
+    struct shk__buf_slab *slab; /* in_slab: the slab it is a slot of */
+  };
   shk_buf_block block;
   struct shk_buf *park_next; /* the next parked object, or kept header, of its list */
   shk__buf_allocator *allocator;
@@ -177,6 +182,10 @@ struct shk_buf {
   struct shk_buf *deferred_prev, *deferred_next; /* buf_deferred.c */
   shk__buf_device device;                      /* buf_device.c */
 };
+
+/* The object header rounded so inline data after it is aligned like malloc's. */
+#define SHK__BUF_HEADER_SIZE \
+  ((sizeof(shk_buf) + SHK__MAX_ALIGN - 1) / SHK__MAX_ALIGN * SHK__MAX_ALIGN)
 
 /* Tells the observer (not the heap hook) that buf's memory leaves the index. */
 void shk__buf_tell_removed(const shk_buf *buf);
@@ -242,6 +251,14 @@ typedef struct shk__buf_thread {
    * (buf.c: only the identity, shape and range are written on reuse). */
   shk__buf_headers consumed;
   uint64_t next_id, id_end;                 /* the ids [next_id, id_end) reserved by the owner */
+  /* Slabs (buf_slab.c), the owner's only: the one of each class that creates take slots from,
+   * every slab it owns, how far its next slab of each class grows. */
+  struct shk__buf_slab *slabs[SHK__BUF_THREAD_CLASSES];
+  struct shk__buf_slab *slab_list;
+  uint8_t slab_grow[SHK__BUF_THREAD_CLASSES];
+  /* Slots the owner took from slabs less those it gave back to its own: written by the owner
+   * alone, read by shk_buf_live_count (slots given back by other threads: buf_slab.c). */
+  atomic_size_t slab_out;
   struct shk__buf_thread *prev, *next;      /* the list of all, under buf_thread.c's lock */
 } shk__buf_thread;
 
@@ -257,6 +274,8 @@ static inline shk__buf_thread *shk__buf_thread_get(void) {
 
 /* Reserves the calling thread a new block of ids and returns its first. */
 uint64_t shk__buf_reserve_ids(void);
+/* Reserves thread t (the caller's) a new block of ids, none spent. */
+void shk__buf_refill_ids(shk__buf_thread *t);
 
 /* A new buffer id: unique in the process, increasing within a thread. */
 static inline uint64_t shk__buf_next_id(void) {
@@ -264,8 +283,9 @@ static inline uint64_t shk__buf_next_id(void) {
   if (t && t->next_id != t->id_end) return t->next_id++;
   return shk__buf_reserve_ids();
 }
-/* The objects parked by all threads. */
-size_t shk__buf_thread_parked_total(void);
+/* The objects parked by all threads, and the sum of their slab_out counts (with those of the
+ * threads that ended, wrapping: see buf_slab.c). */
+void shk__buf_thread_totals(size_t *parked, size_t *slab_out);
 
 /* ---- recycling (buf_recycle.c, with the per-thread short ways inline here) ---- */
 
@@ -402,6 +422,112 @@ size_t shk__buf_recycle_count(void);
 void shk__buf_recycle_flush(void);
 /* Frees what thread t parked (t's owner, as it ends). */
 void shk__buf_recycle_flush_thread(shk__buf_thread *t);
+
+/* ---- slabs (buf_slab.c, with the owner's short ways inline here) ---- */
+
+/* One malloc block of slots for new heap buffers of one size, made by one thread (its owner)
+ * and indexed as ONE range: a create that finds nothing parked takes a slot (no malloc, no index
+ * work), a release that cannot park gives the slot back (no free, no index work). The whole
+ * block is the library's while the slab lives, as a parked object's memory is, so a consume
+ * into any of it, free slot or live buffer, is refused. A slot given back keeps its header's
+ * fields as made (like a parked object), so taking it again writes only the identity. */
+typedef struct shk__buf_slab {
+  shk__buf_range range; /* first: the index's node is the block's own address */
+  /* The owning thread's state; NULL once the slab is orphaned (its owner ended, or shut down).
+   * Written by the owner only, read by any thread to learn whether it is the owner. */
+  _Atomic(shk__buf_thread *) owner;
+  shk_buf *free;       /* the owner's: slots given back by it, linked through park_next */
+  size_t used;         /* the owner's: slots out (live, parked, or on `remote` not yet taken) */
+  size_t size;         /* of every slot's bytes */
+  size_t stride, cap;  /* bytes from one slot to the next; slots in the block */
+  atomic_size_t carved; /* slots made so far (owner writes, the walk reads): the rest is raw */
+  uint8_t k;           /* the size class */
+  /* Slots given back by other threads, linked through park_next, taken by the owner in one
+   * exchange; SHK__BUF_SLAB_ORPHAN (alone) once orphaned, after which `outstanding` counts the
+   * slots still out and whoever gives back the last one frees the slab. */
+  _Atomic(uintptr_t) remote;
+  atomic_size_t outstanding;
+  struct shk__buf_slab *prev, *next; /* the owner's list of its slabs (t->slab_list) */
+  unsigned char *slots;
+} shk__buf_slab;
+
+#define SHK__BUF_SLAB_ORPHAN ((uintptr_t)1)
+
+/* The owner's other ways of taking a slot (shk__buf_slab_take below): the slots other threads
+ * gave back, another slab, a new slab; NULL when none can be had (the caller mallocs). */
+shk_buf *shk__buf_slab_take_slow(shk__buf_thread *t, size_t k, size_t size, bool *fresh);
+/* A slot given back by a thread that does not own its slab (or to an orphaned slab). */
+void shk__buf_slab_give_other(shk_buf *buf);
+/* The owner's slab s, none of whose slots is out and which is not its current one, is freed. */
+void shk__buf_slab_drop(shk__buf_thread *t, shk__buf_slab *s);
+/* Orphans (or frees, when nothing of it is out) every slab thread t owns (t's owner, as it
+ * ends, or shk_buf_shutdown). */
+void shk__buf_slab_flush_thread(shk__buf_thread *t);
+/* Slabs in the index, and the slots given back by other threads (for shk_buf_live_count). */
+size_t shk__buf_slab_count(void);
+size_t shk__buf_slab_given_by_others(void);
+/* Lists the slots of slab node s whose count is not 0 (the walk over live buffers, under the
+ * index's lock, which keeps the slab from going meanwhile). */
+void shk__buf_slab_each_live(const shk__buf_range *node, void (*fn)(const shk_buf *slot,
+                                                                     void *bytes, size_t size,
+                                                                     void *ctx),
+                             void *ctx);
+
+static inline void shk__buf_count_slab_out(shk__buf_thread *t, int delta) {
+  size_t n = atomic_load_explicit(&t->slab_out, memory_order_relaxed);
+  atomic_store_explicit(&t->slab_out, n + (size_t)delta, memory_order_relaxed);
+}
+
+/* Takes a slot that thread t (the owner) gave back to its slab s (s->free not NULL): its fields
+ * are as made. */
+static inline shk_buf *shk__buf_slab_pop(shk__buf_thread *t, shk__buf_slab *s) {
+  shk_buf *buf = s->free;
+  s->free = buf->park_next;
+  s->used++;
+  shk__buf_count_slab_out(t, 1);
+  return buf;
+}
+
+/* Carves a new slot of thread t's slab s (fewer carved than it holds): its header raw but for
+ * its slab pointer and a count of 0, which the walk reads first. */
+static inline shk_buf *shk__buf_slab_carve(shk__buf_thread *t, shk__buf_slab *s) {
+  size_t i = atomic_load_explicit(&s->carved, memory_order_relaxed);
+  shk_buf *buf = (shk_buf *)(s->slots + i * s->stride);
+  atomic_store_explicit(&buf->refs, 0, memory_order_relaxed);
+  buf->slab = s;
+  atomic_store_explicit(&s->carved, i + 1, memory_order_release);
+  s->used++;
+  shk__buf_count_slab_out(t, 1);
+  return buf;
+}
+
+/* A slot of the calling thread's current slab for this class and size: one it gave back, else
+ * a new one carved (*fresh), else the slow way. t is the calling thread's state. */
+static inline shk_buf *shk__buf_slab_take(shk__buf_thread *t, size_t k, size_t size,
+                                          bool *fresh) {
+  shk__buf_slab *s = t->slabs[k];
+  if (SHK__UNLIKELY(!s || s->size != size)) return shk__buf_slab_take_slow(t, k, size, fresh);
+  *fresh = !s->free;
+  if (s->free) return shk__buf_slab_pop(t, s);
+  if (SHK__UNLIKELY(atomic_load_explicit(&s->carved, memory_order_relaxed) == s->cap))
+    return shk__buf_slab_take_slow(t, k, size, fresh);
+  return shk__buf_slab_carve(t, s);
+}
+
+/* Gives a slot back to its slab: the owner's own list with plain stores, or the other way. A
+ * slab left with nothing out goes back unless it is its owner's current one. */
+static inline void shk__buf_slab_give(shk_buf *buf) {
+  shk__buf_slab *s = buf->slab;
+  shk__buf_thread *t = shk__buf_this_thread;
+  if (t && atomic_load_explicit(&s->owner, memory_order_relaxed) == t) {
+    buf->park_next = s->free;
+    s->free = buf;
+    shk__buf_count_slab_out(t, -1);
+    if (--s->used == 0 && t->slabs[s->k] != s) shk__buf_slab_drop(t, s);
+  } else {
+    shk__buf_slab_give_other(buf);
+  }
+}
 
 /* ---- deferred list (buf_deferred.c) ---- */
 

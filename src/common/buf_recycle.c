@@ -18,6 +18,10 @@ static _Atomic(shk_buf *) shared_slots[SHK__BUF_KINDS][SHK__BUF_CLASSES - SHK__B
 /* A parked block leaves for good: out of the index, then back to malloc. An observer that may
  * have taken it for live (shk__buf_live_list racing with its parking) hears it go. */
 static void discard(shk_buf *buf) {
+  if (buf->in_slab) { /* back to its slab: not indexed alone, its slab's memory */
+    shk__buf_slab_give(buf);
+    return;
+  }
   if (shk__buf_ranges_remove(&buf->range)) shk__buf_tell_removed(buf);
   free(buf);
 }
@@ -72,7 +76,8 @@ bool shk__buf_recycle_keep_slow(shk_buf *buf) {
 }
 
 size_t shk__buf_recycle_count(void) {
-  size_t n = shk__buf_thread_parked_total();
+  size_t n = 0, slab_out = 0;
+  shk__buf_thread_totals(&n, &slab_out);
   for (size_t kind = 0; kind < SHK__BUF_KINDS; kind++)
     for (size_t i = 0; i < SHK__ARRAY_LEN(shared_slots[kind]); i++)
       n += atomic_load_explicit(&shared_slots[kind][i], memory_order_relaxed) != NULL;
@@ -87,6 +92,7 @@ static void free_headers(shk__buf_headers *list) {
 void shk__buf_recycle_flush_thread(shk__buf_thread *t) {
   for (size_t kind = 0; kind < SHK__BUF_KINDS; kind++)
     for (size_t k = 0; k < SHK__BUF_THREAD_CLASSES; k++) discard_list(t, &t->parked[kind][k]);
+  shk__buf_slab_flush_thread(t); /* after the parked slots went back to their slabs */
   free_headers(&t->bare);
   free_headers(&t->consumed);
 }

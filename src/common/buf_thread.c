@@ -17,12 +17,16 @@ static shk__once threads_once;
 static shk__os_thread_key thread_key;
 static bool have_key;
 static shk__buf_thread *threads; /* guarded by SHK__LOCK_BUF_THREADS */
+/* The slab_out counts of the threads that ended (their slots may still be out, given back later
+ * by others, who count that apart): guarded by SHK__LOCK_BUF_THREADS. */
+static size_t ended_slab_out;
 
 static void lock_threads(void) { shk__lock(SHK__LOCK_BUF_THREADS); }
 static void unlock_threads(void) { shk__unlock(SHK__LOCK_BUF_THREADS); }
 
 static void unlist(shk__buf_thread *t) {
   lock_threads();
+  ended_slab_out += atomic_load_explicit(&t->slab_out, memory_order_relaxed);
   if (t->prev) t->prev->next = t->next;
   else threads = t->next;
   if (t->next) t->next->prev = t->prev;
@@ -60,20 +64,28 @@ shk__buf_thread *shk__buf_thread_attach(void) {
   return t;
 }
 
+void shk__buf_refill_ids(shk__buf_thread *t) {
+  t->next_id = atomic_fetch_add_explicit(&next_unreserved_id, ID_BLOCK, memory_order_relaxed);
+  t->id_end = t->next_id + ID_BLOCK;
+}
+
 uint64_t shk__buf_reserve_ids(void) {
   shk__buf_thread *t = shk__buf_thread_get();
   if (!t) return atomic_fetch_add_explicit(&next_unreserved_id, 1, memory_order_relaxed);
-  t->next_id = atomic_fetch_add_explicit(&next_unreserved_id, ID_BLOCK, memory_order_relaxed);
-  t->id_end = t->next_id + ID_BLOCK;
+  shk__buf_refill_ids(t);
   return t->next_id++;
 }
 
-size_t shk__buf_thread_parked_total(void) {
+void shk__buf_thread_totals(size_t *parked, size_t *slab_out) {
   shk__once_run(&threads_once, threads_init);
   size_t n = 0;
   lock_threads();
-  for (const shk__buf_thread *t = threads; t; t = t->next)
+  size_t out = ended_slab_out;
+  for (const shk__buf_thread *t = threads; t; t = t->next) {
     n += atomic_load_explicit(&t->parked_count, memory_order_relaxed);
+    out += atomic_load_explicit(&t->slab_out, memory_order_relaxed);
+  }
   unlock_threads();
-  return n;
+  *parked = n;
+  *slab_out = out;
 }
