@@ -76,6 +76,9 @@ typedef struct shk__buf_range {
   shk__buf_blocks blocks;
   uint8_t head_at, tail_at;
   bool in_tree;
+  /* The table slots of the records of its first and last piece when they were put
+   * (shk__granule_find_at): hints that let a remove skip the hash and the probe. */
+  uint32_t head_slot, tail_slot;
 } shk__buf_range;
 
 /* Inserts [start, end) unless it overlaps a live range (SHK_EOVERLAP, nothing changes);

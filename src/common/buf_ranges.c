@@ -62,19 +62,31 @@ static SHK__NOINLINE void lock_first(const void *site) {
 }
 
 /* The index's own lock and give. lock_mode is set before the first take and never changes
- * after, so a give is followed exactly when its take was. Inlined, the site named is the caller
- * of the index function. */
-static inline void lock(void) {
+ * after, so a give is followed exactly when its take was. site: the caller of the index
+ * function, named by SHK_DEBUG=lock. */
+static inline void lock_at(const void *site) {
   if (SHK__UNLIKELY(atomic_load_explicit(&lock_mode, memory_order_acquire) != 1))
-    lock_first(SHK__CALLER());
+    lock_first(site);
   take_lock();
 }
 
-static inline void unlock_checked(void) {
+static inline void unlock_at(const void *site) {
   if (SHK__UNLIKELY(atomic_load_explicit(&lock_mode, memory_order_relaxed) == 2) &&
-      !shk__lock_debug_give(SHK__LOCK_ORDER_RANGES, SHK__CALLER()))
+      !shk__lock_debug_give(SHK__LOCK_ORDER_RANGES, site))
     return;
   unlock();
+}
+
+/* Inlined in the index function, the site is its caller. */
+static inline void lock(void) { lock_at(SHK__CALLER()); }
+static inline void unlock_checked(void) { unlock_at(SHK__CALLER()); }
+
+/* The take of the short ways: true when the lock is held with SHK_DEBUG=lock off; false, and
+ * nothing held, when it is followed, not known yet, or held by another thread (the long way
+ * then takes it as lock_at does). */
+static inline bool lock_plain(void) {
+  return atomic_load_explicit(&lock_mode, memory_order_acquire) == 1 &&
+         atomic_exchange_explicit(&ranges_lock, 1, memory_order_acquire) == 0;
 }
 
 /* Guarded by the lock. */
@@ -235,15 +247,26 @@ static inline bool pieces_fit(const pieces *q) {
   return !q->tail || !shk__granule_block_overlaps(q->tail, q->tail_block, q->tail_lo, q->tail_last);
 }
 
+/* The slot to look in first for piece `at` of a block whose first record is r: r's, when the
+ * piece is there (a further record's slot is not noted). */
+static inline uint32_t slot_hint(const shk__granule *r, unsigned at) {
+  return at >> 3 == 0 ? shk__granule_slot(r) : SHK__GRANULE_NO_SLOT;
+}
+
 /* Puts node's pieces, which fit, in their records (the table has room for a second record of
  * each block: adding one moves no other). */
 static inline void pieces_put(shk__buf_range *node, const pieces *q) {
-  node->head_at = q->head ? (uint8_t)shk__granule_put(q->head, q->head_block, q->head_lo,
-                                                       q->head_last, node)
-                          : SHK__GRANULE_NONE;
-  node->tail_at = q->tail ? (uint8_t)shk__granule_put(q->tail, q->tail_block, q->tail_lo,
-                                                       q->tail_last, node)
-                          : SHK__GRANULE_NONE;
+  node->head_at = node->tail_at = SHK__GRANULE_NONE;
+  if (q->head) {
+    node->head_at = (uint8_t)shk__granule_put(q->head, q->head_block, q->head_lo, q->head_last,
+                                              node);
+    node->head_slot = slot_hint(q->head, node->head_at);
+  }
+  if (q->tail) {
+    node->tail_at = (uint8_t)shk__granule_put(q->tail, q->tail_block, q->tail_lo, q->tail_last,
+                                              node);
+    node->tail_slot = slot_hint(q->tail, node->tail_at);
+  }
 }
 
 /* Puts every part of node: first what can refuse it (its pieces' blocks, then its whole blocks),
@@ -273,8 +296,12 @@ static int insert_parts(shk__buf_range *node, const parts *p, pieces *q) {
   return SHK_OK;
 }
 
-/* A range with whole blocks, or one whose blocks have no record yet, or a table without room. */
+/* Any range the short way (below) leaves: whole blocks, blocks with no record yet or with
+ * further records, a table without room. */
 static SHK__NOINLINE int insert_long(shk__buf_range *node) {
+  /* The last block's end would be 2^64: its reservation could not be kept. No memory is there.
+   * (The short way puts nothing there: the block never has a record.) */
+  if (node->end > UINTPTR_MAX - (SHK__GRANULE_SIZE - 1)) return SHK_EOVERFLOW;
   parts p = parts_of(node->start, node->end);
   pieces q = {p.gs, p.ge, NULL, NULL, 0, 0, 0, 0};
   if (p.head) piece_of(p.gs, node, &q.head_lo, &q.head_last);
@@ -282,40 +309,88 @@ static SHK__NOINLINE int insert_long(shk__buf_range *node) {
   return insert_parts(node, &p, &q);
 }
 
-/* The usual small range, inline: one piece of a block, or two pieces of neighbouring blocks with
- * no whole block between (a small range across a block boundary), their records there, with room
- * for the further record a full one may need. The node's notes of its parts are written only
- * once it is in (a node inserted again while live keeps them, and is refused). */
-static inline int insert_range(shk__buf_range *node) {
-  /* The last block's end would be 2^64: its reservation could not be kept. No memory is there. */
-  if (node->end > UINTPTR_MAX - (SHK__GRANULE_SIZE - 1)) return SHK_EOVERFLOW;
-  uintptr_t g = shk__granule_of(node->start);
-  unsigned lo = (unsigned)(node->start & (SHK__GRANULE_SIZE - 1));
-  uintptr_t last = node->end - 1 - (g << SHK__GRANULE_BITS);
-  /* One block not filled; or two, the first not from its start, the second not to its end. */
-  bool one = last < SHK__GRANULE_SIZE && (lo != 0 || last != SHK__GRANULE_SIZE - 1);
-  bool two = !one && lo != 0 && last < 2 * SHK__GRANULE_SIZE - 1;
-  if (!(one || two) || !shk__granule_has_room(2)) return insert_long(node);
-  pieces q = {g, g + 1, shk__granule_find(shk__granule_key(g, 0)),
-              two ? shk__granule_find(shk__granule_key(g + 1, 0)) : NULL,
-              lo, one ? (unsigned)last : (unsigned)SHK__GRANULE_SIZE - 1,
-              0, (unsigned)(last - SHK__GRANULE_SIZE)};
-  if (!q.head || (two && !q.tail)) return insert_long(node);
-  if (!pieces_fit(&q)) return SHK_EOVERLAP;
-  pieces_put(node, &q);
+/* insert_short's answer for a range it leaves to insert_long (every SHK_* code is <= 0). */
+#define NOT_SHORT 1
+
+/* The short way of a range in one block (offsets lo to last there), or in two neighbouring ones
+ * (lo to the end of the first, the start of the second to last - SHK__GRANULE_SIZE): each piece
+ * in its block's first record, which exists, has no further record and has a free piece; the
+ * table has room. Anything else is NOT_SHORT, nothing changed. The node's notes of its parts are
+ * written only once it is in (a node inserted again while live keeps them, and is refused). */
+static SHK__ALWAYS_INLINE int insert_one(shk__buf_range *node, uintptr_t g, unsigned lo,
+                                         unsigned last) {
+  shk__granule *r = shk__granule_find(shk__granule_key(g, 0));
+  if (!r || shk__granule_more(r)) return NOT_SHORT;
+  if (shk__granule_overlaps(r, lo, last)) return SHK_EOVERLAP;
+  unsigned i = shk__granule_first_free(r);
+  if (i == SHK__GRANULE_PIECES) return NOT_SHORT;
+  shk__granule_set(r, i, lo, last, node);
+  node->head_at = (uint8_t)i;
+  node->head_slot = shk__granule_slot(r);
+  node->tail_at = SHK__GRANULE_NONE;
   node->in_tree = false;
   return SHK_OK;
 }
 
-/* Takes every part of node out; false when it had none there (removed already). */
-static bool remove_range(shk__buf_range *node) {
+/* The second block's record is looked for first next to the first's: neighbouring blocks have
+ * neighbouring homes (SHK__GRANULE_RUN). */
+static SHK__ALWAYS_INLINE int insert_two(shk__buf_range *node, uintptr_t g, unsigned lo,
+                                         unsigned last) {
+  unsigned tail_last = last - (unsigned)SHK__GRANULE_SIZE;
+  shk__granule *head = shk__granule_find(shk__granule_key(g, 0));
+  if (!head || shk__granule_more(head)) return NOT_SHORT;
+  shk__granule *tail =
+      shk__granule_find_at(shk__granule_key(g + 1, 0), shk__granule_slot(head) + 1);
+  if (!tail || shk__granule_more(tail)) return NOT_SHORT;
+  if (shk__granule_overlaps(head, lo, SHK__GRANULE_SIZE - 1) ||
+      shk__granule_overlaps(tail, 0, tail_last))
+    return SHK_EOVERLAP;
+  unsigned hi = shk__granule_first_free(head), ti = shk__granule_first_free(tail);
+  if (hi == SHK__GRANULE_PIECES || ti == SHK__GRANULE_PIECES) return NOT_SHORT;
+  shk__granule_set(head, hi, lo, SHK__GRANULE_SIZE - 1, node);
+  shk__granule_set(tail, ti, 0, tail_last, node);
+  node->head_at = (uint8_t)hi;
+  node->tail_at = (uint8_t)ti;
+  node->head_slot = shk__granule_slot(head);
+  node->tail_slot = shk__granule_slot(tail);
+  node->in_tree = false;
+  return SHK_OK;
+}
+
+/* The usual small range, inline and with no call: one piece of a block, or two pieces of
+ * neighbouring blocks with no whole block between (a small range across a block boundary). */
+static SHK__ALWAYS_INLINE int insert_short(shk__buf_range *node) {
+  uintptr_t g = shk__granule_of(node->start);
+  unsigned lo = (unsigned)(node->start & (SHK__GRANULE_SIZE - 1));
+  uintptr_t last = node->end - 1 - (g << SHK__GRANULE_BITS);
+  if (!shk__granule_has_room(2)) return NOT_SHORT;
+  /* One block not filled; or two, the first not from its start, the second not to its end. */
+  if (last < SHK__GRANULE_SIZE && (lo != 0 || last != SHK__GRANULE_SIZE - 1))
+    return insert_one(node, g, lo, (unsigned)last);
+  if (lo != 0 && last < 2 * SHK__GRANULE_SIZE - 1) return insert_two(node, g, lo, (unsigned)last);
+  return NOT_SHORT;
+}
+
+static int insert_range(shk__buf_range *node) {
+  int rc = insert_short(node);
+  return rc == NOT_SHORT ? insert_long(node) : rc;
+}
+
+/* Takes node's pieces out of their records; false when it had none there. */
+static SHK__ALWAYS_INLINE bool remove_pieces(shk__buf_range *node) {
   bool had = false;
   if (node->head_at != SHK__GRANULE_NONE)
-    had |= shk__granule_take(shk__granule_of(node->start), node->head_at, node);
+    had |= shk__granule_take(shk__granule_of(node->start), node->head_at, node->head_slot, node);
   if (node->tail_at != SHK__GRANULE_NONE)
-    had |= shk__granule_take(shk__granule_of(node->end - 1), node->tail_at, node);
-  if (node->in_tree) had |= shk__range_tree_remove(&node->blocks);
+    had |= shk__granule_take(shk__granule_of(node->end - 1), node->tail_at, node->tail_slot, node);
   node->head_at = node->tail_at = SHK__GRANULE_NONE;
+  return had;
+}
+
+/* Takes every part of node out; false when it had none there (removed already). */
+static bool remove_range(shk__buf_range *node) {
+  bool had = remove_pieces(node);
+  if (node->in_tree) had |= shk__range_tree_remove(&node->blocks);
   node->in_tree = false;
   return had;
 }
@@ -381,14 +456,39 @@ static size_t ranges_walked(size_t *faults) { return walk_ranges(check_one, faul
 
 /* ---- the index's functions (buf_internal.h) ---- */
 
-int shk__buf_ranges_insert_seen(shk__buf_range *node, bool *observed) {
-  lock();
+/* The short ways below are written so that they save no register and make no call: whatever
+ * they do not do themselves (SHK_DEBUG=lock or =buf, a contended lock, a range insert_short
+ * leaves, whole blocks) ends in one of these, out of line. site: the caller of the index
+ * function (SHK_DEBUG=lock). */
+
+/* The end of every change, holding the lock: SHK_DEBUG=buf's check, the observer flag read
+ * under the lock (see shk__buf_ranges_walk), the give; returns rc. */
+static SHK__NOINLINE int change_done(int rc, bool *observed, const void *site) {
+  debug_check_locked();
+  *observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
+  unlock_at(site);
+  return rc;
+}
+
+/* held: the short way holds the lock already (plainly), and left this range to the long way. */
+static SHK__NOINLINE int insert_general(shk__buf_range *node, bool *observed, bool held,
+                                        const void *site) {
+  if (!held) lock_at(site);
   int rc = insert_range(node);
   if (rc == SHK_OK) range_count++;
-  debug_check_locked();
-  /* Read under the lock: see shk__buf_ranges_walk. */
+  return change_done(rc, observed, site);
+}
+
+int shk__buf_ranges_insert_seen(shk__buf_range *node, bool *observed) {
+  if (SHK__UNLIKELY(!lock_plain())) return insert_general(node, observed, false, SHK__CALLER());
+  /* Read under the lock (see shk__buf_ranges_walk), first: one register fewer held after. */
   *observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
-  unlock_checked();
+  int rc = insert_short(node);
+  if (SHK__UNLIKELY(rc == NOT_SHORT)) return insert_general(node, observed, true, SHK__CALLER());
+  range_count += rc == SHK_OK;
+  if (SHK__UNLIKELY(atomic_load_explicit(&shk__debug_mask, memory_order_relaxed) & SHK__DEBUG_BUF))
+    return change_done(rc, observed, SHK__CALLER());
+  unlock();
   return rc;
 }
 
@@ -397,12 +497,27 @@ int shk__buf_ranges_insert(shk__buf_range *node) {
   return shk__buf_ranges_insert_seen(node, &observed);
 }
 
-bool shk__buf_ranges_remove(shk__buf_range *node) {
-  lock();
+/* change_done for a remove, whose answer is the observer flag. */
+static SHK__NOINLINE bool remove_done(const void *site) {
+  bool observed;
+  change_done(SHK_OK, &observed, site);
+  return observed;
+}
+
+static SHK__NOINLINE bool remove_general(shk__buf_range *node, bool held, const void *site) {
+  if (!held) lock_at(site);
   if (remove_range(node)) range_count--;
-  debug_check_locked();
+  return remove_done(site);
+}
+
+bool shk__buf_ranges_remove(shk__buf_range *node) {
+  if (SHK__UNLIKELY(!lock_plain())) return remove_general(node, false, SHK__CALLER());
+  if (SHK__UNLIKELY(node->in_tree)) return remove_general(node, true, SHK__CALLER());
+  range_count -= remove_pieces(node);
+  if (SHK__UNLIKELY(atomic_load_explicit(&shk__debug_mask, memory_order_relaxed) & SHK__DEBUG_BUF))
+    return remove_done(SHK__CALLER());
   bool observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
-  unlock_checked();
+  unlock();
   return observed;
 }
 
