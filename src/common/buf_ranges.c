@@ -359,10 +359,10 @@ static SHK__ALWAYS_INLINE int insert_two(shk__buf_range *node, uintptr_t g, unsi
 
 /* The usual small range, inline and with no call: one piece of a block, or two pieces of
  * neighbouring blocks with no whole block between (a small range across a block boundary). */
-static SHK__ALWAYS_INLINE int insert_short(shk__buf_range *node) {
-  uintptr_t g = shk__granule_of(node->start);
-  unsigned lo = (unsigned)(node->start & (SHK__GRANULE_SIZE - 1));
-  uintptr_t last = node->end - 1 - (g << SHK__GRANULE_BITS);
+static SHK__ALWAYS_INLINE int insert_short(shk__buf_range *node, uintptr_t start, uintptr_t end) {
+  uintptr_t g = shk__granule_of(start);
+  unsigned lo = (unsigned)(start & (SHK__GRANULE_SIZE - 1));
+  uintptr_t last = end - 1 - (g << SHK__GRANULE_BITS);
   if (!shk__granule_has_room(2)) return NOT_SHORT;
   /* One block not filled; or two, the first not from its start, the second not to its end. */
   if (last < SHK__GRANULE_SIZE && (lo != 0 || last != SHK__GRANULE_SIZE - 1))
@@ -372,7 +372,7 @@ static SHK__ALWAYS_INLINE int insert_short(shk__buf_range *node) {
 }
 
 static int insert_range(shk__buf_range *node) {
-  int rc = insert_short(node);
+  int rc = insert_short(node, node->start, node->end);
   return rc == NOT_SHORT ? insert_long(node) : rc;
 }
 
@@ -480,10 +480,13 @@ static SHK__NOINLINE int insert_general(shk__buf_range *node, bool *observed, bo
 }
 
 int shk__buf_ranges_insert_seen(shk__buf_range *node, bool *observed) {
+  /* Read before the lock (the node is the caller's until it is in): the exchange does not wait
+   * for these loads, and the block's hash does not wait for the exchange. */
+  uintptr_t start = node->start, end = node->end;
   if (SHK__UNLIKELY(!lock_plain())) return insert_general(node, observed, false, SHK__CALLER());
   /* Read under the lock (see shk__buf_ranges_walk), first: one register fewer held after. */
   *observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
-  int rc = insert_short(node);
+  int rc = insert_short(node, start, end);
   if (SHK__UNLIKELY(rc == NOT_SHORT)) return insert_general(node, observed, true, SHK__CALLER());
   range_count += rc == SHK_OK;
   if (SHK__UNLIKELY(atomic_load_explicit(&shk__debug_mask, memory_order_relaxed) & SHK__DEBUG_BUF))
