@@ -80,28 +80,42 @@ static inline size_t shk__granule_home(uint64_t key) {
   return shk__granule_home_in(key, shk__granule_shift, shk__granule_mask);
 }
 
-/* The record of this key, or NULL. */
-static inline shk__granule *shk__granule_find(uint64_t key) {
+/* The record whose key, with `bits` kept, is key; or NULL. */
+static inline shk__granule *shk__granule_find_as(uint64_t key, uint64_t bits) {
   shk__granule *t = shk__granule_table;
   if (!t) return NULL;
   for (size_t i = shk__granule_home(key);; i = (i + 1) & shk__granule_mask) {
-    if ((t[i].key & ~SHK__GRANULE_MORE) == key) return &t[i];
+    if ((t[i].key & bits) == key) return &t[i];
     if (t[i].key == 0) return NULL;
   }
+}
+
+/* The record of this key, or NULL. */
+static inline shk__granule *shk__granule_find(uint64_t key) {
+  return shk__granule_find_as(key, ~SHK__GRANULE_MORE);
+}
+
+/* The record of this key when no further record follows it, else NULL: the short ways', which
+ * take no further records, and compare the whole key (no mask). */
+static inline shk__granule *shk__granule_find_last(uint64_t key) {
+  return shk__granule_find_as(key, UINT64_MAX);
 }
 
 /* A slot that no table has: a hint that is never taken. */
 #define SHK__GRANULE_NO_SLOT UINT32_MAX
 
-/* The record of this key, looked for first at `slot` (where it was when the caller last saw it):
- * one load and one compare instead of the hash and the probe. Only a hint: a drop or a rebuild
- * may have moved the record since, or freed the table it was in; a slot outside the table is
- * not read, and a slot that holds another key (keys are unique in the table) sends the search
- * the usual way, so a stale hint never gives another block's record. */
-static inline shk__granule *shk__granule_find_at(uint64_t key, size_t slot) {
+/* The record whose key, with `bits` kept, is key, looked for first at `slot` (where it was when
+ * the caller last saw it): one load and one compare instead of the hash and the probe. Only a
+ * hint: a drop or a rebuild may have moved the record since, or freed the table it was in; a
+ * slot outside the table is not read, and a slot that holds another key (keys are unique in the
+ * table) sends the search the usual way, so a stale hint never gives another block's record. */
+static inline shk__granule *shk__granule_find_as_at(uint64_t key, uint64_t bits, size_t slot) {
   shk__granule *t = shk__granule_table;
-  if (t && slot <= shk__granule_mask && (t[slot].key & ~SHK__GRANULE_MORE) == key) return &t[slot];
-  return shk__granule_find(key);
+  if (t && slot <= shk__granule_mask && (t[slot].key & bits) == key) return &t[slot];
+  return shk__granule_find_as(key, bits);
+}
+static inline shk__granule *shk__granule_find_at(uint64_t key, size_t slot) {
+  return shk__granule_find_as_at(key, ~SHK__GRANULE_MORE, slot);
 }
 
 /* Where r is in the table: its slot. */

@@ -319,8 +319,8 @@ static SHK__NOINLINE int insert_long(shk__buf_range *node) {
  * written only once it is in (a node inserted again while live keeps them, and is refused). */
 static SHK__ALWAYS_INLINE int insert_one(shk__buf_range *node, uintptr_t g, unsigned lo,
                                          unsigned last) {
-  shk__granule *r = shk__granule_find(shk__granule_key(g, 0));
-  if (!r || shk__granule_more(r)) return NOT_SHORT;
+  shk__granule *r = shk__granule_find_last(shk__granule_key(g, 0));
+  if (!r) return NOT_SHORT;
   if (shk__granule_overlaps(r, lo, last)) return SHK_EOVERLAP;
   unsigned i = shk__granule_first_free(r);
   if (i == SHK__GRANULE_PIECES) return NOT_SHORT;
@@ -337,11 +337,11 @@ static SHK__ALWAYS_INLINE int insert_one(shk__buf_range *node, uintptr_t g, unsi
 static SHK__ALWAYS_INLINE int insert_two(shk__buf_range *node, uintptr_t g, unsigned lo,
                                          unsigned last) {
   unsigned tail_last = last - (unsigned)SHK__GRANULE_SIZE;
-  shk__granule *head = shk__granule_find(shk__granule_key(g, 0));
-  if (!head || shk__granule_more(head)) return NOT_SHORT;
+  shk__granule *head = shk__granule_find_last(shk__granule_key(g, 0));
+  if (!head) return NOT_SHORT;
   shk__granule *tail =
-      shk__granule_find_at(shk__granule_key(g + 1, 0), shk__granule_slot(head) + 1);
-  if (!tail || shk__granule_more(tail)) return NOT_SHORT;
+      shk__granule_find_as_at(shk__granule_key(g + 1, 0), UINT64_MAX, shk__granule_slot(head) + 1);
+  if (!tail) return NOT_SHORT;
   if (shk__granule_overlaps(head, lo, SHK__GRANULE_SIZE - 1) ||
       shk__granule_overlaps(tail, 0, tail_last))
     return SHK_EOVERLAP;
