@@ -312,16 +312,15 @@ static inline int buf_publish(shk_buf *buf, shk_buf **out) {
   buf->data = buf->block.ptr;
   buf->range.start = (uintptr_t)buf->data;
   buf->range.end = buf->range.start + buf->size;
-  bool observed = false;
-  int rc = shk__buf_ranges_insert_seen(&buf->range, &observed);
-  if (rc != SHK_OK) {
+  int rc = shk__buf_ranges_insert_seen(&buf->range);
+  if (rc < 0) {
     const shk_buf_allocator *t = &buf->allocator->table;
     /* Refused external memory stays the caller's, even when ownership was offered. */
     if (buf->owned && !buf->consumed) t->free(t->user, &buf->block, buf->size);
     object_abandon(buf);
     return rc;
   }
-  if (observed) tell(buf, true, true, true);
+  if (rc == SHK__BUF_RANGES_OBSERVED) tell(buf, true, true, true);
   *out = buf;
   return SHK_OK;
 }
@@ -501,13 +500,15 @@ static inline int consume_kept(shk__buf_thread *t, void *ptr, size_t count, size
   buf->block.ptr = ptr;
   buf->range.start = (uintptr_t)ptr;
   buf->range.end = (uintptr_t)ptr + size;
-  bool observed = false;
-  int rc = shk__buf_ranges_insert_seen(&buf->range, &observed);
+  int rc = shk__buf_ranges_insert_seen(&buf->range);
   if (SHK__UNLIKELY(rc != SHK_OK)) {
-    shk__buf_headers_push(&t->consumed, buf); /* back where it came from, room and all */
-    buf = NULL;
-  } else if (SHK__UNLIKELY(observed)) {
-    tell(buf, true, true, true);
+    if (rc == SHK__BUF_RANGES_OBSERVED) {
+      tell(buf, true, true, true);
+      rc = SHK_OK;
+    } else {
+      shk__buf_headers_push(&t->consumed, buf); /* back where it came from, room and all */
+      buf = NULL;
+    }
   }
   *out = buf;
   return rc;

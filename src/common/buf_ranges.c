@@ -309,8 +309,9 @@ static SHK__NOINLINE int insert_long(shk__buf_range *node) {
   return insert_parts(node, &p, &q);
 }
 
-/* insert_short's answer for a range it leaves to insert_long (every SHK_* code is <= 0). */
-#define NOT_SHORT 1
+/* insert_short's answer for a range it leaves to insert_long (every SHK_* code is <= 0, and
+ * SHK__BUF_RANGES_OBSERVED is 1). */
+#define NOT_SHORT 2
 
 /* The short way of a range in one block (offsets lo to last there), or in two neighbouring ones
  * (lo to the end of the first, the start of the second to last - SHK__GRANULE_SIZE): each piece
@@ -465,49 +466,47 @@ static size_t ranges_walked(size_t *faults) { return walk_ranges(check_one, faul
  * function (SHK_DEBUG=lock). */
 
 /* The end of every change, holding the lock: SHK_DEBUG=buf's check, the observer flag read
- * under the lock (see shk__buf_ranges_walk), the give; returns rc. */
-static SHK__NOINLINE int change_done(int rc, bool *observed, const void *site) {
+ * under the lock (see shk__buf_ranges_walk), the give. rc: the change's code; returns it, or
+ * SHK__BUF_RANGES_OBSERVED for SHK_OK with an observer set. */
+static SHK__NOINLINE int change_done(int rc, const void *site) {
   debug_check_locked();
-  *observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
+  bool observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
   unlock_at(site);
-  return rc;
+  return rc == SHK_OK && observed ? SHK__BUF_RANGES_OBSERVED : rc;
 }
 
 /* held: the short way holds the lock already (plainly), and left this range to the long way. */
-static SHK__NOINLINE int insert_general(shk__buf_range *node, bool *observed, bool held,
-                                        const void *site) {
+static SHK__NOINLINE int insert_general(shk__buf_range *node, bool held, const void *site) {
   if (!held) lock_at(site);
   int rc = insert_range(node);
   if (rc == SHK_OK) range_count++;
-  return change_done(rc, observed, site);
+  return change_done(rc, site);
 }
 
-int shk__buf_ranges_insert_seen(shk__buf_range *node, bool *observed) {
+int shk__buf_ranges_insert_seen(shk__buf_range *node) {
   /* Read before the lock (the node is the caller's until it is in): the exchange does not wait
    * for these loads, and the block's hash does not wait for the exchange. */
   uintptr_t start = node->start, end = node->end;
-  if (SHK__UNLIKELY(!lock_plain())) return insert_general(node, observed, false, SHK__CALLER());
-  /* Read under the lock (see shk__buf_ranges_walk), first: one register fewer held after. */
-  *observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
+  if (SHK__UNLIKELY(!lock_plain())) return insert_general(node, false, SHK__CALLER());
   int rc = insert_short(node, start, end);
-  if (SHK__UNLIKELY(rc == NOT_SHORT)) return insert_general(node, observed, true, SHK__CALLER());
+  if (SHK__UNLIKELY(rc == NOT_SHORT)) return insert_general(node, true, SHK__CALLER());
   range_count += rc == SHK_OK;
   if (SHK__UNLIKELY(atomic_load_explicit(&shk__debug_mask, memory_order_relaxed) & SHK__DEBUG_BUF))
-    return change_done(rc, observed, SHK__CALLER());
+    return change_done(rc, SHK__CALLER());
+  /* Read under the lock: see shk__buf_ranges_walk. */
+  bool observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
   unlock();
-  return rc;
+  return rc == SHK_OK && observed ? SHK__BUF_RANGES_OBSERVED : rc;
 }
 
 int shk__buf_ranges_insert(shk__buf_range *node) {
-  bool observed;
-  return shk__buf_ranges_insert_seen(node, &observed);
+  int rc = shk__buf_ranges_insert_seen(node);
+  return rc == SHK__BUF_RANGES_OBSERVED ? SHK_OK : rc;
 }
 
 /* change_done for a remove, whose answer is the observer flag. */
 static SHK__NOINLINE bool remove_done(const void *site) {
-  bool observed;
-  change_done(SHK_OK, &observed, site);
-  return observed;
+  return change_done(SHK_OK, site) == SHK__BUF_RANGES_OBSERVED;
 }
 
 static SHK__NOINLINE bool remove_general(shk__buf_range *node, bool held, const void *site) {
