@@ -358,21 +358,32 @@ static SHK__ALWAYS_INLINE int insert_two(shk__buf_range *node, uintptr_t g, unsi
   return SHK_OK;
 }
 
-/* The usual small range, inline and with no call: one piece of a block, or two pieces of
- * neighbouring blocks with no whole block between (a small range across a block boundary). */
-static SHK__ALWAYS_INLINE int insert_short(shk__buf_range *node, uintptr_t start, uintptr_t end) {
-  uintptr_t g = shk__granule_of(start);
-  unsigned lo = (unsigned)(start & (SHK__GRANULE_SIZE - 1));
-  uintptr_t last = end - 1 - (g << SHK__GRANULE_BITS);
-  if (!shk__granule_has_room(2)) return NOT_SHORT;
+/* Which short way takes [start, end): 1 one piece (insert_one), 2 two (insert_two), 0 none
+ * (or no room in the table); *g, *lo and *last as they take them. */
+static SHK__ALWAYS_INLINE int short_kind(uintptr_t start, uintptr_t end, uintptr_t *g,
+                                         unsigned *lo, uintptr_t *last) {
+  *g = shk__granule_of(start);
+  *lo = (unsigned)(start & (SHK__GRANULE_SIZE - 1));
+  *last = end - 1 - (*g << SHK__GRANULE_BITS);
+  if (!shk__granule_has_room(2)) return 0;
   /* One block not filled; or two, the first not from its start, the second not to its end.
    * One branch on the whole test (& and |, not && and ||): ranges in the same blocks that end
    * at a block's end or not, at random, cost a mispredicted branch each when the compiler split
    * it (3.5 ns of consume+release, two gaps of a block taken at random). */
-  bool one = (last < SHK__GRANULE_SIZE) & ((lo | (last ^ (SHK__GRANULE_SIZE - 1))) != 0);
-  if (one) return insert_one(node, g, lo, (unsigned)last);
-  if (lo != 0 && last < 2 * SHK__GRANULE_SIZE - 1) return insert_two(node, g, lo, (unsigned)last);
-  return NOT_SHORT;
+  if ((*last < SHK__GRANULE_SIZE) & ((*lo | (*last ^ (SHK__GRANULE_SIZE - 1))) != 0)) return 1;
+  return *lo != 0 && *last < 2 * SHK__GRANULE_SIZE - 1 ? 2 : 0;
+}
+
+/* The usual small range, inline and with no call: one piece of a block, or two pieces of
+ * neighbouring blocks with no whole block between (a small range across a block boundary). */
+static SHK__ALWAYS_INLINE int insert_short(shk__buf_range *node, uintptr_t start, uintptr_t end) {
+  uintptr_t g, last;
+  unsigned lo;
+  switch (short_kind(start, end, &g, &lo, &last)) {
+  case 1: return insert_one(node, g, lo, (unsigned)last);
+  case 2: return insert_two(node, g, lo, (unsigned)last);
+  default: return NOT_SHORT;
+  }
 }
 
 static int insert_range(shk__buf_range *node) {
@@ -483,20 +494,37 @@ static SHK__NOINLINE int insert_general(shk__buf_range *node, bool held, const v
   return change_done(rc, site);
 }
 
+/* The end of an insert's short way, holding the lock plainly: rc is insert_one's or
+ * insert_two's answer. site: the caller of the index function, for the long way. */
+static SHK__ALWAYS_INLINE int short_done(shk__buf_range *node, int rc, const void *site) {
+  if (SHK__UNLIKELY(rc == NOT_SHORT)) return insert_general(node, true, site);
+  range_count += rc == SHK_OK;
+  if (SHK__UNLIKELY(atomic_load_explicit(&shk__debug_mask, memory_order_relaxed) & SHK__DEBUG_BUF))
+    return change_done(rc, site);
+  /* Read under the lock: see shk__buf_ranges_walk. */
+  bool observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
+  unlock();
+  return rc == SHK_OK && observed ? SHK__BUF_RANGES_OBSERVED : rc;
+}
+
+/* The short way of two pieces, out of line and reached by a jump, so that the usual range of
+ * one piece needs fewer registers (the two together made the index function save six). */
+static SHK__NOINLINE int insert_two_done(shk__buf_range *node, uintptr_t g, unsigned lo,
+                                         unsigned last, const void *site) {
+  return short_done(node, insert_two(node, g, lo, last), site);
+}
+
 int shk__buf_ranges_insert_seen(shk__buf_range *node) {
   /* Read before the lock (the node is the caller's until it is in): the exchange does not wait
    * for these loads, and the block's hash does not wait for the exchange. */
   uintptr_t start = node->start, end = node->end;
   if (SHK__UNLIKELY(!lock_plain())) return insert_general(node, false, SHK__CALLER());
-  int rc = insert_short(node, start, end);
-  if (SHK__UNLIKELY(rc == NOT_SHORT)) return insert_general(node, true, SHK__CALLER());
-  range_count += rc == SHK_OK;
-  if (SHK__UNLIKELY(atomic_load_explicit(&shk__debug_mask, memory_order_relaxed) & SHK__DEBUG_BUF))
-    return change_done(rc, SHK__CALLER());
-  /* Read under the lock: see shk__buf_ranges_walk. */
-  bool observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
-  unlock();
-  return rc == SHK_OK && observed ? SHK__BUF_RANGES_OBSERVED : rc;
+  uintptr_t g, last;
+  unsigned lo;
+  int kind = short_kind(start, end, &g, &lo, &last);
+  if (kind == 1) return short_done(node, insert_one(node, g, lo, (unsigned)last), SHK__CALLER());
+  if (kind == 2) return insert_two_done(node, g, lo, (unsigned)last, SHK__CALLER());
+  return insert_general(node, true, SHK__CALLER());
 }
 
 int shk__buf_ranges_insert(shk__buf_range *node) {
