@@ -868,8 +868,8 @@ static void a_range_across_a_boundary_finds_the_second_blocks_record_wherever_it
 
 /* The table of records is at most half full after every insert (linear probing stays short, and
  * a search for a missing key ends): one-byte ranges filling block after block, each fifth making
- * a further record of its block, most of them on the short way (insert_range), which checks the
- * room itself. */
+ * a further record of its block (the long way, which checks the room; the short way adds no
+ * record). */
 static void the_table_of_records_stays_at_most_half_full(void **state) {
   (void)state;
   size_t base_count = shk__buf_ranges_count();

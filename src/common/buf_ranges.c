@@ -315,8 +315,9 @@ static SHK__NOINLINE int insert_long(shk__buf_range *node) {
 
 /* The short way of a range in one block (offsets lo to last there), or in two neighbouring ones
  * (lo to the end of the first, the start of the second to last - SHK__GRANULE_SIZE): each piece
- * in its block's first record, which exists, has no further record and has a free piece; the
- * table has room. Anything else is NOT_SHORT, nothing changed. The node's notes of its parts are
+ * in its block's first record, which exists, has no further record and has a free piece (so
+ * no record is added: the table's room is not asked). Anything else is NOT_SHORT, nothing
+ * changed. The node's notes of its parts are
  * written only once it is in (a node inserted again while live keeps them, and is refused). */
 static SHK__ALWAYS_INLINE int insert_one(shk__buf_range *node, uintptr_t g, unsigned lo,
                                          unsigned last) {
@@ -358,14 +359,13 @@ static SHK__ALWAYS_INLINE int insert_two(shk__buf_range *node, uintptr_t g, unsi
   return SHK_OK;
 }
 
-/* Which short way takes [start, end): 1 one piece (insert_one), 2 two (insert_two), 0 none
- * (or no room in the table); *g, *lo and *last as they take them. */
+/* Which short way takes [start, end): 1 one piece (insert_one), 2 two (insert_two), 0 none;
+ * *g, *lo and *last as they take them. */
 static SHK__ALWAYS_INLINE int short_kind(uintptr_t start, uintptr_t end, uintptr_t *g,
                                          unsigned *lo, uintptr_t *last) {
   *g = shk__granule_of(start);
   *lo = (unsigned)(start & (SHK__GRANULE_SIZE - 1));
   *last = end - 1 - (*g << SHK__GRANULE_BITS);
-  if (!shk__granule_has_room(2)) return 0;
   /* One block not filled; or two, the first not from its start, the second not to its end.
    * One branch on the whole test (& and |, not && and ||): ranges in the same blocks that end
    * at a block's end or not, at random, cost a mispredicted branch each when the compiler split
