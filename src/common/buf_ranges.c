@@ -495,12 +495,14 @@ static SHK__NOINLINE int insert_general(shk__buf_range *node, bool held, const v
 }
 
 /* The end of an insert's short way, holding the lock plainly: rc is insert_one's or
- * insert_two's answer. site: the caller of the index function, for the long way. */
-static SHK__ALWAYS_INLINE int short_done(shk__buf_range *node, int rc, const void *site) {
-  if (SHK__UNLIKELY(rc == NOT_SHORT)) return insert_general(node, true, site);
+ * insert_two's answer. Held plainly, the lock is not followed (SHK_DEBUG=lock is off, and
+ * stays so), so no call site is named: NULL, not the caller's address, which a register would
+ * have kept all along. */
+static SHK__ALWAYS_INLINE int short_done(shk__buf_range *node, int rc) {
+  if (SHK__UNLIKELY(rc == NOT_SHORT)) return insert_general(node, true, NULL);
   range_count += rc == SHK_OK;
   if (SHK__UNLIKELY(atomic_load_explicit(&shk__debug_mask, memory_order_relaxed) & SHK__DEBUG_BUF))
-    return change_done(rc, site);
+    return change_done(rc, NULL);
   /* Read under the lock: see shk__buf_ranges_walk. */
   bool observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
   unlock();
@@ -510,8 +512,8 @@ static SHK__ALWAYS_INLINE int short_done(shk__buf_range *node, int rc, const voi
 /* The short way of two pieces, out of line and reached by a jump, so that the usual range of
  * one piece needs fewer registers (the two together made the index function save six). */
 static SHK__NOINLINE int insert_two_done(shk__buf_range *node, uintptr_t g, unsigned lo,
-                                         unsigned last, const void *site) {
-  return short_done(node, insert_two(node, g, lo, last), site);
+                                         unsigned last) {
+  return short_done(node, insert_two(node, g, lo, last));
 }
 
 int shk__buf_ranges_insert_seen(shk__buf_range *node) {
@@ -522,9 +524,9 @@ int shk__buf_ranges_insert_seen(shk__buf_range *node) {
   uintptr_t g, last;
   unsigned lo;
   int kind = short_kind(start, end, &g, &lo, &last);
-  if (kind == 1) return short_done(node, insert_one(node, g, lo, (unsigned)last), SHK__CALLER());
-  if (kind == 2) return insert_two_done(node, g, lo, (unsigned)last, SHK__CALLER());
-  return insert_general(node, true, SHK__CALLER());
+  if (kind == 1) return short_done(node, insert_one(node, g, lo, (unsigned)last));
+  if (kind == 2) return insert_two_done(node, g, lo, (unsigned)last);
+  return insert_general(node, true, NULL);
 }
 
 int shk__buf_ranges_insert(shk__buf_range *node) {
@@ -545,10 +547,11 @@ static SHK__NOINLINE bool remove_general(shk__buf_range *node, bool held, const 
 
 bool shk__buf_ranges_remove(shk__buf_range *node) {
   if (SHK__UNLIKELY(!lock_plain())) return remove_general(node, false, SHK__CALLER());
-  if (SHK__UNLIKELY(node->in_tree)) return remove_general(node, true, SHK__CALLER());
+  /* Held plainly: no site is named (short_done). */
+  if (SHK__UNLIKELY(node->in_tree)) return remove_general(node, true, NULL);
   range_count -= remove_pieces(node);
   if (SHK__UNLIKELY(atomic_load_explicit(&shk__debug_mask, memory_order_relaxed) & SHK__DEBUG_BUF))
-    return remove_done(SHK__CALLER());
+    return remove_done(NULL);
   bool observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
   unlock();
   return observed;
