@@ -127,7 +127,7 @@ mutations=(
 "b2r-deferred-unknown@src/common/buf_deferred.c@s/  if (!b) return SHK_ENOENT;/  if (!b) return SHK_OK;/@buf_deferred buf@shk_buf_free_deferred of an id that is not deferred returns SHK_OK"
 # the range index by 128-byte blocks (session 7; the fuller round of 36 is in the closing note)
 "idx-swar-strict@src/common/buf_granules.h@s/  return ((b | SHK__GRANULE_TOPS) - a) \& SHK__GRANULE_TOPS;/  return ((b | SHK__GRANULE_TOPS) - a - SHK__GRANULE_BYTES) \& SHK__GRANULE_TOPS;/@buf_index buf_overlap_model buf@block records: a piece compare misses the byte where two ranges meet"
-"idx-piece-last@src/common/buf_ranges.c@s/  \*last = end - 1 - (\*g << SHK__GRANULE_BITS);/  *last = end - 2 - (*g << SHK__GRANULE_BITS);/@buf_index buf_overlap_model buf@the short way keeps a small range one byte short"
+"idx-piece-last@src/common/buf_ranges_short.h@s/  \*last = end - 1 - (\*g << SHK__GRANULE_BITS);/  *last = end - 2 - (*g << SHK__GRANULE_BITS);/@buf_index buf_overlap_model buf@the short way keeps a small range one byte short"
 "idx-tail@src/common/buf_ranges.c@s/  p.tail = p.ge != p.gs \&\& p.ge >= p.whole_to;/  p.tail = p.ge != p.gs \&\& p.ge > p.whole_to;/@buf_index buf_overlap_model buf@a range's piece in its last block is dropped"
 "idx-chain@src/common/buf_granules.c@s/    if (shk__granule_overlaps(r, lo, last)) return true;/    (void)0;/@buf_index buf_overlap_model buf@a block's further records are not compared"
 "idx-whole-drop@src/common/buf_ranges.c@s/    if (!shk__granules_block_empty(shk__granule_find(shk__granule_key(g, 0)), g))/    if (0)/@buf_index buf_overlap_model buf@whole blocks drop a block that still holds pieces"

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "buf_internal.h"
+#include "buf_ranges_short.h"
 #include "lens_hook.h"
 
 /* ---- heap hook and observer ---- */
@@ -500,7 +501,7 @@ static inline int consume_kept(shk__buf_thread *t, void *ptr, size_t count, size
   buf->block.ptr = ptr;
   buf->range.start = (uintptr_t)ptr;
   buf->range.end = (uintptr_t)ptr + size;
-  int rc = shk__buf_ranges_insert_seen(&buf->range);
+  int rc = shk__buf_ranges_insert_fast(&buf->range);
   if (SHK__UNLIKELY(rc != SHK_OK)) {
     if (rc == SHK__BUF_RANGES_OBSERVED) {
       tell(buf, true, true, true);
@@ -564,7 +565,7 @@ static SHK__NOINLINE void run_destroy_callback(shk_buf *buf) {
 static inline void end_plain(shk_buf *buf, unsigned way) {
   if (way == SHK__BUF_END_PARK && shk__buf_recycle_keep(buf)) return;
   /* An observer that set itself after the caller's check is told now, before the memory goes. */
-  if (SHK__UNLIKELY(shk__buf_ranges_remove(&buf->range))) shk__buf_tell_removed(buf);
+  if (SHK__UNLIKELY(shk__buf_ranges_remove_fast(&buf->range))) shk__buf_tell_removed(buf);
   if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) shk__buf_debug_retire(buf);
   else if (way != SHK__BUF_END_CONSUMED || !shk__buf_bare_keep(buf, true)) free(buf);
 }

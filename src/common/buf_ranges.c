@@ -7,6 +7,7 @@
 #include "buf_granules.h"
 #include "buf_internal.h"
 #include "buf_range_tree.h"
+#include "buf_ranges_short.h"
 
 /* The node of every entry that reserves a block for its record of small ranges
  * (buf_granules.h): [block start, block end), so that no range of the tree lies in a block that
@@ -20,28 +21,29 @@ static inline bool is_marker(const shk__buf_blocks *node) { return node == &mark
  * (a mutex pair cost about 10 ns of each create+release), and it needs no set-up. Sections are
  * short (two binary searches and a bounded memmove), so a waiter spins a little, then yields
  * its time slice so that a preempted holder can finish. Zero is unlocked. */
-static atomic_int ranges_lock;
+atomic_int shk__buf_ranges_lock;
 #define SPINS_BEFORE_YIELD 64
 
 /* The contended way of take_lock(), out of line so that the uncontended one inlines. */
 static SHK__NOINLINE void wait_for_lock(void) {
   do {
     /* Wait on plain loads so waiters do not bounce the line between cores with writes. */
-    for (int spins = 0; atomic_load_explicit(&ranges_lock, memory_order_relaxed) != 0; spins++) {
+    for (int spins = 0; atomic_load_explicit(&shk__buf_ranges_lock, memory_order_relaxed);
+         spins++) {
       if (spins == SPINS_BEFORE_YIELD) {
         shk__os_yield();
         spins = 0;
       }
     }
-  } while (atomic_exchange_explicit(&ranges_lock, 1, memory_order_acquire) != 0);
+  } while (atomic_exchange_explicit(&shk__buf_ranges_lock, 1, memory_order_acquire) != 0);
 }
 
 static inline void take_lock(void) {
-  if (SHK__UNLIKELY(atomic_exchange_explicit(&ranges_lock, 1, memory_order_acquire) != 0))
+  if (SHK__UNLIKELY(atomic_exchange_explicit(&shk__buf_ranges_lock, 1, memory_order_acquire)))
     wait_for_lock();
 }
 
-static inline void unlock(void) { atomic_store_explicit(&ranges_lock, 0, memory_order_release); }
+static inline void unlock(void) { shk__buf_ranges_unlock(); }
 
 /* Held across fork() too, at its place in the lock order (internal.h, process_state.c): a
  * child's buffers need the index. */
@@ -52,26 +54,26 @@ void shk__buf_ranges_release(void) { unlock(); }
  * ready, SHK_DEBUG=lock is off), 2 followed by SHK_DEBUG=lock. One load and one branch on the
  * usual way for both the state and the flag (two of each cost 19 instructions per
  * consume+release, callgrind). SHK_DEBUG is read once, so the answer keeps. */
-static atomic_int lock_mode;
+atomic_int shk__buf_ranges_mode;
 
 static SHK__NOINLINE void lock_first(const void *site) {
   shk__process_state_ready();
   bool followed = shk__debug_on(SHK__DEBUG_LOCK);
-  atomic_store_explicit(&lock_mode, followed ? 2 : 1, memory_order_release);
+  atomic_store_explicit(&shk__buf_ranges_mode, followed ? 2 : 1, memory_order_release);
   if (followed) shk__lock_debug_take(SHK__LOCK_ORDER_RANGES, site);
 }
 
-/* The index's own lock and give. lock_mode is set before the first take and never changes
- * after, so a give is followed exactly when its take was. site: the caller of the index
+/* The index's own lock and give. shk__buf_ranges_mode is set before the first take and never
+ * changes after, so a give is followed exactly when its take was. site: the caller of the index
  * function, named by SHK_DEBUG=lock. */
 static inline void lock_at(const void *site) {
-  if (SHK__UNLIKELY(atomic_load_explicit(&lock_mode, memory_order_acquire) != 1))
+  if (SHK__UNLIKELY(atomic_load_explicit(&shk__buf_ranges_mode, memory_order_acquire) != 1))
     lock_first(site);
   take_lock();
 }
 
 static inline void unlock_at(const void *site) {
-  if (SHK__UNLIKELY(atomic_load_explicit(&lock_mode, memory_order_relaxed) == 2) &&
+  if (SHK__UNLIKELY(atomic_load_explicit(&shk__buf_ranges_mode, memory_order_relaxed) == 2) &&
       !shk__lock_debug_give(SHK__LOCK_ORDER_RANGES, site))
     return;
   unlock();
@@ -81,17 +83,9 @@ static inline void unlock_at(const void *site) {
 static inline void lock(void) { lock_at(SHK__CALLER()); }
 static inline void unlock_checked(void) { unlock_at(SHK__CALLER()); }
 
-/* The take of the short ways: true when the lock is held with SHK_DEBUG=lock off; false, and
- * nothing held, when it is followed, not known yet, or held by another thread (the long way
- * then takes it as lock_at does). */
-static inline bool lock_plain(void) {
-  return atomic_load_explicit(&lock_mode, memory_order_acquire) == 1 &&
-         atomic_exchange_explicit(&ranges_lock, 1, memory_order_acquire) == 0;
-}
-
 /* Guarded by the lock. */
 static size_t marker_count; /* marker entries in the tree */
-static size_t range_count;  /* ranges indexed */
+size_t shk__buf_ranges_live; /* ranges indexed (buf_ranges_short.h) */
 
 /* What is wrong with a marker entry [s, e), or NULL. */
 static const char *marker_fault(uintptr_t s, uintptr_t e) {
@@ -120,11 +114,11 @@ static size_t check_locked(void) {
   size_t faults = shk__range_tree_check(entry_fault, &markers);
   faults += shk__granules_check(&pieces, &blocks);
   size_t ranges = ranges_walked(&faults);
-  if (markers != marker_count || blocks != marker_count || ranges != range_count) {
+  if (markers != marker_count || blocks != marker_count || ranges != shk__buf_ranges_live) {
     shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: %lu blocks reserved in the tree, "
                       "%lu with records, %lu ranges; counted %lu reserved, %lu ranges",
                       (unsigned long)markers, (unsigned long)blocks, (unsigned long)ranges,
-                      (unsigned long)marker_count, (unsigned long)range_count);
+                      (unsigned long)marker_count, (unsigned long)shk__buf_ranges_live);
     faults++;
   }
   return faults;
@@ -134,7 +128,7 @@ static size_t check_locked(void) {
  * change, so that a debug run with many buffers stays usable. */
 static SHK__NOINLINE void debug_check_now(void) {
   static size_t changes;
-  if (range_count <= 4096 || ++changes % 1024 == 0) check_locked();
+  if (shk__buf_ranges_live <= 4096 || ++changes % 1024 == 0) check_locked();
 }
 
 /* Inline, so that with SHK_DEBUG off a change pays one load and one branch, not a call. */
@@ -309,46 +303,22 @@ static SHK__NOINLINE int insert_long(shk__buf_range *node) {
   return insert_parts(node, &p, &q);
 }
 
-/* insert_short's answer for a range it leaves to insert_long (every SHK_* code is <= 0, and
- * SHK__BUF_RANGES_OBSERVED is 1). */
-#define NOT_SHORT 2
-
-/* The short way of a range in one block (offsets lo to last there), or in two neighbouring ones
- * (lo to the end of the first, the start of the second to last - SHK__GRANULE_SIZE): each piece
- * in its block's first record, which exists, has no further record and has a free piece (so
- * no record is added: the table's room is not asked). Anything else is NOT_SHORT, nothing
- * changed. The node's notes of its parts are
- * written only once it is in (a node inserted again while live keeps them, and is refused). */
-static SHK__ALWAYS_INLINE int insert_one(shk__buf_range *node, uintptr_t g, unsigned lo,
-                                         unsigned last) {
-  shk__granule *r = shk__granule_find_last(shk__granule_key(g, 0));
-  if (!r) return NOT_SHORT;
-  if (shk__granule_overlaps(r, lo, last)) return SHK_EOVERLAP;
-  unsigned i = shk__granule_first_free(r);
-  if (i == SHK__GRANULE_PIECES) return NOT_SHORT;
-  shk__granule_set(r, i, lo, last, node);
-  node->head_at = (uint8_t)i;
-  node->head_slot = shk__granule_slot(r);
-  node->tail_at = SHK__GRANULE_NONE;
-  node->in_tree = false;
-  return SHK_OK;
-}
-
-/* The second block's record is looked for first next to the first's: neighbouring blocks have
- * neighbouring homes (SHK__GRANULE_RUN). */
+/* insert_one's way for a range in two neighbouring blocks (buf_ranges_short.h): the second
+ * block's record is looked for first next to the first's: neighbouring blocks have neighbouring
+ * homes (SHK__GRANULE_RUN). */
 static SHK__ALWAYS_INLINE int insert_two(shk__buf_range *node, uintptr_t g, unsigned lo,
                                          unsigned last) {
   unsigned tail_last = last - (unsigned)SHK__GRANULE_SIZE;
   shk__granule *head = shk__granule_find_last(shk__granule_key(g, 0));
-  if (!head) return NOT_SHORT;
+  if (!head) return SHK__BUF_RANGES_NOT_SHORT;
   shk__granule *tail =
       shk__granule_find_as_at(shk__granule_key(g + 1, 0), UINT64_MAX, shk__granule_slot(head) + 1);
-  if (!tail) return NOT_SHORT;
+  if (!tail) return SHK__BUF_RANGES_NOT_SHORT;
   if (shk__granule_overlaps(head, lo, SHK__GRANULE_SIZE - 1) ||
       shk__granule_overlaps(tail, 0, tail_last))
     return SHK_EOVERLAP;
   unsigned hi = shk__granule_first_free(head), ti = shk__granule_first_free(tail);
-  if (hi == SHK__GRANULE_PIECES || ti == SHK__GRANULE_PIECES) return NOT_SHORT;
+  if (hi == SHK__GRANULE_PIECES || ti == SHK__GRANULE_PIECES) return SHK__BUF_RANGES_NOT_SHORT;
   shk__granule_set(head, hi, lo, SHK__GRANULE_SIZE - 1, node);
   shk__granule_set(tail, ti, 0, tail_last, node);
   node->head_at = (uint8_t)hi;
@@ -359,52 +329,26 @@ static SHK__ALWAYS_INLINE int insert_two(shk__buf_range *node, uintptr_t g, unsi
   return SHK_OK;
 }
 
-/* Which short way takes [start, end): 1 one piece (insert_one), 2 two (insert_two), 0 none;
- * *g, *lo and *last as they take them. */
-static SHK__ALWAYS_INLINE int short_kind(uintptr_t start, uintptr_t end, uintptr_t *g,
-                                         unsigned *lo, uintptr_t *last) {
-  *g = shk__granule_of(start);
-  *lo = (unsigned)(start & (SHK__GRANULE_SIZE - 1));
-  *last = end - 1 - (*g << SHK__GRANULE_BITS);
-  /* One block not filled; or two, the first not from its start, the second not to its end.
-   * One branch on the whole test (& and |, not && and ||): ranges in the same blocks that end
-   * at a block's end or not, at random, cost a mispredicted branch each when the compiler split
-   * it (3.5 ns of consume+release, two gaps of a block taken at random). */
-  if ((*last < SHK__GRANULE_SIZE) & ((*lo | (*last ^ (SHK__GRANULE_SIZE - 1))) != 0)) return 1;
-  return *lo != 0 && *last < 2 * SHK__GRANULE_SIZE - 1 ? 2 : 0;
-}
-
 /* The usual small range, inline and with no call: one piece of a block, or two pieces of
  * neighbouring blocks with no whole block between (a small range across a block boundary). */
 static SHK__ALWAYS_INLINE int insert_short(shk__buf_range *node, uintptr_t start, uintptr_t end) {
   uintptr_t g, last;
   unsigned lo;
-  switch (short_kind(start, end, &g, &lo, &last)) {
-  case 1: return insert_one(node, g, lo, (unsigned)last);
+  switch (shk__buf_ranges_short_kind(start, end, &g, &lo, &last)) {
+  case 1: return shk__buf_ranges_insert_one(node, g, lo, (unsigned)last);
   case 2: return insert_two(node, g, lo, (unsigned)last);
-  default: return NOT_SHORT;
+  default: return SHK__BUF_RANGES_NOT_SHORT;
   }
 }
 
 static int insert_range(shk__buf_range *node) {
   int rc = insert_short(node, node->start, node->end);
-  return rc == NOT_SHORT ? insert_long(node) : rc;
-}
-
-/* Takes node's pieces out of their records; false when it had none there. */
-static SHK__ALWAYS_INLINE bool remove_pieces(shk__buf_range *node) {
-  bool had = false;
-  if (node->head_at != SHK__GRANULE_NONE)
-    had |= shk__granule_take(shk__granule_of(node->start), node->head_at, node->head_slot, node);
-  if (node->tail_at != SHK__GRANULE_NONE)
-    had |= shk__granule_take(shk__granule_of(node->end - 1), node->tail_at, node->tail_slot, node);
-  node->head_at = node->tail_at = SHK__GRANULE_NONE;
-  return had;
+  return rc == SHK__BUF_RANGES_NOT_SHORT ? insert_long(node) : rc;
 }
 
 /* Takes every part of node out; false when it had none there (removed already). */
 static bool remove_range(shk__buf_range *node) {
-  bool had = remove_pieces(node);
+  bool had = shk__buf_ranges_take_pieces(node);
   if (node->in_tree) had |= shk__range_tree_remove(&node->blocks);
   node->in_tree = false;
   return had;
@@ -469,93 +413,47 @@ static void check_one(shk__buf_range *node, void *ctx) {
 
 static size_t ranges_walked(size_t *faults) { return walk_ranges(check_one, faults); }
 
-/* ---- the index's functions (buf_internal.h) ---- */
+/* ---- the index's functions (buf_internal.h); the short ways' long ways (buf_ranges_short.h) */
 
-/* The short ways below are written so that they save no register and make no call: whatever
- * they do not do themselves (SHK_DEBUG=lock or =buf, a contended lock, a range insert_short
- * leaves, whole blocks) ends in one of these, out of line. site: the caller of the index
- * function (SHK_DEBUG=lock). */
-
-/* The end of every change, holding the lock: SHK_DEBUG=buf's check, the observer flag read
- * under the lock (see shk__buf_ranges_walk), the give. rc: the change's code; returns it, or
- * SHK__BUF_RANGES_OBSERVED for SHK_OK with an observer set. */
-static SHK__NOINLINE int change_done(int rc, const void *site) {
+int shk__buf_ranges_change_done(int rc, const void *site) {
   debug_check_locked();
   bool observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
   unlock_at(site);
   return rc == SHK_OK && observed ? SHK__BUF_RANGES_OBSERVED : rc;
 }
 
-/* held: the short way holds the lock already (plainly), and left this range to the long way. */
-static SHK__NOINLINE int insert_general(shk__buf_range *node, bool held, const void *site) {
+int shk__buf_ranges_insert_general(shk__buf_range *node, bool held, const void *site) {
   if (!held) lock_at(site);
   int rc = insert_range(node);
-  if (rc == SHK_OK) range_count++;
-  return change_done(rc, site);
+  if (rc == SHK_OK) shk__buf_ranges_live++;
+  return shk__buf_ranges_change_done(rc, site);
 }
 
-/* The end of an insert's short way, holding the lock plainly: rc is insert_one's or
- * insert_two's answer. Held plainly, the lock is not followed (SHK_DEBUG=lock is off, and
- * stays so), so no call site is named: NULL, not the caller's address, which a register would
- * have kept all along. */
-static SHK__ALWAYS_INLINE int short_done(shk__buf_range *node, int rc) {
-  if (SHK__UNLIKELY(rc == NOT_SHORT)) return insert_general(node, true, NULL);
-  range_count += rc == SHK_OK;
-  if (SHK__UNLIKELY(atomic_load_explicit(&shk__debug_mask, memory_order_relaxed) & SHK__DEBUG_BUF))
-    return change_done(rc, NULL);
-  /* Read under the lock: see shk__buf_ranges_walk. */
-  bool observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
-  unlock();
-  return rc == SHK_OK && observed ? SHK__BUF_RANGES_OBSERVED : rc;
+/* Out of line and reached by a jump, so that the usual range of one piece needs fewer registers
+ * (the two ways together made the index function save six). */
+int shk__buf_ranges_insert_two_done(shk__buf_range *node, uintptr_t g, unsigned lo,
+                                    unsigned last) {
+  return shk__buf_ranges_short_done(node, insert_two(node, g, lo, last));
 }
 
-/* The short way of two pieces, out of line and reached by a jump, so that the usual range of
- * one piece needs fewer registers (the two together made the index function save six). */
-static SHK__NOINLINE int insert_two_done(shk__buf_range *node, uintptr_t g, unsigned lo,
-                                         unsigned last) {
-  return short_done(node, insert_two(node, g, lo, last));
-}
-
-int shk__buf_ranges_insert_seen(shk__buf_range *node) {
-  /* Read before the lock (the node is the caller's until it is in): the exchange does not wait
-   * for these loads, and the block's hash does not wait for the exchange. */
-  uintptr_t start = node->start, end = node->end;
-  if (SHK__UNLIKELY(!lock_plain())) return insert_general(node, false, SHK__CALLER());
-  uintptr_t g, last;
-  unsigned lo;
-  int kind = short_kind(start, end, &g, &lo, &last);
-  if (kind == 1) return short_done(node, insert_one(node, g, lo, (unsigned)last));
-  if (kind == 2) return insert_two_done(node, g, lo, (unsigned)last);
-  return insert_general(node, true, NULL);
-}
+int shk__buf_ranges_insert_seen(shk__buf_range *node) { return shk__buf_ranges_insert_fast(node); }
 
 int shk__buf_ranges_insert(shk__buf_range *node) {
-  int rc = shk__buf_ranges_insert_seen(node);
+  int rc = shk__buf_ranges_insert_fast(node);
   return rc == SHK__BUF_RANGES_OBSERVED ? SHK_OK : rc;
 }
 
-/* change_done for a remove, whose answer is the observer flag. */
-static SHK__NOINLINE bool remove_done(const void *site) {
-  return change_done(SHK_OK, site) == SHK__BUF_RANGES_OBSERVED;
+bool shk__buf_ranges_remove_done(const void *site) {
+  return shk__buf_ranges_change_done(SHK_OK, site) == SHK__BUF_RANGES_OBSERVED;
 }
 
-static SHK__NOINLINE bool remove_general(shk__buf_range *node, bool held, const void *site) {
+bool shk__buf_ranges_remove_general(shk__buf_range *node, bool held, const void *site) {
   if (!held) lock_at(site);
-  if (remove_range(node)) range_count--;
-  return remove_done(site);
+  if (remove_range(node)) shk__buf_ranges_live--;
+  return shk__buf_ranges_remove_done(site);
 }
 
-bool shk__buf_ranges_remove(shk__buf_range *node) {
-  if (SHK__UNLIKELY(!lock_plain())) return remove_general(node, false, SHK__CALLER());
-  /* Held plainly: no site is named (short_done). */
-  if (SHK__UNLIKELY(node->in_tree)) return remove_general(node, true, NULL);
-  range_count -= remove_pieces(node);
-  if (SHK__UNLIKELY(atomic_load_explicit(&shk__debug_mask, memory_order_relaxed) & SHK__DEBUG_BUF))
-    return remove_done(NULL);
-  bool observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
-  unlock();
-  return observed;
-}
+bool shk__buf_ranges_remove(shk__buf_range *node) { return shk__buf_ranges_remove_fast(node); }
 
 size_t shk__buf_ranges_walk(void (*fn)(shk__buf_range *node, void *ctx), void *ctx) {
   lock();
@@ -566,7 +464,7 @@ size_t shk__buf_ranges_walk(void (*fn)(shk__buf_range *node, void *ctx), void *c
 
 size_t shk__buf_ranges_count(void) {
   lock();
-  size_t n = range_count;
+  size_t n = shk__buf_ranges_live;
   unlock_checked();
   return n;
 }

@@ -59,6 +59,15 @@
 #define SHK__ALWAYS_INLINE inline
 #endif
 
+/* A function seldom called: placed apart from the hot code, and a call of it taken as unlikely,
+ * so that the short way that calls it stays in one straight run (buf_ranges_short.h: 16.8 ->
+ * 16.2 ns of a consume+release). */
+#if defined(__GNUC__) || defined(__clang__)
+#define SHK__COLD __attribute__((cold))
+#else
+#define SHK__COLD
+#endif
+
 /* Asks for the cache line holding p to be loaded, without waiting for it (a hint: nothing
  * where the compiler has no such builtin). */
 #if defined(__GNUC__) || defined(__clang__)
