@@ -22,10 +22,10 @@
 extern atomic_int shk__buf_ranges_lock, shk__buf_ranges_mode;
 extern size_t shk__buf_ranges_live;
 
-/* The long ways (buf_ranges.c), cold: the short ways' calls of them are laid out apart. held:
- * the caller holds the lock plainly (mode 1) and leaves the rest to them; site: the caller of
- * the index function, named by SHK_DEBUG=lock (NULL when held plainly: the lock is not
- * followed then). */
+/* The long ways (buf_ranges.c), cold entries (their bodies are not): the short ways' calls of
+ * them are laid out apart. held: the caller holds the lock plainly (mode 1) and leaves the rest
+ * to them; site: the caller of the index function, named by SHK_DEBUG=lock (NULL when held
+ * plainly: the lock is not followed then). */
 SHK__COLD int shk__buf_ranges_insert_general(shk__buf_range *node, bool held, const void *site);
 SHK__COLD bool shk__buf_ranges_remove_general(shk__buf_range *node, bool held, const void *site);
 /* The end of a change under the lock: SHK_DEBUG=buf's check, the observer flag read under the
