@@ -405,7 +405,8 @@ static SHK__NOINLINE int create_heap_fresh(shk__buf_thread *t, size_t size, size
   return buf_publish(buf, out);
 }
 
-int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *given, shk_buf **out) {
+SHK__LINE_ALIGNED int shk_buf_create(size_t count, size_t item_size, const shk_buf_options *given,
+                                     shk_buf **out) {
   if (!out) return SHK__DEBUG_RET(SHK__DEBUG_BUF, SHK_EINVAL);
   *out = NULL;
   shk_buf_options local;
@@ -536,8 +537,8 @@ static SHK__NOINLINE int consume_general(void *ptr, size_t count, size_t item_si
   return rc;
 }
 
-int shk_buf_consume(void *ptr, size_t count, size_t item_size, const shk_buf_options *opts,
-                    shk_buf **out) {
+SHK__LINE_ALIGNED int shk_buf_consume(void *ptr, size_t count, size_t item_size,
+                                      const shk_buf_options *opts, shk_buf **out) {
   /* The short way: no options, a valid shape, a kept header and an id at hand, SHK_DEBUG=buf
    * off (the mask holds every part until SHK_DEBUG is read, so the first consume goes the
    * general way). The observer and the heap hook are heard of through the index's answer, as
@@ -626,7 +627,7 @@ int shk_buf_retain(shk_buf *buf) {
   return SHK_OK;
 }
 
-void shk_buf_release(shk_buf *buf) {
+SHK__LINE_ALIGNED void shk_buf_release(shk_buf *buf) {
   if (!buf) return;
   /* A count of 1 read by the holder of that one reference cannot change under it: another
    * thread would need a reference of its own to retain. The acquire load pairs with the release
