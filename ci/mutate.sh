@@ -127,7 +127,7 @@ mutations=(
 "b2r-deferred-unknown@src/common/buf_deferred.c@s/  if (!b) return SHK_ENOENT;/  if (!b) return SHK_OK;/@buf_deferred buf@shk_buf_free_deferred of an id that is not deferred returns SHK_OK"
 # the range index by 128-byte blocks (session 7; the fuller round of 36 is in the closing note)
 "idx-swar-strict@src/common/buf_granules.h@s/  return ((b | SHK__GRANULE_TOPS) - a) \& SHK__GRANULE_TOPS;/  return ((b | SHK__GRANULE_TOPS) - a - SHK__GRANULE_BYTES) \& SHK__GRANULE_TOPS;/@buf_index buf_overlap_model buf@block records: a piece compare misses the byte where two ranges meet"
-"idx-piece-last@src/common/buf_ranges.c@s/  uintptr_t last = node->end - 1 - (g << SHK__GRANULE_BITS);/  uintptr_t last = node->end - 2 - (g << SHK__GRANULE_BITS);/@buf_index buf_overlap_model buf@the short way keeps a small range one byte short"
+"idx-piece-last@src/common/buf_ranges_short.h@s/  \*last = end - 1 - (\*g << SHK__GRANULE_BITS);/  *last = end - 2 - (*g << SHK__GRANULE_BITS);/@buf_index buf_overlap_model buf@the short way keeps a small range one byte short"
 "idx-tail@src/common/buf_ranges.c@s/  p.tail = p.ge != p.gs \&\& p.ge >= p.whole_to;/  p.tail = p.ge != p.gs \&\& p.ge > p.whole_to;/@buf_index buf_overlap_model buf@a range's piece in its last block is dropped"
 "idx-chain@src/common/buf_granules.c@s/    if (shk__granule_overlaps(r, lo, last)) return true;/    (void)0;/@buf_index buf_overlap_model buf@a block's further records are not compared"
 "idx-whole-drop@src/common/buf_ranges.c@s/    if (!shk__granules_block_empty(shk__granule_find(shk__granule_key(g, 0)), g))/    if (0)/@buf_index buf_overlap_model buf@whole blocks drop a block that still holds pieces"
@@ -136,6 +136,10 @@ mutations=(
 "idx-spread-next@src/common/buf_range_tree.c@s/  if (ch->n \&\& ch->start\[2 \* ch->n - 1\] > next) ch->start\[2 \* ch->n - 1\] = next;/  (void)next;/@buf_index buf_overlap_model buf@a spread chunk's last dead start passes the next chunk's first"
 "idx-take-empty@src/common/buf_granules.h@s/  if (!shk__granule_live(r)) shk__granule_empty++;/  (void)0;/@buf_index buf_overlap_model buf@an emptied record is not counted as empty"
 "idx-walk-first@src/common/buf_granules.c@s/      if (!live_at(r, k) || r->node\[k\]->start != base + lo_at(r, k)) continue;/      if (!live_at(r, k) || r->node[k]->start > base + lo_at(r, k)) continue;/@buf_index buf_overlap_model watch_buffers buf@the walk calls a range once per piece"
+# the slot hints of a remove and the short ways' record lookups (issue 15, consume+release)
+"idx-hint-key@src/common/buf_granules.h@s/  if (t \&\& slot <= shk__granule_mask \&\& (t\[slot\].key \& bits) == key) return \&t\[slot\];/  if (t \&\& slot <= shk__granule_mask) return \&t[slot];/@buf_index buf_overlap_model buf@a remove takes the record in its hinted slot without comparing the key there"
+"idx-hint-fallback@src/common/buf_granules.h@s/  return shk__granule_find_as(key, bits);/  return NULL;/@buf_index buf_overlap_model buf@a remove whose hint is stale does not look for its record"
+"idx-short-chain@src/common/buf_granules.h@s/  return shk__granule_find_as(key, UINT64_MAX);/  return shk__granule_find_as(key, ~SHK__GRANULE_MORE);/@buf_index buf_overlap_model buf@the short way takes a block's first record when further records follow (their pieces not compared)"
 # The Windows side of the translation table (a build/mingw run under wine; not-built natively).
 "b2r-win32-busy@src/win32/caps.c@/case ERROR_BUSY: code = SHK_EBUSY; break;/d@os_error_codes@GetLastError ERROR_BUSY no longer SHK_EBUSY (falls through to SHK_EOS)"
 )

@@ -80,14 +80,47 @@ static inline size_t shk__granule_home(uint64_t key) {
   return shk__granule_home_in(key, shk__granule_shift, shk__granule_mask);
 }
 
-/* The record of this key, or NULL. */
-static inline shk__granule *shk__granule_find(uint64_t key) {
+/* The record whose key, with `bits` kept, is key; or NULL. */
+static inline shk__granule *shk__granule_find_as(uint64_t key, uint64_t bits) {
   shk__granule *t = shk__granule_table;
   if (!t) return NULL;
   for (size_t i = shk__granule_home(key);; i = (i + 1) & shk__granule_mask) {
-    if ((t[i].key & ~SHK__GRANULE_MORE) == key) return &t[i];
+    if ((t[i].key & bits) == key) return &t[i];
     if (t[i].key == 0) return NULL;
   }
+}
+
+/* The record of this key, or NULL. */
+static inline shk__granule *shk__granule_find(uint64_t key) {
+  return shk__granule_find_as(key, ~SHK__GRANULE_MORE);
+}
+
+/* The record of this key when no further record follows it, else NULL: the short ways', which
+ * take no further records, and compare the whole key (no mask). */
+static inline shk__granule *shk__granule_find_last(uint64_t key) {
+  return shk__granule_find_as(key, UINT64_MAX);
+}
+
+/* A slot that no table has: a hint that is never taken. */
+#define SHK__GRANULE_NO_SLOT UINT32_MAX
+
+/* The record whose key, with `bits` kept, is key, looked for first at `slot` (where it was when
+ * the caller last saw it): one load and one compare instead of the hash and the probe. Only a
+ * hint: a drop or a rebuild may have moved the record since, or freed the table it was in; a
+ * slot outside the table is not read, and a slot that holds another key (keys are unique in the
+ * table) sends the search the usual way, so a stale hint never gives another block's record. */
+static inline shk__granule *shk__granule_find_as_at(uint64_t key, uint64_t bits, size_t slot) {
+  shk__granule *t = shk__granule_table;
+  if (t && slot <= shk__granule_mask && (t[slot].key & bits) == key) return &t[slot];
+  return shk__granule_find_as(key, bits);
+}
+static inline shk__granule *shk__granule_find_at(uint64_t key, size_t slot) {
+  return shk__granule_find_as_at(key, ~SHK__GRANULE_MORE, slot);
+}
+
+/* Where r is in the table: its slot. */
+static inline uint32_t shk__granule_slot(const shk__granule *r) {
+  return (uint32_t)(r - shk__granule_table);
 }
 
 static inline bool shk__granule_more(const shk__granule *r) {
@@ -119,10 +152,12 @@ static inline bool shk__granule_block_overlaps(const shk__granule *r, uintptr_t 
   return shk__granule_more(r) && shk__granule_chain_overlaps(r, g, lo, last);
 }
 
-/* The first free piece of r, SHK__GRANULE_PIECES when none is. */
+/* The first free piece of r, SHK__GRANULE_PIECES when none is: with no branch, as the lowest
+ * top bit of the free pieces' bytes and of byte SHK__GRANULE_PIECES's. */
 static inline unsigned shk__granule_first_free(const shk__granule *r) {
-  uint64_t free_tops = ~shk__granule_live(r) & SHK__GRANULE_PIECE_TOPS;
-  return free_tops ? shk__bit_length(free_tops & (0 - free_tops)) / 8 - 1 : SHK__GRANULE_PIECES;
+  uint64_t free_tops = (~shk__granule_live(r) & SHK__GRANULE_PIECE_TOPS) |
+                       UINT64_C(0x80) << 8 * SHK__GRANULE_PIECES;
+  return shk__trailing_zeros(free_tops) / 8;
 }
 
 /* Puts [lo, last] of node in a free piece of block g, whose first record is r (the caller
@@ -130,22 +165,29 @@ static inline unsigned shk__granule_first_free(const shk__granule *r) {
  * piece's number in the block. */
 unsigned shk__granule_chain_put(shk__granule *r, uintptr_t g, unsigned lo, unsigned last,
                                 shk__buf_range *node);
-static inline unsigned shk__granule_put(shk__granule *r, uintptr_t g, unsigned lo,
-                                        unsigned last, shk__buf_range *node) {
-  unsigned i = shk__granule_first_free(r);
-  if (i == SHK__GRANULE_PIECES) return shk__granule_chain_put(r, g, lo, last, node);
+/* Puts [lo, last] of node in piece i of r, which is free. */
+static inline void shk__granule_set(shk__granule *r, unsigned i, unsigned lo, unsigned last,
+                                    shk__buf_range *node) {
   if (!shk__granule_live(r)) shk__granule_empty--;
   uint64_t byte = UINT64_C(0xff) << 8 * i;
   r->lo = (r->lo & ~byte) | (uint64_t)lo << 8 * i;
   r->last = (r->last & ~byte) | (uint64_t)last << 8 * i;
   r->node[i] = node;
+}
+static inline unsigned shk__granule_put(shk__granule *r, uintptr_t g, unsigned lo,
+                                        unsigned last, shk__buf_range *node) {
+  unsigned i = shk__granule_first_free(r);
+  if (i == SHK__GRANULE_PIECES) return shk__granule_chain_put(r, g, lo, last, node);
+  shk__granule_set(r, i, lo, last, node);
   return i;
 }
 
-/* Removes node's piece number `at` of block g; false when it is not there. */
-static inline bool shk__granule_take(uintptr_t g, unsigned at, const shk__buf_range *node) {
+/* Removes node's piece number `at` of block g, its record looked for at `slot` first
+ * (shk__granule_find_at); false when it is not there. */
+static inline bool shk__granule_take(uintptr_t g, unsigned at, uint32_t slot,
+                                     const shk__buf_range *node) {
   unsigned k = at >> 3, i = at & 7;
-  shk__granule *r = shk__granule_find(shk__granule_key(g, k));
+  shk__granule *r = shk__granule_find_at(shk__granule_key(g, k), slot);
   if (!r || !(shk__granule_live(r) >> (8 * i + 7) & 1) || r->node[i] != node) return false;
   uint64_t byte = UINT64_C(0xff) << 8 * i;
   r->lo |= byte & SHK__GRANULE_FREE_LO;

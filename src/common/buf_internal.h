@@ -77,17 +77,22 @@ typedef struct shk__buf_range {
   uint8_t head_at, tail_at;
   bool in_tree;
   bool slab; /* the node of a slab (buf_slab.c), whose live slots the walk lists one by one */
+  /* The table slots of the records of its first and last piece when they were put
+   * (shk__granule_find_at): hints that let a remove skip the hash and the probe. */
+  uint32_t head_slot, tail_slot;
 } shk__buf_range;
 
 /* Inserts [start, end) unless it overlaps a live range (SHK_EOVERLAP, nothing changes);
  * SHK_ENOMEM when the index cannot grow. O(log n) search. Thread-safe. The node itself is kept
  * (for the walk below) until removed. */
 int shk__buf_ranges_insert(shk__buf_range *node);
-/* The same, and *observed tells whether a buffer observer was set (shk__buf_observed), read
- * under the index's lock; so does the return of remove. Read there, the answer cannot miss an
- * observer that set itself before walking the index: either the walk sees the range, or the
- * insert or remove that came after it sees the observer. */
-int shk__buf_ranges_insert_seen(shk__buf_range *node, bool *observed);
+/* The same, and on success whether a buffer observer was set (shk__buf_observed), read under
+ * the index's lock: SHK__BUF_RANGES_OBSERVED instead of SHK_OK (the answer in the return value
+ * saves the short way a store and a load); so does the return of remove. Read there, the answer
+ * cannot miss an observer that set itself before walking the index: either the walk sees the
+ * range, or the insert or remove that came after it sees the observer. */
+#define SHK__BUF_RANGES_OBSERVED 1
+int shk__buf_ranges_insert_seen(shk__buf_range *node);
 bool shk__buf_ranges_remove(shk__buf_range *node);
 /* Calls fn for every indexed range, under the index's lock (fn takes no lock and calls nothing
  * of buf); returns how many. */

@@ -7,6 +7,7 @@
 #include "buf_granules.h"
 #include "buf_internal.h"
 #include "buf_range_tree.h"
+#include "buf_ranges_short.h"
 
 /* The node of every entry that reserves a block for its record of small ranges
  * (buf_granules.h): [block start, block end), so that no range of the tree lies in a block that
@@ -20,28 +21,29 @@ static inline bool is_marker(const shk__buf_blocks *node) { return node == &mark
  * (a mutex pair cost about 10 ns of each create+release), and it needs no set-up. Sections are
  * short (two binary searches and a bounded memmove), so a waiter spins a little, then yields
  * its time slice so that a preempted holder can finish. Zero is unlocked. */
-static atomic_int ranges_lock;
+atomic_int shk__buf_ranges_lock;
 #define SPINS_BEFORE_YIELD 64
 
 /* The contended way of take_lock(), out of line so that the uncontended one inlines. */
 static SHK__NOINLINE void wait_for_lock(void) {
   do {
     /* Wait on plain loads so waiters do not bounce the line between cores with writes. */
-    for (int spins = 0; atomic_load_explicit(&ranges_lock, memory_order_relaxed) != 0; spins++) {
+    for (int spins = 0; atomic_load_explicit(&shk__buf_ranges_lock, memory_order_relaxed);
+         spins++) {
       if (spins == SPINS_BEFORE_YIELD) {
         shk__os_yield();
         spins = 0;
       }
     }
-  } while (atomic_exchange_explicit(&ranges_lock, 1, memory_order_acquire) != 0);
+  } while (atomic_exchange_explicit(&shk__buf_ranges_lock, 1, memory_order_acquire) != 0);
 }
 
 static inline void take_lock(void) {
-  if (SHK__UNLIKELY(atomic_exchange_explicit(&ranges_lock, 1, memory_order_acquire) != 0))
+  if (SHK__UNLIKELY(atomic_exchange_explicit(&shk__buf_ranges_lock, 1, memory_order_acquire)))
     wait_for_lock();
 }
 
-static inline void unlock(void) { atomic_store_explicit(&ranges_lock, 0, memory_order_release); }
+static inline void unlock(void) { shk__buf_ranges_unlock(); }
 
 /* Held across fork() too, at its place in the lock order (internal.h, process_state.c): a
  * child's buffers need the index. */
@@ -52,34 +54,38 @@ void shk__buf_ranges_release(void) { unlock(); }
  * ready, SHK_DEBUG=lock is off), 2 followed by SHK_DEBUG=lock. One load and one branch on the
  * usual way for both the state and the flag (two of each cost 19 instructions per
  * consume+release, callgrind). SHK_DEBUG is read once, so the answer keeps. */
-static atomic_int lock_mode;
+atomic_int shk__buf_ranges_mode;
 
 static SHK__NOINLINE void lock_first(const void *site) {
   shk__process_state_ready();
   bool followed = shk__debug_on(SHK__DEBUG_LOCK);
-  atomic_store_explicit(&lock_mode, followed ? 2 : 1, memory_order_release);
+  atomic_store_explicit(&shk__buf_ranges_mode, followed ? 2 : 1, memory_order_release);
   if (followed) shk__lock_debug_take(SHK__LOCK_ORDER_RANGES, site);
 }
 
-/* The index's own lock and give. lock_mode is set before the first take and never changes
- * after, so a give is followed exactly when its take was. Inlined, the site named is the caller
- * of the index function. */
-static inline void lock(void) {
-  if (SHK__UNLIKELY(atomic_load_explicit(&lock_mode, memory_order_acquire) != 1))
-    lock_first(SHK__CALLER());
+/* The index's own lock and give. shk__buf_ranges_mode is set before the first take and never
+ * changes after, so a give is followed exactly when its take was. site: the caller of the index
+ * function, named by SHK_DEBUG=lock. */
+static inline void lock_at(const void *site) {
+  if (SHK__UNLIKELY(atomic_load_explicit(&shk__buf_ranges_mode, memory_order_acquire) != 1))
+    lock_first(site);
   take_lock();
 }
 
-static inline void unlock_checked(void) {
-  if (SHK__UNLIKELY(atomic_load_explicit(&lock_mode, memory_order_relaxed) == 2) &&
-      !shk__lock_debug_give(SHK__LOCK_ORDER_RANGES, SHK__CALLER()))
+static inline void unlock_at(const void *site) {
+  if (SHK__UNLIKELY(atomic_load_explicit(&shk__buf_ranges_mode, memory_order_relaxed) == 2) &&
+      !shk__lock_debug_give(SHK__LOCK_ORDER_RANGES, site))
     return;
   unlock();
 }
 
+/* Inlined in the index function, the site is its caller. */
+static inline void lock(void) { lock_at(SHK__CALLER()); }
+static inline void unlock_checked(void) { unlock_at(SHK__CALLER()); }
+
 /* Guarded by the lock. */
 static size_t marker_count; /* marker entries in the tree */
-static size_t range_count;  /* ranges indexed */
+size_t shk__buf_ranges_live; /* ranges indexed (buf_ranges_short.h) */
 
 /* What is wrong with a marker entry [s, e), or NULL. */
 static const char *marker_fault(uintptr_t s, uintptr_t e) {
@@ -108,11 +114,11 @@ static size_t check_locked(void) {
   size_t faults = shk__range_tree_check(entry_fault, &markers);
   faults += shk__granules_check(&pieces, &blocks);
   size_t ranges = ranges_walked(&faults);
-  if (markers != marker_count || blocks != marker_count || ranges != range_count) {
+  if (markers != marker_count || blocks != marker_count || ranges != shk__buf_ranges_live) {
     shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: %lu blocks reserved in the tree, "
                       "%lu with records, %lu ranges; counted %lu reserved, %lu ranges",
                       (unsigned long)markers, (unsigned long)blocks, (unsigned long)ranges,
-                      (unsigned long)marker_count, (unsigned long)range_count);
+                      (unsigned long)marker_count, (unsigned long)shk__buf_ranges_live);
     faults++;
   }
   return faults;
@@ -122,7 +128,7 @@ static size_t check_locked(void) {
  * change, so that a debug run with many buffers stays usable. */
 static SHK__NOINLINE void debug_check_now(void) {
   static size_t changes;
-  if (range_count <= 4096 || ++changes % 1024 == 0) check_locked();
+  if (shk__buf_ranges_live <= 4096 || ++changes % 1024 == 0) check_locked();
 }
 
 /* Inline, so that with SHK_DEBUG off a change pays one load and one branch, not a call. */
@@ -235,15 +241,26 @@ static inline bool pieces_fit(const pieces *q) {
   return !q->tail || !shk__granule_block_overlaps(q->tail, q->tail_block, q->tail_lo, q->tail_last);
 }
 
+/* The slot to look in first for piece `at` of a block whose first record is r: r's, when the
+ * piece is there (a further record's slot is not noted). */
+static inline uint32_t slot_hint(const shk__granule *r, unsigned at) {
+  return at >> 3 == 0 ? shk__granule_slot(r) : SHK__GRANULE_NO_SLOT;
+}
+
 /* Puts node's pieces, which fit, in their records (the table has room for a second record of
  * each block: adding one moves no other). */
 static inline void pieces_put(shk__buf_range *node, const pieces *q) {
-  node->head_at = q->head ? (uint8_t)shk__granule_put(q->head, q->head_block, q->head_lo,
-                                                       q->head_last, node)
-                          : SHK__GRANULE_NONE;
-  node->tail_at = q->tail ? (uint8_t)shk__granule_put(q->tail, q->tail_block, q->tail_lo,
-                                                       q->tail_last, node)
-                          : SHK__GRANULE_NONE;
+  node->head_at = node->tail_at = SHK__GRANULE_NONE;
+  if (q->head) {
+    node->head_at = (uint8_t)shk__granule_put(q->head, q->head_block, q->head_lo, q->head_last,
+                                              node);
+    node->head_slot = slot_hint(q->head, node->head_at);
+  }
+  if (q->tail) {
+    node->tail_at = (uint8_t)shk__granule_put(q->tail, q->tail_block, q->tail_lo, q->tail_last,
+                                              node);
+    node->tail_slot = slot_hint(q->tail, node->tail_at);
+  }
 }
 
 /* Puts every part of node: first what can refuse it (its pieces' blocks, then its whole blocks),
@@ -273,8 +290,12 @@ static int insert_parts(shk__buf_range *node, const parts *p, pieces *q) {
   return SHK_OK;
 }
 
-/* A range with whole blocks, or one whose blocks have no record yet, or a table without room. */
+/* Any range the short way (below) leaves: whole blocks, blocks with no record yet or with
+ * further records, a table without room. */
 static SHK__NOINLINE int insert_long(shk__buf_range *node) {
+  /* The last block's end would be 2^64: its reservation could not be kept. No memory is there.
+   * (The short way puts nothing there: the block never has a record.) */
+  if (node->end > UINTPTR_MAX - (SHK__GRANULE_SIZE - 1)) return SHK_EOVERFLOW;
   parts p = parts_of(node->start, node->end);
   pieces q = {p.gs, p.ge, NULL, NULL, 0, 0, 0, 0};
   if (p.head) piece_of(p.gs, node, &q.head_lo, &q.head_last);
@@ -282,40 +303,53 @@ static SHK__NOINLINE int insert_long(shk__buf_range *node) {
   return insert_parts(node, &p, &q);
 }
 
-/* The usual small range, inline: one piece of a block, or two pieces of neighbouring blocks with
- * no whole block between (a small range across a block boundary), their records there, with room
- * for the further record a full one may need. The node's notes of its parts are written only
- * once it is in (a node inserted again while live keeps them, and is refused). */
-static inline int insert_range(shk__buf_range *node) {
-  /* The last block's end would be 2^64: its reservation could not be kept. No memory is there. */
-  if (node->end > UINTPTR_MAX - (SHK__GRANULE_SIZE - 1)) return SHK_EOVERFLOW;
-  uintptr_t g = shk__granule_of(node->start);
-  unsigned lo = (unsigned)(node->start & (SHK__GRANULE_SIZE - 1));
-  uintptr_t last = node->end - 1 - (g << SHK__GRANULE_BITS);
-  /* One block not filled; or two, the first not from its start, the second not to its end. */
-  bool one = last < SHK__GRANULE_SIZE && (lo != 0 || last != SHK__GRANULE_SIZE - 1);
-  bool two = !one && lo != 0 && last < 2 * SHK__GRANULE_SIZE - 1;
-  if (!(one || two) || !shk__granule_has_room(2)) return insert_long(node);
-  pieces q = {g, g + 1, shk__granule_find(shk__granule_key(g, 0)),
-              two ? shk__granule_find(shk__granule_key(g + 1, 0)) : NULL,
-              lo, one ? (unsigned)last : (unsigned)SHK__GRANULE_SIZE - 1,
-              0, (unsigned)(last - SHK__GRANULE_SIZE)};
-  if (!q.head || (two && !q.tail)) return insert_long(node);
-  if (!pieces_fit(&q)) return SHK_EOVERLAP;
-  pieces_put(node, &q);
+/* insert_one's way for a range in two neighbouring blocks (buf_ranges_short.h): the second
+ * block's record is looked for first next to the first's: neighbouring blocks have neighbouring
+ * homes (SHK__GRANULE_RUN). */
+static SHK__ALWAYS_INLINE int insert_two(shk__buf_range *node, uintptr_t g, unsigned lo,
+                                         unsigned last) {
+  unsigned tail_last = last - (unsigned)SHK__GRANULE_SIZE;
+  shk__granule *head = shk__granule_find_last(shk__granule_key(g, 0));
+  if (!head) return SHK__BUF_RANGES_NOT_SHORT;
+  shk__granule *tail =
+      shk__granule_find_as_at(shk__granule_key(g + 1, 0), UINT64_MAX, shk__granule_slot(head) + 1);
+  if (!tail) return SHK__BUF_RANGES_NOT_SHORT;
+  if (shk__granule_overlaps(head, lo, SHK__GRANULE_SIZE - 1) ||
+      shk__granule_overlaps(tail, 0, tail_last))
+    return SHK_EOVERLAP;
+  unsigned hi = shk__granule_first_free(head), ti = shk__granule_first_free(tail);
+  if (hi == SHK__GRANULE_PIECES || ti == SHK__GRANULE_PIECES) return SHK__BUF_RANGES_NOT_SHORT;
+  shk__granule_set(head, hi, lo, SHK__GRANULE_SIZE - 1, node);
+  shk__granule_set(tail, ti, 0, tail_last, node);
+  node->head_at = (uint8_t)hi;
+  node->tail_at = (uint8_t)ti;
+  node->head_slot = shk__granule_slot(head);
+  node->tail_slot = shk__granule_slot(tail);
   node->in_tree = false;
   return SHK_OK;
 }
 
+/* The usual small range, inline and with no call: one piece of a block, or two pieces of
+ * neighbouring blocks with no whole block between (a small range across a block boundary). */
+static SHK__ALWAYS_INLINE int insert_short(shk__buf_range *node, uintptr_t start, uintptr_t end) {
+  uintptr_t g, last;
+  unsigned lo;
+  switch (shk__buf_ranges_short_kind(start, end, &g, &lo, &last)) {
+  case 1: return shk__buf_ranges_insert_one(node, g, lo, (unsigned)last);
+  case 2: return insert_two(node, g, lo, (unsigned)last);
+  default: return SHK__BUF_RANGES_NOT_SHORT;
+  }
+}
+
+static int insert_range(shk__buf_range *node) {
+  int rc = insert_short(node, node->start, node->end);
+  return rc == SHK__BUF_RANGES_NOT_SHORT ? insert_long(node) : rc;
+}
+
 /* Takes every part of node out; false when it had none there (removed already). */
 static bool remove_range(shk__buf_range *node) {
-  bool had = false;
-  if (node->head_at != SHK__GRANULE_NONE)
-    had |= shk__granule_take(shk__granule_of(node->start), node->head_at, node);
-  if (node->tail_at != SHK__GRANULE_NONE)
-    had |= shk__granule_take(shk__granule_of(node->end - 1), node->tail_at, node);
+  bool had = shk__buf_ranges_take_pieces(node);
   if (node->in_tree) had |= shk__range_tree_remove(&node->blocks);
-  node->head_at = node->tail_at = SHK__GRANULE_NONE;
   node->in_tree = false;
   return had;
 }
@@ -379,32 +413,58 @@ static void check_one(shk__buf_range *node, void *ctx) {
 
 static size_t ranges_walked(size_t *faults) { return walk_ranges(check_one, faults); }
 
-/* ---- the index's functions (buf_internal.h) ---- */
+/* ---- the index's functions (buf_internal.h); the short ways' long ways (buf_ranges_short.h) */
 
-int shk__buf_ranges_insert_seen(shk__buf_range *node, bool *observed) {
-  lock();
-  int rc = insert_range(node);
-  if (rc == SHK_OK) range_count++;
-  debug_check_locked();
-  /* Read under the lock: see shk__buf_ranges_walk. */
-  *observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
-  unlock_checked();
-  return rc;
-}
-
-int shk__buf_ranges_insert(shk__buf_range *node) {
-  bool observed;
-  return shk__buf_ranges_insert_seen(node, &observed);
-}
-
-bool shk__buf_ranges_remove(shk__buf_range *node) {
-  lock();
-  if (remove_range(node)) range_count--;
+int shk__buf_ranges_change_done(int rc, const void *site) {
   debug_check_locked();
   bool observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
-  unlock_checked();
-  return observed;
+  unlock_at(site);
+  return rc == SHK_OK && observed ? SHK__BUF_RANGES_OBSERVED : rc;
 }
+
+/* The long ways' bodies, hot: called only from the cold entries below (SHK__COLD lays the short
+ * ways' calls of those out apart), they would be made small, not fast, and so would what only
+ * they call: a consume+release of a range of whole blocks went 90 -> 95 ns. */
+static SHK__NOINLINE SHK__HOT int insert_general(shk__buf_range *node, bool held,
+                                                 const void *site) {
+  if (!held) lock_at(site);
+  int rc = insert_range(node);
+  if (rc == SHK_OK) shk__buf_ranges_live++;
+  return shk__buf_ranges_change_done(rc, site);
+}
+int shk__buf_ranges_insert_general(shk__buf_range *node, bool held, const void *site) {
+  return insert_general(node, held, site);
+}
+
+/* Out of line and reached by a jump, so that the usual range of one piece needs fewer registers
+ * (the two ways together made the index function save six). */
+int shk__buf_ranges_insert_two_done(shk__buf_range *node, uintptr_t g, unsigned lo,
+                                    unsigned last) {
+  return shk__buf_ranges_short_done(node, insert_two(node, g, lo, last));
+}
+
+int shk__buf_ranges_insert_seen(shk__buf_range *node) { return shk__buf_ranges_insert_fast(node); }
+
+int shk__buf_ranges_insert(shk__buf_range *node) {
+  int rc = shk__buf_ranges_insert_fast(node);
+  return rc == SHK__BUF_RANGES_OBSERVED ? SHK_OK : rc;
+}
+
+bool shk__buf_ranges_remove_done(const void *site) {
+  return shk__buf_ranges_change_done(SHK_OK, site) == SHK__BUF_RANGES_OBSERVED;
+}
+
+static SHK__NOINLINE SHK__HOT bool remove_general(shk__buf_range *node, bool held,
+                                                  const void *site) {
+  if (!held) lock_at(site);
+  if (remove_range(node)) shk__buf_ranges_live--;
+  return shk__buf_ranges_remove_done(site);
+}
+bool shk__buf_ranges_remove_general(shk__buf_range *node, bool held, const void *site) {
+  return remove_general(node, held, site);
+}
+
+bool shk__buf_ranges_remove(shk__buf_range *node) { return shk__buf_ranges_remove_fast(node); }
 
 size_t shk__buf_ranges_walk(void (*fn)(shk__buf_range *node, void *ctx), void *ctx) {
   lock();
@@ -415,7 +475,7 @@ size_t shk__buf_ranges_walk(void (*fn)(shk__buf_range *node, void *ctx), void *c
 
 size_t shk__buf_ranges_count(void) {
   lock();
-  size_t n = range_count;
+  size_t n = shk__buf_ranges_live;
   unlock_checked();
   return n;
 }

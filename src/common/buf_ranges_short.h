@@ -1,0 +1,148 @@
+/* The range index's short ways (buf_ranges.c), inline where buffers are made and ended (buf.c's
+ * consume and release): the usual small range goes in and out with no call into the index, its
+ * bounds in registers, and the long ways, cold, laid out apart (consume+release with 1 000 live
+ * 16.8 -> 16.2 ns in a loop of their own). One piece of a block, or two of neighbouring blocks,
+ * in records that exist; everything else ends in buf_ranges.c's long ways, out of line, so that
+ * the short ways save few registers. The lock, its mode and the count belong to buf_ranges.c;
+ * only these ways touch them elsewhere. */
+#ifndef SHMKIT_BUF_RANGES_SHORT_H
+#define SHMKIT_BUF_RANGES_SHORT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf_granules.h"
+#include "buf_internal.h"
+
+/* buf_ranges.c's spin lock (0: free); how a take goes (1: the exchange alone, SHK_DEBUG=lock off
+ * and the process state ready; set before the first take, never changed after); the ranges
+ * indexed, guarded by the lock. */
+extern atomic_int shk__buf_ranges_lock, shk__buf_ranges_mode;
+extern size_t shk__buf_ranges_live;
+
+/* The long ways (buf_ranges.c), cold entries (their bodies are not): the short ways' calls of
+ * them are laid out apart. held: the caller holds the lock plainly (mode 1) and leaves the rest
+ * to them; site: the caller of the index function, named by SHK_DEBUG=lock (NULL when held
+ * plainly: the lock is not followed then). */
+SHK__COLD int shk__buf_ranges_insert_general(shk__buf_range *node, bool held, const void *site);
+SHK__COLD bool shk__buf_ranges_remove_general(shk__buf_range *node, bool held, const void *site);
+/* The end of a change under the lock: SHK_DEBUG=buf's check, the observer flag read under the
+ * lock (shk__buf_ranges_walk), the give. Returns rc, or SHK__BUF_RANGES_OBSERVED for SHK_OK with
+ * an observer set; the remove's form returns whether one is set. */
+SHK__COLD int shk__buf_ranges_change_done(int rc, const void *site);
+SHK__COLD bool shk__buf_ranges_remove_done(const void *site);
+/* The two-piece way (g, lo, last as shk__buf_ranges_short_kind gives them), then the end of it. */
+int shk__buf_ranges_insert_two_done(shk__buf_range *node, uintptr_t g, unsigned lo,
+                                    unsigned last);
+
+/* The take of the short ways: true when the lock is held plainly; false, and nothing held, when
+ * it is followed, not known yet, or held by another thread (the long way then takes it). */
+static inline bool shk__buf_ranges_lock_plain(void) {
+  return atomic_load_explicit(&shk__buf_ranges_mode, memory_order_acquire) == 1 &&
+         atomic_exchange_explicit(&shk__buf_ranges_lock, 1, memory_order_acquire) == 0;
+}
+
+static inline void shk__buf_ranges_unlock(void) {
+  atomic_store_explicit(&shk__buf_ranges_lock, 0, memory_order_release);
+}
+
+/* A short way's answer for a range it leaves to the long way (every SHK_* code is <= 0, and
+ * SHK__BUF_RANGES_OBSERVED is 1). */
+#define SHK__BUF_RANGES_NOT_SHORT 2
+
+/* Which short way takes [start, end): 1 one piece (shk__buf_ranges_insert_one), 2 two (the
+ * two-piece way), 0 none; *g, *lo and *last as they take them. */
+static SHK__ALWAYS_INLINE int shk__buf_ranges_short_kind(uintptr_t start, uintptr_t end,
+                                                         uintptr_t *g, unsigned *lo,
+                                                         uintptr_t *last) {
+  *g = shk__granule_of(start);
+  *lo = (unsigned)(start & (SHK__GRANULE_SIZE - 1));
+  *last = end - 1 - (*g << SHK__GRANULE_BITS);
+  /* One block not filled; or two, the first not from its start, the second not to its end.
+   * One branch on the whole test (& and |, not && and ||): ranges in the same blocks that end
+   * at a block's end or not, at random, cost a mispredicted branch each when the compiler split
+   * it (3.5 ns of consume+release, two gaps of a block taken at random). */
+  if ((*last < SHK__GRANULE_SIZE) & ((*lo | (*last ^ (SHK__GRANULE_SIZE - 1))) != 0)) return 1;
+  return *lo != 0 && *last < 2 * SHK__GRANULE_SIZE - 1 ? 2 : 0;
+}
+
+/* The short way of a range in one block (offsets lo to last there): the piece in the block's
+ * first record, which exists, has no further record and has a free piece (so no record is
+ * added: the table's room is not asked). Anything else is SHK__BUF_RANGES_NOT_SHORT, nothing
+ * changed. The node's notes of its parts are written only once it is in (a node inserted again
+ * while live keeps them, and is refused). */
+static SHK__ALWAYS_INLINE int shk__buf_ranges_insert_one(shk__buf_range *node, uintptr_t g,
+                                                         unsigned lo, unsigned last) {
+  shk__granule *r = shk__granule_find_last(shk__granule_key(g, 0));
+  if (!r) return SHK__BUF_RANGES_NOT_SHORT;
+  if (shk__granule_overlaps(r, lo, last)) return SHK_EOVERLAP;
+  unsigned i = shk__granule_first_free(r);
+  if (i == SHK__GRANULE_PIECES) return SHK__BUF_RANGES_NOT_SHORT;
+  shk__granule_set(r, i, lo, last, node);
+  node->head_at = (uint8_t)i;
+  node->head_slot = shk__granule_slot(r);
+  node->tail_at = SHK__GRANULE_NONE;
+  node->in_tree = false;
+  return SHK_OK;
+}
+
+/* The end of an insert's short way, holding the lock plainly: rc is its answer. No call site is
+ * named (NULL: the lock is not followed), so no register keeps the caller's address. */
+static SHK__ALWAYS_INLINE int shk__buf_ranges_short_done(shk__buf_range *node, int rc) {
+  if (SHK__UNLIKELY(rc == SHK__BUF_RANGES_NOT_SHORT))
+    return shk__buf_ranges_insert_general(node, true, NULL);
+  shk__buf_ranges_live += rc == SHK_OK;
+  if (SHK__UNLIKELY(atomic_load_explicit(&shk__debug_mask, memory_order_relaxed) & SHK__DEBUG_BUF))
+    return shk__buf_ranges_change_done(rc, NULL);
+  /* Read under the lock: see shk__buf_ranges_walk. */
+  bool observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
+  shk__buf_ranges_unlock();
+  return rc == SHK_OK && observed ? SHK__BUF_RANGES_OBSERVED : rc;
+}
+
+/* shk__buf_ranges_insert_seen, inline. */
+static SHK__ALWAYS_INLINE int shk__buf_ranges_insert_fast(shk__buf_range *node) {
+  /* Read before the lock (the node is the caller's until it is in): the exchange does not wait
+   * for these loads, and the block's hash does not wait for the exchange. */
+  uintptr_t start = node->start, end = node->end;
+  if (SHK__UNLIKELY(!shk__buf_ranges_lock_plain()))
+    return shk__buf_ranges_insert_general(node, false, SHK__CALLER());
+  uintptr_t g, last;
+  unsigned lo;
+  int kind = shk__buf_ranges_short_kind(start, end, &g, &lo, &last);
+  if (kind == 1) {
+    int rc = shk__buf_ranges_insert_one(node, g, lo, (unsigned)last);
+    return shk__buf_ranges_short_done(node, rc);
+  }
+  if (kind == 2) return shk__buf_ranges_insert_two_done(node, g, lo, (unsigned)last);
+  return shk__buf_ranges_insert_general(node, true, NULL);
+}
+
+/* Takes node's pieces out of their records (each looked for first at its slot hint); false
+ * when it had none there. */
+static SHK__ALWAYS_INLINE bool shk__buf_ranges_take_pieces(shk__buf_range *node) {
+  bool had = false;
+  if (node->head_at != SHK__GRANULE_NONE)
+    had |= shk__granule_take(shk__granule_of(node->start), node->head_at, node->head_slot, node);
+  if (node->tail_at != SHK__GRANULE_NONE)
+    had |= shk__granule_take(shk__granule_of(node->end - 1), node->tail_at, node->tail_slot, node);
+  node->head_at = node->tail_at = SHK__GRANULE_NONE;
+  return had;
+}
+
+/* shk__buf_ranges_remove, inline: a range with no whole blocks is taken here. */
+static SHK__ALWAYS_INLINE bool shk__buf_ranges_remove_fast(shk__buf_range *node) {
+  if (SHK__UNLIKELY(!shk__buf_ranges_lock_plain()))
+    return shk__buf_ranges_remove_general(node, false, SHK__CALLER());
+  if (SHK__UNLIKELY(node->in_tree)) return shk__buf_ranges_remove_general(node, true, NULL);
+  shk__buf_ranges_live -= shk__buf_ranges_take_pieces(node);
+  if (SHK__UNLIKELY(atomic_load_explicit(&shk__debug_mask, memory_order_relaxed) & SHK__DEBUG_BUF))
+    return shk__buf_ranges_remove_done(NULL);
+  bool observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
+  shk__buf_ranges_unlock();
+  return observed;
+}
+
+#endif
