@@ -140,6 +140,9 @@ mutations=(
 "idx-hint-key@src/common/buf_granules.h@s/  if (t \&\& slot <= shk__granule_mask \&\& (t\[slot\].key \& bits) == key) return \&t\[slot\];/  if (t \&\& slot <= shk__granule_mask) return \&t[slot];/@buf_index buf_overlap_model buf@a remove takes the record in its hinted slot without comparing the key there"
 "idx-hint-fallback@src/common/buf_granules.h@s/  return shk__granule_find_as(key, bits);/  return NULL;/@buf_index buf_overlap_model buf@a remove whose hint is stale does not look for its record"
 "idx-short-chain@src/common/buf_granules.h@s/  return shk__granule_find_as(key, UINT64_MAX);/  return shk__granule_find_as(key, ~SHK__GRANULE_MORE);/@buf_index buf_overlap_model buf@the short way takes a block's first record when further records follow (their pieces not compared)"
+"slab-walk-skips@src/common/buf.c@s/  if (node->slab) {/  if (node->slab) { return;/@buf_slab@the walk of live buffers skips every slab (its live slots are not listed)"
+"slab-not-indexed@src/common/buf_slab.c@s/  if (shk__buf_ranges_insert(\&s->range) != SHK_OK) {/  if (0) {/@buf_slab@a new slab is not put in the range index (a consume into its memory is accepted)"
+"slab-drop-current@src/common/buf_internal.h@s/    if (--s->used == 0 \&\& t->slabs\[s->k\] != s) shk__buf_slab_drop(t, s);/    if (--s->used == 0) shk__buf_slab_drop(t, s);/@buf_slab@a thread's current slab goes back when its last slot does (the next create takes a slot of freed memory)"
 # The Windows side of the translation table (a build/mingw run under wine; not-built natively).
 "b2r-win32-busy@src/win32/caps.c@/case ERROR_BUSY: code = SHK_EBUSY; break;/d@os_error_codes@GetLastError ERROR_BUSY no longer SHK_EBUSY (falls through to SHK_EOS)"
 )
