@@ -10,7 +10,6 @@ shk__granule *shk__granule_table;
 size_t shk__granule_mask;
 unsigned shk__granule_shift;
 size_t shk__granule_used, shk__granule_empty, shk__granule_room, shk__granule_empty_kept;
-shk__granule shk__granule_scratch = {0, SHK__GRANULE_FREE_LO, 0, {NULL}};
 
 /* The block (as allocated) holding the table, which starts at the next 64-byte boundary so that
  * each record is one cache line. */
@@ -238,13 +237,6 @@ size_t shk__granules_check(size_t *pieces, size_t *blocks) {
                         what);
       faults++;
     }
-  }
-  if (shk__granule_scratch.key || shk__granule_scratch.lo != SHK__GRANULE_FREE_LO ||
-      shk__granule_scratch.last) {
-    shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: the scratch record holds a "
-                      "piece (lo 0x%llx, last 0x%llx)", (unsigned long long)shk__granule_scratch.lo,
-                      (unsigned long long)shk__granule_scratch.last);
-    faults++;
   }
   if (used != shk__granule_used || empty != shk__granule_empty ||
       used + shk__granule_room != (shk__granule_table ? (shk__granule_mask + 1) / 2 : 0)) {

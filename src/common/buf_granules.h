@@ -118,23 +118,6 @@ static inline shk__granule *shk__granule_find_at(uint64_t key, size_t slot) {
   return shk__granule_find_as_at(key, ~SHK__GRANULE_MORE, slot);
 }
 
-/* A record outside the table that always holds no piece (lo SHK__GRANULE_FREE_LO, last 0)
- * between changes of the index: the short ways aim a one-piece range's "second piece" at it,
- * chosen by a select instead of a branch, so that one piece and two take the same path (a
- * branch there was a coin toss with ranges that cross a block boundary at random). Touched only
- * under the index's lock, and reset before it is given; shk__granules_check checks it. */
-extern shk__granule shk__granule_scratch;
-
-/* Puts [lo, last] of node in piece i of r, which is free; the count of empty records is the
- * caller's (shk__granule_set keeps it). */
-static inline void shk__granule_set_piece(shk__granule *r, unsigned i, unsigned lo, unsigned last,
-                                          shk__buf_range *node) {
-  uint64_t byte = UINT64_C(0xff) << 8 * i;
-  r->lo = (r->lo & ~byte) | (uint64_t)lo << 8 * i;
-  r->last = (r->last & ~byte) | (uint64_t)last << 8 * i;
-  r->node[i] = node;
-}
-
 /* Where r is in the table: its slot. */
 static inline uint32_t shk__granule_slot(const shk__granule *r) {
   return (uint32_t)(r - shk__granule_table);
@@ -186,7 +169,10 @@ unsigned shk__granule_chain_put(shk__granule *r, uintptr_t g, unsigned lo, unsig
 static inline void shk__granule_set(shk__granule *r, unsigned i, unsigned lo, unsigned last,
                                     shk__buf_range *node) {
   if (!shk__granule_live(r)) shk__granule_empty--;
-  shk__granule_set_piece(r, i, lo, last, node);
+  uint64_t byte = UINT64_C(0xff) << 8 * i;
+  r->lo = (r->lo & ~byte) | (uint64_t)lo << 8 * i;
+  r->last = (r->last & ~byte) | (uint64_t)last << 8 * i;
+  r->node[i] = node;
 }
 static inline unsigned shk__granule_put(shk__granule *r, uintptr_t g, unsigned lo,
                                         unsigned last, shk__buf_range *node) {

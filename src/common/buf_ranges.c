@@ -303,13 +303,42 @@ static SHK__NOINLINE int insert_long(shk__buf_range *node) {
   return insert_parts(node, &p, &q);
 }
 
+/* insert_one's way for a range in two neighbouring blocks (buf_ranges_short.h): the second
+ * block's record is looked for first next to the first's: neighbouring blocks have neighbouring
+ * homes (SHK__GRANULE_RUN). */
+static SHK__ALWAYS_INLINE int insert_two(shk__buf_range *node, uintptr_t g, unsigned lo,
+                                         unsigned last) {
+  unsigned tail_last = last - (unsigned)SHK__GRANULE_SIZE;
+  shk__granule *head = shk__granule_find_last(shk__granule_key(g, 0));
+  if (!head) return SHK__BUF_RANGES_NOT_SHORT;
+  shk__granule *tail =
+      shk__granule_find_as_at(shk__granule_key(g + 1, 0), UINT64_MAX, shk__granule_slot(head) + 1);
+  if (!tail) return SHK__BUF_RANGES_NOT_SHORT;
+  if (shk__granule_overlaps(head, lo, SHK__GRANULE_SIZE - 1) ||
+      shk__granule_overlaps(tail, 0, tail_last))
+    return SHK_EOVERLAP;
+  unsigned hi = shk__granule_first_free(head), ti = shk__granule_first_free(tail);
+  if (hi == SHK__GRANULE_PIECES || ti == SHK__GRANULE_PIECES) return SHK__BUF_RANGES_NOT_SHORT;
+  shk__granule_set(head, hi, lo, SHK__GRANULE_SIZE - 1, node);
+  shk__granule_set(tail, ti, 0, tail_last, node);
+  node->head_at = (uint8_t)hi;
+  node->tail_at = (uint8_t)ti;
+  node->head_slot = shk__granule_slot(head);
+  node->tail_slot = shk__granule_slot(tail);
+  node->in_tree = false;
+  return SHK_OK;
+}
+
 /* The usual small range, inline and with no call: one piece of a block, or two pieces of
  * neighbouring blocks with no whole block between (a small range across a block boundary). */
 static SHK__ALWAYS_INLINE int insert_short(shk__buf_range *node, uintptr_t start, uintptr_t end) {
   uintptr_t g, last;
   unsigned lo;
-  if (!shk__buf_ranges_short_kind(start, end, &g, &lo, &last)) return SHK__BUF_RANGES_NOT_SHORT;
-  return shk__buf_ranges_insert_short(node, g, lo, (unsigned)last);
+  switch (shk__buf_ranges_short_kind(start, end, &g, &lo, &last)) {
+  case 1: return shk__buf_ranges_insert_one(node, g, lo, (unsigned)last);
+  case 2: return insert_two(node, g, lo, (unsigned)last);
+  default: return SHK__BUF_RANGES_NOT_SHORT;
+  }
 }
 
 static int insert_range(shk__buf_range *node) {
@@ -409,6 +438,11 @@ int shk__buf_ranges_insert_general(shk__buf_range *node, bool held, const void *
 
 /* Out of line and reached by a jump, so that the usual range of one piece needs fewer registers
  * (the two ways together made the index function save six). */
+int shk__buf_ranges_insert_two_done(shk__buf_range *node, uintptr_t g, unsigned lo,
+                                    unsigned last) {
+  return shk__buf_ranges_short_done(node, insert_two(node, g, lo, last));
+}
+
 int shk__buf_ranges_insert_seen(shk__buf_range *node) { return shk__buf_ranges_insert_fast(node); }
 
 int shk__buf_ranges_insert(shk__buf_range *node) {
