@@ -390,6 +390,16 @@ void shk__os_sleep_ns(uint64_t ns);
 /* Gives the CPU to another ready thread. */
 void shk__os_yield(void);
 
+/* ---- an address sanitizer in the process (sanitizer.c) ------------------------------------ */
+
+/* Whether an address sanitizer's runtime is in the process (ASan's, found at run time: neither
+ * the library nor the program need be built with it for the program's own checks to run). */
+bool shk__os_sanitizer_present(void);
+/* Marks [p, p + n) unusable (poison) or usable again for that sanitizer, so that its reports
+ * cover memory the library hands out from blocks of its own (buffer slabs) as they cover
+ * malloc's; nothing without one. Thread-safe. */
+void shk__os_sanitizer_poison(const void *p, size_t n, bool poison);
+
 /* ---- memory (memory.c) ------------------------------------------------------------------- */
 
 /* Page access, as flags. SHK__OS_PROT_COPY marks Windows copy-on-write pages (PAGE_WRITECOPY,

@@ -39,6 +39,7 @@ static void slab_free(shk__buf_slab *s) {
     size_t carved = atomic_load_explicit(&s->carved, memory_order_relaxed);
     for (size_t i = 0; i < carved; i++) shk__buf_tell_removed((shk_buf *)(s->slots + i * s->stride));
   }
+  if (s->poisoned) shk__os_sanitizer_poison(s->slots, s->cap * s->stride, false);
   free(s);
 }
 
@@ -57,7 +58,9 @@ void shk__buf_slab_drop(shk__buf_thread *t, shk__buf_slab *s) {
 /* A new slab of class k and this size for thread t, made its current one; NULL when malloc or
  * the index says no (the caller then mallocs its object as without slabs). */
 static shk__buf_slab *slab_new(shk__buf_thread *t, size_t k, size_t size) {
-  size_t stride = SHK__BUF_HEADER_SIZE + (size + SHK__MAX_ALIGN - 1) / SHK__MAX_ALIGN * SHK__MAX_ALIGN;
+  size_t span = SHK__BUF_HEADER_SIZE + (size + SHK__MAX_ALIGN - 1) / SHK__MAX_ALIGN * SHK__MAX_ALIGN;
+  bool poisoned = shk__os_sanitizer_present();
+  size_t stride = span + (poisoned ? SHK__BUF_SLAB_REDZONE : 0);
   size_t cap = ((size_t)SLAB_FIRST_BYTES << t->slab_grow[k]) / stride;
   if (cap < SLAB_MIN_SLOTS) cap = SLAB_MIN_SLOTS;
   size_t bytes = SLAB_HEADER + cap * stride;
@@ -69,12 +72,15 @@ static shk__buf_slab *slab_new(shk__buf_thread *t, size_t k, size_t size) {
   s->used = 0;
   s->size = size;
   s->stride = stride;
+  s->span = span;
+  s->poisoned = poisoned;
   s->cap = cap;
   atomic_init(&s->carved, 0);
   s->k = (uint8_t)k;
   atomic_init(&s->remote, 0);
   atomic_init(&s->outstanding, 0);
   s->slots = (unsigned char *)s + SLAB_HEADER;
+  if (poisoned) shk__os_sanitizer_poison(s->slots, cap * stride, true); /* carving unpoisons */
   s->range = (shk__buf_range){.start = (uintptr_t)s, .end = (uintptr_t)s + bytes, .slab = true};
   if (shk__buf_ranges_insert(&s->range) != SHK_OK) { /* SHK_ENOMEM, or memory a user wrapped */
     free(s);
@@ -151,6 +157,7 @@ static void orphan_gave(shk__buf_slab *s, size_t n) {
 
 void shk__buf_slab_give_other(shk_buf *buf) {
   shk__buf_slab *s = buf->slab;
+  shk__buf_slab_poison_bytes(s, buf, true);
   atomic_fetch_add_explicit(&given_by_others, 1, memory_order_relaxed);
   uintptr_t head = atomic_load_explicit(&s->remote, memory_order_acquire);
   for (;;) {
