@@ -80,7 +80,8 @@ static shk__buf_slab *slab_new(shk__buf_thread *t, size_t k, size_t size) {
   atomic_init(&s->remote, 0);
   atomic_init(&s->outstanding, 0);
   s->slots = (unsigned char *)s + SLAB_HEADER;
-  if (poisoned) shk__os_sanitizer_poison(s->slots, cap * stride, true); /* carving unpoisons */
+  for (size_t i = 0; poisoned && i < cap; i++)
+    shk__os_sanitizer_poison(s->slots + i * stride + span, SHK__BUF_SLAB_REDZONE, true);
   s->range = (shk__buf_range){.start = (uintptr_t)s, .end = (uintptr_t)s + bytes, .slab = true};
   if (shk__buf_ranges_insert(&s->range) != SHK_OK) { /* SHK_ENOMEM, or memory a user wrapped */
     free(s);
@@ -157,7 +158,6 @@ static void orphan_gave(shk__buf_slab *s, size_t n) {
 
 void shk__buf_slab_give_other(shk_buf *buf) {
   shk__buf_slab *s = buf->slab;
-  shk__buf_slab_poison_bytes(s, buf, true);
   atomic_fetch_add_explicit(&given_by_others, 1, memory_order_relaxed);
   uintptr_t head = atomic_load_explicit(&s->remote, memory_order_acquire);
   for (;;) {
