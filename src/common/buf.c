@@ -825,8 +825,8 @@ size_t shk_buf_live_count(void) {
    * that took them less those given back by others (buf_slab.c); the sums wrap, and meanwhile
    * may be off by the slots moving: the result is read as signed. */
   size_t indexed = shk__buf_ranges_count() - shk__buf_slab_count();
-  size_t parked = shk__buf_recycle_count(), parked_again = 0, slab_out = 0;
-  shk__buf_thread_totals(&parked_again, &slab_out);
+  size_t slab_out = 0;
+  size_t parked = shk__buf_recycle_totals(&slab_out);
   size_t live = indexed + slab_out - shk__buf_slab_given_by_others() - parked;
   return (ptrdiff_t)live > 0 ? live : 0;
 }

@@ -423,6 +423,9 @@ static inline bool shk__buf_bare_keep(shk_buf *buf, bool default_consume) {
 
 /* How many objects are parked (shk_buf_live_count leaves them out). */
 size_t shk__buf_recycle_count(void);
+/* The same, and the threads' slots taken from slabs (shk__buf_thread_totals), in one walk of the
+ * threads. */
+size_t shk__buf_recycle_totals(size_t *slab_out);
 /* Frees what the calling thread parked and what the shared slots hold (shutdown). */
 void shk__buf_recycle_flush(void);
 /* Frees what thread t parked (t's owner, as it ends). */

@@ -75,13 +75,18 @@ bool shk__buf_recycle_keep_slow(shk_buf *buf) {
   return true;
 }
 
-size_t shk__buf_recycle_count(void) {
-  size_t n = 0, slab_out = 0;
-  shk__buf_thread_totals(&n, &slab_out);
+size_t shk__buf_recycle_totals(size_t *slab_out) {
+  size_t n = 0;
+  shk__buf_thread_totals(&n, slab_out);
   for (size_t kind = 0; kind < SHK__BUF_KINDS; kind++)
     for (size_t i = 0; i < SHK__ARRAY_LEN(shared_slots[kind]); i++)
       n += atomic_load_explicit(&shared_slots[kind][i], memory_order_relaxed) != NULL;
   return n;
+}
+
+size_t shk__buf_recycle_count(void) {
+  size_t slab_out;
+  return shk__buf_recycle_totals(&slab_out);
 }
 
 /* Frees a list of kept headers (plain memory: out of the index, holding nothing). */
