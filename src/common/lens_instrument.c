@@ -54,7 +54,8 @@ static void close_owned_at_exit(void) { close_owned(); }
 /* Reads SHK_LENS (each process, until its parts are resolved): a name opens (or creates) that
  * lens and instruments every part; unset or empty leaves everything off. A lens that cannot be
  * opened leaves it off too (instrumentation never makes a program fail). Threads that race here
- * each read the variable; one lens wins and the others close theirs. Nothing waits for another
+ * each read the variable; one lens wins and the others close theirs (a thread whose open failed
+ * takes the winner's when it is in place). Nothing waits for another
  * thread, so a fork in the middle leaves the child nothing to wait for. */
 static void read_env(void) {
   const char *name = getenv("SHK_LENS");
@@ -67,6 +68,8 @@ static void read_env(void) {
       shk_lens_close(lens); /* another thread's is in place */
       lens = none;
     }
+  } else if (name && *name) {
+    lens = atomic_load(&owned_lens); /* ours failed; another thread's may be in place */
   }
   bool used = false;
   for (int p = 0; p < SHK__LENS_PARTS; p++) {

@@ -118,21 +118,22 @@ static size_t name_length(const char *name) {
 
 /* ---- opening and closing ---- */
 
+/* Opens a lens that another producer created. Its creator makes the name, sizes it and writes
+ * magic last: a name still empty (SHK_ESIZE) or not yet marked (SHK_EBUSY) is given a moment.
+ * A name that goes meanwhile (SHK_ENOENT) sends the caller back to creating it. */
 static int attach_existing(const char *name, shk_shm **shm) {
-  int rc = shk__shm_open(name, SHK_SHM_READ_WRITE, shm);
-  if (rc != SHK_OK) return rc;
-  /* The creator writes magic last; give it a moment. */
   uint64_t deadline = shk__os_now_ns() + CREATOR_WAIT_NS;
   for (;;) {
-    rc = shk__lens_layout_check(shk_shm_data(*shm), shk_shm_size(*shm), NULL, 0);
-    if (rc != SHK_EBUSY || shk__os_now_ns() >= deadline) break;
+    int rc = shk__shm_open(name, SHK_SHM_READ_WRITE, shm);
+    if (rc == SHK_OK) {
+      rc = shk__lens_layout_check(shk_shm_data(*shm), shk_shm_size(*shm), NULL, 0);
+      if (rc == SHK_OK) return SHK_OK;
+      shk_shm_close(*shm);
+      *shm = NULL;
+    }
+    if ((rc != SHK_EBUSY && rc != SHK_ESIZE) || shk__os_now_ns() >= deadline) return rc;
     shk__os_sleep_ns(1000000);
   }
-  if (rc != SHK_OK) {
-    shk_shm_close(*shm);
-    *shm = NULL;
-  }
-  return rc;
 }
 
 static int open_or_create(const char *name, const shk_lens_options *o, uint64_t identity,
