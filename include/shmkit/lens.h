@@ -77,7 +77,8 @@ typedef struct shk_lens_info {
 /** Opens segment `name` read-only and reads its header and counters into *info (zeroed first).
  * Returns SHK_OK for a valid lens segment; SHK_EFORMAT (not a lens 2.x segment: bad magic,
  * temporal-lens 0.1.5, header sizes or ring geometry that do not fit; info->reason says which),
- * SHK_EBUSY (magic still 0: being created), SHK_EVERSION (another major version; info->reason
+ * SHK_EBUSY (magic still 0: being created), SHK_ESIZE (the name is still empty: being created),
+ * SHK_EVERSION (another major version; info->reason
  * names the version found and the one spoken), SHK_EINVAL (NULL info or name), SHK_ENAME,
  * SHK_ENOENT, SHK_EACCES or SHK_EOS. Thread-safe. */
 SHK_API int shk_lens_probe(const char *name, shk_lens_info *info);
@@ -126,8 +127,9 @@ SHK_API void(shk_lens_options_init)(shk_lens_options *options);
  * (defaults). An existing segment is validated as a reader would.
  * Returns SHK_OK, SHK_EINVAL (NULL out, options refused by the rule of shmkit/options.h, ring_bytes
  * or max_threads out of range), SHK_ENAME, SHK_EFORMAT, SHK_EVERSION, SHK_EBUSY (a creator never
- * finished, or every producer slot taken), SHK_EACCES, SHK_ENOMEM or SHK_EOS; *out is NULL on
- * failure. Free with shk_lens_close(). Thread-safe. */
+ * finished, or every producer slot taken), SHK_ESIZE (a name that stayed empty: a creator that
+ * never sized it; another producer's creation in progress is waited for, up to a second),
+ * SHK_EACCES, SHK_ENOMEM or SHK_EOS; *out is NULL on failure. Free with shk_lens_close(). Thread-safe. */
 SHK_API int shk_lens_open(const char *name, const shk_lens_options *options, shk_lens **out);
 
 /** Closes the handle: the rings its threads used are marked closed (the reader drains them, then
@@ -354,7 +356,8 @@ typedef void (*shk_lens_event_fn)(const shk_lens_event *event, void *user);
  * geometry against the mapped size. Only one reader may be attached at a time.
  * Returns SHK_OK, SHK_EINVAL (also options refused by the rule of shmkit/options.h), SHK_ENAME,
  * SHK_ENOENT, SHK_EFORMAT, SHK_EVERSION, SHK_EBUSY
- * (another live reader, or a creator that never finished), SHK_EACCES, SHK_ENOMEM, SHK_EOS.
+ * (another live reader, or a creator that never finished), SHK_ESIZE (the name is still empty:
+ * its creator has not sized it yet; try again), SHK_EACCES, SHK_ENOMEM, SHK_EOS.
  * shk_lens_probe() says why a segment is refused. */
 SHK_API int shk_lens_reader_open(const char *name, const shk_lens_reader_options *options,
                                  shk_lens_reader **out);
