@@ -70,9 +70,9 @@ typedef struct shk__buf_blocks {
 
 typedef struct shk__buf_range {
   uintptr_t start, end; /* [start, end), never empty */
-  /* Where its parts are, set and read under the index's lock: its pieces in the records of its
-   * first and last block (their numbers there, SHK__GRANULE_NONE for none), and its whole
-   * blocks in the tree. */
+  /* Where its parts are, set and read under the index's lock: whether it has a piece in the
+   * record of its first and of its last chunk (SHK__GRANULE_HAS or SHK__GRANULE_NONE), and its
+   * whole chunks in the tree. */
   shk__buf_blocks blocks;
   uint8_t head_at, tail_at;
   bool in_tree;
@@ -80,6 +80,8 @@ typedef struct shk__buf_range {
   /* The table slots of the records of its first and last piece when they were put
    * (shk__granule_find_at): hints that let a remove skip the hash and the probe. */
   uint32_t head_slot, tail_slot;
+  /* Its place on the index's list of ranges with pieces (the walk: bitmaps name no range). */
+  struct shk__buf_range *prev, *next;
 } shk__buf_range;
 
 /* Inserts [start, end) unless it overlaps a live range (SHK_EOVERLAP, nothing changes);

@@ -86,11 +86,13 @@ static inline void unlock_checked(void) { unlock_at(SHK__CALLER()); }
 /* Guarded by the lock. */
 static size_t marker_count; /* marker entries in the tree */
 size_t shk__buf_ranges_live; /* ranges indexed (buf_ranges_short.h) */
+shk__buf_range shk__buf_ranges_pieced = {.prev = &shk__buf_ranges_pieced,
+                                         .next = &shk__buf_ranges_pieced};
 
 /* What is wrong with a marker entry [s, e), or NULL. */
 static const char *marker_fault(uintptr_t s, uintptr_t e) {
   if (s & (SHK__GRANULE_SIZE - 1) || e - s != SHK__GRANULE_SIZE) return "reserves no whole block";
-  if (!shk__granule_find(shk__granule_key(shk__granule_of(s), 0)))
+  if (!shk__granule_find(shk__granule_key(shk__granule_of(s))))
     return "reserves a block with no record";
   return NULL;
 }
@@ -99,6 +101,9 @@ static const char *marker_fault(uintptr_t s, uintptr_t e) {
 static const char *blocks_fault(const shk__buf_blocks *entry, uintptr_t s, uintptr_t e);
 /* The ranges indexed, counted by a walk that checks each range's notes of its parts (below). */
 static size_t ranges_walked(size_t *faults);
+/* The listed ranges' pieces: how many, their bytes; reports each piece not whole in its record
+ * (below). */
+static size_t listed_pieces(size_t *bytes, size_t *faults);
 
 /* The tree's check of each live entry: a marker or a range's whole blocks; markers counted. */
 static const char *entry_fault(const shk__buf_blocks *entry, uintptr_t s, uintptr_t e,
@@ -110,10 +115,17 @@ static const char *entry_fault(const shk__buf_blocks *entry, uintptr_t s, uintpt
 
 /* The tree, the block records, and the counts of each. Reports each fault; how many. */
 static size_t check_locked(void) {
-  size_t markers = 0, pieces = 0, blocks = 0;
+  size_t markers = 0, pieces = 0, blocks = 0, bits = 0, bytes = 0;
   size_t faults = shk__range_tree_check(entry_fault, &markers);
-  faults += shk__granules_check(&pieces, &blocks);
+  faults += shk__granules_check(&bits, &pieces, &blocks);
   size_t ranges = ranges_walked(&faults);
+  size_t listed = listed_pieces(&bytes, &faults);
+  if (listed != pieces || bytes != bits) {
+    shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: %lu pieces of %lu bytes listed, "
+                      "%lu pieces counted and %lu bits set in the records", (unsigned long)listed,
+                      (unsigned long)bytes, (unsigned long)pieces, (unsigned long)bits);
+    faults++;
+  }
   if (markers != marker_count || blocks != marker_count || ranges != shk__buf_ranges_live) {
     shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: %lu blocks reserved in the tree, "
                       "%lu with records, %lu ranges; counted %lu reserved, %lu ranges",
@@ -198,7 +210,7 @@ static void marker_remove(uintptr_t g) {
 /* The first record of block g, made (and the block reserved) when missing; the caller made room
  * for it. SHK_EOVERLAP when another range's whole blocks take the block in, SHK_ENOMEM. */
 static int record_for(uintptr_t g, shk__granule **out) {
-  shk__granule *r = shk__granule_find(shk__granule_key(g, 0));
+  shk__granule *r = shk__granule_find(shk__granule_key(g));
   if (!r) {
     int rc = marker_insert(g);
     if (rc != SHK_OK) return rc;
@@ -219,8 +231,8 @@ static int whole_insert(shk__buf_range *node, const parts *p) {
     int rc = shk__range_tree_insert(&node->blocks, &blocker, &at);
     if (rc != SHK_EOVERLAP || !is_marker(blocker)) return rc;
     uintptr_t g = shk__granule_of(at);
-    if (!shk__granules_block_empty(shk__granule_find(shk__granule_key(g, 0)), g))
-      return SHK_EOVERLAP;
+    const shk__granule *r = shk__granule_find(shk__granule_key(g));
+    if (r && r->pieces) return SHK_EOVERLAP;
     marker_remove(g);
     shk__granules_drop_block(g);
   }
@@ -236,31 +248,24 @@ typedef struct pieces {
 
 /* Whether node's pieces overlap nothing in their records. */
 static inline bool pieces_fit(const pieces *q) {
-  if (q->head && shk__granule_block_overlaps(q->head, q->head_block, q->head_lo, q->head_last))
-    return false;
-  return !q->tail || !shk__granule_block_overlaps(q->tail, q->tail_block, q->tail_lo, q->tail_last);
+  if (q->head && shk__granule_overlaps(q->head, q->head_lo, q->head_last)) return false;
+  return !q->tail || !shk__granule_overlaps(q->tail, q->tail_lo, q->tail_last);
 }
 
-/* The slot to look in first for piece `at` of a block whose first record is r: r's, when the
- * piece is there (a further record's slot is not noted). */
-static inline uint32_t slot_hint(const shk__granule *r, unsigned at) {
-  return at >> 3 == 0 ? shk__granule_slot(r) : SHK__GRANULE_NO_SLOT;
-}
-
-/* Puts node's pieces, which fit, in their records (the table has room for a second record of
- * each block: adding one moves no other). */
+/* Puts node's pieces, which fit, in their records, and node on the list when it has one. */
 static inline void pieces_put(shk__buf_range *node, const pieces *q) {
   node->head_at = node->tail_at = SHK__GRANULE_NONE;
   if (q->head) {
-    node->head_at = (uint8_t)shk__granule_put(q->head, q->head_block, q->head_lo, q->head_last,
-                                              node);
-    node->head_slot = slot_hint(q->head, node->head_at);
+    shk__granule_put(q->head, q->head_lo, q->head_last);
+    node->head_at = SHK__GRANULE_HAS;
+    node->head_slot = shk__granule_slot(q->head);
   }
   if (q->tail) {
-    node->tail_at = (uint8_t)shk__granule_put(q->tail, q->tail_block, q->tail_lo, q->tail_last,
-                                              node);
-    node->tail_slot = slot_hint(q->tail, node->tail_at);
+    shk__granule_put(q->tail, q->tail_lo, q->tail_last);
+    node->tail_at = SHK__GRANULE_HAS;
+    node->tail_slot = shk__granule_slot(q->tail);
   }
+  if (q->head || q->tail) shk__buf_ranges_link(node);
 }
 
 /* Puts every part of node: first what can refuse it (its pieces' blocks, then its whole blocks),
@@ -282,8 +287,8 @@ static int insert_parts(shk__buf_range *node, const parts *p, pieces *q) {
   if (whole) {
     if ((rc = whole_insert(node, p)) != SHK_OK) return rc;
     /* Records dropped on the way moved others. */
-    if (p->head) q->head = shk__granule_find(shk__granule_key(p->gs, 0));
-    if (p->tail) q->tail = shk__granule_find(shk__granule_key(p->ge, 0));
+    if (p->head) q->head = shk__granule_find(shk__granule_key(p->gs));
+    if (p->tail) q->tail = shk__granule_find(shk__granule_key(p->ge));
   }
   node->in_tree = whole;
   pieces_put(node, q);
@@ -303,29 +308,28 @@ static SHK__NOINLINE int insert_long(shk__buf_range *node) {
   return insert_parts(node, &p, &q);
 }
 
-/* insert_one's way for a range in two neighbouring blocks (buf_ranges_short.h): the second
- * block's record is looked for first next to the first's: neighbouring blocks have neighbouring
+/* insert_one's way for a range in two neighbouring chunks (buf_ranges_short.h): the second
+ * chunk's record is looked for first next to the first's: neighbouring chunks have neighbouring
  * homes (SHK__GRANULE_RUN). */
 static SHK__ALWAYS_INLINE int insert_two(shk__buf_range *node, uintptr_t g, unsigned lo,
                                          unsigned last) {
   unsigned tail_last = last - (unsigned)SHK__GRANULE_SIZE;
-  shk__granule *head = shk__granule_find_last(shk__granule_key(g, 0));
+  shk__granule *head = shk__granule_find(shk__granule_key(g));
   if (!head) return SHK__BUF_RANGES_NOT_SHORT;
-  shk__granule *tail =
-      shk__granule_find_as_at(shk__granule_key(g + 1, 0), UINT64_MAX, shk__granule_slot(head) + 1);
+  shk__granule *tail = shk__granule_find_at(shk__granule_key(g + 1), shk__granule_slot(head) + 1);
   if (!tail) return SHK__BUF_RANGES_NOT_SHORT;
-  if (shk__granule_overlaps(head, lo, SHK__GRANULE_SIZE - 1) ||
-      shk__granule_overlaps(tail, 0, tail_last))
+  shk__granule_pair hp = shk__granule_pair_of(lo, SHK__GRANULE_SIZE - 1);
+  shk__granule_pair tp = shk__granule_pair_of(0, tail_last);
+  if (shk__granule_pair_overlaps(shk__granule_map_of(head), hp) ||
+      shk__granule_pair_overlaps(shk__granule_map_of(tail), tp))
     return SHK_EOVERLAP;
-  unsigned hi = shk__granule_first_free(head), ti = shk__granule_first_free(tail);
-  if (hi == SHK__GRANULE_PIECES || ti == SHK__GRANULE_PIECES) return SHK__BUF_RANGES_NOT_SHORT;
-  shk__granule_set(head, hi, lo, SHK__GRANULE_SIZE - 1, node);
-  shk__granule_set(tail, ti, 0, tail_last, node);
-  node->head_at = (uint8_t)hi;
-  node->tail_at = (uint8_t)ti;
+  shk__granule_pair_put(head, hp);
+  shk__granule_pair_put(tail, tp);
+  node->head_at = node->tail_at = SHK__GRANULE_HAS;
   node->head_slot = shk__granule_slot(head);
   node->tail_slot = shk__granule_slot(tail);
   node->in_tree = false;
+  shk__buf_ranges_link(node);
   return SHK_OK;
 }
 
@@ -380,16 +384,63 @@ static void walk_entry(shk__buf_blocks *entry, void *ctx) {
   tree_walk *w = ctx;
   if (is_marker(entry)) return;
   shk__buf_range *node = range_of(entry);
-  if (node->start != entry->start) return;
+  if (node->head_at != SHK__GRANULE_NONE || node->tail_at != SHK__GRANULE_NONE) return;
   w->fn(node, w->ctx);
   w->n++;
 }
 
-/* Calls fn for each range once; how many. */
+/* Calls fn for each range once (those with pieces from their list, the others from the tree);
+ * how many. fn may not take its node off the list. */
 static size_t walk_ranges(void (*fn)(shk__buf_range *node, void *ctx), void *ctx) {
   tree_walk w = {fn, ctx, 0};
   shk__range_tree_each(walk_entry, &w);
-  return w.n + shk__granules_walk(fn, ctx);
+  for (shk__buf_range *n = shk__buf_ranges_pieced.next; n != &shk__buf_ranges_pieced; n = n->next) {
+    fn(n, ctx);
+    w.n++;
+  }
+  return w.n;
+}
+
+/* Whether the piece [lo, last] of chunk g is set whole in the chunk's record. */
+static bool piece_set(uintptr_t g, unsigned lo, unsigned last) {
+  const shk__granule *r = shk__granule_find(shk__granule_key(g));
+  if (!r) return false;
+  const shk__granule_map *m = shk__granule_map_of(r);
+  for (unsigned w = lo / 64; w <= last / 64; w++) {
+    uint64_t b = shk__granule_word_mask(w, lo, last);
+    if ((m->word[w] & b) != b) return false;
+  }
+  return true;
+}
+
+static size_t listed_pieces(size_t *bytes, size_t *faults) {
+  size_t n = 0;
+  *bytes = 0;
+  for (shk__buf_range *node = shk__buf_ranges_pieced.next; node != &shk__buf_ranges_pieced;
+       node = node->next) {
+    parts p = parts_of(node->start, node->end);
+    unsigned lo, last;
+    bool whole = true;
+    if (node->head_at != SHK__GRANULE_NONE) {
+      piece_of(p.gs, node, &lo, &last);
+      whole &= piece_set(p.gs, lo, last);
+      *bytes += last - lo + 1;
+      n++;
+    }
+    if (node->tail_at != SHK__GRANULE_NONE) {
+      piece_of(p.ge, node, &lo, &last);
+      whole &= piece_set(p.ge, lo, last);
+      *bytes += last - lo + 1;
+      n++;
+    }
+    bool noted = node->head_at != SHK__GRANULE_NONE || node->tail_at != SHK__GRANULE_NONE;
+    if (noted && whole) continue;
+    shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: buffer range [0x%llx, 0x%llx) "
+                      "%s", (unsigned long long)node->start, (unsigned long long)node->end,
+                      noted ? "has a piece whose bits are not set" : "is listed with no piece");
+    ++*faults;
+  }
+  return n;
 }
 
 /* What is wrong with node's notes of its parts, against the parts its range has, or NULL (each

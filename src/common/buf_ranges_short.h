@@ -52,6 +52,23 @@ static inline void shk__buf_ranges_unlock(void) {
  * SHK__BUF_RANGES_OBSERVED is 1). */
 #define SHK__BUF_RANGES_NOT_SHORT 2
 
+/* The ranges with pieces (SHK__GRANULE_HAS in a note), on a circular list through this node
+ * (buf_ranges.c), for the walk. */
+extern shk__buf_range shk__buf_ranges_pieced;
+
+static SHK__ALWAYS_INLINE void shk__buf_ranges_link(shk__buf_range *node) {
+  shk__buf_range *first = shk__buf_ranges_pieced.next;
+  node->prev = &shk__buf_ranges_pieced;
+  node->next = first;
+  first->prev = node;
+  shk__buf_ranges_pieced.next = node;
+}
+
+static SHK__ALWAYS_INLINE void shk__buf_ranges_unlink(shk__buf_range *node) {
+  node->prev->next = node->next;
+  node->next->prev = node->prev;
+}
+
 /* Which short way takes [start, end): 1 one piece (shk__buf_ranges_insert_one), 2 two (the
  * two-piece way), 0 none; *g, *lo and *last as they take them. */
 static SHK__ALWAYS_INLINE int shk__buf_ranges_short_kind(uintptr_t start, uintptr_t end,
@@ -60,31 +77,31 @@ static SHK__ALWAYS_INLINE int shk__buf_ranges_short_kind(uintptr_t start, uintpt
   *g = shk__granule_of(start);
   *lo = (unsigned)(start & (SHK__GRANULE_SIZE - 1));
   *last = end - 1 - (*g << SHK__GRANULE_BITS);
-  /* One block not filled; or two, the first not from its start, the second not to its end.
-   * One branch on the whole test (& and |, not && and ||): ranges in the same blocks that end
-   * at a block's end or not, at random, cost a mispredicted branch each when the compiler split
-   * it (3.5 ns of consume+release, two gaps of a block taken at random). */
-  if ((*last < SHK__GRANULE_SIZE) & ((*lo | (*last ^ (SHK__GRANULE_SIZE - 1))) != 0)) return 1;
-  return *lo != 0 && *last < 2 * SHK__GRANULE_SIZE - 1 ? 2 : 0;
+  /* One chunk not filled, in at most two words of its bitmap; or two, the first's piece in its
+   * last two words, the second's in its first two. One branch on the whole test. */
+  if ((*last < SHK__GRANULE_SIZE) & ((*lo | (*last ^ (SHK__GRANULE_SIZE - 1))) != 0) &
+      (*last / 64 - *lo / 64 <= 1))
+    return 1;
+  return *lo >= SHK__GRANULE_SIZE - 128 && *last - SHK__GRANULE_SIZE < 128 ? 2 : 0;
 }
 
-/* The short way of a range in one block (offsets lo to last there): the piece in the block's
- * first record, which exists, has no further record and has a free piece (so no record is
- * added: the table's room is not asked). Anything else is SHK__BUF_RANGES_NOT_SHORT, nothing
- * changed. The node's notes of its parts are written only once it is in (a node inserted again
- * while live keeps them, and is refused). */
+/* The short way of a range in one chunk (offsets lo to last there, in two words at most): the
+ * piece in the chunk's record, which exists (so no record is added: the table's room is not
+ * asked). Anything else is SHK__BUF_RANGES_NOT_SHORT, nothing changed. The node's notes of its
+ * parts are written only once it is in (a node inserted again while live keeps them, and is
+ * refused). */
 static SHK__ALWAYS_INLINE int shk__buf_ranges_insert_one(shk__buf_range *node, uintptr_t g,
                                                          unsigned lo, unsigned last) {
-  shk__granule *r = shk__granule_find_last(shk__granule_key(g, 0));
+  shk__granule *r = shk__granule_find(shk__granule_key(g));
   if (!r) return SHK__BUF_RANGES_NOT_SHORT;
-  if (shk__granule_overlaps(r, lo, last)) return SHK_EOVERLAP;
-  unsigned i = shk__granule_first_free(r);
-  if (i == SHK__GRANULE_PIECES) return SHK__BUF_RANGES_NOT_SHORT;
-  shk__granule_set(r, i, lo, last, node);
-  node->head_at = (uint8_t)i;
+  shk__granule_pair p = shk__granule_pair_of(lo, last);
+  if (shk__granule_pair_overlaps(shk__granule_map_of(r), p)) return SHK_EOVERLAP;
+  shk__granule_pair_put(r, p);
+  node->head_at = SHK__GRANULE_HAS;
   node->head_slot = shk__granule_slot(r);
   node->tail_at = SHK__GRANULE_NONE;
   node->in_tree = false;
+  shk__buf_ranges_link(node);
   return SHK_OK;
 }
 
@@ -105,7 +122,7 @@ static SHK__ALWAYS_INLINE int shk__buf_ranges_short_done(shk__buf_range *node, i
 /* shk__buf_ranges_insert_seen, inline. */
 static SHK__ALWAYS_INLINE int shk__buf_ranges_insert_fast(shk__buf_range *node) {
   /* Read before the lock (the node is the caller's until it is in): the exchange does not wait
-   * for these loads, and the block's hash does not wait for the exchange. */
+   * for these loads, and the chunk's hash does not wait for the exchange. */
   uintptr_t start = node->start, end = node->end;
   if (SHK__UNLIKELY(!shk__buf_ranges_lock_plain()))
     return shk__buf_ranges_insert_general(node, false, SHK__CALLER());
@@ -120,19 +137,26 @@ static SHK__ALWAYS_INLINE int shk__buf_ranges_insert_fast(shk__buf_range *node) 
   return shk__buf_ranges_insert_general(node, true, NULL);
 }
 
-/* Takes node's pieces out of their records (each looked for first at its slot hint); false
- * when it had none there. */
+/* Takes node's pieces out of their records (each looked for first at its slot hint), and node
+ * off the list; false when it had none there. */
 static SHK__ALWAYS_INLINE bool shk__buf_ranges_take_pieces(shk__buf_range *node) {
+  uintptr_t start = node->start, end = node->end;
+  uintptr_t gs = shk__granule_of(start), ge = shk__granule_of(end - 1);
+  unsigned lo = (unsigned)(start & (SHK__GRANULE_SIZE - 1));
+  unsigned end_last = (unsigned)((end - 1) & (SHK__GRANULE_SIZE - 1));
+  bool head = node->head_at != SHK__GRANULE_NONE, tail = node->tail_at != SHK__GRANULE_NONE;
+  if (!(head | tail)) return false;
   bool had = false;
-  if (node->head_at != SHK__GRANULE_NONE)
-    had |= shk__granule_take(shk__granule_of(node->start), node->head_at, node->head_slot, node);
-  if (node->tail_at != SHK__GRANULE_NONE)
-    had |= shk__granule_take(shk__granule_of(node->end - 1), node->tail_at, node->tail_slot, node);
+  if (head)
+    had = shk__granule_take(gs, node->head_slot, lo,
+                            gs == ge ? end_last : (unsigned)SHK__GRANULE_SIZE - 1);
+  if (SHK__UNLIKELY(tail)) had |= shk__granule_take(ge, node->tail_slot, 0, end_last);
   node->head_at = node->tail_at = SHK__GRANULE_NONE;
+  shk__buf_ranges_unlink(node);
   return had;
 }
 
-/* shk__buf_ranges_remove, inline: a range with no whole blocks is taken here. */
+/* shk__buf_ranges_remove, inline: a range with no whole chunks is taken here. */
 static SHK__ALWAYS_INLINE bool shk__buf_ranges_remove_fast(shk__buf_range *node) {
   if (SHK__UNLIKELY(!shk__buf_ranges_lock_plain()))
     return shk__buf_ranges_remove_general(node, false, SHK__CALLER());
