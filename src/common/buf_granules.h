@@ -26,6 +26,11 @@
 /* A range's note of a piece: it has one in that chunk, or not. */
 #define SHK__GRANULE_NONE 0
 #define SHK__GRANULE_HAS 1
+/* The first piece is in two words at most, noted in the range (head_w0, head_m0, ...). */
+#define SHK__GRANULE_PAIR 2
+#ifndef SHK__GRANULE_NOLIST
+#define SHK__GRANULE_NOLIST 0
+#endif
 
 typedef struct shk__granule {
   /* shk__granule_key(chunk); 0: a free slot of the table. */
@@ -143,7 +148,7 @@ static inline bool shk__granule_overlaps(const shk__granule *r, unsigned lo, uns
 }
 
 static inline void shk__granule_count_in(shk__granule *r) {
-  if (r->pieces++ == 0) shk__granule_empty--;
+  shk__granule_empty -= r->pieces++ == 0;
 }
 
 /* Puts [lo, last] (two words at most, shk__granule_pair_of) in r, where it overlaps nothing. */

@@ -80,6 +80,10 @@ typedef struct shk__buf_range {
   /* The table slots of the records of its first and last piece when they were put
    * (shk__granule_find_at): hints that let a remove skip the hash and the probe. */
   uint32_t head_slot, tail_slot;
+  /* Its first piece's words in its record's bitmap when head_at is SHK__GRANULE_PAIR
+   * (shk__granule_pair: the remove takes them as they are). */
+  uint64_t head_m0, head_m1;
+  uint8_t head_w0, head_w1;
   /* Its place on the index's list of ranges with pieces (the walk: bitmaps name no range). */
   struct shk__buf_range *prev, *next;
 } shk__buf_range;

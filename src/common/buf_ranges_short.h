@@ -57,6 +57,7 @@ static inline void shk__buf_ranges_unlock(void) {
 extern shk__buf_range shk__buf_ranges_pieced;
 
 static SHK__ALWAYS_INLINE void shk__buf_ranges_link(shk__buf_range *node) {
+  if (SHK__GRANULE_NOLIST) return;
   shk__buf_range *first = shk__buf_ranges_pieced.next;
   node->prev = &shk__buf_ranges_pieced;
   node->next = first;
@@ -65,6 +66,7 @@ static SHK__ALWAYS_INLINE void shk__buf_ranges_link(shk__buf_range *node) {
 }
 
 static SHK__ALWAYS_INLINE void shk__buf_ranges_unlink(shk__buf_range *node) {
+  if (SHK__GRANULE_NOLIST) return;
   node->prev->next = node->next;
   node->next->prev = node->prev;
 }
@@ -97,7 +99,11 @@ static SHK__ALWAYS_INLINE int shk__buf_ranges_insert_one(shk__buf_range *node, u
   shk__granule_pair p = shk__granule_pair_of(lo, last);
   if (shk__granule_pair_overlaps(shk__granule_map_of(r), p)) return SHK_EOVERLAP;
   shk__granule_pair_put(r, p);
-  node->head_at = SHK__GRANULE_HAS;
+  node->head_at = SHK__GRANULE_PAIR;
+  node->head_m0 = p.m0;
+  node->head_m1 = p.m1;
+  node->head_w0 = (uint8_t)p.w0;
+  node->head_w1 = (uint8_t)p.w1;
   node->head_slot = shk__granule_slot(r);
   node->tail_at = SHK__GRANULE_NONE;
   node->in_tree = false;
@@ -139,7 +145,18 @@ static SHK__ALWAYS_INLINE int shk__buf_ranges_insert_fast(shk__buf_range *node) 
 
 /* Takes node's pieces out of their records (each looked for first at its slot hint), and node
  * off the list; false when it had none there. */
+static SHK__NOINLINE bool shk__buf_ranges_take_pieces_long(shk__buf_range *node);
 static SHK__ALWAYS_INLINE bool shk__buf_ranges_take_pieces(shk__buf_range *node) {
+  if (node->head_at == SHK__GRANULE_PAIR && node->tail_at == SHK__GRANULE_NONE) {
+    shk__granule_pair p = {node->head_w0, node->head_w1, node->head_m0, node->head_m1};
+    bool had = shk__granule_take_pair(shk__granule_of(node->start), node->head_slot, p);
+    node->head_at = SHK__GRANULE_NONE;
+    shk__buf_ranges_unlink(node);
+    return had;
+  }
+  return shk__buf_ranges_take_pieces_long(node);
+}
+static SHK__NOINLINE bool shk__buf_ranges_take_pieces_long(shk__buf_range *node) {
   uintptr_t start = node->start, end = node->end;
   uintptr_t gs = shk__granule_of(start), ge = shk__granule_of(end - 1);
   unsigned lo = (unsigned)(start & (SHK__GRANULE_SIZE - 1));
