@@ -9,7 +9,9 @@ shk__granule *shk__granule_table;
 shk__granule_map *shk__granule_maps;
 size_t shk__granule_mask;
 unsigned shk__granule_shift;
-size_t shk__granule_used, shk__granule_empty, shk__granule_room;
+size_t shk__granule_used, shk__granule_room;
+/* Records added since the table was last scanned for emptied ones (shk__granules_mostly_empty). */
+static size_t added_since_scan;
 
 /* The blocks (as allocated) holding the records and the bitmaps, each starting at the next
  * 64-byte boundary so that a bitmap is whole lines. */
@@ -31,12 +33,12 @@ static shk__granule *place(shk__granule *t, shk__granule_map *maps, unsigned shi
 }
 
 shk__granule *shk__granules_add(uintptr_t g) {
-  shk__granule r = {shk__granule_key(g), 0};
+  shk__granule r = {shk__granule_key(g)};
   shk__granule_map none;
   memset(&none, 0, sizeof none);
   shk__granule_used++;
-  shk__granule_empty++;
   shk__granule_room--;
+  added_since_scan++;
   return place(shk__granule_table, shk__granule_maps, shk__granule_shift, shk__granule_mask, &r,
                &none);
 }
@@ -48,7 +50,6 @@ static void drop(shk__granule *r) {
   shk__granule_map *maps = shk__granule_maps;
   size_t m = shk__granule_mask, gap = (size_t)(r - t);
   shk__granule_used--;
-  shk__granule_empty--;
   shk__granule_room++;
   for (size_t i = (gap + 1) & m; t[i].key; i = (i + 1) & m) {
     size_t home = shk__granule_home(t[i].key);
@@ -59,7 +60,6 @@ static void drop(shk__granule *r) {
     gap = i;
   }
   t[gap].key = 0;
-  t[gap].pieces = 0;
   memset(&maps[gap], 0, sizeof maps[gap]);
 }
 
@@ -79,7 +79,7 @@ int shk__granules_rebuild(void (*dropped)(uintptr_t g)) {
   const shk__granule *old = shk__granule_table;
   const shk__granule_map *old_maps = shk__granule_maps;
   size_t keep = 0;
-  for (size_t i = 0; old && i <= shk__granule_mask; i++) keep += old[i].key && old[i].pieces;
+  for (size_t i = 0; old && i <= shk__granule_mask; i++) keep += old[i].key && shk__granule_live(&old[i]);
   /* At most a quarter full after, so that as many records again can come before the next. */
   size_t slots = TABLE_MIN;
   while (slots < 4 * (keep + 1)) slots *= 2;
@@ -95,7 +95,7 @@ int shk__granules_rebuild(void (*dropped)(uintptr_t g)) {
   for (size_t i = 0; old && i <= shk__granule_mask; i++) {
     const shk__granule *r = &old[i];
     if (!r->key) continue;
-    if (r->pieces) place(t, maps, sh, slots - 1, r, &old_maps[i]);
+    if (shk__granule_live(r)) place(t, maps, sh, slots - 1, r, &old_maps[i]);
     else dropped(chunk_of(r->key));
   }
   free(table_block);
@@ -108,7 +108,7 @@ int shk__granules_rebuild(void (*dropped)(uintptr_t g)) {
   shk__granule_shift = sh;
   shk__granule_used = keep;
   shk__granule_room = slots / 2 - keep;
-  shk__granule_empty = 0;
+  added_since_scan = 0;
   return SHK_OK;
 }
 
@@ -121,8 +121,17 @@ bool shk__granule_take_long(uintptr_t g, uint32_t slot, unsigned lo, unsigned la
     if ((m->word[w] & b) != b) return false;
   }
   for (unsigned w = lo / 64; w <= last / 64; w++) m->word[w] &= ~shk__granule_word_mask(w, lo, last);
-  shk__granule_empty += --r->pieces == 0;
   return true;
+}
+
+bool shk__granules_mostly_empty(void) {
+  size_t due = shk__granule_used / 2 > 1024 ? shk__granule_used / 2 : 1024;
+  if (added_since_scan < due) return false;
+  added_since_scan = 0;
+  size_t empty = 0;
+  for (size_t i = 0; i <= shk__granule_mask; i++)
+    empty += shk__granule_table[i].key && !shk__granule_live(&shk__granule_table[i]);
+  return empty >= 1024 && empty * 2 > shk__granule_used;
 }
 
 static size_t bits_in(uint64_t w) {
@@ -131,42 +140,34 @@ static size_t bits_in(uint64_t w) {
   return n;
 }
 
-size_t shk__granules_check(size_t *bits, size_t *pieces, size_t *blocks) {
-  size_t faults = 0, used = 0, empty = 0;
-  *bits = *pieces = *blocks = 0;
+size_t shk__granules_check(size_t *bits, size_t *blocks) {
+  size_t faults = 0, used = 0;
+  *bits = *blocks = 0;
   for (size_t s = 0; shk__granule_table && s <= shk__granule_mask; s++) {
     const shk__granule *r = &shk__granule_table[s];
     const shk__granule_map *m = &shk__granule_maps[s];
     size_t set = 0;
     for (unsigned w = 0; w < SHK__GRANULE_WORDS; w++) set += bits_in(m->word[w]);
-    if (!r->key) {
-      if (set || r->pieces) {
-        shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: free slot %lu has bits",
-                          (unsigned long)s);
-        faults++;
-      }
-      continue;
-    }
-    uintptr_t g = chunk_of(r->key);
-    used++;
-    empty += r->pieces == 0;
-    (*blocks)++;
-    *bits += set;
-    *pieces += r->pieces;
     const char *what = NULL;
-    if (shk__granule_find(r->key) != r) what = "cannot be found";
-    else if ((set == 0) != (r->pieces == 0)) what = "counts pieces its bitmap has not";
-    else if (r->pieces > set) what = "counts more pieces than bytes";
+    if (!r->key) {
+      if (set) what = "is a free slot with bits set";
+    } else {
+      used++;
+      (*blocks)++;
+      *bits += set;
+      if (shk__granule_find(r->key) != r) what = "cannot be found";
+    }
     if (!what) continue;
-    shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: the record of chunk 0x%llx %s",
-                      (unsigned long long)(g << SHK__GRANULE_BITS), what);
+    shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: slot %lu of the chunk records "
+                      "(chunk 0x%llx) %s", (unsigned long)s,
+                      (unsigned long long)(r->key ? chunk_of(r->key) << SHK__GRANULE_BITS : 0),
+                      what);
     faults++;
   }
-  if (used != shk__granule_used || empty != shk__granule_empty ||
+  if (used != shk__granule_used ||
       used + shk__granule_room != (shk__granule_table ? (shk__granule_mask + 1) / 2 : 0)) {
-    shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: %lu chunk records (%lu empty), "
-                      "%lu (%lu) counted", (unsigned long)used, (unsigned long)empty,
-                      (unsigned long)shk__granule_used, (unsigned long)shk__granule_empty);
+    shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: %lu chunk records, %lu counted",
+                      (unsigned long)used, (unsigned long)shk__granule_used);
     faults++;
   }
   return faults;

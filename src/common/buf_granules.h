@@ -35,8 +35,6 @@
 typedef struct shk__granule {
   /* shk__granule_key(chunk); 0: a free slot of the table. */
   uint64_t key;
-  /* The pieces in the chunk (0: an emptied record, kept for reuse). */
-  uint64_t pieces;
 } shk__granule;
 
 /* A record's bitmap, in an array beside the records (the same slot): bit b of word w is byte
@@ -50,9 +48,9 @@ extern shk__granule *shk__granule_table;
 extern shk__granule_map *shk__granule_maps;
 extern size_t shk__granule_mask;
 extern unsigned shk__granule_shift;
-/* Records in use, how many of them hold no piece (kept for reuse until the table is full), and
- * how many more fit before the table is half full (0 with no table). */
-extern size_t shk__granule_used, shk__granule_empty, shk__granule_room;
+/* Records in use (those emptied are kept for reuse until a rebuild), and how many more fit
+ * before the table is half full (0 with no table). */
+extern size_t shk__granule_used, shk__granule_room;
 
 /* The chunk of an address. */
 static inline uintptr_t shk__granule_of(uintptr_t address) { return address >> SHK__GRANULE_BITS; }
@@ -60,16 +58,12 @@ static inline uintptr_t shk__granule_of(uintptr_t address) { return address >> S
 /* A record's key: chunk g + 1 (0 is a free slot). */
 static inline uint64_t shk__granule_key(uintptr_t g) { return (uint64_t)g + 1; }
 
-/* Neighbouring chunks, in runs of this many, have neighbouring homes. */
-#define SHK__GRANULE_RUN 16
-
-/* Where a key's record is first looked for: runs of SHK__GRANULE_RUN neighbouring chunks side
- * by side (memory used in order reads the table in order), each run placed by Fibonacci hashing
- * (runs far apart in memory, or at a stride of a power of two, do not meet). */
+/* Where a key's record is first looked for: Fibonacci hashing of the chunk number (chunks far
+ * apart, or at a stride of a power of two, do not meet). Neighbouring chunks are not placed side
+ * by side: runs of them met other runs in long clusters, whose probes varied from one chunk to
+ * the next (a 512-byte chunk holds four 128-byte blocks' ranges, so order matters less). */
 static inline size_t shk__granule_home_in(uint64_t key, unsigned shift, size_t mask) {
-  uint64_t k = key - 1;
-  uint64_t run = (k / SHK__GRANULE_RUN) * UINT64_C(0x9E3779B97F4A7C15);
-  return (size_t)((run >> shift) + k % SHK__GRANULE_RUN) & mask;
+  return (size_t)((key * UINT64_C(0x9E3779B97F4A7C15)) >> shift) & mask;
 }
 static inline size_t shk__granule_home(uint64_t key) {
   return shk__granule_home_in(key, shk__granule_shift, shk__granule_mask);
@@ -147,8 +141,12 @@ static inline bool shk__granule_overlaps(const shk__granule *r, unsigned lo, uns
   return false;
 }
 
-static inline void shk__granule_count_in(shk__granule *r) {
-  shk__granule_empty -= r->pieces++ == 0;
+/* Whether r holds a piece. */
+static inline bool shk__granule_live(const shk__granule *r) {
+  const shk__granule_map *m = shk__granule_map_of(r);
+  uint64_t any = 0;
+  for (unsigned w = 0; w < SHK__GRANULE_WORDS; w++) any |= m->word[w];
+  return any != 0;
 }
 
 /* Puts [lo, last] (two words at most, shk__granule_pair_of) in r, where it overlaps nothing. */
@@ -156,14 +154,12 @@ static inline void shk__granule_pair_put(shk__granule *r, shk__granule_pair p) {
   shk__granule_map *m = shk__granule_map_of(r);
   m->word[p.w0] |= p.m0;
   m->word[p.w1] |= p.m1;
-  shk__granule_count_in(r);
 }
 
 /* Puts [lo, last] in r, where it overlaps nothing. */
 static inline void shk__granule_put(shk__granule *r, unsigned lo, unsigned last) {
   shk__granule_map *m = shk__granule_map_of(r);
   for (unsigned w = lo / 64; w <= last / 64; w++) m->word[w] |= shk__granule_word_mask(w, lo, last);
-  shk__granule_count_in(r);
 }
 
 /* Removes the piece [lo, last] of chunk g, in at most two words, its record looked for at `slot`
@@ -176,7 +172,6 @@ static SHK__ALWAYS_INLINE bool shk__granule_take_pair(uintptr_t g, uint32_t slot
   if (((m->word[p.w0] & p.m0) ^ p.m0) | ((m->word[p.w1] & p.m1) ^ p.m1)) return false;
   m->word[p.w0] &= ~p.m0;
   m->word[p.w1] &= ~p.m1;
-  shk__granule_empty += --r->pieces == 0;
   return true;
 }
 /* The same for a piece of any length (buf_granules.c). */
@@ -194,10 +189,9 @@ static inline bool shk__granule_has_room(size_t n) {
 }
 
 /* Whether most records hold no piece (memory given back, an arena freed, whose chunks are not
- * met again): a rebuild drops them. */
-static inline bool shk__granules_mostly_empty(void) {
-  return shk__granule_empty >= 1024 && shk__granule_empty * 2 > shk__granule_used;
-}
+ * met again): a rebuild drops them. Counted by a scan of the table once per as many new records
+ * as half the table holds (at least 1 024), so that a change pays no count; false between. */
+bool shk__granules_mostly_empty(void);
 
 /* Adds the empty record of chunk g (not there yet; room checked). Moves no record. */
 shk__granule *shk__granules_add(uintptr_t g);
@@ -208,9 +202,9 @@ void shk__granules_drop_block(uintptr_t g);
  * more; `dropped` is called with each chunk left out. SHK_ENOMEM (nothing changes, nothing is
  * called). */
 int shk__granules_rebuild(void (*dropped)(uintptr_t g));
-/* Checks every record (SHK_DEBUG=buf): keys findable, counts right; *bits gets the bits set in
- * all bitmaps, *pieces the pieces the records count, *blocks the chunks with records. How many
- * faults (each reported). */
-size_t shk__granules_check(size_t *bits, size_t *pieces, size_t *blocks);
+/* Checks every record (SHK_DEBUG=buf): keys findable, free slots clear, the counts right; *bits
+ * gets the bits set in all bitmaps, *blocks the chunks with records. How many faults (each
+ * reported). */
+size_t shk__granules_check(size_t *bits, size_t *blocks);
 
 #endif

@@ -115,15 +115,17 @@ static const char *entry_fault(const shk__buf_blocks *entry, uintptr_t s, uintpt
 
 /* The tree, the block records, and the counts of each. Reports each fault; how many. */
 static size_t check_locked(void) {
-  size_t markers = 0, pieces = 0, blocks = 0, bits = 0, bytes = 0;
+  size_t markers = 0, blocks = 0, bits = 0, bytes = 0;
   size_t faults = shk__range_tree_check(entry_fault, &markers);
-  faults += shk__granules_check(&bits, &pieces, &blocks);
+  faults += shk__granules_check(&bits, &blocks);
   size_t ranges = ranges_walked(&faults);
   size_t listed = listed_pieces(&bytes, &faults);
-  if (listed != pieces || bytes != bits) {
+  /* Every listed piece's bits are set (listed_pieces): as many bits as their bytes means they
+   * are disjoint and no other bit is set. */
+  if (bytes != bits) {
     shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: %lu pieces of %lu bytes listed, "
-                      "%lu pieces counted and %lu bits set in the records", (unsigned long)listed,
-                      (unsigned long)bytes, (unsigned long)pieces, (unsigned long)bits);
+                      "%lu bits set in the records", (unsigned long)listed, (unsigned long)bytes,
+                      (unsigned long)bits);
     faults++;
   }
   if (markers != marker_count || blocks != marker_count || ranges != shk__buf_ranges_live) {
@@ -232,7 +234,7 @@ static int whole_insert(shk__buf_range *node, const parts *p) {
     if (rc != SHK_EOVERLAP || !is_marker(blocker)) return rc;
     uintptr_t g = shk__granule_of(at);
     const shk__granule *r = shk__granule_find(shk__granule_key(g));
-    if (r && r->pieces) return SHK_EOVERLAP;
+    if (r && shk__granule_live(r)) return SHK_EOVERLAP;
     marker_remove(g);
     shk__granules_drop_block(g);
   }
@@ -316,7 +318,7 @@ static SHK__ALWAYS_INLINE int insert_two(shk__buf_range *node, uintptr_t g, unsi
   unsigned tail_last = last - (unsigned)SHK__GRANULE_SIZE;
   shk__granule *head = shk__granule_find(shk__granule_key(g));
   if (!head) return SHK__BUF_RANGES_NOT_SHORT;
-  shk__granule *tail = shk__granule_find_at(shk__granule_key(g + 1), shk__granule_slot(head) + 1);
+  shk__granule *tail = shk__granule_find(shk__granule_key(g + 1));
   if (!tail) return SHK__BUF_RANGES_NOT_SHORT;
   shk__granule_pair hp = shk__granule_pair_of(lo, SHK__GRANULE_SIZE - 1);
   shk__granule_pair tp = shk__granule_pair_of(0, tail_last);
