@@ -17,28 +17,29 @@
 #include "buf_internal.h"
 
 /* 512-byte chunks: a bitmap is 8 words, one 64-byte line; a 32-byte range crosses a chunk
- * boundary (two records) at 31 of 512 places. */
+ * boundary (two records) at 31 of 512 places. Another size (256 B to 4 KiB) may be given at build
+ * time to measure it (docs/buf.md has 256 and 1 024); the tests follow it. */
 #ifndef SHK__GRANULE_BITS
 #define SHK__GRANULE_BITS 9
 #endif
 #define SHK__GRANULE_SIZE ((uintptr_t)1 << SHK__GRANULE_BITS)
 #define SHK__GRANULE_WORDS (SHK__GRANULE_SIZE / 64)
-/* A range's note of a piece: it has one in that chunk, or not. */
+_Static_assert(SHK__GRANULE_BITS >= 8 && SHK__GRANULE_BITS <= 12, "chunks of 256 B to 4 KiB");
+/* A range's note of a piece (shk__buf_range's head_piece, tail_piece): none in that chunk; one;
+ * one in two words at most, which the range notes (its first piece only). A node never
+ * inserted, zeroed, has none. */
 #define SHK__GRANULE_NONE 0
 #define SHK__GRANULE_HAS 1
-/* The first piece is in two words at most, noted in the range (head_w0, head_m0, ...). */
 #define SHK__GRANULE_PAIR 2
-#ifndef SHK__GRANULE_NOLIST
-#define SHK__GRANULE_NOLIST 0
-#endif
 
+/* A record: its key, probed 8 to a line; its bitmap is in an array beside the table (the same
+ * slot). */
 typedef struct shk__granule {
   /* shk__granule_key(chunk); 0: a free slot of the table. */
   uint64_t key;
 } shk__granule;
 
-/* A record's bitmap, in an array beside the records (the same slot): bit b of word w is byte
- * 64 w + b of the chunk. */
+/* A record's bitmap: bit b of word w is byte 64 w + b of the chunk. */
 typedef struct shk__granule_map {
   uint64_t word[SHK__GRANULE_WORDS];
 } shk__granule_map;
@@ -60,8 +61,9 @@ static inline uint64_t shk__granule_key(uintptr_t g) { return (uint64_t)g + 1; }
 
 /* Where a key's record is first looked for: Fibonacci hashing of the chunk number (chunks far
  * apart, or at a stride of a power of two, do not meet). Neighbouring chunks are not placed side
- * by side: runs of them met other runs in long clusters, whose probes varied from one chunk to
- * the next (a 512-byte chunk holds four 128-byte blocks' ranges, so order matters less). */
+ * by side as 128-byte blocks were (runs of 16): with a few hundred chunks, runs met runs in
+ * clusters whose probe lengths varied from chunk to chunk, and whose mispredicted ends cost
+ * consume+release with 1 000 live 3-5 ns, by where the arena fell (docs/buf.md). */
 static inline size_t shk__granule_home_in(uint64_t key, unsigned shift, size_t mask) {
   return (size_t)((key * UINT64_C(0x9E3779B97F4A7C15)) >> shift) & mask;
 }
@@ -111,8 +113,8 @@ static inline uint64_t shk__granule_word_mask(unsigned w, unsigned lo, unsigned 
   return m;
 }
 
-/* The short ways' form: bytes lo to last in at most two words, w0 = lo / 64 and w0 + 1 (whose
- * mask is 0 when the piece is in one), with no branch. */
+/* The short ways' form of bytes lo to last in at most two words: w0 = lo / 64 and w1 = last / 64
+ * (w0 or w0 + 1) with their masks, m1 0 when w1 is w0; made, tested and put with no branch. */
 typedef struct shk__granule_pair {
   unsigned w0, w1;
   uint64_t m0, m1;

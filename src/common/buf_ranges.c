@@ -1,16 +1,17 @@
-/* The index of live buffer ranges (buf_internal.h). A range is cut at aligned blocks of
- * SHK__GRANULE_SIZE bytes (buf_granules.h): the blocks it fills are one entry of the chunk tree
- * (buf_range_tree.h), and its part of a block it does not fill (its first and last, all of a
- * small range) is a piece in that block's record. Every block with records is reserved in the
- * tree by a marker entry, so that the tree's entries stay disjoint and aligned, and an entry that
- * would take in a block with records is seen to meet it. One lock guards it all. */
+/* The index of live buffer ranges (buf_internal.h). A range is cut at aligned chunks of
+ * SHK__GRANULE_SIZE bytes (buf_granules.h): the chunks it fills are one entry of the chunk tree
+ * (buf_range_tree.h), and its part of a chunk it does not fill (its first and last, all of a
+ * small range) is a piece in that chunk's record, its bytes' bits set in the record's bitmap.
+ * Every chunk with a record is reserved in the tree by a marker entry, so that the tree's entries
+ * stay disjoint and aligned, and an entry that would take in a chunk with a record is seen to
+ * meet it. The ranges with pieces are on a list, for the walk. One lock guards it all. */
 #include "buf_granules.h"
 #include "buf_internal.h"
 #include "buf_range_tree.h"
 #include "buf_ranges_short.h"
 
-/* The node of every entry that reserves a block for its record of small ranges
- * (buf_granules.h): [block start, block end), so that no range of the tree lies in a block that
+/* The node of every entry that reserves a chunk for its record of small ranges
+ * (buf_granules.h): [chunk start, chunk end), so that no range of the tree lies in a chunk that
  * has a record, and a range that would is seen to meet it. One node for all of them: such an
  * entry is known by this node and its start. Its place hints mean nothing. */
 static shk__buf_blocks marker;
@@ -91,9 +92,9 @@ shk__buf_range shk__buf_ranges_pieced = {.prev = &shk__buf_ranges_pieced,
 
 /* What is wrong with a marker entry [s, e), or NULL. */
 static const char *marker_fault(uintptr_t s, uintptr_t e) {
-  if (s & (SHK__GRANULE_SIZE - 1) || e - s != SHK__GRANULE_SIZE) return "reserves no whole block";
+  if (s & (SHK__GRANULE_SIZE - 1) || e - s != SHK__GRANULE_SIZE) return "reserves no whole chunk";
   if (!shk__granule_find(shk__granule_key(shk__granule_of(s))))
-    return "reserves a block with no record";
+    return "reserves a chunk with no record";
   return NULL;
 }
 
@@ -157,11 +158,11 @@ size_t shk__buf_ranges_check(void) {
   return faults;
 }
 
-/* ---- a range's parts: pieces in block records (buf_granules.h), whole blocks in the tree ---- */
+/* ---- a range's parts: pieces in chunk records (buf_granules.h), whole chunks in the tree ---- */
 
-/* The blocks of [s, e): first gs and last ge, the whole ones [whole_from, whole_to) (none when
- * not below), and whether the first and the last hold a piece (a block the range does not fill;
- * the last only when it is not the first). In block numbers: the last block's end may be 2^64. */
+/* The chunks of [s, e): first gs and last ge, the whole ones [whole_from, whole_to) (none when
+ * not below), and whether the first and the last hold a piece (a chunk the range does not fill;
+ * the last only when it is not the first). In chunk numbers: the last chunk's end may be 2^64. */
 typedef struct parts {
   uintptr_t gs, ge, whole_from, whole_to;
   bool head, tail;
@@ -178,7 +179,7 @@ static inline parts parts_of(uintptr_t s, uintptr_t e) {
   return p;
 }
 
-/* The piece of node in block g, as offsets there. */
+/* The piece of node in chunk g, as offsets there. */
 static inline void piece_of(uintptr_t g, const shk__buf_range *node, unsigned *lo,
                             unsigned *last) {
   uintptr_t base = g << SHK__GRANULE_BITS;
@@ -192,7 +193,7 @@ static void marker_at(uintptr_t g) {
   marker.end = marker.start + SHK__GRANULE_SIZE;
 }
 
-/* Reserves block g in the tree for its records. SHK_EOVERLAP when another range's whole blocks
+/* Reserves chunk g in the tree for its record. SHK_EOVERLAP when another range's whole chunks
  * take it in, SHK_ENOMEM. */
 static int marker_insert(uintptr_t g) {
   const shk__buf_blocks *blocker;
@@ -203,14 +204,14 @@ static int marker_insert(uintptr_t g) {
   return rc;
 }
 
-/* Gives up block g's reservation (its records go, or went: shk__granules_rebuild). */
+/* Gives up chunk g's reservation (its record goes, or went: shk__granules_rebuild). */
 static void marker_remove(uintptr_t g) {
   marker_at(g);
   if (shk__range_tree_remove(&marker)) marker_count--;
 }
 
-/* The first record of block g, made (and the block reserved) when missing; the caller made room
- * for it. SHK_EOVERLAP when another range's whole blocks take the block in, SHK_ENOMEM. */
+/* The record of chunk g, made (and the chunk reserved) when missing; the caller made room for
+ * it. SHK_EOVERLAP when another range's whole chunks take the chunk in, SHK_ENOMEM. */
 static int record_for(uintptr_t g, shk__granule **out) {
   shk__granule *r = shk__granule_find(shk__granule_key(g));
   if (!r) {
@@ -222,8 +223,8 @@ static int record_for(uintptr_t g, shk__granule **out) {
   return SHK_OK;
 }
 
-/* Puts node's whole blocks in the tree. A reserved block among them meets it only when a piece
- * is there; an empty one gives up its records and reservation. SHK_EOVERLAP, SHK_ENOMEM. */
+/* Puts node's whole chunks in the tree. A reserved chunk among them meets it only when a piece
+ * is there; an empty one gives up its record and reservation. SHK_EOVERLAP, SHK_ENOMEM. */
 static int whole_insert(shk__buf_range *node, const parts *p) {
   node->blocks.start = p->whole_from << SHK__GRANULE_BITS;
   node->blocks.end = p->whole_to << SHK__GRANULE_BITS;
@@ -240,10 +241,9 @@ static int whole_insert(shk__buf_range *node, const parts *p) {
   }
 }
 
-/* A range's pieces: their blocks, the blocks' first records (NULL where there is no such piece)
- * and the offsets there. */
+/* A range's pieces: their chunks' records (NULL where there is no such piece) and the offsets
+ * there. */
 typedef struct pieces {
-  uintptr_t head_block, tail_block;
   shk__granule *head, *tail;
   unsigned head_lo, head_last, tail_lo, tail_last;
 } pieces;
@@ -254,17 +254,26 @@ static inline bool pieces_fit(const pieces *q) {
   return !q->tail || !shk__granule_overlaps(q->tail, q->tail_lo, q->tail_last);
 }
 
-/* Puts node's pieces, which fit, in their records, and node on the list when it has one. */
+/* Puts node's pieces, which fit, in their records, and node on the list when it has one. A lone
+ * piece in two words is noted as such (SHK__GRANULE_PAIR: the short remove takes it). */
 static inline void pieces_put(shk__buf_range *node, const pieces *q) {
-  node->head_at = node->tail_at = SHK__GRANULE_NONE;
+  if (q->head && !q->tail && q->head_last / 64 - q->head_lo / 64 <= 1) {
+    shk__granule_pair p = shk__granule_pair_of(q->head_lo, q->head_last);
+    shk__granule_pair_put(q->head, p);
+    bool in_tree = node->in_tree;
+    shk__buf_ranges_note_pair(node, q->head, p);
+    node->in_tree = in_tree;
+    return;
+  }
+  node->head_piece = node->tail_piece = SHK__GRANULE_NONE;
   if (q->head) {
     shk__granule_put(q->head, q->head_lo, q->head_last);
-    node->head_at = SHK__GRANULE_HAS;
+    node->head_piece = SHK__GRANULE_HAS;
     node->head_slot = shk__granule_slot(q->head);
   }
   if (q->tail) {
     shk__granule_put(q->tail, q->tail_lo, q->tail_last);
-    node->tail_at = SHK__GRANULE_HAS;
+    node->tail_piece = SHK__GRANULE_HAS;
     node->tail_slot = shk__granule_slot(q->tail);
   }
   if (q->head || q->tail) shk__buf_ranges_link(node);
@@ -274,9 +283,9 @@ static inline void pieces_put(shk__buf_range *node, const pieces *q) {
  * then the pieces, which cannot be refused then. Records made for a refused range stay, empty,
  * for later. */
 static int insert_parts(shk__buf_range *node, const parts *p, pieces *q) {
-  /* Up to two records for each piece: none is made, or moved, by a rebuild in between. A table
-   * mostly of emptied records (memory used once and given back: an arena freed, its blocks never
-   * met again) is rebuilt without them too, before their runs lengthen every probe. */
+  /* Room for the records of both pieces (and more): none is made, or moved, by a rebuild in
+   * between. A table mostly of emptied records (memory used once and given back: an arena freed,
+   * its chunks never met again) is rebuilt without them too, before they lengthen every probe. */
   if (!shk__granule_has_room(4) || shk__granules_mostly_empty()) {
     int rebuilt = shk__granules_rebuild(marker_remove);
     if (rebuilt != SHK_OK && !shk__granule_has_room(4)) return rebuilt;
@@ -297,22 +306,21 @@ static int insert_parts(shk__buf_range *node, const parts *p, pieces *q) {
   return SHK_OK;
 }
 
-/* Any range the short way (below) leaves: whole blocks, blocks with no record yet or with
- * further records, a table without room. */
+/* Any range the short way (below) leaves: whole chunks, chunks with no record yet, pieces in
+ * more than two words of a bitmap. */
 static SHK__NOINLINE int insert_long(shk__buf_range *node) {
-  /* The last block's end would be 2^64: its reservation could not be kept. No memory is there.
-   * (The short way puts nothing there: the block never has a record.) */
+  /* The last chunk's end would be 2^64: its reservation could not be kept. No memory is there.
+   * (The short way puts nothing there: the chunk never has a record.) */
   if (node->end > UINTPTR_MAX - (SHK__GRANULE_SIZE - 1)) return SHK_EOVERFLOW;
   parts p = parts_of(node->start, node->end);
-  pieces q = {p.gs, p.ge, NULL, NULL, 0, 0, 0, 0};
+  pieces q = {NULL, NULL, 0, 0, 0, 0};
   if (p.head) piece_of(p.gs, node, &q.head_lo, &q.head_last);
   if (p.tail) piece_of(p.ge, node, &q.tail_lo, &q.tail_last);
   return insert_parts(node, &p, &q);
 }
 
-/* insert_one's way for a range in two neighbouring chunks (buf_ranges_short.h): the second
- * chunk's record is looked for first next to the first's: neighbouring chunks have neighbouring
- * homes (SHK__GRANULE_RUN). */
+/* insert_one's way for a range in two neighbouring chunks (buf_ranges_short.h), each piece in
+ * two words of its bitmap at most. */
 static SHK__ALWAYS_INLINE int insert_two(shk__buf_range *node, uintptr_t g, unsigned lo,
                                          unsigned last) {
   unsigned tail_last = last - (unsigned)SHK__GRANULE_SIZE;
@@ -327,7 +335,7 @@ static SHK__ALWAYS_INLINE int insert_two(shk__buf_range *node, uintptr_t g, unsi
     return SHK_EOVERLAP;
   shk__granule_pair_put(head, hp);
   shk__granule_pair_put(tail, tp);
-  node->head_at = node->tail_at = SHK__GRANULE_HAS;
+  node->head_piece = node->tail_piece = SHK__GRANULE_HAS;
   node->head_slot = shk__granule_slot(head);
   node->tail_slot = shk__granule_slot(tail);
   node->in_tree = false;
@@ -335,8 +343,8 @@ static SHK__ALWAYS_INLINE int insert_two(shk__buf_range *node, uintptr_t g, unsi
   return SHK_OK;
 }
 
-/* The usual small range, inline and with no call: one piece of a block, or two pieces of
- * neighbouring blocks with no whole block between (a small range across a block boundary). */
+/* The usual small range, inline and with no call: one piece of a chunk, or two pieces of
+ * neighbouring chunks with no whole chunk between (a small range across a chunk boundary). */
 static SHK__ALWAYS_INLINE int insert_short(shk__buf_range *node, uintptr_t start, uintptr_t end) {
   uintptr_t g, last;
   unsigned lo;
@@ -350,6 +358,25 @@ static SHK__ALWAYS_INLINE int insert_short(shk__buf_range *node, uintptr_t start
 static int insert_range(shk__buf_range *node) {
   int rc = insert_short(node, node->start, node->end);
   return rc == SHK__BUF_RANGES_NOT_SHORT ? insert_long(node) : rc;
+}
+
+bool shk__buf_ranges_take_pieces_long(shk__buf_range *node) {
+  bool head = node->head_piece != SHK__GRANULE_NONE, tail = node->tail_piece != SHK__GRANULE_NONE;
+  if (!head && !tail) return false;
+  parts p = parts_of(node->start, node->end);
+  unsigned lo, last;
+  bool had = false;
+  if (head) {
+    piece_of(p.gs, node, &lo, &last);
+    had = shk__granule_take(p.gs, node->head_slot, lo, last);
+  }
+  if (tail) {
+    piece_of(p.ge, node, &lo, &last);
+    had |= shk__granule_take(p.ge, node->tail_slot, lo, last);
+  }
+  node->head_piece = node->tail_piece = SHK__GRANULE_NONE;
+  shk__buf_ranges_unlink(node);
+  return had;
 }
 
 /* Takes every part of node out; false when it had none there (removed already). */
@@ -370,12 +397,11 @@ static const char *blocks_fault(const shk__buf_blocks *entry, uintptr_t s, uintp
   if (!node->in_tree) return "names a buffer that says it is not in the tree";
   if (s != entry->start || e != entry->end || p.whole_from >= p.whole_to ||
       s != p.whole_from << SHK__GRANULE_BITS || e != p.whole_to << SHK__GRANULE_BITS)
-    return "is not its buffer's whole blocks";
+    return "is not its buffer's whole chunks";
   return NULL;
 }
 
-/* The walk over the tree: each range whose whole blocks begin where the range does (the others
- * are called by their first piece). */
+/* The walk over the tree: each range with no piece (the others are on their list). */
 typedef struct tree_walk {
   void (*fn)(shk__buf_range *node, void *ctx);
   void *ctx;
@@ -386,7 +412,7 @@ static void walk_entry(shk__buf_blocks *entry, void *ctx) {
   tree_walk *w = ctx;
   if (is_marker(entry)) return;
   shk__buf_range *node = range_of(entry);
-  if (node->head_at != SHK__GRANULE_NONE || node->tail_at != SHK__GRANULE_NONE) return;
+  if (node->head_piece != SHK__GRANULE_NONE || node->tail_piece != SHK__GRANULE_NONE) return;
   w->fn(node, w->ctx);
   w->n++;
 }
@@ -415,6 +441,15 @@ static bool piece_set(uintptr_t g, unsigned lo, unsigned last) {
   return true;
 }
 
+/* Whether node's note of its first piece's words, if any, names the bytes [lo, last]. */
+static bool pair_noted_right(const shk__buf_range *node, unsigned lo, unsigned last) {
+  if (node->head_piece != SHK__GRANULE_PAIR) return true;
+  if (node->tail_piece != SHK__GRANULE_NONE || last / 64 - lo / 64 > 1) return false;
+  shk__granule_pair p = shk__granule_pair_of(lo, last);
+  return node->head_w0 == p.w0 && node->head_w1 == p.w1 && node->head_m0 == p.m0 &&
+         node->head_m1 == p.m1;
+}
+
 static size_t listed_pieces(size_t *bytes, size_t *faults) {
   size_t n = 0;
   *bytes = 0;
@@ -423,23 +458,24 @@ static size_t listed_pieces(size_t *bytes, size_t *faults) {
     parts p = parts_of(node->start, node->end);
     unsigned lo, last;
     bool whole = true;
-    if (node->head_at != SHK__GRANULE_NONE) {
+    if (node->head_piece != SHK__GRANULE_NONE) {
       piece_of(p.gs, node, &lo, &last);
-      whole &= piece_set(p.gs, lo, last);
+      whole &= piece_set(p.gs, lo, last) && pair_noted_right(node, lo, last);
       *bytes += last - lo + 1;
       n++;
     }
-    if (node->tail_at != SHK__GRANULE_NONE) {
+    if (node->tail_piece != SHK__GRANULE_NONE) {
       piece_of(p.ge, node, &lo, &last);
       whole &= piece_set(p.ge, lo, last);
       *bytes += last - lo + 1;
       n++;
     }
-    bool noted = node->head_at != SHK__GRANULE_NONE || node->tail_at != SHK__GRANULE_NONE;
+    bool noted = node->head_piece != SHK__GRANULE_NONE || node->tail_piece != SHK__GRANULE_NONE;
     if (noted && whole) continue;
     shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: buffer range [0x%llx, 0x%llx) "
                       "%s", (unsigned long long)node->start, (unsigned long long)node->end,
-                      noted ? "has a piece whose bits are not set" : "is listed with no piece");
+                      noted ? "has a piece whose bits are not set, or noted wrong"
+                            : "is listed with no piece");
     ++*faults;
   }
   return n;
@@ -449,9 +485,9 @@ static size_t listed_pieces(size_t *bytes, size_t *faults) {
  * part itself is checked where it is kept). */
 static const char *parts_fault(const shk__buf_range *node) {
   parts p = parts_of(node->start, node->end);
-  if (p.head != (node->head_at != SHK__GRANULE_NONE)) return "its first block's piece";
-  if (p.tail != (node->tail_at != SHK__GRANULE_NONE)) return "its last block's piece";
-  if ((p.whole_from < p.whole_to) != node->in_tree) return "its whole blocks";
+  if (p.head != (node->head_piece != SHK__GRANULE_NONE)) return "its first chunk's piece";
+  if (p.tail != (node->tail_piece != SHK__GRANULE_NONE)) return "its last chunk's piece";
+  if ((p.whole_from < p.whole_to) != node->in_tree) return "its whole chunks";
   return NULL;
 }
 

@@ -1,9 +1,9 @@
 /* The range index's short ways (buf_ranges.c), inline where buffers are made and ended (buf.c's
  * consume and release): the usual small range goes in and out with no call into the index, its
  * bounds in registers, and the long ways, cold, laid out apart (consume+release with 1 000 live
- * 16.8 -> 16.2 ns in a loop of their own). One piece of a block, or two of neighbouring blocks,
- * in records that exist; everything else ends in buf_ranges.c's long ways, out of line, so that
- * the short ways save few registers. The lock, its mode and the count belong to buf_ranges.c;
+ * 16.8 -> 16.2 ns in a loop of their own). One piece of a chunk, or two of neighbouring chunks,
+ * in records that exist, each in two words of its bitmap at most; everything else ends in
+ * buf_ranges.c's long ways, out of line, so that the short ways save few registers. The lock, its mode and the count belong to buf_ranges.c;
  * only these ways touch them elsewhere. */
 #ifndef SHMKIT_BUF_RANGES_SHORT_H
 #define SHMKIT_BUF_RANGES_SHORT_H
@@ -52,12 +52,12 @@ static inline void shk__buf_ranges_unlock(void) {
  * SHK__BUF_RANGES_OBSERVED is 1). */
 #define SHK__BUF_RANGES_NOT_SHORT 2
 
-/* The ranges with pieces (SHK__GRANULE_HAS in a note), on a circular list through this node
- * (buf_ranges.c), for the walk. */
+/* The ranges with pieces (a note other than SHK__GRANULE_NONE), on a circular list through this
+ * node (buf_ranges.c), for the walk: a bitmap does not name its ranges. Linking costs four stores
+ * and unlinking two, to the neighbours on the list (the range put in last, usually). */
 extern shk__buf_range shk__buf_ranges_pieced;
 
 static SHK__ALWAYS_INLINE void shk__buf_ranges_link(shk__buf_range *node) {
-  if (SHK__GRANULE_NOLIST) return;
   shk__buf_range *first = shk__buf_ranges_pieced.next;
   node->prev = &shk__buf_ranges_pieced;
   node->next = first;
@@ -66,9 +66,23 @@ static SHK__ALWAYS_INLINE void shk__buf_ranges_link(shk__buf_range *node) {
 }
 
 static SHK__ALWAYS_INLINE void shk__buf_ranges_unlink(shk__buf_range *node) {
-  if (SHK__GRANULE_NOLIST) return;
   node->prev->next = node->next;
   node->next->prev = node->prev;
+}
+
+/* Notes node's first piece, the only one, as p in r (SHK__GRANULE_PAIR), and lists node. */
+static SHK__ALWAYS_INLINE void shk__buf_ranges_note_pair(shk__buf_range *node,
+                                                         const shk__granule *r,
+                                                         shk__granule_pair p) {
+  node->head_piece = SHK__GRANULE_PAIR;
+  node->tail_piece = SHK__GRANULE_NONE;
+  node->head_m0 = p.m0;
+  node->head_m1 = p.m1;
+  node->head_w0 = (uint8_t)p.w0;
+  node->head_w1 = (uint8_t)p.w1;
+  node->head_slot = shk__granule_slot(r);
+  node->in_tree = false;
+  shk__buf_ranges_link(node);
 }
 
 /* Which short way takes [start, end): 1 one piece (shk__buf_ranges_insert_one), 2 two (the
@@ -80,7 +94,7 @@ static SHK__ALWAYS_INLINE int shk__buf_ranges_short_kind(uintptr_t start, uintpt
   *lo = (unsigned)(start & (SHK__GRANULE_SIZE - 1));
   *last = end - 1 - (*g << SHK__GRANULE_BITS);
   /* One chunk not filled, in at most two words of its bitmap; or two, the first's piece in its
-   * last two words, the second's in its first two. One branch on the whole test. */
+   * last two words, the second's in its first two. One test of the usual case (& not &&). */
   if ((*last < SHK__GRANULE_SIZE) & ((*lo | (*last ^ (SHK__GRANULE_SIZE - 1))) != 0) &
       (*last / 64 - *lo / 64 <= 1))
     return 1;
@@ -99,15 +113,7 @@ static SHK__ALWAYS_INLINE int shk__buf_ranges_insert_one(shk__buf_range *node, u
   shk__granule_pair p = shk__granule_pair_of(lo, last);
   if (shk__granule_pair_overlaps(shk__granule_map_of(r), p)) return SHK_EOVERLAP;
   shk__granule_pair_put(r, p);
-  node->head_at = SHK__GRANULE_PAIR;
-  node->head_m0 = p.m0;
-  node->head_m1 = p.m1;
-  node->head_w0 = (uint8_t)p.w0;
-  node->head_w1 = (uint8_t)p.w1;
-  node->head_slot = shk__granule_slot(r);
-  node->tail_at = SHK__GRANULE_NONE;
-  node->in_tree = false;
-  shk__buf_ranges_link(node);
+  shk__buf_ranges_note_pair(node, r, p);
   return SHK_OK;
 }
 
@@ -143,32 +149,17 @@ static SHK__ALWAYS_INLINE int shk__buf_ranges_insert_fast(shk__buf_range *node) 
   return shk__buf_ranges_insert_general(node, true, NULL);
 }
 
-/* Takes node's pieces out of their records (each looked for first at its slot hint), and node
- * off the list; false when it had none there. */
-static SHK__NOINLINE bool shk__buf_ranges_take_pieces_long(shk__buf_range *node);
+/* Takes node's pieces out of their records and node off the list, any pieces (buf_ranges.c);
+ * false when it had none there. */
+bool shk__buf_ranges_take_pieces_long(shk__buf_range *node);
+
+/* The same, inline for the usual range: one piece, noted as its words. */
 static SHK__ALWAYS_INLINE bool shk__buf_ranges_take_pieces(shk__buf_range *node) {
-  if (node->head_at == SHK__GRANULE_PAIR && node->tail_at == SHK__GRANULE_NONE) {
-    shk__granule_pair p = {node->head_w0, node->head_w1, node->head_m0, node->head_m1};
-    bool had = shk__granule_take_pair(shk__granule_of(node->start), node->head_slot, p);
-    node->head_at = SHK__GRANULE_NONE;
-    shk__buf_ranges_unlink(node);
-    return had;
-  }
-  return shk__buf_ranges_take_pieces_long(node);
-}
-static SHK__NOINLINE bool shk__buf_ranges_take_pieces_long(shk__buf_range *node) {
-  uintptr_t start = node->start, end = node->end;
-  uintptr_t gs = shk__granule_of(start), ge = shk__granule_of(end - 1);
-  unsigned lo = (unsigned)(start & (SHK__GRANULE_SIZE - 1));
-  unsigned end_last = (unsigned)((end - 1) & (SHK__GRANULE_SIZE - 1));
-  bool head = node->head_at != SHK__GRANULE_NONE, tail = node->tail_at != SHK__GRANULE_NONE;
-  if (!(head | tail)) return false;
-  bool had = false;
-  if (head)
-    had = shk__granule_take(gs, node->head_slot, lo,
-                            gs == ge ? end_last : (unsigned)SHK__GRANULE_SIZE - 1);
-  if (SHK__UNLIKELY(tail)) had |= shk__granule_take(ge, node->tail_slot, 0, end_last);
-  node->head_at = node->tail_at = SHK__GRANULE_NONE;
+  if (node->head_piece != SHK__GRANULE_PAIR || node->tail_piece != SHK__GRANULE_NONE)
+    return shk__buf_ranges_take_pieces_long(node);
+  shk__granule_pair p = {node->head_w0, node->head_w1, node->head_m0, node->head_m1};
+  bool had = shk__granule_take_pair(shk__granule_of(node->start), node->head_slot, p);
+  node->head_piece = SHK__GRANULE_NONE;
   shk__buf_ranges_unlink(node);
   return had;
 }
