@@ -16,6 +16,10 @@
 #define SLOTS 6000
 #define BASE ((uintptr_t)1 << 40) /* far from any real buffer of this process */
 #define U SHK__GRANULE_SIZE          /* one chunk */
+/* Chunk n * 64 of the tests of chunk records, far from the other tests' ranges. Their nodes are
+ * static, so that a failed test leaves none on a dead stack frame, kept by the index, for the
+ * tests after it. */
+#define FAR_BLOCK(n) (BASE + ((uintptr_t)1 << 31) + (uintptr_t)(n) * 64 * U)
 
 typedef struct model {
   shk__buf_range node;
@@ -501,6 +505,47 @@ static void a_node_counts_once_in_and_once_out(void **state) {
   assert_int_equal(shk__buf_ranges_check(), 0);
 }
 
+/* The walk (lens, shk_watch_add_buffers, the check) calls each range once, whatever its parts:
+ * one piece, two, a piece and whole chunks on either side or both, whole chunks only; those with
+ * pieces from their list, the others from the tree. Each removal takes it off. */
+static shk__buf_range *walked[16];
+static size_t walked_n;
+
+static void note_walked(shk__buf_range *node, void *ctx) {
+  (void)ctx;
+  if (node->start >= FAR_BLOCK(60) && walked_n < SHK__ARRAY_LEN(walked)) walked[walked_n++] = node;
+}
+
+static void the_walk_names_each_range_once_whatever_its_parts(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  uintptr_t b = FAR_BLOCK(60);
+  static shk__buf_range r[7];
+  r[0] = (shk__buf_range){.start = b + 5, .end = b + 9};                       /* one piece */
+  r[1] = (shk__buf_range){.start = b + 2 * U - 4, .end = b + 2 * U + 4};       /* two */
+  r[2] = (shk__buf_range){.start = b + 4 * U + 7, .end = b + 7 * U};           /* piece, whole */
+  r[3] = (shk__buf_range){.start = b + 8 * U, .end = b + 10 * U + 9};          /* whole, piece */
+  r[4] = (shk__buf_range){.start = b + 12 * U + 1, .end = b + 15 * U + 1};     /* both */
+  r[5] = (shk__buf_range){.start = b + 16 * U, .end = b + 18 * U};             /* whole only */
+  r[6] = (shk__buf_range){.start = b + 20 * U + 60, .end = b + 20 * U + 400};  /* long piece */
+  for (size_t i = 0; i < 7; i++) assert_int_equal(shk__buf_ranges_insert(&r[i]), SHK_OK);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  for (size_t gone = 0; gone <= 7; gone++) {
+    walked_n = 0;
+    size_t n = shk__buf_ranges_walk(note_walked, NULL);
+    assert_int_equal(n, shk__buf_ranges_count());
+    assert_int_equal(walked_n, 7 - gone);
+    for (size_t i = gone; i < 7; i++) {
+      size_t seen = 0;
+      for (size_t k = 0; k < walked_n; k++) seen += walked[k] == &r[i];
+      assert_int_equal(seen, 1);
+    }
+    if (gone < 7) shk__buf_ranges_remove(&r[gone]);
+  }
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+}
+
 /* A long range: a piece in its first chunk, whole chunks, a piece in its last. Small ranges
  * beside its pieces in those chunks go in; inside any of its chunks they do not; a range that
  * would take in a chunk with a live piece is refused, one whose chunks were emptied goes in. */
@@ -645,9 +690,6 @@ static void allocation_failures_leave_the_index_as_it_was(void **state) {
   assert_int_equal(shk__buf_ranges_check(), 0);
 }
 
-/* Chunk n of the tests below, far from the other tests' ranges. Their nodes are static, so that
- * a failed test leaves none on a dead stack frame, kept by the index, for the tests after it. */
-#define FAR_BLOCK(n) (BASE + ((uintptr_t)1 << 31) + (uintptr_t)(n) * 64 * U)
 
 /* Adds one-byte ranges in chunks of their own until the table of records is made anew; each
  * goes into r (room for `most`); how many. */
@@ -1027,6 +1069,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(small_ranges_in_a_chunk_meet_at_every_offset_exactly),
     cmocka_unit_test(a_long_piece_and_small_ones_share_words_exactly),
     cmocka_unit_test(a_node_counts_once_in_and_once_out),
+    cmocka_unit_test(the_walk_names_each_range_once_whatever_its_parts),
     cmocka_unit_test(whole_chunks_and_pieces_meet_exactly),
     cmocka_unit_test(emptied_records_go_when_the_table_needs_room),
     cmocka_unit_test(the_last_chunk_of_the_address_space_is_refused),
