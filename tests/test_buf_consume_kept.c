@@ -89,7 +89,7 @@ static void refusals_keep_their_codes_and_the_header(void **state) {
   assert_int_equal(shk__buf_ranges_count(), indexed);
   shk_buf_release(live); /* the ranges below cover the program's image on some systems */
   /* Factors just below half the bits (the short way's check); a range that reaches into the last
-   * chunk of the address space (SHK__GRANULE_SIZE bytes) is refused, one that ends just before
+   * block of the address space (SHK__GRANULE_SIZE bytes) is refused, one that ends just before
    * it is not. */
   shk_buf *big = wrap((void *)(uintptr_t)0x10000, (size_t)1 << 20, ((size_t)1 << 20) - 1);
   assert_int_equal(shk_buf_size(big), ((size_t)1 << 40) - ((size_t)1 << 20));
@@ -97,7 +97,7 @@ static void refusals_keep_their_codes_and_the_header(void **state) {
   assert_int_equal(shk_buf_consume((void *)(UINTPTR_MAX - 15), 15, 1, NULL, &buf), SHK_EOVERFLOW);
   assert_null(buf);
   assert_int_equal(kept(), n + 1); /* live's header, back; the refusal kept it */
-  /* ends where the last chunk begins */
+  /* ends where the last block begins */
   shk_buf *top = wrap((void *)(UINTPTR_MAX - (SHK__GRANULE_SIZE - 1) - 16), 16, 1);
   shk_buf_release(top);
 }

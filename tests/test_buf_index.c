@@ -12,14 +12,20 @@
 #include "os_faults.h"
 #include "common/buf_granules.h"
 #include "common/buf_internal.h"
+#include "common/buf_ranges_short.h"
 
 #define SLOTS 6000
 #define BASE ((uintptr_t)1 << 40) /* far from any real buffer of this process */
-#define U SHK__GRANULE_SIZE          /* one chunk */
-/* Chunk n * 64 of the tests of chunk records, far from the other tests' ranges. Their nodes are
+#define U SHK__GRANULE_SIZE          /* one block */
+/* Block n * 64 of the tests of block records, far from the other tests' ranges. Their nodes are
  * static, so that a failed test leaves none on a dead stack frame, kept by the index, for the
  * tests after it. */
 #define FAR_BLOCK(n) (BASE + ((uintptr_t)1 << 31) + (uintptr_t)(n) * 64 * U)
+
+/* Whether [s, e) can go in (taken out again at once), as the index answers: a node on the stack
+ * is never left in the index, also when the answer is wrong (a list of ranges through a dead
+ * frame would send the tests after into garbage). */
+static int try_insert(uintptr_t s, uintptr_t e);
 
 typedef struct model {
   shk__buf_range node;
@@ -66,12 +72,12 @@ static void run_model(bool follow) {
       ranges[i].node.start = s;
       ranges[i].node.end = e;
       int rc = shk__buf_ranges_insert(&ranges[i].node);
-      assert_int_equal(rc, expected ? SHK_EOVERLAP : SHK_OK);
-      if (rc == SHK_OK) {
+      if (rc == SHK_OK) { /* noted before the answer is judged: a node in is never reused */
         ranges[i].live = true;
         live++;
         last_end = e;
       }
+      assert_int_equal(rc, expected ? SHK_EOVERLAP : SHK_OK);
     }
     if (step % 4000 == 0) {
       assert_int_equal(shk__buf_ranges_count(), base_count + live);
@@ -81,8 +87,7 @@ static void run_model(bool follow) {
   assert_true(live > 500); /* the index really held many ranges at once */
   for (size_t i = 0; i < SLOTS; i++) {
     if (!ranges[i].live) continue;
-    shk__buf_range inside = {.start = ranges[i].node.start, .end = ranges[i].node.start + 1};
-    assert_int_equal(shk__buf_ranges_insert(&inside), SHK_EOVERLAP);
+    assert_int_equal(try_insert(ranges[i].node.start, ranges[i].node.start + 1), SHK_EOVERLAP);
     shk__buf_ranges_remove(&ranges[i].node);
     ranges[i].live = false;
   }
@@ -114,8 +119,7 @@ static void ascending_and_descending_fills_split_and_merge_cleanly(void **state)
     assert_int_equal(shk__buf_ranges_insert(&seq[i]), SHK_OK);
   }
   for (size_t i = 0; i < 3000; i += 7) {
-    shk__buf_range mid = {.start = seq[i].start + 5, .end = seq[i].start + 6};
-    assert_int_equal(shk__buf_ranges_insert(&mid), SHK_EOVERLAP);
+    assert_int_equal(try_insert(seq[i].start + 5, seq[i].start + 6), SHK_EOVERLAP);
   }
   for (size_t i = 3000; i-- > 0;) shk__buf_ranges_remove(&seq[i]);
   for (size_t i = 3000; i-- > 0;) assert_int_equal(shk__buf_ranges_insert(&seq[i]), SHK_OK);
@@ -191,8 +195,7 @@ static void stale_places_remove_nothing_else(void **state) {
     up[i].start = BASE + (1000 + i * 8) * U;
     up[i].end = up[i].start + 8 * U;
     assert_int_equal(shk__buf_ranges_insert(&up[i]), SHK_OK);
-    shk__buf_range same_end = {.start = up[i].end - U, .end = up[i].end + U};
-    assert_int_equal(shk__buf_ranges_insert(&same_end), SHK_EOVERLAP); /* the last one */
+    assert_int_equal(try_insert(up[i].end - U, up[i].end + U), SHK_EOVERLAP); /* the last one */
   }
   assert_int_equal(shk__buf_ranges_check(), 0);
   for (size_t i = 0; i < 2000; i += 3) shk__buf_ranges_remove(&up[i]);
@@ -209,7 +212,6 @@ static void stale_places_remove_nothing_else(void **state) {
   assert_int_equal(shk__buf_ranges_check(), 0);
 }
 
-/* Whether [s, e) can go in (taken out again at once), as the index answers. */
 static int try_insert(uintptr_t s, uintptr_t e) {
   shk__buf_range probe = {.start = s, .end = e};
   int rc = shk__buf_ranges_insert(&probe);
@@ -379,12 +381,12 @@ static void spreading_a_chunk_keeps_it_before_the_next(void **state) {
   assert_int_equal(shk__buf_ranges_check(), 0);
 }
 
-/* ---- chunk records (buf_granules.h): a bitmap of each chunk ---- */
+/* ---- block records (buf_granules.h): a bitmap of each block ---- */
 
-/* A chunk holds U one-byte ranges in its one record: every byte refused while live, across
- * chunks at its edges too, the whole chunk refused while one lives, and the bitmap still right
+/* A block holds U one-byte ranges in its one record: every byte refused while live, across
+ * blocks at its edges too, the whole block refused while one lives, and the bitmap still right
  * after every other range goes and wider ones fill the gaps. */
-static void a_chunk_full_of_one_byte_ranges_sits_in_one_record(void **state) {
+static void a_block_full_of_one_byte_ranges_sits_in_one_record(void **state) {
   (void)state;
   size_t base_count = shk__buf_ranges_count();
   uintptr_t b = BASE + 7 * U;
@@ -400,9 +402,9 @@ static void a_chunk_full_of_one_byte_ranges_sits_in_one_record(void **state) {
   assert_int_equal(shk__buf_ranges_count(), base_count + U);
   for (size_t i = 0; i < U; i++) {
     assert_int_equal(try_insert(b + i, b + i + 1), SHK_EOVERLAP);
-    assert_int_equal(try_insert(b + i - 1, b + i + 2), SHK_EOVERLAP); /* across chunks at 0 */
+    assert_int_equal(try_insert(b + i - 1, b + i + 2), SHK_EOVERLAP); /* across blocks at 0 */
   }
-  assert_int_equal(try_insert(b, b + U), SHK_EOVERLAP);         /* the whole chunk */
+  assert_int_equal(try_insert(b, b + U), SHK_EOVERLAP);         /* the whole block */
   assert_int_equal(try_insert(b - U, b + 2 * U), SHK_EOVERLAP); /* around it */
   assert_int_equal(try_insert(b - U, b), SHK_OK);
   assert_int_equal(try_insert(b + U, b + 2 * U), SHK_OK);
@@ -414,17 +416,17 @@ static void a_chunk_full_of_one_byte_ranges_sits_in_one_record(void **state) {
   }
   for (size_t i = 0; i < U; i += 2) shk__buf_ranges_remove(&one[i]);
   assert_int_equal(shk__buf_ranges_count(), base_count);
-  /* Empty: the whole chunk, and more, goes in again (its record gives way). */
+  /* Empty: the whole block, and more, goes in again (its record gives way). */
   assert_int_equal(try_insert(b, b + U), SHK_OK);
   assert_int_equal(try_insert(b - 3, b + 2 * U + 5), SHK_OK);
   assert_int_equal(shk__buf_ranges_check(), 0);
 }
 
-/* Two ranges of a chunk, one live, the other tried at every offset and length that stays in the
- * chunk (lengths 1 to 140: one word of the bitmap, two, three): refused exactly when a byte is
+/* Two ranges of a block, one live, the other tried at every offset and length that stays in the
+ * block (lengths 1 to 140: one word of the bitmap, two, three): refused exactly when a byte is
  * shared (containment either way), taken when they only touch, whatever 64- or 128-byte boundary
  * either crosses; and the live one's bits are whole after each try. */
-static void small_ranges_in_a_chunk_meet_at_every_offset_exactly(void **state) {
+static void small_ranges_in_a_block_meet_at_every_offset_exactly(void **state) {
   (void)state;
   size_t base_count = shk__buf_ranges_count();
   uintptr_t b = BASE + 11 * U;
@@ -506,7 +508,7 @@ static void a_node_counts_once_in_and_once_out(void **state) {
 }
 
 /* The walk (lens, shk_watch_add_buffers, the check) calls each range once, whatever its parts:
- * one piece, two, a piece and whole chunks on either side or both, whole chunks only; those with
+ * one piece, two, a piece and whole blocks on either side or both, whole blocks only; those with
  * pieces from their list, the others from the tree. Each removal takes it off. */
 static shk__buf_range *walked[16];
 static size_t walked_n;
@@ -546,16 +548,17 @@ static void the_walk_names_each_range_once_whatever_its_parts(void **state) {
   assert_int_equal(shk__buf_ranges_check(), 0);
 }
 
-/* A long range: a piece in its first chunk, whole chunks, a piece in its last. Small ranges
- * beside its pieces in those chunks go in; inside any of its chunks they do not; a range that
- * would take in a chunk with a live piece is refused, one whose chunks were emptied goes in. */
-static void whole_chunks_and_pieces_meet_exactly(void **state) {
+/* A long range: a piece in its first block, whole blocks, a piece in its last. Small ranges
+ * beside its pieces in those blocks go in; inside any of its blocks they do not; a range that
+ * would take in a block with a live piece is refused, one whose blocks were emptied goes in. */
+static void whole_blocks_and_pieces_meet_exactly(void **state) {
   (void)state;
   size_t base_count = shk__buf_ranges_count();
   uintptr_t b = BASE + 64 * U;
-  shk__buf_range before = {.start = b + 10, .end = b + 60};
-  shk__buf_range big = {.start = b + 60, .end = b + 9 * U + 20};
-  shk__buf_range after = {.start = b + 9 * U + 20, .end = b + 9 * U + 100};
+  static shk__buf_range before, big, after, small[4];
+  before = (shk__buf_range){.start = b + 10, .end = b + 60};
+  big = (shk__buf_range){.start = b + 60, .end = b + 9 * U + 20};
+  after = (shk__buf_range){.start = b + 9 * U + 20, .end = b + 9 * U + 100};
   assert_int_equal(shk__buf_ranges_insert(&before), SHK_OK);
   assert_int_equal(shk__buf_ranges_insert(&after), SHK_OK);
   assert_int_equal(shk__buf_ranges_insert(&big), SHK_OK); /* touches both */
@@ -564,19 +567,18 @@ static void whole_chunks_and_pieces_meet_exactly(void **state) {
     assert_int_equal(try_insert(at, at + 1), SHK_EOVERLAP);
   assert_int_equal(try_insert(b + 59, b + 61), SHK_EOVERLAP);
   assert_int_equal(try_insert(b + 9 * U + 19, b + 9 * U + 21), SHK_EOVERLAP);
-  assert_int_equal(try_insert(b + 2 * U, b + 3 * U), SHK_EOVERLAP); /* one whole chunk */
+  assert_int_equal(try_insert(b + 2 * U, b + 3 * U), SHK_EOVERLAP); /* one whole block */
   assert_int_equal(try_insert(b, b + 10), SHK_OK);
   assert_int_equal(try_insert(b + 9 * U + 100, b + 10 * U), SHK_OK);
   shk__buf_ranges_remove(&big);
   assert_int_equal(shk__buf_ranges_check(), 0);
-  /* Chunks 1 to 8 hold nothing now: a range over them all goes in, then the chunks of before
+  /* Blocks 1 to 8 hold nothing now: a range over them all goes in, then the blocks of before
    * and after (live pieces) refuse a range taking them in whole. */
   assert_int_equal(try_insert(b + U, b + 9 * U), SHK_OK);
   assert_int_equal(try_insert(b, b + 9 * U), SHK_EOVERLAP);
   assert_int_equal(try_insert(b + U, b + 10 * U), SHK_EOVERLAP);
-  /* Small ones put in a chunk, then ended: a range over that chunk takes the emptied record's
+  /* Small ones put in a block, then ended: a range over that block takes the emptied record's
    * place. */
-  shk__buf_range small[4];
   for (size_t i = 0; i < 4; i++) {
     small[i].start = b + 4 * U + 20 * i;
     small[i].end = small[i].start + 10;
@@ -591,8 +593,8 @@ static void whole_chunks_and_pieces_meet_exactly(void **state) {
   assert_int_equal(shk__buf_ranges_check(), 0);
 }
 
-/* Records of chunks whose ranges ended stay for reuse, until the table needs room: then they go
- * with their reservations. Small ranges made and ended one at a time over many chunks must not
+/* Records of blocks whose ranges ended stay for reuse, until the table needs room: then they go
+ * with their reservations. Small ranges made and ended one at a time over many blocks must not
  * grow the index without bound. */
 static void emptied_records_go_when_the_table_needs_room(void **state) {
   (void)state;
@@ -603,20 +605,20 @@ static void emptied_records_go_when_the_table_needs_room(void **state) {
     assert_int_equal(try_insert(at, at + 8), SHK_OK);
     if (shk__granule_used > most) most = shk__granule_used;
   }
-  assert_true(most < 20000); /* rebuilt many times, never near one record per chunk used */
+  assert_true(most < 20000); /* rebuilt many times, never near one record per block used */
   assert_int_equal(shk__buf_ranges_count(), base_count);
   assert_int_equal(shk__buf_ranges_check(), 0);
 }
 
-/* The last chunk of the address space could not be reserved (its end is 2^64): a range there is
- * refused with SHK_EOVERFLOW, whichever way it would take (one piece, two pieces from the chunk
- * before, whole chunks), one ending right before it is kept. */
-static void the_last_chunk_of_the_address_space_is_refused(void **state) {
+/* The last block of the address space could not be reserved (its end is 2^64): a range there is
+ * refused with SHK_EOVERFLOW, whichever way it would take (one piece, two pieces from the block
+ * before, whole blocks), one ending right before it is kept. */
+static void the_last_block_of_the_address_space_is_refused(void **state) {
   (void)state;
   size_t base_count = shk__buf_ranges_count();
-  uintptr_t top = UINTPTR_MAX - (U - 1); /* the last chunk starts here */
+  uintptr_t top = UINTPTR_MAX - (U - 1); /* the last block starts here */
   static shk__buf_range below;
-  below = (shk__buf_range){.start = top - 100, .end = top - 90}; /* the chunk before has a record */
+  below = (shk__buf_range){.start = top - 100, .end = top - 90}; /* the block before has a record */
   assert_int_equal(shk__buf_ranges_insert(&below), SHK_OK);
   assert_int_equal(try_insert(top, top + 10), SHK_EOVERFLOW);
   assert_int_equal(try_insert(top - 5, top + 1), SHK_EOVERFLOW); /* two pieces */
@@ -691,7 +693,7 @@ static void allocation_failures_leave_the_index_as_it_was(void **state) {
 }
 
 
-/* Adds one-byte ranges in chunks of their own until the table of records is made anew; each
+/* Adds one-byte ranges in blocks of their own until the table of records is made anew; each
  * goes into r (room for `most`); how many. */
 static size_t until_rebuilt(shk__buf_range *r, size_t most, uintptr_t from) {
   const shk__granule *table = shk__granule_table;
@@ -706,8 +708,8 @@ static size_t until_rebuilt(shk__buf_range *r, size_t most, uintptr_t from) {
   return n;
 }
 
-/* A rebuild keeps the record of every chunk with a piece, bits and all, and drops the emptied
- * ones with their reservations: a range over an emptied chunk whole goes in after. */
+/* A rebuild keeps the record of every block with a piece, bits and all, and drops the emptied
+ * ones with their reservations: a range over an emptied block whole goes in after. */
 static void a_rebuild_keeps_every_live_bit_and_drops_emptied_records(void **state) {
   (void)state;
   size_t base_count = shk__buf_ranges_count();
@@ -718,7 +720,7 @@ static void a_rebuild_keeps_every_live_bit_and_drops_emptied_records(void **stat
     r[i].end = r[i].start + 5 + i % 30;
     assert_int_equal(shk__buf_ranges_insert(&r[i]), SHK_OK);
   }
-  for (size_t i = 10; i < 20; i++) shk__buf_ranges_remove(&r[i]); /* chunk 1 emptied */
+  for (size_t i = 10; i < 20; i++) shk__buf_ranges_remove(&r[i]); /* block 1 emptied */
   static shk__buf_range filler[1 << 17];
   size_t n = until_rebuilt(filler, 1 << 17, FAR_BLOCK(4));
   assert_int_equal(shk__buf_ranges_check(), 0);
@@ -737,7 +739,7 @@ static void a_rebuild_keeps_every_live_bit_and_drops_emptied_records(void **stat
   assert_int_equal(shk__buf_ranges_check(), 0);
 }
 
-/* The bits of [lo, last] of the record of the chunk at b flipped. */
+/* The bits of [lo, last] of the record of the block at b flipped. */
 static void flip_bits(uintptr_t b, unsigned lo, unsigned last) {
   shk__granule *r = shk__granule_find(shk__granule_key(shk__granule_of(b)));
   assert_non_null(r);
@@ -804,18 +806,18 @@ static void the_check_reports_faults_put_in_on_purpose(void **state) {
   assert_int_equal(shk__buf_ranges_check(), 0);
 }
 
-/* A chunk (as a number) after hd whose record has the same home in the table as hd's, so that a
+/* A block (as a number) after hd whose record has the same home in the table as hd's, so that a
  * record of it, made first, pushes hd's past its home. */
 static uintptr_t block_sharing_a_home(uintptr_t hd) {
   size_t home = shk__granule_home(shk__granule_key(hd));
   for (uintptr_t j = 1; j < ((uintptr_t)1 << 26); j++)
     if (shk__granule_home(shk__granule_key(hd + j)) == home) return hd + j;
-  fail_msg("no chunk after 0x%llx shares its home", (unsigned long long)hd);
+  fail_msg("no block after 0x%llx shares its home", (unsigned long long)hd);
   return 0;
 }
 
-/* Whole chunks put in the tree drop the emptied records in their way, which moves records that
- * were pushed past their home: the record of the range's first chunk, found before, must be
+/* Whole blocks put in the tree drop the emptied records in their way, which moves records that
+ * were pushed past their home: the record of the range's first block, found before, must be
  * found again, or its piece goes into a slot that no longer holds it. */
 static void a_record_moved_by_a_drop_on_the_way_gets_its_piece(void **state) {
   (void)state;
@@ -838,7 +840,7 @@ static void a_record_moved_by_a_drop_on_the_way_gets_its_piece(void **state) {
     if (!laid_out) shk__buf_ranges_remove(&at_zero);
   }
   assert_true(laid_out);
-  /* A piece in hd, then whole chunks over d: d's record goes, hd's moves back to its home. */
+  /* A piece in hd, then whole blocks over d: d's record goes, hd's moves back to its home. */
   static shk__buf_range big;
   big = (shk__buf_range){.start = hd * U + 64, .end = (d + 1) * U};
   assert_int_equal(shk__buf_ranges_insert(&big), SHK_OK);
@@ -856,7 +858,7 @@ static void a_record_moved_by_a_drop_on_the_way_gets_its_piece(void **state) {
 
 /* ---- slot hints: a remove looks first in the slot where its piece was put ---- */
 
-/* A range of one piece and one of two (across a chunk boundary), then a rebuild: a new table,
+/* A range of one piece and one of two (across a block boundary), then a rebuild: a new table,
  * of another size, where every record has moved and the ranges' hints name slots that now hold
  * other records or none. Each remove still takes its own pieces, and nothing else. */
 static void a_remove_after_a_rebuild_finds_its_pieces_where_they_moved(void **state) {
@@ -885,7 +887,7 @@ static void a_remove_after_a_rebuild_finds_its_pieces_where_they_moved(void **st
   assert_int_equal(shk__buf_ranges_check(), 0);
 }
 
-/* A hint that names another chunk's record holding a piece at the same bytes (the slot that
+/* A hint that names another block's record holding a piece at the same bytes (the slot that
  * record took after a move), a slot past the table's end, or no slot: the remove takes its own
  * piece and never the other's. Past the end is not read at all (AddressSanitizer would say). */
 static void a_stale_hint_never_takes_another_ranges_piece(void **state) {
@@ -914,11 +916,11 @@ static void a_stale_hint_never_takes_another_ranges_piece(void **state) {
   assert_int_equal(shk__buf_ranges_check(), 0);
 }
 
-/* A small range across a chunk boundary (the short way of two pieces), with the second chunk's
- * record at its home or pushed past it by another chunk's record: both pieces found and put,
+/* A small range across a block boundary (the short way of two pieces), with the second block's
+ * record at its home or pushed past it by another block's record: both pieces found and put,
  * overlaps exact on each side, both taken by the remove. And one across a 128-byte (and a word)
- * boundary inside a chunk, which is one piece. */
-static void a_range_across_a_chunk_boundary_finds_the_second_record_wherever_it_is(void **state) {
+ * boundary inside a block, which is one piece. */
+static void a_range_across_a_block_boundary_finds_the_second_record_wherever_it_is(void **state) {
   (void)state;
   size_t base_count = shk__buf_ranges_count();
   uintptr_t from = shk__granule_of(FAR_BLOCK(52));
@@ -949,7 +951,7 @@ static void a_range_across_a_chunk_boundary_finds_the_second_record_wherever_it_
     assert_int_equal(try_insert((g + 1) * U + 10, (g + 1) * U + 11), SHK_OK);
     assert_int_equal(try_insert((g + 1) * U - 30, (g + 1) * U + 50), SHK_EOVERLAP);
     assert_int_equal(try_insert((g + 1) * U - 3, (g + 1) * U + 3), SHK_EOVERLAP); /* inside */
-    /* 128-byte and word boundaries inside the chunk: one piece. */
+    /* 128-byte and word boundaries inside the block: one piece. */
     inside = (shk__buf_range){.start = g * U + 120, .end = g * U + 136};
     assert_int_equal(shk__buf_ranges_insert(&inside), SHK_OK);
     assert_int_equal(inside.tail_piece, SHK__GRANULE_NONE);
@@ -971,7 +973,7 @@ static void a_range_across_a_chunk_boundary_finds_the_second_record_wherever_it_
 }
 
 /* The table of records is at most half full after every insert (linear probing stays short, and
- * a search for a missing key ends): one-byte ranges in chunk after chunk, each first one making
+ * a search for a missing key ends): one-byte ranges in block after block, each first one making
  * a record (the long way, which checks the room; the short way adds no record). */
 static void the_table_of_records_stays_at_most_half_full(void **state) {
   (void)state;
@@ -989,16 +991,16 @@ static void the_table_of_records_stays_at_most_half_full(void **state) {
   assert_int_equal(shk__buf_ranges_check(), 0);
 }
 
-/* A chunk (as a number) from `from` on whose record's home is `home`. */
-static uintptr_t chunk_at_home(uintptr_t from, size_t home) {
+/* A block (as a number) from `from` on whose record's home is `home`. */
+static uintptr_t block_at_home(uintptr_t from, size_t home) {
   for (uintptr_t a = from; a - from < ((uintptr_t)1 << 26); a++)
     if (shk__granule_home(shk__granule_key(a)) == home) return a;
-  fail_msg("no chunk has home %lu", (unsigned long)home);
+  fail_msg("no block has home %lu", (unsigned long)home);
   return 0;
 }
 
-/* Linear probing's deletion across the table's end: chunk a's record in the last slot, chunk
- * c's in slot 0 (both at home). When a's record goes (whole chunks put over a), c's stays where
+/* Linear probing's deletion across the table's end: block a's record in the last slot, block
+ * c's in slot 0 (both at home). When a's record goes (whole blocks put over a), c's stays where
  * a search from its home finds it; moved into the gap, it would be lost. */
 static void a_record_at_home_past_the_end_of_the_table_stays_when_the_last_slot_empties(void **state) {
   (void)state;
@@ -1009,8 +1011,8 @@ static void a_record_at_home_past_the_end_of_the_table_stays_when_the_last_slot_
   uintptr_t from = shk__granule_of(FAR_BLOCK(32));
   for (size_t attempt = 0; attempt < 32 && !laid_out; attempt++) {
     if (!shk__granule_table) assert_int_equal(try_insert(from * U, from * U + 1), SHK_OK);
-    a = chunk_at_home(from, shk__granule_mask);
-    c = chunk_at_home(a + 2, 0);
+    a = block_at_home(from, shk__granule_mask);
+    c = block_at_home(a + 2, 0);
     assert_int_equal(try_insert(a * U + 5, a * U + 6), SHK_OK); /* leaves a's record, empty */
     at_c.start = c * U + 5;
     at_c.end = at_c.start + 1;
@@ -1031,11 +1033,11 @@ static void a_record_at_home_past_the_end_of_the_table_stays_when_the_last_slot_
   assert_int_equal(shk__buf_ranges_check(), 0);
 }
 
-/* Records left empty by memory given back (an arena freed: its chunks are not met again) go
+/* Records left empty by memory given back (an arena freed: its blocks are not met again) go
  * once they are most of the table, within half a table of new records (a scan counts them, so
  * that a change counts nothing), not only when the table is full: meanwhile they lengthen the
  * probes (fails with the rebuild only when full). */
-static void a_table_mostly_of_emptied_records_is_rebuilt_within_half_a_table_of_new_ones(void **state) {
+static void a_table_mostly_of_emptied_records_is_rebuilt_soon(void **state) {
   (void)state;
   size_t base_count = shk__buf_ranges_count();
   static shk__buf_range r[4000];
@@ -1052,7 +1054,7 @@ static void a_table_mostly_of_emptied_records_is_rebuilt_within_half_a_table_of_
     assert_true(n <= most);
     assert_int_equal(shk__granule_mask, mask); /* no rebuild for room meanwhile */
     fresh[n] = (shk__buf_range){.start = BASE + 40000 * U + n * U + 3,
-                                .end = BASE + 40000 * U + n * U + 9}; /* a new chunk */
+                                .end = BASE + 40000 * U + n * U + 9}; /* a new block */
     assert_int_equal(shk__buf_ranges_insert(&fresh[n]), SHK_OK);
     n++;
   }
@@ -1061,35 +1063,46 @@ static void a_table_mostly_of_emptied_records_is_rebuilt_within_half_a_table_of_
   assert_int_equal(shk__buf_ranges_count(), base_count);
 }
 
+/* After each test: the index's lock is free. A test that crashed inside the index (cmocka goes on
+ * to the next test) would leave it held, and every test after would wait for it until the
+ * time limit: they fail at once instead. */
+static int the_index_is_unlocked(void **state) {
+  (void)state;
+  if (atomic_exchange(&shk__buf_ranges_lock, 0) == 0) return 0;
+  print_error("the range index's lock was left held\n");
+  return -1;
+}
+#define UNLOCKED(test) cmocka_unit_test_teardown(test, the_index_is_unlocked)
+
 static const struct CMUnitTest tests[] = {
-    cmocka_unit_test(a_table_mostly_of_emptied_records_is_rebuilt_within_half_a_table_of_new_ones),
-    cmocka_unit_test(allocation_failures_leave_the_index_as_it_was),
-    cmocka_unit_test(a_spread_chunk_keeps_its_starts_below_the_next_chunks),
-    cmocka_unit_test(a_chunk_full_of_one_byte_ranges_sits_in_one_record),
-    cmocka_unit_test(small_ranges_in_a_chunk_meet_at_every_offset_exactly),
-    cmocka_unit_test(a_long_piece_and_small_ones_share_words_exactly),
-    cmocka_unit_test(a_node_counts_once_in_and_once_out),
-    cmocka_unit_test(the_walk_names_each_range_once_whatever_its_parts),
-    cmocka_unit_test(whole_chunks_and_pieces_meet_exactly),
-    cmocka_unit_test(emptied_records_go_when_the_table_needs_room),
-    cmocka_unit_test(the_last_chunk_of_the_address_space_is_refused),
-    cmocka_unit_test(a_rebuild_keeps_every_live_bit_and_drops_emptied_records),
-    cmocka_unit_test(the_check_reports_faults_put_in_on_purpose),
-    cmocka_unit_test(a_record_moved_by_a_drop_on_the_way_gets_its_piece),
-    cmocka_unit_test(a_remove_after_a_rebuild_finds_its_pieces_where_they_moved),
-    cmocka_unit_test(a_stale_hint_never_takes_another_ranges_piece),
-    cmocka_unit_test(a_range_across_a_chunk_boundary_finds_the_second_record_wherever_it_is),
-    cmocka_unit_test(the_table_of_records_stays_at_most_half_full),
-    cmocka_unit_test(a_record_at_home_past_the_end_of_the_table_stays_when_the_last_slot_empties),
-    cmocka_unit_test(a_range_between_packed_ones_spreads_the_chunk_and_neighbours_stay_exact),
-    cmocka_unit_test(spreading_a_chunk_keeps_it_before_the_next),
-    cmocka_unit_test(ending_most_of_a_chunk_compacts_it_and_keeps_answers),
-    cmocka_unit_test(every_place_in_a_chunk_is_found_at_every_fill),
-    cmocka_unit_test(stale_places_remove_nothing_else),
-    cmocka_unit_test(removed_places_neither_hide_nor_invent_overlaps),
-    cmocka_unit_test(random_ranges_agree_with_the_model),
-    cmocka_unit_test(ranges_that_follow_the_last_insert_agree_with_the_model),
-    cmocka_unit_test(ascending_and_descending_fills_split_and_merge_cleanly),
+    UNLOCKED(a_table_mostly_of_emptied_records_is_rebuilt_soon),
+    UNLOCKED(allocation_failures_leave_the_index_as_it_was),
+    UNLOCKED(a_spread_chunk_keeps_its_starts_below_the_next_chunks),
+    UNLOCKED(a_block_full_of_one_byte_ranges_sits_in_one_record),
+    UNLOCKED(small_ranges_in_a_block_meet_at_every_offset_exactly),
+    UNLOCKED(a_long_piece_and_small_ones_share_words_exactly),
+    UNLOCKED(a_node_counts_once_in_and_once_out),
+    UNLOCKED(the_walk_names_each_range_once_whatever_its_parts),
+    UNLOCKED(whole_blocks_and_pieces_meet_exactly),
+    UNLOCKED(emptied_records_go_when_the_table_needs_room),
+    UNLOCKED(the_last_block_of_the_address_space_is_refused),
+    UNLOCKED(a_rebuild_keeps_every_live_bit_and_drops_emptied_records),
+    UNLOCKED(the_check_reports_faults_put_in_on_purpose),
+    UNLOCKED(a_record_moved_by_a_drop_on_the_way_gets_its_piece),
+    UNLOCKED(a_remove_after_a_rebuild_finds_its_pieces_where_they_moved),
+    UNLOCKED(a_stale_hint_never_takes_another_ranges_piece),
+    UNLOCKED(a_range_across_a_block_boundary_finds_the_second_record_wherever_it_is),
+    UNLOCKED(the_table_of_records_stays_at_most_half_full),
+    UNLOCKED(a_record_at_home_past_the_end_of_the_table_stays_when_the_last_slot_empties),
+    UNLOCKED(a_range_between_packed_ones_spreads_the_chunk_and_neighbours_stay_exact),
+    UNLOCKED(spreading_a_chunk_keeps_it_before_the_next),
+    UNLOCKED(ending_most_of_a_chunk_compacts_it_and_keeps_answers),
+    UNLOCKED(every_place_in_a_chunk_is_found_at_every_fill),
+    UNLOCKED(stale_places_remove_nothing_else),
+    UNLOCKED(removed_places_neither_hide_nor_invent_overlaps),
+    UNLOCKED(random_ranges_agree_with_the_model),
+    UNLOCKED(ranges_that_follow_the_last_insert_agree_with_the_model),
+    UNLOCKED(ascending_and_descending_fills_split_and_merge_cleanly),
 };
 
 static const shk_test_child children[] = {

@@ -1,4 +1,4 @@
-/* The table of chunk records (buf_granules.h): adding, dropping, rebuilding and the consistency
+/* The table of block records (buf_granules.h): adding, dropping, rebuilding and the consistency
  * check. Every function runs under the range index's lock. */
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +19,7 @@ static void *table_block, *maps_block;
 
 #define TABLE_MIN 64
 
-static uintptr_t chunk_of(uint64_t key) { return (uintptr_t)(key - 1); }
+static uintptr_t block_of(uint64_t key) { return (uintptr_t)(key - 1); }
 
 /* Puts a copy of record r and its bitmap in table t (shift and mask as in the globals), at its
  * first free slot from home. */
@@ -96,7 +96,7 @@ int shk__granules_rebuild(void (*dropped)(uintptr_t g)) {
     const shk__granule *r = &old[i];
     if (!r->key) continue;
     if (shk__granule_live(r)) place(t, maps, sh, slots - 1, r, &old_maps[i]);
-    else dropped(chunk_of(r->key));
+    else dropped(block_of(r->key));
   }
   free(table_block);
   free(maps_block);
@@ -158,15 +158,15 @@ size_t shk__granules_check(size_t *bits, size_t *blocks) {
       if (shk__granule_find(r->key) != r) what = "cannot be found";
     }
     if (!what) continue;
-    shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: slot %lu of the chunk records "
-                      "(chunk 0x%llx) %s", (unsigned long)s,
-                      (unsigned long long)(r->key ? chunk_of(r->key) << SHK__GRANULE_BITS : 0),
+    shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: slot %lu of the block records "
+                      "(block 0x%llx) %s", (unsigned long)s,
+                      (unsigned long long)(r->key ? block_of(r->key) << SHK__GRANULE_BITS : 0),
                       what);
     faults++;
   }
   if (used != shk__granule_used ||
       used + shk__granule_room != (shk__granule_table ? (shk__granule_mask + 1) / 2 : 0)) {
-    shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: %lu chunk records, %lu counted",
+    shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: %lu block records, %lu counted",
                       (unsigned long)used, (unsigned long)shk__granule_used);
     faults++;
   }

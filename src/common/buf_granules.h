@@ -1,8 +1,8 @@
-/* The parts of live ranges that do not fill an aligned chunk ("granule") of SHK__GRANULE_SIZE
- * bytes, kept by chunk: a hash table of records keyed by chunk number, each with a bitmap of its
- * chunk (one bit a byte, set where a live range has the byte). A range that lies in one chunk is
- * one piece; a longer one has a piece in its first and last chunk unless they are whole, and its
- * whole chunks in the chunk tree (buf_ranges.c), which also reserves every chunk that has a
+/* The parts of live ranges that do not fill an aligned block ("granule") of SHK__GRANULE_SIZE
+ * bytes, kept by block: a hash table of records keyed by block number, each with a bitmap of its
+ * block (one bit a byte, set where a live range has the byte). A range that lies in one block is
+ * one piece; a longer one has a piece in its first and last block unless they are whole, and its
+ * whole blocks in the chunk tree (buf_ranges.c), which also reserves every block that has a
  * record. So finding a small range's place is a hash probe and a test of one or two words,
  * whatever smaller boundary it crosses; a record holds any number of pieces. The bitmap does not
  * name the ranges: the ranges with pieces are on a list of their own (buf_ranges.c) for the walk.
@@ -16,7 +16,7 @@
 
 #include "buf_internal.h"
 
-/* 512-byte chunks: a bitmap is 8 words, one 64-byte line; a 32-byte range crosses a chunk
+/* 512-byte blocks: a bitmap is 8 words, one 64-byte line; a 32-byte range crosses a block
  * boundary (two records) at 31 of 512 places. Another size (256 B to 4 KiB) may be given at build
  * time to measure it (docs/buf.md has 256 and 1 024); the tests follow it. */
 #ifndef SHK__GRANULE_BITS
@@ -24,8 +24,8 @@
 #endif
 #define SHK__GRANULE_SIZE ((uintptr_t)1 << SHK__GRANULE_BITS)
 #define SHK__GRANULE_WORDS (SHK__GRANULE_SIZE / 64)
-_Static_assert(SHK__GRANULE_BITS >= 8 && SHK__GRANULE_BITS <= 12, "chunks of 256 B to 4 KiB");
-/* A range's note of a piece (shk__buf_range's head_piece, tail_piece): none in that chunk; one;
+_Static_assert(SHK__GRANULE_BITS >= 8 && SHK__GRANULE_BITS <= 12, "blocks of 256 B to 4 KiB");
+/* A range's note of a piece (shk__buf_range's head_piece, tail_piece): none in that block; one;
  * one in two words at most, which the range notes (its first piece only). A node never
  * inserted, zeroed, has none. */
 #define SHK__GRANULE_NONE 0
@@ -35,11 +35,11 @@ _Static_assert(SHK__GRANULE_BITS >= 8 && SHK__GRANULE_BITS <= 12, "chunks of 256
 /* A record: its key, probed 8 to a line; its bitmap is in an array beside the table (the same
  * slot). */
 typedef struct shk__granule {
-  /* shk__granule_key(chunk); 0: a free slot of the table. */
+  /* shk__granule_key(block); 0: a free slot of the table. */
   uint64_t key;
 } shk__granule;
 
-/* A record's bitmap: bit b of word w is byte 64 w + b of the chunk. */
+/* A record's bitmap: bit b of word w is byte 64 w + b of the block. */
 typedef struct shk__granule_map {
   uint64_t word[SHK__GRANULE_WORDS];
 } shk__granule_map;
@@ -53,16 +53,16 @@ extern unsigned shk__granule_shift;
  * before the table is half full (0 with no table). */
 extern size_t shk__granule_used, shk__granule_room;
 
-/* The chunk of an address. */
+/* The block of an address. */
 static inline uintptr_t shk__granule_of(uintptr_t address) { return address >> SHK__GRANULE_BITS; }
 
-/* A record's key: chunk g + 1 (0 is a free slot). */
+/* A record's key: block g + 1 (0 is a free slot). */
 static inline uint64_t shk__granule_key(uintptr_t g) { return (uint64_t)g + 1; }
 
-/* Where a key's record is first looked for: Fibonacci hashing of the chunk number (chunks far
- * apart, or at a stride of a power of two, do not meet). Neighbouring chunks are not placed side
- * by side as 128-byte blocks were (runs of 16): with a few hundred chunks, runs met runs in
- * clusters whose probe lengths varied from chunk to chunk, and whose mispredicted ends cost
+/* Where a key's record is first looked for: Fibonacci hashing of the block number (blocks far
+ * apart, or at a stride of a power of two, do not meet). Neighbouring blocks are not placed side
+ * by side as 128-byte blocks were (runs of 16): with a few hundred blocks, runs met runs in
+ * clusters whose probe lengths varied from block to block, and whose mispredicted ends cost
  * consume+release with 1 000 live 3-5 ns, by where the arena fell (docs/buf.md). */
 static inline size_t shk__granule_home_in(uint64_t key, unsigned shift, size_t mask) {
   return (size_t)((key * UINT64_C(0x9E3779B97F4A7C15)) >> shift) & mask;
@@ -88,7 +88,7 @@ static inline shk__granule *shk__granule_find(uint64_t key) {
  * it): one load and one compare instead of the hash and the probe. Only a hint: a drop or a
  * rebuild may have moved the record since, or freed the table it was in; a slot outside the
  * table is not read, and a slot that holds another key (keys are unique in the table) sends the
- * search the usual way, so a stale hint never gives another chunk's record. */
+ * search the usual way, so a stale hint never gives another block's record. */
 static inline shk__granule *shk__granule_find_at(uint64_t key, size_t slot) {
   shk__granule *t = shk__granule_table;
   if (t && slot <= shk__granule_mask && t[slot].key == key) return &t[slot];
@@ -105,7 +105,7 @@ static inline shk__granule_map *shk__granule_map_of(const shk__granule *r) {
   return &shk__granule_maps[r - shk__granule_table];
 }
 
-/* The bits of bytes lo to last (offsets in a chunk) in word w, which is one of theirs. */
+/* The bits of bytes lo to last (offsets in a block) in word w, which is one of theirs. */
 static inline uint64_t shk__granule_word_mask(unsigned w, unsigned lo, unsigned last) {
   uint64_t m = ~UINT64_C(0);
   if (w == lo / 64) m &= ~UINT64_C(0) << (lo % 64);
@@ -164,7 +164,7 @@ static inline void shk__granule_put(shk__granule *r, unsigned lo, unsigned last)
   for (unsigned w = lo / 64; w <= last / 64; w++) m->word[w] |= shk__granule_word_mask(w, lo, last);
 }
 
-/* Removes the piece [lo, last] of chunk g, in at most two words, its record looked for at `slot`
+/* Removes the piece [lo, last] of block g, in at most two words, its record looked for at `slot`
  * first (shk__granule_find_at); false when it is not there whole (nothing changes then). */
 static SHK__ALWAYS_INLINE bool shk__granule_take_pair(uintptr_t g, uint32_t slot,
                                                       shk__granule_pair p) {
@@ -190,22 +190,22 @@ static inline bool shk__granule_has_room(size_t n) {
   return shk__granule_room >= n;
 }
 
-/* Whether most records hold no piece (memory given back, an arena freed, whose chunks are not
+/* Whether most records hold no piece (memory given back, an arena freed, whose blocks are not
  * met again): a rebuild drops them. Counted by a scan of the table once per as many new records
  * as half the table holds (at least 1 024), so that a change pays no count; false between. */
 bool shk__granules_mostly_empty(void);
 
-/* Adds the empty record of chunk g (not there yet; room checked). Moves no record. */
+/* Adds the empty record of block g (not there yet; room checked). Moves no record. */
 shk__granule *shk__granules_add(uintptr_t g);
-/* Removes the record of chunk g, which holds no piece; other records may move (pointers to them
+/* Removes the record of block g, which holds no piece; other records may move (pointers to them
  * are stale after). */
 void shk__granules_drop_block(uintptr_t g);
-/* Makes room: a new table holding the records of chunks with pieces, sized for them and as many
- * more; `dropped` is called with each chunk left out. SHK_ENOMEM (nothing changes, nothing is
+/* Makes room: a new table holding the records of blocks with pieces, sized for them and as many
+ * more; `dropped` is called with each block left out. SHK_ENOMEM (nothing changes, nothing is
  * called). */
 int shk__granules_rebuild(void (*dropped)(uintptr_t g));
 /* Checks every record (SHK_DEBUG=buf): keys findable, free slots clear, the counts right; *bits
- * gets the bits set in all bitmaps, *blocks the chunks with records. How many faults (each
+ * gets the bits set in all bitmaps, *blocks the blocks with records. How many faults (each
  * reported). */
 size_t shk__granules_check(size_t *bits, size_t *blocks);
 

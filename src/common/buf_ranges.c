@@ -1,17 +1,17 @@
-/* The index of live buffer ranges (buf_internal.h). A range is cut at aligned chunks of
- * SHK__GRANULE_SIZE bytes (buf_granules.h): the chunks it fills are one entry of the chunk tree
- * (buf_range_tree.h), and its part of a chunk it does not fill (its first and last, all of a
- * small range) is a piece in that chunk's record, its bytes' bits set in the record's bitmap.
- * Every chunk with a record is reserved in the tree by a marker entry, so that the tree's entries
- * stay disjoint and aligned, and an entry that would take in a chunk with a record is seen to
+/* The index of live buffer ranges (buf_internal.h). A range is cut at aligned blocks of
+ * SHK__GRANULE_SIZE bytes (buf_granules.h): the blocks it fills are one entry of the chunk tree
+ * (buf_range_tree.h), and its part of a block it does not fill (its first and last, all of a
+ * small range) is a piece in that block's record, its bytes' bits set in the record's bitmap.
+ * Every block with a record is reserved in the tree by a marker entry, so that the tree's entries
+ * stay disjoint and aligned, and an entry that would take in a block with a record is seen to
  * meet it. The ranges with pieces are on a list, for the walk. One lock guards it all. */
 #include "buf_granules.h"
 #include "buf_internal.h"
 #include "buf_range_tree.h"
 #include "buf_ranges_short.h"
 
-/* The node of every entry that reserves a chunk for its record of small ranges
- * (buf_granules.h): [chunk start, chunk end), so that no range of the tree lies in a chunk that
+/* The node of every entry that reserves a block for its record of small ranges
+ * (buf_granules.h): [block start, block end), so that no range of the tree lies in a block that
  * has a record, and a range that would is seen to meet it. One node for all of them: such an
  * entry is known by this node and its start. Its place hints mean nothing. */
 static shk__buf_blocks marker;
@@ -92,9 +92,9 @@ shk__buf_range shk__buf_ranges_pieced = {.prev = &shk__buf_ranges_pieced,
 
 /* What is wrong with a marker entry [s, e), or NULL. */
 static const char *marker_fault(uintptr_t s, uintptr_t e) {
-  if (s & (SHK__GRANULE_SIZE - 1) || e - s != SHK__GRANULE_SIZE) return "reserves no whole chunk";
+  if (s & (SHK__GRANULE_SIZE - 1) || e - s != SHK__GRANULE_SIZE) return "reserves no whole block";
   if (!shk__granule_find(shk__granule_key(shk__granule_of(s))))
-    return "reserves a chunk with no record";
+    return "reserves a block with no record";
   return NULL;
 }
 
@@ -158,11 +158,11 @@ size_t shk__buf_ranges_check(void) {
   return faults;
 }
 
-/* ---- a range's parts: pieces in chunk records (buf_granules.h), whole chunks in the tree ---- */
+/* ---- a range's parts: pieces in block records (buf_granules.h), whole blocks in the tree ---- */
 
-/* The chunks of [s, e): first gs and last ge, the whole ones [whole_from, whole_to) (none when
- * not below), and whether the first and the last hold a piece (a chunk the range does not fill;
- * the last only when it is not the first). In chunk numbers: the last chunk's end may be 2^64. */
+/* The blocks of [s, e): first gs and last ge, the whole ones [whole_from, whole_to) (none when
+ * not below), and whether the first and the last hold a piece (a block the range does not fill;
+ * the last only when it is not the first). In block numbers: the last block's end may be 2^64. */
 typedef struct parts {
   uintptr_t gs, ge, whole_from, whole_to;
   bool head, tail;
@@ -179,7 +179,7 @@ static inline parts parts_of(uintptr_t s, uintptr_t e) {
   return p;
 }
 
-/* The piece of node in chunk g, as offsets there. */
+/* The piece of node in block g, as offsets there. */
 static inline void piece_of(uintptr_t g, const shk__buf_range *node, unsigned *lo,
                             unsigned *last) {
   uintptr_t base = g << SHK__GRANULE_BITS;
@@ -193,7 +193,7 @@ static void marker_at(uintptr_t g) {
   marker.end = marker.start + SHK__GRANULE_SIZE;
 }
 
-/* Reserves chunk g in the tree for its record. SHK_EOVERLAP when another range's whole chunks
+/* Reserves block g in the tree for its record. SHK_EOVERLAP when another range's whole blocks
  * take it in, SHK_ENOMEM. */
 static int marker_insert(uintptr_t g) {
   const shk__buf_blocks *blocker;
@@ -204,14 +204,14 @@ static int marker_insert(uintptr_t g) {
   return rc;
 }
 
-/* Gives up chunk g's reservation (its record goes, or went: shk__granules_rebuild). */
+/* Gives up block g's reservation (its record goes, or went: shk__granules_rebuild). */
 static void marker_remove(uintptr_t g) {
   marker_at(g);
   if (shk__range_tree_remove(&marker)) marker_count--;
 }
 
-/* The record of chunk g, made (and the chunk reserved) when missing; the caller made room for
- * it. SHK_EOVERLAP when another range's whole chunks take the chunk in, SHK_ENOMEM. */
+/* The record of block g, made (and the block reserved) when missing; the caller made room for
+ * it. SHK_EOVERLAP when another range's whole blocks take the block in, SHK_ENOMEM. */
 static int record_for(uintptr_t g, shk__granule **out) {
   shk__granule *r = shk__granule_find(shk__granule_key(g));
   if (!r) {
@@ -223,7 +223,7 @@ static int record_for(uintptr_t g, shk__granule **out) {
   return SHK_OK;
 }
 
-/* Puts node's whole chunks in the tree. A reserved chunk among them meets it only when a piece
+/* Puts node's whole blocks in the tree. A reserved block among them meets it only when a piece
  * is there; an empty one gives up its record and reservation. SHK_EOVERLAP, SHK_ENOMEM. */
 static int whole_insert(shk__buf_range *node, const parts *p) {
   node->blocks.start = p->whole_from << SHK__GRANULE_BITS;
@@ -241,7 +241,7 @@ static int whole_insert(shk__buf_range *node, const parts *p) {
   }
 }
 
-/* A range's pieces: their chunks' records (NULL where there is no such piece) and the offsets
+/* A range's pieces: their blocks' records (NULL where there is no such piece) and the offsets
  * there. */
 typedef struct pieces {
   shk__granule *head, *tail;
@@ -285,7 +285,7 @@ static inline void pieces_put(shk__buf_range *node, const pieces *q) {
 static int insert_parts(shk__buf_range *node, const parts *p, pieces *q) {
   /* Room for the records of both pieces (and more): none is made, or moved, by a rebuild in
    * between. A table mostly of emptied records (memory used once and given back: an arena freed,
-   * its chunks never met again) is rebuilt without them too, before they lengthen every probe. */
+   * its blocks never met again) is rebuilt without them too, before they lengthen every probe. */
   if (!shk__granule_has_room(4) || shk__granules_mostly_empty()) {
     int rebuilt = shk__granules_rebuild(marker_remove);
     if (rebuilt != SHK_OK && !shk__granule_has_room(4)) return rebuilt;
@@ -306,11 +306,11 @@ static int insert_parts(shk__buf_range *node, const parts *p, pieces *q) {
   return SHK_OK;
 }
 
-/* Any range the short way (below) leaves: whole chunks, chunks with no record yet, pieces in
+/* Any range the short way (below) leaves: whole blocks, blocks with no record yet, pieces in
  * more than two words of a bitmap. */
 static SHK__NOINLINE int insert_long(shk__buf_range *node) {
-  /* The last chunk's end would be 2^64: its reservation could not be kept. No memory is there.
-   * (The short way puts nothing there: the chunk never has a record.) */
+  /* The last block's end would be 2^64: its reservation could not be kept. No memory is there.
+   * (The short way puts nothing there: the block never has a record.) */
   if (node->end > UINTPTR_MAX - (SHK__GRANULE_SIZE - 1)) return SHK_EOVERFLOW;
   parts p = parts_of(node->start, node->end);
   pieces q = {NULL, NULL, 0, 0, 0, 0};
@@ -319,7 +319,7 @@ static SHK__NOINLINE int insert_long(shk__buf_range *node) {
   return insert_parts(node, &p, &q);
 }
 
-/* insert_one's way for a range in two neighbouring chunks (buf_ranges_short.h), each piece in
+/* insert_one's way for a range in two neighbouring blocks (buf_ranges_short.h), each piece in
  * two words of its bitmap at most. */
 static SHK__ALWAYS_INLINE int insert_two(shk__buf_range *node, uintptr_t g, unsigned lo,
                                          unsigned last) {
@@ -343,8 +343,8 @@ static SHK__ALWAYS_INLINE int insert_two(shk__buf_range *node, uintptr_t g, unsi
   return SHK_OK;
 }
 
-/* The usual small range, inline and with no call: one piece of a chunk, or two pieces of
- * neighbouring chunks with no whole chunk between (a small range across a chunk boundary). */
+/* The usual small range, inline and with no call: one piece of a block, or two pieces of
+ * neighbouring blocks with no whole block between (a small range across a block boundary). */
 static SHK__ALWAYS_INLINE int insert_short(shk__buf_range *node, uintptr_t start, uintptr_t end) {
   uintptr_t g, last;
   unsigned lo;
@@ -397,7 +397,7 @@ static const char *blocks_fault(const shk__buf_blocks *entry, uintptr_t s, uintp
   if (!node->in_tree) return "names a buffer that says it is not in the tree";
   if (s != entry->start || e != entry->end || p.whole_from >= p.whole_to ||
       s != p.whole_from << SHK__GRANULE_BITS || e != p.whole_to << SHK__GRANULE_BITS)
-    return "is not its buffer's whole chunks";
+    return "is not its buffer's whole blocks";
   return NULL;
 }
 
@@ -422,14 +422,17 @@ static void walk_entry(shk__buf_blocks *entry, void *ctx) {
 static size_t walk_ranges(void (*fn)(shk__buf_range *node, void *ctx), void *ctx) {
   tree_walk w = {fn, ctx, 0};
   shk__range_tree_each(walk_entry, &w);
-  for (shk__buf_range *n = shk__buf_ranges_pieced.next; n != &shk__buf_ranges_pieced; n = n->next) {
+  /* No more than the ranges indexed: a list broken by a fault (the check says so) ends. */
+  size_t most = shk__buf_ranges_live;
+  for (shk__buf_range *n = shk__buf_ranges_pieced.next; n != &shk__buf_ranges_pieced && most--;
+       n = n->next) {
     fn(n, ctx);
     w.n++;
   }
   return w.n;
 }
 
-/* Whether the piece [lo, last] of chunk g is set whole in the chunk's record. */
+/* Whether the piece [lo, last] of block g is set whole in the block's record. */
 static bool piece_set(uintptr_t g, unsigned lo, unsigned last) {
   const shk__granule *r = shk__granule_find(shk__granule_key(g));
   if (!r) return false;
@@ -451,10 +454,17 @@ static bool pair_noted_right(const shk__buf_range *node, unsigned lo, unsigned l
 }
 
 static size_t listed_pieces(size_t *bytes, size_t *faults) {
-  size_t n = 0;
+  size_t n = 0, most = shk__buf_ranges_live;
   *bytes = 0;
   for (shk__buf_range *node = shk__buf_ranges_pieced.next; node != &shk__buf_ranges_pieced;
        node = node->next) {
+    if (most-- == 0) {
+      shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: the list of ranges with "
+                        "pieces is longer than the ranges indexed (%lu)",
+                        (unsigned long)shk__buf_ranges_live);
+      ++*faults;
+      break;
+    }
     parts p = parts_of(node->start, node->end);
     unsigned lo, last;
     bool whole = true;
@@ -485,9 +495,9 @@ static size_t listed_pieces(size_t *bytes, size_t *faults) {
  * part itself is checked where it is kept). */
 static const char *parts_fault(const shk__buf_range *node) {
   parts p = parts_of(node->start, node->end);
-  if (p.head != (node->head_piece != SHK__GRANULE_NONE)) return "its first chunk's piece";
-  if (p.tail != (node->tail_piece != SHK__GRANULE_NONE)) return "its last chunk's piece";
-  if ((p.whole_from < p.whole_to) != node->in_tree) return "its whole chunks";
+  if (p.head != (node->head_piece != SHK__GRANULE_NONE)) return "its first block's piece";
+  if (p.tail != (node->tail_piece != SHK__GRANULE_NONE)) return "its last block's piece";
+  if ((p.whole_from < p.whole_to) != node->in_tree) return "its whole blocks";
   return NULL;
 }
 

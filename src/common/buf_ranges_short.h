@@ -1,7 +1,7 @@
 /* The range index's short ways (buf_ranges.c), inline where buffers are made and ended (buf.c's
  * consume and release): the usual small range goes in and out with no call into the index, its
  * bounds in registers, and the long ways, cold, laid out apart (consume+release with 1 000 live
- * 16.8 -> 16.2 ns in a loop of their own). One piece of a chunk, or two of neighbouring chunks,
+ * 16.8 -> 16.2 ns in a loop of their own). One piece of a block, or two of neighbouring blocks,
  * in records that exist, each in two words of its bitmap at most; everything else ends in
  * buf_ranges.c's long ways, out of line, so that the short ways save few registers. The lock, its mode and the count belong to buf_ranges.c;
  * only these ways touch them elsewhere. */
@@ -93,7 +93,7 @@ static SHK__ALWAYS_INLINE int shk__buf_ranges_short_kind(uintptr_t start, uintpt
   *g = shk__granule_of(start);
   *lo = (unsigned)(start & (SHK__GRANULE_SIZE - 1));
   *last = end - 1 - (*g << SHK__GRANULE_BITS);
-  /* One chunk not filled, in at most two words of its bitmap; or two, the first's piece in its
+  /* One block not filled, in at most two words of its bitmap; or two, the first's piece in its
    * last two words, the second's in its first two. One test of the usual case (& not &&). */
   if ((*last < SHK__GRANULE_SIZE) & ((*lo | (*last ^ (SHK__GRANULE_SIZE - 1))) != 0) &
       (*last / 64 - *lo / 64 <= 1))
@@ -101,8 +101,8 @@ static SHK__ALWAYS_INLINE int shk__buf_ranges_short_kind(uintptr_t start, uintpt
   return *lo >= SHK__GRANULE_SIZE - 128 && *last - SHK__GRANULE_SIZE < 128 ? 2 : 0;
 }
 
-/* The short way of a range in one chunk (offsets lo to last there, in two words at most): the
- * piece in the chunk's record, which exists (so no record is added: the table's room is not
+/* The short way of a range in one block (offsets lo to last there, in two words at most): the
+ * piece in the block's record, which exists (so no record is added: the table's room is not
  * asked). Anything else is SHK__BUF_RANGES_NOT_SHORT, nothing changed. The node's notes of its
  * parts are written only once it is in (a node inserted again while live keeps them, and is
  * refused). */
@@ -134,7 +134,7 @@ static SHK__ALWAYS_INLINE int shk__buf_ranges_short_done(shk__buf_range *node, i
 /* shk__buf_ranges_insert_seen, inline. */
 static SHK__ALWAYS_INLINE int shk__buf_ranges_insert_fast(shk__buf_range *node) {
   /* Read before the lock (the node is the caller's until it is in): the exchange does not wait
-   * for these loads, and the chunk's hash does not wait for the exchange. */
+   * for these loads, and the block's hash does not wait for the exchange. */
   uintptr_t start = node->start, end = node->end;
   if (SHK__UNLIKELY(!shk__buf_ranges_lock_plain()))
     return shk__buf_ranges_insert_general(node, false, SHK__CALLER());
@@ -164,7 +164,7 @@ static SHK__ALWAYS_INLINE bool shk__buf_ranges_take_pieces(shk__buf_range *node)
   return had;
 }
 
-/* shk__buf_ranges_remove, inline: a range with no whole chunks is taken here. */
+/* shk__buf_ranges_remove, inline: a range with no whole blocks is taken here. */
 static SHK__ALWAYS_INLINE bool shk__buf_ranges_remove_fast(shk__buf_range *node) {
   if (SHK__UNLIKELY(!shk__buf_ranges_lock_plain()))
     return shk__buf_ranges_remove_general(node, false, SHK__CALLER());
