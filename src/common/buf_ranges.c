@@ -285,8 +285,11 @@ static inline void pieces_put(shk__buf_range *node, const pieces *q) {
 static int insert_parts(shk__buf_range *node, const parts *p, pieces *q) {
   /* Room for the records of both pieces (and more): none is made, or moved, by a rebuild in
    * between. A table mostly of emptied records (memory used once and given back: an arena freed,
-   * its blocks never met again) is rebuilt without them too, before they lengthen every probe. */
-  if (!shk__granule_has_room(4) || shk__granules_mostly_empty()) {
+   * its blocks never met again) is rebuilt without them too, before they lengthen every probe:
+   * at once when the ranges are too few to hold pieces in half the records (two pieces each at
+   * most), else when a scan finds it (shk__granules_mostly_empty). */
+  if (!shk__granule_has_room(4) || shk__granule_used > 4 * shk__buf_ranges_live + 1024 ||
+      shk__granules_mostly_empty()) {
     int rebuilt = shk__granules_rebuild(marker_remove);
     if (rebuilt != SHK_OK && !shk__granule_has_room(4)) return rebuilt;
   }
