@@ -79,7 +79,8 @@ int shk__granules_rebuild(void (*dropped)(uintptr_t g)) {
   const shk__granule *old = shk__granule_table;
   const shk__granule_map *old_maps = shk__granule_maps;
   size_t keep = 0;
-  for (size_t i = 0; old && i <= shk__granule_mask; i++) keep += old[i].key && shk__granule_live(&old[i]);
+  for (size_t i = 0; old && i <= shk__granule_mask; i++)
+    keep += old[i].key && shk__granule_live(&old[i]);
   /* At most a quarter full after, so that as many records again can come before the next. */
   size_t slots = TABLE_MIN;
   while (slots < 4 * (keep + 1)) slots *= 2;
@@ -120,7 +121,8 @@ bool shk__granule_take_long(uintptr_t g, uint32_t slot, unsigned lo, unsigned la
     uint64_t b = shk__granule_word_mask(w, lo, last);
     if ((m->word[w] & b) != b) return false;
   }
-  for (unsigned w = lo / 64; w <= last / 64; w++) m->word[w] &= ~shk__granule_word_mask(w, lo, last);
+  for (unsigned w = lo / 64; w <= last / 64; w++)
+    m->word[w] &= ~shk__granule_word_mask(w, lo, last);
   return true;
 }
 

@@ -3,8 +3,8 @@
  * bounds in registers, and the long ways, cold, laid out apart (consume+release with 1 000 live
  * 16.8 -> 16.2 ns in a loop of their own). One piece of a block, or two of neighbouring blocks,
  * in records that exist, each in two words of its bitmap at most; everything else ends in
- * buf_ranges.c's long ways, out of line, so that the short ways save few registers. The lock, its mode and the count belong to buf_ranges.c;
- * only these ways touch them elsewhere. */
+ * buf_ranges.c's long ways, out of line, so that the short ways save few registers. The lock,
+ * its mode and the count belong to buf_ranges.c; only these ways touch them elsewhere. */
 #ifndef SHMKIT_BUF_RANGES_SHORT_H
 #define SHMKIT_BUF_RANGES_SHORT_H
 
