@@ -1,10 +1,12 @@
 /* Buffer costs beside the raw mechanism in the same run: create+release vs malloc+free (64 B and
  * 1 MiB; target <= 1.5x; a loop of one buffer reuses the parked object, so does a batch of 1 000
  * live; 10 000 live shows the cost without recycling), and consume+release with 1 000 vs 100 000 live ranges
- * (target: the 100k case within 2x of the 1k case). The consumed ranges are 32 bytes: the index
- * keeps a range inside one aligned 128-byte block as one piece and one across a block boundary
- * as two, so each consume row is measured with its arena placed both ways (no range across a
- * boundary; half of them across), the same for both live counts. */
+ * (target: the 100k case within 2x of the 1k case). The consumed ranges are 32 bytes, each
+ * consume row measured with its arena placed two ways, the same for both live counts: no range
+ * across a 128-byte boundary, or half of them across ("half across"). The rows keep the names
+ * they had when the index cut ranges at 128-byte blocks (one piece inside, two across); it cuts
+ * at 512-byte blocks now, so "half across" has one gap in eight across a block boundary, two
+ * pieces. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,8 +175,8 @@ static double create_shm(size_t size, int n) {
 }
 
 /* Consume+release of a free gap while `live` other ranges are in the index, the arena starting
- * `shift` bytes past a 4 KiB boundary (0: every range inside a 128-byte block; 16: every other
- * gap across a block boundary). */
+ * `shift` bytes past a 4 KiB boundary (0: every range inside a 128-byte span; 16: every other
+ * gap across a 128-byte boundary, one in eight across a 512-byte one). */
 static double bench_consume(size_t live, int n, size_t shift) {
   const size_t slot = 64, width = 32; /* each live range [k*64, k*64+32); the gaps are free */
   unsigned char *block = malloc(live * slot + 4096);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "shk_test.h"
+#include "common/buf_granules.h"
 #include "common/buf_internal.h"
 
 static unsigned char arena[4096];
@@ -88,15 +89,16 @@ static void refusals_keep_their_codes_and_the_header(void **state) {
   assert_int_equal(shk__buf_ranges_count(), indexed);
   shk_buf_release(live); /* the ranges below cover the program's image on some systems */
   /* Factors just below half the bits (the short way's check); a range that reaches into the last
-   * 128 bytes of the address space is refused (the index's last block), one that ends just
-   * before them is not. */
+   * block of the address space (SHK__GRANULE_SIZE bytes) is refused, one that ends just before
+   * it is not. */
   shk_buf *big = wrap((void *)(uintptr_t)0x10000, (size_t)1 << 20, ((size_t)1 << 20) - 1);
   assert_int_equal(shk_buf_size(big), ((size_t)1 << 40) - ((size_t)1 << 20));
   shk_buf_release(big);
   assert_int_equal(shk_buf_consume((void *)(UINTPTR_MAX - 15), 15, 1, NULL, &buf), SHK_EOVERFLOW);
   assert_null(buf);
   assert_int_equal(kept(), n + 1); /* live's header, back; the refusal kept it */
-  shk_buf *top = wrap((void *)(UINTPTR_MAX - 127 - 16), 16, 1); /* ends where the last block begins */
+  /* ends where the last block begins */
+  shk_buf *top = wrap((void *)(UINTPTR_MAX - (SHK__GRANULE_SIZE - 1) - 16), 16, 1);
   shk_buf_release(top);
 }
 

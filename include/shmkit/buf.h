@@ -174,7 +174,7 @@ SHK_API int shk_buf_create(size_t count, size_t item_size, const shk_buf_options
  * so it must come from something that allocator can free; without it the memory is never freed
  * by shmkit. The allocator's consume function may refuse the range. Returns SHK_OK, SHK_EINVAL
  * (NULL ptr or out, an init value other than NONE, or options refused as for shk_buf_create), SHK_ESIZE, SHK_EOVERFLOW (also when the
- * range wraps the address space or reaches into its last 128 bytes), SHK_ENOENT, SHK_EOVERLAP, SHK_ENOMEM or the allocator's code;
+ * range wraps the address space or reaches into its last 512 bytes), SHK_ENOENT, SHK_EOVERLAP, SHK_ENOMEM or the allocator's code;
  * *out is NULL on failure and the memory stays the caller's. Thread-safe. */
 SHK_API int shk_buf_consume(void *ptr, size_t count, size_t item_size, const shk_buf_options *opts,
                             shk_buf **out);

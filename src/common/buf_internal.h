@@ -70,16 +70,22 @@ typedef struct shk__buf_blocks {
 
 typedef struct shk__buf_range {
   uintptr_t start, end; /* [start, end), never empty */
-  /* Where its parts are, set and read under the index's lock: its pieces in the records of its
-   * first and last block (their numbers there, SHK__GRANULE_NONE for none), and its whole
-   * blocks in the tree. */
+  /* Where its parts are, set and read under the index's lock: whether it has a piece in the
+   * record of its first and of its last block (buf_granules.h: SHK__GRANULE_NONE, _HAS, or for
+   * the first _PAIR, its words noted below), and its whole blocks in the tree. */
   shk__buf_blocks blocks;
-  uint8_t head_at, tail_at;
+  uint8_t head_piece, tail_piece;
   bool in_tree;
   bool slab; /* the node of a slab (buf_slab.c), whose live slots the walk lists one by one */
+  /* Its first piece's words in its record's bitmap when head_piece is SHK__GRANULE_PAIR
+   * (shk__granule_pair: the remove clears them as they are, with no offsets worked out). */
+  uint8_t head_w0, head_w1;
   /* The table slots of the records of its first and last piece when they were put
    * (shk__granule_find_at): hints that let a remove skip the hash and the probe. */
   uint32_t head_slot, tail_slot;
+  uint64_t head_m0, head_m1;
+  /* Its place on the index's list of ranges with pieces (the walk: bitmaps name no range). */
+  struct shk__buf_range *prev, *next;
 } shk__buf_range;
 
 /* Inserts [start, end) unless it overlaps a live range (SHK_EOVERLAP, nothing changes);

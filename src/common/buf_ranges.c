@@ -1,9 +1,10 @@
 /* The index of live buffer ranges (buf_internal.h). A range is cut at aligned blocks of
  * SHK__GRANULE_SIZE bytes (buf_granules.h): the blocks it fills are one entry of the chunk tree
  * (buf_range_tree.h), and its part of a block it does not fill (its first and last, all of a
- * small range) is a piece in that block's record. Every block with records is reserved in the
- * tree by a marker entry, so that the tree's entries stay disjoint and aligned, and an entry that
- * would take in a block with records is seen to meet it. One lock guards it all. */
+ * small range) is a piece in that block's record, its bytes' bits set in the record's bitmap.
+ * Every block with a record is reserved in the tree by a marker entry, so that the tree's entries
+ * stay disjoint and aligned, and an entry that would take in a block with a record is seen to
+ * meet it. The ranges with pieces are on a list, for the walk. One lock guards it all. */
 #include "buf_granules.h"
 #include "buf_internal.h"
 #include "buf_range_tree.h"
@@ -86,11 +87,13 @@ static inline void unlock_checked(void) { unlock_at(SHK__CALLER()); }
 /* Guarded by the lock. */
 static size_t marker_count; /* marker entries in the tree */
 size_t shk__buf_ranges_live; /* ranges indexed (buf_ranges_short.h) */
+shk__buf_range shk__buf_ranges_pieced = {.prev = &shk__buf_ranges_pieced,
+                                         .next = &shk__buf_ranges_pieced};
 
 /* What is wrong with a marker entry [s, e), or NULL. */
 static const char *marker_fault(uintptr_t s, uintptr_t e) {
   if (s & (SHK__GRANULE_SIZE - 1) || e - s != SHK__GRANULE_SIZE) return "reserves no whole block";
-  if (!shk__granule_find(shk__granule_key(shk__granule_of(s), 0)))
+  if (!shk__granule_find(shk__granule_key(shk__granule_of(s))))
     return "reserves a block with no record";
   return NULL;
 }
@@ -99,6 +102,9 @@ static const char *marker_fault(uintptr_t s, uintptr_t e) {
 static const char *blocks_fault(const shk__buf_blocks *entry, uintptr_t s, uintptr_t e);
 /* The ranges indexed, counted by a walk that checks each range's notes of its parts (below). */
 static size_t ranges_walked(size_t *faults);
+/* The listed ranges' pieces: how many, their bytes; reports each piece not whole in its record
+ * (below). */
+static size_t listed_pieces(size_t *bytes, size_t *faults);
 
 /* The tree's check of each live entry: a marker or a range's whole blocks; markers counted. */
 static const char *entry_fault(const shk__buf_blocks *entry, uintptr_t s, uintptr_t e,
@@ -110,10 +116,19 @@ static const char *entry_fault(const shk__buf_blocks *entry, uintptr_t s, uintpt
 
 /* The tree, the block records, and the counts of each. Reports each fault; how many. */
 static size_t check_locked(void) {
-  size_t markers = 0, pieces = 0, blocks = 0;
+  size_t markers = 0, blocks = 0, bits = 0, bytes = 0;
   size_t faults = shk__range_tree_check(entry_fault, &markers);
-  faults += shk__granules_check(&pieces, &blocks);
+  faults += shk__granules_check(&bits, &blocks);
   size_t ranges = ranges_walked(&faults);
+  size_t listed = listed_pieces(&bytes, &faults);
+  /* Every listed piece's bits are set (listed_pieces): as many bits as their bytes means they
+   * are disjoint and no other bit is set. */
+  if (bytes != bits) {
+    shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: %lu pieces of %lu bytes listed, "
+                      "%lu bits set in the records", (unsigned long)listed, (unsigned long)bytes,
+                      (unsigned long)bits);
+    faults++;
+  }
   if (markers != marker_count || blocks != marker_count || ranges != shk__buf_ranges_live) {
     shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: %lu blocks reserved in the tree, "
                       "%lu with records, %lu ranges; counted %lu reserved, %lu ranges",
@@ -178,7 +193,7 @@ static void marker_at(uintptr_t g) {
   marker.end = marker.start + SHK__GRANULE_SIZE;
 }
 
-/* Reserves block g in the tree for its records. SHK_EOVERLAP when another range's whole blocks
+/* Reserves block g in the tree for its record. SHK_EOVERLAP when another range's whole blocks
  * take it in, SHK_ENOMEM. */
 static int marker_insert(uintptr_t g) {
   const shk__buf_blocks *blocker;
@@ -189,16 +204,16 @@ static int marker_insert(uintptr_t g) {
   return rc;
 }
 
-/* Gives up block g's reservation (its records go, or went: shk__granules_rebuild). */
+/* Gives up block g's reservation (its record goes, or went: shk__granules_rebuild). */
 static void marker_remove(uintptr_t g) {
   marker_at(g);
   if (shk__range_tree_remove(&marker)) marker_count--;
 }
 
-/* The first record of block g, made (and the block reserved) when missing; the caller made room
- * for it. SHK_EOVERLAP when another range's whole blocks take the block in, SHK_ENOMEM. */
+/* The record of block g, made (and the block reserved) when missing; the caller made room for
+ * it. SHK_EOVERLAP when another range's whole blocks take the block in, SHK_ENOMEM. */
 static int record_for(uintptr_t g, shk__granule **out) {
-  shk__granule *r = shk__granule_find(shk__granule_key(g, 0));
+  shk__granule *r = shk__granule_find(shk__granule_key(g));
   if (!r) {
     int rc = marker_insert(g);
     if (rc != SHK_OK) return rc;
@@ -209,7 +224,7 @@ static int record_for(uintptr_t g, shk__granule **out) {
 }
 
 /* Puts node's whole blocks in the tree. A reserved block among them meets it only when a piece
- * is there; an empty one gives up its records and reservation. SHK_EOVERLAP, SHK_ENOMEM. */
+ * is there; an empty one gives up its record and reservation. SHK_EOVERLAP, SHK_ENOMEM. */
 static int whole_insert(shk__buf_range *node, const parts *p) {
   node->blocks.start = p->whole_from << SHK__GRANULE_BITS;
   node->blocks.end = p->whole_to << SHK__GRANULE_BITS;
@@ -219,58 +234,62 @@ static int whole_insert(shk__buf_range *node, const parts *p) {
     int rc = shk__range_tree_insert(&node->blocks, &blocker, &at);
     if (rc != SHK_EOVERLAP || !is_marker(blocker)) return rc;
     uintptr_t g = shk__granule_of(at);
-    if (!shk__granules_block_empty(shk__granule_find(shk__granule_key(g, 0)), g))
-      return SHK_EOVERLAP;
+    const shk__granule *r = shk__granule_find(shk__granule_key(g));
+    if (r && shk__granule_live(r)) return SHK_EOVERLAP;
     marker_remove(g);
     shk__granules_drop_block(g);
   }
 }
 
-/* A range's pieces: their blocks, the blocks' first records (NULL where there is no such piece)
- * and the offsets there. */
+/* A range's pieces: their blocks' records (NULL where there is no such piece) and the offsets
+ * there. */
 typedef struct pieces {
-  uintptr_t head_block, tail_block;
   shk__granule *head, *tail;
   unsigned head_lo, head_last, tail_lo, tail_last;
 } pieces;
 
 /* Whether node's pieces overlap nothing in their records. */
 static inline bool pieces_fit(const pieces *q) {
-  if (q->head && shk__granule_block_overlaps(q->head, q->head_block, q->head_lo, q->head_last))
-    return false;
-  return !q->tail || !shk__granule_block_overlaps(q->tail, q->tail_block, q->tail_lo, q->tail_last);
+  if (q->head && shk__granule_overlaps(q->head, q->head_lo, q->head_last)) return false;
+  return !q->tail || !shk__granule_overlaps(q->tail, q->tail_lo, q->tail_last);
 }
 
-/* The slot to look in first for piece `at` of a block whose first record is r: r's, when the
- * piece is there (a further record's slot is not noted). */
-static inline uint32_t slot_hint(const shk__granule *r, unsigned at) {
-  return at >> 3 == 0 ? shk__granule_slot(r) : SHK__GRANULE_NO_SLOT;
-}
-
-/* Puts node's pieces, which fit, in their records (the table has room for a second record of
- * each block: adding one moves no other). */
+/* Puts node's pieces, which fit, in their records, and node on the list when it has one. A lone
+ * piece in two words is noted as such (SHK__GRANULE_PAIR: the short remove takes it). */
 static inline void pieces_put(shk__buf_range *node, const pieces *q) {
-  node->head_at = node->tail_at = SHK__GRANULE_NONE;
+  if (q->head && !q->tail && q->head_last / 64 - q->head_lo / 64 <= 1) {
+    shk__granule_pair p = shk__granule_pair_of(q->head_lo, q->head_last);
+    shk__granule_pair_put(q->head, p);
+    bool in_tree = node->in_tree;
+    shk__buf_ranges_note_pair(node, q->head, p);
+    node->in_tree = in_tree;
+    return;
+  }
+  node->head_piece = node->tail_piece = SHK__GRANULE_NONE;
   if (q->head) {
-    node->head_at = (uint8_t)shk__granule_put(q->head, q->head_block, q->head_lo, q->head_last,
-                                              node);
-    node->head_slot = slot_hint(q->head, node->head_at);
+    shk__granule_put(q->head, q->head_lo, q->head_last);
+    node->head_piece = SHK__GRANULE_HAS;
+    node->head_slot = shk__granule_slot(q->head);
   }
   if (q->tail) {
-    node->tail_at = (uint8_t)shk__granule_put(q->tail, q->tail_block, q->tail_lo, q->tail_last,
-                                              node);
-    node->tail_slot = slot_hint(q->tail, node->tail_at);
+    shk__granule_put(q->tail, q->tail_lo, q->tail_last);
+    node->tail_piece = SHK__GRANULE_HAS;
+    node->tail_slot = shk__granule_slot(q->tail);
   }
+  if (q->head || q->tail) shk__buf_ranges_link(node);
 }
 
 /* Puts every part of node: first what can refuse it (its pieces' blocks, then its whole blocks),
  * then the pieces, which cannot be refused then. Records made for a refused range stay, empty,
  * for later. */
 static int insert_parts(shk__buf_range *node, const parts *p, pieces *q) {
-  /* Up to two records for each piece: none is made, or moved, by a rebuild in between. A table
-   * mostly of emptied records (memory used once and given back: an arena freed, its blocks never
-   * met again) is rebuilt without them too, before their runs lengthen every probe. */
-  if (!shk__granule_has_room(4) || shk__granules_mostly_empty()) {
+  /* Room for the records of both pieces (and more): none is made, or moved, by a rebuild in
+   * between. A table mostly of emptied records (memory used once and given back: an arena freed,
+   * its blocks never met again) is rebuilt without them too, before they lengthen every probe:
+   * at once when the ranges are too few to hold pieces in half the records (two pieces each at
+   * most), else when a scan finds it (shk__granules_mostly_empty). */
+  if (!shk__granule_has_room(4) || shk__granule_used > 4 * shk__buf_ranges_live + 1024 ||
+      shk__granules_mostly_empty()) {
     int rebuilt = shk__granules_rebuild(marker_remove);
     if (rebuilt != SHK_OK && !shk__granule_has_room(4)) return rebuilt;
   }
@@ -282,50 +301,48 @@ static int insert_parts(shk__buf_range *node, const parts *p, pieces *q) {
   if (whole) {
     if ((rc = whole_insert(node, p)) != SHK_OK) return rc;
     /* Records dropped on the way moved others. */
-    if (p->head) q->head = shk__granule_find(shk__granule_key(p->gs, 0));
-    if (p->tail) q->tail = shk__granule_find(shk__granule_key(p->ge, 0));
+    if (p->head) q->head = shk__granule_find(shk__granule_key(p->gs));
+    if (p->tail) q->tail = shk__granule_find(shk__granule_key(p->ge));
   }
   node->in_tree = whole;
   pieces_put(node, q);
   return SHK_OK;
 }
 
-/* Any range the short way (below) leaves: whole blocks, blocks with no record yet or with
- * further records, a table without room. */
+/* Any range the short way (below) leaves: whole blocks, blocks with no record yet, pieces in
+ * more than two words of a bitmap. */
 static SHK__NOINLINE int insert_long(shk__buf_range *node) {
   /* The last block's end would be 2^64: its reservation could not be kept. No memory is there.
    * (The short way puts nothing there: the block never has a record.) */
   if (node->end > UINTPTR_MAX - (SHK__GRANULE_SIZE - 1)) return SHK_EOVERFLOW;
   parts p = parts_of(node->start, node->end);
-  pieces q = {p.gs, p.ge, NULL, NULL, 0, 0, 0, 0};
+  pieces q = {NULL, NULL, 0, 0, 0, 0};
   if (p.head) piece_of(p.gs, node, &q.head_lo, &q.head_last);
   if (p.tail) piece_of(p.ge, node, &q.tail_lo, &q.tail_last);
   return insert_parts(node, &p, &q);
 }
 
-/* insert_one's way for a range in two neighbouring blocks (buf_ranges_short.h): the second
- * block's record is looked for first next to the first's: neighbouring blocks have neighbouring
- * homes (SHK__GRANULE_RUN). */
+/* insert_one's way for a range in two neighbouring blocks (buf_ranges_short.h), each piece in
+ * two words of its bitmap at most. */
 static SHK__ALWAYS_INLINE int insert_two(shk__buf_range *node, uintptr_t g, unsigned lo,
                                          unsigned last) {
   unsigned tail_last = last - (unsigned)SHK__GRANULE_SIZE;
-  shk__granule *head = shk__granule_find_last(shk__granule_key(g, 0));
+  shk__granule *head = shk__granule_find(shk__granule_key(g));
   if (!head) return SHK__BUF_RANGES_NOT_SHORT;
-  shk__granule *tail =
-      shk__granule_find_as_at(shk__granule_key(g + 1, 0), UINT64_MAX, shk__granule_slot(head) + 1);
+  shk__granule *tail = shk__granule_find(shk__granule_key(g + 1));
   if (!tail) return SHK__BUF_RANGES_NOT_SHORT;
-  if (shk__granule_overlaps(head, lo, SHK__GRANULE_SIZE - 1) ||
-      shk__granule_overlaps(tail, 0, tail_last))
+  shk__granule_pair hp = shk__granule_pair_of(lo, SHK__GRANULE_SIZE - 1);
+  shk__granule_pair tp = shk__granule_pair_of(0, tail_last);
+  if (shk__granule_pair_overlaps(shk__granule_map_of(head), hp) ||
+      shk__granule_pair_overlaps(shk__granule_map_of(tail), tp))
     return SHK_EOVERLAP;
-  unsigned hi = shk__granule_first_free(head), ti = shk__granule_first_free(tail);
-  if (hi == SHK__GRANULE_PIECES || ti == SHK__GRANULE_PIECES) return SHK__BUF_RANGES_NOT_SHORT;
-  shk__granule_set(head, hi, lo, SHK__GRANULE_SIZE - 1, node);
-  shk__granule_set(tail, ti, 0, tail_last, node);
-  node->head_at = (uint8_t)hi;
-  node->tail_at = (uint8_t)ti;
+  shk__granule_pair_put(head, hp);
+  shk__granule_pair_put(tail, tp);
+  node->head_piece = node->tail_piece = SHK__GRANULE_HAS;
   node->head_slot = shk__granule_slot(head);
   node->tail_slot = shk__granule_slot(tail);
   node->in_tree = false;
+  shk__buf_ranges_link(node);
   return SHK_OK;
 }
 
@@ -344,6 +361,25 @@ static SHK__ALWAYS_INLINE int insert_short(shk__buf_range *node, uintptr_t start
 static int insert_range(shk__buf_range *node) {
   int rc = insert_short(node, node->start, node->end);
   return rc == SHK__BUF_RANGES_NOT_SHORT ? insert_long(node) : rc;
+}
+
+bool shk__buf_ranges_take_pieces_long(shk__buf_range *node) {
+  bool head = node->head_piece != SHK__GRANULE_NONE, tail = node->tail_piece != SHK__GRANULE_NONE;
+  if (!head && !tail) return false;
+  parts p = parts_of(node->start, node->end);
+  unsigned lo, last;
+  bool had = false;
+  if (head) {
+    piece_of(p.gs, node, &lo, &last);
+    had = shk__granule_take(p.gs, node->head_slot, lo, last);
+  }
+  if (tail) {
+    piece_of(p.ge, node, &lo, &last);
+    had |= shk__granule_take(p.ge, node->tail_slot, lo, last);
+  }
+  node->head_piece = node->tail_piece = SHK__GRANULE_NONE;
+  shk__buf_ranges_unlink(node);
+  return had;
 }
 
 /* Takes every part of node out; false when it had none there (removed already). */
@@ -368,8 +404,7 @@ static const char *blocks_fault(const shk__buf_blocks *entry, uintptr_t s, uintp
   return NULL;
 }
 
-/* The walk over the tree: each range whose whole blocks begin where the range does (the others
- * are called by their first piece). */
+/* The walk over the tree: each range with no piece (the others are on their list). */
 typedef struct tree_walk {
   void (*fn)(shk__buf_range *node, void *ctx);
   void *ctx;
@@ -380,24 +415,91 @@ static void walk_entry(shk__buf_blocks *entry, void *ctx) {
   tree_walk *w = ctx;
   if (is_marker(entry)) return;
   shk__buf_range *node = range_of(entry);
-  if (node->start != entry->start) return;
+  if (node->head_piece != SHK__GRANULE_NONE || node->tail_piece != SHK__GRANULE_NONE) return;
   w->fn(node, w->ctx);
   w->n++;
 }
 
-/* Calls fn for each range once; how many. */
+/* Calls fn for each range once (those with pieces from their list, the others from the tree);
+ * how many. fn may not take its node off the list. */
 static size_t walk_ranges(void (*fn)(shk__buf_range *node, void *ctx), void *ctx) {
   tree_walk w = {fn, ctx, 0};
   shk__range_tree_each(walk_entry, &w);
-  return w.n + shk__granules_walk(fn, ctx);
+  /* No more than the ranges indexed: a list broken by a fault (the check says so) ends. */
+  size_t most = shk__buf_ranges_live;
+  for (shk__buf_range *n = shk__buf_ranges_pieced.next; n != &shk__buf_ranges_pieced && most--;
+       n = n->next) {
+    fn(n, ctx);
+    w.n++;
+  }
+  return w.n;
+}
+
+/* Whether the piece [lo, last] of block g is set whole in the block's record. */
+static bool piece_set(uintptr_t g, unsigned lo, unsigned last) {
+  const shk__granule *r = shk__granule_find(shk__granule_key(g));
+  if (!r) return false;
+  const shk__granule_map *m = shk__granule_map_of(r);
+  for (unsigned w = lo / 64; w <= last / 64; w++) {
+    uint64_t b = shk__granule_word_mask(w, lo, last);
+    if ((m->word[w] & b) != b) return false;
+  }
+  return true;
+}
+
+/* Whether node's note of its first piece's words, if any, names the bytes [lo, last]. */
+static bool pair_noted_right(const shk__buf_range *node, unsigned lo, unsigned last) {
+  if (node->head_piece != SHK__GRANULE_PAIR) return true;
+  if (node->tail_piece != SHK__GRANULE_NONE || last / 64 - lo / 64 > 1) return false;
+  shk__granule_pair p = shk__granule_pair_of(lo, last);
+  return node->head_w0 == p.w0 && node->head_w1 == p.w1 && node->head_m0 == p.m0 &&
+         node->head_m1 == p.m1;
+}
+
+static size_t listed_pieces(size_t *bytes, size_t *faults) {
+  size_t n = 0, most = shk__buf_ranges_live;
+  *bytes = 0;
+  for (shk__buf_range *node = shk__buf_ranges_pieced.next; node != &shk__buf_ranges_pieced;
+       node = node->next) {
+    if (most-- == 0) {
+      shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: the list of ranges with "
+                        "pieces is longer than the ranges indexed (%lu)",
+                        (unsigned long)shk__buf_ranges_live);
+      ++*faults;
+      break;
+    }
+    parts p = parts_of(node->start, node->end);
+    unsigned lo, last;
+    bool whole = true;
+    if (node->head_piece != SHK__GRANULE_NONE) {
+      piece_of(p.gs, node, &lo, &last);
+      whole &= piece_set(p.gs, lo, last) && pair_noted_right(node, lo, last);
+      *bytes += last - lo + 1;
+      n++;
+    }
+    if (node->tail_piece != SHK__GRANULE_NONE) {
+      piece_of(p.ge, node, &lo, &last);
+      whole &= piece_set(p.ge, lo, last);
+      *bytes += last - lo + 1;
+      n++;
+    }
+    bool noted = node->head_piece != SHK__GRANULE_NONE || node->tail_piece != SHK__GRANULE_NONE;
+    if (noted && whole) continue;
+    shk__debug_report(SHK__DEBUG_BUF, "range index inconsistent: buffer range [0x%llx, 0x%llx) "
+                      "%s", (unsigned long long)node->start, (unsigned long long)node->end,
+                      noted ? "has a piece whose bits are not set, or noted wrong"
+                            : "is listed with no piece");
+    ++*faults;
+  }
+  return n;
 }
 
 /* What is wrong with node's notes of its parts, against the parts its range has, or NULL (each
  * part itself is checked where it is kept). */
 static const char *parts_fault(const shk__buf_range *node) {
   parts p = parts_of(node->start, node->end);
-  if (p.head != (node->head_at != SHK__GRANULE_NONE)) return "its first block's piece";
-  if (p.tail != (node->tail_at != SHK__GRANULE_NONE)) return "its last block's piece";
+  if (p.head != (node->head_piece != SHK__GRANULE_NONE)) return "its first block's piece";
+  if (p.tail != (node->tail_piece != SHK__GRANULE_NONE)) return "its last block's piece";
   if ((p.whole_from < p.whole_to) != node->in_tree) return "its whole blocks";
   return NULL;
 }

@@ -2,9 +2,9 @@
  * consume and release): the usual small range goes in and out with no call into the index, its
  * bounds in registers, and the long ways, cold, laid out apart (consume+release with 1 000 live
  * 16.8 -> 16.2 ns in a loop of their own). One piece of a block, or two of neighbouring blocks,
- * in records that exist; everything else ends in buf_ranges.c's long ways, out of line, so that
- * the short ways save few registers. The lock, its mode and the count belong to buf_ranges.c;
- * only these ways touch them elsewhere. */
+ * in records that exist, each in two words of its bitmap at most; everything else ends in
+ * buf_ranges.c's long ways, out of line, so that the short ways save few registers. The lock,
+ * its mode and the count belong to buf_ranges.c; only these ways touch them elsewhere. */
 #ifndef SHMKIT_BUF_RANGES_SHORT_H
 #define SHMKIT_BUF_RANGES_SHORT_H
 
@@ -52,6 +52,39 @@ static inline void shk__buf_ranges_unlock(void) {
  * SHK__BUF_RANGES_OBSERVED is 1). */
 #define SHK__BUF_RANGES_NOT_SHORT 2
 
+/* The ranges with pieces (a note other than SHK__GRANULE_NONE), on a circular list through this
+ * node (buf_ranges.c), for the walk: a bitmap does not name its ranges. Linking costs four stores
+ * and unlinking two, to the neighbours on the list (the range put in last, usually). */
+extern shk__buf_range shk__buf_ranges_pieced;
+
+static SHK__ALWAYS_INLINE void shk__buf_ranges_link(shk__buf_range *node) {
+  shk__buf_range *first = shk__buf_ranges_pieced.next;
+  node->prev = &shk__buf_ranges_pieced;
+  node->next = first;
+  first->prev = node;
+  shk__buf_ranges_pieced.next = node;
+}
+
+static SHK__ALWAYS_INLINE void shk__buf_ranges_unlink(shk__buf_range *node) {
+  node->prev->next = node->next;
+  node->next->prev = node->prev;
+}
+
+/* Notes node's first piece, the only one, as p in r (SHK__GRANULE_PAIR), and lists node. */
+static SHK__ALWAYS_INLINE void shk__buf_ranges_note_pair(shk__buf_range *node,
+                                                         const shk__granule *r,
+                                                         shk__granule_pair p) {
+  node->head_piece = SHK__GRANULE_PAIR;
+  node->tail_piece = SHK__GRANULE_NONE;
+  node->head_m0 = p.m0;
+  node->head_m1 = p.m1;
+  node->head_w0 = (uint8_t)p.w0;
+  node->head_w1 = (uint8_t)p.w1;
+  node->head_slot = shk__granule_slot(r);
+  node->in_tree = false;
+  shk__buf_ranges_link(node);
+}
+
 /* Which short way takes [start, end): 1 one piece (shk__buf_ranges_insert_one), 2 two (the
  * two-piece way), 0 none; *g, *lo and *last as they take them. */
 static SHK__ALWAYS_INLINE int shk__buf_ranges_short_kind(uintptr_t start, uintptr_t end,
@@ -60,31 +93,27 @@ static SHK__ALWAYS_INLINE int shk__buf_ranges_short_kind(uintptr_t start, uintpt
   *g = shk__granule_of(start);
   *lo = (unsigned)(start & (SHK__GRANULE_SIZE - 1));
   *last = end - 1 - (*g << SHK__GRANULE_BITS);
-  /* One block not filled; or two, the first not from its start, the second not to its end.
-   * One branch on the whole test (& and |, not && and ||): ranges in the same blocks that end
-   * at a block's end or not, at random, cost a mispredicted branch each when the compiler split
-   * it (3.5 ns of consume+release, two gaps of a block taken at random). */
-  if ((*last < SHK__GRANULE_SIZE) & ((*lo | (*last ^ (SHK__GRANULE_SIZE - 1))) != 0)) return 1;
-  return *lo != 0 && *last < 2 * SHK__GRANULE_SIZE - 1 ? 2 : 0;
+  /* One block not filled, in at most two words of its bitmap; or two, the first's piece in its
+   * last two words, the second's in its first two. One test of the usual case (& not &&). */
+  if ((*last < SHK__GRANULE_SIZE) & ((*lo | (*last ^ (SHK__GRANULE_SIZE - 1))) != 0) &
+      (*last / 64 - *lo / 64 <= 1))
+    return 1;
+  return *lo >= SHK__GRANULE_SIZE - 128 && *last - SHK__GRANULE_SIZE < 128 ? 2 : 0;
 }
 
-/* The short way of a range in one block (offsets lo to last there): the piece in the block's
- * first record, which exists, has no further record and has a free piece (so no record is
- * added: the table's room is not asked). Anything else is SHK__BUF_RANGES_NOT_SHORT, nothing
- * changed. The node's notes of its parts are written only once it is in (a node inserted again
- * while live keeps them, and is refused). */
+/* The short way of a range in one block (offsets lo to last there, in two words at most): the
+ * piece in the block's record, which exists (so no record is added: the table's room is not
+ * asked). Anything else is SHK__BUF_RANGES_NOT_SHORT, nothing changed. The node's notes of its
+ * parts are written only once it is in (a node inserted again while live keeps them, and is
+ * refused). */
 static SHK__ALWAYS_INLINE int shk__buf_ranges_insert_one(shk__buf_range *node, uintptr_t g,
                                                          unsigned lo, unsigned last) {
-  shk__granule *r = shk__granule_find_last(shk__granule_key(g, 0));
+  shk__granule *r = shk__granule_find(shk__granule_key(g));
   if (!r) return SHK__BUF_RANGES_NOT_SHORT;
-  if (shk__granule_overlaps(r, lo, last)) return SHK_EOVERLAP;
-  unsigned i = shk__granule_first_free(r);
-  if (i == SHK__GRANULE_PIECES) return SHK__BUF_RANGES_NOT_SHORT;
-  shk__granule_set(r, i, lo, last, node);
-  node->head_at = (uint8_t)i;
-  node->head_slot = shk__granule_slot(r);
-  node->tail_at = SHK__GRANULE_NONE;
-  node->in_tree = false;
+  shk__granule_pair p = shk__granule_pair_of(lo, last);
+  if (shk__granule_pair_overlaps(shk__granule_map_of(r), p)) return SHK_EOVERLAP;
+  shk__granule_pair_put(r, p);
+  shk__buf_ranges_note_pair(node, r, p);
   return SHK_OK;
 }
 
@@ -120,15 +149,18 @@ static SHK__ALWAYS_INLINE int shk__buf_ranges_insert_fast(shk__buf_range *node) 
   return shk__buf_ranges_insert_general(node, true, NULL);
 }
 
-/* Takes node's pieces out of their records (each looked for first at its slot hint); false
- * when it had none there. */
+/* Takes node's pieces out of their records and node off the list, any pieces (buf_ranges.c);
+ * false when it had none there. */
+bool shk__buf_ranges_take_pieces_long(shk__buf_range *node);
+
+/* The same, inline for the usual range: one piece, noted as its words. */
 static SHK__ALWAYS_INLINE bool shk__buf_ranges_take_pieces(shk__buf_range *node) {
-  bool had = false;
-  if (node->head_at != SHK__GRANULE_NONE)
-    had |= shk__granule_take(shk__granule_of(node->start), node->head_at, node->head_slot, node);
-  if (node->tail_at != SHK__GRANULE_NONE)
-    had |= shk__granule_take(shk__granule_of(node->end - 1), node->tail_at, node->tail_slot, node);
-  node->head_at = node->tail_at = SHK__GRANULE_NONE;
+  if (node->head_piece != SHK__GRANULE_PAIR || node->tail_piece != SHK__GRANULE_NONE)
+    return shk__buf_ranges_take_pieces_long(node);
+  shk__granule_pair p = {node->head_w0, node->head_w1, node->head_m0, node->head_m1};
+  bool had = shk__granule_take_pair(shk__granule_of(node->start), node->head_slot, p);
+  node->head_piece = SHK__GRANULE_NONE;
+  shk__buf_ranges_unlink(node);
   return had;
 }
 
