@@ -185,9 +185,59 @@ static void a_reader_that_does_not_read_extensions_keeps_the_lens_from_growing(v
   shk_lens_close(lens);
 }
 
+/* Finishes a 2.3 reader's attach after a while: the version word for the next generation, then
+ * the generation (what register_reader does right after it takes reader_pid). */
+static void finish_attach_later(void *arg) {
+  shk_lens_wire_header *h = arg;
+  shk_test_sleep_ms(100);
+  _Atomic uint32_t *generation = (_Atomic uint32_t *)(void *)&h->reader_generation;
+  uint32_t g = atomic_load(generation);
+  atomic_store((_Atomic uint64_t *)(void *)&h->reader_version,
+               (uint64_t)(g + 1) << 32 | SHK_LENS_PROTOCOL_VERSION);
+  atomic_store(generation, g + 1);
+}
+
+/* A thread's first zone: it needs a ring of its own. (Only one: nobody drains the rings.) */
+static void one_zone_of_a_new_thread(void *arg) { one_zone(arg, "zone"); }
+
+/* A 2.3 reader caught between taking reader_pid and writing its version word (preempted there,
+ * or slow: seen under valgrind on a loaded machine, where the whole lens of a fresh segment,
+ * version word 0, was taken for a 2.2 reader's and every thread without a ring dropped): a
+ * thread that needs a ring waits for the word, as long as it would wait for room, and grows
+ * the lens once the word says 2.3. Nothing is dropped. */
+static void a_reader_in_the_middle_of_attaching_is_waited_for(void **state) {
+  (void)state;
+  char name[64];
+  shk_lens_options o;
+  shk_lens_options_init(&o);
+  o.max_threads = 1;
+  o.ring_bytes = 8 * 1024;
+  o.full_wait_ns = 5000000000u;
+  shk_lens *lens = NULL;
+  assert_int_equal(shk_lens_open(shk_test_unique_name(name, sizeof name, "gw"), &o, &lens), SHK_OK);
+  shk_shm *shm = NULL;
+  assert_int_equal(shk_shm_open(name, SHK_SHM_READ_WRITE, &shm), SHK_OK);
+  shk_lens_wire_header *h = shk_shm_data(shm);
+  atomic_store((_Atomic uint32_t *)(void *)&h->reader_pid, shk_test_pid()); /* pid taken... */
+  one_zone(lens, "main"); /* this thread takes the one ring */
+  shk_test_thread later;
+  assert_int_equal(shk_test_thread_start(&later, finish_attach_later, h), 0); /* ...the rest */
+  shk_test_thread t;
+  assert_int_equal(shk_test_thread_start(&t, one_zone_of_a_new_thread, lens), 0);
+  shk_test_thread_join(&t);
+  shk_test_thread_join(&later);
+  assert_int_equal(h->ext_count, 1);
+  assert_int_equal(h->no_ring_dropped[SHK_LENS_ZONE], 0);
+  atomic_store((_Atomic uint64_t *)(void *)&h->reader_version, 0); /* the reader detaches */
+  atomic_store((_Atomic uint32_t *)(void *)&h->reader_pid, 0);
+  shk_shm_close(shm);
+  shk_lens_close(lens);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(sixteen_threads_on_a_lens_of_two_rings_lose_nothing),
     cmocka_unit_test(nine_threads_on_a_lens_of_one_ring_lose_nothing),
+    cmocka_unit_test(a_reader_in_the_middle_of_attaching_is_waited_for),
     cmocka_unit_test(a_reader_that_does_not_read_extensions_keeps_the_lens_from_growing),
 };
 

@@ -432,17 +432,28 @@ static shk_lens_wire_ring *claim_first(shk_lens *lens, bool reader, uint32_t lim
 /* Whether rings in a new extension would be read. A reader attached that did not say it speaks
  * 2.3 (a 2.2 reader leaves reader_version behind the generation) reads the main segment only:
  * for it a thread is refused a ring as in 2.2, and the loss shows in no_ring_dropped. A 2.3
- * reader writes the word just after it takes reader_pid: a mismatch is waited out for a moment,
- * once per reader generation. */
+ * reader writes the word just after it takes reader_pid, and a version word of 0 is no word yet
+ * (a 2.3 reader's generation is never 0 once it has attached): until the word names the
+ * generation, the reader may be in the middle of attaching, preempted between its stores. That
+ * is waited out, once per reader generation, for as long as the producer would wait for room
+ * (full_wait_ns), at least STAMP_WAIT_NS; only then is the reader taken for a 2.2 one. */
+#define STAMP_WAIT_NS 10000000u
 static bool extensions_read(shk_lens *lens) {
   if (!reader_attached(lens)) return true; /* a later reader: see the document */
-  for (int i = 0;; i++) {
+  uint64_t deadline = 0;
+  for (;;) {
     uint32_t generation = shk__lens_load32(&lens->hdr->reader_generation);
     uint64_t version = shk__lens_load64(&lens->hdr->reader_version); /* stored before generation */
-    if ((uint32_t)(version >> 32) == generation) return (uint32_t)version >= 0x00020300u;
+    if (version != 0 && (uint32_t)(version >> 32) == generation)
+      return (uint32_t)version >= 0x00020300u;
     uint64_t unaware = 1ull << 32 | generation;
     if (atomic_load_explicit(&lens->unaware_reader, memory_order_relaxed) == unaware) return false;
-    if (i == 100) {
+    uint64_t now = shk__os_now_ns();
+    if (deadline == 0) {
+      deadline = now + SHK__MAX(lens->options.full_wait_ns, (uint64_t)STAMP_WAIT_NS);
+    } else if (!reader_attached(lens)) {
+      return true; /* it went before saying: a later reader decides */
+    } else if (now >= deadline) {
       atomic_store_explicit(&lens->unaware_reader, unaware, memory_order_relaxed);
       return false;
     }
