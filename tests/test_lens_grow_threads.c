@@ -140,22 +140,29 @@ static void nine_threads_on_a_lens_of_one_ring_lose_nothing(void **state) {
   check_threads_on_rings(1, 9, 9);
 }
 
+/* A lens of one small ring, its full wait as given, and a raw view of its header (*shm) to play
+ * a reader's part in. */
+static shk_lens_wire_header *open_one_ring(char *name, size_t size, const char *tag,
+                                           uint64_t full_wait_ns, shk_lens **lens, shk_shm **shm) {
+  shk_lens_options o;
+  shk_lens_options_init(&o);
+  o.max_threads = 1;
+  o.ring_bytes = 8 * 1024;
+  o.full_wait_ns = full_wait_ns;
+  assert_int_equal(shk_lens_open(shk_test_unique_name(name, size, tag), &o, lens), SHK_OK);
+  assert_int_equal(shk_shm_open(name, SHK_SHM_READ_WRITE, shm), SHK_OK);
+  return shk_shm_data(*shm);
+}
+
 /* The 2.2 reader's view, simulated: a reader that takes reader_pid and raises the generation
  * without the 2.3 version word reads the main segment only. Producers then do not grow the
  * segment: a thread without a ring drops, and the loss shows in no_ring_dropped, as in 2.2. */
 static void a_reader_that_does_not_read_extensions_keeps_the_lens_from_growing(void **state) {
   (void)state;
   char name[64];
-  shk_lens_options o;
-  shk_lens_options_init(&o);
-  o.max_threads = 1;
-  o.ring_bytes = 8 * 1024;
-  o.full_wait_ns = 0;
   shk_lens *lens = NULL;
-  assert_int_equal(shk_lens_open(shk_test_unique_name(name, sizeof name, "g2"), &o, &lens), SHK_OK);
   shk_shm *shm = NULL;
-  assert_int_equal(shk_shm_open(name, SHK_SHM_READ_WRITE, &shm), SHK_OK);
-  shk_lens_wire_header *h = shk_shm_data(shm);
+  shk_lens_wire_header *h = open_one_ring(name, sizeof name, "g2", 0, &lens, &shm);
   atomic_store((_Atomic uint32_t *)(void *)&h->reader_pid, shk_test_pid());
   atomic_fetch_add((_Atomic uint32_t *)(void *)&h->reader_generation, 1);
   one_zone(lens, "main"); /* this thread takes the one ring */
@@ -208,16 +215,9 @@ static void one_zone_of_a_new_thread(void *arg) { one_zone(arg, "zone"); }
 static void a_reader_in_the_middle_of_attaching_is_waited_for(void **state) {
   (void)state;
   char name[64];
-  shk_lens_options o;
-  shk_lens_options_init(&o);
-  o.max_threads = 1;
-  o.ring_bytes = 8 * 1024;
-  o.full_wait_ns = 5000000000u;
   shk_lens *lens = NULL;
-  assert_int_equal(shk_lens_open(shk_test_unique_name(name, sizeof name, "gw"), &o, &lens), SHK_OK);
   shk_shm *shm = NULL;
-  assert_int_equal(shk_shm_open(name, SHK_SHM_READ_WRITE, &shm), SHK_OK);
-  shk_lens_wire_header *h = shk_shm_data(shm);
+  shk_lens_wire_header *h = open_one_ring(name, sizeof name, "gw", 5000000000u, &lens, &shm);
   atomic_store((_Atomic uint32_t *)(void *)&h->reader_pid, shk_test_pid()); /* pid taken... */
   one_zone(lens, "main"); /* this thread takes the one ring */
   shk_test_thread later;
