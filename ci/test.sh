@@ -63,9 +63,10 @@ if [ $windows = 1 ]; then
     -DCMAKE_TOOLCHAIN_FILE="$SHK_ROOT/ci/mingw-w64.cmake" &&
     # Under wine a test process now and then never ends after its last line (session 9:
     # example_timeline_demo in 3 of 5 CI runs, ending with the stage, 106-111 s; examples get 600 s
-    # under wine); earlier (in three full runs on a 2-core machine: device_driver, example_watch_demo, example_timeline_demo
-    # after printing everything, and buf_recycle's exit-with-busy-threads child, 1 in 5); not
-    # reproduced in 25-30 runs of each on an idle machine; cause unknown (session 3 saw 0 in 140).
+    # under wine); earlier (in three full runs on a 2-core machine: device_driver,
+    # example_watch_demo, example_timeline_demo after printing everything, and buf_recycle's
+    # exit-with-busy-threads child, 1 in 5); not reproduced in 25-30 runs of each on an idle
+    # machine; cause unknown (session 3 saw 0 in 140).
     # A test that fails or times out runs once more; the stage says how many did, and the log keeps
     # every run. A test that fails twice still fails the stage.
     shk_ctest mingw "$SHK_BUILD_MINGW" --repeat until-pass:2
