@@ -59,8 +59,9 @@ static void close_owned_at_exit(void) { close_owned(); }
  * thread, so a fork in the middle leaves the child nothing to wait for. */
 static void read_env(void) {
   const char *name = getenv("SHK_LENS");
+  bool named = name && *name;
   shk_lens *lens = NULL;
-  if (name && *name && shk_lens_open(name, NULL, &lens) == SHK_OK) {
+  if (named && shk_lens_open(name, NULL, &lens) == SHK_OK) {
     shk_lens *none = NULL;
     if (atomic_compare_exchange_strong(&owned_lens, &none, lens)) {
       atexit(close_owned_at_exit);
@@ -68,7 +69,7 @@ static void read_env(void) {
       shk_lens_close(lens); /* another thread's is in place */
       lens = none;
     }
-  } else if (name && *name) {
+  } else if (named) {
     lens = atomic_load(&owned_lens); /* ours failed; another thread's may be in place */
   }
   bool used = false;
