@@ -445,7 +445,8 @@ static inline int heap_slot_ready(shk__buf_thread *t, shk_buf *buf, bool fresh, 
                                   shk_buf **out) {
   if (fresh) {
     shk__buf_allocator *heap = atomic_load_explicit(&shk__buf_heap_entry, memory_order_relaxed);
-    object_fill(buf, heap, size, (unsigned char *)buf + HEADER_SIZE, SHK__BUF_KIND_HEAP, 0, false);
+    unsigned char *bytes = (unsigned char *)buf + SHK__BUF_SLOT_HEADER_SIZE;
+    object_fill(buf, heap, size, bytes, SHK__BUF_KIND_HEAP, 0, false);
     buf->in_slab = true;
   }
   set_identity(buf, t->next_id++, count, item_size, opts, SHK__BUF_END_PARK);

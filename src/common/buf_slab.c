@@ -13,7 +13,8 @@
 
 /* A slab holds this many bytes of slots at first, doubling for each further slab of the class
  * a thread makes up to the last: under glibc's 128 KiB mmap threshold, so a new slab is no
- * system call. With 64-byte buffers (304-byte slots) the largest holds 215. */
+ * system call. With 64-byte buffers (272-byte slots: a slot ends its header at the slab pointer,
+ * buf_internal.h) the largest holds 240. */
 #define SLAB_FIRST_BYTES 4096
 #define SLAB_GROWTHS 4
 #define SLAB_MIN_SLOTS 4
@@ -58,7 +59,8 @@ void shk__buf_slab_drop(shk__buf_thread *t, shk__buf_slab *s) {
 /* A new slab of class k and this size for thread t, made its current one; NULL when malloc or
  * the index says no (the caller then mallocs its object as without slabs). */
 static shk__buf_slab *slab_new(shk__buf_thread *t, size_t k, size_t size) {
-  size_t span = SHK__BUF_HEADER_SIZE + (size + SHK__MAX_ALIGN - 1) / SHK__MAX_ALIGN * SHK__MAX_ALIGN;
+  size_t span =
+      SHK__BUF_SLOT_HEADER_SIZE + (size + SHK__MAX_ALIGN - 1) / SHK__MAX_ALIGN * SHK__MAX_ALIGN;
   bool poisoned = shk__os_sanitizer_present();
   size_t stride = span + (poisoned ? SHK__BUF_SLAB_REDZONE : 0);
   size_t cap = ((size_t)SLAB_FIRST_BYTES << t->slab_grow[k]) / stride;
@@ -205,6 +207,6 @@ SHK__RACY_READ void shk__buf_slab_each_live(const shk__buf_range *node,
   for (size_t i = 0; i < carved; i++) {
     shk_buf *slot = (shk_buf *)(s->slots + i * s->stride);
     if (atomic_load_explicit(&slot->refs, memory_order_relaxed) != 0)
-      fn(slot, (unsigned char *)slot + SHK__BUF_HEADER_SIZE, s->size, ctx);
+      fn(slot, (unsigned char *)slot + SHK__BUF_SLOT_HEADER_SIZE, s->size, ctx);
   }
 }
