@@ -374,8 +374,10 @@ static SHK__NOINLINE int create_new(size_t size, size_t count, size_t item_size,
   return buf_publish(buf, out);
 }
 
-/* Under SHK_DEBUG=buf: the error reported, or the new buffer's call site noted. */
+/* Under SHK_DEBUG=buf: the index checked, then the error reported or the new buffer's call site
+ * noted. */
 static SHK__NOINLINE void debug_created(int rc, shk_buf **out, const char *fn, const void *caller) {
+  shk__buf_ranges_debug_check();
   if (rc != SHK_OK) shk__debug_error(SHK__DEBUG_BUF, fn, rc, caller);
   else if (out && *out) (*out)->created_at = caller;
 }
@@ -649,6 +651,13 @@ static SHK__NOINLINE void run_destroy_callback(shk_buf *buf) {
   buf->on_destroy(&info, buf->on_destroy_user);
 }
 
+/* Under SHK_DEBUG=buf, a buffer out of the index: the index checked, the object kept a while,
+ * tagged dead, to recognise a late use. */
+static SHK__NOINLINE void debug_ended(shk_buf *buf) {
+  shk__buf_ranges_debug_check();
+  shk__buf_debug_retire(buf);
+}
+
 /* The end of a buffer whose end_way is not GENERAL, with no observer or hook at the release:
  * parked, or out of the index and kept or freed. Such a buffer has no callback, delay, mapping,
  * guards or owned memory, and its allocator (a built-in) counts no users. */
@@ -658,7 +667,7 @@ static SHK__NOINLINE void run_destroy_callback(shk_buf *buf) {
 static SHK__NOINLINE void end_unparked(shk_buf *buf, unsigned way) {
   /* An observer that set itself after the caller's check is told now, before the memory goes. */
   if (SHK__UNLIKELY(shk__buf_ranges_remove_fast(&buf->range))) shk__buf_tell_removed(buf);
-  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) shk__buf_debug_retire(buf);
+  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) debug_ended(buf);
   else if (way != SHK__BUF_END_CONSUMED || !shk__buf_bare_keep(buf, true)) free(buf);
 }
 
@@ -694,7 +703,7 @@ static inline void buf_end(shk_buf *buf, bool told) {
   shk__buf_allocator_drop(buf->allocator);
   /* Under SHK_DEBUG=buf the object is kept a while, tagged dead, to recognise a late use. */
   if (buf->guarded) shk__buf_debug_guard_check(buf);
-  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) shk__buf_debug_retire(buf);
+  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) debug_ended(buf);
   else if (!buf->bare || !shk__buf_bare_keep(buf, buf->end_way == SHK__BUF_END_CONSUMED)) free(buf);
 }
 

@@ -224,6 +224,9 @@ bool shk__buf_debug_handle_ok(const shk_buf *buf, const char *fn, const void *ca
 void shk__buf_debug_retire(shk_buf *buf);
 /* Checks the whole range index (buf_ranges.c), reporting each inconsistency; how many. */
 size_t shk__buf_ranges_check(void);
+/* SHK_DEBUG=buf's check after a change of the index (a creation or an end it follows): the
+ * whole index while it holds at most 4 096 ranges, else at every 1 024th call. */
+void shk__buf_ranges_debug_check(void);
 
 /* In a public function taking a handle: under SHK_DEBUG=buf, returns `fail` for a handle that
  * is not live (after reporting it). The test is of the handle's own tag, which the function

@@ -21,60 +21,69 @@ static inline bool is_marker(const shk__buf_blocks *node) { return node == &mark
 /* A spin lock rather than an OS mutex: uncontended it costs one atomic exchange and one store
  * (a mutex pair cost about 10 ns of each create+release), and it needs no set-up. Sections are
  * short (two binary searches and a bounded memmove), so a waiter spins a little, then yields
- * its time slice so that a preempted holder can finish. Zero is unlocked. */
-atomic_int shk__buf_ranges_lock;
+ * its time slice so that a preempted holder can finish. Its values: buf_ranges_short.h. */
+atomic_int shk__buf_ranges_lock = SHK__BUF_RANGES_FREE_LONG;
 #define SPINS_BEFORE_YIELD 64
 
 /* The contended way of take_lock(), out of line so that the uncontended one inlines. */
 static SHK__NOINLINE void wait_for_lock(void) {
   do {
     /* Wait on plain loads so waiters do not bounce the line between cores with writes. */
-    for (int spins = 0; atomic_load_explicit(&shk__buf_ranges_lock, memory_order_relaxed);
+    for (int spins = 0;
+         atomic_load_explicit(&shk__buf_ranges_lock, memory_order_relaxed) == SHK__BUF_RANGES_HELD;
          spins++) {
       if (spins == SPINS_BEFORE_YIELD) {
         shk__os_yield();
         spins = 0;
       }
     }
-  } while (atomic_exchange_explicit(&shk__buf_ranges_lock, 1, memory_order_acquire) != 0);
+  } while (atomic_exchange_explicit(&shk__buf_ranges_lock, SHK__BUF_RANGES_HELD,
+                                    memory_order_acquire) == SHK__BUF_RANGES_HELD);
 }
 
+/* Either free value is taken (an exchange over a held lock changes nothing). */
 static inline void take_lock(void) {
-  if (SHK__UNLIKELY(atomic_exchange_explicit(&shk__buf_ranges_lock, 1, memory_order_acquire)))
+  if (SHK__UNLIKELY(atomic_exchange_explicit(&shk__buf_ranges_lock, SHK__BUF_RANGES_HELD,
+                                             memory_order_acquire) == SHK__BUF_RANGES_HELD))
     wait_for_lock();
 }
 
-static inline void unlock(void) { shk__buf_ranges_unlock(); }
+/* How a lock of the index goes: 0 not known yet, 1 just the exchange (the process state is
+ * ready, SHK_DEBUG=lock is off), 2 followed by SHK_DEBUG=lock. Set before the first take and
+ * never changed after (SHK_DEBUG is read once), so a give is followed exactly when its take was;
+ * the long ways read it, the short ways see it in the lock's free value. */
+static atomic_int lock_mode;
+
+/* The give of any take: the free value that lets the short ways in once the mode is 1. */
+static inline void unlock(void) {
+  bool plain = atomic_load_explicit(&lock_mode, memory_order_relaxed) == 1;
+  atomic_store_explicit(&shk__buf_ranges_lock,
+                        plain ? SHK__BUF_RANGES_FREE : SHK__BUF_RANGES_FREE_LONG,
+                        memory_order_release);
+}
 
 /* Held across fork() too, at its place in the lock order (internal.h, process_state.c): a
  * child's buffers need the index. */
 void shk__buf_ranges_hold(void) { take_lock(); }
 void shk__buf_ranges_release(void) { unlock(); }
 
-/* How a lock of the index goes: 0 not known yet, 1 just the exchange (the process state is
- * ready, SHK_DEBUG=lock is off), 2 followed by SHK_DEBUG=lock. One load and one branch on the
- * usual way for both the state and the flag (two of each cost 19 instructions per
- * consume+release, callgrind). SHK_DEBUG is read once, so the answer keeps. */
-atomic_int shk__buf_ranges_mode;
-
 static SHK__NOINLINE void lock_first(const void *site) {
   shk__process_state_ready();
   bool followed = shk__debug_on(SHK__DEBUG_LOCK);
-  atomic_store_explicit(&shk__buf_ranges_mode, followed ? 2 : 1, memory_order_release);
+  atomic_store_explicit(&lock_mode, followed ? 2 : 1, memory_order_release);
   if (followed) shk__lock_debug_take(SHK__LOCK_ORDER_RANGES, site);
 }
 
-/* The index's own lock and give. shk__buf_ranges_mode is set before the first take and never
- * changes after, so a give is followed exactly when its take was. site: the caller of the index
- * function, named by SHK_DEBUG=lock. */
+/* The index's own lock and give. site: the caller of the index function, named by
+ * SHK_DEBUG=lock. */
 static inline void lock_at(const void *site) {
-  if (SHK__UNLIKELY(atomic_load_explicit(&shk__buf_ranges_mode, memory_order_acquire) != 1))
+  if (SHK__UNLIKELY(atomic_load_explicit(&lock_mode, memory_order_acquire) != 1))
     lock_first(site);
   take_lock();
 }
 
 static inline void unlock_at(const void *site) {
-  if (SHK__UNLIKELY(atomic_load_explicit(&shk__buf_ranges_mode, memory_order_relaxed) == 2) &&
+  if (SHK__UNLIKELY(atomic_load_explicit(&lock_mode, memory_order_relaxed) == 2) &&
       !shk__lock_debug_give(SHK__LOCK_ORDER_RANGES, site))
     return;
   unlock();
@@ -140,15 +149,12 @@ static size_t check_locked(void) {
 }
 
 /* After a change under SHK_DEBUG=buf: the whole index while it is small, else every 1 024th
- * change, so that a debug run with many buffers stays usable. */
-static SHK__NOINLINE void debug_check_now(void) {
-  static size_t changes;
-  if (shk__buf_ranges_live <= 4096 || ++changes % 1024 == 0) check_locked();
-}
-
-/* Inline, so that with SHK_DEBUG off a change pays one load and one branch, not a call. */
-static inline void debug_check_locked(void) {
-  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) debug_check_now();
+ * call, so that a debug run with many buffers stays usable. */
+void shk__buf_ranges_debug_check(void) {
+  static size_t calls; /* guarded by the lock */
+  lock();
+  if (shk__buf_ranges_live <= 4096 || ++calls % 1024 == 0) check_locked();
+  unlock_checked();
 }
 
 size_t shk__buf_ranges_check(void) {
@@ -518,7 +524,6 @@ static size_t ranges_walked(size_t *faults) { return walk_ranges(check_one, faul
 /* ---- the index's functions (buf_internal.h); the short ways' long ways (buf_ranges_short.h) */
 
 int shk__buf_ranges_change_done(int rc, const void *site) {
-  debug_check_locked();
   bool observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
   unlock_at(site);
   return rc == SHK_OK && observed ? SHK__BUF_RANGES_OBSERVED : rc;
@@ -552,15 +557,11 @@ int shk__buf_ranges_insert(shk__buf_range *node) {
   return rc == SHK__BUF_RANGES_OBSERVED ? SHK_OK : rc;
 }
 
-bool shk__buf_ranges_remove_done(const void *site) {
-  return shk__buf_ranges_change_done(SHK_OK, site) == SHK__BUF_RANGES_OBSERVED;
-}
-
 static SHK__NOINLINE SHK__HOT bool remove_general(shk__buf_range *node, bool held,
                                                   const void *site) {
   if (!held) lock_at(site);
   if (remove_range(node)) shk__buf_ranges_live--;
-  return shk__buf_ranges_remove_done(site);
+  return shk__buf_ranges_change_done(SHK_OK, site) == SHK__BUF_RANGES_OBSERVED;
 }
 bool shk__buf_ranges_remove_general(shk__buf_range *node, bool held, const void *site) {
   return remove_general(node, held, site);

@@ -16,36 +16,48 @@
 #include "buf_granules.h"
 #include "buf_internal.h"
 
-/* buf_ranges.c's spin lock (0: free); how a take goes (1: the exchange alone, SHK_DEBUG=lock off
- * and the process state ready; set before the first take, never changed after); the ranges
- * indexed, guarded by the lock. */
-extern atomic_int shk__buf_ranges_lock, shk__buf_ranges_mode;
+/* buf_ranges.c's spin lock, whose free value also says whether the short ways may take it: FREE
+ * once a take needs just the exchange (SHK_DEBUG=lock off and the process state ready: known
+ * before the first take, never changed after), FREE_LONG before that or with SHK_DEBUG=lock
+ * (every take then goes the long way, which sets the state up or follows the lock). One locked
+ * compare-exchange tests both, with no load of a mode before it. The ranges indexed, guarded by
+ * the lock. */
+enum { SHK__BUF_RANGES_FREE, SHK__BUF_RANGES_HELD, SHK__BUF_RANGES_FREE_LONG };
+extern atomic_int shk__buf_ranges_lock;
 extern size_t shk__buf_ranges_live;
 
 /* The long ways (buf_ranges.c), cold entries (their bodies are not): the short ways' calls of
- * them are laid out apart. held: the caller holds the lock plainly (mode 1) and leaves the rest
+ * them are laid out apart. held: the caller holds the lock plainly (lock_plain) and leaves the rest
  * to them; site: the caller of the index function, named by SHK_DEBUG=lock (NULL when held
  * plainly: the lock is not followed then). */
 SHK__COLD int shk__buf_ranges_insert_general(shk__buf_range *node, bool held, const void *site);
 SHK__COLD bool shk__buf_ranges_remove_general(shk__buf_range *node, bool held, const void *site);
-/* The end of a change under the lock: SHK_DEBUG=buf's check, the observer flag read under the
- * lock (shk__buf_ranges_walk), the give. Returns rc, or SHK__BUF_RANGES_OBSERVED for SHK_OK with
- * an observer set; the remove's form returns whether one is set. */
+/* The end of a long way's change under the lock: the observer flag read under the lock
+ * (shk__buf_ranges_walk), the give. Returns rc, or SHK__BUF_RANGES_OBSERVED for SHK_OK with an
+ * observer set. No change checks the index itself: SHK_DEBUG=buf's check is asked for by buf.c
+ * after each creation and end it follows (shk__buf_ranges_debug_check), which keeps a load and
+ * a branch per change off the short ways. */
 SHK__COLD int shk__buf_ranges_change_done(int rc, const void *site);
-SHK__COLD bool shk__buf_ranges_remove_done(const void *site);
 /* The two-piece way (g, lo, last as shk__buf_ranges_short_kind gives them), then the end of it. */
 int shk__buf_ranges_insert_two_done(shk__buf_range *node, uintptr_t g, unsigned lo,
                                     unsigned last);
 
 /* The take of the short ways: true when the lock is held plainly; false, and nothing held, when
- * it is followed, not known yet, or held by another thread (the long way then takes it). */
+ * it is followed, not known yet, or held by another thread (the long way then takes it). An
+ * exchange, not a compare-exchange (0.4 ns more per consume+release here): a lock found free
+ * for the long way only is given back as found. */
 static inline bool shk__buf_ranges_lock_plain(void) {
-  return atomic_load_explicit(&shk__buf_ranges_mode, memory_order_acquire) == 1 &&
-         atomic_exchange_explicit(&shk__buf_ranges_lock, 1, memory_order_acquire) == 0;
+  int was = atomic_exchange_explicit(&shk__buf_ranges_lock, SHK__BUF_RANGES_HELD,
+                                     memory_order_acquire);
+  if (was == SHK__BUF_RANGES_FREE) return true;
+  if (was == SHK__BUF_RANGES_FREE_LONG)
+    atomic_store_explicit(&shk__buf_ranges_lock, was, memory_order_release);
+  return false;
 }
 
+/* The give of a take that was plain. */
 static inline void shk__buf_ranges_unlock(void) {
-  atomic_store_explicit(&shk__buf_ranges_lock, 0, memory_order_release);
+  atomic_store_explicit(&shk__buf_ranges_lock, SHK__BUF_RANGES_FREE, memory_order_release);
 }
 
 /* A short way's answer for a range it leaves to the long way (every SHK_* code is <= 0, and
@@ -123,8 +135,6 @@ static SHK__ALWAYS_INLINE int shk__buf_ranges_short_done(shk__buf_range *node, i
   if (SHK__UNLIKELY(rc == SHK__BUF_RANGES_NOT_SHORT))
     return shk__buf_ranges_insert_general(node, true, NULL);
   shk__buf_ranges_live += rc == SHK_OK;
-  if (SHK__UNLIKELY(atomic_load_explicit(&shk__debug_mask, memory_order_relaxed) & SHK__DEBUG_BUF))
-    return shk__buf_ranges_change_done(rc, NULL);
   /* Read under the lock: see shk__buf_ranges_walk. */
   bool observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
   shk__buf_ranges_unlock();
@@ -170,8 +180,6 @@ static SHK__ALWAYS_INLINE bool shk__buf_ranges_remove_fast(shk__buf_range *node)
     return shk__buf_ranges_remove_general(node, false, SHK__CALLER());
   if (SHK__UNLIKELY(node->in_tree)) return shk__buf_ranges_remove_general(node, true, NULL);
   shk__buf_ranges_live -= shk__buf_ranges_take_pieces(node);
-  if (SHK__UNLIKELY(atomic_load_explicit(&shk__debug_mask, memory_order_relaxed) & SHK__DEBUG_BUF))
-    return shk__buf_ranges_remove_done(NULL);
   bool observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
   shk__buf_ranges_unlock();
   return observed;
