@@ -113,8 +113,9 @@ static inline uint64_t shk__granule_word_mask(unsigned w, unsigned lo, unsigned 
   return m;
 }
 
-/* The short ways' form of bytes lo to last in at most two words: w0 = lo / 64 and w1 = last / 64
- * (w0 or w0 + 1) with their masks, m1 0 when w1 is w0; made, tested and put with no branch. */
+/* The short ways' form of bytes in at most two words: word w0 with mask m0 and word w1 with m1,
+ * both of one block's bitmap (shk__granule_pair_of), or w0 its last word and w1 the next block's
+ * first (shk__granule_pair_across); made, tested and put with no branch. */
 typedef struct shk__granule_pair {
   unsigned w0, w1;
   uint64_t m0, m1;
@@ -131,8 +132,18 @@ static inline shk__granule_pair shk__granule_pair_of(unsigned lo, unsigned last)
   return p;
 }
 
-static inline bool shk__granule_pair_overlaps(const shk__granule_map *m, shk__granule_pair p) {
-  return ((m->word[p.w0] & p.m0) | (m->word[p.w1] & p.m1)) != 0;
+/* Bytes lo to last of the last word of a block and the first of the next (last counted from the
+ * first block's start: SHK__GRANULE_SIZE to SHK__GRANULE_SIZE + 63). */
+static inline shk__granule_pair shk__granule_pair_across(unsigned lo, unsigned last) {
+  shk__granule_pair p = {SHK__GRANULE_WORDS - 1, 0, ~UINT64_C(0) << (lo % 64),
+                         ~UINT64_C(0) >> (63 - last % 64)};
+  return p;
+}
+
+/* Whether p meets a piece: word w0 of bitmap a, w1 of bitmap b (a again for a pair_of). */
+static inline bool shk__granule_pair_overlaps(const shk__granule_map *a, const shk__granule_map *b,
+                                              shk__granule_pair p) {
+  return ((a->word[p.w0] & p.m0) | (b->word[p.w1] & p.m1)) != 0;
 }
 
 /* Whether r's pieces share a byte with offsets [lo, last]. */
@@ -151,11 +162,11 @@ static inline bool shk__granule_live(const shk__granule *r) {
   return any != 0;
 }
 
-/* Puts [lo, last] (two words at most, shk__granule_pair_of) in r, where it overlaps nothing. */
-static inline void shk__granule_pair_put(shk__granule *r, shk__granule_pair p) {
-  shk__granule_map *m = shk__granule_map_of(r);
-  m->word[p.w0] |= p.m0;
-  m->word[p.w1] |= p.m1;
+/* Puts p, which overlaps nothing, in bitmaps a and b as above. */
+static inline void shk__granule_pair_put(shk__granule_map *a, shk__granule_map *b,
+                                         shk__granule_pair p) {
+  a->word[p.w0] |= p.m0;
+  b->word[p.w1] |= p.m1;
 }
 
 /* Puts [lo, last] in r, where it overlaps nothing. */
@@ -164,19 +175,26 @@ static inline void shk__granule_put(shk__granule *r, unsigned lo, unsigned last)
   for (unsigned w = lo / 64; w <= last / 64; w++) m->word[w] |= shk__granule_word_mask(w, lo, last);
 }
 
-/* Removes the piece [lo, last] of block g, in at most two words, its record looked for at `slot`
- * first (shk__granule_find_at); false when it is not there whole (nothing changes then). */
+/* Removes p from bitmaps a and b as above; false when it is not there whole (nothing changes
+ * then). */
+static SHK__ALWAYS_INLINE bool shk__granule_pair_take(shk__granule_map *a, shk__granule_map *b,
+                                                      shk__granule_pair p) {
+  if (((a->word[p.w0] & p.m0) ^ p.m0) | ((b->word[p.w1] & p.m1) ^ p.m1)) return false;
+  a->word[p.w0] &= ~p.m0;
+  b->word[p.w1] &= ~p.m1;
+  return true;
+}
+
+/* Removes the pair p of block g (pair_of), its record looked for at `slot` first
+ * (shk__granule_find_at); false when it is not there whole (nothing changes then). */
 static SHK__ALWAYS_INLINE bool shk__granule_take_pair(uintptr_t g, uint32_t slot,
                                                       shk__granule_pair p) {
   shk__granule *r = shk__granule_find_at(shk__granule_key(g), slot);
   if (!r) return false;
   shk__granule_map *m = shk__granule_map_of(r);
-  if (((m->word[p.w0] & p.m0) ^ p.m0) | ((m->word[p.w1] & p.m1) ^ p.m1)) return false;
-  m->word[p.w0] &= ~p.m0;
-  m->word[p.w1] &= ~p.m1;
-  return true;
+  return shk__granule_pair_take(m, m, p);
 }
-/* The same for a piece of any length (buf_granules.c). */
+/* The piece [lo, last] of block g, of any length (buf_granules.c). */
 bool shk__granule_take_long(uintptr_t g, uint32_t slot, unsigned lo, unsigned last);
 
 static SHK__ALWAYS_INLINE bool shk__granule_take(uintptr_t g, uint32_t slot, unsigned lo,

@@ -260,15 +260,24 @@ static inline bool pieces_fit(const pieces *q) {
   return !q->tail || !shk__granule_overlaps(q->tail, q->tail_lo, q->tail_last);
 }
 
-/* Puts node's pieces, which fit, in their records, and node on the list when it has one. A lone
- * piece in two words is noted as such (SHK__GRANULE_PAIR: the short remove takes it). */
+/* Whether [start, end) lies in two words at most: never a whole block (four words or more). */
+static inline bool in_two_words(uintptr_t start, uintptr_t end) {
+  return ((end - 1) >> 6) - (start >> 6) <= 1;
+}
+
+/* Puts node's pieces, which fit, in their records, and node on the list when it has one. A range
+ * of two words at most is noted as a pair (SHK__GRANULE_PAIR: the short remove takes one in a
+ * block, take_pair_across one across). */
 static inline void pieces_put(shk__buf_range *node, const pieces *q) {
-  if (q->head && !q->tail && q->head_last / 64 - q->head_lo / 64 <= 1) {
-    shk__granule_pair p = shk__granule_pair_of(q->head_lo, q->head_last);
-    shk__granule_pair_put(q->head, p);
-    bool in_tree = node->in_tree;
-    shk__buf_ranges_note_pair(node, q->head, p);
-    node->in_tree = in_tree;
+  if (in_two_words(node->start, node->end)) { /* q->head is set: a piece in the first block */
+    shk__granule_map *a = shk__granule_map_of(q->head);
+    shk__granule_map *b = q->tail ? shk__granule_map_of(q->tail) : a;
+    shk__granule_pair p = q->tail ? shk__granule_pair_across(q->head_lo, q->tail_last +
+                                                                         SHK__GRANULE_SIZE)
+                                  : shk__granule_pair_of(q->head_lo, q->head_last);
+    shk__granule_pair_put(a, b, p);
+    shk__buf_ranges_note_pair(node, shk__granule_slot(q->head), q->tail != NULL,
+                              q->tail ? shk__granule_slot(q->tail) : 0, p);
     return;
   }
   node->head_piece = node->tail_piece = SHK__GRANULE_NONE;
@@ -337,13 +346,20 @@ static SHK__ALWAYS_INLINE int insert_two(shk__buf_range *node, uintptr_t g, unsi
   if (!head) return SHK__BUF_RANGES_NOT_SHORT;
   shk__granule *tail = shk__granule_find(shk__granule_key(g + 1));
   if (!tail) return SHK__BUF_RANGES_NOT_SHORT;
+  shk__granule_map *hm = shk__granule_map_of(head), *tm = shk__granule_map_of(tail);
+  if (lo >= SHK__GRANULE_SIZE - 64 && tail_last < 64) { /* two words: a pair across */
+    shk__granule_pair p = shk__granule_pair_across(lo, last);
+    if (shk__granule_pair_overlaps(hm, tm, p)) return SHK_EOVERLAP;
+    shk__granule_pair_put(hm, tm, p);
+    shk__buf_ranges_note_pair(node, shk__granule_slot(head), true, shk__granule_slot(tail), p);
+    return SHK_OK;
+  }
   shk__granule_pair hp = shk__granule_pair_of(lo, SHK__GRANULE_SIZE - 1);
   shk__granule_pair tp = shk__granule_pair_of(0, tail_last);
-  if (shk__granule_pair_overlaps(shk__granule_map_of(head), hp) ||
-      shk__granule_pair_overlaps(shk__granule_map_of(tail), tp))
+  if (shk__granule_pair_overlaps(hm, hm, hp) || shk__granule_pair_overlaps(tm, tm, tp))
     return SHK_EOVERLAP;
-  shk__granule_pair_put(head, hp);
-  shk__granule_pair_put(tail, tp);
+  shk__granule_pair_put(hm, hm, hp);
+  shk__granule_pair_put(tm, tm, tp);
   node->head_piece = node->tail_piece = SHK__GRANULE_HAS;
   node->head_slot = shk__granule_slot(head);
   node->tail_slot = shk__granule_slot(tail);
@@ -369,7 +385,20 @@ static int insert_range(shk__buf_range *node) {
   return rc == SHK__BUF_RANGES_NOT_SHORT ? insert_long(node) : rc;
 }
 
+/* A pair across two blocks (shk__buf_ranges_note_pair): its two words out of both records. */
+static bool take_pair_across(shk__buf_range *node) {
+  uintptr_t g = shk__granule_of(node->start);
+  shk__granule *a = shk__granule_find_at(shk__granule_key(g), node->head_slot);
+  shk__granule *b = shk__granule_find_at(shk__granule_key(g + 1), node->tail_slot);
+  shk__granule_pair p = {node->head_w0, node->head_w1, node->head_m0, node->head_m1};
+  bool had = a && b && shk__granule_pair_take(shk__granule_map_of(a), shk__granule_map_of(b), p);
+  node->head_piece = node->tail_piece = SHK__GRANULE_NONE;
+  shk__buf_ranges_unlink(node);
+  return had;
+}
+
 bool shk__buf_ranges_take_pieces_long(shk__buf_range *node) {
+  if (node->head_piece == SHK__GRANULE_PAIR) return take_pair_across(node);
   bool head = node->head_piece != SHK__GRANULE_NONE, tail = node->tail_piece != SHK__GRANULE_NONE;
   if (!head && !tail) return false;
   parts p = parts_of(node->start, node->end);
@@ -453,13 +482,17 @@ static bool piece_set(uintptr_t g, unsigned lo, unsigned last) {
   return true;
 }
 
-/* Whether node's note of its first piece's words, if any, names the bytes [lo, last]. */
-static bool pair_noted_right(const shk__buf_range *node, unsigned lo, unsigned last) {
+/* Whether node's note of its words, when it is a pair, names its bytes (in one block, or across
+ * two with a tail piece noted). */
+static bool pair_noted_right(const shk__buf_range *node) {
   if (node->head_piece != SHK__GRANULE_PAIR) return true;
-  if (node->tail_piece != SHK__GRANULE_NONE || last / 64 - lo / 64 > 1) return false;
-  shk__granule_pair p = shk__granule_pair_of(lo, last);
-  return node->head_w0 == p.w0 && node->head_w1 == p.w1 && node->head_m0 == p.m0 &&
-         node->head_m1 == p.m1;
+  if (!in_two_words(node->start, node->end)) return false;
+  uintptr_t base = shk__granule_of(node->start) << SHK__GRANULE_BITS;
+  unsigned lo = (unsigned)(node->start - base), last = (unsigned)(node->end - 1 - base);
+  bool across = last >= SHK__GRANULE_SIZE;
+  shk__granule_pair p = across ? shk__granule_pair_across(lo, last) : shk__granule_pair_of(lo, last);
+  return across == (node->tail_piece != SHK__GRANULE_NONE) && node->head_w0 == p.w0 &&
+         node->head_w1 == p.w1 && node->head_m0 == p.m0 && node->head_m1 == p.m1;
 }
 
 static size_t listed_pieces(size_t *bytes, size_t *faults) {
@@ -479,7 +512,7 @@ static size_t listed_pieces(size_t *bytes, size_t *faults) {
     bool whole = true;
     if (node->head_piece != SHK__GRANULE_NONE) {
       piece_of(p.gs, node, &lo, &last);
-      whole &= piece_set(p.gs, lo, last) && pair_noted_right(node, lo, last);
+      whole &= piece_set(p.gs, lo, last) && pair_noted_right(node);
       *bytes += last - lo + 1;
       n++;
     }

@@ -82,17 +82,20 @@ static SHK__ALWAYS_INLINE void shk__buf_ranges_unlink(shk__buf_range *node) {
   node->next->prev = node->prev;
 }
 
-/* Notes node's first piece, the only one, as p in r (SHK__GRANULE_PAIR), and lists node. */
-static SHK__ALWAYS_INLINE void shk__buf_ranges_note_pair(shk__buf_range *node,
-                                                         const shk__granule *r,
+/* Notes node's bytes, two words at most, as p (SHK__GRANULE_PAIR) in the record at slot_a; or,
+ * across, word w0 there and w1 in the next block's record at slot_b (node has a tail piece then,
+ * for the long ways and the check). Lists node. */
+static SHK__ALWAYS_INLINE void shk__buf_ranges_note_pair(shk__buf_range *node, uint32_t slot_a,
+                                                         bool across, uint32_t slot_b,
                                                          shk__granule_pair p) {
   node->head_piece = SHK__GRANULE_PAIR;
-  node->tail_piece = SHK__GRANULE_NONE;
+  node->tail_piece = across ? SHK__GRANULE_HAS : SHK__GRANULE_NONE;
   node->head_m0 = p.m0;
   node->head_m1 = p.m1;
   node->head_w0 = (uint8_t)p.w0;
   node->head_w1 = (uint8_t)p.w1;
-  node->head_slot = shk__granule_slot(r);
+  node->head_slot = slot_a;
+  if (across) node->tail_slot = slot_b;
   node->in_tree = false;
   shk__buf_ranges_link(node);
 }
@@ -123,9 +126,10 @@ static SHK__ALWAYS_INLINE int shk__buf_ranges_insert_one(shk__buf_range *node, u
   shk__granule *r = shk__granule_find(shk__granule_key(g));
   if (!r) return SHK__BUF_RANGES_NOT_SHORT;
   shk__granule_pair p = shk__granule_pair_of(lo, last);
-  if (shk__granule_pair_overlaps(shk__granule_map_of(r), p)) return SHK_EOVERLAP;
-  shk__granule_pair_put(r, p);
-  shk__buf_ranges_note_pair(node, r, p);
+  shk__granule_map *m = shk__granule_map_of(r);
+  if (shk__granule_pair_overlaps(m, m, p)) return SHK_EOVERLAP;
+  shk__granule_pair_put(m, m, p);
+  shk__buf_ranges_note_pair(node, shk__granule_slot(r), false, 0, p);
   return SHK_OK;
 }
 
@@ -159,11 +163,11 @@ static SHK__ALWAYS_INLINE int shk__buf_ranges_insert_fast(shk__buf_range *node) 
   return shk__buf_ranges_insert_general(node, true, NULL);
 }
 
-/* Takes node's pieces out of their records and node off the list, any pieces (buf_ranges.c);
- * false when it had none there. */
+/* Takes node's pieces out of their records and node off the list, any pieces (buf_ranges.c),
+ * a pair across two blocks among them; false when it had none there. */
 bool shk__buf_ranges_take_pieces_long(shk__buf_range *node);
 
-/* The same, inline for the usual range: one piece, noted as its words. */
+/* The same, inline for the usual range: a pair in one block, noted as its words. */
 static SHK__ALWAYS_INLINE bool shk__buf_ranges_take_pieces(shk__buf_range *node) {
   if (node->head_piece != SHK__GRANULE_PAIR || node->tail_piece != SHK__GRANULE_NONE)
     return shk__buf_ranges_take_pieces_long(node);
