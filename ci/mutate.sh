@@ -127,7 +127,7 @@ mutations=(
 "b2r-deferred-unknown@src/common/buf_deferred.c@s/  if (!b) return SHK_ENOENT;/  if (!b) return SHK_OK;/@buf_deferred buf@shk_buf_free_deferred of an id that is not deferred returns SHK_OK"
 # the range index by block records (bitmaps of 512-byte blocks; session 10 replaced session 7's
 # entries for records of pieces of 128-byte blocks: the same kinds of bug, planted in the new code)
-"idx-pair-second@src/common/buf_granules.h@s/  return ((m->word\[p.w0\] \& p.m0) | (m->word\[p.w1\] \& p.m1)) != 0;/  return (m->word[p.w0] \& p.m0) != 0;/@buf_index buf_overlap_model buf@block records (bitmaps): a small piece's second word is not compared"
+"idx-pair-second@src/common/buf_granules.h@s/  return ((a->word\[p.w0\] \& p.m0) | (b->word\[p.w1\] \& p.m1)) != 0;/  return (a->word[p.w0] \& p.m0) != 0;/@buf_index buf_overlap_model buf@block records (bitmaps): a small piece's second word is not compared"
 "idx-pair-top@src/common/buf_granules.h@s/  p.m1 = top \& two;/  p.m1 = top \& two \& (top >> 1);/@buf_index buf_overlap_model buf@a piece in two words loses its last byte"
 "idx-piece-last@src/common/buf_ranges_short.h@s/  \*last = end - 1 - (\*g << SHK__GRANULE_BITS);/  *last = end - 2 - (*g << SHK__GRANULE_BITS);/@buf_index buf_overlap_model buf@the short way keeps a small range one byte short"
 "idx-tail@src/common/buf_ranges.c@s/  p.tail = p.ge != p.gs \&\& p.ge >= p.whole_to;/  p.tail = p.ge != p.gs \&\& p.ge > p.whole_to;/@buf_index buf_overlap_model buf@a range's piece in its last block is dropped"
@@ -145,6 +145,8 @@ mutations=(
 "idx-hint-key@src/common/buf_granules.h@s/  if (t \&\& slot <= shk__granule_mask \&\& t\[slot\].key == key) return \&t\[slot\];/  if (t \&\& slot <= shk__granule_mask) return \&t[slot];/@buf_index buf_overlap_model buf@a remove takes the record in its hinted slot without comparing the key there"
 "idx-hint-fallback@src/common/buf_granules.h@s/^  return shk__granule_find(key);/  return NULL;/@buf_index buf_overlap_model buf@a remove whose hint is stale does not look for its record"
 "idx-pair-note@src/common/buf_ranges_short.h@s/  node->head_m1 = p.m1;/  node->head_m1 = 0;/@buf_index buf_overlap_model buf@a range's noted second word is lost (its remove leaves bits set)"
+"idx-across-word@src/common/buf_granules.h@s/  shk__granule_pair p = {SHK__GRANULE_WORDS - 1, 0,/  shk__granule_pair p = {SHK__GRANULE_WORDS - 1, 1,/@buf_index buf_overlap_model buf@a pair across two blocks puts its second word in the next block's word 1"
+"idx-across-take@src/common/buf_granules.h@s/  b->word\[p.w1\] \&= ~p.m1;/  (void)b;/@buf_index buf_overlap_model buf@a pair's remove leaves its second word's bits set"
 "slab-walk-skips@src/common/buf.c@s/  if (node->slab) {/  if (node->slab) { return;/@buf_slab@the walk of live buffers skips every slab (its live slots are not listed)"
 "slab-not-indexed@src/common/buf_slab.c@s/  if (shk__buf_ranges_insert(\&s->range) != SHK_OK) {/  if (0) {/@buf_slab@a new slab is not put in the range index (a consume into its memory is accepted)"
 "slab-drop-current@src/common/buf_internal.h@s/    if (--s->used == 0 \&\& t->slabs\[s->k\] != s) shk__buf_slab_drop(t, s);/    if (--s->used == 0) shk__buf_slab_drop(t, s);/@buf_slab@a thread's current slab goes back when its last slot does (the next create takes a slot of freed memory)"

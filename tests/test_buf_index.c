@@ -450,6 +450,54 @@ static void small_ranges_in_a_block_meet_at_every_offset_exactly(void **state) {
   assert_int_equal(shk__buf_ranges_count(), base_count);
 }
 
+/* A range of two words across a block boundary is one pair, noted with both records (the last
+ * word of one block, the first of the next): put the long way (records new) and the short way
+ * (records kept), exact against every small range near the boundary, taken whole, and its notes
+ * checked. A three-word range across stays two pieces. */
+static void a_pair_across_a_block_boundary_is_exact_both_ways(void **state) {
+  (void)state;
+  size_t base_count = shk__buf_ranges_count();
+  uintptr_t edge = FAR_BLOCK(64) + U; /* the boundary of the block pair */
+  static shk__buf_range pair;
+  for (int round = 0; round < 2; round++) { /* the first puts new records, the second reuses them */
+    pair = (shk__buf_range){.start = edge - 20, .end = edge + 10};
+    assert_int_equal(shk__buf_ranges_insert(&pair), SHK_OK);
+    assert_int_equal(pair.head_piece, SHK__GRANULE_PAIR);
+    assert_int_equal(pair.tail_piece, SHK__GRANULE_HAS);
+    assert_int_equal(shk__buf_ranges_check(), 0);
+    for (uintptr_t lo = edge - 70; lo < edge + 40; lo++)
+      for (uintptr_t len = 1; len <= 80; len += len < 4 ? 1 : 5) {
+        bool shares = lo < pair.end && pair.start < lo + len;
+        assert_int_equal(try_insert(lo, lo + len), shares ? SHK_EOVERLAP : SHK_OK);
+      }
+    assert_int_equal(shk__buf_ranges_check(), 0);
+    shk__buf_ranges_remove(&pair);
+    assert_int_equal(pair.head_piece, SHK__GRANULE_NONE);
+    assert_int_equal(pair.tail_piece, SHK__GRANULE_NONE);
+    assert_int_equal(try_insert(edge - 20, edge + 10), SHK_OK);
+  }
+  /* A stale note is found by the check. */
+  assert_int_equal(shk__buf_ranges_insert(&pair), SHK_OK);
+  pair.head_m1 ^= 2;
+  size_t wrong = shk__buf_ranges_check();
+  pair.head_m1 ^= 2;
+  assert_true(wrong > 0);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  shk__buf_ranges_remove(&pair);
+  /* Three words across: two pieces, as before. */
+  static shk__buf_range wider;
+  wider = (shk__buf_range){.start = edge - 100, .end = edge + 10};
+  assert_int_equal(shk__buf_ranges_insert(&wider), SHK_OK);
+  assert_int_equal(wider.head_piece, SHK__GRANULE_HAS);
+  assert_int_equal(wider.tail_piece, SHK__GRANULE_HAS);
+  assert_int_equal(try_insert(edge + 9, edge + 11), SHK_EOVERLAP);
+  assert_int_equal(try_insert(edge - 101, edge - 100), SHK_OK);
+  shk__buf_ranges_remove(&wider);
+  assert_int_equal(try_insert(edge - 100, edge + 10), SHK_OK);
+  assert_int_equal(shk__buf_ranges_check(), 0);
+  assert_int_equal(shk__buf_ranges_count(), base_count);
+}
+
 /* A piece in more than two words of its bitmap (the long way, both to put and to take), beside
  * small ones in the same words: exact at both ends, taken whole, and nothing else taken. */
 static void a_long_piece_and_small_ones_share_words_exactly(void **state) {
@@ -1116,6 +1164,7 @@ static const struct CMUnitTest tests[] = {
     UNLOCKED(a_spread_chunk_keeps_its_starts_below_the_next_chunks),
     UNLOCKED(a_block_full_of_one_byte_ranges_sits_in_one_record),
     UNLOCKED(small_ranges_in_a_block_meet_at_every_offset_exactly),
+    UNLOCKED(a_pair_across_a_block_boundary_is_exact_both_ways),
     UNLOCKED(a_long_piece_and_small_ones_share_words_exactly),
     UNLOCKED(a_node_counts_once_in_and_once_out),
     UNLOCKED(the_walk_names_each_range_once_whatever_its_parts),
