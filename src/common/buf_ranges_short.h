@@ -167,10 +167,13 @@ static SHK__ALWAYS_INLINE int shk__buf_ranges_insert_fast(shk__buf_range *node) 
  * a pair across two blocks among them; false when it had none there. */
 bool shk__buf_ranges_take_pieces_long(shk__buf_range *node);
 
-/* The same, inline for the usual range: a pair in one block, noted as its words. */
-static SHK__ALWAYS_INLINE bool shk__buf_ranges_take_pieces(shk__buf_range *node) {
-  if (node->head_piece != SHK__GRANULE_PAIR || node->tail_piece != SHK__GRANULE_NONE)
-    return shk__buf_ranges_take_pieces_long(node);
+/* Whether node is noted as a pair in one block (shk__buf_ranges_note_pair). */
+static SHK__ALWAYS_INLINE bool shk__buf_ranges_pair_in_block(const shk__buf_range *node) {
+  return node->head_piece == SHK__GRANULE_PAIR && node->tail_piece == SHK__GRANULE_NONE;
+}
+
+/* The same for a pair in one block, from its notes. */
+static SHK__ALWAYS_INLINE bool shk__buf_ranges_take_pair(shk__buf_range *node) {
   shk__granule_pair p = {node->head_w0, node->head_w1, node->head_m0, node->head_m1};
   bool had = shk__granule_take_pair(shk__granule_of(node->start), node->head_slot, p);
   node->head_piece = SHK__GRANULE_NONE;
@@ -178,12 +181,20 @@ static SHK__ALWAYS_INLINE bool shk__buf_ranges_take_pieces(shk__buf_range *node)
   return had;
 }
 
-/* shk__buf_ranges_remove, inline: a range with no whole blocks is taken here. */
+/* Any pieces: the pair's short way, else the long one. */
+static SHK__ALWAYS_INLINE bool shk__buf_ranges_take_pieces(shk__buf_range *node) {
+  if (!shk__buf_ranges_pair_in_block(node)) return shk__buf_ranges_take_pieces_long(node);
+  return shk__buf_ranges_take_pair(node);
+}
+
+/* shk__buf_ranges_remove, inline: a pair in one block is taken here (never in the tree: two
+ * words are no whole block, so one test of its notes suffices); anything else the long way. */
 static SHK__ALWAYS_INLINE bool shk__buf_ranges_remove_fast(shk__buf_range *node) {
   if (SHK__UNLIKELY(!shk__buf_ranges_lock_plain()))
     return shk__buf_ranges_remove_general(node, false, SHK__CALLER());
-  if (SHK__UNLIKELY(node->in_tree)) return shk__buf_ranges_remove_general(node, true, NULL);
-  shk__buf_ranges_live -= shk__buf_ranges_take_pieces(node);
+  if (SHK__UNLIKELY(!shk__buf_ranges_pair_in_block(node)))
+    return shk__buf_ranges_remove_general(node, true, NULL);
+  shk__buf_ranges_live -= shk__buf_ranges_take_pair(node);
   bool observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
   shk__buf_ranges_unlock();
   return observed;
