@@ -71,28 +71,43 @@ static inline size_t shk__granule_home(uint64_t key) {
   return shk__granule_home_in(key, shk__granule_shift, shk__granule_mask);
 }
 
+/* No record: the answer of the slot searches. */
+#define SHK__GRANULE_NOT_FOUND SIZE_MAX
+
+/* The slot of this key's record, or SHK__GRANULE_NOT_FOUND. The short ways work with slots: the
+ * bitmap is at the same slot of shk__granule_maps, with no pointer difference worked out. */
+static inline size_t shk__granule_find_slot(uint64_t key) {
+  const shk__granule *t = shk__granule_table;
+  if (!t) return SHK__GRANULE_NOT_FOUND;
+  for (size_t i = shk__granule_home(key);; i = (i + 1) & shk__granule_mask) {
+    if (t[i].key == key) return i;
+    if (t[i].key == 0) return SHK__GRANULE_NOT_FOUND;
+  }
+}
+
 /* The record of this key, or NULL. */
 static inline shk__granule *shk__granule_find(uint64_t key) {
-  shk__granule *t = shk__granule_table;
-  if (!t) return NULL;
-  for (size_t i = shk__granule_home(key);; i = (i + 1) & shk__granule_mask) {
-    if (t[i].key == key) return &t[i];
-    if (t[i].key == 0) return NULL;
-  }
+  size_t i = shk__granule_find_slot(key);
+  return i == SHK__GRANULE_NOT_FOUND ? NULL : &shk__granule_table[i];
 }
 
 /* A slot that no table has: a hint that is never taken. */
 #define SHK__GRANULE_NO_SLOT UINT32_MAX
 
-/* The record of this key, looked for first at `slot` (where it was when the caller last saw
+/* The slot of this key's record, looked for first at `slot` (where it was when the caller last saw
  * it): one load and one compare instead of the hash and the probe. Only a hint: a drop or a
  * rebuild may have moved the record since, or freed the table it was in; a slot outside the
  * table is not read, and a slot that holds another key (keys are unique in the table) sends the
  * search the usual way, so a stale hint never gives another block's record. */
+static inline size_t shk__granule_find_slot_at(uint64_t key, size_t slot) {
+  const shk__granule *t = shk__granule_table;
+  if (t && slot <= shk__granule_mask && t[slot].key == key) return slot;
+  return shk__granule_find_slot(key);
+}
+
 static inline shk__granule *shk__granule_find_at(uint64_t key, size_t slot) {
-  shk__granule *t = shk__granule_table;
-  if (t && slot <= shk__granule_mask && t[slot].key == key) return &t[slot];
-  return shk__granule_find(key);
+  size_t i = shk__granule_find_slot_at(key, slot);
+  return i == SHK__GRANULE_NOT_FOUND ? NULL : &shk__granule_table[i];
 }
 
 /* Where r is in the table: its slot. */
@@ -189,9 +204,9 @@ static SHK__ALWAYS_INLINE bool shk__granule_pair_take(shk__granule_map *a, shk__
  * (shk__granule_find_at); false when it is not there whole (nothing changes then). */
 static SHK__ALWAYS_INLINE bool shk__granule_take_pair(uintptr_t g, uint32_t slot,
                                                       shk__granule_pair p) {
-  shk__granule *r = shk__granule_find_at(shk__granule_key(g), slot);
-  if (!r) return false;
-  shk__granule_map *m = shk__granule_map_of(r);
+  size_t i = shk__granule_find_slot_at(shk__granule_key(g), slot);
+  if (i == SHK__GRANULE_NOT_FOUND) return false;
+  shk__granule_map *m = &shk__granule_maps[i];
   return shk__granule_pair_take(m, m, p);
 }
 /* The piece [lo, last] of block g, of any length (buf_granules.c). */

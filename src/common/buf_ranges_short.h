@@ -108,11 +108,10 @@ static SHK__ALWAYS_INLINE int shk__buf_ranges_short_kind(uintptr_t start, uintpt
   *g = shk__granule_of(start);
   *lo = (unsigned)(start & (SHK__GRANULE_SIZE - 1));
   *last = end - 1 - (*g << SHK__GRANULE_BITS);
-  /* One block not filled, in at most two words of its bitmap; or two, the first's piece in its
-   * last two words, the second's in its first two. One test of the usual case (& not &&). */
-  if ((*last < SHK__GRANULE_SIZE) & ((*lo | (*last ^ (SHK__GRANULE_SIZE - 1))) != 0) &
-      (*last / 64 - *lo / 64 <= 1))
-    return 1;
+  /* One block, in at most two words of its bitmap (never the whole block: a block is four
+   * words or more); or two, the first's piece in its last two words, the second's in its first
+   * two. One test of the usual case (& not &&). */
+  if ((*last < SHK__GRANULE_SIZE) & (*last / 64 - *lo / 64 <= 1)) return 1;
   return *lo >= SHK__GRANULE_SIZE - 128 && *last - SHK__GRANULE_SIZE < 128 ? 2 : 0;
 }
 
@@ -123,13 +122,13 @@ static SHK__ALWAYS_INLINE int shk__buf_ranges_short_kind(uintptr_t start, uintpt
  * refused). */
 static SHK__ALWAYS_INLINE int shk__buf_ranges_insert_one(shk__buf_range *node, uintptr_t g,
                                                          unsigned lo, unsigned last) {
-  shk__granule *r = shk__granule_find(shk__granule_key(g));
-  if (!r) return SHK__BUF_RANGES_NOT_SHORT;
+  size_t i = shk__granule_find_slot(shk__granule_key(g));
+  if (i == SHK__GRANULE_NOT_FOUND) return SHK__BUF_RANGES_NOT_SHORT;
   shk__granule_pair p = shk__granule_pair_of(lo, last);
-  shk__granule_map *m = shk__granule_map_of(r);
+  shk__granule_map *m = &shk__granule_maps[i];
   if (shk__granule_pair_overlaps(m, m, p)) return SHK_EOVERLAP;
   shk__granule_pair_put(m, m, p);
-  shk__buf_ranges_note_pair(node, shk__granule_slot(r), false, 0, p);
+  shk__buf_ranges_note_pair(node, (uint32_t)i, false, 0, p);
   return SHK_OK;
 }
 
