@@ -342,16 +342,16 @@ static SHK__NOINLINE int insert_long(shk__buf_range *node) {
 static SHK__ALWAYS_INLINE int insert_two(shk__buf_range *node, uintptr_t g, unsigned lo,
                                          unsigned last) {
   unsigned tail_last = last - (unsigned)SHK__GRANULE_SIZE;
-  shk__granule *head = shk__granule_find(shk__granule_key(g));
-  if (!head) return SHK__BUF_RANGES_NOT_SHORT;
-  shk__granule *tail = shk__granule_find(shk__granule_key(g + 1));
-  if (!tail) return SHK__BUF_RANGES_NOT_SHORT;
-  shk__granule_map *hm = shk__granule_map_of(head), *tm = shk__granule_map_of(tail);
+  size_t head = shk__granule_find_slot(shk__granule_key(g));
+  if (head == SHK__GRANULE_NOT_FOUND) return SHK__BUF_RANGES_NOT_SHORT;
+  size_t tail = shk__granule_find_slot(shk__granule_key(g + 1));
+  if (tail == SHK__GRANULE_NOT_FOUND) return SHK__BUF_RANGES_NOT_SHORT;
+  shk__granule_map *hm = &shk__granule_maps[head], *tm = &shk__granule_maps[tail];
   if (lo >= SHK__GRANULE_SIZE - 64 && tail_last < 64) { /* two words: a pair across */
     shk__granule_pair p = shk__granule_pair_across(lo, last);
     if (shk__granule_pair_overlaps(hm, tm, p)) return SHK_EOVERLAP;
     shk__granule_pair_put(hm, tm, p);
-    shk__buf_ranges_note_pair(node, shk__granule_slot(head), true, shk__granule_slot(tail), p);
+    shk__buf_ranges_note_pair(node, (uint32_t)head, true, (uint32_t)tail, p);
     return SHK_OK;
   }
   shk__granule_pair hp = shk__granule_pair_of(lo, SHK__GRANULE_SIZE - 1);
@@ -361,8 +361,8 @@ static SHK__ALWAYS_INLINE int insert_two(shk__buf_range *node, uintptr_t g, unsi
   shk__granule_pair_put(hm, hm, hp);
   shk__granule_pair_put(tm, tm, tp);
   node->head_piece = node->tail_piece = SHK__GRANULE_HAS;
-  node->head_slot = shk__granule_slot(head);
-  node->tail_slot = shk__granule_slot(tail);
+  node->head_slot = (uint32_t)head;
+  node->tail_slot = (uint32_t)tail;
   node->in_tree = false;
   shk__buf_ranges_link(node);
   return SHK_OK;
@@ -388,13 +388,18 @@ static int insert_range(shk__buf_range *node) {
 /* A pair across two blocks (shk__buf_ranges_note_pair): its two words out of both records. */
 static bool take_pair_across(shk__buf_range *node) {
   uintptr_t g = shk__granule_of(node->start);
-  shk__granule *a = shk__granule_find_at(shk__granule_key(g), node->head_slot);
-  shk__granule *b = shk__granule_find_at(shk__granule_key(g + 1), node->tail_slot);
+  size_t a = shk__granule_find_slot_at(shk__granule_key(g), node->head_slot);
+  size_t b = shk__granule_find_slot_at(shk__granule_key(g + 1), node->tail_slot);
   shk__granule_pair p = {node->head_w0, node->head_w1, node->head_m0, node->head_m1};
-  bool had = a && b && shk__granule_pair_take(shk__granule_map_of(a), shk__granule_map_of(b), p);
+  bool had = a != SHK__GRANULE_NOT_FOUND && b != SHK__GRANULE_NOT_FOUND &&
+             shk__granule_pair_take(&shk__granule_maps[a], &shk__granule_maps[b], p);
   node->head_piece = node->tail_piece = SHK__GRANULE_NONE;
   shk__buf_ranges_unlink(node);
   return had;
+}
+
+bool shk__buf_ranges_remove_across_done(shk__buf_range *node) {
+  return shk__buf_ranges_remove_short_done(take_pair_across(node));
 }
 
 bool shk__buf_ranges_take_pieces_long(shk__buf_range *node) {

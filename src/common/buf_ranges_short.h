@@ -41,6 +41,8 @@ SHK__COLD int shk__buf_ranges_change_done(int rc, const void *site);
 /* The two-piece way (g, lo, last as shk__buf_ranges_short_kind gives them), then the end of it. */
 int shk__buf_ranges_insert_two_done(shk__buf_range *node, uintptr_t g, unsigned lo,
                                     unsigned last);
+/* The remove of a pair across two blocks, then the end of it (as shk__buf_ranges_remove_fast). */
+bool shk__buf_ranges_remove_across_done(shk__buf_range *node);
 
 /* The take of the short ways: true when the lock is held plainly; false, and nothing held, when
  * it is followed, not known yet, or held by another thread (the long way then takes it). An
@@ -186,17 +188,26 @@ static SHK__ALWAYS_INLINE bool shk__buf_ranges_take_pieces(shk__buf_range *node)
   return shk__buf_ranges_take_pair(node);
 }
 
+/* The end of a remove's short way, holding the lock plainly: had is whether the range was there;
+ * returns whether an observer is set, read under the lock (shk__buf_ranges_walk). */
+static SHK__ALWAYS_INLINE bool shk__buf_ranges_remove_short_done(bool had) {
+  shk__buf_ranges_live -= had;
+  bool observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
+  shk__buf_ranges_unlock();
+  return observed;
+}
+
 /* shk__buf_ranges_remove, inline: a pair in one block is taken here (never in the tree: two
  * words are no whole block, so one test of its notes suffices); anything else the long way. */
 static SHK__ALWAYS_INLINE bool shk__buf_ranges_remove_fast(shk__buf_range *node) {
   if (SHK__UNLIKELY(!shk__buf_ranges_lock_plain()))
     return shk__buf_ranges_remove_general(node, false, SHK__CALLER());
-  if (SHK__UNLIKELY(!shk__buf_ranges_pair_in_block(node)))
+  if (SHK__UNLIKELY(!shk__buf_ranges_pair_in_block(node))) {
+    /* A pair across blocks by a jump to a way of its own, not through the long way's calls. */
+    if (node->head_piece == SHK__GRANULE_PAIR) return shk__buf_ranges_remove_across_done(node);
     return shk__buf_ranges_remove_general(node, true, NULL);
-  shk__buf_ranges_live -= shk__buf_ranges_take_pair(node);
-  bool observed = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
-  shk__buf_ranges_unlock();
-  return observed;
+  }
+  return shk__buf_ranges_remove_short_done(shk__buf_ranges_take_pair(node));
 }
 
 #endif
