@@ -44,13 +44,14 @@ typedef struct shk__granule_map {
   uint64_t word[SHK__GRANULE_WORDS];
 } shk__granule_map;
 
-/* The table: a power of two of slots, open addressing with linear probing, at most half full. */
+/* The table: a power of two of slots, open addressing with linear probing, at most half full;
+ * before the first record, a table of one free slot (mask 0: never NULL, buf_granules.c). */
 extern shk__granule *shk__granule_table;
 extern shk__granule_map *shk__granule_maps;
 extern size_t shk__granule_mask;
 extern unsigned shk__granule_shift;
 /* Records in use (those emptied are kept for reuse until a rebuild), and how many more fit
- * before the table is half full (0 with no table). */
+ * before the table is half full (0 before the first table). */
 extern size_t shk__granule_used, shk__granule_room;
 
 /* The block of an address. */
@@ -78,7 +79,6 @@ static inline size_t shk__granule_home(uint64_t key) {
  * bitmap is at the same slot of shk__granule_maps, with no pointer difference worked out. */
 static inline size_t shk__granule_find_slot(uint64_t key) {
   const shk__granule *t = shk__granule_table;
-  if (!t) return SHK__GRANULE_NOT_FOUND;
   for (size_t i = shk__granule_home(key);; i = (i + 1) & shk__granule_mask) {
     if (t[i].key == key) return i;
     if (t[i].key == 0) return SHK__GRANULE_NOT_FOUND;
@@ -101,7 +101,7 @@ static inline shk__granule *shk__granule_find(uint64_t key) {
  * search the usual way, so a stale hint never gives another block's record. */
 static inline size_t shk__granule_find_slot_at(uint64_t key, size_t slot) {
   const shk__granule *t = shk__granule_table;
-  if (t && slot <= shk__granule_mask && t[slot].key == key) return slot;
+  if (slot <= shk__granule_mask && t[slot].key == key) return slot;
   return shk__granule_find_slot(key);
 }
 
