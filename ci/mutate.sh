@@ -142,7 +142,7 @@ mutations=(
 "idx-unlink@src/common/buf_ranges_short.h@s/^  shk__buf_ranges_unlink(node);/  (void)0;/@buf_index buf_overlap_model watch_buffers buf@a removed range stays on the list of ranges with pieces"
 "idx-check-bits@src/common/buf_ranges.c@s/  if (bytes != bits) {/  if (0) {/@buf_index@SHK_DEBUG=buf's check does not compare the bits set with the listed pieces' bytes"
 # the slot hints of a remove and the short ways' record lookups (issue 15, consume+release)
-"idx-hint-key@src/common/buf_granules.h@s/  if (slot <= shk__granule_mask \&\& t\[slot\].key == key) return slot;/  if (slot <= shk__granule_mask) return slot;/@buf_index buf_overlap_model buf@a remove takes the record in its hinted slot without comparing the key there"
+"idx-hint-key@src/common/buf_granules.h@s/  if (slot <= shk__granule_mask \&\& t\[slot\].key == key) return slot;/  if (slot <= shk__granule_mask \&\& t[slot].key != 0) return slot;/@buf_index buf_overlap_model buf@a remove takes the record in its hinted slot without comparing the key there (any record)"
 "idx-hint-fallback@src/common/buf_granules.h@s/^  return shk__granule_find_slot(key);/  return SHK__GRANULE_NOT_FOUND;/@buf_index buf_overlap_model buf@a remove whose hint is stale does not look for its record"
 "idx-pair-note@src/common/buf_ranges_short.h@s/  node->head_m1 = p.m1;/  node->head_m1 = 0;/@buf_index buf_overlap_model buf@a range's noted second word is lost (its remove leaves bits set)"
 "idx-across-word@src/common/buf_granules.h@s/  shk__granule_pair p = {SHK__GRANULE_WORDS - 1, 0,/  shk__granule_pair p = {SHK__GRANULE_WORDS - 1, 1,/@buf_index buf_overlap_model buf@a pair across two blocks puts its second word in the next block's word 1"
