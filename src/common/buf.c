@@ -537,13 +537,16 @@ SHK__LINE_ALIGNED int shk_buf_create(size_t count, size_t item_size, const shk_b
    * object of this size and an id at hand in this thread; or, with none parked in its class,
    * a new object made in one go. Written twice so that the heap's kind and alignment are
    * constants there (the general form cost it 20 instructions). */
-  if (opts->init == SHK_BUF_INIT_NONE && !shk__buf_rare_wanted(opts)) {
+  if (opts->init == SHK_BUF_INIT_NONE) {
     shk_buf *buf = NULL;
     shk__buf_thread *t = shk__buf_this_thread;
     size_t k = shk__buf_class_of(size);
+    /* Options that want a rare block (a callback, a delay) go the general way, which makes it
+     * before taking anything; tested last, so that sizes that go there anyway skip the test. */
     if (!opts->allocator) {
       if (t && t->next_id != t->id_end && k < SHK__BUF_THREAD_CLASSES &&
-          !atomic_load_explicit(&shk__buf_observed, memory_order_relaxed)) {
+          !atomic_load_explicit(&shk__buf_observed, memory_order_relaxed) &&
+          !shk__buf_rare_wanted(opts)) {
         shk__buf_park *p = &t->parked[SHK__BUF_KIND_HEAP][k];
         shk__buf_allocator *heap = atomic_load_explicit(&shk__buf_heap_entry, memory_order_acquire);
         if (p->n && p->key == shk__buf_park_key(size, 0)) {
@@ -557,7 +560,7 @@ SHK__LINE_ALIGNED int shk_buf_create(size_t count, size_t item_size, const shk_b
           buf = shk__buf_slab_pop(t, s);
         }
       }
-    } else if (builtin_kind(opts->allocator) == SHK__BUF_KIND_ALIGNED) {
+    } else if (builtin_kind(opts->allocator) == SHK__BUF_KIND_ALIGNED && !shk__buf_rare_wanted(opts)) {
       buf = take_short(SHK__BUF_KIND_ALIGNED, size, kind_align(SHK__BUF_KIND_ALIGNED, opts));
     }
     if (buf) {

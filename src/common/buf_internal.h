@@ -155,7 +155,8 @@ typedef struct shk__buf_rare {
 /* Whether options need a buffer's rare block at creation: a callback (or its user pointer) or a
  * delay. */
 static inline bool shk__buf_rare_wanted(const shk_buf_options *opts) {
-  return opts->delayed_free || opts->on_destroy || opts->on_destroy_user;
+  /* One test of three loads, no branch each. */
+  return opts->delayed_free | (opts->on_destroy != NULL) | (opts->on_destroy_user != NULL);
 }
 /* A new block with the options' callback and every other field empty (opts NULL: no callback);
  * NULL when there is no memory. */
