@@ -215,7 +215,7 @@ static void without_memory_for_the_block_a_creation_fails_and_takes_nothing(void
   assert_int_equal(destroyed, 2);
 }
 
-static void under_shk_debug_the_block_holds_the_call_sites_and_leaves_a_parked_object(void **state) {
+static void under_shk_debug_the_block_holds_call_sites_and_leaves_a_parked_object(void **state) {
   (void)state;
   assert_int_equal(shk_buf_shutdown(), SHK_OK);
   shk_buf *parked = make(64, NULL); /* parked before SHK_DEBUG=buf is on */
@@ -251,7 +251,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(every_way_of_creation_with_a_callback_makes_the_block_and_runs_it_once),
     cmocka_unit_test(delayed_buffers_wait_on_the_deferred_list_through_their_blocks),
     cmocka_unit_test(without_memory_for_the_block_a_creation_fails_and_takes_nothing),
-    cmocka_unit_test(under_shk_debug_the_block_holds_the_call_sites_and_leaves_a_parked_object),
+    cmocka_unit_test(under_shk_debug_the_block_holds_call_sites_and_leaves_a_parked_object),
 };
 
 static const shk_test_child children[] = {{NULL, NULL}};

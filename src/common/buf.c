@@ -262,11 +262,11 @@ static bool inline_layout(const shk__buf_allocator *allocator, size_t size, bool
   return size <= SIZE_MAX - HEADER_SIZE - *extra;
 }
 
-/* The fields of a new object besides its identity (set_identity, after this): bytes is where its inline
- * bytes start, NULL for a bare header (whose memory the allocator gives later). Field by field
- * in the order of the struct rather than memset: a small memset compiled to `rep stos`, which
- * was half of the cost of creating a buffer; inlined with constants (create_heap_fresh), the
- * adjacent stores merge. */
+/* The fields of a new object besides its identity (set_identity, after this): bytes is where its
+ * inline bytes start, NULL for a bare header (whose memory the allocator gives later). Field by
+ * field in the order of the struct rather than memset: a small memset compiled to `rep stos`,
+ * which was half of the cost of creating a buffer; inlined with constants (create_heap_fresh),
+ * the adjacent stores merge. */
 static inline void object_fill(shk_buf *buf, shk__buf_allocator *allocator, size_t size,
                                void *bytes, int kind, size_t align, bool debug) {
   buf->kind = (uint8_t)kind;
@@ -560,7 +560,8 @@ SHK__LINE_ALIGNED int shk_buf_create(size_t count, size_t item_size, const shk_b
           buf = shk__buf_slab_pop(t, s);
         }
       }
-    } else if (builtin_kind(opts->allocator) == SHK__BUF_KIND_ALIGNED && !shk__buf_rare_wanted(opts)) {
+    } else if (builtin_kind(opts->allocator) == SHK__BUF_KIND_ALIGNED &&
+               !shk__buf_rare_wanted(opts)) {
       buf = take_short(SHK__BUF_KIND_ALIGNED, size, kind_align(SHK__BUF_KIND_ALIGNED, opts));
     }
     if (buf) {

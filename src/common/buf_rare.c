@@ -31,8 +31,8 @@ void shk__buf_rare_drop(shk_buf *buf) {
 void shk__buf_rare_trim(shk_buf *buf) {
   const shk__buf_rare *r = buf->rare;
   /* A delayed buffer needs its block for the deferred list, however empty now. */
-  if (r && !buf->delayed && !r->on_destroy && !r->on_destroy_user && !r->created_at && !r->released_at &&
-      !r->deferred_prev && !r->deferred_next && r->device.mode == 0)
+  if (r && !buf->delayed && !r->on_destroy && !r->on_destroy_user && !r->created_at &&
+      !r->released_at && !r->deferred_prev && !r->deferred_next && r->device.mode == 0)
     shk__buf_rare_drop(buf);
 }
 
