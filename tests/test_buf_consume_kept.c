@@ -205,7 +205,7 @@ static void consumes_after_shk_debug_is_on_take_the_general_way(void **state) {
   shk__debug_parse("buf");
   shk_buf *buf = wrap(arena + 16, 8, 1);
   assert_ptr_not_equal(buf, head);
-  assert_non_null(buf->created_at);
+  assert_non_null(shk__buf_created_at(buf));
   shk_buf_release(buf);
   assert_int_equal(buf->magic, SHK__BUF_MAGIC_DEAD); /* in quarantine, not kept */
   assert_int_equal(kept(), n);

@@ -103,7 +103,7 @@ static void new_buffers_after_shk_debug_is_on_get_guards(void **state) {
   shk_buf *b = make(64, 1, NULL);
   assert_true(b->guarded);
   assert_false(b->recyclable);
-  assert_non_null(b->created_at);
+  assert_non_null(shk__buf_created_at(b));
   shk_buf_release(b);
   shk__debug_parse("");
   assert_int_equal(shk_buf_set_heap_hook(NULL, NULL), SHK_OK); /* recomputes the observed flag */

@@ -3,6 +3,7 @@
  * GPU: enter-exit-enter, partial copies that touch exactly their range, failures that leave the
  * buffer unmapped, destruction that unmaps. */
 /* ctest: labels=unit;internal timeout=60 */
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -243,6 +244,67 @@ static void a_mapped_consume_is_unmapped_at_its_end_and_its_header_reused_unmapp
   assert_int_equal(fake.pins, 3);
 }
 
+/* The mapping lives in the buffer's block of rare fields: made by the map when the buffer has
+ * none (without memory for it, the map fails with nothing changed), freed by the unmap when the
+ * mapping was all it held, and by the buffer's end. */
+static void a_map_makes_the_block_it_needs_or_fails_with_nothing_changed(void **state) {
+  (void)state;
+  shk_buf *buf = bytes(64);
+  assert_null(buf->rare);
+  uint8_t way = buf->end_way;
+  shk__fault_arm(SHK__FAULT_ALLOC, 1, ENOMEM, false);
+  int rc = shk_buf_device_map(buf, 0, SHK_BUF_DEVICE_COPY);
+  unsigned failed = shk__fault_failures(SHK__FAULT_ALLOC);
+  shk__fault_disarm_all();
+  assert_int_equal(rc, SHK_ENOMEM);
+  assert_int_equal(failed, 1);
+  assert_false(shk_buf_device_mapped(buf));
+  assert_null(buf->rare);
+  assert_int_equal(buf->end_way, way);
+  assert_int_equal(fake.allocs, 0);
+  fake.fail_alloc = 1; /* the device's failure after the block was made: freed again */
+  assert_int_equal(shk_buf_device_map(buf, 0, SHK_BUF_DEVICE_COPY), SHK_ENOMEM);
+  assert_null(buf->rare);
+  fake.fail_alloc = 0;
+  assert_int_equal(shk_buf_device_map(buf, 0, SHK_BUF_DEVICE_COPY), SHK_OK);
+  assert_non_null(buf->rare);
+  assert_int_equal(shk_buf_device_unmap(buf), SHK_OK);
+  assert_null(buf->rare);
+  assert_int_equal(shk_buf_device_map(buf, 1, SHK_BUF_DEVICE_PINNED), SHK_OK);
+  shk_buf_release(buf); /* unmaps and frees the block (leaks: the sanitizer run) */
+  assert_int_equal(fake.unpins, 1);
+}
+
+static void count_destroy(const shk_buf_info *info, void *user) {
+  (void)info;
+  ++*(int *)user;
+}
+
+static void an_unmap_keeps_the_block_of_a_buffer_with_a_callback_or_a_delay(void **state) {
+  (void)state;
+  int calls = 0;
+  for (int delay = 0; delay < 2; delay++) {
+    shk_buf_options o;
+    shk_buf_options_init(&o);
+    o.on_destroy = count_destroy;
+    o.on_destroy_user = &calls;
+    o.delayed_free = delay;
+    shk_buf *buf = NULL;
+    assert_int_equal(shk_buf_create(64, 1, &o, &buf), SHK_OK);
+    shk__buf_rare *rare = buf->rare;
+    assert_non_null(rare);
+    assert_int_equal(shk_buf_device_map(buf, 0, SHK_BUF_DEVICE_COPY), SHK_OK);
+    assert_ptr_equal(buf->rare, rare);
+    assert_int_equal(shk_buf_device_unmap(buf), SHK_OK);
+    assert_ptr_equal(buf->rare, rare);
+    assert_int_equal(shk_buf_device_map(buf, 0, SHK_BUF_DEVICE_COPY), SHK_OK);
+    shk_buf_release(buf);
+    if (delay) assert_int_equal(shk_buf_free_deferred_all(NULL), SHK_OK);
+    assert_int_equal(calls, delay + 1);
+    assert_int_equal(fake.frees, 2 * (delay + 1));
+  }
+}
+
 static void the_compiled_backend_returns_when_the_fake_is_removed(void **state) {
   (void)state;
   shk__device_set_ops(NULL);
@@ -262,6 +324,8 @@ static const struct CMUnitTest tests[] = {
     FAKE_TEST(failures_leave_the_buffer_unmapped),
     FAKE_TEST(devices_out_of_range_and_no_devices_are_refused),
     FAKE_TEST(a_mapped_consume_is_unmapped_at_its_end_and_its_header_reused_unmapped),
+    FAKE_TEST(a_map_makes_the_block_it_needs_or_fails_with_nothing_changed),
+    FAKE_TEST(an_unmap_keeps_the_block_of_a_buffer_with_a_callback_or_a_delay),
     FAKE_TEST(the_compiled_backend_returns_when_the_fake_is_removed),
 };
 

@@ -80,6 +80,55 @@ SHK_CHILD_TEST(buffers_and_views_fail_cleanly_without_memory, CHILD_TIMEOUT_MS) 
   return walk("shk_buf_create / view / consume", buffers, NULL, NULL);
 }
 
+static void count_destroy(const shk_buf_info *info, void *user) {
+  (void)info;
+  ++*(int *)user;
+}
+
+/* Buffers with a destroy callback or a delay (whose fields are a block of their own) on each
+ * way of creation: a parked object taken back, a new one of each kind of allocator, a consume.
+ * Each buffer made has its callback run once, a failed one none. */
+static int buffers_with_callbacks(void *ctx) {
+  (void)ctx;
+  static unsigned char outside[256];
+  int calls = 0, made = 0;
+  shk_buf *plain = NULL;
+  int rc = shk_buf_create(64, 1, NULL, &plain); /* parked by its release, for the next create */
+  if (rc != SHK_OK) return plain == NULL ? rc : -9999;
+  shk_buf_release(plain);
+  static const char *const allocators[] = {NULL, NULL, "aligned", "pages", NULL};
+  for (size_t i = 0; i < SHK__ARRAY_LEN(allocators) && rc == SHK_OK; i++) {
+    shk_buf_options o;
+    shk_buf_options_init(&o);
+    o.allocator = allocators[i];
+    o.on_destroy = count_destroy;
+    o.on_destroy_user = &calls;
+    o.delayed_free = i == 1;
+    shk_buf *buf = NULL;
+    rc = i + 1 < SHK__ARRAY_LEN(allocators) ? shk_buf_create(64, 1, &o, &buf)
+                                            : shk_buf_consume(outside, sizeof outside, 1, &o, &buf);
+    if (rc != SHK_OK && buf) return -9999;
+    made += rc == SHK_OK;
+    shk_buf_release(buf);
+  }
+  shk_buf_free_deferred_all(NULL);
+  return calls != made ? -9998 : rc;
+}
+
+/* Nothing of a failed walk step is live or deferred. */
+static int no_buffer_left(void *ctx) {
+  (void)ctx;
+  size_t deferred = 0;
+  shk_buf_deferred_list(NULL, 0, &deferred);
+  return shk_buf_live_count() == 0 && deferred == 0 ? 0 : 1;
+}
+
+SHK_CHILD_TEST(buffers_with_callbacks_and_delays_fail_cleanly_without_memory, CHILD_TIMEOUT_MS) {
+  (void)argc, (void)argv;
+  return walk("shk_buf_create / consume with a callback or delay", buffers_with_callbacks, NULL,
+              no_buffer_left);
+}
+
 /* A lens, a reader, a zone and a drain. */
 static int lens_round(void *ctx) {
   shk_fault_named *c = ctx;
@@ -139,6 +188,7 @@ SHK_CHILD_TEST(inline_task_runs_fail_cleanly_without_memory, CHILD_TIMEOUT_MS) {
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(shm_create_and_open_fail_cleanly_without_memory),
     cmocka_unit_test(buffers_and_views_fail_cleanly_without_memory),
+    cmocka_unit_test(buffers_with_callbacks_and_delays_fail_cleanly_without_memory),
     cmocka_unit_test(lens_and_reader_open_fail_cleanly_without_memory),
     cmocka_unit_test(inline_task_runs_fail_cleanly_without_memory),
 };
@@ -146,6 +196,7 @@ static const struct CMUnitTest tests[] = {
 static const shk_test_child children[] = {
     SHK_TEST_CHILD(shm_create_and_open_fail_cleanly_without_memory),
     SHK_TEST_CHILD(buffers_and_views_fail_cleanly_without_memory),
+    SHK_TEST_CHILD(buffers_with_callbacks_and_delays_fail_cleanly_without_memory),
     SHK_TEST_CHILD(lens_and_reader_open_fail_cleanly_without_memory),
     SHK_TEST_CHILD(inline_task_runs_fail_cleanly_without_memory),
 };

@@ -188,11 +188,12 @@ static inline bool shape_fits(const void *ptr, size_t count, size_t item_size, s
          ((uintptr_t)ptr - 1 < UINTPTR_MAX - *size);
 }
 
-/* What each new buffer sets, fresh or recycled. An id is spent when creation fails later; ids
- * stay unique, and increasing per thread. plain_way: the buffer's end_way unless the options
- * give it a delay or a callback. */
-static void set_identity(shk_buf *buf, uint64_t id, size_t count, size_t item_size,
-                         const shk_buf_options *opts, uint8_t plain_way) {
+/* What each new buffer sets, fresh or recycled, whose options want no rare block: its rare
+ * pointer is NULL already (object_fill writes it; no object is parked, kept or given back to a
+ * slab with one), so nothing of the rare fields is written. An id is spent when creation fails
+ * later; ids stay unique, and increasing per thread. */
+static inline void set_identity_plain(shk_buf *buf, uint64_t id, size_t count, size_t item_size,
+                                      uint8_t end_way) {
   /* A store, not atomic_init: a parked object taken back here may be read meanwhile by the
    * walk over live buffers (same instruction on x86 and ARM). */
   atomic_store_explicit(&buf->refs, 1, memory_order_relaxed);
@@ -200,10 +201,20 @@ static void set_identity(shk_buf *buf, uint64_t id, size_t count, size_t item_si
   buf->id = id;
   buf->count = count;
   buf->item_size = item_size;
-  buf->delayed = opts->delayed_free;
-  buf->on_destroy = opts->on_destroy;
-  buf->on_destroy_user = opts->on_destroy_user;
-  buf->end_way = opts->delayed_free || opts->on_destroy ? SHK__BUF_END_GENERAL : plain_way;
+  buf->delayed = false;
+  buf->end_way = end_way;
+}
+
+/* The same for any options: rare is the block made for them (shk__buf_rare_wanted, before any
+ * object was taken, so that its failure changes nothing), else NULL. plain_way: the buffer's
+ * end_way when it has no block. */
+static void set_identity(shk_buf *buf, uint64_t id, size_t count, size_t item_size,
+                         const shk_buf_options *opts, uint8_t plain_way, shk__buf_rare *rare) {
+  set_identity_plain(buf, id, count, item_size, rare ? SHK__BUF_END_GENERAL : plain_way);
+  if (rare) {
+    buf->rare = rare;
+    buf->delayed = opts->delayed_free;
+  }
 }
 
 /* The recyclable kind named by an allocator name, or -1. The built-ins can be neither replaced
@@ -230,11 +241,11 @@ static size_t kind_align(int kind, const shk_buf_options *opts) {
  * its destruction left them, which is as made: inline, owned by no one, indexed, unmapped, on no
  * list. */
 static shk_buf *object_reuse(size_t size, size_t count, size_t item_size,
-                             const shk_buf_options *opts) {
+                             const shk_buf_options *opts, shk__buf_rare *rare) {
   int kind = builtin_kind(opts->allocator);
   if (kind < 0) return NULL;
   shk_buf *buf = shk__buf_recycle_take(kind, size, kind_align(kind, opts));
-  if (buf) set_identity(buf, shk__buf_next_id(), count, item_size, opts, SHK__BUF_END_PARK);
+  if (buf) set_identity(buf, shk__buf_next_id(), count, item_size, opts, SHK__BUF_END_PARK, rare);
   return buf;
 }
 
@@ -251,11 +262,11 @@ static bool inline_layout(const shk__buf_allocator *allocator, size_t size, bool
   return size <= SIZE_MAX - HEADER_SIZE - *extra;
 }
 
-/* The fields of a new object besides its identity (set_identity): bytes is where its inline
- * bytes start, NULL for a bare header (whose memory the allocator gives later). Field by field
- * in the order of the struct rather than memset: a small memset compiled to `rep stos`, which
- * was half of the cost of creating a buffer; inlined with constants (create_heap_fresh), the
- * adjacent stores merge. */
+/* The fields of a new object besides its identity (set_identity, after this): bytes is where its
+ * inline bytes start, NULL for a bare header (whose memory the allocator gives later). Field by
+ * field in the order of the struct rather than memset: a small memset compiled to `rep stos`,
+ * which was half of the cost of creating a buffer; inlined with constants (create_heap_fresh),
+ * the adjacent stores merge. */
 static inline void object_fill(shk_buf *buf, shk__buf_allocator *allocator, size_t size,
                                void *bytes, int kind, size_t align, bool debug) {
   buf->kind = (uint8_t)kind;
@@ -274,22 +285,22 @@ static inline void object_fill(shk_buf *buf, shk__buf_allocator *allocator, size
   buf->allocator = allocator;
   buf->align = align;
   buf->park_key = shk__buf_park_key(size, align);
-  buf->created_at = buf->released_at = NULL;
-  buf->deferred_prev = buf->deferred_next = NULL;
-  buf->device.mode = 0;
-  buf->device.device = 0;
-  buf->device.ptr = NULL;
-  buf->device.ops = NULL;
+  buf->rare = NULL;
 }
 
 /* A new object for the named allocator. Buffers of the built-in heap and aligned allocators get
  * their bytes in the same malloc block (inline) when may_inline, which halves the malloc calls
- * and lets them be recycled; other memory comes later from the allocator. */
+ * and lets them be recycled; other memory comes later from the allocator. rare: the options'
+ * block (set_identity) or NULL, the new object's, or freed when this fails. */
 static inline int object_new(size_t size, size_t count, size_t item_size,
-                             const shk_buf_options *opts, bool may_inline, shk_buf **out) {
+                             const shk_buf_options *opts, bool may_inline, shk__buf_rare *rare,
+                             shk_buf **out) {
   shk__buf_allocator *allocator = NULL;
   int rc = shk__buf_allocator_get(opts->allocator, &allocator);
-  if (rc != SHK_OK) return rc;
+  if (rc != SHK_OK) {
+    free(rare);
+    return rc;
+  }
   int kind = 0;
   size_t align = 0, extra = 0;
   /* Under SHK_DEBUG=buf inline bytes get guards and are never parked (a parked object would
@@ -304,10 +315,9 @@ static inline int object_new(size_t size, size_t count, size_t item_size,
   if (bare && !buf) buf = shk__malloc(sizeof *buf);
   if (!buf) {
     shk__buf_allocator_drop(allocator);
+    free(rare);
     return SHK_ENOMEM;
   }
-  set_identity(buf, shk__buf_next_id(), count, item_size, opts,
-               inline_data && !debug ? SHK__BUF_END_PARK : SHK__BUF_END_GENERAL);
   void *bytes = NULL;
   if (inline_data) {
     uintptr_t p = (uintptr_t)buf + HEADER_SIZE + (debug ? SHK__BUF_GUARD : 0);
@@ -315,14 +325,18 @@ static inline int object_new(size_t size, size_t count, size_t item_size,
     bytes = (void *)p;
   }
   object_fill(buf, allocator, size, bytes, kind, align, debug);
+  set_identity(buf, shk__buf_next_id(), count, item_size, opts,
+               inline_data && !debug ? SHK__BUF_END_PARK : SHK__BUF_END_GENERAL, rare);
   if (buf->guarded) shk__buf_debug_guard_set(buf);
   *out = buf;
   return SHK_OK;
 }
 
-/* Frees an object whose creation failed; its memory, if any, is already handled. */
+/* Frees an object whose creation failed, and its rare block; its memory, if any, is already
+ * handled. */
 static void object_abandon(shk_buf *buf) {
   shk__buf_allocator_drop(buf->allocator);
+  shk__buf_rare_drop(buf);
   free(buf);
 }
 
@@ -354,9 +368,9 @@ static void init_bytes(shk_buf *buf, const shk_buf_options *opts) {
 
 /* Creation without a parked object: a new object, memory from the allocator unless inline. */
 static SHK__NOINLINE int create_new(size_t size, size_t count, size_t item_size, const shk_buf_options *opts,
-                      shk_buf **out) {
+                      shk__buf_rare *rare, shk_buf **out) {
   shk_buf *buf = NULL;
-  int rc = object_new(size, count, item_size, opts, true, &buf);
+  int rc = object_new(size, count, item_size, opts, true, rare, &buf);
   if (rc != SHK_OK) return rc;
   if (!buf->block.ptr) {
     shk_buf_alloc_request req = {size, count, item_size, opts->alignment, opts->name,
@@ -375,11 +389,16 @@ static SHK__NOINLINE int create_new(size_t size, size_t count, size_t item_size,
 }
 
 /* Under SHK_DEBUG=buf: the index checked, then the error reported or the new buffer's call site
- * noted. */
+ * noted in its rare block, made for it when it has none (best effort: without memory for it,
+ * no call site, and the creation still succeeds). */
 static SHK__NOINLINE void debug_created(int rc, shk_buf **out, const char *fn, const void *caller) {
   shk__buf_ranges_debug_check();
-  if (rc != SHK_OK) shk__debug_error(SHK__DEBUG_BUF, fn, rc, caller);
-  else if (out && *out) (*out)->created_at = caller;
+  if (rc != SHK_OK) {
+    shk__debug_error(SHK__DEBUG_BUF, fn, rc, caller);
+  } else if (out && *out) {
+    shk__buf_rare *rare = shk__buf_rare_get(*out);
+    if (rare) rare->created_at = caller;
+  }
 }
 
 static int create_heap_slow(size_t k, size_t size, size_t count, size_t item_size,
@@ -400,12 +419,15 @@ static shk__buf_thread *heap_fresh_way(const shk_buf_options *opts, size_t size)
 }
 
 /* Creation with nothing parked to take back: a slot or a heap object made as the short way
- * would (heap_fresh_way), else create_new. Out of line: with it inline, create_general saved
+ * would (heap_fresh_way) when the options want no rare block, else create_new (rare: the
+ * options' block, the new buffer's or freed). Out of line: with it inline, create_general saved
  * more registers on every call, and a create of 1 MiB taking a parked object back cost about
  * 2 ns more. */
 static SHK__NOINLINE int create_unparked(size_t size, size_t count, size_t item_size,
-                                         const shk_buf_options *opts, shk_buf **out) {
-  if (!heap_fresh_way(opts, size)) return create_new(size, count, item_size, opts, out);
+                                         const shk_buf_options *opts, shk__buf_rare *rare,
+                                         shk_buf **out) {
+  if (rare || !heap_fresh_way(opts, size))
+    return create_new(size, count, item_size, opts, rare, out);
   int rc = create_heap_slow(shk__buf_class_of(size), size, count, item_size, opts, out);
   if (rc == SHK_OK) init_bytes(*out, opts);
   return rc;
@@ -419,9 +441,13 @@ static SHK__NOINLINE int create_general(size_t size, size_t count, size_t item_s
                                         const void *caller) {
   SHK__LENS_BUF_READY();
   int rc = SHK_OK;
-  shk_buf *buf = object_reuse(size, count, item_size, opts);
-  if (!buf) {
-    rc = create_unparked(size, count, item_size, opts, out);
+  /* The options' rare block first, so that without memory for it nothing is taken. */
+  shk__buf_rare *rare = NULL;
+  shk_buf *buf = NULL;
+  if (shk__buf_rare_wanted(opts) && !(rare = shk__buf_rare_new(opts))) {
+    rc = SHK_ENOMEM;
+  } else if (!(buf = object_reuse(size, count, item_size, opts, rare))) {
+    rc = create_unparked(size, count, item_size, opts, rare, out);
   } else {
     init_bytes(buf, opts); /* nothing to allocate, the range is indexed already */
     buf->data = buf->block.ptr;
@@ -451,7 +477,7 @@ static inline int heap_slot_ready(shk__buf_thread *t, shk_buf *buf, bool fresh, 
     object_fill(buf, heap, size, bytes, SHK__BUF_KIND_HEAP, 0, false);
     buf->in_slab = true;
   }
-  set_identity(buf, t->next_id++, count, item_size, opts, SHK__BUF_END_PARK);
+  set_identity_plain(buf, t->next_id++, count, item_size, SHK__BUF_END_PARK);
   buf->data = buf->block.ptr;
   *out = buf;
   return SHK_OK;
@@ -472,8 +498,8 @@ static SHK__NOINLINE int create_heap_slow(size_t k, size_t size, size_t count, s
   buf = shk__malloc(HEADER_SIZE + size);
   if (!buf) return SHK_ENOMEM;
   shk__buf_allocator *heap = atomic_load_explicit(&shk__buf_heap_entry, memory_order_relaxed);
-  set_identity(buf, t->next_id++, count, item_size, opts, SHK__BUF_END_PARK);
   object_fill(buf, heap, size, (unsigned char *)buf + HEADER_SIZE, SHK__BUF_KIND_HEAP, 0, false);
+  set_identity_plain(buf, t->next_id++, count, item_size, SHK__BUF_END_PARK);
   return buf_publish(buf, out);
 }
 
@@ -515,9 +541,12 @@ SHK__LINE_ALIGNED int shk_buf_create(size_t count, size_t item_size, const shk_b
     shk_buf *buf = NULL;
     shk__buf_thread *t = shk__buf_this_thread;
     size_t k = shk__buf_class_of(size);
+    /* Options that want a rare block (a callback, a delay) go the general way, which makes it
+     * before taking anything; tested last, so that sizes that go there anyway skip the test. */
     if (!opts->allocator) {
       if (t && t->next_id != t->id_end && k < SHK__BUF_THREAD_CLASSES &&
-          !atomic_load_explicit(&shk__buf_observed, memory_order_relaxed)) {
+          !atomic_load_explicit(&shk__buf_observed, memory_order_relaxed) &&
+          !shk__buf_rare_wanted(opts)) {
         shk__buf_park *p = &t->parked[SHK__BUF_KIND_HEAP][k];
         shk__buf_allocator *heap = atomic_load_explicit(&shk__buf_heap_entry, memory_order_acquire);
         if (p->n && p->key == shk__buf_park_key(size, 0)) {
@@ -531,12 +560,13 @@ SHK__LINE_ALIGNED int shk_buf_create(size_t count, size_t item_size, const shk_b
           buf = shk__buf_slab_pop(t, s);
         }
       }
-    } else if (builtin_kind(opts->allocator) == SHK__BUF_KIND_ALIGNED) {
+    } else if (builtin_kind(opts->allocator) == SHK__BUF_KIND_ALIGNED &&
+               !shk__buf_rare_wanted(opts)) {
       buf = take_short(SHK__BUF_KIND_ALIGNED, size, kind_align(SHK__BUF_KIND_ALIGNED, opts));
     }
     if (buf) {
-      set_identity(buf, shk__buf_this_thread->next_id++, count, item_size, opts,
-                   SHK__BUF_END_PARK);
+      set_identity_plain(buf, shk__buf_this_thread->next_id++, count, item_size,
+                         SHK__BUF_END_PARK);
       buf->data = buf->block.ptr;
       *out = buf;
       return SHK_OK;
@@ -555,8 +585,10 @@ static inline int consume_with(void *ptr, size_t count, size_t item_size,
   int rc = check_shape(count, item_size, &size);
   if (rc != SHK_OK) return rc;
   if (shk__range_wraps(ptr, size)) return SHK_EOVERFLOW;
+  shk__buf_rare *rare = NULL;
+  if (shk__buf_rare_wanted(opts) && !(rare = shk__buf_rare_new(opts))) return SHK_ENOMEM;
   shk_buf *buf = NULL;
-  rc = object_new(size, count, item_size, opts, false, &buf);
+  rc = object_new(size, count, item_size, opts, false, rare, &buf);
   if (rc != SHK_OK) return rc;
   if (buf->allocator->table.consume) {
     const shk_buf_allocator *t = &buf->allocator->table;
@@ -572,7 +604,7 @@ static inline int consume_with(void *ptr, size_t count, size_t item_size,
   /* The header of a consume with default options (the built-in heap, nothing owned, no delay,
    * callback or debug) can end and be reused the short ways (release, consume_kept). */
   const shk__buf_allocator *a = buf->allocator;
-  if (!buf->delayed && !buf->on_destroy && !buf->on_destroy_user && !buf->owned && a->builtin &&
+  if (!buf->rare && !buf->owned && a->builtin &&
       a->table.alloc == shk__buf_heap_allocator.alloc && !shk__debug_on(SHK__DEBUG_BUF))
     buf->end_way = SHK__BUF_END_CONSUMED;
   return buf_publish(buf, out);
@@ -648,7 +680,7 @@ SHK__LINE_ALIGNED int shk_buf_consume(void *ptr, size_t count, size_t item_size,
 static SHK__NOINLINE void run_destroy_callback(shk_buf *buf) {
   shk_buf_info info;
   fill_info(buf, &info);
-  buf->on_destroy(&info, buf->on_destroy_user);
+  buf->rare->on_destroy(&info, buf->rare->on_destroy_user);
 }
 
 /* Under SHK_DEBUG=buf, a buffer out of the index: the index checked, the object kept a while,
@@ -690,6 +722,11 @@ static inline void end_plain(shk_buf *buf, unsigned way) {
  * the index and freed (told: the observer heard of it already). Inline in the release of a plain
  * buffer, which has none of those three. */
 static inline void buf_end(shk_buf *buf, bool told) {
+  bool debug = shk__debug_on(SHK__DEBUG_BUF);
+  /* Its rare block goes with it: a parked object, a slot or a kept header starts its next
+   * buffer with none. Only an object SHK_DEBUG=buf retires keeps it, for the call sites of its
+   * reports (shk__buf_debug_retire frees both). */
+  if (buf->rare && (!debug || buf->recyclable || buf->in_slab)) shk__buf_rare_drop(buf);
   /* Parked with its range: the memory stays the library's, so nothing else may claim it. */
   if (buf->recyclable && shk__buf_recycle_keep(buf)) return;
   /* A slab's slot (made with SHK_DEBUG=buf off, so neither guarded nor to be retired; nothing
@@ -706,14 +743,16 @@ static inline void buf_end(shk_buf *buf, bool told) {
   shk__buf_allocator_drop(buf->allocator);
   /* Under SHK_DEBUG=buf the object is kept a while, tagged dead, to recognise a late use. */
   if (buf->guarded) shk__buf_debug_guard_check(buf);
-  if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) debug_ended(buf);
+  if (SHK__UNLIKELY(debug)) debug_ended(buf);
   else if (!buf->bare || !shk__buf_bare_keep(buf, buf->end_way == SHK__BUF_END_CONSUMED)) free(buf);
 }
 
 /* The end of a buffer: callback, unmapping, heap event, then parked or freed. */
 static SHK__NOINLINE void buf_finish(shk_buf *buf) {
-  if (buf->on_destroy) run_destroy_callback(buf);
-  if (buf->device.mode != 0) shk__buf_device_drop(buf);
+  if (buf->rare) {
+    if (buf->rare->on_destroy) run_destroy_callback(buf);
+    if (buf->rare->device.mode != 0) shk__buf_device_drop(buf);
+  }
   bool told = atomic_load_explicit(&shk__buf_observed, memory_order_relaxed);
   if (told) tell(buf, false, true, true);
   buf_end(buf, told);
@@ -726,7 +765,8 @@ void shk__buf_destroy(shk_buf *buf) { buf_finish(buf); }
 static SHK__NOINLINE void buf_released(shk_buf *buf, const void *caller) {
   if (SHK__UNLIKELY(shk__debug_on(SHK__DEBUG_BUF))) {
     buf->magic = SHK__BUF_MAGIC_DEAD;
-    buf->released_at = caller;
+    /* Best effort: release cannot fail, so a buffer with no block records no call site. */
+    if (buf->rare) buf->rare->released_at = caller;
   }
   if (buf->delayed)
     shk__buf_deferred_add(buf);

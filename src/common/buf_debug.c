@@ -31,8 +31,8 @@ void shk__buf_debug_guard_check(const shk_buf *buf) {
   size_t after = spoiled(p + buf->size, SHK__BUF_GUARD);
   if (!before && !after) return;
   char created[1024], released[1024];
-  shk__debug_site(buf->created_at, created, sizeof created);
-  shk__debug_site(buf->released_at, released, sizeof released);
+  shk__debug_site(shk__buf_created_at(buf), created, sizeof created);
+  shk__debug_site(shk__buf_released_at(buf), released, sizeof released);
   shk__debug_report(SHK__DEBUG_BUF,
                     "guard bytes overwritten: %lu of %d before and %lu of %d after buffer id "
                     "%llu (%llu B, %s, data %p); created from %s; released from %s",
@@ -49,7 +49,7 @@ bool shk__buf_debug_handle_ok(const shk_buf *buf, const char *fn, const void *ca
   char here[1024], released[1024];
   shk__debug_site(caller, here, sizeof here);
   if (magic == SHK__BUF_MAGIC_DEAD) {
-    shk__debug_site(buf->released_at, released, sizeof released);
+    shk__debug_site(shk__buf_released_at(buf), released, sizeof released);
     shk__debug_report(SHK__DEBUG_BUF, "%s of buffer id %llu in %s, called from %s; it was released from %s",
                       strcmp(fn, "shk_buf_release") == 0 ? "double release" : "use after release",
                       (unsigned long long)buf->id, fn, here, released);
@@ -79,5 +79,6 @@ void shk__buf_debug_retire(shk_buf *buf) {
   quarantine[quarantine_next] = buf;
   quarantine_next = (quarantine_next + 1) % QUARANTINE;
   give();
+  if (oldest) shk__buf_rare_drop(oldest); /* kept with it for its reports */
   free(oldest);
 }

@@ -19,21 +19,23 @@ static void deferred_init(void) {
   atexit(free_at_exit);
 }
 
+/* The links are in each buffer's rare block, which a delayed buffer has from its creation. */
 static void unlink_locked(shk_buf *buf) {
-  if (buf->deferred_prev) buf->deferred_prev->deferred_next = buf->deferred_next;
-  else head = buf->deferred_next;
-  if (buf->deferred_next) buf->deferred_next->deferred_prev = buf->deferred_prev;
-  else tail = buf->deferred_prev;
-  buf->deferred_prev = buf->deferred_next = NULL;
+  shk__buf_rare *r = buf->rare;
+  if (r->deferred_prev) r->deferred_prev->rare->deferred_next = r->deferred_next;
+  else head = r->deferred_next;
+  if (r->deferred_next) r->deferred_next->rare->deferred_prev = r->deferred_prev;
+  else tail = r->deferred_prev;
+  r->deferred_prev = r->deferred_next = NULL;
   deferred_count--;
 }
 
 void shk__buf_deferred_add(shk_buf *buf) {
   shk__once_run(&deferred_once, deferred_init);
   lock_deferred();
-  buf->deferred_next = NULL;
-  buf->deferred_prev = tail;
-  if (tail) tail->deferred_next = buf;
+  buf->rare->deferred_next = NULL;
+  buf->rare->deferred_prev = tail;
+  if (tail) tail->rare->deferred_next = buf;
   else head = buf;
   tail = buf;
   deferred_count++;
@@ -45,7 +47,7 @@ static int buf_deferred_list_impl(uint64_t *ids, size_t capacity, size_t *count)
   shk__once_run(&deferred_once, deferred_init);
   lock_deferred();
   size_t i = 0;
-  for (shk_buf *b = head; b && i < capacity; b = b->deferred_next) ids[i++] = b->id;
+  for (shk_buf *b = head; b && i < capacity; b = b->rare->deferred_next) ids[i++] = b->id;
   *count = deferred_count;
   unlock_deferred();
   return SHK_OK;
@@ -59,7 +61,7 @@ static int buf_free_deferred_impl(uint64_t id) {
   shk__once_run(&deferred_once, deferred_init);
   lock_deferred();
   shk_buf *b = head;
-  while (b && b->id != id) b = b->deferred_next;
+  while (b && b->id != id) b = b->rare->deferred_next;
   if (b) unlink_locked(b);
   unlock_deferred();
   if (!b) return SHK_ENOENT;

@@ -137,6 +137,43 @@ typedef struct shk__buf_device {
 /* Unmaps if mapped (destruction). */
 void shk__buf_device_drop(shk_buf *buf);
 
+/* ---- the fields few buffers use (buf_rare.c) ---- */
+
+/* What a buffer holds only when it has a destroy callback or a delay (from its options), a
+ * device mapping, or was made under SHK_DEBUG=buf: one malloc block behind shk_buf.rare, NULL
+ * for the usual buffer, so that a header (and a slab's slot) is 64 bytes smaller to write. A
+ * buffer whose rare is not NULL ends the general way (end_way GENERAL). The block is its
+ * buffer's, its fields its holder's (as the buffer's). */
+typedef struct shk__buf_rare {
+  shk_buf_destroy_fn on_destroy;
+  void *on_destroy_user;
+  const void *created_at, *released_at; /* call sites, recorded under SHK_DEBUG=buf */
+  struct shk_buf *deferred_prev, *deferred_next; /* buf_deferred.c */
+  shk__buf_device device;                      /* buf_device.c */
+} shk__buf_rare;
+
+/* Whether options need a buffer's rare block at creation: a callback (or its user pointer) or a
+ * delay. */
+static inline bool shk__buf_rare_wanted(const shk_buf_options *opts) {
+  /* One test of three loads, no branch each. */
+  return opts->delayed_free | (opts->on_destroy != NULL) | (opts->on_destroy_user != NULL);
+}
+/* A new block with the options' callback and every other field empty (opts NULL: no callback);
+ * NULL when there is no memory. */
+shk__buf_rare *shk__buf_rare_new(const shk_buf_options *opts);
+/* buf's block, made (empty) when it has none, and its end then the general way; NULL when there
+ * is no memory (buf unchanged). */
+shk__buf_rare *shk__buf_rare_get(shk_buf *buf);
+/* Frees buf's block, if any, and sets the pointer NULL (the end of a buffer, or an object
+ * parked or kept for another). */
+void shk__buf_rare_drop(shk_buf *buf);
+/* The same, only when nothing but an unmapped device is left in it and buf is not delayed
+ * (after an unmap). */
+void shk__buf_rare_trim(shk_buf *buf);
+/* A call site of buf recorded under SHK_DEBUG=buf, NULL when none was. */
+const void *shk__buf_created_at(const shk_buf *buf);
+const void *shk__buf_released_at(const shk_buf *buf);
+
 /* ---- buffers (buf.c) ---- */
 
 /* Set while the heap hook or the buffer observer is: creation and release take their short
@@ -162,7 +199,7 @@ enum {
 /* Ordered so that the fields the short ways of consume, create and release touch share the
  * first two 64-byte lines of the object (as laid out on x86-64): identity and shape first, then
  * the range, the block, the list link and the allocator; what only the general ways read
- * (callbacks, debug call sites, deferred links, device) comes after. */
+ * (callbacks, debug call sites, deferred links, device) is out of line, behind `rare`. */
 struct shk_buf {
   atomic_size_t refs;
   uint32_t magic;  /* SHK__BUF_MAGIC_LIVE from creation; DEAD once released under SHK_DEBUG */
@@ -183,13 +220,10 @@ struct shk_buf {
   shk__buf_allocator *allocator;
   size_t align;    /* an inline aligned object's alignment (0 for the heap) */
   size_t park_key; /* size and alignment in one word, for the per-thread lists */
-  shk_buf_destroy_fn on_destroy;
-  void *on_destroy_user;
-  const void *created_at, *released_at; /* call sites, recorded under SHK_DEBUG=buf */
-  struct shk_buf *deferred_prev, *deferred_next; /* buf_deferred.c */
-  shk__buf_device device;                      /* buf_device.c */
+  struct shk__buf_rare *rare; /* NULL for the usual buffer: callback, delay, device, debug */
   /* Last, so that a slab's slot ends at the slab pointer (SHK__BUF_SLOT_HEADER_SIZE): its bytes
-   * follow there, 80 bytes less of a slot to write (create+release of 64 B, 10 000 live). */
+   * follow there, 80 bytes less of a slot to write (create+release of 64 B, 10 000 live); with
+   * the rare fields out of line, a slot's header is 144 bytes. */
   union {
     shk__buf_range range;       /* its own node in the index (not in_slab) */
     struct shk__buf_slab *slab; /* in_slab: the slab it is a slot of */
