@@ -18,6 +18,12 @@ static void count_destroy(const shk_buf_info *info, void *user) {
   destroyed += user == &destroyed;
 }
 
+/* Each callback test starts with nothing parked, kept or deferred, and no callback counted. */
+static void start_clean(void) {
+  assert_int_equal(shk_buf_shutdown(), SHK_OK);
+  destroyed = 0;
+}
+
 static shk_buf_options with_callback(const char *allocator) {
   shk_buf_options o;
   shk_buf_options_init(&o);
@@ -82,8 +88,7 @@ static void the_usual_buffer_has_no_block_on_any_short_way(void **state) {
 static void every_way_of_creation_with_a_callback_makes_the_block_and_runs_it_once(void **state) {
   (void)state;
   static unsigned char arena[256];
-  assert_int_equal(shk_buf_shutdown(), SHK_OK);
-  destroyed = 0;
+  start_clean();
   shk_buf_options cb = with_callback(NULL);
   /* A parked object taken back (the general way's reuse). */
   shk_buf *a = make(64, NULL);
@@ -135,8 +140,7 @@ static void every_way_of_creation_with_a_callback_makes_the_block_and_runs_it_on
 static void delayed_buffers_wait_on_the_deferred_list_through_their_blocks(void **state) {
   (void)state;
   static unsigned char arena[256];
-  assert_int_equal(shk_buf_shutdown(), SHK_OK);
-  destroyed = 0;
+  start_clean();
   shk_buf_options delayed = with_callback(NULL);
   delayed.delayed_free = true;
   shk_buf *parked = make(64, NULL);
@@ -184,8 +188,7 @@ static void delayed_buffers_wait_on_the_deferred_list_through_their_blocks(void 
 static void without_memory_for_the_block_a_creation_fails_and_takes_nothing(void **state) {
   (void)state;
   static unsigned char arena[256];
-  assert_int_equal(shk_buf_shutdown(), SHK_OK);
-  destroyed = 0;
+  start_clean();
   shk_buf *parked = make(64, NULL);
   shk_buf_release(parked);
   size_t kept = shk__buf_recycle_count(), live = shk_buf_live_count();
