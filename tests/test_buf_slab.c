@@ -5,6 +5,7 @@
  * ended, or in a forked child go back to their slab, and a slab with nothing out goes back
  * (out of the index, freed) unless it is its owner's current one. */
 /* ctest: labels=unit;internal;tsan;multiprocess timeout=180 */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -459,6 +460,29 @@ static void a_mapped_slot_is_unmapped_at_its_end_and_goes_back_to_its_slab(void 
   assert_baseline(b);
 }
 
+/* Without memory for a new slab, a small heap buffer is one malloc block of its own, made as
+ * without slabs: the creation succeeds, and the buffer is used, ended and parked as any. */
+static void without_memory_for_a_slab_a_buffer_is_made_alone(void **state) {
+  (void)state;
+  baseline b = baseline_now();
+  shk__fault_arm(SHK__FAULT_ALLOC, 1, ENOMEM, false); /* the slab's block */
+  shk_buf *buf = make(SIZE);
+  unsigned failed = shk__fault_failures(SHK__FAULT_ALLOC);
+  shk__fault_disarm_all();
+  assert_int_equal(failed, 1);
+  assert_false(buf->in_slab);
+  assert_int_equal(shk__buf_slab_count(), b.slabs);
+  assert_int_equal(indexed_alone(), b.alone + 1);
+  memset(shk_buf_data(buf), 0x5a, SIZE);
+  shk_buf *next = make(SIZE); /* memory again: a slot */
+  assert_true(next->in_slab);
+  shk_buf_release(next);
+  shk_buf_release(buf);
+  assert_ptr_equal(make(SIZE), buf); /* parked, taken back */
+  shk_buf_release(buf);
+  assert_baseline(b);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(new_small_buffers_are_slots_of_slabs_indexed_as_one_range_each),
     cmocka_unit_test(a_consume_into_any_part_of_a_slab_is_refused),
@@ -472,6 +496,7 @@ static const struct CMUnitTest tests[] = {
     cmocka_unit_test(the_heap_hook_hears_every_slot_end_and_no_slot_is_made_under_it),
     cmocka_unit_test(shk_debug_buf_makes_no_slot_and_ends_earlier_ones_in_their_slab),
     cmocka_unit_test(a_mapped_slot_is_unmapped_at_its_end_and_goes_back_to_its_slab),
+    cmocka_unit_test(without_memory_for_a_slab_a_buffer_is_made_alone),
 };
 
 static const shk_test_child children[] = {{NULL, NULL}};

@@ -87,7 +87,9 @@ static int keep_guards(int argc, char **argv) {
 static int corrupt_index(int argc, char **argv) {
   (void)argc;
   SHK_CHECK(to_file(argv) == 0);
-  static unsigned char arena[256];
+  /* In one 512-byte block of the index wherever the linker puts it: a range across a block
+   * boundary is noted as two pieces, and the counts below would not be these. */
+  static _Alignas(512) unsigned char arena[256];
   shk_buf *a = NULL, *b = NULL;
   SHK_CHECK(shk_buf_consume(arena, 64, 1, NULL, &a) == SHK_OK);
   a->range.end -= 8;

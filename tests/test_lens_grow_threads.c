@@ -234,10 +234,42 @@ static void a_reader_in_the_middle_of_attaching_is_waited_for(void **state) {
   shk_lens_close(lens);
 }
 
+/* The reader goes after a while without having written its version word (killed between its
+ * stores, or closed at once). */
+static void leave_later(void *arg) {
+  shk_lens_wire_header *h = arg;
+  shk_test_sleep_ms(100);
+  atomic_store((_Atomic uint32_t *)(void *)&h->reader_pid, 0);
+}
+
+/* A reader that goes in the middle of attaching: the thread waiting for its version word stops
+ * waiting and grows the lens (a later reader reads extensions or says it does not), instead of
+ * waiting out the whole wait and taking the gone reader for a 2.2 one. Nothing is dropped. */
+static void a_reader_that_goes_while_attaching_lets_the_lens_grow(void **state) {
+  (void)state;
+  char name[64];
+  shk_lens *lens = NULL;
+  shk_shm *shm = NULL;
+  shk_lens_wire_header *h = open_one_ring(name, sizeof name, "gg", 5000000000u, &lens, &shm);
+  atomic_store((_Atomic uint32_t *)(void *)&h->reader_pid, shk_test_pid()); /* pid taken */
+  one_zone(lens, "main"); /* this thread takes the one ring */
+  shk_test_thread gone;
+  assert_int_equal(shk_test_thread_start(&gone, leave_later, h), 0);
+  shk_test_thread t;
+  assert_int_equal(shk_test_thread_start(&t, one_zone_of_a_new_thread, lens), 0);
+  shk_test_thread_join(&t);
+  shk_test_thread_join(&gone);
+  assert_int_equal(h->ext_count, 1);
+  assert_int_equal(h->no_ring_dropped[SHK_LENS_ZONE], 0);
+  shk_shm_close(shm);
+  shk_lens_close(lens);
+}
+
 static const struct CMUnitTest tests[] = {
     cmocka_unit_test(sixteen_threads_on_a_lens_of_two_rings_lose_nothing),
     cmocka_unit_test(nine_threads_on_a_lens_of_one_ring_lose_nothing),
     cmocka_unit_test(a_reader_in_the_middle_of_attaching_is_waited_for),
+    cmocka_unit_test(a_reader_that_goes_while_attaching_lets_the_lens_grow),
     cmocka_unit_test(a_reader_that_does_not_read_extensions_keeps_the_lens_from_growing),
 };
 

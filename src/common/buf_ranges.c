@@ -347,7 +347,7 @@ static SHK__ALWAYS_INLINE int insert_two(shk__buf_range *node, uintptr_t g, unsi
   size_t tail = shk__granule_find_slot(shk__granule_key(g + 1));
   if (tail == SHK__GRANULE_NOT_FOUND) return SHK__BUF_RANGES_NOT_SHORT;
   shk__granule_map *hm = &shk__granule_maps[head], *tm = &shk__granule_maps[tail];
-  if (lo >= SHK__GRANULE_SIZE - 64 && tail_last < 64) { /* two words: a pair across */
+  if (in_two_words(node->start, node->end)) { /* a pair across */
     shk__granule_pair p = shk__granule_pair_across(lo, last);
     if (shk__granule_pair_overlaps(hm, tm, p)) return SHK_EOVERLAP;
     shk__granule_pair_put(hm, tm, p);
@@ -390,11 +390,10 @@ static bool take_pair_across(shk__buf_range *node) {
   uintptr_t g = shk__granule_of(node->start);
   size_t a = shk__granule_find_slot_at(shk__granule_key(g), node->head_slot);
   size_t b = shk__granule_find_slot_at(shk__granule_key(g + 1), node->tail_slot);
-  shk__granule_pair p = {node->head_w0, node->head_w1, node->head_m0, node->head_m1};
   bool had = a != SHK__GRANULE_NOT_FOUND && b != SHK__GRANULE_NOT_FOUND &&
-             shk__granule_pair_take(&shk__granule_maps[a], &shk__granule_maps[b], p);
-  node->head_piece = node->tail_piece = SHK__GRANULE_NONE;
-  shk__buf_ranges_unlink(node);
+             shk__granule_pair_take(&shk__granule_maps[a], &shk__granule_maps[b],
+                                    shk__buf_ranges_noted_pair(node));
+  shk__buf_ranges_forget(node);
   return had;
 }
 
@@ -402,7 +401,10 @@ bool shk__buf_ranges_remove_across_done(shk__buf_range *node) {
   return shk__buf_ranges_remove_short_done(take_pair_across(node));
 }
 
-bool shk__buf_ranges_take_pieces_long(shk__buf_range *node) {
+/* Takes node's pieces out of their records and node off the list, whatever they are (a pair in
+ * a block or across, or pieces of any length); false when it had none there. */
+static bool take_pieces(shk__buf_range *node) {
+  if (shk__buf_ranges_pair_in_block(node)) return shk__buf_ranges_take_pair(node);
   if (node->head_piece == SHK__GRANULE_PAIR) return take_pair_across(node);
   bool head = node->head_piece != SHK__GRANULE_NONE, tail = node->tail_piece != SHK__GRANULE_NONE;
   if (!head && !tail) return false;
@@ -417,14 +419,13 @@ bool shk__buf_ranges_take_pieces_long(shk__buf_range *node) {
     piece_of(p.ge, node, &lo, &last);
     had |= shk__granule_take(p.ge, node->tail_slot, lo, last);
   }
-  node->head_piece = node->tail_piece = SHK__GRANULE_NONE;
-  shk__buf_ranges_unlink(node);
+  shk__buf_ranges_forget(node);
   return had;
 }
 
 /* Takes every part of node out; false when it had none there (removed already). */
 static bool remove_range(shk__buf_range *node) {
-  bool had = shk__buf_ranges_take_pieces(node);
+  bool had = take_pieces(node);
   if (node->in_tree) had |= shk__range_tree_remove(&node->blocks);
   node->in_tree = false;
   return had;

@@ -102,8 +102,9 @@ static SHK__ALWAYS_INLINE void shk__buf_ranges_note_pair(shk__buf_range *node, u
   shk__buf_ranges_link(node);
 }
 
-/* Which short way takes [start, end): 1 one piece (shk__buf_ranges_insert_one), 2 two (the
- * two-piece way), 0 none; *g, *lo and *last as they take them. */
+/* Which short way takes [start, end): 1 a pair in one block (shk__buf_ranges_insert_one), 2 a
+ * range across into the next block (the two-piece way, which puts one of two words as a pair
+ * across), 0 none; *g, *lo and *last as they take them (last from block g's start). */
 static SHK__ALWAYS_INLINE int shk__buf_ranges_short_kind(uintptr_t start, uintptr_t end,
                                                          uintptr_t *g, unsigned *lo,
                                                          uintptr_t *last) {
@@ -164,28 +165,30 @@ static SHK__ALWAYS_INLINE int shk__buf_ranges_insert_fast(shk__buf_range *node) 
   return shk__buf_ranges_insert_general(node, true, NULL);
 }
 
-/* Takes node's pieces out of their records and node off the list, any pieces (buf_ranges.c),
- * a pair across two blocks among them; false when it had none there. */
-bool shk__buf_ranges_take_pieces_long(shk__buf_range *node);
-
 /* Whether node is noted as a pair in one block (shk__buf_ranges_note_pair). */
 static SHK__ALWAYS_INLINE bool shk__buf_ranges_pair_in_block(const shk__buf_range *node) {
   return node->head_piece == SHK__GRANULE_PAIR && node->tail_piece == SHK__GRANULE_NONE;
 }
 
-/* The same for a pair in one block, from its notes. */
-static SHK__ALWAYS_INLINE bool shk__buf_ranges_take_pair(shk__buf_range *node) {
+/* node's pair as noted (in one block or across). */
+static SHK__ALWAYS_INLINE shk__granule_pair shk__buf_ranges_noted_pair(const shk__buf_range *node) {
   shk__granule_pair p = {node->head_w0, node->head_w1, node->head_m0, node->head_m1};
-  bool had = shk__granule_take_pair(shk__granule_of(node->start), node->head_slot, p);
-  node->head_piece = SHK__GRANULE_NONE;
-  shk__buf_ranges_unlink(node);
-  return had;
+  return p;
 }
 
-/* Any pieces: the pair's short way, else the long one. */
-static SHK__ALWAYS_INLINE bool shk__buf_ranges_take_pieces(shk__buf_range *node) {
-  if (!shk__buf_ranges_pair_in_block(node)) return shk__buf_ranges_take_pieces_long(node);
-  return shk__buf_ranges_take_pair(node);
+/* Notes node as having no pieces and takes it off the list (its bits are cleared already). */
+static SHK__ALWAYS_INLINE void shk__buf_ranges_forget(shk__buf_range *node) {
+  node->head_piece = node->tail_piece = SHK__GRANULE_NONE;
+  shk__buf_ranges_unlink(node);
+}
+
+/* Takes a pair in one block out of its record, from its notes, and node off the list; false
+ * when it was not there whole. */
+static SHK__ALWAYS_INLINE bool shk__buf_ranges_take_pair(shk__buf_range *node) {
+  bool had = shk__granule_take_pair(shk__granule_of(node->start), node->head_slot,
+                                    shk__buf_ranges_noted_pair(node));
+  shk__buf_ranges_forget(node);
+  return had;
 }
 
 /* The end of a remove's short way, holding the lock plainly: had is whether the range was there;
