@@ -207,6 +207,37 @@ static void finish_attach_later(void *arg) {
 /* A thread's first zone: it needs a ring of its own. (Only one: nobody drains the rings.) */
 static void one_zone_of_a_new_thread(void *arg) { one_zone(arg, "zone"); }
 
+/* A reader takes reader_pid on a lens of one ring (held by this thread) and `reader_side` does
+ * the rest of its attach, or its leaving, from a thread of its own; meanwhile a new thread needs
+ * a ring. It must grow the lens and drop nothing. The header is h, for what the caller checks
+ * or undoes after. */
+static void a_new_thread_grows_while_a_reader_attaches(const char *tag, void (*reader_side)(void *),
+                                                       void (*after)(shk_lens_wire_header *h)) {
+  char name[64];
+  shk_lens *lens = NULL;
+  shk_shm *shm = NULL;
+  shk_lens_wire_header *h = open_one_ring(name, sizeof name, tag, 5000000000u, &lens, &shm);
+  atomic_store((_Atomic uint32_t *)(void *)&h->reader_pid, shk_test_pid()); /* pid taken... */
+  one_zone(lens, "main"); /* this thread takes the one ring */
+  shk_test_thread reader;
+  assert_int_equal(shk_test_thread_start(&reader, reader_side, h), 0); /* ...the rest */
+  shk_test_thread t;
+  assert_int_equal(shk_test_thread_start(&t, one_zone_of_a_new_thread, lens), 0);
+  shk_test_thread_join(&t);
+  shk_test_thread_join(&reader);
+  assert_int_equal(h->ext_count, 1);
+  assert_int_equal(h->no_ring_dropped[SHK_LENS_ZONE], 0);
+  if (after) after(h);
+  shk_shm_close(shm);
+  shk_lens_close(lens);
+}
+
+/* The reader detaches. */
+static void detach(shk_lens_wire_header *h) {
+  atomic_store((_Atomic uint64_t *)(void *)&h->reader_version, 0);
+  atomic_store((_Atomic uint32_t *)(void *)&h->reader_pid, 0);
+}
+
 /* A 2.3 reader caught between taking reader_pid and writing its version word (preempted there,
  * or slow: seen under valgrind on a loaded machine, where the whole lens of a fresh segment,
  * version word 0, was taken for a 2.2 reader's and every thread without a ring dropped): a
@@ -214,24 +245,7 @@ static void one_zone_of_a_new_thread(void *arg) { one_zone(arg, "zone"); }
  * the lens once the word says 2.3. Nothing is dropped. */
 static void a_reader_in_the_middle_of_attaching_is_waited_for(void **state) {
   (void)state;
-  char name[64];
-  shk_lens *lens = NULL;
-  shk_shm *shm = NULL;
-  shk_lens_wire_header *h = open_one_ring(name, sizeof name, "gw", 5000000000u, &lens, &shm);
-  atomic_store((_Atomic uint32_t *)(void *)&h->reader_pid, shk_test_pid()); /* pid taken... */
-  one_zone(lens, "main"); /* this thread takes the one ring */
-  shk_test_thread later;
-  assert_int_equal(shk_test_thread_start(&later, finish_attach_later, h), 0); /* ...the rest */
-  shk_test_thread t;
-  assert_int_equal(shk_test_thread_start(&t, one_zone_of_a_new_thread, lens), 0);
-  shk_test_thread_join(&t);
-  shk_test_thread_join(&later);
-  assert_int_equal(h->ext_count, 1);
-  assert_int_equal(h->no_ring_dropped[SHK_LENS_ZONE], 0);
-  atomic_store((_Atomic uint64_t *)(void *)&h->reader_version, 0); /* the reader detaches */
-  atomic_store((_Atomic uint32_t *)(void *)&h->reader_pid, 0);
-  shk_shm_close(shm);
-  shk_lens_close(lens);
+  a_new_thread_grows_while_a_reader_attaches("gw", finish_attach_later, detach);
 }
 
 /* The reader goes after a while without having written its version word (killed between its
@@ -247,22 +261,7 @@ static void leave_later(void *arg) {
  * waiting out the whole wait and taking the gone reader for a 2.2 one. Nothing is dropped. */
 static void a_reader_that_goes_while_attaching_lets_the_lens_grow(void **state) {
   (void)state;
-  char name[64];
-  shk_lens *lens = NULL;
-  shk_shm *shm = NULL;
-  shk_lens_wire_header *h = open_one_ring(name, sizeof name, "gg", 5000000000u, &lens, &shm);
-  atomic_store((_Atomic uint32_t *)(void *)&h->reader_pid, shk_test_pid()); /* pid taken */
-  one_zone(lens, "main"); /* this thread takes the one ring */
-  shk_test_thread gone;
-  assert_int_equal(shk_test_thread_start(&gone, leave_later, h), 0);
-  shk_test_thread t;
-  assert_int_equal(shk_test_thread_start(&t, one_zone_of_a_new_thread, lens), 0);
-  shk_test_thread_join(&t);
-  shk_test_thread_join(&gone);
-  assert_int_equal(h->ext_count, 1);
-  assert_int_equal(h->no_ring_dropped[SHK_LENS_ZONE], 0);
-  shk_shm_close(shm);
-  shk_lens_close(lens);
+  a_new_thread_grows_while_a_reader_attaches("gg", leave_later, NULL);
 }
 
 static const struct CMUnitTest tests[] = {

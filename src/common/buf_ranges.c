@@ -496,7 +496,8 @@ static bool pair_noted_right(const shk__buf_range *node) {
   uintptr_t base = shk__granule_of(node->start) << SHK__GRANULE_BITS;
   unsigned lo = (unsigned)(node->start - base), last = (unsigned)(node->end - 1 - base);
   bool across = last >= SHK__GRANULE_SIZE;
-  shk__granule_pair p = across ? shk__granule_pair_across(lo, last) : shk__granule_pair_of(lo, last);
+  shk__granule_pair p =
+      across ? shk__granule_pair_across(lo, last) : shk__granule_pair_of(lo, last);
   return across == (node->tail_piece != SHK__GRANULE_NONE) && node->head_w0 == p.w0 &&
          node->head_w1 == p.w1 && node->head_m0 == p.m0 && node->head_m1 == p.m1;
 }
